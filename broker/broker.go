@@ -1,0 +1,220 @@
+package broker
+
+import (
+	"context"
+	"time"
+)
+
+// Header is a record header: an application-defined key and value.
+type Header struct {
+	Key   string
+	Value []byte
+}
+
+// Record is one entry of a partitioned log.
+//
+// A nil Value is a tombstone: on a compacted topic it deletes its key.
+// Value []byte{} (empty, not nil) is an ordinary empty value; the broker keeps
+// the distinction.
+//
+// When producing, Topic and Partition choose where the record goes (use
+// [PartitionByKey] for Kafka's default key partitioner); Offset is ignored and
+// set by the broker. Timestamp is kept with millisecond precision; a zero
+// Timestamp is replaced by the broker's clock at append time.
+//
+// Records returned by Fetch are owned by the caller: the broker never
+// modifies them afterwards, and they stay valid after later calls.
+type Record struct {
+	Key       []byte
+	Value     []byte
+	Headers   []Header
+	Timestamp time.Time
+	Topic     string
+	Partition int32
+	Offset    int64
+}
+
+// PartitionByKey as a Record's Partition asks the broker to choose the
+// partition with Kafka's default partitioner: murmur2 of the key for a
+// non-nil key (see [KeyPartition]), round-robin for a nil key.
+const PartitionByKey int32 = -1
+
+// CleanupPolicy says how a topic forgets old records.
+type CleanupPolicy uint8
+
+const (
+	// CleanupDelete removes whole old data by time and size (retention).
+	CleanupDelete CleanupPolicy = iota
+	// CleanupCompact keeps the newest record of every key and removes
+	// tombstones after TopicConfig.DeleteRetention.
+	CleanupCompact
+)
+
+// String returns Kafka's name of the policy: "delete" or "compact".
+func (p CleanupPolicy) String() string {
+	switch p {
+	case CleanupDelete:
+		return "delete"
+	case CleanupCompact:
+		return "compact"
+	}
+	return "unknown"
+}
+
+// TopicConfig describes a topic. The zero value of every field but
+// Partitions means "the default".
+type TopicConfig struct {
+	// Partitions is the number of partitions; it must be >= 1.
+	Partitions int32
+	// Cleanup is the cleanup policy; default CleanupDelete.
+	Cleanup CleanupPolicy
+	// RetentionTime deletes data older than this (by record timestamp).
+	// 0 means the default of 7 days; negative means forever.
+	RetentionTime time.Duration
+	// RetentionBytes deletes the oldest data of a partition beyond this
+	// size. 0 or negative means no size limit (the default).
+	RetentionBytes int64
+	// DeleteRetention is how long a tombstone survives compaction on a
+	// compacted topic. 0 means the default of 24 hours.
+	DeleteRetention time.Duration
+}
+
+// Default values applied to zero fields of TopicConfig.
+const (
+	DefaultRetentionTime   = 7 * 24 * time.Hour
+	DefaultDeleteRetention = 24 * time.Hour
+)
+
+// TopicInfo describes an existing topic.
+type TopicInfo struct {
+	Name   string
+	Config TopicConfig // with defaults applied
+}
+
+// TopicPartition names one partition of a topic.
+type TopicPartition struct {
+	Topic     string
+	Partition int32
+}
+
+// FetchRequest asks for records of one partition from Offset on.
+type FetchRequest struct {
+	Topic     string
+	Partition int32
+	Offset    int64
+}
+
+// FetchOptions bound a Fetch.
+type FetchOptions struct {
+	// MaxWait is how long Fetch waits for data when none of the requested
+	// partitions has any at the requested offsets. 0 returns at once.
+	MaxWait time.Duration
+	// MaxRecords bounds the number of records returned over all
+	// partitions; 0 means a default of 10000. The broker may exceed it by
+	// less than one internal batch.
+	MaxRecords int
+	// MaxBytes bounds the key and value bytes returned; 0 means a default
+	// of 16 MiB. At least one record is returned when any is available.
+	MaxBytes int
+}
+
+// Offsets is what a partition holds: records live at offsets in
+// [Earliest, Latest). Latest is the offset the next record will get
+// (Kafka's log-end offset / high watermark).
+type Offsets struct {
+	Earliest int64
+	Latest   int64
+}
+
+// CommitRequest is an atomic step: every record in Records is appended and
+// every offset in Offsets is stored for Group, all together or not at all.
+// Records are visible to fetchers only once the commit succeeds.
+type CommitRequest struct {
+	// Records to append; each names its Topic and Partition (or
+	// PartitionByKey). On success the broker sets their Partition and
+	// Offset in place.
+	Records []Record
+	// Group whose offsets are stored. May be empty when Offsets is empty.
+	Group string
+	// Generation fences zombies: when non-zero, the commit fails with
+	// ErrFenced unless it equals the group's current generation and
+	// MemberID is a member of it.
+	Generation int64
+	MemberID   string
+	// Offsets are the next offsets to consume, per partition.
+	Offsets map[TopicPartition]int64
+}
+
+// Assignment is a group member's share of the subscribed partitions in one
+// generation.
+type Assignment struct {
+	Generation int64
+	Partitions []TopicPartition // sorted by partition, then topic
+}
+
+// Membership is one member of a consumer group. Inside a group every
+// partition of the subscribed topics is assigned to exactly one member (queue
+// semantics); distinct groups each see every record (pub/sub).
+//
+// Partitions are assigned by partition number: partition p of every
+// subscribed topic goes to the same member, so co-partitioned topics stay
+// together.
+type Membership interface {
+	// MemberID identifies the member within its group.
+	MemberID() string
+	// Assignments delivers the member's assignment, first after joining
+	// and then after every rebalance. The channel has a buffer of one and
+	// holds only the newest assignment; it is closed by Leave.
+	Assignments() <-chan Assignment
+	// Leave leaves the group, which rebalances the remaining members.
+	Leave(ctx context.Context) error
+}
+
+// Broker is what the runtime needs from a partitioned log. Implementations
+// are safe for concurrent use.
+//
+// Errors: unknown topics give an error matching ErrUnknownTopic (errors.Is),
+// invalid names ErrInvalidTopicName, bad partition counts ErrInvalidPartitions,
+// oversized records ErrRecordTooLarge, fetches outside the log an
+// *OffsetOutOfRangeError, calls after Close ErrClosed.
+type Broker interface {
+	// CreateTopic creates a topic; ErrTopicExists if it exists.
+	CreateTopic(ctx context.Context, name string, cfg TopicConfig) error
+	// DeleteTopic deletes a topic and all its data and group offsets.
+	DeleteTopic(ctx context.Context, name string) error
+	// ListTopics lists topics sorted by name.
+	ListTopics(ctx context.Context) ([]TopicInfo, error)
+	// DescribeTopic returns one topic's configuration.
+	DescribeTopic(ctx context.Context, name string) (TopicInfo, error)
+
+	// Produce appends records, each to its Topic and Partition (or
+	// PartitionByKey), and sets their Partition and Offset in place. The
+	// records of one call that go to one partition are appended atomically
+	// and contiguously. It returns once they are durable under the
+	// broker's durability policy.
+	Produce(ctx context.Context, records []Record) error
+	// Fetch returns records from the requested partitions, in offset
+	// order per partition, waiting up to opts.MaxWait for any to arrive.
+	// A request at the latest offset is valid and waits; one below the
+	// earliest or above the latest gives *OffsetOutOfRangeError.
+	Fetch(ctx context.Context, reqs []FetchRequest, opts FetchOptions) ([]Record, error)
+	// ListOffsets returns the earliest and latest offsets of a partition.
+	ListOffsets(ctx context.Context, topic string, partition int32) (Offsets, error)
+	// OffsetForTime returns the first offset whose record timestamp is >=
+	// ts, or the latest offset if there is none.
+	OffsetForTime(ctx context.Context, topic string, partition int32, ts time.Time) (int64, error)
+
+	// CommitOffsets stores group offsets (next offset to consume).
+	CommitOffsets(ctx context.Context, group string, offsets map[TopicPartition]int64) error
+	// FetchOffsets returns a group's stored offsets for the given
+	// partitions; partitions without a stored offset are absent.
+	FetchOffsets(ctx context.Context, group string, partitions []TopicPartition) (map[TopicPartition]int64, error)
+	// JoinGroup joins group as a new member subscribed to topics; every
+	// member of a group must subscribe to the same topics.
+	JoinGroup(ctx context.Context, group string, topics []string) (Membership, error)
+	// Commit performs an atomic CommitRequest.
+	Commit(ctx context.Context, req CommitRequest) error
+
+	// Close releases the broker. Blocked calls return ErrClosed.
+	Close() error
+}

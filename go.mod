@@ -1,0 +1,3 @@
+module github.com/duality-streams/duality
+
+go 1.26
