@@ -1,0 +1,245 @@
+package brokertest
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/duality-streams/duality/broker"
+)
+
+var commitCases = []testCase{
+	{"Commit/Atomic", testCommitAtomic},
+	{"Commit/WholeToFetchers", testCommitWholeToFetchers},
+	{"Commit/Fenced", testCommitFenced},
+}
+
+func testCommitAtomic(t *testing.T, b broker.Broker) {
+	ctx := t.Context()
+	createTopic(t, b, "in", 1)
+	createTopic(t, b, "out1", 2)
+	createTopic(t, b, "out2", 1)
+	produceValues(t, b, "in", 0, seq("in", 5)...)
+	produceValues(t, b, "out1", 1, "before")
+	inTP := broker.TopicPartition{Topic: "in", Partition: 0}
+
+	req := broker.CommitRequest{
+		Records: []broker.Record{
+			rec("out1", 0, "k", "o1p0-0"),
+			rec("out1", 1, "k", "o1p1-0"),
+			rec("out2", 0, "k", "o2-0"),
+			rec("out1", 0, "k", "o1p0-1"),
+			rec("out1", broker.PartitionByKey, "by-key", "o1-bykey"),
+		},
+		Group:   "g",
+		Offsets: map[broker.TopicPartition]int64{inTP: 3},
+	}
+	require.NoError(t, b.Commit(ctx, req))
+
+	// Partition and Offset are set in place.
+	byKey := broker.KeyPartition([]byte("by-key"), 2)
+	require.Equal(t, byKey, req.Records[4].Partition)
+	next := map[int32]int64{0: 0, 1: 1}
+	for _, i := range []int{0, 1, 3, 4} {
+		r := req.Records[i]
+		require.Equal(t, next[r.Partition], r.Offset, "record %d", i)
+		next[r.Partition]++
+	}
+	require.Equal(t, int64(0), req.Records[2].Offset)
+
+	// Visible at once after Commit returns: the records and the offsets.
+	got, err := b.FetchOffsets(ctx, "g", []broker.TopicPartition{inTP})
+	require.NoError(t, err)
+	require.Equal(t, map[broker.TopicPartition]int64{inTP: 3}, got)
+	want := map[int32][]string{0: {"o1p0-0", "o1p0-1"}, 1: {"before", "o1p1-0"}}
+	want[byKey] = append(want[byKey], "o1-bykey")
+	require.Equal(t, want[0], values(fetchAll(t, b, "out1", 0, 0)))
+	require.Equal(t, want[1], values(fetchAll(t, b, "out1", 1, 0)))
+	require.Equal(t, []string{"o2-0"}, values(fetchAll(t, b, "out2", 0, 0)))
+
+	// Offsets only, and records only, are valid commits too.
+	require.NoError(t, b.Commit(ctx, broker.CommitRequest{Group: "g", Offsets: map[broker.TopicPartition]int64{inTP: 5}}))
+	require.NoError(t, b.Commit(ctx, broker.CommitRequest{Records: []broker.Record{rec("out2", 0, "k", "o2-1")}}))
+	got, err = b.FetchOffsets(ctx, "g", []broker.TopicPartition{inTP})
+	require.NoError(t, err)
+	require.Equal(t, map[broker.TopicPartition]int64{inTP: 5}, got)
+	require.Equal(t, []string{"o2-0", "o2-1"}, values(fetchAll(t, b, "out2", 0, 0)))
+
+	// A commit naming an unknown topic writes nothing, offsets included.
+	err = b.Commit(ctx, broker.CommitRequest{
+		Records: []broker.Record{rec("out2", 0, "k", "lost"), rec("missing", 0, "k", "v")},
+		Group:   "g",
+		Offsets: map[broker.TopicPartition]int64{inTP: 1},
+	})
+	require.ErrorIs(t, err, broker.ErrUnknownTopic)
+	requireUnchanged(t, b, "g", inTP, 5, "out2", 0, 2)
+}
+
+// testCommitWholeToFetchers runs fetchers concurrently with commits and
+// checks that every fetch response holds whole commits per partition: a
+// commit's records become visible together, never a part of them.
+func testCommitWholeToFetchers(t *testing.T, b broker.Broker) {
+	const commits, perPartition = 20, 5
+	createTopic(t, b, "out", 2)
+	createTopic(t, b, "in", 1)
+	inTP := broker.TopicPartition{Topic: "in", Partition: 0}
+
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	watchErr := make(chan error, 1)
+	go func() {
+		watchErr <- func() error {
+			next := []int64{0, 0}
+			for next[0] < commits*perPartition || next[1] < commits*perPartition {
+				recs, err := b.Fetch(ctx, []broker.FetchRequest{
+					{Topic: "out", Partition: 0, Offset: next[0]},
+					{Topic: "out", Partition: 1, Offset: next[1]},
+				}, broker.FetchOptions{MaxWait: waitBound})
+				if err != nil {
+					return err
+				}
+				count := map[string]int{}
+				for _, r := range recs {
+					if r.Offset != next[r.Partition] {
+						return fmt.Errorf("partition %d: offset %d, want %d", r.Partition, r.Offset, next[r.Partition])
+					}
+					next[r.Partition]++
+					commit, _, _ := strings.Cut(string(r.Value), "/")
+					count[fmt.Sprintf("%d/%s", r.Partition, commit)]++
+				}
+				for c, n := range count {
+					if n != perPartition {
+						return fmt.Errorf("a fetch saw %d of the %d records of commit %s", n, perPartition, c)
+					}
+				}
+			}
+			return nil
+		}()
+	}()
+
+	for c := range commits {
+		var recs []broker.Record
+		for p := range int32(2) {
+			for i := range perPartition {
+				recs = append(recs, rec("out", p, "k", fmt.Sprintf("c%d/%d", c, i)))
+			}
+		}
+		require.NoError(t, b.Commit(t.Context(), broker.CommitRequest{
+			Records: recs,
+			Group:   "g",
+			Offsets: map[broker.TopicPartition]int64{inTP: int64(c + 1)},
+		}))
+		// Visible once Commit has returned.
+		for p := range int32(2) {
+			offs, err := b.ListOffsets(t.Context(), "out", p)
+			require.NoError(t, err)
+			require.Equal(t, int64((c+1)*perPartition), offs.Latest, "commit %d partition %d", c, p)
+		}
+		got, err := b.FetchOffsets(t.Context(), "g", []broker.TopicPartition{inTP})
+		require.NoError(t, err)
+		require.Equal(t, int64(c+1), got[inTP])
+	}
+	select {
+	case err := <-watchErr:
+		require.NoError(t, err)
+	case <-ctx.Done():
+		require.FailNow(t, "test ended before the watcher")
+	}
+}
+
+func testCommitFenced(t *testing.T, b broker.Broker) {
+	ctx := t.Context()
+	createTopic(t, b, "in", 2)
+	createTopic(t, b, "out", 1)
+	inTP := broker.TopicPartition{Topic: "in", Partition: 0}
+
+	m1, err := b.JoinGroup(ctx, "g", []string{"in"})
+	require.NoError(t, err)
+	a1 := recvAssignment(t, m1, func(broker.Assignment) bool { return true })
+	require.NoError(t, b.Commit(ctx, broker.CommitRequest{
+		Records: []broker.Record{rec("out", 0, "k", "gen1")}, Group: "g",
+		Generation: a1.Generation, MemberID: m1.MemberID(),
+		Offsets: map[broker.TopicPartition]int64{inTP: 1},
+	}))
+
+	m2, err := b.JoinGroup(ctx, "g", []string{"in"})
+	require.NoError(t, err)
+	a2 := recvAssignment(t, m2, func(a broker.Assignment) bool { return a.Generation > a1.Generation })
+	b1 := recvAssignment(t, m1, func(a broker.Assignment) bool { return a.Generation >= a2.Generation })
+	require.Equal(t, a2.Generation, b1.Generation)
+
+	fenced := func(name string, gen int64, member string) {
+		t.Helper()
+		err := b.Commit(ctx, broker.CommitRequest{
+			Records: []broker.Record{rec("out", 0, "k", "zombie-"+name)}, Group: "g",
+			Generation: gen, MemberID: member,
+			Offsets: map[broker.TopicPartition]int64{inTP: 99},
+		})
+		require.ErrorIs(t, err, broker.ErrFenced, name)
+		require.False(t, broker.IsRetryable(err), name)
+	}
+	fenced("stale generation", a1.Generation, m1.MemberID())
+	fenced("unknown member", a2.Generation, "no-such-member")
+	fenced("future generation", a2.Generation+1, m1.MemberID())
+	requireUnchanged(t, b, "g", inTP, 1, "out", 0, 1)
+
+	require.NoError(t, b.Commit(ctx, broker.CommitRequest{
+		Records: []broker.Record{rec("out", 0, "k", "gen2")}, Group: "g",
+		Generation: a2.Generation, MemberID: m2.MemberID(),
+		Offsets: map[broker.TopicPartition]int64{inTP: 2},
+	}))
+
+	// A member that left is fenced, with its last generation or the new one.
+	require.NoError(t, m2.Leave(ctx))
+	c1 := recvAssignment(t, m1, func(a broker.Assignment) bool { return a.Generation > a2.Generation })
+	fenced("left, old generation", a2.Generation, m2.MemberID())
+	fenced("left, current generation", c1.Generation, m2.MemberID())
+	requireUnchanged(t, b, "g", inTP, 2, "out", 0, 2)
+	require.Equal(t, []string{"gen1", "gen2"}, values(fetchAll(t, b, "out", 0, 0)))
+
+	require.NoError(t, b.Commit(ctx, broker.CommitRequest{
+		Group: "g", Generation: c1.Generation, MemberID: m1.MemberID(),
+		Offsets: map[broker.TopicPartition]int64{inTP: 3},
+	}))
+	require.NoError(t, m1.Leave(ctx))
+}
+
+// requireUnchanged asserts that group's offset for tp is still offset and
+// that topic/partition still ends at latest.
+func requireUnchanged(t *testing.T, b broker.Broker, group string, tp broker.TopicPartition, offset int64, topic string, partition int32, latest int64) {
+	t.Helper()
+	got, err := b.FetchOffsets(t.Context(), group, []broker.TopicPartition{tp})
+	require.NoError(t, err)
+	require.Equal(t, map[broker.TopicPartition]int64{tp: offset}, got, "a refused commit stores no offsets")
+	offs, err := b.ListOffsets(t.Context(), topic, partition)
+	require.NoError(t, err)
+	require.Equal(t, latest, offs.Latest, "a refused commit appends no records")
+}
+
+func testClose(t *testing.T, b broker.Broker) {
+	ctx := t.Context()
+	createTopic(t, b, "t", 1)
+	produceValues(t, b, "t", 0, "v")
+	started, res := goFetch(ctx, b, []broker.FetchRequest{{Topic: "t", Offset: 1}}, broker.FetchOptions{MaxWait: waitBound})
+	<-started
+	require.NoError(t, b.Close())
+	r := awaitFetch(t, res)
+	require.ErrorIs(t, r.err, broker.ErrClosed, "a fetch blocked at Close returns ErrClosed")
+	require.Less(t, r.elapsed, waitBound)
+
+	for name, call := range topicCalls("t") {
+		require.ErrorIs(t, call(ctx, b), broker.ErrClosed, name)
+	}
+	require.ErrorIs(t, b.CreateTopic(ctx, "u", broker.TopicConfig{Partitions: 1}), broker.ErrClosed)
+	_, err := b.ListTopics(ctx)
+	require.ErrorIs(t, err, broker.ErrClosed)
+	_, err = b.JoinGroup(ctx, "g", []string{"t"})
+	require.ErrorIs(t, err, broker.ErrClosed)
+	require.ErrorIs(t, b.CommitOffsets(ctx, "g", map[broker.TopicPartition]int64{{Topic: "t"}: 1}), broker.ErrClosed)
+	_, err = b.FetchOffsets(ctx, "g", []broker.TopicPartition{{Topic: "t"}})
+	require.ErrorIs(t, err, broker.ErrClosed)
+	require.ErrorIs(t, b.Commit(ctx, broker.CommitRequest{Group: "g", Offsets: map[broker.TopicPartition]int64{{Topic: "t"}: 1}}), broker.ErrClosed)
+}

@@ -1,0 +1,48 @@
+// Package brokertest is the conformance suite for implementations of
+// [broker.Broker]: one test body that every backend (the embedded Pebble log,
+// Kafka on kfake) must pass unchanged.
+//
+// A backend's test file calls [Run] with a factory that returns a fresh,
+// empty broker for each subtest and releases it with t.Cleanup:
+//
+//	func TestConformance(t *testing.T) {
+//		brokertest.Run(t, func(t *testing.T) broker.Broker {
+//			b, err := embedded.Open(t.TempDir())
+//			require.NoError(t, err)
+//			t.Cleanup(func() { _ = b.Close() })
+//			return b
+//		})
+//	}
+//
+// # What is checked
+//
+//   - Topics: create, list (sorted), describe (defaults applied), delete,
+//     recreate after delete gives an empty topic; ErrTopicExists,
+//     ErrUnknownTopic, ErrInvalidTopicName and ErrInvalidPartitions on every
+//     call that takes a topic or a partition count.
+//   - Produce and Fetch: key, value (nil and empty are distinct), headers,
+//     millisecond timestamps and the broker's clock for a zero timestamp;
+//     per-partition order with contiguous offsets from 0; [broker.KeyPartition]
+//     placement for [broker.PartitionByKey]; ErrUnknownPartition; fetches from
+//     the middle, at the latest offset (long-poll woken by a concurrent
+//     produce, immediate return for MaxWait 0), with a canceled context, and
+//     outside the log (*[broker.OffsetOutOfRangeError]); MaxRecords and
+//     MaxBytes; ListOffsets and OffsetForTime; concurrent producers.
+//   - Groups: CommitOffsets and FetchOffsets, independent per group;
+//     JoinGroup, rebalances with increasing generations on join and leave,
+//     disjoint assignments that cover every partition and keep partition p of
+//     every subscribed topic together.
+//   - Commit: records and offsets visible together once it returns, each
+//     commit's records seen whole by concurrent fetchers, ErrFenced for a
+//     stale generation, an unknown member or a member that left, with nothing
+//     written.
+//   - Close: later calls and blocked fetches return ErrClosed.
+//
+// # Scope
+//
+// The suite asserts only what the [broker.Broker] documentation promises and
+// what a Kafka cluster can also provide, so that the same body runs against
+// every backend. It waits on channels with generous bounds rather than
+// sleeping, and keeps data small so that the whole suite runs in a few
+// seconds.
+package brokertest
