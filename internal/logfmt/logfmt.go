@@ -1,0 +1,327 @@
+package logfmt
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"math"
+	"time"
+
+	"github.com/duality-streams/duality/broker"
+)
+
+// Version is the format version written in the first byte of every batch.
+const Version byte = 1
+
+// HeaderLen is the size of the fixed batch header.
+const HeaderLen = 37
+
+// Header field offsets.
+const (
+	offVersion   = 0
+	offCRC       = 1
+	offBase      = 5
+	offLastDelta = 13
+	offCount     = 17
+	offFirstTS   = 21
+	offMaxTS     = 29
+)
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// Header is the fixed part of a batch.
+type Header struct {
+	// BaseOffset is the offset the batch was appended at; every record's
+	// offset is BaseOffset plus its delta. It is also the batch's key.
+	BaseOffset int64
+	// LastOffsetDelta is the delta of the last record: the batch covers
+	// offsets [BaseOffset, BaseOffset+LastOffsetDelta].
+	LastOffsetDelta uint32
+	// Count is the number of records (<= LastOffsetDelta+1; fewer after
+	// compaction removed some).
+	Count uint32
+	// FirstTimestamp is the first record's timestamp in Unix milliseconds.
+	FirstTimestamp int64
+	// MaxTimestamp is the largest record timestamp in Unix milliseconds.
+	MaxTimestamp int64
+}
+
+// LastOffset returns the offset of the batch's last record.
+func (h Header) LastOffset() int64 { return h.BaseOffset + int64(h.LastOffsetDelta) }
+
+// corruptf returns an error matching broker.ErrCorrupt.
+func corruptf(format string, args ...any) error {
+	return fmt.Errorf("%w: record batch: %s", broker.ErrCorrupt, fmt.Sprintf(format, args...))
+}
+
+// errTooLarge reports a batch that does not fit the format's limits.
+var errTooLarge = errors.New("logfmt: batch spans more than 2^32 offsets")
+
+// TimestampMillis returns t in Unix milliseconds, the precision the log keeps.
+func TimestampMillis(t time.Time) int64 { return t.UnixMilli() }
+
+// RecordSize returns the bytes of r that count against a size limit: key,
+// value, and header keys and values.
+func RecordSize(r *broker.Record) int {
+	n := len(r.Key) + len(r.Value)
+	for _, h := range r.Headers {
+		n += len(h.Key) + len(h.Value)
+	}
+	return n
+}
+
+// AppendBatch appends the encoding of recs as one batch at baseOffset to dst.
+// Each record's Offset must be >= baseOffset and strictly increasing, and its
+// Timestamp must be set; Topic and Partition are not stored. recs must not be
+// empty.
+func AppendBatch(dst []byte, baseOffset int64, recs []broker.Record) ([]byte, error) {
+	if len(recs) == 0 {
+		return dst, errors.New("logfmt: empty batch")
+	}
+	start := len(dst)
+	dst = append(dst, make([]byte, HeaderLen)...)
+	first := recs[0].Timestamp.UnixMilli()
+	maxTS := first
+	prev := baseOffset - 1
+	for i := range recs {
+		r := &recs[i]
+		if r.Offset <= prev {
+			return dst[:start], fmt.Errorf("logfmt: record offsets not increasing: %d after %d", r.Offset, prev)
+		}
+		prev = r.Offset
+		delta := r.Offset - baseOffset
+		if delta > math.MaxUint32 {
+			return dst[:start], errTooLarge
+		}
+		ts := r.Timestamp.UnixMilli()
+		maxTS = max(maxTS, ts)
+		dst = binary.AppendUvarint(dst, uint64(delta))
+		dst = binary.AppendVarint(dst, ts-first)
+		dst = appendBytes(dst, r.Key)
+		dst = appendBytes(dst, r.Value)
+		dst = binary.AppendUvarint(dst, uint64(len(r.Headers)))
+		for _, h := range r.Headers {
+			dst = binary.AppendUvarint(dst, uint64(len(h.Key)))
+			dst = append(dst, h.Key...)
+			dst = appendBytes(dst, h.Value)
+		}
+	}
+	if uint64(len(recs)) > math.MaxUint32 {
+		return dst[:start], errTooLarge
+	}
+	h := dst[start : start+HeaderLen]
+	h[offVersion] = Version
+	binary.BigEndian.PutUint64(h[offBase:], uint64(baseOffset))
+	binary.BigEndian.PutUint32(h[offLastDelta:], uint32(prev-baseOffset))
+	binary.BigEndian.PutUint32(h[offCount:], uint32(len(recs)))
+	binary.BigEndian.PutUint64(h[offFirstTS:], uint64(first))
+	binary.BigEndian.PutUint64(h[offMaxTS:], uint64(maxTS))
+	binary.BigEndian.PutUint32(h[offCRC:], crc32.Checksum(dst[start+offBase:], castagnoli))
+	return dst, nil
+}
+
+// appendBytes appends a varint length (-1 for nil) and b.
+func appendBytes(dst, b []byte) []byte {
+	if b == nil {
+		return binary.AppendVarint(dst, -1)
+	}
+	dst = binary.AppendVarint(dst, int64(len(b)))
+	return append(dst, b...)
+}
+
+// ReadHeader parses the fixed header of a batch without checking its CRC.
+// It fails with an error matching broker.ErrCorrupt if b is too short or of an
+// unknown version.
+func ReadHeader(b []byte) (Header, error) {
+	if len(b) < HeaderLen {
+		return Header{}, corruptf("%d bytes, shorter than the %d-byte header", len(b), HeaderLen)
+	}
+	if b[offVersion] != Version {
+		return Header{}, corruptf("unknown format version %d", b[offVersion])
+	}
+	h := Header{
+		BaseOffset:      int64(binary.BigEndian.Uint64(b[offBase:])),
+		LastOffsetDelta: binary.BigEndian.Uint32(b[offLastDelta:]),
+		Count:           binary.BigEndian.Uint32(b[offCount:]),
+		FirstTimestamp:  int64(binary.BigEndian.Uint64(b[offFirstTS:])),
+		MaxTimestamp:    int64(binary.BigEndian.Uint64(b[offMaxTS:])),
+	}
+	switch {
+	case h.BaseOffset < 0:
+		return Header{}, corruptf("negative base offset %d", h.BaseOffset)
+	case h.Count == 0:
+		return Header{}, corruptf("no records")
+	case uint64(h.Count) > uint64(h.LastOffsetDelta)+1:
+		return Header{}, corruptf("%d records in %d offsets", h.Count, uint64(h.LastOffsetDelta)+1)
+	case h.BaseOffset > math.MaxInt64-int64(h.LastOffsetDelta):
+		return Header{}, corruptf("last offset overflows")
+	}
+	return h, nil
+}
+
+// Reader decodes the records of one batch in order. The records it returns
+// alias the batch bytes given to NewReader (with capacities clipped, so
+// appending to one record's slices never overwrites another's). A Reader is
+// not safe for concurrent use.
+type Reader struct {
+	h      Header
+	buf    []byte // remaining record bytes
+	read  uint32 // records returned so far
+	prev  int64  // offset delta of the previous record, -1 at first
+	maxTS  int64
+}
+
+// NewReader validates the header and CRC of the batch b and returns a Reader
+// over its records. Errors match broker.ErrCorrupt.
+func NewReader(b []byte) (*Reader, error) {
+	r := new(Reader)
+	return r, r.Reset(b)
+}
+
+// Reset makes r read the batch b, like NewReader.
+func (r *Reader) Reset(b []byte) error {
+	h, err := ReadHeader(b)
+	if err != nil {
+		*r = Reader{}
+		return err
+	}
+	if want, got := binary.BigEndian.Uint32(b[offCRC:]), crc32.Checksum(b[offBase:], castagnoli); want != got {
+		*r = Reader{}
+		return corruptf("checksum mismatch at base offset %d: stored %08x, computed %08x", h.BaseOffset, want, got)
+	}
+	*r = Reader{h: h, buf: b[HeaderLen:], prev: -1, maxTS: math.MinInt64}
+	return nil
+}
+
+// Header returns the batch header.
+func (r *Reader) Header() Header { return r.h }
+
+// Next decodes the next record into rec (Key, Value, Headers, Timestamp and
+// Offset; Topic and Partition are left alone). It returns false at the end
+// of the batch or on an error, which Err then reports.
+func (r *Reader) Next(rec *broker.Record) (bool, error) {
+	if r.read == r.h.Count {
+		if len(r.buf) != 0 {
+			return false, corruptf("%d trailing bytes after %d records", len(r.buf), r.h.Count)
+		}
+		if r.prev != int64(r.h.LastOffsetDelta) {
+			return false, corruptf("last offset delta %d, header says %d", r.prev, r.h.LastOffsetDelta)
+		}
+		if r.maxTS != r.h.MaxTimestamp {
+			return false, corruptf("max timestamp %d, header says %d", r.maxTS, r.h.MaxTimestamp)
+		}
+		return false, nil
+	}
+	delta, err := r.uvarint()
+	if err != nil {
+		return false, err
+	}
+	if int64(delta) <= r.prev || delta > uint64(r.h.LastOffsetDelta) {
+		return false, corruptf("offset delta %d out of order (previous %d, last %d)", delta, r.prev, r.h.LastOffsetDelta)
+	}
+	tsDelta, err := r.varint()
+	if err != nil {
+		return false, err
+	}
+	if r.read == 0 && tsDelta != 0 {
+		return false, corruptf("first record has timestamp delta %d", tsDelta)
+	}
+	key, err := r.bytes()
+	if err != nil {
+		return false, err
+	}
+	value, err := r.bytes()
+	if err != nil {
+		return false, err
+	}
+	nh, err := r.uvarint()
+	if err != nil {
+		return false, err
+	}
+	// Each header takes at least two bytes; bound the allocation by that.
+	if nh > uint64(len(r.buf))/2 {
+		return false, corruptf("%d headers in %d bytes", nh, len(r.buf))
+	}
+	var headers []broker.Header
+	if nh > 0 {
+		headers = make([]broker.Header, nh)
+		for i := range headers {
+			kl, err := r.uvarint()
+			if err != nil {
+				return false, err
+			}
+			if kl > uint64(len(r.buf)) {
+				return false, corruptf("header key of %d bytes in %d", kl, len(r.buf))
+			}
+			headers[i].Key = string(r.buf[:kl])
+			r.buf = r.buf[kl:]
+			if headers[i].Value, err = r.bytes(); err != nil {
+				return false, err
+			}
+		}
+	}
+	ts := r.h.FirstTimestamp + tsDelta
+	r.maxTS = max(r.maxTS, ts)
+	r.prev = int64(delta)
+	r.read++
+	rec.Key, rec.Value, rec.Headers = key, value, headers
+	rec.Timestamp = time.UnixMilli(ts)
+	rec.Offset = r.h.BaseOffset + int64(delta)
+	return true, nil
+}
+
+func (r *Reader) uvarint() (uint64, error) {
+	v, n := binary.Uvarint(r.buf)
+	if n <= 0 {
+		return 0, corruptf("bad varint")
+	}
+	if n > 1 && r.buf[n-1] == 0 {
+		return 0, corruptf("non-minimal varint")
+	}
+	r.buf = r.buf[n:]
+	return v, nil
+}
+
+func (r *Reader) varint() (int64, error) {
+	u, err := r.uvarint()
+	// Zig-zag decoding as in binary.Varint.
+	x := int64(u >> 1)
+	if u&1 != 0 {
+		x = ^x
+	}
+	return x, err
+}
+
+// bytes reads a length-prefixed byte string; length -1 is nil.
+func (r *Reader) bytes() ([]byte, error) {
+	n, err := r.varint()
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case n == -1:
+		return nil, nil
+	case n < -1 || n > int64(len(r.buf)):
+		return nil, corruptf("length %d with %d bytes left", n, len(r.buf))
+	}
+	b := r.buf[:n:n]
+	r.buf = r.buf[n:]
+	return b, nil
+}
+
+// Decode appends all records of the batch b to dst. The records alias b.
+// Errors match broker.ErrCorrupt.
+func Decode(dst []broker.Record, b []byte) ([]broker.Record, Header, error) {
+	var r Reader
+	if err := r.Reset(b); err != nil {
+		return dst, Header{}, err
+	}
+	for {
+		dst = append(dst, broker.Record{})
+		ok, err := r.Next(&dst[len(dst)-1])
+		if !ok {
+			return dst[:len(dst)-1], r.h, err
+		}
+	}
+}
