@@ -165,11 +165,11 @@ func ReadHeader(b []byte) (Header, error) {
 // appending to one record's slices never overwrites another's). A Reader is
 // not safe for concurrent use.
 type Reader struct {
-	h      Header
-	buf    []byte // remaining record bytes
+	h     Header
+	buf   []byte // remaining record bytes
 	read  uint32 // records returned so far
 	prev  int64  // offset delta of the previous record, -1 at first
-	maxTS  int64
+	maxTS int64
 }
 
 // NewReader validates the header and CRC of the batch b and returns a Reader
