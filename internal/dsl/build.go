@@ -1,0 +1,241 @@
+package dsl
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/duality-streams/duality/broker"
+	"github.com/duality-streams/duality/internal/topology"
+)
+
+type topicKey struct {
+	name     string
+	internal bool
+}
+
+func (k topicKey) String() string {
+	if k.internal {
+		return fmt.Sprintf("internal topic %q", k.name)
+	}
+	return fmt.Sprintf("topic %q", k.name)
+}
+
+// Build validates g and splits it into sub-topologies: the connected
+// components of its in-process edges (internal topics separate them),
+// numbered in the order of their first node. It returns every wiring
+// error at once, joined with errors.Join: errors recorded with AddError,
+// a graph without sources, duplicate names, invalid topic names, a topic
+// read by two sources, and a sub-topology that reads a topic it writes.
+//
+// The result is a snapshot: nodes added to g later are not part of it.
+func Build(g *Graph) (*topology.Topology, error) {
+	errs := slices.Clone(g.errs)
+	nodes := slices.Clone(g.nodes)
+	children := make([][]*Node, len(nodes))
+	for i, n := range nodes {
+		children[i] = slices.Clone(n.Children)
+	}
+
+	byName := make(map[string]*Node, len(nodes))
+	for _, n := range nodes {
+		if prev, ok := byName[n.Name]; ok {
+			errs = append(errs, fmt.Errorf("%w: %q names both a %s step and a %s step", ErrDuplicateName, n.Name, prev.Op, n.Op))
+			continue
+		}
+		byName[n.Name] = n
+	}
+
+	readers := make(map[topicKey]*Node)
+	nSources := 0
+	for _, n := range nodes {
+		switch n.Kind {
+		case KindSource:
+			nSources++
+			for _, topic := range n.Topics {
+				k := topicKey{topic, n.Internal}
+				if err := broker.ValidateTopicName(topic); err != nil {
+					errs = append(errs, fmt.Errorf("source %q: %w", n.Name, err))
+					continue
+				}
+				if prev, ok := readers[k]; ok {
+					errs = append(errs, fmt.Errorf("%w: %s is read by sources %q and %q; read it once and reuse the stream", ErrTopicConflict, k, prev.Name, n.Name))
+					continue
+				}
+				readers[k] = n
+			}
+		case KindSink:
+			for _, topic := range n.Topics {
+				if err := broker.ValidateTopicName(topic); err != nil && !n.Internal {
+					errs = append(errs, fmt.Errorf("sink %q: %w", n.Name, err))
+				}
+			}
+		}
+	}
+	for _, it := range g.internal {
+		if err := broker.ValidateTopicName(it.Name); err != nil {
+			errs = append(errs, fmt.Errorf("internal topic of %q: %w", it.Writer.Name, err))
+		}
+	}
+	if nSources == 0 {
+		errs = append(errs, ErrNoSources)
+	}
+
+	comps, compOf := components(nodes)
+	topo := &topology.Topology{}
+	for id, comp := range comps {
+		st := &topology.SubTopology{ID: id}
+		var sources []*Node
+		read := make(map[topicKey]bool)
+		written := make(map[topicKey]bool)
+		for _, n := range comp {
+			switch n.Kind {
+			case KindSource:
+				sources = append(sources, n)
+				for _, topic := range n.Topics {
+					k := topicKey{topic, n.Internal}
+					if !read[k] {
+						read[k] = true
+						st.Sources = append(st.Sources, topology.Source{Topic: topic, Internal: n.Internal})
+					}
+				}
+			case KindSink:
+				for _, topic := range n.Topics {
+					k := topicKey{topic, n.Internal}
+					if !written[k] {
+						written[k] = true
+						st.Sinks = append(st.Sinks, topology.Sink{Topic: topic, Internal: n.Internal})
+					}
+				}
+			}
+		}
+		for _, s := range st.Sinks {
+			if k := (topicKey{s.Topic, s.Internal}); read[k] {
+				errs = append(errs, fmt.Errorf("%w: sub-topology %d reads and writes %s; its records would loop forever", ErrTopicConflict, id, k))
+			}
+		}
+		st.NewTask = func(env topology.TaskEnv) (topology.Processor, error) {
+			return newTask(env, children, sources)
+		}
+		topo.SubTopologies = append(topo.SubTopologies, st)
+	}
+	for _, it := range g.internal {
+		topo.InternalTopics = append(topo.InternalTopics, topology.InternalTopic{
+			Name:       it.Name,
+			Partitions: it.Partitions,
+			WrittenBy:  compOf[it.Writer.ID],
+			Cleanup:    broker.CleanupDelete,
+		})
+	}
+	topo.Description = describe(comps, children, topo.InternalTopics)
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return topo, nil
+}
+
+// components returns the connected components of nodes (by in-process
+// edges), each sorted by node ID, ordered by their first node, and the
+// component index of every node.
+func components(nodes []*Node) ([][]*Node, []int) {
+	parent := make([]int, len(nodes))
+	for i := range parent {
+		parent[i] = i
+	}
+	var find func(int) int
+	find = func(i int) int {
+		for parent[i] != i {
+			parent[i] = parent[parent[i]]
+			i = parent[i]
+		}
+		return i
+	}
+	for _, n := range nodes {
+		for _, p := range n.Parents {
+			a, b := find(n.ID), find(p.ID)
+			if a != b {
+				parent[max(a, b)] = min(a, b)
+			}
+		}
+	}
+	compOf := make([]int, len(nodes))
+	index := make(map[int]int)
+	var comps [][]*Node
+	for _, n := range nodes {
+		r := find(n.ID)
+		c, ok := index[r]
+		if !ok {
+			c = len(comps)
+			index[r] = c
+			comps = append(comps, nil)
+		}
+		comps[c] = append(comps[c], n)
+		compOf[n.ID] = c
+	}
+	return comps, compOf
+}
+
+func describe(comps [][]*Node, children [][]*Node, internal []topology.InternalTopic) string {
+	var b strings.Builder
+	b.WriteString("Topology\n")
+	for id, comp := range comps {
+		fmt.Fprintf(&b, "  Sub-topology %d\n", id)
+		for _, n := range comp {
+			b.WriteString("    ")
+			switch n.Kind {
+			case KindSource:
+				fmt.Fprintf(&b, "Source: %s (%s)", n.Name, topicList(n))
+			case KindSink:
+				if len(n.Topics) == 0 {
+					fmt.Fprintf(&b, "Sink: %s (topic chosen per record)", n.Name)
+				} else {
+					fmt.Fprintf(&b, "Sink: %s (%s)", n.Name, topicList(n))
+				}
+			default:
+				fmt.Fprintf(&b, "Processor: %s", n.Name)
+				if n.Named {
+					fmt.Fprintf(&b, " (%s)", n.Op)
+				}
+			}
+			b.WriteByte('\n')
+			if kids := children[n.ID]; len(kids) > 0 {
+				fmt.Fprintf(&b, "      --> %s\n", names(kids))
+			}
+			if len(n.Parents) > 0 {
+				fmt.Fprintf(&b, "      <-- %s\n", names(n.Parents))
+			}
+		}
+	}
+	if len(internal) > 0 {
+		b.WriteString("  Internal topics\n")
+		for _, it := range internal {
+			parts := "as many as its writer's sources"
+			if it.Partitions > 0 {
+				parts = fmt.Sprint(it.Partitions)
+			}
+			fmt.Fprintf(&b, "    %s (partitions: %s, cleanup: %s, written by sub-topology %d)\n", it.Name, parts, it.Cleanup, it.WrittenBy)
+		}
+	}
+	return b.String()
+}
+
+func topicList(n *Node) string {
+	word := "topic"
+	if n.Internal {
+		word = "internal topic"
+	}
+	if n.Kind == KindSource {
+		word += "s"
+		return fmt.Sprintf("%s: [%s]", word, strings.Join(n.Topics, ", "))
+	}
+	return fmt.Sprintf("%s: %s", word, strings.Join(n.Topics, ", "))
+}
+
+func names(ns []*Node) string {
+	s := make([]string, len(ns))
+	for i, n := range ns {
+		s[i] = n.Name
+	}
+	return strings.Join(s, ", ")
+}

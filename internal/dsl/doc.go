@@ -1,0 +1,32 @@
+// Package dsl is the untyped core of the DSL packages (stream, and later
+// table and window): a processing graph of nodes, its validation and split
+// into sub-topologies, its text description, and the per-task machinery
+// that instantiates the typed closures the DSL packages attach to nodes.
+//
+// # Nodes
+//
+// A [Node] records structure only: kind, name, operation, topics, parents
+// and children. Its behaviour is the Instantiate function supplied by the
+// package that created it; the graph never looks at record types. Public
+// packages add nodes with [Graph.AddNode] and hand out typed handles
+// defined over [Stream] (type Stream[K, V any] dsl.Stream[K, V]), so a
+// sibling package reaches a handle's node with [StreamNode] after a type
+// conversion, without import cycles.
+//
+// # Tasks
+//
+// [Build] returns a *topology.Topology whose NewTask creates a [Task]:
+// it instantiates every node of the sub-topology once (children first,
+// through [Task.Get] and [Children], which asserts each child's behaviour
+// to the parent's typed output function once per task, never per record)
+// and dispatches input records by topic to the [SourceFunc] of the source
+// reading it. Nodes register close and flush hooks with [Task.OnClose] and
+// [Task.OnFlush].
+//
+// # Errors
+//
+// Wiring errors are collected with [Graph.AddError] while the graph is
+// built and returned together by [Build] with errors.Join. The sentinels
+// here (ErrNoSources, ErrDuplicateName, ...) are re-exported by package
+// stream.
+package dsl

@@ -1,0 +1,168 @@
+package dsl
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/duality-streams/duality/broker"
+	"github.com/duality-streams/duality/internal/topology"
+)
+
+// SourceFunc is the per-task behaviour of a source node: it decodes one
+// input record and pushes it through the node's children. rec.Topic is the
+// broker topic name.
+type SourceFunc func(ctx context.Context, rec *broker.Record) error
+
+// Task is one instantiation of a sub-topology. Node Instantiate functions
+// get it to reach their children, the task's environment and its close
+// hooks. It is used by one goroutine at a time.
+type Task struct {
+	env      topology.TaskEnv
+	children [][]*Node // snapshot taken by Build, by node ID
+	inst     []any
+	busy     []bool
+	closers  []func() error
+	flushers []func(context.Context) error
+
+	// Current is the node running user code, set by node behaviours
+	// before they call user functions or codecs; sources read it to name
+	// the node when they recover a panic.
+	Current *Node
+}
+
+// Env returns the task's environment.
+func (t *Task) Env() topology.TaskEnv { return t.env }
+
+// OnClose registers f to run when the task closes, after hooks registered
+// later (reverse order).
+func (t *Task) OnClose(f func() error) { t.closers = append(t.closers, f) }
+
+// OnFlush registers f to run before every commit of the task, in
+// registration order. Stateful nodes write their caches out here.
+func (t *Task) OnFlush(f func(context.Context) error) { t.flushers = append(t.flushers, f) }
+
+// Children returns n's children as of Build.
+func (t *Task) Children(n *Node) []*Node {
+	if n.ID < len(t.children) {
+		return t.children[n.ID]
+	}
+	return nil
+}
+
+// Get returns n's per-task behaviour, instantiating it on first use. A node
+// with several parents (a merge) is instantiated once.
+func (t *Task) Get(n *Node) (any, error) {
+	if n.ID >= len(t.inst) {
+		return nil, fmt.Errorf("stream: internal error: node %q was added after Build", n.Name)
+	}
+	if v := t.inst[n.ID]; v != nil {
+		return v, nil
+	}
+	if t.busy[n.ID] {
+		return nil, fmt.Errorf("stream: internal error: cycle through node %q", n.Name)
+	}
+	t.busy[n.ID] = true
+	v, err := n.Instantiate(t)
+	t.busy[n.ID] = false
+	if err != nil {
+		return nil, fmt.Errorf("instantiate %q: %w", n.Name, err)
+	}
+	t.inst[n.ID] = v
+	return v, nil
+}
+
+// Children returns the per-task behaviours of n's children, each asserted
+// to E (the function type of n's output). The assertion happens here, once
+// per task, never per record.
+func Children[E any](t *Task, n *Node) ([]E, error) {
+	kids := t.Children(n)
+	out := make([]E, 0, len(kids))
+	for _, c := range kids {
+		v, err := t.Get(c)
+		if err != nil {
+			return nil, err
+		}
+		f, ok := v.(E)
+		if !ok {
+			var want E
+			return nil, fmt.Errorf("stream: internal error: node %q takes %T, node %q emits %T", c.Name, v, n.Name, want)
+		}
+		out = append(out, f)
+	}
+	return out, nil
+}
+
+func (t *Task) close() error {
+	var errs []error
+	for i := len(t.closers) - 1; i >= 0; i-- {
+		errs = append(errs, t.closers[i]())
+	}
+	t.closers = nil
+	return errors.Join(errs...)
+}
+
+// taskProcessor implements topology.Processor for one task.
+type taskProcessor struct {
+	task *Task
+	// one is the single source topic fast path.
+	oneTopic string
+	oneFunc  SourceFunc
+	byTopic  map[string]SourceFunc
+}
+
+func newTask(env topology.TaskEnv, children [][]*Node, sources []*Node) (topology.Processor, error) {
+	t := &Task{
+		env:      env,
+		children: children,
+		inst:     make([]any, len(children)),
+		busy:     make([]bool, len(children)),
+	}
+	p := &taskProcessor{task: t, byTopic: make(map[string]SourceFunc)}
+	for _, src := range sources {
+		v, err := t.Get(src)
+		if err != nil {
+			return nil, errors.Join(err, t.close())
+		}
+		f, ok := v.(SourceFunc)
+		if !ok {
+			return nil, errors.Join(fmt.Errorf("stream: internal error: source %q instantiated as %T", src.Name, v), t.close())
+		}
+		for _, topic := range src.Topics {
+			p.byTopic[env.TopicName(topic, src.Internal)] = f
+		}
+	}
+	if len(p.byTopic) == 1 {
+		for k, v := range p.byTopic {
+			p.oneTopic, p.oneFunc = k, v
+		}
+	}
+	return p, nil
+}
+
+// Process dispatches rec to the source that reads rec.Topic.
+func (p *taskProcessor) Process(ctx context.Context, rec *broker.Record) error {
+	if p.oneFunc != nil && rec.Topic == p.oneTopic {
+		return p.oneFunc(ctx, rec)
+	}
+	f, ok := p.byTopic[rec.Topic]
+	if !ok {
+		return fmt.Errorf("stream: task %d_%d has no source for topic %q: %w",
+			p.task.env.TaskID().SubTopology, p.task.env.TaskID().Partition, rec.Topic, broker.ErrUnknownTopic)
+	}
+	return f(ctx, rec)
+}
+
+// Flush runs the flush hooks of the task's nodes; stateless nodes register
+// none, so for them it does nothing.
+func (p *taskProcessor) Flush(ctx context.Context) error {
+	for _, f := range p.task.flushers {
+		if err := f(ctx); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Close runs the close hooks of the task's nodes.
+func (p *taskProcessor) Close() error { return p.task.close() }

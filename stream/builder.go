@@ -1,0 +1,146 @@
+package stream
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/duality-streams/duality/broker"
+	"github.com/duality-streams/duality/internal/dsl"
+	"github.com/duality-streams/duality/internal/topology"
+)
+
+// Errors reported by [Builder.Build]. Each wiring error matches one of them
+// with errors.Is; topic names that Kafka would refuse match
+// broker.ErrInvalidTopicName.
+var (
+	// ErrNoSources: the builder has no source (no From or FromTopics).
+	ErrNoSources = dsl.ErrNoSources
+	// ErrDuplicateName: two steps have the same name.
+	ErrDuplicateName = dsl.ErrDuplicateName
+	// ErrNilFunc: a step got a nil function (predicate, mapper, supplier).
+	ErrNilFunc = dsl.ErrNilFunc
+	// ErrNilCodec: a source, sink or repartition got a nil codec.
+	ErrNilCodec = dsl.ErrNilCodec
+	// ErrForeignStream: a stream of another builder, or the zero Stream,
+	// was passed to Merge.
+	ErrForeignStream = dsl.ErrForeignStream
+	// ErrInvalidOption: an option has an invalid value (an empty name, a
+	// partition count < 1) or a required list is empty.
+	ErrInvalidOption = dsl.ErrInvalidOption
+	// ErrTopicConflict: a topic is read by two sources, or a sub-topology
+	// reads a topic it also writes.
+	ErrTopicConflict = dsl.ErrTopicConflict
+)
+
+// Builder collects the steps of a topology. Create streams with [From] or
+// [FromTopics], chain steps, then call [Builder.Build]. Wiring mistakes
+// never panic: they are recorded and reported together by Build, and the
+// handles returned after a mistake keep working.
+//
+// A Builder is not safe for concurrent use.
+type Builder struct {
+	g *dsl.Graph
+}
+
+// NewBuilder returns an empty Builder.
+func NewBuilder() *Builder { return &Builder{g: dsl.NewGraph()} }
+
+// Build validates the topology and returns it. All wiring errors are
+// returned at once, joined with errors.Join; each matches one of the
+// package's Err values (or broker.ErrInvalidTopicName). Build may be
+// called again after adding steps; each Topology is a snapshot.
+func (b *Builder) Build() (*Topology, error) {
+	if b == nil || b.g == nil {
+		return nil, ErrNoSources
+	}
+	t, err := dsl.Build(b.g)
+	if err != nil {
+		return nil, err
+	}
+	return (*Topology)(t), nil
+}
+
+// Topology is a built, validated topology, ready for the runtime (package
+// duality) or for the test driver (package streamtest). It is immutable
+// and safe for concurrent use; each task instantiates its own processors.
+type Topology topology.Topology
+
+// Describe returns a readable description of the topology: its
+// sub-topologies with their sources, processors and sinks (each with its
+// children "-->" and parents "<--"), then the internal topics.
+func (t *Topology) Describe() string {
+	if t == nil {
+		return ""
+	}
+	return t.Description
+}
+
+// RecordContext is the metadata of the record being processed: where the
+// input record came from, and the timestamp and headers the current record
+// carries (steps keep both; a [Process] step may forward new ones).
+// Headers are shared with the input record and must not be modified.
+type RecordContext struct {
+	// Topic is the broker topic the input record was read from
+	// (internal topics carry the app id prefix).
+	Topic string
+	// Partition and Offset locate the input record.
+	Partition int32
+	Offset    int64
+	// Timestamp is the record's timestamp.
+	Timestamp time.Time
+	// Headers are the record's headers.
+	Headers []broker.Header
+}
+
+// TaskID names a task: a sub-topology and the partition number it
+// processes.
+type TaskID struct {
+	SubTopology int
+	Partition   int32
+}
+
+// String returns "<sub-topology>_<partition>", Kafka Streams' notation.
+func (id TaskID) String() string { return fmt.Sprintf("%d_%d", id.SubTopology, id.Partition) }
+
+// NodeError is the error a step returns when it fails on a record: a
+// [Process] step's error, a decode failure at a source (wrapping a
+// *codec.DecodeError), an encode or send failure at a sink (wrapping a
+// *codec.EncodeError or the runtime's error), or a recovered panic in a
+// user function or codec (wrapping a *[PanicError]). It names the step
+// and the input record.
+type NodeError struct {
+	// Node is the name of the failing step.
+	Node string
+	// Topic, Partition and Offset locate the input record.
+	Topic     string
+	Partition int32
+	Offset    int64
+	// Err is the cause.
+	Err error
+}
+
+func (e *NodeError) Error() string {
+	return fmt.Sprintf("stream: step %q failed on record at topic %q partition %d offset %d: %v",
+		e.Node, e.Topic, e.Partition, e.Offset, e.Err)
+}
+
+// Unwrap returns the cause.
+func (e *NodeError) Unwrap() error { return e.Err }
+
+// PanicError is a panic recovered in a user function or codec, turned into
+// an error so one bad record fails the record instead of the process.
+type PanicError struct {
+	// Value is the value passed to panic.
+	Value any
+	// Stack is the goroutine's stack at the panic.
+	Stack []byte
+}
+
+func (e *PanicError) Error() string { return fmt.Sprintf("panic: %v", e.Value) }
+
+// Unwrap returns Value if it is an error (a panic with an error value),
+// else nil.
+func (e *PanicError) Unwrap() error {
+	err, _ := e.Value.(error)
+	return err
+}

@@ -1,0 +1,65 @@
+// Package stream is Duality's typed DSL for stateless stream processing:
+// read topics into typed streams, transform them step by step, and write
+// them to topics. A [Builder] collects the steps; [Builder.Build] checks
+// the wiring and returns a [Topology] that the runtime (package duality)
+// runs against a broker, or that package streamtest runs synchronously in
+// tests.
+//
+//	b := stream.NewBuilder()
+//	lines := stream.From(b, "text-lines", codec.String(), codec.String())
+//	words := stream.FlatMapValues(lines, func(line string) iter.Seq[string] {
+//		return strings.FieldsSeq(strings.ToLower(line))
+//	})
+//	words.Filter(func(_, w string) bool { return len(w) > 3 }).
+//		To("long-words", codec.String(), codec.String())
+//	topo, err := b.Build()
+//
+// # Steps
+//
+// Steps that keep the key and value types are methods of [Stream]:
+// [Stream.Filter], [Stream.FilterNot], [Stream.Peek], [Stream.Foreach],
+// [Stream.Merge], [Stream.Split], [Stream.To], [Stream.ToFunc] and
+// [Stream.Repartition]. Steps that change them are functions: [Map],
+// [MapValues], [FlatMap], [FlatMapValues], [SelectKey] and the low-level
+// [Process]. Every step takes an optional [Named]; default names are
+// "<operation>-<n>", n being the step's position in the builder.
+//
+// # Records
+//
+// Keys and values are decoded by the source's codecs once and flow between
+// steps as typed Go values through closures built per task: no boxing,
+// no reflection per record. Every step keeps the record's timestamp and
+// headers ([RecordContext]); sinks write them with the record. A nil key
+// or value (a tombstone) read by a source becomes K's or V's zero value
+// without calling the codec; sinks always encode values, so a stream never
+// writes tombstones, and write a key that encodes to zero bytes as no key.
+//
+// # Sub-topologies
+//
+// Build splits the graph into sub-topologies: steps connected in process
+// form one, and [Stream.Repartition] starts a new one behind an internal
+// topic. The runtime runs one task per partition of a sub-topology's
+// source topics; the topics of one sub-topology (several [FromTopics]
+// topics, merged streams) are co-partitioned. [Topology.Describe] prints
+// the result.
+//
+// # Errors
+//
+// The DSL never panics on user input. Wiring mistakes (nil functions or
+// codecs, invalid topic names, duplicate names, streams of another
+// builder, topic conflicts) are recorded as they happen and returned
+// together by Build, joined with errors.Join; each matches one of the
+// Err values with errors.Is. At run time a step's failure on a record is a
+// *[NodeError] naming the step and the input record: a decode failure
+// (wrapping *codec.DecodeError), an encode failure (*codec.EncodeError),
+// a [Process] error, or a panic in a user function or codec, which is
+// recovered and returned as a [PanicError] so that one bad record fails
+// the record, not the process.
+//
+// # Concurrency
+//
+// A Builder is used by one goroutine. A built Topology is immutable; each
+// task instantiates its own steps and calls user functions from one
+// goroutine at a time, but different tasks run in parallel, so user
+// functions that share state across records must synchronise it.
+package stream

@@ -1,0 +1,86 @@
+package stream
+
+import (
+	"fmt"
+
+	"github.com/duality-streams/duality/internal/dsl"
+)
+
+// stepConfig is what options set; each step reads the fields it uses.
+type stepConfig struct {
+	name       string
+	partitions int32
+	errs       []error
+}
+
+// Option configures a step (From, Filter, Map, To, ...).
+type Option interface{ applyStep(*stepConfig) }
+
+// RepartitionOption configures [Stream.Repartition]. [Named] is both an
+// Option and a RepartitionOption.
+type RepartitionOption interface{ applyRepartition(*stepConfig) }
+
+// NameOption is returned by [Named]; it is accepted by every step.
+type NameOption struct{ name string }
+
+// Named names a step instead of the default "<operation>-<n>" (n is the
+// step's position in the builder, so default names change when steps are
+// added before it). Names appear in Describe and in errors, must be unique
+// in a builder (else Build reports ErrDuplicateName) and must not be
+// empty (ErrInvalidOption). A Repartition's name also names its internal
+// topic "<name>-repartition" and must then form a valid topic name: name
+// repartitions so that their topics stay stable as the topology evolves.
+func Named(name string) NameOption { return NameOption{name: name} }
+
+func (o NameOption) set(c *stepConfig) {
+	if o.name == "" {
+		c.errs = append(c.errs, fmt.Errorf("%w: Named with an empty name", dsl.ErrInvalidOption))
+		return
+	}
+	c.name = o.name
+}
+
+func (o NameOption) applyStep(c *stepConfig)        { o.set(c) }
+func (o NameOption) applyRepartition(c *stepConfig) { o.set(c) }
+
+type partitionsOption int32
+
+func (o partitionsOption) applyRepartition(c *stepConfig) {
+	if o < 1 {
+		c.errs = append(c.errs, fmt.Errorf("%w: Partitions(%d); the count must be >= 1", dsl.ErrInvalidOption, int32(o)))
+		return
+	}
+	c.partitions = int32(o)
+}
+
+// Partitions sets the partition count of a Repartition's internal topic.
+// The default (0) is the largest partition count among the source topics
+// of the sub-topology that writes it. n must be >= 1 (else Build reports
+// ErrInvalidOption).
+func Partitions(n int32) RepartitionOption { return partitionsOption(n) }
+
+func stepOptions(g *dsl.Graph, opts []Option) stepConfig {
+	var c stepConfig
+	for _, o := range opts {
+		if o != nil {
+			o.applyStep(&c)
+		}
+	}
+	for _, err := range c.errs {
+		g.AddError(err)
+	}
+	return c
+}
+
+func repartitionOptions(g *dsl.Graph, opts []RepartitionOption) stepConfig {
+	var c stepConfig
+	for _, o := range opts {
+		if o != nil {
+			o.applyRepartition(&c)
+		}
+	}
+	for _, err := range c.errs {
+		g.AddError(err)
+	}
+	return c
+}

@@ -1,0 +1,373 @@
+package stream
+
+import (
+	"context"
+	"fmt"
+	"runtime/debug"
+
+	"github.com/duality-streams/duality/broker"
+	"github.com/duality-streams/duality/codec"
+	"github.com/duality-streams/duality/internal/dsl"
+)
+
+// Stream is a typed handle on a stream of key-value records inside a
+// [Builder]. Steps that keep K and V are methods; steps that change them
+// are package functions ([Map], [MapValues], ...). A Stream is a small
+// value; copy it freely and branch it by calling several steps on it
+// (every step receives every record).
+//
+// The zero Stream belongs to no builder: steps on it return zero Streams
+// and are not part of any topology, and passing it to Merge makes Build
+// fail with ErrForeignStream.
+type Stream[K, V any] dsl.Stream[K, V]
+
+// emit is the per-task input function of a node that takes K, V records.
+// It is an alias so that sibling packages assert to the same unnamed type.
+type emit[K, V any] = func(ctx context.Context, rc *RecordContext, k K, v V) error
+
+func nodeOf[K, V any](s Stream[K, V]) *dsl.Node { return dsl.StreamNode(dsl.Stream[K, V](s)) }
+
+func handle[K, V any](n *dsl.Node) Stream[K, V] { return Stream[K, V](dsl.NewStream[K, V](n)) }
+
+// fanout returns one function that calls every child of n in order.
+func fanout[K, V any](t *dsl.Task, n *dsl.Node) (emit[K, V], error) {
+	fs, err := dsl.Children[emit[K, V]](t, n)
+	if err != nil {
+		return nil, err
+	}
+	switch len(fs) {
+	case 0:
+		return func(context.Context, *RecordContext, K, V) error { return nil }, nil
+	case 1:
+		return fs[0], nil
+	}
+	return func(ctx context.Context, rc *RecordContext, k K, v V) error {
+		for _, f := range fs {
+			if err := f(ctx, rc, k, v); err != nil {
+				return err
+			}
+		}
+		return nil
+	}, nil
+}
+
+func nodeError(n *dsl.Node, rc *RecordContext, err error) error {
+	return &NodeError{Node: n.Name, Topic: rc.Topic, Partition: rc.Partition, Offset: rc.Offset, Err: err}
+}
+
+// From reads topic into a stream, decoding keys with kc and values with
+// vc. A record with a nil key or value (a tombstone) reaches the steps
+// with K's or V's zero value; the codec is not called for it. Options:
+// [Named] (default "source-<n>").
+//
+// Build reports an invalid topic name (broker.ErrInvalidTopicName), nil
+// codecs (ErrNilCodec), and a topic read by two sources (ErrTopicConflict).
+// A nil builder gives the zero Stream.
+func From[K, V any](b *Builder, topic string, kc codec.Codec[K], vc codec.Codec[V], opts ...Option) Stream[K, V] {
+	return FromTopics(b, []string{topic}, kc, vc, opts...)
+}
+
+// FromTopics reads several topics into one stream, as [From] does for one.
+// The topics are co-partitioned: one task processes partition p of all of
+// them, so they should have the same partition count. An empty list makes
+// Build fail with ErrInvalidOption.
+func FromTopics[K, V any](b *Builder, topics []string, kc codec.Codec[K], vc codec.Codec[V], opts ...Option) Stream[K, V] {
+	if b == nil || b.g == nil {
+		return Stream[K, V]{}
+	}
+	cfg := stepOptions(b.g, opts)
+	n := addSource(b.g, cfg.name, append([]string(nil), topics...), false, kc, vc)
+	if len(topics) == 0 {
+		b.g.AddError(fmt.Errorf("source %q: %w: no topics", n.Name, ErrInvalidOption))
+	}
+	return handle[K, V](n)
+}
+
+func addSource[K, V any](g *dsl.Graph, name string, topics []string, internal bool, kc codec.Codec[K], vc codec.Codec[V]) *dsl.Node {
+	n := &dsl.Node{Op: "source", Kind: dsl.KindSource, Name: name, Topics: topics, Internal: internal}
+	n.Instantiate = func(t *dsl.Task) (any, error) {
+		next, err := fanout[K, V](t, n)
+		if err != nil {
+			return nil, err
+		}
+		rc := new(RecordContext)
+		return dsl.SourceFunc(func(ctx context.Context, rec *broker.Record) (err error) {
+			defer func() {
+				if r := recover(); r != nil {
+					cur := t.Current
+					if cur == nil {
+						cur = n
+					}
+					err = &NodeError{Node: cur.Name, Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset,
+						Err: &PanicError{Value: r, Stack: debug.Stack()}}
+				}
+			}()
+			t.Current = n
+			*rc = RecordContext{Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset, Timestamp: rec.Timestamp, Headers: rec.Headers}
+			var k K
+			var v V
+			if rec.Key != nil {
+				if k, err = kc.Decode(rec.Key); err != nil {
+					return nodeError(n, rc, &codec.DecodeError{Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset, Part: "key", Err: err})
+				}
+			}
+			if rec.Value != nil {
+				if v, err = vc.Decode(rec.Value); err != nil {
+					return nodeError(n, rc, &codec.DecodeError{Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset, Part: "value", Err: err})
+				}
+			}
+			return next(ctx, rc, k, v)
+		}), nil
+	}
+	g.AddNode(n)
+	checkCodecs(g, n, kc, vc)
+	return n
+}
+
+func checkCodecs[K, V any](g *dsl.Graph, n *dsl.Node, kc codec.Codec[K], vc codec.Codec[V]) {
+	if kc == nil {
+		g.AddError(fmt.Errorf("%s %q: key codec: %w", n.Op, n.Name, ErrNilCodec))
+	}
+	if vc == nil {
+		g.AddError(fmt.Errorf("%s %q: value codec: %w", n.Op, n.Name, ErrNilCodec))
+	}
+}
+
+// addStep adds a processor node below s whose per-task behaviour mk builds
+// from the node's output function.
+func addStep[K, V, K2, V2 any](s Stream[K, V], op string, opts []Option, nilFunc bool,
+	mk func(t *dsl.Task, n *dsl.Node, next emit[K2, V2]) emit[K, V]) Stream[K2, V2] {
+	p := nodeOf(s)
+	if p == nil {
+		return Stream[K2, V2]{}
+	}
+	g := p.Graph()
+	cfg := stepOptions(g, opts)
+	n := &dsl.Node{Op: op, Kind: dsl.KindProcessor, Name: cfg.name}
+	n.Instantiate = func(t *dsl.Task) (any, error) {
+		next, err := fanout[K2, V2](t, n)
+		if err != nil {
+			return nil, err
+		}
+		return mk(t, n, next), nil
+	}
+	g.AddNode(n, p)
+	if nilFunc {
+		g.AddError(fmt.Errorf("%s %q: %w", op, n.Name, ErrNilFunc))
+	}
+	return handle[K2, V2](n)
+}
+
+// Filter keeps the records for which pred returns true. Options: [Named]
+// (default "filter-<n>").
+func (s Stream[K, V]) Filter(pred func(K, V) bool, opts ...Option) Stream[K, V] {
+	return addStep(s, "filter", opts, pred == nil, func(t *dsl.Task, n *dsl.Node, next emit[K, V]) emit[K, V] {
+		return func(ctx context.Context, rc *RecordContext, k K, v V) error {
+			t.Current = n
+			if !pred(k, v) {
+				return nil
+			}
+			return next(ctx, rc, k, v)
+		}
+	})
+}
+
+// FilterNot drops the records for which pred returns true. Options:
+// [Named] (default "filter-not-<n>").
+func (s Stream[K, V]) FilterNot(pred func(K, V) bool, opts ...Option) Stream[K, V] {
+	return addStep(s, "filter-not", opts, pred == nil, func(t *dsl.Task, n *dsl.Node, next emit[K, V]) emit[K, V] {
+		return func(ctx context.Context, rc *RecordContext, k K, v V) error {
+			t.Current = n
+			if pred(k, v) {
+				return nil
+			}
+			return next(ctx, rc, k, v)
+		}
+	})
+}
+
+// Peek calls fn for every record and passes the record on unchanged. Use
+// it for side effects such as logging or metrics. Options: [Named]
+// (default "peek-<n>").
+func (s Stream[K, V]) Peek(fn func(K, V), opts ...Option) Stream[K, V] {
+	return addStep(s, "peek", opts, fn == nil, func(t *dsl.Task, n *dsl.Node, next emit[K, V]) emit[K, V] {
+		return func(ctx context.Context, rc *RecordContext, k K, v V) error {
+			t.Current = n
+			fn(k, v)
+			return next(ctx, rc, k, v)
+		}
+	})
+}
+
+// Foreach calls fn for every record and ends the stream. Options: [Named]
+// (default "foreach-<n>").
+func (s Stream[K, V]) Foreach(fn func(K, V), opts ...Option) {
+	addStep(s, "foreach", opts, fn == nil, func(t *dsl.Task, n *dsl.Node, _ emit[K, V]) emit[K, V] {
+		return func(_ context.Context, _ *RecordContext, k K, v V) error {
+			t.Current = n
+			fn(k, v)
+			return nil
+		}
+	})
+}
+
+// Merge returns a stream of the records of s and of every stream in
+// others, in the order each arrives. Streams read from different topics
+// end up in one sub-topology, so their topics are co-partitioned. The
+// merge step is named "merge-<n>".
+//
+// Build reports ErrForeignStream for a stream of another builder or the
+// zero Stream.
+func (s Stream[K, V]) Merge(others ...Stream[K, V]) Stream[K, V] {
+	p := nodeOf(s)
+	if p == nil {
+		return Stream[K, V]{}
+	}
+	g := p.Graph()
+	n := &dsl.Node{Op: "merge", Kind: dsl.KindProcessor}
+	n.Instantiate = func(t *dsl.Task) (any, error) {
+		next, err := fanout[K, V](t, n)
+		if err != nil {
+			return nil, err
+		}
+		return next, nil
+	}
+	parents := []*dsl.Node{p}
+	for _, o := range others {
+		parents = append(parents, nodeOf(o))
+	}
+	g.AddNode(n, parents...)
+	return handle[K, V](n)
+}
+
+// To writes every record to topic, encoding keys with kc and values with
+// vc, and ends the stream. Records keep their timestamp and headers. The
+// partition is chosen by key (Kafka's default partitioner); a key that
+// encodes to zero bytes is written as no key (nil). Values are never
+// written as nil: a stream does not produce tombstones. Options: [Named]
+// (default "sink-<n>").
+//
+// Build reports an invalid topic name (broker.ErrInvalidTopicName), nil
+// codecs (ErrNilCodec) and a sub-topology that reads the topic it writes
+// (ErrTopicConflict). At run time an encode failure is a *NodeError
+// wrapping a *codec.EncodeError.
+func (s Stream[K, V]) To(topic string, kc codec.Codec[K], vc codec.Codec[V], opts ...Option) {
+	p := nodeOf(s)
+	if p == nil {
+		return
+	}
+	cfg := stepOptions(p.Graph(), opts)
+	addSink(p, cfg.name, topic, false, nil, kc, vc)
+}
+
+// ToFunc writes every record to the topic topicFn returns for it, as [To]
+// does for a fixed topic. Those topics are not known before run time:
+// they are not listed as sinks of the topology, and the runtime does not
+// create them. Options: [Named] (default "sink-<n>").
+//
+// Build reports a nil topicFn (ErrNilFunc) and nil codecs (ErrNilCodec).
+// At run time an invalid returned name fails the record with a *NodeError
+// matching broker.ErrInvalidTopicName.
+func (s Stream[K, V]) ToFunc(topicFn func(k K, v V, rc RecordContext) string, kc codec.Codec[K], vc codec.Codec[V], opts ...Option) {
+	p := nodeOf(s)
+	if p == nil {
+		return
+	}
+	cfg := stepOptions(p.Graph(), opts)
+	n := addSink(p, cfg.name, "", false, topicFn, kc, vc)
+	if topicFn == nil {
+		p.Graph().AddError(fmt.Errorf("sink %q: topic function: %w", n.Name, ErrNilFunc))
+	}
+}
+
+// addSink adds a sink below p writing to topic, or to the topic topicFn
+// chooses per record when topicFn is not nil.
+func addSink[K, V any](p *dsl.Node, name, topic string, internal bool, topicFn func(K, V, RecordContext) string, kc codec.Codec[K], vc codec.Codec[V]) *dsl.Node {
+	g := p.Graph()
+	n := &dsl.Node{Op: "sink", Kind: dsl.KindSink, Name: name, Internal: internal}
+	dynamic := topicFn != nil
+	if !dynamic {
+		n.Topics = []string{topic}
+	}
+	n.Instantiate = func(t *dsl.Task) (any, error) {
+		env := t.Env()
+		var fixed string
+		if !dynamic {
+			fixed = env.TopicName(topic, internal)
+		}
+		var lastTopic string // last per-record topic that passed validation
+		hint := 64
+		return emit[K, V](func(ctx context.Context, rc *RecordContext, k K, v V) error {
+			t.Current = n
+			name := fixed
+			if dynamic {
+				name = topicFn(k, v, *rc)
+				if name != lastTopic {
+					if err := broker.ValidateTopicName(name); err != nil {
+						return nodeError(n, rc, err)
+					}
+					lastTopic = name
+				}
+			}
+			// One allocation per record holds key and value: Send keeps
+			// the slices until the commit.
+			buf := make([]byte, 0, hint+hint/4+16)
+			buf, err := kc.Append(buf, k)
+			if err != nil {
+				return nodeError(n, rc, &codec.EncodeError{Topic: name, Part: "key", Err: err})
+			}
+			kl := len(buf)
+			buf, err = vc.Append(buf, v)
+			if err != nil {
+				return nodeError(n, rc, &codec.EncodeError{Topic: name, Part: "value", Err: err})
+			}
+			hint = len(buf)
+			rec := broker.Record{
+				Topic:     name,
+				Partition: broker.PartitionByKey,
+				Value:     buf[kl:len(buf):len(buf)],
+				Timestamp: rc.Timestamp,
+				Headers:   rc.Headers,
+			}
+			if kl > 0 {
+				rec.Key = buf[:kl:kl]
+			}
+			if err := env.Send(ctx, rec); err != nil {
+				return nodeError(n, rc, err)
+			}
+			return nil
+		}), nil
+	}
+	g.AddNode(n, p)
+	checkCodecs(g, n, kc, vc)
+	return n
+}
+
+// Repartition writes the stream through an internal topic
+// "<name>-repartition" (name from [Named], default "repartition-<n>") and
+// reads it back, so that records are partitioned by their current key:
+// use it after changing keys and before steps that need records of one key
+// in one task. The steps after it form a new sub-topology. kc and vc
+// encode records on the topic. Options: [Named], [Partitions] (default:
+// the largest partition count among the sources of the sub-topology
+// before it).
+//
+// Build reports nil codecs (ErrNilCodec) and a name that makes an invalid
+// topic name (broker.ErrInvalidTopicName).
+func (s Stream[K, V]) Repartition(kc codec.Codec[K], vc codec.Codec[V], opts ...RepartitionOption) Stream[K, V] {
+	p := nodeOf(s)
+	if p == nil {
+		return Stream[K, V]{}
+	}
+	g := p.Graph()
+	cfg := repartitionOptions(g, opts)
+	base := cfg.name
+	if base == "" {
+		base = fmt.Sprintf("repartition-%d", g.NextID())
+	}
+	topic := base + "-repartition"
+	sink := addSink(p, base+"-sink", topic, true, nil, kc, vc)
+	src := addSource(g, base+"-source", []string{topic}, true, kc, vc)
+	g.AddInternalTopic(dsl.InternalTopic{Name: topic, Partitions: cfg.partitions, Writer: sink})
+	return handle[K, V](src)
+}
