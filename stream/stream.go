@@ -257,7 +257,7 @@ func (s Stream[K, V]) To(topic string, kc codec.Codec[K], vc codec.Codec[V], opt
 		return
 	}
 	cfg := stepOptions(p.Graph(), opts)
-	addSink(p, cfg.name, topic, false, nil, kc, vc)
+	addSink(p, cfg.name, topic, false, false, nil, kc, vc)
 }
 
 // ToFunc writes every record to the topic topicFn returns for it, as [To]
@@ -274,18 +274,17 @@ func (s Stream[K, V]) ToFunc(topicFn func(k K, v V, rc RecordContext) string, kc
 		return
 	}
 	cfg := stepOptions(p.Graph(), opts)
-	n := addSink(p, cfg.name, "", false, topicFn, kc, vc)
+	n := addSink(p, cfg.name, "", false, true, topicFn, kc, vc)
 	if topicFn == nil {
 		p.Graph().AddError(fmt.Errorf("sink %q: topic function: %w", n.Name, ErrNilFunc))
 	}
 }
 
 // addSink adds a sink below p writing to topic, or to the topic topicFn
-// chooses per record when topicFn is not nil.
-func addSink[K, V any](p *dsl.Node, name, topic string, internal bool, topicFn func(K, V, RecordContext) string, kc codec.Codec[K], vc codec.Codec[V]) *dsl.Node {
+// chooses per record when dynamic.
+func addSink[K, V any](p *dsl.Node, name, topic string, internal, dynamic bool, topicFn func(K, V, RecordContext) string, kc codec.Codec[K], vc codec.Codec[V]) *dsl.Node {
 	g := p.Graph()
 	n := &dsl.Node{Op: "sink", Kind: dsl.KindSink, Name: name, Internal: internal}
-	dynamic := topicFn != nil
 	if !dynamic {
 		n.Topics = []string{topic}
 	}
@@ -366,7 +365,7 @@ func (s Stream[K, V]) Repartition(kc codec.Codec[K], vc codec.Codec[V], opts ...
 		base = fmt.Sprintf("repartition-%d", g.NextID())
 	}
 	topic := base + "-repartition"
-	sink := addSink(p, base+"-sink", topic, true, nil, kc, vc)
+	sink := addSink(p, base+"-sink", topic, true, false, nil, kc, vc)
 	src := addSource(g, base+"-source", []string{topic}, true, kc, vc)
 	g.AddInternalTopic(dsl.InternalTopic{Name: topic, Partitions: cfg.partitions, Writer: sink})
 	return handle[K, V](src)
