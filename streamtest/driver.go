@@ -19,17 +19,11 @@ var (
 	// ErrCoPartition is matched by the error of New when the source topics
 	// of one sub-topology have different partition counts.
 	ErrCoPartition = errors.New("streamtest: source topics are not co-partitioned")
-	// ErrLoop is returned when one piped record causes more than
-	// MaxRecordsPerPipe records to be processed: topics feeding each
-	// other through several sub-topologies.
+	// ErrLoop is returned when one piped record causes more records to be
+	// processed than MaxRecordsPerPipe allows: topics feeding each other
+	// through several sub-topologies.
 	ErrLoop = errors.New("streamtest: too many records for one input record; do topics feed each other in a loop?")
 )
-
-// MaxRecordsPerPipe bounds the records processed for one piped record
-// (the piped one, and those routed to sub-topologies from topics the
-// topology writes), so that topics feeding each other fail with ErrLoop
-// instead of running forever.
-const MaxRecordsPerPipe = 1 << 20
 
 // config is what the options set.
 type config struct {
@@ -38,6 +32,7 @@ type config struct {
 	partitions  map[string]int32
 	start       time.Time
 	logger      *slog.Logger
+	maxPerPipe  int
 	errs        []error
 }
 
@@ -109,6 +104,20 @@ func Logger(l *slog.Logger) Option {
 	})
 }
 
+// MaxRecordsPerPipe bounds the records processed for one piped record:
+// the piped one and those it causes in topics the topology reads. Beyond
+// it the pipe fails with ErrLoop instead of running forever when topics
+// feed each other in a loop. The default is 100000; n must be >= 1.
+func MaxRecordsPerPipe(n int) Option {
+	return optionFunc(func(c *config) {
+		if n < 1 {
+			c.errs = append(c.errs, fmt.Errorf("streamtest: MaxRecordsPerPipe(%d): must be >= 1", n))
+			return
+		}
+		c.maxPerPipe = n
+	})
+}
+
 // topicLog is one topic's records, by partition and in arrival order.
 type topicLog struct {
 	name       string
@@ -150,7 +159,7 @@ type Driver struct {
 // counts, and with the first task instantiation error (for example an Init
 // error of a stream.Process step).
 func New(topo *stream.Topology, opts ...Option) (*Driver, error) {
-	cfg := config{appID: "test", defaultPart: 1, partitions: make(map[string]int32), start: time.Unix(0, 0).UTC(), logger: slog.New(slog.DiscardHandler)}
+	cfg := config{appID: "test", defaultPart: 1, partitions: make(map[string]int32), start: time.Unix(0, 0).UTC(), logger: slog.New(slog.DiscardHandler), maxPerPipe: 100_000}
 	for _, o := range opts {
 		if o != nil {
 			o.apply(&cfg)
@@ -360,7 +369,7 @@ func (d *Driver) drain(ctx context.Context) error {
 		d.queue = d.queue[:0]
 	}()
 	for i := 0; i < len(d.queue); i++ {
-		if i >= MaxRecordsPerPipe {
+		if i >= d.cfg.maxPerPipe {
 			return ErrLoop
 		}
 		rec := d.queue[i]
