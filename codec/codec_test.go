@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"math"
+	"runtime"
 	"slices"
 	"sync"
 	"testing"
@@ -330,12 +331,26 @@ func TestDecodeErrors(t *testing.T) {
 		{"json truncated", jsonDec, []byte(`{"user":"a`), "codec: invalid encoding: json: unexpected end of JSON input"},
 		{"json trailing", jsonDec, []byte(`{} x`), "codec: invalid encoding: json: invalid character 'x' after top-level value"},
 		{"json wrong type", jsonDec, []byte(`{"millis":"soon"}`), "codec: invalid encoding: json: json: cannot unmarshal string into Go struct field event.millis of type int64"},
-		{"msgpack empty", msgpackDec, nil, "codec: invalid encoding: msgpack: unexpected EOF"},
-		{"msgpack truncated", msgpackDec, validEvent[:len(validEvent)-3], "codec: invalid encoding: msgpack: unexpected EOF"},
+		{"msgpack empty", msgpackDec, nil, "codec: invalid encoding: msgpack: unexpected EOF at offset 0"},
+		{"msgpack truncated", msgpackDec, validEvent[:len(validEvent)-3], "codec: invalid encoding: msgpack: fixstr at offset 43 needs 5 bytes, only 3 left"},
+		{"msgpack truncated in map", msgpackDec, validEvent[:1], "codec: invalid encoding: msgpack: unexpected EOF at offset 1"},
+		{"msgpack truncated length", msgpackDec, []byte{0xdb, 0, 1}, "codec: invalid encoding: msgpack: bin32/str32 at offset 0 has a truncated length: unexpected EOF"},
+		{"msgpack huge bin32", msgpackDec, []byte{0x81, 0xa7, 'p', 'a', 'y', 'l', 'o', 'a', 'd', 0xc6, 0xff, 0xff, 0xff, 0xff},
+			"codec: invalid encoding: msgpack: bin32/str32 at offset 9 needs 4294967295 bytes, only 0 left"},
+		{"msgpack huge array32", msgpackDec, []byte{0x81, 0xa4, 't', 'a', 'g', 's', 0xdd, 0, 0, 0, 3, 0xa0, 0xa0},
+			"codec: invalid encoding: msgpack: array32 at offset 6 claims 3 entries, only 2 bytes left"},
+		{"msgpack huge map16", msgpackDec, []byte{0xde, 0, 2, 0xa0, 0xa0, 0xa0},
+			"codec: invalid encoding: msgpack: map16 at offset 0 claims 2 entries, only 3 bytes left"},
+		{"msgpack short ext8", msgpackDec, []byte{0xc7, 4, 1, 0, 0}, "codec: invalid encoding: msgpack: ext at offset 0 needs 5 bytes, only 3 left"},
+		{"msgpack short fixext4", msgpackDec, []byte{0xd6, 1, 0}, "codec: invalid encoding: msgpack: fixext at offset 0 needs 5 bytes, only 2 left"},
+		{"msgpack short float64", msgpackDec, []byte{0xcb, 0}, "codec: invalid encoding: msgpack: 64-bit number at offset 0 needs 8 bytes, only 1 left"},
+		{"msgpack too deep", msgpackDec, append(bytes.Repeat([]byte{0x91}, 10001), 0xc0),
+			"codec: invalid encoding: msgpack: nesting deeper than 10000 at offset 10000"},
 		{"msgpack trailing", msgpackDec, append(slices.Clip(validEvent), 0xc0, 0xc0), "codec: invalid encoding: msgpack: 2 trailing bytes after the value"},
 		{"msgpack wrong type", msgpackDec, aString, "codec: invalid encoding: msgpack: unexpected code=ac decoding map length"},
 		{"msgpack int from string", msgpackIntDec, aString, "codec: invalid encoding: msgpack: invalid code=ac decoding int64"},
-		{"msgpack reserved code", msgpackIntDec, []byte{0xc1}, "codec: invalid encoding: msgpack: invalid code=c1 decoding int64"},
+		{"msgpack reserved code", msgpackIntDec, []byte{0xc1}, "codec: invalid encoding: msgpack: reserved code 0xc1 at offset 0"},
+		{"msgpack trailing after int", msgpackIntDec, []byte{1, 2}, "codec: invalid encoding: msgpack: 1 trailing bytes after the value"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := tc.decode(tc.in)
@@ -343,6 +358,37 @@ func TestDecodeErrors(t *testing.T) {
 			require.EqualError(t, err, tc.want)
 		})
 	}
+}
+
+// TestMsgpackDecodeBoundedByInput checks that length headers cannot make
+// the decoder allocate more than the input justifies.
+func TestMsgpackDecodeBoundedByInput(t *testing.T) {
+	for _, in := range [][]byte{
+		{0xc6, 0xff, 0xff, 0xff, 0xff},                          // bin32 of 4 GiB
+		{0xdb, 0xff, 0xff, 0xff, 0xff},                          // str32 of 4 GiB
+		{0xdd, 0xff, 0xff, 0xff, 0xff},                          // array32 of 4G elements
+		{0xdf, 0xff, 0xff, 0xff, 0xff},                          // map32 of 4G entries
+		{0x81, 0xa5, 'a', 't', 't', 'r', 's', 0xde, 0xff, 0xff}, // map16 in a field
+	} {
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		_, err := codec.Msgpack[any]().Decode(in)
+		runtime.ReadMemStats(&after)
+		require.ErrorIs(t, err, codec.ErrInvalid)
+		require.Less(t, after.TotalAlloc-before.TotalAlloc, uint64(1<<20), "decoding %x", in)
+	}
+
+	// Nesting up to the limit decodes.
+	deep := append(bytes.Repeat([]byte{0x91}, 1000), 0xc0)
+	v, err := codec.Msgpack[any]().Decode(deep)
+	require.NoError(t, err)
+	for range 1000 {
+		s, ok := v.([]any)
+		require.True(t, ok)
+		require.Len(t, s, 1)
+		v = s[0]
+	}
+	require.Nil(t, v)
 }
 
 func TestDecodeDoesNotRetainInput(t *testing.T) {

@@ -31,7 +31,11 @@ import (
 // then returns dst with its length unchanged. Decode fails with an error
 // matching [ErrInvalid] for malformed or truncated input, for input whose
 // type does not fit T, and for trailing bytes after the value; nil and
-// empty input are errors. Decode shares no memory with src.
+// empty input are errors. Before decoding, Decode checks that src is one
+// well-formed value whose length headers fit within src and whose arrays
+// and maps nest at most 10000 deep, so hostile input cannot make it
+// allocate far more than len(src) or recurse without bound. Decode shares
+// no memory with src.
 //
 // Encoders and decoders are pooled and shared by all Msgpack codecs.
 func Msgpack[T any]() Codec[T] { return msgpackCodec[T]{} }
@@ -99,6 +103,10 @@ func (msgpackCodec[T]) Append(dst []byte, v T) ([]byte, error) {
 }
 
 func (msgpackCodec[T]) Decode(src []byte) (T, error) {
+	if err := checkMsgpack(src); err != nil {
+		var zero T
+		return zero, err
+	}
 	d := msgpackDecoders.Get().(*msgpackDecoder)
 	d.r.Reset(src)
 	var v T
@@ -124,3 +132,128 @@ func (msgpackCodec[T]) Decode(src []byte) (T, error) {
 }
 
 func (msgpackCodec[T]) OrderPreserving() bool { return false }
+
+// msgpackMaxDepth bounds how deeply arrays and maps may nest in a value
+// Msgpack decodes, as encoding/json bounds JSON nesting; the msgpack
+// decoder recurses once per level.
+const msgpackMaxDepth = 10000
+
+// checkMsgpack walks src as exactly one MessagePack value without
+// decoding it. It rejects truncated input, reserved codes, trailing bytes,
+// nesting deeper than msgpackMaxDepth and, before the decoder can act on
+// them, length headers that claim more bytes or elements than src holds:
+// the msgpack decoder allocates up to a claimed bin length at once, so an
+// 11-byte input could otherwise allocate 4 GiB. It does not allocate for
+// values nested up to 32 deep.
+func checkMsgpack(src []byte) error {
+	var stackBuf [32]int
+	open := append(stackBuf[:0], 1) // values still to read in each open container
+	off := 0
+	for len(open) > 0 {
+		top := len(open) - 1
+		if open[top] == 0 {
+			open = open[:top]
+			continue
+		}
+		open[top]--
+
+		if off >= len(src) {
+			return fmt.Errorf("%w: msgpack: %w at offset %d", ErrInvalid, io.ErrUnexpectedEOF, off)
+		}
+		c := src[off]
+		start := off
+		off++
+		var (
+			lenSize int    // size of the length field that follows c
+			payload int    // bytes after the length field (fixed-size types)
+			extra   int    // bytes after the length field besides the length (ext type)
+			elems   int    // 1 for arrays, 2 for maps (per counted entry)
+			name    string // for errors
+		)
+		switch {
+		case c <= 0x7f || c >= 0xe0 || c == 0xc0 || c == 0xc2 || c == 0xc3:
+			continue // fixint, nil, false, true
+		case c >= 0x80 && c <= 0x8f:
+			if err := pushMsgpack(&open, 2*int(c&0x0f), start); err != nil {
+				return err
+			}
+			continue
+		case c >= 0x90 && c <= 0x9f:
+			if err := pushMsgpack(&open, int(c&0x0f), start); err != nil {
+				return err
+			}
+			continue
+		case c >= 0xa0 && c <= 0xbf:
+			payload, name = int(c&0x1f), "fixstr"
+		case c == 0xcc || c == 0xd0:
+			payload, name = 1, "int8"
+		case c == 0xcd || c == 0xd1:
+			payload, name = 2, "int16"
+		case c == 0xce || c == 0xd2 || c == 0xca:
+			payload, name = 4, "32-bit number"
+		case c == 0xcf || c == 0xd3 || c == 0xcb:
+			payload, name = 8, "64-bit number"
+		case c >= 0xd4 && c <= 0xd8:
+			payload, name = 1+1<<(c-0xd4), "fixext"
+		case c == 0xc4 || c == 0xd9:
+			lenSize, name = 1, "bin8/str8"
+		case c == 0xc5 || c == 0xda:
+			lenSize, name = 2, "bin16/str16"
+		case c == 0xc6 || c == 0xdb:
+			lenSize, name = 4, "bin32/str32"
+		case c >= 0xc7 && c <= 0xc9:
+			lenSize, extra, name = 1<<(c-0xc7), 1, "ext"
+		case c == 0xdc:
+			lenSize, elems, name = 2, 1, "array16"
+		case c == 0xdd:
+			lenSize, elems, name = 4, 1, "array32"
+		case c == 0xde:
+			lenSize, elems, name = 2, 2, "map16"
+		case c == 0xdf:
+			lenSize, elems, name = 4, 2, "map32"
+		default: // 0xc1
+			return fmt.Errorf("%w: msgpack: reserved code %#x at offset %d", ErrInvalid, c, start)
+		}
+		if lenSize > 0 {
+			if len(src)-off < lenSize {
+				return fmt.Errorf("%w: msgpack: %s at offset %d has a truncated length: %w", ErrInvalid, name, start, io.ErrUnexpectedEOF)
+			}
+			n := 0
+			for _, b := range src[off : off+lenSize] {
+				n = n<<8 | int(b)
+			}
+			off += lenSize
+			if elems > 0 {
+				// Every value takes at least one byte.
+				if len(src)-off < elems*n {
+					return fmt.Errorf("%w: msgpack: %s at offset %d claims %d entries, only %d bytes left", ErrInvalid, name, start, n, len(src)-off)
+				}
+				if err := pushMsgpack(&open, elems*n, start); err != nil {
+					return err
+				}
+				continue
+			}
+			payload = extra + n
+		}
+		if len(src)-off < payload {
+			return fmt.Errorf("%w: msgpack: %s at offset %d needs %d bytes, only %d left", ErrInvalid, name, start, payload, len(src)-off)
+		}
+		off += payload
+	}
+	if rest := len(src) - off; rest > 0 {
+		return fmt.Errorf("%w: msgpack: %d trailing bytes after the value", ErrInvalid, rest)
+	}
+	return nil
+}
+
+// pushMsgpack opens a container of n values at offset off.
+func pushMsgpack(open *[]int, n, off int) error {
+	if n == 0 {
+		return nil
+	}
+	if len(*open) > msgpackMaxDepth {
+		return fmt.Errorf("%w: msgpack: nesting deeper than %d at offset %d", ErrInvalid, msgpackMaxDepth, off)
+	}
+	*open = append(*open, n)
+	return nil
+}
