@@ -35,7 +35,8 @@ type Task struct {
 func (t *Task) Env() topology.TaskEnv { return t.env }
 
 // OnClose registers f to run when the task closes, after hooks registered
-// later (reverse order).
+// later (reverse order). Nodes instantiate their children before
+// registering, so upstream nodes close first.
 func (t *Task) OnClose(f func() error) { t.closers = append(t.closers, f) }
 
 // OnFlush registers f to run before every commit of the task, in

@@ -1,0 +1,184 @@
+package dsl_test
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/duality-streams/duality/broker"
+	"github.com/duality-streams/duality/internal/dsl"
+	"github.com/duality-streams/duality/internal/topology"
+)
+
+type env struct{ sent []broker.Record }
+
+func (e *env) AppID() string           { return "app" }
+func (e *env) TaskID() topology.TaskID { return topology.TaskID{SubTopology: 1, Partition: 2} }
+func (e *env) TopicName(l string, internal bool) string {
+	if internal {
+		return "app-" + l
+	}
+	return l
+}
+func (e *env) Logger() *slog.Logger { return slog.New(slog.DiscardHandler) }
+func (e *env) Now() time.Time       { return time.Time{} }
+func (e *env) Send(_ context.Context, r broker.Record) error {
+	e.sent = append(e.sent, r)
+	return nil
+}
+
+// untyped builds nodes whose behaviour passes records on as
+// func(string) error, recording the path in log.
+type untyped struct {
+	g   *dsl.Graph
+	log *[]string
+}
+
+func (u untyped) source(name string, internal bool, topics ...string) *dsl.Node {
+	n := &dsl.Node{Op: "source", Kind: dsl.KindSource, Name: name, Topics: topics, Internal: internal}
+	n.Instantiate = func(t *dsl.Task) (any, error) {
+		kids, err := dsl.Children[func(string) error](t, n)
+		if err != nil {
+			return nil, err
+		}
+		return dsl.SourceFunc(func(_ context.Context, rec *broker.Record) error {
+			*u.log = append(*u.log, n.Name+"<"+rec.Topic)
+			for _, k := range kids {
+				if err := k(string(rec.Value)); err != nil {
+					return err
+				}
+			}
+			return nil
+		}), nil
+	}
+	return u.g.AddNode(n)
+}
+
+func (u untyped) step(name string, kind dsl.Kind, topics []string, internal bool, parents ...*dsl.Node) *dsl.Node {
+	n := &dsl.Node{Op: "step", Kind: kind, Name: name, Topics: topics, Internal: internal}
+	n.Instantiate = func(t *dsl.Task) (any, error) {
+		kids, err := dsl.Children[func(string) error](t, n)
+		if err != nil {
+			return nil, err
+		}
+		t.OnClose(func() error { *u.log = append(*u.log, "close "+n.Name); return nil })
+		return func(v string) error {
+			*u.log = append(*u.log, n.Name+":"+v)
+			for _, k := range kids {
+				if err := k(v); err != nil {
+					return err
+				}
+			}
+			return nil
+		}, nil
+	}
+	return u.g.AddNode(n, parents...)
+}
+
+func TestBuildSplitsAndDispatches(t *testing.T) {
+	var log []string
+	u := untyped{g: dsl.NewGraph(), log: &log}
+	a := u.source("a", false, "t1", "t2")
+	b := u.source("b", false, "t3")
+	m := u.step("m", dsl.KindProcessor, nil, false, a, b) // joins a and b
+	u.step("sink", dsl.KindSink, []string{"rep"}, true, m)
+	c := u.source("c", true, "rep") // behind an internal topic: a new sub-topology
+	u.step("out", dsl.KindSink, []string{"out"}, false, c)
+	u.g.AddInternalTopic(dsl.InternalTopic{Name: "rep", Writer: u.g.Nodes()[3]})
+
+	topo, err := dsl.Build(u.g)
+	require.NoError(t, err)
+	require.Len(t, topo.SubTopologies, 2)
+	require.Equal(t, []topology.Source{{Topic: "t1"}, {Topic: "t2"}, {Topic: "t3"}}, topo.SubTopologies[0].Sources)
+	require.Equal(t, []topology.Sink{{Topic: "rep", Internal: true}}, topo.SubTopologies[0].Sinks)
+	require.Equal(t, []topology.Source{{Topic: "rep", Internal: true}}, topo.SubTopologies[1].Sources)
+	require.Equal(t, []topology.InternalTopic{{Name: "rep", WrittenBy: 0, Cleanup: broker.CleanupDelete}}, topo.InternalTopics)
+
+	// Nodes added after Build are not part of the built topology.
+	u.step("late", dsl.KindProcessor, nil, false, m)
+
+	e := &env{}
+	p, err := topo.SubTopologies[0].NewTask(e)
+	require.NoError(t, err)
+	ctx := t.Context()
+	require.NoError(t, p.Process(ctx, &broker.Record{Topic: "t2", Value: []byte("x")}))
+	require.NoError(t, p.Process(ctx, &broker.Record{Topic: "t3", Value: []byte("y")}))
+	err = p.Process(ctx, &broker.Record{Topic: "rep"})
+	require.ErrorIs(t, err, broker.ErrUnknownTopic)
+	require.ErrorContains(t, err, `task 1_2 has no source for topic "rep"`)
+	require.NoError(t, p.Flush(ctx))
+	require.NoError(t, p.Close())
+	require.Equal(t, []string{"a<t2", "m:x", "sink:x", "b<t3", "m:y", "sink:y", "close m", "close sink"}, log,
+		"m is instantiated once for both parents; close hooks run upstream first (reverse registration order)")
+
+	log = nil
+	p, err = topo.SubTopologies[1].NewTask(e)
+	require.NoError(t, err)
+	require.NoError(t, p.Process(ctx, &broker.Record{Topic: "app-rep", Value: []byte("z")}))
+	require.Equal(t, []string{"c<app-rep", "out:z"}, log)
+}
+
+func TestNewTaskErrorClosesInstantiatedNodes(t *testing.T) {
+	var log []string
+	u := untyped{g: dsl.NewGraph(), log: &log}
+	a := u.source("a", false, "t")
+	u.step("ok", dsl.KindProcessor, nil, false, a)
+	bad := &dsl.Node{Op: "bad", Kind: dsl.KindProcessor}
+	errBad := errors.New("bad init")
+	bad.Instantiate = func(*dsl.Task) (any, error) { return nil, errBad }
+	u.g.AddNode(bad, a)
+	topo, err := dsl.Build(u.g)
+	require.NoError(t, err)
+	_, err = topo.SubTopologies[0].NewTask(&env{})
+	require.ErrorIs(t, err, errBad)
+	require.ErrorContains(t, err, `instantiate "bad-2"`)
+	require.Equal(t, []string{"close ok"}, log)
+}
+
+func TestChildTypeMismatch(t *testing.T) {
+	var log []string
+	u := untyped{g: dsl.NewGraph(), log: &log}
+	a := u.source("a", false, "t")
+	odd := &dsl.Node{Op: "odd", Kind: dsl.KindProcessor}
+	odd.Instantiate = func(*dsl.Task) (any, error) { return func(int) error { return nil }, nil }
+	u.g.AddNode(odd, a)
+	topo, err := dsl.Build(u.g)
+	require.NoError(t, err)
+	_, err = topo.SubTopologies[0].NewTask(&env{})
+	require.ErrorContains(t, err, `internal error: node "odd-1" takes func(int) error, node "a" emits func(string) error`)
+}
+
+func TestFlushHooks(t *testing.T) {
+	g := dsl.NewGraph()
+	var flushed []string
+	errFlush := errors.New("flush failed")
+	n := &dsl.Node{Op: "source", Kind: dsl.KindSource, Topics: []string{"t"}}
+	n.Instantiate = func(t *dsl.Task) (any, error) {
+		t.OnFlush(func(context.Context) error { flushed = append(flushed, "first"); return nil })
+		t.OnFlush(func(context.Context) error { flushed = append(flushed, "second"); return errFlush })
+		t.OnFlush(func(context.Context) error { flushed = append(flushed, "third"); return nil })
+		return dsl.SourceFunc(func(context.Context, *broker.Record) error { return nil }), nil
+	}
+	g.AddNode(n)
+	topo, err := dsl.Build(g)
+	require.NoError(t, err)
+	p, err := topo.SubTopologies[0].NewTask(&env{})
+	require.NoError(t, err)
+	require.ErrorIs(t, p.Flush(t.Context()), errFlush)
+	require.Equal(t, []string{"first", "second"}, flushed)
+}
+
+func TestForeignParent(t *testing.T) {
+	g1, g2 := dsl.NewGraph(), dsl.NewGraph()
+	var log []string
+	a := untyped{g: g1, log: &log}.source("a", false, "t")
+	untyped{g: g2, log: &log}.source("b", false, "u")
+	untyped{g: g2, log: &log}.step("m", dsl.KindProcessor, nil, false, a, nil)
+	_, err := dsl.Build(g2)
+	require.ErrorIs(t, err, dsl.ErrForeignStream)
+	require.Len(t, err.(interface{ Unwrap() []error }).Unwrap(), 2, "the foreign and the nil parent")
+}
