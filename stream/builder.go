@@ -13,22 +13,26 @@ import (
 // with errors.Is; topic names that Kafka would refuse match
 // broker.ErrInvalidTopicName.
 var (
-	// ErrNoSources: the builder has no source (no From or FromTopics).
+	// ErrNoSources is reported for a builder without a source (no From or
+	// FromTopics).
 	ErrNoSources = dsl.ErrNoSources
-	// ErrDuplicateName: two steps have the same name.
+	// ErrDuplicateName is matched by errors about two steps (or two
+	// branches of a split) with the same name.
 	ErrDuplicateName = dsl.ErrDuplicateName
-	// ErrNilFunc: a step got a nil function (predicate, mapper, supplier).
+	// ErrNilFunc is matched by errors about a nil function given to a
+	// step (predicate, mapper, topic function, supplier).
 	ErrNilFunc = dsl.ErrNilFunc
-	// ErrNilCodec: a source, sink or repartition got a nil codec.
+	// ErrNilCodec is matched by errors about a nil codec given to a
+	// source, sink or repartition (and by streamtest's typed topics).
 	ErrNilCodec = dsl.ErrNilCodec
-	// ErrForeignStream: a stream of another builder, or the zero Stream,
-	// was passed to Merge.
+	// ErrForeignStream is matched by errors about a stream of another
+	// builder, or the zero Stream, passed to Merge.
 	ErrForeignStream = dsl.ErrForeignStream
-	// ErrInvalidOption: an option has an invalid value (an empty name, a
-	// partition count < 1) or a required list is empty.
+	// ErrInvalidOption is matched by errors about an invalid option value
+	// (an empty name, a partition count < 1) or an empty topic list.
 	ErrInvalidOption = dsl.ErrInvalidOption
-	// ErrTopicConflict: a topic is read by two sources, or a sub-topology
-	// reads a topic it also writes.
+	// ErrTopicConflict is matched by errors about a topic read by two
+	// sources, or read and written by the same sub-topology.
 	ErrTopicConflict = dsl.ErrTopicConflict
 )
 

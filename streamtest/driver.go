@@ -384,8 +384,9 @@ func (d *Driver) drain(ctx context.Context) error {
 	return nil
 }
 
-// Records returns copies of the records written to topic so far, by
-// partition and then offset. Internal topics have broker names:
+// Records returns the records written to topic so far, by partition and
+// then offset. The slice is new; the records' byte slices are shared with
+// the driver and must not be modified. Internal topics have broker names:
 // "<app-id>-<name>". Records does not consume them for [Output].
 func (d *Driver) Records(topic string) []broker.Record {
 	l, ok := d.topics[topic]

@@ -12,7 +12,8 @@ import (
 
 // Record is a typed record piped into or read from a topic. When piping,
 // Topic, Partition and Offset are ignored and a zero Timestamp means the
-// driver's clock.
+// driver's clock. Headers of read records are shared with the driver's
+// copy and must not be modified.
 type Record[K, V any] struct {
 	Key       K
 	Value     V
@@ -32,7 +33,8 @@ type KeyValue[K, V any] struct {
 // KV returns a KeyValue; it keeps expected outputs in tests short.
 func KV[K, V any](k K, v V) KeyValue[K, V] { return KeyValue[K, V]{Key: k, Value: v} }
 
-// InputTopic pipes typed records into one topic of a [Driver].
+// InputTopic pipes typed records into one topic of a [Driver]. Like the
+// Driver, it is not safe for concurrent use.
 type InputTopic[K, V any] struct {
 	d     *Driver
 	topic string
@@ -115,6 +117,7 @@ func (in *InputTopic[K, V]) key(k K) ([]byte, error) {
 
 // OutputTopic reads typed records from one topic of a [Driver]. Reads
 // consume: each record is returned once, by any OutputTopic of the topic.
+// Like the Driver, it is not safe for concurrent use.
 type OutputTopic[K, V any] struct {
 	d     *Driver
 	topic string
