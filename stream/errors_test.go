@@ -213,3 +213,11 @@ func TestPanicInFlatMapNamesTheRightStep(t *testing.T) {
 	require.True(t, ok)
 	require.Equal(t, "words", ne.Node, "the panic is in the sequence, after the sink ran")
 }
+
+func TestInvalidRepartitionNameReportedOnce(t *testing.T) {
+	b := stream.NewBuilder()
+	stream.From(b, "in", str, str).Repartition(str, str, stream.Named("no spaces")).To("out", str, str)
+	_, err := b.Build()
+	require.ErrorIs(t, err, broker.ErrInvalidTopicName)
+	require.Equal(t, `internal topic of "no spaces-sink": broker: invalid topic name: "no spaces-repartition" has character ' ' at position 2; only [a-zA-Z0-9._-] are allowed`, err.Error())
+}

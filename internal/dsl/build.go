@@ -55,8 +55,12 @@ func Build(g *Graph) (*topology.Topology, error) {
 			nSources++
 			for _, topic := range n.Topics {
 				k := topicKey{topic, n.Internal}
+				// Internal topic names are checked once, with the list of
+				// internal topics below.
 				if err := broker.ValidateTopicName(topic); err != nil {
-					errs = append(errs, fmt.Errorf("source %q: %w", n.Name, err))
+					if !n.Internal {
+						errs = append(errs, fmt.Errorf("source %q: %w", n.Name, err))
+					}
 					continue
 				}
 				if prev, ok := readers[k]; ok {
