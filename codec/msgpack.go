@@ -173,14 +173,16 @@ func checkMsgpack(src []byte) error {
 		switch {
 		case c <= 0x7f || c >= 0xe0 || c == 0xc0 || c == 0xc2 || c == 0xc3:
 			continue // fixint, nil, false, true
-		case c >= 0x80 && c <= 0x8f:
-			if err := pushMsgpack(&open, 2*int(c&0x0f), start); err != nil {
-				return err
+		case c >= 0x80 && c <= 0x8f, c >= 0x90 && c <= 0x9f:
+			n := int(c & 0x0f) // fixmap, fixarray
+			if c <= 0x8f {
+				n *= 2
 			}
-			continue
-		case c >= 0x90 && c <= 0x9f:
-			if err := pushMsgpack(&open, int(c&0x0f), start); err != nil {
-				return err
+			if n > 0 {
+				if len(open) > msgpackMaxDepth {
+					return msgpackDepthError(start)
+				}
+				open = append(open, n)
 			}
 			continue
 		case c >= 0xa0 && c <= 0xbf:
@@ -228,8 +230,11 @@ func checkMsgpack(src []byte) error {
 				if len(src)-off < elems*n {
 					return fmt.Errorf("%w: msgpack: %s at offset %d claims %d entries, only %d bytes left", ErrInvalid, name, start, n, len(src)-off)
 				}
-				if err := pushMsgpack(&open, elems*n, start); err != nil {
-					return err
+				if n > 0 {
+					if len(open) > msgpackMaxDepth {
+						return msgpackDepthError(start)
+					}
+					open = append(open, elems*n)
 				}
 				continue
 			}
@@ -246,14 +251,6 @@ func checkMsgpack(src []byte) error {
 	return nil
 }
 
-// pushMsgpack opens a container of n values at offset off.
-func pushMsgpack(open *[]int, n, off int) error {
-	if n == 0 {
-		return nil
-	}
-	if len(*open) > msgpackMaxDepth {
-		return fmt.Errorf("%w: msgpack: nesting deeper than %d at offset %d", ErrInvalid, msgpackMaxDepth, off)
-	}
-	*open = append(*open, n)
-	return nil
+func msgpackDepthError(off int) error {
+	return fmt.Errorf("%w: msgpack: nesting deeper than %d at offset %d", ErrInvalid, msgpackMaxDepth, off)
 }

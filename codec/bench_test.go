@@ -1,0 +1,171 @@
+package codec_test
+
+import (
+	"bytes"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/duality-streams/duality/codec"
+)
+
+// Run with: go test ./codec -run='^$' -bench=. -benchmem
+
+func BenchmarkInt64(b *testing.B) {
+	c := codec.Int64()
+	b.Run("Append", func(b *testing.B) {
+		b.ReportAllocs()
+		buf := make([]byte, 0, 8)
+		var v int64
+		for b.Loop() {
+			buf, _ = c.Append(buf[:0], v)
+			v++
+		}
+	})
+	b.Run("Decode", func(b *testing.B) {
+		b.ReportAllocs()
+		src, _ := c.Append(nil, -12345)
+		for b.Loop() {
+			if _, err := c.Decode(src); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+func BenchmarkString(b *testing.B) {
+	c := codec.String()
+	for _, size := range []int{16, 100} {
+		s := strings.Repeat("x", size)
+		b.Run("Append/"+strconv.Itoa(size), func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetBytes(int64(size))
+			buf := make([]byte, 0, size)
+			for b.Loop() {
+				buf, _ = c.Append(buf[:0], s)
+			}
+		})
+		b.Run("Decode/"+strconv.Itoa(size), func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetBytes(int64(size))
+			src := []byte(s)
+			for b.Loop() {
+				if _, err := c.Decode(src); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// benchEvent is a typical small event value. It has msgpack tags so that
+// the msgpack package's own entry points, which ignore json tags, decode
+// the same fields as the codec.
+type benchEvent struct {
+	User     string   `msgpack:"user" json:"user"`
+	Page     string   `msgpack:"page" json:"page"`
+	Referrer string   `msgpack:"referrer" json:"referrer"`
+	Millis   int64    `msgpack:"millis" json:"millis"`
+	Duration int32    `msgpack:"duration" json:"duration"`
+	Score    float64  `msgpack:"score" json:"score"`
+	Tags     []string `msgpack:"tags" json:"tags"`
+}
+
+var benchValue = benchEvent{
+	User: "user-4821", Page: "/products/42", Referrer: "https://example.com/",
+	Millis: 1700000000123, Duration: 350, Score: 0.75, Tags: []string{"mobile", "promo"},
+}
+
+// BenchmarkMsgpack compares the pooled codec with the msgpack package's
+// own entry points: Marshal/Unmarshal, and a new Encoder/Decoder per call.
+func BenchmarkMsgpack(b *testing.B) {
+	c := codec.Msgpack[benchEvent]()
+	src, err := c.Append(nil, benchValue)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("Append/codec", func(b *testing.B) {
+		b.ReportAllocs()
+		b.SetBytes(int64(len(src)))
+		buf := make([]byte, 0, 256)
+		for b.Loop() {
+			buf, _ = c.Append(buf[:0], benchValue)
+		}
+	})
+	b.Run("Append/Marshal", func(b *testing.B) {
+		b.ReportAllocs()
+		b.SetBytes(int64(len(src)))
+		buf := make([]byte, 0, 256)
+		for b.Loop() {
+			out, _ := msgpack.Marshal(benchValue)
+			buf = append(buf[:0], out...)
+		}
+	})
+	b.Run("Append/NewEncoder", func(b *testing.B) {
+		b.ReportAllocs()
+		b.SetBytes(int64(len(src)))
+		var buf bytes.Buffer
+		for b.Loop() {
+			buf.Reset()
+			enc := msgpack.NewEncoder(&buf)
+			enc.UseCompactInts(true)
+			_ = enc.Encode(benchValue)
+		}
+	})
+	b.Run("Decode/codec", func(b *testing.B) {
+		b.ReportAllocs()
+		b.SetBytes(int64(len(src)))
+		for b.Loop() {
+			if _, err := c.Decode(src); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("Decode/Unmarshal", func(b *testing.B) {
+		b.ReportAllocs()
+		b.SetBytes(int64(len(src)))
+		for b.Loop() {
+			var v benchEvent
+			if err := msgpack.Unmarshal(src, &v); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("Decode/NewDecoder", func(b *testing.B) {
+		b.ReportAllocs()
+		b.SetBytes(int64(len(src)))
+		for b.Loop() {
+			var v benchEvent
+			if err := msgpack.NewDecoder(bytes.NewReader(src)).Decode(&v); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+func BenchmarkJSON(b *testing.B) {
+	c := codec.JSON[benchEvent]()
+	src, err := c.Append(nil, benchValue)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("Append", func(b *testing.B) {
+		b.ReportAllocs()
+		b.SetBytes(int64(len(src)))
+		buf := make([]byte, 0, 256)
+		for b.Loop() {
+			buf, _ = c.Append(buf[:0], benchValue)
+		}
+	})
+	b.Run("Decode", func(b *testing.B) {
+		b.ReportAllocs()
+		b.SetBytes(int64(len(src)))
+		for b.Loop() {
+			if _, err := c.Decode(src); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
