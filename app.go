@@ -1,0 +1,277 @@
+package duality
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"sync/atomic"
+
+	"github.com/duality-streams/duality/broker"
+	"github.com/duality-streams/duality/internal/topology"
+	"github.com/duality-streams/duality/stream"
+)
+
+// App runs a topology against a broker as one member of the consumer group
+// named by its app id. Create it with [New] and run it with [App.Run].
+// Metrics is safe for concurrent use; Run may be called once.
+type App struct {
+	appID string
+	plan  *plan
+	b     broker.Broker
+	cfg   config
+	log   *slog.Logger
+	ran   atomic.Bool
+	m     metrics
+}
+
+// New returns an App that runs topo on b. appID names the app: it is the
+// consumer group and the prefix of internal topics ("<appID>-<name>"), so it
+// must be a valid topic name. New does not touch the broker and starts no
+// goroutine. It returns an error matching [ErrInvalidConfig] for a bad app
+// id, a nil broker or invalid options, and one matching
+// [ErrInvalidTopology] for a topology the runtime cannot run; all problems
+// are reported at once.
+func New(appID string, topo *stream.Topology, b broker.Broker, opts ...Option) (*App, error) {
+	cfg := defaultConfig()
+	for _, o := range opts {
+		if o != nil {
+			o.apply(&cfg)
+		}
+	}
+	var errs []error
+	if err := broker.ValidateTopicName(appID); err != nil {
+		errs = append(errs, fmt.Errorf("%w: app id: %w", ErrInvalidConfig, err))
+	}
+	if b == nil {
+		errs = append(errs, fmt.Errorf("%w: nil broker", ErrInvalidConfig))
+	}
+	errs = append(errs, cfg.validate())
+	p, err := newPlan(appID, (*topology.Topology)(topo))
+	errs = append(errs, err)
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return &App{
+		appID: appID,
+		plan:  p,
+		b:     b,
+		cfg:   cfg,
+		log:   cfg.logger.With(slog.String("app", appID)),
+	}, nil
+}
+
+// Run runs the app until ctx is canceled or a fatal error occurs.
+//
+// It first checks that every external source and sink topic exists (a
+// *[MissingTopicsError] lists those that do not), creates missing internal
+// topics, and joins the group. On every assignment it creates the tasks for
+// the assigned partitions, resumes them from the group's committed offsets
+// (the earliest offset when none is committed) and runs them on the
+// workers. On a rebalance it stops the workers between two records,
+// commits, closes the tasks and starts the new task set.
+//
+// When ctx is canceled, Run stops fetching, processes the records already
+// fetched, flushes and commits, closes the tasks, leaves the group and
+// returns nil. A fatal error (a processing error under [FailOnError], a
+// failed commit, a broker error) is returned wrapped with context; the
+// other workers still commit their work. Run returns only after every
+// goroutine it started has exited. A second call returns [ErrRunCalled].
+func (a *App) Run(ctx context.Context) error {
+	if !a.ran.CompareAndSwap(false, true) {
+		return ErrRunCalled
+	}
+	canceled := func(err error) bool { return ctx.Err() != nil && errors.Is(err, ctx.Err()) }
+	if err := a.plan.ensureTopics(ctx, a.b); err != nil {
+		if canceled(err) {
+			return nil
+		}
+		return fmt.Errorf("duality: app %q: %w", a.appID, err)
+	}
+	m, err := a.b.JoinGroup(ctx, a.appID, a.plan.sourceTopics)
+	if err != nil {
+		if canceled(err) {
+			return nil
+		}
+		return fmt.Errorf("duality: app %q: join group: %w", a.appID, err)
+	}
+	a.log.Info("joined group", slog.String("member", m.MemberID()), slog.Any("topics", a.plan.sourceTopics))
+	err = a.loop(ctx, m)
+	a.m.tasks.Store(0)
+	if lerr := m.Leave(context.WithoutCancel(ctx)); lerr != nil && err == nil {
+		err = fmt.Errorf("leave group: %w", lerr)
+	}
+	if err != nil {
+		return fmt.Errorf("duality: app %q: %w", a.appID, err)
+	}
+	a.log.Info("stopped")
+	return nil
+}
+
+// loop follows the group's assignments until ctx ends or a worker fails.
+func (a *App) loop(ctx context.Context, m broker.Membership) error {
+	var gen *generation
+	for {
+		var failed <-chan error
+		if gen != nil {
+			failed = gen.errc
+		}
+		select {
+		case <-ctx.Done():
+			if gen != nil {
+				return gen.stop(stopReason{})
+			}
+			return nil
+		case err := <-failed:
+			// Stop the other workers; they commit their own work.
+			return errors.Join(err, gen.stop(stopReason{}))
+		case asg, ok := <-m.Assignments():
+			if !ok {
+				err := errors.New("group membership ended")
+				if gen != nil {
+					err = errors.Join(err, gen.stop(stopReason{}))
+				}
+				return err
+			}
+			if gen != nil {
+				if err := gen.stop(stopReason{next: &asg}); err != nil {
+					return err
+				}
+				gen = nil
+			}
+			a.m.rebalances.Add(1)
+			var err error
+			if gen, err = a.start(ctx, m, asg); err != nil {
+				if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+					return nil
+				}
+				return err
+			}
+		}
+	}
+}
+
+// stopReason says why a generation stops: next is the new assignment of a
+// rebalance, nil for a shutdown.
+type stopReason struct {
+	next *broker.Assignment
+}
+
+// generation is the set of workers running one assignment.
+type generation struct {
+	asg     broker.Assignment
+	cancel  context.CancelFunc
+	reason  stopReason
+	decided chan struct{} // closed once reason is set
+	wg      sync.WaitGroup
+	errc    chan error // buffered: one slot per worker
+}
+
+// stop tells the workers why they stop, interrupts their fetches and waits
+// until all have exited. It returns their errors.
+func (g *generation) stop(r stopReason) error {
+	g.reason = r
+	close(g.decided)
+	g.cancel()
+	g.wg.Wait()
+	var errs []error
+	for {
+		select {
+		case err := <-g.errc:
+			errs = append(errs, err)
+		default:
+			return errors.Join(errs...)
+		}
+	}
+}
+
+// start creates the tasks of asg, resumes them from the committed offsets
+// and starts the workers.
+func (a *App) start(ctx context.Context, m broker.Membership, asg broker.Assignment) (*generation, error) {
+	tasks := a.plan.tasksFor(asg)
+	var tps []broker.TopicPartition
+	for _, t := range tasks {
+		for _, ps := range t.parts {
+			tps = append(tps, ps.tp)
+		}
+	}
+	committed, err := a.b.FetchOffsets(ctx, a.appID, tps)
+	if err != nil {
+		return nil, fmt.Errorf("fetch committed offsets: %w", err)
+	}
+	for _, t := range tasks {
+		for _, ps := range t.parts {
+			if off, ok := committed[ps.tp]; ok {
+				ps.next, ps.known = off, true
+				continue
+			}
+			offs, err := a.b.ListOffsets(ctx, ps.tp.Topic, ps.tp.Partition)
+			if err != nil {
+				return nil, fmt.Errorf("list offsets of %s/%d: %w", ps.tp.Topic, ps.tp.Partition, err)
+			}
+			ps.next = offs.Earliest
+		}
+	}
+	n := min(a.cfg.workers, len(tasks))
+	a.m.tasks.Store(int64(len(tasks)))
+	a.log.Info("assigned", slog.Int64("generation", asg.Generation),
+		slog.Int("partitions", len(asg.Partitions)), slog.Int("tasks", len(tasks)), slog.Int("workers", n))
+
+	gctx, cancel := context.WithCancel(ctx)
+	g := &generation{asg: asg, cancel: cancel, decided: make(chan struct{}), errc: make(chan error, n)}
+	workers := make([]*worker, n)
+	for i := range workers {
+		workers[i] = &worker{app: a, gen: g, memberID: m.MemberID(), byTP: map[broker.TopicPartition]*partState{}}
+	}
+	for i, t := range tasks {
+		w := workers[i%n]
+		t.idx = int32(len(w.tasks))
+		w.tasks = append(w.tasks, t)
+	}
+	for _, w := range workers {
+		g.wg.Add(1)
+		go func() {
+			defer g.wg.Done()
+			if err := w.run(ctx, gctx); err != nil {
+				g.errc <- err
+			}
+		}()
+	}
+	return g, nil
+}
+
+// tasksFor creates the tasks of an assignment: for each assigned partition
+// number p and each sub-topology with a source topic assigned at p, one task
+// reading partition p of those source topics. Tasks are sorted by partition,
+// then sub-topology.
+func (p *plan) tasksFor(asg broker.Assignment) []*task {
+	byPart := map[int32]map[string]bool{}
+	var nums []int32
+	for _, tp := range asg.Partitions {
+		if byPart[tp.Partition] == nil {
+			byPart[tp.Partition] = map[string]bool{}
+			nums = append(nums, tp.Partition)
+		}
+		byPart[tp.Partition][tp.Topic] = true
+	}
+	slices.Sort(nums)
+	var tasks []*task
+	for _, n := range nums {
+		for _, sp := range p.subs {
+			var t *task
+			for _, src := range sp.sources {
+				if !byPart[n][src] {
+					continue
+				}
+				if t == nil {
+					t = &task{id: TaskID{SubTopology: sp.st.ID, Partition: n}, sub: sp}
+					tasks = append(tasks, t)
+				}
+				t.parts = append(t.parts, &partState{tp: broker.TopicPartition{Topic: src, Partition: n}, task: t})
+			}
+		}
+	}
+	return tasks
+}

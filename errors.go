@@ -1,0 +1,68 @@
+package duality
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/duality-streams/duality/broker"
+	"github.com/duality-streams/duality/internal/topology"
+)
+
+var (
+	// ErrInvalidConfig is matched by every error New returns for a bad
+	// app id, a nil broker or an invalid option.
+	ErrInvalidConfig = errors.New("duality: invalid config")
+	// ErrInvalidTopology is matched by errors New returns for a topology
+	// the runtime cannot run (nil, no sub-topologies, a topic read by two
+	// sub-topologies, an undeclared internal topic, ...).
+	ErrInvalidTopology = errors.New("duality: invalid topology")
+	// ErrRunCalled is returned by a second call of [App.Run].
+	ErrRunCalled = errors.New("duality: Run already called")
+	// ErrPartitionMismatch is matched by errors about an existing internal
+	// topic whose partition count differs from the one the topology needs.
+	ErrPartitionMismatch = errors.New("duality: internal topic partition count mismatch")
+)
+
+// MissingTopicsError is returned by [App.Run] when external source or sink
+// topics do not exist. The runtime creates only internal topics; external
+// ones must be created by the operator. It matches [broker.ErrUnknownTopic].
+type MissingTopicsError struct {
+	// Topics are the missing topic names, sorted.
+	Topics []string
+}
+
+func (e *MissingTopicsError) Error() string {
+	return fmt.Sprintf("duality: missing topics %s: create them before running the app", strings.Join(e.Topics, ", "))
+}
+
+// Is reports whether target is [broker.ErrUnknownTopic].
+func (e *MissingTopicsError) Is(target error) bool { return target == broker.ErrUnknownTopic }
+
+// ProcessingError is a processor's failure on one input record. Under the
+// default [FailOnError] policy [App.Run] returns it (wrapped); under
+// [SkipOnError] it is passed to the callback.
+type ProcessingError struct {
+	// Task is the sub-topology and partition of the failing task.
+	Task TaskID
+	// Topic, Partition and Offset name the input record.
+	Topic     string
+	Partition int32
+	Offset    int64
+	// Err is the processor's error.
+	Err error
+}
+
+func (e *ProcessingError) Error() string {
+	return fmt.Sprintf("duality: task %s: processing record %s/%d@%d: %v", e.Task, e.Topic, e.Partition, e.Offset, e.Err)
+}
+
+// Unwrap returns the processor's error.
+func (e *ProcessingError) Unwrap() error { return e.Err }
+
+// TaskID names a task: a sub-topology and a partition number. Its String
+// form is "<subtopology>_<partition>", as in Kafka Streams.
+type TaskID topology.TaskID
+
+// String returns "<subtopology>_<partition>".
+func (id TaskID) String() string { return fmt.Sprintf("%d_%d", id.SubTopology, id.Partition) }

@@ -1,0 +1,162 @@
+package duality
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime"
+	"time"
+
+	"github.com/duality-streams/duality/broker"
+)
+
+// Option configures an [App]. Options are applied in order; a later option
+// overrides an earlier one of the same kind. [New] validates them all at
+// once and reports every problem in one error matching [ErrInvalidConfig].
+type Option interface{ apply(*config) }
+
+type optionFunc func(*config)
+
+func (f optionFunc) apply(c *config) { f(c) }
+
+// Defaults of the options.
+const (
+	DefaultCommitInterval        = 100 * time.Millisecond
+	DefaultMaxUncommittedRecords = 100_000
+	DefaultFetchMaxWait          = 500 * time.Millisecond
+	DefaultFetchMaxRecords       = 10_000
+)
+
+type config struct {
+	workers        int
+	commitInterval time.Duration
+	maxUncommitted int
+	fetchMaxWait   time.Duration
+	fetchMaxRecs   int
+	logger         *slog.Logger
+	policy         ErrorPolicy
+	now            func() time.Time
+}
+
+func defaultConfig() config {
+	return config{
+		workers:        runtime.GOMAXPROCS(0),
+		commitInterval: DefaultCommitInterval,
+		maxUncommitted: DefaultMaxUncommittedRecords,
+		fetchMaxWait:   DefaultFetchMaxWait,
+		fetchMaxRecs:   DefaultFetchMaxRecords,
+		logger:         slog.New(slog.DiscardHandler),
+		now:            time.Now,
+	}
+}
+
+// validate reports every problem of c, each matching ErrInvalidConfig.
+func (c *config) validate() error {
+	var errs []error
+	bad := func(format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%w: "+format, append([]any{ErrInvalidConfig}, args...)...))
+	}
+	if c.workers < 1 {
+		bad("Workers(%d): must be at least 1", c.workers)
+	}
+	if c.commitInterval <= 0 {
+		bad("CommitInterval(%v): must be positive", c.commitInterval)
+	}
+	if c.maxUncommitted < 1 {
+		bad("MaxUncommittedRecords(%d): must be at least 1", c.maxUncommitted)
+	}
+	if c.fetchMaxWait <= 0 {
+		bad("FetchMaxWait(%v): must be positive", c.fetchMaxWait)
+	}
+	if c.fetchMaxRecs < 1 {
+		bad("FetchMaxRecords(%d): must be at least 1", c.fetchMaxRecs)
+	}
+	if c.logger == nil {
+		bad("Logger(nil): use slog.New(slog.DiscardHandler) for no logging")
+	}
+	if c.now == nil {
+		bad("Clock(nil): a clock function is required")
+	}
+	return errors.Join(errs...)
+}
+
+// Workers sets the number of worker goroutines that run tasks. An app runs
+// min(n, tasks) workers and spreads its tasks over them. Default
+// runtime.GOMAXPROCS(0). n must be at least 1.
+func Workers(n int) Option { return optionFunc(func(c *config) { c.workers = n }) }
+
+// CommitInterval sets how often a worker commits: it flushes its tasks and
+// appends their output together with their input offsets in one atomic
+// broker commit. Default [DefaultCommitInterval] (100 ms). d must be
+// positive.
+func CommitInterval(d time.Duration) Option {
+	return optionFunc(func(c *config) { c.commitInterval = d })
+}
+
+// MaxUncommittedRecords makes a worker commit before the commit interval
+// elapses when its buffered output exceeds n records, which bounds memory.
+// Default [DefaultMaxUncommittedRecords] (100000). n must be at least 1.
+func MaxUncommittedRecords(n int) Option {
+	return optionFunc(func(c *config) { c.maxUncommitted = n })
+}
+
+// FetchMaxWait bounds how long a worker's fetch waits for new input when
+// none is available. A worker with uncommitted work waits at most until its
+// next commit is due, and shutdown and rebalances interrupt the wait, so
+// this only matters for idle workers. Default [DefaultFetchMaxWait]
+// (500 ms). d must be positive.
+func FetchMaxWait(d time.Duration) Option {
+	return optionFunc(func(c *config) { c.fetchMaxWait = d })
+}
+
+// FetchMaxRecords bounds the records one fetch of a worker returns over all
+// its partitions. Default [DefaultFetchMaxRecords] (10000). n must be at
+// least 1.
+func FetchMaxRecords(n int) Option {
+	return optionFunc(func(c *config) { c.fetchMaxRecs = n })
+}
+
+// Logger sets the app's logger. The runtime logs lifecycle events at Info
+// (joins, assignments, fencing), skipped records and offset resets at Warn,
+// and uses the stable attribute keys "app", "task", "topic", "partition" and
+// "offset". Default: discard everything.
+func Logger(l *slog.Logger) Option { return optionFunc(func(c *config) { c.logger = l }) }
+
+// Clock sets the function behind TaskEnv.Now, which processors use as the
+// wall clock (for example to stamp records). Commit timing always uses the
+// real clock. Default time.Now.
+func Clock(now func() time.Time) Option { return optionFunc(func(c *config) { c.now = now }) }
+
+// OnProcessingError sets what happens when a processor returns an error for
+// an input record. Default [FailOnError].
+func OnProcessingError(p ErrorPolicy) Option {
+	return optionFunc(func(c *config) { c.policy = p })
+}
+
+// ErrorPolicy says what the runtime does when a processor fails on a
+// record. The zero value is [FailOnError].
+type ErrorPolicy struct {
+	skip     bool
+	callback func(*ProcessingError)
+}
+
+// FailOnError is the default policy: [App.Run] stops and returns the
+// *[ProcessingError]. The failing worker's output since its last commit is
+// discarded, not committed, so after fixing the cause a restart processes
+// those records again from the last committed offsets.
+func FailOnError() ErrorPolicy { return ErrorPolicy{} }
+
+// SkipOnError skips failing records: the record's partial output (records
+// the processor sent before failing) is dropped, its offset is committed as
+// processed, it is logged at Warn and counted in [Metrics].RecordsSkipped,
+// and callback, when not nil, is called with the error from the worker's
+// goroutine (it must not block for long; it may be called concurrently by
+// several workers).
+func SkipOnError(callback func(*ProcessingError)) ErrorPolicy {
+	return ErrorPolicy{skip: true, callback: callback}
+}
+
+// partitionsOf is a small helper used in logs.
+func tpAttrs(tp broker.TopicPartition) []any {
+	return []any{slog.String("topic", tp.Topic), slog.Int("partition", int(tp.Partition))}
+}

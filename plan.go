@@ -1,0 +1,260 @@
+package duality
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/duality-streams/duality/broker"
+	"github.com/duality-streams/duality/internal/topology"
+)
+
+// plan is a topology checked and resolved to broker topic names.
+type plan struct {
+	appID string
+	subs  []*subPlan
+	// bySource maps a source topic (broker name) to the sub-topology
+	// reading it; a topic has at most one reader.
+	bySource map[string]*subPlan
+	// sourceTopics are all source topics (broker names), sorted.
+	sourceTopics []string
+	// external are the external source and fixed sink topics, sorted.
+	external []string
+	internal []internalPlan
+}
+
+type subPlan struct {
+	st      *topology.SubTopology
+	sources []string // broker names, in declaration order
+}
+
+type internalPlan struct {
+	name       string // broker name
+	logical    string
+	partitions int32 // declared; 0 = resolve from the writer's sources
+	writtenBy  int
+	cleanup    broker.CleanupPolicy
+}
+
+func internalName(appID, logical string) string { return appID + "-" + logical }
+
+// newPlan checks topo and resolves its topic names. Every problem is
+// reported, each matching ErrInvalidTopology.
+func newPlan(appID string, topo *topology.Topology) (*plan, error) {
+	if topo == nil {
+		return nil, fmt.Errorf("%w: nil topology", ErrInvalidTopology)
+	}
+	var errs []error
+	bad := func(format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%w: "+format, append([]any{ErrInvalidTopology}, args...)...))
+	}
+	p := &plan{appID: appID, bySource: map[string]*subPlan{}}
+	if len(topo.SubTopologies) == 0 {
+		bad("no sub-topologies (a topology needs at least one source)")
+	}
+	declared := map[string]*topology.InternalTopic{}
+	for i := range topo.InternalTopics {
+		it := &topo.InternalTopics[i]
+		if _, dup := declared[it.Name]; dup {
+			bad("internal topic %q declared twice", it.Name)
+			continue
+		}
+		declared[it.Name] = it
+		name := internalName(appID, it.Name)
+		if err := broker.ValidateTopicName(name); err != nil {
+			bad("internal topic %q: %v", it.Name, err)
+		}
+		if it.Partitions < 0 {
+			bad("internal topic %q: negative partition count %d", it.Name, it.Partitions)
+		}
+		p.internal = append(p.internal, internalPlan{
+			name: name, logical: it.Name, partitions: it.Partitions,
+			writtenBy: it.WrittenBy, cleanup: it.Cleanup,
+		})
+	}
+	resolve := func(what string, st int, topic string, internal bool) (string, bool) {
+		if internal {
+			if declared[topic] == nil {
+				bad("sub-topology %d: %s %q is internal but not declared in InternalTopics", st, what, topic)
+				return "", false
+			}
+			return internalName(appID, topic), true
+		}
+		if err := broker.ValidateTopicName(topic); err != nil {
+			bad("sub-topology %d: %s: %v", st, what, err)
+			return "", false
+		}
+		return topic, true
+	}
+	ids := map[int]bool{}
+	external := map[string]bool{}
+	for i, st := range topo.SubTopologies {
+		if st == nil {
+			bad("sub-topology at index %d is nil", i)
+			continue
+		}
+		if ids[st.ID] {
+			bad("sub-topology ID %d used twice", st.ID)
+		}
+		ids[st.ID] = true
+		if st.NewTask == nil {
+			bad("sub-topology %d has no NewTask", st.ID)
+		}
+		if len(st.Sources) == 0 {
+			bad("sub-topology %d has no source topics", st.ID)
+		}
+		sp := &subPlan{st: st}
+		for _, src := range st.Sources {
+			name, ok := resolve("source", st.ID, src.Topic, src.Internal)
+			if !ok {
+				continue
+			}
+			if other := p.bySource[name]; other != nil {
+				if other == sp {
+					bad("sub-topology %d reads topic %q twice", st.ID, name)
+				} else {
+					bad("topic %q is read by sub-topologies %d and %d; a topic may feed only one sub-topology", name, other.st.ID, st.ID)
+				}
+				continue
+			}
+			p.bySource[name] = sp
+			sp.sources = append(sp.sources, name)
+			p.sourceTopics = append(p.sourceTopics, name)
+			if !src.Internal {
+				external[name] = true
+			}
+		}
+		for _, sink := range st.Sinks {
+			name, ok := resolve("sink", st.ID, sink.Topic, sink.Internal)
+			if ok && !sink.Internal {
+				external[name] = true
+			}
+		}
+		p.subs = append(p.subs, sp)
+	}
+	for _, it := range p.internal {
+		if !ids[it.writtenBy] {
+			bad("internal topic %q: written by unknown sub-topology %d", it.logical, it.writtenBy)
+		}
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	slices.Sort(p.sourceTopics)
+	for name := range external {
+		p.external = append(p.external, name)
+	}
+	slices.Sort(p.external)
+	return p, nil
+}
+
+func (p *plan) sub(id int) *subPlan {
+	for _, sp := range p.subs {
+		if sp.st.ID == id {
+			return sp
+		}
+	}
+	return nil
+}
+
+// ensureTopics checks that every external topic exists, resolves the
+// partition counts of internal topics and creates the missing ones. The
+// partition count rules it relies on: an internal topic's count is declared
+// or resolved from its writer's sources, and an existing internal topic has
+// that count. Sources of one sub-topology may differ in partition count: a
+// task reads partition p of those that have it.
+func (p *plan) ensureTopics(ctx context.Context, b broker.Broker) error {
+	infos, err := b.ListTopics(ctx)
+	if err != nil {
+		return fmt.Errorf("list topics: %w", err)
+	}
+	existing := make(map[string]int32, len(infos))
+	for _, ti := range infos {
+		existing[ti.Name] = ti.Config.Partitions
+	}
+	var missing []string
+	for _, name := range p.external {
+		if _, ok := existing[name]; !ok {
+			missing = append(missing, name)
+		}
+	}
+	if len(missing) > 0 {
+		return &MissingTopicsError{Topics: missing}
+	}
+
+	// Resolve internal partition counts; a count of 0 is the largest
+	// count among the sources of the writing sub-topology, which may
+	// themselves be internal.
+	byName := map[string]*internalPlan{}
+	for i := range p.internal {
+		byName[p.internal[i].name] = &p.internal[i]
+	}
+	counts := map[string]int32{}
+	visiting := map[string]bool{}
+	var count func(topic string) (int32, error)
+	count = func(topic string) (int32, error) {
+		if n, ok := counts[topic]; ok {
+			return n, nil
+		}
+		it := byName[topic]
+		if it == nil { // external, checked above
+			return existing[topic], nil
+		}
+		if it.partitions > 0 {
+			counts[topic] = it.partitions
+			return it.partitions, nil
+		}
+		if visiting[topic] {
+			return 0, fmt.Errorf("%w: internal topic %q: partition count depends on itself", ErrInvalidTopology, it.logical)
+		}
+		visiting[topic] = true
+		defer delete(visiting, topic)
+		var n int32
+		for _, src := range p.sub(it.writtenBy).sources {
+			m, err := count(src)
+			if err != nil {
+				return 0, err
+			}
+			n = max(n, m)
+		}
+		if n == 0 {
+			return 0, fmt.Errorf("%w: internal topic %q: cannot resolve its partition count", ErrInvalidTopology, it.logical)
+		}
+		counts[topic] = n
+		return n, nil
+	}
+	var errs []error
+	for _, it := range p.internal {
+		want, err := count(it.name)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if have, ok := existing[it.name]; ok {
+			if have != want {
+				errs = append(errs, fmt.Errorf("%w: topic %q has %d partitions, the topology needs %d (delete it or fix the topology)", ErrPartitionMismatch, it.name, have, want))
+			}
+			continue
+		}
+		cfg := broker.TopicConfig{Partitions: want, Cleanup: it.cleanup}
+		if it.cleanup == broker.CleanupDelete {
+			// Records keep their event timestamps; time retention could
+			// delete repartitioned records before they are processed.
+			cfg.RetentionTime = -1
+		}
+		err = b.CreateTopic(ctx, it.name, cfg)
+		if errors.Is(err, broker.ErrTopicExists) { // created concurrently by another instance
+			var ti broker.TopicInfo
+			if ti, err = b.DescribeTopic(ctx, it.name); err == nil && ti.Config.Partitions != want {
+				err = fmt.Errorf("%w: topic %q has %d partitions, the topology needs %d", ErrPartitionMismatch, it.name, ti.Config.Partitions, want)
+			}
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("create internal topic %q: %w", it.name, err))
+			continue
+		}
+		existing[it.name] = want
+	}
+	return errors.Join(errs...)
+}

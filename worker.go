@@ -1,0 +1,327 @@
+package duality
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/duality-streams/duality/broker"
+	"github.com/duality-streams/duality/internal/topology"
+)
+
+// task is one instance of a sub-topology for one partition number.
+type task struct {
+	id    TaskID
+	idx   int32 // index in its worker's tasks
+	sub   *subPlan
+	parts []*partState
+	proc  topology.Processor
+	log   *slog.Logger
+}
+
+// partState is the position of a task in one of its input partitions.
+type partState struct {
+	tp    broker.TopicPartition
+	task  *task
+	next  int64 // next offset to process
+	known bool  // next came from a commit or from processing: commit it
+}
+
+// worker runs a fixed set of tasks on one goroutine. Between commits it
+// buffers the tasks' output; a commit appends it together with the tasks'
+// input offsets in one atomic broker commit.
+type worker struct {
+	app      *App
+	gen      *generation
+	memberID string
+	tasks    []*task
+	parts    []*partState
+	byTP     map[broker.TopicPartition]*partState
+	reqs     []broker.FetchRequest
+
+	out      []broker.Record // output since the last commit
+	owner    []int32         // owner[i] is the index of the task that sent out[i]
+	advanced bool            // input offsets moved since the last commit
+	offsets  map[broker.TopicPartition]int64
+	last     time.Time // last commit (or start)
+
+	processed, skipped uint64 // not yet added to the app's metrics
+}
+
+// run opens the worker's tasks, processes until gctx ends, then commits
+// according to the generation's stop reason and closes the tasks. It
+// returns only fatal errors.
+func (w *worker) run(runCtx, gctx context.Context) (err error) {
+	ctx := context.WithoutCancel(runCtx) // processing and commits finish during shutdown
+	cfg := &w.app.cfg
+	for _, t := range w.tasks {
+		t.log = w.app.log.With(slog.String("task", t.id.String()))
+		proc, err := t.sub.st.NewTask(&taskEnv{w: w, t: t})
+		if err != nil {
+			return errors.Join(fmt.Errorf("task %s: create: %w", t.id, err), w.close())
+		}
+		t.proc = proc
+		for _, ps := range t.parts {
+			w.parts = append(w.parts, ps)
+			w.byTP[ps.tp] = ps
+		}
+	}
+	w.reqs = make([]broker.FetchRequest, len(w.parts))
+	w.offsets = make(map[broker.TopicPartition]int64, len(w.parts))
+	defer func() {
+		w.flushMetrics()
+		err = errors.Join(err, w.close())
+	}()
+
+	w.last = time.Now()
+	backoff := 10 * time.Millisecond
+	for gctx.Err() == nil {
+		wait := cfg.fetchMaxWait
+		if w.dirty() {
+			due := cfg.commitInterval - time.Since(w.last)
+			if due <= 0 {
+				if fenced, err := w.commit(ctx, w.gen.asg.Generation, nil); err != nil || fenced {
+					return err
+				}
+				continue
+			}
+			wait = min(wait, due)
+		}
+		for i, ps := range w.parts {
+			w.reqs[i] = broker.FetchRequest{Topic: ps.tp.Topic, Partition: ps.tp.Partition, Offset: ps.next}
+		}
+		recs, err := w.app.b.Fetch(gctx, w.reqs, broker.FetchOptions{MaxWait: wait, MaxRecords: cfg.fetchMaxRecs})
+		if err != nil {
+			if gctx.Err() != nil {
+				break
+			}
+			var oor *broker.OffsetOutOfRangeError
+			if errors.As(err, &oor) {
+				if ps := w.byTP[broker.TopicPartition{Topic: oor.Topic, Partition: oor.Partition}]; ps != nil {
+					ps.task.log.Warn("offset out of range, resetting to the earliest offset",
+						slog.String("topic", oor.Topic), slog.Int("partition", int(oor.Partition)),
+						slog.Int64("offset", oor.Offset), slog.Int64("earliest", oor.Offsets.Earliest))
+					ps.next = oor.Offsets.Earliest
+					continue
+				}
+			}
+			if broker.IsRetryable(err) {
+				t := time.NewTimer(backoff)
+				select {
+				case <-gctx.Done():
+				case <-t.C:
+				}
+				t.Stop()
+				backoff = min(2*backoff, time.Second)
+				continue
+			}
+			return fmt.Errorf("fetch: %w", err)
+		}
+		backoff = 10 * time.Millisecond
+		if fenced, err := w.process(ctx, recs); err != nil || fenced {
+			return err
+		}
+		w.flushMetrics()
+	}
+
+	// Stopping: wait for the controller's reason, then commit.
+	<-w.gen.decided
+	if next := w.gen.reason.next; next != nil {
+		_, err := w.commit(ctx, next.Generation, assigned(next))
+		return err
+	}
+	_, err = w.commit(ctx, w.gen.asg.Generation, nil)
+	return err
+}
+
+func assigned(a *broker.Assignment) map[broker.TopicPartition]bool {
+	m := make(map[broker.TopicPartition]bool, len(a.Partitions))
+	for _, tp := range a.Partitions {
+		m[tp] = true
+	}
+	return m
+}
+
+func (w *worker) dirty() bool { return w.advanced || len(w.out) > 0 }
+
+// process runs fetched records through their tasks, in fetch order.
+func (w *worker) process(ctx context.Context, recs []broker.Record) (fenced bool, err error) {
+	cfg := &w.app.cfg
+	var ps *partState
+	for i := range recs {
+		rec := &recs[i]
+		if ps == nil || ps.tp.Partition != rec.Partition || ps.tp.Topic != rec.Topic {
+			ps = w.byTP[broker.TopicPartition{Topic: rec.Topic, Partition: rec.Partition}]
+			if ps == nil {
+				return false, fmt.Errorf("fetch returned a record of unrequested partition %s/%d", rec.Topic, rec.Partition)
+			}
+		}
+		if rec.Offset < ps.next {
+			continue
+		}
+		mark := len(w.out)
+		perr := ps.task.proc.Process(ctx, rec)
+		if perr != nil {
+			pe := &ProcessingError{Task: ps.task.id, Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset, Err: perr}
+			if !cfg.policy.skip {
+				return false, pe
+			}
+			// Drop the record's partial output.
+			clear(w.out[mark:])
+			w.out, w.owner = w.out[:mark], w.owner[:mark]
+			w.skipped++
+			ps.task.log.Warn("skipping record after processing error",
+				slog.String("topic", rec.Topic), slog.Int("partition", int(rec.Partition)),
+				slog.Int64("offset", rec.Offset), slog.Any("error", perr))
+			if cfg.policy.callback != nil {
+				cfg.policy.callback(pe)
+			}
+		} else {
+			w.processed++
+		}
+		ps.next, ps.known = rec.Offset+1, true
+		w.advanced = true
+		if len(w.out) > cfg.maxUncommitted {
+			if fenced, err := w.commit(ctx, w.gen.asg.Generation, nil); err != nil || fenced {
+				return fenced, err
+			}
+		}
+	}
+	return false, nil
+}
+
+// commit flushes the tasks and commits their buffered output and input
+// offsets in generation gen. When keep is not nil, only the work of tasks
+// whose partitions are all in keep is committed; the rest is dropped (a
+// rebalance moved it to another member, which redoes it). A fenced commit
+// drops the work and returns fenced.
+func (w *worker) commit(ctx context.Context, gen int64, keep map[broker.TopicPartition]bool) (fenced bool, err error) {
+	for _, t := range w.tasks {
+		if err := t.proc.Flush(ctx); err != nil {
+			return false, fmt.Errorf("task %s: flush: %w", t.id, err)
+		}
+	}
+	defer func() {
+		clear(w.out)
+		w.out, w.owner = w.out[:0], w.owner[:0]
+		w.advanced = false
+		w.last = time.Now()
+	}()
+	if !w.dirty() {
+		return false, nil
+	}
+	clear(w.offsets)
+	out := w.out
+	if keep != nil {
+		kept := make([]bool, len(w.tasks))
+		for i, t := range w.tasks {
+			kept[i] = true
+			for _, ps := range t.parts {
+				kept[i] = kept[i] && keep[ps.tp]
+			}
+			if !kept[i] && (len(w.out) > 0 || w.advanced) {
+				t.log.Info("task revoked by a rebalance: dropping its uncommitted work")
+			}
+		}
+		n := 0
+		for i := range w.out {
+			if kept[w.owner[i]] {
+				w.out[n] = w.out[i]
+				n++
+			}
+		}
+		out = w.out[:n]
+		for i, t := range w.tasks {
+			if kept[i] {
+				w.addOffsets(t)
+			}
+		}
+	} else {
+		for _, t := range w.tasks {
+			w.addOffsets(t)
+		}
+	}
+	if len(out) == 0 && len(w.offsets) == 0 {
+		return false, nil
+	}
+	start := time.Now()
+	err = w.app.b.Commit(ctx, broker.CommitRequest{
+		Records:    out,
+		Group:      w.app.appID,
+		Generation: gen,
+		MemberID:   w.memberID,
+		Offsets:    w.offsets,
+	})
+	if errors.Is(err, broker.ErrFenced) {
+		w.app.log.Info("commit fenced by a newer generation: dropping uncommitted work",
+			slog.Int64("generation", gen), slog.Int("records", len(out)))
+		return true, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("commit: %w", err)
+	}
+	d := time.Since(start)
+	w.app.m.commits.Add(1)
+	w.app.m.produced.Add(uint64(len(out)))
+	w.app.m.lastCommit.Store(int64(d))
+	return false, nil
+}
+
+func (w *worker) addOffsets(t *task) {
+	for _, ps := range t.parts {
+		if ps.known {
+			w.offsets[ps.tp] = ps.next
+		}
+	}
+}
+
+func (w *worker) flushMetrics() {
+	if w.processed > 0 {
+		w.app.m.processed.Add(w.processed)
+		w.processed = 0
+	}
+	if w.skipped > 0 {
+		w.app.m.skipped.Add(w.skipped)
+		w.skipped = 0
+	}
+}
+
+// close closes every opened task.
+func (w *worker) close() error {
+	var errs []error
+	for _, t := range w.tasks {
+		if t.proc != nil {
+			if err := t.proc.Close(); err != nil {
+				errs = append(errs, fmt.Errorf("task %s: close: %w", t.id, err))
+			}
+			t.proc = nil
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// taskEnv is a task's view of the runtime (topology.TaskEnv).
+type taskEnv struct {
+	w *worker
+	t *task
+}
+
+func (e *taskEnv) AppID() string           { return e.w.app.appID }
+func (e *taskEnv) TaskID() topology.TaskID { return topology.TaskID(e.t.id) }
+func (e *taskEnv) Logger() *slog.Logger    { return e.t.log }
+func (e *taskEnv) Now() time.Time          { return e.w.app.cfg.now() }
+func (e *taskEnv) TopicName(logical string, internal bool) string {
+	if internal {
+		return internalName(e.w.app.appID, logical)
+	}
+	return logical
+}
+
+// Send appends rec to the worker's output buffer without copying it.
+func (e *taskEnv) Send(_ context.Context, rec broker.Record) error {
+	e.w.out = append(e.w.out, rec)
+	e.w.owner = append(e.w.owner, e.t.idx)
+	return nil
+}
