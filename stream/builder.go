@@ -84,6 +84,10 @@ func (t *Topology) Describe() string {
 // carries (steps keep both; a [Process] step may forward new ones).
 // Headers are shared with the input record and must not be modified.
 type RecordContext struct {
+	// tombstone says the value is absent (nil at the source) and no step
+	// has computed a new one; sinks then write a nil value.
+	tombstone bool
+
 	// Topic is the broker topic the input record was read from
 	// (internal topics carry the app id prefix).
 	Topic string

@@ -29,10 +29,17 @@
 // Keys and values are decoded by the source's codecs once and flow between
 // steps as typed Go values through closures built per task: no boxing,
 // no reflection per record. Every step keeps the record's timestamp and
-// headers ([RecordContext]); sinks write them with the record. A nil key
-// or value (a tombstone) read by a source becomes K's or V's zero value
-// without calling the codec; sinks always encode values, so a stream never
-// writes tombstones, and write a key that encodes to zero bytes as no key.
+// headers ([RecordContext]); sinks write them with the record.
+//
+// A nil key or value read by a source becomes K's or V's zero value
+// without calling the codec. A nil value is a tombstone (a delete on a
+// compacted topic), and the record stays one through the steps that keep
+// the value (Filter, FilterNot, Peek, Foreach, Split, Merge, SelectKey,
+// Repartition): sinks write it with a nil value, so copying or filtering a
+// compacted topic keeps its deletes. Steps that compute values (Map,
+// MapValues, FlatMap, FlatMapValues) get the zero value and produce
+// ordinary values; a [Process] step sees and sets [Record.Tombstone].
+// Sinks write a key that encodes to zero bytes as no key (nil).
 //
 // # Sub-topologies
 //

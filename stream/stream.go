@@ -51,13 +51,28 @@ func fanout[K, V any](t *dsl.Task, n *dsl.Node) (emit[K, V], error) {
 	}, nil
 }
 
+// emitValue passes on a record whose value a step computed: it is no
+// longer a tombstone, for this call only (sibling steps still see the
+// input's flag).
+func emitValue[K, V any](ctx context.Context, next emit[K, V], rc *RecordContext, k K, v V) error {
+	if !rc.tombstone {
+		return next(ctx, rc, k, v)
+	}
+	rc.tombstone = false
+	err := next(ctx, rc, k, v)
+	rc.tombstone = true
+	return err
+}
+
 func nodeError(n *dsl.Node, rc *RecordContext, err error) error {
 	return &NodeError{Node: n.Name, Topic: rc.Topic, Partition: rc.Partition, Offset: rc.Offset, Err: err}
 }
 
 // From reads topic into a stream, decoding keys with kc and values with
-// vc. A record with a nil key or value (a tombstone) reaches the steps
-// with K's or V's zero value; the codec is not called for it. Options:
+// vc. A record with a nil key or value reaches the steps with K's or V's
+// zero value; the codec is not called for it. A nil value (a tombstone)
+// stays a tombstone through the steps that keep values, and sinks write it
+// as a nil value (see the package documentation, "Records"). Options:
 // [Named] (default "source-<n>").
 //
 // Build reports an invalid topic name (broker.ErrInvalidTopicName), nil
@@ -103,7 +118,8 @@ func addSource[K, V any](g *dsl.Graph, name string, topics []string, internal bo
 				}
 			}()
 			t.Current = n
-			*rc = RecordContext{Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset, Timestamp: rec.Timestamp, Headers: rec.Headers}
+			*rc = RecordContext{Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset, Timestamp: rec.Timestamp, Headers: rec.Headers,
+				tombstone: rec.Value == nil}
 			var k K
 			var v V
 			if rec.Key != nil {
@@ -243,9 +259,10 @@ func (s Stream[K, V]) Merge(others ...Stream[K, V]) Stream[K, V] {
 // To writes every record to topic, encoding keys with kc and values with
 // vc, and ends the stream. Records keep their timestamp and headers. The
 // partition is chosen by key (Kafka's default partitioner); a key that
-// encodes to zero bytes is written as no key (nil). Values are never
-// written as nil: a stream does not produce tombstones. Options: [Named]
-// (default "sink-<n>").
+// encodes to zero bytes is written as no key (nil). A tombstone is written
+// with a nil value, without calling vc; every other value is encoded, an
+// empty encoding as an empty, non-nil value. Options: [Named] (default
+// "sink-<n>").
 //
 // Build reports an invalid topic name (broker.ErrInvalidTopicName), nil
 // codecs (ErrNilCodec) and a sub-topology that reads the topic it writes
@@ -316,17 +333,21 @@ func addSink[K, V any](p *dsl.Node, name, topic string, internal, dynamic bool, 
 				return nodeError(n, rc, &codec.EncodeError{Topic: name, Part: "key", Err: err})
 			}
 			kl := len(buf)
-			buf, err = vc.Append(buf, v)
-			if err != nil {
-				return nodeError(n, rc, &codec.EncodeError{Topic: name, Part: "value", Err: err})
+			if !rc.tombstone {
+				buf, err = vc.Append(buf, v)
+				if err != nil {
+					return nodeError(n, rc, &codec.EncodeError{Topic: name, Part: "value", Err: err})
+				}
 			}
 			hint = len(buf)
 			rec := broker.Record{
 				Topic:     name,
 				Partition: broker.PartitionByKey,
-				Value:     buf[kl:len(buf):len(buf)],
 				Timestamp: rc.Timestamp,
 				Headers:   rc.Headers,
+			}
+			if !rc.tombstone {
+				rec.Value = buf[kl:len(buf):len(buf)]
 			}
 			if kl > 0 {
 				rec.Key = buf[:kl:kl]

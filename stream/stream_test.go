@@ -295,21 +295,98 @@ func TestNilKeysAndValues(t *testing.T) {
 	require.Equal(t, 1, decodes, "the codec is not called for a nil value")
 	require.NoError(t, d.PipeRaw(t.Context(), broker.Record{Topic: "in", Partition: 2, Key: nil, Value: []byte("v")}))
 	require.Equal(t, 2, decodes, "the codec is not called for a nil key")
-	require.Equal(t, []kv{{Key: "gone", Value: ""}, {Key: "", Value: "v"}}, seen)
+	require.NoError(t, streamtest.Input(d, "in", str, str).Pipe(t.Context(), "empty", ""))
+	require.Equal(t, []kv{{Key: "gone", Value: ""}, {Key: "", Value: "v"}, {Key: "empty", Value: ""}}, seen)
 
 	out := d.Records("out")
-	require.Len(t, out, 2)
-	slices.SortFunc(out, func(a, b broker.Record) int { return len(b.Key) - len(a.Key) }) // keyed first
-	// A stream writes no tombstones: the zero value is encoded ("" is an
-	// empty, non-nil value). An empty key is written as no key, which the
-	// driver puts on partition 0.
-	require.Equal(t, []byte("gone"), out[0].Key)
-	require.Equal(t, broker.KeyPartition([]byte("gone"), 3), out[0].Partition)
-	require.NotNil(t, out[0].Value)
-	require.Empty(t, out[0].Value)
-	require.Nil(t, out[1].Key)
-	require.Equal(t, int32(0), out[1].Partition)
-	require.Equal(t, []byte("v"), out[1].Value)
+	require.Len(t, out, 3)
+	byKey := make(map[string]broker.Record)
+	for _, r := range out {
+		byKey[string(r.Key)] = r
+	}
+	// The tombstone stays one.
+	require.Equal(t, broker.KeyPartition([]byte("gone"), 3), byKey["gone"].Partition)
+	require.Nil(t, byKey["gone"].Value)
+	// An empty key is written as no key, which the driver puts on
+	// partition 0.
+	require.Nil(t, byKey[""].Key)
+	require.Equal(t, int32(0), byKey[""].Partition)
+	require.Equal(t, []byte("v"), byKey[""].Value)
+	// An empty value is not a tombstone.
+	require.NotNil(t, byKey["empty"].Value)
+	require.Empty(t, byKey["empty"].Value)
+}
+
+func TestTombstones(t *testing.T) {
+	tests := []struct {
+		name      string
+		build     func(s stream.Stream[string, string]) stream.Stream[string, string]
+		tombstone bool // the output is a tombstone (nil value)
+	}{
+		{name: "to", build: func(s stream.Stream[string, string]) stream.Stream[string, string] { return s }, tombstone: true},
+		{name: "filter", build: func(s stream.Stream[string, string]) stream.Stream[string, string] {
+			return s.Filter(func(string, string) bool { return true }).FilterNot(func(string, string) bool { return false })
+		}, tombstone: true},
+		{name: "select-key", build: func(s stream.Stream[string, string]) stream.Stream[string, string] {
+			return stream.SelectKey(s, func(k, _ string) string { return k + "2" })
+		}, tombstone: true},
+		{name: "split and merge", build: func(s stream.Stream[string, string]) stream.Stream[string, string] {
+			br := s.Split()
+			return br.Branch("a", func(string, string) bool { return false }).Merge(br.Default())
+		}, tombstone: true},
+		{name: "repartition", build: func(s stream.Stream[string, string]) stream.Stream[string, string] {
+			return s.Repartition(str, str)
+		}, tombstone: true},
+		{name: "map-values", build: func(s stream.Stream[string, string]) stream.Stream[string, string] {
+			return stream.MapValues(s, func(v string) string { return "was:" + v })
+		}},
+		{name: "map", build: func(s stream.Stream[string, string]) stream.Stream[string, string] {
+			return stream.Map(s, func(k, v string) (string, string) { return k, "was:" + v })
+		}},
+		{name: "flat-map-values", build: func(s stream.Stream[string, string]) stream.Stream[string, string] {
+			return stream.FlatMapValues(s, func(v string) iter.Seq[string] { return slices.Values([]string{"was:" + v}) })
+		}},
+		{name: "process forwarding the input", build: func(s stream.Stream[string, string]) stream.Stream[string, string] {
+			return stream.Process(s, func() stream.Processor[string, string, string, string] {
+				return &funcProcessor[string, string, string, string]{process: func(ctx context.Context, pc stream.ProcessorContext[string, string], r stream.Record[string, string]) error {
+					if !r.Tombstone {
+						return errors.New("want a tombstone")
+					}
+					return pc.Forward(ctx, r)
+				}}
+			})
+		}, tombstone: true},
+		{name: "process forwarding a value", build: func(s stream.Stream[string, string]) stream.Stream[string, string] {
+			return stream.Process(s, func() stream.Processor[string, string, string, string] {
+				return &funcProcessor[string, string, string, string]{process: func(ctx context.Context, pc stream.ProcessorContext[string, string], r stream.Record[string, string]) error {
+					return pc.Forward(ctx, stream.Record[string, string]{Key: r.Key, Value: "was:"})
+				}}
+			})
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := stream.NewBuilder()
+			in := stream.From(b, "in", str, str)
+			tt.build(in).To("out", str, str)
+			in.To("copy", str, str) // a sibling added after: still sees the tombstone
+			d := newDriver(t, b)
+			require.NoError(t, streamtest.Input(d, "in", str, str).PipeTombstone(t.Context(), "k"))
+			out := d.Records("out")
+			require.Len(t, out, 1)
+			if tt.tombstone {
+				require.Nil(t, out[0].Value)
+			} else {
+				require.Equal(t, []byte("was:"), out[0].Value)
+			}
+			recs, err := streamtest.Output(d, "out", str, str).ReadAll()
+			require.NoError(t, err)
+			require.Equal(t, tt.tombstone, recs[0].Tombstone)
+			cp := d.Records("copy")
+			require.Len(t, cp, 1)
+			require.Nil(t, cp[0].Value)
+		})
+	}
 }
 
 func TestRepartition(t *testing.T) {

@@ -8,7 +8,8 @@ import (
 )
 
 // Map turns every record into a new key and value. Records keep their
-// timestamp and headers. Changing the key does not move the record to
+// timestamp and headers. fn gets a tombstone's value as V's zero value and
+// returns an ordinary value. Changing the key does not move the record to
 // another partition: call [Stream.Repartition] before steps that need
 // records of one key together. Options: [Named] (default "map-<n>").
 // Build reports a nil fn (ErrNilFunc).
@@ -17,25 +18,26 @@ func Map[K, V, K2, V2 any](s Stream[K, V], fn func(K, V) (K2, V2), opts ...Optio
 		return func(ctx context.Context, rc *RecordContext, k K, v V) error {
 			t.Current = n
 			k2, v2 := fn(k, v)
-			return next(ctx, rc, k2, v2)
+			return emitValue(ctx, next, rc, k2, v2)
 		}
 	})
 }
 
 // MapValues turns every record's value into a new value; the key,
-// timestamp and headers stay. Options: [Named] (default "map-values-<n>").
+// timestamp and headers stay. fn gets a tombstone's value as V's zero
+// value and returns an ordinary value. Options: [Named] (default "map-values-<n>").
 // Build reports a nil fn (ErrNilFunc).
 func MapValues[K, V, V2 any](s Stream[K, V], fn func(V) V2, opts ...Option) Stream[K, V2] {
 	return addStep(s, "map-values", opts, fn == nil, func(t *dsl.Task, n *dsl.Node, next emit[K, V2]) emit[K, V] {
 		return func(ctx context.Context, rc *RecordContext, k K, v V) error {
 			t.Current = n
-			return next(ctx, rc, k, fn(v))
+			return emitValue(ctx, next, rc, k, fn(v))
 		}
 	})
 }
 
-// SelectKey gives every record the key fn returns; the value, timestamp
-// and headers stay. As with [Map], the record stays in its partition until
+// SelectKey gives every record the key fn returns; the value (a tombstone
+// stays one), timestamp and headers stay. As with [Map], the record stays in its partition until
 // a [Stream.Repartition]. Options: [Named] (default "select-key-<n>").
 // Build reports a nil fn (ErrNilFunc).
 func SelectKey[K, V, K2 any](s Stream[K, V], fn func(K, V) K2, opts ...Option) Stream[K2, V] {
@@ -62,7 +64,7 @@ func FlatMap[K, V, K2, V2 any](s Stream[K, V], fn func(K, V) iter.Seq2[K2, V2], 
 			}
 			var err error
 			for k2, v2 := range seq {
-				if err = next(ctx, rc, k2, v2); err != nil {
+				if err = emitValue(ctx, next, rc, k2, v2); err != nil {
 					break
 				}
 				t.Current = n
@@ -87,7 +89,7 @@ func FlatMapValues[K, V, V2 any](s Stream[K, V], fn func(V) iter.Seq[V2], opts .
 			}
 			var err error
 			for v2 := range seq {
-				if err = next(ctx, rc, k, v2); err != nil {
+				if err = emitValue(ctx, next, rc, k, v2); err != nil {
 					break
 				}
 				t.Current = n

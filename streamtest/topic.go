@@ -19,6 +19,9 @@ type Record[K, V any] struct {
 	Value     V
 	Timestamp time.Time
 	Headers   []broker.Header
+	// Tombstone says the value is nil (Value is V's zero value). A piped
+	// Tombstone record is written with a nil value.
+	Tombstone bool
 	Topic     string
 	Partition int32
 	Offset    int64
@@ -74,9 +77,11 @@ func (in *InputTopic[K, V]) PipeRecord(ctx context.Context, r Record[K, V]) erro
 	if err != nil {
 		return err
 	}
-	val, err := in.vc.Append(make([]byte, 0, 64), r.Value)
-	if err != nil {
-		return &codec.EncodeError{Topic: in.topic, Part: "value", Err: err}
+	var val []byte
+	if !r.Tombstone {
+		if val, err = in.vc.Append(make([]byte, 0, 64), r.Value); err != nil {
+			return &codec.EncodeError{Topic: in.topic, Part: "value", Err: err}
+		}
 	}
 	return in.d.PipeRaw(ctx, broker.Record{Topic: in.topic, Partition: broker.PartitionByKey, Key: key, Value: val, Timestamp: r.Timestamp, Headers: r.Headers})
 }
@@ -84,14 +89,7 @@ func (in *InputTopic[K, V]) PipeRecord(ctx context.Context, r Record[K, V]) erro
 // PipeTombstone writes a record with key k and a nil value (a tombstone)
 // and processes it.
 func (in *InputTopic[K, V]) PipeTombstone(ctx context.Context, k K) error {
-	if err := in.check(); err != nil {
-		return err
-	}
-	key, err := in.key(k)
-	if err != nil {
-		return err
-	}
-	return in.d.PipeRaw(ctx, broker.Record{Topic: in.topic, Partition: broker.PartitionByKey, Key: key})
+	return in.PipeRecord(ctx, Record[K, V]{Key: k, Tombstone: true})
 }
 
 func (in *InputTopic[K, V]) check() error {
@@ -127,7 +125,8 @@ type OutputTopic[K, V any] struct {
 
 // Output returns a typed reader of topic (the broker name; internal
 // topics are "<app-id>-<name>"), decoding keys with kc and values with vc.
-// A nil key or value decodes as the zero value without calling the codec.
+// A nil key or value decodes as the zero value without calling the codec;
+// a nil value also sets Record.Tombstone.
 func Output[K, V any](d *Driver, topic string, kc codec.Codec[K], vc codec.Codec[V]) *OutputTopic[K, V] {
 	return &OutputTopic[K, V]{d: d, topic: topic, kc: kc, vc: vc}
 }
@@ -155,10 +154,10 @@ func (o *OutputTopic[K, V]) ReadAll() ([]Record[K, V], error) {
 				return nil, &codec.DecodeError{Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset, Part: "key", Err: err}
 			}
 		}
-		if rec.Value != nil {
-			if r.Value, err = o.vc.Decode(rec.Value); err != nil {
-				return nil, &codec.DecodeError{Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset, Part: "value", Err: err}
-			}
+		if rec.Value == nil {
+			r.Tombstone = true
+		} else if r.Value, err = o.vc.Decode(rec.Value); err != nil {
+			return nil, &codec.DecodeError{Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset, Part: "value", Err: err}
 		}
 		out = append(out, r)
 	}
