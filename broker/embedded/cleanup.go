@@ -1,0 +1,301 @@
+package embedded
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/duality-streams/duality/broker"
+	"github.com/duality-streams/duality/internal/logfmt"
+)
+
+// errTopicGone is the outcome of a cleanup edit of a topic deleted (and
+// possibly recreated) since the edit was computed; the edit is dropped.
+var errTopicGone = errors.New("embedded: topic deleted during cleanup")
+
+// cleanupEdit is a retention or compaction change to one partition,
+// computed from a snapshot below the partition's next offset and applied by
+// the writer, so concurrent appends (always at or above that offset) are
+// never touched.
+type cleanupEdit struct {
+	p            *partition
+	rangeStart   []byte // DeleteRange [rangeStart, rangeEnd) when non-nil
+	rangeEnd     []byte
+	deletes      [][]byte
+	sets         []keyValue
+	removedBytes int64 // how much smaller the partition's batches get
+	logStart     int64 // new log start offset
+}
+
+type keyValue struct{ key, value []byte }
+
+// stageCleanup stages e into the writer's batch.
+func (w *writer) stageCleanup(e *cleanupEdit) error {
+	if w.b.mu.topics[e.p.t.name] != e.p.t {
+		return errTopicGone
+	}
+	w.ensureBatch()
+	var err error
+	if e.rangeStart != nil {
+		err = errors.Join(err, w.batch.DeleteRange(e.rangeStart, e.rangeEnd, nil))
+	}
+	for _, k := range e.deletes {
+		err = errors.Join(err, w.batch.Delete(k, nil))
+	}
+	for _, kv := range e.sets {
+		err = errors.Join(err, w.batch.Set(kv.key, kv.value, nil))
+	}
+	if err != nil {
+		w.failGroup(err)
+		return err
+	}
+	st := w.pending(e.p)
+	st.bytes = max(0, st.bytes-e.removedBytes)
+	st.logStart = max(st.logStart, min(e.logStart, st.next))
+	return nil
+}
+
+// Cleanup runs retention (topics with broker.CleanupDelete) and compaction
+// (broker.CleanupCompact) over every partition now, as the background
+// cleanup does every WithCleanupInterval. It returns the errors of all
+// partitions joined; ctx ending or Close stops it early.
+//
+// Retention deletes whole stored batches (the records of one Produce or
+// Commit call to one partition), oldest first: while a batch's newest
+// timestamp is older than now minus RetentionTime, or while the
+// partition's stored bytes exceed RetentionBytes. Compaction keeps, per key,
+// only the record with the highest offset, and drops that record too when it
+// is a tombstone (nil Value) whose timestamp is older than now minus
+// DeleteRetention. Records with a nil key are kept. Offsets never change;
+// the gaps are skipped by Fetch. Either way the log start offset (Earliest)
+// advances to the first record still stored, or to the latest offset when
+// none is; offsets are never reused.
+func (b *Broker) Cleanup(ctx context.Context) error {
+	if err := b.enter(); err != nil {
+		return err
+	}
+	defer b.leave()
+	b.cleanupMu.Lock()
+	defer b.cleanupMu.Unlock()
+	b.mu.RLock()
+	topics := make([]*topic, 0, len(b.mu.topics))
+	for _, t := range b.mu.topics {
+		topics = append(topics, t)
+	}
+	b.mu.RUnlock()
+	now := b.cfg.clock()
+	var errs []error
+	for _, t := range topics {
+		for _, p := range t.parts {
+			if err := ctx.Err(); err != nil {
+				return errors.Join(append(errs, err)...)
+			}
+			select {
+			case <-b.closing:
+				return errors.Join(append(errs, broker.ErrClosed)...)
+			default:
+			}
+			var err error
+			switch t.cfg.Cleanup {
+			case broker.CleanupDelete:
+				err = b.retain(ctx, p, now)
+			case broker.CleanupCompact:
+				err = b.compact(ctx, p, now)
+			}
+			if err != nil && !errors.Is(err, errTopicGone) {
+				errs = append(errs, &broker.TopicError{Topic: t.name, Partition: p.num, Err: fmt.Errorf("cleanup: %w", err)})
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// cleanupLoop runs Cleanup every cleanup interval until Close.
+func (b *Broker) cleanupLoop() {
+	defer b.bg.Done()
+	tick := time.NewTicker(b.cfg.cleanupInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-b.closing:
+			return
+		case <-tick.C:
+		}
+		if err := b.Cleanup(context.Background()); err != nil && !errors.Is(err, broker.ErrClosed) {
+			b.log.Error("embedded: cleanup", slog.Any("error", err))
+		}
+	}
+}
+
+// partitionIter returns an iterator over the stored batches of p below
+// offset next.
+func (b *Broker) partitionIter(p *partition, next int64) (*pebble.Iterator, error) {
+	it, err := b.db.NewIter(&pebble.IterOptions{
+		LowerBound: recordKey(nil, p.t.id, p.num, 0),
+		UpperBound: recordKey(nil, p.t.id, p.num, next),
+	})
+	if err != nil {
+		return nil, wrapRead("read records", err)
+	}
+	return it, nil
+}
+
+// retain applies time and size retention to partition p.
+func (b *Broker) retain(ctx context.Context, p *partition, now time.Time) error {
+	cfg := p.t.cfg
+	if cfg.RetentionTime < 0 && cfg.RetentionBytes <= 0 {
+		return nil
+	}
+	st, _, _ := p.snapshot()
+	if st.bytes == 0 {
+		return nil
+	}
+	cutoff := int64(0)
+	if cfg.RetentionTime > 0 {
+		cutoff = now.Add(-cfg.RetentionTime).UnixMilli()
+	}
+	it, err := b.partitionIter(p, st.next)
+	if err != nil {
+		return err
+	}
+	defer it.Close()
+	remaining := st.bytes
+	var removed int64
+	keep := st.next // first offset kept
+	for valid := it.First(); valid; valid = it.Next() {
+		v, err := it.ValueAndErr()
+		if err != nil {
+			return wrapRead("read records", err)
+		}
+		off, _ := recordKeyOffset(it.Key())
+		h, err := logfmt.ReadHeader(v)
+		if err != nil {
+			return fmt.Errorf("batch at offset %d: %w", off, err)
+		}
+		expired := cfg.RetentionTime > 0 && h.MaxTimestamp < cutoff
+		oversize := cfg.RetentionBytes > 0 && remaining > cfg.RetentionBytes
+		if !expired && !oversize {
+			keep = off
+			break
+		}
+		size := int64(len(v))
+		removed += size
+		remaining -= size
+	}
+	if err := it.Error(); err != nil {
+		return wrapRead("read records", err)
+	}
+	if removed == 0 {
+		return nil
+	}
+	e := &cleanupEdit{
+		p:            p,
+		rangeStart:   recordKey(nil, p.t.id, p.num, 0),
+		rangeEnd:     recordKey(nil, p.t.id, p.num, keep),
+		removedBytes: removed,
+		logStart:     keep,
+	}
+	b.log.Debug("embedded: retention", "topic", p.t.name, "partition", p.num, "offset", keep, "bytes", removed)
+	return b.submitEntered(ctx, &writeOp{kind: opCleanup, edit: e})
+}
+
+// compact compacts partition p.
+func (b *Broker) compact(ctx context.Context, p *partition, now time.Time) error {
+	st, _, _ := p.snapshot()
+	if st.bytes == 0 || (p.compactedNext == st.next && !p.tombstones) {
+		return nil
+	}
+	cutoff := now.Add(-p.t.cfg.DeleteRetention).UnixMilli()
+	it, err := b.partitionIter(p, st.next)
+	if err != nil {
+		return err
+	}
+	defer it.Close()
+
+	// Pass 1: the newest offset of every key.
+	newest := make(map[string]int64)
+	var recs []broker.Record
+	for valid := it.First(); valid; valid = it.Next() {
+		v, err := it.ValueAndErr()
+		if err != nil {
+			return wrapRead("read records", err)
+		}
+		off, _ := recordKeyOffset(it.Key())
+		if recs, _, err = logfmt.Decode(recs[:0], v); err != nil {
+			return fmt.Errorf("batch at offset %d: %w", off, err)
+		}
+		for i := range recs {
+			if recs[i].Key != nil {
+				newest[string(recs[i].Key)] = recs[i].Offset
+			}
+		}
+	}
+	if err := it.Error(); err != nil {
+		return wrapRead("read records", err)
+	}
+
+	// Pass 2: rewrite the batches that lose records.
+	e := &cleanupEdit{p: p, logStart: st.next}
+	tombstones := false
+	first := true
+	for valid := it.First(); valid; valid = it.Next() {
+		v, err := it.ValueAndErr()
+		if err != nil {
+			return wrapRead("read records", err)
+		}
+		off, _ := recordKeyOffset(it.Key())
+		if recs, _, err = logfmt.Decode(recs[:0], v); err != nil {
+			return fmt.Errorf("batch at offset %d: %w", off, err)
+		}
+		kept := recs[:0]
+		for _, rec := range recs {
+			if rec.Key != nil {
+				if newest[string(rec.Key)] != rec.Offset {
+					continue
+				}
+				if rec.Value == nil {
+					if rec.Timestamp.UnixMilli() < cutoff {
+						continue
+					}
+					tombstones = true
+				}
+			}
+			kept = append(kept, rec)
+		}
+		if len(kept) > 0 && first {
+			e.logStart = kept[0].Offset
+			first = false
+		}
+		switch {
+		case len(kept) == len(recs):
+			continue
+		case len(kept) == 0:
+			e.deletes = append(e.deletes, recordKey(nil, p.t.id, p.num, off))
+			e.removedBytes += int64(len(v))
+		default:
+			nv, err := logfmt.AppendBatch(nil, off, kept)
+			if err != nil {
+				return fmt.Errorf("rewrite batch at offset %d: %w", off, err)
+			}
+			e.sets = append(e.sets, keyValue{recordKey(nil, p.t.id, p.num, off), nv})
+			e.removedBytes += int64(len(v) - len(nv))
+		}
+	}
+	if err := it.Error(); err != nil {
+		return wrapRead("read records", err)
+	}
+	if len(e.deletes) > 0 || len(e.sets) > 0 || e.logStart > st.logStart {
+		b.log.Debug("embedded: compaction", "topic", p.t.name, "partition", p.num,
+			"rewritten", len(e.sets), "deleted", len(e.deletes), "offset", e.logStart)
+		if err := b.submitEntered(ctx, &writeOp{kind: opCleanup, edit: e}); err != nil {
+			return err
+		}
+	}
+	p.compactedNext = st.next
+	p.tombstones = tombstones
+	return nil
+}

@@ -1,0 +1,88 @@
+// Package embedded is the embedded, durable implementation of
+// [broker.Broker]: partitioned logs, consumer-group offsets and group
+// membership inside the application's process, stored in one Pebble
+// database in a data directory.
+//
+//	b, err := embedded.Open(dir)
+//	...
+//	defer b.Close()
+//
+// Because logs and offsets live in one engine, [Broker.Commit] appends
+// records to several partitions and stores a group's offsets in one atomic
+// Pebble batch: the basis of exactly-once processing on this broker.
+//
+// # Storage layout
+//
+// Every key starts with one byte naming its kind; numbers are big-endian so
+// that keys sort by them:
+//
+//	m<name>                            metadata: format version, next topic id
+//	t<topic name>                      topic id and configuration
+//	p<topic id><partition>             log start offset, next offset, bytes
+//	r<topic id><partition><base offset> one batch of records (internal/logfmt)
+//	o<topic id><partition><group>      the group's next offset to consume
+//
+// A batch holds the records that one Produce or Commit call appends to one
+// partition, in one Pebble value: appends and sequential fetches touch one
+// key per batch instead of one per record. Each batch carries a CRC32C of
+// its contents; a damaged batch is reported as an error matching
+// [broker.ErrCorrupt] naming the topic, partition and offset.
+//
+// Topics get a fresh, never reused id at creation. Deleting a topic deletes
+// the key ranges of its id (records, partition state and group offsets);
+// a topic created later with the same name starts empty. Topic names are
+// validated with [broker.ValidateTopicName] and only ever used inside keys,
+// never in file paths.
+//
+// # Writes, offsets and durability
+//
+// One writer goroutine performs every write. It takes all queued Produce,
+// Commit and CommitOffsets calls, assigns their offsets, commits them as one
+// Pebble batch and only then makes them visible to Fetch and acknowledges
+// them. Offsets are therefore contiguous per partition and never reused,
+// and a batch is either wholly visible or not at all, also after a crash.
+//
+// The durability policy is chosen with [WithSyncInterval]:
+//
+//   - 0, the default: the write-ahead log is synced before any write is
+//     acknowledged. Concurrent callers share one fsync (group commit).
+//     Acknowledged data survives a process crash (kill -9) and power loss.
+//   - d > 0: writes are acknowledged without waiting for a sync, and the
+//     log is synced every d. A crash of the process, the OS or the machine
+//     can lose up to about d of acknowledged writes (Pebble keeps the log
+//     tail in process memory until it syncs or fills a 32 KiB block). What
+//     survives is, per partition, a prefix of what was acknowledged.
+//
+// Group membership is kept in memory only: it ends with Close. Group
+// offsets are durable like records.
+//
+// If Pebble fails to write (disk full, I/O error), the failing calls and
+// every later write return an error, and the broker must be closed and
+// reopened; nothing of a failed batch becomes visible.
+//
+// # Retention and compaction
+//
+// A background task runs every [WithCleanupInterval] (default one minute);
+// [Broker.Cleanup] runs it on demand. Topics with [broker.CleanupDelete]
+// lose whole batches, oldest first, while their newest record is older
+// than RetentionTime or while the partition holds more than RetentionBytes.
+// Topics with [broker.CleanupCompact] keep only the newest record of each
+// key, at its original offset (Fetch skips the gaps), and drop tombstones
+// (nil values) older than DeleteRetention. The log start offset (Earliest
+// of ListOffsets) then moves to the first record still stored; offsets are
+// never reused, even when every record is gone. Cleanup edits go through
+// the writer, so they never race with appends.
+//
+// # Locking
+//
+// Open locks the data directory with flock(2) on a file named
+// duality.lock: a second Open of the same directory, from this process or
+// another, fails with an error matching [ErrLocked]. The lock is released
+// by Close, or by the OS when the process dies.
+//
+// # Pebble tuning
+//
+// The broker opens Pebble with a 64 MiB memtable, a 64 MiB block cache and
+// a raised L0 stop-writes threshold, suited to an append-heavy log.
+// [WithPebbleOptions] overrides any of them.
+package embedded

@@ -1,0 +1,530 @@
+package embedded
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/stretchr/testify/require"
+
+	"github.com/duality-streams/duality/broker"
+)
+
+// open opens a broker in a fresh temporary directory, closed at the end of
+// the test.
+func open(t testing.TB, opts ...Option) *Broker {
+	t.Helper()
+	b, err := Open(t.TempDir(), opts...)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = b.Close() })
+	return b
+}
+
+func values(recs []broker.Record) []string {
+	out := make([]string, len(recs))
+	for i, r := range recs {
+		if r.Value == nil {
+			out[i] = "<nil>"
+		} else {
+			out[i] = string(r.Value)
+		}
+	}
+	return out
+}
+
+func offsets(recs []broker.Record) []int64 {
+	out := make([]int64, len(recs))
+	for i, r := range recs {
+		out[i] = r.Offset
+	}
+	return out
+}
+
+// fetchAll returns every record of a partition from offset on.
+func fetchAll(t *testing.T, b *Broker, topic string, p int32, offset int64) []broker.Record {
+	t.Helper()
+	var out []broker.Record
+	for {
+		recs, err := b.Fetch(t.Context(), []broker.FetchRequest{{Topic: topic, Partition: p, Offset: offset}}, broker.FetchOptions{})
+		require.NoError(t, err)
+		if len(recs) == 0 {
+			return out
+		}
+		out = append(out, recs...)
+		offset = recs[len(recs)-1].Offset + 1
+	}
+}
+
+func produce(t *testing.T, b *Broker, topic string, p int32, vals ...string) {
+	t.Helper()
+	recs := make([]broker.Record, len(vals))
+	for i, v := range vals {
+		recs[i] = broker.Record{Topic: topic, Partition: p, Key: []byte("k"), Value: []byte(v)}
+	}
+	require.NoError(t, b.Produce(t.Context(), recs))
+}
+
+func TestOptionsValidate(t *testing.T) {
+	_, err := Open(t.TempDir(), WithSyncInterval(-1), WithMaxRecordBytes(0), WithFS(nil), WithClock(nil), WithLogger(nil), WithPebbleOptions(nil))
+	require.ErrorIs(t, err, broker.ErrInvalidConfig)
+	for _, want := range []string{"sync interval", "max record bytes", "file system", "clock", "logger", "pebble options"} {
+		require.Contains(t, err.Error(), want)
+	}
+	_, err = Open("")
+	require.ErrorIs(t, err, broker.ErrInvalidConfig)
+}
+
+func TestReopenKeepsEverything(t *testing.T) {
+	ctx := t.Context()
+	dir := t.TempDir()
+	b, err := Open(dir)
+	require.NoError(t, err)
+	require.NoError(t, b.CreateTopic(ctx, "a", broker.TopicConfig{Partitions: 2, Cleanup: broker.CleanupCompact}))
+	require.NoError(t, b.CreateTopic(ctx, "gone", broker.TopicConfig{Partitions: 1}))
+	produce(t, b, "a", 0, "x0", "x1")
+	produce(t, b, "a", 1, "y0")
+	produce(t, b, "gone", 0, "old")
+	require.NoError(t, b.DeleteTopic(ctx, "gone"))
+	tp := broker.TopicPartition{Topic: "a", Partition: 1}
+	require.NoError(t, b.CommitOffsets(ctx, "g", map[broker.TopicPartition]int64{tp: 1}))
+	require.NoError(t, b.Close())
+	require.ErrorIs(t, b.Close(), nil, "Close is idempotent")
+
+	b, err = Open(dir)
+	require.NoError(t, err)
+	defer b.Close()
+	topics, err := b.ListTopics(ctx)
+	require.NoError(t, err)
+	require.Len(t, topics, 1)
+	require.Equal(t, broker.TopicInfo{Name: "a", Config: broker.TopicConfig{Partitions: 2, Cleanup: broker.CleanupCompact,
+		RetentionTime: broker.DefaultRetentionTime, DeleteRetention: broker.DefaultDeleteRetention}}, topics[0])
+	require.Equal(t, []string{"x0", "x1"}, values(fetchAll(t, b, "a", 0, 0)))
+	require.Equal(t, []string{"y0"}, values(fetchAll(t, b, "a", 1, 0)))
+	got, err := b.FetchOffsets(ctx, "g", []broker.TopicPartition{tp})
+	require.NoError(t, err)
+	require.Equal(t, map[broker.TopicPartition]int64{tp: 1}, got)
+
+	// Appends continue at the stored next offset; a recreated topic is empty.
+	produce(t, b, "a", 0, "x2")
+	require.Equal(t, []int64{0, 1, 2}, offsets(fetchAll(t, b, "a", 0, 0)))
+	require.NoError(t, b.CreateTopic(ctx, "gone", broker.TopicConfig{Partitions: 1}))
+	require.Empty(t, fetchAll(t, b, "gone", 0, 0))
+	require.Equal(t, uint64(3), b.mu.topics["gone"].id, "topic ids are never reused")
+}
+
+// TestConcurrentProducers checks offsets under concurrent producers: every
+// partition holds offsets 0..n-1 exactly once, each call's records of one
+// partition are contiguous, and in-place offsets match what Fetch returns.
+func TestConcurrentProducers(t *testing.T) {
+	for _, mode := range []struct {
+		name string
+		opts []Option
+	}{{"sync", nil}, {"interval", []Option{WithSyncInterval(5 * time.Millisecond)}}} {
+		t.Run(mode.name, func(t *testing.T) {
+			ctx := t.Context()
+			b := open(t, mode.opts...)
+			require.NoError(t, b.CreateTopic(ctx, "t", broker.TopicConfig{Partitions: 3}))
+			const producers, calls, perCall = 4, 30, 7
+			var wg sync.WaitGroup
+			got := make([][]broker.Record, producers)
+			for w := range producers {
+				wg.Go(func() {
+					for c := range calls {
+						recs := make([]broker.Record, perCall)
+						for i := range recs {
+							recs[i] = broker.Record{Topic: "t", Partition: int32((c + i) % 3), Value: fmt.Appendf(nil, "%d/%d/%d", w, c, i)}
+						}
+						if err := b.Produce(ctx, recs); err != nil {
+							t.Error(err)
+							return
+						}
+						// Per partition, one call's records are contiguous.
+						last := map[int32]int64{}
+						for _, r := range recs {
+							if prev, ok := last[r.Partition]; ok && r.Offset != prev+1 {
+								t.Errorf("call %d/%d: offset %d after %d", w, c, r.Offset, prev)
+							}
+							last[r.Partition] = r.Offset
+						}
+						got[w] = append(got[w], recs...)
+					}
+				})
+			}
+			wg.Wait()
+			total := 0
+			for p := range int32(3) {
+				recs := fetchAll(t, b, "t", p, 0)
+				for i, r := range recs {
+					require.Equal(t, int64(i), r.Offset, "partition %d", p)
+				}
+				total += len(recs)
+				offs, err := b.ListOffsets(ctx, "t", p)
+				require.NoError(t, err)
+				require.Equal(t, broker.Offsets{Earliest: 0, Latest: int64(len(recs))}, offs)
+			}
+			require.Equal(t, producers*calls*perCall, total)
+			// The in-place offsets name the stored records.
+			byPos := map[string]string{}
+			for p := range int32(3) {
+				for _, r := range fetchAll(t, b, "t", p, 0) {
+					byPos[fmt.Sprintf("%d@%d", p, r.Offset)] = string(r.Value)
+				}
+			}
+			for _, recs := range got {
+				for _, r := range recs {
+					require.Equal(t, string(r.Value), byPos[fmt.Sprintf("%d@%d", r.Partition, r.Offset)])
+				}
+			}
+		})
+	}
+}
+
+func TestLongPollWakeUp(t *testing.T) {
+	ctx := t.Context()
+	b := open(t)
+	require.NoError(t, b.CreateTopic(ctx, "a", broker.TopicConfig{Partitions: 2}))
+	require.NoError(t, b.CreateTopic(ctx, "b", broker.TopicConfig{Partitions: 1}))
+	for _, reqs := range [][]broker.FetchRequest{
+		{{Topic: "a", Partition: 1}}, // one channel: plain select
+		{{Topic: "a", Partition: 0}, {Topic: "b"}, {Topic: "a", Partition: 1}}, // several: reflect.Select
+	} {
+		offs, err := b.ListOffsets(ctx, "a", 1)
+		require.NoError(t, err)
+		for i := range reqs {
+			o, err := b.ListOffsets(ctx, reqs[i].Topic, reqs[i].Partition)
+			require.NoError(t, err)
+			reqs[i].Offset = o.Latest
+		}
+		type result struct {
+			recs []broker.Record
+			err  error
+		}
+		res := make(chan result, 1)
+		go func() {
+			recs, err := b.Fetch(ctx, reqs, broker.FetchOptions{MaxWait: time.Minute})
+			res <- result{recs, err}
+		}()
+		// Whether the fetch is already waiting or not, the record is
+		// returned: it either sees it at once or is woken by it.
+		produce(t, b, "a", 1, "wake")
+		r := <-res
+		require.NoError(t, r.err)
+		require.Equal(t, []string{"wake"}, values(r.recs))
+		require.Equal(t, offs.Latest, r.recs[0].Offset)
+	}
+
+	// MaxWait passing returns nothing and no error.
+	recs, err := b.Fetch(ctx, []broker.FetchRequest{{Topic: "b", Offset: 0}}, broker.FetchOptions{MaxWait: time.Millisecond})
+	require.NoError(t, err)
+	require.Empty(t, recs)
+
+	// Deleting the topic wakes a waiting fetch with ErrUnknownTopic.
+	started := make(chan struct{})
+	res := make(chan error, 1)
+	go func() {
+		close(started)
+		_, err := b.Fetch(ctx, []broker.FetchRequest{{Topic: "b", Offset: 0}}, broker.FetchOptions{MaxWait: time.Minute})
+		res <- err
+	}()
+	<-started
+	require.NoError(t, b.DeleteTopic(ctx, "b"))
+	require.ErrorIs(t, <-res, broker.ErrUnknownTopic)
+}
+
+func TestFetchLimits(t *testing.T) {
+	ctx := t.Context()
+	b := open(t)
+	require.NoError(t, b.CreateTopic(ctx, "t", broker.TopicConfig{Partitions: 2}))
+	produce(t, b, "t", 0, "aaaa", "bbbb", "cccc")
+	produce(t, b, "t", 0, "dddd", "eeee")
+	produce(t, b, "t", 1, "ffff")
+	req := []broker.FetchRequest{{Topic: "t", Partition: 0, Offset: 1}, {Topic: "t", Partition: 1}}
+
+	recs, err := b.Fetch(ctx, req, broker.FetchOptions{MaxRecords: 3})
+	require.NoError(t, err)
+	require.Equal(t, []string{"bbbb", "cccc", "dddd"}, values(recs))
+	// key "k" + 4 bytes value = 5 bytes per record.
+	recs, err = b.Fetch(ctx, req, broker.FetchOptions{MaxBytes: 11})
+	require.NoError(t, err)
+	require.Equal(t, []string{"bbbb", "cccc"}, values(recs))
+	recs, err = b.Fetch(ctx, req, broker.FetchOptions{MaxBytes: 1})
+	require.NoError(t, err)
+	require.Equal(t, []string{"bbbb"}, values(recs), "at least one record")
+	recs, err = b.Fetch(ctx, req, broker.FetchOptions{})
+	require.NoError(t, err)
+	require.Equal(t, []string{"bbbb", "cccc", "dddd", "eeee", "ffff"}, values(recs))
+	require.Equal(t, int32(1), recs[4].Partition)
+	require.Equal(t, "t", recs[4].Topic)
+
+	// Returned records own their bytes.
+	recs[0].Value[0] = 'X'
+	recs[0].Key = append(recs[0].Key, "more"...)
+	again, err := b.Fetch(ctx, req[:1], broker.FetchOptions{})
+	require.NoError(t, err)
+	require.Equal(t, "bbbb", string(again[0].Value))
+	require.Equal(t, "cccc", string(recs[1].Value))
+
+	_, err = b.Fetch(ctx, []broker.FetchRequest{{Topic: "t", Offset: 6}}, broker.FetchOptions{})
+	var oor *broker.OffsetOutOfRangeError
+	require.ErrorAs(t, err, &oor)
+	require.Equal(t, broker.Offsets{Earliest: 0, Latest: 5}, oor.Offsets)
+}
+
+func TestOffsetForTime(t *testing.T) {
+	ctx := t.Context()
+	b := open(t)
+	require.NoError(t, b.CreateTopic(ctx, "t", broker.TopicConfig{Partitions: 1}))
+	base := time.UnixMilli(1_000_000)
+	var recs []broker.Record
+	for i, sec := range []int{10, 30, 20, 40} {
+		recs = append(recs, broker.Record{Topic: "t", Value: []byte{byte(i)}, Timestamp: base.Add(time.Duration(sec) * time.Second)})
+	}
+	require.NoError(t, b.Produce(ctx, recs[:2]))
+	require.NoError(t, b.Produce(ctx, recs[2:]))
+	for _, tc := range []struct {
+		sec  int
+		want int64
+	}{{0, 0}, {10, 0}, {11, 1}, {25, 1}, {31, 3}, {40, 3}, {41, 4}} {
+		off, err := b.OffsetForTime(ctx, "t", 0, base.Add(time.Duration(tc.sec)*time.Second))
+		require.NoError(t, err)
+		require.Equal(t, tc.want, off, "at %ds", tc.sec)
+	}
+}
+
+// clock is a settable clock for WithClock.
+type clock struct{ now atomic.Int64 }
+
+func (c *clock) Now() time.Time          { return time.UnixMilli(c.now.Load()) }
+func (c *clock) Advance(d time.Duration) { c.now.Add(d.Milliseconds()) }
+
+func TestRetention(t *testing.T) {
+	ctx := t.Context()
+	clk := &clock{}
+	clk.now.Store(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).UnixMilli())
+	b := open(t, WithClock(clk.Now), WithCleanupInterval(-1))
+	require.NoError(t, b.CreateTopic(ctx, "time", broker.TopicConfig{Partitions: 1, RetentionTime: time.Hour}))
+	require.NoError(t, b.CreateTopic(ctx, "size", broker.TopicConfig{Partitions: 1, RetentionBytes: 200, RetentionTime: -1}))
+	require.NoError(t, b.CreateTopic(ctx, "keep", broker.TopicConfig{Partitions: 1, RetentionTime: -1}))
+
+	for i := range 3 { // three batches, 40 minutes apart
+		produce(t, b, "time", 0, fmt.Sprintf("t%d-a", i), fmt.Sprintf("t%d-b", i))
+		produce(t, b, "keep", 0, fmt.Sprintf("k%d", i))
+		clk.Advance(40 * time.Minute)
+	}
+	big := strings.Repeat("x", 50)
+	for range 5 {
+		produce(t, b, "size", 0, big) // 93 bytes per batch
+	}
+	require.NoError(t, b.Cleanup(ctx))
+
+	// Now 120 min: batches written at 0 and 40 min are over an hour old.
+	offs, err := b.ListOffsets(ctx, "time", 0)
+	require.NoError(t, err)
+	require.Equal(t, broker.Offsets{Earliest: 4, Latest: 6}, offs)
+	require.Equal(t, []string{"t2-a", "t2-b"}, values(fetchAll(t, b, "time", 0, 4)))
+	_, err = b.Fetch(ctx, []broker.FetchRequest{{Topic: "time", Offset: 3}}, broker.FetchOptions{})
+	var oor *broker.OffsetOutOfRangeError
+	require.ErrorAs(t, err, &oor)
+
+	offs, err = b.ListOffsets(ctx, "size", 0)
+	require.NoError(t, err)
+	require.Equal(t, int64(5), offs.Latest)
+	require.Equal(t, int64(3), offs.Earliest, "only two 93-byte batches fit in 200 bytes")
+	require.LessOrEqual(t, b.mu.topics["size"].parts[0].state.bytes, int64(200))
+
+	require.Len(t, fetchAll(t, b, "keep", 0, 0), 3, "negative RetentionTime keeps forever")
+
+	// Everything expires: the log is empty but offsets go on.
+	clk.Advance(2 * time.Hour)
+	require.NoError(t, b.Cleanup(ctx))
+	offs, err = b.ListOffsets(ctx, "time", 0)
+	require.NoError(t, err)
+	require.Equal(t, broker.Offsets{Earliest: 6, Latest: 6}, offs)
+	produce(t, b, "time", 0, "after")
+	require.Equal(t, []int64{6}, offsets(fetchAll(t, b, "time", 0, 6)))
+}
+
+func TestCompaction(t *testing.T) {
+	ctx := t.Context()
+	clk := &clock{}
+	clk.now.Store(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).UnixMilli())
+	dir := t.TempDir()
+	b, err := Open(dir, WithClock(clk.Now), WithCleanupInterval(-1))
+	require.NoError(t, err)
+	defer func() { _ = b.Close() }()
+	require.NoError(t, b.CreateTopic(ctx, "c", broker.TopicConfig{Partitions: 1, Cleanup: broker.CleanupCompact, DeleteRetention: time.Hour}))
+	kv := func(k, v string) broker.Record {
+		r := broker.Record{Topic: "c", Key: []byte(k), Value: []byte(v)}
+		if v == "<nil>" {
+			r.Value = nil
+		}
+		return r
+	}
+	require.NoError(t, b.Produce(ctx, []broker.Record{kv("a", "a0"), kv("b", "b0"), kv("c", "c0")}))            // 0-2
+	require.NoError(t, b.Produce(ctx, []broker.Record{kv("a", "a1"), kv("d", "d0")}))                           // 3-4
+	require.NoError(t, b.Produce(ctx, []broker.Record{kv("b", "<nil>"), {Topic: "c", Value: []byte("nokey")}})) // 5-6
+	require.NoError(t, b.Cleanup(ctx))
+
+	recs := fetchAll(t, b, "c", 0, 2)
+	require.Equal(t, []int64{2, 3, 4, 5, 6}, offsets(recs))
+	require.Equal(t, []string{"c0", "a1", "d0", "<nil>", "nokey"}, values(recs))
+	offs, err := b.ListOffsets(ctx, "c", 0)
+	require.NoError(t, err)
+	require.Equal(t, broker.Offsets{Earliest: 2, Latest: 7}, offs)
+	// A fetch inside a gap starts at the next record.
+	require.Equal(t, []int64{5, 6}, offsets(fetchAll(t, b, "c", 0, 5)))
+	require.NoError(t, b.Produce(ctx, []broker.Record{kv("c", "c1")})) // 7
+	recs = fetchAll(t, b, "c", 0, 3)
+	require.Equal(t, []int64{3, 4, 5, 6, 7}, offsets(recs))
+
+	// The tombstone outlives DeleteRetention by its timestamp, then goes.
+	clk.Advance(2 * time.Hour)
+	require.NoError(t, b.Cleanup(ctx))
+	recs = fetchAll(t, b, "c", 0, 3)
+	require.Equal(t, []int64{3, 4, 6, 7}, offsets(recs))
+	require.Equal(t, []string{"a1", "d0", "nokey", "c1"}, values(recs))
+
+	// Compaction is durable and idempotent.
+	require.NoError(t, b.Close())
+	b, err = Open(dir, WithClock(clk.Now), WithCleanupInterval(-1))
+	require.NoError(t, err)
+	require.NoError(t, b.Cleanup(ctx))
+	require.Equal(t, []int64{3, 4, 6, 7}, offsets(fetchAll(t, b, "c", 0, 3)))
+	offs, err = b.ListOffsets(ctx, "c", 0)
+	require.NoError(t, err)
+	require.Equal(t, broker.Offsets{Earliest: 3, Latest: 8}, offs)
+}
+
+// TestCleanupRacesAppends runs compaction while producers append to the
+// same partition: no append is lost and the newest value of every key
+// survives.
+func TestCleanupRacesAppends(t *testing.T) {
+	ctx := t.Context()
+	b := open(t, WithCleanupInterval(-1), WithSyncInterval(time.Millisecond))
+	require.NoError(t, b.CreateTopic(ctx, "c", broker.TopicConfig{Partitions: 1, Cleanup: broker.CleanupCompact}))
+	const rounds, keys = 60, 5
+	done := make(chan struct{})
+	var cleanups atomic.Int64
+	go func() {
+		defer close(done)
+		for range rounds {
+			recs := make([]broker.Record, keys)
+			for k := range recs {
+				recs[k] = broker.Record{Topic: "c", Key: fmt.Appendf(nil, "k%d", k), Value: []byte("v")}
+			}
+			if err := b.Produce(ctx, recs); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	}()
+	for running := true; running; {
+		select {
+		case <-done:
+			running = false
+		default:
+		}
+		require.NoError(t, b.Cleanup(ctx))
+		cleanups.Add(1)
+	}
+	require.NoError(t, b.Cleanup(ctx))
+	recs := fetchAll(t, b, "c", 0, 295)
+	require.Len(t, recs, keys)
+	require.Equal(t, []int64{295, 296, 297, 298, 299}, offsets(recs))
+	offs, err := b.ListOffsets(ctx, "c", 0)
+	require.NoError(t, err)
+	require.Equal(t, broker.Offsets{Earliest: 295, Latest: rounds * keys}, offs)
+	t.Logf("%d cleanups during the appends", cleanups.Load())
+}
+
+func TestLocked(t *testing.T) {
+	t.Run("os", func(t *testing.T) {
+		dir := t.TempDir()
+		b, err := Open(dir)
+		require.NoError(t, err)
+		_, err = Open(dir)
+		require.ErrorIs(t, err, ErrLocked)
+		require.Contains(t, err.Error(), dir)
+		require.NoError(t, b.Close())
+		b, err = Open(dir)
+		require.NoError(t, err, "Close releases the lock")
+		require.NoError(t, b.Close())
+	})
+	t.Run("mem", func(t *testing.T) {
+		fs := vfs.NewMem()
+		b, err := Open("data", WithFS(fs))
+		require.NoError(t, err)
+		_, err = Open("data", WithFS(fs))
+		require.ErrorIs(t, err, ErrLocked)
+		require.NoError(t, b.Close())
+		b, err = Open("data", WithFS(fs))
+		require.NoError(t, err)
+		require.NoError(t, b.Close())
+	})
+}
+
+func TestMaxRecordBytes(t *testing.T) {
+	ctx := t.Context()
+	b := open(t, WithMaxRecordBytes(10))
+	require.NoError(t, b.CreateTopic(ctx, "t", broker.TopicConfig{Partitions: 1}))
+	ok := broker.Record{Topic: "t", Key: []byte("k"), Value: []byte("123456789")}
+	big := broker.Record{Topic: "t", Key: []byte("k"), Value: []byte("12345"), Headers: []broker.Header{{Key: "h", Value: []byte("1234")}}}
+	err := b.Produce(ctx, []broker.Record{ok, big})
+	var tooLarge *broker.RecordTooLargeError
+	require.ErrorAs(t, err, &tooLarge)
+	require.Equal(t, 11, tooLarge.Size)
+	require.Equal(t, 10, tooLarge.Max)
+	err = b.Commit(ctx, broker.CommitRequest{Records: []broker.Record{ok, big}, Group: "g",
+		Offsets: map[broker.TopicPartition]int64{{Topic: "t"}: 1}})
+	require.ErrorIs(t, err, broker.ErrRecordTooLarge)
+	offs, err := b.ListOffsets(ctx, "t", 0)
+	require.NoError(t, err)
+	require.Equal(t, int64(0), offs.Latest, "nothing of a refused call is written")
+	got, err := b.FetchOffsets(ctx, "g", []broker.TopicPartition{{Topic: "t"}})
+	require.NoError(t, err)
+	require.Empty(t, got)
+	require.NoError(t, b.Produce(ctx, []broker.Record{ok}))
+}
+
+// TestFencingInGroupCommit sends fenced and valid commits concurrently, so
+// that they share writer groups: the fenced ones fail alone.
+func TestFencingInGroupCommit(t *testing.T) {
+	ctx := t.Context()
+	b := open(t)
+	require.NoError(t, b.CreateTopic(ctx, "out", broker.TopicConfig{Partitions: 1}))
+	m, err := b.JoinGroup(ctx, "g", []string{"out"})
+	require.NoError(t, err)
+	a := <-m.Assignments()
+	var wg sync.WaitGroup
+	var okCount, fencedCount atomic.Int64
+	for i := range 40 {
+		wg.Go(func() {
+			gen := a.Generation
+			if i%2 == 1 {
+				gen++ // a generation that does not exist
+			}
+			err := b.Commit(ctx, broker.CommitRequest{Group: "g", Generation: gen, MemberID: m.MemberID(),
+				Records: []broker.Record{{Topic: "out", Value: []byte("v")}}})
+			switch {
+			case err == nil:
+				okCount.Add(1)
+			case errors.Is(err, broker.ErrFenced):
+				fencedCount.Add(1)
+			default:
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	require.Equal(t, int64(20), okCount.Load())
+	require.Equal(t, int64(20), fencedCount.Load())
+	offs, err := b.ListOffsets(ctx, "out", 0)
+	require.NoError(t, err)
+	require.Equal(t, int64(20), offs.Latest)
+	require.Equal(t, int64(20), int64(len(fetchAll(t, b, "out", 0, 0))))
+}

@@ -1,0 +1,283 @@
+package embedded
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"reflect"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/duality-streams/duality/broker"
+	"github.com/duality-streams/duality/internal/logfmt"
+)
+
+// Fetch defaults.
+const (
+	DefaultFetchMaxRecords = 10000
+	DefaultFetchMaxBytes   = 16 << 20
+)
+
+// Fetch returns records of the requested partitions from their offsets on;
+// see broker.Broker. Records of a partition come in offset order; offsets
+// removed by compaction are skipped. When no requested partition has
+// records at its offset and opts.MaxWait > 0, Fetch waits until one of them
+// gets some, MaxWait passes (returning no records and no error), ctx ends
+// (ctx.Err()) or the broker closes (broker.ErrClosed).
+//
+// Each record's Key and Value are copies owned by the caller (the records
+// of one stored batch share one allocation, with capacities clipped).
+func (b *Broker) Fetch(ctx context.Context, reqs []broker.FetchRequest, opts broker.FetchOptions) ([]broker.Record, error) {
+	if opts.MaxRecords <= 0 {
+		opts.MaxRecords = DefaultFetchMaxRecords
+	}
+	if opts.MaxBytes <= 0 {
+		opts.MaxBytes = DefaultFetchMaxBytes
+	}
+	var (
+		timer *time.Timer
+		waits []chan struct{}
+		cases []reflect.SelectCase
+	)
+	for {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		if err := b.enter(); err != nil {
+			return nil, err
+		}
+		recs, w, err := b.fetchOnce(reqs, opts, waits[:0])
+		b.leave()
+		waits = w
+		if err != nil || len(recs) > 0 || opts.MaxWait <= 0 {
+			return recs, err
+		}
+		if timer == nil {
+			timer = time.NewTimer(opts.MaxWait)
+			defer timer.Stop()
+		}
+		if len(waits) == 1 {
+			select {
+			case <-waits[0]:
+				continue
+			case <-timer.C:
+				return nil, nil
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			case <-b.closing:
+				return nil, broker.ErrClosed
+			}
+		}
+		cases = append(cases[:0],
+			reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(timer.C)},
+			reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(ctx.Done())},
+			reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(b.closing)},
+		)
+		for _, c := range waits {
+			cases = append(cases, reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(c)})
+		}
+		switch chosen, _, _ := reflect.Select(cases); chosen {
+		case 0:
+			return nil, nil
+		case 1:
+			return nil, ctx.Err()
+		case 2:
+			return nil, broker.ErrClosed
+		}
+	}
+}
+
+// fetchOnce reads what is available without waiting. When it finds no
+// records it returns the channels that signal a change of the requested
+// partitions, taken atomically with the states it read.
+func (b *Broker) fetchOnce(reqs []broker.FetchRequest, opts broker.FetchOptions, waits []chan struct{}) ([]broker.Record, []chan struct{}, error) {
+	type span struct {
+		p      *partition
+		offset int64
+		next   int64
+	}
+	spans := make([]span, 0, len(reqs))
+	for _, r := range reqs {
+		p, err := b.lookupPartition(r.Topic, r.Partition)
+		if err != nil {
+			return nil, nil, err
+		}
+		st, wake, deleted := p.snapshot()
+		if deleted {
+			return nil, nil, &broker.TopicError{Topic: r.Topic, Partition: -1, Err: broker.ErrUnknownTopic}
+		}
+		if r.Offset < st.logStart || r.Offset > st.next {
+			return nil, nil, &broker.OffsetOutOfRangeError{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset,
+				Offsets: broker.Offsets{Earliest: st.logStart, Latest: st.next}}
+		}
+		waits = append(waits, wake)
+		if r.Offset < st.next {
+			spans = append(spans, span{p: p, offset: r.Offset, next: st.next})
+		}
+	}
+	if len(spans) == 0 {
+		return nil, waits, nil
+	}
+	it, err := b.db.NewIter(nil)
+	if err != nil {
+		return nil, nil, wrapRead("fetch", err)
+	}
+	defer it.Close()
+	f := fetcher{it: it, maxRecords: opts.MaxRecords, maxBytes: opts.MaxBytes}
+	for _, s := range spans {
+		if err := f.read(s.p, s.offset, s.next); err != nil {
+			return nil, nil, err
+		}
+		if f.full {
+			break
+		}
+	}
+	if len(f.out) == 0 {
+		// Everything in range was compacted away; wait like at the end.
+		return nil, waits, nil
+	}
+	return f.out, nil, nil
+}
+
+// fetcher accumulates fetched records within the limits.
+type fetcher struct {
+	it         *pebble.Iterator
+	r          logfmt.Reader
+	out        []broker.Record
+	bytes      int
+	maxRecords int
+	maxBytes   int
+	full       bool
+	lower      []byte
+	upper      []byte
+	seek       []byte
+}
+
+// read appends the records of p in [offset, next).
+func (f *fetcher) read(p *partition, offset, next int64) error {
+	id := p.t.id
+	f.lower = recordKey(f.lower[:0], id, p.num, 0)
+	f.upper = recordKey(f.upper[:0], id, p.num, next)
+	f.it.SetBounds(f.lower, f.upper)
+	f.seek = recordKey(f.seek[:0], id, p.num, offset+1)
+	valid := f.it.SeekLT(f.seek)
+	if !valid {
+		valid = f.it.First()
+	}
+	for ; valid; valid = f.it.Next() {
+		v, err := f.it.ValueAndErr()
+		if err != nil {
+			return &broker.TopicError{Topic: p.t.name, Partition: p.num, Err: wrapRead("read records", err)}
+		}
+		keyOff, _ := recordKeyOffset(f.it.Key())
+		h, err := logfmt.ReadHeader(v)
+		if err != nil {
+			return batchError(p, keyOff, err)
+		}
+		if h.LastOffset() < offset {
+			continue
+		}
+		// One copy per batch: the records slice it, so they own their
+		// bytes without a copy per record.
+		if err := f.r.Reset(bytes.Clone(v)); err != nil {
+			return batchError(p, keyOff, err)
+		}
+		if h.BaseOffset != keyOff {
+			return batchError(p, keyOff, fmt.Errorf("%w: batch says base offset %d", broker.ErrCorrupt, h.BaseOffset))
+		}
+		for {
+			f.out = append(f.out, broker.Record{})
+			rec := &f.out[len(f.out)-1]
+			ok, err := f.r.Next(rec)
+			if !ok || rec.Offset < offset {
+				f.out = f.out[:len(f.out)-1]
+				if err != nil {
+					return batchError(p, keyOff, err)
+				}
+				if !ok {
+					break
+				}
+				continue
+			}
+			size := len(rec.Key) + len(rec.Value)
+			if len(f.out) > f.maxRecords || (len(f.out) > 1 && f.bytes+size > f.maxBytes) {
+				f.out = f.out[:len(f.out)-1]
+				f.full = true
+				return nil
+			}
+			f.bytes += size
+			rec.Topic = p.t.name
+			rec.Partition = p.num
+		}
+	}
+	if err := f.it.Error(); err != nil {
+		return &broker.TopicError{Topic: p.t.name, Partition: p.num, Err: wrapRead("read records", err)}
+	}
+	return nil
+}
+
+func batchError(p *partition, off int64, err error) error {
+	return &broker.TopicError{Topic: p.t.name, Partition: p.num, Err: fmt.Errorf("batch at offset %d: %w", off, err)}
+}
+
+// OffsetForTime returns the first offset whose record timestamp is at or
+// after ts, or the latest offset if there is none.
+func (b *Broker) OffsetForTime(ctx context.Context, topic string, partition int32, ts time.Time) (int64, error) {
+	if err := b.enter(); err != nil {
+		return 0, err
+	}
+	defer b.leave()
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	p, err := b.lookupPartition(topic, partition)
+	if err != nil {
+		return 0, err
+	}
+	st, _, _ := p.snapshot()
+	want := ts.UnixMilli()
+	it, err := b.db.NewIter(&pebble.IterOptions{
+		LowerBound: recordKey(nil, p.t.id, p.num, 0),
+		UpperBound: recordKey(nil, p.t.id, p.num, st.next),
+	})
+	if err != nil {
+		return 0, wrapRead("offset for time", err)
+	}
+	defer it.Close()
+	var r logfmt.Reader
+	var rec broker.Record
+	for valid := it.First(); valid; valid = it.Next() {
+		v, err := it.ValueAndErr()
+		if err != nil {
+			return 0, &broker.TopicError{Topic: topic, Partition: partition, Err: wrapRead("read records", err)}
+		}
+		keyOff, _ := recordKeyOffset(it.Key())
+		h, err := logfmt.ReadHeader(v)
+		if err != nil {
+			return 0, batchError(p, keyOff, err)
+		}
+		if h.MaxTimestamp < want {
+			continue
+		}
+		if err := r.Reset(v); err != nil {
+			return 0, batchError(p, keyOff, err)
+		}
+		for {
+			ok, err := r.Next(&rec)
+			if err != nil {
+				return 0, batchError(p, keyOff, err)
+			}
+			if !ok {
+				break
+			}
+			if rec.Timestamp.UnixMilli() >= want {
+				return rec.Offset, nil
+			}
+		}
+	}
+	if err := it.Error(); err != nil {
+		return 0, &broker.TopicError{Topic: topic, Partition: partition, Err: wrapRead("read records", err)}
+	}
+	return st.next, nil
+}

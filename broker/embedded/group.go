@@ -1,0 +1,194 @@
+package embedded
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+
+	"github.com/duality-streams/duality/broker"
+)
+
+// coordinator keeps consumer-group membership in memory: it does not
+// survive Close (group offsets do; they are in the database).
+type coordinator struct {
+	b  *Broker
+	mu struct {
+		sync.Mutex
+		groups map[string]*group
+		seq    uint64 // member ids
+		closed bool
+	}
+}
+
+type group struct {
+	name       string
+	topics     []string // sorted, without duplicates
+	generation int64    // never decreases, even when the group empties
+	members    []*member
+}
+
+// member is a broker.Membership.
+type member struct {
+	c  *coordinator
+	g  *group
+	id string
+	ch chan broker.Assignment
+	// left is guarded by coordinator.mu.
+	left bool
+}
+
+func (c *coordinator) init(b *Broker) {
+	c.b = b
+	c.mu.groups = make(map[string]*group)
+}
+
+// JoinGroup joins group as a new member subscribed to topics and triggers
+// a rebalance; see broker.Broker. The first assignment is in the
+// membership's Assignments channel when JoinGroup returns.
+//
+// Assignment: the partition numbers 0..n-1, n being the largest partition
+// count of the subscribed topics, are dealt round-robin to the members in
+// join order (member ids sort in join order); partition p of every
+// subscribed topic goes to the member dealt p.
+//
+// Errors: an empty group name or topic list, or a topic list different from
+// the group's current members' (order and duplicates do not matter), matches
+// broker.ErrInvalidConfig; a missing topic broker.ErrUnknownTopic.
+func (b *Broker) JoinGroup(ctx context.Context, groupName string, topics []string) (broker.Membership, error) {
+	if err := b.enter(); err != nil {
+		return nil, err
+	}
+	defer b.leave()
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if groupName == "" {
+		return nil, fmt.Errorf("%w: empty group name", broker.ErrInvalidConfig)
+	}
+	if len(topics) == 0 {
+		return nil, fmt.Errorf("%w: group %q: no topics to subscribe to", broker.ErrInvalidConfig, groupName)
+	}
+	sorted := slices.Compact(slices.Sorted(slices.Values(topics)))
+	for _, t := range sorted {
+		if _, err := b.lookup(t); err != nil {
+			return nil, err
+		}
+	}
+	c := &b.groups
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.mu.closed {
+		return nil, broker.ErrClosed
+	}
+	g := c.mu.groups[groupName]
+	if g == nil {
+		g = &group{name: groupName}
+		c.mu.groups[groupName] = g
+	}
+	if len(g.members) > 0 && !slices.Equal(g.topics, sorted) {
+		return nil, fmt.Errorf("%w: group %q: members subscribe to %v, not %v", broker.ErrInvalidConfig, groupName, g.topics, sorted)
+	}
+	g.topics = sorted
+	c.mu.seq++
+	m := &member{c: c, g: g, id: fmt.Sprintf("%s-%010d", groupName, c.mu.seq), ch: make(chan broker.Assignment, 1)}
+	g.members = append(g.members, m)
+	c.rebalance(g)
+	b.log.Debug("embedded: member joined", "group", groupName, "member", m.id, "generation", g.generation)
+	return m, nil
+}
+
+// rebalance starts a new generation of g and sends every member its
+// assignment. c.mu must be held.
+func (c *coordinator) rebalance(g *group) {
+	g.generation++
+	if len(g.members) == 0 {
+		return
+	}
+	counts := make([]int32, len(g.topics))
+	var n int32
+	c.b.mu.RLock()
+	for i, name := range g.topics {
+		if t := c.b.mu.topics[name]; t != nil {
+			counts[i] = int32(len(t.parts))
+			n = max(n, counts[i])
+		}
+	}
+	c.b.mu.RUnlock()
+	for i, m := range g.members {
+		a := broker.Assignment{Generation: g.generation, Partitions: []broker.TopicPartition{}}
+		for p := int32(i); p < n; p += int32(len(g.members)) {
+			for ti, name := range g.topics {
+				if p < counts[ti] {
+					a.Partitions = append(a.Partitions, broker.TopicPartition{Topic: name, Partition: p})
+				}
+			}
+		}
+		// Drain and replace: the channel holds only the newest.
+		select {
+		case <-m.ch:
+		default:
+		}
+		m.ch <- a
+	}
+}
+
+// checkMember returns an error matching broker.ErrFenced unless group is at
+// generation and member belongs to it.
+func (c *coordinator) checkMember(groupName string, generation int64, memberID string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	g := c.mu.groups[groupName]
+	if g == nil {
+		return fmt.Errorf("%w: group %q has no members", broker.ErrFenced, groupName)
+	}
+	if g.generation != generation {
+		return fmt.Errorf("%w: group %q is at generation %d, not %d", broker.ErrFenced, groupName, g.generation, generation)
+	}
+	for _, m := range g.members {
+		if m.id == memberID {
+			return nil
+		}
+	}
+	return fmt.Errorf("%w: %q is not a member of group %q", broker.ErrFenced, memberID, groupName)
+}
+
+// closeAll ends every membership; JoinGroup fails afterwards.
+func (c *coordinator) closeAll() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.mu.closed = true
+	for _, g := range c.mu.groups {
+		for _, m := range g.members {
+			m.left = true
+			close(m.ch)
+		}
+		g.members = nil
+	}
+}
+
+// MemberID returns the member's id, unique within the broker's lifetime.
+func (m *member) MemberID() string { return m.id }
+
+// Assignments delivers the newest assignment; see broker.Membership. It is
+// closed by Leave and by the broker's Close.
+func (m *member) Assignments() <-chan broker.Assignment { return m.ch }
+
+// Leave leaves the group, which rebalances the remaining members, and
+// closes the Assignments channel. Leaving twice, or after the broker
+// closed, is a no-op.
+func (m *member) Leave(ctx context.Context) error {
+	c := m.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if m.left {
+		return nil
+	}
+	m.left = true
+	close(m.ch)
+	g := m.g
+	g.members = slices.DeleteFunc(g.members, func(x *member) bool { return x == m })
+	c.rebalance(g)
+	c.b.log.Debug("embedded: member left", "group", g.name, "member", m.id, "generation", g.generation)
+	return nil
+}

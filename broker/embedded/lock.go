@@ -1,0 +1,37 @@
+package embedded
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"syscall"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
+)
+
+// ErrLocked is matched by the error of Open when the data directory is
+// already open, in this process or another one. The error names the
+// directory.
+var ErrLocked = errors.New("embedded: data directory is in use by another open broker")
+
+// lockFileName is the lock file inside the data directory.
+const lockFileName = "duality.lock"
+
+// lockDir takes the exclusive lock of the data directory dir: flock(2) on
+// the operating system's file system (see lock_unix.go), which excludes a
+// second open in this process as well as other processes, and fs.Lock on
+// any other file system.
+func lockDir(fs vfs.FS, dir string) (io.Closer, error) {
+	name := fs.PathJoin(dir, lockFileName)
+	if fs == vfs.Default {
+		return flockFile(name, dir)
+	}
+	c, err := fs.Lock(name)
+	if err != nil {
+		if errors.Is(err, syscall.EAGAIN) || errors.Is(err, syscall.EACCES) {
+			return nil, fmt.Errorf("%w: %s", ErrLocked, dir)
+		}
+		return nil, fmt.Errorf("embedded: lock %s: %w", dir, err)
+	}
+	return c, nil
+}

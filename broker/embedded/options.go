@@ -1,0 +1,147 @@
+package embedded
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
+
+	"github.com/duality-streams/duality/broker"
+)
+
+// Option configures a Broker in Open.
+type Option interface{ apply(*config) }
+
+type optionFunc func(*config)
+
+func (f optionFunc) apply(c *config) { f(c) }
+
+// Defaults of the options.
+const (
+	DefaultMaxRecordBytes  = 1 << 20
+	DefaultCleanupInterval = time.Minute
+)
+
+type config struct {
+	syncInterval    time.Duration
+	maxRecordBytes  int
+	fs              vfs.FS
+	clock           func() time.Time
+	logger          *slog.Logger
+	cleanupInterval time.Duration
+	pebbleOpts      []func(*pebble.Options)
+}
+
+func defaultConfig() config {
+	return config{
+		maxRecordBytes:  DefaultMaxRecordBytes,
+		fs:              vfs.Default,
+		clock:           time.Now,
+		logger:          slog.New(slog.DiscardHandler),
+		cleanupInterval: DefaultCleanupInterval,
+	}
+}
+
+// validate reports every problem of c at once; the error matches
+// broker.ErrInvalidConfig.
+func (c *config) validate() error {
+	var errs []error
+	if c.syncInterval < 0 {
+		errs = append(errs, fmt.Errorf("sync interval %v is negative", c.syncInterval))
+	}
+	if c.maxRecordBytes <= 0 {
+		errs = append(errs, fmt.Errorf("max record bytes %d must be positive", c.maxRecordBytes))
+	}
+	if c.fs == nil {
+		errs = append(errs, errors.New("file system is nil"))
+	}
+	if c.clock == nil {
+		errs = append(errs, errors.New("clock is nil"))
+	}
+	if c.logger == nil {
+		errs = append(errs, errors.New("logger is nil"))
+	}
+	for _, f := range c.pebbleOpts {
+		if f == nil {
+			errs = append(errs, errors.New("pebble options function is nil"))
+			break
+		}
+	}
+	if len(errs) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%w: %w", broker.ErrInvalidConfig, errors.Join(errs...))
+}
+
+// WithSyncInterval sets the durability policy.
+//
+// 0 (the default) syncs the write-ahead log before acknowledging every
+// Produce, Commit and CommitOffsets. Concurrent calls share one fsync (group
+// commit), so throughput grows with the number of concurrent writers and the
+// size of their batches. An acknowledged write survives a process crash
+// (kill -9) and a power failure.
+//
+// d > 0 acknowledges writes without waiting for a sync and syncs the
+// write-ahead log every d in the background. On a power failure or an OS
+// crash, up to about d of acknowledged writes can be lost; so can they on a
+// process crash, because Pebble keeps the tail of the log (up to one 32 KiB
+// block) in process memory until the next sync or until the block fills.
+// Whatever survives is a prefix of what was acknowledged per partition: a
+// batch is never partially visible and offsets stay contiguous.
+//
+// Negative values are refused by Open with ErrInvalidConfig.
+func WithSyncInterval(d time.Duration) Option {
+	return optionFunc(func(c *config) { c.syncInterval = d })
+}
+
+// WithMaxRecordBytes sets the largest record accepted, counting its key,
+// value and header keys and values. Default 1 MiB. A Produce or Commit with
+// a larger record fails with a *broker.RecordTooLargeError and writes
+// nothing of that call. n must be positive.
+func WithMaxRecordBytes(n int) Option {
+	return optionFunc(func(c *config) { c.maxRecordBytes = n })
+}
+
+// WithFS sets the file system, for example vfs.NewMem() or an errorfs for
+// fault-injection tests. Default vfs.Default, the operating system's.
+//
+// The directory lock (see ErrLocked) uses flock(2) on vfs.Default and the
+// file system's own Lock otherwise.
+func WithFS(fs vfs.FS) Option {
+	return optionFunc(func(c *config) { c.fs = fs })
+}
+
+// WithClock sets the clock used for records produced with a zero Timestamp
+// and for retention and tombstone expiry. Default time.Now.
+func WithClock(now func() time.Time) Option {
+	return optionFunc(func(c *config) { c.clock = now })
+}
+
+// WithLogger sets the logger for the broker and Pebble. Default: a logger
+// that discards everything.
+func WithLogger(l *slog.Logger) Option {
+	return optionFunc(func(c *config) { c.logger = l })
+}
+
+// WithCleanupInterval sets how often retention and compaction run in the
+// background. Default 1 minute; 0 means the default; negative disables the
+// background cleanup (Broker.Cleanup still runs it on demand).
+func WithCleanupInterval(d time.Duration) Option {
+	return optionFunc(func(c *config) {
+		if d == 0 {
+			d = DefaultCleanupInterval
+		}
+		c.cleanupInterval = d
+	})
+}
+
+// WithPebbleOptions lets f adjust the Pebble options after the broker has
+// set its tuned values (see the package documentation) and before Open.
+// Several calls apply in order. f must not change FS, or anything that
+// changes the meaning of keys (Comparer, Merger).
+func WithPebbleOptions(f func(*pebble.Options)) Option {
+	return optionFunc(func(c *config) { c.pebbleOpts = append(c.pebbleOpts, f) })
+}

@@ -1,0 +1,463 @@
+package embedded
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/duality-streams/duality/broker"
+	"github.com/duality-streams/duality/internal/logfmt"
+)
+
+// Every change to the database goes through one writer goroutine. It takes
+// all queued operations, stages them into one Pebble batch, commits it (one
+// fsync for the whole group in sync mode), then publishes the new partition
+// states, wakes long-polling fetchers and acknowledges the operations.
+// Offsets are assigned by the writer alone, so they are contiguous; they are
+// published only after the commit, so readers never see an unacknowledged
+// record and a failed commit never leaves a gap or reuses an offset.
+
+type opKind uint8
+
+const (
+	opAppend      opKind = iota // Produce, Commit, CommitOffsets
+	opCreateTopic               // CreateTopic
+	opDeleteTopic               // DeleteTopic
+	opCleanup                   // a retention or compaction edit
+)
+
+// writeOp is one request to the writer.
+type writeOp struct {
+	kind opKind
+
+	// opAppend.
+	records    []broker.Record
+	group      string
+	generation int64
+	member     string
+	offsets    map[broker.TopicPartition]int64
+
+	// opCreateTopic, opDeleteTopic.
+	topic string
+	cfg   broker.TopicConfig
+
+	// opCleanup.
+	edit *cleanupEdit
+
+	done chan error // buffered; receives the outcome once
+}
+
+// Group limits: the writer stops draining the queue when a group reaches
+// either, so that one commit stays bounded.
+const (
+	maxGroupOps   = 1024
+	maxGroupBytes = 64 << 20
+)
+
+// submit hands op to the writer and waits for its outcome. Once handed over,
+// it waits even if ctx ends: the writer always answers promptly, and the
+// caller must learn whether the write happened.
+func (b *Broker) submit(ctx context.Context, op *writeOp) error {
+	if err := b.enter(); err != nil {
+		return err
+	}
+	defer b.leave()
+	return b.submitEntered(ctx, op)
+}
+
+// submitEntered is submit for a caller that already called enter.
+func (b *Broker) submitEntered(ctx context.Context, op *writeOp) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	op.done = make(chan error, 1)
+	select {
+	case b.writeCh <- op:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return <-op.done
+}
+
+// pendingPart is the staged state of a partition touched by the group.
+type pendingPart struct {
+	p  *partition
+	st partitionValue
+}
+
+// writer is the state of the writer goroutine.
+type writer struct {
+	b           *Broker
+	nextTopicID uint64
+	failed      error // a failed commit poisons the writer
+
+	batch *pebble.Batch
+	ops   []*writeOp // staged in batch, acknowledged by flush
+	pend  []pendingPart
+	index map[*partition]int // into pend
+
+	// Scratch space reused across operations.
+	parts  []*partition
+	order  []*partition
+	byPart map[*partition][]int
+	recs   []broker.Record
+	buf    []byte
+	key    []byte
+}
+
+func (w *writer) init(b *Broker) {
+	w.b = b
+	w.index = make(map[*partition]int)
+	w.byPart = make(map[*partition][]int)
+}
+
+func (w *writer) run() {
+	defer close(w.b.writerDone)
+	for {
+		var op *writeOp
+		select {
+		case op = <-w.b.writeCh:
+		case <-w.b.stopWriter:
+			// Close waited for every submitter, so the queue is empty;
+			// answer anything left regardless.
+			for {
+				select {
+				case op := <-w.b.writeCh:
+					op.done <- broker.ErrClosed
+				default:
+					return
+				}
+			}
+		}
+		w.handle(op)
+	drain:
+		for len(w.ops) < maxGroupOps && (w.batch == nil || w.batch.Len() < maxGroupBytes) {
+			select {
+			case op = <-w.b.writeCh:
+				w.handle(op)
+			default:
+				break drain
+			}
+		}
+		w.flush()
+	}
+}
+
+func (w *writer) handle(op *writeOp) {
+	if w.failed != nil {
+		op.done <- w.failed
+		return
+	}
+	var err error
+	switch op.kind {
+	case opAppend:
+		err = w.stageAppend(op)
+	case opCleanup:
+		err = w.stageCleanup(op.edit)
+	case opCreateTopic:
+		w.flush()
+		op.done <- w.createTopic(op.topic, op.cfg)
+		return
+	case opDeleteTopic:
+		w.flush()
+		op.done <- w.deleteTopic(op.topic)
+		return
+	}
+	if err != nil {
+		op.done <- err
+		return
+	}
+	w.ops = append(w.ops, op)
+}
+
+// pending returns the staged state of p, starting from its committed state.
+func (w *writer) pending(p *partition) *partitionValue {
+	i, ok := w.index[p]
+	if !ok {
+		i = len(w.pend)
+		w.index[p] = i
+		w.pend = append(w.pend, pendingPart{p: p, st: p.state})
+	}
+	return &w.pend[i].st
+}
+
+func (w *writer) ensureBatch() {
+	if w.batch == nil {
+		w.batch = w.b.db.NewBatch()
+	}
+}
+
+// stageAppend validates op completely, then stages its records and offsets.
+// A refused op stages nothing.
+func (w *writer) stageAppend(op *writeOp) error {
+	topics := w.b.mu.topics // only this goroutine writes the map
+	w.parts = w.parts[:0]
+	for i := range op.records {
+		r := &op.records[i]
+		t := topics[r.Topic]
+		if t == nil {
+			return unknownTopic(r.Topic)
+		}
+		n := int32(len(t.parts))
+		pn := r.Partition
+		switch {
+		case pn == broker.PartitionByKey && r.Key == nil:
+			pn = int32(t.rr % uint32(n))
+			t.rr++
+		case pn == broker.PartitionByKey:
+			pn = broker.KeyPartition(r.Key, n)
+		case pn < 0 || pn >= n:
+			return &broker.TopicError{Topic: r.Topic, Partition: pn, Err: fmt.Errorf("%w: topic has %d partitions", broker.ErrUnknownPartition, n)}
+		}
+		if size := logfmt.RecordSize(r); size > w.b.cfg.maxRecordBytes {
+			return &broker.TopicError{Topic: r.Topic, Partition: pn, Err: &broker.RecordTooLargeError{Topic: r.Topic, Size: size, Max: w.b.cfg.maxRecordBytes}}
+		}
+		w.parts = append(w.parts, t.parts[pn])
+	}
+	for tp, off := range op.offsets {
+		t := topics[tp.Topic]
+		if t == nil {
+			return unknownTopic(tp.Topic)
+		}
+		if tp.Partition < 0 || int(tp.Partition) >= len(t.parts) {
+			return &broker.TopicError{Topic: tp.Topic, Partition: tp.Partition, Err: fmt.Errorf("%w: topic has %d partitions", broker.ErrUnknownPartition, len(t.parts))}
+		}
+		if off < 0 {
+			return &broker.TopicError{Topic: tp.Topic, Partition: tp.Partition, Err: fmt.Errorf("%w: negative offset %d for group %q", broker.ErrInvalidConfig, off, op.group)}
+		}
+	}
+	if op.generation != 0 {
+		if err := w.b.groups.checkMember(op.group, op.generation, op.member); err != nil {
+			return err
+		}
+	}
+
+	// Everything is valid: stage it.
+	w.ensureBatch()
+	if len(op.records) > 0 {
+		if err := w.stageRecords(op.records); err != nil {
+			// Only an internal limit (over 2^32 records) can get here;
+			// part of op may be staged, so the whole group must fail.
+			w.failGroup(err)
+			return err
+		}
+	}
+	for tp, off := range op.offsets {
+		t := topics[tp.Topic]
+		k := append(partKey(w.key[:0], prefixOffsets, t.id, tp.Partition), op.group...)
+		w.key = k
+		var v [8]byte
+		binary.BigEndian.PutUint64(v[:], uint64(off))
+		if err := w.batch.Set(k, v[:], nil); err != nil {
+			w.failGroup(err)
+			return err
+		}
+	}
+	return nil
+}
+
+// stageRecords assigns offsets and stages one batch per partition.
+func (w *writer) stageRecords(records []broker.Record) error {
+	now := w.b.cfg.clock()
+	first := w.parts[0]
+	single := true
+	for _, p := range w.parts[1:] {
+		if p != first {
+			single = false
+			break
+		}
+	}
+	if single {
+		return w.stagePartition(first, records, nil, now)
+	}
+	w.order = w.order[:0]
+	for i, p := range w.parts {
+		idx, ok := w.byPart[p]
+		if !ok {
+			w.order = append(w.order, p)
+		}
+		w.byPart[p] = append(idx, i)
+	}
+	for _, p := range w.order {
+		if err := w.stagePartition(p, records, w.byPart[p], now); err != nil {
+			return err
+		}
+		w.byPart[p] = w.byPart[p][:0]
+	}
+	clear(w.byPart)
+	return nil
+}
+
+// stagePartition stages records[idx] (all records when idx is nil) as one
+// batch of partition p.
+func (w *writer) stagePartition(p *partition, records []broker.Record, idx []int, now time.Time) error {
+	st := w.pending(p)
+	base := st.next
+	w.recs = w.recs[:0]
+	add := func(r *broker.Record) {
+		r.Partition = p.num
+		r.Offset = base + int64(len(w.recs))
+		w.recs = append(w.recs, *r)
+	}
+	if idx == nil {
+		for i := range records {
+			add(&records[i])
+		}
+	} else {
+		for _, i := range idx {
+			add(&records[i])
+		}
+	}
+	for i := range w.recs {
+		if w.recs[i].Timestamp.IsZero() {
+			w.recs[i].Timestamp = now
+		}
+	}
+	var err error
+	w.buf, err = logfmt.AppendBatch(w.buf[:0], base, w.recs)
+	clear(w.recs) // drop references to the caller's slices
+	if err != nil {
+		return &broker.TopicError{Topic: p.t.name, Partition: p.num, Err: err}
+	}
+	w.key = recordKey(w.key[:0], p.t.id, p.num, base)
+	if err := w.batch.Set(w.key, w.buf, nil); err != nil {
+		return err
+	}
+	st.next = base + int64(len(w.recs))
+	st.bytes += int64(len(w.buf))
+	return nil
+}
+
+// failGroup fails every op staged so far and discards the batch.
+func (w *writer) failGroup(err error) {
+	for _, op := range w.ops {
+		op.done <- err
+	}
+	w.reset()
+}
+
+func (w *writer) reset() {
+	clear(w.ops)
+	w.ops = w.ops[:0]
+	clear(w.pend)
+	w.pend = w.pend[:0]
+	clear(w.index)
+	if w.batch != nil {
+		_ = w.batch.Close()
+		w.batch = nil
+	}
+}
+
+// apply commits batch, turning a Pebble fatal error into an error.
+func (w *writer) apply(batch *pebble.Batch, wo *pebble.WriteOptions) (err error) {
+	defer recoverFatal(&err)
+	if err := w.b.db.Apply(batch, wo); err != nil {
+		return fmt.Errorf("embedded: write: %w", err)
+	}
+	return nil
+}
+
+// flush commits the staged group, publishes it and acknowledges its ops.
+// If the commit fails, every op of the group fails, nothing is published,
+// and the writer refuses all later writes with the same error: Pebble's
+// state after a failed write-ahead log write is unknown, so the broker must
+// be reopened.
+func (w *writer) flush() {
+	if w.batch == nil {
+		return
+	}
+	var v [partitionValueLen]byte
+	for i := range w.pend {
+		pp := &w.pend[i]
+		if err := w.batch.Set(partitionKey(pp.p.t.id, pp.p.num), pp.st.appendTo(v[:0]), nil); err != nil {
+			w.failGroup(err)
+			return
+		}
+	}
+	if err := w.apply(w.batch, w.b.wo); err != nil {
+		w.failed = err
+		w.b.log.Error("embedded: commit failed; the broker refuses further writes", "error", err)
+		w.failGroup(err)
+		return
+	}
+	for i := range w.pend {
+		pp := &w.pend[i]
+		p := pp.p
+		p.mu.Lock()
+		p.state = pp.st
+		close(p.wake)
+		p.wake = make(chan struct{})
+		p.mu.Unlock()
+	}
+	for _, op := range w.ops {
+		op.done <- nil
+	}
+	w.reset()
+}
+
+func (w *writer) createTopic(name string, cfg broker.TopicConfig) error {
+	if w.failed != nil {
+		return w.failed
+	}
+	if w.b.mu.topics[name] != nil {
+		return &broker.TopicError{Topic: name, Partition: -1, Err: broker.ErrTopicExists}
+	}
+	id := w.nextTopicID
+	batch := w.b.db.NewBatch()
+	defer batch.Close()
+	_ = batch.Set(topicKey(name), topicValue{id: id, cfg: cfg}.encode(), nil)
+	var next [8]byte
+	binary.BigEndian.PutUint64(next[:], id+1)
+	_ = batch.Set(keyNextTopicID, next[:], nil)
+	var v [partitionValueLen]byte
+	for p := range cfg.Partitions {
+		_ = batch.Set(partitionKey(id, p), partitionValue{}.appendTo(v[:0]), nil)
+	}
+	if err := w.apply(batch, pebble.Sync); err != nil {
+		w.failed = err
+		return err
+	}
+	w.nextTopicID++
+	t := newTopic(name, id, cfg)
+	w.b.mu.Lock()
+	w.b.mu.topics[name] = t
+	w.b.mu.Unlock()
+	w.b.log.Info("embedded: created topic", "topic", name, "partitions", cfg.Partitions)
+	return nil
+}
+
+func (w *writer) deleteTopic(name string) error {
+	if w.failed != nil {
+		return w.failed
+	}
+	t := w.b.mu.topics[name]
+	if t == nil {
+		return unknownTopic(name)
+	}
+	batch := w.b.db.NewBatch()
+	defer batch.Close()
+	_ = batch.Delete(topicKey(name), nil)
+	for _, prefix := range []byte{prefixPartition, prefixRecords, prefixOffsets} {
+		start, end := topicSpan(prefix, t.id)
+		_ = batch.DeleteRange(start, end, nil)
+	}
+	if err := w.apply(batch, pebble.Sync); err != nil {
+		w.failed = err
+		return err
+	}
+	w.b.mu.Lock()
+	delete(w.b.mu.topics, name)
+	w.b.mu.Unlock()
+	for _, p := range t.parts {
+		p.mu.Lock()
+		p.deleted = true
+		close(p.wake)
+		p.wake = make(chan struct{})
+		p.mu.Unlock()
+	}
+	w.b.log.Info("embedded: deleted topic", "topic", name)
+	return nil
+}
