@@ -84,10 +84,6 @@ func (t *Topology) Describe() string {
 // carries (steps keep both; a [Process] step may forward new ones).
 // Headers are shared with the input record and must not be modified.
 type RecordContext struct {
-	// tombstone says the value is absent (nil at the source) and no step
-	// has computed a new one; sinks then write a nil value.
-	tombstone bool
-
 	// Topic is the broker topic the input record was read from
 	// (internal topics carry the app id prefix).
 	Topic string
@@ -98,6 +94,9 @@ type RecordContext struct {
 	Timestamp time.Time
 	// Headers are the record's headers.
 	Headers []broker.Header
+	// Tombstone says the value is absent: the source read a nil value and
+	// no step has computed a new one. Sinks write a nil value for it.
+	Tombstone bool
 }
 
 // TaskID names a task: a sub-topology and the partition number it

@@ -85,7 +85,7 @@ func (pc *processorContext[K, V]) Forward(ctx context.Context, rec Record[K, V])
 	// Reusing out is safe: the steps below never reach this processor
 	// again while it forwards (the graph has no cycles), and no step
 	// keeps the pointer.
-	pc.out = RecordContext{Topic: base.Topic, Partition: base.Partition, Offset: base.Offset, Timestamp: ts, Headers: rec.Headers, tombstone: rec.Tombstone}
+	pc.out = RecordContext{Topic: base.Topic, Partition: base.Partition, Offset: base.Offset, Timestamp: ts, Headers: rec.Headers, Tombstone: rec.Tombstone}
 	err := pc.next(ctx, &pc.out, rec.Key, rec.Value)
 	pc.t.Current = pc.n
 	return err
@@ -153,7 +153,7 @@ func Process[K, V, KOut, VOut any](s Stream[K, V], supplier func() Processor[K, 
 		return emit[K, V](func(ctx context.Context, rc *RecordContext, k K, v V) error {
 			t.Current = n
 			pc.in = rc
-			err := proc.Process(ctx, Record[K, V]{Key: k, Value: v, Timestamp: rc.Timestamp, Headers: rc.Headers, Tombstone: rc.tombstone})
+			err := proc.Process(ctx, Record[K, V]{Key: k, Value: v, Timestamp: rc.Timestamp, Headers: rc.Headers, Tombstone: rc.Tombstone})
 			pc.in = nil
 			if err != nil {
 				if _, ok := errors.AsType[*NodeError](err); ok {

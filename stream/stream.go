@@ -55,12 +55,12 @@ func fanout[K, V any](t *dsl.Task, n *dsl.Node) (emit[K, V], error) {
 // longer a tombstone, for this call only (sibling steps still see the
 // input's flag).
 func emitValue[K, V any](ctx context.Context, next emit[K, V], rc *RecordContext, k K, v V) error {
-	if !rc.tombstone {
+	if !rc.Tombstone {
 		return next(ctx, rc, k, v)
 	}
-	rc.tombstone = false
+	rc.Tombstone = false
 	err := next(ctx, rc, k, v)
-	rc.tombstone = true
+	rc.Tombstone = true
 	return err
 }
 
@@ -119,7 +119,7 @@ func addSource[K, V any](g *dsl.Graph, name string, topics []string, internal bo
 			}()
 			t.Current = n
 			*rc = RecordContext{Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset, Timestamp: rec.Timestamp, Headers: rec.Headers,
-				tombstone: rec.Value == nil}
+				Tombstone: rec.Value == nil}
 			var k K
 			var v V
 			if rec.Key != nil {
@@ -333,7 +333,7 @@ func addSink[K, V any](p *dsl.Node, name, topic string, internal, dynamic bool, 
 				return nodeError(n, rc, &codec.EncodeError{Topic: name, Part: "key", Err: err})
 			}
 			kl := len(buf)
-			if !rc.tombstone {
+			if !rc.Tombstone {
 				buf, err = vc.Append(buf, v)
 				if err != nil {
 					return nodeError(n, rc, &codec.EncodeError{Topic: name, Part: "value", Err: err})
@@ -346,7 +346,7 @@ func addSink[K, V any](p *dsl.Node, name, topic string, internal, dynamic bool, 
 				Timestamp: rc.Timestamp,
 				Headers:   rc.Headers,
 			}
-			if !rc.tombstone {
+			if !rc.Tombstone {
 				rec.Value = buf[kl:len(buf):len(buf)]
 			}
 			if kl > 0 {

@@ -23,6 +23,18 @@
 // reading it. Nodes register close and flush hooks with [Task.OnClose] and
 // [Task.OnFlush].
 //
+// # Conventions of package stream
+//
+// Nodes created by package stream, and nodes of sibling packages that
+// consume or produce streams, use these behaviours: a source returns a
+// [SourceFunc]; every other node that takes K, V records returns
+// func(context.Context, *stream.RecordContext, K, V) error (an unnamed
+// func type, so any package can assert to it). A node sets Task.Current
+// to itself before calling user code so that a recovered panic names it,
+// returns *stream.NodeError for its own failures, and passes errors from
+// its children through unchanged. A stream handle for node n is
+// stream.Stream[K, V](dsl.NewStream[K, V](n)).
+//
 // # Errors
 //
 // Wiring errors are collected with [Graph.AddError] while the graph is
