@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"iter"
+	"log/slog"
 	"slices"
 	"strings"
 	"testing"
@@ -293,3 +294,33 @@ func (p *failOn) Process(_ context.Context, r stream.Record[string, string]) err
 	}
 	return nil
 }
+
+func TestLogger(t *testing.T) {
+	var buf strings.Builder
+	logger := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{
+		ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
+			if a.Key == slog.TimeKey {
+				return slog.Attr{}
+			}
+			return a
+		},
+	}))
+	topo := build(t, func(b *stream.Builder) {
+		stream.Process(stream.From(b, "in", str, str), func() stream.Processor[string, string, string, string] {
+			return &logProc{}
+		}, stream.Named("logger")).To("out", str, str)
+	})
+	d, err := streamtest.New(topo, streamtest.Logger(logger), streamtest.Partitions("in", 2))
+	require.NoError(t, err)
+	defer d.Close()
+	require.Equal(t, "level=INFO msg=init task=0_0 node=logger\nlevel=INFO msg=init task=0_1 node=logger\n", buf.String())
+}
+
+type logProc struct{}
+
+func (logProc) Init(pc stream.ProcessorContext[string, string]) error {
+	pc.Logger().Info("init")
+	return nil
+}
+func (logProc) Close() error                                                 { return nil }
+func (logProc) Process(context.Context, stream.Record[string, string]) error { return nil }
