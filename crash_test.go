@@ -1,0 +1,228 @@
+package duality_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/duality-streams/duality"
+	"github.com/duality-streams/duality/broker"
+	"github.com/duality-streams/duality/broker/embedded"
+)
+
+const (
+	crashEnv     = "DUALITY_APP_CRASH_DIR"
+	crashInput   = 20000
+	crashParts   = 4
+	crashKills   = 6
+	crashMaxTime = 20 * time.Second
+)
+
+// TestKill9 runs a whole app in a child process on an embedded data
+// directory with its input produced beforehand, kills it with SIGKILL at a
+// random moment several times, restarts it until it has processed all
+// input, and checks that the output topic holds every input record's output
+// exactly once.
+func TestKill9(t *testing.T) {
+	if testing.Short() {
+		t.Skip("re-executes the test binary")
+	}
+	dir := t.TempDir()
+	b, err := embedded.Open(dir)
+	require.NoError(t, err)
+	ctx := t.Context()
+	require.NoError(t, b.CreateTopic(ctx, "in", broker.TopicConfig{Partitions: crashParts}))
+	require.NoError(t, b.CreateTopic(ctx, "out", broker.TopicConfig{Partitions: crashParts}))
+	produceN(t, b, "in", 0, crashInput)
+	require.NoError(t, b.Close())
+
+	seed := rand.Uint64()
+	t.Logf("seed %d", seed)
+	rng := rand.New(rand.NewPCG(seed, seed))
+	kills := 0
+	for cycle := 0; ; cycle++ {
+		require.Less(t, cycle, 50, "too many cycles")
+		var killAfter time.Duration = -1
+		if kills < crashKills {
+			killAfter = time.Duration(rng.IntN(150)) * time.Millisecond
+		}
+		if done := runCrashChild(t, dir, killAfter); done {
+			break
+		}
+		kills++
+		committed := checkCommittedOutput(t, dir)
+		t.Logf("cycle %d: killed %v after start, %d input records committed", cycle, killAfter, committed)
+	}
+	t.Logf("killed the app %d times", kills)
+	require.Equal(t, crashKills, kills, "the child finished before all kills; make the input larger")
+
+	b, err = embedded.Open(dir)
+	require.NoError(t, err)
+	defer func() { require.NoError(t, b.Close()) }()
+	requireExactlyOnce(t, b, "out", crashInput)
+}
+
+// checkCommittedOutput checks the invariant a killed app must leave behind:
+// the output topic holds exactly the outputs of the input records below
+// the committed offsets, once each. It returns the number of committed
+// input records.
+func checkCommittedOutput(t *testing.T, dir string) int {
+	t.Helper()
+	b, err := embedded.Open(dir, embedded.WithCleanupInterval(-1))
+	require.NoError(t, err)
+	defer func() { require.NoError(t, b.Close()) }()
+	var tps []broker.TopicPartition
+	for p := range int32(crashParts) {
+		tps = append(tps, broker.TopicPartition{Topic: "in", Partition: p})
+	}
+	committed, err := b.FetchOffsets(t.Context(), "crash", tps)
+	require.NoError(t, err)
+	want := map[string]int{}
+	n := 0
+	for _, r := range readTopic(t, b, "in") {
+		if r.Offset < committed[broker.TopicPartition{Topic: r.Topic, Partition: r.Partition}] {
+			want["out-"+string(r.Value)]++
+			n++
+		}
+	}
+	got := map[string]int{}
+	for _, r := range readTopic(t, b, "out") {
+		got[string(r.Value)]++
+	}
+	require.Equal(t, want, got, "output differs from the outputs of the committed input")
+	return n
+}
+
+// runCrashChild starts the child, kills it killAfter after it reported
+// that its app runs (never when killAfter < 0), and reports whether the
+// child finished all input.
+func runCrashChild(t *testing.T, dir string, killAfter time.Duration) (done bool) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestKill9Child$", "-test.count=1", "-test.timeout=60s")
+	cmd.Env = append(os.Environ(), crashEnv+"="+dir)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	stdout, err := cmd.StdoutPipe()
+	require.NoError(t, err)
+	require.NoError(t, cmd.Start())
+	lines := make(chan string, 4)
+	go func() {
+		defer close(lines)
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+	}()
+
+	var kill <-chan time.Time
+	deadline := time.NewTimer(crashMaxTime)
+	defer deadline.Stop()
+	killed := false
+	for open := true; open; {
+		select {
+		case line, ok := <-lines:
+			switch {
+			case !ok:
+				open = false
+			case line == "running" && killAfter >= 0:
+				kill = time.After(killAfter)
+			case line == "done":
+				done = true
+			}
+		case <-kill:
+			_ = cmd.Process.Signal(syscall.SIGKILL)
+			killed, kill = true, nil
+		case <-deadline.C:
+			_ = cmd.Process.Signal(syscall.SIGKILL)
+			_ = cmd.Wait()
+			require.FailNow(t, "child too slow", "stderr:\n%s", stderr.String())
+		}
+	}
+	err = cmd.Wait()
+	if done {
+		require.NoError(t, err, "stderr:\n%s", stderr.String())
+		return true
+	}
+	require.True(t, killed, "child exited by itself: %v; stderr:\n%s", err, stderr.String())
+	return false
+}
+
+// TestKill9Child is the child process of TestKill9; it skips unless
+// started by it.
+func TestKill9Child(t *testing.T) {
+	dir := os.Getenv(crashEnv)
+	if dir == "" {
+		t.Skip("child process of TestKill9; runs only when re-executed by it")
+	}
+	if err := crashChild(dir); err != nil {
+		fmt.Fprintf(os.Stderr, "crash child: %v\n", err)
+		os.Exit(3)
+	}
+	fmt.Println("done") // then return: os.Exit(0) inside a test is refused
+}
+
+// crashChild runs the app until the group's committed offsets reach the
+// end of every input partition.
+func crashChild(dir string) (err error) {
+	b, err := embedded.Open(dir, embedded.WithCleanupInterval(-1))
+	if err != nil {
+		return err
+	}
+	defer func() { err = errors.Join(err, b.Close()) }()
+	app, err := duality.New("crash", mapTopology([]string{"in"}, "out", prefixTo("out")), b,
+		duality.Workers(2), duality.CommitInterval(2*time.Millisecond),
+		duality.MaxUncommittedRecords(200), duality.FetchMaxRecords(100))
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), crashMaxTime)
+	defer cancel()
+	runCtx, stop := context.WithCancel(ctx)
+	errc := make(chan error, 1)
+	go func() { errc <- app.Run(runCtx) }()
+	fmt.Println("running")
+
+	var tps []broker.TopicPartition
+	for p := range int32(crashParts) {
+		tps = append(tps, broker.TopicPartition{Topic: "in", Partition: p})
+	}
+	// The child's own exit condition: poll the committed offsets.
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case err := <-errc:
+			stop()
+			return fmt.Errorf("app stopped early: %w", err)
+		case <-tick.C:
+		}
+		committed, err := b.FetchOffsets(ctx, "crash", tps)
+		if err != nil {
+			stop()
+			return errors.Join(err, <-errc)
+		}
+		caughtUp := true
+		for _, tp := range tps {
+			offs, err := b.ListOffsets(ctx, tp.Topic, tp.Partition)
+			if err != nil {
+				stop()
+				return errors.Join(err, <-errc)
+			}
+			caughtUp = caughtUp && committed[tp] == offs.Latest
+		}
+		if caughtUp {
+			stop()
+			return <-errc
+		}
+	}
+}
