@@ -349,7 +349,8 @@ func (d *Driver) append(rec broker.Record) error {
 // must be read by the topology (else an error matching
 // broker.ErrUnknownTopic); rec.Partition may be broker.PartitionByKey; a
 // zero rec.Timestamp means the driver's clock. It returns the first
-// processing error (usually a *stream.NodeError).
+// processing error (usually a *stream.NodeError), or ctx's error if ctx
+// ends before every record is processed.
 func (d *Driver) PipeRaw(ctx context.Context, rec broker.Record) error {
 	if d.closed {
 		return ErrClosed
@@ -371,6 +372,9 @@ func (d *Driver) drain(ctx context.Context) error {
 	for i := 0; i < len(d.queue); i++ {
 		if i >= d.cfg.maxPerPipe {
 			return ErrLoop
+		}
+		if err := ctx.Err(); err != nil {
+			return err
 		}
 		rec := d.queue[i]
 		for _, st := range d.topics[rec.Topic].readers {

@@ -324,3 +324,19 @@ func (logProc) Init(pc stream.ProcessorContext[string, string]) error {
 }
 func (logProc) Close() error                                                 { return nil }
 func (logProc) Process(context.Context, stream.Record[string, string]) error { return nil }
+
+func TestPipeStopsWhenContextEnds(t *testing.T) {
+	topo := build(t, func(b *stream.Builder) {
+		stream.From(b, "in", str, str).To("mid", str, str)
+		stream.From(b, "mid", str, str).To("out", str, str)
+	})
+	d, err := streamtest.New(topo)
+	require.NoError(t, err)
+	defer d.Close()
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	require.ErrorIs(t, streamtest.Input(d, "in", str, str).Pipe(ctx, "k", "v"), context.Canceled)
+	require.Empty(t, d.Records("mid"))
+	require.NoError(t, streamtest.Input(d, "in", str, str).Pipe(t.Context(), "k", "v"))
+	require.Len(t, d.Records("out"), 1)
+}
