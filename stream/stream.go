@@ -175,7 +175,7 @@ func addStep[K, V, K2, V2 any](s Stream[K, V], op string, opts []Option, nilFunc
 }
 
 // Filter keeps the records for which pred returns true. Options: [Named]
-// (default "filter-<n>").
+// (default "filter-<n>"). Build reports a nil pred (ErrNilFunc).
 func (s Stream[K, V]) Filter(pred func(K, V) bool, opts ...Option) Stream[K, V] {
 	return addStep(s, "filter", opts, pred == nil, func(t *dsl.Task, n *dsl.Node, next emit[K, V]) emit[K, V] {
 		return func(ctx context.Context, rc *RecordContext, k K, v V) error {
@@ -189,7 +189,8 @@ func (s Stream[K, V]) Filter(pred func(K, V) bool, opts ...Option) Stream[K, V] 
 }
 
 // FilterNot drops the records for which pred returns true. Options:
-// [Named] (default "filter-not-<n>").
+// [Named] (default "filter-not-<n>"). Build reports a nil pred
+// (ErrNilFunc).
 func (s Stream[K, V]) FilterNot(pred func(K, V) bool, opts ...Option) Stream[K, V] {
 	return addStep(s, "filter-not", opts, pred == nil, func(t *dsl.Task, n *dsl.Node, next emit[K, V]) emit[K, V] {
 		return func(ctx context.Context, rc *RecordContext, k K, v V) error {
@@ -204,7 +205,7 @@ func (s Stream[K, V]) FilterNot(pred func(K, V) bool, opts ...Option) Stream[K, 
 
 // Peek calls fn for every record and passes the record on unchanged. Use
 // it for side effects such as logging or metrics. Options: [Named]
-// (default "peek-<n>").
+// (default "peek-<n>"). Build reports a nil fn (ErrNilFunc).
 func (s Stream[K, V]) Peek(fn func(K, V), opts ...Option) Stream[K, V] {
 	return addStep(s, "peek", opts, fn == nil, func(t *dsl.Task, n *dsl.Node, next emit[K, V]) emit[K, V] {
 		return func(ctx context.Context, rc *RecordContext, k K, v V) error {
@@ -216,7 +217,7 @@ func (s Stream[K, V]) Peek(fn func(K, V), opts ...Option) Stream[K, V] {
 }
 
 // Foreach calls fn for every record and ends the stream. Options: [Named]
-// (default "foreach-<n>").
+// (default "foreach-<n>"). Build reports a nil fn (ErrNilFunc).
 func (s Stream[K, V]) Foreach(fn func(K, V), opts ...Option) {
 	addStep(s, "foreach", opts, fn == nil, func(t *dsl.Task, n *dsl.Node, _ emit[K, V]) emit[K, V] {
 		return func(_ context.Context, _ *RecordContext, k K, v V) error {
@@ -277,8 +278,8 @@ func (s Stream[K, V]) To(topic string, kc codec.Codec[K], vc codec.Codec[V], opt
 	addSink(p, cfg.name, topic, false, false, nil, kc, vc)
 }
 
-// ToFunc writes every record to the topic topicFn returns for it, as [To]
-// does for a fixed topic. Those topics are not known before run time:
+// ToFunc writes every record to the topic topicFn returns for it, as
+// [Stream.To] does for a fixed topic. Those topics are not known before run time:
 // they are not listed as sinks of the topology, and the runtime does not
 // create them. Options: [Named] (default "sink-<n>").
 //
