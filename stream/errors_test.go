@@ -63,7 +63,7 @@ func TestBuildReportsEveryError(t *testing.T) {
 		`stream: duplicate step name: "split-8-a" names both a branch step and a branch step`,
 		`source "source-0": broker: invalid topic name: "in put" has character ' ' at position 2; only [a-zA-Z0-9._-] are allowed`,
 		`stream: topic conflict: topic "loop" is read by sources "source-11" and "source-13"; read it once and reuse the stream`,
-		`stream: topic conflict: sub-topology 2 reads and writes topic "loop"; its records would loop forever`,
+		`stream: topic conflict: sub-topology 2 reads and writes topic "loop"; a sub-topology must not read its own output`,
 	}
 	require.Equal(t, want, lines)
 
@@ -220,4 +220,16 @@ func TestInvalidRepartitionNameReportedOnce(t *testing.T) {
 	_, err := b.Build()
 	require.ErrorIs(t, err, broker.ErrInvalidTopicName)
 	require.Equal(t, `internal topic of "no spaces-sink": broker: invalid topic name: "no spaces-repartition" has character ' ' at position 2; only [a-zA-Z0-9._-] are allowed`, err.Error())
+}
+
+func TestMergeWithOwnRepartitionIsRejected(t *testing.T) {
+	// The repartition's source would join the sub-topology that writes
+	// the repartition topic; Build refuses a sub-topology reading its own
+	// output instead of leaving it to the runtime.
+	b := stream.NewBuilder()
+	s := stream.From(b, "in", str, str)
+	s.Merge(s.Repartition(str, str, stream.Named("again"))).To("out", str, str)
+	_, err := b.Build()
+	require.ErrorIs(t, err, stream.ErrTopicConflict)
+	require.EqualError(t, err, `stream: topic conflict: sub-topology 0 reads and writes internal topic "again-repartition"; a sub-topology must not read its own output`)
 }

@@ -116,7 +116,7 @@ func Build(g *Graph) (*topology.Topology, error) {
 		}
 		for _, s := range st.Sinks {
 			if k := (topicKey{s.Topic, s.Internal}); read[k] {
-				errs = append(errs, fmt.Errorf("%w: sub-topology %d reads and writes %s; its records would loop forever", ErrTopicConflict, id, k))
+				errs = append(errs, fmt.Errorf("%w: sub-topology %d reads and writes %s; a sub-topology must not read its own output", ErrTopicConflict, id, k))
 			}
 		}
 		st.NewTask = func(env topology.TaskEnv) (topology.Processor, error) {
