@@ -279,9 +279,9 @@ func (s Stream[K, V]) To(topic string, kc codec.Codec[K], vc codec.Codec[V], opt
 }
 
 // ToFunc writes every record to the topic topicFn returns for it, as
-// [Stream.To] does for a fixed topic. Those topics are not known before run time:
-// they are not listed as sinks of the topology, and the runtime does not
-// create them. Options: [Named] (default "sink-<n>").
+// [Stream.To] does for a fixed topic. Those topics are not known before
+// run time: they are not listed as sinks of the topology, and the runtime
+// does not create them. Options: [Named] (default "sink-<n>").
 //
 // Build reports a nil topicFn (ErrNilFunc) and nil codecs (ErrNilCodec).
 // At run time an invalid returned name fails the record with a *NodeError
@@ -312,19 +312,21 @@ func addSink[K, V any](p *dsl.Node, name, topic string, internal, dynamic bool, 
 		if !dynamic {
 			fixed = env.TopicName(topic, internal)
 		}
-		var lastTopic string // last per-record topic that passed validation
+		// The last per-record topic that passed validation, and its
+		// broker name.
+		var lastTopic, lastName string
 		hint := 64
 		return emit[K, V](func(ctx context.Context, rc *RecordContext, k K, v V) error {
 			t.Current = n
 			name := fixed
 			if dynamic {
-				name = topicFn(k, v, *rc)
-				if name != lastTopic {
-					if err := broker.ValidateTopicName(name); err != nil {
+				if topic := topicFn(k, v, *rc); topic != lastTopic || lastName == "" {
+					if err := broker.ValidateTopicName(topic); err != nil {
 						return nodeError(n, rc, err)
 					}
-					lastTopic = name
+					lastTopic, lastName = topic, env.TopicName(topic, false)
 				}
+				name = lastName
 			}
 			// One allocation per record holds key and value: Send keeps
 			// the slices until the commit.
