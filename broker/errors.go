@@ -3,6 +3,7 @@ package broker
 import (
 	"errors"
 	"fmt"
+	"unicode/utf8"
 )
 
 var (
@@ -99,7 +100,13 @@ func ValidateTopicName(name string) error {
 	for i := 0; i < len(name); i++ {
 		c := name[i]
 		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
-			return fmt.Errorf("%w: %q has character %q at position %d; only [a-zA-Z0-9._-] are allowed", ErrInvalidTopicName, name, c, i)
+			// Name the character, not its first byte (%q of a byte
+			// 0xc3 would print 'Ã' for "é").
+			r, size := utf8.DecodeRuneInString(name[i:])
+			if r == utf8.RuneError && size <= 1 {
+				return fmt.Errorf("%w: %q has byte %#x (not UTF-8) at position %d; only [a-zA-Z0-9._-] are allowed", ErrInvalidTopicName, name, c, i)
+			}
+			return fmt.Errorf("%w: %q has character %q at position %d; only [a-zA-Z0-9._-] are allowed", ErrInvalidTopicName, name, r, i)
 		}
 	}
 	return nil
