@@ -1,0 +1,313 @@
+// Command clickstream is Duality's activity-tracking example on the
+// embedded broker.
+//
+// It generates page-view events into the topic "page-views", then runs a
+// stateless topology that drops bot traffic, enriches every event with the
+// page's section and the visitor's device, and routes events by type to
+// the topics "clicks", "purchases" and "views". It prints a short summary
+// and exits 0.
+//
+//	go run ./examples/clickstream
+//	go run ./examples/clickstream -events 1000000 -dir /tmp/clicks
+//
+// With -dir the data directory is kept, and a second run resumes where the
+// first stopped: the app's committed offsets live in the same log.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/duality-streams/duality"
+	"github.com/duality-streams/duality/broker"
+	"github.com/duality-streams/duality/broker/embedded"
+	"github.com/duality-streams/duality/codec"
+	"github.com/duality-streams/duality/stream"
+)
+
+// PageView is what the website's tracker sends for every page event.
+type PageView struct {
+	UserID    string `msgpack:"user_id"`
+	Type      string `msgpack:"type"` // "view", "click" or "purchase"
+	Path      string `msgpack:"path"`
+	UserAgent string `msgpack:"user_agent"`
+	AmountCts int64  `msgpack:"amount_cents,omitempty"`
+}
+
+// Enriched is a page view after enrichment.
+type Enriched struct {
+	PageView
+	Section string `msgpack:"section"`
+	Device  string `msgpack:"device"`
+}
+
+const appID = "clickstream"
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "clickstream:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	events := flag.Int("events", 200_000, "page views to generate")
+	partitions := flag.Int("partitions", 4, "partitions of every topic")
+	dir := flag.String("dir", "", "data directory (default: a temporary one, removed at exit)")
+	verbose := flag.Bool("v", false, "log the runtime's steps")
+	flag.Parse()
+	if *events < 0 || *partitions < 1 {
+		return errors.New("-events must be >= 0 and -partitions >= 1")
+	}
+
+	if *dir == "" {
+		tmp, err := os.MkdirTemp("", "duality-clickstream-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(tmp)
+		*dir = tmp
+	}
+	logger := slog.New(slog.DiscardHandler)
+	if *verbose {
+		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+
+	b, err := embedded.Open(*dir, embedded.WithLogger(logger))
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+
+	for _, topic := range []string{"page-views", "clicks", "purchases", "views"} {
+		err := b.CreateTopic(ctx, topic, broker.TopicConfig{Partitions: int32(*partitions)})
+		if err != nil && !errors.Is(err, broker.ErrTopicExists) {
+			return err
+		}
+	}
+
+	start := time.Now()
+	if err := generate(ctx, b, *events); err != nil {
+		return err
+	}
+	genTime := time.Since(start)
+
+	topo, err := topology()
+	if err != nil {
+		return err
+	}
+	fmt.Println(topo.Describe())
+
+	app, err := duality.New(appID, topo, b, duality.Logger(logger))
+	if err != nil {
+		return err
+	}
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	start = time.Now()
+	go func() { done <- app.Run(runCtx) }()
+
+	// The app has processed everything once its committed offsets reach the
+	// end of the input: outputs and offsets are committed together.
+	if err := waitCaughtUp(ctx, b, done); err != nil {
+		stop()
+		return err
+	}
+	procTime := time.Since(start)
+	stop()
+	if err := <-done; err != nil {
+		return err
+	}
+
+	m := app.Metrics()
+	fmt.Printf("generated %d page views in %v\n", *events, genTime.Round(time.Millisecond))
+	fmt.Printf("processed %d records in %v (%.0f records/s), %d commits\n",
+		m.RecordsProcessed, procTime.Round(time.Millisecond),
+		float64(m.RecordsProcessed)/procTime.Seconds(), m.Commits)
+	for _, topic := range []string{"clicks", "purchases", "views"} {
+		n, sample, err := summarize(ctx, b, topic)
+		if err != nil {
+			return err
+		}
+		fmt.Printf("%-9s %7d records, e.g. %s\n", topic, n, sample)
+	}
+	return nil
+}
+
+// topology builds the pipeline: filter bots, enrich, route by type.
+func topology() (*stream.Topology, error) {
+	b := stream.NewBuilder()
+	views := stream.From(b, "page-views", codec.String(), codec.Msgpack[PageView](), stream.Named("page-views"))
+	humans := views.FilterNot(func(_ string, v PageView) bool { return isBot(v.UserAgent) }, stream.Named("drop-bots"))
+	enriched := stream.MapValues(humans, func(v PageView) Enriched {
+		return Enriched{PageView: v, Section: section(v.Path), Device: device(v.UserAgent)}
+	}, stream.Named("enrich"))
+
+	byType := enriched.Split(stream.Named("by-type"))
+	out := codec.Msgpack[Enriched]()
+	byType.Branch("clicks", func(_ string, v Enriched) bool { return v.Type == "click" }).To("clicks", codec.String(), out)
+	byType.Branch("purchases", func(_ string, v Enriched) bool { return v.Type == "purchase" }).To("purchases", codec.String(), out)
+	byType.Default().To("views", codec.String(), out)
+	return b.Build()
+}
+
+func isBot(ua string) bool {
+	ua = strings.ToLower(ua)
+	return strings.Contains(ua, "bot") || strings.Contains(ua, "crawler")
+}
+
+func section(path string) string {
+	if path == "/" {
+		return "home"
+	}
+	if i := strings.IndexByte(path[1:], '/'); i >= 0 {
+		return path[1 : i+1]
+	}
+	return strings.TrimPrefix(path, "/")
+}
+
+func device(ua string) string {
+	switch {
+	case strings.Contains(ua, "iPhone"), strings.Contains(ua, "Android"):
+		return "mobile"
+	case strings.Contains(ua, "iPad"):
+		return "tablet"
+	}
+	return "desktop"
+}
+
+var (
+	paths = []string{"/", "/products/shoes", "/products/hats", "/products/socks", "/blog/how-to-run", "/cart", "/checkout"}
+	uas   = []string{
+		"Mozilla/5.0 (iPhone; CPU iPhone OS 17_0)",
+		"Mozilla/5.0 (Linux; Android 14)",
+		"Mozilla/5.0 (iPad; CPU OS 17_0)",
+		"Mozilla/5.0 (X11; Linux x86_64) Firefox/128.0",
+		"Mozilla/5.0 (Windows NT 10.0) Chrome/126.0",
+		"Googlebot/2.1 (+http://www.google.com/bot.html)",
+	}
+)
+
+// generate appends n page views in batches, as a tracker's producer would.
+func generate(ctx context.Context, b broker.Broker, n int) error {
+	rng := rand.New(rand.NewPCG(1, 2))
+	vc := codec.Msgpack[PageView]()
+	base := time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC)
+	const batch = 1000
+	recs := make([]broker.Record, 0, batch)
+	for i := range n {
+		v := PageView{UserID: fmt.Sprintf("user-%d", rng.IntN(5000)), Path: paths[rng.IntN(len(paths))], UserAgent: uas[rng.IntN(len(uas))]}
+		switch r := rng.IntN(100); {
+		case r < 5:
+			v.Type, v.Path, v.AmountCts = "purchase", "/checkout", int64(500+rng.IntN(20000))
+		case r < 40:
+			v.Type = "click"
+		default:
+			v.Type = "view"
+		}
+		val, err := vc.Append(nil, v)
+		if err != nil {
+			return err
+		}
+		recs = append(recs, broker.Record{
+			Topic: "page-views", Partition: broker.PartitionByKey,
+			Key: []byte(v.UserID), Value: val, Timestamp: base.Add(time.Duration(i) * time.Millisecond),
+		})
+		if len(recs) == batch || i == n-1 {
+			if err := b.Produce(ctx, recs); err != nil {
+				return fmt.Errorf("generate: %w", err)
+			}
+			recs = recs[:0]
+		}
+	}
+	return nil
+}
+
+// waitCaughtUp returns once the app's committed offsets reach the end of
+// every input partition, or Run fails.
+func waitCaughtUp(ctx context.Context, b broker.Broker, done <-chan error) error {
+	info, err := b.DescribeTopic(ctx, "page-views")
+	if err != nil {
+		return err
+	}
+	end := make(map[broker.TopicPartition]int64)
+	var tps []broker.TopicPartition
+	for p := range info.Config.Partitions {
+		tp := broker.TopicPartition{Topic: "page-views", Partition: p}
+		o, err := b.ListOffsets(ctx, tp.Topic, p)
+		if err != nil {
+			return err
+		}
+		end[tp] = o.Latest
+		tps = append(tps, tp)
+	}
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		committed, err := b.FetchOffsets(ctx, appID, tps)
+		if err != nil {
+			return err
+		}
+		caughtUp := true
+		for tp, latest := range end {
+			if latest > 0 && committed[tp] < latest {
+				caughtUp = false
+			}
+		}
+		if caughtUp {
+			return nil
+		}
+		select {
+		case err := <-done:
+			if err == nil {
+				err = errors.New("app stopped before processing all input")
+			}
+			return err
+		case <-tick.C:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// summarize counts a topic's records and decodes the first one.
+func summarize(ctx context.Context, b broker.Broker, topic string) (int64, string, error) {
+	info, err := b.DescribeTopic(ctx, topic)
+	if err != nil {
+		return 0, "", err
+	}
+	var total int64
+	sample := "(none)"
+	for p := range info.Config.Partitions {
+		o, err := b.ListOffsets(ctx, topic, p)
+		if err != nil {
+			return 0, "", err
+		}
+		total += o.Latest - o.Earliest
+		if sample != "(none)" || o.Latest == o.Earliest {
+			continue
+		}
+		recs, err := b.Fetch(ctx, []broker.FetchRequest{{Topic: topic, Partition: p, Offset: o.Earliest}}, broker.FetchOptions{MaxRecords: 1})
+		if err != nil {
+			return 0, "", err
+		}
+		if len(recs) > 0 {
+			e, err := codec.Msgpack[Enriched]().Decode(recs[0].Value)
+			if err != nil {
+				return 0, "", err
+			}
+			sample = fmt.Sprintf("%s %s %s on %s (section %s)", e.UserID, e.Type, e.Path, e.Device, e.Section)
+		}
+	}
+	return total, sample, nil
+}
