@@ -3,6 +3,7 @@ package codec
 import (
 	"encoding/json"
 	"fmt"
+	"sync"
 )
 
 // JSON returns a codec for T using encoding/json (json.Marshal and
@@ -19,12 +20,31 @@ func JSON[T any]() Codec[T] { return jsonCodec[T]{} }
 
 type jsonCodec[T any] struct{}
 
+// jsonEncoder is a pooled json.Encoder writing into w; it encodes straight
+// into the caller's buffer, where json.Marshal would return a new slice.
+type jsonEncoder struct {
+	w   appendWriter
+	enc *json.Encoder
+}
+
+var jsonEncoders = sync.Pool{New: func() any {
+	e := new(jsonEncoder)
+	e.enc = json.NewEncoder(&e.w)
+	return e
+}}
+
 func (jsonCodec[T]) Append(dst []byte, v T) ([]byte, error) {
-	b, err := json.Marshal(v)
+	e := jsonEncoders.Get().(*jsonEncoder)
+	e.w.b = dst
+	err := e.enc.Encode(v)
+	out := e.w.b
+	e.w.b = nil
+	jsonEncoders.Put(e)
 	if err != nil {
 		return dst, fmt.Errorf("codec: json encode %T: %w", v, err)
 	}
-	return append(dst, b...), nil
+	// Encode ends every value with a newline; json.Marshal does not.
+	return out[:len(out)-1], nil
 }
 
 func (jsonCodec[T]) Decode(src []byte) (T, error) {
