@@ -478,40 +478,43 @@ func TestAppendAllocs(t *testing.T) {
 	}
 }
 
-// TestConcurrentMsgpack shares the pooled encoders and decoders between
-// goroutines; run it with -race.
-func TestConcurrentMsgpack(t *testing.T) {
-	c := codec.Msgpack[event]()
-	const workers, rounds = 4, 500
-	errs := make(chan error, workers)
-	var wg sync.WaitGroup
-	for w := range workers {
-		wg.Go(func() {
-			var buf []byte
-			for i := range rounds {
-				want := event{User: fmt.Sprint("user-", w), Millis: int64(i), Tags: []string{fmt.Sprint(i)}}
-				var err error
-				buf, err = c.Append(buf[:0], want)
-				if err != nil {
-					errs <- err
-					return
-				}
-				got, err := c.Decode(buf)
-				if err != nil {
-					errs <- err
-					return
-				}
-				if got.User != want.User || got.Millis != want.Millis || !slices.Equal(got.Tags, want.Tags) {
-					errs <- fmt.Errorf("worker %d round %d: got %+v, want %+v", w, i, got, want)
-					return
-				}
+// TestConcurrentPooledCodecs shares the pooled encoders and decoders of
+// Msgpack and JSON between goroutines; run it with -race.
+func TestConcurrentPooledCodecs(t *testing.T) {
+	for name, c := range map[string]codec.Codec[event]{"Msgpack": codec.Msgpack[event](), "JSON": codec.JSON[event]()} {
+		t.Run(name, func(t *testing.T) {
+			const workers, rounds = 4, 500
+			errs := make(chan error, workers)
+			var wg sync.WaitGroup
+			for w := range workers {
+				wg.Go(func() {
+					var buf []byte
+					for i := range rounds {
+						want := event{User: fmt.Sprint("user-", w), Millis: int64(i), Tags: []string{fmt.Sprint(i)}}
+						var err error
+						buf, err = c.Append(buf[:0], want)
+						if err != nil {
+							errs <- err
+							return
+						}
+						got, err := c.Decode(buf)
+						if err != nil {
+							errs <- err
+							return
+						}
+						if got.User != want.User || got.Millis != want.Millis || !slices.Equal(got.Tags, want.Tags) {
+							errs <- fmt.Errorf("worker %d round %d: got %+v, want %+v", w, i, got, want)
+							return
+						}
+					}
+				})
+			}
+			wg.Wait()
+			close(errs)
+			for err := range errs {
+				require.NoError(t, err)
 			}
 		})
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		require.NoError(t, err)
 	}
 }
 
