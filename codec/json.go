@@ -6,8 +6,10 @@ import (
 	"sync"
 )
 
-// JSON returns a codec for T using encoding/json (json.Marshal and
-// json.Unmarshal, with their struct tags and rules).
+// JSON returns a codec for T using encoding/json, with its struct tags and
+// rules: Append writes what json.Marshal returns (HTML characters escaped,
+// no trailing newline) through a pooled json.Encoder, straight into dst;
+// Decode is json.Unmarshal.
 //
 // It is not order-preserving. Encodings are deterministic (encoding/json
 // sorts map keys), so equal values encode to equal bytes. Append returns an
