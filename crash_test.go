@@ -9,6 +9,8 @@ import (
 	"math/rand/v2"
 	"os"
 	"os/exec"
+	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -52,16 +54,22 @@ func TestKill9(t *testing.T) {
 	kills := 0
 	for cycle := 0; ; cycle++ {
 		require.Less(t, cycle, 50, "too many cycles")
-		var killAfter time.Duration = -1
+		// Kill once the committed input passes a random point of the
+		// cycle's share of the input, after a further random delay of up
+		// to 10 ms, so that kills land at random moments of processing
+		// and committing whatever the machine's speed.
+		target, delay := -1, time.Duration(0)
 		if kills < crashKills {
-			killAfter = time.Duration(rng.IntN(150)) * time.Millisecond
+			share := crashInput / (crashKills + 1)
+			target = kills*share + rng.IntN(share)
+			delay = time.Duration(rng.IntN(10_000)) * time.Microsecond
 		}
-		if done := runCrashChild(t, dir, killAfter); done {
+		if done := runCrashChild(t, dir, target, delay); done {
 			break
 		}
 		kills++
 		committed := checkCommittedOutput(t, dir)
-		t.Logf("cycle %d: killed %v after start, %d input records committed", cycle, killAfter, committed)
+		t.Logf("cycle %d: killed %v after the committed input passed %d records; %d committed", cycle, delay, target, committed)
 	}
 	t.Logf("killed the app %d times", kills)
 	require.Equal(t, crashKills, kills, "the child finished before all kills; make the input larger")
@@ -103,10 +111,10 @@ func checkCommittedOutput(t *testing.T, dir string) int {
 	return n
 }
 
-// runCrashChild starts the child, kills it killAfter after it reported
-// that its app runs (never when killAfter < 0), and reports whether the
-// child finished all input.
-func runCrashChild(t *testing.T, dir string, killAfter time.Duration) (done bool) {
+// runCrashChild starts the child, kills it delay after it reported at least
+// target committed input records (never when target < 0), and reports
+// whether the child finished all input.
+func runCrashChild(t *testing.T, dir string, target int, delay time.Duration) (done bool) {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestKill9Child$", "-test.count=1", "-test.timeout=60s")
 	cmd.Env = append(os.Environ(), crashEnv+"="+dir)
@@ -134,10 +142,14 @@ func runCrashChild(t *testing.T, dir string, killAfter time.Duration) (done bool
 			switch {
 			case !ok:
 				open = false
-			case line == "running" && killAfter >= 0:
-				kill = time.After(killAfter)
+			case strings.HasPrefix(line, "committed ") && target >= 0 && !killed && kill == nil:
+				n, err := strconv.Atoi(strings.TrimPrefix(line, "committed "))
+				require.NoError(t, err)
+				if n >= target {
+					kill = time.After(delay)
+				}
 			case line == "done":
-				done = true
+				done, kill = true, nil
 			}
 		case <-kill:
 			_ = cmd.Process.Signal(syscall.SIGKILL)
@@ -190,7 +202,6 @@ func crashChild(dir string) (err error) {
 	runCtx, stop := context.WithCancel(ctx)
 	errc := make(chan error, 1)
 	go func() { errc <- app.Run(runCtx) }()
-	fmt.Println("running")
 
 	var tps []broker.TopicPartition
 	for p := range int32(crashParts) {
@@ -212,6 +223,7 @@ func crashChild(dir string) (err error) {
 			return errors.Join(err, <-errc)
 		}
 		caughtUp := true
+		var sum int64
 		for _, tp := range tps {
 			offs, err := b.ListOffsets(ctx, tp.Topic, tp.Partition)
 			if err != nil {
@@ -219,7 +231,9 @@ func crashChild(dir string) (err error) {
 				return errors.Join(err, <-errc)
 			}
 			caughtUp = caughtUp && committed[tp] == offs.Latest
+			sum += committed[tp]
 		}
+		fmt.Println("committed", sum)
 		if caughtUp {
 			stop()
 			return <-errc

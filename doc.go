@@ -43,8 +43,10 @@
 // 100 ms), or earlier when more than [MaxUncommittedRecords] are buffered,
 // it flushes its tasks and issues one [broker.CommitRequest] with the output
 // records and the next input offset of every task partition, fenced by the
-// group generation. On the embedded broker that is one atomic Pebble
-// batch: output and offsets become visible together or not at all, so
+// group generation. The commit runs in the background while the worker
+// goes on processing into a second buffer; a worker has at most one commit
+// in flight, so its commits apply in order. On the embedded broker a commit
+// is one atomic Pebble batch: output and offsets become visible together or not at all, so
 // after a crash (even kill -9) the app resumes from the committed offsets
 // and neither loses nor repeats a record's effects in its output topics.
 // Side effects outside the broker (a Foreach that calls a web service) are
@@ -54,7 +56,8 @@
 // the instance keeps is committed in the new generation, the work of tasks
 // that moved is dropped (their new owner redoes it from the committed
 // offsets), and the new task set starts. A commit refused with
-// [broker.ErrFenced] drops the uncommitted work the same way.
+// [broker.ErrFenced] drops all uncommitted work of its worker the same way,
+// including work processed while that commit was in flight.
 //
 // An input partition without a committed offset is read from its earliest
 // offset (Kafka Streams' default); one whose committed offset is no longer

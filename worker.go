@@ -44,8 +44,9 @@ type worker struct {
 	out      []broker.Record // output since the last commit
 	owner    []int32         // owner[i] is the index of the task that sent out[i]
 	advanced bool            // input offsets moved since the last commit
-	offsets  map[broker.TopicPartition]int64
-	last     time.Time // last commit (or start)
+	last     time.Time       // last commit (or start)
+	inflight *inflight       // commit running in the background
+	spare    []broker.Record // the buffer of the previous commit, for reuse
 
 	processed, skipped uint64 // not yet added to the app's metrics
 }
@@ -69,20 +70,23 @@ func (w *worker) run(runCtx, gctx context.Context) (err error) {
 		}
 	}
 	w.reqs = make([]broker.FetchRequest, len(w.parts))
-	w.offsets = make(map[broker.TopicPartition]int64, len(w.parts))
 	defer func() {
+		_, cerr := w.await() // a fenced commit needs no report here
 		w.flushMetrics()
-		err = errors.Join(err, w.close())
+		err = errors.Join(err, cerr, w.close())
 	}()
 
 	w.last = time.Now()
 	backoff := 10 * time.Millisecond
 	for gctx.Err() == nil {
 		wait := cfg.fetchMaxWait
+		if w.inflight != nil {
+			wait = min(wait, cfg.commitInterval) // notice its outcome soon
+		}
 		if w.dirty() {
 			due := cfg.commitInterval - time.Since(w.last)
 			if due <= 0 {
-				if fenced, err := w.commit(ctx, w.gen.asg.Generation, nil); err != nil || fenced {
+				if fenced, err := w.commit(ctx, w.gen.asg.Generation, nil, false); err != nil || fenced {
 					return err
 				}
 				continue
@@ -124,15 +128,19 @@ func (w *worker) run(runCtx, gctx context.Context) (err error) {
 			return err
 		}
 		w.flushMetrics()
+		if fenced, err := w.poll(); err != nil || fenced {
+			w.drop()
+			return err
+		}
 	}
 
 	// Stopping: wait for the controller's reason, then commit.
 	<-w.gen.decided
 	if next := w.gen.reason.next; next != nil {
-		_, err := w.commit(ctx, next.Generation, assigned(next))
+		_, err := w.commit(ctx, next.Generation, assigned(next), true)
 		return err
 	}
-	_, err = w.commit(ctx, w.gen.asg.Generation, nil)
+	_, err = w.commit(ctx, w.gen.asg.Generation, nil, true)
 	return err
 }
 
@@ -184,7 +192,7 @@ func (w *worker) process(ctx context.Context, recs []broker.Record) (fenced bool
 		ps.next, ps.known = rec.Offset+1, true
 		w.advanced = true
 		if len(w.out) > cfg.maxUncommitted {
-			if fenced, err := w.commit(ctx, w.gen.asg.Generation, nil); err != nil || fenced {
+			if fenced, err := w.commit(ctx, w.gen.asg.Generation, nil, false); err != nil || fenced {
 				return fenced, err
 			}
 		}
@@ -193,26 +201,31 @@ func (w *worker) process(ctx context.Context, recs []broker.Record) (fenced bool
 }
 
 // commit flushes the tasks and commits their buffered output and input
-// offsets in generation gen. When keep is not nil, only the work of tasks
-// whose partitions are all in keep is committed; the rest is dropped (a
-// rebalance moved it to another member, which redoes it). A fenced commit
-// drops the work and returns fenced.
-func (w *worker) commit(ctx context.Context, gen int64, keep map[broker.TopicPartition]bool) (fenced bool, err error) {
+// offsets in generation gen, in the background unless wait is set: the
+// worker goes on processing into a second buffer while the broker writes.
+// At most one commit is in flight; commit first waits for the previous one,
+// so the worker's commits apply in order.
+//
+// When keep is not nil, only the work of tasks whose partitions are all in
+// keep is committed; the rest is dropped (a rebalance moved it to another
+// member, which redoes it from the committed offsets). A fenced commit
+// drops all uncommitted work and returns fenced: work processed after it
+// must not be committed, or the fenced records would be lost.
+func (w *worker) commit(ctx context.Context, gen int64, keep map[broker.TopicPartition]bool, wait bool) (fenced bool, err error) {
 	for _, t := range w.tasks {
 		if err := t.proc.Flush(ctx); err != nil {
 			return false, fmt.Errorf("task %s: flush: %w", t.id, err)
 		}
 	}
-	defer func() {
-		clear(w.out)
-		w.out, w.owner = w.out[:0], w.owner[:0]
-		w.advanced = false
-		w.last = time.Now()
-	}()
+	if fenced, err = w.await(); err != nil || fenced {
+		w.drop()
+		return fenced, err
+	}
 	if !w.dirty() {
+		w.last = time.Now()
 		return false, nil
 	}
-	clear(w.offsets)
+	offsets := make(map[broker.TopicPartition]int64, len(w.parts))
 	out := w.out
 	if keep != nil {
 		kept := make([]bool, len(w.tasks))
@@ -221,58 +234,111 @@ func (w *worker) commit(ctx context.Context, gen int64, keep map[broker.TopicPar
 			for _, ps := range t.parts {
 				kept[i] = kept[i] && keep[ps.tp]
 			}
-			if !kept[i] && (len(w.out) > 0 || w.advanced) {
+			if !kept[i] {
 				t.log.Info("task revoked by a rebalance: dropping its uncommitted work")
 			}
 		}
 		n := 0
-		for i := range w.out {
+		for i := range out {
 			if kept[w.owner[i]] {
-				w.out[n] = w.out[i]
+				out[n] = out[i]
 				n++
 			}
 		}
-		out = w.out[:n]
+		clear(out[n:])
+		out = out[:n]
 		for i, t := range w.tasks {
 			if kept[i] {
-				w.addOffsets(t)
+				addOffsets(offsets, t)
 			}
 		}
 	} else {
 		for _, t := range w.tasks {
-			w.addOffsets(t)
+			addOffsets(offsets, t)
 		}
 	}
-	if len(out) == 0 && len(w.offsets) == 0 {
+	// Hand the buffer to the commit and continue in the spare one.
+	w.out, w.spare = w.spare[:0], nil
+	w.owner = w.owner[:0]
+	w.advanced = false
+	w.last = time.Now()
+	if len(out) == 0 && len(offsets) == 0 {
+		w.spare = out
 		return false, nil
 	}
-	start := time.Now()
-	err = w.app.b.Commit(ctx, broker.CommitRequest{
-		Records:    out,
-		Group:      w.app.appID,
-		Generation: gen,
-		MemberID:   w.memberID,
-		Offsets:    w.offsets,
-	})
+	c := &inflight{records: out, gen: gen, done: make(chan error, 1)}
+	w.inflight = c
+	go func() {
+		start := time.Now()
+		err := w.app.b.Commit(ctx, broker.CommitRequest{
+			Records:    c.records,
+			Group:      w.app.appID,
+			Generation: gen,
+			MemberID:   w.memberID,
+			Offsets:    offsets,
+		})
+		if err == nil {
+			w.app.m.commits.Add(1)
+			w.app.m.produced.Add(uint64(len(c.records)))
+			w.app.m.lastCommit.Store(int64(time.Since(start)))
+		}
+		c.done <- err
+	}()
+	if wait {
+		return w.await()
+	}
+	return false, nil
+}
+
+// inflight is a commit running in the background.
+type inflight struct {
+	records []broker.Record
+	gen     int64
+	done    chan error
+}
+
+// await waits for the commit in flight, if any, and returns its outcome.
+func (w *worker) await() (fenced bool, err error) {
+	c := w.inflight
+	if c == nil {
+		return false, nil
+	}
+	w.inflight = nil
+	err = <-c.done
+	clear(c.records)
+	if w.spare == nil {
+		w.spare = c.records[:0]
+	}
 	if errors.Is(err, broker.ErrFenced) {
 		w.app.log.Info("commit fenced by a newer generation: dropping uncommitted work",
-			slog.Int64("generation", gen), slog.Int("records", len(out)))
+			slog.Int64("generation", c.gen), slog.Int("records", len(c.records)))
 		return true, nil
 	}
 	if err != nil {
 		return false, fmt.Errorf("commit: %w", err)
 	}
-	d := time.Since(start)
-	w.app.m.commits.Add(1)
-	w.app.m.produced.Add(uint64(len(out)))
-	w.app.m.lastCommit.Store(int64(d))
 	return false, nil
 }
 
-func (w *worker) addOffsets(t *task) {
+// poll returns the outcome of the commit in flight if it has finished.
+func (w *worker) poll() (fenced bool, err error) {
+	if c := w.inflight; c != nil && len(c.done) > 0 {
+		return w.await()
+	}
+	return false, nil
+}
+
+// drop discards the uncommitted work.
+func (w *worker) drop() {
+	clear(w.out)
+	w.out, w.owner = w.out[:0], w.owner[:0]
+	w.advanced = false
+}
+
+func addOffsets(offsets map[broker.TopicPartition]int64, t *task) {
 	for _, ps := range t.parts {
 		if ps.known {
-			w.offsets[ps.tp] = ps.next
+			offsets[ps.tp] = ps.next
 		}
 	}
 }
