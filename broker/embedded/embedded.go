@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"sort"
 	"sync"
 	"time"
@@ -138,16 +139,7 @@ func Open(dir string, opts ...Option) (*Broker, error) {
 	}
 	b.mu.topics = make(map[string]*topic)
 	b.groups.init(b)
-	b.db, err = pebble.Open(dir, b.pebbleOptions())
-	if err != nil {
-		_ = lock.Close()
-		if pebble.IsCorruptionError(err) {
-			return nil, fmt.Errorf("embedded: open %q: %w: %w", dir, broker.ErrCorrupt, err)
-		}
-		return nil, fmt.Errorf("embedded: open %q: %w", dir, err)
-	}
-	if err := b.load(); err != nil {
-		_ = b.db.Close()
+	if err := b.openDB(); err != nil {
 		_ = lock.Close()
 		return nil, fmt.Errorf("embedded: open %q: %w", dir, err)
 	}
@@ -164,24 +156,78 @@ func Open(dir string, opts ...Option) (*Broker, error) {
 	return b, nil
 }
 
+// openDB opens the Pebble database and loads the metadata.
+//
+// A directory without an identity file (see identity.go) may hold no
+// database yet: Pebble is opened once and closed at once to create it, then
+// opened again. The write-ahead log Pebble creates with a new database
+// predates its format upgrade and lacks the sync offsets that let recovery
+// tell a torn tail from corruption; the first open writes nothing to it, and
+// the log of the second open has them, so a damaged log is reported rather
+// than silently truncated.
+func (b *Broker) openDB() error {
+	fileID, err := readIdentity(b.cfg.fs, b.dir)
+	if err != nil {
+		return err
+	}
+	if fileID == nil {
+		db, err := openPebble(b.dir, b.pebbleOptions())
+		if err != nil {
+			return wrapRead("create database", err)
+		}
+		if err := db.Close(); err != nil {
+			return fmt.Errorf("create database: %w", err)
+		}
+	}
+	popts := b.pebbleOptions()
+	// An existing database must not be silently replaced by a new one.
+	popts.ErrorIfNotExists = true
+	b.db, err = openPebble(b.dir, popts)
+	if err != nil {
+		if pebble.IsCorruptionError(err) || errors.Is(err, os.ErrNotExist) || errors.Is(err, pebble.ErrDBDoesNotExist) {
+			// Files of an existing database are missing or damaged.
+			return fmt.Errorf("%w: %w", broker.ErrCorrupt, err)
+		}
+		return err
+	}
+	if err := b.loadRecovering(fileID); err != nil {
+		_ = b.db.Close()
+		return err
+	}
+	return nil
+}
+
+// openPebble is pebble.Open with fatal errors and panics turned into
+// errors. Pebble panics on some failed fsyncs during Open (it never returns
+// a half-open DB: it releases what it opened and re-panics), so recovering
+// there is safe.
+func openPebble(dir string, o *pebble.Options) (db *pebble.DB, err error) {
+	defer enterRecoverable()()
+	defer func() {
+		switch r := recover().(type) {
+		case nil:
+		case fatalError:
+			err = fmt.Errorf("embedded: storage failed: %s", r.msg)
+		case error:
+			err = fmt.Errorf("embedded: storage failed: %w", r)
+		default:
+			err = fmt.Errorf("embedded: storage failed: %v", r)
+		}
+	}()
+	return pebble.Open(dir, o)
+}
+
+func (b *Broker) loadRecovering(fileID []byte) (err error) {
+	defer enterRecoverable()()
+	defer recoverFatal(&err)
+	return b.load(fileID)
+}
+
 // load reads the metadata into memory and checks that it agrees with the
 // stored records.
-func (b *Broker) load() error {
-	v, closer, err := b.db.Get(keyFormat)
-	switch {
-	case errors.Is(err, pebble.ErrNotFound):
-		if err := b.db.Set(keyFormat, []byte{formatVersion}, pebble.Sync); err != nil {
-			return fmt.Errorf("write format version: %w", err)
-		}
-	case err != nil:
-		return wrapRead("read format version", err)
-	default:
-		ok := len(v) == 1 && v[0] == formatVersion
-		got := fmt.Sprintf("%x", v)
-		_ = closer.Close()
-		if !ok {
-			return fmt.Errorf("%w: unknown data format %s", broker.ErrCorrupt, got)
-		}
+func (b *Broker) load(fileID []byte) error {
+	if err := b.checkIdentity(fileID); err != nil {
+		return err
 	}
 	nextID, err := b.getUint64(keyNextTopicID)
 	if err != nil {
@@ -557,6 +603,7 @@ func (b *Broker) Close() error {
 // syncLoop syncs the write-ahead log every sync interval.
 func (b *Broker) syncLoop() {
 	defer b.bg.Done()
+	defer enterRecoverable()()
 	tick := time.NewTicker(b.cfg.syncInterval)
 	defer tick.Stop()
 	for {

@@ -116,6 +116,7 @@ func (w *writer) init(b *Broker) {
 
 func (w *writer) run() {
 	defer close(w.b.writerDone)
+	defer enterRecoverable()()
 	for {
 		var op *writeOp
 		select {
