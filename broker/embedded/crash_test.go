@@ -1,0 +1,604 @@
+package embedded_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/duality-streams/duality/broker"
+	"github.com/duality-streams/duality/broker/embedded"
+)
+
+// The crash test re-executes the test binary as a child process
+// (TestCrashChild, selected by crashEnv) that produces or commits into a data
+// directory and prints one line per acknowledged call. The parent kills it
+// with SIGKILL at a random point, reopens the directory and checks that
+// every acknowledged record is there exactly once, that no call is visible
+// in part, that offsets are contiguous from 0, and that group offsets and
+// the records of their commit are present together.
+
+const (
+	crashEnv      = "DUALITY_CRASH_CHILD" // "<mode> <sync> <cycle> <dir>"
+	crashTopic    = "log"                 // produce mode: 3 partitions, one producer each
+	crashNoise    = "noise"               // commit mode: a concurrent producer
+	crashIn       = "in"                  // commit mode: group offsets only
+	crashOutA     = "out-a"               // commit mode: 2 partitions
+	crashOutB     = "out-b"               // commit mode: 1 partition
+	crashGroup    = "g"
+	crashChildMax = 30 * time.Second // a child left alone exits after this
+)
+
+// crashMode is one kind of child run.
+type crashMode struct {
+	commit   bool // Commit with group offsets (and a producer), else Produce only
+	interval bool // WithSyncInterval, else sync before ack
+}
+
+func (m crashMode) String() string {
+	s := "produce"
+	if m.commit {
+		s = "commit"
+	}
+	if m.interval {
+		return s + "-interval"
+	}
+	return s + "-sync"
+}
+
+func TestCrash(t *testing.T) {
+	if testing.Short() {
+		t.Skip("kills child processes; skipped under -short")
+	}
+	seed := uint64(time.Now().UnixNano())
+	if s := os.Getenv("DUALITY_CRASH_SEED"); s != "" {
+		var err error
+		seed, err = strconv.ParseUint(s, 10, 64)
+		require.NoError(t, err)
+	}
+	t.Logf("seed %d (set DUALITY_CRASH_SEED to repeat)", seed)
+	rng := rand.New(rand.NewPCG(seed, 0))
+
+	for _, tc := range []struct {
+		mode   crashMode
+		cycles int
+	}{
+		{crashMode{commit: false, interval: false}, 5},
+		{crashMode{commit: true, interval: false}, 5},
+		{crashMode{commit: false, interval: true}, 2},
+		{crashMode{commit: true, interval: true}, 2},
+	} {
+		t.Run(tc.mode.String(), func(t *testing.T) {
+			dir := t.TempDir()
+			st := newCrashState()
+			total := 0
+			for cycle := range tc.cycles {
+				// Kill after 0 (right after start, possibly inside Open) to 150 acks.
+				killAfter := rng.IntN(151)
+				if cycle == 0 && killAfter < 10 {
+					killAfter += 10 // let the first cycle create its topics
+				}
+				acks := runCrashChild(t, tc.mode, cycle, dir, killAfter, st)
+				total += acks
+				t.Logf("cycle %d: killed after %d acks (asked %d)", cycle, acks, killAfter)
+				verifyCrashDir(t, tc.mode, dir, st)
+			}
+			require.Positive(t, total, "the children acknowledged nothing: the test tested nothing")
+		})
+	}
+}
+
+// crashState is what the parent knows from acknowledgements, accumulated
+// over the cycles of one data directory.
+type crashState struct {
+	batches map[string]ackedBatch // by batch id
+	commits map[int64]ackedCommit // by commit sequence number
+}
+
+func newCrashState() *crashState {
+	return &crashState{batches: map[string]ackedBatch{}, commits: map[int64]ackedCommit{}}
+}
+
+// ackedBatch is one acknowledged call's records in one partition.
+type ackedBatch struct {
+	topic     string
+	partition int32
+	first     int64
+	n         int
+}
+
+// ackedCommit is one acknowledged Commit: a batch in out-a and one in out-b.
+type ackedCommit struct{ a, b ackedBatch }
+
+// runCrashChild runs one child until it has printed killAfter
+// acknowledgements (or at once when killAfter is 0), kills it with SIGKILL,
+// records every acknowledgement it printed into st and returns their number.
+func runCrashChild(t *testing.T, mode crashMode, cycle int, dir string, killAfter int, st *crashState) int {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestCrashChild$", "-test.count=1", "-test.timeout=60s")
+	cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%s %t %d %s", crashEnv, map[bool]string{false: "produce", true: "commit"}[mode.commit], mode.interval, cycle, dir))
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	stdout, err := cmd.StdoutPipe()
+	require.NoError(t, err)
+	require.NoError(t, cmd.Start())
+
+	lines := make(chan string, 64)
+	go func() {
+		defer close(lines)
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+	}()
+
+	acks := 0
+	handle := func(line string) {
+		t.Helper()
+		if acked := parseAck(t, line, st); acked {
+			acks++
+		}
+	}
+	killed := false
+	kill := func() {
+		if !killed {
+			killed = true
+			_ = cmd.Process.Signal(syscall.SIGKILL)
+		}
+	}
+	if killAfter == 0 {
+		kill()
+	}
+	deadline := time.After(crashChildMax)
+	for !killed {
+		select {
+		case line, ok := <-lines:
+			if !ok {
+				_ = cmd.Wait()
+				require.FailNow(t, "child exited before it was killed", "stderr:\n%s", stderr.String())
+			}
+			handle(line)
+			if acks >= killAfter {
+				kill()
+			}
+		case <-deadline:
+			kill()
+			require.FailNow(t, "child too slow", "%d acks in %v; stderr:\n%s", acks, crashChildMax, stderr.String())
+		}
+	}
+	// Every line the child wrote before it died is an acknowledgement too.
+	for line := range lines {
+		handle(line)
+	}
+	err = cmd.Wait()
+	var exitErr *exec.ExitError
+	require.ErrorAs(t, err, &exitErr)
+	ws, ok := exitErr.Sys().(syscall.WaitStatus)
+	require.True(t, ok)
+	require.True(t, ws.Signaled() && ws.Signal() == syscall.SIGKILL, "child ended by %v, not SIGKILL; stderr:\n%s", err, stderr.String())
+	return acks
+}
+
+// parseAck records one child output line into st and reports whether it was
+// an acknowledgement.
+func parseAck(t *testing.T, line string, st *crashState) bool {
+	t.Helper()
+	f := strings.Fields(line)
+	switch {
+	case len(f) == 6 && f[0] == "ack":
+		b := ackedBatch{topic: f[1], partition: int32(atoi(t, f[2])), first: int64(atoi(t, f[3])), n: atoi(t, f[4])}
+		_, dup := st.batches[f[5]]
+		require.False(t, dup, "batch id %s acknowledged twice", f[5])
+		st.batches[f[5]] = b
+		return true
+	case len(f) == 7 && f[0] == "commit":
+		seq := int64(atoi(t, f[1]))
+		c := ackedCommit{
+			a: ackedBatch{topic: crashOutA, partition: int32(atoi(t, f[2])), first: int64(atoi(t, f[3])), n: atoi(t, f[4])},
+			b: ackedBatch{topic: crashOutB, partition: 0, first: int64(atoi(t, f[5])), n: atoi(t, f[6])},
+		}
+		_, dup := st.commits[seq]
+		require.False(t, dup, "commit %d acknowledged twice", seq)
+		st.commits[seq] = c
+		return true
+	case line == "ready":
+		return false
+	}
+	require.FailNow(t, "unexpected child output", "%q", line)
+	return false
+}
+
+func atoi(t *testing.T, s string) int {
+	t.Helper()
+	n, err := strconv.Atoi(s)
+	require.NoError(t, err, "parse %q", s)
+	return n
+}
+
+// verifyCrashDir reopens dir and checks it against what was acknowledged.
+func verifyCrashDir(t *testing.T, mode crashMode, dir string, st *crashState) {
+	t.Helper()
+	b, err := embedded.Open(dir, embedded.WithCleanupInterval(-1))
+	require.NoError(t, err, "reopen after SIGKILL")
+	defer func() { require.NoError(t, b.Close()) }()
+
+	produced := crashTopic
+	partitions := int32(3)
+	if mode.commit {
+		produced, partitions = crashNoise, 1
+	}
+	found := map[string]ackedBatch{}
+	if _, err := b.DescribeTopic(t.Context(), produced); errors.Is(err, broker.ErrUnknownTopic) {
+		for _, a := range st.batches {
+			require.NotEqual(t, produced, a.topic, "topic %s is gone but batches were acknowledged", produced)
+		}
+	} else {
+		require.NoError(t, err)
+		for p := range partitions {
+			readBatches(t, b, produced, p, found)
+		}
+	}
+	var lost []string
+	for id, a := range st.batches {
+		got, ok := found[id]
+		if !ok && mode.interval {
+			lost = append(lost, id)
+			continue
+		}
+		require.True(t, ok, "acknowledged batch %s (%+v) is lost", id, a)
+		require.Equal(t, a, got, "acknowledged batch %s moved", id)
+	}
+	if len(lost) > 0 {
+		// Interval sync acknowledges before the log reaches the OS (Pebble
+		// buffers up to a 32 KiB block in process memory), so a process
+		// crash may lose acknowledged batches, but only the newest ones of
+		// a partition: what survives is a prefix. The lost ones are
+		// forgotten, as the next child reuses their offsets.
+		for _, id := range lost {
+			a := st.batches[id]
+			for id2, f := range found {
+				require.False(t, f.topic == a.topic && f.partition == a.partition && f.first > a.first,
+					"interval sync: acknowledged batch %s at %d lost but the later batch %s at %d survived", id, a.first, id2, f.first)
+			}
+			delete(st.batches, id)
+		}
+		t.Logf("interval sync: kill -9 lost %d acknowledged batches (the newest of their partitions)", len(lost))
+	}
+	if mode.commit {
+		verifyCommits(t, b, st, mode.interval)
+	}
+}
+
+// verifyCommits checks the commit-mode topics: the group offset says which
+// commits happened (sequence numbers 0..O-1, each commit storing seq+1), and
+// exactly those commits' records are present, whole, in both output topics.
+func verifyCommits(t *testing.T, b *embedded.Broker, st *crashState, interval bool) {
+	t.Helper()
+	var lastAcked int64 = -1
+	for seq := range st.commits {
+		lastAcked = max(lastAcked, seq)
+	}
+	if _, err := b.DescribeTopic(t.Context(), crashOutB); errors.Is(err, broker.ErrUnknownTopic) {
+		require.Equal(t, int64(-1), lastAcked, "topics are gone but commits were acknowledged")
+		return
+	}
+	tps := []broker.TopicPartition{{Topic: crashIn, Partition: 0}, {Topic: crashIn, Partition: 1}}
+	offs, err := b.FetchOffsets(t.Context(), crashGroup, tps)
+	require.NoError(t, err)
+	stored := offs[tps[0]]
+	require.Equal(t, offs[tps[0]], offs[tps[1]], "the offsets of one commit are stored together: %v", offs)
+	if interval && stored < lastAcked+1 {
+		// See verifyCrashDir: the newest acknowledged commits may be lost
+		// as a whole; the next child reuses their sequence numbers.
+		t.Logf("interval sync: kill -9 lost acknowledged commits %d..%d", stored, lastAcked)
+		for seq := stored; seq <= lastAcked; seq++ {
+			delete(st.commits, seq)
+		}
+		lastAcked = stored - 1
+	}
+	require.GreaterOrEqual(t, stored, lastAcked+1, "an acknowledged commit's offsets are lost")
+
+	foundA, foundB := map[string]ackedBatch{}, map[string]ackedBatch{}
+	readBatches(t, b, crashOutA, 0, foundA)
+	readBatches(t, b, crashOutA, 1, foundA)
+	readBatches(t, b, crashOutB, 0, foundB)
+	var want, seqA, seqB []string
+	for seq := range stored {
+		want = append(want, commitID(seq))
+	}
+	for id := range foundA {
+		seqA = append(seqA, id)
+	}
+	for id := range foundB {
+		seqB = append(seqB, id)
+	}
+	slices.Sort(want)
+	slices.Sort(seqA)
+	slices.Sort(seqB)
+	require.Equal(t, want, seqA, "out-a holds exactly the records of the commits whose offsets are stored")
+	require.Equal(t, want, seqB, "out-b holds exactly the records of the commits whose offsets are stored")
+	for seq, c := range st.commits {
+		if seq >= stored {
+			continue // lost under interval sync, forgotten above
+		}
+		require.Equal(t, c.a, foundA[commitID(seq)], "acknowledged commit %d in out-a", seq)
+		require.Equal(t, c.b, foundB[commitID(seq)], "acknowledged commit %d in out-b", seq)
+	}
+}
+
+func commitID(seq int64) string { return "s" + strconv.FormatInt(seq, 10) }
+
+// readBatches reads topic/partition from offset 0 to its end and adds every
+// batch it holds to found. It fails on a gap in offsets, a batch seen twice,
+// a batch not whole (a partial call) or a record whose content is wrong.
+func readBatches(t *testing.T, b broker.Broker, topic string, partition int32, found map[string]ackedBatch) {
+	t.Helper()
+	checkBatches(t, readPartition(t, b, topic, partition), topic, partition, found)
+}
+
+// checkBatches is readBatches on the records of topic/partition from offset 0.
+func checkBatches(t *testing.T, recs []broker.Record, topic string, partition int32, found map[string]ackedBatch) {
+	t.Helper()
+	for i, r := range recs {
+		require.Equal(t, int64(i), r.Offset, "%s/%d: offsets are contiguous from 0", topic, partition)
+	}
+	for i := 0; i < len(recs); {
+		id, j, n := parseBatchRecord(t, recs[i])
+		require.Equal(t, 0, j, "%s/%d offset %d: record %d of batch %s without its start (partial batch)", topic, partition, recs[i].Offset, j, id)
+		require.LessOrEqual(t, i+n, len(recs), "%s/%d offset %d: batch %s has %d of its %d records (partial batch)", topic, partition, recs[i].Offset, id, len(recs)-i, n)
+		for k := 1; k < n; k++ {
+			id2, j2, n2 := parseBatchRecord(t, recs[i+k])
+			require.Equal(t, []any{id, k, n}, []any{id2, j2, n2}, "%s/%d offset %d: batch %s interrupted (partial batch)", topic, partition, recs[i+k].Offset, id)
+		}
+		_, dup := found[id]
+		require.False(t, dup, "batch %s is stored twice", id)
+		found[id] = ackedBatch{topic: topic, partition: partition, first: recs[i].Offset, n: n}
+		i += n
+	}
+}
+
+// readPartition returns every record of topic/partition, checking that the
+// log starts at offset 0 and that offsets are contiguous.
+func readPartition(t *testing.T, b broker.Broker, topic string, partition int32) []broker.Record {
+	t.Helper()
+	offs, err := b.ListOffsets(t.Context(), topic, partition)
+	require.NoError(t, err)
+	require.Equal(t, int64(0), offs.Earliest, "%s/%d: nothing was deleted", topic, partition)
+	var out []broker.Record
+	for next := int64(0); next < offs.Latest; {
+		got, err := b.Fetch(t.Context(), []broker.FetchRequest{{Topic: topic, Partition: partition, Offset: next}}, broker.FetchOptions{})
+		require.NoError(t, err)
+		require.NotEmpty(t, got, "%s/%d: nothing at %d below latest %d", topic, partition, next, offs.Latest)
+		for _, r := range got {
+			require.Equal(t, next, r.Offset, "%s/%d: offsets are contiguous", topic, partition)
+			next++
+		}
+		out = append(out, got...)
+	}
+	return out
+}
+
+// batchRecords returns the n records of batch id for topic/partition. Each
+// record says which batch it belongs to, its index and the batch size, and
+// carries a key, a header and a padding derived from them.
+func batchRecords(topic string, partition int32, id string, n int) []broker.Record {
+	recs := make([]broker.Record, n)
+	for j := range recs {
+		recs[j] = broker.Record{
+			Topic:     topic,
+			Partition: partition,
+			Key:       []byte(id),
+			Value:     fmt.Appendf(nil, "%s/%d/%d/%s", id, j, n, batchPad(id, j)),
+			Headers:   []broker.Header{{Key: "j", Value: []byte(strconv.Itoa(j))}},
+		}
+	}
+	return recs
+}
+
+func batchPad(id string, j int) string {
+	return strings.Repeat("x", (len(id)*31+j*17)%97)
+}
+
+// parseBatchRecord checks r's content and returns its batch id, index and
+// batch size.
+func parseBatchRecord(t *testing.T, r broker.Record) (id string, j, n int) {
+	t.Helper()
+	f := strings.SplitN(string(r.Value), "/", 4)
+	require.Len(t, f, 4, "%s/%d offset %d: malformed value %q", r.Topic, r.Partition, r.Offset, r.Value)
+	id, j, n = f[0], atoi(t, f[1]), atoi(t, f[2])
+	require.Equal(t, batchPad(id, j), f[3], "%s/%d offset %d: value", r.Topic, r.Partition, r.Offset)
+	require.Equal(t, id, string(r.Key), "%s/%d offset %d: key", r.Topic, r.Partition, r.Offset)
+	require.Equal(t, []broker.Header{{Key: "j", Value: []byte(strconv.Itoa(j))}}, r.Headers, "%s/%d offset %d: headers", r.Topic, r.Partition, r.Offset)
+	require.False(t, r.Timestamp.IsZero())
+	return id, j, n
+}
+
+// TestCrashChild is the child process of TestCrash; it skips unless started
+// by it. It never returns normally: the parent kills it.
+func TestCrashChild(t *testing.T) {
+	spec := os.Getenv(crashEnv)
+	if spec == "" {
+		t.Skip("child process of TestCrash; runs only when re-executed by it")
+	}
+	f := strings.SplitN(spec, " ", 4)
+	if len(f) != 4 {
+		fmt.Fprintf(os.Stderr, "crash child: bad spec %q\n", spec)
+		os.Exit(3)
+	}
+	var err error
+	switch f[0] {
+	case "produce", "commit":
+		err = crashChild(spec) // returns only with an error
+	case "lock":
+		_, err = embedded.Open(f[3])
+		if errors.Is(err, embedded.ErrLocked) {
+			fmt.Printf("locked: %v\n", err)
+			os.Exit(0)
+		}
+		err = fmt.Errorf("second open: %v, want ErrLocked", err)
+	case "verify", "errorfs", "enospc":
+		var start int
+		if start, err = strconv.Atoi(f[2]); err == nil {
+			err = jobsChild(f[0], start, f[3])
+		}
+		if err == nil {
+			os.Exit(0)
+		}
+	default:
+		err = fmt.Errorf("unknown mode %q", f[0])
+	}
+	fmt.Fprintf(os.Stderr, "crash child: %v\n", err)
+	os.Exit(3)
+}
+
+// crashChild opens the directory and produces or commits until killed.
+func crashChild(spec string) error {
+	f := strings.SplitN(spec, " ", 4)
+	if len(f) != 4 {
+		return fmt.Errorf("bad spec %q", spec)
+	}
+	commit, interval, dir := f[0] == "commit", f[1] == "true", f[3]
+	cycle, err := strconv.Atoi(f[2])
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), crashChildMax)
+	defer cancel()
+	var opts []embedded.Option
+	opts = append(opts, embedded.WithCleanupInterval(-1))
+	if interval {
+		opts = append(opts, embedded.WithSyncInterval(20*time.Millisecond))
+	}
+	b, err := embedded.Open(dir, opts...)
+	if err != nil {
+		return err
+	}
+	create := func(name string, n int32) error {
+		err := b.CreateTopic(ctx, name, broker.TopicConfig{Partitions: n, RetentionTime: -1})
+		if errors.Is(err, broker.ErrTopicExists) {
+			return nil
+		}
+		return err
+	}
+	var out struct {
+		sync.Mutex
+		w io.Writer
+	}
+	out.w = os.Stdout
+	say := func(format string, args ...any) error {
+		out.Lock()
+		defer out.Unlock()
+		_, err := fmt.Fprintf(out.w, format+"\n", args...) // one write(2) per line
+		return err
+	}
+	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), uint64(cycle)))
+	sizes := make([]int, 64) // per-goroutine rngs are not needed: sizes are pre-drawn
+	for i := range sizes {
+		sizes[i] = 1 + rng.IntN(8)
+	}
+	produceLoop := func(topic string, partition int32, prefix string) error {
+		for i := 0; ctx.Err() == nil; i++ {
+			id := fmt.Sprintf("%si%d", prefix, i)
+			n := sizes[(i+int(partition)*7)%len(sizes)]
+			recs := batchRecords(topic, partition, id, n)
+			if err := b.Produce(ctx, recs); err != nil {
+				return fmt.Errorf("produce %s: %w", id, err)
+			}
+			if err := say("ack %s %d %d %d %s", topic, partition, recs[0].Offset, n, id); err != nil {
+				return err
+			}
+		}
+		return ctx.Err()
+	}
+
+	errc := make(chan error, 4)
+	if !commit {
+		if err := create(crashTopic, 3); err != nil {
+			return err
+		}
+		if err := say("ready"); err != nil {
+			return err
+		}
+		for p := range int32(3) {
+			go func() { errc <- produceLoop(crashTopic, p, fmt.Sprintf("c%dp%d", cycle, p)) }()
+		}
+		return <-errc
+	}
+
+	for _, tc := range []struct {
+		name string
+		n    int32
+	}{{crashIn, 2}, {crashOutA, 2}, {crashOutB, 1}, {crashNoise, 1}} {
+		if err := create(tc.name, tc.n); err != nil {
+			return err
+		}
+	}
+	m, err := b.JoinGroup(ctx, crashGroup, []string{crashIn})
+	if err != nil {
+		return err
+	}
+	var asg broker.Assignment
+	select {
+	case asg = <-m.Assignments():
+	case <-ctx.Done():
+		return fmt.Errorf("no assignment: %w", ctx.Err())
+	}
+	tps := []broker.TopicPartition{{Topic: crashIn, Partition: 0}, {Topic: crashIn, Partition: 1}}
+	offs, err := b.FetchOffsets(ctx, crashGroup, tps)
+	if err != nil {
+		return err
+	}
+	if err := say("ready"); err != nil {
+		return err
+	}
+	go func() { errc <- produceLoop(crashNoise, 0, fmt.Sprintf("c%dn", cycle)) }()
+	go func() {
+		errc <- func() error {
+			for seq := offs[tps[0]]; ctx.Err() == nil; seq++ {
+				pa := int32(seq % 2)
+				a := batchRecords(crashOutA, pa, commitID(seq), sizes[seq%int64(len(sizes))])
+				bb := batchRecords(crashOutB, 0, commitID(seq), sizes[(seq+3)%int64(len(sizes))])
+				// Interleave the two topics' records in the request.
+				recs := append(slices.Clone(bb[:1]), a...)
+				recs = append(recs, bb[1:]...)
+				err := b.Commit(ctx, broker.CommitRequest{
+					Records:    recs,
+					Group:      crashGroup,
+					Generation: asg.Generation,
+					MemberID:   m.MemberID(),
+					Offsets:    map[broker.TopicPartition]int64{tps[0]: seq + 1, tps[1]: seq + 1},
+				})
+				if err != nil {
+					return fmt.Errorf("commit %d: %w", seq, err)
+				}
+				first := func(rs []broker.Record, topic string) int64 {
+					for _, r := range rs {
+						if r.Topic == topic {
+							return r.Offset
+						}
+					}
+					return -1
+				}
+				if err := say("commit %d %d %d %d %d %d", seq, pa, first(recs, crashOutA), len(a), first(recs, crashOutB), len(bb)); err != nil {
+					return err
+				}
+			}
+			return ctx.Err()
+		}()
+	}()
+	return <-errc
+}
