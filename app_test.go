@@ -201,7 +201,8 @@ func TestFailPolicyDiscardsTheFailedInterval(t *testing.T) {
 	topo := (*stream.Topology)(&topology.Topology{SubTopologies: []*topology.SubTopology{st}})
 	// Commits happen only when more than 10 records are buffered: after
 	// offsets 10, 21, 32 and 43; the failure at offset 50 discards 44..49.
-	app, err := duality.New("failing", topo, b, duality.CommitInterval(time.Hour), duality.MaxUncommittedRecords(10))
+	app, err := duality.New("failing", topo, b, duality.CommitInterval(time.Hour), duality.MaxUncommittedRecords(10),
+		duality.OnProcessingError(duality.SkipOnError(nil)), duality.OnProcessingError(duality.FailOnError())) // the last option wins
 	require.NoError(t, err)
 	err = app.Run(t.Context())
 	require.ErrorIs(t, err, boom)

@@ -63,6 +63,5 @@ func BenchmarkPipeline(b *testing.B) {
 	require.NoError(b, <-done)
 	b.StopTimer()
 	require.EqualValues(b, n, app.Metrics().RecordsProduced)
-	b.Logf("%+v", app.Metrics())
 	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "records/s")
 }

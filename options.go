@@ -6,8 +6,6 @@ import (
 	"log/slog"
 	"runtime"
 	"time"
-
-	"github.com/duality-streams/duality/broker"
 )
 
 // Option configures an [App]. Options are applied in order; a later option
@@ -154,9 +152,4 @@ func FailOnError() ErrorPolicy { return ErrorPolicy{} }
 // several workers).
 func SkipOnError(callback func(*ProcessingError)) ErrorPolicy {
 	return ErrorPolicy{skip: true, callback: callback}
-}
-
-// partitionsOf is a small helper used in logs.
-func tpAttrs(tp broker.TopicPartition) []any {
-	return []any{slog.String("topic", tp.Topic), slog.Int("partition", int(tp.Partition))}
 }
