@@ -209,7 +209,7 @@ func TestFailPolicyDiscardsTheFailedInterval(t *testing.T) {
 	var pe *duality.ProcessingError
 	require.ErrorAs(t, err, &pe)
 	require.Equal(t, duality.ProcessingError{Task: duality.TaskID{SubTopology: 0, Partition: 0}, Topic: "in", Partition: 0, Offset: 50, Err: boom}, *pe)
-	require.Contains(t, err.Error(), `app "failing"`)
+	require.EqualError(t, err, `duality: app "failing": task 0_0: processing record in/0 at offset 50: boom`)
 	require.EqualValues(t, 1, closed.Load(), "task closed")
 
 	out := readTopic(t, b, "out")
@@ -298,7 +298,7 @@ func TestMissingTopics(t *testing.T) {
 	require.ErrorAs(t, err, &mt)
 	require.Equal(t, []string{"absent-in", "absent-out"}, mt.Topics)
 	require.ErrorIs(t, err, broker.ErrUnknownTopic)
-	require.ErrorContains(t, err, "absent-in, absent-out: create them")
+	require.EqualError(t, err, `duality: app "app": missing topics absent-in, absent-out: create them before running the app`)
 }
 
 // repartitionTopology: sub-topology 0 reads "in3" and "in5" and writes

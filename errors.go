@@ -33,7 +33,7 @@ type MissingTopicsError struct {
 }
 
 func (e *MissingTopicsError) Error() string {
-	return fmt.Sprintf("duality: missing topics %s: create them before running the app", strings.Join(e.Topics, ", "))
+	return fmt.Sprintf("missing topics %s: create them before running the app", strings.Join(e.Topics, ", "))
 }
 
 // Is reports whether target is [broker.ErrUnknownTopic].
@@ -54,7 +54,7 @@ type ProcessingError struct {
 }
 
 func (e *ProcessingError) Error() string {
-	return fmt.Sprintf("duality: task %s: processing record %s/%d@%d: %v", e.Task, e.Topic, e.Partition, e.Offset, e.Err)
+	return fmt.Sprintf("task %s: processing record %s/%d at offset %d: %v", e.Task, e.Topic, e.Partition, e.Offset, e.Err)
 }
 
 // Unwrap returns the processor's error.
