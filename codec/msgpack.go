@@ -32,10 +32,11 @@ import (
 // matching [ErrInvalid] for malformed or truncated input, for input whose
 // type does not fit T, and for trailing bytes after the value; nil and
 // empty input are errors. Before decoding, Decode checks that src is one
-// well-formed value whose length headers fit within src and whose arrays
-// and maps nest at most 10000 deep, so hostile input cannot make it
-// allocate far more than len(src) or recurse without bound. Decode shares
-// no memory with src.
+// well-formed value whose arrays and maps nest at most 10000 deep and whose
+// length headers claim no more bytes or elements than src holds, so a
+// short hostile input cannot make the decoder allocate gigabytes for a
+// claimed length or recurse without bound. Decode shares no memory with
+// src.
 //
 // Encoders and decoders are pooled and shared by all Msgpack codecs.
 func Msgpack[T any]() Codec[T] { return msgpackCodec[T]{} }
