@@ -112,8 +112,10 @@ func TestCorruption(t *testing.T) {
 		{"wal/delete", "wal", removeFile("*.log"), tornTail},
 		{"wal-reopened/flip-early", "wal-reopened", flipIn("*.log", func(size int64) int64 { return 200 }), mustDetect},
 		{"wal-reopened/flip-middle", "wal-reopened", flipIn("*.log", func(size int64) int64 { return size / 2 }), mustDetect},
-		{"wal-reopened/flip-last-block", "wal-reopened", flipIn("*.log", func(size int64) int64 { return size - 8000 }), tornTail},
+		{"wal-reopened/flip-last-block", "wal-reopened", flipIn("*.log", middleOfLastBlock), tornTail},
+		{"wal-reopened/flip-second-last-block", "wal-reopened", flipIn("*.log", func(size int64) int64 { return middleOfLastBlock(size) - walBlockSize }), mustDetect},
 		{"wal-reopened/truncate-middle", "wal-reopened", truncateFile("*.log", 2), tornTail},
+		{"wal-reopened/delete", "wal-reopened", removeFile("*.log"), tornTail},
 		{"sst/flip-middle", "sst", flipIn("*.sst", func(size int64) int64 { return size / 3 }), mustDetect},
 		{"sst/flip-footer", "sst", flipIn("*.sst", func(size int64) int64 { return size - 30 }), mustDetect},
 		{"sst/truncate", "sst", truncateFile("*.sst", 2), mustDetect},
@@ -416,6 +418,17 @@ func memTempDir(t *testing.T) string {
 	return dir
 }
 
+// walBlockSize is the block size of Pebble's write-ahead log format.
+const walBlockSize = 32 << 10
+
+// middleOfLastBlock is the offset halfway into the last block of a
+// write-ahead log of the given size: damage there cannot be confirmed by a
+// later block.
+func middleOfLastBlock(size int64) int64 {
+	start := (size - 1) / walBlockSize * walBlockSize
+	return start + (size-start)/2
+}
+
 // noDamage leaves the directory as it is.
 func noDamage(*testing.T, string) string { return "none" }
 
@@ -623,6 +636,24 @@ func checkFaultRun(t *testing.T, mode string, k int, dir string, r *jobResult) (
 	for id, a := range st.batches {
 		require.Equal(t, a, found[id], "k=%d: acknowledged batch %s", k, id)
 	}
+	// Commits are atomic: the stored group offset n+1 comes with the
+	// records of commit n, and no later commit's records exist.
+	if len(found) > 0 {
+		tp := broker.TopicPartition{Topic: crashTopic}
+		offs, err := b.FetchOffsets(t.Context(), crashGroup, []broker.TopicPartition{tp})
+		require.NoError(t, err)
+		stored, ok := offs[tp]
+		for seq := range int64(3) {
+			_, present := found[commitID(seq)]
+			if present {
+				require.True(t, ok && seq < stored, "k=%d: the records of commit %d are stored without its offsets (offset %d, stored %t)", k, seq, stored, ok)
+			}
+		}
+		if ok {
+			_, present := found[commitID(stored-1)]
+			require.True(t, present, "k=%d: offset %d is stored without the records of its commit", k, stored)
+		}
+	}
 	if mode == "enospc" {
 		t.Logf("disk full: outcome %s, %d batches acknowledged before, %d after reopen; output %q", outcome, len(st.batches), len(found), r.lines)
 	}
@@ -682,6 +713,18 @@ func faultRun(mode string, k int, dir string, out func(format string, args ...an
 			recs := batchRecords(crashTopic, int32(i%2), id, 1+i%4)
 			if err := b.Produce(ctx, recs); err != nil {
 				out("err produce-%s %q", id, err.Error())
+				continue
+			}
+			out("ack %s %d %d %d %s", crashTopic, recs[0].Partition, recs[0].Offset, len(recs), id)
+		}
+		// Commits with group offsets: commit i stores offset i+1.
+		for i := range 3 {
+			id := commitID(int64(i))
+			recs := batchRecords(crashTopic, int32(i%2), id, 2+i)
+			err := b.Commit(ctx, broker.CommitRequest{Records: recs, Group: crashGroup,
+				Offsets: map[broker.TopicPartition]int64{{Topic: crashTopic}: int64(i + 1)}})
+			if err != nil {
+				out("err commit-%s %q", id, err.Error())
 				continue
 			}
 			out("ack %s %d %d %d %s", crashTopic, recs[0].Partition, recs[0].Offset, len(recs), id)
