@@ -78,7 +78,9 @@ func New(appID string, topo *stream.Topology, b broker.Broker, opts ...Option) (
 // returns nil. A fatal error (a processing error under [FailOnError], a
 // failed commit, a broker error) is returned wrapped with context; the
 // other workers still commit their work. Run returns only after every
-// goroutine it started has exited. A second call returns [ErrRunCalled].
+// goroutine it started has exited, so it also waits for processors: a
+// Process call that never returns blocks shutdown. A second call returns
+// [ErrRunCalled].
 func (a *App) Run(ctx context.Context) error {
 	if !a.ran.CompareAndSwap(false, true) {
 		return ErrRunCalled

@@ -382,15 +382,16 @@ func TestNewReportsEveryProblem(t *testing.T) {
 
 	bad := &topology.Topology{
 		SubTopologies: []*topology.SubTopology{
-			{ID: 0, Sources: []topology.Source{{Topic: "t"}}, NewTask: nil},
+			{ID: 0, Sources: []topology.Source{{Topic: "t"}}, Sinks: []topology.Sink{{Topic: "app-t"}}, NewTask: nil},
 			{ID: 0, Sources: []topology.Source{{Topic: "t"}, {Topic: "x", Internal: true}, {Topic: "bad/name"}}},
 		},
-		InternalTopics: []topology.InternalTopic{{Name: "y", WrittenBy: 7}},
+		InternalTopics: []topology.InternalTopic{{Name: "y", WrittenBy: 7}, {Name: "t", WrittenBy: 0}},
 	}
-	_, err = duality.New("app", (*stream.Topology)(bad), b)
+	_, err = duality.New("app", (*stream.Topology)(bad), b) // "app-t": internal "t" and an external sink
 	require.ErrorIs(t, err, duality.ErrInvalidTopology)
 	for _, want := range []string{"sub-topology 0 has no NewTask", "ID 0 used twice", `topic "t" is read by sub-topologies 0 and 0`,
-		`"x" is internal but not declared`, "bad/name", "written by unknown sub-topology 7"} {
+		`"x" is internal but not declared`, "bad/name", "written by unknown sub-topology 7",
+		`internal topic "t" of app "app" is named "app-t", like an external topic`} {
 		require.ErrorContains(t, err, want)
 	}
 }
@@ -424,4 +425,29 @@ func TestRunWithCanceledContext(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
 	require.NoError(t, app.Run(ctx))
+}
+
+func TestIdleInstanceWithoutPartitions(t *testing.T) {
+	b := openBroker(t)
+	createTopic(t, b, "in", 1)
+	createTopic(t, b, "out", 1)
+	const n = 300
+	produceN(t, b, "in", 0, n)
+	newApp := func() *duality.App {
+		app, err := duality.New("idle", mapTopology([]string{"in"}, "out", prefixTo("out")), b,
+			duality.CommitInterval(2*time.Millisecond), duality.FetchMaxWait(20*time.Millisecond))
+		require.NoError(t, err)
+		return app
+	}
+	a, c := newApp(), newApp()
+	stopA, _ := runApp(t, a)
+	stopC, _ := runApp(t, c)
+	eventually(t, "one instance owns the only task, the other none", func() bool {
+		ma, mc := a.Metrics(), c.Metrics()
+		return ma.Assignments > 0 && mc.Assignments > 0 && ma.Tasks+mc.Tasks == 1
+	})
+	awaitRecords(t, b, "out", n)
+	require.NoError(t, stopA())
+	require.NoError(t, stopC())
+	requireExactlyOnce(t, b, "out", n)
 }

@@ -137,6 +137,9 @@ func newPlan(appID string, topo *topology.Topology) (*plan, error) {
 		if !ids[it.writtenBy] {
 			bad("internal topic %q: written by unknown sub-topology %d", it.logical, it.writtenBy)
 		}
+		if external[it.name] {
+			bad("internal topic %q of app %q is named %q, like an external topic of the topology", it.logical, appID, it.name)
+		}
 	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
