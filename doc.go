@@ -25,6 +25,16 @@
 // in one process or many, share the work: the group assigns each partition
 // to one of them and rebalances when instances join or leave.
 //
+// # Internal topics
+//
+// Run creates each missing internal topic as "<app-id>-<name>" with the
+// topology's partition count or, when that is 0, the largest partition
+// count among the source topics of the sub-topology that writes it
+// (resolved transitively through other internal topics). Repartition
+// topics keep records without time retention, because records carry their
+// event timestamps and time retention could delete them before they are
+// read; they are not purged after commits yet, so they grow with the input.
+//
 // # Tasks and workers
 //
 // A topology consists of sub-topologies (parts joined by in-process edges;
