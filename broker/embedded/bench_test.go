@@ -1,0 +1,118 @@
+package embedded
+
+import (
+	"crypto/rand"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/duality-streams/duality/broker"
+)
+
+const benchValueSize = 100
+
+func benchRecords(n int, partition int32) []broker.Record {
+	recs := make([]broker.Record, n)
+	// Random values: compression cannot flatter the numbers.
+	value := make([]byte, benchValueSize)
+	_, _ = rand.Read(value)
+	ts := time.Now()
+	for i := range recs {
+		recs[i] = broker.Record{Topic: "bench", Partition: partition, Value: value, Timestamp: ts}
+	}
+	return recs
+}
+
+func reportRecords(b *testing.B, records int) {
+	secs := b.Elapsed().Seconds()
+	b.ReportMetric(float64(records)/secs, "records/s")
+	b.ReportMetric(float64(records)*benchValueSize/secs/1e6, "MB/s")
+}
+
+// BenchmarkAppend measures Produce of 100-byte values in batches, by one
+// producer or several concurrent ones (each to its own partition), with
+// sync-per-commit (group commit) and interval sync.
+func BenchmarkAppend(b *testing.B) {
+	modes := []struct {
+		name string
+		opts []Option
+	}{
+		{"sync", nil},
+		{"interval", []Option{WithSyncInterval(100 * time.Millisecond)}},
+	}
+	for _, mode := range modes {
+		for _, batch := range []int{100, 1000, 10000} {
+			for _, producers := range []int{1, 4} {
+				b.Run(fmt.Sprintf("%s/batch=%d/producers=%d", mode.name, batch, producers), func(b *testing.B) {
+					br := open(b, append(mode.opts, WithCleanupInterval(-1))...)
+					require.NoError(b, br.CreateTopic(b.Context(), "bench", broker.TopicConfig{Partitions: int32(producers)}))
+					b.ReportAllocs()
+					if producers == 1 {
+						recs := benchRecords(batch, 0)
+						n := 0
+						for b.Loop() {
+							if err := br.Produce(b.Context(), recs); err != nil {
+								b.Fatal(err)
+							}
+							n += batch
+						}
+						reportRecords(b, n)
+						return
+					}
+					b.SetParallelism((producers + 1) / 2) // GOMAXPROCS is 2 here
+					var next, total int64
+					var mu = make(chan struct{}, 1)
+					mu <- struct{}{}
+					b.RunParallel(func(pb *testing.PB) {
+						<-mu
+						p := int32(next % int64(producers))
+						next++
+						mu <- struct{}{}
+						recs := benchRecords(batch, p)
+						n := 0
+						for pb.Next() {
+							if err := br.Produce(b.Context(), recs); err != nil {
+								b.Error(err)
+								return
+							}
+							n += batch
+						}
+						<-mu
+						total += int64(n)
+						mu <- struct{}{}
+					})
+					reportRecords(b, int(total))
+				})
+			}
+		}
+	}
+}
+
+// BenchmarkFetch measures sequential Fetch of 100-byte values stored in
+// batches of 1000, each iteration reading the next 10000 records.
+func BenchmarkFetch(b *testing.B) {
+	br := open(b, WithSyncInterval(time.Second), WithCleanupInterval(-1))
+	require.NoError(b, br.CreateTopic(b.Context(), "bench", broker.TopicConfig{Partitions: 1}))
+	const stored = 1_000_000
+	recs := benchRecords(1000, 0)
+	for range stored / 1000 {
+		require.NoError(b, br.Produce(b.Context(), recs))
+	}
+	b.ReportAllocs()
+	var offset int64
+	n := 0
+	for b.Loop() {
+		got, err := br.Fetch(b.Context(), []broker.FetchRequest{{Topic: "bench", Offset: offset}}, broker.FetchOptions{MaxRecords: 10000})
+		if err != nil {
+			b.Fatal(err)
+		}
+		n += len(got)
+		offset = got[len(got)-1].Offset + 1
+		if offset == stored {
+			offset = 0
+		}
+	}
+	reportRecords(b, n)
+}
