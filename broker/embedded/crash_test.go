@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"io"
 	"math/rand/v2"
 	"os"
@@ -45,19 +46,18 @@ const (
 
 // crashMode is one kind of child run.
 type crashMode struct {
-	commit   bool // Commit with group offsets (and a producer), else Produce only
+	// kind is "produce" (three producers), "commit" (Commit with group
+	// offsets, and a producer) or "cleanup" (producers to a compacted and
+	// a size-retained topic while Cleanup runs in a loop).
+	kind     string
 	interval bool // WithSyncInterval, else sync before ack
 }
 
 func (m crashMode) String() string {
-	s := "produce"
-	if m.commit {
-		s = "commit"
-	}
 	if m.interval {
-		return s + "-interval"
+		return m.kind + "-interval"
 	}
-	return s + "-sync"
+	return m.kind + "-sync"
 }
 
 func TestCrash(t *testing.T) {
@@ -77,10 +77,11 @@ func TestCrash(t *testing.T) {
 		mode   crashMode
 		cycles int
 	}{
-		{crashMode{commit: false, interval: false}, 5},
-		{crashMode{commit: true, interval: false}, 5},
-		{crashMode{commit: false, interval: true}, 2},
-		{crashMode{commit: true, interval: true}, 2},
+		{crashMode{kind: "produce"}, 5},
+		{crashMode{kind: "commit"}, 5},
+		{crashMode{kind: "cleanup"}, 4},
+		{crashMode{kind: "produce", interval: true}, 2},
+		{crashMode{kind: "commit", interval: true}, 2},
 	} {
 		t.Run(tc.mode.String(), func(t *testing.T) {
 			dir := t.TempDir()
@@ -130,7 +131,7 @@ type ackedCommit struct{ a, b ackedBatch }
 func runCrashChild(t *testing.T, mode crashMode, cycle int, dir string, killAfter int, st *crashState) int {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestCrashChild$", "-test.count=1", "-test.timeout=60s")
-	cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%s %t %d %s", crashEnv, map[bool]string{false: "produce", true: "commit"}[mode.commit], mode.interval, cycle, dir))
+	cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%s %t %d %s", crashEnv, mode.kind, mode.interval, cycle, dir))
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	stdout, err := cmd.StdoutPipe()
@@ -236,9 +237,13 @@ func verifyCrashDir(t *testing.T, mode crashMode, dir string, st *crashState) {
 	require.NoError(t, err, "reopen after SIGKILL")
 	defer func() { require.NoError(t, b.Close()) }()
 
+	if mode.kind == "cleanup" {
+		verifyCleanup(t, b, st)
+		return
+	}
 	produced := crashTopic
 	partitions := int32(3)
-	if mode.commit {
+	if mode.kind == "commit" {
 		produced, partitions = crashNoise, 1
 	}
 	found := map[string]ackedBatch{}
@@ -278,7 +283,7 @@ func verifyCrashDir(t *testing.T, mode crashMode, dir string, st *crashState) {
 		}
 		t.Logf("interval sync: kill -9 lost %d acknowledged batches (the newest of their partitions)", len(lost))
 	}
-	if mode.commit {
+	if mode.kind == "commit" {
 		verifyCommits(t, b, st, mode.interval)
 	}
 }
@@ -353,8 +358,14 @@ func readBatches(t *testing.T, b broker.Broker, topic string, partition int32, f
 // checkBatches is readBatches on the records of topic/partition from offset 0.
 func checkBatches(t *testing.T, recs []broker.Record, topic string, partition int32, found map[string]ackedBatch) {
 	t.Helper()
+	checkBatchesFrom(t, recs, 0, topic, partition, found)
+}
+
+// checkBatchesFrom is checkBatches for records from offset from on.
+func checkBatchesFrom(t *testing.T, recs []broker.Record, from int64, topic string, partition int32, found map[string]ackedBatch) {
+	t.Helper()
 	for i, r := range recs {
-		require.Equal(t, int64(i), r.Offset, "%s/%d: offsets are contiguous from 0", topic, partition)
+		require.Equal(t, from+int64(i), r.Offset, "%s/%d: offsets are contiguous from %d", topic, partition, from)
 	}
 	for i := 0; i < len(recs); {
 		id, j, n := parseBatchRecord(t, recs[i])
@@ -417,11 +428,18 @@ func batchPad(id string, j int) string {
 // batch size.
 func parseBatchRecord(t *testing.T, r broker.Record) (id string, j, n int) {
 	t.Helper()
+	id, j, n = parseBatchValue(t, r)
+	require.Equal(t, id, string(r.Key), "%s/%d offset %d: key", r.Topic, r.Partition, r.Offset)
+	return id, j, n
+}
+
+// parseBatchValue is parseBatchRecord without the key check.
+func parseBatchValue(t *testing.T, r broker.Record) (id string, j, n int) {
+	t.Helper()
 	f := strings.SplitN(string(r.Value), "/", 4)
 	require.Len(t, f, 4, "%s/%d offset %d: malformed value %q", r.Topic, r.Partition, r.Offset, r.Value)
 	id, j, n = f[0], atoi(t, f[1]), atoi(t, f[2])
 	require.Equal(t, batchPad(id, j), f[3], "%s/%d offset %d: value", r.Topic, r.Partition, r.Offset)
-	require.Equal(t, id, string(r.Key), "%s/%d offset %d: key", r.Topic, r.Partition, r.Offset)
 	require.Equal(t, []broker.Header{{Key: "j", Value: []byte(strconv.Itoa(j))}}, r.Headers, "%s/%d offset %d: headers", r.Topic, r.Partition, r.Offset)
 	require.False(t, r.Timestamp.IsZero())
 	return id, j, n
@@ -441,7 +459,7 @@ func TestCrashChild(t *testing.T) {
 	}
 	var err error
 	switch f[0] {
-	case "produce", "commit":
+	case "produce", "commit", "cleanup":
 		err = crashChild(spec) // returns only with an error
 	case "lock":
 		_, err = embedded.Open(f[3])
@@ -471,7 +489,7 @@ func crashChild(spec string) error {
 	if len(f) != 4 {
 		return fmt.Errorf("bad spec %q", spec)
 	}
-	commit, interval, dir := f[0] == "commit", f[1] == "true", f[3]
+	kind, interval, dir := f[0], f[1] == "true", f[3]
 	cycle, err := strconv.Atoi(f[2])
 	if err != nil {
 		return err
@@ -487,8 +505,8 @@ func crashChild(spec string) error {
 	if err != nil {
 		return err
 	}
-	create := func(name string, n int32) error {
-		err := b.CreateTopic(ctx, name, broker.TopicConfig{Partitions: n, RetentionTime: -1})
+	create := func(name string, cfg broker.TopicConfig) error {
+		err := b.CreateTopic(ctx, name, cfg)
 		if errors.Is(err, broker.ErrTopicExists) {
 			return nil
 		}
@@ -499,7 +517,7 @@ func crashChild(spec string) error {
 		w io.Writer
 	}
 	out.w = os.Stdout
-	say := func(format string, args ...any) error {
+	var say sayFunc = func(format string, args ...any) error {
 		out.Lock()
 		defer out.Unlock()
 		_, err := fmt.Fprintf(out.w, format+"\n", args...) // one write(2) per line
@@ -511,23 +529,15 @@ func crashChild(spec string) error {
 		sizes[i] = 1 + rng.IntN(8)
 	}
 	produceLoop := func(topic string, partition int32, prefix string) error {
-		for i := 0; ctx.Err() == nil; i++ {
-			id := fmt.Sprintf("%si%d", prefix, i)
-			n := sizes[(i+int(partition)*7)%len(sizes)]
-			recs := batchRecords(topic, partition, id, n)
-			if err := b.Produce(ctx, recs); err != nil {
-				return fmt.Errorf("produce %s: %w", id, err)
-			}
-			if err := say("ack %s %d %d %d %s", topic, partition, recs[0].Offset, n, id); err != nil {
-				return err
-			}
-		}
-		return ctx.Err()
+		return produceLoop(ctx, b, say, sizes, topic, partition, prefix, batchRecords)
 	}
 
 	errc := make(chan error, 4)
-	if !commit {
-		if err := create(crashTopic, 3); err != nil {
+	if kind == "cleanup" {
+		return cleanupChild(ctx, b, say, create, cycle, sizes)
+	}
+	if kind == "produce" {
+		if err := create(crashTopic, broker.TopicConfig{Partitions: 3, RetentionTime: -1}); err != nil {
 			return err
 		}
 		if err := say("ready"); err != nil {
@@ -543,7 +553,7 @@ func crashChild(spec string) error {
 		name string
 		n    int32
 	}{{crashIn, 2}, {crashOutA, 2}, {crashOutB, 1}, {crashNoise, 1}} {
-		if err := create(tc.name, tc.n); err != nil {
+		if err := create(tc.name, broker.TopicConfig{Partitions: tc.n, RetentionTime: -1}); err != nil {
 			return err
 		}
 	}
@@ -601,4 +611,181 @@ func crashChild(spec string) error {
 		}()
 	}()
 	return <-errc
+}
+
+// sayFunc prints one line of child output.
+type sayFunc func(format string, args ...any) error
+
+// produceLoop produces batches made by mk to topic/partition until ctx
+// ends, printing an "ack" line after each acknowledged call.
+func produceLoop(ctx context.Context, b *embedded.Broker, say sayFunc, sizes []int, topic string, partition int32, prefix string,
+	mk func(topic string, partition int32, id string, n int) []broker.Record) error {
+	for i := 0; ctx.Err() == nil; i++ {
+		id := fmt.Sprintf("%si%d", prefix, i)
+		n := sizes[(i+int(partition)*7)%len(sizes)]
+		recs := mk(topic, partition, id, n)
+		if err := b.Produce(ctx, recs); err != nil {
+			return fmt.Errorf("produce %s: %w", id, err)
+		}
+		if err := say("ack %s %d %d %d %s", topic, partition, recs[0].Offset, n, id); err != nil {
+			return err
+		}
+	}
+	return ctx.Err()
+}
+
+// The cleanup mode: producers to a compacted topic (keys drawn from a small
+// set) and to a topic retained by size, while Cleanup runs in a loop, so
+// that the kill lands in the middle of retention and compaction too.
+const (
+	crashCompacted   = "compacted" // 2 partitions, CleanupCompact
+	crashRetained    = "retained"  // 1 partition, RetentionBytes crashRetainBytes
+	crashKeys        = 12
+	crashRetainBytes = 8 << 10
+)
+
+// compactRecords is batchRecords with keys from a set of crashKeys.
+func compactRecords(topic string, partition int32, id string, n int) []broker.Record {
+	recs := batchRecords(topic, partition, id, n)
+	for j := range recs {
+		recs[j].Key = []byte(compactKey(id, j))
+	}
+	return recs
+}
+
+func compactKey(id string, j int) string {
+	h := fnv.New32a()
+	fmt.Fprintf(h, "%s/%d", id, j)
+	return fmt.Sprintf("key-%d", h.Sum32()%crashKeys)
+}
+
+// cleanupChild runs the cleanup mode until killed.
+func cleanupChild(ctx context.Context, b *embedded.Broker, say sayFunc, create func(string, broker.TopicConfig) error, cycle int, sizes []int) error {
+	if err := create(crashCompacted, broker.TopicConfig{Partitions: 2, Cleanup: broker.CleanupCompact, RetentionTime: -1}); err != nil {
+		return err
+	}
+	if err := create(crashRetained, broker.TopicConfig{Partitions: 1, RetentionTime: -1, RetentionBytes: crashRetainBytes}); err != nil {
+		return err
+	}
+	if err := say("ready"); err != nil {
+		return err
+	}
+	errc := make(chan error, 4)
+	for p := range int32(2) {
+		go func() {
+			errc <- produceLoop(ctx, b, say, sizes, crashCompacted, p, fmt.Sprintf("c%dk%d", cycle, p), compactRecords)
+		}()
+	}
+	go func() {
+		errc <- produceLoop(ctx, b, say, sizes, crashRetained, 0, fmt.Sprintf("c%dr", cycle), batchRecords)
+	}()
+	go func() {
+		for ctx.Err() == nil {
+			if err := b.Cleanup(ctx); err != nil && ctx.Err() == nil {
+				errc <- fmt.Errorf("cleanup: %w", err)
+				return
+			}
+		}
+		errc <- ctx.Err()
+	}()
+	return <-errc
+}
+
+// readLog returns every record of topic/partition from its earliest offset
+// on, checking that offsets increase (gaps allowed) and stay below latest.
+func readLog(t *testing.T, b broker.Broker, topic string, partition int32) ([]broker.Record, broker.Offsets) {
+	t.Helper()
+	offs, err := b.ListOffsets(t.Context(), topic, partition)
+	require.NoError(t, err)
+	var out []broker.Record
+	for next := offs.Earliest; next < offs.Latest; {
+		got, err := b.Fetch(t.Context(), []broker.FetchRequest{{Topic: topic, Partition: partition, Offset: next}}, broker.FetchOptions{})
+		require.NoError(t, err)
+		if len(got) == 0 {
+			break // the rest is compacted away
+		}
+		for _, r := range got {
+			require.GreaterOrEqual(t, r.Offset, next, "%s/%d: offsets increase", topic, partition)
+			require.Less(t, r.Offset, offs.Latest, "%s/%d: offsets stay below latest", topic, partition)
+			next = r.Offset + 1
+		}
+		out = append(out, got...)
+	}
+	return out, offs
+}
+
+// verifyCleanup checks the cleanup mode's topics after a kill: on the
+// compacted topic, each key's newest acknowledged record (or a newer one)
+// is present and every record present at an acknowledged offset is that
+// record; on the retained topic, what is left is whole batches contiguous
+// from the earliest offset, holding every acknowledged batch at or above it
+// and at least the newest one.
+func verifyCleanup(t *testing.T, b *embedded.Broker, st *crashState) {
+	t.Helper()
+	if _, err := b.DescribeTopic(t.Context(), crashRetained); errors.Is(err, broker.ErrUnknownTopic) {
+		require.Empty(t, st.batches, "topics are gone but batches were acknowledged")
+		return
+	}
+	type loc struct {
+		p   int32
+		off int64
+	}
+	acked := map[loc]string{} // compacted: "id/j" by offset
+	ackedNewest := map[int32]map[string]int64{0: {}, 1: {}}
+	var latestAcked [2]int64
+	var retained []string
+	for id, a := range st.batches {
+		switch a.topic {
+		case crashCompacted:
+			for j := range a.n {
+				off := a.first + int64(j)
+				acked[loc{a.partition, off}] = fmt.Sprintf("%s/%d", id, j)
+				k := compactKey(id, j)
+				if cur, ok := ackedNewest[a.partition][k]; !ok || off > cur {
+					ackedNewest[a.partition][k] = off
+				}
+			}
+			latestAcked[a.partition] = max(latestAcked[a.partition], a.first+int64(a.n))
+		case crashRetained:
+			retained = append(retained, id)
+		default:
+			require.FailNow(t, "unexpected topic", "%+v", a)
+		}
+	}
+	for p := range int32(2) {
+		recs, offs := readLog(t, b, crashCompacted, p)
+		require.GreaterOrEqual(t, offs.Latest, latestAcked[p], "compacted/%d: latest offset below an acknowledged record", p)
+		newest := map[string]int64{}
+		for _, r := range recs {
+			id, j, _ := parseBatchValue(t, r)
+			require.Equal(t, compactKey(id, j), string(r.Key), "compacted/%d offset %d: key", p, r.Offset)
+			if want, ok := acked[loc{p, r.Offset}]; ok {
+				require.Equal(t, want, fmt.Sprintf("%s/%d", id, j), "compacted/%d offset %d holds another record", p, r.Offset)
+			}
+			newest[string(r.Key)] = r.Offset
+		}
+		for k, off := range ackedNewest[p] {
+			got, ok := newest[k]
+			require.True(t, ok && got >= off, "compacted/%d: key %s lost its newest acknowledged record (offset %d; newest present %d)", p, k, off, got)
+		}
+		t.Logf("compacted/%d: %d records in [%d, %d)", p, len(recs), offs.Earliest, offs.Latest)
+	}
+
+	recs, offs := readLog(t, b, crashRetained, 0)
+	found := map[string]ackedBatch{}
+	checkBatchesFrom(t, recs, offs.Earliest, crashRetained, 0, found)
+	newestFirst := int64(-1)
+	for _, id := range retained {
+		a := st.batches[id]
+		newestFirst = max(newestFirst, a.first)
+		if a.first >= offs.Earliest {
+			require.Equal(t, a, found[id], "retained: acknowledged batch %s at or above the earliest offset %d", id, offs.Earliest)
+		} else {
+			require.LessOrEqual(t, a.first+int64(a.n), offs.Earliest, "retained: batch %s deleted in part", id)
+		}
+	}
+	t.Logf("retained: %d records in [%d, %d)", len(recs), offs.Earliest, offs.Latest)
+	if newestFirst >= 0 {
+		require.GreaterOrEqual(t, newestFirst, offs.Earliest, "retained: retention deleted the newest acknowledged batch")
+	}
 }
