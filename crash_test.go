@@ -20,6 +20,8 @@ import (
 	"github.com/duality-streams/duality"
 	"github.com/duality-streams/duality/broker"
 	"github.com/duality-streams/duality/broker/embedded"
+	"github.com/duality-streams/duality/internal/topology"
+	"github.com/duality-streams/duality/stream"
 )
 
 const (
@@ -28,10 +30,13 @@ const (
 	crashParts   = 4
 	crashKills   = 6
 	crashMaxTime = 20 * time.Second
+	crashRep     = "crash-rep" // the app's internal topic
 )
 
 // TestKill9 runs a whole app in a child process on an embedded data
-// directory with its input produced beforehand, kills it with SIGKILL at a
+// directory with its input produced beforehand (two sub-topologies: one
+// forwards the input through an internal topic, the other writes the
+// output), kills it with SIGKILL at a
 // random moment several times, restarts it until it has processed all
 // input, and checks that the output topic holds every input record's output
 // exactly once.
@@ -80,34 +85,51 @@ func TestKill9(t *testing.T) {
 	requireExactlyOnce(t, b, "out", crashInput)
 }
 
-// checkCommittedOutput checks the invariant a killed app must leave behind:
-// the output topic holds exactly the outputs of the input records below
-// the committed offsets, once each. It returns the number of committed
-// input records.
+// checkCommittedOutput checks the invariant a killed app must leave behind
+// at each of its two stages: the internal topic holds exactly the records
+// forwarded for the input below the committed input offsets, and the output
+// topic exactly the outputs of the internal records below the committed
+// internal offsets, once each. It returns the number of committed input
+// records.
 func checkCommittedOutput(t *testing.T, dir string) int {
 	t.Helper()
 	b, err := embedded.Open(dir, embedded.WithCleanupInterval(-1))
 	require.NoError(t, err)
 	defer func() { require.NoError(t, b.Close()) }()
+	n := checkStage(t, b, "in", crashRep, "")
+	checkStage(t, b, crashRep, "out", "out-")
+	return n
+}
+
+// checkStage checks that dst holds prefix+value once for every record of
+// src below the group's committed offsets, and nothing else, and returns
+// their number. It checks nothing before the internal topic exists.
+func checkStage(t *testing.T, b broker.Broker, src, dst, prefix string) int {
+	t.Helper()
+	for _, topic := range []string{src, dst} {
+		if _, err := b.DescribeTopic(t.Context(), topic); errors.Is(err, broker.ErrUnknownTopic) {
+			return 0 // killed before it created the internal topic
+		}
+	}
 	var tps []broker.TopicPartition
 	for p := range int32(crashParts) {
-		tps = append(tps, broker.TopicPartition{Topic: "in", Partition: p})
+		tps = append(tps, broker.TopicPartition{Topic: src, Partition: p})
 	}
 	committed, err := b.FetchOffsets(t.Context(), "crash", tps)
 	require.NoError(t, err)
 	want := map[string]int{}
 	n := 0
-	for _, r := range readTopic(t, b, "in") {
+	for _, r := range readTopic(t, b, src) {
 		if r.Offset < committed[broker.TopicPartition{Topic: r.Topic, Partition: r.Partition}] {
-			want["out-"+string(r.Value)]++
+			want[prefix+string(r.Value)]++
 			n++
 		}
 	}
 	got := map[string]int{}
-	for _, r := range readTopic(t, b, "out") {
+	for _, r := range readTopic(t, b, dst) {
 		got[string(r.Value)]++
 	}
-	require.Equal(t, want, got, "output differs from the outputs of the committed input")
+	require.Equal(t, want, got, "%s differs from what the committed records of %s produce", dst, src)
 	return n
 }
 
@@ -191,7 +213,23 @@ func crashChild(dir string) (err error) {
 		return err
 	}
 	defer func() { err = errors.Join(err, b.Close()) }()
-	app, err := duality.New("crash", mapTopology([]string{"in"}, "out", prefixTo("out")), b,
+	forward := func(ctx context.Context, env topology.TaskEnv, rec *broker.Record) error {
+		return env.Send(ctx, broker.Record{Topic: env.TopicName("rep", true), Partition: broker.PartitionByKey, Key: rec.Key, Value: rec.Value})
+	}
+	topo := &topology.Topology{
+		SubTopologies: []*topology.SubTopology{
+			{ID: 0, Sources: []topology.Source{{Topic: "in"}}, Sinks: []topology.Sink{{Topic: "rep", Internal: true}},
+				NewTask: func(env topology.TaskEnv) (topology.Processor, error) {
+					return &procFunc{env: env, process: forward}, nil
+				}},
+			{ID: 1, Sources: []topology.Source{{Topic: "rep", Internal: true}}, Sinks: []topology.Sink{{Topic: "out"}},
+				NewTask: func(env topology.TaskEnv) (topology.Processor, error) {
+					return &procFunc{env: env, process: prefixTo("out")}, nil
+				}},
+		},
+		InternalTopics: []topology.InternalTopic{{Name: "rep", WrittenBy: 0}},
+	}
+	app, err := duality.New("crash", (*stream.Topology)(topo), b,
 		duality.Workers(2), duality.CommitInterval(2*time.Millisecond),
 		duality.MaxUncommittedRecords(200), duality.FetchMaxRecords(100))
 	if err != nil {
@@ -204,10 +242,13 @@ func crashChild(dir string) (err error) {
 	go func() { errc <- app.Run(runCtx) }()
 
 	var tps []broker.TopicPartition
-	for p := range int32(crashParts) {
-		tps = append(tps, broker.TopicPartition{Topic: "in", Partition: p})
+	for _, topic := range []string{"in", crashRep} {
+		for p := range int32(crashParts) {
+			tps = append(tps, broker.TopicPartition{Topic: topic, Partition: p})
+		}
 	}
-	// The child's own exit condition: poll the committed offsets.
+	// The child's own exit condition: poll the committed offsets until both
+	// stages are done. The printed progress counts committed input records.
 	tick := time.NewTicker(5 * time.Millisecond)
 	defer tick.Stop()
 	for {
@@ -218,6 +259,10 @@ func crashChild(dir string) (err error) {
 		case <-tick.C:
 		}
 		committed, err := b.FetchOffsets(ctx, "crash", tps)
+		if errors.Is(err, broker.ErrUnknownTopic) { // the internal topic is not created yet
+			fmt.Println("committed 0")
+			continue
+		}
 		if err != nil {
 			stop()
 			return errors.Join(err, <-errc)
@@ -231,7 +276,9 @@ func crashChild(dir string) (err error) {
 				return errors.Join(err, <-errc)
 			}
 			caughtUp = caughtUp && committed[tp] == offs.Latest
-			sum += committed[tp]
+			if tp.Topic == "in" {
+				sum += committed[tp]
+			}
 		}
 		fmt.Println("committed", sum)
 		if caughtUp {
