@@ -9,6 +9,7 @@ import (
 	"os"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -51,6 +52,10 @@ type Broker struct {
 	writeCh    chan *writeOp
 	stopWriter chan struct{}
 	writerDone chan struct{}
+	syncEvery  bool        // sync mode: every write waits for a sync
+	syncCh     chan *commitGroup // committed groups waiting for their sync
+	syncerDone chan struct{}
+	failed     atomic.Pointer[error] // set by the first failed write
 	bg         sync.WaitGroup // background syncer and cleaner
 
 	groups coordinator
@@ -77,7 +82,8 @@ type partition struct {
 	num int32
 
 	mu      sync.Mutex
-	state   partitionValue // committed state; written only by the writer
+	state   partitionValue // published state; written by the writer or syncer
+	wstate  partitionValue // the writer's committed state; writer only
 	wake    chan struct{}  // closed and replaced when state changes
 	deleted bool
 
@@ -133,6 +139,9 @@ func Open(dir string, opts ...Option) (*Broker, error) {
 		writeCh:    make(chan *writeOp, 256),
 		stopWriter: make(chan struct{}),
 		writerDone: make(chan struct{}),
+		syncEvery:  cfg.syncInterval == 0,
+		syncCh:     make(chan *commitGroup, 64),
+		syncerDone: make(chan struct{}),
 	}
 	if cfg.syncInterval > 0 {
 		b.wo = pebble.NoSync
@@ -145,6 +154,7 @@ func Open(dir string, opts ...Option) (*Broker, error) {
 	}
 	b.w.init(b)
 	go b.w.run()
+	go b.syncGroups()
 	if cfg.syncInterval > 0 {
 		b.bg.Add(1)
 		go b.syncLoop()
@@ -282,7 +292,7 @@ func (b *Broker) loadPartition(p *partition) error {
 	if err != nil {
 		return err
 	}
-	p.state = st
+	p.state, p.wstate = st, st
 	p.compactedNext = -1
 	it, err := b.db.NewIter(&pebble.IterOptions{
 		LowerBound: recordKey(nil, p.t.id, p.num, 0),
@@ -586,6 +596,7 @@ func (b *Broker) Close() error {
 		b.closeMu.Unlock()
 		close(b.stopWriter)
 		<-b.writerDone
+		<-b.syncerDone
 		b.bg.Wait()
 		b.groups.closeAll()
 		var errs []error

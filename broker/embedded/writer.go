@@ -92,7 +92,6 @@ type pendingPart struct {
 type writer struct {
 	b           *Broker
 	nextTopicID uint64
-	failed      error // a failed commit poisons the writer
 
 	batch *pebble.Batch
 	ops   []*writeOp // staged in batch, acknowledged by flush
@@ -116,6 +115,7 @@ func (w *writer) init(b *Broker) {
 
 func (w *writer) run() {
 	defer close(w.b.writerDone)
+	defer close(w.b.syncCh)
 	defer enterRecoverable()()
 	for {
 		var op *writeOp
@@ -148,8 +148,8 @@ func (w *writer) run() {
 }
 
 func (w *writer) handle(op *writeOp) {
-	if w.failed != nil {
-		op.done <- w.failed
+	if f := w.b.failed.Load(); f != nil {
+		op.done <- *f
 		return
 	}
 	var err error
@@ -180,7 +180,7 @@ func (w *writer) pending(p *partition) *partitionValue {
 	if !ok {
 		i = len(w.pend)
 		w.index[p] = i
-		w.pend = append(w.pend, pendingPart{p: p, st: p.state})
+		w.pend = append(w.pend, pendingPart{p: p, st: p.wstate})
 	}
 	return &w.pend[i].st
 }
@@ -361,11 +361,41 @@ func (w *writer) apply(batch *pebble.Batch, wo *pebble.WriteOptions) (err error)
 	return nil
 }
 
-// flush commits the staged group, publishes it and acknowledges its ops.
+// applyNoSyncWait writes batch to the write-ahead log and the memtable and
+// requests a sync without waiting for it (batch.SyncWait does).
+func (w *writer) applyNoSyncWait(batch *pebble.Batch) (err error) {
+	defer recoverFatal(&err)
+	if err := w.b.db.ApplyNoSyncWait(batch, pebble.Sync); err != nil {
+		return fmt.Errorf("embedded: write: %w", err)
+	}
+	return nil
+}
+
+// fail makes the writer refuse all later writes with err: Pebble's state
+// after a failed write-ahead log write or sync is unknown, so the broker
+// must be reopened.
+func (w *writer) fail(err error) {
+	if w.b.failed.CompareAndSwap(nil, &err) {
+		w.b.log.Error("embedded: write failed; the broker refuses further writes", "error", err)
+	}
+}
+
+// commitGroup is a committed group of operations waiting for its sync.
+type commitGroup struct {
+	batch *pebble.Batch
+	ops   []*writeOp
+	pend  []pendingPart
+}
+
+// flush commits the staged group. In interval mode it then publishes the
+// group and acknowledges its operations at once. In sync mode it hands the
+// group to the syncer goroutine, which waits for the write-ahead log sync,
+// then publishes and acknowledges; meanwhile the writer goes on staging and
+// committing the next groups, whose syncs Pebble combines. Groups are
+// published in commit order.
+//
 // If the commit fails, every op of the group fails, nothing is published,
-// and the writer refuses all later writes with the same error: Pebble's
-// state after a failed write-ahead log write is unknown, so the broker must
-// be reopened.
+// and every later write fails too (see fail).
 func (w *writer) flush() {
 	if w.batch == nil {
 		return
@@ -378,14 +408,44 @@ func (w *writer) flush() {
 			return
 		}
 	}
-	if err := w.apply(w.batch, w.b.wo); err != nil {
-		w.failed = err
-		w.b.log.Error("embedded: commit failed; the broker refuses further writes", "error", err)
-		w.failGroup(err)
+	if !w.b.syncEvery {
+		if err := w.apply(w.batch, w.b.wo); err != nil {
+			w.fail(err)
+			w.failGroup(err)
+			return
+		}
+		for i := range w.pend {
+			w.pend[i].p.wstate = w.pend[i].st
+		}
+		publish(w.pend, w.ops)
+		w.reset()
+		return
+	}
+	if err := w.applyNoSyncWait(w.batch); err != nil {
+		w.fail(err)
+		for _, op := range w.ops {
+			op.done <- err
+		}
+		// Pebble forbids closing a batch whose sync was requested but not
+		// awaited, and after a failed commit awaiting it might block:
+		// leave this batch to the garbage collector.
+		w.batch = nil
+		w.reset()
 		return
 	}
 	for i := range w.pend {
-		pp := &w.pend[i]
+		w.pend[i].p.wstate = w.pend[i].st
+	}
+	w.b.syncCh <- &commitGroup{batch: w.batch, ops: w.ops, pend: w.pend}
+	w.batch, w.ops, w.pend = nil, nil, nil
+	w.reset()
+}
+
+// publish makes the staged partition states visible, wakes long-polling
+// fetchers and acknowledges the operations.
+func publish(pend []pendingPart, ops []*writeOp) {
+	for i := range pend {
+		pp := &pend[i]
 		p := pp.p
 		p.mu.Lock()
 		p.state = pp.st
@@ -393,16 +453,39 @@ func (w *writer) flush() {
 		p.wake = make(chan struct{})
 		p.mu.Unlock()
 	}
-	for _, op := range w.ops {
+	for _, op := range ops {
 		op.done <- nil
 	}
-	w.reset()
+}
+
+// syncGroups waits for the sync of each group the writer committed, in
+// order, then publishes and acknowledges it. It exits when the writer closes
+// syncCh.
+func (b *Broker) syncGroups() {
+	defer close(b.syncerDone)
+	for g := range b.syncCh {
+		err := g.batch.SyncWait()
+		if err != nil {
+			err = fmt.Errorf("embedded: sync write-ahead log: %w", err)
+			b.w.fail(err)
+		}
+		if f := b.failed.Load(); f != nil {
+			// A group after a failed one fails too, even if its own sync
+			// succeeded: publishing it would leave a gap.
+			err = *f
+		}
+		if err != nil || g.pend == nil {
+			for _, op := range g.ops {
+				op.done <- err
+			}
+		} else {
+			publish(g.pend, g.ops)
+		}
+		_ = g.batch.Close()
+	}
 }
 
 func (w *writer) createTopic(name string, cfg broker.TopicConfig) error {
-	if w.failed != nil {
-		return w.failed
-	}
 	if w.b.mu.topics[name] != nil {
 		return &broker.TopicError{Topic: name, Partition: -1, Err: broker.ErrTopicExists}
 	}
@@ -418,7 +501,7 @@ func (w *writer) createTopic(name string, cfg broker.TopicConfig) error {
 		_ = batch.Set(partitionKey(id, p), partitionValue{}.appendTo(v[:0]), nil)
 	}
 	if err := w.apply(batch, pebble.Sync); err != nil {
-		w.failed = err
+		w.fail(err)
 		return err
 	}
 	w.nextTopicID++
@@ -431,9 +514,6 @@ func (w *writer) createTopic(name string, cfg broker.TopicConfig) error {
 }
 
 func (w *writer) deleteTopic(name string) error {
-	if w.failed != nil {
-		return w.failed
-	}
 	t := w.b.mu.topics[name]
 	if t == nil {
 		return unknownTopic(name)
@@ -446,7 +526,7 @@ func (w *writer) deleteTopic(name string) error {
 		_ = batch.DeleteRange(start, end, nil)
 	}
 	if err := w.apply(batch, pebble.Sync); err != nil {
-		w.failed = err
+		w.fail(err)
 		return err
 	}
 	w.b.mu.Lock()
