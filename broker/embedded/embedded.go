@@ -52,11 +52,11 @@ type Broker struct {
 	writeCh    chan *writeOp
 	stopWriter chan struct{}
 	writerDone chan struct{}
-	syncEvery  bool        // sync mode: every write waits for a sync
+	syncEvery  bool              // sync mode: every write waits for a sync
 	syncCh     chan *commitGroup // committed groups waiting for their sync
 	syncerDone chan struct{}
 	failed     atomic.Pointer[error] // set by the first failed write
-	bg         sync.WaitGroup // background syncer and cleaner
+	bg         sync.WaitGroup        // background syncer and cleaner
 
 	groups coordinator
 
