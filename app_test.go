@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -402,17 +403,25 @@ func TestRunReturnsAfterAllGoroutinesExit(t *testing.T) {
 	createTopic(t, b, "out", 1)
 	produceN(t, b, "in", 0, 2000)
 	ctx, cancel := context.WithCancel(t.Context())
-	fn, done := counting(1000, prefixTo("out"))
+	var during atomic.Int64
+	fn, done := counting(1000, func(ctx context.Context, env topology.TaskEnv, rec *broker.Record) error {
+		if rec.Offset == 100 {
+			during.CompareAndSwap(0, int64(len(runtimeGoroutines())))
+		}
+		return prefixTo("out")(ctx, env, rec)
+	})
 	app, err := duality.New("app", mapTopology([]string{"in"}, "out", fn), b, duality.Workers(4))
 	require.NoError(t, err)
 	go func() { <-done; cancel() }()
 	require.NoError(t, app.Run(ctx))
-	// Run waited for its workers; their goroutines only have their
-	// deferred WaitGroup.Done left to return from. Bound: 1 s.
+	require.GreaterOrEqual(t, during.Load(), int64(5), "4 workers and Run itself while running")
+	// Run waited for its workers (and their commits); their goroutines
+	// only have their deferred WaitGroup.Done left to return from. Bound:
+	// 1 s of yielding, no sleeping.
 	deadline := time.Now().Add(time.Second)
 	for left := runtimeGoroutines(); len(left) > 0; left = runtimeGoroutines() {
 		require.True(t, time.Now().Before(deadline), "goroutines left after Run returned:\n%s", strings.Join(left, "\n\n"))
-		time.Sleep(time.Millisecond)
+		runtime.Gosched()
 	}
 }
 
