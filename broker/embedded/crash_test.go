@@ -47,8 +47,9 @@ const (
 // crashMode is one kind of child run.
 type crashMode struct {
 	// kind is "produce" (three producers), "commit" (Commit with group
-	// offsets, and a producer) or "cleanup" (producers to a compacted and
-	// a size-retained topic while Cleanup runs in a loop).
+	// offsets, and a producer), "cleanup" (producers to a compacted and
+	// a size-retained topic while Cleanup runs in a loop) or "topics"
+	// (topics deleted and recreated under the same names).
 	kind     string
 	interval bool // WithSyncInterval, else sync before ack
 }
@@ -80,6 +81,7 @@ func TestCrash(t *testing.T) {
 		{crashMode{kind: "produce"}, 5},
 		{crashMode{kind: "commit"}, 5},
 		{crashMode{kind: "cleanup"}, 4},
+		{crashMode{kind: "topics"}, 4},
 		{crashMode{kind: "produce", interval: true}, 2},
 		{crashMode{kind: "commit", interval: true}, 2},
 	} {
@@ -108,6 +110,17 @@ func TestCrash(t *testing.T) {
 type crashState struct {
 	batches map[string]ackedBatch // by batch id
 	commits map[int64]ackedCommit // by commit sequence number
+	// topicEvents are the "topics" mode's intent and acknowledgement
+	// lines, per topic name, in output order.
+	topicEvents map[string][]topicEvent
+}
+
+// topicEvent is one line of the "topics" mode about a topic: what ("creating",
+// "created", "deleting", "deleted", "offset") and the incarnation (the
+// iteration that created it).
+type topicEvent struct {
+	what string
+	inc  int
 }
 
 func newCrashState() *crashState {
@@ -216,6 +229,12 @@ func parseAck(t *testing.T, line string, st *crashState) bool {
 		require.False(t, dup, "commit %d acknowledged twice", seq)
 		st.commits[seq] = c
 		return true
+	case len(f) == 3 && slices.Contains([]string{"creating", "created", "deleting", "deleted", "offset"}, f[0]):
+		if st.topicEvents == nil {
+			st.topicEvents = map[string][]topicEvent{}
+		}
+		st.topicEvents[f[1]] = append(st.topicEvents[f[1]], topicEvent{f[0], atoi(t, f[2])})
+		return f[0] != "creating" && f[0] != "deleting"
 	case line == "ready":
 		return false
 	}
@@ -237,8 +256,12 @@ func verifyCrashDir(t *testing.T, mode crashMode, dir string, st *crashState) {
 	require.NoError(t, err, "reopen after SIGKILL")
 	defer func() { require.NoError(t, b.Close()) }()
 
-	if mode.kind == "cleanup" {
+	switch mode.kind {
+	case "cleanup":
 		verifyCleanup(t, b, st)
+		return
+	case "topics":
+		verifyTopics(t, b, st)
 		return
 	}
 	produced := crashTopic
@@ -459,7 +482,7 @@ func TestCrashChild(t *testing.T) {
 	}
 	var err error
 	switch f[0] {
-	case "produce", "commit", "cleanup":
+	case "produce", "commit", "cleanup", "topics":
 		err = crashChild(spec) // returns only with an error
 	case "lock":
 		_, err = embedded.Open(f[3])
@@ -535,6 +558,9 @@ func crashChild(spec string) error {
 	errc := make(chan error, 4)
 	if kind == "cleanup" {
 		return cleanupChild(ctx, b, say, create, cycle, sizes)
+	}
+	if kind == "topics" {
+		return topicsChild(ctx, b, say, cycle)
 	}
 	if kind == "produce" {
 		if err := create(crashTopic, broker.TopicConfig{Partitions: 3, RetentionTime: -1}); err != nil {
@@ -787,5 +813,141 @@ func verifyCleanup(t *testing.T, b *embedded.Broker, st *crashState) {
 	t.Logf("retained: %d records in [%d, %d)", len(recs), offs.Earliest, offs.Latest)
 	if newestFirst >= 0 {
 		require.GreaterOrEqual(t, newestFirst, offs.Earliest, "retained: retention deleted the newest acknowledged batch")
+	}
+}
+
+// The topics mode: two names, each repeatedly deleted and recreated; each
+// incarnation gets one batch and a group offset.
+var crashTopicNames = [2]string{"churn-a", "churn-b"}
+
+// topicsChild runs the topics mode until killed. Iteration i works on
+// name i%2: delete the previous incarnation (from i-2, or from an earlier
+// child), create incarnation i, produce its batch, commit its offset.
+// "creating" and "deleting" lines announce an operation before it starts;
+// the other lines acknowledge one.
+func topicsChild(ctx context.Context, b *embedded.Broker, say sayFunc, cycle int) error {
+	if err := say("ready"); err != nil {
+		return err
+	}
+	for i := 0; ctx.Err() == nil; i++ {
+		name := crashTopicNames[i%2]
+		inc := cycle*1_000_000 + i
+		if _, err := b.DescribeTopic(ctx, name); err == nil {
+			if err := say("deleting %s %d", name, inc); err != nil {
+				return err
+			}
+			if err := b.DeleteTopic(ctx, name); err != nil {
+				return fmt.Errorf("delete %s: %w", name, err)
+			}
+			if err := say("deleted %s %d", name, inc); err != nil {
+				return err
+			}
+		} else if !errors.Is(err, broker.ErrUnknownTopic) {
+			return err
+		}
+		if err := say("creating %s %d", name, inc); err != nil {
+			return err
+		}
+		if err := b.CreateTopic(ctx, name, broker.TopicConfig{Partitions: 1, RetentionTime: -1}); err != nil {
+			return fmt.Errorf("create %s: %w", name, err)
+		}
+		if err := say("created %s %d", name, inc); err != nil {
+			return err
+		}
+		id := fmt.Sprintf("inc%d", inc)
+		recs := batchRecords(name, 0, id, 3)
+		if err := b.Produce(ctx, recs); err != nil {
+			return fmt.Errorf("produce %s: %w", id, err)
+		}
+		if err := say("ack %s 0 %d 3 %s", name, recs[0].Offset, id); err != nil {
+			return err
+		}
+		if err := b.CommitOffsets(ctx, crashGroup, map[broker.TopicPartition]int64{{Topic: name}: 3}); err != nil {
+			return fmt.Errorf("commit offset %s: %w", name, err)
+		}
+		if err := say("offset %s %d", name, inc); err != nil {
+			return err
+		}
+	}
+	return ctx.Err()
+}
+
+// verifyTopics checks the topics mode after a kill. Per name, the last line
+// about it says what may be there: after "deleted" nothing; after
+// "deleting" nothing or the previous incarnation intact; after "creating"
+// nothing or an empty new incarnation; after "created" the new incarnation
+// with nothing or its whole batch; after its batch's ack the batch, with
+// or without the offset; after "offset" both. A present topic never holds
+// data or offsets of an older incarnation.
+func verifyTopics(t *testing.T, b *embedded.Broker, st *crashState) {
+	t.Helper()
+	for _, name := range crashTopicNames {
+		events := st.topicEvents[name]
+		if len(events) == 0 {
+			continue
+		}
+		last := events[len(events)-1]
+		// The state acknowledged for the newest incarnation at or before
+		// the last line: batch acked, offset acked.
+		inc, batchAcked, offsetAcked := -1, false, false
+		for _, e := range events {
+			switch e.what {
+			case "created":
+				inc, batchAcked, offsetAcked = e.inc, false, false
+			case "offset":
+				offsetAcked = true
+			}
+		}
+		if inc >= 0 {
+			_, batchAcked = st.batches[fmt.Sprintf("inc%d", inc)]
+		}
+		_, err := b.DescribeTopic(t.Context(), name)
+		present := err == nil
+		if !present {
+			require.ErrorIs(t, err, broker.ErrUnknownTopic)
+		}
+		t.Logf("%s: killed after %q of incarnation %d; present %t", name, last.what, last.inc, present)
+		switch last.what {
+		case "deleted":
+			require.False(t, present, "%s: deleted (acknowledged) but present", name)
+			continue
+		case "deleting", "creating":
+			if !present {
+				continue
+			}
+		default:
+			require.True(t, present, "%s: created (acknowledged) but gone after %q", name, last.what)
+		}
+		recs := readPartition(t, b, name, 0)
+		offs, err := b.FetchOffsets(t.Context(), crashGroup, []broker.TopicPartition{{Topic: name}})
+		require.NoError(t, err)
+		stored, hasOffset := offs[broker.TopicPartition{Topic: name}]
+		var ids []string
+		if len(recs) > 0 {
+			found := map[string]ackedBatch{}
+			checkBatches(t, recs, name, 0, found)
+			for id := range found {
+				ids = append(ids, id)
+			}
+		}
+		if last.what == "creating" { // the new incarnation, empty
+			require.Empty(t, recs, "%s: a topic just created holds records of an older incarnation", name)
+			require.False(t, hasOffset, "%s: a topic just created holds an older incarnation's group offset", name)
+			continue
+		}
+		// Incarnation inc, intact (also while being deleted): what was
+		// acknowledged is there, what was not may be, nothing else is.
+		want := fmt.Sprintf("inc%d", inc)
+		switch {
+		case offsetAcked:
+			require.Equal(t, []string{want}, ids, "%s (after %q)", name, last.what)
+			require.True(t, hasOffset && stored == 3, "%s: acknowledged group offset lost (after %q)", name, last.what)
+		case batchAcked:
+			require.Equal(t, []string{want}, ids, "%s (after %q)", name, last.what)
+			require.True(t, !hasOffset || stored == 3, "%s: offset %d", name, stored)
+		default:
+			require.True(t, len(ids) == 0 || slices.Equal(ids, []string{want}), "%s: holds %v, incarnation %d", name, ids, inc)
+			require.True(t, !hasOffset || (len(ids) == 1 && stored == 3), "%s: group offset %d without its records", name, stored)
+		}
 	}
 }
