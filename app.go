@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -86,7 +87,8 @@ func (a *App) Run(ctx context.Context) error {
 		return ErrRunCalled
 	}
 	canceled := func(err error) bool { return ctx.Err() != nil && errors.Is(err, ctx.Err()) }
-	if err := a.plan.ensureTopics(ctx, a.b); err != nil {
+	topics, err := a.plan.ensureTopics(ctx, a.b)
+	if err != nil {
 		if canceled(err) {
 			return nil
 		}
@@ -100,7 +102,7 @@ func (a *App) Run(ctx context.Context) error {
 		return fmt.Errorf("duality: app %q: join group: %w", a.appID, err)
 	}
 	a.log.Info("joined group", slog.String("member", m.MemberID()), slog.Any("topics", a.plan.sourceTopics))
-	err = a.loop(ctx, m)
+	err = a.loop(ctx, m, topics)
 	a.m.tasks.Store(0)
 	if lerr := m.Leave(context.WithoutCancel(ctx)); lerr != nil && err == nil {
 		err = fmt.Errorf("leave group: %w", lerr)
@@ -113,7 +115,8 @@ func (a *App) Run(ctx context.Context) error {
 }
 
 // loop follows the group's assignments until ctx ends or a worker fails.
-func (a *App) loop(ctx context.Context, m broker.Membership) error {
+// topics are the partition counts of the topics known to exist.
+func (a *App) loop(ctx context.Context, m broker.Membership, topics map[string]int32) error {
 	var gen *generation
 	for {
 		var failed <-chan error
@@ -145,7 +148,7 @@ func (a *App) loop(ctx context.Context, m broker.Membership) error {
 			}
 			a.m.rebalances.Add(1)
 			var err error
-			if gen, err = a.start(ctx, m, asg); err != nil {
+			if gen, err = a.start(ctx, m, asg, topics); err != nil {
 				if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
 					return nil
 				}
@@ -191,7 +194,7 @@ func (g *generation) stop(r stopReason) error {
 
 // start creates the tasks of asg, resumes them from the committed offsets
 // and starts the workers.
-func (a *App) start(ctx context.Context, m broker.Membership, asg broker.Assignment) (*generation, error) {
+func (a *App) start(ctx context.Context, m broker.Membership, asg broker.Assignment, topics map[string]int32) (*generation, error) {
 	tasks := a.plan.tasksFor(asg)
 	var tps []broker.TopicPartition
 	for _, t := range tasks {
@@ -225,7 +228,7 @@ func (a *App) start(ctx context.Context, m broker.Membership, asg broker.Assignm
 	g := &generation{asg: asg, cancel: cancel, decided: make(chan struct{}), errc: make(chan error, n)}
 	workers := make([]*worker, n)
 	for i := range workers {
-		workers[i] = &worker{app: a, gen: g, memberID: m.MemberID(), byTP: map[broker.TopicPartition]*partState{}}
+		workers[i] = &worker{app: a, gen: g, memberID: m.MemberID(), byTP: map[broker.TopicPartition]*partState{}, topics: maps.Clone(topics)}
 	}
 	for i, t := range tasks {
 		w := workers[i%n]

@@ -87,7 +87,10 @@
 // failing worker's output since its last commit is discarded, so a restart
 // processes those records again. [SkipOnError] drops the record and its
 // partial output, logs it at Warn, counts it in [Metrics] and calls an
-// optional callback. Commit and broker errors other than fencing are fatal.
+// optional callback. A record sent to a topic that does not exist or to a
+// partition outside its topic is an error of the record being processed, so
+// the policy applies to it too. Commit and broker errors other than fencing
+// are fatal.
 //
 // # Shutdown
 //

@@ -3,6 +3,7 @@ package duality_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -168,4 +169,76 @@ func TestTaskEnv(t *testing.T) {
 	require.Len(t, values, 2)
 	require.Equal(t, 10, values["envs {0 0}"]+values["envs {0 1}"])
 	require.Contains(t, logs.String(), `msg=processing app=envs task=0_1 offset=`)
+}
+
+// TestSendChecksTopics: a record sent to a missing topic or partition is an
+// error of the record being processed (so the error policy applies), not a
+// failure of the whole commit.
+func TestSendChecksTopics(t *testing.T) {
+	process := func(ctx context.Context, env topology.TaskEnv, rec *broker.Record) error {
+		var i int
+		_, _ = fmt.Sscanf(string(rec.Value), "v%d", &i)
+		out := broker.Record{Topic: "out", Partition: broker.PartitionByKey, Key: rec.Key, Value: append([]byte("out-"), rec.Value...)}
+		switch i % 5 {
+		case 0:
+			out.Topic = "nowhere"
+		case 1:
+			out.Partition = 7
+		}
+		return env.Send(ctx, out)
+	}
+	t.Run("skip", func(t *testing.T) {
+		b := openBroker(t)
+		createTopic(t, b, "in", 2)
+		createTopic(t, b, "out", 2)
+		const n = 100
+		produceN(t, b, "in", 0, n)
+		var mu sync.Mutex
+		var errs []error
+		attempts := make(chan struct{}, n)
+		app, err := duality.New("send", mapTopology([]string{"in"}, "out", func(ctx context.Context, env topology.TaskEnv, rec *broker.Record) error {
+			defer func() { attempts <- struct{}{} }()
+			return process(ctx, env, rec)
+		}), b, duality.OnProcessingError(duality.SkipOnError(func(pe *duality.ProcessingError) {
+			mu.Lock()
+			errs = append(errs, pe)
+			mu.Unlock()
+		})))
+		require.NoError(t, err)
+		stop, _ := runApp(t, app)
+		for range n {
+			<-attempts
+		}
+		require.NoError(t, stop())
+		require.EqualValues(t, 2*n/5, app.Metrics().RecordsSkipped)
+		require.EqualValues(t, 3*n/5, app.Metrics().RecordsProduced)
+		mu.Lock()
+		defer mu.Unlock()
+		var unknownTopic, unknownPartition int
+		for _, err := range errs {
+			switch {
+			case errors.Is(err, broker.ErrUnknownTopic):
+				unknownTopic++
+			case errors.Is(err, broker.ErrUnknownPartition):
+				require.ErrorContains(t, err, `topic "out" partition 7`)
+				unknownPartition++
+			}
+		}
+		require.Equal(t, n/5, unknownTopic)
+		require.Equal(t, n/5, unknownPartition)
+	})
+	t.Run("fail", func(t *testing.T) {
+		b := openBroker(t)
+		createTopic(t, b, "in", 1)
+		createTopic(t, b, "out", 1)
+		produceN(t, b, "in", 0, 10)
+		app, err := duality.New("send", mapTopology([]string{"in"}, "out", process), b)
+		require.NoError(t, err)
+		err = app.Run(t.Context())
+		require.ErrorIs(t, err, broker.ErrUnknownTopic)
+		var pe *duality.ProcessingError
+		require.ErrorAs(t, err, &pe)
+		require.EqualValues(t, 0, pe.Offset)
+		require.Empty(t, readTopic(t, b, "out"))
+	})
 }

@@ -166,11 +166,12 @@ func (p *plan) sub(id int) *subPlan {
 // partition count rules it relies on: an internal topic's count is declared
 // or resolved from its writer's sources, and an existing internal topic has
 // that count. Sources of one sub-topology may differ in partition count: a
-// task reads partition p of those that have it.
-func (p *plan) ensureTopics(ctx context.Context, b broker.Broker) error {
+// task reads partition p of those that have it. It returns the partition
+// count of every topic that exists.
+func (p *plan) ensureTopics(ctx context.Context, b broker.Broker) (map[string]int32, error) {
 	infos, err := b.ListTopics(ctx)
 	if err != nil {
-		return fmt.Errorf("list topics: %w", err)
+		return nil, fmt.Errorf("list topics: %w", err)
 	}
 	existing := make(map[string]int32, len(infos))
 	for _, ti := range infos {
@@ -183,7 +184,7 @@ func (p *plan) ensureTopics(ctx context.Context, b broker.Broker) error {
 		}
 	}
 	if len(missing) > 0 {
-		return &MissingTopicsError{Topics: missing}
+		return nil, &MissingTopicsError{Topics: missing}
 	}
 
 	// Resolve internal partition counts; a count of 0 is the largest
@@ -259,5 +260,8 @@ func (p *plan) ensureTopics(ctx context.Context, b broker.Broker) error {
 		}
 		existing[it.name] = want
 	}
-	return errors.Join(errs...)
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return existing, nil
 }

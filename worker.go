@@ -49,6 +49,12 @@ type worker struct {
 	spare    []broker.Record // the buffer of the previous commit, for reuse
 
 	processed, skipped uint64 // not yet added to the app's metrics
+
+	// topics are the partition counts of the topics known to exist, for
+	// checking sent records; last is the most recent lookup.
+	topics    map[string]int32
+	lastTopic string
+	lastParts int32
 }
 
 // run opens the worker's tasks, processes until gctx ends, then commits
@@ -385,9 +391,28 @@ func (e *taskEnv) TopicName(logical string, internal bool) string {
 	return logical
 }
 
-// Send appends rec to the worker's output buffer without copying it.
-func (e *taskEnv) Send(_ context.Context, rec broker.Record) error {
-	e.w.out = append(e.w.out, rec)
-	e.w.owner = append(e.w.owner, e.t.idx)
+// Send appends rec to the worker's output buffer without copying it. A
+// record for a topic that does not exist or a partition outside its topic
+// is refused here, as an error of the record being processed, rather than
+// failing the whole commit later.
+func (e *taskEnv) Send(ctx context.Context, rec broker.Record) error {
+	w := e.w
+	if rec.Topic != w.lastTopic || w.lastTopic == "" {
+		n, ok := w.topics[rec.Topic]
+		if !ok {
+			info, err := w.app.b.DescribeTopic(ctx, rec.Topic)
+			if err != nil {
+				return fmt.Errorf("send: %w", err)
+			}
+			n = info.Config.Partitions
+			w.topics[rec.Topic] = n
+		}
+		w.lastTopic, w.lastParts = rec.Topic, n
+	}
+	if rec.Partition >= w.lastParts || rec.Partition < broker.PartitionByKey {
+		return fmt.Errorf("send: %w", &broker.TopicError{Topic: rec.Topic, Partition: rec.Partition, Err: broker.ErrUnknownPartition})
+	}
+	w.out = append(w.out, rec)
+	w.owner = append(w.owner, e.t.idx)
 	return nil
 }
