@@ -45,8 +45,10 @@
 // The durability policy is chosen with [WithSyncInterval]:
 //
 //   - 0, the default: the write-ahead log is synced before any write is
-//     acknowledged. Concurrent callers share one fsync (group commit).
-//     Acknowledged data survives a process crash (kill -9) and power loss.
+//     acknowledged. Concurrent callers share one fsync (group commit): while
+//     a group waits for its sync, the writer already commits the next ones,
+//     and Pebble folds their syncs together. Acknowledged data survives a
+//     process crash (kill -9) and power loss.
 //   - d > 0: writes are acknowledged without waiting for a sync, and the
 //     log is synced every d. A crash of the process, the OS or the machine
 //     can lose up to about d of acknowledged writes (Pebble keeps the log
@@ -80,9 +82,24 @@
 // another, fails with an error matching [ErrLocked]. The lock is released
 // by Close, or by the OS when the process dies.
 //
+// # Limits
+//
+// A record (key, value and headers) is at most [WithMaxRecordBytes]
+// (default 1 MiB); one call's records at most [MaxCallBytes]; a topic has
+// at most [MaxPartitions] partitions.
+//
 // # Pebble tuning
 //
 // The broker opens Pebble with a 64 MiB memtable, a 64 MiB block cache and
-// a raised L0 stop-writes threshold, suited to an append-heavy log.
-// [WithPebbleOptions] overrides any of them.
+// an L0 stop-writes threshold of 32 files (default 12), so that bursts of
+// appends do not stall on compactions. [WithPebbleOptions] overrides any of
+// them. Measured with BenchmarkAppend (100-byte random values, batches of
+// 1000, 2 cores, CPU time per record so that other load does not skew it):
+// Snappy block compression (Pebble's default) costs no more CPU than none
+// and saves disk on compressible data, so it stays; a 256 MiB memtable
+// saves under 10% of CPU over 64 MiB at four times the memory, a 4 MiB one
+// costs 2.5x; Pebble's value separation (blob files) made no measurable
+// difference. Bloom filters are not configured: the log is read with
+// iterators, which filters do not help, and point reads (group offsets,
+// metadata) are few.
 package embedded

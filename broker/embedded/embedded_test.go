@@ -489,6 +489,16 @@ func TestMaxRecordBytes(t *testing.T) {
 	require.NoError(t, err)
 	require.Empty(t, got)
 	require.NoError(t, b.Produce(ctx, []broker.Record{ok}))
+
+	// The records of one call are bounded too.
+	defer func(old int) { maxCallBytes = old }(maxCallBytes)
+	maxCallBytes = 200
+	many := make([]broker.Record, 10)
+	for i := range many {
+		many[i] = ok
+	}
+	require.ErrorIs(t, b.Produce(ctx, many), broker.ErrRecordTooLarge)
+	require.NoError(t, b.Produce(ctx, many[:4]))
 }
 
 // TestFencingInGroupCommit sends fenced and valid commits concurrently, so

@@ -50,6 +50,14 @@ type writeOp struct {
 	done chan error // buffered; receives the outcome once
 }
 
+// MaxCallBytes bounds the records of one Produce or Commit call (keys,
+// values, headers and per-record overhead): a larger call fails with an
+// error matching broker.ErrRecordTooLarge. Pebble cannot commit a batch of
+// 4 GiB or more.
+const MaxCallBytes = 1 << 30
+
+var maxCallBytes = MaxCallBytes // lowered by tests
+
 // Group limits: the writer stops draining the queue when a group reaches
 // either, so that one commit stays bounded.
 const (
@@ -196,6 +204,7 @@ func (w *writer) ensureBatch() {
 func (w *writer) stageAppend(op *writeOp) error {
 	topics := w.b.mu.topics // only this goroutine writes the map
 	w.parts = w.parts[:0]
+	total := 0
 	for i := range op.records {
 		r := &op.records[i]
 		t := topics[r.Topic]
@@ -213,8 +222,12 @@ func (w *writer) stageAppend(op *writeOp) error {
 		case pn < 0 || pn >= n:
 			return &broker.TopicError{Topic: r.Topic, Partition: pn, Err: fmt.Errorf("%w: topic has %d partitions", broker.ErrUnknownPartition, n)}
 		}
-		if size := logfmt.RecordSize(r); size > w.b.cfg.maxRecordBytes {
+		size := logfmt.RecordSize(r)
+		if size > w.b.cfg.maxRecordBytes {
 			return &broker.TopicError{Topic: r.Topic, Partition: pn, Err: &broker.RecordTooLargeError{Topic: r.Topic, Size: size, Max: w.b.cfg.maxRecordBytes}}
+		}
+		if total += size + 16*len(r.Headers) + 32; total > maxCallBytes {
+			return fmt.Errorf("%w: the records of one call take more than %d bytes", broker.ErrRecordTooLarge, maxCallBytes)
 		}
 		w.parts = append(w.parts, t.parts[pn])
 	}
@@ -341,6 +354,13 @@ func (w *writer) failGroup(err error) {
 }
 
 func (w *writer) reset() {
+	// Do not keep the memory of an exceptionally large call.
+	if cap(w.buf) > 16<<20 {
+		w.buf = nil
+	}
+	if cap(w.recs) > 1<<16 {
+		w.recs = nil
+	}
 	clear(w.ops)
 	w.ops = w.ops[:0]
 	clear(w.pend)
