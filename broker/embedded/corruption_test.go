@@ -80,12 +80,12 @@ func TestCorruption(t *testing.T) {
 	states := map[string]state{}
 	walDir := filepath.Join(memTempDir(t), "wal")
 	st := newCrashState()
-	runCrashChild(t, crashMode{kind: "produce"}, 0, walDir, 400, st)
+	runCrashChild(t, crashMode{kind: "produce"}, 0, walDir, 400, 0, st)
 	states["wal"] = state{walDir, st}
 	reDir := filepath.Join(memTempDir(t), "wal-reopened")
 	reSt := newCrashState()
-	runCrashChild(t, crashMode{kind: "produce"}, 0, reDir, 10, reSt)
-	runCrashChild(t, crashMode{kind: "produce"}, 1, reDir, 400, reSt)
+	runCrashChild(t, crashMode{kind: "produce"}, 0, reDir, 10, 0, reSt)
+	runCrashChild(t, crashMode{kind: "produce"}, 1, reDir, 400, 0, reSt)
 	states["wal-reopened"] = state{reDir, reSt}
 
 	// The same data as "wal" flushed into sstables: reopen (Pebble flushes

@@ -42,11 +42,18 @@ const (
 	crashOutB     = "out-b"               // commit mode: 1 partition
 	crashGroup    = "g"
 	crashChildMax = 30 * time.Second // a child left alone exits after this
+
+	// crashSyncInterval is the children's WithSyncInterval in interval
+	// mode; intervalLossBound bounds how old a lost acknowledgement may be
+	// (the interval plus generous scheduling slack on a loaded machine).
+	crashSyncInterval = 20 * time.Millisecond
+	intervalLossBound = 1500 * time.Millisecond
 )
 
 // crashMode is one kind of child run.
 type crashMode struct {
-	// kind is "produce" (three producers), "commit" (Commit with group
+	// kind is "produce" (three producers; "paced": at most one batch per
+	// producer every 2 ms), "commit" (Commit with group
 	// offsets, and a producer), "cleanup" (producers to a compacted and
 	// a size-retained topic while Cleanup runs in a loop) or "topics"
 	// (topics deleted and recreated under the same names).
@@ -77,15 +84,25 @@ func TestCrash(t *testing.T) {
 	for _, tc := range []struct {
 		mode   crashMode
 		cycles int
+		// runFor, when set, kills each child that long after its first
+		// acknowledgement instead of after a random number of them.
+		runFor time.Duration
 	}{
-		{crashMode{kind: "produce"}, 5},
-		{crashMode{kind: "commit"}, 5},
-		{crashMode{kind: "cleanup"}, 4},
-		{crashMode{kind: "topics"}, 4},
-		{crashMode{kind: "produce", interval: true}, 2},
-		{crashMode{kind: "commit", interval: true}, 2},
+		{crashMode{kind: "produce"}, 5, 0},
+		{crashMode{kind: "commit"}, 5, 0},
+		{crashMode{kind: "cleanup"}, 4, 0},
+		{crashMode{kind: "topics"}, 4, 0},
+		{crashMode{kind: "produce", interval: true}, 2, 0},
+		{crashMode{kind: "commit", interval: true}, 2, 0},
+		// Long enough for the interval syncs to matter: what is lost must
+		// be recent (see intervalLossBound).
+		{crashMode{kind: "paced", interval: true}, 1, 2500 * time.Millisecond},
 	} {
-		t.Run(tc.mode.String(), func(t *testing.T) {
+		name := tc.mode.String()
+		if tc.runFor > 0 {
+			name += "-" + tc.runFor.String()
+		}
+		t.Run(name, func(t *testing.T) {
 			dir := t.TempDir()
 			st := newCrashState()
 			total := 0
@@ -95,7 +112,10 @@ func TestCrash(t *testing.T) {
 				if cycle == 0 && killAfter < 10 {
 					killAfter += 10 // let the first cycle create its topics
 				}
-				acks := runCrashChild(t, tc.mode, cycle, dir, killAfter, st)
+				if tc.runFor > 0 {
+					killAfter = -1
+				}
+				acks := runCrashChild(t, tc.mode, cycle, dir, killAfter, tc.runFor, st)
 				total += acks
 				t.Logf("cycle %d: killed after %d acks (asked %d)", cycle, acks, killAfter)
 				verifyCrashDir(t, tc.mode, dir, st)
@@ -113,6 +133,11 @@ type crashState struct {
 	// topicEvents are the "topics" mode's intent and acknowledgement
 	// lines, per topic name, in output order.
 	topicEvents map[string][]topicEvent
+	// ackedAt is when the parent read each batch's or commit's (by
+	// commitID) acknowledgement; now is the time of the line being parsed,
+	// killedAt the time of the last SIGKILL.
+	ackedAt       map[string]time.Time
+	now, killedAt time.Time
 }
 
 // topicEvent is one line of the "topics" mode about a topic: what ("creating",
@@ -124,7 +149,7 @@ type topicEvent struct {
 }
 
 func newCrashState() *crashState {
-	return &crashState{batches: map[string]ackedBatch{}, commits: map[int64]ackedCommit{}}
+	return &crashState{batches: map[string]ackedBatch{}, commits: map[int64]ackedCommit{}, ackedAt: map[string]time.Time{}}
 }
 
 // ackedBatch is one acknowledged call's records in one partition.
@@ -139,9 +164,10 @@ type ackedBatch struct {
 type ackedCommit struct{ a, b ackedBatch }
 
 // runCrashChild runs one child until it has printed killAfter
-// acknowledgements (or at once when killAfter is 0), kills it with SIGKILL,
-// records every acknowledgement it printed into st and returns their number.
-func runCrashChild(t *testing.T, mode crashMode, cycle int, dir string, killAfter int, st *crashState) int {
+// acknowledgements (at once when killAfter is 0; when killAfter is -1,
+// until runFor after the first one), kills it with SIGKILL, records every
+// acknowledgement it printed into st and returns their number.
+func runCrashChild(t *testing.T, mode crashMode, cycle int, dir string, killAfter int, runFor time.Duration, st *crashState) int {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestCrashChild$", "-test.count=1", "-test.timeout=60s")
 	cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%s %t %d %s", crashEnv, mode.kind, mode.interval, cycle, dir))
@@ -161,10 +187,15 @@ func runCrashChild(t *testing.T, mode crashMode, cycle int, dir string, killAfte
 	}()
 
 	acks := 0
+	var timer <-chan time.Time
 	handle := func(line string) {
 		t.Helper()
+		st.now = time.Now()
 		if acked := parseAck(t, line, st); acked {
 			acks++
+			if acks == 1 && runFor > 0 {
+				timer = time.After(runFor)
+			}
 		}
 	}
 	killed := false
@@ -172,6 +203,7 @@ func runCrashChild(t *testing.T, mode crashMode, cycle int, dir string, killAfte
 		if !killed {
 			killed = true
 			_ = cmd.Process.Signal(syscall.SIGKILL)
+			st.killedAt = time.Now()
 		}
 	}
 	if killAfter == 0 {
@@ -186,9 +218,11 @@ func runCrashChild(t *testing.T, mode crashMode, cycle int, dir string, killAfte
 				require.FailNow(t, "child exited before it was killed", "stderr:\n%s", stderr.String())
 			}
 			handle(line)
-			if acks >= killAfter {
+			if killAfter >= 0 && acks >= killAfter {
 				kill()
 			}
+		case <-timer:
+			kill()
 		case <-deadline:
 			kill()
 			require.FailNow(t, "child too slow", "%d acks in %v; stderr:\n%s", acks, crashChildMax, stderr.String())
@@ -218,6 +252,7 @@ func parseAck(t *testing.T, line string, st *crashState) bool {
 		_, dup := st.batches[f[5]]
 		require.False(t, dup, "batch id %s acknowledged twice", f[5])
 		st.batches[f[5]] = b
+		st.ackedAt[f[5]] = st.now
 		return true
 	case len(f) == 7 && f[0] == "commit":
 		seq := int64(atoi(t, f[1]))
@@ -228,6 +263,7 @@ func parseAck(t *testing.T, line string, st *crashState) bool {
 		_, dup := st.commits[seq]
 		require.False(t, dup, "commit %d acknowledged twice", seq)
 		st.commits[seq] = c
+		st.ackedAt[commitID(seq)] = st.now
 		return true
 	case len(f) == 3 && slices.Contains([]string{"creating", "created", "deleting", "deleted", "offset"}, f[0]):
 		if st.topicEvents == nil {
@@ -298,6 +334,8 @@ func verifyCrashDir(t *testing.T, mode crashMode, dir string, st *crashState) {
 		// forgotten, as the next child reuses their offsets.
 		for _, id := range lost {
 			a := st.batches[id]
+			age := st.killedAt.Sub(st.ackedAt[id])
+			require.Less(t, age, intervalLossBound, "interval sync: batch %s acknowledged %v before the kill is lost: the log was not synced", id, age)
 			for id2, f := range found {
 				require.False(t, f.topic == a.topic && f.partition == a.partition && f.first > a.first,
 					"interval sync: acknowledged batch %s at %d lost but the later batch %s at %d survived", id, a.first, id2, f.first)
@@ -334,6 +372,10 @@ func verifyCommits(t *testing.T, b *embedded.Broker, st *crashState, interval bo
 		// as a whole; the next child reuses their sequence numbers.
 		t.Logf("interval sync: kill -9 lost acknowledged commits %d..%d", stored, lastAcked)
 		for seq := stored; seq <= lastAcked; seq++ {
+			if _, ok := st.commits[seq]; ok {
+				age := st.killedAt.Sub(st.ackedAt[commitID(seq)])
+				require.Less(t, age, intervalLossBound, "interval sync: commit %d acknowledged %v before the kill is lost: the log was not synced", seq, age)
+			}
 			delete(st.commits, seq)
 		}
 		lastAcked = stored - 1
@@ -482,7 +524,7 @@ func TestCrashChild(t *testing.T) {
 	}
 	var err error
 	switch f[0] {
-	case "produce", "commit", "cleanup", "topics":
+	case "produce", "paced", "commit", "cleanup", "topics":
 		err = crashChild(spec) // returns only with an error
 	case "lock":
 		_, err = embedded.Open(f[3])
@@ -522,7 +564,7 @@ func crashChild(spec string) error {
 	var opts []embedded.Option
 	opts = append(opts, embedded.WithCleanupInterval(-1))
 	if interval {
-		opts = append(opts, embedded.WithSyncInterval(20*time.Millisecond))
+		opts = append(opts, embedded.WithSyncInterval(crashSyncInterval))
 	}
 	b, err := embedded.Open(dir, opts...)
 	if err != nil {
@@ -551,7 +593,7 @@ func crashChild(spec string) error {
 	for i := range sizes {
 		sizes[i] = 1 + rng.IntN(8)
 	}
-	produceLoop := func(topic string, partition int32, prefix string) error {
+	plainLoop := func(topic string, partition int32, prefix string) error {
 		return produceLoop(ctx, b, say, sizes, topic, partition, prefix, batchRecords)
 	}
 
@@ -562,7 +604,7 @@ func crashChild(spec string) error {
 	if kind == "topics" {
 		return topicsChild(ctx, b, say, cycle)
 	}
-	if kind == "produce" {
+	if kind == "produce" || kind == "paced" {
 		if err := create(crashTopic, broker.TopicConfig{Partitions: 3, RetentionTime: -1}); err != nil {
 			return err
 		}
@@ -570,7 +612,24 @@ func crashChild(spec string) error {
 			return err
 		}
 		for p := range int32(3) {
-			go func() { errc <- produceLoop(crashTopic, p, fmt.Sprintf("c%dp%d", cycle, p)) }()
+			go func() {
+				if kind == "produce" {
+					errc <- plainLoop(crashTopic, p, fmt.Sprintf("c%dp%d", cycle, p))
+					return
+				}
+				// Paced: one batch per producer every 2 ms, so that a run
+				// of seconds stays small enough to verify quickly.
+				tick := time.NewTicker(2 * time.Millisecond)
+				defer tick.Stop()
+				errc <- produceLoop(ctx, b, say, sizes, crashTopic, p, fmt.Sprintf("c%dp%d", cycle, p),
+					func(topic string, partition int32, id string, n int) []broker.Record {
+						select {
+						case <-tick.C:
+						case <-ctx.Done():
+						}
+						return batchRecords(topic, partition, id, n)
+					})
+			}()
 		}
 		return <-errc
 	}
@@ -601,7 +660,7 @@ func crashChild(spec string) error {
 	if err := say("ready"); err != nil {
 		return err
 	}
-	go func() { errc <- produceLoop(crashNoise, 0, fmt.Sprintf("c%dn", cycle)) }()
+	go func() { errc <- plainLoop(crashNoise, 0, fmt.Sprintf("c%dn", cycle)) }()
 	go func() {
 		errc <- func() error {
 			for seq := offs[tps[0]]; ctx.Err() == nil; seq++ {
