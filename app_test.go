@@ -460,3 +460,43 @@ func TestIdleInstanceWithoutPartitions(t *testing.T) {
 	require.NoError(t, stopC())
 	requireExactlyOnce(t, b, "out", n)
 }
+
+// TestRebalanceChurn starts and stops instances of one app while input
+// arrives, so that rebalances, revoked tasks and fenced commits happen at
+// arbitrary points; the output must still hold every record exactly once.
+func TestRebalanceChurn(t *testing.T) {
+	b := openBroker(t)
+	createTopic(t, b, "in", 6)
+	createTopic(t, b, "out", 3)
+	newApp := func() *duality.App {
+		app, err := duality.New("churn", mapTopology([]string{"in"}, "out", prefixTo("out")), b,
+			duality.Workers(2), duality.CommitInterval(time.Millisecond), duality.MaxUncommittedRecords(50),
+			duality.FetchMaxRecords(20), duality.FetchMaxWait(10*time.Millisecond))
+		require.NoError(t, err)
+		return app
+	}
+	const step = 500
+	var stops []func() error
+	start := func() {
+		stop, _ := runApp(t, newApp())
+		stops = append(stops, stop)
+	}
+	start()
+	produced := 0
+	for i := range 8 {
+		produceN(t, b, "in", produced, produced+step)
+		produced += step
+		start()
+		produceN(t, b, "in", produced, produced+step)
+		produced += step
+		if i%2 == 1 { // stop the oldest running instance
+			require.NoError(t, stops[0]())
+			stops = stops[1:]
+		}
+	}
+	awaitRecords(t, b, "out", produced)
+	for _, stop := range stops {
+		require.NoError(t, stop())
+	}
+	requireExactlyOnce(t, b, "out", produced)
+}
