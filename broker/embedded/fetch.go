@@ -124,7 +124,13 @@ func (b *Broker) fetchOnce(reqs []broker.FetchRequest, opts broker.FetchOptions,
 		return nil, nil, wrapRead("fetch", err)
 	}
 	defer it.Close()
-	f := fetcher{it: it, maxRecords: opts.MaxRecords, maxBytes: opts.MaxBytes}
+	// At most next-offset records per partition: allocate the result once.
+	var avail int64
+	for _, s := range spans {
+		avail += s.next - s.offset
+	}
+	f := fetcher{it: it, maxRecords: opts.MaxRecords, maxBytes: opts.MaxBytes,
+		out: make([]broker.Record, 0, min(avail, int64(opts.MaxRecords)))}
 	for _, s := range spans {
 		if err := f.read(s.p, s.offset, s.next); err != nil {
 			return nil, nil, err
@@ -187,28 +193,26 @@ func (f *fetcher) read(p *partition, offset, next int64) error {
 			return batchError(p, keyOff, fmt.Errorf("%w: batch says base offset %d", broker.ErrCorrupt, h.BaseOffset))
 		}
 		for {
-			f.out = append(f.out, broker.Record{})
-			rec := &f.out[len(f.out)-1]
-			ok, err := f.r.Next(rec)
-			if !ok || rec.Offset < offset {
-				f.out = f.out[:len(f.out)-1]
-				if err != nil {
-					return batchError(p, keyOff, err)
-				}
-				if !ok {
-					break
-				}
+			var rec broker.Record
+			ok, err := f.r.Next(&rec)
+			if err != nil {
+				return batchError(p, keyOff, err)
+			}
+			if !ok {
+				break
+			}
+			if rec.Offset < offset {
 				continue
 			}
 			size := len(rec.Key) + len(rec.Value)
-			if len(f.out) > f.maxRecords || (len(f.out) > 1 && f.bytes+size > f.maxBytes) {
-				f.out = f.out[:len(f.out)-1]
+			if len(f.out) >= f.maxRecords || (len(f.out) > 0 && f.bytes+size > f.maxBytes) {
 				f.full = true
 				return nil
 			}
 			f.bytes += size
 			rec.Topic = p.t.name
 			rec.Partition = p.num
+			f.out = append(f.out, rec)
 		}
 	}
 	if err := f.it.Error(); err != nil {
