@@ -75,12 +75,23 @@
 // never reused, even when every record is gone. Cleanup edits go through
 // the writer, so they never race with appends.
 //
-// # Locking
+// # Files and locking
 //
-// Open locks the data directory with flock(2) on a file named
-// duality.lock: a second Open of the same directory, from this process or
-// another, fails with an error matching [ErrLocked]. The lock is released
-// by Close, or by the OS when the process dies.
+// The data directory holds Pebble's files and two of the broker's own:
+//
+//   - duality.lock: Open locks it with flock(2), so that a second Open of
+//     the same directory, from this process or another, fails with an
+//     error matching [ErrLocked]. Close releases the lock, and so does the
+//     OS when the process dies.
+//   - duality.identity: a random id of the database, also stored inside
+//     it. If damaged Pebble files (a lost or corrupt MANIFEST) would make
+//     Pebble open an empty or different database without complaint, Open
+//     fails with an error matching [broker.ErrCorrupt] instead.
+//
+// Pebble detects damaged sstables and write-ahead logs by their checksums;
+// Open and the reads that meet them return errors matching
+// [broker.ErrCorrupt]. Only the torn tail of the newest write-ahead log,
+// which holds no acknowledged write in sync mode, is dropped silently.
 //
 // # Limits
 //

@@ -92,7 +92,7 @@ func (c *config) validate() error {
 // Whatever survives is a prefix of what was acknowledged per partition: a
 // batch is never partially visible and offsets stay contiguous.
 //
-// Negative values are refused by Open with ErrInvalidConfig.
+// Negative values are refused by Open with broker.ErrInvalidConfig.
 func WithSyncInterval(d time.Duration) Option {
 	return optionFunc(func(c *config) { c.syncInterval = d })
 }
