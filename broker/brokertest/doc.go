@@ -42,7 +42,11 @@
 //
 // The suite asserts only what the [broker.Broker] documentation promises and
 // what a Kafka cluster can also provide, so that the same body runs against
-// every backend. It waits on channels with generous bounds rather than
-// sleeping, and keeps data small so that the whole suite runs in a few
-// seconds.
+// every backend. Two promises need care on Kafka: records and offsets of a
+// Commit must be readable (Fetch, ListOffsets, FetchOffsets) as soon as
+// Commit returns, so a Kafka backend waits until its transaction's markers
+// have moved the last stable offset; and invalid topic names, partitions
+// and closed brokers are refused before any request is sent. It waits on
+// channels with generous bounds rather than sleeping, and keeps data small
+// so that the whole suite runs in a few seconds.
 package brokertest
