@@ -75,6 +75,16 @@ func (w *writer) stageCleanup(e *cleanupEdit) error {
 // advances to the first record still stored, or to the latest offset when
 // none is; offsets are never reused.
 func (b *Broker) Cleanup(ctx context.Context) error {
+	return b.cleanup(ctx, true)
+}
+
+// cleanup runs retention and compaction. Unless force is set, a partition
+// is compacted only when it is dirty enough: new data since its last
+// compaction is at least half of what that compaction kept, or a kept
+// tombstone has expired since (Kafka's min.cleanable.dirty.ratio idea), so
+// that the background task does not rescan large compacted partitions
+// every interval.
+func (b *Broker) cleanup(ctx context.Context, force bool) error {
 	if err := b.enter(); err != nil {
 		return err
 	}
@@ -104,7 +114,7 @@ func (b *Broker) Cleanup(ctx context.Context) error {
 			case broker.CleanupDelete:
 				err = b.retain(ctx, p, now)
 			case broker.CleanupCompact:
-				err = b.compact(ctx, p, now)
+				err = b.compact(ctx, p, now, force)
 			}
 			if err != nil && !errors.Is(err, errTopicGone) {
 				errs = append(errs, &broker.TopicError{Topic: t.name, Partition: p.num, Err: fmt.Errorf("cleanup: %w", err)})
@@ -125,7 +135,7 @@ func (b *Broker) cleanupLoop() {
 			return
 		case <-tick.C:
 		}
-		if err := b.Cleanup(context.Background()); err != nil && !errors.Is(err, broker.ErrClosed) {
+		if err := b.cleanup(context.Background(), false); err != nil && !errors.Is(err, broker.ErrClosed) {
 			b.log.Error("embedded: cleanup", slog.Any("error", err))
 		}
 	}
@@ -204,10 +214,16 @@ func (b *Broker) retain(ctx context.Context, p *partition, now time.Time) error 
 }
 
 // compact compacts partition p.
-func (b *Broker) compact(ctx context.Context, p *partition, now time.Time) error {
+func (b *Broker) compact(ctx context.Context, p *partition, now time.Time, force bool) error {
 	st, _, _ := p.snapshot()
-	if st.bytes == 0 || (p.compactedNext == st.next && !p.tombstones) {
+	tombstoneDue := p.tombstoneDue != 0 && now.UnixMilli() >= p.tombstoneDue
+	switch {
+	case st.bytes == 0:
 		return nil
+	case p.compactedNext == st.next && !tombstoneDue:
+		return nil // nothing new
+	case !force && p.compactedNext >= 0 && !tombstoneDue && st.bytes-p.compactedBytes < p.compactedBytes/2:
+		return nil // not dirty enough yet
 	}
 	cutoff := now.Add(-p.t.cfg.DeleteRetention).UnixMilli()
 	it, err := b.partitionIter(p, st.next)
@@ -240,7 +256,7 @@ func (b *Broker) compact(ctx context.Context, p *partition, now time.Time) error
 
 	// Pass 2: rewrite the batches that lose records.
 	e := &cleanupEdit{p: p, logStart: st.next}
-	tombstones := false
+	var tombstoneDueMs int64
 	first := true
 	for valid := it.First(); valid; valid = it.Next() {
 		v, err := it.ValueAndErr()
@@ -261,7 +277,9 @@ func (b *Broker) compact(ctx context.Context, p *partition, now time.Time) error
 					if rec.Timestamp.UnixMilli() < cutoff {
 						continue
 					}
-					tombstones = true
+					if due := rec.Timestamp.UnixMilli() + p.t.cfg.DeleteRetention.Milliseconds(); tombstoneDueMs == 0 || due < tombstoneDueMs {
+						tombstoneDueMs = due
+					}
 				}
 			}
 			kept = append(kept, rec)
@@ -296,6 +314,7 @@ func (b *Broker) compact(ctx context.Context, p *partition, now time.Time) error
 		}
 	}
 	p.compactedNext = st.next
-	p.tombstones = tombstones
+	p.compactedBytes = max(0, st.bytes-e.removedBytes)
+	p.tombstoneDue = tombstoneDueMs
 	return nil
 }

@@ -73,7 +73,10 @@
 // (nil values) older than DeleteRetention. The log start offset (Earliest
 // of ListOffsets) then moves to the first record still stored; offsets are
 // never reused, even when every record is gone. Cleanup edits go through
-// the writer, so they never race with appends.
+// the writer, so they never race with appends. The background task
+// compacts a partition only when the data added since its last compaction
+// is at least half of what that compaction kept, or a kept tombstone has
+// expired; Broker.Cleanup compacts every partition with new data.
 //
 // # Files and locking
 //

@@ -88,8 +88,9 @@ type partition struct {
 	deleted bool
 
 	// Bookkeeping of the last compaction; guarded by Broker.cleanupMu.
-	compactedNext int64
-	tombstones    bool
+	compactedNext  int64 // next offset then; -1 before the first one
+	compactedBytes int64 // stored bytes right after it
+	tombstoneDue   int64 // Unix ms when the oldest kept tombstone expires; 0 if none
 }
 
 // snapshot returns the committed state and the channel closed at its next

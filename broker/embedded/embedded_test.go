@@ -538,3 +538,41 @@ func TestFencingInGroupCommit(t *testing.T) {
 	require.Equal(t, int64(20), offs.Latest)
 	require.Equal(t, int64(20), int64(len(fetchAll(t, b, "out", 0, 0))))
 }
+
+// TestCompactionDirtyRatio checks that the background cleanup compacts a
+// partition only once enough new data arrived, while Cleanup always does.
+func TestCompactionDirtyRatio(t *testing.T) {
+	ctx := t.Context()
+	b := open(t, WithCleanupInterval(-1))
+	require.NoError(t, b.CreateTopic(ctx, "c", broker.TopicConfig{Partitions: 1, Cleanup: broker.CleanupCompact}))
+	put := func(keys ...string) {
+		recs := make([]broker.Record, len(keys))
+		for i, k := range keys {
+			recs[i] = broker.Record{Topic: "c", Key: []byte(k), Value: []byte("value")}
+		}
+		require.NoError(t, b.Produce(ctx, recs))
+	}
+	count := func() int {
+		offs, err := b.ListOffsets(ctx, "c", 0)
+		require.NoError(t, err)
+		return len(fetchAll(t, b, "c", 0, offs.Earliest))
+	}
+	keys := make([]string, 20)
+	for i := range keys {
+		keys[i] = fmt.Sprintf("key-%02d", i)
+	}
+	put(keys...)
+	put(keys...)
+	require.NoError(t, b.cleanup(ctx, false), "the first compaction always runs")
+	require.Equal(t, 20, count())
+
+	put(keys[:2]...) // 10% new data: not dirty enough
+	require.NoError(t, b.cleanup(ctx, false))
+	require.Equal(t, 22, count())
+	require.NoError(t, b.Cleanup(ctx), "Cleanup compacts regardless")
+	require.Equal(t, 20, count())
+
+	put(keys[:12]...) // 60% new data
+	require.NoError(t, b.cleanup(ctx, false))
+	require.Equal(t, 20, count())
+}
