@@ -15,6 +15,7 @@ var groupCases = []testCase{
 	{"Groups/JoinOne", testJoinOne},
 	{"Groups/Rebalance", testRebalance},
 	{"Groups/Independent", testIndependentGroups},
+	{"Groups/UnequalPartitionCounts", testUnequalPartitionCounts},
 }
 
 func testGroupOffsets(t *testing.T, b broker.Broker) {
@@ -154,6 +155,46 @@ func testIndependentGroups(t *testing.T, b broker.Broker) {
 	for _, m := range []broker.Membership{m1, m2} {
 		a := recvAssignment(t, m, func(broker.Assignment) bool { return true })
 		require.Equal(t, allPartitions(2, "t"), a.Partitions)
+	}
+	require.NoError(t, m1.Leave(ctx))
+	require.NoError(t, m2.Leave(ctx))
+}
+
+// testUnequalPartitionCounts subscribes to topics with 4 and 2 partitions:
+// the members' assignments still cover every partition once, and partition
+// p of every topic that has one goes to a single member.
+func testUnequalPartitionCounts(t *testing.T, b broker.Broker) {
+	ctx := t.Context()
+	createTopic(t, b, "a", 4)
+	createTopic(t, b, "b", 2)
+	all := []broker.TopicPartition{{Topic: "a", Partition: 0}, {Topic: "b", Partition: 0},
+		{Topic: "a", Partition: 1}, {Topic: "b", Partition: 1}, {Topic: "a", Partition: 2}, {Topic: "a", Partition: 3}}
+	m1, err := b.JoinGroup(ctx, "g", []string{"a", "b"})
+	require.NoError(t, err)
+	a1 := recvAssignment(t, m1, func(broker.Assignment) bool { return true })
+	require.Equal(t, all, a1.Partitions)
+	m2, err := b.JoinGroup(ctx, "g", []string{"a", "b"})
+	require.NoError(t, err)
+	a2 := recvAssignment(t, m2, func(a broker.Assignment) bool { return a.Generation > a1.Generation })
+	b1 := recvAssignment(t, m1, func(a broker.Assignment) bool { return a.Generation >= a2.Generation })
+	if b1.Generation > a2.Generation {
+		a2 = recvAssignment(t, m2, func(a broker.Assignment) bool { return a.Generation >= b1.Generation })
+	}
+	require.Equal(t, b1.Generation, a2.Generation)
+	union := append(slices.Clone(b1.Partitions), a2.Partitions...)
+	slices.SortFunc(union, compareTP)
+	require.Equal(t, all, union, "assignments %v and %v must be disjoint and cover every partition", b1.Partitions, a2.Partitions)
+	owner := map[int32]string{}
+	for _, m := range []struct {
+		id    string
+		parts []broker.TopicPartition
+	}{{m1.MemberID(), b1.Partitions}, {m2.MemberID(), a2.Partitions}} {
+		for _, tp := range m.parts {
+			if o, ok := owner[tp.Partition]; ok {
+				require.Equal(t, o, m.id, "partition %d of every topic goes to one member", tp.Partition)
+			}
+			owner[tp.Partition] = m.id
+		}
 	}
 	require.NoError(t, m1.Leave(ctx))
 	require.NoError(t, m2.Leave(ctx))

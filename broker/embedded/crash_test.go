@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -1009,4 +1010,93 @@ func verifyTopics(t *testing.T, b *embedded.Broker, st *crashState) {
 			require.True(t, !hasOffset || (len(ids) == 1 && stored == 3), "%s: group offset %d without its records", name, stored)
 		}
 	}
+}
+
+// TestCloseUnderLoad closes the broker while three producers and a
+// committer are in flight. Every call returns; one that returned nil is
+// stored after reopening, one that returned an error (ErrClosed) is not, in
+// full or in part.
+func TestCloseUnderLoad(t *testing.T) {
+	ctx := t.Context()
+	dir := t.TempDir()
+	b, err := embedded.Open(dir, embedded.WithCleanupInterval(-1))
+	require.NoError(t, err)
+	require.NoError(t, b.CreateTopic(ctx, crashTopic, broker.TopicConfig{Partitions: 4, RetentionTime: -1}))
+
+	var mu sync.Mutex
+	acked := map[string]ackedBatch{}
+	refused := map[string]bool{}
+	var errs []error
+	var acks atomic.Int64
+	enough := make(chan struct{})
+	var wg sync.WaitGroup
+	for p := range int32(4) {
+		wg.Go(func() {
+			for i := 0; ; i++ {
+				id := fmt.Sprintf("p%di%d", p, i)
+				recs := batchRecords(crashTopic, p, id, 1+i%5)
+				var err error
+				if p == 3 { // the committer: records and an offset together
+					err = b.Commit(ctx, broker.CommitRequest{Records: recs, Group: crashGroup,
+						Offsets: map[broker.TopicPartition]int64{{Topic: crashTopic}: int64(i + 1)}})
+				} else {
+					err = b.Produce(ctx, recs)
+				}
+				mu.Lock()
+				if err != nil {
+					refused[id] = true
+					if !errors.Is(err, broker.ErrClosed) {
+						errs = append(errs, fmt.Errorf("%s: %w", id, err))
+					}
+					mu.Unlock()
+					return
+				}
+				acked[id] = ackedBatch{topic: crashTopic, partition: p, first: recs[0].Offset, n: len(recs)}
+				mu.Unlock()
+				if acks.Add(1) == 100 {
+					close(enough)
+				}
+			}
+		})
+	}
+	select {
+	case <-enough:
+	case <-time.After(crashChildMax):
+		require.FailNow(t, "producers too slow")
+	}
+	require.NoError(t, b.Close())
+	wg.Wait()
+	require.Empty(t, errs, "calls after Close fail with ErrClosed")
+	require.Len(t, refused, 4, "every loop ended on a refused call")
+
+	b, err = embedded.Open(dir, embedded.WithCleanupInterval(-1))
+	require.NoError(t, err)
+	defer func() { require.NoError(t, b.Close()) }()
+	found := map[string]ackedBatch{}
+	for p := range int32(4) {
+		readBatches(t, b, crashTopic, p, found)
+	}
+	for id, a := range acked {
+		require.Equal(t, a, found[id], "acknowledged batch %s", id)
+	}
+	for id := range refused {
+		_, ok := found[id]
+		require.False(t, ok, "batch %s was refused with ErrClosed but is stored", id)
+	}
+	require.Len(t, found, len(acked), "nothing but the acknowledged batches is stored")
+	commits := 0
+	for _, a := range acked {
+		if a.partition == 3 {
+			commits++
+		}
+	}
+	tp := broker.TopicPartition{Topic: crashTopic}
+	offs, err := b.FetchOffsets(ctx, crashGroup, []broker.TopicPartition{tp})
+	require.NoError(t, err)
+	if commits > 0 {
+		require.Equal(t, map[broker.TopicPartition]int64{tp: int64(commits)}, offs, "the offset of the last acknowledged commit")
+	} else {
+		require.Empty(t, offs)
+	}
+	t.Logf("%d calls (%d commits) acknowledged before Close", len(acked), commits)
 }
