@@ -81,6 +81,19 @@ func testRoundTrip(t *testing.T, b broker.Broker) {
 	got[1].Value[0] = 'X'
 	again := fetchAll(t, b, "t", 0, 5)
 	require.Equal(t, "sub", string(again[0].Value))
+
+	// So are produced ones once Produce returns: reusing their buffers does
+	// not change what was stored.
+	key, value, hval := []byte("reused-k"), []byte("reused-v"), []byte("reused-h")
+	produce(t, b, broker.Record{Topic: "t", Partition: 1, Key: key, Value: value, Headers: []broker.Header{{Key: "h", Value: hval}}})
+	copy(key, "XXXXXXXX")
+	copy(value, "XXXXXXXX")
+	copy(hval, "XXXXXXXX")
+	last := fetchAll(t, b, "t", 1, 2)
+	require.Len(t, last, 1)
+	require.Equal(t, "reused-k", string(last[0].Key))
+	require.Equal(t, "reused-v", string(last[0].Value))
+	require.Equal(t, "reused-h", string(last[0].Headers[0].Value))
 }
 
 func testPartitionByKey(t *testing.T, b broker.Broker) {
