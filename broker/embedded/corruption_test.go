@@ -98,6 +98,18 @@ func TestCorruption(t *testing.T) {
 	require.NotEmpty(t, matchFiles(t, sstDir, "*.sst"), "reopening flushed the log into sstables")
 	states["sst"] = state{sstDir, st}
 
+	// Two flushes: "wal-reopened" (two children, the first child's data
+	// already flushed) reopened and closed, so its MANIFEST holds several
+	// edits: the last one adds the sstable with the second child's data
+	// (or a compaction of both).
+	sst2Dir := filepath.Join(memTempDir(t), "sst2")
+	copyDir(t, reDir, sst2Dir)
+	b, err = embedded.Open(sst2Dir, embedded.WithCleanupInterval(-1))
+	require.NoError(t, err)
+	require.NoError(t, b.Close())
+
+	states["sst2"] = state{sst2Dir, reSt}
+
 	// Every case, the undamaged states first, is a directory root/<i>
 	// reopened by a verify child. (Copies: opening a "wal" directory would
 	// flush its log into an sstable.)
@@ -105,6 +117,7 @@ func TestCorruption(t *testing.T) {
 		{"undamaged/wal", "wal", noDamage, mustDetect},
 		{"undamaged/wal-reopened", "wal-reopened", noDamage, mustDetect},
 		{"undamaged/sst", "sst", noDamage, mustDetect},
+		{"undamaged/sst2", "sst2", noDamage, mustDetect},
 		{"wal/flip-early", "wal", flipIn("*.log", func(size int64) int64 { return 200 }), mustDetect},
 		{"wal/flip-middle", "wal", flipIn("*.log", func(size int64) int64 { return size / 2 }), mustDetect},
 		{"wal/flip-last-record", "wal", flipIn("*.log", func(size int64) int64 { return size - 20 }), tornTail},
@@ -124,6 +137,12 @@ func TestCorruption(t *testing.T) {
 		{"manifest/truncate", "sst", truncateFile("MANIFEST-*", 2), mustDetect},
 		{"manifest/delete", "sst", removeFile("MANIFEST-*"), mustDetect},
 		{"manifest/delete-marker", "sst", removeFile("marker.manifest.*"), mustDetect},
+		{"manifest/flip-last-edit", "sst2", flipIn("MANIFEST-*", func(size int64) int64 { return size - 12 }), mustDetect},
+		{"manifest/flip-first-edit", "sst2", flipIn("MANIFEST-*", func(size int64) int64 { return 20 }), mustDetect},
+		{"sst2/delete-newest", "sst2", removeNewest("*.sst"), mustDetect},
+		{"identity/flip", "sst", flipIn("duality.identity", func(size int64) int64 { return size / 2 }), mustDetect},
+		{"identity/delete", "sst", removeFile("duality.identity"), mustDetect},
+		{"lock/delete", "sst", removeFile("duality.lock"), mustDetect},
 		{"options/flip", "sst", flipIn("OPTIONS-*", func(size int64) int64 { return size / 2 }), mustDetect},
 		{"options/delete", "sst", removeFile("OPTIONS-*"), mustDetect},
 	}
@@ -459,6 +478,17 @@ func truncateFile(pattern string, div int64) func(t *testing.T, dir string) stri
 		require.NoError(t, err)
 		require.NoError(t, os.Truncate(name, fi.Size()/div))
 		return fmt.Sprintf("truncated %s from %d to %d bytes", filepath.Base(name), fi.Size(), fi.Size()/div)
+	}
+}
+
+// removeNewest returns a damage that deletes the newest file matching
+// pattern.
+func removeNewest(pattern string) func(t *testing.T, dir string) string {
+	return func(t *testing.T, dir string) string {
+		t.Helper()
+		name := newestFile(t, dir, pattern)
+		require.NoError(t, os.Remove(name))
+		return "removed " + filepath.Base(name)
 	}
 }
 
