@@ -195,7 +195,9 @@ func (w *writer) pending(p *partition) *partitionValue {
 
 func (w *writer) ensureBatch() {
 	if w.batch == nil {
-		w.batch = w.b.db.NewBatch()
+		// Pebble pools batches; let it keep buffers of large groups too,
+		// so that big appends do not regrow one every time.
+		w.batch = w.b.db.NewBatch(pebble.WithMaxRetainedSizeBytes(16 << 20))
 	}
 }
 
