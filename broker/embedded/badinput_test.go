@@ -341,3 +341,51 @@ func openForTest(t *testing.T, opts ...embedded.Option) *embedded.Broker {
 	})
 	return b
 }
+
+// TestBadGroupCalls checks the refusal of malformed group calls: empty
+// group names, no topics, members subscribing to different topics, negative
+// offsets, offsets without a group. Each is ErrInvalidConfig and changes
+// nothing.
+func TestBadGroupCalls(t *testing.T) {
+	ctx := t.Context()
+	b := openForTest(t)
+	require.NoError(t, b.CreateTopic(ctx, "a", broker.TopicConfig{Partitions: 2}))
+	require.NoError(t, b.CreateTopic(ctx, "b", broker.TopicConfig{Partitions: 2}))
+	m, err := b.JoinGroup(ctx, "g", []string{"a"})
+	require.NoError(t, err)
+	tp := broker.TopicPartition{Topic: "a"}
+
+	_, err = b.JoinGroup(ctx, "", []string{"a"})
+	require.ErrorIs(t, err, broker.ErrInvalidConfig, "empty group")
+	_, err = b.JoinGroup(ctx, "g2", nil)
+	require.ErrorIs(t, err, broker.ErrInvalidConfig, "no topics")
+	_, err = b.JoinGroup(ctx, "g", []string{"b"})
+	require.ErrorIs(t, err, broker.ErrInvalidConfig, "a member subscribing to other topics than the group's")
+	require.ErrorIs(t, b.CommitOffsets(ctx, "", map[broker.TopicPartition]int64{tp: 1}), broker.ErrInvalidConfig, "empty group")
+	require.ErrorIs(t, b.CommitOffsets(ctx, "g", map[broker.TopicPartition]int64{tp: -5}), broker.ErrInvalidConfig, "negative offset")
+	err = b.Commit(ctx, broker.CommitRequest{Records: []broker.Record{{Topic: "a", Value: []byte("v")}},
+		Offsets: map[broker.TopicPartition]int64{tp: 1}})
+	require.ErrorIs(t, err, broker.ErrInvalidConfig, "offsets without a group")
+
+	// Nothing was stored, and the group is as it was.
+	offs, err := b.ListOffsets(ctx, "a", 0)
+	require.NoError(t, err)
+	require.Equal(t, broker.Offsets{}, offs)
+	got, err := b.FetchOffsets(ctx, "g", []broker.TopicPartition{tp})
+	require.NoError(t, err)
+	require.Empty(t, got)
+	select {
+	case a := <-m.Assignments():
+		require.Len(t, a.Partitions, 2, "the member keeps both partitions")
+	case <-time.After(20 * time.Second):
+		require.FailNow(t, "no assignment")
+	}
+
+	// Odd fetch options are not an error and never a panic.
+	got2, err := b.Fetch(ctx, []broker.FetchRequest{{Topic: "a"}}, broker.FetchOptions{MaxWait: -time.Second, MaxRecords: -1, MaxBytes: -1})
+	require.NoError(t, err)
+	require.Empty(t, got2)
+	got2, err = b.Fetch(ctx, nil, broker.FetchOptions{})
+	require.NoError(t, err)
+	require.Empty(t, got2)
+}
