@@ -79,6 +79,7 @@ func TestKill9(t *testing.T) {
 	t.Logf("killed the app %d times", kills)
 	require.Equal(t, crashKills, kills, "the child finished before all kills; make the input larger")
 
+	require.Equal(t, crashInput, checkCommittedOutput(t, dir))
 	b, err = embedded.Open(dir)
 	require.NoError(t, err)
 	defer func() { require.NoError(t, b.Close()) }()
@@ -281,7 +282,19 @@ func crashChild(dir string) (err error) {
 			}
 		}
 		fmt.Println("committed", sum)
-		if caughtUp {
+		// Group offsets can be readable a moment before the records of the
+		// same commit are fetchable (the embedded broker publishes records
+		// after the sync), so also wait for the output to be visible.
+		var outSum int64
+		for p := range int32(crashParts) {
+			offs, err := b.ListOffsets(ctx, "out", p)
+			if err != nil {
+				stop()
+				return errors.Join(err, <-errc)
+			}
+			outSum += offs.Latest
+		}
+		if caughtUp && outSum >= crashInput {
 			stop()
 			return <-errc
 		}
