@@ -19,6 +19,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"math/rand/v2"
 	"os"
@@ -51,18 +52,21 @@ type Enriched struct {
 const appID = "clickstream"
 
 func main() {
-	if err := run(); err != nil {
+	if err := run(context.Background(), os.Args[1:], os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "clickstream:", err)
 		os.Exit(1)
 	}
 }
 
-func run() error {
-	events := flag.Int("events", 200_000, "page views to generate")
-	partitions := flag.Int("partitions", 4, "partitions of every topic")
-	dir := flag.String("dir", "", "data directory (default: a temporary one, removed at exit)")
-	verbose := flag.Bool("v", false, "log the runtime's steps")
-	flag.Parse()
+func run(ctx context.Context, args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("clickstream", flag.ContinueOnError)
+	events := fs.Int("events", 200_000, "page views to generate")
+	partitions := fs.Int("partitions", 4, "partitions of every topic")
+	dir := fs.String("dir", "", "data directory (default: a temporary one, removed at exit)")
+	verbose := fs.Bool("v", false, "log the runtime's steps")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
 	if *events < 0 || *partitions < 1 {
 		return errors.New("-events must be >= 0 and -partitions >= 1")
 	}
@@ -80,7 +84,7 @@ func run() error {
 		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	}
 
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
 	b, err := embedded.Open(*dir, embedded.WithLogger(logger))
@@ -106,7 +110,7 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	fmt.Println(topo.Describe())
+	fmt.Fprintln(stdout, topo.Describe())
 
 	app, err := duality.New(appID, topo, b, duality.Logger(logger))
 	if err != nil {
@@ -130,8 +134,8 @@ func run() error {
 	}
 
 	m := app.Metrics()
-	fmt.Printf("generated %d page views in %v\n", *events, genTime.Round(time.Millisecond))
-	fmt.Printf("processed %d records in %v (%.0f records/s), %d commits\n",
+	fmt.Fprintf(stdout, "generated %d page views in %v\n", *events, genTime.Round(time.Millisecond))
+	fmt.Fprintf(stdout, "processed %d records in %v (%.0f records/s), %d commits\n",
 		m.RecordsProcessed, procTime.Round(time.Millisecond),
 		float64(m.RecordsProcessed)/procTime.Seconds(), m.Commits)
 	for _, topic := range []string{"clicks", "purchases", "views"} {
@@ -139,7 +143,7 @@ func run() error {
 		if err != nil {
 			return err
 		}
-		fmt.Printf("%-9s %7d records, e.g. %s\n", topic, n, sample)
+		fmt.Fprintf(stdout, "%-9s %7d records, e.g. %s\n", topic, n, sample)
 	}
 	return nil
 }
