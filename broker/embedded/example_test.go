@@ -1,7 +1,9 @@
 package embedded_test
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"log"
 	"os"
@@ -46,4 +48,62 @@ func Example() {
 	// Output:
 	// offset 0: alice /home
 	// offset 1: alice /cart
+}
+
+// A consume-transform-produce step: the output records and the input
+// offset are committed together, fenced by the member's generation.
+func ExampleBroker_Commit() {
+	dir, err := os.MkdirTemp("", "duality-example")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	b, err := embedded.Open(dir)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer b.Close()
+	ctx := context.Background()
+	for _, topic := range []string{"in", "out"} {
+		if err := b.CreateTopic(ctx, topic, broker.TopicConfig{Partitions: 1}); err != nil {
+			log.Fatal(err)
+		}
+	}
+	if err := b.Produce(ctx, []broker.Record{{Topic: "in", Value: []byte("hello")}}); err != nil {
+		log.Fatal(err)
+	}
+
+	m, err := b.JoinGroup(ctx, "uppercaser", []string{"in"})
+	if err != nil {
+		log.Fatal(err)
+	}
+	a := <-m.Assignments()
+	in, err := b.Fetch(ctx, []broker.FetchRequest{{Topic: "in", Partition: 0, Offset: 0}}, broker.FetchOptions{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	req := broker.CommitRequest{
+		Group: "uppercaser", Generation: a.Generation, MemberID: m.MemberID(),
+		Offsets: map[broker.TopicPartition]int64{{Topic: "in", Partition: 0}: in[0].Offset + 1},
+	}
+	for _, r := range in {
+		req.Records = append(req.Records, broker.Record{Topic: "out", Value: bytes.ToUpper(r.Value)})
+	}
+	if err := b.Commit(ctx, req); err != nil {
+		log.Fatal(err)
+	}
+
+	out, _ := b.Fetch(ctx, []broker.FetchRequest{{Topic: "out", Partition: 0, Offset: 0}}, broker.FetchOptions{})
+	offs, _ := b.FetchOffsets(ctx, "uppercaser", []broker.TopicPartition{{Topic: "in", Partition: 0}})
+	fmt.Printf("out: %s, next input offset: %d\n", out[0].Value, offs[broker.TopicPartition{Topic: "in", Partition: 0}])
+
+	// After a rebalance the old generation is fenced.
+	m2, _ := b.JoinGroup(ctx, "uppercaser", []string{"in"})
+	err = b.Commit(ctx, req)
+	fmt.Println("stale generation fenced:", errors.Is(err, broker.ErrFenced))
+	_ = m2.Leave(ctx)
+	_ = m.Leave(ctx)
+	// Output:
+	// out: HELLO, next input offset: 1
+	// stale generation fenced: true
 }
