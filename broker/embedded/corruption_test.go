@@ -642,7 +642,11 @@ func checkFaultRun(t *testing.T, mode string, k int, dir string, r *jobResult) (
 	if r.died {
 		outcome, fired = "died", true
 		require.Contains(t, r.stderr, wantErr, "k=%d: the process died without naming the fault:\n%s", k, tail(r.stderr, 3000))
-		t.Logf("k=%d: the process died on the fault: %s", k, firstLine(r.stderr))
+		after := "before any output"
+		if len(r.lines) > 0 {
+			after = "after " + r.lines[len(r.lines)-1]
+		}
+		t.Logf("k=%d: the process died on the fault (%s): %s", k, after, firstLine(r.stderr))
 	} else {
 		require.True(t, done, "k=%d: output incomplete: %q", k, r.lines)
 	}
