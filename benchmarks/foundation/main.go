@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"sync"
 	"time"
@@ -37,6 +38,7 @@ var (
 	batchSize  = flag.Int("batch", 1000, "records per Produce call")
 	producers  = flag.Int("producers", 4, "concurrent producers for the append benchmarks")
 	only       = flag.String("only", "", "run only one suite: append, fetch or pipeline")
+	cpuProfile = flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 )
 
 func main() {
@@ -50,6 +52,17 @@ func main() {
 func run() error {
 	if *records < *partitions || *rounds < 1 || *partitions < 1 || *valueSize < 1 || *batchSize < 1 || *producers < 1 {
 		return errors.New("invalid flags: all counts must be >= 1 and -records >= -partitions")
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
 	}
 	ctx := context.Background()
 	fmt.Printf("Duality foundation benchmarks: %d records of %d-byte values, %d partitions, %d rounds, GOMAXPROCS=%d\n\n",
