@@ -27,15 +27,21 @@ import (
 )
 
 // The crash test re-executes the test binary as a child process
-// (TestCrashChild, selected by crashEnv) that produces or commits into a data
-// directory and prints one line per acknowledged call. The parent kills it
-// with SIGKILL at a random point, reopens the directory and checks that
-// every acknowledged record is there exactly once, that no call is visible
-// in part, that offsets are contiguous from 0, and that group offsets and
-// the records of their commit are present together.
+// (TestCrashChild, selected by crashEnv) that writes into a data directory
+// and prints one line per acknowledged call. The parent kills it with
+// SIGKILL at a random point, reopens the directory and checks that every
+// acknowledged record is there exactly once, that no call is visible in
+// part, that offsets are contiguous from 0, and that group offsets and the
+// records of their commit are present together. The child modes (see
+// crashMode) also kill it during retention and compaction and while it
+// deletes and recreates topics; in interval-sync mode what is lost must be
+// the newest and recent.
+//
+// TestCrashChild also serves the corruption and fault tests ("verify",
+// "errorfs", "enospc" jobs, see runJobs) and TestBadLocked ("lock").
 
 const (
-	crashEnv      = "DUALITY_CRASH_CHILD" // "<mode> <sync> <cycle> <dir>"
+	crashEnv      = "DUALITY_CRASH_CHILD" // "<mode> <interval> <cycle or first job> <dir>"
 	crashTopic    = "log"                 // produce mode: 3 partitions, one producer each
 	crashNoise    = "noise"               // commit mode: a concurrent producer
 	crashIn       = "in"                  // commit mode: group offsets only
