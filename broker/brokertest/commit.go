@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -145,8 +146,8 @@ func testCommitWholeToFetchers(t *testing.T, b broker.Broker) {
 	select {
 	case err := <-watchErr:
 		require.NoError(t, err)
-	case <-ctx.Done():
-		require.FailNow(t, "test ended before the watcher")
+	case <-time.After(waitBound):
+		require.FailNow(t, "the watcher did not see every commit", "waited %v", waitBound)
 	}
 }
 
