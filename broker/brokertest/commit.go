@@ -2,8 +2,11 @@ package brokertest
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -16,6 +19,7 @@ var commitCases = []testCase{
 	{"Commit/Atomic", testCommitAtomic},
 	{"Commit/WholeToFetchers", testCommitWholeToFetchers},
 	{"Commit/Fenced", testCommitFenced},
+	{"Commit/ConcurrentMembers", testConcurrentMembers},
 }
 
 func testCommitAtomic(t *testing.T, b broker.Broker) {
@@ -243,4 +247,118 @@ func testClose(t *testing.T, b broker.Broker) {
 	_, err = b.FetchOffsets(ctx, "g", []broker.TopicPartition{{Topic: "t"}})
 	require.ErrorIs(t, err, broker.ErrClosed)
 	require.ErrorIs(t, b.Commit(ctx, broker.CommitRequest{Group: "g", Offsets: map[broker.TopicPartition]int64{{Topic: "t"}: 1}}), broker.ErrClosed)
+}
+
+// testConcurrentMembers runs three members committing concurrently, each
+// with its newest assignment, while one of them leaves (a rebalance). Every
+// Commit succeeds or is fenced; the output topic holds exactly the records
+// of the successful commits; each partition's stored offset is the highest
+// one committed for it (owners change only with the generation, and a
+// commit of an older generation is fenced, so offsets only grow).
+func testConcurrentMembers(t *testing.T, b broker.Broker) {
+	ctx := t.Context()
+	createTopic(t, b, "in", 4)
+	createTopic(t, b, "out", 1)
+	var mu sync.Mutex
+	committed := map[string]map[broker.TopicPartition]int64{} // by record value
+	fenced := 0
+	// run commits with m's newest assignment: iterations times, or, when
+	// iterations is 0, until it has committed 5 times with a generation
+	// newer than its first (after a rebalance), at most 200 times.
+	run := func(idx int, m broker.Membership, iterations int) error {
+		var a broker.Assignment
+		select {
+		case a = <-m.Assignments():
+		case <-time.After(waitBound):
+			return fmt.Errorf("member %d: no assignment", idx)
+		}
+		first, after := a.Generation, 0
+		if iterations == 0 {
+			iterations = 200
+		}
+		for n := range iterations {
+			select {
+			case newer, open := <-m.Assignments():
+				if open {
+					a = newer
+				}
+			default:
+			}
+			if a.Generation > first {
+				if after++; after > 5 {
+					return nil
+				}
+			}
+			offsets := map[broker.TopicPartition]int64{}
+			for _, tp := range a.Partitions {
+				offsets[tp] = a.Generation*1_000_000 + int64(n)
+			}
+			value := fmt.Sprintf("m%d-g%d-n%d", idx, a.Generation, n)
+			err := b.Commit(ctx, broker.CommitRequest{
+				Records: []broker.Record{rec("out", 0, "k", value)},
+				Group:   "g", Generation: a.Generation, MemberID: m.MemberID(), Offsets: offsets,
+			})
+			mu.Lock()
+			switch {
+			case err == nil:
+				committed[value] = offsets
+			case errors.Is(err, broker.ErrFenced):
+				fenced++
+			default:
+				mu.Unlock()
+				return fmt.Errorf("member %d commit %d: %w", idx, n, err)
+			}
+			mu.Unlock()
+		}
+		return nil
+	}
+	var members []broker.Membership
+	for range 3 {
+		m, err := b.JoinGroup(ctx, "g", []string{"in"})
+		require.NoError(t, err)
+		members = append(members, m)
+	}
+	errs := make(chan error, 3)
+	var wg sync.WaitGroup
+	for i, m := range members {
+		wg.Go(func() {
+			if i == 2 {
+				err := run(i, m, 10)
+				if err == nil {
+					err = m.Leave(ctx) // rebalances the other two mid-run
+				}
+				errs <- err
+				return
+			}
+			errs <- run(i, m, 0)
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		require.NoError(t, err)
+	}
+	require.NoError(t, members[0].Leave(ctx))
+	require.NoError(t, members[1].Leave(ctx))
+	require.NotEmpty(t, committed, "some commits succeed")
+	t.Logf("%d commits succeeded, %d were fenced", len(committed), fenced)
+
+	var got []string
+	for _, r := range fetchAll(t, b, "out", 0, 0) {
+		got = append(got, string(r.Value))
+	}
+	var want []string
+	highest := map[broker.TopicPartition]int64{}
+	for value, offsets := range committed {
+		want = append(want, value)
+		for tp, off := range offsets {
+			highest[tp] = max(highest[tp], off)
+		}
+	}
+	slices.Sort(got)
+	slices.Sort(want)
+	require.Equal(t, want, got, "the output holds exactly the records of the successful commits")
+	stored, err := b.FetchOffsets(ctx, "g", allPartitions(4, "in"))
+	require.NoError(t, err)
+	require.Equal(t, highest, stored, "each partition's offset is the highest committed for it")
 }
