@@ -22,6 +22,7 @@
 //     call that takes a topic or a partition count.
 //   - Produce and Fetch: key, value (nil and empty are distinct), headers,
 //     millisecond timestamps and the broker's clock for a zero timestamp;
+//     record buffers owned by the caller on both sides;
 //     per-partition order with contiguous offsets from 0; [broker.KeyPartition]
 //     placement for [broker.PartitionByKey]; ErrUnknownPartition; fetches from
 //     the middle, at the latest offset (long-poll woken by a concurrent
@@ -31,11 +32,13 @@
 //   - Groups: CommitOffsets and FetchOffsets, independent per group;
 //     JoinGroup, rebalances with increasing generations on join and leave,
 //     disjoint assignments that cover every partition and keep partition p of
-//     every subscribed topic together.
+//     every subscribed topic together, also when the topics' partition
+//     counts differ.
 //   - Commit: records and offsets visible together once it returns, each
 //     commit's records seen whole by concurrent fetchers, ErrFenced for a
 //     stale generation, an unknown member or a member that left, with nothing
-//     written.
+//     written; members committing concurrently through a rebalance leave
+//     exactly their successful commits and the highest offsets.
 //   - Close: later calls and blocked fetches return ErrClosed.
 //
 // # Scope
