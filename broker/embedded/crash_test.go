@@ -85,7 +85,7 @@ func TestCrash(t *testing.T) {
 		seed, err = strconv.ParseUint(s, 10, 64)
 		require.NoError(t, err)
 	}
-	t.Logf("seed %d (set DUALITY_CRASH_SEED to repeat)", seed)
+	t.Logf("seed %d (DUALITY_CRASH_SEED=%d repeats the kill points; process timing still varies)", seed, seed)
 	rng := rand.New(rand.NewPCG(seed, 0))
 
 	for _, tc := range []struct {
