@@ -50,10 +50,11 @@
 //     and Pebble folds their syncs together. Acknowledged data survives a
 //     process crash (kill -9) and power loss.
 //   - d > 0: writes are acknowledged without waiting for a sync, and the
-//     log is synced every d. A crash of the process, the OS or the machine
-//     can lose up to about d of acknowledged writes (Pebble keeps the log
-//     tail in process memory until it syncs or fills a 32 KiB block). What
-//     survives is, per partition, a prefix of what was acknowledged.
+//     log is synced every d. A crash of the OS or the machine can lose up
+//     to about d of acknowledged writes; a crash of the process only the
+//     most recent ones, which Pebble had not yet handed to the OS (it
+//     writes the log asynchronously in 32 KiB blocks). What survives is a
+//     prefix, in commit order, of what was acknowledged.
 //
 // Group membership is kept in memory only: it ends with Close. Group
 // offsets are durable like records.
