@@ -630,7 +630,9 @@ func (b *Broker) syncLoop() {
 		err := b.syncWAL()
 		b.leave()
 		if err != nil {
-			b.log.Error("embedded: sync write-ahead log", slog.Any("error", err))
+			// Acknowledged writes may not be durable and Pebble's state is
+			// unknown: refuse further writes.
+			b.w.fail(fmt.Errorf("embedded: sync write-ahead log: %w", err))
 		}
 	}
 }
