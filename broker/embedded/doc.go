@@ -59,9 +59,14 @@
 // Group membership is kept in memory only: it ends with Close. Group
 // offsets are durable like records.
 //
-// If Pebble fails to write (disk full, I/O error), the failing calls and
-// every later write return an error, and the broker must be closed and
-// reopened; nothing of a failed batch becomes visible.
+// Storage failures: when a sync of the write-ahead log fails (an I/O
+// error, a full disk), the calls waiting for it and every later write
+// return an error, reads keep working, and the broker must be closed and
+// reopened; nothing of a failed batch becomes visible. When the write
+// itself fails, Pebble panics by design (its state is unknown at that
+// point), which ends the process; so do failed fsyncs in Pebble's
+// background flushes and compactions. Either way, reopening shows what was
+// acknowledged under the sync policy, with contiguous offsets.
 //
 // # Retention and compaction
 //
