@@ -106,12 +106,13 @@ type writer struct {
 	pend  []pendingPart
 	index map[*partition]int // into pend
 
+	lastLen int // size of the last group's batch, to size the next one
+
 	// Scratch space reused across operations.
 	parts  []*partition
 	order  []*partition
 	byPart map[*partition][]int
 	recs   []broker.Record
-	buf    []byte
 	key    []byte
 }
 
@@ -197,7 +198,7 @@ func (w *writer) ensureBatch() {
 	if w.batch == nil {
 		// Pebble pools batches; let it keep buffers of large groups too,
 		// so that big appends do not regrow one every time.
-		w.batch = w.b.db.NewBatch(pebble.WithMaxRetainedSizeBytes(16 << 20))
+		w.batch = w.b.db.NewBatchWithSize(w.lastLen, pebble.WithMaxRetainedSizeBytes(16<<20))
 	}
 }
 
@@ -332,18 +333,24 @@ func (w *writer) stagePartition(p *partition, records []broker.Record, idx []int
 			w.recs[i].Timestamp = now
 		}
 	}
-	var err error
-	w.buf, err = logfmt.AppendBatch(w.buf[:0], base, w.recs)
+	// Encode straight into the Pebble batch: one copy of the records.
+	size := logfmt.BatchSize(base, w.recs)
+	w.key = recordKey(w.key[:0], p.t.id, p.num, base)
+	op := w.batch.SetDeferred(len(w.key), size)
+	copy(op.Key, w.key)
+	out, err := logfmt.AppendBatch(op.Value[:0], base, w.recs)
 	clear(w.recs) // drop references to the caller's slices
+	if err == nil && len(out) != size {
+		err = fmt.Errorf("embedded: internal error: batch encoded to %d bytes, expected %d", len(out), size)
+	}
 	if err != nil {
 		return &broker.TopicError{Topic: p.t.name, Partition: p.num, Err: err}
 	}
-	w.key = recordKey(w.key[:0], p.t.id, p.num, base)
-	if err := w.batch.Set(w.key, w.buf, nil); err != nil {
+	if err := op.Finish(); err != nil {
 		return err
 	}
 	st.next = base + int64(len(w.recs))
-	st.bytes += int64(len(w.buf))
+	st.bytes += int64(size)
 	return nil
 }
 
@@ -356,10 +363,6 @@ func (w *writer) failGroup(err error) {
 }
 
 func (w *writer) reset() {
-	// Do not keep the memory of an exceptionally large call.
-	if cap(w.buf) > 16<<20 {
-		w.buf = nil
-	}
 	if cap(w.recs) > 1<<16 {
 		w.recs = nil
 	}
@@ -430,6 +433,7 @@ func (w *writer) flush() {
 			return
 		}
 	}
+	w.lastLen = min(w.batch.Len(), 16<<20)
 	if !w.b.syncEvery {
 		if err := w.apply(w.batch, w.b.wo); err != nil {
 			w.fail(err)

@@ -121,6 +121,49 @@ func AppendBatch(dst []byte, baseOffset int64, recs []broker.Record) ([]byte, er
 	return dst, nil
 }
 
+// BatchSize returns len(AppendBatch(nil, baseOffset, recs)) for records that
+// AppendBatch accepts, without encoding them.
+func BatchSize(baseOffset int64, recs []broker.Record) int {
+	if len(recs) == 0 {
+		return HeaderLen
+	}
+	n := HeaderLen
+	first := recs[0].Timestamp.UnixMilli()
+	for i := range recs {
+		r := &recs[i]
+		n += uvarintLen(uint64(r.Offset-baseOffset)) + varintLen(r.Timestamp.UnixMilli()-first)
+		n += bytesLen(r.Key) + bytesLen(r.Value) + uvarintLen(uint64(len(r.Headers)))
+		for _, h := range r.Headers {
+			n += uvarintLen(uint64(len(h.Key))) + len(h.Key) + bytesLen(h.Value)
+		}
+	}
+	return n
+}
+
+func uvarintLen(x uint64) int {
+	n := 1
+	for x >= 0x80 {
+		x >>= 7
+		n++
+	}
+	return n
+}
+
+func varintLen(x int64) int {
+	ux := uint64(x) << 1
+	if x < 0 {
+		ux = ^ux
+	}
+	return uvarintLen(ux)
+}
+
+func bytesLen(b []byte) int {
+	if b == nil {
+		return 1 // varint -1
+	}
+	return varintLen(int64(len(b))) + len(b)
+}
+
 // appendBytes appends a varint length (-1 for nil) and b.
 func appendBytes(dst, b []byte) []byte {
 	if b == nil {

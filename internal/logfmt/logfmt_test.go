@@ -58,6 +58,18 @@ func TestRoundTrip(t *testing.T) {
 	again, err := AppendBatch(nil, 10, out)
 	require.NoError(t, err)
 	require.Equal(t, b, again)
+	require.Equal(t, len(b), BatchSize(10, out))
+}
+
+func TestBatchSize(t *testing.T) {
+	big := make([]byte, 300)
+	recs := []broker.Record{
+		{Key: big[:200], Value: big, Timestamp: time.UnixMilli(1 << 40), Offset: 5},
+		{Timestamp: time.UnixMilli(-5), Offset: 5 + 1<<20, Headers: []broker.Header{{Key: string(big[:130]), Value: big[:129]}}},
+	}
+	b, err := AppendBatch(nil, 5, recs)
+	require.NoError(t, err)
+	require.Equal(t, len(b), BatchSize(5, recs))
 }
 
 func TestAppendBatchErrors(t *testing.T) {
@@ -119,6 +131,7 @@ func FuzzDecodeBatch(f *testing.F) {
 		again, err := AppendBatch(nil, h.BaseOffset, recs)
 		require.NoError(t, err)
 		require.Equal(t, b, again, "a valid batch re-encodes to the same bytes")
+		require.Equal(t, len(b), BatchSize(h.BaseOffset, recs))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		check(t, b)
