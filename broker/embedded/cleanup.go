@@ -127,6 +127,15 @@ func (b *Broker) cleanup(ctx context.Context, force bool) error {
 // cleanupLoop runs Cleanup every cleanup interval until Close.
 func (b *Broker) cleanupLoop() {
 	defer b.bg.Done()
+	// Close cancels a run in progress, even inside a large partition.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	b.bg.Add(1)
+	go func() {
+		defer b.bg.Done()
+		<-b.closing
+		cancel()
+	}()
 	tick := time.NewTicker(b.cfg.cleanupInterval)
 	defer tick.Stop()
 	for {
@@ -135,7 +144,7 @@ func (b *Broker) cleanupLoop() {
 			return
 		case <-tick.C:
 		}
-		if err := b.cleanup(context.Background(), false); err != nil && !errors.Is(err, broker.ErrClosed) {
+		if err := b.cleanup(ctx, false); err != nil && !errors.Is(err, broker.ErrClosed) && ctx.Err() == nil {
 			b.log.Error("embedded: cleanup", slog.Any("error", err))
 		}
 	}
@@ -235,7 +244,10 @@ func (b *Broker) compact(ctx context.Context, p *partition, now time.Time, force
 	// Pass 1: the newest offset of every key.
 	newest := make(map[string]int64)
 	var recs []broker.Record
-	for valid := it.First(); valid; valid = it.Next() {
+	for n, valid := 0, it.First(); valid; n, valid = n+1, it.Next() {
+		if n%256 == 255 && ctx.Err() != nil {
+			return ctx.Err()
+		}
 		v, err := it.ValueAndErr()
 		if err != nil {
 			return wrapRead("read records", err)
@@ -258,7 +270,10 @@ func (b *Broker) compact(ctx context.Context, p *partition, now time.Time, force
 	e := &cleanupEdit{p: p, logStart: st.next}
 	var tombstoneDueMs int64
 	first := true
-	for valid := it.First(); valid; valid = it.Next() {
+	for n, valid := 0, it.First(); valid; n, valid = n+1, it.Next() {
+		if n%256 == 255 && ctx.Err() != nil {
+			return ctx.Err()
+		}
 		v, err := it.ValueAndErr()
 		if err != nil {
 			return wrapRead("read records", err)

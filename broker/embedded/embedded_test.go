@@ -7,6 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
@@ -575,4 +576,25 @@ func TestCompactionDirtyRatio(t *testing.T) {
 	put(keys[:12]...) // 60% new data
 	require.NoError(t, b.cleanup(ctx, false))
 	require.Equal(t, 20, count())
+}
+
+// TestBackgroundCleanup runs the cleanup loop on synctest's fake clock: a
+// record past its retention is gone one cleanup interval later, with no
+// call to Cleanup.
+func TestBackgroundCleanup(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := t.Context()
+		b, err := Open("data", WithFS(vfs.NewMem()), WithCleanupInterval(time.Minute))
+		require.NoError(t, err)
+		defer b.Close()
+		require.NoError(t, b.CreateTopic(ctx, "t", broker.TopicConfig{Partitions: 1, RetentionTime: time.Hour}))
+		require.NoError(t, b.Produce(ctx, []broker.Record{{Topic: "t", Value: []byte("old"), Timestamp: time.Now().Add(-2 * time.Hour)}}))
+		require.NoError(t, b.Produce(ctx, []broker.Record{{Topic: "t", Value: []byte("new")}}))
+
+		time.Sleep(time.Minute + time.Second) // fake time: one cleanup tick
+		synctest.Wait()
+		offs, err := b.ListOffsets(ctx, "t", 0)
+		require.NoError(t, err)
+		require.Equal(t, broker.Offsets{Earliest: 1, Latest: 2}, offs)
+	})
 }
