@@ -598,3 +598,37 @@ func TestBackgroundCleanup(t *testing.T) {
 		require.Equal(t, broker.Offsets{Earliest: 1, Latest: 2}, offs)
 	})
 }
+
+// TestCorruptBatch damages a stored batch behind the broker's back: Fetch,
+// OffsetForTime and Cleanup report an error matching broker.ErrCorrupt that
+// names the topic, partition and offset, and records before it still read.
+func TestCorruptBatch(t *testing.T) {
+	ctx := t.Context()
+	b := open(t, WithCleanupInterval(-1))
+	require.NoError(t, b.CreateTopic(ctx, "t", broker.TopicConfig{Partitions: 2, Cleanup: broker.CleanupCompact}))
+	produce(t, b, "t", 1, "a", "b")
+	produce(t, b, "t", 1, "c", "d")
+	key := recordKey(nil, b.mu.topics["t"].id, 1, 2)
+	v, closer, err := b.db.Get(key)
+	require.NoError(t, err)
+	bad := append([]byte(nil), v...)
+	_ = closer.Close()
+	bad[len(bad)-1] ^= 0xff
+	require.NoError(t, b.db.Set(key, bad, nil))
+
+	recs, err := b.Fetch(ctx, []broker.FetchRequest{{Topic: "t", Partition: 1, Offset: 0}}, broker.FetchOptions{MaxRecords: 2})
+	require.NoError(t, err)
+	require.Equal(t, []string{"a", "b"}, values(recs))
+	_, err = b.Fetch(ctx, []broker.FetchRequest{{Topic: "t", Partition: 1, Offset: 1}}, broker.FetchOptions{})
+	require.ErrorIs(t, err, broker.ErrCorrupt)
+	var te *broker.TopicError
+	require.ErrorAs(t, err, &te)
+	require.Equal(t, "t", te.Topic)
+	require.Equal(t, int32(1), te.Partition)
+	require.Contains(t, err.Error(), "offset 2")
+	_, err = b.OffsetForTime(ctx, "t", 1, time.Now().Add(time.Hour))
+	require.NoError(t, err, "the header alone says no record is that new")
+	_, err = b.OffsetForTime(ctx, "t", 1, time.UnixMilli(0))
+	require.NoError(t, err, "the first batch answers")
+	require.ErrorIs(t, b.Cleanup(ctx), broker.ErrCorrupt)
+}

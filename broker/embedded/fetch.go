@@ -172,6 +172,11 @@ func (f *fetcher) read(p *partition, offset, next int64) error {
 		valid = f.it.First()
 	}
 	for ; valid; valid = f.it.Next() {
+		if len(f.out) >= f.maxRecords || f.bytes >= f.maxBytes {
+			// Full: do not even read the next batch.
+			f.full = true
+			return nil
+		}
 		v, err := f.it.ValueAndErr()
 		if err != nil {
 			return &broker.TopicError{Topic: p.t.name, Partition: p.num, Err: wrapRead("read records", err)}
