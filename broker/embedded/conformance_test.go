@@ -2,6 +2,7 @@ package embedded
 
 import (
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -15,7 +16,7 @@ func TestConformance(t *testing.T) {
 		opts []Option
 	}{
 		{"sync", nil},
-		{"interval", []Option{WithSyncInterval(10 * 1e6)}},
+		{"interval", []Option{WithSyncInterval(10 * time.Millisecond)}},
 	}
 	for _, m := range modes {
 		t.Run(m.name, func(t *testing.T) {
