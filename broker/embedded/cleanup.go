@@ -91,6 +91,7 @@ func (b *Broker) cleanup(ctx context.Context, force bool) error {
 	defer b.leave()
 	b.cleanupMu.Lock()
 	defer b.cleanupMu.Unlock()
+	b.m.cleanupRuns.Add(1)
 	b.mu.RLock()
 	topics := make([]*topic, 0, len(b.mu.topics))
 	for _, t := range b.mu.topics {
@@ -219,7 +220,11 @@ func (b *Broker) retain(ctx context.Context, p *partition, now time.Time) error 
 		logStart:     keep,
 	}
 	b.log.Debug("embedded: retention", "topic", p.t.name, "partition", p.num, "offset", keep, "bytes", removed)
-	return b.submitEntered(ctx, &writeOp{kind: opCleanup, edit: e})
+	if err := b.submitEntered(ctx, &writeOp{kind: opCleanup, edit: e}); err != nil {
+		return err
+	}
+	b.m.bytesRemoved.Add(uint64(e.removedBytes))
+	return nil
 }
 
 // compact compacts partition p.
@@ -327,6 +332,7 @@ func (b *Broker) compact(ctx context.Context, p *partition, now time.Time, force
 		if err := b.submitEntered(ctx, &writeOp{kind: opCleanup, edit: e}); err != nil {
 			return err
 		}
+		b.m.bytesRemoved.Add(uint64(e.removedBytes))
 	}
 	p.compactedNext = st.next
 	p.compactedBytes = max(0, st.bytes-e.removedBytes)

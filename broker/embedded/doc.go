@@ -102,6 +102,12 @@
 // [broker.ErrCorrupt]. Only the torn tail of the newest write-ahead log,
 // which holds no acknowledged write in sync mode, is dropped silently.
 //
+// # Metrics
+//
+// [Broker.Metrics] returns counters since Open: acknowledged writes, records
+// and bytes appended, Pebble commits (groups), fetches and their waits,
+// cleanup runs and bytes removed, and Pebble's disk usage.
+//
 // # Limits
 //
 // A record (key, value and headers) is at most [WithMaxRecordBytes]

@@ -59,6 +59,7 @@ type Broker struct {
 	bg         sync.WaitGroup        // background syncer and cleaner
 
 	groups coordinator
+	m      metrics
 
 	// cleanupMu serializes retention and compaction runs.
 	cleanupMu sync.Mutex

@@ -632,3 +632,32 @@ func TestCorruptBatch(t *testing.T) {
 	require.NoError(t, err, "the first batch answers")
 	require.ErrorIs(t, b.Cleanup(ctx), broker.ErrCorrupt)
 }
+
+func TestMetrics(t *testing.T) {
+	ctx := t.Context()
+	b := open(t, WithCleanupInterval(-1))
+	require.NoError(t, b.CreateTopic(ctx, "t", broker.TopicConfig{Partitions: 2, RetentionBytes: 1}))
+	produce(t, b, "t", 0, "a", "b")
+	produce(t, b, "t", 1, "c")
+	require.NoError(t, b.CommitOffsets(ctx, "g", map[broker.TopicPartition]int64{{Topic: "t"}: 1}))
+	recs, err := b.Fetch(ctx, []broker.FetchRequest{{Topic: "t", Partition: 0}}, broker.FetchOptions{})
+	require.NoError(t, err)
+	require.Len(t, recs, 2)
+	_, err = b.Fetch(ctx, []broker.FetchRequest{{Topic: "t", Partition: 0, Offset: 2}}, broker.FetchOptions{MaxWait: time.Millisecond})
+	require.NoError(t, err)
+	require.NoError(t, b.Cleanup(ctx))
+
+	m := b.Metrics()
+	require.Equal(t, uint64(3), m.Writes)
+	require.Equal(t, uint64(3), m.RecordsAppended)
+	require.Positive(t, m.BytesAppended)
+	require.GreaterOrEqual(t, m.Commits, uint64(3), "plus the cleanup's")
+	require.Equal(t, uint64(2), m.Fetches)
+	require.Equal(t, uint64(1), m.FetchWaits)
+	require.Equal(t, uint64(2), m.RecordsFetched)
+	require.Equal(t, uint64(1), m.CleanupRuns)
+	require.Equal(t, m.BytesAppended, m.BytesRemoved, "a 1-byte retention removes every batch")
+	require.Positive(t, m.DiskUsage)
+	require.NoError(t, b.Close())
+	require.Zero(t, b.Metrics().DiskUsage)
+}

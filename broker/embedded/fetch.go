@@ -40,6 +40,7 @@ func (b *Broker) Fetch(ctx context.Context, reqs []broker.FetchRequest, opts bro
 		waits []chan struct{}
 		cases []reflect.SelectCase
 	)
+	b.m.fetches.Add(1)
 	for {
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -51,8 +52,10 @@ func (b *Broker) Fetch(ctx context.Context, reqs []broker.FetchRequest, opts bro
 		b.leave()
 		waits = w
 		if err != nil || len(recs) > 0 || opts.MaxWait <= 0 {
+			b.m.fetched.Add(uint64(len(recs)))
 			return recs, err
 		}
+		b.m.fetchWaits.Add(1)
 		if timer == nil {
 			timer = time.NewTimer(opts.MaxWait)
 			defer timer.Stop()

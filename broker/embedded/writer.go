@@ -108,6 +108,8 @@ type writer struct {
 
 	lastLen int // size of the last group's batch, to size the next one
 
+	groupRecords, groupBytes uint64 // appended by the staged group
+
 	// Scratch space reused across operations.
 	parts  []*partition
 	order  []*partition
@@ -351,6 +353,8 @@ func (w *writer) stagePartition(p *partition, records []broker.Record, idx []int
 	}
 	st.next = base + int64(len(w.recs))
 	st.bytes += int64(size)
+	w.groupRecords += uint64(len(w.recs))
+	w.groupBytes += uint64(size)
 	return nil
 }
 
@@ -363,6 +367,7 @@ func (w *writer) failGroup(err error) {
 }
 
 func (w *writer) reset() {
+	w.groupRecords, w.groupBytes = 0, 0
 	if cap(w.recs) > 1<<16 {
 		w.recs = nil
 	}
@@ -407,9 +412,10 @@ func (w *writer) fail(err error) {
 
 // commitGroup is a committed group of operations waiting for its sync.
 type commitGroup struct {
-	batch *pebble.Batch
-	ops   []*writeOp
-	pend  []pendingPart
+	batch          *pebble.Batch
+	ops            []*writeOp
+	pend           []pendingPart
+	records, bytes uint64 // appended, for Metrics
 }
 
 // flush commits the staged group. In interval mode it then publishes the
@@ -443,6 +449,7 @@ func (w *writer) flush() {
 		for i := range w.pend {
 			w.pend[i].p.wstate = w.pend[i].st
 		}
+		w.b.countGroup(w.ops, w.groupRecords, w.groupBytes)
 		publish(w.pend, w.ops)
 		w.reset()
 		return
@@ -462,9 +469,23 @@ func (w *writer) flush() {
 	for i := range w.pend {
 		w.pend[i].p.wstate = w.pend[i].st
 	}
-	w.b.syncCh <- &commitGroup{batch: w.batch, ops: w.ops, pend: w.pend}
+	w.b.syncCh <- &commitGroup{batch: w.batch, ops: w.ops, pend: w.pend, records: w.groupRecords, bytes: w.groupBytes}
 	w.batch, w.ops, w.pend = nil, nil, nil
 	w.reset()
+}
+
+// countGroup counts a committed group in the metrics.
+func (b *Broker) countGroup(ops []*writeOp, records, bytes uint64) {
+	writes := uint64(0)
+	for _, op := range ops {
+		if op.kind == opAppend {
+			writes++
+		}
+	}
+	b.m.commits.Add(1)
+	b.m.writes.Add(writes)
+	b.m.records.Add(records)
+	b.m.bytes.Add(bytes)
 }
 
 // publish makes the staged partition states visible, wakes long-polling
@@ -500,11 +521,12 @@ func (b *Broker) syncGroups() {
 			// succeeded: publishing it would leave a gap.
 			err = *f
 		}
-		if err != nil || g.pend == nil {
+		if err != nil {
 			for _, op := range g.ops {
 				op.done <- err
 			}
 		} else {
+			b.countGroup(g.ops, g.records, g.bytes)
 			publish(g.pend, g.ops)
 		}
 		_ = g.batch.Close()
