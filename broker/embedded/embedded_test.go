@@ -246,13 +246,19 @@ func TestFetchLimits(t *testing.T) {
 	produce(t, b, "t", 1, "ffff")
 	req := []broker.FetchRequest{{Topic: "t", Partition: 0, Offset: 1}, {Topic: "t", Partition: 1}}
 
+	// The limits are shared fairly: each partition gets its share first,
+	// the rest goes in request order; each partition's records stay
+	// together.
 	recs, err := b.Fetch(ctx, req, broker.FetchOptions{MaxRecords: 3})
 	require.NoError(t, err)
-	require.Equal(t, []string{"bbbb", "cccc", "dddd"}, values(recs))
+	require.Equal(t, []string{"bbbb", "cccc", "ffff"}, values(recs))
 	// key "k" + 4 bytes value = 5 bytes per record.
 	recs, err = b.Fetch(ctx, req, broker.FetchOptions{MaxBytes: 11})
 	require.NoError(t, err)
-	require.Equal(t, []string{"bbbb", "cccc"}, values(recs))
+	require.Equal(t, []string{"bbbb", "ffff"}, values(recs))
+	recs, err = b.Fetch(ctx, req[:1], broker.FetchOptions{MaxBytes: 11})
+	require.NoError(t, err)
+	require.Equal(t, []string{"bbbb", "cccc"}, values(recs), "one partition has the whole budget")
 	recs, err = b.Fetch(ctx, req, broker.FetchOptions{MaxBytes: 1})
 	require.NoError(t, err)
 	require.Equal(t, []string{"bbbb"}, values(recs), "at least one record")
@@ -660,4 +666,41 @@ func TestMetrics(t *testing.T) {
 	require.Positive(t, m.DiskUsage)
 	require.NoError(t, b.Close())
 	require.Zero(t, b.Metrics().DiskUsage)
+}
+
+// TestFetchFairness checks that a partition with a large backlog does not
+// starve the others in one Fetch.
+func TestFetchFairness(t *testing.T) {
+	ctx := t.Context()
+	b := open(t)
+	require.NoError(t, b.CreateTopic(ctx, "t", broker.TopicConfig{Partitions: 3}))
+	big := make([]string, 1000)
+	for i := range big {
+		big[i] = fmt.Sprint(i)
+	}
+	produce(t, b, "t", 0, big...)
+	produce(t, b, "t", 1, "x", "y")
+	produce(t, b, "t", 2, big[:300]...)
+	reqs := []broker.FetchRequest{{Topic: "t", Partition: 0}, {Topic: "t", Partition: 1}, {Topic: "t", Partition: 2}}
+	recs, err := b.Fetch(ctx, reqs, broker.FetchOptions{MaxRecords: 300})
+	require.NoError(t, err)
+	require.Len(t, recs, 300)
+	per := map[int32][]int64{}
+	for _, r := range recs {
+		per[r.Partition] = append(per[r.Partition], r.Offset)
+	}
+	// Shares of 100 each; partition 1 leaves 98, which go to partition 0
+	// (request order).
+	require.Len(t, per[0], 198)
+	require.Len(t, per[1], 2)
+	require.Len(t, per[2], 100)
+	for p, offs := range per {
+		for i, o := range offs {
+			require.Equal(t, int64(i), o, "partition %d: contiguous from 0", p)
+		}
+	}
+	// Partitions come in request order, each contiguous.
+	require.Equal(t, int32(0), recs[0].Partition)
+	require.Equal(t, int32(1), recs[198].Partition)
+	require.Equal(t, int32(2), recs[200].Partition)
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"math"
 	"reflect"
 	"time"
 
@@ -25,6 +26,11 @@ const (
 // records at its offset and opts.MaxWait > 0, Fetch waits until one of them
 // gets some, MaxWait passes (returning no records and no error), ctx ends
 // (ctx.Err()) or the broker closes (broker.ErrClosed).
+//
+// The limits of opts are shared fairly: each requested partition first gets
+// an equal share, and what is left goes to the partitions with more
+// records, in request order; the records of each partition are contiguous
+// and partitions come in request order.
 //
 // Each record's Key and Value are copies owned by the caller (the records
 // of one stored batch share one allocation, with capacities clipped).
@@ -134,19 +140,65 @@ func (b *Broker) fetchOnce(reqs []broker.FetchRequest, opts broker.FetchOptions,
 	}
 	f := fetcher{it: it, maxRecords: opts.MaxRecords, maxBytes: opts.MaxBytes,
 		out: make([]broker.Record, 0, min(avail, int64(opts.MaxRecords)))}
-	for _, s := range spans {
-		if err := f.read(s.p, s.offset, s.next); err != nil {
+
+	// Fairness: a first pass gives every partition an equal share of the
+	// limits, so that one partition with a backlog does not starve the
+	// others; a second pass hands what is left to the partitions that had
+	// more, in request order. The records of each partition stay
+	// contiguous, in request order.
+	n := len(spans)
+	shareRecords, shareBytes := opts.MaxRecords, opts.MaxBytes
+	if n > 1 {
+		shareRecords, shareBytes = max(1, opts.MaxRecords/n), max(1, opts.MaxBytes/n)
+	}
+	type part struct {
+		start, end           int // pass-1 records in f.out
+		extraStart, extraEnd int // pass-2 records in f.out
+		resume               int64
+		more                 bool
+	}
+	parts := make([]part, n)
+	for i, s := range spans {
+		parts[i].start = len(f.out)
+		resume, more, err := f.read(s.p, s.offset, s.next, shareRecords, shareBytes)
+		if err != nil {
 			return nil, nil, err
 		}
+		parts[i].end, parts[i].resume, parts[i].more = len(f.out), resume, more
 		if f.full {
 			break
+		}
+	}
+	pass1 := len(f.out)
+	if n > 1 && !f.full {
+		for i, s := range spans {
+			if !parts[i].more {
+				continue
+			}
+			parts[i].extraStart = len(f.out)
+			_, _, err := f.read(s.p, parts[i].resume, s.next, math.MaxInt, math.MaxInt)
+			if err != nil {
+				return nil, nil, err
+			}
+			parts[i].extraEnd = len(f.out)
+			if f.full {
+				break
+			}
 		}
 	}
 	if len(f.out) == 0 {
 		// Everything in range was compacted away; wait like at the end.
 		return nil, waits, nil
 	}
-	return f.out, nil, nil
+	if len(f.out) == pass1 {
+		return f.out, nil, nil
+	}
+	out := make([]broker.Record, 0, len(f.out))
+	for _, pt := range parts {
+		out = append(out, f.out[pt.start:pt.end]...)
+		out = append(out, f.out[pt.extraStart:pt.extraEnd]...)
+	}
+	return out, nil, nil
 }
 
 // fetcher accumulates fetched records within the limits.
@@ -157,14 +209,17 @@ type fetcher struct {
 	bytes      int
 	maxRecords int
 	maxBytes   int
-	full       bool
+	full       bool // the overall limits are reached
 	lower      []byte
 	upper      []byte
 	seek       []byte
 }
 
-// read appends the records of p in [offset, next).
-func (f *fetcher) read(p *partition, offset, next int64) error {
+// read appends the records of p in [offset, next) to f.out, at most
+// capRecords records and capBytes bytes of them (at least one if f.out is
+// empty) within the overall limits. It returns whether it stopped at its
+// own caps with records left (more), and then the offset to resume at.
+func (f *fetcher) read(p *partition, offset, next int64, capRecords, capBytes int) (resume int64, more bool, err error) {
 	id := p.t.id
 	f.lower = recordKey(f.lower[:0], id, p.num, 0)
 	f.upper = recordKey(f.upper[:0], id, p.num, next)
@@ -174,20 +229,24 @@ func (f *fetcher) read(p *partition, offset, next int64) error {
 	if !valid {
 		valid = f.it.First()
 	}
+	count, size := 0, 0
 	for ; valid; valid = f.it.Next() {
 		if len(f.out) >= f.maxRecords || f.bytes >= f.maxBytes {
 			// Full: do not even read the next batch.
 			f.full = true
-			return nil
+			return 0, false, nil
+		}
+		if count >= capRecords || size >= capBytes {
+			return offset, true, nil
 		}
 		v, err := f.it.ValueAndErr()
 		if err != nil {
-			return &broker.TopicError{Topic: p.t.name, Partition: p.num, Err: wrapRead("read records", err)}
+			return 0, false, &broker.TopicError{Topic: p.t.name, Partition: p.num, Err: wrapRead("read records", err)}
 		}
 		keyOff, _ := recordKeyOffset(f.it.Key())
 		h, err := logfmt.ReadHeader(v)
 		if err != nil {
-			return batchError(p, keyOff, err)
+			return 0, false, batchError(p, keyOff, err)
 		}
 		if h.LastOffset() < offset {
 			continue
@@ -195,16 +254,16 @@ func (f *fetcher) read(p *partition, offset, next int64) error {
 		// One copy per batch: the records slice it, so they own their
 		// bytes without a copy per record.
 		if err := f.r.Reset(bytes.Clone(v)); err != nil {
-			return batchError(p, keyOff, err)
+			return 0, false, batchError(p, keyOff, err)
 		}
 		if h.BaseOffset != keyOff {
-			return batchError(p, keyOff, fmt.Errorf("%w: batch says base offset %d", broker.ErrCorrupt, h.BaseOffset))
+			return 0, false, batchError(p, keyOff, fmt.Errorf("%w: batch says base offset %d", broker.ErrCorrupt, h.BaseOffset))
 		}
 		for {
 			var rec broker.Record
 			ok, err := f.r.Next(&rec)
 			if err != nil {
-				return batchError(p, keyOff, err)
+				return 0, false, batchError(p, keyOff, err)
 			}
 			if !ok {
 				break
@@ -212,21 +271,27 @@ func (f *fetcher) read(p *partition, offset, next int64) error {
 			if rec.Offset < offset {
 				continue
 			}
-			size := len(rec.Key) + len(rec.Value)
-			if len(f.out) >= f.maxRecords || (len(f.out) > 0 && f.bytes+size > f.maxBytes) {
+			n := len(rec.Key) + len(rec.Value)
+			if len(f.out) >= f.maxRecords || (len(f.out) > 0 && f.bytes+n > f.maxBytes) {
 				f.full = true
-				return nil
+				return 0, false, nil
 			}
-			f.bytes += size
+			if count >= capRecords || (count > 0 && size+n > capBytes) {
+				return rec.Offset, true, nil
+			}
+			count++
+			size += n
+			f.bytes += n
 			rec.Topic = p.t.name
 			rec.Partition = p.num
 			f.out = append(f.out, rec)
+			offset = rec.Offset + 1
 		}
 	}
 	if err := f.it.Error(); err != nil {
-		return &broker.TopicError{Topic: p.t.name, Partition: p.num, Err: wrapRead("read records", err)}
+		return 0, false, &broker.TopicError{Topic: p.t.name, Partition: p.num, Err: wrapRead("read records", err)}
 	}
-	return nil
+	return 0, false, nil
 }
 
 func batchError(p *partition, off int64, err error) error {
