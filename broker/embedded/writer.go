@@ -13,12 +13,16 @@ import (
 )
 
 // Every change to the database goes through one writer goroutine. It takes
-// all queued operations, stages them into one Pebble batch, commits it (one
-// fsync for the whole group in sync mode), then publishes the new partition
-// states, wakes long-polling fetchers and acknowledges the operations.
-// Offsets are assigned by the writer alone, so they are contiguous; they are
-// published only after the commit, so readers never see an unacknowledged
-// record and a failed commit never leaves a gap or reuses an offset.
+// all queued operations, stages them into one Pebble batch and commits it.
+// In interval mode it then publishes the new partition states, wakes
+// long-polling fetchers and acknowledges the operations. In sync mode it
+// hands the group to the syncer goroutine, which does that once the
+// write-ahead log sync covering the group is done, while the writer goes
+// on with the next groups (Pebble shares one fsync among the groups in
+// flight). Offsets are assigned by the writer alone, so they are
+// contiguous; they are published only after the commit (and sync), so
+// readers never see an unacknowledged record, and a failed commit fails
+// every later write, so offsets never gap or get reused.
 
 type opKind uint8
 
