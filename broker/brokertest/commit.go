@@ -20,6 +20,99 @@ var commitCases = []testCase{
 	{"Commit/WholeToFetchers", testCommitWholeToFetchers},
 	{"Commit/Fenced", testCommitFenced},
 	{"Commit/ConcurrentMembers", testConcurrentMembers},
+	{"Commit/OffsetsNotBeforeRecords", testOffsetsNotBeforeRecords},
+	{"Commit/FetchOffsetsAfterRebalance", testFetchOffsetsAfterRebalance},
+}
+
+// testOffsetsNotBeforeRecords commits in one goroutine while another reads
+// the group's offsets and then the output's end: once an offset is
+// readable, the records committed with it are fetchable too.
+func testOffsetsNotBeforeRecords(t *testing.T, b broker.Broker) {
+	const commits = 200
+	createTopic(t, b, "in", 1)
+	createTopic(t, b, "out", 1)
+	inTP := broker.TopicPartition{Topic: "in", Partition: 0}
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		done <- func() error {
+			for c := range commits {
+				// Commit c writes one record and stores offset c+1.
+				err := b.Commit(ctx, broker.CommitRequest{
+					Records: []broker.Record{rec("out", 0, "k", fmt.Sprint(c))},
+					Group:   "g",
+					Offsets: map[broker.TopicPartition]int64{inTP: int64(c + 1)},
+				})
+				if err != nil {
+					return err
+				}
+			}
+			return nil
+		}()
+	}()
+	for {
+		got, err := b.FetchOffsets(ctx, "g", []broker.TopicPartition{inTP})
+		require.NoError(t, err)
+		offs, err := b.ListOffsets(ctx, "out", 0)
+		require.NoError(t, err)
+		require.GreaterOrEqual(t, offs.Latest, got[inTP], "offset %d readable before its commit's records", got[inTP])
+		if got[inTP] == commits {
+			break
+		}
+	}
+	require.NoError(t, <-done)
+}
+
+// testFetchOffsetsAfterRebalance has a member commit in a loop while a
+// second member joins: the offset the new owner reads after its assignment
+// is the last commit the old member got acknowledged, never an older one
+// (which would make the new owner process records twice).
+func testFetchOffsetsAfterRebalance(t *testing.T, b broker.Broker) {
+	createTopic(t, b, "in", 1)
+	createTopic(t, b, "out", 1)
+	inTP := broker.TopicPartition{Topic: "in", Partition: 0}
+	for round := range 5 {
+		group := fmt.Sprintf("g%d", round)
+		ctx := t.Context()
+		m1, err := b.JoinGroup(ctx, group, []string{"in"})
+		require.NoError(t, err)
+		a1 := recvAssignment(t, m1, func(broker.Assignment) bool { return true })
+
+		started := make(chan struct{})
+		last := make(chan int64, 1)
+		go func() {
+			acked := int64(0)
+			for i := int64(1); ; i++ {
+				err := b.Commit(ctx, broker.CommitRequest{
+					Records: []broker.Record{rec("out", 0, "k", fmt.Sprint(i))},
+					Group:   group, Generation: a1.Generation, MemberID: m1.MemberID(),
+					Offsets: map[broker.TopicPartition]int64{inTP: i},
+				})
+				if i == 1 {
+					close(started)
+				}
+				if err != nil {
+					last <- acked
+					return
+				}
+				acked = i
+			}
+		}()
+		<-started
+		m2, err := b.JoinGroup(ctx, group, []string{"in"})
+		require.NoError(t, err)
+		recvAssignment(t, m2, func(a broker.Assignment) bool { return a.Generation > a1.Generation })
+		// Leaving hands every partition to m2 in a newer generation, so
+		// m1's loop ends fenced.
+		require.NoError(t, m1.Leave(ctx))
+		a2 := recvAssignment(t, m2, func(a broker.Assignment) bool { return len(a.Partitions) == 1 })
+		got, err := b.FetchOffsets(ctx, group, []broker.TopicPartition{inTP})
+		require.NoError(t, err)
+		acked := <-last
+		require.Equal(t, acked, got[inTP], "round %d: new owner (generation %d) read a stale offset", round, a2.Generation)
+		require.NoError(t, m2.Leave(ctx))
+	}
 }
 
 func testCommitAtomic(t *testing.T, b broker.Broker) {

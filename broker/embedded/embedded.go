@@ -87,6 +87,9 @@ type partition struct {
 	wstate  partitionValue // the writer's committed state; writer only
 	wake    chan struct{}  // closed and replaced when state changes
 	deleted bool
+	// groups holds the published group offsets of the partition: a
+	// commit's offsets become readable when its records become fetchable.
+	groups map[string]int64
 
 	// Bookkeeping of the last compaction; guarded by Broker.cleanupMu.
 	compactedNext  int64 // next offset then; -1 before the first one
@@ -322,7 +325,33 @@ func (b *Broker) loadPartition(p *partition) error {
 			return fmt.Errorf("%w: batch at key offset %d covers [%d, %d], next offset %d", broker.ErrCorrupt, off, h.BaseOffset, h.LastOffset(), st.next)
 		}
 	}
-	return wrapRead("check records", it.Error())
+	if err := it.Error(); err != nil {
+		return wrapRead("check records", err)
+	}
+	return b.loadGroupOffsets(p)
+}
+
+// loadGroupOffsets reads the group offsets stored for p.
+func (b *Broker) loadGroupOffsets(p *partition) error {
+	prefix := partKey(nil, prefixOffsets, p.t.id, p.num)
+	upper := partKey(nil, prefixOffsets, p.t.id, p.num+1) // p.num < MaxPartitions
+	it, err := b.db.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: upper})
+	if err != nil {
+		return wrapRead("read group offsets", err)
+	}
+	defer it.Close()
+	for valid := it.First(); valid; valid = it.Next() {
+		group := string(it.Key()[len(prefix):])
+		v, err := it.ValueAndErr()
+		if err != nil {
+			return wrapRead("read group offsets", err)
+		}
+		if len(v) != 8 || int64(beUint64(v)) < 0 {
+			return fmt.Errorf("%w: group %q offset value", broker.ErrCorrupt, group)
+		}
+		p.groups[group] = int64(beUint64(v))
+	}
+	return wrapRead("read group offsets", it.Error())
 }
 
 func (b *Broker) getUint64(key []byte) (uint64, error) {
@@ -355,7 +384,7 @@ func wrapRead(what string, err error) error {
 func newTopic(name string, id uint64, cfg broker.TopicConfig) *topic {
 	t := &topic{name: name, id: id, cfg: cfg, parts: make([]*partition, cfg.Partitions)}
 	for i := range t.parts {
-		t.parts[i] = &partition{t: t, num: int32(i), wake: make(chan struct{}), compactedNext: -1}
+		t.parts[i] = &partition{t: t, num: int32(i), wake: make(chan struct{}), compactedNext: -1, groups: make(map[string]int64)}
 	}
 	return t
 }
@@ -537,7 +566,12 @@ func (b *Broker) FetchOffsets(ctx context.Context, group string, partitions []br
 		return nil, err
 	}
 	defer b.leave()
-	if err := ctx.Err(); err != nil {
+	// A barrier through the writer: every commit accepted before this call
+	// (in particular one that passed its generation check just before a
+	// rebalance) is published before the offsets are read, so a new owner
+	// never resumes from offsets older than an accepted commit. Kafka's
+	// OffsetFetch with RequireStable behaves the same way.
+	if err := b.submitEntered(ctx, &writeOp{kind: opAppend}); err != nil {
 		return nil, err
 	}
 	out := make(map[broker.TopicPartition]int64, len(partitions))
@@ -546,23 +580,12 @@ func (b *Broker) FetchOffsets(ctx context.Context, group string, partitions []br
 		if err != nil {
 			return nil, err
 		}
-		v, closer, err := b.db.Get(offsetKey(p.t.id, p.num, group))
-		if errors.Is(err, pebble.ErrNotFound) {
-			continue
-		}
-		if err != nil {
-			return nil, &broker.TopicError{Topic: tp.Topic, Partition: tp.Partition, Err: wrapRead("read group offset", err)}
-		}
-		ok := len(v) == 8
-		var off int64
+		p.mu.Lock()
+		off, ok := p.groups[group]
+		p.mu.Unlock()
 		if ok {
-			off = int64(beUint64(v))
+			out[tp] = off
 		}
-		_ = closer.Close()
-		if !ok || off < 0 {
-			return nil, &broker.TopicError{Topic: tp.Topic, Partition: tp.Partition, Err: fmt.Errorf("%w: group %q offset value", broker.ErrCorrupt, group)}
-		}
-		out[tp] = off
 	}
 	return out, nil
 }

@@ -43,6 +43,7 @@ type writeOp struct {
 	generation int64
 	member     string
 	offsets    map[broker.TopicPartition]int64
+	staged     []stagedOffset // offsets, resolved by the writer; published with the records
 
 	// opCreateTopic, opDeleteTopic.
 	topic string
@@ -92,6 +93,13 @@ func (b *Broker) submitEntered(ctx context.Context, op *writeOp) error {
 		return ctx.Err()
 	}
 	return <-op.done
+}
+
+// stagedOffset is a group offset staged by an op, published with it.
+type stagedOffset struct {
+	p     *partition
+	group string
+	off   int64
 }
 
 // pendingPart is the staged state of a partition touched by the group.
@@ -278,6 +286,7 @@ func (w *writer) stageAppend(op *writeOp) error {
 			w.failGroup(err)
 			return err
 		}
+		op.staged = append(op.staged, stagedOffset{p: t.parts[tp.Partition], group: op.group, off: off})
 	}
 	return nil
 }
@@ -503,6 +512,13 @@ func publish(pend []pendingPart, ops []*writeOp) {
 		close(p.wake)
 		p.wake = make(chan struct{})
 		p.mu.Unlock()
+	}
+	for _, op := range ops {
+		for _, so := range op.staged {
+			so.p.mu.Lock()
+			so.p.groups[so.group] = so.off
+			so.p.mu.Unlock()
+		}
 	}
 	for _, op := range ops {
 		op.done <- nil
