@@ -648,15 +648,11 @@ func (b *Broker) syncLoop() {
 			return
 		case <-tick.C:
 		}
-		if err := b.enter(); err != nil {
-			return
-		}
-		err := b.syncWAL()
-		b.leave()
-		if err != nil {
-			// Acknowledged writes may not be durable and Pebble's state is
-			// unknown: refuse further writes.
-			b.w.fail(fmt.Errorf("embedded: sync write-ahead log: %w", err))
+		// The writer syncs, so that it learns of a failed sync before it
+		// writes again: after a failed WAL write or sync Pebble panics on
+		// the next commit. The writer refuses every later write.
+		if err := b.submit(context.Background(), &writeOp{kind: opSync}); err != nil {
+			return // closed, or failed: no write will be accepted again
 		}
 	}
 }

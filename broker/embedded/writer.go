@@ -31,6 +31,7 @@ const (
 	opCreateTopic               // CreateTopic
 	opDeleteTopic               // DeleteTopic
 	opCleanup                   // a retention or compaction edit
+	opSync                      // the interval-mode WAL sync
 )
 
 // writeOp is one request to the writer.
@@ -188,6 +189,18 @@ func (w *writer) handle(op *writeOp) {
 	case opDeleteTopic:
 		w.flush()
 		op.done <- w.deleteTopic(op.topic)
+		return
+	case opSync:
+		w.flush()
+		if err := w.b.syncWAL(); err != nil {
+			// Acknowledged writes may not be durable and Pebble's state
+			// is unknown: refuse further writes.
+			err = fmt.Errorf("embedded: sync write-ahead log: %w", err)
+			w.fail(err)
+			op.done <- err
+			return
+		}
+		op.done <- nil
 		return
 	}
 	if err != nil {
