@@ -65,8 +65,11 @@
 // reopened; nothing of a failed batch becomes visible. When the write
 // itself fails, Pebble panics by design (its state is unknown at that
 // point), which ends the process; so do failed fsyncs in Pebble's
-// background flushes and compactions. Either way, reopening shows what was
-// acknowledged under the sync policy, with contiguous offsets.
+// background flushes and compactions, and, in sync mode with concurrent
+// writers, a commit that the writer issued between a failed sync and the
+// moment the failure was reported (the interval-mode sync runs on the
+// writer goroutine, so it has no such window). Either way, reopening shows
+// what was acknowledged under the sync policy, with contiguous offsets.
 //
 // # Retention and compaction
 //
