@@ -571,7 +571,7 @@ func (b *Broker) FetchOffsets(ctx context.Context, group string, partitions []br
 	// rebalance) is published before the offsets are read, so a new owner
 	// never resumes from offsets older than an accepted commit. Kafka's
 	// OffsetFetch with RequireStable behaves the same way.
-	if err := b.submitEntered(ctx, &writeOp{kind: opAppend}); err != nil {
+	if err := b.submitEntered(ctx, &writeOp{kind: opBarrier}); err != nil {
 		return nil, err
 	}
 	out := make(map[broker.TopicPartition]int64, len(partitions))

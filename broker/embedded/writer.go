@@ -32,6 +32,7 @@ const (
 	opDeleteTopic               // DeleteTopic
 	opCleanup                   // a retention or compaction edit
 	opSync                      // the interval-mode WAL sync
+	opBarrier                   // acknowledged once every earlier write is published
 )
 
 // writeOp is one request to the writer.
@@ -173,6 +174,10 @@ func (w *writer) run() {
 
 func (w *writer) handle(op *writeOp) {
 	if f := w.b.failed.Load(); f != nil {
+		if op.kind == opBarrier {
+			op.done <- nil // nothing will be published any more; reads go on
+			return
+		}
 		op.done <- *f
 		return
 	}
@@ -189,6 +194,16 @@ func (w *writer) handle(op *writeOp) {
 	case opDeleteTopic:
 		w.flush()
 		op.done <- w.deleteTopic(op.topic)
+		return
+	case opBarrier:
+		w.flush()
+		if w.b.syncEvery {
+			// Behind the groups waiting for their sync, with nothing to
+			// write or sync itself.
+			w.b.syncCh <- &commitGroup{ops: []*writeOp{op}}
+		} else {
+			op.done <- nil
+		}
 		return
 	case opSync:
 		w.flush()
@@ -544,6 +559,10 @@ func publish(pend []pendingPart, ops []*writeOp) {
 func (b *Broker) syncGroups() {
 	defer close(b.syncerDone)
 	for g := range b.syncCh {
+		if g.batch == nil { // a barrier
+			g.ops[0].done <- nil
+			continue
+		}
 		err := g.batch.SyncWait()
 		if err != nil {
 			err = fmt.Errorf("embedded: sync write-ahead log: %w", err)
