@@ -2,8 +2,9 @@
 // done natively in Go.
 //
 // A topology is built with the DSL in package stream (and later table and
-// window); this package executes it against a [broker.Broker], either the
-// durable embedded log (package broker/embedded) or Kafka.
+// window); this package executes it against a [broker.Broker]: today the
+// durable embedded log (package broker/embedded); a Kafka backend is planned
+// and not part of this release.
 //
 // # Running a topology
 //
