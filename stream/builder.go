@@ -97,6 +97,11 @@ type RecordContext struct {
 	// Tombstone says the value is absent: the source read a nil value and
 	// no step has computed a new one. Sinks write a nil value for it.
 	Tombstone bool
+	// NoKey says the key is absent: the source read a nil key and no step
+	// has computed a new one. Sinks write no key (nil) for it, so the
+	// broker spreads such records over partitions; a key a step computed
+	// is written as encoded, even when that is zero bytes.
+	NoKey bool
 }
 
 // TaskID names a task: a sub-topology and the partition number it

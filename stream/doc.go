@@ -39,7 +39,10 @@
 // compacted topic keeps its deletes. Steps that compute values (Map,
 // MapValues, FlatMap, FlatMapValues) get the zero value and produce
 // ordinary values; a [Process] step sees and sets [Record.Tombstone].
-// Sinks write a key that encodes to zero bytes as no key (nil).
+// Likewise a nil key read by a source stays absent through the steps that
+// keep the key, and sinks write it as no key (nil); a key computed by Map,
+// SelectKey, FlatMap or a Process step is always written as encoded, an
+// empty encoding as an empty key.
 //
 // # Sub-topologies
 //

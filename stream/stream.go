@@ -64,6 +64,20 @@ func emitValue[K, V any](ctx context.Context, next emit[K, V], rc *RecordContext
 	return err
 }
 
+// emitKey passes on a record whose key a step computed (Map, SelectKey,
+// FlatMap): it is no longer keyless, for this call only. With value set,
+// the value was computed too, so it is no longer a tombstone either.
+func emitKey[K, V any](ctx context.Context, next emit[K, V], rc *RecordContext, k K, v V, value bool) error {
+	noKey, tomb := rc.NoKey, rc.Tombstone
+	rc.NoKey = false
+	if value {
+		rc.Tombstone = false
+	}
+	err := next(ctx, rc, k, v)
+	rc.NoKey, rc.Tombstone = noKey, tomb
+	return err
+}
+
 func nodeError(n *dsl.Node, rc *RecordContext, err error) error {
 	return &NodeError{Node: n.Name, Topic: rc.Topic, Partition: rc.Partition, Offset: rc.Offset, Err: err}
 }
@@ -119,7 +133,7 @@ func addSource[K, V any](g *dsl.Graph, name string, topics []string, internal bo
 			}()
 			t.Current = n
 			*rc = RecordContext{Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset, Timestamp: rec.Timestamp, Headers: rec.Headers,
-				Tombstone: rec.Value == nil}
+				Tombstone: rec.Value == nil, NoKey: rec.Key == nil}
 			var k K
 			var v V
 			if rec.Key != nil {
@@ -259,8 +273,11 @@ func (s Stream[K, V]) Merge(others ...Stream[K, V]) Stream[K, V] {
 
 // To writes every record to topic, encoding keys with kc and values with
 // vc, and ends the stream. Records keep their timestamp and headers. The
-// partition is chosen by key (Kafka's default partitioner); a key that
-// encodes to zero bytes is written as no key (nil). A tombstone is written
+// partition is chosen by key (Kafka's default partitioner). A record whose
+// key was absent at the source and that no step re-keyed
+// ([RecordContext.NoKey]) is written with no key (nil), as Kafka Streams
+// passes null keys through; a key a step computed is always encoded, so an
+// empty string key is an empty key, not an absent one. A tombstone is written
 // with a nil value, without calling vc; every other value is encoded, an
 // empty encoding as an empty, non-nil value. Options: [Named] (default
 // "sink-<n>").
@@ -352,8 +369,8 @@ func addSink[K, V any](p *dsl.Node, name, topic string, internal, dynamic bool, 
 			if !rc.Tombstone {
 				rec.Value = buf[kl:len(buf):len(buf)]
 			}
-			if kl > 0 {
-				rec.Key = buf[:kl:kl]
+			if kl > 0 || !rc.NoKey {
+				rec.Key = buf[:kl:kl] // not nil: an empty key is a key
 			}
 			if err := env.Send(ctx, rec); err != nil {
 				return nodeError(n, rc, err)

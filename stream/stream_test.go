@@ -307,14 +307,55 @@ func TestNilKeysAndValues(t *testing.T) {
 	// The tombstone stays one.
 	require.Equal(t, broker.KeyPartition([]byte("gone"), 3), byKey["gone"].Partition)
 	require.Nil(t, byKey["gone"].Value)
-	// An empty key is written as no key, which the driver puts on
-	// partition 0.
+	// A key absent at the source stays absent: written as no key, which
+	// the driver puts on partition 0.
 	require.Nil(t, byKey[""].Key)
 	require.Equal(t, int32(0), byKey[""].Partition)
 	require.Equal(t, []byte("v"), byKey[""].Value)
 	// An empty value is not a tombstone.
 	require.NotNil(t, byKey["empty"].Value)
 	require.Empty(t, byKey["empty"].Value)
+}
+
+// TestComputedEmptyKeys checks that a key a step computes is written as
+// encoded even when empty (Kafka Streams writes "" as an empty key, hashed
+// like any other), while a key absent at the source stays absent only
+// through steps that keep the key.
+func TestComputedEmptyKeys(t *testing.T) {
+	b := stream.NewBuilder()
+	in := stream.From(b, "in", str, str)
+	in.Filter(func(string, string) bool { return true }).To("kept", str, str)
+	stream.SelectKey(in, func(string, string) string { return "" }).To("selected", str, str)
+	stream.Map(in, func(_, v string) (string, string) { return "", v }).To("mapped", str, str)
+	stream.FlatMap(in, func(_, v string) iter.Seq2[string, string] {
+		return func(yield func(string, string) bool) { yield("", v) }
+	}).To("flat", str, str)
+	d := newDriver(t, b, streamtest.DefaultPartitions(3))
+
+	// One record with no key and one with an empty key.
+	require.NoError(t, d.PipeRaw(t.Context(), broker.Record{Topic: "in", Partition: 1, Key: nil, Value: []byte("absent")}))
+	require.NoError(t, d.PipeRaw(t.Context(), broker.Record{Topic: "in", Partition: 1, Key: []byte{}, Value: []byte("empty")}))
+
+	kept := d.Records("kept")
+	require.Len(t, kept, 2)
+	for _, r := range kept {
+		if string(r.Value) == "absent" {
+			require.Nil(t, r.Key, "an absent key passes through a key-keeping step")
+		} else {
+			require.NotNil(t, r.Key, "an empty key read from the log stays a key")
+			require.Empty(t, r.Key)
+			require.Equal(t, broker.KeyPartition([]byte{}, 3), r.Partition)
+		}
+	}
+	for _, topic := range []string{"selected", "mapped", "flat"} {
+		recs := d.Records(topic)
+		require.Len(t, recs, 2, topic)
+		for _, r := range recs {
+			require.NotNil(t, r.Key, "%s: a computed key is a key, even empty (%s)", topic, r.Value)
+			require.Empty(t, r.Key)
+			require.Equal(t, broker.KeyPartition([]byte{}, 3), r.Partition, topic)
+		}
+	}
 }
 
 func TestTombstones(t *testing.T) {

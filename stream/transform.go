@@ -18,7 +18,7 @@ func Map[K, V, K2, V2 any](s Stream[K, V], fn func(K, V) (K2, V2), opts ...Optio
 		return func(ctx context.Context, rc *RecordContext, k K, v V) error {
 			t.Current = n
 			k2, v2 := fn(k, v)
-			return emitValue(ctx, next, rc, k2, v2)
+			return emitKey(ctx, next, rc, k2, v2, true)
 		}
 	})
 }
@@ -44,7 +44,7 @@ func SelectKey[K, V, K2 any](s Stream[K, V], fn func(K, V) K2, opts ...Option) S
 	return addStep(s, "select-key", opts, fn == nil, func(t *dsl.Task, n *dsl.Node, next emit[K2, V]) emit[K, V] {
 		return func(ctx context.Context, rc *RecordContext, k K, v V) error {
 			t.Current = n
-			return next(ctx, rc, fn(k, v), v)
+			return emitKey(ctx, next, rc, fn(k, v), v, false)
 		}
 	})
 }
@@ -64,7 +64,7 @@ func FlatMap[K, V, K2, V2 any](s Stream[K, V], fn func(K, V) iter.Seq2[K2, V2], 
 			}
 			var err error
 			for k2, v2 := range seq {
-				if err = emitValue(ctx, next, rc, k2, v2); err != nil {
+				if err = emitKey(ctx, next, rc, k2, v2, true); err != nil {
 					break
 				}
 				t.Current = n
