@@ -1,0 +1,51 @@
+// Package store holds the state of stream processing tasks: ordered
+// key-value stores of byte strings, on Pebble or in memory.
+//
+// The store knows nothing of the DSL: keys and values are bytes (the DSL
+// encodes them with its codecs, which say whether they preserve order), and
+// the changelog offset a store reflects is a number it records for the
+// runtime.
+//
+// # Databases and stores
+//
+// A DB opens stores by name and partition. OpenPebble opens one Pebble
+// database for a whole app instance; every (name, partition) gets a short
+// numeric key prefix from a catalog inside the database, so the stores of
+// all tasks share one block cache, one write-ahead log and one set of
+// background compactions, names of any length cost nothing per key and no
+// name reaches a file path. NewMemoryDB gives the same behaviour in memory,
+// for tests and small state.
+//
+// # Reads and writes
+//
+// Store.Get returns a copy of a value. Writes go through a Batch (Put,
+// Delete, DeleteRange) that Store.Apply writes atomically. Range,
+// RangeReverse and Prefix return a Cursor over a snapshot of the store,
+// with Err and Close because a scan of Pebble can fail.
+//
+// # Offsets and rebuilding
+//
+// State must always be a prefix of its changelog. Batch.SetOffset records
+// the changelog offset a batch brings the store to, inside the same atomic
+// write as the data, so after a crash Store.Offset says exactly which
+// prefix of the changelog the state holds. Store.Drop deletes one store's
+// data and offset (on Pebble with a range deletion, whatever the size)
+// without touching the other stores, so that one task's state can be
+// rebuilt from the beginning of its changelog.
+//
+// # Ownership and concurrency
+//
+// Stores and DBs are safe for concurrent use (except DB.Close); cursors
+// and batches are not. A Batch copies what it is given; Get returns a copy
+// the caller owns; a cursor's Key and Value are valid until its next Next.
+//
+// # Errors
+//
+// Errors wrap ErrClosed, ErrInvalid, ErrInvalidConfig or ErrCorrupt (or
+// the underlying Pebble or file system error) with the store's name,
+// partition and operation. Bad arguments return errors, never panics.
+//
+// # Testing
+//
+// Package storetest is the conformance suite that every DB passes.
+package store

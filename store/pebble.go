@@ -1,0 +1,605 @@
+package store
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"iter"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/bloom"
+)
+
+// Key layout inside the Pebble database. Every store gets a numeric id from
+// the catalog, so store names never reach keys or file names:
+//
+//	0x00                                       format marker
+//	0x00 uvarint(len(name)) name be32(partition) catalog: uvarint(id)
+//	0x01 uvarint(id) key                         data
+//	0x02 uvarint(id)                             offset: be64(offset)
+//
+// uvarint is prefix-free, so no store's data prefix is a prefix of
+// another's, and ids are never reused.
+const (
+	tagMeta   = 0x00
+	tagData   = 0x01
+	tagOffset = 0x02
+
+	formatValue = "duality-store-v1"
+)
+
+var (
+	formatKey    = []byte{tagMeta}
+	catalogStart = []byte{tagMeta, 0x01}
+	catalogEnd   = []byte{tagData}
+)
+
+// Tuned Pebble settings besides the options' defaults.
+const (
+	l0CompactionThreshold = 4
+	l0StopWritesThreshold = 24
+
+	// exactCountBytes is the on-disk size of a store's range under which
+	// ApproximateCount counts keys one by one.
+	exactCountBytes = 4 << 20
+)
+
+// PebbleDB is a DB on one Pebble database: one per app instance, shared by
+// the stores of all its tasks, each under its own key prefix.
+//
+// # Tuning
+//
+// OpenPebble sets a 64 MiB block cache, 32 MiB memtables, bloom filters of
+// 10 bits per key on every level (so a Get of an absent key rarely reads a
+// data block), and L0 thresholds of 4 files to compact and 24 to stop
+// writes; see the Options to change them and WithPebbleOptions for
+// anything else.
+//
+// # Count
+//
+// ApproximateCount is exact while the store's range takes less than 4 MiB
+// on disk (it then counts the keys, memtables included). Above that it
+// estimates from the sstables' properties: the entries minus the deletions
+// of each sstable, in proportion to the part of the sstable in the range.
+// The estimate counts overwritten and deleted keys until compactions drop
+// them, and misses the keys still in memtables (at most two memtables'
+// worth).
+//
+// A PebbleDB is safe for concurrent use, except Close (see DB).
+type PebbleDB struct {
+	dir    string
+	cfg    config
+	db     *pebble.DB
+	wo     *pebble.WriteOptions
+	closed atomic.Bool
+	mu     struct {
+		sync.Mutex
+		ids     map[storeKey]uint64
+		next    uint64
+		cursors map[*pebbleCursor]struct{}
+	}
+}
+
+// OpenPebble opens or creates the Pebble database in dir (on the file
+// system of WithFS). It returns an error matching ErrInvalidConfig for bad
+// options, ErrCorrupt if dir holds a Pebble database that is not a store
+// or an unreadable catalog, and Pebble's error if the database cannot be
+// opened (for example because another process has it open).
+func OpenPebble(dir string, opts ...Option) (db *PebbleDB, err error) {
+	cfg := defaultConfig()
+	for _, o := range opts {
+		if o != nil {
+			o.apply(&cfg)
+		}
+	}
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	d := &PebbleDB{dir: dir, cfg: cfg, wo: pebble.NoSync}
+	if cfg.sync {
+		d.wo = pebble.Sync
+	}
+	d.mu.ids = make(map[storeKey]uint64)
+	d.mu.cursors = make(map[*pebbleCursor]struct{})
+	d.mu.next = 1
+
+	// Pebble panics on some invalid options (set through
+	// WithPebbleOptions); report them as an error.
+	defer func() {
+		if r := recover(); r != nil {
+			db, err = nil, fmt.Errorf("store: open %s: %w: pebble: %v", dir, ErrInvalidConfig, r)
+		}
+	}()
+	pdb, err := pebble.Open(dir, d.pebbleOptions())
+	if err != nil {
+		return nil, fmt.Errorf("store: open %s: %w", dir, err)
+	}
+	d.db = pdb
+	if err := d.load(); err != nil {
+		_ = pdb.Close()
+		return nil, fmt.Errorf("store: open %s: %w", dir, err)
+	}
+	return d, nil
+}
+
+// pebbleOptions returns the tuned options, then the user's functions, then
+// the settings the DB relies on.
+func (d *PebbleDB) pebbleOptions() *pebble.Options {
+	logger := pebbleLogger{d.cfg.logger}
+	o := &pebble.Options{
+		FormatMajorVersion:    pebble.FormatNewest,
+		CacheSize:             d.cfg.blockCacheSize,
+		MemTableSize:          uint64(d.cfg.memTableSize),
+		L0CompactionThreshold: l0CompactionThreshold,
+		L0StopWritesThreshold: l0StopWritesThreshold,
+		Logger:                logger,
+		EventListener: &pebble.EventListener{
+			// Pebble's default exits the process on a corrupt block. The
+			// read that found it returns an error matching ErrCorrupt
+			// anyway, so log it and carry on.
+			DataCorruption: func(info pebble.DataCorruptionInfo) {
+				d.cfg.logger.Error("store: on-disk corruption", "path", info.Path, "error", info.Details)
+			},
+		},
+	}
+	if d.cfg.bloomBits > 0 {
+		for i := range o.Levels {
+			o.Levels[i].FilterPolicy = bloom.FilterPolicy(d.cfg.bloomBits)
+		}
+	}
+	o.EnsureDefaults()
+	for _, f := range d.cfg.pebbleOpts {
+		f(o)
+	}
+	o.FS = d.cfg.fs
+	o.Comparer = pebble.DefaultComparer
+	o.Merger = pebble.DefaultMerger
+	o.ReadOnly = false
+	return o
+}
+
+// load checks the format marker (writing it into an empty database) and
+// reads the catalog.
+func (d *PebbleDB) load() error {
+	v, closer, err := d.db.Get(formatKey)
+	switch {
+	case errors.Is(err, pebble.ErrNotFound):
+		it, err := d.db.NewIter(nil)
+		if err != nil {
+			return err
+		}
+		nonEmpty := it.First()
+		if err := errors.Join(it.Error(), it.Close()); err != nil {
+			return err
+		}
+		if nonEmpty {
+			return fmt.Errorf("%w: not a store database (no format marker)", ErrCorrupt)
+		}
+		if err := d.db.Set(formatKey, []byte(formatValue), pebble.Sync); err != nil {
+			return err
+		}
+	case err != nil:
+		return err
+	default:
+		ok := string(v) == formatValue
+		_ = closer.Close()
+		if !ok {
+			return fmt.Errorf("%w: unknown format marker", ErrCorrupt)
+		}
+	}
+
+	it, err := d.db.NewIter(&pebble.IterOptions{LowerBound: catalogStart, UpperBound: catalogEnd})
+	if err != nil {
+		return err
+	}
+	defer it.Close()
+	for ok := it.First(); ok; ok = it.Next() {
+		name, partition, err := parseCatalogKey(it.Key())
+		if err != nil {
+			return err
+		}
+		val, err := it.ValueAndErr()
+		if err != nil {
+			return err
+		}
+		id, n := binary.Uvarint(val)
+		if n <= 0 || n != len(val) || id == 0 {
+			return fmt.Errorf("%w: catalog entry of %s/%d: bad id", ErrCorrupt, name, partition)
+		}
+		d.mu.ids[storeKey{name, partition}] = id
+		d.mu.next = max(d.mu.next, id+1)
+	}
+	return it.Error()
+}
+
+func catalogKey(name string, partition int32) []byte {
+	k := make([]byte, 0, 1+binary.MaxVarintLen64+len(name)+4)
+	k = append(k, tagMeta)
+	k = binary.AppendUvarint(k, uint64(len(name)))
+	k = append(k, name...)
+	return binary.BigEndian.AppendUint32(k, uint32(partition))
+}
+
+func parseCatalogKey(k []byte) (string, int32, error) {
+	l, n := binary.Uvarint(k[1:])
+	if n <= 0 || l == 0 || uint64(len(k)-1-n) != l+4 {
+		return "", 0, fmt.Errorf("%w: catalog key %x", ErrCorrupt, k)
+	}
+	rest := k[1+n:]
+	p := int32(binary.BigEndian.Uint32(rest[l:]))
+	if p < 0 {
+		return "", 0, fmt.Errorf("%w: catalog key %x", ErrCorrupt, k)
+	}
+	return string(rest[:l]), p, nil
+}
+
+// Store implements DB. A new store's catalog entry is written with the
+// DB's write options (see WithSync).
+func (d *PebbleDB) Store(name string, partition int32) (Store, error) {
+	if err := validName(name, partition); err != nil {
+		return nil, err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed.Load() {
+		return nil, wrap(name, partition, "open", ErrClosed)
+	}
+	k := storeKey{name, partition}
+	id, ok := d.mu.ids[k]
+	if !ok {
+		id = d.mu.next
+		if err := d.db.Set(catalogKey(name, partition), binary.AppendUvarint(nil, id), d.wo); err != nil {
+			return nil, wrap(name, partition, "open", err)
+		}
+		d.mu.next++
+		d.mu.ids[k] = id
+	}
+	prefix := binary.AppendUvarint([]byte{tagData}, id)
+	return &pebbleStore{
+		db: d, name: name, partition: partition,
+		prefix:    prefix,
+		end:       PrefixEnd(prefix),
+		offsetKey: binary.AppendUvarint([]byte{tagOffset}, id),
+	}, nil
+}
+
+// Close implements DB: it closes the cursors still open and the Pebble
+// database. Closing twice returns nil.
+func (d *PebbleDB) Close() error {
+	if d.closed.Swap(true) {
+		return nil
+	}
+	d.mu.Lock()
+	var errs []error
+	for c := range d.mu.cursors {
+		c.closed = true
+		c.err = wrap(c.store.name, c.store.partition, "range", ErrClosed)
+		errs = append(errs, c.it.Close())
+	}
+	d.mu.cursors = nil
+	d.mu.Unlock()
+	errs = append(errs, d.db.Close())
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("store: close: %w", err)
+	}
+	return nil
+}
+
+// Dir returns the directory the DB was opened in.
+func (d *PebbleDB) Dir() string { return d.dir }
+
+// Flush writes the memtables to sstables, so that everything applied so
+// far is on disk without the write-ahead log. Tests use it to exercise
+// sstables; the runtime does not need it.
+func (d *PebbleDB) Flush() error {
+	if d.closed.Load() {
+		return fmt.Errorf("store: flush: %w", ErrClosed)
+	}
+	if err := d.db.Flush(); err != nil {
+		return fmt.Errorf("store: flush: %w", err)
+	}
+	return nil
+}
+
+// pebbleStore is a handle on one store of a PebbleDB.
+type pebbleStore struct {
+	db        *PebbleDB
+	name      string
+	partition int32
+	prefix    []byte // tagData uvarint(id)
+	end       []byte // PrefixEnd(prefix)
+	offsetKey []byte
+	closed    atomic.Bool
+}
+
+func (s *pebbleStore) Name() string     { return s.name }
+func (s *pebbleStore) Partition() int32 { return s.partition }
+
+func (s *pebbleStore) check(op string) error {
+	if s.closed.Load() || s.db.closed.Load() {
+		return wrap(s.name, s.partition, op, ErrClosed)
+	}
+	return nil
+}
+
+func (s *pebbleStore) Get(key []byte) ([]byte, bool, error) {
+	if err := s.check("get"); err != nil {
+		return nil, false, err
+	}
+	var a [128]byte
+	k := append(append(a[:0], s.prefix...), key...)
+	v, closer, err := s.db.db.Get(k)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, wrap(s.name, s.partition, "get", err)
+	}
+	out := bytes.Clone(v)
+	if out == nil {
+		out = []byte{}
+	}
+	_ = closer.Close()
+	return out, true, nil
+}
+
+func (s *pebbleStore) Apply(b *Batch) error {
+	if err := s.check("apply"); err != nil {
+		return err
+	}
+	if b == nil || b.empty() {
+		return nil
+	}
+	pb := s.db.db.NewBatchWithSize(len(b.buf) + len(b.ops)*(len(s.prefix)+8) + 32)
+	defer pb.Close()
+	var scratch, scratch2 []byte
+	for i := range b.ops {
+		op := &b.ops[i]
+		k := op.key(b.buf)
+		switch op.kind {
+		case opPut:
+			v := op.value(b.buf)
+			d := pb.SetDeferred(len(s.prefix)+len(k), len(v))
+			copy(d.Key, s.prefix)
+			copy(d.Key[len(s.prefix):], k)
+			copy(d.Value, v)
+			if err := d.Finish(); err != nil {
+				return wrap(s.name, s.partition, "apply", err)
+			}
+		case opDelete:
+			scratch = append(append(scratch[:0], s.prefix...), k...)
+			if err := pb.Delete(scratch, nil); err != nil {
+				return wrap(s.name, s.partition, "apply", err)
+			}
+		case opDeleteRange:
+			end := s.end
+			if !op.endNil {
+				e := op.value(b.buf)
+				if bytes.Compare(k, e) >= 0 {
+					continue
+				}
+				scratch2 = append(append(scratch2[:0], s.prefix...), e...)
+				end = scratch2
+			}
+			scratch = append(append(scratch[:0], s.prefix...), k...)
+			if err := pb.DeleteRange(scratch, end, nil); err != nil {
+				return wrap(s.name, s.partition, "apply", err)
+			}
+		}
+	}
+	if b.hasOffset {
+		if err := pb.Set(s.offsetKey, binary.BigEndian.AppendUint64(nil, uint64(b.offset)), nil); err != nil {
+			return wrap(s.name, s.partition, "apply", err)
+		}
+	}
+	if err := pb.Commit(s.db.wo); err != nil {
+		return wrap(s.name, s.partition, "apply", err)
+	}
+	return nil
+}
+
+func (s *pebbleStore) Offset() (int64, bool, error) {
+	if err := s.check("offset"); err != nil {
+		return 0, false, err
+	}
+	v, closer, err := s.db.db.Get(s.offsetKey)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, wrap(s.name, s.partition, "offset", err)
+	}
+	defer closer.Close()
+	if len(v) != 8 {
+		return 0, false, wrap(s.name, s.partition, "offset", fmt.Errorf("%w: offset of %d bytes", ErrCorrupt, len(v)))
+	}
+	return int64(binary.BigEndian.Uint64(v)), true, nil
+}
+
+func (s *pebbleStore) Drop() error {
+	if err := s.check("drop"); err != nil {
+		return err
+	}
+	pb := s.db.db.NewBatch()
+	defer pb.Close()
+	if err := pb.DeleteRange(s.prefix, s.end, nil); err != nil {
+		return wrap(s.name, s.partition, "drop", err)
+	}
+	if err := pb.Delete(s.offsetKey, nil); err != nil {
+		return wrap(s.name, s.partition, "drop", err)
+	}
+	if err := pb.Commit(s.db.wo); err != nil {
+		return wrap(s.name, s.partition, "drop", err)
+	}
+	return nil
+}
+
+func (s *pebbleStore) ApproximateCount() (int64, error) {
+	if err := s.check("count"); err != nil {
+		return 0, err
+	}
+	levels, err := s.db.db.SSTables(pebble.WithKeyRangeFilter(s.prefix, s.end), pebble.WithApproximateSpanBytes(), pebble.WithProperties())
+	if err != nil {
+		return 0, wrap(s.name, s.partition, "count", err)
+	}
+	var bytesInRange uint64
+	var estimate float64
+	for _, level := range levels {
+		for _, t := range level {
+			bytesInRange += t.ApproximateSpanBytes
+			if t.Properties == nil || t.Size == 0 {
+				continue
+			}
+			live := float64(t.Properties.NumEntries) - float64(t.Properties.NumDeletions)
+			estimate += live * min(1, float64(t.ApproximateSpanBytes)/float64(t.Size))
+		}
+	}
+	if bytesInRange >= exactCountBytes {
+		return max(0, int64(estimate)), nil
+	}
+	it, err := s.db.db.NewIter(&pebble.IterOptions{LowerBound: s.prefix, UpperBound: s.end})
+	if err != nil {
+		return 0, wrap(s.name, s.partition, "count", err)
+	}
+	var n int64
+	for ok := it.First(); ok; ok = it.Next() {
+		n++
+	}
+	if err := errors.Join(it.Error(), it.Close()); err != nil {
+		return 0, wrap(s.name, s.partition, "count", err)
+	}
+	return n, nil
+}
+
+func (s *pebbleStore) Close() error {
+	s.closed.Store(true)
+	return nil
+}
+
+func (s *pebbleStore) Range(start, end []byte) Cursor {
+	return s.cursor(start, end, false)
+}
+
+func (s *pebbleStore) RangeReverse(start, end []byte) Cursor {
+	return s.cursor(start, end, true)
+}
+
+func (s *pebbleStore) Prefix(prefix []byte) Cursor {
+	return s.cursor(prefix, PrefixEnd(prefix), false)
+}
+
+func (s *pebbleStore) cursor(start, end []byte, reverse bool) Cursor {
+	if err := s.check("range"); err != nil {
+		return errCursor{err}
+	}
+	if end != nil && bytes.Compare(start, end) >= 0 {
+		return errCursor{}
+	}
+	lo := append(bytes.Clone(s.prefix), start...)
+	hi := s.end
+	if end != nil {
+		hi = append(bytes.Clone(s.prefix), end...)
+	}
+	d := s.db
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed.Load() {
+		return errCursor{wrap(s.name, s.partition, "range", ErrClosed)}
+	}
+	it, err := d.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
+	if err != nil {
+		return errCursor{wrap(s.name, s.partition, "range", err)}
+	}
+	c := &pebbleCursor{store: s, it: it, reverse: reverse}
+	d.mu.cursors[c] = struct{}{}
+	return c
+}
+
+// pebbleCursor wraps a Pebble iterator; the iterator's bounds keep it
+// inside the store's prefix.
+type pebbleCursor struct {
+	store      *pebbleStore
+	it         *pebble.Iterator
+	reverse    bool
+	started    bool
+	done       bool
+	closed     bool
+	key, value []byte
+	err        error
+}
+
+func (c *pebbleCursor) Next() bool {
+	if c.done || c.closed {
+		return false
+	}
+	var ok bool
+	switch {
+	case !c.started && !c.reverse:
+		ok = c.it.First()
+	case !c.started:
+		ok = c.it.Last()
+	case !c.reverse:
+		ok = c.it.Next()
+	default:
+		ok = c.it.Prev()
+	}
+	c.started = true
+	if ok {
+		v, err := c.it.ValueAndErr()
+		if err == nil {
+			c.key, c.value = c.it.Key()[len(c.store.prefix):], v
+			return true
+		}
+	}
+	c.done, c.key, c.value = true, nil, nil
+	if err := c.it.Error(); err != nil {
+		c.err = wrap(c.store.name, c.store.partition, "range", err)
+	}
+	return false
+}
+
+func (c *pebbleCursor) Key() []byte                    { return c.key }
+func (c *pebbleCursor) Value() []byte                  { return c.value }
+func (c *pebbleCursor) All() iter.Seq2[[]byte, []byte] { return cursorAll(c) }
+func (c *pebbleCursor) Err() error                     { return c.err }
+
+func (c *pebbleCursor) Close() error {
+	if c.closed {
+		return c.err
+	}
+	d := c.store.db
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if c.closed { // closed by PebbleDB.Close
+		return c.err
+	}
+	c.closed, c.key, c.value = true, nil, nil
+	delete(d.mu.cursors, c)
+	if err := c.it.Close(); err != nil && c.err == nil {
+		c.err = wrap(c.store.name, c.store.partition, "range", err)
+	}
+	return c.err
+}
+
+// pebbleLogger sends Pebble's log lines to the DB's logger. Pebble calls
+// Fatalf on errors it cannot continue from and expects it not to return:
+// it logs and panics.
+type pebbleLogger struct{ log *slog.Logger }
+
+func (l pebbleLogger) Infof(format string, args ...any) {
+	l.log.Info("pebble: " + fmt.Sprintf(format, args...))
+}
+
+func (l pebbleLogger) Errorf(format string, args ...any) {
+	l.log.Error("pebble: " + fmt.Sprintf(format, args...))
+}
+
+func (l pebbleLogger) Fatalf(format string, args ...any) {
+	msg := "pebble: fatal: " + fmt.Sprintf(format, args...)
+	l.log.Error(msg)
+	panic("store: " + msg)
+}
