@@ -1,0 +1,138 @@
+package store_test
+
+import (
+	"fmt"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/duality-streams/duality/store"
+)
+
+// benchStores returns the implementations to benchmark: Pebble on disk
+// (in a temp dir, without sync) and memory.
+func benchStores(b *testing.B) []struct {
+	name string
+	open func(b *testing.B) store.Store
+} {
+	return []struct {
+		name string
+		open func(b *testing.B) store.Store
+	}{
+		{"pebble", func(b *testing.B) store.Store {
+			db, err := store.OpenPebble(b.TempDir())
+			require.NoError(b, err)
+			b.Cleanup(func() { db.Close() })
+			s, err := db.Store("bench", 0)
+			require.NoError(b, err)
+			return s
+		}},
+		{"memory", func(b *testing.B) store.Store { return store.NewMemory("bench", 0) }},
+	}
+}
+
+const benchKeys = 100_000
+
+func benchKey(i int) []byte { return fmt.Appendf(nil, "key-%08d", i) }
+
+// fill writes benchKeys keys with 100-byte values.
+func fill(b *testing.B, s store.Store) {
+	val := make([]byte, 100)
+	var batch store.Batch
+	for i := range benchKeys {
+		batch.Put(benchKey(i), val)
+		if batch.Len() == 1000 {
+			require.NoError(b, s.Apply(&batch))
+			batch.Reset()
+		}
+	}
+	require.NoError(b, s.Apply(&batch))
+}
+
+// BenchmarkApply writes batches of 1000 puts of 100-byte values and an
+// offset, over a key space of benchKeys keys.
+func BenchmarkApply(b *testing.B) {
+	for _, impl := range benchStores(b) {
+		b.Run(impl.name, func(b *testing.B) {
+			s := impl.open(b)
+			val := make([]byte, 100)
+			keys := make([][]byte, benchKeys)
+			for i := range keys {
+				keys[i] = benchKey(i)
+			}
+			var batch store.Batch
+			n := 0
+			b.ReportAllocs()
+			b.SetBytes(1000 * (100 + 12))
+			for b.Loop() {
+				batch.Reset()
+				for range 1000 {
+					batch.Put(keys[n%benchKeys], val)
+					n += 7919 // a prime: spread the keys
+				}
+				batch.SetOffset(int64(n))
+				if err := s.Apply(&batch); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.N)*1000/b.Elapsed().Seconds(), "puts/s")
+		})
+	}
+}
+
+func BenchmarkGet(b *testing.B) {
+	for _, impl := range benchStores(b) {
+		b.Run(impl.name, func(b *testing.B) {
+			s := impl.open(b)
+			fill(b, s)
+			keys := make([][]byte, benchKeys)
+			misses := make([][]byte, benchKeys)
+			for i := range keys {
+				keys[i] = benchKey(i)
+				misses[i] = fmt.Appendf(nil, "miss-%08d", i)
+			}
+			for _, tc := range []struct {
+				name string
+				keys [][]byte
+				want bool
+			}{{"hit", keys, true}, {"miss", misses, false}} {
+				b.Run(tc.name, func(b *testing.B) {
+					i := 0
+					b.ReportAllocs()
+					for b.Loop() {
+						_, ok, err := s.Get(tc.keys[i%benchKeys])
+						if err != nil || ok != tc.want {
+							b.Fatal(ok, err)
+						}
+						i += 7919
+					}
+				})
+			}
+		})
+	}
+}
+
+// BenchmarkRange scans 100 consecutive keys from a random start.
+func BenchmarkRange(b *testing.B) {
+	for _, impl := range benchStores(b) {
+		b.Run(impl.name, func(b *testing.B) {
+			s := impl.open(b)
+			fill(b, s)
+			i := 0
+			b.ReportAllocs()
+			for b.Loop() {
+				start := i % (benchKeys - 100)
+				c := s.Range(benchKey(start), benchKey(start+100))
+				n := 0
+				for c.Next() {
+					n++
+				}
+				if err := c.Close(); err != nil || n != 100 {
+					b.Fatal(n, err)
+				}
+				i += 7919
+			}
+			b.ReportMetric(float64(b.N)*100/b.Elapsed().Seconds(), "keys/s")
+		})
+	}
+}
