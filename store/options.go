@@ -97,11 +97,14 @@ func WithBloomFilterBitsPerKey(n int) Option {
 	return optionFunc(func(c *config) { c.bloomBits = n })
 }
 
-// WithSync makes every Apply and Drop sync Pebble's write-ahead log before
-// returning. Default false: a write is atomic at once, and durable when
-// Pebble next syncs (or at Close). A store is rebuilt from its changelog
-// anyway; after a crash it holds a consistent earlier state (data and
-// offset of some earlier Apply) and catches up from that offset.
+// WithSync makes every Apply, Drop and store creation sync Pebble's
+// write-ahead log before returning, so a returned Apply survives a process
+// crash and a power failure. Default false: a write is atomic at once but
+// durable only once Pebble syncs (at the latest at Close). Pebble hands
+// the log to the OS asynchronously, so even a process crash (kill -9) can
+// lose the most recent batches (TestKillNine loses up to about 20 of its
+// small batches). Whatever survives is consistent: the data and offset of
+// one earlier Apply, from which the store catches up on its changelog.
 func WithSync(sync bool) Option {
 	return optionFunc(func(c *config) { c.sync = sync })
 }

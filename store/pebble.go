@@ -108,10 +108,20 @@ func OpenPebble(dir string, opts ...Option) (db *PebbleDB, err error) {
 	d.mu.next = 1
 
 	// Pebble panics on some invalid options (set through
-	// WithPebbleOptions); report them as an error.
+	// WithPebbleOptions), and calls Fatalf (which panics with a
+	// fatalError) on some storage failures; report both as errors.
 	defer func() {
-		if r := recover(); r != nil {
+		r := recover()
+		if r == nil {
+			return
+		}
+		if f, ok := r.(fatalError); ok {
+			db, err = nil, fmt.Errorf("store: open %s: %s", dir, f.msg)
+		} else {
 			db, err = nil, fmt.Errorf("store: open %s: %w: pebble: %v", dir, ErrInvalidConfig, r)
+		}
+		if d.db != nil {
+			_ = d.db.Close()
 		}
 	}()
 	pdb, err := pebble.Open(dir, d.pebbleOptions())
@@ -586,8 +596,12 @@ func (c *pebbleCursor) Close() error {
 }
 
 // pebbleLogger sends Pebble's log lines to the DB's logger. Pebble calls
-// Fatalf on errors it cannot continue from and expects it not to return:
-// it logs and panics.
+// Fatalf on errors it cannot continue from (a failed write-ahead log or
+// manifest write) and expects it not to return: it logs and panics with a
+// fatalError. OpenPebble turns that panic into an error; anywhere else
+// (Apply, Pebble's background goroutines) it ends the process, as Pebble's
+// own default logger does: the store's state is rebuilt from its
+// changelog on the next start.
 type pebbleLogger struct{ log *slog.Logger }
 
 func (l pebbleLogger) Infof(format string, args ...any) {
@@ -601,5 +615,10 @@ func (l pebbleLogger) Errorf(format string, args ...any) {
 func (l pebbleLogger) Fatalf(format string, args ...any) {
 	msg := "pebble: fatal: " + fmt.Sprintf(format, args...)
 	l.log.Error(msg)
-	panic("store: " + msg)
+	panic(fatalError{msg})
 }
+
+// fatalError is the panic value of pebbleLogger.Fatalf.
+type fatalError struct{ msg string }
+
+func (f fatalError) String() string { return "store: " + f.msg }

@@ -381,3 +381,45 @@ func TestNewMemory(t *testing.T) {
 	_, _, err = s.Get([]byte("k"))
 	require.ErrorIs(t, err, store.ErrClosed)
 }
+
+// TestOpenErrors fails the i-th file system operation of OpenPebble, for
+// i = 0, 1, ... until an Open succeeds: every failed Open returns an error
+// (none panics), and after each failure a clean Open of the same files
+// works and finds the data written before.
+func TestOpenErrors(t *testing.T) {
+	mem := vfs.NewMem()
+	db := openMem(t, mem)
+	s, err := db.Store("s", 0)
+	require.NoError(t, err)
+	var b store.Batch
+	b.Put([]byte("k"), []byte("v"))
+	b.SetOffset(9)
+	require.NoError(t, s.Apply(&b))
+	require.NoError(t, db.Close())
+
+	for i := int32(0); ; i++ {
+		inj := errorfs.OnIndex(i)
+		db, err := store.OpenPebble("db", store.WithFS(errorfs.Wrap(mem, inj)))
+		if err == nil {
+			require.NoError(t, db.Close())
+			t.Logf("Open succeeded once %d operations could fail", i)
+			break
+		}
+		require.Error(t, err)
+		require.NotErrorIs(t, err, store.ErrInvalidConfig, "%d: %v", i, err)
+		require.Less(t, i, int32(1000))
+
+		db = openMem(t, mem)
+		s, err := db.Store("s", 0)
+		require.NoError(t, err)
+		v, ok, err := s.Get([]byte("k"))
+		require.NoError(t, err)
+		require.True(t, ok, "after failure %d", i)
+		require.Equal(t, "v", string(v))
+		off, ok, err := s.Offset()
+		require.NoError(t, err)
+		require.True(t, ok)
+		require.Equal(t, int64(9), off)
+		require.NoError(t, db.Close())
+	}
+}

@@ -1,0 +1,130 @@
+package store_test
+
+import (
+	"bufio"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"strconv"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/duality-streams/duality/store"
+)
+
+// crashBatch fills b with batch i of the crash test's sequence: a function
+// of i alone, so the parent can replay what the child applied.
+func crashBatch(b *store.Batch, i int64) {
+	b.Reset()
+	rng := rand.New(rand.NewPCG(uint64(i), 99))
+	for range 1 + rng.IntN(30) {
+		k := fmt.Appendf(nil, "k%03d", rng.IntN(300))
+		switch r := rng.IntN(20); {
+		case r == 0:
+			b.DeleteRange(k, fmt.Appendf(nil, "k%03d", rng.IntN(300)))
+		case r < 5:
+			b.Delete(k)
+		default:
+			b.Put(k, fmt.Appendf(nil, "v%d-%0*d", i, rng.IntN(300), 0))
+		}
+	}
+	b.SetOffset(i)
+}
+
+// TestKillNine runs a child process that applies batches to a Pebble store
+// on disk and prints each applied batch number, kills it with SIGKILL at a
+// random point, and checks the store after reopening: its data is exactly
+// the state after the batch its offset names (replayed into a memory
+// store), and with WithSync no printed batch is lost. Each round restarts
+// the child on the same directory, continuing after the recovered offset.
+func TestKillNine(t *testing.T) {
+	if dir := os.Getenv("STORE_KILL_CHILD"); dir != "" {
+		killChild(dir, os.Getenv("STORE_KILL_SYNC") == "1")
+		return
+	}
+	if testing.Short() {
+		t.Skip("starts child processes")
+	}
+	for _, sync := range []bool{false, true} {
+		t.Run(fmt.Sprintf("sync=%v", sync), func(t *testing.T) {
+			dir := t.TempDir()
+			rng := rand.New(rand.NewPCG(5, 6))
+			for round := range 3 {
+				cmd := exec.Command(os.Args[0], "-test.run=^TestKillNine$")
+				cmd.Env = append(os.Environ(), "STORE_KILL_CHILD="+dir, "STORE_KILL_SYNC="+map[bool]string{true: "1"}[sync])
+				out, err := cmd.StdoutPipe()
+				require.NoError(t, err)
+				require.NoError(t, cmd.Start())
+				sc := bufio.NewScanner(out)
+				var last int64 = -1
+				for n, target := 0, 50+rng.IntN(300); n < target && sc.Scan(); n++ {
+					last, err = strconv.ParseInt(sc.Text(), 10, 64)
+					require.NoError(t, err, "child printed %q", sc.Text())
+				}
+				require.NoError(t, cmd.Process.Kill())
+				_ = cmd.Wait()
+				require.GreaterOrEqual(t, last, int64(0), "the child applied nothing")
+
+				db, err := store.OpenPebble(dir)
+				require.NoError(t, err)
+				s, err := db.Store("s", 0)
+				require.NoError(t, err)
+				off, ok, err := s.Offset()
+				require.NoError(t, err)
+				want := store.NewMemory("want", 0)
+				if ok {
+					var b store.Batch
+					for i := int64(0); i <= off; i++ {
+						crashBatch(&b, i)
+						require.NoError(t, want.Apply(&b))
+					}
+				}
+				require.Equal(t, scanAll(t, want), scanAll(t, s), "round %d: state is not the state at offset %d", round, off)
+				if sync {
+					require.True(t, ok)
+					require.GreaterOrEqual(t, off, last, "round %d: an acknowledged synced batch was lost", round)
+				}
+				t.Logf("round %d: child acknowledged batch %d, store recovered at offset %d (%v)", round, last, off, ok)
+				require.NoError(t, want.Close())
+				require.NoError(t, db.Close())
+			}
+		})
+	}
+}
+
+// killChild applies batches until it is killed, starting after the
+// store's offset, and prints each batch number once Apply has returned.
+func killChild(dir string, sync bool) {
+	db, err := store.OpenPebble(dir, store.WithSync(sync))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	s, err := db.Store("s", 0)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	off, ok, err := s.Offset()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	next := int64(0)
+	if ok {
+		next = off + 1
+	}
+	w := bufio.NewWriter(os.Stdout)
+	var b store.Batch
+	for i := next; ; i++ {
+		crashBatch(&b, i)
+		if err := s.Apply(&b); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		fmt.Fprintln(w, i)
+		w.Flush()
+	}
+}
