@@ -9,27 +9,38 @@ import (
 	"github.com/duality-streams/duality/store"
 )
 
-// benchStores returns the implementations to benchmark: Pebble on disk
-// (in a temp dir, without sync) and memory.
-func benchStores(b *testing.B) []struct {
+type benchImpl struct {
 	name string
 	open func(b *testing.B) store.Store
-} {
-	return []struct {
-		name string
-		open func(b *testing.B) store.Store
-	}{
-		{"pebble", func(b *testing.B) store.Store {
-			db, err := store.OpenPebble(b.TempDir())
-			require.NoError(b, err)
-			b.Cleanup(func() { db.Close() })
-			s, err := db.Store("bench", 0)
-			require.NoError(b, err)
-			return s
+	// flush, if set, moves the data from memtables to sstables.
+	flush func(b *testing.B, s store.Store)
+}
+
+// benchStores returns the implementations to benchmark: Pebble on disk
+// (in a temp dir, without sync) with the data in memtables, the same with
+// the data flushed to sstables (where Gets of absent keys use the bloom
+// filters), and memory.
+func benchStores(b *testing.B) []benchImpl {
+	openPebble := func(b *testing.B) store.Store {
+		db, err := store.OpenPebble(b.TempDir())
+		require.NoError(b, err)
+		b.Cleanup(func() { db.Close() })
+		s, err := db.Store("bench", 0)
+		require.NoError(b, err)
+		pebbles[s] = db
+		return s
+	}
+	return []benchImpl{
+		{name: "pebble", open: openPebble},
+		{name: "pebble-flushed", open: openPebble, flush: func(b *testing.B, s store.Store) {
+			require.NoError(b, pebbles[s].Flush())
 		}},
-		{"memory", func(b *testing.B) store.Store { return store.NewMemory("bench", 0) }},
+		{name: "memory", open: func(b *testing.B) store.Store { return store.NewMemory("bench", 0) }},
 	}
 }
+
+// pebbles maps benchmark stores to their DB, for Flush.
+var pebbles = map[store.Store]*store.PebbleDB{}
 
 const benchKeys = 100_000
 
@@ -53,6 +64,9 @@ func fill(b *testing.B, s store.Store) {
 // offset, over a key space of benchKeys keys.
 func BenchmarkApply(b *testing.B) {
 	for _, impl := range benchStores(b) {
+		if impl.flush != nil {
+			continue
+		}
 		b.Run(impl.name, func(b *testing.B) {
 			s := impl.open(b)
 			val := make([]byte, 100)
@@ -85,6 +99,9 @@ func BenchmarkGet(b *testing.B) {
 		b.Run(impl.name, func(b *testing.B) {
 			s := impl.open(b)
 			fill(b, s)
+			if impl.flush != nil {
+				impl.flush(b, s)
+			}
 			keys := make([][]byte, benchKeys)
 			misses := make([][]byte, benchKeys)
 			for i := range keys {
@@ -118,6 +135,9 @@ func BenchmarkRange(b *testing.B) {
 		b.Run(impl.name, func(b *testing.B) {
 			s := impl.open(b)
 			fill(b, s)
+			if impl.flush != nil {
+				impl.flush(b, s)
+			}
 			i := 0
 			b.ReportAllocs()
 			for b.Loop() {

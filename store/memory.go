@@ -226,7 +226,7 @@ func (s *memStore) cursor(start, end []byte, reverse bool) Cursor {
 	snap := s.state.tree.Clone()
 	s.state.mu.Unlock()
 	return &memCursor{
-		store: s, tree: snap, reverse: reverse,
+		store: s, tree: snap, reverse: reverse, buf: make([][2][]byte, 0, memCursorChunk),
 		start: bytes.Clone(start), end: bytes.Clone(end), endNil: end == nil,
 	}
 }

@@ -66,8 +66,8 @@ const (
 // estimates from the sstables' properties: the entries minus the deletions
 // of each sstable, in proportion to the part of the sstable in the range.
 // The estimate counts overwritten and deleted keys until compactions drop
-// them, and misses the keys still in memtables (at most two memtables'
-// worth).
+// them (except that an empty store, for example a dropped one, counts 0),
+// and misses the keys still in memtables (at most two memtables' worth).
 //
 // A PebbleDB is safe for concurrent use, except Close (see DB).
 type PebbleDB struct {
@@ -236,15 +236,19 @@ func catalogKey(name string, partition int32) []byte {
 
 func parseCatalogKey(k []byte) (string, int32, error) {
 	l, n := binary.Uvarint(k[1:])
-	if n <= 0 || l == 0 || uint64(len(k)-1-n) != l+4 {
+	if n <= 0 || l == 0 {
 		return "", 0, fmt.Errorf("%w: catalog key %x", ErrCorrupt, k)
 	}
 	rest := k[1+n:]
-	p := int32(binary.BigEndian.Uint32(rest[l:]))
-	if p < 0 {
+	if l > uint64(len(rest)) || uint64(len(rest))-l != 4 {
 		return "", 0, fmt.Errorf("%w: catalog key %x", ErrCorrupt, k)
 	}
-	return string(rest[:l]), p, nil
+	name, p := string(rest[:l]), int32(binary.BigEndian.Uint32(rest[l:]))
+	// Only the canonical encoding (no padded uvarint) is a catalog key.
+	if p < 0 || n != len(binary.AppendUvarint(nil, l)) {
+		return "", 0, fmt.Errorf("%w: catalog key %x", ErrCorrupt, k)
+	}
+	return name, p, nil
 }
 
 // Store implements DB. A new store's catalog entry is written with the
@@ -336,12 +340,22 @@ func (s *pebbleStore) check(op string) error {
 	return nil
 }
 
+// keyPool holds buffers for the Pebble keys of Get, which Pebble needs
+// until the value's closer is closed.
+var keyPool = sync.Pool{New: func() any { b := make([]byte, 0, 64); return &b }}
+
 func (s *pebbleStore) Get(key []byte) ([]byte, bool, error) {
 	if err := s.check("get"); err != nil {
 		return nil, false, err
 	}
-	var a [128]byte
-	k := append(append(a[:0], s.prefix...), key...)
+	bp := keyPool.Get().(*[]byte)
+	k := append(append((*bp)[:0], s.prefix...), key...)
+	defer func() {
+		if cap(k) <= 64<<10 {
+			*bp = k[:0]
+			keyPool.Put(bp)
+		}
+	}()
 	v, closer, err := s.db.db.Get(k)
 	if errors.Is(err, pebble.ErrNotFound) {
 		return nil, false, nil
@@ -349,10 +363,8 @@ func (s *pebbleStore) Get(key []byte) ([]byte, bool, error) {
 	if err != nil {
 		return nil, false, wrap(s.name, s.partition, "get", err)
 	}
-	out := bytes.Clone(v)
-	if out == nil {
-		out = []byte{}
-	}
+	out := make([]byte, len(v))
+	copy(out, v)
 	_ = closer.Close()
 	return out, true, nil
 }
@@ -468,16 +480,21 @@ func (s *pebbleStore) ApproximateCount() (int64, error) {
 			estimate += live * min(1, float64(t.ApproximateSpanBytes)/float64(t.Size))
 		}
 	}
-	if bytesInRange >= exactCountBytes {
-		return max(0, int64(estimate)), nil
-	}
 	it, err := s.db.db.NewIter(&pebble.IterOptions{LowerBound: s.prefix, UpperBound: s.end})
 	if err != nil {
 		return 0, wrap(s.name, s.partition, "count", err)
 	}
 	var n int64
-	for ok := it.First(); ok; ok = it.Next() {
-		n++
+	if bytesInRange >= exactCountBytes {
+		// Estimate, unless the store is empty (dropped, or every key
+		// deleted) and the sstables still hold the deleted keys.
+		if it.First() {
+			n = max(1, int64(estimate))
+		}
+	} else {
+		for ok := it.First(); ok; ok = it.Next() {
+			n++
+		}
 	}
 	if err := errors.Join(it.Error(), it.Close()); err != nil {
 		return 0, wrap(s.name, s.partition, "count", err)

@@ -359,11 +359,15 @@ func TestApproximateCountLarge(t *testing.T) {
 		require.NoError(t, err)
 		require.InDelta(t, n, got, n*0.1, "store %s", s.Name())
 	}
-	// Dropping one leaves the other's estimate.
+	// Dropping one leaves the other's estimate, and the dropped one counts
+	// 0 while its sstables still hold the dropped keys.
 	require.NoError(t, a.Drop())
 	got, err := z.ApproximateCount()
 	require.NoError(t, err)
 	require.InDelta(t, n, got, n*0.1)
+	got, err = a.ApproximateCount()
+	require.NoError(t, err)
+	require.Zero(t, got)
 }
 
 func TestNewMemory(t *testing.T) {
