@@ -31,7 +31,33 @@
 // prefix of the changelog the state holds. Store.Drop deletes one store's
 // data and offset (on Pebble with a range deletion, whatever the size)
 // without touching the other stores, so that one task's state can be
-// rebuilt from the beginning of its changelog.
+// rebuilt from the beginning of its changelog. A restore reads like this:
+//
+//	next := int64(0)
+//	if off, ok, err := s.Offset(); err != nil {
+//		return err
+//	} else if ok {
+//		next = off + 1
+//	}
+//	for each fetched run of changelog records from next {
+//		b.Reset()
+//		for _, r := range records {
+//			if r.Value == nil {
+//				b.Delete(r.Key)
+//			} else {
+//				b.Put(r.Key, r.Value)
+//			}
+//		}
+//		b.SetOffset(records[len(records)-1].Offset)
+//		if err := s.Apply(&b); err != nil {
+//			return err
+//		}
+//	}
+//
+// A write-back cache or a changelogging layer wraps a Store (it is an
+// interface, and so is Cursor, so a wrapper can merge its own entries into
+// scans) and applies one Batch per commit, with the offset of the
+// changelog records the commit wrote.
 //
 // # Ownership and concurrency
 //

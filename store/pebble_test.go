@@ -427,3 +427,18 @@ func TestOpenErrors(t *testing.T) {
 		require.NoError(t, db.Close())
 	}
 }
+
+// TestLocked: a second OpenPebble of a directory in use fails with an
+// error, and works once the first DB is closed.
+func TestLocked(t *testing.T) {
+	dir := t.TempDir()
+	db, err := store.OpenPebble(dir)
+	require.NoError(t, err)
+	_, err = store.OpenPebble(dir)
+	require.Error(t, err)
+	require.Contains(t, err.Error(), "store: open "+dir)
+	require.NoError(t, db.Close())
+	db, err = store.OpenPebble(dir)
+	require.NoError(t, err)
+	require.NoError(t, db.Close())
+}
