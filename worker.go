@@ -143,8 +143,21 @@ func (w *worker) run(runCtx, gctx context.Context) (err error) {
 	// Stopping: wait for the controller's reason, then commit.
 	<-w.gen.decided
 	if next := w.gen.reason.next; next != nil {
-		_, err := w.commit(ctx, next.Generation, assigned(next), true)
-		return err
+		if next.Generation == w.gen.asg.Generation+1 {
+			// One rebalance: a partition kept in next had no other owner
+			// in between, so its work is still valid in next.
+			_, err := w.commit(ctx, next.Generation, assigned(next), true)
+			return err
+		}
+		// Generations were skipped (Assignments keeps only the newest): a
+		// partition we hold again may have had another owner in between
+		// who committed past our work, and committing it would duplicate
+		// output or move offsets back. Drop it all; the new tasks resume
+		// from the committed offsets.
+		w.app.log.Info("rebalance skipped generations: dropping uncommitted work",
+			slog.Int64("generation", w.gen.asg.Generation), slog.Int64("next", next.Generation))
+		w.drop()
+		return nil
 	}
 	_, err = w.commit(ctx, w.gen.asg.Generation, nil, true)
 	return err
