@@ -442,3 +442,32 @@ func TestLocked(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, db.Close())
 }
+
+func TestMetrics(t *testing.T) {
+	db := openMem(t, vfs.NewMem())
+	s, err := db.Store("s", 0)
+	require.NoError(t, err)
+	_, err = db.Store("s", 1)
+	require.NoError(t, err)
+	var b store.Batch
+	for i := range 1000 {
+		b.Put(fmt.Appendf(nil, "k%04d", i), []byte("value"))
+	}
+	require.NoError(t, s.Apply(&b))
+	require.NoError(t, db.Flush())
+	// Absent keys: the bloom filter answers most without reading a block.
+	for i := range 1000 {
+		_, ok, err := s.Get(fmt.Appendf(nil, "absent%04d", i))
+		require.NoError(t, err)
+		require.False(t, ok)
+	}
+	m, err := db.Metrics()
+	require.NoError(t, err)
+	require.Equal(t, 2, m.Stores)
+	require.Positive(t, m.DiskBytes)
+	require.Equal(t, int64(1), m.Flushes)
+	require.Greater(t, m.BloomHits, int64(900), "%+v", m)
+	require.NoError(t, db.Close())
+	_, err = db.Metrics()
+	require.ErrorIs(t, err, store.ErrClosed)
+}
