@@ -28,7 +28,7 @@ var (
 
 // wrap adds context to err, and ErrCorrupt if Pebble reports corruption.
 func wrap(name string, partition int32, op string, err error) error {
-	if errors.Is(err, pebble.ErrCorruption) && !errors.Is(err, ErrCorrupt) {
+	if pebble.IsCorruptionError(err) && !errors.Is(err, ErrCorrupt) {
 		return fmt.Errorf("store %s/%d: %s: %w: %w", name, partition, op, ErrCorrupt, err)
 	}
 	return fmt.Errorf("store %s/%d: %s: %w", name, partition, op, err)

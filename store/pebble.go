@@ -115,13 +115,14 @@ func OpenPebble(dir string, opts ...Option) (db *PebbleDB, err error) {
 		if r == nil {
 			return
 		}
-		if f, ok := r.(fatalError); ok {
+		f, fatal := r.(fatalError)
+		switch {
+		case fatal:
 			db, err = nil, fmt.Errorf("store: open %s: %s", dir, f.msg)
-		} else {
+		case d.db == nil:
 			db, err = nil, fmt.Errorf("store: open %s: %w: pebble: %v", dir, ErrInvalidConfig, r)
-		}
-		if d.db != nil {
-			_ = d.db.Close()
+		default:
+			panic(r) // a bug after Pebble opened
 		}
 	}()
 	pdb, err := pebble.Open(dir, d.pebbleOptions())
@@ -131,6 +132,9 @@ func OpenPebble(dir string, opts ...Option) (db *PebbleDB, err error) {
 	d.db = pdb
 	if err := d.load(); err != nil {
 		_ = pdb.Close()
+		if pebble.IsCorruptionError(err) && !errors.Is(err, ErrCorrupt) {
+			err = fmt.Errorf("%w: %w", ErrCorrupt, err)
+		}
 		return nil, fmt.Errorf("store: open %s: %w", dir, err)
 	}
 	return d, nil
