@@ -143,12 +143,15 @@ func (s *memStore) Apply(b *Batch) error {
 		case opDelete:
 			st.tree.Delete(op.key(b.buf))
 		case opDeleteRange:
-			var end []byte
+			start, end := op.key(b.buf), []byte(nil)
 			if !op.endNil {
-				end = op.value(b.buf)
+				// Never nil from here: nil would mean no upper bound.
+				if end = op.value(b.buf); bytes.Compare(start, end) >= 0 {
+					continue
+				}
 			}
 			var keys [][]byte
-			for k := range st.tree.Ascend(lower(op.key(b.buf)), upper(end)) {
+			for k := range st.tree.Ascend(lower(start), upper(end)) {
 				keys = append(keys, k)
 			}
 			for _, k := range keys {

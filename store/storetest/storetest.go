@@ -239,6 +239,8 @@ func testDeleteRange(t *testing.T, cfg Config) {
 		{"empty-start-equals-nil", []byte{}, []byte("a\x00"), []string{"a\x00", "b", "b\xff", "c", "\xff", "\xff\xff"}},
 		{"start-equals-end", []byte("b"), []byte("b"), keys},
 		{"start-after-end", []byte("c"), []byte("a"), keys},
+		{"empty-end", nil, []byte{}, keys},
+		{"empty-start-empty-end", []byte{}, []byte{}, keys},
 		{"ff", []byte("\xff"), nil, []string{"", "a", "a\x00", "b", "b\xff", "c"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -251,9 +253,10 @@ func testDeleteRange(t *testing.T, cfg Config) {
 				}
 				require.NoError(t, st.Apply(&b))
 			}
-			b.Reset()
-			b.DeleteRange(tc.start, tc.end)
-			require.NoError(t, s.Apply(&b))
+			// A fresh batch: its buffer holds only the bounds.
+			var del store.Batch
+			del.DeleteRange(tc.start, tc.end)
+			require.NoError(t, s.Apply(&del))
 			var got []string
 			for _, p := range scan(t, s.Range(nil, nil)) {
 				got = append(got, p.k)
