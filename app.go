@@ -74,8 +74,9 @@ func New(appID string, topo *stream.Topology, b broker.Broker, opts ...Option) (
 // workers. On a rebalance it stops the workers between two records,
 // commits, closes the tasks and starts the new task set.
 //
-// When ctx is canceled, Run stops fetching, processes the records already
-// fetched, flushes and commits, closes the tasks, leaves the group and
+// When ctx is canceled, Run stops the workers between two records (the
+// records fetched but not processed are processed by the next run),
+// flushes and commits, closes the tasks, leaves the group and
 // returns nil. A fatal error (a processing error under [FailOnError], a
 // failed commit, a broker error) is returned wrapped with context; the
 // other workers still commit their work. Run returns only after every

@@ -95,8 +95,9 @@
 //
 // # Shutdown
 //
-// When Run's context is canceled, the workers stop fetching, process the
-// records already fetched, flush and commit, the tasks are closed and the
+// When Run's context is canceled, the workers stop between two records
+// (what was fetched but not processed is processed by the next run), flush
+// and commit, the tasks are closed and the
 // instance leaves its group. Run returns only after every goroutine it
 // started has exited. An App runs once.
 //

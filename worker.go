@@ -130,7 +130,7 @@ func (w *worker) run(runCtx, gctx context.Context) (err error) {
 			return fmt.Errorf("fetch: %w", err)
 		}
 		backoff = 10 * time.Millisecond
-		if fenced, err := w.process(ctx, recs); err != nil || fenced {
+		if fenced, err := w.process(ctx, gctx.Done(), recs); err != nil || fenced {
 			return err
 		}
 		w.flushMetrics()
@@ -173,11 +173,19 @@ func assigned(a *broker.Assignment) map[broker.TopicPartition]bool {
 
 func (w *worker) dirty() bool { return w.advanced || len(w.out) > 0 }
 
-// process runs fetched records through their tasks, in fetch order.
-func (w *worker) process(ctx context.Context, recs []broker.Record) (fenced bool, err error) {
+// process runs fetched records through their tasks, in fetch order. It
+// returns early, between two records, once stop is closed (a rebalance or
+// shutdown): the records left are not marked processed, so they are
+// fetched again by whoever owns their partition next.
+func (w *worker) process(ctx context.Context, stop <-chan struct{}, recs []broker.Record) (fenced bool, err error) {
 	cfg := &w.app.cfg
 	var ps *partState
 	for i := range recs {
+		select {
+		case <-stop:
+			return false, nil
+		default:
+		}
 		rec := &recs[i]
 		if ps == nil || ps.tp.Partition != rec.Partition || ps.tp.Topic != rec.Topic {
 			ps = w.byTP[broker.TopicPartition{Topic: rec.Topic, Partition: rec.Partition}]
