@@ -26,6 +26,9 @@ type App struct {
 	log   *slog.Logger
 	ran   atomic.Bool
 	m     metrics
+	// maxRecordBytes is the broker's record size limit (0: none known):
+	// Send refuses a larger record as an error of the record that made it.
+	maxRecordBytes int
 }
 
 // New returns an App that runs topo on b. appID names the app: it is the
@@ -55,12 +58,17 @@ func New(appID string, topo *stream.Topology, b broker.Broker, opts ...Option) (
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
+	maxRecordBytes := 0
+	if l, ok := b.(broker.RecordLimiter); ok {
+		maxRecordBytes = l.MaxRecordBytes()
+	}
 	return &App{
-		appID: appID,
-		plan:  p,
-		b:     b,
-		cfg:   cfg,
-		log:   cfg.logger.With(slog.String("app", appID)),
+		maxRecordBytes: maxRecordBytes,
+		appID:          appID,
+		plan:           p,
+		b:              b,
+		cfg:            cfg,
+		log:            cfg.logger.With(slog.String("app", appID)),
 	}, nil
 }
 

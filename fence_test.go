@@ -14,6 +14,7 @@ import (
 
 	"github.com/duality-streams/duality"
 	"github.com/duality-streams/duality/broker"
+	"github.com/duality-streams/duality/broker/embedded"
 	"github.com/duality-streams/duality/internal/topology"
 )
 
@@ -184,11 +185,13 @@ func TestSendChecksTopics(t *testing.T) {
 			out.Topic = "nowhere"
 		case 1:
 			out.Partition = 7
+		case 2:
+			out.Value = bytes.Repeat([]byte("x"), 200) // over the broker's limit
 		}
 		return env.Send(ctx, out)
 	}
 	t.Run("skip", func(t *testing.T) {
-		b := openBroker(t)
+		b := openBroker(t, embedded.WithMaxRecordBytes(128))
 		createTopic(t, b, "in", 2)
 		createTopic(t, b, "out", 2)
 		const n = 100
@@ -210,13 +213,15 @@ func TestSendChecksTopics(t *testing.T) {
 			<-attempts
 		}
 		require.NoError(t, stop())
-		require.EqualValues(t, 2*n/5, app.Metrics().RecordsSkipped)
-		require.EqualValues(t, 3*n/5, app.Metrics().RecordsProduced)
+		require.EqualValues(t, 3*n/5, app.Metrics().RecordsSkipped)
+		require.EqualValues(t, 2*n/5, app.Metrics().RecordsProduced)
 		mu.Lock()
 		defer mu.Unlock()
-		var unknownTopic, unknownPartition int
+		var unknownTopic, unknownPartition, tooLarge int
 		for _, err := range errs {
 			switch {
+			case errors.Is(err, broker.ErrRecordTooLarge):
+				tooLarge++
 			case errors.Is(err, broker.ErrUnknownTopic):
 				unknownTopic++
 			case errors.Is(err, broker.ErrUnknownPartition):
@@ -226,6 +231,7 @@ func TestSendChecksTopics(t *testing.T) {
 		}
 		require.Equal(t, n/5, unknownTopic)
 		require.Equal(t, n/5, unknownPartition)
+		require.Equal(t, n/5, tooLarge, "an oversized output is an error of its record, not of the commit")
 	})
 	t.Run("fail", func(t *testing.T) {
 		b := openBroker(t)

@@ -433,6 +433,11 @@ func (e *taskEnv) Send(ctx context.Context, rec broker.Record) error {
 	if rec.Partition >= w.lastParts || rec.Partition < broker.PartitionByKey {
 		return fmt.Errorf("send: %w", &broker.TopicError{Topic: rec.Topic, Partition: rec.Partition, Err: broker.ErrUnknownPartition})
 	}
+	if limit := w.app.maxRecordBytes; limit > 0 {
+		if size := broker.RecordSize(&rec); size > limit {
+			return fmt.Errorf("send: %w", &broker.RecordTooLargeError{Topic: rec.Topic, Size: size, Max: limit})
+		}
+	}
 	w.out = append(w.out, rec)
 	w.owner = append(w.owner, e.t.idx)
 	return nil

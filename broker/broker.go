@@ -218,3 +218,22 @@ type Broker interface {
 	// Close releases the broker. Blocked calls return ErrClosed.
 	Close() error
 }
+
+// RecordLimiter is implemented by brokers that refuse records over a size
+// limit, so that producers (the runtime) can refuse such a record on its
+// own, as an error of the record that made it, instead of failing a whole
+// batch or commit.
+type RecordLimiter interface {
+	// MaxRecordBytes is the largest RecordSize the broker accepts.
+	MaxRecordBytes() int
+}
+
+// RecordSize is the size of r as brokers count it against a limit: key,
+// value, and header keys and values.
+func RecordSize(r *Record) int {
+	n := len(r.Key) + len(r.Value)
+	for _, h := range r.Headers {
+		n += len(h.Key) + len(h.Value)
+	}
+	return n
+}

@@ -613,6 +613,10 @@ func (b *Broker) ListOffsets(ctx context.Context, topic string, partition int32)
 // in flight finish, group memberships end (their Assignments channels close),
 // the writer and background goroutines exit, and the database is closed and
 // unlocked. Later calls return broker.ErrClosed; Close is idempotent.
+// MaxRecordBytes is the record size limit set by [WithMaxRecordBytes]; it
+// implements broker.RecordLimiter.
+func (b *Broker) MaxRecordBytes() int { return b.cfg.maxRecordBytes }
+
 func (b *Broker) Close() error {
 	b.closeOnce.Do(func() {
 		close(b.closing)

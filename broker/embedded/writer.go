@@ -267,7 +267,7 @@ func (w *writer) stageAppend(op *writeOp) error {
 		case pn < 0 || pn >= n:
 			return &broker.TopicError{Topic: r.Topic, Partition: pn, Err: fmt.Errorf("%w: topic has %d partitions", broker.ErrUnknownPartition, n)}
 		}
-		size := logfmt.RecordSize(r)
+		size := broker.RecordSize(r)
 		if size > w.b.cfg.maxRecordBytes {
 			return &broker.TopicError{Topic: r.Topic, Partition: pn, Err: &broker.RecordTooLargeError{Topic: r.Topic, Size: size, Max: w.b.cfg.maxRecordBytes}}
 		}

@@ -61,15 +61,6 @@ var errTooLarge = errors.New("logfmt: batch spans more than 2^32 offsets")
 // TimestampMillis returns t in Unix milliseconds, the precision the log keeps.
 func TimestampMillis(t time.Time) int64 { return t.UnixMilli() }
 
-// RecordSize returns the bytes of r that count against a size limit: key,
-// value, and header keys and values.
-func RecordSize(r *broker.Record) int {
-	n := len(r.Key) + len(r.Value)
-	for _, h := range r.Headers {
-		n += len(h.Key) + len(h.Value)
-	}
-	return n
-}
 
 // AppendBatch appends the encoding of recs as one batch at baseOffset to dst.
 // Each record's Offset must be >= baseOffset and strictly increasing, and its
