@@ -3,6 +3,7 @@ package stream
 import (
 	"context"
 	"fmt"
+	"sync"
 
 	"github.com/duality-streams/duality/internal/dsl"
 )
@@ -11,8 +12,11 @@ import (
 // [Stream.Split]. It is not safe for concurrent use.
 type Branches[K, V any] struct {
 	split *dsl.Node
-	preds map[*dsl.Node]func(K, V) bool
 	names map[string]bool
+	// mu guards preds and def, which tasks of an already built topology
+	// read while the builder may still add branches for a later Build.
+	mu    sync.Mutex
+	preds map[*dsl.Node]func(K, V) bool
 	def   *dsl.Node
 }
 
@@ -47,6 +51,7 @@ func (s Stream[K, V]) Split(opts ...Option) *Branches[K, V] {
 			outs  []emit[K, V]
 			def   emit[K, V]
 		)
+		b.mu.Lock()
 		for i, c := range kids {
 			if c == b.def {
 				def = fs[i]
@@ -55,6 +60,7 @@ func (s Stream[K, V]) Split(opts ...Option) *Branches[K, V] {
 			preds = append(preds, b.preds[c])
 			outs = append(outs, fs[i])
 		}
+		b.mu.Unlock()
 		return emit[K, V](func(ctx context.Context, rc *RecordContext, k K, v V) error {
 			t.Current = n
 			for i, pred := range preds {
@@ -84,7 +90,9 @@ func (b *Branches[K, V]) Branch(name string, pred func(K, V) bool) Stream[K, V] 
 	}
 	g := b.split.Graph()
 	n := b.addBranch(name)
+	b.mu.Lock()
 	b.preds[n] = pred
+	b.mu.Unlock()
 	if name == "" {
 		g.AddError(fmt.Errorf("split %q: %w: branch with an empty name", b.split.Name, ErrInvalidOption))
 	} else if b.names[name] {
@@ -104,10 +112,16 @@ func (b *Branches[K, V]) Default() Stream[K, V] {
 	if b == nil || b.split == nil {
 		return Stream[K, V]{}
 	}
-	if b.def == nil {
-		b.def = b.addBranch("default")
+	b.mu.Lock()
+	def := b.def
+	b.mu.Unlock()
+	if def == nil {
+		def = b.addBranch("default")
+		b.mu.Lock()
+		b.def = def
+		b.mu.Unlock()
 	}
-	return handle[K, V](b.def)
+	return handle[K, V](def)
 }
 
 func (b *Branches[K, V]) addBranch(name string) *dsl.Node {
