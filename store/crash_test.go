@@ -2,13 +2,18 @@ package store_test
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
 	"os/exec"
 	"strconv"
+	"strings"
+	"sync/atomic"
 	"testing"
 
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/cockroachdb/pebble/v2/vfs/errorfs"
 	"github.com/stretchr/testify/require"
 
 	"github.com/duality-streams/duality/store"
@@ -127,4 +132,77 @@ func killChild(dir string, sync bool) {
 		fmt.Fprintln(w, i)
 		w.Flush()
 	}
+}
+
+// TestFatalWriteExits runs a child process whose write-ahead log writes
+// start failing: the next Apply must end the process with status 70 and a
+// message on stderr (Pebble's commit pipeline is broken; returning or
+// panicking into a caller that recovers would leave it running), and the
+// batches applied before are there on reopen.
+func TestFatalWriteExits(t *testing.T) {
+	if dir := os.Getenv("STORE_FATAL_CHILD"); dir != "" {
+		fatalChild(dir)
+		return
+	}
+	if testing.Short() {
+		t.Skip("starts a child process")
+	}
+	dir := t.TempDir()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestFatalWriteExits$")
+	cmd.Env = append(os.Environ(), "STORE_FATAL_CHILD="+dir)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	err := cmd.Run()
+	var exit *exec.ExitError
+	require.True(t, errors.As(err, &exit), "child: %v\n%s", err, stderr.String())
+	require.Equal(t, 70, exit.ExitCode(), stderr.String())
+	require.Contains(t, stderr.String(), "store: fatal storage error")
+
+	db, err := store.OpenPebble(dir)
+	require.NoError(t, err)
+	defer db.Close()
+	s, err := db.Store("s", 0)
+	require.NoError(t, err)
+	off, ok, err := s.Offset()
+	require.NoError(t, err)
+	require.True(t, ok)
+	require.Equal(t, int64(1), off)
+	require.Len(t, scanAll(t, s), 2)
+}
+
+func fatalChild(dir string) {
+	var failing atomic.Bool
+	fs := errorfs.Wrap(vfs.Default, errorfs.InjectorFunc(func(op errorfs.Op) error {
+		if failing.Load() && op.Kind.ReadOrWrite() == errorfs.OpIsWrite && strings.HasSuffix(op.Path, ".log") {
+			return errorfs.ErrInjected
+		}
+		return nil
+	}))
+	db, err := store.OpenPebble(dir, store.WithFS(fs), store.WithSync(true))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	s, err := db.Store("s", 0)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	var b store.Batch
+	for i := range 2 {
+		b.Reset()
+		b.Put(fmt.Appendf(nil, "k%d", i), []byte("v"))
+		b.SetOffset(int64(i))
+		if err := s.Apply(&b); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+	}
+	failing.Store(true)
+	b.Reset()
+	b.Put([]byte("k2"), []byte("v"))
+	b.SetOffset(2)
+	err = s.Apply(&b)
+	fmt.Fprintln(os.Stderr, "Apply returned after a failed WAL write:", err)
+	os.Exit(3)
 }

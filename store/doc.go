@@ -70,6 +70,10 @@
 // Errors wrap ErrClosed, ErrInvalid, ErrInvalidConfig or ErrCorrupt (or
 // the underlying Pebble or file system error) with the store's name,
 // partition and operation. Bad arguments return errors, never panics.
+// Storage failures that Pebble cannot continue from (a failed write-ahead
+// log or manifest write) are returned by OpenPebble, and end the process
+// (status 70, message on stderr) anywhere else, as Pebble does by default:
+// state is rebuilt from the changelog on the next start.
 //
 // # Testing
 //

@@ -7,6 +7,10 @@ import (
 	"fmt"
 	"iter"
 	"log/slog"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -75,6 +79,7 @@ type PebbleDB struct {
 	cfg    config
 	db     *pebble.DB
 	wo     *pebble.WriteOptions
+	opener atomic.Uint64 // see pebbleLogger
 	closed atomic.Bool
 	mu     struct {
 		sync.Mutex
@@ -109,8 +114,11 @@ func OpenPebble(dir string, opts ...Option) (db *PebbleDB, err error) {
 
 	// Pebble panics on some invalid options (set through
 	// WithPebbleOptions), and calls Fatalf (which panics with a
-	// fatalError) on some storage failures; report both as errors.
+	// fatalError on this goroutine) on some storage failures; report both
+	// as errors.
+	d.opener.Store(goid())
 	defer func() {
+		d.opener.Store(0)
 		r := recover()
 		if r == nil {
 			return
@@ -143,7 +151,7 @@ func OpenPebble(dir string, opts ...Option) (db *PebbleDB, err error) {
 // pebbleOptions returns the tuned options, then the user's functions, then
 // the settings the DB relies on.
 func (d *PebbleDB) pebbleOptions() *pebble.Options {
-	logger := pebbleLogger{d.cfg.logger}
+	logger := pebbleLogger{d.cfg.logger, &d.opener}
 	o := &pebble.Options{
 		FormatMajorVersion:    pebble.FormatNewest,
 		CacheSize:             d.cfg.blockCacheSize,
@@ -616,14 +624,22 @@ func (c *pebbleCursor) Close() error {
 	return c.err
 }
 
-// pebbleLogger sends Pebble's log lines to the DB's logger. Pebble calls
-// Fatalf on errors it cannot continue from (a failed write-ahead log or
-// manifest write) and expects it not to return: it logs and panics with a
-// fatalError. OpenPebble turns that panic into an error; anywhere else
-// (Apply, Pebble's background goroutines) it ends the process, as Pebble's
-// own default logger does: the store's state is rebuilt from its
+// pebbleLogger sends Pebble's log lines to the DB's logger.
+//
+// Pebble calls Fatalf on errors it cannot continue from (a failed
+// write-ahead log or manifest write: its commit pipeline is broken) and
+// expects it not to return. On the goroutine running OpenPebble, Fatalf
+// panics with a fatalError that OpenPebble returns as an error. Anywhere
+// else (Apply, Drop, Pebble's background flushes and compactions) it
+// prints the error to stderr and exits the process with status 70, as
+// Pebble's own default logger exits: a recover in some caller must not
+// keep a broken database running. The store's state is rebuilt from its
 // changelog on the next start.
-type pebbleLogger struct{ log *slog.Logger }
+type pebbleLogger struct {
+	log *slog.Logger
+	// opener is the id of the goroutine inside OpenPebble, 0 outside.
+	opener *atomic.Uint64
+}
 
 func (l pebbleLogger) Infof(format string, args ...any) {
 	l.log.Info("pebble: " + fmt.Sprintf(format, args...))
@@ -636,10 +652,27 @@ func (l pebbleLogger) Errorf(format string, args ...any) {
 func (l pebbleLogger) Fatalf(format string, args ...any) {
 	msg := "pebble: fatal: " + fmt.Sprintf(format, args...)
 	l.log.Error(msg)
-	panic(fatalError{msg})
+	if id := l.opener.Load(); id != 0 && id == goid() {
+		panic(fatalError{msg})
+	}
+	fmt.Fprintf(os.Stderr, "store: fatal storage error: %s\n", msg)
+	os.Exit(70)
 }
 
-// fatalError is the panic value of pebbleLogger.Fatalf.
+// fatalError is the panic value of pebbleLogger.Fatalf inside OpenPebble.
 type fatalError struct{ msg string }
 
 func (f fatalError) String() string { return "store: " + f.msg }
+
+// goid returns the current goroutine's id. It parses runtime.Stack, which
+// is slow, so it is only used on the rare paths around Fatalf.
+func goid() uint64 {
+	var buf [32]byte
+	n := runtime.Stack(buf[:], false)
+	s := strings.TrimPrefix(string(buf[:n]), "goroutine ")
+	if i := strings.IndexByte(s, ' '); i > 0 {
+		s = s[:i]
+	}
+	id, _ := strconv.ParseUint(s, 10, 64)
+	return id
+}

@@ -406,7 +406,7 @@ func TestOpenErrors(t *testing.T) {
 		db, err := store.OpenPebble("db", store.WithFS(errorfs.Wrap(mem, inj)))
 		if err == nil {
 			require.NoError(t, db.Close())
-			t.Logf("Open succeeded once %d operations could fail", i)
+			t.Logf("Open makes %d file system operations; failing any one of them made it return an error", i)
 			break
 		}
 		require.Error(t, err)
