@@ -191,7 +191,10 @@ type Broker interface {
 	// PartitionByKey), and sets their Partition and Offset in place. The
 	// records of one call that go to one partition are appended atomically
 	// and contiguously. It returns once they are durable under the
-	// broker's durability policy.
+	// broker's durability policy. After an error other than a refusal of
+	// the input (unknown topic, invalid or oversized record), the records
+	// may or may not have been written: a retry may duplicate them, as
+	// with a Kafka producer without idempotence.
 	Produce(ctx context.Context, records []Record) error
 	// Fetch returns records from the requested partitions, in offset
 	// order per partition, waiting up to opts.MaxWait for any to arrive.
@@ -212,7 +215,9 @@ type Broker interface {
 	// JoinGroup joins group as a new member subscribed to topics; every
 	// member of a group must subscribe to the same topics.
 	JoinGroup(ctx context.Context, group string, topics []string) (Membership, error)
-	// Commit performs an atomic CommitRequest.
+	// Commit performs an atomic CommitRequest. As with Produce, after a
+	// storage error the commit may or may not have happened, but never in
+	// part: the caller resumes from the committed offsets it reads back.
 	Commit(ctx context.Context, req CommitRequest) error
 
 	// Close releases the broker. Blocked calls return ErrClosed.

@@ -34,12 +34,18 @@ type Record[K, V any] struct {
 type Processor[K, V, KOut, VOut any] interface {
 	// Init is called once, when the task is created, before any record.
 	// pc stays valid until Close. An error fails the task's creation.
+	// A task is created again after every rebalance and restart, so
+	// records forwarded from Init are forwarded each time.
 	Init(pc ProcessorContext[KOut, VOut]) error
 	// Process handles one record. A returned error fails the record:
 	// it leaves the task's Process wrapped in a *NodeError naming the step
-	// (unless it already is one, from a downstream step).
+	// (unless it already is one, from a downstream step). ctx is not
+	// canceled when the app stops: the runtime lets the record finish
+	// (the app waits for it), so a Process that blocks on I/O should bound
+	// its own wait.
 	Process(ctx context.Context, rec Record[K, V]) error
-	// Close is called once when the task closes.
+	// Close is called once when the task closes, after its last commit:
+	// records forwarded from Close are not written.
 	Close() error
 }
 
