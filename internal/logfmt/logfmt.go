@@ -61,7 +61,6 @@ var errTooLarge = errors.New("logfmt: batch spans more than 2^32 offsets")
 // TimestampMillis returns t in Unix milliseconds, the precision the log keeps.
 func TimestampMillis(t time.Time) int64 { return t.UnixMilli() }
 
-
 // AppendBatch appends the encoding of recs as one batch at baseOffset to dst.
 // Each record's Offset must be >= baseOffset and strictly increasing, and its
 // Timestamp must be set; Topic and Partition are not stored. recs must not be
