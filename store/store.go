@@ -81,7 +81,9 @@ type Store interface {
 //
 // or range over c.All(). The slices returned by Key and Value belong to the
 // cursor: they are valid until the next call to Next or Close and must not
-// be modified. A Cursor is not safe for concurrent use and must be closed.
+// be modified. A Cursor is not safe for concurrent use and must be closed:
+// an open cursor pins the snapshot it reads (on Pebble, memtables and
+// sstable files), so close it promptly.
 type Cursor interface {
 	// Next moves to the next pair and reports whether there is one. It
 	// returns false at the end of the range, after an error (see Err) and

@@ -18,7 +18,7 @@
 // (including prefixes of 0xff bytes), cursor snapshots, Close and All,
 // batch atomicity under concurrent readers, offsets written atomically
 // with data, Drop and isolation between stores of one DB, counts, closed
-// handles and DBs, invalid names, a random sequence of operations checked
+// handles and DBs, invalid names, stores opened concurrently, a random sequence of operations checked
 // against a model, and, when Config.Reopen is set, that data, offsets and
 // the catalog survive a reopen.
 package storetest

@@ -44,6 +44,7 @@ func Run(t *testing.T, cfg Config) {
 		{"Count", testCount},
 		{"Closed", testClosed},
 		{"InvalidArguments", testInvalidArguments},
+		{"ConcurrentStores", testConcurrentStores},
 		{"Model", testModel},
 		{"Reopen", testReopen},
 	}
@@ -765,6 +766,46 @@ func testInvalidArguments(t *testing.T, cfg Config) {
 	}{{"", 0}, {"s", -1}, {"", -5}} {
 		_, err := db.Store(tc.name, tc.p)
 		require.ErrorIs(t, err, store.ErrInvalid, "%q/%d", tc.name, tc.p)
+	}
+}
+
+// testConcurrentStores opens stores from several goroutines at once, some
+// of them the same store: each (name, partition) is one store, and the
+// stores stay isolated.
+func testConcurrentStores(t *testing.T, cfg Config) {
+	db := open(t, cfg)
+	const goroutines, partitions = 4, 30
+	handles := make([][]store.Store, goroutines)
+	var wg sync.WaitGroup
+	for g := range goroutines {
+		wg.Go(func() {
+			for p := range int32(partitions) {
+				s, err := db.Store("c", p)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				var b store.Batch
+				b.Put(fmt.Appendf(nil, "g%d", g), fmt.Appendf(nil, "p%d", p))
+				if err := s.Apply(&b); err != nil {
+					t.Error(err)
+					return
+				}
+				handles[g] = append(handles[g], s)
+			}
+		})
+	}
+	wg.Wait()
+	require.False(t, t.Failed())
+	for g := range goroutines {
+		require.Len(t, handles[g], partitions)
+		for p, s := range handles[g] {
+			got := scan(t, s.Range(nil, nil))
+			require.Len(t, got, goroutines, "partition %d sees the writes of every goroutine, and nothing else", p)
+			for _, kv := range got {
+				require.Equal(t, fmt.Sprintf("p%d", p), kv.v)
+			}
+		}
 	}
 }
 
