@@ -61,12 +61,20 @@ const (
 // 10 bits per key on every level (so a Get of an absent key rarely reads a
 // data block), and L0 thresholds of 4 files to compact and 24 to stop
 // writes; see the Options to change them and WithPebbleOptions for
-// anything else.
+// anything else. These are starting values (Pebble's defaults are sized
+// for small embedded use), not yet tuned against end-to-end benchmarks.
+//
+// # Drop
+//
+// Drop writes one range deletion over the store's prefix and deletes its
+// offset: it costs the same whatever the store's size, and the disk space
+// comes back as Pebble compacts the range in the background.
 //
 // # Count
 //
 // ApproximateCount is exact while the store's range takes less than 4 MiB
-// on disk (it then counts the keys, memtables included). Above that it
+// on disk: it then counts the keys, memtables included, so it reads up to
+// 4 MiB of sstables plus the memtables' share of the store. Above that it
 // estimates from the sstables' properties: the entries minus the deletions
 // of each sstable, in proportion to the part of the sstable in the range.
 // The estimate counts overwritten and deleted keys until compactions drop
