@@ -138,13 +138,20 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	fmt.Fprintf(stdout, "processed %d records in %v (%.0f records/s), %d commits\n",
 		m.RecordsProcessed, procTime.Round(time.Millisecond),
 		float64(m.RecordsProcessed)/procTime.Seconds(), m.Commits)
+	var routed int64
 	for _, topic := range []string{"clicks", "purchases", "views"} {
 		n, sample, err := summarize(ctx, b, topic)
 		if err != nil {
 			return err
 		}
+		routed += n
 		fmt.Fprintf(stdout, "%-9s %7d records, e.g. %s\n", topic, n, sample)
 	}
+	input, err := count(ctx, b, "page-views")
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "%-9s %7d page views dropped (bots and crawlers)\n", "bots", input-routed)
 	return nil
 }
 
@@ -261,22 +268,37 @@ func waitCaughtUp(ctx context.Context, b broker.Broker, done <-chan error) error
 	}
 }
 
+// count returns the number of records a topic holds.
+func count(ctx context.Context, b broker.Broker, topic string) (int64, error) {
+	info, err := b.DescribeTopic(ctx, topic)
+	if err != nil {
+		return 0, err
+	}
+	var total int64
+	for p := range info.Config.Partitions {
+		o, err := b.ListOffsets(ctx, topic, p)
+		if err != nil {
+			return 0, err
+		}
+		total += o.Latest - o.Earliest
+	}
+	return total, nil
+}
+
 // summarize counts a topic's records and decodes the first one.
 func summarize(ctx context.Context, b broker.Broker, topic string) (int64, string, error) {
+	total, err := count(ctx, b, topic)
+	if err != nil {
+		return 0, "", err
+	}
 	info, err := b.DescribeTopic(ctx, topic)
 	if err != nil {
 		return 0, "", err
 	}
-	var total int64
-	sample := "(none)"
 	for p := range info.Config.Partitions {
 		o, err := b.ListOffsets(ctx, topic, p)
 		if err != nil {
 			return 0, "", err
-		}
-		total += o.Latest - o.Earliest
-		if sample != "(none)" || o.Latest == o.Earliest {
-			continue
 		}
 		recs, err := b.Fetch(ctx, []broker.FetchRequest{{Topic: topic, Partition: p, Offset: o.Earliest}}, broker.FetchOptions{MaxRecords: 1})
 		if err != nil {
@@ -287,8 +309,8 @@ func summarize(ctx context.Context, b broker.Broker, topic string) (int64, strin
 			if err != nil {
 				return 0, "", err
 			}
-			sample = fmt.Sprintf("%s %s %s on %s (section %s)", e.UserID, e.Type, e.Path, e.Device, e.Section)
+			return total, fmt.Sprintf("%s %s %s on %s (section %s)", e.UserID, e.Type, e.Path, e.Device, e.Section), nil
 		}
 	}
-	return total, sample, nil
+	return total, "(none)", nil
 }
