@@ -6,16 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"iter"
-	"log/slog"
-	"os"
-	"runtime"
-	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/bloom"
+
+	"github.com/duality-streams/duality/internal/pebblelog"
 )
 
 // Key layout inside the Pebble database. Every store gets a numeric id from
@@ -87,7 +84,6 @@ type PebbleDB struct {
 	cfg    config
 	db     *pebble.DB
 	wo     *pebble.WriteOptions
-	opener atomic.Uint64 // see pebbleLogger
 	closed atomic.Bool
 	mu     struct {
 		sync.Mutex
@@ -124,17 +120,17 @@ func OpenPebble(dir string, opts ...Option) (db *PebbleDB, err error) {
 	// WithPebbleOptions), and calls Fatalf (which panics with a
 	// fatalError on this goroutine) on some storage failures; report both
 	// as errors.
-	d.opener.Store(goid())
+	exit := pebblelog.Enter()
 	defer func() {
-		d.opener.Store(0)
+		exit()
 		r := recover()
 		if r == nil {
 			return
 		}
-		f, fatal := r.(fatalError)
+		f, fatal := r.(pebblelog.Fatal)
 		switch {
 		case fatal:
-			db, err = nil, fmt.Errorf("store: open %s: %s", dir, f.msg)
+			db, err = nil, fmt.Errorf("store: open %s: %s", dir, f.Msg)
 		case d.db == nil:
 			db, err = nil, fmt.Errorf("store: open %s: %w: pebble: %v", dir, ErrInvalidConfig, r)
 		default:
@@ -159,7 +155,7 @@ func OpenPebble(dir string, opts ...Option) (db *PebbleDB, err error) {
 // pebbleOptions returns the tuned options, then the user's functions, then
 // the settings the DB relies on.
 func (d *PebbleDB) pebbleOptions() *pebble.Options {
-	logger := pebbleLogger{d.cfg.logger, &d.opener}
+	logger := pebblelog.Logger{Log: d.cfg.logger, Name: "store"}
 	o := &pebble.Options{
 		FormatMajorVersion:    pebble.FormatNewest,
 		CacheSize:             d.cfg.blockCacheSize,
@@ -630,57 +626,4 @@ func (c *pebbleCursor) Close() error {
 		c.err = wrap(c.store.name, c.store.partition, "range", err)
 	}
 	return c.err
-}
-
-// pebbleLogger sends Pebble's log lines to the DB's logger.
-//
-// Pebble calls Fatalf on errors it cannot continue from (a failed
-// write-ahead log or manifest write: its commit pipeline is broken) and
-// expects it not to return. On the goroutine running OpenPebble, Fatalf
-// panics with a fatalError that OpenPebble returns as an error. Anywhere
-// else (Apply, Drop, Pebble's background flushes and compactions) it
-// prints the error to stderr and exits the process with status 70, as
-// Pebble's own default logger exits: a recover in some caller must not
-// keep a broken database running. The store's state is rebuilt from its
-// changelog on the next start.
-type pebbleLogger struct {
-	log *slog.Logger
-	// opener is the id of the goroutine inside OpenPebble, 0 outside.
-	opener *atomic.Uint64
-}
-
-func (l pebbleLogger) Infof(format string, args ...any) {
-	l.log.Info("pebble: " + fmt.Sprintf(format, args...))
-}
-
-func (l pebbleLogger) Errorf(format string, args ...any) {
-	l.log.Error("pebble: " + fmt.Sprintf(format, args...))
-}
-
-func (l pebbleLogger) Fatalf(format string, args ...any) {
-	msg := "pebble: fatal: " + fmt.Sprintf(format, args...)
-	l.log.Error(msg)
-	if id := l.opener.Load(); id != 0 && id == goid() {
-		panic(fatalError{msg})
-	}
-	fmt.Fprintf(os.Stderr, "store: fatal storage error: %s\n", msg)
-	os.Exit(70)
-}
-
-// fatalError is the panic value of pebbleLogger.Fatalf inside OpenPebble.
-type fatalError struct{ msg string }
-
-func (f fatalError) String() string { return "store: " + f.msg }
-
-// goid returns the current goroutine's id. It parses runtime.Stack, which
-// is slow, so it is only used on the rare paths around Fatalf.
-func goid() uint64 {
-	var buf [32]byte
-	n := runtime.Stack(buf[:], false)
-	s := strings.TrimPrefix(string(buf[:n]), "goroutine ")
-	if i := strings.IndexByte(s, ' '); i > 0 {
-		s = s[:i]
-	}
-	id, _ := strconv.ParseUint(s, 10, 64)
-	return id
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/duality-streams/duality/broker"
 	"github.com/duality-streams/duality/internal/logfmt"
+	"github.com/duality-streams/duality/internal/pebblelog"
 )
 
 var _ broker.Broker = (*Broker)(nil)
@@ -221,8 +222,8 @@ func openPebble(dir string, o *pebble.Options) (db *pebble.DB, err error) {
 	defer func() {
 		switch r := recover().(type) {
 		case nil:
-		case fatalError:
-			err = fmt.Errorf("embedded: storage failed: %s", r.msg)
+		case pebblelog.Fatal:
+			err = fmt.Errorf("embedded: storage failed: %s", r.Msg)
 		case error:
 			err = fmt.Errorf("embedded: storage failed: %w", r)
 		default:
