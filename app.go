@@ -12,6 +12,7 @@ import (
 
 	"github.com/duality-streams/duality/broker"
 	"github.com/duality-streams/duality/internal/topology"
+	"github.com/duality-streams/duality/store"
 	"github.com/duality-streams/duality/stream"
 )
 
@@ -26,6 +27,8 @@ type App struct {
 	log   *slog.Logger
 	ran   atomic.Bool
 	m     metrics
+	// db holds the stores while Run runs (nil without stores).
+	db store.DB
 	// maxRecordBytes is the broker's record size limit (0: none known):
 	// Send refuses a larger record as an error of the record that made it.
 	maxRecordBytes int
@@ -91,7 +94,7 @@ func New(appID string, topo *stream.Topology, b broker.Broker, opts ...Option) (
 // goroutine it started has exited, so it also waits for processors: a
 // Process call that never returns blocks shutdown. A second call returns
 // [ErrRunCalled].
-func (a *App) Run(ctx context.Context) error {
+func (a *App) Run(ctx context.Context) (err error) {
 	if !a.ran.CompareAndSwap(false, true) {
 		return ErrRunCalled
 	}
@@ -102,6 +105,22 @@ func (a *App) Run(ctx context.Context) error {
 			return nil
 		}
 		return fmt.Errorf("duality: app %q: %w", a.appID, err)
+	}
+	if a.plan.hasStores() {
+		if a.cfg.stateDirSet {
+			db, err := store.OpenPebble(a.cfg.stateDir, store.WithLogger(a.log))
+			if err != nil {
+				return fmt.Errorf("duality: app %q: open state: %w", a.appID, err)
+			}
+			a.db = db
+		} else {
+			a.db = store.NewMemoryDB()
+		}
+		defer func() {
+			if cerr := a.db.Close(); cerr != nil && err == nil {
+				err = fmt.Errorf("duality: app %q: close state: %w", a.appID, cerr)
+			}
+		}()
 	}
 	m, err := a.b.JoinGroup(ctx, a.appID, a.plan.sourceTopics)
 	if err != nil {

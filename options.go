@@ -34,6 +34,9 @@ type config struct {
 	logger         *slog.Logger
 	policy         ErrorPolicy
 	now            func() time.Time
+	stateDir       string
+	stateDirSet    bool
+	onRestore      func(RestoreProgress)
 }
 
 func defaultConfig() config {
@@ -71,6 +74,9 @@ func (c *config) validate() error {
 	}
 	if c.logger == nil {
 		bad("Logger(nil): use slog.New(slog.DiscardHandler) for no logging")
+	}
+	if c.stateDirSet && c.stateDir == "" {
+		bad("StateDir(\"\"): a directory is required (leave the option out for in-memory state)")
 	}
 	if c.now == nil {
 		bad("Clock(nil): a clock function is required")
@@ -124,6 +130,27 @@ func Logger(l *slog.Logger) Option { return optionFunc(func(c *config) { c.logge
 // wall clock (for example to stamp records). Commit timing always uses the
 // real clock. Default time.Now.
 func Clock(now func() time.Time) Option { return optionFunc(func(c *config) { c.now = now }) }
+
+// StateDir keeps the app's state stores in one Pebble database in dir
+// (created if missing; one App per directory at a time). On start each
+// store catches up from the changelog offset it recorded, so a restart
+// reads only the changelog records written since. Default: state in
+// memory, rebuilt from the changelog topics at every start — correct, but
+// a start then reads every changelog from its beginning. dir must not be
+// empty.
+func StateDir(dir string) Option {
+	return optionFunc(func(c *config) { c.stateDir, c.stateDirSet = dir, true })
+}
+
+// OnRestore sets a hook that reports the restoration of a store partition
+// from its changelog: called from the worker that restores it after every
+// fetched batch, and once with Done set. It must not block for long; it
+// may be called concurrently by several workers. Restorations are also
+// logged at Info with the attributes "store" and "partition". Default: no
+// hook.
+func OnRestore(f func(RestoreProgress)) Option {
+	return optionFunc(func(c *config) { c.onRestore = f })
+}
 
 // OnProcessingError sets what happens when a processor returns an error for
 // an input record. Default [FailOnError].

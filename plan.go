@@ -27,6 +27,12 @@ type plan struct {
 type subPlan struct {
 	st      *topology.SubTopology
 	sources []string // broker names, in declaration order
+	stores  []storePlan
+}
+
+type storePlan struct {
+	name      string
+	changelog string // broker name of its changelog topic
 }
 
 type internalPlan struct {
@@ -73,6 +79,33 @@ func newPlan(appID string, topo *topology.Topology) (*plan, error) {
 			writtenBy: it.WrittenBy, cleanup: it.Cleanup,
 		})
 	}
+	// Changelog topics: compacted, one partition per task of the
+	// sub-topology that owns the store.
+	storeOwner := map[string]int{}
+	for _, st := range topo.SubTopologies {
+		if st == nil {
+			continue
+		}
+		for _, ss := range st.Stores {
+			if owner, dup := storeOwner[ss.Name]; dup {
+				bad("store %q is used by sub-topologies %d and %d", ss.Name, owner, st.ID)
+				continue
+			}
+			storeOwner[ss.Name] = st.ID
+			logical := changelogName(ss.Name)
+			if _, dup := declared[logical]; dup || ss.Name == "" {
+				bad("store %q: its changelog topic %q is also declared as an internal topic", ss.Name, logical)
+				continue
+			}
+			it := &topology.InternalTopic{Name: logical, WrittenBy: st.ID, Cleanup: broker.CleanupCompact}
+			declared[logical] = it
+			name := internalName(appID, logical)
+			if err := broker.ValidateTopicName(name); err != nil {
+				bad("store %q: changelog topic: %v", ss.Name, err)
+			}
+			p.internal = append(p.internal, internalPlan{name: name, logical: logical, writtenBy: st.ID, cleanup: broker.CleanupCompact})
+		}
+	}
 	resolve := func(what string, st int, topic string, internal bool) (string, bool) {
 		if internal {
 			if declared[topic] == nil {
@@ -105,6 +138,9 @@ func newPlan(appID string, topo *topology.Topology) (*plan, error) {
 			bad("sub-topology %d has no source topics", st.ID)
 		}
 		sp := &subPlan{st: st}
+		for _, ss := range st.Stores {
+			sp.stores = append(sp.stores, storePlan{name: ss.Name, changelog: internalName(appID, changelogName(ss.Name))})
+		}
 		for _, src := range st.Sources {
 			name, ok := resolve("source", st.ID, src.Topic, src.Internal)
 			if !ok {
@@ -150,6 +186,15 @@ func newPlan(appID string, topo *topology.Topology) (*plan, error) {
 	}
 	slices.Sort(p.external)
 	return p, nil
+}
+
+func (p *plan) hasStores() bool {
+	for _, sp := range p.subs {
+		if len(sp.stores) > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 func (p *plan) sub(id int) *subPlan {

@@ -13,12 +13,13 @@ import (
 
 // task is one instance of a sub-topology for one partition number.
 type task struct {
-	id    TaskID
-	idx   int32 // index in its worker's tasks
-	sub   *subPlan
-	parts []*partState
-	proc  topology.Processor
-	log   *slog.Logger
+	id     TaskID
+	idx    int32 // index in its worker's tasks
+	sub    *subPlan
+	parts  []*partState
+	proc   topology.Processor
+	log    *slog.Logger
+	stores []*taskStore
 }
 
 // partState is the position of a task in one of its input partitions.
@@ -40,6 +41,9 @@ type worker struct {
 	parts    []*partState
 	byTP     map[broker.TopicPartition]*partState
 	reqs     []broker.FetchRequest
+	// changelogs maps the changelog partitions of the tasks' stores to
+	// their stores.
+	changelogs map[broker.TopicPartition]*taskStore
 
 	out      []broker.Record // output since the last commit
 	owner    []int32         // owner[i] is the index of the task that sent out[i]
@@ -63,8 +67,15 @@ type worker struct {
 func (w *worker) run(runCtx, gctx context.Context) (err error) {
 	ctx := context.WithoutCancel(runCtx) // processing and commits finish during shutdown
 	cfg := &w.app.cfg
+	w.changelogs = map[broker.TopicPartition]*taskStore{}
 	for _, t := range w.tasks {
 		t.log = w.app.log.With(slog.String("task", t.id.String()))
+		if err := w.openStores(gctx, t); err != nil {
+			if gctx.Err() != nil {
+				break // stopping during a restore: state stays a prefix
+			}
+			return errors.Join(fmt.Errorf("task %s: %w", t.id, err), w.close())
+		}
 		proc, err := t.sub.st.NewTask(&taskEnv{w: w, t: t})
 		if err != nil {
 			return errors.Join(fmt.Errorf("task %s: create: %w", t.id, err), w.close())
@@ -197,13 +208,17 @@ func (w *worker) process(ctx context.Context, stop <-chan struct{}, recs []broke
 			continue
 		}
 		mark := len(w.out)
+		if len(ps.task.stores) > 0 {
+			ps.task.beginRecord()
+		}
 		perr := ps.task.proc.Process(ctx, rec)
 		if perr != nil {
 			pe := &ProcessingError{Task: ps.task.id, Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset, Err: perr}
 			if !cfg.policy.skip {
 				return false, pe
 			}
-			// Drop the record's partial output.
+			// Drop the record's partial output and state changes.
+			ps.task.skipRecord()
 			clear(w.out[mark:])
 			w.out, w.owner = w.out[:mark], w.owner[:mark]
 			w.skipped++
@@ -240,6 +255,9 @@ func (w *worker) process(ctx context.Context, stop <-chan struct{}, recs []broke
 // must not be committed, or the fenced records would be lost.
 func (w *worker) commit(ctx context.Context, gen int64, keep map[broker.TopicPartition]bool, wait bool) (fenced bool, err error) {
 	for _, t := range w.tasks {
+		if t.proc == nil {
+			continue // not created: the generation stopped during a restore
+		}
 		if err := t.proc.Flush(ctx); err != nil {
 			return false, fmt.Errorf("task %s: flush: %w", t.id, err)
 		}
@@ -254,8 +272,9 @@ func (w *worker) commit(ctx context.Context, gen int64, keep map[broker.TopicPar
 	}
 	offsets := make(map[broker.TopicPartition]int64, len(w.parts))
 	out := w.out
+	var kept []bool
 	if keep != nil {
-		kept := make([]bool, len(w.tasks))
+		kept = make([]bool, len(w.tasks))
 		for i, t := range w.tasks {
 			kept[i] = true
 			for _, ps := range t.parts {
@@ -284,6 +303,19 @@ func (w *worker) commit(ctx context.Context, gen int64, keep map[broker.TopicPar
 			addOffsets(offsets, t)
 		}
 	}
+	var states []*taskStore
+	for i, t := range w.tasks {
+		for _, s := range t.stores {
+			if keep != nil && !kept[i] {
+				s.discard()
+				continue
+			}
+			if len(s.cur) > 0 {
+				states = append(states, s)
+			}
+			s.handOff()
+		}
+	}
 	// Hand the buffer to the commit and continue in the spare one.
 	w.out, w.spare = w.spare[:0], nil
 	w.owner = w.owner[:0]
@@ -293,7 +325,7 @@ func (w *worker) commit(ctx context.Context, gen int64, keep map[broker.TopicPar
 		w.spare = out
 		return false, nil
 	}
-	c := &inflight{records: out, gen: gen, done: make(chan error, 1)}
+	c := &inflight{records: out, gen: gen, states: states, done: make(chan error, 1)}
 	w.inflight = c
 	go func() {
 		start := time.Now()
@@ -321,6 +353,7 @@ func (w *worker) commit(ctx context.Context, gen int64, keep map[broker.TopicPar
 type inflight struct {
 	records []broker.Record
 	gen     int64
+	states  []*taskStore // stores whose writes the commit logs
 	done    chan error
 }
 
@@ -332,6 +365,25 @@ func (w *worker) await() (fenced bool, err error) {
 	}
 	w.inflight = nil
 	err = <-c.done
+	if err == nil && len(c.states) > 0 {
+		// The broker set the changelog records' offsets: apply each
+		// store's writes with the offset of its last record.
+		for i := range c.records {
+			r := &c.records[i]
+			if s := w.changelogs[broker.TopicPartition{Topic: r.Topic, Partition: r.Partition}]; s != nil {
+				s.sentOff = r.Offset
+			}
+		}
+		for _, s := range c.states {
+			if aerr := s.applySent(); aerr != nil && err == nil {
+				err = aerr
+			}
+		}
+	} else {
+		for _, s := range c.states {
+			s.sent = nil
+		}
+	}
 	clear(c.records)
 	if w.spare == nil {
 		w.spare = c.records[:0]
@@ -357,6 +409,11 @@ func (w *worker) poll() (fenced bool, err error) {
 
 // drop discards the uncommitted work.
 func (w *worker) drop() {
+	for _, t := range w.tasks {
+		for _, s := range t.stores {
+			s.discard()
+		}
+	}
 	clear(w.out)
 	w.out, w.owner = w.out[:0], w.owner[:0]
 	w.advanced = false
@@ -391,6 +448,12 @@ func (w *worker) close() error {
 			}
 			t.proc = nil
 		}
+		for _, s := range t.stores {
+			if err := s.close(); err != nil {
+				errs = append(errs, fmt.Errorf("task %s: %w", t.id, err))
+			}
+		}
+		t.stores = nil
 	}
 	return errors.Join(errs...)
 }
@@ -410,6 +473,17 @@ func (e *taskEnv) TopicName(logical string, internal bool) string {
 		return internalName(e.w.app.appID, logical)
 	}
 	return logical
+}
+
+// Store returns the task's partition of the store name
+// (topology.StoreEnv).
+func (e *taskEnv) Store(name string) (topology.KV, error) {
+	for _, s := range e.t.stores {
+		if s.name == name {
+			return s, nil
+		}
+	}
+	return nil, fmt.Errorf("duality: task %s has no store %q", e.t.id, name)
 }
 
 // Send appends rec to the worker's output buffer without copying it. A

@@ -1,6 +1,7 @@
 package stream
 
 import (
+	"errors"
 	"fmt"
 	"time"
 
@@ -34,7 +35,15 @@ var (
 	// ErrTopicConflict is matched by errors about a topic read by two
 	// sources, or read and written by the same sub-topology.
 	ErrTopicConflict = dsl.ErrTopicConflict
+	// ErrStoreConflict is matched by errors about a state store used by
+	// two sub-topologies.
+	ErrStoreConflict = dsl.ErrStoreConflict
 )
+
+// ErrUnknownStore is returned by [ProcessorContext.Store] for a store the
+// step did not declare with [WithStores], or when the runtime running the
+// topology provides no state stores.
+var ErrUnknownStore = errors.New("stream: unknown store")
 
 // Builder collects the steps of a topology. Create streams with [From] or
 // [FromTopics], chain steps, then call [Builder.Build]. Wiring mistakes

@@ -2,6 +2,7 @@ package stream
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/duality-streams/duality/internal/dsl"
 )
@@ -10,6 +11,7 @@ import (
 type stepConfig struct {
 	name       string
 	partitions int32
+	stores     []string
 	errs       []error
 }
 
@@ -42,6 +44,36 @@ func (o NameOption) set(c *stepConfig) {
 
 func (o NameOption) applyStep(c *stepConfig)        { o.set(c) }
 func (o NameOption) applyRepartition(c *stepConfig) { o.set(c) }
+func (o NameOption) applyProcess(c *stepConfig)     { o.set(c) }
+
+// ProcessOption configures [Process]. [Named] is both an Option and a
+// ProcessOption.
+type ProcessOption interface{ applyProcess(*stepConfig) }
+
+type storesOption []string
+
+func (o storesOption) applyProcess(c *stepConfig) {
+	if len(o) == 0 {
+		c.errs = append(c.errs, fmt.Errorf("%w: WithStores without a store name", dsl.ErrInvalidOption))
+		return
+	}
+	for _, name := range o {
+		if !slices.Contains(c.stores, name) {
+			c.stores = append(c.stores, name)
+		}
+	}
+}
+
+// WithStores declares the state stores a [Process] step's processor uses,
+// by name; the processor reaches them with [ProcessorContext.Store]. Each
+// store is a key-value store per task, logged to the compacted changelog
+// topic "<app-id>-<name>-changelog" and restored from it, so a name must
+// form a valid topic name (else Build reports ErrInvalidOption). Steps of
+// one sub-topology may share a store; a store used by two sub-topologies
+// (steps separated by a repartition or reading unrelated sources) is
+// reported by Build as ErrStoreConflict. Several WithStores add up;
+// default: no stores.
+func WithStores(names ...string) ProcessOption { return storesOption(names) }
 
 type partitionsOption int32
 
@@ -64,6 +96,19 @@ func stepOptions(g *dsl.Graph, opts []Option) stepConfig {
 	for _, o := range opts {
 		if o != nil {
 			o.applyStep(&c)
+		}
+	}
+	for _, err := range c.errs {
+		g.AddError(err)
+	}
+	return c
+}
+
+func processOptions(g *dsl.Graph, opts []ProcessOption) stepConfig {
+	var c stepConfig
+	for _, o := range opts {
+		if o != nil {
+			o.applyProcess(&c)
 		}
 	}
 	for _, err := range c.errs {

@@ -4,12 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"iter"
 	"log/slog"
 	"runtime/debug"
+	"slices"
 	"time"
 
 	"github.com/duality-streams/duality/broker"
 	"github.com/duality-streams/duality/internal/dsl"
+	"github.com/duality-streams/duality/internal/topology"
 )
 
 // Record is a record as a [Processor] sees and forwards it.
@@ -68,11 +71,46 @@ type ProcessorContext[K, V any] interface {
 	Logger() *slog.Logger
 	// Now is the runtime's clock.
 	Now() time.Time
+	// Store returns the task's partition of the state store name, which
+	// the step declared with [WithStores]; otherwise, or if the runtime
+	// provides no stores, it returns an error matching ErrUnknownStore.
+	// The store is restored from its changelog before Init is called and
+	// is valid until Close. Call it from Init or Process; not safe for
+	// concurrent use.
+	Store(name string) (KVStore, error)
+}
+
+// KVStore is a task's partition of a state store: an ordered key-value
+// store of byte strings (keys ordered by bytes.Compare). Writes are
+// buffered until the task's next commit, which logs them to the store's
+// changelog topic atomically with the task's output records and input
+// offsets, so after a crash or a move to another instance the state is
+// exactly the one that matches the committed output. Reads see the task's
+// own uncommitted writes. A record that fails under a skip error policy
+// leaves no writes behind. Not safe for concurrent use.
+type KVStore interface {
+	// Get returns a copy of key's value and true, or nil and false if
+	// key is absent.
+	Get(key []byte) ([]byte, bool, error)
+	// Put sets key to value. Both are copied; a nil value is stored as
+	// an empty value (use Delete to delete).
+	Put(key, value []byte) error
+	// Delete deletes key (a tombstone in the changelog, even for an
+	// absent key).
+	Delete(key []byte) error
+	// Range returns a single-use iterator over the pairs whose keys are
+	// in [start, end), ascending (nil start: from the first key; nil end:
+	// no upper bound), and a function that returns the error that ended
+	// the iteration, if any (check it after the loop). The yielded slices
+	// are valid until the next step and must not be modified. Writes
+	// made during the iteration are not seen by it.
+	Range(start, end []byte) (iter.Seq2[[]byte, []byte], func() error)
 }
 
 type processorContext[K, V any] struct {
 	t      *dsl.Task
 	n      *dsl.Node
+	stores []string
 	next   emit[K, V]
 	in     *RecordContext
 	out    RecordContext
@@ -109,6 +147,21 @@ func (pc *processorContext[K, V]) TaskID() TaskID {
 	return TaskID{SubTopology: id.SubTopology, Partition: id.Partition}
 }
 
+func (pc *processorContext[K, V]) Store(name string) (KVStore, error) {
+	if !slices.Contains(pc.stores, name) {
+		return nil, fmt.Errorf("%w: step %q did not declare store %q (use stream.WithStores)", ErrUnknownStore, pc.n.Name, name)
+	}
+	env, ok := pc.t.Env().(topology.StoreEnv)
+	if !ok {
+		return nil, fmt.Errorf("%w: step %q: store %q: this runtime provides no state stores", ErrUnknownStore, pc.n.Name, name)
+	}
+	kv, err := env.Store(name)
+	if err != nil {
+		return nil, fmt.Errorf("step %q: store %q: %w", pc.n.Name, name, err)
+	}
+	return kv, nil
+}
+
 func (pc *processorContext[K, V]) AppID() string        { return pc.t.Env().AppID() }
 func (pc *processorContext[K, V]) Logger() *slog.Logger { return pc.logger }
 func (pc *processorContext[K, V]) Now() time.Time       { return pc.t.Env().Now() }
@@ -118,24 +171,24 @@ func (pc *processorContext[K, V]) Now() time.Time       { return pc.t.Env().Now(
 // Init runs when the task is created and Close when it closes; a panic in
 // supplier, Init or Close is returned as an error (*PanicError), one in
 // Process fails the record like any step's panic. Options: [Named]
-// (default "process-<n>").
+// (default "process-<n>") and [WithStores] (default: no stores).
 //
 // Build reports a nil supplier (ErrNilFunc); task creation fails if it
 // returns nil.
-func Process[K, V, KOut, VOut any](s Stream[K, V], supplier func() Processor[K, V, KOut, VOut], opts ...Option) Stream[KOut, VOut] {
+func Process[K, V, KOut, VOut any](s Stream[K, V], supplier func() Processor[K, V, KOut, VOut], opts ...ProcessOption) Stream[KOut, VOut] {
 	p := nodeOf(s)
 	if p == nil {
 		return Stream[KOut, VOut]{}
 	}
 	g := p.Graph()
-	cfg := stepOptions(g, opts)
-	n := &dsl.Node{Op: "process", Kind: dsl.KindProcessor, Name: cfg.name}
+	cfg := processOptions(g, opts)
+	n := &dsl.Node{Op: "process", Kind: dsl.KindProcessor, Name: cfg.name, Stores: cfg.stores}
 	n.Instantiate = func(t *dsl.Task) (any, error) {
 		next, err := fanout[KOut, VOut](t, n)
 		if err != nil {
 			return nil, err
 		}
-		pc := &processorContext[KOut, VOut]{t: t, n: n, next: next, logger: t.Env().Logger().With("node", n.Name)}
+		pc := &processorContext[KOut, VOut]{t: t, n: n, stores: cfg.stores, next: next, logger: t.Env().Logger().With("node", n.Name)}
 		var proc Processor[K, V, KOut, VOut]
 		err = guard(func() error {
 			proc = supplier()

@@ -85,8 +85,17 @@ func Build(g *Graph) (*topology.Topology, error) {
 	if nSources == 0 {
 		errs = append(errs, ErrNoSources)
 	}
+	for _, n := range nodes {
+		for _, name := range n.Stores {
+			// The name becomes the changelog topic "<app>-<name>-changelog".
+			if err := broker.ValidateTopicName(name + "-changelog"); err != nil || name == "" {
+				errs = append(errs, fmt.Errorf("%w: %s %q: store name %q: it must be a valid topic name (ASCII letters, digits, '.', '_', '-')", ErrInvalidOption, n.Op, n.Name, name))
+			}
+		}
+	}
 
 	comps, compOf := components(nodes)
+	storeOwner := map[string]int{} // store name -> sub-topology
 	topo := &topology.Topology{}
 	for id, comp := range comps {
 		st := &topology.SubTopology{ID: id}
@@ -104,6 +113,18 @@ func Build(g *Graph) (*topology.Topology, error) {
 						st.Sources = append(st.Sources, topology.Source{Topic: topic, Internal: n.Internal})
 					}
 				}
+			}
+			for _, name := range n.Stores {
+				if owner, ok := storeOwner[name]; ok {
+					if owner != id {
+						errs = append(errs, fmt.Errorf("%w: store %q is used by sub-topologies %d and %d (step %q); a store belongs to one sub-topology", ErrStoreConflict, name, owner, id, n.Name))
+					}
+					continue
+				}
+				storeOwner[name] = id
+				st.Stores = append(st.Stores, topology.StoreSpec{Name: name})
+			}
+			switch n.Kind {
 			case KindSink:
 				for _, topic := range n.Topics {
 					k := topicKey{topic, n.Internal}
@@ -200,6 +221,9 @@ func describe(comps [][]*Node, children [][]*Node, internal []topology.InternalT
 				fmt.Fprintf(&b, "Processor: %s", n.Name)
 				if n.Named {
 					fmt.Fprintf(&b, " (%s)", n.Op)
+				}
+				if len(n.Stores) > 0 {
+					fmt.Fprintf(&b, " stores: [%s]", strings.Join(n.Stores, ", "))
 				}
 			}
 			b.WriteByte('\n')

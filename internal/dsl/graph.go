@@ -27,6 +27,10 @@ var (
 	// cannot work: read by two sources, or read and written by the same
 	// sub-topology.
 	ErrTopicConflict = errors.New("stream: topic conflict")
+	// ErrStoreConflict is matched by errors about a state store used by
+	// two sub-topologies (a store belongs to one sub-topology, whose tasks
+	// hold its partitions).
+	ErrStoreConflict = errors.New("stream: store conflict")
 )
 
 // Kind says what a node does with records.
@@ -63,6 +67,9 @@ type Node struct {
 	Topics []string
 	// Internal says Topics are internal topics of the app.
 	Internal bool
+	// Stores are the state stores the node uses, by name. Nodes of one
+	// sub-topology may share a store; nodes of two may not.
+	Stores []string
 	// Parents and Children are the in-process edges.
 	Parents  []*Node
 	Children []*Node

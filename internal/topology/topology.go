@@ -6,6 +6,7 @@ package topology
 
 import (
 	"context"
+	"iter"
 	"log/slog"
 	"time"
 
@@ -44,9 +45,20 @@ type SubTopology struct {
 	ID      int
 	Sources []Source
 	Sinks   []Sink
+	// Stores are the state stores the sub-topology's tasks use. Each is
+	// logged to the changelog topic "<app-id>-<name>-changelog" and used
+	// by no other sub-topology.
+	Stores []StoreSpec
 	// NewTask instantiates the graph for one task. It is called once per
 	// task, from the goroutine that will call the returned Processor.
 	NewTask func(env TaskEnv) (Processor, error)
+}
+
+// StoreSpec declares a state store of a sub-topology.
+type StoreSpec struct {
+	// Name names the store; "<name>-changelog" is its changelog topic's
+	// logical name, so Name follows the rules of topic names.
+	Name string
 }
 
 // InternalTopic is a topic the runtime creates (repartition topics;
@@ -84,6 +96,39 @@ type TaskEnv interface {
 	Logger() *slog.Logger
 	// Now is the wall clock (injectable for tests).
 	Now() time.Time
+}
+
+// StoreEnv is implemented by a TaskEnv whose runtime provides state
+// stores. The DSL asserts a TaskEnv to it; an environment without stores
+// (a test double) does not implement it.
+type StoreEnv interface {
+	// Store returns the task's partition of the store name, which must be
+	// one of the sub-topology's Stores. It is ready: restored from its
+	// changelog before the task was created. The KV is used by the task's
+	// goroutine only and is valid until the task closes.
+	Store(name string) (KV, error)
+}
+
+// KV is a task's key-value state: bytes in, bytes out, ordered by
+// bytes.Compare. Writes are buffered until the task's next commit, which
+// logs them to the changelog atomically with the task's output and input
+// offsets; reads see the task's own uncommitted writes. A KV is not safe
+// for concurrent use.
+type KV interface {
+	// Get returns a copy of key's value and true, or nil and false.
+	Get(key []byte) ([]byte, bool, error)
+	// Put sets key to value (copied; a nil value is stored as empty).
+	Put(key, value []byte) error
+	// Delete deletes key; deleting an absent key writes a tombstone anyway.
+	Delete(key []byte) error
+	// Range returns a single-use iterator over the pairs with keys in
+	// [start, end) in ascending order (nil start: from the first key; nil
+	// end: no upper bound), and a function returning the error that ended
+	// the iteration. The yielded slices are valid until the next
+	// iteration step and must not be modified. The iterator sees the
+	// state as of its first step; writes during the iteration are not
+	// seen by it.
+	Range(start, end []byte) (iter.Seq2[[]byte, []byte], func() error)
 }
 
 // Processor is one instantiated task graph.

@@ -1,0 +1,338 @@
+package duality
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"iter"
+	"log/slog"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/duality-streams/duality/broker"
+	"github.com/duality-streams/duality/store"
+)
+
+// RestoreProgress reports the restoration of one store partition from its
+// changelog, for the [OnRestore] hook.
+type RestoreProgress struct {
+	// Store and Partition name the store partition.
+	Store     string
+	Partition int32
+	// Restored is the number of changelog records applied so far; Total
+	// is the number of offsets to read (an upper bound of the records:
+	// compaction leaves gaps).
+	Restored, Total int64
+	// Done is true for the last report of the restoration.
+	Done bool
+}
+
+// changelogName is the logical name of store's changelog topic.
+func changelogName(storeName string) string { return storeName + "-changelog" }
+
+// pending is an uncommitted write: a value, or a deletion.
+type pending struct {
+	value []byte
+	del   bool
+}
+
+// undoEntry restores one key of taskStore.cur when a record is skipped.
+type undoEntry struct {
+	key  string
+	prev pending
+	had  bool
+}
+
+// taskStore is a task's partition of a store (topology.KV): the store
+// handle plus the task's uncommitted writes. Writes go to cur and, as
+// changelog records, to the worker's output; a commit hands cur over as
+// sent, and once the commit succeeds sent is applied to the store with the
+// offset of its last changelog record. State is therefore always a prefix
+// of the changelog.
+type taskStore struct {
+	w         *worker
+	t         *task
+	name      string
+	changelog string // broker topic name
+	st        store.Store
+	cur       map[string]pending // since the last hand-off
+	sent      map[string]pending // in the commit in flight
+	sentOff   int64              // offset of sent's last changelog record
+	undo      []undoEntry        // cur's changes by the record being processed
+	tracking  bool               // undo is being recorded
+	batch     store.Batch
+}
+
+func (s *taskStore) Get(key []byte) ([]byte, bool, error) {
+	if s.st == nil {
+		return nil, false, fmt.Errorf("store %s/%d: %w", s.name, s.t.id.Partition, store.ErrClosed)
+	}
+	if p, ok := s.cur[string(key)]; ok {
+		return pendingValue(p)
+	}
+	if p, ok := s.sent[string(key)]; ok {
+		return pendingValue(p)
+	}
+	return s.st.Get(key)
+}
+
+func pendingValue(p pending) ([]byte, bool, error) {
+	if p.del {
+		return nil, false, nil
+	}
+	return bytes.Clone(p.value), true, nil
+}
+
+func (s *taskStore) Put(key, value []byte) error {
+	v := append([]byte{}, value...) // never nil: nil is a tombstone
+	return s.write(key, pending{value: v})
+}
+
+func (s *taskStore) Delete(key []byte) error { return s.write(key, pending{del: true}) }
+
+func (s *taskStore) write(key []byte, p pending) error {
+	if s.st == nil {
+		return fmt.Errorf("store %s/%d: %w", s.name, s.t.id.Partition, store.ErrClosed)
+	}
+	k := bytes.Clone(key)
+	if k == nil {
+		k = []byte{}
+	}
+	rec := broker.Record{Topic: s.changelog, Partition: s.t.id.Partition, Key: k}
+	if !p.del {
+		rec.Value = p.value
+	}
+	if limit := s.w.app.maxRecordBytes; limit > 0 {
+		if size := broker.RecordSize(&rec); size > limit {
+			return fmt.Errorf("store %s: %w", s.name, &broker.RecordTooLargeError{Topic: rec.Topic, Size: size, Max: limit})
+		}
+	}
+	if s.cur == nil {
+		s.cur = map[string]pending{}
+	}
+	ks := string(k)
+	if s.tracking {
+		prev, had := s.cur[ks]
+		s.undo = append(s.undo, undoEntry{key: ks, prev: prev, had: had})
+	}
+	s.cur[ks] = p
+	s.w.out = append(s.w.out, rec)
+	s.w.owner = append(s.w.owner, s.t.idx)
+	return nil
+}
+
+// Range merges the uncommitted writes (cur over sent) with a cursor on
+// the store.
+func (s *taskStore) Range(start, end []byte) (iter.Seq2[[]byte, []byte], func() error) {
+	var err error
+	seq := func(yield func([]byte, []byte) bool) {
+		if s.st == nil {
+			err = fmt.Errorf("store %s/%d: %w", s.name, s.t.id.Partition, store.ErrClosed)
+			return
+		}
+		in := func(k string) bool {
+			return (start == nil || k >= string(start)) && (end == nil || k < string(end))
+		}
+		over := map[string]pending{}
+		for k, p := range s.sent {
+			if in(k) {
+				over[k] = p
+			}
+		}
+		for k, p := range s.cur {
+			if in(k) {
+				over[k] = p
+			}
+		}
+		keys := make([]string, 0, len(over))
+		for k := range over {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		c := s.st.Range(start, end)
+		defer func() { err = errors.Join(err, c.Close()) }()
+		ok := c.Next()
+		i := 0
+		for ok || i < len(keys) {
+			if i < len(keys) && (!ok || strings.Compare(keys[i], string(c.Key())) <= 0) {
+				k := keys[i]
+				if ok && k == string(c.Key()) {
+					ok = c.Next() // overridden by the overlay
+				}
+				i++
+				if p := over[k]; !p.del {
+					if !yield([]byte(k), p.value) {
+						return
+					}
+				}
+				continue
+			}
+			if !yield(c.Key(), c.Value()) {
+				return
+			}
+			ok = c.Next()
+		}
+	}
+	return seq, func() error { return err }
+}
+
+// handOff moves the uncommitted writes to sent, for the commit being
+// started. The previous commit has been awaited, so sent is empty.
+func (s *taskStore) handOff() {
+	s.sent, s.cur = s.cur, nil
+	s.undo, s.tracking = s.undo[:0], false
+}
+
+// discard forgets the uncommitted writes (not those in flight).
+func (s *taskStore) discard() {
+	s.cur = nil
+	s.undo, s.tracking = s.undo[:0], false
+}
+
+// applySent writes sent to the store with the offset of its last
+// changelog record, after the commit that wrote them succeeded.
+func (s *taskStore) applySent() error {
+	sent := s.sent
+	s.sent = nil
+	if len(sent) == 0 {
+		return nil
+	}
+	s.batch.Reset()
+	for k, p := range sent {
+		if p.del {
+			s.batch.Delete([]byte(k))
+		} else {
+			s.batch.Put([]byte(k), p.value)
+		}
+	}
+	s.batch.SetOffset(s.sentOff)
+	if err := s.st.Apply(&s.batch); err != nil {
+		return fmt.Errorf("store %s/%d: apply commit: %w", s.name, s.t.id.Partition, err)
+	}
+	return nil
+}
+
+func (s *taskStore) close() error {
+	if s.st == nil {
+		return nil
+	}
+	err := s.st.Close()
+	s.st, s.cur, s.sent = nil, nil, nil
+	return err
+}
+
+// beginRecord starts recording the changes of one input record to the
+// task's stores, so that skipRecord can undo them.
+func (t *task) beginRecord() {
+	for _, s := range t.stores {
+		s.undo, s.tracking = s.undo[:0], true
+	}
+}
+
+// skipRecord undoes the store writes of the record being processed; its
+// changelog records are dropped with the rest of its output.
+func (t *task) skipRecord() {
+	for _, s := range t.stores {
+		for i := len(s.undo) - 1; i >= 0; i-- {
+			u := s.undo[i]
+			if u.had {
+				s.cur[u.key] = u.prev
+			} else {
+				delete(s.cur, u.key)
+			}
+		}
+		s.undo, s.tracking = s.undo[:0], false
+	}
+}
+
+// openStores opens t's stores and brings each up to the end of its
+// changelog before the task processes input.
+func (w *worker) openStores(ctx context.Context, t *task) error {
+	for _, sp := range t.sub.stores {
+		st, err := w.app.db.Store(sp.name, t.id.Partition)
+		if err != nil {
+			return fmt.Errorf("open store %s: %w", sp.name, err)
+		}
+		s := &taskStore{w: w, t: t, name: sp.name, changelog: sp.changelog, st: st}
+		t.stores = append(t.stores, s)
+		if err := w.restore(ctx, s); err != nil {
+			return err
+		}
+		w.changelogs[broker.TopicPartition{Topic: s.changelog, Partition: t.id.Partition}] = s
+	}
+	return nil
+}
+
+// restore catches s up with its changelog partition: from the store's
+// offset, or from the beginning when the store has none or its offset
+// does not fit the changelog (deleted or recreated).
+func (w *worker) restore(ctx context.Context, s *taskStore) error {
+	p := s.t.id.Partition
+	log := s.t.log.With(slog.String("store", s.name), slog.Int("partition", int(p)))
+	offs, err := w.app.b.ListOffsets(ctx, s.changelog, p)
+	if err != nil {
+		return fmt.Errorf("restore %s/%d: list offsets: %w", s.name, p, err)
+	}
+	next := offs.Earliest
+	off, ok, err := s.st.Offset()
+	if err != nil {
+		return fmt.Errorf("restore %s/%d: %w", s.name, p, err)
+	}
+	if ok {
+		if off+1 > offs.Latest || off+1 < offs.Earliest {
+			log.Warn("local state does not match the changelog: rebuilding it",
+				slog.Int64("offset", off), slog.Int64("earliest", offs.Earliest), slog.Int64("latest", offs.Latest))
+			if err := s.st.Drop(); err != nil {
+				return fmt.Errorf("restore %s/%d: drop: %w", s.name, p, err)
+			}
+		} else {
+			next = off + 1
+		}
+	}
+	total := offs.Latest - next
+	if total <= 0 {
+		return nil
+	}
+	hook := w.app.cfg.onRestore
+	log.Info("restoring store", slog.Int64("offset", next), slog.Int64("latest", offs.Latest))
+	start := time.Now()
+	var restored int64
+	req := []broker.FetchRequest{{Topic: s.changelog, Partition: p}}
+	for next < offs.Latest {
+		req[0].Offset = next
+		recs, err := w.app.b.Fetch(ctx, req, broker.FetchOptions{MaxRecords: w.app.cfg.fetchMaxRecs})
+		if err != nil {
+			return fmt.Errorf("restore %s/%d at offset %d: %w", s.name, p, next, err)
+		}
+		if len(recs) == 0 {
+			break // the rest was compacted away
+		}
+		s.batch.Reset()
+		for i := range recs {
+			r := &recs[i]
+			if r.Value == nil {
+				s.batch.Delete(r.Key)
+			} else {
+				s.batch.Put(r.Key, r.Value)
+			}
+		}
+		last := recs[len(recs)-1].Offset
+		s.batch.SetOffset(last)
+		if err := s.st.Apply(&s.batch); err != nil {
+			return fmt.Errorf("restore %s/%d: %w", s.name, p, err)
+		}
+		restored += int64(len(recs))
+		next = last + 1
+		if hook != nil && next < offs.Latest {
+			hook(RestoreProgress{Store: s.name, Partition: p, Restored: restored, Total: total})
+		}
+	}
+	if hook != nil {
+		hook(RestoreProgress{Store: s.name, Partition: p, Restored: restored, Total: total, Done: true})
+	}
+	log.Info("restored store", slog.Int64("restored", restored), slog.Int64("total", total),
+		slog.Duration("took", time.Since(start)))
+	return nil
+}

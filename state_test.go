@@ -1,0 +1,371 @@
+package duality_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/duality-streams/duality"
+	"github.com/duality-streams/duality/broker"
+	"github.com/duality-streams/duality/broker/embedded"
+	"github.com/duality-streams/duality/codec"
+	"github.com/duality-streams/duality/stream"
+)
+
+const (
+	countApp   = "counter"
+	countStore = "counts"
+	countLog   = countApp + "-" + countStore + "-changelog"
+)
+
+// counter counts records per key in the store "counts" and forwards the
+// running count.
+type counter struct {
+	pc    stream.ProcessorContext[string, string]
+	store stream.KVStore
+}
+
+func (c *counter) Init(pc stream.ProcessorContext[string, string]) error {
+	c.pc = pc
+	s, err := pc.Store(countStore)
+	c.store = s
+	return err
+}
+
+func (c *counter) Process(ctx context.Context, rec stream.Record[string, string]) error {
+	v, _, err := c.store.Get([]byte(rec.Key))
+	if err != nil {
+		return err
+	}
+	n := int64(0)
+	if v != nil {
+		if n, err = strconv.ParseInt(string(v), 10, 64); err != nil {
+			return err
+		}
+	}
+	n++
+	if err := c.store.Put([]byte(rec.Key), strconv.AppendInt(nil, n, 10)); err != nil {
+		return err
+	}
+	return c.pc.Forward(ctx, stream.Record[string, string]{Key: rec.Key, Value: strconv.FormatInt(n, 10)})
+}
+
+func (c *counter) Close() error { return nil }
+
+// counterTopology reads "in", counts per key and writes the counts to
+// "out".
+func counterTopology(t testing.TB) *stream.Topology {
+	b := stream.NewBuilder()
+	in := stream.From(b, "in", codec.String(), codec.String())
+	stream.Process(in, func() stream.Processor[string, string, string, string] { return &counter{} },
+		stream.Named("count"), stream.WithStores(countStore)).
+		To("out", codec.String(), codec.String())
+	topo, err := b.Build()
+	require.NoError(t, err)
+	return topo
+}
+
+// produceKeyed appends records i in [from, to) with key "k<i%keys>".
+func produceKeyed(t *testing.T, b broker.Broker, from, to, keys int) {
+	t.Helper()
+	recs := make([]broker.Record, 0, to-from)
+	for i := from; i < to; i++ {
+		recs = append(recs, broker.Record{
+			Topic: "in", Partition: broker.PartitionByKey,
+			Key: fmt.Appendf(nil, "k%d", i%keys), Value: fmt.Appendf(nil, "v%d", i),
+		})
+	}
+	require.NoError(t, b.Produce(t.Context(), recs))
+}
+
+// requireCounts checks that "out" holds, for every key of the first n
+// inputs, the counts 1..m exactly once each and in order.
+func requireCounts(t *testing.T, b broker.Broker, n, keys int) {
+	t.Helper()
+	want := map[string]int{}
+	for i := range n {
+		want[fmt.Sprintf("k%d", i%keys)]++
+	}
+	got := map[string][]int{}
+	for _, r := range readTopic(t, b, "out") {
+		c, err := strconv.Atoi(string(r.Value))
+		require.NoError(t, err)
+		got[string(r.Key)] = append(got[string(r.Key)], c)
+	}
+	require.Len(t, got, len(want))
+	for k, m := range want {
+		seq := make([]int, m)
+		for i := range seq {
+			seq[i] = i + 1
+		}
+		require.Equal(t, seq, got[k], "counts of key %s", k)
+	}
+}
+
+func newCounter(t *testing.T, b broker.Broker, opts ...duality.Option) *duality.App {
+	t.Helper()
+	opts = append([]duality.Option{duality.CommitInterval(5 * time.Millisecond), duality.Workers(2)}, opts...)
+	app, err := duality.New(countApp, counterTopology(t), b, opts...)
+	require.NoError(t, err)
+	return app
+}
+
+// runUntil runs app until "out" holds n records, then stops it.
+func runUntil(t *testing.T, b broker.Broker, app *duality.App, n int) {
+	t.Helper()
+	stop, _ := runApp(t, app)
+	awaitRecords(t, b, "out", n)
+	require.NoError(t, stop())
+}
+
+func TestStateRestart(t *testing.T) {
+	const keys, step = 13, 600
+	tests := []struct {
+		name string
+		// state returns the options of the i-th run (a fresh App each).
+		state func(t *testing.T, dir string, run int) []duality.Option
+	}{
+		{"pebble", func(_ *testing.T, dir string, _ int) []duality.Option {
+			return []duality.Option{duality.StateDir(dir)}
+		}},
+		{"pebble-dir-deleted", func(t *testing.T, dir string, _ int) []duality.Option {
+			require.NoError(t, os.RemoveAll(dir))
+			return []duality.Option{duality.StateDir(dir)}
+		}},
+		{"pebble-fresh-dir-each-run", func(t *testing.T, _ string, _ int) []duality.Option {
+			return []duality.Option{duality.StateDir(t.TempDir())}
+		}},
+		{"memory", func(*testing.T, string, int) []duality.Option { return nil }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := openBroker(t)
+			createTopic(t, b, "in", 3)
+			createTopic(t, b, "out", 3)
+			dir := filepath.Join(t.TempDir(), "state")
+			var mu sync.Mutex
+			restored := map[string]int64{}
+			for run := range 3 {
+				produceKeyed(t, b, run*step, (run+1)*step, keys)
+				opts := append(tt.state(t, dir, run), duality.OnRestore(func(p duality.RestoreProgress) {
+					if p.Done {
+						mu.Lock()
+						restored[fmt.Sprintf("run%d/%d", run, p.Partition)] += p.Restored
+						mu.Unlock()
+					}
+				}))
+				runUntil(t, b, newCounter(t, b, opts...), (run+1)*step)
+				requireCounts(t, b, (run+1)*step, keys)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if tt.name == "pebble" {
+				require.Empty(t, restored, "a kept state directory restores nothing")
+			} else {
+				require.NotEmpty(t, restored, "the state was rebuilt from the changelog")
+			}
+		})
+	}
+}
+
+func TestStateRebalance(t *testing.T) {
+	const keys = 17
+	b := openBroker(t)
+	createTopic(t, b, "in", 4)
+	createTopic(t, b, "out", 4)
+	produceKeyed(t, b, 0, 500, keys)
+	app1 := newCounter(t, b, duality.StateDir(t.TempDir()))
+	stop1, _ := runApp(t, app1)
+	awaitRecords(t, b, "out", 200)
+	app2 := newCounter(t, b, duality.StateDir(t.TempDir()))
+	stop2, _ := runApp(t, app2)
+	produceKeyed(t, b, 500, 1000, keys)
+	awaitRecords(t, b, "out", 800)
+	require.NoError(t, stop1()) // app2 takes every partition over
+	produceKeyed(t, b, 1000, 1500, keys)
+	awaitRecords(t, b, "out", 1500)
+	require.NoError(t, stop2())
+	requireCounts(t, b, 1500, keys)
+	require.NotZero(t, app1.Metrics().RecordsProcessed)
+	require.NotZero(t, app2.Metrics().RecordsProcessed)
+}
+
+// TestStateReadYourWrites checks that a processor reads its own writes
+// before they are committed: within a record, across records of one commit
+// interval, and in range scans that merge pending writes and deletions
+// with committed state.
+func TestStateReadYourWrites(t *testing.T) {
+	b := openBroker(t)
+	createTopic(t, b, "in", 1)
+	createTopic(t, b, "out", 1)
+	bld := stream.NewBuilder()
+	in := stream.From(bld, "in", codec.String(), codec.String())
+	stream.Process(in, func() stream.Processor[string, string, string, string] { return &scanner{} }, stream.WithStores("kv")).
+		To("out", codec.String(), codec.String())
+	topo, err := bld.Build()
+	require.NoError(t, err)
+	input := func(kvs ...string) {
+		var recs []broker.Record
+		for i := 0; i < len(kvs); i += 2 {
+			recs = append(recs, broker.Record{Topic: "in", Key: []byte(kvs[i]), Value: []byte(kvs[i+1])})
+		}
+		require.NoError(t, b.Produce(t.Context(), recs))
+	}
+	// First run: commit a, b, c.
+	input("a", "1", "b", "2", "c", "3")
+	app, err := duality.New("ryw", topo, b, duality.StateDir(filepath.Join(t.TempDir(), "s")))
+	require.NoError(t, err)
+	runUntil(t, b, app, 3)
+	// Second run, one commit interval for everything (an hour): overwrite
+	// b, delete a, add d; every scan sees the pending writes.
+	input("b", "20", "a", "", "d", "4")
+	app, err = duality.New("ryw", topo, b, duality.CommitInterval(time.Hour))
+	require.NoError(t, err)
+	stop, _ := runApp(t, app)
+	eventually(t, "3 records processed", func() bool { return app.Metrics().RecordsProcessed == 3 })
+	require.NoError(t, stop()) // the only commit of the run
+	var got []string
+	for _, r := range readTopic(t, b, "out") {
+		got = append(got, string(r.Value))
+	}
+	require.Equal(t, []string{
+		"a=1",
+		"a=1 b=2",
+		"a=1 b=2 c=3",
+		"a=1 b=20 c=3",
+		"b=20 c=3",
+		"b=20 c=3 d=4",
+	}, got)
+}
+
+// scanner puts its input (an empty value deletes the key), checks that Get
+// sees the write, and forwards a scan of the whole store.
+type scanner struct {
+	pc stream.ProcessorContext[string, string]
+	kv stream.KVStore
+}
+
+func (s *scanner) Init(pc stream.ProcessorContext[string, string]) (err error) {
+	s.pc = pc
+	s.kv, err = pc.Store("kv")
+	return err
+}
+
+func (s *scanner) Process(ctx context.Context, rec stream.Record[string, string]) error {
+	k := []byte(rec.Key)
+	if rec.Value == "" {
+		if err := s.kv.Delete(k); err != nil {
+			return err
+		}
+	} else if err := s.kv.Put(k, []byte(rec.Value)); err != nil {
+		return err
+	}
+	v, ok, err := s.kv.Get(k)
+	if err != nil {
+		return err
+	}
+	if ok != (rec.Value != "") || string(v) != rec.Value {
+		return fmt.Errorf("get %s after write: %q %v", rec.Key, v, ok)
+	}
+	seq, errf := s.kv.Range(nil, nil)
+	out := ""
+	for k, v := range seq {
+		if out != "" {
+			out += " "
+		}
+		out += string(k) + "=" + string(v)
+	}
+	if err := errf(); err != nil {
+		return err
+	}
+	return s.pc.Forward(ctx, stream.Record[string, string]{Key: rec.Key, Value: out})
+}
+
+func (s *scanner) Close() error { return nil }
+
+// TestStateChangelog checks the changelog topic: created by Run, compacted,
+// one partition per task, and after compaction holding the latest count
+// of every key.
+func TestStateChangelog(t *testing.T) {
+	const keys, n = 7, 400
+	b := openBroker(t, embedded.WithCleanupInterval(-1))
+	createTopic(t, b, "in", 2)
+	createTopic(t, b, "out", 2)
+	produceKeyed(t, b, 0, n, keys)
+	runUntil(t, b, newCounter(t, b), n)
+
+	info, err := b.DescribeTopic(t.Context(), countLog)
+	require.NoError(t, err)
+	require.Equal(t, broker.CleanupCompact, info.Config.Cleanup)
+	require.Equal(t, int32(2), info.Config.Partitions)
+	require.Len(t, readTopic(t, b, countLog), n, "one changelog record per update before compaction")
+
+	require.NoError(t, b.Cleanup(t.Context()))
+	latest := map[string]string{}
+	for _, r := range readTopic(t, b, countLog) {
+		latest[string(r.Key)] = string(r.Value)
+		require.Equal(t, broker.KeyPartition(r.Key, 2), r.Partition, "a key's changelog partition is its input partition")
+	}
+	want := map[string]string{}
+	for i := range n {
+		k := fmt.Sprintf("k%d", i%keys)
+		c, _ := strconv.Atoi(want[k])
+		want[k] = strconv.Itoa(c + 1)
+	}
+	require.Equal(t, want, latest)
+	require.Less(t, len(readTopic(t, b, countLog)), n, "compaction removed superseded counts")
+}
+
+// TestStateSkippedRecord checks that a record failing under SkipOnError
+// leaves no state change behind.
+func TestStateSkippedRecord(t *testing.T) {
+	b := openBroker(t)
+	createTopic(t, b, "in", 1)
+	createTopic(t, b, "out", 1)
+	bld := stream.NewBuilder()
+	in := stream.From(bld, "in", codec.String(), codec.String())
+	counted := stream.Process(in, func() stream.Processor[string, string, string, string] { return &counter{} }, stream.WithStores(countStore))
+	counted.Filter(func(_, v string) bool { return true }).To("out", codec.String(), codec.String())
+	stream.Process(counted, func() stream.Processor[string, string, string, string] { return &failOnValue{bad: "2"} }).
+		To("never", codec.String(), codec.String())
+	topo, err := bld.Build()
+	require.NoError(t, err)
+	createTopic(t, b, "never", 1)
+	produceKeyed(t, b, 0, 3, 1) // k0 three times; the second fails after counting
+	app, err := duality.New(countApp, topo, b, duality.OnProcessingError(duality.SkipOnError(nil)))
+	require.NoError(t, err)
+	stop, _ := runApp(t, app)
+	eventually(t, "3 records handled", func() bool { m := app.Metrics(); return m.RecordsProcessed+m.RecordsSkipped == 3 })
+	require.NoError(t, stop())
+	var got []string
+	for _, r := range readTopic(t, b, "out") {
+		got = append(got, string(r.Value))
+	}
+	// The failing record's count (2) was undone, so the third counts 2.
+	require.Equal(t, []string{"1", "2"}, got)
+}
+
+// failOnValue fails the first record with value bad.
+type failOnValue struct {
+	pc     stream.ProcessorContext[string, string]
+	bad    string
+	failed bool
+}
+
+func (f *failOnValue) Init(pc stream.ProcessorContext[string, string]) error { f.pc = pc; return nil }
+func (f *failOnValue) Process(_ context.Context, rec stream.Record[string, string]) error {
+	if rec.Value == f.bad && !f.failed {
+		f.failed = true
+		return errors.New("bad value")
+	}
+	return nil
+}
+func (f *failOnValue) Close() error { return nil }
