@@ -23,6 +23,7 @@ import (
 	"github.com/duality-streams/duality/broker"
 	"github.com/duality-streams/duality/broker/embedded"
 	"github.com/duality-streams/duality/codec"
+	"github.com/duality-streams/duality/internal/topology"
 	"github.com/duality-streams/duality/stream"
 )
 
@@ -162,13 +163,13 @@ func TestStateRestart(t *testing.T) {
 			createTopic(t, b, "out", 3)
 			dir := filepath.Join(t.TempDir(), "state")
 			var mu sync.Mutex
-			restored := map[string]int64{}
+			restored := map[int]int64{} // by run: changelog records restored
 			for run := range 3 {
 				produceKeyed(t, b, run*step, (run+1)*step, keys)
 				opts := append(tt.state(t, dir, run), duality.OnRestore(func(p duality.RestoreProgress) {
 					if p.Done {
 						mu.Lock()
-						restored[fmt.Sprintf("run%d/%d", run, p.Partition)] += p.Restored
+						restored[run] += p.Restored
 						mu.Unlock()
 					}
 				}))
@@ -180,10 +181,32 @@ func TestStateRestart(t *testing.T) {
 			if tt.name == "pebble" {
 				require.Empty(t, restored, "a kept state directory restores nothing")
 			} else {
-				require.NotEmpty(t, restored, "the state was rebuilt from the changelog")
+				// Each run rebuilt the state from every changelog record
+				// the earlier runs wrote (one per input record).
+				require.Equal(t, map[int]int64{1: step, 2: 2 * step}, restored)
 			}
 		})
 	}
+}
+
+// TestStateChangelogRecreated checks that local state whose offset lies
+// beyond its changelog (the changelog topic was deleted and recreated) is
+// dropped and rebuilt from the changelog, which is the source of truth.
+func TestStateChangelogRecreated(t *testing.T) {
+	b := openBroker(t)
+	createTopic(t, b, "in", 1)
+	createTopic(t, b, "out", 1)
+	dir := t.TempDir()
+	produceKeyed(t, b, 0, 10, 1)
+	runUntil(t, b, newCounter(t, b, duality.StateDir(dir)), 10)
+	require.NoError(t, b.DeleteTopic(t.Context(), countLog))
+	produceKeyed(t, b, 10, 13, 1)
+	runUntil(t, b, newCounter(t, b, duality.StateDir(dir)), 13)
+	var got []string
+	for _, r := range readTopic(t, b, "out")[10:] {
+		got = append(got, string(r.Value))
+	}
+	require.Equal(t, []string{"1", "2", "3"}, got, "counting restarted from the empty changelog")
 }
 
 func TestStateRebalance(t *testing.T) {
@@ -603,4 +626,67 @@ func stateCrashChild(root string) (err error) {
 			return <-errc
 		}
 	}
+}
+
+// undeclared asks for a store its step did not declare.
+type undeclared struct{ nop }
+
+type nop struct{}
+
+func (nop) Init(stream.ProcessorContext[string, string]) error           { return nil }
+func (nop) Process(context.Context, stream.Record[string, string]) error { return nil }
+func (nop) Close() error                                                 { return nil }
+
+func (undeclared) Init(pc stream.ProcessorContext[string, string]) error {
+	_, err := pc.Store("elsewhere")
+	return err
+}
+
+func TestStateUnknownStore(t *testing.T) {
+	b := openBroker(t)
+	createTopic(t, b, "in", 1)
+	bld := stream.NewBuilder()
+	stream.Process(stream.From(bld, "in", codec.String(), codec.String()),
+		func() stream.Processor[string, string, string, string] { return undeclared{} }, stream.WithStores("mine"))
+	stream.Process(stream.From(bld, "in2", codec.String(), codec.String()),
+		func() stream.Processor[string, string, string, string] { return nop{} }, stream.WithStores("elsewhere"))
+	createTopic(t, b, "in2", 1)
+	topo, err := bld.Build()
+	require.NoError(t, err)
+	app, err := duality.New("unknown", topo, b)
+	require.NoError(t, err)
+	err = app.Run(t.Context())
+	require.ErrorIs(t, err, stream.ErrUnknownStore)
+}
+
+func TestStatePlanErrors(t *testing.T) {
+	newTask := func(topology.TaskEnv) (topology.Processor, error) { return nil, errors.New("unused") }
+	tests := []struct {
+		name string
+		topo *topology.Topology
+	}{
+		{"changelog named like an internal topic", &topology.Topology{
+			SubTopologies: []*topology.SubTopology{{ID: 0, Sources: []topology.Source{{Topic: "in"}},
+				Stores: []topology.StoreSpec{{Name: "s"}}, NewTask: newTask}},
+			InternalTopics: []topology.InternalTopic{{Name: "s-changelog", WrittenBy: 0}},
+		}},
+		{"store of two sub-topologies", &topology.Topology{
+			SubTopologies: []*topology.SubTopology{
+				{ID: 0, Sources: []topology.Source{{Topic: "a"}}, Stores: []topology.StoreSpec{{Name: "s"}}, NewTask: newTask},
+				{ID: 1, Sources: []topology.Source{{Topic: "b"}}, Stores: []topology.StoreSpec{{Name: "s"}}, NewTask: newTask},
+			},
+		}},
+		{"invalid store name", &topology.Topology{
+			SubTopologies: []*topology.SubTopology{{ID: 0, Sources: []topology.Source{{Topic: "in"}},
+				Stores: []topology.StoreSpec{{Name: "a/b"}}, NewTask: newTask}},
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := duality.New("app", (*stream.Topology)(tt.topo), openBroker(t))
+			require.ErrorIs(t, err, duality.ErrInvalidTopology)
+		})
+	}
+	_, err := duality.New("app", counterTopology(t), openBroker(t), duality.StateDir(""))
+	require.ErrorIs(t, err, duality.ErrInvalidConfig)
 }

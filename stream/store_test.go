@@ -1,0 +1,69 @@
+package stream_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/duality-streams/duality/codec"
+	"github.com/duality-streams/duality/stream"
+)
+
+// nop is a processor that forwards nothing.
+type nop struct{}
+
+func (nop) Init(stream.ProcessorContext[string, string]) error           { return nil }
+func (nop) Process(context.Context, stream.Record[string, string]) error { return nil }
+func (nop) Close() error                                                 { return nil }
+func nopSupplier() stream.Processor[string, string, string, string]      { return nop{} }
+
+func TestWithStoresBuild(t *testing.T) {
+	str := codec.String()
+	tests := []struct {
+		name  string
+		build func(b *stream.Builder)
+		want  []error // nil: Build succeeds
+	}{
+		{"one store", func(b *stream.Builder) {
+			stream.Process(stream.From(b, "in", str, str), nopSupplier, stream.WithStores("counts"))
+		}, nil},
+		{"two steps of one sub-topology share a store", func(b *stream.Builder) {
+			s := stream.Process(stream.From(b, "in", str, str), nopSupplier, stream.WithStores("counts"))
+			stream.Process(s, nopSupplier, stream.WithStores("counts", "other"), stream.WithStores("counts"))
+		}, nil},
+		{"invalid store name", func(b *stream.Builder) {
+			stream.Process(stream.From(b, "in", str, str), nopSupplier, stream.WithStores("no spaces"))
+		}, []error{stream.ErrInvalidOption}},
+		{"empty store name", func(b *stream.Builder) {
+			stream.Process(stream.From(b, "in", str, str), nopSupplier, stream.WithStores(""))
+		}, []error{stream.ErrInvalidOption}},
+		{"WithStores without a name", func(b *stream.Builder) {
+			stream.Process(stream.From(b, "in", str, str), nopSupplier, stream.WithStores())
+		}, []error{stream.ErrInvalidOption}},
+		{"store of two sub-topologies", func(b *stream.Builder) {
+			stream.Process(stream.From(b, "a", str, str), nopSupplier, stream.WithStores("counts"))
+			stream.Process(stream.From(b, "b", str, str), nopSupplier, stream.WithStores("counts"))
+		}, []error{stream.ErrStoreConflict}},
+		{"store on both sides of a repartition", func(b *stream.Builder) {
+			s := stream.Process(stream.From(b, "a", str, str), nopSupplier, stream.WithStores("counts"))
+			r := s.Repartition(str, str, stream.Named("r"))
+			stream.Process(r, nopSupplier, stream.WithStores("counts"))
+		}, []error{stream.ErrStoreConflict}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := stream.NewBuilder()
+			tt.build(b)
+			topo, err := b.Build()
+			if tt.want == nil {
+				require.NoError(t, err)
+				require.Contains(t, topo.Describe(), "stores: [counts")
+				return
+			}
+			for _, w := range tt.want {
+				require.ErrorIs(t, err, w)
+			}
+		})
+	}
+}
