@@ -75,6 +75,42 @@
 // in the log (retention removed the data) is reset to the earliest offset
 // with a warning.
 //
+// # State stores
+//
+// A step may keep key-value state: a [stream.Process] step declares its
+// stores with [stream.WithStores] and reaches them through
+// [stream.ProcessorContext].Store. Each task holds the partition of the
+// store that matches its partition number. Writes are buffered per task
+// and logged as records (key, value; a nil value for a delete) to the
+// store's changelog topic "<app-id>-<store>-changelog", which Run creates
+// compacted with one partition per task (the largest partition count of
+// the sub-topology's sources). The changelog records go into the worker's
+// commit with the task's output and input offsets, so they are committed
+// atomically with them; reads see the task's own uncommitted writes. Only
+// after the commit succeeds are the writes applied to the local store, in
+// one batch that also records the offset of the task's last changelog
+// record: local state is always a prefix of its changelog. A fenced or
+// failed commit drops the writes with the rest of the uncommitted work, and
+// a record skipped under [SkipOnError] leaves no writes behind.
+//
+// Before a task processes input, each of its stores catches up with its
+// changelog: from the offset the store recorded, or from the beginning
+// when it has none or when that offset does not fit the changelog (the
+// topic was deleted and recreated, or its start moved past the offset), in
+// which case the local state is dropped and rebuilt. Restoration is logged
+// at Info with the attributes "store" and "partition" and reported to the
+// [OnRestore] hook. When a task moves to another instance its store
+// handles are closed and the state stays on disk: its next owner restores
+// it from the changelog, and an instance that gets it back catches up from
+// its own offset.
+//
+// With [StateDir] the stores of an App live in one Pebble database in that
+// directory, so a restart reads only the changelog records written since
+// the last commit the instance applied. Without it state is kept in
+// memory and rebuilt from the changelogs at every start: correct, but
+// startup reads every changelog in full. Deleting a state directory is
+// safe; it is rebuilt the same way.
+//
 // # Errors
 //
 // [New] reports every configuration and topology problem at once
@@ -105,5 +141,5 @@
 //
 // [App.Metrics] returns a snapshot of counters. [Logger] sets a
 // log/slog logger (silent by default) with the attribute keys "app",
-// "task", "topic", "partition" and "offset".
+// "task", "topic", "partition", "offset" and "store".
 package duality

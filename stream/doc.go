@@ -1,4 +1,4 @@
-// Package stream is Duality's typed DSL for stateless stream processing:
+// Package stream is Duality's typed DSL for stream processing:
 // read topics into typed streams, transform them step by step, and write
 // them to topics. A [Builder] collects the steps; [Builder.Build] checks
 // the wiring and returns a [Topology] that the runtime (package duality)
@@ -43,6 +43,20 @@
 // keep the key, and sinks write it as no key (nil); a key computed by Map,
 // SelectKey, FlatMap or a Process step is always written as encoded, an
 // empty encoding as an empty key.
+//
+// # State
+//
+// A [Process] step can keep key-value state in stores it declares with
+// [WithStores]; the processor gets each store with
+// [ProcessorContext].Store as a [KVStore] of bytes (get, put, delete,
+// ordered range). The runtime gives every task its own partition of the
+// store, logs each write to the changelog topic
+// "<app-id>-<store>-changelog" in the task's commit, and restores the
+// store from it on start and after rebalances, so the state always matches
+// the committed output. A store belongs to one sub-topology: steps on both
+// sides of a repartition cannot share it (ErrStoreConflict). Package
+// streamtest does not provide stores yet: Store returns ErrUnknownStore
+// there.
 //
 // # Sub-topologies
 //
