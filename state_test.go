@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -689,4 +690,37 @@ func TestStatePlanErrors(t *testing.T) {
 	}
 	_, err := duality.New("app", counterTopology(t), openBroker(t), duality.StateDir(""))
 	require.ErrorIs(t, err, duality.ErrInvalidConfig)
+}
+
+// TestStateReturningOwner checks that an instance that gets partitions
+// back after another instance held them catches up from its own offset:
+// it restores only what the other instance wrote, not the whole changelog.
+func TestStateReturningOwner(t *testing.T) {
+	const keys = 11
+	b := openBroker(t)
+	createTopic(t, b, "in", 4)
+	createTopic(t, b, "out", 4)
+	var restored atomic.Int64
+	app1 := newCounter(t, b, duality.StateDir(t.TempDir()), duality.OnRestore(func(p duality.RestoreProgress) {
+		if p.Done {
+			restored.Add(p.Restored)
+		}
+	}))
+	produceKeyed(t, b, 0, 400, keys)
+	stop1, _ := runApp(t, app1)
+	awaitRecords(t, b, "out", 400) // app1 alone holds every partition
+	app2 := newCounter(t, b, duality.StateDir(t.TempDir()))
+	stop2, _ := runApp(t, app2)
+	eventually(t, "app2 is assigned partitions", func() bool { return app2.Metrics().Tasks > 0 })
+	produceKeyed(t, b, 400, 800, keys)
+	awaitRecords(t, b, "out", 800)
+	require.NoError(t, stop2()) // app1 gets app2's partitions back
+	produceKeyed(t, b, 800, 1200, keys)
+	awaitRecords(t, b, "out", 1200)
+	require.NoError(t, stop1())
+	requireCounts(t, b, 1200, keys)
+	require.NotZero(t, app2.Metrics().RecordsProcessed)
+	// app1 restored exactly the changelog records app2 wrote (one per
+	// record it processed), not the partitions' whole changelog.
+	require.Equal(t, int64(app2.Metrics().RecordsProcessed), restored.Load())
 }
