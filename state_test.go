@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -723,4 +724,63 @@ func TestStateReturningOwner(t *testing.T) {
 	// app1 restored exactly the changelog records app2 wrote (one per
 	// record it processed), not the partitions' whole changelog.
 	require.Equal(t, int64(app2.Metrics().RecordsProcessed), restored.Load())
+}
+
+// blockingCounter is a counter whose 50th record (over all its tasks)
+// blocks until release is closed.
+type blockingCounter struct {
+	counter
+	seen             *atomic.Int64
+	blocked, release chan struct{}
+}
+
+func (c *blockingCounter) Process(ctx context.Context, rec stream.Record[string, string]) error {
+	if c.seen.Add(1) == 50 {
+		close(c.blocked)
+		<-c.release
+	}
+	return c.counter.Process(ctx, rec)
+}
+
+// TestStateFencedCommit makes a worker commit state changes in a stale
+// generation (as TestFencedCommitDropsWork does for output): the broker
+// refuses the commit, the worker drops the changes with the output, and
+// the next task restores the committed state, so the counts stay exact.
+func TestStateFencedCommit(t *testing.T) {
+	const n, keys = 400, 9
+	b := openBroker(t)
+	createTopic(t, b, "in", 2)
+	createTopic(t, b, "out", 2)
+	produceKeyed(t, b, 0, n, keys)
+	var seen atomic.Int64
+	blocked, release := make(chan struct{}), make(chan struct{})
+	bld := stream.NewBuilder()
+	stream.Process(stream.From(bld, "in", codec.String(), codec.String()),
+		func() stream.Processor[string, string, string, string] {
+			return &blockingCounter{seen: &seen, blocked: blocked, release: release}
+		}, stream.WithStores(countStore)).
+		To("out", codec.String(), codec.String())
+	topo, err := bld.Build()
+	require.NoError(t, err)
+	var logs syncBuffer
+	app, err := duality.New(countApp, topo, b, duality.StateDir(t.TempDir()),
+		duality.Workers(1), duality.MaxUncommittedRecords(1), duality.CommitInterval(time.Hour),
+		duality.Logger(slog.New(slog.NewTextHandler(&logs, nil))))
+	require.NoError(t, err)
+	stop, _ := runApp(t, app)
+
+	<-blocked
+	other, err := b.JoinGroup(t.Context(), countApp, []string{"in"})
+	require.NoError(t, err)
+	asg := <-other.Assignments()
+	require.Len(t, asg.Partitions, 1)
+	close(release)
+	eventually(t, "the app sees the fence and the new assignment", func() bool {
+		return app.Metrics().Assignments >= 2 && app.Metrics().Tasks == 1
+	})
+	require.NoError(t, other.Leave(t.Context()))
+	awaitRecords(t, b, "out", n)
+	require.NoError(t, stop())
+	require.Contains(t, logs.String(), "commit fenced by a newer generation")
+	requireCounts(t, b, n, keys)
 }
