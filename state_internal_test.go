@@ -1,0 +1,126 @@
+package duality
+
+import (
+	"bytes"
+	"maps"
+	"math/rand/v2"
+	"slices"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/duality-streams/duality/store"
+)
+
+// TestTaskStoreModel runs random writes, commit hand-offs, applied and
+// dropped commits, skipped records and range scans against a task store
+// on the memory store, and compares every read with a model: a map of
+// what the task has written so far (the overlay of its uncommitted writes
+// over the committed state).
+func TestTaskStoreModel(t *testing.T) {
+	for seed := range uint64(20) {
+		rng := rand.New(rand.NewPCG(seed, 1))
+		w := &worker{app: &App{}}
+		tk := &task{id: TaskID{Partition: 0}}
+		st := store.NewMemory("s", 0)
+		s := &taskStore{w: w, t: tk, name: "s", changelog: "app-s-changelog", st: st}
+		tk.stores = []*taskStore{s}
+		committed := map[string]string{} // the store's state
+		var sentModel map[string]*string // writes in flight: nil value = delete
+		cur := map[string]*string{}      // uncommitted writes
+		model := func() map[string]string {
+			m := maps.Clone(committed)
+			for _, over := range []map[string]*string{sentModel, cur} {
+				for k, v := range over {
+					if v == nil {
+						delete(m, k)
+					} else {
+						m[k] = *v
+					}
+				}
+			}
+			return m
+		}
+		key := func() string { return string(rune('a' + rng.IntN(12))) }
+		offset := int64(0)
+		for range 400 {
+			switch op := rng.IntN(10); {
+			case op < 4: // write
+				k := key()
+				if rng.IntN(3) == 0 {
+					require.NoError(t, s.Delete([]byte(k)))
+					cur[k] = nil
+				} else {
+					v := k + string(rune('0'+rng.IntN(10)))
+					require.NoError(t, s.Put([]byte(k), []byte(v)))
+					cur[k] = &v
+				}
+			case op == 4 && len(sentModel) == 0: // hand off to a commit
+				s.handOff()
+				sentModel, cur = cur, map[string]*string{}
+			case op == 5 && len(sentModel) > 0: // the commit succeeded
+				offset++
+				s.sentOff = offset
+				require.NoError(t, s.applySent())
+				for k, v := range sentModel {
+					if v == nil {
+						delete(committed, k)
+					} else {
+						committed[k] = *v
+					}
+				}
+				sentModel = nil
+				off, ok, err := st.Offset()
+				require.NoError(t, err)
+				require.True(t, ok)
+				require.Equal(t, offset, off)
+			case op == 6 && len(sentModel) > 0: // the commit was fenced
+				s.sent = nil
+				sentModel = nil
+				s.discard()
+				cur = map[string]*string{}
+			case op == 7: // a record writes, then is skipped
+				tk.beginRecord()
+				before := maps.Clone(cur)
+				for range rng.IntN(4) {
+					k := key()
+					require.NoError(t, s.Put([]byte(k), []byte("skipped")))
+				}
+				tk.skipRecord()
+				cur = before
+			default: // range scan with random bounds
+				var start, end []byte
+				if rng.IntN(2) == 0 {
+					start = []byte(key())
+				}
+				if rng.IntN(2) == 0 {
+					end = []byte(key())
+				}
+				m := model()
+				var want []string
+				for _, k := range slices.Sorted(maps.Keys(m)) {
+					if (start == nil || k >= string(start)) && (end == nil || k < string(end)) {
+						want = append(want, k+"="+m[k])
+					}
+				}
+				seq, errf := s.Range(start, end)
+				var got []string
+				for k, v := range seq {
+					got = append(got, string(k)+"="+string(v))
+				}
+				require.NoError(t, errf())
+				require.Equal(t, want, got, "seed %d range [%q, %q)", seed, start, end)
+			}
+			// Every key reads as the model says.
+			m := model()
+			for c := 'a'; c < 'a'+12; c++ {
+				v, ok, err := s.Get([]byte(string(c)))
+				require.NoError(t, err)
+				mv, mok := m[string(c)]
+				require.Equal(t, mok, ok, "seed %d key %c", seed, c)
+				require.True(t, bytes.Equal([]byte(mv), v) || (!ok && v == nil))
+			}
+		}
+		require.NoError(t, s.close())
+	}
+}
