@@ -203,7 +203,9 @@ func TestStateChangelogRecreated(t *testing.T) {
 	runUntil(t, b, newCounter(t, b, duality.StateDir(dir)), 10)
 	require.NoError(t, b.DeleteTopic(t.Context(), countLog))
 	produceKeyed(t, b, 10, 13, 1)
-	runUntil(t, b, newCounter(t, b, duality.StateDir(dir)), 13)
+	var logs syncBuffer
+	runUntil(t, b, newCounter(t, b, duality.StateDir(dir), duality.Logger(slog.New(slog.NewTextHandler(&logs, nil)))), 13)
+	require.Contains(t, logs.String(), `level=WARN msg="local state does not match the changelog: rebuilding it" app=counter task=0_0 store=counts partition=0 offset=9 earliest=0 latest=0`)
 	var got []string
 	for _, r := range readTopic(t, b, "out")[10:] {
 		got = append(got, string(r.Value))
@@ -336,6 +338,18 @@ func TestStateChangelog(t *testing.T) {
 	createTopic(t, b, "out", 2)
 	produceKeyed(t, b, 0, n, keys)
 	runUntil(t, b, newCounter(t, b), n)
+	var logs syncBuffer
+	var restoredParts atomic.Int64
+	stop, _ := runApp(t, newCounter(t, b, duality.Logger(slog.New(slog.NewTextHandler(&logs, nil))),
+		duality.OnRestore(func(p duality.RestoreProgress) {
+			if p.Done {
+				restoredParts.Add(1)
+			}
+		})))
+	eventually(t, "both partitions restored", func() bool { return restoredParts.Load() == 2 })
+	require.NoError(t, stop())
+	require.Contains(t, logs.String(), `msg="restoring store" app=counter task=0_1 store=counts partition=1 offset=0`)
+	require.Regexp(t, `msg="restored store" app=counter task=0_1 store=counts partition=1 restored=\d+ total=\d+`, logs.String())
 
 	info, err := b.DescribeTopic(t.Context(), countLog)
 	require.NoError(t, err)
