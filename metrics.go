@@ -13,7 +13,8 @@ type Metrics struct {
 	RecordsProcessed uint64
 	// RecordsSkipped counts input records skipped under [SkipOnError].
 	RecordsSkipped uint64
-	// RecordsProduced counts output records appended by successful commits.
+	// RecordsProduced counts output records appended by successful commits,
+	// including the changelog records of state stores.
 	RecordsProduced uint64
 	// Commits counts successful broker commits.
 	Commits uint64
