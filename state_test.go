@@ -798,3 +798,32 @@ func TestStateFencedCommit(t *testing.T) {
 	require.Contains(t, logs.String(), "commit fenced by a newer generation")
 	requireCounts(t, b, n, keys)
 }
+
+// TestStateChangelogStartMoved checks that local state whose next offset
+// lies before the changelog's start (compaction removed the records the
+// store has not seen yet) is dropped and rebuilt from the changelog,
+// rather than caught up across the hole, where a deletion could hide.
+func TestStateChangelogStartMoved(t *testing.T) {
+	b := openBroker(t, embedded.WithCleanupInterval(-1))
+	createTopic(t, b, "in", 1)
+	createTopic(t, b, "out", 1)
+	dir := t.TempDir()
+	produceKeyed(t, b, 0, 3, 1)
+	runUntil(t, b, newCounter(t, b, duality.StateDir(dir)), 3) // changelog offsets 0..2, store at 2
+	// Another owner wrote k0 twice more; compaction keeps only the last.
+	require.NoError(t, b.Produce(t.Context(), []broker.Record{
+		{Topic: countLog, Key: []byte("k0"), Value: []byte("10")},
+		{Topic: countLog, Key: []byte("k0"), Value: []byte("20")},
+	}))
+	require.NoError(t, b.Cleanup(t.Context()))
+	offs, err := b.ListOffsets(t.Context(), countLog, 0)
+	require.NoError(t, err)
+	require.EqualValues(t, 4, offs.Earliest)
+
+	produceKeyed(t, b, 3, 4, 1)
+	var logs syncBuffer
+	runUntil(t, b, newCounter(t, b, duality.StateDir(dir), duality.Logger(slog.New(slog.NewTextHandler(&logs, nil)))), 4)
+	out := readTopic(t, b, "out")
+	require.Equal(t, "21", string(out[3].Value))
+	require.Contains(t, logs.String(), `msg="local state does not match the changelog: rebuilding it" app=counter task=0_0 store=counts partition=0 offset=2 earliest=4 latest=5`)
+}
