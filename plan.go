@@ -88,7 +88,11 @@ func newPlan(appID string, topo *topology.Topology) (*plan, error) {
 		}
 		for _, ss := range st.Stores {
 			if owner, dup := storeOwner[ss.Name]; dup {
-				bad("store %q is used by sub-topologies %d and %d", ss.Name, owner, st.ID)
+				if owner == st.ID {
+					bad("sub-topology %d declares store %q twice", st.ID, ss.Name)
+				} else {
+					bad("store %q is used by sub-topologies %d and %d; a store belongs to one sub-topology", ss.Name, owner, st.ID)
+				}
 				continue
 			}
 			storeOwner[ss.Name] = st.ID

@@ -692,6 +692,10 @@ func TestStatePlanErrors(t *testing.T) {
 				{ID: 1, Sources: []topology.Source{{Topic: "b"}}, Stores: []topology.StoreSpec{{Name: "s"}}, NewTask: newTask},
 			},
 		}},
+		{"store declared twice", &topology.Topology{
+			SubTopologies: []*topology.SubTopology{{ID: 0, Sources: []topology.Source{{Topic: "in"}},
+				Stores: []topology.StoreSpec{{Name: "s"}, {Name: "s"}}, NewTask: newTask}},
+		}},
 		{"invalid store name", &topology.Topology{
 			SubTopologies: []*topology.SubTopology{{ID: 0, Sources: []topology.Source{{Topic: "in"}},
 				Stores: []topology.StoreSpec{{Name: "a/b"}}, NewTask: newTask}},
