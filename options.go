@@ -143,11 +143,13 @@ func StateDir(dir string) Option {
 }
 
 // OnRestore sets a hook that reports the restoration of a store partition
-// from its changelog: called from the worker that restores it after every
-// fetched batch, and once with Done set. It must not block for long; it
-// may be called concurrently by several workers. Restorations are also
-// logged at Info with the attributes "store" and "partition". Default: no
-// hook.
+// from its changelog, before its task processes input: called from the
+// worker that restores it after each applied batch of changelog records
+// but the last, then once with Done set. A partition already up to date
+// is not reported. The hook must not block for long; it may be called
+// concurrently by several workers. Restorations are also logged at Info
+// (at the start, every 5 s, at the end) with the attributes "store" and
+// "partition". Default: no hook.
 func OnRestore(f func(RestoreProgress)) Option {
 	return optionFunc(func(c *config) { c.onRestore = f })
 }

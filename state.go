@@ -29,6 +29,10 @@ type RestoreProgress struct {
 	Done bool
 }
 
+// restoreLogInterval is the least time between two progress lines of one
+// restoration.
+const restoreLogInterval = 5 * time.Second
+
 // changelogName is the logical name of store's changelog topic.
 func changelogName(storeName string) string { return storeName + "-changelog" }
 
@@ -298,6 +302,7 @@ func (w *worker) restore(ctx context.Context, s *taskStore) error {
 	hook := w.app.cfg.onRestore
 	log.Info("restoring store", slog.Int64("offset", next), slog.Int64("latest", offs.Latest))
 	start := time.Now()
+	logged := start
 	var restored int64
 	req := []broker.FetchRequest{{Topic: s.changelog, Partition: p}}
 	for next < offs.Latest {
@@ -325,8 +330,15 @@ func (w *worker) restore(ctx context.Context, s *taskStore) error {
 		}
 		restored += int64(len(recs))
 		next = last + 1
-		if hook != nil && next < offs.Latest {
+		if next >= offs.Latest {
+			break
+		}
+		if hook != nil {
 			hook(RestoreProgress{Store: s.name, Partition: p, Restored: restored, Total: total})
+		}
+		if time.Since(logged) >= restoreLogInterval {
+			logged = time.Now()
+			log.Info("restoring store", slog.Int64("restored", restored), slog.Int64("total", total))
 		}
 	}
 	if hook != nil {

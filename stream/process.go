@@ -48,7 +48,7 @@ type Processor[K, V, KOut, VOut any] interface {
 	// its own wait.
 	Process(ctx context.Context, rec Record[K, V]) error
 	// Close is called once when the task closes, after its last commit:
-	// records forwarded from Close are not written.
+	// records forwarded and store writes made from Close are not written.
 	Close() error
 }
 
