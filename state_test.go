@@ -831,3 +831,39 @@ func TestStateChangelogStartMoved(t *testing.T) {
 	require.Equal(t, "21", string(out[3].Value))
 	require.Contains(t, logs.String(), `msg="local state does not match the changelog: rebuilding it" app=counter task=0_0 store=counts partition=0 offset=2 earliest=4 latest=5`)
 }
+
+// transient is a retryable broker error.
+type transient struct{}
+
+func (transient) Error() string   { return "transient failure" }
+func (transient) Retryable() bool { return true }
+
+// flakyRestore fails the first fetches of a changelog with a retryable
+// error.
+type flakyRestore struct {
+	*embedded.Broker
+	failures atomic.Int32
+}
+
+func (f *flakyRestore) Fetch(ctx context.Context, reqs []broker.FetchRequest, opts broker.FetchOptions) ([]broker.Record, error) {
+	if len(reqs) == 1 && reqs[0].Topic == countLog && f.failures.Add(-1) >= 0 {
+		return nil, fmt.Errorf("fetch: %w", transient{})
+	}
+	return f.Broker.Fetch(ctx, reqs, opts)
+}
+
+// TestStateRestoreRetries checks that a restore retries retryable fetch
+// errors instead of failing the app.
+func TestStateRestoreRetries(t *testing.T) {
+	b := openBroker(t)
+	createTopic(t, b, "in", 1)
+	createTopic(t, b, "out", 1)
+	produceKeyed(t, b, 0, 5, 1)
+	runUntil(t, b, newCounter(t, b), 5)
+	flaky := &flakyRestore{Broker: b}
+	flaky.failures.Store(3)
+	produceKeyed(t, b, 5, 7, 1)
+	runUntil(t, b, newCounter(t, flaky), 7) // memory state: restores all 5
+	require.Negative(t, flaky.failures.Load(), "the restore fetched after the failures")
+	requireCounts(t, b, 7, 1)
+}
