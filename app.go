@@ -108,7 +108,8 @@ func (a *App) Run(ctx context.Context) (err error) {
 	}
 	if a.plan.hasStores() {
 		if a.cfg.stateDirSet {
-			db, err := store.OpenPebble(a.cfg.stateDir, store.WithLogger(a.log))
+			opts := append([]store.Option{store.WithLogger(a.log)}, a.cfg.stateOpts...)
+			db, err := store.OpenPebble(a.cfg.stateDir, opts...)
 			if err != nil {
 				return fmt.Errorf("duality: app %q: open state: %w", a.appID, err)
 			}

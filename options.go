@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"runtime"
 	"time"
+
+	"github.com/duality-streams/duality/store"
 )
 
 // Option configures an [App]. Options are applied in order; a later option
@@ -36,6 +38,7 @@ type config struct {
 	now            func() time.Time
 	stateDir       string
 	stateDirSet    bool
+	stateOpts      []store.Option
 	onRestore      func(RestoreProgress)
 }
 
@@ -132,14 +135,18 @@ func Logger(l *slog.Logger) Option { return optionFunc(func(c *config) { c.logge
 func Clock(now func() time.Time) Option { return optionFunc(func(c *config) { c.now = now }) }
 
 // StateDir keeps the app's state stores in one Pebble database in dir
-// (created if missing; one App per directory at a time). On start each
-// store catches up from the changelog offset it recorded, so a restart
-// reads only the changelog records written since. Default: state in
-// memory, rebuilt from the changelog topics at every start — correct, but
-// a start then reads every changelog from its beginning. dir must not be
-// empty.
-func StateDir(dir string) Option {
-	return optionFunc(func(c *config) { c.stateDir, c.stateDirSet = dir, true })
+// (created if missing; one App per directory at a time), opened by Run
+// with [store.OpenPebble] and opts, which tune Pebble (block cache,
+// memtable, bloom filters; the store package's tuned values by default).
+// The database logs through the app's [Logger] unless opts set another.
+// On start each store catches up from the changelog offset it recorded,
+// so a restart reads only the changelog records written since. Default:
+// state in memory, rebuilt from the changelog topics at every start —
+// correct, but a start then reads every changelog from its beginning. dir
+// must not be empty; invalid opts make Run fail with an error matching
+// store.ErrInvalidConfig.
+func StateDir(dir string, opts ...store.Option) Option {
+	return optionFunc(func(c *config) { c.stateDir, c.stateDirSet, c.stateOpts = dir, true, opts })
 }
 
 // OnRestore sets a hook that reports the restoration of a store partition

@@ -26,6 +26,7 @@ import (
 	"github.com/duality-streams/duality/broker/embedded"
 	"github.com/duality-streams/duality/codec"
 	"github.com/duality-streams/duality/internal/topology"
+	"github.com/duality-streams/duality/store"
 	"github.com/duality-streams/duality/stream"
 )
 
@@ -866,4 +867,17 @@ func TestStateRestoreRetries(t *testing.T) {
 	runUntil(t, b, newCounter(t, flaky), 7) // memory state: restores all 5
 	require.Negative(t, flaky.failures.Load(), "the restore fetched after the failures")
 	requireCounts(t, b, 7, 1)
+}
+
+// TestStateDirOptions checks that StateDir passes its store options to
+// Pebble: valid ones run, invalid ones make Run fail before it joins.
+func TestStateDirOptions(t *testing.T) {
+	b := openBroker(t)
+	createTopic(t, b, "in", 1)
+	createTopic(t, b, "out", 1)
+	produceKeyed(t, b, 0, 3, 1)
+	runUntil(t, b, newCounter(t, b, duality.StateDir(t.TempDir(), store.WithBlockCacheSize(1<<20), store.WithMemTableSize(4<<20))), 3)
+	requireCounts(t, b, 3, 1)
+	err := newCounter(t, b, duality.StateDir(t.TempDir(), store.WithBlockCacheSize(-1))).Run(t.Context())
+	require.ErrorIs(t, err, store.ErrInvalidConfig)
 }
