@@ -79,8 +79,9 @@ func (b *Builder) Build() (*Topology, error) {
 type Topology topology.Topology
 
 // Describe returns a readable description of the topology: its
-// sub-topologies with their sources, processors and sinks (each with its
-// children "-->" and parents "<--"), then the internal topics.
+// sub-topologies with their sources, processors (with the stores they
+// use) and sinks (each with its children "-->" and parents "<--"), then
+// the internal topics and the stores with their changelog topics.
 func (t *Topology) Describe() string {
 	if t == nil {
 		return ""

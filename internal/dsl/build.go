@@ -153,7 +153,7 @@ func Build(g *Graph) (*topology.Topology, error) {
 			Cleanup:    broker.CleanupDelete,
 		})
 	}
-	topo.Description = describe(comps, children, topo.InternalTopics)
+	topo.Description = describe(comps, children, topo.InternalTopics, topo.SubTopologies)
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
@@ -201,7 +201,7 @@ func components(nodes []*Node) ([][]*Node, []int) {
 	return comps, compOf
 }
 
-func describe(comps [][]*Node, children [][]*Node, internal []topology.InternalTopic) string {
+func describe(comps [][]*Node, children [][]*Node, internal []topology.InternalTopic, subs []*topology.SubTopology) string {
 	var b strings.Builder
 	b.WriteString("Topology\n")
 	for id, comp := range comps {
@@ -243,6 +243,18 @@ func describe(comps [][]*Node, children [][]*Node, internal []topology.InternalT
 				parts = fmt.Sprint(it.Partitions)
 			}
 			fmt.Fprintf(&b, "    %s (partitions: %s, cleanup: %s, written by sub-topology %d)\n", it.Name, parts, it.Cleanup, it.WrittenBy)
+		}
+	}
+	var stores []string
+	for _, st := range subs {
+		for _, ss := range st.Stores {
+			stores = append(stores, fmt.Sprintf("    %s (changelog: %s-changelog, compacted, sub-topology %d)\n", ss.Name, ss.Name, st.ID))
+		}
+	}
+	if len(stores) > 0 {
+		b.WriteString("  Stores\n")
+		for _, s := range stores {
+			b.WriteString(s)
 		}
 	}
 	return b.String()
