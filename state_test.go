@@ -881,3 +881,48 @@ func TestStateDirOptions(t *testing.T) {
 	err := newCounter(t, b, duality.StateDir(t.TempDir(), store.WithBlockCacheSize(-1))).Run(t.Context())
 	require.ErrorIs(t, err, store.ErrInvalidConfig)
 }
+
+// bigPut stores a value larger than the broker accepts.
+type bigPut struct {
+	nop
+	pc stream.ProcessorContext[string, string]
+}
+
+func (p *bigPut) Process(context.Context, stream.Record[string, string]) error {
+	kv, err := p.pc.Store(countStore)
+	if err != nil {
+		return err
+	}
+	return kv.Put([]byte("k"), make([]byte, 200))
+}
+
+func (p *bigPut) Init(pc stream.ProcessorContext[string, string]) error { p.pc = pc; return nil }
+
+// TestStatePutTooLarge checks that a write whose changelog record the
+// broker would refuse fails the record being processed (the skip policy
+// then applies to it), not the whole commit.
+func TestStatePutTooLarge(t *testing.T) {
+	b := openBroker(t, embedded.WithMaxRecordBytes(100))
+	createTopic(t, b, "in", 1)
+	bld := stream.NewBuilder()
+	stream.Process(stream.From(bld, "in", codec.String(), codec.String()),
+		func() stream.Processor[string, string, string, string] { return &bigPut{} }, stream.WithStores(countStore))
+	topo, err := bld.Build()
+	require.NoError(t, err)
+	produceKeyed(t, b, 0, 2, 1)
+	var mu sync.Mutex
+	var errs []error
+	app, err := duality.New(countApp, topo, b, duality.OnProcessingError(duality.SkipOnError(func(pe *duality.ProcessingError) {
+		mu.Lock()
+		defer mu.Unlock()
+		errs = append(errs, pe)
+	})))
+	require.NoError(t, err)
+	stop, _ := runApp(t, app)
+	eventually(t, "both records skipped", func() bool { mu.Lock(); defer mu.Unlock(); return len(errs) == 2 })
+	require.NoError(t, stop())
+	for _, err := range errs {
+		require.ErrorIs(t, err, broker.ErrRecordTooLarge)
+	}
+	require.Empty(t, readTopic(t, b, countLog))
+}
