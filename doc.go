@@ -80,9 +80,11 @@
 // A step may keep key-value state: a [stream.Process] step declares its
 // stores with [stream.WithStores] and reaches them through
 // [stream.ProcessorContext].Store. Each task holds the partition of the
-// store that matches its partition number. Writes are buffered per task
-// and logged as records (key, value; a nil value for a delete) to the
-// store's changelog topic "<app-id>-<store>-changelog", which Run creates
+// store that matches its partition number. Writes are buffered per task,
+// newest value per key, and each commit logs one record per key written
+// since the previous commit (key, newest value; a nil value for a delete),
+// so a hot key costs one changelog record and one store write per commit
+// interval, to the store's changelog topic "<app-id>-<store>-changelog", which Run creates
 // compacted with one partition per task (the largest partition count of
 // the sub-topology's sources). The changelog records go into the worker's
 // commit with the task's output and input offsets, so they are committed

@@ -101,7 +101,9 @@ func CommitInterval(d time.Duration) Option {
 }
 
 // MaxUncommittedRecords makes a worker commit before the commit interval
-// elapses when its buffered output exceeds n records, which bounds memory.
+// elapses when its buffered output records plus the keys its tasks wrote
+// to state stores (each becomes a changelog record) exceed n, which bounds
+// memory.
 // Default [DefaultMaxUncommittedRecords] (100000). n must be at least 1.
 func MaxUncommittedRecords(n int) Option {
 	return optionFunc(func(c *config) { c.maxUncommitted = n })

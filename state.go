@@ -50,11 +50,12 @@ type undoEntry struct {
 }
 
 // taskStore is a task's partition of a store (topology.KV): the store
-// handle plus the task's uncommitted writes. Writes go to cur and, as
-// changelog records, to the worker's output; a commit hands cur over as
-// sent, and once the commit succeeds sent is applied to the store with the
-// offset of its last changelog record. State is therefore always a prefix
-// of the changelog.
+// handle plus the task's uncommitted writes. Writes go to cur, the newest
+// value per key (a write-back cache bounded with the worker's output by
+// MaxUncommittedRecords); a commit appends one changelog record per key
+// of cur to its records and hands cur over as sent, and once the commit
+// succeeds sent is applied to the store with the offset of its last
+// changelog record. State is therefore always a prefix of the changelog.
 type taskStore struct {
 	w         *worker
 	t         *task
@@ -117,14 +118,29 @@ func (s *taskStore) write(key []byte, p pending) error {
 		s.cur = map[string]pending{}
 	}
 	ks := string(k)
+	prev, had := s.cur[ks]
 	if s.tracking {
-		prev, had := s.cur[ks]
 		s.undo = append(s.undo, undoEntry{key: ks, prev: prev, had: had})
 	}
+	if !had {
+		s.w.pending++
+	}
 	s.cur[ks] = p
-	s.w.out = append(s.w.out, rec)
-	s.w.owner = append(s.w.owner, s.t.idx)
 	return nil
+}
+
+// appendChangelog appends one changelog record per key written since the
+// last hand-off, with its latest value (nil for a deletion): repeated
+// writes of a key within a commit cost one record.
+func (s *taskStore) appendChangelog(out []broker.Record) []broker.Record {
+	for k, p := range s.cur {
+		rec := broker.Record{Topic: s.changelog, Partition: s.t.id.Partition, Key: []byte(k)}
+		if !p.del {
+			rec.Value = p.value
+		}
+		out = append(out, rec)
+	}
+	return out
 }
 
 // Range merges the uncommitted writes (cur over sent) with a cursor on
@@ -185,12 +201,14 @@ func (s *taskStore) Range(start, end []byte) (iter.Seq2[[]byte, []byte], func() 
 // handOff moves the uncommitted writes to sent, for the commit being
 // started. The previous commit has been awaited, so sent is empty.
 func (s *taskStore) handOff() {
+	s.w.pending -= len(s.cur)
 	s.sent, s.cur = s.cur, nil
 	s.undo, s.tracking = s.undo[:0], false
 }
 
 // discard forgets the uncommitted writes (not those in flight).
 func (s *taskStore) discard() {
+	s.w.pending -= len(s.cur)
 	s.cur = nil
 	s.undo, s.tracking = s.undo[:0], false
 }
@@ -235,8 +253,7 @@ func (t *task) beginRecord() {
 	}
 }
 
-// skipRecord undoes the store writes of the record being processed; its
-// changelog records are dropped with the rest of its output.
+// skipRecord undoes the store writes of the record being processed.
 func (t *task) skipRecord() {
 	for _, s := range t.stores {
 		for i := len(s.undo) - 1; i >= 0; i-- {
@@ -245,6 +262,7 @@ func (t *task) skipRecord() {
 				s.cur[u.key] = u.prev
 			} else {
 				delete(s.cur, u.key)
+				s.w.pending--
 			}
 		}
 		s.undo, s.tracking = s.undo[:0], false

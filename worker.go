@@ -46,6 +46,7 @@ type worker struct {
 	changelogs map[broker.TopicPartition]*taskStore
 
 	out      []broker.Record // output since the last commit
+	pending  int             // keys written to the tasks' stores since the last commit
 	owner    []int32         // owner[i] is the index of the task that sent out[i]
 	advanced bool            // input offsets moved since the last commit
 	last     time.Time       // last commit (or start)
@@ -182,7 +183,7 @@ func assigned(a *broker.Assignment) map[broker.TopicPartition]bool {
 	return m
 }
 
-func (w *worker) dirty() bool { return w.advanced || len(w.out) > 0 }
+func (w *worker) dirty() bool { return w.advanced || len(w.out) > 0 || w.pending > 0 }
 
 // process runs fetched records through their tasks, in fetch order. It
 // returns early, between two records, once stop is closed (a rebalance or
@@ -233,7 +234,7 @@ func (w *worker) process(ctx context.Context, stop <-chan struct{}, recs []broke
 		}
 		ps.next, ps.known = rec.Offset+1, true
 		w.advanced = true
-		if len(w.out) > cfg.maxUncommitted {
+		if len(w.out)+w.pending > cfg.maxUncommitted {
 			if fenced, err := w.commit(ctx, w.gen.asg.Generation, nil, false); err != nil || fenced {
 				return fenced, err
 			}
@@ -312,6 +313,7 @@ func (w *worker) commit(ctx context.Context, gen int64, keep map[broker.TopicPar
 			}
 			if len(s.cur) > 0 {
 				states = append(states, s)
+				out = s.appendChangelog(out)
 			}
 			s.handOff()
 		}

@@ -82,9 +82,10 @@ type ProcessorContext[K, V any] interface {
 
 // KVStore is a task's partition of a state store: an ordered key-value
 // store of byte strings (keys ordered by bytes.Compare). Writes are
-// buffered until the task's next commit, which logs them to the store's
-// changelog topic atomically with the task's output records and input
-// offsets, so after a crash or a move to another instance the state is
+// buffered until the task's next commit, which logs the newest value of
+// each written key (one record per key and commit, however often it was
+// written) to the store's changelog topic atomically with the task's
+// output records and input offsets, so after a crash or a move to another instance the state is
 // exactly the one that matches the committed output. Reads see the task's
 // own uncommitted writes. A record that fails under a skip error policy
 // leaves no writes behind. Not safe for concurrent use.

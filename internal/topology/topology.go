@@ -111,8 +111,8 @@ type StoreEnv interface {
 
 // KV is a task's key-value state: bytes in, bytes out, ordered by
 // bytes.Compare. Writes are buffered until the task's next commit, which
-// logs them to the changelog atomically with the task's output and input
-// offsets; reads see the task's own uncommitted writes. A KV is not safe
+// logs the newest value of each written key to the changelog atomically
+// with the task's output and input offsets; reads see the task's own uncommitted writes. A KV is not safe
 // for concurrent use.
 type KV interface {
 	// Get returns a copy of key's value and true, or nil and false.
