@@ -10,6 +10,7 @@ import (
 
 	"github.com/duality-streams/duality/broker"
 	"github.com/duality-streams/duality/internal/topology"
+	"github.com/duality-streams/duality/store"
 	"github.com/duality-streams/duality/stream"
 )
 
@@ -148,9 +149,19 @@ type Driver struct {
 	cfg    config
 	now    time.Time
 	topics map[string]*topicLog
-	tasks  [][]topology.Processor // by sub-topology, then partition
+	tasks  [][]task // by sub-topology, then partition
 	queue  []broker.Record
+	db     *store.MemoryDB      // the state of every store
+	stores map[string]storeInfo // by store name
 	closed bool
+	// storesClosed is set once the tasks are closed.
+	storesClosed bool
+}
+
+// task is an instantiated task and its environment.
+type task struct {
+	proc topology.Processor
+	env  *taskEnv
 }
 
 // New instantiates the tasks of topo and returns a Driver for it. It
@@ -176,21 +187,37 @@ func New(topo *stream.Topology, opts ...Option) (*Driver, error) {
 		cfg:    cfg,
 		now:    cfg.start,
 		topics: make(map[string]*topicLog),
+		db:     store.NewMemoryDB(),
+		stores: make(map[string]storeInfo),
 	}
 	if err := d.layout(); err != nil {
-		return nil, err
+		return nil, errors.Join(err, d.db.Close())
 	}
 	for st, sub := range d.topo.SubTopologies {
 		n := d.topics[d.topicName(sub.Sources[0].Topic, sub.Sources[0].Internal)].partitions
-		d.tasks = append(d.tasks, make([]topology.Processor, n))
+		for _, ss := range sub.Stores {
+			// Build rejects a store used by two sub-topologies.
+			info := storeInfo{sub: st, changelog: d.changelogTopic(ss.Name), partitions: n}
+			d.stores[ss.Name] = info
+			d.log(info.changelog, n)
+		}
+		d.tasks = append(d.tasks, make([]task, n))
 		for p := range n {
 			env := &taskEnv{d: d, id: topology.TaskID{SubTopology: sub.ID, Partition: p}}
 			env.logger = cfg.logger.With("task", stream.TaskID{SubTopology: sub.ID, Partition: p}.String())
+			d.tasks[st][p].env = env
+			if err := d.openStores(env, sub); err != nil {
+				return nil, errors.Join(err, d.Close())
+			}
 			proc, err := sub.NewTask(env)
 			if err != nil {
 				return nil, errors.Join(fmt.Errorf("streamtest: task %d_%d: %w", sub.ID, p, err), d.Close())
 			}
-			d.tasks[st][p] = proc
+			d.tasks[st][p].proc = proc
+			// Writes made by Init are committed with the task's creation.
+			if err := env.commitStores(); err != nil {
+				return nil, errors.Join(fmt.Errorf("streamtest: task %d_%d: %w", sub.ID, p, err), d.Close())
+			}
 		}
 	}
 	return d, nil
@@ -380,7 +407,13 @@ func (d *Driver) drain(ctx context.Context) error {
 		for _, st := range d.topics[rec.Topic].readers {
 			// Each task gets its own copy, as from a broker fetch.
 			in := rec
-			if err := d.tasks[st][rec.Partition].Process(ctx, &in); err != nil {
+			t := d.tasks[st][rec.Partition]
+			if err := t.proc.Process(ctx, &in); err != nil {
+				t.env.discardStores()
+				return err
+			}
+			// Every processed record is a commit of its task's state.
+			if err := t.env.commitStores(); err != nil {
 				return err
 			}
 		}
@@ -414,11 +447,14 @@ func (d *Driver) Close() error {
 	var errs []error
 	for _, tasks := range d.tasks {
 		for _, t := range tasks {
-			if t != nil {
-				errs = append(errs, t.Close())
+			if t.proc != nil {
+				errs = append(errs, t.proc.Close())
 			}
 		}
 	}
+	// Store writes made from Close are not written, as in the runtime.
+	d.storesClosed = true
+	errs = append(errs, d.db.Close())
 	return errors.Join(errs...)
 }
 
@@ -427,6 +463,8 @@ type taskEnv struct {
 	d      *Driver
 	id     topology.TaskID
 	logger *slog.Logger
+	stores map[string]*taskStore // by name
+	order  []*taskStore          // stores in declaration order
 }
 
 func (e *taskEnv) AppID() string           { return e.d.cfg.appID }
