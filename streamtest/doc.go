@@ -21,8 +21,34 @@
 // [Partitions] or [DefaultPartitions]. Timestamps come from the driver's
 // clock ([StartTime], [Driver.Advance]) unless given.
 //
+// # State stores
+//
+// The driver provides the state stores that [stream.Process] steps declare
+// with [stream.WithStores], with the runtime's semantics: each task gets
+// its own partition of each store of its sub-topology (in one in-memory
+// store.MemoryDB per Driver), reads see the task's own writes (Get and
+// Range), and committed writes are logged to the changelog topic
+// "<app-id>-<store>-changelog", one record per written key with its
+// newest value (nil for a Delete), on the task's partition. In the driver
+// every record a task processes is its own commit: after it, the
+// changelog records are written (read them with [Driver.Records] or
+// [Output]) and the writes are applied to the store. Writes made by a
+// processor's Init are committed when the task is created; writes made
+// from its Close are not written, as in the runtime.
+//
+// Assert on state with [Driver.StoreGet] and [Driver.StoreAll] (bytes, by
+// partition) or the typed [Store] view. A store has one partition per
+// task of its sub-topology; [StoreView.Get] finds a key's partition the
+// way the driver routes input records, so it finds the state of
+// processors that store records under their own key:
+//
+//	counts := streamtest.Store(d, "counts", codec.String(), codec.Int64())
+//	n, ok, err := counts.Get("alice")
+//
 // # Errors
 //
 // Processing errors are returned by the pipe call (usually a
-// *stream.NodeError); records written before the error stay written.
+// *stream.NodeError); records written before the error stay written, but
+// the state writes of the record that failed are undone, as the runtime
+// does for a record its error policy skips.
 package streamtest

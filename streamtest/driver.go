@@ -142,8 +142,13 @@ type topicLog struct {
 // partition, chosen from the key by Kafka's default partitioner
 // (partition 0 for records without a key).
 //
-// Records written before a processing error stay written. A Driver is not
-// safe for concurrent use.
+// Tasks get the state stores their sub-topology declares; each record a
+// task processes is one commit of its state (see the package
+// documentation, # State stores).
+//
+// Records written before a processing error stay written; the state
+// writes of the record that failed are undone. A Driver is not safe for
+// concurrent use.
 type Driver struct {
 	topo   *topology.Topology
 	cfg    config
@@ -437,8 +442,9 @@ func (d *Driver) Records(topic string) []broker.Record {
 	return slices.Clip(out)
 }
 
-// Close closes every task (calling Close of stream.Process processors).
-// Later pipes return ErrClosed. Close is idempotent.
+// Close closes every task (calling Close of stream.Process processors;
+// their store writes are not written) and then the state stores. Later
+// pipes and store reads return ErrClosed. Close is idempotent.
 func (d *Driver) Close() error {
 	if d.closed {
 		return nil
