@@ -397,3 +397,51 @@ func TestStoreErrors(t *testing.T) {
 	_, _, err = d.StoreGet("counts", 0, []byte("k"))
 	require.ErrorIs(t, err, streamtest.ErrClosed)
 }
+
+// lifecycle writes "init" in Init, fails every record after writing its
+// key, and writes "close" in Close.
+type lifecycle struct{ kv stream.KVStore }
+
+func (l *lifecycle) Init(pc stream.ProcessorContext[string, string]) error {
+	var err error
+	if l.kv, err = pc.Store("kv"); err != nil {
+		return err
+	}
+	return l.kv.Put([]byte("init"), []byte("1"))
+}
+
+func (l *lifecycle) Process(_ context.Context, r stream.Record[string, string]) error {
+	if err := l.kv.Put([]byte(r.Key), []byte(r.Value)); err != nil {
+		return err
+	}
+	return errBoom
+}
+
+func (l *lifecycle) Close() error { return l.kv.Put([]byte("close"), []byte("1")) }
+
+func TestStoreInitAndCloseWrites(t *testing.T) {
+	d, err := streamtest.New(build(t, func(b *stream.Builder) {
+		stream.Process(stream.From(b, "in", str, str), func() stream.Processor[string, string, string, string] { return &lifecycle{} },
+			stream.WithStores("kv"))
+	}), streamtest.DefaultPartitions(2))
+	require.NoError(t, err)
+	for p := range int32(2) {
+		v, ok, err := d.StoreGet("kv", p, []byte("init"))
+		require.NoError(t, err)
+		require.True(t, ok, "Init's write is committed with the task, partition %d", p)
+		require.Equal(t, []byte("1"), v)
+	}
+	require.Len(t, d.Records("test-kv-changelog"), 2)
+
+	require.ErrorIs(t, streamtest.Input(d, "in", str, str).Pipe(t.Context(), "k", "v"), errBoom)
+	p := broker.KeyPartition([]byte("k"), 2)
+	_, ok, err := d.StoreGet("kv", p, []byte("k"))
+	require.NoError(t, err)
+	require.False(t, ok)
+	_, ok, err = d.StoreGet("kv", p, []byte("init"))
+	require.NoError(t, err)
+	require.True(t, ok, "a failed record does not undo Init's writes")
+
+	require.NoError(t, d.Close(), "writes from Close succeed")
+	require.Len(t, d.Records("test-kv-changelog"), 2, "but are not written")
+}
