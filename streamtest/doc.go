@@ -30,9 +30,10 @@
 // Range), and committed writes are logged to the changelog topic
 // "<app-id>-<store>-changelog", one record per written key with its
 // newest value (nil for a Delete), on the task's partition. In the driver
-// every record a task processes is its own commit: after it, the
-// changelog records are written (read them with [Driver.Records] or
-// [Output]) and the writes are applied to the store. Writes made by a
+// every record a task processes is its own commit: after it, the task is
+// flushed (as the runtime flushes before each commit), the changelog
+// records are written (read them with [Driver.Records] or [Output]) and
+// the writes are applied to the store. Writes made by a
 // processor's Init are committed when the task is created; writes made
 // from its Close are not written, as in the runtime.
 //

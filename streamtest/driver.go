@@ -417,7 +417,13 @@ func (d *Driver) drain(ctx context.Context) error {
 				t.env.discardStores()
 				return err
 			}
-			// Every processed record is a commit of its task's state.
+			// Every processed record is a commit of its task: flush the
+			// task (as the runtime does before a commit), then log and
+			// apply its state writes.
+			if err := t.proc.Flush(ctx); err != nil {
+				t.env.discardStores()
+				return fmt.Errorf("streamtest: task %d_%d: flush: %w", t.env.id.SubTopology, t.env.id.Partition, err)
+			}
 			if err := t.env.commitStores(); err != nil {
 				return err
 			}

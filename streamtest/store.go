@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"iter"
+	"maps"
 	"slices"
 	"strings"
 
@@ -108,13 +109,7 @@ func (s *taskStore) Range(start, end []byte) (iter.Seq2[[]byte, []byte], func() 
 				over[k] = p
 			}
 		}
-		keys := slices.Sorted(func(yield func(string) bool) {
-			for k := range over {
-				if !yield(k) {
-					return
-				}
-			}
-		})
+		keys := slices.Sorted(maps.Keys(over))
 		c := s.st.Range(start, end)
 		defer func() { err = errors.Join(err, c.Close()) }()
 		ok := c.Next()
