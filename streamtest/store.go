@@ -307,8 +307,9 @@ func (s *StoreView[K, V]) check() error {
 // read with a key codec encoding as kc does. So Get finds the state of a
 // processor that stores each record under the record's own key; use
 // [StoreView.GetPartition] for state kept under other keys. It returns
-// encode errors (*codec.EncodeError), decode errors (*codec.DecodeError)
-// and the errors of [Driver.StoreGet].
+// encode errors (*codec.EncodeError), decode errors (*codec.DecodeError
+// naming the store's changelog topic, with Offset -1: stored values have
+// no offset) and the errors of [Driver.StoreGet].
 func (s *StoreView[K, V]) Get(k K) (V, bool, error) {
 	var zero V
 	if err := s.check(); err != nil {
@@ -367,7 +368,8 @@ func (s *StoreView[K, V]) get(p int32, key []byte) (V, bool, error) {
 
 // All returns every pair of the store, partition by partition and in
 // ascending key (byte) order within a partition. It returns decode errors
-// (*codec.DecodeError) and the errors of [Driver.StoreGet].
+// (*codec.DecodeError, as [StoreView.Get]) and the errors of
+// [Driver.StoreGet].
 func (s *StoreView[K, V]) All() ([]KeyValue[K, V], error) {
 	if err := s.check(); err != nil {
 		return nil, err
