@@ -7,10 +7,10 @@ import (
 	"iter"
 	"maps"
 	"slices"
-	"strings"
 
 	"github.com/duality-streams/duality/broker"
 	"github.com/duality-streams/duality/codec"
+	"github.com/duality-streams/duality/internal/kvmerge"
 	"github.com/duality-streams/duality/internal/topology"
 	"github.com/duality-streams/duality/store"
 	"github.com/duality-streams/duality/stream"
@@ -112,27 +112,7 @@ func (s *taskStore) Range(start, end []byte) (iter.Seq2[[]byte, []byte], func() 
 		keys := slices.Sorted(maps.Keys(over))
 		c := s.st.Range(start, end)
 		defer func() { err = errors.Join(err, c.Close()) }()
-		ok := c.Next()
-		i := 0
-		for ok || i < len(keys) {
-			if i < len(keys) && (!ok || strings.Compare(keys[i], string(c.Key())) <= 0) {
-				k := keys[i]
-				if ok && k == string(c.Key()) {
-					ok = c.Next() // overridden by the overlay
-				}
-				i++
-				if p := over[k]; !p.del {
-					if !yield([]byte(k), p.value) {
-						return
-					}
-				}
-				continue
-			}
-			if !yield(c.Key(), c.Value()) {
-				return
-			}
-			ok = c.Next()
-		}
+		kvmerge.Merge(c, keys, func(k string) ([]byte, bool) { p := over[k]; return p.value, p.del }, yield)
 	}
 	return seq, func() error { return err }
 }
