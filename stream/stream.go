@@ -405,9 +405,20 @@ func (s Stream[K, V]) Repartition(kc codec.Codec[K], vc codec.Codec[V], opts ...
 	if base == "" {
 		base = fmt.Sprintf("repartition-%d", g.NextID())
 	}
+	return repartition(s, base, cfg.partitions, kc, vc)
+}
+
+// repartition writes s through the internal topic "<base>-repartition"
+// and returns the stream read back from it.
+func repartition[K, V any](s Stream[K, V], base string, partitions int32, kc codec.Codec[K], vc codec.Codec[V]) Stream[K, V] {
+	p := nodeOf(s)
+	if p == nil {
+		return Stream[K, V]{}
+	}
+	g := p.Graph()
 	topic := base + "-repartition"
 	sink := addSink(p, base+"-sink", topic, true, false, nil, kc, vc)
 	src := addSource(g, base+"-source", []string{topic}, true, kc, vc)
-	g.AddInternalTopic(dsl.InternalTopic{Name: topic, Partitions: cfg.partitions, Writer: sink})
+	g.AddInternalTopic(dsl.InternalTopic{Name: topic, Partitions: partitions, Writer: sink})
 	return handle[K, V](src)
 }

@@ -1,0 +1,57 @@
+// Package table turns streams into tables: aggregations that keep the
+// newest result per key in a state store, and the stream of a table's
+// changes.
+//
+// A stream is a log read as inserts; a table is the same log read as
+// upserts. [Count], [Reduce] and [Aggregate] fold a stream grouped by key
+// (stream.GroupByKey, stream.GroupBy) into a [Table] whose state lives in
+// the runtime's state stores and is logged to a compacted changelog topic,
+// so it is rebuilt exactly after a restart or a move to another instance.
+//
+//	b := stream.NewBuilder()
+//	lines := stream.From(b, "text-lines", codec.String(), codec.String())
+//	words := stream.FlatMapValues(lines, func(line string) iter.Seq[string] {
+//		return strings.FieldsSeq(strings.ToLower(line))
+//	})
+//	byWord := stream.GroupBy(words, func(_, w string) string { return w }, codec.String(), codec.String())
+//	table.Count(byWord, "word-counts").ToStream().To("word-counts", codec.String(), codec.Int64())
+//
+// # Grouping
+//
+// An aggregation needs all records of a key in one task. stream.GroupBy
+// re-keys records and always writes them through an automatic repartition
+// topic; stream.GroupByKey adds one only if a step since the last source
+// or repartition may have changed keys (Map, SelectKey, FlatMap, Process).
+// The Grouped value carries the key and value codecs the aggregation
+// stores with.
+//
+// # State and changelogs
+//
+// Each aggregation owns the state store named by its store argument: keys
+// are the grouped keys encoded with the Grouped key codec, values the
+// aggregates encoded with the aggregate codec (int64 for Count, the
+// Grouped value codec for Reduce). Every update is written to the store
+// and logged to "<app-id>-<store>-changelog" with the task's commit, as
+// for stream.Process stores; a store name must form a valid topic name
+// and belong to one aggregation. Process steps of the same sub-topology
+// may read the store by declaring it with stream.WithStores.
+//
+// # Updates and dropped records
+//
+// [Table.ToStream] emits one record per update: the key and its new
+// aggregate. There is no record cache yet that suppresses intermediate
+// updates of a hot key within a commit interval, so a key updated n times
+// emits n records (Kafka Streams with caching enabled emits fewer). As in
+// Kafka Streams' KGroupedStream aggregations, records whose key is absent
+// (read as a nil key and not re-keyed) and records with a nil value
+// (tombstones) are skipped: they change nothing and are logged at Debug
+// with the node's logger.
+//
+// # Errors
+//
+// Wiring mistakes are reported by stream.Builder.Build with the stream
+// package's error kinds: a store name used twice (stream.ErrStoreConflict),
+// an invalid store name (stream.ErrInvalidOption), nil functions
+// (stream.ErrNilFunc) and nil codecs (stream.ErrNilCodec). At run time a
+// failing codec or store fails the record with a *stream.NodeError.
+package table
