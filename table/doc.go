@@ -30,9 +30,10 @@
 // Each aggregation owns the state store named by its store argument: keys
 // are the grouped keys encoded with the Grouped key codec, values the
 // aggregates encoded with the aggregate codec (int64 for Count, the
-// Grouped value codec for Reduce). Every update is written to the store
-// and logged to "<app-id>-<store>-changelog" with the task's commit, as
-// for stream.Process stores; a store name must form a valid topic name
+// Grouped value codec for Reduce). Every update is written to the store,
+// and each commit of the task logs the newest value of every key written
+// since the previous commit to "<app-id>-<store>-changelog", as for
+// stream.Process stores; a store name must form a valid topic name
 // and belong to one aggregation. Process steps of the same sub-topology
 // may read the store by declaring it with stream.WithStores.
 //
