@@ -1,0 +1,310 @@
+// Command wordcount is Duality's word-count example on the embedded
+// broker: a stream turned into a table.
+//
+// It appends lines of text to the topic "text-lines", then runs a topology
+// that splits lines into lowercase words, groups them by word (through an
+// automatic repartition topic) and counts them into the table
+// "word-counts", whose state lives in Pebble and is logged to a changelog
+// topic. Every update of a count goes to the topic "word-counts"; reading
+// that topic as upserts (newest value per word) gives the table, from
+// which the command prints the top words. It exits 0.
+//
+//	go run ./examples/wordcount
+//	go run ./examples/wordcount -lines 100000 -top 5 -dir /tmp/wc
+//
+// With -dir the data directory is kept, and a second run appends more
+// lines and continues the counts from the stored state.
+package main
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"iter"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/duality-streams/duality"
+	"github.com/duality-streams/duality/broker"
+	"github.com/duality-streams/duality/broker/embedded"
+	"github.com/duality-streams/duality/codec"
+	"github.com/duality-streams/duality/stream"
+	"github.com/duality-streams/duality/table"
+)
+
+const (
+	appID      = "wordcount"
+	linesTopic = "text-lines"
+	countTopic = "word-counts"
+)
+
+func main() {
+	if err := run(context.Background(), os.Args[1:], os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "wordcount:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("wordcount", flag.ContinueOnError)
+	n := fs.Int("lines", 20_000, "lines of text to append")
+	top := fs.Int("top", 10, "number of top words to print")
+	partitions := fs.Int("partitions", 4, "partitions of every topic")
+	dir := fs.String("dir", "", "data directory (default: a temporary one, removed at exit)")
+	verbose := fs.Bool("v", false, "log the runtime's steps")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *n < 0 || *top < 0 || *partitions < 1 {
+		return errors.New("-lines and -top must be >= 0 and -partitions >= 1")
+	}
+	if *dir == "" {
+		tmp, err := os.MkdirTemp("", "duality-wordcount-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(tmp)
+		*dir = tmp
+	}
+	logger := slog.New(slog.DiscardHandler)
+	if *verbose {
+		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	}
+
+	b, err := embedded.Open(filepath.Join(*dir, "log"), embedded.WithLogger(logger))
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	for _, topic := range []string{linesTopic, countTopic} {
+		err := b.CreateTopic(ctx, topic, broker.TopicConfig{Partitions: int32(*partitions)})
+		if err != nil && !errors.Is(err, broker.ErrTopicExists) {
+			return err
+		}
+	}
+
+	have, err := count(ctx, b, linesTopic)
+	if err != nil {
+		return err
+	}
+	words, err := produce(ctx, b, int(have), int(have)+*n)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "appended %d lines (%d words) to %q\n", *n, words, linesTopic)
+
+	topo, err := topology()
+	if err != nil {
+		return err
+	}
+	app, err := duality.New(appID, topo, b, duality.Logger(logger), duality.StateDir(filepath.Join(*dir, "state")))
+	if err != nil {
+		return err
+	}
+	runCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	done := make(chan error, 1)
+	start := time.Now()
+	go func() { done <- app.Run(runCtx) }()
+	if err := waitCaughtUp(ctx, b, done); err != nil {
+		stop()
+		<-done
+		return err
+	}
+	elapsed := time.Since(start)
+	stop()
+	if err := <-done; err != nil {
+		return err
+	}
+	m := app.Metrics()
+	fmt.Fprintf(stdout, "processed %d records in %v\n", m.RecordsProcessed, elapsed.Round(time.Millisecond))
+
+	counts, err := readTable(ctx, b)
+	if err != nil {
+		return err
+	}
+	var total int64
+	for _, c := range counts {
+		total += c
+	}
+	fmt.Fprintf(stdout, "table %q: %d distinct words, %d words counted\n", countTopic, len(counts), total)
+	fmt.Fprintf(stdout, "top %d words:\n", min(*top, len(counts)))
+	for _, wc := range topWords(counts, *top) {
+		fmt.Fprintf(stdout, "  %-10s %d\n", wc.word, wc.n)
+	}
+	return nil
+}
+
+// topology splits lines into words and counts them per word.
+func topology() (*stream.Topology, error) {
+	b := stream.NewBuilder()
+	lines := stream.From(b, linesTopic, codec.String(), codec.String())
+	words := stream.FlatMapValues(lines, func(line string) iter.Seq[string] { return tokens(line) })
+	byWord := stream.GroupBy(words, func(_, w string) string { return w }, codec.String(), codec.String(), stream.Named("by-word"))
+	table.Count(byWord, "word-counts").ToStream().To(countTopic, codec.String(), codec.Int64())
+	return b.Build()
+}
+
+// tokens returns the lowercase words of line, without punctuation.
+func tokens(line string) iter.Seq[string] {
+	return func(yield func(string) bool) {
+		for f := range strings.FieldsSeq(strings.ToLower(line)) {
+			if w := strings.Trim(f, ".,;:!?\"'()"); w != "" && !yield(w) {
+				return
+			}
+		}
+	}
+}
+
+var corpus = []string{
+	"It was the best of times, it was the worst of times.",
+	"It was the age of wisdom, it was the age of foolishness.",
+	"The log is the table, and the table is the log.",
+	"A stream is a log read as inserts; a table is the same log read as upserts.",
+	"Call me Ishmael.",
+	"All happy families are alike; each unhappy family is unhappy in its own way.",
+	"In the beginning the universe was created.",
+	"The quick brown fox jumps over the lazy dog.",
+	"To be, or not to be, that is the question.",
+	"Whatever the log says, the state will say after the restore.",
+	"Not all those who wander are lost.",
+}
+
+// line returns line i of the input: the same index always gives the same
+// line, so runs that append more lines continue one deterministic text.
+func line(i int) string {
+	return corpus[(i*7+i/len(corpus))%len(corpus)]
+}
+
+// produce appends lines [from, to) to the lines topic and returns the
+// number of words they hold.
+func produce(ctx context.Context, b broker.Broker, from, to int) (int64, error) {
+	const batch = 1000
+	var words int64
+	recs := make([]broker.Record, 0, batch)
+	for i := from; i < to; i++ {
+		l := line(i)
+		for range tokens(l) {
+			words++
+		}
+		recs = append(recs, broker.Record{Topic: linesTopic, Partition: broker.PartitionByKey,
+			Key: fmt.Appendf(nil, "line-%d", i), Value: []byte(l)})
+		if len(recs) == batch || i == to-1 {
+			if err := b.Produce(ctx, recs); err != nil {
+				return 0, fmt.Errorf("produce lines: %w", err)
+			}
+			recs = recs[:0]
+		}
+	}
+	return words, nil
+}
+
+// waitCaughtUp returns once the app has consumed every line and every
+// record of its repartition topic, or Run fails. The app commits its
+// outputs with its offsets, so once the lines are consumed every record of
+// the repartition topic is written; once those are consumed too, every
+// count is in place.
+func waitCaughtUp(ctx context.Context, b broker.Broker, done <-chan error) error {
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		lag, err := broker.GroupLag(ctx, b, appID, linesTopic)
+		if err != nil {
+			return err
+		}
+		if lag == 0 {
+			lag, err = broker.GroupLag(ctx, b, appID, appID+"-by-word-repartition")
+			if err != nil {
+				return err
+			}
+			if lag == 0 {
+				return nil
+			}
+		}
+		select {
+		case err := <-done:
+			if err == nil {
+				err = errors.New("app stopped before processing all input")
+			}
+			return err
+		case <-tick.C:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// readTable reads the topic of count updates as a table: the newest count
+// of each word wins.
+func readTable(ctx context.Context, b broker.Broker) (map[string]int64, error) {
+	info, err := b.DescribeTopic(ctx, countTopic)
+	if err != nil {
+		return nil, err
+	}
+	counts := map[string]int64{}
+	for p := range info.Config.Partitions {
+		o, err := b.ListOffsets(ctx, countTopic, p)
+		if err != nil {
+			return nil, err
+		}
+		for off := o.Earliest; off < o.Latest; {
+			recs, err := b.Fetch(ctx, []broker.FetchRequest{{Topic: countTopic, Partition: p, Offset: off}}, broker.FetchOptions{})
+			if err != nil {
+				return nil, err
+			}
+			if len(recs) == 0 {
+				break
+			}
+			for _, r := range recs {
+				n, err := codec.Int64().Decode(r.Value)
+				if err != nil {
+					return nil, fmt.Errorf("%s/%d@%d: %w", countTopic, p, r.Offset, err)
+				}
+				counts[string(r.Key)] = n
+			}
+			off = recs[len(recs)-1].Offset + 1
+		}
+	}
+	return counts, nil
+}
+
+type wordCount struct {
+	word string
+	n    int64
+}
+
+// topWords returns the k most frequent words, ties broken alphabetically.
+func topWords(counts map[string]int64, k int) []wordCount {
+	all := make([]wordCount, 0, len(counts))
+	for w, n := range counts {
+		all = append(all, wordCount{w, n})
+	}
+	slices.SortFunc(all, func(a, b wordCount) int {
+		return cmp.Or(cmp.Compare(b.n, a.n), cmp.Compare(a.word, b.word))
+	})
+	return all[:min(k, len(all))]
+}
+
+// count returns the number of records a topic holds.
+func count(ctx context.Context, b broker.Broker, topic string) (int64, error) {
+	info, err := b.DescribeTopic(ctx, topic)
+	if err != nil {
+		return 0, err
+	}
+	var total int64
+	for p := range info.Config.Partitions {
+		o, err := b.ListOffsets(ctx, topic, p)
+		if err != nil {
+			return 0, err
+		}
+		total += o.Latest - o.Earliest
+	}
+	return total, nil
+}
