@@ -74,10 +74,10 @@ func GroupByKey[K, V any](s Stream[K, V], kc codec.Codec[K], vc codec.Codec[V], 
 		return Grouped[K, V]{s: repartition(s, groupName(g, cfg, "group-by-key"), 0, kc, vc), kc: kc, vc: vc}
 	}
 	if kc == nil {
-		g.AddError(fmt.Errorf("group-by-key: key codec: %w", ErrNilCodec))
+		g.AddError(fmt.Errorf("group-by-key after %q: key codec: %w", p.Name, ErrNilCodec))
 	}
 	if vc == nil {
-		g.AddError(fmt.Errorf("group-by-key: value codec: %w", ErrNilCodec))
+		g.AddError(fmt.Errorf("group-by-key after %q: value codec: %w", p.Name, ErrNilCodec))
 	}
 	return Grouped[K, V]{s: s, kc: kc, vc: vc}
 }

@@ -1,6 +1,9 @@
 package table_test
 
 import (
+	"bytes"
+	"errors"
+	"log/slog"
 	"strings"
 	"testing"
 
@@ -287,4 +290,67 @@ func TestGroupByKeyRepartitionsOnlyAfterKeyChange(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestDroppedRecordsLogged(t *testing.T) {
+	var logs bytes.Buffer
+	logger := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	d := newDriver(t, func(b *stream.Builder) {
+		table.Count(stream.GroupByKey(stream.From(b, "in", str, str), str, str), "counts")
+	}, streamtest.Logger(logger))
+	pipe(t, d, "in", str, []in[string]{{Key: "a", Tombstone: true}, {NoKey: true, Value: "x"}})
+	var drops []string
+	for l := range strings.Lines(logs.String()) {
+		if strings.Contains(l, "dropped a record") {
+			drops = append(drops, l)
+		}
+	}
+	require.Len(t, drops, 2, logs.String())
+	require.Contains(t, drops[0], "store=counts")
+	require.Contains(t, drops[0], "tombstone=true")
+	require.Contains(t, drops[1], "no_key=true")
+	all, err := streamtest.Store(d, "counts", str, i64).All()
+	require.NoError(t, err)
+	require.Empty(t, all)
+}
+
+func TestAggregatorPanic(t *testing.T) {
+	d := newDriver(t, func(b *stream.Builder) {
+		table.Reduce(stream.GroupByKey(stream.From(b, "in", str, i64), str, i64),
+			func(agg, v int64) int64 { return agg / v }, "r")
+	})
+	ctx := t.Context()
+	input := streamtest.Input(d, "in", str, i64)
+	require.NoError(t, input.Pipe(ctx, "a", 6))
+	err := input.Pipe(ctx, "a", 0) // integer division by zero
+	var nerr *stream.NodeError
+	require.ErrorAs(t, err, &nerr)
+	require.Equal(t, "reduce-1", nerr.Node)
+	var perr *stream.PanicError
+	require.ErrorAs(t, err, &perr)
+	// The failed record left no write behind.
+	n, ok, err := streamtest.Store(d, "r", str, i64).Get("a")
+	require.NoError(t, err)
+	require.True(t, ok)
+	require.Equal(t, int64(6), n)
+}
+
+// badCodec encodes int64s but cannot decode them.
+type badCodec struct{ codec.Codec[int64] }
+
+func (badCodec) Decode([]byte) (int64, error) { return 0, errors.New("cannot decode") }
+
+func TestStoredAggregateDecodeError(t *testing.T) {
+	d := newDriver(t, func(b *stream.Builder) {
+		table.Aggregate(stream.GroupByKey(stream.From(b, "in", str, i64), str, i64),
+			func() int64 { return 0 }, func(_ string, v, a int64) int64 { return a + v },
+			badCodec{codec.Int64()}, "agg")
+	})
+	ctx := t.Context()
+	input := streamtest.Input(d, "in", str, i64)
+	require.NoError(t, input.Pipe(ctx, "a", 1)) // nothing stored yet: no decode
+	err := input.Pipe(ctx, "a", 1)
+	var nerr *stream.NodeError
+	require.ErrorAs(t, err, &nerr)
+	require.Contains(t, err.Error(), `store "agg": decode the stored aggregate: cannot decode`)
 }
