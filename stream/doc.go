@@ -58,6 +58,14 @@
 // streamtest provides in-memory stores with the same semantics, committing
 // after every piped record, and lets tests read them.
 //
+// # Grouping
+//
+// [GroupByKey] and [GroupBy] return a [Grouped] stream for the
+// aggregations of package table (Count, Reduce, Aggregate), which turn it
+// into a table kept in a store. GroupBy re-keys and always goes through an
+// automatic repartition topic; GroupByKey adds one only after a step that
+// may have changed keys (Map, SelectKey, FlatMap, Process).
+//
 // # Sub-topologies
 //
 // Build splits the graph into sub-topologies: steps connected in process
