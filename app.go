@@ -32,6 +32,8 @@ type App struct {
 	// maxRecordBytes is the broker's record size limit (0: none known):
 	// Send refuses a larger record as an error of the record that made it.
 	maxRecordBytes int
+	// iq is the registry of store partitions open for queries.
+	iq queries
 }
 
 // New returns an App that runs topo on b. appID names the app: it is the
@@ -118,10 +120,13 @@ func (a *App) Run(ctx context.Context) (err error) {
 			a.db = store.NewMemoryDB()
 		}
 		defer func() {
+			a.iq.stop() // waits for the queries in flight
+			defer a.iq.release()
 			if cerr := a.db.Close(); cerr != nil && err == nil {
 				err = fmt.Errorf("duality: app %q: close state: %w", a.appID, cerr)
 			}
 		}()
+		a.iq.setPartitions(a.plan, topics)
 	}
 	m, err := a.b.JoinGroup(ctx, a.appID, a.plan.sourceTopics)
 	if err != nil {
@@ -253,6 +258,7 @@ func (a *App) start(ctx context.Context, m broker.Membership, asg broker.Assignm
 		}
 	}
 	n := min(a.cfg.workers, len(tasks))
+	a.iq.assign(tasks)
 	a.m.tasks.Store(int64(len(tasks)))
 	a.log.Info("assigned", slog.Int64("generation", asg.Generation),
 		slog.Int("partitions", len(asg.Partitions)), slog.Int("tasks", len(tasks)), slog.Int("workers", n))

@@ -220,6 +220,7 @@ func (s *taskStore) close() error {
 	if s.st == nil {
 		return nil
 	}
+	s.w.app.iq.closed(s.name, s.t.id.Partition)
 	err := s.st.Close()
 	s.st, s.cur, s.sent = nil, nil, nil
 	return err
@@ -262,6 +263,7 @@ func (w *worker) openStores(ctx context.Context, t *task) error {
 		if err := w.restore(ctx, s); err != nil {
 			return err
 		}
+		w.app.iq.open(s.name, t.id.Partition, st)
 		w.changelogs[broker.TopicPartition{Topic: s.changelog, Partition: t.id.Partition}] = s
 	}
 	return nil

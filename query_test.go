@@ -1,0 +1,269 @@
+package duality_test
+
+import (
+	"errors"
+	"fmt"
+	"iter"
+	"maps"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/duality-streams/duality"
+	"github.com/duality-streams/duality/broker"
+	"github.com/duality-streams/duality/codec"
+	"github.com/duality-streams/duality/stream"
+	"github.com/duality-streams/duality/table"
+)
+
+// queryTopology counts the words of "lines" into the store "counts".
+func queryTopology(t *testing.T) *stream.Topology {
+	t.Helper()
+	b := stream.NewBuilder()
+	lines := stream.From(b, "lines", codec.String(), codec.String())
+	words := stream.FlatMapValues(lines, func(line string) iter.Seq[string] {
+		return strings.FieldsSeq(line)
+	})
+	byWord := stream.GroupBy(words, func(_, w string) string { return w }, codec.String(), codec.String())
+	table.Count(byWord, "counts")
+	topo, err := b.Build()
+	require.NoError(t, err)
+	return topo
+}
+
+// produceWords appends n lines of two words each to "lines" and returns the
+// expected counts.
+func produceWords(t *testing.T, b broker.Broker, n int) map[string]int64 {
+	t.Helper()
+	want := map[string]int64{}
+	var recs []broker.Record
+	for i := range n {
+		line := fmt.Sprintf("w%02d w%02d", i%37, i%11)
+		for w := range strings.FieldsSeq(line) {
+			want[w]++
+		}
+		recs = append(recs, broker.Record{Topic: "lines", Partition: broker.PartitionByKey,
+			Key: fmt.Appendf(nil, "l%d", i), Value: []byte(line)})
+	}
+	require.NoError(t, b.Produce(t.Context(), recs))
+	return want
+}
+
+// collect drains seq, returning its pairs and the error after it.
+func collect[K comparable, V any](seq iter.Seq2[K, V], errf func() error) ([]K, map[K]V, error) {
+	var keys []K
+	m := map[K]V{}
+	for k, v := range seq {
+		keys = append(keys, k)
+		m[k] = v
+	}
+	return keys, m, errf()
+}
+
+func TestQueryGetRange(t *testing.T) {
+	b := openBroker(t)
+	createTopic(t, b, "lines", 3)
+	want := produceWords(t, b, 400)
+	app, err := duality.New("iq", queryTopology(t), b,
+		duality.StateDir(t.TempDir()), duality.CommitInterval(5*time.Millisecond))
+	require.NoError(t, err)
+	counts, err := duality.Query(app, "counts", codec.String(), codec.Int64())
+	require.NoError(t, err)
+	_, err = duality.Query(app, "nope", codec.String(), codec.Int64())
+	require.ErrorIs(t, err, duality.ErrUnknownStore)
+	_, err = duality.Query[string, int64](app, "counts", nil, codec.Int64())
+	require.ErrorIs(t, err, duality.ErrInvalidConfig)
+
+	_, _, err = counts.Get(t.Context(), "w01")
+	require.ErrorIs(t, err, duality.ErrStoreNotReady, "before Run")
+	require.True(t, duality.IsRetryable(err))
+
+	stop, _ := runApp(t, app)
+	eventually(t, "committed counts", func() bool {
+		_, got, err := collect(counts.All(t.Context()))
+		return err == nil && maps.Equal(got, want)
+	})
+	for w, n := range want {
+		got, ok, err := counts.Get(t.Context(), w)
+		require.NoError(t, err)
+		require.True(t, ok, w)
+		require.Equal(t, n, got, w)
+	}
+	_, ok, err := counts.Get(t.Context(), "absent")
+	require.NoError(t, err)
+	require.False(t, ok)
+
+	keys, _, err := collect(counts.All(t.Context()))
+	require.NoError(t, err)
+	require.True(t, slices.IsSorted(keys), "merged in key order: %v", keys)
+	require.Len(t, keys, len(want))
+
+	tests := []struct{ from, to string }{
+		{"w05", "w10"}, {"w00", "w99"}, {"", "w03"}, {"w10", "w05"}, {"x", "y"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.from+"-"+tt.to, func(t *testing.T) {
+			var exp []string
+			for w := range want {
+				if w >= tt.from && w < tt.to {
+					exp = append(exp, w)
+				}
+			}
+			slices.Sort(exp)
+			keys, got, err := collect(counts.Range(t.Context(), tt.from, tt.to))
+			require.NoError(t, err)
+			require.Equal(t, exp, keys)
+			for _, k := range keys {
+				require.Equal(t, want[k], got[k])
+			}
+		})
+	}
+
+	// An iteration stopped early closes its cursors (or Run would hang).
+	seq, _ := counts.All(t.Context())
+	for range seq {
+		break
+	}
+	require.NoError(t, stop())
+	_, _, err = counts.Get(t.Context(), "w01")
+	require.ErrorIs(t, err, duality.ErrStoreNotReady, "after Run")
+	_, _, err = collect(counts.All(t.Context()))
+	require.ErrorIs(t, err, duality.ErrStoreNotReady, "after Run")
+}
+
+// TestQueryNotOwned runs two instances: each key is served by exactly one
+// of them, the other answers with its partition as not owned.
+func TestQueryNotOwned(t *testing.T) {
+	b := openBroker(t)
+	createTopic(t, b, "lines", 4)
+	want := produceWords(t, b, 300)
+	topo := queryTopology(t)
+	var views []*duality.ReadOnlyStore[string, int64]
+	for range 2 {
+		app, err := duality.New("iq2", topo, b, duality.CommitInterval(5*time.Millisecond))
+		require.NoError(t, err)
+		q, err := duality.Query(app, "counts", codec.String(), codec.Int64())
+		require.NoError(t, err)
+		views = append(views, q)
+		runApp(t, app)
+	}
+	// Both instances own partitions and the union of their ranges is the
+	// whole table.
+	eventually(t, "two owners, all counts", func() bool {
+		union := map[string]int64{}
+		for _, q := range views {
+			keys, got, err := collect(q.All(t.Context()))
+			if err != nil || len(keys) == 0 {
+				return false
+			}
+			maps.Copy(union, got)
+		}
+		return maps.Equal(union, want)
+	})
+	for w, n := range want {
+		served := 0
+		for _, q := range views {
+			got, ok, err := q.Get(t.Context(), w)
+			if err == nil {
+				served++
+				require.True(t, ok)
+				require.Equal(t, n, got)
+				continue
+			}
+			var no *duality.NotOwnedError
+			require.ErrorAs(t, err, &no)
+			require.ErrorIs(t, err, duality.ErrNotOwned)
+			require.Equal(t, "counts", no.Store)
+			require.Equal(t, broker.KeyPartition([]byte(w), 4), no.Partition)
+		}
+		require.Equal(t, 1, served, w)
+	}
+}
+
+// TestQueryDuringRebalance queries from several goroutines while a second
+// instance joins and leaves (closing and reopening store partitions): the
+// only errors are retryable ones, and the race detector sees no race.
+func TestQueryDuringRebalance(t *testing.T) {
+	b := openBroker(t)
+	createTopic(t, b, "lines", 4)
+	want := produceWords(t, b, 300)
+	topo := queryTopology(t)
+	app, err := duality.New("iq3", topo, b, duality.StateDir(t.TempDir()), duality.CommitInterval(5*time.Millisecond))
+	require.NoError(t, err)
+	counts, err := duality.Query(app, "counts", codec.String(), codec.Int64())
+	require.NoError(t, err)
+	stop, _ := runApp(t, app)
+	eventually(t, "all counts", func() bool {
+		_, got, err := collect(counts.All(t.Context()))
+		return err == nil && maps.Equal(got, want)
+	})
+
+	done := make(chan struct{})
+	var okN, retryN atomic.Int64
+	var wg sync.WaitGroup
+	errc := make(chan error, 4)
+	for g := range 4 {
+		wg.Go(func() {
+			for i := 0; ; i++ {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				var err error
+				if g%2 == 0 {
+					w := fmt.Sprintf("w%02d", i%37)
+					var n int64
+					var ok bool
+					n, ok, err = counts.Get(t.Context(), w)
+					if err == nil && (!ok || n != want[w]) {
+						err = fmt.Errorf("%s = %d, %v; want %d", w, n, ok, want[w])
+					}
+				} else {
+					var got map[string]int64
+					_, got, err = collect(counts.All(t.Context()))
+					for k, v := range got {
+						if want[k] != v {
+							err = errors.Join(err, fmt.Errorf("%s = %d; want %d", k, v, want[k]))
+						}
+					}
+				}
+				switch {
+				case err == nil:
+					okN.Add(1)
+				case duality.IsRetryable(err):
+					retryN.Add(1)
+				default:
+					errc <- err
+					return
+				}
+			}
+		})
+	}
+	for range 2 {
+		app2, err := duality.New("iq3", topo, b, duality.CommitInterval(5*time.Millisecond))
+		require.NoError(t, err)
+		q2, err := duality.Query(app2, "counts", codec.String(), codec.Int64())
+		require.NoError(t, err)
+		stop2, _ := runApp(t, app2)
+		eventually(t, "second instance serving", func() bool {
+			_, got, err := collect(q2.All(t.Context()))
+			return err == nil && len(got) > 0
+		})
+		require.NoError(t, stop2())
+	}
+	require.NoError(t, stop())
+	close(done)
+	wg.Wait()
+	close(errc)
+	for err := range errc {
+		require.NoError(t, err)
+	}
+	t.Logf("queries: %d served, %d retryable errors", okN.Load(), retryN.Load())
+	require.Positive(t, okN.Load())
+}
