@@ -12,18 +12,92 @@ import (
 )
 
 // Table is a typed handle on a table inside a stream.Builder: the newest
-// value per key, kept in a state store and changed by every update. A
-// Table is a small value; copy it freely. The zero Table belongs to no
-// builder, and ToStream on it returns the zero stream.Stream.
-type Table[K, V any] dsl.Stream[K, V]
+// value per key, kept in a state store (or derived from one by Filter and
+// MapValues) and changed by every update. A Table is a small value; copy
+// it freely. The zero Table belongs to no builder, ToStream on it returns
+// the zero stream.Stream, and steps on it return zero values.
+type Table[K, V any] struct {
+	s dsl.Stream[K, V]
+	// store is the state store the table's values are read from (for a
+	// derived table, its parent's store).
+	store string
+	// lookup returns the per-task reader of the table's current values.
+	lookup func(t *dsl.Task, user *dsl.Node) (getter[K, V], error)
+}
+
+// getter returns the current value of k in one task's partition of a
+// table, and whether k has one.
+type getter[K, V any] func(k K) (V, bool, error)
 
 // ToStream returns the stream of the table's changes: one record per
 // update, with the key and the key's new value, the timestamp and headers
-// of the input record that caused it. Aggregations emit on every update
-// (there is no record cache that suppresses intermediate updates yet;
-// Kafka Streams with caching enabled emits fewer).
+// of the input record that caused it. A deleted key (a table from a topic
+// that read a tombstone, or a row removed by Filter) is emitted as a
+// tombstone: the value is V's zero value and sinks write a nil value.
+// Aggregations emit on every update (there is no record cache that
+// suppresses intermediate updates yet; Kafka Streams with caching enabled
+// emits fewer).
 func (t Table[K, V]) ToStream() stream.Stream[K, V] {
-	return stream.Stream[K, V](dsl.Stream[K, V](t))
+	return stream.Stream[K, V](t.s)
+}
+
+// node returns the node whose output is the table's changes, or nil for
+// the zero Table.
+func (t Table[K, V]) node() *dsl.Node { return dsl.StreamNode(t.s) }
+
+// openStore returns the task's partition of store for the node n.
+func openStore(t *dsl.Task, n *dsl.Node, store string) (topology.KV, error) {
+	env, ok := t.Env().(topology.StoreEnv)
+	if !ok {
+		return nil, fmt.Errorf("%s %q: store %q: %w: this runtime provides no state stores", n.Op, n.Name, store, stream.ErrUnknownStore)
+	}
+	kv, err := env.Store(store)
+	if err != nil {
+		return nil, fmt.Errorf("%s %q: store %q: %w", n.Op, n.Name, store, err)
+	}
+	return kv, nil
+}
+
+// storeLookup returns the lookup of a table kept in store with the codecs
+// kc and vc.
+func storeLookup[K, V any](store string, kc codec.Codec[K], vc codec.Codec[V]) func(*dsl.Task, *dsl.Node) (getter[K, V], error) {
+	return func(t *dsl.Task, user *dsl.Node) (getter[K, V], error) {
+		kv, err := openStore(t, user, store)
+		if err != nil {
+			return nil, err
+		}
+		var kbuf []byte
+		return func(k K) (V, bool, error) {
+			var zero V
+			var err error
+			kbuf, err = kc.Append(kbuf[:0], k)
+			if err != nil {
+				return zero, false, &codec.EncodeError{Topic: store, Part: "key", Err: err}
+			}
+			b, ok, err := kv.Get(kbuf)
+			if err != nil {
+				return zero, false, fmt.Errorf("store %q: get: %w", store, err)
+			}
+			if !ok {
+				return zero, false, nil
+			}
+			v, err := vc.Decode(b)
+			if err != nil {
+				return zero, false, fmt.Errorf("store %q: decode the stored value: %w", store, err)
+			}
+			return v, true, nil
+		}, nil
+	}
+}
+
+// claimStore reports store if a step of g other than n uses it.
+func claimStore(g *dsl.Graph, n *dsl.Node, store, why string) {
+	for _, o := range g.Nodes() {
+		if o != n && slices.Contains(o.Stores, store) {
+			g.AddError(fmt.Errorf("%w: %s %q: store %q is already used by step %q; %s", stream.ErrStoreConflict, n.Op, n.Name, store, o.Name, why))
+			return
+		}
+	}
 }
 
 // emit is the per-task input function of stream nodes (see internal/dsl,
@@ -102,13 +176,9 @@ func aggregate[K, V, A any](g stream.Grouped[K, V], op, store string, nilFunc bo
 		if err != nil {
 			return nil, err
 		}
-		env, ok := t.Env().(topology.StoreEnv)
-		if !ok {
-			return nil, fmt.Errorf("%s %q: store %q: %w: this runtime provides no state stores", op, n.Name, store, stream.ErrUnknownStore)
-		}
-		kv, err := env.Store(store)
+		kv, err := openStore(t, n, store)
 		if err != nil {
-			return nil, fmt.Errorf("%s %q: store %q: %w", op, n.Name, store, err)
+			return nil, err
 		}
 		logger := t.Env().Logger().With("node", n.Name, "store", store)
 		var kbuf, vbuf []byte
@@ -150,18 +220,8 @@ func aggregate[K, V, A any](g stream.Grouped[K, V], op, store string, nilFunc bo
 			return next(ctx, rc, k, a)
 		}), nil
 	}
-	// Look for other users of the store before adding n.
-	var owner string
-	for _, o := range gr.Nodes() {
-		if slices.Contains(o.Stores, store) {
-			owner = o.Name
-			break
-		}
-	}
 	gr.AddNode(n, p)
-	if owner != "" {
-		gr.AddError(fmt.Errorf("%w: %s %q: store %q is already used by step %q; an aggregation needs a store of its own", stream.ErrStoreConflict, op, n.Name, store, owner))
-	}
+	claimStore(gr, n, store, "an aggregation needs a store of its own")
 	if nilFunc {
 		gr.AddError(fmt.Errorf("%s %q: %w", op, n.Name, stream.ErrNilFunc))
 	}
@@ -170,7 +230,7 @@ func aggregate[K, V, A any](g stream.Grouped[K, V], op, store string, nilFunc bo
 	if ac == nil && op == "aggregate" {
 		gr.AddError(fmt.Errorf("%s %q: aggregate codec: %w", op, n.Name, stream.ErrNilCodec))
 	}
-	return Table[K, A](dsl.NewStream[K, A](n))
+	return Table[K, A]{s: dsl.NewStream[K, A](n), store: store, lookup: storeLookup(store, kc, ac)}
 }
 
 // fanout returns one function that calls every child of n in order.

@@ -1,0 +1,198 @@
+package table
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/duality-streams/duality/codec"
+	"github.com/duality-streams/duality/internal/dsl"
+	"github.com/duality-streams/duality/stream"
+)
+
+// From reads topic as a table (Kafka Streams' builder.table): every
+// record is an upsert, so the newest value per key wins, and a record with
+// a nil value (a tombstone) deletes its key. Keys are decoded with kc and
+// values with vc; the table is materialised in the state store named
+// store, logged to the changelog topic "<app-id>-<store>-changelog" and
+// restored from it like an aggregation's store. (Kafka Streams can reuse
+// a compacted source topic as the changelog instead of writing a second
+// copy; this package always writes the changelog.) ToStream emits every
+// change: an upsert as the new value, a delete as a tombstone. Records
+// with an absent key are dropped and logged at Debug. The source step is
+// named "source-<n>" and the materialising step "table-<n>".
+//
+// Build reports what [stream.From] reports for topic and the codecs, an
+// invalid store name (stream.ErrInvalidOption) and a store name already
+// used by another step (stream.ErrStoreConflict). A nil builder gives the
+// zero Table.
+func From[K, V any](b *stream.Builder, topic string, kc codec.Codec[K], vc codec.Codec[V], store string) Table[K, V] {
+	src := stream.From(b, topic, kc, vc)
+	p := dsl.StreamNode(dsl.Stream[K, V](src))
+	if p == nil {
+		return Table[K, V]{}
+	}
+	gr := p.Graph()
+	n := &dsl.Node{Op: "table", Kind: dsl.KindProcessor, Stores: []string{store}}
+	n.Instantiate = func(t *dsl.Task) (any, error) {
+		next, err := fanout[K, V](t, n)
+		if err != nil {
+			return nil, err
+		}
+		kv, err := openStore(t, n, store)
+		if err != nil {
+			return nil, err
+		}
+		logger := t.Env().Logger().With("node", n.Name, "store", store)
+		var kbuf, vbuf []byte
+		return emit[K, V](func(ctx context.Context, rc *stream.RecordContext, k K, v V) error {
+			t.Current = n
+			if rc.NoKey {
+				logger.Debug("dropped a record with an absent key",
+					"topic", rc.Topic, "partition", rc.Partition, "offset", rc.Offset)
+				return nil
+			}
+			nodeErr := func(err error) error {
+				return &stream.NodeError{Node: n.Name, Topic: rc.Topic, Partition: rc.Partition, Offset: rc.Offset, Err: err}
+			}
+			var err error
+			if kbuf, err = kc.Append(kbuf[:0], k); err != nil {
+				return nodeErr(&codec.EncodeError{Topic: store, Part: "key", Err: err})
+			}
+			if rc.Tombstone {
+				if err := kv.Delete(kbuf); err != nil {
+					return nodeErr(fmt.Errorf("store %q: delete: %w", store, err))
+				}
+				return next(ctx, rc, k, v)
+			}
+			if vbuf, err = vc.Append(vbuf[:0], v); err != nil {
+				return nodeErr(&codec.EncodeError{Topic: store, Part: "value", Err: err})
+			}
+			if err := kv.Put(kbuf, vbuf); err != nil {
+				return nodeErr(fmt.Errorf("store %q: put: %w", store, err))
+			}
+			return next(ctx, rc, k, v)
+		}), nil
+	}
+	gr.AddNode(n, p)
+	claimStore(gr, n, store, "a table needs a store of its own")
+	return Table[K, V]{s: dsl.NewStream[K, V](n), store: store, lookup: storeLookup(store, kc, vc)}
+}
+
+// Filter returns the table of the rows of t for which pred returns true.
+// It is not materialised: a join reads t's store and applies pred. Its
+// changes are t's changes, except that an update pred rejects is emitted
+// as a tombstone for its key, because the row may have been in the
+// filtered table before (as Kafka Streams does for a filter on a table
+// that is not materialised, a tombstone is emitted for every rejected
+// update, whether or not the key was there). Deletes of t are passed on
+// as deletes; pred is not called for them. The step is named
+// "table-filter-<n>". Build reports a nil pred (stream.ErrNilFunc).
+func (t Table[K, V]) Filter(pred func(K, V) bool) Table[K, V] {
+	return t.filter("table-filter", pred, true)
+}
+
+// FilterNot is [Table.Filter] keeping the rows for which pred returns
+// false. The step is named "table-filter-not-<n>".
+func (t Table[K, V]) FilterNot(pred func(K, V) bool) Table[K, V] {
+	return t.filter("table-filter-not", pred, false)
+}
+
+func (t Table[K, V]) filter(op string, pred func(K, V) bool, keep bool) Table[K, V] {
+	p := t.node()
+	if p == nil {
+		return Table[K, V]{}
+	}
+	gr := p.Graph()
+	n := &dsl.Node{Op: op, Kind: dsl.KindProcessor}
+	n.Instantiate = func(task *dsl.Task) (any, error) {
+		next, err := fanout[K, V](task, n)
+		if err != nil {
+			return nil, err
+		}
+		return emit[K, V](func(ctx context.Context, rc *stream.RecordContext, k K, v V) error {
+			task.Current = n
+			if rc.Tombstone || pred(k, v) == keep {
+				return next(ctx, rc, k, v)
+			}
+			// The row leaves (or never enters) the filtered table.
+			var zero V
+			rc.Tombstone = true
+			err := next(ctx, rc, k, zero)
+			rc.Tombstone = false
+			return err
+		}), nil
+	}
+	gr.AddNode(n, p)
+	if pred == nil {
+		gr.AddError(fmt.Errorf("%s %q: %w", op, n.Name, stream.ErrNilFunc))
+	}
+	parent := t.lookup
+	return Table[K, V]{s: dsl.NewStream[K, V](n), store: t.store,
+		lookup: func(task *dsl.Task, user *dsl.Node) (getter[K, V], error) {
+			get, err := parent(task, user)
+			if err != nil {
+				return nil, err
+			}
+			return func(k K) (V, bool, error) {
+				v, ok, err := get(k)
+				if err != nil || !ok {
+					return v, ok, err
+				}
+				task.Current = n
+				if pred(k, v) != keep {
+					var zero V
+					return zero, false, nil
+				}
+				return v, true, nil
+			}, nil
+		}}
+}
+
+// MapValues returns the table of fn applied to every value of t, with
+// t's keys. It is not materialised: a join reads t's store and applies
+// fn. Its changes are t's changes with mapped values; a delete stays a
+// delete (a tombstone) and fn is not called for it. The step is named
+// "table-map-values-<n>". Build reports a nil fn (stream.ErrNilFunc).
+func MapValues[K, V, V2 any](t Table[K, V], fn func(V) V2) Table[K, V2] {
+	p := t.node()
+	if p == nil {
+		return Table[K, V2]{}
+	}
+	gr := p.Graph()
+	n := &dsl.Node{Op: "table-map-values", Kind: dsl.KindProcessor}
+	n.Instantiate = func(task *dsl.Task) (any, error) {
+		next, err := fanout[K, V2](task, n)
+		if err != nil {
+			return nil, err
+		}
+		return emit[K, V](func(ctx context.Context, rc *stream.RecordContext, k K, v V) error {
+			var v2 V2
+			if !rc.Tombstone {
+				task.Current = n
+				v2 = fn(v)
+			}
+			return next(ctx, rc, k, v2)
+		}), nil
+	}
+	gr.AddNode(n, p)
+	if fn == nil {
+		gr.AddError(fmt.Errorf("%s %q: %w", "table-map-values", n.Name, stream.ErrNilFunc))
+	}
+	parent := t.lookup
+	return Table[K, V2]{s: dsl.NewStream[K, V2](n), store: t.store,
+		lookup: func(task *dsl.Task, user *dsl.Node) (getter[K, V2], error) {
+			get, err := parent(task, user)
+			if err != nil {
+				return nil, err
+			}
+			return func(k K) (V2, bool, error) {
+				var v2 V2
+				v, ok, err := get(k)
+				if err != nil || !ok {
+					return v2, ok, err
+				}
+				task.Current = n
+				return fn(v), true, nil
+			}, nil
+		}}
+}
