@@ -1,6 +1,6 @@
-// Package table turns streams into tables: aggregations that keep the
-// newest result per key in a state store, and the stream of a table's
-// changes.
+// Package table turns streams into tables: tables read from topics,
+// aggregations that keep the newest result per key in a state store, the
+// stream of a table's changes, and stream-table joins.
 //
 // A stream is a log read as inserts; a table is the same log read as
 // upserts. [Count], [Reduce] and [Aggregate] fold a stream grouped by key
@@ -15,6 +15,44 @@
 //	})
 //	byWord := stream.GroupBy(words, func(_, w string) string { return w }, codec.String(), codec.String())
 //	table.Count(byWord, "word-counts").ToStream().To("word-counts", codec.String(), codec.Int64())
+//
+// # Tables from topics
+//
+// [From] reads a topic as a table (Kafka Streams' builder.table): the
+// newest value per key wins and a record with a nil value (a tombstone)
+// deletes its key. The table is materialised in its own store and logged
+// to a changelog like an aggregation (Kafka Streams can reuse a compacted
+// source topic as the changelog; this package does not yet).
+//
+// # Filter and MapValues
+//
+// [Table.Filter], [Table.FilterNot] and [MapValues] derive tables that are
+// not materialised: a join reads the parent's store and applies the
+// predicate or function. Deletes propagate: a delete stays a delete (fn is
+// not called for it), and an update the predicate rejects is emitted as a
+// tombstone, because the row may have been in the filtered table before.
+// As in Kafka Streams for a filter on a table that is not materialised,
+// a tombstone is emitted for every rejected update, even for a key that
+// was never in the filtered table.
+//
+// # Stream-table joins
+//
+// [Join] and [LeftJoin] join each stream record with the table's current
+// value for its key, read from the table's store when the record is
+// processed; table updates emit nothing. Join drops records whose key has
+// no value; LeftJoin's joiner gets found false and VT's zero value.
+//
+// The table's store is local to a task, so the stream and the table must
+// be co-partitioned: the join puts the stream's steps into the table's
+// sub-topology, whose tasks read partition p of both topics, so the topics
+// must have the same partition count (the runtime and streamtest refuse
+// to run a sub-topology whose source topics differ, streamtest with
+// streamtest.ErrCoPartition). Build fails with [ErrNotCoPartitioned] for
+// a stream whose keys may have changed since it was read (Map, SelectKey,
+// FlatMap, Process) and for a stream computed in a sub-topology that
+// feeds the table's through an internal topic; in both cases call
+// Repartition on the stream before the join. Unlike Kafka Streams, the
+// join does not repartition automatically (it has no codecs to do it).
 //
 // # Grouping
 //
@@ -53,6 +91,8 @@
 // Wiring mistakes are reported by stream.Builder.Build with the stream
 // package's error kinds: a store name used twice (stream.ErrStoreConflict),
 // an invalid store name (stream.ErrInvalidOption), nil functions
-// (stream.ErrNilFunc) and nil codecs (stream.ErrNilCodec). At run time a
-// failing codec or store fails the record with a *stream.NodeError.
+// (stream.ErrNilFunc), nil codecs (stream.ErrNilCodec), handles of two
+// builders (stream.ErrForeignStream) and joins of streams and tables that
+// are not co-partitioned ([ErrNotCoPartitioned]). At run time a failing
+// codec or store fails the record with a *stream.NodeError.
 package table

@@ -65,3 +65,74 @@ func Example() {
 	// the=2 cat=2 sat=2 dog=1 a=1
 	// updates: [{the 1} {cat 1} {sat 1} {the 2} {dog 1} {sat 2} {a 1} {cat 2}]
 }
+
+// Orders are enriched with the customer's city by a stream-table join.
+// Customers are a table read from a compacted topic: an update replaces a
+// customer's city and a tombstone deletes the customer.
+func ExampleLeftJoin() {
+	b := stream.NewBuilder()
+	customers := table.From(b, "customers", codec.String(), codec.String(), "customers")
+	orders := stream.From(b, "orders", codec.String(), codec.String())
+	table.LeftJoin(orders, customers, func(customer, item, city string, found bool) string {
+		if !found {
+			city = "unknown city"
+		}
+		return item + " to " + city
+	}).To("shipments", codec.String(), codec.String())
+	customers.ToStream().To("customer-changes", codec.String(), codec.String())
+	topo, err := b.Build()
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+
+	d, err := streamtest.New(topo, streamtest.AppID("shop"), streamtest.DefaultPartitions(2))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer d.Close()
+	ctx := context.Background()
+	cust := streamtest.Input(d, "customers", codec.String(), codec.String())
+	ord := streamtest.Input(d, "orders", codec.String(), codec.String())
+	for _, err := range []error{
+		cust.Pipe(ctx, "ann", "Paris"),
+		ord.Pipe(ctx, "ann", "book"),
+		cust.Pipe(ctx, "ann", "Berlin"),
+		ord.Pipe(ctx, "ann", "pen"),
+		cust.PipeTombstone(ctx, "ann"),
+		ord.Pipe(ctx, "ann", "cup"),
+	} {
+		if err != nil {
+			fmt.Println(err)
+			return
+		}
+	}
+
+	shipments, err := streamtest.Output(d, "shipments", codec.String(), codec.String()).ReadValues()
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println(strings.Join(shipments, "; "))
+	changes, err := streamtest.Output(d, "customer-changes", codec.String(), codec.String()).ReadAll()
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	for _, c := range changes {
+		if c.Tombstone {
+			fmt.Println(c.Key, "deleted")
+			continue
+		}
+		fmt.Println(c.Key, "=", c.Value)
+	}
+	_, found, err := streamtest.Store(d, "customers", codec.String(), codec.String()).Get("ann")
+	fmt.Println("ann in store:", found, err)
+	// Output:
+	// book to Paris; pen to Berlin; cup to unknown city
+	// ann = Paris
+	// ann = Berlin
+	// ann deleted
+	// ann in store: false <nil>
+}
