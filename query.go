@@ -272,21 +272,37 @@ func (s *ReadOnlyStore[K, V]) Get(ctx context.Context, key K) (V, bool, error) {
 // Shutdown of the app waits for ranges being iterated: do not keep one
 // open indefinitely.
 func (s *ReadOnlyStore[K, V]) Range(ctx context.Context, from, to K) (iter.Seq2[K, V], func() error) {
-	f, ferr := s.kc.Append(nil, from)
-	t, terr := s.kc.Append(nil, to)
-	if err := errors.Join(ferr, terr); err != nil {
-		err = fmt.Errorf("store %s: encode range bound: %w", s.name, err)
-		return func(func(K, V) bool) {}, func() error { return err }
-	}
-	if t == nil {
-		t = []byte{}
-	}
-	return s.scan(ctx, f, t)
+	return s.Scan(ctx, &from, &to)
 }
 
 // All is Range over every key of the partitions this instance owns.
 func (s *ReadOnlyStore[K, V]) All(ctx context.Context) (iter.Seq2[K, V], func() error) {
 	return s.scan(ctx, nil, nil)
+}
+
+// Scan is Range with optional bounds: a nil from starts at the first key,
+// a nil to means no upper bound.
+func (s *ReadOnlyStore[K, V]) Scan(ctx context.Context, from, to *K) (iter.Seq2[K, V], func() error) {
+	var start, end []byte
+	var errs []error
+	if from != nil {
+		b, err := s.kc.Append(nil, *from)
+		errs = append(errs, err)
+		start = b
+	}
+	if to != nil {
+		b, err := s.kc.Append(nil, *to)
+		errs = append(errs, err)
+		end = b
+		if end == nil {
+			end = []byte{}
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		err = fmt.Errorf("store %s: encode range bound: %w", s.name, err)
+		return func(func(K, V) bool) {}, func() error { return err }
+	}
+	return s.scan(ctx, start, end)
 }
 
 func (s *ReadOnlyStore[K, V]) scan(ctx context.Context, start, end []byte) (iter.Seq2[K, V], func() error) {

@@ -1,0 +1,246 @@
+package httpquery_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"iter"
+	"maps"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/duality-streams/duality"
+	"github.com/duality-streams/duality/broker"
+	"github.com/duality-streams/duality/broker/embedded"
+	"github.com/duality-streams/duality/codec"
+	"github.com/duality-streams/duality/httpquery"
+	"github.com/duality-streams/duality/stream"
+	"github.com/duality-streams/duality/table"
+)
+
+func wordCount(t *testing.T) *stream.Topology {
+	t.Helper()
+	b := stream.NewBuilder()
+	lines := stream.From(b, "lines", codec.String(), codec.String())
+	words := stream.FlatMapValues(lines, func(line string) iter.Seq[string] {
+		return strings.FieldsSeq(line)
+	})
+	byWord := stream.GroupBy(words, func(_, w string) string { return w }, codec.String(), codec.String())
+	table.Count(byWord, "counts")
+	topo, err := b.Build()
+	require.NoError(t, err)
+	return topo
+}
+
+// setup opens an embedded broker with n lines of words in "lines" (4
+// partitions) and returns it with the expected counts.
+func setup(t *testing.T, n int) (*embedded.Broker, map[string]int64) {
+	t.Helper()
+	b, err := embedded.Open(t.TempDir())
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, b.Close()) })
+	require.NoError(t, b.CreateTopic(t.Context(), "lines", broker.TopicConfig{Partitions: 4}))
+	want := map[string]int64{}
+	var recs []broker.Record
+	for i := range n {
+		line := fmt.Sprintf("w%02d w%02d", i%23, i%7)
+		for w := range strings.FieldsSeq(line) {
+			want[w]++
+		}
+		recs = append(recs, broker.Record{Topic: "lines", Partition: broker.PartitionByKey,
+			Key: fmt.Appendf(nil, "l%d", i), Value: []byte(line)})
+	}
+	require.NoError(t, b.Produce(t.Context(), recs))
+	return b, want
+}
+
+func run(t *testing.T, app *duality.App) (stop func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- app.Run(ctx) }()
+	stopped := false
+	stop = func() {
+		if !stopped {
+			stopped = true
+			cancel()
+			require.NoError(t, <-done)
+		}
+	}
+	t.Cleanup(stop)
+	return stop
+}
+
+// get does a GET like curl and decodes the JSON body.
+func get(t *testing.T, rawURL string) (int, map[string]any) {
+	t.Helper()
+	resp, err := http.Get(rawURL)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	require.Equal(t, "application/json", resp.Header.Get("Content-Type"))
+	var m map[string]any
+	require.NoError(t, json.Unmarshal(body, &m), string(body))
+	return resp.StatusCode, m
+}
+
+// eventually polls cond for at most 10 s (a bound, not a delay).
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			require.FailNow(t, "timed out waiting: "+what)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+func TestHandler(t *testing.T) {
+	b, want := setup(t, 200)
+	app, err := duality.New("hq", wordCount(t), b, duality.StateDir(t.TempDir()), duality.CommitInterval(5*time.Millisecond))
+	require.NoError(t, err)
+	onlyW := httpquery.Store("counts", codec.String(), codec.Int64(), func(s string) (string, error) {
+		if !strings.HasPrefix(s, "w") {
+			return "", errors.New("words start with w")
+		}
+		return s, nil
+	})
+	h, err := httpquery.Handler(app, onlyW)
+	require.NoError(t, err)
+	srv := httptest.NewServer(h) // 127.0.0.1
+	defer srv.Close()
+
+	code, body := get(t, srv.URL+"/stores/counts/keys/w01")
+	require.Equal(t, http.StatusServiceUnavailable, code, "before Run: %v", body)
+
+	run(t, app)
+	eventually(t, "counts served", func() bool {
+		code, body := get(t, srv.URL+"/stores/counts?limit=100")
+		if code != http.StatusOK {
+			return false
+		}
+		got := map[string]int64{}
+		for _, it := range body["items"].([]any) {
+			m := it.(map[string]any)
+			got[m["key"].(string)] = int64(m["value"].(float64))
+		}
+		return maps.Equal(got, want)
+	})
+	for w, n := range want {
+		code, body := get(t, srv.URL+"/stores/counts/keys/"+url.PathEscape(w))
+		require.Equal(t, http.StatusOK, code, body)
+		require.Equal(t, map[string]any{"key": w, "value": float64(n)}, body)
+	}
+
+	tests := []struct {
+		name, path string
+		code       int
+		check      func(t *testing.T, body map[string]any)
+	}{
+		{"missing key", "/stores/counts/keys/w99", http.StatusNotFound, nil},
+		{"bad key", "/stores/counts/keys/x%2Fy", http.StatusBadRequest, nil},
+		{"unknown store", "/stores/nope/keys/w01", http.StatusNotFound, nil},
+		{"unknown route", "/other", http.StatusNotFound, nil},
+		{"bad limit", "/stores/counts?limit=-3", http.StatusBadRequest, nil},
+		{"huge limit", "/stores/counts?limit=99999999999999999999", http.StatusBadRequest, nil},
+		{"bad bound", "/stores/counts?from=a", http.StatusBadRequest, nil},
+		{"range", "/stores/counts?from=w03&to=w06", http.StatusOK, func(t *testing.T, body map[string]any) {
+			require.Equal(t, []any{
+				map[string]any{"key": "w03", "value": float64(want["w03"])},
+				map[string]any{"key": "w04", "value": float64(want["w04"])},
+				map[string]any{"key": "w05", "value": float64(want["w05"])},
+			}, body["items"])
+			require.Equal(t, false, body["more"])
+		}},
+		{"limit", "/stores/counts?from=w10&limit=2", http.StatusOK, func(t *testing.T, body map[string]any) {
+			items := body["items"].([]any)
+			require.Len(t, items, 2)
+			require.Equal(t, "w10", items[0].(map[string]any)["key"])
+			require.Equal(t, "w11", items[1].(map[string]any)["key"])
+			require.Equal(t, true, body["more"])
+		}},
+		{"empty range", "/stores/counts?from=w06&to=w03", http.StatusOK, func(t *testing.T, body map[string]any) {
+			require.Equal(t, []any{}, body["items"])
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, body := get(t, srv.URL+tt.path)
+			require.Equal(t, tt.code, code, body)
+			if tt.code != http.StatusOK {
+				require.NotEmpty(t, body["error"])
+			}
+			if tt.check != nil {
+				tt.check(t, body)
+			}
+		})
+	}
+
+	resp, err := http.Post(srv.URL+"/stores/counts/keys/w01", "text/plain", nil)
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusMethodNotAllowed, resp.StatusCode)
+
+	_, err = httpquery.Handler(app, httpquery.StringKeys("nope", codec.Int64()), onlyW, onlyW,
+		httpquery.Store[string, int64]("counts", codec.String(), codec.Int64(), nil))
+	require.ErrorIs(t, err, duality.ErrUnknownStore)
+	require.ErrorContains(t, err, "given twice")
+}
+
+// TestHandlerNotOwned runs two instances, each with its handler: a key is
+// served by exactly one, the other answers 409 with the partition.
+func TestHandlerNotOwned(t *testing.T) {
+	b, want := setup(t, 200)
+	topo := wordCount(t)
+	var urls []string
+	for range 2 {
+		app, err := duality.New("hq2", topo, b, duality.CommitInterval(5*time.Millisecond))
+		require.NoError(t, err)
+		h, err := httpquery.Handler(app, httpquery.StringKeys("counts", codec.Int64()))
+		require.NoError(t, err)
+		srv := httptest.NewServer(h)
+		t.Cleanup(srv.Close)
+		urls = append(urls, srv.URL)
+		run(t, app)
+	}
+	eventually(t, "both instances serve their partitions", func() bool {
+		union := map[string]int64{}
+		for _, u := range urls {
+			code, body := get(t, u+"/stores/counts")
+			if code != http.StatusOK || len(body["items"].([]any)) == 0 {
+				return false
+			}
+			for _, it := range body["items"].([]any) {
+				m := it.(map[string]any)
+				union[m["key"].(string)] = int64(m["value"].(float64))
+			}
+		}
+		return maps.Equal(union, want)
+	})
+	for w, n := range want {
+		served := 0
+		for _, u := range urls {
+			code, body := get(t, u+"/stores/counts/keys/"+w)
+			switch code {
+			case http.StatusOK:
+				served++
+				require.Equal(t, float64(n), body["value"])
+			case http.StatusConflict:
+				require.Equal(t, float64(broker.KeyPartition([]byte(w), 4)), body["partition"])
+			default:
+				require.Fail(t, "unexpected status", "%d %v", code, body)
+			}
+		}
+		require.Equal(t, 1, served, w)
+	}
+}
