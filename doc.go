@@ -131,6 +131,27 @@
 // the policy applies to it too. Commit and broker errors other than fencing
 // are fatal.
 //
+// # Interactive queries
+//
+// [Query] gives a typed, read-only view of a store of a running App
+// (*[ReadOnlyStore]): Get routes a key to its partition with
+// [broker.KeyPartition] of the encoded key over the store's partition
+// count, as the runtime partitions records; Range, Scan and All merge the
+// partitions this instance owns in encoded key order (key order when the
+// key codec preserves order), each read from a snapshot. Only this
+// instance's partitions are served: a key owned by another instance fails
+// with a *[NotOwnedError] ([ErrNotOwned]) naming the partition. As in
+// Kafka Streams, reaching the owner needs an RPC layer between instances,
+// which Duality does not provide. Reads see committed state only (the
+// store as of the task's last successful commit, never its uncommitted
+// writes), so values match the committed output. While the app is not
+// running, rebalancing or restoring a partition, queries fail with
+// [ErrStoreNotReady], which [IsRetryable] reports as retryable; a store
+// closed by a rebalance during a query gives that error too, never a
+// panic. Queries are safe from any goroutine while the workers write;
+// Run's shutdown waits for ranges being iterated. Package httpquery serves
+// these queries as JSON over HTTP.
+//
 // # Shutdown
 //
 // When Run's context is canceled, the workers stop between two records
