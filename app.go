@@ -121,7 +121,6 @@ func (a *App) Run(ctx context.Context) (err error) {
 		}
 		defer func() {
 			a.iq.stop() // waits for the queries in flight
-			defer a.iq.release()
 			if cerr := a.db.Close(); cerr != nil && err == nil {
 				err = fmt.Errorf("duality: app %q: close state: %w", a.appID, cerr)
 			}

@@ -51,10 +51,9 @@ func IsRetryable(err error) bool {
 
 // queries is an app's registry of the store partitions open for queries.
 type queries struct {
-	// gate is held for reading by every query while it uses a store, and
-	// for writing while Run closes the DB, so that no query reads a
-	// closed DB's cursor concurrently with its closing.
-	gate sync.RWMutex
+	// gate counts the queries using a store, so that Run closes the DB
+	// only once none reads it.
+	gate gate
 	mu   struct {
 		sync.RWMutex
 		// running is true between an assignment and its revocation.
@@ -118,11 +117,56 @@ func (q *queries) stop() {
 	q.mu.Lock()
 	q.mu.running, q.mu.owned = false, nil
 	q.mu.Unlock()
-	q.gate.Lock()
+	q.gate.close()
 }
 
-// release ends what stop started, once the DB is closed.
-func (q *queries) release() { q.gate.Unlock() }
+// gate lets queries in until it is closed, and close waits for those in.
+// Entering never blocks, so a query may run inside another (a Get in the
+// body of a Range loop) without deadlocking a concurrent close.
+type gate struct {
+	mu      sync.Mutex
+	closing bool
+	active  int
+	idle    chan struct{} // closed when active drops to 0 while closing
+}
+
+func (g *gate) enter() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.closing {
+		return false
+	}
+	g.active++
+	return true
+}
+
+func (g *gate) leave() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.active--
+	if g.active == 0 && g.idle != nil {
+		close(g.idle)
+		g.idle = nil
+	}
+}
+
+func (g *gate) close() {
+	g.mu.Lock()
+	g.closing = true
+	if g.active == 0 {
+		g.mu.Unlock()
+		return
+	}
+	idle := make(chan struct{})
+	g.idle = idle
+	g.mu.Unlock()
+	<-idle
+}
+
+// errStopped is the error of a query after Run has stopped.
+func errStopped(name string) error {
+	return fmt.Errorf("store %s: app not running: %w", name, ErrStoreNotReady)
+}
 
 // lookup returns the open store of partition p of name.
 func (q *queries) lookup(name string, p int32) (store.Store, error) {
@@ -241,8 +285,10 @@ func (s *ReadOnlyStore[K, V]) Get(ctx context.Context, key K) (V, bool, error) {
 		return zero, false, fmt.Errorf("store %s: app not running: %w", s.name, ErrStoreNotReady)
 	}
 	p := broker.KeyPartition(k, n)
-	q.gate.RLock()
-	defer q.gate.RUnlock()
+	if !q.gate.enter() {
+		return zero, false, errStopped(s.name)
+	}
+	defer q.gate.leave()
 	st, err := q.lookup(s.name, p)
 	if err != nil {
 		return zero, false, err
@@ -313,8 +359,11 @@ func (s *ReadOnlyStore[K, V]) scan(ctx context.Context, start, end []byte) (iter
 			return
 		}
 		q := &s.app.iq
-		q.gate.RLock()
-		defer q.gate.RUnlock()
+		if !q.gate.enter() {
+			err = errStopped(s.name)
+			return
+		}
+		defer q.gate.leave()
 		sts, lerr := q.ownedStores(s.name)
 		if lerr != nil {
 			err = lerr

@@ -267,3 +267,47 @@ func TestQueryDuringRebalance(t *testing.T) {
 	t.Logf("queries: %d served, %d retryable errors", okN.Load(), retryN.Load())
 	require.Positive(t, okN.Load())
 }
+
+// TestQueryShutdownDuringRange stops the app while a Range is being
+// iterated, with a Get in the loop body: the Gets turn retryable once the
+// stores are closed, the iteration can go on over its snapshot, and Run
+// returns only after the iteration ends (no deadlock, no panic).
+func TestQueryShutdownDuringRange(t *testing.T) {
+	b := openBroker(t)
+	createTopic(t, b, "lines", 2)
+	want := produceWords(t, b, 100)
+	app, err := duality.New("iq4", queryTopology(t), b, duality.StateDir(t.TempDir()), duality.CommitInterval(5*time.Millisecond))
+	require.NoError(t, err)
+	counts, err := duality.Query(app, "counts", codec.String(), codec.Int64())
+	require.NoError(t, err)
+	stop, _ := runApp(t, app)
+	eventually(t, "all counts", func() bool {
+		_, got, err := collect(counts.All(t.Context()))
+		return err == nil && maps.Equal(got, want)
+	})
+
+	stopped := make(chan error, 1)
+	seq, errf := counts.All(t.Context())
+	n := 0
+	for k, v := range seq {
+		require.Equal(t, want[k], v)
+		if n == 0 {
+			go func() { stopped <- stop() }()
+			eventually(t, "stores closed", func() bool {
+				_, _, err := counts.Get(t.Context(), k)
+				return errors.Is(err, duality.ErrStoreNotReady)
+			})
+		}
+		n++
+		select {
+		case err := <-stopped:
+			require.FailNow(t, "Run returned during a range iteration", "%v", err)
+		default:
+		}
+	}
+	require.NoError(t, errf())
+	require.Equal(t, len(want), n, "the snapshot is read to the end")
+	require.NoError(t, <-stopped)
+	_, _, err = counts.Get(t.Context(), "w01")
+	require.ErrorIs(t, err, duality.ErrStoreNotReady)
+}
