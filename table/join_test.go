@@ -1,12 +1,14 @@
 package table_test
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/duality-streams/duality/codec"
 	"github.com/duality-streams/duality/stream"
 	"github.com/duality-streams/duality/streamtest"
 	"github.com/duality-streams/duality/table"
@@ -298,4 +300,71 @@ func TestJoinCoPartitioning(t *testing.T) {
 		require.ErrorIs(t, err, streamtest.ErrCoPartition)
 		require.ErrorContains(t, err, "reads topics with")
 	})
+}
+
+// junkAppender stores int64s with a trailing byte that Decode rejects.
+type junkAppender struct{ codec.Codec[int64] }
+
+func (c junkAppender) Append(dst []byte, v int64) ([]byte, error) {
+	dst, err := c.Codec.Append(dst, v)
+	return append(dst, 0xff), err
+}
+
+func TestJoinFailures(t *testing.T) {
+	tests := []struct {
+		name  string
+		build func(b *stream.Builder)
+		node  string
+		panic bool
+		msg   string
+	}{
+		{
+			name: "panicking joiner",
+			build: func(b *stream.Builder) {
+				c := table.From(b, "customers", str, i64, "customers")
+				table.Join(stream.From(b, "orders", str, i64), c, func(_ string, v, vt int64) int64 { return v / vt }).To("out", str, i64)
+			},
+			node:  "join-4",
+			panic: true,
+		},
+		{
+			name: "panicking filter of the joined table names the filter",
+			build: func(b *stream.Builder) {
+				calls := 0 // the second call is the join's read
+				c := table.From(b, "customers", str, i64, "customers").Filter(func(_ string, v int64) bool {
+					calls++
+					if calls == 2 {
+						panic("filter failed")
+					}
+					return true
+				})
+				table.LeftJoin(stream.From(b, "orders", str, i64), c, func(_ string, v, vt int64, _ bool) int64 { return v }).To("out", str, i64)
+			},
+			node:  "table-filter-2",
+			panic: true,
+		},
+		{
+			name: "undecodable table value",
+			build: func(b *stream.Builder) {
+				c := table.From(b, "customers", str, codec.Codec[int64](junkAppender{i64}), "customers")
+				table.Join(stream.From(b, "orders", str, i64), c, func(_ string, v, vt int64) int64 { return v }).To("out", str, i64)
+			},
+			node: "join-4",
+			msg:  `store "customers": decode the stored value`,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d := newDriver(t, tt.build)
+			ctx := t.Context()
+			require.NoError(t, streamtest.Input(d, "customers", str, i64).Pipe(ctx, "a", 0))
+			err := streamtest.Input(d, "orders", str, i64).Pipe(ctx, "a", 1)
+			var nerr *stream.NodeError
+			require.ErrorAs(t, err, &nerr)
+			require.Equal(t, tt.node, nerr.Node)
+			var perr *stream.PanicError
+			require.Equal(t, tt.panic, errors.As(err, &perr))
+			require.ErrorContains(t, err, tt.msg)
+		})
+	}
 }
