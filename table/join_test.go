@@ -261,6 +261,25 @@ func TestJoinCoPartitioning(t *testing.T) {
 				want: stream.ErrNilFunc,
 			},
 			{
+				name: "nil table filter and map function",
+				build: func(b *stream.Builder) {
+					c := table.From(b, "customers", str, str, "customers")
+					c.Filter(nil).ToStream().To("a", str, str)
+					table.MapValues(c.FilterNot(nil), (func(string) string)(nil)).ToStream().To("b", str, str)
+				},
+				want: stream.ErrNilFunc,
+				msg:  `table-map-values "table-map-values-`,
+			},
+			{
+				name: "table store used twice",
+				build: func(b *stream.Builder) {
+					table.From(b, "customers", str, str, "s")
+					table.Count(stream.GroupByKey(stream.From(b, "orders", str, str), str, str), "s")
+				},
+				want: stream.ErrStoreConflict,
+				msg:  `store "s" is already used by step "table-1"`,
+			},
+			{
 				name: "two builders",
 				build: func(b *stream.Builder) {
 					other := table.From(stream.NewBuilder(), "customers", str, str, "customers")
