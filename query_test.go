@@ -311,3 +311,52 @@ func TestQueryShutdownDuringRange(t *testing.T) {
 	_, _, err = counts.Get(t.Context(), "w01")
 	require.ErrorIs(t, err, duality.ErrStoreNotReady)
 }
+
+// TestQueryCommittedOnly processes records without committing them (a
+// one-hour commit interval): the task's uncommitted counts are not visible
+// to queries. Once they are committed (at shutdown), a new run serves them.
+func TestQueryCommittedOnly(t *testing.T) {
+	b := openBroker(t)
+	createTopic(t, b, "words", 2)
+	sb := stream.NewBuilder()
+	words := stream.From(sb, "words", codec.String(), codec.String())
+	table.Count(stream.GroupByKey(words, codec.String(), codec.String()), "counts")
+	topo, err := sb.Build()
+	require.NoError(t, err)
+	var recs []broker.Record
+	want := map[string]int64{}
+	for i := range 50 {
+		w := fmt.Sprintf("w%d", i%5)
+		want[w]++
+		recs = append(recs, broker.Record{Topic: "words", Partition: broker.PartitionByKey, Key: []byte(w), Value: []byte("x")})
+	}
+	require.NoError(t, b.Produce(t.Context(), recs))
+	dir := t.TempDir()
+
+	app, err := duality.New("iq5", topo, b, duality.StateDir(dir), duality.CommitInterval(time.Hour))
+	require.NoError(t, err)
+	counts, err := duality.Query(app, "counts", codec.String(), codec.Int64())
+	require.NoError(t, err)
+	stop, _ := runApp(t, app)
+	eventually(t, "all records processed", func() bool { return app.Metrics().RecordsProcessed == 50 })
+	require.Zero(t, app.Metrics().Commits)
+	for w := range want {
+		_, ok, err := counts.Get(t.Context(), w)
+		require.NoError(t, err)
+		require.False(t, ok, "%s: uncommitted count visible", w)
+	}
+	keys, _, err := collect(counts.All(t.Context()))
+	require.NoError(t, err)
+	require.Empty(t, keys)
+	require.NoError(t, stop()) // commits
+
+	app2, err := duality.New("iq5", topo, b, duality.StateDir(dir))
+	require.NoError(t, err)
+	counts2, err := duality.Query(app2, "counts", codec.String(), codec.Int64())
+	require.NoError(t, err)
+	runApp(t, app2)
+	eventually(t, "committed counts served", func() bool {
+		_, got, err := collect(counts2.All(t.Context()))
+		return err == nil && maps.Equal(got, want)
+	})
+}
