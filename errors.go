@@ -22,6 +22,10 @@ var (
 	// ErrPartitionMismatch is matched by errors about an existing internal
 	// topic whose partition count differs from the one the topology needs.
 	ErrPartitionMismatch = errors.New("duality: internal topic partition count mismatch")
+	// ErrNotCoPartitioned is matched by Run's error when a sub-topology
+	// that keeps state (a join, a table, an aggregation) reads topics with
+	// different partition counts.
+	ErrNotCoPartitioned = errors.New("duality: topics not co-partitioned")
 )
 
 // MissingTopicsError is returned by [App.Run] when external source or sink

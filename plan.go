@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/duality-streams/duality/broker"
 	"github.com/duality-streams/duality/internal/topology"
@@ -215,7 +216,8 @@ func (p *plan) sub(id int) *subPlan {
 // partition count rules it relies on: an internal topic's count is declared
 // or resolved from its writer's sources, and an existing internal topic has
 // that count. Sources of one sub-topology may differ in partition count: a
-// task reads partition p of those that have it. It returns the partition
+// task reads partition p of those that have it, unless the sub-topology
+// keeps state (ErrNotCoPartitioned). It returns the partition
 // count of every topic that exists.
 func (p *plan) ensureTopics(ctx context.Context, b broker.Broker) (map[string]int32, error) {
 	infos, err := b.ListTopics(ctx)
@@ -308,6 +310,32 @@ func (p *plan) ensureTopics(ctx context.Context, b broker.Broker) (map[string]in
 			continue
 		}
 		existing[it.name] = want
+	}
+	// A sub-topology that keeps state (an aggregation, a table, a join)
+	// needs the records of one key in one task: its sources must be
+	// co-partitioned. A stateless one may read topics of different counts.
+	for _, sp := range p.subs {
+		if len(sp.stores) == 0 || len(sp.sources) < 2 {
+			continue
+		}
+		var desc []string
+		same := true
+		first := int32(-1)
+		for _, src := range sp.sources {
+			n, err := count(src)
+			if err != nil {
+				break // reported above
+			}
+			if first < 0 {
+				first = n
+			}
+			same = same && n == first
+			desc = append(desc, fmt.Sprintf("%s: %d", src, n))
+		}
+		if !same {
+			errs = append(errs, fmt.Errorf("%w: sub-topology %d keeps state and reads topics with different partition counts (%s); records of one key would reach different tasks: give the topics the same partition count, or Repartition the stream before the join or aggregation",
+				ErrNotCoPartitioned, sp.st.ID, strings.Join(desc, ", ")))
+		}
 	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
