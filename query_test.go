@@ -360,3 +360,55 @@ func TestQueryCommittedOnly(t *testing.T) {
 		return err == nil && maps.Equal(got, want)
 	})
 }
+
+// TestQueryDuringRestore queries a partition from the OnRestore hook, while
+// it is being restored from its changelog: ErrStoreNotReady.
+func TestQueryDuringRestore(t *testing.T) {
+	b := openBroker(t)
+	createTopic(t, b, "lines", 2)
+	want := produceWords(t, b, 100)
+	topo := queryTopology(t)
+	app, err := duality.New("iq6", topo, b, duality.CommitInterval(5*time.Millisecond))
+	require.NoError(t, err)
+	counts, err := duality.Query(app, "counts", codec.String(), codec.Int64())
+	require.NoError(t, err)
+	stop, _ := runApp(t, app)
+	eventually(t, "all counts", func() bool {
+		_, got, err := collect(counts.All(t.Context()))
+		return err == nil && maps.Equal(got, want)
+	})
+	require.NoError(t, stop())
+
+	// In memory, the second run restores every partition from the changelog.
+	var mu sync.Mutex
+	var during []error
+	var counts2 *duality.ReadOnlyStore[string, int64]
+	app2, err := duality.New("iq6", topo, b, duality.CommitInterval(5*time.Millisecond),
+		duality.OnRestore(func(p duality.RestoreProgress) {
+			if !p.Done || p.Store != "counts" {
+				return
+			}
+			for w := range want {
+				if broker.KeyPartition([]byte(w), 2) == p.Partition {
+					_, _, err := counts2.Get(t.Context(), w)
+					mu.Lock()
+					during = append(during, err)
+					mu.Unlock()
+				}
+			}
+		}))
+	require.NoError(t, err)
+	counts2, err = duality.Query(app2, "counts", codec.String(), codec.Int64())
+	require.NoError(t, err)
+	runApp(t, app2)
+	eventually(t, "restored counts", func() bool {
+		_, got, err := collect(counts2.All(t.Context()))
+		return err == nil && maps.Equal(got, want)
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	require.Len(t, during, len(want), "every key queried during its partition's restore")
+	for _, err := range during {
+		require.ErrorIs(t, err, duality.ErrStoreNotReady)
+	}
+}
