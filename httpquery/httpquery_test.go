@@ -244,3 +244,44 @@ func TestHandlerNotOwned(t *testing.T) {
 		require.Equal(t, 1, served, w)
 	}
 }
+
+// FuzzHandler sends arbitrary request targets to a handler of an app that
+// is not running: every answer is a JSON error or object, never a panic.
+func FuzzHandler(f *testing.F) {
+	for _, s := range []string{"/stores/counts/keys/w01", "/stores/counts?from=a&to=b&limit=3",
+		"/stores/%ff/keys/%00", "/stores//keys/", "/stores/counts?limit=0", "/stores/counts?from=%zz",
+		"/stores/counts/keys/a/b/c", "/", "/stores"} {
+		f.Add(s)
+	}
+	b, err := embedded.Open(f.TempDir())
+	require.NoError(f, err)
+	f.Cleanup(func() { b.Close() })
+	bld := stream.NewBuilder()
+	table.Count(stream.GroupByKey(stream.From(bld, "words", codec.String(), codec.String()), codec.String(), codec.String()), "counts")
+	topo, err := bld.Build()
+	require.NoError(f, err)
+	app, err := duality.New("fz", topo, b)
+	require.NoError(f, err)
+	h, err := httpquery.Handler(app, httpquery.StringKeys("counts", codec.Int64()))
+	require.NoError(f, err)
+	f.Fuzz(func(t *testing.T, target string) {
+		u, err := url.ParseRequestURI(target)
+		if err != nil || u.Host != "" {
+			return
+		}
+		req, err := http.NewRequest(http.MethodGet, "http://127.0.0.1"+u.RequestURI(), nil)
+		if err != nil {
+			return
+		}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		switch rec.Code {
+		case http.StatusMovedPermanently, http.StatusTemporaryRedirect, http.StatusPermanentRedirect:
+			return // ServeMux cleaning the path
+		}
+		require.Contains(t, []int{http.StatusBadRequest, http.StatusNotFound, http.StatusServiceUnavailable}, rec.Code, rec.Body.String())
+		var m map[string]any
+		require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &m), rec.Body.String())
+		require.NotEmpty(t, m["error"])
+	})
+}
