@@ -31,7 +31,9 @@ var (
 // instance does not own. It matches [ErrNotOwned]. Another instance of the
 // app may own it; Duality does not forward queries between instances.
 type NotOwnedError struct {
-	Store     string
+	// Store is the store's name.
+	Store string
+	// Partition is the key's partition, owned by another instance.
 	Partition int32
 }
 
@@ -232,8 +234,8 @@ func notReady(name string, err error) error {
 // Reads see committed state only: the store as of the last successful
 // commit of its task, never the task's uncommitted writes, so the values
 // match the output the app has committed. A ReadOnlyStore is safe for
-// concurrent use, including while the app's workers write and rebalance;
-// it stays valid across rebalances and restarts of the same App.
+// concurrent use, including while the app's workers write and rebalance,
+// and stays valid across rebalances.
 type ReadOnlyStore[K, V any] struct {
 	app  *App
 	name string
@@ -266,7 +268,10 @@ func (s *ReadOnlyStore[K, V]) Name() string { return s.name }
 // Get returns the committed value of key, and whether it exists. The key
 // is encoded with the key codec and routed to its partition with
 // [broker.KeyPartition] over the store's partition count, as the runtime
-// partitions records. Errors: a *[NotOwnedError] when another instance owns
+// partitions records by key. This assumes that a store's keys are the keys
+// its input was partitioned by, as for table aggregations; a low-level
+// processor's store with other keys is read with Range or All instead.
+// Errors: a *[NotOwnedError] when another instance owns
 // that partition, [ErrStoreNotReady] (retryable) while the app is not
 // running, rebalancing or restoring the partition, ctx's error, and codec
 // or store errors.
