@@ -1,6 +1,7 @@
 package duality_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"iter"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/duality-streams/duality"
 	"github.com/duality-streams/duality/broker"
+	"github.com/duality-streams/duality/broker/embedded"
 	"github.com/duality-streams/duality/codec"
 	"github.com/duality-streams/duality/stream"
 	"github.com/duality-streams/duality/table"
@@ -410,5 +412,48 @@ func TestQueryDuringRestore(t *testing.T) {
 	require.Len(t, during, len(want), "every key queried during its partition's restore")
 	for _, err := range during {
 		require.ErrorIs(t, err, duality.ErrStoreNotReady)
+	}
+}
+
+// BenchmarkQueryGet measures Get on a running app's Pebble store.
+func BenchmarkQueryGet(b *testing.B) {
+	br, err := embedded.Open(b.TempDir())
+	require.NoError(b, err)
+	defer br.Close()
+	require.NoError(b, br.CreateTopic(b.Context(), "words", broker.TopicConfig{Partitions: 4}))
+	sb := stream.NewBuilder()
+	table.Count(stream.GroupByKey(stream.From(sb, "words", codec.String(), codec.String()), codec.String(), codec.String()), "counts")
+	topo, err := sb.Build()
+	require.NoError(b, err)
+	const keys = 1000
+	var recs []broker.Record
+	for i := range keys {
+		recs = append(recs, broker.Record{Topic: "words", Partition: broker.PartitionByKey, Key: fmt.Appendf(nil, "k%04d", i), Value: []byte("x")})
+	}
+	require.NoError(b, br.Produce(b.Context(), recs))
+	app, err := duality.New("bq", topo, br, duality.StateDir(b.TempDir()), duality.CommitInterval(5*time.Millisecond))
+	require.NoError(b, err)
+	counts, err := duality.Query(app, "counts", codec.String(), codec.Int64())
+	require.NoError(b, err)
+	ctx, cancel := context.WithCancel(b.Context())
+	done := make(chan error, 1)
+	go func() { done <- app.Run(ctx) }()
+	defer func() { cancel(); require.NoError(b, <-done) }()
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		ks, _, err := collect(counts.All(b.Context()))
+		if err == nil && len(ks) == keys {
+			break
+		}
+		require.True(b, time.Now().Before(deadline), "timed out")
+		time.Sleep(2 * time.Millisecond) // polling bound, as eventually
+	}
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		_, ok, err := counts.Get(b.Context(), fmt.Sprintf("k%04d", i%keys))
+		if err != nil || !ok {
+			b.Fatal(err, ok)
+		}
+		i++
 	}
 }
