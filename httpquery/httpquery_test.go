@@ -11,6 +11,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -284,4 +286,45 @@ func FuzzHandler(f *testing.F) {
 		require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &m), rec.Body.String())
 		require.NotEmpty(t, m["error"])
 	})
+}
+
+// TestHandlerIntKeys serves a store with int64 keys through a key parser.
+func TestHandlerIntKeys(t *testing.T) {
+	b, want := setup(t, 100) // words w00..w22 (3 bytes each)
+	sb := stream.NewBuilder()
+	words := stream.FlatMapValues(stream.From(sb, "lines", codec.String(), codec.String()),
+		func(line string) iter.Seq[string] { return strings.FieldsSeq(line + " x") })
+	byLen := stream.GroupBy(words, func(_, w string) int64 { return int64(len(w)) }, codec.Int64(), codec.String())
+	table.Count(byLen, "by-len")
+	topo, err := sb.Build()
+	require.NoError(t, err)
+	app, err := duality.New("hq3", topo, b, duality.CommitInterval(5*time.Millisecond))
+	require.NoError(t, err)
+	h, err := httpquery.Handler(app, httpquery.Store("by-len", codec.Int64(), codec.Int64(),
+		func(s string) (int64, error) { return strconv.ParseInt(s, 10, 64) }))
+	require.NoError(t, err)
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	run(t, app)
+
+	var words3 int64
+	for _, n := range want {
+		words3 += n
+	}
+	exp := map[string]any{"items": []any{
+		map[string]any{"key": float64(1), "value": float64(100)}, // one "x" per line
+		map[string]any{"key": float64(3), "value": float64(words3)},
+	}, "more": false}
+	eventually(t, "counts by length", func() bool {
+		code, body := get(t, srv.URL+"/stores/by-len?from=0&to=10")
+		return code == http.StatusOK && reflect.DeepEqual(body, exp)
+	})
+	code, body := get(t, srv.URL+"/stores/by-len/keys/3")
+	require.Equal(t, http.StatusOK, code)
+	require.Equal(t, map[string]any{"key": float64(3), "value": float64(words3)}, body)
+	code, _ = get(t, srv.URL+"/stores/by-len/keys/2")
+	require.Equal(t, http.StatusNotFound, code)
+	code, body = get(t, srv.URL+"/stores/by-len/keys/three")
+	require.Equal(t, http.StatusBadRequest, code)
+	require.Contains(t, body["error"], "bad key")
 }
