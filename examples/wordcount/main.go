@@ -14,6 +14,14 @@
 //
 // With -dir the data directory is kept, and a second run appends more
 // lines and continues the counts from the stored state.
+//
+// With -serve the app keeps running after the summary and answers
+// interactive queries of the "word-counts" store over HTTP until
+// interrupted:
+//
+//	go run ./examples/wordcount -serve 127.0.0.1:8080
+//	curl http://127.0.0.1:8080/stores/word-counts/keys/the
+//	curl 'http://127.0.0.1:8080/stores/word-counts?from=a&to=c'
 package main
 
 import (
@@ -25,7 +33,10 @@ import (
 	"io"
 	"iter"
 	"log/slog"
+	"net"
+	"net/http"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -35,6 +46,7 @@ import (
 	"github.com/duality-streams/duality/broker"
 	"github.com/duality-streams/duality/broker/embedded"
 	"github.com/duality-streams/duality/codec"
+	"github.com/duality-streams/duality/httpquery"
 	"github.com/duality-streams/duality/stream"
 	"github.com/duality-streams/duality/table"
 )
@@ -59,6 +71,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	partitions := fs.Int("partitions", 4, "partitions of every topic")
 	dir := fs.String("dir", "", "data directory (default: a temporary one, removed at exit)")
 	verbose := fs.Bool("v", false, "log the runtime's steps")
+	serve := fs.String("serve", "", "after the summary, keep running and serve queries of the word-counts store over HTTP at this address (e.g. 127.0.0.1:8080) until interrupted")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -119,9 +132,14 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	elapsed := time.Since(start)
-	stop()
-	if err := <-done; err != nil {
-		return err
+	if *serve == "" {
+		stop()
+		if err := <-done; err != nil {
+			return err
+		}
+	} else {
+		// The app keeps running to answer queries; it stops on return.
+		defer func() { stop(); <-done }()
 	}
 	m := app.Metrics()
 	fmt.Fprintf(stdout, "processed %d records in %v\n", m.RecordsProcessed, elapsed.Round(time.Millisecond))
@@ -139,7 +157,46 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	for _, wc := range topWords(counts, *top) {
 		fmt.Fprintf(stdout, "  %-10s %d\n", wc.word, wc.n)
 	}
+	if *serve != "" {
+		return serveQueries(ctx, stdout, app, *serve, done)
+	}
 	return nil
+}
+
+// serveQueries answers queries of the word-counts store over HTTP at addr
+// while the app runs, until ctx ends, the process is interrupted or the app
+// stops (done).
+func serveQueries(ctx context.Context, stdout io.Writer, app *duality.App, addr string, done chan error) error {
+	h, err := httpquery.Handler(app, httpquery.StringKeys(countTopic, codec.Int64()))
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
+	ctx, cancel := signal.NotifyContext(ctx, os.Interrupt)
+	defer cancel()
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	fmt.Fprintf(stdout, "serving queries at http://%s/stores/%s/keys/{word} (Ctrl-C stops)\n", ln.Addr(), countTopic)
+	select {
+	case <-ctx.Done():
+	case err = <-served:
+	case err = <-done:
+		done <- err // for the caller, which waits for Run
+		if err == nil {
+			err = errors.New("app stopped")
+		}
+	}
+	shutdownCtx, cancelShutdown := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancelShutdown()
+	err = errors.Join(err, srv.Shutdown(shutdownCtx))
+	if errors.Is(err, http.ErrServerClosed) {
+		err = nil
+	}
+	return err
 }
 
 // topology splits lines into words and counts them per word.

@@ -1,11 +1,19 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
+	"context"
+	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"regexp"
+	"runtime"
 	"strconv"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 )
@@ -60,4 +68,56 @@ func TestBadFlags(t *testing.T) {
 		var out bytes.Buffer
 		require.Error(t, run(t.Context(), args, &out), "%v", args)
 	}
+}
+
+// TestServe runs the example with -serve and queries a count over HTTP,
+// then stops it by canceling ctx.
+func TestServe(t *testing.T) {
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	pr, pw := io.Pipe()
+	errc := make(chan error, 1)
+	go func() {
+		err := run(ctx, []string{"-lines", "200", "-partitions", "2", "-dir", t.TempDir(), "-serve", "127.0.0.1:0"}, pw)
+		pw.CloseWithError(err)
+		errc <- err
+	}()
+	// Read the output up to the line with the served address.
+	var url string
+	sc := bufio.NewScanner(pr)
+	for sc.Scan() {
+		if rest, ok := strings.CutPrefix(sc.Text(), "serving queries at "); ok {
+			url = strings.Replace(strings.Fields(rest)[0], "{word}", "the", 1)
+			break
+		}
+	}
+	require.NotEmpty(t, url, "no serving line")
+	go func() { _, _ = io.Copy(io.Discard, pr) }()
+
+	// The store applies a commit's writes just after the commit that the
+	// summary waited for, so poll (bounded) until the count is there.
+	var got struct {
+		Key   string
+		Value int64
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp, err := http.Get(url)
+		require.NoError(t, err)
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		require.NoError(t, err)
+		if resp.StatusCode == http.StatusOK {
+			require.NoError(t, json.Unmarshal(body, &got))
+			break
+		}
+		require.Contains(t, []int{http.StatusNotFound, http.StatusServiceUnavailable}, resp.StatusCode, "GET %s: %s", url, body)
+		require.True(t, time.Now().Before(deadline), "GET %s: %s", url, body)
+		runtime.Gosched()
+	}
+	require.Equal(t, "the", got.Key)
+	require.Positive(t, got.Value)
+
+	cancel()
+	require.NoError(t, <-errc)
 }
