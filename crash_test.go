@@ -1,17 +1,11 @@
 package duality_test
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"os/exec"
-	"strconv"
-	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -134,62 +128,10 @@ func checkStage(t *testing.T, b broker.Broker, src, dst, prefix string) int {
 	return n
 }
 
-// runCrashChild starts the child, kills it delay after it reported at least
-// target committed input records (never when target < 0), and reports
-// whether the child finished all input.
+// runCrashChild starts TestKill9's child with runChild (state_test.go).
 func runCrashChild(t *testing.T, dir string, target int, delay time.Duration) (done bool) {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestKill9Child$", "-test.count=1", "-test.timeout=60s")
-	cmd.Env = append(os.Environ(), crashEnv+"="+dir)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	stdout, err := cmd.StdoutPipe()
-	require.NoError(t, err)
-	require.NoError(t, cmd.Start())
-	lines := make(chan string, 4)
-	go func() {
-		defer close(lines)
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			lines <- sc.Text()
-		}
-	}()
-
-	var kill <-chan time.Time
-	deadline := time.NewTimer(crashMaxTime)
-	defer deadline.Stop()
-	killed := false
-	for open := true; open; {
-		select {
-		case line, ok := <-lines:
-			switch {
-			case !ok:
-				open = false
-			case strings.HasPrefix(line, "committed ") && target >= 0 && !killed && kill == nil:
-				n, err := strconv.Atoi(strings.TrimPrefix(line, "committed "))
-				require.NoError(t, err)
-				if n >= target {
-					kill = time.After(delay)
-				}
-			case line == "done":
-				done, kill = true, nil
-			}
-		case <-kill:
-			_ = cmd.Process.Signal(syscall.SIGKILL)
-			killed, kill = true, nil
-		case <-deadline.C:
-			_ = cmd.Process.Signal(syscall.SIGKILL)
-			_ = cmd.Wait()
-			require.FailNow(t, "child too slow", "stderr:\n%s", stderr.String())
-		}
-	}
-	err = cmd.Wait()
-	if done {
-		require.NoError(t, err, "stderr:\n%s", stderr.String())
-		return true
-	}
-	require.True(t, killed, "child exited by itself: %v; stderr:\n%s", err, stderr.String())
-	return false
+	return runChild(t, "^TestKill9Child$", crashEnv, dir, target, delay)
 }
 
 // TestKill9Child is the child process of TestKill9; it skips unless
