@@ -34,7 +34,7 @@ func From[K, V any](b *stream.Builder, topic string, kc codec.Codec[K], vc codec
 	gr := p.Graph()
 	n := &dsl.Node{Op: "table", Kind: dsl.KindProcessor, Stores: []string{store}}
 	n.Instantiate = func(t *dsl.Task) (any, error) {
-		next, err := fanout[K, V](t, n)
+		out, err := tableOutput[K, V](t, n)
 		if err != nil {
 			return nil, err
 		}
@@ -58,11 +58,26 @@ func From[K, V any](b *stream.Builder, topic string, kc codec.Codec[K], vc codec
 			if kbuf, err = kc.Append(kbuf[:0], k); err != nil {
 				return nodeErr(&codec.EncodeError{Topic: store, Part: "key", Err: err})
 			}
+			var old V
+			var hasOld bool
+			if out.wantsOld {
+				b, ok, err := kv.Get(kbuf)
+				if err != nil {
+					return nodeErr(fmt.Errorf("store %q: get: %w", store, err))
+				}
+				if ok {
+					t.Current = n
+					if old, err = vc.Decode(b); err != nil {
+						return nodeErr(fmt.Errorf("store %q: decode the stored value: %w", store, err))
+					}
+					hasOld = true
+				}
+			}
 			if rc.Tombstone {
 				if err := kv.Delete(kbuf); err != nil {
 					return nodeErr(fmt.Errorf("store %q: delete: %w", store, err))
 				}
-				return next(ctx, rc, k, v)
+				return out.emit(ctx, rc, k, old, hasOld, v, false)
 			}
 			if vbuf, err = vc.Append(vbuf[:0], v); err != nil {
 				return nodeErr(&codec.EncodeError{Topic: store, Part: "value", Err: err})
@@ -70,7 +85,7 @@ func From[K, V any](b *stream.Builder, topic string, kc codec.Codec[K], vc codec
 			if err := kv.Put(kbuf, vbuf); err != nil {
 				return nodeErr(fmt.Errorf("store %q: put: %w", store, err))
 			}
-			return next(ctx, rc, k, v)
+			return out.emit(ctx, rc, k, old, hasOld, v, true)
 		}), nil
 	}
 	gr.AddNode(n, p)
@@ -104,25 +119,24 @@ func (t Table[K, V]) filter(op string, pred func(K, V) bool, keep bool) Table[K,
 	}
 	gr := p.Graph()
 	n := &dsl.Node{Op: op, Kind: dsl.KindProcessor}
-	n.Instantiate = func(task *dsl.Task) (any, error) {
-		next, err := fanout[K, V](task, n)
+	t.attach(n, func(task *dsl.Task) (*changeInput[K, V], error) {
+		out, err := tableOutput[K, V](task, n)
 		if err != nil {
 			return nil, err
 		}
-		return emit[K, V](func(ctx context.Context, rc *stream.RecordContext, k K, v V) error {
+		f := func(ctx context.Context, rc *stream.RecordContext, k K, old V, hasOld bool, nv V, hasNew bool) error {
 			task.Current = n
-			if rc.Tombstone || pred(k, v) == keep {
-				return next(ctx, rc, k, v)
+			if hasOld && pred(k, old) != keep {
+				hasOld = false
 			}
-			// The row leaves (or never enters) the filtered table.
-			var zero V
-			rc.Tombstone = true
-			err := next(ctx, rc, k, zero)
-			rc.Tombstone = false
-			return err
-		}), nil
-	}
-	gr.AddNode(n, p)
+			if hasNew && pred(k, nv) != keep {
+				// The row leaves (or never enters) the filtered table.
+				hasNew = false
+			}
+			return out.emit(ctx, rc, k, old, hasOld, nv, hasNew)
+		}
+		return &changeInput[K, V]{f: f, wantsOld: out.wantsOld}, nil
+	})
 	if pred == nil {
 		gr.AddError(fmt.Errorf("%s %q: %w", op, n.Name, stream.ErrNilFunc))
 	}
@@ -160,21 +174,24 @@ func MapValues[K, V, V2 any](t Table[K, V], fn func(V) V2) Table[K, V2] {
 	}
 	gr := p.Graph()
 	n := &dsl.Node{Op: "table-map-values", Kind: dsl.KindProcessor}
-	n.Instantiate = func(task *dsl.Task) (any, error) {
-		next, err := fanout[K, V2](task, n)
+	t.attach(n, func(task *dsl.Task) (*changeInput[K, V], error) {
+		out, err := tableOutput[K, V2](task, n)
 		if err != nil {
 			return nil, err
 		}
-		return emit[K, V](func(ctx context.Context, rc *stream.RecordContext, k K, v V) error {
-			var v2 V2
-			if !rc.Tombstone {
-				task.Current = n
-				v2 = fn(v)
+		f := func(ctx context.Context, rc *stream.RecordContext, k K, old V, hasOld bool, nv V, hasNew bool) error {
+			var old2, new2 V2
+			task.Current = n
+			if hasOld {
+				old2 = fn(old)
 			}
-			return next(ctx, rc, k, v2)
-		}), nil
-	}
-	gr.AddNode(n, p)
+			if hasNew {
+				new2 = fn(nv)
+			}
+			return out.emit(ctx, rc, k, old2, hasOld, new2, hasNew)
+		}
+		return &changeInput[K, V]{f: f, wantsOld: out.wantsOld}, nil
+	})
 	if fn == nil {
 		gr.AddError(fmt.Errorf("%s %q: %w", "table-map-values", n.Name, stream.ErrNilFunc))
 	}

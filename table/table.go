@@ -172,7 +172,7 @@ func aggregate[K, V, A any](g stream.Grouped[K, V], op, store string, nilFunc bo
 	kc := g.KeyCodec()
 	n := &dsl.Node{Op: op, Kind: dsl.KindProcessor, Stores: []string{store}}
 	n.Instantiate = func(t *dsl.Task) (any, error) {
-		next, err := fanout[K, A](t, n)
+		out, err := tableOutput[K, A](t, n)
 		if err != nil {
 			return nil, err
 		}
@@ -201,10 +201,18 @@ func aggregate[K, V, A any](g stream.Grouped[K, V], op, store string, nilFunc bo
 			if err != nil {
 				return nodeErr(fmt.Errorf("store %q: get: %w", store, err))
 			}
-			var a A
+			var a, prev A
 			if found {
-				if a, err = ac.Decode(old); err != nil {
+				if prev, err = ac.Decode(old); err != nil {
 					return nodeErr(fmt.Errorf("store %q: decode the stored aggregate: %w", store, err))
+				}
+				a = prev
+				if out.wantsOld {
+					// fold may modify a (a map or a slice aggregate)
+					// in place: keep an independent copy of the old one.
+					if prev, err = ac.Decode(old); err != nil {
+						return nodeErr(fmt.Errorf("store %q: decode the stored aggregate: %w", store, err))
+					}
 				}
 			} else if init != nil {
 				a = init()
@@ -217,7 +225,7 @@ func aggregate[K, V, A any](g stream.Grouped[K, V], op, store string, nilFunc bo
 			if err := kv.Put(kbuf, vbuf); err != nil {
 				return nodeErr(fmt.Errorf("store %q: put: %w", store, err))
 			}
-			return next(ctx, rc, k, a)
+			return out.emit(ctx, rc, k, prev, found, a, true)
 		}), nil
 	}
 	gr.AddNode(n, p)
@@ -231,20 +239,4 @@ func aggregate[K, V, A any](g stream.Grouped[K, V], op, store string, nilFunc bo
 		gr.AddError(fmt.Errorf("%s %q: aggregate codec: %w", op, n.Name, stream.ErrNilCodec))
 	}
 	return Table[K, A]{s: dsl.NewStream[K, A](n), store: store, lookup: storeLookup(store, kc, ac)}
-}
-
-// fanout returns one function that calls every child of n in order.
-func fanout[K, V any](t *dsl.Task, n *dsl.Node) (emit[K, V], error) {
-	fs, err := dsl.Children[emit[K, V]](t, n)
-	if err != nil {
-		return nil, err
-	}
-	return func(ctx context.Context, rc *stream.RecordContext, k K, v V) error {
-		for _, f := range fs {
-			if err := f(ctx, rc, k, v); err != nil {
-				return err
-			}
-		}
-		return nil
-	}, nil
 }

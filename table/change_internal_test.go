@@ -1,0 +1,121 @@
+package table
+
+import (
+	"context"
+	"fmt"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/duality-streams/duality/codec"
+	"github.com/duality-streams/duality/internal/dsl"
+	"github.com/duality-streams/duality/stream"
+	"github.com/duality-streams/duality/streamtest"
+)
+
+// recordChanges attaches a change child to t that appends every change it
+// gets to *got as "key: old -> new" ("-" for an absent value).
+func recordChanges[V any](t Table[string, V], got *[]string) {
+	n := &dsl.Node{Op: "record-changes", Kind: dsl.KindProcessor}
+	t.attachChanges(n, true, func(*dsl.Task) (changeFn[string, V], error) {
+		return func(_ context.Context, rc *stream.RecordContext, k string, old V, hasOld bool, nv V, hasNew bool) error {
+			if rc.Tombstone != !hasNew {
+				return fmt.Errorf("rc.Tombstone %v with hasNew %v", rc.Tombstone, hasNew)
+			}
+			show := func(v V, ok bool) string {
+				if !ok {
+					return "-"
+				}
+				return fmt.Sprint(v)
+			}
+			*got = append(*got, fmt.Sprintf("%s: %s -> %s", k, show(old, hasOld), show(nv, hasNew)))
+			return nil
+		}, nil
+	})
+}
+
+func TestChangesCarryOldValues(t *testing.T) {
+	str, i64 := codec.String(), codec.Int64()
+	var source, filtered, mapped, counted, unwatched []string
+	b := stream.NewBuilder()
+	users := From(b, "users", str, i64, "users")
+	recordChanges(users, &source)
+	adults := users.Filter(func(_ string, age int64) bool { return age >= 18 })
+	recordChanges(adults, &filtered)
+	recordChanges(MapValues(adults, func(age int64) string { return fmt.Sprintf("age %d", age) }), &mapped)
+	adults.ToStream().To("adults", str, i64)
+	counts := Count(stream.GroupByKey(stream.From(b, "clicks", str, str), str, str), "clicks")
+	recordChanges(counts, &counted)
+	// A Filter whose children do not ask for old values gets none.
+	n := &dsl.Node{Op: "no-old", Kind: dsl.KindProcessor}
+	users.FilterNot(func(string, int64) bool { return false }).attachChanges(n, false, func(*dsl.Task) (changeFn[string, int64], error) {
+		return func(_ context.Context, _ *stream.RecordContext, k string, old int64, hasOld bool, nv int64, hasNew bool) error {
+			unwatched = append(unwatched, fmt.Sprintf("%s %d %v %d %v", k, old, hasOld, nv, hasNew))
+			return nil
+		}, nil
+	})
+	topo, err := b.Build()
+	require.NoError(t, err)
+	d, err := streamtest.New(topo, streamtest.AppID("app"))
+	require.NoError(t, err)
+	defer func() { require.NoError(t, d.Close()) }()
+
+	ctx := t.Context()
+	in := streamtest.Input(d, "users", str, i64)
+	require.NoError(t, in.Pipe(ctx, "ann", 17))
+	require.NoError(t, in.Pipe(ctx, "ann", 18))
+	require.NoError(t, in.Pipe(ctx, "ann", 30))
+	require.NoError(t, in.Pipe(ctx, "ann", 12))
+	require.NoError(t, in.PipeTombstone(ctx, "ann"))
+	require.NoError(t, in.PipeTombstone(ctx, "bob")) // never there
+	clicks := streamtest.Input(d, "clicks", str, str)
+	require.NoError(t, clicks.Pipe(ctx, "x", "/"))
+	require.NoError(t, clicks.Pipe(ctx, "x", "/"))
+
+	require.Equal(t, []string{
+		"ann: - -> 17", "ann: 17 -> 18", "ann: 18 -> 30", "ann: 30 -> 12", "ann: 12 -> -", "bob: - -> -",
+	}, source)
+	require.Equal(t, []string{
+		"ann: - -> -", "ann: - -> 18", "ann: 18 -> 30", "ann: 30 -> -", "ann: - -> -", "bob: - -> -",
+	}, filtered)
+	require.Equal(t, []string{
+		"ann: - -> -", "ann: - -> age 18", "ann: age 18 -> age 30", "ann: age 30 -> -", "ann: - -> -", "bob: - -> -",
+	}, mapped)
+	require.Equal(t, []string{"x: - -> 1", "x: 1 -> 2"}, counted)
+	require.Equal(t, []string{
+		"ann 0 false 17 true", "ann 0 false 18 true", "ann 0 false 30 true", "ann 0 false 12 true",
+		"ann 0 false 0 false", "bob 0 false 0 false",
+	}, unwatched)
+
+	// The change stream of the filtered table is what it was before old
+	// values existed: a tombstone for every rejected update.
+	out, err := streamtest.Output(d, "adults", str, i64).ReadAll()
+	require.NoError(t, err)
+	var got []string
+	for _, r := range out {
+		got = append(got, fmt.Sprint(r.Key, " ", r.Value, " ", r.Tombstone))
+	}
+	require.Equal(t, []string{"ann 0 true", "ann 18 false", "ann 30 false", "ann 0 true", "ann 0 true", "bob 0 true"}, got)
+}
+
+// TestAggregateOldValueIsACopy checks that an aggregator that changes its
+// aggregate in place does not change the old value its change carries.
+func TestAggregateOldValueIsACopy(t *testing.T) {
+	str := codec.String()
+	var got []string
+	b := stream.NewBuilder()
+	seen := Aggregate(stream.GroupByKey(stream.From(b, "in", str, str), str, str),
+		func() map[string]bool { return map[string]bool{} },
+		func(_ string, v string, a map[string]bool) map[string]bool { a[v] = true; return a },
+		codec.JSON[map[string]bool](), "seen")
+	recordChanges(seen, &got)
+	topo, err := b.Build()
+	require.NoError(t, err)
+	d, err := streamtest.New(topo)
+	require.NoError(t, err)
+	defer func() { require.NoError(t, d.Close()) }()
+	in := streamtest.Input(d, "in", str, str)
+	require.NoError(t, in.Pipe(t.Context(), "k", "a"))
+	require.NoError(t, in.Pipe(t.Context(), "k", "b"))
+	require.Equal(t, []string{"k: - -> map[a:true]", "k: map[a:true] -> map[a:true b:true]"}, got)
+}
