@@ -119,3 +119,44 @@ func TestAggregateOldValueIsACopy(t *testing.T) {
 	require.NoError(t, in.Pipe(t.Context(), "k", "b"))
 	require.Equal(t, []string{"k: - -> map[a:true]", "k: map[a:true] -> map[a:true b:true]"}, got)
 }
+
+func TestRowChangeCodec(t *testing.T) {
+	c := rowChangeCodec[string]{codec.String()}
+	long := string(make([]byte, 300)) // a two-byte length
+	for _, ch := range []rowChange[string]{
+		{old: "a", hasOld: true},
+		{new: "b", hasNew: true},
+		{old: "old", hasOld: true, new: "new", hasNew: true},
+		{old: "", hasOld: true, new: "", hasNew: true},
+		{old: long, hasOld: true, new: long + "x", hasNew: true},
+		{},
+	} {
+		b, err := c.Append([]byte("prefix"), ch)
+		require.NoError(t, err)
+		require.Equal(t, "prefix", string(b[:6]))
+		got, err := c.Decode(b[6:])
+		require.NoError(t, err)
+		require.Equal(t, ch, got)
+	}
+	for _, bad := range [][]byte{nil, {4}, {flagOld}, {flagOld, 5, 'a'}, {0, 'x'}} {
+		_, err := c.Decode(bad)
+		require.ErrorIs(t, err, codec.ErrInvalid, "%q", bad)
+	}
+}
+
+func FuzzRowChangeCodec(f *testing.F) {
+	c := rowChangeCodec[string]{codec.String()}
+	f.Add([]byte{flagOld | flagNew, 1, 'a', 'b'})
+	f.Add([]byte{flagNew})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		ch, err := c.Decode(b)
+		if err != nil {
+			return
+		}
+		re, err := c.Append(nil, ch)
+		require.NoError(t, err)
+		got, err := c.Decode(re)
+		require.NoError(t, err)
+		require.Equal(t, ch, got)
+	})
+}
