@@ -265,8 +265,15 @@ func (a *App) start(ctx context.Context, m broker.Membership, asg broker.Assignm
 	gctx, cancel := context.WithCancel(ctx)
 	g := &generation{asg: asg, cancel: cancel, decided: make(chan struct{}), errc: make(chan error, n)}
 	workers := make([]*worker, n)
+	// CacheMaxBytes is the instance's bound: each worker gets an equal
+	// share (at least a byte) for the record caches of its tasks' stores.
+	var cacheMax int64
+	if a.cfg.cacheMaxBytes > 0 && n > 0 {
+		cacheMax = max(1, a.cfg.cacheMaxBytes/int64(n))
+	}
 	for i := range workers {
-		workers[i] = &worker{app: a, gen: g, memberID: m.MemberID(), byTP: map[broker.TopicPartition]*partState{}, topics: maps.Clone(topics)}
+		workers[i] = &worker{app: a, gen: g, memberID: m.MemberID(), byTP: map[broker.TopicPartition]*partState{},
+			topics: maps.Clone(topics), cacheMax: cacheMax}
 	}
 	for i, t := range tasks {
 		w := workers[i%n]

@@ -80,13 +80,18 @@
 // A step may keep key-value state: a [stream.Process] step declares its
 // stores with [stream.WithStores] and reaches them through
 // [stream.ProcessorContext].Store. Each task holds the partition of the
-// store that matches its partition number. Writes are buffered per task,
-// newest value per key, and each commit logs one record per key written
-// since the previous commit (key, newest value; a nil value for a delete),
-// so a hot key costs one changelog record and one store write per commit
-// interval, to the store's changelog topic "<app-id>-<store>-changelog", which Run creates
-// compacted with one partition per task (the largest partition count of
-// the sub-topology's sources). The changelog records go into the worker's
+// store that matches its partition number. Writes are buffered per task in
+// a write-back record cache, newest value per key, and each commit logs one
+// record per key written since the previous commit (key, newest value; a
+// nil value for a delete), so a hot key costs one changelog record and one
+// store write per commit interval. The caches of an instance are bounded
+// by [CacheMaxBytes] (10 MiB by default, shared equally by the workers; a
+// worker beyond its share commits early); CacheMaxBytes(0) turns them off,
+// and every write is then its own changelog record, applied in write
+// order. [Metrics] counts ChangelogRecords and CacheFlushes. Records go to
+// the store's changelog topic "<app-id>-<store>-changelog", which Run
+// creates compacted with one partition per task (the largest partition
+// count of the sub-topology's sources). The changelog records go into the worker's
 // commit with the task's output and input offsets, so they are committed
 // atomically with them; reads see the task's own uncommitted writes. Only
 // after the commit succeeds are the writes applied to the local store, in

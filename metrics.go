@@ -16,6 +16,15 @@ type Metrics struct {
 	// RecordsProduced counts output records appended by successful commits,
 	// including the changelog records of state stores.
 	RecordsProduced uint64
+	// ChangelogRecords counts the changelog records of state stores among
+	// RecordsProduced. With the record cache on (see [CacheMaxBytes]) a
+	// commit logs one record per key written since the previous commit;
+	// without, one per write.
+	ChangelogRecords uint64
+	// CacheFlushes counts the commits a worker made early because the
+	// record caches of its tasks' stores held more than its share of
+	// [CacheMaxBytes].
+	CacheFlushes uint64
 	// Commits counts successful broker commits.
 	Commits uint64
 	// LastCommitDuration is how long the latest successful commit took.
@@ -29,6 +38,7 @@ type Metrics struct {
 
 type metrics struct {
 	processed, skipped, produced, commits, rebalances atomic.Uint64
+	changelog, cacheFlushes                           atomic.Uint64
 	lastCommit                                        atomic.Int64
 	tasks                                             atomic.Int64
 }
@@ -41,6 +51,8 @@ func (a *App) Metrics() Metrics {
 		RecordsProcessed:   a.m.processed.Load(),
 		RecordsSkipped:     a.m.skipped.Load(),
 		RecordsProduced:    a.m.produced.Load(),
+		ChangelogRecords:   a.m.changelog.Load(),
+		CacheFlushes:       a.m.cacheFlushes.Load(),
 		Commits:            a.m.commits.Load(),
 		LastCommitDuration: time.Duration(a.m.lastCommit.Load()),
 		Tasks:              int(a.m.tasks.Load()),

@@ -25,12 +25,14 @@ const (
 	DefaultMaxUncommittedRecords = 100_000
 	DefaultFetchMaxWait          = 500 * time.Millisecond
 	DefaultFetchMaxRecords       = 10_000
+	DefaultCacheMaxBytes         = 10 << 20
 )
 
 type config struct {
 	workers        int
 	commitInterval time.Duration
 	maxUncommitted int
+	cacheMaxBytes  int64
 	fetchMaxWait   time.Duration
 	fetchMaxRecs   int
 	logger         *slog.Logger
@@ -47,6 +49,7 @@ func defaultConfig() config {
 		workers:        runtime.GOMAXPROCS(0),
 		commitInterval: DefaultCommitInterval,
 		maxUncommitted: DefaultMaxUncommittedRecords,
+		cacheMaxBytes:  DefaultCacheMaxBytes,
 		fetchMaxWait:   DefaultFetchMaxWait,
 		fetchMaxRecs:   DefaultFetchMaxRecords,
 		logger:         slog.New(slog.DiscardHandler),
@@ -68,6 +71,9 @@ func (c *config) validate() error {
 	}
 	if c.maxUncommitted < 1 {
 		bad("MaxUncommittedRecords(%d): must be at least 1", c.maxUncommitted)
+	}
+	if c.cacheMaxBytes < 0 {
+		bad("CacheMaxBytes(%d): must be 0 (no record cache) or positive", c.cacheMaxBytes)
 	}
 	if c.fetchMaxWait <= 0 {
 		bad("FetchMaxWait(%v): must be positive", c.fetchMaxWait)
@@ -101,12 +107,35 @@ func CommitInterval(d time.Duration) Option {
 }
 
 // MaxUncommittedRecords makes a worker commit before the commit interval
-// elapses when its buffered output records plus the keys its tasks wrote
-// to state stores (each becomes a changelog record) exceed n, which bounds
-// memory.
+// elapses when its buffered output records plus the changelog records its
+// tasks' store writes will make (one per written key with the record
+// cache, one per write without, see [CacheMaxBytes]) exceed n, which
+// bounds memory.
 // Default [DefaultMaxUncommittedRecords] (100000). n must be at least 1.
 func MaxUncommittedRecords(n int) Option {
 	return optionFunc(func(c *config) { c.maxUncommitted = n })
+}
+
+// CacheMaxBytes bounds the record cache of the app instance's state
+// stores, in bytes: the uncommitted writes of each store partition are kept
+// as the newest value per key (a write-back cache), so repeated updates of
+// a hot key between two commits cost one changelog record and one store
+// write. The bound is for the whole instance and is divided equally among
+// the workers of each assignment (as Kafka Streams divides
+// statestore.cache.max.bytes among its stream threads); a worker whose
+// caches hold more than its share commits early, which empties them. A
+// cached entry counts its key and value bytes plus a fixed per-entry
+// overhead (96 bytes); during a commit, the cache being written is held
+// besides the new one. Output records and written keys are also bounded by
+// [MaxUncommittedRecords].
+//
+// n = 0 turns the cache off: every store write is then its own changelog
+// record, in write order, and the store applies them in that order at the
+// commit ([Metrics].ChangelogRecords shows the difference). Default
+// [DefaultCacheMaxBytes] (10 MiB, as Kafka Streams). n must not be
+// negative.
+func CacheMaxBytes(n int64) Option {
+	return optionFunc(func(c *config) { c.cacheMaxBytes = n })
 }
 
 // FetchMaxWait bounds how long a worker's fetch waits for new input when

@@ -42,6 +42,24 @@ type pending struct {
 	del   bool
 }
 
+// write is one store write in write order, for a store without record
+// cache.
+type write struct {
+	key string
+	p   pending
+}
+
+// cacheEntryOverhead is what the record cache counts for one entry on top
+// of its key and value bytes: the map slot (string header, value slice
+// header, flag, hash byte, load factor) and the rounding of the key and
+// value allocations to their size classes.
+const cacheEntryOverhead = 96
+
+// cacheSize is the number of bytes a cached write of key counts for.
+func cacheSize(key string, p pending) int64 {
+	return int64(len(key)+len(p.value)) + cacheEntryOverhead
+}
+
 // undoEntry restores one key of taskStore.cur when a record is skipped.
 type undoEntry struct {
 	key  string
@@ -50,22 +68,37 @@ type undoEntry struct {
 }
 
 // taskStore is a task's partition of a store (topology.KV): the store
-// handle plus the task's uncommitted writes. Writes go to cur, the newest
-// value per key (a write-back cache bounded with the worker's output by
-// MaxUncommittedRecords); a commit appends one changelog record per key
-// of cur to its records and hands cur over as sent, and once the commit
-// succeeds sent is applied to the store with the offset of its last
-// changelog record. State is therefore always a prefix of the changelog.
+// handle plus the task's uncommitted writes.
+//
+// With the record cache on (the default), cur is a write-back cache: the
+// newest value per written key, whose bytes the worker counts against its
+// share of CacheMaxBytes (and whose keys against MaxUncommittedRecords);
+// crossing either bound commits early. A commit appends one changelog
+// record per key of cur, so repeated writes of a hot key between two
+// commits cost one changelog record and one store write. Without record
+// cache (CacheMaxBytes(0)), every write is also kept in log, in write
+// order, and a commit appends one changelog record per write; cur then
+// only serves reads.
+//
+// The commit hands cur (and log) over as sent, and once the commit
+// succeeds sent is applied to the store, in one batch with the offset of
+// its last changelog record. State is therefore always a prefix of the
+// changelog.
 type taskStore struct {
 	w         *worker
 	t         *task
 	name      string
 	changelog string // broker topic name
 	st        store.Store
-	cur       map[string]pending // since the last hand-off
+	noCache   bool               // every write is its own changelog record
+	cur       map[string]pending // since the last hand-off: newest value per key
+	log       []write            // since the last hand-off, every write (noCache only)
+	bytes     int64              // cacheSize of cur's entries (cache on only)
 	sent      map[string]pending // in the commit in flight
+	sentLog   []write            // in the commit in flight (noCache only)
 	sentOff   int64              // offset of sent's last changelog record
 	undo      []undoEntry        // cur's changes by the record being processed
+	undoLog   int                // len(log) when the record being processed began
 	tracking  bool               // undo is being recorded
 	batch     store.Batch
 }
@@ -122,23 +155,56 @@ func (s *taskStore) write(key []byte, p pending) error {
 	if s.tracking {
 		s.undo = append(s.undo, undoEntry{key: ks, prev: prev, had: had})
 	}
-	if !had {
+	s.cur[ks] = p
+	if s.noCache {
+		s.log = append(s.log, write{key: ks, p: p})
+		s.w.pending++
+		return nil
+	}
+	if had {
+		s.addBytes(-cacheSize(ks, prev))
+	} else {
 		s.w.pending++
 	}
-	s.cur[ks] = p
+	s.addBytes(cacheSize(ks, p))
 	return nil
 }
 
-// appendChangelog appends one changelog record per key written since the
-// last hand-off, with its latest value (nil for a deletion): repeated
-// writes of a key within a commit cost one record.
+// addBytes counts n more cached bytes in s and its worker.
+func (s *taskStore) addBytes(n int64) {
+	s.bytes += n
+	s.w.cacheBytes += n
+}
+
+// records is the number of changelog records the writes since the last
+// hand-off make.
+func (s *taskStore) records() int {
+	if s.noCache {
+		return len(s.log)
+	}
+	return len(s.cur)
+}
+
+// appendChangelog appends the changelog records of the writes since the
+// last hand-off: with the record cache, one per written key with its
+// newest value (nil for a deletion); without, one per write in write
+// order.
 func (s *taskStore) appendChangelog(out []broker.Record) []broker.Record {
-	for k, p := range s.cur {
-		rec := broker.Record{Topic: s.changelog, Partition: s.t.id.Partition, Key: []byte(k)}
+	rec := func(k string, p pending) broker.Record {
+		r := broker.Record{Topic: s.changelog, Partition: s.t.id.Partition, Key: []byte(k)}
 		if !p.del {
-			rec.Value = p.value
+			r.Value = p.value
 		}
-		out = append(out, rec)
+		return r
+	}
+	if s.noCache {
+		for _, w := range s.log {
+			out = append(out, rec(w.key, w.p))
+		}
+		return out
+	}
+	for k, p := range s.cur {
+		out = append(out, rec(k, p))
 	}
 	return out
 }
@@ -181,32 +247,49 @@ func (s *taskStore) Range(start, end []byte) (iter.Seq2[[]byte, []byte], func() 
 // handOff moves the uncommitted writes to sent, for the commit being
 // started. The previous commit has been awaited, so sent is empty.
 func (s *taskStore) handOff() {
-	s.w.pending -= len(s.cur)
+	s.w.pending -= s.records()
+	s.addBytes(-s.bytes)
 	s.sent, s.cur = s.cur, nil
+	s.sentLog, s.log = s.log, nil
 	s.undo, s.tracking = s.undo[:0], false
 }
 
 // discard forgets the uncommitted writes (not those in flight).
 func (s *taskStore) discard() {
-	s.w.pending -= len(s.cur)
-	s.cur = nil
+	s.w.pending -= s.records()
+	s.addBytes(-s.bytes)
+	s.cur, s.log = nil, nil
 	s.undo, s.tracking = s.undo[:0], false
 }
 
+// dropSent forgets the writes of a commit that failed.
+func (s *taskStore) dropSent() { s.sent, s.sentLog = nil, nil }
+
 // applySent writes sent to the store with the offset of its last
-// changelog record, after the commit that wrote them succeeded.
+// changelog record, after the commit that wrote them succeeded. Without
+// record cache the batch holds every write in write order, as the
+// changelog does.
 func (s *taskStore) applySent() error {
-	sent := s.sent
-	s.sent = nil
+	sent, sentLog := s.sent, s.sentLog
+	s.dropSent()
 	if len(sent) == 0 {
 		return nil
 	}
 	s.batch.Reset()
-	for k, p := range sent {
+	add := func(k string, p pending) {
 		if p.del {
 			s.batch.Delete([]byte(k))
 		} else {
 			s.batch.Put([]byte(k), p.value)
+		}
+	}
+	if s.noCache {
+		for _, w := range sentLog {
+			add(w.key, w.p)
+		}
+	} else {
+		for k, p := range sent {
+			add(k, p)
 		}
 	}
 	s.batch.SetOffset(s.sentOff)
@@ -222,7 +305,8 @@ func (s *taskStore) close() error {
 	}
 	s.w.app.iq.closed(s.name, s.t.id.Partition)
 	err := s.st.Close()
-	s.st, s.cur, s.sent = nil, nil, nil
+	s.discard()
+	s.st, s.sent, s.sentLog = nil, nil, nil
 	return err
 }
 
@@ -230,7 +314,7 @@ func (s *taskStore) close() error {
 // task's stores, so that skipRecord can undo them.
 func (t *task) beginRecord() {
 	for _, s := range t.stores {
-		s.undo, s.tracking = s.undo[:0], true
+		s.undo, s.undoLog, s.tracking = s.undo[:0], len(s.log), true
 	}
 }
 
@@ -239,12 +323,24 @@ func (t *task) skipRecord() {
 	for _, s := range t.stores {
 		for i := len(s.undo) - 1; i >= 0; i-- {
 			u := s.undo[i]
+			if !s.noCache {
+				s.addBytes(-cacheSize(u.key, s.cur[u.key]))
+				if u.had {
+					s.addBytes(cacheSize(u.key, u.prev))
+				} else {
+					s.w.pending--
+				}
+			}
 			if u.had {
 				s.cur[u.key] = u.prev
 			} else {
 				delete(s.cur, u.key)
-				s.w.pending--
 			}
+		}
+		if s.noCache {
+			s.w.pending -= len(s.log) - s.undoLog
+			clear(s.log[s.undoLog:])
+			s.log = s.log[:s.undoLog]
 		}
 		s.undo, s.tracking = s.undo[:0], false
 	}
@@ -258,7 +354,7 @@ func (w *worker) openStores(ctx context.Context, t *task) error {
 		if err != nil {
 			return fmt.Errorf("open store %s: %w", sp.name, err)
 		}
-		s := &taskStore{w: w, t: t, name: sp.name, changelog: sp.changelog, st: st}
+		s := &taskStore{w: w, t: t, name: sp.name, changelog: sp.changelog, st: st, noCache: w.app.cfg.cacheMaxBytes == 0}
 		t.stores = append(t.stores, s)
 		if err := w.restore(ctx, s); err != nil {
 			return err

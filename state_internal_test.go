@@ -14,17 +14,28 @@ import (
 
 // TestTaskStoreModel runs random writes, commit hand-offs, applied and
 // dropped commits, skipped records and range scans against a task store
-// on the memory store, and compares every read with a model: a map of
-// what the task has written so far (the overlay of its uncommitted writes
-// over the committed state).
+// on the memory store, with and without record cache, and compares every
+// read with a model: a map of what the task has written so far (the
+// overlay of its uncommitted writes over the committed state). The
+// changelog records a hand-off would write, and the worker's counts of
+// them and of cached bytes, are checked against the model too.
 func TestTaskStoreModel(t *testing.T) {
-	for seed := range uint64(20) {
+	for _, noCache := range []bool{false, true} {
+		for seed := range uint64(20) {
+			taskStoreModel(t, seed, noCache)
+		}
+	}
+}
+
+func taskStoreModel(t *testing.T, seed uint64, noCache bool) {
+	{
 		rng := rand.New(rand.NewPCG(seed, 1))
 		w := &worker{app: &App{}}
 		tk := &task{id: TaskID{Partition: 0}}
 		st := store.NewMemory("s", 0)
-		s := &taskStore{w: w, t: tk, name: "s", changelog: "app-s-changelog", st: st}
+		s := &taskStore{w: w, t: tk, name: "s", changelog: "app-s-changelog", st: st, noCache: noCache}
 		tk.stores = []*taskStore{s}
+		var writes []string              // uncommitted writes in order, "k=v" or "k" for a delete
 		committed := map[string]string{} // the store's state
 		var sentModel map[string]*string // writes in flight: nil value = delete
 		cur := map[string]*string{}      // uncommitted writes
@@ -50,14 +61,40 @@ func TestTaskStoreModel(t *testing.T) {
 				if rng.IntN(3) == 0 {
 					require.NoError(t, s.Delete([]byte(k)))
 					cur[k] = nil
+					writes = append(writes, k)
 				} else {
 					v := k + string(rune('0'+rng.IntN(10)))
 					require.NoError(t, s.Put([]byte(k), []byte(v)))
 					cur[k] = &v
+					writes = append(writes, k+"="+v)
 				}
 			case op == 4 && len(sentModel) == 0: // hand off to a commit
+				var got []string
+				for _, r := range s.appendChangelog(nil) {
+					if r.Value == nil {
+						got = append(got, string(r.Key))
+					} else {
+						got = append(got, string(r.Key)+"="+string(r.Value))
+					}
+				}
+				want := writes
+				if !noCache {
+					want = nil
+					for k, v := range cur {
+						if v == nil {
+							want = append(want, k)
+						} else {
+							want = append(want, k+"="+*v)
+						}
+					}
+					slices.Sort(got)
+					slices.Sort(want)
+				}
+				require.Equal(t, want, got, "seed %d: changelog of a hand-off", seed)
 				s.handOff()
-				sentModel, cur = cur, map[string]*string{}
+				sentModel, cur, writes = cur, map[string]*string{}, nil
+				require.Zero(t, w.pending)
+				require.Zero(t, w.cacheBytes)
 			case op == 5 && len(sentModel) > 0: // the commit succeeded
 				offset++
 				s.sentOff = offset
@@ -75,19 +112,22 @@ func TestTaskStoreModel(t *testing.T) {
 				require.True(t, ok)
 				require.Equal(t, offset, off)
 			case op == 6 && len(sentModel) > 0: // the commit was fenced
-				s.sent = nil
+				s.dropSent()
 				sentModel = nil
 				s.discard()
-				cur = map[string]*string{}
+				cur, writes = map[string]*string{}, nil
 			case op == 7: // a record writes, then is skipped
 				tk.beginRecord()
 				before := maps.Clone(cur)
+				pending, cached := w.pending, w.cacheBytes
 				for range rng.IntN(4) {
 					k := key()
 					require.NoError(t, s.Put([]byte(k), []byte("skipped")))
 				}
 				tk.skipRecord()
 				cur = before
+				require.Equal(t, pending, w.pending)
+				require.Equal(t, cached, w.cacheBytes)
 			default: // range scan with random bounds
 				var start, end []byte
 				if rng.IntN(2) == 0 {
@@ -110,6 +150,23 @@ func TestTaskStoreModel(t *testing.T) {
 				}
 				require.NoError(t, errf())
 				require.Equal(t, want, got, "seed %d range [%q, %q)", seed, start, end)
+			}
+			// The worker counts the changelog records and cached bytes of
+			// the uncommitted writes.
+			var size int64
+			for k, v := range cur {
+				p := pending{del: v == nil}
+				if v != nil {
+					p.value = []byte(*v)
+				}
+				size += cacheSize(k, p)
+			}
+			if noCache {
+				require.Equal(t, len(writes), w.pending)
+				require.Zero(t, w.cacheBytes)
+			} else {
+				require.Equal(t, len(cur), w.pending)
+				require.Equal(t, size, w.cacheBytes)
 			}
 			// Every key reads as the model says.
 			m := model()

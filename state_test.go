@@ -158,6 +158,15 @@ func TestStateRestart(t *testing.T) {
 			return []duality.Option{duality.StateDir(t.TempDir())}
 		}},
 		{"memory", func(*testing.T, string, int) []duality.Option { return nil }},
+		// Without record cache every write is a changelog record: the
+		// restore applies them all, in order.
+		{"memory-no-cache", func(*testing.T, string, int) []duality.Option {
+			return []duality.Option{duality.CacheMaxBytes(0)}
+		}},
+		{"pebble-dir-deleted-no-cache", func(t *testing.T, dir string, _ int) []duality.Option {
+			require.NoError(t, os.RemoveAll(dir))
+			return []duality.Option{duality.StateDir(dir), duality.CacheMaxBytes(0)}
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -45,13 +45,17 @@ type worker struct {
 	// their stores.
 	changelogs map[broker.TopicPartition]*taskStore
 
-	out      []broker.Record // output since the last commit
-	pending  int             // keys written to the tasks' stores since the last commit
-	owner    []int32         // owner[i] is the index of the task that sent out[i]
-	advanced bool            // input offsets moved since the last commit
-	last     time.Time       // last commit (or start)
-	inflight *inflight       // commit running in the background
-	spare    []broker.Record // the buffer of the previous commit, for reuse
+	out     []broker.Record // output since the last commit
+	pending int             // changelog records the tasks' store writes since the last commit make
+	// cacheBytes is what the record caches of the tasks' stores hold;
+	// beyond cacheMax (this worker's share of CacheMaxBytes; 0 without
+	// record cache) the worker commits early.
+	cacheBytes, cacheMax int64
+	owner                []int32         // owner[i] is the index of the task that sent out[i]
+	advanced             bool            // input offsets moved since the last commit
+	last                 time.Time       // last commit (or start)
+	inflight             *inflight       // commit running in the background
+	spare                []broker.Record // the buffer of the previous commit, for reuse
 
 	processed, skipped uint64 // not yet added to the app's metrics
 
@@ -234,7 +238,11 @@ func (w *worker) process(ctx context.Context, stop <-chan struct{}, recs []broke
 		}
 		ps.next, ps.known = rec.Offset+1, true
 		w.advanced = true
-		if len(w.out)+w.pending > cfg.maxUncommitted {
+		full := w.cacheMax > 0 && w.cacheBytes > w.cacheMax
+		if full || len(w.out)+w.pending > cfg.maxUncommitted {
+			if full {
+				w.app.m.cacheFlushes.Add(1)
+			}
 			if fenced, err := w.commit(ctx, w.gen.asg.Generation, nil, false); err != nil || fenced {
 				return fenced, err
 			}
@@ -305,6 +313,7 @@ func (w *worker) commit(ctx context.Context, gen int64, keep map[broker.TopicPar
 		}
 	}
 	var states []*taskStore
+	changelog := 0
 	for i, t := range w.tasks {
 		for _, s := range t.stores {
 			if keep != nil && !kept[i] {
@@ -313,7 +322,9 @@ func (w *worker) commit(ctx context.Context, gen int64, keep map[broker.TopicPar
 			}
 			if len(s.cur) > 0 {
 				states = append(states, s)
+				n := len(out)
 				out = s.appendChangelog(out)
+				changelog += len(out) - n
 			}
 			s.handOff()
 		}
@@ -327,7 +338,7 @@ func (w *worker) commit(ctx context.Context, gen int64, keep map[broker.TopicPar
 		w.spare = out
 		return false, nil
 	}
-	c := &inflight{records: out, gen: gen, states: states, done: make(chan error, 1)}
+	c := &inflight{records: out, gen: gen, states: states, changelog: changelog, done: make(chan error, 1)}
 	w.inflight = c
 	go func() {
 		start := time.Now()
@@ -341,6 +352,7 @@ func (w *worker) commit(ctx context.Context, gen int64, keep map[broker.TopicPar
 		if err == nil {
 			w.app.m.commits.Add(1)
 			w.app.m.produced.Add(uint64(len(c.records)))
+			w.app.m.changelog.Add(uint64(c.changelog))
 			w.app.m.lastCommit.Store(int64(time.Since(start)))
 		}
 		c.done <- err
@@ -356,7 +368,9 @@ type inflight struct {
 	records []broker.Record
 	gen     int64
 	states  []*taskStore // stores whose writes the commit logs
-	done    chan error
+	// changelog is the number of changelog records among records.
+	changelog int
+	done      chan error
 }
 
 // await waits for the commit in flight, if any, and returns its outcome.
@@ -383,7 +397,7 @@ func (w *worker) await() (fenced bool, err error) {
 		}
 	} else {
 		for _, s := range c.states {
-			s.sent = nil
+			s.dropSent()
 		}
 	}
 	clear(c.records)

@@ -111,9 +111,10 @@ type StoreEnv interface {
 
 // KV is a task's key-value state: bytes in, bytes out, ordered by
 // bytes.Compare. Writes are buffered until the task's next commit, which
-// logs the newest value of each written key to the changelog atomically
-// with the task's output and input offsets; reads see the task's own uncommitted writes. A KV is not safe
-// for concurrent use.
+// logs them to the changelog atomically with the task's output and input
+// offsets: the newest value of each written key when the runtime's record
+// cache is on, every write in order when it is off. Reads see the task's
+// own uncommitted writes. A KV is not safe for concurrent use.
 type KV interface {
 	// Get returns a copy of key's value and true, or nil and false.
 	Get(key []byte) ([]byte, bool, error)
