@@ -78,7 +78,7 @@ func join[K, V, VT, VR any](s stream.Stream[K, V], t Table[K, VT], op string, jo
 		return stream.Stream[K, VR]{}
 	}
 	lookup := t.lookup
-	n := &dsl.Node{Op: op, Kind: dsl.KindProcessor, Stores: []string{t.store}}
+	n := &dsl.Node{Op: op, Kind: dsl.KindProcessor, Stores: t.readStores()}
 	n.Instantiate = func(task *dsl.Task) (any, error) {
 		next, err := dsl.Children[emit[K, VR]](task, n)
 		if err != nil {

@@ -141,7 +141,7 @@ func (t Table[K, V]) filter(op string, pred func(K, V) bool, keep bool) Table[K,
 		gr.AddError(fmt.Errorf("%s %q: %w", op, n.Name, stream.ErrNilFunc))
 	}
 	parent := t.lookup
-	return Table[K, V]{s: dsl.NewStream[K, V](n), store: t.store,
+	return Table[K, V]{s: dsl.NewStream[K, V](n), store: t.store, stores: t.stores,
 		lookup: func(task *dsl.Task, user *dsl.Node) (getter[K, V], error) {
 			get, err := parent(task, user)
 			if err != nil {
@@ -196,7 +196,7 @@ func MapValues[K, V, V2 any](t Table[K, V], fn func(V) V2) Table[K, V2] {
 		gr.AddError(fmt.Errorf("%s %q: %w", "table-map-values", n.Name, stream.ErrNilFunc))
 	}
 	parent := t.lookup
-	return Table[K, V2]{s: dsl.NewStream[K, V2](n), store: t.store,
+	return Table[K, V2]{s: dsl.NewStream[K, V2](n), store: t.store, stores: t.stores,
 		lookup: func(task *dsl.Task, user *dsl.Node) (getter[K, V2], error) {
 			get, err := parent(task, user)
 			if err != nil {
@@ -212,4 +212,70 @@ func MapValues[K, V, V2 any](t Table[K, V], fn func(V) V2) Table[K, V2] {
 				return fn(v), true, nil
 			}, nil
 		}}
+}
+
+// Materialize keeps the rows of t in the state store named store, encoded
+// with kc and vc, and returns the same table read from that store (Kafka
+// Streams' Materialized on a derived table). Use it to query a table that
+// Filter, MapValues or a table-table join derive (interactive queries read
+// stores), or to read a derived table from a store instead of recomputing
+// it. The store is logged to "<app-id>-<store>-changelog" and restored
+// like an aggregation's. The returned table's changes are t's changes;
+// the step is named "table-materialize-<n>".
+//
+// Build reports nil codecs (stream.ErrNilCodec), an invalid store name
+// (stream.ErrInvalidOption) and a store name already used by another step
+// (stream.ErrStoreConflict).
+func Materialize[K, V any](t Table[K, V], kc codec.Codec[K], vc codec.Codec[V], store string) Table[K, V] {
+	p := t.node()
+	if p == nil {
+		return Table[K, V]{}
+	}
+	gr := p.Graph()
+	n := &dsl.Node{Op: "table-materialize", Kind: dsl.KindProcessor, Stores: []string{store}}
+	t.attach(n, func(task *dsl.Task) (*changeInput[K, V], error) {
+		out, err := tableOutput[K, V](task, n)
+		if err != nil {
+			return nil, err
+		}
+		kv, err := openStore(task, n, store)
+		if err != nil {
+			return nil, err
+		}
+		var kbuf, vbuf []byte
+		f := func(ctx context.Context, rc *stream.RecordContext, k K, old V, hasOld bool, nv V, hasNew bool) error {
+			task.Current = n
+			nodeErr := func(err error) error {
+				return &stream.NodeError{Node: n.Name, Topic: rc.Topic, Partition: rc.Partition, Offset: rc.Offset, Err: err}
+			}
+			var err error
+			if kbuf, err = kc.Append(kbuf[:0], k); err != nil {
+				return nodeErr(&codec.EncodeError{Topic: store, Part: "key", Err: err})
+			}
+			switch {
+			case hasNew:
+				if vbuf, err = vc.Append(vbuf[:0], nv); err != nil {
+					return nodeErr(&codec.EncodeError{Topic: store, Part: "value", Err: err})
+				}
+				if err := kv.Put(kbuf, vbuf); err != nil {
+					return nodeErr(fmt.Errorf("store %q: put: %w", store, err))
+				}
+			case hasOld:
+				if err := kv.Delete(kbuf); err != nil {
+					return nodeErr(fmt.Errorf("store %q: delete: %w", store, err))
+				}
+			}
+			return out.emit(ctx, rc, k, old, hasOld, nv, hasNew)
+		}
+		// The old row says whether a delete has anything to delete.
+		return &changeInput[K, V]{f: f, wantsOld: true}, nil
+	})
+	claimStore(gr, n, store, "a materialized table needs a store of its own")
+	if kc == nil {
+		gr.AddError(fmt.Errorf("%s %q: key codec: %w", n.Op, n.Name, stream.ErrNilCodec))
+	}
+	if vc == nil {
+		gr.AddError(fmt.Errorf("%s %q: value codec: %w", n.Op, n.Name, stream.ErrNilCodec))
+	}
+	return Table[K, V]{s: dsl.NewStream[K, V](n), store: store, lookup: storeLookup(store, kc, vc)}
 }

@@ -21,8 +21,19 @@ type Table[K, V any] struct {
 	// store is the state store the table's values are read from (for a
 	// derived table, its parent's store).
 	store string
+	// stores are all the stores lookup reads, when they are more than
+	// store (a table-table join reads both sides' stores).
+	stores []string
 	// lookup returns the per-task reader of the table's current values.
 	lookup func(t *dsl.Task, user *dsl.Node) (getter[K, V], error)
+}
+
+// readStores returns the stores t's lookup reads.
+func (t Table[K, V]) readStores() []string {
+	if t.stores != nil {
+		return slices.Clone(t.stores)
+	}
+	return []string{t.store}
 }
 
 // getter returns the current value of k in one task's partition of a
