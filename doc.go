@@ -29,9 +29,12 @@
 // # Internal topics
 //
 // Run creates each missing internal topic as "<app-id>-<name>" with the
-// topology's partition count or, when that is 0, the largest partition
-// count among the source topics of the sub-topology that writes it
-// (resolved transitively through other internal topics). Repartition
+// topology's partition count or, when that is 0, the partition count of
+// the topic it is declared to be sized like (a foreign-key join's
+// subscription and response topics, sized like the right and the left
+// table's topics) or else the largest partition count among the source
+// topics of the sub-topology that writes it (resolved transitively through
+// other internal topics). Repartition
 // topics keep records without time retention, because records carry their
 // event timestamps and time retention could delete them before they are
 // read; they are not purged after commits yet, so they grow with the input.

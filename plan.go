@@ -39,7 +39,8 @@ type storePlan struct {
 type internalPlan struct {
 	name       string // broker name
 	logical    string
-	partitions int32 // declared; 0 = resolve from the writer's sources
+	partitions int32  // declared; 0 = resolve from like or the writer's sources
+	like       string // broker name of the topic to size it like, or ""
 	writtenBy  int
 	cleanup    broker.CleanupPolicy
 }
@@ -75,11 +76,19 @@ func newPlan(appID string, topo *topology.Topology) (*plan, error) {
 		if it.Partitions < 0 {
 			bad("internal topic %q: negative partition count %d", it.Name, it.Partitions)
 		}
+		var like string
+		if l := it.PartitionsLike; l != nil {
+			like = l.Topic
+			if l.Internal {
+				like = internalName(appID, l.Topic)
+			}
+		}
 		p.internal = append(p.internal, internalPlan{
-			name: name, logical: it.Name, partitions: it.Partitions,
+			name: name, logical: it.Name, partitions: it.Partitions, like: like,
 			writtenBy: it.WrittenBy, cleanup: it.Cleanup,
 		})
 	}
+
 	// Changelog topics: compacted, one partition per task of the
 	// sub-topology that owns the store.
 	storeOwner := map[string]int{}
@@ -181,6 +190,9 @@ func newPlan(appID string, topo *topology.Topology) (*plan, error) {
 		if external[it.name] {
 			bad("internal topic %q of app %q is named %q, like an external topic of the topology", it.logical, appID, it.name)
 		}
+		if it.like != "" && p.bySource[it.like] == nil {
+			bad("internal topic %q is sized like topic %q, which no sub-topology reads", it.logical, it.like)
+		}
 	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
@@ -265,6 +277,17 @@ func (p *plan) ensureTopics(ctx context.Context, b broker.Broker) (map[string]in
 		}
 		visiting[topic] = true
 		defer delete(visiting, topic)
+		if it.like != "" {
+			n, err := count(it.like)
+			if err == nil && n == 0 {
+				err = fmt.Errorf("%w: internal topic %q: cannot resolve its partition count", ErrInvalidTopology, it.logical)
+			}
+			if err != nil {
+				return 0, err
+			}
+			counts[topic] = n
+			return n, nil
+		}
 		var n int32
 		for _, src := range p.sub(it.writtenBy).sources {
 			m, err := count(src)

@@ -231,8 +231,10 @@ func New(topo *stream.Topology, opts ...Option) (*Driver, error) {
 // layout decides every known topic's partition count and readers.
 func (d *Driver) layout() error {
 	internalParts := make(map[string]int32)
+	likeOf := make(map[string]*topology.Source)
 	for _, it := range d.topo.InternalTopics {
 		internalParts[it.Name] = it.Partitions
+		likeOf[it.Name] = it.PartitionsLike
 	}
 	writerOf := make(map[string]int)
 	for _, it := range d.topo.InternalTopics {
@@ -244,7 +246,8 @@ func (d *Driver) layout() error {
 	subParts := make(map[int]int32)
 	visiting := make(map[int]bool)
 	var sourceParts func(st int) (int32, error)
-	topicParts := func(src topology.Source) (int32, error) {
+	var topicParts func(src topology.Source) (int32, error)
+	topicParts = func(src topology.Source) (int32, error) {
 		if !src.Internal {
 			if n, ok := d.cfg.partitions[src.Topic]; ok {
 				return n, nil
@@ -253,6 +256,9 @@ func (d *Driver) layout() error {
 		}
 		if n := internalParts[src.Topic]; n > 0 {
 			return n, nil
+		}
+		if like := likeOf[src.Topic]; like != nil && *like != src {
+			return topicParts(*like)
 		}
 		w, ok := writerOf[src.Topic]
 		if !ok {
@@ -305,10 +311,7 @@ func (d *Driver) layout() error {
 		}
 	}
 	for _, it := range d.topo.InternalTopics {
-		n := it.Partitions
-		if n == 0 {
-			n, _ = sourceParts(it.WrittenBy)
-		}
+		n, _ := topicParts(topology.Source{Topic: it.Name, Internal: true})
 		if n > 0 {
 			d.log(d.topicName(it.Name, true), n)
 		}

@@ -146,11 +146,20 @@ func Build(g *Graph) (*topology.Topology, error) {
 		topo.SubTopologies = append(topo.SubTopologies, st)
 	}
 	for _, it := range g.internal {
+		var like *topology.Source
+		if it.PartitionsLike != nil {
+			l := *it.PartitionsLike
+			like = &l
+			if k := (topicKey{l.Topic, l.Internal}); readers[k] == nil {
+				errs = append(errs, fmt.Errorf("stream: internal error: internal topic %q is sized like %s, which no source reads", it.Name, k))
+			}
+		}
 		topo.InternalTopics = append(topo.InternalTopics, topology.InternalTopic{
-			Name:       it.Name,
-			Partitions: it.Partitions,
-			WrittenBy:  compOf[it.Writer.ID],
-			Cleanup:    broker.CleanupDelete,
+			Name:           it.Name,
+			Partitions:     it.Partitions,
+			PartitionsLike: like,
+			WrittenBy:      compOf[it.Writer.ID],
+			Cleanup:        broker.CleanupDelete,
 		})
 	}
 	topo.Description = describe(comps, children, topo.InternalTopics, topo.SubTopologies)
@@ -239,8 +248,11 @@ func describe(comps [][]*Node, children [][]*Node, internal []topology.InternalT
 		b.WriteString("  Internal topics\n")
 		for _, it := range internal {
 			parts := "as many as its writer's sources"
-			if it.Partitions > 0 {
+			switch {
+			case it.Partitions > 0:
 				parts = fmt.Sprint(it.Partitions)
+			case it.PartitionsLike != nil:
+				parts = "as many as " + topicKey{it.PartitionsLike.Topic, it.PartitionsLike.Internal}.String()
 			}
 			fmt.Fprintf(&b, "    %s (partitions: %s, cleanup: %s, written by sub-topology %d)\n", it.Name, parts, it.Cleanup, it.WrittenBy)
 		}

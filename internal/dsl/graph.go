@@ -3,6 +3,8 @@ package dsl
 import (
 	"errors"
 	"fmt"
+
+	"github.com/duality-streams/duality/internal/topology"
 )
 
 // Sentinel errors of topology building. Package stream re-exports them, so
@@ -89,9 +91,13 @@ func (n *Node) Graph() *Graph { return n.graph }
 type InternalTopic struct {
 	// Name is the logical name (the runtime prefixes the app id).
 	Name string
-	// Partitions is the partition count; 0 means "as many as the writing
+	// Partitions is the partition count; 0 means "as many as
+	// PartitionsLike" or, without it, "as many as the writing
 	// sub-topology's sources".
 	Partitions int32
+	// PartitionsLike names a source topic whose partition count the topic
+	// gets (see topology.InternalTopic.PartitionsLike).
+	PartitionsLike *topology.Source
 	// Writer is the sink node that writes the topic.
 	Writer *Node
 }

@@ -65,9 +65,16 @@ type StoreSpec struct {
 // changelogs later).
 type InternalTopic struct {
 	Name string // logical name, e.g. "by-user-repartition"
-	// Partitions is the partition count; 0 means the largest partition
-	// count among the source topics of the sub-topology that writes it.
+	// Partitions is the partition count; 0 means the count PartitionsLike
+	// names or, without it, the largest partition count among the source
+	// topics of the sub-topology that writes it.
 	Partitions int32
+	// PartitionsLike, when not nil and Partitions is 0, gives the topic
+	// the partition count of that topic (a source of some sub-topology),
+	// so that its partition p holds the keys of partition p of that
+	// topic. A foreign-key join's subscription topic is sized like the
+	// right table's topic and its response topic like the left table's.
+	PartitionsLike *Source
 	// WrittenBy is the ID of the sub-topology that writes the topic.
 	WrittenBy int
 	Cleanup   broker.CleanupPolicy
