@@ -1,0 +1,219 @@
+package table_test
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"maps"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/duality-streams/duality"
+	"github.com/duality-streams/duality/broker"
+	"github.com/duality-streams/duality/broker/embedded"
+	"github.com/duality-streams/duality/codec"
+)
+
+// staleCounter is a slog.Handler that counts the join's drops of stale
+// responses.
+type staleCounter struct{ n *atomic.Int64 }
+
+func (h staleCounter) Enabled(context.Context, slog.Level) bool { return true }
+func (h staleCounter) Handle(_ context.Context, r slog.Record) error {
+	if strings.HasPrefix(r.Message, "dropped a response for an older value") {
+		h.n.Add(1)
+	}
+	return nil
+}
+func (h staleCounter) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h staleCounter) WithGroup(string) slog.Handler      { return h }
+
+// fkEndOffsets returns a fetch request per partition of topic, at its end.
+func fkEndOffsets(t *testing.T, b broker.Broker, topic string) []broker.FetchRequest {
+	t.Helper()
+	info, err := b.DescribeTopic(t.Context(), topic)
+	require.NoError(t, err)
+	reqs := make([]broker.FetchRequest, info.Config.Partitions)
+	for p := range reqs {
+		offs, err := b.ListOffsets(t.Context(), topic, int32(p))
+		require.NoError(t, err)
+		reqs[p] = broker.FetchRequest{Topic: topic, Partition: int32(p), Offset: offs.Latest}
+	}
+	return reqs
+}
+
+// awaitLatest long-polls the partitions of reqs from their offsets until
+// the newest value of every key it read (a tombstone removes the key)
+// equals want, bounded by 20 s, and returns every record it read.
+func awaitLatest(t *testing.T, b broker.Broker, reqs []broker.FetchRequest, want map[string]string, minRecords int) []broker.Record {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	topic := reqs[0].Topic
+	latest := map[string]string{}
+	var all []broker.Record
+	for !maps.Equal(latest, want) || len(all) < minRecords {
+		recs, err := b.Fetch(ctx, reqs, broker.FetchOptions{MaxWait: time.Second})
+		require.NoError(t, err, "waiting for the newest values of %q; have %d keys, want %d", topic, len(latest), len(want))
+		for _, r := range recs {
+			reqs[r.Partition].Offset = r.Offset + 1
+			if r.Value == nil {
+				delete(latest, string(r.Key))
+			} else {
+				latest[string(r.Key)] = string(r.Value)
+			}
+		}
+		all = append(all, recs...)
+	}
+	return all
+}
+
+// TestJoinByForeignKeyRuntime runs the foreign-key join on the embedded
+// broker with orders in 3 partitions and customers in 2, in two runs.
+// The first run gets every order three times in one batch (each time with
+// another customer), so responses for older values are still under way
+// when newer ones are processed: no result may pair an order's value with
+// another customer than the one that value names. The second run starts
+// from an empty state directory, so both sides rebuild their stores (the
+// subscription store included) from the changelogs; then every customer is
+// renamed and two are deleted: each order is re-emitted exactly once with
+// its customer's new name, and the orders of the deleted customers get one
+// tombstone each.
+func TestJoinByForeignKeyRuntime(t *testing.T) {
+	const nOrders, nCustomers = 90, 7
+	ctx := t.Context()
+	b, err := embedded.Open(t.TempDir())
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, b.Close()) })
+	for topic, n := range map[string]int32{"orders": 3, "customers": 2, "enriched-changes": 3} {
+		require.NoError(t, b.CreateTopic(ctx, topic, broker.TopicConfig{Partitions: n}))
+	}
+	topo := fkJoinTopology(t, false)
+	dir := filepath.Join(t.TempDir(), "state")
+	var stale atomic.Int64
+	// run runs the app until the results are want (and at least
+	// minRecords were written), and returns every result it wrote.
+	run := func(produce []broker.Record, want map[string]string, minRecords int) []broker.Record {
+		t.Helper()
+		app, err := duality.New("shop", topo, b, duality.CommitInterval(5*time.Millisecond), duality.StateDir(dir), duality.Workers(2),
+			duality.Logger(slog.New(staleCounter{&stale})))
+		require.NoError(t, err)
+		from := fkEndOffsets(t, b, "enriched-changes")
+		runCtx, stop := context.WithCancel(ctx)
+		done := make(chan error, 1)
+		go func() { done <- app.Run(runCtx) }()
+		require.NoError(t, b.Produce(ctx, produce))
+		awaitLatest(t, b, slices.Clone(from), want, minRecords)
+		stop()
+		require.NoError(t, <-done)
+		var recs []broker.Record
+		for _, req := range from {
+			offs, err := b.ListOffsets(ctx, req.Topic, req.Partition)
+			require.NoError(t, err)
+			for req.Offset < offs.Latest {
+				got, err := b.Fetch(ctx, []broker.FetchRequest{req}, broker.FetchOptions{})
+				require.NoError(t, err)
+				require.NotEmpty(t, got)
+				recs = append(recs, got...)
+				req.Offset = got[len(got)-1].Offset + 1
+			}
+		}
+		return recs
+	}
+	customer := func(k, v string) broker.Record {
+		r := broker.Record{Topic: "customers", Partition: broker.PartitionByKey, Key: []byte(k)}
+		if v != "" {
+			r.Value = []byte(v)
+		}
+		return r
+	}
+	order := func(o, round int) (broker.Record, int) {
+		c := (o*3 + round) % nCustomers
+		v, err := codec.JSON[fkOrder]().Append(nil, fkOrder{Customer: fmt.Sprint("c", c), Item: fmt.Sprint("item", round)})
+		require.NoError(t, err)
+		return broker.Record{Topic: "orders", Partition: broker.PartitionByKey, Key: []byte(fmt.Sprint("o", o)), Value: v}, c
+	}
+
+	var recs []broker.Record
+	for c := range nCustomers {
+		recs = append(recs, customer(fmt.Sprint("c", c), fmt.Sprint("name", c)))
+	}
+	want := map[string]string{}
+	final := map[string]int{} // order -> customer
+	for round := range 3 {
+		for o := range nOrders {
+			r, c := order(o, round)
+			recs = append(recs, r)
+			want[fmt.Sprint("o", o)] = fmt.Sprintf("item%d for name%d", round, c)
+			final[fmt.Sprint("o", o)] = c
+		}
+	}
+	first := run(recs, want, 0)
+	result := regexp.MustCompile(`^item(\d) for name(\d)$`)
+	for _, r := range first {
+		m := result.FindStringSubmatch(string(r.Value))
+		require.NotNil(t, m, "%s=%s", r.Key, r.Value)
+		o, _ := strconv.Atoi(string(r.Key[1:]))
+		round, _ := strconv.Atoi(m[1])
+		_, c := order(o, round)
+		require.Equal(t, strconv.Itoa(c), m[2], "order %s of round %d joined with another customer than its own", r.Key, round)
+	}
+
+	// How many responses the hash check dropped depends on timing.
+	t.Logf("first run: %d results for %d order updates, %d stale responses dropped", len(first), 3*nOrders, stale.Load())
+
+	require.NoError(t, os.RemoveAll(dir))
+	recs = recs[:0]
+	for c := range nCustomers {
+		recs = append(recs, customer(fmt.Sprint("c", c), fmt.Sprint("new", c)))
+	}
+	recs = append(recs, customer("c0", ""), customer("c1", ""))
+	tombstones := 0
+	for k, c := range final {
+		switch c {
+		case 0, 1:
+			delete(want, k)
+			tombstones++
+		default:
+			want[k] = fmt.Sprintf("item2 for new%d", c)
+		}
+	}
+	second := run(recs, want, nOrders+tombstones)
+	var updates, deletes int
+	seen := map[string]int{}
+	for _, r := range second {
+		if r.Value == nil {
+			deletes++
+		} else {
+			updates++
+			seen[string(r.Key)]++
+		}
+	}
+	require.Equal(t, nOrders, updates, "one update per order and customer rename")
+	require.Equal(t, tombstones, deletes, "one tombstone per order of a deleted customer")
+	for k, n := range seen {
+		require.Equal(t, 1, n, "updates of %s", k)
+	}
+	// The subscription store's changelog holds one live subscription per
+	// order: each foreign-key change removed the old one.
+	live := map[string]bool{}
+	for _, r := range readAll(t, b, "shop-enriched-subscription-store-changelog") {
+		live[string(r.Key)] = r.Value != nil
+	}
+	n := 0
+	for _, ok := range live {
+		if ok {
+			n++
+		}
+	}
+	require.Equal(t, nOrders, n)
+}
