@@ -1,0 +1,200 @@
+package window
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/duality-streams/duality/codec"
+	"github.com/duality-streams/duality/internal/dsl"
+	"github.com/duality-streams/duality/stream"
+)
+
+// emit is the per-task input function of stream nodes (see internal/dsl,
+// "Conventions of package stream").
+type emit[K, V any] = func(ctx context.Context, rc *stream.RecordContext, k K, v V) error
+
+// Table is the result of a windowed aggregation: the newest aggregate per
+// key and window, kept in a state store. It is a small value; copy it
+// freely. The zero Table belongs to no builder and its ToStream returns
+// the zero stream.Stream.
+type Table[K, V any] struct {
+	s     dsl.Stream[Windowed[K], V]
+	store string
+	w     Windows
+}
+
+// ToStream returns the stream of the table's changes, keyed by
+// [Windowed] keys: by default one record per update of a window (with the
+// window's new aggregate), or with [EmitOnWindowClose] one final record
+// per window. A session merged into a larger one is deleted from the
+// table, and in the default mode its key is emitted as a tombstone
+// (sinks write a nil value; the value passed to steps is V's zero value).
+// Records carry the largest timestamp of the records in their window.
+//
+// To write the stream to a topic, encode keys with [WindowedCodec]. The
+// partition is then chosen from the whole windowed key, so the windows of
+// one key may land in different partitions; map the key to the inner key
+// first if consumers need them together.
+func (t Table[K, V]) ToStream() stream.Stream[Windowed[K], V] {
+	return stream.Stream[Windowed[K], V](t.s)
+}
+
+// StoreName returns the name of the state store that holds the table.
+func (t Table[K, V]) StoreName() string { return t.store }
+
+// Windows returns the window definition of the table.
+func (t Table[K, V]) Windows() Windows { return t.w }
+
+// fns is the typed fold of an aggregation.
+type fns[K, V, A any] struct {
+	// init starts a new window: an initial aggregate, or has == false
+	// when the first value becomes the aggregate (Reduce).
+	init func() (a A, has bool)
+	// fold adds v to the aggregate a (has says whether a is set).
+	fold func(k K, v V, a A, has bool) A
+	// merge combines two session aggregates; nil when the aggregation
+	// cannot merge.
+	merge func(k K, a, b A) A
+}
+
+// Count counts the records of each key of g per window of w into the
+// state store named store, and returns the table of counts keyed by
+// [Windowed] keys. Records with an absent key or a nil value are dropped
+// and logged at Debug (as Kafka Streams' windowed count skips null keys
+// and values). The store is logged to the changelog topic
+// "<app-id>-<store>-changelog" and restored from it like every state
+// store. Options: [Named] (default "windowed-count-<n>"),
+// [EmitOnWindowClose], [WithStats], [OnLate].
+//
+// Build reports an invalid w (ErrInvalidWindow), an invalid or already
+// used store name (stream.ErrInvalidOption, stream.ErrStoreConflict), nil
+// codecs in g (stream.ErrNilCodec) and invalid options
+// (stream.ErrInvalidOption). At run time a record with a negative
+// timestamp fails with an error matching [ErrInvalidTimestamp].
+func Count[K, V any](g stream.Grouped[K, V], w Windows, store string, opts ...Option) Table[K, int64] {
+	return aggregate(g, w, "windowed-count", store, opts, false, fns[K, V, int64]{
+		init:  func() (int64, bool) { return 0, true },
+		fold:  func(_ K, _ V, n int64, _ bool) int64 { return n + 1 },
+		merge: func(_ K, a, b int64) int64 { return a + b },
+	}, codec.Int64())
+}
+
+// Reduce combines the values of each key of g per window of w with fn,
+// and returns the table of results: the first value of a window is its
+// aggregate, and every later value v replaces the aggregate agg with
+// fn(agg, v). Merged sessions are combined with fn(older, newer) (fn
+// should be associative). Values are stored with g's value codec. Store,
+// dropped records, options and errors as for [Count]; Build also reports
+// a nil fn (stream.ErrNilFunc). The step is named "windowed-reduce-<n>".
+func Reduce[K, V any](g stream.Grouped[K, V], w Windows, fn func(agg, v V) V, store string, opts ...Option) Table[K, V] {
+	f := fns[K, V, V]{init: func() (V, bool) { var zero V; return zero, false }}
+	if fn != nil {
+		f.fold = func(_ K, v V, a V, has bool) V {
+			if !has {
+				return v
+			}
+			return fn(a, v)
+		}
+		f.merge = func(_ K, a, b V) V { return fn(a, b) }
+	}
+	return aggregate(g, w, "windowed-reduce", store, opts, fn == nil, f, g.ValueCodec())
+}
+
+// Aggregate folds the values of each key of g per window of w into an
+// aggregate of type A, and returns the table of aggregates: a window
+// starts from init(), and every record replaces its aggregate a with
+// agg(k, v, a). Aggregates are stored with ac. Session windows need a
+// merger: use [AggregateSessions] (Build reports ErrInvalidWindow for
+// session windows here). Store, dropped records, options and errors as
+// for [Count]; Build also reports nil init or agg (stream.ErrNilFunc) and
+// a nil ac (stream.ErrNilCodec). The step is named
+// "windowed-aggregate-<n>".
+func Aggregate[K, V, A any](g stream.Grouped[K, V], w Windows, init func() A, agg func(k K, v V, a A) A, ac codec.Codec[A], store string, opts ...Option) Table[K, A] {
+	f := fns[K, V, A]{}
+	if init != nil && agg != nil {
+		f.init = func() (A, bool) { return init(), true }
+		f.fold = func(k K, v V, a A, _ bool) A { return agg(k, v, a) }
+	}
+	t := aggregate(g, w, "windowed-aggregate", store, opts, init == nil || agg == nil, f, ac)
+	if n := dsl.StreamNode(t.s); n != nil && w.kind == KindSession {
+		n.Graph().AddError(fmt.Errorf("%w: %s %q: session windows merge aggregates; use window.AggregateSessions with a merger", ErrInvalidWindow, n.Op, n.Name))
+	}
+	return t
+}
+
+// AggregateSessions is [Aggregate] for session windows: when a record
+// bridges sessions, their aggregates are combined with merge, starting
+// from init() and merging the sessions in time order (as Kafka Streams'
+// SessionWindowedKStream.aggregate does), before the record is added.
+// Build reports windows other than sessions (ErrInvalidWindow) and a nil
+// merge (stream.ErrNilFunc), besides what Aggregate reports. The step is
+// named "session-aggregate-<n>".
+func AggregateSessions[K, V, A any](g stream.Grouped[K, V], w Windows, init func() A, agg func(k K, v V, a A) A, merge func(k K, a1, a2 A) A, ac codec.Codec[A], store string, opts ...Option) Table[K, A] {
+	f := fns[K, V, A]{merge: merge}
+	if init != nil && agg != nil {
+		f.init = func() (A, bool) { return init(), true }
+		f.fold = func(k K, v V, a A, _ bool) A { return agg(k, v, a) }
+	}
+	t := aggregate(g, w, "session-aggregate", store, opts, init == nil || agg == nil || merge == nil, f, ac)
+	if n := dsl.StreamNode(t.s); n != nil && w.kind != KindSession && w.kind != 0 {
+		n.Graph().AddError(fmt.Errorf("%w: %s %q: AggregateSessions needs session windows, got %s", ErrInvalidWindow, n.Op, n.Name, w))
+	}
+	return t
+}
+
+// aggregate adds the node of a windowed aggregation.
+func aggregate[K, V, A any](g stream.Grouped[K, V], w Windows, op, store string, opts []Option, nilFunc bool, f fns[K, V, A], ac codec.Codec[A]) Table[K, A] {
+	p := dsl.StreamNode(dsl.Stream[K, V](g.Stream()))
+	if p == nil {
+		return Table[K, A]{}
+	}
+	gr := p.Graph()
+	var cfg config
+	for _, o := range opts {
+		if o != nil {
+			o.apply(&cfg)
+		}
+	}
+	var late func(LateRecord[K, V])
+	if cfg.late != nil {
+		var ok bool
+		if late, ok = cfg.late.(func(LateRecord[K, V])); !ok {
+			var want func(LateRecord[K, V])
+			cfg.errs = append(cfg.errs, fmt.Errorf("window: OnLate callback is a %T, the aggregation needs a %T", cfg.late, want))
+		}
+	}
+	kc := g.KeyCodec()
+	n := &dsl.Node{Op: op, Kind: dsl.KindProcessor, Name: cfg.name, Stores: []string{store}}
+	n.Instantiate = func(t *dsl.Task) (any, error) {
+		return newProc(t, n, store, w, cfg, late, kc, ac, f)
+	}
+	gr.AddNode(n, p)
+	for _, err := range cfg.errs {
+		gr.AddError(fmt.Errorf("%w: %s %q: %w", stream.ErrInvalidOption, op, n.Name, err))
+	}
+	for _, err := range w.validate() {
+		gr.AddError(fmt.Errorf("%s %q: %w", op, n.Name, err))
+	}
+	for _, o := range gr.Nodes() {
+		if o != n && contains(o.Stores, store) {
+			gr.AddError(fmt.Errorf("%w: %s %q: store %q is already used by step %q; a windowed aggregation needs a store of its own", stream.ErrStoreConflict, op, n.Name, store, o.Name))
+			break
+		}
+	}
+	if nilFunc {
+		gr.AddError(fmt.Errorf("%s %q: %w", op, n.Name, stream.ErrNilFunc))
+	}
+	if ac == nil && op != "windowed-reduce" {
+		gr.AddError(fmt.Errorf("%s %q: aggregate codec: %w", op, n.Name, stream.ErrNilCodec))
+	}
+	return Table[K, A]{s: dsl.NewStream[Windowed[K], A](n), store: store, w: w}
+}
+
+func contains(s []string, v string) bool {
+	for _, x := range s {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,107 @@
+// Package window aggregates streams per time window: tumbling, hopping,
+// sliding and session windows over event time, with an explicit grace
+// period for out-of-order records, windowed state kept in the runtime's
+// state stores (logged to a changelog and restored like every store), and
+// a choice between emitting every update and emitting only final results.
+//
+//	b := stream.NewBuilder()
+//	clicks := stream.From(b, "clicks", codec.String(), codec.String())
+//	byUser := stream.GroupByKey(clicks, codec.String(), codec.String())
+//	perMinute := window.Count(byUser, window.Tumbling(time.Minute, 10*time.Second), "clicks-1m",
+//		window.EmitOnWindowClose())
+//	perMinute.ToStream().To("clicks-per-minute", window.WindowedCodec(codec.String()), codec.Int64())
+//
+// # Windows
+//
+// [Tumbling], [Hopping], [Sliding] and [Session] define windows; the grace
+// period is always given ([NoGrace] for none), and [Windows.WithRetention]
+// keeps windowed state longer than the minimum. Build reports invalid
+// definitions (ErrInvalidWindow): non-positive sizes or sizes that are not
+// whole milliseconds, an advance larger than the size, a negative grace, a
+// retention below the minimum. The semantics are Kafka Streams':
+//
+//   - Tumbling(size): windows [n*size, (n+1)*size).
+//   - Hopping(size, advance): windows [n*advance, n*advance+size), start
+//     not negative; a record is in up to size/advance windows.
+//   - Sliding(difference): a window [t-difference, t] ending with each
+//     record t, and a window [t+1ms, t+1ms+difference] starting after it
+//     when a later record falls in it; each holds exactly the records
+//     within its bounds (KStreamSlidingWindowAggregate's algorithm).
+//   - Session(gap): a session [first, last] of records within gap of each
+//     other; a record within gap of two sessions merges them.
+//
+// Results are keyed by [Windowed] keys: the record key with the window's
+// Start (inclusive) and End (exclusive). Kafka Streams counts the ends of
+// sliding windows and sessions as inclusive; here End is that end + 1ms,
+// so every window is half-open. [WindowedCodec] encodes Windowed keys
+// order-preservingly (key, then start, then end).
+//
+// # Time
+//
+// Every record's timestamp is its event time (the broker record's
+// timestamp; set it with a Process step or when producing). Each task of a
+// windowed aggregation tracks its stream time: the largest timestamp the
+// aggregation has seen, persisted in its store so that it survives
+// restarts. A window [start, end) accepts records until stream time
+// reaches end + grace (a session [first, last]: until stream time exceeds
+// last + gap + grace); then it is closed. A record whose windows are all
+// closed is late: it is dropped, counted ([Stats.LateRecords]), logged at
+// Debug and handed to the [OnLate] callback. A record that is late for
+// some of its hopping windows updates only the open ones.
+//
+// A record with a timestamp before the epoch (negative milliseconds)
+// fails with an error matching [ErrInvalidTimestamp]; the runtime's error
+// policy decides whether the app stops (the default) or skips it. Records
+// with an absent key or value are dropped and logged at Debug.
+//
+// Stream time only advances with records. A task whose partitions receive
+// nothing keeps its windows open, so final results wait for the next
+// record, as in Kafka Streams; the runtime has no wall-clock punctuation
+// to advance an idle task's stream time yet.
+//
+// # Aggregations
+//
+// [Count], [Reduce] and [Aggregate] aggregate a stream.Grouped per window
+// into a [Table]; [AggregateSessions] is Aggregate for sessions, with a
+// merger for the aggregates of merged sessions. [Table.ToStream] is the
+// stream of results:
+//
+//   - By default every update of a window is emitted, with the window's
+//     new aggregate (there is no record cache yet). When sessions merge,
+//     the keys of the merged sessions are emitted as tombstones, then the
+//     new session, as Kafka Streams does.
+//   - With [EmitOnWindowClose], only final results are emitted: exactly
+//     one record per window, once it closes (Kafka Streams'
+//     emitStrategy(onWindowClose), or suppress(untilWindowCloses)).
+//     Windows waiting to close are indexed by close time in the store, so
+//     the final results and the index commit together: a restart neither
+//     loses nor repeats one.
+//
+// Results carry the largest timestamp of the records in their window.
+//
+// # State
+//
+// Each aggregation keeps its windows in its own state store (the name
+// given to Count, Reduce or Aggregate), logged to the changelog topic
+// "<app-id>-<store>-changelog" and restored from it on start and after
+// rebalances, like every store. Windows are keyed by time segment (half
+// the retention), then key, then start, so that a key's windows in a time
+// range are one short scan per segment, and expiry deletes whole segments
+// at the front of the store once they are older than stream time minus
+// the retention. Expired windows are deleted key by key (each deletion is
+// a changelog tombstone): the store contract has no range deletion yet.
+//
+// # Differences from Kafka Streams
+//
+//   - Sliding windows of records earlier than the time difference after
+//     the epoch start before the epoch (Kafka clamps them at 0), and the
+//     minimum retention of sliding windows is 2*difference + 1ms + grace,
+//     because new windows are derived from windows up to two differences
+//     old.
+//   - A closed session is never merged into a newer one: a record that
+//     bridges a closed and an open session extends the open one only, so
+//     that a final result never changes.
+//   - A window closes when stream time reaches its exclusive end plus
+//     grace; for sliding windows, whose ends Kafka counts as inclusive,
+//     this is 1ms later than in Kafka Streams.
+package window

@@ -1,0 +1,102 @@
+package window
+
+import (
+	"fmt"
+	"sync/atomic"
+	"time"
+)
+
+// config is what options set.
+type config struct {
+	name  string
+	final bool
+	stats *Stats
+	late  any // func(LateRecord[K, V]) for the aggregation's K and V
+	errs  []error
+}
+
+// Option configures a windowed aggregation ([Count], [Reduce],
+// [Aggregate], [AggregateSessions]).
+type Option interface{ apply(*config) }
+
+type optionFunc func(*config)
+
+func (f optionFunc) apply(c *config) { f(c) }
+
+// Named names the aggregation step instead of the default
+// "<operation>-<n>" ("windowed-count-<n>", ...). Names must be unique in
+// the builder and not empty (else Build reports stream.ErrInvalidOption).
+func Named(name string) Option {
+	return optionFunc(func(c *config) {
+		if name == "" {
+			c.errs = append(c.errs, fmt.Errorf("window: Named with an empty name"))
+			return
+		}
+		c.name = name
+	})
+}
+
+// EmitOnWindowClose makes the aggregation emit only final results: exactly
+// one record per window, once stream time reaches the window's end plus
+// grace (plus the gap, for sessions), instead of one record per update
+// (the default). This is Kafka Streams' emitStrategy(onWindowClose) and
+// suppress(untilWindowCloses). Windows waiting to close are tracked in
+// the aggregation's store, so a restart neither loses nor repeats a final
+// result: the emitted records and the store's progress commit together.
+// Sessions merged away before closing are never emitted, so no tombstones
+// are emitted in this mode.
+func EmitOnWindowClose() Option { return optionFunc(func(c *config) { c.final = true }) }
+
+// WithStats makes the aggregation count into s (shared by all its tasks;
+// one Stats may serve several aggregations).
+func WithStats(s *Stats) Option { return optionFunc(func(c *config) { c.stats = s }) }
+
+// OnLate sets a callback for late records: records that arrived after
+// every window they belong to had closed, which the aggregation drops.
+// fn runs on the task's goroutine, so it must not block; tasks run in
+// parallel, so fn must be safe for concurrent use. K and V must be the
+// aggregation's key and value types, else Build reports
+// stream.ErrInvalidOption. Default: no callback (late records are still
+// counted in [Stats] and logged at Debug).
+func OnLate[K, V any](fn func(LateRecord[K, V])) Option {
+	return optionFunc(func(c *config) {
+		if fn == nil {
+			c.errs = append(c.errs, fmt.Errorf("window: OnLate with a nil function"))
+			return
+		}
+		c.late = fn
+	})
+}
+
+// LateRecord is a record a windowed aggregation dropped as late.
+type LateRecord[K, V any] struct {
+	Key       K
+	Value     V
+	Timestamp time.Time
+	// StreamTime is the task's stream time when the record arrived: the
+	// largest timestamp the aggregation had seen.
+	StreamTime time.Time
+	Topic      string
+	Partition  int32
+	Offset     int64
+}
+
+// Stats counts what windowed aggregations drop and emit. Its methods are
+// safe for concurrent use; the zero Stats is ready.
+type Stats struct {
+	late    atomic.Int64
+	final   atomic.Int64
+	expired atomic.Int64
+}
+
+// LateRecords returns the number of records dropped because every window
+// they belong to had closed.
+func (s *Stats) LateRecords() int64 { return s.late.Load() }
+
+// FinalResults returns the number of final results emitted by
+// aggregations with [EmitOnWindowClose].
+func (s *Stats) FinalResults() int64 { return s.final.Load() }
+
+// ExpiredWindows returns the number of windows deleted from stores
+// because they fell out of retention.
+func (s *Stats) ExpiredWindows() int64 { return s.expired.Load() }

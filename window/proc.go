@@ -1,0 +1,616 @@
+package window
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"math"
+	"time"
+
+	"github.com/duality-streams/duality/broker"
+	"github.com/duality-streams/duality/codec"
+	"github.com/duality-streams/duality/internal/dsl"
+	"github.com/duality-streams/duality/internal/topology"
+	"github.com/duality-streams/duality/stream"
+)
+
+// Store layout. Every key starts with a one-byte space:
+//
+//	0x00                                         stream time (8 bytes)
+//	0x01 segment(8) key(escaped) start(8) end(8)  maxTs(8) aggregate
+//	0x02 close(8)   key(escaped) start(8) end(8)  (empty; EmitOnWindowClose)
+//
+// Times are epoch milliseconds encoded by appendTime (big-endian, sign bit
+// flipped), keys are escaped and terminated as in WindowedCodec. The
+// segment is floor(T / interval), T being a window's start (a session's
+// last record time), so expired windows are whole key ranges at the
+// front of space 0x01, and one key's windows in a segment are contiguous
+// and ordered by start. Space 0x02 orders the windows waiting for their
+// final result by close time.
+const (
+	spaceMeta   = 0x00
+	spaceWindow = 0x01
+	spaceClose  = 0x02
+)
+
+var metaKey = []byte{spaceMeta}
+
+// noTime is the stream time before any record.
+const noTime = math.MinInt64
+
+// proc is a windowed aggregation's per-task state.
+type proc[K, V, A any] struct {
+	t       *dsl.Task
+	n       *dsl.Node
+	store   string
+	kv      topology.KV
+	kind    Kind
+	size    int64 // ms: size, time difference or gap
+	advance int64
+	grace   int64
+	ret     int64
+	seg     int64 // segment interval
+	final   bool
+	stats   *Stats
+	late    func(LateRecord[K, V])
+	kc      codec.Codec[K]
+	ac      codec.Codec[A]
+	f       fns[K, V, A]
+	next    emit[Windowed[K], A]
+	logger  *slog.Logger
+
+	st     int64 // stream time
+	lowSeg int64 // segments below are empty (noTime: unknown)
+
+	kbuf, ekey, key, ikey, vbuf []byte
+	out                         stream.RecordContext
+}
+
+func newProc[K, V, A any](t *dsl.Task, n *dsl.Node, store string, w Windows, cfg config, late func(LateRecord[K, V]), kc codec.Codec[K], ac codec.Codec[A], f fns[K, V, A]) (emit[K, V], error) {
+	fs, err := dsl.Children[emit[Windowed[K], A]](t, n)
+	if err != nil {
+		return nil, err
+	}
+	next := func(ctx context.Context, rc *stream.RecordContext, k Windowed[K], a A) error {
+		for _, f := range fs {
+			if err := f(ctx, rc, k, a); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	env, ok := t.Env().(topology.StoreEnv)
+	if !ok {
+		return nil, fmt.Errorf("%s %q: store %q: %w: this runtime provides no state stores", n.Op, n.Name, store, stream.ErrUnknownStore)
+	}
+	kv, err := env.Store(store)
+	if err != nil {
+		return nil, fmt.Errorf("%s %q: store %q: %w", n.Op, n.Name, store, err)
+	}
+	ret := w.Retention().Milliseconds()
+	p := &proc[K, V, A]{
+		t: t, n: n, store: store, kv: kv,
+		kind: w.kind, size: w.size.Milliseconds(), advance: w.advance.Milliseconds(),
+		grace: w.grace.Milliseconds(), ret: ret, seg: max(ret/2, 1),
+		final: cfg.final, stats: cfg.stats, late: late,
+		kc: kc, ac: ac, f: f, next: next,
+		logger: t.Env().Logger().With("node", n.Name, "store", store),
+		st:     noTime, lowSeg: noTime,
+	}
+	if p.stats == nil {
+		p.stats = new(Stats)
+	}
+	b, ok, err := kv.Get(metaKey)
+	if err != nil {
+		return nil, fmt.Errorf("%s %q: store %q: read stream time: %w", n.Op, n.Name, store, err)
+	}
+	if ok {
+		if len(b) != 8 {
+			return nil, fmt.Errorf("%s %q: store %q: stream time: %w: %d bytes", n.Op, n.Name, store, codec.ErrInvalid, len(b))
+		}
+		p.st = readTime(b)
+	}
+	return p.process, nil
+}
+
+func (p *proc[K, V, A]) process(ctx context.Context, rc *stream.RecordContext, k K, v V) error {
+	p.t.Current = p.n
+	if rc.NoKey || rc.Tombstone {
+		p.logger.Debug("dropped a record with an absent key or value",
+			"topic", rc.Topic, "partition", rc.Partition, "offset", rc.Offset,
+			"no_key", rc.NoKey, "tombstone", rc.Tombstone)
+		return nil
+	}
+	ts := rc.Timestamp.UnixMilli()
+	if ts < 0 {
+		return p.nodeErr(rc, fmt.Errorf("%w: %d ms", ErrInvalidTimestamp, ts))
+	}
+	advanced := ts > p.st
+	if advanced {
+		p.st = ts
+		if err := p.kv.Put(metaKey, appendTime(p.vbuf[:0], ts)); err != nil {
+			return p.nodeErr(rc, p.storeErr("put", err))
+		}
+	}
+	var err error
+	p.kbuf, err = p.kc.Append(p.kbuf[:0], k)
+	if err != nil {
+		return p.nodeErr(rc, &codec.EncodeError{Topic: p.store, Part: "key", Err: err})
+	}
+	p.ekey = appendEscaped(p.ekey[:0], p.kbuf)
+	var updated bool
+	switch p.kind {
+	case KindTumbling, KindHopping:
+		updated, err = p.timeWindows(ctx, rc, k, v, ts)
+	case KindSliding:
+		updated, err = p.slidingWindows(ctx, rc, k, v, ts)
+	case KindSession:
+		updated, err = p.sessionWindows(ctx, rc, k, v, ts)
+	}
+	if err != nil {
+		return p.nodeErr(rc, err)
+	}
+	if !updated {
+		p.stats.late.Add(1)
+		p.logger.Debug("dropped a late record: its windows are closed",
+			"topic", rc.Topic, "partition", rc.Partition, "offset", rc.Offset,
+			"timestamp", ts, "stream_time", p.st)
+		if p.late != nil {
+			p.late(LateRecord[K, V]{Key: k, Value: v, Timestamp: rc.Timestamp, StreamTime: time.UnixMilli(p.st),
+				Topic: rc.Topic, Partition: rc.Partition, Offset: rc.Offset})
+			p.t.Current = p.n
+		}
+	}
+	if advanced {
+		if p.final {
+			if err := p.emitClosed(ctx, rc); err != nil {
+				return p.nodeErr(rc, err)
+			}
+		}
+		if err := p.expire(); err != nil {
+			return p.nodeErr(rc, err)
+		}
+	}
+	return nil
+}
+
+func (p *proc[K, V, A]) nodeErr(rc *stream.RecordContext, err error) error {
+	if _, ok := err.(*stream.NodeError); ok {
+		return err
+	}
+	return &stream.NodeError{Node: p.n.Name, Topic: rc.Topic, Partition: rc.Partition, Offset: rc.Offset, Err: err}
+}
+
+func (p *proc[K, V, A]) storeErr(op string, err error) error {
+	return fmt.Errorf("store %q: %s: %w", p.store, op, err)
+}
+
+// open reports whether the window [start, end) still accepts records.
+func (p *proc[K, V, A]) open(end int64) bool { return end+p.grace > p.st }
+
+// closeTime is the stream time at which the window [start, end) closes.
+func (p *proc[K, V, A]) closeTime(end int64) int64 {
+	if p.kind == KindSession {
+		return end + p.size + p.grace
+	}
+	return end + p.grace
+}
+
+// segTime is the time a window is segmented and expired by.
+func (p *proc[K, V, A]) segTime(sp span) int64 {
+	if p.kind == KindSession {
+		return sp.end - 1
+	}
+	return sp.start
+}
+
+func floorDiv(a, b int64) int64 {
+	q := a / b
+	if a%b != 0 && (a < 0) != (b < 0) {
+		q--
+	}
+	return q
+}
+
+// windowKey returns the store key of the window sp of the current key
+// (in a buffer reused by the next call).
+func (p *proc[K, V, A]) windowKey(sp span) []byte {
+	b := append(p.key[:0], spaceWindow)
+	b = appendTime(b, floorDiv(p.segTime(sp), p.seg))
+	b = append(b, p.ekey...)
+	b = appendTime(b, sp.start)
+	p.key = appendTime(b, sp.end)
+	return p.key
+}
+
+func (p *proc[K, V, A]) indexKey(sp span) []byte {
+	b := append(p.ikey[:0], spaceClose)
+	b = appendTime(b, p.closeTime(sp.end))
+	b = append(b, p.ekey...)
+	b = appendTime(b, sp.start)
+	p.ikey = appendTime(b, sp.end)
+	return p.ikey
+}
+
+// stored is a window read from the store.
+type stored struct {
+	span
+	maxTs int64
+	agg   []byte // encoded aggregate (owned)
+}
+
+// get returns the stored window sp of the current key.
+func (p *proc[K, V, A]) get(sp span) (stored, bool, error) {
+	b, ok, err := p.kv.Get(p.windowKey(sp))
+	if err != nil || !ok {
+		return stored{}, false, err
+	}
+	if len(b) < 8 {
+		return stored{}, false, fmt.Errorf("store %q: %w: window value of %d bytes", p.store, codec.ErrInvalid, len(b))
+	}
+	return stored{span: sp, maxTs: readTime(b), agg: b[8:]}, true, nil
+}
+
+func (p *proc[K, V, A]) decode(b []byte) (A, error) {
+	a, err := p.ac.Decode(b)
+	if err != nil {
+		return a, fmt.Errorf("store %q: decode the stored aggregate: %w", p.store, err)
+	}
+	return a, nil
+}
+
+// put stores the window sp of the current key with aggregate a; a new
+// window is added to the close index of final results.
+func (p *proc[K, V, A]) put(sp span, maxTs int64, a A, isNew bool) error {
+	b := appendTime(p.vbuf[:0], maxTs)
+	b, err := p.ac.Append(b, a)
+	if err != nil {
+		return &codec.EncodeError{Topic: p.store, Part: "value", Err: err}
+	}
+	p.vbuf = b
+	if err := p.kv.Put(p.windowKey(sp), b); err != nil {
+		return p.storeErr("put", err)
+	}
+	if isNew && p.final {
+		if err := p.kv.Put(p.indexKey(sp), nil); err != nil {
+			return p.storeErr("put", err)
+		}
+	}
+	return nil
+}
+
+// remove deletes the window sp of the current key.
+func (p *proc[K, V, A]) remove(sp span) error {
+	if err := p.kv.Delete(p.windowKey(sp)); err != nil {
+		return p.storeErr("delete", err)
+	}
+	if p.final {
+		if err := p.kv.Delete(p.indexKey(sp)); err != nil {
+			return p.storeErr("delete", err)
+		}
+	}
+	return nil
+}
+
+// forward emits an update of window sp (default emit mode only).
+func (p *proc[K, V, A]) forward(ctx context.Context, rc *stream.RecordContext, k K, sp span, a A, ts int64, tombstone bool) error {
+	if p.final {
+		return nil
+	}
+	return p.send(ctx, rc, k, sp, a, ts, rc.Headers, tombstone)
+}
+
+func (p *proc[K, V, A]) send(ctx context.Context, rc *stream.RecordContext, k K, sp span, a A, ts int64, headers []broker.Header, tombstone bool) error {
+	p.out = stream.RecordContext{Topic: rc.Topic, Partition: rc.Partition, Offset: rc.Offset,
+		Timestamp: time.UnixMilli(ts), Headers: headers, Tombstone: tombstone}
+	start, end := sp.times()
+	err := p.next(ctx, &p.out, Windowed[K]{Key: k, Start: start, End: end}, a)
+	p.t.Current = p.n
+	return err
+}
+
+// timeWindows adds a record to its tumbling or hopping windows.
+func (p *proc[K, V, A]) timeWindows(ctx context.Context, rc *stream.RecordContext, k K, v V, ts int64) (bool, error) {
+	updated := false
+	for _, sp := range timeWindowsFor(ts, p.size, p.advance) {
+		if !p.open(sp.end) {
+			continue
+		}
+		old, found, err := p.get(sp)
+		if err != nil {
+			return updated, err
+		}
+		var a A
+		has := found
+		maxTs := ts
+		if found {
+			if a, err = p.decode(old.agg); err != nil {
+				return updated, err
+			}
+			maxTs = max(maxTs, old.maxTs)
+		} else {
+			a, has = p.f.init()
+		}
+		a = p.f.fold(k, v, a, has)
+		if err := p.put(sp, maxTs, a, !found); err != nil {
+			return updated, err
+		}
+		updated = true
+		if err := p.forward(ctx, rc, k, sp, a, maxTs, false); err != nil {
+			return updated, err
+		}
+	}
+	return updated, nil
+}
+
+// scanKey returns the current key's windows with segment time in [lo,
+// hi], ordered by segment time, then start.
+func (p *proc[K, V, A]) scanKey(lo, hi int64) ([]stored, error) {
+	var out []stored
+	for s := floorDiv(lo, p.seg); s <= floorDiv(hi, p.seg); s++ {
+		if s < p.lowSeg && p.lowSeg != noTime {
+			continue
+		}
+		from := appendTime([]byte{spaceWindow}, s)
+		from = append(from, p.ekey...)
+		// The escaped key ends with 0x00 0x01; ending with 0x00 0x02
+		// instead bounds every window of the key and no other key.
+		to := bytes.Clone(from)
+		to[len(to)-1] = 0x02
+		seq, errf := p.kv.Range(from, to)
+		for key, val := range seq {
+			rest := key[len(from):]
+			if len(rest) != 16 || len(val) < 8 {
+				return nil, fmt.Errorf("store %q: %w: window entry", p.store, codec.ErrInvalid)
+			}
+			sp := span{readTime(rest), readTime(rest[8:])}
+			if t := p.segTime(sp); t < lo || t > hi {
+				continue
+			}
+			out = append(out, stored{span: sp, maxTs: readTime(val), agg: bytes.Clone(val[8:])})
+		}
+		if err := errf(); err != nil {
+			return nil, p.storeErr("range", err)
+		}
+	}
+	return out, nil
+}
+
+// slidingWindows adds a record to Kafka Streams' sliding windows: it
+// updates the windows that contain it, creates the window that ends with
+// it (from the window that holds exactly the records before it within
+// the time difference), the right window of the previous record if ts is
+// its first record, and the window that starts just after it (from the
+// window that holds exactly the records after it), as
+// KStreamSlidingWindowAggregate does. The windows of a key are then
+// always: for every record r, [r - d, r], and [r + 1, r + 1 + d] if a
+// record lies in it.
+func (p *proc[K, V, A]) slidingWindows(ctx context.Context, rc *stream.RecordContext, k K, v V, ts int64) (bool, error) {
+	d := p.size
+	wins, err := p.scanKey(ts-2*d-1, ts+1)
+	if err != nil {
+		return false, err
+	}
+	var leftExists, rightExists bool
+	var leftCand, rightCand *stored
+	starts := make(map[int64]bool, len(wins))
+	prev := int64(noTime) // the latest record before ts
+	for i := range wins {
+		w := &wins[i]
+		starts[w.start] = true
+		if w.maxTs < ts {
+			prev = max(prev, w.maxTs)
+		}
+		switch {
+		case w.start == ts+1:
+			rightExists = true
+		case w.start < ts-d:
+			leftCand = w // latest start (and end) before the left window
+		case w.start <= ts:
+			if w.start == ts-d {
+				leftExists = true
+			}
+			rightCand = w // latest start among the windows containing ts
+		}
+	}
+	updated := false
+	for _, w := range wins {
+		if w.start < ts-d || w.start > ts || !p.open(w.end) {
+			continue
+		}
+		a, err := p.decode(w.agg)
+		if err != nil {
+			return updated, err
+		}
+		a = p.f.fold(k, v, a, true)
+		maxTs := max(w.maxTs, ts)
+		if err := p.put(w.span, maxTs, a, false); err != nil {
+			return updated, err
+		}
+		updated = true
+		if err := p.forward(ctx, rc, k, w.span, a, maxTs, false); err != nil {
+			return updated, err
+		}
+	}
+	if left := (span{ts - d, ts + 1}); !leftExists && p.open(left.end) {
+		var a A
+		var has bool
+		if leftCand != nil && leftCand.maxTs >= ts-d {
+			if a, err = p.decode(leftCand.agg); err != nil {
+				return updated, err
+			}
+			has = true
+		} else {
+			a, has = p.f.init()
+		}
+		a = p.f.fold(k, v, a, has)
+		if err := p.put(left, ts, a, true); err != nil {
+			return updated, err
+		}
+		updated = true
+		if err := p.forward(ctx, rc, k, left, a, ts, false); err != nil {
+			return updated, err
+		}
+	}
+	// The previous record's right window, (prev, prev + d], gets its first
+	// record: ts.
+	if pr := (span{prev + 1, prev + d + 2}); prev != noTime && prev+d+1 >= ts && pr.start != ts-d && !starts[pr.start] && p.open(pr.end) {
+		a, has := p.f.init()
+		a = p.f.fold(k, v, a, has)
+		if err := p.put(pr, ts, a, true); err != nil {
+			return updated, err
+		}
+		updated = true
+		if err := p.forward(ctx, rc, k, pr, a, ts, false); err != nil {
+			return updated, err
+		}
+	}
+	if right := (span{ts + 1, ts + d + 2}); !rightExists && rightCand != nil && rightCand.maxTs > ts && p.open(right.end) {
+		a, err := p.decode(rightCand.agg)
+		if err != nil {
+			return updated, err
+		}
+		if err := p.put(right, rightCand.maxTs, a, true); err != nil {
+			return updated, err
+		}
+		updated = true
+		if err := p.forward(ctx, rc, k, right, a, rightCand.maxTs, false); err != nil {
+			return updated, err
+		}
+	}
+	return updated, nil
+}
+
+// sessionWindows adds a record to its session, merging the sessions it
+// bridges.
+func (p *proc[K, V, A]) sessionWindows(ctx context.Context, rc *stream.RecordContext, k K, v V, ts int64) (bool, error) {
+	gap := p.size
+	// Sessions are [start, last]; their spans end at last + 1. A session
+	// overlaps the record when last >= ts - gap and start <= ts + gap.
+	cands, err := p.scanKey(ts-gap, max(p.st, ts+gap))
+	if err != nil {
+		return false, err
+	}
+	merged := span{ts, ts + 1}
+	var olds []stored
+	for _, s := range cands {
+		// A closed session is final: it is never merged, even when the
+		// record lies within the gap of it (Kafka Streams may merge it
+		// into an open session, changing a final result).
+		if s.start <= ts+gap && p.st < p.closeTime(s.end) {
+			olds = append(olds, s)
+			merged.start = min(merged.start, s.start)
+			merged.end = max(merged.end, s.end)
+		}
+	}
+	if merged.end-1+p.grace < p.st {
+		return false, nil // late: the merged session would already be closed
+	}
+	a, has := p.f.init()
+	for _, s := range olds {
+		b, err := p.decode(s.agg)
+		if err != nil {
+			return false, err
+		}
+		if has {
+			a = p.f.merge(k, a, b)
+		} else {
+			a, has = b, true
+		}
+	}
+	a = p.f.fold(k, v, a, has)
+	exists := false
+	for _, s := range olds {
+		if s.span == merged {
+			exists = true
+			continue
+		}
+		if err := p.remove(s.span); err != nil {
+			return true, err
+		}
+		var zero A
+		if err := p.forward(ctx, rc, k, s.span, zero, ts, true); err != nil {
+			return true, err
+		}
+	}
+	if err := p.put(merged, merged.end-1, a, !exists); err != nil {
+		return true, err
+	}
+	return true, p.forward(ctx, rc, k, merged, a, merged.end-1, false)
+}
+
+// emitClosed emits the final result of every window that closed by the
+// current stream time, oldest close time first, and removes it from the
+// close index.
+func (p *proc[K, V, A]) emitClosed(ctx context.Context, rc *stream.RecordContext) error {
+	to := appendTime([]byte{spaceClose}, p.st+1)
+	var keys [][]byte
+	seq, errf := p.kv.Range([]byte{spaceClose}, to)
+	for key := range seq {
+		keys = append(keys, bytes.Clone(key))
+	}
+	if err := errf(); err != nil {
+		return p.storeErr("range", err)
+	}
+	for _, ik := range keys {
+		raw, rest, err := unescape(ik[9:])
+		if err != nil || len(rest) != 16 {
+			return fmt.Errorf("store %q: %w: close index entry", p.store, codec.ErrInvalid)
+		}
+		sp := span{readTime(rest), readTime(rest[8:])}
+		p.ekey = appendEscaped(p.ekey[:0], raw)
+		w, found, err := p.get(sp)
+		if err != nil {
+			return err
+		}
+		if err := p.kv.Delete(ik); err != nil {
+			return p.storeErr("delete", err)
+		}
+		if !found {
+			continue
+		}
+		k, err := p.kc.Decode(raw)
+		if err != nil {
+			return fmt.Errorf("store %q: decode the stored key: %w", p.store, err)
+		}
+		a, err := p.decode(w.agg)
+		if err != nil {
+			return err
+		}
+		p.stats.final.Add(1)
+		if err := p.send(ctx, rc, k, sp, a, w.maxTs, nil, false); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// expire deletes the segments whose windows are all older than stream
+// time - retention.
+func (p *proc[K, V, A]) expire() error {
+	cut := floorDiv(p.st-p.ret, p.seg)
+	if p.lowSeg != noTime && cut <= p.lowSeg {
+		return nil
+	}
+	from := []byte{spaceWindow}
+	if p.lowSeg != noTime {
+		from = appendTime(from, p.lowSeg)
+	}
+	var keys [][]byte
+	seq, errf := p.kv.Range(from, appendTime([]byte{spaceWindow}, cut))
+	for key := range seq {
+		keys = append(keys, bytes.Clone(key))
+	}
+	if err := errf(); err != nil {
+		return p.storeErr("range", err)
+	}
+	for _, key := range keys {
+		if err := p.kv.Delete(key); err != nil {
+			return p.storeErr("delete", err)
+		}
+	}
+	p.stats.expired.Add(int64(len(keys)))
+	p.lowSeg = cut
+	return nil
+}
