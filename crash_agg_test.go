@@ -1,0 +1,433 @@
+package duality_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/duality-streams/duality"
+	"github.com/duality-streams/duality/broker"
+	"github.com/duality-streams/duality/broker/embedded"
+	"github.com/duality-streams/duality/codec"
+	"github.com/duality-streams/duality/stream"
+	"github.com/duality-streams/duality/table"
+)
+
+// The aggregation crash test's app: "agg-in" (key k<i>, an int64 amount)
+// is counted per key (store "agg-counts", changes to "agg-counts-out"),
+// and regrouped through a repartition topic by the key's group g<i%7>
+// whose amounts are summed by Reduce (store "agg-sums", changes to
+// "agg-sums-out"); "agg-users" is materialised as a table with updates and
+// deletes (store "agg-users", changes to "agg-users-out").
+const (
+	aggEnv      = "DUALITY_AGG_CRASH_DIR"
+	aggApp      = "aggcrash"
+	aggParts    = 3
+	aggInput    = 8000
+	aggKeys     = 40
+	aggGroups   = 7
+	aggUsers    = 1500
+	aggUserKeys = 120
+	aggKills    = 5
+	aggRegroup  = aggApp + "-regroup-repartition"
+)
+
+// aggTopology builds the app described above.
+func aggTopology() (*stream.Topology, error) {
+	b := stream.NewBuilder()
+	in := stream.From(b, "agg-in", codec.String(), codec.Int64())
+	table.Count(stream.GroupByKey(in, codec.String(), codec.Int64()), "agg-counts").
+		ToStream().To("agg-counts-out", codec.String(), codec.Int64())
+	byGroup := stream.GroupBy(in, func(k string, _ int64) string { return aggGroup(k) },
+		codec.String(), codec.Int64(), stream.Named("regroup"))
+	table.Reduce(byGroup, func(agg, v int64) int64 { return agg + v }, "agg-sums").
+		ToStream().To("agg-sums-out", codec.String(), codec.Int64())
+	table.From(b, "agg-users", codec.String(), codec.String(), "agg-users").
+		ToStream().To("agg-users-out", codec.String(), codec.String())
+	return b.Build()
+}
+
+// aggGroup maps the input key k<i> to its group g<i%7>.
+func aggGroup(k string) string {
+	var i int
+	if _, err := fmt.Sscanf(k, "k%d", &i); err != nil {
+		return "bad-" + k
+	}
+	return fmt.Sprintf("g%d", i%aggGroups)
+}
+
+// aggInputRecords is the generated input: aggInput records of "agg-in"
+// over aggKeys keys with amounts 1..9, and aggUsers records of
+// "agg-users" over aggUserKeys users, one in six a tombstone.
+func aggInputRecords(rng *rand.Rand) []broker.Record {
+	var recs []broker.Record
+	for i := range aggInput {
+		v, _ := codec.Int64().Append(nil, int64(1+rng.IntN(9)))
+		recs = append(recs, broker.Record{Topic: "agg-in", Partition: broker.PartitionByKey,
+			Key: fmt.Appendf(nil, "k%d", rng.IntN(aggKeys)), Value: v})
+		if i%(aggInput/aggUsers) == 0 {
+			u := broker.Record{Topic: "agg-users", Partition: broker.PartitionByKey,
+				Key: fmt.Appendf(nil, "u%d", rng.IntN(aggUserKeys))}
+			if rng.IntN(6) != 0 {
+				u.Value = fmt.Appendf(nil, "name-%d", i)
+			}
+			recs = append(recs, u)
+		}
+	}
+	return recs
+}
+
+// TestAggKill9 runs the aggregations in a child process with Pebble state,
+// kills it with SIGKILL at random moments (several kills; after some, the
+// state directory is deleted too), restarts it until all input is
+// processed, and checks after every kill that each output topic holds
+// exactly the changes of the committed input, and at the end that every
+// output holds each update exactly once, in order per key. Then it runs
+// the app twice more in this process, on the state left behind and after
+// deleting the state directory: both times every table read through
+// duality.Query equals the tables computed from the input, and no output
+// is added.
+func TestAggKill9(t *testing.T) {
+	if testing.Short() {
+		t.Skip("re-executes the test binary")
+	}
+	root := t.TempDir()
+	brokerDir := filepath.Join(root, "broker")
+	b, err := embedded.Open(brokerDir)
+	require.NoError(t, err)
+	ctx := t.Context()
+	for _, topic := range []string{"agg-in", "agg-counts-out", "agg-sums-out", "agg-users-out"} {
+		require.NoError(t, b.CreateTopic(ctx, topic, broker.TopicConfig{Partitions: aggParts}))
+	}
+	require.NoError(t, b.CreateTopic(ctx, "agg-users", broker.TopicConfig{Partitions: aggParts, Cleanup: broker.CleanupCompact}))
+	seed := rand.Uint64()
+	t.Logf("seed %d", seed)
+	rng := rand.New(rand.NewPCG(seed, seed))
+	require.NoError(t, b.Produce(ctx, aggInputRecords(rng)))
+	require.NoError(t, b.Close())
+
+	kills, wipes := 0, 0
+	for cycle := 0; ; cycle++ {
+		require.Less(t, cycle, 30, "too many cycles")
+		target, delay := -1, time.Duration(0)
+		if kills < aggKills {
+			share := aggInput / (aggKills + 1)
+			target = kills*share + rng.IntN(share)
+			delay = time.Duration(rng.IntN(5_000)) * time.Microsecond
+		}
+		if done := runChild(t, "^TestAggKill9Child$", aggEnv, root, target, delay); done {
+			break
+		}
+		kills++
+		committed := checkAggCommitted(t, brokerDir)
+		// Delete the state after half the kills, and at least once.
+		wipe := rng.IntN(2) == 0 || (kills == aggKills && wipes == 0)
+		if wipe {
+			wipes++
+			require.NoError(t, os.RemoveAll(filepath.Join(root, "state")))
+		}
+		t.Logf("cycle %d: killed %v after %d committed input records; %d committed; state deleted: %v", cycle, delay, target, committed, wipe)
+	}
+	require.Equal(t, aggKills, kills, "the child finished before all kills; make the input larger")
+	t.Logf("killed %d times, deleted the state %d times", kills, wipes)
+
+	b, err = embedded.Open(brokerDir, embedded.WithCleanupInterval(-1))
+	require.NoError(t, err)
+	defer func() { require.NoError(t, b.Close()) }()
+	require.Equal(t, aggInput, checkAggOutputs(t, b, true))
+	ends := outputEnds(t, b)
+
+	// Run again on the state left behind, then without it: the tables are
+	// identical to those computed from the input, and nothing is output.
+	for _, run := range []string{"on the state left behind", "after deleting the state directory"} {
+		if strings.HasPrefix(run, "after deleting") {
+			require.NoError(t, os.RemoveAll(filepath.Join(root, "state")))
+		}
+		topo, err := aggTopology()
+		require.NoError(t, err)
+		app, err := duality.New(aggApp, topo, b, duality.StateDir(filepath.Join(root, "state")))
+		require.NoError(t, err)
+		stop, _ := runApp(t, app)
+		want := expectedTables(t, b)
+		require.Equal(t, want.counts, queryAll(t, app, "agg-counts", codec.Int64()), "counts %s", run)
+		require.Equal(t, want.sums, queryAll(t, app, "agg-sums", codec.Int64()), "sums %s", run)
+		require.Equal(t, want.users, queryAll(t, app, "agg-users", codec.String()), "users %s", run)
+		require.NoError(t, stop())
+		require.Equal(t, ends, outputEnds(t, b), "outputs were added by a run %s with no new input", run)
+	}
+}
+
+// aggTables are the tables the app must hold, computed from its input.
+type aggTables struct {
+	counts, sums map[string]int64
+	users        map[string]string
+}
+
+// expectedTables computes the app's tables from the whole input.
+func expectedTables(t *testing.T, b broker.Broker) aggTables {
+	t.Helper()
+	want := aggTables{counts: map[string]int64{}, sums: map[string]int64{}, users: map[string]string{}}
+	for _, r := range readTopic(t, b, "agg-in") {
+		v, err := codec.Int64().Decode(r.Value)
+		require.NoError(t, err)
+		want.counts[string(r.Key)]++
+		want.sums[aggGroup(string(r.Key))] += v
+	}
+	for _, r := range readTopic(t, b, "agg-users") { // per partition in offset order
+		if r.Value == nil {
+			delete(want.users, string(r.Key))
+		} else {
+			want.users[string(r.Key)] = string(r.Value)
+		}
+	}
+	return want
+}
+
+// queryAll reads every row of a store of the running app through
+// duality.Query, retrying while the store is not ready (being restored).
+func queryAll[V any](t *testing.T, app *duality.App, name string, vc codec.Codec[V]) map[string]V {
+	t.Helper()
+	q, err := duality.Query(app, name, codec.String(), vc)
+	require.NoError(t, err)
+	var got map[string]V
+	eventually(t, "store "+name+" answers", func() bool {
+		got = map[string]V{}
+		seq, errf := q.All(t.Context())
+		maps.Insert(got, seq)
+		err := errf()
+		if err != nil && duality.IsRetryable(err) {
+			return false
+		}
+		require.NoError(t, err)
+		return true
+	})
+	return got
+}
+
+// outputEnds returns the end offsets of the output topics' partitions.
+func outputEnds(t *testing.T, b broker.Broker) map[broker.TopicPartition]int64 {
+	t.Helper()
+	ends := map[broker.TopicPartition]int64{}
+	for _, topic := range []string{"agg-counts-out", "agg-sums-out", "agg-users-out"} {
+		for p := range int32(aggParts) {
+			offs, err := b.ListOffsets(t.Context(), topic, p)
+			require.NoError(t, err)
+			ends[broker.TopicPartition{Topic: topic, Partition: p}] = offs.Latest
+		}
+	}
+	return ends
+}
+
+// checkAggCommitted opens the broker of a killed child and checks its
+// outputs with checkAggOutputs; it returns the committed "agg-in" records.
+func checkAggCommitted(t *testing.T, dir string) int {
+	t.Helper()
+	b, err := embedded.Open(dir, embedded.WithCleanupInterval(-1))
+	require.NoError(t, err)
+	defer func() { require.NoError(t, b.Close()) }()
+	return checkAggOutputs(t, b, false)
+}
+
+// checkAggOutputs checks that the output topics hold exactly the changes
+// of the input below the group's committed offsets, once each and in
+// order per key, and returns the number of committed "agg-in" records.
+// With all set, every input must be committed.
+//   - agg-counts-out: for each key, 1..m, m its committed input records;
+//   - agg-users-out: for each user, its committed "agg-users" records in
+//     order (a tombstone as a tombstone);
+//   - agg-sums-out: for each group, the running sums of the committed
+//     records of the repartition topic, in that topic's order.
+func checkAggOutputs(t *testing.T, b broker.Broker, all bool) int {
+	t.Helper()
+	ctx := t.Context()
+	committedOf := func(topic string) (map[broker.TopicPartition]int64, bool) {
+		if _, err := b.DescribeTopic(ctx, topic); errors.Is(err, broker.ErrUnknownTopic) {
+			return nil, false // the app was killed before it created the topic
+		}
+		var tps []broker.TopicPartition
+		for p := range int32(aggParts) {
+			tps = append(tps, broker.TopicPartition{Topic: topic, Partition: p})
+		}
+		committed, err := b.FetchOffsets(ctx, aggApp, tps)
+		require.NoError(t, err)
+		if all {
+			for _, tp := range tps {
+				offs, err := b.ListOffsets(ctx, tp.Topic, tp.Partition)
+				require.NoError(t, err)
+				require.Equal(t, offs.Latest, committed[tp], "%s/%d is not fully committed", tp.Topic, tp.Partition)
+			}
+		}
+		return committed, true
+	}
+	outputs := func(topic string) map[string][]string {
+		got := map[string][]string{}
+		for _, r := range readTopic(t, b, topic) {
+			got[string(r.Key)] = append(got[string(r.Key)], aggValue(t, topic, r.Value))
+		}
+		return got
+	}
+
+	// Counts and the users table: sub-topologies reading the input.
+	inCommitted, _ := committedOf("agg-in")
+	committed := inCommitted
+	wantCounts := map[string][]string{}
+	n := 0
+	for _, r := range readTopic(t, b, "agg-in") {
+		if r.Offset < committed[broker.TopicPartition{Topic: r.Topic, Partition: r.Partition}] {
+			k := string(r.Key)
+			wantCounts[k] = append(wantCounts[k], fmt.Sprint(len(wantCounts[k])+1))
+			n++
+		}
+	}
+	require.Equal(t, wantCounts, outputs("agg-counts-out"), "the counts differ from those of the committed input")
+
+	committed, _ = committedOf("agg-users")
+	wantUsers := map[string][]string{}
+	for _, r := range readTopic(t, b, "agg-users") {
+		if r.Offset < committed[broker.TopicPartition{Topic: r.Topic, Partition: r.Partition}] {
+			wantUsers[string(r.Key)] = append(wantUsers[string(r.Key)], aggValue(t, "agg-users", r.Value))
+		}
+	}
+	require.Equal(t, wantUsers, outputs("agg-users-out"), "the users table's changes differ from the committed updates")
+
+	// Sums: the second stage, after the repartition topic, whose
+	// records must be exactly the committed input's, each once.
+	committed, ok := committedOf(aggRegroup)
+	wantSums := map[string][]string{}
+	if ok {
+		var regrouped []string
+		sums := map[string]int64{}
+		for _, r := range readTopic(t, b, aggRegroup) {
+			v, err := codec.Int64().Decode(r.Value)
+			require.NoError(t, err)
+			regrouped = append(regrouped, fmt.Sprintf("%s=%d", r.Key, v))
+			if r.Offset < committed[broker.TopicPartition{Topic: r.Topic, Partition: r.Partition}] {
+				k := string(r.Key)
+				sums[k] += v
+				wantSums[k] = append(wantSums[k], fmt.Sprint(sums[k]))
+			}
+		}
+		var fromInput []string
+		for _, r := range readTopic(t, b, "agg-in") {
+			if r.Offset < inCommitted[broker.TopicPartition{Topic: r.Topic, Partition: r.Partition}] {
+				v, err := codec.Int64().Decode(r.Value)
+				require.NoError(t, err)
+				fromInput = append(fromInput, fmt.Sprintf("%s=%d", aggGroup(string(r.Key)), v))
+			}
+		}
+		slices.Sort(regrouped)
+		slices.Sort(fromInput)
+		require.Equal(t, fromInput, regrouped, "the repartition topic differs from the committed input, regrouped")
+	}
+	require.Equal(t, wantSums, outputs("agg-sums-out"), "the sums differ from the running sums of the committed repartitioned records")
+	return n
+}
+
+// aggValue renders a record value of topic for comparisons: counts and
+// sums as numbers, strings as they are, a tombstone as "<nil>".
+func aggValue(t *testing.T, topic string, v []byte) string {
+	t.Helper()
+	switch {
+	case v == nil:
+		return "<nil>"
+	case topic == "agg-counts-out" || topic == "agg-sums-out":
+		n, err := codec.Int64().Decode(v)
+		require.NoError(t, err)
+		return fmt.Sprint(n)
+	}
+	return string(v)
+}
+
+// TestAggKill9Child is the child process of TestAggKill9; it skips unless
+// started by it.
+func TestAggKill9Child(t *testing.T) {
+	root := os.Getenv(aggEnv)
+	if root == "" {
+		t.Skip("child process of TestAggKill9; runs only when re-executed by it")
+	}
+	if err := aggChild(root); err != nil {
+		fmt.Fprintf(os.Stderr, "crash child: %v\n", err)
+		os.Exit(3)
+	}
+	fmt.Println("done")
+}
+
+// aggChild runs the app until the group has committed every input
+// partition and repartition topic partition to its end, printing the
+// committed "agg-in" records as it goes.
+func aggChild(root string) (err error) {
+	b, err := embedded.Open(filepath.Join(root, "broker"), embedded.WithCleanupInterval(-1))
+	if err != nil {
+		return err
+	}
+	defer func() { err = errors.Join(err, b.Close()) }()
+	topo, err := aggTopology()
+	if err != nil {
+		return err
+	}
+	app, err := duality.New(aggApp, topo, b,
+		duality.StateDir(filepath.Join(root, "state")),
+		duality.Workers(2), duality.CommitInterval(2*time.Millisecond),
+		duality.MaxUncommittedRecords(200), duality.FetchMaxRecords(100))
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), crashMaxTime)
+	defer cancel()
+	runCtx, stop := context.WithCancel(ctx)
+	errc := make(chan error, 1)
+	go func() { errc <- app.Run(runCtx) }()
+	var tps []broker.TopicPartition
+	for _, topic := range []string{"agg-in", "agg-users", aggRegroup} {
+		for p := range int32(aggParts) {
+			tps = append(tps, broker.TopicPartition{Topic: topic, Partition: p})
+		}
+	}
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case err := <-errc:
+			stop()
+			return fmt.Errorf("app stopped early: %w", err)
+		case <-tick.C:
+		}
+		committed, err := b.FetchOffsets(ctx, aggApp, tps)
+		if errors.Is(err, broker.ErrUnknownTopic) { // the repartition topic is not created yet
+			fmt.Println("committed 0")
+			continue
+		}
+		if err != nil {
+			stop()
+			return errors.Join(err, <-errc)
+		}
+		caughtUp := true
+		var sum int64
+		for _, tp := range tps {
+			offs, err := b.ListOffsets(ctx, tp.Topic, tp.Partition)
+			if err != nil {
+				stop()
+				return errors.Join(err, <-errc)
+			}
+			caughtUp = caughtUp && committed[tp] == offs.Latest
+			if tp.Topic == "agg-in" {
+				sum += committed[tp]
+			}
+		}
+		fmt.Println("committed", sum)
+		if caughtUp && sum == aggInput {
+			stop()
+			return <-errc
+		}
+	}
+}
