@@ -8,8 +8,8 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
@@ -28,7 +28,9 @@ import (
 // and regrouped through a repartition topic by the key's group g<i%7>
 // whose amounts are summed by Reduce (store "agg-sums", changes to
 // "agg-sums-out"); "agg-users" is materialised as a table with updates and
-// deletes (store "agg-users", changes to "agg-users-out").
+// deletes (store "agg-users", changes to "agg-users-out"). Aggregations
+// emit every update whether the record cache is on or off (the cache
+// only merges changelog records), so the outputs are exact.
 const (
 	aggEnv      = "DUALITY_AGG_CRASH_DIR"
 	aggApp      = "aggcrash"
@@ -36,9 +38,9 @@ const (
 	aggInput    = 8000
 	aggKeys     = 40
 	aggGroups   = 7
-	aggUsers    = 1500
+	aggMore     = 1000 // input added after the last restart
 	aggUserKeys = 120
-	aggKills    = 5
+	aggKills    = 5 // 2 with -short
 	aggRegroup  = aggApp + "-regroup-repartition"
 )
 
@@ -66,16 +68,16 @@ func aggGroup(k string) string {
 	return fmt.Sprintf("g%d", i%aggGroups)
 }
 
-// aggInputRecords is the generated input: aggInput records of "agg-in"
-// over aggKeys keys with amounts 1..9, and aggUsers records of
-// "agg-users" over aggUserKeys users, one in six a tombstone.
-func aggInputRecords(rng *rand.Rand) []broker.Record {
+// aggRecords generates input: n records of "agg-in" over aggKeys keys
+// with amounts 1..9, and a record of "agg-users" after every fifth, over
+// aggUserKeys users, one in six a tombstone.
+func aggRecords(rng *rand.Rand, n int) []broker.Record {
 	var recs []broker.Record
-	for i := range aggInput {
+	for i := range n {
 		v, _ := codec.Int64().Append(nil, int64(1+rng.IntN(9)))
 		recs = append(recs, broker.Record{Topic: "agg-in", Partition: broker.PartitionByKey,
 			Key: fmt.Appendf(nil, "k%d", rng.IntN(aggKeys)), Value: v})
-		if i%(aggInput/aggUsers) == 0 {
+		if i%5 == 0 {
 			u := broker.Record{Topic: "agg-users", Partition: broker.PartitionByKey,
 				Key: fmt.Appendf(nil, "u%d", rng.IntN(aggUserKeys))}
 			if rng.IntN(6) != 0 {
@@ -88,18 +90,21 @@ func aggInputRecords(rng *rand.Rand) []broker.Record {
 }
 
 // TestAggKill9 runs the aggregations in a child process with Pebble state,
-// kills it with SIGKILL at random moments (several kills; after some, the
-// state directory is deleted too), restarts it until all input is
-// processed, and checks after every kill that each output topic holds
-// exactly the changes of the committed input, and at the end that every
-// output holds each update exactly once, in order per key. Then it runs
-// the app twice more in this process, on the state left behind and after
-// deleting the state directory: both times every table read through
-// duality.Query equals the tables computed from the input, and no output
-// is added.
+// with the record cache on or off at random, kills it with SIGKILL at
+// random moments (several kills, 2 with -short; with a commit every 2 ms
+// most land in or next to a commit; after some the state directory is
+// deleted too), restarts it until all input is processed, and checks after
+// every kill that each output topic holds exactly the changes of the
+// committed input, and at the end that every output holds each update
+// exactly once, in order per key. Then it runs the app twice more in this
+// process, on the state left behind and after deleting the state
+// directory: both times every table read through duality.Query equals the
+// table computed from the input and the run outputs nothing; the second
+// run then processes more input, which continues from the rebuilt tables.
 func TestAggKill9(t *testing.T) {
+	kills := aggKills
 	if testing.Short() {
-		t.Skip("re-executes the test binary")
+		kills = 2
 	}
 	root := t.TempDir()
 	brokerDir := filepath.Join(root, "broker")
@@ -113,33 +118,37 @@ func TestAggKill9(t *testing.T) {
 	seed := rand.Uint64()
 	t.Logf("seed %d", seed)
 	rng := rand.New(rand.NewPCG(seed, seed))
-	require.NoError(t, b.Produce(ctx, aggInputRecords(rng)))
+	require.NoError(t, b.Produce(ctx, aggRecords(rng, aggInput)))
 	require.NoError(t, b.Close())
 
-	kills, wipes := 0, 0
+	killed, wipes := 0, 0
 	for cycle := 0; ; cycle++ {
 		require.Less(t, cycle, 30, "too many cycles")
 		target, delay := -1, time.Duration(0)
-		if kills < aggKills {
-			share := aggInput / (aggKills + 1)
-			target = kills*share + rng.IntN(share)
+		if killed < kills {
+			share := aggInput / (kills + 1)
+			target = killed*share + rng.IntN(share)
 			delay = time.Duration(rng.IntN(5_000)) * time.Microsecond
 		}
+		// The record cache changes the changelog (newest value per key, or
+		// every write in order): each run picks one at random.
+		cacheOff := rng.IntN(2) == 0
+		setAggCache(t, root, cacheOff)
 		if done := runChild(t, "^TestAggKill9Child$", aggEnv, root, target, delay); done {
 			break
 		}
-		kills++
+		killed++
 		committed := checkAggCommitted(t, brokerDir)
 		// Delete the state after half the kills, and at least once.
-		wipe := rng.IntN(2) == 0 || (kills == aggKills && wipes == 0)
+		wipe := rng.IntN(2) == 0 || (killed == kills && wipes == 0)
 		if wipe {
 			wipes++
 			require.NoError(t, os.RemoveAll(filepath.Join(root, "state")))
 		}
-		t.Logf("cycle %d: killed %v after %d committed input records; %d committed; state deleted: %v", cycle, delay, target, committed, wipe)
+		t.Logf("cycle %d: cache off: %v; killed %v after %d committed input records; %d committed; state deleted: %v", cycle, cacheOff, delay, target, committed, wipe)
 	}
-	require.Equal(t, aggKills, kills, "the child finished before all kills; make the input larger")
-	t.Logf("killed %d times, deleted the state %d times", kills, wipes)
+	require.Equal(t, kills, killed, "the child finished before all kills; make the input larger")
+	t.Logf("killed %d times, deleted the state %d times", killed, wipes)
 
 	b, err = embedded.Open(brokerDir, embedded.WithCleanupInterval(-1))
 	require.NoError(t, err)
@@ -147,10 +156,13 @@ func TestAggKill9(t *testing.T) {
 	require.Equal(t, aggInput, checkAggOutputs(t, b, true))
 	ends := outputEnds(t, b)
 
-	// Run again on the state left behind, then without it: the tables are
-	// identical to those computed from the input, and nothing is output.
-	for _, run := range []string{"on the state left behind", "after deleting the state directory"} {
-		if strings.HasPrefix(run, "after deleting") {
+	// Run again on the state left behind, then after deleting the state
+	// directory: both times, before any new input, every table read
+	// through Query equals the one computed from the input, and the run
+	// outputs nothing. The second run then processes more input, which
+	// must continue from the rebuilt tables, each update output once.
+	for i, run := range []string{"on the state left behind", "after deleting the state directory"} {
+		if i == 1 {
 			require.NoError(t, os.RemoveAll(filepath.Join(root, "state")))
 		}
 		topo, err := aggTopology()
@@ -158,13 +170,53 @@ func TestAggKill9(t *testing.T) {
 		app, err := duality.New(aggApp, topo, b, duality.StateDir(filepath.Join(root, "state")))
 		require.NoError(t, err)
 		stop, _ := runApp(t, app)
-		want := expectedTables(t, b)
-		require.Equal(t, want.counts, queryAll(t, app, "agg-counts", codec.Int64()), "counts %s", run)
-		require.Equal(t, want.sums, queryAll(t, app, "agg-sums", codec.Int64()), "sums %s", run)
-		require.Equal(t, want.users, queryAll(t, app, "agg-users", codec.String()), "users %s", run)
-		require.NoError(t, stop())
+		requireAggTables(t, app, b, run)
 		require.Equal(t, ends, outputEnds(t, b), "outputs were added by a run %s with no new input", run)
+		if i == 1 {
+			require.NoError(t, b.Produce(ctx, aggRecords(rng, aggMore)))
+			waitAggCommitted(t, b)
+			requireAggTables(t, app, b, "after more input")
+		}
+		require.NoError(t, stop())
 	}
+	require.Equal(t, aggInput+aggMore, checkAggOutputs(t, b, true))
+}
+
+// requireAggTables checks that the tables of the running app, read
+// through Query, equal those computed from the whole input. A store
+// applies a commit's writes just after the commit, so it polls for a
+// bounded time before it reports the difference.
+func requireAggTables(t *testing.T, app *duality.App, b broker.Broker, run string) {
+	t.Helper()
+	want := expectedTables(t, b)
+	var got aggTables
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		got = aggTables{
+			counts: queryAll(t, app, "agg-counts", codec.Int64()),
+			sums:   queryAll(t, app, "agg-sums", codec.Int64()),
+			users:  queryAll(t, app, "agg-users", codec.String()),
+		}
+		if reflect.DeepEqual(want, got) || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	require.Equal(t, want.counts, got.counts, "counts %s", run)
+	require.Equal(t, want.sums, got.sums, "sums %s", run)
+	require.Equal(t, want.users, got.users, "users %s", run)
+}
+
+// waitAggCommitted waits until the group has committed every partition of
+// the app's inputs and repartition topic to its end, within a bound.
+func waitAggCommitted(t *testing.T, b broker.Broker) {
+	t.Helper()
+	ctx := t.Context()
+	eventually(t, "all input committed", func() bool {
+		lag, err := broker.GroupLag(ctx, b, aggApp, "agg-in", "agg-users", aggRegroup)
+		require.NoError(t, err)
+		return lag == 0
+	})
 }
 
 // aggTables are the tables the app must hold, computed from its input.
@@ -348,6 +400,18 @@ func aggValue(t *testing.T, topic string, v []byte) string {
 	return string(v)
 }
 
+// setAggCache tells the next child of TestAggKill9 to run with the record
+// cache off (a file "cache-off" in root) or on.
+func setAggCache(t *testing.T, root string, off bool) {
+	t.Helper()
+	path := filepath.Join(root, "cache-off")
+	if off {
+		require.NoError(t, os.WriteFile(path, nil, 0o644))
+		return
+	}
+	require.NoError(t, os.RemoveAll(path))
+}
+
 // TestAggKill9Child is the child process of TestAggKill9; it skips unless
 // started by it.
 func TestAggKill9Child(t *testing.T) {
@@ -375,10 +439,15 @@ func aggChild(root string) (err error) {
 	if err != nil {
 		return err
 	}
-	app, err := duality.New(aggApp, topo, b,
+	opts := []duality.Option{
 		duality.StateDir(filepath.Join(root, "state")),
-		duality.Workers(2), duality.CommitInterval(2*time.Millisecond),
-		duality.MaxUncommittedRecords(200), duality.FetchMaxRecords(100))
+		duality.Workers(2), duality.CommitInterval(2 * time.Millisecond),
+		duality.MaxUncommittedRecords(200), duality.FetchMaxRecords(100),
+	}
+	if _, err := os.Stat(filepath.Join(root, "cache-off")); err == nil {
+		opts = append(opts, duality.CacheMaxBytes(0))
+	}
+	app, err := duality.New(aggApp, topo, b, opts...)
 	if err != nil {
 		return err
 	}

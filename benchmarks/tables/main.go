@@ -76,6 +76,7 @@ var (
 	child     = flag.String("child", "", "internal: run one case in this process (count or restore) and print its result as JSON")
 	caseKeys  = flag.Int("case-keys", 0, "internal: distinct keys of the case")
 	caseState = flag.String("case-state", "pebble", "internal: state of a restore case (pebble or memory)")
+	caseCache = flag.Bool("case-cache", true, "internal: record cache of a count case (default size, or off)")
 )
 
 const (
@@ -184,10 +185,17 @@ func parseKeys(s string) ([]int, error) {
 	return keys, nil
 }
 
-// countSpecs returns the count cases for keys distinct keys.
+// countSpecs returns the count cases for keys distinct keys: with the
+// record cache on (its default size) and off.
 func countSpecs(keys, n int) []spec {
-	args := []string{"-child=count", fmt.Sprintf("-case-keys=%d", keys), fmt.Sprintf("-records=%d", n)}
-	return []spec{{name: fmt.Sprintf("count-%s-keys", short(keys)), args: args}}
+	var specs []spec
+	for _, cache := range []string{"on", "off"} {
+		specs = append(specs, spec{
+			name: fmt.Sprintf("count-%s-keys-cache-%s", short(keys), cache),
+			args: []string{"-child=count", fmt.Sprintf("-case-keys=%d", keys), fmt.Sprintf("-records=%d", n), fmt.Sprintf("-case-cache=%v", cache == "on")},
+		})
+	}
+	return specs
 }
 
 // runCase runs s in a child process and returns its result.
@@ -264,14 +272,19 @@ func short(n int) string {
 func reportCount(keys []int, results map[string][]result) {
 	fmt.Printf("Keyed count (table.Count over GroupByKey, changes to an output topic), %d input records produced while the app runs, end to end:\n", *records)
 	for _, k := range keys {
+		var meds []result
 		for _, s := range countSpecs(k, *records) {
 			rs := results[s.name]
 			m := median(rs)
+			meds = append(meds, m)
 			hwm := medianBy(rs, func(r result) float64 { return float64(r.HWM) })
-			fmt.Printf("  %-22s %9.0f records/s  changelog/input %.3f  output/input %.3f  peak RSS %s  (runs: %s records/s; producing alone took %v)\n",
+			fmt.Printf("  %-28s %8.0f records/s  changelog/input %.3f  output/input %.3f  peak RSS %s  (runs: %s records/s; producing alone took %v)\n",
 				s.name, m.rate(), float64(m.Log)/float64(m.Records), float64(m.Output)/float64(m.Records),
 				mib(hwm.HWM), rates(rs), m.Produce.Round(time.Millisecond))
 		}
+		on, off := meds[0], meds[1]
+		fmt.Printf("  %-28s records/s %.2fx, changelog records %.3fx (medians)\n",
+			fmt.Sprintf("%s keys: cache on / off", short(k)), on.rate()/off.rate(), float64(on.Log)/float64(off.Log))
 	}
 	fmt.Println()
 }
@@ -294,7 +307,7 @@ func reportRestore(results map[string][]result) {
 func run10M() error {
 	const n = 10_000_000
 	start := time.Now()
-	r, err := runCase(spec{name: "count-10M-keys", args: []string{"-child=count", fmt.Sprintf("-case-keys=%d", n), fmt.Sprintf("-records=%d", n)}}, 0)
+	r, err := runCase(spec{name: "count-10M-keys", args: []string{"-child=count", fmt.Sprintf("-case-keys=%d", n), fmt.Sprintf("-records=%d", n)}}, 0) // record cache on, default size
 	if err != nil {
 		return err
 	}
@@ -302,7 +315,7 @@ func run10M() error {
 	if r.HWM >= gib {
 		verdict = "1 GiB or more: NOT met"
 	}
-	fmt.Printf("Memory: counting %d records over %d distinct keys (Pebble state):\n", n, n)
+	fmt.Printf("Memory: counting %d records over %d distinct keys (Pebble state, record cache of the default size):\n", n, n)
 	fmt.Printf("  peak RSS %s (%s)  Go heap in use at the end %s, Go runtime total %s, state directory %s\n",
 		mib(r.HWM), verdict, mib(int64(r.Heap)), mib(int64(r.GoSys)), mib(r.StateDir))
 	fmt.Printf("  %.0f records/s end to end, changelog/input %.3f, output/input %.3f; the case took %v\n",
@@ -408,7 +421,11 @@ func countCase(ctx context.Context, b *embedded.Broker, dir string) (result, err
 	if err != nil {
 		return result{}, err
 	}
-	app, err := duality.New(appID, topo, b, duality.StateDir(filepath.Join(dir, "state")))
+	opts := []duality.Option{duality.StateDir(filepath.Join(dir, "state"))}
+	if !*caseCache {
+		opts = append(opts, duality.CacheMaxBytes(0))
+	}
+	app, err := duality.New(appID, topo, b, opts...)
 	if err != nil {
 		return result{}, err
 	}
