@@ -1,6 +1,7 @@
 // Package table turns streams into tables: tables read from topics,
 // aggregations that keep the newest result per key in a state store, the
-// stream of a table's changes, and stream-table joins.
+// stream of a table's changes, table GroupBy with retraction, and joins
+// (stream-table, table-table on the primary key, and by foreign key).
 //
 // A stream is a log read as inserts; a table is the same log read as
 // upserts. [Count], [Reduce] and [Aggregate] fold a stream grouped by key
@@ -33,7 +34,22 @@
 // tombstone, because the row may have been in the filtered table before.
 // As in Kafka Streams for a filter on a table that is not materialised,
 // a tombstone is emitted for every rejected update, even for a key that
-// was never in the filtered table.
+// was never in the filtered table. [Materialize] keeps a derived table
+// (a Filter, a MapValues, a table-table join) in a store of its own, with
+// a changelog, so it can be queried.
+//
+// # Old values
+//
+// Between table steps a change carries the row's old value as well as its
+// new one (Kafka Streams' Change{newValue, oldValue} with sendOldValues):
+// a table from a topic reads the old row from its store before writing
+// (only when a step below needs it: table GroupBy, table-table and
+// foreign-key joins), an aggregation has the old aggregate anyway, and
+// Filter and MapValues derive the old value from their parent's. This is
+// what lets a table GroupBy retract a row from its old group and a join
+// emit a tombstone only for a joined row that existed. [Table.ToStream]
+// emits new values only: an update as the new value, a delete as a
+// tombstone.
 //
 // # Stream-table joins
 //
@@ -53,6 +69,41 @@
 // feeds the table's through an internal topic; in both cases call
 // Repartition on the stream before the join. Unlike Kafka Streams, the
 // join does not repartition automatically (it has no codecs to do it).
+//
+// # Table-table joins
+//
+// [JoinTables], [LeftJoinTables] and [OuterJoinTables] join two tables on
+// their primary key (Kafka Streams' KTable-KTable joins). The result is a
+// [Table] updated whenever either side changes: the changed row is joined
+// with the other side's current value. A delete on one side deletes the
+// joined row of an inner join (a tombstone, emitted only if the joined row
+// existed), and recomputes the row of a left join (a delete on the right)
+// or an outer join with the side absent; left and outer joiners get found
+// flags and zero values for an absent side, and an outer join has a row
+// while either side has one. The result is not materialised (reading it
+// reads both tables' stores and calls the joiner) unless wrapped in
+// [Materialize]. Both tables are read in one task, so they must be
+// co-partitioned: the join puts them in one sub-topology, whose source
+// topics must have the same partition count (the runtime and streamtest
+// refuse it otherwise), and Build fails with [ErrNotCoPartitioned] when
+// one table is computed in a sub-topology that feeds the other's.
+//
+// # Table GroupBy
+//
+// [GroupBy] re-groups a table by a key computed from each row, and
+// [GroupedTable.Count], [GroupedTable.Reduce] and [AggregateTable]
+// aggregate the groups with an adder and a subtractor (Kafka Streams'
+// KGroupedTable), so a row that moves to another group, or is deleted, is
+// retracted from its old group: counting users per region, a user who
+// changes region is subtracted from the old region and added to the new
+// one. Each row change goes through an automatic repartition topic as
+// records keyed by group: one record carrying the subtraction and the
+// addition when the group key is unchanged, and two records, a
+// subtraction keyed by the old group and an addition keyed by the new
+// group, when it changes, so each lands in the partition (and task) of
+// its group, wherever the two groups live. A delete is one subtraction.
+// The subtraction is applied first. A group whose rows all left keeps its
+// aggregate (a count of 0), as in Kafka Streams.
 //
 // # Grouping
 //
@@ -92,7 +143,7 @@
 // package's error kinds: a store name used twice (stream.ErrStoreConflict),
 // an invalid store name (stream.ErrInvalidOption), nil functions
 // (stream.ErrNilFunc), nil codecs (stream.ErrNilCodec), handles of two
-// builders (stream.ErrForeignStream) and joins of streams and tables that
-// are not co-partitioned ([ErrNotCoPartitioned]). At run time a failing
+// builders (stream.ErrForeignStream) and joins whose inputs are not
+// co-partitioned ([ErrNotCoPartitioned]). At run time a failing
 // codec or store fails the record with a *stream.NodeError.
 package table

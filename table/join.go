@@ -10,12 +10,16 @@ import (
 	"github.com/duality-streams/duality/stream"
 )
 
-// ErrNotCoPartitioned is matched by Build errors about a stream-table join
-// whose stream is not partitioned like the table: its keys may have been
-// changed since it was read (Map, SelectKey, FlatMap, Process), or it is
-// computed in a sub-topology that feeds the table's through an internal
-// topic. Repartition the stream (s.Repartition(kc, vc)) before the join.
-var ErrNotCoPartitioned = errors.New("table: stream and table are not co-partitioned")
+// ErrNotCoPartitioned is matched by Build errors about a join whose inputs
+// are not partitioned alike. For a stream-table join: the stream's keys
+// may have been changed since it was read (Map, SelectKey, FlatMap,
+// Process), or it is computed in a sub-topology that feeds the table's
+// through an internal topic; repartition the stream (s.Repartition(kc,
+// vc)) before the join. For a table-table join ([JoinTables] and its
+// variants): one table is computed in a sub-topology that feeds the
+// other's; write one table to a topic and read it back with [From]. Each
+// error's text says which case it is and what to do.
+var ErrNotCoPartitioned = errors.New("table: join inputs are not co-partitioned")
 
 // Join joins every record of s with the current value of its key in t
 // (Kafka Streams' KStream#join with a KTable): for a key with a value vt
