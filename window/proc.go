@@ -115,6 +115,23 @@ func newProc[K, V, A any](t *dsl.Task, n *dsl.Node, store string, w Windows, cfg
 }
 
 func (p *proc[K, V, A]) process(ctx context.Context, rc *stream.RecordContext, k K, v V) error {
+	// The runtime undoes the store writes of a record that fails (with
+	// an error or a panic, here or downstream; under a skip policy it
+	// goes on with the next record): so must the in-memory stream time
+	// and expiry progress.
+	st, lowSeg := p.st, p.lowSeg
+	ok := false
+	defer func() {
+		if !ok {
+			p.st, p.lowSeg = st, lowSeg
+		}
+	}()
+	err := p.processRecord(ctx, rc, k, v)
+	ok = err == nil
+	return err
+}
+
+func (p *proc[K, V, A]) processRecord(ctx context.Context, rc *stream.RecordContext, k K, v V) error {
 	p.t.Current = p.n
 	if rc.NoKey || rc.Tombstone {
 		p.logger.Debug("dropped a record with an absent key or value",

@@ -1,0 +1,67 @@
+package window_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/duality-streams/duality/codec"
+	"github.com/duality-streams/duality/stream"
+	"github.com/duality-streams/duality/streamtest"
+	"github.com/duality-streams/duality/window"
+)
+
+// TestLateCallbackAndFailedRecord checks that OnLate gets late records
+// with the stream time, and that a record that fails downstream leaves
+// stream time where it was (the runtime undoes its store writes, so the
+// in-memory stream time must follow).
+func TestLateCallbackAndFailedRecord(t *testing.T) {
+	b := stream.NewBuilder()
+	g := stream.GroupByKey(stream.From(b, "in", codec.String(), codec.String()), codec.String(), codec.String())
+	var late []window.LateRecord[string, string]
+	stats := new(window.Stats)
+	counts := window.Count(g, window.Tumbling(10*time.Millisecond, window.NoGrace), "counts",
+		window.WithStats(stats),
+		window.OnLate(func(r window.LateRecord[string, string]) { late = append(late, r) }))
+	counts.ToStream().
+		Peek(func(k window.Windowed[string], _ int64) {
+			if k.Key == "boom" {
+				panic("boom")
+			}
+		}).
+		To("out", window.WindowedCodec(codec.String()), codec.Int64())
+	topo, err := b.Build()
+	require.NoError(t, err)
+	d, err := streamtest.New(topo)
+	require.NoError(t, err)
+	defer func() { require.NoError(t, d.Close()) }()
+	in := streamtest.Input(d, "in", codec.String(), codec.String())
+	out := streamtest.Output(d, "out", window.WindowedCodec(codec.String()), codec.Int64())
+	ctx := t.Context()
+
+	err = in.PipeAt(ctx, "boom", "x", time.UnixMilli(100))
+	var pe *stream.PanicError
+	require.ErrorAs(t, err, &pe)
+	// Stream time is still unset: a record at 5 is on time.
+	require.NoError(t, in.PipeAt(ctx, "a", "x", time.UnixMilli(5)))
+	require.NoError(t, in.PipeAt(ctx, "a", "y", time.UnixMilli(20)))
+	require.NoError(t, in.PipeAt(ctx, "a", "z", time.UnixMilli(9)))
+	kvs, err := out.ReadKeyValues()
+	require.NoError(t, err)
+	require.Len(t, kvs, 2)
+	require.Equal(t, int64(0), kvs[0].Key.Start.UnixMilli())
+	require.Equal(t, int64(20), kvs[1].Key.Start.UnixMilli())
+	require.Len(t, late, 1)
+	require.Equal(t, "a", late[0].Key)
+	require.Equal(t, "z", late[0].Value)
+	require.Equal(t, int64(9), late[0].Timestamp.UnixMilli())
+	require.Equal(t, int64(20), late[0].StreamTime.UnixMilli())
+	require.Equal(t, "in", late[0].Topic)
+	require.Equal(t, int64(3), late[0].Offset)
+	require.Equal(t, int64(1), stats.LateRecords())
+
+	// Records without a key or value are dropped, not late.
+	require.NoError(t, in.PipeTombstone(ctx, "a"))
+	require.Equal(t, int64(1), stats.LateRecords())
+}

@@ -1,0 +1,184 @@
+package window
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/duality-streams/duality"
+	"github.com/duality-streams/duality/broker"
+	"github.com/duality-streams/duality/broker/embedded"
+	"github.com/duality-streams/duality/codec"
+	"github.com/duality-streams/duality/stream"
+)
+
+// readTopic returns every record of topic, partition by partition.
+func readTopic(t *testing.T, b broker.Broker, topic string) []broker.Record {
+	t.Helper()
+	ctx := t.Context()
+	info, err := b.DescribeTopic(ctx, topic)
+	require.NoError(t, err)
+	var all []broker.Record
+	for p := range info.Config.Partitions {
+		offs, err := b.ListOffsets(ctx, topic, p)
+		require.NoError(t, err)
+		for off := offs.Earliest; off < offs.Latest; {
+			recs, err := b.Fetch(ctx, []broker.FetchRequest{{Topic: topic, Partition: p, Offset: off}}, broker.FetchOptions{})
+			require.NoError(t, err)
+			require.NotEmpty(t, recs)
+			all = append(all, recs...)
+			off = recs[len(recs)-1].Offset + 1
+		}
+	}
+	return all
+}
+
+// awaitRecords long-polls topic until it holds at least n records with a
+// value (not tombstones; bounded by 20 s).
+func awaitRecords(t *testing.T, b broker.Broker, topic string, n int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	info, err := b.DescribeTopic(ctx, topic)
+	require.NoError(t, err)
+	reqs := make([]broker.FetchRequest, info.Config.Partitions)
+	for p := range reqs {
+		reqs[p] = broker.FetchRequest{Topic: topic, Partition: int32(p)}
+	}
+	for seen := 0; seen < n; {
+		recs, err := b.Fetch(ctx, reqs, broker.FetchOptions{MaxWait: time.Second})
+		require.NoError(t, err, "waiting for %d records in %q, have %d", n, topic, seen)
+		for _, r := range recs {
+			reqs[r.Partition].Offset = r.Offset + 1
+			if r.Value != nil {
+				seen++
+			}
+		}
+	}
+}
+
+// TestRestore runs a hopping count with final results and a session count
+// emitting every update on the embedded broker, in three runs over
+// growing input: with a state directory, after deleting it (state rebuilt
+// from the changelogs, stream time included), and with memory state. Every
+// window's final result must be emitted exactly once over the three runs,
+// with the count the model gives, and the newest session updates must
+// equal the model's sessions.
+func TestRestore(t *testing.T) {
+	const (
+		parts = 3
+		keys  = 7
+		step  = 150 // records per run
+	)
+	ctx := t.Context()
+	b, err := embedded.Open(t.TempDir())
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, b.Close()) })
+	for _, topic := range []string{"events", "final", "sessions"} {
+		require.NoError(t, b.CreateTopic(ctx, topic, broker.TopicConfig{Partitions: parts}))
+	}
+	hopping := Hopping(40*time.Millisecond, 10*time.Millisecond, 15*time.Millisecond)
+	session := Session(9*time.Millisecond, 10*time.Millisecond)
+	sb := stream.NewBuilder()
+	g := stream.GroupByKey(stream.From(sb, "events", codec.String(), codec.String()), codec.String(), codec.String())
+	wc := WindowedCodec(codec.String())
+	Count(g, hopping, "hop-counts", EmitOnWindowClose()).ToStream().To("final", wc, codec.Int64())
+	Count(g, session, "session-counts").ToStream().To("sessions", wc, codec.Int64())
+	topo, err := sb.Build()
+	require.NoError(t, err)
+	dir := filepath.Join(t.TempDir(), "state")
+
+	// Timestamps grow (with small disorder within grace) from a recent
+	// base, so stream time of each partition is the largest timestamp
+	// produced to it.
+	base := time.Now().Add(-time.Hour).UnixMilli()
+	var all []rec
+	streamTime := map[int32]int64{}
+	for run := range 3 {
+		var batch []broker.Record
+		for i := run * step; i < (run+1)*step; i++ {
+			r := rec{key: fmt.Sprint("k", i%keys), ts: base + int64(i)*2 + int64(i%3)*4}
+			all = append(all, r)
+			p := broker.KeyPartition([]byte(r.key), parts)
+			streamTime[p] = max(streamTime[p], r.ts)
+			batch = append(batch, broker.Record{Topic: "events", Partition: p, Key: []byte(r.key), Value: []byte("v"), Timestamp: time.UnixMilli(r.ts)})
+		}
+		require.NoError(t, b.Produce(ctx, batch))
+
+		// The final results due by now: the model's windows closed by
+		// their partition's stream time.
+		due := 0
+		for k := range model(hopping, all) {
+			if k.end+hopping.grace.Milliseconds() <= streamTime[broker.KeyPartition([]byte(k.key), parts)] {
+				due++
+			}
+		}
+		opts := []duality.Option{duality.CommitInterval(5 * time.Millisecond)}
+		switch run {
+		case 0:
+			opts = append(opts, duality.StateDir(dir))
+		case 1:
+			require.NoError(t, os.RemoveAll(dir))
+			opts = append(opts, duality.StateDir(dir))
+		}
+		app, err := duality.New("win", topo, b, opts...)
+		require.NoError(t, err)
+		runCtx, stop := context.WithCancel(ctx)
+		done := make(chan error, 1)
+		go func() { done <- app.Run(runCtx) }()
+		awaitRecords(t, b, "final", due)
+		awaitRecords(t, b, "sessions", len(all)) // one update per record, besides tombstones
+		stop()
+		require.NoError(t, <-done)
+		require.Len(t, readTopic(t, b, "final"), due, "run %d: final results due", run)
+	}
+
+	// Every window closed by now was emitted exactly once, with the
+	// model's count.
+	want := map[wkey]int64{}
+	for k, n := range model(hopping, all) {
+		if k.end+hopping.grace.Milliseconds() <= streamTime[broker.KeyPartition([]byte(k.key), parts)] {
+			want[k] = n
+		}
+	}
+	got := map[wkey]int64{}
+	for _, r := range readTopic(t, b, "final") {
+		w, err := wc.Decode(r.Key)
+		require.NoError(t, err)
+		n, err := codec.Int64().Decode(r.Value)
+		require.NoError(t, err)
+		k := wkey{w.Key, w.Start.UnixMilli(), w.End.UnixMilli()}
+		_, dup := got[k]
+		require.False(t, dup, "final result of %v emitted twice", k)
+		got[k] = n
+	}
+	require.Equal(t, want, got)
+	require.NotEmpty(t, got)
+
+	// The newest session updates (tombstones delete) are the model's
+	// sessions.
+	sessions := map[wkey]int64{}
+	tombstones := 0
+	for _, r := range readTopic(t, b, "sessions") {
+		w, err := wc.Decode(r.Key)
+		require.NoError(t, err)
+		k := wkey{w.Key, w.Start.UnixMilli(), w.End.UnixMilli()}
+		if r.Value == nil {
+			tombstones++
+			delete(sessions, k)
+			continue
+		}
+		n, err := codec.Int64().Decode(r.Value)
+		require.NoError(t, err)
+		sessions[k] = n
+	}
+	require.Equal(t, model(session, all), sessions)
+	require.Greater(t, len(sessions), keys, "gaps split sessions")
+	require.Positive(t, tombstones, "sessions grew and merged")
+	require.NotEmpty(t, readTopic(t, b, "win-hop-counts-changelog"))
+}
