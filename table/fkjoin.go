@@ -158,7 +158,7 @@ func fkJoin[K, V, KO, VO, VR any](sp fkSpec[K, V, KO, VO, VR]) Table[K, VR] {
 	subSource := &dsl.Node{Op: sp.op + "-subscription-source", Kind: dsl.KindSource, Topics: []string{subTopic}, Internal: true}
 	subSource.Instantiate = fkSource(subSource)
 	g.AddNode(subSource)
-	subscription := &dsl.Node{Op: sp.op + "-subscription", Kind: dsl.KindProcessor, Stores: []string{subStore, sp.right.store}}
+	subscription := &dsl.Node{Op: sp.op + "-subscription", Kind: dsl.KindProcessor, Stores: append([]string{subStore}, sp.right.readStores()...)}
 	foreign := &dsl.Node{Op: sp.op + "-foreign", Kind: dsl.KindProcessor, Stores: []string{subStore}}
 	respSink := &dsl.Node{Op: sp.op + "-response-sink", Kind: dsl.KindSink, Topics: []string{respTopic}, Internal: true}
 	claimStore(g, subscription, subStore, "a foreign-key join's subscription store belongs to the join")
@@ -176,7 +176,7 @@ func fkJoin[K, V, KO, VO, VR any](sp fkSpec[K, V, KO, VO, VR]) Table[K, VR] {
 	respSource := &dsl.Node{Op: sp.op + "-response-source", Kind: dsl.KindSource, Topics: []string{respTopic}, Internal: true}
 	respSource.Instantiate = fkSource(respSource)
 	g.AddNode(respSource)
-	result := &dsl.Node{Op: sp.op, Kind: dsl.KindProcessor, Stores: []string{sp.store, sp.left.store}}
+	result := &dsl.Node{Op: sp.op, Kind: dsl.KindProcessor, Stores: append([]string{sp.store}, sp.left.readStores()...)}
 	claimStore(g, result, sp.store, "a foreign-key join needs a store of its own")
 	result.Instantiate = func(task *dsl.Task) (any, error) { return sp.results(task, result) }
 	g.AddNode(result, respSource, subscribe)

@@ -2,6 +2,7 @@ package table_test
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -264,4 +265,221 @@ func TestJoinByForeignKeyPartitions(t *testing.T) {
 			require.Equal(t, broker.KeyPartition(r.Key, n), r.Partition, topic)
 		}
 	}
+}
+
+// TestJoinByForeignKeyDerived joins a filtered left table with a mapped,
+// filtered right table, and counts the results per customer name with a
+// table GroupBy, which needs the result's old values to retract a row
+// from its old group.
+func TestJoinByForeignKeyDerived(t *testing.T) {
+	ctx := t.Context()
+	b := stream.NewBuilder()
+	orders := table.From(b, "orders", codec.String(), codec.JSON[fkOrder](), "orders").
+		FilterNot(func(_ string, o fkOrder) bool { return o.Item == "" })
+	customers := table.MapValues(table.From(b, "customers", codec.String(), codec.String(), "customers"), strings.ToUpper).
+		Filter(func(_, name string) bool { return name != "BANNED" })
+	enriched := table.JoinByForeignKey(orders, customers, func(o fkOrder) string { return o.Customer },
+		func(_ fkOrder, name string) string { return name },
+		codec.String(), codec.JSON[fkOrder](), codec.String(), codec.String(), codec.String(), "enriched")
+	perName := table.GroupBy(enriched, func(_, name string) (string, string) { return name, name }, codec.String(), codec.String()).Count("orders-per-name")
+	perName.ToStream().To("per-name", codec.String(), codec.Int64())
+	topo, err := b.Build()
+	require.NoError(t, err)
+	d, err := streamtest.New(topo, streamtest.AppID("app"), streamtest.Partitions("orders", 2), streamtest.Partitions("customers", 3))
+	require.NoError(t, err)
+	defer d.Close()
+	in := streamtest.Input(d, "orders", codec.String(), codec.JSON[fkOrder]())
+	cust := streamtest.Input(d, "customers", codec.String(), codec.String())
+	out := streamtest.Output(d, "per-name", codec.String(), codec.Int64())
+	counts := func() map[string]int64 {
+		t.Helper()
+		all, err := streamtest.Store(d, "orders-per-name", codec.String(), codec.Int64()).All()
+		require.NoError(t, err)
+		m := map[string]int64{}
+		for _, kv := range all {
+			if kv.Value != 0 {
+				m[kv.Key] = kv.Value
+			}
+		}
+		return m
+	}
+	require.NoError(t, cust.Pipe(ctx, "c1", "ann"))
+	require.NoError(t, cust.Pipe(ctx, "c2", "bob"))
+	require.NoError(t, in.Pipe(ctx, "o1", fkOrder{"c1", "book"}))
+	require.NoError(t, in.Pipe(ctx, "o2", fkOrder{"c1", "pen"}))
+	require.NoError(t, in.Pipe(ctx, "o3", fkOrder{"c2", "cup"}))
+	require.Equal(t, map[string]int64{"ANN": 2, "BOB": 1}, counts())
+	// A foreign-key change moves o2 from Ann's group to Bob's.
+	require.NoError(t, in.Pipe(ctx, "o2", fkOrder{"c2", "pen"}))
+	require.Equal(t, map[string]int64{"ANN": 1, "BOB": 2}, counts())
+	// A rename moves every referring row.
+	require.NoError(t, cust.Pipe(ctx, "c2", "robert"))
+	require.Equal(t, map[string]int64{"ANN": 1, "ROBERT": 2}, counts())
+	// The right Filter rejects a customer: its rows leave the join.
+	require.NoError(t, cust.Pipe(ctx, "c1", "banned"))
+	require.Equal(t, map[string]int64{"ROBERT": 2}, counts())
+	// The left Filter rejects an order: it leaves the join.
+	require.NoError(t, in.Pipe(ctx, "o3", fkOrder{"c2", ""}))
+	require.Equal(t, map[string]int64{"ROBERT": 1}, counts())
+	recs, err := out.ReadKeyValues()
+	require.NoError(t, err)
+	require.Equal(t, []streamtest.KeyValue[string, int64]{
+		{Key: "ANN", Value: 1}, {Key: "ANN", Value: 2}, {Key: "BOB", Value: 1},
+		{Key: "ANN", Value: 1}, {Key: "BOB", Value: 2},
+		{Key: "BOB", Value: 1}, {Key: "ROBERT", Value: 1}, {Key: "BOB", Value: 0}, {Key: "ROBERT", Value: 2},
+		{Key: "ANN", Value: 0},
+		{Key: "ROBERT", Value: 1},
+	}, recs)
+}
+
+func TestJoinByForeignKeyBuildErrors(t *testing.T) {
+	type (
+		strT = table.Table[string, string]
+		ordT = table.Table[string, fkOrder]
+	)
+	fk := func(o fkOrder) string { return o.Customer }
+	joiner := func(o fkOrder, name string) string { return o.Item + name }
+	orc := codec.JSON[fkOrder]()
+	tests := []struct {
+		name  string
+		build func(b *stream.Builder)
+		want  error
+		msg   string
+	}{
+		{
+			name: "nil functions",
+			build: func(b *stream.Builder) {
+				o, c := table.From(b, "orders", str, orc, "orders"), table.From(b, "customers", str, str, "customers")
+				table.JoinByForeignKey(o, c, nil, joiner, str, orc, str, str, str, "j1")
+				table.LeftJoinByForeignKey[string, fkOrder, string, string, string](o, c, fk, nil, str, orc, str, str, str, "j2")
+			},
+			want: stream.ErrNilFunc,
+		},
+		{
+			name: "nil codecs",
+			build: func(b *stream.Builder) {
+				o, c := table.From(b, "orders", str, orc, "orders"), table.From(b, "customers", str, str, "customers")
+				table.JoinByForeignKey(o, c, fk, joiner, nil, nil, nil, nil, nil, "j")
+			},
+			want: stream.ErrNilCodec,
+			msg:  "right value codec",
+		},
+		{
+			name: "a table joined with itself",
+			build: func(b *stream.Builder) {
+				people := table.From(b, "people", str, str, "people")
+				table.JoinByForeignKey(people, people, func(boss string) string { return boss },
+					func(boss, bossOfBoss string) string { return bossOfBoss }, str, str, str, str, str, "bosses")
+			},
+			want: stream.ErrTopicConflict,
+			msg:  "computed in one sub-topology",
+		},
+		{
+			name: "tables of two builders",
+			build: func(b *stream.Builder) {
+				o := table.From(b, "orders", str, orc, "orders")
+				c := table.From(stream.NewBuilder(), "customers", str, str, "customers")
+				table.JoinByForeignKey(o, c, fk, joiner, str, orc, str, str, str, "j")
+			},
+			want: stream.ErrForeignStream,
+		},
+		{
+			name: "the zero table",
+			build: func(b *stream.Builder) {
+				table.JoinByForeignKey(table.From(b, "orders", str, orc, "orders"), strT{}, fk, joiner, str, orc, str, str, str, "j")
+				table.JoinByForeignKey(ordT{}, table.From(b, "customers", str, str, "customers"), fk, joiner, str, orc, str, str, str, "j")
+			},
+			want: stream.ErrForeignStream,
+		},
+		{
+			name: "a store name used twice",
+			build: func(b *stream.Builder) {
+				o, c := table.From(b, "orders", str, orc, "orders"), table.From(b, "customers", str, str, "customers")
+				table.JoinByForeignKey(o, c, fk, joiner, str, orc, str, str, str, "orders")
+			},
+			want: stream.ErrStoreConflict,
+		},
+		{
+			name: "a subscription store name used twice",
+			build: func(b *stream.Builder) {
+				o, c := table.From(b, "orders", str, orc, "orders"), table.From(b, "customers", str, str, "j-subscription-store")
+				table.JoinByForeignKey(o, c, fk, joiner, str, orc, str, str, str, "j")
+			},
+			want: stream.ErrStoreConflict,
+		},
+		{
+			name: "an invalid store name",
+			build: func(b *stream.Builder) {
+				o, c := table.From(b, "orders", str, orc, "orders"), table.From(b, "customers", str, str, "customers")
+				table.JoinByForeignKey(o, c, fk, joiner, str, orc, str, str, str, "no spaces")
+			},
+			want: stream.ErrInvalidOption,
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			b := stream.NewBuilder()
+			tc.build(b)
+			_, err := b.Build()
+			require.ErrorIs(t, err, tc.want)
+			if tc.msg != "" {
+				require.ErrorContains(t, err, tc.msg)
+			}
+		})
+	}
+}
+
+// TestJoinByForeignKeyFailures checks that a panicking extractor or joiner
+// fails the record with a *stream.NodeError naming the step, and that a
+// corrupt internal record fails with a *codec.DecodeError.
+func TestJoinByForeignKeyFailures(t *testing.T) {
+	ctx := t.Context()
+	build := func(t *testing.T, fk func(fkOrder) string, joiner func(fkOrder, string) string) *streamtest.Driver {
+		b := stream.NewBuilder()
+		orders := table.From(b, "orders", codec.String(), codec.JSON[fkOrder](), "orders")
+		customers := table.From(b, "customers", codec.String(), codec.String(), "customers")
+		table.JoinByForeignKey(orders, customers, fk, joiner,
+			codec.String(), codec.JSON[fkOrder](), codec.String(), codec.String(), codec.String(), "enriched")
+		topo, err := b.Build()
+		require.NoError(t, err)
+		d, err := streamtest.New(topo, streamtest.AppID("app"))
+		require.NoError(t, err)
+		t.Cleanup(func() { d.Close() })
+		require.NoError(t, streamtest.Input(d, "customers", codec.String(), codec.String()).Pipe(ctx, "c1", "Ann"))
+		return d
+	}
+	fk := func(o fkOrder) string { return o.Customer }
+	joiner := func(o fkOrder, name string) string { return o.Item + " for " + name }
+	boom := func(fkOrder) string { panic("boom") }
+	for _, tc := range []struct {
+		name   string
+		fk     func(fkOrder) string
+		joiner func(fkOrder, string) string
+		step   string
+	}{
+		{"extractor", boom, joiner, `^fk-join-subscribe-\d+$`},
+		{"joiner", fk, func(fkOrder, string) string { panic("boom") }, `^fk-join-\d+$`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d := build(t, tc.fk, tc.joiner)
+			err := streamtest.Input(d, "orders", codec.String(), codec.JSON[fkOrder]()).Pipe(ctx, "o1", fkOrder{"c1", "book"})
+			var ne *stream.NodeError
+			require.ErrorAs(t, err, &ne)
+			require.Regexp(t, tc.step, ne.Node)
+			var pe *stream.PanicError
+			require.ErrorAs(t, err, &pe)
+		})
+	}
+	t.Run("corrupt records", func(t *testing.T) {
+		d := build(t, fk, joiner)
+		for _, topic := range []string{"app-enriched-subscription-registration", "app-enriched-subscription-response"} {
+			for _, value := range [][]byte{nil, {}, {1}, {9, 9, 9}, {1, 3, 1, 0}} {
+				err := d.PipeRaw(ctx, broker.Record{Topic: topic, Partition: 0, Key: []byte("k"), Value: value})
+				var de *codec.DecodeError
+				require.ErrorAs(t, err, &de, "%s %v", topic, value)
+				var ne *stream.NodeError
+				require.ErrorAs(t, err, &ne)
+			}
+		}
+	})
 }
