@@ -88,6 +88,63 @@
 // refuse it otherwise), and Build fails with [ErrNotCoPartitioned] when
 // one table is computed in a sub-topology that feeds the other's.
 //
+// # Foreign-key joins
+//
+// [JoinByForeignKey] and [LeftJoinByForeignKey] join each row of a left
+// table with the row of a right table whose key is a foreign key
+// extracted from the left row's value (Kafka Streams' foreign-key
+// KTable joins, KIP-213): orders with their customer, keyed by order. The
+// result is a table keyed by the left keys, materialised in the join's
+// store, and updated from both sides: a left update is joined with the
+// right row of its (possibly new) foreign key, a right update re-emits
+// every left row that refers to it, and deletes on either side emit
+// tombstones (inner) or rows without a right value (left). The two tables
+// need not be co-partitioned; the join works the way Kafka Streams' does:
+//
+//   - the left side sends, for every left change, a subscription to the
+//     internal topic "<store>-subscription-registration", keyed by the
+//     foreign key (encoded with the right key codec) and partitioned like
+//     the right table's topic, carrying the left key, the left task's
+//     partition, a 128-bit hash of the left value and an instruction. A
+//     foreign-key change sends an unsubscribe to the old key (which is why
+//     left changes carry old values) and a subscribe to the new one; a
+//     left delete sends an unsubscribe that asks for a response;
+//   - the right side records subscriptions in the store
+//     "<store>-subscription-store" (keys: foreign key, then left key, so
+//     the subscribers of one foreign key are one prefix scan; logged to a
+//     changelog and restored like every store) and answers a subscription
+//     with the right row's current value; a right change scans the
+//     foreign key's subscribers and answers each of them. Answers go to
+//     "<store>-subscription-response", keyed by left key, to the
+//     partition of the left task that subscribed, which has the left
+//     table's partition count;
+//   - the left side applies an answer only if the hash it carries is the
+//     hash of the left row's current value (or both are absent, for a
+//     delete): an answer computed for an older value is dropped, so a row
+//     updated twice before the first answer returns is joined once, with
+//     its newest value, and never with the old foreign key's row. It then
+//     computes the result from the current left value and the answer's
+//     right value, stores it and emits it.
+//
+// Kafka Streams' rules decide which changes emit: a new left row of an
+// inner join whose foreign key right lacks emits nothing; any later
+// update of it emits its result or a tombstone (a move to a missing key
+// retracts the old result); a left join always emits. A right delete
+// emits a tombstone for each inner-joined row, or the row without a
+// right value for a left join. Deleting a key a table does not hold
+// emits nothing.
+//
+// Choices that differ from Kafka Streams: the extractor returns a KO, not
+// a nullable one, so a left row without a foreign key needs a key the
+// right table never holds (its subscription is kept like any other);
+// the join takes the codecs of both tables and of the result positionally
+// (tables carry no codecs here); and a table cannot be joined with itself
+// or with a table of its own sub-topology (Build reports
+// stream.ErrTopicConflict), because one sub-topology would read its own
+// output: write the right table to a topic of its own and read it back
+// with [From]. The hash check requires a deterministic left value codec
+// (codec.JSON and codec.Msgpack are).
+//
 // # Table GroupBy
 //
 // [GroupBy] re-groups a table by a key computed from each row, and
