@@ -81,7 +81,9 @@ func New(appID string, topo *stream.Topology, b broker.Broker, opts ...Option) (
 //
 // It first checks that every external source and sink topic exists (a
 // *[MissingTopicsError] lists those that do not), creates missing internal
-// topics, and joins the group. On every assignment it creates the tasks for
+// topics, bootstraps the global stores (up to the end of their topics;
+// then a goroutine follows the topics until Run returns) and joins the
+// group. On every assignment it creates the tasks for
 // the assigned partitions, resumes them from the group's committed offsets
 // (the earliest offset when none is committed) and runs them on the
 // workers. On a rebalance it stops the workers between two records,
@@ -127,6 +129,37 @@ func (a *App) Run(ctx context.Context) (err error) {
 		}()
 		a.iq.setPartitions(a.plan, topics)
 	}
+	var globalErr <-chan error
+	if len(a.plan.globals) > 0 {
+		// Global stores are bootstrapped before any task starts, then
+		// followed by a goroutine of their own until Run returns.
+		g, gerr := a.openGlobals(ctx, topics)
+		if gerr != nil {
+			if canceled(gerr) {
+				return g.close()
+			}
+			return fmt.Errorf("duality: app %q: %w", a.appID, errors.Join(gerr, g.close()))
+		}
+		a.iq.setGlobals(g.stores)
+		gctx, cancel := context.WithCancel(ctx)
+		errc := make(chan error, 1)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			if ferr := g.follow(gctx); ferr != nil {
+				errc <- fmt.Errorf("global stores: %w", ferr)
+			}
+		}()
+		globalErr = errc
+		defer func() {
+			cancel()
+			<-done
+			a.iq.setGlobals(nil)
+			if cerr := g.close(); cerr != nil && err == nil {
+				err = fmt.Errorf("duality: app %q: close global stores: %w", a.appID, cerr)
+			}
+		}()
+	}
 	m, err := a.b.JoinGroup(ctx, a.appID, a.plan.sourceTopics)
 	if err != nil {
 		if canceled(err) {
@@ -135,7 +168,7 @@ func (a *App) Run(ctx context.Context) (err error) {
 		return fmt.Errorf("duality: app %q: join group: %w", a.appID, err)
 	}
 	a.log.Info("joined group", slog.String("member", m.MemberID()), slog.Any("topics", a.plan.sourceTopics))
-	err = a.loop(ctx, m, topics)
+	err = a.loop(ctx, m, topics, globalErr)
 	a.m.tasks.Store(0)
 	if lerr := m.Leave(context.WithoutCancel(ctx)); lerr != nil && err == nil {
 		err = fmt.Errorf("leave group: %w", lerr)
@@ -147,9 +180,10 @@ func (a *App) Run(ctx context.Context) (err error) {
 	return nil
 }
 
-// loop follows the group's assignments until ctx ends or a worker fails.
+// loop follows the group's assignments until ctx ends, a worker fails or
+// the goroutine following the global stores fails (globalErr).
 // topics are the partition counts of the topics known to exist.
-func (a *App) loop(ctx context.Context, m broker.Membership, topics map[string]int32) error {
+func (a *App) loop(ctx context.Context, m broker.Membership, topics map[string]int32, globalErr <-chan error) error {
 	var gen *generation
 	for {
 		var failed <-chan error
@@ -165,6 +199,11 @@ func (a *App) loop(ctx context.Context, m broker.Membership, topics map[string]i
 		case err := <-failed:
 			// Stop the other workers; they commit their own work.
 			return errors.Join(err, gen.stop(stopReason{}))
+		case err := <-globalErr:
+			if gen != nil {
+				err = errors.Join(err, gen.stop(stopReason{}))
+			}
+			return err
 		case asg, ok := <-m.Assignments():
 			if !ok {
 				err := errors.New("group membership ended")

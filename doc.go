@@ -121,6 +121,28 @@
 // startup reads every changelog in full. Deleting a state directory is
 // safe; it is rebuilt the same way.
 //
+// # Global stores
+//
+// A global store (table.Global; Kafka Streams' GlobalKTable) is held in
+// full by every instance: Run reads every partition of its topic outside
+// the consumer group and writes the records' raw keys and values into the
+// store (a nil value deletes, a record without key is ignored). No
+// changelog is written: the topic is the changelog. Before joining the
+// group, Run brings every global store up to the end of its topic (the
+// bootstrap, reported like a restore through [OnRestore] and the log),
+// so no task processes input before; then a goroutine of Run follows the
+// topics and applies new records as they arrive, concurrently with the
+// tasks, whose lookups see each key as of some record of its partition.
+// A later stream record is not guaranteed to see an update appended just
+// before it, as in Kafka Streams, where the global thread is not
+// synchronised with the stream threads. The position read in each
+// partition is stored in the same batch as the data, so with [StateDir] a
+// restart reads only the records appended since, and a store whose
+// positions do not fit its topic (recreated, or records deleted) is
+// dropped and rebuilt. A global store's topic is external and must exist
+// (*[MissingTopicsError]); new partitions of it are read from the next
+// start. [Query] on a global store answers every key on every instance.
+//
 // # Errors
 //
 // [New] reports every configuration and topology problem at once
@@ -142,7 +164,8 @@
 // # Interactive queries
 //
 // [Query] gives a typed, read-only view of a store of a running App
-// (*[ReadOnlyStore]): Get routes a key to its partition with
+// (*[ReadOnlyStore]); a global store answers every key. For the other
+// stores, Get routes a key to its partition with
 // [broker.KeyPartition] of the encoded key over the store's partition
 // count, as the runtime partitions records; Range, Scan and All merge the
 // partitions this instance owns in encoded key order (key order when the

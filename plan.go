@@ -23,6 +23,13 @@ type plan struct {
 	// external are the external source and fixed sink topics, sorted.
 	external []string
 	internal []internalPlan
+	// globals are the global stores, each fed by an external topic.
+	globals []globalPlan
+}
+
+type globalPlan struct {
+	name  string
+	topic string // broker name
 }
 
 type subPlan struct {
@@ -183,6 +190,30 @@ func newPlan(appID string, topo *topology.Topology) (*plan, error) {
 		}
 		p.subs = append(p.subs, sp)
 	}
+	globalTopics := map[string]string{}
+	for _, gs := range topo.GlobalStores {
+		if _, dup := storeOwner[gs.Name]; dup || gs.Name == "" {
+			bad("global store %q: the name is empty or used by another store", gs.Name)
+			continue
+		}
+		storeOwner[gs.Name] = -1
+		if err := broker.ValidateTopicName(gs.Name); err != nil {
+			bad("global store %q: %v", gs.Name, err)
+		}
+		if err := broker.ValidateTopicName(gs.Topic); err != nil {
+			bad("global store %q: %v", gs.Name, err)
+			continue
+		}
+		if sp := p.bySource[gs.Topic]; sp != nil {
+			bad("topic %q feeds global store %q and is read by sub-topology %d; a global store's topic feeds only the store", gs.Topic, gs.Name, sp.st.ID)
+		}
+		if other, dup := globalTopics[gs.Topic]; dup {
+			bad("topic %q feeds global stores %q and %q", gs.Topic, other, gs.Name)
+		}
+		globalTopics[gs.Topic] = gs.Name
+		external[gs.Topic] = true
+		p.globals = append(p.globals, globalPlan{name: gs.Name, topic: gs.Topic})
+	}
 	for _, it := range p.internal {
 		if !ids[it.writtenBy] {
 			bad("internal topic %q: written by unknown sub-topology %d", it.logical, it.writtenBy)
@@ -206,6 +237,9 @@ func newPlan(appID string, topo *topology.Topology) (*plan, error) {
 }
 
 func (p *plan) hasStores() bool {
+	if len(p.globals) > 0 {
+		return true
+	}
 	for _, sp := range p.subs {
 		if len(sp.stores) > 0 {
 			return true

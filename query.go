@@ -65,7 +65,29 @@ type queries struct {
 		// owned maps each store to its assigned partitions, with the
 		// open store (nil while it is not open or being restored).
 		owned map[string]map[int32]store.Store
+		// globals are the bootstrapped global stores, by name.
+		globals map[string]*globalStore
 	}
+}
+
+// setGlobals makes the global stores readable once bootstrapped (nil:
+// unreadable again, before they close).
+func (q *queries) setGlobals(gs []*globalStore) {
+	m := map[string]*globalStore{}
+	for _, g := range gs {
+		m[g.name] = g
+	}
+	q.mu.Lock()
+	q.mu.globals = m
+	q.mu.Unlock()
+}
+
+// globalStore returns the global store name, nil when it is not
+// readable.
+func (q *queries) globalStore(name string) *globalStore {
+	q.mu.RLock()
+	defer q.mu.RUnlock()
+	return q.mu.globals[name]
 }
 
 // setPartitions records the partition count of every store (the count of
@@ -237,15 +259,20 @@ func notReady(name string, err error) error {
 // concurrent use, including while the app's workers write and rebalance,
 // and stays valid across rebalances.
 type ReadOnlyStore[K, V any] struct {
-	app  *App
-	name string
-	kc   codec.Codec[K]
-	vc   codec.Codec[V]
+	app    *App
+	name   string
+	global bool
+	kc     codec.Codec[K]
+	vc     codec.Codec[V]
 }
 
 // Query returns a read-only view of the store named name of a's topology,
 // with the codecs of its keys and values (for table.Count, the grouping's
-// key codec and codec.Int64()). It may be called before or while a runs.
+// key codec and codec.Int64()). name may be a global store (table.Global),
+// which every instance holds in full: Get then answers every key, Range and
+// All scan the whole store, reads see the records applied so far (there
+// are no commits), and ErrStoreNotReady means the app is not running or is
+// still bootstrapping it. It may be called before or while a runs.
 // It returns an error matching [ErrUnknownStore] when the topology has no
 // such store, and [ErrInvalidConfig] for a nil app or codec.
 func Query[K, V any](a *App, name string, kc codec.Codec[K], vc codec.Codec[V]) (*ReadOnlyStore[K, V], error) {
@@ -257,6 +284,11 @@ func Query[K, V any](a *App, name string, kc codec.Codec[K], vc codec.Codec[V]) 
 			if s.name == name {
 				return &ReadOnlyStore[K, V]{app: a, name: name, kc: kc, vc: vc}, nil
 			}
+		}
+	}
+	for _, g := range a.plan.globals {
+		if g.name == name {
+			return &ReadOnlyStore[K, V]{app: a, name: name, global: true, kc: kc, vc: vc}, nil
 		}
 	}
 	return nil, fmt.Errorf("%w: %q", ErrUnknownStore, name)
@@ -285,20 +317,31 @@ func (s *ReadOnlyStore[K, V]) Get(ctx context.Context, key K) (V, bool, error) {
 		return zero, false, fmt.Errorf("store %s: encode key: %w", s.name, err)
 	}
 	q := &s.app.iq
-	n := q.partitionCount(s.name)
-	if n <= 0 {
-		return zero, false, fmt.Errorf("store %s: app not running: %w", s.name, ErrStoreNotReady)
-	}
-	p := broker.KeyPartition(k, n)
 	if !q.gate.enter() {
 		return zero, false, errStopped(s.name)
 	}
 	defer q.gate.leave()
-	st, err := q.lookup(s.name, p)
-	if err != nil {
-		return zero, false, err
+	var b []byte
+	var ok bool
+	var p int32
+	if s.global {
+		g := q.globalStore(s.name)
+		if g == nil {
+			return zero, false, errStopped(s.name)
+		}
+		b, ok, _, err = g.get(nil, k)
+	} else {
+		n := q.partitionCount(s.name)
+		if n <= 0 {
+			return zero, false, fmt.Errorf("store %s: app not running: %w", s.name, ErrStoreNotReady)
+		}
+		p = broker.KeyPartition(k, n)
+		st, lerr := q.lookup(s.name, p)
+		if lerr != nil {
+			return zero, false, lerr
+		}
+		b, ok, err = st.Get(k)
 	}
-	b, ok, err := st.Get(k)
 	if err != nil {
 		return zero, false, notReady(s.name, err)
 	}
@@ -369,10 +412,23 @@ func (s *ReadOnlyStore[K, V]) scan(ctx context.Context, start, end []byte) (iter
 			return
 		}
 		defer q.gate.leave()
-		sts, lerr := q.ownedStores(s.name)
-		if lerr != nil {
-			err = lerr
-			return
+		var sts []func(start, end []byte) store.Cursor
+		if s.global {
+			g := q.globalStore(s.name)
+			if g == nil {
+				err = errStopped(s.name)
+				return
+			}
+			sts = append(sts, g.rangeData)
+		} else {
+			owned, lerr := q.ownedStores(s.name)
+			if lerr != nil {
+				err = lerr
+				return
+			}
+			for _, st := range owned {
+				sts = append(sts, st.Range)
+			}
 		}
 		if end != nil && bytes.Compare(start, end) >= 0 {
 			return
@@ -386,8 +442,8 @@ func (s *ReadOnlyStore[K, V]) scan(ctx context.Context, start, end []byte) (iter
 			}
 		}()
 		var live []store.Cursor
-		for _, st := range sts {
-			c := st.Range(start, end)
+		for _, rangeOf := range sts {
+			c := rangeOf(start, end)
 			curs = append(curs, c)
 			if c.Next() {
 				live = append(live, c)

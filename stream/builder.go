@@ -51,22 +51,24 @@ var ErrUnknownStore = errors.New("stream: unknown store")
 // handles returned after a mistake keep working.
 //
 // A Builder is not safe for concurrent use.
-type Builder struct {
-	g *dsl.Graph
-}
+type Builder dsl.Builder
 
 // NewBuilder returns an empty Builder.
-func NewBuilder() *Builder { return &Builder{g: dsl.NewGraph()} }
+func NewBuilder() *Builder { return (*Builder)(dsl.NewBuilder()) }
+
+// graph returns b's graph, nil for a nil or zero Builder.
+func (b *Builder) graph() *dsl.Graph { return (*dsl.Builder)(b).Graph() }
 
 // Build validates the topology and returns it. All wiring errors are
 // returned at once, joined with errors.Join; each matches one of the
 // package's Err values (or broker.ErrInvalidTopicName). Build may be
 // called again after adding steps; each Topology is a snapshot.
 func (b *Builder) Build() (*Topology, error) {
-	if b == nil || b.g == nil {
+	g := b.graph()
+	if g == nil {
 		return nil, ErrNoSources
 	}
-	t, err := dsl.Build(b.g)
+	t, err := dsl.Build(g)
 	if err != nil {
 		return nil, err
 	}

@@ -101,13 +101,14 @@ func From[K, V any](b *Builder, topic string, kc codec.Codec[K], vc codec.Codec[
 // them, so they should have the same partition count. An empty list makes
 // Build fail with ErrInvalidOption.
 func FromTopics[K, V any](b *Builder, topics []string, kc codec.Codec[K], vc codec.Codec[V], opts ...Option) Stream[K, V] {
-	if b == nil || b.g == nil {
+	g := b.graph()
+	if g == nil {
 		return Stream[K, V]{}
 	}
-	cfg := stepOptions(b.g, opts)
-	n := addSource(b.g, cfg.name, append([]string(nil), topics...), false, kc, vc)
+	cfg := stepOptions(g, opts)
+	n := addSource(g, cfg.name, append([]string(nil), topics...), false, kc, vc)
 	if len(topics) == 0 {
-		b.g.AddError(fmt.Errorf("source %q: %w: no topics", n.Name, ErrInvalidOption))
+		g.AddError(fmt.Errorf("source %q: %w: no topics", n.Name, ErrInvalidOption))
 	}
 	return handle[K, V](n)
 }

@@ -46,6 +46,14 @@
 //	counts := streamtest.Store(d, "counts", codec.String(), codec.Int64())
 //	n, ok, err := counts.Get("alice")
 //
+// # Global stores
+//
+// A topology's global stores (table.Global) are kept in the driver's
+// memory: a record piped to (or written to) a global table's topic
+// updates its store before the pipe returns, so later records see it. The
+// driver reads a global store as one partition (partition 0): StoreGet,
+// StoreAll and [Store] views work on it.
+//
 // # Errors
 //
 // Processing errors are returned by the pipe call (usually a

@@ -127,6 +127,7 @@ type topicLog struct {
 	all        []broker.Record   // every record in arrival order
 	cursor     int               // first record of all not yet read by Output
 	readers    []int             // sub-topologies reading the topic
+	global     store.Store       // the global store the topic feeds, if any
 }
 
 // Driver runs a topology synchronously, without a broker: every piped
@@ -196,6 +197,9 @@ func New(topo *stream.Topology, opts ...Option) (*Driver, error) {
 		stores: make(map[string]storeInfo),
 	}
 	if err := d.layout(); err != nil {
+		return nil, errors.Join(err, d.db.Close())
+	}
+	if err := d.openGlobals(); err != nil {
 		return nil, errors.Join(err, d.db.Close())
 	}
 	for st, sub := range d.topo.SubTopologies {
@@ -372,6 +376,11 @@ func (d *Driver) append(rec broker.Record) error {
 	rec.Offset = int64(len(l.parts[rec.Partition]))
 	l.parts[rec.Partition] = append(l.parts[rec.Partition], rec)
 	l.all = append(l.all, rec)
+	if l.global != nil {
+		if err := applyGlobal(l.global, &rec); err != nil {
+			return err
+		}
+	}
 	if len(l.readers) > 0 {
 		d.queue = append(d.queue, rec)
 	}
@@ -390,7 +399,7 @@ func (d *Driver) PipeRaw(ctx context.Context, rec broker.Record) error {
 	if d.closed {
 		return ErrClosed
 	}
-	if l, ok := d.topics[rec.Topic]; !ok || len(l.readers) == 0 {
+	if l, ok := d.topics[rec.Topic]; !ok || len(l.readers) == 0 && l.global == nil {
 		return &broker.TopicError{Topic: rec.Topic, Partition: -1, Err: fmt.Errorf("no sub-topology reads it: %w", broker.ErrUnknownTopic)}
 	}
 	if err := d.append(rec); err != nil {

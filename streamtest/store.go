@@ -19,8 +19,9 @@ import (
 // storeInfo is what the driver knows of one store of the topology.
 type storeInfo struct {
 	sub        int    // index of the owning sub-topology in d.tasks
-	changelog  string // broker topic name
-	partitions int32
+	changelog  string // broker topic name (a global store's topic)
+	partitions int32  // 1 for a global store
+	global     store.Store
 }
 
 // changelogTopic returns the broker name of store's changelog topic, as
@@ -226,6 +227,9 @@ func (d *Driver) StoreGet(name string, partition int32, key []byte) ([]byte, boo
 	if err != nil {
 		return nil, false, err
 	}
+	if info.global != nil {
+		return info.global.Get(key)
+	}
 	return d.tasks[info.sub][partition].env.stores[name].Get(key)
 }
 
@@ -249,6 +253,10 @@ func (d *Driver) StoreAll(name string, partition int32) (iter.Seq2[[]byte, []byt
 	info, err := d.lookupStore(name, partition)
 	if err != nil {
 		return func(func([]byte, []byte) bool) {}, func() error { return err }
+	}
+	if info.global != nil {
+		c := info.global.Range(nil, nil)
+		return c.All(), c.Close
 	}
 	return d.tasks[info.sub][partition].env.stores[name].Range(nil, nil)
 }

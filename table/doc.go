@@ -162,6 +162,17 @@
 // The subtraction is applied first. A group whose rows all left keeps its
 // aggregate (a count of 0), as in Kafka Streams.
 //
+// # Global tables
+//
+// [Global] reads a topic as a [GlobalTable] (Kafka Streams' GlobalKTable):
+// every instance holds all its partitions in a global store, bootstrapped
+// before any task processes input and kept up to date while the app runs;
+// the topic is the store's changelog. [JoinGlobal] and [LeftJoinGlobal]
+// join each stream record with the value at a key computed from the
+// record (a key mapper), so no co-partitioning or repartitioning is
+// needed. A global store may lag its topic slightly: a stream record is
+// not guaranteed to see an update appended just before it.
+//
 // # Grouping
 //
 // An aggregation needs all records of a key in one task. stream.GroupBy

@@ -85,6 +85,36 @@ func Build(g *Graph) (*topology.Topology, error) {
 	if nSources == 0 {
 		errs = append(errs, ErrNoSources)
 	}
+	globalNames := map[string]bool{}
+	for _, gs := range g.globals {
+		if err := broker.ValidateTopicName(gs.Name); err != nil || gs.Name == "" {
+			errs = append(errs, fmt.Errorf("%w: %s: global store name %q: it must be a valid topic name (ASCII letters, digits, '.', '_', '-')", ErrInvalidOption, gs.Step, gs.Name))
+		}
+		if globalNames[gs.Name] {
+			errs = append(errs, fmt.Errorf("%w: %s: global store %q is declared twice", ErrStoreConflict, gs.Step, gs.Name))
+		}
+		globalNames[gs.Name] = true
+		if err := broker.ValidateTopicName(gs.Topic); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", gs.Step, err))
+			continue
+		}
+		k := topicKey{gs.Topic, false}
+		if prev, ok := readers[k]; ok {
+			errs = append(errs, fmt.Errorf("%w: %s is read by source %q and global store %q; a global table's topic feeds only its store", ErrTopicConflict, k, prev.Name, gs.Name))
+		}
+		for _, o := range g.globals {
+			if o.Name < gs.Name && o.Topic == gs.Topic {
+				errs = append(errs, fmt.Errorf("%w: %s feeds global stores %q and %q; read it once and reuse the global table", ErrTopicConflict, k, o.Name, gs.Name))
+			}
+		}
+	}
+	for _, n := range nodes {
+		for _, name := range n.Stores {
+			if globalNames[name] {
+				errs = append(errs, fmt.Errorf("%w: %s %q: store %q is also a global store", ErrStoreConflict, n.Op, n.Name, name))
+			}
+		}
+	}
 	for _, n := range nodes {
 		for _, name := range n.Stores {
 			// The name becomes the changelog topic "<app>-<name>-changelog".
@@ -162,7 +192,18 @@ func Build(g *Graph) (*topology.Topology, error) {
 			Cleanup:        broker.CleanupDelete,
 		})
 	}
+	for _, gs := range g.globals {
+		topo.GlobalStores = append(topo.GlobalStores, topology.GlobalStore{Name: gs.Name, Topic: gs.Topic})
+	}
 	topo.Description = describe(comps, children, topo.InternalTopics, topo.SubTopologies)
+	if len(topo.GlobalStores) > 0 {
+		var b strings.Builder
+		b.WriteString("  Global stores\n")
+		for _, gs := range topo.GlobalStores {
+			fmt.Fprintf(&b, "    %s (topic: %s, every partition on every instance)\n", gs.Name, gs.Topic)
+		}
+		topo.Description += b.String()
+	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}

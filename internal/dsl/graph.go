@@ -102,13 +102,44 @@ type InternalTopic struct {
 	Writer *Node
 }
 
+// GlobalStore is a global store the graph needs (see
+// topology.GlobalStore).
+type GlobalStore struct {
+	// Name is the store's name.
+	Name string
+	// Topic is the external topic that feeds it.
+	Topic string
+	// Step names the step that declared it, for errors.
+	Step string
+}
+
 // Graph is a processing graph under construction. It is not safe for
 // concurrent use.
 type Graph struct {
 	nodes    []*Node
 	errs     []error
 	internal []InternalTopic
+	globals  []GlobalStore
 }
+
+// Builder is the core of stream.Builder (type Builder dsl.Builder), so
+// that sibling packages reach a builder's graph with a type conversion.
+type Builder struct{ graph *Graph }
+
+// NewBuilder returns a Builder with an empty graph.
+func NewBuilder() *Builder { return &Builder{graph: NewGraph()} }
+
+// Graph returns b's graph (nil for a nil or zero Builder).
+func (b *Builder) Graph() *Graph {
+	if b == nil {
+		return nil
+	}
+	return b.graph
+}
+
+// AddGlobalStore declares a global store. Build checks its name and
+// topic.
+func (g *Graph) AddGlobalStore(s GlobalStore) { g.globals = append(g.globals, s) }
 
 // NewGraph returns an empty graph.
 func NewGraph() *Graph { return &Graph{} }

@@ -21,8 +21,29 @@ type Topology struct {
 	// InternalTopics are the topics the runtime creates for the app, by
 	// logical name (the runtime names them "<app-id>-<name>").
 	InternalTopics []InternalTopic
+	// GlobalStores are the stores every instance of the app holds in
+	// full, each fed by all partitions of a topic.
+	GlobalStores []GlobalStore
 	// Description is the readable text form printed by Describe.
 	Description string
+}
+
+// GlobalStore declares a global store (Kafka Streams' global state store
+// behind a GlobalKTable). Every instance of the app holds all of it: the
+// runtime reads every partition of Topic, outside the consumer group, and
+// writes each record's raw key and value into the store (a nil value
+// deletes the key, a record without key is ignored). The topic is the
+// store's changelog: no changelog topic is written, and the runtime keeps
+// the positions it has read locally. Before any task processes input, the
+// store is brought up to the end of the topic; it is then kept up to date
+// while the app runs.
+type GlobalStore struct {
+	// Name names the store; it differs from every other store name of
+	// the topology and follows the rules of topic names.
+	Name string
+	// Topic is the external topic that feeds the store. No sub-topology
+	// reads it.
+	Topic string
 }
 
 // Source is a topic a sub-topology reads.
@@ -114,6 +135,26 @@ type StoreEnv interface {
 	// changelog before the task was created. The KV is used by the task's
 	// goroutine only and is valid until the task closes.
 	Store(name string) (KV, error)
+}
+
+// GlobalEnv is implemented by a TaskEnv whose runtime provides global
+// stores. The DSL asserts a TaskEnv to it.
+type GlobalEnv interface {
+	// GlobalStore returns a reader of the global store name, which must be
+	// one of the topology's GlobalStores. The store is bootstrapped (up to
+	// the end of its topic as of the start of the app) before any task is
+	// created. The reader is used by the task's goroutine only and is
+	// valid until the task closes.
+	GlobalStore(name string) (GlobalKV, error)
+}
+
+// GlobalKV reads a global store while the runtime updates it from its
+// topic. Each Get sees the value of the key as of some record of the
+// topic: an update is never seen half-written, and a later Get of the
+// same key never sees an older record of its partition.
+type GlobalKV interface {
+	// Get returns a copy of key's value and true, or nil and false.
+	Get(key []byte) ([]byte, bool, error)
 }
 
 // KV is a task's key-value state: bytes in, bytes out, ordered by

@@ -1,0 +1,331 @@
+package duality
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"iter"
+	"log/slog"
+	"slices"
+	"time"
+
+	"github.com/duality-streams/duality/broker"
+	"github.com/duality-streams/duality/internal/topology"
+	"github.com/duality-streams/duality/store"
+)
+
+// Layout of a global store in its store.Store: the data keys behind
+// globalData, and the next offset to read of each partition of its topic
+// behind globalPos (4-byte big-endian partition -> 8-byte big-endian
+// offset). Data and positions are written in one batch, so the positions
+// say exactly which prefix of each partition the data reflects.
+const (
+	globalPos  = 0x00
+	globalData = 0x01
+)
+
+// globalStore is a global store of a running app: every partition of its
+// topic in one store.Store, written by the app's global goroutine and read
+// concurrently by tasks and queries.
+type globalStore struct {
+	name, topic string
+	st          store.Store
+	// next is the next offset to read of each partition; owned by the
+	// goroutine that bootstraps and follows the store.
+	next  []int64
+	batch store.Batch
+}
+
+func globalPosKey(p int32) []byte {
+	return binary.BigEndian.AppendUint32([]byte{globalPos}, uint32(p))
+}
+
+// get returns the value of key, using buf (which it returns, grown) for
+// the store key.
+func (g *globalStore) get(buf, key []byte) ([]byte, bool, []byte, error) {
+	buf = append(append(buf[:0], globalData), key...)
+	v, ok, err := g.st.Get(buf)
+	return v, ok, buf, err
+}
+
+// rangeData returns a cursor over the data keys in [start, end) (nil:
+// unbounded), with the layout's prefix removed from the keys.
+func (g *globalStore) rangeData(start, end []byte) store.Cursor {
+	s := append([]byte{globalData}, start...)
+	e := []byte{globalData + 1}
+	if end != nil {
+		e = append([]byte{globalData}, end...)
+	}
+	return dataCursor{g.st.Range(s, e)}
+}
+
+// dataCursor strips the data prefix from a cursor's keys.
+type dataCursor struct{ store.Cursor }
+
+func (c dataCursor) Key() []byte { return c.Cursor.Key()[1:] }
+
+func (c dataCursor) All() iter.Seq2[[]byte, []byte] {
+	return func(yield func([]byte, []byte) bool) {
+		for c.Next() {
+			if !yield(c.Key(), c.Value()) {
+				return
+			}
+		}
+	}
+}
+
+// globalKV is a task's reader of a global store (topology.GlobalKV).
+type globalKV struct {
+	g   *globalStore
+	buf []byte
+}
+
+func (r *globalKV) Get(key []byte) ([]byte, bool, error) {
+	v, ok, buf, err := r.g.get(r.buf, key)
+	r.buf = buf
+	if err != nil {
+		return nil, false, fmt.Errorf("global store %s: %w", r.g.name, err)
+	}
+	return v, ok, nil
+}
+
+// globals runs an app's global stores: bootstrap before the tasks start,
+// then a goroutine that follows their topics.
+type globals struct {
+	a      *App
+	stores []*globalStore
+	byTP   map[broker.TopicPartition]*globalStore
+	reqs   []broker.FetchRequest
+	// touched and key are apply's buffers.
+	touched []int32
+	key     []byte
+}
+
+// openGlobals opens the global stores in a.db and brings each up to the
+// end of its topic, as of now. topics are the partition counts of the
+// existing topics.
+func (a *App) openGlobals(ctx context.Context, topics map[string]int32) (*globals, error) {
+	g := &globals{a: a, byTP: map[broker.TopicPartition]*globalStore{}}
+	for _, gp := range a.plan.globals {
+		st, err := a.db.Store(gp.name, 0)
+		if err != nil {
+			return g, fmt.Errorf("open global store %s: %w", gp.name, err)
+		}
+		gs := &globalStore{name: gp.name, topic: gp.topic, st: st, next: make([]int64, topics[gp.topic])}
+		g.stores = append(g.stores, gs)
+		for p := range gs.next {
+			tp := broker.TopicPartition{Topic: gs.topic, Partition: int32(p)}
+			g.byTP[tp] = gs
+			g.reqs = append(g.reqs, broker.FetchRequest{Topic: tp.Topic, Partition: tp.Partition})
+		}
+		if err := g.bootstrap(ctx, gs); err != nil {
+			return g, err
+		}
+	}
+	return g, nil
+}
+
+// bootstrap catches gs up with every partition of its topic: from the
+// positions it recorded, or from the beginning when it has none or one
+// does not fit its partition (the topic was recreated, or records were
+// deleted), in which case the store is dropped and rebuilt.
+func (g *globals) bootstrap(ctx context.Context, gs *globalStore) error {
+	log := g.a.log.With(slog.String("store", gs.name), slog.String("topic", gs.topic))
+	latest := make([]int64, len(gs.next))
+	rebuild := false
+	for p := range gs.next {
+		offs, err := g.a.b.ListOffsets(ctx, gs.topic, int32(p))
+		if err != nil {
+			return fmt.Errorf("global store %s: list offsets of partition %d: %w", gs.name, p, err)
+		}
+		latest[p] = offs.Latest
+		gs.next[p] = offs.Earliest
+		b, ok, err := gs.st.Get(globalPosKey(int32(p)))
+		if err != nil {
+			return fmt.Errorf("global store %s: read position of partition %d: %w", gs.name, p, err)
+		}
+		if !ok {
+			continue
+		}
+		if len(b) != 8 {
+			return fmt.Errorf("global store %s: position of partition %d: %w", gs.name, p, store.ErrCorrupt)
+		}
+		next := int64(binary.BigEndian.Uint64(b))
+		if next > offs.Latest || next < offs.Earliest {
+			log.Warn("local state does not match the topic: rebuilding it", slog.Int("partition", p),
+				slog.Int64("offset", next), slog.Int64("earliest", offs.Earliest), slog.Int64("latest", offs.Latest))
+			rebuild = true
+			continue
+		}
+		gs.next[p] = next
+	}
+	if rebuild {
+		if err := gs.st.Drop(); err != nil {
+			return fmt.Errorf("global store %s: drop: %w", gs.name, err)
+		}
+		for p := range gs.next {
+			offs, err := g.a.b.ListOffsets(ctx, gs.topic, int32(p))
+			if err != nil {
+				return fmt.Errorf("global store %s: list offsets of partition %d: %w", gs.name, p, err)
+			}
+			gs.next[p] = offs.Earliest
+		}
+	}
+	hook := g.a.cfg.onRestore
+	for p := range gs.next {
+		total := latest[p] - gs.next[p]
+		if total <= 0 {
+			continue
+		}
+		log.Info("bootstrapping global store", slog.Int("partition", p), slog.Int64("offset", gs.next[p]), slog.Int64("latest", latest[p]))
+		start := time.Now()
+		var restored int64
+		req := []broker.FetchRequest{{Topic: gs.topic, Partition: int32(p)}}
+		for gs.next[p] < latest[p] {
+			req[0].Offset = gs.next[p]
+			recs, err := g.fetch(ctx, req, 0)
+			if err != nil {
+				return err
+			}
+			if len(recs) == 0 {
+				break // the rest was compacted away
+			}
+			if err := g.apply(recs); err != nil {
+				return err
+			}
+			restored += int64(len(recs))
+			if hook != nil && gs.next[p] < latest[p] {
+				hook(RestoreProgress{Store: gs.name, Partition: int32(p), Restored: restored, Total: total})
+			}
+		}
+		if hook != nil {
+			hook(RestoreProgress{Store: gs.name, Partition: int32(p), Restored: restored, Total: total, Done: true})
+		}
+		log.Info("bootstrapped global store", slog.Int("partition", p), slog.Int64("restored", restored),
+			slog.Duration("took", time.Since(start)))
+	}
+	return nil
+}
+
+// fetch fetches reqs, retrying retryable errors until ctx ends.
+func (g *globals) fetch(ctx context.Context, reqs []broker.FetchRequest, wait time.Duration) ([]broker.Record, error) {
+	backoff := 10 * time.Millisecond
+	for {
+		recs, err := g.a.b.Fetch(ctx, reqs, broker.FetchOptions{MaxWait: wait, MaxRecords: g.a.cfg.fetchMaxRecs})
+		if err == nil || !broker.IsRetryable(err) || ctx.Err() != nil {
+			if err != nil {
+				return nil, fmt.Errorf("global stores: fetch: %w", err)
+			}
+			return recs, nil
+		}
+		g.a.log.Debug("global store fetch failed, retrying", slog.Any("error", err))
+		t := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+		case <-t.C:
+		}
+		t.Stop()
+		backoff = min(2*backoff, time.Second)
+	}
+}
+
+// apply writes fetched records to their stores, one batch per store with
+// the new positions of the partitions they came from. Records without key
+// are skipped (and their offsets passed).
+func (g *globals) apply(recs []broker.Record) error {
+	for len(recs) > 0 {
+		gs := g.byTP[broker.TopicPartition{Topic: recs[0].Topic, Partition: recs[0].Partition}]
+		if gs == nil {
+			return fmt.Errorf("global stores: fetch returned a record of unrequested partition %s/%d", recs[0].Topic, recs[0].Partition)
+		}
+		gs.batch.Reset()
+		g.touched = g.touched[:0]
+		n := 0
+		for ; n < len(recs) && recs[n].Topic == gs.topic; n++ {
+			r := &recs[n]
+			if r.Key != nil {
+				g.key = append(append(g.key[:0], globalData), r.Key...)
+				if r.Value == nil {
+					gs.batch.Delete(g.key)
+				} else {
+					gs.batch.Put(g.key, r.Value)
+				}
+			}
+			if next := r.Offset + 1; next > gs.next[r.Partition] {
+				gs.next[r.Partition] = next
+				if !slices.Contains(g.touched, r.Partition) {
+					g.touched = append(g.touched, r.Partition)
+				}
+			}
+		}
+		for _, p := range g.touched {
+			g.key = binary.BigEndian.AppendUint64(g.key[:0], uint64(gs.next[p]))
+			gs.batch.Put(globalPosKey(p), g.key)
+		}
+		if err := gs.st.Apply(&gs.batch); err != nil {
+			return fmt.Errorf("global store %s: apply: %w", gs.name, err)
+		}
+		recs = recs[n:]
+	}
+	return nil
+}
+
+// follow keeps the global stores up to date until ctx ends. It returns
+// only fatal errors (nil when ctx ends).
+func (g *globals) follow(ctx context.Context) error {
+	for ctx.Err() == nil {
+		for i := range g.reqs {
+			r := &g.reqs[i]
+			r.Offset = g.byTP[broker.TopicPartition{Topic: r.Topic, Partition: r.Partition}].next[r.Partition]
+		}
+		recs, err := g.fetch(ctx, g.reqs, g.a.cfg.fetchMaxWait)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			var oor *broker.OffsetOutOfRangeError
+			if errors.As(err, &oor) {
+				// Records were deleted under our position, or the topic
+				// was recreated: rebuild the store from the beginning.
+				gs := g.byTP[broker.TopicPartition{Topic: oor.Topic, Partition: oor.Partition}]
+				if gs != nil {
+					g.a.log.Warn("global store position out of range: rebuilding it",
+						slog.String("store", gs.name), slog.String("topic", oor.Topic),
+						slog.Int("partition", int(oor.Partition)), slog.Int64("offset", oor.Offset))
+					if err := gs.st.Drop(); err != nil {
+						return fmt.Errorf("global store %s: drop: %w", gs.name, err)
+					}
+					clear(gs.next)
+					if err := g.bootstrap(ctx, gs); err != nil && ctx.Err() == nil {
+						return err
+					}
+					continue
+				}
+			}
+			return err
+		}
+		if err := g.apply(recs); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// close closes the global stores.
+func (g *globals) close() error {
+	var errs []error
+	for _, gs := range g.stores {
+		errs = append(errs, gs.st.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// GlobalStore returns a reader of the global store name
+// (topology.GlobalEnv).
+func (e *taskEnv) GlobalStore(name string) (topology.GlobalKV, error) {
+	if gs := e.w.app.iq.globalStore(name); gs != nil {
+		return &globalKV{g: gs}, nil
+	}
+	return nil, fmt.Errorf("duality: no global store %q", name)
+}

@@ -1,0 +1,300 @@
+package duality_test
+
+import (
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/duality-streams/duality"
+	"github.com/duality-streams/duality/broker"
+	"github.com/duality-streams/duality/codec"
+	"github.com/duality-streams/duality/internal/topology"
+	"github.com/duality-streams/duality/stream"
+	"github.com/duality-streams/duality/table"
+)
+
+const globalStore = "customers-global"
+
+// globalTopology left-joins "orders" (order id -> customer id) with the
+// global table of "customers" (customer id -> name) into "out": the value
+// is "<name>" or "?" for an unknown customer.
+func globalTopology(t *testing.T) *stream.Topology {
+	t.Helper()
+	b := stream.NewBuilder()
+	customers := table.Global(b, "customers", codec.String(), codec.String(), globalStore)
+	orders := stream.From(b, "orders", codec.String(), codec.String())
+	table.LeftJoinGlobal(orders, customers, func(_, customer string) string { return customer },
+		func(_, _, name string, found bool) string {
+			if !found {
+				return "?"
+			}
+			return name
+		}).To("out", codec.String(), codec.String())
+	topo, err := b.Build()
+	require.NoError(t, err)
+	return topo
+}
+
+// produceKV appends records with the given keys and values (a "" value is
+// a tombstone) to topic, partitioned by key.
+func produceKV(t *testing.T, b broker.Broker, topic string, kvs ...string) {
+	t.Helper()
+	var recs []broker.Record
+	for i := 0; i < len(kvs); i += 2 {
+		r := broker.Record{Topic: topic, Partition: broker.PartitionByKey, Key: []byte(kvs[i])}
+		if kvs[i+1] != "" {
+			r.Value = []byte(kvs[i+1])
+		}
+		recs = append(recs, r)
+	}
+	require.NoError(t, b.Produce(t.Context(), recs))
+}
+
+// globalSetup creates the topics (customers with more partitions than
+// orders) and n customers c<i> named n<i>.
+func globalSetup(t *testing.T, n int) broker.Broker {
+	b := openBroker(t)
+	createTopic(t, b, "customers", 3)
+	createTopic(t, b, "orders", 2)
+	createTopic(t, b, "out", 2)
+	var kvs []string
+	for i := range n {
+		kvs = append(kvs, fmt.Sprintf("c%d", i), fmt.Sprintf("n%d", i))
+	}
+	produceKV(t, b, "customers", kvs...)
+	return b
+}
+
+// joined returns the output of "out" as order id -> value.
+func joined(t *testing.T, b broker.Broker) map[string]string {
+	t.Helper()
+	m := map[string]string{}
+	for _, r := range readTopic(t, b, "out") {
+		require.NotContains(t, m, string(r.Key), "order joined twice")
+		m[string(r.Key)] = string(r.Value)
+	}
+	return m
+}
+
+func newGlobalApp(t *testing.T, b broker.Broker, opts ...duality.Option) *duality.App {
+	t.Helper()
+	opts = append([]duality.Option{duality.CommitInterval(5 * time.Millisecond), duality.Workers(1)}, opts...)
+	app, err := duality.New("gapp", globalTopology(t), b, opts...)
+	require.NoError(t, err)
+	return app
+}
+
+// TestGlobalTwoInstances runs two instances that split the orders
+// partitions: each holds every customer (all three partitions of the
+// global topic), answers queries for every key, and joins its orders.
+func TestGlobalTwoInstances(t *testing.T) {
+	const customers, orders = 30, 40
+	b := globalSetup(t, customers)
+	apps := []*duality.App{newGlobalApp(t, b), newGlobalApp(t, b)}
+	for _, app := range apps {
+		runApp(t, app)
+	}
+	eventually(t, "one orders partition each", func() bool {
+		return apps[0].Metrics().Tasks == 1 && apps[1].Metrics().Tasks == 1
+	})
+	var kvs []string
+	for i := range orders {
+		kvs = append(kvs, fmt.Sprintf("o%d", i), fmt.Sprintf("c%d", i%(customers+5))) // c30..c34 are unknown
+	}
+	produceKV(t, b, "orders", kvs...)
+	awaitRecords(t, b, "out", orders)
+	got := joined(t, b)
+	for i := range orders {
+		want := "?"
+		if c := i % (customers + 5); c < customers {
+			want = fmt.Sprintf("n%d", c)
+		}
+		require.Equal(t, want, got[fmt.Sprintf("o%d", i)], "order o%d", i)
+	}
+	for i, app := range apps {
+		require.NotZero(t, app.Metrics().RecordsProcessed, "instance %d processed orders", i)
+		q, err := duality.Query(app, globalStore, codec.String(), codec.String())
+		require.NoError(t, err)
+		for c := range customers {
+			name, ok, err := q.Get(t.Context(), fmt.Sprintf("c%d", c))
+			require.NoError(t, err)
+			require.True(t, ok, "instance %d has customer c%d", i, c)
+			require.Equal(t, fmt.Sprintf("n%d", c), name)
+		}
+		all, errf := q.All(t.Context())
+		n := 0
+		for range all {
+			n++
+		}
+		require.NoError(t, errf())
+		require.Equal(t, customers, n, "instance %d: All", i)
+	}
+}
+
+// TestGlobalUpdatesAfterStart checks that updates and deletes of the
+// global topic made while the app runs reach the store and the orders
+// processed after them.
+func TestGlobalUpdatesAfterStart(t *testing.T) {
+	b := globalSetup(t, 3)
+	app := newGlobalApp(t, b)
+	stop, _ := runApp(t, app)
+	produceKV(t, b, "orders", "o1", "c0", "o2", "c1", "o3", "c9")
+	awaitRecords(t, b, "out", 3)
+
+	produceKV(t, b, "customers", "c0", "renamed", "c1", "", "c9", "new")
+	q, err := duality.Query(app, globalStore, codec.String(), codec.String())
+	require.NoError(t, err)
+	eventually(t, "updates in the global store", func() bool {
+		v0, _, err0 := q.Get(t.Context(), "c0")
+		_, ok1, err1 := q.Get(t.Context(), "c1")
+		v9, _, err9 := q.Get(t.Context(), "c9")
+		return err0 == nil && err1 == nil && err9 == nil && v0 == "renamed" && !ok1 && v9 == "new"
+	})
+	produceKV(t, b, "orders", "o4", "c0", "o5", "c1", "o6", "c9")
+	awaitRecords(t, b, "out", 6)
+	require.NoError(t, stop())
+	require.Equal(t, map[string]string{
+		"o1": "n0", "o2": "n1", "o3": "?",
+		"o4": "renamed", "o5": "?", "o6": "new",
+	}, joined(t, b))
+
+	_, _, err = q.Get(t.Context(), "c0")
+	require.ErrorIs(t, err, duality.ErrStoreNotReady, "a stopped app answers no query")
+}
+
+// TestGlobalRestart runs three instances one after the other: the second
+// keeps the first's state directory and reads only the customers appended
+// since, the third has no state directory and reads them all; all join
+// with the current customers.
+func TestGlobalRestart(t *testing.T) {
+	b := globalSetup(t, 20)
+	dir := t.TempDir()
+	var mu sync.Mutex
+	var restored int64
+	onRestore := duality.OnRestore(func(p duality.RestoreProgress) {
+		require.Equal(t, globalStore, p.Store)
+		if p.Done {
+			mu.Lock()
+			restored += p.Restored
+			mu.Unlock()
+		}
+	})
+	restoredSince := func() int64 {
+		mu.Lock()
+		defer mu.Unlock()
+		n := restored
+		restored = 0
+		return n
+	}
+	run := func(from, to int, opts ...duality.Option) {
+		var kvs []string
+		for i := from; i < to; i++ {
+			kvs = append(kvs, fmt.Sprintf("o%d", i), fmt.Sprintf("c%d", i%20))
+		}
+		produceKV(t, b, "orders", kvs...)
+		app := newGlobalApp(t, b, append(opts, onRestore)...)
+		stop, _ := runApp(t, app)
+		awaitRecords(t, b, "out", to)
+		require.NoError(t, stop())
+	}
+	run(0, 10, duality.StateDir(dir))
+	require.Equal(t, int64(20), restoredSince(), "first run reads every customer")
+
+	produceKV(t, b, "customers", "c1", "one", "c2", "", "c3", "three")
+	run(10, 30, duality.StateDir(dir))
+	require.Equal(t, int64(3), restoredSince(), "the kept state reads only the new records")
+
+	produceKV(t, b, "customers", "c4", "four")
+	run(30, 50)
+	require.Equal(t, int64(24), restoredSince(), "in-memory state reads everything")
+
+	got := joined(t, b)
+	name := func(c int, order int) string {
+		switch {
+		case c == 1 && order >= 10:
+			return "one"
+		case c == 2 && order >= 10:
+			return "?"
+		case c == 3 && order >= 10:
+			return "three"
+		case c == 4 && order >= 30:
+			return "four"
+		}
+		return fmt.Sprintf("n%d", c)
+	}
+	for i := range 50 {
+		require.Equal(t, name(i%20, i), got[fmt.Sprintf("o%d", i)], "order o%d", i)
+	}
+}
+
+// TestGlobalMissingTopic checks that Run refuses to start without the
+// global table's topic.
+func TestGlobalMissingTopic(t *testing.T) {
+	b := openBroker(t)
+	createTopic(t, b, "orders", 1)
+	createTopic(t, b, "out", 1)
+	err := newGlobalApp(t, b).Run(t.Context())
+	var missing *duality.MissingTopicsError
+	require.ErrorAs(t, err, &missing)
+	require.Equal(t, []string{"customers"}, missing.Topics)
+}
+
+// TestGlobalPlanErrors checks what New refuses in hand-written topologies
+// with global stores.
+func TestGlobalPlanErrors(t *testing.T) {
+	topo := mapTopology([]string{"in"}, "out", prefixTo("out"))
+	raw := (*topology.Topology)(topo)
+	raw.SubTopologies[0].Stores = []topology.StoreSpec{{Name: "local"}}
+	raw.GlobalStores = []topology.GlobalStore{
+		{Name: "local", Topic: "g1"},
+		{Name: "g", Topic: "in"},
+		{Name: "g2", Topic: "g2"},
+		{Name: "g3", Topic: "g2"},
+		{Name: "bad name", Topic: "g4"},
+	}
+	_, err := duality.New("app", topo, openBroker(t))
+	require.ErrorIs(t, err, duality.ErrInvalidTopology)
+	for _, want := range []string{
+		`global store "local": the name is empty or used by another store`,
+		`topic "in" feeds global store "g" and is read by sub-topology 0`,
+		`topic "g2" feeds global stores "g2" and "g3"`,
+		`global store "bad name"`,
+	} {
+		require.ErrorContains(t, err, want)
+	}
+}
+
+// TestGlobalTopicRecreated checks that a kept global store whose positions
+// lie beyond its topic (the topic was deleted and recreated) is dropped
+// and rebuilt from the new topic.
+func TestGlobalTopicRecreated(t *testing.T) {
+	b := globalSetup(t, 10)
+	dir := t.TempDir()
+	produceKV(t, b, "orders", "o1", "c1")
+	app := newGlobalApp(t, b, duality.StateDir(dir))
+	stop, _ := runApp(t, app)
+	awaitRecords(t, b, "out", 1)
+	require.NoError(t, stop())
+
+	require.NoError(t, b.DeleteTopic(t.Context(), "customers"))
+	createTopic(t, b, "customers", 3)
+	produceKV(t, b, "customers", "c1", "new1", "c2", "new2")
+	produceKV(t, b, "orders", "o2", "c1", "o3", "c5")
+	app = newGlobalApp(t, b, duality.StateDir(dir))
+	stop, _ = runApp(t, app)
+	awaitRecords(t, b, "out", 3)
+	q, err := duality.Query(app, globalStore, codec.String(), codec.String())
+	require.NoError(t, err)
+	all, errf := q.All(t.Context())
+	got := map[string]string{}
+	for k, v := range all {
+		got[k] = v
+	}
+	require.NoError(t, errf())
+	require.NoError(t, stop())
+	require.Equal(t, map[string]string{"c1": "new1", "c2": "new2"}, got)
+	require.Equal(t, map[string]string{"o1": "n1", "o2": "new1", "o3": "?"}, joined(t, b))
+}
