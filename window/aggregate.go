@@ -21,6 +21,8 @@ type Table[K, V any] struct {
 	s     dsl.Stream[Windowed[K], V]
 	store string
 	w     Windows
+	kc    codec.Codec[K]
+	vc    codec.Codec[V]
 }
 
 // ToStream returns the stream of the table's changes, keyed by
@@ -187,7 +189,7 @@ func aggregate[K, V, A any](g stream.Grouped[K, V], w Windows, op, store string,
 	if ac == nil && op != "windowed-reduce" {
 		gr.AddError(fmt.Errorf("%s %q: aggregate codec: %w", op, n.Name, stream.ErrNilCodec))
 	}
-	return Table[K, A]{s: dsl.NewStream[Windowed[K], A](n), store: store, w: w}
+	return Table[K, A]{s: dsl.NewStream[Windowed[K], A](n), store: store, w: w, kc: kc, vc: ac}
 }
 
 func contains(s []string, v string) bool {

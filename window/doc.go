@@ -91,6 +91,16 @@
 // the retention. Expired windows are deleted key by key (each deletion is
 // a changelog tombstone): the store contract has no range deletion yet.
 //
+// # Interactive queries
+//
+// [Query] gives a running app's windowed store as a [ReadOnlyStore]:
+// [ReadOnlyStore.Fetch] returns a key's windows with starts in a time range
+// (one short scan per time segment), [ReadOnlyStore.FetchAll] every
+// window with a start in a time range, over the partitions this instance
+// owns. Both read committed state through duality.Query, with its errors
+// (duality.ErrStoreNotReady, *duality.NotOwnedError for a key of another
+// instance).
+//
 // # Differences from Kafka Streams
 //
 //   - Sliding windows of records earlier than the time difference after

@@ -3,6 +3,7 @@ package window
 import (
 	"context"
 	"fmt"
+	"iter"
 	"os"
 	"path/filepath"
 	"testing"
@@ -181,4 +182,122 @@ func TestRestore(t *testing.T) {
 	require.Greater(t, len(sessions), keys, "gaps split sessions")
 	require.Positive(t, tombstones, "sessions grew and merged")
 	require.NotEmpty(t, readTopic(t, b, "win-hop-counts-changelog"))
+}
+
+// TestQuery reads windowed stores of a running app: a key's windows over a
+// time range and all windows over a time range, for tumbling windows and
+// sessions, checked against the model.
+func TestQuery(t *testing.T) {
+	const parts = 2
+	ctx := t.Context()
+	b, err := embedded.Open(t.TempDir())
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, b.Close()) })
+	for _, topic := range []string{"events", "counts", "sessions"} {
+		require.NoError(t, b.CreateTopic(ctx, topic, broker.TopicConfig{Partitions: parts}))
+	}
+	tumbling := Tumbling(10*time.Millisecond, 0).WithRetention(time.Hour)
+	session := Session(5*time.Millisecond, 0).WithRetention(time.Hour)
+	sb := stream.NewBuilder()
+	g := stream.GroupByKey(stream.From(sb, "events", codec.String(), codec.String()), codec.String(), codec.String())
+	wc := WindowedCodec(codec.String())
+	counts := Count(g, tumbling, "counts")
+	counts.ToStream().To("counts", wc, codec.Int64())
+	sessions := Count(g, session, "sessions")
+	sessions.ToStream().To("sessions", wc, codec.Int64())
+	topo, err := sb.Build()
+	require.NoError(t, err)
+
+	base := time.Now().Add(-time.Hour).UnixMilli() / 1000 * 1000
+	var all []rec
+	var batch []broker.Record
+	for i := range 200 {
+		r := rec{key: fmt.Sprint("k", i%5), ts: base + int64(i)*3 + int64(i%4)}
+		all = append(all, r)
+		batch = append(batch, broker.Record{Topic: "events", Partition: broker.PartitionByKey, Key: []byte(r.key), Value: []byte("v"), Timestamp: time.UnixMilli(r.ts)})
+	}
+	require.NoError(t, b.Produce(ctx, batch))
+
+	app, err := duality.New("q", topo, b, duality.CommitInterval(5*time.Millisecond))
+	require.NoError(t, err)
+	qc, err := Query(app, counts)
+	require.NoError(t, err)
+	qs, err := Query(app, sessions)
+	require.NoError(t, err)
+	_, errf := qc.FetchAll(ctx, time.UnixMilli(0), time.Now())
+	require.NoError(t, errf(), "the error function reports nothing before the loop")
+	seq, errf := qc.FetchAll(ctx, time.UnixMilli(0), time.Now())
+	for range seq {
+	}
+	require.ErrorIs(t, errf(), duality.ErrStoreNotReady, "not running")
+
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- app.Run(runCtx) }()
+	defer func() {
+		stop()
+		require.NoError(t, <-done)
+	}()
+	awaitRecords(t, b, "counts", len(all))
+	awaitRecords(t, b, "sessions", len(all))
+
+	collect := func(seq iter.Seq2[Windowed[string], int64], errf func() error) map[wkey]int64 {
+		t.Helper()
+		got := map[wkey]int64{}
+		for w, n := range seq {
+			got[wkey{w.Key, w.Start.UnixMilli(), w.End.UnixMilli()}] = n
+		}
+		require.NoError(t, errf())
+		return got
+	}
+	in := func(m map[wkey]int64, key string, lo, hi int64) map[wkey]int64 {
+		out := map[wkey]int64{}
+		for k, n := range m {
+			if (key == "" || k.key == key) && k.start >= lo && k.start < hi {
+				out[k] = n
+			}
+		}
+		return out
+	}
+	lo, hi := base+100, base+400
+	// Queries read committed state, which the stores may reflect a little
+	// after the output became visible: wait until every record is counted.
+	for _, q := range []*ReadOnlyStore[string, int64]{qc, qs} {
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+			var total int64
+			seq, errf := q.FetchAll(ctx, time.UnixMilli(0), time.UnixMilli(base+10_000))
+			for _, n := range seq {
+				total += n
+			}
+			if errf() == nil && total == int64(len(all)) {
+				break
+			}
+			require.True(t, time.Now().Before(deadline), "counted %d of %d records, error %v", total, len(all), errf())
+		}
+	}
+	for name, tc := range map[string]struct {
+		q *ReadOnlyStore[string, int64]
+		w Windows
+	}{"tumbling": {qc, tumbling}, "session": {qs, session}} {
+		t.Run(name, func(t *testing.T) {
+			want := model(tc.w, all)
+			require.Equal(t, want, collect(tc.q.FetchAll(ctx, time.UnixMilli(0), time.UnixMilli(base+10_000))))
+			require.Equal(t, in(want, "", lo, hi), collect(tc.q.FetchAll(ctx, time.UnixMilli(lo), time.UnixMilli(hi))))
+			for i := range 5 {
+				key := fmt.Sprint("k", i)
+				got := collect(tc.q.Fetch(ctx, key, time.UnixMilli(lo), time.UnixMilli(hi)))
+				require.Equal(t, in(want, key, lo, hi), got)
+				require.NotEmpty(t, got)
+			}
+			// Fetch stops when the loop does.
+			n := 0
+			seq, errf := tc.q.Fetch(ctx, "k1", time.UnixMilli(0), time.UnixMilli(base+10_000))
+			for range seq {
+				n++
+				break
+			}
+			require.NoError(t, errf())
+			require.Equal(t, 1, n)
+		})
+	}
 }
