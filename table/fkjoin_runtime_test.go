@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/duality-streams/duality"
@@ -113,6 +114,23 @@ func TestJoinByForeignKeyRuntime(t *testing.T) {
 		go func() { done <- app.Run(runCtx) }()
 		require.NoError(t, b.Produce(ctx, produce))
 		awaitLatest(t, b, slices.Clone(from), want, minRecords)
+		// The result store answers queries with the results: its keys
+		// are the left keys, in the left table's partitions. Queries see
+		// a commit once its state is applied, which the runtime does
+		// after the commit's records are visible (commits are
+		// pipelined): poll until they catch up.
+		q, err := duality.Query(app, "enriched", codec.String(), codec.String())
+		require.NoError(t, err)
+		require.EventuallyWithT(t, func(c *assert.CollectT) {
+			for k := range nOrders {
+				key := fmt.Sprint("o", k)
+				got, ok, err := q.Get(ctx, key)
+				require.NoError(c, err)
+				w, found := want[key]
+				require.Equal(c, found, ok, key)
+				require.Equal(c, w, got, key)
+			}
+		}, 10*time.Second, 5*time.Millisecond)
 		stop()
 		require.NoError(t, <-done)
 		var recs []broker.Record
