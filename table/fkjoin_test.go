@@ -25,6 +25,15 @@ type fkOrder struct {
 // into "enriched" and writes the result's changes to "enriched-changes".
 func fkJoinTopology(t *testing.T, left bool) *stream.Topology {
 	t.Helper()
+	topo, err := fkJoinBuilderOf(left).Build()
+	require.NoError(t, err)
+	return topo
+}
+
+// fkJoinBuilder returns the builder of the inner fkJoinTopology.
+func fkJoinBuilder() *stream.Builder { return fkJoinBuilderOf(false) }
+
+func fkJoinBuilderOf(left bool) *stream.Builder {
 	b := stream.NewBuilder()
 	orders := table.From(b, "orders", codec.String(), codec.JSON[fkOrder](), "orders")
 	customers := table.From(b, "customers", codec.String(), codec.String(), "customers")
@@ -45,9 +54,7 @@ func fkJoinTopology(t *testing.T, left bool) *stream.Topology {
 			codec.String(), codec.JSON[fkOrder](), codec.String(), codec.String(), codec.String(), "enriched")
 	}
 	enriched.ToStream().To("enriched-changes", codec.String(), codec.String())
-	topo, err := b.Build()
-	require.NoError(t, err)
-	return topo
+	return b
 }
 
 // fkStep is one input record of a foreign-key join script and the result
@@ -479,6 +486,59 @@ func TestJoinByForeignKeyFailures(t *testing.T) {
 				require.ErrorAs(t, err, &de, "%s %v", topic, value)
 				var ne *stream.NodeError
 				require.ErrorAs(t, err, &ne)
+			}
+		}
+	})
+}
+
+// BenchmarkJoinByForeignKey measures the foreign-key join in streamtest
+// (in-memory stores, no broker): "left-update" is one order update that
+// moves the order to another customer (subscribe, unsubscribe, response,
+// result: four internal records and five store writes), "right-update"
+// one customer rename re-emitting the 100 orders that refer to it.
+func BenchmarkJoinByForeignKey(b *testing.B) {
+	ctx := b.Context()
+	setup := func(b *testing.B) (*streamtest.Driver, *streamtest.InputTopic[string, fkOrder], *streamtest.InputTopic[string, string]) {
+		bld := stream.NewBuilder()
+		orders := table.From(bld, "orders", codec.String(), codec.JSON[fkOrder](), "orders")
+		customers := table.From(bld, "customers", codec.String(), codec.String(), "customers")
+		table.JoinByForeignKey(orders, customers, func(o fkOrder) string { return o.Customer },
+			func(o fkOrder, name string) string { return o.Item + " for " + name },
+			codec.String(), codec.JSON[fkOrder](), codec.String(), codec.String(), codec.String(), "enriched")
+		topo, err := bld.Build()
+		require.NoError(b, err)
+		d, err := streamtest.New(topo, streamtest.AppID("app"))
+		require.NoError(b, err)
+		b.Cleanup(func() { d.Close() })
+		o := streamtest.Input(d, "orders", codec.String(), codec.JSON[fkOrder]())
+		c := streamtest.Input(d, "customers", codec.String(), codec.String())
+		for i := range 10 {
+			require.NoError(b, c.Pipe(ctx, fmt.Sprint("c", i), fmt.Sprint("name", i)))
+		}
+		for i := range 100 {
+			require.NoError(b, o.Pipe(ctx, fmt.Sprint("o", i), fkOrder{Customer: "c0", Item: "item"}))
+		}
+		return d, o, c
+	}
+	b.Run("left-update", func(b *testing.B) {
+		_, o, _ := setup(b)
+		b.ReportAllocs()
+		i := 0
+		for b.Loop() {
+			i++
+			if err := o.Pipe(ctx, "o1", fkOrder{Customer: fmt.Sprint("c", i%10), Item: "item"}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("right-update", func(b *testing.B) {
+		_, _, c := setup(b)
+		b.ReportAllocs()
+		i := 0
+		for b.Loop() {
+			i++
+			if err := c.Pipe(ctx, "c0", fmt.Sprint("name", i)); err != nil {
+				b.Fatal(err)
 			}
 		}
 	})
