@@ -133,13 +133,17 @@ func (a *App) openGlobals(ctx context.Context, topics map[string]int32) (*global
 func (g *globals) bootstrap(ctx context.Context, gs *globalStore) error {
 	log := g.a.log.With(slog.String("store", gs.name), slog.String("topic", gs.topic))
 	latest := make([]int64, len(gs.next))
-	rebuild := false
+	earliest := make([]int64, len(gs.next))
+	// Without any position the store holds nothing of ours (data and
+	// positions are written together), but may hold data of an older
+	// store of the same name: start from an empty store.
+	rebuild, anyPos := false, false
 	for p := range gs.next {
 		offs, err := g.a.b.ListOffsets(ctx, gs.topic, int32(p))
 		if err != nil {
 			return fmt.Errorf("global store %s: list offsets of partition %d: %w", gs.name, p, err)
 		}
-		latest[p] = offs.Latest
+		latest[p], earliest[p] = offs.Latest, offs.Earliest
 		gs.next[p] = offs.Earliest
 		b, ok, err := gs.st.Get(globalPosKey(int32(p)))
 		if err != nil {
@@ -148,10 +152,11 @@ func (g *globals) bootstrap(ctx context.Context, gs *globalStore) error {
 		if !ok {
 			continue
 		}
-		if len(b) != 8 {
-			return fmt.Errorf("global store %s: position of partition %d: %w", gs.name, p, store.ErrCorrupt)
+		anyPos = true
+		next := int64(-1)
+		if len(b) == 8 {
+			next = int64(binary.BigEndian.Uint64(b))
 		}
-		next := int64(binary.BigEndian.Uint64(b))
 		if next > offs.Latest || next < offs.Earliest {
 			log.Warn("local state does not match the topic: rebuilding it", slog.Int("partition", p),
 				slog.Int64("offset", next), slog.Int64("earliest", offs.Earliest), slog.Int64("latest", offs.Latest))
@@ -160,17 +165,11 @@ func (g *globals) bootstrap(ctx context.Context, gs *globalStore) error {
 		}
 		gs.next[p] = next
 	}
-	if rebuild {
+	if rebuild || !anyPos {
 		if err := gs.st.Drop(); err != nil {
 			return fmt.Errorf("global store %s: drop: %w", gs.name, err)
 		}
-		for p := range gs.next {
-			offs, err := g.a.b.ListOffsets(ctx, gs.topic, int32(p))
-			if err != nil {
-				return fmt.Errorf("global store %s: list offsets of partition %d: %w", gs.name, p, err)
-			}
-			gs.next[p] = offs.Earliest
-		}
+		copy(gs.next, earliest)
 	}
 	hook := g.a.cfg.onRestore
 	for p := range gs.next {
@@ -186,7 +185,7 @@ func (g *globals) bootstrap(ctx context.Context, gs *globalStore) error {
 			req[0].Offset = gs.next[p]
 			recs, err := g.fetch(ctx, req, 0)
 			if err != nil {
-				return err
+				return fmt.Errorf("global store %s: bootstrap partition %d: %w", gs.name, p, err)
 			}
 			if len(recs) == 0 {
 				break // the rest was compacted away
@@ -215,7 +214,7 @@ func (g *globals) fetch(ctx context.Context, reqs []broker.FetchRequest, wait ti
 		recs, err := g.a.b.Fetch(ctx, reqs, broker.FetchOptions{MaxWait: wait, MaxRecords: g.a.cfg.fetchMaxRecs})
 		if err == nil || !broker.IsRetryable(err) || ctx.Err() != nil {
 			if err != nil {
-				return nil, fmt.Errorf("global stores: fetch: %w", err)
+				return nil, fmt.Errorf("fetch: %w", err)
 			}
 			return recs, nil
 		}

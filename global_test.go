@@ -1,8 +1,13 @@
 package duality_test
 
 import (
+	"context"
+	"errors"
 	"fmt"
+	"runtime"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -10,6 +15,7 @@ import (
 
 	"github.com/duality-streams/duality"
 	"github.com/duality-streams/duality/broker"
+	"github.com/duality-streams/duality/broker/embedded"
 	"github.com/duality-streams/duality/codec"
 	"github.com/duality-streams/duality/internal/topology"
 	"github.com/duality-streams/duality/stream"
@@ -297,4 +303,81 @@ func TestGlobalTopicRecreated(t *testing.T) {
 	require.NoError(t, stop())
 	require.Equal(t, map[string]string{"c1": "new1", "c2": "new2"}, got)
 	require.Equal(t, map[string]string{"o1": "n1", "o2": "new1", "o3": "?"}, joined(t, b))
+}
+
+// globalFetches calls hook before every fetch that reads the "customers"
+// topic; an error it returns is the fetch's.
+type globalFetches struct {
+	*embedded.Broker
+	hook func(ctx context.Context, reqs []broker.FetchRequest) error
+}
+
+func (g *globalFetches) Fetch(ctx context.Context, reqs []broker.FetchRequest, opts broker.FetchOptions) ([]broker.Record, error) {
+	if len(reqs) > 0 && reqs[0].Topic == "customers" {
+		if err := g.hook(ctx, reqs); err != nil {
+			return nil, err
+		}
+	}
+	return g.Broker.Fetch(ctx, reqs, opts)
+}
+
+// requireRuntimeGone waits (yielding, 5 s at most) until no goroutine of
+// the runtime is left.
+func requireRuntimeGone(t *testing.T) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for left := runtimeGoroutines(); len(left) > 0; left = runtimeGoroutines() {
+		require.True(t, time.Now().Before(deadline), "goroutines left after Run returned:\n%s", strings.Join(left, "\n\n"))
+		runtime.Gosched()
+	}
+}
+
+// TestGlobalStopDuringBootstrap cancels Run while a global store is being
+// bootstrapped: Run returns nil without starting any task, and no
+// goroutine is left.
+func TestGlobalStopDuringBootstrap(t *testing.T) {
+	b := globalSetup(t, 5)
+	produceKV(t, b, "orders", "o1", "c1")
+	started := make(chan struct{})
+	var once sync.Once
+	blocking := &globalFetches{Broker: b.(*embedded.Broker), hook: func(ctx context.Context, _ []broker.FetchRequest) error {
+		once.Do(func() { close(started) })
+		<-ctx.Done()
+		return ctx.Err()
+	}}
+	app := newGlobalApp(t, blocking)
+	ctx, cancel := context.WithCancel(t.Context())
+	errc := make(chan error, 1)
+	go func() { errc <- app.Run(ctx) }()
+	<-started
+	cancel()
+	require.NoError(t, <-errc)
+	require.Zero(t, app.Metrics().Assignments, "no task starts before the bootstrap")
+	require.Empty(t, readTopic(t, b, "out"))
+	requireRuntimeGone(t)
+}
+
+// TestGlobalFollowFails checks that a fatal error of the goroutine that
+// follows the global topics stops Run with that error, and that a
+// retryable one is retried.
+func TestGlobalFollowFails(t *testing.T) {
+	b := globalSetup(t, 5)
+	var fetches atomic.Int32
+	failing := &globalFetches{Broker: b.(*embedded.Broker), hook: func(ctx context.Context, reqs []broker.FetchRequest) error {
+		if len(reqs) == 1 {
+			return nil // bootstrap, one partition at a time
+		}
+		switch fetches.Add(1) {
+		case 1, 2:
+			return fmt.Errorf("fetch: %w", transient{})
+		case 3:
+			return nil
+		}
+		return errors.New("disk on fire")
+	}}
+	app := newGlobalApp(t, failing)
+	err := app.Run(t.Context())
+	require.ErrorContains(t, err, `duality: app "gapp": global stores: fetch: disk on fire`)
+	require.GreaterOrEqual(t, fetches.Load(), int32(4))
+	requireRuntimeGone(t)
 }

@@ -218,7 +218,7 @@ func runtimeGoroutines() []string {
 	_ = pprof.Lookup("goroutine").WriteTo(&sb, 2)
 	var found []string
 	for g := range strings.SplitSeq(sb.String(), "\n\n") {
-		if strings.Contains(g, "duality.(*worker)") || strings.Contains(g, "duality.(*App)") {
+		if strings.Contains(g, "duality.(*worker)") || strings.Contains(g, "duality.(*App)") || strings.Contains(g, "duality.(*globals)") {
 			found = append(found, g)
 		}
 	}

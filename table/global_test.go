@@ -1,6 +1,7 @@
 package table_test
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"testing"
@@ -164,4 +165,40 @@ func TestGlobalDescribe(t *testing.T) {
 	desc := globalJoinTopology(t).Describe()
 	require.True(t, strings.HasSuffix(desc, "  Global stores\n    customers-global (topic: customers, every partition on every instance)\n"), desc)
 	require.Contains(t, desc, "Processor: join-global-")
+}
+
+// ExampleJoinGlobal enriches orders with a global table of customers,
+// looked up by the customer id each order carries: the orders need no
+// repartitioning, and a customer update is seen by later orders.
+func ExampleJoinGlobal() {
+	b := stream.NewBuilder()
+	customers := table.Global(b, "customers", codec.String(), codec.String(), "customers-global")
+	orders := stream.From(b, "orders", codec.String(), codec.String()) // order id -> customer id
+	table.JoinGlobal(orders, customers,
+		func(_, customer string) string { return customer },
+		func(order, customer, name string) string { return order + " for " + name },
+	).To("enriched", codec.String(), codec.String())
+	topo, err := b.Build()
+	if err != nil {
+		panic(err)
+	}
+
+	ctx := context.Background()
+	d, err := streamtest.New(topo, streamtest.Partitions("customers", 4))
+	if err != nil {
+		panic(err)
+	}
+	defer d.Close()
+	cust := streamtest.Input(d, "customers", codec.String(), codec.String())
+	in := streamtest.Input(d, "orders", codec.String(), codec.String())
+	_ = cust.Pipe(ctx, "c1", "Ada")
+	_ = in.Pipe(ctx, "o1", "c1")
+	_ = in.Pipe(ctx, "o2", "c2") // no such customer: dropped
+	_ = cust.Pipe(ctx, "c1", "Ada Lovelace")
+	_ = in.Pipe(ctx, "o3", "c1")
+	out, _ := streamtest.Output(d, "enriched", codec.String(), codec.String()).ReadValues()
+	fmt.Println(strings.Join(out, "\n"))
+	// Output:
+	// o1 for Ada
+	// o3 for Ada Lovelace
 }
