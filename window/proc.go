@@ -62,6 +62,10 @@ type proc[K, V, A any] struct {
 
 	st     int64 // stream time
 	lowSeg int64 // segments below are empty (noTime: unknown)
+	// nextClose is a lower bound of the close times in the close index
+	// (math.MaxInt64: empty; noTime: unknown), so that emitClosed scans
+	// the index only when a window is due.
+	nextClose int64
 
 	kbuf, ekey, key, ikey, vbuf []byte
 	out                         stream.RecordContext
@@ -96,7 +100,7 @@ func newProc[K, V, A any](t *dsl.Task, n *dsl.Node, store string, w Windows, cfg
 		final: cfg.final, stats: cfg.stats, late: late,
 		kc: kc, ac: ac, f: f, next: next,
 		logger: t.Env().Logger().With("node", n.Name, "store", store),
-		st:     noTime, lowSeg: noTime,
+		st:     noTime, lowSeg: noTime, nextClose: noTime,
 	}
 	if p.stats == nil {
 		p.stats = new(Stats)
@@ -123,7 +127,7 @@ func (p *proc[K, V, A]) process(ctx context.Context, rc *stream.RecordContext, k
 	ok := false
 	defer func() {
 		if !ok {
-			p.st, p.lowSeg = st, lowSeg
+			p.st, p.lowSeg, p.nextClose = st, lowSeg, noTime
 		}
 	}()
 	err := p.processRecord(ctx, rc, k, v)
@@ -292,6 +296,9 @@ func (p *proc[K, V, A]) put(sp span, maxTs int64, a A, isNew bool) error {
 	if isNew && p.final {
 		if err := p.kv.Put(p.indexKey(sp), nil); err != nil {
 			return p.storeErr("put", err)
+		}
+		if p.nextClose != noTime {
+			p.nextClose = min(p.nextClose, p.closeTime(sp.end))
 		}
 	}
 	return nil
@@ -561,10 +568,20 @@ func (p *proc[K, V, A]) sessionWindows(ctx context.Context, rc *stream.RecordCon
 // current stream time, oldest close time first, and removes it from the
 // close index.
 func (p *proc[K, V, A]) emitClosed(ctx context.Context, rc *stream.RecordContext) error {
-	to := appendTime([]byte{spaceClose}, p.st+1)
+	if p.nextClose != noTime && p.st < p.nextClose {
+		return nil
+	}
 	var keys [][]byte
-	seq, errf := p.kv.Range([]byte{spaceClose}, to)
+	p.nextClose = math.MaxInt64
+	seq, errf := p.kv.Range([]byte{spaceClose}, []byte{spaceClose + 1})
 	for key := range seq {
+		if len(key) < 9 {
+			return fmt.Errorf("store %q: %w: close index entry", p.store, codec.ErrInvalid)
+		}
+		if c := readTime(key[1:9]); c > p.st {
+			p.nextClose = c
+			break
+		}
 		keys = append(keys, bytes.Clone(key))
 	}
 	if err := errf(); err != nil {
