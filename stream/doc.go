@@ -29,7 +29,9 @@
 // Keys and values are decoded by the source's codecs once and flow between
 // steps as typed Go values through closures built per task: no boxing,
 // no reflection per record. Every step keeps the record's timestamp and
-// headers ([RecordContext]); sinks write them with the record.
+// headers ([RecordContext]); sinks write them with the record. A source's
+// [WithTimestamp] extractor takes the timestamp (event time) from the
+// decoded record instead of the broker record.
 //
 // A nil key or value read by a source becomes K's or V's zero value
 // without calling the codec. A nil value is a tombstone (a delete on a

@@ -3,6 +3,7 @@ package stream
 import (
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/duality-streams/duality/internal/dsl"
 )
@@ -10,6 +11,8 @@ import (
 // stepConfig is what options set; each step reads the fields it uses.
 type stepConfig struct {
 	name       string
+	timestamp  any // func(K, V, time.Time) time.Time of a source
+
 	partitions int32
 	stores     []string
 	errs       []error
@@ -92,6 +95,15 @@ func (o partitionsOption) applyRepartition(c *stepConfig) {
 func Partitions(n int32) RepartitionOption { return partitionsOption(n) }
 
 func stepOptions(g *dsl.Graph, opts []Option) stepConfig {
+	c := sourceOptions(g, opts)
+	if c.timestamp != nil {
+		g.AddError(fmt.Errorf("%w: WithTimestamp applies to From and FromTopics only", dsl.ErrInvalidOption))
+	}
+	return c
+}
+
+// sourceOptions is stepOptions for the steps that accept WithTimestamp.
+func sourceOptions(g *dsl.Graph, opts []Option) stepConfig {
 	var c stepConfig
 	for _, o := range opts {
 		if o != nil {
@@ -102,6 +114,38 @@ func stepOptions(g *dsl.Graph, opts []Option) stepConfig {
 		g.AddError(err)
 	}
 	return c
+}
+
+type timestampOption struct{ fn any }
+
+func (o timestampOption) applyStep(c *stepConfig) {
+	if o.fn == nil {
+		c.errs = append(c.errs, fmt.Errorf("%w: WithTimestamp with a nil function", dsl.ErrNilFunc))
+		return
+	}
+	c.timestamp = o.fn
+}
+
+// WithTimestamp sets the timestamp extractor of a source ([From],
+// [FromTopics]): every record read with a value gets the timestamp fn
+// returns, given the decoded key and value and the broker record's
+// timestamp, instead of the broker record's timestamp (Kafka Streams'
+// Consumed.withTimestampExtractor). The steps after the source see it in
+// [RecordContext.Timestamp], windowed aggregations use it as event time,
+// and sinks write it. Records with a nil value (tombstones) keep the
+// broker record's timestamp; fn is not called for them. Returning a time
+// before the Unix epoch makes windowed steps fail the record (package
+// window, ErrInvalidTimestamp). A panic in fn fails the record like a
+// panic in any step. Default: the broker record's timestamp.
+//
+// K and V must be the source's key and value types, else Build reports
+// ErrInvalidOption; Build also reports a nil fn (ErrNilFunc) and
+// WithTimestamp given to a step other than a source (ErrInvalidOption).
+func WithTimestamp[K, V any](fn func(k K, v V, recordTime time.Time) time.Time) Option {
+	if fn == nil {
+		return timestampOption{}
+	}
+	return timestampOption{fn: fn}
 }
 
 func processOptions(g *dsl.Graph, opts []ProcessOption) stepConfig {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"runtime/debug"
+	"time"
 
 	"github.com/duality-streams/duality/broker"
 	"github.com/duality-streams/duality/codec"
@@ -105,15 +106,22 @@ func FromTopics[K, V any](b *Builder, topics []string, kc codec.Codec[K], vc cod
 	if g == nil {
 		return Stream[K, V]{}
 	}
-	cfg := stepOptions(g, opts)
-	n := addSource(g, cfg.name, append([]string(nil), topics...), false, kc, vc)
+	cfg := sourceOptions(g, opts)
+	var extract func(K, V, time.Time) time.Time
+	if cfg.timestamp != nil {
+		var ok bool
+		if extract, ok = cfg.timestamp.(func(K, V, time.Time) time.Time); !ok {
+			g.AddError(fmt.Errorf("%w: source of %v: WithTimestamp takes a %T, the source needs a %T", ErrInvalidOption, topics, cfg.timestamp, extract))
+		}
+	}
+	n := addSource(g, cfg.name, append([]string(nil), topics...), false, kc, vc, extract)
 	if len(topics) == 0 {
 		g.AddError(fmt.Errorf("source %q: %w: no topics", n.Name, ErrInvalidOption))
 	}
 	return handle[K, V](n)
 }
 
-func addSource[K, V any](g *dsl.Graph, name string, topics []string, internal bool, kc codec.Codec[K], vc codec.Codec[V]) *dsl.Node {
+func addSource[K, V any](g *dsl.Graph, name string, topics []string, internal bool, kc codec.Codec[K], vc codec.Codec[V], extract func(K, V, time.Time) time.Time) *dsl.Node {
 	n := &dsl.Node{Op: "source", Kind: dsl.KindSource, Name: name, Topics: topics, Internal: internal}
 	n.Instantiate = func(t *dsl.Task) (any, error) {
 		next, err := fanout[K, V](t, n)
@@ -145,6 +153,9 @@ func addSource[K, V any](g *dsl.Graph, name string, topics []string, internal bo
 			if rec.Value != nil {
 				if v, err = vc.Decode(rec.Value); err != nil {
 					return nodeError(n, rc, &codec.DecodeError{Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset, Part: "value", Err: err})
+				}
+				if extract != nil {
+					rc.Timestamp = extract(k, v, rec.Timestamp)
 				}
 			}
 			return next(ctx, rc, k, v)
@@ -419,7 +430,7 @@ func repartition[K, V any](s Stream[K, V], base string, partitions int32, kc cod
 	g := p.Graph()
 	topic := base + "-repartition"
 	sink := addSink(p, base+"-sink", topic, true, false, nil, kc, vc)
-	src := addSource(g, base+"-source", []string{topic}, true, kc, vc)
+	src := addSource(g, base+"-source", []string{topic}, true, kc, vc, nil)
 	g.AddInternalTopic(dsl.InternalTopic{Name: topic, Partitions: partitions, Writer: sink})
 	return handle[K, V](src)
 }

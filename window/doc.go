@@ -38,8 +38,9 @@
 //
 // # Time
 //
-// Every record's timestamp is its event time (the broker record's
-// timestamp; set it with a Process step or when producing). Each task of a
+// Every record's timestamp is its event time: the broker record's
+// timestamp, or what the source's stream.WithTimestamp extractor takes
+// from the decoded record (e.g. a field of the value). Each task of a
 // windowed aggregation tracks its stream time: the largest timestamp the
 // aggregation has seen, persisted in its store so that it survives
 // restarts. A window [start, end) accepts records until stream time
