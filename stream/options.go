@@ -10,8 +10,8 @@ import (
 
 // stepConfig is what options set; each step reads the fields it uses.
 type stepConfig struct {
-	name       string
-	timestamp  any // func(K, V, time.Time) time.Time of a source
+	name      string
+	timestamp any // func(K, V, time.Time) time.Time of a source
 
 	partitions int32
 	stores     []string

@@ -66,7 +66,7 @@ func TestWithTimestamp(t *testing.T) {
 type tsRecorder struct{ seen *[]time.Time }
 
 func (p *tsRecorder) Init(stream.ProcessorContext[string, reading]) error { return nil }
-func (p *tsRecorder) Close() error                                       { return nil }
+func (p *tsRecorder) Close() error                                        { return nil }
 func (p *tsRecorder) Process(_ context.Context, r stream.Record[string, reading]) error {
 	*p.seen = append(*p.seen, r.Timestamp)
 	return nil
