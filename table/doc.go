@@ -127,12 +127,14 @@
 //     right value, stores it and emits it.
 //
 // Kafka Streams' rules decide which changes emit: a new left row of an
-// inner join whose foreign key right lacks emits nothing; any later
-// update of it emits its result or a tombstone (a move to a missing key
-// retracts the old result); a left join always emits. A right delete
-// emits a tombstone for each inner-joined row, or the row without a
-// right value for a left join. Deleting a key a table does not hold
-// emits nothing.
+// inner join whose foreign key right lacks emits nothing; a later update
+// of it emits its result, or a tombstone that retracts the old result
+// when it moves to a missing key; a left join always emits. A right
+// delete emits a tombstone for each inner-joined row, or the row without
+// a right value for a left join. Because the result is materialised, a
+// tombstone is emitted only for a result row that existed (Kafka Streams'
+// materialised result table drops a null that replaces a null), and
+// deleting a key a table does not hold emits nothing.
 //
 // Choices that differ from Kafka Streams: the extractor returns a KO, not
 // a nullable one, so a left row without a foreign key needs a key the

@@ -490,18 +490,20 @@ func (sp fkSpec[K, V, KO, VO, VR]) results(task *dsl.Task, n *dsl.Node) (any, er
 			task.Current = n
 			vr = sp.joiner(cur, vo, resp.hasRight)
 		}
+		// The old result: for the children that want it, and to emit a
+		// delete only for a row that existed (as Kafka Streams' result
+		// table does, which drops a null that replaces a null).
 		var old VR
-		var hasOld bool
-		if out.wantsOld {
-			b, ok, err := kv.Get(key)
-			if err != nil {
-				return nodeErr(fmt.Errorf("store %q: get: %w", sp.store, err))
-			}
-			if ok {
-				if old, err = sp.vrc.Decode(b); err != nil {
-					return nodeErr(fmt.Errorf("store %q: decode the stored value: %w", sp.store, err))
-				}
-				hasOld = true
+		b, hasOld, err := kv.Get(key)
+		if err != nil {
+			return nodeErr(fmt.Errorf("store %q: get: %w", sp.store, err))
+		}
+		if !hasNew && !hasOld {
+			return nil
+		}
+		if hasOld && out.wantsOld {
+			if old, err = sp.vrc.Decode(b); err != nil {
+				return nodeErr(fmt.Errorf("store %q: decode the stored value: %w", sp.store, err))
 			}
 		}
 		if hasNew {
