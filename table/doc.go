@@ -199,9 +199,15 @@
 // # Updates and dropped records
 //
 // [Table.ToStream] emits one record per update: the key and its new
-// aggregate. There is no record cache yet that suppresses intermediate
-// updates of a hot key within a commit interval, so a key updated n times
-// emits n records (Kafka Streams with caching enabled emits fewer). As in
+// aggregate, so a key updated n times emits n records (Kafka Streams with
+// caching disabled). ToStream with [EmitPerCommit] emits only the newest
+// change of each key at each commit of the task (Kafka Streams with
+// caching enabled, which is its default; here it is chosen per
+// ToStream): a hot key costs one output record per commit interval. It
+// deduplicates only the change stream; the runtime's record cache
+// (duality.CacheMaxBytes) deduplicates store writes and changelog
+// records, and steps that consume the table as a table see every update.
+// As in
 // Kafka Streams' KGroupedStream aggregations, records whose key is absent
 // (read as a nil key and not re-keyed) and records with a nil value
 // (tombstones) are skipped: they change nothing and are logged at Debug

@@ -381,5 +381,5 @@ func groupedAggregate[K, V, A any](g GroupedTable[K, V], op, store string, nilFu
 	if nilFunc {
 		gr.AddError(fmt.Errorf("%s %q: %w", op, n.Name, stream.ErrNilFunc))
 	}
-	return Table[K, A]{s: dsl.NewStream[K, A](n), store: store, lookup: storeLookup(store, kc, ac)}
+	return Table[K, A]{s: dsl.NewStream[K, A](n), store: store, kc: kc, lookup: storeLookup(store, kc, ac)}
 }

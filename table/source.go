@@ -90,7 +90,7 @@ func From[K, V any](b *stream.Builder, topic string, kc codec.Codec[K], vc codec
 	}
 	gr.AddNode(n, p)
 	claimStore(gr, n, store, "a table needs a store of its own")
-	return Table[K, V]{s: dsl.NewStream[K, V](n), store: store, lookup: storeLookup(store, kc, vc)}
+	return Table[K, V]{s: dsl.NewStream[K, V](n), store: store, kc: kc, lookup: storeLookup(store, kc, vc)}
 }
 
 // Filter returns the table of the rows of t for which pred returns true.
@@ -141,7 +141,7 @@ func (t Table[K, V]) filter(op string, pred func(K, V) bool, keep bool) Table[K,
 		gr.AddError(fmt.Errorf("%s %q: %w", op, n.Name, stream.ErrNilFunc))
 	}
 	parent := t.lookup
-	return Table[K, V]{s: dsl.NewStream[K, V](n), store: t.store, stores: t.stores,
+	return Table[K, V]{s: dsl.NewStream[K, V](n), store: t.store, stores: t.stores, kc: t.kc,
 		lookup: func(task *dsl.Task, user *dsl.Node) (getter[K, V], error) {
 			get, err := parent(task, user)
 			if err != nil {
@@ -196,7 +196,7 @@ func MapValues[K, V, V2 any](t Table[K, V], fn func(V) V2) Table[K, V2] {
 		gr.AddError(fmt.Errorf("%s %q: %w", "table-map-values", n.Name, stream.ErrNilFunc))
 	}
 	parent := t.lookup
-	return Table[K, V2]{s: dsl.NewStream[K, V2](n), store: t.store, stores: t.stores,
+	return Table[K, V2]{s: dsl.NewStream[K, V2](n), store: t.store, stores: t.stores, kc: t.kc,
 		lookup: func(task *dsl.Task, user *dsl.Node) (getter[K, V2], error) {
 			get, err := parent(task, user)
 			if err != nil {
@@ -277,5 +277,5 @@ func Materialize[K, V any](t Table[K, V], kc codec.Codec[K], vc codec.Codec[V], 
 	if vc == nil {
 		gr.AddError(fmt.Errorf("%s %q: value codec: %w", n.Op, n.Name, stream.ErrNilCodec))
 	}
-	return Table[K, V]{s: dsl.NewStream[K, V](n), store: store, lookup: storeLookup(store, kc, vc)}
+	return Table[K, V]{s: dsl.NewStream[K, V](n), store: store, kc: kc, lookup: storeLookup(store, kc, vc)}
 }

@@ -24,6 +24,10 @@ type Table[K, V any] struct {
 	// stores are all the stores lookup reads, when they are more than
 	// store (a table-table join reads both sides' stores).
 	stores []string
+	// kc is the key codec, or nil when the step that made the table did
+	// not set it; EmitPerCommit compares keys by their encoding with it
+	// (by == without it).
+	kc codec.Codec[K]
 	// lookup returns the per-task reader of the table's current values.
 	lookup func(t *dsl.Task, user *dsl.Node) (getter[K, V], error)
 }
@@ -45,11 +49,17 @@ type getter[K, V any] func(k K) (V, bool, error)
 // of the input record that caused it. A deleted key (a table from a topic
 // that read a tombstone, or a row removed by Filter) is emitted as a
 // tombstone: the value is V's zero value and sinks write a nil value.
-// Aggregations emit on every update (there is no record cache that
-// suppresses intermediate updates yet; Kafka Streams with caching enabled
-// emits fewer).
-func (t Table[K, V]) ToStream() stream.Stream[K, V] {
-	return stream.Stream[K, V](t.s)
+//
+// By default every update is emitted, also for aggregations (Kafka
+// Streams with caching disabled). With [EmitPerCommit], only the newest
+// change of each key is emitted at each commit of the task (Kafka Streams
+// with caching enabled). Options that are invalid make Build fail with
+// stream.ErrInvalidOption.
+func (t Table[K, V]) ToStream(opts ...ToStreamOption) stream.Stream[K, V] {
+	if len(opts) == 0 {
+		return stream.Stream[K, V](t.s)
+	}
+	return t.toStream(opts)
 }
 
 // node returns the node whose output is the table's changes, or nil for
@@ -249,5 +259,5 @@ func aggregate[K, V, A any](g stream.Grouped[K, V], op, store string, nilFunc bo
 	if ac == nil && op == "aggregate" {
 		gr.AddError(fmt.Errorf("%s %q: aggregate codec: %w", op, n.Name, stream.ErrNilCodec))
 	}
-	return Table[K, A]{s: dsl.NewStream[K, A](n), store: store, lookup: storeLookup(store, kc, ac)}
+	return Table[K, A]{s: dsl.NewStream[K, A](n), store: store, kc: kc, lookup: storeLookup(store, kc, ac)}
 }

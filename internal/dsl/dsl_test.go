@@ -158,9 +158,10 @@ func TestFlushHooks(t *testing.T) {
 	errFlush := errors.New("flush failed")
 	n := &dsl.Node{Op: "source", Kind: dsl.KindSource, Topics: []string{"t"}}
 	n.Instantiate = func(t *dsl.Task) (any, error) {
-		t.OnFlush(func(context.Context) error { flushed = append(flushed, "first"); return nil })
-		t.OnFlush(func(context.Context) error { flushed = append(flushed, "second"); return errFlush })
+		// Hooks run in reverse registration order (upstream first).
 		t.OnFlush(func(context.Context) error { flushed = append(flushed, "third"); return nil })
+		t.OnFlush(func(context.Context) error { flushed = append(flushed, "second"); return errFlush })
+		t.OnFlush(func(context.Context) error { flushed = append(flushed, "first"); return nil })
 		return dsl.SourceFunc(func(context.Context, *broker.Record) error { return nil }), nil
 	}
 	g.AddNode(n)

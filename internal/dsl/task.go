@@ -39,8 +39,11 @@ func (t *Task) Env() topology.TaskEnv { return t.env }
 // registering, so upstream nodes close first.
 func (t *Task) OnClose(f func() error) { t.closers = append(t.closers, f) }
 
-// OnFlush registers f to run before every commit of the task, in
-// registration order. Stateful nodes write their caches out here.
+// OnFlush registers f to run before every commit of the task. Hooks run
+// in reverse registration order: nodes instantiate their children before
+// registering, so upstream nodes flush first, and what an upstream hook
+// emits reaches a downstream node before that node flushes. Stateful
+// nodes write their caches out here.
 func (t *Task) OnFlush(f func(context.Context) error) { t.flushers = append(t.flushers, f) }
 
 // Children returns n's children as of Build.
@@ -154,11 +157,12 @@ func (p *taskProcessor) Process(ctx context.Context, rec *broker.Record) error {
 	return f(ctx, rec)
 }
 
-// Flush runs the flush hooks of the task's nodes; stateless nodes register
-// none, so for them it does nothing.
+// Flush runs the flush hooks of the task's nodes, upstream nodes first
+// (see [Task.OnFlush]); stateless nodes register none, so for them it does
+// nothing.
 func (p *taskProcessor) Flush(ctx context.Context) error {
-	for _, f := range p.task.flushers {
-		if err := f(ctx); err != nil {
+	for i := len(p.task.flushers) - 1; i >= 0; i-- {
+		if err := p.task.flushers[i](ctx); err != nil {
 			return err
 		}
 	}
