@@ -1,0 +1,308 @@
+// Command sessions is Duality's clickstream sessionization example on the
+// embedded broker.
+//
+// It simulates a day of page views by a few thousand users into the topic
+// "page-views". Each view carries the time the user saw the page (event
+// time, the "at" field); views reach the broker up to two minutes late and
+// out of order, as trackers on phones deliver them. The app takes event
+// time from the value (stream.WithTimestamp), groups views into sessions
+// per user with a 30-minute inactivity gap and 5 minutes of grace, and
+// writes one final record per session (window.EmitOnWindowClose) to the
+// topic "sessions": the user, start, end, page count and length. It prints
+// a summary and exits 0.
+//
+//	go run ./examples/sessions
+//	go run ./examples/sessions -users 20000 -dir /tmp/sessions
+//
+// A session is final once the stream time of its partition (the latest
+// event time seen there) passes its last view + 30 minutes + grace. The
+// last sessions of the day are still open when the input ends: they would
+// close with the next day's views. The summary counts them.
+package main
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"slices"
+	"time"
+
+	"github.com/duality-streams/duality"
+	"github.com/duality-streams/duality/broker"
+	"github.com/duality-streams/duality/broker/embedded"
+	"github.com/duality-streams/duality/codec"
+	"github.com/duality-streams/duality/stream"
+	"github.com/duality-streams/duality/window"
+)
+
+// PageView is what the website's tracker sends for every page view.
+type PageView struct {
+	User string    `json:"user"`
+	Path string    `json:"path"`
+	At   time.Time `json:"at"` // when the user saw the page
+}
+
+// Session is the final result of one session.
+type Session struct {
+	User  string    `json:"user"`
+	Start time.Time `json:"start"` // first view
+	End   time.Time `json:"end"`   // last view
+	Pages int64     `json:"pages"`
+}
+
+// Length is the time between the first and the last view.
+func (s Session) Length() time.Duration { return s.End.Sub(s.Start) }
+
+const (
+	appID = "sessions"
+	gap   = 30 * time.Minute
+	grace = 5 * time.Minute
+	// maxDelay bounds how late a view reaches the broker; it is within
+	// grace, so no view is dropped as late.
+	maxDelay = 2 * time.Minute
+)
+
+func main() {
+	if err := run(context.Background(), os.Args[1:], os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "sessions:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("sessions", flag.ContinueOnError)
+	users := fs.Int("users", 2000, "users to simulate")
+	partitions := fs.Int("partitions", 4, "partitions of every topic")
+	dir := fs.String("dir", "", "data directory (default: a temporary one, removed at exit)")
+	seed := fs.Uint64("seed", 1, "seed of the simulation")
+	verbose := fs.Bool("v", false, "log the runtime's steps")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *users < 1 || *partitions < 1 {
+		return errors.New("-users and -partitions must be >= 1")
+	}
+	if *dir == "" {
+		tmp, err := os.MkdirTemp("", "duality-sessions-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(tmp)
+		*dir = tmp
+	}
+	logger := slog.New(slog.DiscardHandler)
+	if *verbose {
+		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	}
+
+	b, err := embedded.Open(*dir, embedded.WithLogger(logger))
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	for _, topic := range []string{"page-views", "sessions"} {
+		err := b.CreateTopic(ctx, topic, broker.TopicConfig{Partitions: int32(*partitions)})
+		if err != nil && !errors.Is(err, broker.ErrTopicExists) {
+			return err
+		}
+	}
+	views := Simulate(*users, *seed)
+	if err := produce(ctx, b, views); err != nil {
+		return err
+	}
+
+	stats := new(window.Stats)
+	topo, err := Topology(stats)
+	if err != nil {
+		return err
+	}
+	app, err := duality.New(appID, topo, b, duality.Logger(logger))
+	if err != nil {
+		return err
+	}
+	runCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	done := make(chan error, 1)
+	start := time.Now()
+	go func() { done <- app.Run(runCtx) }()
+	if err := waitCaughtUp(ctx, b, done); err != nil {
+		return err
+	}
+	elapsed := time.Since(start)
+	stop()
+	if err := <-done; err != nil {
+		return err
+	}
+
+	sessions, err := ReadSessions(ctx, b)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "%d page views by %d users processed in %v\n", len(views), *users, elapsed.Round(time.Millisecond))
+	fmt.Fprintf(stdout, "%d sessions final, %d late views dropped\n", len(sessions), stats.LateRecords())
+	if len(sessions) > 0 {
+		var pages int64
+		var length time.Duration
+		for _, s := range sessions {
+			pages += s.Pages
+			length += s.Length()
+		}
+		fmt.Fprintf(stdout, "average session: %.1f pages, %v\n", float64(pages)/float64(len(sessions)), (length / time.Duration(len(sessions))).Round(time.Second))
+		longest := slices.MaxFunc(sessions, func(a, b Session) int { return cmp.Compare(a.Length(), b.Length()) })
+		fmt.Fprintf(stdout, "longest: %s from %s to %s, %d pages\n", longest.User,
+			longest.Start.Format(time.TimeOnly), longest.End.Format(time.TimeOnly), longest.Pages)
+	}
+	var inSessions int64
+	for _, s := range sessions {
+		inSessions += s.Pages
+	}
+	fmt.Fprintf(stdout, "%d page views are in sessions still open at the end of the input\n", int64(len(views))-inSessions-stats.LateRecords())
+	return nil
+}
+
+// Topology builds the app: page views keyed by user, event time from the
+// view, sessions of 30 minutes of inactivity with 5 minutes of grace,
+// final results only, written as Session values keyed by user.
+func Topology(stats *window.Stats) (*stream.Topology, error) {
+	b := stream.NewBuilder()
+	views := stream.From(b, "page-views", codec.String(), codec.JSON[PageView](),
+		stream.Named("page-views"),
+		stream.WithTimestamp(func(_ string, v PageView, _ time.Time) time.Time { return v.At }))
+	byUser := stream.GroupByKey(views, codec.String(), codec.JSON[PageView]())
+	pages := window.AggregateSessions(byUser, window.Session(gap, grace),
+		func() int64 { return 0 },
+		func(_ string, _ PageView, n int64) int64 { return n + 1 },
+		func(_ string, a, b int64) int64 { return a + b },
+		codec.Int64(), "user-sessions",
+		window.EmitOnWindowClose(), window.WithStats(stats), window.Named("sessionize"))
+	sessions := stream.Map(pages.ToStream(), func(w window.Windowed[string], n int64) (string, Session) {
+		// Session windows end 1ms after their last record.
+		return w.Key, Session{User: w.Key, Start: w.Start.UTC(), End: w.End.Add(-time.Millisecond).UTC(), Pages: n}
+	}, stream.Named("to-session"))
+	sessions.To("sessions", codec.String(), codec.JSON[Session]())
+	return b.Build()
+}
+
+var paths = []string{"/", "/products/shoes", "/products/hats", "/products/socks", "/blog/how-to-run", "/cart", "/checkout"}
+
+// Simulate returns a day of page views of n users in the order they
+// reach the broker: each user has one to four sessions of 1 to 20 views,
+// 10 seconds to 20 minutes apart, sessions separated by more than the
+// gap; every view arrives up to maxDelay after it happened. The result
+// depends only on n and seed.
+func Simulate(n int, seed uint64) []PageView {
+	rng := rand.New(rand.NewPCG(seed, 7))
+	day := time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC)
+	type arrival struct {
+		v  PageView
+		at time.Time
+	}
+	var all []arrival
+	for u := range n {
+		user := fmt.Sprintf("user-%d", u)
+		t := day.Add(time.Duration(rng.IntN(12*60)) * time.Minute)
+		for range 1 + rng.IntN(4) {
+			for p := range 1 + rng.IntN(20) {
+				if p > 0 {
+					t = t.Add(time.Duration(10+rng.IntN(20*60-10)) * time.Second)
+				}
+				v := PageView{User: user, Path: paths[rng.IntN(len(paths))], At: t}
+				all = append(all, arrival{v, t.Add(time.Duration(rng.Int64N(int64(maxDelay))))})
+			}
+			t = t.Add(gap + time.Minute + time.Duration(rng.IntN(5*60))*time.Minute)
+		}
+	}
+	slices.SortStableFunc(all, func(a, b arrival) int { return a.at.Compare(b.at) })
+	out := make([]PageView, len(all))
+	for i, a := range all {
+		out[i] = a.v
+	}
+	return out
+}
+
+// produce appends the views in batches; the broker timestamp is the
+// arrival time, later than the view's event time.
+func produce(ctx context.Context, b broker.Broker, views []PageView) error {
+	vc := codec.JSON[PageView]()
+	const batch = 1000
+	recs := make([]broker.Record, 0, batch)
+	for i, v := range views {
+		val, err := vc.Append(nil, v)
+		if err != nil {
+			return err
+		}
+		recs = append(recs, broker.Record{Topic: "page-views", Partition: broker.PartitionByKey,
+			Key: []byte(v.User), Value: val, Timestamp: v.At.Add(maxDelay)})
+		if len(recs) == batch || i == len(views)-1 {
+			if err := b.Produce(ctx, recs); err != nil {
+				return fmt.Errorf("produce: %w", err)
+			}
+			recs = recs[:0]
+		}
+	}
+	return nil
+}
+
+// waitCaughtUp returns once the app has consumed every input record, or
+// Run fails. The app commits its outputs with its offsets, so a lag of 0
+// means every output is in place.
+func waitCaughtUp(ctx context.Context, b broker.Broker, done <-chan error) error {
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		lag, err := broker.GroupLag(ctx, b, appID, "page-views")
+		if err != nil || lag == 0 {
+			return err
+		}
+		select {
+		case err := <-done:
+			if err == nil {
+				err = errors.New("app stopped before processing all input")
+			}
+			return err
+		case <-tick.C:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// ReadSessions returns the records of the topic "sessions".
+func ReadSessions(ctx context.Context, b broker.Broker) ([]Session, error) {
+	info, err := b.DescribeTopic(ctx, "sessions")
+	if err != nil {
+		return nil, err
+	}
+	vc := codec.JSON[Session]()
+	var out []Session
+	for p := range info.Config.Partitions {
+		o, err := b.ListOffsets(ctx, "sessions", p)
+		if err != nil {
+			return nil, err
+		}
+		for off := o.Earliest; off < o.Latest; {
+			recs, err := b.Fetch(ctx, []broker.FetchRequest{{Topic: "sessions", Partition: p, Offset: off}}, broker.FetchOptions{})
+			if err != nil {
+				return nil, err
+			}
+			if len(recs) == 0 {
+				break
+			}
+			for _, r := range recs {
+				s, err := vc.Decode(r.Value)
+				if err != nil {
+					return nil, err
+				}
+				out = append(out, s)
+			}
+			off = recs[len(recs)-1].Offset + 1
+		}
+	}
+	return out, nil
+}

@@ -1,0 +1,98 @@
+package main
+
+import (
+	"cmp"
+	"fmt"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/duality-streams/duality/broker"
+	"github.com/duality-streams/duality/broker/embedded"
+)
+
+// expected computes the final sessions from the simulated views without
+// the framework: per user, views sorted by event time, split where two
+// views are more than the gap apart; a session is final when its
+// partition's latest event time has passed its last view + 1ms + gap +
+// grace.
+func expected(views []PageView, partitions int32) []Session {
+	byUser := map[string][]time.Time{}
+	streamTime := map[int32]time.Time{}
+	for _, v := range views {
+		byUser[v.User] = append(byUser[v.User], v.At)
+		p := broker.KeyPartition([]byte(v.User), partitions)
+		if v.At.After(streamTime[p]) {
+			streamTime[p] = v.At
+		}
+	}
+	var out []Session
+	for user, ats := range byUser {
+		slices.SortFunc(ats, time.Time.Compare)
+		st := streamTime[broker.KeyPartition([]byte(user), partitions)]
+		s := Session{User: user, Start: ats[0], End: ats[0], Pages: 1}
+		flush := func() {
+			if !s.End.Add(time.Millisecond + gap + grace).After(st) {
+				out = append(out, s)
+			}
+		}
+		for _, at := range ats[1:] {
+			if at.Sub(s.End) > gap {
+				flush()
+				s = Session{User: user, Start: at, End: at}
+			}
+			s.End = at
+			s.Pages++
+		}
+		flush()
+	}
+	return out
+}
+
+func sortSessions(s []Session) {
+	slices.SortFunc(s, func(a, b Session) int {
+		return cmp.Or(strings.Compare(a.User, b.User), a.Start.Compare(b.Start))
+	})
+}
+
+// TestRun runs the example and checks the sessions topic against the
+// sessions computed directly from the simulated views: every final
+// session exactly once, with its start, end and page count.
+func TestRun(t *testing.T) {
+	var out strings.Builder
+	dir := t.TempDir()
+	const users = 150
+	require.NoError(t, run(t.Context(), []string{"-users", fmt.Sprint(users), "-partitions", "2", "-dir", dir}, &out))
+	text := out.String()
+	t.Log(text)
+
+	b, err := embedded.Open(dir)
+	require.NoError(t, err)
+	defer func() { require.NoError(t, b.Close()) }()
+	got, err := ReadSessions(t.Context(), b)
+	require.NoError(t, err)
+	views := Simulate(users, 1)
+	want := expected(views, 2)
+	sortSessions(got)
+	sortSessions(want)
+	for i := range got {
+		got[i].Start, got[i].End = got[i].Start.UTC(), got[i].End.UTC()
+	}
+	require.Equal(t, want, got)
+	require.Greater(t, len(got), users, "users have several sessions")
+
+	require.Regexp(t, fmt.Sprintf(`(?m)^%d page views by %d users processed`, len(views), users), text)
+	require.Regexp(t, fmt.Sprintf(`(?m)^%d sessions final, 0 late views dropped$`, len(want)), text)
+	var inFinal int64
+	for _, s := range want {
+		inFinal += s.Pages
+	}
+	m := regexp.MustCompile(`(?m)^(\d+) page views are in sessions still open`).FindStringSubmatch(text)
+	require.NotNil(t, m, text)
+	require.Equal(t, fmt.Sprint(int64(len(views))-inFinal), m[1])
+	require.NotEqual(t, "0", m[1], "the day's last sessions are still open")
+}
