@@ -29,6 +29,12 @@ const globalStore = "customers-global"
 // is "<name>" or "?" for an unknown customer.
 func globalTopology(t *testing.T) *stream.Topology {
 	t.Helper()
+	topo, err := buildGlobal()
+	require.NoError(t, err)
+	return topo
+}
+
+func buildGlobal() (*stream.Topology, error) {
 	b := stream.NewBuilder()
 	customers := table.Global(b, "customers", codec.String(), codec.String(), globalStore)
 	orders := stream.From(b, "orders", codec.String(), codec.String())
@@ -39,9 +45,7 @@ func globalTopology(t *testing.T) *stream.Topology {
 			}
 			return name
 		}).To("out", codec.String(), codec.String())
-	topo, err := b.Build()
-	require.NoError(t, err)
-	return topo
+	return b.Build()
 }
 
 // produceKV appends records with the given keys and values (a "" value is
