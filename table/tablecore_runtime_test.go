@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/duality-streams/duality"
@@ -45,7 +46,8 @@ func newestFrom(t *testing.T, b broker.Broker, reqs []broker.FetchRequest, newes
 }
 
 // TestTableGroupByAndJoinRuntime runs a table GroupBy with Count and an
-// outer table-table join on the embedded broker (3 partitions), in two
+// outer table-table join (materialised and queried) on the embedded
+// broker (3 partitions), in two
 // runs: the second starts from an empty state directory, so the users
 // and accounts tables and the counts are rebuilt from their changelogs
 // before users move between regions and are deleted. The newest count of
@@ -65,9 +67,10 @@ func TestTableGroupByAndJoinRuntime(t *testing.T) {
 	table.GroupBy(users, func(user, region string) (string, string) { return region, user }, str, str, stream.Named("by-region")).
 		Count("per-region").ToStream().To("region-counts", str, i64)
 	accounts := table.From(sb, "accounts", str, i64, "accounts")
-	table.OuterJoinTables(users, accounts, func(_ string, region string, hasRegion bool, balance int64, hasBalance bool) string {
+	joined := table.OuterJoinTables(users, accounts, func(_ string, region string, hasRegion bool, balance int64, hasBalance bool) string {
 		return show(region, hasRegion) + "|" + showInt(balance, hasBalance)
-	}).ToStream().To("user-accounts", str, str)
+	})
+	table.Materialize(joined, str, str, "user-accounts").ToStream().To("user-accounts", str, str)
 	topo, err := sb.Build()
 	require.NoError(t, err)
 
@@ -147,6 +150,22 @@ func TestTableGroupByAndJoinRuntime(t *testing.T) {
 		go func() { done <- app.Run(runCtx) }()
 		countRecs = append(countRecs, newestFrom(t, b, countReqs, newestCounts, wantCounts())...)
 		newestFrom(t, b, joinReqs, newestJoined, wantJoined())
+		// The materialised join and the counts answer queries with the
+		// same rows. Queries see committed state, applied to the stores
+		// just after the commit that made the outputs visible: poll.
+		for store, want := range map[string]map[string]string{"user-accounts": wantJoined(), "per-region": wantCounts()} {
+			q, err := duality.Query(app, store, codec.Bytes(), codec.Bytes())
+			require.NoError(t, err)
+			require.EventuallyWithT(t, func(c *assert.CollectT) {
+				all, errf := q.All(ctx)
+				got := map[string]string{}
+				for k, v := range all {
+					got[string(k)] = string(v)
+				}
+				require.NoError(c, errf())
+				require.Equal(c, want, got, "store %s", store)
+			}, 10*time.Second, 5*time.Millisecond)
+		}
 		stop()
 		require.NoError(t, <-done)
 	}
