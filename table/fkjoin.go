@@ -57,8 +57,9 @@ import (
 // name (stream.ErrInvalidOption), a store name already used
 // (stream.ErrStoreConflict), tables of two builders
 // (stream.ErrForeignStream), and left and right computed in one
-// sub-topology, which includes a table joined with itself
-// (stream.ErrTopicConflict).
+// sub-topology (stream.ErrTopicConflict), which includes a table joined
+// with itself: join it with a copy instead, a table read with [From] from
+// a topic the table is written to (t.ToStream().To(topic, ...)).
 func JoinByForeignKey[K, V, KO, VO, VR any](left Table[K, V], right Table[KO, VO], fk func(v V) KO, joiner func(v V, vo VO) VR,
 	kc codec.Codec[K], vc codec.Codec[V], koc codec.Codec[KO], voc codec.Codec[VO], vrc codec.Codec[VR], store string) Table[K, VR] {
 	var j func(V, VO, bool) VR
@@ -197,7 +198,7 @@ func fkJoin[K, V, KO, VO, VR any](sp fkSpec[K, V, KO, VO, VR]) Table[K, VR] {
 		}
 	}
 	if sameComponent {
-		g.AddError(fmt.Errorf("%w: %s %q: the left and right tables are computed in one sub-topology (a table joined with itself, or tables already joined); the join sends records from one to the other through internal topics, so they must be read from separate topics",
+		g.AddError(fmt.Errorf("%w: %s %q: the left and right tables are computed in one sub-topology (a table joined with itself, or tables already joined); the join sends records from one to the other through internal topics, so they must be computed separately: for a table joined with itself, write it to a topic (t.ToStream().To) and join it with a table read from that topic (From)",
 			stream.ErrTopicConflict, sp.op, result.Name))
 	}
 	return Table[K, VR]{s: dsl.NewStream[K, VR](result), store: sp.store, lookup: storeLookup(sp.store, sp.kc, sp.vrc)}

@@ -547,3 +547,35 @@ func BenchmarkJoinByForeignKey(b *testing.B) {
 		}
 	})
 }
+
+// TestJoinByForeignKeySelf joins a table with a copy of itself, the way
+// the package documentation gives for a self-join: employees (key:
+// employee, value: manager) with their manager's manager.
+func TestJoinByForeignKeySelf(t *testing.T) {
+	ctx := t.Context()
+	b := stream.NewBuilder()
+	people := table.From(b, "people", str, str, "people")
+	people.ToStream().To("people-copy", str, str)
+	managers := table.From(b, "people-copy", str, str, "managers")
+	table.LeftJoinByForeignKey(people, managers, func(manager string) string { return manager },
+		func(manager, grand string, found bool) string {
+			if !found {
+				grand = "-"
+			}
+			return manager + "/" + grand
+		}, str, str, str, str, str, "chain").ToStream().To("chains", str, str)
+	topo, err := b.Build()
+	require.NoError(t, err)
+	d, err := streamtest.New(topo, streamtest.AppID("app"), streamtest.DefaultPartitions(2))
+	require.NoError(t, err)
+	defer d.Close()
+	in := streamtest.Input(d, "people", str, str)
+	for _, kv := range [][2]string{{"alice", "bob"}, {"bob", "carol"}, {"carol", "carol"}, {"bob", "dave"}} {
+		require.NoError(t, in.Pipe(ctx, kv[0], kv[1]))
+	}
+	all, err := streamtest.Store(d, "chain", str, str).All()
+	require.NoError(t, err)
+	require.ElementsMatch(t, []streamtest.KeyValue[string, string]{
+		{Key: "alice", Value: "bob/dave"}, {Key: "bob", Value: "dave/-"}, {Key: "carol", Value: "carol/carol"},
+	}, all)
+}
