@@ -12,8 +12,8 @@ import (
 )
 
 // Table is a typed handle on a table inside a stream.Builder: the newest
-// value per key, kept in a state store (or derived from one by Filter and
-// MapValues) and changed by every update. A Table is a small value; copy
+// value per key, kept in a state store (or derived from stores by Filter,
+// MapValues and table-table joins) and changed by every update. A Table is a small value; copy
 // it freely. The zero Table belongs to no builder, ToStream on it returns
 // the zero stream.Stream, and steps on it return zero values.
 type Table[K, V any] struct {
