@@ -117,7 +117,7 @@ func joinGlobal[K, V, GK, GV, VR any](s stream.Stream[K, V], gt GlobalTable[GK, 
 		return stream.Stream[K, VR]{}
 	}
 	store, kc, vc := gt.store, gt.kc, gt.vc
-	n := &dsl.Node{Op: op, Kind: dsl.KindProcessor}
+	n := &dsl.Node{Op: op, Kind: dsl.KindProcessor, GlobalStores: []string{store}}
 	n.Instantiate = func(task *dsl.Task) (any, error) {
 		next, err := dsl.Children[emit[K, VR]](task, n)
 		if err != nil {

@@ -275,6 +275,9 @@ func describe(comps [][]*Node, children [][]*Node, internal []topology.InternalT
 				if len(n.Stores) > 0 {
 					fmt.Fprintf(&b, " stores: [%s]", strings.Join(n.Stores, ", "))
 				}
+				if len(n.GlobalStores) > 0 {
+					fmt.Fprintf(&b, " global stores: [%s]", strings.Join(n.GlobalStores, ", "))
+				}
 			}
 			b.WriteByte('\n')
 			if kids := children[n.ID]; len(kids) > 0 {

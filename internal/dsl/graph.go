@@ -72,6 +72,9 @@ type Node struct {
 	// Stores are the state stores the node uses, by name. Nodes of one
 	// sub-topology may share a store; nodes of two may not.
 	Stores []string
+	// GlobalStores are the global stores the node reads (see
+	// Graph.AddGlobalStore), for Describe.
+	GlobalStores []string
 	// Parents and Children are the in-process edges.
 	Parents  []*Node
 	Children []*Node
