@@ -203,3 +203,26 @@ func ExampleJoinGlobal() {
 	// o1 for Ada
 	// o3 for Ada Lovelace
 }
+
+func init() {
+	// global-join: orders (key: order id, value: "<customer> <item>")
+	// enriched with the global table of customers (key: customer, value:
+	// name), looked up by the customer in the order's value.
+	strs := kvText{strText, strText}
+	scriptTopologies["global-join"] = scriptTopology{
+		build: func(b *stream.Builder) {
+			customers := table.Global(b, "customers", codec.String(), codec.String(), "customers")
+			orders := stream.From(b, "orders", codec.String(), codec.String())
+			customer := func(_, v string) string { c, _, _ := strings.Cut(v, " "); return c }
+			item := func(v string) string { _, it, _ := strings.Cut(v, " "); return it }
+			table.JoinGlobal(orders, customers, customer, func(_, v, name string) string {
+				return item(v) + " for " + name
+			}).To("enriched", codec.String(), codec.String())
+			table.LeftJoinGlobal(orders, customers, customer, func(_, v, name string, found bool) string {
+				return item(v) + " for " + show(name, found)
+			}).To("enriched-left", codec.String(), codec.String())
+		},
+		topics: map[string]kvText{"customers": strs, "orders": strs, "enriched": strs, "enriched-left": strs},
+		stores: map[string]kvText{"customers": strs},
+	}
+}
