@@ -10,11 +10,10 @@ import (
 
 // stepConfig is what options set; each step reads the fields it uses.
 type stepConfig struct {
-	name      string
-	timestamp any // func(K, V, time.Time) time.Time of a source
-
+	name       string
 	partitions int32
 	stores     []string
+	timestamp  any // func(K, V, time.Time) time.Time of a source
 	errs       []error
 }
 

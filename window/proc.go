@@ -66,6 +66,11 @@ type proc[K, V, A any] struct {
 	// (math.MaxInt64: empty; noTime: unknown), so that emitClosed scans
 	// the index only when a window is due.
 	nextClose int64
+	// closedUpTo is the stream time of the last scan of the close index
+	// (noTime: none since the task started): the index holds no entry
+	// with a close time at or below it, so scans start after it instead of
+	// skipping the deleted entries at the front.
+	closedUpTo int64
 
 	kbuf, ekey, key, ikey, vbuf []byte
 	out                         stream.RecordContext
@@ -100,7 +105,7 @@ func newProc[K, V, A any](t *dsl.Task, n *dsl.Node, store string, w Windows, cfg
 		final: cfg.final, stats: cfg.stats, late: late,
 		kc: kc, ac: ac, f: f, next: next,
 		logger: t.Env().Logger().With("node", n.Name, "store", store),
-		st:     noTime, lowSeg: noTime, nextClose: noTime,
+		st:     noTime, lowSeg: noTime, nextClose: noTime, closedUpTo: noTime,
 	}
 	if p.stats == nil {
 		p.stats = new(Stats)
@@ -127,7 +132,7 @@ func (p *proc[K, V, A]) process(ctx context.Context, rc *stream.RecordContext, k
 	ok := false
 	defer func() {
 		if !ok {
-			p.st, p.lowSeg, p.nextClose = st, lowSeg, noTime
+			p.st, p.lowSeg, p.nextClose, p.closedUpTo = st, lowSeg, noTime, noTime
 		}
 	}()
 	err := p.processRecord(ctx, rc, k, v)
@@ -573,7 +578,14 @@ func (p *proc[K, V, A]) emitClosed(ctx context.Context, rc *stream.RecordContext
 	}
 	var keys [][]byte
 	p.nextClose = math.MaxInt64
-	seq, errf := p.kv.Range([]byte{spaceClose}, []byte{spaceClose + 1})
+	from := []byte{spaceClose}
+	if p.closedUpTo != noTime {
+		from = appendTime(from, p.closedUpTo+1)
+	}
+	// Windows are indexed while open, when their close time is after
+	// stream time, so no entry at or below p.st appears after this scan.
+	p.closedUpTo = p.st
+	seq, errf := p.kv.Range(from, []byte{spaceClose + 1})
 	for key := range seq {
 		if len(key) < 9 {
 			return fmt.Errorf("store %q: %w: close index entry", p.store, codec.ErrInvalid)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"iter"
+	"maps"
 	"os"
 	"path/filepath"
 	"testing"
@@ -299,5 +300,96 @@ func TestQuery(t *testing.T) {
 			require.NoError(t, errf())
 			require.Equal(t, 1, n)
 		})
+	}
+}
+
+// TestQueryNotOwned runs two instances: a key's windows are served by the
+// instance that owns its partition, the other answers with a
+// *duality.NotOwnedError; FetchAll of both together is every window.
+func TestQueryNotOwned(t *testing.T) {
+	const parts = 4
+	ctx := t.Context()
+	b, err := embedded.Open(t.TempDir())
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, b.Close()) })
+	require.NoError(t, b.CreateTopic(ctx, "events", broker.TopicConfig{Partitions: parts}))
+	w := Tumbling(10*time.Millisecond, 0).WithRetention(time.Hour)
+	sb := stream.NewBuilder()
+	g := stream.GroupByKey(stream.From(sb, "events", codec.String(), codec.String()), codec.String(), codec.String())
+	counts := Count(g, w, "counts")
+	topo, err := sb.Build()
+	require.NoError(t, err)
+	base := time.Now().Add(-time.Hour).UnixMilli()
+	var all []rec
+	var batch []broker.Record
+	for i := range 120 {
+		r := rec{key: fmt.Sprint("k", i%9), ts: base + int64(i)*2}
+		all = append(all, r)
+		batch = append(batch, broker.Record{Topic: "events", Partition: broker.PartitionByKey, Key: []byte(r.key), Value: []byte("v"), Timestamp: time.UnixMilli(r.ts)})
+	}
+	require.NoError(t, b.Produce(ctx, batch))
+	want := model(w, all)
+
+	var views []*ReadOnlyStore[string, int64]
+	for range 2 {
+		app, err := duality.New("q2", topo, b, duality.CommitInterval(5*time.Millisecond))
+		require.NoError(t, err)
+		q, err := Query(app, counts)
+		require.NoError(t, err)
+		views = append(views, q)
+		runCtx, stop := context.WithCancel(ctx)
+		done := make(chan error, 1)
+		go func() { done <- app.Run(runCtx) }()
+		t.Cleanup(func() {
+			stop()
+			require.NoError(t, <-done)
+		})
+	}
+	from, to := time.UnixMilli(base-100), time.UnixMilli(base+10_000)
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		union := map[wkey]int64{}
+		owners := 0
+		for _, q := range views {
+			seq, errf := q.FetchAll(ctx, from, to)
+			n := 0
+			for w, c := range seq {
+				union[wkey{w.Key, w.Start.UnixMilli(), w.End.UnixMilli()}] = c
+				n++
+			}
+			if errf() == nil && n > 0 {
+				owners++
+			}
+		}
+		if owners == 2 && maps.Equal(union, want) {
+			break
+		}
+		require.True(t, time.Now().Before(deadline), "two owners serving every window: have %d owners, %d of %d windows", owners, len(union), len(want))
+	}
+	for i := range 9 {
+		key := fmt.Sprint("k", i)
+		served := 0
+		for _, q := range views {
+			seq, errf := q.Fetch(ctx, key, from, to)
+			got := map[wkey]int64{}
+			for w, c := range seq {
+				got[wkey{w.Key, w.Start.UnixMilli(), w.End.UnixMilli()}] = c
+			}
+			if err := errf(); err != nil {
+				var no *duality.NotOwnedError
+				require.ErrorAs(t, err, &no)
+				require.Equal(t, broker.KeyPartition([]byte(key), parts), no.Partition)
+				require.Empty(t, got)
+				continue
+			}
+			served++
+			wantKey := map[wkey]int64{}
+			for k, n := range want {
+				if k.key == key {
+					wantKey[k] = n
+				}
+			}
+			require.Equal(t, wantKey, got)
+		}
+		require.Equal(t, 1, served, key)
 	}
 }
