@@ -268,3 +268,54 @@ func TestTableGroupByDescribe(t *testing.T) {
     per-region (changelog: per-region-changelog, compacted, sub-topology 1)
 `, topo.Describe())
 }
+
+func TestTableGroupByPartitionsOption(t *testing.T) {
+	b := stream.NewBuilder()
+	users := table.From(b, "users", str, str, "users")
+	table.GroupBy(users, func(id, region string) (string, string) { return region, id }, str, str,
+		stream.Named("by-region"), stream.Partitions(6)).Count("per-region")
+	topo, err := b.Build()
+	require.NoError(t, err)
+	require.Contains(t, topo.Describe(), "by-region-repartition (partitions: 6,")
+}
+
+// TestTableStepPanics: a panic in a user function of a table step fails
+// the record with a *stream.NodeError naming the step.
+func TestTableStepPanics(t *testing.T) {
+	tests := []struct {
+		name  string
+		build func(b *stream.Builder)
+		pipe  string // topic whose record panics
+		node  string
+	}{
+		{"group-by selector", func(b *stream.Builder) {
+			users := table.From(b, "users", str, i64, "users")
+			table.GroupBy(users, func(k string, v int64) (string, int64) { return k[:v], v }, str, i64).Count("c")
+		}, "users", "table-group-by-2"},
+		{"aggregate adder", func(b *stream.Builder) {
+			users := table.From(b, "users", str, i64, "users")
+			g := table.GroupBy(users, func(k string, v int64) (string, int64) { return k, v }, str, i64)
+			table.AggregateTable(g, func() int64 { return 0 }, func(_ string, v, a int64) int64 { return a / (v - 9) },
+				func(_ string, v, a int64) int64 { return a - v }, i64, "a")
+		}, "users", "table-aggregate-5"},
+		{"table join joiner", func(b *stream.Builder) {
+			l := table.From(b, "users", str, i64, "users")
+			r := table.From(b, "other", str, i64, "other")
+			table.JoinTables(l, r, func(_ string, a, b int64) int64 { return a / (b - 9) })
+		}, "users", "table-join-this-4"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d := newDriver(t, tt.build)
+			if tt.name == "table join joiner" {
+				require.NoError(t, streamtest.Input(d, "other", str, i64).Pipe(t.Context(), "a", 9))
+			}
+			err := streamtest.Input(d, tt.pipe, str, i64).Pipe(t.Context(), "a", 9)
+			var nerr *stream.NodeError
+			require.ErrorAs(t, err, &nerr)
+			require.Equal(t, tt.node, nerr.Node)
+			var perr *stream.PanicError
+			require.ErrorAs(t, err, &perr)
+		})
+	}
+}
