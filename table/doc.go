@@ -44,7 +44,8 @@
 // new one (Kafka Streams' Change{newValue, oldValue} with sendOldValues):
 // a table from a topic reads the old row from its store before writing
 // (only when a step below needs it: table GroupBy, table-table and
-// foreign-key joins), an aggregation has the old aggregate anyway, and
+// foreign-key joins, Materialize), an aggregation has the old aggregate
+// anyway, and
 // Filter and MapValues derive the old value from their parent's. This is
 // what lets a table GroupBy retract a row from its old group and a join
 // emit a tombstone only for a joined row that existed. [Table.ToStream]
