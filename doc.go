@@ -54,7 +54,8 @@
 // # Commits and exactly-once
 //
 // A worker buffers its tasks' output. Every [CommitInterval] (default
-// 100 ms), or earlier when more than [MaxUncommittedRecords] are buffered,
+// 100 ms), or earlier when more than [MaxUncommittedRecords] are buffered
+// or its record caches hold more than its share of [CacheMaxBytes],
 // it flushes its tasks and issues one [broker.CommitRequest] with the output
 // records and the next input offset of every task partition, fenced by the
 // group generation. The commit runs in the background while the worker
