@@ -21,10 +21,11 @@ import (
 //   - stream children (the steps of t.ToStream(), the bridge of a
 //     stream-table join) take emit[K, V]: they get the new value, or V's
 //     zero value with rc.Tombstone set when !hasNew. This is what
-//     ToStream has always emitted, so ToStream adds no node and Describe
-//     is unchanged.
-//   - change children (Filter, MapValues, table GroupBy, table-table and
-//     foreign-key joins) are nodes whose Instantiate returns a
+//     ToStream has always emitted, so ToStream without options adds no
+//     node and Describe is unchanged.
+//   - change children (Filter, MapValues, Materialize, table GroupBy,
+//     table-table and foreign-key joins, ToStream with EmitPerCommit) are
+//     nodes whose Instantiate returns a
 //     *changeInput[K, V]: they get (k, old, hasOld, new, hasNew), with
 //     rc.Tombstone == !hasNew.
 //
