@@ -182,3 +182,25 @@ func TestTableGroupByAndJoinRuntime(t *testing.T) {
 		prev[string(r.Key)] = n
 	}
 }
+
+// TestJoinTablesRuntimeRefusesPartitionMismatch: the runtime refuses to
+// run a table-table join of topics with different partition counts.
+func TestJoinTablesRuntimeRefusesPartitionMismatch(t *testing.T) {
+	ctx := t.Context()
+	b, err := embedded.Open(t.TempDir())
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, b.Close()) })
+	require.NoError(t, b.CreateTopic(ctx, "names", broker.TopicConfig{Partitions: 2}))
+	require.NoError(t, b.CreateTopic(ctx, "balances", broker.TopicConfig{Partitions: 3}))
+	sb := stream.NewBuilder()
+	table.JoinTables(table.From(sb, "names", str, str, "names"), table.From(sb, "balances", str, i64, "balances"),
+		func(_ string, n string, b int64) string { return n })
+	topo, err := sb.Build()
+	require.NoError(t, err)
+	app, err := duality.New("join", topo, b)
+	require.NoError(t, err)
+	err = app.Run(ctx)
+	require.ErrorIs(t, err, duality.ErrNotCoPartitioned)
+	require.ErrorContains(t, err, "names: 2")
+	require.ErrorContains(t, err, "balances: 3")
+}
