@@ -92,6 +92,22 @@
 // the retention. Expired windows are deleted key by key (each deletion is
 // a changelog tombstone): the store contract has no range deletion yet.
 //
+// # Stream-stream joins
+//
+// [Join], [LeftJoin] and [OuterJoin] join two streams grouped by the same
+// key within [JoinWindows] (a time difference before and after, and a
+// grace period): a left record at t joins the right records of its key
+// with times in [t - before, t + after]. Each pair is emitted when its
+// second record arrives. Both sides are kept in one state store (logged
+// and restored like every store) until they can no longer join. A record
+// is late, dropped and counted, when its own window plus grace has closed
+// (a left record at t when stream time passes t + after + grace).
+// LeftJoin and OuterJoin emit a record that joined nothing only when no
+// record that could still be accepted can join it, when stream time passes
+// t + before + after + grace: never prematurely. Kafka Streams emits it
+// at t + after + grace and may then still join a late-but-accepted record
+// of the other side; this package waits longer instead.
+//
 // # Interactive queries
 //
 // [Query] gives a running app's windowed store as a [ReadOnlyStore]:

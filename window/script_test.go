@@ -15,7 +15,7 @@ import (
 	"github.com/duality-streams/duality/streamtest"
 )
 
-// TestScripts runs the semantic scripts in testdata/. Commands:
+// TestScripts runs the window scripts in testdata/windows. Commands:
 //
 //	new kind=tumbling|hopping|sliding|session size=<ms> [advance=<ms>]
 //	    grace=<ms> [retention=<ms>] [agg=count|concat] [emit=final]
@@ -33,7 +33,7 @@ import (
 //	stats
 //	  prints the Stats counters.
 func TestScripts(t *testing.T) {
-	datadriven.Walk(t, "testdata", func(t *testing.T, path string) {
+	datadriven.Walk(t, "testdata/windows", func(t *testing.T, path string) {
 		var s *script
 		datadriven.RunTest(t, path, func(t *testing.T, td *datadriven.TestData) string {
 			switch td.Cmd {
