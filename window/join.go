@@ -287,11 +287,11 @@ type joinProc[K, V1, V2, VR any] struct {
 	logger               interface {
 		Debug(msg string, args ...any)
 	}
-	stats                 *Stats
+	stats                  *Stats
 	st, lowSeg, closedUpTo int64
-	seq                   uint64
-	ekey, kbuf, key, vbuf []byte
-	out                   stream.RecordContext
+	seq                    uint64
+	ekey, kbuf, key, vbuf  []byte
+	out                    stream.RecordContext
 }
 
 func (p *joinProc[K, V1, V2, VR]) process(ctx context.Context, rc *stream.RecordContext, n *dsl.Node, k K, side byte, v1 V1, v2 V2) error {
