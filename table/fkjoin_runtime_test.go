@@ -22,6 +22,8 @@ import (
 	"github.com/duality-streams/duality/broker"
 	"github.com/duality-streams/duality/broker/embedded"
 	"github.com/duality-streams/duality/codec"
+	"github.com/duality-streams/duality/stream"
+	"github.com/duality-streams/duality/table"
 )
 
 // staleCounter is a slog.Handler that counts the join's drops of stale
@@ -288,4 +290,50 @@ func BenchmarkJoinByForeignKeyRuntime(b *testing.B) {
 	stop()
 	require.NoError(b, <-done)
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "orders/s")
+}
+
+// TestJoinByForeignKeyRuntimeFeedback runs on the embedded broker a join
+// of orders with a table computed from the orders (orders per customer):
+// the orders' sub-topology feeds the counts' through the GroupBy
+// repartition topic and the subscription topic, and gets the responses
+// back, a cycle of sub-topologies the runtime sizes and runs.
+func TestJoinByForeignKeyRuntimeFeedback(t *testing.T) {
+	ctx := t.Context()
+	brk, err := embedded.Open(t.TempDir())
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, brk.Close()) })
+	for _, topic := range []string{"orders", "with-count"} {
+		require.NoError(t, brk.CreateTopic(ctx, topic, broker.TopicConfig{Partitions: 3}))
+	}
+	str, oc := codec.String(), codec.JSON[fkOrder]()
+	b := stream.NewBuilder()
+	orders := table.From(b, "orders", str, oc, "orders")
+	perCustomer := table.GroupBy(orders, func(k string, o fkOrder) (string, string) { return o.Customer, k }, str, str).Count("per-customer")
+	table.JoinByForeignKey(orders, perCustomer, func(o fkOrder) string { return o.Customer },
+		func(o fkOrder, n int64) string { return fmt.Sprintf("%s: 1 of %d", o.Item, n) },
+		str, oc, str, codec.Int64(), str, "with-count").ToStream().To("with-count", str, str)
+	topo, err := b.Build()
+	require.NoError(t, err)
+	app, err := duality.New("feedback", topo, brk, duality.CommitInterval(5*time.Millisecond))
+	require.NoError(t, err)
+	from := fkEndOffsets(t, brk, "with-count")
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- app.Run(runCtx) }()
+	var recs []broker.Record
+	want := map[string]string{}
+	for o := range 30 {
+		v, err := oc.Append(nil, fkOrder{Customer: fmt.Sprint("c", o%4), Item: fmt.Sprint("item", o)})
+		require.NoError(t, err)
+		recs = append(recs, broker.Record{Topic: "orders", Partition: broker.PartitionByKey, Key: fmt.Append(nil, "o", o), Value: v})
+		n := 8 // customers c0 and c1 have 8 orders, c2 and c3 7
+		if o%4 >= 2 {
+			n = 7
+		}
+		want[fmt.Sprint("o", o)] = fmt.Sprintf("item%d: 1 of %d", o, n)
+	}
+	require.NoError(t, brk.Produce(ctx, recs))
+	awaitLatest(t, brk, from, want, 0)
+	stop()
+	require.NoError(t, <-done)
 }

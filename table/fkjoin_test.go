@@ -579,3 +579,35 @@ func TestJoinByForeignKeySelf(t *testing.T) {
 		{Key: "alice", Value: "bob/dave"}, {Key: "bob", Value: "dave/-"}, {Key: "carol", Value: "carol/carol"},
 	}, all)
 }
+
+// TestJoinByForeignKeyFeedback joins orders with a table computed from the
+// orders themselves (the number of orders per customer, a table GroupBy),
+// so records go from the orders' sub-topology to the counts' and back
+// through three internal topics.
+func TestJoinByForeignKeyFeedback(t *testing.T) {
+	ctx := t.Context()
+	b := stream.NewBuilder()
+	orders := table.From(b, "orders", str, codec.JSON[fkOrder](), "orders")
+	perCustomer := table.GroupBy(orders, func(k string, o fkOrder) (string, string) { return o.Customer, k }, str, str).Count("per-customer")
+	table.JoinByForeignKey(orders, perCustomer, func(o fkOrder) string { return o.Customer },
+		func(o fkOrder, n int64) string { return fmt.Sprintf("%s: 1 of %d", o.Item, n) },
+		str, codec.JSON[fkOrder](), str, codec.Int64(), str, "with-count")
+	topo, err := b.Build()
+	require.NoError(t, err)
+	d, err := streamtest.New(topo, streamtest.AppID("app"), streamtest.Partitions("orders", 3))
+	require.NoError(t, err)
+	defer d.Close()
+	in := streamtest.Input(d, "orders", str, codec.JSON[fkOrder]())
+	for _, o := range []struct {
+		k string
+		v fkOrder
+	}{{"o1", fkOrder{"c1", "book"}}, {"o2", fkOrder{"c1", "pen"}}, {"o3", fkOrder{"c2", "cup"}}, {"o2", fkOrder{"c2", "pen"}}} {
+		require.NoError(t, in.Pipe(ctx, o.k, o.v))
+	}
+	require.NoError(t, in.PipeTombstone(ctx, "o3"))
+	all, err := streamtest.Store(d, "with-count", str, str).All()
+	require.NoError(t, err)
+	require.ElementsMatch(t, []streamtest.KeyValue[string, string]{
+		{Key: "o1", Value: "book: 1 of 1"}, {Key: "o2", Value: "pen: 1 of 1"},
+	}, all)
+}
