@@ -24,11 +24,18 @@ import (
 // (k, joiner(v, vo)); a left row whose foreign key is absent from right
 // has no result row. Results follow both sides:
 //
-//   - a left update emits the new result (or, when the update changes the
-//     foreign key to one right does not hold, a tombstone that retracts
-//     the old result); a left delete emits a tombstone;
+//   - a left insert or update emits the new result once right's side has
+//     answered; an update whose foreign key right does not hold emits a
+//     tombstone that retracts the old result, and a left delete emits a
+//     tombstone (tombstones only for result rows that existed);
 //   - a right update re-emits the result of every left row that refers to
 //     its key, and a right delete emits a tombstone for each of them.
+//
+// The results arrive asynchronously: a left update is answered after a
+// round trip through right's side, and when a left row changes again
+// before the answer to its previous value arrives, that answer is dropped
+// (Kafka Streams' hash check): a result always pairs the left row's
+// current value with the right row of that value's foreign key.
 //
 // left and right may have different partition counts, because the join
 // runs on both sides and sends records between them through two internal
