@@ -130,3 +130,66 @@ func ExampleAggregateSessions() {
 	// alice [09:50, 09:50] retracted
 	// alice [09:00, 09:50] pages: 4
 }
+
+// Ad impressions joined with the clicks on them within 10 minutes after
+// the impression: a click joins its impression at once; an impression
+// without a click is emitted as such only once no click can still join
+// it (10 minutes + 1 minute of grace after it, by stream time).
+func ExampleLeftJoin() {
+	b := stream.NewBuilder()
+	str := codec.String()
+	impressions := stream.GroupByKey(stream.From(b, "impressions", str, str), str, str)
+	clicks := stream.GroupByKey(stream.From(b, "clicks", str, str), str, str)
+	w := window.JoinTimeDifference(0, time.Minute).After(10 * time.Minute)
+	window.LeftJoin(impressions, clicks, w, func(ad, campaign, click string, clicked bool) string {
+		if !clicked {
+			return campaign + ": no click"
+		}
+		return campaign + ": clicked by " + click
+	}, "impressions-clicks").To("ad-outcomes", str, str)
+	topo, err := b.Build()
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	d, err := streamtest.New(topo)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer d.Close()
+
+	ctx := context.Background()
+	at := func(hm string) time.Time {
+		t, _ := time.Parse("15:04", hm)
+		return t.AddDate(2026, 0, 0)
+	}
+	imp := streamtest.Input(d, "impressions", str, str)
+	clk := streamtest.Input(d, "clicks", str, str)
+	steps := []struct {
+		in        *streamtest.InputTopic[string, string]
+		ad, v, at string
+	}{
+		{imp, "ad-1", "spring-sale", "12:00"},
+		{imp, "ad-2", "spring-sale", "12:01"},
+		{clk, "ad-1", "alice", "12:04"},
+		{imp, "ad-3", "new-shoes", "12:30"}, // stream time passes 12:01 + 11 min
+	}
+	for _, s := range steps {
+		if err := s.in.PipeAt(ctx, s.ad, s.v, at(s.at)); err != nil {
+			fmt.Println(err)
+			return
+		}
+	}
+	kvs, err := streamtest.Output(d, "ad-outcomes", str, str).ReadKeyValues()
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	for _, kv := range kvs {
+		fmt.Println(kv.Key, kv.Value)
+	}
+	// Output:
+	// ad-1 spring-sale: clicked by alice
+	// ad-2 spring-sale: no click
+}

@@ -178,3 +178,42 @@ func TestWindowsAccessors(t *testing.T) {
 	k := window.Windowed[string]{Key: "k", Start: time.UnixMilli(0), End: time.UnixMilli(1000)}
 	require.Equal(t, "k@[1970-01-01T00:00:00Z,1970-01-01T00:00:01Z)", k.String())
 }
+
+func TestJoinBuildErrors(t *testing.T) {
+	b := stream.NewBuilder()
+	str := codec.String()
+	l := stream.GroupByKey(stream.From(b, "l", str, str), str, str)
+	r := stream.GroupByKey(stream.From(b, "r", str, str), str, str)
+	ok := window.JoinTimeDifference(time.Second, 0)
+	window.Join(l, r, window.JoinTimeDifference(-time.Millisecond, time.Microsecond), func(_, a, b string) string { return a + b }, "j1")
+	window.Join[string, string, string, string](l, r, ok, nil, "j2")
+	window.LeftJoin(l, r, ok, func(_, a, b string, _ bool) string { return a + b }, "j2")
+	window.OuterJoin(l, r, ok, func(_, a string, _ bool, b string, _ bool) string { return a + b }, "j3", window.EmitOnWindowClose())
+	other := stream.NewBuilder()
+	o := stream.GroupByKey(stream.From(other, "o", str, str), str, str)
+	window.Join(l, o, ok, func(_, a, b string) string { return a + b }, "j4")
+	_, err := b.Build()
+	errs := err.(interface{ Unwrap() []error }).Unwrap()
+	checks := []struct {
+		is   error
+		text string
+	}{
+		{window.ErrInvalidWindow, `join "join-4": window: invalid window definition: join(before -1ms, after -1ms, grace 1µs): before -1ms`},
+		{window.ErrInvalidWindow, `after -1ms must be a non-negative whole number of milliseconds`},
+		{window.ErrInvalidWindow, `grace 1µs must be a non-negative whole number of milliseconds`},
+		{stream.ErrNilFunc, `join "join-7": joiner`},
+		{stream.ErrStoreConflict, `store "j2" is already used by step "join-left-5"`},
+		{stream.ErrInvalidOption, `EmitOnWindowClose and OnLate do not apply to joins`},
+		{stream.ErrForeignStream, `join-right`},
+	}
+	for _, c := range checks {
+		found := false
+		for _, e := range errs {
+			if errors.Is(e, c.is) && bytes.Contains([]byte(e.Error()), []byte(c.text)) {
+				found = true
+			}
+		}
+		require.True(t, found, "no error matching %v with %q in:\n%v", c.is, c.text, err)
+	}
+	require.Len(t, errs, len(checks))
+}
