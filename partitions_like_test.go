@@ -31,9 +31,11 @@ func TestInternalTopicPartitionsLike(t *testing.T) {
 		return (*stream.Topology)(&topology.Topology{
 			SubTopologies: []*topology.SubTopology{
 				{ID: 0, Sources: []topology.Source{{Topic: "a"}}, Sinks: []topology.Sink{{Topic: "x", Internal: true}},
-					NewTask: func(env topology.TaskEnv) (topology.Processor, error) { return &procFunc{env: env, process: forward}, nil }},
+					NewTask: func(env topology.TaskEnv) (topology.Processor, error) {
+						return &procFunc{env: env, process: forward}, nil
+					}},
 				{ID: 1, Sources: []topology.Source{{Topic: "b"}, {Topic: "x", Internal: true}}, Sinks: []topology.Sink{{Topic: "out"}},
-					Stores: []topology.StoreSpec{{Name: "s"}},
+					Stores:  []topology.StoreSpec{{Name: "s"}},
 					NewTask: func(env topology.TaskEnv) (topology.Processor, error) { return &procFunc{env: env, process: out}, nil }},
 			},
 			InternalTopics: []topology.InternalTopic{{Name: "x", WrittenBy: 0, PartitionsLike: &topology.Source{Topic: like}}},
