@@ -1,0 +1,400 @@
+// Command connectedcars is the hot path of a lambda architecture for
+// connected cars, on the embedded broker.
+//
+// Simulated cars send a reading every second: speed, fuel level and
+// engine temperature, stamped with the time the car measured it (event
+// time, the "at" field); readings reach the broker up to 5 seconds late
+// and out of order. The app takes event time from the reading
+// (stream.WithTimestamp) and computes per car and minute (tumbling
+// windows, 10 s of grace, final results only) the average speed and
+// engine temperature and the lowest temperature and fuel level, written to
+// "car-minutes". From those it derives alerts to "car-alerts": "overheat"
+// when the engine temperature stayed above 110 °C for a whole minute, and
+// "low-fuel" for every minute in which the fuel level was below 10 %.
+//
+// The cold path reads the committed "car-minutes" topic and writes it as
+// JSON lines files, one per hour of event time, for batch jobs
+// (-out, default: a directory under the data directory).
+//
+//	go run ./examples/connectedcars
+//	go run ./examples/connectedcars -cars 500 -minutes 60 -out /tmp/cold
+package main
+
+import (
+	"bufio"
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"iter"
+	"log/slog"
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"time"
+
+	"github.com/duality-streams/duality"
+	"github.com/duality-streams/duality/broker"
+	"github.com/duality-streams/duality/broker/embedded"
+	"github.com/duality-streams/duality/codec"
+	"github.com/duality-streams/duality/stream"
+	"github.com/duality-streams/duality/window"
+)
+
+// Reading is what a car sends every second.
+type Reading struct {
+	Car         string    `json:"car"`
+	At          time.Time `json:"at"` // when the car measured it
+	SpeedKmh    float64   `json:"speed_kmh"`
+	FuelPct     float64   `json:"fuel_pct"`
+	EngineTempC float64   `json:"engine_temp_c"`
+}
+
+// Minute is the summary of one car's readings in one minute.
+type Minute struct {
+	Car         string    `json:"car"`
+	Start       time.Time `json:"start"`
+	Readings    int64     `json:"readings"`
+	AvgSpeedKmh float64   `json:"avg_speed_kmh"`
+	AvgTempC    float64   `json:"avg_engine_temp_c"`
+	MinTempC    float64   `json:"min_engine_temp_c"`
+	MinFuelPct  float64   `json:"min_fuel_pct"`
+}
+
+// Alert is raised from a car's minute.
+type Alert struct {
+	Car    string    `json:"car"`
+	Minute time.Time `json:"minute"`
+	Kind   string    `json:"kind"` // "overheat" or "low-fuel"
+	Value  float64   `json:"value"`
+}
+
+// acc is the running aggregate of a car's minute.
+type acc struct {
+	N        int64   `json:"n"`
+	SumSpeed float64 `json:"sum_speed"`
+	SumTemp  float64 `json:"sum_temp"`
+	MinTemp  float64 `json:"min_temp"`
+	MinFuel  float64 `json:"min_fuel"`
+}
+
+const (
+	appID        = "connectedcars"
+	overheatC    = 110.0
+	lowFuelPct   = 10.0
+	maxDelay     = 5 * time.Second
+	windowSize   = time.Minute
+	windowGrace  = 10 * time.Second
+	readingEvery = time.Second
+)
+
+func main() {
+	if err := run(context.Background(), os.Args[1:], os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "connectedcars:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("connectedcars", flag.ContinueOnError)
+	cars := fs.Int("cars", 50, "cars to simulate")
+	minutes := fs.Int("minutes", 30, "minutes of driving to simulate")
+	partitions := fs.Int("partitions", 4, "partitions of every topic")
+	dir := fs.String("dir", "", "data directory (default: a temporary one, removed at exit)")
+	out := fs.String("out", "", "directory of the cold path's JSON lines files (default: <dir>/cold)")
+	seed := fs.Uint64("seed", 1, "seed of the simulation")
+	verbose := fs.Bool("v", false, "log the runtime's steps")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *cars < 1 || *minutes < 1 || *partitions < 1 {
+		return errors.New("-cars, -minutes and -partitions must be >= 1")
+	}
+	if *dir == "" {
+		tmp, err := os.MkdirTemp("", "duality-connectedcars-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(tmp)
+		*dir = tmp
+	}
+	if *out == "" {
+		*out = filepath.Join(*dir, "cold")
+	}
+	logger := slog.New(slog.DiscardHandler)
+	if *verbose {
+		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	}
+	b, err := embedded.Open(filepath.Join(*dir, "log"), embedded.WithLogger(logger))
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	for _, topic := range []string{"car-readings", "car-minutes", "car-alerts"} {
+		err := b.CreateTopic(ctx, topic, broker.TopicConfig{Partitions: int32(*partitions)})
+		if err != nil && !errors.Is(err, broker.ErrTopicExists) {
+			return err
+		}
+	}
+	readings := Simulate(*cars, *minutes, *seed)
+	if err := produce(ctx, b, readings); err != nil {
+		return err
+	}
+
+	stats := new(window.Stats)
+	topo, err := Topology(stats)
+	if err != nil {
+		return err
+	}
+	app, err := duality.New(appID, topo, b, duality.Logger(logger))
+	if err != nil {
+		return err
+	}
+	runCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	done := make(chan error, 1)
+	start := time.Now()
+	go func() { done <- app.Run(runCtx) }()
+	if err := waitCaughtUp(ctx, b, done); err != nil {
+		return err
+	}
+	elapsed := time.Since(start)
+	stop()
+	if err := <-done; err != nil {
+		return err
+	}
+
+	mins, err := ReadTopic[Minute](ctx, b, "car-minutes")
+	if err != nil {
+		return err
+	}
+	alerts, err := ReadTopic[Alert](ctx, b, "car-alerts")
+	if err != nil {
+		return err
+	}
+	files, err := ColdPath(mins, *out)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "%d readings of %d cars processed in %v, %d late readings dropped\n", len(readings), *cars, elapsed.Round(time.Millisecond), stats.LateRecords())
+	fmt.Fprintf(stdout, "%d car-minutes final\n", len(mins))
+	kinds := map[string]int{}
+	for _, a := range alerts {
+		kinds[a.Kind]++
+	}
+	fmt.Fprintf(stdout, "%d alerts: %d overheat, %d low-fuel\n", len(alerts), kinds["overheat"], kinds["low-fuel"])
+	if len(alerts) > 0 {
+		a := alerts[0]
+		fmt.Fprintf(stdout, "e.g. %s %s in the minute from %s (%.1f)\n", a.Car, a.Kind, a.Minute.Format(time.TimeOnly), a.Value)
+	}
+	fmt.Fprintf(stdout, "cold path: %d JSON lines files in %s\n", len(files), *out)
+	return nil
+}
+
+// Topology builds the hot path: readings keyed by car, event time from
+// the reading, per-car one-minute tumbling summaries (final results
+// only) to "car-minutes", and alerts derived from them to "car-alerts".
+func Topology(stats *window.Stats) (*stream.Topology, error) {
+	b := stream.NewBuilder()
+	rc := codec.JSON[Reading]()
+	readings := stream.From(b, "car-readings", codec.String(), rc, stream.Named("car-readings"),
+		stream.WithTimestamp(func(_ string, r Reading, _ time.Time) time.Time { return r.At }))
+	byCar := stream.GroupByKey(readings, codec.String(), rc)
+	perMinute := window.Aggregate(byCar, window.Tumbling(windowSize, windowGrace),
+		func() acc { return acc{MinTemp: math.Inf(1), MinFuel: math.Inf(1)} },
+		func(_ string, r Reading, a acc) acc {
+			a.N++
+			a.SumSpeed += r.SpeedKmh
+			a.SumTemp += r.EngineTempC
+			a.MinTemp = min(a.MinTemp, r.EngineTempC)
+			a.MinFuel = min(a.MinFuel, r.FuelPct)
+			return a
+		},
+		codec.JSON[acc](), "car-minute-aggregates",
+		window.EmitOnWindowClose(), window.WithStats(stats), window.Named("per-car-minute"))
+	minutes := stream.Map(perMinute.ToStream(), func(w window.Windowed[string], a acc) (string, Minute) {
+		return w.Key, Minute{Car: w.Key, Start: w.Start.UTC(), Readings: a.N,
+			AvgSpeedKmh: a.SumSpeed / float64(a.N), AvgTempC: a.SumTemp / float64(a.N),
+			MinTempC: a.MinTemp, MinFuelPct: a.MinFuel}
+	}, stream.Named("to-minute"))
+	minutes.To("car-minutes", codec.String(), codec.JSON[Minute]())
+	alerts := stream.FlatMapValues(minutes, func(m Minute) iter.Seq[Alert] {
+		return func(yield func(Alert) bool) {
+			if m.MinTempC > overheatC && !yield(Alert{Car: m.Car, Minute: m.Start, Kind: "overheat", Value: m.MinTempC}) {
+				return
+			}
+			if m.MinFuelPct < lowFuelPct {
+				yield(Alert{Car: m.Car, Minute: m.Start, Kind: "low-fuel", Value: m.MinFuelPct})
+			}
+		}
+	}, stream.Named("alerts"))
+	alerts.To("car-alerts", codec.String(), codec.JSON[Alert]())
+	return b.Build()
+}
+
+// Simulate returns the readings of n cars driving for the given minutes,
+// one per car and second, in the order they reach the broker (each up to
+// maxDelay after it was measured). Some cars overheat for a few minutes;
+// fuel drains at a car-specific rate, so some run low. The result depends
+// only on its arguments.
+func Simulate(cars, minutes int, seed uint64) []Reading {
+	rng := rand.New(rand.NewPCG(seed, 11))
+	start := time.Date(2026, 11, 23, 8, 0, 0, 0, time.UTC)
+	type arrival struct {
+		r  Reading
+		at time.Time
+	}
+	var all []arrival
+	for c := range cars {
+		car := fmt.Sprintf("car-%03d", c)
+		fuel := 8 + rng.Float64()*80
+		drain := rng.Float64() * 0.05 // % per second
+		speed := 30 + rng.Float64()*70
+		overheatFrom, overheatTo := -1, -1
+		if rng.IntN(4) == 0 { // one car in four overheats for 2 to 5 minutes
+			overheatFrom = rng.IntN(max(1, minutes-5)) * 60
+			overheatTo = overheatFrom + (2+rng.IntN(4))*60
+		}
+		for s := range minutes * 60 {
+			speed = max(0, min(160, speed+rng.NormFloat64()*2))
+			fuel = max(0, fuel-drain)
+			temp := 85 + rng.NormFloat64()*3
+			if s >= overheatFrom && s < overheatTo {
+				temp = 115 + rng.Float64()*10
+			}
+			at := start.Add(time.Duration(s) * readingEvery)
+			r := Reading{Car: car, At: at, SpeedKmh: math.Round(speed*10) / 10, FuelPct: math.Round(fuel*100) / 100, EngineTempC: math.Round(temp*10) / 10}
+			all = append(all, arrival{r, at.Add(time.Duration(rng.Int64N(int64(maxDelay))))})
+		}
+	}
+	slices.SortStableFunc(all, func(a, b arrival) int { return a.at.Compare(b.at) })
+	out := make([]Reading, len(all))
+	for i, a := range all {
+		out[i] = a.r
+	}
+	return out
+}
+
+func produce(ctx context.Context, b broker.Broker, readings []Reading) error {
+	rc := codec.JSON[Reading]()
+	const batch = 1000
+	recs := make([]broker.Record, 0, batch)
+	for i, r := range readings {
+		val, err := rc.Append(nil, r)
+		if err != nil {
+			return err
+		}
+		recs = append(recs, broker.Record{Topic: "car-readings", Partition: broker.PartitionByKey,
+			Key: []byte(r.Car), Value: val, Timestamp: r.At.Add(maxDelay)})
+		if len(recs) == batch || i == len(readings)-1 {
+			if err := b.Produce(ctx, recs); err != nil {
+				return fmt.Errorf("produce: %w", err)
+			}
+			recs = recs[:0]
+		}
+	}
+	return nil
+}
+
+// waitCaughtUp returns once the app has consumed every input record, or
+// Run fails. The app commits its outputs with its offsets, so a lag of 0
+// means every output is in place.
+func waitCaughtUp(ctx context.Context, b broker.Broker, done <-chan error) error {
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		lag, err := broker.GroupLag(ctx, b, appID, "car-readings")
+		if err != nil || lag == 0 {
+			return err
+		}
+		select {
+		case err := <-done:
+			if err == nil {
+				err = errors.New("app stopped before processing all input")
+			}
+			return err
+		case <-tick.C:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// ReadTopic returns the JSON values of every record of topic, partition
+// by partition.
+func ReadTopic[T any](ctx context.Context, b broker.Broker, topic string) ([]T, error) {
+	info, err := b.DescribeTopic(ctx, topic)
+	if err != nil {
+		return nil, err
+	}
+	vc := codec.JSON[T]()
+	var out []T
+	for p := range info.Config.Partitions {
+		o, err := b.ListOffsets(ctx, topic, p)
+		if err != nil {
+			return nil, err
+		}
+		for off := o.Earliest; off < o.Latest; {
+			recs, err := b.Fetch(ctx, []broker.FetchRequest{{Topic: topic, Partition: p, Offset: off}}, broker.FetchOptions{})
+			if err != nil {
+				return nil, err
+			}
+			if len(recs) == 0 {
+				break
+			}
+			for _, r := range recs {
+				v, err := vc.Decode(r.Value)
+				if err != nil {
+					return nil, err
+				}
+				out = append(out, v)
+			}
+			off = recs[len(recs)-1].Offset + 1
+		}
+	}
+	return out, nil
+}
+
+// ColdPath writes the car-minutes as JSON lines files, one per hour of
+// event time ("car-minutes-2026-11-23T08.jsonl"), sorted by minute and
+// car, and returns the files' paths. Existing files are replaced: the
+// topic is the source of truth.
+func ColdPath(mins []Minute, dir string) ([]string, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	mins = slices.Clone(mins)
+	slices.SortFunc(mins, func(a, b Minute) int {
+		if c := a.Start.Compare(b.Start); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.Car, b.Car)
+	})
+	var files []string
+	for i := 0; i < len(mins); {
+		hour := mins[i].Start.Truncate(time.Hour)
+		path := filepath.Join(dir, "car-minutes-"+hour.Format("2006-01-02T15")+".jsonl")
+		f, err := os.Create(path)
+		if err != nil {
+			return nil, err
+		}
+		w := bufio.NewWriter(f)
+		enc := json.NewEncoder(w)
+		for ; i < len(mins) && mins[i].Start.Truncate(time.Hour).Equal(hour); i++ {
+			if err := enc.Encode(mins[i]); err != nil {
+				f.Close()
+				return nil, err
+			}
+		}
+		if err := errors.Join(w.Flush(), f.Close()); err != nil {
+			return nil, err
+		}
+		files = append(files, path)
+	}
+	return files, nil
+}
