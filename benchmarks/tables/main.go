@@ -47,6 +47,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/duality-streams/duality"
@@ -107,6 +108,7 @@ type result struct {
 	Case     string        `json:"case"`
 	Records  int64         `json:"records"`            // input records, or changelog records restored
 	Dur      time.Duration `json:"dur"`                // end to end, or restoration
+	CPU      time.Duration `json:"cpu"`                // user+system CPU time of the process over Dur
 	Produce  time.Duration `json:"produce,omitempty"`  // producing the input (count cases)
 	Output   int64         `json:"output,omitempty"`   // records in the output topic
 	Log      int64         `json:"changelog"`          // records in the changelog topic
@@ -118,6 +120,19 @@ type result struct {
 }
 
 func (r result) rate() float64 { return float64(r.Records) / r.Dur.Seconds() }
+
+// cpuPerRecord is the CPU time per record in µs: less sensitive than the
+// rate to other processes competing for the cores.
+func (r result) cpuPerRecord() float64 { return float64(r.CPU.Microseconds()) / float64(r.Records) }
+
+// cpuTime returns the user+system CPU time of this process so far.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
 
 // spec is a case the parent runs in a child.
 type spec struct {
@@ -278,13 +293,14 @@ func reportCount(keys []int, results map[string][]result) {
 			m := median(rs)
 			meds = append(meds, m)
 			hwm := medianBy(rs, func(r result) float64 { return float64(r.HWM) })
-			fmt.Printf("  %-28s %8.0f records/s  changelog/input %.3f  output/input %.3f  peak RSS %s  (runs: %s records/s; producing alone took %v)\n",
-				s.name, m.rate(), float64(m.Log)/float64(m.Records), float64(m.Output)/float64(m.Records),
+			cpu := medianBy(rs, func(r result) float64 { return r.cpuPerRecord() })
+			fmt.Printf("  %-28s %8.0f records/s  CPU %5.2f µs/record  changelog/input %.3f  output/input %.3f  peak RSS %s  (runs: %s records/s; the producers finished after %v)\n",
+				s.name, m.rate(), cpu.cpuPerRecord(), float64(m.Log)/float64(m.Records), float64(m.Output)/float64(m.Records),
 				mib(hwm.HWM), rates(rs), m.Produce.Round(time.Millisecond))
 		}
 		on, off := meds[0], meds[1]
 		fmt.Printf("  %-28s records/s %.2fx, changelog records %.3fx (medians)\n",
-			fmt.Sprintf("%s keys: cache on / off", short(k)), on.rate()/off.rate(), float64(on.Log)/float64(off.Log))
+			fmt.Sprintf("%s keys, cache on / off:", short(k)), on.rate()/off.rate(), float64(on.Log)/float64(off.Log))
 	}
 	fmt.Println()
 }
@@ -298,8 +314,9 @@ func reportRestore(results map[string][]result) {
 		if m.rate() < 1e6 {
 			met = "NOT met"
 		}
-		fmt.Printf("  %-22s %9.0f records/s  (%d records in %v; runs: %s records/s)  target 1,000,000 records/s: %s\n",
-			"into "+st, m.rate(), m.Records, m.Dur.Round(time.Millisecond), rates(rs), met)
+		cpu := medianBy(rs, func(r result) float64 { return r.cpuPerRecord() })
+		fmt.Printf("  %-22s %9.0f records/s  CPU %4.2f µs/record  (%d records in %v; runs: %s records/s)  target 1,000,000 records/s: %s\n",
+			"into "+st, m.rate(), cpu.cpuPerRecord(), m.Records, m.Dur.Round(time.Millisecond), rates(rs), met)
 	}
 	fmt.Println()
 }
@@ -318,8 +335,8 @@ func run10M() error {
 	fmt.Printf("Memory: counting %d records over %d distinct keys (Pebble state, record cache of the default size):\n", n, n)
 	fmt.Printf("  peak RSS %s (%s)  Go heap in use at the end %s, Go runtime total %s, state directory %s\n",
 		mib(r.HWM), verdict, mib(int64(r.Heap)), mib(int64(r.GoSys)), mib(r.StateDir))
-	fmt.Printf("  %.0f records/s end to end, changelog/input %.3f, output/input %.3f; the case took %v\n",
-		r.rate(), float64(r.Log)/float64(r.Records), float64(r.Output)/float64(r.Records), time.Since(start).Round(time.Second))
+	fmt.Printf("  %.0f records/s end to end, CPU %.2f µs/record, changelog/input %.3f, output/input %.3f; the case took %v\n",
+		r.rate(), r.cpuPerRecord(), float64(r.Log)/float64(r.Records), float64(r.Output)/float64(r.Records), time.Since(start).Round(time.Second))
 	return nil
 }
 
@@ -437,7 +454,7 @@ func countCase(ctx context.Context, b *embedded.Broker, dir string) (result, err
 	runCtx, stop := context.WithCancel(ctx)
 	defer stop()
 	errc := make(chan error, 1)
-	start := time.Now()
+	start, cpu0 := time.Now(), cpuTime()
 	go func() { errc <- app.Run(runCtx) }()
 	produced := make(chan error, 1)
 	var produceDur atomic.Int64
@@ -454,7 +471,7 @@ func countCase(ctx context.Context, b *embedded.Broker, dir string) (result, err
 		stop()
 		return result{}, errors.Join(err, <-errc)
 	}
-	d := time.Since(start)
+	d, cpu := time.Since(start), cpuTime()-cpu0
 	stop()
 	if err := <-errc; err != nil {
 		return result{}, err
@@ -463,7 +480,7 @@ func countCase(ctx context.Context, b *embedded.Broker, dir string) (result, err
 	if err != nil {
 		return result{}, err
 	}
-	return result{Case: "count", Records: int64(n), Dur: d, Produce: time.Duration(produceDur.Load()), Output: out}, nil
+	return result{Case: "count", Records: int64(n), Dur: d, CPU: cpu, Produce: time.Duration(produceDur.Load()), Output: out}, nil
 }
 
 // produce appends n input records over keys distinct keys with the
@@ -594,14 +611,14 @@ func restoreCase(ctx context.Context, b *embedded.Broker, dir string) (result, e
 	runCtx, stop := context.WithCancel(ctx)
 	defer stop()
 	errc := make(chan error, 1)
-	start := time.Now()
+	start, cpu0 := time.Now(), cpuTime()
 	go func() { errc <- app.Run(runCtx) }()
 	select {
 	case <-done:
 	case err := <-errc:
 		return result{}, fmt.Errorf("app stopped during the restoration: %v", err)
 	}
-	d := time.Since(start)
+	d, cpu := time.Since(start), cpuTime()-cpu0
 	stop()
 	if err := <-errc; err != nil {
 		return result{}, err
@@ -609,7 +626,7 @@ func restoreCase(ctx context.Context, b *embedded.Broker, dir string) (result, e
 	if got := restored.Load(); got != int64(n) {
 		return result{}, fmt.Errorf("restored %d records, want %d", got, n)
 	}
-	return result{Case: "restore", Records: restored.Load(), Dur: d}, nil
+	return result{Case: "restore", Records: restored.Load(), Dur: d, CPU: cpu}, nil
 }
 
 // endOffsets returns the sum of topic's end offsets: the number of records
