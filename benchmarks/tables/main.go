@@ -54,6 +54,7 @@ import (
 	"github.com/duality-streams/duality/broker"
 	"github.com/duality-streams/duality/broker/embedded"
 	"github.com/duality-streams/duality/codec"
+	"github.com/duality-streams/duality/store"
 	"github.com/duality-streams/duality/stream"
 	"github.com/duality-streams/duality/table"
 )
@@ -68,10 +69,12 @@ var (
 	batchSize   = flag.Int("batch", 1000, "records per Produce call")
 	producers   = flag.Int("producers", 2, "concurrent producers of the input")
 	only        = flag.String("only", "", "run only one suite: count or restore")
+	cacheModes  = flag.String("cache", "on,off", "record cache settings of the count cases: on, off or both (on,off)")
 	keys10m     = flag.Bool("keys10m", false, "instead of the other cases, count 10M records over 10M distinct keys once and check that the peak RSS stays under 1 GiB")
 	cpuProfile  = flag.String("cpuprofile", "", "write a CPU profile of each case to this file with the case's name appended")
 	memProfile  = flag.String("memprofile", "", "write a heap profile of each case, taken when its RSS peaked, to this file with the case's name appended")
 	keep        = flag.Bool("keep", false, "keep the data directories of the cases (printed)")
+	stateCache  = flag.Int64("state-block-cache", 0, "block cache size in bytes of the state's Pebble (store.WithBlockCacheSize; 0: the store's default)")
 
 	// Set by the parent for a child process.
 	child     = flag.String("child", "", "internal: run one case in this process (count or restore) and print its result as JSON")
@@ -145,11 +148,21 @@ func run() error {
 	if err != nil {
 		return err
 	}
+	if *cacheModes != "on,off" && *cacheModes != "on" && *cacheModes != "off" {
+		return fmt.Errorf("-cache %q: want on, off or on,off", *cacheModes)
+	}
+	if *stateCache < 0 {
+		return errors.New("-state-block-cache: must not be negative")
+	}
 	if *records < *partitions || *rounds < 1 || *partitions < 1 || *valueSize < 1 || *batchSize < 1 || *producers < 1 || *restoreKeys < *partitions {
 		return errors.New("invalid flags: all counts must be >= 1, -records and -restore-keys >= -partitions")
 	}
-	fmt.Printf("Duality tables benchmarks: %d partitions, %d-byte values, Pebble state, embedded broker (fsync per commit), GOMAXPROCS=%d, %d cores\n\n",
-		*partitions, *valueSize, runtime.GOMAXPROCS(0), runtime.NumCPU())
+	cache := "default block cache"
+	if *stateCache > 0 {
+		cache = fmt.Sprintf("block cache %s", mib(*stateCache))
+	}
+	fmt.Printf("Duality tables benchmarks: %d partitions, %d-byte values, Pebble state (%s), embedded broker (fsync per commit), GOMAXPROCS=%d, %d cores\n\n",
+		*partitions, *valueSize, cache, runtime.GOMAXPROCS(0), runtime.NumCPU())
 	if *keys10m {
 		return run10M()
 	}
@@ -204,7 +217,7 @@ func parseKeys(s string) ([]int, error) {
 // record cache on (its default size) and off.
 func countSpecs(keys, n int) []spec {
 	var specs []spec
-	for _, cache := range []string{"on", "off"} {
+	for cache := range strings.SplitSeq(*cacheModes, ",") {
 		specs = append(specs, spec{
 			name: fmt.Sprintf("count-%s-keys-cache-%s", short(keys), cache),
 			args: []string{"-child=count", fmt.Sprintf("-case-keys=%d", keys), fmt.Sprintf("-records=%d", n), fmt.Sprintf("-case-cache=%v", cache == "on")},
@@ -223,6 +236,7 @@ func runCase(s spec, round int) (result, error) {
 		fmt.Sprintf("-partitions=%d", *partitions), fmt.Sprintf("-value=%d", *valueSize),
 		fmt.Sprintf("-batch=%d", *batchSize), fmt.Sprintf("-producers=%d", *producers),
 		fmt.Sprintf("-restore-keys=%d", *restoreKeys), fmt.Sprintf("-keep=%v", *keep),
+		fmt.Sprintf("-state-block-cache=%d", *stateCache),
 	}, s.args...)
 	suffix := fmt.Sprintf(".%s.%d", s.name, round+1)
 	if *cpuProfile != "" {
@@ -297,6 +311,9 @@ func reportCount(keys []int, results map[string][]result) {
 			fmt.Printf("  %-28s %8.0f records/s  CPU %5.2f µs/record  changelog/input %.3f  output/input %.3f  peak RSS %s  (runs: %s records/s; the producers finished after %v)\n",
 				s.name, m.rate(), cpu.cpuPerRecord(), float64(m.Log)/float64(m.Records), float64(m.Output)/float64(m.Records),
 				mib(hwm.HWM), rates(rs), m.Produce.Round(time.Millisecond))
+		}
+		if len(meds) != 2 {
+			continue
 		}
 		on, off := meds[0], meds[1]
 		fmt.Printf("  %-28s records/s %.2fx, changelog records %.3fx (medians)\n",
@@ -393,6 +410,16 @@ func runChild() (err error) {
 	return json.NewEncoder(os.Stdout).Encode(r)
 }
 
+// stateDir is the StateDir option of the cases: Pebble state under dir,
+// with the block cache size of -state-block-cache.
+func stateDir(dir string) duality.Option {
+	var opts []store.Option
+	if *stateCache > 0 {
+		opts = append(opts, store.WithBlockCacheSize(*stateCache))
+	}
+	return duality.StateDir(filepath.Join(dir, "state"), opts...)
+}
+
 // profileCPU starts the CPU profile of the case's measured part, when
 // asked for, and returns the function that stops it.
 func profileCPU() (stop func(), err error) {
@@ -438,7 +465,7 @@ func countCase(ctx context.Context, b *embedded.Broker, dir string) (result, err
 	if err != nil {
 		return result{}, err
 	}
-	opts := []duality.Option{duality.StateDir(filepath.Join(dir, "state"))}
+	opts := []duality.Option{stateDir(dir)}
 	if !*caseCache {
 		opts = append(opts, duality.CacheMaxBytes(0))
 	}
@@ -594,7 +621,7 @@ func restoreCase(ctx context.Context, b *embedded.Broker, dir string) (result, e
 	})}
 	switch *caseState {
 	case "pebble":
-		opts = append(opts, duality.StateDir(filepath.Join(dir, "state")))
+		opts = append(opts, stateDir(dir))
 	case "memory":
 	default:
 		return result{}, fmt.Errorf("-case-state %q: want pebble or memory", *caseState)
