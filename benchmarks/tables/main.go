@@ -7,8 +7,8 @@
 // keys, with the record cache on (the default) and off: records/s from the
 // start of producing the input to the commit of its last offset (with its
 // output and changelog records), changelog and output records written per
-// input record (read from the topics' end offsets on the broker, not from
-// the app's metrics), and the peak RSS of the process.
+// input record (read from the topics' end offsets on the broker; a case
+// fails if the app's metrics disagree), and the peak RSS of the process.
 //
 // Restore: a 1M-key count store rebuilt from its changelog into an empty
 // state directory and into memory, in records/s, against the target of
@@ -506,6 +506,15 @@ func countCase(ctx context.Context, b *embedded.Broker, dir string) (result, err
 	out, err := endOffsets(ctx, b, outputTopic)
 	if err != nil {
 		return result{}, err
+	}
+	// The figures come from the broker; the app's metrics must agree.
+	logged, err := endOffsets(ctx, b, changelog)
+	if err != nil {
+		return result{}, err
+	}
+	if m := app.Metrics(); m.ChangelogRecords != uint64(logged) || m.RecordsProduced != uint64(logged+out) {
+		return result{}, fmt.Errorf("the app's metrics count %d changelog and %d produced records, the broker holds %d and %d",
+			m.ChangelogRecords, m.RecordsProduced, logged, logged+out)
 	}
 	return result{Case: "count", Records: int64(n), Dur: d, CPU: cpu, Produce: time.Duration(produceDur.Load()), Output: out}, nil
 }
