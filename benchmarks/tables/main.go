@@ -74,7 +74,7 @@ var (
 	cpuProfile  = flag.String("cpuprofile", "", "write a CPU profile of each case to this file with the case's name appended")
 	memProfile  = flag.String("memprofile", "", "write a heap profile of each case, taken when its RSS peaked, to this file with the case's name appended")
 	keep        = flag.Bool("keep", false, "keep the data directories of the cases (printed)")
-	stateCache  = flag.Int64("state-block-cache", 0, "block cache size in bytes of the state's Pebble (store.WithBlockCacheSize; 0: the store's default)")
+	stateCache  = flag.Int64("state-cache-mib", 0, "block cache size in MiB of the state's Pebble (store.WithBlockCacheSize; 0: the store's default)")
 
 	// Set by the parent for a child process.
 	child     = flag.String("child", "", "internal: run one case in this process (count or restore) and print its result as JSON")
@@ -152,14 +152,14 @@ func run() error {
 		return fmt.Errorf("-cache %q: want on, off or on,off", *cacheModes)
 	}
 	if *stateCache < 0 {
-		return errors.New("-state-block-cache: must not be negative")
+		return errors.New("-state-cache-mib: must not be negative")
 	}
 	if *records < *partitions || *rounds < 1 || *partitions < 1 || *valueSize < 1 || *batchSize < 1 || *producers < 1 || *restoreKeys < *partitions {
 		return errors.New("invalid flags: all counts must be >= 1, -records and -restore-keys >= -partitions")
 	}
 	cache := "default block cache"
 	if *stateCache > 0 {
-		cache = fmt.Sprintf("block cache %s", mib(*stateCache))
+		cache = fmt.Sprintf("block cache %d MiB", *stateCache)
 	}
 	fmt.Printf("Duality tables benchmarks: %d partitions, %d-byte values, Pebble state (%s), embedded broker (fsync per commit), GOMAXPROCS=%d, %d cores\n\n",
 		*partitions, *valueSize, cache, runtime.GOMAXPROCS(0), runtime.NumCPU())
@@ -236,7 +236,7 @@ func runCase(s spec, round int) (result, error) {
 		fmt.Sprintf("-partitions=%d", *partitions), fmt.Sprintf("-value=%d", *valueSize),
 		fmt.Sprintf("-batch=%d", *batchSize), fmt.Sprintf("-producers=%d", *producers),
 		fmt.Sprintf("-restore-keys=%d", *restoreKeys), fmt.Sprintf("-keep=%v", *keep),
-		fmt.Sprintf("-state-block-cache=%d", *stateCache),
+		fmt.Sprintf("-state-cache-mib=%d", *stateCache),
 	}, s.args...)
 	suffix := fmt.Sprintf(".%s.%d", s.name, round+1)
 	if *cpuProfile != "" {
@@ -411,11 +411,11 @@ func runChild() (err error) {
 }
 
 // stateDir is the StateDir option of the cases: Pebble state under dir,
-// with the block cache size of -state-block-cache.
+// with the block cache size of -state-cache-mib.
 func stateDir(dir string) duality.Option {
 	var opts []store.Option
 	if *stateCache > 0 {
-		opts = append(opts, store.WithBlockCacheSize(*stateCache))
+		opts = append(opts, store.WithBlockCacheSize(*stateCache<<20))
 	}
 	return duality.StateDir(filepath.Join(dir, "state"), opts...)
 }
