@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"runtime"
 	"strings"
 	"sync"
@@ -17,6 +19,7 @@ import (
 	"github.com/duality-streams/duality/broker"
 	"github.com/duality-streams/duality/broker/embedded"
 	"github.com/duality-streams/duality/codec"
+	"github.com/duality-streams/duality/httpquery"
 	"github.com/duality-streams/duality/internal/topology"
 	"github.com/duality-streams/duality/stream"
 	"github.com/duality-streams/duality/table"
@@ -165,6 +168,24 @@ func TestGlobalUpdatesAfterStart(t *testing.T) {
 	})
 	produceKV(t, b, "orders", "o4", "c0", "o5", "c1", "o6", "c9")
 	awaitRecords(t, b, "out", 6)
+
+	// The same over HTTP: every key, as JSON.
+	h, err := httpquery.Handler(app, httpquery.StringKeys(globalStore, codec.String()))
+	require.NoError(t, err)
+	for _, tc := range []struct {
+		path   string
+		status int
+		body   string
+	}{
+		{"/stores/" + globalStore + "/keys/c0", http.StatusOK, `{"key":"c0","value":"renamed"}`},
+		{"/stores/" + globalStore + "/keys/c1", http.StatusNotFound, `"error"`},
+		{"/stores/" + globalStore, http.StatusOK, `{"items":[{"key":"c0","value":"renamed"},{"key":"c2","value":"n2"},{"key":"c9","value":"new"}],"more":false}`},
+	} {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, tc.path, nil))
+		require.Equal(t, tc.status, rec.Code, tc.path)
+		require.Contains(t, rec.Body.String(), tc.body, tc.path)
+	}
 	require.NoError(t, stop())
 	require.Equal(t, map[string]string{
 		"o1": "n0", "o2": "n1", "o3": "?",
