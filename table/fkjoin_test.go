@@ -611,3 +611,45 @@ func TestJoinByForeignKeyFeedback(t *testing.T) {
 		{Key: "o1", Value: "book: 1 of 1"}, {Key: "o2", Value: "pen: 1 of 1"},
 	}, all)
 }
+
+// TestJoinByForeignKeyComposes uses a foreign-key join's result as a
+// table: joined on its key with another table (JoinTables) and with a
+// stream (LeftJoin), whose co-partitioning with the result (the left
+// table's partitions) Build and streamtest accept.
+func TestJoinByForeignKeyComposes(t *testing.T) {
+	ctx := t.Context()
+	b := stream.NewBuilder()
+	orders := table.From(b, "orders", str, codec.JSON[fkOrder](), "orders")
+	customers := table.From(b, "customers", str, str, "customers")
+	enriched := table.JoinByForeignKey(orders, customers, func(o fkOrder) string { return o.Customer },
+		func(o fkOrder, name string) string { return o.Item + " for " + name },
+		str, codec.JSON[fkOrder](), str, str, str, "enriched")
+	discounts := table.From(b, "discounts", str, i64, "discounts")
+	table.JoinTables(enriched, discounts, func(_, e string, pct int64) string { return fmt.Sprintf("%s, %d%% off", e, pct) }).
+		ToStream().To("discounted", str, str)
+	shipments := stream.From(b, "shipments", str, str)
+	table.LeftJoin(shipments, enriched, func(_, carrier, e string, found bool) string {
+		if !found {
+			return carrier + ": unknown order"
+		}
+		return carrier + ": " + e
+	}).To("labels", str, str)
+	topo, err := b.Build()
+	require.NoError(t, err)
+	d, err := streamtest.New(topo, streamtest.AppID("app"), streamtest.Partitions("customers", 3), streamtest.DefaultPartitions(2))
+	require.NoError(t, err)
+	defer d.Close()
+	require.NoError(t, streamtest.Input(d, "customers", str, str).Pipe(ctx, "c1", "Ann"))
+	require.NoError(t, streamtest.Input(d, "orders", str, codec.JSON[fkOrder]()).Pipe(ctx, "o1", fkOrder{"c1", "book"}))
+	require.NoError(t, streamtest.Input(d, "discounts", str, i64).Pipe(ctx, "o1", 10))
+	require.NoError(t, streamtest.Input(d, "customers", str, str).Pipe(ctx, "c1", "Anna"))
+	ship := streamtest.Input(d, "shipments", str, str)
+	require.NoError(t, ship.Pipe(ctx, "o1", "ups"))
+	require.NoError(t, ship.Pipe(ctx, "o2", "dhl"))
+	discounted, err := streamtest.Output(d, "discounted", str, str).ReadValues()
+	require.NoError(t, err)
+	require.Equal(t, []string{"book for Ann, 10% off", "book for Anna, 10% off"}, discounted)
+	labels, err := streamtest.Output(d, "labels", str, str).ReadKeyValues()
+	require.NoError(t, err)
+	require.ElementsMatch(t, []streamtest.KeyValue[string, string]{{Key: "o1", Value: "ups: book for Anna"}, {Key: "o2", Value: "dhl: unknown order"}}, labels)
+}
