@@ -67,24 +67,26 @@ func TestChangesCarryOldValues(t *testing.T) {
 	require.NoError(t, in.Pipe(ctx, "ann", 30))
 	require.NoError(t, in.Pipe(ctx, "ann", 12))
 	require.NoError(t, in.PipeTombstone(ctx, "ann"))
-	require.NoError(t, in.PipeTombstone(ctx, "bob")) // never there
+	require.NoError(t, in.PipeTombstone(ctx, "bob")) // never there: dropped by the table
+	require.NoError(t, in.Pipe(ctx, "cy", 40))
+	require.NoError(t, in.Pipe(ctx, "cy", 40)) // no change: dropped by the table
 	clicks := streamtest.Input(d, "clicks", str, str)
 	require.NoError(t, clicks.Pipe(ctx, "x", "/"))
 	require.NoError(t, clicks.Pipe(ctx, "x", "/"))
 
 	require.Equal(t, []string{
-		"ann: - -> 17", "ann: 17 -> 18", "ann: 18 -> 30", "ann: 30 -> 12", "ann: 12 -> -", "bob: - -> -",
+		"ann: - -> 17", "ann: 17 -> 18", "ann: 18 -> 30", "ann: 30 -> 12", "ann: 12 -> -", "cy: - -> 40",
 	}, source)
 	require.Equal(t, []string{
-		"ann: - -> -", "ann: - -> 18", "ann: 18 -> 30", "ann: 30 -> -", "ann: - -> -", "bob: - -> -",
+		"ann: - -> -", "ann: - -> 18", "ann: 18 -> 30", "ann: 30 -> -", "ann: - -> -", "cy: - -> 40",
 	}, filtered)
 	require.Equal(t, []string{
-		"ann: - -> -", "ann: - -> age 18", "ann: age 18 -> age 30", "ann: age 30 -> -", "ann: - -> -", "bob: - -> -",
+		"ann: - -> -", "ann: - -> age 18", "ann: age 18 -> age 30", "ann: age 30 -> -", "ann: - -> -", "cy: - -> age 40",
 	}, mapped)
 	require.Equal(t, []string{"x: - -> 1", "x: 1 -> 2"}, counted)
 	require.Equal(t, []string{
 		"ann 0 false 17 true", "ann 0 false 18 true", "ann 0 false 30 true", "ann 0 false 12 true",
-		"ann 0 false 0 false", "bob 0 false 0 false",
+		"ann 0 false 0 false", "cy 0 false 40 true",
 	}, unwatched)
 
 	// The change stream of the filtered table is what it was before old
@@ -95,7 +97,7 @@ func TestChangesCarryOldValues(t *testing.T) {
 	for _, r := range out {
 		got = append(got, fmt.Sprint(r.Key, " ", r.Value, " ", r.Tombstone))
 	}
-	require.Equal(t, []string{"ann 0 true", "ann 18 false", "ann 30 false", "ann 0 true", "ann 0 true", "bob 0 true"}, got)
+	require.Equal(t, []string{"ann 0 true", "ann 18 false", "ann 30 false", "ann 0 true", "ann 0 true", "cy 40 false"}, got)
 }
 
 // TestAggregateOldValueIsACopy checks that an aggregator that changes its

@@ -23,7 +23,11 @@
 // newest value per key wins and a record with a nil value (a tombstone)
 // deletes its key. The table is materialised in its own store and logged
 // to a changelog like an aggregation (Kafka Streams can reuse a compacted
-// source topic as the changelog; this package does not yet).
+// source topic as the changelog; this package does not yet). Like Kafka
+// Streams' source tables (emit on change, KIP-557), it drops a record that
+// changes nothing: an upsert equal to the stored value and a tombstone of
+// a key it does not hold reach neither the store, the changelog nor any
+// step downstream.
 //
 // # Filter and MapValues
 //

@@ -1,6 +1,7 @@
 package table
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 
@@ -17,8 +18,14 @@ import (
 // restored from it like an aggregation's store. (Kafka Streams can reuse
 // a compacted source topic as the changelog instead of writing a second
 // copy; this package always writes the changelog.) ToStream emits every
-// change: an upsert as the new value, a delete as a tombstone. Records
-// with an absent key are dropped and logged at Debug. The source step is
+// change: an upsert as the new value, a delete as a tombstone. As in Kafka
+// Streams (emit on change, KIP-557), a record that changes nothing is
+// dropped: an upsert whose encoded value equals the stored one, and a
+// tombstone of a key the table does not hold; neither is written to the
+// store, the changelog or any downstream step. (Kafka Streams also
+// compares timestamps and stores an equal value with a newer timestamp;
+// this store keeps no timestamps.) Records with an absent key are dropped
+// too. Dropped records are logged at Debug. The source step is
 // named "source-<n>" and the materialising step "table-<n>".
 //
 // Build reports what [stream.From] reports for topic and the codecs, an
@@ -58,19 +65,30 @@ func From[K, V any](b *stream.Builder, topic string, kc codec.Codec[K], vc codec
 			if kbuf, err = kc.Append(kbuf[:0], k); err != nil {
 				return nodeErr(&codec.EncodeError{Topic: store, Part: "key", Err: err})
 			}
-			var old V
-			var hasOld bool
-			if out.wantsOld {
-				b, ok, err := kv.Get(kbuf)
-				if err != nil {
-					return nodeErr(fmt.Errorf("store %q: get: %w", store, err))
+			stored, hasOld, err := kv.Get(kbuf)
+			if err != nil {
+				return nodeErr(fmt.Errorf("store %q: get: %w", store, err))
+			}
+			if rc.Tombstone && !hasOld {
+				logger.Debug("dropped a tombstone of a key the table does not hold",
+					"topic", rc.Topic, "partition", rc.Partition, "offset", rc.Offset)
+				return nil
+			}
+			if !rc.Tombstone {
+				if vbuf, err = vc.Append(vbuf[:0], v); err != nil {
+					return nodeErr(&codec.EncodeError{Topic: store, Part: "value", Err: err})
 				}
-				if ok {
-					t.Current = n
-					if old, err = vc.Decode(b); err != nil {
-						return nodeErr(fmt.Errorf("store %q: decode the stored value: %w", store, err))
-					}
-					hasOld = true
+				if hasOld && bytes.Equal(stored, vbuf) {
+					logger.Debug("dropped an update that does not change the row",
+						"topic", rc.Topic, "partition", rc.Partition, "offset", rc.Offset)
+					return nil
+				}
+			}
+			var old V
+			if hasOld && out.wantsOld {
+				t.Current = n
+				if old, err = vc.Decode(stored); err != nil {
+					return nodeErr(fmt.Errorf("store %q: decode the stored value: %w", store, err))
 				}
 			}
 			if rc.Tombstone {
@@ -78,9 +96,6 @@ func From[K, V any](b *stream.Builder, topic string, kc codec.Codec[K], vc codec
 					return nodeErr(fmt.Errorf("store %q: delete: %w", store, err))
 				}
 				return out.emit(ctx, rc, k, old, hasOld, v, false)
-			}
-			if vbuf, err = vc.Append(vbuf[:0], v); err != nil {
-				return nodeErr(&codec.EncodeError{Topic: store, Part: "value", Err: err})
 			}
 			if err := kv.Put(kbuf, vbuf); err != nil {
 				return nodeErr(fmt.Errorf("store %q: put: %w", store, err))

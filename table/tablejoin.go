@@ -83,11 +83,11 @@ func joinTables[K, V, VO, VR any](t Table[K, V], other Table[K, VO], op string, 
 		return Table[K, VR]{}
 	}
 	if tn == nil || on == nil || tn.Graph() != on.Graph() {
-		g := on.Graph()
-		if tn != nil {
-			g = tn.Graph()
+		n := tn
+		if n == nil {
+			n = on
 		}
-		g.AddError(fmt.Errorf("%s: %w: the tables belong to different builders (or one is the zero value)", op, stream.ErrForeignStream))
+		n.Graph().AddError(fmt.Errorf("%s: %w: the tables belong to different builders (or one is the zero value)", op, stream.ErrForeignStream))
 		return Table[K, VR]{}
 	}
 	g := tn.Graph()
