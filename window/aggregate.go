@@ -157,6 +157,9 @@ func aggregate[K, V, A any](g stream.Grouped[K, V], w Windows, op, store string,
 			o.apply(&cfg)
 		}
 	}
+	if cfg.cache && cfg.final {
+		cfg.errs = append(cfg.errs, fmt.Errorf("window: CacheUpdates with EmitOnWindowClose: final results are emitted once anyway"))
+	}
 	var late func(LateRecord[K, V])
 	if cfg.late != nil {
 		var ok bool

@@ -68,9 +68,11 @@
 // stream of results:
 //
 //   - By default every update of a window is emitted, with the window's
-//     new aggregate (there is no record cache yet). When sessions merge,
-//     the keys of the merged sessions are emitted as tombstones, then the
-//     new session, as Kafka Streams does.
+//     new aggregate. When sessions merge, the keys of the merged sessions
+//     are emitted as tombstones, then the new session, as Kafka Streams
+//     does. With [CacheUpdates], only the newest update of each window per
+//     commit is emitted (Kafka Streams' record cache), when the runtime
+//     flushes the task before committing.
 //   - With [EmitOnWindowClose], only final results are emitted: exactly
 //     one record per window, once it closes (Kafka Streams'
 //     emitStrategy(onWindowClose), or suppress(untilWindowCloses)).

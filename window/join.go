@@ -136,8 +136,8 @@ func join[K, V1, V2, VR any](left stream.Grouped[K, V1], right stream.Grouped[K,
 			o.apply(&cfg)
 		}
 	}
-	if cfg.final || cfg.late != nil {
-		cfg.errs = append(cfg.errs, fmt.Errorf("window: EmitOnWindowClose and OnLate do not apply to joins"))
+	if cfg.final || cfg.late != nil || cfg.cache {
+		cfg.errs = append(cfg.errs, fmt.Errorf("window: EmitOnWindowClose, CacheUpdates and OnLate do not apply to joins"))
 	}
 	// Each side has a node below it; both share the task's join state
 	// (one store, one stream time) and send their results to the output

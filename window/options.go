@@ -10,6 +10,7 @@ import (
 type config struct {
 	name  string
 	final bool
+	cache bool
 	stats *Stats
 	late  any // func(LateRecord[K, V]) for the aggregation's K and V
 	errs  []error
@@ -46,6 +47,21 @@ func Named(name string) Option {
 // Sessions merged away before closing are never emitted, so no tombstones
 // are emitted in this mode.
 func EmitOnWindowClose() Option { return optionFunc(func(c *config) { c.final = true }) }
+
+// CacheUpdates makes an aggregation that emits every update (the default
+// strategy) emit only the newest update of each window per commit, as
+// Kafka Streams does with its record cache on: updates are buffered per
+// task and written out when the runtime flushes the task before its
+// commit, in the order of each window's first buffered update. A session
+// created and merged away between two flushes is never emitted, so no
+// tombstone is emitted for it either. The buffer holds the windows
+// updated in one commit interval (the runtime's CommitInterval and
+// MaxUncommittedRecords bound it). With [EmitOnWindowClose] it is an
+// error (stream.ErrInvalidOption at Build): final results are emitted
+// once anyway. Default: off, every update is emitted as it happens. The
+// test driver (streamtest) flushes after every record, so there it only
+// merges the updates one record makes.
+func CacheUpdates() Option { return optionFunc(func(c *config) { c.cache = true }) }
 
 // WithStats makes the aggregation count into s (shared by all its tasks;
 // one Stats may serve several aggregations).

@@ -74,6 +74,14 @@ type proc[K, V, A any] struct {
 
 	kbuf, ekey, key, ikey, vbuf []byte
 	out                         stream.RecordContext
+
+	// CacheUpdates: the newest update per window since the last flush
+	// (nil without the option), in first-update order, with the undo log
+	// of the record being processed and the metadata of the last one.
+	cache map[string]cacheEntry[K, A]
+	order []string
+	undo  []cacheUndo[K, A]
+	last  stream.RecordContext
 }
 
 func newProc[K, V, A any](t *dsl.Task, n *dsl.Node, store string, w Windows, cfg config, late func(LateRecord[K, V]), kc codec.Codec[K], ac codec.Codec[A], f fns[K, V, A]) (emit[K, V], error) {
@@ -110,6 +118,10 @@ func newProc[K, V, A any](t *dsl.Task, n *dsl.Node, store string, w Windows, cfg
 	if p.stats == nil {
 		p.stats = new(Stats)
 	}
+	if cfg.cache {
+		p.cache = map[string]cacheEntry[K, A]{}
+		t.OnFlush(p.flushCache)
+	}
 	b, ok, err := kv.Get(metaKey)
 	if err != nil {
 		return nil, fmt.Errorf("%s %q: store %q: read stream time: %w", n.Op, n.Name, store, err)
@@ -133,7 +145,9 @@ func (p *proc[K, V, A]) process(ctx context.Context, rc *stream.RecordContext, k
 	defer func() {
 		if !ok {
 			p.st, p.lowSeg, p.nextClose, p.closedUpTo = st, lowSeg, noTime, noTime
+			p.rollbackCache()
 		}
+		p.undo = p.undo[:0]
 	}()
 	err := p.processRecord(ctx, rc, k, v)
 	ok = err == nil
@@ -322,12 +336,81 @@ func (p *proc[K, V, A]) remove(sp span) error {
 	return nil
 }
 
-// forward emits an update of window sp (default emit mode only).
-func (p *proc[K, V, A]) forward(ctx context.Context, rc *stream.RecordContext, k K, sp span, a A, ts int64, tombstone bool) error {
+// forward emits an update of window sp (default emit mode only), or
+// buffers it with CacheUpdates. isNew says the window did not exist
+// before the update.
+func (p *proc[K, V, A]) forward(ctx context.Context, rc *stream.RecordContext, k K, sp span, a A, ts int64, tombstone, isNew bool) error {
 	if p.final {
 		return nil
 	}
-	return p.send(ctx, rc, k, sp, a, ts, rc.Headers, tombstone)
+	if p.cache == nil {
+		return p.send(ctx, rc, k, sp, a, ts, rc.Headers, tombstone)
+	}
+	key := string(p.windowKey(sp))
+	prev, ok := p.cache[key]
+	p.undo = append(p.undo, cacheUndo[K, A]{key: key, prev: prev, existed: ok})
+	e := cacheEntry[K, A]{k: k, sp: sp, a: a, ts: ts, tomb: tombstone, fresh: isNew}
+	if ok {
+		e.fresh = prev.fresh
+	} else {
+		p.order = append(p.order, key)
+	}
+	p.cache[key] = e
+	p.last = stream.RecordContext{Topic: rc.Topic, Partition: rc.Partition, Offset: rc.Offset}
+	return nil
+}
+
+// cacheEntry is the newest buffered update of a window.
+type cacheEntry[K, A any] struct {
+	k    K
+	sp   span
+	a    A
+	ts   int64
+	tomb bool
+	// fresh says the window was created since the last flush, so its
+	// deletion need not be emitted.
+	fresh bool
+}
+
+// cacheUndo restores a cache entry when the record that changed it fails.
+type cacheUndo[K, A any] struct {
+	key     string
+	prev    cacheEntry[K, A]
+	existed bool
+}
+
+// rollbackCache undoes the cache changes of the current record.
+func (p *proc[K, V, A]) rollbackCache() {
+	for i := len(p.undo) - 1; i >= 0; i-- {
+		u := p.undo[i]
+		if u.existed {
+			p.cache[u.key] = u.prev
+			continue
+		}
+		delete(p.cache, u.key)
+		p.order = p.order[:len(p.order)-1] // appended last, undone first
+	}
+	p.undo = p.undo[:0]
+}
+
+// flushCache emits the newest update of every buffered window, in the
+// order of their first buffered update; the runtime calls it before every
+// commit.
+func (p *proc[K, V, A]) flushCache(ctx context.Context) error {
+	order := p.order
+	p.order = p.order[:0]
+	defer clear(p.cache)
+	rc := p.last
+	for _, key := range order {
+		e := p.cache[key]
+		if e.tomb && e.fresh {
+			continue // created and deleted since the last flush: never emitted
+		}
+		if err := p.send(ctx, &rc, e.k, e.sp, e.a, e.ts, nil, e.tomb); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (p *proc[K, V, A]) send(ctx context.Context, rc *stream.RecordContext, k K, sp span, a A, ts int64, headers []broker.Header, tombstone bool) error {
@@ -366,7 +449,7 @@ func (p *proc[K, V, A]) timeWindows(ctx context.Context, rc *stream.RecordContex
 			return updated, err
 		}
 		updated = true
-		if err := p.forward(ctx, rc, k, sp, a, maxTs, false); err != nil {
+		if err := p.forward(ctx, rc, k, sp, a, maxTs, false, !found); err != nil {
 			return updated, err
 		}
 	}
@@ -458,7 +541,7 @@ func (p *proc[K, V, A]) slidingWindows(ctx context.Context, rc *stream.RecordCon
 			return updated, err
 		}
 		updated = true
-		if err := p.forward(ctx, rc, k, w.span, a, maxTs, false); err != nil {
+		if err := p.forward(ctx, rc, k, w.span, a, maxTs, false, false); err != nil {
 			return updated, err
 		}
 	}
@@ -478,7 +561,7 @@ func (p *proc[K, V, A]) slidingWindows(ctx context.Context, rc *stream.RecordCon
 			return updated, err
 		}
 		updated = true
-		if err := p.forward(ctx, rc, k, left, a, ts, false); err != nil {
+		if err := p.forward(ctx, rc, k, left, a, ts, false, true); err != nil {
 			return updated, err
 		}
 	}
@@ -491,7 +574,7 @@ func (p *proc[K, V, A]) slidingWindows(ctx context.Context, rc *stream.RecordCon
 			return updated, err
 		}
 		updated = true
-		if err := p.forward(ctx, rc, k, pr, a, ts, false); err != nil {
+		if err := p.forward(ctx, rc, k, pr, a, ts, false, true); err != nil {
 			return updated, err
 		}
 	}
@@ -504,7 +587,7 @@ func (p *proc[K, V, A]) slidingWindows(ctx context.Context, rc *stream.RecordCon
 			return updated, err
 		}
 		updated = true
-		if err := p.forward(ctx, rc, k, right, a, rightCand.maxTs, false); err != nil {
+		if err := p.forward(ctx, rc, k, right, a, rightCand.maxTs, false, true); err != nil {
 			return updated, err
 		}
 	}
@@ -559,14 +642,14 @@ func (p *proc[K, V, A]) sessionWindows(ctx context.Context, rc *stream.RecordCon
 			return true, err
 		}
 		var zero A
-		if err := p.forward(ctx, rc, k, s.span, zero, ts, true); err != nil {
+		if err := p.forward(ctx, rc, k, s.span, zero, ts, true, false); err != nil {
 			return true, err
 		}
 	}
 	if err := p.put(merged, merged.end-1, a, !exists); err != nil {
 		return true, err
 	}
-	return true, p.forward(ctx, rc, k, merged, a, merged.end-1, false)
+	return true, p.forward(ctx, rc, k, merged, a, merged.end-1, false, !exists)
 }
 
 // emitClosed emits the final result of every window that closed by the

@@ -1,6 +1,7 @@
 package window_test
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -64,4 +65,46 @@ func TestLateCallbackAndFailedRecord(t *testing.T) {
 	// Records without a key or value are dropped, not late.
 	require.NoError(t, in.PipeTombstone(ctx, "a"))
 	require.Equal(t, int64(1), stats.LateRecords())
+}
+
+// TestCacheUpdatesRollback checks that the buffered updates of a record
+// that fails are dropped with its store writes.
+func TestCacheUpdatesRollback(t *testing.T) {
+	b := stream.NewBuilder()
+	g := stream.GroupByKey(stream.From(b, "in", codec.String(), codec.String()), codec.String(), codec.String())
+	agg := window.Aggregate(g, window.Hopping(10*time.Millisecond, 5*time.Millisecond, window.NoGrace),
+		func() int64 { return 0 },
+		func(_ string, v string, n int64) int64 {
+			if v == "boom" && n == 0 {
+				panic("boom in a new window")
+			}
+			return n + 1
+		}, codec.Int64(), "agg", window.CacheUpdates())
+	agg.ToStream().To("out", window.WindowedCodec(codec.String()), codec.Int64())
+	topo, err := b.Build()
+	require.NoError(t, err)
+	d, err := streamtest.New(topo)
+	require.NoError(t, err)
+	defer func() { require.NoError(t, d.Close()) }()
+	in := streamtest.Input(d, "in", codec.String(), codec.String())
+	out := streamtest.Output(d, "out", window.WindowedCodec(codec.String()), codec.Int64())
+	ctx := t.Context()
+	require.NoError(t, in.PipeAt(ctx, "k", "x", time.UnixMilli(7)))
+	// [5,15) is updated (and buffered), then [10,20) panics.
+	require.Error(t, in.PipeAt(ctx, "k", "boom", time.UnixMilli(12)))
+	require.NoError(t, in.PipeAt(ctx, "k", "y", time.UnixMilli(16)))
+	recs, err := out.ReadAll()
+	require.NoError(t, err)
+	var got []string
+	for _, r := range recs {
+		got = append(got, fmt.Sprintf("[%d,%d)=%d", r.Key.Start.UnixMilli(), r.Key.End.UnixMilli(), r.Value))
+	}
+	require.Equal(t, []string{"[0,10)=1", "[5,15)=1", "[10,20)=1", "[15,25)=1"}, got, "nothing of the failed record")
+
+	b = stream.NewBuilder()
+	g = stream.GroupByKey(stream.From(b, "in", codec.String(), codec.String()), codec.String(), codec.String())
+	window.Count(g, window.Tumbling(time.Second, 0), "c", window.CacheUpdates(), window.EmitOnWindowClose())
+	_, err = b.Build()
+	require.ErrorIs(t, err, stream.ErrInvalidOption)
+	require.ErrorContains(t, err, "CacheUpdates with EmitOnWindowClose")
 }

@@ -487,3 +487,78 @@ func TestJoinRestore(t *testing.T) {
 		require.Equal(t, want, got, "run %d", run)
 	}
 }
+
+// TestCacheUpdates runs hopping and session counts with CacheUpdates on
+// the embedded broker: the newest update of every window equals the
+// model, fewer updates are emitted than records update windows, and every
+// tombstone retracts a session that was emitted before.
+func TestCacheUpdates(t *testing.T) {
+	const parts = 2
+	ctx := t.Context()
+	b, err := embedded.Open(t.TempDir())
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, b.Close()) })
+	for _, topic := range []string{"events", "hops", "sessions"} {
+		require.NoError(t, b.CreateTopic(ctx, topic, broker.TopicConfig{Partitions: parts}))
+	}
+	hopping := Hopping(40*time.Millisecond, 10*time.Millisecond, 15*time.Millisecond)
+	session := Session(9*time.Millisecond, 10*time.Millisecond)
+	sb := stream.NewBuilder()
+	g := stream.GroupByKey(stream.From(sb, "events", codec.String(), codec.String()), codec.String(), codec.String())
+	wc := WindowedCodec(codec.String())
+	Count(g, hopping, "hop-counts", CacheUpdates()).ToStream().To("hops", wc, codec.Int64())
+	Count(g, session, "session-counts", CacheUpdates()).ToStream().To("sessions", wc, codec.Int64())
+	topo, err := sb.Build()
+	require.NoError(t, err)
+
+	base := time.Now().Add(-time.Hour).UnixMilli()
+	var all []rec
+	var batch []broker.Record
+	for i := range 600 {
+		r := rec{key: fmt.Sprint("k", i%7), ts: base + int64(i)*2 + int64(i%3)*4}
+		all = append(all, r)
+		batch = append(batch, broker.Record{Topic: "events", Partition: broker.PartitionByKey, Key: []byte(r.key), Value: []byte("v"), Timestamp: time.UnixMilli(r.ts)})
+	}
+	require.NoError(t, b.Produce(ctx, batch))
+	app, err := duality.New("cache", topo, b, duality.CommitInterval(20*time.Millisecond))
+	require.NoError(t, err)
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- app.Run(runCtx) }()
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		lag, err := broker.GroupLag(ctx, b, "cache", "events")
+		if err == nil && lag == 0 {
+			break
+		}
+		require.True(t, time.Now().Before(deadline), "lag %d, error %v", lag, err)
+	}
+	stop()
+	require.NoError(t, <-done)
+
+	newest := func(topic string) (map[wkey]int64, int) {
+		m := map[wkey]int64{}
+		emitted := map[wkey]bool{}
+		recs := readTopic(t, b, topic)
+		for _, r := range recs {
+			w, err := wc.Decode(r.Key)
+			require.NoError(t, err)
+			k := wkey{w.Key, w.Start.UnixMilli(), w.End.UnixMilli()}
+			if r.Value == nil {
+				require.True(t, emitted[k], "tombstone for %v, which was never emitted", k)
+				delete(m, k)
+				continue
+			}
+			emitted[k] = true
+			n, err := codec.Int64().Decode(r.Value)
+			require.NoError(t, err)
+			m[k] = n
+		}
+		return m, len(recs)
+	}
+	hops, n := newest("hops")
+	require.Equal(t, model(hopping, all), hops)
+	t.Logf("%d updates emitted for %d records of 4 windows each", n, len(all))
+	require.Less(t, n, 4*len(all), "each record updates 4 windows; the cache emits fewer updates")
+	sessions, _ := newest("sessions")
+	require.Equal(t, model(session, all), sessions)
+}
