@@ -54,6 +54,25 @@ func fkEndOffsets(t *testing.T, b broker.Broker, topic string) []broker.FetchReq
 	return reqs
 }
 
+// fkReadFrom returns the records of the partitions of reqs from their
+// offsets to their current ends.
+func fkReadFrom(t *testing.T, b broker.Broker, reqs []broker.FetchRequest) []broker.Record {
+	t.Helper()
+	var recs []broker.Record
+	for _, req := range reqs {
+		offs, err := b.ListOffsets(t.Context(), req.Topic, req.Partition)
+		require.NoError(t, err)
+		for req.Offset < offs.Latest {
+			got, err := b.Fetch(t.Context(), []broker.FetchRequest{req}, broker.FetchOptions{})
+			require.NoError(t, err)
+			require.NotEmpty(t, got)
+			recs = append(recs, got...)
+			req.Offset = got[len(got)-1].Offset + 1
+		}
+	}
+	return recs
+}
+
 // awaitLatest long-polls the partitions of reqs from their offsets until
 // the newest value of every key it read (a tombstone removes the key)
 // equals want, bounded by 20 s, and returns every record it read.
@@ -135,19 +154,7 @@ func TestJoinByForeignKeyRuntime(t *testing.T) {
 		}, 10*time.Second, 5*time.Millisecond)
 		stop()
 		require.NoError(t, <-done)
-		var recs []broker.Record
-		for _, req := range from {
-			offs, err := b.ListOffsets(ctx, req.Topic, req.Partition)
-			require.NoError(t, err)
-			for req.Offset < offs.Latest {
-				got, err := b.Fetch(ctx, []broker.FetchRequest{req}, broker.FetchOptions{})
-				require.NoError(t, err)
-				require.NotEmpty(t, got)
-				recs = append(recs, got...)
-				req.Offset = got[len(got)-1].Offset + 1
-			}
-		}
-		return recs
+		return fkReadFrom(t, b, from)
 	}
 	customer := func(k, v string) broker.Record {
 		r := broker.Record{Topic: "customers", Partition: broker.PartitionByKey, Key: []byte(k)}
@@ -336,4 +343,80 @@ func TestJoinByForeignKeyRuntimeFeedback(t *testing.T) {
 	awaitLatest(t, brk, from, want, 0)
 	stop()
 	require.NoError(t, <-done)
+}
+
+// TestJoinByForeignKeyTwoInstances runs the join in two instances of one
+// app (memory state) that split its five tasks; one instance leaves while
+// customer renames are pending, and the other takes its tasks over,
+// rebuilding their stores (the subscription store included) from the
+// changelogs: every order is re-emitted exactly once with its customer's
+// new name.
+func TestJoinByForeignKeyTwoInstances(t *testing.T) {
+	const nOrders, nCustomers = 60, 5
+	ctx := t.Context()
+	brk, err := embedded.Open(t.TempDir())
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, brk.Close()) })
+	for topic, n := range map[string]int32{"orders": 3, "customers": 2, "enriched-changes": 3} {
+		require.NoError(t, brk.CreateTopic(ctx, topic, broker.TopicConfig{Partitions: n}))
+	}
+	topo := fkJoinTopology(t, false)
+	start := func() (*duality.App, func()) {
+		app, err := duality.New("shared", topo, brk, duality.CommitInterval(2*time.Millisecond), duality.FetchMaxWait(20*time.Millisecond))
+		require.NoError(t, err)
+		runCtx, stop := context.WithCancel(ctx)
+		done := make(chan error, 1)
+		go func() { done <- app.Run(runCtx) }()
+		return app, func() { stop(); require.NoError(t, <-done) }
+	}
+	awaitTasks := func(what string, cond func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(20 * time.Second)
+		for !cond() {
+			require.True(t, time.Now().Before(deadline), "waiting until %s", what)
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	a, stopA := start()
+	b, stopB := start()
+	awaitTasks("the instances split the 5 tasks", func() bool {
+		return a.Metrics().Tasks > 0 && b.Metrics().Tasks > 0 && a.Metrics().Tasks+b.Metrics().Tasks == 5
+	})
+
+	start0 := fkEndOffsets(t, brk, "enriched-changes")
+	var recs []broker.Record
+	want := map[string]string{}
+	for c := range nCustomers {
+		recs = append(recs, broker.Record{Topic: "customers", Partition: broker.PartitionByKey, Key: fmt.Append(nil, "c", c), Value: fmt.Append(nil, "name", c)})
+	}
+	for o := range nOrders {
+		v, err := codec.JSON[fkOrder]().Append(nil, fkOrder{Customer: fmt.Sprint("c", o%nCustomers), Item: "item"})
+		require.NoError(t, err)
+		recs = append(recs, broker.Record{Topic: "orders", Partition: broker.PartitionByKey, Key: fmt.Append(nil, "o", o), Value: v})
+		want[fmt.Sprint("o", o)] = fmt.Sprint("item for name", o%nCustomers)
+	}
+	require.NoError(t, brk.Produce(ctx, recs))
+	awaitLatest(t, brk, start0, want, 0)
+
+	from := fkEndOffsets(t, brk, "enriched-changes")
+	recs = recs[:0]
+	for c := range nCustomers {
+		recs = append(recs, broker.Record{Topic: "customers", Partition: broker.PartitionByKey, Key: fmt.Append(nil, "c", c), Value: fmt.Append(nil, "new", c)})
+	}
+	for o := range nOrders {
+		want[fmt.Sprint("o", o)] = fmt.Sprint("item for new", o%nCustomers)
+	}
+	require.NoError(t, brk.Produce(ctx, recs))
+	stopB()
+	awaitTasks("the remaining instance owns all tasks", func() bool { return a.Metrics().Tasks == 5 })
+	awaitLatest(t, brk, slices.Clone(from), want, nOrders)
+	stopA()
+	n := map[string]int{}
+	for _, r := range fkReadFrom(t, brk, from) {
+		n[string(r.Key)]++
+	}
+	require.Len(t, n, nOrders)
+	for k, c := range n {
+		require.Equal(t, 1, c, "re-emissions of %s", k)
+	}
 }
