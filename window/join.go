@@ -79,7 +79,8 @@ const (
 // be co-partitioned, which the runtime checks. Records with an absent key
 // or value are dropped and logged at Debug; late records (more than grace
 // behind stream time) are dropped, counted in [Stats] and logged.
-// Options: [Named] (default "join-<n>"), [WithStats]. The step has both
+// Options: [Named] (default "join-<n>"; the steps below each side are
+// named "<name>-left" and "<name>-right"), [WithStats]. The step has both
 // streams as parents, so they end up in one sub-topology.
 //
 // Build reports invalid windows (ErrInvalidWindow), a nil joiner
@@ -161,6 +162,9 @@ func join[K, V1, V2, VR any](left stream.Grouped[K, V1], right stream.Grouped[K,
 		kc: left.KeyCodec(), v1c: left.ValueCodec(), v2c: right.ValueCodec(), procs: map[*dsl.Task]*joinProc[K, V1, V2, VR]{}}
 	ln := &dsl.Node{Op: op + "-left", Kind: dsl.KindProcessor, Stores: []string{store}}
 	rn := &dsl.Node{Op: op + "-right", Kind: dsl.KindProcessor, Stores: []string{store}}
+	if cfg.name != "" {
+		ln.Name, rn.Name = cfg.name+"-left", cfg.name+"-right"
+	}
 	ln.Instantiate = func(t *dsl.Task) (any, error) {
 		p, err := jn.proc(t, ln)
 		if err != nil {

@@ -4,8 +4,9 @@
 //
 // Cases: a windowed count per key (window.Count over stream.GroupByKey)
 // with tumbling windows of 10 s and with hopping windows of 10 s every
-// 2 s (5 windows per record), each emitting every update (the default)
-// and only final results (window.EmitOnWindowClose), over 1M input records
+// 2 s (5 windows per record), each emitting every update (the default),
+// the newest update per window and commit (window.CacheUpdates) and only
+// final results (window.EmitOnWindowClose), over 1M input records
 // of 1000 keys (10 records per key and tumbling window) with event times
 // 1 ms apart (1000 s of event time), grace 5 s. It reports records/s from the start of producing the input to the
 // commit of its last offset, output and changelog records per input
@@ -57,8 +58,8 @@ var (
 	cpuProfile = flag.String("cpuprofile", "", "write a CPU profile of each case to this file with the case's name appended")
 
 	// Set by the parent for a child process.
-	child     = flag.String("child", "", "internal: run one case (tumbling or hopping) and print its result as JSON")
-	caseFinal = flag.Bool("case-final", false, "internal: emit final results only")
+	child    = flag.String("child", "", "internal: run one case (tumbling or hopping) and print its result as JSON")
+	caseEmit = flag.String("case-emit", "updates", "internal: emit strategy: updates, cached or final")
 )
 
 const (
@@ -99,16 +100,18 @@ type result struct {
 func (r result) rate() float64 { return float64(r.Records) / r.Dur.Seconds() }
 
 type spec struct {
-	name  string
-	kind  string
-	final bool
+	name string
+	kind string
+	emit string
 }
 
 var specs = []spec{
-	{"tumbling-updates", "tumbling", false},
-	{"hopping-updates", "hopping", false},
-	{"tumbling-final", "tumbling", true},
-	{"hopping-final", "hopping", true},
+	{"tumbling-updates", "tumbling", "updates"},
+	{"hopping-updates", "hopping", "updates"},
+	{"tumbling-cached", "tumbling", "cached"},
+	{"hopping-cached", "hopping", "cached"},
+	{"tumbling-final", "tumbling", "final"},
+	{"hopping-final", "hopping", "final"},
 }
 
 func run() error {
@@ -142,7 +145,7 @@ func run() error {
 		fmt.Printf("  %-18s %9.0f records/s  output/input %.3f  changelog/input %.3f  late %d  peak RSS %s  (runs: %s)\n",
 			s.name, m.rate(), float64(m.Output)/float64(m.Records), float64(m.Log)/float64(m.Records), m.Late, mib(hwm.HWM), rates(rs))
 	}
-	for _, mode := range []string{"updates", "final"} {
+	for _, mode := range []string{"updates", "cached", "final"} {
 		t, h := med["tumbling-"+mode], med["hopping-"+mode]
 		fmt.Printf("  hopping / tumbling cost (%s): %.2fx time per record\n", mode, t.rate()/h.rate())
 	}
@@ -157,7 +160,7 @@ func runCase(s spec) (result, error) {
 	cmd := exec.Command(exe,
 		fmt.Sprintf("-records=%d", *records), fmt.Sprintf("-keys=%d", *keys),
 		fmt.Sprintf("-partitions=%d", *partitions), fmt.Sprintf("-batch=%d", *batchSize),
-		"-child="+s.kind, fmt.Sprintf("-case-final=%v", s.final))
+		"-child="+s.kind, "-case-emit="+s.emit)
 	if *cpuProfile != "" {
 		cmd.Args = append(cmd.Args, "-cpuprofile="+*cpuProfile+"."+s.name)
 	}
@@ -227,8 +230,14 @@ func runChild() (err error) {
 	}
 	stats := new(window.Stats)
 	opts := []window.Option{window.WithStats(stats)}
-	if *caseFinal {
+	switch *caseEmit {
+	case "updates":
+	case "cached":
+		opts = append(opts, window.CacheUpdates())
+	case "final":
 		opts = append(opts, window.EmitOnWindowClose())
+	default:
+		return fmt.Errorf("-case-emit %q: want updates, cached or final", *caseEmit)
 	}
 	sb := stream.NewBuilder()
 	g := stream.GroupByKey(stream.From(sb, inputTopic, codec.String(), codec.Bytes()), codec.String(), codec.Bytes())
