@@ -43,21 +43,28 @@ func (e *MissingTopicsError) Error() string {
 // Is reports whether target is [broker.ErrUnknownTopic].
 func (e *MissingTopicsError) Is(target error) bool { return target == broker.ErrUnknownTopic }
 
-// ProcessingError is a processor's failure on one input record. Under the
-// default [FailOnError] policy [App.Run] returns it (wrapped); under
-// [SkipOnError] it is passed to the callback.
+// ProcessingError is a processor's failure on one input record, or a
+// punctuator's failure. Under the default [FailOnError] policy [App.Run]
+// returns it (wrapped); under [SkipOnError] it is passed to the callback.
 type ProcessingError struct {
 	// Task is the sub-topology and partition of the failing task.
 	Task TaskID
-	// Topic, Partition and Offset name the input record.
+	// Topic, Partition and Offset name the input record. For a
+	// punctuator, Topic is empty and Partition and Offset are -1.
 	Topic     string
 	Partition int32
 	Offset    int64
+	// Punctuation is "stream-time" or "wall-clock" for a punctuator's
+	// failure, empty for a record's.
+	Punctuation string
 	// Err is the processor's error.
 	Err error
 }
 
 func (e *ProcessingError) Error() string {
+	if e.Punctuation != "" {
+		return fmt.Sprintf("task %s: %s punctuation: %v", e.Task, e.Punctuation, e.Err)
+	}
 	return fmt.Sprintf("task %s: processing record %s/%d at offset %d: %v", e.Task, e.Topic, e.Partition, e.Offset, e.Err)
 }
 

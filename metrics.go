@@ -25,6 +25,13 @@ type Metrics struct {
 	// record caches of its tasks' stores held more than its share of
 	// [CacheMaxBytes].
 	CacheFlushes uint64
+	// EnforcedProcessing counts the records a task processed while one
+	// of its partitions had records not fetched yet, after waiting
+	// [MaxTaskIdle] for them (possibly out of timestamp order).
+	EnforcedProcessing uint64
+	// Punctuations counts the punctuator calls that succeeded (see
+	// stream.ProcessorContext.Schedule).
+	Punctuations uint64
 	// Commits counts successful broker commits.
 	Commits uint64
 	// LastCommitDuration is how long the latest successful commit took.
@@ -38,7 +45,7 @@ type Metrics struct {
 
 type metrics struct {
 	processed, skipped, produced, commits, rebalances atomic.Uint64
-	changelog, cacheFlushes                           atomic.Uint64
+	changelog, cacheFlushes, enforced, punctuations   atomic.Uint64
 	lastCommit                                        atomic.Int64
 	tasks                                             atomic.Int64
 }
@@ -53,6 +60,8 @@ func (a *App) Metrics() Metrics {
 		RecordsProduced:    a.m.produced.Load(),
 		ChangelogRecords:   a.m.changelog.Load(),
 		CacheFlushes:       a.m.cacheFlushes.Load(),
+		EnforcedProcessing: a.m.enforced.Load(),
+		Punctuations:       a.m.punctuations.Load(),
 		Commits:            a.m.commits.Load(),
 		LastCommitDuration: time.Duration(a.m.lastCommit.Load()),
 		Tasks:              int(a.m.tasks.Load()),

@@ -26,6 +26,7 @@ const (
 	DefaultFetchMaxWait          = 500 * time.Millisecond
 	DefaultFetchMaxRecords       = 10_000
 	DefaultCacheMaxBytes         = 10 << 20
+	DefaultMaxTaskIdle           = 10 * time.Second
 )
 
 type config struct {
@@ -42,6 +43,8 @@ type config struct {
 	stateDirSet    bool
 	stateOpts      []store.Option
 	onRestore      func(RestoreProgress)
+	maxTaskIdle    time.Duration
+	idleAdvance    time.Duration
 }
 
 func defaultConfig() config {
@@ -54,6 +57,7 @@ func defaultConfig() config {
 		fetchMaxRecs:   DefaultFetchMaxRecords,
 		logger:         slog.New(slog.DiscardHandler),
 		now:            time.Now,
+		maxTaskIdle:    DefaultMaxTaskIdle,
 	}
 }
 
@@ -86,6 +90,9 @@ func (c *config) validate() error {
 	}
 	if c.stateDirSet && c.stateDir == "" {
 		bad("StateDir(\"\"): a directory is required (leave the option out for in-memory state)")
+	}
+	if c.idleAdvance < 0 {
+		bad("IdleStreamTimeAdvance(%v): must be 0 (off) or positive", c.idleAdvance)
 	}
 	if c.now == nil {
 		bad("Clock(nil): a clock function is required")
@@ -160,10 +167,63 @@ func FetchMaxRecords(n int) Option {
 // "offset". Default: discard everything.
 func Logger(l *slog.Logger) Option { return optionFunc(func(c *config) { c.logger = l }) }
 
-// Clock sets the function behind TaskEnv.Now, which processors use as the
-// wall clock (for example to stamp records). Commit timing always uses the
-// real clock. Default time.Now.
+// Clock sets the app's wall clock: what processors read as the time (for
+// example to stamp records), what drives wall-clock punctuations, the
+// [MaxTaskIdle] wait and the [IdleStreamTimeAdvance]. Tests inject a clock
+// they move themselves; the runtime re-reads it at least every
+// [FetchMaxWait]. Commit timing always uses the real clock. Default
+// time.Now.
 func Clock(now func() time.Time) Option { return optionFunc(func(c *config) { c.now = now }) }
+
+// MaxTaskIdle bounds how long a task that reads several partitions (the
+// co-partitioned topics of a join or a merge) holds back its buffered
+// records while one of its partitions has none buffered but has records
+// not fetched yet.
+//
+// A task processes its buffered records in timestamp order: always the
+// head record with the smallest timestamp over its partitions (ties: the
+// source listed first), as Kafka Streams' PartitionGroup does. That order
+// needs a record of every partition; when a partition has none buffered
+// and the broker lists its end offset past the task's fetch position (for
+// example when the app starts with a backlog: a table topic written an
+// hour before the orders that join with it), the task waits while the
+// worker fetches them, at most d by the [Clock], then processes the other
+// partitions' records anyway (counted in [Metrics].EnforcedProcessing).
+// The wait normally lasts one fetch. A partition that is caught up (no
+// records beyond its fetch position) never holds a task back, so a sparse
+// input adds no latency.
+//
+// Kafka Streams' max.task.idle.ms differs: its default 0 waits for a
+// lagging partition without a time bound, and a positive value also waits
+// that long for caught-up partitions (for producers that are late); this
+// runtime does not wait for caught-up partitions.
+//
+// d <= 0 turns waiting off: buffered records are still taken smallest
+// timestamp first, but a partition without buffered records never holds
+// the others back. Default [DefaultMaxTaskIdle] (10 s).
+func MaxTaskIdle(d time.Duration) Option {
+	return optionFunc(func(c *config) { c.maxTaskIdle = d })
+}
+
+// IdleStreamTimeAdvance lets an idle task's stream time move with the
+// [Clock]: once a task has processed no input for d (and has none
+// buffered), its stream time advances with the clock from the stream
+// time of its last input, d behind: after an idle time of d+x it is the
+// last input's stream time plus x. Stream-time punctuations fire as it
+// advances, so windowed aggregations that close windows from a
+// punctuation emit final results although input stopped.
+//
+// By default (d = 0) stream time moves only with records, as in Kafka
+// Streams, where a task whose input stops keeps its last windows open,
+// and final results (suppress, emit on window close) wait for the next
+// record, however long that takes. The advance is a heuristic: a record
+// that arrives later with a timestamp below the advanced stream time is
+// late for the windows the advance closed. Stream time is not persisted
+// by the runtime: after a restart or a rebalance a task's stream time
+// starts again at its first record. d must not be negative.
+func IdleStreamTimeAdvance(d time.Duration) Option {
+	return optionFunc(func(c *config) { c.idleAdvance = d })
+}
 
 // StateDir keeps the app's state stores in one Pebble database in dir
 // (created if missing; one App per directory at a time), opened by Run

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"time"
 
 	"github.com/duality-streams/duality/broker"
@@ -20,6 +21,23 @@ type task struct {
 	proc   topology.Processor
 	log    *slog.Logger
 	stores []*taskStore
+
+	// streamTime is the largest timestamp (ms) the task has processed,
+	// moved further by the idle advance; topology.NoTime before any.
+	streamTime int64
+	// waitSince is when the task started holding back its buffered
+	// records for an empty partition that has records not fetched yet
+	// (zero: not waiting); waiting says it holds them back now.
+	waitSince time.Time
+	waiting   bool
+	// lastInput is the clock when the task last processed input and
+	// inputTime its stream time then (for the idle advance).
+	lastInput time.Time
+	inputTime int64
+	// scheds are the task's punctuations; nextStream and nextWall are
+	// the earliest due times (ms) of each kind (math.MaxInt64: none).
+	scheds               []*schedule
+	nextStream, nextWall int64
 }
 
 // partState is the position of a task in one of its input partitions.
@@ -28,6 +46,14 @@ type partState struct {
 	task  *task
 	next  int64 // next offset to process
 	known bool  // next came from a commit or from processing: commit it
+	// buf holds the fetched records not processed yet, in offset order;
+	// fetch is the offset to fetch next (past the buffered records).
+	buf   []broker.Record
+	fetch int64
+	// end is the partition's end offset as last listed (0: unknown);
+	// listed is the worker's fetch count at that listing.
+	end    int64
+	listed uint64
 }
 
 // worker runs a fixed set of tasks on one goroutine. Between commits it
@@ -57,7 +83,14 @@ type worker struct {
 	inflight             *inflight       // commit running in the background
 	spare                []broker.Record // the buffer of the previous commit, for reuse
 
-	processed, skipped uint64 // not yet added to the app's metrics
+	processed, skipped, enforced, punctuated uint64 // not yet added to the app's metrics
+
+	// fetches counts the worker's fetches: a partition's listed end
+	// offset is current until the next one.
+	fetches uint64
+	// timed says some task has wall-clock punctuations or the idle
+	// advance is on, so the loop reads the clock.
+	timed bool
 
 	// topics are the partition counts of the topics known to exist, for
 	// checking sent records; last is the most recent lookup.
@@ -73,6 +106,7 @@ func (w *worker) run(runCtx, gctx context.Context) (err error) {
 	ctx := context.WithoutCancel(runCtx) // processing and commits finish during shutdown
 	cfg := &w.app.cfg
 	w.changelogs = map[broker.TopicPartition]*taskStore{}
+	w.timed = cfg.idleAdvance > 0
 	for _, t := range w.tasks {
 		t.log = w.app.log.With(slog.String("task", t.id.String()))
 		if err := w.openStores(gctx, t); err != nil {
@@ -81,17 +115,19 @@ func (w *worker) run(runCtx, gctx context.Context) (err error) {
 			}
 			return errors.Join(fmt.Errorf("task %s: %w", t.id, err), w.close())
 		}
+		t.streamTime, t.nextStream, t.nextWall = topology.NoTime, math.MaxInt64, math.MaxInt64
 		proc, err := t.sub.st.NewTask(&taskEnv{w: w, t: t})
 		if err != nil {
 			return errors.Join(fmt.Errorf("task %s: create: %w", t.id, err), w.close())
 		}
 		t.proc = proc
 		for _, ps := range t.parts {
+			ps.fetch = ps.next
 			w.parts = append(w.parts, ps)
 			w.byTP[ps.tp] = ps
 		}
 	}
-	w.reqs = make([]broker.FetchRequest, len(w.parts))
+	w.reqs = make([]broker.FetchRequest, 0, len(w.parts))
 	defer func() {
 		_, cerr := w.await() // a fenced commit needs no report here
 		w.flushMetrics()
@@ -101,7 +137,24 @@ func (w *worker) run(runCtx, gctx context.Context) (err error) {
 	w.last = time.Now()
 	backoff := 10 * time.Millisecond
 	for gctx.Err() == nil {
+		// Process the buffered records of the tasks that may go on, run
+		// the punctuations that are due, commit if due, then fetch for
+		// the partitions whose buffers are empty.
+		if fenced, err := w.processReady(ctx, gctx.Done()); err != nil || fenced {
+			return err
+		}
+		w.flushMetrics()
+		if gctx.Err() != nil {
+			break
+		}
 		wait := cfg.fetchMaxWait
+		if w.timed {
+			due, fenced, err := w.tick(ctx)
+			if err != nil || fenced {
+				return err
+			}
+			wait = min(wait, max(due, time.Millisecond))
+		}
 		if w.inflight != nil {
 			wait = min(wait, cfg.commitInterval) // notice its outcome soon
 		}
@@ -115,8 +168,19 @@ func (w *worker) run(runCtx, gctx context.Context) (err error) {
 			}
 			wait = min(wait, due)
 		}
-		for i, ps := range w.parts {
-			w.reqs[i] = broker.FetchRequest{Topic: ps.tp.Topic, Partition: ps.tp.Partition, Offset: ps.next}
+		w.reqs = w.reqs[:0]
+		blocked := false
+		for _, ps := range w.parts {
+			if len(ps.buf) == 0 {
+				w.reqs = append(w.reqs, broker.FetchRequest{Topic: ps.tp.Topic, Partition: ps.tp.Partition, Offset: ps.fetch})
+			}
+			blocked = blocked || ps.task.waiting
+		}
+		if blocked {
+			// A task waits for records that exist: fetch them at once
+			// (an empty answer means the offsets up to the end hold no
+			// records, see received).
+			wait = 0
 		}
 		recs, err := w.app.b.Fetch(gctx, w.reqs, broker.FetchOptions{MaxWait: wait, MaxRecords: cfg.fetchMaxRecs})
 		if err != nil {
@@ -129,7 +193,7 @@ func (w *worker) run(runCtx, gctx context.Context) (err error) {
 					ps.task.log.Warn("offset out of range, resetting to the earliest offset",
 						slog.String("topic", oor.Topic), slog.Int("partition", int(oor.Partition)),
 						slog.Int64("offset", oor.Offset), slog.Int64("earliest", oor.Offsets.Earliest))
-					ps.next = oor.Offsets.Earliest
+					ps.next, ps.fetch, ps.buf = oor.Offsets.Earliest, oor.Offsets.Earliest, nil
 					continue
 				}
 			}
@@ -146,10 +210,9 @@ func (w *worker) run(runCtx, gctx context.Context) (err error) {
 			return fmt.Errorf("fetch: %w", err)
 		}
 		backoff = 10 * time.Millisecond
-		if fenced, err := w.process(ctx, gctx.Done(), recs); err != nil || fenced {
+		if err := w.received(recs); err != nil {
 			return err
 		}
-		w.flushMetrics()
 		if fenced, err := w.poll(); err != nil || fenced {
 			w.drop()
 			return err
@@ -189,64 +252,227 @@ func assigned(a *broker.Assignment) map[broker.TopicPartition]bool {
 
 func (w *worker) dirty() bool { return w.advanced || len(w.out) > 0 || w.pending > 0 }
 
-// process runs fetched records through their tasks, in fetch order. It
-// returns early, between two records, once stop is closed (a rebalance or
-// shutdown): the records left are not marked processed, so they are
-// fetched again by whoever owns their partition next.
-func (w *worker) process(ctx context.Context, stop <-chan struct{}, recs []broker.Record) (fenced bool, err error) {
-	cfg := &w.app.cfg
-	var ps *partState
-	for i := range recs {
-		select {
-		case <-stop:
-			return false, nil
-		default:
-		}
+// received adds fetched records to the buffers of their partitions.
+func (w *worker) received(recs []broker.Record) error {
+	w.fetches++
+	var bytes int
+	for i := 0; i < len(recs); {
 		rec := &recs[i]
-		if ps == nil || ps.tp.Partition != rec.Partition || ps.tp.Topic != rec.Topic {
-			ps = w.byTP[broker.TopicPartition{Topic: rec.Topic, Partition: rec.Partition}]
+		ps := w.byTP[broker.TopicPartition{Topic: rec.Topic, Partition: rec.Partition}]
+		if ps == nil {
+			return fmt.Errorf("fetch returned a record of unrequested partition %s/%d", rec.Topic, rec.Partition)
+		}
+		// The records of one partition usually come in one run.
+		j := i + 1
+		for j < len(recs) && recs[j].Partition == rec.Partition && recs[j].Topic == rec.Topic {
+			j++
+		}
+		for k := i; k < j; k++ {
+			bytes += len(recs[k].Key) + len(recs[k].Value)
+		}
+		run := recs[i:j:j]
+		for len(run) > 0 && run[0].Offset < ps.fetch {
+			run = run[1:] // already buffered or processed
+		}
+		if len(run) > 0 {
+			if len(ps.buf) == 0 {
+				ps.buf = run
+			} else {
+				ps.buf = append(ps.buf, run...)
+			}
+			ps.fetch = run[len(run)-1].Offset + 1
+		}
+		i = j
+	}
+	// A partition a task waits for, listed with records beyond its fetch
+	// offset, that a fetch which was not full returned nothing of holds
+	// no records there (compacted away, or offsets without records):
+	// stop waiting for it.
+	if len(recs) < w.app.cfg.fetchMaxRecs && bytes < fullFetchBytes {
+		for _, r := range w.reqs {
+			ps := w.byTP[broker.TopicPartition{Topic: r.Topic, Partition: r.Partition}]
+			if len(ps.buf) == 0 && ps.end > ps.fetch {
+				ps.end, ps.listed = ps.fetch, w.fetches
+			}
+		}
+	}
+	return nil
+}
+
+// fullFetchBytes is a fetch size beyond which a fetch may have left out
+// partitions with records (half of the brokers' default byte limit).
+const fullFetchBytes = 8 << 20
+
+// processReady processes the buffered records of every task, each task in
+// timestamp order over its partitions (see pick), until every task has
+// nothing left or waits for a partition. It returns early, between two
+// records, once stop is closed (a rebalance or shutdown): the records left
+// are not marked processed, so they are fetched again by whoever owns
+// their partition next.
+func (w *worker) processReady(ctx context.Context, stop <-chan struct{}) (fenced bool, err error) {
+	for _, t := range w.tasks {
+		if t.proc == nil {
+			continue // not created: the generation stopped during a restore
+		}
+		n := 0
+		for {
+			ps := w.pick(ctx, t)
 			if ps == nil {
-				return false, fmt.Errorf("fetch returned a record of unrequested partition %s/%d", rec.Topic, rec.Partition)
+				break
 			}
-		}
-		if rec.Offset < ps.next {
-			continue
-		}
-		mark := len(w.out)
-		if len(ps.task.stores) > 0 {
-			ps.task.beginRecord()
-		}
-		perr := ps.task.proc.Process(ctx, rec)
-		if perr != nil {
-			pe := &ProcessingError{Task: ps.task.id, Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset, Err: perr}
-			if !cfg.policy.skip {
-				return false, pe
+			select {
+			case <-stop:
+				return false, nil
+			default:
 			}
-			// Drop the record's partial output and state changes.
-			ps.task.skipRecord()
-			clear(w.out[mark:])
-			w.out, w.owner = w.out[:mark], w.owner[:mark]
-			w.skipped++
-			ps.task.log.Warn("skipping record after processing error",
-				slog.String("topic", rec.Topic), slog.Int("partition", int(rec.Partition)),
-				slog.Int64("offset", rec.Offset), slog.Any("error", perr))
-			if cfg.policy.callback != nil {
-				cfg.policy.callback(pe)
-			}
-		} else {
-			w.processed++
-		}
-		ps.next, ps.known = rec.Offset+1, true
-		w.advanced = true
-		full := w.cacheMax > 0 && w.cacheBytes > w.cacheMax
-		if full || len(w.out)+w.pending > cfg.maxUncommitted {
-			if full {
-				w.app.m.cacheFlushes.Add(1)
-			}
-			if fenced, err := w.commit(ctx, w.gen.asg.Generation, nil, false); err != nil || fenced {
+			if fenced, err := w.processHead(ctx, t, ps); err != nil || fenced {
 				return fenced, err
 			}
+			n++
 		}
+		if n > 0 && w.app.cfg.idleAdvance > 0 {
+			t.lastInput, t.inputTime = w.app.cfg.now(), t.streamTime
+		}
+	}
+	return false, nil
+}
+
+// pick returns the partition of t whose buffered head record t processes
+// next, or nil when t has nothing buffered or must wait.
+//
+// This is Kafka Streams' PartitionGroup: the head with the smallest
+// timestamp goes first (ties: the partition listed first), so a task
+// reading several topics (a join) processes them in timestamp order. That
+// order is only right if every partition has records buffered; when one
+// has none but its end offset is past its fetch offset (it has records
+// not fetched yet, as when an app starts with a backlog), t waits for
+// them, at most MaxTaskIdle. A partition that is caught up does not hold
+// t back.
+func (w *worker) pick(ctx context.Context, t *task) *partState {
+	t.waiting = false
+	if len(t.parts) == 1 {
+		if ps := t.parts[0]; len(ps.buf) > 0 {
+			return ps
+		}
+		return nil
+	}
+	var best *partState
+	var bestTS int64
+	empty := false
+	for _, ps := range t.parts {
+		if len(ps.buf) == 0 {
+			empty = true
+			continue
+		}
+		if ts := ps.buf[0].Timestamp.UnixMilli(); best == nil || ts < bestTS {
+			best, bestTS = ps, ts
+		}
+	}
+	idle := w.app.cfg.maxTaskIdle
+	if best == nil || !empty || idle <= 0 {
+		t.waitSince = time.Time{}
+		return best
+	}
+	lagging := false
+	for _, ps := range t.parts {
+		if len(ps.buf) > 0 {
+			continue
+		}
+		if ps.end <= ps.fetch && ps.listed != w.fetches {
+			// Caught up when last listed, but records may have come
+			// since: list again (once per fetch).
+			offs, err := w.app.b.ListOffsets(ctx, ps.tp.Topic, ps.tp.Partition)
+			if err != nil {
+				t.log.Debug("list offsets failed: not waiting for the partition",
+					slog.String("topic", ps.tp.Topic), slog.Int("partition", int(ps.tp.Partition)), slog.Any("error", err))
+				offs.Latest = ps.fetch
+			}
+			ps.end, ps.listed = offs.Latest, w.fetches
+		}
+		lagging = lagging || ps.end > ps.fetch
+	}
+	if !lagging {
+		t.waitSince = time.Time{}
+		return best
+	}
+	now := w.app.cfg.now()
+	if t.waitSince.IsZero() {
+		t.waitSince = now
+	}
+	if now.Sub(t.waitSince) < idle {
+		t.waiting = true
+		return nil
+	}
+	w.enforced++
+	return best
+}
+
+// processHead processes the first buffered record of ps, a partition of t,
+// then the stream-time punctuations it makes due.
+func (w *worker) processHead(ctx context.Context, t *task, ps *partState) (fenced bool, err error) {
+	cfg := &w.app.cfg
+	rec := &ps.buf[0]
+	if ps.buf = ps.buf[1:]; len(ps.buf) == 0 {
+		ps.buf = nil
+	}
+	if rec.Offset < ps.next {
+		return false, nil
+	}
+	st := t.streamTime
+	if ts := rec.Timestamp.UnixMilli(); ts > st {
+		t.streamTime = ts
+	}
+	mark := len(w.out)
+	if len(t.stores) > 0 {
+		t.beginRecord()
+	}
+	perr := t.proc.Process(ctx, rec)
+	if perr != nil {
+		pe := &ProcessingError{Task: t.id, Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset, Err: perr}
+		if !cfg.policy.skip {
+			return false, pe
+		}
+		// Drop the record's partial output and state changes; it does
+		// not move stream time.
+		t.streamTime = st
+		w.skip(t, mark, pe)
+	} else {
+		w.processed++
+	}
+	ps.next, ps.known = rec.Offset+1, true
+	w.advanced = true
+	if t.streamTime >= t.nextStream {
+		if fenced, err := w.punctuate(ctx, t, topology.StreamTimePunctuation, t.streamTime); err != nil || fenced {
+			return fenced, err
+		}
+	}
+	return w.maybeCommit(ctx)
+}
+
+// skip drops the partial output and state changes of a failed record or
+// punctuation under SkipOnError.
+func (w *worker) skip(t *task, mark int, pe *ProcessingError) {
+	t.skipRecord()
+	clear(w.out[mark:])
+	w.out, w.owner = w.out[:mark], w.owner[:mark]
+	w.skipped++
+	t.log.Warn("skipping record after processing error",
+		slog.String("topic", pe.Topic), slog.Int("partition", int(pe.Partition)),
+		slog.Int64("offset", pe.Offset), slog.Any("error", pe.Err))
+	if cb := w.app.cfg.policy.callback; cb != nil {
+		cb(pe)
+	}
+}
+
+// maybeCommit commits early when the uncommitted output or the record
+// caches are over their bounds.
+func (w *worker) maybeCommit(ctx context.Context) (fenced bool, err error) {
+	full := w.cacheMax > 0 && w.cacheBytes > w.cacheMax
+	if full || len(w.out)+w.pending > w.app.cfg.maxUncommitted {
+		if full {
+			w.app.m.cacheFlushes.Add(1)
+		}
+		return w.commit(ctx, w.gen.asg.Generation, nil, false)
 	}
 	return false, nil
 }
@@ -451,6 +677,14 @@ func (w *worker) flushMetrics() {
 	if w.skipped > 0 {
 		w.app.m.skipped.Add(w.skipped)
 		w.skipped = 0
+	}
+	if w.enforced > 0 {
+		w.app.m.enforced.Add(w.enforced)
+		w.enforced = 0
+	}
+	if w.punctuated > 0 {
+		w.app.m.punctuations.Add(w.punctuated)
+		w.punctuated = 0
 	}
 }
 

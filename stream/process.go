@@ -56,13 +56,50 @@ type Processor[K, V, KOut, VOut any] interface {
 type ProcessorContext[K, V any] interface {
 	// Forward passes rec to the steps after the processor and returns
 	// their error. A zero rec.Timestamp means the timestamp of the record
-	// being processed. Call it from Process (or Init); not safe for
-	// concurrent use.
+	// being processed (in a punctuator: the punctuation's time). Call it
+	// from Process, a punctuator (or Init); not safe for concurrent use.
 	Forward(ctx context.Context, rec Record[K, V]) error
 	// RecordContext returns the metadata of the record being processed:
-	// topic, partition, offset, timestamp, headers. Outside Process it
-	// returns the zero RecordContext.
+	// topic, partition, offset, timestamp, headers. In a punctuator it
+	// has the punctuation's time as Timestamp, an empty Topic and -1 as
+	// Partition and Offset (as in Kafka Streams); elsewhere outside
+	// Process it returns the zero RecordContext.
 	RecordContext() RecordContext
+	// StreamTime returns the task's stream time: the largest timestamp
+	// of the input records the task has processed, the one being
+	// processed included (moved further while the task is idle when the
+	// app sets duality.IdleStreamTimeAdvance). It is the zero Time before
+	// the task's first record, and after a restart or a rebalance until
+	// the task's first record: the runtime does not persist it.
+	StreamTime() time.Time
+	// Schedule calls p every interval by the clock typ names, on the
+	// task's goroutine between two records, until the returned
+	// Cancellable is canceled or the task closes (Kafka Streams'
+	// ProcessorContext.schedule):
+	//
+	//   - [PunctuateStreamTime]: driven by the task's stream time, so
+	//     only by input (and the idle advance). Due times are multiples
+	//     of interval; the first record with a non-negative timestamp
+	//     fires it the first time. p gets the stream time.
+	//   - [PunctuateWallClock]: driven by the runtime's clock (the app's
+	//     duality.Clock option, the driver's clock in streamtest), also
+	//     while no input arrives; first one interval after Schedule.
+	//     p gets the clock's time.
+	//
+	// When a clock jumps by several intervals, p is called once and the
+	// missed calls are skipped. p may Forward records and use the step's
+	// stores; its output and store writes are committed like those of a
+	// record, atomically with the task's input offsets, so they happen
+	// exactly once (a punctuation whose work was not committed before a
+	// crash runs again after the restart, when it is due again). An
+	// error or panic from p fails it like a failed record: with the
+	// runtime's default policy the app stops; under a skip policy its
+	// output and writes are dropped. Call Schedule from Init (usually),
+	// Process or a punctuator. It returns an error matching
+	// [ErrInvalidSchedule] for an interval below a millisecond, an
+	// unknown type or a nil p, and one matching errors.ErrUnsupported
+	// from a runtime without punctuation.
+	Schedule(interval time.Duration, typ PunctuationType, p Punctuator) (Cancellable, error)
 	// TaskID names the processor's task.
 	TaskID() TaskID
 	// AppID is the application id.
@@ -107,6 +144,43 @@ type KVStore interface {
 	// made during the iteration are not seen by it.
 	Range(start, end []byte) (iter.Seq2[[]byte, []byte], func() error)
 }
+
+// PunctuationType says which clock drives a punctuation (see
+// [ProcessorContext.Schedule]).
+type PunctuationType uint8
+
+const (
+	// PunctuateStreamTime fires as the task's stream time passes the due
+	// times: only input moves it.
+	PunctuateStreamTime = PunctuationType(topology.StreamTimePunctuation)
+	// PunctuateWallClock fires as the runtime's clock passes the due
+	// times, also without input.
+	PunctuateWallClock = PunctuationType(topology.WallClockPunctuation)
+)
+
+// String returns "stream-time" or "wall-clock".
+func (t PunctuationType) String() string { return topology.PunctuationType(t).String() }
+
+// Punctuator is a scheduled callback of a [Processor]. ts is the time
+// that fired it: the stream time for [PunctuateStreamTime], the clock for
+// [PunctuateWallClock]. A returned error fails the punctuation like a
+// failed record.
+type Punctuator func(ctx context.Context, ts time.Time) error
+
+// Cancellable stops a scheduled punctuation.
+type Cancellable interface {
+	// Cancel stops the punctuation: it is not called again. Cancel may
+	// be called more than once, also from the punctuator itself.
+	Cancel()
+}
+
+// ErrInvalidSchedule is matched by the errors of
+// [ProcessorContext.Schedule] for invalid arguments.
+var ErrInvalidSchedule = errors.New("stream: invalid punctuation schedule")
+
+type cancelFunc func()
+
+func (f cancelFunc) Cancel() { f() }
 
 type processorContext[K, V any] struct {
 	t      *dsl.Task
@@ -163,12 +237,66 @@ func (pc *processorContext[K, V]) Store(name string) (KVStore, error) {
 	return kv, nil
 }
 
+func (pc *processorContext[K, V]) StreamTime() time.Time {
+	env, ok := pc.t.Env().(topology.TimeEnv)
+	if !ok {
+		return time.Time{}
+	}
+	st := env.StreamTime()
+	if st == topology.NoTime {
+		return time.Time{}
+	}
+	return time.UnixMilli(st).UTC()
+}
+
+func (pc *processorContext[K, V]) Schedule(interval time.Duration, typ PunctuationType, p Punctuator) (Cancellable, error) {
+	switch {
+	case interval < time.Millisecond:
+		return nil, fmt.Errorf("%w: step %q: interval %v: must be at least 1ms", ErrInvalidSchedule, pc.n.Name, interval)
+	case typ != PunctuateStreamTime && typ != PunctuateWallClock:
+		return nil, fmt.Errorf("%w: step %q: unknown punctuation type %d", ErrInvalidSchedule, pc.n.Name, typ)
+	case p == nil:
+		return nil, fmt.Errorf("%w: step %q: nil punctuator", ErrInvalidSchedule, pc.n.Name)
+	}
+	env, ok := pc.t.Env().(topology.TimeEnv)
+	if !ok {
+		return nil, fmt.Errorf("step %q: schedule: this runtime runs no punctuations: %w", pc.n.Name, errors.ErrUnsupported)
+	}
+	cancel, err := env.Schedule(interval, topology.PunctuationType(typ), func(ctx context.Context, ts int64) error {
+		return pc.punctuate(ctx, time.UnixMilli(ts).UTC(), p)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("step %q: schedule: %w", pc.n.Name, err)
+	}
+	return cancelFunc(cancel), nil
+}
+
+// punctuate runs p with a record context that carries the punctuation's
+// time, and turns its error or panic into a *NodeError naming the step.
+func (pc *processorContext[K, V]) punctuate(ctx context.Context, ts time.Time, p Punctuator) error {
+	rc := RecordContext{Timestamp: ts, Partition: -1, Offset: -1}
+	in := pc.in
+	pc.in = &rc
+	pc.t.Current = pc.n
+	err := guard(func() error { return p(ctx, ts) })
+	pc.in = in
+	if err != nil {
+		if _, ok := errors.AsType[*NodeError](err); ok {
+			return err
+		}
+		return nodeError(pc.n, &rc, err)
+	}
+	return nil
+}
+
 func (pc *processorContext[K, V]) AppID() string        { return pc.t.Env().AppID() }
 func (pc *processorContext[K, V]) Logger() *slog.Logger { return pc.logger }
 func (pc *processorContext[K, V]) Now() time.Time       { return pc.t.Env().Now() }
 
 // Process runs the records of s through processors that supplier creates,
 // one per task, and returns the stream of the records they forward.
+// Processors can schedule punctuations by stream time and by wall-clock
+// time ([ProcessorContext.Schedule]) and read the task's stream time.
 // Init runs when the task is created and Close when it closes; a panic in
 // supplier, Init or Close is returned as an error (*PanicError), one in
 // Process fails the record like any step's panic. Options: [Named]

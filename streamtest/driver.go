@@ -212,7 +212,7 @@ func New(topo *stream.Topology, opts ...Option) (*Driver, error) {
 		}
 		d.tasks = append(d.tasks, make([]task, n))
 		for p := range n {
-			env := &taskEnv{d: d, id: topology.TaskID{SubTopology: sub.ID, Partition: p}}
+			env := &taskEnv{d: d, id: topology.TaskID{SubTopology: sub.ID, Partition: p}, streamTime: topology.NoTime}
 			env.logger = cfg.logger.With("task", stream.TaskID{SubTopology: sub.ID, Partition: p}.String())
 			d.tasks[st][p].env = env
 			if err := d.openStores(env, sub); err != nil {
@@ -350,7 +350,8 @@ func (d *Driver) topicName(logical string, internal bool) string {
 // Now returns the driver's clock.
 func (d *Driver) Now() time.Time { return d.now }
 
-// Advance moves the driver's clock forward by dt (backwards if dt < 0).
+// Advance moves the driver's clock forward by dt (backwards if dt < 0). It
+// runs no punctuation: [Driver.AdvanceWallClock] does.
 func (d *Driver) Advance(dt time.Duration) { d.now = d.now.Add(dt) }
 
 // append stores rec in its topic: it resolves PartitionByKey (partition 0
@@ -424,19 +425,8 @@ func (d *Driver) drain(ctx context.Context) error {
 		for _, st := range d.topics[rec.Topic].readers {
 			// Each task gets its own copy, as from a broker fetch.
 			in := rec
-			t := d.tasks[st][rec.Partition]
-			if err := t.proc.Process(ctx, &in); err != nil {
-				t.env.discardStores()
-				return err
-			}
-			// Every processed record is a commit of its task: flush the
-			// task (as the runtime does before a commit), then log and
-			// apply its state writes.
-			if err := t.proc.Flush(ctx); err != nil {
-				t.env.discardStores()
-				return fmt.Errorf("streamtest: task %d_%d: flush: %w", t.env.id.SubTopology, t.env.id.Partition, err)
-			}
-			if err := t.env.commitStores(); err != nil {
+			// Every processed record is a commit of its task.
+			if err := d.tasks[st][rec.Partition].process(ctx, &in); err != nil {
 				return err
 			}
 		}
@@ -489,6 +479,10 @@ type taskEnv struct {
 	logger *slog.Logger
 	stores map[string]*taskStore // by name
 	order  []*taskStore          // stores in declaration order
+	// streamTime is the largest timestamp (ms) the task has processed
+	// (topology.NoTime before any); scheds are its punctuations.
+	streamTime int64
+	scheds     []*schedule
 }
 
 func (e *taskEnv) AppID() string           { return e.d.cfg.appID }

@@ -8,6 +8,7 @@ import (
 	"context"
 	"iter"
 	"log/slog"
+	"math"
 	"time"
 
 	"github.com/duality-streams/duality/broker"
@@ -135,6 +136,63 @@ type StoreEnv interface {
 	// changelog before the task was created. The KV is used by the task's
 	// goroutine only and is valid until the task closes.
 	Store(name string) (KV, error)
+}
+
+// NoTime is the stream time of a task that has processed no record yet.
+const NoTime int64 = math.MinInt64
+
+// PunctuationType says which clock drives a punctuation.
+type PunctuationType uint8
+
+const (
+	// StreamTimePunctuation is driven by the task's stream time (see
+	// [TimeEnv.StreamTime]): it fires after the record (or idle advance)
+	// that moved stream time to or past its due time. Its first due time
+	// is 0 (the first record with a non-negative timestamp fires it);
+	// later ones are aligned to multiples of the interval.
+	StreamTimePunctuation PunctuationType = iota + 1
+	// WallClockPunctuation is driven by the runtime's clock
+	// (TaskEnv.Now): it first fires one interval after it is scheduled,
+	// then every interval, between records, also while no input arrives.
+	WallClockPunctuation
+)
+
+// String returns "stream-time" or "wall-clock".
+func (t PunctuationType) String() string {
+	switch t {
+	case StreamTimePunctuation:
+		return "stream-time"
+	case WallClockPunctuation:
+		return "wall-clock"
+	}
+	return "unknown"
+}
+
+// Punctuator is a scheduled callback. ts is the time that fired it, in
+// milliseconds since the epoch: the task's stream time for
+// [StreamTimePunctuation], the clock for [WallClockPunctuation]. It runs
+// on the task's goroutine between two records, may Send records and write
+// stores, and its output and writes are committed like a record's. A
+// returned error fails it like a record (the app's error policy applies).
+type Punctuator func(ctx context.Context, ts int64) error
+
+// TimeEnv is implemented by a TaskEnv whose runtime tracks the task's
+// event time and runs punctuators. The DSL asserts a TaskEnv to it.
+type TimeEnv interface {
+	// StreamTime is the task's stream time in milliseconds since the
+	// epoch: the largest timestamp of the input records the task has
+	// processed, including the one being processed, and possibly moved
+	// further by the runtime while the task is idle. It never decreases
+	// while the task lives; [NoTime] before the first record.
+	StreamTime() int64
+	// Schedule registers f to fire every interval (at least a
+	// millisecond) by the clock typ names, until cancel is called (cancel
+	// may be called from anywhere on the task's goroutine, also from f,
+	// and more than once). When a clock jumps by several intervals, f
+	// fires once and the missed due times are skipped (as in Kafka
+	// Streams). Punctuators due at the same time fire in the order they
+	// were scheduled.
+	Schedule(interval time.Duration, typ PunctuationType, f Punctuator) (cancel func(), err error)
 }
 
 // GlobalEnv is implemented by a TaskEnv whose runtime provides global

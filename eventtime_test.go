@@ -1,0 +1,216 @@
+package duality_test
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/duality-streams/duality"
+	"github.com/duality-streams/duality/broker"
+	"github.com/duality-streams/duality/codec"
+	"github.com/duality-streams/duality/internal/topology"
+	"github.com/duality-streams/duality/stream"
+	"github.com/duality-streams/duality/table"
+)
+
+// TestBootstrapJoinInTimestampOrder: 200 customers are written, then an
+// hour later 200 orders; the app starts with both backlogged. A task reads
+// its partition of both topics in timestamp order, so every order joins
+// with its customer, although the stream source comes first in the
+// topology and small fetches refill the buffers many times.
+func TestBootstrapJoinInTimestampOrder(t *testing.T) {
+	for _, fetchMax := range []int{7, duality.DefaultFetchMaxRecords} {
+		t.Run(fmt.Sprintf("fetch=%d", fetchMax), func(t *testing.T) {
+			b := openBroker(t)
+			createTopic(t, b, "orders", 2)
+			createTopic(t, b, "customers", 2)
+			createTopic(t, b, "enriched", 1)
+			t0 := time.Date(2026, 1, 1, 9, 0, 0, 0, time.UTC)
+			const n = 200
+			var customers, orders []broker.Record
+			for i := range n {
+				customers = append(customers, broker.Record{Topic: "customers", Partition: broker.PartitionByKey,
+					Key: fmt.Appendf(nil, "c%d", i), Value: fmt.Appendf(nil, "name-%d", i), Timestamp: t0.Add(time.Duration(i) * time.Second)})
+				orders = append(orders, broker.Record{Topic: "orders", Partition: broker.PartitionByKey,
+					Key: fmt.Appendf(nil, "c%d", i), Value: fmt.Appendf(nil, "order-%d", i), Timestamp: t0.Add(time.Hour + time.Duration(i)*time.Second)})
+			}
+			require.NoError(t, b.Produce(t.Context(), customers))
+			require.NoError(t, b.Produce(t.Context(), orders))
+
+			sb := stream.NewBuilder()
+			os := stream.From(sb, "orders", codec.String(), codec.String())
+			cs := table.From(sb, "customers", codec.String(), codec.String(), "customers")
+			table.LeftJoin(os, cs, func(_, o, c string, found bool) string {
+				if !found {
+					return o + "|<none>"
+				}
+				return o + "|" + c
+			}).To("enriched", codec.String(), codec.String())
+			topo, err := sb.Build()
+			require.NoError(t, err)
+			app, err := duality.New("bootstrap", topo, b, duality.FetchMaxRecords(fetchMax), duality.Workers(1))
+			require.NoError(t, err)
+			stop, _ := runApp(t, app)
+			awaitRecords(t, b, "enriched", n)
+			require.NoError(t, stop())
+			var missing []string
+			for _, r := range readTopic(t, b, "enriched") {
+				if strings.HasSuffix(string(r.Value), "|<none>") {
+					missing = append(missing, string(r.Value))
+				}
+			}
+			require.Empty(t, missing, "orders joined before their customer was read")
+			require.Zero(t, app.Metrics().EnforcedProcessing)
+		})
+	}
+}
+
+// TestTaskInterleavesPartitionsByTimestamp: a task reading one partition
+// of each of two topics processes their records in timestamp order, the
+// first source first on equal timestamps, whatever order the broker
+// returns them in; a caught-up empty partition does not hold the task
+// back, even with a long MaxTaskIdle.
+func TestTaskInterleavesPartitionsByTimestamp(t *testing.T) {
+	b := openBroker(t)
+	createTopic(t, b, "a", 1)
+	createTopic(t, b, "b", 1)
+	createTopic(t, b, "out", 1)
+	t0 := time.UnixMilli(1_000_000).UTC()
+	// a has even timestamps, b odd ones plus every tenth even one again;
+	// b is written first.
+	var as, bs []broker.Record
+	for i := range 100 {
+		ts := 2 * i
+		as = append(as, broker.Record{Topic: "a", Value: fmt.Appendf(nil, "a%d@%d", i, ts), Timestamp: t0.Add(time.Duration(ts) * time.Millisecond)})
+		if i%10 == 0 {
+			bs = append(bs, broker.Record{Topic: "b", Value: fmt.Appendf(nil, "b-tie@%d", ts), Timestamp: t0.Add(time.Duration(ts) * time.Millisecond)})
+		}
+		bs = append(bs, broker.Record{Topic: "b", Value: fmt.Appendf(nil, "b%d@%d", i, ts+1), Timestamp: t0.Add(time.Duration(ts+1) * time.Millisecond)})
+	}
+	require.NoError(t, b.Produce(t.Context(), bs))
+	require.NoError(t, b.Produce(t.Context(), as))
+	want := func(recs ...[]broker.Record) []string {
+		var all []broker.Record
+		for _, r := range recs {
+			all = append(all, r...)
+		}
+		// Stable: a before b on ties, as the topology lists a first.
+		slices.SortStableFunc(all, func(x, y broker.Record) int {
+			if c := x.Timestamp.Compare(y.Timestamp); c != 0 {
+				return c
+			}
+			return strings.Compare(x.Topic, y.Topic)
+		})
+		var out []string
+		for _, r := range all {
+			out = append(out, "out-"+string(r.Value))
+		}
+		return out
+	}
+	var streamTimes []int64
+	var mu sync.Mutex
+	fn := func(ctx context.Context, env topology.TaskEnv, rec *broker.Record) error {
+		mu.Lock()
+		streamTimes = append(streamTimes, env.(topology.TimeEnv).StreamTime())
+		mu.Unlock()
+		return prefixTo("out")(ctx, env, rec)
+	}
+	app, err := duality.New("interleave", mapTopology([]string{"a", "b"}, "out", fn), b,
+		duality.FetchMaxRecords(9), duality.MaxTaskIdle(time.Hour))
+	require.NoError(t, err)
+	stop, _ := runApp(t, app)
+	awaitRecords(t, b, "out", len(as)+len(bs))
+
+	// Only a gets more records: b is caught up and empty, which does not
+	// hold a's records back.
+	var more []broker.Record
+	for i := range 20 {
+		more = append(more, broker.Record{Topic: "a", Value: fmt.Appendf(nil, "late-a%d", i), Timestamp: t0.Add(time.Duration(500+i) * time.Millisecond)})
+	}
+	require.NoError(t, b.Produce(t.Context(), more))
+	awaitRecords(t, b, "out", len(as)+len(bs)+len(more))
+	require.NoError(t, stop())
+
+	var got []string
+	for _, r := range readTopic(t, b, "out") {
+		got = append(got, string(r.Value))
+	}
+	require.Equal(t, append(want(as, bs), want(more)...), got)
+	require.Zero(t, app.Metrics().EnforcedProcessing)
+	// Stream time is the largest timestamp processed, the current
+	// record's included: it only grows.
+	require.True(t, slices.IsSorted(streamTimes))
+	require.Equal(t, t0.Add(519*time.Millisecond).UnixMilli(), streamTimes[len(streamTimes)-1])
+}
+
+// stallingBroker withholds the records of one topic from fetches until
+// released: a fetch that asks only for that topic fails with a retryable
+// error, and the topic's records are left out of other fetches.
+type stallingBroker struct {
+	broker.Broker
+	topic    string
+	released atomic.Bool
+	stalled  atomic.Int64 // fetches that asked only for topic
+}
+
+type retryableErr struct{}
+
+func (retryableErr) Error() string   { return "stalled" }
+func (retryableErr) Retryable() bool { return true }
+
+func (s *stallingBroker) Fetch(ctx context.Context, reqs []broker.FetchRequest, opts broker.FetchOptions) ([]broker.Record, error) {
+	if s.released.Load() {
+		return s.Broker.Fetch(ctx, reqs, opts)
+	}
+	var keep []broker.FetchRequest
+	for _, r := range reqs {
+		if r.Topic != s.topic {
+			keep = append(keep, r)
+		}
+	}
+	if len(keep) == 0 {
+		s.stalled.Add(1)
+		return nil, retryableErr{}
+	}
+	return s.Broker.Fetch(ctx, keep, opts)
+}
+
+// TestMaxTaskIdleBoundsTheWait: when a partition the task needs has
+// records the broker does not deliver, the task holds its other records
+// back for MaxTaskIdle by the app's clock, then processes them (counted
+// as enforced processing); the withheld records follow once delivered.
+func TestMaxTaskIdleBoundsTheWait(t *testing.T) {
+	eb := openBroker(t)
+	createTopic(t, eb, "a", 1)
+	createTopic(t, eb, "b", 1)
+	createTopic(t, eb, "out", 1)
+	produceN(t, eb, "b", 0, 5)
+	produceN(t, eb, "a", 5, 10)
+	sb := &stallingBroker{Broker: eb, topic: "b"}
+	var clock atomic.Int64 // ms
+	now := func() time.Time { return time.UnixMilli(clock.Load()) }
+	app, err := duality.New("idle", mapTopology([]string{"a", "b"}, "out", prefixTo("out")), sb,
+		duality.MaxTaskIdle(time.Minute), duality.Clock(now), duality.FetchMaxWait(5*time.Millisecond))
+	require.NoError(t, err)
+	stop, _ := runApp(t, app)
+	// The task has a's records and waits for b's: it fetches b alone.
+	eventually(t, "the task waits for b", func() bool { return sb.stalled.Load() >= 3 })
+	require.Zero(t, app.Metrics().RecordsProcessed)
+	clock.Add(time.Minute.Milliseconds() - 1)
+	eventually(t, "still waiting", func() bool { return sb.stalled.Load() >= 6 })
+	require.Zero(t, app.Metrics().RecordsProcessed)
+	clock.Add(1)
+	awaitRecords(t, eb, "out", 5)
+	require.EqualValues(t, 5, app.Metrics().EnforcedProcessing)
+	sb.released.Store(true)
+	awaitRecords(t, eb, "out", 10)
+	require.NoError(t, stop())
+	requireExactlyOnce(t, eb, "out", 10)
+}

@@ -1,0 +1,184 @@
+package duality
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"time"
+
+	"github.com/duality-streams/duality/internal/topology"
+)
+
+// schedule is one punctuation of a task (topology.TimeEnv.Schedule).
+type schedule struct {
+	typ      topology.PunctuationType
+	interval int64 // ms
+	next     int64 // due time, ms
+	f        topology.Punctuator
+	canceled bool
+}
+
+// advance moves s past now: to its next due time, skipping the due times
+// now has already passed (as Kafka Streams' PunctuationSchedule.next).
+func (s *schedule) advance(now int64) {
+	next := s.next + s.interval
+	if now >= next {
+		next = s.next + ((now-s.next)/s.interval+1)*s.interval
+	}
+	s.next = next
+}
+
+// errInvalidSchedule is matched by the errors of taskEnv.Schedule.
+var errInvalidSchedule = errors.New("duality: invalid punctuation schedule")
+
+// Schedule registers a punctuation of the task (topology.TimeEnv).
+func (e *taskEnv) Schedule(interval time.Duration, typ topology.PunctuationType, f topology.Punctuator) (func(), error) {
+	switch {
+	case interval < time.Millisecond:
+		return nil, fmt.Errorf("%w: interval %v: must be at least 1ms", errInvalidSchedule, interval)
+	case f == nil:
+		return nil, fmt.Errorf("%w: nil punctuator", errInvalidSchedule)
+	case typ != topology.StreamTimePunctuation && typ != topology.WallClockPunctuation:
+		return nil, fmt.Errorf("%w: unknown punctuation type %d", errInvalidSchedule, typ)
+	}
+	t := e.t
+	s := &schedule{typ: typ, interval: interval.Milliseconds(), f: f}
+	if typ == topology.WallClockPunctuation {
+		s.next = e.w.app.cfg.now().UnixMilli() + s.interval
+		e.w.timed = true
+	}
+	// Stream-time punctuations start at 0: the first record with a
+	// non-negative timestamp fires them (as in Kafka Streams).
+	t.scheds = append(t.scheds, s)
+	t.due()
+	return func() {
+		if !s.canceled {
+			s.canceled = true
+			t.due()
+		}
+	}, nil
+}
+
+// StreamTime returns the task's stream time (topology.TimeEnv).
+func (e *taskEnv) StreamTime() int64 { return e.t.streamTime }
+
+// due recomputes the earliest due times of t's punctuations and drops the
+// canceled ones.
+func (t *task) due() {
+	t.nextStream, t.nextWall = math.MaxInt64, math.MaxInt64
+	t.scheds = slices.DeleteFunc(t.scheds, func(s *schedule) bool { return s.canceled })
+	for _, s := range t.scheds {
+		if s.typ == topology.StreamTimePunctuation {
+			t.nextStream = min(t.nextStream, s.next)
+		} else {
+			t.nextWall = min(t.nextWall, s.next)
+		}
+	}
+}
+
+// punctuate runs t's punctuations of type typ that are due at now, in
+// order of due time (then of scheduling). Each runs like a record: its
+// output and store writes are committed with the worker's next commit,
+// and under SkipOnError a failing one leaves nothing behind.
+func (w *worker) punctuate(ctx context.Context, t *task, typ topology.PunctuationType, now int64) (fenced bool, err error) {
+	var due []*schedule
+	for _, s := range t.scheds {
+		if s.typ == typ && s.next <= now {
+			due = append(due, s)
+		}
+	}
+	slices.SortStableFunc(due, func(a, b *schedule) int { return cmpInt64(a.next, b.next) })
+	for _, s := range due {
+		if s.canceled {
+			continue // by an earlier punctuator
+		}
+		s.advance(now)
+		mark := len(w.out)
+		if len(t.stores) > 0 {
+			t.beginRecord()
+		}
+		if perr := s.f(ctx, now); perr != nil {
+			pe := &ProcessingError{Task: t.id, Partition: -1, Offset: -1, Punctuation: typ.String(), Err: perr}
+			if !w.app.cfg.policy.skip {
+				t.due()
+				return false, pe
+			}
+			w.skip(t, mark, pe)
+		} else {
+			w.punctuated++
+		}
+		if fenced, err := w.maybeCommit(ctx); err != nil || fenced {
+			t.due()
+			return fenced, err
+		}
+	}
+	t.due()
+	return false, nil
+}
+
+func cmpInt64(a, b int64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// tick runs what the clock makes due: wall-clock punctuations, and the
+// idle advance of stream time with the stream-time punctuations it makes
+// due. It returns how long until the next of them is due (at most an
+// hour).
+func (w *worker) tick(ctx context.Context) (next time.Duration, fenced bool, err error) {
+	cfg := &w.app.cfg
+	nowT := cfg.now()
+	now := nowT.UnixMilli()
+	next = time.Hour
+	for _, t := range w.tasks {
+		if t.proc == nil {
+			continue
+		}
+		if t.nextWall <= now {
+			if fenced, err := w.punctuate(ctx, t, topology.WallClockPunctuation, now); err != nil || fenced {
+				return 0, fenced, err
+			}
+		}
+		if t.nextWall != math.MaxInt64 {
+			next = min(next, time.Duration(t.nextWall-now)*time.Millisecond)
+		}
+		if cfg.idleAdvance <= 0 || t.lastInput.IsZero() || t.streamTime == topology.NoTime || t.buffered() {
+			continue
+		}
+		// Idle: stream time follows the clock, cfg.idleAdvance behind
+		// the last input.
+		if idle := nowT.Sub(t.lastInput) - cfg.idleAdvance; idle > 0 {
+			if st := t.inputTime + idle.Milliseconds(); st > t.streamTime {
+				t.streamTime = st
+				if t.streamTime >= t.nextStream {
+					if fenced, err := w.punctuate(ctx, t, topology.StreamTimePunctuation, t.streamTime); err != nil || fenced {
+						return 0, fenced, err
+					}
+				}
+			}
+		}
+		if t.nextStream != math.MaxInt64 {
+			// When the advance reaches the next stream-time punctuation.
+			at := t.lastInput.Add(cfg.idleAdvance + time.Duration(t.nextStream-t.inputTime)*time.Millisecond)
+			next = min(next, at.Sub(nowT))
+		}
+	}
+	return max(next, 0), false, nil
+}
+
+// buffered reports whether t has fetched records not processed yet.
+func (t *task) buffered() bool {
+	for _, ps := range t.parts {
+		if len(ps.buf) > 0 {
+			return true
+		}
+	}
+	return false
+}

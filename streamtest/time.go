@@ -1,0 +1,173 @@
+package streamtest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/duality-streams/duality/broker"
+	"github.com/duality-streams/duality/internal/topology"
+)
+
+// schedule is a punctuation of a task (topology.TimeEnv.Schedule).
+type schedule struct {
+	typ      topology.PunctuationType
+	interval int64 // ms
+	next     int64 // due time, ms
+	f        topology.Punctuator
+	canceled bool
+}
+
+// errInvalidSchedule is matched by the errors of taskEnv.Schedule.
+var errInvalidSchedule = errors.New("streamtest: invalid punctuation schedule")
+
+// StreamTime returns the task's stream time (topology.TimeEnv).
+func (e *taskEnv) StreamTime() int64 { return e.streamTime }
+
+// Schedule registers a punctuation of the task (topology.TimeEnv), with
+// the runtime's semantics.
+func (e *taskEnv) Schedule(interval time.Duration, typ topology.PunctuationType, f topology.Punctuator) (func(), error) {
+	switch {
+	case interval < time.Millisecond:
+		return nil, fmt.Errorf("%w: interval %v: must be at least 1ms", errInvalidSchedule, interval)
+	case f == nil:
+		return nil, fmt.Errorf("%w: nil punctuator", errInvalidSchedule)
+	case typ != topology.StreamTimePunctuation && typ != topology.WallClockPunctuation:
+		return nil, fmt.Errorf("%w: unknown punctuation type %d", errInvalidSchedule, typ)
+	}
+	s := &schedule{typ: typ, interval: interval.Milliseconds(), f: f}
+	if typ == topology.WallClockPunctuation {
+		s.next = e.d.now.UnixMilli() + s.interval
+	}
+	e.scheds = append(e.scheds, s)
+	return func() { s.canceled = true }, nil
+}
+
+// punctuate runs the task's punctuations of type typ due at now, in order
+// of due time, then of scheduling; a clock that passed several due times
+// fires each once (Kafka Streams' PunctuationSchedule).
+func (e *taskEnv) punctuate(ctx context.Context, typ topology.PunctuationType, now int64) error {
+	e.scheds = slices.DeleteFunc(e.scheds, func(s *schedule) bool { return s.canceled })
+	var due []*schedule
+	for _, s := range e.scheds {
+		if s.typ == typ && s.next <= now {
+			due = append(due, s)
+		}
+	}
+	slices.SortStableFunc(due, func(a, b *schedule) int {
+		switch {
+		case a.next < b.next:
+			return -1
+		case a.next > b.next:
+			return 1
+		}
+		return 0
+	})
+	for _, s := range due {
+		if s.canceled {
+			continue
+		}
+		next := s.next + s.interval
+		if now >= next {
+			next = s.next + ((now-s.next)/s.interval+1)*s.interval
+		}
+		s.next = next
+		if err := s.f(ctx, now); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// StreamTime returns the stream time of the task of sub-topology sub and
+// partition p: the largest timestamp of the records it has processed. ok
+// is false before its first record or for an unknown task.
+func (d *Driver) StreamTime(sub int, p int32) (t time.Time, ok bool) {
+	if sub < 0 || sub >= len(d.tasks) || p < 0 || int(p) >= len(d.tasks[sub]) {
+		return time.Time{}, false
+	}
+	st := d.tasks[sub][p].env.streamTime
+	if st == topology.NoTime {
+		return time.Time{}, false
+	}
+	return time.UnixMilli(st).UTC(), true
+}
+
+// AdvanceWallClock moves the driver's clock forward by dt and runs the
+// wall-clock punctuations that are due, task by task (sub-topology, then
+// partition), each task's as one commit; then the records they wrote to
+// topics the topology reads are processed, as after a pipe (Kafka
+// Streams' TopologyTestDriver.advanceWallClockTime). A punctuation that
+// several due times passed runs once. It returns the first error (a
+// punctuator's, usually a *stream.NodeError, whose state writes are
+// undone), ErrClosed on a closed driver, or ctx's error. dt must not be
+// negative.
+func (d *Driver) AdvanceWallClock(ctx context.Context, dt time.Duration) error {
+	if d.closed {
+		return ErrClosed
+	}
+	if dt < 0 {
+		return fmt.Errorf("streamtest: AdvanceWallClock(%v): must not be negative", dt)
+	}
+	d.now = d.now.Add(dt)
+	now := d.now.UnixMilli()
+	for _, tasks := range d.tasks {
+		for _, t := range tasks {
+			if !t.env.hasDue(topology.WallClockPunctuation, now) {
+				continue
+			}
+			if err := t.env.punctuate(ctx, topology.WallClockPunctuation, now); err != nil {
+				t.env.discardStores()
+				return err
+			}
+			if err := t.commit(ctx); err != nil {
+				return err
+			}
+		}
+	}
+	return d.drain(ctx)
+}
+
+// hasDue reports whether a punctuation of type typ is due at now.
+func (e *taskEnv) hasDue(typ topology.PunctuationType, now int64) bool {
+	for _, s := range e.scheds {
+		if !s.canceled && s.typ == typ && s.next <= now {
+			return true
+		}
+	}
+	return false
+}
+
+// process runs rec through the task: its stream time moves to rec's
+// timestamp, the stream-time punctuations that become due run after it,
+// and then the task commits. A failure undoes the task's state writes
+// and its stream-time move.
+func (t task) process(ctx context.Context, rec *broker.Record) error {
+	e := t.env
+	st := e.streamTime
+	if ts := rec.Timestamp.UnixMilli(); ts > st {
+		e.streamTime = ts
+	}
+	err := t.proc.Process(ctx, rec)
+	if err == nil && e.streamTime > st && e.hasDue(topology.StreamTimePunctuation, e.streamTime) {
+		err = e.punctuate(ctx, topology.StreamTimePunctuation, e.streamTime)
+	}
+	if err != nil {
+		e.streamTime = st
+		e.discardStores()
+		return err
+	}
+	return t.commit(ctx)
+}
+
+// commit flushes the task (as the runtime does before a commit), then
+// logs and applies its state writes.
+func (t task) commit(ctx context.Context) error {
+	if err := t.proc.Flush(ctx); err != nil {
+		t.env.discardStores()
+		return fmt.Errorf("streamtest: task %d_%d: flush: %w", t.env.id.SubTopology, t.env.id.Partition, err)
+	}
+	return t.env.commitStores()
+}
