@@ -47,9 +47,54 @@
 // source topic of its sub-topology that has it, so co-partitioned inputs
 // share a task. Tasks run on a bounded set of worker goroutines
 // ([Workers], default GOMAXPROCS). Within a task, the records of one
-// partition are processed in offset order; records of different source
-// partitions of one task are processed in the order the broker's fetch
-// returns them (no timestamp-based choice yet).
+// partition are processed in offset order.
+//
+// # Event time
+//
+// Every record carries a timestamp, its event time. A task that reads
+// several partitions (the co-partitioned topics of a join or a merge)
+// keeps a buffer of fetched records per partition and always processes
+// the buffered head with the smallest timestamp (ties: the source listed
+// first), as Kafka Streams' PartitionGroup does. So an app started with a
+// backlog reads a table topic's old records before the newer stream
+// records that join with them. When a partition has nothing buffered but
+// the broker lists records beyond the task's fetch position, the task
+// waits for them while the worker fetches them, at most [MaxTaskIdle]
+// (default 10 s) by the app's [Clock]; after that it processes the other
+// partitions' records anyway ([Metrics].EnforcedProcessing). A partition
+// that is caught up never holds a task back. Fetches ask only for the
+// partitions whose buffers are empty.
+//
+// The runtime orders records and tracks stream time by the broker
+// record's timestamp. A source's stream.WithTimestamp extractor sets the
+// event time the steps after it see (and windowed aggregations track),
+// but not this order: Kafka Streams applies its extractor before
+// choosing; here that would decode every record twice.
+//
+// Each task's stream time is the largest timestamp it has processed; the
+// DSL reads it through stream.ProcessorContext.StreamTime. As in Kafka
+// Streams it moves only with records, so a task whose input stops keeps
+// its last windows open and final results wait for the next record.
+// [IdleStreamTimeAdvance] offers a bound: once a task has had no input
+// for that long by the [Clock], its stream time follows the clock (that
+// far behind its last input) and stream-time punctuations fire. The
+// runtime keeps stream time in memory: after a restart or a rebalance it
+// starts again with the task's first record (stores that need it, such as
+// windowed aggregations, persist their own).
+//
+// # Punctuation
+//
+// A stream.Process processor schedules callbacks by stream time or by
+// wall-clock time (stream.ProcessorContext.Schedule, Kafka Streams'
+// punctuation). They run on the task's worker between two records:
+// stream-time ones after the record that moved stream time past their due
+// time, wall-clock ones when the [Clock] passes it, also without input
+// (a worker re-reads the clock at least every [FetchMaxWait]). A
+// punctuator may forward records and write stores; its output and writes
+// are committed with the worker's next commit, atomically with the input
+// offsets, exactly like a record's, and its errors follow the error
+// policy (a *[ProcessingError] with Punctuation set). Punctuations
+// count in [Metrics].Punctuations.
 //
 // # Commits and exactly-once
 //

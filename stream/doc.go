@@ -60,6 +60,19 @@
 // streamtest provides in-memory stores with the same semantics, committing
 // after every piped record, and lets tests read them.
 //
+// # Time and punctuation
+//
+// A [Process] processor reads its task's stream time (the largest
+// timestamp of the records the task has processed) with
+// [ProcessorContext].StreamTime, and schedules callbacks with
+// [ProcessorContext].Schedule: [PunctuateStreamTime] ones fire as stream
+// time passes multiples of their interval, [PunctuateWallClock] ones as
+// the runtime's clock passes their due times, also without input. They
+// run on the task's goroutine between records, may forward records and
+// use the step's stores, and their output is committed like a record's.
+// Package streamtest drives stream time with the timestamps of piped
+// records and wall-clock time with Driver.AdvanceWallClock.
+//
 // # Grouping
 //
 // [GroupByKey] and [GroupBy] return a [Grouped] stream for the

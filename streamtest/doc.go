@@ -46,6 +46,16 @@
 //	counts := streamtest.Store(d, "counts", codec.String(), codec.Int64())
 //	n, ok, err := counts.Get("alice")
 //
+// # Time and punctuation
+//
+// Each task's stream time is the largest timestamp of the records it has
+// processed ([Driver.StreamTime]); stream-time punctuations of
+// stream.Process processors fire after the record that moves it past
+// their due time. Wall-clock punctuations fire only when the test moves
+// the driver's clock with [Driver.AdvanceWallClock] (each task's due
+// punctuations as one commit, then the records they wrote are
+// processed); [Driver.Advance] moves the clock without running them.
+//
 // # Global stores
 //
 // A topology's global stores (table.Global) are kept in the driver's
