@@ -141,16 +141,16 @@
 // materialised result table drops a null that replaces a null), and
 // deleting a key a table does not hold emits nothing.
 //
+// A table may be joined with itself (employees with their manager's row):
+// its sub-topology then reads the subscriptions and responses it writes,
+// the one case where a sub-topology reads its own output.
+//
 // Choices that differ from Kafka Streams: the extractor returns a KO, not
 // a nullable one, so a left row without a foreign key needs a key the
-// right table never holds (its subscription is kept like any other);
-// the join takes the codecs of both tables and of the result positionally
-// (tables carry no codecs here); and a table cannot be joined with itself
-// or with a table of its own sub-topology (Build reports
-// stream.ErrTopicConflict), because one sub-topology would read its own
-// output: write the right table to a topic of its own and read it back
-// with [From]. The hash check requires a deterministic left value codec
-// (codec.JSON and codec.Msgpack are).
+// right table never holds (its subscription is kept like any other); and
+// the join takes the codecs of both tables and of the result
+// positionally (tables carry no codecs here). The hash check requires a
+// deterministic left value codec (codec.JSON and codec.Msgpack are).
 //
 // # Table GroupBy
 //

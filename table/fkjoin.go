@@ -62,11 +62,10 @@ import (
 // The join's steps are named "fk-join-..."; Build reports nil functions
 // (stream.ErrNilFunc), nil codecs (stream.ErrNilCodec), an invalid store
 // name (stream.ErrInvalidOption), a store name already used
-// (stream.ErrStoreConflict), tables of two builders
-// (stream.ErrForeignStream), and left and right computed in one
-// sub-topology (stream.ErrTopicConflict), which includes a table joined
-// with itself: join it with a copy instead, a table read with [From] from
-// a topic the table is written to (t.ToStream().To(topic, ...)).
+// (stream.ErrStoreConflict) and tables of two builders
+// (stream.ErrForeignStream). left and right may be one table (a
+// self-join: employees with their manager's row) or tables of one
+// sub-topology, which then reads the internal topics it writes.
 func JoinByForeignKey[K, V, KO, VO, VR any](left Table[K, V], right Table[KO, VO], fk func(v V) KO, joiner func(v V, vo VO) VR,
 	kc codec.Codec[K], vc codec.Codec[V], koc codec.Codec[KO], voc codec.Codec[VO], vrc codec.Codec[VR], store string) Table[K, VR] {
 	var j func(V, VO, bool) VR
@@ -149,7 +148,6 @@ func fkJoin[K, V, KO, VO, VR any](sp fkSpec[K, V, KO, VO, VR]) Table[K, VR] {
 	g := ln.Graph()
 	subTopic, respTopic := fkSubscriptionTopic(sp.store), fkResponseTopic(sp.store)
 	subStore := fkSubscriptionStore(sp.store)
-	sameComponent := component(ln)[rn]
 	leftSource, rightSource := sourceOf(ln), sourceOf(rn)
 
 	// Left side: the subscribe step and the subscription sink.
@@ -189,8 +187,10 @@ func fkJoin[K, V, KO, VO, VR any](sp fkSpec[K, V, KO, VO, VR]) Table[K, VR] {
 	result.Instantiate = func(task *dsl.Task) (any, error) { return sp.results(task, result) }
 	g.AddNode(result, respSource, subscribe)
 
-	g.AddInternalTopic(dsl.InternalTopic{Name: subTopic, Writer: subSink, PartitionsLike: rightSource})
-	g.AddInternalTopic(dsl.InternalTopic{Name: respTopic, Writer: respSink, PartitionsLike: leftSource})
+	// Left and right may be (or later become) one sub-topology, which then
+	// reads both topics it writes (a table joined with itself).
+	g.AddInternalTopic(dsl.InternalTopic{Name: subTopic, Writer: subSink, PartitionsLike: rightSource, ReadByWriter: true})
+	g.AddInternalTopic(dsl.InternalTopic{Name: respTopic, Writer: respSink, PartitionsLike: leftSource, ReadByWriter: true})
 
 	if sp.fk == nil || sp.joiner == nil {
 		g.AddError(fmt.Errorf("%s %q: %w: the foreign-key extractor and the joiner must not be nil", sp.op, result.Name, stream.ErrNilFunc))
@@ -203,10 +203,6 @@ func fkJoin[K, V, KO, VO, VR any](sp fkSpec[K, V, KO, VO, VR]) Table[K, VR] {
 		if c.nil {
 			g.AddError(fmt.Errorf("%s %q: %s: %w", sp.op, result.Name, c.name, stream.ErrNilCodec))
 		}
-	}
-	if sameComponent {
-		g.AddError(fmt.Errorf("%w: %s %q: the left and right tables are computed in one sub-topology (a table joined with itself, or tables already joined); the join sends records from one to the other through internal topics, so they must be computed separately: for a table joined with itself, write it to a topic (t.ToStream().To) and join it with a table read from that topic (From)",
-			stream.ErrTopicConflict, sp.op, result.Name))
 	}
 	return Table[K, VR]{s: dsl.NewStream[K, VR](result), store: sp.store, lookup: storeLookup(sp.store, sp.kc, sp.vrc)}
 }

@@ -420,3 +420,55 @@ func TestJoinByForeignKeyTwoInstances(t *testing.T) {
 		require.Equal(t, 1, c, "re-emissions of %s", k)
 	}
 }
+
+// TestJoinByForeignKeyRuntimeSelf runs a table joined with itself on the
+// embedded broker (employees with their manager's manager, 3 partitions):
+// one sub-topology reads the subscriptions and responses it writes.
+// Managers change while the answers are under way; every result ends
+// with the newest manager chain.
+func TestJoinByForeignKeyRuntimeSelf(t *testing.T) {
+	const n = 40
+	ctx := t.Context()
+	brk, err := embedded.Open(t.TempDir())
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, brk.Close()) })
+	for _, topic := range []string{"people", "chains"} {
+		require.NoError(t, brk.CreateTopic(ctx, topic, broker.TopicConfig{Partitions: 3}))
+	}
+	str := codec.String()
+	b := stream.NewBuilder()
+	people := table.From(b, "people", str, str, "people")
+	table.JoinByForeignKey(people, people, func(manager string) string { return manager },
+		func(manager, grand string) string { return manager + "/" + grand },
+		str, str, str, str, str, "chain").ToStream().To("chains", str, str)
+	topo, err := b.Build()
+	require.NoError(t, err)
+	app, err := duality.New("self", topo, brk, duality.CommitInterval(5*time.Millisecond))
+	require.NoError(t, err)
+	from := fkEndOffsets(t, brk, "chains")
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- app.Run(runCtx) }()
+	// Person i reports to i/2 (person 0 to itself), then every person
+	// with an odd number reports to 0 instead.
+	manager := map[int]int{}
+	var recs []broker.Record
+	put := func(p, m int) {
+		manager[p] = m
+		recs = append(recs, broker.Record{Topic: "people", Partition: broker.PartitionByKey, Key: fmt.Append(nil, "p", p), Value: fmt.Append(nil, "p", m)})
+	}
+	for p := range n {
+		put(p, p/2)
+	}
+	for p := 1; p < n; p += 2 {
+		put(p, 0)
+	}
+	require.NoError(t, brk.Produce(ctx, recs))
+	want := map[string]string{}
+	for p := range n {
+		want[fmt.Sprint("p", p)] = fmt.Sprintf("p%d/p%d", manager[p], manager[manager[p]])
+	}
+	awaitLatest(t, brk, from, want, 0)
+	stop()
+	require.NoError(t, <-done)
+}

@@ -376,16 +376,6 @@ func TestJoinByForeignKeyBuildErrors(t *testing.T) {
 			msg:  "right value codec",
 		},
 		{
-			name: "a table joined with itself",
-			build: func(b *stream.Builder) {
-				people := table.From(b, "people", str, str, "people")
-				table.JoinByForeignKey(people, people, func(boss string) string { return boss },
-					func(boss, bossOfBoss string) string { return bossOfBoss }, str, str, str, str, str, "bosses")
-			},
-			want: stream.ErrTopicConflict,
-			msg:  "computed in one sub-topology",
-		},
-		{
 			name: "tables of two builders",
 			build: func(b *stream.Builder) {
 				o := table.From(b, "orders", str, orc, "orders")
@@ -548,36 +538,49 @@ func BenchmarkJoinByForeignKey(b *testing.B) {
 	})
 }
 
-// TestJoinByForeignKeySelf joins a table with a copy of itself, the way
-// the package documentation gives for a self-join: employees (key:
-// employee, value: manager) with their manager's manager.
+// TestJoinByForeignKeySelf joins a table with itself (employees, key:
+// employee, value: manager, with their manager's manager), directly and
+// through a copy read back from a topic. Directly, the table's
+// sub-topology reads the subscriptions and responses it writes.
 func TestJoinByForeignKeySelf(t *testing.T) {
-	ctx := t.Context()
-	b := stream.NewBuilder()
-	people := table.From(b, "people", str, str, "people")
-	people.ToStream().To("people-copy", str, str)
-	managers := table.From(b, "people-copy", str, str, "managers")
-	table.LeftJoinByForeignKey(people, managers, func(manager string) string { return manager },
-		func(manager, grand string, found bool) string {
-			if !found {
-				grand = "-"
+	for _, copied := range []bool{false, true} {
+		t.Run(map[bool]string{false: "direct", true: "copy"}[copied], func(t *testing.T) {
+			ctx := t.Context()
+			b := stream.NewBuilder()
+			people := table.From(b, "people", str, str, "people")
+			managers := people
+			if copied {
+				people.ToStream().To("people-copy", str, str)
+				managers = table.From(b, "people-copy", str, str, "managers")
 			}
-			return manager + "/" + grand
-		}, str, str, str, str, str, "chain").ToStream().To("chains", str, str)
-	topo, err := b.Build()
-	require.NoError(t, err)
-	d, err := streamtest.New(topo, streamtest.AppID("app"), streamtest.DefaultPartitions(2))
-	require.NoError(t, err)
-	defer d.Close()
-	in := streamtest.Input(d, "people", str, str)
-	for _, kv := range [][2]string{{"alice", "bob"}, {"bob", "carol"}, {"carol", "carol"}, {"bob", "dave"}} {
-		require.NoError(t, in.Pipe(ctx, kv[0], kv[1]))
+			table.LeftJoinByForeignKey(people, managers, func(manager string) string { return manager },
+				func(manager, grand string, found bool) string {
+					if !found {
+						grand = "-"
+					}
+					return manager + "/" + grand
+				}, str, str, str, str, str, "chain").ToStream().To("chains", str, str)
+			topo, err := b.Build()
+			require.NoError(t, err)
+			d, err := streamtest.New(topo, streamtest.AppID("app"), streamtest.DefaultPartitions(2))
+			require.NoError(t, err)
+			defer d.Close()
+			in := streamtest.Input(d, "people", str, str)
+			for _, kv := range [][2]string{{"alice", "bob"}, {"bob", "carol"}, {"carol", "carol"}, {"bob", "dave"}} {
+				require.NoError(t, in.Pipe(ctx, kv[0], kv[1]))
+			}
+			all, err := streamtest.Store(d, "chain", str, str).All()
+			require.NoError(t, err)
+			require.ElementsMatch(t, []streamtest.KeyValue[string, string]{
+				{Key: "alice", Value: "bob/dave"}, {Key: "bob", Value: "dave/-"}, {Key: "carol", Value: "carol/carol"},
+			}, all)
+			// Dave arrives: bob's row (dave's subscriber) is re-joined.
+			require.NoError(t, in.Pipe(ctx, "dave", "erin"))
+			got, _, err := streamtest.Store(d, "chain", str, str).Get("bob")
+			require.NoError(t, err)
+			require.Equal(t, "dave/erin", got)
+		})
 	}
-	all, err := streamtest.Store(d, "chain", str, str).All()
-	require.NoError(t, err)
-	require.ElementsMatch(t, []streamtest.KeyValue[string, string]{
-		{Key: "alice", Value: "bob/dave"}, {Key: "bob", Value: "dave/-"}, {Key: "carol", Value: "carol/carol"},
-	}, all)
 }
 
 // TestJoinByForeignKeyFeedback joins orders with a table computed from the

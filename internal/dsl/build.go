@@ -27,7 +27,8 @@ func (k topicKey) String() string {
 // numbered in the order of their first node. It returns every wiring
 // error at once, joined with errors.Join: errors recorded with AddError,
 // a graph without sources, duplicate names, invalid topic names, a topic
-// read by two sources, and a sub-topology that reads a topic it writes.
+// read by two sources, and a sub-topology that reads a topic it writes
+// (unless it is an internal topic declared with ReadByWriter).
 //
 // The result is a snapshot: nodes added to g later are not part of it.
 func Build(g *Graph) (*topology.Topology, error) {
@@ -124,6 +125,10 @@ func Build(g *Graph) (*topology.Topology, error) {
 		}
 	}
 
+	readByWriter := map[string]bool{}
+	for _, it := range g.internal {
+		readByWriter[it.Name] = it.ReadByWriter
+	}
 	comps, compOf := components(nodes)
 	storeOwner := map[string]int{} // store name -> sub-topology
 	topo := &topology.Topology{}
@@ -166,7 +171,7 @@ func Build(g *Graph) (*topology.Topology, error) {
 			}
 		}
 		for _, s := range st.Sinks {
-			if k := (topicKey{s.Topic, s.Internal}); read[k] {
+			if k := (topicKey{s.Topic, s.Internal}); read[k] && !(s.Internal && readByWriter[s.Topic]) {
 				errs = append(errs, fmt.Errorf("%w: sub-topology %d reads and writes %s; a sub-topology must not read its own output", ErrTopicConflict, id, k))
 			}
 		}

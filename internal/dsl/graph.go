@@ -101,6 +101,13 @@ type InternalTopic struct {
 	// PartitionsLike names a source topic whose partition count the topic
 	// gets (see topology.InternalTopic.PartitionsLike).
 	PartitionsLike *topology.Source
+	// ReadByWriter allows the sub-topology that writes the topic to read
+	// it too (Build refuses that otherwise). A foreign-key join of two
+	// tables of one sub-topology, such as a table joined with itself,
+	// sends subscriptions and responses through topics its own
+	// sub-topology reads; they are sized with PartitionsLike, so the
+	// partition count does not depend on itself.
+	ReadByWriter bool
 	// Writer is the sink node that writes the topic.
 	Writer *Node
 }
