@@ -55,6 +55,12 @@
 // policy decides whether the app stops (the default) or skips it. Records
 // with an absent key or value are dropped and logged at Debug.
 //
+// A task reads several partitions when its sub-topology has several
+// source topics (or a join's two sides); the runtime processes their
+// records in the order it fetches them, not merged by timestamp as Kafka
+// Streams does, so disorder between those partitions must fit in the grace
+// period.
+//
 // Stream time only advances with records. A task whose partitions receive
 // nothing keeps its windows open, so final results wait for the next
 // record, as in Kafka Streams; the runtime has no wall-clock punctuation
