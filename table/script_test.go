@@ -218,7 +218,7 @@ func (s *scriptRun) run(t *testing.T, td *datadriven.TestData) string {
 			}
 			k, v, _ := strings.Cut(line, " ")
 			v = strings.TrimSpace(v)
-			rec := broker.Record{Topic: topic}
+			rec := broker.Record{Topic: topic, Partition: broker.PartitionByKey}
 			var err error
 			if k != "<nil>" {
 				if rec.Key, err = form.key.parse(k); err != nil {
