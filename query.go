@@ -192,6 +192,12 @@ func errStopped(name string) error {
 	return fmt.Errorf("store %s: app not running: %w", name, ErrStoreNotReady)
 }
 
+// errNoGlobal is the error of a query of a global store that is not
+// readable.
+func errNoGlobal(name string) error {
+	return fmt.Errorf("global store %s: app not running or still bootstrapping the store: %w", name, ErrStoreNotReady)
+}
+
 // lookup returns the open store of partition p of name.
 func (q *queries) lookup(name string, p int32) (store.Store, error) {
 	q.mu.RLock()
@@ -327,7 +333,7 @@ func (s *ReadOnlyStore[K, V]) Get(ctx context.Context, key K) (V, bool, error) {
 	if s.global {
 		g := q.globalStore(s.name)
 		if g == nil {
-			return zero, false, errStopped(s.name)
+			return zero, false, errNoGlobal(s.name)
 		}
 		b, ok, _, err = g.get(nil, k)
 	} else {
@@ -416,7 +422,7 @@ func (s *ReadOnlyStore[K, V]) scan(ctx context.Context, start, end []byte) (iter
 		if s.global {
 			g := q.globalStore(s.name)
 			if g == nil {
-				err = errStopped(s.name)
+				err = errNoGlobal(s.name)
 				return
 			}
 			sts = append(sts, g.rangeData)
