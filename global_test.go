@@ -375,6 +375,11 @@ func TestGlobalStopDuringBootstrap(t *testing.T) {
 	errc := make(chan error, 1)
 	go func() { errc <- app.Run(ctx) }()
 	<-started
+	q, err := duality.Query(app, globalStore, codec.String(), codec.String())
+	require.NoError(t, err)
+	_, _, err = q.Get(t.Context(), "c1")
+	require.ErrorIs(t, err, duality.ErrStoreNotReady, "no query before the bootstrap ends")
+	require.ErrorContains(t, err, "bootstrapping")
 	cancel()
 	require.NoError(t, <-errc)
 	require.Zero(t, app.Metrics().Assignments, "no task starts before the bootstrap")
