@@ -65,11 +65,11 @@
 // that is caught up never holds a task back. Fetches ask only for the
 // partitions whose buffers are empty.
 //
-// The runtime orders records and tracks stream time by the broker
-// record's timestamp. A source's stream.WithTimestamp extractor sets the
-// event time the steps after it see (and windowed aggregations track),
-// but not this order: Kafka Streams applies its extractor before
-// choosing; here that would decode every record twice.
+// A record's event time is what its source's stream.WithTimestamp
+// extractor takes from the decoded record, else the broker record's
+// timestamp; the runtime orders records and moves stream time by it, as
+// Kafka Streams applies its extractor before choosing. The source keeps
+// what it decoded for the extractor, so a record is decoded once.
 //
 // Each task's stream time is the largest timestamp it has processed; the
 // DSL reads it through stream.ProcessorContext.StreamTime. As in Kafka

@@ -214,3 +214,40 @@ func TestMaxTaskIdleBoundsTheWait(t *testing.T) {
 	require.NoError(t, stop())
 	requireExactlyOnce(t, eb, "out", 10)
 }
+
+// TestTaskOrderUsesExtractedTimestamps: with stream.WithTimestamp the
+// event time comes from the value; a task orders its partitions by it,
+// not by the broker timestamps (here the reverse order).
+func TestTaskOrderUsesExtractedTimestamps(t *testing.T) {
+	b := openBroker(t)
+	createTopic(t, b, "a", 1)
+	createTopic(t, b, "b", 1)
+	createTopic(t, b, "out", 1)
+	// Values are "<event ms>"; a's broker timestamps are later than b's,
+	// the event times interleave.
+	var recs []broker.Record
+	for i := range 50 {
+		recs = append(recs, broker.Record{Topic: "b", Value: fmt.Appendf(nil, "%d", 2*i+1), Timestamp: time.UnixMilli(int64(1000 + i))})
+	}
+	for i := range 50 {
+		recs = append(recs, broker.Record{Topic: "a", Value: fmt.Appendf(nil, "%d", 2*i), Timestamp: time.UnixMilli(int64(5000 + i))})
+	}
+	require.NoError(t, b.Produce(t.Context(), recs))
+	eventTime := stream.WithTimestamp(func(_ string, v int64, _ time.Time) time.Time { return time.UnixMilli(v) })
+	num := codec.JSON[int64]()
+	sb := stream.NewBuilder()
+	stream.From(sb, "a", codec.String(), num, eventTime).
+		Merge(stream.From(sb, "b", codec.String(), num, eventTime)).
+		To("out", codec.String(), num)
+	topo, err := sb.Build()
+	require.NoError(t, err)
+	app, err := duality.New("extracted", topo, b, duality.FetchMaxRecords(7))
+	require.NoError(t, err)
+	stop, _ := runApp(t, app)
+	awaitRecords(t, b, "out", 100)
+	require.NoError(t, stop())
+	for i, r := range readTopic(t, b, "out") {
+		require.Equal(t, fmt.Sprint(i), string(r.Value))
+		require.Equal(t, int64(i), r.Timestamp.UnixMilli())
+	}
+}

@@ -14,13 +14,15 @@ import (
 
 // task is one instance of a sub-topology for one partition number.
 type task struct {
-	id     TaskID
-	idx    int32 // index in its worker's tasks
-	sub    *subPlan
-	parts  []*partState
-	proc   topology.Processor
-	log    *slog.Logger
-	stores []*taskStore
+	id    TaskID
+	idx   int32 // index in its worker's tasks
+	sub   *subPlan
+	parts []*partState
+	proc  topology.Processor
+	// stamper gives records' event time when proc implements it.
+	stamper topology.Timestamper
+	log     *slog.Logger
+	stores  []*taskStore
 
 	// streamTime is the largest timestamp (ms) the task has processed,
 	// moved further by the idle advance; topology.NoTime before any.
@@ -50,6 +52,9 @@ type partState struct {
 	// fetch is the offset to fetch next (past the buffered records).
 	buf   []broker.Record
 	fetch int64
+	// headTS is the event time of buf[0] when headOK.
+	headTS int64
+	headOK bool
 	// end is the partition's end offset as last listed (0: unknown);
 	// listed is the worker's fetch count at that listing.
 	end    int64
@@ -121,6 +126,7 @@ func (w *worker) run(runCtx, gctx context.Context) (err error) {
 			return errors.Join(fmt.Errorf("task %s: create: %w", t.id, err), w.close())
 		}
 		t.proc = proc
+		t.stamper, _ = proc.(topology.Timestamper)
 		for _, ps := range t.parts {
 			ps.fetch = ps.next
 			w.parts = append(w.parts, ps)
@@ -193,7 +199,7 @@ func (w *worker) run(runCtx, gctx context.Context) (err error) {
 					ps.task.log.Warn("offset out of range, resetting to the earliest offset",
 						slog.String("topic", oor.Topic), slog.Int("partition", int(oor.Partition)),
 						slog.Int64("offset", oor.Offset), slog.Int64("earliest", oor.Offsets.Earliest))
-					ps.next, ps.fetch, ps.buf = oor.Offsets.Earliest, oor.Offsets.Earliest, nil
+					ps.next, ps.fetch, ps.buf, ps.headOK = oor.Offsets.Earliest, oor.Offsets.Earliest, nil, false
 					continue
 				}
 			}
@@ -364,7 +370,7 @@ func (w *worker) pick(ctx context.Context, t *task) *partState {
 			empty = true
 			continue
 		}
-		if ts := ps.buf[0].Timestamp.UnixMilli(); best == nil || ts < bestTS {
+		if ts := ps.head(t); best == nil || ts < bestTS {
 			best, bestTS = ps, ts
 		}
 	}
@@ -412,14 +418,14 @@ func (w *worker) pick(ctx context.Context, t *task) *partState {
 func (w *worker) processHead(ctx context.Context, t *task, ps *partState) (fenced bool, err error) {
 	cfg := &w.app.cfg
 	rec := &ps.buf[0]
-	if ps.buf = ps.buf[1:]; len(ps.buf) == 0 {
-		ps.buf = nil
-	}
 	if rec.Offset < ps.next {
+		ps.pop()
 		return false, nil
 	}
+	ts := ps.head(t)
+	ps.pop()
 	st := t.streamTime
-	if ts := rec.Timestamp.UnixMilli(); ts > st {
+	if ts > st {
 		t.streamTime = ts
 	}
 	mark := len(w.out)
@@ -447,6 +453,30 @@ func (w *worker) processHead(ctx context.Context, t *task, ps *partState) (fence
 		}
 	}
 	return w.maybeCommit(ctx)
+}
+
+// head returns the event time of ps's first buffered record (t is ps's
+// task): what t's source extractor gives, or the broker timestamp.
+func (ps *partState) head(t *task) int64 {
+	if !ps.headOK {
+		rec := &ps.buf[0]
+		ps.headTS = rec.Timestamp.UnixMilli()
+		if t.stamper != nil {
+			if ts, ok := t.stamper.Timestamp(rec); ok {
+				ps.headTS = ts
+			}
+		}
+		ps.headOK = true
+	}
+	return ps.headTS
+}
+
+// pop drops ps's first buffered record.
+func (ps *partState) pop() {
+	if ps.buf = ps.buf[1:]; len(ps.buf) == 0 {
+		ps.buf = nil
+	}
+	ps.headOK = false
 }
 
 // skip drops the partial output and state changes of a failed record or

@@ -131,7 +131,9 @@ func (o timestampOption) applyStep(c *stepConfig) {
 // timestamp, instead of the broker record's timestamp (Kafka Streams'
 // Consumed.withTimestampExtractor). The steps after the source see it in
 // [RecordContext.Timestamp], windowed aggregations use it as event time,
-// and sinks write it. Records with a nil value (tombstones) keep the
+// sinks write it, and the runtime orders a task's partitions and moves
+// its stream time by it (fn runs before the record is processed; the
+// decoded key and value are reused, not decoded again). Records with a nil value (tombstones) keep the
 // broker record's timestamp; fn is not called for them. Returning a time
 // before the Unix epoch makes windowed steps fail the record (package
 // window, ErrInvalidTimestamp). A panic in fn fails the record like a

@@ -129,6 +129,42 @@ func addSource[K, V any](g *dsl.Graph, name string, topics []string, internal bo
 			return nil, err
 		}
 		rc := new(RecordContext)
+		// The runtime asks for the event time before processing a
+		// record (to order a task's partitions): keep what that decoded
+		// for the Process of the same record.
+		var cache struct {
+			rec  *broker.Record
+			k    K
+			v    V
+			ts   time.Time
+			kept bool
+		}
+		if extract != nil {
+			t.OnTimestamp(n, func(rec *broker.Record) (ms int64, ok bool) {
+				defer func() {
+					if r := recover(); r != nil {
+						ms, ok = 0, false // Process reports the panic
+					}
+				}()
+				if rec.Value == nil {
+					return 0, false
+				}
+				var k K
+				var err error
+				if rec.Key != nil {
+					if k, err = kc.Decode(rec.Key); err != nil {
+						return 0, false
+					}
+				}
+				v, err := vc.Decode(rec.Value)
+				if err != nil {
+					return 0, false
+				}
+				ts := extract(k, v, rec.Timestamp)
+				cache.rec, cache.k, cache.v, cache.ts, cache.kept = rec, k, v, ts, true
+				return ts.UnixMilli(), true
+			})
+		}
 		return dsl.SourceFunc(func(ctx context.Context, rec *broker.Record) (err error) {
 			defer func() {
 				if r := recover(); r != nil {
@@ -145,6 +181,18 @@ func addSource[K, V any](g *dsl.Graph, name string, topics []string, internal bo
 				Tombstone: rec.Value == nil, NoKey: rec.Key == nil}
 			var k K
 			var v V
+			if cache.kept {
+				hit := cache.rec == rec
+				if hit {
+					k, v, rc.Timestamp = cache.k, cache.v, cache.ts
+				}
+				var zk K
+				var zv V
+				cache.rec, cache.k, cache.v, cache.kept = nil, zk, zv, false
+				if hit {
+					return next(ctx, rc, k, v)
+				}
+			}
 			if rec.Key != nil {
 				if k, err = kc.Decode(rec.Key); err != nil {
 					return nodeError(n, rc, &codec.DecodeError{Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset, Part: "key", Err: err})

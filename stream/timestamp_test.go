@@ -84,3 +84,50 @@ func TestWithTimestampBuildErrors(t *testing.T) {
 	require.ErrorContains(t, err, "WithTimestamp with a nil function")
 	require.ErrorContains(t, err, "WithTimestamp applies to From and FromTopics only")
 }
+
+// decodeCounter counts its Decode calls.
+type decodeCounter[T any] struct {
+	codec.Codec[T]
+	decodes *int
+}
+
+func (c decodeCounter[T]) Decode(b []byte) (T, error) {
+	*c.decodes++
+	return c.Codec.Decode(b)
+}
+
+// The extracted timestamp is the task's event time: it moves stream time
+// (so stream-time punctuations follow it), and the runtime's question
+// for it before processing costs no second decode.
+func TestWithTimestampMovesStreamTime(t *testing.T) {
+	b := stream.NewBuilder()
+	var decodes int
+	rc := decodeCounter[reading]{Codec: codec.JSON[reading](), decodes: &decodes}
+	var fired []int64
+	stream.Process(stream.From(b, "readings", str, rc, stream.WithTimestamp(func(_ string, r reading, _ time.Time) time.Time { return r.At })),
+		func() stream.Processor[string, reading, string, string] {
+			return &funcProcessor[string, reading, string, string]{
+				init: func(pc stream.ProcessorContext[string, string]) error {
+					_, err := pc.Schedule(time.Second, stream.PunctuateStreamTime, func(_ context.Context, ts time.Time) error {
+						fired = append(fired, ts.UnixMilli())
+						return nil
+					})
+					return err
+				},
+				process: func(context.Context, stream.ProcessorContext[string, string], stream.Record[string, reading]) error {
+					return nil
+				},
+			}
+		})
+	d := newDriver(t, b)
+	pipe := streamtest.Input(d, "readings", str, rc)
+	recordTime := time.UnixMilli(9_000_000)
+	for _, ms := range []int64{1500, 2100, 1800, 3200} {
+		require.NoError(t, pipe.PipeAt(t.Context(), "c", reading{Car: "c", At: time.UnixMilli(ms)}, recordTime))
+	}
+	st, ok := d.StreamTime(0, 0)
+	require.True(t, ok)
+	require.Equal(t, int64(3200), st.UnixMilli())
+	require.Equal(t, []int64{1500, 2100, 3200}, fired)
+	require.Equal(t, 4, decodes, "one decode per record")
+}

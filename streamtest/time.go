@@ -141,13 +141,20 @@ func (e *taskEnv) hasDue(typ topology.PunctuationType, now int64) bool {
 }
 
 // process runs rec through the task: its stream time moves to rec's
-// timestamp, the stream-time punctuations that become due run after it,
+// event time (the source's stream.WithTimestamp extractor's, else the
+// record's timestamp), the stream-time punctuations that become due run after it,
 // and then the task commits. A failure undoes the task's state writes
 // and its stream-time move.
 func (t task) process(ctx context.Context, rec *broker.Record) error {
 	e := t.env
 	st := e.streamTime
-	if ts := rec.Timestamp.UnixMilli(); ts > st {
+	ts := rec.Timestamp.UnixMilli()
+	if stamper, ok := t.proc.(topology.Timestamper); ok {
+		if ets, ok := stamper.Timestamp(rec); ok {
+			ts = ets
+		}
+	}
+	if ts > st {
 		e.streamTime = ts
 	}
 	err := t.proc.Process(ctx, rec)

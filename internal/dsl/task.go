@@ -24,6 +24,7 @@ type Task struct {
 	busy     []bool
 	closers  []func() error
 	flushers []func(context.Context) error
+	stampers map[*Node]func(*broker.Record) (int64, bool)
 
 	// Current is the node running user code, set by node behaviours
 	// before they call user functions or codecs; sources read it to name
@@ -45,6 +46,16 @@ func (t *Task) OnClose(f func() error) { t.closers = append(t.closers, f) }
 // emits reaches a downstream node before that node flushes. Stateful
 // nodes write their caches out here.
 func (t *Task) OnFlush(f func(context.Context) error) { t.flushers = append(t.flushers, f) }
+
+// OnTimestamp registers f as the timestamp extractor of source n (see
+// topology.Timestamper): f returns the event time of a record of one of
+// n's topics, false when the broker timestamp is it.
+func (t *Task) OnTimestamp(n *Node, f func(rec *broker.Record) (int64, bool)) {
+	if t.stampers == nil {
+		t.stampers = map[*Node]func(*broker.Record) (int64, bool){}
+	}
+	t.stampers[n] = f
+}
 
 // Children returns n's children as of Build.
 func (t *Task) Children(n *Node) []*Node {
@@ -113,6 +124,8 @@ type taskProcessor struct {
 	oneTopic string
 	oneFunc  SourceFunc
 	byTopic  map[string]SourceFunc
+	// stamps are the timestamp extractors by topic (nil: none).
+	stamps map[string]func(*broker.Record) (int64, bool)
 }
 
 func newTask(env topology.TaskEnv, children [][]*Node, sources []*Node) (topology.Processor, error) {
@@ -134,6 +147,12 @@ func newTask(env topology.TaskEnv, children [][]*Node, sources []*Node) (topolog
 		}
 		for _, topic := range src.Topics {
 			p.byTopic[env.TopicName(topic, src.Internal)] = f
+			if ts := t.stampers[src]; ts != nil {
+				if p.stamps == nil {
+					p.stamps = map[string]func(*broker.Record) (int64, bool){}
+				}
+				p.stamps[env.TopicName(topic, src.Internal)] = ts
+			}
 		}
 	}
 	if len(p.byTopic) == 1 {
@@ -155,6 +174,18 @@ func (p *taskProcessor) Process(ctx context.Context, rec *broker.Record) error {
 			p.task.env.TaskID().SubTopology, p.task.env.TaskID().Partition, rec.Topic, broker.ErrUnknownTopic)
 	}
 	return f(ctx, rec)
+}
+
+// Timestamp returns the event time of rec as its source's extractor
+// gives it (topology.Timestamper), false without one.
+func (p *taskProcessor) Timestamp(rec *broker.Record) (int64, bool) {
+	if p.stamps == nil {
+		return 0, false
+	}
+	if f := p.stamps[rec.Topic]; f != nil {
+		return f(rec)
+	}
+	return 0, false
 }
 
 // Flush runs the flush hooks of the task's nodes, upstream nodes first

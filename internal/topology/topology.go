@@ -238,6 +238,20 @@ type KV interface {
 	Range(start, end []byte) (iter.Seq2[[]byte, []byte], func() error)
 }
 
+// Timestamper is implemented by a Processor whose sources may take a
+// record's event time from its contents (stream.WithTimestamp) rather
+// than from the broker record. The runtime calls it before Process, to
+// order a task's records and to move its stream time.
+type Timestamper interface {
+	// Timestamp returns rec's event time in milliseconds as the task's
+	// steps will see it, and true; or false when rec's broker timestamp
+	// is its event time (no extractor for rec's topic, or the record
+	// cannot be decoded: Process reports that). A following Process of
+	// the same *rec may reuse the work done here, so rec must not be
+	// modified in between.
+	Timestamp(rec *broker.Record) (int64, bool)
+}
+
 // Processor is one instantiated task graph.
 type Processor interface {
 	// Process runs one input record through the graph. rec.Topic is the
