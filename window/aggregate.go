@@ -66,7 +66,8 @@ type fns[K, V, A any] struct {
 // and values). The store is logged to the changelog topic
 // "<app-id>-<store>-changelog" and restored from it like every state
 // store. Options: [Named] (default "windowed-count-<n>"),
-// [EmitOnWindowClose], [WithStats], [OnLate].
+// [EmitOnWindowClose], [CacheUpdates], [WithTaskStreamTime], [WithStats],
+// [OnLate].
 //
 // Build reports an invalid w (ErrInvalidWindow), an invalid or already
 // used store name (stream.ErrInvalidOption, stream.ErrStoreConflict), nil

@@ -55,16 +55,18 @@
 // policy decides whether the app stops (the default) or skips it. Records
 // with an absent key or value are dropped and logged at Debug.
 //
-// A task reads several partitions when its sub-topology has several
-// source topics (or a join's two sides); the runtime processes their
-// records in the order it fetches them, not merged by timestamp as Kafka
-// Streams does, so disorder between those partitions must fit in the grace
-// period.
+// A task that reads several partitions (several source topics, a join's
+// two sides) processes their records in timestamp order (see
+// duality.MaxTaskIdle); the runtime orders by broker timestamps, so with
+// a stream.WithTimestamp extractor, disorder between partitions must fit
+// in the grace period.
 //
-// Stream time only advances with records. A task whose partitions receive
-// nothing keeps its windows open, so final results wait for the next
-// record, as in Kafka Streams; the runtime has no wall-clock punctuation
-// to advance an idle task's stream time yet.
+// By default an aggregation's stream time only advances with the records
+// it aggregates, as in Kafka Streams: when input stops, the last windows
+// stay open and their final results wait for the next record. With
+// [WithTaskStreamTime] it follows the task's stream time, which
+// duality.IdleStreamTimeAdvance moves with the clock while the task is
+// idle, so windows close although input stopped.
 //
 // # Aggregations
 //

@@ -137,8 +137,8 @@ func join[K, V1, V2, VR any](left stream.Grouped[K, V1], right stream.Grouped[K,
 			o.apply(&cfg)
 		}
 	}
-	if cfg.final || cfg.late != nil || cfg.cache {
-		cfg.errs = append(cfg.errs, fmt.Errorf("window: EmitOnWindowClose, CacheUpdates and OnLate do not apply to joins"))
+	if cfg.final || cfg.late != nil || cfg.cache || cfg.task {
+		cfg.errs = append(cfg.errs, fmt.Errorf("window: EmitOnWindowClose, CacheUpdates, WithTaskStreamTime and OnLate do not apply to joins"))
 	}
 	// Each side has a node below it; both share the task's join state
 	// (one store, one stream time) and send their results to the output
@@ -483,6 +483,9 @@ func (p *joinProc[K, V1, V2, VR]) emitUnmatched(ctx context.Context, rc *stream.
 		return fmt.Errorf("store %q: range: %w", p.jn.store, err)
 	}
 	for _, ik := range keys {
+		if len(ik) < 10 {
+			return fmt.Errorf("store %q: %w: unmatched entry", p.jn.store, codec.ErrInvalid)
+		}
 		side := ik[9]
 		raw, rest, err := unescape(ik[10:])
 		if err != nil || len(rest) != 16 {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"runtime/debug"
 	"time"
 
 	"github.com/duality-streams/duality/broker"
@@ -122,6 +123,17 @@ func newProc[K, V, A any](t *dsl.Task, n *dsl.Node, store string, w Windows, cfg
 		p.cache = map[string]cacheEntry[K, A]{}
 		t.OnFlush(p.flushCache)
 	}
+	if cfg.task {
+		te, ok := t.Env().(topology.TimeEnv)
+		if !ok {
+			return nil, fmt.Errorf("%s %q: WithTaskStreamTime: this runtime provides no task stream time", n.Op, n.Name)
+		}
+		cancel, err := te.Schedule(time.Millisecond, topology.StreamTimePunctuation, p.punctuate)
+		if err != nil {
+			return nil, fmt.Errorf("%s %q: WithTaskStreamTime: %w", n.Op, n.Name, err)
+		}
+		t.OnClose(func() error { cancel(); return nil })
+	}
 	b, ok, err := kv.Get(metaKey)
 	if err != nil {
 		return nil, fmt.Errorf("%s %q: store %q: read stream time: %w", n.Op, n.Name, store, err)
@@ -152,6 +164,37 @@ func (p *proc[K, V, A]) process(ctx context.Context, rc *stream.RecordContext, k
 	err := p.processRecord(ctx, rc, k, v)
 	ok = err == nil
 	return err
+}
+
+// punctuate moves stream time to the task's stream time ts
+// (WithTaskStreamTime): it emits the final results of the windows that
+// closed and expires old ones, as a record would.
+func (p *proc[K, V, A]) punctuate(ctx context.Context, ts int64) (err error) {
+	if ts <= p.st {
+		return nil
+	}
+	st, lowSeg := p.st, p.lowSeg
+	rc := &stream.RecordContext{Timestamp: time.UnixMilli(ts)}
+	defer func() {
+		if r := recover(); r != nil {
+			err = &stream.PanicError{Value: r, Stack: debug.Stack()}
+		}
+		if err != nil {
+			p.st, p.lowSeg, p.nextClose, p.closedUpTo = st, lowSeg, noTime, noTime
+			err = p.nodeErr(rc, err)
+		}
+	}()
+	p.t.Current = p.n
+	p.st = ts
+	if err := p.kv.Put(metaKey, appendTime(p.vbuf[:0], ts)); err != nil {
+		return p.storeErr("put", err)
+	}
+	if p.final {
+		if err := p.emitClosed(ctx, rc); err != nil {
+			return err
+		}
+	}
+	return p.expire()
 }
 
 func (p *proc[K, V, A]) processRecord(ctx context.Context, rc *stream.RecordContext, k K, v V) error {

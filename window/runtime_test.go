@@ -562,3 +562,58 @@ func TestCacheUpdates(t *testing.T) {
 	sessions, _ := newest("sessions")
 	require.Equal(t, model(session, all), sessions)
 }
+
+// TestIdleAdvance runs a final-only tumbling count WithTaskStreamTime on
+// the embedded broker with duality.IdleStreamTimeAdvance: when the input
+// stops, the task's stream time moves on with the clock and the last
+// windows of every partition close, so every window's final result is
+// emitted, exactly once, without further input.
+func TestIdleAdvance(t *testing.T) {
+	const parts = 2
+	ctx := t.Context()
+	b, err := embedded.Open(t.TempDir())
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, b.Close()) })
+	for _, topic := range []string{"events", "final"} {
+		require.NoError(t, b.CreateTopic(ctx, topic, broker.TopicConfig{Partitions: parts}))
+	}
+	w := Tumbling(10*time.Millisecond, 5*time.Millisecond)
+	sb := stream.NewBuilder()
+	g := stream.GroupByKey(stream.From(sb, "events", codec.String(), codec.String()), codec.String(), codec.String())
+	wc := WindowedCodec(codec.String())
+	Count(g, w, "counts", EmitOnWindowClose(), WithTaskStreamTime()).ToStream().To("final", wc, codec.Int64())
+	topo, err := sb.Build()
+	require.NoError(t, err)
+
+	base := time.Now().Add(-time.Hour).UnixMilli()
+	var all []rec
+	var batch []broker.Record
+	for i := range 100 {
+		r := rec{key: fmt.Sprint("k", i%5), ts: base + int64(i)}
+		all = append(all, r)
+		batch = append(batch, broker.Record{Topic: "events", Partition: broker.PartitionByKey, Key: []byte(r.key), Value: []byte("v"), Timestamp: time.UnixMilli(r.ts)})
+	}
+	require.NoError(t, b.Produce(ctx, batch))
+	want := model(w, all)
+
+	app, err := duality.New("idle", topo, b, duality.CommitInterval(5*time.Millisecond), duality.IdleStreamTimeAdvance(20*time.Millisecond))
+	require.NoError(t, err)
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- app.Run(runCtx) }()
+	awaitRecords(t, b, "final", len(want))
+	stop()
+	require.NoError(t, <-done)
+	got := map[wkey]int64{}
+	for _, r := range readTopic(t, b, "final") {
+		k, err := wc.Decode(r.Key)
+		require.NoError(t, err)
+		n, err := codec.Int64().Decode(r.Value)
+		require.NoError(t, err)
+		key := wkey{k.Key, k.Start.UnixMilli(), k.End.UnixMilli()}
+		_, dup := got[key]
+		require.False(t, dup, "final result of %v emitted twice", key)
+		got[key] = n
+	}
+	require.Equal(t, want, got)
+}
