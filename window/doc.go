@@ -66,7 +66,8 @@
 // stay open and their final results wait for the next record. With
 // [WithTaskStreamTime] it follows the task's stream time, which
 // duality.IdleStreamTimeAdvance moves with the clock while the task is
-// idle, so windows close although input stopped.
+// idle, so windows close although input stopped. Joins take the option
+// too: their unmatched records are then emitted when input stops.
 //
 // # Aggregations
 //

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -80,7 +81,9 @@ const (
 // or value are dropped and logged at Debug; late records (more than grace
 // behind stream time) are dropped, counted in [Stats] and logged.
 // Options: [Named] (default "join-<n>"; the steps below each side are
-// named "<name>-left" and "<name>-right"), [WithStats]. The step has both
+// named "<name>-left" and "<name>-right"), [WithStats],
+// [WithTaskStreamTime] (unmatched records are then also emitted when the
+// runtime advances an idle task's stream time). The step has both
 // streams as parents, so they end up in one sub-topology.
 //
 // Build reports invalid windows (ErrInvalidWindow), a nil joiner
@@ -137,8 +140,8 @@ func join[K, V1, V2, VR any](left stream.Grouped[K, V1], right stream.Grouped[K,
 			o.apply(&cfg)
 		}
 	}
-	if cfg.final || cfg.late != nil || cfg.cache || cfg.task {
-		cfg.errs = append(cfg.errs, fmt.Errorf("window: EmitOnWindowClose, CacheUpdates, WithTaskStreamTime and OnLate do not apply to joins"))
+	if cfg.final || cfg.late != nil || cfg.cache {
+		cfg.errs = append(cfg.errs, fmt.Errorf("window: EmitOnWindowClose, CacheUpdates and OnLate do not apply to joins"))
 	}
 	// Each side has a node below it; both share the task's join state
 	// (one store, one stream time) and send their results to the output
@@ -158,7 +161,7 @@ func join[K, V1, V2, VR any](left stream.Grouped[K, V1], right stream.Grouped[K,
 			return nil
 		}), nil
 	}
-	jn := &joinNode[K, V1, V2, VR]{n: n, store: store, w: w, kind: kind, joiner: joiner, stats: cfg.stats,
+	jn := &joinNode[K, V1, V2, VR]{n: n, store: store, w: w, kind: kind, joiner: joiner, stats: cfg.stats, taskTime: cfg.task,
 		kc: left.KeyCodec(), v1c: left.ValueCodec(), v2c: right.ValueCodec(), procs: map[*dsl.Task]*joinProc[K, V1, V2, VR]{}}
 	ln := &dsl.Node{Op: op + "-left", Kind: dsl.KindProcessor, Stores: []string{store}}
 	rn := &dsl.Node{Op: op + "-right", Kind: dsl.KindProcessor, Stores: []string{store}}
@@ -212,9 +215,11 @@ type joinNode[K, V1, V2, VR any] struct {
 	kind   joinKind
 	joiner func(K, V1, bool, V2, bool) VR
 	stats  *Stats
-	kc     codec.Codec[K]
-	v1c    codec.Codec[V1]
-	v2c    codec.Codec[V2]
+	// taskTime: follow the task's stream time (WithTaskStreamTime).
+	taskTime bool
+	kc       codec.Codec[K]
+	v1c      codec.Codec[V1]
+	v2c      codec.Codec[V2]
 
 	mu    sync.Mutex
 	procs map[*dsl.Task]*joinProc[K, V1, V2, VR]
@@ -267,6 +272,19 @@ func (jn *joinNode[K, V1, V2, VR]) instantiate(t *dsl.Task, side *dsl.Node) (*jo
 	if p.stats == nil {
 		p.stats = new(Stats)
 	}
+	if jn.taskTime {
+		te, ok := t.Env().(topology.TimeEnv)
+		if !ok {
+			return nil, fmt.Errorf("%s %q: WithTaskStreamTime: this runtime provides no task stream time", jn.n.Op, jn.n.Name)
+		}
+		cancel, err := te.Schedule(time.Millisecond, topology.StreamTimePunctuation, func(ctx context.Context, ts int64) error {
+			return p.punctuate(ctx, side, ts)
+		})
+		if err != nil {
+			return nil, fmt.Errorf("%s %q: WithTaskStreamTime: %w", jn.n.Op, jn.n.Name, err)
+		}
+		t.OnClose(func() error { cancel(); return nil })
+	}
 	b, found, err := kv.Get(metaKey)
 	if err != nil {
 		return nil, fmt.Errorf("%s %q: store %q: read stream time: %w", jn.n.Op, jn.n.Name, jn.store, err)
@@ -315,6 +333,39 @@ func (p *joinProc[K, V1, V2, VR]) process(ctx context.Context, rc *stream.Record
 	}
 	ok = err == nil
 	return err
+}
+
+// punctuate moves stream time to the task's stream time ts
+// (WithTaskStreamTime), emitting the unmatched records that can no longer
+// join and expiring old ones.
+func (p *joinProc[K, V1, V2, VR]) punctuate(ctx context.Context, n *dsl.Node, ts int64) (err error) {
+	if ts <= p.st {
+		return nil
+	}
+	st, lowSeg, seq := p.st, p.lowSeg, p.seq
+	rc := &stream.RecordContext{Timestamp: time.UnixMilli(ts)}
+	defer func() {
+		if r := recover(); r != nil {
+			err = &stream.PanicError{Value: r, Stack: debug.Stack()}
+		}
+		if err != nil {
+			p.st, p.lowSeg, p.seq, p.closedUpTo = st, lowSeg, seq, noTime
+			if _, isNode := err.(*stream.NodeError); !isNode {
+				err = &stream.NodeError{Node: n.Name, Err: err}
+			}
+		}
+	}()
+	p.node = n
+	p.t.Current = n
+	p.st = ts
+	meta := appendTime(nil, p.st)
+	if err := p.kv.Put(metaKey, binary.BigEndian.AppendUint64(meta, p.seq)); err != nil {
+		return fmt.Errorf("store %q: put: %w", p.jn.store, err)
+	}
+	if err := p.emitUnmatched(ctx, rc); err != nil {
+		return err
+	}
+	return p.expire()
 }
 
 // window returns the times of the other side's records that a record of

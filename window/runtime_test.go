@@ -617,3 +617,52 @@ func TestIdleAdvance(t *testing.T) {
 	}
 	require.Equal(t, want, got)
 }
+
+// TestJoinIdleAdvance: a left join WithTaskStreamTime emits its last
+// unmatched records when the runtime advances the idle task's stream
+// time, without further input.
+func TestJoinIdleAdvance(t *testing.T) {
+	ctx := t.Context()
+	b, err := embedded.Open(t.TempDir())
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, b.Close()) })
+	for _, topic := range []string{"clicks", "views", "joined"} {
+		require.NoError(t, b.CreateTopic(ctx, topic, broker.TopicConfig{Partitions: 2}))
+	}
+	sb := stream.NewBuilder()
+	str := codec.String()
+	l := stream.GroupByKey(stream.From(sb, "clicks", str, str), str, str)
+	r := stream.GroupByKey(stream.From(sb, "views", str, str), str, str)
+	LeftJoin(l, r, JoinTimeDifference(5*time.Millisecond, 5*time.Millisecond), func(_, v1, v2 string, ok bool) string {
+		if !ok {
+			v2 = "-"
+		}
+		return v1 + "+" + v2
+	}, "j", WithTaskStreamTime()).To("joined", str, str)
+	topo, err := sb.Build()
+	require.NoError(t, err)
+	base := time.Now().Add(-time.Hour).UnixMilli()
+	var batch []broker.Record
+	want := map[string]bool{}
+	for i := range 20 {
+		key, id := fmt.Sprint("k", i%4), fmt.Sprint("L", i)
+		want[key+":"+id+"+-"] = true
+		batch = append(batch, broker.Record{Topic: "clicks", Partition: broker.PartitionByKey, Key: []byte(key), Value: []byte(id), Timestamp: time.UnixMilli(base + int64(i))})
+	}
+	require.NoError(t, b.Produce(ctx, batch))
+	app, err := duality.New("jidle", topo, b, duality.CommitInterval(5*time.Millisecond), duality.IdleStreamTimeAdvance(20*time.Millisecond))
+	require.NoError(t, err)
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- app.Run(runCtx) }()
+	awaitRecords(t, b, "joined", len(want))
+	stop()
+	require.NoError(t, <-done)
+	got := map[string]bool{}
+	for _, rec := range readTopic(t, b, "joined") {
+		s := string(rec.Key) + ":" + string(rec.Value)
+		require.False(t, got[s], "%s emitted twice", s)
+		got[s] = true
+	}
+	require.Equal(t, want, got)
+}

@@ -203,7 +203,7 @@ func TestJoinBuildErrors(t *testing.T) {
 		{window.ErrInvalidWindow, `grace 1µs must be a non-negative whole number of milliseconds`},
 		{stream.ErrNilFunc, `join "join-7": joiner`},
 		{stream.ErrStoreConflict, `store "j2" is already used by step "join-left-5"`},
-		{stream.ErrInvalidOption, `EmitOnWindowClose, CacheUpdates, WithTaskStreamTime and OnLate do not apply to joins`},
+		{stream.ErrInvalidOption, `EmitOnWindowClose, CacheUpdates and OnLate do not apply to joins`},
 		{stream.ErrForeignStream, `join-right`},
 	}
 	for _, c := range checks {
