@@ -139,6 +139,11 @@ func (o timestampOption) applyStep(c *stepConfig) {
 // window, ErrInvalidTimestamp). A panic in fn fails the record like a
 // panic in any step. Default: the broker record's timestamp.
 //
+// The extractor runs in the source step: the runtime's timestamp-ordered
+// processing of a task's partitions and its task stream time (used by
+// stream-time punctuations and IdleStreamTimeAdvance) still see the
+// broker record's timestamp.
+//
 // K and V must be the source's key and value types, else Build reports
 // ErrInvalidOption; Build also reports a nil fn (ErrNilFunc) and
 // WithTimestamp given to a step other than a source (ErrInvalidOption).

@@ -208,6 +208,8 @@ func TestQuery(t *testing.T) {
 	counts.ToStream().To("counts", wc, codec.Int64())
 	sessions := Count(g, session, "sessions")
 	sessions.ToStream().To("sessions", wc, codec.Int64())
+	sliding := Sliding(4*time.Millisecond, 0).WithRetention(time.Hour)
+	slides := Count(g, sliding, "slides")
 	topo, err := sb.Build()
 	require.NoError(t, err)
 
@@ -226,6 +228,8 @@ func TestQuery(t *testing.T) {
 	qc, err := Query(app, counts)
 	require.NoError(t, err)
 	qs, err := Query(app, sessions)
+	require.NoError(t, err)
+	ql, err := Query(app, slides)
 	require.NoError(t, err)
 	_, errf := qc.FetchAll(ctx, time.UnixMilli(0), time.Now())
 	require.NoError(t, errf(), "the error function reports nothing before the loop")
@@ -281,7 +285,7 @@ func TestQuery(t *testing.T) {
 	for name, tc := range map[string]struct {
 		q *ReadOnlyStore[string, int64]
 		w Windows
-	}{"tumbling": {qc, tumbling}, "session": {qs, session}} {
+	}{"tumbling": {qc, tumbling}, "session": {qs, session}, "sliding": {ql, sliding}} {
 		t.Run(name, func(t *testing.T) {
 			want := model(tc.w, all)
 			require.Equal(t, want, collect(tc.q.FetchAll(ctx, time.UnixMilli(0), time.UnixMilli(base+10_000))))
