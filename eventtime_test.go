@@ -251,3 +251,45 @@ func TestTaskOrderUsesExtractedTimestamps(t *testing.T) {
 		require.Equal(t, int64(i), r.Timestamp.UnixMilli())
 	}
 }
+
+// TestRebalanceChurnCoPartitioned is TestRebalanceChurn with tasks that
+// read two co-partitioned topics, so that rebalances and fenced commits
+// hit tasks holding buffered records of both: every record is still
+// output exactly once.
+func TestRebalanceChurnCoPartitioned(t *testing.T) {
+	b := openBroker(t)
+	createTopic(t, b, "in", 4)
+	createTopic(t, b, "in2", 4)
+	createTopic(t, b, "out", 3)
+	newApp := func() *duality.App {
+		app, err := duality.New("churn2", mapTopology([]string{"in", "in2"}, "out", prefixTo("out")), b,
+			duality.Workers(2), duality.CommitInterval(time.Millisecond), duality.MaxUncommittedRecords(50),
+			duality.FetchMaxRecords(20), duality.FetchMaxWait(10*time.Millisecond))
+		require.NoError(t, err)
+		return app
+	}
+	const step = 300
+	var stops []func() error
+	start := func() {
+		stop, _ := runApp(t, newApp())
+		stops = append(stops, stop)
+	}
+	start()
+	produced := 0
+	for i := range 6 {
+		produceN(t, b, "in", produced, produced+step)
+		produced += step
+		start()
+		produceN(t, b, "in2", produced, produced+step)
+		produced += step
+		if i%2 == 1 {
+			require.NoError(t, stops[0]())
+			stops = stops[1:]
+		}
+	}
+	awaitRecords(t, b, "out", produced)
+	for _, stop := range stops {
+		require.NoError(t, stop())
+	}
+	requireExactlyOnce(t, b, "out", produced)
+}
