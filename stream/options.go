@@ -131,18 +131,19 @@ func (o timestampOption) applyStep(c *stepConfig) {
 // timestamp, instead of the broker record's timestamp (Kafka Streams'
 // Consumed.withTimestampExtractor). The steps after the source see it in
 // [RecordContext.Timestamp], windowed aggregations use it as event time,
-// sinks write it, and the runtime orders a task's partitions and moves
-// its stream time by it (fn runs before the record is processed; the
-// decoded key and value are reused, not decoded again). Records with a nil value (tombstones) keep the
+// and sinks write it. Records with a nil value (tombstones) keep the
 // broker record's timestamp; fn is not called for them. Returning a time
 // before the Unix epoch makes windowed steps fail the record (package
 // window, ErrInvalidTimestamp). A panic in fn fails the record like a
 // panic in any step. Default: the broker record's timestamp.
 //
-// The extractor runs in the source step: the runtime's timestamp-ordered
-// processing of a task's partitions and its task stream time (used by
-// stream-time punctuations and IdleStreamTimeAdvance) still see the
-// broker record's timestamp.
+// The runtime (and streamtest) also use it as the record's event time:
+// a task that reads several partitions processes their records in order
+// of it, and the task's stream time ([ProcessorContext].StreamTime,
+// stream-time punctuations, duality.IdleStreamTimeAdvance) is the
+// largest of it. fn runs just before the record is processed, and the
+// source reuses the key and value it decoded for fn: a record is decoded
+// once.
 //
 // K and V must be the source's key and value types, else Build reports
 // ErrInvalidOption; Build also reports a nil fn (ErrNilFunc) and
