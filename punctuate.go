@@ -83,13 +83,21 @@ func (t *task) due() {
 // output and store writes are committed with the worker's next commit,
 // and under SkipOnError a failing one leaves nothing behind.
 func (w *worker) punctuate(ctx context.Context, t *task, typ topology.PunctuationType, now int64) (fenced bool, err error) {
-	var due []*schedule
+	// t.dueBuf is reused: a stream-time punctuation with a short
+	// interval fires at almost every record.
+	due := t.dueBuf[:0]
 	for _, s := range t.scheds {
 		if s.typ == typ && s.next <= now {
 			due = append(due, s)
 		}
 	}
-	slices.SortStableFunc(due, func(a, b *schedule) int { return cmpInt64(a.next, b.next) })
+	if len(due) > 1 {
+		slices.SortStableFunc(due, func(a, b *schedule) int { return cmpInt64(a.next, b.next) })
+	}
+	defer func() {
+		clear(due)
+		t.dueBuf = due[:0]
+	}()
 	for _, s := range due {
 		if s.canceled {
 			continue // by an earlier punctuator

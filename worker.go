@@ -40,6 +40,7 @@ type task struct {
 	// the earliest due times (ms) of each kind (math.MaxInt64: none).
 	scheds               []*schedule
 	nextStream, nextWall int64
+	dueBuf               []*schedule // scratch of punctuate
 }
 
 // partState is the position of a task in one of its input partitions.
