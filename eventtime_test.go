@@ -293,3 +293,39 @@ func TestRebalanceChurnCoPartitioned(t *testing.T) {
 	}
 	requireExactlyOnce(t, b, "out", produced)
 }
+
+// phantomEnd lists one topic's end offsets past its last record, as
+// offsets without records (compacted away, transaction markers) look.
+type phantomEnd struct {
+	broker.Broker
+	topic string
+}
+
+func (p phantomEnd) ListOffsets(ctx context.Context, topic string, partition int32) (broker.Offsets, error) {
+	o, err := p.Broker.ListOffsets(ctx, topic, partition)
+	if topic == p.topic {
+		o.Latest += 5
+	}
+	return o, err
+}
+
+// TestOffsetsWithoutRecordsDoNotHoldATask: a partition listed with
+// records beyond its fetch position that a fetch returns none of holds no
+// records there; the task stops waiting for it at once, not after
+// MaxTaskIdle (an hour here).
+func TestOffsetsWithoutRecordsDoNotHoldATask(t *testing.T) {
+	eb := openBroker(t)
+	createTopic(t, eb, "a", 1)
+	createTopic(t, eb, "b", 1)
+	createTopic(t, eb, "out", 1)
+	produceN(t, eb, "b", 0, 3)
+	produceN(t, eb, "a", 3, 10)
+	app, err := duality.New("phantom", mapTopology([]string{"a", "b"}, "out", prefixTo("out")), phantomEnd{Broker: eb, topic: "b"},
+		duality.MaxTaskIdle(time.Hour), duality.FetchMaxRecords(2))
+	require.NoError(t, err)
+	stop, _ := runApp(t, app)
+	awaitRecords(t, eb, "out", 10)
+	require.NoError(t, stop())
+	requireExactlyOnce(t, eb, "out", 10)
+	require.Zero(t, app.Metrics().EnforcedProcessing)
+}
