@@ -57,9 +57,8 @@
 //
 // A task that reads several partitions (several source topics, a join's
 // two sides) processes their records in timestamp order (see
-// duality.MaxTaskIdle); the runtime orders by broker timestamps, so with
-// a stream.WithTimestamp extractor, disorder between partitions must fit
-// in the grace period.
+// duality.MaxTaskIdle), by the time a source's stream.WithTimestamp
+// extractor gives, or else the broker timestamp.
 //
 // By default an aggregation's stream time only advances with the records
 // it aggregates, as in Kafka Streams: when input stops, the last windows

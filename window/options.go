@@ -65,19 +65,18 @@ func EmitOnWindowClose() Option { return optionFunc(func(c *config) { c.final = 
 func CacheUpdates() Option { return optionFunc(func(c *config) { c.cache = true }) }
 
 // WithTaskStreamTime makes the aggregation's stream time also follow the
-// task's stream time, which the runtime computes from the broker
-// timestamps of all the task's input records and, with
+// task's stream time, which the runtime computes from the timestamps of
+// all the task's input records (a source's stream.WithTimestamp
+// extractor, or else the broker timestamp) and, with
 // duality.IdleStreamTimeAdvance, moves with the clock while the task is
 // idle: windows then close, and final results are emitted, although input
 // stopped. By default an aggregation's stream time is the largest
 // timestamp of the records it aggregated, as Kafka Streams' window
 // processors observe it.
 //
-// Use it when record timestamps are the broker timestamps: with a
-// stream.WithTimestamp extractor upstream, the task's stream time (from
-// broker timestamps) may run ahead of event time and close windows early.
 // Records of other sources of the sub-topology (a joined table's topic)
-// advance it too. A runtime without task stream time (a test double
+// advance it too, so a source whose timestamps run ahead of the
+// aggregated records' closes their windows early. A runtime without task stream time (a test double
 // without topology.TimeEnv) fails the task's creation.
 func WithTaskStreamTime() Option { return optionFunc(func(c *config) { c.task = true }) }
 

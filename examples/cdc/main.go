@@ -19,14 +19,15 @@
 //     country when it is deleted, and writes the counts to
 //     "customers-per-country".
 //
-// The command runs rounds: each appends customer changes (new customers,
-// moves to another country, renames, deletes), waits until the app has
-// processed them, then appends orders and waits again. Phases keep the
-// example deterministic: the runtime processes the records of a task's
-// topics in fetch order, not by timestamp, so an order appended together
-// with a change of its customer could be joined before or after it. At the
-// end it checks every output against a model computed without the
-// framework and prints a summary; it exits 1 on a mismatch.
+// The command first inserts customers, then runs rounds while the app
+// runs: each appends customer changes (new customers, moves to another
+// country, renames, deletes) and orders mixed at random, with rising
+// timestamps, and waits until the app has processed them. A task processes the records of its partitions of both topics in
+// timestamp order (waiting, up to duality.MaxTaskIdle, for a partition
+// that is behind), so each order is joined with its customer's row as of
+// the order's timestamp. At the end the command checks every output
+// against a model computed without the framework and prints a summary; it
+// exits 1 on a mismatch.
 //
 //	go run ./examples/cdc
 //	go run ./examples/cdc -customers 5000 -rounds 5 -orders 20000
@@ -172,17 +173,12 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	m := newModel(p.seed)
 	start := time.Now()
 	for r := range p.rounds {
-		n := p.customers
-		if r > 0 {
-			n = p.customers / 5
+		var recs []broker.Record
+		if r == 0 {
+			recs = m.changeCustomers(p.customers, false)
 		}
-		if err := produce(ctx, b, m.changeCustomers(n, r > 0)); err != nil {
-			return errors.Join(err, stopApp())
-		}
-		if err := waitCaughtUp(ctx, b, done); err != nil {
-			return errors.Join(err, stopApp())
-		}
-		if err := produce(ctx, b, m.placeOrders(p.orders)); err != nil {
+		recs = append(recs, m.mixed(p.customers/5, p.orders)...)
+		if err := produce(ctx, b, recs); err != nil {
 			return errors.Join(err, stopApp())
 		}
 		if err := waitCaughtUp(ctx, b, done); err != nil {
@@ -222,6 +218,9 @@ type model struct {
 	customers map[string]Customer // current rows
 	nextID    int
 	nextOrder int64
+	// clock is the timestamp of the next record: every record gets its
+	// own millisecond, so timestamp order is the order of the model.
+	clock time.Time
 	// orders are the expected enriched orders, in the order appended.
 	orders                           []keyed[EnrichedOrder]
 	inserts, moves, renames, deletes int
@@ -233,7 +232,30 @@ type keyed[V any] struct {
 }
 
 func newModel(seed uint64) *model {
-	return &model{rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)), customers: map[string]Customer{}}
+	return &model{rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)), customers: map[string]Customer{},
+		clock: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+}
+
+// tick returns the timestamp of the next record.
+func (m *model) tick() time.Time {
+	m.clock = m.clock.Add(time.Millisecond)
+	return m.clock
+}
+
+// mixed returns changes customer changes and orders orders in a random
+// interleaving (customer changes as changeCustomers with mix).
+func (m *model) mixed(changes, orders int) []broker.Record {
+	recs := make([]broker.Record, 0, changes+orders)
+	for changes+orders > 0 {
+		if m.rng.IntN(changes+orders) < changes {
+			recs = append(recs, m.changeCustomers(1, true)...)
+			changes--
+		} else {
+			recs = append(recs, m.placeOrders(1)...)
+			orders--
+		}
+	}
+	return recs
 }
 
 // changeCustomers returns n customer changes: only inserts in the first
@@ -252,7 +274,7 @@ func (m *model) changeCustomers(n int, mix bool) []broker.Record {
 			c := Customer{Name: fmt.Sprintf("customer %d", m.nextID), Country: countries[m.rng.IntN(len(countries))]}
 			m.customers[id] = c
 			m.inserts++
-			recs = append(recs, customerRecord(id, &c))
+			recs = append(recs, customerRecord(id, &c, m.tick()))
 			continue
 		}
 		id := ids[m.rng.IntN(len(ids))]
@@ -261,7 +283,7 @@ func (m *model) changeCustomers(n int, mix bool) []broker.Record {
 		case !ok:
 			// Deleted earlier in this batch: deleting again is a
 			// tombstone for an absent row, which changes nothing.
-			recs = append(recs, customerRecord(id, nil))
+			recs = append(recs, customerRecord(id, nil, m.tick()))
 			continue
 		case kind == 1:
 			c.Country = countries[m.rng.IntN(len(countries))]
@@ -272,17 +294,17 @@ func (m *model) changeCustomers(n int, mix bool) []broker.Record {
 		default:
 			delete(m.customers, id)
 			m.deletes++
-			recs = append(recs, customerRecord(id, nil))
+			recs = append(recs, customerRecord(id, nil, m.tick()))
 			continue
 		}
 		m.customers[id] = c
-		recs = append(recs, customerRecord(id, &c))
+		recs = append(recs, customerRecord(id, &c, m.tick()))
 	}
 	return recs
 }
 
-func customerRecord(id string, c *Customer) broker.Record {
-	r := broker.Record{Topic: customersTopic, Partition: broker.PartitionByKey, Key: []byte(id)}
+func customerRecord(id string, c *Customer, ts time.Time) broker.Record {
+	r := broker.Record{Topic: customersTopic, Partition: broker.PartitionByKey, Key: []byte(id), Timestamp: ts}
 	if c != nil {
 		v, err := codec.JSON[Customer]().Append(nil, *c)
 		if err != nil {
@@ -308,7 +330,7 @@ func (m *model) placeOrders(n int) []broker.Record {
 		if err != nil {
 			panic(err) // Order always encodes
 		}
-		recs = append(recs, broker.Record{Topic: ordersTopic, Partition: broker.PartitionByKey, Key: []byte(id), Value: v})
+		recs = append(recs, broker.Record{Topic: ordersTopic, Partition: broker.PartitionByKey, Key: []byte(id), Value: v, Timestamp: m.tick()})
 	}
 	return recs
 }
