@@ -73,6 +73,14 @@ func TestCorruption(t *testing.T) {
 	// directory: its log was created by the Open that created the database.
 	// "wal-reopened" holds a few batches from a first child and most from a
 	// second one, whose log was created by a later Open.
+	//
+	// The children write a fixed number of batches (crashMode.batches), so
+	// that each state holds one write-ahead log of a known shape: a child
+	// left to write until killed writes more on a loaded machine (the
+	// parent reads its acknowledgements late), and at about 1000 batches
+	// its memtable fills and Pebble switches to a new log; the flips below
+	// then land in that new, small log, whose only block is its last one,
+	// where Pebble cannot tell damage from a torn write (see tornTail).
 	type state struct {
 		dir string
 		st  *crashState
@@ -80,13 +88,18 @@ func TestCorruption(t *testing.T) {
 	states := map[string]state{}
 	walDir := filepath.Join(memTempDir(t), "wal")
 	st := newCrashState()
-	runCrashChild(t, crashMode{kind: "produce"}, 0, walDir, 400, 0, st)
+	produceBounded(t, 0, walDir, 100, st)
 	states["wal"] = state{walDir, st}
 	reDir := filepath.Join(memTempDir(t), "wal-reopened")
 	reSt := newCrashState()
-	runCrashChild(t, crashMode{kind: "produce"}, 0, reDir, 10, 0, reSt)
-	runCrashChild(t, crashMode{kind: "produce"}, 1, reDir, 400, 0, reSt)
+	produceBounded(t, 0, reDir, 4, reSt)
+	produceBounded(t, 1, reDir, 100, reSt)
 	states["wal-reopened"] = state{reDir, reSt}
+	// The classes of the "wal" damages below rely on this shape: the flips
+	// classed mustDetect land before the last block of the newest log.
+	for _, name := range []string{"wal", "wal-reopened"} {
+		requireOneLog(t, states[name].dir, 4)
+	}
 
 	// The same data as "wal" flushed into sstables: reopen (Pebble flushes
 	// the replayed log at open) and close cleanly.
@@ -450,6 +463,31 @@ func middleOfLastBlock(size int64) int64 {
 
 // noDamage leaves the directory as it is.
 func noDamage(*testing.T, string) string { return "none" }
+
+// produceBounded runs a "produce" child on dir that writes perProducer
+// batches with each of its three producers, kills it after the last
+// acknowledgement and records them into st.
+func produceBounded(t *testing.T, cycle int, dir string, perProducer int, st *crashState) {
+	t.Helper()
+	acks := runCrashChild(t, crashMode{kind: "produce", batches: perProducer}, cycle, dir, 3*perProducer, 0, st)
+	require.Equal(t, 3*perProducer, acks)
+}
+
+// requireOneLog requires dir to hold exactly one non-empty write-ahead log,
+// of at least minBlocks blocks.
+func requireOneLog(t *testing.T, dir string, minBlocks int64) {
+	t.Helper()
+	var logs []string
+	for _, n := range matchFiles(t, dir, "*.log") {
+		fi, err := os.Stat(n)
+		require.NoError(t, err)
+		if fi.Size() > 0 {
+			logs = append(logs, n)
+			require.GreaterOrEqual(t, fi.Size(), minBlocks*walBlockSize, "the log is too short for the damages: %s", listFiles(t, dir))
+		}
+	}
+	require.Len(t, logs, 1, "one write-ahead log holds the data: %s", listFiles(t, dir))
+}
 
 // flipIn returns a damage that inverts 4 bytes of the newest file matching
 // pattern at the offset at(size).

@@ -41,12 +41,13 @@ import (
 // "errorfs", "enospc" jobs, see runJobs) and TestBadLocked ("lock").
 
 const (
-	crashEnv      = "DUALITY_CRASH_CHILD" // "<mode> <interval> <cycle or first job> <dir>"
-	crashTopic    = "log"                 // produce mode: 3 partitions, one producer each
-	crashNoise    = "noise"               // commit mode: a concurrent producer
-	crashIn       = "in"                  // commit mode: group offsets only
-	crashOutA     = "out-a"               // commit mode: 2 partitions
-	crashOutB     = "out-b"               // commit mode: 1 partition
+	crashEnv      = "DUALITY_CRASH_CHILD"   // "<mode> <interval> <cycle or first job> <dir>"
+	crashBatchEnv = "DUALITY_CRASH_BATCHES" // crashMode.batches, when not 0
+	crashTopic    = "log"                   // produce mode: 3 partitions, one producer each
+	crashNoise    = "noise"                 // commit mode: a concurrent producer
+	crashIn       = "in"                    // commit mode: group offsets only
+	crashOutA     = "out-a"                 // commit mode: 2 partitions
+	crashOutB     = "out-b"                 // commit mode: 1 partition
 	crashGroup    = "g"
 	crashChildMax = 30 * time.Second // a child left alone exits after this
 
@@ -66,6 +67,12 @@ type crashMode struct {
 	// (topics deleted and recreated under the same names).
 	kind     string
 	interval bool // WithSyncInterval, else sync before ack
+	// batches, for "produce" only, makes the run deterministic in size:
+	// each producer stops after this many batches (their sizes drawn from
+	// a fixed seed) and the child waits to be killed. 0: no limit, random
+	// sizes; the child writes until it is killed, so how much it writes
+	// depends on the machine's load.
+	batches int
 }
 
 func (m crashMode) String() string {
@@ -178,6 +185,11 @@ func runCrashChild(t *testing.T, mode crashMode, cycle int, dir string, killAfte
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestCrashChild$", "-test.count=1", "-test.timeout=60s")
 	cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%s %t %d %s", crashEnv, mode.kind, mode.interval, cycle, dir))
+	if mode.batches > 0 {
+		require.Equal(t, "produce", mode.kind, "a batch limit is for produce mode")
+		require.Equal(t, 3*mode.batches, killAfter, "a bounded child is killed after its last acknowledgement")
+		cmd.Env = append(cmd.Env, fmt.Sprintf("%s=%d", crashBatchEnv, mode.batches))
+	}
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	stdout, err := cmd.StdoutPipe()
@@ -595,7 +607,15 @@ func crashChild(spec string) error {
 		_, err := fmt.Fprintf(out.w, format+"\n", args...) // one write(2) per line
 		return err
 	}
-	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), uint64(cycle)))
+	seed := uint64(time.Now().UnixNano())
+	limit := 0 // see crashMode.batches
+	if v := os.Getenv(crashBatchEnv); v != "" {
+		if limit, err = strconv.Atoi(v); err != nil || limit <= 0 || kind != "produce" {
+			return fmt.Errorf("bad %s=%q for mode %s", crashBatchEnv, v, kind)
+		}
+		seed = 1
+	}
+	rng := rand.New(rand.NewPCG(seed, uint64(cycle)))
 	sizes := make([]int, 64) // per-goroutine rngs are not needed: sizes are pre-drawn
 	for i := range sizes {
 		sizes[i] = 1 + rng.IntN(8)
@@ -620,6 +640,25 @@ func crashChild(spec string) error {
 		}
 		for p := range int32(3) {
 			go func() {
+				if kind == "produce" && limit > 0 {
+					prefix := fmt.Sprintf("c%dp%d", cycle, p)
+					for i := range limit {
+						id := fmt.Sprintf("%si%d", prefix, i)
+						n := sizes[(i+int(p)*7)%len(sizes)]
+						recs := batchRecords(crashTopic, p, id, n)
+						if err := b.Produce(ctx, recs); err != nil {
+							errc <- fmt.Errorf("produce %s: %w", id, err)
+							return
+						}
+						if err := say("ack %s %d %d %d %s", crashTopic, p, recs[0].Offset, n, id); err != nil {
+							errc <- err
+							return
+						}
+					}
+					<-ctx.Done() // the parent kills the child after the last ack
+					errc <- ctx.Err()
+					return
+				}
 				if kind == "produce" {
 					errc <- plainLoop(crashTopic, p, fmt.Sprintf("c%dp%d", cycle, p))
 					return

@@ -102,8 +102,12 @@
 //
 // Pebble detects damaged sstables and write-ahead logs by their checksums;
 // Open and the reads that meet them return errors matching
-// [broker.ErrCorrupt]. Only the torn tail of the newest write-ahead log,
-// which holds no acknowledged write in sync mode, is dropped silently.
+// [broker.ErrCorrupt]. The exception is the end of the newest write-ahead
+// log: Pebble cannot tell damage there (in its last 32 KiB block, or the
+// log cut short or deleted) from a write torn by a crash, and recovers the
+// valid prefix without an error. A torn write holds no acknowledged data in
+// sync mode, but such damage loses the acknowledged writes after it (a
+// suffix of each partition) silently, as in any write-ahead-log engine.
 //
 // # Metrics
 //
