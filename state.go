@@ -7,11 +7,13 @@ import (
 	"fmt"
 	"iter"
 	"log/slog"
-	"slices"
+	"strings"
 	"time"
+	"unsafe"
+
+	"github.com/RaduBerinde/btreemap"
 
 	"github.com/duality-streams/duality/broker"
-	"github.com/duality-streams/duality/internal/kvmerge"
 	"github.com/duality-streams/duality/store"
 )
 
@@ -50,10 +52,20 @@ type write struct {
 }
 
 // cacheEntryOverhead is what the record cache counts for one entry on top
-// of its key and value bytes: the map slot (string header, value slice
-// header, flag, hash byte, load factor) and the rounding of the key and
-// value allocations to their size classes.
+// of its key and value bytes: the B-tree item (string header, value slice
+// header, flag: 48 bytes), the slack of half-full nodes, and the rounding
+// of the key and value allocations to their size classes.
 const cacheEntryOverhead = 96
+
+// overlay holds uncommitted writes by key, in key order, so that a range
+// scan costs O(log n + writes in range) rather than O(n).
+type overlay = btreemap.BTreeMap[string, pending]
+
+// overlayDegree is the B-tree degree of an overlay: nodes of up to 31
+// items, as the memory store uses.
+const overlayDegree = 16
+
+func newOverlay() *overlay { return btreemap.New[string, pending](overlayDegree, strings.Compare) }
 
 // cacheSize is the number of bytes a cached write of key counts for.
 func cacheSize(key string, p pending) int64 {
@@ -84,22 +96,29 @@ type undoEntry struct {
 // succeeds sent is applied to the store, in one batch with the offset of
 // its last changelog record. State is therefore always a prefix of the
 // changelog.
+//
+// cur and sent are B-trees (overlay), ordered by key, so that Range visits
+// only the writes in its range. A Range iteration holds the trees as of
+// its first step: sent is never changed once handed off, and cur is
+// copied (lazily, copy-on-write) by the first write while an iteration
+// holds it, so the iteration does not see writes made during it.
 type taskStore struct {
 	w         *worker
 	t         *task
 	name      string
 	changelog string // broker topic name
 	st        store.Store
-	noCache   bool               // every write is its own changelog record
-	cur       map[string]pending // since the last hand-off: newest value per key
-	log       []write            // since the last hand-off, every write (noCache only)
-	bytes     int64              // cacheSize of cur's entries (cache on only)
-	sent      map[string]pending // in the commit in flight
-	sentLog   []write            // in the commit in flight (noCache only)
-	sentOff   int64              // offset of sent's last changelog record
-	undo      []undoEntry        // cur's changes by the record being processed
-	undoLog   int                // len(log) when the record being processed began
-	tracking  bool               // undo is being recorded
+	noCache   bool        // every write is its own changelog record
+	cur       *overlay    // since the last hand-off: newest value per key; nil when none
+	curRead   int         // Range iterations holding cur: the next write clones it
+	log       []write     // since the last hand-off, every write (noCache only)
+	bytes     int64       // cacheSize of cur's entries (cache on only)
+	sent      *overlay    // in the commit in flight; nil when none
+	sentLog   []write     // in the commit in flight (noCache only)
+	sentOff   int64       // offset of sent's last changelog record
+	undo      []undoEntry // cur's changes by the record being processed
+	undoLog   int         // len(log) when the record being processed began
+	tracking  bool        // undo is being recorded
 	batch     store.Batch
 }
 
@@ -107,13 +126,32 @@ func (s *taskStore) Get(key []byte) ([]byte, bool, error) {
 	if s.st == nil {
 		return nil, false, fmt.Errorf("store %s/%d: %w", s.name, s.t.id.Partition, store.ErrClosed)
 	}
-	if p, ok := s.cur[string(key)]; ok {
-		return pendingValue(p)
+	// The lookup key is not retained: no copy of it is needed.
+	k := unsafe.String(unsafe.SliceData(key), len(key))
+	if s.cur != nil {
+		if _, p, ok := s.cur.Get(k); ok {
+			return pendingValue(p)
+		}
 	}
-	if p, ok := s.sent[string(key)]; ok {
-		return pendingValue(p)
+	if s.sent != nil {
+		if _, p, ok := s.sent.Get(k); ok {
+			return pendingValue(p)
+		}
 	}
 	return s.st.Get(key)
+}
+
+// mutableCur returns cur for a write: created when there is none, and
+// cloned when a Range iteration holds it, so that the iteration keeps
+// seeing cur as of its first step.
+func (s *taskStore) mutableCur() *overlay {
+	switch {
+	case s.cur == nil:
+		s.cur = newOverlay()
+	case s.curRead > 0:
+		s.cur, s.curRead = s.cur.Clone(), 0
+	}
+	return s.cur
 }
 
 func pendingValue(p pending) ([]byte, bool, error) {
@@ -147,15 +185,11 @@ func (s *taskStore) write(key []byte, p pending) error {
 			return fmt.Errorf("store %s: %w", s.name, &broker.RecordTooLargeError{Topic: rec.Topic, Size: size, Max: limit})
 		}
 	}
-	if s.cur == nil {
-		s.cur = map[string]pending{}
-	}
 	ks := string(k)
-	prev, had := s.cur[ks]
+	_, prev, had := s.mutableCur().ReplaceOrInsert(ks, p)
 	if s.tracking {
 		s.undo = append(s.undo, undoEntry{key: ks, prev: prev, had: had})
 	}
-	s.cur[ks] = p
 	if s.noCache {
 		s.log = append(s.log, write{key: ks, p: p})
 		s.w.pending++
@@ -182,8 +216,14 @@ func (s *taskStore) records() int {
 	if s.noCache {
 		return len(s.log)
 	}
-	return len(s.cur)
+	if s.cur == nil {
+		return 0
+	}
+	return s.cur.Len()
 }
+
+// dirty reports whether s has uncommitted writes since the last hand-off.
+func (s *taskStore) dirty() bool { return s.cur != nil && s.cur.Len() > 0 }
 
 // appendChangelog appends the changelog records of the writes since the
 // last hand-off: with the record cache, one per written key with its
@@ -203,14 +243,17 @@ func (s *taskStore) appendChangelog(out []broker.Record) []broker.Record {
 		}
 		return out
 	}
-	for k, p := range s.cur {
-		out = append(out, rec(k, p))
+	if s.cur != nil {
+		for k, p := range s.cur.Ascend(btreemap.Min[string](), btreemap.Max[string]()) {
+			out = append(out, rec(k, p))
+		}
 	}
 	return out
 }
 
 // Range merges the uncommitted writes (cur over sent) with a cursor on
-// the store.
+// the store. It visits only the writes in [start, end): O(log n) to seek
+// each of the two overlays, then one step per key.
 func (s *taskStore) Range(start, end []byte) (iter.Seq2[[]byte, []byte], func() error) {
 	var err error
 	seq := func(yield func([]byte, []byte) bool) {
@@ -218,38 +261,103 @@ func (s *taskStore) Range(start, end []byte) (iter.Seq2[[]byte, []byte], func() 
 			err = fmt.Errorf("store %s/%d: %w", s.name, s.t.id.Partition, store.ErrClosed)
 			return
 		}
-		in := func(k string) bool {
-			return (start == nil || k >= string(start)) && (end == nil || k < string(end))
+		// The overlays as of this first step: sent is never changed, and
+		// the next write to cur clones it while curRead > 0.
+		if cur := s.cur; cur != nil {
+			s.curRead++
+			defer func() {
+				if s.cur == cur && s.curRead > 0 {
+					s.curRead--
+				}
+			}()
 		}
-		over := map[string]pending{}
-		for k, p := range s.sent {
-			if in(k) {
-				over[k] = p
-			}
+		hi := btreemap.Max[string]()
+		if end != nil {
+			hi = btreemap.LT(string(end))
 		}
-		for k, p := range s.cur {
-			if in(k) {
-				over[k] = p
-			}
-		}
-		keys := make([]string, 0, len(over))
-		for k := range over {
-			keys = append(keys, k)
-		}
-		slices.Sort(keys)
+		cur := overlayCursor{o: s.cur, hi: hi}
+		sent := overlayCursor{o: s.sent, hi: hi}
+		cur.seek(btreemap.GE(string(start)))
+		sent.seek(btreemap.GE(string(start)))
 		c := s.st.Range(start, end)
 		defer func() { err = errors.Join(err, c.Close()) }()
-		kvmerge.Merge(c, keys, func(k string) ([]byte, bool) { p := over[k]; return p.value, p.del }, yield)
+		ok := c.Next()
+		for {
+			// The smallest key of the three sources; on a tie cur
+			// replaces sent, and both replace the store.
+			var k string
+			var p pending
+			switch {
+			case cur.ok && (!sent.ok || cur.key <= sent.key):
+				k, p = cur.key, cur.p
+			case sent.ok:
+				k, p = sent.key, sent.p
+			default:
+				if !ok {
+					return
+				}
+				if !yield(c.Key(), c.Value()) {
+					return
+				}
+				ok = c.Next()
+				continue
+			}
+			if ok {
+				if ck := c.Key(); string(ck) < k {
+					if !yield(ck, c.Value()) {
+						return
+					}
+					ok = c.Next()
+					continue
+				} else if string(ck) == k {
+					ok = c.Next() // replaced by the write
+				}
+			}
+			if cur.ok && cur.key == k {
+				cur.next()
+			}
+			if sent.ok && sent.key == k {
+				sent.next()
+			}
+			if !p.del && !yield([]byte(k), p.value) {
+				return
+			}
+		}
 	}
 	return seq, func() error { return err }
 }
+
+// overlayCursor steps through the writes of an overlay below hi, in key
+// order, by seeking past the last key at each step (O(log n) a step).
+type overlayCursor struct {
+	o   *overlay
+	hi  btreemap.UpperBound[string]
+	key string
+	p   pending
+	ok  bool
+}
+
+// seek positions c at the first write from lo on.
+func (c *overlayCursor) seek(lo btreemap.LowerBound[string]) {
+	c.ok = false
+	if c.o == nil {
+		return
+	}
+	c.o.AscendFunc(lo, c.hi, func(k string, p pending) bool {
+		c.key, c.p, c.ok = k, p, true
+		return false
+	})
+}
+
+// next moves c to the write after its current one.
+func (c *overlayCursor) next() { c.seek(btreemap.GT(c.key)) }
 
 // handOff moves the uncommitted writes to sent, for the commit being
 // started. The previous commit has been awaited, so sent is empty.
 func (s *taskStore) handOff() {
 	s.w.pending -= s.records()
 	s.addBytes(-s.bytes)
-	s.sent, s.cur = s.cur, nil
+	s.sent, s.cur, s.curRead = s.cur, nil, 0
 	s.sentLog, s.log = s.log, nil
 	s.undo, s.tracking = s.undo[:0], false
 }
@@ -258,7 +366,7 @@ func (s *taskStore) handOff() {
 func (s *taskStore) discard() {
 	s.w.pending -= s.records()
 	s.addBytes(-s.bytes)
-	s.cur, s.log = nil, nil
+	s.cur, s.curRead, s.log = nil, 0, nil
 	s.undo, s.tracking = s.undo[:0], false
 }
 
@@ -272,7 +380,7 @@ func (s *taskStore) dropSent() { s.sent, s.sentLog = nil, nil }
 func (s *taskStore) applySent() error {
 	sent, sentLog := s.sent, s.sentLog
 	s.dropSent()
-	if len(sent) == 0 {
+	if sent == nil || sent.Len() == 0 {
 		return nil
 	}
 	s.batch.Reset()
@@ -288,7 +396,7 @@ func (s *taskStore) applySent() error {
 			add(w.key, w.p)
 		}
 	} else {
-		for k, p := range sent {
+		for k, p := range sent.Ascend(btreemap.Min[string](), btreemap.Max[string]()) {
 			add(k, p)
 		}
 	}
@@ -323,18 +431,20 @@ func (t *task) skipRecord() {
 	for _, s := range t.stores {
 		for i := len(s.undo) - 1; i >= 0; i-- {
 			u := s.undo[i]
+			cur := s.mutableCur()
+			var p pending
+			if u.had {
+				_, p, _ = cur.ReplaceOrInsert(u.key, u.prev)
+			} else {
+				_, p, _ = cur.Delete(u.key)
+			}
 			if !s.noCache {
-				s.addBytes(-cacheSize(u.key, s.cur[u.key]))
+				s.addBytes(-cacheSize(u.key, p))
 				if u.had {
 					s.addBytes(cacheSize(u.key, u.prev))
 				} else {
 					s.w.pending--
 				}
-			}
-			if u.had {
-				s.cur[u.key] = u.prev
-			} else {
-				delete(s.cur, u.key)
 			}
 		}
 		if s.noCache {

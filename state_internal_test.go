@@ -13,7 +13,8 @@ import (
 )
 
 // TestTaskStoreModel runs random writes, commit hand-offs, applied and
-// dropped commits, skipped records and range scans against a task store
+// dropped commits, skipped records and range scans (some writing while
+// they iterate) against a task store
 // on the memory store, with and without record cache, and compares every
 // read with a model: a map of what the task has written so far (the
 // overlay of its uncommitted writes over the committed state). The
@@ -143,10 +144,26 @@ func taskStoreModel(t *testing.T, seed uint64, noCache bool) {
 						want = append(want, k+"="+m[k])
 					}
 				}
+				// Half of the scans write while they iterate: the scan
+				// sees the store as of its first step only.
+				writeDuring := rng.IntN(2) == 0
 				seq, errf := s.Range(start, end)
 				var got []string
 				for k, v := range seq {
 					got = append(got, string(k)+"="+string(v))
+					if writeDuring {
+						k := key()
+						if rng.IntN(3) == 0 {
+							require.NoError(t, s.Delete([]byte(k)))
+							cur[k] = nil
+							writes = append(writes, k)
+						} else {
+							v := k + string(rune('0'+rng.IntN(10)))
+							require.NoError(t, s.Put([]byte(k), []byte(v)))
+							cur[k] = &v
+							writes = append(writes, k+"="+v)
+						}
+					}
 				}
 				require.NoError(t, errf())
 				require.Equal(t, want, got, "seed %d range [%q, %q)", seed, start, end)
@@ -179,5 +196,96 @@ func taskStoreModel(t *testing.T, seed uint64, noCache bool) {
 			}
 		}
 		require.NoError(t, s.close())
+	}
+}
+
+// TestTaskStoreRangeSnapshot checks that a range scan yields the task
+// store as of its first step: writes made during the iteration, by its
+// loop body or by another scan, are not seen by it, and are seen by the
+// scans that start after them.
+func TestTaskStoreRangeSnapshot(t *testing.T) {
+	for _, noCache := range []bool{false, true} {
+		t.Run(map[bool]string{false: "cache", true: "no-cache"}[noCache], func(t *testing.T) {
+			w := &worker{app: &App{}}
+			tk := &task{id: TaskID{Partition: 0}}
+			s := &taskStore{w: w, t: tk, name: "s", changelog: "app-s-changelog", st: store.NewMemory("s", 0), noCache: noCache}
+			tk.stores = []*taskStore{s}
+			defer func() { require.NoError(t, s.close()) }()
+			bound := func(b string) []byte {
+				if b == "" {
+					return nil
+				}
+				return []byte(b)
+			}
+			scan := func(start, end string) []string {
+				seq, errf := s.Range(bound(start), bound(end))
+				var got []string
+				for k, v := range seq {
+					got = append(got, string(k)+"="+string(v))
+				}
+				require.NoError(t, errf())
+				return got
+			}
+			put := func(k, v string) { require.NoError(t, s.Put([]byte(k), []byte(v))) }
+			// a and c committed, b in the commit in flight, d and e current.
+			put("a", "1")
+			put("c", "3")
+			s.handOff()
+			s.sentOff = 1
+			require.NoError(t, s.applySent())
+			put("b", "2")
+			s.handOff()
+			put("d", "4")
+			put("e", "5")
+			before := []string{"a=1", "b=2", "c=3", "d=4", "e=5"}
+
+			// The loop body writes ahead of the scan, behind it and at its
+			// position; a nested scan started during the outer one sees
+			// the writes made before it, and writes of its own.
+			seq, errf := s.Range(nil, nil)
+			var got, nested []string
+			for k, v := range seq {
+				got = append(got, string(k)+"="+string(v))
+				switch string(k) {
+				case "a":
+					put("c", "33")                            // ahead, over the store
+					require.NoError(t, s.Delete([]byte("d"))) // ahead, over cur
+					put("bb", "new")                          // ahead, new key
+					put("a", "11")                            // at the scan's position
+				case "b":
+					nested = scan("a", "f")
+					put("e", "55") // ahead, during the nested scan's lifetime
+				}
+			}
+			require.NoError(t, errf())
+			require.Equal(t, before, got, "a scan sees no write made during it")
+			require.Equal(t, []string{"a=11", "b=2", "bb=new", "c=33", "e=5"}, nested)
+			require.Equal(t, []string{"a=11", "b=2", "bb=new", "c=33", "e=55"}, scan("", ""))
+
+			// A scan stopped early leaves later writes to cur, and writes
+			// after it are not cloned for it.
+			seq, _ = s.Range([]byte("a"), nil)
+			for range seq {
+				break
+			}
+			put("f", "6")
+			require.Zero(t, s.curRead)
+			require.Equal(t, []string{"e=55", "f=6"}, scan("e", ""))
+
+			// A skipped record's writes made during a scan are undone for
+			// later reads and never seen by the scan.
+			seq, errf = s.Range(nil, []byte("c"))
+			got = got[:0]
+			for k, v := range seq {
+				got = append(got, string(k)+"="+string(v))
+				tk.beginRecord()
+				put("b", "skipped")
+				put("a0", "skipped")
+				tk.skipRecord()
+			}
+			require.NoError(t, errf())
+			require.Equal(t, []string{"a=11", "b=2", "bb=new"}, got)
+			require.Equal(t, []string{"a=11", "b=2", "bb=new"}, scan("", "c"))
+		})
 	}
 }

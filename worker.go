@@ -577,7 +577,7 @@ func (w *worker) commit(ctx context.Context, gen int64, keep map[broker.TopicPar
 				s.discard()
 				continue
 			}
-			if len(s.cur) > 0 {
+			if s.dirty() {
 				states = append(states, s)
 				n := len(out)
 				out = s.appendChangelog(out)
