@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"iter"
 	"log/slog"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 	"unsafe"
@@ -52,20 +54,69 @@ type write struct {
 }
 
 // cacheEntryOverhead is what the record cache counts for one entry on top
-// of its key and value bytes: the B-tree item (string header, value slice
-// header, flag: 48 bytes), the slack of half-full nodes, and the rounding
-// of the key and value allocations to their size classes.
+// of its key and value bytes: the map slot (string header and slot
+// pointer, load factor), the slot (key and value headers, flag: 48
+// bytes), and the rounding of the key and value allocations to their size
+// classes. A store that is range scanned also indexes its entries (about
+// 32 bytes more each), which this does not count.
 const cacheEntryOverhead = 96
 
-// overlay holds uncommitted writes by key, in key order, so that a range
-// scan costs O(log n + writes in range) rather than O(n).
-type overlay = btreemap.BTreeMap[string, pending]
+// slot holds the newest uncommitted write of one key. A slot is changed
+// in place only while no Range iteration is live; otherwise a write
+// replaces it, so that the iterations keep the slots they started with.
+type slot struct {
+	key string
+	p   pending
+}
 
-// overlayDegree is the B-tree degree of an overlay: nodes of up to 31
-// items, as the memory store uses.
+// slabSize is the number of slots allocated at once.
+const slabSize = 64
+
+// slotIndex orders the slots of an overlay by key.
+type slotIndex = btreemap.BTreeMap[string, *slot]
+
+// overlay holds uncommitted writes: a map for point reads and writes in
+// O(1), and, once the store has been range scanned, a B-tree index of the
+// same slots in key order, so that a range scan costs O(log n + writes in
+// range) rather than O(n). The index changes only when a key is added or
+// removed, or a slot replaced; a store that is never scanned (counts,
+// aggregates) pays nothing for it.
+type overlay struct {
+	m   map[string]*slot
+	idx *slotIndex // nil until the first range scan
+}
+
+// overlayDegree is the B-tree degree of an overlay's index: nodes of up
+// to 31 items, as the memory store uses.
 const overlayDegree = 16
 
-func newOverlay() *overlay { return btreemap.New[string, pending](overlayDegree, strings.Compare) }
+func newOverlay(indexed bool) *overlay {
+	o := &overlay{m: map[string]*slot{}}
+	if indexed {
+		o.idx = btreemap.New[string, *slot](overlayDegree, strings.Compare)
+	}
+	return o
+}
+
+// index returns o's index, built from its map on first use.
+func (o *overlay) index() *slotIndex {
+	if o.idx == nil {
+		keys := slices.Sorted(maps.Keys(o.m))
+		o.idx = btreemap.New[string, *slot](overlayDegree, strings.Compare)
+		for _, k := range keys {
+			o.idx.ReplaceOrInsert(k, o.m[k])
+		}
+	}
+	return o.idx
+}
+
+// all yields the writes of o: in key order when o is indexed.
+func (o *overlay) all() iter.Seq2[string, *slot] {
+	if o.idx == nil {
+		return maps.All(o.m)
+	}
+	return o.idx.Ascend(btreemap.Min[string](), btreemap.Max[string]())
+}
 
 // cacheSize is the number of bytes a cached write of key counts for.
 func cacheSize(key string, p pending) int64 {
@@ -97,11 +148,13 @@ type undoEntry struct {
 // its last changelog record. State is therefore always a prefix of the
 // changelog.
 //
-// cur and sent are B-trees (overlay), ordered by key, so that Range visits
-// only the writes in its range. A Range iteration holds the trees as of
-// its first step: sent is never changed once handed off, and cur is
-// copied (lazily, copy-on-write) by the first write while an iteration
-// holds it, so the iteration does not see writes made during it.
+// cur and sent (overlay) index their writes in key order, so that Range
+// visits only the writes in its range. A Range iteration holds the
+// indexes as of its first step: sent is never changed once handed off;
+// cur's index is cloned (lazily, copy-on-write) by the first change to it
+// while an iteration holds it, and while iterations are live a write
+// replaces a key's slot instead of changing it, so no iteration sees
+// writes made during it.
 type taskStore struct {
 	w         *worker
 	t         *task
@@ -110,7 +163,10 @@ type taskStore struct {
 	st        store.Store
 	noCache   bool        // every write is its own changelog record
 	cur       *overlay    // since the last hand-off: newest value per key; nil when none
-	curRead   int         // Range iterations holding cur: the next write clones it
+	live      int         // Range iterations in progress: slots are not changed in place
+	ranged    bool        // Range has been called: overlays are indexed from the start
+	slab      []slot      // slots allocated for the next writes
+	idxShared bool        // a live iteration holds cur.idx: clone it before changing it
 	log       []write     // since the last hand-off, every write (noCache only)
 	bytes     int64       // cacheSize of cur's entries (cache on only)
 	sent      *overlay    // in the commit in flight; nil when none
@@ -129,29 +185,62 @@ func (s *taskStore) Get(key []byte) ([]byte, bool, error) {
 	// The lookup key is not retained: no copy of it is needed.
 	k := unsafe.String(unsafe.SliceData(key), len(key))
 	if s.cur != nil {
-		if _, p, ok := s.cur.Get(k); ok {
-			return pendingValue(p)
+		if sl, ok := s.cur.m[k]; ok {
+			return pendingValue(sl.p)
 		}
 	}
 	if s.sent != nil {
-		if _, p, ok := s.sent.Get(k); ok {
-			return pendingValue(p)
+		if sl, ok := s.sent.m[k]; ok {
+			return pendingValue(sl.p)
 		}
 	}
 	return s.st.Get(key)
 }
 
-// mutableCur returns cur for a write: created when there is none, and
-// cloned when a Range iteration holds it, so that the iteration keeps
-// seeing cur as of its first step.
-func (s *taskStore) mutableCur() *overlay {
-	switch {
-	case s.cur == nil:
-		s.cur = newOverlay()
-	case s.curRead > 0:
-		s.cur, s.curRead = s.cur.Clone(), 0
+// set makes p key's uncommitted write. It returns the key as cur holds
+// it and the write it replaces.
+func (s *taskStore) set(key []byte, p pending) (ks string, prev pending, had bool) {
+	if s.cur == nil {
+		s.cur, s.idxShared = newOverlay(s.ranged), false
 	}
-	return s.cur
+	if sl, ok := s.cur.m[string(key)]; ok {
+		if s.live == 0 {
+			prev, sl.p = sl.p, p
+			return sl.key, prev, true
+		}
+		ks, prev, had = sl.key, sl.p, true
+	} else {
+		ks = string(key)
+	}
+	if len(s.slab) == cap(s.slab) {
+		s.slab = make([]slot, 0, slabSize)
+	}
+	s.slab = append(s.slab, slot{key: ks, p: p})
+	sl := &s.slab[len(s.slab)-1]
+	s.cur.m[ks] = sl
+	if s.cur.idx != nil {
+		s.index().ReplaceOrInsert(ks, sl)
+	}
+	return ks, prev, had
+}
+
+// unset removes key's uncommitted write and returns it.
+func (s *taskStore) unset(key string) pending {
+	sl := s.cur.m[key]
+	delete(s.cur.m, key)
+	if s.cur.idx != nil {
+		s.index().Delete(key)
+	}
+	return sl.p
+}
+
+// index returns cur's index for a change: cloned first when a live Range
+// iteration holds it.
+func (s *taskStore) index() *slotIndex {
+	if s.idxShared {
+		s.cur.idx, s.idxShared = s.cur.idx.Clone(), false
+	}
+	return s.cur.idx
 }
 
 func pendingValue(p pending) ([]byte, bool, error) {
@@ -172,21 +261,13 @@ func (s *taskStore) write(key []byte, p pending) error {
 	if s.st == nil {
 		return fmt.Errorf("store %s/%d: %w", s.name, s.t.id.Partition, store.ErrClosed)
 	}
-	k := bytes.Clone(key)
-	if k == nil {
-		k = []byte{}
-	}
-	rec := broker.Record{Topic: s.changelog, Partition: s.t.id.Partition, Key: k}
-	if !p.del {
-		rec.Value = p.value
-	}
 	if limit := s.w.app.maxRecordBytes; limit > 0 {
+		rec := broker.Record{Topic: s.changelog, Partition: s.t.id.Partition, Key: key, Value: p.value}
 		if size := broker.RecordSize(&rec); size > limit {
 			return fmt.Errorf("store %s: %w", s.name, &broker.RecordTooLargeError{Topic: rec.Topic, Size: size, Max: limit})
 		}
 	}
-	ks := string(k)
-	_, prev, had := s.mutableCur().ReplaceOrInsert(ks, p)
+	ks, prev, had := s.set(key, p)
 	if s.tracking {
 		s.undo = append(s.undo, undoEntry{key: ks, prev: prev, had: had})
 	}
@@ -219,11 +300,11 @@ func (s *taskStore) records() int {
 	if s.cur == nil {
 		return 0
 	}
-	return s.cur.Len()
+	return len(s.cur.m)
 }
 
 // dirty reports whether s has uncommitted writes since the last hand-off.
-func (s *taskStore) dirty() bool { return s.cur != nil && s.cur.Len() > 0 }
+func (s *taskStore) dirty() bool { return s.cur != nil && len(s.cur.m) > 0 }
 
 // appendChangelog appends the changelog records of the writes since the
 // last hand-off: with the record cache, one per written key with its
@@ -244,8 +325,8 @@ func (s *taskStore) appendChangelog(out []broker.Record) []broker.Record {
 		return out
 	}
 	if s.cur != nil {
-		for k, p := range s.cur.Ascend(btreemap.Min[string](), btreemap.Max[string]()) {
-			out = append(out, rec(k, p))
+		for k, sl := range s.cur.all() {
+			out = append(out, rec(k, sl.p))
 		}
 	}
 	return out
@@ -261,22 +342,24 @@ func (s *taskStore) Range(start, end []byte) (iter.Seq2[[]byte, []byte], func() 
 			err = fmt.Errorf("store %s/%d: %w", s.name, s.t.id.Partition, store.ErrClosed)
 			return
 		}
-		// The overlays as of this first step: sent is never changed, and
-		// the next write to cur clones it while curRead > 0.
-		if cur := s.cur; cur != nil {
-			s.curRead++
-			defer func() {
-				if s.cur == cur && s.curRead > 0 {
-					s.curRead--
-				}
-			}()
-		}
+		// The indexes as of this first step: sent is never changed, cur's
+		// index is cloned before its next change, and no slot changes
+		// while the iteration is live.
+		s.live++
+		defer func() { s.live-- }()
+		s.ranged = true
 		hi := btreemap.Max[string]()
 		if end != nil {
 			hi = btreemap.LT(string(end))
 		}
-		cur := overlayCursor{o: s.cur, hi: hi}
-		sent := overlayCursor{o: s.sent, hi: hi}
+		var cur, sent overlayCursor
+		if s.cur != nil {
+			cur = overlayCursor{idx: s.cur.index(), hi: hi}
+			s.idxShared = true
+		}
+		if s.sent != nil {
+			sent = overlayCursor{idx: s.sent.index(), hi: hi}
+		}
 		cur.seek(btreemap.GE(string(start)))
 		sent.seek(btreemap.GE(string(start)))
 		c := s.st.Range(start, end)
@@ -327,10 +410,11 @@ func (s *taskStore) Range(start, end []byte) (iter.Seq2[[]byte, []byte], func() 
 	return seq, func() error { return err }
 }
 
-// overlayCursor steps through the writes of an overlay below hi, in key
-// order, by seeking past the last key at each step (O(log n) a step).
+// overlayCursor steps through the writes of an overlay's index below hi,
+// in key order, by seeking past the last key at each step (O(log n) a
+// step).
 type overlayCursor struct {
-	o   *overlay
+	idx *slotIndex // nil: no writes
 	hi  btreemap.UpperBound[string]
 	key string
 	p   pending
@@ -340,11 +424,11 @@ type overlayCursor struct {
 // seek positions c at the first write from lo on.
 func (c *overlayCursor) seek(lo btreemap.LowerBound[string]) {
 	c.ok = false
-	if c.o == nil {
+	if c.idx == nil {
 		return
 	}
-	c.o.AscendFunc(lo, c.hi, func(k string, p pending) bool {
-		c.key, c.p, c.ok = k, p, true
+	c.idx.AscendFunc(lo, c.hi, func(k string, sl *slot) bool {
+		c.key, c.p, c.ok = k, sl.p, true
 		return false
 	})
 }
@@ -357,7 +441,7 @@ func (c *overlayCursor) next() { c.seek(btreemap.GT(c.key)) }
 func (s *taskStore) handOff() {
 	s.w.pending -= s.records()
 	s.addBytes(-s.bytes)
-	s.sent, s.cur, s.curRead = s.cur, nil, 0
+	s.sent, s.cur, s.idxShared = s.cur, nil, false
 	s.sentLog, s.log = s.log, nil
 	s.undo, s.tracking = s.undo[:0], false
 }
@@ -366,7 +450,7 @@ func (s *taskStore) handOff() {
 func (s *taskStore) discard() {
 	s.w.pending -= s.records()
 	s.addBytes(-s.bytes)
-	s.cur, s.curRead, s.log = nil, 0, nil
+	s.cur, s.idxShared, s.log = nil, false, nil
 	s.undo, s.tracking = s.undo[:0], false
 }
 
@@ -380,7 +464,7 @@ func (s *taskStore) dropSent() { s.sent, s.sentLog = nil, nil }
 func (s *taskStore) applySent() error {
 	sent, sentLog := s.sent, s.sentLog
 	s.dropSent()
-	if sent == nil || sent.Len() == 0 {
+	if sent == nil || len(sent.m) == 0 {
 		return nil
 	}
 	s.batch.Reset()
@@ -396,8 +480,8 @@ func (s *taskStore) applySent() error {
 			add(w.key, w.p)
 		}
 	} else {
-		for k, p := range sent.Ascend(btreemap.Min[string](), btreemap.Max[string]()) {
-			add(k, p)
+		for k, sl := range sent.all() {
+			add(k, sl.p)
 		}
 	}
 	s.batch.SetOffset(s.sentOff)
@@ -431,12 +515,11 @@ func (t *task) skipRecord() {
 	for _, s := range t.stores {
 		for i := len(s.undo) - 1; i >= 0; i-- {
 			u := s.undo[i]
-			cur := s.mutableCur()
-			var p pending
+			var p pending // the write undone
 			if u.had {
-				_, p, _ = cur.ReplaceOrInsert(u.key, u.prev)
+				_, p, _ = s.set([]byte(u.key), u.prev)
 			} else {
-				_, p, _ = cur.Delete(u.key)
+				p = s.unset(u.key)
 			}
 			if !s.noCache {
 				s.addBytes(-cacheSize(u.key, p))

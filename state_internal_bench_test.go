@@ -148,3 +148,30 @@ func BenchmarkTaskStoreGet(b *testing.B) {
 		i++
 	}
 }
+
+// BenchmarkTaskStoreInsertRanged is BenchmarkTaskStoreInsert on a store
+// that has been range scanned, so that its writes are indexed in key
+// order as they are made.
+func BenchmarkTaskStoreInsertRanged(b *testing.B) {
+	const n = 10_000
+	s := benchTaskStore(b, 0, false, false)
+	seq, errf := s.Range(nil, nil)
+	for range seq {
+	}
+	require.NoError(b, errf())
+	value := make([]byte, 20)
+	keys := make([][]byte, n)
+	for i := range keys {
+		keys[i] = benchKey((i * 7919) % n)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		for _, k := range keys {
+			if err := s.Put(k, value); err != nil {
+				b.Fatal(err)
+			}
+		}
+		s.handOff()
+		s.dropSent()
+	}
+}

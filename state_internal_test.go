@@ -269,7 +269,7 @@ func TestTaskStoreRangeSnapshot(t *testing.T) {
 				break
 			}
 			put("f", "6")
-			require.Zero(t, s.curRead)
+			require.Zero(t, s.live)
 			require.Equal(t, []string{"e=55", "f=6"}, scan("e", ""))
 
 			// A skipped record's writes made during a scan are undone for
