@@ -74,9 +74,14 @@ func (c *config) validate() error {
 	return fmt.Errorf("%w: %w", ErrInvalidConfig, errors.Join(errs...))
 }
 
-// WithBlockCacheSize sets the size in bytes of Pebble's block cache, shared
-// by every store of the DB. Default 64 MiB (Pebble's own default is 8 MiB).
-// 0 gives Pebble's default; negative values are refused.
+// WithBlockCacheSize sets the size in bytes of Pebble's block cache for
+// data, filter and index blocks, shared by every store of the DB. Default
+// 64 MiB (Pebble's own default is 8 MiB). Pebble charges its memtables
+// against the same cache, so the DB's Pebble cache is sized n plus two
+// memtables (see [WithMemTableSize]): without that, the default memtables
+// would take the whole cache and every read of a large store would go to
+// the file system. 0 gives Pebble's default cache, from which memtables
+// are also taken; negative values are refused.
 func WithBlockCacheSize(n int64) Option {
 	return optionFunc(func(c *config) { c.blockCacheSize = n })
 }

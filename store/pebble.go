@@ -152,13 +152,24 @@ func OpenPebble(dir string, opts ...Option) (db *PebbleDB, err error) {
 	return d, nil
 }
 
+// cacheSize returns the size of the Pebble cache that leaves blockCache
+// bytes for blocks: Pebble reserves the size of every memtable (the
+// mutable one and one being flushed or recycled) in its cache. 0 keeps
+// Pebble's default.
+func cacheSize(blockCache, memTable int64) int64 {
+	if blockCache == 0 {
+		return 0
+	}
+	return blockCache + 2*memTable
+}
+
 // pebbleOptions returns the tuned options, then the user's functions, then
 // the settings the DB relies on.
 func (d *PebbleDB) pebbleOptions() *pebble.Options {
 	logger := pebblelog.Logger{Log: d.cfg.logger, Name: "store"}
 	o := &pebble.Options{
 		FormatMajorVersion:    pebble.FormatNewest,
-		CacheSize:             d.cfg.blockCacheSize,
+		CacheSize:             cacheSize(d.cfg.blockCacheSize, d.cfg.memTableSize),
 		MemTableSize:          uint64(d.cfg.memTableSize),
 		L0CompactionThreshold: l0CompactionThreshold,
 		L0StopWritesThreshold: l0StopWritesThreshold,

@@ -68,7 +68,8 @@ func TestPebbleOptionsApplied(t *testing.T) {
 	seen = nil
 	db2 := openMem(t, vfs.NewMem(), store.WithPebbleOptions(func(o *pebble.Options) { seen = o }))
 	defer db2.Close()
-	require.Equal(t, int64(store.DefaultBlockCacheSize), seen.CacheSize)
+	require.Equal(t, int64(store.DefaultBlockCacheSize+2*store.DefaultMemTableSize), seen.CacheSize,
+		"Pebble charges two memtables to its cache; the block cache gets the rest")
 	require.Equal(t, uint64(store.DefaultMemTableSize), seen.MemTableSize)
 	for i := range seen.Levels {
 		require.Equal(t, "rocksdb.BuiltinBloomFilter", seen.Levels[i].FilterPolicy.Name(), "level %d", i)
@@ -518,4 +519,38 @@ func TestCorruptBlock(t *testing.T) {
 	require.ErrorIs(t, c.Err(), store.ErrCorrupt, "after %d keys", n)
 	require.Less(t, n, 5000)
 	require.ErrorIs(t, c.Close(), store.ErrCorrupt)
+}
+
+// TestBlockCacheNotEatenByMemTables reads a flushed store twice with a
+// block cache as large as two memtables: Pebble reserves every memtable's
+// size in its cache, so unless OpenPebble adds that to the cache, the
+// cache keeps no blocks and the second read misses as much as the first.
+func TestBlockCacheNotEatenByMemTables(t *testing.T) {
+	const mem = 256 << 10
+	db := openMem(t, vfs.NewMem(), store.WithMemTableSize(mem), store.WithBlockCacheSize(2*mem))
+	defer db.Close()
+	st, err := db.Store("s", 0)
+	require.NoError(t, err)
+	var b store.Batch
+	val := make([]byte, 100)
+	for i := range 1500 {
+		b.Put(fmt.Appendf(nil, "key-%06d", i), val)
+	}
+	require.NoError(t, st.Apply(&b))
+	require.NoError(t, db.Flush())
+	read := func() {
+		for i := 0; i < 1500; i += 7 {
+			_, ok, err := st.Get(fmt.Appendf(nil, "key-%06d", i))
+			require.NoError(t, err)
+			require.True(t, ok)
+		}
+	}
+	read()
+	m1, err := db.Metrics()
+	require.NoError(t, err)
+	read()
+	m2, err := db.Metrics()
+	require.NoError(t, err)
+	require.Positive(t, m2.BlockCacheBytes, "the cache holds blocks")
+	require.Zero(t, m2.BlockCacheMisses-m1.BlockCacheMisses, "the second read finds every block in the cache")
 }

@@ -123,8 +123,10 @@
 //
 // # Pebble tuning
 //
-// The broker opens Pebble with a 64 MiB memtable, a 64 MiB block cache and
-// an L0 stop-writes threshold of 32 files (default 12), so that bursts of
+// The broker opens Pebble with a 64 MiB memtable, a 64 MiB block cache
+// (Pebble charges its memtables to the same cache, so the cache is sized
+// 64 MiB plus two memtables: 192 MiB at most, filled as blocks are read)
+// and an L0 stop-writes threshold of 32 files (default 12), so that bursts of
 // appends do not stall on compactions. [WithPebbleOptions] overrides any of
 // them. Measured with BenchmarkAppend (100-byte random values, batches of
 // 1000, 2 cores, CPU time per record so that other load does not skew it):

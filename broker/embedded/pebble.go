@@ -20,9 +20,12 @@ const (
 func (b *Broker) pebbleOptions() *pebble.Options {
 	logger := pebblelog.Logger{Log: b.log, Name: "embedded"}
 	o := &pebble.Options{
-		FormatMajorVersion:    pebble.FormatNewest,
-		MemTableSize:          memTableSize,
-		CacheSize:             blockCacheSize,
+		FormatMajorVersion: pebble.FormatNewest,
+		MemTableSize:       memTableSize,
+		// Pebble reserves every memtable's size in its cache (the
+		// mutable one and one being flushed or recycled): without the
+		// two memtables added, they would take the whole cache.
+		CacheSize:             blockCacheSize + 2*memTableSize,
 		L0CompactionThreshold: l0CompactionThreshold,
 		L0StopWritesThreshold: l0StopWritesThreshold,
 		Logger:                logger,
