@@ -657,9 +657,13 @@ func (p *proc[K, V, A]) sessionWindows(ctx context.Context, rc *stream.RecordCon
 			olds = append(olds, s)
 			merged.start = min(merged.start, s.start)
 			merged.end = max(merged.end, s.end)
+		} else if s.start <= ts && ts < s.end {
+			return false, nil // late: inside a closed session
 		}
 	}
-	if merged.end-1+p.grace < p.st {
+	// Kafka Streams: late when stream time has passed last + gap + grace
+	// of the session the record would make.
+	if p.st >= p.closeTime(merged.end) {
 		return false, nil // late: the merged session would already be closed
 	}
 	a, has := p.f.init()
