@@ -48,18 +48,30 @@ const (
 	// CleanupCompact keeps the newest record of every key and removes
 	// tombstones after TopicConfig.DeleteRetention.
 	CleanupCompact
+	// CleanupCompactDelete does both (Kafka's cleanup.policy
+	// "compact,delete"): compaction as CleanupCompact, plus retention as
+	// CleanupDelete, which removes whole old data even when it holds the
+	// newest record of a key. Windowed state changelogs use it: a
+	// window's records expire with the window, without tombstones.
+	CleanupCompactDelete
 )
 
-// String returns Kafka's name of the policy: "delete" or "compact".
+// String returns Kafka's name of the policy: "delete", "compact" or
+// "compact,delete"; "unknown" for any other value.
 func (p CleanupPolicy) String() string {
 	switch p {
 	case CleanupDelete:
 		return "delete"
 	case CleanupCompact:
 		return "compact"
+	case CleanupCompactDelete:
+		return "compact,delete"
 	}
 	return "unknown"
 }
+
+// Valid reports whether p is one of the policies above.
+func (p CleanupPolicy) Valid() bool { return p <= CleanupCompactDelete }
 
 // TopicConfig describes a topic. The zero value of every field but
 // Partitions means "the default".

@@ -36,6 +36,7 @@ func Run(t *testing.T, newBroker func(t *testing.T) broker.Broker) {
 	cases = append(cases, produceCases...)
 	cases = append(cases, groupCases...)
 	cases = append(cases, commitCases...)
+	cases = append(cases, cleanupCases...)
 	cases = append(cases, testCase{"Close", testClose})
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -60,7 +60,8 @@ func (w *writer) stageCleanup(e *cleanupEdit) error {
 }
 
 // Cleanup runs retention (topics with broker.CleanupDelete) and compaction
-// (broker.CleanupCompact) over every partition now, as the background
+// (broker.CleanupCompact), or both, retention first
+// (broker.CleanupCompactDelete), over every partition now, as the background
 // cleanup does every WithCleanupInterval. It returns the errors of all
 // partitions joined; ctx ending or Close stops it early.
 //
@@ -116,6 +117,15 @@ func (b *Broker) cleanup(ctx context.Context, force bool) error {
 				err = b.retain(ctx, p, now)
 			case broker.CleanupCompact:
 				err = b.compact(ctx, p, now, force)
+			case broker.CleanupCompactDelete:
+				// Retention first, so that compaction does not rewrite
+				// batches retention is about to delete.
+				if err = b.retain(ctx, p, now); err == nil {
+					if st, _, _ := p.snapshot(); p.compactedBytes > st.bytes {
+						p.compactedBytes = st.bytes
+					}
+					err = b.compact(ctx, p, now, force)
+				}
 			}
 			if err != nil && !errors.Is(err, errTopicGone) {
 				errs = append(errs, &broker.TopicError{Topic: t.name, Partition: p.num, Err: fmt.Errorf("cleanup: %w", err)})

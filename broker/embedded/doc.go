@@ -85,7 +85,10 @@
 // the writer, so they never race with appends. The background task
 // compacts a partition only when the data added since its last compaction
 // is at least half of what that compaction kept, or a kept tombstone has
-// expired; Broker.Cleanup compacts every partition with new data.
+// expired; Broker.Cleanup compacts every partition with new data. Topics
+// with [broker.CleanupCompactDelete] get both, retention first: whole
+// batches whose newest record is older than RetentionTime go even when
+// they hold the newest record of a key, and what remains is compacted.
 //
 // # Files and locking
 //

@@ -455,7 +455,7 @@ func (b *Broker) CreateTopic(ctx context.Context, name string, cfg broker.TopicC
 	case cfg.Partitions > MaxPartitions:
 		errs = append(errs, fmt.Errorf("%w: %d, at most %d allowed", broker.ErrInvalidPartitions, cfg.Partitions, MaxPartitions))
 	}
-	if cfg.Cleanup > broker.CleanupCompact {
+	if !cfg.Cleanup.Valid() {
 		errs = append(errs, fmt.Errorf("%w: unknown cleanup policy %d", broker.ErrInvalidConfig, cfg.Cleanup))
 	}
 	if cfg.DeleteRetention < 0 {

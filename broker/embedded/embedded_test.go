@@ -704,3 +704,58 @@ func TestFetchFairness(t *testing.T) {
 	require.Equal(t, int32(1), recs[198].Partition)
 	require.Equal(t, int32(2), recs[200].Partition)
 }
+
+// TestCompactDelete checks broker.CleanupCompactDelete: the policy survives
+// a reopen (topic metadata), retention removes whole old batches even when
+// they hold a key's newest record, compaction removes replaced records and
+// old tombstones, and an expiring record needs no tombstone.
+func TestCompactDelete(t *testing.T) {
+	ctx := t.Context()
+	clk := &clock{}
+	clk.now.Store(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).UnixMilli())
+	dir := t.TempDir()
+	b, err := Open(dir, WithClock(clk.Now), WithCleanupInterval(-1))
+	require.NoError(t, err)
+	defer func() { _ = b.Close() }()
+	cfg := broker.TopicConfig{Partitions: 1, Cleanup: broker.CleanupCompactDelete, RetentionTime: time.Hour, DeleteRetention: 30 * time.Minute}
+	require.NoError(t, b.CreateTopic(ctx, "w", cfg))
+	kv := func(k, v string) broker.Record {
+		r := broker.Record{Topic: "w", Key: []byte(k), Value: []byte(v)}
+		if v == "<nil>" {
+			r.Value = nil
+		}
+		return r
+	}
+	require.NoError(t, b.Produce(ctx, []broker.Record{kv("w0", "1"), kv("w0", "2"), kv("x", "x0")})) // 0-2 at 0 min
+	clk.Advance(40 * time.Minute)
+	require.NoError(t, b.Produce(ctx, []broker.Record{kv("w1", "1"), kv("x", "<nil>")})) // 3-4 at 40 min
+	clk.Advance(40 * time.Minute)
+	require.NoError(t, b.Produce(ctx, []broker.Record{kv("w1", "2"), kv("w2", "1")})) // 5-6 at 80 min
+
+	// Reopen: the policy is stored with the topic.
+	require.NoError(t, b.Close())
+	b, err = Open(dir, WithClock(clk.Now), WithCleanupInterval(-1))
+	require.NoError(t, err)
+	info, err := b.DescribeTopic(ctx, "w")
+	require.NoError(t, err)
+	require.Equal(t, broker.CleanupCompactDelete, info.Config.Cleanup)
+
+	// At 80 min: the first batch is over an hour old and goes whole,
+	// with w0's newest record; w1's first record is replaced; the
+	// tombstone of x (40 min old) is past DeleteRetention.
+	require.NoError(t, b.Cleanup(ctx))
+	recs := fetchAll(t, b, "w", 0, 5)
+	require.Equal(t, []int64{5, 6}, offsets(recs))
+	require.Equal(t, []string{"2", "1"}, values(recs))
+	offs, err := b.ListOffsets(ctx, "w", 0)
+	require.NoError(t, err)
+	require.Equal(t, broker.Offsets{Earliest: 5, Latest: 7}, offs)
+
+	// Everything expires by time; offsets go on.
+	clk.Advance(2 * time.Hour)
+	require.NoError(t, b.cleanup(ctx, false))
+	offs, err = b.ListOffsets(ctx, "w", 0)
+	require.NoError(t, err)
+	require.Equal(t, broker.Offsets{Earliest: 7, Latest: 7}, offs)
+	require.Zero(t, b.mu.topics["w"].parts[0].state.bytes)
+}

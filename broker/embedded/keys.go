@@ -95,7 +95,7 @@ func decodeTopicValue(b []byte) (topicValue, error) {
 	v.cfg.RetentionTime = time.Duration(binary.BigEndian.Uint64(b[14:]))
 	v.cfg.RetentionBytes = int64(binary.BigEndian.Uint64(b[22:]))
 	v.cfg.DeleteRetention = time.Duration(binary.BigEndian.Uint64(b[30:]))
-	if v.cfg.Partitions < 1 || v.cfg.Cleanup > broker.CleanupCompact {
+	if v.cfg.Partitions < 1 || !v.cfg.Cleanup.Valid() {
 		return topicValue{}, fmt.Errorf("%w: topic metadata with %d partitions, cleanup %d", broker.ErrCorrupt, v.cfg.Partitions, b[13])
 	}
 	return v, nil
