@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/duality-streams/duality/broker"
 	"github.com/duality-streams/duality/internal/topology"
@@ -50,6 +51,7 @@ type internalPlan struct {
 	like       string // broker name of the topic to size it like, or ""
 	writtenBy  int
 	cleanup    broker.CleanupPolicy
+	retention  time.Duration // RetentionTime of a CleanupCompactDelete topic
 }
 
 func internalName(appID, logical string) string { return appID + "-" + logical }
@@ -118,13 +120,20 @@ func newPlan(appID string, topo *topology.Topology) (*plan, error) {
 				bad("store %q: its changelog topic %q is also declared as an internal topic", ss.Name, logical)
 				continue
 			}
-			it := &topology.InternalTopic{Name: logical, WrittenBy: st.ID, Cleanup: broker.CleanupCompact}
+			cleanup, retention := broker.CleanupCompact, time.Duration(0)
+			switch {
+			case ss.Retention < 0:
+				bad("store %q: negative retention %v", ss.Name, ss.Retention)
+			case ss.Retention > 0:
+				cleanup, retention = broker.CleanupCompactDelete, ss.Retention+topology.WindowChangelogExtraRetention
+			}
+			it := &topology.InternalTopic{Name: logical, WrittenBy: st.ID, Cleanup: cleanup}
 			declared[logical] = it
 			name := internalName(appID, logical)
 			if err := broker.ValidateTopicName(name); err != nil {
 				bad("store %q: changelog topic: %v", ss.Name, err)
 			}
-			p.internal = append(p.internal, internalPlan{name: name, logical: logical, writtenBy: st.ID, cleanup: broker.CleanupCompact})
+			p.internal = append(p.internal, internalPlan{name: name, logical: logical, writtenBy: st.ID, cleanup: cleanup, retention: retention})
 		}
 	}
 	resolve := func(what string, st int, topic string, internal bool) (string, bool) {
@@ -354,6 +363,9 @@ func (p *plan) ensureTopics(ctx context.Context, b broker.Broker) (map[string]in
 			// Records keep their event timestamps; time retention could
 			// delete repartitioned records before they are processed.
 			cfg.RetentionTime = -1
+		}
+		if it.cleanup == broker.CleanupCompactDelete {
+			cfg.RetentionTime = it.retention
 		}
 		err = b.CreateTopic(ctx, it.name, cfg)
 		if errors.Is(err, broker.ErrTopicExists) { // created concurrently by another instance

@@ -51,6 +51,28 @@ type pending struct {
 type write struct {
 	key string
 	p   pending
+	end *keyRange // a range deletion [end.start, end.end): no changelog record
+}
+
+// keyRange is a range deletion [start, end); noEnd: no upper bound.
+type keyRange struct {
+	start, end string
+	noEnd      bool
+}
+
+// covers reports whether r holds k.
+func (r *keyRange) covers(k string) bool {
+	return k >= r.start && (r.noEnd || k < r.end)
+}
+
+// covered reports whether a range of rs holds k.
+func covered(rs []keyRange, k string) bool {
+	for i := range rs {
+		if rs[i].covers(k) {
+			return true
+		}
+	}
+	return false
 }
 
 // cacheEntryOverhead is what the record cache counts for one entry on top
@@ -125,9 +147,11 @@ func cacheSize(key string, p pending) int64 {
 
 // undoEntry restores one key of taskStore.cur when a record is skipped.
 type undoEntry struct {
-	key  string
-	prev pending
-	had  bool
+	key     string
+	prev    pending
+	had     bool
+	removed bool // key's write prev was removed by DeleteRange: put it back
+	rng     bool // a range was added to curRanges: drop it
 }
 
 // taskStore is a task's partition of a store (topology.KV): the store
@@ -176,6 +200,10 @@ type taskStore struct {
 	undoLog   int         // len(log) when the record being processed began
 	tracking  bool        // undo is being recorded
 	batch     store.Batch
+	// Range deletions (DeleteRange) since the last hand-off and in the
+	// commit in flight. cur and sent hold only writes made after their
+	// ranges: a range hides older writes and stored keys.
+	curRanges, sentRanges []keyRange
 }
 
 func (s *taskStore) Get(key []byte) ([]byte, bool, error) {
@@ -189,10 +217,16 @@ func (s *taskStore) Get(key []byte) ([]byte, bool, error) {
 			return pendingValue(sl.p)
 		}
 	}
+	if covered(s.curRanges, k) {
+		return nil, false, nil
+	}
 	if s.sent != nil {
 		if sl, ok := s.sent.m[k]; ok {
 			return pendingValue(sl.p)
 		}
+	}
+	if covered(s.sentRanges, k) {
+		return nil, false, nil
 	}
 	return s.st.Get(key)
 }
@@ -285,6 +319,52 @@ func (s *taskStore) write(key []byte, p pending) error {
 	return nil
 }
 
+// DeleteRange implements topology.RangeDeleter: it forgets the
+// uncommitted writes in [start, end), hides the stored keys there from Get
+// and Range, and removes them from the store at the next commit, with one
+// range deletion in the batch that records the changelog offset. It
+// writes no changelog record. The range counts as one uncommitted record
+// (MaxUncommittedRecords). Errors: store.ErrClosed.
+func (s *taskStore) DeleteRange(start, end []byte) error {
+	if s.st == nil {
+		return fmt.Errorf("store %s/%d: %w", s.name, s.t.id.Partition, store.ErrClosed)
+	}
+	r := keyRange{start: string(start), end: string(end), noEnd: end == nil}
+	if !r.noEnd && r.end <= r.start {
+		return nil
+	}
+	if s.cur != nil {
+		hi := btreemap.Max[string]()
+		if !r.noEnd {
+			hi = btreemap.LT(r.end)
+		}
+		var keys []string
+		s.cur.index().AscendFunc(btreemap.GE(r.start), hi, func(k string, _ *slot) bool {
+			keys = append(keys, k)
+			return true
+		})
+		for _, k := range keys {
+			p := s.unset(k)
+			if s.tracking {
+				s.undo = append(s.undo, undoEntry{key: k, prev: p, had: true, removed: true})
+			}
+			if !s.noCache {
+				s.addBytes(-cacheSize(k, p))
+				s.w.pending--
+			}
+		}
+	}
+	s.curRanges = append(s.curRanges, r)
+	if s.tracking {
+		s.undo = append(s.undo, undoEntry{rng: true})
+	}
+	if s.noCache {
+		s.log = append(s.log, write{end: &s.curRanges[len(s.curRanges)-1]})
+	}
+	s.w.pending++
+	return nil
+}
+
 // addBytes counts n more cached bytes in s and its worker.
 func (s *taskStore) addBytes(n int64) {
 	s.bytes += n
@@ -293,18 +373,23 @@ func (s *taskStore) addBytes(n int64) {
 
 // records is the number of changelog records the writes since the last
 // hand-off make.
+// hand-off make, plus one per range deletion.
 func (s *taskStore) records() int {
 	if s.noCache {
-		return len(s.log)
+		return len(s.log) // range deletions included
 	}
-	if s.cur == nil {
-		return 0
+	n := len(s.curRanges)
+	if s.cur != nil {
+		n += len(s.cur.m)
 	}
-	return len(s.cur.m)
+	return n
 }
 
-// dirty reports whether s has uncommitted writes since the last hand-off.
-func (s *taskStore) dirty() bool { return s.cur != nil && len(s.cur.m) > 0 }
+// dirty reports whether s has uncommitted writes or range deletions since
+// the last hand-off.
+func (s *taskStore) dirty() bool {
+	return (s.cur != nil && len(s.cur.m) > 0) || len(s.curRanges) > 0
+}
 
 // appendChangelog appends the changelog records of the writes since the
 // last hand-off: with the record cache, one per written key with its
@@ -320,7 +405,9 @@ func (s *taskStore) appendChangelog(out []broker.Record) []broker.Record {
 	}
 	if s.noCache {
 		for _, w := range s.log {
-			out = append(out, rec(w.key, w.p))
+			if w.end == nil {
+				out = append(out, rec(w.key, w.p))
+			}
 		}
 		return out
 	}
@@ -352,6 +439,7 @@ func (s *taskStore) Range(start, end []byte) (iter.Seq2[[]byte, []byte], func() 
 		if end != nil {
 			hi = btreemap.LT(string(end))
 		}
+		curR, sentR := s.curRanges, s.sentRanges // append-only until hand-off
 		var cur, sent overlayCursor
 		if s.cur != nil {
 			cur = overlayCursor{idx: s.cur.index(), hi: hi}
@@ -379,7 +467,7 @@ func (s *taskStore) Range(start, end []byte) (iter.Seq2[[]byte, []byte], func() 
 				if !ok {
 					return
 				}
-				if !yield(c.Key(), c.Value()) {
+				if ck := c.Key(); !hidden(ck, curR, sentR) && !yield(ck, c.Value()) {
 					return
 				}
 				ok = c.Next()
@@ -387,7 +475,7 @@ func (s *taskStore) Range(start, end []byte) (iter.Seq2[[]byte, []byte], func() 
 			}
 			if ok {
 				if ck := c.Key(); string(ck) < k {
-					if !yield(ck, c.Value()) {
+					if !hidden(ck, curR, sentR) && !yield(ck, c.Value()) {
 						return
 					}
 					ok = c.Next()
@@ -398,6 +486,8 @@ func (s *taskStore) Range(start, end []byte) (iter.Seq2[[]byte, []byte], func() 
 			}
 			if cur.ok && cur.key == k {
 				cur.next()
+			} else if covered(curR, k) {
+				p.del = true // a write in flight, deleted since
 			}
 			if sent.ok && sent.key == k {
 				sent.next()
@@ -408,6 +498,16 @@ func (s *taskStore) Range(start, end []byte) (iter.Seq2[[]byte, []byte], func() 
 		}
 	}
 	return seq, func() error { return err }
+}
+
+// hidden reports whether a stored key is deleted by a range of curR or
+// sentR.
+func hidden(k []byte, curR, sentR []keyRange) bool {
+	if len(curR) == 0 && len(sentR) == 0 {
+		return false
+	}
+	ks := unsafe.String(unsafe.SliceData(k), len(k))
+	return covered(curR, ks) || covered(sentR, ks)
 }
 
 // overlayCursor steps through the writes of an overlay's index below hi,
@@ -443,6 +543,8 @@ func (s *taskStore) handOff() {
 	s.addBytes(-s.bytes)
 	s.sent, s.cur, s.idxShared = s.cur, nil, false
 	s.sentLog, s.log = s.log, nil
+	s.sentRanges, s.curRanges = s.curRanges, nil
+	s.sentOff = -1 // set by the commit if it holds changelog records of s
 	s.undo, s.tracking = s.undo[:0], false
 }
 
@@ -450,21 +552,21 @@ func (s *taskStore) handOff() {
 func (s *taskStore) discard() {
 	s.w.pending -= s.records()
 	s.addBytes(-s.bytes)
-	s.cur, s.idxShared, s.log = nil, false, nil
+	s.cur, s.idxShared, s.log, s.curRanges = nil, false, nil, nil
 	s.undo, s.tracking = s.undo[:0], false
 }
 
 // dropSent forgets the writes of a commit that failed.
-func (s *taskStore) dropSent() { s.sent, s.sentLog = nil, nil }
+func (s *taskStore) dropSent() { s.sent, s.sentLog, s.sentRanges = nil, nil, nil }
 
 // applySent writes sent to the store with the offset of its last
 // changelog record, after the commit that wrote them succeeded. Without
 // record cache the batch holds every write in write order, as the
 // changelog does.
 func (s *taskStore) applySent() error {
-	sent, sentLog := s.sent, s.sentLog
+	sent, sentLog, sentRanges := s.sent, s.sentLog, s.sentRanges
 	s.dropSent()
-	if sent == nil || len(sent.m) == 0 {
+	if (sent == nil || len(sent.m) == 0) && len(sentRanges) == 0 {
 		return nil
 	}
 	s.batch.Reset()
@@ -475,16 +577,35 @@ func (s *taskStore) applySent() error {
 			s.batch.Put([]byte(k), p.value)
 		}
 	}
+	delRange := func(r *keyRange) {
+		var end []byte
+		if !r.noEnd {
+			end = []byte(r.end)
+		}
+		s.batch.DeleteRange([]byte(r.start), end)
+	}
 	if s.noCache {
 		for _, w := range sentLog {
-			add(w.key, w.p)
+			if w.end != nil {
+				delRange(w.end)
+			} else {
+				add(w.key, w.p)
+			}
 		}
 	} else {
-		for k, sl := range sent.all() {
-			add(k, sl.p)
+		// The writes of sent were all made after its ranges.
+		for i := range sentRanges {
+			delRange(&sentRanges[i])
+		}
+		if sent != nil {
+			for k, sl := range sent.all() {
+				add(k, sl.p)
+			}
 		}
 	}
-	s.batch.SetOffset(s.sentOff)
+	if s.sentOff >= 0 {
+		s.batch.SetOffset(s.sentOff)
+	}
 	if err := s.st.Apply(&s.batch); err != nil {
 		return fmt.Errorf("store %s/%d: apply commit: %w", s.name, s.t.id.Partition, err)
 	}
@@ -515,6 +636,21 @@ func (t *task) skipRecord() {
 	for _, s := range t.stores {
 		for i := len(s.undo) - 1; i >= 0; i-- {
 			u := s.undo[i]
+			switch {
+			case u.rng:
+				s.curRanges = s.curRanges[:len(s.curRanges)-1]
+				if !s.noCache {
+					s.w.pending--
+				}
+				continue
+			case u.removed:
+				s.set([]byte(u.key), u.prev)
+				if !s.noCache {
+					s.addBytes(cacheSize(u.key, u.prev))
+					s.w.pending++
+				}
+				continue
+			}
 			var p pending // the write undone
 			if u.had {
 				_, p, _ = s.set([]byte(u.key), u.prev)

@@ -40,9 +40,39 @@ func taskStoreModel(t *testing.T, seed uint64, noCache bool) {
 		committed := map[string]string{} // the store's state
 		var sentModel map[string]*string // writes in flight: nil value = delete
 		cur := map[string]*string{}      // uncommitted writes
+		key := func() string { return string(rune('a' + rng.IntN(12))) }
+		var curR, sentR [][2]string // range deletions [start, end) before cur and sentModel
+		inflight := false
+		delRanges := func(m map[string]string, rs [][2]string) {
+			for _, r := range rs {
+				for k := range m {
+					if k >= r[0] && k < r[1] {
+						delete(m, k)
+					}
+				}
+			}
+		}
+		// deleteRange is a DeleteRange by the task, in the model too.
+		deleteRange := func() {
+			a, b := key(), key()
+			if a > b {
+				a, b = b, a
+			}
+			require.NoError(t, s.DeleteRange([]byte(a), []byte(b)))
+			if a == b {
+				return
+			}
+			for k := range cur {
+				if k >= a && k < b {
+					delete(cur, k)
+				}
+			}
+			curR = append(curR, [2]string{a, b})
+		}
 		model := func() map[string]string {
 			m := maps.Clone(committed)
-			for _, over := range []map[string]*string{sentModel, cur} {
+			for i, over := range []map[string]*string{sentModel, cur} {
+				delRanges(m, [][][2]string{sentR, curR}[i])
 				for k, v := range over {
 					if v == nil {
 						delete(m, k)
@@ -53,7 +83,6 @@ func taskStoreModel(t *testing.T, seed uint64, noCache bool) {
 			}
 			return m
 		}
-		key := func() string { return string(rune('a' + rng.IntN(12))) }
 		offset := int64(0)
 		for range 400 {
 			switch op := rng.IntN(10); {
@@ -69,7 +98,9 @@ func taskStoreModel(t *testing.T, seed uint64, noCache bool) {
 					cur[k] = &v
 					writes = append(writes, k+"="+v)
 				}
-			case op == 4 && len(sentModel) == 0: // hand off to a commit
+			case op == 8 && rng.IntN(2) == 0: // range deletion
+				deleteRange()
+			case op == 4 && !inflight: // hand off to a commit
 				var got []string
 				for _, r := range s.appendChangelog(nil) {
 					if r.Value == nil {
@@ -94,12 +125,17 @@ func taskStoreModel(t *testing.T, seed uint64, noCache bool) {
 				require.Equal(t, want, got, "seed %d: changelog of a hand-off", seed)
 				s.handOff()
 				sentModel, cur, writes = cur, map[string]*string{}, nil
+				sentR, curR, inflight = curR, nil, true
 				require.Zero(t, w.pending)
 				require.Zero(t, w.cacheBytes)
-			case op == 5 && len(sentModel) > 0: // the commit succeeded
-				offset++
-				s.sentOff = offset
+			case op == 5 && inflight: // the commit succeeded
+				if len(sentModel) > 0 || len(sentR) > 0 {
+					offset++
+					s.sentOff = offset
+				}
 				require.NoError(t, s.applySent())
+				delRanges(committed, sentR)
+				sentR, inflight = nil, false
 				for k, v := range sentModel {
 					if v == nil {
 						delete(committed, k)
@@ -108,25 +144,33 @@ func taskStoreModel(t *testing.T, seed uint64, noCache bool) {
 					}
 				}
 				sentModel = nil
+				if offset == 0 {
+					break // nothing applied yet
+				}
 				off, ok, err := st.Offset()
 				require.NoError(t, err)
 				require.True(t, ok)
 				require.Equal(t, offset, off)
-			case op == 6 && len(sentModel) > 0: // the commit was fenced
+			case op == 6 && inflight: // the commit was fenced
 				s.dropSent()
 				sentModel = nil
 				s.discard()
 				cur, writes = map[string]*string{}, nil
+				sentR, curR, inflight = nil, nil, false
 			case op == 7: // a record writes, then is skipped
 				tk.beginRecord()
-				before := maps.Clone(cur)
+				before, beforeR := maps.Clone(cur), slices.Clone(curR)
 				pending, cached := w.pending, w.cacheBytes
 				for range rng.IntN(4) {
+					if rng.IntN(3) == 0 {
+						deleteRange()
+						continue
+					}
 					k := key()
 					require.NoError(t, s.Put([]byte(k), []byte("skipped")))
 				}
 				tk.skipRecord()
-				cur = before
+				cur, curR = before, beforeR
 				require.Equal(t, pending, w.pending)
 				require.Equal(t, cached, w.cacheBytes)
 			default: // range scan with random bounds
@@ -153,7 +197,9 @@ func taskStoreModel(t *testing.T, seed uint64, noCache bool) {
 					got = append(got, string(k)+"="+string(v))
 					if writeDuring {
 						k := key()
-						if rng.IntN(3) == 0 {
+						if rng.IntN(5) == 0 {
+							deleteRange()
+						} else if rng.IntN(3) == 0 {
 							require.NoError(t, s.Delete([]byte(k)))
 							cur[k] = nil
 							writes = append(writes, k)
@@ -179,10 +225,10 @@ func taskStoreModel(t *testing.T, seed uint64, noCache bool) {
 				size += cacheSize(k, p)
 			}
 			if noCache {
-				require.Equal(t, len(writes), w.pending)
+				require.Equal(t, len(writes)+len(curR), w.pending)
 				require.Zero(t, w.cacheBytes)
 			} else {
-				require.Equal(t, len(cur), w.pending)
+				require.Equal(t, len(cur)+len(curR), w.pending)
 				require.Equal(t, size, w.cacheBytes)
 			}
 			// Every key reads as the model says.

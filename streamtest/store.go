@@ -50,7 +50,45 @@ type taskStore struct {
 	st        store.Store
 	cur       map[string]pending // writes of the record being processed
 	order     []string           // cur's keys in first-write order
+	ranges    [][2][]byte        // range deletions of the record being processed; nil end: no bound
 	batch     store.Batch
+}
+
+// deleted reports whether a range deletion of rs holds k.
+func deleted(rs [][2][]byte, k []byte) bool {
+	for _, r := range rs {
+		if bytes.Compare(k, r[0]) >= 0 && (r[1] == nil || bytes.Compare(k, r[1]) < 0) {
+			return true
+		}
+	}
+	return false
+}
+
+// DeleteRange implements topology.RangeDeleter as the runtime's stores
+// do: it forgets the record's writes in [start, end) (nil end: no upper
+// bound), hides the stored keys there, and at the commit applies one
+// range deletion to the store, without changelog records.
+func (s *taskStore) DeleteRange(start, end []byte) error {
+	if s.d.storesClosed {
+		return s.errClosed()
+	}
+	if end != nil && bytes.Compare(start, end) >= 0 {
+		return nil
+	}
+	r := [2][]byte{bytes.Clone(start), nil}
+	if end != nil {
+		r[1] = bytes.Clone(end)
+	}
+	rs := [][2][]byte{r}
+	s.order = slices.DeleteFunc(s.order, func(k string) bool {
+		if deleted(rs, []byte(k)) {
+			delete(s.cur, k)
+			return true
+		}
+		return false
+	})
+	s.ranges = append(s.ranges, r)
+	return nil
 }
 
 func (s *taskStore) errClosed() error {
@@ -66,6 +104,9 @@ func (s *taskStore) Get(key []byte) ([]byte, bool, error) {
 			return nil, false, nil
 		}
 		return bytes.Clone(p.value), true, nil
+	}
+	if deleted(s.ranges, key) {
+		return nil, false, nil
 	}
 	return s.st.Get(key)
 }
@@ -111,9 +152,20 @@ func (s *taskStore) Range(start, end []byte) (iter.Seq2[[]byte, []byte], func() 
 			}
 		}
 		keys := slices.Sorted(maps.Keys(over))
+		ranges := slices.Clone(s.ranges)
 		c := s.st.Range(start, end)
 		defer func() { err = errors.Join(err, c.Close()) }()
-		kvmerge.Merge(c, keys, func(k string) ([]byte, bool) { p := over[k]; return p.value, p.del }, yield)
+		visible := yield
+		if len(ranges) > 0 {
+			// The record's writes postdate its range deletions.
+			visible = func(k, v []byte) bool {
+				if _, written := over[string(k)]; !written && deleted(ranges, k) {
+					return true
+				}
+				return yield(k, v)
+			}
+		}
+		kvmerge.Merge(c, keys, func(k string) ([]byte, bool) { p := over[k]; return p.value, p.del }, visible)
 	}
 	return seq, func() error { return err }
 }
@@ -123,11 +175,14 @@ func (s *taskStore) Range(start, end []byte) (iter.Seq2[[]byte, []byte], func() 
 // keys were first written, then applies the writes to the store with the
 // offset of the last changelog record.
 func (s *taskStore) commit() error {
-	if len(s.order) == 0 {
+	if len(s.order) == 0 && len(s.ranges) == 0 {
 		return nil
 	}
 	defer s.discard()
 	s.batch.Reset()
+	for _, r := range s.ranges {
+		s.batch.DeleteRange(r[0], r[1])
+	}
 	for _, k := range s.order {
 		p := s.cur[k]
 		rec := broker.Record{Topic: s.changelog, Partition: s.partition, Key: []byte(k)}
@@ -141,8 +196,10 @@ func (s *taskStore) commit() error {
 			return fmt.Errorf("streamtest: store %s/%d: changelog: %w", s.name, s.partition, err)
 		}
 	}
-	l := s.d.topics[s.changelog]
-	s.batch.SetOffset(int64(len(l.parts[s.partition]) - 1))
+	if len(s.order) > 0 {
+		l := s.d.topics[s.changelog]
+		s.batch.SetOffset(int64(len(l.parts[s.partition]) - 1))
+	}
 	if err := s.st.Apply(&s.batch); err != nil {
 		return fmt.Errorf("streamtest: store %s/%d: apply: %w", s.name, s.partition, err)
 	}
@@ -154,6 +211,7 @@ func (s *taskStore) discard() {
 	clear(s.cur)
 	clear(s.order)
 	s.order = s.order[:0]
+	s.ranges = nil
 }
 
 // Store implements topology.StoreEnv.

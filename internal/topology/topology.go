@@ -81,7 +81,21 @@ type StoreSpec struct {
 	// Name names the store; "<name>-changelog" is its changelog topic's
 	// logical name, so Name follows the rules of topic names.
 	Name string
+	// Retention, when positive, declares a windowed store whose entries
+	// older than Retention are removed by its processors (with
+	// RangeDeleter): its changelog is created with
+	// broker.CleanupCompactDelete and a RetentionTime of Retention plus
+	// WindowChangelogExtraRetention, so that expired entries leave the
+	// changelog without tombstones. 0 (the default) is a plain store with a
+	// compacted changelog; negative is invalid.
+	Retention time.Duration
 }
+
+// WindowChangelogExtraRetention is what a windowed store's changelog keeps
+// beyond the store's retention: 24 hours, Kafka Streams' default of
+// windowstore.changelog.additional.retention.ms, a margin for clock drift
+// between event time and the broker's clock.
+const WindowChangelogExtraRetention = 24 * time.Hour
 
 // InternalTopic is a topic the runtime creates (repartition topics;
 // changelogs later).
@@ -236,6 +250,20 @@ type KV interface {
 	// state as of its first step; writes during the iteration are not
 	// seen by it.
 	Range(start, end []byte) (iter.Seq2[[]byte, []byte], func() error)
+}
+
+// RangeDeleter is implemented by a KV whose keys in a range can be removed
+// at once: the runtime's stores and streamtest's. It is optional; a
+// processor falls back to Delete of each key when its KV lacks it.
+type RangeDeleter interface {
+	// DeleteRange removes every key in [start, end) (nil end: no upper
+	// bound) from what Get and Range see, and at the next commit from the
+	// store with one range deletion. Unlike Delete it writes no changelog
+	// records: it is meant for windowed stores (StoreSpec.Retention),
+	// whose changelog drops old records by time, so a restore may bring
+	// deleted keys back until then and the processor must delete them
+	// again. It fails only on a closed store; start > end deletes nothing.
+	DeleteRange(start, end []byte) error
 }
 
 // Timestamper is implemented by a Processor whose sources may take a

@@ -1,0 +1,95 @@
+package streamtest
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/duality-streams/duality/broker"
+	"github.com/duality-streams/duality/internal/topology"
+	"github.com/duality-streams/duality/stream"
+)
+
+// TestStoreDeleteRange checks the driver's stores implement
+// topology.RangeDeleter as the runtime's do: the range hides stored keys
+// and the record's earlier writes at once, later writes of the same
+// record stay, the store applies it at the commit, and no changelog
+// record is written for it.
+func TestStoreDeleteRange(t *testing.T) {
+	var dumps []string
+	topo := &topology.Topology{
+		SubTopologies: []*topology.SubTopology{{
+			Sources: []topology.Source{{Topic: "in"}},
+			Stores:  []topology.StoreSpec{{Name: "w"}},
+			NewTask: func(env topology.TaskEnv) (topology.Processor, error) {
+				kv, err := env.(topology.StoreEnv).Store("w")
+				if err != nil {
+					return nil, err
+				}
+				rd := kv.(topology.RangeDeleter)
+				return &funcProc{process: func(_ context.Context, rec *broker.Record) error {
+					for _, op := range strings.Fields(string(rec.Value)) {
+						switch {
+						case strings.HasPrefix(op, "del:"):
+							start, end, _ := strings.Cut(op[4:], "-")
+							if err := rd.DeleteRange([]byte(start), []byte(end)); err != nil {
+								return err
+							}
+						case op == "dump":
+							seq, errf := kv.Range(nil, nil)
+							var keys []string
+							for k := range seq {
+								keys = append(keys, string(k))
+							}
+							if err := errf(); err != nil {
+								return err
+							}
+							_, ok, err := kv.Get([]byte("b"))
+							if err != nil {
+								return err
+							}
+							dumps = append(dumps, strings.Join(keys, ",")+map[bool]string{true: " b", false: ""}[ok])
+						default:
+							if err := kv.Put([]byte(op), []byte("v")); err != nil {
+								return err
+							}
+						}
+					}
+					return nil
+				}}, nil
+			},
+		}},
+	}
+	d, err := New((*stream.Topology)(topo))
+	require.NoError(t, err)
+	defer d.Close()
+	pipe := func(ops string) {
+		require.NoError(t, d.PipeRaw(t.Context(), broker.Record{Topic: "in", Partition: 0, Value: []byte(ops)}))
+	}
+	pipe("a b c d")
+	pipe("e del:b-d f bb dump") // f after the range stays; bb is written after it
+	pipe("dump")
+	require.Equal(t, []string{"a,bb,d,e,f", "a,bb,d,e,f"}, dumps)
+	var logged []string
+	for _, r := range d.Records("test-w-changelog") {
+		logged = append(logged, string(r.Key))
+	}
+	require.Equal(t, []string{"a", "b", "c", "d", "e", "f", "bb"}, logged, "no changelog record for the range")
+	var stored []string
+	seq, errf := d.StoreAll("w", 0)
+	for k := range seq {
+		stored = append(stored, string(k))
+	}
+	require.NoError(t, errf())
+	require.Equal(t, []string{"a", "bb", "d", "e", "f"}, stored)
+}
+
+type funcProc struct {
+	process func(context.Context, *broker.Record) error
+}
+
+func (p *funcProc) Process(ctx context.Context, rec *broker.Record) error { return p.process(ctx, rec) }
+func (p *funcProc) Flush(context.Context) error                           { return nil }
+func (p *funcProc) Close() error                                          { return nil }
