@@ -593,6 +593,13 @@ func (w *worker) commit(ctx context.Context, gen int64, keep map[broker.TopicPar
 	w.last = time.Now()
 	if len(out) == 0 && len(offsets) == 0 {
 		w.spare = out
+		// Only range deletions (no changelog records, no input position):
+		// nothing to commit to the broker, so apply them now.
+		for _, s := range states {
+			if err := s.applySent(); err != nil {
+				return false, err
+			}
+		}
 		return false, nil
 	}
 	c := &inflight{records: out, gen: gen, states: states, changelog: changelog, done: make(chan error, 1)}
