@@ -153,11 +153,13 @@ func Build(g *Graph) (*topology.Topology, error) {
 				if owner, ok := storeOwner[name]; ok {
 					if owner != id {
 						errs = append(errs, fmt.Errorf("%w: store %q is used by sub-topologies %d and %d (step %q); a store belongs to one sub-topology", ErrStoreConflict, name, owner, id, n.Name))
+					} else if i := slices.IndexFunc(st.Stores, func(ss topology.StoreSpec) bool { return ss.Name == name }); i >= 0 {
+						st.Stores[i].Retention = max(st.Stores[i].Retention, n.StoreRetention[name])
 					}
 					continue
 				}
 				storeOwner[name] = id
-				st.Stores = append(st.Stores, topology.StoreSpec{Name: name})
+				st.Stores = append(st.Stores, topology.StoreSpec{Name: name, Retention: n.StoreRetention[name]})
 			}
 			switch n.Kind {
 			case KindSink:

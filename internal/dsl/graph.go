@@ -3,6 +3,7 @@ package dsl
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/duality-streams/duality/internal/topology"
 )
@@ -72,6 +73,12 @@ type Node struct {
 	// Stores are the state stores the node uses, by name. Nodes of one
 	// sub-topology may share a store; nodes of two may not.
 	Stores []string
+	// StoreRetention gives the retention of windowed stores among Stores
+	// (topology.StoreSpec.Retention): their changelogs are created with
+	// broker.CleanupCompactDelete. A store absent here is a plain store;
+	// when nodes of a sub-topology give one store different retentions,
+	// the largest applies.
+	StoreRetention map[string]time.Duration
 	// GlobalStores are the global stores the node reads (see
 	// Graph.AddGlobalStore), for Describe.
 	GlobalStores []string

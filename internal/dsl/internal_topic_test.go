@@ -2,6 +2,7 @@ package dsl_test
 
 import (
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -40,4 +41,23 @@ func TestInternalTopicSizingAndSelfRead(t *testing.T) {
 
 	_, err = build(true, "nowhere")
 	require.ErrorContains(t, err, `internal topic "loop" is sized like topic "nowhere", which no source reads`)
+}
+
+// TestStoreRetention checks that a node's StoreRetention reaches the
+// topology's StoreSpec (the largest when two nodes of a sub-topology give
+// one store different retentions), and that a store without one is plain.
+func TestStoreRetention(t *testing.T) {
+	var log []string
+	u := untyped{g: dsl.NewGraph(), log: &log}
+	a := u.source("a", false, "t")
+	m := u.step("m", dsl.KindProcessor, nil, false, a)
+	m.Stores = []string{"win", "plain"}
+	m.StoreRetention = map[string]time.Duration{"win": time.Hour}
+	n := u.step("n", dsl.KindProcessor, nil, false, m)
+	n.Stores = []string{"win"}
+	n.StoreRetention = map[string]time.Duration{"win": 2 * time.Hour}
+	topo, err := dsl.Build(u.g)
+	require.NoError(t, err)
+	require.Len(t, topo.SubTopologies, 1)
+	require.Equal(t, []topology.StoreSpec{{Name: "win", Retention: 2 * time.Hour}, {Name: "plain"}}, topo.SubTopologies[0].Stores)
 }
