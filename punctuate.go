@@ -22,7 +22,14 @@ type schedule struct {
 
 // advance moves s past now: to its next due time, skipping the due times
 // now has already passed (as Kafka Streams' PunctuationSchedule.next).
+// A due time past math.MaxInt64 (a timestamp near the end of int64)
+// saturates to math.MaxInt64, where the punctuation never fires again,
+// instead of wrapping around to a negative time that fires at every record.
 func (s *schedule) advance(now int64) {
+	if now > math.MaxInt64-s.interval || s.next > math.MaxInt64-s.interval {
+		s.next = math.MaxInt64
+		return
+	}
 	next := s.next + s.interval
 	if now >= next {
 		next = s.next + ((now-s.next)/s.interval+1)*s.interval
@@ -174,7 +181,9 @@ func (w *worker) tick(ctx context.Context) (next time.Duration, fenced bool, err
 		}
 		if t.nextStream != math.MaxInt64 {
 			// When the advance reaches the next stream-time punctuation.
-			at := t.lastInput.Add(cfg.idleAdvance + time.Duration(t.nextStream-t.inputTime)*time.Millisecond)
+			// The gap is capped so the Duration does not overflow.
+			gap := min(t.nextStream-t.inputTime, int64(math.MaxInt64/time.Millisecond)/2)
+			at := t.lastInput.Add(cfg.idleAdvance + time.Duration(gap)*time.Millisecond)
 			next = min(next, at.Sub(nowT))
 		}
 	}

@@ -73,7 +73,8 @@ type fns[K, V, A any] struct {
 // used store name (stream.ErrInvalidOption, stream.ErrStoreConflict), nil
 // codecs in g (stream.ErrNilCodec) and invalid options
 // (stream.ErrInvalidOption). At run time a record with a negative
-// timestamp fails with an error matching [ErrInvalidTimestamp].
+// timestamp, or one after [MaxTimestamp], fails with an error matching
+// [ErrInvalidTimestamp].
 func Count[K, V any](g stream.Grouped[K, V], w Windows, store string, opts ...Option) Table[K, int64] {
 	return aggregate(g, w, "windowed-count", store, opts, false, fns[K, V, int64]{
 		init:  func() (int64, bool) { return 0, true },

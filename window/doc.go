@@ -50,8 +50,9 @@
 // Debug and handed to the [OnLate] callback. A record that is late for
 // some of its hopping windows updates only the open ones.
 //
-// A record with a timestamp before the epoch (negative milliseconds)
-// fails with an error matching [ErrInvalidTimestamp]; the runtime's error
+// A record with a timestamp before the epoch (negative milliseconds) or
+// after [MaxTimestamp] (year 9999) fails with an error matching
+// [ErrInvalidTimestamp]; the runtime's error
 // policy decides whether the app stops (the default) or skips it. Records
 // with an absent key or value are dropped and logged at Debug.
 //
@@ -65,8 +66,12 @@
 // stay open and their final results wait for the next record. With
 // [WithTaskStreamTime] it follows the task's stream time, which
 // duality.IdleStreamTimeAdvance moves with the clock while the task is
-// idle, so windows close although input stopped. Joins take the option
-// too: their unmatched records are then emitted when input stops.
+// idle, so windows close although input stopped. The task's stream time
+// is not persisted: after a restart (or a rebalance) it starts from the
+// first record the task receives, so an idle advance begins only once a
+// record has arrived, and windows left open by the previous run wait for
+// it. Joins take the option too: their unmatched records are then emitted
+// when input stops.
 //
 // # Aggregations
 //

@@ -88,8 +88,8 @@ const (
 //
 // Build reports invalid windows (ErrInvalidWindow), a nil joiner
 // (stream.ErrNilFunc), an invalid or already used store name, and streams
-// of different builders (stream.ErrForeignStream). Negative timestamps
-// fail the record (ErrInvalidTimestamp).
+// of different builders (stream.ErrForeignStream). Negative timestamps and
+// timestamps after [MaxTimestamp] fail the record (ErrInvalidTimestamp).
 func Join[K, V1, V2, VR any](left stream.Grouped[K, V1], right stream.Grouped[K, V2], w JoinWindows, joiner func(k K, v1 V1, v2 V2) VR, store string, opts ...Option) stream.Stream[K, VR] {
 	var j func(K, V1, bool, V2, bool) VR
 	if joiner != nil {
@@ -100,7 +100,8 @@ func Join[K, V1, V2, VR any](left stream.Grouped[K, V1], right stream.Grouped[K,
 
 // LeftJoin is [Join] that also emits every left record that joined no
 // right record, as joiner(k, v1, zero, false), once it can no longer join:
-// when stream time passes its time + after + grace. It never emits a
+// when stream time passes its time + before + after + grace (the last
+// moment a right record it could join is still accepted). It never emits a
 // premature unmatched result (Kafka Streams' KStream.leftJoin since 3.1).
 // The step is named "left-join-<n>".
 func LeftJoin[K, V1, V2, VR any](left stream.Grouped[K, V1], right stream.Grouped[K, V2], w JoinWindows, joiner func(k K, v1 V1, v2 V2, found bool) VR, store string, opts ...Option) stream.Stream[K, VR] {
@@ -113,7 +114,8 @@ func LeftJoin[K, V1, V2, VR any](left stream.Grouped[K, V1], right stream.Groupe
 
 // OuterJoin is [LeftJoin] for both sides: unmatched right records are
 // emitted too, as joiner(k, zero, false, v2, true), when stream time
-// passes their time + before + grace. The step is named "outer-join-<n>".
+// passes their time + before + after + grace. The step is named
+// "outer-join-<n>".
 func OuterJoin[K, V1, V2, VR any](left stream.Grouped[K, V1], right stream.Grouped[K, V2], w JoinWindows, joiner func(k K, v1 V1, ok1 bool, v2 V2, ok2 bool) VR, store string, opts ...Option) stream.Stream[K, VR] {
 	return join(left, right, w, outerJoin, "outer-join", joiner, store, opts)
 }
@@ -415,8 +417,8 @@ func (p *joinProc[K, V1, V2, VR]) processRecord(ctx context.Context, rc *stream.
 		return nil
 	}
 	ts := rc.Timestamp.UnixMilli()
-	if ts < 0 {
-		return fmt.Errorf("%w: %d ms", ErrInvalidTimestamp, ts)
+	if err := checkTimestamp(ts); err != nil {
+		return err
 	}
 	p.st = max(p.st, ts)
 	// A record is late when the window of records it joins has closed:

@@ -70,7 +70,9 @@ func CacheUpdates() Option { return optionFunc(func(c *config) { c.cache = true 
 // extractor, or else the broker timestamp) and, with
 // duality.IdleStreamTimeAdvance, moves with the clock while the task is
 // idle: windows then close, and final results are emitted, although input
-// stopped. By default an aggregation's stream time is the largest
+// stopped. The task's stream time is not persisted: after a restart it
+// starts from the first record the task receives, so the idle advance
+// begins only once a record has arrived after the restart. By default an aggregation's stream time is the largest
 // timestamp of the records it aggregated, as Kafka Streams' window
 // processors observe it.
 //

@@ -206,8 +206,8 @@ func (p *proc[K, V, A]) processRecord(ctx context.Context, rc *stream.RecordCont
 		return nil
 	}
 	ts := rc.Timestamp.UnixMilli()
-	if ts < 0 {
-		return p.nodeErr(rc, fmt.Errorf("%w: %d ms", ErrInvalidTimestamp, ts))
+	if err := checkTimestamp(ts); err != nil {
+		return p.nodeErr(rc, err)
 	}
 	advanced := ts > p.st
 	if advanced {

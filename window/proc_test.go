@@ -2,6 +2,7 @@ package window_test
 
 import (
 	"fmt"
+	"math"
 	"testing"
 	"time"
 
@@ -107,4 +108,47 @@ func TestCacheUpdatesRollback(t *testing.T) {
 	_, err = b.Build()
 	require.ErrorIs(t, err, stream.ErrInvalidOption)
 	require.ErrorContains(t, err, "CacheUpdates with EmitOnWindowClose")
+}
+
+// TestTimestampBounds: timestamps before the epoch or after MaxTimestamp
+// fail the record with ErrInvalidTimestamp in every kind of window and in
+// joins, quickly (a timestamp near math.MaxInt64 used to loop forever in
+// hopping windows), and MaxTimestamp itself is accepted.
+func TestTimestampBounds(t *testing.T) {
+	steps := map[string]func(g stream.Grouped[string, string], g2 stream.Grouped[string, string]){
+		"tumbling": func(g, _ stream.Grouped[string, string]) {
+			window.Count(g, window.Tumbling(time.Second, window.NoGrace), "s").ToStream().To("out", window.WindowedCodec(codec.String()), codec.Int64())
+		},
+		"hopping": func(g, _ stream.Grouped[string, string]) {
+			window.Count(g, window.Hopping(time.Second, 100*time.Millisecond, window.NoGrace), "s").ToStream().To("out", window.WindowedCodec(codec.String()), codec.Int64())
+		},
+		"sliding": func(g, _ stream.Grouped[string, string]) {
+			window.Count(g, window.Sliding(time.Second, window.NoGrace), "s").ToStream().To("out", window.WindowedCodec(codec.String()), codec.Int64())
+		},
+		"session": func(g, _ stream.Grouped[string, string]) {
+			window.Count(g, window.Session(time.Second, window.NoGrace), "s").ToStream().To("out", window.WindowedCodec(codec.String()), codec.Int64())
+		},
+		"outer-join": func(g, g2 stream.Grouped[string, string]) {
+			window.OuterJoin(g, g2, window.JoinTimeDifference(time.Hour, time.Hour), func(_ string, a string, _ bool, b string, _ bool) string { return a + b }, "s").
+				To("out", codec.String(), codec.String())
+		},
+	}
+	for name, step := range steps {
+		t.Run(name, func(t *testing.T) {
+			b := stream.NewBuilder()
+			g := stream.GroupByKey(stream.From(b, "in", codec.String(), codec.String()), codec.String(), codec.String())
+			g2 := stream.GroupByKey(stream.From(b, "in2", codec.String(), codec.String()), codec.String(), codec.String())
+			step(g, g2)
+			topo, err := b.Build()
+			require.NoError(t, err)
+			d, err := streamtest.New(topo)
+			require.NoError(t, err)
+			defer func() { require.NoError(t, d.Close()) }()
+			in := streamtest.Input(d, "in", codec.String(), codec.String())
+			for _, ts := range []int64{math.MaxInt64, math.MaxInt64 - 1, window.MaxTimestamp + 1, -1} {
+				require.ErrorIs(t, in.PipeAt(t.Context(), "a", "x", time.UnixMilli(ts)), window.ErrInvalidTimestamp, ts)
+			}
+			require.NoError(t, in.PipeAt(t.Context(), "a", "x", time.UnixMilli(window.MaxTimestamp)))
+		})
+	}
 }

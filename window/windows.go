@@ -13,12 +13,32 @@ import (
 // and session windows given to an aggregation that cannot merge them.
 var ErrInvalidWindow = errors.New("window: invalid window definition")
 
-// ErrInvalidTimestamp is matched by the error a windowed aggregation
-// returns for a record whose timestamp is before the Unix epoch (negative
-// in milliseconds, like Kafka's invalid timestamps). The record fails and
-// the runtime applies the app's error policy: it stops the app by default,
-// or skips the record under a skip policy.
-var ErrInvalidTimestamp = errors.New("window: invalid (negative) record timestamp")
+// ErrInvalidTimestamp is matched by the error a windowed aggregation or
+// join returns for a record whose timestamp is before the Unix epoch
+// (negative in milliseconds, like Kafka's invalid timestamps) or after
+// [MaxTimestamp]. The record fails and the runtime applies the app's error
+// policy: it stops the app by default, or skips the record under a skip
+// policy.
+var ErrInvalidTimestamp = errors.New("window: invalid record timestamp")
+
+// MaxTimestamp is the largest record timestamp, in Unix milliseconds,
+// that windowed aggregations and joins accept: 9999-12-31T23:59:59.999Z.
+// Later timestamps fail with [ErrInvalidTimestamp]; the cap keeps window
+// bounds (timestamp plus size, grace and retention, all time.Durations)
+// far from int64 overflow.
+const MaxTimestamp int64 = 253402300799999
+
+// checkTimestamp returns an error matching ErrInvalidTimestamp when ts
+// (Unix ms) is negative or after MaxTimestamp.
+func checkTimestamp(ts int64) error {
+	switch {
+	case ts < 0:
+		return fmt.Errorf("%w: %d ms is before the Unix epoch", ErrInvalidTimestamp, ts)
+	case ts > MaxTimestamp:
+		return fmt.Errorf("%w: %d ms is after MaxTimestamp (%d, year 9999)", ErrInvalidTimestamp, ts, MaxTimestamp)
+	}
+	return nil
+}
 
 // Kind says how a [Windows] assigns records to windows.
 type Kind uint8
@@ -256,6 +276,9 @@ func timeWindowsFor(t, size, advance int64) []span {
 	var out []span
 	for s := first; s <= t; s += advance {
 		out = append(out, span{s, s + size})
+		if s > t-advance { // the next start is past t; stop before s+advance could overflow
+			break
+		}
 	}
 	return out
 }
