@@ -114,6 +114,9 @@ func (w *worker) punctuate(ctx context.Context, t *task, typ topology.Punctuatio
 		if len(t.stores) > 0 {
 			t.beginRecord()
 		}
+		if sk, ok := t.proc.(topology.Skipper); ok {
+			sk.Begin()
+		}
 		if perr := s.f(ctx, now); perr != nil {
 			pe := &ProcessingError{Task: t.id, Partition: -1, Offset: -1, Punctuation: typ.String(), Err: perr}
 			if !w.app.cfg.policy.skip {

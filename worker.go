@@ -433,6 +433,9 @@ func (w *worker) processHead(ctx context.Context, t *task, ps *partState) (fence
 	if len(t.stores) > 0 {
 		t.beginRecord()
 	}
+	if sk, ok := t.proc.(topology.Skipper); ok {
+		sk.Begin()
+	}
 	perr := t.proc.Process(ctx, rec)
 	if perr != nil {
 		pe := &ProcessingError{Task: t.id, Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset, Err: perr}
@@ -484,6 +487,9 @@ func (ps *partState) pop() {
 // punctuation under SkipOnError.
 func (w *worker) skip(t *task, mark int, pe *ProcessingError) {
 	t.skipRecord()
+	if sk, ok := t.proc.(topology.Skipper); ok {
+		sk.Skip() // the steps' in-memory state, e.g. a window's stream time
+	}
 	clear(w.out[mark:])
 	w.out, w.owner = w.out[:mark], w.owner[:mark]
 	w.skipped++

@@ -118,8 +118,10 @@ func (d *Driver) AdvanceWallClock(ctx context.Context, dt time.Duration) error {
 			if !t.env.hasDue(topology.WallClockPunctuation, now) {
 				continue
 			}
+			t.begin()
 			if err := t.env.punctuate(ctx, topology.WallClockPunctuation, now); err != nil {
 				t.env.discardStores()
+				t.skip()
 				return err
 			}
 			if err := t.commit(ctx); err != nil {
@@ -157,6 +159,7 @@ func (t task) process(ctx context.Context, rec *broker.Record) error {
 	if ts > st {
 		e.streamTime = ts
 	}
+	t.begin()
 	err := t.proc.Process(ctx, rec)
 	if err == nil && e.streamTime > st && e.hasDue(topology.StreamTimePunctuation, e.streamTime) {
 		err = e.punctuate(ctx, topology.StreamTimePunctuation, e.streamTime)
@@ -164,6 +167,7 @@ func (t task) process(ctx context.Context, rec *broker.Record) error {
 	if err != nil {
 		e.streamTime = st
 		e.discardStores()
+		t.skip()
 		return err
 	}
 	return t.commit(ctx)
@@ -177,4 +181,21 @@ func (t task) commit(ctx context.Context) error {
 		return fmt.Errorf("streamtest: task %d_%d: flush: %w", t.env.id.SubTopology, t.env.id.Partition, err)
 	}
 	return t.env.commitStores()
+}
+
+// begin tells the task's processor that a unit of work starts: a piped
+// record with the punctuations it makes due, or a wall-clock advance
+// (topology.Skipper).
+func (t task) begin() {
+	if sk, ok := t.proc.(topology.Skipper); ok {
+		sk.Begin()
+	}
+}
+
+// skip tells the task's processor that the unit of work begun last failed
+// and its state writes were discarded (topology.Skipper).
+func (t task) skip() {
+	if sk, ok := t.proc.(topology.Skipper); ok {
+		sk.Skip()
+	}
 }

@@ -271,15 +271,15 @@ func (jn *joinNode[K, V1, V2, VR]) instantiate(t *dsl.Task, side *dsl.Node) (*jo
 		st:     noTime, lowSeg: noTime, closedUpTo: noTime, stats: jn.stats}
 	p.ret = p.before + p.after + p.grace + 1
 	p.seg = max(p.ret/2, 1)
+	t.OnSkip(p.skip)
 	if p.stats == nil {
 		p.stats = new(Stats)
 	}
 	if jn.taskTime {
-		te, ok := t.Env().(topology.TimeEnv)
-		if !ok {
+		if _, ok := t.Env().(topology.TimeEnv); !ok {
 			return nil, fmt.Errorf("%s %q: WithTaskStreamTime: this runtime provides no task stream time", jn.n.Op, jn.n.Name)
 		}
-		cancel, err := te.Schedule(time.Millisecond, topology.StreamTimePunctuation, func(ctx context.Context, ts int64) error {
+		cancel, err := t.Env().(topology.TimeEnv).Schedule(time.Millisecond, topology.StreamTimePunctuation, func(ctx context.Context, ts int64) error {
 			return p.punctuate(ctx, side, ts)
 		})
 		if err != nil {
@@ -316,10 +316,43 @@ type joinProc[K, V1, V2, VR any] struct {
 	seq                    uint64
 	ekey, kbuf, key, vbuf  []byte
 	out                    stream.RecordContext
+
+	// snap is the in-memory state at the start of the unit of work
+	// (record or punctuation) of generation snapGen (dsl.Task.Gen),
+	// restored when the runtime skips that unit (dsl.Task.OnSkip).
+	snap    joinSnap
+	snapGen uint64
+	snapOK  bool
+}
+
+// joinSnap is the in-memory state of a joinProc that a record changes.
+type joinSnap struct {
+	st, lowSeg, closedUpTo int64
+	seq                    uint64
+}
+
+// begin snapshots p's in-memory state the first time p runs in a new
+// unit of work of the task.
+func (p *joinProc[K, V1, V2, VR]) begin() {
+	if g := p.t.Gen(); !p.snapOK || p.snapGen != g {
+		p.snap = joinSnap{p.st, p.lowSeg, p.closedUpTo, p.seq}
+		p.snapGen, p.snapOK = g, true
+	}
+}
+
+// skip restores the state of the unit of work being skipped, when p ran
+// in it (a sibling step failed after p succeeded).
+func (p *joinProc[K, V1, V2, VR]) skip() {
+	if !p.snapOK || p.snapGen != p.t.Gen() {
+		return
+	}
+	p.st, p.lowSeg, p.closedUpTo, p.seq = p.snap.st, p.snap.lowSeg, p.snap.closedUpTo, p.snap.seq
+	p.snapOK = false
 }
 
 func (p *joinProc[K, V1, V2, VR]) process(ctx context.Context, rc *stream.RecordContext, n *dsl.Node, k K, side byte, v1 V1, v2 V2) error {
 	p.node = n
+	p.begin()
 	st, lowSeg, seq := p.st, p.lowSeg, p.seq
 	ok := false
 	defer func() {
@@ -344,6 +377,7 @@ func (p *joinProc[K, V1, V2, VR]) punctuate(ctx context.Context, n *dsl.Node, ts
 	if ts <= p.st {
 		return nil
 	}
+	p.begin()
 	st, lowSeg, seq := p.st, p.lowSeg, p.seq
 	rc := &stream.RecordContext{Timestamp: time.UnixMilli(ts)}
 	defer func() {

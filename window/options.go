@@ -117,7 +117,12 @@ type LateRecord[K, V any] struct {
 }
 
 // Stats counts what windowed aggregations drop and emit. Its methods are
-// safe for concurrent use; the zero Stats is ready.
+// safe for concurrent use; the zero Stats is ready. The counters count
+// attempts: a record or punctuation that fails (in the window's step or
+// in another step of the same record) is not taken back from them,
+// although the runtime undoes its state and drops its output under a
+// skip policy, so a record processed again after a restart or a skipped
+// record may be counted more than once.
 type Stats struct {
 	late    atomic.Int64
 	final   atomic.Int64

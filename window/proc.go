@@ -83,6 +83,38 @@ type proc[K, V, A any] struct {
 	order []string
 	undo  []cacheUndo[K, A]
 	last  stream.RecordContext
+
+	// snap is the in-memory state at the start of the unit of work
+	// (record or punctuation) of generation snapGen (dsl.Task.Gen),
+	// restored when the runtime skips that unit (dsl.Task.OnSkip); the
+	// cache's undo log covers the same unit.
+	snap    procSnap
+	snapGen uint64
+	snapOK  bool
+}
+
+// procSnap is the in-memory state of a proc that a failed record changes.
+type procSnap struct{ st, lowSeg, nextClose, closedUpTo int64 }
+
+// begin snapshots p's in-memory state the first time p runs in a new
+// unit of work of the task.
+func (p *proc[K, V, A]) begin() {
+	if g := p.t.Gen(); !p.snapOK || p.snapGen != g {
+		p.snap = procSnap{p.st, p.lowSeg, p.nextClose, p.closedUpTo}
+		p.snapGen, p.snapOK = g, true
+		p.undo = p.undo[:0]
+	}
+}
+
+// skip restores the state of the unit of work being skipped, when p ran
+// in it (a sibling step failed after p succeeded).
+func (p *proc[K, V, A]) skip() {
+	if !p.snapOK || p.snapGen != p.t.Gen() {
+		return
+	}
+	p.st, p.lowSeg, p.nextClose, p.closedUpTo = p.snap.st, p.snap.lowSeg, p.snap.nextClose, p.snap.closedUpTo
+	p.rollbackCache()
+	p.snapOK = false
 }
 
 func newProc[K, V, A any](t *dsl.Task, n *dsl.Node, store string, w Windows, cfg config, late func(LateRecord[K, V]), kc codec.Codec[K], ac codec.Codec[A], f fns[K, V, A]) (emit[K, V], error) {
@@ -119,16 +151,16 @@ func newProc[K, V, A any](t *dsl.Task, n *dsl.Node, store string, w Windows, cfg
 	if p.stats == nil {
 		p.stats = new(Stats)
 	}
+	t.OnSkip(p.skip)
 	if cfg.cache {
 		p.cache = map[string]cacheEntry[K, A]{}
 		t.OnFlush(p.flushCache)
 	}
 	if cfg.task {
-		te, ok := t.Env().(topology.TimeEnv)
-		if !ok {
+		if _, ok := t.Env().(topology.TimeEnv); !ok {
 			return nil, fmt.Errorf("%s %q: WithTaskStreamTime: this runtime provides no task stream time", n.Op, n.Name)
 		}
-		cancel, err := te.Schedule(time.Millisecond, topology.StreamTimePunctuation, p.punctuate)
+		cancel, err := t.Env().(topology.TimeEnv).Schedule(time.Millisecond, topology.StreamTimePunctuation, p.punctuate)
 		if err != nil {
 			return nil, fmt.Errorf("%s %q: WithTaskStreamTime: %w", n.Op, n.Name, err)
 		}
@@ -152,6 +184,7 @@ func (p *proc[K, V, A]) process(ctx context.Context, rc *stream.RecordContext, k
 	// an error or a panic, here or downstream; under a skip policy it
 	// goes on with the next record): so must the in-memory stream time
 	// and expiry progress.
+	p.begin()
 	st, lowSeg := p.st, p.lowSeg
 	ok := false
 	defer func() {
@@ -159,7 +192,6 @@ func (p *proc[K, V, A]) process(ctx context.Context, rc *stream.RecordContext, k
 			p.st, p.lowSeg, p.nextClose, p.closedUpTo = st, lowSeg, noTime, noTime
 			p.rollbackCache()
 		}
-		p.undo = p.undo[:0]
 	}()
 	err := p.processRecord(ctx, rc, k, v)
 	ok = err == nil
@@ -173,6 +205,7 @@ func (p *proc[K, V, A]) punctuate(ctx context.Context, ts int64) (err error) {
 	if ts <= p.st {
 		return nil
 	}
+	p.begin()
 	st, lowSeg := p.st, p.lowSeg
 	rc := &stream.RecordContext{Timestamp: time.UnixMilli(ts)}
 	defer func() {
@@ -442,6 +475,7 @@ func (p *proc[K, V, A]) rollbackCache() {
 func (p *proc[K, V, A]) flushCache(ctx context.Context) error {
 	order := p.order
 	p.order = p.order[:0]
+	p.undo, p.snapOK = p.undo[:0], false
 	defer clear(p.cache)
 	rc := p.last
 	for _, key := range order {

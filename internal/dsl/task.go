@@ -25,6 +25,8 @@ type Task struct {
 	closers  []func() error
 	flushers []func(context.Context) error
 	stampers map[*Node]func(*broker.Record) (int64, bool)
+	skippers []func()
+	gen      uint64
 
 	// Current is the node running user code, set by node behaviours
 	// before they call user functions or codecs; sources read it to name
@@ -46,6 +48,17 @@ func (t *Task) OnClose(f func() error) { t.closers = append(t.closers, f) }
 // emits reaches a downstream node before that node flushes. Stateful
 // nodes write their caches out here.
 func (t *Task) OnFlush(f func(context.Context) error) { t.flushers = append(t.flushers, f) }
+
+// OnSkip registers f to run when the runtime discards the unit of work
+// (record or punctuation) last begun, which failed (topology.Skipper): f
+// restores the node's in-memory state to what it was when that unit
+// began. Nodes find out where a unit begins with [Task.Gen]: they
+// snapshot their state the first time they run with a new generation.
+func (t *Task) OnSkip(f func()) { t.skippers = append(t.skippers, f) }
+
+// Gen returns the generation of the unit of work being run: it changes
+// each time the runtime begins one (topology.Skipper.Begin).
+func (t *Task) Gen() uint64 { return t.gen }
 
 // OnTimestamp registers f as the timestamp extractor of source n (see
 // topology.Timestamper): f returns the event time of a record of one of
@@ -174,6 +187,16 @@ func (p *taskProcessor) Process(ctx context.Context, rec *broker.Record) error {
 			p.task.env.TaskID().SubTopology, p.task.env.TaskID().Partition, rec.Topic, broker.ErrUnknownTopic)
 	}
 	return f(ctx, rec)
+}
+
+// Begin starts a new unit of work (topology.Skipper).
+func (p *taskProcessor) Begin() { p.task.gen++ }
+
+// Skip runs the skip hooks of the task's nodes (topology.Skipper).
+func (p *taskProcessor) Skip() {
+	for _, f := range p.task.skippers {
+		f()
+	}
 }
 
 // Timestamp returns the event time of rec as its source's extractor

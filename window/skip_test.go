@@ -1,0 +1,164 @@
+package window
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/duality-streams/duality"
+	"github.com/duality-streams/duality/broker"
+	"github.com/duality-streams/duality/broker/embedded"
+	"github.com/duality-streams/duality/codec"
+	"github.com/duality-streams/duality/stream"
+	"github.com/duality-streams/duality/streamtest"
+)
+
+// siblingCase is a windowed count next to a Peek that panics on "boom":
+// a record that fails in the Peek (a sibling step under the same source)
+// is undone in the store by the runtime (skip policy) or streamtest, and
+// the aggregation's in-memory state (stream time, close-index progress,
+// CacheUpdates buffer) must be undone with it (topology.Skipper).
+type siblingCase struct {
+	name string
+	opts []Option
+	in   []struct {
+		k, v string
+		ts   int64
+	}
+	want []string
+	// wantDriver is what streamtest emits, when it differs: streamtest
+	// keeps the records a failed pipe wrote before its error.
+	wantDriver []string
+}
+
+var siblingCases = []siblingCase{
+	{
+		// The failed record at 25 must not move stream time: 12 is on
+		// time, and 40 closes [0,10) and [10,20).
+		name: "emit on close",
+		opts: []Option{EmitOnWindowClose()},
+		in: []struct {
+			k, v string
+			ts   int64
+		}{{"a", "x", 5}, {"b", "boom", 25}, {"a", "y", 12}, {"c", "z", 40}},
+		want: []string{"a@[0,10)=1", "a@[10,20)=1"},
+		// The failed record closed [0,10) before the Peek failed: its
+		// output stays, and 40 closes the window again.
+		wantDriver: []string{"a@[0,10)=1", "a@[0,10)=1", "a@[10,20)=1"},
+	},
+	{
+		// The failed record's buffered update must not be emitted.
+		name: "cache updates",
+		opts: []Option{CacheUpdates()},
+		in: []struct {
+			k, v string
+			ts   int64
+		}{{"a", "boom", 5}, {"b", "x", 6}},
+		want: []string{"b@[0,10)=1"},
+	},
+}
+
+func siblingTopology(t *testing.T, opts []Option) *stream.Topology {
+	t.Helper()
+	b := stream.NewBuilder()
+	src := stream.From(b, "in", codec.String(), codec.String())
+	g := stream.GroupByKey(src, codec.String(), codec.String())
+	Count(g, Tumbling(10*time.Millisecond, NoGrace), "counts", opts...).
+		ToStream().To("out", WindowedCodec(codec.String()), codec.Int64())
+	src.Peek(func(_ string, v string) {
+		if v == "boom" {
+			panic("boom")
+		}
+	}).To("audit", codec.String(), codec.String())
+	topo, err := b.Build()
+	require.NoError(t, err)
+	return topo
+}
+
+func formatWindowed(w Windowed[string], n int64) string {
+	return fmt.Sprintf("%s@[%d,%d)=%d", w.Key, w.Start.UnixMilli(), w.End.UnixMilli(), n)
+}
+
+// TestSiblingFailure runs siblingCases on streamtest.
+func TestSiblingFailure(t *testing.T) {
+	for _, tc := range siblingCases {
+		t.Run(tc.name, func(t *testing.T) {
+			stats := new(Stats)
+			d, err := streamtest.New(siblingTopology(t, append(tc.opts, WithStats(stats))))
+			require.NoError(t, err)
+			defer func() { require.NoError(t, d.Close()) }()
+			in := streamtest.Input(d, "in", codec.String(), codec.String())
+			out := streamtest.Output(d, "out", WindowedCodec(codec.String()), codec.Int64())
+			for _, r := range tc.in {
+				err := in.PipeAt(t.Context(), r.k, r.v, time.UnixMilli(r.ts))
+				if r.v == "boom" {
+					require.Error(t, err)
+				} else {
+					require.NoError(t, err)
+				}
+			}
+			recs, err := out.ReadAll()
+			require.NoError(t, err)
+			var got []string
+			for _, r := range recs {
+				got = append(got, formatWindowed(r.Key, r.Value))
+			}
+			want := tc.want
+			if tc.wantDriver != nil {
+				want = tc.wantDriver
+			}
+			require.Equal(t, want, got)
+			require.Zero(t, stats.LateRecords())
+		})
+	}
+}
+
+// TestSiblingFailureRuntime runs siblingCases on the runtime and the
+// embedded broker with SkipOnError.
+func TestSiblingFailureRuntime(t *testing.T) {
+	for _, tc := range siblingCases {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := t.Context()
+			b, err := embedded.Open(t.TempDir())
+			require.NoError(t, err)
+			t.Cleanup(func() { require.NoError(t, b.Close()) })
+			for _, topic := range []string{"in", "out", "audit"} {
+				require.NoError(t, b.CreateTopic(ctx, topic, broker.TopicConfig{Partitions: 1}))
+			}
+			stats := new(Stats)
+			topo := siblingTopology(t, append(tc.opts, WithStats(stats)))
+			var recs []broker.Record
+			for _, r := range tc.in {
+				recs = append(recs, broker.Record{Topic: "in", Partition: 0, Key: []byte(r.k), Value: []byte(r.v), Timestamp: time.UnixMilli(r.ts)})
+			}
+			require.NoError(t, b.Produce(ctx, recs))
+			skipped := make(chan struct{}, len(recs))
+			app, err := duality.New("skip", topo, b, duality.CommitInterval(5*time.Millisecond),
+				duality.OnProcessingError(duality.SkipOnError(func(*duality.ProcessingError) { skipped <- struct{}{} })))
+			require.NoError(t, err)
+			runCtx, stop := context.WithCancel(ctx)
+			done := make(chan error, 1)
+			go func() { done <- app.Run(runCtx) }()
+			// Every good record writes one audit record; the last one
+			// is read after the app committed it.
+			awaitRecords(t, b, "audit", len(recs)-1)
+			awaitRecords(t, b, "out", len(tc.want))
+			stop()
+			require.NoError(t, <-done)
+			require.Len(t, skipped, 1)
+			var got []string
+			for _, r := range readTopic(t, b, "out") {
+				w, err := WindowedCodec(codec.String()).Decode(r.Key)
+				require.NoError(t, err)
+				n, err := codec.Int64().Decode(r.Value)
+				require.NoError(t, err)
+				got = append(got, formatWindowed(w, n))
+			}
+			require.Equal(t, tc.want, got)
+			require.Zero(t, stats.LateRecords())
+		})
+	}
+}
