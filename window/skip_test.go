@@ -162,3 +162,38 @@ func TestSiblingFailureRuntime(t *testing.T) {
 		})
 	}
 }
+
+// TestSiblingFailureJoin: a record that fails in a sibling step of a join
+// does not move the join's stream time: a later on-time record still
+// joins.
+func TestSiblingFailureJoin(t *testing.T) {
+	b := stream.NewBuilder()
+	left := stream.From(b, "left", codec.String(), codec.String())
+	right := stream.From(b, "right", codec.String(), codec.String())
+	stats := new(Stats)
+	Join(stream.GroupByKey(left, codec.String(), codec.String()), stream.GroupByKey(right, codec.String(), codec.String()),
+		JoinTimeDifference(10*time.Millisecond, NoGrace), func(_ string, a, b string) string { return a + b }, "joins", WithStats(stats)).
+		To("out", codec.String(), codec.String())
+	left.Peek(func(_ string, v string) {
+		if v == "boom" {
+			panic("boom")
+		}
+	}).To("audit", codec.String(), codec.String())
+	topo, err := b.Build()
+	require.NoError(t, err)
+	d, err := streamtest.New(topo)
+	require.NoError(t, err)
+	defer func() { require.NoError(t, d.Close()) }()
+	l := streamtest.Input(d, "left", codec.String(), codec.String())
+	r := streamtest.Input(d, "right", codec.String(), codec.String())
+	out := streamtest.Output(d, "out", codec.String(), codec.String())
+	ctx := t.Context()
+	require.NoError(t, l.PipeAt(ctx, "a", "l1", time.UnixMilli(5)))
+	require.Error(t, l.PipeAt(ctx, "b", "boom", time.UnixMilli(1000))) // undone
+	require.NoError(t, r.PipeAt(ctx, "a", "r1", time.UnixMilli(8)))    // on time: joins l1
+	recs, err := out.ReadAll()
+	require.NoError(t, err)
+	require.Len(t, recs, 1)
+	require.Equal(t, "l1r1", recs[0].Value)
+	require.Zero(t, stats.LateRecords())
+}

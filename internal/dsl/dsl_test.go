@@ -183,3 +183,50 @@ func TestForeignParent(t *testing.T) {
 	require.ErrorIs(t, err, dsl.ErrForeignStream)
 	require.Len(t, err.(interface{ Unwrap() []error }).Unwrap(), 2, "the foreign and the nil parent")
 }
+
+// TestSkipHooks: the task processor implements topology.Skipper: Begin
+// starts a new generation that nodes see through Task.Gen, and Skip runs
+// every OnSkip hook, where a node restores what it changed in that
+// generation.
+func TestSkipHooks(t *testing.T) {
+	g := dsl.NewGraph()
+	var task *dsl.Task
+	state, snap, snapGen := 0, 0, uint64(0)
+	n := &dsl.Node{Op: "source", Kind: dsl.KindSource, Topics: []string{"t"}}
+	n.Instantiate = func(tk *dsl.Task) (any, error) {
+		task = tk
+		tk.OnSkip(func() {
+			if snapGen == tk.Gen() {
+				state = snap
+			}
+		})
+		return dsl.SourceFunc(func(context.Context, *broker.Record) error {
+			if snapGen != tk.Gen() {
+				snap, snapGen = state, tk.Gen()
+			}
+			state++
+			return nil
+		}), nil
+	}
+	g.AddNode(n)
+	topo, err := dsl.Build(g)
+	require.NoError(t, err)
+	p, err := topo.SubTopologies[0].NewTask(&env{})
+	require.NoError(t, err)
+	sk, ok := p.(topology.Skipper)
+	require.True(t, ok)
+	rec := &broker.Record{Topic: "t"}
+	sk.Begin()
+	require.NoError(t, p.Process(t.Context(), rec))
+	gen := task.Gen()
+	sk.Begin()
+	require.NotEqual(t, gen, task.Gen())
+	require.NoError(t, p.Process(t.Context(), rec))
+	require.NoError(t, p.Process(t.Context(), rec)) // same unit, e.g. a merge
+	require.Equal(t, 3, state)
+	sk.Skip()
+	require.Equal(t, 1, state, "the second unit is undone, the first kept")
+	sk.Begin()
+	sk.Skip() // a unit the node did not run in
+	require.Equal(t, 1, state)
+}
