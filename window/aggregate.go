@@ -3,6 +3,7 @@ package window
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/duality-streams/duality/codec"
 	"github.com/duality-streams/duality/internal/dsl"
@@ -172,6 +173,10 @@ func aggregate[K, V, A any](g stream.Grouped[K, V], w Windows, op, store string,
 	}
 	kc := g.KeyCodec()
 	n := &dsl.Node{Op: op, Kind: dsl.KindProcessor, Name: cfg.name, Stores: []string{store}}
+	if ret := w.Retention(); ret > 0 {
+		// The changelog drops expired windows by time (deleteRange).
+		n.StoreRetention = map[string]time.Duration{store: ret}
+	}
 	n.Instantiate = func(t *dsl.Task) (any, error) {
 		return newProc(t, n, store, w, cfg, late, kc, ac, f)
 	}

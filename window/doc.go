@@ -104,8 +104,23 @@
 // the retention), then key, then start, so that a key's windows in a time
 // range are one short scan per segment, and expiry deletes whole segments
 // at the front of the store once they are older than stream time minus
-// the retention. Expired windows are deleted key by key (each deletion is
-// a changelog tombstone): the store contract has no range deletion yet.
+// the retention. Expiry is one range deletion per call, which writes no
+// changelog record; final results leave the close index the same way.
+// Instead of tombstones, the store's changelog is created with the
+// compact,delete cleanup policy and a retention of the window retention
+// plus 24 hours (Kafka Streams' windowstore.changelog.additional.retention.ms),
+// so the broker drops old records by time. Changelog records carry the
+// time they were written (not event time, as in Kafka Streams), so
+// reprocessing old data never makes the broker drop windows that are still
+// live by stream time. Until the broker drops them, a restore brings
+// expired windows back; the step deletes them again when its task starts,
+// before it processes a record, so they are never emitted again. For up to
+// one commit interval after a restore, a query may still see them.
+//
+// A window updated last more than retention + 24 hours of wall-clock time
+// ago, and still live because stream time has not moved (an idle input),
+// is no longer in the changelog: a restore after that does not bring it
+// back.
 //
 // # Stream-stream joins
 //

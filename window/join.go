@@ -167,6 +167,11 @@ func join[K, V1, V2, VR any](left stream.Grouped[K, V1], right stream.Grouped[K,
 		kc: left.KeyCodec(), v1c: left.ValueCodec(), v2c: right.ValueCodec(), procs: map[*dsl.Task]*joinProc[K, V1, V2, VR]{}}
 	ln := &dsl.Node{Op: op + "-left", Kind: dsl.KindProcessor, Stores: []string{store}}
 	rn := &dsl.Node{Op: op + "-right", Kind: dsl.KindProcessor, Stores: []string{store}}
+	if len(w.validate()) == 0 {
+		// The changelog drops expired records by time (deleteRange).
+		ret := map[string]time.Duration{store: w.before + w.after + w.grace + time.Millisecond}
+		ln.StoreRetention, rn.StoreRetention = ret, ret
+	}
 	if cfg.name != "" {
 		ln.Name, rn.Name = cfg.name+"-left", cfg.name+"-right"
 	}
@@ -296,6 +301,12 @@ func (jn *joinNode[K, V1, V2, VR]) instantiate(t *dsl.Task, side *dsl.Node) (*jo
 			return nil, fmt.Errorf("%s %q: store %q: stream time: %w: %d bytes", jn.n.Op, jn.n.Name, jn.store, codec.ErrInvalid, len(b))
 		}
 		p.st, p.seq = readTime(b), binary.BigEndian.Uint64(b[8:])
+		if p.st < -MaxTimestamp || p.st > MaxTimestamp {
+			return nil, fmt.Errorf("%s %q: store %q: stream time: %w: %d ms", jn.n.Op, jn.n.Name, jn.store, codec.ErrInvalid, p.st)
+		}
+		if err := p.cleanRestored(); err != nil {
+			return nil, fmt.Errorf("%s %q: %w", jn.n.Op, jn.n.Name, err)
+		}
 	}
 	return p, nil
 }
@@ -561,13 +572,19 @@ func (p *joinProc[K, V1, V2, VR]) emitUnmatched(ctx context.Context, rc *stream.
 		from = appendTime(from, p.closedUpTo+1)
 	}
 	p.closedUpTo = p.st
+	to := appendTime([]byte{spaceClose}, p.st+1)
 	var keys [][]byte
-	seq, errf := p.kv.Range(from, appendTime([]byte{spaceClose}, p.st+1))
+	seq, errf := p.kv.Range(from, to)
 	for key := range seq {
 		keys = append(keys, bytes.Clone(key))
 	}
 	if err := errf(); err != nil {
 		return fmt.Errorf("store %q: range: %w", p.jn.store, err)
+	}
+	if len(keys) > 0 {
+		if err := deleteRange(p.kv, from, to); err != nil {
+			return fmt.Errorf("store %q: delete range: %w", p.jn.store, err)
+		}
 	}
 	for _, ik := range keys {
 		if len(ik) < 10 {
@@ -579,9 +596,6 @@ func (p *joinProc[K, V1, V2, VR]) emitUnmatched(ctx context.Context, rc *stream.
 			return fmt.Errorf("store %q: %w: unmatched entry", p.jn.store, codec.ErrInvalid)
 		}
 		ts, sq := readTime(rest), binary.BigEndian.Uint64(rest[8:])
-		if err := p.kv.Delete(ik); err != nil {
-			return fmt.Errorf("store %q: delete: %w", p.jn.store, err)
-		}
 		val, found, err := p.kv.Get(p.recordKey(side, appendEscaped(nil, raw), ts, sq))
 		if err != nil {
 			return fmt.Errorf("store %q: get: %w", p.jn.store, err)
@@ -614,7 +628,8 @@ func (p *joinProc[K, V1, V2, VR]) emitUnmatched(ctx context.Context, rc *stream.
 	return nil
 }
 
-// expire deletes the segments of records that can no longer join.
+// expire deletes the segments of records that can no longer join, with
+// one range deletion (deleteRange).
 func (p *joinProc[K, V1, V2, VR]) expire() error {
 	if p.st-p.ret < math.MinInt64/2 {
 		return nil
@@ -627,19 +642,23 @@ func (p *joinProc[K, V1, V2, VR]) expire() error {
 	if p.lowSeg != noTime {
 		from = appendTime(from, p.lowSeg)
 	}
-	var keys [][]byte
-	seq, errf := p.kv.Range(from, appendTime([]byte{spaceWindow}, cut))
-	for key := range seq {
-		keys = append(keys, bytes.Clone(key))
-	}
-	if err := errf(); err != nil {
-		return fmt.Errorf("store %q: range: %w", p.jn.store, err)
-	}
-	for _, key := range keys {
-		if err := p.kv.Delete(key); err != nil {
-			return fmt.Errorf("store %q: delete: %w", p.jn.store, err)
-		}
+	if err := deleteRange(p.kv, from, appendTime([]byte{spaceWindow}, cut)); err != nil {
+		return fmt.Errorf("store %q: delete range: %w", p.jn.store, err)
 	}
 	p.lowSeg = cut
 	return nil
+}
+
+// cleanRestored deletes what a restore from the changelog may have
+// brought back although the join had deleted it by range: expired
+// segments and unmatched entries at or below stream time (emitted). See
+// proc.cleanRestored.
+func (p *joinProc[K, V1, V2, VR]) cleanRestored() error {
+	if p.jn.kind != innerJoin {
+		if err := deleteRange(p.kv, []byte{spaceClose}, appendTime([]byte{spaceClose}, p.st+1)); err != nil {
+			return fmt.Errorf("store %q: delete range: %w", p.jn.store, err)
+		}
+		p.closedUpTo = p.st
+	}
+	return p.expire()
 }

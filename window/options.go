@@ -124,9 +124,8 @@ type LateRecord[K, V any] struct {
 // skip policy, so a record processed again after a restart or a skipped
 // record may be counted more than once.
 type Stats struct {
-	late    atomic.Int64
-	final   atomic.Int64
-	expired atomic.Int64
+	late  atomic.Int64
+	final atomic.Int64
 }
 
 // LateRecords returns the number of records dropped because every window
@@ -136,7 +135,3 @@ func (s *Stats) LateRecords() int64 { return s.late.Load() }
 // FinalResults returns the number of final results emitted by
 // aggregations with [EmitOnWindowClose].
 func (s *Stats) FinalResults() int64 { return s.final.Load() }
-
-// ExpiredWindows returns the number of windows deleted from stores
-// because they fell out of retention.
-func (s *Stats) ExpiredWindows() int64 { return s.expired.Load() }

@@ -28,7 +28,9 @@ import (
 // last record time), so expired windows are whole key ranges at the
 // front of space 0x01, and one key's windows in a segment are contiguous
 // and ordered by start. Space 0x02 orders the windows waiting for their
-// final result by close time.
+// final result by close time. Expired segments and emitted close index
+// entries are removed by range deletion (deleteRange), without changelog
+// records.
 const (
 	spaceMeta   = 0x00
 	spaceWindow = 0x01
@@ -175,8 +177,31 @@ func newProc[K, V, A any](t *dsl.Task, n *dsl.Node, store string, w Windows, cfg
 			return nil, fmt.Errorf("%s %q: store %q: stream time: %w: %d bytes", n.Op, n.Name, store, codec.ErrInvalid, len(b))
 		}
 		p.st = readTime(b)
+		if p.st < -MaxTimestamp || p.st > MaxTimestamp {
+			return nil, fmt.Errorf("%s %q: store %q: stream time: %w: %d ms", n.Op, n.Name, store, codec.ErrInvalid, p.st)
+		}
+		if err := p.cleanRestored(); err != nil {
+			return nil, fmt.Errorf("%s %q: %w", n.Op, n.Name, err)
+		}
 	}
 	return p.process, nil
+}
+
+// cleanRestored deletes what a restore from the changelog may have
+// brought back although the step had deleted it by range (deleteRange):
+// the expired segments and, with final results, the close index entries
+// at or below stream time (their windows were emitted). It is idempotent
+// and cheap when there is nothing to delete, so it runs whenever a task
+// starts with a stream time, before any record, punctuation or query of
+// the task's committed state after its first commit sees them.
+func (p *proc[K, V, A]) cleanRestored() error {
+	if p.final {
+		if err := deleteRange(p.kv, []byte{spaceClose}, appendTime([]byte{spaceClose}, p.st+1)); err != nil {
+			return p.storeErr("delete range", err)
+		}
+		p.closedUpTo = p.st
+	}
+	return p.expire()
 }
 
 func (p *proc[K, V, A]) process(ctx context.Context, rc *stream.RecordContext, k K, v V) error {
@@ -763,6 +788,12 @@ func (p *proc[K, V, A]) emitClosed(ctx context.Context, rc *stream.RecordContext
 	if err := errf(); err != nil {
 		return p.storeErr("range", err)
 	}
+	if len(keys) > 0 {
+		// The entries scanned are those of [from, close p.st].
+		if err := deleteRange(p.kv, from, appendTime([]byte{spaceClose}, p.st+1)); err != nil {
+			return p.storeErr("delete range", err)
+		}
+	}
 	for _, ik := range keys {
 		raw, rest, err := unescape(ik[9:])
 		if err != nil || len(rest) != 16 {
@@ -773,9 +804,6 @@ func (p *proc[K, V, A]) emitClosed(ctx context.Context, rc *stream.RecordContext
 		w, found, err := p.get(sp)
 		if err != nil {
 			return err
-		}
-		if err := p.kv.Delete(ik); err != nil {
-			return p.storeErr("delete", err)
 		}
 		if !found {
 			continue
@@ -797,7 +825,7 @@ func (p *proc[K, V, A]) emitClosed(ctx context.Context, rc *stream.RecordContext
 }
 
 // expire deletes the segments whose windows are all older than stream
-// time - retention.
+// time - retention, with one range deletion (deleteRange).
 func (p *proc[K, V, A]) expire() error {
 	cut := floorDiv(p.st-p.ret, p.seg)
 	if p.lowSeg != noTime && cut <= p.lowSeg {
@@ -807,20 +835,37 @@ func (p *proc[K, V, A]) expire() error {
 	if p.lowSeg != noTime {
 		from = appendTime(from, p.lowSeg)
 	}
+	if err := deleteRange(p.kv, from, appendTime([]byte{spaceWindow}, cut)); err != nil {
+		return p.storeErr("delete range", err)
+	}
+	p.lowSeg = cut
+	return nil
+}
+
+// deleteRange removes the keys of kv in [start, end): with one range
+// deletion when kv is a topology.RangeDeleter (the runtime's and
+// streamtest's stores), which writes no changelog record, else key by key.
+// Windowed stores delete by range what no restore may bring back to
+// light: expired segments and the close index below stream time. Their
+// changelog drops such records only by time, so a restore may bring them
+// back, and the step removes them again when its task starts
+// (cleanRestored).
+func deleteRange(kv topology.KV, start, end []byte) error {
+	if rd, ok := kv.(topology.RangeDeleter); ok {
+		return rd.DeleteRange(start, end)
+	}
 	var keys [][]byte
-	seq, errf := p.kv.Range(from, appendTime([]byte{spaceWindow}, cut))
+	seq, errf := kv.Range(start, end)
 	for key := range seq {
 		keys = append(keys, bytes.Clone(key))
 	}
 	if err := errf(); err != nil {
-		return p.storeErr("range", err)
+		return err
 	}
 	for _, key := range keys {
-		if err := p.kv.Delete(key); err != nil {
-			return p.storeErr("delete", err)
+		if err := kv.Delete(key); err != nil {
+			return err
 		}
 	}
-	p.stats.expired.Add(int64(len(keys)))
-	p.lowSeg = cut
 	return nil
 }

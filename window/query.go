@@ -45,7 +45,9 @@ func Query[K, V any](app *duality.App, t Table[K, V]) (*ReadOnlyStore[K, V], err
 // their aggregates, in start order (then end order), as Kafka Streams'
 // WindowStore.fetch(key, from, to) does for starts (inclusive bounds
 // there). The store keeps windows for at least the retention back from
-// stream time, closed windows included. The sequence is single-use; the
+// stream time, closed windows included; for up to a commit interval after
+// a restore it may still show windows that had expired (see the package
+// documentation, "State"). The sequence is single-use; the
 // error function reports, after the loop, what stopped it: a
 // *duality.NotOwnedError when another instance owns key's partition,
 // duality.ErrStoreNotReady, ctx's error, codec and store errors.

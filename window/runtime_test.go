@@ -184,7 +184,19 @@ func TestRestore(t *testing.T) {
 	require.Equal(t, model(session, all), sessions)
 	require.Greater(t, len(sessions), keys, "gaps split sessions")
 	require.Positive(t, tombstones, "sessions grew and merged")
-	require.NotEmpty(t, readTopic(t, b, "win-hop-counts-changelog"))
+
+	// Expiry and final results delete by range: the hopping store's
+	// changelog (no merges) holds no tombstone, and drops records by time
+	// instead, retention plus a day after they were written.
+	changelog := readTopic(t, b, "win-hop-counts-changelog")
+	require.NotEmpty(t, changelog)
+	for _, r := range changelog {
+		require.NotNil(t, r.Value, "tombstone for %x in the changelog of a hopping store", r.Key)
+	}
+	info, err := b.DescribeTopic(ctx, "win-hop-counts-changelog")
+	require.NoError(t, err)
+	require.Equal(t, broker.CleanupCompactDelete, info.Config.Cleanup)
+	require.Equal(t, hopping.Retention()+24*time.Hour, info.Config.RetentionTime)
 }
 
 // TestQuery reads windowed stores of a running app: a key's windows over a
@@ -669,4 +681,97 @@ func TestJoinIdleAdvance(t *testing.T) {
 		got[s] = true
 	}
 	require.Equal(t, want, got)
+}
+
+// TestExpiryAfterRestore checks that windows expired by range deletion,
+// which a restore from the changelog brings back, are deleted again when
+// the task starts: after the state directory is deleted, a restart with no
+// new input ends with exactly the unexpired windows in the store, and the
+// changelog never got a tombstone.
+func TestExpiryAfterRestore(t *testing.T) {
+	ctx := t.Context()
+	b, err := embedded.Open(t.TempDir())
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, b.Close()) })
+	for _, topic := range []string{"events", "counts"} {
+		require.NoError(t, b.CreateTopic(ctx, topic, broker.TopicConfig{Partitions: 1}))
+	}
+	tumbling := Tumbling(10*time.Millisecond, 0).WithRetention(40 * time.Millisecond)
+	sb := stream.NewBuilder()
+	g := stream.GroupByKey(stream.From(sb, "events", codec.String(), codec.String()), codec.String(), codec.String())
+	counts := Count(g, tumbling, "counts")
+	counts.ToStream().To("counts", WindowedCodec(codec.String()), codec.Int64())
+	topo, err := sb.Build()
+	require.NoError(t, err)
+
+	base := time.Now().Add(-time.Hour).UnixMilli() / 1000 * 1000
+	var all []rec
+	for i := range 300 {
+		all = append(all, rec{key: fmt.Sprint("k", i%3), ts: base + int64(i)})
+	}
+	// The windows left once stream time is the last timestamp: those of
+	// segments (20 ms, half the retention) not wholly older than stream
+	// time minus the retention.
+	st := all[len(all)-1].ts
+	want := map[wkey]int64{}
+	for k, n := range model(tumbling, all) {
+		if floorDiv(k.start, 20) >= floorDiv(st-40, 20) {
+			want[k] = n
+		}
+	}
+	require.Less(t, len(want), len(model(tumbling, all))/4, "most windows expire")
+
+	dir := filepath.Join(t.TempDir(), "state")
+	for run := range 2 {
+		if run == 1 {
+			require.NoError(t, os.RemoveAll(dir))
+		}
+		app, err := duality.New("exp", topo, b, duality.CommitInterval(5*time.Millisecond), duality.StateDir(dir))
+		require.NoError(t, err)
+		q, err := Query(app, counts)
+		require.NoError(t, err)
+		runCtx, stop := context.WithCancel(ctx)
+		done := make(chan error, 1)
+		go func() { done <- app.Run(runCtx) }()
+		if run == 0 {
+			// Ten batches, each committed before the next is produced, so
+			// that the changelog holds windows that expire later (a
+			// window expiring before its first commit never reaches it).
+			for i := 0; i < len(all); i += 30 {
+				var batch []broker.Record
+				for _, r := range all[i : i+30] {
+					batch = append(batch, broker.Record{Topic: "events", Partition: 0, Key: []byte(r.key), Value: []byte("v"), Timestamp: time.UnixMilli(r.ts)})
+				}
+				require.NoError(t, b.Produce(ctx, batch))
+				awaitRecords(t, b, "counts", i+30)
+			}
+		}
+		// Queries read committed state, which follows the commits a
+		// little later: wait until it holds exactly the windows left.
+		var got map[wkey]int64
+		var qerr error
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+			got = map[wkey]int64{}
+			seq, errf := q.FetchAll(ctx, time.UnixMilli(0), time.UnixMilli(st+1))
+			for w, n := range seq {
+				got[wkey{w.Key, w.Start.UnixMilli(), w.End.UnixMilli()}] = n
+			}
+			if qerr = errf(); qerr == nil && maps.Equal(got, want) {
+				break
+			}
+			if time.Now().After(deadline) {
+				break
+			}
+		}
+		stop()
+		require.NoError(t, <-done)
+		require.NoError(t, qerr, "run %d", run)
+		require.Equal(t, want, got, "run %d: the windows left after expiry", run)
+	}
+	require.Len(t, readTopic(t, b, "counts"), len(all), "the restart emitted nothing")
+	changelog := readTopic(t, b, "exp-counts-changelog")
+	for _, r := range changelog {
+		require.NotNil(t, r.Value, "tombstone for %x in the changelog", r.Key)
+	}
+	require.Greater(t, len(changelog), 2*len(want), "the changelog holds expired windows")
 }

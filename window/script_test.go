@@ -52,7 +52,7 @@ func TestScripts(t *testing.T) {
 			case "store":
 				return s.store(t)
 			case "stats":
-				return fmt.Sprintf("late: %d, final: %d, expired: %d\n", s.stats.LateRecords(), s.stats.FinalResults(), s.stats.ExpiredWindows())
+				return fmt.Sprintf("late: %d, final: %d\n", s.stats.LateRecords(), s.stats.FinalResults())
 			}
 			t.Fatalf("unknown command %q", td.Cmd)
 			return ""
