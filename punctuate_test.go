@@ -169,8 +169,11 @@ func TestIdleStreamTimeAdvance(t *testing.T) {
 	stop, _ := runApp(t, app)
 	require.NoError(t, b.Produce(t.Context(), []broker.Record{{Topic: "in", Key: []byte("k"), Value: []byte("r5"), Timestamp: time.Unix(5, 0)}}))
 	awaitRecords(t, b, "out", 2) // r5, st@5000
-	// After 30 s idle stream time is still 5 s; after 36 s it is 11 s
-	// and the punctuation due at 10 s fires (once).
+	// 36 s of clock later (in two steps the worker may see apart), stream
+	// time is 5 s + 36 s - 30 s = 11 s: the punctuation due at 10 s fires,
+	// once, with a stream time in [10 s, 20 s). (That nothing fires
+	// before 30 s of idleness is not asserted: absence has no signal to
+	// wait for.)
 	clock.Add(34_000)
 	clock.Add(2_000)
 	awaitRecords(t, b, "out", 3)

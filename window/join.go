@@ -55,6 +55,10 @@ func (w JoinWindows) validate() []error {
 			errs = append(errs, fmt.Errorf("%w: %s: %s %s must be a non-negative whole number of milliseconds", ErrInvalidWindow, w, d.name, d.v))
 		}
 	}
+	// Records are kept for before + after + grace + 1ms.
+	if len(errs) == 0 && (w.before > math.MaxInt64/4 || w.after > math.MaxInt64/4 || w.grace > math.MaxInt64/4) {
+		errs = append(errs, fmt.Errorf("%w: %s: before, after and grace must each be at most %s", ErrInvalidWindow, w, time.Duration(math.MaxInt64/4)))
+	}
 	return errs
 }
 

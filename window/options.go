@@ -108,8 +108,9 @@ type LateRecord[K, V any] struct {
 	Key       K
 	Value     V
 	Timestamp time.Time
-	// StreamTime is the task's stream time when the record arrived: the
-	// largest timestamp the aggregation had seen.
+	// StreamTime is the aggregation's stream time when the record
+	// arrived: the largest timestamp it had seen (with
+	// [WithTaskStreamTime], moved by the task's stream time too).
 	StreamTime time.Time
 	Topic      string
 	Partition  int32

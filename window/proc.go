@@ -562,10 +562,11 @@ func (p *proc[K, V, A]) timeWindows(ctx context.Context, rc *stream.RecordContex
 // hi], ordered by segment time, then start.
 func (p *proc[K, V, A]) scanKey(lo, hi int64) ([]stored, error) {
 	var out []stored
-	for s := floorDiv(lo, p.seg); s <= floorDiv(hi, p.seg); s++ {
-		if s < p.lowSeg && p.lowSeg != noTime {
-			continue
-		}
+	first := floorDiv(lo, p.seg)
+	if p.lowSeg != noTime {
+		first = max(first, p.lowSeg) // below: expired, empty
+	}
+	for s := first; s <= floorDiv(hi, p.seg); s++ {
 		from := appendTime([]byte{spaceWindow}, s)
 		from = append(from, p.ekey...)
 		// The escaped key ends with 0x00 0x01; ending with 0x00 0x02
@@ -702,7 +703,12 @@ func (p *proc[K, V, A]) sessionWindows(ctx context.Context, rc *stream.RecordCon
 	gap := p.size
 	// Sessions are [start, last]; their spans end at last + 1. A session
 	// overlaps the record when last >= ts - gap and start <= ts + gap.
-	cands, err := p.scanKey(ts-gap, max(p.st, ts+gap))
+	// Only open sessions (last >= st - gap - grace) merge: a record
+	// older than that merges into one of them or is late (a closed
+	// session holding it exists only then), so older sessions are not
+	// read, and a record far behind stream time costs a few segments
+	// rather than a scan of every segment since its time.
+	cands, err := p.scanKey(max(ts-gap, p.st-gap-p.grace), max(p.st, ts+gap))
 	if err != nil {
 		return false, err
 	}

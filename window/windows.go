@@ -3,6 +3,7 @@ package window
 import (
 	"errors"
 	"fmt"
+	"math"
 	"time"
 )
 
@@ -181,6 +182,16 @@ func (w Windows) minRetention() time.Duration {
 	return w.size + w.grace
 }
 
+// minRetentionOverflows reports whether minRetention does not fit a
+// time.Duration (size and grace being non-negative).
+func (w Windows) minRetentionOverflows() bool {
+	limit := time.Duration(math.MaxInt64) - w.grace
+	if w.kind == KindSliding {
+		return w.size > (limit-time.Millisecond)/2
+	}
+	return w.size > limit
+}
+
 // String describes the windows, e.g. "hopping(size 10s, advance 2s, grace 0s)".
 func (w Windows) String() string {
 	switch w.kind {
@@ -233,6 +244,9 @@ func (w Windows) validate() []error {
 		bad("grace %s must not be negative", w.grace)
 	case w.grace%time.Millisecond != 0:
 		bad("grace %s must be a whole number of milliseconds", w.grace)
+	}
+	if okSize && w.grace >= 0 && w.minRetentionOverflows() {
+		bad("%s plus grace overflows a time.Duration (about 292 years)", sizeName)
 	}
 	if w.retention != 0 {
 		switch {

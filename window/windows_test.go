@@ -43,6 +43,8 @@ func TestBuildErrors(t *testing.T) {
 		{"zero gap", window.Session(0, 0), []string{"inactivity gap 0s must be positive"}},
 		{"zero difference", window.Sliding(0, 0), []string{"time difference 0s must be positive"}},
 		{"several", window.Hopping(0, -ms, -ms), []string{"size 0s", "advance -1ms", "grace -1ms"}},
+		{"sliding overflow", window.Sliding(200*365*24*time.Hour, 0), []string{"time difference plus grace overflows"}},
+		{"tumbling overflow", window.Tumbling(150*365*24*time.Hour, 150*365*24*time.Hour), []string{"size plus grace overflows"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -192,6 +194,7 @@ func TestJoinBuildErrors(t *testing.T) {
 	other := stream.NewBuilder()
 	o := stream.GroupByKey(stream.From(other, "o", str, str), str, str)
 	window.Join(l, o, ok, func(_, a, b string) string { return a + b }, "j4")
+	window.Join(l, r, window.JoinTimeDifference(100*365*24*time.Hour, 0), func(_, a, b string) string { return a + b }, "j5")
 	_, err := b.Build()
 	errs := err.(interface{ Unwrap() []error }).Unwrap()
 	checks := []struct {
@@ -205,6 +208,7 @@ func TestJoinBuildErrors(t *testing.T) {
 		{stream.ErrStoreConflict, `store "j2" is already used by step "join-left-5"`},
 		{stream.ErrInvalidOption, `EmitOnWindowClose, CacheUpdates and OnLate do not apply to joins`},
 		{stream.ErrForeignStream, `join-right`},
+		{window.ErrInvalidWindow, `before, after and grace must each be at most`},
 	}
 	for _, c := range checks {
 		found := false

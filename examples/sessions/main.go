@@ -54,6 +54,9 @@ type Session struct {
 	Start time.Time `json:"start"` // first view
 	End   time.Time `json:"end"`   // last view
 	Pages int64     `json:"pages"`
+	// LengthMs is the time between the first and the last view, in
+	// milliseconds.
+	LengthMs int64 `json:"length_ms"`
 }
 
 // Length is the time between the first and the last view.
@@ -183,7 +186,9 @@ func Topology(stats *window.Stats) (*stream.Topology, error) {
 		window.EmitOnWindowClose(), window.WithStats(stats), window.Named("sessionize"))
 	sessions := stream.Map(pages.ToStream(), func(w window.Windowed[string], n int64) (string, Session) {
 		// Session windows end 1ms after their last record.
-		return w.Key, Session{User: w.Key, Start: w.Start.UTC(), End: w.End.Add(-time.Millisecond).UTC(), Pages: n}
+		s := Session{User: w.Key, Start: w.Start.UTC(), End: w.End.Add(-time.Millisecond).UTC(), Pages: n}
+		s.LengthMs = s.Length().Milliseconds()
+		return w.Key, s
 	}, stream.Named("to-session"))
 	sessions.To("sessions", codec.String(), codec.JSON[Session]())
 	return b.Build()

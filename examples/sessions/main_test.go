@@ -37,6 +37,7 @@ func expected(views []PageView, partitions int32) []Session {
 		s := Session{User: user, Start: ats[0], End: ats[0], Pages: 1}
 		flush := func() {
 			if !s.End.Add(time.Millisecond + gap + grace).After(st) {
+				s.LengthMs = s.End.Sub(s.Start).Milliseconds()
 				out = append(out, s)
 			}
 		}
