@@ -11,11 +11,12 @@ import (
 	"github.com/duality-streams/duality/internal/topology"
 )
 
-// schedule is one punctuation of a task (topology.TimeEnv.Schedule).
+// schedule is one punctuation of a task (topology.TimeEnv.Schedule), or
+// a one-shot stream-time timer (topology.StreamTimer) when interval is 0.
 type schedule struct {
 	typ      topology.PunctuationType
-	interval int64 // ms
-	next     int64 // due time, ms
+	interval int64 // ms; 0: one-shot
+	next     int64 // due time, ms (math.MaxInt64: never)
 	f        topology.Punctuator
 	canceled bool
 }
@@ -25,7 +26,12 @@ type schedule struct {
 // A due time past math.MaxInt64 (a timestamp near the end of int64)
 // saturates to math.MaxInt64, where the punctuation never fires again,
 // instead of wrapping around to a negative time that fires at every record.
+// A one-shot timer is disarmed: it fires again only once it is set again.
 func (s *schedule) advance(now int64) {
+	if s.interval == 0 {
+		s.next = math.MaxInt64
+		return
+	}
 	if now > math.MaxInt64-s.interval || s.next > math.MaxInt64-s.interval {
 		s.next = math.MaxInt64
 		return
@@ -68,6 +74,39 @@ func (e *taskEnv) Schedule(interval time.Duration, typ topology.PunctuationType,
 	}, nil
 }
 
+// StreamTimer registers a one-shot stream-time punctuation of the task,
+// disarmed (topology.StreamTimer). It is a schedule without interval, so
+// it fires, commits and is skipped like the other punctuations, and
+// task.due and the idle advance's wake-up (tick) see its due time.
+func (e *taskEnv) StreamTimer(f topology.Punctuator) (set func(int64), cancel func(), err error) {
+	if f == nil {
+		return nil, nil, fmt.Errorf("%w: nil punctuator", errInvalidSchedule)
+	}
+	t := e.t
+	s := &schedule{typ: topology.StreamTimePunctuation, next: math.MaxInt64, f: f}
+	t.scheds = append(t.scheds, s)
+	set = func(due int64) {
+		if s.canceled || due == s.next {
+			return
+		}
+		old := s.next
+		s.next = due
+		switch {
+		case due <= t.nextStream:
+			t.nextStream = due
+		case old == t.nextStream:
+			t.due() // it was the earliest
+		}
+	}
+	cancel = func() {
+		if !s.canceled {
+			s.canceled = true
+			t.due()
+		}
+	}
+	return set, cancel, nil
+}
+
 // StreamTime returns the task's stream time (topology.TimeEnv).
 func (e *taskEnv) StreamTime() int64 { return e.t.streamTime }
 
@@ -106,8 +145,8 @@ func (w *worker) punctuate(ctx context.Context, t *task, typ topology.Punctuatio
 		t.dueBuf = due[:0]
 	}()
 	for _, s := range due {
-		if s.canceled {
-			continue // by an earlier punctuator
+		if s.canceled || s.next > now {
+			continue // canceled or re-armed later by an earlier punctuator
 		}
 		s.advance(now)
 		mark := len(w.out)
@@ -175,11 +214,13 @@ func (w *worker) tick(ctx context.Context) (next time.Duration, fenced bool, err
 		if idle := nowT.Sub(t.lastInput) - cfg.idleAdvance; idle > 0 {
 			if st := t.inputTime + idle.Milliseconds(); st > t.streamTime {
 				t.streamTime = st
-				if t.streamTime >= t.nextStream {
-					if fenced, err := w.punctuate(ctx, t, topology.StreamTimePunctuation, t.streamTime); err != nil || fenced {
-						return 0, fenced, err
-					}
-				}
+			}
+		}
+		// Also when stream time did not move: a timer (StreamTimer) set
+		// at or below it since the last record or advance is due.
+		if t.streamTime >= t.nextStream {
+			if fenced, err := w.punctuate(ctx, t, topology.StreamTimePunctuation, t.streamTime); err != nil || fenced {
+				return 0, fenced, err
 			}
 		}
 		if t.nextStream != math.MaxInt64 {

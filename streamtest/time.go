@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"time"
 
@@ -11,11 +12,12 @@ import (
 	"github.com/duality-streams/duality/internal/topology"
 )
 
-// schedule is a punctuation of a task (topology.TimeEnv.Schedule).
+// schedule is a punctuation of a task (topology.TimeEnv.Schedule), or a
+// one-shot stream-time timer (topology.StreamTimer) when interval is 0.
 type schedule struct {
 	typ      topology.PunctuationType
-	interval int64 // ms
-	next     int64 // due time, ms
+	interval int64 // ms; 0: one-shot
+	next     int64 // due time, ms (math.MaxInt64: never)
 	f        topology.Punctuator
 	canceled bool
 }
@@ -45,6 +47,22 @@ func (e *taskEnv) Schedule(interval time.Duration, typ topology.PunctuationType,
 	return func() { s.canceled = true }, nil
 }
 
+// StreamTimer registers a one-shot stream-time punctuation of the task,
+// disarmed (topology.StreamTimer), with the runtime's semantics.
+func (e *taskEnv) StreamTimer(f topology.Punctuator) (set func(int64), cancel func(), err error) {
+	if f == nil {
+		return nil, nil, fmt.Errorf("%w: nil punctuator", errInvalidSchedule)
+	}
+	s := &schedule{typ: topology.StreamTimePunctuation, next: math.MaxInt64, f: f}
+	e.scheds = append(e.scheds, s)
+	set = func(due int64) {
+		if !s.canceled {
+			s.next = due
+		}
+	}
+	return set, func() { s.canceled = true }, nil
+}
+
 // punctuate runs the task's punctuations of type typ due at now, in order
 // of due time, then of scheduling; a clock that passed several due times
 // fires each once (Kafka Streams' PunctuationSchedule).
@@ -66,7 +84,14 @@ func (e *taskEnv) punctuate(ctx context.Context, typ topology.PunctuationType, n
 		return 0
 	})
 	for _, s := range due {
-		if s.canceled {
+		if s.canceled || s.next > now {
+			continue // canceled or re-armed later by an earlier punctuator
+		}
+		if s.interval == 0 {
+			s.next = math.MaxInt64 // one-shot: fires again once set again
+			if err := s.f(ctx, now); err != nil {
+				return err
+			}
 			continue
 		}
 		next := s.next + s.interval
@@ -161,7 +186,9 @@ func (t task) process(ctx context.Context, rec *broker.Record) error {
 	}
 	t.begin()
 	err := t.proc.Process(ctx, rec)
-	if err == nil && e.streamTime > st && e.hasDue(topology.StreamTimePunctuation, e.streamTime) {
+	// Also when stream time did not move: a timer (topology.StreamTimer)
+	// set at or below it is due, as in the runtime.
+	if err == nil && e.streamTime != topology.NoTime && e.hasDue(topology.StreamTimePunctuation, e.streamTime) {
 		err = e.punctuate(ctx, topology.StreamTimePunctuation, e.streamTime)
 	}
 	if err != nil {

@@ -277,7 +277,8 @@ func (jn *joinNode[K, V1, V2, VR]) instantiate(t *dsl.Task, side *dsl.Node) (*jo
 	p := &joinProc[K, V1, V2, VR]{jn: jn, t: t, kv: kv, fs: fs,
 		before: jn.w.before.Milliseconds(), after: jn.w.after.Milliseconds(), grace: jn.w.grace.Milliseconds(),
 		logger: t.Env().Logger().With("node", jn.n.Name, "store", jn.store),
-		st:     noTime, lowSeg: noTime, closedUpTo: noTime, stats: jn.stats}
+		st:     noTime, lowSeg: noTime, closedUpTo: noTime, stats: jn.stats,
+		minSeg: noTime, nextUnmatched: noTime}
 	p.ret = p.before + p.after + p.grace + 1
 	p.seg = max(p.ret/2, 1)
 	t.OnSkip(p.skip)
@@ -285,16 +286,11 @@ func (jn *joinNode[K, V1, V2, VR]) instantiate(t *dsl.Task, side *dsl.Node) (*jo
 		p.stats = new(Stats)
 	}
 	if jn.taskTime {
-		if _, ok := t.Env().(topology.TimeEnv); !ok {
-			return nil, fmt.Errorf("%s %q: WithTaskStreamTime: this runtime provides no task stream time", jn.n.Op, jn.n.Name)
-		}
-		cancel, err := t.Env().(topology.TimeEnv).Schedule(time.Millisecond, topology.StreamTimePunctuation, func(ctx context.Context, ts int64) error {
-			return p.punctuate(ctx, side, ts)
-		})
-		if err != nil {
+		if p.timer, err = newStepTimer(t, func(ctx context.Context, ts int64) error {
+			return p.fire(ctx, side, ts)
+		}); err != nil {
 			return nil, fmt.Errorf("%s %q: WithTaskStreamTime: %w", jn.n.Op, jn.n.Name, err)
 		}
-		t.OnClose(func() error { cancel(); return nil })
 	}
 	b, found, err := kv.Get(metaKey)
 	if err != nil {
@@ -311,6 +307,9 @@ func (jn *joinNode[K, V1, V2, VR]) instantiate(t *dsl.Task, side *dsl.Node) (*jo
 		if err := p.cleanRestored(); err != nil {
 			return nil, fmt.Errorf("%s %q: %w", jn.n.Op, jn.n.Name, err)
 		}
+	}
+	if err := p.rearm(); err != nil {
+		return nil, fmt.Errorf("%s %q: %w", jn.n.Op, jn.n.Name, err)
 	}
 	return p, nil
 }
@@ -331,6 +330,14 @@ type joinProc[K, V1, V2, VR any] struct {
 	seq                    uint64
 	ekey, kbuf, key, vbuf  []byte
 	out                    stream.RecordContext
+
+	// timer fires when something is due (WithTaskStreamTime; nil
+	// without); minSeg is a lower bound of the segment of the oldest
+	// stored record and nextUnmatched one of the close times of the
+	// unmatched entries (math.MaxInt64: none; noTime: unknown). See
+	// rearm.
+	timer                 *stepTimer
+	minSeg, nextUnmatched int64
 
 	// snap is the in-memory state at the start of the unit of work
 	// (record or punctuation) of generation snapGen (dsl.Task.Gen),
@@ -363,6 +370,7 @@ func (p *joinProc[K, V1, V2, VR]) skip() {
 	}
 	p.st, p.lowSeg, p.closedUpTo, p.seq = p.snap.st, p.snap.lowSeg, p.snap.closedUpTo, p.snap.seq
 	p.snapOK = false
+	p.resetTimer()
 }
 
 func (p *joinProc[K, V1, V2, VR]) process(ctx context.Context, rc *stream.RecordContext, n *dsl.Node, k K, side byte, v1 V1, v2 V2) error {
@@ -376,6 +384,9 @@ func (p *joinProc[K, V1, V2, VR]) process(ctx context.Context, rc *stream.Record
 		}
 	}()
 	err := p.processRecord(ctx, rc, k, side, v1, v2)
+	if err == nil {
+		err = p.rearm()
+	}
 	if err != nil {
 		if _, isNode := err.(*stream.NodeError); !isNode {
 			err = &stream.NodeError{Node: n.Name, Topic: rc.Topic, Partition: rc.Partition, Offset: rc.Offset, Err: err}
@@ -470,6 +481,12 @@ func (p *joinProc[K, V1, V2, VR]) processRecord(ctx context.Context, rc *stream.
 		return err
 	}
 	p.st = max(p.st, ts)
+	if p.timer != nil {
+		// WithTaskStreamTime: the record is judged against the task's
+		// stream time, which the timer's firings follow only when
+		// something is due.
+		p.st = max(p.st, p.timer.env.StreamTime())
+	}
 	// A record is late when the window of records it joins has closed:
 	// every record of the other side it could join would be late.
 	if _, hi := p.window(side, ts); hi+p.grace < p.st {
@@ -495,6 +512,9 @@ func (p *joinProc[K, V1, V2, VR]) processRecord(ctx context.Context, rc *stream.
 	}
 	if err := p.kv.Put(p.recordKey(side, p.ekey, ts, seq), p.vbuf); err != nil {
 		return fmt.Errorf("store %q: put: %w", p.jn.store, err)
+	}
+	if p.minSeg != noTime {
+		p.minSeg = min(p.minSeg, floorDiv(ts, p.seg))
 	}
 	meta := appendTime(nil, p.st)
 	if err := p.kv.Put(metaKey, binary.BigEndian.AppendUint64(meta, p.seq)); err != nil {
@@ -538,6 +558,9 @@ func (p *joinProc[K, V1, V2, VR]) processRecord(ctx context.Context, rc *stream.
 				if err := p.kv.Delete(p.unmatchedKey(other, p.ekey, m.ts, m.seq)); err != nil {
 					return fmt.Errorf("store %q: delete: %w", p.jn.store, err)
 				}
+				if p.closeTime(m.ts) == p.nextUnmatched {
+					p.nextUnmatched = noTime // maybe the earliest: find the next
+				}
 			}
 			if err := p.emit(ctx, rc, k, p.jn.joiner(k, o1, true, o2, true), max(ts, m.ts)); err != nil {
 				return err
@@ -547,6 +570,9 @@ func (p *joinProc[K, V1, V2, VR]) processRecord(ctx context.Context, rc *stream.
 	if !matched && p.emitsUnmatched(side) {
 		if err := p.kv.Put(p.unmatchedKey(side, p.ekey, ts, seq), nil); err != nil {
 			return fmt.Errorf("store %q: put: %w", p.jn.store, err)
+		}
+		if p.nextUnmatched != noTime {
+			p.nextUnmatched = min(p.nextUnmatched, p.closeTime(ts))
 		}
 	}
 	if err := p.emitUnmatched(ctx, rc); err != nil {

@@ -64,22 +64,30 @@ func EmitOnWindowClose() Option { return optionFunc(func(c *config) { c.final = 
 // merges the updates one record makes.
 func CacheUpdates() Option { return optionFunc(func(c *config) { c.cache = true }) }
 
-// WithTaskStreamTime makes the aggregation's stream time also follow the
-// task's stream time, which the runtime computes from the timestamps of
-// all the task's input records (a source's stream.WithTimestamp
-// extractor, or else the broker timestamp) and, with
+// WithTaskStreamTime makes the step's stream time (an aggregation's or a
+// join's) also follow the task's stream time, which the runtime computes
+// from the timestamps of all the task's input records (a source's
+// stream.WithTimestamp extractor, or else the broker timestamp) and, with
 // duality.IdleStreamTimeAdvance, moves with the clock while the task is
-// idle: windows then close, and final results are emitted, although input
-// stopped. The task's stream time is not persisted: after a restart it
-// starts from the first record the task receives, so the idle advance
-// begins only once a record has arrived after the restart. By default an aggregation's stream time is the largest
-// timestamp of the records it aggregated, as Kafka Streams' window
-// processors observe it.
+// idle: windows then close, and final results (a join's unmatched
+// records) are emitted, although input stopped. By default a step's
+// stream time is the largest timestamp of the records it processed, as
+// Kafka Streams' window processors observe it.
+//
+// The step takes the task's stream time at each of its records, which are
+// late when their windows closed by it, and, between records, when
+// something is due for it: a final result, an unmatched join result, the
+// expiry of old windows (a one-shot stream-time timer set to the next due
+// time). An idle task costs nothing in between: no punctuation, store
+// write or commit. The task's stream time is not persisted: after a
+// restart it starts from the first record the task receives, so the idle
+// advance begins only once a record has arrived after the restart.
 //
 // Records of other sources of the sub-topology (a joined table's topic)
 // advance it too, so a source whose timestamps run ahead of the
-// aggregated records' closes their windows early. A runtime without task stream time (a test double
-// without topology.TimeEnv) fails the task's creation.
+// aggregated records' closes their windows early. A runtime without task
+// stream time (a test double without topology.TimeEnv and
+// topology.StreamTimer) fails the task's creation.
 func WithTaskStreamTime() Option { return optionFunc(func(c *config) { c.task = true }) }
 
 // WithStats makes the aggregation count into s (shared by all its tasks;
@@ -110,7 +118,7 @@ type LateRecord[K, V any] struct {
 	Timestamp time.Time
 	// StreamTime is the aggregation's stream time when the record
 	// arrived: the largest timestamp it had seen (with
-	// [WithTaskStreamTime], moved by the task's stream time too).
+	// [WithTaskStreamTime], at least the task's stream time).
 	StreamTime time.Time
 	Topic      string
 	Partition  int32

@@ -74,6 +74,12 @@ type proc[K, V, A any] struct {
 	// with a close time at or below it, so scans start after it instead of
 	// skipping the deleted entries at the front.
 	closedUpTo int64
+	// timer fires when something is due (WithTaskStreamTime; nil
+	// without); minSeg is a lower bound of the segment of the oldest
+	// stored window (math.MaxInt64: none; noTime: unknown), for its
+	// expiry. See rearm.
+	timer  *stepTimer
+	minSeg int64
 
 	kbuf, ekey, key, ikey, vbuf []byte
 	out                         stream.RecordContext
@@ -117,6 +123,7 @@ func (p *proc[K, V, A]) skip() {
 	p.st, p.lowSeg, p.nextClose, p.closedUpTo = p.snap.st, p.snap.lowSeg, p.snap.nextClose, p.snap.closedUpTo
 	p.rollbackCache()
 	p.snapOK = false
+	p.resetTimer()
 }
 
 func newProc[K, V, A any](t *dsl.Task, n *dsl.Node, store string, w Windows, cfg config, late func(LateRecord[K, V]), kc codec.Codec[K], ac codec.Codec[A], f fns[K, V, A]) (emit[K, V], error) {
@@ -148,7 +155,7 @@ func newProc[K, V, A any](t *dsl.Task, n *dsl.Node, store string, w Windows, cfg
 		final: cfg.final, stats: cfg.stats, late: late,
 		kc: kc, ac: ac, f: f, next: next,
 		logger: t.Env().Logger().With("node", n.Name, "store", store),
-		st:     noTime, lowSeg: noTime, nextClose: noTime, closedUpTo: noTime,
+		st:     noTime, lowSeg: noTime, nextClose: noTime, closedUpTo: noTime, minSeg: noTime,
 	}
 	if p.stats == nil {
 		p.stats = new(Stats)
@@ -159,14 +166,9 @@ func newProc[K, V, A any](t *dsl.Task, n *dsl.Node, store string, w Windows, cfg
 		t.OnFlush(p.flushCache)
 	}
 	if cfg.task {
-		if _, ok := t.Env().(topology.TimeEnv); !ok {
-			return nil, fmt.Errorf("%s %q: WithTaskStreamTime: this runtime provides no task stream time", n.Op, n.Name)
-		}
-		cancel, err := t.Env().(topology.TimeEnv).Schedule(time.Millisecond, topology.StreamTimePunctuation, p.punctuate)
-		if err != nil {
+		if p.timer, err = newStepTimer(t, p.fire); err != nil {
 			return nil, fmt.Errorf("%s %q: WithTaskStreamTime: %w", n.Op, n.Name, err)
 		}
-		t.OnClose(func() error { cancel(); return nil })
 	}
 	b, ok, err := kv.Get(metaKey)
 	if err != nil {
@@ -183,6 +185,9 @@ func newProc[K, V, A any](t *dsl.Task, n *dsl.Node, store string, w Windows, cfg
 		if err := p.cleanRestored(); err != nil {
 			return nil, fmt.Errorf("%s %q: %w", n.Op, n.Name, err)
 		}
+	}
+	if err := p.rearm(); err != nil {
+		return nil, fmt.Errorf("%s %q: %w", n.Op, n.Name, err)
 	}
 	return p.process, nil
 }
@@ -219,6 +224,11 @@ func (p *proc[K, V, A]) process(ctx context.Context, rc *stream.RecordContext, k
 		}
 	}()
 	err := p.processRecord(ctx, rc, k, v)
+	if err == nil {
+		if err = p.rearm(); err != nil {
+			err = p.nodeErr(rc, err)
+		}
+	}
 	ok = err == nil
 	return err
 }
@@ -267,10 +277,17 @@ func (p *proc[K, V, A]) processRecord(ctx context.Context, rc *stream.RecordCont
 	if err := checkTimestamp(ts); err != nil {
 		return p.nodeErr(rc, err)
 	}
-	advanced := ts > p.st
+	st := ts
+	if p.timer != nil {
+		// WithTaskStreamTime: the record is judged against the task's
+		// stream time, which the timer's firings follow only when
+		// something is due.
+		st = max(st, p.timer.env.StreamTime())
+	}
+	advanced := st > p.st
 	if advanced {
-		p.st = ts
-		if err := p.kv.Put(metaKey, appendTime(p.vbuf[:0], ts)); err != nil {
+		p.st = st
+		if err := p.kv.Put(metaKey, appendTime(p.vbuf[:0], st)); err != nil {
 			return p.nodeErr(rc, p.storeErr("put", err))
 		}
 	}
@@ -412,6 +429,9 @@ func (p *proc[K, V, A]) put(sp span, maxTs int64, a A, isNew bool) error {
 	p.vbuf = b
 	if err := p.kv.Put(p.windowKey(sp), b); err != nil {
 		return p.storeErr("put", err)
+	}
+	if p.minSeg != noTime {
+		p.minSeg = min(p.minSeg, floorDiv(p.segTime(sp), p.seg))
 	}
 	if isNew && p.final {
 		if err := p.kv.Put(p.indexKey(sp), nil); err != nil {

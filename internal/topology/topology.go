@@ -209,6 +209,29 @@ type TimeEnv interface {
 	Schedule(interval time.Duration, typ PunctuationType, f Punctuator) (cancel func(), err error)
 }
 
+// StreamTimer is implemented by a TimeEnv whose runtime also provides
+// one-shot stream-time punctuations: a step that knows when it next has
+// work to do (a window closing, a segment expiring) arms a timer at that
+// stream time instead of punctuating at every millisecond of it, so an
+// idle task (see [TimeEnv.StreamTime]) costs nothing between due times.
+type StreamTimer interface {
+	// StreamTimer registers f as a one-shot stream-time punctuation,
+	// disarmed. set(due) arms it: f fires once, with the task's stream
+	// time, after the record (or idle advance) that moves stream time to
+	// or past due, and is then disarmed until set is called again (from
+	// f or later). set replaces the due time armed before; due
+	// math.MaxInt64 disarms. A due time at or below the current stream
+	// time fires after the record or punctuation being run, or at the
+	// latest when the runtime next looks at the task's stream time (the
+	// next record or idle advance). f runs like a [StreamTimePunctuation]
+	// (committed like a record, in order of due time with the task's
+	// other stream-time punctuations, then of registration). cancel
+	// unregisters f for good; set is then a no-op. set and cancel may be
+	// called from anywhere on the task's goroutine, also from f, and more
+	// than once.
+	StreamTimer(f Punctuator) (set func(due int64), cancel func(), err error)
+}
+
 // GlobalEnv is implemented by a TaskEnv whose runtime provides global
 // stores. The DSL asserts a TaskEnv to it.
 type GlobalEnv interface {

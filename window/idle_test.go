@@ -1,0 +1,163 @@
+package window
+
+import (
+	"context"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/duality-streams/duality"
+	"github.com/duality-streams/duality/broker"
+	"github.com/duality-streams/duality/broker/embedded"
+	"github.com/duality-streams/duality/codec"
+	"github.com/duality-streams/duality/stream"
+)
+
+// TestIdleQuiet: a step WithTaskStreamTime under IdleStreamTimeAdvance
+// punctuates only when something is due (a final result, an unmatched
+// join result, an expiry), not at every millisecond of the idle advance.
+// One record goes in; once its result is out, a further idle period of
+// 400 ms (by the app's clock) costs at most the expiry of the record's
+// window: a few punctuations and commits, not hundreds.
+//
+// The clock is injected and moves 1 ms at every read, so the idle
+// advance moves as fast as the worker looks at it, whatever the machine's
+// speed.
+func TestIdleQuiet(t *testing.T) {
+	str := codec.String()
+	cases := []struct {
+		name  string
+		build func(sb *stream.Builder)
+		in    string // topic of the one record
+	}{{
+		name: "final-count",
+		build: func(sb *stream.Builder) {
+			g := stream.GroupByKey(stream.From(sb, "events", str, str), str, str)
+			Count(g, Tumbling(100*time.Millisecond, 0), "counts", EmitOnWindowClose(), WithTaskStreamTime()).
+				ToStream().To("out", WindowedCodec(str), codec.Int64())
+		},
+		in: "events",
+	}, {
+		name: "left-join",
+		build: func(sb *stream.Builder) {
+			l := stream.GroupByKey(stream.From(sb, "events", str, str), str, str)
+			r := stream.GroupByKey(stream.From(sb, "views", str, str), str, str)
+			LeftJoin(l, r, JoinTimeDifference(50*time.Millisecond, 0), func(_, v1, v2 string, ok bool) string {
+				return v1 + "+" + v2
+			}, "j", WithTaskStreamTime()).To("out", str, str)
+		},
+		in: "events",
+	}}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := t.Context()
+			b, err := embedded.Open(t.TempDir())
+			require.NoError(t, err)
+			t.Cleanup(func() { require.NoError(t, b.Close()) })
+			for _, topic := range []string{"events", "views", "out"} {
+				require.NoError(t, b.CreateTopic(ctx, topic, broker.TopicConfig{Partitions: 1}))
+			}
+			sb := stream.NewBuilder()
+			tc.build(sb)
+			topo, err := sb.Build()
+			require.NoError(t, err)
+
+			t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).UnixMilli()
+			var clock atomic.Int64
+			clock.Store(t0)
+			now := func() time.Time { return time.UnixMilli(clock.Add(1)) }
+			require.NoError(t, b.Produce(ctx, []broker.Record{{Topic: tc.in, Key: []byte("k"), Value: []byte("v"), Timestamp: time.UnixMilli(t0)}}))
+			app, err := duality.New("quiet", topo, b, duality.Clock(now), duality.FetchMaxWait(2*time.Millisecond),
+				duality.CommitInterval(time.Millisecond), duality.IdleStreamTimeAdvance(10*time.Millisecond))
+			require.NoError(t, err)
+			runCtx, stop := context.WithCancel(ctx)
+			done := make(chan error, 1)
+			go func() { done <- app.Run(runCtx) }()
+			awaitRecords(t, b, "out", 1)
+			before := app.Metrics()
+			from := clock.Load()
+			deadline := time.Now().Add(20 * time.Second)
+			for clock.Load() < from+400 {
+				require.True(t, time.Now().Before(deadline), "the app's clock did not move")
+				time.Sleep(time.Millisecond) // polling the worker's progress
+			}
+			stop()
+			require.NoError(t, <-done)
+			after := app.Metrics()
+			punct, commits := after.Punctuations-before.Punctuations, after.Commits-before.Commits
+			t.Logf("total: %d punctuations, %d commits, %d changelog records; over the idle period: %d punctuations, %d commits",
+				after.Punctuations, after.Commits, after.ChangelogRecords, punct, commits)
+			require.Len(t, readTopic(t, b, "out"), 1)
+			// Due after the result: the expiry of the record's
+			// segment, and the commit of the result if it was not
+			// counted yet.
+			require.LessOrEqual(t, punct, uint64(3))
+			require.LessOrEqual(t, commits, uint64(3))
+			require.LessOrEqual(t, after.Punctuations, uint64(5))
+		})
+	}
+}
+
+// TestIdleSkipRearm: a record skipped under SkipOnError after the
+// aggregation ran (a sibling step failed) is undone, the final result it
+// emitted included, and the aggregation's timer is armed again for the
+// restored state: the idle advance emits that final result at its close
+// time (10), although the skipped record had armed the timer at the close
+// of its own window (30). The clock stays where the test sets it: stream
+// time stops at 15.
+func TestIdleSkipRearm(t *testing.T) {
+	ctx := t.Context()
+	b, err := embedded.Open(t.TempDir())
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, b.Close()) })
+	for _, topic := range []string{"in", "out", "audit"} {
+		require.NoError(t, b.CreateTopic(ctx, topic, broker.TopicConfig{Partitions: 1}))
+	}
+	str := codec.String()
+	sb := stream.NewBuilder()
+	src := stream.From(sb, "in", str, str)
+	Count(stream.GroupByKey(src, str, str), Tumbling(10*time.Millisecond, NoGrace).WithRetention(time.Hour), "counts",
+		EmitOnWindowClose(), WithTaskStreamTime()).ToStream().To("out", WindowedCodec(str), codec.Int64())
+	src.Peek(func(_ string, v string) {
+		if v == "boom" {
+			panic("boom")
+		}
+	}).To("audit", str, str)
+	topo, err := sb.Build()
+	require.NoError(t, err)
+
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).UnixMilli()
+	var clock atomic.Int64
+	clock.Store(t0)
+	now := func() time.Time { return time.UnixMilli(clock.Load()) }
+	require.NoError(t, b.Produce(ctx, []broker.Record{
+		{Topic: "in", Key: []byte("a"), Value: []byte("x"), Timestamp: time.UnixMilli(t0 + 5)},
+		{Topic: "in", Key: []byte("b"), Value: []byte("boom"), Timestamp: time.UnixMilli(t0 + 25)},
+	}))
+	app, err := duality.New("skip-rearm", topo, b, duality.Clock(now), duality.FetchMaxWait(2*time.Millisecond),
+		duality.IdleStreamTimeAdvance(10*time.Millisecond), duality.OnProcessingError(duality.SkipOnError(nil)))
+	require.NoError(t, err)
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- app.Run(runCtx) }()
+	deadline := time.Now().Add(20 * time.Second)
+	for app.Metrics().RecordsSkipped == 0 {
+		require.True(t, time.Now().Before(deadline), "the record was not skipped")
+		time.Sleep(time.Millisecond) // polling the worker's progress
+	}
+	// Stream time: the last input's (5) plus the idle time beyond 10 ms.
+	clock.Store(t0 + 20)
+	awaitRecords(t, b, "out", 1)
+	stop()
+	require.NoError(t, <-done)
+	recs := readTopic(t, b, "out")
+	require.Len(t, recs, 1)
+	w, err := WindowedCodec(str).Decode(recs[0].Key)
+	require.NoError(t, err)
+	n, err := codec.Int64().Decode(recs[0].Value)
+	require.NoError(t, err)
+	require.Equal(t, "a@[0,10)=1", formatWindowed(Windowed[string]{Key: w.Key, Start: time.UnixMilli(w.Start.UnixMilli() - t0), End: time.UnixMilli(w.End.UnixMilli() - t0)}, n))
+	require.Equal(t, uint64(1), app.Metrics().RecordsSkipped)
+}
