@@ -52,7 +52,7 @@ func BenchmarkFilterMapValuesTo(b *testing.B) {
 	defer proc.Close()
 	recs := make([]broker.Record, 1024)
 	for i := range recs {
-		recs[i] = broker.Record{Topic: "in", Key: []byte("key-" + strconv.Itoa(i)), Value: []byte(strings.Repeat("v", 100)), Offset: int64(i)}
+		recs[i] = broker.Record{Topic: "in", Key: []byte("key-" + strconv.Itoa(i)), Value: []byte(strings.Repeat("v", 100)), Offset: int64(i), Timestamp: time.UnixMilli(int64(i))}
 	}
 	ctx := context.Background()
 	b.ReportAllocs()

@@ -45,6 +45,26 @@ var (
 // topology provides no state stores.
 var ErrUnknownStore = errors.New("stream: unknown store")
 
+// ErrInvalidTimestamp is matched by the error of a record whose timestamp
+// is before the Unix epoch (negative in milliseconds, as Kafka's "no
+// timestamp" -1) or after [MaxTimestamp]. Every source fails such a
+// record, whether the timestamp is the broker record's or the one a
+// [WithTimestamp] extractor returned, with a *[NodeError] naming the
+// source; the runtime then applies the app's error policy (Kafka
+// Streams' default FailOnInvalidTimestamp extractor: the app stops; under
+// a skip policy, LogAndSkipOnInvalidTimestamp: the record is skipped and
+// counted). A timestamp a [Process] step forwards is checked by the source
+// of the repartition topic it goes through before a grouping; windowed
+// steps (package window, whose ErrInvalidTimestamp is this error) check
+// again.
+var ErrInvalidTimestamp = dsl.ErrInvalidTimestamp
+
+// MaxTimestamp is the largest valid record timestamp, in Unix
+// milliseconds: 9999-12-31T23:59:59.999Z. Later timestamps are invalid
+// ([ErrInvalidTimestamp]); the cap keeps event-time arithmetic (window
+// bounds, grace, retention) far from int64 overflow.
+const MaxTimestamp = dsl.MaxTimestamp
+
 // Builder collects the steps of a topology. Create streams with [From] or
 // [FromTopics], chain steps, then call [Builder.Build]. Wiring mistakes
 // never panic: they are recorded and reported together by Build, and the
@@ -128,7 +148,8 @@ func (id TaskID) String() string { return fmt.Sprintf("%d_%d", id.SubTopology, i
 
 // NodeError is the error a step returns when it fails on a record: a
 // [Process] step's error, a decode failure at a source (wrapping a
-// *codec.DecodeError), an encode or send failure at a sink (wrapping a
+// *codec.DecodeError), an invalid timestamp at a source (matching
+// [ErrInvalidTimestamp]), an encode or send failure at a sink (wrapping a
 // *codec.EncodeError or the runtime's error), or a recovered panic in a
 // user function or codec (wrapping a *[PanicError]). It names the step
 // and the input record.

@@ -31,7 +31,11 @@
 // no reflection per record. Every step keeps the record's timestamp and
 // headers ([RecordContext]); sinks write them with the record. A source's
 // [WithTimestamp] extractor takes the timestamp (event time) from the
-// decoded record instead of the broker record.
+// decoded record instead of the broker record. Every source, repartition
+// topics' included, fails a record whose timestamp is before the Unix
+// epoch or after [MaxTimestamp] (year 9999) with an error matching
+// [ErrInvalidTimestamp], as Kafka Streams' default extractor does; the
+// runtime's error policy then stops the app or skips the record.
 //
 // A nil key or value read by a source becomes K's or V's zero value
 // without calling the codec. A nil value is a tombstone (a delete on a

@@ -132,10 +132,20 @@ func (o timestampOption) applyStep(c *stepConfig) {
 // Consumed.withTimestampExtractor). The steps after the source see it in
 // [RecordContext.Timestamp], windowed aggregations use it as event time,
 // and sinks write it. Records with a nil value (tombstones) keep the
-// broker record's timestamp; fn is not called for them. Returning a time
-// before the Unix epoch makes windowed steps fail the record (package
-// window, ErrInvalidTimestamp). A panic in fn fails the record like a
-// panic in any step. Default: the broker record's timestamp.
+// broker record's timestamp; fn is not called for them. A panic in fn
+// fails the record like a panic in any step. Default: the broker record's
+// timestamp.
+//
+// Every source fails a record whose timestamp is invalid, as Kafka
+// Streams' default extractor (FailOnInvalidTimestamp) does: before the
+// Unix epoch (negative milliseconds; the zero time.Time, year 1, is one)
+// or after [MaxTimestamp] (year 9999), whether fn returned it or it is
+// the broker record's (a tombstone's included). The error matches
+// [ErrInvalidTimestamp] and is a *[NodeError] naming the source; the
+// runtime's error policy applies: the app stops by default, or under
+// duality.SkipOnError the record is skipped and counted
+// (LogAndSkipOnInvalidTimestamp). Such a record is processed as soon as
+// it is the first of its partition and does not move stream time.
 //
 // The runtime (and streamtest) also use it as the record's event time:
 // a task that reads several partitions processes their records in order

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -49,7 +50,7 @@ func TestTasksRunInParallel(t *testing.T) {
 			}
 			defer proc.Close()
 			for i := range records {
-				rec := &broker.Record{Topic: "in", Partition: int32(p), Offset: int64(i), Key: []byte("k"), Value: []byte("a bb ccc dddd eeeee")}
+				rec := &broker.Record{Topic: "in", Partition: int32(p), Offset: int64(i), Key: []byte("k"), Value: []byte("a bb ccc dddd eeeee"), Timestamp: time.UnixMilli(int64(i))}
 				if err := proc.Process(context.Background(), rec); err != nil {
 					errs <- err
 					return

@@ -90,6 +90,10 @@ func nodeError(n *dsl.Node, rc *RecordContext, err error) error {
 // as a nil value (see the package documentation, "Records"). Options:
 // [Named] (default "source-<n>").
 //
+// A record whose timestamp is invalid (before the Unix epoch or after
+// [MaxTimestamp]) fails with an error matching [ErrInvalidTimestamp]
+// (see [WithTimestamp]).
+//
 // Build reports an invalid topic name (broker.ErrInvalidTopicName), nil
 // codecs (ErrNilCodec), and a topic read by two sources (ErrTopicConflict).
 // A nil builder gives the zero Stream.
@@ -140,29 +144,29 @@ func addSource[K, V any](g *dsl.Graph, name string, topics []string, internal bo
 			kept bool
 		}
 		if extract != nil {
-			t.OnTimestamp(n, func(rec *broker.Record) (ms int64, ok bool) {
+			t.OnTimestamp(n, func(rec *broker.Record) (ts time.Time, ok bool) {
 				defer func() {
 					if r := recover(); r != nil {
-						ms, ok = 0, false // Process reports the panic
+						ts, ok = time.Time{}, false // Process reports the panic
 					}
 				}()
 				if rec.Value == nil {
-					return 0, false
+					return time.Time{}, false
 				}
 				var k K
 				var err error
 				if rec.Key != nil {
 					if k, err = kc.Decode(rec.Key); err != nil {
-						return 0, false
+						return time.Time{}, false
 					}
 				}
 				v, err := vc.Decode(rec.Value)
 				if err != nil {
-					return 0, false
+					return time.Time{}, false
 				}
-				ts := extract(k, v, rec.Timestamp)
+				ts = extract(k, v, rec.Timestamp)
 				cache.rec, cache.k, cache.v, cache.ts, cache.kept = rec, k, v, ts, true
-				return ts.UnixMilli(), true
+				return ts, true
 			})
 		}
 		return dsl.SourceFunc(func(ctx context.Context, rec *broker.Record) (err error) {
@@ -190,6 +194,9 @@ func addSource[K, V any](g *dsl.Graph, name string, topics []string, internal bo
 				var zv V
 				cache.rec, cache.k, cache.v, cache.kept = nil, zk, zv, false
 				if hit {
+					if err := dsl.CheckTimestamp(rc.Timestamp); err != nil {
+						return nodeError(n, rc, err)
+					}
 					return next(ctx, rc, k, v)
 				}
 			}
@@ -205,6 +212,9 @@ func addSource[K, V any](g *dsl.Graph, name string, topics []string, internal bo
 				if extract != nil {
 					rc.Timestamp = extract(k, v, rec.Timestamp)
 				}
+			}
+			if err := dsl.CheckTimestamp(rc.Timestamp); err != nil {
+				return nodeError(n, rc, err)
 			}
 			return next(ctx, rc, k, v)
 		}), nil

@@ -7,6 +7,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/duality-streams/duality/broker"
 	"github.com/duality-streams/duality/codec"
 	"github.com/duality-streams/duality/stream"
 	"github.com/duality-streams/duality/streamtest"
@@ -130,4 +131,116 @@ func TestWithTimestampMovesStreamTime(t *testing.T) {
 	require.Equal(t, int64(3200), st.UnixMilli())
 	require.Equal(t, []int64{1500, 2100, 3200}, fired)
 	require.Equal(t, 4, decodes, "one decode per record")
+}
+
+// TestInvalidTimestamp: every source fails a record whose timestamp is
+// before the Unix epoch or after MaxTimestamp, be it the broker record's
+// (tombstones included: the extractor is not called for them) or the one
+// the WithTimestamp extractor returned, with a *NodeError naming the
+// source and the record, and the records around it go through.
+func TestInvalidTimestamp(t *testing.T) {
+	b := stream.NewBuilder()
+	var extracted []string
+	stream.From(b, "in", str, str, stream.Named("src"), stream.WithTimestamp(func(_, v string, recordTime time.Time) time.Time {
+		extracted = append(extracted, v)
+		switch v {
+		case "neg":
+			return time.UnixMilli(-5)
+		case "zero-time":
+			return time.Time{} // a missing time field: year 1
+		case "year-10000":
+			return time.UnixMilli(stream.MaxTimestamp + 1)
+		case "overflow":
+			return time.Unix(1<<62, 0) // its Unix ms overflow an int64
+		case "max":
+			return time.UnixMilli(stream.MaxTimestamp)
+		case "epoch":
+			return time.UnixMilli(0)
+		}
+		return recordTime
+	})).To("out", str, str)
+	stream.From(b, "raw", str, str, stream.Named("raw-src")).To("raw-out", str, str)
+	d := newDriver(t, b)
+	ctx := t.Context()
+	at := time.UnixMilli(1_000_000)
+	for _, tc := range []struct {
+		name, topic string
+		rec         broker.Record
+		node, msg   string // empty node: the record goes through
+	}{
+		{name: "broker negative", topic: "raw", rec: broker.Record{Key: []byte("k"), Value: []byte("v"), Timestamp: time.UnixMilli(-1)},
+			node: "raw-src", msg: "-1 ms (1969-12-31T23:59:59.999Z) is before the Unix epoch"},
+		{name: "broker after max", topic: "raw", rec: broker.Record{Key: []byte("k"), Value: []byte("v"), Timestamp: time.UnixMilli(stream.MaxTimestamp + 1)},
+			node: "raw-src", msg: "253402300800000 ms (10000-01-01T00:00:00Z) is after MaxTimestamp (253402300799999 ms, year 9999)"},
+		{name: "broker max", topic: "raw", rec: broker.Record{Key: []byte("k"), Value: []byte("v"), Timestamp: time.UnixMilli(stream.MaxTimestamp)}},
+		{name: "broker epoch", topic: "raw", rec: broker.Record{Key: []byte("k"), Value: []byte("v"), Timestamp: time.UnixMilli(0)}},
+		{name: "extracted negative", topic: "in", rec: broker.Record{Key: []byte("k"), Value: []byte("neg"), Timestamp: at},
+			node: "src", msg: "-5 ms"},
+		{name: "extracted zero time", topic: "in", rec: broker.Record{Key: []byte("k"), Value: []byte("zero-time"), Timestamp: at},
+			node: "src", msg: "-62135596800000 ms (0001-01-01T00:00:00Z) is before the Unix epoch"},
+		{name: "extracted after max", topic: "in", rec: broker.Record{Key: []byte("k"), Value: []byte("year-10000"), Timestamp: at},
+			node: "src", msg: "is after MaxTimestamp"},
+		{name: "extracted overflow", topic: "in", rec: broker.Record{Key: []byte("k"), Value: []byte("overflow"), Timestamp: at},
+			node: "src", msg: "is after MaxTimestamp"},
+		{name: "extracted max", topic: "in", rec: broker.Record{Key: []byte("k"), Value: []byte("max"), Timestamp: at}},
+		{name: "extracted epoch", topic: "in", rec: broker.Record{Key: []byte("k"), Value: []byte("epoch"), Timestamp: at}},
+		{name: "broker negative with extractor", topic: "in", rec: broker.Record{Key: []byte("k"), Value: []byte("v"), Timestamp: time.UnixMilli(-3)},
+			node: "src", msg: "-3 ms"},
+		{name: "tombstone negative", topic: "in", rec: broker.Record{Key: []byte("k"), Timestamp: time.UnixMilli(-2)},
+			node: "src", msg: "-2 ms"},
+		{name: "valid after failures", topic: "in", rec: broker.Record{Key: []byte("k"), Value: []byte("v"), Timestamp: at}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rec := tc.rec
+			rec.Topic, rec.Partition = tc.topic, 0
+			off := int64(len(d.Records(tc.topic)))
+			err := d.PipeRaw(ctx, rec)
+			if tc.node == "" {
+				require.NoError(t, err)
+				return
+			}
+			require.ErrorIs(t, err, stream.ErrInvalidTimestamp)
+			require.ErrorContains(t, err, tc.msg)
+			var ne *stream.NodeError
+			require.ErrorAs(t, err, &ne)
+			require.Equal(t, stream.NodeError{Node: tc.node, Topic: tc.topic, Partition: 0, Offset: off, Err: ne.Err}, *ne)
+		})
+	}
+	require.Equal(t, []string{"neg", "zero-time", "year-10000", "overflow", "max", "epoch", "v", "v"}, extracted,
+		"the extractor is not called for tombstones")
+	ts := func(topic string) (out []int64) {
+		for _, r := range d.Records(topic) {
+			out = append(out, r.Timestamp.UnixMilli())
+		}
+		return out
+	}
+	require.Equal(t, []int64{stream.MaxTimestamp, 0}, ts("raw-out"))
+	require.Equal(t, []int64{stream.MaxTimestamp, 0, at.UnixMilli()}, ts("out"))
+}
+
+// TestInvalidTimestampRepartition: a timestamp a Process step forwards
+// is checked again by the source that reads the repartition topic.
+func TestInvalidTimestampRepartition(t *testing.T) {
+	b := stream.NewBuilder()
+	stream.Process(stream.From(b, "in", str, str), func() stream.Processor[string, string, string, string] {
+		return &funcProcessor[string, string, string, string]{process: func(ctx context.Context, pc stream.ProcessorContext[string, string], r stream.Record[string, string]) error {
+			if r.Value == "bad" {
+				r.Timestamp = time.UnixMilli(-7)
+			}
+			return pc.Forward(ctx, r)
+		}}
+	}).Repartition(str, str, stream.Named("rp")).To("out", str, str)
+	d := newDriver(t, b)
+	in := streamtest.Input(d, "in", str, str)
+	require.NoError(t, in.Pipe(t.Context(), "k", "good"))
+	err := in.Pipe(t.Context(), "k", "bad")
+	require.ErrorIs(t, err, stream.ErrInvalidTimestamp)
+	var ne *stream.NodeError
+	require.ErrorAs(t, err, &ne)
+	require.Equal(t, "rp-source", ne.Node)
+	require.Equal(t, int64(1), ne.Offset)
+	require.NoError(t, in.Pipe(t.Context(), "k", "good"))
+	vals, err := streamtest.Output(d, "out", str, str).ReadValues()
+	require.NoError(t, err)
+	require.Equal(t, []string{"good", "good"}, vals)
 }

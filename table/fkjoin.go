@@ -547,6 +547,9 @@ func fkSource(n *dsl.Node) func(*dsl.Task) (any, error) {
 			}()
 			t.Current = n
 			*rc = stream.RecordContext{Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset, Timestamp: rec.Timestamp, Headers: rec.Headers}
+			if err := dsl.CheckTimestamp(rec.Timestamp); err != nil {
+				return &stream.NodeError{Node: n.Name, Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset, Err: err}
+			}
 			for _, f := range kids {
 				if err := f(ctx, rc, rec.Key, rec.Value, rec.Partition); err != nil {
 					return err

@@ -32,7 +32,8 @@ func (t GlobalTable[K, V]) Store() string { return t.store }
 // outside the consumer group, and writes each record's key and value as
 // they are (bytes) into the store: the newest value per key wins, a nil
 // value (a tombstone) deletes the key, and records with an absent key are
-// ignored. Before any task processes input the store is brought up to the
+// ignored. The store keeps no timestamps, so unlike a source it does not
+// check them (stream.ErrInvalidTimestamp). Before any task processes input the store is brought up to the
 // end of the topic (bootstrap); afterwards a goroutine of the app keeps it
 // up to date, so later stream records see later updates. As in Kafka
 // Streams the topic is the store's changelog (no changelog topic is

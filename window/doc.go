@@ -52,9 +52,11 @@
 //
 // A record with a timestamp before the epoch (negative milliseconds) or
 // after [MaxTimestamp] (year 9999) fails with an error matching
-// [ErrInvalidTimestamp]; the runtime's error
-// policy decides whether the app stops (the default) or skips it. Records
-// with an absent key or value are dropped and logged at Debug.
+// [ErrInvalidTimestamp] (stream.ErrInvalidTimestamp): every source rejects
+// it, as Kafka Streams' default extractor does, and windowed steps check
+// again. The runtime's error policy decides whether the app stops (the
+// default) or skips it. Records with an absent key or value are dropped
+// and logged at Debug.
 //
 // A task that reads several partitions (several source topics, a join's
 // two sides) processes their records in timestamp order (see

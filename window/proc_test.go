@@ -111,10 +111,13 @@ func TestCacheUpdatesRollback(t *testing.T) {
 }
 
 // TestTimestampBounds: timestamps before the epoch or after MaxTimestamp
-// fail the record with ErrInvalidTimestamp in every kind of window and in
-// joins, quickly (a timestamp near math.MaxInt64 used to loop forever in
-// hopping windows), and MaxTimestamp itself is accepted.
+// fail the record with ErrInvalidTimestamp (stream's: sources reject them
+// before the window steps, which check again) in every kind of window and
+// in joins, quickly (a timestamp near math.MaxInt64 used to loop forever
+// in hopping windows), and MaxTimestamp itself is accepted.
 func TestTimestampBounds(t *testing.T) {
+	require.True(t, window.ErrInvalidTimestamp == stream.ErrInvalidTimestamp, "one sentinel")
+	require.Equal(t, stream.MaxTimestamp, window.MaxTimestamp)
 	steps := map[string]func(g stream.Grouped[string, string], g2 stream.Grouped[string, string]){
 		"tumbling": func(g, _ stream.Grouped[string, string]) {
 			window.Count(g, window.Tumbling(time.Second, window.NoGrace), "s").ToStream().To("out", window.WindowedCodec(codec.String()), codec.Int64())

@@ -5,6 +5,9 @@ import (
 	"fmt"
 	"math"
 	"time"
+
+	"github.com/duality-streams/duality/internal/dsl"
+	"github.com/duality-streams/duality/stream"
 )
 
 // ErrInvalidWindow is matched by the errors Build reports for an invalid
@@ -14,32 +17,26 @@ import (
 // and session windows given to an aggregation that cannot merge them.
 var ErrInvalidWindow = errors.New("window: invalid window definition")
 
-// ErrInvalidTimestamp is matched by the error a windowed aggregation or
-// join returns for a record whose timestamp is before the Unix epoch
+// ErrInvalidTimestamp is [stream.ErrInvalidTimestamp]: it is matched by
+// the error of a record whose timestamp is before the Unix epoch
 // (negative in milliseconds, like Kafka's invalid timestamps) or after
-// [MaxTimestamp]. The record fails and the runtime applies the app's error
-// policy: it stops the app by default, or skips the record under a skip
-// policy.
-var ErrInvalidTimestamp = errors.New("window: invalid record timestamp")
+// [MaxTimestamp]. Every source already fails such a record (as Kafka
+// Streams' default extractor does); windowed aggregations and joins check
+// again. The record fails and the runtime applies the app's error policy:
+// it stops the app by default, or skips the record under a skip policy.
+var ErrInvalidTimestamp = stream.ErrInvalidTimestamp
 
-// MaxTimestamp is the largest record timestamp, in Unix milliseconds,
-// that windowed aggregations and joins accept: 9999-12-31T23:59:59.999Z.
-// Later timestamps fail with [ErrInvalidTimestamp]; the cap keeps window
-// bounds (timestamp plus size, grace and retention, all time.Durations)
-// far from int64 overflow.
-const MaxTimestamp int64 = 253402300799999
+// MaxTimestamp is [stream.MaxTimestamp], the largest record timestamp, in
+// Unix milliseconds, that sources, windowed aggregations and joins
+// accept: 9999-12-31T23:59:59.999Z. Later timestamps fail with
+// [ErrInvalidTimestamp]; the cap keeps window bounds (timestamp plus
+// size, grace and retention, all time.Durations) far from int64
+// overflow.
+const MaxTimestamp = stream.MaxTimestamp
 
 // checkTimestamp returns an error matching ErrInvalidTimestamp when ts
 // (Unix ms) is negative or after MaxTimestamp.
-func checkTimestamp(ts int64) error {
-	switch {
-	case ts < 0:
-		return fmt.Errorf("%w: %d ms is before the Unix epoch", ErrInvalidTimestamp, ts)
-	case ts > MaxTimestamp:
-		return fmt.Errorf("%w: %d ms is after MaxTimestamp (%d, year 9999)", ErrInvalidTimestamp, ts, MaxTimestamp)
-	}
-	return nil
-}
+func checkTimestamp(ts int64) error { return dsl.CheckMillis(ts) }
 
 // Kind says how a [Windows] assigns records to windows.
 type Kind uint8

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/duality-streams/duality/broker"
 	"github.com/duality-streams/duality/internal/topology"
@@ -24,7 +25,7 @@ type Task struct {
 	busy     []bool
 	closers  []func() error
 	flushers []func(context.Context) error
-	stampers map[*Node]func(*broker.Record) (int64, bool)
+	stampers map[*Node]func(*broker.Record) (time.Time, bool)
 	skippers []func()
 	gen      uint64
 
@@ -62,10 +63,11 @@ func (t *Task) Gen() uint64 { return t.gen }
 
 // OnTimestamp registers f as the timestamp extractor of source n (see
 // topology.Timestamper): f returns the event time of a record of one of
-// n's topics, false when the broker timestamp is it.
-func (t *Task) OnTimestamp(n *Node, f func(rec *broker.Record) (int64, bool)) {
+// n's topics, false when the broker timestamp is it. The source's Process
+// must fail a record whose event time is invalid (see [CheckTimestamp]).
+func (t *Task) OnTimestamp(n *Node, f func(rec *broker.Record) (time.Time, bool)) {
 	if t.stampers == nil {
-		t.stampers = map[*Node]func(*broker.Record) (int64, bool){}
+		t.stampers = map[*Node]func(*broker.Record) (time.Time, bool){}
 	}
 	t.stampers[n] = f
 }
@@ -138,7 +140,7 @@ type taskProcessor struct {
 	oneFunc  SourceFunc
 	byTopic  map[string]SourceFunc
 	// stamps are the timestamp extractors by topic (nil: none).
-	stamps map[string]func(*broker.Record) (int64, bool)
+	stamps map[string]func(*broker.Record) (time.Time, bool)
 }
 
 func newTask(env topology.TaskEnv, children [][]*Node, sources []*Node) (topology.Processor, error) {
@@ -162,7 +164,7 @@ func newTask(env topology.TaskEnv, children [][]*Node, sources []*Node) (topolog
 			p.byTopic[env.TopicName(topic, src.Internal)] = f
 			if ts := t.stampers[src]; ts != nil {
 				if p.stamps == nil {
-					p.stamps = map[string]func(*broker.Record) (int64, bool){}
+					p.stamps = map[string]func(*broker.Record) (time.Time, bool){}
 				}
 				p.stamps[env.TopicName(topic, src.Internal)] = ts
 			}
@@ -200,13 +202,22 @@ func (p *taskProcessor) Skip() {
 }
 
 // Timestamp returns the event time of rec as its source's extractor
-// gives it (topology.Timestamper), false without one.
+// gives it (topology.Timestamper), false when rec's broker timestamp is
+// it. An invalid event time (see [CheckTimestamp]) is reported as -1:
+// every source fails such a record, so it is processed as soon as it is
+// the first of its partition, instead of holding the partition back
+// behind the task's other partitions until their records reach year
+// 9999, and it does not move the task's stream time.
 func (p *taskProcessor) Timestamp(rec *broker.Record) (int64, bool) {
-	if p.stamps == nil {
-		return 0, false
+	if p.stamps != nil {
+		if f := p.stamps[rec.Topic]; f != nil {
+			if ts, ok := f(rec); ok {
+				return orderTime(ts), true
+			}
+		}
 	}
-	if f := p.stamps[rec.Topic]; f != nil {
-		return f(rec)
+	if !ValidTimestamp(rec.Timestamp) {
+		return -1, true
 	}
 	return 0, false
 }

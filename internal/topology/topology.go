@@ -297,7 +297,10 @@ type Timestamper interface {
 	// Timestamp returns rec's event time in milliseconds as the task's
 	// steps will see it, and true; or false when rec's broker timestamp
 	// is its event time (no extractor for rec's topic, or the record
-	// cannot be decoded: Process reports that). A following Process of
+	// cannot be decoded: Process reports that). For a record whose
+	// event time is invalid (before the Unix epoch or after year 9999),
+	// which Process fails, it returns -1 and true, so the record is
+	// processed first and moves no stream time. A following Process of
 	// the same *rec may reuse the work done here, so rec must not be
 	// modified in between.
 	Timestamp(rec *broker.Record) (int64, bool)
