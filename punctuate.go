@@ -107,6 +107,21 @@ func (e *taskEnv) StreamTimer(f topology.Punctuator) (set func(int64), cancel fu
 	return set, cancel, nil
 }
 
+// RestoreStreamTime raises the task's stream time to a value a step
+// persisted (topology.StreamTimeRestorer). A task that has processed no
+// input yet counts as idle from now, with ts as its input time, so the
+// idle advance moves on from ts.
+func (e *taskEnv) RestoreStreamTime(ts int64) {
+	t := e.t
+	if ts <= t.streamTime {
+		return
+	}
+	t.streamTime = ts
+	if t.lastInput.IsZero() {
+		t.lastInput, t.inputTime = e.w.app.cfg.now(), ts
+	}
+}
+
 // StreamTime returns the task's stream time (topology.TimeEnv).
 func (e *taskEnv) StreamTime() int64 { return e.t.streamTime }
 

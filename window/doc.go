@@ -71,11 +71,11 @@
 // idle, so windows close although input stopped. The step takes the
 // task's stream time at each of its records and, with a one-shot timer,
 // when a final result or an expiry is due, so an idle task costs nothing
-// in between. The task's stream time is not persisted: after a restart
-// (or a rebalance) it starts from the first record the task receives, so
-// an idle advance begins only once a record has arrived, and windows left
-// open by the previous run wait for it. Joins take the option too: their
-// unmatched records are then emitted when input stops.
+// in between. After a restart (or a rebalance) the task's stream time
+// starts from the one the step persisted in its store, so the idle
+// advance also closes the windows an input that stopped before the
+// restart left open. Joins take the option too: their unmatched records
+// are then emitted when input stops.
 //
 // # Aggregations
 //

@@ -2,6 +2,7 @@ package window
 
 import (
 	"context"
+	"os"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -160,4 +161,67 @@ func TestIdleSkipRearm(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "a@[0,10)=1", formatWindowed(Windowed[string]{Key: w.Key, Start: time.UnixMilli(w.Start.UnixMilli() - t0), End: time.UnixMilli(w.End.UnixMilli() - t0)}, n))
 	require.Equal(t, uint64(1), app.Metrics().RecordsSkipped)
+}
+
+// TestIdleAdvanceAfterRestart: a window left open when the app stopped
+// (its input stopped too) is closed by the idle advance after a restart
+// with no new input, because the task's stream time starts from the one
+// the aggregation persisted. The first run has no idle advance, so the
+// window stays open; the second deletes the state directory too, so the
+// stream time comes back from the changelog.
+func TestIdleAdvanceAfterRestart(t *testing.T) {
+	ctx := t.Context()
+	str := codec.String()
+	b, err := embedded.Open(t.TempDir())
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, b.Close()) })
+	for _, topic := range []string{"events", "out"} {
+		require.NoError(t, b.CreateTopic(ctx, topic, broker.TopicConfig{Partitions: 1}))
+	}
+	sb := stream.NewBuilder()
+	g := stream.GroupByKey(stream.From(sb, "events", str, str), str, str)
+	Count(g, Tumbling(100*time.Millisecond, 0), "counts", EmitOnWindowClose(), WithTaskStreamTime()).
+		ToStream().To("out", WindowedCodec(str), codec.Int64())
+	topo, err := sb.Build()
+	require.NoError(t, err)
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).UnixMilli()
+	var batch []broker.Record
+	for i := range 3 {
+		batch = append(batch, broker.Record{Topic: "events", Key: []byte("k"), Value: []byte("v"), Timestamp: time.UnixMilli(t0 + int64(i))})
+	}
+	require.NoError(t, b.Produce(ctx, batch))
+	dir := t.TempDir()
+
+	run := func(opts ...duality.Option) (app *duality.App, stop func()) {
+		app, err := duality.New("restart", topo, b, append(opts, duality.StateDir(dir), duality.CommitInterval(time.Millisecond))...)
+		require.NoError(t, err)
+		runCtx, cancel := context.WithCancel(ctx)
+		done := make(chan error, 1)
+		go func() { done <- app.Run(runCtx) }()
+		return app, func() {
+			cancel()
+			require.NoError(t, <-done)
+		}
+	}
+	app, stop := run()
+	// The three records are counted and committed: the window, its close
+	// index entry and the stream time are in the changelog.
+	for deadline := time.Now().Add(20 * time.Second); app.Metrics().ChangelogRecords < 3; time.Sleep(time.Millisecond) {
+		require.True(t, time.Now().Before(deadline), "the records were not committed")
+	}
+	stop()
+	require.Empty(t, readTopic(t, b, "out"), "the window is still open")
+
+	require.NoError(t, os.RemoveAll(dir))
+	var clock atomic.Int64
+	clock.Store(t0)
+	now := func() time.Time { return time.UnixMilli(clock.Add(1)) }
+	_, stop = run(duality.Clock(now), duality.FetchMaxWait(2*time.Millisecond), duality.IdleStreamTimeAdvance(10*time.Millisecond))
+	awaitRecords(t, b, "out", 1)
+	stop()
+	out := readTopic(t, b, "out")
+	require.Len(t, out, 1)
+	n, err := codec.Int64().Decode(out[0].Value)
+	require.NoError(t, err)
+	require.Equal(t, int64(3), n)
 }

@@ -304,6 +304,9 @@ func (jn *joinNode[K, V1, V2, VR]) instantiate(t *dsl.Task, side *dsl.Node) (*jo
 		if p.st < -MaxTimestamp || p.st > MaxTimestamp {
 			return nil, fmt.Errorf("%s %q: store %q: stream time: %w: %d ms", jn.n.Op, jn.n.Name, jn.store, codec.ErrInvalid, p.st)
 		}
+		if p.timer != nil {
+			p.timer.restoreStreamTime(p.st)
+		}
 		if err := p.cleanRestored(); err != nil {
 			return nil, fmt.Errorf("%s %q: %w", jn.n.Op, jn.n.Name, err)
 		}

@@ -79,9 +79,11 @@ func CacheUpdates() Option { return optionFunc(func(c *config) { c.cache = true 
 // something is due for it: a final result, an unmatched join result, the
 // expiry of old windows (a one-shot stream-time timer set to the next due
 // time). An idle task costs nothing in between: no punctuation, store
-// write or commit. The task's stream time is not persisted: after a
-// restart it starts from the first record the task receives, so the idle
-// advance begins only once a record has arrived after the restart.
+// write or commit. A restarted (or moved) task starts with the stream
+// time the step persisted in its store (topology.StreamTimeRestorer), so
+// the idle advance goes on from there and closes the windows an input
+// that stopped before the restart left open; that time may lag the task's
+// stream time before the restart by up to the time of the last due work.
 //
 // Records of other sources of the sub-topology (a joined table's topic)
 // advance it too, so a source whose timestamps run ahead of the

@@ -182,6 +182,9 @@ func newProc[K, V, A any](t *dsl.Task, n *dsl.Node, store string, w Windows, cfg
 		if p.st < -MaxTimestamp || p.st > MaxTimestamp {
 			return nil, fmt.Errorf("%s %q: store %q: stream time: %w: %d ms", n.Op, n.Name, store, codec.ErrInvalid, p.st)
 		}
+		if p.timer != nil {
+			p.timer.restoreStreamTime(p.st)
+		}
 		if err := p.cleanRestored(); err != nil {
 			return nil, fmt.Errorf("%s %q: %w", n.Op, n.Name, err)
 		}

@@ -54,6 +54,16 @@ func newStepTimer(t *dsl.Task, f topology.Punctuator) (*stepTimer, error) {
 	return tm, nil
 }
 
+// restoreStreamTime raises the task's stream time to st, the step's
+// persisted stream time, when the runtime supports it
+// (topology.StreamTimeRestorer): after a restart the idle advance then
+// closes windows although no record arrives.
+func (tm *stepTimer) restoreStreamTime(st int64) {
+	if r, ok := tm.env.(topology.StreamTimeRestorer); ok {
+		r.RestoreStreamTime(st)
+	}
+}
+
 // arm sets the timer to fire when the task's stream time reaches due
 // (math.MaxInt64: never).
 func (tm *stepTimer) arm(due int64) {

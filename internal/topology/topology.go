@@ -232,6 +232,20 @@ type StreamTimer interface {
 	StreamTimer(f Punctuator) (set func(due int64), cancel func(), err error)
 }
 
+// StreamTimeRestorer is implemented by a TaskEnv whose task stream time
+// can start from a value a step persisted: a restarted task otherwise has
+// no stream time until its first record, so the runtime's idle advance
+// (duality.IdleStreamTimeAdvance) would not close the windows of an input
+// that stopped before the restart. Kafka Streams keeps a partition's time
+// in its committed offsets' metadata for the same reason.
+type StreamTimeRestorer interface {
+	// RestoreStreamTime raises the task's stream time to ts when it is
+	// lower (NoTime included), as of task creation: the idle advance then
+	// counts the task as idle since that moment. Called while the task is
+	// created (from its steps' Instantiate), before any record.
+	RestoreStreamTime(ts int64)
+}
+
 // GlobalEnv is implemented by a TaskEnv whose runtime provides global
 // stores. The DSL asserts a TaskEnv to it.
 type GlobalEnv interface {
