@@ -32,6 +32,12 @@ type Metrics struct {
 	// Punctuations counts the punctuator calls that succeeded (see
 	// stream.ProcessorContext.Schedule).
 	Punctuations uint64
+	// LateRecordsDropped counts the records that windowed steps (package
+	// window's aggregations and stream-stream joins) dropped as late:
+	// their windows had closed, stream time having passed them by more
+	// than the grace period. Like window.Stats it counts attempts: a
+	// record processed again after a failure or restart counts again.
+	LateRecordsDropped uint64
 	// Commits counts successful broker commits.
 	Commits uint64
 	// LastCommitDuration is how long the latest successful commit took.
@@ -46,6 +52,7 @@ type Metrics struct {
 type metrics struct {
 	processed, skipped, produced, commits, rebalances atomic.Uint64
 	changelog, cacheFlushes, enforced, punctuations   atomic.Uint64
+	late                                              atomic.Uint64
 	lastCommit                                        atomic.Int64
 	tasks                                             atomic.Int64
 }
@@ -62,6 +69,7 @@ func (a *App) Metrics() Metrics {
 		CacheFlushes:       a.m.cacheFlushes.Load(),
 		EnforcedProcessing: a.m.enforced.Load(),
 		Punctuations:       a.m.punctuations.Load(),
+		LateRecordsDropped: a.m.late.Load(),
 		Commits:            a.m.commits.Load(),
 		LastCommitDuration: time.Duration(a.m.lastCommit.Load()),
 		Tasks:              int(a.m.tasks.Load()),

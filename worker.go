@@ -762,6 +762,10 @@ func (e *taskEnv) AppID() string           { return e.w.app.appID }
 func (e *taskEnv) TaskID() topology.TaskID { return topology.TaskID(e.t.id) }
 func (e *taskEnv) Logger() *slog.Logger    { return e.t.log }
 func (e *taskEnv) Now() time.Time          { return e.w.app.cfg.now() }
+
+// CountLate counts a record a windowed step dropped as late
+// (topology.LateCounter, Metrics.LateRecordsDropped).
+func (e *taskEnv) CountLate() { e.w.app.m.late.Add(1) }
 func (e *taskEnv) TopicName(logical string, internal bool) string {
 	if internal {
 		return internalName(e.w.app.appID, logical)

@@ -46,7 +46,8 @@
 // restarts. A window [start, end) accepts records until stream time
 // reaches end + grace (a session [first, last]: until stream time exceeds
 // last + gap + grace); then it is closed. A record whose windows are all
-// closed is late: it is dropped, counted ([Stats.LateRecords]), logged at
+// closed is late: it is dropped, counted ([Stats.LateRecords] with [WithStats],
+// and duality.Metrics.LateRecordsDropped app-wide), logged at
 // Debug and handed to the [OnLate] callback. A record that is late for
 // some of its hopping windows updates only the open ones.
 //

@@ -494,6 +494,9 @@ func (p *joinProc[K, V1, V2, VR]) processRecord(ctx context.Context, rc *stream.
 	// every record of the other side it could join would be late.
 	if _, hi := p.window(side, ts); hi+p.grace < p.st {
 		p.stats.late.Add(1)
+		if lc, ok := p.t.Env().(topology.LateCounter); ok {
+			lc.CountLate()
+		}
 		p.logger.Debug("dropped a late record", "topic", rc.Topic, "partition", rc.Partition, "offset", rc.Offset,
 			"timestamp", ts, "stream_time", p.st)
 		return nil

@@ -314,6 +314,9 @@ func (p *proc[K, V, A]) processRecord(ctx context.Context, rc *stream.RecordCont
 	}
 	if !updated {
 		p.stats.late.Add(1)
+		if lc, ok := p.t.Env().(topology.LateCounter); ok {
+			lc.CountLate()
+		}
 		p.logger.Debug("dropped a late record: its windows are closed",
 			"topic", rc.Topic, "partition", rc.Partition, "offset", rc.Offset,
 			"timestamp", ts, "stream_time", p.st)

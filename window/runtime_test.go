@@ -775,3 +775,45 @@ func TestExpiryAfterRestore(t *testing.T) {
 	}
 	require.Greater(t, len(changelog), 2*len(want), "the changelog holds expired windows")
 }
+
+// TestLateMetric: records that a windowed aggregation and a join drop as
+// late are counted in the app's Metrics.LateRecordsDropped, without
+// WithStats.
+func TestLateMetric(t *testing.T) {
+	ctx := t.Context()
+	str := codec.String()
+	b, err := embedded.Open(t.TempDir())
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, b.Close()) })
+	for _, topic := range []string{"events", "views", "counts", "joined"} {
+		require.NoError(t, b.CreateTopic(ctx, topic, broker.TopicConfig{Partitions: 1}))
+	}
+	sb := stream.NewBuilder()
+	g := stream.GroupByKey(stream.From(sb, "events", str, str), str, str)
+	Count(g, Tumbling(10*time.Millisecond, 0), "counts").ToStream().To("counts", WindowedCodec(str), codec.Int64())
+	v := stream.GroupByKey(stream.From(sb, "views", str, str), str, str)
+	Join(v, g, JoinTimeDifference(10*time.Millisecond, 0), func(_, a, b string) string { return a + b }, "j").To("joined", str, str)
+	topo, err := sb.Build()
+	require.NoError(t, err)
+	t0 := time.Now().Add(-time.Hour).UnixMilli()
+	rec := func(topic string, ts int64) broker.Record {
+		return broker.Record{Topic: topic, Key: []byte("k"), Value: []byte("v"), Timestamp: time.UnixMilli(t0 + ts)}
+	}
+	// events: 100 then 0 (late for the count: [0,10) closed at 10; late
+	// for the join: its window [-10, 10] closed); views: 100 (joins the
+	// event at 100), then 50 (late for the join).
+	require.NoError(t, b.Produce(ctx, []broker.Record{rec("events", 100), rec("events", 0), rec("views", 100), rec("views", 50)}))
+	app, err := duality.New("late", topo, b, duality.CommitInterval(time.Millisecond))
+	require.NoError(t, err)
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- app.Run(runCtx) }()
+	for deadline := time.Now().Add(20 * time.Second); app.Metrics().RecordsProcessed < 4; time.Sleep(time.Millisecond) {
+		require.True(t, time.Now().Before(deadline), "the records were not processed")
+	}
+	stop()
+	require.NoError(t, <-done)
+	require.Equal(t, uint64(3), app.Metrics().LateRecordsDropped)
+	require.Len(t, readTopic(t, b, "counts"), 1)
+	require.Len(t, readTopic(t, b, "joined"), 1)
+}

@@ -232,6 +232,13 @@ type StreamTimer interface {
 	StreamTimer(f Punctuator) (set func(due int64), cancel func(), err error)
 }
 
+// LateCounter is implemented by a TaskEnv whose runtime counts, app-wide,
+// the records that windowed steps drop as late (duality.Metrics).
+type LateCounter interface {
+	// CountLate counts one record dropped as late.
+	CountLate()
+}
+
 // StreamTimeRestorer is implemented by a TaskEnv whose task stream time
 // can start from a value a step persisted: a restarted task otherwise has
 // no stream time until its first record, so the runtime's idle advance
