@@ -218,9 +218,13 @@ func MaxTaskIdle(d time.Duration) Option {
 // and final results (suppress, emit on window close) wait for the next
 // record, however long that takes. The advance is a heuristic: a record
 // that arrives later with a timestamp below the advanced stream time is
-// late for the windows the advance closed. Stream time is not persisted
-// by the runtime: after a restart or a rebalance a task's stream time
-// starts again at its first record. d must not be negative.
+// late for the windows the advance closed. The runtime does not persist
+// stream time itself: after a restart or a rebalance a task's stream time
+// starts again at its first record, unless a step of the task persisted
+// one (package window's steps with WithTaskStreamTime do): the task then
+// starts from the largest of those, and its idle advance starts once it
+// has caught up with its partitions (a backlog is processed first). d
+// must not be negative.
 func IdleStreamTimeAdvance(d time.Duration) Option {
 	return optionFunc(func(c *config) { c.idleAdvance = d })
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"time"
@@ -126,6 +127,9 @@ func newPlan(appID string, topo *topology.Topology) (*plan, error) {
 				bad("store %q: negative retention %v", ss.Name, ss.Retention)
 			case ss.Retention > 0:
 				cleanup, retention = broker.CleanupCompactDelete, ss.Retention+topology.WindowChangelogExtraRetention
+				if retention < ss.Retention {
+					retention = time.Duration(math.MaxInt64) // saturated
+				}
 			}
 			it := &topology.InternalTopic{Name: logical, WrittenBy: st.ID, Cleanup: cleanup}
 			declared[logical] = it

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math"
 	"slices"
 	"time"
@@ -109,17 +110,42 @@ func (e *taskEnv) StreamTimer(f topology.Punctuator) (set func(int64), cancel fu
 
 // RestoreStreamTime raises the task's stream time to a value a step
 // persisted (topology.StreamTimeRestorer). A task that has processed no
-// input yet counts as idle from now, with ts as its input time, so the
-// idle advance moves on from ts.
+// input yet starts its idle advance from the largest restored time, but
+// only once it has caught up with its partitions (see idleFromRestore):
+// a backlog waiting in them, or stores of other tasks still restoring,
+// must not count as idleness.
 func (e *taskEnv) RestoreStreamTime(ts int64) {
 	t := e.t
-	if ts <= t.streamTime {
-		return
-	}
-	t.streamTime = ts
+	t.streamTime = max(t.streamTime, ts)
 	if t.lastInput.IsZero() {
-		t.lastInput, t.inputTime = e.w.app.cfg.now(), ts
+		t.restored, t.restoredAt = true, e.w.fetches
 	}
+}
+
+// idleFromRestore reports whether a task whose stream time was restored
+// and which has processed no input since may start its idle advance: a
+// fetch has returned since the task was created, nothing is buffered, and
+// every partition is caught up with its end offset (listed at most once
+// per fetch).
+func (w *worker) idleFromRestore(ctx context.Context, t *task) bool {
+	if w.fetches <= t.restoredAt || t.buffered() {
+		return false
+	}
+	for _, ps := range t.parts {
+		if ps.listed != w.fetches {
+			offs, err := w.app.b.ListOffsets(ctx, ps.tp.Topic, ps.tp.Partition)
+			if err != nil {
+				t.log.Debug("list offsets failed: the idle advance waits", slog.String("topic", ps.tp.Topic),
+					slog.Int("partition", int(ps.tp.Partition)), slog.Any("error", err))
+				return false
+			}
+			ps.end, ps.listed = offs.Latest, w.fetches
+		}
+		if ps.end > ps.fetch {
+			return false
+		}
+	}
+	return true
 }
 
 // StreamTime returns the task's stream time (topology.TimeEnv).
@@ -220,6 +246,9 @@ func (w *worker) tick(ctx context.Context) (next time.Duration, fenced bool, err
 		}
 		if t.nextWall != math.MaxInt64 {
 			next = min(next, time.Duration(t.nextWall-now)*time.Millisecond)
+		}
+		if cfg.idleAdvance > 0 && t.restored && t.lastInput.IsZero() && w.idleFromRestore(ctx, t) {
+			t.lastInput, t.inputTime, t.restored = nowT, t.streamTime, false
 		}
 		if cfg.idleAdvance <= 0 || t.lastInput.IsZero() || t.streamTime == topology.NoTime || t.buffered() {
 			continue

@@ -36,6 +36,12 @@ type task struct {
 	// inputTime its stream time then (for the idle advance).
 	lastInput time.Time
 	inputTime int64
+	// restored says a step restored the task's stream time
+	// (RestoreStreamTime) at fetch count restoredAt and the task has
+	// processed no input since: the idle advance starts once the task
+	// is caught up (idleFromRestore).
+	restored   bool
+	restoredAt uint64
 	// scheds are the task's punctuations; nextStream and nextWall are
 	// the earliest due times (ms) of each kind (math.MaxInt64: none).
 	scheds               []*schedule

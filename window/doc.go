@@ -40,9 +40,9 @@
 //
 // Every record's timestamp is its event time: the broker record's
 // timestamp, or what the source's stream.WithTimestamp extractor takes
-// from the decoded record (e.g. a field of the value). Each task of a
-// windowed aggregation tracks its stream time: the largest timestamp the
-// aggregation has seen, persisted in its store so that it survives
+// from the decoded record (e.g. a field of the value). A windowed
+// aggregation (or join) tracks its stream time in each task: the largest
+// timestamp it has seen, persisted in its store so that it survives
 // restarts. A window [start, end) accepts records until stream time
 // reaches end + grace (a session [first, last]: until stream time exceeds
 // last + gap + grace); then it is closed. A record whose windows are all

@@ -81,8 +81,9 @@ func CacheUpdates() Option { return optionFunc(func(c *config) { c.cache = true 
 // time). An idle task costs nothing in between: no punctuation, store
 // write or commit. A restarted (or moved) task starts with the stream
 // time the step persisted in its store (topology.StreamTimeRestorer), so
-// the idle advance goes on from there and closes the windows an input
-// that stopped before the restart left open; that time may lag the task's
+// the idle advance goes on from there (once the task has caught up with
+// its partitions) and closes the windows an input that stopped before the
+// restart left open; that time may lag the task's
 // stream time before the restart by up to the time of the last due work.
 //
 // Records of other sources of the sub-topology (a joined table's topic)
