@@ -187,8 +187,9 @@ type Membership interface {
 //
 // Errors: unknown topics give an error matching ErrUnknownTopic (errors.Is),
 // invalid names ErrInvalidTopicName, bad partition counts ErrInvalidPartitions,
-// oversized records ErrRecordTooLarge, fetches outside the log an
-// *OffsetOutOfRangeError, calls after Close ErrClosed.
+// oversized records ErrRecordTooLarge, fetches outside the log and record
+// deletions beyond it an *OffsetOutOfRangeError, calls after Close
+// ErrClosed.
 type Broker interface {
 	// CreateTopic creates a topic; ErrTopicExists if it exists.
 	CreateTopic(ctx context.Context, name string, cfg TopicConfig) error
@@ -215,6 +216,17 @@ type Broker interface {
 	Fetch(ctx context.Context, reqs []FetchRequest, opts FetchOptions) ([]Record, error)
 	// ListOffsets returns the earliest and latest offsets of a partition.
 	ListOffsets(ctx context.Context, topic string, partition int32) (Offsets, error)
+	// DeleteRecords deletes the records of a partition below offset
+	// before, as Kafka's DeleteRecords does: the partition's earliest
+	// offset rises to before, so fetches below it give
+	// *OffsetOutOfRangeError, and offsets are never reused. The new
+	// earliest offset is durable like a record, and never moves back.
+	// before at or below the earliest offset is a no-op; before above
+	// the latest offset, or negative, gives *OffsetOutOfRangeError. A
+	// topic whose cleanup policy is CleanupCompact alone refuses it with
+	// an error matching ErrInvalidConfig (Kafka's policy violation: the
+	// policy must include delete).
+	DeleteRecords(ctx context.Context, topic string, partition int32, before int64) error
 	// OffsetForTime returns the first offset whose record timestamp is >=
 	// ts, or the latest offset if there is none.
 	OffsetForTime(ctx context.Context, topic string, partition int32, ts time.Time) (int64, error)

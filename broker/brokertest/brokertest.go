@@ -37,6 +37,7 @@ func Run(t *testing.T, newBroker func(t *testing.T) broker.Broker) {
 	cases = append(cases, groupCases...)
 	cases = append(cases, commitCases...)
 	cases = append(cases, cleanupCases...)
+	cases = append(cases, deleteRecordsCases...)
 	cases = append(cases, testCase{"Close", testClose})
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -228,6 +229,9 @@ func topicCalls(topic string) map[string]func(context.Context, broker.Broker) er
 		"ListOffsets": func(ctx context.Context, b broker.Broker) error {
 			_, err := b.ListOffsets(ctx, topic, 0)
 			return err
+		},
+		"DeleteRecords": func(ctx context.Context, b broker.Broker) error {
+			return b.DeleteRecords(ctx, topic, 0, 0)
 		},
 		"OffsetForTime": func(ctx context.Context, b broker.Broker) error {
 			_, err := b.OffsetForTime(ctx, topic, 0, time.UnixMilli(0))

@@ -39,6 +39,14 @@
 //     stale generation, an unknown member or a member that left, with nothing
 //     written; members committing concurrently through a rebalance leave
 //     exactly their successful commits and the highest offsets.
+//   - DeleteRecords: the earliest offset moves to the requested offset
+//     (also inside a produced batch), fetches below it give
+//     *[broker.OffsetOutOfRangeError] and from it return the rest intact,
+//     OffsetForTime never answers below it, appends go on at the latest
+//     offset; repeating it or asking below the earliest offset changes
+//     nothing; an offset beyond the latest or negative gives
+//     *[broker.OffsetOutOfRangeError]; a compacted topic refuses it with
+//     ErrInvalidConfig, a "compact,delete" one allows it.
 //   - Close: later calls and blocked fetches return ErrClosed.
 //
 // # Scope

@@ -349,3 +349,100 @@ func (b *Broker) compact(ctx context.Context, p *partition, now time.Time, force
 	p.tombstoneDue = tombstoneDueMs
 	return nil
 }
+
+// DeleteRecords deletes the records of a partition below offset before, as
+// Kafka's DeleteRecords does; see broker.Broker. It raises the log start
+// offset (Earliest) to before and deletes every stored batch that lies
+// wholly below it, in one Pebble batch with the new log start, through the
+// writer like retention: the log start is as durable as an append under
+// the sync policy and never moves back. A batch that straddles before is
+// kept whole; Fetch skips its records below the log start. The deleted
+// bytes count in Metrics.BytesRemoved.
+//
+// Errors: before above the latest offset, or negative, gives a
+// *broker.OffsetOutOfRangeError; a topic with the cleanup policy
+// broker.CleanupCompact alone refuses it with an error matching
+// broker.ErrInvalidConfig (Kafka's policy violation); unknown topics and
+// partitions give errors matching broker.ErrUnknownTopic and
+// broker.ErrUnknownPartition.
+func (b *Broker) DeleteRecords(ctx context.Context, topic string, partition int32, before int64) error {
+	if err := b.enter(); err != nil {
+		return err
+	}
+	defer b.leave()
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	p, err := b.lookupPartition(topic, partition)
+	if err != nil {
+		return err
+	}
+	if p.t.cfg.Cleanup == broker.CleanupCompact {
+		return &broker.TopicError{Topic: topic, Partition: partition,
+			Err: fmt.Errorf("%w: cannot delete records of a topic with cleanup policy %q (it must include delete)", broker.ErrInvalidConfig, p.t.cfg.Cleanup)}
+	}
+	// Serialized with retention and compaction, whose edits are computed
+	// from a snapshot too: two edits removing the same batch would count
+	// its bytes twice.
+	b.cleanupMu.Lock()
+	defer b.cleanupMu.Unlock()
+	st, _, deleted := p.snapshot()
+	if deleted {
+		return unknownTopic(topic)
+	}
+	if before < 0 || before > st.next {
+		return &broker.OffsetOutOfRangeError{Topic: topic, Partition: partition, Offset: before,
+			Offsets: broker.Offsets{Earliest: st.logStart, Latest: st.next}}
+	}
+	if before <= st.logStart {
+		return nil
+	}
+	// The batches with a base offset below before; all but possibly the
+	// last lie wholly below it.
+	it, err := b.partitionIter(p, before)
+	if err != nil {
+		return err
+	}
+	defer it.Close()
+	var removed, lastSize int64
+	var lastKey []byte
+	end := before // the batches in [0, end) go
+	for valid := it.First(); valid; valid = it.Next() {
+		lv := it.LazyValue()
+		lastSize = int64(lv.Len())
+		removed += lastSize
+		lastKey = append(lastKey[:0], it.Key()...)
+	}
+	if err := it.Error(); err != nil {
+		return wrapRead("read records", err)
+	}
+	// Read the last batch's header forward: Last would copy its value.
+	if lastKey != nil && it.SeekGE(lastKey) {
+		v, err := it.ValueAndErr()
+		if err != nil {
+			return wrapRead("read records", err)
+		}
+		off, _ := recordKeyOffset(it.Key())
+		h, err := logfmt.ReadHeader(v)
+		if err != nil {
+			return batchError(p, off, err)
+		}
+		if h.LastOffset() >= before {
+			end = off
+			removed -= lastSize
+		}
+	}
+	e := &cleanupEdit{p: p, removedBytes: removed, logStart: before}
+	if removed > 0 {
+		e.rangeStart, e.rangeEnd = recordKey(nil, p.t.id, p.num, 0), recordKey(nil, p.t.id, p.num, end)
+	}
+	b.log.Debug("embedded: delete records", "topic", topic, "partition", partition, "offset", before, "bytes", removed)
+	if err := b.submitEntered(ctx, &writeOp{kind: opCleanup, edit: e}); err != nil {
+		if errors.Is(err, errTopicGone) {
+			return unknownTopic(topic)
+		}
+		return err
+	}
+	b.m.bytesRemoved.Add(uint64(removed))
+	return nil
+}

@@ -63,8 +63,9 @@ type crashMode struct {
 	// kind is "produce" (three producers; "paced": at most one batch per
 	// producer every 2 ms), "commit" (Commit with group
 	// offsets, and a producer), "cleanup" (producers to a compacted and
-	// a size-retained topic while Cleanup runs in a loop) or "topics"
-	// (topics deleted and recreated under the same names).
+	// a size-retained topic while Cleanup runs in a loop), "topics"
+	// (topics deleted and recreated under the same names) or "purge" (a
+	// producer while DeleteRecords runs in a loop).
 	kind     string
 	interval bool // WithSyncInterval, else sync before ack
 	// batches, for "produce" only, makes the run deterministic in size:
@@ -106,6 +107,7 @@ func TestCrash(t *testing.T) {
 		{crashMode{kind: "commit"}, 5, 0},
 		{crashMode{kind: "cleanup"}, 4, 0},
 		{crashMode{kind: "topics"}, 4, 0},
+		{crashMode{kind: "purge"}, 3, 0},
 		{crashMode{kind: "produce", interval: true}, 2, 0},
 		{crashMode{kind: "commit", interval: true}, 2, 0},
 		// Long enough for the interval syncs to matter: what is lost must
@@ -152,6 +154,9 @@ type crashState struct {
 	// killedAt the time of the last SIGKILL.
 	ackedAt       map[string]time.Time
 	now, killedAt time.Time
+	// purged is the highest acknowledged DeleteRecords offset of the
+	// "purge" mode.
+	purged int64
 }
 
 // topicEvent is one line of the "topics" mode about a topic: what ("creating",
@@ -290,6 +295,9 @@ func parseAck(t *testing.T, line string, st *crashState) bool {
 		}
 		st.topicEvents[f[1]] = append(st.topicEvents[f[1]], topicEvent{f[0], atoi(t, f[2])})
 		return f[0] != "creating" && f[0] != "deleting"
+	case len(f) == 4 && f[0] == "purged":
+		st.purged = max(st.purged, int64(atoi(t, f[3])))
+		return true
 	case line == "ready":
 		return false
 	}
@@ -317,6 +325,9 @@ func verifyCrashDir(t *testing.T, mode crashMode, dir string, st *crashState) {
 		return
 	case "topics":
 		verifyTopics(t, b, st)
+		return
+	case "purge":
+		verifyPurge(t, b, st)
 		return
 	}
 	produced := crashTopic
@@ -543,7 +554,7 @@ func TestCrashChild(t *testing.T) {
 	}
 	var err error
 	switch f[0] {
-	case "produce", "paced", "commit", "cleanup", "topics":
+	case "produce", "paced", "commit", "cleanup", "topics", "purge":
 		err = crashChild(spec) // returns only with an error
 	case "lock":
 		_, err = embedded.Open(f[3])
@@ -630,6 +641,9 @@ func crashChild(spec string) error {
 	}
 	if kind == "topics" {
 		return topicsChild(ctx, b, say, cycle)
+	}
+	if kind == "purge" {
+		return purgeChild(ctx, b, say, create, cycle, sizes)
 	}
 	if kind == "produce" || kind == "paced" {
 		if err := create(crashTopic, broker.TopicConfig{Partitions: 3, RetentionTime: -1}); err != nil {
@@ -1144,4 +1158,93 @@ func TestCloseUnderLoad(t *testing.T) {
 		require.Empty(t, offs)
 	}
 	t.Logf("%d calls (%d commits) acknowledged before Close", len(acked), commits)
+}
+
+// The purge mode: a producer to a topic without retention while a purger
+// deletes its records up to the middle of what is left (usually inside a
+// batch), printing "purged <topic> <partition> <offset>" after each
+// acknowledged DeleteRecords.
+const crashPurged = "purged"
+
+// purgeChild runs the purge mode until killed.
+func purgeChild(ctx context.Context, b *embedded.Broker, say sayFunc, create func(string, broker.TopicConfig) error, cycle int, sizes []int) error {
+	if err := create(crashPurged, broker.TopicConfig{Partitions: 1, RetentionTime: -1}); err != nil {
+		return err
+	}
+	if err := say("ready"); err != nil {
+		return err
+	}
+	errc := make(chan error, 2)
+	go func() {
+		errc <- produceLoop(ctx, b, say, sizes, crashPurged, 0, fmt.Sprintf("c%dq", cycle), batchRecords)
+	}()
+	go func() {
+		errc <- func() error {
+			for ctx.Err() == nil {
+				offs, err := b.ListOffsets(ctx, crashPurged, 0)
+				if err != nil {
+					return err
+				}
+				before := offs.Earliest + (offs.Latest-offs.Earliest)/2
+				if before == offs.Earliest {
+					continue
+				}
+				if err := b.DeleteRecords(ctx, crashPurged, 0, before); err != nil {
+					return fmt.Errorf("delete records before %d: %w", before, err)
+				}
+				if err := say("purged %s 0 %d", crashPurged, before); err != nil {
+					return err
+				}
+			}
+			return ctx.Err()
+		}()
+	}()
+	return <-errc
+}
+
+// verifyPurge checks the purge mode's topic after a kill: the earliest
+// offset is at least every acknowledged DeleteRecords offset (it never
+// moves back), fetches below it are out of range, and from it on the
+// records are contiguous: the tail of the batch it cut, if any, then whole
+// batches, holding every acknowledged batch at or above it.
+func verifyPurge(t *testing.T, b *embedded.Broker, st *crashState) {
+	t.Helper()
+	if _, err := b.DescribeTopic(t.Context(), crashPurged); errors.Is(err, broker.ErrUnknownTopic) {
+		require.Empty(t, st.batches, "the topic is gone but batches were acknowledged")
+		return
+	}
+	recs, offs := readLog(t, b, crashPurged, 0)
+	require.GreaterOrEqual(t, offs.Earliest, st.purged, "the earliest offset moved back below an acknowledged DeleteRecords")
+	require.Len(t, recs, int(offs.Latest-offs.Earliest), "records are contiguous from the earliest offset")
+	if offs.Earliest > 0 {
+		_, err := b.Fetch(t.Context(), []broker.FetchRequest{{Topic: crashPurged, Partition: 0, Offset: offs.Earliest - 1}}, broker.FetchOptions{})
+		var oor *broker.OffsetOutOfRangeError
+		require.ErrorAs(t, err, &oor, "a fetch below the earliest offset")
+	}
+	// The tail of a batch cut by DeleteRecords.
+	skip := 0
+	cut := ""
+	if len(recs) > 0 {
+		id, j, n := parseBatchRecord(t, recs[0])
+		if j > 0 {
+			cut = id
+			for k := j; k < n; k++ {
+				require.Less(t, skip, len(recs), "cut batch %s ends early", id)
+				id2, j2, _ := parseBatchRecord(t, recs[skip])
+				require.Equal(t, []any{id, k}, []any{id2, j2}, "cut batch %s: its tail is whole", id)
+				skip++
+			}
+		}
+	}
+	found := map[string]ackedBatch{}
+	checkBatchesFrom(t, recs[skip:], offs.Earliest+int64(skip), crashPurged, 0, found)
+	for id, a := range st.batches {
+		switch {
+		case a.first >= offs.Earliest:
+			require.Equal(t, a, found[id], "acknowledged batch %s at or above the earliest offset %d", id, offs.Earliest)
+		case a.first+int64(a.n) > offs.Earliest:
+			require.Equal(t, id, cut, "acknowledged batch %s straddles the earliest offset %d", id, offs.Earliest)
+		}
+	}
+	t.Logf("purged: %d records in [%d, %d), highest acknowledged purge %d", len(recs), offs.Earliest, offs.Latest, st.purged)
 }

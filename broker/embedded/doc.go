@@ -90,6 +90,14 @@
 // batches whose newest record is older than RetentionTime go even when
 // they hold the newest record of a key, and what remains is compacted.
 //
+// [Broker.DeleteRecords] raises a partition's log start offset on demand
+// (Kafka's DeleteRecords; the runtime purges its repartition topics with
+// it): the batches wholly below the new log start are deleted with one
+// range deletion, in the same Pebble batch that stores the new log start,
+// so it never moves back after a crash; a batch that straddles it stays
+// until a later deletion or retention passes it, and Fetch skips its
+// records below the log start.
+//
 // # Files and locking
 //
 // The data directory holds Pebble's files and two of the broker's own:

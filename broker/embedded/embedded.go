@@ -593,7 +593,7 @@ func (b *Broker) FetchOffsets(ctx context.Context, group string, partitions []br
 
 // ListOffsets returns the earliest and latest offsets of a partition.
 // Earliest is the log start: the first offset that may still hold a record
-// (retention and compaction advance it).
+// (retention, compaction and DeleteRecords advance it).
 func (b *Broker) ListOffsets(ctx context.Context, topic string, partition int32) (broker.Offsets, error) {
 	if err := b.enter(); err != nil {
 		return broker.Offsets{}, err

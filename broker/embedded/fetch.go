@@ -299,7 +299,8 @@ func batchError(p *partition, off int64, err error) error {
 }
 
 // OffsetForTime returns the first offset whose record timestamp is at or
-// after ts, or the latest offset if there is none.
+// after ts, or the latest offset if there is none. Records below the log
+// start offset (in a batch that DeleteRecords cut) do not count.
 func (b *Broker) OffsetForTime(ctx context.Context, topic string, partition int32, ts time.Time) (int64, error) {
 	if err := b.enter(); err != nil {
 		return 0, err
@@ -348,7 +349,7 @@ func (b *Broker) OffsetForTime(ctx context.Context, topic string, partition int3
 			if !ok {
 				break
 			}
-			if rec.Timestamp.UnixMilli() >= want {
+			if rec.Offset >= st.logStart && rec.Timestamp.UnixMilli() >= want {
 				return rec.Offset, nil
 			}
 		}
