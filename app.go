@@ -285,7 +285,7 @@ func (a *App) start(ctx context.Context, m broker.Membership, asg broker.Assignm
 	for _, t := range tasks {
 		for _, ps := range t.parts {
 			if off, ok := committed[ps.tp]; ok {
-				ps.next, ps.known = off, true
+				ps.next, ps.known, ps.committed = off, true, off
 				continue
 			}
 			offs, err := a.b.ListOffsets(ctx, ps.tp.Topic, ps.tp.Partition)
@@ -358,7 +358,7 @@ func (p *plan) tasksFor(asg broker.Assignment) []*task {
 					t = &task{id: TaskID{SubTopology: sp.st.ID, Partition: n}, sub: sp}
 					tasks = append(tasks, t)
 				}
-				t.parts = append(t.parts, &partState{tp: broker.TopicPartition{Topic: src, Partition: n}, task: t})
+				t.parts = append(t.parts, &partState{tp: broker.TopicPartition{Topic: src, Partition: n}, task: t, purge: p.purge[src]})
 			}
 		}
 	}

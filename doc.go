@@ -37,7 +37,13 @@
 // other internal topics). Repartition
 // topics keep records without time retention, because records carry their
 // event timestamps and time retention could delete them before they are
-// read; they are not purged after commits yet, so they grow with the input.
+// read. Instead, as in Kafka Streams, each worker purges the internal
+// topics it reads (repartition topics, a foreign-key join's subscription
+// and response topics; never changelogs) up to the offsets it committed,
+// with the broker's DeleteRecords, at most every
+// [RepartitionPurgeInterval] (default 30 s), in the background: they hold
+// only what is not processed yet (plus up to one interval of commits).
+// With the interval 0 they grow with the input.
 //
 // # Tasks and workers
 //

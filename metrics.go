@@ -38,6 +38,11 @@ type Metrics struct {
 	// than the grace period. Like window.Stats it counts attempts: a
 	// record processed again after a failure or restart counts again.
 	LateRecordsDropped uint64
+	// RepartitionPurges counts the partitions of internal topics
+	// (repartition, foreign-key subscription and response topics) purged
+	// up to their committed offset (see [RepartitionPurgeInterval]): one
+	// per successful DeleteRecords call.
+	RepartitionPurges uint64
 	// Commits counts successful broker commits.
 	Commits uint64
 	// LastCommitDuration is how long the latest successful commit took.
@@ -52,7 +57,7 @@ type Metrics struct {
 type metrics struct {
 	processed, skipped, produced, commits, rebalances atomic.Uint64
 	changelog, cacheFlushes, enforced, punctuations   atomic.Uint64
-	late                                              atomic.Uint64
+	late, purges                                      atomic.Uint64
 	lastCommit                                        atomic.Int64
 	tasks                                             atomic.Int64
 }
@@ -70,6 +75,7 @@ func (a *App) Metrics() Metrics {
 		EnforcedProcessing: a.m.enforced.Load(),
 		Punctuations:       a.m.punctuations.Load(),
 		LateRecordsDropped: a.m.late.Load(),
+		RepartitionPurges:  a.m.purges.Load(),
 		Commits:            a.m.commits.Load(),
 		LastCommitDuration: time.Duration(a.m.lastCommit.Load()),
 		Tasks:              int(a.m.tasks.Load()),

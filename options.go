@@ -27,6 +27,7 @@ const (
 	DefaultFetchMaxRecords       = 10_000
 	DefaultCacheMaxBytes         = 10 << 20
 	DefaultMaxTaskIdle           = 10 * time.Second
+	DefaultRepartitionPurge      = 30 * time.Second
 )
 
 type config struct {
@@ -45,6 +46,7 @@ type config struct {
 	onRestore      func(RestoreProgress)
 	maxTaskIdle    time.Duration
 	idleAdvance    time.Duration
+	purgeInterval  time.Duration
 }
 
 func defaultConfig() config {
@@ -58,6 +60,7 @@ func defaultConfig() config {
 		logger:         slog.New(slog.DiscardHandler),
 		now:            time.Now,
 		maxTaskIdle:    DefaultMaxTaskIdle,
+		purgeInterval:  DefaultRepartitionPurge,
 	}
 }
 
@@ -93,6 +96,9 @@ func (c *config) validate() error {
 	}
 	if c.idleAdvance < 0 {
 		bad("IdleStreamTimeAdvance(%v): must be 0 (off) or positive", c.idleAdvance)
+	}
+	if c.purgeInterval < 0 {
+		bad("RepartitionPurgeInterval(%v): must be 0 (off) or positive", c.purgeInterval)
 	}
 	if c.now == nil {
 		bad("Clock(nil): a clock function is required")
@@ -171,8 +177,8 @@ func Logger(l *slog.Logger) Option { return optionFunc(func(c *config) { c.logge
 // example to stamp records), what drives wall-clock punctuations, the
 // [MaxTaskIdle] wait and the [IdleStreamTimeAdvance]. Tests inject a clock
 // they move themselves; the runtime re-reads it at least every
-// [FetchMaxWait]. Commit timing always uses the real clock. Default
-// time.Now.
+// [FetchMaxWait]. Commit and purge timing ([RepartitionPurgeInterval])
+// always use the real clock. Default time.Now.
 func Clock(now func() time.Time) Option { return optionFunc(func(c *config) { c.now = now }) }
 
 // MaxTaskIdle bounds how long a task that reads several partitions (the
@@ -227,6 +233,25 @@ func MaxTaskIdle(d time.Duration) Option {
 // must not be negative.
 func IdleStreamTimeAdvance(d time.Duration) Option {
 	return optionFunc(func(c *config) { c.idleAdvance = d })
+}
+
+// RepartitionPurgeInterval sets how often a worker purges the internal
+// topics it reads (repartition topics, and a foreign-key join's
+// subscription and response topics; never changelogs): at most every d,
+// after a successful commit, it deletes the records of each partition it
+// owns below the offset committed for it ([broker.Broker] DeleteRecords),
+// in the background, without holding up processing. Those records are
+// processed and their results committed, so nothing reads them again.
+// Kafka Streams does the same (repartition.purge.interval.ms). Without
+// purging, these topics keep every record (they have no time retention,
+// see the package documentation) and grow with the input. A failed purge
+// is logged at Warn and retried at the next interval; it never fails the
+// app. [Metrics].RepartitionPurges counts the partition purges. The
+// interval is timed by the real clock, like commits. d = 0 turns purging
+// off; d must not be negative. Default [DefaultRepartitionPurge] (30 s,
+// as Kafka Streams).
+func RepartitionPurgeInterval(d time.Duration) Option {
+	return optionFunc(func(c *config) { c.purgeInterval = d })
 }
 
 // StateDir keeps the app's state stores in one Pebble database in dir

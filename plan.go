@@ -25,6 +25,11 @@ type plan struct {
 	// external are the external source and fixed sink topics, sorted.
 	external []string
 	internal []internalPlan
+	// purge holds the internal topics (broker names) the runtime purges
+	// up to the committed offsets: those declared by the topology
+	// (repartition, foreign-key subscription and response topics) with
+	// CleanupDelete, not changelogs.
+	purge map[string]bool
 	// globals are the global stores, each fed by an external topic.
 	globals []globalPlan
 }
@@ -67,7 +72,7 @@ func newPlan(appID string, topo *topology.Topology) (*plan, error) {
 	bad := func(format string, args ...any) {
 		errs = append(errs, fmt.Errorf("%w: "+format, append([]any{ErrInvalidTopology}, args...)...))
 	}
-	p := &plan{appID: appID, bySource: map[string]*subPlan{}}
+	p := &plan{appID: appID, bySource: map[string]*subPlan{}, purge: map[string]bool{}}
 	if len(topo.SubTopologies) == 0 {
 		bad("no sub-topologies (a topology needs at least one source)")
 	}
@@ -97,6 +102,9 @@ func newPlan(appID string, topo *topology.Topology) (*plan, error) {
 			name: name, logical: it.Name, partitions: it.Partitions, like: like,
 			writtenBy: it.WrittenBy, cleanup: it.Cleanup,
 		})
+		if it.Cleanup == broker.CleanupDelete {
+			p.purge[name] = true
+		}
 	}
 
 	// Changelog topics: compacted, one partition per task of the

@@ -66,6 +66,12 @@ type partState struct {
 	// listed is the worker's fetch count at that listing.
 	end    int64
 	listed uint64
+	// purge says the partition is of an internal topic the worker purges
+	// (see RepartitionPurgeInterval); committed is the newest offset
+	// committed for it (0: none known) and purged the offset its last
+	// successful purge deleted the records below.
+	purge             bool
+	committed, purged int64
 }
 
 // worker runs a fixed set of tasks on one goroutine. Between commits it
@@ -94,6 +100,13 @@ type worker struct {
 	last                 time.Time       // last commit (or start)
 	inflight             *inflight       // commit running in the background
 	spare                []broker.Record // the buffer of the previous commit, for reuse
+
+	// purgeParts are the partitions the worker purges; purging is the
+	// purge running in the background, lastPurge when the last one
+	// started (or the worker started).
+	purgeParts []*partState
+	purging    *purgeRun
+	lastPurge  time.Time
 
 	processed, skipped, enforced, punctuated uint64 // not yet added to the app's metrics
 
@@ -138,16 +151,21 @@ func (w *worker) run(runCtx, gctx context.Context) (err error) {
 			ps.fetch = ps.next
 			w.parts = append(w.parts, ps)
 			w.byTP[ps.tp] = ps
+			if ps.purge {
+				w.purgeParts = append(w.purgeParts, ps)
+			}
 		}
 	}
 	w.reqs = make([]broker.FetchRequest, 0, len(w.parts))
 	defer func() {
 		_, cerr := w.await() // a fenced commit needs no report here
+		w.awaitPurge(gctx)
 		w.flushMetrics()
 		err = errors.Join(err, cerr, w.close())
 	}()
 
 	w.last = time.Now()
+	w.lastPurge = w.last
 	backoff := 10 * time.Millisecond
 	for gctx.Err() == nil {
 		// Process the buffered records of the tasks that may go on, run
@@ -160,6 +178,7 @@ func (w *worker) run(runCtx, gctx context.Context) (err error) {
 		if gctx.Err() != nil {
 			break
 		}
+		w.maybePurge(gctx)
 		wait := cfg.fetchMaxWait
 		if w.timed {
 			due, fenced, err := w.tick(ctx)
@@ -614,7 +633,7 @@ func (w *worker) commit(ctx context.Context, gen int64, keep map[broker.TopicPar
 		}
 		return false, nil
 	}
-	c := &inflight{records: out, gen: gen, states: states, changelog: changelog, done: make(chan error, 1)}
+	c := &inflight{records: out, offsets: offsets, gen: gen, states: states, changelog: changelog, done: make(chan error, 1)}
 	w.inflight = c
 	go func() {
 		start := time.Now()
@@ -642,6 +661,7 @@ func (w *worker) commit(ctx context.Context, gen int64, keep map[broker.TopicPar
 // inflight is a commit running in the background.
 type inflight struct {
 	records []broker.Record
+	offsets map[broker.TopicPartition]int64 // the input offsets it commits
 	gen     int64
 	states  []*taskStore // stores whose writes the commit logs
 	// changelog is the number of changelog records among records.
@@ -676,6 +696,13 @@ func (w *worker) await() (fenced bool, err error) {
 			s.dropSent()
 		}
 	}
+	if err == nil {
+		for tp, off := range c.offsets {
+			if ps := w.byTP[tp]; ps != nil && ps.purge {
+				ps.committed = max(ps.committed, off)
+			}
+		}
+	}
 	clear(c.records)
 	if w.spare == nil {
 		w.spare = c.records[:0]
@@ -689,6 +716,94 @@ func (w *worker) await() (fenced bool, err error) {
 		return false, fmt.Errorf("commit: %w", err)
 	}
 	return false, nil
+}
+
+// purgeRun is a purge of internal topics running in the background: one
+// DeleteRecords per partition, up to its committed offset.
+type purgeRun struct {
+	parts  []*partState
+	before []int64
+	errs   []error
+	done   chan struct{} // closed when every call has returned
+}
+
+// maybePurge starts a purge in the background when the purge interval has
+// passed since the last one started and a partition the worker purges has
+// a committed offset beyond what was purged. Only offsets of successful
+// commits are purged (await records them), so no record a restart or
+// another owner would read again is deleted. The purge runs with ctx, the
+// generation's context; at most one is in flight, and its outcome is
+// collected here or by awaitPurge.
+func (w *worker) maybePurge(ctx context.Context) {
+	every := w.app.cfg.purgeInterval
+	if every <= 0 || len(w.purgeParts) == 0 {
+		return
+	}
+	if r := w.purging; r != nil {
+		select {
+		case <-r.done:
+			w.finishPurge(ctx, r)
+		default:
+			return
+		}
+	}
+	if time.Since(w.lastPurge) < every {
+		return
+	}
+	w.lastPurge = time.Now()
+	r := &purgeRun{done: make(chan struct{})}
+	for _, ps := range w.purgeParts {
+		if ps.committed > ps.purged {
+			r.parts = append(r.parts, ps)
+			r.before = append(r.before, ps.committed)
+		}
+	}
+	if len(r.parts) == 0 {
+		return
+	}
+	r.errs = make([]error, len(r.parts))
+	w.purging = r
+	b := w.app.b
+	tps := make([]broker.TopicPartition, len(r.parts))
+	for i, ps := range r.parts {
+		tps[i] = ps.tp
+	}
+	go func() {
+		defer close(r.done)
+		for i, tp := range tps {
+			r.errs[i] = b.DeleteRecords(ctx, tp.Topic, tp.Partition, r.before[i])
+		}
+	}()
+}
+
+// finishPurge records the outcome of the finished purge r: purged offsets
+// move on and count in the metrics; failures are logged at Warn (unless
+// the generation is stopping) and retried at the next interval.
+func (w *worker) finishPurge(ctx context.Context, r *purgeRun) {
+	w.purging = nil
+	for i, ps := range r.parts {
+		err := r.errs[i]
+		if err == nil {
+			ps.purged = max(ps.purged, r.before[i])
+			w.app.m.purges.Add(1)
+			continue
+		}
+		if ctx.Err() != nil {
+			continue
+		}
+		ps.task.log.Warn("purging an internal topic failed; retrying at the next interval",
+			slog.String("topic", ps.tp.Topic), slog.Int("partition", int(ps.tp.Partition)),
+			slog.Int64("offset", r.before[i]), slog.Any("error", err))
+	}
+}
+
+// awaitPurge waits for the purge in flight, if any, and records its
+// outcome.
+func (w *worker) awaitPurge(ctx context.Context) {
+	if r := w.purging; r != nil {
+		<-r.done
+		w.finishPurge(ctx, r)
+	}
 }
 
 // poll returns the outcome of the commit in flight if it has finished.
