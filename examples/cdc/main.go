@@ -27,7 +27,8 @@
 // that is behind), so each order is joined with its customer's row as of
 // the order's timestamp. At the end the command checks every output
 // against a model computed without the framework and prints a summary; it
-// exits 1 on a mismatch.
+// exits 1 on a mismatch, and on any other failure (the app's included),
+// after printing the error.
 //
 //	go run ./examples/cdc
 //	go run ./examples/cdc -customers 5000 -rounds 5 -orders 20000
@@ -102,7 +103,7 @@ type params struct {
 	seed                                  uint64
 }
 
-func run(ctx context.Context, args []string, stdout io.Writer) error {
+func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 	fs := flag.NewFlagSet("cdc", flag.ContinueOnError)
 	var p params
 	fs.IntVar(&p.customers, "customers", 2000, "customers inserted in the first round")
@@ -123,7 +124,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		if err != nil {
 			return err
 		}
-		defer os.RemoveAll(tmp)
+		defer func() { err = errors.Join(err, os.RemoveAll(tmp)) }()
 		*dir = tmp
 	}
 	logger := slog.New(slog.DiscardHandler)
@@ -135,7 +136,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	defer b.Close()
+	defer func() { err = errors.Join(err, b.Close()) }()
 	topics := map[string]broker.CleanupPolicy{
 		customersTopic: broker.CleanupCompact,
 		ordersTopic:    broker.CleanupDelete,
@@ -161,14 +162,9 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	runCtx, stop := context.WithCancel(ctx)
-	defer stop()
-	done := make(chan error, 1)
-	go func() { done <- app.Run(runCtx) }()
-	stopApp := func() error {
-		stop()
-		return <-done
-	}
+	stopped, stopApp := runApp(ctx, app)
+	// However run returns, the app stops first and Run's error is reported.
+	defer func() { err = errors.Join(err, stopApp()) }()
 
 	m := newModel(p.seed)
 	start := time.Now()
@@ -179,10 +175,10 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 		recs = append(recs, m.mixed(p.customers/5, p.orders)...)
 		if err := produce(ctx, b, recs); err != nil {
-			return errors.Join(err, stopApp())
+			return err
 		}
-		if err := waitCaughtUp(ctx, b, done); err != nil {
-			return errors.Join(err, stopApp())
+		if err := waitCaughtUp(ctx, b, stopped); err != nil {
+			return err
 		}
 	}
 	elapsed := time.Since(start)
@@ -192,6 +188,30 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	fmt.Fprintf(stdout, "\n%d rounds: %d customer changes (%d inserts, %d moves, %d renames, %d deletes), %d orders, processed in %v\n",
 		p.rounds, m.inserts+m.moves+m.renames+m.deletes, m.inserts, m.moves, m.renames, m.deletes, len(m.orders), elapsed.Round(time.Millisecond))
 	return check(ctx, b, m, stdout)
+}
+
+// runApp runs app in a goroutine until ctx ends or stopApp is called.
+// stopped is closed when Run has returned. stopApp stops the app, waits for
+// Run to return and returns Run's error the first time it is called, nil
+// after: call it on every path, and Run's error is reported once.
+func runApp(ctx context.Context, app *duality.App) (stopped <-chan struct{}, stopApp func() error) {
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	var runErr error
+	go func() {
+		defer close(done)
+		runErr = app.Run(runCtx)
+	}()
+	reported := false
+	return done, func() error {
+		stop()
+		<-done
+		if reported {
+			return nil
+		}
+		reported = true
+		return runErr
+	}
 }
 
 // topology reads customers as a table, enriches orders with it and counts
@@ -353,12 +373,16 @@ func produce(ctx context.Context, b broker.Broker, recs []broker.Record) error {
 	return nil
 }
 
+// errStopped is the error of waiting for an app that stopped; Run's error,
+// which run adds, says why.
+var errStopped = errors.New("the app stopped before processing all input")
+
 // waitCaughtUp returns once the app has consumed every record of its
-// input and internal topics, or Run fails. The app commits its outputs
-// with its input offsets, so once the inputs are consumed the repartition
-// topic holds every record; once it is consumed too, the outputs are
-// complete.
-func waitCaughtUp(ctx context.Context, b broker.Broker, done <-chan error) error {
+// input and internal topics; it returns errStopped if the app stops first
+// (stopped is closed). The app commits its outputs with its input offsets,
+// so once the inputs are consumed the repartition topic holds every
+// record; once it is consumed too, the outputs are complete.
+func waitCaughtUp(ctx context.Context, b broker.Broker, stopped <-chan struct{}) error {
 	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
 	for _, topics := range [][]string{{customersTopic, ordersTopic}, {appID + "-by-country-repartition"}} {
@@ -371,11 +395,8 @@ func waitCaughtUp(ctx context.Context, b broker.Broker, done <-chan error) error
 				break
 			}
 			select {
-			case err := <-done:
-				if err == nil {
-					err = errors.New("app stopped before processing all input")
-				}
-				return err
+			case <-stopped:
+				return errStopped
 			case <-tick.C:
 			case <-ctx.Done():
 				return ctx.Err()

@@ -2,12 +2,20 @@ package main
 
 import (
 	"bytes"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/duality-streams/duality/broker"
+	"github.com/duality-streams/duality/broker/embedded"
+	"github.com/duality-streams/duality/examples/internal/exampletest"
 )
+
+func TestMain(m *testing.M) { exampletest.Main(m, main) }
 
 // TestRun runs the example end to end on the embedded broker: run checks
 // every output against the model and fails on a mismatch, so a nil error
@@ -26,6 +34,24 @@ func TestRun(t *testing.T) {
 	require.Positive(t, moves, "the run must exercise retraction by moves")
 	require.Positive(t, deletes, "the run must exercise retraction by deletes")
 	require.Regexp(t, `1800 orders, \d+ with their customer, [1-9]\d* of unknown or deleted customers`, text)
+}
+
+// TestAppFailureExits: when the app fails while the command waits for it
+// to catch up, the command prints the error and exits 1; it used to hang.
+// cdc needs a fresh data directory, so no input record can be planted
+// before it runs; the app fails instead as it starts, on a repartition
+// topic left with another partition count.
+func TestAppFailureExits(t *testing.T) {
+	dir := t.TempDir()
+	b, err := embedded.Open(filepath.Join(dir, "log"))
+	require.NoError(t, err)
+	require.NoError(t, b.CreateTopic(t.Context(), appID+"-by-country-repartition", broker.TopicConfig{Partitions: 1}))
+	require.NoError(t, b.Close())
+
+	res := exampletest.Run(t, time.Minute, "-customers", "50", "-rounds", "2", "-orders", "50", "-partitions", "2", "-dir", dir)
+	require.Equal(t, 1, res.ExitCode, "stdout:\n%s\nstderr:\n%s", res.Stdout, res.Stderr)
+	require.Contains(t, res.Stderr, "cdc: ")
+	require.Contains(t, res.Stderr, `topic "cdc-by-country-repartition" has 1 partitions, the topology needs 2`)
 }
 
 // TestRunRejectsBadFlags checks flag validation.

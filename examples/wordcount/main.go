@@ -7,7 +7,8 @@
 // "word-counts", whose state lives in Pebble and is logged to a changelog
 // topic. Every update of a count goes to the topic "word-counts"; reading
 // that topic as upserts (newest value per word) gives the table, from
-// which the command prints the top words. It exits 0.
+// which the command prints the top words. It exits 0; on any failure (the
+// app's included) it prints the error and exits 1.
 //
 //	go run ./examples/wordcount
 //	go run ./examples/wordcount -lines 100000 -top 5 -dir /tmp/wc
@@ -64,7 +65,7 @@ func main() {
 	}
 }
 
-func run(ctx context.Context, args []string, stdout io.Writer) error {
+func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 	fs := flag.NewFlagSet("wordcount", flag.ContinueOnError)
 	n := fs.Int("lines", 20_000, "lines of text to append")
 	top := fs.Int("top", 10, "number of top words to print")
@@ -83,7 +84,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		if err != nil {
 			return err
 		}
-		defer os.RemoveAll(tmp)
+		defer func() { err = errors.Join(err, os.RemoveAll(tmp)) }()
 		*dir = tmp
 	}
 	logger := slog.New(slog.DiscardHandler)
@@ -95,7 +96,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	defer b.Close()
+	defer func() { err = errors.Join(err, b.Close()) }()
 	for _, topic := range []string{linesTopic, countTopic} {
 		err := b.CreateTopic(ctx, topic, broker.TopicConfig{Partitions: int32(*partitions)})
 		if err != nil && !errors.Is(err, broker.ErrTopicExists) {
@@ -121,26 +122,19 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	runCtx, stop := context.WithCancel(ctx)
-	defer stop()
-	done := make(chan error, 1)
 	start := time.Now()
-	go func() { done <- app.Run(runCtx) }()
-	if err := waitCaughtUp(ctx, b, done); err != nil {
-		stop()
-		<-done
+	stopped, stopApp := runApp(ctx, app)
+	// However run returns, the app stops first and Run's error is reported.
+	defer func() { err = errors.Join(err, stopApp()) }()
+	if err := waitCaughtUp(ctx, b, stopped); err != nil {
 		return err
 	}
 	elapsed := time.Since(start)
 	if *serve == "" {
-		stop()
-		if err := <-done; err != nil {
+		if err := stopApp(); err != nil {
 			return err
 		}
-	} else {
-		// The app keeps running to answer queries; it stops on return.
-		defer func() { stop(); <-done }()
-	}
+	} // else the app keeps running to answer queries; it stops on return.
 	m := app.Metrics()
 	fmt.Fprintf(stdout, "processed %d records in %v\n", m.RecordsProcessed, elapsed.Round(time.Millisecond))
 
@@ -158,15 +152,43 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		fmt.Fprintf(stdout, "  %-10s %d\n", wc.word, wc.n)
 	}
 	if *serve != "" {
-		return serveQueries(ctx, stdout, app, *serve, done)
+		return serveQueries(ctx, stdout, app, *serve, stopped)
 	}
 	return nil
 }
 
+// runApp runs app in a goroutine until ctx ends or stopApp is called.
+// stopped is closed when Run has returned. stopApp stops the app, waits for
+// Run to return and returns Run's error the first time it is called, nil
+// after: call it on every path, and Run's error is reported once.
+func runApp(ctx context.Context, app *duality.App) (stopped <-chan struct{}, stopApp func() error) {
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	var runErr error
+	go func() {
+		defer close(done)
+		runErr = app.Run(runCtx)
+	}()
+	reported := false
+	return done, func() error {
+		stop()
+		<-done
+		if reported {
+			return nil
+		}
+		reported = true
+		return runErr
+	}
+}
+
+// errStopped is the error of waiting for an app that stopped; Run's error,
+// which run adds, says why.
+var errStopped = errors.New("the app stopped before processing all input")
+
 // serveQueries answers queries of the word-counts store over HTTP at addr
 // while the app runs, until ctx ends, the process is interrupted or the app
-// stops (done).
-func serveQueries(ctx context.Context, stdout io.Writer, app *duality.App, addr string, done chan error) error {
+// stops (stopped is closed; the caller reports Run's error).
+func serveQueries(ctx context.Context, stdout io.Writer, app *duality.App, addr string, stopped <-chan struct{}) error {
 	h, err := httpquery.Handler(app, httpquery.StringKeys(countTopic, codec.Int64()))
 	if err != nil {
 		return err
@@ -184,11 +206,8 @@ func serveQueries(ctx context.Context, stdout io.Writer, app *duality.App, addr 
 	select {
 	case <-ctx.Done():
 	case err = <-served:
-	case err = <-done:
-		done <- err // for the caller, which waits for Run
-		if err == nil {
-			err = errors.New("app stopped")
-		}
+	case <-stopped:
+		err = errors.New("app stopped while serving queries")
 	}
 	shutdownCtx, cancelShutdown := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancelShutdown()
@@ -264,11 +283,11 @@ func produce(ctx context.Context, b broker.Broker, from, to int) (int64, error) 
 }
 
 // waitCaughtUp returns once the app has consumed every line and every
-// record of its repartition topic, or Run fails. The app commits its
-// outputs with its offsets, so once the lines are consumed every record of
-// the repartition topic is written; once those are consumed too, every
-// count is in place.
-func waitCaughtUp(ctx context.Context, b broker.Broker, done <-chan error) error {
+// record of its repartition topic; it returns errStopped if the app stops
+// first (stopped is closed). The app commits its outputs with its offsets,
+// so once the lines are consumed every record of the repartition topic is
+// written; once those are consumed too, every count is in place.
+func waitCaughtUp(ctx context.Context, b broker.Broker, stopped <-chan struct{}) error {
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
 	for {
@@ -286,11 +305,8 @@ func waitCaughtUp(ctx context.Context, b broker.Broker, done <-chan error) error
 			}
 		}
 		select {
-		case err := <-done:
-			if err == nil {
-				err = errors.New("app stopped before processing all input")
-			}
-			return err
+		case <-stopped:
+			return errStopped
 		case <-tick.C:
 		case <-ctx.Done():
 			return ctx.Err()

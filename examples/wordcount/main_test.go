@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"path/filepath"
 	"regexp"
 	"runtime"
 	"strconv"
@@ -16,7 +17,13 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/duality-streams/duality/broker"
+	"github.com/duality-streams/duality/broker/embedded"
+	"github.com/duality-streams/duality/examples/internal/exampletest"
 )
+
+func TestMain(m *testing.M) { exampletest.Main(m, main) }
 
 // expected counts the words of lines [0, n) directly.
 func expected(n int) (map[string]int64, int64) {
@@ -61,6 +68,25 @@ func TestRun(t *testing.T) {
 	out.Reset()
 	require.NoError(t, run(t.Context(), []string{"-lines", "500", "-partitions", "3", "-top", "8", "-dir", dir}, &out))
 	requireTop(t, out.String(), 2500, 8)
+}
+
+// TestAppFailureExits: when the app fails while the command waits for it
+// to catch up, the command prints the error and exits 1; it used to hang.
+// The app fails on a line with a pre-1970 timestamp, which the default
+// error policy does not skip.
+func TestAppFailureExits(t *testing.T) {
+	dir := t.TempDir()
+	require.NoError(t, run(t.Context(), []string{"-lines", "100", "-partitions", "2", "-dir", dir}, io.Discard))
+	b, err := embedded.Open(filepath.Join(dir, "log"))
+	require.NoError(t, err)
+	require.NoError(t, b.Produce(t.Context(), []broker.Record{{Topic: linesTopic, Partition: 1,
+		Key: []byte("line-old"), Value: []byte("a line from before 1970"), Timestamp: time.UnixMilli(-5)}}))
+	require.NoError(t, b.Close())
+
+	res := exampletest.Run(t, time.Minute, "-lines", "0", "-partitions", "2", "-dir", dir)
+	require.Equal(t, 1, res.ExitCode, "stdout:\n%s\nstderr:\n%s", res.Stdout, res.Stderr)
+	require.Contains(t, res.Stderr, "wordcount: ")
+	require.Contains(t, res.Stderr, "invalid record timestamp")
 }
 
 func TestBadFlags(t *testing.T) {
