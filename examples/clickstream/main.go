@@ -5,7 +5,8 @@
 // stateless topology that drops bot traffic, enriches every event with the
 // page's section and the visitor's device, and routes events by type to
 // the topics "clicks", "purchases" and "views". It prints a short summary
-// and exits 0.
+// and exits 0; on any failure (the app's included) it prints the error and
+// exits 1.
 //
 //	go run ./examples/clickstream
 //	go run ./examples/clickstream -events 1000000 -dir /tmp/clicks
@@ -58,7 +59,7 @@ func main() {
 	}
 }
 
-func run(ctx context.Context, args []string, stdout io.Writer) error {
+func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 	fs := flag.NewFlagSet("clickstream", flag.ContinueOnError)
 	events := fs.Int("events", 200_000, "page views to generate")
 	partitions := fs.Int("partitions", 4, "partitions of every topic")
@@ -76,7 +77,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		if err != nil {
 			return err
 		}
-		defer os.RemoveAll(tmp)
+		defer func() { err = errors.Join(err, os.RemoveAll(tmp)) }()
 		*dir = tmp
 	}
 	logger := slog.New(slog.DiscardHandler)
@@ -91,7 +92,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	defer b.Close()
+	defer func() { err = errors.Join(err, b.Close()) }()
 
 	for _, topic := range []string{"page-views", "clicks", "purchases", "views"} {
 		err := b.CreateTopic(ctx, topic, broker.TopicConfig{Partitions: int32(*partitions)})
@@ -116,20 +117,18 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	runCtx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
 	start = time.Now()
-	go func() { done <- app.Run(runCtx) }()
+	stopped, stopApp := runApp(ctx, app)
+	// However run returns, the app stops first and Run's error is reported.
+	defer func() { err = errors.Join(err, stopApp()) }()
 
 	// The app has processed everything once its committed offsets reach the
 	// end of the input: outputs and offsets are committed together.
-	if err := waitCaughtUp(ctx, b, done); err != nil {
-		stop()
+	if err := waitCaughtUp(ctx, b, stopped); err != nil {
 		return err
 	}
 	procTime := time.Since(start)
-	stop()
-	if err := <-done; err != nil {
+	if err := stopApp(); err != nil {
 		return err
 	}
 
@@ -244,10 +243,39 @@ func generate(ctx context.Context, b broker.Broker, n int) error {
 	return nil
 }
 
-// waitCaughtUp returns once the app has consumed every input record, or
-// Run fails. The app commits its outputs with its offsets, so a lag of 0
-// means every output is in place.
-func waitCaughtUp(ctx context.Context, b broker.Broker, done <-chan error) error {
+// runApp runs app in a goroutine until ctx ends or stopApp is called.
+// stopped is closed when Run has returned. stopApp stops the app, waits for
+// Run to return and returns Run's error the first time it is called, nil
+// after: call it on every path, and Run's error is reported once.
+func runApp(ctx context.Context, app *duality.App) (stopped <-chan struct{}, stopApp func() error) {
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	var runErr error
+	go func() {
+		defer close(done)
+		runErr = app.Run(runCtx)
+	}()
+	reported := false
+	return done, func() error {
+		stop()
+		<-done
+		if reported {
+			return nil
+		}
+		reported = true
+		return runErr
+	}
+}
+
+// errStopped is the error of waiting for an app that stopped; Run's error,
+// which run adds, says why.
+var errStopped = errors.New("the app stopped before processing all input")
+
+// waitCaughtUp returns once the app has consumed every input record; it
+// returns errStopped if the app stops first (stopped is closed). The app
+// commits its outputs with its offsets, so a lag of 0 means every output
+// is in place.
+func waitCaughtUp(ctx context.Context, b broker.Broker, stopped <-chan struct{}) error {
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
 	for {
@@ -256,11 +284,8 @@ func waitCaughtUp(ctx context.Context, b broker.Broker, done <-chan error) error
 			return err
 		}
 		select {
-		case err := <-done:
-			if err == nil {
-				err = errors.New("app stopped before processing all input")
-			}
-			return err
+		case <-stopped:
+			return errStopped
 		case <-tick.C:
 		case <-ctx.Done():
 			return ctx.Err()

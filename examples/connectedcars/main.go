@@ -16,6 +16,9 @@
 // JSON lines files, one per hour of event time, for batch jobs
 // (-out, default: a directory under the data directory).
 //
+// The command prints a summary and exits 0; on any failure (the app's
+// included) it prints the error and exits 1.
+//
 //	go run ./examples/connectedcars
 //	go run ./examples/connectedcars -cars 500 -minutes 60 -out /tmp/cold
 package main
@@ -100,7 +103,7 @@ func main() {
 	}
 }
 
-func run(ctx context.Context, args []string, stdout io.Writer) error {
+func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 	fs := flag.NewFlagSet("connectedcars", flag.ContinueOnError)
 	cars := fs.Int("cars", 50, "cars to simulate")
 	minutes := fs.Int("minutes", 30, "minutes of driving to simulate")
@@ -120,7 +123,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		if err != nil {
 			return err
 		}
-		defer os.RemoveAll(tmp)
+		defer func() { err = errors.Join(err, os.RemoveAll(tmp)) }()
 		*dir = tmp
 	}
 	if *out == "" {
@@ -134,7 +137,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	defer b.Close()
+	defer func() { err = errors.Join(err, b.Close()) }()
 	for _, topic := range []string{"car-readings", "car-minutes", "car-alerts"} {
 		err := b.CreateTopic(ctx, topic, broker.TopicConfig{Partitions: int32(*partitions)})
 		if err != nil && !errors.Is(err, broker.ErrTopicExists) {
@@ -155,17 +158,15 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	runCtx, stop := context.WithCancel(ctx)
-	defer stop()
-	done := make(chan error, 1)
 	start := time.Now()
-	go func() { done <- app.Run(runCtx) }()
-	if err := waitCaughtUp(ctx, b, done); err != nil {
+	stopped, stopApp := runApp(ctx, app)
+	// However run returns, the app stops first and Run's error is reported.
+	defer func() { err = errors.Join(err, stopApp()) }()
+	if err := waitCaughtUp(ctx, b, stopped); err != nil {
 		return err
 	}
 	elapsed := time.Since(start)
-	stop()
-	if err := <-done; err != nil {
+	if err := stopApp(); err != nil {
 		return err
 	}
 
@@ -301,10 +302,39 @@ func produce(ctx context.Context, b broker.Broker, readings []Reading) error {
 	return nil
 }
 
-// waitCaughtUp returns once the app has consumed every input record, or
-// Run fails. The app commits its outputs with its offsets, so a lag of 0
-// means every output is in place.
-func waitCaughtUp(ctx context.Context, b broker.Broker, done <-chan error) error {
+// runApp runs app in a goroutine until ctx ends or stopApp is called.
+// stopped is closed when Run has returned. stopApp stops the app, waits for
+// Run to return and returns Run's error the first time it is called, nil
+// after: call it on every path, and Run's error is reported once.
+func runApp(ctx context.Context, app *duality.App) (stopped <-chan struct{}, stopApp func() error) {
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	var runErr error
+	go func() {
+		defer close(done)
+		runErr = app.Run(runCtx)
+	}()
+	reported := false
+	return done, func() error {
+		stop()
+		<-done
+		if reported {
+			return nil
+		}
+		reported = true
+		return runErr
+	}
+}
+
+// errStopped is the error of waiting for an app that stopped; Run's error,
+// which run adds, says why.
+var errStopped = errors.New("the app stopped before processing all input")
+
+// waitCaughtUp returns once the app has consumed every input record; it
+// returns errStopped if the app stops first (stopped is closed). The app
+// commits its outputs with its offsets, so a lag of 0 means every output
+// is in place.
+func waitCaughtUp(ctx context.Context, b broker.Broker, stopped <-chan struct{}) error {
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
 	for {
@@ -313,11 +343,8 @@ func waitCaughtUp(ctx context.Context, b broker.Broker, done <-chan error) error
 			return err
 		}
 		select {
-		case err := <-done:
-			if err == nil {
-				err = errors.New("app stopped before processing all input")
-			}
-			return err
+		case <-stopped:
+			return errStopped
 		case <-tick.C:
 		case <-ctx.Done():
 			return ctx.Err()
@@ -387,8 +414,7 @@ func ColdPath(mins []Minute, dir string) ([]string, error) {
 		enc := json.NewEncoder(w)
 		for ; i < len(mins) && mins[i].Start.Truncate(time.Hour).Equal(hour); i++ {
 			if err := enc.Encode(mins[i]); err != nil {
-				f.Close()
-				return nil, err
+				return nil, errors.Join(err, f.Close())
 			}
 		}
 		if err := errors.Join(w.Flush(), f.Close()); err != nil {

@@ -3,6 +3,7 @@ package main
 import (
 	"cmp"
 	"fmt"
+	"io"
 	"math"
 	"os"
 	"path/filepath"
@@ -15,7 +16,11 @@ import (
 
 	"github.com/duality-streams/duality/broker"
 	"github.com/duality-streams/duality/broker/embedded"
+	"github.com/duality-streams/duality/codec"
+	"github.com/duality-streams/duality/examples/internal/exampletest"
 )
+
+func TestMain(m *testing.M) { exampletest.Main(m, main) }
 
 // expected computes the final car-minutes and alerts from the simulated
 // readings without the framework: readings summed per car and minute in
@@ -137,4 +142,25 @@ func TestRun(t *testing.T) {
 		lines += strings.Count(string(data), "\n")
 	}
 	require.Equal(t, len(wantMins), lines)
+}
+
+// TestAppFailureExits: when the app fails while the command waits for it
+// to catch up, the command stops the app, prints the error and exits 1.
+// The app fails on a reading measured before 1970, whose event time the
+// default error policy does not skip.
+func TestAppFailureExits(t *testing.T) {
+	dir := t.TempDir()
+	require.NoError(t, run(t.Context(), []string{"-cars", "2", "-minutes", "2", "-partitions", "2", "-dir", dir}, io.Discard))
+	b, err := embedded.Open(filepath.Join(dir, "log"))
+	require.NoError(t, err)
+	v, err := codec.JSON[Reading]().Append(nil, Reading{Car: "car-old", At: time.UnixMilli(-5), SpeedKmh: 50, FuelPct: 50, EngineTempC: 90})
+	require.NoError(t, err)
+	require.NoError(t, b.Produce(t.Context(), []broker.Record{{Topic: "car-readings", Partition: broker.PartitionByKey,
+		Key: []byte("car-old"), Value: v, Timestamp: time.Now()}}))
+	require.NoError(t, b.Close())
+
+	res := exampletest.Run(t, time.Minute, "-cars", "1", "-minutes", "1", "-partitions", "2", "-dir", dir)
+	require.Equal(t, 1, res.ExitCode, "stdout:\n%s\nstderr:\n%s", res.Stdout, res.Stderr)
+	require.Contains(t, res.Stderr, "connectedcars: ")
+	require.Contains(t, res.Stderr, "invalid record timestamp")
 }

@@ -9,7 +9,8 @@
 // per user with a 30-minute inactivity gap and 5 minutes of grace, and
 // writes one final record per session (window.EmitOnWindowClose) to the
 // topic "sessions": the user, start, end, page count and length. It prints
-// a summary and exits 0.
+// a summary and exits 0; on any failure (the app's included) it prints the
+// error and exits 1.
 //
 //	go run ./examples/sessions
 //	go run ./examples/sessions -users 20000 -dir /tmp/sessions
@@ -78,7 +79,7 @@ func main() {
 	}
 }
 
-func run(ctx context.Context, args []string, stdout io.Writer) error {
+func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 	fs := flag.NewFlagSet("sessions", flag.ContinueOnError)
 	users := fs.Int("users", 2000, "users to simulate")
 	partitions := fs.Int("partitions", 4, "partitions of every topic")
@@ -96,7 +97,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		if err != nil {
 			return err
 		}
-		defer os.RemoveAll(tmp)
+		defer func() { err = errors.Join(err, os.RemoveAll(tmp)) }()
 		*dir = tmp
 	}
 	logger := slog.New(slog.DiscardHandler)
@@ -108,7 +109,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	defer b.Close()
+	defer func() { err = errors.Join(err, b.Close()) }()
 	for _, topic := range []string{"page-views", "sessions"} {
 		err := b.CreateTopic(ctx, topic, broker.TopicConfig{Partitions: int32(*partitions)})
 		if err != nil && !errors.Is(err, broker.ErrTopicExists) {
@@ -129,17 +130,15 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	runCtx, stop := context.WithCancel(ctx)
-	defer stop()
-	done := make(chan error, 1)
 	start := time.Now()
-	go func() { done <- app.Run(runCtx) }()
-	if err := waitCaughtUp(ctx, b, done); err != nil {
+	stopped, stopApp := runApp(ctx, app)
+	// However run returns, the app stops first and Run's error is reported.
+	defer func() { err = errors.Join(err, stopApp()) }()
+	if err := waitCaughtUp(ctx, b, stopped); err != nil {
 		return err
 	}
 	elapsed := time.Since(start)
-	stop()
-	if err := <-done; err != nil {
+	if err := stopApp(); err != nil {
 		return err
 	}
 
@@ -254,10 +253,39 @@ func produce(ctx context.Context, b broker.Broker, views []PageView) error {
 	return nil
 }
 
-// waitCaughtUp returns once the app has consumed every input record, or
-// Run fails. The app commits its outputs with its offsets, so a lag of 0
-// means every output is in place.
-func waitCaughtUp(ctx context.Context, b broker.Broker, done <-chan error) error {
+// runApp runs app in a goroutine until ctx ends or stopApp is called.
+// stopped is closed when Run has returned. stopApp stops the app, waits for
+// Run to return and returns Run's error the first time it is called, nil
+// after: call it on every path, and Run's error is reported once.
+func runApp(ctx context.Context, app *duality.App) (stopped <-chan struct{}, stopApp func() error) {
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	var runErr error
+	go func() {
+		defer close(done)
+		runErr = app.Run(runCtx)
+	}()
+	reported := false
+	return done, func() error {
+		stop()
+		<-done
+		if reported {
+			return nil
+		}
+		reported = true
+		return runErr
+	}
+}
+
+// errStopped is the error of waiting for an app that stopped; Run's error,
+// which run adds, says why.
+var errStopped = errors.New("the app stopped before processing all input")
+
+// waitCaughtUp returns once the app has consumed every input record; it
+// returns errStopped if the app stops first (stopped is closed). The app
+// commits its outputs with its offsets, so a lag of 0 means every output
+// is in place.
+func waitCaughtUp(ctx context.Context, b broker.Broker, stopped <-chan struct{}) error {
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
 	for {
@@ -266,11 +294,8 @@ func waitCaughtUp(ctx context.Context, b broker.Broker, done <-chan error) error
 			return err
 		}
 		select {
-		case err := <-done:
-			if err == nil {
-				err = errors.New("app stopped before processing all input")
-			}
-			return err
+		case <-stopped:
+			return errStopped
 		case <-tick.C:
 		case <-ctx.Done():
 			return ctx.Err()

@@ -3,6 +3,7 @@ package main
 import (
 	"cmp"
 	"fmt"
+	"io"
 	"regexp"
 	"slices"
 	"strings"
@@ -13,7 +14,11 @@ import (
 
 	"github.com/duality-streams/duality/broker"
 	"github.com/duality-streams/duality/broker/embedded"
+	"github.com/duality-streams/duality/codec"
+	"github.com/duality-streams/duality/examples/internal/exampletest"
 )
+
+func TestMain(m *testing.M) { exampletest.Main(m, main) }
 
 // expected computes the final sessions from the simulated views without
 // the framework: per user, views sorted by event time, split where two
@@ -96,4 +101,25 @@ func TestRun(t *testing.T) {
 	require.NotNil(t, m, text)
 	require.Equal(t, fmt.Sprint(int64(len(views))-inFinal), m[1])
 	require.NotEqual(t, "0", m[1], "the day's last sessions are still open")
+}
+
+// TestAppFailureExits: when the app fails while the command waits for it
+// to catch up, the command stops the app, prints the error and exits 1.
+// The app fails on a page view seen before 1970, whose event time the
+// default error policy does not skip.
+func TestAppFailureExits(t *testing.T) {
+	dir := t.TempDir()
+	require.NoError(t, run(t.Context(), []string{"-users", "20", "-partitions", "2", "-dir", dir}, io.Discard))
+	b, err := embedded.Open(dir)
+	require.NoError(t, err)
+	v, err := codec.JSON[PageView]().Append(nil, PageView{User: "user-old", Path: "/", At: time.UnixMilli(-5)})
+	require.NoError(t, err)
+	require.NoError(t, b.Produce(t.Context(), []broker.Record{{Topic: "page-views", Partition: broker.PartitionByKey,
+		Key: []byte("user-old"), Value: v, Timestamp: time.Now()}}))
+	require.NoError(t, b.Close())
+
+	res := exampletest.Run(t, time.Minute, "-users", "1", "-partitions", "2", "-dir", dir)
+	require.Equal(t, 1, res.ExitCode, "stdout:\n%s\nstderr:\n%s", res.Stdout, res.Stderr)
+	require.Contains(t, res.Stderr, "sessions: ")
+	require.Contains(t, res.Stderr, "invalid record timestamp")
 }
