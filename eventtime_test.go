@@ -118,7 +118,7 @@ func TestTaskInterleavesPartitionsByTimestamp(t *testing.T) {
 	var mu sync.Mutex
 	fn := func(ctx context.Context, env topology.TaskEnv, rec *broker.Record) error {
 		mu.Lock()
-		streamTimes = append(streamTimes, env.(topology.TimeEnv).StreamTime())
+		streamTimes = append(streamTimes, env.StreamTime())
 		mu.Unlock()
 		return prefixTo("out")(ctx, env, rec)
 	}

@@ -320,8 +320,7 @@ func (g *globals) close() error {
 	return errors.Join(errs...)
 }
 
-// GlobalStore returns a reader of the global store name
-// (topology.GlobalEnv).
+// GlobalStore returns a reader of the global store name.
 func (e *taskEnv) GlobalStore(name string) (topology.GlobalKV, error) {
 	if gs := e.w.app.iq.globalStore(name); gs != nil {
 		return &globalKV{g: gs}, nil

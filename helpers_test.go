@@ -58,7 +58,10 @@ type procFunc struct {
 func (p *procFunc) Process(ctx context.Context, rec *broker.Record) error {
 	return p.process(ctx, p.env, rec)
 }
-func (p *procFunc) Flush(context.Context) error { return nil }
+func (p *procFunc) Timestamp(*broker.Record) (int64, bool) { return 0, false }
+func (p *procFunc) Begin()                                 {}
+func (p *procFunc) Skip()                                  {}
+func (p *procFunc) Flush(context.Context) error            { return nil }
 func (p *procFunc) Close() error {
 	if p.closed != nil {
 		p.closed()

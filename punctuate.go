@@ -12,8 +12,8 @@ import (
 	"github.com/duality-streams/duality/internal/topology"
 )
 
-// schedule is one punctuation of a task (topology.TimeEnv.Schedule), or
-// a one-shot stream-time timer (topology.StreamTimer) when interval is 0.
+// schedule is one punctuation of a task (taskEnv.Schedule), or a one-shot
+// stream-time timer (taskEnv.StreamTimer) when interval is 0.
 type schedule struct {
 	typ      topology.PunctuationType
 	interval int64 // ms; 0: one-shot
@@ -47,7 +47,7 @@ func (s *schedule) advance(now int64) {
 // errInvalidSchedule is matched by the errors of taskEnv.Schedule.
 var errInvalidSchedule = errors.New("duality: invalid punctuation schedule")
 
-// Schedule registers a punctuation of the task (topology.TimeEnv).
+// Schedule registers a punctuation of the task.
 func (e *taskEnv) Schedule(interval time.Duration, typ topology.PunctuationType, f topology.Punctuator) (func(), error) {
 	switch {
 	case interval < time.Millisecond:
@@ -76,9 +76,9 @@ func (e *taskEnv) Schedule(interval time.Duration, typ topology.PunctuationType,
 }
 
 // StreamTimer registers a one-shot stream-time punctuation of the task,
-// disarmed (topology.StreamTimer). It is a schedule without interval, so
-// it fires, commits and is skipped like the other punctuations, and
-// task.due and the idle advance's wake-up (tick) see its due time.
+// disarmed. It is a schedule without interval, so it fires, commits and
+// is skipped like the other punctuations, and task.due and the idle
+// advance's wake-up (tick) see its due time.
 func (e *taskEnv) StreamTimer(f topology.Punctuator) (set func(int64), cancel func(), err error) {
 	if f == nil {
 		return nil, nil, fmt.Errorf("%w: nil punctuator", errInvalidSchedule)
@@ -109,11 +109,10 @@ func (e *taskEnv) StreamTimer(f topology.Punctuator) (set func(int64), cancel fu
 }
 
 // RestoreStreamTime raises the task's stream time to a value a step
-// persisted (topology.StreamTimeRestorer). A task that has processed no
-// input yet starts its idle advance from the largest restored time, but
-// only once it has caught up with its partitions (see idleFromRestore):
-// a backlog waiting in them, or stores of other tasks still restoring,
-// must not count as idleness.
+// persisted. A task that has processed no input yet starts its idle
+// advance from the largest restored time, but only once it has caught up
+// with its partitions (see idleFromRestore): a backlog waiting in them,
+// or stores of other tasks still restoring, must not count as idleness.
 func (e *taskEnv) RestoreStreamTime(ts int64) {
 	t := e.t
 	t.streamTime = max(t.streamTime, ts)
@@ -148,7 +147,7 @@ func (w *worker) idleFromRestore(ctx context.Context, t *task) bool {
 	return true
 }
 
-// StreamTime returns the task's stream time (topology.TimeEnv).
+// StreamTime returns the task's stream time.
 func (e *taskEnv) StreamTime() int64 { return e.t.streamTime }
 
 // due recomputes the earliest due times of t's punctuations and drops the
@@ -194,9 +193,7 @@ func (w *worker) punctuate(ctx context.Context, t *task, typ topology.Punctuatio
 		if len(t.stores) > 0 {
 			t.beginRecord()
 		}
-		if sk, ok := t.proc.(topology.Skipper); ok {
-			sk.Begin()
-		}
+		t.proc.Begin()
 		if perr := s.f(ctx, now); perr != nil {
 			pe := &ProcessingError{Task: t.id, Partition: -1, Offset: -1, Punctuation: typ.String(), Err: perr}
 			if !w.app.cfg.policy.skip {

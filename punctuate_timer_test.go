@@ -14,8 +14,8 @@ import (
 )
 
 // TestStreamTimerRuntime: the runtime's one-shot stream-time timers
-// (topology.StreamTimer) fire as streamtest's do: once at their due
-// time, in due-time order with the task's other stream-time
+// (topology.TaskEnv.StreamTimer) fire as streamtest's do: once at their
+// due time, in due-time order with the task's other stream-time
 // punctuations, re-armed, replaced, disarmed and canceled.
 func TestStreamTimerRuntime(t *testing.T) {
 	b := openBroker(t)

@@ -32,17 +32,15 @@ func TestWindowedStoreRangeDelete(t *testing.T) {
 			Stores:  []topology.StoreSpec{{Name: "w", Retention: time.Hour}},
 		}
 		st.NewTask = func(env topology.TaskEnv) (topology.Processor, error) {
-			kv, err := env.(topology.StoreEnv).Store("w")
+			kv, err := env.Store("w")
 			if err != nil {
 				return nil, err
 			}
-			rd, ok := kv.(topology.RangeDeleter)
-			require.True(t, ok, "the runtime's store implements RangeDeleter")
 			return &procFunc{env: env, process: func(ctx context.Context, env topology.TaskEnv, rec *broker.Record) error {
 				switch k, v := string(rec.Key), string(rec.Value); k {
 				case "del": // value "start-end"
 					start, end, _ := strings.Cut(v, "-")
-					return rd.DeleteRange([]byte(start), []byte(end))
+					return kv.DeleteRange([]byte(start), []byte(end))
 				case "dump":
 					seq, errf := kv.Range(nil, nil)
 					var keys []string

@@ -319,7 +319,7 @@ func (s *taskStore) write(key []byte, p pending) error {
 	return nil
 }
 
-// DeleteRange implements topology.RangeDeleter: it forgets the
+// DeleteRange implements topology.KV.DeleteRange: it forgets the
 // uncommitted writes in [start, end), hides the stored keys there from Get
 // and Range, and removes them from the store at the next commit, with one
 // range deletion in the batch that records the changelog offset. It

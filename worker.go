@@ -14,15 +14,13 @@ import (
 
 // task is one instance of a sub-topology for one partition number.
 type task struct {
-	id    TaskID
-	idx   int32 // index in its worker's tasks
-	sub   *subPlan
-	parts []*partState
-	proc  topology.Processor
-	// stamper gives records' event time when proc implements it.
-	stamper topology.Timestamper
-	log     *slog.Logger
-	stores  []*taskStore
+	id     TaskID
+	idx    int32 // index in its worker's tasks
+	sub    *subPlan
+	parts  []*partState
+	proc   topology.Processor
+	log    *slog.Logger
+	stores []*taskStore
 
 	// streamTime is the largest timestamp (ms) the task has processed,
 	// moved further by the idle advance; topology.NoTime before any.
@@ -146,7 +144,6 @@ func (w *worker) run(runCtx, gctx context.Context) (err error) {
 			return errors.Join(fmt.Errorf("task %s: create: %w", t.id, err), w.close())
 		}
 		t.proc = proc
-		t.stamper, _ = proc.(topology.Timestamper)
 		for _, ps := range t.parts {
 			ps.fetch = ps.next
 			w.parts = append(w.parts, ps)
@@ -458,9 +455,7 @@ func (w *worker) processHead(ctx context.Context, t *task, ps *partState) (fence
 	if len(t.stores) > 0 {
 		t.beginRecord()
 	}
-	if sk, ok := t.proc.(topology.Skipper); ok {
-		sk.Begin()
-	}
+	t.proc.Begin()
 	perr := t.proc.Process(ctx, rec)
 	if perr != nil {
 		pe := &ProcessingError{Task: t.id, Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset, Err: perr}
@@ -490,10 +485,8 @@ func (ps *partState) head(t *task) int64 {
 	if !ps.headOK {
 		rec := &ps.buf[0]
 		ps.headTS = rec.Timestamp.UnixMilli()
-		if t.stamper != nil {
-			if ts, ok := t.stamper.Timestamp(rec); ok {
-				ps.headTS = ts
-			}
+		if ts, ok := t.proc.Timestamp(rec); ok {
+			ps.headTS = ts
 		}
 		ps.headOK = true
 	}
@@ -512,9 +505,7 @@ func (ps *partState) pop() {
 // punctuation under SkipOnError.
 func (w *worker) skip(t *task, mark int, pe *ProcessingError) {
 	t.skipRecord()
-	if sk, ok := t.proc.(topology.Skipper); ok {
-		sk.Skip() // the steps' in-memory state, e.g. a window's stream time
-	}
+	t.proc.Skip() // the steps' in-memory state, e.g. a window's stream time
 	clear(w.out[mark:])
 	w.out, w.owner = w.out[:mark], w.owner[:mark]
 	w.skipped++
@@ -885,7 +876,7 @@ func (e *taskEnv) Logger() *slog.Logger    { return e.t.log }
 func (e *taskEnv) Now() time.Time          { return e.w.app.cfg.now() }
 
 // CountLate counts a record a windowed step dropped as late
-// (topology.LateCounter, Metrics.LateRecordsDropped).
+// (Metrics.LateRecordsDropped).
 func (e *taskEnv) CountLate() { e.w.app.m.late.Add(1) }
 func (e *taskEnv) TopicName(logical string, internal bool) string {
 	if internal {
@@ -894,8 +885,7 @@ func (e *taskEnv) TopicName(logical string, internal bool) string {
 	return logical
 }
 
-// Store returns the task's partition of the store name
-// (topology.StoreEnv).
+// Store returns the task's partition of the store name.
 func (e *taskEnv) Store(name string) (topology.KV, error) {
 	for _, s := range e.t.stores {
 		if s.name == name {

@@ -2,6 +2,7 @@ package stream_test
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"strconv"
 	"strings"
@@ -31,6 +32,22 @@ func (e *countingEnv) Send(_ context.Context, r broker.Record) error {
 	e.bytes += len(r.Key) + len(r.Value)
 	return nil
 }
+
+// The env has no stores and runs no punctuations: the topologies it
+// serves use neither.
+var errNoState = errors.New("counting env: no stores or punctuations")
+
+func (e *countingEnv) Store(string) (topology.KV, error)             { return nil, errNoState }
+func (e *countingEnv) GlobalStore(string) (topology.GlobalKV, error) { return nil, errNoState }
+func (e *countingEnv) StreamTime() int64                             { return topology.NoTime }
+func (e *countingEnv) Schedule(time.Duration, topology.PunctuationType, topology.Punctuator) (func(), error) {
+	return nil, errNoState
+}
+func (e *countingEnv) StreamTimer(topology.Punctuator) (func(int64), func(), error) {
+	return nil, nil, errNoState
+}
+func (e *countingEnv) RestoreStreamTime(int64) {}
+func (e *countingEnv) CountLate()              {}
 
 // BenchmarkFilterMapValuesTo runs the benchmark pipeline (100-byte
 // values) through one task, without a broker.

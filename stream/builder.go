@@ -41,8 +41,7 @@ var (
 )
 
 // ErrUnknownStore is returned by [ProcessorContext.Store] for a store the
-// step did not declare with [WithStores], or when the runtime running the
-// topology provides no state stores.
+// step did not declare with [WithStores].
 var ErrUnknownStore = errors.New("stream: unknown store")
 
 // ErrInvalidTimestamp is matched by the error of a record whose timestamp

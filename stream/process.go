@@ -97,8 +97,7 @@ type ProcessorContext[K, V any] interface {
 	// output and writes are dropped. Call Schedule from Init (usually),
 	// Process or a punctuator. It returns an error matching
 	// [ErrInvalidSchedule] for an interval below a millisecond, an
-	// unknown type or a nil p, and one matching errors.ErrUnsupported
-	// from a runtime without punctuation.
+	// unknown type or a nil p.
 	Schedule(interval time.Duration, typ PunctuationType, p Punctuator) (Cancellable, error)
 	// TaskID names the processor's task.
 	TaskID() TaskID
@@ -109,8 +108,8 @@ type ProcessorContext[K, V any] interface {
 	// Now is the runtime's clock.
 	Now() time.Time
 	// Store returns the task's partition of the state store name, which
-	// the step declared with [WithStores]; otherwise, or if the runtime
-	// provides no stores, it returns an error matching ErrUnknownStore.
+	// the step declared with [WithStores]; otherwise it returns an error
+	// matching ErrUnknownStore.
 	// The store is restored from its changelog before Init is called and
 	// is valid until Close. Call it from Init or Process; not safe for
 	// concurrent use.
@@ -226,11 +225,7 @@ func (pc *processorContext[K, V]) Store(name string) (KVStore, error) {
 	if !slices.Contains(pc.stores, name) {
 		return nil, fmt.Errorf("%w: step %q did not declare store %q (use stream.WithStores)", ErrUnknownStore, pc.n.Name, name)
 	}
-	env, ok := pc.t.Env().(topology.StoreEnv)
-	if !ok {
-		return nil, fmt.Errorf("%w: step %q: store %q: this runtime provides no state stores", ErrUnknownStore, pc.n.Name, name)
-	}
-	kv, err := env.Store(name)
+	kv, err := pc.t.Env().Store(name)
 	if err != nil {
 		return nil, fmt.Errorf("step %q: store %q: %w", pc.n.Name, name, err)
 	}
@@ -238,11 +233,7 @@ func (pc *processorContext[K, V]) Store(name string) (KVStore, error) {
 }
 
 func (pc *processorContext[K, V]) StreamTime() time.Time {
-	env, ok := pc.t.Env().(topology.TimeEnv)
-	if !ok {
-		return time.Time{}
-	}
-	st := env.StreamTime()
+	st := pc.t.Env().StreamTime()
 	if st == topology.NoTime {
 		return time.Time{}
 	}
@@ -258,11 +249,7 @@ func (pc *processorContext[K, V]) Schedule(interval time.Duration, typ Punctuati
 	case p == nil:
 		return nil, fmt.Errorf("%w: step %q: nil punctuator", ErrInvalidSchedule, pc.n.Name)
 	}
-	env, ok := pc.t.Env().(topology.TimeEnv)
-	if !ok {
-		return nil, fmt.Errorf("step %q: schedule: this runtime runs no punctuations: %w", pc.n.Name, errors.ErrUnsupported)
-	}
-	cancel, err := env.Schedule(interval, topology.PunctuationType(typ), func(ctx context.Context, ts int64) error {
+	cancel, err := pc.t.Env().Schedule(interval, topology.PunctuationType(typ), func(ctx context.Context, ts int64) error {
 		return pc.punctuate(ctx, time.UnixMilli(ts).UTC(), p)
 	})
 	if err != nil {

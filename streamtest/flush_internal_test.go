@@ -42,7 +42,10 @@ func (p *cachingProc) Flush(ctx context.Context) error {
 	return nil
 }
 
-func (p *cachingProc) Close() error { return nil }
+func (p *cachingProc) Timestamp(*broker.Record) (int64, bool) { return 0, false }
+func (p *cachingProc) Begin()                                 {}
+func (p *cachingProc) Skip()                                  {}
+func (p *cachingProc) Close() error                           { return nil }
 
 // TestFlushBeforeEveryCommit checks that the driver flushes a task after
 // each record, before logging its state writes, as the runtime flushes
@@ -54,7 +57,7 @@ func TestFlushBeforeEveryCommit(t *testing.T) {
 			Sinks:   []topology.Sink{{Topic: "out"}},
 			Stores:  []topology.StoreSpec{{Name: "cache"}},
 			NewTask: func(env topology.TaskEnv) (topology.Processor, error) {
-				kv, err := env.(topology.StoreEnv).Store("cache")
+				kv, err := env.Store("cache")
 				if err != nil {
 					return nil, err
 				}

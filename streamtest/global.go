@@ -39,8 +39,7 @@ func applyGlobal(st store.Store, rec *broker.Record) error {
 	return st.Apply(&b)
 }
 
-// GlobalStore returns a reader of the global store name
-// (topology.GlobalEnv).
+// GlobalStore returns a reader of the global store name.
 func (e *taskEnv) GlobalStore(name string) (topology.GlobalKV, error) {
 	if info, ok := e.d.stores[name]; ok && info.global != nil {
 		return globalKV{e.d, info.global}, nil

@@ -13,7 +13,7 @@ import (
 )
 
 // TestStoreDeleteRange checks the driver's stores implement
-// topology.RangeDeleter as the runtime's do: the range hides stored keys
+// topology.KV.DeleteRange as the runtime's do: the range hides stored keys
 // and the record's earlier writes at once, later writes of the same
 // record stay, the store applies it at the commit, and no changelog
 // record is written for it.
@@ -24,17 +24,16 @@ func TestStoreDeleteRange(t *testing.T) {
 			Sources: []topology.Source{{Topic: "in"}},
 			Stores:  []topology.StoreSpec{{Name: "w"}},
 			NewTask: func(env topology.TaskEnv) (topology.Processor, error) {
-				kv, err := env.(topology.StoreEnv).Store("w")
+				kv, err := env.Store("w")
 				if err != nil {
 					return nil, err
 				}
-				rd := kv.(topology.RangeDeleter)
 				return &funcProc{process: func(_ context.Context, rec *broker.Record) error {
 					for _, op := range strings.Fields(string(rec.Value)) {
 						switch {
 						case strings.HasPrefix(op, "del:"):
 							start, end, _ := strings.Cut(op[4:], "-")
-							if err := rd.DeleteRange([]byte(start), []byte(end)); err != nil {
+							if err := kv.DeleteRange([]byte(start), []byte(end)); err != nil {
 								return err
 							}
 						case op == "dump":
@@ -91,5 +90,8 @@ type funcProc struct {
 }
 
 func (p *funcProc) Process(ctx context.Context, rec *broker.Record) error { return p.process(ctx, rec) }
+func (p *funcProc) Timestamp(*broker.Record) (int64, bool)                { return 0, false }
+func (p *funcProc) Begin()                                                {}
+func (p *funcProc) Skip()                                                 {}
 func (p *funcProc) Flush(context.Context) error                           { return nil }
 func (p *funcProc) Close() error                                          { return nil }

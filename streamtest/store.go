@@ -64,7 +64,7 @@ func deleted(rs [][2][]byte, k []byte) bool {
 	return false
 }
 
-// DeleteRange implements topology.RangeDeleter as the runtime's stores
+// DeleteRange implements topology.KV.DeleteRange as the runtime's stores
 // do: it forgets the record's writes in [start, end) (nil end: no upper
 // bound), hides the stored keys there, and at the commit applies one
 // range deletion to the store, without changelog records.
@@ -214,7 +214,7 @@ func (s *taskStore) discard() {
 	s.ranges = nil
 }
 
-// Store implements topology.StoreEnv.
+// Store returns the task's partition of the store name.
 func (e *taskEnv) Store(name string) (topology.KV, error) {
 	if s, ok := e.stores[name]; ok {
 		return s, nil

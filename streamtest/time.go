@@ -12,8 +12,8 @@ import (
 	"github.com/duality-streams/duality/internal/topology"
 )
 
-// schedule is a punctuation of a task (topology.TimeEnv.Schedule), or a
-// one-shot stream-time timer (topology.StreamTimer) when interval is 0.
+// schedule is a punctuation of a task (taskEnv.Schedule), or a one-shot
+// stream-time timer (taskEnv.StreamTimer) when interval is 0.
 type schedule struct {
 	typ      topology.PunctuationType
 	interval int64 // ms; 0: one-shot
@@ -25,11 +25,20 @@ type schedule struct {
 // errInvalidSchedule is matched by the errors of taskEnv.Schedule.
 var errInvalidSchedule = errors.New("streamtest: invalid punctuation schedule")
 
-// StreamTime returns the task's stream time (topology.TimeEnv).
+// StreamTime returns the task's stream time.
 func (e *taskEnv) StreamTime() int64 { return e.streamTime }
 
-// Schedule registers a punctuation of the task (topology.TimeEnv), with
-// the runtime's semantics.
+// RestoreStreamTime raises the task's stream time to ts, a step's
+// persisted stream time, as the runtime does. A driver's stores start
+// empty, so a step has none to restore when its task is created.
+func (e *taskEnv) RestoreStreamTime(ts int64) { e.streamTime = max(e.streamTime, ts) }
+
+// CountLate does nothing: the driver keeps no app-wide metrics
+// (window.Stats counts a step's late records).
+func (e *taskEnv) CountLate() {}
+
+// Schedule registers a punctuation of the task, with the runtime's
+// semantics.
 func (e *taskEnv) Schedule(interval time.Duration, typ topology.PunctuationType, f topology.Punctuator) (func(), error) {
 	switch {
 	case interval < time.Millisecond:
@@ -48,7 +57,7 @@ func (e *taskEnv) Schedule(interval time.Duration, typ topology.PunctuationType,
 }
 
 // StreamTimer registers a one-shot stream-time punctuation of the task,
-// disarmed (topology.StreamTimer), with the runtime's semantics.
+// disarmed, with the runtime's semantics.
 func (e *taskEnv) StreamTimer(f topology.Punctuator) (set func(int64), cancel func(), err error) {
 	if f == nil {
 		return nil, nil, fmt.Errorf("%w: nil punctuator", errInvalidSchedule)
@@ -176,18 +185,16 @@ func (t task) process(ctx context.Context, rec *broker.Record) error {
 	e := t.env
 	st := e.streamTime
 	ts := rec.Timestamp.UnixMilli()
-	if stamper, ok := t.proc.(topology.Timestamper); ok {
-		if ets, ok := stamper.Timestamp(rec); ok {
-			ts = ets
-		}
+	if ets, ok := t.proc.Timestamp(rec); ok {
+		ts = ets
 	}
 	if ts > st {
 		e.streamTime = ts
 	}
 	t.begin()
 	err := t.proc.Process(ctx, rec)
-	// Also when stream time did not move: a timer (topology.StreamTimer)
-	// set at or below it is due, as in the runtime.
+	// Also when stream time did not move: a timer (StreamTimer) set at or
+	// below it is due, as in the runtime.
 	if err == nil && e.streamTime != topology.NoTime && e.hasDue(topology.StreamTimePunctuation, e.streamTime) {
 		err = e.punctuate(ctx, topology.StreamTimePunctuation, e.streamTime)
 	}
@@ -212,17 +219,9 @@ func (t task) commit(ctx context.Context) error {
 
 // begin tells the task's processor that a unit of work starts: a piped
 // record with the punctuations it makes due, or a wall-clock advance
-// (topology.Skipper).
-func (t task) begin() {
-	if sk, ok := t.proc.(topology.Skipper); ok {
-		sk.Begin()
-	}
-}
+// (topology.Processor.Begin).
+func (t task) begin() { t.proc.Begin() }
 
 // skip tells the task's processor that the unit of work begun last failed
-// and its state writes were discarded (topology.Skipper).
-func (t task) skip() {
-	if sk, ok := t.proc.(topology.Skipper); ok {
-		sk.Skip()
-	}
-}
+// and its state writes were discarded (topology.Processor.Skip).
+func (t task) skip() { t.proc.Skip() }

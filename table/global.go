@@ -6,7 +6,6 @@ import (
 
 	"github.com/duality-streams/duality/codec"
 	"github.com/duality-streams/duality/internal/dsl"
-	"github.com/duality-streams/duality/internal/topology"
 	"github.com/duality-streams/duality/stream"
 )
 
@@ -124,11 +123,7 @@ func joinGlobal[K, V, GK, GV, VR any](s stream.Stream[K, V], gt GlobalTable[GK, 
 		if err != nil {
 			return nil, err
 		}
-		env, ok := task.Env().(topology.GlobalEnv)
-		if !ok {
-			return nil, fmt.Errorf("%s %q: global store %q: %w: this runtime provides no global stores", n.Op, n.Name, store, stream.ErrUnknownStore)
-		}
-		kv, err := env.GlobalStore(store)
+		kv, err := task.Env().GlobalStore(store)
 		if err != nil {
 			return nil, fmt.Errorf("%s %q: %w", n.Op, n.Name, err)
 		}

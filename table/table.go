@@ -68,11 +68,7 @@ func (t Table[K, V]) node() *dsl.Node { return dsl.StreamNode(t.s) }
 
 // openStore returns the task's partition of store for the node n.
 func openStore(t *dsl.Task, n *dsl.Node, store string) (topology.KV, error) {
-	env, ok := t.Env().(topology.StoreEnv)
-	if !ok {
-		return nil, fmt.Errorf("%s %q: store %q: %w: this runtime provides no state stores", n.Op, n.Name, store, stream.ErrUnknownStore)
-	}
-	kv, err := env.Store(store)
+	kv, err := t.Env().Store(store)
 	if err != nil {
 		return nil, fmt.Errorf("%s %q: store %q: %w", n.Op, n.Name, store, err)
 	}

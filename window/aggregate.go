@@ -174,7 +174,7 @@ func aggregate[K, V, A any](g stream.Grouped[K, V], w Windows, op, store string,
 	kc := g.KeyCodec()
 	n := &dsl.Node{Op: op, Kind: dsl.KindProcessor, Name: cfg.name, Stores: []string{store}}
 	if ret := w.Retention(); ret > 0 {
-		// The changelog drops expired windows by time (deleteRange).
+		// The changelog drops expired windows by time (KV.DeleteRange).
 		n.StoreRetention = map[string]time.Duration{store: ret}
 	}
 	n.Instantiate = func(t *dsl.Task) (any, error) {

@@ -172,7 +172,7 @@ func join[K, V1, V2, VR any](left stream.Grouped[K, V1], right stream.Grouped[K,
 	ln := &dsl.Node{Op: op + "-left", Kind: dsl.KindProcessor, Stores: []string{store}}
 	rn := &dsl.Node{Op: op + "-right", Kind: dsl.KindProcessor, Stores: []string{store}}
 	if len(w.validate()) == 0 {
-		// The changelog drops expired records by time (deleteRange).
+		// The changelog drops expired records by time (KV.DeleteRange).
 		ret := map[string]time.Duration{store: w.before + w.after + w.grace + time.Millisecond}
 		ln.StoreRetention, rn.StoreRetention = ret, ret
 	}
@@ -266,11 +266,7 @@ func (jn *joinNode[K, V1, V2, VR]) instantiate(t *dsl.Task, side *dsl.Node) (*jo
 	if err != nil {
 		return nil, err
 	}
-	env, ok := t.Env().(topology.StoreEnv)
-	if !ok {
-		return nil, fmt.Errorf("%s %q: store %q: %w: this runtime provides no state stores", jn.n.Op, jn.n.Name, jn.store, stream.ErrUnknownStore)
-	}
-	kv, err := env.Store(jn.store)
+	kv, err := t.Env().Store(jn.store)
 	if err != nil {
 		return nil, fmt.Errorf("%s %q: store %q: %w", jn.n.Op, jn.n.Name, jn.store, err)
 	}
@@ -494,9 +490,7 @@ func (p *joinProc[K, V1, V2, VR]) processRecord(ctx context.Context, rc *stream.
 	// every record of the other side it could join would be late.
 	if _, hi := p.window(side, ts); hi+p.grace < p.st {
 		p.stats.late.Add(1)
-		if lc, ok := p.t.Env().(topology.LateCounter); ok {
-			lc.CountLate()
-		}
+		p.t.Env().CountLate()
 		p.logger.Debug("dropped a late record", "topic", rc.Topic, "partition", rc.Partition, "offset", rc.Offset,
 			"timestamp", ts, "stream_time", p.st)
 		return nil
@@ -618,7 +612,7 @@ func (p *joinProc[K, V1, V2, VR]) emitUnmatched(ctx context.Context, rc *stream.
 		return fmt.Errorf("store %q: range: %w", p.jn.store, err)
 	}
 	if len(keys) > 0 {
-		if err := deleteRange(p.kv, from, to); err != nil {
+		if err := p.kv.DeleteRange(from, to); err != nil {
 			return fmt.Errorf("store %q: delete range: %w", p.jn.store, err)
 		}
 	}
@@ -665,7 +659,7 @@ func (p *joinProc[K, V1, V2, VR]) emitUnmatched(ctx context.Context, rc *stream.
 }
 
 // expire deletes the segments of records that can no longer join, with
-// one range deletion (deleteRange).
+// one range deletion (KV.DeleteRange).
 func (p *joinProc[K, V1, V2, VR]) expire() error {
 	if p.st-p.ret < math.MinInt64/2 {
 		return nil
@@ -678,7 +672,7 @@ func (p *joinProc[K, V1, V2, VR]) expire() error {
 	if p.lowSeg != noTime {
 		from = appendTime(from, p.lowSeg)
 	}
-	if err := deleteRange(p.kv, from, appendTime([]byte{spaceWindow}, cut)); err != nil {
+	if err := p.kv.DeleteRange(from, appendTime([]byte{spaceWindow}, cut)); err != nil {
 		return fmt.Errorf("store %q: delete range: %w", p.jn.store, err)
 	}
 	p.lowSeg = cut
@@ -691,7 +685,7 @@ func (p *joinProc[K, V1, V2, VR]) expire() error {
 // proc.cleanRestored.
 func (p *joinProc[K, V1, V2, VR]) cleanRestored() error {
 	if p.jn.kind != innerJoin {
-		if err := deleteRange(p.kv, []byte{spaceClose}, appendTime([]byte{spaceClose}, p.st+1)); err != nil {
+		if err := p.kv.DeleteRange([]byte{spaceClose}, appendTime([]byte{spaceClose}, p.st+1)); err != nil {
 			return fmt.Errorf("store %q: delete range: %w", p.jn.store, err)
 		}
 		p.closedUpTo = p.st

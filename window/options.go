@@ -80,7 +80,7 @@ func CacheUpdates() Option { return optionFunc(func(c *config) { c.cache = true 
 // expiry of old windows (a one-shot stream-time timer set to the next due
 // time). An idle task costs nothing in between: no punctuation, store
 // write or commit. A restarted (or moved) task starts with the stream
-// time the step persisted in its store (topology.StreamTimeRestorer), so
+// time the step persisted in its store, so
 // the idle advance goes on from there (once the task has caught up with
 // its partitions) and closes the windows an input that stopped before the
 // restart left open; that time may lag the task's
@@ -88,9 +88,7 @@ func CacheUpdates() Option { return optionFunc(func(c *config) { c.cache = true 
 //
 // Records of other sources of the sub-topology (a joined table's topic)
 // advance it too, so a source whose timestamps run ahead of the
-// aggregated records' closes their windows early. A runtime without task
-// stream time (a test double without topology.TimeEnv and
-// topology.StreamTimer) fails the task's creation.
+// aggregated records' closes their windows early.
 func WithTaskStreamTime() Option { return optionFunc(func(c *config) { c.task = true }) }
 
 // WithStats makes the aggregation count into s (shared by all its tasks;

@@ -29,7 +29,7 @@ import (
 // front of space 0x01, and one key's windows in a segment are contiguous
 // and ordered by start. Space 0x02 orders the windows waiting for their
 // final result by close time. Expired segments and emitted close index
-// entries are removed by range deletion (deleteRange), without changelog
+// entries are removed by range deletion (topology.KV.DeleteRange), without changelog
 // records.
 const (
 	spaceMeta   = 0x00
@@ -139,11 +139,7 @@ func newProc[K, V, A any](t *dsl.Task, n *dsl.Node, store string, w Windows, cfg
 		}
 		return nil
 	}
-	env, ok := t.Env().(topology.StoreEnv)
-	if !ok {
-		return nil, fmt.Errorf("%s %q: store %q: %w: this runtime provides no state stores", n.Op, n.Name, store, stream.ErrUnknownStore)
-	}
-	kv, err := env.Store(store)
+	kv, err := t.Env().Store(store)
 	if err != nil {
 		return nil, fmt.Errorf("%s %q: store %q: %w", n.Op, n.Name, store, err)
 	}
@@ -196,7 +192,7 @@ func newProc[K, V, A any](t *dsl.Task, n *dsl.Node, store string, w Windows, cfg
 }
 
 // cleanRestored deletes what a restore from the changelog may have
-// brought back although the step had deleted it by range (deleteRange):
+// brought back although the step had deleted it by range (KV.DeleteRange):
 // the expired segments and, with final results, the close index entries
 // at or below stream time (their windows were emitted). It is idempotent
 // and cheap when there is nothing to delete, so it runs whenever a task
@@ -204,7 +200,7 @@ func newProc[K, V, A any](t *dsl.Task, n *dsl.Node, store string, w Windows, cfg
 // the task's committed state after its first commit sees them.
 func (p *proc[K, V, A]) cleanRestored() error {
 	if p.final {
-		if err := deleteRange(p.kv, []byte{spaceClose}, appendTime([]byte{spaceClose}, p.st+1)); err != nil {
+		if err := p.kv.DeleteRange([]byte{spaceClose}, appendTime([]byte{spaceClose}, p.st+1)); err != nil {
 			return p.storeErr("delete range", err)
 		}
 		p.closedUpTo = p.st
@@ -314,9 +310,7 @@ func (p *proc[K, V, A]) processRecord(ctx context.Context, rc *stream.RecordCont
 	}
 	if !updated {
 		p.stats.late.Add(1)
-		if lc, ok := p.t.Env().(topology.LateCounter); ok {
-			lc.CountLate()
-		}
+		p.t.Env().CountLate()
 		p.logger.Debug("dropped a late record: its windows are closed",
 			"topic", rc.Topic, "partition", rc.Partition, "offset", rc.Offset,
 			"timestamp", ts, "stream_time", p.st)
@@ -822,7 +816,7 @@ func (p *proc[K, V, A]) emitClosed(ctx context.Context, rc *stream.RecordContext
 	}
 	if len(keys) > 0 {
 		// The entries scanned are those of [from, close p.st].
-		if err := deleteRange(p.kv, from, appendTime([]byte{spaceClose}, p.st+1)); err != nil {
+		if err := p.kv.DeleteRange(from, appendTime([]byte{spaceClose}, p.st+1)); err != nil {
 			return p.storeErr("delete range", err)
 		}
 	}
@@ -857,7 +851,7 @@ func (p *proc[K, V, A]) emitClosed(ctx context.Context, rc *stream.RecordContext
 }
 
 // expire deletes the segments whose windows are all older than stream
-// time - retention, with one range deletion (deleteRange).
+// time - retention, with one range deletion (KV.DeleteRange).
 func (p *proc[K, V, A]) expire() error {
 	cut := floorDiv(p.st-p.ret, p.seg)
 	if p.lowSeg != noTime && cut <= p.lowSeg {
@@ -867,37 +861,9 @@ func (p *proc[K, V, A]) expire() error {
 	if p.lowSeg != noTime {
 		from = appendTime(from, p.lowSeg)
 	}
-	if err := deleteRange(p.kv, from, appendTime([]byte{spaceWindow}, cut)); err != nil {
+	if err := p.kv.DeleteRange(from, appendTime([]byte{spaceWindow}, cut)); err != nil {
 		return p.storeErr("delete range", err)
 	}
 	p.lowSeg = cut
-	return nil
-}
-
-// deleteRange removes the keys of kv in [start, end): with one range
-// deletion when kv is a topology.RangeDeleter (the runtime's and
-// streamtest's stores), which writes no changelog record, else key by key.
-// Windowed stores delete by range what no restore may bring back to
-// light: expired segments and the close index below stream time. Their
-// changelog drops such records only by time, so a restore may bring them
-// back, and the step removes them again when its task starts
-// (cleanRestored).
-func deleteRange(kv topology.KV, start, end []byte) error {
-	if rd, ok := kv.(topology.RangeDeleter); ok {
-		return rd.DeleteRange(start, end)
-	}
-	var keys [][]byte
-	seq, errf := kv.Range(start, end)
-	for key := range seq {
-		keys = append(keys, bytes.Clone(key))
-	}
-	if err := errf(); err != nil {
-		return err
-	}
-	for _, key := range keys {
-		if err := kv.Delete(key); err != nil {
-			return err
-		}
-	}
 	return nil
 }

@@ -20,7 +20,7 @@ import (
 // a record that fails in the Peek (a sibling step under the same source)
 // is undone in the store by the runtime (skip policy) or streamtest, and
 // the aggregation's in-memory state (stream time, close-index progress,
-// CacheUpdates buffer) must be undone with it (topology.Skipper).
+// CacheUpdates buffer) must be undone with it (topology.Processor.Skip).
 type siblingCase struct {
 	name string
 	opts []Option

@@ -2,7 +2,6 @@ package window
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math"
 	"time"
@@ -14,35 +13,23 @@ import (
 )
 
 // stepTimer is the stream-time timer of a step WithTaskStreamTime
-// (topology.StreamTimer): the step arms it, after every record and every
+// (topology.TaskEnv.StreamTimer): the step arms it, after every record and every
 // firing, at the next stream time at which it has something to do (a
 // final result, an unmatched join result, an expiry), so that an idle
 // task whose stream time the runtime advances punctuates only then.
 type stepTimer struct {
-	env    topology.TimeEnv
+	env    topology.TaskEnv
 	set    func(int64)
 	cancel func()
 	// armed is the due time set last (math.MaxInt64: disarmed).
 	armed int64
 }
 
-// errNoTaskTime is returned by newStepTimer on a runtime without task
-// stream time or stream-time timers.
-var errNoTaskTime = errors.New("this runtime provides no task stream time")
-
 // newStepTimer registers f as t's one-shot stream-time punctuation,
 // disarmed, and cancels it when the task closes.
 func newStepTimer(t *dsl.Task, f topology.Punctuator) (*stepTimer, error) {
-	env, ok := t.Env().(topology.TimeEnv)
-	if !ok {
-		return nil, errNoTaskTime
-	}
-	st, ok := t.Env().(topology.StreamTimer)
-	if !ok {
-		return nil, errNoTaskTime
-	}
-	tm := &stepTimer{env: env, armed: math.MaxInt64}
-	set, cancel, err := st.StreamTimer(func(ctx context.Context, ts int64) error {
+	tm := &stepTimer{env: t.Env(), armed: math.MaxInt64}
+	set, cancel, err := tm.env.StreamTimer(func(ctx context.Context, ts int64) error {
 		tm.armed = math.MaxInt64 // the runtime disarmed it
 		return f(ctx, ts)
 	})
@@ -55,14 +42,10 @@ func newStepTimer(t *dsl.Task, f topology.Punctuator) (*stepTimer, error) {
 }
 
 // restoreStreamTime raises the task's stream time to st, the step's
-// persisted stream time, when the runtime supports it
-// (topology.StreamTimeRestorer): after a restart the idle advance then
-// closes windows although no record arrives.
-func (tm *stepTimer) restoreStreamTime(st int64) {
-	if r, ok := tm.env.(topology.StreamTimeRestorer); ok {
-		r.RestoreStreamTime(st)
-	}
-}
+// persisted stream time (topology.TaskEnv.RestoreStreamTime): after a
+// restart the idle advance then closes windows although no record
+// arrives.
+func (tm *stepTimer) restoreStreamTime(st int64) { tm.env.RestoreStreamTime(st) }
 
 // arm sets the timer to fire when the task's stream time reaches due
 // (math.MaxInt64: never).

@@ -51,19 +51,19 @@ func (t *Task) OnClose(f func() error) { t.closers = append(t.closers, f) }
 func (t *Task) OnFlush(f func(context.Context) error) { t.flushers = append(t.flushers, f) }
 
 // OnSkip registers f to run when the runtime discards the unit of work
-// (record or punctuation) last begun, which failed (topology.Skipper): f
+// (record or punctuation) last begun, which failed (topology.Processor.Skip): f
 // restores the node's in-memory state to what it was when that unit
 // began. Nodes find out where a unit begins with [Task.Gen]: they
 // snapshot their state the first time they run with a new generation.
 func (t *Task) OnSkip(f func()) { t.skippers = append(t.skippers, f) }
 
 // Gen returns the generation of the unit of work being run: it changes
-// each time the runtime begins one (topology.Skipper.Begin).
+// each time the runtime begins one (topology.Processor.Begin).
 func (t *Task) Gen() uint64 { return t.gen }
 
 // OnTimestamp registers f as the timestamp extractor of source n (see
-// topology.Timestamper): f returns the event time of a record of one of
-// n's topics, false when the broker timestamp is it. The source's Process
+// topology.Processor.Timestamp): f returns the event time of a record of
+// one of n's topics, false when the broker timestamp is it. The source's Process
 // must fail a record whose event time is invalid (see [CheckTimestamp]).
 func (t *Task) OnTimestamp(n *Node, f func(rec *broker.Record) (time.Time, bool)) {
 	if t.stampers == nil {
@@ -191,10 +191,10 @@ func (p *taskProcessor) Process(ctx context.Context, rec *broker.Record) error {
 	return f(ctx, rec)
 }
 
-// Begin starts a new unit of work (topology.Skipper).
+// Begin starts a new unit of work (topology.Processor).
 func (p *taskProcessor) Begin() { p.task.gen++ }
 
-// Skip runs the skip hooks of the task's nodes (topology.Skipper).
+// Skip runs the skip hooks of the task's nodes (topology.Processor).
 func (p *taskProcessor) Skip() {
 	for _, f := range p.task.skippers {
 		f()
@@ -202,7 +202,7 @@ func (p *taskProcessor) Skip() {
 }
 
 // Timestamp returns the event time of rec as its source's extractor
-// gives it (topology.Timestamper), false when rec's broker timestamp is
+// gives it (topology.Processor), false when rec's broker timestamp is
 // it. An invalid event time (see [CheckTimestamp]) is reported as -1:
 // every source fails such a record, so it is processed as soon as it is
 // the first of its partition, instead of holding the partition back

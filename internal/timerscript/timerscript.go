@@ -1,5 +1,5 @@
 // Package timerscript is a test script of one-shot stream-time timers
-// (topology.StreamTimer) shared by the runtime's and streamtest's tests,
+// (topology.TaskEnv.StreamTimer) shared by the runtime's and streamtest's tests,
 // so that both environments are held to the same expected output.
 package timerscript
 
@@ -14,7 +14,7 @@ import (
 	"github.com/duality-streams/duality/internal/topology"
 )
 
-// proc drives a one-shot stream-time timer (topology.StreamTimer)
+// proc drives a one-shot stream-time timer (topology.TaskEnv.StreamTimer)
 // from the values of its records: "set:<due>" arms it, "then:<due>" makes
 // its next firing arm it again at due, "cancel" cancels it. It also has a
 // stream-time punctuation every 10 ms, registered first. Each firing
@@ -30,13 +30,13 @@ type proc struct {
 // processor reading "in" and sending to "out".
 func NewProc(env topology.TaskEnv) (topology.Processor, error) {
 	p := &proc{env: env}
-	if _, err := env.(topology.TimeEnv).Schedule(10*time.Millisecond, topology.StreamTimePunctuation, func(ctx context.Context, ts int64) error {
+	if _, err := env.Schedule(10*time.Millisecond, topology.StreamTimePunctuation, func(ctx context.Context, ts int64) error {
 		return p.send(ctx, fmt.Sprint("tick@", ts))
 	}); err != nil {
 		return nil, err
 	}
 	var err error
-	p.set, p.cancel, err = env.(topology.StreamTimer).StreamTimer(func(ctx context.Context, ts int64) error {
+	p.set, p.cancel, err = env.StreamTimer(func(ctx context.Context, ts int64) error {
 		if p.then != 0 {
 			p.set(p.then)
 			p.then = 0
@@ -66,8 +66,13 @@ func (p *proc) Process(_ context.Context, rec *broker.Record) error {
 	return nil
 }
 
-func (p *proc) Flush(context.Context) error { return nil }
-func (p *proc) Close() error                { return nil }
+// Timestamp, Begin and Skip: the broker timestamp is the event time, and
+// the script keeps no state a failed record could leave behind.
+func (p *proc) Timestamp(*broker.Record) (int64, bool) { return 0, false }
+func (p *proc) Begin()                                 {}
+func (p *proc) Skip()                                  {}
+func (p *proc) Flush(context.Context) error            { return nil }
+func (p *proc) Close() error                           { return nil }
 
 // Steps is a script of records (timestamp, commands) and the values
 // the punctuations send after each.

@@ -83,7 +83,7 @@ type StoreSpec struct {
 	Name string
 	// Retention, when positive, declares a windowed store whose entries
 	// older than Retention are removed by its processors (with
-	// RangeDeleter): its changelog is created with
+	// KV.DeleteRange): its changelog is created with
 	// broker.CleanupCompactDelete and a RetentionTime of Retention plus
 	// WindowChangelogExtraRetention, so that expired entries leave the
 	// changelog without tombstones. 0 (the default) is a plain store with a
@@ -122,8 +122,9 @@ type TaskID struct {
 	Partition   int32
 }
 
-// TaskEnv is what a task's processors get from the runtime. It is used by
-// one goroutine at a time.
+// TaskEnv is what a task's processors get from the runtime: every runtime
+// (the app runtime, streamtest) implements all of it. It is used by one
+// goroutine at a time, the task's.
 type TaskEnv interface {
 	AppID() string
 	TaskID() TaskID
@@ -139,17 +140,67 @@ type TaskEnv interface {
 	Logger() *slog.Logger
 	// Now is the wall clock (injectable for tests).
 	Now() time.Time
-}
 
-// StoreEnv is implemented by a TaskEnv whose runtime provides state
-// stores. The DSL asserts a TaskEnv to it; an environment without stores
-// (a test double) does not implement it.
-type StoreEnv interface {
 	// Store returns the task's partition of the store name, which must be
-	// one of the sub-topology's Stores. It is ready: restored from its
-	// changelog before the task was created. The KV is used by the task's
-	// goroutine only and is valid until the task closes.
+	// one of the sub-topology's Stores (an error otherwise). It is ready:
+	// restored from its changelog before the task was created. The KV is
+	// used by the task's goroutine only and is valid until the task
+	// closes.
 	Store(name string) (KV, error)
+	// GlobalStore returns a reader of the global store name, which must be
+	// one of the topology's GlobalStores (an error otherwise). The store
+	// is bootstrapped (up to the end of its topic as of the start of the
+	// app) before any task is created. The reader is used by the task's
+	// goroutine only and is valid until the task closes.
+	GlobalStore(name string) (GlobalKV, error)
+
+	// StreamTime is the task's stream time in milliseconds since the
+	// epoch: the largest timestamp of the input records the task has
+	// processed, including the one being processed, and possibly moved
+	// further by the runtime while the task is idle. It never decreases
+	// while the task lives; [NoTime] before the first record (unless a
+	// step restored it, see RestoreStreamTime).
+	StreamTime() int64
+	// Schedule registers f to fire every interval (at least a
+	// millisecond) by the clock typ names, until cancel is called (cancel
+	// may be called from anywhere on the task's goroutine, also from f,
+	// and more than once). When a clock jumps by several intervals, f
+	// fires once and the missed due times are skipped (as in Kafka
+	// Streams). Punctuators due at the same time fire in the order they
+	// were scheduled.
+	Schedule(interval time.Duration, typ PunctuationType, f Punctuator) (cancel func(), err error)
+	// StreamTimer registers f as a one-shot stream-time punctuation,
+	// disarmed: a step that knows when it next has work to do (a window
+	// closing, a segment expiring) arms a timer at that stream time
+	// instead of punctuating at every millisecond of it, so an idle task
+	// (see StreamTime) costs nothing between due times. set(due) arms it:
+	// f fires once, with the task's stream time, after the record (or
+	// idle advance) that moves stream time to or past due, and is then
+	// disarmed until set is called again (from f or later). set replaces
+	// the due time armed before; due math.MaxInt64 disarms. A due time at
+	// or below the current stream time fires after the record or
+	// punctuation being run, or at the latest when the runtime next looks
+	// at the task's stream time (the next record or idle advance). f runs
+	// like a [StreamTimePunctuation] (committed like a record, in order of
+	// due time with the task's other stream-time punctuations, then of
+	// registration). cancel unregisters f for good; set is then a no-op.
+	// set and cancel may be called from anywhere on the task's goroutine,
+	// also from f, and more than once.
+	StreamTimer(f Punctuator) (set func(due int64), cancel func(), err error)
+	// RestoreStreamTime raises the task's stream time to ts when it is
+	// lower (NoTime included), as of task creation. A step calls it with
+	// the stream time it persisted in its store: a restarted task
+	// otherwise has no stream time until its first record, so the
+	// runtime's idle advance (duality.IdleStreamTimeAdvance) would not
+	// close the windows of an input that stopped before the restart
+	// (Kafka Streams keeps a partition's time in its committed offsets'
+	// metadata for the same reason). The idle advance then counts the
+	// task as idle since it caught up with its input. Called while the
+	// task is created (from its steps' Instantiate), before any record.
+	RestoreStreamTime(ts int64)
+	// CountLate counts one record a windowed step dropped as late, for
+	// the runtime's app-wide metrics (duality.Metrics.LateRecordsDropped).
+	CountLate()
 }
 
 // NoTime is the stream time of a task that has processed no record yet.
@@ -160,7 +211,7 @@ type PunctuationType uint8
 
 const (
 	// StreamTimePunctuation is driven by the task's stream time (see
-	// [TimeEnv.StreamTime]): it fires after the record (or idle advance)
+	// [TaskEnv.StreamTime]): it fires after the record (or idle advance)
 	// that moved stream time to or past its due time. Its first due time
 	// is 0 (the first record with a non-negative timestamp fires it);
 	// later ones are aligned to multiples of the interval.
@@ -189,80 +240,6 @@ func (t PunctuationType) String() string {
 // stores, and its output and writes are committed like a record's. A
 // returned error fails it like a record (the app's error policy applies).
 type Punctuator func(ctx context.Context, ts int64) error
-
-// TimeEnv is implemented by a TaskEnv whose runtime tracks the task's
-// event time and runs punctuators. The DSL asserts a TaskEnv to it.
-type TimeEnv interface {
-	// StreamTime is the task's stream time in milliseconds since the
-	// epoch: the largest timestamp of the input records the task has
-	// processed, including the one being processed, and possibly moved
-	// further by the runtime while the task is idle. It never decreases
-	// while the task lives; [NoTime] before the first record.
-	StreamTime() int64
-	// Schedule registers f to fire every interval (at least a
-	// millisecond) by the clock typ names, until cancel is called (cancel
-	// may be called from anywhere on the task's goroutine, also from f,
-	// and more than once). When a clock jumps by several intervals, f
-	// fires once and the missed due times are skipped (as in Kafka
-	// Streams). Punctuators due at the same time fire in the order they
-	// were scheduled.
-	Schedule(interval time.Duration, typ PunctuationType, f Punctuator) (cancel func(), err error)
-}
-
-// StreamTimer is implemented by a TimeEnv whose runtime also provides
-// one-shot stream-time punctuations: a step that knows when it next has
-// work to do (a window closing, a segment expiring) arms a timer at that
-// stream time instead of punctuating at every millisecond of it, so an
-// idle task (see [TimeEnv.StreamTime]) costs nothing between due times.
-type StreamTimer interface {
-	// StreamTimer registers f as a one-shot stream-time punctuation,
-	// disarmed. set(due) arms it: f fires once, with the task's stream
-	// time, after the record (or idle advance) that moves stream time to
-	// or past due, and is then disarmed until set is called again (from
-	// f or later). set replaces the due time armed before; due
-	// math.MaxInt64 disarms. A due time at or below the current stream
-	// time fires after the record or punctuation being run, or at the
-	// latest when the runtime next looks at the task's stream time (the
-	// next record or idle advance). f runs like a [StreamTimePunctuation]
-	// (committed like a record, in order of due time with the task's
-	// other stream-time punctuations, then of registration). cancel
-	// unregisters f for good; set is then a no-op. set and cancel may be
-	// called from anywhere on the task's goroutine, also from f, and more
-	// than once.
-	StreamTimer(f Punctuator) (set func(due int64), cancel func(), err error)
-}
-
-// LateCounter is implemented by a TaskEnv whose runtime counts, app-wide,
-// the records that windowed steps drop as late (duality.Metrics).
-type LateCounter interface {
-	// CountLate counts one record dropped as late.
-	CountLate()
-}
-
-// StreamTimeRestorer is implemented by a TaskEnv whose task stream time
-// can start from a value a step persisted: a restarted task otherwise has
-// no stream time until its first record, so the runtime's idle advance
-// (duality.IdleStreamTimeAdvance) would not close the windows of an input
-// that stopped before the restart. Kafka Streams keeps a partition's time
-// in its committed offsets' metadata for the same reason.
-type StreamTimeRestorer interface {
-	// RestoreStreamTime raises the task's stream time to ts when it is
-	// lower (NoTime included), as of task creation: the idle advance then
-	// counts the task as idle since that moment. Called while the task is
-	// created (from its steps' Instantiate), before any record.
-	RestoreStreamTime(ts int64)
-}
-
-// GlobalEnv is implemented by a TaskEnv whose runtime provides global
-// stores. The DSL asserts a TaskEnv to it.
-type GlobalEnv interface {
-	// GlobalStore returns a reader of the global store name, which must be
-	// one of the topology's GlobalStores. The store is bootstrapped (up to
-	// the end of its topic as of the start of the app) before any task is
-	// created. The reader is used by the task's goroutine only and is
-	// valid until the task closes.
-	GlobalStore(name string) (GlobalKV, error)
-}
 
 // GlobalKV reads a global store while the runtime updates it from its
 // topic. Each Get sees the value of the key as of some record of the
@@ -294,12 +271,6 @@ type KV interface {
 	// state as of its first step; writes during the iteration are not
 	// seen by it.
 	Range(start, end []byte) (iter.Seq2[[]byte, []byte], func() error)
-}
-
-// RangeDeleter is implemented by a KV whose keys in a range can be removed
-// at once: the runtime's stores and streamtest's. It is optional; a
-// processor falls back to Delete of each key when its KV lacks it.
-type RangeDeleter interface {
 	// DeleteRange removes every key in [start, end) (nil end: no upper
 	// bound) from what Get and Range see, and at the next commit from the
 	// store with one range deletion. Unlike Delete it writes no changelog
@@ -310,29 +281,39 @@ type RangeDeleter interface {
 	DeleteRange(start, end []byte) error
 }
 
-// Timestamper is implemented by a Processor whose sources may take a
-// record's event time from its contents (stream.WithTimestamp) rather
-// than from the broker record. The runtime calls it before Process, to
-// order a task's records and to move its stream time.
-type Timestamper interface {
+// Processor is one instantiated task graph. The runtime calls it from
+// the task's goroutine only.
+type Processor interface {
+	// Process runs one input record through the graph. rec.Topic is the
+	// broker topic name. A returned error fails the record; the runtime
+	// applies the app's error policy.
+	Process(ctx context.Context, rec *broker.Record) error
 	// Timestamp returns rec's event time in milliseconds as the task's
 	// steps will see it, and true; or false when rec's broker timestamp
-	// is its event time (no extractor for rec's topic, or the record
-	// cannot be decoded: Process reports that). For a record whose
+	// is its event time (no extractor for rec's topic, such as
+	// stream.WithTimestamp, or the record cannot be decoded: Process
+	// reports that). The runtime calls it before Process, to order a
+	// task's records and to move its stream time. For a record whose
 	// event time is invalid (before the Unix epoch or after year 9999),
 	// which Process fails, it returns -1 and true, so the record is
 	// processed first and moves no stream time. A following Process of
 	// the same *rec may reuse the work done here, so rec must not be
 	// modified in between.
 	Timestamp(rec *broker.Record) (int64, bool)
-}
-
-// Processor is one instantiated task graph.
-type Processor interface {
-	// Process runs one input record through the graph. rec.Topic is the
-	// broker topic name. A returned error fails the record; the runtime
-	// applies the app's error policy.
-	Process(ctx context.Context, rec *broker.Record) error
+	// Begin starts a unit of work whose state writes the runtime may undo
+	// on its own: the runtime calls it before each record and each
+	// punctuation (streamtest: before each piped record with the
+	// punctuations it makes due, or each wall-clock advance).
+	Begin()
+	// Skip undoes the in-memory effects of the unit of work last begun,
+	// which failed. When the runtime discards such a unit (a skip error
+	// policy, or streamtest after a failed pipe), it undoes that unit's
+	// store writes and drops its output, then calls Skip: the processor
+	// must restore the in-memory state derived from its stores (stream
+	// time, caches, progress markers) to what it was at Begin, in every
+	// step, including the steps that succeeded (a sibling step of the
+	// same record may have failed).
+	Skip()
 	// Flush is called before every commit; processors with caches write
 	// them out here (through Send).
 	Flush(ctx context.Context) error
