@@ -11,7 +11,7 @@ import (
 	"sync/atomic"
 
 	"github.com/duality-streams/duality/broker"
-	"github.com/duality-streams/duality/internal/topology"
+	"github.com/duality-streams/duality/internal/dsl"
 	"github.com/duality-streams/duality/store"
 	"github.com/duality-streams/duality/stream"
 )
@@ -58,7 +58,7 @@ func New(appID string, topo *stream.Topology, b broker.Broker, opts ...Option) (
 		errs = append(errs, fmt.Errorf("%w: nil broker", ErrInvalidConfig))
 	}
 	errs = append(errs, cfg.validate())
-	p, err := newPlan(appID, (*topology.Topology)(topo))
+	p, err := newPlan(appID, dsl.Unwrap((*dsl.Topology)(topo)))
 	errs = append(errs, err)
 	if err := errors.Join(errs...); err != nil {
 		return nil, err

@@ -28,7 +28,7 @@ func TestPipelineExactlyOnce(t *testing.T) {
 			const n = 5000
 			produceN(t, b, "in", 0, n)
 			fn, done := counting(n, prefixTo("out"))
-			app, err := duality.New("app", mapTopology([]string{"in"}, "out", fn), b,
+			app, err := duality.New("app", mapTopology(t, []string{"in"}, "out", fn), b,
 				duality.Workers(workers), duality.CommitInterval(5*time.Millisecond), duality.MaxUncommittedRecords(300))
 			require.NoError(t, err)
 			stop, _ := runApp(t, app)
@@ -75,7 +75,7 @@ func TestCoPartitionedSourcesShareATask(t *testing.T) {
 		require.Equal(t, id.Partition, rec.Partition)
 		return prefixTo("out")(ctx, env, rec)
 	})
-	app, err := duality.New("copart", mapTopology([]string{"a", "b"}, "out", fn), b, duality.Workers(2))
+	app, err := duality.New("copart", mapTopology(t, []string{"a", "b"}, "out", fn), b, duality.Workers(2))
 	require.NoError(t, err)
 	stop, _ := runApp(t, app)
 	<-done
@@ -99,7 +99,7 @@ func TestRestartResumesFromCommittedOffsets(t *testing.T) {
 
 	// First run: stop after about half the input.
 	fn1, half := counting(n/2, prefixTo("out"))
-	app1, err := duality.New("app", mapTopology([]string{"in"}, "out", fn1), b,
+	app1, err := duality.New("app", mapTopology(t, []string{"in"}, "out", fn1), b,
 		duality.CommitInterval(time.Millisecond), duality.MaxUncommittedRecords(100), duality.FetchMaxRecords(50))
 	require.NoError(t, err)
 	stop1, _ := runApp(t, app1)
@@ -112,7 +112,7 @@ func TestRestartResumesFromCommittedOffsets(t *testing.T) {
 	// Second run: resumes where the first committed.
 	rest := n - int64(m1.RecordsProduced)
 	fn2, all := counting(rest, prefixTo("out"))
-	app2, err := duality.New("app", mapTopology([]string{"in"}, "out", fn2), b)
+	app2, err := duality.New("app", mapTopology(t, []string{"in"}, "out", fn2), b)
 	require.NoError(t, err)
 	stop2, _ := runApp(t, app2)
 	<-all
@@ -139,7 +139,7 @@ func TestTwoInstancesSplitAndTakeOver(t *testing.T) {
 			s.mu.Unlock()
 			return prefixTo("out")(ctx, env, rec)
 		}
-		app, err := duality.New("shared", mapTopology([]string{"in"}, "out", fn), b,
+		app, err := duality.New("shared", mapTopology(t, []string{"in"}, "out", fn), b,
 			duality.Workers(2), duality.CommitInterval(2*time.Millisecond), duality.FetchMaxWait(20*time.Millisecond))
 		require.NoError(t, err)
 		return app
@@ -199,7 +199,7 @@ func TestFailPolicyDiscardsTheFailedInterval(t *testing.T) {
 			}}, nil
 		},
 	}
-	topo := (*stream.Topology)(&topology.Topology{SubTopologies: []*topology.SubTopology{st}})
+	topo := wrap(t, &topology.Topology{SubTopologies: []*topology.SubTopology{st}})
 	// Commits happen only when more than 10 records are buffered: after
 	// offsets 10, 21, 32 and 43; the failure at offset 50 discards 44..49.
 	app, err := duality.New("failing", topo, b, duality.CommitInterval(time.Hour), duality.MaxUncommittedRecords(10),
@@ -247,7 +247,7 @@ func TestSkipPolicyContinuesAndCounts(t *testing.T) {
 	}
 	var mu sync.Mutex
 	var skipped []*duality.ProcessingError
-	app, err := duality.New("skipping", mapTopology([]string{"in"}, "out", process), b,
+	app, err := duality.New("skipping", mapTopology(t, []string{"in"}, "out", process), b,
 		duality.OnProcessingError(duality.SkipOnError(func(pe *duality.ProcessingError) {
 			mu.Lock()
 			skipped = append(skipped, pe)
@@ -292,7 +292,7 @@ func TestMissingTopics(t *testing.T) {
 		Sinks:   []topology.Sink{{Topic: "absent-out"}, {Topic: "present"}},
 		NewTask: func(env topology.TaskEnv) (topology.Processor, error) { return nil, errors.New("not reached") },
 	}
-	app, err := duality.New("app", (*stream.Topology)(&topology.Topology{SubTopologies: []*topology.SubTopology{st}}), b)
+	app, err := duality.New("app", wrap(t, &topology.Topology{SubTopologies: []*topology.SubTopology{st}}), b)
 	require.NoError(t, err)
 	err = app.Run(t.Context())
 	var mt *duality.MissingTopicsError
@@ -306,7 +306,7 @@ func TestMissingTopics(t *testing.T) {
 // internal "rep" (partition count 0: resolved); sub-topology 1 reads "rep"
 // and writes internal "rep2" (0: resolved transitively); sub-topology 2
 // reads "rep2" and writes "out".
-func repartitionTopology() *stream.Topology {
+func repartitionTopology(t testing.TB) *stream.Topology {
 	forward := func(sink string, internal bool) func(topology.TaskEnv) (topology.Processor, error) {
 		return func(env topology.TaskEnv) (topology.Processor, error) {
 			return &procFunc{env: env, process: func(ctx context.Context, env topology.TaskEnv, rec *broker.Record) error {
@@ -318,7 +318,7 @@ func repartitionTopology() *stream.Topology {
 			}}, nil
 		}
 	}
-	return (*stream.Topology)(&topology.Topology{
+	return wrap(t, &topology.Topology{
 		SubTopologies: []*topology.SubTopology{
 			{ID: 0, Sources: []topology.Source{{Topic: "in3"}, {Topic: "in5"}}, Sinks: []topology.Sink{{Topic: "rep", Internal: true}}, NewTask: forward("rep", true)},
 			{ID: 1, Sources: []topology.Source{{Topic: "rep", Internal: true}}, Sinks: []topology.Sink{{Topic: "rep2", Internal: true}}, NewTask: forward("rep2", true)},
@@ -339,7 +339,7 @@ func TestInternalTopicPartitionCounts(t *testing.T) {
 		createTopic(t, b, "out", 2)
 		produceN(t, b, "in3", 0, 300)
 		produceN(t, b, "in5", 300, 500)
-		app, err := duality.New("rp", repartitionTopology(), b, duality.CommitInterval(2*time.Millisecond))
+		app, err := duality.New("rp", repartitionTopology(t), b, duality.CommitInterval(2*time.Millisecond))
 		require.NoError(t, err)
 		stop, _ := runApp(t, app)
 		awaitRecords(t, b, "out", 500)
@@ -357,7 +357,7 @@ func TestInternalTopicPartitionCounts(t *testing.T) {
 		createTopic(t, b, "in5", 5)
 		createTopic(t, b, "out", 2)
 		createTopic(t, b, "rp-rep2", 4)
-		app, err := duality.New("rp", repartitionTopology(), b)
+		app, err := duality.New("rp", repartitionTopology(t), b)
 		require.NoError(t, err)
 		err = app.Run(t.Context())
 		require.ErrorIs(t, err, duality.ErrPartitionMismatch)
@@ -367,7 +367,7 @@ func TestInternalTopicPartitionCounts(t *testing.T) {
 
 func TestNewReportsEveryProblem(t *testing.T) {
 	b := openBroker(t)
-	_, err := duality.New("bad app id", mapTopology([]string{"in"}, "out", prefixTo("out")), b,
+	_, err := duality.New("bad app id", mapTopology(t, []string{"in"}, "out", prefixTo("out")), b,
 		duality.Workers(0), duality.CommitInterval(-time.Second), duality.MaxUncommittedRecords(0),
 		duality.FetchMaxWait(0), duality.FetchMaxRecords(-1), duality.Logger(nil), duality.Clock(nil),
 		duality.CacheMaxBytes(-1), duality.RepartitionPurgeInterval(-time.Second))
@@ -384,20 +384,23 @@ func TestNewReportsEveryProblem(t *testing.T) {
 	require.ErrorIs(t, err, duality.ErrInvalidConfig)
 	require.ErrorIs(t, err, duality.ErrInvalidTopology)
 
+	// New checks what needs the app id: the full names of internal
+	// topics. Build (dsl.Wrap for this one) has checked the rest
+	// (internal/dsl TestValidate).
+	long := strings.Repeat("x", 247) // valid, but not with "app-" before it
 	bad := &topology.Topology{
-		SubTopologies: []*topology.SubTopology{
-			{ID: 0, Sources: []topology.Source{{Topic: "t"}}, Sinks: []topology.Sink{{Topic: "app-t"}}, NewTask: nil},
-			{ID: 0, Sources: []topology.Source{{Topic: "t"}, {Topic: "x", Internal: true}, {Topic: "bad/name"}}},
-		},
-		InternalTopics: []topology.InternalTopic{{Name: "y", WrittenBy: 7}, {Name: "t", WrittenBy: 0}},
+		SubTopologies: []*topology.SubTopology{{ID: 0, Sources: []topology.Source{{Topic: "t"}},
+			Sinks:   []topology.Sink{{Topic: "app-t"}, {Topic: "t", Internal: true}, {Topic: long, Internal: true}},
+			NewTask: func(topology.TaskEnv) (topology.Processor, error) { return nil, errors.New("not reached") }}},
+		InternalTopics: []topology.InternalTopic{{Name: "t", WrittenBy: 0}, {Name: long, WrittenBy: 0}},
 	}
-	_, err = duality.New("app", (*stream.Topology)(bad), b) // "app-t": internal "t" and an external sink
+	_, err = duality.New("app", wrap(t, bad), b) // "app-t": internal "t" and an external sink
 	require.ErrorIs(t, err, duality.ErrInvalidTopology)
-	for _, want := range []string{"sub-topology 0 has no NewTask", "ID 0 used twice", `topic "t" is read by sub-topologies 0 and 0`,
-		`"x" is internal but not declared`, "bad/name", "written by unknown sub-topology 7",
-		`internal topic "t" of app "app" is named "app-t", like an external topic`} {
+	for _, want := range []string{`internal topic "t" of app "app" is named "app-t", like an external topic`,
+		`internal topic "` + long + `": broker: invalid topic name`} {
 		require.ErrorContains(t, err, want)
 	}
+	require.Len(t, strings.Split(err.Error(), "\n"), 2)
 }
 
 func TestRunReturnsAfterAllGoroutinesExit(t *testing.T) {
@@ -420,7 +423,7 @@ func TestRunReturnsAfterAllGoroutinesExit(t *testing.T) {
 		}
 		return prefixTo("out")(ctx, env, rec)
 	})
-	app, err := duality.New("app", mapTopology([]string{"in"}, "out", fn), b, duality.Workers(4))
+	app, err := duality.New("app", mapTopology(t, []string{"in"}, "out", fn), b, duality.Workers(4))
 	require.NoError(t, err)
 	go func() { <-done; cancel() }()
 	require.NoError(t, app.Run(ctx))
@@ -439,7 +442,7 @@ func TestRunWithCanceledContext(t *testing.T) {
 	b := openBroker(t)
 	createTopic(t, b, "in", 1)
 	createTopic(t, b, "out", 1)
-	app, err := duality.New("app", mapTopology([]string{"in"}, "out", prefixTo("out")), b)
+	app, err := duality.New("app", mapTopology(t, []string{"in"}, "out", prefixTo("out")), b)
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
@@ -453,7 +456,7 @@ func TestIdleInstanceWithoutPartitions(t *testing.T) {
 	const n = 300
 	produceN(t, b, "in", 0, n)
 	newApp := func() *duality.App {
-		app, err := duality.New("idle", mapTopology([]string{"in"}, "out", prefixTo("out")), b,
+		app, err := duality.New("idle", mapTopology(t, []string{"in"}, "out", prefixTo("out")), b,
 			duality.CommitInterval(2*time.Millisecond), duality.FetchMaxWait(20*time.Millisecond))
 		require.NoError(t, err)
 		return app
@@ -479,7 +482,7 @@ func TestRebalanceChurn(t *testing.T) {
 	createTopic(t, b, "in", 6)
 	createTopic(t, b, "out", 3)
 	newApp := func() *duality.App {
-		app, err := duality.New("churn", mapTopology([]string{"in"}, "out", prefixTo("out")), b,
+		app, err := duality.New("churn", mapTopology(t, []string{"in"}, "out", prefixTo("out")), b,
 			duality.Workers(2), duality.CommitInterval(time.Millisecond), duality.MaxUncommittedRecords(50),
 			duality.FetchMaxRecords(20), duality.FetchMaxWait(10*time.Millisecond))
 		require.NoError(t, err)

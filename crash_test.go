@@ -14,6 +14,7 @@ import (
 	"github.com/duality-streams/duality"
 	"github.com/duality-streams/duality/broker"
 	"github.com/duality-streams/duality/broker/embedded"
+	"github.com/duality-streams/duality/internal/dsl"
 	"github.com/duality-streams/duality/internal/topology"
 	"github.com/duality-streams/duality/stream"
 )
@@ -172,7 +173,11 @@ func crashChild(dir string) (err error) {
 		},
 		InternalTopics: []topology.InternalTopic{{Name: "rep", WrittenBy: 0}},
 	}
-	app, err := duality.New("crash", (*stream.Topology)(topo), b,
+	wrapped, err := dsl.Wrap(topo)
+	if err != nil {
+		return err
+	}
+	app, err := duality.New("crash", (*stream.Topology)(wrapped), b,
 		duality.Workers(2), duality.CommitInterval(2*time.Millisecond),
 		duality.MaxUncommittedRecords(200), duality.FetchMaxRecords(100))
 	if err != nil {

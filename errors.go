@@ -14,8 +14,10 @@ var (
 	// app id, a nil broker or an invalid option.
 	ErrInvalidConfig = errors.New("duality: invalid config")
 	// ErrInvalidTopology is matched by errors New returns for a topology
-	// the runtime cannot run (nil, no sub-topologies, a topic read by two
-	// sub-topologies, an undeclared internal topic, ...).
+	// the app cannot run under its app id: nil, or an internal topic or
+	// changelog whose full name "<app-id>-<name>" is not a valid topic
+	// name or is the name of an external topic of the topology. Build
+	// has checked the rest.
 	ErrInvalidTopology = errors.New("duality: invalid topology")
 	// ErrRunCalled is returned by a second call of [App.Run].
 	ErrRunCalled = errors.New("duality: Run already called")

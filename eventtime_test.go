@@ -122,7 +122,7 @@ func TestTaskInterleavesPartitionsByTimestamp(t *testing.T) {
 		mu.Unlock()
 		return prefixTo("out")(ctx, env, rec)
 	}
-	app, err := duality.New("interleave", mapTopology([]string{"a", "b"}, "out", fn), b,
+	app, err := duality.New("interleave", mapTopology(t, []string{"a", "b"}, "out", fn), b,
 		duality.FetchMaxRecords(9), duality.MaxTaskIdle(time.Hour))
 	require.NoError(t, err)
 	stop, _ := runApp(t, app)
@@ -196,7 +196,7 @@ func TestMaxTaskIdleBoundsTheWait(t *testing.T) {
 	sb := &stallingBroker{Broker: eb, topic: "b"}
 	var clock atomic.Int64 // ms
 	now := func() time.Time { return time.UnixMilli(clock.Load()) }
-	app, err := duality.New("idle", mapTopology([]string{"a", "b"}, "out", prefixTo("out")), sb,
+	app, err := duality.New("idle", mapTopology(t, []string{"a", "b"}, "out", prefixTo("out")), sb,
 		duality.MaxTaskIdle(time.Minute), duality.Clock(now), duality.FetchMaxWait(5*time.Millisecond))
 	require.NoError(t, err)
 	stop, _ := runApp(t, app)
@@ -262,7 +262,7 @@ func TestRebalanceChurnCoPartitioned(t *testing.T) {
 	createTopic(t, b, "in2", 4)
 	createTopic(t, b, "out", 3)
 	newApp := func() *duality.App {
-		app, err := duality.New("churn2", mapTopology([]string{"in", "in2"}, "out", prefixTo("out")), b,
+		app, err := duality.New("churn2", mapTopology(t, []string{"in", "in2"}, "out", prefixTo("out")), b,
 			duality.Workers(2), duality.CommitInterval(time.Millisecond), duality.MaxUncommittedRecords(50),
 			duality.FetchMaxRecords(20), duality.FetchMaxWait(10*time.Millisecond))
 		require.NoError(t, err)
@@ -320,7 +320,7 @@ func TestOffsetsWithoutRecordsDoNotHoldATask(t *testing.T) {
 	createTopic(t, eb, "out", 1)
 	produceN(t, eb, "b", 0, 3)
 	produceN(t, eb, "a", 3, 10)
-	app, err := duality.New("phantom", mapTopology([]string{"a", "b"}, "out", prefixTo("out")), phantomEnd{Broker: eb, topic: "b"},
+	app, err := duality.New("phantom", mapTopology(t, []string{"a", "b"}, "out", prefixTo("out")), phantomEnd{Broker: eb, topic: "b"},
 		duality.MaxTaskIdle(time.Hour), duality.FetchMaxRecords(2))
 	require.NoError(t, err)
 	stop, _ := runApp(t, app)

@@ -67,7 +67,7 @@ func TestFencedCommitDropsWork(t *testing.T) {
 		return prefixTo("out2")(ctx, env, rec)
 	}
 	var logs syncBuffer
-	app, err := duality.New("fence", mapTopology([]string{"in"}, "out", process), b,
+	app, err := duality.New("fence", mapTopology(t, []string{"in"}, "out", process), b,
 		duality.Workers(1), duality.MaxUncommittedRecords(1), duality.CommitInterval(time.Hour),
 		duality.Logger(slog.New(slog.NewTextHandler(&logs, nil))))
 	require.NoError(t, err)
@@ -124,7 +124,7 @@ func TestOffsetOutOfRangeResetsToEarliest(t *testing.T) {
 
 	var logs syncBuffer
 	fn, done := counting(20, prefixTo("out"))
-	app, err := duality.New("reset", mapTopology([]string{"in"}, "out", fn), b,
+	app, err := duality.New("reset", mapTopology(t, []string{"in"}, "out", fn), b,
 		duality.Logger(slog.New(slog.NewTextHandler(&logs, nil))))
 	require.NoError(t, err)
 	stop, _ := runApp(t, app)
@@ -154,7 +154,7 @@ func TestTaskEnv(t *testing.T) {
 			Value: fmt.Appendf(nil, "%s %v", env.AppID(), env.TaskID()),
 		})
 	})
-	app, err := duality.New("envs", mapTopology([]string{"in"}, "out", fn), b,
+	app, err := duality.New("envs", mapTopology(t, []string{"in"}, "out", fn), b,
 		duality.Clock(func() time.Time { return fixed }),
 		duality.Logger(slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))))
 	require.NoError(t, err)
@@ -199,7 +199,7 @@ func TestSendChecksTopics(t *testing.T) {
 		var mu sync.Mutex
 		var errs []error
 		attempts := make(chan struct{}, n)
-		app, err := duality.New("send", mapTopology([]string{"in"}, "out", func(ctx context.Context, env topology.TaskEnv, rec *broker.Record) error {
+		app, err := duality.New("send", mapTopology(t, []string{"in"}, "out", func(ctx context.Context, env topology.TaskEnv, rec *broker.Record) error {
 			defer func() { attempts <- struct{}{} }()
 			return process(ctx, env, rec)
 		}), b, duality.OnProcessingError(duality.SkipOnError(func(pe *duality.ProcessingError) {
@@ -238,7 +238,7 @@ func TestSendChecksTopics(t *testing.T) {
 		createTopic(t, b, "in", 1)
 		createTopic(t, b, "out", 1)
 		produceN(t, b, "in", 0, 10)
-		app, err := duality.New("send", mapTopology([]string{"in"}, "out", process), b)
+		app, err := duality.New("send", mapTopology(t, []string{"in"}, "out", process), b)
 		require.NoError(t, err)
 		err = app.Run(t.Context())
 		require.ErrorIs(t, err, broker.ErrUnknownTopic)

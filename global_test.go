@@ -20,7 +20,6 @@ import (
 	"github.com/duality-streams/duality/broker/embedded"
 	"github.com/duality-streams/duality/codec"
 	"github.com/duality-streams/duality/httpquery"
-	"github.com/duality-streams/duality/internal/topology"
 	"github.com/duality-streams/duality/stream"
 	"github.com/duality-streams/duality/table"
 )
@@ -271,31 +270,6 @@ func TestGlobalMissingTopic(t *testing.T) {
 	var missing *duality.MissingTopicsError
 	require.ErrorAs(t, err, &missing)
 	require.Equal(t, []string{"customers"}, missing.Topics)
-}
-
-// TestGlobalPlanErrors checks what New refuses in hand-written topologies
-// with global stores.
-func TestGlobalPlanErrors(t *testing.T) {
-	topo := mapTopology([]string{"in"}, "out", prefixTo("out"))
-	raw := (*topology.Topology)(topo)
-	raw.SubTopologies[0].Stores = []topology.StoreSpec{{Name: "local"}}
-	raw.GlobalStores = []topology.GlobalStore{
-		{Name: "local", Topic: "g1"},
-		{Name: "g", Topic: "in"},
-		{Name: "g2", Topic: "g2"},
-		{Name: "g3", Topic: "g2"},
-		{Name: "bad name", Topic: "g4"},
-	}
-	_, err := duality.New("app", topo, openBroker(t))
-	require.ErrorIs(t, err, duality.ErrInvalidTopology)
-	for _, want := range []string{
-		`global store "local": the name is empty or used by another store`,
-		`topic "in" feeds global store "g" and is read by sub-topology 0`,
-		`topic "g2" feeds global stores "g2" and "g3"`,
-		`global store "bad name"`,
-	} {
-		require.ErrorContains(t, err, want)
-	}
 }
 
 // TestGlobalTopicRecreated checks that a kept global store whose positions

@@ -14,6 +14,7 @@ import (
 	"github.com/duality-streams/duality"
 	"github.com/duality-streams/duality/broker"
 	"github.com/duality-streams/duality/broker/embedded"
+	"github.com/duality-streams/duality/internal/dsl"
 	"github.com/duality-streams/duality/internal/topology"
 	"github.com/duality-streams/duality/stream"
 )
@@ -69,8 +70,17 @@ func (p *procFunc) Close() error {
 	return nil
 }
 
+// wrap validates a topology written by hand, as Build validates a built
+// one, and returns it as New takes it.
+func wrap(t testing.TB, raw *topology.Topology) *stream.Topology {
+	t.Helper()
+	topo, err := dsl.Wrap(raw)
+	require.NoError(t, err)
+	return (*stream.Topology)(topo)
+}
+
 // mapTopology reads sources and writes fn's results to sink.
-func mapTopology(sources []string, sink string, fn func(ctx context.Context, env topology.TaskEnv, rec *broker.Record) error) *stream.Topology {
+func mapTopology(t testing.TB, sources []string, sink string, fn func(ctx context.Context, env topology.TaskEnv, rec *broker.Record) error) *stream.Topology {
 	st := &topology.SubTopology{ID: 0, Sinks: []topology.Sink{{Topic: sink}}}
 	for _, s := range sources {
 		st.Sources = append(st.Sources, topology.Source{Topic: s})
@@ -78,7 +88,7 @@ func mapTopology(sources []string, sink string, fn func(ctx context.Context, env
 	st.NewTask = func(env topology.TaskEnv) (topology.Processor, error) {
 		return &procFunc{env: env, process: fn}, nil
 	}
-	return (*stream.Topology)(&topology.Topology{SubTopologies: []*topology.SubTopology{st}})
+	return wrap(t, &topology.Topology{SubTopologies: []*topology.SubTopology{st}})
 }
 
 // prefixTo returns a processing function that sends "out-"+value with the

@@ -62,8 +62,12 @@ type internalPlan struct {
 
 func internalName(appID, logical string) string { return appID + "-" + logical }
 
-// newPlan checks topo and resolves its topic names. Every problem is
-// reported, each matching ErrInvalidTopology.
+// newPlan resolves the topic names of topo, a topology package dsl has
+// validated (Build, or Wrap for one written by hand), with the app id.
+// It reports the problems that need the app id, each matching
+// ErrInvalidTopology: an internal topic or changelog whose full name
+// "<app-id>-<name>" is not a valid topic name (too long) or is the name
+// of an external topic of the topology. A nil topo is one too.
 func newPlan(appID string, topo *topology.Topology) (*plan, error) {
 	if topo == nil {
 		return nil, fmt.Errorf("%w: nil topology", ErrInvalidTopology)
@@ -73,23 +77,10 @@ func newPlan(appID string, topo *topology.Topology) (*plan, error) {
 		errs = append(errs, fmt.Errorf("%w: "+format, append([]any{ErrInvalidTopology}, args...)...))
 	}
 	p := &plan{appID: appID, bySource: map[string]*subPlan{}, purge: map[string]bool{}}
-	if len(topo.SubTopologies) == 0 {
-		bad("no sub-topologies (a topology needs at least one source)")
-	}
-	declared := map[string]*topology.InternalTopic{}
-	for i := range topo.InternalTopics {
-		it := &topo.InternalTopics[i]
-		if _, dup := declared[it.Name]; dup {
-			bad("internal topic %q declared twice", it.Name)
-			continue
-		}
-		declared[it.Name] = it
+	for _, it := range topo.InternalTopics {
 		name := internalName(appID, it.Name)
 		if err := broker.ValidateTopicName(name); err != nil {
 			bad("internal topic %q: %v", it.Name, err)
-		}
-		if it.Partitions < 0 {
-			bad("internal topic %q: negative partition count %d", it.Name, it.Partitions)
 		}
 		var like string
 		if l := it.PartitionsLike; l != nil {
@@ -107,143 +98,53 @@ func newPlan(appID string, topo *topology.Topology) (*plan, error) {
 		}
 	}
 
-	// Changelog topics: compacted, one partition per task of the
-	// sub-topology that owns the store.
-	storeOwner := map[string]int{}
+	// Changelog topics: compacted (and deleted by time for windowed
+	// stores), one partition per task of the sub-topology that owns the
+	// store.
+	external := map[string]bool{}
 	for _, st := range topo.SubTopologies {
-		if st == nil {
-			continue
-		}
+		sp := &subPlan{st: st}
 		for _, ss := range st.Stores {
-			if owner, dup := storeOwner[ss.Name]; dup {
-				if owner == st.ID {
-					bad("sub-topology %d declares store %q twice", st.ID, ss.Name)
-				} else {
-					bad("store %q is used by sub-topologies %d and %d; a store belongs to one sub-topology", ss.Name, owner, st.ID)
-				}
-				continue
-			}
-			storeOwner[ss.Name] = st.ID
 			logical := changelogName(ss.Name)
-			if _, dup := declared[logical]; dup || ss.Name == "" {
-				bad("store %q: its changelog topic %q is also declared as an internal topic", ss.Name, logical)
-				continue
+			name := internalName(appID, logical)
+			if err := broker.ValidateTopicName(name); err != nil {
+				bad("store %q: changelog topic: %v", ss.Name, err)
 			}
 			cleanup, retention := broker.CleanupCompact, time.Duration(0)
-			switch {
-			case ss.Retention < 0:
-				bad("store %q: negative retention %v", ss.Name, ss.Retention)
-			case ss.Retention > 0:
+			if ss.Retention > 0 {
 				cleanup, retention = broker.CleanupCompactDelete, ss.Retention+topology.WindowChangelogExtraRetention
 				if retention < ss.Retention {
 					retention = time.Duration(math.MaxInt64) // saturated
 				}
 			}
-			it := &topology.InternalTopic{Name: logical, WrittenBy: st.ID, Cleanup: cleanup}
-			declared[logical] = it
-			name := internalName(appID, logical)
-			if err := broker.ValidateTopicName(name); err != nil {
-				bad("store %q: changelog topic: %v", ss.Name, err)
-			}
 			p.internal = append(p.internal, internalPlan{name: name, logical: logical, writtenBy: st.ID, cleanup: cleanup, retention: retention})
-		}
-	}
-	resolve := func(what string, st int, topic string, internal bool) (string, bool) {
-		if internal {
-			if declared[topic] == nil {
-				bad("sub-topology %d: %s %q is internal but not declared in InternalTopics", st, what, topic)
-				return "", false
-			}
-			return internalName(appID, topic), true
-		}
-		if err := broker.ValidateTopicName(topic); err != nil {
-			bad("sub-topology %d: %s: %v", st, what, err)
-			return "", false
-		}
-		return topic, true
-	}
-	ids := map[int]bool{}
-	external := map[string]bool{}
-	for i, st := range topo.SubTopologies {
-		if st == nil {
-			bad("sub-topology at index %d is nil", i)
-			continue
-		}
-		if ids[st.ID] {
-			bad("sub-topology ID %d used twice", st.ID)
-		}
-		ids[st.ID] = true
-		if st.NewTask == nil {
-			bad("sub-topology %d has no NewTask", st.ID)
-		}
-		if len(st.Sources) == 0 {
-			bad("sub-topology %d has no source topics", st.ID)
-		}
-		sp := &subPlan{st: st}
-		for _, ss := range st.Stores {
-			sp.stores = append(sp.stores, storePlan{name: ss.Name, changelog: internalName(appID, changelogName(ss.Name))})
+			sp.stores = append(sp.stores, storePlan{name: ss.Name, changelog: name})
 		}
 		for _, src := range st.Sources {
-			name, ok := resolve("source", st.ID, src.Topic, src.Internal)
-			if !ok {
-				continue
-			}
-			if other := p.bySource[name]; other != nil {
-				if other == sp {
-					bad("sub-topology %d reads topic %q twice", st.ID, name)
-				} else {
-					bad("topic %q is read by sub-topologies %d and %d; a topic may feed only one sub-topology", name, other.st.ID, st.ID)
-				}
-				continue
+			name := src.Topic
+			if src.Internal {
+				name = internalName(appID, src.Topic)
+			} else {
+				external[name] = true
 			}
 			p.bySource[name] = sp
 			sp.sources = append(sp.sources, name)
 			p.sourceTopics = append(p.sourceTopics, name)
-			if !src.Internal {
-				external[name] = true
-			}
 		}
 		for _, sink := range st.Sinks {
-			name, ok := resolve("sink", st.ID, sink.Topic, sink.Internal)
-			if ok && !sink.Internal {
-				external[name] = true
+			if !sink.Internal {
+				external[sink.Topic] = true
 			}
 		}
 		p.subs = append(p.subs, sp)
 	}
-	globalTopics := map[string]string{}
 	for _, gs := range topo.GlobalStores {
-		if _, dup := storeOwner[gs.Name]; dup || gs.Name == "" {
-			bad("global store %q: the name is empty or used by another store", gs.Name)
-			continue
-		}
-		storeOwner[gs.Name] = -1
-		if err := broker.ValidateTopicName(gs.Name); err != nil {
-			bad("global store %q: %v", gs.Name, err)
-		}
-		if err := broker.ValidateTopicName(gs.Topic); err != nil {
-			bad("global store %q: %v", gs.Name, err)
-			continue
-		}
-		if sp := p.bySource[gs.Topic]; sp != nil {
-			bad("topic %q feeds global store %q and is read by sub-topology %d; a global store's topic feeds only the store", gs.Topic, gs.Name, sp.st.ID)
-		}
-		if other, dup := globalTopics[gs.Topic]; dup {
-			bad("topic %q feeds global stores %q and %q", gs.Topic, other, gs.Name)
-		}
-		globalTopics[gs.Topic] = gs.Name
 		external[gs.Topic] = true
 		p.globals = append(p.globals, globalPlan{name: gs.Name, topic: gs.Topic})
 	}
 	for _, it := range p.internal {
-		if !ids[it.writtenBy] {
-			bad("internal topic %q: written by unknown sub-topology %d", it.logical, it.writtenBy)
-		}
 		if external[it.name] {
 			bad("internal topic %q of app %q is named %q, like an external topic of the topology", it.logical, appID, it.name)
-		}
-		if it.like != "" && p.bySource[it.like] == nil {
-			bad("internal topic %q is sized like topic %q, which no sub-topology reads", it.logical, it.like)
 		}
 	}
 	if len(errs) > 0 {

@@ -10,7 +10,6 @@ import (
 	"github.com/duality-streams/duality/broker"
 	"github.com/duality-streams/duality/internal/timerscript"
 	"github.com/duality-streams/duality/internal/topology"
-	"github.com/duality-streams/duality/stream"
 )
 
 // TestStreamTimerRuntime: the runtime's one-shot stream-time timers
@@ -33,7 +32,7 @@ func TestStreamTimerRuntime(t *testing.T) {
 		want = append(want, s.Want...)
 	}
 	require.NoError(t, b.Produce(t.Context(), in))
-	app, err := duality.New("timer", (*stream.Topology)(topo), b, duality.FetchMaxWait(5*time.Millisecond))
+	app, err := duality.New("timer", wrap(t, topo), b, duality.FetchMaxWait(5*time.Millisecond))
 	require.NoError(t, err)
 	stop, _ := runApp(t, app)
 	awaitRecords(t, b, "out", len(want))

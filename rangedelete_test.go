@@ -11,7 +11,6 @@ import (
 	"github.com/duality-streams/duality"
 	"github.com/duality-streams/duality/broker"
 	"github.com/duality-streams/duality/internal/topology"
-	"github.com/duality-streams/duality/stream"
 )
 
 // TestWindowedStoreRangeDelete runs a store declared windowed
@@ -56,7 +55,7 @@ func TestWindowedStoreRangeDelete(t *testing.T) {
 				}
 			}}, nil
 		}
-		topo := (*stream.Topology)(&topology.Topology{SubTopologies: []*topology.SubTopology{st}})
+		topo := wrap(t, &topology.Topology{SubTopologies: []*topology.SubTopology{st}})
 		app, err := duality.New("rd", topo, b, duality.StateDir(dir), duality.CommitInterval(time.Millisecond))
 		require.NoError(t, err)
 		return app

@@ -82,7 +82,7 @@ func TestSkippedGenerationDropsWork(t *testing.T) {
 	require.NoError(t, eb.Produce(t.Context(), recs))
 
 	fn, done := counting(10, prefixTo("out"))
-	app, err := duality.New("skip", mapTopology([]string{"in"}, "out", fn), g,
+	app, err := duality.New("skip", mapTopology(t, []string{"in"}, "out", fn), g,
 		duality.Workers(1), duality.CommitInterval(time.Hour))
 	require.NoError(t, err)
 	stop, _ := runApp(t, app)

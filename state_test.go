@@ -25,7 +25,6 @@ import (
 	"github.com/duality-streams/duality/broker"
 	"github.com/duality-streams/duality/broker/embedded"
 	"github.com/duality-streams/duality/codec"
-	"github.com/duality-streams/duality/internal/topology"
 	"github.com/duality-streams/duality/store"
 	"github.com/duality-streams/duality/stream"
 )
@@ -694,38 +693,10 @@ func TestStateUnknownStore(t *testing.T) {
 	require.ErrorIs(t, err, stream.ErrUnknownStore)
 }
 
+// TestStatePlanErrors: an empty StateDir is a config error. (The store
+// declarations New refused in topologies written by hand are checked once,
+// by Build and dsl.Wrap: internal/dsl TestValidate.)
 func TestStatePlanErrors(t *testing.T) {
-	newTask := func(topology.TaskEnv) (topology.Processor, error) { return nil, errors.New("unused") }
-	tests := []struct {
-		name string
-		topo *topology.Topology
-	}{
-		{"changelog named like an internal topic", &topology.Topology{
-			SubTopologies: []*topology.SubTopology{{ID: 0, Sources: []topology.Source{{Topic: "in"}},
-				Stores: []topology.StoreSpec{{Name: "s"}}, NewTask: newTask}},
-			InternalTopics: []topology.InternalTopic{{Name: "s-changelog", WrittenBy: 0}},
-		}},
-		{"store of two sub-topologies", &topology.Topology{
-			SubTopologies: []*topology.SubTopology{
-				{ID: 0, Sources: []topology.Source{{Topic: "a"}}, Stores: []topology.StoreSpec{{Name: "s"}}, NewTask: newTask},
-				{ID: 1, Sources: []topology.Source{{Topic: "b"}}, Stores: []topology.StoreSpec{{Name: "s"}}, NewTask: newTask},
-			},
-		}},
-		{"store declared twice", &topology.Topology{
-			SubTopologies: []*topology.SubTopology{{ID: 0, Sources: []topology.Source{{Topic: "in"}},
-				Stores: []topology.StoreSpec{{Name: "s"}, {Name: "s"}}, NewTask: newTask}},
-		}},
-		{"invalid store name", &topology.Topology{
-			SubTopologies: []*topology.SubTopology{{ID: 0, Sources: []topology.Source{{Topic: "in"}},
-				Stores: []topology.StoreSpec{{Name: "a/b"}}, NewTask: newTask}},
-		}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			_, err := duality.New("app", (*stream.Topology)(tt.topo), openBroker(t))
-			require.ErrorIs(t, err, duality.ErrInvalidTopology)
-		})
-	}
 	_, err := duality.New("app", counterTopology(t), openBroker(t), duality.StateDir(""))
 	require.ErrorIs(t, err, duality.ErrInvalidConfig)
 }

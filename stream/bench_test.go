@@ -11,6 +11,7 @@ import (
 
 	"github.com/duality-streams/duality/broker"
 	"github.com/duality-streams/duality/codec"
+	"github.com/duality-streams/duality/internal/dsl"
 	"github.com/duality-streams/duality/internal/topology"
 	"github.com/duality-streams/duality/stream"
 )
@@ -62,7 +63,7 @@ func BenchmarkFilterMapValuesTo(b *testing.B) {
 		b.Fatal(err)
 	}
 	env := &countingEnv{}
-	proc, err := (*topology.Topology)(topo).SubTopologies[0].NewTask(env)
+	proc, err := dsl.Unwrap((*dsl.Topology)(topo)).SubTopologies[0].NewTask(env)
 	if err != nil {
 		b.Fatal(err)
 	}

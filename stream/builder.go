@@ -7,7 +7,6 @@ import (
 
 	"github.com/duality-streams/duality/broker"
 	"github.com/duality-streams/duality/internal/dsl"
-	"github.com/duality-streams/duality/internal/topology"
 )
 
 // Errors reported by [Builder.Build]. Each wiring error matches one of them
@@ -95,20 +94,18 @@ func (b *Builder) Build() (*Topology, error) {
 }
 
 // Topology is a built, validated topology, ready for the runtime (package
-// duality) or for the test driver (package streamtest). It is immutable
-// and safe for concurrent use; each task instantiates its own processors.
-type Topology topology.Topology
+// duality) or for the test driver (package streamtest). It is opaque: only
+// [Builder.Build] makes one, and what it holds is read with
+// [Topology.Describe]. It is immutable and safe for concurrent use; each
+// task instantiates its own processors.
+type Topology dsl.Topology
 
 // Describe returns a readable description of the topology: its
 // sub-topologies with their sources, processors (with the stores they
 // use) and sinks (each with its children "-->" and parents "<--"), then
-// the internal topics and the stores with their changelog topics.
-func (t *Topology) Describe() string {
-	if t == nil {
-		return ""
-	}
-	return t.Description
-}
+// the internal topics and the stores with their changelog topics. It
+// returns "" for a nil Topology.
+func (t *Topology) Describe() string { return (*dsl.Topology)(t).Describe() }
 
 // RecordContext is the metadata of the record being processed: where the
 // input record came from, and the timestamp and headers the current record

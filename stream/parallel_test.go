@@ -12,7 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/duality-streams/duality/broker"
-	"github.com/duality-streams/duality/internal/topology"
+	"github.com/duality-streams/duality/internal/dsl"
 	"github.com/duality-streams/duality/stream"
 )
 
@@ -43,7 +43,7 @@ func TestTasksRunInParallel(t *testing.T) {
 	for p := range tasks {
 		envs[p] = &countingEnv{}
 		wg.Go(func() {
-			proc, err := (*topology.Topology)(topo).SubTopologies[0].NewTask(envs[p])
+			proc, err := dsl.Unwrap((*dsl.Topology)(topo)).SubTopologies[0].NewTask(envs[p])
 			if err != nil {
 				errs <- err
 				return

@@ -220,7 +220,7 @@ func TestToFunc(t *testing.T) {
 	}, str, str)
 	topo, err := b.Build()
 	require.NoError(t, err)
-	require.Empty(t, (*topologyView)(topo).sinks(), "per-record topics are not listed as sinks")
+	require.Empty(t, sinks(topo), "per-record topics are not listed as sinks")
 	require.Contains(t, topo.Describe(), "Sink: sink-1 (topic chosen per record)")
 
 	d := newDriver(t, b)

@@ -1,15 +1,14 @@
 package stream_test
 
 import (
+	"github.com/duality-streams/duality/internal/dsl"
 	"github.com/duality-streams/duality/stream"
 )
 
-// topologyView reads a built topology's structure in tests.
-type topologyView stream.Topology
-
-func (v *topologyView) sinks() []string {
+// sinks returns the fixed sink topics of a built topology.
+func sinks(topo *stream.Topology) []string {
 	var out []string
-	for _, st := range v.SubTopologies {
+	for _, st := range dsl.Unwrap((*dsl.Topology)(topo)).SubTopologies {
 		for _, s := range st.Sinks {
 			out = append(out, s.Topic)
 		}

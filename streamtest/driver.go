@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/duality-streams/duality/broker"
+	"github.com/duality-streams/duality/internal/dsl"
 	"github.com/duality-streams/duality/internal/topology"
 	"github.com/duality-streams/duality/store"
 	"github.com/duality-streams/duality/stream"
@@ -182,14 +183,15 @@ func New(topo *stream.Topology, opts ...Option) (*Driver, error) {
 			o.apply(&cfg)
 		}
 	}
-	if topo == nil {
+	raw := dsl.Unwrap((*dsl.Topology)(topo))
+	if raw == nil {
 		cfg.errs = append(cfg.errs, errors.New("streamtest: nil topology"))
 	}
 	if len(cfg.errs) > 0 {
 		return nil, errors.Join(cfg.errs...)
 	}
 	d := &Driver{
-		topo:   (*topology.Topology)(topo),
+		topo:   raw,
 		cfg:    cfg,
 		now:    cfg.start,
 		topics: make(map[string]*topicLog),
@@ -300,10 +302,6 @@ func (d *Driver) layout() error {
 	}
 	var errs []error
 	for st, sub := range d.topo.SubTopologies {
-		if len(sub.Sources) == 0 {
-			errs = append(errs, fmt.Errorf("streamtest: sub-topology %d has no sources", sub.ID))
-			continue
-		}
 		if _, err := sourceParts(st); err != nil {
 			errs = append(errs, err)
 			continue

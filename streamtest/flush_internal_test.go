@@ -9,7 +9,6 @@ import (
 
 	"github.com/duality-streams/duality/broker"
 	"github.com/duality-streams/duality/internal/topology"
-	"github.com/duality-streams/duality/stream"
 )
 
 // cachingProc buffers the keys it processes and writes them to its store
@@ -65,7 +64,7 @@ func TestFlushBeforeEveryCommit(t *testing.T) {
 			},
 		}},
 	}
-	d, err := New((*stream.Topology)(topo))
+	d, err := New(wrap(t, topo))
 	require.NoError(t, err)
 	defer d.Close()
 	require.NoError(t, d.PipeRaw(t.Context(), broker.Record{Topic: "in", Partition: broker.PartitionByKey, Key: []byte("a")}))

@@ -9,7 +9,6 @@ import (
 
 	"github.com/duality-streams/duality/broker"
 	"github.com/duality-streams/duality/internal/topology"
-	"github.com/duality-streams/duality/stream"
 )
 
 // TestStoreDeleteRange checks the driver's stores implement
@@ -61,7 +60,7 @@ func TestStoreDeleteRange(t *testing.T) {
 			},
 		}},
 	}
-	d, err := New((*stream.Topology)(topo))
+	d, err := New(wrap(t, topo))
 	require.NoError(t, err)
 	defer d.Close()
 	pipe := func(ops string) {

@@ -9,7 +9,6 @@ import (
 	"github.com/duality-streams/duality/broker"
 	"github.com/duality-streams/duality/internal/timerscript"
 	"github.com/duality-streams/duality/internal/topology"
-	"github.com/duality-streams/duality/stream"
 )
 
 // TestStreamTimer: a one-shot stream-time timer fires once when stream
@@ -23,7 +22,7 @@ func TestStreamTimer(t *testing.T) {
 		Sinks:   []topology.Sink{{Topic: "out"}},
 		NewTask: timerscript.NewProc,
 	}}}
-	d, err := New((*stream.Topology)(topo))
+	d, err := New(wrap(t, topo))
 	require.NoError(t, err)
 	defer d.Close()
 	var want []string

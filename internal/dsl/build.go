@@ -28,10 +28,14 @@ func (k topicKey) String() string {
 // error at once, joined with errors.Join: errors recorded with AddError,
 // a graph without sources, duplicate names, invalid topic names, a topic
 // read by two sources, and a sub-topology that reads a topic it writes
-// (unless it is an internal topic declared with ReadByWriter).
+// (unless it is an internal topic declared with ReadByWriter). These
+// name the steps. A graph without them makes a topology that the checks
+// of [Wrap] then hold to the contract of package topology, as they hold
+// a topology written by hand: the one validation every topology passes
+// before a runtime runs it.
 //
 // The result is a snapshot: nodes added to g later are not part of it.
-func Build(g *Graph) (*topology.Topology, error) {
+func Build(g *Graph) (*Topology, error) {
 	errs := slices.Clone(g.errs)
 	nodes := slices.Clone(g.nodes)
 	children := make([][]*Node, len(nodes))
@@ -187,9 +191,6 @@ func Build(g *Graph) (*topology.Topology, error) {
 		if it.PartitionsLike != nil {
 			l := *it.PartitionsLike
 			like = &l
-			if k := (topicKey{l.Topic, l.Internal}); readers[k] == nil {
-				errs = append(errs, fmt.Errorf("stream: internal error: internal topic %q is sized like %s, which no source reads", it.Name, k))
-			}
 		}
 		topo.InternalTopics = append(topo.InternalTopics, topology.InternalTopic{
 			Name:           it.Name,
@@ -214,7 +215,7 @@ func Build(g *Graph) (*topology.Topology, error) {
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
-	return topo, nil
+	return Wrap(topo)
 }
 
 // components returns the connected components of nodes (by in-process

@@ -13,14 +13,22 @@
 // sibling package reaches a handle's node with [StreamNode] after a type
 // conversion, without import cycles.
 //
+// # Topologies
+//
+// [Build] returns a [Topology]: the processing graph in the form of
+// package topology, wrapped so that stream.Topology (type Topology
+// dsl.Topology) is opaque to users. The runtimes reach the graph with
+// [Unwrap]; tests that write a topology by hand wrap it with [Wrap]. Both
+// paths run the same validation, the only one before a runtime runs a
+// topology: a runtime checks only what needs its app id or its broker.
+//
 // # Tasks
 //
-// [Build] returns a *topology.Topology whose NewTask creates a [Task]:
-// it instantiates every node of the sub-topology once (children first,
-// through [Task.Get] and [Children], which asserts each child's behaviour
-// to the parent's typed output function once per task, never per record)
-// and dispatches input records by topic to the [SourceFunc] of the source
-// reading it. Nodes register close and flush hooks with [Task.OnClose] and
+// Each sub-topology's NewTask creates a [Task]: it instantiates every
+// node of the sub-topology once (children first, through [Task.Get] and
+// [Children], which asserts each child's behaviour to the parent's typed
+// output function once per task, never per record) and dispatches input
+// records by topic to the [SourceFunc] of the source reading it. Nodes register close and flush hooks with [Task.OnClose] and
 // [Task.OnFlush].
 //
 // # Conventions of package stream

@@ -106,8 +106,9 @@ func TestBuildSplitsAndDispatches(t *testing.T) {
 	u.step("out", dsl.KindSink, []string{"out"}, false, c)
 	u.g.AddInternalTopic(dsl.InternalTopic{Name: "rep", Writer: u.g.Nodes()[3]})
 
-	topo, err := dsl.Build(u.g)
+	built, err := dsl.Build(u.g)
 	require.NoError(t, err)
+	topo := dsl.Unwrap(built)
 	require.Len(t, topo.SubTopologies, 2)
 	require.Equal(t, []topology.Source{{Topic: "t1"}, {Topic: "t2"}, {Topic: "t3"}}, topo.SubTopologies[0].Sources)
 	require.Equal(t, []topology.Sink{{Topic: "rep", Internal: true}}, topo.SubTopologies[0].Sinks)
@@ -147,8 +148,9 @@ func TestNewTaskErrorClosesInstantiatedNodes(t *testing.T) {
 	errBad := errors.New("bad init")
 	bad.Instantiate = func(*dsl.Task) (any, error) { return nil, errBad }
 	u.g.AddNode(bad, a)
-	topo, err := dsl.Build(u.g)
+	built, err := dsl.Build(u.g)
 	require.NoError(t, err)
+	topo := dsl.Unwrap(built)
 	_, err = topo.SubTopologies[0].NewTask(&env{})
 	require.ErrorIs(t, err, errBad)
 	require.ErrorContains(t, err, `instantiate "bad-2"`)
@@ -162,8 +164,9 @@ func TestChildTypeMismatch(t *testing.T) {
 	odd := &dsl.Node{Op: "odd", Kind: dsl.KindProcessor}
 	odd.Instantiate = func(*dsl.Task) (any, error) { return func(int) error { return nil }, nil }
 	u.g.AddNode(odd, a)
-	topo, err := dsl.Build(u.g)
+	built, err := dsl.Build(u.g)
 	require.NoError(t, err)
+	topo := dsl.Unwrap(built)
 	_, err = topo.SubTopologies[0].NewTask(&env{})
 	require.ErrorContains(t, err, `internal error: node "odd-1" takes func(int) error, node "a" emits func(string) error`)
 }
@@ -181,8 +184,9 @@ func TestFlushHooks(t *testing.T) {
 		return dsl.SourceFunc(func(context.Context, *broker.Record) error { return nil }), nil
 	}
 	g.AddNode(n)
-	topo, err := dsl.Build(g)
+	built, err := dsl.Build(g)
 	require.NoError(t, err)
+	topo := dsl.Unwrap(built)
 	p, err := topo.SubTopologies[0].NewTask(&env{})
 	require.NoError(t, err)
 	require.ErrorIs(t, p.Flush(t.Context()), errFlush)
@@ -224,8 +228,9 @@ func TestSkipHooks(t *testing.T) {
 		}), nil
 	}
 	g.AddNode(n)
-	topo, err := dsl.Build(g)
+	built, err := dsl.Build(g)
 	require.NoError(t, err)
+	topo := dsl.Unwrap(built)
 	p, err := topo.SubTopologies[0].NewTask(&env{})
 	require.NoError(t, err)
 	rec := &broker.Record{Topic: "t"}

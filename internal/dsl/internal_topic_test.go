@@ -19,7 +19,7 @@ import (
 func TestInternalTopicSizingAndSelfRead(t *testing.T) {
 	// One sub-topology: source "t" -> step -> sink "loop"; source "loop"
 	// -> the same step.
-	build := func(readByWriter bool, like string) (*topology.Topology, error) {
+	build := func(readByWriter bool, like string) (*dsl.Topology, error) {
 		var log []string
 		u := untyped{g: dsl.NewGraph(), log: &log}
 		a := u.source("a", false, "t")
@@ -33,8 +33,9 @@ func TestInternalTopicSizingAndSelfRead(t *testing.T) {
 	require.ErrorIs(t, err, dsl.ErrTopicConflict)
 	require.ErrorContains(t, err, `sub-topology 0 reads and writes internal topic "loop"`)
 
-	topo, err := build(true, "t")
+	built, err := build(true, "t")
 	require.NoError(t, err)
+	topo := dsl.Unwrap(built)
 	require.Len(t, topo.SubTopologies, 1)
 	require.Equal(t, []topology.InternalTopic{{Name: "loop", PartitionsLike: &topology.Source{Topic: "t"}, WrittenBy: 0, Cleanup: broker.CleanupDelete}}, topo.InternalTopics)
 	require.Contains(t, topo.Description, `loop (partitions: as many as topic "t", cleanup: delete, written by sub-topology 0)`)
@@ -56,8 +57,9 @@ func TestStoreRetention(t *testing.T) {
 	n := u.step("n", dsl.KindProcessor, nil, false, m)
 	n.Stores = []string{"win"}
 	n.StoreRetention = map[string]time.Duration{"win": 2 * time.Hour}
-	topo, err := dsl.Build(u.g)
+	built, err := dsl.Build(u.g)
 	require.NoError(t, err)
+	topo := dsl.Unwrap(built)
 	require.Len(t, topo.SubTopologies, 1)
 	require.Equal(t, []topology.StoreSpec{{Name: "win", Retention: 2 * time.Hour}, {Name: "plain"}}, topo.SubTopologies[0].Stores)
 }
