@@ -2,17 +2,10 @@ package duality
 
 import (
 	"context"
-	"errors"
-	"fmt"
-	"log/slog"
-	"maps"
-	"slices"
-	"sync"
-	"sync/atomic"
 
 	"github.com/duality-streams/duality/broker"
 	"github.com/duality-streams/duality/internal/dsl"
-	"github.com/duality-streams/duality/store"
+	"github.com/duality-streams/duality/internal/runtime"
 	"github.com/duality-streams/duality/stream"
 )
 
@@ -20,20 +13,7 @@ import (
 // named by its app id. Create it with [New] and run it with [App.Run].
 // Metrics is safe for concurrent use; Run may be called once.
 type App struct {
-	appID string
-	plan  *plan
-	b     broker.Broker
-	cfg   config
-	log   *slog.Logger
-	ran   atomic.Bool
-	m     metrics
-	// db holds the stores while Run runs (nil without stores).
-	db store.DB
-	// maxRecordBytes is the broker's record size limit (0: none known):
-	// Send refuses a larger record as an error of the record that made it.
-	maxRecordBytes int
-	// iq is the registry of store partitions open for queries.
-	iq queries
+	rt *runtime.App
 }
 
 // New returns an App that runs topo on b. appID names the app: it is the
@@ -44,37 +24,17 @@ type App struct {
 // [ErrInvalidTopology] for a topology the runtime cannot run; all problems
 // are reported at once.
 func New(appID string, topo *stream.Topology, b broker.Broker, opts ...Option) (*App, error) {
-	cfg := defaultConfig()
+	cfg := runtime.DefaultConfig()
 	for _, o := range opts {
 		if o != nil {
 			o.apply(&cfg)
 		}
 	}
-	var errs []error
-	if err := broker.ValidateTopicName(appID); err != nil {
-		errs = append(errs, fmt.Errorf("%w: app id: %w", ErrInvalidConfig, err))
-	}
-	if b == nil {
-		errs = append(errs, fmt.Errorf("%w: nil broker", ErrInvalidConfig))
-	}
-	errs = append(errs, cfg.validate())
-	p, err := newPlan(appID, dsl.Unwrap((*dsl.Topology)(topo)))
-	errs = append(errs, err)
-	if err := errors.Join(errs...); err != nil {
+	rt, err := runtime.New(appID, dsl.Unwrap((*dsl.Topology)(topo)), b, cfg)
+	if err != nil {
 		return nil, err
 	}
-	maxRecordBytes := 0
-	if l, ok := b.(broker.RecordLimiter); ok {
-		maxRecordBytes = l.MaxRecordBytes()
-	}
-	return &App{
-		maxRecordBytes: maxRecordBytes,
-		appID:          appID,
-		plan:           p,
-		b:              b,
-		cfg:            cfg,
-		log:            cfg.logger.With(slog.String("app", appID)),
-	}, nil
+	return &App{rt: rt}, nil
 }
 
 // Run runs the app until ctx is canceled or a fatal error occurs.
@@ -98,269 +58,18 @@ func New(appID string, topo *stream.Topology, b broker.Broker, opts ...Option) (
 // goroutine it started has exited, so it also waits for processors: a
 // Process call that never returns blocks shutdown. A second call returns
 // [ErrRunCalled].
-func (a *App) Run(ctx context.Context) (err error) {
-	if !a.ran.CompareAndSwap(false, true) {
-		return ErrRunCalled
-	}
-	canceled := func(err error) bool { return ctx.Err() != nil && errors.Is(err, ctx.Err()) }
-	topics, err := a.plan.ensureTopics(ctx, a.b)
-	if err != nil {
-		if canceled(err) {
-			return nil
-		}
-		return fmt.Errorf("duality: app %q: %w", a.appID, err)
-	}
-	if a.plan.hasStores() {
-		if a.cfg.stateDirSet {
-			opts := append([]store.Option{store.WithLogger(a.log)}, a.cfg.stateOpts...)
-			db, err := store.OpenPebble(a.cfg.stateDir, opts...)
-			if err != nil {
-				return fmt.Errorf("duality: app %q: open state: %w", a.appID, err)
-			}
-			a.db = db
-		} else {
-			a.db = store.NewMemoryDB()
-		}
-		defer func() {
-			a.iq.stop() // waits for the queries in flight
-			if cerr := a.db.Close(); cerr != nil && err == nil {
-				err = fmt.Errorf("duality: app %q: close state: %w", a.appID, cerr)
-			}
-		}()
-		a.iq.setPartitions(a.plan, topics)
-	}
-	var globalErr <-chan error
-	if len(a.plan.globals) > 0 {
-		// Global stores are bootstrapped before any task starts, then
-		// followed by a goroutine of their own until Run returns.
-		g, gerr := a.openGlobals(ctx, topics)
-		if gerr != nil {
-			if canceled(gerr) {
-				return g.close()
-			}
-			return fmt.Errorf("duality: app %q: %w", a.appID, errors.Join(gerr, g.close()))
-		}
-		a.iq.setGlobals(g.stores)
-		gctx, cancel := context.WithCancel(ctx)
-		errc := make(chan error, 1)
-		done := make(chan struct{})
-		go func() {
-			defer close(done)
-			if ferr := g.follow(gctx); ferr != nil {
-				errc <- fmt.Errorf("global stores: %w", ferr)
-			}
-		}()
-		globalErr = errc
-		defer func() {
-			cancel()
-			<-done
-			a.iq.setGlobals(nil)
-			if cerr := g.close(); cerr != nil && err == nil {
-				err = fmt.Errorf("duality: app %q: close global stores: %w", a.appID, cerr)
-			}
-		}()
-	}
-	m, err := a.b.JoinGroup(ctx, a.appID, a.plan.sourceTopics)
-	if err != nil {
-		if canceled(err) {
-			return nil
-		}
-		return fmt.Errorf("duality: app %q: join group: %w", a.appID, err)
-	}
-	a.log.Info("joined group", slog.String("member", m.MemberID()), slog.Any("topics", a.plan.sourceTopics))
-	err = a.loop(ctx, m, topics, globalErr)
-	a.m.tasks.Store(0)
-	if lerr := m.Leave(context.WithoutCancel(ctx)); lerr != nil && err == nil {
-		err = fmt.Errorf("leave group: %w", lerr)
-	}
-	if err != nil {
-		return fmt.Errorf("duality: app %q: %w", a.appID, err)
-	}
-	a.log.Info("stopped")
-	return nil
-}
+func (a *App) Run(ctx context.Context) error { return a.rt.Run(ctx) }
 
-// loop follows the group's assignments until ctx ends, a worker fails or
-// the goroutine following the global stores fails (globalErr).
-// topics are the partition counts of the topics known to exist.
-func (a *App) loop(ctx context.Context, m broker.Membership, topics map[string]int32, globalErr <-chan error) error {
-	var gen *generation
-	for {
-		var failed <-chan error
-		if gen != nil {
-			failed = gen.errc
-		}
-		select {
-		case <-ctx.Done():
-			if gen != nil {
-				return gen.stop(stopReason{})
-			}
-			return nil
-		case err := <-failed:
-			// Stop the other workers; they commit their own work.
-			return errors.Join(err, gen.stop(stopReason{}))
-		case err := <-globalErr:
-			if gen != nil {
-				err = errors.Join(err, gen.stop(stopReason{}))
-			}
-			return err
-		case asg, ok := <-m.Assignments():
-			if !ok {
-				err := errors.New("group membership ended")
-				if gen != nil {
-					err = errors.Join(err, gen.stop(stopReason{}))
-				}
-				return err
-			}
-			if gen != nil {
-				if err := gen.stop(stopReason{next: &asg}); err != nil {
-					return err
-				}
-				gen = nil
-			}
-			a.m.rebalances.Add(1)
-			var err error
-			if gen, err = a.start(ctx, m, asg, topics); err != nil {
-				if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
-					return nil
-				}
-				return err
-			}
-		}
-	}
-}
+// Metrics returns a snapshot of the app's counters. It is cheap and safe
+// for concurrent use. Workers publish their record counts after every
+// fetched batch, so the counts lag processing by at most one batch.
+func (a *App) Metrics() Metrics { return a.rt.Metrics() }
 
-// stopReason says why a generation stops: next is the new assignment of a
-// rebalance, nil for a shutdown.
-type stopReason struct {
-	next *broker.Assignment
-}
-
-// generation is the set of workers running one assignment.
-type generation struct {
-	asg     broker.Assignment
-	cancel  context.CancelFunc
-	reason  stopReason
-	decided chan struct{} // closed once reason is set
-	wg      sync.WaitGroup
-	errc    chan error // buffered: one slot per worker
-}
-
-// stop tells the workers why they stop, interrupts their fetches and waits
-// until all have exited. It returns their errors.
-func (g *generation) stop(r stopReason) error {
-	g.reason = r
-	close(g.decided)
-	g.cancel()
-	g.wg.Wait()
-	var errs []error
-	for {
-		select {
-		case err := <-g.errc:
-			errs = append(errs, err)
-		default:
-			return errors.Join(errs...)
-		}
-	}
-}
-
-// start creates the tasks of asg, resumes them from the committed offsets
-// and starts the workers.
-func (a *App) start(ctx context.Context, m broker.Membership, asg broker.Assignment, topics map[string]int32) (*generation, error) {
-	tasks := a.plan.tasksFor(asg)
-	var tps []broker.TopicPartition
-	for _, t := range tasks {
-		for _, ps := range t.parts {
-			tps = append(tps, ps.tp)
-		}
-	}
-	// FetchOffsets is stable: it includes every commit the broker accepted
-	// before it, in particular one of the previous generation that passed
-	// its fence check just before the rebalance, so no record is processed
-	// twice (the broker conformance suite checks this).
-	committed, err := a.b.FetchOffsets(ctx, a.appID, tps)
-	if err != nil {
-		return nil, fmt.Errorf("fetch committed offsets: %w", err)
-	}
-	for _, t := range tasks {
-		for _, ps := range t.parts {
-			if off, ok := committed[ps.tp]; ok {
-				ps.next, ps.known, ps.committed = off, true, off
-				continue
-			}
-			offs, err := a.b.ListOffsets(ctx, ps.tp.Topic, ps.tp.Partition)
-			if err != nil {
-				return nil, fmt.Errorf("list offsets of %s/%d: %w", ps.tp.Topic, ps.tp.Partition, err)
-			}
-			ps.next = offs.Earliest
-		}
-	}
-	n := min(a.cfg.workers, len(tasks))
-	a.iq.assign(tasks)
-	a.m.tasks.Store(int64(len(tasks)))
-	a.log.Info("assigned", slog.Int64("generation", asg.Generation),
-		slog.Int("partitions", len(asg.Partitions)), slog.Int("tasks", len(tasks)), slog.Int("workers", n))
-
-	gctx, cancel := context.WithCancel(ctx)
-	g := &generation{asg: asg, cancel: cancel, decided: make(chan struct{}), errc: make(chan error, n)}
-	workers := make([]*worker, n)
-	// CacheMaxBytes is the instance's bound: each worker gets an equal
-	// share (at least a byte) for the record caches of its tasks' stores.
-	var cacheMax int64
-	if a.cfg.cacheMaxBytes > 0 && n > 0 {
-		cacheMax = max(1, a.cfg.cacheMaxBytes/int64(n))
-	}
-	for i := range workers {
-		workers[i] = &worker{app: a, gen: g, memberID: m.MemberID(), byTP: map[broker.TopicPartition]*partState{},
-			topics: maps.Clone(topics), cacheMax: cacheMax}
-	}
-	for i, t := range tasks {
-		w := workers[i%n]
-		t.idx = int32(len(w.tasks))
-		w.tasks = append(w.tasks, t)
-	}
-	for _, w := range workers {
-		g.wg.Add(1)
-		go func() {
-			defer g.wg.Done()
-			if err := w.run(ctx, gctx); err != nil {
-				g.errc <- err
-			}
-		}()
-	}
-	return g, nil
-}
-
-// tasksFor creates the tasks of an assignment: for each assigned partition
-// number p and each sub-topology with a source topic assigned at p, one task
-// reading partition p of those source topics. Tasks are sorted by partition,
-// then sub-topology.
-func (p *plan) tasksFor(asg broker.Assignment) []*task {
-	byPart := map[int32]map[string]bool{}
-	var nums []int32
-	for _, tp := range asg.Partitions {
-		if byPart[tp.Partition] == nil {
-			byPart[tp.Partition] = map[string]bool{}
-			nums = append(nums, tp.Partition)
-		}
-		byPart[tp.Partition][tp.Topic] = true
-	}
-	slices.Sort(nums)
-	var tasks []*task
-	for _, n := range nums {
-		for _, sp := range p.subs {
-			var t *task
-			for _, src := range sp.sources {
-				if !byPart[n][src] {
-					continue
-				}
-				if t == nil {
-					t = &task{id: TaskID{SubTopology: sp.st.ID, Partition: n}, sub: sp}
-					tasks = append(tasks, t)
-				}
-				t.parts = append(t.parts, &partState{tp: broker.TopicPartition{Topic: src, Partition: n}, task: t, purge: p.purge[src]})
-			}
-		}
-	}
-	return tasks
-}
+// Metrics is a snapshot of an app's counters since New, returned by
+// [App.Metrics]: records processed, skipped and produced, changelog
+// records, early commits of full caches, records processed while waiting
+// for a lagging partition, punctuations, late records dropped, purges,
+// commits and the last commit's duration, tasks and assignments. The
+// counters cover the whole app (all workers, all generations); each
+// field's comment says what it counts.
+type Metrics = runtime.Metrics

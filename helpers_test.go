@@ -231,7 +231,7 @@ func runtimeGoroutines() []string {
 	_ = pprof.Lookup("goroutine").WriteTo(&sb, 2)
 	var found []string
 	for g := range strings.SplitSeq(sb.String(), "\n\n") {
-		if strings.Contains(g, "duality.(*worker)") || strings.Contains(g, "duality.(*App)") || strings.Contains(g, "duality.(*globals)") {
+		if strings.Contains(g, "internal/runtime.(*worker)") || strings.Contains(g, "internal/runtime.(*App)") || strings.Contains(g, "internal/runtime.(*globals)") {
 			found = append(found, g)
 		}
 	}

@@ -1,122 +1,44 @@
 package duality
 
 import (
-	"errors"
-	"fmt"
 	"log/slog"
-	"runtime"
 	"time"
 
+	"github.com/duality-streams/duality/internal/runtime"
 	"github.com/duality-streams/duality/store"
 )
 
 // Option configures an [App]. Options are applied in order; a later option
 // overrides an earlier one of the same kind. [New] validates them all at
 // once and reports every problem in one error matching [ErrInvalidConfig].
-type Option interface{ apply(*config) }
+type Option interface{ apply(*runtime.Config) }
 
-type optionFunc func(*config)
+type optionFunc func(*runtime.Config)
 
-func (f optionFunc) apply(c *config) { f(c) }
+func (f optionFunc) apply(c *runtime.Config) { f(c) }
 
 // Defaults of the options.
 const (
-	DefaultCommitInterval        = 100 * time.Millisecond
-	DefaultMaxUncommittedRecords = 100_000
-	DefaultFetchMaxWait          = 500 * time.Millisecond
-	DefaultFetchMaxRecords       = 10_000
-	DefaultCacheMaxBytes         = 10 << 20
-	DefaultMaxTaskIdle           = 10 * time.Second
-	DefaultRepartitionPurge      = 30 * time.Second
+	DefaultCommitInterval        = runtime.DefaultCommitInterval
+	DefaultMaxUncommittedRecords = runtime.DefaultMaxUncommittedRecords
+	DefaultFetchMaxWait          = runtime.DefaultFetchMaxWait
+	DefaultFetchMaxRecords       = runtime.DefaultFetchMaxRecords
+	DefaultCacheMaxBytes         = runtime.DefaultCacheMaxBytes
+	DefaultMaxTaskIdle           = runtime.DefaultMaxTaskIdle
+	DefaultRepartitionPurge      = runtime.DefaultRepartitionPurge
 )
-
-type config struct {
-	workers        int
-	commitInterval time.Duration
-	maxUncommitted int
-	cacheMaxBytes  int64
-	fetchMaxWait   time.Duration
-	fetchMaxRecs   int
-	logger         *slog.Logger
-	policy         ErrorPolicy
-	now            func() time.Time
-	stateDir       string
-	stateDirSet    bool
-	stateOpts      []store.Option
-	onRestore      func(RestoreProgress)
-	maxTaskIdle    time.Duration
-	idleAdvance    time.Duration
-	purgeInterval  time.Duration
-}
-
-func defaultConfig() config {
-	return config{
-		workers:        runtime.GOMAXPROCS(0),
-		commitInterval: DefaultCommitInterval,
-		maxUncommitted: DefaultMaxUncommittedRecords,
-		cacheMaxBytes:  DefaultCacheMaxBytes,
-		fetchMaxWait:   DefaultFetchMaxWait,
-		fetchMaxRecs:   DefaultFetchMaxRecords,
-		logger:         slog.New(slog.DiscardHandler),
-		now:            time.Now,
-		maxTaskIdle:    DefaultMaxTaskIdle,
-		purgeInterval:  DefaultRepartitionPurge,
-	}
-}
-
-// validate reports every problem of c, each matching ErrInvalidConfig.
-func (c *config) validate() error {
-	var errs []error
-	bad := func(format string, args ...any) {
-		errs = append(errs, fmt.Errorf("%w: "+format, append([]any{ErrInvalidConfig}, args...)...))
-	}
-	if c.workers < 1 {
-		bad("Workers(%d): must be at least 1", c.workers)
-	}
-	if c.commitInterval <= 0 {
-		bad("CommitInterval(%v): must be positive", c.commitInterval)
-	}
-	if c.maxUncommitted < 1 {
-		bad("MaxUncommittedRecords(%d): must be at least 1", c.maxUncommitted)
-	}
-	if c.cacheMaxBytes < 0 {
-		bad("CacheMaxBytes(%d): must be 0 (no record cache) or positive", c.cacheMaxBytes)
-	}
-	if c.fetchMaxWait <= 0 {
-		bad("FetchMaxWait(%v): must be positive", c.fetchMaxWait)
-	}
-	if c.fetchMaxRecs < 1 {
-		bad("FetchMaxRecords(%d): must be at least 1", c.fetchMaxRecs)
-	}
-	if c.logger == nil {
-		bad("Logger(nil): use slog.New(slog.DiscardHandler) for no logging")
-	}
-	if c.stateDirSet && c.stateDir == "" {
-		bad("StateDir(\"\"): a directory is required (leave the option out for in-memory state)")
-	}
-	if c.idleAdvance < 0 {
-		bad("IdleStreamTimeAdvance(%v): must be 0 (off) or positive", c.idleAdvance)
-	}
-	if c.purgeInterval < 0 {
-		bad("RepartitionPurgeInterval(%v): must be 0 (off) or positive", c.purgeInterval)
-	}
-	if c.now == nil {
-		bad("Clock(nil): a clock function is required")
-	}
-	return errors.Join(errs...)
-}
 
 // Workers sets the number of worker goroutines that run tasks. An app runs
 // min(n, tasks) workers and spreads its tasks over them. Default
 // runtime.GOMAXPROCS(0). n must be at least 1.
-func Workers(n int) Option { return optionFunc(func(c *config) { c.workers = n }) }
+func Workers(n int) Option { return optionFunc(func(c *runtime.Config) { c.Workers = n }) }
 
 // CommitInterval sets how often a worker commits: it flushes its tasks and
 // appends their output together with their input offsets in one atomic
 // broker commit. Default [DefaultCommitInterval] (100 ms). d must be
 // positive.
 func CommitInterval(d time.Duration) Option {
-	return optionFunc(func(c *config) { c.commitInterval = d })
+	return optionFunc(func(c *runtime.Config) { c.CommitInterval = d })
 }
 
 // MaxUncommittedRecords makes a worker commit before the commit interval
@@ -126,7 +48,7 @@ func CommitInterval(d time.Duration) Option {
 // bounds memory.
 // Default [DefaultMaxUncommittedRecords] (100000). n must be at least 1.
 func MaxUncommittedRecords(n int) Option {
-	return optionFunc(func(c *config) { c.maxUncommitted = n })
+	return optionFunc(func(c *runtime.Config) { c.MaxUncommittedRecords = n })
 }
 
 // CacheMaxBytes bounds the record cache of the app instance's state
@@ -148,7 +70,7 @@ func MaxUncommittedRecords(n int) Option {
 // [DefaultCacheMaxBytes] (10 MiB, as Kafka Streams). n must not be
 // negative.
 func CacheMaxBytes(n int64) Option {
-	return optionFunc(func(c *config) { c.cacheMaxBytes = n })
+	return optionFunc(func(c *runtime.Config) { c.CacheMaxBytes = n })
 }
 
 // FetchMaxWait bounds how long a worker's fetch waits for new input when
@@ -157,21 +79,21 @@ func CacheMaxBytes(n int64) Option {
 // this only matters for idle workers. Default [DefaultFetchMaxWait]
 // (500 ms). d must be positive.
 func FetchMaxWait(d time.Duration) Option {
-	return optionFunc(func(c *config) { c.fetchMaxWait = d })
+	return optionFunc(func(c *runtime.Config) { c.FetchMaxWait = d })
 }
 
 // FetchMaxRecords bounds the records one fetch of a worker returns over all
 // its partitions. Default [DefaultFetchMaxRecords] (10000). n must be at
 // least 1.
 func FetchMaxRecords(n int) Option {
-	return optionFunc(func(c *config) { c.fetchMaxRecs = n })
+	return optionFunc(func(c *runtime.Config) { c.FetchMaxRecords = n })
 }
 
 // Logger sets the app's logger. The runtime logs lifecycle events at Info
 // (joins, assignments, fencing), skipped records and offset resets at Warn,
 // and uses the stable attribute keys "app", "task", "topic", "partition" and
 // "offset". Default: discard everything.
-func Logger(l *slog.Logger) Option { return optionFunc(func(c *config) { c.logger = l }) }
+func Logger(l *slog.Logger) Option { return optionFunc(func(c *runtime.Config) { c.Logger = l }) }
 
 // Clock sets the app's wall clock: what processors read as the time (for
 // example to stamp records), what drives wall-clock punctuations, the
@@ -179,7 +101,7 @@ func Logger(l *slog.Logger) Option { return optionFunc(func(c *config) { c.logge
 // they move themselves; the runtime re-reads it at least every
 // [FetchMaxWait]. Commit and purge timing ([RepartitionPurgeInterval])
 // always use the real clock. Default time.Now.
-func Clock(now func() time.Time) Option { return optionFunc(func(c *config) { c.now = now }) }
+func Clock(now func() time.Time) Option { return optionFunc(func(c *runtime.Config) { c.Clock = now }) }
 
 // MaxTaskIdle bounds how long a task that reads several partitions (the
 // co-partitioned topics of a join or a merge) holds back its buffered
@@ -208,7 +130,7 @@ func Clock(now func() time.Time) Option { return optionFunc(func(c *config) { c.
 // timestamp first, but a partition without buffered records never holds
 // the others back. Default [DefaultMaxTaskIdle] (10 s).
 func MaxTaskIdle(d time.Duration) Option {
-	return optionFunc(func(c *config) { c.maxTaskIdle = d })
+	return optionFunc(func(c *runtime.Config) { c.MaxTaskIdle = d })
 }
 
 // IdleStreamTimeAdvance lets an idle task's stream time move with the
@@ -232,7 +154,7 @@ func MaxTaskIdle(d time.Duration) Option {
 // has caught up with its partitions (a backlog is processed first). d
 // must not be negative.
 func IdleStreamTimeAdvance(d time.Duration) Option {
-	return optionFunc(func(c *config) { c.idleAdvance = d })
+	return optionFunc(func(c *runtime.Config) { c.IdleStreamTimeAdvance = d })
 }
 
 // RepartitionPurgeInterval sets how often a worker purges the internal
@@ -251,7 +173,7 @@ func IdleStreamTimeAdvance(d time.Duration) Option {
 // off; d must not be negative. Default [DefaultRepartitionPurge] (30 s,
 // as Kafka Streams).
 func RepartitionPurgeInterval(d time.Duration) Option {
-	return optionFunc(func(c *config) { c.purgeInterval = d })
+	return optionFunc(func(c *runtime.Config) { c.RepartitionPurgeInterval = d })
 }
 
 // StateDir keeps the app's state stores in one Pebble database in dir
@@ -266,7 +188,7 @@ func RepartitionPurgeInterval(d time.Duration) Option {
 // must not be empty; invalid opts make Run fail with an error matching
 // store.ErrInvalidConfig.
 func StateDir(dir string, opts ...store.Option) Option {
-	return optionFunc(func(c *config) { c.stateDir, c.stateDirSet, c.stateOpts = dir, true, opts })
+	return optionFunc(func(c *runtime.Config) { c.StateDir, c.StateDirSet, c.StateOptions = dir, true, opts })
 }
 
 // OnRestore sets a hook that reports the restoration of a store partition
@@ -278,13 +200,13 @@ func StateDir(dir string, opts ...store.Option) Option {
 // (at the start, every 5 s, at the end) with the attributes "store" and
 // "partition". Default: no hook.
 func OnRestore(f func(RestoreProgress)) Option {
-	return optionFunc(func(c *config) { c.onRestore = f })
+	return optionFunc(func(c *runtime.Config) { c.OnRestore = f })
 }
 
 // OnProcessingError sets what happens when a processor returns an error for
 // an input record. Default [FailOnError].
 func OnProcessingError(p ErrorPolicy) Option {
-	return optionFunc(func(c *config) { c.policy = p })
+	return optionFunc(func(c *runtime.Config) { c.SkipOnError, c.OnSkip = p.skip, p.callback })
 }
 
 // ErrorPolicy says what the runtime does when a processor fails on a

@@ -1,4 +1,4 @@
-package duality
+package runtime
 
 import (
 	"bytes"

@@ -1,4 +1,4 @@
-package duality
+package runtime
 
 import (
 	"context"
@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/duality-streams/duality/broker"
-	"github.com/duality-streams/duality/internal/topology"
 	"github.com/duality-streams/duality/store"
 )
 
@@ -171,7 +170,7 @@ func (g *globals) bootstrap(ctx context.Context, gs *globalStore) error {
 		}
 		copy(gs.next, earliest)
 	}
-	hook := g.a.cfg.onRestore
+	hook := g.a.cfg.OnRestore
 	for p := range gs.next {
 		total := latest[p] - gs.next[p]
 		if total <= 0 {
@@ -211,7 +210,7 @@ func (g *globals) bootstrap(ctx context.Context, gs *globalStore) error {
 func (g *globals) fetch(ctx context.Context, reqs []broker.FetchRequest, wait time.Duration) ([]broker.Record, error) {
 	backoff := 10 * time.Millisecond
 	for {
-		recs, err := g.a.b.Fetch(ctx, reqs, broker.FetchOptions{MaxWait: wait, MaxRecords: g.a.cfg.fetchMaxRecs})
+		recs, err := g.a.b.Fetch(ctx, reqs, broker.FetchOptions{MaxWait: wait, MaxRecords: g.a.cfg.FetchMaxRecords})
 		if err == nil || !broker.IsRetryable(err) || ctx.Err() != nil {
 			if err != nil {
 				return nil, fmt.Errorf("fetch: %w", err)
@@ -278,7 +277,7 @@ func (g *globals) follow(ctx context.Context) error {
 			r := &g.reqs[i]
 			r.Offset = g.byTP[broker.TopicPartition{Topic: r.Topic, Partition: r.Partition}].next[r.Partition]
 		}
-		recs, err := g.fetch(ctx, g.reqs, g.a.cfg.fetchMaxWait)
+		recs, err := g.fetch(ctx, g.reqs, g.a.cfg.FetchMaxWait)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
@@ -318,12 +317,4 @@ func (g *globals) close() error {
 		errs = append(errs, gs.st.Close())
 	}
 	return errors.Join(errs...)
-}
-
-// GlobalStore returns a reader of the global store name.
-func (e *taskEnv) GlobalStore(name string) (topology.GlobalKV, error) {
-	if gs := e.w.app.iq.globalStore(name); gs != nil {
-		return &globalKV{g: gs}, nil
-	}
-	return nil, fmt.Errorf("duality: no global store %q", name)
 }

@@ -1,33 +1,34 @@
-package duality
+package runtime
 
 import (
 	"sync/atomic"
 	"time"
 )
 
-// Metrics is a snapshot of an app's counters since New. The counters
-// cover the whole app (all workers, all generations).
+// Metrics is a snapshot of an app's counters since New
+// (duality.Metrics is this type). The counters cover the whole app (all
+// workers, all generations).
 type Metrics struct {
 	// RecordsProcessed counts input records processed without error,
 	// including those whose output a later failure or fencing discarded.
 	RecordsProcessed uint64
-	// RecordsSkipped counts input records skipped under [SkipOnError].
+	// RecordsSkipped counts input records skipped under duality.SkipOnError.
 	RecordsSkipped uint64
 	// RecordsProduced counts output records appended by successful commits,
 	// including the changelog records of state stores.
 	RecordsProduced uint64
 	// ChangelogRecords counts the changelog records of state stores among
-	// RecordsProduced. With the record cache on (see [CacheMaxBytes]) a
-	// commit logs one record per key written since the previous commit;
-	// without, one per write.
+	// RecordsProduced. With the record cache on (see
+	// duality.CacheMaxBytes) a commit logs one record per key written
+	// since the previous commit; without, one per write.
 	ChangelogRecords uint64
 	// CacheFlushes counts the commits a worker made early because the
 	// record caches of its tasks' stores held more than its share of
-	// [CacheMaxBytes].
+	// duality.CacheMaxBytes.
 	CacheFlushes uint64
 	// EnforcedProcessing counts the records a task processed while one
 	// of its partitions had records not fetched yet, after waiting
-	// [MaxTaskIdle] for them (possibly out of timestamp order).
+	// duality.MaxTaskIdle for them (possibly out of timestamp order).
 	EnforcedProcessing uint64
 	// Punctuations counts the punctuator calls that succeeded (see
 	// stream.ProcessorContext.Schedule).
@@ -40,8 +41,8 @@ type Metrics struct {
 	LateRecordsDropped uint64
 	// RepartitionPurges counts the partitions of internal topics
 	// (repartition, foreign-key subscription and response topics) purged
-	// up to their committed offset (see [RepartitionPurgeInterval]): one
-	// per successful DeleteRecords call.
+	// up to their committed offset (see duality.RepartitionPurgeInterval):
+	// one per successful DeleteRecords call.
 	RepartitionPurges uint64
 	// Commits counts successful broker commits.
 	Commits uint64
@@ -80,5 +81,24 @@ func (a *App) Metrics() Metrics {
 		LastCommitDuration: time.Duration(a.m.lastCommit.Load()),
 		Tasks:              int(a.m.tasks.Load()),
 		Assignments:        a.m.rebalances.Load(),
+	}
+}
+
+func (w *worker) flushMetrics() {
+	if w.processed > 0 {
+		w.app.m.processed.Add(w.processed)
+		w.processed = 0
+	}
+	if w.skipped > 0 {
+		w.app.m.skipped.Add(w.skipped)
+		w.skipped = 0
+	}
+	if w.enforced > 0 {
+		w.app.m.enforced.Add(w.enforced)
+		w.enforced = 0
+	}
+	if w.punctuated > 0 {
+		w.app.m.punctuations.Add(w.punctuated)
+		w.punctuated = 0
 	}
 }

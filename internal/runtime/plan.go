@@ -1,4 +1,4 @@
-package duality
+package runtime
 
 import (
 	"context"
@@ -61,6 +61,9 @@ type internalPlan struct {
 }
 
 func internalName(appID, logical string) string { return appID + "-" + logical }
+
+// changelogName is the logical name of store's changelog topic.
+func changelogName(storeName string) string { return storeName + "-changelog" }
 
 // newPlan resolves the topic names of topo, a topology package dsl has
 // validated (Build, or Wrap for one written by hand), with the app id.
@@ -177,6 +180,40 @@ func (p *plan) sub(id int) *subPlan {
 		}
 	}
 	return nil
+}
+
+// tasksFor creates the tasks of an assignment: for each assigned partition
+// number p and each sub-topology with a source topic assigned at p, one task
+// reading partition p of those source topics. Tasks are sorted by partition,
+// then sub-topology.
+func (p *plan) tasksFor(asg broker.Assignment) []*task {
+	byPart := map[int32]map[string]bool{}
+	var nums []int32
+	for _, tp := range asg.Partitions {
+		if byPart[tp.Partition] == nil {
+			byPart[tp.Partition] = map[string]bool{}
+			nums = append(nums, tp.Partition)
+		}
+		byPart[tp.Partition][tp.Topic] = true
+	}
+	slices.Sort(nums)
+	var tasks []*task
+	for _, n := range nums {
+		for _, sp := range p.subs {
+			var t *task
+			for _, src := range sp.sources {
+				if !byPart[n][src] {
+					continue
+				}
+				if t == nil {
+					t = &task{id: TaskID{SubTopology: sp.st.ID, Partition: n}, sub: sp}
+					tasks = append(tasks, t)
+				}
+				t.parts = append(t.parts, &partState{tp: broker.TopicPartition{Topic: src, Partition: n}, task: t, purge: p.purge[src]})
+			}
+		}
+	}
+	return tasks
 }
 
 // ensureTopics checks that every external topic exists, resolves the

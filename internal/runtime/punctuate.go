@@ -1,9 +1,7 @@
-package duality
+package runtime
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"log/slog"
 	"math"
 	"slices"
@@ -44,83 +42,6 @@ func (s *schedule) advance(now int64) {
 	s.next = next
 }
 
-// errInvalidSchedule is matched by the errors of taskEnv.Schedule.
-var errInvalidSchedule = errors.New("duality: invalid punctuation schedule")
-
-// Schedule registers a punctuation of the task.
-func (e *taskEnv) Schedule(interval time.Duration, typ topology.PunctuationType, f topology.Punctuator) (func(), error) {
-	switch {
-	case interval < time.Millisecond:
-		return nil, fmt.Errorf("%w: interval %v: must be at least 1ms", errInvalidSchedule, interval)
-	case f == nil:
-		return nil, fmt.Errorf("%w: nil punctuator", errInvalidSchedule)
-	case typ != topology.StreamTimePunctuation && typ != topology.WallClockPunctuation:
-		return nil, fmt.Errorf("%w: unknown punctuation type %d", errInvalidSchedule, typ)
-	}
-	t := e.t
-	s := &schedule{typ: typ, interval: interval.Milliseconds(), f: f}
-	if typ == topology.WallClockPunctuation {
-		s.next = e.w.app.cfg.now().UnixMilli() + s.interval
-		e.w.timed = true
-	}
-	// Stream-time punctuations start at 0: the first record with a
-	// non-negative timestamp fires them (as in Kafka Streams).
-	t.scheds = append(t.scheds, s)
-	t.due()
-	return func() {
-		if !s.canceled {
-			s.canceled = true
-			t.due()
-		}
-	}, nil
-}
-
-// StreamTimer registers a one-shot stream-time punctuation of the task,
-// disarmed. It is a schedule without interval, so it fires, commits and
-// is skipped like the other punctuations, and task.due and the idle
-// advance's wake-up (tick) see its due time.
-func (e *taskEnv) StreamTimer(f topology.Punctuator) (set func(int64), cancel func(), err error) {
-	if f == nil {
-		return nil, nil, fmt.Errorf("%w: nil punctuator", errInvalidSchedule)
-	}
-	t := e.t
-	s := &schedule{typ: topology.StreamTimePunctuation, next: math.MaxInt64, f: f}
-	t.scheds = append(t.scheds, s)
-	set = func(due int64) {
-		if s.canceled || due == s.next {
-			return
-		}
-		old := s.next
-		s.next = due
-		switch {
-		case due <= t.nextStream:
-			t.nextStream = due
-		case old == t.nextStream:
-			t.due() // it was the earliest
-		}
-	}
-	cancel = func() {
-		if !s.canceled {
-			s.canceled = true
-			t.due()
-		}
-	}
-	return set, cancel, nil
-}
-
-// RestoreStreamTime raises the task's stream time to a value a step
-// persisted. A task that has processed no input yet starts its idle
-// advance from the largest restored time, but only once it has caught up
-// with its partitions (see idleFromRestore): a backlog waiting in them,
-// or stores of other tasks still restoring, must not count as idleness.
-func (e *taskEnv) RestoreStreamTime(ts int64) {
-	t := e.t
-	t.streamTime = max(t.streamTime, ts)
-	if t.lastInput.IsZero() {
-		t.restored, t.restoredAt = true, e.w.fetches
-	}
-}
-
 // idleFromRestore reports whether a task whose stream time was restored
 // and which has processed no input since may start its idle advance: a
 // fetch has returned since the task was created, nothing is buffered, and
@@ -145,23 +66,6 @@ func (w *worker) idleFromRestore(ctx context.Context, t *task) bool {
 		}
 	}
 	return true
-}
-
-// StreamTime returns the task's stream time.
-func (e *taskEnv) StreamTime() int64 { return e.t.streamTime }
-
-// due recomputes the earliest due times of t's punctuations and drops the
-// canceled ones.
-func (t *task) due() {
-	t.nextStream, t.nextWall = math.MaxInt64, math.MaxInt64
-	t.scheds = slices.DeleteFunc(t.scheds, func(s *schedule) bool { return s.canceled })
-	for _, s := range t.scheds {
-		if s.typ == topology.StreamTimePunctuation {
-			t.nextStream = min(t.nextStream, s.next)
-		} else {
-			t.nextWall = min(t.nextWall, s.next)
-		}
-	}
 }
 
 // punctuate runs t's punctuations of type typ that are due at now, in
@@ -196,7 +100,7 @@ func (w *worker) punctuate(ctx context.Context, t *task, typ topology.Punctuatio
 		t.proc.Begin()
 		if perr := s.f(ctx, now); perr != nil {
 			pe := &ProcessingError{Task: t.id, Partition: -1, Offset: -1, Punctuation: typ.String(), Err: perr}
-			if !w.app.cfg.policy.skip {
+			if !w.app.cfg.SkipOnError {
 				t.due()
 				return false, pe
 			}
@@ -229,7 +133,7 @@ func cmpInt64(a, b int64) int {
 // hour).
 func (w *worker) tick(ctx context.Context) (next time.Duration, fenced bool, err error) {
 	cfg := &w.app.cfg
-	nowT := cfg.now()
+	nowT := cfg.Clock()
 	now := nowT.UnixMilli()
 	next = time.Hour
 	for _, t := range w.tasks {
@@ -244,15 +148,15 @@ func (w *worker) tick(ctx context.Context) (next time.Duration, fenced bool, err
 		if t.nextWall != math.MaxInt64 {
 			next = min(next, time.Duration(t.nextWall-now)*time.Millisecond)
 		}
-		if cfg.idleAdvance > 0 && t.restored && t.lastInput.IsZero() && w.idleFromRestore(ctx, t) {
+		if cfg.IdleStreamTimeAdvance > 0 && t.restored && t.lastInput.IsZero() && w.idleFromRestore(ctx, t) {
 			t.lastInput, t.inputTime, t.restored = nowT, t.streamTime, false
 		}
-		if cfg.idleAdvance <= 0 || t.lastInput.IsZero() || t.streamTime == topology.NoTime || t.buffered() {
+		if cfg.IdleStreamTimeAdvance <= 0 || t.lastInput.IsZero() || t.streamTime == topology.NoTime || t.buffered() {
 			continue
 		}
-		// Idle: stream time follows the clock, cfg.idleAdvance behind
+		// Idle: stream time follows the clock, cfg.IdleStreamTimeAdvance behind
 		// the last input.
-		if idle := nowT.Sub(t.lastInput) - cfg.idleAdvance; idle > 0 {
+		if idle := nowT.Sub(t.lastInput) - cfg.IdleStreamTimeAdvance; idle > 0 {
 			if st := t.inputTime + idle.Milliseconds(); st > t.streamTime {
 				t.streamTime = st
 			}
@@ -268,19 +172,9 @@ func (w *worker) tick(ctx context.Context) (next time.Duration, fenced bool, err
 			// When the advance reaches the next stream-time punctuation.
 			// The gap is capped so the Duration does not overflow.
 			gap := min(t.nextStream-t.inputTime, int64(math.MaxInt64/time.Millisecond)/2)
-			at := t.lastInput.Add(cfg.idleAdvance + time.Duration(gap)*time.Millisecond)
+			at := t.lastInput.Add(cfg.IdleStreamTimeAdvance + time.Duration(gap)*time.Millisecond)
 			next = min(next, at.Sub(nowT))
 		}
 	}
 	return max(next, 0), false, nil
-}
-
-// buffered reports whether t has fetched records not processed yet.
-func (t *task) buffered() bool {
-	for _, ps := range t.parts {
-		if len(ps.buf) > 0 {
-			return true
-		}
-	}
-	return false
 }

@@ -1,0 +1,231 @@
+package runtime
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/duality-streams/duality/broker"
+)
+
+// maybeCommit commits early when the uncommitted output or the record
+// caches are over their bounds.
+func (w *worker) maybeCommit(ctx context.Context) (fenced bool, err error) {
+	full := w.cacheMax > 0 && w.cacheBytes > w.cacheMax
+	if full || len(w.out)+w.pending > w.app.cfg.MaxUncommittedRecords {
+		if full {
+			w.app.m.cacheFlushes.Add(1)
+		}
+		return w.commit(ctx, w.gen.asg.Generation, nil, false)
+	}
+	return false, nil
+}
+
+// commit flushes the tasks and commits their buffered output and input
+// offsets in generation gen, in the background unless wait is set: the
+// worker goes on processing into a second buffer while the broker writes.
+// At most one commit is in flight; commit first waits for the previous one,
+// so the worker's commits apply in order.
+//
+// When keep is not nil, only the work of tasks whose partitions are all in
+// keep is committed; the rest is dropped (a rebalance moved it to another
+// member, which redoes it from the committed offsets). A fenced commit
+// drops all uncommitted work and returns fenced: work processed after it
+// must not be committed, or the fenced records would be lost.
+func (w *worker) commit(ctx context.Context, gen int64, keep map[broker.TopicPartition]bool, wait bool) (fenced bool, err error) {
+	for _, t := range w.tasks {
+		if t.proc == nil {
+			continue // not created: the generation stopped during a restore
+		}
+		if err := t.proc.Flush(ctx); err != nil {
+			return false, fmt.Errorf("task %s: flush: %w", t.id, err)
+		}
+	}
+	if fenced, err = w.await(); err != nil || fenced {
+		w.drop()
+		return fenced, err
+	}
+	if !w.dirty() {
+		w.last = time.Now()
+		return false, nil
+	}
+	offsets := make(map[broker.TopicPartition]int64, len(w.parts))
+	out := w.out
+	var kept []bool
+	if keep != nil {
+		kept = make([]bool, len(w.tasks))
+		for i, t := range w.tasks {
+			kept[i] = true
+			for _, ps := range t.parts {
+				kept[i] = kept[i] && keep[ps.tp]
+			}
+			if !kept[i] {
+				t.log.Info("task revoked by a rebalance: dropping its uncommitted work")
+			}
+		}
+		n := 0
+		for i := range out {
+			if kept[w.owner[i]] {
+				out[n] = out[i]
+				n++
+			}
+		}
+		clear(out[n:])
+		out = out[:n]
+		for i, t := range w.tasks {
+			if kept[i] {
+				addOffsets(offsets, t)
+			}
+		}
+	} else {
+		for _, t := range w.tasks {
+			addOffsets(offsets, t)
+		}
+	}
+	var states []*taskStore
+	changelog := 0
+	for i, t := range w.tasks {
+		for _, s := range t.stores {
+			if keep != nil && !kept[i] {
+				s.discard()
+				continue
+			}
+			if s.dirty() {
+				states = append(states, s)
+				n := len(out)
+				out = s.appendChangelog(out)
+				changelog += len(out) - n
+			}
+			s.handOff()
+		}
+	}
+	// Hand the buffer to the commit and continue in the spare one.
+	w.out, w.spare = w.spare[:0], nil
+	w.owner = w.owner[:0]
+	w.advanced = false
+	w.last = time.Now()
+	if len(out) == 0 && len(offsets) == 0 {
+		w.spare = out
+		// Only range deletions (no changelog records, no input position):
+		// nothing to commit to the broker, so apply them now.
+		for _, s := range states {
+			if err := s.applySent(); err != nil {
+				return false, err
+			}
+		}
+		return false, nil
+	}
+	c := &inflight{records: out, offsets: offsets, gen: gen, states: states, changelog: changelog, done: make(chan error, 1)}
+	w.inflight = c
+	go func() {
+		start := time.Now()
+		err := w.app.b.Commit(ctx, broker.CommitRequest{
+			Records:    c.records,
+			Group:      w.app.appID,
+			Generation: gen,
+			MemberID:   w.memberID,
+			Offsets:    offsets,
+		})
+		if err == nil {
+			w.app.m.commits.Add(1)
+			w.app.m.produced.Add(uint64(len(c.records)))
+			w.app.m.changelog.Add(uint64(c.changelog))
+			w.app.m.lastCommit.Store(int64(time.Since(start)))
+		}
+		c.done <- err
+	}()
+	if wait {
+		return w.await()
+	}
+	return false, nil
+}
+
+// inflight is a commit running in the background.
+type inflight struct {
+	records []broker.Record
+	offsets map[broker.TopicPartition]int64 // the input offsets it commits
+	gen     int64
+	states  []*taskStore // stores whose writes the commit logs
+	// changelog is the number of changelog records among records.
+	changelog int
+	done      chan error
+}
+
+// await waits for the commit in flight, if any, and returns its outcome.
+func (w *worker) await() (fenced bool, err error) {
+	c := w.inflight
+	if c == nil {
+		return false, nil
+	}
+	w.inflight = nil
+	err = <-c.done
+	if err == nil && len(c.states) > 0 {
+		// The broker set the changelog records' offsets: apply each
+		// store's writes with the offset of its last record.
+		for i := range c.records {
+			r := &c.records[i]
+			if s := w.changelogs[broker.TopicPartition{Topic: r.Topic, Partition: r.Partition}]; s != nil {
+				s.sentOff = r.Offset
+			}
+		}
+		for _, s := range c.states {
+			if aerr := s.applySent(); aerr != nil && err == nil {
+				err = aerr
+			}
+		}
+	} else {
+		for _, s := range c.states {
+			s.dropSent()
+		}
+	}
+	if err == nil {
+		for tp, off := range c.offsets {
+			if ps := w.byTP[tp]; ps != nil && ps.purge {
+				ps.committed = max(ps.committed, off)
+			}
+		}
+	}
+	clear(c.records)
+	if w.spare == nil {
+		w.spare = c.records[:0]
+	}
+	if errors.Is(err, broker.ErrFenced) {
+		w.app.log.Info("commit fenced by a newer generation: dropping uncommitted work",
+			slog.Int64("generation", c.gen), slog.Int("records", len(c.records)))
+		return true, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("commit: %w", err)
+	}
+	return false, nil
+}
+
+// poll returns the outcome of the commit in flight if it has finished.
+func (w *worker) poll() (fenced bool, err error) {
+	if c := w.inflight; c != nil && len(c.done) > 0 {
+		return w.await()
+	}
+	return false, nil
+}
+
+// drop discards the uncommitted work.
+func (w *worker) drop() {
+	for _, t := range w.tasks {
+		for _, s := range t.stores {
+			s.discard()
+		}
+	}
+	clear(w.out)
+	w.out, w.owner = w.out[:0], w.owner[:0]
+	w.advanced = false
+}
+
+func addOffsets(offsets map[broker.TopicPartition]int64, t *task) {
+	for _, ps := range t.parts {
+		if ps.known {
+			offsets[ps.tp] = ps.next
+		}
+	}
+}

@@ -1,0 +1,117 @@
+package runtime
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	goruntime "runtime"
+	"time"
+
+	"github.com/duality-streams/duality/store"
+)
+
+// Defaults of the Config fields (the root package re-exports them with
+// its options, which document them).
+const (
+	DefaultCommitInterval        = 100 * time.Millisecond
+	DefaultMaxUncommittedRecords = 100_000
+	DefaultFetchMaxWait          = 500 * time.Millisecond
+	DefaultFetchMaxRecords       = 10_000
+	DefaultCacheMaxBytes         = 10 << 20
+	DefaultMaxTaskIdle           = 10 * time.Second
+	DefaultRepartitionPurge      = 30 * time.Second
+)
+
+// Config is what the root package's options set, one field per option
+// of the same name (duality.Workers sets Workers, ...), where the options
+// document each. Start from [DefaultConfig]; [New] validates it.
+type Config struct {
+	Workers               int
+	CommitInterval        time.Duration
+	MaxUncommittedRecords int
+	// CacheMaxBytes bounds the record caches of the instance's stores; 0
+	// turns them off.
+	CacheMaxBytes   int64
+	FetchMaxWait    time.Duration
+	FetchMaxRecords int
+	Logger          *slog.Logger
+	// Clock is the app's wall clock (duality.Clock).
+	Clock func() time.Time
+	// StateDir, when StateDirSet, is the directory of the Pebble database
+	// of the app's stores, opened with StateOptions; otherwise state is
+	// kept in memory. StateDirSet with an empty StateDir is invalid.
+	StateDir     string
+	StateDirSet  bool
+	StateOptions []store.Option
+	// OnRestore, when not nil, is called with the progress of each
+	// restoration and global store bootstrap.
+	OnRestore func(RestoreProgress)
+	// SkipOnError skips records and punctuations that fail, calling
+	// OnSkip (when not nil) with each failure; otherwise a failure stops
+	// the app (duality.ErrorPolicy).
+	SkipOnError              bool
+	OnSkip                   func(*ProcessingError)
+	MaxTaskIdle              time.Duration
+	IdleStreamTimeAdvance    time.Duration
+	RepartitionPurgeInterval time.Duration
+}
+
+// DefaultConfig returns the defaults: GOMAXPROCS workers, the Default
+// constants, no logging, the real clock, state in memory, FailOnError.
+func DefaultConfig() Config {
+	return Config{
+		Workers:                  goruntime.GOMAXPROCS(0),
+		CommitInterval:           DefaultCommitInterval,
+		MaxUncommittedRecords:    DefaultMaxUncommittedRecords,
+		CacheMaxBytes:            DefaultCacheMaxBytes,
+		FetchMaxWait:             DefaultFetchMaxWait,
+		FetchMaxRecords:          DefaultFetchMaxRecords,
+		Logger:                   slog.New(slog.DiscardHandler),
+		Clock:                    time.Now,
+		MaxTaskIdle:              DefaultMaxTaskIdle,
+		RepartitionPurgeInterval: DefaultRepartitionPurge,
+	}
+}
+
+// validate reports every problem of c, each matching ErrInvalidConfig and
+// naming the option that set the field.
+func (c *Config) validate() error {
+	var errs []error
+	bad := func(format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%w: "+format, append([]any{ErrInvalidConfig}, args...)...))
+	}
+	if c.Workers < 1 {
+		bad("Workers(%d): must be at least 1", c.Workers)
+	}
+	if c.CommitInterval <= 0 {
+		bad("CommitInterval(%v): must be positive", c.CommitInterval)
+	}
+	if c.MaxUncommittedRecords < 1 {
+		bad("MaxUncommittedRecords(%d): must be at least 1", c.MaxUncommittedRecords)
+	}
+	if c.CacheMaxBytes < 0 {
+		bad("CacheMaxBytes(%d): must be 0 (no record cache) or positive", c.CacheMaxBytes)
+	}
+	if c.FetchMaxWait <= 0 {
+		bad("FetchMaxWait(%v): must be positive", c.FetchMaxWait)
+	}
+	if c.FetchMaxRecords < 1 {
+		bad("FetchMaxRecords(%d): must be at least 1", c.FetchMaxRecords)
+	}
+	if c.Logger == nil {
+		bad("Logger(nil): use slog.New(slog.DiscardHandler) for no logging")
+	}
+	if c.StateDirSet && c.StateDir == "" {
+		bad("StateDir(\"\"): a directory is required (leave the option out for in-memory state)")
+	}
+	if c.IdleStreamTimeAdvance < 0 {
+		bad("IdleStreamTimeAdvance(%v): must be 0 (off) or positive", c.IdleStreamTimeAdvance)
+	}
+	if c.RepartitionPurgeInterval < 0 {
+		bad("RepartitionPurgeInterval(%v): must be 0 (off) or positive", c.RepartitionPurgeInterval)
+	}
+	if c.Clock == nil {
+		bad("Clock(nil): a clock function is required")
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,44 @@
+// Package runtime executes a topology (package topology's contract,
+// validated by package dsl) against a broker: the engine behind package
+// duality, which is its facade and documents its behaviour for users
+// (commits, state stores, event time, punctuation, queries). It knows
+// the contract, the broker and the stores, never the DSL.
+//
+// # Files
+//
+// One idea per file:
+//
+//   - app.go: [App], [New], Run, the group loop and its generations.
+//   - config.go: [Config], its defaults and validation.
+//   - plan.go: the topology resolved to broker topic names with the app
+//     id; ensureTopics checks and creates topics; the tasks of an
+//     assignment.
+//   - worker.go: the worker loop: fetch, per-partition buffers, pick
+//     (timestamp order over a task's partitions), process, skip.
+//   - commit.go: the commit path: flush, hand-off, the commit in flight,
+//     await, drop.
+//   - purge.go: purging repartition topics up to the committed offsets.
+//   - task.go: a task and the position in each of its partitions.
+//   - env.go: taskEnv, the task's topology.TaskEnv, with all its methods.
+//   - taskstore.go: a task's partition of a store: the write-back cache
+//     or write log over the store, range deletions, undo of a skipped
+//     record, the hand-off to a commit.
+//   - restore.go: opening a task's stores and restoring them from their
+//     changelogs.
+//   - punctuate.go: punctuation schedules, stream-time timers and the
+//     idle advance of stream time.
+//   - global.go: global stores: bootstrap and follow.
+//   - query.go: the registry of store partitions open for queries and
+//     the byte-level reads ([StoreReader]).
+//   - metrics.go: [Metrics] and the counters behind it.
+//   - errors.go: sentinels and error types, re-exported by package
+//     duality.
+//
+// # Concurrency
+//
+// Run owns every goroutine it starts: one per worker of the current
+// generation, the commit and purge in flight of each worker, and the one
+// following the global stores. A task and its stores are used by their
+// worker's goroutine only; queries read the stores concurrently through
+// the registry, which hands out only committed state.
+package runtime

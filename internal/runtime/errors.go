@@ -1,0 +1,116 @@
+package runtime
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/duality-streams/duality/broker"
+	"github.com/duality-streams/duality/internal/topology"
+)
+
+// Sentinel errors of the runtime. The root package re-exports them
+// (duality.ErrInvalidConfig is ErrInvalidConfig, ...).
+var (
+	// ErrInvalidConfig is matched by every error New returns for a bad
+	// app id, a nil broker or an invalid option.
+	ErrInvalidConfig = errors.New("duality: invalid config")
+	// ErrInvalidTopology is matched by errors New returns for a topology
+	// the app cannot run under its app id: nil, or an internal topic or
+	// changelog whose full name "<app-id>-<name>" is not a valid topic
+	// name or is the name of an external topic of the topology. Build
+	// has checked the rest.
+	ErrInvalidTopology = errors.New("duality: invalid topology")
+	// ErrRunCalled is returned by a second call of [App.Run].
+	ErrRunCalled = errors.New("duality: Run already called")
+	// ErrPartitionMismatch is matched by errors about an existing internal
+	// topic whose partition count differs from the one the topology needs.
+	ErrPartitionMismatch = errors.New("duality: internal topic partition count mismatch")
+	// ErrNotCoPartitioned is matched by Run's error when a sub-topology
+	// that keeps state (a join, a table, an aggregation) reads topics with
+	// different partition counts.
+	ErrNotCoPartitioned = errors.New("duality: topics not co-partitioned")
+	// ErrStoreNotReady is matched by query errors while the store partition
+	// cannot be read yet: the app is not running, it is joining the group
+	// or rebalancing, or the partition is being restored from its
+	// changelog. The query may succeed if retried later.
+	ErrStoreNotReady = errors.New("duality: store not ready")
+	// ErrNotOwned is matched by a *[NotOwnedError]: the key's partition is
+	// assigned to another instance of the app.
+	ErrNotOwned = errors.New("duality: store partition not owned by this instance")
+	// ErrUnknownStore is matched by the error of [App.StoreReader] (and
+	// so of duality.Query) for a store name the topology does not
+	// declare.
+	ErrUnknownStore = errors.New("duality: unknown store")
+)
+
+// MissingTopicsError is returned by [App.Run] when external source or sink
+// topics do not exist (duality.MissingTopicsError is this type). The
+// runtime creates only internal topics; external ones must be created by
+// the operator. It matches [broker.ErrUnknownTopic].
+type MissingTopicsError struct {
+	// Topics are the missing topic names, sorted.
+	Topics []string
+}
+
+func (e *MissingTopicsError) Error() string {
+	return fmt.Sprintf("missing topics %s: create them before running the app", strings.Join(e.Topics, ", "))
+}
+
+// Is reports whether target is [broker.ErrUnknownTopic].
+func (e *MissingTopicsError) Is(target error) bool { return target == broker.ErrUnknownTopic }
+
+// ProcessingError is a processor's failure on one input record, or a
+// punctuator's failure (duality.ProcessingError is this type). Under the
+// default policy, duality.FailOnError, [App.Run] returns it (wrapped);
+// under duality.SkipOnError ([Config].SkipOnError) it is passed to the
+// callback.
+type ProcessingError struct {
+	// Task is the sub-topology and partition of the failing task.
+	Task TaskID
+	// Topic, Partition and Offset name the input record. For a
+	// punctuator, Topic is empty and Partition and Offset are -1.
+	Topic     string
+	Partition int32
+	Offset    int64
+	// Punctuation is "stream-time" or "wall-clock" for a punctuator's
+	// failure, empty for a record's.
+	Punctuation string
+	// Err is the processor's error.
+	Err error
+}
+
+func (e *ProcessingError) Error() string {
+	if e.Punctuation != "" {
+		return fmt.Sprintf("task %s: %s punctuation: %v", e.Task, e.Punctuation, e.Err)
+	}
+	return fmt.Sprintf("task %s: processing record %s/%d at offset %d: %v", e.Task, e.Topic, e.Partition, e.Offset, e.Err)
+}
+
+// Unwrap returns the processor's error.
+func (e *ProcessingError) Unwrap() error { return e.Err }
+
+// TaskID names a task: a sub-topology and a partition number. Its String
+// form is "<subtopology>_<partition>", as in Kafka Streams.
+type TaskID topology.TaskID
+
+// String returns "<subtopology>_<partition>".
+func (id TaskID) String() string { return fmt.Sprintf("%d_%d", id.SubTopology, id.Partition) }
+
+// NotOwnedError is returned by a query for a key whose partition this
+// instance does not own (duality.NotOwnedError is this type). It matches
+// [ErrNotOwned]. Another instance of the app may own it; Duality does not
+// forward queries between instances.
+type NotOwnedError struct {
+	// Store is the store's name.
+	Store string
+	// Partition is the key's partition, owned by another instance.
+	Partition int32
+}
+
+func (e *NotOwnedError) Error() string {
+	return fmt.Sprintf("duality: store %s partition %d is not owned by this instance", e.Store, e.Partition)
+}
+
+// Is reports whether target is [ErrNotOwned].
+func (e *NotOwnedError) Is(target error) bool { return target == ErrNotOwned }

@@ -1,0 +1,456 @@
+package runtime
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"time"
+
+	"github.com/duality-streams/duality/broker"
+	"github.com/duality-streams/duality/internal/topology"
+)
+
+// worker runs a fixed set of tasks on one goroutine. Between commits it
+// buffers the tasks' output; a commit appends it together with the tasks'
+// input offsets in one atomic broker commit.
+type worker struct {
+	app      *App
+	gen      *generation
+	memberID string
+	tasks    []*task
+	parts    []*partState
+	byTP     map[broker.TopicPartition]*partState
+	reqs     []broker.FetchRequest
+	// changelogs maps the changelog partitions of the tasks' stores to
+	// their stores.
+	changelogs map[broker.TopicPartition]*taskStore
+
+	out     []broker.Record // output since the last commit
+	pending int             // changelog records the tasks' store writes since the last commit make
+	// cacheBytes is what the record caches of the tasks' stores hold;
+	// beyond cacheMax (this worker's share of CacheMaxBytes; 0 without
+	// record cache) the worker commits early.
+	cacheBytes, cacheMax int64
+	owner                []int32         // owner[i] is the index of the task that sent out[i]
+	advanced             bool            // input offsets moved since the last commit
+	last                 time.Time       // last commit (or start)
+	inflight             *inflight       // commit running in the background
+	spare                []broker.Record // the buffer of the previous commit, for reuse
+
+	// purgeParts are the partitions the worker purges; purging is the
+	// purge running in the background, lastPurge when the last one
+	// started (or the worker started).
+	purgeParts []*partState
+	purging    *purgeRun
+	lastPurge  time.Time
+
+	processed, skipped, enforced, punctuated uint64 // not yet added to the app's metrics
+
+	// fetches counts the worker's fetches: a partition's listed end
+	// offset is current until the next one.
+	fetches uint64
+	// timed says some task has wall-clock punctuations or the idle
+	// advance is on, so the loop reads the clock.
+	timed bool
+
+	// topics are the partition counts of the topics known to exist, for
+	// checking sent records; last is the most recent lookup.
+	topics    map[string]int32
+	lastTopic string
+	lastParts int32
+}
+
+// run opens the worker's tasks, processes until gctx ends, then commits
+// according to the generation's stop reason and closes the tasks. It
+// returns only fatal errors.
+func (w *worker) run(runCtx, gctx context.Context) (err error) {
+	ctx := context.WithoutCancel(runCtx) // processing and commits finish during shutdown
+	cfg := &w.app.cfg
+	w.changelogs = map[broker.TopicPartition]*taskStore{}
+	w.timed = cfg.IdleStreamTimeAdvance > 0
+	for _, t := range w.tasks {
+		t.log = w.app.log.With(slog.String("task", t.id.String()))
+		if err := w.openStores(gctx, t); err != nil {
+			if gctx.Err() != nil {
+				break // stopping during a restore: state stays a prefix
+			}
+			return errors.Join(fmt.Errorf("task %s: %w", t.id, err), w.close())
+		}
+		t.streamTime, t.nextStream, t.nextWall = topology.NoTime, math.MaxInt64, math.MaxInt64
+		proc, err := t.sub.st.NewTask(&taskEnv{w: w, t: t})
+		if err != nil {
+			return errors.Join(fmt.Errorf("task %s: create: %w", t.id, err), w.close())
+		}
+		t.proc = proc
+		for _, ps := range t.parts {
+			ps.fetch = ps.next
+			w.parts = append(w.parts, ps)
+			w.byTP[ps.tp] = ps
+			if ps.purge {
+				w.purgeParts = append(w.purgeParts, ps)
+			}
+		}
+	}
+	w.reqs = make([]broker.FetchRequest, 0, len(w.parts))
+	defer func() {
+		_, cerr := w.await() // a fenced commit needs no report here
+		w.awaitPurge(gctx)
+		w.flushMetrics()
+		err = errors.Join(err, cerr, w.close())
+	}()
+
+	w.last = time.Now()
+	w.lastPurge = w.last
+	backoff := 10 * time.Millisecond
+	for gctx.Err() == nil {
+		// Process the buffered records of the tasks that may go on, run
+		// the punctuations that are due, commit if due, then fetch for
+		// the partitions whose buffers are empty.
+		if fenced, err := w.processReady(ctx, gctx.Done()); err != nil || fenced {
+			return err
+		}
+		w.flushMetrics()
+		if gctx.Err() != nil {
+			break
+		}
+		w.maybePurge(gctx)
+		wait := cfg.FetchMaxWait
+		if w.timed {
+			due, fenced, err := w.tick(ctx)
+			if err != nil || fenced {
+				return err
+			}
+			wait = min(wait, max(due, time.Millisecond))
+		}
+		if w.inflight != nil {
+			wait = min(wait, cfg.CommitInterval) // notice its outcome soon
+		}
+		if w.dirty() {
+			due := cfg.CommitInterval - time.Since(w.last)
+			if due <= 0 {
+				if fenced, err := w.commit(ctx, w.gen.asg.Generation, nil, false); err != nil || fenced {
+					return err
+				}
+				continue
+			}
+			wait = min(wait, due)
+		}
+		w.reqs = w.reqs[:0]
+		blocked := false
+		for _, ps := range w.parts {
+			if len(ps.buf) == 0 {
+				w.reqs = append(w.reqs, broker.FetchRequest{Topic: ps.tp.Topic, Partition: ps.tp.Partition, Offset: ps.fetch})
+			}
+			blocked = blocked || ps.task.waiting
+		}
+		if blocked {
+			// A task waits for records that exist: fetch them at once
+			// (an empty answer means the offsets up to the end hold no
+			// records, see received).
+			wait = 0
+		}
+		recs, err := w.app.b.Fetch(gctx, w.reqs, broker.FetchOptions{MaxWait: wait, MaxRecords: cfg.FetchMaxRecords})
+		if err != nil {
+			if gctx.Err() != nil {
+				break
+			}
+			var oor *broker.OffsetOutOfRangeError
+			if errors.As(err, &oor) {
+				if ps := w.byTP[broker.TopicPartition{Topic: oor.Topic, Partition: oor.Partition}]; ps != nil {
+					ps.task.log.Warn("offset out of range, resetting to the earliest offset",
+						slog.String("topic", oor.Topic), slog.Int("partition", int(oor.Partition)),
+						slog.Int64("offset", oor.Offset), slog.Int64("earliest", oor.Offsets.Earliest))
+					ps.next, ps.fetch, ps.buf, ps.headOK = oor.Offsets.Earliest, oor.Offsets.Earliest, nil, false
+					continue
+				}
+			}
+			if broker.IsRetryable(err) {
+				t := time.NewTimer(backoff)
+				select {
+				case <-gctx.Done():
+				case <-t.C:
+				}
+				t.Stop()
+				backoff = min(2*backoff, time.Second)
+				continue
+			}
+			return fmt.Errorf("fetch: %w", err)
+		}
+		backoff = 10 * time.Millisecond
+		if err := w.received(recs); err != nil {
+			return err
+		}
+		if fenced, err := w.poll(); err != nil || fenced {
+			w.drop()
+			return err
+		}
+	}
+
+	// Stopping: wait for the controller's reason, then commit.
+	<-w.gen.decided
+	if next := w.gen.reason.next; next != nil {
+		if next.Generation == w.gen.asg.Generation+1 {
+			// One rebalance: a partition kept in next had no other owner
+			// in between, so its work is still valid in next.
+			_, err := w.commit(ctx, next.Generation, assigned(next), true)
+			return err
+		}
+		// Generations were skipped (Assignments keeps only the newest): a
+		// partition we hold again may have had another owner in between
+		// who committed past our work, and committing it would duplicate
+		// output or move offsets back. Drop it all; the new tasks resume
+		// from the committed offsets.
+		w.app.log.Info("rebalance skipped generations: dropping uncommitted work",
+			slog.Int64("generation", w.gen.asg.Generation), slog.Int64("next", next.Generation))
+		w.drop()
+		return nil
+	}
+	_, err = w.commit(ctx, w.gen.asg.Generation, nil, true)
+	return err
+}
+
+func assigned(a *broker.Assignment) map[broker.TopicPartition]bool {
+	m := make(map[broker.TopicPartition]bool, len(a.Partitions))
+	for _, tp := range a.Partitions {
+		m[tp] = true
+	}
+	return m
+}
+
+func (w *worker) dirty() bool { return w.advanced || len(w.out) > 0 || w.pending > 0 }
+
+// received adds fetched records to the buffers of their partitions.
+func (w *worker) received(recs []broker.Record) error {
+	w.fetches++
+	var bytes int
+	for i := 0; i < len(recs); {
+		rec := &recs[i]
+		ps := w.byTP[broker.TopicPartition{Topic: rec.Topic, Partition: rec.Partition}]
+		if ps == nil {
+			return fmt.Errorf("fetch returned a record of unrequested partition %s/%d", rec.Topic, rec.Partition)
+		}
+		// The records of one partition usually come in one run.
+		j := i + 1
+		for j < len(recs) && recs[j].Partition == rec.Partition && recs[j].Topic == rec.Topic {
+			j++
+		}
+		for k := i; k < j; k++ {
+			bytes += len(recs[k].Key) + len(recs[k].Value)
+		}
+		run := recs[i:j:j]
+		for len(run) > 0 && run[0].Offset < ps.fetch {
+			run = run[1:] // already buffered or processed
+		}
+		if len(run) > 0 {
+			if len(ps.buf) == 0 {
+				ps.buf = run
+			} else {
+				ps.buf = append(ps.buf, run...)
+			}
+			ps.fetch = run[len(run)-1].Offset + 1
+		}
+		i = j
+	}
+	// A partition a task waits for, listed with records beyond its fetch
+	// offset, that a fetch which was not full returned nothing of holds
+	// no records there (compacted away, or offsets without records):
+	// stop waiting for it.
+	if len(recs) < w.app.cfg.FetchMaxRecords && bytes < fullFetchBytes {
+		for _, r := range w.reqs {
+			ps := w.byTP[broker.TopicPartition{Topic: r.Topic, Partition: r.Partition}]
+			if len(ps.buf) == 0 && ps.end > ps.fetch {
+				ps.end, ps.listed = ps.fetch, w.fetches
+			}
+		}
+	}
+	return nil
+}
+
+// fullFetchBytes is a fetch size beyond which a fetch may have left out
+// partitions with records (half of the brokers' default byte limit).
+const fullFetchBytes = 8 << 20
+
+// processReady processes the buffered records of every task, each task in
+// timestamp order over its partitions (see pick), until every task has
+// nothing left or waits for a partition. It returns early, between two
+// records, once stop is closed (a rebalance or shutdown): the records left
+// are not marked processed, so they are fetched again by whoever owns
+// their partition next.
+func (w *worker) processReady(ctx context.Context, stop <-chan struct{}) (fenced bool, err error) {
+	for _, t := range w.tasks {
+		if t.proc == nil {
+			continue // not created: the generation stopped during a restore
+		}
+		n := 0
+		for {
+			ps := w.pick(ctx, t)
+			if ps == nil {
+				break
+			}
+			select {
+			case <-stop:
+				return false, nil
+			default:
+			}
+			if fenced, err := w.processHead(ctx, t, ps); err != nil || fenced {
+				return fenced, err
+			}
+			n++
+		}
+		if n > 0 && w.app.cfg.IdleStreamTimeAdvance > 0 {
+			t.lastInput, t.inputTime = w.app.cfg.Clock(), t.streamTime
+		}
+	}
+	return false, nil
+}
+
+// pick returns the partition of t whose buffered head record t processes
+// next, or nil when t has nothing buffered or must wait.
+//
+// This is Kafka Streams' PartitionGroup: the head with the smallest
+// timestamp goes first (ties: the partition listed first), so a task
+// reading several topics (a join) processes them in timestamp order. That
+// order is only right if every partition has records buffered; when one
+// has none but its end offset is past its fetch offset (it has records
+// not fetched yet, as when an app starts with a backlog), t waits for
+// them, at most MaxTaskIdle. A partition that is caught up does not hold
+// t back.
+func (w *worker) pick(ctx context.Context, t *task) *partState {
+	t.waiting = false
+	if len(t.parts) == 1 {
+		if ps := t.parts[0]; len(ps.buf) > 0 {
+			return ps
+		}
+		return nil
+	}
+	var best *partState
+	var bestTS int64
+	empty := false
+	for _, ps := range t.parts {
+		if len(ps.buf) == 0 {
+			empty = true
+			continue
+		}
+		if ts := ps.head(t); best == nil || ts < bestTS {
+			best, bestTS = ps, ts
+		}
+	}
+	idle := w.app.cfg.MaxTaskIdle
+	if best == nil || !empty || idle <= 0 {
+		t.waitSince = time.Time{}
+		return best
+	}
+	lagging := false
+	for _, ps := range t.parts {
+		if len(ps.buf) > 0 {
+			continue
+		}
+		if ps.end <= ps.fetch && ps.listed != w.fetches {
+			// Caught up when last listed, but records may have come
+			// since: list again (once per fetch).
+			offs, err := w.app.b.ListOffsets(ctx, ps.tp.Topic, ps.tp.Partition)
+			if err != nil {
+				t.log.Debug("list offsets failed: not waiting for the partition",
+					slog.String("topic", ps.tp.Topic), slog.Int("partition", int(ps.tp.Partition)), slog.Any("error", err))
+				offs.Latest = ps.fetch
+			}
+			ps.end, ps.listed = offs.Latest, w.fetches
+		}
+		lagging = lagging || ps.end > ps.fetch
+	}
+	if !lagging {
+		t.waitSince = time.Time{}
+		return best
+	}
+	now := w.app.cfg.Clock()
+	if t.waitSince.IsZero() {
+		t.waitSince = now
+	}
+	if now.Sub(t.waitSince) < idle {
+		t.waiting = true
+		return nil
+	}
+	w.enforced++
+	return best
+}
+
+// processHead processes the first buffered record of ps, a partition of t,
+// then the stream-time punctuations it makes due.
+func (w *worker) processHead(ctx context.Context, t *task, ps *partState) (fenced bool, err error) {
+	cfg := &w.app.cfg
+	rec := &ps.buf[0]
+	if rec.Offset < ps.next {
+		ps.pop()
+		return false, nil
+	}
+	ts := ps.head(t)
+	ps.pop()
+	st := t.streamTime
+	if ts > st {
+		t.streamTime = ts
+	}
+	mark := len(w.out)
+	if len(t.stores) > 0 {
+		t.beginRecord()
+	}
+	t.proc.Begin()
+	perr := t.proc.Process(ctx, rec)
+	if perr != nil {
+		pe := &ProcessingError{Task: t.id, Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset, Err: perr}
+		if !cfg.SkipOnError {
+			return false, pe
+		}
+		// Drop the record's partial output and state changes; it does
+		// not move stream time.
+		t.streamTime = st
+		w.skip(t, mark, pe)
+	} else {
+		w.processed++
+	}
+	ps.next, ps.known = rec.Offset+1, true
+	w.advanced = true
+	if t.streamTime >= t.nextStream {
+		if fenced, err := w.punctuate(ctx, t, topology.StreamTimePunctuation, t.streamTime); err != nil || fenced {
+			return fenced, err
+		}
+	}
+	return w.maybeCommit(ctx)
+}
+
+// skip drops the partial output and state changes of a failed record or
+// punctuation under SkipOnError.
+func (w *worker) skip(t *task, mark int, pe *ProcessingError) {
+	t.skipRecord()
+	t.proc.Skip() // the steps' in-memory state, e.g. a window's stream time
+	clear(w.out[mark:])
+	w.out, w.owner = w.out[:mark], w.owner[:mark]
+	w.skipped++
+	t.log.Warn("skipping record after processing error",
+		slog.String("topic", pe.Topic), slog.Int("partition", int(pe.Partition)),
+		slog.Int64("offset", pe.Offset), slog.Any("error", pe.Err))
+	if cb := w.app.cfg.OnSkip; cb != nil {
+		cb(pe)
+	}
+}
+
+// close closes every opened task.
+func (w *worker) close() error {
+	var errs []error
+	for _, t := range w.tasks {
+		if t.proc != nil {
+			if err := t.proc.Close(); err != nil {
+				errs = append(errs, fmt.Errorf("task %s: close: %w", t.id, err))
+			}
+			t.proc = nil
+		}
+		for _, s := range t.stores {
+			if err := s.close(); err != nil {
+				errs = append(errs, fmt.Errorf("task %s: %w", t.id, err))
+			}
+		}
+		t.stores = nil
+	}
+	return errors.Join(errs...)
+}
