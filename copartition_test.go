@@ -32,7 +32,7 @@ func TestJoinNeedsCoPartitionedTopics(t *testing.T) {
 	app, err := duality.New("join", topo, b)
 	require.NoError(t, err)
 	err = app.Run(t.Context())
-	require.ErrorIs(t, err, duality.ErrNotCoPartitioned)
+	require.ErrorIs(t, err, stream.ErrNotCoPartitioned)
 	require.ErrorContains(t, err, "orders: 2")
 	require.ErrorContains(t, err, "customers: 3")
 	require.Empty(t, readTopic(t, b, "enriched"))

@@ -257,7 +257,7 @@ func queryAll[V any](t *testing.T, app *duality.App, name string, vc codec.Codec
 		seq, errf := q.All(t.Context())
 		maps.Insert(got, seq)
 		err := errf()
-		if err != nil && duality.IsRetryable(err) {
+		if err != nil && duality.IsRetryableQueryError(err) {
 			return false
 		}
 		require.NoError(t, err)

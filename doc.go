@@ -229,11 +229,11 @@
 // store as of the task's last successful commit, never its uncommitted
 // writes), so values match the committed output. While the app is not
 // running, rebalancing or restoring a partition, queries fail with
-// [ErrStoreNotReady], which [IsRetryable] reports as retryable; a store
-// closed by a rebalance during a query gives that error too, never a
-// panic. Queries are safe from any goroutine while the workers write;
-// Run's shutdown waits for ranges being iterated. Package httpquery serves
-// these queries as JSON over HTTP.
+// [ErrStoreNotReady], which [IsRetryableQueryError] reports as
+// retryable; a store closed by a rebalance during a query gives that
+// error too, never a panic. Queries are safe from any goroutine while the
+// workers write; Run's shutdown waits for ranges being iterated. Package
+// httpquery serves these queries as JSON over HTTP.
 //
 // # Shutdown
 //

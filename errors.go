@@ -1,9 +1,15 @@
 package duality
 
-import "github.com/duality-streams/duality/internal/runtime"
+import (
+	"github.com/duality-streams/duality/internal/runtime"
+	"github.com/duality-streams/duality/stream"
+)
 
 // Errors of [New], [App.Run] and the queries. They are defined once, by
-// the runtime; match them with errors.Is.
+// the runtime; match them with errors.Is. Run also returns
+// stream.ErrNotCoPartitioned (a sub-topology that keeps state reads
+// topics with different partition counts), and [Query]
+// stream.ErrUnknownStore.
 var (
 	// ErrInvalidConfig is matched by every error New returns for a bad
 	// app id, a nil broker or an invalid option.
@@ -19,10 +25,6 @@ var (
 	// ErrPartitionMismatch is matched by errors about an existing internal
 	// topic whose partition count differs from the one the topology needs.
 	ErrPartitionMismatch = runtime.ErrPartitionMismatch
-	// ErrNotCoPartitioned is matched by Run's error when a sub-topology
-	// that keeps state (a join, a table, an aggregation) reads topics with
-	// different partition counts.
-	ErrNotCoPartitioned = runtime.ErrNotCoPartitioned
 	// ErrStoreNotReady is matched by query errors while the store partition
 	// cannot be read yet: the app is not running, it is joining the group
 	// or rebalancing, or the partition is being restored from its
@@ -31,9 +33,6 @@ var (
 	// ErrNotOwned is matched by a *[NotOwnedError]: the key's partition is
 	// assigned to another instance of the app.
 	ErrNotOwned = runtime.ErrNotOwned
-	// ErrUnknownStore is returned by [Query] for a store name the topology
-	// does not declare.
-	ErrUnknownStore = runtime.ErrUnknownStore
 )
 
 // MissingTopicsError is returned by [App.Run] when external source or sink
@@ -61,6 +60,7 @@ type NotOwnedError = runtime.NotOwnedError
 // last report), for the [OnRestore] hook.
 type RestoreProgress = runtime.RestoreProgress
 
-// TaskID names a task: a sub-topology and a partition number. Its String
-// form is "<subtopology>_<partition>", as in Kafka Streams.
-type TaskID = runtime.TaskID
+// TaskID names a task: a sub-topology and a partition number, the type of
+// [ProcessingError].Task. It is stream.TaskID: its String form is
+// "<subtopology>_<partition>", as in Kafka Streams.
+type TaskID = stream.TaskID

@@ -168,7 +168,7 @@ func TestTaskEnv(t *testing.T) {
 		values[string(r.Value)]++
 	}
 	require.Len(t, values, 2)
-	require.Equal(t, 10, values["envs {0 0}"]+values["envs {0 1}"])
+	require.Equal(t, 10, values["envs 0_0"]+values["envs 0_1"])
 	require.Contains(t, logs.String(), `msg=processing app=envs task=0_1 offset=`)
 }
 

@@ -10,10 +10,12 @@ import (
 	"github.com/duality-streams/duality/internal/runtime"
 )
 
-// IsRetryable reports whether a query error may go away by itself, after a
-// rebalance or a restore: it matches [ErrStoreNotReady] or [ErrNotOwned]
-// (ownership moves with rebalances).
-func IsRetryable(err error) bool {
+// IsRetryableQueryError reports whether an error of a [ReadOnlyStore]
+// read may go away by itself, after a rebalance or a restore: it matches
+// [ErrStoreNotReady] or [ErrNotOwned] (ownership moves with rebalances).
+// It classifies query errors only; broker.IsRetryable classifies broker
+// errors.
+func IsRetryableQueryError(err error) bool {
 	return errors.Is(err, ErrStoreNotReady) || errors.Is(err, ErrNotOwned)
 }
 
@@ -41,8 +43,8 @@ type ReadOnlyStore[K, V any] struct {
 // All scan the whole store, reads see the records applied so far (there
 // are no commits), and ErrStoreNotReady means the app is not running or is
 // still bootstrapping it. It may be called before or while a runs.
-// It returns an error matching [ErrUnknownStore] when the topology has no
-// such store, and [ErrInvalidConfig] for a nil app or codec.
+// It returns an error matching stream.ErrUnknownStore when the topology
+// has no such store, and [ErrInvalidConfig] for a nil app or codec.
 func Query[K, V any](a *App, name string, kc codec.Codec[K], vc codec.Codec[V]) (*ReadOnlyStore[K, V], error) {
 	if a == nil || kc == nil || vc == nil {
 		return nil, fmt.Errorf("%w: query %q: nil app or codec", ErrInvalidConfig, name)

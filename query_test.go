@@ -77,13 +77,13 @@ func TestQueryGetRange(t *testing.T) {
 	counts, err := duality.Query(app, "counts", codec.String(), codec.Int64())
 	require.NoError(t, err)
 	_, err = duality.Query(app, "nope", codec.String(), codec.Int64())
-	require.ErrorIs(t, err, duality.ErrUnknownStore)
+	require.ErrorIs(t, err, stream.ErrUnknownStore)
 	_, err = duality.Query[string, int64](app, "counts", nil, codec.Int64())
 	require.ErrorIs(t, err, duality.ErrInvalidConfig)
 
 	_, _, err = counts.Get(t.Context(), "w01")
 	require.ErrorIs(t, err, duality.ErrStoreNotReady, "before Run")
-	require.True(t, duality.IsRetryable(err))
+	require.True(t, duality.IsRetryableQueryError(err))
 
 	stop, _ := runApp(t, app)
 	eventually(t, "committed counts", func() bool {
@@ -238,7 +238,7 @@ func TestQueryDuringRebalance(t *testing.T) {
 				switch {
 				case err == nil:
 					okN.Add(1)
-				case duality.IsRetryable(err):
+				case duality.IsRetryableQueryError(err):
 					retryN.Add(1)
 				default:
 					errc <- err

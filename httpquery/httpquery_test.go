@@ -195,7 +195,7 @@ func TestHandler(t *testing.T) {
 
 	_, err = httpquery.Handler(app, httpquery.StringKeys("nope", codec.Int64()), onlyW, onlyW,
 		httpquery.Store[string, int64]("counts", codec.String(), codec.Int64(), nil))
-	require.ErrorIs(t, err, duality.ErrUnknownStore)
+	require.ErrorIs(t, err, stream.ErrUnknownStore)
 	require.ErrorContains(t, err, "given twice")
 }
 

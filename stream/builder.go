@@ -1,12 +1,12 @@
 package stream
 
 import (
-	"errors"
 	"fmt"
 	"time"
 
 	"github.com/duality-streams/duality/broker"
 	"github.com/duality-streams/duality/internal/dsl"
+	"github.com/duality-streams/duality/internal/topology"
 )
 
 // Errors reported by [Builder.Build]. Each wiring error matches one of them
@@ -39,9 +39,20 @@ var (
 	ErrStoreConflict = dsl.ErrStoreConflict
 )
 
-// ErrUnknownStore is returned by [ProcessorContext.Store] for a store the
-// step did not declare with [WithStores].
-var ErrUnknownStore = errors.New("stream: unknown store")
+// ErrUnknownStore is matched by the error of [ProcessorContext.Store] for
+// a store the step did not declare with [WithStores], and by the errors of
+// the runtime's queries (duality.Query) and streamtest's store reads for a
+// store the topology does not declare.
+var ErrUnknownStore = topology.ErrUnknownStore
+
+// ErrNotCoPartitioned is matched by errors about a join, table or
+// aggregation whose inputs may not be partitioned alike, so that records
+// of one key could reach different tasks: Build reports a join of a
+// stream whose keys may have changed since it was read, or of inputs one
+// of which is computed in the sub-topology that reads the other
+// (package table); the runtime's Run reports a sub-topology that keeps
+// state and reads topics with different partition counts.
+var ErrNotCoPartitioned = topology.ErrNotCoPartitioned
 
 // ErrInvalidTimestamp is matched by the error of a record whose timestamp
 // is before the Unix epoch (negative in milliseconds, as Kafka's "no
@@ -133,14 +144,11 @@ type RecordContext struct {
 }
 
 // TaskID names a task: a sub-topology and the partition number it
-// processes.
-type TaskID struct {
-	SubTopology int
-	Partition   int32
-}
-
-// String returns "<sub-topology>_<partition>", Kafka Streams' notation.
-func (id TaskID) String() string { return fmt.Sprintf("%d_%d", id.SubTopology, id.Partition) }
+// processes (the runtime runs one task per sub-topology and partition).
+// Its String form is "<sub-topology>_<partition>", Kafka Streams'
+// notation. It is the task id of every package: duality.TaskID and
+// duality.ProcessingError.Task are this type.
+type TaskID = topology.TaskID
 
 // NodeError is the error a step returns when it fails on a record: a
 // [Process] step's error, a decode failure at a source (wrapping a

@@ -216,10 +216,7 @@ func (pc *processorContext[K, V]) RecordContext() RecordContext {
 	return *pc.in
 }
 
-func (pc *processorContext[K, V]) TaskID() TaskID {
-	id := pc.t.Env().TaskID()
-	return TaskID{SubTopology: id.SubTopology, Partition: id.Partition}
-}
+func (pc *processorContext[K, V]) TaskID() TaskID { return pc.t.Env().TaskID() }
 
 func (pc *processorContext[K, V]) Store(name string) (KVStore, error) {
 	if !slices.Contains(pc.stores, name) {

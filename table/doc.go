@@ -68,7 +68,7 @@
 // sub-topology, whose tasks read partition p of both topics, so the topics
 // must have the same partition count (the runtime and streamtest refuse
 // to run a sub-topology whose source topics differ, streamtest with
-// streamtest.ErrCoPartition). Build fails with [ErrNotCoPartitioned] for
+// streamtest.ErrCoPartition). Build fails with [stream.ErrNotCoPartitioned] for
 // a stream whose keys may have changed since it was read (Map, SelectKey,
 // FlatMap, Process) and for a stream computed in a sub-topology that
 // feeds the table's through an internal topic; in both cases call
@@ -90,7 +90,7 @@
 // [Materialize]. Both tables are read in one task, so they must be
 // co-partitioned: the join puts them in one sub-topology, whose source
 // topics must have the same partition count (the runtime and streamtest
-// refuse it otherwise), and Build fails with [ErrNotCoPartitioned] when
+// refuse it otherwise), and Build fails with [stream.ErrNotCoPartitioned] when
 // one table is computed in a sub-topology that feeds the other's.
 //
 // # Foreign-key joins
@@ -225,6 +225,6 @@
 // an invalid store name (stream.ErrInvalidOption), nil functions
 // (stream.ErrNilFunc), nil codecs (stream.ErrNilCodec), handles of two
 // builders (stream.ErrForeignStream) and joins whose inputs are not
-// co-partitioned ([ErrNotCoPartitioned]). At run time a failing
+// co-partitioned ([stream.ErrNotCoPartitioned]). At run time a failing
 // codec or store fails the record with a *stream.NodeError.
 package table

@@ -2,24 +2,12 @@ package table
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 
 	"github.com/duality-streams/duality/internal/dsl"
 	"github.com/duality-streams/duality/stream"
 )
-
-// ErrNotCoPartitioned is matched by Build errors about a join whose inputs
-// are not partitioned alike. For a stream-table join: the stream's keys
-// may have been changed since it was read (Map, SelectKey, FlatMap,
-// Process), or it is computed in a sub-topology that feeds the table's
-// through an internal topic; repartition the stream (s.Repartition(kc,
-// vc)) before the join. For a table-table join ([JoinTables] and its
-// variants): one table is computed in a sub-topology that feeds the
-// other's; write one table to a topic and read it back with [From]. Each
-// error's text says which case it is and what to do.
-var ErrNotCoPartitioned = errors.New("table: join inputs are not co-partitioned")
 
 // Join joins every record of s with the current value of its key in t
 // (Kafka Streams' KStream#join with a KTable): for a key with a value vt
@@ -36,7 +24,7 @@ var ErrNotCoPartitioned = errors.New("table: join inputs are not co-partitioned"
 // topics must have the same partition count (the runtime and streamtest
 // refuse a sub-topology whose source topics differ in partition count).
 // Build reports a nil joiner (stream.ErrNilFunc), handles of two builders
-// (stream.ErrForeignStream), and ErrNotCoPartitioned when s's keys may
+// (stream.ErrForeignStream), and stream.ErrNotCoPartitioned when s's keys may
 // have changed since its source or last repartition, or when s is
 // computed upstream of t's sub-topology.
 func Join[K, V, VT, VR any](s stream.Stream[K, V], t Table[K, VT], joiner func(k K, v V, vt VT) VR) stream.Stream[K, VR] {
@@ -132,9 +120,9 @@ func join[K, V, VT, VR any](s stream.Stream[K, V], t Table[K, VT], op string, jo
 		g.AddError(fmt.Errorf("%s %q: %w", op, n.Name, stream.ErrNilFunc))
 	}
 	if keyChanged(sn) {
-		g.AddError(fmt.Errorf("%w: %s %q: the stream's keys may have changed since it was read (Map, SelectKey, FlatMap or Process), so its records may not sit in the partition of the table's key; call Repartition on the stream before the join", ErrNotCoPartitioned, op, n.Name))
+		g.AddError(fmt.Errorf("%w: %s %q: the stream's keys may have changed since it was read (Map, SelectKey, FlatMap or Process), so its records may not sit in the partition of the table's key; call Repartition on the stream before the join", stream.ErrNotCoPartitioned, op, n.Name))
 	} else if topic, ok := feeds(sComp, tComp); ok {
-		g.AddError(fmt.Errorf("%w: %s %q: the stream is computed in the sub-topology that writes internal topic %q, which the table's sub-topology reads; the join would make one sub-topology read its own output: call Repartition on the stream before the join", ErrNotCoPartitioned, op, n.Name, topic))
+		g.AddError(fmt.Errorf("%w: %s %q: the stream is computed in the sub-topology that writes internal topic %q, which the table's sub-topology reads; the join would make one sub-topology read its own output: call Repartition on the stream before the join", stream.ErrNotCoPartitioned, op, n.Name, topic))
 	}
 	return stream.Stream[K, VR](dsl.NewStream[K, VR](n))
 }

@@ -239,7 +239,7 @@ func TestJoinCoPartitioning(t *testing.T) {
 					s := stream.SelectKey(stream.From(b, "orders", str, str), func(_, v string) string { return v })
 					table.Join(s, c, joiner).To("out", str, str)
 				},
-				want: table.ErrNotCoPartitioned,
+				want: stream.ErrNotCoPartitioned,
 				msg:  "call Repartition on the stream before the join",
 			},
 			{
@@ -249,7 +249,7 @@ func TestJoinCoPartitioning(t *testing.T) {
 					counts := table.Count(stream.GroupBy(s, func(_, v string) string { return v }, str, str, stream.Named("by-value")), "counts")
 					table.Join(s, table.MapValues(counts, func(n int64) string { return fmt.Sprint(n) }), joiner).To("out", str, str)
 				},
-				want: table.ErrNotCoPartitioned,
+				want: stream.ErrNotCoPartitioned,
 				msg:  `writes internal topic "by-value-repartition"`,
 			},
 			{

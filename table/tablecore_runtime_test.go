@@ -200,7 +200,7 @@ func TestJoinTablesRuntimeRefusesPartitionMismatch(t *testing.T) {
 	app, err := duality.New("join", topo, b)
 	require.NoError(t, err)
 	err = app.Run(ctx)
-	require.ErrorIs(t, err, duality.ErrNotCoPartitioned)
+	require.ErrorIs(t, err, stream.ErrNotCoPartitioned)
 	require.ErrorContains(t, err, "names: 2")
 	require.ErrorContains(t, err, "balances: 3")
 }

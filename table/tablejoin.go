@@ -34,7 +34,7 @@ import (
 // runtime and streamtest refuse one whose source topics differ in
 // partition count. Build reports a nil joiner (stream.ErrNilFunc),
 // tables of two builders (stream.ErrForeignStream) and
-// [ErrNotCoPartitioned] when one table is computed in a sub-topology that
+// [stream.ErrNotCoPartitioned] when one table is computed in a sub-topology that
 // feeds the other's through an internal topic. The steps are named
 // "table-join-<n>" (the result), "table-join-this-<n>" and
 // "table-join-other-<n>" (the steps that see each side's changes).
@@ -92,7 +92,7 @@ func joinTables[K, V, VO, VR any](t Table[K, V], other Table[K, VO], op string, 
 	}
 	g := tn.Graph()
 	if topic, ok := feeds(component(tn), component(on)); ok {
-		g.AddError(fmt.Errorf("%w: %s: one table is computed in the sub-topology that writes internal topic %q, which the other table's sub-topology reads; joining them would make one sub-topology read its own output: write one table to a topic (t.ToStream().To) and read it back with From, with the other table's partition count, before the join", ErrNotCoPartitioned, op, topic))
+		g.AddError(fmt.Errorf("%w: %s: one table is computed in the sub-topology that writes internal topic %q, which the other table's sub-topology reads; joining them would make one sub-topology read its own output: write one table to a topic (t.ToStream().To) and read it back with From, with the other table's partition count, before the join", stream.ErrNotCoPartitioned, op, topic))
 		return Table[K, VR]{}
 	}
 	// exists reports whether the joined row exists when this side has

@@ -163,7 +163,7 @@ func TestJoinTablesCoPartitioning(t *testing.T) {
 		perRegion := table.GroupBy(users, func(id, region string) (string, string) { return region, id }, str, str).Count("per-region")
 		table.JoinTables(users, perRegion, func(_ string, region string, n int64) string { return region })
 		_, err := b.Build()
-		require.ErrorIs(t, err, table.ErrNotCoPartitioned)
+		require.ErrorIs(t, err, stream.ErrNotCoPartitioned)
 		require.ErrorContains(t, err, "read it back with From")
 	})
 	t.Run("tables of two builders", func(t *testing.T) {

@@ -27,7 +27,7 @@ type ReadOnlyStore[K, V any] struct {
 
 // Query returns a read-only view of t's store in app, which must run the
 // topology t was built in. It may be called before or while app runs.
-// Errors: those of duality.Query (duality.ErrUnknownStore for a store the
+// Errors: those of duality.Query (stream.ErrUnknownStore for a store the
 // app's topology does not have, duality.ErrInvalidConfig for a nil app),
 // and an error matching ErrInvalidWindow for the zero Table.
 func Query[K, V any](app *duality.App, t Table[K, V]) (*ReadOnlyStore[K, V], error) {

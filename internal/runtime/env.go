@@ -23,7 +23,7 @@ type taskEnv struct {
 var _ topology.TaskEnv = (*taskEnv)(nil)
 
 func (e *taskEnv) AppID() string           { return e.w.app.appID }
-func (e *taskEnv) TaskID() topology.TaskID { return topology.TaskID(e.t.id) }
+func (e *taskEnv) TaskID() topology.TaskID { return e.t.id }
 func (e *taskEnv) Logger() *slog.Logger    { return e.t.log }
 func (e *taskEnv) Now() time.Time          { return e.w.app.cfg.Clock() }
 
@@ -72,7 +72,7 @@ func (e *taskEnv) Store(name string) (topology.KV, error) {
 			return s, nil
 		}
 	}
-	return nil, fmt.Errorf("duality: task %s has no store %q", e.t.id, name)
+	return nil, fmt.Errorf("duality: task %s has no store %q: %w", e.t.id, name, topology.ErrUnknownStore)
 }
 
 // GlobalStore returns a reader of the global store name.
@@ -80,7 +80,7 @@ func (e *taskEnv) GlobalStore(name string) (topology.GlobalKV, error) {
 	if gs := e.w.app.iq.globalStore(name); gs != nil {
 		return &globalKV{g: gs}, nil
 	}
-	return nil, fmt.Errorf("duality: no global store %q", name)
+	return nil, fmt.Errorf("duality: no global store %q: %w", name, topology.ErrUnknownStore)
 }
 
 // StreamTime returns the task's stream time.

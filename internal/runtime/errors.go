@@ -10,7 +10,9 @@ import (
 )
 
 // Sentinel errors of the runtime. The root package re-exports them
-// (duality.ErrInvalidConfig is ErrInvalidConfig, ...).
+// (duality.ErrInvalidConfig is ErrInvalidConfig, ...). The runtime also
+// returns the contract's topology.ErrUnknownStore and
+// topology.ErrNotCoPartitioned, which package stream re-exports.
 var (
 	// ErrInvalidConfig is matched by every error New returns for a bad
 	// app id, a nil broker or an invalid option.
@@ -26,10 +28,6 @@ var (
 	// ErrPartitionMismatch is matched by errors about an existing internal
 	// topic whose partition count differs from the one the topology needs.
 	ErrPartitionMismatch = errors.New("duality: internal topic partition count mismatch")
-	// ErrNotCoPartitioned is matched by Run's error when a sub-topology
-	// that keeps state (a join, a table, an aggregation) reads topics with
-	// different partition counts.
-	ErrNotCoPartitioned = errors.New("duality: topics not co-partitioned")
 	// ErrStoreNotReady is matched by query errors while the store partition
 	// cannot be read yet: the app is not running, it is joining the group
 	// or rebalancing, or the partition is being restored from its
@@ -38,10 +36,6 @@ var (
 	// ErrNotOwned is matched by a *[NotOwnedError]: the key's partition is
 	// assigned to another instance of the app.
 	ErrNotOwned = errors.New("duality: store partition not owned by this instance")
-	// ErrUnknownStore is matched by the error of [App.StoreReader] (and
-	// so of duality.Query) for a store name the topology does not
-	// declare.
-	ErrUnknownStore = errors.New("duality: unknown store")
 )
 
 // MissingTopicsError is returned by [App.Run] when external source or sink
@@ -67,7 +61,7 @@ func (e *MissingTopicsError) Is(target error) bool { return target == broker.Err
 // callback.
 type ProcessingError struct {
 	// Task is the sub-topology and partition of the failing task.
-	Task TaskID
+	Task topology.TaskID
 	// Topic, Partition and Offset name the input record. For a
 	// punctuator, Topic is empty and Partition and Offset are -1.
 	Topic     string
@@ -89,13 +83,6 @@ func (e *ProcessingError) Error() string {
 
 // Unwrap returns the processor's error.
 func (e *ProcessingError) Unwrap() error { return e.Err }
-
-// TaskID names a task: a sub-topology and a partition number. Its String
-// form is "<subtopology>_<partition>", as in Kafka Streams.
-type TaskID topology.TaskID
-
-// String returns "<subtopology>_<partition>".
-func (id TaskID) String() string { return fmt.Sprintf("%d_%d", id.SubTopology, id.Partition) }
 
 // NotOwnedError is returned by a query for a key whose partition this
 // instance does not own (duality.NotOwnedError is this type). It matches

@@ -206,7 +206,7 @@ func (p *plan) tasksFor(asg broker.Assignment) []*task {
 					continue
 				}
 				if t == nil {
-					t = &task{id: TaskID{SubTopology: sp.st.ID, Partition: n}, sub: sp}
+					t = &task{id: topology.TaskID{SubTopology: sp.st.ID, Partition: n}, sub: sp}
 					tasks = append(tasks, t)
 				}
 				t.parts = append(t.parts, &partState{tp: broker.TopicPartition{Topic: src, Partition: n}, task: t, purge: p.purge[src]})
@@ -222,7 +222,7 @@ func (p *plan) tasksFor(asg broker.Assignment) []*task {
 // or resolved from its writer's sources, and an existing internal topic has
 // that count. Sources of one sub-topology may differ in partition count: a
 // task reads partition p of those that have it, unless the sub-topology
-// keeps state (ErrNotCoPartitioned). It returns the partition
+// keeps state (topology.ErrNotCoPartitioned). It returns the partition
 // count of every topic that exists.
 func (p *plan) ensureTopics(ctx context.Context, b broker.Broker) (map[string]int32, error) {
 	infos, err := b.ListTopics(ctx)
@@ -353,7 +353,7 @@ func (p *plan) ensureTopics(ctx context.Context, b broker.Broker) (map[string]in
 		}
 		if !same {
 			errs = append(errs, fmt.Errorf("%w: sub-topology %d keeps state and reads topics with different partition counts (%s); records of one key would reach different tasks: give the topics the same partition count, or Repartition the stream before the join or aggregation",
-				ErrNotCoPartitioned, sp.st.ID, strings.Join(desc, ", ")))
+				topology.ErrNotCoPartitioned, sp.st.ID, strings.Join(desc, ", ")))
 		}
 	}
 	if len(errs) > 0 {

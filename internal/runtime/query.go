@@ -9,6 +9,7 @@ import (
 	"sync"
 
 	"github.com/duality-streams/duality/broker"
+	"github.com/duality-streams/duality/internal/topology"
 	"github.com/duality-streams/duality/store"
 )
 
@@ -233,8 +234,8 @@ type StoreReader struct {
 
 // StoreReader returns a reader of the store name of a's topology: a store
 // of a sub-topology or a global store. It may be called before or while a
-// runs. It returns an error matching [ErrUnknownStore] when the topology
-// declares no such store.
+// runs. It returns an error matching topology.ErrUnknownStore
+// (stream.ErrUnknownStore) when the topology declares no such store.
 func (a *App) StoreReader(name string) (*StoreReader, error) {
 	for _, sp := range a.plan.subs {
 		for _, s := range sp.stores {
@@ -248,7 +249,7 @@ func (a *App) StoreReader(name string) (*StoreReader, error) {
 			return &StoreReader{q: &a.iq, name: name, global: true}, nil
 		}
 	}
-	return nil, fmt.Errorf("%w: %q", ErrUnknownStore, name)
+	return nil, fmt.Errorf("%w: %q", topology.ErrUnknownStore, name)
 }
 
 // Name returns the store's name.

@@ -12,7 +12,7 @@ import (
 
 // task is one instance of a sub-topology for one partition number.
 type task struct {
-	id     TaskID
+	id     topology.TaskID
 	idx    int32 // index in its worker's tasks
 	sub    *subPlan
 	parts  []*partState

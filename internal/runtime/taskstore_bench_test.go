@@ -6,6 +6,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/duality-streams/duality/internal/topology"
 	"github.com/duality-streams/duality/store"
 )
 
@@ -17,7 +18,7 @@ import (
 func benchTaskStore(b *testing.B, n int, noCache, sent bool) *taskStore {
 	b.Helper()
 	w := &worker{app: &App{}}
-	tk := &task{id: TaskID{Partition: 0}}
+	tk := &task{id: topology.TaskID{Partition: 0}}
 	s := &taskStore{w: w, t: tk, name: "s", changelog: "app-s-changelog", st: store.NewMemory("s", 0), noCache: noCache}
 	tk.stores = []*taskStore{s}
 	value := make([]byte, 20)

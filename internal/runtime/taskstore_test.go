@@ -9,6 +9,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/duality-streams/duality/internal/topology"
 	"github.com/duality-streams/duality/store"
 )
 
@@ -32,7 +33,7 @@ func taskStoreModel(t *testing.T, seed uint64, noCache bool) {
 	{
 		rng := rand.New(rand.NewPCG(seed, 1))
 		w := &worker{app: &App{}}
-		tk := &task{id: TaskID{Partition: 0}}
+		tk := &task{id: topology.TaskID{Partition: 0}}
 		st := store.NewMemory("s", 0)
 		s := &taskStore{w: w, t: tk, name: "s", changelog: "app-s-changelog", st: st, noCache: noCache}
 		tk.stores = []*taskStore{s}
@@ -253,7 +254,7 @@ func TestTaskStoreRangeSnapshot(t *testing.T) {
 	for _, noCache := range []bool{false, true} {
 		t.Run(map[bool]string{false: "cache", true: "no-cache"}[noCache], func(t *testing.T) {
 			w := &worker{app: &App{}}
-			tk := &task{id: TaskID{Partition: 0}}
+			tk := &task{id: topology.TaskID{Partition: 0}}
 			s := &taskStore{w: w, t: tk, name: "s", changelog: "app-s-changelog", st: store.NewMemory("s", 0), noCache: noCache}
 			tk.stores = []*taskStore{s}
 			defer func() { require.NoError(t, s.close()) }()

@@ -6,6 +6,7 @@ package topology
 
 import (
 	"context"
+	"fmt"
 	"iter"
 	"log/slog"
 	"math"
@@ -116,11 +117,17 @@ type InternalTopic struct {
 	Cleanup   broker.CleanupPolicy
 }
 
-// TaskID names a task: a sub-topology and a partition number.
+// TaskID names a task: a sub-topology and the partition number it
+// processes. It is the one task id of the module: stream.TaskID and
+// duality.TaskID are aliases of it, and duality.ProcessingError.Task is
+// one.
 type TaskID struct {
 	SubTopology int
 	Partition   int32
 }
+
+// String returns "<sub-topology>_<partition>", Kafka Streams' notation.
+func (id TaskID) String() string { return fmt.Sprintf("%d_%d", id.SubTopology, id.Partition) }
 
 // TaskEnv is what a task's processors get from the runtime: every runtime
 // (the app runtime, streamtest) implements all of it. It is used by one
@@ -142,13 +149,15 @@ type TaskEnv interface {
 	Now() time.Time
 
 	// Store returns the task's partition of the store name, which must be
-	// one of the sub-topology's Stores (an error otherwise). It is ready:
+	// one of the sub-topology's Stores (otherwise an error matching
+	// [ErrUnknownStore]). It is ready:
 	// restored from its changelog before the task was created. The KV is
 	// used by the task's goroutine only and is valid until the task
 	// closes.
 	Store(name string) (KV, error)
 	// GlobalStore returns a reader of the global store name, which must be
-	// one of the topology's GlobalStores (an error otherwise). The store
+	// one of the topology's GlobalStores (otherwise an error matching
+	// [ErrUnknownStore]). The store
 	// is bootstrapped (up to the end of its topic as of the start of the
 	// app) before any task is created. The reader is used by the task's
 	// goroutine only and is valid until the task closes.
