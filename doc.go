@@ -1,8 +1,8 @@
 // Package duality runs stream-processing topologies: Kafka Streams' model
 // done natively in Go.
 //
-// A topology is built with the DSL in package stream (and later table and
-// window); this package executes it against a [broker.Broker]: today the
+// A topology is built with the DSL in packages stream, table and window;
+// this package executes it against a [broker.Broker]: today the
 // durable embedded log (package broker/embedded); a Kafka backend is planned
 // and not part of this release.
 //
@@ -84,9 +84,13 @@
 // [IdleStreamTimeAdvance] offers a bound: once a task has had no input
 // for that long by the [Clock], its stream time follows the clock (that
 // far behind its last input) and stream-time punctuations fire. The
-// runtime keeps stream time in memory: after a restart or a rebalance it
-// starts again with the task's first record (stores that need it, such as
-// windowed aggregations, persist their own).
+// runtime does not persist a task's stream time: after a restart or a
+// rebalance it starts again with the task's first record, unless a step
+// of the task restores the stream time it persisted in its store
+// (windowed aggregations and joins persist their own; with
+// window.WithTaskStreamTime they also restore the task's): the task then
+// starts from the largest restored time, and its idle advance starts once
+// it has caught up with its partitions.
 //
 // # Punctuation
 //

@@ -69,8 +69,11 @@ type ProcessorContext[K, V any] interface {
 	// of the input records the task has processed, the one being
 	// processed included (moved further while the task is idle when the
 	// app sets duality.IdleStreamTimeAdvance). It is the zero Time before
-	// the task's first record, and after a restart or a rebalance until
-	// the task's first record: the runtime does not persist it.
+	// the task's first record. The runtime does not persist it: after a
+	// restart or a rebalance it is the zero Time until the task's first
+	// record, unless a step of the task restored the stream time it
+	// persisted in its store (package window's steps with
+	// WithTaskStreamTime do), from which it then starts.
 	StreamTime() time.Time
 	// Schedule calls p every interval by the clock typ names, on the
 	// task's goroutine between two records, until the returned

@@ -80,11 +80,11 @@ func CacheUpdates() Option { return optionFunc(func(c *config) { c.cache = true 
 // expiry of old windows (a one-shot stream-time timer set to the next due
 // time). An idle task costs nothing in between: no punctuation, store
 // write or commit. A restarted (or moved) task starts with the stream
-// time the step persisted in its store, so
-// the idle advance goes on from there (once the task has caught up with
-// its partitions) and closes the windows an input that stopped before the
-// restart left open; that time may lag the task's
-// stream time before the restart by up to the time of the last due work.
+// time the step persisted in its store, so the idle advance goes on from
+// there (once the task has caught up with its partitions) and closes the
+// windows an input that stopped before the restart left open; that time
+// may lag the task's stream time before the restart by up to the time of
+// the last due work.
 //
 // Records of other sources of the sub-topology (a joined table's topic)
 // advance it too, so a source whose timestamps run ahead of the

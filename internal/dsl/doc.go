@@ -1,7 +1,7 @@
-// Package dsl is the untyped core of the DSL packages (stream, and later
-// table and window): a processing graph of nodes, its validation and split
-// into sub-topologies, its text description, and the per-task machinery
-// that instantiates the typed closures the DSL packages attach to nodes.
+// Package dsl is the untyped core of the DSL packages (stream, table and
+// window): a processing graph of nodes, its validation and split into
+// sub-topologies, its text description, and the per-task machinery that
+// instantiates the typed closures the DSL packages attach to nodes.
 //
 // # Nodes
 //

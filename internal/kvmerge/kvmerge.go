@@ -1,5 +1,8 @@
 // Package kvmerge merges a task's uncommitted writes with a scan of its
-// store, for the runtime's state stores and streamtest's.
+// store, for streamtest's state stores. (The runtime's task stores merge
+// their B-tree overlays with the store themselves: internal/runtime's
+// taskstore.go. Once streamtest drives the runtime, this package has no
+// user left.)
 package kvmerge
 
 import (

@@ -1,7 +1,14 @@
 // Package topology is the contract between the DSL packages (stream, table,
-// window), which build a processing graph, and the runtime, which executes
-// it. Everything here is bytes at the edges: codecs live inside the closures
-// that NewTask creates.
+// window), which build a processing graph, and the runtimes that execute
+// it (internal/runtime, streamtest). Everything here is bytes at the
+// edges: codecs live inside the closures that NewTask creates.
+//
+// A runtime gives each task a [TaskEnv], whose Store returns a [KV], and
+// drives the task's [Processor]; each of the three interfaces is
+// implemented in full by every runtime and every processor, with no
+// optional parts. Package dsl validates a [Topology] (Build, or Wrap for
+// one written by hand) before a runtime sees it, so a runtime checks only
+// what needs its app id or its broker.
 package topology
 
 import (
@@ -15,7 +22,8 @@ import (
 	"github.com/duality-streams/duality/broker"
 )
 
-// Topology is a built, validated processing graph.
+// Topology is a built processing graph. Package dsl validates it (see
+// the package documentation); the runtimes read it and never change it.
 type Topology struct {
 	// SubTopologies are the independent parts of the graph: nodes joined
 	// by in-process edges. A repartition topic separates two of them.
@@ -98,8 +106,10 @@ type StoreSpec struct {
 // between event time and the broker's clock.
 const WindowChangelogExtraRetention = 24 * time.Hour
 
-// InternalTopic is a topic the runtime creates (repartition topics;
-// changelogs later).
+// InternalTopic is a topic the runtime creates for the topology:
+// repartition topics, and a foreign-key join's subscription and response
+// topics. Changelog topics are not listed here: the runtime derives one
+// from each StoreSpec ("<name>-changelog").
 type InternalTopic struct {
 	Name string // logical name, e.g. "by-user-repartition"
 	// Partitions is the partition count; 0 means the count PartitionsLike
