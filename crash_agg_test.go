@@ -2,12 +2,10 @@ package duality_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"maps"
 	"math/rand/v2"
 	"os"
-	"path/filepath"
 	"reflect"
 	"slices"
 	"testing"
@@ -17,8 +15,8 @@ import (
 
 	"github.com/duality-streams/duality"
 	"github.com/duality-streams/duality/broker"
-	"github.com/duality-streams/duality/broker/embedded"
 	"github.com/duality-streams/duality/codec"
+	"github.com/duality-streams/duality/internal/crashtest"
 	"github.com/duality-streams/duality/stream"
 	"github.com/duality-streams/duality/table"
 )
@@ -32,7 +30,6 @@ import (
 // emit every update whether the record cache is on or off (the cache
 // only merges changelog records), so the outputs are exact.
 const (
-	aggEnv      = "DUALITY_AGG_CRASH_DIR"
 	aggApp      = "aggcrash"
 	aggParts    = 3
 	aggInput    = 8000
@@ -106,52 +103,33 @@ func TestAggKill9(t *testing.T) {
 	if testing.Short() {
 		kills = 2
 	}
-	root := t.TempDir()
-	brokerDir := filepath.Join(root, "broker")
-	b, err := embedded.Open(brokerDir)
-	require.NoError(t, err)
+	x := crashtest.New(t, crashtest.Embedded)
+	b := x.Open()
 	ctx := t.Context()
 	for _, topic := range []string{"agg-in", "agg-counts-out", "agg-sums-out", "agg-users-out"} {
 		require.NoError(t, b.CreateTopic(ctx, topic, broker.TopicConfig{Partitions: aggParts}))
 	}
 	require.NoError(t, b.CreateTopic(ctx, "agg-users", broker.TopicConfig{Partitions: aggParts, Cleanup: broker.CleanupCompact}))
-	seed := rand.Uint64()
-	t.Logf("seed %d", seed)
-	rng := rand.New(rand.NewPCG(seed, seed))
+	rng := x.Rand()
 	require.NoError(t, b.Produce(ctx, aggRecords(rng, aggInput)))
 	require.NoError(t, b.Close())
 
-	killed, wipes := 0, 0
-	for cycle := 0; ; cycle++ {
-		require.Less(t, cycle, 30, "too many cycles")
-		target, delay := -1, time.Duration(0)
-		if killed < kills {
-			share := aggInput / (kills + 1)
-			target = killed*share + rng.IntN(share)
-			delay = time.Duration(rng.IntN(5_000)) * time.Microsecond
-		}
+	x.Run(crashtest.Plan{
+		Kills: kills, MinKills: kills,
+		Schedule: crashtest.Spread(aggInput, kills, 5*time.Millisecond),
 		// The record cache changes the changelog (newest value per key, or
 		// every write in order): each run picks one at random.
-		cacheOff := rng.IntN(2) == 0
-		setAggCache(t, root, cacheOff)
-		if done := runChild(t, "^TestAggKill9Child$", aggEnv, root, target, delay); done {
-			break
-		}
-		killed++
-		committed := checkAggCommitted(t, brokerDir)
-		// Delete the state after half the kills, and at least once.
-		wipe := rng.IntN(2) == 0 || (killed == kills && wipes == 0)
-		if wipe {
-			wipes++
-			require.NoError(t, os.RemoveAll(filepath.Join(root, "state")))
-		}
-		t.Logf("cycle %d: cache off: %v; killed %v after %d committed input records; %d committed; state deleted: %v", cycle, cacheOff, delay, target, committed, wipe)
-	}
-	require.Equal(t, kills, killed, "the child finished before all kills; make the input larger")
-	t.Logf("killed %d times, deleted the state %d times", killed, wipes)
+		Variant: func(rng *rand.Rand) string {
+			if rng.IntN(2) == 0 {
+				return aggCacheOff
+			}
+			return "cache on"
+		},
+		Check:     func(t *testing.T, b broker.Broker) int { return checkAggOutputs(t, b, false) },
+		WipeState: true,
+	})
 
-	b, err = embedded.Open(brokerDir, embedded.WithCleanupInterval(-1))
-	require.NoError(t, err)
+	b = x.Open()
 	defer func() { require.NoError(t, b.Close()) }()
 	require.Equal(t, aggInput, checkAggOutputs(t, b, true))
 	ends := outputEnds(t, b)
@@ -163,11 +141,11 @@ func TestAggKill9(t *testing.T) {
 	// must continue from the rebuilt tables, each update output once.
 	for i, run := range []string{"on the state left behind", "after deleting the state directory"} {
 		if i == 1 {
-			require.NoError(t, os.RemoveAll(filepath.Join(root, "state")))
+			require.NoError(t, os.RemoveAll(x.StateDir()))
 		}
 		topo, err := aggTopology()
 		require.NoError(t, err)
-		app, err := duality.New(aggApp, topo, b, duality.StateDir(filepath.Join(root, "state")))
+		app, err := duality.New(aggApp, topo, b, duality.StateDir(x.StateDir()))
 		require.NoError(t, err)
 		stop, _ := runApp(t, app)
 		requireAggTables(t, app, b, run)
@@ -280,16 +258,6 @@ func outputEnds(t *testing.T, b broker.Broker) map[broker.TopicPartition]int64 {
 	return ends
 }
 
-// checkAggCommitted opens the broker of a killed child and checks its
-// outputs with checkAggOutputs; it returns the committed "agg-in" records.
-func checkAggCommitted(t *testing.T, dir string) int {
-	t.Helper()
-	b, err := embedded.Open(dir, embedded.WithCleanupInterval(-1))
-	require.NoError(t, err)
-	defer func() { require.NoError(t, b.Close()) }()
-	return checkAggOutputs(t, b, false)
-}
-
 // checkAggOutputs checks that the output topics hold exactly the changes
 // of the input below the group's committed offsets, once each and in
 // order per key, and returns the number of committed "agg-in" records.
@@ -302,24 +270,18 @@ func checkAggCommitted(t *testing.T, dir string) int {
 func checkAggOutputs(t *testing.T, b broker.Broker, all bool) int {
 	t.Helper()
 	ctx := t.Context()
-	committedOf := func(topic string) (map[broker.TopicPartition]int64, bool) {
-		if _, err := b.DescribeTopic(ctx, topic); errors.Is(err, broker.ErrUnknownTopic) {
-			return nil, false // the app was killed before it created the topic
-		}
-		var tps []broker.TopicPartition
-		for p := range int32(aggParts) {
-			tps = append(tps, broker.TopicPartition{Topic: topic, Partition: p})
-		}
-		committed, err := b.FetchOffsets(ctx, aggApp, tps)
+	committedOf := func(topic string) (crashtest.Offsets, bool) {
+		offs, err := crashtest.GroupOffsets(ctx, b, aggApp, topic)
 		require.NoError(t, err)
+		if len(offs.Missing) > 0 {
+			return offs, false // the app was killed before it created the topic
+		}
 		if all {
-			for _, tp := range tps {
-				offs, err := b.ListOffsets(ctx, tp.Topic, tp.Partition)
-				require.NoError(t, err)
-				require.Equal(t, offs.Latest, committed[tp], "%s/%d is not fully committed", tp.Topic, tp.Partition)
+			for tp, end := range offs.End {
+				require.Equal(t, end, offs.Committed[tp], "%s/%d is not fully committed", tp.Topic, tp.Partition)
 			}
 		}
-		return committed, true
+		return offs, true
 	}
 	outputs := func(topic string) map[string][]string {
 		got := map[string][]string{}
@@ -335,7 +297,7 @@ func checkAggOutputs(t *testing.T, b broker.Broker, all bool) int {
 	wantCounts := map[string][]string{}
 	n := 0
 	for _, r := range readTopic(t, b, "agg-in") {
-		if r.Offset < committed[broker.TopicPartition{Topic: r.Topic, Partition: r.Partition}] {
+		if committed.IsCommitted(r) {
 			k := string(r.Key)
 			wantCounts[k] = append(wantCounts[k], fmt.Sprint(len(wantCounts[k])+1))
 			n++
@@ -350,7 +312,7 @@ func checkAggOutputs(t *testing.T, b broker.Broker, all bool) int {
 	wantUsers := map[string][]string{}
 	rows := map[string]string{}
 	for _, r := range readTopic(t, b, "agg-users") {
-		if r.Offset < committed[broker.TopicPartition{Topic: r.Topic, Partition: r.Partition}] {
+		if committed.IsCommitted(r) {
 			k := string(r.Key)
 			row, had := rows[k]
 			switch {
@@ -377,7 +339,7 @@ func checkAggOutputs(t *testing.T, b broker.Broker, all bool) int {
 			v, err := codec.Int64().Decode(r.Value)
 			require.NoError(t, err)
 			regrouped = append(regrouped, fmt.Sprintf("%s=%d", r.Key, v))
-			if r.Offset < committed[broker.TopicPartition{Topic: r.Topic, Partition: r.Partition}] {
+			if committed.IsCommitted(r) {
 				k := string(r.Key)
 				sums[k] += v
 				wantSums[k] = append(wantSums[k], fmt.Sprint(sums[k]))
@@ -385,7 +347,7 @@ func checkAggOutputs(t *testing.T, b broker.Broker, all bool) int {
 		}
 		var fromInput []string
 		for _, r := range readTopic(t, b, "agg-in") {
-			if r.Offset < inCommitted[broker.TopicPartition{Topic: r.Topic, Partition: r.Partition}] {
+			if inCommitted.IsCommitted(r) {
 				v, err := codec.Int64().Decode(r.Value)
 				require.NoError(t, err)
 				fromInput = append(fromInput, fmt.Sprintf("%s=%d", aggGroup(string(r.Key)), v))
@@ -414,103 +376,30 @@ func aggValue(t *testing.T, topic string, v []byte) string {
 	return string(v)
 }
 
-// setAggCache tells the next child of TestAggKill9 to run with the record
-// cache off (a file "cache-off" in root) or on.
-func setAggCache(t *testing.T, root string, off bool) {
-	t.Helper()
-	path := filepath.Join(root, "cache-off")
-	if off {
-		require.NoError(t, os.WriteFile(path, nil, 0o644))
-		return
-	}
-	require.NoError(t, os.RemoveAll(path))
-}
+// aggCacheOff is the variant of TestAggKill9's child that runs with the
+// record cache off.
+const aggCacheOff = "cache off"
 
-// TestAggKill9Child is the child process of TestAggKill9; it skips unless
-// started by it.
+// TestAggKill9Child is the child process of TestAggKill9: it runs the app
+// until the group has committed every input partition and repartition
+// topic partition to its end.
 func TestAggKill9Child(t *testing.T) {
-	root := os.Getenv(aggEnv)
-	if root == "" {
-		t.Skip("child process of TestAggKill9; runs only when re-executed by it")
-	}
-	if err := aggChild(root); err != nil {
-		fmt.Fprintf(os.Stderr, "crash child: %v\n", err)
-		os.Exit(3)
-	}
-	fmt.Println("done")
-}
-
-// aggChild runs the app until the group has committed every input
-// partition and repartition topic partition to its end, printing the
-// committed "agg-in" records as it goes.
-func aggChild(root string) (err error) {
-	b, err := embedded.Open(filepath.Join(root, "broker"), embedded.WithCleanupInterval(-1))
-	if err != nil {
-		return err
-	}
-	defer func() { err = errors.Join(err, b.Close()) }()
-	topo, err := aggTopology()
-	if err != nil {
-		return err
-	}
-	opts := []duality.Option{
-		duality.StateDir(filepath.Join(root, "state")),
-		duality.Workers(2), duality.CommitInterval(2 * time.Millisecond),
-		duality.MaxUncommittedRecords(200), duality.FetchMaxRecords(100),
-	}
-	if _, err := os.Stat(filepath.Join(root, "cache-off")); err == nil {
-		opts = append(opts, duality.CacheMaxBytes(0))
-	}
-	app, err := duality.New(aggApp, topo, b, opts...)
-	if err != nil {
-		return err
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), crashMaxTime)
-	defer cancel()
-	runCtx, stop := context.WithCancel(ctx)
-	errc := make(chan error, 1)
-	go func() { errc <- app.Run(runCtx) }()
-	var tps []broker.TopicPartition
-	for _, topic := range []string{"agg-in", "agg-users", aggRegroup} {
-		for p := range int32(aggParts) {
-			tps = append(tps, broker.TopicPartition{Topic: topic, Partition: p})
-		}
-	}
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		select {
-		case err := <-errc:
-			stop()
-			return fmt.Errorf("app stopped early: %w", err)
-		case <-tick.C:
-		}
-		committed, err := b.FetchOffsets(ctx, aggApp, tps)
-		if errors.Is(err, broker.ErrUnknownTopic) { // the repartition topic is not created yet
-			fmt.Println("committed 0")
-			continue
-		}
-		if err != nil {
-			stop()
-			return errors.Join(err, <-errc)
-		}
-		caughtUp := true
-		var sum int64
-		for _, tp := range tps {
-			offs, err := b.ListOffsets(ctx, tp.Topic, tp.Partition)
+	crashtest.RunChild(t, crashtest.Child{
+		App: func(env *crashtest.Env) (crashtest.App, error) {
+			topo, err := aggTopology()
 			if err != nil {
-				stop()
-				return errors.Join(err, <-errc)
+				return nil, err
 			}
-			caughtUp = caughtUp && committed[tp] == offs.Latest
-			if tp.Topic == "agg-in" {
-				sum += committed[tp]
+			opts := crashOptions(env)
+			if env.Variant == aggCacheOff {
+				opts = append(opts, duality.CacheMaxBytes(0))
 			}
-		}
-		fmt.Println("committed", sum)
-		if caughtUp && sum == aggInput {
-			stop()
-			return <-errc
-		}
-	}
+			return duality.New(aggApp, topo, env.Broker, opts...)
+		},
+		Poll: func(ctx context.Context, env *crashtest.Env) (crashtest.Progress, error) {
+			offs, err := crashtest.GroupOffsets(ctx, env.Broker, aggApp, "agg-in", "agg-users", aggRegroup)
+			n := offs.CommittedSum("agg-in")
+			return crashtest.Progress{N: n, Done: offs.CaughtUp() && n == aggInput}, err
+		},
+	})
 }

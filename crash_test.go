@@ -2,10 +2,6 @@ package duality_test
 
 import (
 	"context"
-	"errors"
-	"fmt"
-	"math/rand/v2"
-	"os"
 	"testing"
 	"time"
 
@@ -13,19 +9,17 @@ import (
 
 	"github.com/duality-streams/duality"
 	"github.com/duality-streams/duality/broker"
-	"github.com/duality-streams/duality/broker/embedded"
+	"github.com/duality-streams/duality/internal/crashtest"
 	"github.com/duality-streams/duality/internal/dsl"
 	"github.com/duality-streams/duality/internal/topology"
 	"github.com/duality-streams/duality/stream"
 )
 
 const (
-	crashEnv     = "DUALITY_APP_CRASH_DIR"
-	crashInput   = 20000
-	crashParts   = 4
-	crashKills   = 6
-	crashMaxTime = 20 * time.Second
-	crashRep     = "crash-rep" // the app's internal topic
+	crashInput = 20000
+	crashParts = 4
+	crashKills = 6
+	crashRep   = "crash-rep" // the app's internal topic
 )
 
 // TestKill9 runs a whole app in a child process on an embedded data
@@ -39,45 +33,23 @@ func TestKill9(t *testing.T) {
 	if testing.Short() {
 		t.Skip("re-executes the test binary")
 	}
-	dir := t.TempDir()
-	b, err := embedded.Open(dir)
-	require.NoError(t, err)
+	x := crashtest.New(t, crashtest.Embedded)
+	b := x.Open()
 	ctx := t.Context()
 	require.NoError(t, b.CreateTopic(ctx, "in", broker.TopicConfig{Partitions: crashParts}))
 	require.NoError(t, b.CreateTopic(ctx, "out", broker.TopicConfig{Partitions: crashParts}))
 	produceN(t, b, "in", 0, crashInput)
 	require.NoError(t, b.Close())
 
-	seed := rand.Uint64()
-	t.Logf("seed %d", seed)
-	rng := rand.New(rand.NewPCG(seed, seed))
-	kills := 0
-	for cycle := 0; ; cycle++ {
-		require.Less(t, cycle, 50, "too many cycles")
-		// Kill once the committed input passes a random point of the
-		// cycle's share of the input, after a further random delay of up
-		// to 10 ms, so that kills land at random moments of processing
-		// and committing whatever the machine's speed.
-		target, delay := -1, time.Duration(0)
-		if kills < crashKills {
-			share := crashInput / (crashKills + 1)
-			target = kills*share + rng.IntN(share)
-			delay = time.Duration(rng.IntN(10_000)) * time.Microsecond
-		}
-		if done := runCrashChild(t, dir, target, delay); done {
-			break
-		}
-		kills++
-		committed := checkCommittedOutput(t, dir)
-		t.Logf("cycle %d: killed %v after the committed input passed %d records; %d committed", cycle, delay, target, committed)
-	}
-	t.Logf("killed the app %d times", kills)
-	require.Equal(t, crashKills, kills, "the child finished before all kills; make the input larger")
+	x.Run(crashtest.Plan{
+		Kills: crashKills, MinKills: crashKills,
+		Schedule: crashtest.Spread(crashInput, crashKills, 10*time.Millisecond),
+		Check:    checkCommittedOutput,
+	})
 
-	require.Equal(t, crashInput, checkCommittedOutput(t, dir))
-	b, err = embedded.Open(dir)
-	require.NoError(t, err)
+	b = x.Open()
 	defer func() { require.NoError(t, b.Close()) }()
+	require.Equal(t, crashInput, checkCommittedOutput(t, b))
 	requireExactlyOnce(t, b, "out", crashInput)
 }
 
@@ -87,11 +59,8 @@ func TestKill9(t *testing.T) {
 // topic exactly the outputs of the internal records below the committed
 // internal offsets, once each. It returns the number of committed input
 // records.
-func checkCommittedOutput(t *testing.T, dir string) int {
+func checkCommittedOutput(t *testing.T, b broker.Broker) int {
 	t.Helper()
-	b, err := embedded.Open(dir, embedded.WithCleanupInterval(-1))
-	require.NoError(t, err)
-	defer func() { require.NoError(t, b.Close()) }()
 	n := checkStage(t, b, "in", crashRep, "")
 	checkStage(t, b, crashRep, "out", "out-")
 	return n
@@ -102,21 +71,15 @@ func checkCommittedOutput(t *testing.T, dir string) int {
 // their number. It checks nothing before the internal topic exists.
 func checkStage(t *testing.T, b broker.Broker, src, dst, prefix string) int {
 	t.Helper()
-	for _, topic := range []string{src, dst} {
-		if _, err := b.DescribeTopic(t.Context(), topic); errors.Is(err, broker.ErrUnknownTopic) {
-			return 0 // killed before it created the internal topic
-		}
-	}
-	var tps []broker.TopicPartition
-	for p := range int32(crashParts) {
-		tps = append(tps, broker.TopicPartition{Topic: src, Partition: p})
-	}
-	committed, err := b.FetchOffsets(t.Context(), "crash", tps)
+	offs, err := crashtest.GroupOffsets(t.Context(), b, "crash", src, dst)
 	require.NoError(t, err)
+	if len(offs.Missing) > 0 {
+		return 0 // killed before it created the internal topic
+	}
 	want := map[string]int{}
 	n := 0
 	for _, r := range readTopic(t, b, src) {
-		if r.Offset < committed[broker.TopicPartition{Topic: r.Topic, Partition: r.Partition}] {
+		if offs.IsCommitted(r) {
 			want[prefix+string(r.Value)]++
 			n++
 		}
@@ -129,34 +92,23 @@ func checkStage(t *testing.T, b broker.Broker, src, dst, prefix string) int {
 	return n
 }
 
-// runCrashChild starts TestKill9's child with runChild (state_test.go).
-func runCrashChild(t *testing.T, dir string, target int, delay time.Duration) (done bool) {
-	t.Helper()
-	return runChild(t, "^TestKill9Child$", crashEnv, dir, target, delay)
-}
-
-// TestKill9Child is the child process of TestKill9; it skips unless
-// started by it.
+// TestKill9Child is the child process of TestKill9: it runs the app until
+// the group's committed offsets reach the end of every input partition.
 func TestKill9Child(t *testing.T) {
-	dir := os.Getenv(crashEnv)
-	if dir == "" {
-		t.Skip("child process of TestKill9; runs only when re-executed by it")
-	}
-	if err := crashChild(dir); err != nil {
-		fmt.Fprintf(os.Stderr, "crash child: %v\n", err)
-		os.Exit(3)
-	}
-	fmt.Println("done") // then return: os.Exit(0) inside a test is refused
+	crashtest.RunChild(t, crashtest.Child{App: newCrashApp, Poll: func(ctx context.Context, env *crashtest.Env) (crashtest.Progress, error) {
+		offs, err := crashtest.GroupOffsets(ctx, env.Broker, "crash", "in", crashRep, "out")
+		// Group offsets can be readable a moment before the records of the
+		// same commit are fetchable (the embedded broker publishes records
+		// after the sync), so also wait for the output to be visible.
+		return crashtest.Progress{
+			N:    offs.CommittedSum("in"),
+			Done: offs.CaughtUp("in", crashRep) && offs.EndSum("out") >= crashInput,
+		}, err
+	}})
 }
 
-// crashChild runs the app until the group's committed offsets reach the
-// end of every input partition.
-func crashChild(dir string) (err error) {
-	b, err := embedded.Open(dir, embedded.WithCleanupInterval(-1))
-	if err != nil {
-		return err
-	}
-	defer func() { err = errors.Join(err, b.Close()) }()
+// newCrashApp builds TestKill9's app.
+func newCrashApp(env *crashtest.Env) (crashtest.App, error) {
 	forward := func(ctx context.Context, env topology.TaskEnv, rec *broker.Record) error {
 		return env.Send(ctx, broker.Record{Topic: env.TopicName("rep", true), Partition: broker.PartitionByKey, Key: rec.Key, Value: rec.Value})
 	}
@@ -175,75 +127,19 @@ func crashChild(dir string) (err error) {
 	}
 	wrapped, err := dsl.Wrap(topo)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	app, err := duality.New("crash", (*stream.Topology)(wrapped), b,
-		duality.Workers(2), duality.CommitInterval(2*time.Millisecond),
-		duality.MaxUncommittedRecords(200), duality.FetchMaxRecords(100))
-	if err != nil {
-		return err
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), crashMaxTime)
-	defer cancel()
-	runCtx, stop := context.WithCancel(ctx)
-	errc := make(chan error, 1)
-	go func() { errc <- app.Run(runCtx) }()
+	return duality.New("crash", (*stream.Topology)(wrapped), env.Broker, crashOptions(env)...)
+}
 
-	var tps []broker.TopicPartition
-	for _, topic := range []string{"in", crashRep} {
-		for p := range int32(crashParts) {
-			tps = append(tps, broker.TopicPartition{Topic: topic, Partition: p})
-		}
-	}
-	// The child's own exit condition: poll the committed offsets until both
-	// stages are done. The printed progress counts committed input records.
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		select {
-		case err := <-errc:
-			stop()
-			return fmt.Errorf("app stopped early: %w", err)
-		case <-tick.C:
-		}
-		committed, err := b.FetchOffsets(ctx, "crash", tps)
-		if errors.Is(err, broker.ErrUnknownTopic) { // the internal topic is not created yet
-			fmt.Println("committed 0")
-			continue
-		}
-		if err != nil {
-			stop()
-			return errors.Join(err, <-errc)
-		}
-		caughtUp := true
-		var sum int64
-		for _, tp := range tps {
-			offs, err := b.ListOffsets(ctx, tp.Topic, tp.Partition)
-			if err != nil {
-				stop()
-				return errors.Join(err, <-errc)
-			}
-			caughtUp = caughtUp && committed[tp] == offs.Latest
-			if tp.Topic == "in" {
-				sum += committed[tp]
-			}
-		}
-		fmt.Println("committed", sum)
-		// Group offsets can be readable a moment before the records of the
-		// same commit are fetchable (the embedded broker publishes records
-		// after the sync), so also wait for the output to be visible.
-		var outSum int64
-		for p := range int32(crashParts) {
-			offs, err := b.ListOffsets(ctx, "out", p)
-			if err != nil {
-				stop()
-				return errors.Join(err, <-errc)
-			}
-			outSum += offs.Latest
-		}
-		if caughtUp && outSum >= crashInput {
-			stop()
-			return <-errc
-		}
+// crashOptions are the options of the kill -9 tests' apps: state in the
+// child's state directory, and small batches and frequent commits (two
+// workers, a commit every 2 ms or 200 records, fetches of 100 records), so
+// that kills land in or next to a commit.
+func crashOptions(env *crashtest.Env) []duality.Option {
+	return []duality.Option{
+		duality.StateDir(env.StateDir),
+		duality.Workers(2), duality.CommitInterval(2 * time.Millisecond),
+		duality.MaxUncommittedRecords(200), duality.FetchMaxRecords(100),
 	}
 }

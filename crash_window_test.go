@@ -2,11 +2,8 @@ package duality_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math/rand/v2"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -16,8 +13,8 @@ import (
 
 	"github.com/duality-streams/duality"
 	"github.com/duality-streams/duality/broker"
-	"github.com/duality-streams/duality/broker/embedded"
 	"github.com/duality-streams/duality/codec"
+	"github.com/duality-streams/duality/internal/crashtest"
 	"github.com/duality-streams/duality/stream"
 	"github.com/duality-streams/duality/window"
 )
@@ -37,7 +34,6 @@ import (
 // the outputs follow from the definitions of the windows (no processing
 // order): see winModel.
 const (
-	winEnv      = "DUALITY_WINDOW_CRASH_DIR"
 	winApp      = "wincrash"
 	winParts    = 3
 	winInput    = 12000 // records of "win-in"
@@ -123,54 +119,33 @@ func TestWindowKill9(t *testing.T) {
 	if testing.Short() {
 		kills = 4
 	}
-	root := t.TempDir()
-	brokerDir := filepath.Join(root, "broker")
-	b, err := embedded.Open(brokerDir)
-	require.NoError(t, err)
+	x := crashtest.New(t, crashtest.Embedded)
+	b := x.Open()
 	ctx := t.Context()
 	for _, topic := range []string{"win-in", "win-left", "win-right", "win-hop-out", "win-sess-out", "win-join-out"} {
 		require.NoError(t, b.CreateTopic(ctx, topic, broker.TopicConfig{Partitions: winParts}))
 	}
-	seed := rand.Uint64()
-	t.Logf("seed %d", seed)
-	rng := rand.New(rand.NewPCG(seed, seed))
-	require.NoError(t, b.Produce(ctx, winRecords(rng, winInput, winJoin)))
+	require.NoError(t, b.Produce(ctx, winRecords(x.Rand(), winInput, winJoin)))
 	require.NoError(t, b.Close())
 
 	const total = winInput + winJoin
-	killed, progress, wipes := 0, 0, 0
-	for cycle := 0; ; cycle++ {
-		require.Less(t, cycle, 40, "too many cycles")
-		target, delay := -1, time.Duration(0)
-		switch {
-		case killed >= kills:
-		case killed%2 == 0:
-			// Right after the start: while the child restores its stores
-			// (or has just finished), at the first progress line.
-			target, delay = 0, time.Duration(rng.IntN(30_000))*time.Microsecond
-		default:
-			share := total / (kills/2 + 1)
-			target = progress*share + rng.IntN(share)
-			delay = time.Duration(rng.IntN(5_000)) * time.Microsecond
-			progress++
-		}
-		if done := runChild(t, "^TestWindowKill9Child$", winEnv, root, target, delay); done {
-			break
-		}
-		killed++
-		committed := winCheckCommitted(t, brokerDir)
-		wipe := rng.IntN(2) == 0 || (killed == kills && wipes == 0)
-		if wipe {
-			wipes++
-			require.NoError(t, os.RemoveAll(filepath.Join(root, "state")))
-		}
-		t.Logf("cycle %d: killed %v after %d committed input records; %d committed; state deleted: %v", cycle, delay, target, committed, wipe)
-	}
-	require.Equal(t, kills, killed, "the child finished before all kills; make the input larger")
-	t.Logf("killed %d times, deleted the state %d times", killed, wipes)
+	progress := crashtest.Spread(total, kills/2, 5*time.Millisecond)
+	x.Run(crashtest.Plan{
+		Kills: kills, MinKills: kills,
+		Schedule: func(rng *rand.Rand, k int) (int64, time.Duration) {
+			if k%2 == 0 {
+				// Right after the start: while the child restores its
+				// stores (or has just finished), at the first progress
+				// line.
+				return 0, crashtest.RandDelay(rng, 30*time.Millisecond)
+			}
+			return progress(rng, k/2)
+		},
+		Check:     func(t *testing.T, b broker.Broker) int { return winCheck(t, b, false) },
+		WipeState: true,
+	})
 
-	b, err = embedded.Open(brokerDir, embedded.WithCleanupInterval(-1))
-	require.NoError(t, err)
+	b = x.Open()
 	defer func() { require.NoError(t, b.Close()) }()
 	require.Equal(t, total, winCheck(t, b, true))
 	changelog := readTopic(t, b, winApp+"-win-hop-changelog")
@@ -197,16 +172,6 @@ func TestWindowKill9(t *testing.T) {
 	require.Positive(t, tombs)
 	require.Positive(t, unmatched)
 	require.Greater(t, len(joined), unmatched)
-}
-
-// winCheckCommitted opens the broker of a killed child and checks its
-// outputs with winCheck; it returns the committed input records.
-func winCheckCommitted(t *testing.T, dir string) int {
-	t.Helper()
-	b, err := embedded.Open(dir, embedded.WithCleanupInterval(-1))
-	require.NoError(t, err)
-	defer func() { require.NoError(t, b.Close()) }()
-	return winCheck(t, b, false)
 }
 
 // winRec is an input record of the windowed crash test.
@@ -243,19 +208,14 @@ func winCheck(t *testing.T, b broker.Broker, all bool) int {
 	ctx := t.Context()
 	n := 0
 	committedRecs := func(topic string) [winParts][]winRec {
-		var tps []broker.TopicPartition
-		for p := range int32(winParts) {
-			tps = append(tps, broker.TopicPartition{Topic: topic, Partition: p})
-		}
-		committed, err := b.FetchOffsets(ctx, winApp, tps)
+		offs, err := crashtest.GroupOffsets(ctx, b, winApp, topic)
 		require.NoError(t, err)
 		var out [winParts][]winRec
 		for _, r := range readTopic(t, b, topic) {
-			tp := broker.TopicPartition{Topic: topic, Partition: r.Partition}
 			if all {
-				require.Less(t, r.Offset, committed[tp], "%s/%d is not fully committed", topic, r.Partition)
+				require.True(t, offs.IsCommitted(r), "%s/%d is not fully committed", topic, r.Partition)
 			}
-			if r.Offset < committed[tp] {
+			if offs.IsCommitted(r) {
 				out[r.Partition] = append(out[r.Partition], winRec{key: string(r.Key), val: string(r.Value), ts: r.Timestamp.UnixMilli()})
 				n++
 			}
@@ -396,79 +356,20 @@ func requireSameMap[K comparable, V comparable](t *testing.T, want, got map[K]V,
 	require.Empty(t, diffs, "%s differ from the committed input's (%d expected, %d output)", what, len(want), len(got))
 }
 
-// TestWindowKill9Child is the child process of TestWindowKill9; it skips
-// unless started by it.
+// TestWindowKill9Child is the child process of TestWindowKill9: it runs
+// the app until the group has committed every input partition to its end.
 func TestWindowKill9Child(t *testing.T) {
-	root := os.Getenv(winEnv)
-	if root == "" {
-		t.Skip("child process of TestWindowKill9; runs only when re-executed by it")
-	}
-	if err := winChild(root); err != nil {
-		fmt.Fprintf(os.Stderr, "crash child: %v\n", err)
-		os.Exit(3)
-	}
-	fmt.Println("done")
-}
-
-// winChild runs the app until the group has committed every input
-// partition to its end, printing the committed input records as it goes.
-func winChild(root string) (err error) {
-	b, err := embedded.Open(filepath.Join(root, "broker"), embedded.WithCleanupInterval(-1))
-	if err != nil {
-		return err
-	}
-	defer func() { err = errors.Join(err, b.Close()) }()
-	topo, err := winTopology()
-	if err != nil {
-		return err
-	}
-	app, err := duality.New(winApp, topo, b,
-		duality.StateDir(filepath.Join(root, "state")),
-		duality.Workers(2), duality.CommitInterval(2*time.Millisecond),
-		duality.MaxUncommittedRecords(200), duality.FetchMaxRecords(100))
-	if err != nil {
-		return err
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), crashMaxTime)
-	defer cancel()
-	runCtx, stop := context.WithCancel(ctx)
-	errc := make(chan error, 1)
-	go func() { errc <- app.Run(runCtx) }()
-	var tps []broker.TopicPartition
-	for _, topic := range []string{"win-in", "win-left", "win-right"} {
-		for p := range int32(winParts) {
-			tps = append(tps, broker.TopicPartition{Topic: topic, Partition: p})
-		}
-	}
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		select {
-		case err := <-errc:
-			stop()
-			return fmt.Errorf("app stopped early: %w", err)
-		case <-tick.C:
-		}
-		committed, err := b.FetchOffsets(ctx, winApp, tps)
-		if err != nil {
-			stop()
-			return errors.Join(err, <-errc)
-		}
-		caughtUp := true
-		var sum int64
-		for _, tp := range tps {
-			offs, err := b.ListOffsets(ctx, tp.Topic, tp.Partition)
+	crashtest.RunChild(t, crashtest.Child{
+		App: func(env *crashtest.Env) (crashtest.App, error) {
+			topo, err := winTopology()
 			if err != nil {
-				stop()
-				return errors.Join(err, <-errc)
+				return nil, err
 			}
-			caughtUp = caughtUp && committed[tp] == offs.Latest
-			sum += committed[tp]
-		}
-		fmt.Println("committed", sum)
-		if caughtUp {
-			stop()
-			return <-errc
-		}
-	}
+			return duality.New(winApp, topo, env.Broker, crashOptions(env)...)
+		},
+		Poll: func(ctx context.Context, env *crashtest.Env) (crashtest.Progress, error) {
+			offs, err := crashtest.GroupOffsets(ctx, env.Broker, winApp, "win-in", "win-left", "win-right")
+			return crashtest.Progress{N: offs.CommittedSum(), Done: offs.CaughtUp()}, err
+		},
+	})
 }

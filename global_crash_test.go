@@ -7,7 +7,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -15,13 +15,12 @@ import (
 
 	"github.com/duality-streams/duality"
 	"github.com/duality-streams/duality/broker"
-	"github.com/duality-streams/duality/broker/embedded"
 	"github.com/duality-streams/duality/codec"
+	"github.com/duality-streams/duality/internal/crashtest"
 	"github.com/duality-streams/duality/store"
 )
 
 const (
-	globalCrashEnv     = "DUALITY_GLOBAL_CRASH_DIR"
 	globalCrashRecords = 30_000
 	globalCrashKeys    = 700
 	globalCrashParts   = 3
@@ -38,10 +37,8 @@ func TestGlobalKill9(t *testing.T) {
 	if testing.Short() {
 		t.Skip("re-executes the test binary")
 	}
-	root := t.TempDir()
-	brokerDir := filepath.Join(root, "broker")
-	b, err := embedded.Open(brokerDir)
-	require.NoError(t, err)
+	x := crashtest.New(t, crashtest.Embedded)
+	b := x.Open()
 	createTopic(t, b, "customers", globalCrashParts)
 	createTopic(t, b, "orders", 1)
 	createTopic(t, b, "out", 1)
@@ -60,29 +57,17 @@ func TestGlobalKill9(t *testing.T) {
 	require.Len(t, topic, globalCrashRecords)
 	require.NoError(t, b.Close())
 
-	seed := rand.Uint64()
-	t.Logf("seed %d", seed)
-	rng := rand.New(rand.NewPCG(seed, seed))
-	kills := 0
-	for cycle := 0; ; cycle++ {
-		require.Less(t, cycle, 20, "too many cycles")
-		target, delay := -1, time.Duration(0)
-		if kills < globalCrashKills {
-			target = rng.IntN(globalCrashRecords / (2 * globalCrashKills))
-			delay = time.Duration(rng.IntN(3_000)) * time.Microsecond
-		}
-		done := runChild(t, "^TestGlobalKill9Child$", globalCrashEnv, root, target, delay)
-		applied := checkGlobalPrefix(t, filepath.Join(root, "state"), topic)
-		if done {
-			require.Equal(t, globalCrashRecords, applied, "the bootstrap read the whole topic")
-			break
-		}
-		kills++
-		t.Logf("cycle %d: killed %v after %d records read; the state holds %d", cycle, delay, target, applied)
-	}
-	// A kill due shortly before the end may come after the child has
-	// finished; the run is still meaningful with most kills done.
-	require.GreaterOrEqual(t, kills, globalCrashKills-1, "the child finished before most kills; make the topic larger")
+	check := func(t *testing.T, _ broker.Broker) int { return checkGlobalPrefix(t, x.StateDir(), topic) }
+	x.Run(crashtest.Plan{
+		// A kill due shortly before the end may come after the child has
+		// finished; the run is still meaningful with most kills done.
+		Kills: globalCrashKills, MinKills: globalCrashKills - 1,
+		Schedule: func(rng *rand.Rand, _ int) (int64, time.Duration) {
+			return int64(rng.IntN(globalCrashRecords / (2 * globalCrashKills))), crashtest.RandDelay(rng, 3*time.Millisecond)
+		},
+		Check: check,
+	})
+	require.Equal(t, globalCrashRecords, check(t, nil), "the bootstrap read the whole topic")
 }
 
 // checkGlobalPrefix opens the state directory and checks that the global
@@ -133,71 +118,46 @@ func checkGlobalPrefix(t *testing.T, dir string, topic []broker.Record) int {
 	return n
 }
 
-// TestGlobalKill9Child is the child process of TestGlobalKill9; it skips
-// unless started by it.
+// TestGlobalKill9Child is the child process of TestGlobalKill9: it runs
+// the app until its global store is bootstrapped (its queries answer),
+// reporting the records the bootstrap has read as its progress.
 func TestGlobalKill9Child(t *testing.T) {
-	dir := os.Getenv(globalCrashEnv)
-	if dir == "" {
-		t.Skip("child process of TestGlobalKill9; runs only when re-executed by it")
-	}
-	if err := globalCrashChild(dir); err != nil {
-		fmt.Fprintf(os.Stderr, "crash child: %v\n", err)
-		os.Exit(3)
-	}
-	fmt.Println("done")
-}
-
-// globalCrashChild runs the app until its global store is bootstrapped
-// (its queries answer), printing "committed <n>" as the bootstrap reads n
-// records.
-func globalCrashChild(root string) (err error) {
-	b, err := embedded.Open(filepath.Join(root, "broker"), embedded.WithCleanupInterval(-1))
-	if err != nil {
-		return err
-	}
-	defer func() { err = errors.Join(err, b.Close()) }()
-	topo, err := buildGlobal()
-	if err != nil {
-		return err
-	}
-	var total int64
-	app, err := duality.New("gapp", topo, b,
-		duality.StateDir(filepath.Join(root, "state")), duality.FetchMaxRecords(200),
-		duality.OnRestore(func(p duality.RestoreProgress) {
-			if p.Done {
-				total += p.Restored
-				fmt.Println("committed", total)
-			} else {
-				fmt.Println("committed", total+p.Restored)
+	var read atomic.Int64
+	var ready func(ctx context.Context) error
+	crashtest.RunChild(t, crashtest.Child{
+		App: func(env *crashtest.Env) (crashtest.App, error) {
+			topo, err := buildGlobal()
+			if err != nil {
+				return nil, err
 			}
-		}))
-	if err != nil {
-		return err
-	}
-	q, err := duality.Query(app, globalStore, codec.String(), codec.String())
-	if err != nil {
-		return err
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), crashMaxTime)
-	defer cancel()
-	runCtx, stop := context.WithCancel(ctx)
-	errc := make(chan error, 1)
-	go func() { errc <- app.Run(runCtx) }()
-	tick := time.NewTicker(2 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		select {
-		case err := <-errc:
-			stop()
-			return fmt.Errorf("app stopped early: %w", err)
-		case <-tick.C:
-		}
-		if _, _, err := q.Get(ctx, "c1"); err == nil {
-			stop()
-			return <-errc
-		} else if !errors.Is(err, duality.ErrStoreNotReady) {
-			stop()
-			return errors.Join(err, <-errc)
-		}
-	}
+			var total int64
+			app, err := duality.New("gapp", topo, env.Broker,
+				duality.StateDir(env.StateDir), duality.FetchMaxRecords(200),
+				duality.OnRestore(func(p duality.RestoreProgress) {
+					if p.Done {
+						total += p.Restored
+						read.Store(total)
+					} else {
+						read.Store(total + p.Restored)
+					}
+				}))
+			if err != nil {
+				return nil, err
+			}
+			q, err := duality.Query(app, globalStore, codec.String(), codec.String())
+			ready = func(ctx context.Context) error {
+				_, _, err := q.Get(ctx, "c1")
+				return err
+			}
+			return app, err
+		},
+		Poll: func(ctx context.Context, _ *crashtest.Env) (crashtest.Progress, error) {
+			err := ready(ctx)
+			if errors.Is(err, duality.ErrStoreNotReady) {
+				return crashtest.Progress{N: read.Load()}, nil
+			}
+			return crashtest.Progress{N: read.Load(), Done: err == nil}, err
+		},
+		PollEvery: 2 * time.Millisecond,
+	})
 }

@@ -1,21 +1,15 @@
 package duality_test
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -25,6 +19,7 @@ import (
 	"github.com/duality-streams/duality/broker"
 	"github.com/duality-streams/duality/broker/embedded"
 	"github.com/duality-streams/duality/codec"
+	"github.com/duality-streams/duality/internal/crashtest"
 	"github.com/duality-streams/duality/store"
 	"github.com/duality-streams/duality/stream"
 )
@@ -435,7 +430,6 @@ func (f *failOnValue) Process(_ context.Context, rec stream.Record[string, strin
 func (f *failOnValue) Close() error { return nil }
 
 const (
-	stateCrashEnv   = "DUALITY_STATE_CRASH_DIR"
 	stateCrashInput = 6000
 	stateCrashKeys  = 50
 	stateCrashParts = 3
@@ -451,49 +445,26 @@ func TestStateKill9(t *testing.T) {
 	if testing.Short() {
 		t.Skip("re-executes the test binary")
 	}
-	root := t.TempDir()
-	brokerDir := filepath.Join(root, "broker")
-	b, err := embedded.Open(brokerDir)
-	require.NoError(t, err)
+	x := crashtest.New(t, crashtest.Embedded)
+	b := x.Open()
 	ctx := t.Context()
 	require.NoError(t, b.CreateTopic(ctx, "in", broker.TopicConfig{Partitions: stateCrashParts}))
 	require.NoError(t, b.CreateTopic(ctx, "out", broker.TopicConfig{Partitions: stateCrashParts}))
 	produceKeyed(t, b, 0, stateCrashInput, stateCrashKeys)
 	require.NoError(t, b.Close())
 
-	seed := rand.Uint64()
-	t.Logf("seed %d", seed)
-	rng := rand.New(rand.NewPCG(seed, seed))
-	kills, wipes := 0, 0
-	for cycle := 0; ; cycle++ {
-		require.Less(t, cycle, 30, "too many cycles")
-		target, delay := -1, time.Duration(0)
-		if kills < stateCrashKills {
-			share := stateCrashInput / (stateCrashKills + 1)
-			target = kills*share + rng.IntN(share)
-			delay = time.Duration(rng.IntN(5_000)) * time.Microsecond
-		}
-		if done := runChild(t, "^TestStateKill9Child$", stateCrashEnv, root, target, delay); done {
-			break
-		}
-		kills++
-		committed := checkCommittedCounts(t, brokerDir)
-		wipe := rng.IntN(2) == 0
-		if wipe {
-			wipes++
-			require.NoError(t, os.RemoveAll(filepath.Join(root, "state")))
-		}
-		t.Logf("cycle %d: killed %v after %d committed records; %d committed; state wiped: %v", cycle, delay, target, committed, wipe)
-	}
-	// A kill due shortly before the end may come after the child has
-	// finished (the kill delay is random, and a loaded machine stretches
-	// it); the run is still meaningful with most kills done.
-	require.GreaterOrEqual(t, kills, stateCrashKills-1, "the child finished before most kills; make the input larger")
-	t.Logf("killed %d times, wiped the state %d times", kills, wipes)
-	require.Equal(t, stateCrashInput, checkCommittedCounts(t, brokerDir))
-	b, err = embedded.Open(brokerDir)
-	require.NoError(t, err)
+	x.Run(crashtest.Plan{
+		// A kill due shortly before the end may come after the child has
+		// finished (the kill delay is random, and a loaded machine
+		// stretches it); the run is still meaningful with most kills done.
+		Kills: stateCrashKills, MinKills: stateCrashKills - 1,
+		Schedule:  crashtest.Spread(stateCrashInput, stateCrashKills, 5*time.Millisecond),
+		Check:     checkCommittedCounts,
+		WipeState: true,
+	})
+	b = x.Open()
 	defer func() { require.NoError(t, b.Close()) }()
+	require.Equal(t, stateCrashInput, checkCommittedCounts(t, b))
 	requireCounts(t, b, stateCrashInput, stateCrashKeys)
 }
 
@@ -501,21 +472,14 @@ func TestStateKill9(t *testing.T) {
 // of the input records below the committed offsets: for each key, 1..m in
 // order, m being the key's committed input records. It returns the number
 // of committed input records.
-func checkCommittedCounts(t *testing.T, dir string) int {
+func checkCommittedCounts(t *testing.T, b broker.Broker) int {
 	t.Helper()
-	b, err := embedded.Open(dir, embedded.WithCleanupInterval(-1))
-	require.NoError(t, err)
-	defer func() { require.NoError(t, b.Close()) }()
-	var tps []broker.TopicPartition
-	for p := range int32(stateCrashParts) {
-		tps = append(tps, broker.TopicPartition{Topic: "in", Partition: p})
-	}
-	committed, err := b.FetchOffsets(t.Context(), countApp, tps)
+	offs, err := crashtest.GroupOffsets(t.Context(), b, countApp, "in")
 	require.NoError(t, err)
 	want := map[string][]int{}
 	n := 0
 	for _, r := range readTopic(t, b, "in") {
-		if r.Offset < committed[broker.TopicPartition{Topic: r.Topic, Partition: r.Partition}] {
+		if offs.IsCommitted(r) {
 			k := string(r.Key)
 			want[k] = append(want[k], len(want[k])+1)
 			n++
@@ -531,135 +495,24 @@ func checkCommittedCounts(t *testing.T, dir string) int {
 	return n
 }
 
-// runChild starts the test run in a child with env=dir, kills it delay
-// after it reported at least target committed input records (never when
-// target < 0), and reports whether the child finished.
-func runChild(t *testing.T, run, env, dir string, target int, delay time.Duration) (done bool) {
-	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run="+run, "-test.count=1", "-test.timeout=60s")
-	cmd.Env = append(os.Environ(), env+"="+dir)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	stdout, err := cmd.StdoutPipe()
-	require.NoError(t, err)
-	require.NoError(t, cmd.Start())
-	lines := make(chan string, 4)
-	go func() {
-		defer close(lines)
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			lines <- sc.Text()
-		}
-	}()
-	var kill <-chan time.Time
-	deadline := time.NewTimer(crashMaxTime)
-	defer deadline.Stop()
-	killed := false
-	for open := true; open; {
-		select {
-		case line, ok := <-lines:
-			switch {
-			case !ok:
-				open = false
-			case strings.HasPrefix(line, "committed ") && target >= 0 && !killed && kill == nil:
-				n, err := strconv.Atoi(strings.TrimPrefix(line, "committed "))
-				require.NoError(t, err)
-				if n >= target {
-					kill = time.After(delay)
-				}
-			case line == "done":
-				done, kill = true, nil
-			}
-		case <-kill:
-			_ = cmd.Process.Signal(syscall.SIGKILL)
-			killed, kill = true, nil
-		case <-deadline.C:
-			_ = cmd.Process.Signal(syscall.SIGKILL)
-			_ = cmd.Wait()
-			require.FailNow(t, "child too slow", "stderr:\n%s", stderr.String())
-		}
-	}
-	err = cmd.Wait()
-	if done {
-		require.NoError(t, err, "stderr:\n%s", stderr.String())
-		return true
-	}
-	require.True(t, killed, "child exited by itself: %v; stderr:\n%s", err, stderr.String())
-	return false
-}
-
-// TestStateKill9Child is the child process of TestStateKill9; it skips
-// unless started by it.
+// TestStateKill9Child is the child process of TestStateKill9: it runs the
+// counter until the committed offsets reach the end of the input and the
+// output is visible.
 func TestStateKill9Child(t *testing.T) {
-	dir := os.Getenv(stateCrashEnv)
-	if dir == "" {
-		t.Skip("child process of TestStateKill9; runs only when re-executed by it")
-	}
-	if err := stateCrashChild(dir); err != nil {
-		fmt.Fprintf(os.Stderr, "crash child: %v\n", err)
-		os.Exit(3)
-	}
-	fmt.Println("done")
-}
-
-// stateCrashChild runs the counter until the committed offsets reach the
-// end of the input and the output is visible.
-func stateCrashChild(root string) (err error) {
-	b, err := embedded.Open(filepath.Join(root, "broker"), embedded.WithCleanupInterval(-1))
-	if err != nil {
-		return err
-	}
-	defer func() { err = errors.Join(err, b.Close()) }()
-	topo, err := buildCounter()
-	if err != nil {
-		return err
-	}
-	app, err := duality.New(countApp, topo, b,
-		duality.StateDir(filepath.Join(root, "state")),
-		duality.Workers(2), duality.CommitInterval(2*time.Millisecond),
-		duality.MaxUncommittedRecords(200), duality.FetchMaxRecords(100))
-	if err != nil {
-		return err
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), crashMaxTime)
-	defer cancel()
-	runCtx, stop := context.WithCancel(ctx)
-	errc := make(chan error, 1)
-	go func() { errc <- app.Run(runCtx) }()
-	var tps []broker.TopicPartition
-	for p := range int32(stateCrashParts) {
-		tps = append(tps, broker.TopicPartition{Topic: "in", Partition: p})
-	}
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		select {
-		case err := <-errc:
-			stop()
-			return fmt.Errorf("app stopped early: %w", err)
-		case <-tick.C:
-		}
-		committed, err := b.FetchOffsets(ctx, countApp, tps)
-		if err != nil {
-			stop()
-			return errors.Join(err, <-errc)
-		}
-		var sum, outSum int64
-		for _, tp := range tps {
-			sum += committed[tp]
-			offs, err := b.ListOffsets(ctx, "out", tp.Partition)
+	crashtest.RunChild(t, crashtest.Child{
+		App: func(env *crashtest.Env) (crashtest.App, error) {
+			topo, err := buildCounter()
 			if err != nil {
-				stop()
-				return errors.Join(err, <-errc)
+				return nil, err
 			}
-			outSum += offs.Latest
-		}
-		fmt.Println("committed", sum)
-		if sum == stateCrashInput && outSum >= stateCrashInput {
-			stop()
-			return <-errc
-		}
-	}
+			return duality.New(countApp, topo, env.Broker, crashOptions(env)...)
+		},
+		Poll: func(ctx context.Context, env *crashtest.Env) (crashtest.Progress, error) {
+			offs, err := crashtest.GroupOffsets(ctx, env.Broker, countApp, "in", "out")
+			n := offs.CommittedSum("in")
+			return crashtest.Progress{N: n, Done: n == stateCrashInput && offs.EndSum("out") >= stateCrashInput}, err
+		},
+	})
 }
 
 // undeclared asks for a store its step did not declare.
