@@ -1,18 +1,10 @@
 package table_test
 
 import (
-	"bufio"
-	"bytes"
 	"context"
-	"errors"
 	"fmt"
-	"math/rand/v2"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -20,12 +12,11 @@ import (
 
 	"github.com/duality-streams/duality"
 	"github.com/duality-streams/duality/broker"
-	"github.com/duality-streams/duality/broker/embedded"
 	"github.com/duality-streams/duality/codec"
+	"github.com/duality-streams/duality/internal/crashtest"
 )
 
 const (
-	fkCrashEnv       = "DUALITY_FKJOIN_CRASH_DIR"
 	fkCrashOrders    = 300
 	fkCrashRounds    = 8
 	fkCrashCustomers = 40
@@ -35,9 +26,9 @@ const (
 
 // fkCrashTopics are the topics whose committed offsets tell that the join
 // has processed everything: its inputs and its internal topics.
-var fkCrashTopics = map[string]int32{
-	"orders": 3, "customers": 2,
-	"shop-enriched-subscription-registration": 2, "shop-enriched-subscription-response": 3,
+var fkCrashTopics = []string{
+	"orders", "customers",
+	"shop-enriched-subscription-registration", "shop-enriched-subscription-response",
 }
 
 // TestJoinByForeignKeyKill9 runs the foreign-key join (Pebble state) in a
@@ -53,9 +44,8 @@ func TestJoinByForeignKeyKill9(t *testing.T) {
 	if testing.Short() {
 		t.Skip("re-executes the test binary")
 	}
-	dir := t.TempDir()
-	b, err := embedded.Open(dir)
-	require.NoError(t, err)
+	x := crashtest.New(t, crashtest.Embedded)
+	b := x.Open()
 	ctx := t.Context()
 	for topic, n := range map[string]int32{"orders": 3, "customers": 2, "enriched-changes": 3} {
 		require.NoError(t, b.CreateTopic(ctx, topic, broker.TopicConfig{Partitions: n}))
@@ -75,28 +65,16 @@ func TestJoinByForeignKeyKill9(t *testing.T) {
 	require.NoError(t, b.Produce(ctx, recs))
 	require.NoError(t, b.Close())
 
-	seed := rand.Uint64()
-	t.Logf("seed %d", seed)
-	rng := rand.New(rand.NewPCG(seed, seed))
 	total := fkCrashOrders * fkCrashRounds
-	kills := 0
-	for cycle := 0; ; cycle++ {
-		require.Less(t, cycle, 30, "too many cycles")
-		target, delay := -1, time.Duration(0)
-		if kills < fkCrashKills {
-			share := total / (fkCrashKills + 1)
-			target = kills*share + rng.IntN(share)
-			delay = time.Duration(rng.IntN(10_000)) * time.Microsecond
-		}
-		if fkRunCrashChild(t, dir, target, delay) {
-			break
-		}
-		kills++
-	}
-	t.Logf("killed the app %d times", kills)
+	x.Run(crashtest.Plan{
+		// A kill due shortly before the end may come after the child has
+		// finished.
+		Kills: fkCrashKills, MinKills: fkCrashKills - 1,
+		Schedule: crashtest.Spread(total, fkCrashKills, 10*time.Millisecond),
+		MaxTime:  fkCrashMaxTime,
+	})
 
-	b, err = embedded.Open(dir)
-	require.NoError(t, err)
+	b = x.Open()
 	result := func(r broker.Record) (o, round, c int) {
 		t.Helper()
 		var err error
@@ -133,9 +111,8 @@ func TestJoinByForeignKeyKill9(t *testing.T) {
 	}
 	require.NoError(t, b.Produce(ctx, recs))
 	require.NoError(t, b.Close())
-	require.True(t, fkRunCrashChild(t, dir, -1, 0))
-	b, err = embedded.Open(dir)
-	require.NoError(t, err)
+	x.Run(crashtest.Plan{MaxTime: fkCrashMaxTime})
+	b = x.Open()
 	defer func() { require.NoError(t, b.Close()) }()
 	renamed := map[string]int{}
 	seen := map[[2]int64]bool{}
@@ -156,145 +133,32 @@ func TestJoinByForeignKeyKill9(t *testing.T) {
 	}
 }
 
-// fkRunCrashChild runs TestJoinByForeignKeyKill9Child on dir; it kills it
-// with SIGKILL delay after it reports target committed order records
-// (never with target < 0), and reports whether the child finished.
-func fkRunCrashChild(t *testing.T, dir string, target int, delay time.Duration) (done bool) {
-	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestJoinByForeignKeyKill9Child$", "-test.count=1", "-test.timeout=60s")
-	cmd.Env = append(os.Environ(), fkCrashEnv+"="+dir)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	stdout, err := cmd.StdoutPipe()
-	require.NoError(t, err)
-	require.NoError(t, cmd.Start())
-	lines := make(chan string, 4)
-	go func() {
-		defer close(lines)
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			lines <- sc.Text()
-		}
-	}()
-	var kill <-chan time.Time
-	deadline := time.NewTimer(fkCrashMaxTime)
-	defer deadline.Stop()
-	killed := false
-	for open := true; open; {
-		select {
-		case line, ok := <-lines:
-			switch {
-			case !ok:
-				open = false
-			case strings.HasPrefix(line, "committed ") && target >= 0 && !killed && kill == nil:
-				n, err := strconv.Atoi(strings.TrimPrefix(line, "committed "))
-				require.NoError(t, err)
-				if n >= target {
-					kill = time.After(delay)
-				}
-			case line == "done":
-				done, kill = true, nil
-			}
-		case <-kill:
-			_ = cmd.Process.Signal(syscall.SIGKILL)
-			killed, kill = true, nil
-		case <-deadline.C:
-			_ = cmd.Process.Signal(syscall.SIGKILL)
-			_ = cmd.Wait()
-			require.FailNow(t, "child too slow", "stderr:\n%s", stderr.String())
-		}
-	}
-	err = cmd.Wait()
-	if done {
-		require.NoError(t, err, "stderr:\n%s", stderr.String())
-		return true
-	}
-	require.True(t, killed, "child exited by itself: %v; stderr:\n%s", err, stderr.String())
-	return false
-}
-
 // TestJoinByForeignKeyKill9Child is the child process of
-// TestJoinByForeignKeyKill9; it skips unless started by it.
+// TestJoinByForeignKeyKill9: it runs the join until the group has committed
+// every record of its inputs and internal topics, three polls in a row (a
+// commit's offsets can be readable a moment before its records).
 func TestJoinByForeignKeyKill9Child(t *testing.T) {
-	dir := os.Getenv(fkCrashEnv)
-	if dir == "" {
-		t.Skip("child process of TestJoinByForeignKeyKill9; runs only when re-executed by it")
-	}
-	if err := fkCrashChild(dir); err != nil {
-		fmt.Fprintf(os.Stderr, "crash child: %v\n", err)
-		os.Exit(3)
-	}
-	fmt.Println("done")
-}
-
-// fkCrashChild runs the join until the group has committed every record of
-// its inputs and internal topics, three polls in a row (a commit's offsets
-// can be readable a moment before its records).
-func fkCrashChild(dir string) (err error) {
-	b, err := embedded.Open(dir, embedded.WithCleanupInterval(-1))
-	if err != nil {
-		return err
-	}
-	defer func() { err = errors.Join(err, b.Close()) }()
-	topo, err := fkJoinBuilder().Build()
-	if err != nil {
-		return err
-	}
-	app, err := duality.New("shop", topo, b, duality.StateDir(filepath.Join(dir, "state")),
-		duality.Workers(2), duality.CommitInterval(2*time.Millisecond), duality.MaxUncommittedRecords(100), duality.FetchMaxRecords(50))
-	if err != nil {
-		return err
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), fkCrashMaxTime)
-	defer cancel()
-	runCtx, stop := context.WithCancel(ctx)
-	errc := make(chan error, 1)
-	go func() { errc <- app.Run(runCtx) }()
-	var tps []broker.TopicPartition
-	for topic, n := range fkCrashTopics {
-		for p := range n {
-			tps = append(tps, broker.TopicPartition{Topic: topic, Partition: p})
-		}
-	}
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
 	quiet := 0
-	for quiet < 3 {
-		select {
-		case err := <-errc:
-			stop()
-			return fmt.Errorf("app stopped early: %w", err)
-		case <-tick.C:
-		}
-		committed, err := b.FetchOffsets(ctx, "shop", tps)
-		if errors.Is(err, broker.ErrUnknownTopic) { // internal topics not created yet
-			fmt.Println("committed 0")
-			continue
-		}
-		if err != nil {
-			stop()
-			return errors.Join(err, <-errc)
-		}
-		caughtUp := true
-		var orders int64
-		for _, tp := range tps {
-			offs, err := b.ListOffsets(ctx, tp.Topic, tp.Partition)
+	crashtest.RunChild(t, crashtest.Child{
+		App: func(env *crashtest.Env) (crashtest.App, error) {
+			topo, err := fkJoinBuilder().Build()
 			if err != nil {
-				stop()
-				return errors.Join(err, <-errc)
+				return nil, err
 			}
-			caughtUp = caughtUp && committed[tp] == offs.Latest
-			if tp.Topic == "orders" {
-				orders += committed[tp]
+			return duality.New("shop", topo, env.Broker, duality.StateDir(env.StateDir),
+				duality.Workers(2), duality.CommitInterval(2*time.Millisecond), duality.MaxUncommittedRecords(100), duality.FetchMaxRecords(50))
+		},
+		Poll: func(ctx context.Context, env *crashtest.Env) (crashtest.Progress, error) {
+			offs, err := crashtest.GroupOffsets(ctx, env.Broker, "shop", fkCrashTopics...)
+			if err != nil {
+				return crashtest.Progress{}, err
 			}
-		}
-		fmt.Println("committed", orders)
-		if caughtUp {
-			quiet++
-		} else {
-			quiet = 0
-		}
-	}
-	stop()
-	return <-errc
+			if offs.CaughtUp() {
+				quiet++
+			} else {
+				quiet = 0
+			}
+			return crashtest.Progress{N: offs.CommittedSum("orders"), Done: quiet == 3}, nil
+		},
+	})
 }
