@@ -18,6 +18,16 @@
 // Each constructor returns a value that is safe for concurrent use and
 // costs nothing to create; store it or call the constructor again.
 //
+// # Codecs by type
+//
+// [For] returns the codec chosen by type: [String] for string, [Bytes]
+// for []byte, [Int64], [Uint64], [Float64] and [Bool] for those types,
+// and [Msgpack] for every other type. The DSL packages use it where a
+// step makes values of a new type (a Map, an aggregation, a join) and no
+// codec is given, so codecs are named only where a type enters a
+// topology (a source) or where an encoding other than the default
+// matters (a topic other programs read as JSON).
+//
 // # Order preservation
 //
 // A codec is order-preserving when bytes.Compare on two encodings orders

@@ -135,3 +135,27 @@ func ExampleDecodeError() {
 	// codec: decode key of record at topic "clicks" partition 2 offset 17: codec: invalid encoding: int64 needs 8 bytes, got 3
 	// true
 }
+
+// For picks a codec by type: the order-preserving scalar codecs for
+// string, []byte, int64, uint64, float64 and bool, Msgpack for the rest.
+func ExampleFor() {
+	type Order struct {
+		ID    string
+		Total float64
+	}
+	fmt.Println(codec.For[string]().OrderPreserving(), codec.For[int64]().OrderPreserving())
+
+	c := codec.For[Order]()
+	b, err := c.Append(nil, Order{ID: "o-1", Total: 9.5})
+	if err != nil {
+		panic(err)
+	}
+	o, err := c.Decode(b)
+	if err != nil {
+		panic(err)
+	}
+	fmt.Printf("%+v %v\n", o, c.OrderPreserving())
+	// Output:
+	// true true
+	// {ID:o-1 Total:9.5} false
+}
