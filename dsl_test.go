@@ -21,11 +21,11 @@ import (
 func TestStreamRepartition(t *testing.T) {
 	for _, tc := range []struct {
 		name string
-		opts []stream.RepartitionOption
+		opts []stream.Option
 		want int32
 	}{
 		{"resolved from the sources", nil, 3},
-		{"declared", []stream.RepartitionOption{stream.Partitions(5)}, 5},
+		{"declared", []stream.Option{stream.Partitions(5)}, 5},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			b := openBroker(t)
@@ -44,7 +44,7 @@ func TestStreamRepartition(t *testing.T) {
 			sb := stream.NewBuilder()
 			clicks := stream.From(sb, "clicks", codec.String(), codec.String())
 			byPage := stream.SelectKey(clicks, func(_, v string) string { return v[:strings.IndexByte(v, '#')] })
-			opts := append([]stream.RepartitionOption{stream.Named("by-page")}, tc.opts...)
+			opts := append([]stream.Option{stream.Named("by-page")}, tc.opts...)
 			stream.MapValues(byPage.Repartition(codec.String(), codec.String(), opts...), strings.ToUpper).
 				To("pages", codec.String(), codec.String())
 			topo, err := sb.Build()

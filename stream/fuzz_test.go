@@ -71,7 +71,7 @@ func FuzzBuilder(f *testing.F) {
 				if op&0x10 != 0 {
 					kc = nil
 				}
-				opts := []stream.RepartitionOption{stream.Partitions(int32(op>>5) - 1)}
+				opts := []stream.Option{stream.Partitions(int32(op>>5) - 1)}
 				if op&0x40 != 0 {
 					opts = append(opts, stream.Named("r"))
 				}

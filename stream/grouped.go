@@ -69,10 +69,13 @@ func GroupByKey[K, V any](s Stream[K, V], kc codec.Codec[K], vc codec.Codec[V], 
 		return Grouped[K, V]{}
 	}
 	g := p.Graph()
-	cfg := stepOptions(g, opts)
+	cfg := dsl.ApplyOptions(opts)
 	if keyChanged(p) {
-		return Grouped[K, V]{s: repartition(s, groupName(g, cfg, "group-by-key"), 0, kc, vc), kc: kc, vc: vc}
+		base := groupName(g, cfg, "group-by-key")
+		cfg.Report(g, "group-by-key", base, namedOnly...)
+		return Grouped[K, V]{s: repartition(s, base, 0, kc, vc), kc: kc, vc: vc}
 	}
+	cfg.Report(g, "group-by-key", "after "+p.Name, namedOnly...)
 	if kc == nil {
 		g.AddError(fmt.Errorf("group-by-key after %q: key codec: %w", p.Name, ErrNilCodec))
 	}
@@ -98,15 +101,16 @@ func GroupBy[K, V, K2 any](s Stream[K, V], fn func(K, V) K2, kc2 codec.Codec[K2]
 		return Grouped[K2, V]{}
 	}
 	g := p.Graph()
-	cfg := stepOptions(g, opts)
+	cfg := dsl.ApplyOptions(opts)
 	base := groupName(g, cfg, "group-by")
+	cfg.Report(g, "group-by", base, namedOnly...)
 	keyed := SelectKey(s, fn, Named(base+"-key"))
 	return Grouped[K2, V]{s: repartition(keyed, base, 0, kc2, vc), kc: kc2, vc: vc}
 }
 
-func groupName(g *dsl.Graph, cfg stepConfig, op string) string {
-	if cfg.name != "" {
-		return cfg.name
+func groupName(g *dsl.Graph, cfg *dsl.StepConfig, op string) string {
+	if cfg.Name != "" {
+		return cfg.Name
 	}
 	return fmt.Sprintf("%s-%d", op, g.NextID())
 }

@@ -8,62 +8,49 @@ import (
 	"github.com/duality-streams/duality/internal/dsl"
 )
 
-// stepConfig is what options set; each step reads the fields it uses.
-type stepConfig struct {
-	name       string
-	partitions int32
-	stores     []string
-	timestamp  any // func(K, V, time.Time) time.Time of a source
-	errs       []error
+// Option configures a step. It is the one option type of every step of
+// the DSL packages: stream's ([From], [Stream.Filter], [Map],
+// [Stream.To], [Process], ...), table's and window's. Each step's
+// documentation lists the options it takes; Build reports an option given
+// to a step that does not take it as ErrInvalidOption, and invalid option
+// values as ErrInvalidOption (ErrNilFunc, ErrNilCodec for nil functions
+// and codecs).
+//
+// Options are made by this package's functions ([Named], [Partitions],
+// [WithStores], [WithTimestamp], [WithKeyCodec], [WithValueCodec]) and by
+// packages table and window (table.EmitPerCommit, window.EmitOnWindowClose,
+// ...). An Option is immutable and may be given to several steps.
+type Option interface {
+	// ApplyStep records the option in a step's configuration. Its
+	// argument's type is internal to this module, so options are defined
+	// by the DSL packages only.
+	ApplyStep(*dsl.StepConfig)
 }
 
-// Option configures a step (From, Filter, Map, To, ...).
-type Option interface{ applyStep(*stepConfig) }
+// optionFunc is an Option of package stream.
+type optionFunc func(*dsl.StepConfig)
 
-// RepartitionOption configures [Stream.Repartition]. [Named] is both an
-// Option and a RepartitionOption.
-type RepartitionOption interface{ applyRepartition(*stepConfig) }
-
-// NameOption is returned by [Named]; it is accepted by every step.
-type NameOption struct{ name string }
+func (f optionFunc) ApplyStep(c *dsl.StepConfig) { f(c) }
 
 // Named names a step instead of the default "<operation>-<n>" (n is the
 // step's position in the builder, so default names change when steps are
-// added before it). Names appear in Describe and in errors, must be unique
-// in a builder (else Build reports ErrDuplicateName) and must not be
-// empty (ErrInvalidOption). A Repartition's name also names its internal
-// topic "<name>-repartition" and must then form a valid topic name: name
-// repartitions so that their topics stay stable as the topology evolves.
-func Named(name string) NameOption { return NameOption{name: name} }
-
-func (o NameOption) set(c *stepConfig) {
-	if o.name == "" {
-		c.errs = append(c.errs, fmt.Errorf("%w: Named with an empty name", dsl.ErrInvalidOption))
-		return
-	}
-	c.name = o.name
-}
-
-func (o NameOption) applyStep(c *stepConfig)        { o.set(c) }
-func (o NameOption) applyRepartition(c *stepConfig) { o.set(c) }
-func (o NameOption) applyProcess(c *stepConfig)     { o.set(c) }
-
-// ProcessOption configures [Process]. [Named] is both an Option and a
-// ProcessOption.
-type ProcessOption interface{ applyProcess(*stepConfig) }
-
-type storesOption []string
-
-func (o storesOption) applyProcess(c *stepConfig) {
-	if len(o) == 0 {
-		c.errs = append(c.errs, fmt.Errorf("%w: WithStores without a store name", dsl.ErrInvalidOption))
-		return
-	}
-	for _, name := range o {
-		if !slices.Contains(c.stores, name) {
-			c.stores = append(c.stores, name)
+// added before it). Every step of packages stream, table and window takes
+// it. Names appear in Describe and in errors, must be unique in a builder
+// (else Build reports ErrDuplicateName) and must not be empty
+// (ErrInvalidOption). A step that writes an internal topic (Repartition,
+// GroupBy, and GroupByKey when it repartitions) names the topic
+// "<name>-repartition", so its name must form a valid topic name: name
+// such steps so that their topics stay stable as the topology evolves.
+// Steps made of several steps say how their parts are named.
+func Named(name string) Option {
+	return optionFunc(func(c *dsl.StepConfig) {
+		c.Mark(dsl.OptNamed, "every step")
+		if name == "" {
+			c.Fail(fmt.Errorf("%w: Named with an empty name", dsl.ErrInvalidOption))
+			return
 		}
-	}
+		c.Name = name
+	})
 }
 
 // WithStores declares the state stores a [Process] step's processor uses,
@@ -74,67 +61,47 @@ func (o storesOption) applyProcess(c *stepConfig) {
 // one sub-topology may share a store; a store used by two sub-topologies
 // (steps separated by a repartition or reading unrelated sources) is
 // reported by Build as ErrStoreConflict. Several WithStores add up;
-// default: no stores.
-func WithStores(names ...string) ProcessOption { return storesOption(names) }
-
-type partitionsOption int32
-
-func (o partitionsOption) applyRepartition(c *stepConfig) {
-	if o < 1 {
-		c.errs = append(c.errs, fmt.Errorf("%w: Partitions(%d); the count must be >= 1", dsl.ErrInvalidOption, int32(o)))
-		return
-	}
-	c.partitions = int32(o)
-}
-
-// Partitions sets the partition count of a Repartition's internal topic.
-// The default (0) is the largest partition count among the source topics
-// of the sub-topology that writes it. n must be >= 1 (else Build reports
-// ErrInvalidOption).
-func Partitions(n int32) RepartitionOption { return partitionsOption(n) }
-
-func stepOptions(g *dsl.Graph, opts []Option) stepConfig {
-	c := sourceOptions(g, opts)
-	if c.timestamp != nil {
-		g.AddError(fmt.Errorf("%w: WithTimestamp applies to From and FromTopics only", dsl.ErrInvalidOption))
-	}
-	return c
-}
-
-// sourceOptions is stepOptions for the steps that accept WithTimestamp.
-func sourceOptions(g *dsl.Graph, opts []Option) stepConfig {
-	var c stepConfig
-	for _, o := range opts {
-		if o != nil {
-			o.applyStep(&c)
+// default: no stores. Only Process takes it.
+func WithStores(names ...string) Option {
+	return optionFunc(func(c *dsl.StepConfig) {
+		c.Mark(dsl.OptWithStores, "Process")
+		if len(names) == 0 {
+			c.Fail(fmt.Errorf("%w: WithStores without a store name", dsl.ErrInvalidOption))
+			return
 		}
-	}
-	for _, err := range c.errs {
-		g.AddError(err)
-	}
-	return c
+		for _, name := range names {
+			if !slices.Contains(c.Stores, name) {
+				c.Stores = append(c.Stores, name)
+			}
+		}
+	})
 }
 
-type timestampOption struct{ fn any }
-
-func (o timestampOption) applyStep(c *stepConfig) {
-	if o.fn == nil {
-		c.errs = append(c.errs, fmt.Errorf("%w: WithTimestamp with a nil function", dsl.ErrNilFunc))
-		return
-	}
-	c.timestamp = o.fn
+// Partitions sets the partition count of the internal topic of a
+// [Stream.Repartition] or a table.GroupBy. The default (0) is the largest
+// partition count among the source topics of the sub-topology that
+// writes it. n must be >= 1 (else Build reports ErrInvalidOption).
+func Partitions(n int32) Option {
+	return optionFunc(func(c *dsl.StepConfig) {
+		c.Mark(dsl.OptPartitions, "Repartition and table.GroupBy")
+		if n < 1 {
+			c.Fail(fmt.Errorf("%w: Partitions(%d); the count must be >= 1", dsl.ErrInvalidOption, n))
+			return
+		}
+		c.Partitions = n
+	})
 }
 
 // WithTimestamp sets the timestamp extractor of a source ([From],
-// [FromTopics]): every record read with a value gets the timestamp fn
-// returns, given the decoded key and value and the broker record's
-// timestamp, instead of the broker record's timestamp (Kafka Streams'
-// Consumed.withTimestampExtractor). The steps after the source see it in
-// [RecordContext.Timestamp], windowed aggregations use it as event time,
-// and sinks write it. Records with a nil value (tombstones) keep the
-// broker record's timestamp; fn is not called for them. A panic in fn
-// fails the record like a panic in any step. Default: the broker record's
-// timestamp.
+// [FromTopics], table.From): every record read with a value gets the
+// timestamp fn returns, given the decoded key and value and the broker
+// record's timestamp, instead of the broker record's timestamp (Kafka
+// Streams' Consumed.withTimestampExtractor). The steps after the source
+// see it in [RecordContext.Timestamp], windowed aggregations use it as
+// event time, and sinks write it. Records with a nil value (tombstones)
+// keep the broker record's timestamp; fn is not called for them. A panic
+// in fn fails the record like a panic in any step. Default: the broker
+// record's timestamp.
 //
 // Every source fails a record whose timestamp is invalid, as Kafka
 // Streams' default extractor (FailOnInvalidTimestamp) does: before the
@@ -159,34 +126,20 @@ func (o timestampOption) applyStep(c *stepConfig) {
 // ErrInvalidOption; Build also reports a nil fn (ErrNilFunc) and
 // WithTimestamp given to a step other than a source (ErrInvalidOption).
 func WithTimestamp[K, V any](fn func(k K, v V, recordTime time.Time) time.Time) Option {
-	if fn == nil {
-		return timestampOption{}
-	}
-	return timestampOption{fn: fn}
+	return optionFunc(func(c *dsl.StepConfig) {
+		c.Mark(dsl.OptWithTimestamp, "From and FromTopics only (stream.From, stream.FromTopics, table.From)")
+		if fn == nil {
+			c.Fail(fmt.Errorf("%w: WithTimestamp with a nil function", dsl.ErrNilFunc))
+			return
+		}
+		c.Timestamp = fn
+	})
 }
 
-func processOptions(g *dsl.Graph, opts []ProcessOption) stepConfig {
-	var c stepConfig
-	for _, o := range opts {
-		if o != nil {
-			o.applyProcess(&c)
-		}
-	}
-	for _, err := range c.errs {
-		g.AddError(err)
-	}
-	return c
-}
-
-func repartitionOptions(g *dsl.Graph, opts []RepartitionOption) stepConfig {
-	var c stepConfig
-	for _, o := range opts {
-		if o != nil {
-			o.applyRepartition(&c)
-		}
-	}
-	for _, err := range c.errs {
-		g.AddError(err)
-	}
-	return c
-}
+// Accepted option sets of the steps of this package.
+var (
+	namedOnly   = []string{dsl.OptNamed}
+	sourceOpts  = []string{dsl.OptNamed, dsl.OptWithTimestamp}
+	processOpts = []string{dsl.OptNamed, dsl.OptWithStores}
+	repartOpts  = []string{dsl.OptNamed, dsl.OptPartitions}
+)

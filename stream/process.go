@@ -291,20 +291,20 @@ func (pc *processorContext[K, V]) Now() time.Time       { return pc.t.Env().Now(
 //
 // Build reports a nil supplier (ErrNilFunc); task creation fails if it
 // returns nil.
-func Process[K, V, KOut, VOut any](s Stream[K, V], supplier func() Processor[K, V, KOut, VOut], opts ...ProcessOption) Stream[KOut, VOut] {
+func Process[K, V, KOut, VOut any](s Stream[K, V], supplier func() Processor[K, V, KOut, VOut], opts ...Option) Stream[KOut, VOut] {
 	p := nodeOf(s)
 	if p == nil {
 		return Stream[KOut, VOut]{}
 	}
 	g := p.Graph()
-	cfg := processOptions(g, opts)
-	n := &dsl.Node{Op: "process", Kind: dsl.KindProcessor, Name: cfg.name, Stores: cfg.stores}
+	cfg := dsl.ApplyOptions(opts)
+	n := &dsl.Node{Op: "process", Kind: dsl.KindProcessor, Name: cfg.Name, Stores: cfg.Stores}
 	n.Instantiate = func(t *dsl.Task) (any, error) {
 		next, err := fanout[KOut, VOut](t, n)
 		if err != nil {
 			return nil, err
 		}
-		pc := &processorContext[KOut, VOut]{t: t, n: n, stores: cfg.stores, next: next, logger: t.Env().Logger().With("node", n.Name)}
+		pc := &processorContext[KOut, VOut]{t: t, n: n, stores: cfg.Stores, next: next, logger: t.Env().Logger().With("node", n.Name)}
 		var proc Processor[K, V, KOut, VOut]
 		err = guard(func() error {
 			proc = supplier()
@@ -340,6 +340,7 @@ func Process[K, V, KOut, VOut any](s Stream[K, V], supplier func() Processor[K, 
 		}), nil
 	}
 	g.AddNode(n, p)
+	cfg.Report(g, n.Op, n.Name, processOpts...)
 	if supplier == nil {
 		g.AddError(fmt.Errorf("process %q: supplier: %w", n.Name, ErrNilFunc))
 	}

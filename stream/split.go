@@ -37,9 +37,9 @@ func (s Stream[K, V]) Split(opts ...Option) *Branches[K, V] {
 		return &Branches[K, V]{}
 	}
 	g := p.Graph()
-	cfg := stepOptions(g, opts)
+	cfg := dsl.ApplyOptions(opts)
 	b := &Branches[K, V]{preds: make(map[*dsl.Node]func(K, V) bool), names: make(map[string]bool)}
-	n := &dsl.Node{Op: "split", Kind: dsl.KindProcessor, Name: cfg.name}
+	n := &dsl.Node{Op: "split", Kind: dsl.KindProcessor, Name: cfg.Name}
 	n.Instantiate = func(t *dsl.Task) (any, error) {
 		kids := t.Children(n)
 		fs, err := dsl.Children[emit[K, V]](t, n)
@@ -75,6 +75,7 @@ func (s Stream[K, V]) Split(opts ...Option) *Branches[K, V] {
 		}), nil
 	}
 	b.split = g.AddNode(n, p)
+	cfg.Report(g, n.Op, n.Name, namedOnly...)
 	return b
 }
 

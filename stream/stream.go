@@ -88,7 +88,7 @@ func nodeError(n *dsl.Node, rc *RecordContext, err error) error {
 // zero value; the codec is not called for it. A nil value (a tombstone)
 // stays a tombstone through the steps that keep values, and sinks write it
 // as a nil value (see the package documentation, "Records"). Options:
-// [Named] (default "source-<n>").
+// [Named] (default "source-<n>"), [WithTimestamp].
 //
 // A record whose timestamp is invalid (before the Unix epoch or after
 // [MaxTimestamp]) fails with an error matching [ErrInvalidTimestamp]
@@ -110,19 +110,28 @@ func FromTopics[K, V any](b *Builder, topics []string, kc codec.Codec[K], vc cod
 	if g == nil {
 		return Stream[K, V]{}
 	}
-	cfg := sourceOptions(g, opts)
-	var extract func(K, V, time.Time) time.Time
-	if cfg.timestamp != nil {
-		var ok bool
-		if extract, ok = cfg.timestamp.(func(K, V, time.Time) time.Time); !ok {
-			g.AddError(fmt.Errorf("%w: source of %v: WithTimestamp takes a %T, the source needs a %T", ErrInvalidOption, topics, cfg.timestamp, extract))
-		}
-	}
-	n := addSource(g, cfg.name, append([]string(nil), topics...), false, kc, vc, extract)
+	cfg := dsl.ApplyOptions(opts)
+	extract := timestampExtractor[K, V](g, cfg, topics)
+	n := addSource(g, cfg.Name, append([]string(nil), topics...), false, kc, vc, extract)
+	cfg.Report(g, n.Op, n.Name, sourceOpts...)
 	if len(topics) == 0 {
 		g.AddError(fmt.Errorf("source %q: %w: no topics", n.Name, ErrInvalidOption))
 	}
 	return handle[K, V](n)
+}
+
+// timestampExtractor returns the extractor a WithTimestamp option in cfg
+// gave to the source of topics, nil if none (or one of the wrong type,
+// which it reports to g).
+func timestampExtractor[K, V any](g *dsl.Graph, cfg *dsl.StepConfig, topics []string) func(K, V, time.Time) time.Time {
+	if cfg.Timestamp == nil {
+		return nil
+	}
+	extract, ok := cfg.Timestamp.(func(K, V, time.Time) time.Time)
+	if !ok {
+		g.AddError(fmt.Errorf("%w: source of %v: WithTimestamp takes a %T, the source needs a %T", ErrInvalidOption, topics, cfg.Timestamp, extract))
+	}
+	return extract
 }
 
 func addSource[K, V any](g *dsl.Graph, name string, topics []string, internal bool, kc codec.Codec[K], vc codec.Codec[V], extract func(K, V, time.Time) time.Time) *dsl.Node {
@@ -235,15 +244,16 @@ func checkCodecs[K, V any](g *dsl.Graph, n *dsl.Node, kc codec.Codec[K], vc code
 
 // addStep adds a processor node below s whose per-task behaviour mk builds
 // from the node's output function.
-func addStep[K, V, K2, V2 any](s Stream[K, V], op string, opts []Option, nilFunc bool,
+// It takes the options in accepts.
+func addStep[K, V, K2, V2 any](s Stream[K, V], op string, opts []Option, accepts []string, nilFunc bool,
 	mk func(t *dsl.Task, n *dsl.Node, next emit[K2, V2]) emit[K, V]) Stream[K2, V2] {
 	p := nodeOf(s)
 	if p == nil {
 		return Stream[K2, V2]{}
 	}
 	g := p.Graph()
-	cfg := stepOptions(g, opts)
-	n := &dsl.Node{Op: op, Kind: dsl.KindProcessor, Name: cfg.name}
+	cfg := dsl.ApplyOptions(opts)
+	n := &dsl.Node{Op: op, Kind: dsl.KindProcessor, Name: cfg.Name}
 	n.Instantiate = func(t *dsl.Task) (any, error) {
 		next, err := fanout[K2, V2](t, n)
 		if err != nil {
@@ -252,6 +262,7 @@ func addStep[K, V, K2, V2 any](s Stream[K, V], op string, opts []Option, nilFunc
 		return mk(t, n, next), nil
 	}
 	g.AddNode(n, p)
+	cfg.Report(g, op, n.Name, accepts...)
 	if nilFunc {
 		g.AddError(fmt.Errorf("%s %q: %w", op, n.Name, ErrNilFunc))
 	}
@@ -261,7 +272,7 @@ func addStep[K, V, K2, V2 any](s Stream[K, V], op string, opts []Option, nilFunc
 // Filter keeps the records for which pred returns true. Options: [Named]
 // (default "filter-<n>"). Build reports a nil pred (ErrNilFunc).
 func (s Stream[K, V]) Filter(pred func(K, V) bool, opts ...Option) Stream[K, V] {
-	return addStep(s, "filter", opts, pred == nil, func(t *dsl.Task, n *dsl.Node, next emit[K, V]) emit[K, V] {
+	return addStep(s, "filter", opts, namedOnly, pred == nil, func(t *dsl.Task, n *dsl.Node, next emit[K, V]) emit[K, V] {
 		return func(ctx context.Context, rc *RecordContext, k K, v V) error {
 			t.Current = n
 			if !pred(k, v) {
@@ -276,7 +287,7 @@ func (s Stream[K, V]) Filter(pred func(K, V) bool, opts ...Option) Stream[K, V] 
 // [Named] (default "filter-not-<n>"). Build reports a nil pred
 // (ErrNilFunc).
 func (s Stream[K, V]) FilterNot(pred func(K, V) bool, opts ...Option) Stream[K, V] {
-	return addStep(s, "filter-not", opts, pred == nil, func(t *dsl.Task, n *dsl.Node, next emit[K, V]) emit[K, V] {
+	return addStep(s, "filter-not", opts, namedOnly, pred == nil, func(t *dsl.Task, n *dsl.Node, next emit[K, V]) emit[K, V] {
 		return func(ctx context.Context, rc *RecordContext, k K, v V) error {
 			t.Current = n
 			if pred(k, v) {
@@ -291,7 +302,7 @@ func (s Stream[K, V]) FilterNot(pred func(K, V) bool, opts ...Option) Stream[K, 
 // it for side effects such as logging or metrics. Options: [Named]
 // (default "peek-<n>"). Build reports a nil fn (ErrNilFunc).
 func (s Stream[K, V]) Peek(fn func(K, V), opts ...Option) Stream[K, V] {
-	return addStep(s, "peek", opts, fn == nil, func(t *dsl.Task, n *dsl.Node, next emit[K, V]) emit[K, V] {
+	return addStep(s, "peek", opts, namedOnly, fn == nil, func(t *dsl.Task, n *dsl.Node, next emit[K, V]) emit[K, V] {
 		return func(ctx context.Context, rc *RecordContext, k K, v V) error {
 			t.Current = n
 			fn(k, v)
@@ -303,7 +314,7 @@ func (s Stream[K, V]) Peek(fn func(K, V), opts ...Option) Stream[K, V] {
 // Foreach calls fn for every record and ends the stream. Options: [Named]
 // (default "foreach-<n>"). Build reports a nil fn (ErrNilFunc).
 func (s Stream[K, V]) Foreach(fn func(K, V), opts ...Option) {
-	addStep(s, "foreach", opts, fn == nil, func(t *dsl.Task, n *dsl.Node, _ emit[K, V]) emit[K, V] {
+	addStep(s, "foreach", opts, namedOnly, fn == nil, func(t *dsl.Task, n *dsl.Node, _ emit[K, V]) emit[K, V] {
 		return func(_ context.Context, _ *RecordContext, k K, v V) error {
 			t.Current = n
 			fn(k, v)
@@ -361,8 +372,9 @@ func (s Stream[K, V]) To(topic string, kc codec.Codec[K], vc codec.Codec[V], opt
 	if p == nil {
 		return
 	}
-	cfg := stepOptions(p.Graph(), opts)
-	addSink(p, cfg.name, topic, false, false, nil, kc, vc)
+	cfg := dsl.ApplyOptions(opts)
+	n := addSink(p, cfg.Name, topic, false, false, nil, kc, vc)
+	cfg.Report(p.Graph(), n.Op, n.Name, namedOnly...)
 }
 
 // ToFunc writes every record to the topic topicFn returns for it, as
@@ -378,8 +390,9 @@ func (s Stream[K, V]) ToFunc(topicFn func(k K, v V, rc RecordContext) string, kc
 	if p == nil {
 		return
 	}
-	cfg := stepOptions(p.Graph(), opts)
-	n := addSink(p, cfg.name, "", false, true, topicFn, kc, vc)
+	cfg := dsl.ApplyOptions(opts)
+	n := addSink(p, cfg.Name, "", false, true, topicFn, kc, vc)
+	cfg.Report(p.Graph(), n.Op, n.Name, namedOnly...)
 	if topicFn == nil {
 		p.Graph().AddError(fmt.Errorf("sink %q: topic function: %w", n.Name, ErrNilFunc))
 	}
@@ -464,18 +477,19 @@ func addSink[K, V any](p *dsl.Node, name, topic string, internal, dynamic bool, 
 //
 // Build reports nil codecs (ErrNilCodec) and a name that makes an invalid
 // topic name (broker.ErrInvalidTopicName).
-func (s Stream[K, V]) Repartition(kc codec.Codec[K], vc codec.Codec[V], opts ...RepartitionOption) Stream[K, V] {
+func (s Stream[K, V]) Repartition(kc codec.Codec[K], vc codec.Codec[V], opts ...Option) Stream[K, V] {
 	p := nodeOf(s)
 	if p == nil {
 		return Stream[K, V]{}
 	}
 	g := p.Graph()
-	cfg := repartitionOptions(g, opts)
-	base := cfg.name
+	cfg := dsl.ApplyOptions(opts)
+	base := cfg.Name
 	if base == "" {
 		base = fmt.Sprintf("repartition-%d", g.NextID())
 	}
-	return repartition(s, base, cfg.partitions, kc, vc)
+	cfg.Report(g, "repartition", base, repartOpts...)
+	return repartition(s, base, cfg.Partitions, kc, vc)
 }
 
 // repartition writes s through the internal topic "<base>-repartition"

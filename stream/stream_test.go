@@ -433,11 +433,11 @@ func TestTombstones(t *testing.T) {
 func TestRepartition(t *testing.T) {
 	tests := []struct {
 		name       string
-		opts       []stream.RepartitionOption
+		opts       []stream.Option
 		topic      string
 		partitions int32
 	}{
-		{name: "named with partitions", opts: []stream.RepartitionOption{stream.Named("by-word"), stream.Partitions(4)}, topic: "app-by-word-repartition", partitions: 4},
+		{name: "named with partitions", opts: []stream.Option{stream.Named("by-word"), stream.Partitions(4)}, topic: "app-by-word-repartition", partitions: 4},
 		{name: "defaults", topic: "app-repartition-2-repartition", partitions: 2},
 	}
 	for _, tt := range tests {

@@ -218,6 +218,15 @@
 // (tombstones) are skipped: they change nothing and are logged at Debug
 // with the node's logger.
 //
+// # Options
+//
+// Every step takes options of type stream.Option: stream.Named names it
+// (each step's documentation gives its default name, and for steps made
+// of several steps the names of the parts), and a step reports at Build
+// an option it does not take (stream.ErrInvalidOption). [From] also takes
+// stream.WithTimestamp, [GroupBy] stream.Partitions, and
+// [Table.ToStream] [EmitPerCommit].
+//
 // # Errors
 //
 // Wiring mistakes are reported by stream.Builder.Build with the stream

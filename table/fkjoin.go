@@ -67,13 +67,13 @@ import (
 // self-join: employees with their manager's row) or tables of one
 // sub-topology, which then reads the internal topics it writes.
 func JoinByForeignKey[K, V, KO, VO, VR any](left Table[K, V], right Table[KO, VO], fk func(v V) KO, joiner func(v V, vo VO) VR,
-	kc codec.Codec[K], vc codec.Codec[V], koc codec.Codec[KO], voc codec.Codec[VO], vrc codec.Codec[VR], store string) Table[K, VR] {
+	kc codec.Codec[K], vc codec.Codec[V], koc codec.Codec[KO], voc codec.Codec[VO], vrc codec.Codec[VR], store string, opts ...stream.Option) Table[K, VR] {
 	var j func(V, VO, bool) VR
 	if joiner != nil {
 		j = func(v V, vo VO, _ bool) VR { return joiner(v, vo) }
 	}
 	return fkJoin(fkSpec[K, V, KO, VO, VR]{op: "fk-join", left: left, right: right, fk: fk, joiner: j,
-		kc: kc, vc: vc, koc: koc, voc: voc, vrc: vrc, store: store})
+		kc: kc, vc: vc, koc: koc, voc: voc, vrc: vrc, store: store, opts: opts})
 }
 
 // LeftJoinByForeignKey is [JoinByForeignKey] that keeps every left row
@@ -86,9 +86,9 @@ func JoinByForeignKey[K, V, KO, VO, VR any](left Table[K, V], right Table[KO, VO
 // "fk-left-join-..."; arguments, topics, stores and Build errors as for
 // JoinByForeignKey.
 func LeftJoinByForeignKey[K, V, KO, VO, VR any](left Table[K, V], right Table[KO, VO], fk func(v V) KO, joiner func(v V, vo VO, found bool) VR,
-	kc codec.Codec[K], vc codec.Codec[V], koc codec.Codec[KO], voc codec.Codec[VO], vrc codec.Codec[VR], store string) Table[K, VR] {
+	kc codec.Codec[K], vc codec.Codec[V], koc codec.Codec[KO], voc codec.Codec[VO], vrc codec.Codec[VR], store string, opts ...stream.Option) Table[K, VR] {
 	return fkJoin(fkSpec[K, V, KO, VO, VR]{op: "fk-left-join", leftJoin: true, left: left, right: right, fk: fk, joiner: joiner,
-		kc: kc, vc: vc, koc: koc, voc: voc, vrc: vrc, store: store})
+		kc: kc, vc: vc, koc: koc, voc: voc, vrc: vrc, store: store, opts: opts})
 }
 
 // fkSpec is one foreign-key join as the user declared it.
@@ -105,6 +105,7 @@ type fkSpec[K, V, KO, VO, VR any] struct {
 	voc      codec.Codec[VO]
 	vrc      codec.Codec[VR]
 	store    string
+	opts     []stream.Option
 }
 
 // Internal names of a foreign-key join, derived from its store.
@@ -146,13 +147,14 @@ func fkJoin[K, V, KO, VO, VR any](sp fkSpec[K, V, KO, VO, VR]) Table[K, VR] {
 		return Table[K, VR]{}
 	}
 	g := ln.Graph()
+	cfg := dsl.ApplyOptions(sp.opts)
 	subTopic, respTopic := fkSubscriptionTopic(sp.store), fkResponseTopic(sp.store)
 	subStore := fkSubscriptionStore(sp.store)
 	leftSource, rightSource := sourceOf(ln), sourceOf(rn)
 
 	// Left side: the subscribe step and the subscription sink.
-	subscribe := &dsl.Node{Op: sp.op + "-subscribe", Kind: dsl.KindProcessor}
-	subSink := &dsl.Node{Op: sp.op + "-subscription-sink", Kind: dsl.KindSink, Topics: []string{subTopic}, Internal: true}
+	subscribe := &dsl.Node{Op: sp.op + "-subscribe", Name: partName(cfg, "subscribe"), Kind: dsl.KindProcessor}
+	subSink := &dsl.Node{Op: sp.op + "-subscription-sink", Name: partName(cfg, "subscription-sink"), Kind: dsl.KindSink, Topics: []string{subTopic}, Internal: true}
 	sp.left.attachChanges(subscribe, true, func(task *dsl.Task) (changeFn[K, V], error) {
 		return sp.subscribe(task, subscribe, subSink)
 	})
@@ -161,12 +163,12 @@ func fkJoin[K, V, KO, VO, VR any](sp fkSpec[K, V, KO, VO, VR]) Table[K, VR] {
 
 	// Right side: the subscription source, the subscription step, the
 	// foreign step and the response sink.
-	subSource := &dsl.Node{Op: sp.op + "-subscription-source", Kind: dsl.KindSource, Topics: []string{subTopic}, Internal: true}
+	subSource := &dsl.Node{Op: sp.op + "-subscription-source", Name: partName(cfg, "subscription-source"), Kind: dsl.KindSource, Topics: []string{subTopic}, Internal: true}
 	subSource.Instantiate = fkSource(subSource)
 	g.AddNode(subSource)
-	subscription := &dsl.Node{Op: sp.op + "-subscription", Kind: dsl.KindProcessor, Stores: append([]string{subStore}, sp.right.readStores()...)}
-	foreign := &dsl.Node{Op: sp.op + "-foreign", Kind: dsl.KindProcessor, Stores: []string{subStore}}
-	respSink := &dsl.Node{Op: sp.op + "-response-sink", Kind: dsl.KindSink, Topics: []string{respTopic}, Internal: true}
+	subscription := &dsl.Node{Op: sp.op + "-subscription", Name: partName(cfg, "subscription"), Kind: dsl.KindProcessor, Stores: append([]string{subStore}, sp.right.readStores()...)}
+	foreign := &dsl.Node{Op: sp.op + "-foreign", Name: partName(cfg, "foreign"), Kind: dsl.KindProcessor, Stores: []string{subStore}}
+	respSink := &dsl.Node{Op: sp.op + "-response-sink", Name: partName(cfg, "response-sink"), Kind: dsl.KindSink, Topics: []string{respTopic}, Internal: true}
 	claimStore(g, subscription, subStore, "a foreign-key join's subscription store belongs to the join")
 	subscription.Instantiate = func(task *dsl.Task) (any, error) {
 		return sp.subscriptions(task, subscription, respSink, subStore, subTopic)
@@ -179,13 +181,14 @@ func fkJoin[K, V, KO, VO, VR any](sp fkSpec[K, V, KO, VO, VR]) Table[K, VR] {
 	g.AddNode(respSink, subscription, foreign)
 
 	// Left side again: the response source and the result.
-	respSource := &dsl.Node{Op: sp.op + "-response-source", Kind: dsl.KindSource, Topics: []string{respTopic}, Internal: true}
+	respSource := &dsl.Node{Op: sp.op + "-response-source", Name: partName(cfg, "response-source"), Kind: dsl.KindSource, Topics: []string{respTopic}, Internal: true}
 	respSource.Instantiate = fkSource(respSource)
 	g.AddNode(respSource)
-	result := &dsl.Node{Op: sp.op, Kind: dsl.KindProcessor, Stores: append([]string{sp.store}, sp.left.readStores()...)}
+	result := &dsl.Node{Op: sp.op, Name: cfg.Name, Kind: dsl.KindProcessor, Stores: append([]string{sp.store}, sp.left.readStores()...)}
 	claimStore(g, result, sp.store, "a foreign-key join needs a store of its own")
 	result.Instantiate = func(task *dsl.Task) (any, error) { return sp.results(task, result) }
 	g.AddNode(result, respSource, subscribe)
+	cfg.Report(g, sp.op, result.Name, namedOnly...)
 
 	// Left and right may be (or later become) one sub-topology, which then
 	// reads both topics it writes (a table joined with itself).

@@ -77,7 +77,7 @@ func Global[K, V any](b *stream.Builder, topic string, kc codec.Codec[K], vc cod
 // Build reports nil keyMapper or joiner (stream.ErrNilFunc) and a stream
 // and a global table of two builders (stream.ErrForeignStream). A runtime
 // without global stores fails the task's creation.
-func JoinGlobal[K, V, GK, GV, VR any](s stream.Stream[K, V], gt GlobalTable[GK, GV], keyMapper func(k K, v V) GK, joiner func(k K, v V, gv GV) VR) stream.Stream[K, VR] {
+func JoinGlobal[K, V, GK, GV, VR any](s stream.Stream[K, V], gt GlobalTable[GK, GV], keyMapper func(k K, v V) GK, joiner func(k K, v V, gv GV) VR, opts ...stream.Option) stream.Stream[K, VR] {
 	var j func(K, V, GV, bool) (VR, bool)
 	if joiner != nil {
 		j = func(k K, v V, gv GV, found bool) (VR, bool) {
@@ -88,22 +88,22 @@ func JoinGlobal[K, V, GK, GV, VR any](s stream.Stream[K, V], gt GlobalTable[GK, 
 			return joiner(k, v, gv), true
 		}
 	}
-	return joinGlobal(s, gt, "join-global", keyMapper, j)
+	return joinGlobal(s, gt, "join-global", keyMapper, j, opts)
 }
 
 // LeftJoinGlobal is [JoinGlobal] that keeps every stream record: joiner
 // gets found true and the value at keyMapper(k, v) in gt, or found false
 // and GV's zero value when gt has none. The step is named
 // "left-join-global-<n>"; Build errors as for JoinGlobal.
-func LeftJoinGlobal[K, V, GK, GV, VR any](s stream.Stream[K, V], gt GlobalTable[GK, GV], keyMapper func(k K, v V) GK, joiner func(k K, v V, gv GV, found bool) VR) stream.Stream[K, VR] {
+func LeftJoinGlobal[K, V, GK, GV, VR any](s stream.Stream[K, V], gt GlobalTable[GK, GV], keyMapper func(k K, v V) GK, joiner func(k K, v V, gv GV, found bool) VR, opts ...stream.Option) stream.Stream[K, VR] {
 	var j func(K, V, GV, bool) (VR, bool)
 	if joiner != nil {
 		j = func(k K, v V, gv GV, found bool) (VR, bool) { return joiner(k, v, gv, found), true }
 	}
-	return joinGlobal(s, gt, "left-join-global", keyMapper, j)
+	return joinGlobal(s, gt, "left-join-global", keyMapper, j, opts)
 }
 
-func joinGlobal[K, V, GK, GV, VR any](s stream.Stream[K, V], gt GlobalTable[GK, GV], op string, keyMapper func(K, V) GK, joiner func(K, V, GV, bool) (VR, bool)) stream.Stream[K, VR] {
+func joinGlobal[K, V, GK, GV, VR any](s stream.Stream[K, V], gt GlobalTable[GK, GV], op string, keyMapper func(K, V) GK, joiner func(K, V, GV, bool) (VR, bool), opts []stream.Option) stream.Stream[K, VR] {
 	sn := dsl.StreamNode(dsl.Stream[K, V](s))
 	if sn == nil && gt.g == nil {
 		return stream.Stream[K, VR]{}
@@ -117,7 +117,8 @@ func joinGlobal[K, V, GK, GV, VR any](s stream.Stream[K, V], gt GlobalTable[GK, 
 		return stream.Stream[K, VR]{}
 	}
 	store, kc, vc := gt.store, gt.kc, gt.vc
-	n := &dsl.Node{Op: op, Kind: dsl.KindProcessor, GlobalStores: []string{store}}
+	cfg := dsl.ApplyOptions(opts)
+	n := &dsl.Node{Op: op, Kind: dsl.KindProcessor, Name: cfg.Name, GlobalStores: []string{store}}
 	n.Instantiate = func(task *dsl.Task) (any, error) {
 		next, err := dsl.Children[emit[K, VR]](task, n)
 		if err != nil {
@@ -168,6 +169,7 @@ func joinGlobal[K, V, GK, GV, VR any](s stream.Stream[K, V], gt GlobalTable[GK, 
 	}
 	g := sn.Graph()
 	g.AddNode(n, sn)
+	cfg.Report(g, op, n.Name, namedOnly...)
 	if keyMapper == nil || joiner == nil {
 		g.AddError(fmt.Errorf("%s %q: %w", op, n.Name, stream.ErrNilFunc))
 	}

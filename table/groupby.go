@@ -136,7 +136,7 @@ func (c rowChangeCodec[V]) OrderPreserving() bool { return false }
 // topic and its sink and source are named after the name. Build reports a
 // nil selector (stream.ErrNilFunc), nil codecs (stream.ErrNilCodec) and
 // an invalid name (stream.ErrInvalidOption, broker.ErrInvalidTopicName).
-func GroupBy[K, V, K2, V2 any](t Table[K, V], selector func(K, V) (K2, V2), kc2 codec.Codec[K2], vc2 codec.Codec[V2], opts ...stream.RepartitionOption) GroupedTable[K2, V2] {
+func GroupBy[K, V, K2, V2 any](t Table[K, V], selector func(K, V) (K2, V2), kc2 codec.Codec[K2], vc2 codec.Codec[V2], opts ...stream.Option) GroupedTable[K2, V2] {
 	p := t.node()
 	if p == nil {
 		return GroupedTable[K2, V2]{}
@@ -204,7 +204,7 @@ func GroupBy[K, V, K2, V2 any](t Table[K, V], selector func(K, V) (K2, V2), kc2 
 		gr.AddError(fmt.Errorf("%s %q: value codec: %w", n.Op, n.Name, stream.ErrNilCodec))
 	}
 	changes := stream.Stream[K2, rowChange[V2]](dsl.NewStream[K2, rowChange[V2]](n))
-	ropts := append([]stream.RepartitionOption{stream.Named(n.Name)}, opts...)
+	ropts := append([]stream.Option{stream.Named(n.Name)}, opts...)
 	return GroupedTable[K2, V2]{
 		s:  changes.Repartition(kc2, rowChangeCodec[V2]{vc2}, ropts...),
 		kc: kc2,
@@ -219,8 +219,8 @@ func GroupBy[K, V, K2, V2 any](t Table[K, V], selector func(K, V) (K2, V2), kc2 
 // all left keeps the count 0, as in Kafka Streams; it is not deleted.
 // Store, changelog and Build errors as for [Count]. The step is named
 // "table-count-<n>".
-func (g GroupedTable[K, V]) Count(store string) Table[K, int64] {
-	return groupedAggregate(g, "table-count", store, false,
+func (g GroupedTable[K, V]) Count(store string, opts ...stream.Option) Table[K, int64] {
+	return groupedAggregate(g, "table-count", store, opts, false,
 		func() int64 { return 0 },
 		func(_ K, _ V, n int64, _ bool) (int64, bool) { return n + 1, true },
 		func(_ K, _ V, n int64, _ bool) (int64, bool) { return n - 1, true },
@@ -240,7 +240,7 @@ func (g GroupedTable[K, V]) Count(store string) Table[K, int64] {
 // changelog and Build errors as for [Count]; Build also reports a nil
 // adder or subtractor (stream.ErrNilFunc). The step is named
 // "table-reduce-<n>".
-func (g GroupedTable[K, V]) Reduce(adder, subtractor func(agg, v V) V, store string) Table[K, V] {
+func (g GroupedTable[K, V]) Reduce(adder, subtractor func(agg, v V) V, store string, opts ...stream.Option) Table[K, V] {
 	var add, sub func(K, V, V, bool) (V, bool)
 	if adder != nil && subtractor != nil {
 		add = func(_ K, v, agg V, found bool) (V, bool) {
@@ -256,7 +256,7 @@ func (g GroupedTable[K, V]) Reduce(adder, subtractor func(agg, v V) V, store str
 			return subtractor(agg, v), true
 		}
 	}
-	return groupedAggregate(g, "table-reduce", store, add == nil, nil, add, sub, g.vc)
+	return groupedAggregate(g, "table-reduce", store, opts, add == nil, nil, add, sub, g.vc)
 }
 
 // AggregateTable folds the rows of each group of g into an aggregate of
@@ -271,13 +271,13 @@ func (g GroupedTable[K, V]) Reduce(adder, subtractor func(agg, v V) V, store str
 // encodes. Store, changelog and Build errors as for [Count]; Build also
 // reports nil init, adder or subtractor (stream.ErrNilFunc) and a nil ac
 // (stream.ErrNilCodec). The step is named "table-aggregate-<n>".
-func AggregateTable[K, V, A any](g GroupedTable[K, V], init func() A, adder, subtractor func(k K, v V, a A) A, ac codec.Codec[A], store string) Table[K, A] {
+func AggregateTable[K, V, A any](g GroupedTable[K, V], init func() A, adder, subtractor func(k K, v V, a A) A, ac codec.Codec[A], store string, opts ...stream.Option) Table[K, A] {
 	var add, sub func(K, V, A, bool) (A, bool)
 	if adder != nil && subtractor != nil {
 		add = func(k K, v V, a A, _ bool) (A, bool) { return adder(k, v, a), true }
 		sub = func(k K, v V, a A, _ bool) (A, bool) { return subtractor(k, v, a), true }
 	}
-	t := groupedAggregate(g, "table-aggregate", store, init == nil || add == nil, init, add, sub, ac)
+	t := groupedAggregate(g, "table-aggregate", store, opts, init == nil || add == nil, init, add, sub, ac)
 	if p := t.node(); p != nil && ac == nil {
 		p.Graph().AddError(fmt.Errorf("%s %q: aggregate codec: %w", p.Op, p.Name, stream.ErrNilCodec))
 	}
@@ -289,7 +289,7 @@ func AggregateTable[K, V, A any](g GroupedTable[K, V], init func() A, adder, sub
 // init() (with init nil, A's zero value), applies sub for the old row and
 // add for the new one; each returns the new aggregate and whether it
 // applies (false: skip the change).
-func groupedAggregate[K, V, A any](g GroupedTable[K, V], op, store string, nilFunc bool, init func() A,
+func groupedAggregate[K, V, A any](g GroupedTable[K, V], op, store string, opts []stream.Option, nilFunc bool, init func() A,
 	add, sub func(K, V, A, bool) (A, bool), ac codec.Codec[A]) Table[K, A] {
 	p := dsl.StreamNode(dsl.Stream[K, rowChange[V]](g.s))
 	if p == nil {
@@ -297,7 +297,8 @@ func groupedAggregate[K, V, A any](g GroupedTable[K, V], op, store string, nilFu
 	}
 	gr := p.Graph()
 	kc := g.kc
-	n := &dsl.Node{Op: op, Kind: dsl.KindProcessor, Stores: []string{store}}
+	cfg := dsl.ApplyOptions(opts)
+	n := &dsl.Node{Op: op, Kind: dsl.KindProcessor, Name: cfg.Name, Stores: []string{store}}
 	n.Instantiate = func(t *dsl.Task) (any, error) {
 		out, err := tableOutput[K, A](t, n)
 		if err != nil {
@@ -377,6 +378,7 @@ func groupedAggregate[K, V, A any](g GroupedTable[K, V], op, store string, nilFu
 		}), nil
 	}
 	gr.AddNode(n, p)
+	cfg.Report(gr, op, n.Name, namedOnly...)
 	claimStore(gr, n, store, "an aggregation needs a store of its own")
 	if nilFunc {
 		gr.AddError(fmt.Errorf("%s %q: %w", op, n.Name, stream.ErrNilFunc))

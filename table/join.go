@@ -27,7 +27,7 @@ import (
 // (stream.ErrForeignStream), and stream.ErrNotCoPartitioned when s's keys may
 // have changed since its source or last repartition, or when s is
 // computed upstream of t's sub-topology.
-func Join[K, V, VT, VR any](s stream.Stream[K, V], t Table[K, VT], joiner func(k K, v V, vt VT) VR) stream.Stream[K, VR] {
+func Join[K, V, VT, VR any](s stream.Stream[K, V], t Table[K, VT], joiner func(k K, v V, vt VT) VR, opts ...stream.Option) stream.Stream[K, VR] {
 	var j func(K, V, VT, bool) (VR, bool)
 	if joiner != nil {
 		j = func(k K, v V, vt VT, found bool) (VR, bool) {
@@ -38,22 +38,22 @@ func Join[K, V, VT, VR any](s stream.Stream[K, V], t Table[K, VT], joiner func(k
 			return joiner(k, v, vt), true
 		}
 	}
-	return join(s, t, "join", j)
+	return join(s, t, "join", j, opts)
 }
 
 // LeftJoin is [Join] that keeps every stream record: joiner gets found
 // true and the key's value in t, or found false and VT's zero value when
 // t has no value for the key (or a Filter of t rejects it). The step is
 // named "left-join-<n>"; Build errors as for Join.
-func LeftJoin[K, V, VT, VR any](s stream.Stream[K, V], t Table[K, VT], joiner func(k K, v V, vt VT, found bool) VR) stream.Stream[K, VR] {
+func LeftJoin[K, V, VT, VR any](s stream.Stream[K, V], t Table[K, VT], joiner func(k K, v V, vt VT, found bool) VR, opts ...stream.Option) stream.Stream[K, VR] {
 	var j func(K, V, VT, bool) (VR, bool)
 	if joiner != nil {
 		j = func(k K, v V, vt VT, found bool) (VR, bool) { return joiner(k, v, vt, found), true }
 	}
-	return join(s, t, "left-join", j)
+	return join(s, t, "left-join", j, opts)
 }
 
-func join[K, V, VT, VR any](s stream.Stream[K, V], t Table[K, VT], op string, joiner func(K, V, VT, bool) (VR, bool)) stream.Stream[K, VR] {
+func join[K, V, VT, VR any](s stream.Stream[K, V], t Table[K, VT], op string, joiner func(K, V, VT, bool) (VR, bool), opts []stream.Option) stream.Stream[K, VR] {
 	sn := dsl.StreamNode(dsl.Stream[K, V](s))
 	tn := t.node()
 	if sn == nil && tn == nil {
@@ -70,7 +70,8 @@ func join[K, V, VT, VR any](s stream.Stream[K, V], t Table[K, VT], op string, jo
 		return stream.Stream[K, VR]{}
 	}
 	lookup := t.lookup
-	n := &dsl.Node{Op: op, Kind: dsl.KindProcessor, Stores: t.readStores()}
+	cfg := dsl.ApplyOptions(opts)
+	n := &dsl.Node{Op: op, Kind: dsl.KindProcessor, Name: cfg.Name, Stores: t.readStores()}
 	n.Instantiate = func(task *dsl.Task) (any, error) {
 		next, err := dsl.Children[emit[K, VR]](task, n)
 		if err != nil {
@@ -108,7 +109,7 @@ func join[K, V, VT, VR any](s stream.Stream[K, V], t Table[K, VT], op string, jo
 	// The join reads the table's store: it must run in the table's
 	// sub-topology. The bridge (a child of the table that ignores its
 	// updates) puts the join, and so the stream's steps, in it.
-	bridge := &dsl.Node{Op: op + "-table", Kind: dsl.KindProcessor}
+	bridge := &dsl.Node{Op: op + "-table", Kind: dsl.KindProcessor, Name: partName(cfg, "table")}
 	bridge.Instantiate = func(*dsl.Task) (any, error) {
 		return emit[K, VT](func(context.Context, *stream.RecordContext, K, VT) error { return nil }), nil
 	}
@@ -116,6 +117,7 @@ func join[K, V, VT, VR any](s stream.Stream[K, V], t Table[K, VT], op string, jo
 	sComp, tComp := component(sn), component(tn)
 	g.AddNode(bridge, tn)
 	g.AddNode(n, sn, bridge)
+	cfg.Report(g, op, n.Name, namedOnly...)
 	if joiner == nil {
 		g.AddError(fmt.Errorf("%s %q: %w", op, n.Name, stream.ErrNilFunc))
 	}

@@ -28,18 +28,32 @@ import (
 // too. Dropped records are logged at Debug. The source step is
 // named "source-<n>" and the materialising step "table-<n>".
 //
+// Options: stream.Named names the materialising step and its source
+// "<name>-source"; stream.WithTimestamp sets the timestamp extractor
+// with the semantics it has for stream.From: the extracted time is the
+// record's event time, which orders the task's partitions and moves its
+// stream time, and a record whose timestamp is invalid (extracted or
+// not) fails with stream.ErrInvalidTimestamp.
+//
 // Build reports what [stream.From] reports for topic and the codecs, an
 // invalid store name (stream.ErrInvalidOption) and a store name already
 // used by another step (stream.ErrStoreConflict). A nil builder gives the
 // zero Table.
-func From[K, V any](b *stream.Builder, topic string, kc codec.Codec[K], vc codec.Codec[V], store string) Table[K, V] {
-	src := stream.From(b, topic, kc, vc)
+func From[K, V any](b *stream.Builder, topic string, kc codec.Codec[K], vc codec.Codec[V], store string, opts ...stream.Option) Table[K, V] {
+	// The source takes the options (Named and WithTimestamp, as
+	// stream.From) and reports them; a Named names the table step and
+	// the source after it.
+	cfg := dsl.ApplyOptions(opts)
+	if cfg.Name != "" {
+		opts = append(opts[:len(opts):len(opts)], stream.Named(partName(cfg, "source")))
+	}
+	src := stream.From(b, topic, kc, vc, opts...)
 	p := dsl.StreamNode(dsl.Stream[K, V](src))
 	if p == nil {
 		return Table[K, V]{}
 	}
 	gr := p.Graph()
-	n := &dsl.Node{Op: "table", Kind: dsl.KindProcessor, Stores: []string{store}}
+	n := &dsl.Node{Op: "table", Kind: dsl.KindProcessor, Name: cfg.Name, Stores: []string{store}}
 	n.Instantiate = func(t *dsl.Task) (any, error) {
 		out, err := tableOutput[K, V](t, n)
 		if err != nil {
@@ -117,23 +131,24 @@ func From[K, V any](b *stream.Builder, topic string, kc codec.Codec[K], vc codec
 // update, whether or not the key was there). Deletes of t are passed on
 // as deletes; pred is not called for them. The step is named
 // "table-filter-<n>". Build reports a nil pred (stream.ErrNilFunc).
-func (t Table[K, V]) Filter(pred func(K, V) bool) Table[K, V] {
-	return t.filter("table-filter", pred, true)
+func (t Table[K, V]) Filter(pred func(K, V) bool, opts ...stream.Option) Table[K, V] {
+	return t.filter("table-filter", pred, true, opts)
 }
 
 // FilterNot is [Table.Filter] keeping the rows for which pred returns
 // false. The step is named "table-filter-not-<n>".
-func (t Table[K, V]) FilterNot(pred func(K, V) bool) Table[K, V] {
-	return t.filter("table-filter-not", pred, false)
+func (t Table[K, V]) FilterNot(pred func(K, V) bool, opts ...stream.Option) Table[K, V] {
+	return t.filter("table-filter-not", pred, false, opts)
 }
 
-func (t Table[K, V]) filter(op string, pred func(K, V) bool, keep bool) Table[K, V] {
+func (t Table[K, V]) filter(op string, pred func(K, V) bool, keep bool, opts []stream.Option) Table[K, V] {
 	p := t.node()
 	if p == nil {
 		return Table[K, V]{}
 	}
 	gr := p.Graph()
-	n := &dsl.Node{Op: op, Kind: dsl.KindProcessor}
+	cfg := dsl.ApplyOptions(opts)
+	n := &dsl.Node{Op: op, Kind: dsl.KindProcessor, Name: cfg.Name}
 	t.attach(n, func(task *dsl.Task) (*changeInput[K, V], error) {
 		out, err := tableOutput[K, V](task, n)
 		if err != nil {
@@ -152,6 +167,7 @@ func (t Table[K, V]) filter(op string, pred func(K, V) bool, keep bool) Table[K,
 		}
 		return &changeInput[K, V]{f: f, wantsOld: out.wantsOld}, nil
 	})
+	cfg.Report(gr, op, n.Name, namedOnly...)
 	if pred == nil {
 		gr.AddError(fmt.Errorf("%s %q: %w", op, n.Name, stream.ErrNilFunc))
 	}
@@ -182,13 +198,14 @@ func (t Table[K, V]) filter(op string, pred func(K, V) bool, keep bool) Table[K,
 // fn. Its changes are t's changes with mapped values; a delete stays a
 // delete (a tombstone) and fn is not called for it. The step is named
 // "table-map-values-<n>". Build reports a nil fn (stream.ErrNilFunc).
-func MapValues[K, V, V2 any](t Table[K, V], fn func(V) V2) Table[K, V2] {
+func MapValues[K, V, V2 any](t Table[K, V], fn func(V) V2, opts ...stream.Option) Table[K, V2] {
 	p := t.node()
 	if p == nil {
 		return Table[K, V2]{}
 	}
 	gr := p.Graph()
-	n := &dsl.Node{Op: "table-map-values", Kind: dsl.KindProcessor}
+	cfg := dsl.ApplyOptions(opts)
+	n := &dsl.Node{Op: "table-map-values", Kind: dsl.KindProcessor, Name: cfg.Name}
 	t.attach(n, func(task *dsl.Task) (*changeInput[K, V], error) {
 		out, err := tableOutput[K, V2](task, n)
 		if err != nil {
@@ -207,6 +224,7 @@ func MapValues[K, V, V2 any](t Table[K, V], fn func(V) V2) Table[K, V2] {
 		}
 		return &changeInput[K, V]{f: f, wantsOld: out.wantsOld}, nil
 	})
+	cfg.Report(gr, n.Op, n.Name, namedOnly...)
 	if fn == nil {
 		gr.AddError(fmt.Errorf("%s %q: %w", "table-map-values", n.Name, stream.ErrNilFunc))
 	}
@@ -241,13 +259,14 @@ func MapValues[K, V, V2 any](t Table[K, V], fn func(V) V2) Table[K, V2] {
 // Build reports nil codecs (stream.ErrNilCodec), an invalid store name
 // (stream.ErrInvalidOption) and a store name already used by another step
 // (stream.ErrStoreConflict).
-func Materialize[K, V any](t Table[K, V], kc codec.Codec[K], vc codec.Codec[V], store string) Table[K, V] {
+func Materialize[K, V any](t Table[K, V], kc codec.Codec[K], vc codec.Codec[V], store string, opts ...stream.Option) Table[K, V] {
 	p := t.node()
 	if p == nil {
 		return Table[K, V]{}
 	}
 	gr := p.Graph()
-	n := &dsl.Node{Op: "table-materialize", Kind: dsl.KindProcessor, Stores: []string{store}}
+	cfg := dsl.ApplyOptions(opts)
+	n := &dsl.Node{Op: "table-materialize", Kind: dsl.KindProcessor, Name: cfg.Name, Stores: []string{store}}
 	t.attach(n, func(task *dsl.Task) (*changeInput[K, V], error) {
 		out, err := tableOutput[K, V](task, n)
 		if err != nil {
@@ -285,6 +304,7 @@ func Materialize[K, V any](t Table[K, V], kc codec.Codec[K], vc codec.Codec[V], 
 		// The old row says whether a delete has anything to delete.
 		return &changeInput[K, V]{f: f, wantsOld: true}, nil
 	})
+	cfg.Report(gr, n.Op, n.Name, namedOnly...)
 	claimStore(gr, n, store, "a materialized table needs a store of its own")
 	if kc == nil {
 		gr.AddError(fmt.Errorf("%s %q: key codec: %w", n.Op, n.Name, stream.ErrNilCodec))

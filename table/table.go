@@ -55,7 +55,7 @@ type getter[K, V any] func(k K) (V, bool, error)
 // change of each key is emitted at each commit of the task (Kafka Streams
 // with caching enabled). Options that are invalid make Build fail with
 // stream.ErrInvalidOption.
-func (t Table[K, V]) ToStream(opts ...ToStreamOption) stream.Stream[K, V] {
+func (t Table[K, V]) ToStream(opts ...stream.Option) stream.Stream[K, V] {
 	if len(opts) == 0 {
 		return stream.Stream[K, V](t.s)
 	}
@@ -134,8 +134,8 @@ type emit[K, V any] = func(ctx context.Context, rc *stream.RecordContext, k K, v
 // Build reports an invalid store name (stream.ErrInvalidOption), a store
 // name already used by another step (stream.ErrStoreConflict), and nil
 // codecs in g (stream.ErrNilCodec).
-func Count[K, V any](g stream.Grouped[K, V], store string) Table[K, int64] {
-	return aggregate(g, "count", store, false,
+func Count[K, V any](g stream.Grouped[K, V], store string, opts ...stream.Option) Table[K, int64] {
+	return aggregate(g, "count", store, opts, false,
 		func() int64 { return 0 },
 		func(_ K, _ V, n int64, _ bool) int64 { return n + 1 },
 		codec.Int64())
@@ -147,7 +147,7 @@ func Count[K, V any](g stream.Grouped[K, V], store string) Table[K, int64] {
 // agg with fn(agg, v). Values are stored with g's value codec. Store,
 // changelog, dropped records and Build errors as for [Count]; Build also
 // reports a nil fn (stream.ErrNilFunc). The step is named "reduce-<n>".
-func Reduce[K, V any](g stream.Grouped[K, V], fn func(agg, v V) V, store string) Table[K, V] {
+func Reduce[K, V any](g stream.Grouped[K, V], fn func(agg, v V) V, store string, opts ...stream.Option) Table[K, V] {
 	var agg func(K, V, V, bool) V
 	if fn != nil {
 		agg = func(_ K, v V, a V, ok bool) V {
@@ -157,7 +157,7 @@ func Reduce[K, V any](g stream.Grouped[K, V], fn func(agg, v V) V, store string)
 			return fn(a, v)
 		}
 	}
-	return aggregate(g, "reduce", store, fn == nil, nil, agg, g.ValueCodec())
+	return aggregate(g, "reduce", store, opts, fn == nil, nil, agg, g.ValueCodec())
 }
 
 // Aggregate folds the values of each key of g into an aggregate of type A
@@ -168,26 +168,27 @@ func Reduce[K, V any](g stream.Grouped[K, V], fn func(agg, v V) V, store string)
 // Build errors as for [Count]; Build also reports nil init or agg
 // (stream.ErrNilFunc) and a nil ac (stream.ErrNilCodec). The step is named
 // "aggregate-<n>".
-func Aggregate[K, V, A any](g stream.Grouped[K, V], init func() A, agg func(k K, v V, a A) A, ac codec.Codec[A], store string) Table[K, A] {
+func Aggregate[K, V, A any](g stream.Grouped[K, V], init func() A, agg func(k K, v V, a A) A, ac codec.Codec[A], store string, opts ...stream.Option) Table[K, A] {
 	var f func(K, V, A, bool) A
 	if agg != nil {
 		f = func(k K, v V, a A, _ bool) A { return agg(k, v, a) }
 	}
-	t := aggregate(g, "aggregate", store, init == nil || agg == nil, init, f, ac)
+	t := aggregate(g, "aggregate", store, opts, init == nil || agg == nil, init, f, ac)
 	return t
 }
 
 // aggregate adds the node of an aggregation: fold(k, v, a, ok) returns the
 // new aggregate of k from the stored one (ok) or from init() (!ok; with
 // init nil, from A's zero value).
-func aggregate[K, V, A any](g stream.Grouped[K, V], op, store string, nilFunc bool, init func() A, fold func(K, V, A, bool) A, ac codec.Codec[A]) Table[K, A] {
+func aggregate[K, V, A any](g stream.Grouped[K, V], op, store string, opts []stream.Option, nilFunc bool, init func() A, fold func(K, V, A, bool) A, ac codec.Codec[A]) Table[K, A] {
 	p := dsl.StreamNode(dsl.Stream[K, V](g.Stream()))
 	if p == nil {
 		return Table[K, A]{}
 	}
 	gr := p.Graph()
 	kc := g.KeyCodec()
-	n := &dsl.Node{Op: op, Kind: dsl.KindProcessor, Stores: []string{store}}
+	cfg := dsl.ApplyOptions(opts)
+	n := &dsl.Node{Op: op, Kind: dsl.KindProcessor, Name: cfg.Name, Stores: []string{store}}
 	n.Instantiate = func(t *dsl.Task) (any, error) {
 		out, err := tableOutput[K, A](t, n)
 		if err != nil {
@@ -246,6 +247,7 @@ func aggregate[K, V, A any](g stream.Grouped[K, V], op, store string, nilFunc bo
 		}), nil
 	}
 	gr.AddNode(n, p)
+	cfg.Report(gr, op, n.Name, namedOnly...)
 	claimStore(gr, n, store, "an aggregation needs a store of its own")
 	if nilFunc {
 		gr.AddError(fmt.Errorf("%s %q: %w", op, n.Name, stream.ErrNilFunc))

@@ -38,12 +38,12 @@ import (
 // feeds the other's through an internal topic. The steps are named
 // "table-join-<n>" (the result), "table-join-this-<n>" and
 // "table-join-other-<n>" (the steps that see each side's changes).
-func JoinTables[K, V, VO, VR any](t Table[K, V], other Table[K, VO], joiner func(k K, v V, vo VO) VR) Table[K, VR] {
+func JoinTables[K, V, VO, VR any](t Table[K, V], other Table[K, VO], joiner func(k K, v V, vo VO) VR, opts ...stream.Option) Table[K, VR] {
 	var j func(K, V, bool, VO, bool) VR
 	if joiner != nil {
 		j = func(k K, v V, _ bool, vo VO, _ bool) VR { return joiner(k, v, vo) }
 	}
-	return joinTables(t, other, "table-join", true, true, j)
+	return joinTables(t, other, "table-join", true, true, j, opts)
 }
 
 // LeftJoinTables is [JoinTables] that keeps every row of t (Kafka
@@ -54,12 +54,12 @@ func JoinTables[K, V, VO, VR any](t Table[K, V], other Table[K, VO], joiner func
 // with found false); a delete in t deletes the joined row. The steps are
 // named "table-left-join-<n>", "table-left-join-this-<n>" and
 // "table-left-join-other-<n>"; Build errors as for JoinTables.
-func LeftJoinTables[K, V, VO, VR any](t Table[K, V], other Table[K, VO], joiner func(k K, v V, vo VO, found bool) VR) Table[K, VR] {
+func LeftJoinTables[K, V, VO, VR any](t Table[K, V], other Table[K, VO], joiner func(k K, v V, vo VO, found bool) VR, opts ...stream.Option) Table[K, VR] {
 	var j func(K, V, bool, VO, bool) VR
 	if joiner != nil {
 		j = func(k K, v V, _ bool, vo VO, found bool) VR { return joiner(k, v, vo, found) }
 	}
-	return joinTables(t, other, "table-left-join", true, false, j)
+	return joinTables(t, other, "table-left-join", true, false, j, opts)
 }
 
 // OuterJoinTables is [JoinTables] that keeps every row of both tables
@@ -70,14 +70,14 @@ func LeftJoinTables[K, V, VO, VR any](t Table[K, V], other Table[K, VO], joiner 
 // the other side is absent too. The steps are named
 // "table-outer-join-<n>", "table-outer-join-this-<n>" and
 // "table-outer-join-other-<n>"; Build errors as for JoinTables.
-func OuterJoinTables[K, V, VO, VR any](t Table[K, V], other Table[K, VO], joiner func(k K, v V, hasV bool, vo VO, hasVO bool) VR) Table[K, VR] {
-	return joinTables(t, other, "table-outer-join", false, false, joiner)
+func OuterJoinTables[K, V, VO, VR any](t Table[K, V], other Table[K, VO], joiner func(k K, v V, hasV bool, vo VO, hasVO bool) VR, opts ...stream.Option) Table[K, VR] {
+	return joinTables(t, other, "table-outer-join", false, false, joiner, opts)
 }
 
 // joinTables adds a table-table join: needThis (needOther) says a joined
 // row exists only when t (other) has a row for its key.
 func joinTables[K, V, VO, VR any](t Table[K, V], other Table[K, VO], op string, needThis, needOther bool,
-	joiner func(k K, v V, hasV bool, vo VO, hasVO bool) VR) Table[K, VR] {
+	joiner func(k K, v V, hasV bool, vo VO, hasVO bool) VR, opts []stream.Option) Table[K, VR] {
 	tn, on := t.node(), other.node()
 	if tn == nil && on == nil {
 		return Table[K, VR]{}
@@ -101,7 +101,8 @@ func joinTables[K, V, VO, VR any](t Table[K, V], other Table[K, VO], op string, 
 		return (hasThis || !needThis) && (hasOther || !needOther) && (hasThis || hasOther)
 	}
 	// The result node passes on the changes computed by the two sides.
-	merge := &dsl.Node{Op: op, Kind: dsl.KindProcessor}
+	cfg := dsl.ApplyOptions(opts)
+	merge := &dsl.Node{Op: op, Kind: dsl.KindProcessor, Name: cfg.Name}
 	merge.Instantiate = func(task *dsl.Task) (any, error) {
 		out, err := tableOutput[K, VR](task, merge)
 		if err != nil {
@@ -111,8 +112,8 @@ func joinTables[K, V, VO, VR any](t Table[K, V], other Table[K, VO], op string, 
 	}
 	// Each side's changes are joined with the other side's current value
 	// (read through its lookup) by a node below that side.
-	thisNode := &dsl.Node{Op: op + "-this", Kind: dsl.KindProcessor, Stores: other.readStores()}
-	otherNode := &dsl.Node{Op: op + "-other", Kind: dsl.KindProcessor, Stores: t.readStores()}
+	thisNode := &dsl.Node{Op: op + "-this", Kind: dsl.KindProcessor, Name: partName(cfg, "this"), Stores: other.readStores()}
+	otherNode := &dsl.Node{Op: op + "-other", Kind: dsl.KindProcessor, Name: partName(cfg, "other"), Stores: t.readStores()}
 	t.attach(thisNode, func(task *dsl.Task) (*changeInput[K, V], error) {
 		next, err := dsl.Children[*changeInput[K, VR]](task, thisNode)
 		if err != nil {
@@ -162,6 +163,7 @@ func joinTables[K, V, VO, VR any](t Table[K, V], other Table[K, VO], op string, 
 		return &changeInput[K, VO]{f: f, wantsOld: true}, nil
 	})
 	g.AddNode(merge, thisNode, otherNode)
+	cfg.Report(g, op, merge.Name, namedOnly...)
 	if joiner == nil {
 		g.AddError(fmt.Errorf("%s %q: %w", op, merge.Name, stream.ErrNilFunc))
 	}

@@ -10,25 +10,6 @@ import (
 	"github.com/duality-streams/duality/stream"
 )
 
-// ToStreamOption configures [Table.ToStream].
-type ToStreamOption interface{ applyToStream(*toStreamConfig) }
-
-type toStreamConfig struct {
-	perCommit bool
-	maxKeys   int
-	errs      []error
-}
-
-type perCommitOption int
-
-func (o perCommitOption) applyToStream(c *toStreamConfig) {
-	if o < 1 {
-		c.errs = append(c.errs, fmt.Errorf("%w: EmitPerCommit(%d): maxKeys must be at least 1", stream.ErrInvalidOption, int(o)))
-		return
-	}
-	c.perCommit, c.maxKeys = true, int(o)
-}
-
 // EmitPerCommit makes [Table.ToStream] emit, for each key, only the
 // newest change since the task's previous commit, when the task commits
 // (Kafka Streams' record cache in front of a table's downstream): a key
@@ -50,7 +31,16 @@ func (o perCommitOption) applyToStream(c *toStreamConfig) {
 // that is neither comparable nor known to the table with a codec
 // (stream.ErrInvalidOption; tables from From, aggregations and the steps
 // of this package know their key codec).
-func EmitPerCommit(maxKeys int) ToStreamOption { return perCommitOption(maxKeys) }
+func EmitPerCommit(maxKeys int) stream.Option {
+	return option(func(c *dsl.StepConfig) {
+		c.Mark(optEmitPerCommit, "Table.ToStream")
+		if maxKeys < 1 {
+			c.Fail(fmt.Errorf("%w: EmitPerCommit(%d): maxKeys must be at least 1", stream.ErrInvalidOption, maxKeys))
+			return
+		}
+		*dsl.Ext[int](c, optEmitPerCommit) = maxKeys
+	})
+}
 
 // heldChange is the newest change of one key held by EmitPerCommit.
 type heldChange[K, V any] struct {
@@ -60,28 +50,27 @@ type heldChange[K, V any] struct {
 	rc   stream.RecordContext
 }
 
-func (t Table[K, V]) toStream(opts []ToStreamOption) stream.Stream[K, V] {
+func (t Table[K, V]) toStream(opts []stream.Option) stream.Stream[K, V] {
 	p := t.node()
 	if p == nil {
 		return stream.Stream[K, V]{}
 	}
 	gr := p.Graph()
-	var cfg toStreamConfig
-	for _, o := range opts {
-		if o != nil {
-			o.applyToStream(&cfg)
+	cfg := dsl.ApplyOptions(opts)
+	maxKeys := *dsl.Ext[int](cfg, optEmitPerCommit)
+	if maxKeys == 0 {
+		// Without EmitPerCommit ToStream adds no step: there is
+		// nothing to name.
+		cfg.Report(gr, "to-stream", "of "+p.Name, toStreamOpts...)
+		if cfg.Has(dsl.OptNamed) && !cfg.Has(optEmitPerCommit) {
+			gr.AddError(fmt.Errorf("%w: ToStream of %q: Named names the step EmitPerCommit adds; a plain ToStream adds no step", stream.ErrInvalidOption, p.Name))
 		}
-	}
-	for _, err := range cfg.errs {
-		gr.AddError(err)
-	}
-	if !cfg.perCommit {
 		return stream.Stream[K, V](t.s)
 	}
 	kc := t.kc
 	kt := reflect.TypeFor[K]()
 	comparable := kt.Kind() != reflect.Interface && kt.Comparable()
-	n := &dsl.Node{Op: "to-stream-per-commit", Kind: dsl.KindProcessor}
+	n := &dsl.Node{Op: "to-stream-per-commit", Kind: dsl.KindProcessor, Name: cfg.Name}
 	t.attachChanges(n, false, func(task *dsl.Task) (changeFn[K, V], error) {
 		next, err := dsl.Children[emit[K, V]](task, n)
 		if err != nil {
@@ -139,7 +128,7 @@ func (t Table[K, V]) toStream(opts []ToStreamOption) stream.Stream[K, V] {
 				held[i] = h
 				return nil
 			}
-			if len(held) >= cfg.maxKeys {
+			if len(held) >= maxKeys {
 				if err := emitHeld(ctx); err != nil {
 					return err
 				}
@@ -149,6 +138,7 @@ func (t Table[K, V]) toStream(opts []ToStreamOption) stream.Stream[K, V] {
 			return nil
 		}, nil
 	})
+	cfg.Report(gr, n.Op, n.Name, toStreamOpts...)
 	if kc == nil && !comparable {
 		gr.AddError(fmt.Errorf("%w: %s %q: EmitPerCommit needs a comparable key type or a table that knows its key codec; key type %v is neither", stream.ErrInvalidOption, n.Op, n.Name, kt))
 	}

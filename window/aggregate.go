@@ -66,7 +66,7 @@ type fns[K, V, A any] struct {
 // and logged at Debug (as Kafka Streams' windowed count skips null keys
 // and values). The store is logged to the changelog topic
 // "<app-id>-<store>-changelog" and restored from it like every state
-// store. Options: [Named] (default "windowed-count-<n>"),
+// store. Options: [stream.Named] (default "windowed-count-<n>"),
 // [EmitOnWindowClose], [CacheUpdates], [WithTaskStreamTime], [WithStats],
 // [OnLate].
 //
@@ -76,7 +76,7 @@ type fns[K, V, A any] struct {
 // (stream.ErrInvalidOption). At run time a record with a negative
 // timestamp, or one after [MaxTimestamp], fails with an error matching
 // [ErrInvalidTimestamp].
-func Count[K, V any](g stream.Grouped[K, V], w Windows, store string, opts ...Option) Table[K, int64] {
+func Count[K, V any](g stream.Grouped[K, V], w Windows, store string, opts ...stream.Option) Table[K, int64] {
 	return aggregate(g, w, "windowed-count", store, opts, false, fns[K, V, int64]{
 		init:  func() (int64, bool) { return 0, true },
 		fold:  func(_ K, _ V, n int64, _ bool) int64 { return n + 1 },
@@ -91,7 +91,7 @@ func Count[K, V any](g stream.Grouped[K, V], w Windows, store string, opts ...Op
 // should be associative). Values are stored with g's value codec. Store,
 // dropped records, options and errors as for [Count]; Build also reports
 // a nil fn (stream.ErrNilFunc). The step is named "windowed-reduce-<n>".
-func Reduce[K, V any](g stream.Grouped[K, V], w Windows, fn func(agg, v V) V, store string, opts ...Option) Table[K, V] {
+func Reduce[K, V any](g stream.Grouped[K, V], w Windows, fn func(agg, v V) V, store string, opts ...stream.Option) Table[K, V] {
 	f := fns[K, V, V]{init: func() (V, bool) { var zero V; return zero, false }}
 	if fn != nil {
 		f.fold = func(_ K, v V, a V, has bool) V {
@@ -114,7 +114,7 @@ func Reduce[K, V any](g stream.Grouped[K, V], w Windows, fn func(agg, v V) V, st
 // for [Count]; Build also reports nil init or agg (stream.ErrNilFunc) and
 // a nil ac (stream.ErrNilCodec). The step is named
 // "windowed-aggregate-<n>".
-func Aggregate[K, V, A any](g stream.Grouped[K, V], w Windows, init func() A, agg func(k K, v V, a A) A, ac codec.Codec[A], store string, opts ...Option) Table[K, A] {
+func Aggregate[K, V, A any](g stream.Grouped[K, V], w Windows, init func() A, agg func(k K, v V, a A) A, ac codec.Codec[A], store string, opts ...stream.Option) Table[K, A] {
 	f := fns[K, V, A]{}
 	if init != nil && agg != nil {
 		f.init = func() (A, bool) { return init(), true }
@@ -134,7 +134,7 @@ func Aggregate[K, V, A any](g stream.Grouped[K, V], w Windows, init func() A, ag
 // Build reports windows other than sessions (ErrInvalidWindow) and a nil
 // merge (stream.ErrNilFunc), besides what Aggregate reports. The step is
 // named "session-aggregate-<n>".
-func AggregateSessions[K, V, A any](g stream.Grouped[K, V], w Windows, init func() A, agg func(k K, v V, a A) A, merge func(k K, a1, a2 A) A, ac codec.Codec[A], store string, opts ...Option) Table[K, A] {
+func AggregateSessions[K, V, A any](g stream.Grouped[K, V], w Windows, init func() A, agg func(k K, v V, a A) A, merge func(k K, a1, a2 A) A, ac codec.Codec[A], store string, opts ...stream.Option) Table[K, A] {
 	f := fns[K, V, A]{merge: merge}
 	if init != nil && agg != nil {
 		f.init = func() (A, bool) { return init(), true }
@@ -148,31 +148,28 @@ func AggregateSessions[K, V, A any](g stream.Grouped[K, V], w Windows, init func
 }
 
 // aggregate adds the node of a windowed aggregation.
-func aggregate[K, V, A any](g stream.Grouped[K, V], w Windows, op, store string, opts []Option, nilFunc bool, f fns[K, V, A], ac codec.Codec[A]) Table[K, A] {
+func aggregate[K, V, A any](g stream.Grouped[K, V], w Windows, op, store string, opts []stream.Option, nilFunc bool, f fns[K, V, A], ac codec.Codec[A]) Table[K, A] {
 	p := dsl.StreamNode(dsl.Stream[K, V](g.Stream()))
 	if p == nil {
 		return Table[K, A]{}
 	}
 	gr := p.Graph()
-	var cfg config
-	for _, o := range opts {
-		if o != nil {
-			o.apply(&cfg)
-		}
-	}
+	sc := dsl.ApplyOptions(opts)
+	cfg := windowConfig(sc)
+	var errs []error
 	if cfg.cache && cfg.final {
-		cfg.errs = append(cfg.errs, fmt.Errorf("window: CacheUpdates with EmitOnWindowClose: final results are emitted once anyway"))
+		errs = append(errs, fmt.Errorf("window: CacheUpdates with EmitOnWindowClose: final results are emitted once anyway"))
 	}
 	var late func(LateRecord[K, V])
 	if cfg.late != nil {
 		var ok bool
 		if late, ok = cfg.late.(func(LateRecord[K, V])); !ok {
 			var want func(LateRecord[K, V])
-			cfg.errs = append(cfg.errs, fmt.Errorf("window: OnLate callback is a %T, the aggregation needs a %T", cfg.late, want))
+			errs = append(errs, fmt.Errorf("window: OnLate callback is a %T, the aggregation needs a %T", cfg.late, want))
 		}
 	}
 	kc := g.KeyCodec()
-	n := &dsl.Node{Op: op, Kind: dsl.KindProcessor, Name: cfg.name, Stores: []string{store}}
+	n := &dsl.Node{Op: op, Kind: dsl.KindProcessor, Name: sc.Name, Stores: []string{store}}
 	if ret := w.Retention(); ret > 0 {
 		// The changelog drops expired windows by time (KV.DeleteRange).
 		n.StoreRetention = map[string]time.Duration{store: ret}
@@ -181,7 +178,8 @@ func aggregate[K, V, A any](g stream.Grouped[K, V], w Windows, op, store string,
 		return newProc(t, n, store, w, cfg, late, kc, ac, f)
 	}
 	gr.AddNode(n, p)
-	for _, err := range cfg.errs {
+	sc.Report(gr, op, n.Name, aggregateOpts...)
+	for _, err := range errs {
 		gr.AddError(fmt.Errorf("%w: %s %q: %w", stream.ErrInvalidOption, op, n.Name, err))
 	}
 	for _, err := range w.validate() {

@@ -21,11 +21,11 @@ func BenchmarkCount(b *testing.B) {
 	for _, tc := range []struct {
 		name string
 		w    window.Windows
-		opts []window.Option
+		opts []stream.Option
 	}{
 		{"tumbling", window.Tumbling(10*time.Second, 0), nil},
 		{"hopping", window.Hopping(10*time.Second, 2*time.Second, 0), nil},
-		{"tumbling-final", window.Tumbling(10*time.Second, 0), []window.Option{window.EmitOnWindowClose()}},
+		{"tumbling-final", window.Tumbling(10*time.Second, 0), []stream.Option{window.EmitOnWindowClose()}},
 		{"sliding", window.Sliding(time.Second, 0), nil},
 		{"session", window.Session(time.Second, 0), nil},
 	} {

@@ -84,7 +84,7 @@ const (
 // be co-partitioned, which the runtime checks. Records with an absent key
 // or value are dropped and logged at Debug; late records (more than grace
 // behind stream time) are dropped, counted in [Stats] and logged.
-// Options: [Named] (default "join-<n>"; the steps below each side are
+// Options: [stream.Named] (default "join-<n>"; the steps below each side are
 // named "<name>-left" and "<name>-right"), [WithStats],
 // [WithTaskStreamTime] (unmatched records are then also emitted when the
 // runtime advances an idle task's stream time). The step has both
@@ -94,7 +94,7 @@ const (
 // (stream.ErrNilFunc), an invalid or already used store name, and streams
 // of different builders (stream.ErrForeignStream). Negative timestamps and
 // timestamps after [MaxTimestamp] fail the record (ErrInvalidTimestamp).
-func Join[K, V1, V2, VR any](left stream.Grouped[K, V1], right stream.Grouped[K, V2], w JoinWindows, joiner func(k K, v1 V1, v2 V2) VR, store string, opts ...Option) stream.Stream[K, VR] {
+func Join[K, V1, V2, VR any](left stream.Grouped[K, V1], right stream.Grouped[K, V2], w JoinWindows, joiner func(k K, v1 V1, v2 V2) VR, store string, opts ...stream.Option) stream.Stream[K, VR] {
 	var j func(K, V1, bool, V2, bool) VR
 	if joiner != nil {
 		j = func(k K, v1 V1, _ bool, v2 V2, _ bool) VR { return joiner(k, v1, v2) }
@@ -108,7 +108,7 @@ func Join[K, V1, V2, VR any](left stream.Grouped[K, V1], right stream.Grouped[K,
 // moment a right record it could join is still accepted). It never emits a
 // premature unmatched result (Kafka Streams' KStream.leftJoin since 3.1).
 // The step is named "left-join-<n>".
-func LeftJoin[K, V1, V2, VR any](left stream.Grouped[K, V1], right stream.Grouped[K, V2], w JoinWindows, joiner func(k K, v1 V1, v2 V2, found bool) VR, store string, opts ...Option) stream.Stream[K, VR] {
+func LeftJoin[K, V1, V2, VR any](left stream.Grouped[K, V1], right stream.Grouped[K, V2], w JoinWindows, joiner func(k K, v1 V1, v2 V2, found bool) VR, store string, opts ...stream.Option) stream.Stream[K, VR] {
 	var j func(K, V1, bool, V2, bool) VR
 	if joiner != nil {
 		j = func(k K, v1 V1, _ bool, v2 V2, ok2 bool) VR { return joiner(k, v1, v2, ok2) }
@@ -120,7 +120,7 @@ func LeftJoin[K, V1, V2, VR any](left stream.Grouped[K, V1], right stream.Groupe
 // emitted too, as joiner(k, zero, false, v2, true), when stream time
 // passes their time + before + after + grace. The step is named
 // "outer-join-<n>".
-func OuterJoin[K, V1, V2, VR any](left stream.Grouped[K, V1], right stream.Grouped[K, V2], w JoinWindows, joiner func(k K, v1 V1, ok1 bool, v2 V2, ok2 bool) VR, store string, opts ...Option) stream.Stream[K, VR] {
+func OuterJoin[K, V1, V2, VR any](left stream.Grouped[K, V1], right stream.Grouped[K, V2], w JoinWindows, joiner func(k K, v1 V1, ok1 bool, v2 V2, ok2 bool) VR, store string, opts ...stream.Option) stream.Stream[K, VR] {
 	return join(left, right, w, outerJoin, "outer-join", joiner, store, opts)
 }
 
@@ -133,26 +133,23 @@ func OuterJoin[K, V1, V2, VR any](left stream.Grouped[K, V1], right stream.Group
 // side is 0 for left, 1 for right; seq numbers the records of the task so
 // that records of one key and time are kept apart.
 
-func join[K, V1, V2, VR any](left stream.Grouped[K, V1], right stream.Grouped[K, V2], w JoinWindows, kind joinKind, op string, joiner func(K, V1, bool, V2, bool) VR, store string, opts []Option) stream.Stream[K, VR] {
+func join[K, V1, V2, VR any](left stream.Grouped[K, V1], right stream.Grouped[K, V2], w JoinWindows, kind joinKind, op string, joiner func(K, V1, bool, V2, bool) VR, store string, opts []stream.Option) stream.Stream[K, VR] {
 	lp := dsl.StreamNode(dsl.Stream[K, V1](left.Stream()))
 	rp := dsl.StreamNode(dsl.Stream[K, V2](right.Stream()))
 	if lp == nil {
 		return stream.Stream[K, VR]{}
 	}
 	gr := lp.Graph()
-	var cfg config
-	for _, o := range opts {
-		if o != nil {
-			o.apply(&cfg)
-		}
-	}
-	if cfg.final || cfg.late != nil || cfg.cache {
-		cfg.errs = append(cfg.errs, fmt.Errorf("window: EmitOnWindowClose, CacheUpdates and OnLate do not apply to joins"))
+	sc := dsl.ApplyOptions(opts)
+	cfg := windowConfig(sc)
+	var errs []error
+	if sc.Has(optEmitOnWindowClose) || sc.Has(optCacheUpdates) || sc.Has(optOnLate) {
+		errs = append(errs, fmt.Errorf("window: EmitOnWindowClose, CacheUpdates and OnLate do not apply to joins"))
 	}
 	// Each side has a node below it; both share the task's join state
 	// (one store, one stream time) and send their results to the output
 	// node n.
-	n := &dsl.Node{Op: op, Kind: dsl.KindProcessor, Name: cfg.name}
+	n := &dsl.Node{Op: op, Kind: dsl.KindProcessor, Name: sc.Name}
 	n.Instantiate = func(t *dsl.Task) (any, error) {
 		fs, err := dsl.Children[emit[K, VR]](t, n)
 		if err != nil {
@@ -176,8 +173,8 @@ func join[K, V1, V2, VR any](left stream.Grouped[K, V1], right stream.Grouped[K,
 		ret := map[string]time.Duration{store: w.before + w.after + w.grace + time.Millisecond}
 		ln.StoreRetention, rn.StoreRetention = ret, ret
 	}
-	if cfg.name != "" {
-		ln.Name, rn.Name = cfg.name+"-left", cfg.name+"-right"
+	if sc.Name != "" {
+		ln.Name, rn.Name = sc.Name+"-left", sc.Name+"-right"
 	}
 	ln.Instantiate = func(t *dsl.Task) (any, error) {
 		p, err := jn.proc(t, ln)
@@ -200,7 +197,9 @@ func join[K, V1, V2, VR any](left stream.Grouped[K, V1], right stream.Grouped[K,
 	gr.AddNode(ln, lp)
 	gr.AddNode(rn, rp)
 	gr.AddNode(n, ln, rn)
-	for _, err := range cfg.errs {
+	// The aggregation options are reported once, above.
+	sc.Report(gr, op, n.Name, aggregateOpts...)
+	for _, err := range errs {
 		gr.AddError(fmt.Errorf("%w: %s %q: %w", stream.ErrInvalidOption, op, n.Name, err))
 	}
 	for _, err := range w.validate() {

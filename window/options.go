@@ -4,39 +4,52 @@ import (
 	"fmt"
 	"sync/atomic"
 	"time"
+
+	"github.com/duality-streams/duality/internal/dsl"
+	"github.com/duality-streams/duality/stream"
 )
 
-// config is what options set.
+// config is what this package's options set, kept in the step's
+// dsl.StepConfig (dsl.Ext under extKey).
 type config struct {
-	name  string
 	final bool
 	cache bool
 	task  bool
 	stats *Stats
 	late  any // func(LateRecord[K, V]) for the aggregation's K and V
-	errs  []error
 }
 
-// Option configures a windowed aggregation ([Count], [Reduce],
-// [Aggregate], [AggregateSessions]).
-type Option interface{ apply(*config) }
+const extKey = "window"
 
-type optionFunc func(*config)
+// Option names of package window.
+const (
+	optEmitOnWindowClose  = "EmitOnWindowClose"
+	optCacheUpdates       = "CacheUpdates"
+	optWithTaskStreamTime = "WithTaskStreamTime"
+	optWithStats          = "WithStats"
+	optOnLate             = "OnLate"
+)
 
-func (f optionFunc) apply(c *config) { f(c) }
+// aggregateOpts are the options of windowed aggregations. Joins take
+// them too, and report the ones that do not apply to joins with one error.
+var aggregateOpts = []string{dsl.OptNamed, optEmitOnWindowClose, optCacheUpdates, optWithTaskStreamTime, optWithStats, optOnLate}
 
-// Named names the aggregation step instead of the default
-// "<operation>-<n>" ("windowed-count-<n>", ...). Names must be unique in
-// the builder and not empty (else Build reports stream.ErrInvalidOption).
-func Named(name string) Option {
-	return optionFunc(func(c *config) {
-		if name == "" {
-			c.errs = append(c.errs, fmt.Errorf("window: Named with an empty name"))
-			return
-		}
-		c.name = name
+// option is an option of package window; it is a stream.Option.
+type option func(*dsl.StepConfig)
+
+func (f option) ApplyStep(c *dsl.StepConfig) { f(c) }
+
+// windowOption returns the option name, which applies to the steps where
+// says, and sets c's window config with set.
+func windowOption(name, where string, set func(*config)) stream.Option {
+	return option(func(c *dsl.StepConfig) {
+		c.Mark(name, where)
+		set(dsl.Ext[config](c, extKey))
 	})
 }
+
+// windowConfig returns the window options in c.
+func windowConfig(c *dsl.StepConfig) config { return *dsl.Ext[config](c, extKey) }
 
 // EmitOnWindowClose makes the aggregation emit only final results: exactly
 // one record per window, once stream time reaches the window's end plus
@@ -47,7 +60,9 @@ func Named(name string) Option {
 // result: the emitted records and the store's progress commit together.
 // Sessions merged away before closing are never emitted, so no tombstones
 // are emitted in this mode.
-func EmitOnWindowClose() Option { return optionFunc(func(c *config) { c.final = true }) }
+func EmitOnWindowClose() stream.Option {
+	return windowOption(optEmitOnWindowClose, "windowed aggregations", func(c *config) { c.final = true })
+}
 
 // CacheUpdates makes an aggregation that emits every update (the default
 // strategy) emit only the newest update of each window per commit, as
@@ -62,7 +77,9 @@ func EmitOnWindowClose() Option { return optionFunc(func(c *config) { c.final = 
 // once anyway. Default: off, every update is emitted as it happens. The
 // test driver (streamtest) flushes after every record, so there it only
 // merges the updates one record makes.
-func CacheUpdates() Option { return optionFunc(func(c *config) { c.cache = true }) }
+func CacheUpdates() stream.Option {
+	return windowOption(optCacheUpdates, "windowed aggregations", func(c *config) { c.cache = true })
+}
 
 // WithTaskStreamTime makes the step's stream time (an aggregation's or a
 // join's) also follow the task's stream time, which the runtime computes
@@ -89,11 +106,15 @@ func CacheUpdates() Option { return optionFunc(func(c *config) { c.cache = true 
 // Records of other sources of the sub-topology (a joined table's topic)
 // advance it too, so a source whose timestamps run ahead of the
 // aggregated records' closes their windows early.
-func WithTaskStreamTime() Option { return optionFunc(func(c *config) { c.task = true }) }
+func WithTaskStreamTime() stream.Option {
+	return windowOption(optWithTaskStreamTime, "windowed aggregations and joins", func(c *config) { c.task = true })
+}
 
 // WithStats makes the aggregation count into s (shared by all its tasks;
 // one Stats may serve several aggregations).
-func WithStats(s *Stats) Option { return optionFunc(func(c *config) { c.stats = s }) }
+func WithStats(s *Stats) stream.Option {
+	return windowOption(optWithStats, "windowed aggregations and joins", func(c *config) { c.stats = s })
+}
 
 // OnLate sets a callback for late records: records that arrived after
 // every window they belong to had closed, which the aggregation drops.
@@ -102,13 +123,14 @@ func WithStats(s *Stats) Option { return optionFunc(func(c *config) { c.stats = 
 // aggregation's key and value types, else Build reports
 // stream.ErrInvalidOption. Default: no callback (late records are still
 // counted in [Stats] and logged at Debug).
-func OnLate[K, V any](fn func(LateRecord[K, V])) Option {
-	return optionFunc(func(c *config) {
+func OnLate[K, V any](fn func(LateRecord[K, V])) stream.Option {
+	return option(func(c *dsl.StepConfig) {
+		c.Mark(optOnLate, "windowed aggregations")
 		if fn == nil {
-			c.errs = append(c.errs, fmt.Errorf("window: OnLate with a nil function"))
+			c.Fail(fmt.Errorf("%w: window: OnLate with a nil function", stream.ErrNilFunc))
 			return
 		}
-		c.late = fn
+		dsl.Ext[config](c, extKey).late = fn
 	})
 }
 

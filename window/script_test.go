@@ -104,7 +104,7 @@ func newScript(t *testing.T, td *datadriven.TestData) (*script, error) {
 		w = w.WithRetention(r)
 	}
 	s := &script{stats: new(Stats)}
-	opts := []Option{WithStats(s.stats)}
+	opts := []stream.Option{WithStats(s.stats)}
 	if emitMode == "final" {
 		opts = append(opts, EmitOnWindowClose())
 	}

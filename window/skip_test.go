@@ -23,7 +23,7 @@ import (
 // CacheUpdates buffer) must be undone with it (topology.Processor.Skip).
 type siblingCase struct {
 	name string
-	opts []Option
+	opts []stream.Option
 	in   []struct {
 		k, v string
 		ts   int64
@@ -39,7 +39,7 @@ var siblingCases = []siblingCase{
 		// The failed record at 25 must not move stream time: 12 is on
 		// time, and 40 closes [0,10) and [10,20).
 		name: "emit on close",
-		opts: []Option{EmitOnWindowClose()},
+		opts: []stream.Option{EmitOnWindowClose()},
 		in: []struct {
 			k, v string
 			ts   int64
@@ -52,7 +52,7 @@ var siblingCases = []siblingCase{
 	{
 		// The failed record's buffered update must not be emitted.
 		name: "cache updates",
-		opts: []Option{CacheUpdates()},
+		opts: []stream.Option{CacheUpdates()},
 		in: []struct {
 			k, v string
 			ts   int64
@@ -61,7 +61,7 @@ var siblingCases = []siblingCase{
 	},
 }
 
-func siblingTopology(t *testing.T, opts []Option) *stream.Topology {
+func siblingTopology(t *testing.T, opts []stream.Option) *stream.Topology {
 	t.Helper()
 	b := stream.NewBuilder()
 	src := stream.From(b, "in", codec.String(), codec.String())

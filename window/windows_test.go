@@ -14,7 +14,7 @@ import (
 	"github.com/duality-streams/duality/window"
 )
 
-func buildCount(w window.Windows, opts ...window.Option) error {
+func buildCount(w window.Windows, opts ...stream.Option) error {
 	b := stream.NewBuilder()
 	g := stream.GroupByKey(stream.From(b, "in", codec.String(), codec.String()), codec.String(), codec.String())
 	window.Count(g, w, "counts", opts...)
@@ -74,8 +74,8 @@ func TestBuildErrorsOfSteps(t *testing.T) {
 	g := stream.GroupByKey(stream.From(b, "in", codec.String(), codec.String()), codec.String(), codec.String())
 	w := window.Tumbling(time.Second, 0)
 	window.Count(g, w, "a")
-	window.Count(g, w, "a", window.Named("again"))
-	window.Count(g, w, "bad name!", window.Named(""))
+	window.Count(g, w, "a", stream.Named("again"))
+	window.Count(g, w, "bad name!", stream.Named(""))
 	window.Reduce(g, w, nil, "r")
 	window.Aggregate(g, w, func() int64 { return 0 }, nil, codec.Int64(), "x")
 	window.Aggregate(g, w, func() int64 { return 0 }, func(string, string, int64) int64 { return 0 }, nil, "y")

@@ -229,7 +229,7 @@ func runChild() (err error) {
 		return fmt.Errorf("-child %q: want tumbling or hopping", *child)
 	}
 	stats := new(window.Stats)
-	opts := []window.Option{window.WithStats(stats)}
+	opts := []stream.Option{window.WithStats(stats)}
 	switch *caseEmit {
 	case "updates":
 	case "cached":

@@ -217,7 +217,7 @@ func Topology(stats *window.Stats) (*stream.Topology, error) {
 			return a
 		},
 		codec.JSON[acc](), "car-minute-aggregates",
-		window.EmitOnWindowClose(), window.WithStats(stats), window.Named("per-car-minute"))
+		window.EmitOnWindowClose(), window.WithStats(stats), stream.Named("per-car-minute"))
 	minutes := stream.Map(perMinute.ToStream(), func(w window.Windowed[string], a acc) (string, Minute) {
 		return w.Key, Minute{Car: w.Key, Start: w.Start.UTC(), Readings: a.N,
 			AvgSpeedKmh: a.SumSpeed / float64(a.N), AvgTempC: a.SumTemp / float64(a.N),
