@@ -48,7 +48,7 @@ func BenchmarkPipeline(b *testing.B) {
 				close(all)
 			}
 		}).
-		To("out", codec.Bytes(), codec.Bytes())
+		To("out")
 	topo, err := sb.Build()
 	require.NoError(b, err)
 	app, err := duality.New("bench", topo, brk)

@@ -26,7 +26,7 @@ func TestJoinNeedsCoPartitionedTopics(t *testing.T) {
 	sb := stream.NewBuilder()
 	orders := stream.From(sb, "orders", codec.String(), codec.String())
 	customers := table.From(sb, "customers", codec.String(), codec.String(), "customers")
-	table.Join(orders, customers, func(_, o, c string) string { return o + "/" + c }).To("enriched", codec.String(), codec.String())
+	table.Join(orders, customers, func(_, o, c string) string { return o + "/" + c }).To("enriched")
 	topo, err := sb.Build()
 	require.NoError(t, err)
 	app, err := duality.New("join", topo, b)
@@ -40,7 +40,7 @@ func TestJoinNeedsCoPartitionedTopics(t *testing.T) {
 	sb = stream.NewBuilder()
 	stream.From(sb, "orders", codec.String(), codec.String()).
 		Merge(stream.From(sb, "customers", codec.String(), codec.String())).
-		To("enriched", codec.String(), codec.String())
+		To("enriched")
 	topo, err = sb.Build()
 	require.NoError(t, err)
 	app, err = duality.New("merge", topo, b)

@@ -45,14 +45,14 @@ const (
 func aggTopology() (*stream.Topology, error) {
 	b := stream.NewBuilder()
 	in := stream.From(b, "agg-in", codec.String(), codec.Int64())
-	table.Count(stream.GroupByKey(in, codec.String(), codec.Int64()), "agg-counts").
-		ToStream().To("agg-counts-out", codec.String(), codec.Int64())
+	table.Count(stream.GroupByKey(in), "agg-counts").
+		ToStream().To("agg-counts-out")
 	byGroup := stream.GroupBy(in, func(k string, _ int64) string { return aggGroup(k) },
-		codec.String(), codec.Int64(), stream.Named("regroup"))
+		stream.Named("regroup"))
 	table.Reduce(byGroup, func(agg, v int64) int64 { return agg + v }, "agg-sums").
-		ToStream().To("agg-sums-out", codec.String(), codec.Int64())
+		ToStream().To("agg-sums-out")
 	table.From(b, "agg-users", codec.String(), codec.String(), "agg-users").
-		ToStream().To("agg-users-out", codec.String(), codec.String())
+		ToStream().To("agg-users-out")
 	return b.Build()
 }
 

@@ -54,16 +54,15 @@ var winBase = time.UnixMilli(1_700_000_000_000)
 // winTopology builds the app described above.
 func winTopology() (*stream.Topology, error) {
 	ms := func(n int) time.Duration { return time.Duration(n) * time.Millisecond }
-	wkc := window.WindowedCodec(codec.String())
 	b := stream.NewBuilder()
-	g := stream.GroupByKey(stream.From(b, "win-in", codec.String(), codec.String()), codec.String(), codec.String())
+	g := stream.GroupByKey(stream.From(b, "win-in", codec.String(), codec.String()))
 	window.Count(g, window.Hopping(ms(winHopSize), ms(winHopAdvance), ms(winHopGrace)).WithRetention(100*time.Millisecond),
 		"win-hop", window.EmitOnWindowClose()).
-		ToStream().To("win-hop-out", wkc, codec.Int64())
+		ToStream().To("win-hop-out")
 	window.Count(g, window.Session(ms(winSessGap), ms(winSessGrace)).WithRetention(60*time.Millisecond), "win-sess").
-		ToStream().To("win-sess-out", wkc, codec.Int64())
-	left := stream.GroupByKey(stream.From(b, "win-left", codec.String(), codec.String()), codec.String(), codec.String())
-	right := stream.GroupByKey(stream.From(b, "win-right", codec.String(), codec.String()), codec.String(), codec.String())
+		ToStream().To("win-sess-out")
+	left := stream.GroupByKey(stream.From(b, "win-left", codec.String(), codec.String()))
+	right := stream.GroupByKey(stream.From(b, "win-right", codec.String(), codec.String()))
 	window.LeftJoin(left, right, window.JoinTimeDifference(ms(winJoinDiff), ms(winJoinGrace)),
 		func(_, l, r string, found bool) string {
 			if !found {
@@ -71,7 +70,7 @@ func winTopology() (*stream.Topology, error) {
 			}
 			return l + "|" + r
 		}, "win-join").
-		To("win-join-out", codec.String(), codec.String())
+		To("win-join-out")
 	return b.Build()
 }
 

@@ -45,8 +45,8 @@ func TestStreamRepartition(t *testing.T) {
 			clicks := stream.From(sb, "clicks", codec.String(), codec.String())
 			byPage := stream.SelectKey(clicks, func(_, v string) string { return v[:strings.IndexByte(v, '#')] })
 			opts := append([]stream.Option{stream.Named("by-page")}, tc.opts...)
-			stream.MapValues(byPage.Repartition(codec.String(), codec.String(), opts...), strings.ToUpper).
-				To("pages", codec.String(), codec.String())
+			stream.MapValues(byPage.Repartition(opts...), strings.ToUpper).
+				To("pages")
 			topo, err := sb.Build()
 			require.NoError(t, err)
 

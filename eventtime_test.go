@@ -52,7 +52,7 @@ func TestBootstrapJoinInTimestampOrder(t *testing.T) {
 					return o + "|<none>"
 				}
 				return o + "|" + c
-			}).To("enriched", codec.String(), codec.String())
+			}).To("enriched")
 			topo, err := sb.Build()
 			require.NoError(t, err)
 			app, err := duality.New("bootstrap", topo, b, duality.FetchMaxRecords(fetchMax), duality.Workers(1))
@@ -238,7 +238,7 @@ func TestTaskOrderUsesExtractedTimestamps(t *testing.T) {
 	sb := stream.NewBuilder()
 	stream.From(sb, "a", codec.String(), num, eventTime).
 		Merge(stream.From(sb, "b", codec.String(), num, eventTime)).
-		To("out", codec.String(), num)
+		To("out")
 	topo, err := sb.Build()
 	require.NoError(t, err)
 	app, err := duality.New("extracted", topo, b, duality.FetchMaxRecords(7))

@@ -39,7 +39,7 @@ func ExampleCacheMaxBytes() {
 	views := stream.From(b, "page-views", codec.String(), codec.String())
 	stream.Process(views, func() stream.Processor[string, string, string, string] { return &viewCounter{} },
 		stream.WithStores("views")).
-		To("view-counts", codec.String(), codec.String())
+		To("view-counts")
 	topo, err := b.Build()
 	if err != nil {
 		log.Fatal(err)

@@ -50,7 +50,7 @@ func ExampleQuery() {
 	sb := stream.NewBuilder()
 	lines := stream.From(sb, "text-lines", codec.String(), codec.String())
 	words := stream.FlatMapValues(lines, func(line string) iter.Seq[string] { return strings.FieldsSeq(line) })
-	byWord := stream.GroupBy(words, func(_, w string) string { return w }, codec.String(), codec.String())
+	byWord := stream.GroupBy(words, func(_, w string) string { return w })
 	table.Count(byWord, "word-counts")
 	topo, err := sb.Build()
 	if err != nil {

@@ -52,7 +52,7 @@ func Example() {
 	views := stream.From(b, "page-views", codec.String(), codec.String())
 	checkouts := views.Filter(func(_, page string) bool { return strings.HasPrefix(page, "/checkout") })
 	stream.MapValues(checkouts, func(page string) string { return "checkout " + page }).
-		To("checkout-views", codec.String(), codec.String())
+		To("checkout-views")
 	topo, err := b.Build()
 	if err != nil {
 		log.Fatal(err)

@@ -46,7 +46,7 @@ func buildGlobal() (*stream.Topology, error) {
 				return "?"
 			}
 			return name
-		}).To("out", codec.String(), codec.String())
+		}).To("out")
 	return b.Build()
 }
 

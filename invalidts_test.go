@@ -55,7 +55,7 @@ func invalidTimestampApp(t *testing.T, b broker.Broker, id string, opts ...duali
 				return time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)
 			}
 			return recordTime
-		})).To("out", codec.String(), codec.String())
+		})).To("out")
 	topo, err := sb.Build()
 	require.NoError(t, err)
 	app, err := duality.New(id, topo, b, append([]duality.Option{duality.Workers(1)}, opts...)...)

@@ -23,8 +23,8 @@ func purgeTopology(t *testing.T) *stream.Topology {
 	t.Helper()
 	b := stream.NewBuilder()
 	words := stream.From(b, "words", codec.String(), codec.String())
-	byWord := stream.GroupBy(words, func(_, w string) string { return w }, codec.String(), codec.String())
-	table.Count(byWord, "counts").ToStream().To("counts-out", codec.String(), codec.Int64())
+	byWord := stream.GroupBy(words, func(_, w string) string { return w })
+	table.Count(byWord, "counts").ToStream().To("counts-out")
 	topo, err := b.Build()
 	require.NoError(t, err)
 	return topo

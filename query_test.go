@@ -31,7 +31,7 @@ func queryTopology(t *testing.T) *stream.Topology {
 	words := stream.FlatMapValues(lines, func(line string) iter.Seq[string] {
 		return strings.FieldsSeq(line)
 	})
-	byWord := stream.GroupBy(words, func(_, w string) string { return w }, codec.String(), codec.String())
+	byWord := stream.GroupBy(words, func(_, w string) string { return w })
 	table.Count(byWord, "counts")
 	topo, err := b.Build()
 	require.NoError(t, err)
@@ -322,7 +322,7 @@ func TestQueryCommittedOnly(t *testing.T) {
 	createTopic(t, b, "words", 2)
 	sb := stream.NewBuilder()
 	words := stream.From(sb, "words", codec.String(), codec.String())
-	table.Count(stream.GroupByKey(words, codec.String(), codec.String()), "counts")
+	table.Count(stream.GroupByKey(words), "counts")
 	topo, err := sb.Build()
 	require.NoError(t, err)
 	var recs []broker.Record
@@ -422,7 +422,7 @@ func BenchmarkQueryGet(b *testing.B) {
 	defer br.Close()
 	require.NoError(b, br.CreateTopic(b.Context(), "words", broker.TopicConfig{Partitions: 4}))
 	sb := stream.NewBuilder()
-	table.Count(stream.GroupByKey(stream.From(sb, "words", codec.String(), codec.String()), codec.String(), codec.String()), "counts")
+	table.Count(stream.GroupByKey(stream.From(sb, "words", codec.String(), codec.String())), "counts")
 	topo, err := sb.Build()
 	require.NoError(b, err)
 	const keys = 1000

@@ -117,7 +117,7 @@ func benchCount(b *testing.B, opts ...duality.Option) {
 				close(all)
 			}
 		}).
-		To("out", codec.String(), codec.String())
+		To("out")
 	topo, err := sb.Build()
 	require.NoError(b, err)
 	app, err := duality.New(countApp, topo, brk, opts...)
@@ -177,7 +177,7 @@ func BenchmarkGlobalBootstrap(b *testing.B) {
 			customers := table.Global(sb, "customers", codec.String(), codec.String(), "customers-global")
 			table.JoinGlobal(stream.From(sb, "orders", codec.String(), codec.String()), customers,
 				func(_, c string) string { return c }, func(_, _, name string) string { return name }).
-				To("out", codec.String(), codec.String())
+				To("out")
 			topo, err := sb.Build()
 			require.NoError(b, err)
 			app, err := duality.New("gbench", topo, brk, opts...)

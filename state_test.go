@@ -77,7 +77,7 @@ func buildCounter() (*stream.Topology, error) {
 	in := stream.From(b, "in", codec.String(), codec.String())
 	stream.Process(in, func() stream.Processor[string, string, string, string] { return &counter{} },
 		stream.Named("count"), stream.WithStores(countStore)).
-		To("out", codec.String(), codec.String())
+		To("out")
 	return b.Build()
 }
 
@@ -254,7 +254,7 @@ func TestStateReadYourWrites(t *testing.T) {
 	bld := stream.NewBuilder()
 	in := stream.From(bld, "in", codec.String(), codec.String())
 	stream.Process(in, func() stream.Processor[string, string, string, string] { return &scanner{} }, stream.WithStores("kv")).
-		To("out", codec.String(), codec.String())
+		To("out")
 	topo, err := bld.Build()
 	require.NoError(t, err)
 	input := func(kvs ...string) {
@@ -392,9 +392,9 @@ func TestStateSkippedRecord(t *testing.T) {
 	bld := stream.NewBuilder()
 	in := stream.From(bld, "in", codec.String(), codec.String())
 	counted := stream.Process(in, func() stream.Processor[string, string, string, string] { return &counter{} }, stream.WithStores(countStore))
-	counted.Filter(func(_, v string) bool { return true }).To("out", codec.String(), codec.String())
+	counted.Filter(func(_, v string) bool { return true }).To("out")
 	stream.Process(counted, func() stream.Processor[string, string, string, string] { return &failOnValue{bad: "2"} }).
-		To("never", codec.String(), codec.String())
+		To("never")
 	topo, err := bld.Build()
 	require.NoError(t, err)
 	createTopic(t, b, "never", 1)
@@ -622,7 +622,7 @@ func TestStateFencedCommit(t *testing.T) {
 		func() stream.Processor[string, string, string, string] {
 			return &blockingCounter{seen: &seen, blocked: blocked, release: release}
 		}, stream.WithStores(countStore)).
-		To("out", codec.String(), codec.String())
+		To("out")
 	topo, err := bld.Build()
 	require.NoError(t, err)
 	var logs syncBuffer

@@ -35,7 +35,7 @@ func wordCount(t *testing.T) *stream.Topology {
 	words := stream.FlatMapValues(lines, func(line string) iter.Seq[string] {
 		return strings.FieldsSeq(line)
 	})
-	byWord := stream.GroupBy(words, func(_, w string) string { return w }, codec.String(), codec.String())
+	byWord := stream.GroupBy(words, func(_, w string) string { return w })
 	table.Count(byWord, "counts")
 	topo, err := b.Build()
 	require.NoError(t, err)
@@ -259,7 +259,7 @@ func FuzzHandler(f *testing.F) {
 	require.NoError(f, err)
 	f.Cleanup(func() { b.Close() })
 	bld := stream.NewBuilder()
-	table.Count(stream.GroupByKey(stream.From(bld, "words", codec.String(), codec.String()), codec.String(), codec.String()), "counts")
+	table.Count(stream.GroupByKey(stream.From(bld, "words", codec.String(), codec.String())), "counts")
 	topo, err := bld.Build()
 	require.NoError(f, err)
 	app, err := duality.New("fz", topo, b)
@@ -294,7 +294,7 @@ func TestHandlerIntKeys(t *testing.T) {
 	sb := stream.NewBuilder()
 	words := stream.FlatMapValues(stream.From(sb, "lines", codec.String(), codec.String()),
 		func(line string) iter.Seq[string] { return strings.FieldsSeq(line + " x") })
-	byLen := stream.GroupBy(words, func(_, w string) int64 { return int64(len(w)) }, codec.Int64(), codec.String())
+	byLen := stream.GroupBy(words, func(_, w string) int64 { return int64(len(w)) })
 	table.Count(byLen, "by-len")
 	topo, err := sb.Build()
 	require.NoError(t, err)

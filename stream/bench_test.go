@@ -57,7 +57,7 @@ func BenchmarkFilterMapValuesTo(b *testing.B) {
 	s := stream.From(sb, "in", codec.Bytes(), codec.Bytes())
 	s = s.Filter(func(_, v []byte) bool { return v[0] != 'x' })
 	s = stream.MapValues(s, func(v []byte) []byte { v[1] = 'M'; return v })
-	s.To("out", codec.Bytes(), codec.Bytes())
+	s.To("out")
 	topo, err := sb.Build()
 	if err != nil {
 		b.Fatal(err)

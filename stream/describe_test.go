@@ -8,7 +8,6 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/duality-streams/duality/codec"
 	"github.com/duality-streams/duality/stream"
 )
 
@@ -18,18 +17,18 @@ func TestDescribe(t *testing.T) {
 	clicks := stream.From(b, "clicks", str, str)
 	all := views.Merge(clicks).Filter(func(_, v string) bool { return v != "" }, stream.Named("non-empty"))
 	byType := all.Split(stream.Named("by-type"))
-	byType.Branch("buy", func(_, v string) bool { return strings.HasPrefix(v, "buy") }).To("buys", str, str)
+	byType.Branch("buy", func(_, v string) bool { return strings.HasPrefix(v, "buy") }).To("buys")
 	byType.Default().Foreach(func(string, string) {})
 	words := stream.FlatMapValues(all, func(v string) iter.Seq[string] { return strings.FieldsSeq(v) })
 	byWord := stream.SelectKey(words, func(_, w string) string { return w }).
-		Repartition(str, str, stream.Named("by-word"), stream.Partitions(8))
+		Repartition(stream.Named("by-word"), stream.Partitions(8))
 	lens := stream.MapValues(byWord, func(w string) int64 { return int64(len(w)) })
-	lens.To("word-lengths", str, codec.Int64(), stream.Named("write-lengths"))
+	lens.To("word-lengths", stream.Named("write-lengths"))
 	stream.Process(lens, func() stream.Processor[string, int64, string, int64] {
 		return &funcProcessor[string, int64, string, int64]{process: func(context.Context, stream.ProcessorContext[string, int64], stream.Record[string, int64]) error {
 			return nil
 		}}
-	}).ToFunc(func(string, int64, stream.RecordContext) string { return "x" }, str, codec.Int64())
+	}).ToFunc(func(string, int64, stream.RecordContext) string { return "x" })
 
 	topo, err := b.Build()
 	require.NoError(t, err)

@@ -11,8 +11,28 @@
 //		return strings.FieldsSeq(strings.ToLower(line))
 //	})
 //	words.Filter(func(_, w string) bool { return len(w) > 3 }).
-//		To("long-words", codec.String(), codec.String())
+//		To("long-words")
 //	topo, err := b.Build()
+//
+// # Codecs
+//
+// A type's codec is said once, where the type enters: [From] and
+// [FromTopics] take the key and value codecs, and the stream handle
+// carries them. A step that keeps a type keeps its codec; a step that
+// makes keys or values of a new type ([Map], [MapValues], [SelectKey],
+// [FlatMap], [FlatMapValues], [Process], [GroupBy], and the aggregations
+// and joins of packages table and window) gives them codec.For of the
+// type (String, Bytes, Int64, Uint64, Float64, Bool, else Msgpack), or
+// keeps the input's codec when the new type is the input's type. Steps
+// that write a topic or a store ([Stream.To], [Stream.ToFunc],
+// [Stream.Repartition], [GroupByKey], [GroupBy], table and window steps
+// with stores) encode with the handle's codecs. [WithKeyCodec] and
+// [WithValueCodec] override them where it matters, for example to write a
+// topic that other programs read as JSON:
+//
+//	orders := stream.From(b, "orders", codec.String(), codec.JSON[Order]())
+//	totals := stream.MapValues(orders, func(o Order) Total { ... }) // Msgpack by default
+//	totals.To("totals", stream.WithValueCodec(codec.JSON[Total]()))
 //
 // # Steps
 //
@@ -21,8 +41,12 @@
 // [Stream.Merge], [Stream.Split], [Stream.To], [Stream.ToFunc] and
 // [Stream.Repartition]. Steps that change them are functions: [Map],
 // [MapValues], [FlatMap], [FlatMapValues], [SelectKey] and the low-level
-// [Process]. Every step takes an optional [Named]; default names are
-// "<operation>-<n>", n being the step's position in the builder.
+// [Process]. Every step takes options of one type, [Option]: [Named]
+// (every step; default names are "<operation>-<n>", n being the step's
+// position in the builder), [WithKeyCodec] and [WithValueCodec] (see
+// Codecs), and the options of particular steps ([WithTimestamp],
+// [Partitions], [WithStores], and those of packages table and window).
+// Build reports an option given to a step that does not take it.
 //
 // # Records
 //

@@ -19,19 +19,19 @@ func TestBuildReportsEveryError(t *testing.T) {
 	other := stream.NewBuilder()
 	foreign := stream.From(other, "elsewhere", str, str)
 
-	s := stream.From[string, string](b, "in put", str, nil)               // invalid topic, nil value codec
-	f := s.Filter(nil, stream.Named("dup"))                               // nil predicate
-	m := stream.MapValues(f, strings.ToUpper, stream.Named("dup"))        // duplicate name
-	m.Merge(foreign, stream.Stream[string, string]{}).To("out", nil, str) // foreign and zero streams, nil key codec
-	m.Repartition(nil, str, stream.Partitions(0), stream.Named("")).To("x", str, str)
+	s := stream.From[string, string](b, "in put", str, nil)                                       // invalid topic, nil value codec
+	f := s.Filter(nil, stream.Named("dup"))                                                       // nil predicate
+	m := stream.MapValues(f, strings.ToUpper, stream.Named("dup"))                                // duplicate name
+	m.Merge(foreign, stream.Stream[string, string]{}).To("out", stream.WithKeyCodec[string](nil)) // foreign and zero streams, nil key codec
+	m.Repartition(stream.WithKeyCodec[string](nil), stream.Partitions(0), stream.Named("")).To("x", stream.WithKeyCodec(str))
 	br := m.Split()
 	br.Branch("a", nil)
 	br.Branch("a", func(string, string) bool { return true })
-	stream.From(b, "loop", str, str).To("loop", str, str)  // reads what it writes
+	stream.From(b, "loop", str, str).To("loop")            // reads what it writes
 	stream.From(b, "loop", str, str).Foreach(nil)          // read twice
 	stream.FromTopics(b, nil, str, str)                    // no topics
 	stream.Process[string, string, string, string](m, nil) // nil supplier
-	m.ToFunc(nil, str, str)
+	m.ToFunc(nil)
 
 	topo, err := b.Build()
 	require.Nil(t, topo)
@@ -87,9 +87,9 @@ func TestZeroStreamIsInert(t *testing.T) {
 	require.Equal(t, s, stream.MapValues(s, strings.ToUpper))
 	require.Equal(t, s, s.Split().Branch("a", nil))
 	require.Equal(t, s, s.Split().Default())
-	require.Equal(t, s, s.Repartition(str, str))
+	require.Equal(t, s, s.Repartition())
 	require.Equal(t, s, s.Merge(s))
-	s.To("out", str, str)
+	s.To("out")
 	s.Foreach(nil)
 	var nilTopo *stream.Topology
 	require.Empty(t, nilTopo.Describe())
@@ -97,7 +97,7 @@ func TestZeroStreamIsInert(t *testing.T) {
 
 func TestDecodeError(t *testing.T) {
 	b := stream.NewBuilder()
-	stream.From(b, "nums", codec.Int64(), codec.Int64(), stream.Named("read-nums")).To("out", codec.Int64(), codec.Int64())
+	stream.From(b, "nums", codec.Int64(), codec.Int64(), stream.Named("read-nums")).To("out")
 	d := newDriver(t, b, streamtest.DefaultPartitions(2))
 	ctx := t.Context()
 	in := streamtest.Input(d, "nums", codec.Int64(), codec.Int64())
@@ -142,7 +142,7 @@ func TestDecodeError(t *testing.T) {
 
 func TestEncodeError(t *testing.T) {
 	b := stream.NewBuilder()
-	stream.From(b, "in", str, str).To("out", failingCodec{}, str)
+	stream.From(b, "in", str, str).To("out", stream.WithKeyCodec(failingCodec{}))
 	d := newDriver(t, b)
 	err := streamtest.Input(d, "in", str, str).Pipe(t.Context(), "k", "v")
 	require.ErrorIs(t, err, errEncode)
@@ -175,7 +175,7 @@ func TestPanicBecomesError(t *testing.T) {
 				}
 				return true
 			}, stream.Named(tt.node))
-			s.To("out", str, str)
+			s.To("out")
 			d := newDriver(t, b)
 			in := streamtest.Input(d, "in", str, str)
 			err := in.Pipe(t.Context(), "k", "bad")
@@ -206,7 +206,7 @@ func TestPanicInFlatMapNamesTheRightStep(t *testing.T) {
 			panic("after the first word")
 		}
 	}, stream.Named("words"))
-	words.To("out", str, str)
+	words.To("out")
 	d := newDriver(t, b)
 	err := streamtest.Input(d, "in", str, str).Pipe(t.Context(), "k", "v")
 	ne, ok := errors.AsType[*stream.NodeError](err)
@@ -216,7 +216,7 @@ func TestPanicInFlatMapNamesTheRightStep(t *testing.T) {
 
 func TestInvalidRepartitionNameReportedOnce(t *testing.T) {
 	b := stream.NewBuilder()
-	stream.From(b, "in", str, str).Repartition(str, str, stream.Named("no spaces")).To("out", str, str)
+	stream.From(b, "in", str, str).Repartition(stream.Named("no spaces")).To("out")
 	_, err := b.Build()
 	require.ErrorIs(t, err, broker.ErrInvalidTopicName)
 	require.Equal(t, `internal topic of "no spaces-sink": broker: invalid topic name: "no spaces-repartition" has character ' ' at position 2; only [a-zA-Z0-9._-] are allowed`, err.Error())
@@ -228,7 +228,7 @@ func TestMergeWithOwnRepartitionIsRejected(t *testing.T) {
 	// output instead of leaving it to the runtime.
 	b := stream.NewBuilder()
 	s := stream.From(b, "in", str, str)
-	s.Merge(s.Repartition(str, str, stream.Named("again"))).To("out", str, str)
+	s.Merge(s.Repartition(stream.Named("again"))).To("out")
 	_, err := b.Build()
 	require.ErrorIs(t, err, stream.ErrTopicConflict)
 	require.EqualError(t, err, `stream: topic conflict: sub-topology 0 reads and writes internal topic "again-repartition"; a sub-topology must not read its own output`)

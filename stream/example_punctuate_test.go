@@ -74,7 +74,7 @@ func ExampleProcessorContext_schedule() {
 	clicks := stream.From(b, "clicks", codec.String(), codec.String())
 	stream.Process(clicks, func() stream.Processor[string, string, string, int64] { return &heartbeat{} },
 		stream.WithStores("clicks")).
-		To("clicks-per-minute", codec.String(), codec.Int64())
+		To("clicks-per-minute")
 	topo, err := b.Build()
 	if err != nil {
 		fmt.Println(err)

@@ -22,7 +22,7 @@ func Example() {
 	})
 	long := words.Filter(func(_, w string) bool { return len(w) > 3 })
 	byWord := stream.Map(long, func(_, w string) (string, int64) { return w, int64(len(w)) })
-	byWord.To("long-words", codec.String(), codec.Int64())
+	byWord.To("long-words")
 	topo, err := b.Build()
 	if err != nil {
 		fmt.Println(err)
@@ -63,9 +63,9 @@ func ExampleStream_Split() {
 	b := stream.NewBuilder()
 	events := stream.From(b, "events", codec.String(), codec.String())
 	byType := events.Split(stream.Named("by-type"))
-	byType.Branch("clicks", func(_, v string) bool { return strings.HasPrefix(v, "click") }).To("clicks", codec.String(), codec.String())
-	byType.Branch("views", func(_, v string) bool { return strings.HasPrefix(v, "view") }).To("views", codec.String(), codec.String())
-	byType.Default().To("unknown-events", codec.String(), codec.String())
+	byType.Branch("clicks", func(_, v string) bool { return strings.HasPrefix(v, "click") }).To("clicks")
+	byType.Branch("views", func(_, v string) bool { return strings.HasPrefix(v, "view") }).To("views")
+	byType.Default().To("unknown-events")
 	topo, _ := b.Build()
 
 	d, _ := streamtest.New(topo)
@@ -114,7 +114,7 @@ func ExampleProcess() {
 	b := stream.NewBuilder()
 	in := stream.From(b, "status", codec.String(), codec.String())
 	changes := stream.Process(in, func() stream.Processor[string, string, string, string] { return &dedup{} }, stream.Named("dedup"))
-	changes.To("status-changes", codec.String(), codec.String())
+	changes.To("status-changes")
 	topo, _ := b.Build()
 
 	d, _ := streamtest.New(topo)
@@ -143,8 +143,8 @@ func ExampleTopology_Describe() {
 	orders := stream.From(b, "orders", codec.String(), codec.Float64())
 	big := orders.Filter(func(_ string, amount float64) bool { return amount >= 100 }, stream.Named("big-orders"))
 	byAmount := stream.SelectKey(big, func(_ string, amount float64) string { return fmt.Sprintf("%.0f", amount) })
-	byAmount.Repartition(codec.String(), codec.Float64(), stream.Named("by-amount")).
-		To("big-orders-by-amount", codec.String(), codec.Float64())
+	byAmount.Repartition(stream.Named("by-amount")).
+		To("big-orders-by-amount")
 	topo, err := b.Build()
 	if err != nil {
 		fmt.Println(err)
@@ -176,7 +176,7 @@ func ExampleTopology_Describe() {
 func ExampleBuilder_Build() {
 	b := stream.NewBuilder()
 	s := stream.From(b, "bad topic!", codec.String(), codec.String())
-	s.Filter(nil).To("out", nil, codec.String())
+	s.Filter(nil).To("out", stream.WithKeyCodec[string](nil))
 	_, err := b.Build()
 	fmt.Println(errors.Is(err, stream.ErrNilFunc), errors.Is(err, stream.ErrNilCodec))
 	fmt.Println(err)

@@ -71,17 +71,17 @@ func FuzzBuilder(f *testing.F) {
 				if op&0x10 != 0 {
 					kc = nil
 				}
-				opts := []stream.Option{stream.Partitions(int32(op>>5) - 1)}
+				opts := []stream.Option{stream.WithKeyCodec(kc), stream.WithValueCodec(str), stream.Partitions(int32(op>>5) - 1)}
 				if op&0x40 != 0 {
 					opts = append(opts, stream.Named("r"))
 				}
-				next = s.Repartition(kc, str, opts...)
+				next = s.Repartition(opts...)
 			case 6:
-				s.To(topics[int(op>>4)%len(topics)], str, str, name(arg)...)
+				s.To(topics[int(op>>4)%len(topics)], name(arg)...)
 			case 7:
 				next = stream.FlatMapValues(s, func(v string) iter.Seq[string] { return strings.FieldsSeq(v) })
 			case 8:
-				s.ToFunc(func(k, _ string, _ stream.RecordContext) string { return "dyn-" + k }, str, str)
+				s.ToFunc(func(k, _ string, _ stream.RecordContext) string { return "dyn-" + k })
 			case 9:
 				next = stream.Process(s, func() stream.Processor[string, string, string, string] {
 					return &funcProcessor[string, string, string, string]{process: func(ctx context.Context, pc stream.ProcessorContext[string, string], r stream.Record[string, string]) error {

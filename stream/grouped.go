@@ -8,8 +8,8 @@ import (
 )
 
 // Grouped is a stream grouped by key, ready for an aggregation of package
-// table (table.Count, table.Reduce, table.Aggregate). It carries the
-// codecs the aggregation uses for its store, and guarantees that all
+// table (table.Count, table.Reduce, table.Aggregate) or window. It carries
+// the codecs the aggregation uses for its store, and guarantees that all
 // records of one key are processed by one task. Create it with
 // [GroupByKey] or [GroupBy]. The zero Grouped belongs to no builder.
 type Grouped[K, V any] struct {
@@ -22,10 +22,12 @@ type Grouped[K, V any] struct {
 // topic, if the grouping needed one).
 func (g Grouped[K, V]) Stream() Stream[K, V] { return g.s }
 
-// KeyCodec returns the key codec the grouping was created with.
+// KeyCodec returns the key codec of the grouping: the stream's, or the
+// one WithKeyCodec gave.
 func (g Grouped[K, V]) KeyCodec() codec.Codec[K] { return g.kc }
 
-// ValueCodec returns the value codec the grouping was created with.
+// ValueCodec returns the value codec of the grouping: the stream's, or the
+// one WithValueCodec gave.
 func (g Grouped[K, V]) ValueCodec() codec.Codec[V] { return g.vc }
 
 // keyChangingOps are the operations after which records may sit in the
@@ -55,27 +57,31 @@ func keyChanged(n *dsl.Node) bool {
 	return walk(n)
 }
 
-// GroupByKey groups s by its current key, with kc and vc as the codecs of
-// the aggregation that follows. If a step since the last source or
-// repartition may have changed keys (Map, SelectKey, FlatMap, Process),
-// the records first go through an automatic repartition topic
+// GroupByKey groups s by its current key, for an aggregation that
+// stores keys and values with the stream's codecs (or the ones
+// [WithKeyCodec] and [WithValueCodec] give). If a step since the last
+// source or repartition may have changed keys (Map, SelectKey, FlatMap,
+// Process), the records first go through an automatic repartition topic
 // "<name>-repartition" (name from [Named], default "group-by-key-<n>"),
-// as Kafka Streams does; otherwise no topic is added. Options: [Named].
+// written with those codecs, as Kafka Streams does; otherwise no topic is
+// added. Options: [Named], [WithKeyCodec], [WithValueCodec].
 //
 // Build reports nil codecs (ErrNilCodec).
-func GroupByKey[K, V any](s Stream[K, V], kc codec.Codec[K], vc codec.Codec[V], opts ...Option) Grouped[K, V] {
+func GroupByKey[K, V any](s Stream[K, V], opts ...Option) Grouped[K, V] {
 	p := nodeOf(s)
 	if p == nil {
 		return Grouped[K, V]{}
 	}
 	g := p.Graph()
 	cfg := dsl.ApplyOptions(opts)
+	kc, vc := codecsOf(s)
+	kc, vc = dsl.KeyCodec(cfg, kc), dsl.ValueCodec(cfg, vc)
 	if keyChanged(p) {
 		base := groupName(g, cfg, "group-by-key")
-		cfg.Report(g, "group-by-key", base, namedOnly...)
+		cfg.Report(g, "group-by-key", base, codecOpts...)
 		return Grouped[K, V]{s: repartition(s, base, 0, kc, vc), kc: kc, vc: vc}
 	}
-	cfg.Report(g, "group-by-key", "after "+p.Name, namedOnly...)
+	cfg.Report(g, "group-by-key", "after "+p.Name, codecOpts...)
 	if kc == nil {
 		g.AddError(fmt.Errorf("group-by-key after %q: key codec: %w", p.Name, ErrNilCodec))
 	}
@@ -85,17 +91,19 @@ func GroupByKey[K, V any](s Stream[K, V], kc codec.Codec[K], vc codec.Codec[V], 
 	return Grouped[K, V]{s: s, kc: kc, vc: vc}
 }
 
-// GroupBy groups s by the key fn computes from each record, with kc2 and
-// vc as the codecs of the repartition topic and of the aggregation that
-// follows. The re-keyed records always go through an automatic
-// repartition topic "<name>-repartition" (name from [Named], default
-// "group-by-<n>"), so that the records of one new key meet in one task;
-// it has as many partitions as the largest source topic before it.
-// Name the step to keep the topic's name stable as the topology evolves.
-// Options: [Named].
+// GroupBy groups s by the key fn computes from each record, for an
+// aggregation that stores the new keys with codec.For[K2] (or the codec
+// [WithKeyCodec] gives) and values with the stream's value codec (or the
+// one [WithValueCodec] gives). The re-keyed records always go through an
+// automatic repartition topic "<name>-repartition" (name from [Named],
+// default "group-by-<n>"), written with those codecs, so that the records
+// of one new key meet in one task; it has as many partitions as the
+// largest source topic before it. Name the step to keep the topic's name
+// stable as the topology evolves. Options: [Named], [WithKeyCodec],
+// [WithValueCodec].
 //
 // Build reports a nil fn (ErrNilFunc) and nil codecs (ErrNilCodec).
-func GroupBy[K, V, K2 any](s Stream[K, V], fn func(K, V) K2, kc2 codec.Codec[K2], vc codec.Codec[V], opts ...Option) Grouped[K2, V] {
+func GroupBy[K, V, K2 any](s Stream[K, V], fn func(K, V) K2, opts ...Option) Grouped[K2, V] {
 	p := nodeOf(s)
 	if p == nil {
 		return Grouped[K2, V]{}
@@ -103,9 +111,11 @@ func GroupBy[K, V, K2 any](s Stream[K, V], fn func(K, V) K2, kc2 codec.Codec[K2]
 	g := p.Graph()
 	cfg := dsl.ApplyOptions(opts)
 	base := groupName(g, cfg, "group-by")
-	cfg.Report(g, "group-by", base, namedOnly...)
-	keyed := SelectKey(s, fn, Named(base+"-key"))
-	return Grouped[K2, V]{s: repartition(keyed, base, 0, kc2, vc), kc: kc2, vc: vc}
+	kc, vc := codecsOf(s)
+	kc2, vc2 := outCodecs[K2, V](cfg, codecOpts, kc, vc)
+	cfg.Report(g, "group-by", base, codecOpts...)
+	keyed := SelectKey(s, fn, Named(base+"-key"), WithKeyCodec(kc2))
+	return Grouped[K2, V]{s: repartition(keyed, base, 0, kc2, vc2), kc: kc2, vc: vc2}
 }
 
 func groupName(g *dsl.Graph, cfg *dsl.StepConfig, op string) string {

@@ -2,9 +2,11 @@ package stream
 
 import (
 	"fmt"
+	"reflect"
 	"slices"
 	"time"
 
+	"github.com/duality-streams/duality/codec"
 	"github.com/duality-streams/duality/internal/dsl"
 )
 
@@ -136,10 +138,64 @@ func WithTimestamp[K, V any](fn func(k K, v V, recordTime time.Time) time.Time) 
 	})
 }
 
+// WithKeyCodec gives a step the codec of its keys, instead of the one the
+// handle carries (see the package documentation, "Codecs"). Steps that
+// write a topic or a state store take it to override the codec they write
+// with ([Stream.To], [Stream.ToFunc], [Stream.Repartition], [GroupByKey],
+// [GroupBy], the table and window steps that keep a store), and steps
+// that make keys of a new type take it to set the codec the resulting
+// handle carries ([Map], [SelectKey], [FlatMap], [Process]). K must be the
+// step's key type, else Build reports ErrInvalidOption; a nil kc is
+// reported as ErrNilCodec by the step that would encode with it. Default:
+// the handle's key codec, or codec.For of a new key type.
+func WithKeyCodec[K any](kc codec.Codec[K]) Option {
+	return codecOption(dsl.OptWithKeyCodec, kc, func(c *dsl.StepConfig, o *dsl.CodecOption) { c.KeyCodec = o })
+}
+
+// WithValueCodec is [WithKeyCodec] for values: it overrides the value
+// codec of a step that writes a topic or a store, and sets the value codec
+// of a step that makes values of a new type ([Map], [MapValues],
+// [FlatMap], [FlatMapValues], [Process], aggregations and joins of
+// packages table and window). V must be the step's value type, else
+// Build reports ErrInvalidOption. Default: the handle's value codec, or
+// codec.For of a new value type.
+func WithValueCodec[V any](vc codec.Codec[V]) Option {
+	return codecOption(dsl.OptWithValueCodec, vc, func(c *dsl.StepConfig, o *dsl.CodecOption) { c.ValueCodec = o })
+}
+
+func codecOption[T any](name string, c codec.Codec[T], set func(*dsl.StepConfig, *dsl.CodecOption)) Option {
+	o := &dsl.CodecOption{Type: reflect.TypeFor[T]()}
+	if c != nil {
+		o.Codec = c
+	}
+	return optionFunc(func(cfg *dsl.StepConfig) {
+		cfg.Mark(name, "steps that write a topic or a store, or make keys or values of a new type")
+		set(cfg, o)
+	})
+}
+
 // Accepted option sets of the steps of this package.
 var (
 	namedOnly   = []string{dsl.OptNamed}
+	keyOpts     = []string{dsl.OptNamed, dsl.OptWithKeyCodec}
+	valueOpts   = []string{dsl.OptNamed, dsl.OptWithValueCodec}
+	codecOpts   = []string{dsl.OptNamed, dsl.OptWithKeyCodec, dsl.OptWithValueCodec}
 	sourceOpts  = []string{dsl.OptNamed, dsl.OptWithTimestamp}
-	processOpts = []string{dsl.OptNamed, dsl.OptWithStores}
-	repartOpts  = []string{dsl.OptNamed, dsl.OptPartitions}
+	processOpts = []string{dsl.OptNamed, dsl.OptWithStores, dsl.OptWithKeyCodec, dsl.OptWithValueCodec}
+	repartOpts  = []string{dsl.OptNamed, dsl.OptPartitions, dsl.OptWithKeyCodec, dsl.OptWithValueCodec}
 )
+
+// outCodecs returns the codecs of the output of a step with options cfg
+// (of which it takes accepts) whose input has the codecs kc and vc: an
+// input's codec when the type is kept, else codec.For of the new type,
+// unless WithKeyCodec or WithValueCodec gives one.
+func outCodecs[K, V any](cfg *dsl.StepConfig, accepts []string, kc, vc any) (codec.Codec[K], codec.Codec[V]) {
+	k, v := dsl.CodecFor[K](kc), dsl.CodecFor[V](vc)
+	if slices.Contains(accepts, dsl.OptWithKeyCodec) {
+		k = dsl.KeyCodec(cfg, k)
+	}
+	if slices.Contains(accepts, dsl.OptWithValueCodec) {
+		v = dsl.ValueCodec(cfg, v)
+	}
+	return k, v
+}

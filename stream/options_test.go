@@ -16,9 +16,9 @@ func TestOptionNotTaken(t *testing.T) {
 	s := stream.From(b, "in", str, str, stream.WithStores("s"))
 	s = s.Filter(func(string, string) bool { return true }, stream.Partitions(2), stream.Named("keep"))
 	m := stream.MapValues(s, func(v string) string { return v }, stream.WithStores("s"))
-	m.Repartition(str, str, window.WithStats(new(window.Stats)))
+	m.Repartition(window.WithStats(new(window.Stats)))
 	stream.Process(m, func() stream.Processor[string, string, string, string] { return nil }, stream.Partitions(1))
-	m.To("out", str, str, window.EmitOnWindowClose())
+	m.To("out", window.EmitOnWindowClose())
 	_, err := b.Build()
 	require.ErrorIs(t, err, stream.ErrInvalidOption)
 	for _, msg := range []string{

@@ -26,13 +26,13 @@ func TestTasksRunInParallel(t *testing.T) {
 		return strings.FieldsSeq(v)
 	})
 	br := words.Split()
-	br.Branch("short", func(_, w string) bool { return len(w) < 4 }).To("short", str, str)
+	br.Branch("short", func(_, w string) bool { return len(w) < 4 }).To("short")
 	upper := stream.MapValues(br.Default(), strings.ToUpper)
 	stream.Process(upper, func() stream.Processor[string, string, string, string] {
 		return &funcProcessor[string, string, string, string]{process: func(ctx context.Context, pc stream.ProcessorContext[string, string], r stream.Record[string, string]) error {
 			return pc.Forward(ctx, r)
 		}}
-	}).ToFunc(func(_, v string, _ stream.RecordContext) string { return "len-" + fmt.Sprint(len(v)) }, str, str)
+	}).ToFunc(func(_, v string, _ stream.RecordContext) string { return "len-" + fmt.Sprint(len(v)) })
 	topo, err := b.Build()
 	require.NoError(t, err)
 

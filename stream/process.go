@@ -298,6 +298,8 @@ func Process[K, V, KOut, VOut any](s Stream[K, V], supplier func() Processor[K, 
 	}
 	g := p.Graph()
 	cfg := dsl.ApplyOptions(opts)
+	kc, vc := codecsOf(s)
+	kcOut, vcOut := outCodecs[KOut, VOut](cfg, processOpts, kc, vc)
 	n := &dsl.Node{Op: "process", Kind: dsl.KindProcessor, Name: cfg.Name, Stores: cfg.Stores}
 	n.Instantiate = func(t *dsl.Task) (any, error) {
 		next, err := fanout[KOut, VOut](t, n)
@@ -344,7 +346,7 @@ func Process[K, V, KOut, VOut any](s Stream[K, V], supplier func() Processor[K, 
 	if supplier == nil {
 		g.AddError(fmt.Errorf("process %q: supplier: %w", n.Name, ErrNilFunc))
 	}
-	return handle[KOut, VOut](n)
+	return handle(n, kcOut, vcOut)
 }
 
 // guard runs f and turns a panic into a *PanicError.

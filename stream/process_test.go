@@ -59,7 +59,7 @@ func TestProcess(t *testing.T) {
 			close: func() error { closes++; return nil },
 		}
 	}, stream.Named("explode"))
-	counts.To("out", str, codec.Int64())
+	counts.To("out")
 	topo, err := b.Build()
 	require.NoError(t, err)
 	d, err := streamtest.New(topo, streamtest.DefaultPartitions(2), streamtest.AppID("proc"))
@@ -107,7 +107,7 @@ func TestProcessDownstreamErrorKeepsItsNode(t *testing.T) {
 			return pc.Forward(ctx, r)
 		}}
 	})
-	s.To("out", str, failingCodec{})
+	s.To("out", stream.WithValueCodec(failingCodec{}))
 	d := newDriver(t, b)
 	err := streamtest.Input(d, "in", str, str).Pipe(t.Context(), "k", "v")
 	ne, ok := errors.AsType[*stream.NodeError](err)
@@ -147,7 +147,7 @@ func TestProcessLifecycleErrors(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			b := stream.NewBuilder()
-			stream.Process(stream.From(b, "in", str, str), tt.supplier).To("out", str, str)
+			stream.Process(stream.From(b, "in", str, str), tt.supplier).To("out")
 			topo, err := b.Build()
 			require.NoError(t, err)
 			_, err = streamtest.New(topo)

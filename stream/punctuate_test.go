@@ -10,7 +10,6 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/duality-streams/duality/codec"
 	"github.com/duality-streams/duality/stream"
 	"github.com/duality-streams/duality/streamtest"
 )
@@ -86,7 +85,7 @@ func tickerDriver(t *testing.T, p *ticker) *streamtest.Driver {
 	b := stream.NewBuilder()
 	stream.Process(stream.From(b, "in", str, str), func() stream.Processor[string, string, string, string] { return p },
 		stream.WithStores("ticks"), stream.Named("ticker")).
-		To("out", str, str)
+		To("out")
 	topo, err := b.Build()
 	require.NoError(t, err)
 	d, err := streamtest.New(topo, streamtest.AppID("punct"))
@@ -206,7 +205,7 @@ func TestScheduleErrors(t *testing.T) {
 						return err
 					},
 				}
-			}).To("out", str, str)
+			}).To("out")
 			topo, err := b.Build()
 			require.NoError(t, err)
 			_, err = streamtest.New(topo)
@@ -227,7 +226,7 @@ func TestPunctuatorPanic(t *testing.T) {
 				return err
 			},
 		}
-	}, stream.Named("panicky")).To("out", str, codec.Int64())
+	}, stream.Named("panicky")).To("out")
 	topo, err := b.Build()
 	require.NoError(t, err)
 	d, err := streamtest.New(topo)

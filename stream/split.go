@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sync"
 
+	"github.com/duality-streams/duality/codec"
 	"github.com/duality-streams/duality/internal/dsl"
 )
 
@@ -18,6 +19,10 @@ type Branches[K, V any] struct {
 	mu    sync.Mutex
 	preds map[*dsl.Node]func(K, V) bool
 	def   *dsl.Node
+	// kc and vc are the codecs of the split stream, which the branches
+	// carry.
+	kc codec.Codec[K]
+	vc codec.Codec[V]
 }
 
 // Split starts routing s to branches: add them with [Branches.Branch] and
@@ -39,6 +44,7 @@ func (s Stream[K, V]) Split(opts ...Option) *Branches[K, V] {
 	g := p.Graph()
 	cfg := dsl.ApplyOptions(opts)
 	b := &Branches[K, V]{preds: make(map[*dsl.Node]func(K, V) bool), names: make(map[string]bool)}
+	b.kc, b.vc = codecsOf(s)
 	n := &dsl.Node{Op: "split", Kind: dsl.KindProcessor, Name: cfg.Name}
 	n.Instantiate = func(t *dsl.Task) (any, error) {
 		kids := t.Children(n)
@@ -103,7 +109,7 @@ func (b *Branches[K, V]) Branch(name string, pred func(K, V) bool) Stream[K, V] 
 	if pred == nil {
 		g.AddError(fmt.Errorf("split %q: branch %q: %w", b.split.Name, name, ErrNilFunc))
 	}
-	return handle[K, V](n)
+	return handle(n, b.kc, b.vc)
 }
 
 // Default returns the default branch, named "<split-name>-default": the
@@ -122,7 +128,7 @@ func (b *Branches[K, V]) Default() Stream[K, V] {
 		b.def = def
 		b.mu.Unlock()
 	}
-	return handle[K, V](def)
+	return handle(def, b.kc, b.vc)
 }
 
 func (b *Branches[K, V]) addBranch(name string) *dsl.Node {

@@ -47,7 +47,7 @@ func TestWithStoresBuild(t *testing.T) {
 		}, []error{stream.ErrStoreConflict}},
 		{"store on both sides of a repartition", func(b *stream.Builder) {
 			s := stream.Process(stream.From(b, "a", str, str), nopSupplier, stream.WithStores("counts"))
-			r := s.Repartition(str, str, stream.Named("r"))
+			r := s.Repartition(stream.Named("r"))
 			stream.Process(r, nopSupplier, stream.WithStores("counts"))
 		}, []error{stream.ErrStoreConflict}},
 	}

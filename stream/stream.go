@@ -28,7 +28,14 @@ type emit[K, V any] = func(ctx context.Context, rc *RecordContext, k K, v V) err
 
 func nodeOf[K, V any](s Stream[K, V]) *dsl.Node { return dsl.StreamNode(dsl.Stream[K, V](s)) }
 
-func handle[K, V any](n *dsl.Node) Stream[K, V] { return Stream[K, V](dsl.NewStream[K, V](n)) }
+func handle[K, V any](n *dsl.Node, kc codec.Codec[K], vc codec.Codec[V]) Stream[K, V] {
+	return Stream[K, V](dsl.NewStream(n, kc, vc))
+}
+
+// codecsOf returns the codecs s carries.
+func codecsOf[K, V any](s Stream[K, V]) (codec.Codec[K], codec.Codec[V]) {
+	return dsl.StreamCodecs(dsl.Stream[K, V](s))
+}
 
 // fanout returns one function that calls every child of n in order.
 func fanout[K, V any](t *dsl.Task, n *dsl.Node) (emit[K, V], error) {
@@ -117,7 +124,7 @@ func FromTopics[K, V any](b *Builder, topics []string, kc codec.Codec[K], vc cod
 	if len(topics) == 0 {
 		g.AddError(fmt.Errorf("source %q: %w: no topics", n.Name, ErrInvalidOption))
 	}
-	return handle[K, V](n)
+	return handle(n, kc, vc)
 }
 
 // timestampExtractor returns the extractor a WithTimestamp option in cfg
@@ -243,8 +250,8 @@ func checkCodecs[K, V any](g *dsl.Graph, n *dsl.Node, kc codec.Codec[K], vc code
 }
 
 // addStep adds a processor node below s whose per-task behaviour mk builds
-// from the node's output function.
-// It takes the options in accepts.
+// from the node's output function. It takes the options in accepts; the
+// output's codecs are those of outCodecs.
 func addStep[K, V, K2, V2 any](s Stream[K, V], op string, opts []Option, accepts []string, nilFunc bool,
 	mk func(t *dsl.Task, n *dsl.Node, next emit[K2, V2]) emit[K, V]) Stream[K2, V2] {
 	p := nodeOf(s)
@@ -253,6 +260,8 @@ func addStep[K, V, K2, V2 any](s Stream[K, V], op string, opts []Option, accepts
 	}
 	g := p.Graph()
 	cfg := dsl.ApplyOptions(opts)
+	kc, vc := codecsOf(s)
+	kc2, vc2 := outCodecs[K2, V2](cfg, accepts, kc, vc)
 	n := &dsl.Node{Op: op, Kind: dsl.KindProcessor, Name: cfg.Name}
 	n.Instantiate = func(t *dsl.Task) (any, error) {
 		next, err := fanout[K2, V2](t, n)
@@ -266,7 +275,7 @@ func addStep[K, V, K2, V2 any](s Stream[K, V], op string, opts []Option, accepts
 	if nilFunc {
 		g.AddError(fmt.Errorf("%s %q: %w", op, n.Name, ErrNilFunc))
 	}
-	return handle[K2, V2](n)
+	return handle(n, kc2, vc2)
 }
 
 // Filter keeps the records for which pred returns true. Options: [Named]
@@ -349,50 +358,57 @@ func (s Stream[K, V]) Merge(others ...Stream[K, V]) Stream[K, V] {
 		parents = append(parents, nodeOf(o))
 	}
 	g.AddNode(n, parents...)
-	return handle[K, V](n)
+	kc, vc := codecsOf(s)
+	return handle(n, kc, vc)
 }
 
-// To writes every record to topic, encoding keys with kc and values with
-// vc, and ends the stream. Records keep their timestamp and headers. The
+// To writes every record to topic, encoding keys and values with the
+// stream's codecs (or the ones [WithKeyCodec] and [WithValueCodec] give),
+// and ends the stream. Records keep their timestamp and headers. The
 // partition is chosen by key (Kafka's default partitioner). A record whose
 // key was absent at the source and that no step re-keyed
 // ([RecordContext.NoKey]) is written with no key (nil), as Kafka Streams
 // passes null keys through; a key a step computed is always encoded, so an
 // empty string key is an empty key, not an absent one. A tombstone is written
-// with a nil value, without calling vc; every other value is encoded, an
-// empty encoding as an empty, non-nil value. Options: [Named] (default
-// "sink-<n>").
+// with a nil value, without calling the value codec; every other value is
+// encoded, an empty encoding as an empty, non-nil value. Options: [Named]
+// (default "sink-<n>"), [WithKeyCodec], [WithValueCodec].
 //
 // Build reports an invalid topic name (broker.ErrInvalidTopicName), nil
 // codecs (ErrNilCodec) and a sub-topology that reads the topic it writes
 // (ErrTopicConflict). At run time an encode failure is a *NodeError
 // wrapping a *codec.EncodeError.
-func (s Stream[K, V]) To(topic string, kc codec.Codec[K], vc codec.Codec[V], opts ...Option) {
+func (s Stream[K, V]) To(topic string, opts ...Option) {
 	p := nodeOf(s)
 	if p == nil {
 		return
 	}
 	cfg := dsl.ApplyOptions(opts)
+	kc, vc := codecsOf(s)
+	kc, vc = dsl.KeyCodec(cfg, kc), dsl.ValueCodec(cfg, vc)
 	n := addSink(p, cfg.Name, topic, false, false, nil, kc, vc)
-	cfg.Report(p.Graph(), n.Op, n.Name, namedOnly...)
+	cfg.Report(p.Graph(), n.Op, n.Name, codecOpts...)
 }
 
 // ToFunc writes every record to the topic topicFn returns for it, as
 // [Stream.To] does for a fixed topic. Those topics are not known before
 // run time: they are not listed as sinks of the topology, and the runtime
-// does not create them. Options: [Named] (default "sink-<n>").
+// does not create them. Options: [Named] (default "sink-<n>"),
+// [WithKeyCodec], [WithValueCodec].
 //
 // Build reports a nil topicFn (ErrNilFunc) and nil codecs (ErrNilCodec).
 // At run time an invalid returned name fails the record with a *NodeError
 // matching broker.ErrInvalidTopicName.
-func (s Stream[K, V]) ToFunc(topicFn func(k K, v V, rc RecordContext) string, kc codec.Codec[K], vc codec.Codec[V], opts ...Option) {
+func (s Stream[K, V]) ToFunc(topicFn func(k K, v V, rc RecordContext) string, opts ...Option) {
 	p := nodeOf(s)
 	if p == nil {
 		return
 	}
 	cfg := dsl.ApplyOptions(opts)
+	kc, vc := codecsOf(s)
+	kc, vc = dsl.KeyCodec(cfg, kc), dsl.ValueCodec(cfg, vc)
 	n := addSink(p, cfg.Name, "", false, true, topicFn, kc, vc)
-	cfg.Report(p.Graph(), n.Op, n.Name, namedOnly...)
+	cfg.Report(p.Graph(), n.Op, n.Name, codecOpts...)
 	if topicFn == nil {
 		p.Graph().AddError(fmt.Errorf("sink %q: topic function: %w", n.Name, ErrNilFunc))
 	}
@@ -470,14 +486,15 @@ func addSink[K, V any](p *dsl.Node, name, topic string, internal, dynamic bool, 
 // "<name>-repartition" (name from [Named], default "repartition-<n>") and
 // reads it back, so that records are partitioned by their current key:
 // use it after changing keys and before steps that need records of one key
-// in one task. The steps after it form a new sub-topology. kc and vc
-// encode records on the topic. Options: [Named], [Partitions] (default:
-// the largest partition count among the sources of the sub-topology
-// before it).
+// in one task. The steps after it form a new sub-topology. Records are
+// encoded on the topic with the stream's codecs, which the returned stream
+// carries. Options: [Named], [Partitions] (default: the largest partition
+// count among the sources of the sub-topology before it), [WithKeyCodec],
+// [WithValueCodec].
 //
 // Build reports nil codecs (ErrNilCodec) and a name that makes an invalid
 // topic name (broker.ErrInvalidTopicName).
-func (s Stream[K, V]) Repartition(kc codec.Codec[K], vc codec.Codec[V], opts ...Option) Stream[K, V] {
+func (s Stream[K, V]) Repartition(opts ...Option) Stream[K, V] {
 	p := nodeOf(s)
 	if p == nil {
 		return Stream[K, V]{}
@@ -488,12 +505,15 @@ func (s Stream[K, V]) Repartition(kc codec.Codec[K], vc codec.Codec[V], opts ...
 	if base == "" {
 		base = fmt.Sprintf("repartition-%d", g.NextID())
 	}
+	kc, vc := codecsOf(s)
+	kc, vc = dsl.KeyCodec(cfg, kc), dsl.ValueCodec(cfg, vc)
 	cfg.Report(g, "repartition", base, repartOpts...)
 	return repartition(s, base, cfg.Partitions, kc, vc)
 }
 
 // repartition writes s through the internal topic "<base>-repartition"
-// and returns the stream read back from it.
+// with the codecs kc and vc, and returns the stream read back from it,
+// which carries them.
 func repartition[K, V any](s Stream[K, V], base string, partitions int32, kc codec.Codec[K], vc codec.Codec[V]) Stream[K, V] {
 	p := nodeOf(s)
 	if p == nil {
@@ -504,5 +524,5 @@ func repartition[K, V any](s Stream[K, V], base string, partitions int32, kc cod
 	sink := addSink(p, base+"-sink", topic, true, false, nil, kc, vc)
 	src := addSource(g, base+"-source", []string{topic}, true, kc, vc, nil)
 	g.AddInternalTopic(dsl.InternalTopic{Name: topic, Partitions: partitions, Writer: sink})
-	return handle[K, V](src)
+	return handle(src, kc, vc)
 }

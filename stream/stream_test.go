@@ -126,7 +126,7 @@ func TestStatelessSteps(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			b := stream.NewBuilder()
-			tt.build(stream.From(b, "in", str, str)).To("out", str, str)
+			tt.build(stream.From(b, "in", str, str)).To("out")
 			d := newDriver(t, b)
 			pipeAll(t, streamtest.Input(d, "in", str, str), input)
 			require.Equal(t, tt.want, readKVs(t, d, "out"))
@@ -139,7 +139,7 @@ func TestPeekAndForeach(t *testing.T) {
 	var peeked, each []string
 	s := stream.From(b, "in", str, str).Peek(func(k, _ string) { peeked = append(peeked, k) })
 	s.Filter(func(_, v string) bool { return v == "x" }).Foreach(func(k, v string) { each = append(each, k+"="+v) })
-	s.To("out", str, str)
+	s.To("out")
 	d := newDriver(t, b)
 	pipeAll(t, streamtest.Input(d, "in", str, str), []kv{{Key: "a", Value: "x"}, {Key: "b", Value: "y"}})
 	require.Equal(t, []string{"a", "b"}, peeked)
@@ -176,10 +176,10 @@ func TestSplit(t *testing.T) {
 			b := stream.NewBuilder()
 			br := stream.From(b, "in", str, str).Split(stream.Named("route"))
 			// "5" matches both predicates: the first branch added wins.
-			br.Branch("small", func(_, v string) bool { return v <= "5" }).To("small", str, str)
-			br.Branch("odd", func(_, v string) bool { return strings.ContainsAny(v, "13579") }).To("odd", str, str)
+			br.Branch("small", func(_, v string) bool { return v <= "5" }).To("small")
+			br.Branch("odd", func(_, v string) bool { return strings.ContainsAny(v, "13579") }).To("odd")
 			if tt.withDefault {
-				br.Default().To("other", str, str)
+				br.Default().To("other")
 				require.Equal(t, br.Default(), br.Default())
 			}
 			d := newDriver(t, b)
@@ -201,7 +201,7 @@ func TestMerge(t *testing.T) {
 	a := stream.From(b, "a", str, str)
 	c := stream.FromTopics(b, []string{"c1", "c2"}, str, str)
 	tagged := stream.MapValues(a, func(v string) string { return "a:" + v })
-	tagged.Merge(c, tagged).To("out", str, str) // merging a stream with itself duplicates it
+	tagged.Merge(c, tagged).To("out") // merging a stream with itself duplicates it
 	topo, err := b.Build()
 	require.NoError(t, err)
 	require.Contains(t, topo.Describe(), "Source: source-1 (topics: [c1, c2])")
@@ -217,7 +217,7 @@ func TestToFunc(t *testing.T) {
 	b := stream.NewBuilder()
 	stream.From(b, "in", str, str).ToFunc(func(k, v string, rc stream.RecordContext) string {
 		return rc.Topic + "-" + v
-	}, str, str)
+	})
 	topo, err := b.Build()
 	require.NoError(t, err)
 	require.Empty(t, sinks(topo), "per-record topics are not listed as sinks")
@@ -243,8 +243,8 @@ func TestTimestampsAndHeaders(t *testing.T) {
 	s = stream.Map(s, func(k, v string) (string, string) { return v, k })
 	s = stream.SelectKey(s, func(k, _ string) string { return "k" + k })
 	s = stream.FlatMapValues(s, func(v string) iter.Seq[string] { return slices.Values([]string{v, v + "!"}) })
-	s = s.Repartition(str, str, stream.Named("rekey"))
-	s.To("out", str, str)
+	s = s.Repartition(stream.Named("rekey"))
+	s.To("out")
 	d := newDriver(t, b)
 
 	ts := time.Date(2026, 3, 4, 5, 6, 7, 891_234_567, time.UTC)
@@ -288,7 +288,7 @@ func TestNilKeysAndValues(t *testing.T) {
 	b := stream.NewBuilder()
 	var seen []kv
 	s := stream.From(b, "in", cc, cc).Peek(func(k, v string) { seen = append(seen, kv{Key: k, Value: v}) })
-	s.To("out", str, str)
+	s.To("out", stream.WithKeyCodec(str), stream.WithValueCodec(str))
 	d := newDriver(t, b, streamtest.DefaultPartitions(3))
 
 	require.NoError(t, streamtest.Input(d, "in", str, str).PipeTombstone(t.Context(), "gone"))
@@ -324,12 +324,12 @@ func TestNilKeysAndValues(t *testing.T) {
 func TestComputedEmptyKeys(t *testing.T) {
 	b := stream.NewBuilder()
 	in := stream.From(b, "in", str, str)
-	in.Filter(func(string, string) bool { return true }).To("kept", str, str)
-	stream.SelectKey(in, func(string, string) string { return "" }).To("selected", str, str)
-	stream.Map(in, func(_, v string) (string, string) { return "", v }).To("mapped", str, str)
+	in.Filter(func(string, string) bool { return true }).To("kept")
+	stream.SelectKey(in, func(string, string) string { return "" }).To("selected")
+	stream.Map(in, func(_, v string) (string, string) { return "", v }).To("mapped")
 	stream.FlatMap(in, func(_, v string) iter.Seq2[string, string] {
 		return func(yield func(string, string) bool) { yield("", v) }
-	}).To("flat", str, str)
+	}).To("flat")
 	d := newDriver(t, b, streamtest.DefaultPartitions(3))
 
 	// One record with no key and one with an empty key.
@@ -376,7 +376,7 @@ func TestTombstones(t *testing.T) {
 			return br.Branch("a", func(string, string) bool { return false }).Merge(br.Default())
 		}, tombstone: true},
 		{name: "repartition", build: func(s stream.Stream[string, string]) stream.Stream[string, string] {
-			return s.Repartition(str, str)
+			return s.Repartition()
 		}, tombstone: true},
 		{name: "map-values", build: func(s stream.Stream[string, string]) stream.Stream[string, string] {
 			return stream.MapValues(s, func(v string) string { return "was:" + v })
@@ -409,8 +409,8 @@ func TestTombstones(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			b := stream.NewBuilder()
 			in := stream.From(b, "in", str, str)
-			tt.build(in).To("out", str, str)
-			in.To("copy", str, str) // a sibling added after: still sees the tombstone
+			tt.build(in).To("out")
+			in.To("copy") // a sibling added after: still sees the tombstone
 			d := newDriver(t, b)
 			require.NoError(t, streamtest.Input(d, "in", str, str).PipeTombstone(t.Context(), "k"))
 			out := d.Records("out")
@@ -458,13 +458,13 @@ func TestRepartition(t *testing.T) {
 				rc   stream.RecordContext
 			}
 			var seen []where
-			re := words.Repartition(str, str, tt.opts...)
+			re := words.Repartition(tt.opts...)
 			stream.Process(re, func() stream.Processor[string, string, string, string] {
 				return &funcProcessor[string, string, string, string]{process: func(ctx context.Context, pc stream.ProcessorContext[string, string], r stream.Record[string, string]) error {
 					seen = append(seen, where{word: r.Key, task: pc.TaskID(), rc: pc.RecordContext()})
 					return pc.Forward(ctx, r)
 				}}
-			}).To("out", str, str)
+			}).To("out")
 			topo, err := b.Build()
 			require.NoError(t, err)
 			require.Contains(t, topo.Describe(), "Sub-topology 1")

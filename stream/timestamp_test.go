@@ -29,7 +29,7 @@ func TestWithTimestamp(t *testing.T) {
 	}))
 	var seen []time.Time
 	in.Peek(func(string, reading) {}).
-		To("out", str, rc)
+		To("out")
 	stream.Process(in, func() stream.Processor[string, reading, string, reading] {
 		return &tsRecorder{seen: &seen}
 	})
@@ -54,7 +54,7 @@ func TestWithTimestamp(t *testing.T) {
 	// A panic in the extractor fails the record, naming the source.
 	b = stream.NewBuilder()
 	stream.From(b, "readings", str, rc, stream.Named("src"), stream.WithTimestamp(func(string, reading, time.Time) time.Time { panic("bad") })).
-		To("out", str, rc)
+		To("out")
 	d = newDriver(t, b)
 	err = streamtest.Input(d, "readings", str, rc).Pipe(ctx, "k", reading{})
 	var ne *stream.NodeError
@@ -158,8 +158,8 @@ func TestInvalidTimestamp(t *testing.T) {
 			return time.UnixMilli(0)
 		}
 		return recordTime
-	})).To("out", str, str)
-	stream.From(b, "raw", str, str, stream.Named("raw-src")).To("raw-out", str, str)
+	})).To("out")
+	stream.From(b, "raw", str, str, stream.Named("raw-src")).To("raw-out")
 	d := newDriver(t, b)
 	ctx := t.Context()
 	at := time.UnixMilli(1_000_000)
@@ -229,7 +229,7 @@ func TestInvalidTimestampRepartition(t *testing.T) {
 			}
 			return pc.Forward(ctx, r)
 		}}
-	}).Repartition(str, str, stream.Named("rp")).To("out", str, str)
+	}).Repartition(stream.Named("rp")).To("out")
 	d := newDriver(t, b)
 	in := streamtest.Input(d, "in", str, str)
 	require.NoError(t, in.Pipe(t.Context(), "k", "good"))

@@ -14,7 +14,7 @@ import (
 // records of one key together. Options: [Named] (default "map-<n>").
 // Build reports a nil fn (ErrNilFunc).
 func Map[K, V, K2, V2 any](s Stream[K, V], fn func(K, V) (K2, V2), opts ...Option) Stream[K2, V2] {
-	return addStep(s, "map", opts, namedOnly, fn == nil, func(t *dsl.Task, n *dsl.Node, next emit[K2, V2]) emit[K, V] {
+	return addStep(s, "map", opts, codecOpts, fn == nil, func(t *dsl.Task, n *dsl.Node, next emit[K2, V2]) emit[K, V] {
 		return func(ctx context.Context, rc *RecordContext, k K, v V) error {
 			t.Current = n
 			k2, v2 := fn(k, v)
@@ -28,7 +28,7 @@ func Map[K, V, K2, V2 any](s Stream[K, V], fn func(K, V) (K2, V2), opts ...Optio
 // value and returns an ordinary value. Options: [Named] (default "map-values-<n>").
 // Build reports a nil fn (ErrNilFunc).
 func MapValues[K, V, V2 any](s Stream[K, V], fn func(V) V2, opts ...Option) Stream[K, V2] {
-	return addStep(s, "map-values", opts, namedOnly, fn == nil, func(t *dsl.Task, n *dsl.Node, next emit[K, V2]) emit[K, V] {
+	return addStep(s, "map-values", opts, valueOpts, fn == nil, func(t *dsl.Task, n *dsl.Node, next emit[K, V2]) emit[K, V] {
 		return func(ctx context.Context, rc *RecordContext, k K, v V) error {
 			t.Current = n
 			return emitValue(ctx, next, rc, k, fn(v))
@@ -41,7 +41,7 @@ func MapValues[K, V, V2 any](s Stream[K, V], fn func(V) V2, opts ...Option) Stre
 // a [Stream.Repartition]. Options: [Named] (default "select-key-<n>").
 // Build reports a nil fn (ErrNilFunc).
 func SelectKey[K, V, K2 any](s Stream[K, V], fn func(K, V) K2, opts ...Option) Stream[K2, V] {
-	return addStep(s, "select-key", opts, namedOnly, fn == nil, func(t *dsl.Task, n *dsl.Node, next emit[K2, V]) emit[K, V] {
+	return addStep(s, "select-key", opts, keyOpts, fn == nil, func(t *dsl.Task, n *dsl.Node, next emit[K2, V]) emit[K, V] {
 		return func(ctx context.Context, rc *RecordContext, k K, v V) error {
 			t.Current = n
 			return emitKey(ctx, next, rc, fn(k, v), v, false)
@@ -55,7 +55,7 @@ func SelectKey[K, V, K2 any](s Stream[K, V], fn func(K, V) K2, opts ...Option) S
 // while the record is processed. Options: [Named] (default
 // "flat-map-<n>"). Build reports a nil fn (ErrNilFunc).
 func FlatMap[K, V, K2, V2 any](s Stream[K, V], fn func(K, V) iter.Seq2[K2, V2], opts ...Option) Stream[K2, V2] {
-	return addStep(s, "flat-map", opts, namedOnly, fn == nil, func(t *dsl.Task, n *dsl.Node, next emit[K2, V2]) emit[K, V] {
+	return addStep(s, "flat-map", opts, codecOpts, fn == nil, func(t *dsl.Task, n *dsl.Node, next emit[K2, V2]) emit[K, V] {
 		return func(ctx context.Context, rc *RecordContext, k K, v V) error {
 			t.Current = n
 			seq := fn(k, v)
@@ -80,7 +80,7 @@ func FlatMap[K, V, K2, V2 any](s Stream[K, V], fn func(K, V) iter.Seq2[K2, V2], 
 // the record is processed. Options: [Named] (default
 // "flat-map-values-<n>"). Build reports a nil fn (ErrNilFunc).
 func FlatMapValues[K, V, V2 any](s Stream[K, V], fn func(V) iter.Seq[V2], opts ...Option) Stream[K, V2] {
-	return addStep(s, "flat-map-values", opts, namedOnly, fn == nil, func(t *dsl.Task, n *dsl.Node, next emit[K, V2]) emit[K, V] {
+	return addStep(s, "flat-map-values", opts, valueOpts, fn == nil, func(t *dsl.Task, n *dsl.Node, next emit[K, V2]) emit[K, V] {
 		return func(ctx context.Context, rc *RecordContext, k K, v V) error {
 			t.Current = n
 			seq := fn(v)

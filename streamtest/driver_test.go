@@ -29,7 +29,9 @@ func build(t *testing.T, f func(b *stream.Builder)) *stream.Topology {
 	return topo
 }
 
-func passThrough(b *stream.Builder) { stream.From(b, "in", str, str).To("out", str, str) }
+func passThrough(b *stream.Builder) {
+	stream.From(b, "in", str, str).To("out")
+}
 
 func TestNewErrors(t *testing.T) {
 	tests := []struct {
@@ -50,7 +52,7 @@ func TestNewErrors(t *testing.T) {
 		{
 			name: "sources not co-partitioned",
 			topo: func(b *stream.Builder) {
-				stream.FromTopics(b, []string{"a", "b"}, str, str).To("out", str, str)
+				stream.FromTopics(b, []string{"a", "b"}, str, str).To("out")
 			},
 			opts: []streamtest.Option{streamtest.Partitions("a", 2)},
 			is:   []error{streamtest.ErrCoPartition},
@@ -59,7 +61,7 @@ func TestNewErrors(t *testing.T) {
 		{
 			name: "merged sources not co-partitioned",
 			topo: func(b *stream.Builder) {
-				stream.From(b, "a", str, str).Merge(stream.From(b, "b", str, str)).To("out", str, str)
+				stream.From(b, "a", str, str).Merge(stream.From(b, "b", str, str)).To("out")
 			},
 			opts: []streamtest.Option{streamtest.Partitions("b", 3)},
 			is:   []error{streamtest.ErrCoPartition},
@@ -151,10 +153,10 @@ func TestBreadthFirst(t *testing.T) {
 		words := stream.FlatMapValues(stream.From(b, "in", str, str), func(v string) iter.Seq[string] {
 			return strings.FieldsSeq(v)
 		}).Peek(func(_, w string) { log = append(log, "split:"+w) })
-		words.To("words", str, str)
+		words.To("words")
 		stream.From(b, "words", str, str).
 			Peek(func(_, w string) { log = append(log, "count:"+w) }).
-			To("out", str, str)
+			To("out")
 	})
 	d, err := streamtest.New(topo)
 	require.NoError(t, err)
@@ -168,8 +170,8 @@ func TestBreadthFirst(t *testing.T) {
 
 func TestLoopDetected(t *testing.T) {
 	topo := build(t, func(b *stream.Builder) {
-		stream.From(b, "ping", str, str).To("pong", str, str)
-		stream.From(b, "pong", str, str).To("ping", str, str)
+		stream.From(b, "ping", str, str).To("pong")
+		stream.From(b, "pong", str, str).To("ping")
 	})
 	d, err := streamtest.New(topo, streamtest.MaxRecordsPerPipe(1000))
 	require.NoError(t, err)
@@ -183,10 +185,10 @@ func TestInternalTopicPartitions(t *testing.T) {
 	// first's; the first takes its sources' (3).
 	var tasks []stream.TaskID
 	topo := build(t, func(b *stream.Builder) {
-		s := stream.From(b, "in", str, str).Repartition(str, str, stream.Named("first"))
-		s = stream.SelectKey(s, func(_, v string) string { return v }).Repartition(str, str, stream.Named("second"))
+		s := stream.From(b, "in", str, str).Repartition(stream.Named("first"))
+		s = stream.SelectKey(s, func(_, v string) string { return v }).Repartition(stream.Named("second"))
 		stream.Process(s, func() stream.Processor[string, string, string, string] { return &recordTask{tasks: &tasks} }).
-			To("out", str, str)
+			To("out")
 	})
 	d, err := streamtest.New(topo, streamtest.Partitions("in", 3), streamtest.AppID("my-app"))
 	require.NoError(t, err)
@@ -230,7 +232,7 @@ func TestClock(t *testing.T) {
 	topo := build(t, func(b *stream.Builder) {
 		stream.Process(stream.From(b, "in", str, str), func() stream.Processor[string, string, string, string] {
 			return &clockProc{nows: &nows}
-		}).To("out", str, str)
+		}).To("out")
 	})
 	d, err := streamtest.New(topo, streamtest.StartTime(start))
 	require.NoError(t, err)
@@ -269,7 +271,7 @@ func TestErrorKeepsEarlierOutputs(t *testing.T) {
 		s := stream.FlatMapValues(stream.From(b, "in", str, str), func(v string) iter.Seq[string] {
 			return slices.Values(strings.Split(v, ","))
 		})
-		s.To("out", str, str)
+		s.To("out")
 		stream.Process(s, func() stream.Processor[string, string, string, string] { return &failOn{value: "x", err: errStop} })
 	})
 	d, err := streamtest.New(topo)
@@ -308,7 +310,7 @@ func TestLogger(t *testing.T) {
 	topo := build(t, func(b *stream.Builder) {
 		stream.Process(stream.From(b, "in", str, str), func() stream.Processor[string, string, string, string] {
 			return &logProc{}
-		}, stream.Named("logger")).To("out", str, str)
+		}, stream.Named("logger")).To("out")
 	})
 	d, err := streamtest.New(topo, streamtest.Logger(logger), streamtest.Partitions("in", 2))
 	require.NoError(t, err)
@@ -327,8 +329,8 @@ func (logProc) Process(context.Context, stream.Record[string, string]) error { r
 
 func TestPipeStopsWhenContextEnds(t *testing.T) {
 	topo := build(t, func(b *stream.Builder) {
-		stream.From(b, "in", str, str).To("mid", str, str)
-		stream.From(b, "mid", str, str).To("out", str, str)
+		stream.From(b, "in", str, str).To("mid")
+		stream.From(b, "mid", str, str).To("out")
 	})
 	d, err := streamtest.New(topo)
 	require.NoError(t, err)

@@ -53,7 +53,7 @@ func ExampleStore() {
 	visits := stream.From(b, "page-views", codec.String(), codec.String())
 	stream.Process(visits, func() stream.Processor[string, string, string, int64] { return &visitCounter{} },
 		stream.WithStores("visits")).
-		To("visit-counts", codec.String(), codec.Int64())
+		To("visit-counts")
 	topo, err := b.Build()
 	if err != nil {
 		fmt.Println(err)

@@ -22,9 +22,9 @@ func Example() {
 	orders := stream.From(b, "orders", codec.String(), codec.JSON[order]())
 	big := orders.Filter(func(_ string, o order) bool { return o.Amount >= 100 })
 	byCustomer := stream.SelectKey(big, func(customer string, _ order) string { return customer }).
-		Repartition(codec.String(), codec.JSON[order](), stream.Named("by-customer"))
+		Repartition(stream.Named("by-customer"))
 	stream.MapValues(byCustomer, func(o order) string { return o.ID }).
-		To("big-order-ids", codec.String(), codec.String())
+		To("big-order-ids")
 	topo, err := b.Build()
 	if err != nil {
 		fmt.Println(err)

@@ -85,10 +85,10 @@ func countTopology(repartition bool) func(b *stream.Builder) {
 	return func(b *stream.Builder) {
 		s := stream.From(b, "in", str, str)
 		if repartition {
-			s = s.Repartition(str, str, stream.Named("rekeyed"))
+			s = s.Repartition(stream.Named("rekeyed"))
 		}
 		stream.Process(s, func() stream.Processor[string, string, string, int64] { return &counter{} },
-			stream.WithStores("counts")).To("counts", str, i64)
+			stream.WithStores("counts")).To("counts")
 	}
 }
 
@@ -308,7 +308,7 @@ func (s *scanner) Close() error { return nil }
 func TestStoreRangeSeesOwnWrites(t *testing.T) {
 	d, err := streamtest.New(build(t, func(b *stream.Builder) {
 		stream.Process(stream.From(b, "in", str, str), func() stream.Processor[string, string, string, string] { return &scanner{} },
-			stream.WithStores("kv")).To("out", str, str)
+			stream.WithStores("kv")).To("out")
 	}))
 	require.NoError(t, err)
 	defer d.Close()

@@ -20,7 +20,7 @@ func BenchmarkTableGroupByMove(b *testing.B) {
 	d := benchDriver(b, func(sb *stream.Builder) {
 		users := table.From(sb, "users", str, str, "users")
 		table.GroupBy(users, func(u, region string) (string, string) { return region, u }, str, str).
-			Count("per-region").ToStream().To("counts", str, i64)
+			Count("per-region").ToStream().To("counts")
 	})
 	in := streamtest.Input(d, "users", str, str)
 	regions := []string{"eu", "us", "asia"}
@@ -40,7 +40,7 @@ func BenchmarkJoinTablesUpdate(b *testing.B) {
 	d := benchDriver(b, func(sb *stream.Builder) {
 		l := table.From(sb, "l", str, i64, "l")
 		r := table.From(sb, "r", str, i64, "r")
-		table.JoinTables(l, r, func(_ string, a, b int64) int64 { return a + b }).ToStream().To("out", str, i64)
+		table.JoinTables(l, r, func(_ string, a, b int64) int64 { return a + b }).ToStream().To("out")
 	})
 	right := streamtest.Input(d, "r", str, i64)
 	for k := range 1000 {

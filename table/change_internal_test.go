@@ -43,8 +43,8 @@ func TestChangesCarryOldValues(t *testing.T) {
 	adults := users.Filter(func(_ string, age int64) bool { return age >= 18 })
 	recordChanges(adults, &filtered)
 	recordChanges(MapValues(adults, func(age int64) string { return fmt.Sprintf("age %d", age) }), &mapped)
-	adults.ToStream().To("adults", str, i64)
-	counts := Count(stream.GroupByKey(stream.From(b, "clicks", str, str), str, str), "clicks")
+	adults.ToStream().To("adults")
+	counts := Count(stream.GroupByKey(stream.From(b, "clicks", str, str)), "clicks")
 	recordChanges(counts, &counted)
 	// A Filter whose children do not ask for old values gets none.
 	n := &dsl.Node{Op: "no-old", Kind: dsl.KindProcessor}
@@ -106,7 +106,7 @@ func TestAggregateOldValueIsACopy(t *testing.T) {
 	str := codec.String()
 	var got []string
 	b := stream.NewBuilder()
-	seen := Aggregate(stream.GroupByKey(stream.From(b, "in", str, str), str, str),
+	seen := Aggregate(stream.GroupByKey(stream.From(b, "in", str, str)),
 		func() map[string]bool { return map[string]bool{} },
 		func(_ string, v string, a map[string]bool) map[string]bool { a[v] = true; return a },
 		codec.JSON[map[string]bool](), "seen")

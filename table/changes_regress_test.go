@@ -43,7 +43,7 @@ func TestFKInnerNoPhantomTombstones(t *testing.T) {
 func TestFromDropsTombstoneOfAbsentKey(t *testing.T) {
 	b := stream.NewBuilder()
 	users := table.From(b, "users", codec.String(), codec.String(), "users")
-	users.ToStream().To("user-changes", codec.String(), codec.String())
+	users.ToStream().To("user-changes")
 	topo, err := b.Build()
 	require.NoError(t, err)
 	d, err := streamtest.New(topo)

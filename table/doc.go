@@ -14,8 +14,8 @@
 //	words := stream.FlatMapValues(lines, func(line string) iter.Seq[string] {
 //		return strings.FieldsSeq(strings.ToLower(line))
 //	})
-//	byWord := stream.GroupBy(words, func(_, w string) string { return w }, codec.String(), codec.String())
-//	table.Count(byWord, "word-counts").ToStream().To("word-counts", codec.String(), codec.Int64())
+//	byWord := stream.GroupBy(words, func(_, w string) string { return w })
+//	table.Count(byWord, "word-counts").ToStream().To("word-counts")
 //
 // # Tables from topics
 //

@@ -5,7 +5,6 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/duality-streams/duality/codec"
 	"github.com/duality-streams/duality/stream"
 	"github.com/duality-streams/duality/table"
 )
@@ -21,7 +20,7 @@ func TestBuildErrors(t *testing.T) {
 		{
 			name: "two aggregations with one store",
 			build: func(b *stream.Builder) {
-				g := stream.GroupByKey(stream.From(b, "in", str, i64), str, i64)
+				g := stream.GroupByKey(stream.From(b, "in", str, i64))
 				table.Count(g, "s")
 				table.Reduce(g, sum, "s")
 			},
@@ -33,14 +32,14 @@ func TestBuildErrors(t *testing.T) {
 			build: func(b *stream.Builder) {
 				s := stream.From(b, "in", str, i64)
 				stream.Process(s, func() stream.Processor[string, int64, string, int64] { return nil }, stream.WithStores("s"))
-				table.Count(stream.GroupByKey(s, str, i64), "s")
+				table.Count(stream.GroupByKey(s), "s")
 			},
 			want: []error{stream.ErrStoreConflict},
 		},
 		{
 			name: "invalid store names",
 			build: func(b *stream.Builder) {
-				g := stream.GroupByKey(stream.From(b, "in", str, i64), str, i64)
+				g := stream.GroupByKey(stream.From(b, "in", str, i64))
 				table.Count(g, "")
 				table.Count(g, "no spaces")
 			},
@@ -50,11 +49,11 @@ func TestBuildErrors(t *testing.T) {
 		{
 			name: "nil functions",
 			build: func(b *stream.Builder) {
-				g := stream.GroupByKey(stream.From(b, "in", str, i64), str, i64)
+				g := stream.GroupByKey(stream.From(b, "in", str, i64))
 				table.Reduce(g, nil, "r")
 				table.Aggregate(g, nil, func(string, int64, int64) int64 { return 0 }, i64, "a1")
 				table.Aggregate(g, func() int64 { return 0 }, nil, i64, "a2")
-				stream.GroupBy(stream.From(b, "in2", str, i64), (func(string, int64) string)(nil), str, i64)
+				stream.GroupBy(stream.From(b, "in2", str, i64), (func(string, int64) string)(nil))
 			},
 			want: []error{stream.ErrNilFunc},
 			msg:  `reduce "reduce-`,
@@ -63,11 +62,11 @@ func TestBuildErrors(t *testing.T) {
 			name: "nil codecs",
 			build: func(b *stream.Builder) {
 				s := stream.From(b, "in", str, i64)
-				table.Count(stream.GroupByKey(s, nil, i64), "c1")
-				table.Reduce(stream.GroupByKey(s, str, nil), sum, "c2")
-				table.Aggregate(stream.GroupByKey(s, str, i64), func() int64 { return 0 },
+				table.Count(stream.GroupByKey(s, stream.WithKeyCodec[string](nil)), "c1")
+				table.Reduce(stream.GroupByKey(s, stream.WithValueCodec[int64](nil)), sum, "c2")
+				table.Aggregate(stream.GroupByKey(s), func() int64 { return 0 },
 					func(string, int64, int64) int64 { return 0 }, nil, "c3")
-				table.Count(stream.GroupBy(s, func(k string, _ int64) string { return k }, nil, i64), "c4")
+				table.Count(stream.GroupBy(s, func(k string, _ int64) string { return k }, stream.WithKeyCodec[string](nil)), "c4")
 			},
 			want: []error{stream.ErrNilCodec},
 			msg:  "aggregate codec",
@@ -75,8 +74,8 @@ func TestBuildErrors(t *testing.T) {
 		{
 			name: "zero Grouped is ignored, no panic",
 			build: func(b *stream.Builder) {
-				stream.From(b, "in", str, i64).To("out", str, i64)
-				table.Count(stream.Grouped[string, int64]{}, "c").ToStream().To("x", str, codec.Int64())
+				stream.From(b, "in", str, i64).To("out")
+				table.Count(stream.Grouped[string, int64]{}, "c").ToStream().To("x")
 			},
 		},
 	}

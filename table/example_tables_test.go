@@ -18,7 +18,7 @@ func ExampleGroupBy() {
 	users := table.From(b, "users", codec.String(), codec.String(), "users") // user -> region
 	byRegion := table.GroupBy(users, func(user, region string) (string, string) { return region, user },
 		codec.String(), codec.String(), stream.Named("by-region"))
-	byRegion.Count("users-per-region").ToStream().To("region-counts", codec.String(), codec.Int64())
+	byRegion.Count("users-per-region").ToStream().To("region-counts")
 	topo, err := b.Build()
 	if err != nil {
 		fmt.Println(err)
@@ -67,7 +67,7 @@ func ExampleLeftJoinTables() {
 		}
 		return fmt.Sprintf("%s: %d", name, balance)
 	})
-	joined.ToStream().To("customer-balances", codec.String(), codec.String())
+	joined.ToStream().To("customer-balances")
 	topo, err := b.Build()
 	if err != nil {
 		fmt.Println(err)

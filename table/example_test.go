@@ -20,9 +20,9 @@ func Example() {
 	words := stream.FlatMapValues(lines, func(line string) iter.Seq[string] {
 		return strings.FieldsSeq(strings.ToLower(line))
 	})
-	byWord := stream.GroupBy(words, func(_, w string) string { return w }, codec.String(), codec.String(), stream.Named("by-word"))
+	byWord := stream.GroupBy(words, func(_, w string) string { return w }, stream.Named("by-word"))
 	counts := table.Count(byWord, "word-counts")
-	counts.ToStream().To("word-count-updates", codec.String(), codec.Int64())
+	counts.ToStream().To("word-count-updates")
 	topo, err := b.Build()
 	if err != nil {
 		fmt.Println(err)
@@ -78,8 +78,8 @@ func ExampleLeftJoin() {
 			city = "unknown city"
 		}
 		return item + " to " + city
-	}).To("shipments", codec.String(), codec.String())
-	customers.ToStream().To("customer-changes", codec.String(), codec.String())
+	}).To("shipments")
+	customers.ToStream().To("customer-changes")
 	topo, err := b.Build()
 	if err != nil {
 		fmt.Println(err)

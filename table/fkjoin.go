@@ -207,7 +207,7 @@ func fkJoin[K, V, KO, VO, VR any](sp fkSpec[K, V, KO, VO, VR]) Table[K, VR] {
 			g.AddError(fmt.Errorf("%s %q: %s: %w", sp.op, result.Name, c.name, stream.ErrNilCodec))
 		}
 	}
-	return Table[K, VR]{s: dsl.NewStream[K, VR](result), store: sp.store, lookup: storeLookup(sp.store, sp.kc, sp.vrc)}
+	return Table[K, VR]{s: dsl.NewStream(result, sp.kc, sp.vrc), store: sp.store, lookup: storeLookup(sp.store, sp.kc, sp.vrc)}
 }
 
 // sourceOf returns the first source topic above n: a topic of n's

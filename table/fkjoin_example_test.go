@@ -26,7 +26,7 @@ func ExampleJoinByForeignKey() {
 		func(o Order) string { return o.Customer },
 		func(o Order, name string) string { return o.Item + " for " + name },
 		codec.String(), codec.JSON[Order](), codec.String(), codec.String(), codec.String(), "shipping")
-	shipping.ToStream().To("shipping-updates", codec.String(), codec.String())
+	shipping.ToStream().To("shipping-updates")
 	topo, err := b.Build()
 	if err != nil {
 		fmt.Println(err)

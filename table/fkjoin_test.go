@@ -53,7 +53,7 @@ func fkJoinBuilderOf(left bool) *stream.Builder {
 			func(o fkOrder, name string) string { return o.Item + " for " + name },
 			codec.String(), codec.JSON[fkOrder](), codec.String(), codec.String(), codec.String(), "enriched")
 	}
-	enriched.ToStream().To("enriched-changes", codec.String(), codec.String())
+	enriched.ToStream().To("enriched-changes")
 	return b
 }
 
@@ -293,7 +293,7 @@ func TestJoinByForeignKeyDerived(t *testing.T) {
 		func(_ fkOrder, name string) string { return name },
 		codec.String(), codec.JSON[fkOrder](), codec.String(), codec.String(), codec.String(), "enriched")
 	perName := table.GroupBy(enriched, func(_, name string) (string, string) { return name, name }, codec.String(), codec.String()).Count("orders-per-name")
-	perName.ToStream().To("per-name", codec.String(), codec.Int64())
+	perName.ToStream().To("per-name")
 	topo, err := b.Build()
 	require.NoError(t, err)
 	d, err := streamtest.New(topo, streamtest.AppID("app"), streamtest.Partitions("orders", 2), streamtest.Partitions("customers", 3))
@@ -550,7 +550,7 @@ func TestJoinByForeignKeySelf(t *testing.T) {
 			people := table.From(b, "people", str, str, "people")
 			managers := people
 			if copied {
-				people.ToStream().To("people-copy", str, str)
+				people.ToStream().To("people-copy")
 				managers = table.From(b, "people-copy", str, str, "managers")
 			}
 			table.LeftJoinByForeignKey(people, managers, func(manager string) string { return manager },
@@ -559,7 +559,7 @@ func TestJoinByForeignKeySelf(t *testing.T) {
 						grand = "-"
 					}
 					return manager + "/" + grand
-				}, str, str, str, str, str, "chain").ToStream().To("chains", str, str)
+				}, str, str, str, str, str, "chain").ToStream().To("chains")
 			topo, err := b.Build()
 			require.NoError(t, err)
 			d, err := streamtest.New(topo, streamtest.AppID("app"), streamtest.DefaultPartitions(2))
@@ -629,14 +629,14 @@ func TestJoinByForeignKeyComposes(t *testing.T) {
 		str, codec.JSON[fkOrder](), str, str, str, "enriched")
 	discounts := table.From(b, "discounts", str, i64, "discounts")
 	table.JoinTables(enriched, discounts, func(_, e string, pct int64) string { return fmt.Sprintf("%s, %d%% off", e, pct) }).
-		ToStream().To("discounted", str, str)
+		ToStream().To("discounted")
 	shipments := stream.From(b, "shipments", str, str)
 	table.LeftJoin(shipments, enriched, func(_, carrier, e string, found bool) string {
 		if !found {
 			return carrier + ": unknown order"
 		}
 		return carrier + ": " + e
-	}).To("labels", str, str)
+	}).To("labels")
 	topo, err := b.Build()
 	require.NoError(t, err)
 	d, err := streamtest.New(topo, streamtest.AppID("app"), streamtest.Partitions("customers", 3), streamtest.DefaultPartitions(2))

@@ -173,5 +173,6 @@ func joinGlobal[K, V, GK, GV, VR any](s stream.Stream[K, V], gt GlobalTable[GK, 
 	if keyMapper == nil || joiner == nil {
 		g.AddError(fmt.Errorf("%s %q: %w", op, n.Name, stream.ErrNilFunc))
 	}
-	return stream.Stream[K, VR](dsl.NewStream[K, VR](n))
+	skc, svc := dsl.StreamCodecs(dsl.Stream[K, V](s))
+	return stream.Stream[K, VR](dsl.NewStream(n, skc, dsl.CodecFor[VR](svc, vc)))
 }

@@ -32,13 +32,13 @@ func globalJoinTopology(t *testing.T) *stream.Topology {
 	byCustomer := func(_ string, o purchase) string { return o.Customer }
 	table.JoinGlobal(orders, customers, byCustomer, func(id string, o purchase, name string) string {
 		return fmt.Sprintf("%s:%s:%d", id, name, o.Amount)
-	}).To("orders-named", codec.String(), codec.String())
+	}).To("orders-named")
 	table.LeftJoinGlobal(orders, customers, byCustomer, func(id string, o purchase, name string, found bool) string {
 		if !found {
 			return fmt.Sprintf("%s:?%s:%d", id, o.Customer, o.Amount)
 		}
 		return fmt.Sprintf("%s:%s:%d", id, name, o.Amount)
-	}).To("orders-all", codec.String(), codec.String())
+	}).To("orders-all")
 	topo, err := b.Build()
 	require.NoError(t, err)
 	return topo
@@ -131,7 +131,7 @@ func TestGlobalBuildErrors(t *testing.T) {
 		{"store also local", func(b *stream.Builder) {
 			table.Global(b, "g", str, str, "counts")
 			in := stream.From(b, "in2", str, str)
-			table.Count(stream.GroupByKey(in, str, str), "counts")
+			table.Count(stream.GroupByKey(in), "counts")
 		}, stream.ErrStoreConflict, `store "counts" is also a global store`},
 		{"nil key mapper", func(b *stream.Builder) {
 			g := table.Global(b, "g", str, str, "gs")
@@ -151,7 +151,7 @@ func TestGlobalBuildErrors(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			b := stream.NewBuilder()
-			stream.From(b, "in", str, str).To("out", str, str)
+			stream.From(b, "in", str, str).To("out")
 			tt.build(b)
 			_, err := b.Build()
 			require.ErrorIs(t, err, tt.is)
@@ -178,7 +178,7 @@ func ExampleJoinGlobal() {
 	table.JoinGlobal(orders, customers,
 		func(_, customer string) string { return customer },
 		func(order, customer, name string) string { return order + " for " + name },
-	).To("enriched", codec.String(), codec.String())
+	).To("enriched")
 	topo, err := b.Build()
 	if err != nil {
 		panic(err)
@@ -217,10 +217,10 @@ func init() {
 			item := func(v string) string { _, it, _ := strings.Cut(v, " "); return it }
 			table.JoinGlobal(orders, customers, customer, func(_, v, name string) string {
 				return item(v) + " for " + name
-			}).To("enriched", codec.String(), codec.String())
+			}).To("enriched")
 			table.LeftJoinGlobal(orders, customers, customer, func(_, v, name string, found bool) string {
 				return item(v) + " for " + show(name, found)
-			}).To("enriched-left", codec.String(), codec.String())
+			}).To("enriched-left")
 		},
 		topics: map[string]kvText{"customers": strs, "orders": strs, "enriched": strs, "enriched-left": strs},
 		stores: map[string]kvText{"customers": strs},

@@ -203,10 +203,10 @@ func GroupBy[K, V, K2, V2 any](t Table[K, V], selector func(K, V) (K2, V2), kc2 
 	if vc2 == nil {
 		gr.AddError(fmt.Errorf("%s %q: value codec: %w", n.Op, n.Name, stream.ErrNilCodec))
 	}
-	changes := stream.Stream[K2, rowChange[V2]](dsl.NewStream[K2, rowChange[V2]](n))
+	changes := stream.Stream[K2, rowChange[V2]](dsl.NewStream[K2, rowChange[V2]](n, kc2, rowChangeCodec[V2]{vc2}))
 	ropts := append([]stream.Option{stream.Named(n.Name)}, opts...)
 	return GroupedTable[K2, V2]{
-		s:  changes.Repartition(kc2, rowChangeCodec[V2]{vc2}, ropts...),
+		s:  changes.Repartition(ropts...),
 		kc: kc2,
 		vc: vc2,
 	}
@@ -383,5 +383,5 @@ func groupedAggregate[K, V, A any](g GroupedTable[K, V], op, store string, opts 
 	if nilFunc {
 		gr.AddError(fmt.Errorf("%s %q: %w", op, n.Name, stream.ErrNilFunc))
 	}
-	return Table[K, A]{s: dsl.NewStream[K, A](n), store: store, kc: kc, lookup: storeLookup(store, kc, ac)}
+	return Table[K, A]{s: dsl.NewStream(n, kc, ac), store: store, lookup: storeLookup(store, kc, ac)}
 }

@@ -18,7 +18,7 @@ func usersPerRegion(t *testing.T) *streamtest.Driver {
 		users := table.From(b, "users", str, str, "users")
 		byRegion := table.GroupBy(users, func(id, region string) (string, string) { return region, id }, str, str,
 			stream.Named("by-region"))
-		byRegion.Count("users-per-region").ToStream().To("counts", str, i64)
+		byRegion.Count("users-per-region").ToStream().To("counts")
 	}, streamtest.DefaultPartitions(4))
 }
 
@@ -129,7 +129,7 @@ func TestTableGroupByAggregate(t *testing.T) {
 				return total{Orders: t.Orders - 1, Amount: t.Amount - amount}
 			},
 			tc, "totals")
-		totals.ToStream().To("totals", str, tc)
+		totals.ToStream().To("totals")
 	}, streamtest.DefaultPartitions(3))
 	pipe(t, d, "orders", oc, []in[order]{
 		{Key: "o1", Value: order{"ann", 10}},
@@ -174,7 +174,7 @@ func TestTableGroupByReduce(t *testing.T) {
 			return p[0], int64(len(p[1])) // the score is the length of the digits string, to keep the test short
 		}, str, i64)
 		byTeam.Reduce(func(a, v int64) int64 { return a + v }, func(a, v int64) int64 { return a - v }, "team-scores").
-			ToStream().To("scores", str, i64)
+			ToStream().To("scores")
 	})
 	pipe(t, d, "players", str, []in[string]{
 		{Key: "p1", Value: "red:111"},

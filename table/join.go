@@ -126,7 +126,8 @@ func join[K, V, VT, VR any](s stream.Stream[K, V], t Table[K, VT], op string, jo
 	} else if topic, ok := feeds(sComp, tComp); ok {
 		g.AddError(fmt.Errorf("%w: %s %q: the stream is computed in the sub-topology that writes internal topic %q, which the table's sub-topology reads; the join would make one sub-topology read its own output: call Repartition on the stream before the join", stream.ErrNotCoPartitioned, op, n.Name, topic))
 	}
-	return stream.Stream[K, VR](dsl.NewStream[K, VR](n))
+	skc, svc := dsl.StreamCodecs(dsl.Stream[K, V](s))
+	return stream.Stream[K, VR](dsl.NewStream(n, skc, dsl.CodecFor[VR](svc, t.ValueCodec())))
 }
 
 // keyChangingOps are the operations after which records may sit in the

@@ -34,14 +34,14 @@ func TestJoinRuntimeRestore(t *testing.T) {
 	}
 	bld := stream.NewBuilder()
 	cust := table.From(bld, "customers", codec.String(), codec.String(), "customers")
-	cust.ToStream().To("customer-changes", codec.String(), codec.String())
+	cust.ToStream().To("customer-changes")
 	orders := stream.From(bld, "orders", codec.String(), codec.String())
 	table.LeftJoin(orders, cust, func(c, item, city string, found bool) string {
 		if !found {
 			return item + "@none"
 		}
 		return item + "@" + city
-	}).To("shipments", codec.String(), codec.String())
+	}).To("shipments")
 	topo, err := bld.Build()
 	require.NoError(t, err)
 	dir := filepath.Join(t.TempDir(), "state")

@@ -67,7 +67,7 @@ func TestFromTopic(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			d := newDriver(t, func(b *stream.Builder) {
-				table.From(b, "users", str, i64, "users").ToStream().To("out", str, i64)
+				table.From(b, "users", str, i64, "users").ToStream().To("out")
 			})
 			pipe(t, d, "users", i64, tt.input)
 			state, err := streamtest.Store(d, "users", str, i64).All()
@@ -120,7 +120,7 @@ func TestFilterAndMapValues(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			d := newDriver(t, func(b *stream.Builder) {
-				tt.build(table.From(b, "in", str, i64, "in-store")).ToStream().To("out", str, str)
+				tt.build(table.From(b, "in", str, i64, "in-store")).ToStream().To("out")
 			})
 			pipe(t, d, "in", i64, input)
 			require.Equal(t, tt.changes, readChanges(t, streamtest.Output(d, "out", str, str)))
@@ -187,7 +187,7 @@ func TestStreamTableJoin(t *testing.T) {
 			d := newDriver(t, func(b *stream.Builder) {
 				customers := table.From(b, "customers", str, str, "customers")
 				orders := stream.From(b, "orders", str, str)
-				tt.join(orders, customers).To("out", str, str)
+				tt.join(orders, customers).To("out")
 			}, streamtest.DefaultPartitions(3))
 			for _, s := range script {
 				topic := "orders"
@@ -209,11 +209,11 @@ func TestJoinWithAggregation(t *testing.T) {
 	// GroupBy repartition) also reads the purchases.
 	d := newDriver(t, func(b *stream.Builder) {
 		clicks := stream.From(b, "clicks", str, str)
-		counts := table.Count(stream.GroupBy(clicks, func(_, user string) string { return user }, str, str), "clicks-per-user")
+		counts := table.Count(stream.GroupBy(clicks, func(_, user string) string { return user }), "clicks-per-user")
 		purchases := stream.From(b, "purchases", str, str)
 		table.LeftJoin(purchases, counts, func(user, item string, n int64, _ bool) string {
 			return fmt.Sprintf("%s after %d clicks", item, n)
-		}).To("out", str, str)
+		}).To("out")
 	}, streamtest.DefaultPartitions(2))
 	pipe(t, d, "purchases", str, []in[string]{{Key: "ann", Value: "book"}})
 	pipe(t, d, "clicks", str, []in[string]{{Key: "c1", Value: "ann"}, {Key: "c2", Value: "ann"}, {Key: "c3", Value: "bob"}})
@@ -237,7 +237,7 @@ func TestJoinCoPartitioning(t *testing.T) {
 				build: func(b *stream.Builder) {
 					c := table.From(b, "customers", str, str, "customers")
 					s := stream.SelectKey(stream.From(b, "orders", str, str), func(_, v string) string { return v })
-					table.Join(s, c, joiner).To("out", str, str)
+					table.Join(s, c, joiner).To("out")
 				},
 				want: stream.ErrNotCoPartitioned,
 				msg:  "call Repartition on the stream before the join",
@@ -246,8 +246,8 @@ func TestJoinCoPartitioning(t *testing.T) {
 				name: "stream feeds the table's sub-topology",
 				build: func(b *stream.Builder) {
 					s := stream.From(b, "in", str, str)
-					counts := table.Count(stream.GroupBy(s, func(_, v string) string { return v }, str, str, stream.Named("by-value")), "counts")
-					table.Join(s, table.MapValues(counts, func(n int64) string { return fmt.Sprint(n) }), joiner).To("out", str, str)
+					counts := table.Count(stream.GroupBy(s, func(_, v string) string { return v }, stream.Named("by-value")), "counts")
+					table.Join(s, table.MapValues(counts, func(n int64) string { return fmt.Sprint(n) }), joiner).To("out")
 				},
 				want: stream.ErrNotCoPartitioned,
 				msg:  `writes internal topic "by-value-repartition"`,
@@ -264,8 +264,8 @@ func TestJoinCoPartitioning(t *testing.T) {
 				name: "nil table filter and map function",
 				build: func(b *stream.Builder) {
 					c := table.From(b, "customers", str, str, "customers")
-					c.Filter(nil).ToStream().To("a", str, str)
-					table.MapValues(c.FilterNot(nil), (func(string) string)(nil)).ToStream().To("b", str, str)
+					c.Filter(nil).ToStream().To("a")
+					table.MapValues(c.FilterNot(nil), (func(string) string)(nil)).ToStream().To("b")
 				},
 				want: stream.ErrNilFunc,
 				msg:  `table-map-values "table-map-values-`,
@@ -274,7 +274,7 @@ func TestJoinCoPartitioning(t *testing.T) {
 				name: "table store used twice",
 				build: func(b *stream.Builder) {
 					table.From(b, "customers", str, str, "s")
-					table.Count(stream.GroupByKey(stream.From(b, "orders", str, str), str, str), "s")
+					table.Count(stream.GroupByKey(stream.From(b, "orders", str, str)), "s")
 				},
 				want: stream.ErrStoreConflict,
 				msg:  `store "s" is already used by step "table-1"`,
@@ -302,7 +302,7 @@ func TestJoinCoPartitioning(t *testing.T) {
 		d := newDriver(t, func(b *stream.Builder) {
 			c := table.From(b, "customers", str, str, "customers")
 			s := stream.SelectKey(stream.From(b, "orders", str, str), func(_, v string) string { return v })
-			table.Join(s.Repartition(str, str), c, joiner).To("out", str, str)
+			table.Join(s.Repartition(), c, joiner).To("out")
 		}, streamtest.DefaultPartitions(4))
 		pipe(t, d, "customers", str, []in[string]{{Key: "ann", Value: "@Paris"}, {Key: "bob", Value: "@Oslo"}})
 		pipe(t, d, "orders", str, []in[string]{{Key: "o1", Value: "ann"}, {Key: "o2", Value: "bob"}, {Key: "o3", Value: "eve"}})
@@ -312,7 +312,7 @@ func TestJoinCoPartitioning(t *testing.T) {
 	})
 	t.Run("topics with different partition counts", func(t *testing.T) {
 		b := stream.NewBuilder()
-		table.Join(stream.From(b, "orders", str, str), table.From(b, "customers", str, str, "customers"), joiner).To("out", str, str)
+		table.Join(stream.From(b, "orders", str, str), table.From(b, "customers", str, str, "customers"), joiner).To("out")
 		topo, err := b.Build()
 		require.NoError(t, err)
 		_, err = streamtest.New(topo, streamtest.Partitions("orders", 2), streamtest.Partitions("customers", 3))
@@ -341,7 +341,7 @@ func TestJoinFailures(t *testing.T) {
 			name: "panicking joiner",
 			build: func(b *stream.Builder) {
 				c := table.From(b, "customers", str, i64, "customers")
-				table.Join(stream.From(b, "orders", str, i64), c, func(_ string, v, vt int64) int64 { return v / vt }).To("out", str, i64)
+				table.Join(stream.From(b, "orders", str, i64), c, func(_ string, v, vt int64) int64 { return v / vt }).To("out")
 			},
 			node:  "join-4",
 			panic: true,
@@ -357,7 +357,7 @@ func TestJoinFailures(t *testing.T) {
 					}
 					return true
 				})
-				table.LeftJoin(stream.From(b, "orders", str, i64), c, func(_ string, v, vt int64, _ bool) int64 { return v }).To("out", str, i64)
+				table.LeftJoin(stream.From(b, "orders", str, i64), c, func(_ string, v, vt int64, _ bool) int64 { return v }).To("out")
 			},
 			node:  "table-filter-2",
 			panic: true,
@@ -366,7 +366,7 @@ func TestJoinFailures(t *testing.T) {
 			name: "undecodable table value",
 			build: func(b *stream.Builder) {
 				c := table.From(b, "customers", str, codec.Codec[int64](junkAppender{i64}), "customers")
-				table.Join(stream.From(b, "orders", str, i64), c, func(_ string, v, vt int64) int64 { return v }).To("out", str, i64)
+				table.Join(stream.From(b, "orders", str, i64), c, func(_ string, v, vt int64) int64 { return v }).To("out")
 			},
 			node: "join-4",
 			msg:  `store "customers": decode the stored value`,

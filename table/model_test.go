@@ -27,17 +27,17 @@ func TestTablesModel(t *testing.T) {
 				l := table.From(b, "l", str, i64, "l").Filter(func(_ string, v int64) bool { return v%3 != 0 })
 				r := table.From(b, "r", str, i64, "r")
 				table.JoinTables(l, r, func(_ string, a, b int64) string { return fmt.Sprint(a, "|", b) }).
-					ToStream().To("inner", str, str)
+					ToStream().To("inner")
 				table.LeftJoinTables(l, r, func(_ string, a, b int64, ok bool) string { return fmt.Sprint(a, "|", showInt(b, ok)) }).
-					ToStream().To("left", str, str)
+					ToStream().To("left")
 				outer := table.OuterJoinTables(l, r, func(_ string, a int64, okA bool, b int64, okB bool) string {
 					return showInt(a, okA) + "|" + showInt(b, okB)
 				})
-				outer.ToStream().To("outer", str, str)
+				outer.ToStream().To("outer")
 				// Sum of the left values per group (key length parity),
 				// over the outer join's rows.
 				table.GroupBy(outer, func(k string, v string) (string, string) { return strconv.Itoa(len(k) % 2), k + "=" + v }, str, str).
-					Count("rows-per-group").ToStream().To("rows", str, i64)
+					Count("rows-per-group").ToStream().To("rows")
 			}, streamtest.DefaultPartitions(3))
 			rng := rand.New(rand.NewPCG(seed, 7))
 			lm, rm := map[string]int64{}, map[string]int64{}

@@ -30,8 +30,8 @@ func wordCountTopology(t *testing.T) *stream.Topology {
 	words := stream.FlatMapValues(lines, func(line string) iter.Seq[string] {
 		return strings.FieldsSeq(strings.ToLower(line))
 	})
-	byWord := stream.GroupBy(words, func(_, w string) string { return w }, codec.String(), codec.String(), stream.Named("by-word"))
-	table.Count(byWord, "word-counts").ToStream().To("counts", codec.String(), codec.Int64())
+	byWord := stream.GroupBy(words, func(_, w string) string { return w }, stream.Named("by-word"))
+	table.Count(byWord, "word-counts").ToStream().To("counts")
 	topo, err := b.Build()
 	require.NoError(t, err)
 	return topo

@@ -19,8 +19,8 @@ func init() {
 	scriptTopologies["count"] = scriptTopology{
 		build: func(b *stream.Builder) {
 			words := stream.From(b, "words", codec.String(), codec.String())
-			byWord := stream.GroupBy(words, func(_, w string) string { return w }, codec.String(), codec.String(), stream.Named("by-word"))
-			table.Count(byWord, "counts").ToStream().To("counts", codec.String(), codec.Int64())
+			byWord := stream.GroupBy(words, func(_, w string) string { return w }, stream.Named("by-word"))
+			table.Count(byWord, "counts").ToStream().To("counts")
 		},
 		topics: map[string]kvText{"words": strs, "counts": ints},
 		stores: map[string]kvText{"counts": ints},
@@ -30,8 +30,8 @@ func init() {
 	scriptTopologies["reduce"] = scriptTopology{
 		build: func(b *stream.Builder) {
 			amounts := stream.From(b, "amounts", codec.String(), codec.Int64())
-			table.Reduce(stream.GroupByKey(amounts, codec.String(), codec.Int64()), func(a, v int64) int64 { return max(a, v) }, "largest").
-				ToStream().To("largest", codec.String(), codec.Int64())
+			table.Reduce(stream.GroupByKey(amounts), func(a, v int64) int64 { return max(a, v) }, "largest").
+				ToStream().To("largest")
 		},
 		topics: map[string]kvText{"amounts": ints, "largest": ints},
 		stores: map[string]kvText{"largest": ints},
@@ -41,11 +41,11 @@ func init() {
 	scriptTopologies["aggregate"] = scriptTopology{
 		build: func(b *stream.Builder) {
 			amounts := stream.From(b, "amounts", codec.String(), codec.Int64())
-			table.Aggregate(stream.GroupByKey(amounts, codec.String(), codec.Int64()),
+			table.Aggregate(stream.GroupByKey(amounts),
 				func() total { return total{} },
 				func(_ string, v int64, t total) total { return total{Orders: t.Orders + 1, Amount: t.Amount + v} },
 				codec.JSON[total](), "totals").
-				ToStream().To("totals", codec.String(), codec.JSON[total]())
+				ToStream().To("totals")
 		},
 		topics: map[string]kvText{"amounts": ints, "totals": {strText, jsonText[total]()}},
 		stores: map[string]kvText{"totals": {strText, jsonText[total]()}},
@@ -59,8 +59,8 @@ func init() {
 			users := table.From(b, "users", codec.String(), codec.String(), "users")
 			byRegion := table.GroupBy(users, func(user, region string) (string, string) { return region, user },
 				codec.String(), codec.String(), stream.Named("by-region"))
-			byRegion.Count("users-per-region").ToStream().To("users-per-region", codec.String(), codec.Int64())
-			byRegion.Reduce(addName, removeName, "names-per-region").ToStream().To("names-per-region", codec.String(), codec.String())
+			byRegion.Count("users-per-region").ToStream().To("users-per-region")
+			byRegion.Reduce(addName, removeName, "names-per-region").ToStream().To("names-per-region")
 		},
 		topics: map[string]kvText{"users": strs, "users-per-region": ints, "names-per-region": strs,
 			"app-by-region-repartition": {strText, rowChangeText(codec.String(), func(s string) string { return s })}},
@@ -83,7 +83,7 @@ func init() {
 					return total{Orders: t.Orders - 1, Amount: t.Amount - amount}
 				},
 				codec.JSON[total](), "totals").
-				ToStream().To("totals", codec.String(), codec.JSON[total]())
+				ToStream().To("totals")
 		},
 		topics: map[string]kvText{"orders": {strText, jsonText[order]()}, "totals": {strText, jsonText[total]()}},
 		stores: map[string]kvText{"totals": {strText, jsonText[total]()}},
@@ -97,14 +97,14 @@ func init() {
 			balances := table.From(b, "balances", codec.String(), codec.Int64(), "balances")
 			table.JoinTables(names, balances, func(_ string, n string, b int64) string {
 				return n + "|" + showInt(b, true)
-			}).ToStream().To("inner", codec.String(), codec.String())
+			}).ToStream().To("inner")
 			table.LeftJoinTables(names, balances, func(_ string, n string, b int64, found bool) string {
 				return n + "|" + showInt(b, found)
-			}).ToStream().To("left", codec.String(), codec.String())
+			}).ToStream().To("left")
 			outer := table.OuterJoinTables(names, balances, func(_ string, n string, hasN bool, b int64, hasB bool) string {
 				return show(n, hasN) + "|" + showInt(b, hasB)
 			})
-			table.Materialize(outer, codec.String(), codec.String(), "outer").ToStream().To("outer", codec.String(), codec.String())
+			table.Materialize(outer, codec.String(), codec.String(), "outer").ToStream().To("outer")
 		},
 		topics: map[string]kvText{"names": strs, "balances": ints, "inner": strs, "left": strs, "outer": strs},
 		stores: map[string]kvText{"names": strs, "balances": ints, "outer": strs},
@@ -117,10 +117,10 @@ func init() {
 			customers := table.From(b, "customers", codec.String(), codec.String(), "customers")
 			orders := stream.From(b, "orders", codec.String(), codec.String())
 			table.Join(orders, customers, func(_ string, item, name string) string { return item + " for " + name }).
-				To("enriched", codec.String(), codec.String())
+				To("enriched")
 			table.LeftJoin(orders, customers, func(_ string, item, name string, found bool) string {
 				return item + " for " + show(name, found)
-			}).To("enriched-left", codec.String(), codec.String())
+			}).To("enriched-left")
 		},
 		topics: map[string]kvText{"customers": strs, "orders": strs, "enriched": strs, "enriched-left": strs},
 		stores: map[string]kvText{"customers": strs},

@@ -119,7 +119,7 @@ func From[K, V any](b *stream.Builder, topic string, kc codec.Codec[K], vc codec
 	}
 	gr.AddNode(n, p)
 	claimStore(gr, n, store, "a table needs a store of its own")
-	return Table[K, V]{s: dsl.NewStream[K, V](n), store: store, kc: kc, lookup: storeLookup(store, kc, vc)}
+	return Table[K, V]{s: dsl.NewStream(n, kc, vc), store: store, lookup: storeLookup(store, kc, vc)}
 }
 
 // Filter returns the table of the rows of t for which pred returns true.
@@ -172,7 +172,7 @@ func (t Table[K, V]) filter(op string, pred func(K, V) bool, keep bool, opts []s
 		gr.AddError(fmt.Errorf("%s %q: %w", op, n.Name, stream.ErrNilFunc))
 	}
 	parent := t.lookup
-	return Table[K, V]{s: dsl.NewStream[K, V](n), store: t.store, stores: t.stores, kc: t.kc,
+	return Table[K, V]{s: dsl.NewStream(n, t.KeyCodec(), t.ValueCodec()), store: t.store, stores: t.stores,
 		lookup: func(task *dsl.Task, user *dsl.Node) (getter[K, V], error) {
 			get, err := parent(task, user)
 			if err != nil {
@@ -229,7 +229,7 @@ func MapValues[K, V, V2 any](t Table[K, V], fn func(V) V2, opts ...stream.Option
 		gr.AddError(fmt.Errorf("%s %q: %w", "table-map-values", n.Name, stream.ErrNilFunc))
 	}
 	parent := t.lookup
-	return Table[K, V2]{s: dsl.NewStream[K, V2](n), store: t.store, stores: t.stores, kc: t.kc,
+	return Table[K, V2]{s: dsl.NewStream(n, t.KeyCodec(), dsl.CodecFor[V2](t.ValueCodec())), store: t.store, stores: t.stores,
 		lookup: func(task *dsl.Task, user *dsl.Node) (getter[K, V2], error) {
 			get, err := parent(task, user)
 			if err != nil {
@@ -312,5 +312,5 @@ func Materialize[K, V any](t Table[K, V], kc codec.Codec[K], vc codec.Codec[V], 
 	if vc == nil {
 		gr.AddError(fmt.Errorf("%s %q: value codec: %w", n.Op, n.Name, stream.ErrNilCodec))
 	}
-	return Table[K, V]{s: dsl.NewStream[K, V](n), store: store, kc: kc, lookup: storeLookup(store, kc, vc)}
+	return Table[K, V]{s: dsl.NewStream(n, kc, vc), store: store, lookup: storeLookup(store, kc, vc)}
 }

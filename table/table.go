@@ -24,10 +24,6 @@ type Table[K, V any] struct {
 	// stores are all the stores lookup reads, when they are more than
 	// store (a table-table join reads both sides' stores).
 	stores []string
-	// kc is the key codec, or nil when the step that made the table did
-	// not set it; EmitPerCommit compares keys by their encoding with it
-	// (by == without it).
-	kc codec.Codec[K]
 	// lookup returns the per-task reader of the table's current values.
 	lookup func(t *dsl.Task, user *dsl.Node) (getter[K, V], error)
 }
@@ -38,6 +34,22 @@ func (t Table[K, V]) readStores() []string {
 		return slices.Clone(t.stores)
 	}
 	return []string{t.store}
+}
+
+// KeyCodec returns the codec of the table's keys: the codec its store
+// keys are encoded with, for a table that has a store (from From, an
+// aggregation, Materialize, a foreign-key join), and the one its changes
+// are written with by ToStream().To.
+func (t Table[K, V]) KeyCodec() codec.Codec[K] {
+	kc, _ := dsl.StreamCodecs(t.s)
+	return kc
+}
+
+// ValueCodec returns the codec of the table's values (see
+// [Table.KeyCodec]).
+func (t Table[K, V]) ValueCodec() codec.Codec[V] {
+	_, vc := dsl.StreamCodecs(t.s)
+	return vc
 }
 
 // getter returns the current value of k in one task's partition of a
@@ -257,5 +269,5 @@ func aggregate[K, V, A any](g stream.Grouped[K, V], op, store string, opts []str
 	if ac == nil && op == "aggregate" {
 		gr.AddError(fmt.Errorf("%s %q: aggregate codec: %w", op, n.Name, stream.ErrNilCodec))
 	}
-	return Table[K, A]{s: dsl.NewStream[K, A](n), store: store, kc: kc, lookup: storeLookup(store, kc, ac)}
+	return Table[K, A]{s: dsl.NewStream(n, kc, ac), store: store, lookup: storeLookup(store, kc, ac)}
 }

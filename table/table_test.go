@@ -96,8 +96,8 @@ func TestCount(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			d := newDriver(t, func(b *stream.Builder) {
-				counts := table.Count(stream.GroupByKey(stream.From(b, "in", str, str), str, str), "counts")
-				counts.ToStream().To("out", str, i64)
+				counts := table.Count(stream.GroupByKey(stream.From(b, "in", str, str)), "counts")
+				counts.ToStream().To("out")
 			})
 			pipe(t, d, "in", str, tt.input)
 			state, err := streamtest.Store(d, "counts", str, i64).All()
@@ -137,9 +137,9 @@ func TestReduce(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			d := newDriver(t, func(b *stream.Builder) {
-				sums := table.Reduce(stream.GroupByKey(stream.From(b, "in", str, i64), str, i64),
+				sums := table.Reduce(stream.GroupByKey(stream.From(b, "in", str, i64)),
 					func(agg, v int64) int64 { return agg + v }, "sums")
-				sums.ToStream().To("out", str, i64)
+				sums.ToStream().To("out")
 			})
 			pipe(t, d, "in", i64, tt.input)
 			state, err := streamtest.Store(d, "sums", str, i64).All()
@@ -160,13 +160,13 @@ type stats struct {
 
 func TestAggregate(t *testing.T) {
 	d := newDriver(t, func(b *stream.Builder) {
-		agg := table.Aggregate(stream.GroupByKey(stream.From(b, "in", str, i64), str, i64),
+		agg := table.Aggregate(stream.GroupByKey(stream.From(b, "in", str, i64)),
 			func() stats { return stats{Seen: []string{}} },
 			func(k string, v int64, a stats) stats {
 				return stats{Count: a.Count + 1, Sum: a.Sum + v, Seen: append(a.Seen, k)}
 			},
 			codec.JSON[stats](), "stats")
-		agg.ToStream().To("out", str, codec.JSON[stats]())
+		agg.ToStream().To("out")
 	})
 	pipe(t, d, "in", i64, []in[int64]{
 		{Key: "a", Value: 10}, {Key: "b", Value: 1}, {Key: "a", Tombstone: true}, {NoKey: true, Value: 99}, {Key: "a", Value: 5},
@@ -192,8 +192,8 @@ func TestAggregate(t *testing.T) {
 func TestGroupByRepartitions(t *testing.T) {
 	d := newDriver(t, func(b *stream.Builder) {
 		views := stream.From(b, "views", str, str)
-		byPage := stream.GroupBy(views, func(_, page string) string { return page }, str, str, stream.Named("by-page"))
-		table.Count(byPage, "page-views").ToStream().To("out", str, i64)
+		byPage := stream.GroupBy(views, func(_, page string) string { return page }, stream.Named("by-page"))
+		table.Count(byPage, "page-views").ToStream().To("out")
 	}, streamtest.DefaultPartitions(4))
 	views := []in[string]{
 		{Key: "alice", Value: "/home"}, {Key: "bob", Value: "/home"}, {Key: "carol", Value: "/cart"},
@@ -241,28 +241,28 @@ func TestGroupByKeyRepartitionsOnlyAfterKeyChange(t *testing.T) {
 		rekeyed     bool // the records are keyed by their value
 	}{
 		{"source", func(s stream.Stream[string, string]) stream.Grouped[string, string] {
-			return stream.GroupByKey(s, str, str)
+			return stream.GroupByKey(s)
 		}, false, false},
 		{"filter and map-values keep keys", func(s stream.Stream[string, string]) stream.Grouped[string, string] {
 			s = stream.MapValues(s.Filter(func(string, string) bool { return true }), strings.ToUpper)
-			return stream.GroupByKey(s, str, str)
+			return stream.GroupByKey(s)
 		}, false, false},
 		{"select-key", func(s stream.Stream[string, string]) stream.Grouped[string, string] {
-			return stream.GroupByKey(stream.SelectKey(s, func(_, v string) string { return v }), str, str)
+			return stream.GroupByKey(stream.SelectKey(s, func(_, v string) string { return v }))
 		}, true, true},
 		{"map then filter", func(s stream.Stream[string, string]) stream.Grouped[string, string] {
 			m := stream.Map(s, func(k, v string) (string, string) { return v, k })
-			return stream.GroupByKey(m.Filter(func(string, string) bool { return true }), str, str)
+			return stream.GroupByKey(m.Filter(func(string, string) bool { return true }))
 		}, true, true},
 		{"after an explicit repartition", func(s stream.Stream[string, string]) stream.Grouped[string, string] {
-			m := stream.SelectKey(s, func(_, v string) string { return v }).Repartition(str, str)
-			return stream.GroupByKey(m, str, str)
+			m := stream.SelectKey(s, func(_, v string) string { return v }).Repartition()
+			return stream.GroupByKey(m)
 		}, false, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			b := stream.NewBuilder()
-			table.Count(tt.build(stream.From(b, "in", str, str)), "counts").ToStream().To("out", str, i64)
+			table.Count(tt.build(stream.From(b, "in", str, str)), "counts").ToStream().To("out")
 			topo, err := b.Build()
 			require.NoError(t, err)
 			require.Equal(t, tt.repartition, strings.Contains(topo.Describe(), "group-by-key-"), topo.Describe())
@@ -296,7 +296,7 @@ func TestDroppedRecordsLogged(t *testing.T) {
 	var logs bytes.Buffer
 	logger := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	d := newDriver(t, func(b *stream.Builder) {
-		table.Count(stream.GroupByKey(stream.From(b, "in", str, str), str, str), "counts")
+		table.Count(stream.GroupByKey(stream.From(b, "in", str, str)), "counts")
 	}, streamtest.Logger(logger))
 	pipe(t, d, "in", str, []in[string]{{Key: "a", Tombstone: true}, {NoKey: true, Value: "x"}})
 	var drops []string
@@ -316,7 +316,7 @@ func TestDroppedRecordsLogged(t *testing.T) {
 
 func TestAggregatorPanic(t *testing.T) {
 	d := newDriver(t, func(b *stream.Builder) {
-		table.Reduce(stream.GroupByKey(stream.From(b, "in", str, i64), str, i64),
+		table.Reduce(stream.GroupByKey(stream.From(b, "in", str, i64)),
 			func(agg, v int64) int64 { return agg / v }, "r")
 	})
 	ctx := t.Context()
@@ -342,7 +342,7 @@ func (badCodec) Decode([]byte) (int64, error) { return 0, errors.New("cannot dec
 
 func TestStoredAggregateDecodeError(t *testing.T) {
 	d := newDriver(t, func(b *stream.Builder) {
-		table.Aggregate(stream.GroupByKey(stream.From(b, "in", str, i64), str, i64),
+		table.Aggregate(stream.GroupByKey(stream.From(b, "in", str, i64)),
 			func() int64 { return 0 }, func(_ string, v, a int64) int64 { return a + v },
 			badCodec{codec.Int64()}, "agg")
 	})

@@ -168,7 +168,7 @@ func joinTables[K, V, VO, VR any](t Table[K, V], other Table[K, VO], op string, 
 		g.AddError(fmt.Errorf("%s %q: %w", op, merge.Name, stream.ErrNilFunc))
 	}
 	getT, getO := t.lookup, other.lookup
-	return Table[K, VR]{s: dsl.NewStream[K, VR](merge), store: t.store, kc: t.kc,
+	return Table[K, VR]{s: dsl.NewStream(merge, t.KeyCodec(), dsl.CodecFor[VR](t.ValueCodec(), other.ValueCodec())), store: t.store,
 		stores: slices.Concat(t.readStores(), other.readStores()),
 		lookup: func(task *dsl.Task, user *dsl.Node) (getter[K, VR], error) {
 			gt, err := getT(task, user)

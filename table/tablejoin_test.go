@@ -96,11 +96,11 @@ func TestJoinTables(t *testing.T) {
 				left := table.MapValues(table.From(b, "names", str, i64, "names"), func(id int64) string { return names[id] })
 				right := table.From(b, "balances", str, i64, "balances")
 				joined := tt.join(left, right)
-				joined.ToStream().To("joined", str, str)
+				joined.ToStream().To("joined")
 				// Read the joined table through its lookup.
 				table.LeftJoin(stream.From(b, "lookups", str, str), joined, func(k, _ string, v string, found bool) string {
 					return show(v, found)
-				}).To("looked-up", str, str)
+				}).To("looked-up")
 			}, streamtest.DefaultPartitions(2))
 			for _, r := range input {
 				topic := "names"
@@ -128,14 +128,14 @@ func TestJoinTables(t *testing.T) {
 // joined table: its old values retract correctly.
 func TestJoinTablesFromAggregations(t *testing.T) {
 	d := newDriver(t, func(b *stream.Builder) {
-		g := stream.GroupByKey(stream.From(b, "scores", str, i64), str, i64)
+		g := stream.GroupByKey(stream.From(b, "scores", str, i64))
 		counts := table.Count(g, "counts")
 		sums := table.Reduce(g, func(a, v int64) int64 { return a + v }, "sums")
 		avg := table.JoinTables(sums, counts, func(_ string, sum, n int64) int64 { return sum / n })
-		avg.ToStream().To("avg", str, i64)
+		avg.ToStream().To("avg")
 		// How many players have each average.
 		table.GroupBy(avg, func(player string, a int64) (int64, string) { return a, player }, i64, str).
-			Count("per-average").ToStream().To("per-average", i64, i64)
+			Count("per-average").ToStream().To("per-average")
 	}, streamtest.DefaultPartitions(3))
 	pipe(t, d, "scores", i64, []in[int64]{{Key: "p", Value: 10}, {Key: "q", Value: 10}, {Key: "p", Value: 20}})
 	out, err := streamtest.Output(d, "avg", str, i64).ReadKeyValues()
@@ -185,7 +185,7 @@ func TestJoinTablesDescribe(t *testing.T) {
 	b := stream.NewBuilder()
 	j := table.LeftJoinTables(table.From(b, "l", str, str, "l"), table.From(b, "r", str, str, "r"),
 		func(_ string, a, b string, _ bool) string { return a + b })
-	j.ToStream().To("out", str, str)
+	j.ToStream().To("out")
 	topo, err := b.Build()
 	require.NoError(t, err)
 	require.Equal(t, `Topology
@@ -227,7 +227,7 @@ func TestMaterializeJoin(t *testing.T) {
 			return show(a, hasA) + "|" + show(b, hasB)
 		})
 		m := table.Materialize(j, str, str, "joined")
-		m.Filter(func(_, v string) bool { return v != "-|x" }).ToStream().To("out", str, str)
+		m.Filter(func(_, v string) bool { return v != "-|x" }).ToStream().To("out")
 	})
 	pipe(t, d, "l", str, []in[string]{{Key: "a", Value: "1"}, {Key: "b", Value: "2"}})
 	pipe(t, d, "r", str, []in[string]{{Key: "a", Value: "x"}, {Key: "c", Value: "x"}, {Key: "z", Tombstone: true}})

@@ -67,7 +67,7 @@ func (t Table[K, V]) toStream(opts []stream.Option) stream.Stream[K, V] {
 		}
 		return stream.Stream[K, V](t.s)
 	}
-	kc := t.kc
+	kc := t.KeyCodec()
 	kt := reflect.TypeFor[K]()
 	comparable := kt.Kind() != reflect.Interface && kt.Comparable()
 	n := &dsl.Node{Op: "to-stream-per-commit", Kind: dsl.KindProcessor, Name: cfg.Name}
@@ -142,5 +142,5 @@ func (t Table[K, V]) toStream(opts []stream.Option) stream.Stream[K, V] {
 	if kc == nil && !comparable {
 		gr.AddError(fmt.Errorf("%w: %s %q: EmitPerCommit needs a comparable key type or a table that knows its key codec; key type %v is neither", stream.ErrInvalidOption, n.Op, n.Name, kt))
 	}
-	return stream.Stream[K, V](dsl.NewStream[K, V](n))
+	return stream.Stream[K, V](dsl.NewStream(n, kc, t.ValueCodec()))
 }

@@ -26,12 +26,12 @@ import (
 func TestEmitPerCommitStreamtest(t *testing.T) {
 	d := newDriver(t, func(b *stream.Builder) {
 		users := table.From(b, "users", str, str, "users")
-		users.ToStream(table.EmitPerCommit(10)).To("user-changes", str, str)
-		counts := table.Count(stream.GroupByKey(stream.From(b, "clicks", str, str), str, str), "counts")
+		users.ToStream(table.EmitPerCommit(10)).To("user-changes")
+		counts := table.Count(stream.GroupByKey(stream.From(b, "clicks", str, str)), "counts")
 		perCommit := counts.ToStream(table.EmitPerCommit(10))
-		perCommit.To("counts", str, i64)
+		perCommit.To("counts")
 		// Count the count updates of each key, in the same task.
-		table.Count(stream.GroupByKey(perCommit, str, i64), "updates").ToStream(table.EmitPerCommit(10)).To("updates", str, i64)
+		table.Count(stream.GroupByKey(perCommit), "updates").ToStream(table.EmitPerCommit(10)).To("updates")
 	})
 	pipe(t, d, "users", str, []in[string]{{Key: "ann", Value: "eu"}, {Key: "ann", Tombstone: true}})
 	require.Equal(t, []change[string]{{Key: "ann", Value: "eu"}, {Key: "ann", Del: true}},
@@ -54,7 +54,7 @@ func TestEmitPerCommitBuildErrors(t *testing.T) {
 	require.ErrorContains(t, err, "EmitPerCommit(0)")
 
 	b = stream.NewBuilder()
-	table.From(b, "users", str, str, "users").ToStream(table.EmitPerCommit(5)).To("out", str, str)
+	table.From(b, "users", str, str, "users").ToStream(table.EmitPerCommit(5)).To("out")
 	topo, err := b.Build()
 	require.NoError(t, err)
 	require.Contains(t, topo.Describe(), "Processor: to-stream-per-commit-2\n      --> sink-3\n      <-- table-1\n")
@@ -76,10 +76,10 @@ func TestEmitPerCommitRuntime(t *testing.T) {
 		require.NoError(t, b.CreateTopic(ctx, topic, broker.TopicConfig{Partitions: 3}))
 	}
 	sb := stream.NewBuilder()
-	counts := table.Count(stream.GroupByKey(stream.From(sb, "clicks", str, str), str, str), "counts")
-	counts.ToStream().To("every", str, i64)
-	counts.ToStream(table.EmitPerCommit(1000)).To("per-commit", str, i64)
-	counts.ToStream(table.EmitPerCommit(1)).To("per-commit-1", str, i64)
+	counts := table.Count(stream.GroupByKey(stream.From(sb, "clicks", str, str)), "counts")
+	counts.ToStream().To("every")
+	counts.ToStream(table.EmitPerCommit(1000)).To("per-commit")
+	counts.ToStream(table.EmitPerCommit(1)).To("per-commit-1")
 	topo, err := sb.Build()
 	require.NoError(t, err)
 

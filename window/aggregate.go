@@ -197,7 +197,7 @@ func aggregate[K, V, A any](g stream.Grouped[K, V], w Windows, op, store string,
 	if ac == nil && op != "windowed-reduce" {
 		gr.AddError(fmt.Errorf("%s %q: aggregate codec: %w", op, n.Name, stream.ErrNilCodec))
 	}
-	return Table[K, A]{s: dsl.NewStream[Windowed[K], A](n), store: store, w: w, kc: kc, vc: ac}
+	return Table[K, A]{s: dsl.NewStream(n, WindowedCodec(kc), ac), store: store, w: w, kc: kc, vc: ac}
 }
 
 func contains(s []string, v string) bool {

@@ -31,8 +31,8 @@ func BenchmarkCount(b *testing.B) {
 	} {
 		b.Run(tc.name, func(b *testing.B) {
 			sb := stream.NewBuilder()
-			g := stream.GroupByKey(stream.From(sb, "in", codec.String(), codec.String()), codec.String(), codec.String())
-			window.Count(g, tc.w, "counts", tc.opts...).ToStream().To("out", window.WindowedCodec(codec.String()), codec.Int64())
+			g := stream.GroupByKey(stream.From(sb, "in", codec.String(), codec.String()))
+			window.Count(g, tc.w, "counts", tc.opts...).ToStream().To("out")
 			topo, err := sb.Build()
 			require.NoError(b, err)
 			d, err := streamtest.New(topo)

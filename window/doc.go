@@ -6,10 +6,10 @@
 //
 //	b := stream.NewBuilder()
 //	clicks := stream.From(b, "clicks", codec.String(), codec.String())
-//	byUser := stream.GroupByKey(clicks, codec.String(), codec.String())
+//	byUser := stream.GroupByKey(clicks)
 //	perMinute := window.Count(byUser, window.Tumbling(time.Minute, 10*time.Second), "clicks-1m",
 //		window.EmitOnWindowClose())
-//	perMinute.ToStream().To("clicks-per-minute", window.WindowedCodec(codec.String()), codec.Int64())
+//	perMinute.ToStream().To("clicks-per-minute") // keys encoded with window.WindowedCodec(codec.String())
 //
 // # Windows
 //

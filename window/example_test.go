@@ -18,11 +18,11 @@ import (
 func ExampleCount() {
 	b := stream.NewBuilder()
 	clicks := stream.From(b, "clicks", codec.String(), codec.String())
-	byUser := stream.GroupByKey(clicks, codec.String(), codec.String())
+	byUser := stream.GroupByKey(clicks)
 	stats := new(window.Stats)
 	perMinute := window.Count(byUser, window.Tumbling(time.Minute, 10*time.Second), "clicks-1m",
 		window.EmitOnWindowClose(), window.WithStats(stats))
-	perMinute.ToStream().To("clicks-per-minute", window.WindowedCodec(codec.String()), codec.Int64())
+	perMinute.ToStream().To("clicks-per-minute")
 	topo, err := b.Build()
 	if err != nil {
 		fmt.Println(err)
@@ -80,13 +80,13 @@ func ExampleCount() {
 func ExampleAggregateSessions() {
 	b := stream.NewBuilder()
 	views := stream.From(b, "page-views", codec.String(), codec.String())
-	byUser := stream.GroupByKey(views, codec.String(), codec.String())
+	byUser := stream.GroupByKey(views)
 	pages := window.AggregateSessions(byUser, window.Session(30*time.Minute, 20*time.Minute),
 		func() int64 { return 0 },
 		func(_, _ string, n int64) int64 { return n + 1 },
 		func(_ string, a, b int64) int64 { return a + b },
 		codec.Int64(), "sessions")
-	pages.ToStream().To("session-pages", window.WindowedCodec(codec.String()), codec.Int64())
+	pages.ToStream().To("session-pages")
 	topo, err := b.Build()
 	if err != nil {
 		fmt.Println(err)
@@ -138,15 +138,15 @@ func ExampleAggregateSessions() {
 func ExampleLeftJoin() {
 	b := stream.NewBuilder()
 	str := codec.String()
-	impressions := stream.GroupByKey(stream.From(b, "impressions", str, str), str, str)
-	clicks := stream.GroupByKey(stream.From(b, "clicks", str, str), str, str)
+	impressions := stream.GroupByKey(stream.From(b, "impressions", str, str))
+	clicks := stream.GroupByKey(stream.From(b, "clicks", str, str))
 	w := window.JoinTimeDifference(0, time.Minute).After(10 * time.Minute)
 	window.LeftJoin(impressions, clicks, w, func(ad, campaign, click string, clicked bool) string {
 		if !clicked {
 			return campaign + ": no click"
 		}
 		return campaign + ": clicked by " + click
-	}, "impressions-clicks").To("ad-outcomes", str, str)
+	}, "impressions-clicks").To("ad-outcomes")
 	topo, err := b.Build()
 	if err != nil {
 		fmt.Println(err)

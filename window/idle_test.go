@@ -35,19 +35,19 @@ func TestIdleQuiet(t *testing.T) {
 	}{{
 		name: "final-count",
 		build: func(sb *stream.Builder) {
-			g := stream.GroupByKey(stream.From(sb, "events", str, str), str, str)
+			g := stream.GroupByKey(stream.From(sb, "events", str, str))
 			Count(g, Tumbling(100*time.Millisecond, 0), "counts", EmitOnWindowClose(), WithTaskStreamTime()).
-				ToStream().To("out", WindowedCodec(str), codec.Int64())
+				ToStream().To("out")
 		},
 		in: "events",
 	}, {
 		name: "left-join",
 		build: func(sb *stream.Builder) {
-			l := stream.GroupByKey(stream.From(sb, "events", str, str), str, str)
-			r := stream.GroupByKey(stream.From(sb, "views", str, str), str, str)
+			l := stream.GroupByKey(stream.From(sb, "events", str, str))
+			r := stream.GroupByKey(stream.From(sb, "views", str, str))
 			LeftJoin(l, r, JoinTimeDifference(50*time.Millisecond, 0), func(_, v1, v2 string, ok bool) string {
 				return v1 + "+" + v2
-			}, "j", WithTaskStreamTime()).To("out", str, str)
+			}, "j", WithTaskStreamTime()).To("out")
 		},
 		in: "events",
 	}}
@@ -119,13 +119,13 @@ func TestIdleSkipRearm(t *testing.T) {
 	str := codec.String()
 	sb := stream.NewBuilder()
 	src := stream.From(sb, "in", str, str)
-	Count(stream.GroupByKey(src, str, str), Tumbling(10*time.Millisecond, NoGrace).WithRetention(time.Hour), "counts",
-		EmitOnWindowClose(), WithTaskStreamTime()).ToStream().To("out", WindowedCodec(str), codec.Int64())
+	Count(stream.GroupByKey(src), Tumbling(10*time.Millisecond, NoGrace).WithRetention(time.Hour), "counts",
+		EmitOnWindowClose(), WithTaskStreamTime()).ToStream().To("out")
 	src.Peek(func(_ string, v string) {
 		if v == "boom" {
 			panic("boom")
 		}
-	}).To("audit", str, str)
+	}).To("audit")
 	topo, err := sb.Build()
 	require.NoError(t, err)
 
@@ -179,9 +179,9 @@ func TestIdleAdvanceAfterRestart(t *testing.T) {
 		require.NoError(t, b.CreateTopic(ctx, topic, broker.TopicConfig{Partitions: 1}))
 	}
 	sb := stream.NewBuilder()
-	g := stream.GroupByKey(stream.From(sb, "events", str, str), str, str)
+	g := stream.GroupByKey(stream.From(sb, "events", str, str))
 	Count(g, Tumbling(100*time.Millisecond, 0), "counts", EmitOnWindowClose(), WithTaskStreamTime()).
-		ToStream().To("out", WindowedCodec(str), codec.Int64())
+		ToStream().To("out")
 	topo, err := sb.Build()
 	require.NoError(t, err)
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).UnixMilli()

@@ -214,7 +214,7 @@ func join[K, V1, V2, VR any](left stream.Grouped[K, V1], right stream.Grouped[K,
 	if joiner == nil {
 		gr.AddError(fmt.Errorf("%s %q: joiner: %w", op, n.Name, stream.ErrNilFunc))
 	}
-	return stream.Stream[K, VR](dsl.NewStream[K, VR](n))
+	return stream.Stream[K, VR](dsl.NewStream(n, left.KeyCodec(), dsl.CodecFor[VR](left.ValueCodec(), right.ValueCodec())))
 }
 
 // joinNode is a join step; instantiate makes its per-task state.

@@ -57,8 +57,8 @@ func joinModel(kind joinKind, before, after int64, recs []joinRec) []string {
 func runJoin(t *testing.T, kind joinKind, w JoinWindows, recs []joinRec) []string {
 	b := stream.NewBuilder()
 	str := codec.String()
-	l := stream.GroupByKey(stream.From(b, "l", str, str), str, str)
-	r := stream.GroupByKey(stream.From(b, "r", str, str), str, str)
+	l := stream.GroupByKey(stream.From(b, "l", str, str))
+	r := stream.GroupByKey(stream.From(b, "r", str, str))
 	stats := new(Stats)
 	joiner := func(_ string, v1 string, ok1 bool, v2 string, ok2 bool) string {
 		if !ok1 {
@@ -78,7 +78,7 @@ func runJoin(t *testing.T, kind joinKind, w JoinWindows, recs []joinRec) []strin
 	case outerJoin:
 		out = OuterJoin(l, r, w, joiner, "join", WithStats(stats))
 	}
-	out.To("out", str, str)
+	out.To("out")
 	topo, err := b.Build()
 	require.NoError(t, err)
 	d, err := streamtest.New(topo, streamtest.DefaultPartitions(2))

@@ -74,8 +74,8 @@ func newJoinScript(t *testing.T, td *datadriven.TestData) (*joinScript, error) {
 	s := &joinScript{stats: new(Stats)}
 	b := stream.NewBuilder()
 	str := codec.String()
-	l := stream.GroupByKey(stream.From(b, "l", str, str), str, str)
-	r := stream.GroupByKey(stream.From(b, "r", str, str), str, str)
+	l := stream.GroupByKey(stream.From(b, "l", str, str))
+	r := stream.GroupByKey(stream.From(b, "r", str, str))
 	side := func(v string, ok bool) string {
 		if !ok {
 			return "-"
@@ -95,7 +95,7 @@ func newJoinScript(t *testing.T, td *datadriven.TestData) (*joinScript, error) {
 	default:
 		t.Fatalf("unknown kind %q", kind)
 	}
-	out.To("out", str, str)
+	out.To("out")
 	topo, err := b.Build()
 	if err != nil {
 		return nil, err

@@ -81,11 +81,11 @@ func model(w Windows, recs []rec) map[wkey]int64 {
 // aggregation emitting every update, the newest value per window.
 func runCount(t *testing.T, w Windows, recs []rec) (final, updates map[wkey]int64) {
 	b := stream.NewBuilder()
-	g := stream.GroupByKey(stream.From(b, "in", codec.String(), codec.String()), codec.String(), codec.String())
+	g := stream.GroupByKey(stream.From(b, "in", codec.String(), codec.String()))
 	wc := WindowedCodec(codec.String())
 	stats := new(Stats)
-	Count(g, w, "final", EmitOnWindowClose(), WithStats(stats)).ToStream().To("final", wc, codec.Int64())
-	Count(g, w, "updates", WithStats(stats)).ToStream().To("updates", wc, codec.Int64())
+	Count(g, w, "final", EmitOnWindowClose(), WithStats(stats)).ToStream().To("final")
+	Count(g, w, "updates", WithStats(stats)).ToStream().To("updates")
 	topo, err := b.Build()
 	require.NoError(t, err)
 	d, err := streamtest.New(topo)

@@ -20,7 +20,7 @@ import (
 // in-memory stream time must follow).
 func TestLateCallbackAndFailedRecord(t *testing.T) {
 	b := stream.NewBuilder()
-	g := stream.GroupByKey(stream.From(b, "in", codec.String(), codec.String()), codec.String(), codec.String())
+	g := stream.GroupByKey(stream.From(b, "in", codec.String(), codec.String()))
 	var late []window.LateRecord[string, string]
 	stats := new(window.Stats)
 	counts := window.Count(g, window.Tumbling(10*time.Millisecond, window.NoGrace), "counts",
@@ -32,7 +32,7 @@ func TestLateCallbackAndFailedRecord(t *testing.T) {
 				panic("boom")
 			}
 		}).
-		To("out", window.WindowedCodec(codec.String()), codec.Int64())
+		To("out")
 	topo, err := b.Build()
 	require.NoError(t, err)
 	d, err := streamtest.New(topo)
@@ -72,7 +72,7 @@ func TestLateCallbackAndFailedRecord(t *testing.T) {
 // that fails are dropped with its store writes.
 func TestCacheUpdatesRollback(t *testing.T) {
 	b := stream.NewBuilder()
-	g := stream.GroupByKey(stream.From(b, "in", codec.String(), codec.String()), codec.String(), codec.String())
+	g := stream.GroupByKey(stream.From(b, "in", codec.String(), codec.String()))
 	agg := window.Aggregate(g, window.Hopping(10*time.Millisecond, 5*time.Millisecond, window.NoGrace),
 		func() int64 { return 0 },
 		func(_ string, v string, n int64) int64 {
@@ -81,7 +81,7 @@ func TestCacheUpdatesRollback(t *testing.T) {
 			}
 			return n + 1
 		}, codec.Int64(), "agg", window.CacheUpdates())
-	agg.ToStream().To("out", window.WindowedCodec(codec.String()), codec.Int64())
+	agg.ToStream().To("out")
 	topo, err := b.Build()
 	require.NoError(t, err)
 	d, err := streamtest.New(topo)
@@ -103,7 +103,7 @@ func TestCacheUpdatesRollback(t *testing.T) {
 	require.Equal(t, []string{"[0,10)=1", "[5,15)=1", "[10,20)=1", "[15,25)=1"}, got, "nothing of the failed record")
 
 	b = stream.NewBuilder()
-	g = stream.GroupByKey(stream.From(b, "in", codec.String(), codec.String()), codec.String(), codec.String())
+	g = stream.GroupByKey(stream.From(b, "in", codec.String(), codec.String()))
 	window.Count(g, window.Tumbling(time.Second, 0), "c", window.CacheUpdates(), window.EmitOnWindowClose())
 	_, err = b.Build()
 	require.ErrorIs(t, err, stream.ErrInvalidOption)
@@ -120,27 +120,27 @@ func TestTimestampBounds(t *testing.T) {
 	require.Equal(t, stream.MaxTimestamp, window.MaxTimestamp)
 	steps := map[string]func(g stream.Grouped[string, string], g2 stream.Grouped[string, string]){
 		"tumbling": func(g, _ stream.Grouped[string, string]) {
-			window.Count(g, window.Tumbling(time.Second, window.NoGrace), "s").ToStream().To("out", window.WindowedCodec(codec.String()), codec.Int64())
+			window.Count(g, window.Tumbling(time.Second, window.NoGrace), "s").ToStream().To("out")
 		},
 		"hopping": func(g, _ stream.Grouped[string, string]) {
-			window.Count(g, window.Hopping(time.Second, 100*time.Millisecond, window.NoGrace), "s").ToStream().To("out", window.WindowedCodec(codec.String()), codec.Int64())
+			window.Count(g, window.Hopping(time.Second, 100*time.Millisecond, window.NoGrace), "s").ToStream().To("out")
 		},
 		"sliding": func(g, _ stream.Grouped[string, string]) {
-			window.Count(g, window.Sliding(time.Second, window.NoGrace), "s").ToStream().To("out", window.WindowedCodec(codec.String()), codec.Int64())
+			window.Count(g, window.Sliding(time.Second, window.NoGrace), "s").ToStream().To("out")
 		},
 		"session": func(g, _ stream.Grouped[string, string]) {
-			window.Count(g, window.Session(time.Second, window.NoGrace), "s").ToStream().To("out", window.WindowedCodec(codec.String()), codec.Int64())
+			window.Count(g, window.Session(time.Second, window.NoGrace), "s").ToStream().To("out")
 		},
 		"outer-join": func(g, g2 stream.Grouped[string, string]) {
 			window.OuterJoin(g, g2, window.JoinTimeDifference(time.Hour, time.Hour), func(_ string, a string, _ bool, b string, _ bool) string { return a + b }, "s").
-				To("out", codec.String(), codec.String())
+				To("out")
 		},
 	}
 	for name, step := range steps {
 		t.Run(name, func(t *testing.T) {
 			b := stream.NewBuilder()
-			g := stream.GroupByKey(stream.From(b, "in", codec.String(), codec.String()), codec.String(), codec.String())
-			g2 := stream.GroupByKey(stream.From(b, "in2", codec.String(), codec.String()), codec.String(), codec.String())
+			g := stream.GroupByKey(stream.From(b, "in", codec.String(), codec.String()))
+			g2 := stream.GroupByKey(stream.From(b, "in2", codec.String(), codec.String()))
 			step(g, g2)
 			topo, err := b.Build()
 			require.NoError(t, err)

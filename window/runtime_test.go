@@ -89,10 +89,10 @@ func TestRestore(t *testing.T) {
 	hopping := Hopping(40*time.Millisecond, 10*time.Millisecond, 15*time.Millisecond)
 	session := Session(9*time.Millisecond, 10*time.Millisecond)
 	sb := stream.NewBuilder()
-	g := stream.GroupByKey(stream.From(sb, "events", codec.String(), codec.String()), codec.String(), codec.String())
+	g := stream.GroupByKey(stream.From(sb, "events", codec.String(), codec.String()))
 	wc := WindowedCodec(codec.String())
-	Count(g, hopping, "hop-counts", EmitOnWindowClose()).ToStream().To("final", wc, codec.Int64())
-	Count(g, session, "session-counts").ToStream().To("sessions", wc, codec.Int64())
+	Count(g, hopping, "hop-counts", EmitOnWindowClose()).ToStream().To("final")
+	Count(g, session, "session-counts").ToStream().To("sessions")
 	topo, err := sb.Build()
 	require.NoError(t, err)
 	dir := filepath.Join(t.TempDir(), "state")
@@ -214,12 +214,11 @@ func TestQuery(t *testing.T) {
 	tumbling := Tumbling(10*time.Millisecond, 0).WithRetention(time.Hour)
 	session := Session(5*time.Millisecond, 0).WithRetention(time.Hour)
 	sb := stream.NewBuilder()
-	g := stream.GroupByKey(stream.From(sb, "events", codec.String(), codec.String()), codec.String(), codec.String())
-	wc := WindowedCodec(codec.String())
+	g := stream.GroupByKey(stream.From(sb, "events", codec.String(), codec.String()))
 	counts := Count(g, tumbling, "counts")
-	counts.ToStream().To("counts", wc, codec.Int64())
+	counts.ToStream().To("counts")
 	sessions := Count(g, session, "sessions")
-	sessions.ToStream().To("sessions", wc, codec.Int64())
+	sessions.ToStream().To("sessions")
 	sliding := Sliding(4*time.Millisecond, 0).WithRetention(time.Hour)
 	slides := Count(g, sliding, "slides")
 	topo, err := sb.Build()
@@ -333,7 +332,7 @@ func TestQueryNotOwned(t *testing.T) {
 	require.NoError(t, b.CreateTopic(ctx, "events", broker.TopicConfig{Partitions: parts}))
 	w := Tumbling(10*time.Millisecond, 0).WithRetention(time.Hour)
 	sb := stream.NewBuilder()
-	g := stream.GroupByKey(stream.From(sb, "events", codec.String(), codec.String()), codec.String(), codec.String())
+	g := stream.GroupByKey(stream.From(sb, "events", codec.String(), codec.String()))
 	counts := Count(g, w, "counts")
 	topo, err := sb.Build()
 	require.NoError(t, err)
@@ -432,14 +431,14 @@ func TestJoinRestore(t *testing.T) {
 	w := JoinTimeDifference(0, grace*time.Millisecond).Before(before * time.Millisecond).After(after * time.Millisecond)
 	sb := stream.NewBuilder()
 	str := codec.String()
-	l := stream.GroupByKey(stream.From(sb, "clicks", str, str), str, str)
-	r := stream.GroupByKey(stream.From(sb, "views", str, str), str, str)
+	l := stream.GroupByKey(stream.From(sb, "clicks", str, str))
+	r := stream.GroupByKey(stream.From(sb, "views", str, str))
 	LeftJoin(l, r, w, func(_, v1, v2 string, ok bool) string {
 		if !ok {
 			v2 = "-"
 		}
 		return v1 + "+" + v2
-	}, "click-view").To("joined", str, str)
+	}, "click-view").To("joined")
 	topo, err := sb.Build()
 	require.NoError(t, err)
 	dir := filepath.Join(t.TempDir(), "state")
@@ -520,10 +519,10 @@ func TestCacheUpdates(t *testing.T) {
 	hopping := Hopping(40*time.Millisecond, 10*time.Millisecond, 15*time.Millisecond)
 	session := Session(9*time.Millisecond, 10*time.Millisecond)
 	sb := stream.NewBuilder()
-	g := stream.GroupByKey(stream.From(sb, "events", codec.String(), codec.String()), codec.String(), codec.String())
+	g := stream.GroupByKey(stream.From(sb, "events", codec.String(), codec.String()))
 	wc := WindowedCodec(codec.String())
-	Count(g, hopping, "hop-counts", CacheUpdates()).ToStream().To("hops", wc, codec.Int64())
-	Count(g, session, "session-counts", CacheUpdates()).ToStream().To("sessions", wc, codec.Int64())
+	Count(g, hopping, "hop-counts", CacheUpdates()).ToStream().To("hops")
+	Count(g, session, "session-counts", CacheUpdates()).ToStream().To("sessions")
 	topo, err := sb.Build()
 	require.NoError(t, err)
 
@@ -595,9 +594,9 @@ func TestIdleAdvance(t *testing.T) {
 	}
 	w := Tumbling(10*time.Millisecond, 5*time.Millisecond)
 	sb := stream.NewBuilder()
-	g := stream.GroupByKey(stream.From(sb, "events", codec.String(), codec.String()), codec.String(), codec.String())
+	g := stream.GroupByKey(stream.From(sb, "events", codec.String(), codec.String()))
 	wc := WindowedCodec(codec.String())
-	Count(g, w, "counts", EmitOnWindowClose(), WithTaskStreamTime()).ToStream().To("final", wc, codec.Int64())
+	Count(g, w, "counts", EmitOnWindowClose(), WithTaskStreamTime()).ToStream().To("final")
 	topo, err := sb.Build()
 	require.NoError(t, err)
 
@@ -647,14 +646,14 @@ func TestJoinIdleAdvance(t *testing.T) {
 	}
 	sb := stream.NewBuilder()
 	str := codec.String()
-	l := stream.GroupByKey(stream.From(sb, "clicks", str, str), str, str)
-	r := stream.GroupByKey(stream.From(sb, "views", str, str), str, str)
+	l := stream.GroupByKey(stream.From(sb, "clicks", str, str))
+	r := stream.GroupByKey(stream.From(sb, "views", str, str))
 	LeftJoin(l, r, JoinTimeDifference(5*time.Millisecond, 5*time.Millisecond), func(_, v1, v2 string, ok bool) string {
 		if !ok {
 			v2 = "-"
 		}
 		return v1 + "+" + v2
-	}, "j", WithTaskStreamTime()).To("joined", str, str)
+	}, "j", WithTaskStreamTime()).To("joined")
 	topo, err := sb.Build()
 	require.NoError(t, err)
 	base := time.Now().Add(-time.Hour).UnixMilli()
@@ -698,9 +697,9 @@ func TestExpiryAfterRestore(t *testing.T) {
 	}
 	tumbling := Tumbling(10*time.Millisecond, 0).WithRetention(40 * time.Millisecond)
 	sb := stream.NewBuilder()
-	g := stream.GroupByKey(stream.From(sb, "events", codec.String(), codec.String()), codec.String(), codec.String())
+	g := stream.GroupByKey(stream.From(sb, "events", codec.String(), codec.String()))
 	counts := Count(g, tumbling, "counts")
-	counts.ToStream().To("counts", WindowedCodec(codec.String()), codec.Int64())
+	counts.ToStream().To("counts")
 	topo, err := sb.Build()
 	require.NoError(t, err)
 
@@ -789,10 +788,10 @@ func TestLateMetric(t *testing.T) {
 		require.NoError(t, b.CreateTopic(ctx, topic, broker.TopicConfig{Partitions: 1}))
 	}
 	sb := stream.NewBuilder()
-	g := stream.GroupByKey(stream.From(sb, "events", str, str), str, str)
-	Count(g, Tumbling(10*time.Millisecond, 0), "counts").ToStream().To("counts", WindowedCodec(str), codec.Int64())
-	v := stream.GroupByKey(stream.From(sb, "views", str, str), str, str)
-	Join(v, g, JoinTimeDifference(10*time.Millisecond, 0), func(_, a, b string) string { return a + b }, "j").To("joined", str, str)
+	g := stream.GroupByKey(stream.From(sb, "events", str, str))
+	Count(g, Tumbling(10*time.Millisecond, 0), "counts").ToStream().To("counts")
+	v := stream.GroupByKey(stream.From(sb, "views", str, str))
+	Join(v, g, JoinTimeDifference(10*time.Millisecond, 0), func(_, a, b string) string { return a + b }, "j").To("joined")
 	topo, err := sb.Build()
 	require.NoError(t, err)
 	t0 := time.Now().Add(-time.Hour).UnixMilli()

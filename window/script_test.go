@@ -109,7 +109,7 @@ func newScript(t *testing.T, td *datadriven.TestData) (*script, error) {
 		opts = append(opts, EmitOnWindowClose())
 	}
 	b := stream.NewBuilder()
-	g := stream.GroupByKey(stream.From(b, "in", codec.String(), codec.String()), codec.String(), codec.String())
+	g := stream.GroupByKey(stream.From(b, "in", codec.String(), codec.String()))
 	wc := WindowedCodec(codec.String())
 	concat := func(a, b string) string { return a + "+" + b }
 	switch agg {
@@ -117,7 +117,7 @@ func newScript(t *testing.T, td *datadriven.TestData) (*script, error) {
 		s.count = true
 		counts := Count(g, w, "windows", opts...)
 		stream.MapValues(counts.ToStream(), func(n int64) string { return strconv.FormatInt(n, 10) }).
-			To("out", wc, codec.String())
+			To("out")
 	case "concat":
 		var tbl Table[string, string]
 		if kind == "session" {
@@ -137,7 +137,7 @@ func newScript(t *testing.T, td *datadriven.TestData) (*script, error) {
 		} else {
 			tbl = Reduce(g, w, concat, "windows", opts...)
 		}
-		tbl.ToStream().To("out", wc, codec.String())
+		tbl.ToStream().To("out")
 	default:
 		t.Fatalf("unknown agg %q", agg)
 	}

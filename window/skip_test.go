@@ -65,14 +65,14 @@ func siblingTopology(t *testing.T, opts []stream.Option) *stream.Topology {
 	t.Helper()
 	b := stream.NewBuilder()
 	src := stream.From(b, "in", codec.String(), codec.String())
-	g := stream.GroupByKey(src, codec.String(), codec.String())
+	g := stream.GroupByKey(src)
 	Count(g, Tumbling(10*time.Millisecond, NoGrace), "counts", opts...).
-		ToStream().To("out", WindowedCodec(codec.String()), codec.Int64())
+		ToStream().To("out")
 	src.Peek(func(_ string, v string) {
 		if v == "boom" {
 			panic("boom")
 		}
-	}).To("audit", codec.String(), codec.String())
+	}).To("audit")
 	topo, err := b.Build()
 	require.NoError(t, err)
 	return topo
@@ -171,14 +171,14 @@ func TestSiblingFailureJoin(t *testing.T) {
 	left := stream.From(b, "left", codec.String(), codec.String())
 	right := stream.From(b, "right", codec.String(), codec.String())
 	stats := new(Stats)
-	Join(stream.GroupByKey(left, codec.String(), codec.String()), stream.GroupByKey(right, codec.String(), codec.String()),
+	Join(stream.GroupByKey(left), stream.GroupByKey(right),
 		JoinTimeDifference(10*time.Millisecond, NoGrace), func(_ string, a, b string) string { return a + b }, "joins", WithStats(stats)).
-		To("out", codec.String(), codec.String())
+		To("out")
 	left.Peek(func(_ string, v string) {
 		if v == "boom" {
 			panic("boom")
 		}
-	}).To("audit", codec.String(), codec.String())
+	}).To("audit")
 	topo, err := b.Build()
 	require.NoError(t, err)
 	d, err := streamtest.New(topo)

@@ -16,7 +16,7 @@ import (
 
 func buildCount(w window.Windows, opts ...stream.Option) error {
 	b := stream.NewBuilder()
-	g := stream.GroupByKey(stream.From(b, "in", codec.String(), codec.String()), codec.String(), codec.String())
+	g := stream.GroupByKey(stream.From(b, "in", codec.String(), codec.String()))
 	window.Count(g, w, "counts", opts...)
 	_, err := b.Build()
 	return err
@@ -71,7 +71,7 @@ func TestBuildErrors(t *testing.T) {
 
 func TestBuildErrorsOfSteps(t *testing.T) {
 	b := stream.NewBuilder()
-	g := stream.GroupByKey(stream.From(b, "in", codec.String(), codec.String()), codec.String(), codec.String())
+	g := stream.GroupByKey(stream.From(b, "in", codec.String(), codec.String()))
 	w := window.Tumbling(time.Second, 0)
 	window.Count(g, w, "a")
 	window.Count(g, w, "a", stream.Named("again"))
@@ -184,15 +184,15 @@ func TestWindowsAccessors(t *testing.T) {
 func TestJoinBuildErrors(t *testing.T) {
 	b := stream.NewBuilder()
 	str := codec.String()
-	l := stream.GroupByKey(stream.From(b, "l", str, str), str, str)
-	r := stream.GroupByKey(stream.From(b, "r", str, str), str, str)
+	l := stream.GroupByKey(stream.From(b, "l", str, str))
+	r := stream.GroupByKey(stream.From(b, "r", str, str))
 	ok := window.JoinTimeDifference(time.Second, 0)
 	window.Join(l, r, window.JoinTimeDifference(-time.Millisecond, time.Microsecond), func(_, a, b string) string { return a + b }, "j1")
 	window.Join[string, string, string, string](l, r, ok, nil, "j2")
 	window.LeftJoin(l, r, ok, func(_, a, b string, _ bool) string { return a + b }, "j2")
 	window.OuterJoin(l, r, ok, func(_, a string, _ bool, b string, _ bool) string { return a + b }, "j3", window.EmitOnWindowClose())
 	other := stream.NewBuilder()
-	o := stream.GroupByKey(stream.From(other, "o", str, str), str, str)
+	o := stream.GroupByKey(stream.From(other, "o", str, str))
 	window.Join(l, o, ok, func(_, a, b string) string { return a + b }, "j4")
 	window.Join(l, r, window.JoinTimeDifference(100*365*24*time.Hour, 0), func(_, a, b string) string { return a + b }, "j5")
 	_, err := b.Build()

@@ -317,7 +317,7 @@ func runFramework(ctx context.Context, b broker.Broker, round int) (result, erro
 	sb := stream.NewBuilder()
 	in := stream.From(sb, "input", codec.Bytes(), codec.Bytes())
 	kept := in.Filter(func(_, v []byte) bool { return keep(v) })
-	stream.MapValues(kept, transform).To(out, codec.Bytes(), codec.Bytes())
+	stream.MapValues(kept, transform).To(out)
 	topo, err := sb.Build()
 	if err != nil {
 		return result{}, err

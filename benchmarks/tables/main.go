@@ -442,8 +442,8 @@ func profileCPU() (stop func(), err error) {
 func topology() (*stream.Topology, error) {
 	sb := stream.NewBuilder()
 	in := stream.From(sb, inputTopic, codec.String(), codec.Bytes())
-	g := stream.GroupByKey(in, codec.String(), codec.Bytes())
-	table.Count(g, storeName).ToStream().To(outputTopic, codec.String(), codec.Int64())
+	g := stream.GroupByKey(in)
+	table.Count(g, storeName).ToStream().To(outputTopic)
 	return sb.Build()
 }
 

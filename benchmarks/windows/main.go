@@ -240,8 +240,8 @@ func runChild() (err error) {
 		return fmt.Errorf("-case-emit %q: want updates, cached or final", *caseEmit)
 	}
 	sb := stream.NewBuilder()
-	g := stream.GroupByKey(stream.From(sb, inputTopic, codec.String(), codec.Bytes()), codec.String(), codec.Bytes())
-	window.Count(g, w, storeName, opts...).ToStream().To(outputTopic, window.WindowedCodec(codec.String()), codec.Int64())
+	g := stream.GroupByKey(stream.From(sb, inputTopic, codec.String(), codec.Bytes()))
+	window.Count(g, w, storeName, opts...).ToStream().To(outputTopic)
 	topo, err := sb.Build()
 	if err != nil {
 		return err

@@ -224,11 +224,11 @@ func topology() (*stream.Topology, error) {
 	enriched := table.LeftJoin(orders, customers, func(_ string, o Order, c Customer, found bool) EnrichedOrder {
 		return EnrichedOrder{Order: o, Known: found, Name: c.Name, Country: c.Country}
 	})
-	enriched.To(enrichedTopic, codec.String(), codec.JSON[EnrichedOrder]())
+	enriched.To(enrichedTopic, stream.WithValueCodec(codec.JSON[EnrichedOrder]()))
 
 	byCountry := table.GroupBy(customers, func(id string, c Customer) (string, string) { return c.Country, id },
 		codec.String(), codec.String(), stream.Named("by-country"))
-	byCountry.Count(countsStore).ToStream().To(countsTopic, codec.String(), codec.Int64())
+	byCountry.Count(countsStore).ToStream().To(countsTopic)
 	return b.Build()
 }
 

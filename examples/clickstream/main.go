@@ -164,10 +164,9 @@ func topology() (*stream.Topology, error) {
 	}, stream.Named("enrich"))
 
 	byType := enriched.Split(stream.Named("by-type"))
-	out := codec.Msgpack[Enriched]()
-	byType.Branch("clicks", func(_ string, v Enriched) bool { return v.Type == "click" }).To("clicks", codec.String(), out)
-	byType.Branch("purchases", func(_ string, v Enriched) bool { return v.Type == "purchase" }).To("purchases", codec.String(), out)
-	byType.Default().To("views", codec.String(), out)
+	byType.Branch("clicks", func(_ string, v Enriched) bool { return v.Type == "click" }).To("clicks")
+	byType.Branch("purchases", func(_ string, v Enriched) bool { return v.Type == "purchase" }).To("purchases")
+	byType.Default().To("views")
 	return b.Build()
 }
 

@@ -205,7 +205,7 @@ func Topology(stats *window.Stats) (*stream.Topology, error) {
 	rc := codec.JSON[Reading]()
 	readings := stream.From(b, "car-readings", codec.String(), rc, stream.Named("car-readings"),
 		stream.WithTimestamp(func(_ string, r Reading, _ time.Time) time.Time { return r.At }))
-	byCar := stream.GroupByKey(readings, codec.String(), rc)
+	byCar := stream.GroupByKey(readings)
 	perMinute := window.Aggregate(byCar, window.Tumbling(windowSize, windowGrace),
 		func() acc { return acc{MinTemp: math.Inf(1), MinFuel: math.Inf(1)} },
 		func(_ string, r Reading, a acc) acc {
@@ -223,7 +223,7 @@ func Topology(stats *window.Stats) (*stream.Topology, error) {
 			AvgSpeedKmh: a.SumSpeed / float64(a.N), AvgTempC: a.SumTemp / float64(a.N),
 			MinTempC: a.MinTemp, MinFuelPct: a.MinFuel}
 	}, stream.Named("to-minute"))
-	minutes.To("car-minutes", codec.String(), codec.JSON[Minute]())
+	minutes.To("car-minutes", stream.WithValueCodec(codec.JSON[Minute]()))
 	alerts := stream.FlatMapValues(minutes, func(m Minute) iter.Seq[Alert] {
 		return func(yield func(Alert) bool) {
 			if m.MinTempC > overheatC && !yield(Alert{Car: m.Car, Minute: m.Start, Kind: "overheat", Value: m.MinTempC}) {
@@ -234,7 +234,7 @@ func Topology(stats *window.Stats) (*stream.Topology, error) {
 			}
 		}
 	}, stream.Named("alerts"))
-	alerts.To("car-alerts", codec.String(), codec.JSON[Alert]())
+	alerts.To("car-alerts", stream.WithValueCodec(codec.JSON[Alert]()))
 	return b.Build()
 }
 

@@ -176,7 +176,7 @@ func Topology(stats *window.Stats) (*stream.Topology, error) {
 	views := stream.From(b, "page-views", codec.String(), codec.JSON[PageView](),
 		stream.Named("page-views"),
 		stream.WithTimestamp(func(_ string, v PageView, _ time.Time) time.Time { return v.At }))
-	byUser := stream.GroupByKey(views, codec.String(), codec.JSON[PageView]())
+	byUser := stream.GroupByKey(views)
 	pages := window.AggregateSessions(byUser, window.Session(gap, grace),
 		func() int64 { return 0 },
 		func(_ string, _ PageView, n int64) int64 { return n + 1 },
@@ -189,7 +189,7 @@ func Topology(stats *window.Stats) (*stream.Topology, error) {
 		s.LengthMs = s.Length().Milliseconds()
 		return w.Key, s
 	}, stream.Named("to-session"))
-	sessions.To("sessions", codec.String(), codec.JSON[Session]())
+	sessions.To("sessions", stream.WithValueCodec(codec.JSON[Session]()))
 	return b.Build()
 }
 

@@ -223,8 +223,8 @@ func topology() (*stream.Topology, error) {
 	b := stream.NewBuilder()
 	lines := stream.From(b, linesTopic, codec.String(), codec.String())
 	words := stream.FlatMapValues(lines, func(line string) iter.Seq[string] { return tokens(line) })
-	byWord := stream.GroupBy(words, func(_, w string) string { return w }, codec.String(), codec.String(), stream.Named("by-word"))
-	table.Count(byWord, "word-counts").ToStream().To(countTopic, codec.String(), codec.Int64())
+	byWord := stream.GroupBy(words, func(_, w string) string { return w }, stream.Named("by-word"))
+	table.Count(byWord, "word-counts").ToStream().To(countTopic)
 	return b.Build()
 }
 

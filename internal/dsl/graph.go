@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/duality-streams/duality/codec"
 	"github.com/duality-streams/duality/internal/topology"
 )
 
@@ -201,15 +202,32 @@ func (g *Graph) AddInternalTopic(t InternalTopic) { g.internal = append(g.intern
 // modified.
 func (g *Graph) Nodes() []*Node { return g.nodes }
 
-// Stream is the untyped core of a typed stream handle: the node whose
-// output the stream carries. Public handle types are defined over it
-// (type Stream[K, V any] dsl.Stream[K, V]) so sibling packages convert
-// handles without import cycles. The zero Stream refers to no node.
-type Stream[K, V any] struct{ node *Node }
+// Stream is the core of a typed stream handle: the node whose output the
+// stream carries, and the codecs of its keys and values. Public handle
+// types are defined over it (type Stream[K, V any] dsl.Stream[K, V]) so
+// sibling packages convert handles without import cycles. The zero Stream
+// refers to no node and has no codecs.
+//
+// The codecs are the handle's: a source's are the ones it was given, a
+// step that keeps a type keeps its codec, and a step that makes a new
+// type uses codec.For of it unless an option gives one (see [CodecFor],
+// [KeyCodec]). Steps that write a topic or a store use them unless an
+// option overrides them.
+type Stream[K, V any] struct {
+	node *Node
+	kc   codec.Codec[K]
+	vc   codec.Codec[V]
+}
 
-// NewStream returns the handle of n's output.
-func NewStream[K, V any](n *Node) Stream[K, V] { return Stream[K, V]{node: n} }
+// NewStream returns the handle of n's output, with the codecs kc and vc.
+func NewStream[K, V any](n *Node, kc codec.Codec[K], vc codec.Codec[V]) Stream[K, V] {
+	return Stream[K, V]{node: n, kc: kc, vc: vc}
+}
 
 // StreamNode returns the node whose output s carries (nil for the zero
 // Stream).
 func StreamNode[K, V any](s Stream[K, V]) *Node { return s.node }
+
+// StreamCodecs returns the key and value codecs of s (nil for the zero
+// Stream, and for a source given nil codecs, which Build reports).
+func StreamCodecs[K, V any](s Stream[K, V]) (codec.Codec[K], codec.Codec[V]) { return s.kc, s.vc }

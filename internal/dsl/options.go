@@ -50,7 +50,9 @@ type StepConfig struct {
 	stepErrs []error
 }
 
-// CodecOption is a codec an option gives: a codec.Codec[T] and T.
+// CodecOption is a codec an option gives: a codec.Codec[T] (nil when the
+// option was given a nil codec: the step that uses it reports that) and
+// T.
 type CodecOption struct {
 	Codec any
 	Type  reflect.Type
@@ -128,7 +130,9 @@ func (c *StepConfig) Report(g *Graph, op, name string, accepts ...string) {
 
 // KeyCodec returns the key codec a WithKeyCodec option in c gave, else
 // def. A codec of another type than K is recorded as an error matching
-// ErrInvalidOption (see [StepConfig.Report]), and def is returned.
+// ErrInvalidOption (see [StepConfig.Report]), and def is returned. A nil
+// codec given is returned: the steps that encode with codecs report nil
+// ones (ErrNilCodec).
 func KeyCodec[K any](c *StepConfig, def codec.Codec[K]) codec.Codec[K] {
 	return optionCodec(c, c.KeyCodec, OptWithKeyCodec, "keys", def)
 }
@@ -146,15 +150,21 @@ func optionCodec[T any](c *StepConfig, o *CodecOption, opt, part string, def cod
 		c.stepErrs = append(c.stepErrs, fmt.Errorf("%w: %s gives a codec of %v, the step's %s are %v", ErrInvalidOption, opt, o.Type, part, t))
 		return def
 	}
+	if o.Codec == nil {
+		return nil
+	}
 	return o.Codec.(codec.Codec[T])
 }
 
-// CodecFor returns the codec of a step's output of type T whose input
-// was encoded with in: in itself when it is a codec.Codec[T] (the step
-// keeps the type, so it keeps the codec), else codec.For[T]().
-func CodecFor[T any](in any) codec.Codec[T] {
-	if c, ok := in.(codec.Codec[T]); ok && c != nil {
-		return c
+// CodecFor returns the codec of a step's output of type T whose inputs
+// were encoded with the codecs in: the first of them that is a
+// codec.Codec[T] (the output keeps the type of that input, so it keeps its
+// codec), else codec.For[T]().
+func CodecFor[T any](in ...any) codec.Codec[T] {
+	for _, c := range in {
+		if c, ok := c.(codec.Codec[T]); ok && c != nil {
+			return c
+		}
 	}
 	return codec.For[T]()
 }
