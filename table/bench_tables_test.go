@@ -19,7 +19,7 @@ import (
 func BenchmarkTableGroupByMove(b *testing.B) {
 	d := benchDriver(b, func(sb *stream.Builder) {
 		users := table.From(sb, "users", str, str, "users")
-		table.GroupBy(users, func(u, region string) (string, string) { return region, u }, str, str).
+		table.GroupBy(users, func(u, region string) (string, string) { return region, u }).
 			Count("per-region").ToStream().To("counts")
 	})
 	in := streamtest.Input(d, "users", str, str)

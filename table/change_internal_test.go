@@ -109,7 +109,7 @@ func TestAggregateOldValueIsACopy(t *testing.T) {
 	seen := Aggregate(stream.GroupByKey(stream.From(b, "in", str, str)),
 		func() map[string]bool { return map[string]bool{} },
 		func(_ string, v string, a map[string]bool) map[string]bool { a[v] = true; return a },
-		codec.JSON[map[string]bool](), "seen")
+		"seen", stream.WithValueCodec(codec.JSON[map[string]bool]()))
 	recordChanges(seen, &got)
 	topo, err := b.Build()
 	require.NoError(t, err)

@@ -73,7 +73,8 @@
 // FlatMap, Process) and for a stream computed in a sub-topology that
 // feeds the table's through an internal topic; in both cases call
 // Repartition on the stream before the join. Unlike Kafka Streams, the
-// join does not repartition automatically (it has no codecs to do it).
+// join does not repartition automatically: a repartition topic is a
+// choice the topology should show.
 //
 // # Table-table joins
 //
@@ -147,9 +148,8 @@
 //
 // Choices that differ from Kafka Streams: the extractor returns a KO, not
 // a nullable one, so a left row without a foreign key needs a key the
-// right table never holds (its subscription is kept like any other); and
-// the join takes the codecs of both tables and of the result
-// positionally (tables carry no codecs here). The hash check requires a
+// right table never holds (its subscription is kept like any other). The
+// join encodes with the tables' codecs; the hash check requires a
 // deterministic left value codec (codec.JSON and codec.Msgpack are).
 //
 // # Table GroupBy
@@ -189,12 +189,25 @@
 // The Grouped value carries the key and value codecs the aggregation
 // stores with.
 //
+// # Codecs
+//
+// A [Table] carries its key and value codecs ([Table.KeyCodec],
+// [Table.ValueCodec]), as a stream does: a table from [From] has the
+// codecs given there, an aggregation the grouping's key codec and the
+// codec of its values (codec.Int64 for counts, the grouping's value codec
+// for Reduce, codec.For of the aggregate type for [Aggregate] and
+// [AggregateTable]), and the steps that derive tables keep them or use
+// codec.For of a new type (MapValues, joins, GroupBy). Stores,
+// repartition topics and ToStream().To encode with them;
+// stream.WithKeyCodec and stream.WithValueCodec override them where a
+// step takes them (each step's documentation says which).
+//
 // # State and changelogs
 //
 // Each aggregation owns the state store named by its store argument: keys
 // are the grouped keys encoded with the Grouped key codec, values the
-// aggregates encoded with the aggregate codec (int64 for Count, the
-// Grouped value codec for Reduce). Every update is written to the store,
+// aggregates encoded with the table's value codec (see Codecs). Every
+// update is written to the store,
 // and each commit of the task logs the newest value of every key written
 // since the previous commit to "<app-id>-<store>-changelog", as for
 // stream.Process stores; a store name must form a valid topic name

@@ -51,8 +51,8 @@ func TestBuildErrors(t *testing.T) {
 			build: func(b *stream.Builder) {
 				g := stream.GroupByKey(stream.From(b, "in", str, i64))
 				table.Reduce(g, nil, "r")
-				table.Aggregate(g, nil, func(string, int64, int64) int64 { return 0 }, i64, "a1")
-				table.Aggregate(g, func() int64 { return 0 }, nil, i64, "a2")
+				table.Aggregate(g, nil, func(string, int64, int64) int64 { return 0 }, "a1")
+				table.Aggregate(g, func() int64 { return 0 }, nil, "a2")
 				stream.GroupBy(stream.From(b, "in2", str, i64), (func(string, int64) string)(nil))
 			},
 			want: []error{stream.ErrNilFunc},
@@ -65,7 +65,7 @@ func TestBuildErrors(t *testing.T) {
 				table.Count(stream.GroupByKey(s, stream.WithKeyCodec[string](nil)), "c1")
 				table.Reduce(stream.GroupByKey(s, stream.WithValueCodec[int64](nil)), sum, "c2")
 				table.Aggregate(stream.GroupByKey(s), func() int64 { return 0 },
-					func(string, int64, int64) int64 { return 0 }, nil, "c3")
+					func(string, int64, int64) int64 { return 0 }, "c3", stream.WithValueCodec[int64](nil))
 				table.Count(stream.GroupBy(s, func(k string, _ int64) string { return k }, stream.WithKeyCodec[string](nil)), "c4")
 			},
 			want: []error{stream.ErrNilCodec},

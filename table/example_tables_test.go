@@ -17,7 +17,7 @@ func ExampleGroupBy() {
 	b := stream.NewBuilder()
 	users := table.From(b, "users", codec.String(), codec.String(), "users") // user -> region
 	byRegion := table.GroupBy(users, func(user, region string) (string, string) { return region, user },
-		codec.String(), codec.String(), stream.Named("by-region"))
+		stream.Named("by-region"))
 	byRegion.Count("users-per-region").ToStream().To("region-counts")
 	topo, err := b.Build()
 	if err != nil {

@@ -45,21 +45,28 @@ import (
 // partitioned like left's. Right's side keeps the subscriptions (which
 // left keys refer to which foreign key) in the state store
 // "<store>-subscription-store"; the results are materialised in the state
-// store named store, keyed by left's keys encoded with kc, so they can be
-// queried and joined further. Both stores are logged to changelog topics
-// and restored from them like an aggregation's.
+// store named store, keyed by left's keys encoded with left's key codec,
+// so they can be queried and joined further. Both stores are logged to
+// changelog topics and restored from them like an aggregation's.
 //
-// The codecs encode what crosses the internal topics and the stores: kc
-// left's keys, vc left's values, koc right's keys (the foreign keys: koc
-// must encode them as right's topic is keyed, because subscriptions are
-// partitioned by those bytes with Kafka's default partitioner), voc
-// right's values, and vrc the results. vc must be deterministic: a
-// response from right is applied only if the hash of left's current value
-// encoded with vc equals the hash sent with the subscription, which is how
-// responses made stale by a newer left update are dropped. A left row
-// with no foreign key needs a key right never holds (for example "").
+// The tables' codecs encode what crosses the internal topics and the
+// stores: left's key and value codecs its keys and values, right's key
+// codec the foreign keys (as right's topic is keyed, because
+// subscriptions are partitioned by those bytes with Kafka's default
+// partitioner), right's value codec its values; the results are stored
+// with codec.For[VR] (left's or right's value codec when VR is V or VO),
+// or the codec stream.WithValueCodec gives. Left's value codec must be
+// deterministic: a response from right is applied only if the hash of
+// left's current value, encoded, equals the hash sent with the
+// subscription, which is how responses made stale by a newer left update
+// are dropped. A left row with no foreign key needs a key right never
+// holds (for example "").
 //
-// The join's steps are named "fk-join-..."; Build reports nil functions
+// Options: stream.Named (default: the result step "fk-join-<n>" and its
+// parts "fk-join-subscribe-<n>", ...; named, the parts are
+// "<name>-subscribe", "<name>-subscription", "<name>-foreign",
+// "<name>-subscription-sink", ...), stream.WithValueCodec. Build reports
+// nil functions
 // (stream.ErrNilFunc), nil codecs (stream.ErrNilCodec), an invalid store
 // name (stream.ErrInvalidOption), a store name already used
 // (stream.ErrStoreConflict) and tables of two builders
@@ -67,13 +74,12 @@ import (
 // self-join: employees with their manager's row) or tables of one
 // sub-topology, which then reads the internal topics it writes.
 func JoinByForeignKey[K, V, KO, VO, VR any](left Table[K, V], right Table[KO, VO], fk func(v V) KO, joiner func(v V, vo VO) VR,
-	kc codec.Codec[K], vc codec.Codec[V], koc codec.Codec[KO], voc codec.Codec[VO], vrc codec.Codec[VR], store string, opts ...stream.Option) Table[K, VR] {
+	store string, opts ...stream.Option) Table[K, VR] {
 	var j func(V, VO, bool) VR
 	if joiner != nil {
 		j = func(v V, vo VO, _ bool) VR { return joiner(v, vo) }
 	}
-	return fkJoin(fkSpec[K, V, KO, VO, VR]{op: "fk-join", left: left, right: right, fk: fk, joiner: j,
-		kc: kc, vc: vc, koc: koc, voc: voc, vrc: vrc, store: store, opts: opts})
+	return fkJoin(fkSpec[K, V, KO, VO, VR]{op: "fk-join", left: left, right: right, fk: fk, joiner: j, store: store, opts: opts})
 }
 
 // LeftJoinByForeignKey is [JoinByForeignKey] that keeps every left row
@@ -86,12 +92,12 @@ func JoinByForeignKey[K, V, KO, VO, VR any](left Table[K, V], right Table[KO, VO
 // "fk-left-join-..."; arguments, topics, stores and Build errors as for
 // JoinByForeignKey.
 func LeftJoinByForeignKey[K, V, KO, VO, VR any](left Table[K, V], right Table[KO, VO], fk func(v V) KO, joiner func(v V, vo VO, found bool) VR,
-	kc codec.Codec[K], vc codec.Codec[V], koc codec.Codec[KO], voc codec.Codec[VO], vrc codec.Codec[VR], store string, opts ...stream.Option) Table[K, VR] {
-	return fkJoin(fkSpec[K, V, KO, VO, VR]{op: "fk-left-join", leftJoin: true, left: left, right: right, fk: fk, joiner: joiner,
-		kc: kc, vc: vc, koc: koc, voc: voc, vrc: vrc, store: store, opts: opts})
+	store string, opts ...stream.Option) Table[K, VR] {
+	return fkJoin(fkSpec[K, V, KO, VO, VR]{op: "fk-left-join", leftJoin: true, left: left, right: right, fk: fk, joiner: joiner, store: store, opts: opts})
 }
 
-// fkSpec is one foreign-key join as the user declared it.
+// fkSpec is one foreign-key join as the user declared it, with the codecs
+// fkJoin takes from the tables and the options.
 type fkSpec[K, V, KO, VO, VR any] struct {
 	op       string
 	leftJoin bool
@@ -148,6 +154,9 @@ func fkJoin[K, V, KO, VO, VR any](sp fkSpec[K, V, KO, VO, VR]) Table[K, VR] {
 	}
 	g := ln.Graph()
 	cfg := dsl.ApplyOptions(sp.opts)
+	sp.kc, sp.vc = sp.left.KeyCodec(), sp.left.ValueCodec()
+	sp.koc, sp.voc = sp.right.KeyCodec(), sp.right.ValueCodec()
+	sp.vrc = dsl.ValueCodec(cfg, dsl.CodecFor[VR](sp.vc, sp.voc))
 	subTopic, respTopic := fkSubscriptionTopic(sp.store), fkResponseTopic(sp.store)
 	subStore := fkSubscriptionStore(sp.store)
 	leftSource, rightSource := sourceOf(ln), sourceOf(rn)
@@ -188,7 +197,7 @@ func fkJoin[K, V, KO, VO, VR any](sp fkSpec[K, V, KO, VO, VR]) Table[K, VR] {
 	claimStore(g, result, sp.store, "a foreign-key join needs a store of its own")
 	result.Instantiate = func(task *dsl.Task) (any, error) { return sp.results(task, result) }
 	g.AddNode(result, respSource, subscribe)
-	cfg.Report(g, sp.op, result.Name, namedOnly...)
+	cfg.Report(g, sp.op, result.Name, valueOpts...)
 
 	// Left and right may be (or later become) one sub-topology, which then
 	// reads both topics it writes (a table joined with itself).

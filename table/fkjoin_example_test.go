@@ -25,7 +25,7 @@ func ExampleJoinByForeignKey() {
 	shipping := table.JoinByForeignKey(orders, customers,
 		func(o Order) string { return o.Customer },
 		func(o Order, name string) string { return o.Item + " for " + name },
-		codec.String(), codec.JSON[Order](), codec.String(), codec.String(), codec.String(), "shipping")
+		"shipping")
 	shipping.ToStream().To("shipping-updates")
 	topo, err := b.Build()
 	if err != nil {

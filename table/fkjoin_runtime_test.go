@@ -315,10 +315,10 @@ func TestJoinByForeignKeyRuntimeFeedback(t *testing.T) {
 	str, oc := codec.String(), codec.JSON[fkOrder]()
 	b := stream.NewBuilder()
 	orders := table.From(b, "orders", str, oc, "orders")
-	perCustomer := table.GroupBy(orders, func(k string, o fkOrder) (string, string) { return o.Customer, k }, str, str).Count("per-customer")
+	perCustomer := table.GroupBy(orders, func(k string, o fkOrder) (string, string) { return o.Customer, k }).Count("per-customer")
 	table.JoinByForeignKey(orders, perCustomer, func(o fkOrder) string { return o.Customer },
 		func(o fkOrder, n int64) string { return fmt.Sprintf("%s: 1 of %d", o.Item, n) },
-		str, oc, str, codec.Int64(), str, "with-count").ToStream().To("with-count")
+		"with-count").ToStream().To("with-count")
 	topo, err := b.Build()
 	require.NoError(t, err)
 	app, err := duality.New("feedback", topo, brk, duality.CommitInterval(5*time.Millisecond))
@@ -440,7 +440,7 @@ func TestJoinByForeignKeyRuntimeSelf(t *testing.T) {
 	people := table.From(b, "people", str, str, "people")
 	table.JoinByForeignKey(people, people, func(manager string) string { return manager },
 		func(manager, grand string) string { return manager + "/" + grand },
-		str, str, str, str, str, "chain").ToStream().To("chains")
+		"chain").ToStream().To("chains")
 	topo, err := b.Build()
 	require.NoError(t, err)
 	app, err := duality.New("self", topo, brk, duality.CommitInterval(5*time.Millisecond))

@@ -23,7 +23,7 @@ func init() {
 			item := func(o string) string { _, it, _ := strings.Cut(o, ":"); return it }
 			table.JoinByForeignKey(orders, customers, customer,
 				func(o, name string) string { return item(o) + " for " + name },
-				str, str, str, str, str, "inner").ToStream().To("inner")
+				"inner").ToStream().To("inner")
 			table.LeftJoinByForeignKey(orders, customers, customer,
 				func(o, name string, found bool) string {
 					if !found {
@@ -31,7 +31,7 @@ func init() {
 					}
 					return item(o) + " for " + name
 				},
-				str, str, str, str, str, "left").ToStream().To("left")
+				"left").ToStream().To("left")
 		},
 		topics: map[string]kvText{"orders": strs, "customers": strs, "inner": strs, "left": strs},
 		stores: map[string]kvText{"inner": strs, "left": strs, "orders": strs, "customers": strs},

@@ -47,11 +47,11 @@ func fkJoinBuilderOf(left bool) *stream.Builder {
 				}
 				return o.Item + " for " + name
 			},
-			codec.String(), codec.JSON[fkOrder](), codec.String(), codec.String(), codec.String(), "enriched")
+			"enriched")
 	} else {
 		enriched = table.JoinByForeignKey(orders, customers, customer,
 			func(o fkOrder, name string) string { return o.Item + " for " + name },
-			codec.String(), codec.JSON[fkOrder](), codec.String(), codec.String(), codec.String(), "enriched")
+			"enriched")
 	}
 	enriched.ToStream().To("enriched-changes")
 	return b
@@ -291,8 +291,8 @@ func TestJoinByForeignKeyDerived(t *testing.T) {
 		Filter(func(_, name string) bool { return name != "BANNED" })
 	enriched := table.JoinByForeignKey(orders, customers, func(o fkOrder) string { return o.Customer },
 		func(_ fkOrder, name string) string { return name },
-		codec.String(), codec.JSON[fkOrder](), codec.String(), codec.String(), codec.String(), "enriched")
-	perName := table.GroupBy(enriched, func(_, name string) (string, string) { return name, name }, codec.String(), codec.String()).Count("orders-per-name")
+		"enriched")
+	perName := table.GroupBy(enriched, func(_, name string) (string, string) { return name, name }).Count("orders-per-name")
 	perName.ToStream().To("per-name")
 	topo, err := b.Build()
 	require.NoError(t, err)
@@ -361,16 +361,16 @@ func TestJoinByForeignKeyBuildErrors(t *testing.T) {
 			name: "nil functions",
 			build: func(b *stream.Builder) {
 				o, c := table.From(b, "orders", str, orc, "orders"), table.From(b, "customers", str, str, "customers")
-				table.JoinByForeignKey(o, c, nil, joiner, str, orc, str, str, str, "j1")
-				table.LeftJoinByForeignKey[string, fkOrder, string, string, string](o, c, fk, nil, str, orc, str, str, str, "j2")
+				table.JoinByForeignKey(o, c, nil, joiner, "j1")
+				table.LeftJoinByForeignKey[string, fkOrder, string, string, string](o, c, fk, nil, "j2")
 			},
 			want: stream.ErrNilFunc,
 		},
 		{
 			name: "nil codecs",
 			build: func(b *stream.Builder) {
-				o, c := table.From(b, "orders", str, orc, "orders"), table.From(b, "customers", str, str, "customers")
-				table.JoinByForeignKey(o, c, fk, joiner, nil, nil, nil, nil, nil, "j")
+				o, c := table.From(b, "orders", str, orc, "orders"), table.From[string, string](b, "customers", str, nil, "customers")
+				table.JoinByForeignKey(o, c, fk, joiner, "j", stream.WithValueCodec[string](nil))
 			},
 			want: stream.ErrNilCodec,
 			msg:  "right value codec",
@@ -380,15 +380,15 @@ func TestJoinByForeignKeyBuildErrors(t *testing.T) {
 			build: func(b *stream.Builder) {
 				o := table.From(b, "orders", str, orc, "orders")
 				c := table.From(stream.NewBuilder(), "customers", str, str, "customers")
-				table.JoinByForeignKey(o, c, fk, joiner, str, orc, str, str, str, "j")
+				table.JoinByForeignKey(o, c, fk, joiner, "j")
 			},
 			want: stream.ErrForeignStream,
 		},
 		{
 			name: "the zero table",
 			build: func(b *stream.Builder) {
-				table.JoinByForeignKey(table.From(b, "orders", str, orc, "orders"), strT{}, fk, joiner, str, orc, str, str, str, "j")
-				table.JoinByForeignKey(ordT{}, table.From(b, "customers", str, str, "customers"), fk, joiner, str, orc, str, str, str, "j")
+				table.JoinByForeignKey(table.From(b, "orders", str, orc, "orders"), strT{}, fk, joiner, "j")
+				table.JoinByForeignKey(ordT{}, table.From(b, "customers", str, str, "customers"), fk, joiner, "j")
 			},
 			want: stream.ErrForeignStream,
 		},
@@ -396,7 +396,7 @@ func TestJoinByForeignKeyBuildErrors(t *testing.T) {
 			name: "a store name used twice",
 			build: func(b *stream.Builder) {
 				o, c := table.From(b, "orders", str, orc, "orders"), table.From(b, "customers", str, str, "customers")
-				table.JoinByForeignKey(o, c, fk, joiner, str, orc, str, str, str, "orders")
+				table.JoinByForeignKey(o, c, fk, joiner, "orders")
 			},
 			want: stream.ErrStoreConflict,
 		},
@@ -404,7 +404,7 @@ func TestJoinByForeignKeyBuildErrors(t *testing.T) {
 			name: "a subscription store name used twice",
 			build: func(b *stream.Builder) {
 				o, c := table.From(b, "orders", str, orc, "orders"), table.From(b, "customers", str, str, "j-subscription-store")
-				table.JoinByForeignKey(o, c, fk, joiner, str, orc, str, str, str, "j")
+				table.JoinByForeignKey(o, c, fk, joiner, "j")
 			},
 			want: stream.ErrStoreConflict,
 		},
@@ -412,7 +412,7 @@ func TestJoinByForeignKeyBuildErrors(t *testing.T) {
 			name: "an invalid store name",
 			build: func(b *stream.Builder) {
 				o, c := table.From(b, "orders", str, orc, "orders"), table.From(b, "customers", str, str, "customers")
-				table.JoinByForeignKey(o, c, fk, joiner, str, orc, str, str, str, "no spaces")
+				table.JoinByForeignKey(o, c, fk, joiner, "no spaces")
 			},
 			want: stream.ErrInvalidOption,
 		},
@@ -440,7 +440,7 @@ func TestJoinByForeignKeyFailures(t *testing.T) {
 		orders := table.From(b, "orders", codec.String(), codec.JSON[fkOrder](), "orders")
 		customers := table.From(b, "customers", codec.String(), codec.String(), "customers")
 		table.JoinByForeignKey(orders, customers, fk, joiner,
-			codec.String(), codec.JSON[fkOrder](), codec.String(), codec.String(), codec.String(), "enriched")
+			"enriched")
 		topo, err := b.Build()
 		require.NoError(t, err)
 		d, err := streamtest.New(topo, streamtest.AppID("app"))
@@ -498,7 +498,7 @@ func BenchmarkJoinByForeignKey(b *testing.B) {
 		customers := table.From(bld, "customers", codec.String(), codec.String(), "customers")
 		table.JoinByForeignKey(orders, customers, func(o fkOrder) string { return o.Customer },
 			func(o fkOrder, name string) string { return o.Item + " for " + name },
-			codec.String(), codec.JSON[fkOrder](), codec.String(), codec.String(), codec.String(), "enriched")
+			"enriched")
 		topo, err := bld.Build()
 		require.NoError(b, err)
 		d, err := streamtest.New(topo, streamtest.AppID("app"))
@@ -559,7 +559,7 @@ func TestJoinByForeignKeySelf(t *testing.T) {
 						grand = "-"
 					}
 					return manager + "/" + grand
-				}, str, str, str, str, str, "chain").ToStream().To("chains")
+				}, "chain").ToStream().To("chains")
 			topo, err := b.Build()
 			require.NoError(t, err)
 			d, err := streamtest.New(topo, streamtest.AppID("app"), streamtest.DefaultPartitions(2))
@@ -591,10 +591,10 @@ func TestJoinByForeignKeyFeedback(t *testing.T) {
 	ctx := t.Context()
 	b := stream.NewBuilder()
 	orders := table.From(b, "orders", str, codec.JSON[fkOrder](), "orders")
-	perCustomer := table.GroupBy(orders, func(k string, o fkOrder) (string, string) { return o.Customer, k }, str, str).Count("per-customer")
+	perCustomer := table.GroupBy(orders, func(k string, o fkOrder) (string, string) { return o.Customer, k }).Count("per-customer")
 	table.JoinByForeignKey(orders, perCustomer, func(o fkOrder) string { return o.Customer },
 		func(o fkOrder, n int64) string { return fmt.Sprintf("%s: 1 of %d", o.Item, n) },
-		str, codec.JSON[fkOrder](), str, codec.Int64(), str, "with-count")
+		"with-count")
 	topo, err := b.Build()
 	require.NoError(t, err)
 	d, err := streamtest.New(topo, streamtest.AppID("app"), streamtest.Partitions("orders", 3))
@@ -626,7 +626,7 @@ func TestJoinByForeignKeyComposes(t *testing.T) {
 	customers := table.From(b, "customers", str, str, "customers")
 	enriched := table.JoinByForeignKey(orders, customers, func(o fkOrder) string { return o.Customer },
 		func(o fkOrder, name string) string { return o.Item + " for " + name },
-		str, codec.JSON[fkOrder](), str, str, str, "enriched")
+		"enriched")
 	discounts := table.From(b, "discounts", str, i64, "discounts")
 	table.JoinTables(enriched, discounts, func(_, e string, pct int64) string { return fmt.Sprintf("%s, %d%% off", e, pct) }).
 		ToStream().To("discounted")

@@ -169,10 +169,11 @@ func joinGlobal[K, V, GK, GV, VR any](s stream.Stream[K, V], gt GlobalTable[GK, 
 	}
 	g := sn.Graph()
 	g.AddNode(n, sn)
-	cfg.Report(g, op, n.Name, namedOnly...)
+	skc, svc := dsl.StreamCodecs(dsl.Stream[K, V](s))
+	vrc := dsl.ValueCodec(cfg, dsl.CodecFor[VR](svc, vc))
+	cfg.Report(g, op, n.Name, valueOpts...)
 	if keyMapper == nil || joiner == nil {
 		g.AddError(fmt.Errorf("%s %q: %w", op, n.Name, stream.ErrNilFunc))
 	}
-	skc, svc := dsl.StreamCodecs(dsl.Stream[K, V](s))
-	return stream.Stream[K, VR](dsl.NewStream(n, skc, dsl.CodecFor[VR](svc, vc)))
+	return stream.Stream[K, VR](dsl.NewStream(n, skc, vrc))
 }

@@ -107,8 +107,10 @@ func (c rowChangeCodec[V]) OrderPreserving() bool { return false }
 // row (Kafka Streams' KTable#groupBy), for an aggregation with an adder
 // and a subtractor. selector(k, v) returns the row's group key and the
 // value that the aggregation adds to (and later subtracts from) that
-// group; kc2 and vc2 encode them on the repartition topic and in the
-// aggregation's store.
+// group. They are encoded on the repartition topic and in the
+// aggregation's store with codec.For of their types (t's key or value
+// codec for a type that is t's key or value type), or the codecs
+// stream.WithKeyCodec and stream.WithValueCodec give.
 //
 // Every change of a row is written to an automatic repartition topic
 // "<name>-repartition" (name from stream.Named, default
@@ -133,15 +135,20 @@ func (c rowChangeCodec[V]) OrderPreserving() bool { return false }
 //
 // selector is called once for the new row and once for the old one. The
 // step is named "table-group-by-<n>"; with stream.Named the repartition
-// topic and its sink and source are named after the name. Build reports a
-// nil selector (stream.ErrNilFunc), nil codecs (stream.ErrNilCodec) and
-// an invalid name (stream.ErrInvalidOption, broker.ErrInvalidTopicName).
-func GroupBy[K, V, K2, V2 any](t Table[K, V], selector func(K, V) (K2, V2), kc2 codec.Codec[K2], vc2 codec.Codec[V2], opts ...stream.Option) GroupedTable[K2, V2] {
+// topic and its sink and source are named after the name. Options:
+// stream.Named, stream.Partitions, stream.WithKeyCodec,
+// stream.WithValueCodec. Build reports a nil selector
+// (stream.ErrNilFunc), nil codecs (stream.ErrNilCodec) and an invalid name
+// (stream.ErrInvalidOption, broker.ErrInvalidTopicName).
+func GroupBy[K, V, K2, V2 any](t Table[K, V], selector func(K, V) (K2, V2), opts ...stream.Option) GroupedTable[K2, V2] {
 	p := t.node()
 	if p == nil {
 		return GroupedTable[K2, V2]{}
 	}
 	gr := p.Graph()
+	cfg := dsl.ApplyOptions(opts)
+	kc2 := dsl.KeyCodec(cfg, dsl.CodecFor[K2](t.KeyCodec(), t.ValueCodec()))
+	vc2 := dsl.ValueCodec(cfg, dsl.CodecFor[V2](t.ValueCodec(), t.KeyCodec()))
 	n := &dsl.Node{Op: "table-group-by", Kind: dsl.KindProcessor}
 	t.attachChanges(n, true, func(task *dsl.Task) (changeFn[K, V], error) {
 		next, err := dsl.Children[emit[K2, rowChange[V2]]](task, n)
@@ -200,11 +207,20 @@ func GroupBy[K, V, K2, V2 any](t Table[K, V], selector func(K, V) (K2, V2), kc2 
 	if selector == nil {
 		gr.AddError(fmt.Errorf("%s %q: %w", n.Op, n.Name, stream.ErrNilFunc))
 	}
+	cfg.Report(gr, n.Op, n.Name, groupByOpts...)
 	if vc2 == nil {
 		gr.AddError(fmt.Errorf("%s %q: value codec: %w", n.Op, n.Name, stream.ErrNilCodec))
 	}
 	changes := stream.Stream[K2, rowChange[V2]](dsl.NewStream[K2, rowChange[V2]](n, kc2, rowChangeCodec[V2]{vc2}))
-	ropts := append([]stream.Option{stream.Named(n.Name)}, opts...)
+	// The repartition is named after the step (or stream.Named) and
+	// sized by stream.Partitions, which this step reported.
+	ropts := []stream.Option{stream.Named(n.Name)}
+	if cfg.Name != "" {
+		ropts[0] = stream.Named(cfg.Name)
+	}
+	if cfg.Partitions > 0 {
+		ropts = append(ropts, stream.Partitions(cfg.Partitions))
+	}
 	return GroupedTable[K2, V2]{
 		s:  changes.Repartition(ropts...),
 		kc: kc2,
@@ -217,8 +233,9 @@ func GroupBy[K, V, K2, V2 any](t Table[K, V], selector func(K, V) (K2, V2), kc2 
 // KGroupedTable#count): a row added to a group adds one, a row subtracted
 // (moved to another group, or deleted) subtracts one. A group whose rows
 // all left keeps the count 0, as in Kafka Streams; it is not deleted.
-// Store, changelog and Build errors as for [Count]. The step is named
-// "table-count-<n>".
+// Counts are stored with codec.Int64, or the codec stream.WithValueCodec
+// gives. Store, changelog and Build errors as for [Count]. Options:
+// stream.Named (default "table-count-<n>"), stream.WithValueCodec.
 func (g GroupedTable[K, V]) Count(store string, opts ...stream.Option) Table[K, int64] {
 	return groupedAggregate(g, "table-count", store, opts, false,
 		func() int64 { return 0 },
@@ -235,11 +252,11 @@ func (g GroupedTable[K, V]) Count(store string, opts ...stream.Option) Table[K, 
 // subtractor(agg, v). An update that keeps a row in its group subtracts
 // the old value, then adds the new one. A group whose rows all left keeps
 // the last subtracted value, as in Kafka Streams. Values are stored with
-// g's value codec. A subtraction from a group that has no value (state
+// g's value codec (or the one stream.WithValueCodec gives). A subtraction from a group that has no value (state
 // that predates the GroupBy) is skipped and logged at Warn. Store,
 // changelog and Build errors as for [Count]; Build also reports a nil
-// adder or subtractor (stream.ErrNilFunc). The step is named
-// "table-reduce-<n>".
+// adder or subtractor (stream.ErrNilFunc). Options: stream.Named
+// (default "table-reduce-<n>"), stream.WithValueCodec.
 func (g GroupedTable[K, V]) Reduce(adder, subtractor func(agg, v V) V, store string, opts ...stream.Option) Table[K, V] {
 	var add, sub func(K, V, V, bool) (V, bool)
 	if adder != nil && subtractor != nil {
@@ -267,21 +284,19 @@ func (g GroupedTable[K, V]) Reduce(adder, subtractor func(agg, v V) V, store str
 // deleted) with subtractor(k, v, a). An update that keeps a row in its
 // group subtracts the old value, then adds the new one. A group whose
 // rows all left keeps its aggregate (it is not deleted), as in Kafka
-// Streams. Aggregates are stored with ac, which must decode what it
-// encodes. Store, changelog and Build errors as for [Count]; Build also
-// reports nil init, adder or subtractor (stream.ErrNilFunc) and a nil ac
-// (stream.ErrNilCodec). The step is named "table-aggregate-<n>".
-func AggregateTable[K, V, A any](g GroupedTable[K, V], init func() A, adder, subtractor func(k K, v V, a A) A, ac codec.Codec[A], store string, opts ...stream.Option) Table[K, A] {
+// Streams. Aggregates are stored with codec.For[A] (g's value codec when
+// A is V), or the codec stream.WithValueCodec gives, which must decode
+// what it encodes. Store, changelog and Build errors as for [Count]; Build
+// also reports nil init, adder or subtractor (stream.ErrNilFunc) and a nil
+// codec (stream.ErrNilCodec). Options: stream.Named (default
+// "table-aggregate-<n>"), stream.WithValueCodec.
+func AggregateTable[K, V, A any](g GroupedTable[K, V], init func() A, adder, subtractor func(k K, v V, a A) A, store string, opts ...stream.Option) Table[K, A] {
 	var add, sub func(K, V, A, bool) (A, bool)
 	if adder != nil && subtractor != nil {
 		add = func(k K, v V, a A, _ bool) (A, bool) { return adder(k, v, a), true }
 		sub = func(k K, v V, a A, _ bool) (A, bool) { return subtractor(k, v, a), true }
 	}
-	t := groupedAggregate(g, "table-aggregate", store, opts, init == nil || add == nil, init, add, sub, ac)
-	if p := t.node(); p != nil && ac == nil {
-		p.Graph().AddError(fmt.Errorf("%s %q: aggregate codec: %w", p.Op, p.Name, stream.ErrNilCodec))
-	}
-	return t
+	return groupedAggregate(g, "table-aggregate", store, opts, init == nil || add == nil, init, add, sub, dsl.CodecFor[A](g.vc))
 }
 
 // groupedAggregate adds the node of a table aggregation. For each row
@@ -298,6 +313,7 @@ func groupedAggregate[K, V, A any](g GroupedTable[K, V], op, store string, opts 
 	gr := p.Graph()
 	kc := g.kc
 	cfg := dsl.ApplyOptions(opts)
+	ac = dsl.ValueCodec(cfg, ac)
 	n := &dsl.Node{Op: op, Kind: dsl.KindProcessor, Name: cfg.Name, Stores: []string{store}}
 	n.Instantiate = func(t *dsl.Task) (any, error) {
 		out, err := tableOutput[K, A](t, n)
@@ -378,10 +394,15 @@ func groupedAggregate[K, V, A any](g GroupedTable[K, V], op, store string, opts 
 		}), nil
 	}
 	gr.AddNode(n, p)
-	cfg.Report(gr, op, n.Name, namedOnly...)
+	cfg.Report(gr, op, n.Name, valueOpts...)
 	claimStore(gr, n, store, "an aggregation needs a store of its own")
 	if nilFunc {
 		gr.AddError(fmt.Errorf("%s %q: %w", op, n.Name, stream.ErrNilFunc))
+	}
+	// GroupBy reports a nil value codec (Reduce's); a nil one given here
+	// is reported here.
+	if ac == nil && (op == "table-aggregate" || cfg.ValueCodec != nil) {
+		gr.AddError(fmt.Errorf("%s %q: aggregate codec: %w", op, n.Name, stream.ErrNilCodec))
 	}
 	return Table[K, A]{s: dsl.NewStream(n, kc, ac), store: store, lookup: storeLookup(store, kc, ac)}
 }

@@ -16,8 +16,7 @@ import (
 func usersPerRegion(t *testing.T) *streamtest.Driver {
 	return newDriver(t, func(b *stream.Builder) {
 		users := table.From(b, "users", str, str, "users")
-		byRegion := table.GroupBy(users, func(id, region string) (string, string) { return region, id }, str, str,
-			stream.Named("by-region"))
+		byRegion := table.GroupBy(users, func(id, region string) (string, string) { return region, id }, stream.Named("by-region"))
 		byRegion.Count("users-per-region").ToStream().To("counts")
 	}, streamtest.DefaultPartitions(4))
 }
@@ -119,7 +118,7 @@ func TestTableGroupByAggregate(t *testing.T) {
 	oc, tc := codec.JSON[order](), codec.JSON[total]()
 	d := newDriver(t, func(b *stream.Builder) {
 		orders := table.From(b, "orders", str, oc, "orders")
-		byCustomer := table.GroupBy(orders, func(_ string, o order) (string, int64) { return o.Customer, o.Amount }, str, i64)
+		byCustomer := table.GroupBy(orders, func(_ string, o order) (string, int64) { return o.Customer, o.Amount })
 		totals := table.AggregateTable(byCustomer,
 			func() total { return total{} },
 			func(_ string, amount int64, t total) total {
@@ -128,7 +127,7 @@ func TestTableGroupByAggregate(t *testing.T) {
 			func(_ string, amount int64, t total) total {
 				return total{Orders: t.Orders - 1, Amount: t.Amount - amount}
 			},
-			tc, "totals")
+			"totals", stream.WithValueCodec(tc))
 		totals.ToStream().To("totals")
 	}, streamtest.DefaultPartitions(3))
 	pipe(t, d, "orders", oc, []in[order]{
@@ -172,7 +171,7 @@ func TestTableGroupByReduce(t *testing.T) {
 		})
 		byTeam := table.GroupBy(scores, func(_ string, p [2]string) (string, int64) {
 			return p[0], int64(len(p[1])) // the score is the length of the digits string, to keep the test short
-		}, str, i64)
+		})
 		byTeam.Reduce(func(a, v int64) int64 { return a + v }, func(a, v int64) int64 { return a - v }, "team-scores").
 			ToStream().To("scores")
 	})
@@ -202,29 +201,29 @@ func TestTableGroupByBuildErrors(t *testing.T) {
 		want  error
 	}{
 		{"nil selector", func(b *stream.Builder) {
-			table.GroupBy[string, string, string, string](table.From(b, "in", str, str, "s"), nil, str, str).Count("c")
+			table.GroupBy[string, string, string, string](table.From(b, "in", str, str, "s"), nil).Count("c")
 		}, stream.ErrNilFunc},
 		{"nil key codec", func(b *stream.Builder) {
-			table.GroupBy(table.From(b, "in", str, str, "s"), func(k, v string) (string, string) { return v, k }, nil, str).Count("c")
+			table.GroupBy(table.From(b, "in", str, str, "s"), func(k, v string) (string, string) { return v, k }, stream.WithKeyCodec[string](nil)).Count("c")
 		}, stream.ErrNilCodec},
 		{"nil value codec", func(b *stream.Builder) {
-			table.GroupBy(table.From(b, "in", str, str, "s"), func(k, v string) (string, string) { return v, k }, str, nil).Count("c")
+			table.GroupBy(table.From(b, "in", str, str, "s"), func(k, v string) (string, string) { return v, k }, stream.WithValueCodec[string](nil)).Count("c")
 		}, stream.ErrNilCodec},
 		{"nil subtractor", func(b *stream.Builder) {
-			g := table.GroupBy(table.From(b, "in", str, i64, "s"), func(k string, v int64) (string, int64) { return k, v }, str, i64)
+			g := table.GroupBy(table.From(b, "in", str, i64, "s"), func(k string, v int64) (string, int64) { return k, v })
 			g.Reduce(func(a, v int64) int64 { return a + v }, nil, "r")
 		}, stream.ErrNilFunc},
 		{"nil aggregate codec", func(b *stream.Builder) {
-			g := table.GroupBy(table.From(b, "in", str, i64, "s"), func(k string, v int64) (string, int64) { return k, v }, str, i64)
+			g := table.GroupBy(table.From(b, "in", str, i64, "s"), func(k string, v int64) (string, int64) { return k, v })
 			table.AggregateTable(g, func() int64 { return 0 }, func(_ string, v, a int64) int64 { return a + v },
-				func(_ string, v, a int64) int64 { return a - v }, nil, "a")
+				func(_ string, v, a int64) int64 { return a - v }, "a", stream.WithValueCodec[int64](nil))
 		}, stream.ErrNilCodec},
 		{"store used twice", func(b *stream.Builder) {
-			g := table.GroupBy(table.From(b, "in", str, i64, "s"), func(k string, v int64) (string, int64) { return k, v }, str, i64)
+			g := table.GroupBy(table.From(b, "in", str, i64, "s"), func(k string, v int64) (string, int64) { return k, v })
 			g.Count("s")
 		}, stream.ErrStoreConflict},
 		{"empty name", func(b *stream.Builder) {
-			table.GroupBy(table.From(b, "in", str, str, "s"), func(k, v string) (string, string) { return v, k }, str, str, stream.Named("")).Count("c")
+			table.GroupBy(table.From(b, "in", str, str, "s"), func(k, v string) (string, string) { return v, k }, stream.Named("")).Count("c")
 		}, stream.ErrInvalidOption},
 	}
 	for _, tt := range tests {
@@ -240,7 +239,7 @@ func TestTableGroupByBuildErrors(t *testing.T) {
 func TestTableGroupByDescribe(t *testing.T) {
 	b := stream.NewBuilder()
 	users := table.From(b, "users", str, str, "users")
-	table.GroupBy(users, func(id, region string) (string, string) { return region, id }, str, str).Count("per-region")
+	table.GroupBy(users, func(id, region string) (string, string) { return region, id }).Count("per-region")
 	topo, err := b.Build()
 	require.NoError(t, err)
 	require.Equal(t, `Topology
@@ -271,8 +270,7 @@ func TestTableGroupByDescribe(t *testing.T) {
 func TestTableGroupByPartitionsOption(t *testing.T) {
 	b := stream.NewBuilder()
 	users := table.From(b, "users", str, str, "users")
-	table.GroupBy(users, func(id, region string) (string, string) { return region, id }, str, str,
-		stream.Named("by-region"), stream.Partitions(6)).Count("per-region")
+	table.GroupBy(users, func(id, region string) (string, string) { return region, id }, stream.Named("by-region"), stream.Partitions(6)).Count("per-region")
 	topo, err := b.Build()
 	require.NoError(t, err)
 	require.Contains(t, topo.Describe(), "by-region-repartition (partitions: 6,")
@@ -289,13 +287,13 @@ func TestTableStepPanics(t *testing.T) {
 	}{
 		{"group-by selector", func(b *stream.Builder) {
 			users := table.From(b, "users", str, i64, "users")
-			table.GroupBy(users, func(k string, v int64) (string, int64) { return k[:v], v }, str, i64).Count("c")
+			table.GroupBy(users, func(k string, v int64) (string, int64) { return k[:v], v }).Count("c")
 		}, "users", "table-group-by-2"},
 		{"aggregate adder", func(b *stream.Builder) {
 			users := table.From(b, "users", str, i64, "users")
-			g := table.GroupBy(users, func(k string, v int64) (string, int64) { return k, v }, str, i64)
+			g := table.GroupBy(users, func(k string, v int64) (string, int64) { return k, v })
 			table.AggregateTable(g, func() int64 { return 0 }, func(_ string, v, a int64) int64 { return a / (v - 9) },
-				func(_ string, v, a int64) int64 { return a - v }, i64, "a")
+				func(_ string, v, a int64) int64 { return a - v }, "a")
 		}, "users", "table-aggregate-5"},
 		{"table join joiner", func(b *stream.Builder) {
 			l := table.From(b, "users", str, i64, "users")

@@ -117,7 +117,9 @@ func join[K, V, VT, VR any](s stream.Stream[K, V], t Table[K, VT], op string, jo
 	sComp, tComp := component(sn), component(tn)
 	g.AddNode(bridge, tn)
 	g.AddNode(n, sn, bridge)
-	cfg.Report(g, op, n.Name, namedOnly...)
+	skc, svc := dsl.StreamCodecs(dsl.Stream[K, V](s))
+	vrc := dsl.ValueCodec(cfg, dsl.CodecFor[VR](svc, t.ValueCodec()))
+	cfg.Report(g, op, n.Name, valueOpts...)
 	if joiner == nil {
 		g.AddError(fmt.Errorf("%s %q: %w", op, n.Name, stream.ErrNilFunc))
 	}
@@ -126,8 +128,7 @@ func join[K, V, VT, VR any](s stream.Stream[K, V], t Table[K, VT], op string, jo
 	} else if topic, ok := feeds(sComp, tComp); ok {
 		g.AddError(fmt.Errorf("%w: %s %q: the stream is computed in the sub-topology that writes internal topic %q, which the table's sub-topology reads; the join would make one sub-topology read its own output: call Repartition on the stream before the join", stream.ErrNotCoPartitioned, op, n.Name, topic))
 	}
-	skc, svc := dsl.StreamCodecs(dsl.Stream[K, V](s))
-	return stream.Stream[K, VR](dsl.NewStream(n, skc, dsl.CodecFor[VR](svc, t.ValueCodec())))
+	return stream.Stream[K, VR](dsl.NewStream(n, skc, vrc))
 }
 
 // keyChangingOps are the operations after which records may sit in the

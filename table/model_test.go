@@ -36,7 +36,7 @@ func TestTablesModel(t *testing.T) {
 				outer.ToStream().To("outer")
 				// Sum of the left values per group (key length parity),
 				// over the outer join's rows.
-				table.GroupBy(outer, func(k string, v string) (string, string) { return strconv.Itoa(len(k) % 2), k + "=" + v }, str, str).
+				table.GroupBy(outer, func(k string, v string) (string, string) { return strconv.Itoa(len(k) % 2), k + "=" + v }).
 					Count("rows-per-group").ToStream().To("rows")
 			}, streamtest.DefaultPartitions(3))
 			rng := rand.New(rand.NewPCG(seed, 7))

@@ -15,7 +15,9 @@ const optEmitPerCommit = "EmitPerCommit"
 // Accepted option sets of the steps of this package.
 var (
 	namedOnly    = []string{dsl.OptNamed}
-	groupByOpts  = []string{dsl.OptNamed, dsl.OptPartitions}
+	valueOpts    = []string{dsl.OptNamed, dsl.OptWithValueCodec}
+	codecOpts    = []string{dsl.OptNamed, dsl.OptWithKeyCodec, dsl.OptWithValueCodec}
+	groupByOpts  = []string{dsl.OptNamed, dsl.OptPartitions, dsl.OptWithKeyCodec, dsl.OptWithValueCodec}
 	toStreamOpts = []string{dsl.OptNamed, optEmitPerCommit}
 )
 

@@ -24,7 +24,7 @@ func TestNamedSteps(t *testing.T) {
 	upper := table.MapValues(active, strings.ToUpper, stream.Named("upper"))
 	inactive := users.FilterNot(func(_, v string) bool { return v != "" }, stream.Named("inactive"))
 	joined := table.JoinTables(upper, inactive, func(_, a, b string) string { return a + b }, stream.Named("both"))
-	table.Materialize(joined, str, str, "both-store", stream.Named("both-kept"))
+	table.Materialize(joined, "both-store", stream.Named("both-kept"))
 	table.LeftJoinTables(users, regions, func(_, a, b string, _ bool) string { return a + b }, stream.Named("with-region"))
 	table.OuterJoinTables(users, regions, func(_, a string, _ bool, b string, _ bool) string { return a + b }, stream.Named("either"))
 	users.ToStream(table.EmitPerCommit(10), stream.Named("user-changes")).To("user-changes")
@@ -37,15 +37,15 @@ func TestNamedSteps(t *testing.T) {
 	grouped := stream.GroupByKey(clicks)
 	table.Count(grouped, "click-counts", stream.Named("count-clicks"))
 	table.Reduce(grouped, func(a, v string) string { return a + v }, "click-concat", stream.Named("concat-clicks"))
-	table.Aggregate(grouped, func() int64 { return 0 }, func(_, v string, a int64) int64 { return a + int64(len(v)) }, i64, "click-bytes", stream.Named("sum-click-bytes"))
-	byRegion := table.GroupBy(users, func(k, v string) (string, string) { return v, k }, str, str, stream.Named("by-region"))
+	table.Aggregate(grouped, func() int64 { return 0 }, func(_, v string, a int64) int64 { return a + int64(len(v)) }, "click-bytes", stream.Named("sum-click-bytes"))
+	byRegion := table.GroupBy(users, func(k, v string) (string, string) { return v, k }, stream.Named("by-region"))
 	byRegion.Count("region-counts", stream.Named("count-regions"))
 	byRegion.Reduce(func(a, v string) string { return a + v }, func(a, _ string) string { return a }, "region-concat", stream.Named("concat-regions"))
 	table.AggregateTable(byRegion, func() int64 { return 0 },
 		func(_, _ string, a int64) int64 { return a + 1 }, func(_, _ string, a int64) int64 { return a - 1 },
-		i64, "region-sums", stream.Named("sum-regions"))
+		"region-sums", stream.Named("sum-regions"))
 	table.JoinByForeignKey(users, regions, func(v string) string { return v }, func(u, r string) string { return u + r },
-		str, str, str, str, str, "user-regions", stream.Named("user-region"))
+		"user-regions", stream.Named("user-region"))
 	topo, err := b.Build()
 	require.NoError(t, err)
 	desc := topo.Describe()

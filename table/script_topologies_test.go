@@ -44,7 +44,7 @@ func init() {
 			table.Aggregate(stream.GroupByKey(amounts),
 				func() total { return total{} },
 				func(_ string, v int64, t total) total { return total{Orders: t.Orders + 1, Amount: t.Amount + v} },
-				codec.JSON[total](), "totals").
+				"totals", stream.WithValueCodec(codec.JSON[total]())).
 				ToStream().To("totals")
 		},
 		topics: map[string]kvText{"amounts": ints, "totals": {strText, jsonText[total]()}},
@@ -58,7 +58,7 @@ func init() {
 		build: func(b *stream.Builder) {
 			users := table.From(b, "users", codec.String(), codec.String(), "users")
 			byRegion := table.GroupBy(users, func(user, region string) (string, string) { return region, user },
-				codec.String(), codec.String(), stream.Named("by-region"))
+				stream.Named("by-region"))
 			byRegion.Count("users-per-region").ToStream().To("users-per-region")
 			byRegion.Reduce(addName, removeName, "names-per-region").ToStream().To("names-per-region")
 		},
@@ -73,7 +73,7 @@ func init() {
 		build: func(b *stream.Builder) {
 			orders := table.From(b, "orders", codec.String(), codec.JSON[order](), "orders")
 			byCustomer := table.GroupBy(orders, func(_ string, o order) (string, int64) { return o.Customer, o.Amount },
-				codec.String(), codec.Int64(), stream.Named("by-customer"))
+				stream.Named("by-customer"))
 			table.AggregateTable(byCustomer,
 				func() total { return total{} },
 				func(_ string, amount int64, t total) total {
@@ -82,7 +82,7 @@ func init() {
 				func(_ string, amount int64, t total) total {
 					return total{Orders: t.Orders - 1, Amount: t.Amount - amount}
 				},
-				codec.JSON[total](), "totals").
+				"totals", stream.WithValueCodec(codec.JSON[total]())).
 				ToStream().To("totals")
 		},
 		topics: map[string]kvText{"orders": {strText, jsonText[order]()}, "totals": {strText, jsonText[total]()}},
@@ -104,7 +104,7 @@ func init() {
 			outer := table.OuterJoinTables(names, balances, func(_ string, n string, hasN bool, b int64, hasB bool) string {
 				return show(n, hasN) + "|" + showInt(b, hasB)
 			})
-			table.Materialize(outer, codec.String(), codec.String(), "outer").ToStream().To("outer")
+			table.Materialize(outer, "outer").ToStream().To("outer")
 		},
 		topics: map[string]kvText{"names": strs, "balances": ints, "inner": strs, "left": strs, "outer": strs},
 		stores: map[string]kvText{"names": strs, "balances": ints, "outer": strs},

@@ -196,8 +196,11 @@ func (t Table[K, V]) filter(op string, pred func(K, V) bool, keep bool, opts []s
 // MapValues returns the table of fn applied to every value of t, with
 // t's keys. It is not materialised: a join reads t's store and applies
 // fn. Its changes are t's changes with mapped values; a delete stays a
-// delete (a tombstone) and fn is not called for it. The step is named
-// "table-map-values-<n>". Build reports a nil fn (stream.ErrNilFunc).
+// delete (a tombstone) and fn is not called for it. The result's values
+// have the codec codec.For[V2] (t's value codec when V2 is V), or the one
+// stream.WithValueCodec gives. Options: stream.Named (default
+// "table-map-values-<n>"), stream.WithValueCodec. Build reports a nil fn
+// (stream.ErrNilFunc).
 func MapValues[K, V, V2 any](t Table[K, V], fn func(V) V2, opts ...stream.Option) Table[K, V2] {
 	p := t.node()
 	if p == nil {
@@ -205,6 +208,7 @@ func MapValues[K, V, V2 any](t Table[K, V], fn func(V) V2, opts ...stream.Option
 	}
 	gr := p.Graph()
 	cfg := dsl.ApplyOptions(opts)
+	vc2 := dsl.ValueCodec(cfg, dsl.CodecFor[V2](t.ValueCodec()))
 	n := &dsl.Node{Op: "table-map-values", Kind: dsl.KindProcessor, Name: cfg.Name}
 	t.attach(n, func(task *dsl.Task) (*changeInput[K, V], error) {
 		out, err := tableOutput[K, V2](task, n)
@@ -224,12 +228,12 @@ func MapValues[K, V, V2 any](t Table[K, V], fn func(V) V2, opts ...stream.Option
 		}
 		return &changeInput[K, V]{f: f, wantsOld: out.wantsOld}, nil
 	})
-	cfg.Report(gr, n.Op, n.Name, namedOnly...)
+	cfg.Report(gr, n.Op, n.Name, valueOpts...)
 	if fn == nil {
 		gr.AddError(fmt.Errorf("%s %q: %w", "table-map-values", n.Name, stream.ErrNilFunc))
 	}
 	parent := t.lookup
-	return Table[K, V2]{s: dsl.NewStream(n, t.KeyCodec(), dsl.CodecFor[V2](t.ValueCodec())), store: t.store, stores: t.stores,
+	return Table[K, V2]{s: dsl.NewStream(n, t.KeyCodec(), vc2), store: t.store, stores: t.stores,
 		lookup: func(task *dsl.Task, user *dsl.Node) (getter[K, V2], error) {
 			get, err := parent(task, user)
 			if err != nil {
@@ -248,24 +252,28 @@ func MapValues[K, V, V2 any](t Table[K, V], fn func(V) V2, opts ...stream.Option
 }
 
 // Materialize keeps the rows of t in the state store named store, encoded
-// with kc and vc, and returns the same table read from that store (Kafka
+// with t's codecs (or the ones stream.WithKeyCodec and
+// stream.WithValueCodec give), and returns the same table read from that
+// store (Kafka
 // Streams' Materialized on a derived table). Use it to query a table that
 // Filter, MapValues or a table-table join derive (interactive queries read
 // stores), or to read a derived table from a store instead of recomputing
 // it. The store is logged to "<app-id>-<store>-changelog" and restored
-// like an aggregation's. The returned table's changes are t's changes;
-// the step is named "table-materialize-<n>".
+// like an aggregation's. The returned table's changes are t's changes.
+// Options: stream.Named (default "table-materialize-<n>"),
+// stream.WithKeyCodec, stream.WithValueCodec.
 //
 // Build reports nil codecs (stream.ErrNilCodec), an invalid store name
 // (stream.ErrInvalidOption) and a store name already used by another step
 // (stream.ErrStoreConflict).
-func Materialize[K, V any](t Table[K, V], kc codec.Codec[K], vc codec.Codec[V], store string, opts ...stream.Option) Table[K, V] {
+func Materialize[K, V any](t Table[K, V], store string, opts ...stream.Option) Table[K, V] {
 	p := t.node()
 	if p == nil {
 		return Table[K, V]{}
 	}
 	gr := p.Graph()
 	cfg := dsl.ApplyOptions(opts)
+	kc, vc := dsl.KeyCodec(cfg, t.KeyCodec()), dsl.ValueCodec(cfg, t.ValueCodec())
 	n := &dsl.Node{Op: "table-materialize", Kind: dsl.KindProcessor, Name: cfg.Name, Stores: []string{store}}
 	t.attach(n, func(task *dsl.Task) (*changeInput[K, V], error) {
 		out, err := tableOutput[K, V](task, n)
@@ -304,7 +312,7 @@ func Materialize[K, V any](t Table[K, V], kc codec.Codec[K], vc codec.Codec[V], 
 		// The old row says whether a delete has anything to delete.
 		return &changeInput[K, V]{f: f, wantsOld: true}, nil
 	})
-	cfg.Report(gr, n.Op, n.Name, namedOnly...)
+	cfg.Report(gr, n.Op, n.Name, codecOpts...)
 	claimStore(gr, n, store, "a materialized table needs a store of its own")
 	if kc == nil {
 		gr.AddError(fmt.Errorf("%s %q: key codec: %w", n.Op, n.Name, stream.ErrNilCodec))

@@ -134,14 +134,16 @@ func claimStore(g *dsl.Graph, n *dsl.Node, store, why string) {
 type emit[K, V any] = func(ctx context.Context, rc *stream.RecordContext, k K, v V) error
 
 // Count counts the records of each key of g into the state store named
-// store, and returns the table of counts. The store is logged to the
+// store, and returns the table of counts, keyed with g's key codec and
+// counted with codec.Int64 (or the codec stream.WithValueCodec gives).
+// The store is logged to the
 // changelog topic "<app-id>-<store>-changelog" and restored from it, so
 // counts survive restarts and moves; Process steps of the same
 // sub-topology may read it by declaring it with stream.WithStores.
 // Records with an absent key, and records with a nil value (tombstones),
 // are dropped and logged at Debug, as Kafka Streams' KGroupedStream.count
-// skips records with null keys or values. The step is named
-// "count-<n>".
+// skips records with null keys or values. Options: stream.Named (default
+// "count-<n>"), stream.WithValueCodec.
 //
 // Build reports an invalid store name (stream.ErrInvalidOption), a store
 // name already used by another step (stream.ErrStoreConflict), and nil
@@ -156,9 +158,11 @@ func Count[K, V any](g stream.Grouped[K, V], store string, opts ...stream.Option
 // Reduce combines the values of each key of g with fn into the state
 // store named store, and returns the table of results: the first value of
 // a key is stored as it is, and every later value v replaces the stored
-// agg with fn(agg, v). Values are stored with g's value codec. Store,
-// changelog, dropped records and Build errors as for [Count]; Build also
-// reports a nil fn (stream.ErrNilFunc). The step is named "reduce-<n>".
+// agg with fn(agg, v). Values are stored with g's value codec (or the one
+// stream.WithValueCodec gives). Store, changelog, dropped records and
+// Build errors as for [Count]; Build also reports a nil fn
+// (stream.ErrNilFunc). Options: stream.Named (default "reduce-<n>"),
+// stream.WithValueCodec.
 func Reduce[K, V any](g stream.Grouped[K, V], fn func(agg, v V) V, store string, opts ...stream.Option) Table[K, V] {
 	var agg func(K, V, V, bool) V
 	if fn != nil {
@@ -175,23 +179,25 @@ func Reduce[K, V any](g stream.Grouped[K, V], fn func(agg, v V) V, store string,
 // Aggregate folds the values of each key of g into an aggregate of type A
 // in the state store named store, and returns the table of aggregates:
 // the first record of a key starts from init(), and every record replaces
-// the stored aggregate a with agg(k, v, a). Aggregates are stored with ac,
-// which must decode what it encodes. Store, changelog, dropped records and
-// Build errors as for [Count]; Build also reports nil init or agg
-// (stream.ErrNilFunc) and a nil ac (stream.ErrNilCodec). The step is named
-// "aggregate-<n>".
-func Aggregate[K, V, A any](g stream.Grouped[K, V], init func() A, agg func(k K, v V, a A) A, ac codec.Codec[A], store string, opts ...stream.Option) Table[K, A] {
+// the stored aggregate a with agg(k, v, a). Aggregates are stored with
+// codec.For[A] (g's value codec when A is V), or the codec
+// stream.WithValueCodec gives, which must decode what it encodes. Store,
+// changelog, dropped records and Build errors as for [Count]; Build also
+// reports nil init or agg (stream.ErrNilFunc) and a nil codec
+// (stream.ErrNilCodec). Options: stream.Named (default "aggregate-<n>"),
+// stream.WithValueCodec.
+func Aggregate[K, V, A any](g stream.Grouped[K, V], init func() A, agg func(k K, v V, a A) A, store string, opts ...stream.Option) Table[K, A] {
 	var f func(K, V, A, bool) A
 	if agg != nil {
 		f = func(k K, v V, a A, _ bool) A { return agg(k, v, a) }
 	}
-	t := aggregate(g, "aggregate", store, opts, init == nil || agg == nil, init, f, ac)
-	return t
+	return aggregate(g, "aggregate", store, opts, init == nil || agg == nil, init, f, dsl.CodecFor[A](g.ValueCodec()))
 }
 
 // aggregate adds the node of an aggregation: fold(k, v, a, ok) returns the
 // new aggregate of k from the stored one (ok) or from init() (!ok; with
-// init nil, from A's zero value).
+// init nil, from A's zero value). Aggregates are stored with ac, unless
+// WithValueCodec gives a codec.
 func aggregate[K, V, A any](g stream.Grouped[K, V], op, store string, opts []stream.Option, nilFunc bool, init func() A, fold func(K, V, A, bool) A, ac codec.Codec[A]) Table[K, A] {
 	p := dsl.StreamNode(dsl.Stream[K, V](g.Stream()))
 	if p == nil {
@@ -200,6 +206,7 @@ func aggregate[K, V, A any](g stream.Grouped[K, V], op, store string, opts []str
 	gr := p.Graph()
 	kc := g.KeyCodec()
 	cfg := dsl.ApplyOptions(opts)
+	ac = dsl.ValueCodec(cfg, ac)
 	n := &dsl.Node{Op: op, Kind: dsl.KindProcessor, Name: cfg.Name, Stores: []string{store}}
 	n.Instantiate = func(t *dsl.Task) (any, error) {
 		out, err := tableOutput[K, A](t, n)
@@ -259,14 +266,14 @@ func aggregate[K, V, A any](g stream.Grouped[K, V], op, store string, opts []str
 		}), nil
 	}
 	gr.AddNode(n, p)
-	cfg.Report(gr, op, n.Name, namedOnly...)
+	cfg.Report(gr, op, n.Name, valueOpts...)
 	claimStore(gr, n, store, "an aggregation needs a store of its own")
 	if nilFunc {
 		gr.AddError(fmt.Errorf("%s %q: %w", op, n.Name, stream.ErrNilFunc))
 	}
 	// GroupBy and GroupByKey report nil key and value codecs (the value
-	// codec is Reduce's ac).
-	if ac == nil && op == "aggregate" {
+	// codec is Reduce's ac); a nil one given here is reported here.
+	if ac == nil && (op == "aggregate" || cfg.ValueCodec != nil) {
 		gr.AddError(fmt.Errorf("%s %q: aggregate codec: %w", op, n.Name, stream.ErrNilCodec))
 	}
 	return Table[K, A]{s: dsl.NewStream(n, kc, ac), store: store, lookup: storeLookup(store, kc, ac)}

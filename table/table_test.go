@@ -165,7 +165,7 @@ func TestAggregate(t *testing.T) {
 			func(k string, v int64, a stats) stats {
 				return stats{Count: a.Count + 1, Sum: a.Sum + v, Seen: append(a.Seen, k)}
 			},
-			codec.JSON[stats](), "stats")
+			"stats", stream.WithValueCodec(codec.JSON[stats]()))
 		agg.ToStream().To("out")
 	})
 	pipe(t, d, "in", i64, []in[int64]{
@@ -344,7 +344,7 @@ func TestStoredAggregateDecodeError(t *testing.T) {
 	d := newDriver(t, func(b *stream.Builder) {
 		table.Aggregate(stream.GroupByKey(stream.From(b, "in", str, i64)),
 			func() int64 { return 0 }, func(_ string, v, a int64) int64 { return a + v },
-			badCodec{codec.Int64()}, "agg")
+			"agg", stream.WithValueCodec(badCodec{codec.Int64()}))
 	})
 	ctx := t.Context()
 	input := streamtest.Input(d, "in", str, i64)

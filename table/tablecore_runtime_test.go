@@ -64,13 +64,13 @@ func TestTableGroupByAndJoinRuntime(t *testing.T) {
 	}
 	sb := stream.NewBuilder()
 	users := table.From(sb, "users", str, str, "users")
-	table.GroupBy(users, func(user, region string) (string, string) { return region, user }, str, str, stream.Named("by-region")).
+	table.GroupBy(users, func(user, region string) (string, string) { return region, user }, stream.Named("by-region")).
 		Count("per-region").ToStream().To("region-counts")
 	accounts := table.From(sb, "accounts", str, i64, "accounts")
 	joined := table.OuterJoinTables(users, accounts, func(_ string, region string, hasRegion bool, balance int64, hasBalance bool) string {
 		return show(region, hasRegion) + "|" + showInt(balance, hasBalance)
 	})
-	table.Materialize(joined, str, str, "user-accounts").ToStream().To("user-accounts")
+	table.Materialize(joined, "user-accounts").ToStream().To("user-accounts")
 	topo, err := sb.Build()
 	require.NoError(t, err)
 

@@ -163,12 +163,13 @@ func joinTables[K, V, VO, VR any](t Table[K, V], other Table[K, VO], op string, 
 		return &changeInput[K, VO]{f: f, wantsOld: true}, nil
 	})
 	g.AddNode(merge, thisNode, otherNode)
-	cfg.Report(g, op, merge.Name, namedOnly...)
+	vrc := dsl.ValueCodec(cfg, dsl.CodecFor[VR](t.ValueCodec(), other.ValueCodec()))
+	cfg.Report(g, op, merge.Name, valueOpts...)
 	if joiner == nil {
 		g.AddError(fmt.Errorf("%s %q: %w", op, merge.Name, stream.ErrNilFunc))
 	}
 	getT, getO := t.lookup, other.lookup
-	return Table[K, VR]{s: dsl.NewStream(merge, t.KeyCodec(), dsl.CodecFor[VR](t.ValueCodec(), other.ValueCodec())), store: t.store,
+	return Table[K, VR]{s: dsl.NewStream(merge, t.KeyCodec(), vrc), store: t.store,
 		stores: slices.Concat(t.readStores(), other.readStores()),
 		lookup: func(task *dsl.Task, user *dsl.Node) (getter[K, VR], error) {
 			gt, err := getT(task, user)

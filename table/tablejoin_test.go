@@ -134,7 +134,7 @@ func TestJoinTablesFromAggregations(t *testing.T) {
 		avg := table.JoinTables(sums, counts, func(_ string, sum, n int64) int64 { return sum / n })
 		avg.ToStream().To("avg")
 		// How many players have each average.
-		table.GroupBy(avg, func(player string, a int64) (int64, string) { return a, player }, i64, str).
+		table.GroupBy(avg, func(player string, a int64) (int64, string) { return a, player }).
 			Count("per-average").ToStream().To("per-average")
 	}, streamtest.DefaultPartitions(3))
 	pipe(t, d, "scores", i64, []in[int64]{{Key: "p", Value: 10}, {Key: "q", Value: 10}, {Key: "p", Value: 20}})
@@ -160,7 +160,7 @@ func TestJoinTablesCoPartitioning(t *testing.T) {
 	t.Run("one table feeds the other", func(t *testing.T) {
 		b := stream.NewBuilder()
 		users := table.From(b, "users", str, str, "users")
-		perRegion := table.GroupBy(users, func(id, region string) (string, string) { return region, id }, str, str).Count("per-region")
+		perRegion := table.GroupBy(users, func(id, region string) (string, string) { return region, id }).Count("per-region")
 		table.JoinTables(users, perRegion, func(_ string, region string, n int64) string { return region })
 		_, err := b.Build()
 		require.ErrorIs(t, err, stream.ErrNotCoPartitioned)
@@ -226,7 +226,7 @@ func TestMaterializeJoin(t *testing.T) {
 		j := table.OuterJoinTables(l, r, func(_ string, a string, hasA bool, b string, hasB bool) string {
 			return show(a, hasA) + "|" + show(b, hasB)
 		})
-		m := table.Materialize(j, str, str, "joined")
+		m := table.Materialize(j, "joined")
 		m.Filter(func(_, v string) bool { return v != "-|x" }).ToStream().To("out")
 	})
 	pipe(t, d, "l", str, []in[string]{{Key: "a", Value: "1"}, {Key: "b", Value: "2"}})
@@ -243,7 +243,7 @@ func TestMaterializeJoin(t *testing.T) {
 	}, readChanges(t, streamtest.Output(d, "app-joined-changelog", str, str)))
 
 	b := stream.NewBuilder()
-	table.Materialize(table.From(b, "l", str, str, "l").Filter(func(string, string) bool { return true }), nil, str, "l")
+	table.Materialize(table.From(b, "l", str, str, "l").Filter(func(string, string) bool { return true }), "l", stream.WithKeyCodec[string](nil))
 	_, err = b.Build()
 	require.ErrorIs(t, err, stream.ErrNilCodec)
 	require.ErrorIs(t, err, stream.ErrStoreConflict)

@@ -227,7 +227,7 @@ func topology() (*stream.Topology, error) {
 	enriched.To(enrichedTopic, stream.WithValueCodec(codec.JSON[EnrichedOrder]()))
 
 	byCountry := table.GroupBy(customers, func(id string, c Customer) (string, string) { return c.Country, id },
-		codec.String(), codec.String(), stream.Named("by-country"))
+		stream.Named("by-country"))
 	byCountry.Count(countsStore).ToStream().To(countsTopic)
 	return b.Build()
 }
