@@ -34,10 +34,12 @@ type Table[K, V any] struct {
 // (sinks write a nil value; the value passed to steps is V's zero value).
 // Records carry the largest timestamp of the records in their window.
 //
-// To write the stream to a topic, encode keys with [WindowedCodec]. The
-// partition is then chosen from the whole windowed key, so the windows of
-// one key may land in different partitions; map the key to the inner key
-// first if consumers need them together.
+// The stream carries the table's codecs: [WindowedCodec] of the grouping's
+// key codec for keys, the aggregation's value codec for values, so
+// ToStream().To(topic) writes them. The partition is then chosen from the
+// whole windowed key, so the windows of one key may land in different
+// partitions; map the key to the inner key first if consumers need them
+// together.
 func (t Table[K, V]) ToStream() stream.Stream[Windowed[K], V] {
 	return stream.Stream[Windowed[K], V](t.s)
 }
@@ -66,7 +68,9 @@ type fns[K, V, A any] struct {
 // and logged at Debug (as Kafka Streams' windowed count skips null keys
 // and values). The store is logged to the changelog topic
 // "<app-id>-<store>-changelog" and restored from it like every state
-// store. Options: [stream.Named] (default "windowed-count-<n>"),
+// store. Counts are stored with codec.Int64 and the table's windowed keys
+// encoded with [WindowedCodec] of g's key codec. Options: [stream.Named]
+// (default "windowed-count-<n>"), [stream.WithValueCodec],
 // [EmitOnWindowClose], [CacheUpdates], [WithTaskStreamTime], [WithStats],
 // [OnLate].
 //
@@ -108,19 +112,20 @@ func Reduce[K, V any](g stream.Grouped[K, V], w Windows, fn func(agg, v V) V, st
 // Aggregate folds the values of each key of g per window of w into an
 // aggregate of type A, and returns the table of aggregates: a window
 // starts from init(), and every record replaces its aggregate a with
-// agg(k, v, a). Aggregates are stored with ac. Session windows need a
-// merger: use [AggregateSessions] (Build reports ErrInvalidWindow for
-// session windows here). Store, dropped records, options and errors as
-// for [Count]; Build also reports nil init or agg (stream.ErrNilFunc) and
-// a nil ac (stream.ErrNilCodec). The step is named
+// agg(k, v, a). Aggregates are stored with codec.For[A] (g's value codec
+// when A is V), or the codec stream.WithValueCodec gives. Session windows
+// need a merger: use [AggregateSessions] (Build reports ErrInvalidWindow
+// for session windows here). Store, dropped records, options and errors
+// as for [Count]; Build also reports nil init or agg (stream.ErrNilFunc)
+// and a nil codec (stream.ErrNilCodec). The step is named
 // "windowed-aggregate-<n>".
-func Aggregate[K, V, A any](g stream.Grouped[K, V], w Windows, init func() A, agg func(k K, v V, a A) A, ac codec.Codec[A], store string, opts ...stream.Option) Table[K, A] {
+func Aggregate[K, V, A any](g stream.Grouped[K, V], w Windows, init func() A, agg func(k K, v V, a A) A, store string, opts ...stream.Option) Table[K, A] {
 	f := fns[K, V, A]{}
 	if init != nil && agg != nil {
 		f.init = func() (A, bool) { return init(), true }
 		f.fold = func(k K, v V, a A, _ bool) A { return agg(k, v, a) }
 	}
-	t := aggregate(g, w, "windowed-aggregate", store, opts, init == nil || agg == nil, f, ac)
+	t := aggregate(g, w, "windowed-aggregate", store, opts, init == nil || agg == nil, f, dsl.CodecFor[A](g.ValueCodec()))
 	if n := dsl.StreamNode(t.s); n != nil && w.kind == KindSession {
 		n.Graph().AddError(fmt.Errorf("%w: %s %q: session windows merge aggregates; use window.AggregateSessions with a merger", ErrInvalidWindow, n.Op, n.Name))
 	}
@@ -134,20 +139,21 @@ func Aggregate[K, V, A any](g stream.Grouped[K, V], w Windows, init func() A, ag
 // Build reports windows other than sessions (ErrInvalidWindow) and a nil
 // merge (stream.ErrNilFunc), besides what Aggregate reports. The step is
 // named "session-aggregate-<n>".
-func AggregateSessions[K, V, A any](g stream.Grouped[K, V], w Windows, init func() A, agg func(k K, v V, a A) A, merge func(k K, a1, a2 A) A, ac codec.Codec[A], store string, opts ...stream.Option) Table[K, A] {
+func AggregateSessions[K, V, A any](g stream.Grouped[K, V], w Windows, init func() A, agg func(k K, v V, a A) A, merge func(k K, a1, a2 A) A, store string, opts ...stream.Option) Table[K, A] {
 	f := fns[K, V, A]{merge: merge}
 	if init != nil && agg != nil {
 		f.init = func() (A, bool) { return init(), true }
 		f.fold = func(k K, v V, a A, _ bool) A { return agg(k, v, a) }
 	}
-	t := aggregate(g, w, "session-aggregate", store, opts, init == nil || agg == nil || merge == nil, f, ac)
+	t := aggregate(g, w, "session-aggregate", store, opts, init == nil || agg == nil || merge == nil, f, dsl.CodecFor[A](g.ValueCodec()))
 	if n := dsl.StreamNode(t.s); n != nil && w.kind != KindSession && w.kind != 0 {
 		n.Graph().AddError(fmt.Errorf("%w: %s %q: AggregateSessions needs session windows, got %s", ErrInvalidWindow, n.Op, n.Name, w))
 	}
 	return t
 }
 
-// aggregate adds the node of a windowed aggregation.
+// aggregate adds the node of a windowed aggregation, which stores
+// aggregates with ac unless WithValueCodec gives a codec.
 func aggregate[K, V, A any](g stream.Grouped[K, V], w Windows, op, store string, opts []stream.Option, nilFunc bool, f fns[K, V, A], ac codec.Codec[A]) Table[K, A] {
 	p := dsl.StreamNode(dsl.Stream[K, V](g.Stream()))
 	if p == nil {
@@ -156,6 +162,7 @@ func aggregate[K, V, A any](g stream.Grouped[K, V], w Windows, op, store string,
 	gr := p.Graph()
 	sc := dsl.ApplyOptions(opts)
 	cfg := windowConfig(sc)
+	ac = dsl.ValueCodec(sc, ac)
 	var errs []error
 	if cfg.cache && cfg.final {
 		errs = append(errs, fmt.Errorf("window: CacheUpdates with EmitOnWindowClose: final results are emitted once anyway"))
@@ -194,7 +201,7 @@ func aggregate[K, V, A any](g stream.Grouped[K, V], w Windows, op, store string,
 	if nilFunc {
 		gr.AddError(fmt.Errorf("%s %q: %w", op, n.Name, stream.ErrNilFunc))
 	}
-	if ac == nil && op != "windowed-reduce" {
+	if ac == nil && (op != "windowed-reduce" || sc.ValueCodec != nil) {
 		gr.AddError(fmt.Errorf("%s %q: aggregate codec: %w", op, n.Name, stream.ErrNilCodec))
 	}
 	return Table[K, A]{s: dsl.NewStream(n, WindowedCodec(kc), ac), store: store, w: w, kc: kc, vc: ac}

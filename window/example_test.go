@@ -85,7 +85,7 @@ func ExampleAggregateSessions() {
 		func() int64 { return 0 },
 		func(_, _ string, n int64) int64 { return n + 1 },
 		func(_ string, a, b int64) int64 { return a + b },
-		codec.Int64(), "sessions")
+		"sessions")
 	pages.ToStream().To("session-pages")
 	topo, err := b.Build()
 	if err != nil {

@@ -87,8 +87,10 @@ const (
 // Options: [stream.Named] (default "join-<n>"; the steps below each side are
 // named "<name>-left" and "<name>-right"), [WithStats],
 // [WithTaskStreamTime] (unmatched records are then also emitted when the
-// runtime advances an idle task's stream time). The step has both
-// streams as parents, so they end up in one sub-topology.
+// runtime advances an idle task's stream time), [stream.WithValueCodec]
+// (the codec of the results, which the returned stream carries; default
+// codec.For[VR], or a side's value codec when VR is its type). The step
+// has both streams as parents, so they end up in one sub-topology.
 //
 // Build reports invalid windows (ErrInvalidWindow), a nil joiner
 // (stream.ErrNilFunc), an invalid or already used store name, and streams
@@ -198,6 +200,7 @@ func join[K, V1, V2, VR any](left stream.Grouped[K, V1], right stream.Grouped[K,
 	gr.AddNode(rn, rp)
 	gr.AddNode(n, ln, rn)
 	// The aggregation options are reported once, above.
+	vrc := dsl.ValueCodec(sc, dsl.CodecFor[VR](left.ValueCodec(), right.ValueCodec()))
 	sc.Report(gr, op, n.Name, aggregateOpts...)
 	for _, err := range errs {
 		gr.AddError(fmt.Errorf("%w: %s %q: %w", stream.ErrInvalidOption, op, n.Name, err))
@@ -214,7 +217,7 @@ func join[K, V1, V2, VR any](left stream.Grouped[K, V1], right stream.Grouped[K,
 	if joiner == nil {
 		gr.AddError(fmt.Errorf("%s %q: joiner: %w", op, n.Name, stream.ErrNilFunc))
 	}
-	return stream.Stream[K, VR](dsl.NewStream(n, left.KeyCodec(), dsl.CodecFor[VR](left.ValueCodec(), right.ValueCodec())))
+	return stream.Stream[K, VR](dsl.NewStream(n, left.KeyCodec(), vrc))
 }
 
 // joinNode is a join step; instantiate makes its per-task state.

@@ -32,7 +32,7 @@ const (
 
 // aggregateOpts are the options of windowed aggregations. Joins take
 // them too, and report the ones that do not apply to joins with one error.
-var aggregateOpts = []string{dsl.OptNamed, optEmitOnWindowClose, optCacheUpdates, optWithTaskStreamTime, optWithStats, optOnLate}
+var aggregateOpts = []string{dsl.OptNamed, dsl.OptWithValueCodec, optEmitOnWindowClose, optCacheUpdates, optWithTaskStreamTime, optWithStats, optOnLate}
 
 // option is an option of package window; it is a stream.Option.
 type option func(*dsl.StepConfig)

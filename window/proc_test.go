@@ -80,7 +80,7 @@ func TestCacheUpdatesRollback(t *testing.T) {
 				panic("boom in a new window")
 			}
 			return n + 1
-		}, codec.Int64(), "agg", window.CacheUpdates())
+		}, "agg", window.CacheUpdates())
 	agg.ToStream().To("out")
 	topo, err := b.Build()
 	require.NoError(t, err)

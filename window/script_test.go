@@ -133,7 +133,7 @@ func newScript(t *testing.T, td *datadriven.TestData) (*script, error) {
 						return b
 					}
 					return concat(a, b)
-				}, codec.String(), "windows", opts...)
+				}, "windows", opts...)
 		} else {
 			tbl = Reduce(g, w, concat, "windows", opts...)
 		}

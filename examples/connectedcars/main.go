@@ -216,7 +216,7 @@ func Topology(stats *window.Stats) (*stream.Topology, error) {
 			a.MinFuel = min(a.MinFuel, r.FuelPct)
 			return a
 		},
-		codec.JSON[acc](), "car-minute-aggregates",
+		"car-minute-aggregates", stream.WithValueCodec(codec.JSON[acc]()),
 		window.EmitOnWindowClose(), window.WithStats(stats), stream.Named("per-car-minute"))
 	minutes := stream.Map(perMinute.ToStream(), func(w window.Windowed[string], a acc) (string, Minute) {
 		return w.Key, Minute{Car: w.Key, Start: w.Start.UTC(), Readings: a.N,

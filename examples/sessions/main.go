@@ -181,8 +181,7 @@ func Topology(stats *window.Stats) (*stream.Topology, error) {
 		func() int64 { return 0 },
 		func(_ string, _ PageView, n int64) int64 { return n + 1 },
 		func(_ string, a, b int64) int64 { return a + b },
-		codec.Int64(), "user-sessions",
-		window.EmitOnWindowClose(), window.WithStats(stats), stream.Named("sessionize"))
+		"user-sessions", window.EmitOnWindowClose(), window.WithStats(stats), stream.Named("sessionize"))
 	sessions := stream.Map(pages.ToStream(), func(w window.Windowed[string], n int64) (string, Session) {
 		// Session windows end 1ms after their last record.
 		s := Session{User: w.Key, Start: w.Start.UTC(), End: w.End.Add(-time.Millisecond).UTC(), Pages: n}
