@@ -69,7 +69,7 @@ func Example_stateStore() {
 	b := stream.NewBuilder()
 	views := stream.From(b, "page-views", codec.String(), codec.String())
 	stream.Process(views, func() stream.Processor[string, string, string, string] { return &viewCounter{} },
-		stream.WithStores("views")).
+		stream.WithStores(stream.BytesStore("views"))).
 		To("view-counts")
 	topo, err := b.Build()
 	if err != nil {

@@ -93,7 +93,7 @@ func TestPunctuationExactlyOnce(t *testing.T) {
 	failAt := 3
 	stream.Process(stream.From(sb, "in", codec.String(), codec.String()), func() stream.Processor[string, string, string, string] {
 		return &tickCounter{failAt: failAt}
-	}, stream.WithStores("ticks"), stream.Named("ticker")).To("out")
+	}, stream.WithStores(stream.BytesStore("ticks")), stream.Named("ticker")).To("out")
 	topo, err := sb.Build()
 	require.NoError(t, err)
 	var clock atomic.Int64 // ms
@@ -157,7 +157,7 @@ func TestIdleStreamTimeAdvance(t *testing.T) {
 	sb := stream.NewBuilder()
 	stream.Process(stream.From(sb, "in", codec.String(), codec.String()), func() stream.Processor[string, string, string, string] {
 		return &tickCounter{}
-	}, stream.WithStores("ticks")).To("out")
+	}, stream.WithStores(stream.BytesStore("ticks"))).To("out")
 	topo, err := sb.Build()
 	require.NoError(t, err)
 	var clock atomic.Int64 // ms

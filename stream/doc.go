@@ -77,9 +77,19 @@
 // # State
 //
 // A [Process] step can keep key-value state in stores it declares with
-// [WithStores]; the processor gets each store with
-// [ProcessorContext].Store as a [KVStore] of bytes (get, put, delete,
-// ordered range). The runtime gives every task its own partition of the
+// [WithStores]. A typed store is declared once with its name and codecs
+// ([NewKeyValueStore]) and opened by the processor in Init
+// ([KeyValueStore.Open]) as a [Store] of K and V (Get, Put, Delete, and
+// Range in encoded-key order); a store of byte strings is named with
+// [BytesStore] and opened with [ProcessorContext].Store as a [KVStore].
+// Both are views of the same kind of store:
+//
+//	counts := stream.NewKeyValueStore("counts", codec.String(), codec.Int64())
+//	stream.Process(s, newCounter, stream.WithStores(counts))
+//	// in the processor's Init:
+//	c.store, err = counts.Open(pc)
+//
+// The runtime gives every task its own partition of the
 // store, logs each write to the changelog topic
 // "<app-id>-<store>-changelog" in the task's commit, and restores the
 // store from it on start and after rebalances, so the state always matches

@@ -73,7 +73,7 @@ func ExampleProcessorContext_schedule() {
 	b := stream.NewBuilder()
 	clicks := stream.From(b, "clicks", codec.String(), codec.String())
 	stream.Process(clicks, func() stream.Processor[string, string, string, int64] { return &heartbeat{} },
-		stream.WithStores("clicks")).
+		stream.WithStores(stream.BytesStore("clicks"))).
 		To("clicks-per-minute")
 	topo, err := b.Build()
 	if err != nil {

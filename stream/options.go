@@ -55,24 +55,36 @@ func Named(name string) Option {
 	})
 }
 
-// WithStores declares the state stores a [Process] step's processor uses,
-// by name; the processor reaches them with [ProcessorContext.Store]. Each
-// store is a key-value store per task, logged to the compacted changelog
-// topic "<app-id>-<name>-changelog" and restored from it, so a name must
-// form a valid topic name (else Build reports ErrInvalidOption). Steps of
-// one sub-topology may share a store; a store used by two sub-topologies
+// WithStores declares the state stores a [Process] step's processor uses:
+// typed stores made by [NewKeyValueStore], which the processor opens with
+// [KeyValueStore.Open], and stores of byte strings named with
+// [BytesStore], which it opens with [ProcessorContext].Store. Each store
+// is a key-value store per task, logged to the compacted changelog topic
+// "<app-id>-<name>-changelog" and restored from it, so a name must form a
+// valid topic name (else Build reports ErrInvalidOption). Steps of one
+// sub-topology may share a store; a store used by two sub-topologies
 // (steps separated by a repartition or reading unrelated sources) is
 // reported by Build as ErrStoreConflict. Several WithStores add up;
-// default: no stores. Only Process takes it.
-func WithStores(names ...string) Option {
+// default: no stores. Only Process takes it. Build also reports WithStores
+// without a store (ErrInvalidOption) and a typed store with nil codecs
+// (ErrNilCodec).
+func WithStores(stores ...StoreSpec) Option {
 	return optionFunc(func(c *dsl.StepConfig) {
 		c.Mark(dsl.OptWithStores, "Process")
-		if len(names) == 0 {
-			c.Fail(fmt.Errorf("%w: WithStores without a store name", dsl.ErrInvalidOption))
+		if len(stores) == 0 {
+			c.Fail(fmt.Errorf("%w: WithStores without a store", dsl.ErrInvalidOption))
 			return
 		}
-		for _, name := range names {
-			if !slices.Contains(c.Stores, name) {
+		for _, st := range stores {
+			if st == nil {
+				c.Fail(fmt.Errorf("%w: WithStores with a nil store", dsl.ErrInvalidOption))
+				continue
+			}
+			if err := st.check(); err != nil {
+				c.Fail(err)
+				continue
+			}
+			if name := st.StoreName(); !slices.Contains(c.Stores, name) {
 				c.Stores = append(c.Stores, name)
 			}
 		}

@@ -111,8 +111,10 @@ type ProcessorContext[K, V any] interface {
 	// Now is the runtime's clock.
 	Now() time.Time
 	// Store returns the task's partition of the state store name, which
-	// the step declared with [WithStores]; otherwise it returns an error
-	// matching ErrUnknownStore.
+	// the step declared with [WithStores], as a store of byte strings (a
+	// typed store declared with [NewKeyValueStore] is opened with
+	// [KeyValueStore.Open], which calls Store); otherwise it returns an
+	// error matching ErrUnknownStore.
 	// The store is restored from its changelog before Init is called and
 	// is valid until Close. Call it from Init or Process; not safe for
 	// concurrent use.
@@ -286,8 +288,11 @@ func (pc *processorContext[K, V]) Now() time.Time       { return pc.t.Env().Now(
 // time ([ProcessorContext.Schedule]) and read the task's stream time.
 // Init runs when the task is created and Close when it closes; a panic in
 // supplier, Init or Close is returned as an error (*PanicError), one in
-// Process fails the record like any step's panic. Options: [Named]
-// (default "process-<n>") and [WithStores] (default: no stores).
+// Process fails the record like any step's panic. The output's codecs are
+// codec.For of KOut and VOut (the input's codec for a type that is the
+// input's type), or the ones [WithKeyCodec] and [WithValueCodec] give.
+// Options: [Named] (default "process-<n>"), [WithStores] (default: no
+// stores), [WithKeyCodec], [WithValueCodec].
 //
 // Build reports a nil supplier (ErrNilFunc); task creation fails if it
 // returns nil.

@@ -84,7 +84,7 @@ func tickerDriver(t *testing.T, p *ticker) *streamtest.Driver {
 	t.Helper()
 	b := stream.NewBuilder()
 	stream.Process(stream.From(b, "in", str, str), func() stream.Processor[string, string, string, string] { return p },
-		stream.WithStores("ticks"), stream.Named("ticker")).
+		stream.WithStores(stream.BytesStore("ticks")), stream.Named("ticker")).
 		To("out")
 	topo, err := b.Build()
 	require.NoError(t, err)

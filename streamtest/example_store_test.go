@@ -52,7 +52,7 @@ func ExampleStore() {
 	b := stream.NewBuilder()
 	visits := stream.From(b, "page-views", codec.String(), codec.String())
 	stream.Process(visits, func() stream.Processor[string, string, string, int64] { return &visitCounter{} },
-		stream.WithStores("visits")).
+		stream.WithStores(stream.BytesStore("visits"))).
 		To("visit-counts")
 	topo, err := b.Build()
 	if err != nil {

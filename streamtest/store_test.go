@@ -88,7 +88,7 @@ func countTopology(repartition bool) func(b *stream.Builder) {
 			s = s.Repartition(stream.Named("rekeyed"))
 		}
 		stream.Process(s, func() stream.Processor[string, string, string, int64] { return &counter{} },
-			stream.WithStores("counts")).To("counts")
+			stream.WithStores(stream.BytesStore("counts"))).To("counts")
 	}
 }
 
@@ -308,7 +308,7 @@ func (s *scanner) Close() error { return nil }
 func TestStoreRangeSeesOwnWrites(t *testing.T) {
 	d, err := streamtest.New(build(t, func(b *stream.Builder) {
 		stream.Process(stream.From(b, "in", str, str), func() stream.Processor[string, string, string, string] { return &scanner{} },
-			stream.WithStores("kv")).To("out")
+			stream.WithStores(stream.BytesStore("kv"))).To("out")
 	}))
 	require.NoError(t, err)
 	defer d.Close()
@@ -352,7 +352,7 @@ func (undeclared) Close() error                                                 
 func TestStoreErrors(t *testing.T) {
 	_, err := streamtest.New(build(t, func(b *stream.Builder) {
 		stream.Process(stream.From(b, "in", str, str), func() stream.Processor[string, string, string, string] { return undeclared{} },
-			stream.WithStores("mine"))
+			stream.WithStores(stream.BytesStore("mine")))
 	}))
 	require.ErrorIs(t, err, stream.ErrUnknownStore, "a store the step did not declare")
 
@@ -422,7 +422,7 @@ func (l *lifecycle) Close() error { return l.kv.Put([]byte("close"), []byte("1")
 func TestStoreInitAndCloseWrites(t *testing.T) {
 	d, err := streamtest.New(build(t, func(b *stream.Builder) {
 		stream.Process(stream.From(b, "in", str, str), func() stream.Processor[string, string, string, string] { return &lifecycle{} },
-			stream.WithStores("kv"))
+			stream.WithStores(stream.BytesStore("kv")))
 	}), streamtest.DefaultPartitions(2))
 	require.NoError(t, err)
 	for p := range int32(2) {

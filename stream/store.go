@@ -1,0 +1,227 @@
+package stream
+
+import (
+	"fmt"
+	"iter"
+
+	"github.com/duality-streams/duality/codec"
+)
+
+// StoreSpec declares a state store for [WithStores]: a typed store made by
+// [NewKeyValueStore], or a store of byte strings named with [BytesStore].
+// Only this package implements it.
+type StoreSpec interface {
+	// StoreName returns the store's name.
+	StoreName() string
+	// check returns an error for an invalid declaration (nil codecs).
+	check() error
+}
+
+// BytesStore declares the state store name as a store of byte strings,
+// which the processor opens with [ProcessorContext].Store as a [KVStore]:
+//
+//	stream.Process(s, newDedup, stream.WithStores(stream.BytesStore("seen")))
+//
+// It is the same store as a [KeyValueStore] of that name: only the view
+// differs.
+type BytesStore string
+
+// StoreName returns the store's name.
+func (s BytesStore) StoreName() string { return string(s) }
+
+func (s BytesStore) check() error { return nil }
+
+// KeyValueStore declares a typed state store, once, with its name and
+// codecs: pass it to [WithStores] on the [Process] steps that use it and
+// open it in their processors' Init with [KeyValueStore.Open]:
+//
+//	counts := stream.NewKeyValueStore("counts", codec.String(), codec.Int64())
+//	stream.Process(s, newCounter, stream.WithStores(counts))
+//	// in Init:
+//	st, err := counts.Open(pc)
+//
+// It is a description, shared by every task; each task opens its own
+// [Store]. A KeyValueStore is safe for concurrent use.
+type KeyValueStore[K, V any] struct {
+	name string
+	kc   codec.Codec[K]
+	vc   codec.Codec[V]
+}
+
+// NewKeyValueStore declares the state store name whose keys are encoded
+// with kc and values with vc. The store is a key-value store per task,
+// logged to the changelog topic "<app-id>-<name>-changelog" and restored
+// from it, as every store declared with [WithStores]; Build reports an
+// invalid name (ErrInvalidOption) and nil codecs (ErrNilCodec) for the
+// steps that declare it. Entries are ordered by their encoded keys, so
+// ranges follow K's order only with an order-preserving kc (see package
+// codec, "Order preservation").
+func NewKeyValueStore[K, V any](name string, kc codec.Codec[K], vc codec.Codec[V]) *KeyValueStore[K, V] {
+	return &KeyValueStore[K, V]{name: name, kc: kc, vc: vc}
+}
+
+// StoreName returns the store's name.
+func (s *KeyValueStore[K, V]) StoreName() string { return s.name }
+
+// KeyCodec returns the codec of the store's keys.
+func (s *KeyValueStore[K, V]) KeyCodec() codec.Codec[K] { return s.kc }
+
+// ValueCodec returns the codec of the store's values.
+func (s *KeyValueStore[K, V]) ValueCodec() codec.Codec[V] { return s.vc }
+
+func (s *KeyValueStore[K, V]) check() error {
+	switch {
+	case s == nil:
+		return fmt.Errorf("%w: WithStores with a nil *KeyValueStore", ErrInvalidOption)
+	case s.kc == nil:
+		return fmt.Errorf("store %q: key codec: %w", s.name, ErrNilCodec)
+	case s.vc == nil:
+		return fmt.Errorf("store %q: value codec: %w", s.name, ErrNilCodec)
+	}
+	return nil
+}
+
+// StoreOpener opens the task's partition of a store by name. Every
+// [ProcessorContext] is one; [KeyValueStore.Open] takes it.
+type StoreOpener interface {
+	Store(name string) (KVStore, error)
+}
+
+// Open returns the task's partition of the store, typed: call it from the
+// processor's Init with its [ProcessorContext]. It fails as
+// [ProcessorContext].Store does: with an error matching ErrUnknownStore
+// when the step did not declare the store with [WithStores]. The Store is
+// valid until the processor's Close.
+func (s *KeyValueStore[K, V]) Open(pc StoreOpener) (*Store[K, V], error) {
+	if err := s.check(); err != nil {
+		return nil, err
+	}
+	kv, err := pc.Store(s.name)
+	if err != nil {
+		return nil, err
+	}
+	return &Store[K, V]{kv: kv, name: s.name, kc: s.kc, vc: s.vc}, nil
+}
+
+// Store is a task's partition of a typed state store (see
+// [KeyValueStore]): a [KVStore] whose keys and values are encoded and
+// decoded with the store's codecs. It has the KVStore's semantics: writes
+// are buffered until the task's commit and logged to the changelog with
+// it, reads see the task's own writes, and a record that fails under a
+// skip error policy leaves no writes behind. Entries are ordered by their
+// encoded keys. Codec failures are returned as errors wrapping a
+// *codec.EncodeError or the codec's decode error, naming the store. Not
+// safe for concurrent use.
+type Store[K, V any] struct {
+	kv   KVStore
+	name string
+	kc   codec.Codec[K]
+	vc   codec.Codec[V]
+	kbuf []byte
+	vbuf []byte
+}
+
+// Name returns the store's name.
+func (s *Store[K, V]) Name() string { return s.name }
+
+func (s *Store[K, V]) key(k K) ([]byte, error) {
+	b, err := s.kc.Append(s.kbuf[:0], k)
+	if err != nil {
+		return nil, fmt.Errorf("store %q: %w", s.name, &codec.EncodeError{Topic: s.name, Part: "key", Err: err})
+	}
+	s.kbuf = b
+	return b, nil
+}
+
+// Get returns k's value and true, or V's zero value and false if k is
+// absent.
+func (s *Store[K, V]) Get(k K) (V, bool, error) {
+	var zero V
+	kb, err := s.key(k)
+	if err != nil {
+		return zero, false, err
+	}
+	b, ok, err := s.kv.Get(kb)
+	if err != nil || !ok {
+		return zero, false, err
+	}
+	v, err := s.vc.Decode(b)
+	if err != nil {
+		return zero, false, fmt.Errorf("store %q: decode the value: %w", s.name, err)
+	}
+	return v, true, nil
+}
+
+// Put sets k to v.
+func (s *Store[K, V]) Put(k K, v V) error {
+	kb, err := s.key(k)
+	if err != nil {
+		return err
+	}
+	vb, err := s.vc.Append(s.vbuf[:0], v)
+	if err != nil {
+		return fmt.Errorf("store %q: %w", s.name, &codec.EncodeError{Topic: s.name, Part: "value", Err: err})
+	}
+	s.vbuf = vb
+	return s.kv.Put(kb, vb)
+}
+
+// Delete deletes k (a tombstone in the changelog, even for an absent
+// key).
+func (s *Store[K, V]) Delete(k K) error {
+	kb, err := s.key(k)
+	if err != nil {
+		return err
+	}
+	return s.kv.Delete(kb)
+}
+
+// Range returns a single-use iterator over the entries whose encoded keys
+// are in [encoded from, encoded to), ascending by encoded key (a nil from:
+// from the first entry; a nil to: no upper bound), and a function that
+// returns the error that ended the iteration, if any: the store's, or a
+// key or value that does not decode (check it after the loop). With an
+// order-preserving key codec the range is [*from, *to) in K's order.
+// Writes made during the iteration are not seen by it.
+func (s *Store[K, V]) Range(from, to *K) (iter.Seq2[K, V], func() error) {
+	var start, end []byte
+	var err error
+	for _, b := range []struct {
+		k   *K
+		dst *[]byte
+	}{{from, &start}, {to, &end}} {
+		if b.k == nil {
+			continue
+		}
+		if *b.dst, err = s.kc.Append(nil, *b.k); err != nil {
+			err = fmt.Errorf("store %q: %w", s.name, &codec.EncodeError{Topic: s.name, Part: "key", Err: err})
+			return func(func(K, V) bool) {}, func() error { return err }
+		}
+		if *b.dst == nil {
+			*b.dst = []byte{} // a bound, not "no bound"
+		}
+	}
+	seq, errf := s.kv.Range(start, end)
+	return func(yield func(K, V) bool) {
+			for kb, vb := range seq {
+				k, derr := s.kc.Decode(kb)
+				if derr != nil {
+					err = fmt.Errorf("store %q: decode a key: %w", s.name, derr)
+					return
+				}
+				v, derr := s.vc.Decode(vb)
+				if derr != nil {
+					err = fmt.Errorf("store %q: decode a value: %w", s.name, derr)
+					return
+				}
+				if !yield(k, v) {
+					return
+				}
+			}
+		}, func() error {
+			if err != nil {
+				return err
+			}
+			return errf()
+		}
+}
