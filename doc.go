@@ -14,7 +14,7 @@
 //	b := stream.NewBuilder()
 //	views := stream.From(b, "page-views", codec.String(), codec.String())
 //	views.Filter(func(user, page string) bool { return page != "/health" }).
-//		To("real-views", codec.String(), codec.String())
+//		To("real-views")
 //	topo, err := b.Build()
 //	...
 //	app, err := duality.New("view-filter", topo, brk, duality.Workers(4))

@@ -1,7 +1,8 @@
 // Package dsl is the untyped core of the DSL packages (stream, table and
 // window): a processing graph of nodes, its validation and split into
-// sub-topologies, its text description, and the per-task machinery that
-// instantiates the typed closures the DSL packages attach to nodes.
+// sub-topologies, its text description, the options every step takes, and
+// the per-task machinery that instantiates the typed closures the DSL
+// packages attach to nodes.
 //
 // # Nodes
 //
@@ -10,8 +11,21 @@
 // package that created it; the graph never looks at record types. Public
 // packages add nodes with [Graph.AddNode] and hand out typed handles
 // defined over [Stream] (type Stream[K, V any] dsl.Stream[K, V]), so a
-// sibling package reaches a handle's node with [StreamNode] after a type
-// conversion, without import cycles.
+// sibling package reaches a handle's node with [StreamNode], and its
+// codecs with [StreamCodecs], after a type conversion, without import
+// cycles.
+//
+// # Options and codecs
+//
+// Every step of every DSL package takes options of one type
+// (stream.Option: a value with an ApplyStep(*[StepConfig]) method, which
+// only this module can define). A step applies them with [ApplyOptions],
+// reads what it uses (the name, [KeyCodec] and [ValueCodec] overrides,
+// [Ext] for a sibling package's options) and reports with
+// [StepConfig.Report] the options it does not take. A handle carries the
+// codecs of its keys and values; a step that makes a new type gives it
+// [CodecFor] of the type (the input's codec when the type is the input's,
+// else codec.For).
 //
 // # Topologies
 //
@@ -40,8 +54,8 @@
 // func type, so any package can assert to it). A node sets Task.Current
 // to itself before calling user code so that a recovered panic names it,
 // returns *stream.NodeError for its own failures, and passes errors from
-// its children through unchanged. A stream handle for node n is
-// stream.Stream[K, V](dsl.NewStream[K, V](n)).
+// its children through unchanged. A stream handle for node n with codecs
+// kc and vc is stream.Stream[K, V](dsl.NewStream(n, kc, vc)).
 //
 // # Errors
 //
