@@ -45,8 +45,9 @@ func encode[T any](t *testing.T, c codec.Codec[T], v T) string {
 }
 
 // Handles carry their codecs: the source's, kept by the steps that keep a
-// type (also a step whose new type is the old one), codec.For for a new
-// type, and the options' where given.
+// type (also a step whose new type is the old one, or the type of the
+// input's other part), codec.For for a new type, and the options' where
+// given.
 func TestHandlesCarryCodecs(t *testing.T) {
 	jo := codec.JSON[order]()
 	b := stream.NewBuilder()
@@ -62,6 +63,7 @@ func TestHandlesCarryCodecs(t *testing.T) {
 	byTotal.To("by-total")
 	byTotal.To("by-total-text", stream.WithKeyCodec(codec.Msgpack[int64]()), stream.WithValueCodec(codec.Msgpack[order]()))
 	stream.Map(kept, func(k string, o order) (string, string) { return o.ID, k }, stream.WithKeyCodec(codec.JSON[string]())).To("map")
+	stream.Map(kept, func(k string, o order) (order, string) { return o, k }).To("swapped")
 	stream.FlatMapValues(kept, func(o order) iter.Seq[float64] {
 		return func(yield func(float64) bool) { yield(float64(o.Total) / 2) }
 	}).To("halves")
@@ -95,6 +97,7 @@ func TestHandlesCarryCodecs(t *testing.T) {
 		{"by-total", encode(t, codec.Int64(), 21), encode(t, jo, o)},
 		{"by-total-text", encode(t, codec.Msgpack[int64](), 21), encode(t, codec.Msgpack[order](), o)},
 		{"map", `"o-1"`, "c-1"},
+		{"swapped", encode(t, jo, o), "c-1"},
 		{"halves", "c-1", encode(t, codec.Float64(), 10.5)},
 		{"big", "c-1", encode(t, codec.Bool(), true)},
 		{"by-id-repartition", "c-1", encode(t, codec.Msgpack[order](), o)},

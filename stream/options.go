@@ -198,11 +198,12 @@ var (
 )
 
 // outCodecs returns the codecs of the output of a step with options cfg
-// (of which it takes accepts) whose input has the codecs kc and vc: an
-// input's codec when the type is kept, else codec.For of the new type,
-// unless WithKeyCodec or WithValueCodec gives one.
+// (of which it takes accepts) whose input has the codecs kc and vc: the
+// input's codec of the same type (the key's first for keys, the value's
+// first for values), else codec.For of the new type, unless WithKeyCodec
+// or WithValueCodec gives one.
 func outCodecs[K, V any](cfg *dsl.StepConfig, accepts []string, kc, vc any) (codec.Codec[K], codec.Codec[V]) {
-	k, v := dsl.CodecFor[K](kc), dsl.CodecFor[V](vc)
+	k, v := dsl.CodecFor[K](kc, vc), dsl.CodecFor[V](vc, kc)
 	if slices.Contains(accepts, dsl.OptWithKeyCodec) {
 		k = dsl.KeyCodec(cfg, k)
 	}
