@@ -264,6 +264,13 @@ func (jn *joinNode[K, V1, V2, VR]) proc(t *dsl.Task, side *dsl.Node) (*joinProc[
 }
 
 func (jn *joinNode[K, V1, V2, VR]) instantiate(t *dsl.Task, side *dsl.Node) (*joinProc[K, V1, V2, VR], error) {
+	var p *joinProc[K, V1, V2, VR]
+	timer, err := newStepTimer(t, jn.taskTime, func(ctx context.Context, ts int64) error {
+		return p.fire(ctx, side, ts)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%s %q: stream-time timer: %w", jn.n.Op, jn.n.Name, err)
+	}
 	fs, err := dsl.Children[emit[K, VR]](t, side)
 	if err != nil {
 		return nil, err
@@ -272,7 +279,7 @@ func (jn *joinNode[K, V1, V2, VR]) instantiate(t *dsl.Task, side *dsl.Node) (*jo
 	if err != nil {
 		return nil, fmt.Errorf("%s %q: store %q: %w", jn.n.Op, jn.n.Name, jn.store, err)
 	}
-	p := &joinProc[K, V1, V2, VR]{jn: jn, t: t, kv: kv, fs: fs,
+	p = &joinProc[K, V1, V2, VR]{jn: jn, t: t, kv: kv, fs: fs, timer: timer,
 		before: jn.w.before.Milliseconds(), after: jn.w.after.Milliseconds(), grace: jn.w.grace.Milliseconds(),
 		logger: t.Env().Logger().With("node", jn.n.Name, "store", jn.store),
 		st:     noTime, lowSeg: noTime, closedUpTo: noTime, stats: jn.stats,
@@ -282,13 +289,6 @@ func (jn *joinNode[K, V1, V2, VR]) instantiate(t *dsl.Task, side *dsl.Node) (*jo
 	t.OnSkip(p.skip)
 	if p.stats == nil {
 		p.stats = new(Stats)
-	}
-	if jn.taskTime {
-		if p.timer, err = newStepTimer(t, func(ctx context.Context, ts int64) error {
-			return p.fire(ctx, side, ts)
-		}); err != nil {
-			return nil, fmt.Errorf("%s %q: WithTaskStreamTime: %w", jn.n.Op, jn.n.Name, err)
-		}
 	}
 	b, found, err := kv.Get(metaKey)
 	if err != nil {
@@ -302,7 +302,7 @@ func (jn *joinNode[K, V1, V2, VR]) instantiate(t *dsl.Task, side *dsl.Node) (*jo
 		if p.st < -MaxTimestamp || p.st > MaxTimestamp {
 			return nil, fmt.Errorf("%s %q: store %q: stream time: %w: %d ms", jn.n.Op, jn.n.Name, jn.store, codec.ErrInvalid, p.st)
 		}
-		if p.timer != nil {
+		if p.timer.follow {
 			p.timer.restoreStreamTime(p.st)
 		}
 		if err := p.cleanRestored(); err != nil {
@@ -332,8 +332,8 @@ type joinProc[K, V1, V2, VR any] struct {
 	ekey, kbuf, key, vbuf  []byte
 	out                    stream.RecordContext
 
-	// timer fires when something is due (WithTaskStreamTime; nil
-	// without); minSeg is a lower bound of the segment of the oldest
+	// timer fires when something is due (with WithTaskStreamTime; else
+	// at the end of time); minSeg is a lower bound of the segment of the oldest
 	// stored record and nextUnmatched one of the close times of the
 	// unmatched entries (math.MaxInt64: none; noTime: unknown). See
 	// rearm.
@@ -482,7 +482,7 @@ func (p *joinProc[K, V1, V2, VR]) processRecord(ctx context.Context, rc *stream.
 		return err
 	}
 	p.st = max(p.st, ts)
-	if p.timer != nil {
+	if p.timer.follow {
 		// WithTaskStreamTime: the record is judged against the task's
 		// stream time, which the timer's firings follow only when
 		// something is due.

@@ -74,10 +74,10 @@ type proc[K, V, A any] struct {
 	// with a close time at or below it, so scans start after it instead of
 	// skipping the deleted entries at the front.
 	closedUpTo int64
-	// timer fires when something is due (WithTaskStreamTime; nil
-	// without); minSeg is a lower bound of the segment of the oldest
-	// stored window (math.MaxInt64: none; noTime: unknown), for its
-	// expiry. See rearm.
+	// timer fires when something is due (with WithTaskStreamTime; else
+	// at the end of time); minSeg is a lower bound of the segment of the
+	// oldest stored window (math.MaxInt64: none; noTime: unknown), for
+	// its expiry. See rearm.
 	timer  *stepTimer
 	minSeg int64
 
@@ -127,6 +127,11 @@ func (p *proc[K, V, A]) skip() {
 }
 
 func newProc[K, V, A any](t *dsl.Task, n *dsl.Node, store string, w Windows, cfg config, late func(LateRecord[K, V]), kc codec.Codec[K], ac codec.Codec[A], f fns[K, V, A]) (emit[K, V], error) {
+	var p *proc[K, V, A]
+	timer, err := newStepTimer(t, cfg.task, func(ctx context.Context, ts int64) error { return p.fire(ctx, ts) })
+	if err != nil {
+		return nil, fmt.Errorf("%s %q: stream-time timer: %w", n.Op, n.Name, err)
+	}
 	fs, err := dsl.Children[emit[Windowed[K], A]](t, n)
 	if err != nil {
 		return nil, err
@@ -144,8 +149,8 @@ func newProc[K, V, A any](t *dsl.Task, n *dsl.Node, store string, w Windows, cfg
 		return nil, fmt.Errorf("%s %q: store %q: %w", n.Op, n.Name, store, err)
 	}
 	ret := w.Retention().Milliseconds()
-	p := &proc[K, V, A]{
-		t: t, n: n, store: store, kv: kv,
+	p = &proc[K, V, A]{
+		t: t, n: n, store: store, kv: kv, timer: timer,
 		kind: w.kind, size: w.size.Milliseconds(), advance: w.advance.Milliseconds(),
 		grace: w.grace.Milliseconds(), ret: ret, seg: max(ret/2, 1),
 		final: cfg.final, stats: cfg.stats, late: late,
@@ -161,11 +166,6 @@ func newProc[K, V, A any](t *dsl.Task, n *dsl.Node, store string, w Windows, cfg
 		p.cache = map[string]cacheEntry[K, A]{}
 		t.OnFlush(p.flushCache)
 	}
-	if cfg.task {
-		if p.timer, err = newStepTimer(t, p.fire); err != nil {
-			return nil, fmt.Errorf("%s %q: WithTaskStreamTime: %w", n.Op, n.Name, err)
-		}
-	}
 	b, ok, err := kv.Get(metaKey)
 	if err != nil {
 		return nil, fmt.Errorf("%s %q: store %q: read stream time: %w", n.Op, n.Name, store, err)
@@ -178,7 +178,7 @@ func newProc[K, V, A any](t *dsl.Task, n *dsl.Node, store string, w Windows, cfg
 		if p.st < -MaxTimestamp || p.st > MaxTimestamp {
 			return nil, fmt.Errorf("%s %q: store %q: stream time: %w: %d ms", n.Op, n.Name, store, codec.ErrInvalid, p.st)
 		}
-		if p.timer != nil {
+		if p.timer.follow {
 			p.timer.restoreStreamTime(p.st)
 		}
 		if err := p.cleanRestored(); err != nil {
@@ -277,7 +277,7 @@ func (p *proc[K, V, A]) processRecord(ctx context.Context, rc *stream.RecordCont
 		return p.nodeErr(rc, err)
 	}
 	st := ts
-	if p.timer != nil {
+	if p.timer.follow {
 		// WithTaskStreamTime: the record is judged against the task's
 		// stream time, which the timer's firings follow only when
 		// something is due.

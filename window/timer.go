@@ -12,13 +12,18 @@ import (
 	"github.com/duality-streams/duality/stream"
 )
 
-// stepTimer is the stream-time timer of a step WithTaskStreamTime
-// (topology.TaskEnv.StreamTimer): the step arms it, after every record and every
-// firing, at the next stream time at which it has something to do (a
-// final result, an unmatched join result, an expiry), so that an idle
-// task whose stream time the runtime advances punctuates only then.
+// stepTimer is the stream-time timer of a windowed step
+// (topology.TaskEnv.StreamTimer). With WithTaskStreamTime (follow) the
+// step arms it, after every record and every firing, at the next stream
+// time at which it has something to do (a final result, an unmatched join
+// result, an expiry), so that an idle task whose stream time the runtime
+// advances punctuates only then. Without, the step's stream time follows
+// its own records, and the timer is armed at the end of time
+// (topology.MaxTimestamp), which only a bounded run's end advance
+// (duality.App.RunToEnd) reaches: the step then closes every window.
 type stepTimer struct {
 	env    topology.TaskEnv
+	follow bool
 	set    func(int64)
 	cancel func()
 	// armed is the due time set last (math.MaxInt64: disarmed).
@@ -26,9 +31,12 @@ type stepTimer struct {
 }
 
 // newStepTimer registers f as t's one-shot stream-time punctuation,
-// disarmed, and cancels it when the task closes.
-func newStepTimer(t *dsl.Task, f topology.Punctuator) (*stepTimer, error) {
-	tm := &stepTimer{env: t.Env(), armed: math.MaxInt64}
+// disarmed, and cancels it when the task closes. A step registers it
+// before instantiating its children: timers due at the same stream time
+// fire in the order of registration, so the results an upstream step
+// emits when it fires reach a downstream step before that one fires.
+func newStepTimer(t *dsl.Task, follow bool, f topology.Punctuator) (*stepTimer, error) {
+	tm := &stepTimer{env: t.Env(), follow: follow, armed: math.MaxInt64}
 	set, cancel, err := tm.env.StreamTimer(func(ctx context.Context, ts int64) error {
 		tm.armed = math.MaxInt64 // the runtime disarmed it
 		return f(ctx, ts)
@@ -54,6 +62,16 @@ func (tm *stepTimer) arm(due int64) {
 		tm.armed = due
 		tm.set(due)
 	}
+}
+
+// endDue returns the due time to arm for a step that does not follow the
+// task's stream time, at stream time st: the end of time, unless the step
+// has no stream time (nor state) or is there already.
+func endDue(st int64) int64 {
+	if st == noTime || st >= topology.MaxTimestamp {
+		return math.MaxInt64
+	}
+	return topology.MaxTimestamp
 }
 
 // timerDue returns the due time to arm for a step at stream time st whose next
@@ -125,14 +143,16 @@ func (p *proc[K, V, A]) fire(ctx context.Context, ts int64) error {
 	return nil
 }
 
-// rearm arms p's timer (WithTaskStreamTime) at the next stream time at
-// which p has work: the close time of the next final result (nextClose,
-// found with one seek of the close index when unknown) and the expiry of
-// the oldest stored window's segment (minSeg, found with one seek when
-// unknown or expired). It runs after every record and firing, so p
-// punctuates only when something is due.
+// rearm arms p's timer at the next stream time at which p has work
+// (WithTaskStreamTime): the close time of the next final result
+// (nextClose, found with one seek of the close index when unknown) and
+// the expiry of the oldest stored window's segment (minSeg, found with one
+// seek when unknown or expired). It runs after every record and firing,
+// so p punctuates only when something is due. Without the option, p's
+// timer waits for the end of time (endDue).
 func (p *proc[K, V, A]) rearm() error {
-	if p.timer == nil {
+	if !p.timer.follow {
+		p.timer.arm(endDue(p.st))
 		return nil
 	}
 	if p.st == noTime {
@@ -170,9 +190,6 @@ func (p *proc[K, V, A]) rearm() error {
 // writes of the unit were undone, so what rearm knew of the stored
 // windows is stale.
 func (p *proc[K, V, A]) resetTimer() {
-	if p.timer == nil {
-		return
-	}
 	p.minSeg = noTime
 	if err := p.rearm(); err != nil {
 		p.timer.arm(timerDue(p.st, p.st+1)) // early: the firing finds out
@@ -193,14 +210,16 @@ func (p *joinProc[K, V1, V2, VR]) fire(ctx context.Context, n *dsl.Node, ts int6
 	return nil
 }
 
-// rearm arms p's timer (WithTaskStreamTime) at the next stream time at
-// which p has work: the close time of the next unmatched record of a left
-// or outer join (nextUnmatched, found with one seek when unknown or
+// rearm arms p's timer at the next stream time at which p has work
+// (WithTaskStreamTime): the close time of the next unmatched record of a
+// left or outer join (nextUnmatched, found with one seek when unknown or
 // passed) and the expiry of the oldest stored record's segment (minSeg,
 // found with one seek when unknown or expired). It runs after every
 // record and firing, so the join punctuates only when something is due.
+// Without the option, p's timer waits for the end of time (endDue).
 func (p *joinProc[K, V1, V2, VR]) rearm() error {
-	if p.timer == nil {
+	if !p.timer.follow {
+		p.timer.arm(endDue(p.st))
 		return nil
 	}
 	if p.st == noTime {
@@ -238,9 +257,6 @@ func (p *joinProc[K, V1, V2, VR]) rearm() error {
 // writes of the unit were undone, so what rearm knew of the store is
 // stale.
 func (p *joinProc[K, V1, V2, VR]) resetTimer() {
-	if p.timer == nil {
-		return
-	}
 	p.minSeg, p.nextUnmatched = noTime, noTime
 	if err := p.rearm(); err != nil {
 		p.timer.arm(timerDue(p.st, p.st+1)) // early: the firing finds out

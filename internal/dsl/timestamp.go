@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"math"
 	"time"
+
+	"github.com/duality-streams/duality/internal/topology"
 )
 
 // ErrInvalidTimestamp is matched by the error of a record whose timestamp
@@ -14,8 +16,9 @@ import (
 var ErrInvalidTimestamp = errors.New("stream: invalid record timestamp")
 
 // MaxTimestamp is the largest valid record timestamp in Unix milliseconds:
-// 9999-12-31T23:59:59.999Z. Package stream re-exports it.
-const MaxTimestamp int64 = 253402300799999
+// 9999-12-31T23:59:59.999Z (topology.MaxTimestamp, the end of time of a
+// bounded run). Package stream re-exports it.
+const MaxTimestamp = topology.MaxTimestamp
 
 var (
 	epoch   = time.UnixMilli(0)

@@ -176,9 +176,10 @@ type TaskEnv interface {
 	// StreamTime is the task's stream time in milliseconds since the
 	// epoch: the largest timestamp of the input records the task has
 	// processed, including the one being processed, and possibly moved
-	// further by the runtime while the task is idle. It never decreases
-	// while the task lives; [NoTime] before the first record (unless a
-	// step restored it, see RestoreStreamTime).
+	// further by the runtime while the task is idle, or to [MaxTimestamp]
+	// at the end of a bounded run. It never decreases while the task
+	// lives; [NoTime] before the first record (unless a step restored it,
+	// see RestoreStreamTime).
 	StreamTime() int64
 	// Schedule registers f to fire every interval (at least a
 	// millisecond) by the clock typ names, until cancel is called (cancel
@@ -224,6 +225,16 @@ type TaskEnv interface {
 
 // NoTime is the stream time of a task that has processed no record yet.
 const NoTime int64 = math.MinInt64
+
+// MaxTimestamp is the largest valid record timestamp in Unix milliseconds,
+// 9999-12-31T23:59:59.999Z, and the end of time of a bounded run
+// (duality.App.RunToEnd): once a task's input is processed, the runtime
+// moves its stream time to MaxTimestamp, through the due times of its
+// one-shot timers (TaskEnv.StreamTimer) in order, firing the stream-time
+// punctuations due on the way, as if input had gone on. A step whose work
+// otherwise waits for more input (a window's final result) arms a timer at
+// MaxTimestamp to do it then.
+const MaxTimestamp int64 = 253402300799999
 
 // PunctuationType says which clock drives a punctuation.
 type PunctuationType uint8
