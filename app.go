@@ -10,8 +10,10 @@ import (
 )
 
 // App runs a topology against a broker as one member of the consumer group
-// named by its app id. Create it with [New] and run it with [App.Run].
-// Metrics is safe for concurrent use; Run may be called once.
+// named by its app id. Create it with [New] and run it with [App.Run]
+// (until canceled: the hot path) or [App.RunToEnd] (a bounded input to
+// its end: a batch job, a backfill). Metrics is safe for concurrent use;
+// an App runs once: Run or RunToEnd may be called once.
 type App struct {
 	rt *runtime.App
 }
@@ -56,9 +58,70 @@ func New(appID string, topo *stream.Topology, b broker.Broker, opts ...Option) (
 // failed commit, a broker error) is returned wrapped with context; the
 // other workers still commit their work. Run returns only after every
 // goroutine it started has exited, so it also waits for processors: a
-// Process call that never returns blocks shutdown. A second call returns
-// [ErrRunCalled].
+// Process call that never returns blocks shutdown. A second call of Run or
+// [App.RunToEnd] returns [ErrRunCalled].
 func (a *App) Run(ctx context.Context) error { return a.rt.Run(ctx) }
+
+// RunToEnd runs the app over a bounded input: the records its source
+// topics hold when it starts. It processes them through every stage of
+// the topology, then advances stream time to the end so that every window
+// closes, commits and returns nil. Kafka Streams has no such mode; with
+// it, one topology serves the hot path ([App.Run], following the topics)
+// and a batch or backfill job over the same topics (the lambda
+// architecture's hot and cold paths from one codebase).
+//
+// It starts as Run does (topics checked and created, global stores
+// bootstrapped, the group joined), then lists the end offset of every
+// partition of the external source topics: that is the end of the input.
+// Records appended after that are not processed, and a partition at its
+// end never holds a task back (see [MaxTaskIdle]). Topics the topology
+// writes and reads (repartition topics, a foreign-key join's internal
+// topics, an external topic it writes with To and reads back) carry the
+// work of earlier stages: they are read until caught up. Tasks resume
+// from the group's committed offsets, as with Run, so a run over input a
+// previous run of the app id processed processes only what was appended
+// since.
+//
+// The input is processed when the group's committed offsets say so: every
+// external source partition's at or past its end, every partition of the
+// topics the topology writes and reads at its latest offset. The app
+// commits a task's output with its input offsets, so all output is then
+// written. RunToEnd then advances the sub-topologies to the end of time
+// ([stream.MaxTimestamp]), upstream ones first: each task's stream time
+// moves through the due times of its windows and joins in order to
+// MaxTimestamp, firing the stream-time punctuations due on the way, as if
+// input had gone on. Windowed aggregations close all their windows (with
+// window.EmitOnWindowClose they emit every final result, sessions
+// included), left and outer stream-stream joins emit their unmatched
+// records, and
+// [stream.Process] punctuators scheduled on stream time fire. What a
+// sub-topology emits then is processed by the stages downstream before
+// they are advanced in turn, so a downstream window never drops an
+// upstream final result as late. Sub-topologies that feed each other in
+// a cycle (a foreign-key join) are advanced together. Wall-clock
+// punctuations run as with Run; [IdleStreamTimeAdvance] is ignored (the
+// end advance closes the windows instead, independently of the speed of
+// the run). A window whose end plus grace falls after MaxTimestamp (year
+// 9999) does not close.
+//
+// Afterwards the app's state is at the end of time: every window has
+// expired, and the stream time persisted by windowed steps is
+// MaxTimestamp, so any later record is late for them. Give a bounded run
+// of a topology with windows or joins its own app id (a new one per run
+// of a batch job), not the hot path's. Without windows (counts, tables,
+// stateless steps), repeated bounded runs under one app id continue from
+// one another, each processing what was appended since.
+//
+// Errors are Run's. When ctx is canceled, RunToEnd stops and commits as
+// Run does, then returns an error matching ctx's error (context.Canceled
+// or context.DeadlineExceeded): the run did not reach the end, and a
+// later run of the app id resumes the input from what was committed. The
+// run's decision that the input is processed holds for any number of
+// workers ([Workers]); with several instances of the app, each advances
+// only its own tasks, and the order between instances is not
+// coordinated: run a bounded job as one instance. A second call of
+// RunToEnd or [App.Run] returns [ErrRunCalled].
+func (a *App) RunToEnd(ctx context.Context) error { return a.rt.RunToEnd(ctx) }
 
 // Metrics returns a snapshot of the app's counters. It is cheap and safe
 // for concurrent use. Workers publish their record counts after every

@@ -26,6 +26,22 @@
 // in one process or many, share the work: the group assigns each partition
 // to one of them and rebalances when instances join or leave.
 //
+// # Bounded runs
+//
+// [App.RunToEnd] runs the same topology over a bounded input and returns
+// when it is done: it processes the records the source topics hold when it
+// starts, through every repartition stage, then advances stream time to the
+// end, so that every window closes and final results, session results and
+// a left join's unmatched records come out, commits and returns nil. Run
+// keeps the topology on the hot path (following the topics); RunToEnd
+// serves a batch or backfill job over the same topics, without waiting on
+// consumer lag or producing flush records. Its state is then at the end of
+// time: give a bounded run of a windowed topology its own app id.
+//
+//	batch, err := duality.New("view-filter-backfill-2026-03", topo, brk)
+//	...
+//	err = batch.RunToEnd(ctx) // returns nil once the input is processed
+//
 // # Internal topics
 //
 // Run creates each missing internal topic as "<app-id>-<name>" with the

@@ -8,6 +8,7 @@ import (
 	"maps"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/duality-streams/duality/broker"
 	"github.com/duality-streams/duality/internal/topology"
@@ -34,6 +35,9 @@ type App struct {
 	maxRecordBytes int
 	// iq is the registry of store partitions open for queries.
 	iq queries
+	// end is the state of a bounded run (RunToEnd), nil for Run. It is
+	// set before the first generation starts.
+	end *endRun
 }
 
 // New returns an App that runs topo, a topology package dsl validated, on
@@ -77,13 +81,31 @@ func New(appID string, topo *topology.Topology, b broker.Broker, cfg Config) (*A
 // (plan.ensureTopics), opens the state (StateDir, or memory), bootstraps
 // the global stores and follows them on a goroutine, joins the group and
 // runs one generation of workers per assignment (loop). It returns only
-// after every goroutine it started has exited. A second call returns
-// [ErrRunCalled].
-func (a *App) Run(ctx context.Context) (err error) {
+// after every goroutine it started has exited. A second call of Run or
+// RunToEnd returns [ErrRunCalled].
+func (a *App) Run(ctx context.Context) error { return a.run(ctx, false) }
+
+// RunToEnd is Run for a bounded input (see duality.App.RunToEnd and
+// endRun): it processes the records its external sources hold when it
+// joins the group, advances stream time to the end, commits and returns
+// nil. A canceled ctx stops it as it stops Run, and it then returns an
+// error matching ctx.Err(): the run did not reach the end.
+func (a *App) RunToEnd(ctx context.Context) error { return a.run(ctx, true) }
+
+// run is Run, or RunToEnd when bounded.
+func (a *App) run(ctx context.Context, bounded bool) (err error) {
 	if !a.ran.CompareAndSwap(false, true) {
 		return ErrRunCalled
 	}
-	canceled := func(err error) bool { return ctx.Err() != nil && errors.Is(err, ctx.Err()) }
+	// Run returns nil when it stops because ctx ended; a bounded run
+	// returns the error, as it did not reach the end.
+	canceled := func(err error) bool { return !bounded && ctx.Err() != nil && errors.Is(err, ctx.Err()) }
+	if bounded {
+		// The idle advance would move stream time with the clock while a
+		// task waits for the records of an upstream stage, closing
+		// windows early; the end advance closes them instead.
+		a.cfg.IdleStreamTimeAdvance = 0
+	}
 	topics, err := a.plan.ensureTopics(ctx, a.b)
 	if err != nil {
 		if canceled(err) {
@@ -149,7 +171,12 @@ func (a *App) Run(ctx context.Context) (err error) {
 		return fmt.Errorf("duality: app %q: join group: %w", a.appID, err)
 	}
 	a.log.Info("joined group", slog.String("member", m.MemberID()), slog.Any("topics", a.plan.sourceTopics))
-	err = a.loop(ctx, m, topics, globalErr)
+	if bounded {
+		a.end, err = a.startEnd(ctx, topics)
+	}
+	if err == nil {
+		err = a.loop(ctx, m, topics, globalErr)
+	}
 	a.m.tasks.Store(0)
 	if lerr := m.Leave(context.WithoutCancel(ctx)); lerr != nil && err == nil {
 		err = fmt.Errorf("leave group: %w", lerr)
@@ -162,21 +189,39 @@ func (a *App) Run(ctx context.Context) (err error) {
 }
 
 // loop follows the group's assignments until ctx ends, a worker fails or
-// the goroutine following the global stores fails (globalErr).
+// the goroutine following the global stores fails (globalErr); in a
+// bounded run (a.end) also until the input is processed to the end.
 // topics are the partition counts of the topics known to exist.
 func (a *App) loop(ctx context.Context, m broker.Membership, topics map[string]int32, globalErr <-chan error) error {
 	var gen *generation
+	e := a.end
+	var progress <-chan struct{}
+	var tick <-chan time.Time
+	if e != nil {
+		progress = e.progress
+		t := time.NewTicker(endCheckInterval)
+		defer t.Stop()
+		tick = t.C
+	}
 	for {
 		var failed <-chan error
 		if gen != nil {
 			failed = gen.errc
 		}
+		var advanced <-chan struct{}
+		if e != nil && e.req != nil {
+			advanced = e.req.done
+		}
 		select {
 		case <-ctx.Done():
+			var err error
 			if gen != nil {
-				return gen.stop(stopReason{})
+				err = gen.stop(stopReason{})
 			}
-			return nil
+			if e != nil {
+				err = errors.Join(err, fmt.Errorf("bounded run stopped before the end of its input: %w", ctx.Err()))
+			}
+			return err
 		case err := <-failed:
 			// Stop the other workers; they commit their own work.
 			return errors.Join(err, gen.stop(stopReason{}))
@@ -202,11 +247,39 @@ func (a *App) loop(ctx context.Context, m broker.Membership, topics map[string]i
 			a.m.rebalances.Add(1)
 			var err error
 			if gen, err = a.start(ctx, m, asg, topics); err != nil {
-				if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+				if e == nil && ctx.Err() != nil && errors.Is(err, ctx.Err()) {
 					return nil
 				}
 				return err
 			}
+			if e != nil {
+				// An advance in progress was lost with the old
+				// generation's workers: check again, then redo it.
+				e.req = nil
+				e.poke()
+			}
+		case <-tick:
+			e.poke()
+		case <-progress:
+			if gen == nil || e.req != nil {
+				break
+			}
+			done, err := a.endStep(ctx, gen, e)
+			if err != nil {
+				if ctx.Err() == nil && !broker.IsRetryable(err) {
+					return errors.Join(fmt.Errorf("bounded run: %w", err), gen.stop(stopReason{}))
+				}
+				// Checked again after the next commit or tick.
+				a.log.Debug("bounded run: completion check failed", slog.Any("error", err))
+			}
+			if done {
+				a.log.Info("bounded run: input processed to the end")
+				return gen.stop(stopReason{})
+			}
+		case <-advanced:
+			e.req = nil
+			e.advanced++
+			e.poke()
 		}
 	}
 }
@@ -220,6 +293,7 @@ type stopReason struct {
 // generation is the set of workers running one assignment.
 type generation struct {
 	asg     broker.Assignment
+	workers []*worker
 	cancel  context.CancelFunc
 	reason  stopReason
 	decided chan struct{} // closed once reason is set
@@ -265,6 +339,9 @@ func (a *App) start(ctx context.Context, m broker.Membership, asg broker.Assignm
 	}
 	for _, t := range tasks {
 		for _, ps := range t.parts {
+			if a.end != nil {
+				ps.stop = a.end.stop(ps.tp, a.plan.staged[ps.tp.Topic])
+			}
 			if off, ok := committed[ps.tp]; ok {
 				ps.next, ps.known, ps.committed = off, true, off
 				continue
@@ -295,6 +372,7 @@ func (a *App) start(ctx context.Context, m broker.Membership, asg broker.Assignm
 		workers[i] = &worker{app: a, gen: g, memberID: m.MemberID(), byTP: map[broker.TopicPartition]*partState{},
 			topics: maps.Clone(topics), cacheMax: cacheMax}
 	}
+	g.workers = workers
 	for i, t := range tasks {
 		w := workers[i%n]
 		t.idx = int32(len(w.tasks))

@@ -186,6 +186,9 @@ func (w *worker) await() (fenced bool, err error) {
 				ps.committed = max(ps.committed, off)
 			}
 		}
+		if e := w.app.end; e != nil {
+			e.poke() // the input may be processed now
+		}
 	}
 	clear(c.records)
 	if w.spare == nil {

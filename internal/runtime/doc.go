@@ -8,7 +8,10 @@
 //
 // One idea per file:
 //
-//   - app.go: [App], [New], Run, the group loop and its generations.
+//   - app.go: [App], [New], Run and RunToEnd, the group loop and its
+//     generations.
+//   - end.go: bounded runs (RunToEnd): the end offsets, the completion
+//     check, the end advance in topological order.
 //   - config.go: [Config], its defaults and validation.
 //   - plan.go: the topology resolved to broker topic names with the app
 //     id; ensureTopics checks and creates topics; the tasks of an

@@ -23,7 +23,8 @@ var (
 	// name or is the name of an external topic of the topology. Build
 	// has checked the rest.
 	ErrInvalidTopology = errors.New("duality: invalid topology")
-	// ErrRunCalled is returned by a second call of [App.Run].
+	// ErrRunCalled is returned by a second call of [App.Run] or
+	// [App.RunToEnd]: an App runs once.
 	ErrRunCalled = errors.New("duality: Run already called")
 	// ErrPartitionMismatch is matched by errors about an existing internal
 	// topic whose partition count differs from the one the topology needs.

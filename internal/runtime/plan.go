@@ -32,6 +32,10 @@ type plan struct {
 	purge map[string]bool
 	// globals are the global stores, each fed by an external topic.
 	globals []globalPlan
+	// staged are the source topics the topology also writes (internal
+	// topics, and external topics it writes and reads back): a bounded
+	// run reads them until caught up, not up to an end (see endRun).
+	staged map[string]bool
 }
 
 type globalPlan struct {
@@ -42,6 +46,7 @@ type globalPlan struct {
 type subPlan struct {
 	st      *topology.SubTopology
 	sources []string // broker names, in declaration order
+	sinks   []string // broker names of the topics it writes
 	stores  []storePlan
 }
 
@@ -79,7 +84,7 @@ func newPlan(appID string, topo *topology.Topology) (*plan, error) {
 	bad := func(format string, args ...any) {
 		errs = append(errs, fmt.Errorf("%w: "+format, append([]any{ErrInvalidTopology}, args...)...))
 	}
-	p := &plan{appID: appID, bySource: map[string]*subPlan{}, purge: map[string]bool{}}
+	p := &plan{appID: appID, bySource: map[string]*subPlan{}, purge: map[string]bool{}, staged: map[string]bool{}}
 	for _, it := range topo.InternalTopics {
 		name := internalName(appID, it.Name)
 		if err := broker.ValidateTopicName(name); err != nil {
@@ -127,6 +132,7 @@ func newPlan(appID string, topo *topology.Topology) (*plan, error) {
 			name := src.Topic
 			if src.Internal {
 				name = internalName(appID, src.Topic)
+				p.staged[name] = true
 			} else {
 				external[name] = true
 			}
@@ -135,9 +141,13 @@ func newPlan(appID string, topo *topology.Topology) (*plan, error) {
 			p.sourceTopics = append(p.sourceTopics, name)
 		}
 		for _, sink := range st.Sinks {
-			if !sink.Internal {
-				external[sink.Topic] = true
+			name := sink.Topic
+			if sink.Internal {
+				name = internalName(appID, sink.Topic)
+			} else {
+				external[name] = true
 			}
+			sp.sinks = append(sp.sinks, name)
 		}
 		p.subs = append(p.subs, sp)
 	}
@@ -154,6 +164,13 @@ func newPlan(appID string, topo *topology.Topology) (*plan, error) {
 		return nil, errors.Join(errs...)
 	}
 	slices.Sort(p.sourceTopics)
+	for _, sp := range p.subs {
+		for _, sink := range sp.sinks {
+			if p.bySource[sink] != nil {
+				p.staged[sink] = true
+			}
+		}
+	}
 	for name := range external {
 		p.external = append(p.external, name)
 	}
@@ -209,7 +226,8 @@ func (p *plan) tasksFor(asg broker.Assignment) []*task {
 					t = &task{id: topology.TaskID{SubTopology: sp.st.ID, Partition: n}, sub: sp}
 					tasks = append(tasks, t)
 				}
-				t.parts = append(t.parts, &partState{tp: broker.TopicPartition{Topic: src, Partition: n}, task: t, purge: p.purge[src]})
+				t.parts = append(t.parts, &partState{tp: broker.TopicPartition{Topic: src, Partition: n}, task: t,
+					purge: p.purge[src], stop: math.MaxInt64})
 			}
 		}
 	}

@@ -62,6 +62,11 @@ type partState struct {
 	// listed is the worker's fetch count at that listing.
 	end    int64
 	listed uint64
+	// stop is the offset at which a bounded run stops reading the
+	// partition, its end when the run started (math.MaxInt64: never).
+	// Once fetch reaches it the records below are buffered or processed,
+	// and next moves to it when they are (atStop).
+	stop int64
 	// purge says the partition is of an internal topic the worker purges
 	// (see RepartitionPurgeInterval); committed is the newest offset
 	// committed for it (0: none known) and purged the offset its last

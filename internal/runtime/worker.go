@@ -55,6 +55,9 @@ type worker struct {
 	// advance is on, so the loop reads the clock.
 	timed bool
 
+	// mail carries the controller's end advance in a bounded run.
+	mail mailbox
+
 	// topics are the partition counts of the topics known to exist, for
 	// checking sent records; last is the most recent lookup.
 	topics    map[string]int32
@@ -115,6 +118,15 @@ func (w *worker) run(runCtx, gctx context.Context) (err error) {
 		if gctx.Err() != nil {
 			break
 		}
+		if w.app.end != nil {
+			if r := w.mail.take(); r != nil {
+				if fenced, err := w.toEnd(ctx, r.subs); err != nil || fenced {
+					return err
+				}
+				r.ack()
+				continue
+			}
+		}
 		w.maybePurge(gctx)
 		wait := cfg.FetchMaxWait
 		if w.timed {
@@ -140,7 +152,7 @@ func (w *worker) run(runCtx, gctx context.Context) (err error) {
 		w.reqs = w.reqs[:0]
 		blocked := false
 		for _, ps := range w.parts {
-			if len(ps.buf) == 0 {
+			if len(ps.buf) == 0 && ps.fetch < ps.stop {
 				w.reqs = append(w.reqs, broker.FetchRequest{Topic: ps.tp.Topic, Partition: ps.tp.Partition, Offset: ps.fetch})
 			}
 			blocked = blocked || ps.task.waiting
@@ -151,10 +163,29 @@ func (w *worker) run(runCtx, gctx context.Context) (err error) {
 			// records, see received).
 			wait = 0
 		}
-		recs, err := w.app.b.Fetch(gctx, w.reqs, broker.FetchOptions{MaxWait: wait, MaxRecords: cfg.FetchMaxRecords})
+		fctx, fetched := gctx, func() {}
+		if w.app.end != nil {
+			var ok bool
+			if fctx, fetched, ok = w.mail.fetchContext(gctx); !ok {
+				continue // the controller posted an advance
+			}
+		}
+		var recs []broker.Record
+		var err error
+		if len(w.reqs) > 0 {
+			recs, err = w.app.b.Fetch(fctx, w.reqs, broker.FetchOptions{MaxWait: wait, MaxRecords: cfg.FetchMaxRecords})
+		} else {
+			// Nothing to fetch (a bounded run's inputs are at their
+			// ends): wait as a fetch of nothing would.
+			err = sleep(fctx, wait)
+		}
+		fetched()
 		if err != nil {
 			if gctx.Err() != nil {
 				break
+			}
+			if fctx.Err() != nil {
+				continue // interrupted by the controller's advance
 			}
 			var oor *broker.OffsetOutOfRangeError
 			if errors.As(err, &oor) {
@@ -179,7 +210,7 @@ func (w *worker) run(runCtx, gctx context.Context) (err error) {
 			return fmt.Errorf("fetch: %w", err)
 		}
 		backoff = 10 * time.Millisecond
-		if err := w.received(recs); err != nil {
+		if err := w.received(gctx, recs); err != nil {
 			return err
 		}
 		if fenced, err := w.poll(); err != nil || fenced {
@@ -222,7 +253,7 @@ func assigned(a *broker.Assignment) map[broker.TopicPartition]bool {
 func (w *worker) dirty() bool { return w.advanced || len(w.out) > 0 || w.pending > 0 }
 
 // received adds fetched records to the buffers of their partitions.
-func (w *worker) received(recs []broker.Record) error {
+func (w *worker) received(ctx context.Context, recs []broker.Record) error {
 	w.fetches++
 	var bytes int
 	for i := 0; i < len(recs); {
@@ -239,18 +270,7 @@ func (w *worker) received(recs []broker.Record) error {
 		for k := i; k < j; k++ {
 			bytes += len(recs[k].Key) + len(recs[k].Value)
 		}
-		run := recs[i:j:j]
-		for len(run) > 0 && run[0].Offset < ps.fetch {
-			run = run[1:] // already buffered or processed
-		}
-		if len(run) > 0 {
-			if len(ps.buf) == 0 {
-				ps.buf = run
-			} else {
-				ps.buf = append(ps.buf, run...)
-			}
-			ps.fetch = run[len(run)-1].Offset + 1
-		}
+		w.buffer(ps, recs[i:j:j])
 		i = j
 	}
 	// A partition a task waits for, listed with records beyond its fetch
@@ -263,9 +283,82 @@ func (w *worker) received(recs []broker.Record) error {
 			if len(ps.buf) == 0 && ps.end > ps.fetch {
 				ps.end, ps.listed = ps.fetch, w.fetches
 			}
+			if len(ps.buf) == 0 && ps.fetch < ps.stop && ps.stop != math.MaxInt64 {
+				w.probe(ctx, ps)
+			}
 		}
 	}
 	return nil
+}
+
+// buffer adds run, fetched records of ps in offset order, to ps's buffer.
+// In a bounded run, the records at or past ps's stop offset are dropped:
+// the offsets from the last record kept up to stop hold none.
+func (w *worker) buffer(ps *partState, run []broker.Record) {
+	for len(run) > 0 && run[0].Offset < ps.fetch {
+		run = run[1:] // already buffered or processed
+	}
+	beyond := false
+	for len(run) > 0 && run[len(run)-1].Offset >= ps.stop {
+		run, beyond = run[:len(run)-1], true
+	}
+	if len(run) > 0 {
+		if len(ps.buf) == 0 {
+			ps.buf = run
+		} else {
+			ps.buf = append(ps.buf, run...)
+		}
+		ps.fetch = run[len(run)-1].Offset + 1
+	}
+	if beyond {
+		ps.fetch = ps.stop
+		w.atStop(ps)
+	}
+}
+
+// probe fetches ps alone, a partition of a bounded source that a fetch
+// which was not full returned nothing of before its stop offset: the
+// records it returns are buffered, and when there are none below stop the
+// partition holds no more input (offsets left without records by
+// compaction or transaction markers), so it is at its end. A failed
+// probe is left to the next fetch.
+func (w *worker) probe(ctx context.Context, ps *partState) {
+	recs, err := w.app.b.Fetch(ctx, []broker.FetchRequest{{Topic: ps.tp.Topic, Partition: ps.tp.Partition, Offset: ps.fetch}},
+		broker.FetchOptions{MaxRecords: 1})
+	if err != nil {
+		ps.task.log.Debug("probe of a partition before its end failed", slog.String("topic", ps.tp.Topic),
+			slog.Int("partition", int(ps.tp.Partition)), slog.Int64("offset", ps.fetch), slog.Any("error", err))
+		return
+	}
+	if len(recs) == 0 {
+		ps.fetch = ps.stop
+		w.atStop(ps)
+		return
+	}
+	w.buffer(ps, recs)
+}
+
+// atStop moves the position of ps, a partition of a bounded source whose
+// records before its stop offset were all fetched, to stop once they are
+// processed, so that the commit says the input is consumed although the
+// last offsets hold no records.
+func (w *worker) atStop(ps *partState) {
+	if len(ps.buf) == 0 && ps.fetch >= ps.stop && ps.next < ps.stop {
+		ps.next, ps.known = ps.stop, true
+		w.advanced = true
+	}
+}
+
+// sleep waits for d or until ctx ends, and returns ctx's error then.
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
 }
 
 // fullFetchBytes is a fetch size beyond which a fetch may have left out
@@ -344,8 +437,8 @@ func (w *worker) pick(ctx context.Context, t *task) *partState {
 	}
 	lagging := false
 	for _, ps := range t.parts {
-		if len(ps.buf) > 0 {
-			continue
+		if len(ps.buf) > 0 || ps.fetch >= ps.stop {
+			continue // a bounded run's partition at its end is caught up
 		}
 		if ps.end <= ps.fetch && ps.listed != w.fetches {
 			// Caught up when last listed, but records may have come
@@ -411,6 +504,9 @@ func (w *worker) processHead(ctx context.Context, t *task, ps *partState) (fence
 	}
 	ps.next, ps.known = rec.Offset+1, true
 	w.advanced = true
+	if ps.fetch >= ps.stop {
+		w.atStop(ps)
+	}
 	if t.streamTime >= t.nextStream {
 		if fenced, err := w.punctuate(ctx, t, topology.StreamTimePunctuation, t.streamTime); err != nil || fenced {
 			return fenced, err
