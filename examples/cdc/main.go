@@ -19,16 +19,19 @@
 //     country when it is deleted, and writes the counts to
 //     "customers-per-country".
 //
-// The command first inserts customers, then runs rounds while the app
-// runs: each appends customer changes (new customers, moves to another
-// country, renames, deletes) and orders mixed at random, with rising
-// timestamps, and waits until the app has processed them. A task processes the records of its partitions of both topics in
+// The command first inserts customers, then appends rounds: each appends
+// customer changes (new customers, moves to another country, renames,
+// deletes) and orders mixed at random, with rising timestamps. That is a
+// bounded input: the app runs with duality.App.RunToEnd, which returns
+// once every record is processed, through the repartition of the counts.
+// A task processes the records of its partitions of both topics in
 // timestamp order (waiting, up to duality.MaxTaskIdle, for a partition
 // that is behind), so each order is joined with its customer's row as of
-// the order's timestamp. At the end the command checks every output
-// against a model computed without the framework and prints a summary; it
-// exits 1 on a mismatch, and on any other failure (the app's included),
-// after printing the error.
+// the order's timestamp, although the app reads all rounds in one backlog.
+// At the end the command checks every output against a model computed
+// without the framework and prints a summary; it exits 1 on a mismatch,
+// and on any other failure (the app's included), after printing the
+// error.
 //
 //	go run ./examples/cdc
 //	go run ./examples/cdc -customers 5000 -rounds 5 -orders 20000
@@ -162,12 +165,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 	if err != nil {
 		return err
 	}
-	stopped, stopApp := runApp(ctx, app)
-	// However run returns, the app stops first and Run's error is reported.
-	defer func() { err = errors.Join(err, stopApp()) }()
-
 	m := newModel(p.seed)
-	start := time.Now()
 	for r := range p.rounds {
 		var recs []broker.Record
 		if r == 0 {
@@ -177,41 +175,15 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 		if err := produce(ctx, b, recs); err != nil {
 			return err
 		}
-		if err := waitCaughtUp(ctx, b, stopped); err != nil {
-			return err
-		}
 	}
-	elapsed := time.Since(start)
-	if err := stopApp(); err != nil {
+	start := time.Now()
+	if err := app.RunToEnd(ctx); err != nil {
 		return err
 	}
+	elapsed := time.Since(start)
 	fmt.Fprintf(stdout, "\n%d rounds: %d customer changes (%d inserts, %d moves, %d renames, %d deletes), %d orders, processed in %v\n",
 		p.rounds, m.inserts+m.moves+m.renames+m.deletes, m.inserts, m.moves, m.renames, m.deletes, len(m.orders), elapsed.Round(time.Millisecond))
 	return check(ctx, b, m, stdout)
-}
-
-// runApp runs app in a goroutine until ctx ends or stopApp is called.
-// stopped is closed when Run has returned. stopApp stops the app, waits for
-// Run to return and returns Run's error the first time it is called, nil
-// after: call it on every path, and Run's error is reported once.
-func runApp(ctx context.Context, app *duality.App) (stopped <-chan struct{}, stopApp func() error) {
-	runCtx, stop := context.WithCancel(ctx)
-	done := make(chan struct{})
-	var runErr error
-	go func() {
-		defer close(done)
-		runErr = app.Run(runCtx)
-	}()
-	reported := false
-	return done, func() error {
-		stop()
-		<-done
-		if reported {
-			return nil
-		}
-		reported = true
-		return runErr
-	}
 }
 
 // topology reads customers as a table, enriches orders with it and counts
@@ -368,39 +340,6 @@ func produce(ctx context.Context, b broker.Broker, recs []broker.Record) error {
 	for chunk := range slices.Chunk(recs, 1000) {
 		if err := b.Produce(ctx, chunk); err != nil {
 			return fmt.Errorf("produce: %w", err)
-		}
-	}
-	return nil
-}
-
-// errStopped is the error of waiting for an app that stopped; Run's error,
-// which run adds, says why.
-var errStopped = errors.New("the app stopped before processing all input")
-
-// waitCaughtUp returns once the app has consumed every record of its
-// input and internal topics; it returns errStopped if the app stops first
-// (stopped is closed). The app commits its outputs with its input offsets,
-// so once the inputs are consumed the repartition topic holds every
-// record; once it is consumed too, the outputs are complete.
-func waitCaughtUp(ctx context.Context, b broker.Broker, stopped <-chan struct{}) error {
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for _, topics := range [][]string{{customersTopic, ordersTopic}, {appID + "-by-country-repartition"}} {
-		for {
-			lag, err := broker.GroupLag(ctx, b, appID, topics...)
-			if err != nil && !errors.Is(err, broker.ErrUnknownTopic) {
-				return err
-			}
-			if err == nil && lag == 0 {
-				break
-			}
-			select {
-			case <-stopped:
-				return errStopped
-			case <-tick.C:
-			case <-ctx.Done():
-				return ctx.Err()
-			}
 		}
 	}
 	return nil

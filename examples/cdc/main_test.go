@@ -36,8 +36,8 @@ func TestRun(t *testing.T) {
 	require.Regexp(t, `1800 orders, \d+ with their customer, [1-9]\d* of unknown or deleted customers`, text)
 }
 
-// TestAppFailureExits: when the app fails while the command waits for it
-// to catch up, the command prints the error and exits 1; it used to hang.
+// TestAppFailureExits: when the app fails, the command prints the error
+// and exits 1; it used to hang.
 // cdc needs a fresh data directory, so no input record can be planted
 // before it runs; the app fails instead as it starts, on a repartition
 // topic left with another partition count.

@@ -4,9 +4,10 @@
 // It generates page-view events into the topic "page-views", then runs a
 // stateless topology that drops bot traffic, enriches every event with the
 // page's section and the visitor's device, and routes events by type to
-// the topics "clicks", "purchases" and "views". It prints a short summary
-// and exits 0; on any failure (the app's included) it prints the error and
-// exits 1.
+// the topics "clicks", "purchases" and "views". The generated events are a
+// bounded input: the app runs with duality.App.RunToEnd, which returns once
+// every event is routed. It prints a short summary and exits 0; on any
+// failure (the app's included) it prints the error and exits 1.
 //
 //	go run ./examples/clickstream
 //	go run ./examples/clickstream -events 1000000 -dir /tmp/clicks
@@ -118,19 +119,10 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 		return err
 	}
 	start = time.Now()
-	stopped, stopApp := runApp(ctx, app)
-	// However run returns, the app stops first and Run's error is reported.
-	defer func() { err = errors.Join(err, stopApp()) }()
-
-	// The app has processed everything once its committed offsets reach the
-	// end of the input: outputs and offsets are committed together.
-	if err := waitCaughtUp(ctx, b, stopped); err != nil {
+	if err := app.RunToEnd(ctx); err != nil {
 		return err
 	}
 	procTime := time.Since(start)
-	if err := stopApp(); err != nil {
-		return err
-	}
 
 	m := app.Metrics()
 	fmt.Fprintf(stdout, "generated %d page views in %v\n", *events, genTime.Round(time.Millisecond))
@@ -240,56 +232,6 @@ func generate(ctx context.Context, b broker.Broker, n int) error {
 		}
 	}
 	return nil
-}
-
-// runApp runs app in a goroutine until ctx ends or stopApp is called.
-// stopped is closed when Run has returned. stopApp stops the app, waits for
-// Run to return and returns Run's error the first time it is called, nil
-// after: call it on every path, and Run's error is reported once.
-func runApp(ctx context.Context, app *duality.App) (stopped <-chan struct{}, stopApp func() error) {
-	runCtx, stop := context.WithCancel(ctx)
-	done := make(chan struct{})
-	var runErr error
-	go func() {
-		defer close(done)
-		runErr = app.Run(runCtx)
-	}()
-	reported := false
-	return done, func() error {
-		stop()
-		<-done
-		if reported {
-			return nil
-		}
-		reported = true
-		return runErr
-	}
-}
-
-// errStopped is the error of waiting for an app that stopped; Run's error,
-// which run adds, says why.
-var errStopped = errors.New("the app stopped before processing all input")
-
-// waitCaughtUp returns once the app has consumed every input record; it
-// returns errStopped if the app stops first (stopped is closed). The app
-// commits its outputs with its offsets, so a lag of 0 means every output
-// is in place.
-func waitCaughtUp(ctx context.Context, b broker.Broker, stopped <-chan struct{}) error {
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		lag, err := broker.GroupLag(ctx, b, appID, "page-views")
-		if err != nil || lag == 0 {
-			return err
-		}
-		select {
-		case <-stopped:
-			return errStopped
-		case <-tick.C:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
 }
 
 // count returns the number of records a topic holds.

@@ -48,8 +48,8 @@ func TestRun(t *testing.T) {
 	require.Contains(t, out.String(), "processed 1000 records")
 }
 
-// TestAppFailureExits: when the app fails while the command waits for it
-// to catch up, the command stops the app, prints the error and exits 1.
+// TestAppFailureExits: when the app fails, the command prints the error
+// and exits 1.
 // The app fails on a page view with a pre-1970 timestamp, which the
 // default error policy does not skip.
 func TestAppFailureExits(t *testing.T) {

@@ -1,5 +1,5 @@
-// Command connectedcars is the hot path of a lambda architecture for
-// connected cars, on the embedded broker.
+// Command connectedcars is a lambda architecture for connected cars, on
+// the embedded broker: one topology serves the hot path and batch runs.
 //
 // Simulated cars send a reading every second: speed, fuel level and
 // engine temperature, stamped with the time the car measured it (event
@@ -11,6 +11,13 @@
 // "car-minutes". From those it derives alerts to "car-alerts": "overheat"
 // when the engine temperature stayed above 110 °C for a whole minute, and
 // "low-fuel" for every minute in which the fuel level was below 10 %.
+//
+// On live input the topology runs with duality.App.Run (the hot path): a
+// minute is final once the latest event time seen in its partition passes
+// its end + grace. The simulated drive is a bounded input, so here it runs
+// with duality.App.RunToEnd, as a backfill would: it processes the
+// readings, then advances stream time to the end, which closes every
+// minute (the last ones included) and returns.
 //
 // The cold path reads the committed "car-minutes" topic and writes it as
 // JSON lines files, one per hour of event time, for batch jobs
@@ -159,16 +166,10 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 		return err
 	}
 	start := time.Now()
-	stopped, stopApp := runApp(ctx, app)
-	// However run returns, the app stops first and Run's error is reported.
-	defer func() { err = errors.Join(err, stopApp()) }()
-	if err := waitCaughtUp(ctx, b, stopped); err != nil {
+	if err := app.RunToEnd(ctx); err != nil {
 		return err
 	}
 	elapsed := time.Since(start)
-	if err := stopApp(); err != nil {
-		return err
-	}
 
 	mins, err := ReadTopic[Minute](ctx, b, "car-minutes")
 	if err != nil {
@@ -197,9 +198,9 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 	return nil
 }
 
-// Topology builds the hot path: readings keyed by car, event time from
-// the reading, per-car one-minute tumbling summaries (final results
-// only) to "car-minutes", and alerts derived from them to "car-alerts".
+// Topology builds the app: readings keyed by car, event time from the
+// reading, per-car one-minute tumbling summaries (final results only) to
+// "car-minutes", and alerts derived from them to "car-alerts".
 func Topology(stats *window.Stats) (*stream.Topology, error) {
 	b := stream.NewBuilder()
 	rc := codec.JSON[Reading]()
@@ -300,56 +301,6 @@ func produce(ctx context.Context, b broker.Broker, readings []Reading) error {
 		}
 	}
 	return nil
-}
-
-// runApp runs app in a goroutine until ctx ends or stopApp is called.
-// stopped is closed when Run has returned. stopApp stops the app, waits for
-// Run to return and returns Run's error the first time it is called, nil
-// after: call it on every path, and Run's error is reported once.
-func runApp(ctx context.Context, app *duality.App) (stopped <-chan struct{}, stopApp func() error) {
-	runCtx, stop := context.WithCancel(ctx)
-	done := make(chan struct{})
-	var runErr error
-	go func() {
-		defer close(done)
-		runErr = app.Run(runCtx)
-	}()
-	reported := false
-	return done, func() error {
-		stop()
-		<-done
-		if reported {
-			return nil
-		}
-		reported = true
-		return runErr
-	}
-}
-
-// errStopped is the error of waiting for an app that stopped; Run's error,
-// which run adds, says why.
-var errStopped = errors.New("the app stopped before processing all input")
-
-// waitCaughtUp returns once the app has consumed every input record; it
-// returns errStopped if the app stops first (stopped is closed). The app
-// commits its outputs with its offsets, so a lag of 0 means every output
-// is in place.
-func waitCaughtUp(ctx context.Context, b broker.Broker, stopped <-chan struct{}) error {
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		lag, err := broker.GroupLag(ctx, b, appID, "car-readings")
-		if err != nil || lag == 0 {
-			return err
-		}
-		select {
-		case <-stopped:
-			return errStopped
-		case <-tick.C:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
 }
 
 // ReadTopic returns the JSON values of every record of topic, partition

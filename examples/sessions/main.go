@@ -17,8 +17,11 @@
 //
 // A session is final once the stream time of its partition (the latest
 // event time seen there) passes its last view + 30 minutes + grace. The
-// last sessions of the day are still open when the input ends: they would
-// close with the next day's views. The summary counts them.
+// day is a bounded input, so the app runs with duality.App.RunToEnd: it
+// processes the day's views, then advances stream time to the end, which
+// closes the last sessions of the day too (with duality.App.Run they would
+// wait for the next day's views), and returns. Every view is then in a
+// final session.
 package main
 
 import (
@@ -131,16 +134,10 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 		return err
 	}
 	start := time.Now()
-	stopped, stopApp := runApp(ctx, app)
-	// However run returns, the app stops first and Run's error is reported.
-	defer func() { err = errors.Join(err, stopApp()) }()
-	if err := waitCaughtUp(ctx, b, stopped); err != nil {
+	if err := app.RunToEnd(ctx); err != nil {
 		return err
 	}
 	elapsed := time.Since(start)
-	if err := stopApp(); err != nil {
-		return err
-	}
 
 	sessions, err := ReadSessions(ctx, b)
 	if err != nil {
@@ -164,7 +161,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 	for _, s := range sessions {
 		inSessions += s.Pages
 	}
-	fmt.Fprintf(stdout, "%d page views are in sessions still open at the end of the input\n", int64(len(views))-inSessions-stats.LateRecords())
+	fmt.Fprintf(stdout, "%d page views are in final sessions\n", inSessions)
 	return nil
 }
 
@@ -250,56 +247,6 @@ func produce(ctx context.Context, b broker.Broker, views []PageView) error {
 		}
 	}
 	return nil
-}
-
-// runApp runs app in a goroutine until ctx ends or stopApp is called.
-// stopped is closed when Run has returned. stopApp stops the app, waits for
-// Run to return and returns Run's error the first time it is called, nil
-// after: call it on every path, and Run's error is reported once.
-func runApp(ctx context.Context, app *duality.App) (stopped <-chan struct{}, stopApp func() error) {
-	runCtx, stop := context.WithCancel(ctx)
-	done := make(chan struct{})
-	var runErr error
-	go func() {
-		defer close(done)
-		runErr = app.Run(runCtx)
-	}()
-	reported := false
-	return done, func() error {
-		stop()
-		<-done
-		if reported {
-			return nil
-		}
-		reported = true
-		return runErr
-	}
-}
-
-// errStopped is the error of waiting for an app that stopped; Run's error,
-// which run adds, says why.
-var errStopped = errors.New("the app stopped before processing all input")
-
-// waitCaughtUp returns once the app has consumed every input record; it
-// returns errStopped if the app stops first (stopped is closed). The app
-// commits its outputs with its offsets, so a lag of 0 means every output
-// is in place.
-func waitCaughtUp(ctx context.Context, b broker.Broker, stopped <-chan struct{}) error {
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		lag, err := broker.GroupLag(ctx, b, appID, "page-views")
-		if err != nil || lag == 0 {
-			return err
-		}
-		select {
-		case <-stopped:
-			return errStopped
-		case <-tick.C:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
 }
 
 // ReadSessions returns the records of the topic "sessions".

@@ -10,13 +10,18 @@
 // which the command prints the top words. It exits 0; on any failure (the
 // app's included) it prints the error and exits 1.
 //
+// The lines appended are a bounded input: the app runs with
+// duality.App.RunToEnd, which returns once every line is counted.
+//
 //	go run ./examples/wordcount
 //	go run ./examples/wordcount -lines 100000 -top 5 -dir /tmp/wc
 //
 // With -dir the data directory is kept, and a second run appends more
-// lines and continues the counts from the stored state.
+// lines and continues the counts from the stored state: a bounded run
+// resumes from the offsets the previous one committed.
 //
-// With -serve the app keeps running after the summary and answers
+// With -serve the same topology runs on the hot path instead
+// (duality.App.Run): the app keeps running after the summary and answers
 // interactive queries of the "word-counts" store over HTTP until
 // interrupted:
 //
@@ -123,18 +128,22 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 		return err
 	}
 	start := time.Now()
-	stopped, stopApp := runApp(ctx, app)
-	// However run returns, the app stops first and Run's error is reported.
-	defer func() { err = errors.Join(err, stopApp()) }()
-	if err := waitCaughtUp(ctx, b, stopped); err != nil {
-		return err
-	}
-	elapsed := time.Since(start)
+	var stopped <-chan struct{}
 	if *serve == "" {
-		if err := stopApp(); err != nil {
+		if err := app.RunToEnd(ctx); err != nil {
 			return err
 		}
-	} // else the app keeps running to answer queries; it stops on return.
+	} else {
+		// The hot path: the app keeps running to answer queries; it
+		// stops on return, and Run's error is reported then.
+		var stopApp func() error
+		stopped, stopApp = runApp(ctx, app)
+		defer func() { err = errors.Join(err, stopApp()) }()
+		if err := waitCaughtUp(ctx, b, stopped); err != nil {
+			return err
+		}
+	}
+	elapsed := time.Since(start)
 	m := app.Metrics()
 	fmt.Fprintf(stdout, "processed %d records in %v\n", m.RecordsProcessed, elapsed.Round(time.Millisecond))
 
@@ -282,11 +291,12 @@ func produce(ctx context.Context, b broker.Broker, from, to int) (int64, error) 
 	return words, nil
 }
 
-// waitCaughtUp returns once the app has consumed every line and every
-// record of its repartition topic; it returns errStopped if the app stops
-// first (stopped is closed). The app commits its outputs with its offsets,
-// so once the lines are consumed every record of the repartition topic is
-// written; once those are consumed too, every count is in place.
+// waitCaughtUp returns once the app, running on the hot path (-serve),
+// has consumed every line and every record of its repartition topic; it
+// returns errStopped if the app stops first (stopped is closed). The app
+// commits its outputs with its offsets, so once the lines are consumed
+// every record of the repartition topic is written; once those are
+// consumed too, every count is in place.
 func waitCaughtUp(ctx context.Context, b broker.Broker, stopped <-chan struct{}) error {
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()

@@ -70,8 +70,8 @@ func TestRun(t *testing.T) {
 	requireTop(t, out.String(), 2500, 8)
 }
 
-// TestAppFailureExits: when the app fails while the command waits for it
-// to catch up, the command prints the error and exits 1; it used to hang.
+// TestAppFailureExits: when the app fails, the command prints the error
+// and exits 1; it used to hang.
 // The app fails on a line with a pre-1970 timestamp, which the default
 // error policy does not skip.
 func TestAppFailureExits(t *testing.T) {
