@@ -77,7 +77,8 @@ func (a *App) Run(ctx context.Context) error { return a.rt.Run(ctx) }
 // end never holds a task back (see [MaxTaskIdle]). Topics the topology
 // writes and reads (repartition topics, a foreign-key join's internal
 // topics, an external topic it writes with To and reads back) carry the
-// work of earlier stages: they are read until caught up. Tasks resume
+// work of earlier stages: they are read until caught up. Global stores
+// are bootstrapped and then followed as with Run. Tasks resume
 // from the group's committed offsets, as with Run, so a run over input a
 // previous run of the app id processed processes only what was appended
 // since.
