@@ -65,10 +65,7 @@ type internalPlan struct {
 	retention  time.Duration // RetentionTime of a CleanupCompactDelete topic
 }
 
-func internalName(appID, logical string) string { return appID + "-" + logical }
-
-// changelogName is the logical name of store's changelog topic.
-func changelogName(storeName string) string { return storeName + "-changelog" }
+func internalName(appID, logical string) string { return topology.InternalTopicName(appID, logical) }
 
 // newPlan resolves the topic names of topo, a topology package dsl has
 // validated (Build, or Wrap for one written by hand), with the app id.
@@ -113,18 +110,12 @@ func newPlan(appID string, topo *topology.Topology) (*plan, error) {
 	for _, st := range topo.SubTopologies {
 		sp := &subPlan{st: st}
 		for _, ss := range st.Stores {
-			logical := changelogName(ss.Name)
+			logical := topology.ChangelogTopic(ss.Name)
 			name := internalName(appID, logical)
 			if err := broker.ValidateTopicName(name); err != nil {
 				bad("store %q: changelog topic: %v", ss.Name, err)
 			}
-			cleanup, retention := broker.CleanupCompact, time.Duration(0)
-			if ss.Retention > 0 {
-				cleanup, retention = broker.CleanupCompactDelete, ss.Retention+topology.WindowChangelogExtraRetention
-				if retention < ss.Retention {
-					retention = time.Duration(math.MaxInt64) // saturated
-				}
-			}
+			cleanup, retention := ss.Changelog()
 			p.internal = append(p.internal, internalPlan{name: name, logical: logical, writtenBy: st.ID, cleanup: cleanup, retention: retention})
 			sp.stores = append(sp.stores, storePlan{name: ss.Name, changelog: name})
 		}

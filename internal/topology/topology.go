@@ -38,6 +38,16 @@ type Topology struct {
 	Description string
 }
 
+// InternalTopicName returns the broker name of the internal topic logical
+// of the app appID: "<appID>-<logical>". Repartition topics, a
+// foreign-key join's topics and changelog topics are internal.
+func InternalTopicName(appID, logical string) string { return appID + "-" + logical }
+
+// ChangelogTopic returns the logical name of the changelog topic of the
+// store name: "<name>-changelog" (an internal topic, so its broker name
+// is "<app-id>-<name>-changelog").
+func ChangelogTopic(name string) string { return name + "-changelog" }
+
 // GlobalStore declares a global store (Kafka Streams' global state store
 // behind a GlobalKTable). Every instance of the app holds all of it: the
 // runtime reads every partition of Topic, outside the consumer group, and
@@ -105,6 +115,22 @@ type StoreSpec struct {
 // windowstore.changelog.additional.retention.ms, a margin for clock drift
 // between event time and the broker's clock.
 const WindowChangelogExtraRetention = 24 * time.Hour
+
+// Changelog returns the cleanup policy and retention time of s's
+// changelog topic: broker.CleanupCompact and 0 for a plain store;
+// broker.CleanupCompactDelete and Retention plus
+// WindowChangelogExtraRetention (saturated at the largest Duration) for a
+// windowed store.
+func (s StoreSpec) Changelog() (broker.CleanupPolicy, time.Duration) {
+	if s.Retention <= 0 {
+		return broker.CleanupCompact, 0
+	}
+	r := s.Retention + WindowChangelogExtraRetention
+	if r < s.Retention {
+		r = time.Duration(math.MaxInt64)
+	}
+	return broker.CleanupCompactDelete, r
+}
 
 // InternalTopic is a topic the runtime creates for the topology:
 // repartition topics, and a foreign-key join's subscription and response
