@@ -15,7 +15,9 @@ import (
 // its end: a batch job, a backfill). Metrics is safe for concurrent use;
 // an App runs once: Run or RunToEnd may be called once.
 type App struct {
-	rt *runtime.App
+	rt    *runtime.App
+	appID string
+	topo  *dsl.Topology
 }
 
 // New returns an App that runs topo on b. appID names the app: it is the
@@ -36,8 +38,15 @@ func New(appID string, topo *stream.Topology, b broker.Broker, opts ...Option) (
 	if err != nil {
 		return nil, err
 	}
-	return &App{rt: rt}, nil
+	return &App{rt: rt, appID: appID, topo: (*dsl.Topology)(topo)}, nil
 }
+
+// Describe returns the description of the app's topology
+// ([stream.Topology.Describe]) with the names the app gives its internal
+// topics on the broker: "<appID>-<name>-repartition" for a repartition
+// topic, "<appID>-<store>-changelog" for a store's changelog. It is safe
+// for concurrent use.
+func (a *App) Describe() string { return a.topo.Describe(a.appID) }
 
 // Run runs the app until ctx is canceled or a fatal error occurs.
 //

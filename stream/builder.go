@@ -111,12 +111,21 @@ func (b *Builder) Build() (*Topology, error) {
 // task instantiates its own processors.
 type Topology dsl.Topology
 
-// Describe returns a readable description of the topology: its
-// sub-topologies with their sources, processors (with the stores they
-// use) and sinks (each with its children "-->" and parents "<--"), then
-// the internal topics and the stores with their changelog topics. It
-// returns "" for a nil Topology.
-func (t *Topology) Describe() string { return (*dsl.Topology)(t).Describe() }
+// Describe returns a readable description of the topology, in the shape
+// of Kafka Streams' TopologyDescription: its sub-topologies with their
+// sources, processors and sinks (each with its children "-->" and parents
+// "<--"; a processor with its stores, a step with settings that matter,
+// such as a windowed aggregation's windows, retention and emit strategy,
+// with them on a line of its own), then the internal topics, the stores
+// with their changelog topics and the global stores with their topics.
+//
+// Topics are given by their names on the broker. A topology does not know
+// the app that will run it, so the names of internal topics
+// (repartition, foreign-key join and changelog topics, named
+// "<app-id>-<name>") show the placeholder "<app-id>", as in
+// "<app-id>-by-word-repartition"; duality.App.Describe gives the same
+// text with the app id. It returns "" for a nil Topology.
+func (t *Topology) Describe() string { return (*dsl.Topology)(t).Describe("") }
 
 // RecordContext is the metadata of the record being processed: where the
 // input record came from, and the timestamp and headers the current record

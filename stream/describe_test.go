@@ -63,10 +63,10 @@ func TestDescribe(t *testing.T) {
     Processor: select-key-10
       --> by-word-sink
       <-- flat-map-values-9
-    Sink: by-word-sink (internal topic: by-word-repartition)
+    Sink: by-word-sink (topic: <app-id>-by-word-repartition)
       <-- select-key-10
   Sub-topology 1
-    Source: by-word-source (internal topics: [by-word-repartition])
+    Source: by-word-source (topics: [<app-id>-by-word-repartition])
       --> map-values-13
     Processor: map-values-13
       --> write-lengths, process-15
@@ -79,7 +79,7 @@ func TestDescribe(t *testing.T) {
     Sink: sink-16 (topic chosen per record)
       <-- process-15
   Internal topics
-    by-word-repartition (partitions: 8, cleanup: delete, written by sub-topology 0)
+    <app-id>-by-word-repartition (partitions: 8, cleanup: delete, written by sub-topology 0)
 `
 	require.Equal(t, want, topo.Describe())
 }

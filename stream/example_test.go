@@ -162,15 +162,15 @@ func ExampleTopology_Describe() {
 	//     Processor: select-key-2
 	//       --> by-amount-sink
 	//       <-- big-orders
-	//     Sink: by-amount-sink (internal topic: by-amount-repartition)
+	//     Sink: by-amount-sink (topic: <app-id>-by-amount-repartition)
 	//       <-- select-key-2
 	//   Sub-topology 1
-	//     Source: by-amount-source (internal topics: [by-amount-repartition])
+	//     Source: by-amount-source (topics: [<app-id>-by-amount-repartition])
 	//       --> sink-5
 	//     Sink: sink-5 (topic: big-orders-by-amount)
 	//       <-- by-amount-source
 	//   Internal topics
-	//     by-amount-repartition (partitions: as many as its writer's sources, cleanup: delete, written by sub-topology 0)
+	//     <app-id>-by-amount-repartition (partitions: as many as its writer's sources, cleanup: delete, written by sub-topology 0)
 }
 
 func ExampleBuilder_Build() {

@@ -59,7 +59,7 @@ func TestWithStoresBuild(t *testing.T) {
 			if tt.want == nil {
 				require.NoError(t, err)
 				require.Contains(t, topo.Describe(), "stores: [counts")
-				require.Contains(t, topo.Describe(), "  Stores\n    counts (changelog: counts-changelog, compacted, sub-topology 0)\n")
+				require.Contains(t, topo.Describe(), "  Stores\n    counts (sub-topology 0, changelog: <app-id>-counts-changelog, cleanup: compact)\n")
 				return
 			}
 			for _, w := range tt.want {

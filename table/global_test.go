@@ -164,8 +164,8 @@ func TestGlobalBuildErrors(t *testing.T) {
 func TestGlobalDescribe(t *testing.T) {
 	desc := globalJoinTopology(t).Describe()
 	require.True(t, strings.HasSuffix(desc, "  Global stores\n    customers-global (topic: customers, every partition on every instance)\n"), desc)
-	require.Regexp(t, `Processor: join-global-\d+ global stores: \[customers-global\]`, desc)
-	require.Regexp(t, `Processor: left-join-global-\d+ global stores: \[customers-global\]`, desc)
+	require.Regexp(t, `Processor: join-global-\d+ \(global stores: \[customers-global\]\)`, desc)
+	require.Regexp(t, `Processor: left-join-global-\d+ \(global stores: \[customers-global\]\)`, desc)
 }
 
 // ExampleJoinGlobal enriches orders with a global table of customers,

@@ -246,24 +246,24 @@ func TestTableGroupByDescribe(t *testing.T) {
   Sub-topology 0
     Source: source-0 (topics: [users])
       --> table-1
-    Processor: table-1 stores: [users]
+    Processor: table-1 (stores: [users])
       --> table-group-by-2
       <-- source-0
     Processor: table-group-by-2
       --> table-group-by-2-sink
       <-- table-1
-    Sink: table-group-by-2-sink (internal topic: table-group-by-2-repartition)
+    Sink: table-group-by-2-sink (topic: <app-id>-table-group-by-2-repartition)
       <-- table-group-by-2
   Sub-topology 1
-    Source: table-group-by-2-source (internal topics: [table-group-by-2-repartition])
+    Source: table-group-by-2-source (topics: [<app-id>-table-group-by-2-repartition])
       --> table-count-5
-    Processor: table-count-5 stores: [per-region]
+    Processor: table-count-5 (stores: [per-region])
       <-- table-group-by-2-source
   Internal topics
-    table-group-by-2-repartition (partitions: as many as its writer's sources, cleanup: delete, written by sub-topology 0)
+    <app-id>-table-group-by-2-repartition (partitions: as many as its writer's sources, cleanup: delete, written by sub-topology 0)
   Stores
-    users (changelog: users-changelog, compacted, sub-topology 0)
-    per-region (changelog: per-region-changelog, compacted, sub-topology 1)
+    users (sub-topology 0, changelog: <app-id>-users-changelog, cleanup: compact)
+    per-region (sub-topology 1, changelog: <app-id>-per-region-changelog, cleanup: compact)
 `, topo.Describe())
 }
 

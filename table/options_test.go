@@ -50,18 +50,18 @@ func TestNamedSteps(t *testing.T) {
 	require.NoError(t, err)
 	desc := topo.Describe()
 	for _, name := range []string{
-		"Source: users-source", "Processor: users (table)", "Processor: active (table-filter)", "Processor: upper (table-map-values)",
-		"Processor: inactive (table-filter-not)", "Processor: both (table-join)", "Processor: both-this (table-join-this)",
-		"Processor: both-other (table-join-other)", "Processor: both-kept (table-materialize)",
+		"Source: users-source", "Processor: users (table, stores: [users])", "Processor: active (table-filter)", "Processor: upper (table-map-values)",
+		"Processor: inactive (table-filter-not)", "Processor: both (table-join)", "Processor: both-this (table-join-this, stores: [users])",
+		"Processor: both-other (table-join-other, stores: [users])", "Processor: both-kept (table-materialize, stores: [both-store])",
 		"Processor: with-region (table-left-join)", "Processor: either (table-outer-join)",
 		"Processor: user-changes (to-stream-per-commit)",
-		"Processor: click-user (join)", "Processor: click-user-table (join-table)", "Processor: click-user-left (left-join)",
-		"Processor: click-country (join-global)", "Processor: click-country-left (left-join-global)",
-		"Processor: count-clicks (count)", "Processor: concat-clicks (reduce)", "Processor: sum-click-bytes (aggregate)",
-		"Sink: by-region-sink", "Source: by-region-source", "Processor: count-regions (table-count)",
-		"Processor: concat-regions (table-reduce)", "Processor: sum-regions (table-aggregate)",
-		"Processor: user-region (fk-join)", "Processor: user-region-subscribe (fk-join-subscribe)",
-		"Processor: user-region-subscription (fk-join-subscription)", "Processor: user-region-foreign (fk-join-foreign)",
+		"Processor: click-user (join, stores: [users])", "Processor: click-user-table (join-table)", "Processor: click-user-left (left-join, stores: [users])",
+		"Processor: click-country (join-global, global stores: [countries])", "Processor: click-country-left (left-join-global, global stores: [countries])",
+		"Processor: count-clicks (count, stores: [click-counts])", "Processor: concat-clicks (reduce, stores: [click-concat])", "Processor: sum-click-bytes (aggregate, stores: [click-bytes])",
+		"Sink: by-region-sink", "Source: by-region-source", "Processor: count-regions (table-count, stores: [region-counts])",
+		"Processor: concat-regions (table-reduce, stores: [region-concat])", "Processor: sum-regions (table-aggregate, stores: [region-sums])",
+		"Processor: user-region (fk-join, stores: [user-regions, users])", "Processor: user-region-subscribe (fk-join-subscribe)",
+		"Processor: user-region-subscription (fk-join-subscription, stores: [user-regions-subscription-store, regions])", "Processor: user-region-foreign (fk-join-foreign, stores: [user-regions-subscription-store])",
 		"Sink: user-region-response-sink", "Source: user-region-response-source",
 	} {
 		require.Contains(t, desc, name)

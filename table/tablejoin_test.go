@@ -192,18 +192,18 @@ func TestJoinTablesDescribe(t *testing.T) {
   Sub-topology 0
     Source: source-0 (topics: [l])
       --> table-1
-    Processor: table-1 stores: [l]
+    Processor: table-1 (stores: [l])
       --> table-left-join-this-4
       <-- source-0
     Source: source-2 (topics: [r])
       --> table-3
-    Processor: table-3 stores: [r]
+    Processor: table-3 (stores: [r])
       --> table-left-join-other-5
       <-- source-2
-    Processor: table-left-join-this-4 stores: [r]
+    Processor: table-left-join-this-4 (stores: [r])
       --> table-left-join-6
       <-- table-1
-    Processor: table-left-join-other-5 stores: [l]
+    Processor: table-left-join-other-5 (stores: [l])
       --> table-left-join-6
       <-- table-3
     Processor: table-left-join-6
@@ -212,8 +212,8 @@ func TestJoinTablesDescribe(t *testing.T) {
     Sink: sink-7 (topic: out)
       <-- table-left-join-6
   Stores
-    l (changelog: l-changelog, compacted, sub-topology 0)
-    r (changelog: r-changelog, compacted, sub-topology 0)
+    l (sub-topology 0, changelog: <app-id>-l-changelog, cleanup: compact)
+    r (sub-topology 0, changelog: <app-id>-r-changelog, cleanup: compact)
 `, topo.Describe())
 }
 

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 
 	"github.com/duality-streams/duality/broker"
 	"github.com/duality-streams/duality/internal/topology"
@@ -123,7 +122,7 @@ func Build(g *Graph) (*Topology, error) {
 	for _, n := range nodes {
 		for _, name := range n.Stores {
 			// The name becomes the changelog topic "<app>-<name>-changelog".
-			if err := broker.ValidateTopicName(name + "-changelog"); err != nil || name == "" {
+			if err := broker.ValidateTopicName(topology.ChangelogTopic(name)); err != nil || name == "" {
 				errs = append(errs, fmt.Errorf("%w: %s %q: store name %q: it must be a valid topic name (ASCII letters, digits, '.', '_', '-')", ErrInvalidOption, n.Op, n.Name, name))
 			}
 		}
@@ -203,19 +202,16 @@ func Build(g *Graph) (*Topology, error) {
 	for _, gs := range g.globals {
 		topo.GlobalStores = append(topo.GlobalStores, topology.GlobalStore{Name: gs.Name, Topic: gs.Topic})
 	}
-	topo.Description = describe(comps, children, topo.InternalTopics, topo.SubTopologies)
-	if len(topo.GlobalStores) > 0 {
-		var b strings.Builder
-		b.WriteString("  Global stores\n")
-		for _, gs := range topo.GlobalStores {
-			fmt.Fprintf(&b, "    %s (topic: %s, every partition on every instance)\n", gs.Name, gs.Topic)
-		}
-		topo.Description += b.String()
-	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
-	return Wrap(topo)
+	t, err := Wrap(topo)
+	if err != nil {
+		return nil, err
+	}
+	t.steps = comps
+	t.children = children
+	return t, nil
 }
 
 // components returns the connected components of nodes (by in-process
@@ -257,89 +253,4 @@ func components(nodes []*Node) ([][]*Node, []int) {
 		compOf[n.ID] = c
 	}
 	return comps, compOf
-}
-
-func describe(comps [][]*Node, children [][]*Node, internal []topology.InternalTopic, subs []*topology.SubTopology) string {
-	var b strings.Builder
-	b.WriteString("Topology\n")
-	for id, comp := range comps {
-		fmt.Fprintf(&b, "  Sub-topology %d\n", id)
-		for _, n := range comp {
-			b.WriteString("    ")
-			switch n.Kind {
-			case KindSource:
-				fmt.Fprintf(&b, "Source: %s (%s)", n.Name, topicList(n))
-			case KindSink:
-				if len(n.Topics) == 0 {
-					fmt.Fprintf(&b, "Sink: %s (topic chosen per record)", n.Name)
-				} else {
-					fmt.Fprintf(&b, "Sink: %s (%s)", n.Name, topicList(n))
-				}
-			default:
-				fmt.Fprintf(&b, "Processor: %s", n.Name)
-				if n.Named {
-					fmt.Fprintf(&b, " (%s)", n.Op)
-				}
-				if len(n.Stores) > 0 {
-					fmt.Fprintf(&b, " stores: [%s]", strings.Join(n.Stores, ", "))
-				}
-				if len(n.GlobalStores) > 0 {
-					fmt.Fprintf(&b, " global stores: [%s]", strings.Join(n.GlobalStores, ", "))
-				}
-			}
-			b.WriteByte('\n')
-			if kids := children[n.ID]; len(kids) > 0 {
-				fmt.Fprintf(&b, "      --> %s\n", names(kids))
-			}
-			if len(n.Parents) > 0 {
-				fmt.Fprintf(&b, "      <-- %s\n", names(n.Parents))
-			}
-		}
-	}
-	if len(internal) > 0 {
-		b.WriteString("  Internal topics\n")
-		for _, it := range internal {
-			parts := "as many as its writer's sources"
-			switch {
-			case it.Partitions > 0:
-				parts = fmt.Sprint(it.Partitions)
-			case it.PartitionsLike != nil:
-				parts = "as many as " + topicKey{it.PartitionsLike.Topic, it.PartitionsLike.Internal}.String()
-			}
-			fmt.Fprintf(&b, "    %s (partitions: %s, cleanup: %s, written by sub-topology %d)\n", it.Name, parts, it.Cleanup, it.WrittenBy)
-		}
-	}
-	var stores []string
-	for _, st := range subs {
-		for _, ss := range st.Stores {
-			stores = append(stores, fmt.Sprintf("    %s (changelog: %s-changelog, compacted, sub-topology %d)\n", ss.Name, ss.Name, st.ID))
-		}
-	}
-	if len(stores) > 0 {
-		b.WriteString("  Stores\n")
-		for _, s := range stores {
-			b.WriteString(s)
-		}
-	}
-	return b.String()
-}
-
-func topicList(n *Node) string {
-	word := "topic"
-	if n.Internal {
-		word = "internal topic"
-	}
-	if n.Kind == KindSource {
-		word += "s"
-		return fmt.Sprintf("%s: [%s]", word, strings.Join(n.Topics, ", "))
-	}
-	return fmt.Sprintf("%s: %s", word, strings.Join(n.Topics, ", "))
-}
-
-func names(ns []*Node) string {
-	s := make([]string, len(ns))
-	for i, n := range ns {
-		s[i] = n.Name
-	}
-	return strings.Join(s, ", ")
 }

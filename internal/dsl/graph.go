@@ -83,6 +83,12 @@ type Node struct {
 	// GlobalStores are the global stores the node reads (see
 	// Graph.AddGlobalStore), for Describe.
 	GlobalStores []string
+	// Detail is a short line on how the step is configured, which
+	// Describe prints below the step's line: set by the package that
+	// creates the node, for the settings that change what the step emits
+	// or keeps (a windowed aggregation's windows, retention and emit
+	// strategy; a source's timestamp extractor). "" prints nothing.
+	Detail string
 	// Parents and Children are the in-process edges.
 	Parents  []*Node
 	Children []*Node

@@ -38,7 +38,7 @@ func TestInternalTopicSizingAndSelfRead(t *testing.T) {
 	topo := dsl.Unwrap(built)
 	require.Len(t, topo.SubTopologies, 1)
 	require.Equal(t, []topology.InternalTopic{{Name: "loop", PartitionsLike: &topology.Source{Topic: "t"}, WrittenBy: 0, Cleanup: broker.CleanupDelete}}, topo.InternalTopics)
-	require.Contains(t, topo.Description, `loop (partitions: as many as topic "t", cleanup: delete, written by sub-topology 0)`)
+	require.Contains(t, built.Describe(""), `<app-id>-loop (partitions: as many as topic "t", cleanup: delete, written by sub-topology 0)`)
 
 	_, err = build(true, "nowhere")
 	require.ErrorContains(t, err, `internal topic "loop" is sized like topic "nowhere", which no source reads`)

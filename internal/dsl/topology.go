@@ -21,7 +21,14 @@ var ErrInvalidTopology = errors.New("stream: invalid topology")
 // (type Topology dsl.Topology), which is opaque outside this module. The
 // runtimes reach the processing graph inside with [Unwrap]. It is
 // immutable and safe for concurrent use.
-type Topology struct{ t *topology.Topology }
+type Topology struct {
+	t *topology.Topology
+	// steps are the nodes of each sub-topology, in creation order, and
+	// children every node's children (by node ID) as of Build, for
+	// [Topology.Describe]; nil for a topology written by hand.
+	steps    [][]*Node
+	children [][]*Node
+}
 
 // Wrap validates t, a topology written by hand (tests of the runtimes
 // use them to drive processors directly), and wraps it, so that it runs
@@ -41,15 +48,6 @@ func Unwrap(t *Topology) *topology.Topology {
 		return nil
 	}
 	return t.t
-}
-
-// Describe returns the topology's text description (empty for a nil or
-// zero Topology, and for one written by hand without a Description).
-func (t *Topology) Describe() string {
-	if t == nil || t.t == nil {
-		return ""
-	}
-	return t.t.Description
 }
 
 // validate checks that t keeps the contract of package topology, as far
@@ -101,7 +99,7 @@ func validate(t *topology.Topology) error {
 				continue
 			}
 			storeOwner[ss.Name] = st.ID
-			changelog := ss.Name + "-changelog"
+			changelog := topology.ChangelogTopic(ss.Name)
 			if err := broker.ValidateTopicName(changelog); err != nil || ss.Name == "" {
 				bad("%w: store %q: it must be a valid topic name (ASCII letters, digits, '.', '_', '-')", broker.ErrInvalidTopicName, ss.Name)
 				continue

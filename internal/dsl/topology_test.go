@@ -21,10 +21,10 @@ func TestWrap(t *testing.T) {
 	topo, err := dsl.Wrap(raw)
 	require.NoError(t, err)
 	require.Same(t, raw, dsl.Unwrap(topo))
-	require.Empty(t, topo.Describe())
+	require.Empty(t, topo.Describe(""))
 	require.Nil(t, dsl.Unwrap(nil))
 	require.Nil(t, dsl.Unwrap(&dsl.Topology{}))
-	require.Empty(t, (&dsl.Topology{}).Describe())
+	require.Empty(t, (&dsl.Topology{}).Describe(""))
 }
 
 func unusedTask(topology.TaskEnv) (topology.Processor, error) { return nil, errors.New("unused") }

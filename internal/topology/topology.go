@@ -34,8 +34,6 @@ type Topology struct {
 	// GlobalStores are the stores every instance of the app holds in
 	// full, each fed by all partitions of a topic.
 	GlobalStores []GlobalStore
-	// Description is the readable text form printed by Describe.
-	Description string
 }
 
 // InternalTopicName returns the broker name of the internal topic logical
