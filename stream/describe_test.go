@@ -5,6 +5,7 @@ import (
 	"iter"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -82,4 +83,19 @@ func TestDescribe(t *testing.T) {
     <app-id>-by-word-repartition (partitions: 8, cleanup: delete, written by sub-topology 0)
 `
 	require.Equal(t, want, topo.Describe())
+}
+
+// TestDescribeTimestampExtractor: a source with a timestamp extractor
+// says so below its line, as its records' event time is not their broker
+// timestamp.
+func TestDescribeTimestampExtractor(t *testing.T) {
+	b := stream.NewBuilder()
+	stream.From(b, "orders", str, str, stream.Named("orders"),
+		stream.WithTimestamp(func(_, _ string, ts time.Time) time.Time { return ts.Add(-time.Second) })).To("out")
+	stream.From(b, "clicks", str, str).To("clicks-out")
+	topo, err := b.Build()
+	require.NoError(t, err)
+	desc := topo.Describe()
+	require.Contains(t, desc, "    Source: orders (topics: [orders])\n      event time: WithTimestamp\n      --> sink-1\n")
+	require.Contains(t, desc, "    Source: source-2 (topics: [clicks])\n      --> sink-3\n")
 }

@@ -143,6 +143,9 @@ func timestampExtractor[K, V any](g *dsl.Graph, cfg *dsl.StepConfig, topics []st
 
 func addSource[K, V any](g *dsl.Graph, name string, topics []string, internal bool, kc codec.Codec[K], vc codec.Codec[V], extract func(K, V, time.Time) time.Time) *dsl.Node {
 	n := &dsl.Node{Op: "source", Kind: dsl.KindSource, Name: name, Topics: topics, Internal: internal}
+	if extract != nil {
+		n.Detail = "event time: WithTimestamp"
+	}
 	n.Instantiate = func(t *dsl.Task) (any, error) {
 		next, err := fanout[K, V](t, n)
 		if err != nil {

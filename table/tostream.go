@@ -70,7 +70,8 @@ func (t Table[K, V]) toStream(opts []stream.Option) stream.Stream[K, V] {
 	kc := t.KeyCodec()
 	kt := reflect.TypeFor[K]()
 	comparable := kt.Kind() != reflect.Interface && kt.Comparable()
-	n := &dsl.Node{Op: "to-stream-per-commit", Kind: dsl.KindProcessor, Name: cfg.Name}
+	n := &dsl.Node{Op: "to-stream-per-commit", Kind: dsl.KindProcessor, Name: cfg.Name,
+		Detail: fmt.Sprintf("emit: newest change per key per commit, at most %d keys held", maxKeys)}
 	t.attachChanges(n, false, func(task *dsl.Task) (changeFn[K, V], error) {
 		next, err := dsl.Children[emit[K, V]](task, n)
 		if err != nil {

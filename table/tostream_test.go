@@ -57,7 +57,7 @@ func TestEmitPerCommitBuildErrors(t *testing.T) {
 	table.From(b, "users", str, str, "users").ToStream(table.EmitPerCommit(5)).To("out")
 	topo, err := b.Build()
 	require.NoError(t, err)
-	require.Contains(t, topo.Describe(), "Processor: to-stream-per-commit-2\n      --> sink-3\n      <-- table-1\n")
+	require.Contains(t, topo.Describe(), "Processor: to-stream-per-commit-2\n      emit: newest change per key per commit, at most 5 keys held\n      --> sink-3\n      <-- table-1\n")
 }
 
 // TestEmitPerCommitRuntime counts clicks of five hot keys on the embedded

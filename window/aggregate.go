@@ -176,7 +176,7 @@ func aggregate[K, V, A any](g stream.Grouped[K, V], w Windows, op, store string,
 		}
 	}
 	kc := g.KeyCodec()
-	n := &dsl.Node{Op: op, Kind: dsl.KindProcessor, Name: sc.Name, Stores: []string{store}}
+	n := &dsl.Node{Op: op, Kind: dsl.KindProcessor, Name: sc.Name, Stores: []string{store}, Detail: aggregateDetail(w, cfg)}
 	if ret := w.Retention(); ret > 0 {
 		// The changelog drops expired windows by time (KV.DeleteRange).
 		n.StoreRetention = map[string]time.Duration{store: ret}

@@ -45,6 +45,12 @@ func (w JoinWindows) String() string {
 	return fmt.Sprintf("join(before %s, after %s, grace %s)", w.before, w.after, w.grace)
 }
 
+// retention is how long a join's store keeps a record: before + after +
+// grace + 1ms.
+func (w JoinWindows) retention() time.Duration {
+	return w.before + w.after + w.grace + time.Millisecond
+}
+
 func (w JoinWindows) validate() []error {
 	var errs []error
 	for _, d := range []struct {
@@ -151,7 +157,7 @@ func join[K, V1, V2, VR any](left stream.Grouped[K, V1], right stream.Grouped[K,
 	// Each side has a node below it; both share the task's join state
 	// (one store, one stream time) and send their results to the output
 	// node n.
-	n := &dsl.Node{Op: op, Kind: dsl.KindProcessor, Name: sc.Name}
+	n := &dsl.Node{Op: op, Kind: dsl.KindProcessor, Name: sc.Name, Detail: joinDetail(w, kind, cfg)}
 	n.Instantiate = func(t *dsl.Task) (any, error) {
 		fs, err := dsl.Children[emit[K, VR]](t, n)
 		if err != nil {
@@ -172,7 +178,7 @@ func join[K, V1, V2, VR any](left stream.Grouped[K, V1], right stream.Grouped[K,
 	rn := &dsl.Node{Op: op + "-right", Kind: dsl.KindProcessor, Stores: []string{store}}
 	if len(w.validate()) == 0 {
 		// The changelog drops expired records by time (KV.DeleteRange).
-		ret := map[string]time.Duration{store: w.before + w.after + w.grace + time.Millisecond}
+		ret := map[string]time.Duration{store: w.retention()}
 		ln.StoreRetention, rn.StoreRetention = ret, ret
 	}
 	if sc.Name != "" {

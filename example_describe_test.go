@@ -1,0 +1,70 @@
+package duality_test
+
+import (
+	"fmt"
+	"log"
+	"os"
+	"time"
+
+	"github.com/duality-streams/duality"
+	"github.com/duality-streams/duality/broker/embedded"
+	"github.com/duality-streams/duality/codec"
+	"github.com/duality-streams/duality/stream"
+	"github.com/duality-streams/duality/window"
+)
+
+// Describe a windowed count as the app "clicks" runs it: the repartition
+// topic and the store's changelog carry the app id, the aggregation shows
+// its windows, the retention of its store and when it emits, and the
+// changelog drops expired windows by time (compact,delete).
+func ExampleApp_Describe() {
+	dir, err := os.MkdirTemp("", "duality-example")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	brk, err := embedded.Open(dir)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer brk.Close()
+
+	b := stream.NewBuilder()
+	views := stream.From(b, "page-views", codec.String(), codec.String())
+	byPage := stream.GroupBy(views, func(_, page string) string { return page }, stream.Named("by-page"))
+	window.Count(byPage, window.Tumbling(time.Minute, 10*time.Second), "views-1m",
+		stream.Named("count-views"), window.EmitOnWindowClose()).
+		ToStream().To("views-per-minute", stream.Named("write-views"))
+	topo, err := b.Build()
+	if err != nil {
+		log.Fatal(err)
+	}
+	app, err := duality.New("clicks", topo, brk)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Print(app.Describe())
+	// Output:
+	// Topology
+	//   Sub-topology 0
+	//     Source: source-0 (topics: [page-views])
+	//       --> by-page-key
+	//     Processor: by-page-key (select-key)
+	//       --> by-page-sink
+	//       <-- source-0
+	//     Sink: by-page-sink (topic: clicks-by-page-repartition)
+	//       <-- by-page-key
+	//   Sub-topology 1
+	//     Source: by-page-source (topics: [clicks-by-page-repartition])
+	//       --> count-views
+	//     Processor: count-views (windowed-count, stores: [views-1m])
+	//       windows: tumbling(size 1m0s, grace 10s), retention 1m10s, emit: on window close
+	//       --> write-views
+	//       <-- by-page-source
+	//     Sink: write-views (topic: views-per-minute)
+	//       <-- count-views
+	//   Internal topics
+	//     clicks-by-page-repartition (partitions: as many as its writer's sources, cleanup: delete, written by sub-topology 0)
+	//   Stores
+	//     views-1m (sub-topology 1, changelog: clicks-views-1m-changelog, cleanup: compact,delete, retention: 24h1m10s)
+}
