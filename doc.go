@@ -26,6 +26,9 @@
 // in one process or many, share the work: the group assigns each partition
 // to one of them and rebalances when instances join or leave.
 //
+// [App.Describe] prints the topology with these names: its steps, internal
+// topics and stores with their changelog topics.
+//
 // # Bounded runs
 //
 // [App.RunToEnd] runs the same topology over a bounded input and returns

@@ -160,11 +160,11 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 	if err != nil {
 		return err
 	}
-	fmt.Fprint(stdout, topo.Describe())
 	app, err := duality.New(appID, topo, b, duality.Logger(logger), duality.StateDir(filepath.Join(*dir, "state")))
 	if err != nil {
 		return err
 	}
+	fmt.Fprint(stdout, app.Describe())
 	m := newModel(p.seed)
 	for r := range p.rounds {
 		var recs []broker.Record

@@ -112,12 +112,12 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintln(stdout, topo.Describe())
 
 	app, err := duality.New(appID, topo, b, duality.Logger(logger))
 	if err != nil {
 		return err
 	}
+	fmt.Fprintln(stdout, app.Describe())
 	start = time.Now()
 	if err := app.RunToEnd(ctx); err != nil {
 		return err
