@@ -67,8 +67,10 @@ func (a *App) Describe() string { return a.topo.Describe(a.appID) }
 // failed commit, a broker error) is returned wrapped with context; the
 // other workers still commit their work. Run returns only after every
 // goroutine it started has exited, so it also waits for processors: a
-// Process call that never returns blocks shutdown. A second call of Run or
-// [App.RunToEnd] returns [ErrRunCalled].
+// Process call that never returns blocks shutdown. A failure is also
+// logged, once, at Error with the app's [Logger] ("run failed", with the
+// attributes "app" and "error"). A second call of Run or [App.RunToEnd]
+// returns [ErrRunCalled].
 func (a *App) Run(ctx context.Context) error { return a.rt.Run(ctx) }
 
 // RunToEnd runs the app over a bounded input: the records its source

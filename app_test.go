@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"runtime"
 	"strings"
 	"sync"
@@ -222,6 +223,42 @@ func TestFailPolicyDiscardsTheFailedInterval(t *testing.T) {
 	require.NoError(t, err)
 	require.EqualValues(t, 44, committed[broker.TopicPartition{Topic: "in", Partition: 0}])
 	require.ErrorIs(t, app.Run(t.Context()), duality.ErrRunCalled)
+}
+
+// TestRunFailureIsLoggedAtError: the failure Run returns is also logged,
+// once, at Error, with the app attribute; a clean stop logs nothing at
+// Error.
+func TestRunFailureIsLoggedAtError(t *testing.T) {
+	b := openBroker(t)
+	createTopic(t, b, "in", 1)
+	createTopic(t, b, "out", 1)
+	produceN(t, b, "in", 0, 3)
+	boom := errors.New("boom")
+	fail := func(ctx context.Context, env topology.TaskEnv, rec *broker.Record) error {
+		if string(rec.Value) == "v1" {
+			return boom
+		}
+		return prefixTo("out")(ctx, env, rec)
+	}
+	logs := newLogRecorder()
+	app, err := duality.New("failing", mapTopology(t, []string{"in"}, "out", fail), b, duality.Logger(slog.New(logs)))
+	require.NoError(t, err)
+	err = app.Run(t.Context())
+	require.ErrorIs(t, err, boom)
+	errs := logs.at(slog.LevelError)
+	require.Len(t, errs, 1)
+	require.Equal(t, "run failed", errs[0].Message)
+	require.Equal(t, "failing", errs[0].Attrs["app"])
+	require.Equal(t, err, errs[0].Attrs["error"])
+
+	logs = newLogRecorder()
+	fn, done := counting(3, prefixTo("out"))
+	app, err = duality.New("clean", mapTopology(t, []string{"in"}, "out", fn), b, duality.Logger(slog.New(logs)))
+	require.NoError(t, err)
+	stop, _ := runApp(t, app)
+	<-done
+	require.NoError(t, stop())
+	require.Empty(t, logs.at(slog.LevelError))
 }
 
 func TestSkipPolicyContinuesAndCounts(t *testing.T) {

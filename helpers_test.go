@@ -3,6 +3,7 @@ package duality_test
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"runtime/pprof"
 	"strings"
 	"sync"
@@ -236,4 +237,61 @@ func runtimeGoroutines() []string {
 		}
 	}
 	return found
+}
+
+// logRecorder is a slog.Handler that keeps every record, with the
+// attributes of the logger that made it, for tests of what an app logs.
+// It is safe for concurrent use.
+type logRecorder struct {
+	mu    *sync.Mutex
+	recs  *[]loggedRecord
+	attrs []slog.Attr
+}
+
+// loggedRecord is a record a logRecorder kept.
+type loggedRecord struct {
+	Level   slog.Level
+	Message string
+	Attrs   map[string]any
+}
+
+func newLogRecorder() logRecorder {
+	return logRecorder{mu: new(sync.Mutex), recs: new([]loggedRecord)}
+}
+
+func (h logRecorder) Enabled(context.Context, slog.Level) bool { return true }
+
+func (h logRecorder) Handle(_ context.Context, r slog.Record) error {
+	lr := loggedRecord{Level: r.Level, Message: r.Message, Attrs: map[string]any{}}
+	for _, a := range h.attrs {
+		lr.Attrs[a.Key] = a.Value.Any()
+	}
+	r.Attrs(func(a slog.Attr) bool {
+		lr.Attrs[a.Key] = a.Value.Any()
+		return true
+	})
+	h.mu.Lock()
+	*h.recs = append(*h.recs, lr)
+	h.mu.Unlock()
+	return nil
+}
+
+func (h logRecorder) WithAttrs(attrs []slog.Attr) slog.Handler {
+	h.attrs = append(h.attrs[:len(h.attrs):len(h.attrs)], attrs...)
+	return h
+}
+
+func (h logRecorder) WithGroup(string) slog.Handler { return h } // the runtime uses no groups
+
+// at returns the records kept at level.
+func (h logRecorder) at(level slog.Level) []loggedRecord {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var out []loggedRecord
+	for _, r := range *h.recs {
+		if r.Level == level {
+			out = append(out, r)
+		}
+	}
+	return out
 }

@@ -91,7 +91,7 @@ func FetchMaxRecords(n int) Option {
 
 // Logger sets the app's logger. The runtime logs lifecycle events at Info
 // (joins, assignments, fencing), skipped records and offset resets at Warn,
-// and uses the stable attribute keys "app", "task", "topic", "partition" and
+// the failure [App.Run] returns at Error, and uses the stable attribute keys "app", "task", "topic", "partition" and
 // "offset". Default: discard everything.
 func Logger(l *slog.Logger) Option { return optionFunc(func(c *runtime.Config) { c.Logger = l }) }
 

@@ -82,21 +82,32 @@ func New(appID string, topo *topology.Topology, b broker.Broker, cfg Config) (*A
 // the global stores and follows them on a goroutine, joins the group and
 // runs one generation of workers per assignment (loop). It returns only
 // after every goroutine it started has exited. A second call of Run or
-// RunToEnd returns [ErrRunCalled].
-func (a *App) Run(ctx context.Context) error { return a.run(ctx, false) }
+// RunToEnd returns [ErrRunCalled]. Run logs its failure, once, at Error
+// ("run failed", with the error), and returns it: no other layer logs it.
+func (a *App) Run(ctx context.Context) error { return a.runOnce(ctx, false) }
 
 // RunToEnd is Run for a bounded input (see duality.App.RunToEnd and
 // endRun): it processes the records its external sources hold when it
 // joins the group, advances stream time to the end, commits and returns
 // nil. A canceled ctx stops it as it stops Run, and it then returns an
-// error matching ctx.Err(): the run did not reach the end.
-func (a *App) RunToEnd(ctx context.Context) error { return a.run(ctx, true) }
+// error matching ctx.Err(): the run did not reach the end. Its failure is
+// logged as Run's.
+func (a *App) RunToEnd(ctx context.Context) error { return a.runOnce(ctx, true) }
 
-// run is Run, or RunToEnd when bounded.
-func (a *App) run(ctx context.Context, bounded bool) (err error) {
+// runOnce runs the app once (run), bounded or not, and logs its failure.
+func (a *App) runOnce(ctx context.Context, bounded bool) error {
 	if !a.ran.CompareAndSwap(false, true) {
 		return ErrRunCalled
 	}
+	err := a.run(ctx, bounded)
+	if err != nil {
+		a.log.Error("run failed", slog.Any("error", err))
+	}
+	return err
+}
+
+// run is Run, or RunToEnd when bounded, after runOnce's first-call check.
+func (a *App) run(ctx context.Context, bounded bool) (err error) {
 	// Run returns nil when it stops because ctx ended; a bounded run
 	// returns the error, as it did not reach the end.
 	canceled := func(err error) bool { return !bounded && ctx.Err() != nil && errors.Is(err, ctx.Err()) }
