@@ -47,7 +47,16 @@ type MissingTopicsError = runtime.MissingTopicsError
 // Offset; -1 for a punctuator, with Punctuation set to "stream-time" or
 // "wall-clock") and wraps the processor's error. Under the default
 // [FailOnError] policy [App.Run] returns it (wrapped); under
-// [SkipOnError] it is passed to the callback.
+// [SkipOnError] it is passed to the callback. Its message names the
+// record once; the errors it wraps (a *stream.NodeError naming the step, a
+// *codec.DecodeError naming the key or value) name only what they add.
+//
+// A record that fails every time (a poison record: one its codec cannot
+// decode, or that breaks a step) stops a [FailOnError] app again after
+// every restart, since the restart processes it again. To get past it, run
+// with [SkipOnError]: the record is logged, counted and passed to the
+// callback, which may keep it (write it to a dead-letter topic of your
+// own), and processing goes on after it.
 type ProcessingError = runtime.ProcessingError
 
 // NotOwnedError is returned by a query for a key whose partition (Store,

@@ -219,7 +219,9 @@ type ErrorPolicy struct {
 // FailOnError is the default policy: [App.Run] stops and returns the
 // *[ProcessingError]. The failing worker's output since its last commit is
 // discarded, not committed, so after fixing the cause a restart processes
-// those records again from the last committed offsets.
+// those records again from the last committed offsets. A record that can
+// never be processed (a poison record, see [ProcessingError]) fails
+// every restart: get past it with [SkipOnError].
 func FailOnError() ErrorPolicy { return ErrorPolicy{} }
 
 // SkipOnError skips failing records: the record's partial output (records

@@ -23,7 +23,11 @@ type Codec[T any] interface {
 // ErrInvalid is matched by every decode failure of the built-in codecs.
 var ErrInvalid = errors.New("codec: invalid encoding")
 
-// DecodeError ties a decode failure to the record it came from.
+// DecodeError is a decode failure of a record's key or value. When the
+// error stands alone (a test driver reading an output topic), Topic,
+// Partition and Offset say which record it was, and Error names it; the
+// runtime leaves them empty (Topic "") because the error that wraps this
+// one (duality.ProcessingError) names the record, once.
 type DecodeError struct {
 	Topic     string
 	Partition int32
@@ -33,6 +37,9 @@ type DecodeError struct {
 }
 
 func (e *DecodeError) Error() string {
+	if e.Topic == "" {
+		return fmt.Sprintf("codec: decode %s: %v", e.Part, e.Err)
+	}
 	return fmt.Sprintf("codec: decode %s of record at topic %q partition %d offset %d: %v",
 		e.Part, e.Topic, e.Partition, e.Offset, e.Err)
 }

@@ -526,6 +526,9 @@ func TestDecodeError(t *testing.T) {
 	var de *codec.DecodeError
 	require.ErrorAs(t, fmt.Errorf("task 0_3: %w", err), &de)
 	require.Equal(t, int64(42), de.Offset)
+	// Without a topic an outer error names the record: this one does not.
+	err = &codec.DecodeError{Part: "value", Err: cause}
+	require.EqualError(t, err, `codec: decode value: codec: invalid encoding: int64 needs 8 bytes, got 1`)
 }
 
 func TestEncodeError(t *testing.T) {

@@ -81,7 +81,7 @@
 // # Errors
 //
 // Built-in decode failures match [ErrInvalid] (errors.Is). The runtime wraps
-// them in a [DecodeError] naming the topic, partition, offset and part (key
-// or value) of the record, and encode failures in an [EncodeError] naming
-// the topic.
+// them in a [DecodeError] naming the part (key or value) of the record,
+// inside an error that names the record once (duality.ProcessingError),
+// and encode failures in an [EncodeError] naming the topic.
 package codec

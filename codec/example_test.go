@@ -124,8 +124,10 @@ func ExampleJSON() {
 	// {User:bob Tags:[]}
 }
 
-// Decode failures match ErrInvalid; the runtime adds where the record came
-// from with a DecodeError.
+// Decode failures match ErrInvalid. A DecodeError says which part of a
+// record failed and, when it stands alone (a test reading an output
+// topic), which record; in the runtime the error wrapping it names the
+// record.
 func ExampleDecodeError() {
 	_, err := codec.Int64().Decode([]byte("abc"))
 	err = &codec.DecodeError{Topic: "clicks", Partition: 2, Offset: 17, Part: "key", Err: err}

@@ -164,12 +164,14 @@ type TaskID = topology.TaskID
 // *codec.DecodeError), an invalid timestamp at a source (matching
 // [ErrInvalidTimestamp]), an encode or send failure at a sink (wrapping a
 // *codec.EncodeError or the runtime's error), or a recovered panic in a
-// user function or codec (wrapping a *[PanicError]). It names the step
-// and the input record.
+// user function or codec (wrapping a *[PanicError]). Its message names the
+// step only: the error that wraps it (duality.ProcessingError, or
+// streamtest's) names the input record, once.
 type NodeError struct {
 	// Node is the name of the failing step.
 	Node string
-	// Topic, Partition and Offset locate the input record.
+	// Topic, Partition and Offset locate the input record (empty and 0
+	// for a punctuation).
 	Topic     string
 	Partition int32
 	Offset    int64
@@ -177,10 +179,7 @@ type NodeError struct {
 	Err error
 }
 
-func (e *NodeError) Error() string {
-	return fmt.Sprintf("stream: step %q failed on record at topic %q partition %d offset %d: %v",
-		e.Node, e.Topic, e.Partition, e.Offset, e.Err)
-}
+func (e *NodeError) Error() string { return fmt.Sprintf("stream: step %q: %v", e.Node, e.Err) }
 
 // Unwrap returns the cause.
 func (e *NodeError) Unwrap() error { return e.Err }

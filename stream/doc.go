@@ -135,7 +135,9 @@
 // builder, topic conflicts) are recorded as they happen and returned
 // together by Build, joined with errors.Join; each matches one of the
 // Err values with errors.Is. At run time a step's failure on a record is a
-// *[NodeError] naming the step and the input record: a decode failure
+// *[NodeError] naming the step (the runtime's error around it names the
+// input record; see duality.ProcessingError for getting past a record
+// that always fails): a decode failure
 // (wrapping *codec.DecodeError), an encode failure (*codec.EncodeError),
 // a [Process] error, or a panic in a user function or codec, which is
 // recovered and returned as a [PanicError] so that one bad record fails

@@ -91,7 +91,8 @@ func TestProcess(t *testing.T) {
 	ne, ok := errors.AsType[*stream.NodeError](err)
 	require.True(t, ok)
 	require.Equal(t, &stream.NodeError{Node: "explode", Topic: "in", Partition: p, Offset: 1, Err: ne.Err}, ne)
-	require.Contains(t, err.Error(), `step "explode" failed on record at topic "in" partition`)
+	require.Contains(t, err.Error(), `processing record in/`)
+	require.Contains(t, err.Error(), `stream: step "explode": `)
 
 	require.NoError(t, d.Close())
 	require.Equal(t, 2, closes)

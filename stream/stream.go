@@ -221,12 +221,12 @@ func addSource[K, V any](g *dsl.Graph, name string, topics []string, internal bo
 			}
 			if rec.Key != nil {
 				if k, err = kc.Decode(rec.Key); err != nil {
-					return nodeError(n, rc, &codec.DecodeError{Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset, Part: "key", Err: err})
+					return nodeError(n, rc, &codec.DecodeError{Part: "key", Err: err})
 				}
 			}
 			if rec.Value != nil {
 				if v, err = vc.Decode(rec.Value); err != nil {
-					return nodeError(n, rc, &codec.DecodeError{Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset, Part: "value", Err: err})
+					return nodeError(n, rc, &codec.DecodeError{Part: "value", Err: err})
 				}
 				if extract != nil {
 					rc.Timestamp = extract(k, v, rec.Timestamp)

@@ -392,8 +392,9 @@ func (d *Driver) append(rec broker.Record) error {
 // must be read by the topology (else an error matching
 // broker.ErrUnknownTopic); rec.Partition may be broker.PartitionByKey; a
 // zero rec.Timestamp means the driver's clock. It returns the first
-// processing error (usually a *stream.NodeError), or ctx's error if ctx
-// ends before every record is processed.
+// processing error (usually wrapping a *stream.NodeError; its message
+// names the task and the record), or ctx's error if ctx ends before every
+// record is processed.
 func (d *Driver) PipeRaw(ctx context.Context, rec broker.Record) error {
 	if d.closed {
 		return ErrClosed
@@ -425,7 +426,10 @@ func (d *Driver) drain(ctx context.Context) error {
 			in := rec
 			// Every processed record is a commit of its task.
 			if err := d.tasks[st][rec.Partition].process(ctx, &in); err != nil {
-				return err
+				// Named here, once, as the runtime's ProcessingError does:
+				// the steps' errors name only themselves.
+				return fmt.Errorf("streamtest: task %d_%d: processing record %s/%d at offset %d: %w",
+					st, rec.Partition, rec.Topic, rec.Partition, rec.Offset, err)
 			}
 		}
 	}

@@ -340,7 +340,7 @@ func (sp fkSpec[K, V, KO, VO, VR]) subscriptions(task *dsl.Task, n, sink *dsl.No
 			if err == nil {
 				err = fmt.Errorf("%w: a subscription without a foreign key", errFKCorrupt)
 			}
-			return nodeErr(&codec.DecodeError{Topic: rc.Topic, Partition: rc.Partition, Offset: rc.Offset, Part: "value", Err: err})
+			return nodeErr(&codec.DecodeError{Part: "value", Err: err})
 		}
 		skey = appendSubscriptionKey(skey[:0], key, sub.pk)
 		switch sub.instr {
@@ -361,7 +361,7 @@ func (sp fkSpec[K, V, KO, VO, VR]) subscriptions(task *dsl.Task, n, sink *dsl.No
 		case fkSubscribeAlwaysRespond, fkSubscribeRespondIfFound:
 			fk, err := sp.koc.Decode(key)
 			if err != nil {
-				return nodeErr(&codec.DecodeError{Topic: rc.Topic, Partition: rc.Partition, Offset: rc.Offset, Part: "key", Err: err})
+				return nodeErr(&codec.DecodeError{Part: "key", Err: err})
 			}
 			vo, found, err := get(fk)
 			if err != nil {
@@ -462,7 +462,7 @@ func (sp fkSpec[K, V, KO, VO, VR]) results(task *dsl.Task, n *dsl.Node) (any, er
 			return &stream.NodeError{Node: n.Name, Topic: rc.Topic, Partition: rc.Partition, Offset: rc.Offset, Err: err}
 		}
 		decodeErr := func(part string, err error) error {
-			return nodeErr(&codec.DecodeError{Topic: rc.Topic, Partition: rc.Partition, Offset: rc.Offset, Part: part, Err: err})
+			return nodeErr(&codec.DecodeError{Part: part, Err: err})
 		}
 		resp, err := decodeResponse(value)
 		if err != nil {

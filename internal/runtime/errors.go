@@ -59,7 +59,8 @@ func (e *MissingTopicsError) Is(target error) bool { return target == broker.Err
 // punctuator's failure (duality.ProcessingError is this type). Under the
 // default policy, duality.FailOnError, [App.Run] returns it (wrapped);
 // under duality.SkipOnError ([Config].SkipOnError) it is passed to the
-// callback.
+// callback. Its message names the record (or punctuation), once: the
+// errors it wraps name only what they add.
 type ProcessingError struct {
 	// Task is the sub-topology and partition of the failing task.
 	Task topology.TaskID
