@@ -90,8 +90,9 @@ func FetchMaxRecords(n int) Option {
 }
 
 // Logger sets the app's logger. The runtime logs lifecycle events at Info
-// (joins, assignments, fencing), skipped records and offset resets at Warn,
-// the failure [App.Run] returns at Error, and uses the stable attribute keys "app", "task", "topic", "partition" and
+// (joins, assignments, fencing), skipped records, offset resets and
+// records windowed steps drop as late (rate-limited) at Warn, the failure
+// [App.Run] returns at Error, and uses the stable attribute keys "app", "task", "topic", "partition" and
 // "offset". Default: discard everything.
 func Logger(l *slog.Logger) Option { return optionFunc(func(c *runtime.Config) { c.Logger = l }) }
 

@@ -66,6 +66,9 @@ func keyChanged(n *dsl.Node) bool {
 // written with those codecs, as Kafka Streams does; otherwise no topic is
 // added. Options: [Named], [WithKeyCodec], [WithValueCodec].
 //
+// A windowed step after a repartition needs a grace period that covers
+// how out of order the repartition topic is: see [GroupBy].
+//
 // Build reports nil codecs (ErrNilCodec).
 func GroupByKey[K, V any](s Stream[K, V], opts ...Option) Grouped[K, V] {
 	p := nodeOf(s)
@@ -101,6 +104,18 @@ func GroupByKey[K, V any](s Stream[K, V], opts ...Option) Grouped[K, V] {
 // largest source topic before it. Name the step to keep the topic's name
 // stable as the topology evolves. Options: [Named], [WithKeyCodec],
 // [WithValueCodec].
+//
+// Event time after a repartition: each partition of the repartition topic
+// interleaves the records of every upstream task in the order they were
+// written. While the upstream tasks work through a backlog (at a first
+// start, after a restart, when catching up), each writes whole fetch
+// batches at a time, so event times in the repartition topic jump back
+// and forth by as much as an upstream fetch batch spans in event time
+// (duality.FetchMaxRecords records of a partition: often tens of seconds
+// or more). A windowed step (package window) after the repartition needs
+// a grace period at least that long, or it drops the records that arrive
+// behind its stream time as late: they are counted
+// (duality.Metrics.LateRecordsDropped) and logged at Warn.
 //
 // Build reports a nil fn (ErrNilFunc) and nil codecs (ErrNilCodec).
 func GroupBy[K, V, K2 any](s Stream[K, V], fn func(K, V) K2, opts ...Option) Grouped[K2, V] {

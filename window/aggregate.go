@@ -181,8 +181,9 @@ func aggregate[K, V, A any](g stream.Grouped[K, V], w Windows, op, store string,
 		// The changelog drops expired windows by time (KV.DeleteRange).
 		n.StoreRetention = map[string]time.Duration{store: ret}
 	}
+	lateLog := new(lateLog) // the step's, over all its tasks
 	n.Instantiate = func(t *dsl.Task) (any, error) {
-		return newProc(t, n, store, w, cfg, late, kc, ac, f)
+		return newProc(t, n, store, w, cfg, late, lateLog, kc, ac, f)
 	}
 	gr.AddNode(n, p)
 	sc.Report(gr, op, n.Name, aggregateOpts...)

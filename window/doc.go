@@ -47,9 +47,33 @@
 // reaches end + grace (a session [first, last]: until stream time exceeds
 // last + gap + grace); then it is closed. A record whose windows are all
 // closed is late: it is dropped, counted ([Stats.LateRecords] with [WithStats],
-// and duality.Metrics.LateRecordsDropped app-wide), logged at
-// Debug and handed to the [OnLate] callback. A record that is late for
+// and duality.Metrics.LateRecordsDropped app-wide), logged (see below)
+// and handed to the [OnLate] callback. A record that is late for
 // some of its hopping windows updates only the open ones.
+//
+// Late drops are logged at Warn, at most one line per step every 10 s of
+// the app's clock (duality.Clock), over all the step's tasks. A line
+// gives the step ("node"), the records dropped since the previous line
+// ("dropped"), the largest lateness among them ("lateness": the step's
+// stream time minus the record's timestamp; a grace at least that long
+// would have kept those records, most of them with less) and the step's
+// grace ("grace"), with the topic, partition and offset of the record
+// that triggered the line. Each drop is also logged at Debug.
+//
+// # Grace and backlogs
+//
+// A grace period covers records that arrive out of order. How out of
+// order they are depends less on producers than on what is upstream: a
+// windowed step behind a repartition (stream.GroupBy, or
+// stream.GroupByKey after a key change) reads records that several
+// upstream tasks wrote, interleaved. In steady state they are nearly in
+// order; while the upstream tasks work through a backlog (first start,
+// restart, catch-up), each writes a whole fetch batch at a time, so event
+// times jump back and forth by as much as one upstream fetch batch spans
+// in event time (duality.FetchMaxRecords records of one partition), which
+// easily exceeds a few seconds of grace. Give such a step a grace period
+// of at least that span, or reprocess the backlog with fewer records per
+// fetch, and watch the Warn lines and LateRecordsDropped.
 //
 // A record with a timestamp before the epoch (negative milliseconds) or
 // after [MaxTimestamp] (year 9999) fails with an error matching

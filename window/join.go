@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"log/slog"
 	"math"
 	"runtime/debug"
 	"sync"
@@ -89,7 +90,8 @@ const (
 // whose keys changed goes through a repartition topic); their topics must
 // be co-partitioned, which the runtime checks. Records with an absent key
 // or value are dropped and logged at Debug; late records (more than grace
-// behind stream time) are dropped, counted in [Stats] and logged.
+// behind stream time) are dropped, counted in [Stats] and logged (at Warn,
+// rate-limited: see the package documentation, # Time).
 // Options: [stream.Named] (default "join-<n>"; the steps below each side are
 // named "<name>-left" and "<name>-right"), [WithStats],
 // [WithTaskStreamTime] (unmatched records are then also emitted when the
@@ -242,6 +244,9 @@ type joinNode[K, V1, V2, VR any] struct {
 
 	mu    sync.Mutex
 	procs map[*dsl.Task]*joinProc[K, V1, V2, VR]
+	// lateLog reports the records the join drops as late, over all its
+	// tasks.
+	lateLog lateLog
 }
 
 // proc returns the task's join state, shared by the nodes of both sides,
@@ -322,16 +327,14 @@ func (jn *joinNode[K, V1, V2, VR]) instantiate(t *dsl.Task, side *dsl.Node) (*jo
 }
 
 type joinProc[K, V1, V2, VR any] struct {
-	jn                   *joinNode[K, V1, V2, VR]
-	node                 *dsl.Node // the side node running
-	t                    *dsl.Task
-	kv                   topology.KV
-	fs                   []emit[K, VR]
-	before, after, grace int64
-	ret, seg             int64
-	logger               interface {
-		Debug(msg string, args ...any)
-	}
+	jn                     *joinNode[K, V1, V2, VR]
+	node                   *dsl.Node // the side node running
+	t                      *dsl.Task
+	kv                     topology.KV
+	fs                     []emit[K, VR]
+	before, after, grace   int64
+	ret, seg               int64
+	logger                 *slog.Logger
 	stats                  *Stats
 	st, lowSeg, closedUpTo int64
 	seq                    uint64
@@ -499,8 +502,7 @@ func (p *joinProc[K, V1, V2, VR]) processRecord(ctx context.Context, rc *stream.
 	if _, hi := p.window(side, ts); hi+p.grace < p.st {
 		p.stats.late.Add(1)
 		p.t.Env().CountLate()
-		p.logger.Debug("dropped a late record", "topic", rc.Topic, "partition", rc.Partition, "offset", rc.Offset,
-			"timestamp", ts, "stream_time", p.st)
+		p.jn.lateLog.drop(p.logger, p.t.Env().Now(), rc, ts, p.st, p.grace)
 		return nil
 	}
 	var err error

@@ -57,6 +57,7 @@ type proc[K, V, A any] struct {
 	final   bool
 	stats   *Stats
 	late    func(LateRecord[K, V])
+	lateLog *lateLog
 	kc      codec.Codec[K]
 	ac      codec.Codec[A]
 	f       fns[K, V, A]
@@ -126,7 +127,7 @@ func (p *proc[K, V, A]) skip() {
 	p.resetTimer()
 }
 
-func newProc[K, V, A any](t *dsl.Task, n *dsl.Node, store string, w Windows, cfg config, late func(LateRecord[K, V]), kc codec.Codec[K], ac codec.Codec[A], f fns[K, V, A]) (emit[K, V], error) {
+func newProc[K, V, A any](t *dsl.Task, n *dsl.Node, store string, w Windows, cfg config, late func(LateRecord[K, V]), lateLog *lateLog, kc codec.Codec[K], ac codec.Codec[A], f fns[K, V, A]) (emit[K, V], error) {
 	var p *proc[K, V, A]
 	timer, err := newStepTimer(t, cfg.task, func(ctx context.Context, ts int64) error { return p.fire(ctx, ts) })
 	if err != nil {
@@ -153,7 +154,7 @@ func newProc[K, V, A any](t *dsl.Task, n *dsl.Node, store string, w Windows, cfg
 		t: t, n: n, store: store, kv: kv, timer: timer,
 		kind: w.kind, size: w.size.Milliseconds(), advance: w.advance.Milliseconds(),
 		grace: w.grace.Milliseconds(), ret: ret, seg: max(ret/2, 1),
-		final: cfg.final, stats: cfg.stats, late: late,
+		final: cfg.final, stats: cfg.stats, late: late, lateLog: lateLog,
 		kc: kc, ac: ac, f: f, next: next,
 		logger: t.Env().Logger().With("node", n.Name, "store", store),
 		st:     noTime, lowSeg: noTime, nextClose: noTime, closedUpTo: noTime, minSeg: noTime,
@@ -311,9 +312,7 @@ func (p *proc[K, V, A]) processRecord(ctx context.Context, rc *stream.RecordCont
 	if !updated {
 		p.stats.late.Add(1)
 		p.t.Env().CountLate()
-		p.logger.Debug("dropped a late record: its windows are closed",
-			"topic", rc.Topic, "partition", rc.Partition, "offset", rc.Offset,
-			"timestamp", ts, "stream_time", p.st)
+		p.lateLog.drop(p.logger, p.t.Env().Now(), rc, ts, p.st, p.grace)
 		if p.late != nil {
 			p.late(LateRecord[K, V]{Key: k, Value: v, Timestamp: rc.Timestamp, StreamTime: time.UnixMilli(p.st),
 				Topic: rc.Topic, Partition: rc.Partition, Offset: rc.Offset})
