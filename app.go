@@ -67,7 +67,11 @@ func (a *App) Describe() string { return a.topo.Describe(a.appID) }
 // failed commit, a broker error) is returned wrapped with context; the
 // other workers still commit their work. Run returns only after every
 // goroutine it started has exited, so it also waits for processors: a
-// Process call that never returns blocks shutdown. A failure is also
+// Process call that never returns blocks shutdown. The one exception is a
+// broker call still running [ShutdownTimeout] after Run began to stop:
+// Run abandons it and returns an error matching [ErrShutdownTimeout]
+// that says what was not committed; the call's goroutine exits when the
+// call returns. A failure is also
 // logged, once, at Error with the app's [Logger] ("run failed", with the
 // attributes "app" and "error"). A second call of Run or [App.RunToEnd]
 // returns [ErrRunCalled].

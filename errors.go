@@ -34,6 +34,12 @@ var (
 	// ErrNotOwned is matched by a *[NotOwnedError]: the key's partition is
 	// assigned to another instance of the app.
 	ErrNotOwned = runtime.ErrNotOwned
+	// ErrShutdownTimeout is matched by the error [App.Run] returns when a
+	// broker call (a commit, a purge, leaving the group) was still running
+	// [ShutdownTimeout] after Run began to stop, and Run abandoned it: the
+	// error says which records and input offsets were not committed, or
+	// may not have been.
+	ErrShutdownTimeout = runtime.ErrShutdownTimeout
 )
 
 // MissingTopicsError is returned by [App.Run] when external source or sink

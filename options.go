@@ -26,6 +26,7 @@ const (
 	DefaultCacheMaxBytes         = runtime.DefaultCacheMaxBytes
 	DefaultMaxTaskIdle           = runtime.DefaultMaxTaskIdle
 	DefaultRepartitionPurge      = runtime.DefaultRepartitionPurge
+	DefaultShutdownTimeout       = runtime.DefaultShutdownTimeout
 )
 
 // Workers sets the number of worker goroutines that run tasks. An app runs
@@ -175,6 +176,24 @@ func IdleStreamTimeAdvance(d time.Duration) Option {
 // as Kafka Streams).
 func RepartitionPurgeInterval(d time.Duration) Option {
 	return optionFunc(func(c *runtime.Config) { c.RepartitionPurgeInterval = d })
+}
+
+// ShutdownTimeout bounds how long [App.Run] waits for the broker once it
+// stops (its context ended, or a fatal error): the workers stop between
+// two records, flush and commit, and the app leaves its group, and d
+// after the stop began Run gives up waiting for the broker calls still
+// running, even calls that ignore their context (a hung broker). What it
+// abandons it returns in an error matching [ErrShutdownTimeout] (logged
+// at Error like every failure of Run), naming the tasks, the number of
+// records and the input offsets that were not committed, or whose commit
+// was still running (the broker applies a commit entirely or not at all;
+// either way a restart resumes from the offsets it finds committed).
+// An abandoned call's goroutine exits when the call returns, after Run.
+// The bound covers broker calls, not processing: a step that never
+// returns still blocks Run. Default [DefaultShutdownTimeout] (30 s). d
+// must be positive.
+func ShutdownTimeout(d time.Duration) Option {
+	return optionFunc(func(c *runtime.Config) { c.ShutdownTimeout = d })
 }
 
 // StateDir keeps the app's state stores in one Pebble database in dir

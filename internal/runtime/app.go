@@ -38,6 +38,8 @@ type App struct {
 	// end is the state of a bounded run (RunToEnd), nil for Run. It is
 	// set before the first generation starts.
 	end *endRun
+	// shut bounds the stop of Run, which sets it.
+	shut *shutdown
 }
 
 // New returns an App that runs topo, a topology package dsl validated, on
@@ -81,8 +83,9 @@ func New(appID string, topo *topology.Topology, b broker.Broker, cfg Config) (*A
 // (plan.ensureTopics), opens the state (StateDir, or memory), bootstraps
 // the global stores and follows them on a goroutine, joins the group and
 // runs one generation of workers per assignment (loop). It returns only
-// after every goroutine it started has exited. A second call of Run or
-// RunToEnd returns [ErrRunCalled]. Run logs its failure, once, at Error
+// after every goroutine it started has exited, except broker calls it
+// abandoned at the shutdown's deadline (see shutdown). A second call of Run
+// or RunToEnd returns [ErrRunCalled]. Run logs its failure, once, at Error
 // ("run failed", with the error), and returns it: no other layer logs it.
 func (a *App) Run(ctx context.Context) error { return a.runOnce(ctx, false) }
 
@@ -117,6 +120,8 @@ func (a *App) run(ctx context.Context, bounded bool) (err error) {
 		// windows early; the end advance closes them instead.
 		a.cfg.IdleStreamTimeAdvance = 0
 	}
+	a.shut = newShutdown(ctx, a.cfg.ShutdownTimeout)
+	defer a.shut.end()
 	topics, err := a.plan.ensureTopics(ctx, a.b)
 	if err != nil {
 		if canceled(err) {
@@ -189,7 +194,7 @@ func (a *App) run(ctx context.Context, bounded bool) (err error) {
 		err = a.loop(ctx, m, topics, globalErr)
 	}
 	a.m.tasks.Store(0)
-	if lerr := m.Leave(context.WithoutCancel(ctx)); lerr != nil && err == nil {
+	if lerr := a.shut.call(m.Leave); lerr != nil && err == nil {
 		err = fmt.Errorf("leave group: %w", lerr)
 	}
 	if err != nil {
@@ -235,14 +240,17 @@ func (a *App) loop(ctx context.Context, m broker.Membership, topics map[string]i
 			return err
 		case err := <-failed:
 			// Stop the other workers; they commit their own work.
+			a.shut.start()
 			return errors.Join(err, gen.stop(stopReason{}))
 		case err := <-globalErr:
+			a.shut.start()
 			if gen != nil {
 				err = errors.Join(err, gen.stop(stopReason{}))
 			}
 			return err
 		case asg, ok := <-m.Assignments():
 			if !ok {
+				a.shut.start()
 				err := errors.New("group membership ended")
 				if gen != nil {
 					err = errors.Join(err, gen.stop(stopReason{}))
@@ -393,7 +401,7 @@ func (a *App) start(ctx context.Context, m broker.Membership, asg broker.Assignm
 		g.wg.Add(1)
 		go func() {
 			defer g.wg.Done()
-			if err := w.run(ctx, gctx); err != nil {
+			if err := w.run(gctx); err != nil {
 				g.errc <- err
 			}
 		}()

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/duality-streams/duality/broker"
@@ -44,6 +46,9 @@ func (w *worker) commit(ctx context.Context, gen int64, keep map[broker.TopicPar
 		}
 	}
 	if fenced, err = w.await(); err != nil || fenced {
+		if errors.Is(err, ErrShutdownTimeout) && w.dirty() {
+			err = fmt.Errorf("%w; dropped the uncommitted work after it: %s", err, w.uncommitted())
+		}
 		w.drop()
 		return fenced, err
 	}
@@ -154,13 +159,24 @@ type inflight struct {
 }
 
 // await waits for the commit in flight, if any, and returns its outcome.
+// It gives up at the shutdown's deadline (see shutdown): the commit is
+// then abandoned, and the error (matching ErrShutdownTimeout) says what
+// it held.
 func (w *worker) await() (fenced bool, err error) {
 	c := w.inflight
 	if c == nil {
 		return false, nil
 	}
 	w.inflight = nil
-	err = <-c.done
+	select {
+	case err = <-c.done:
+	case <-w.app.shut.ctx.Done():
+		select {
+		case err = <-c.done:
+		default:
+			return false, w.abandon(c)
+		}
+	}
 	if err == nil && len(c.states) > 0 {
 		// The broker set the changelog records' offsets: apply each
 		// store's writes with the offset of its last record.
@@ -203,6 +219,52 @@ func (w *worker) await() (fenced bool, err error) {
 		return false, fmt.Errorf("commit: %w", err)
 	}
 	return false, nil
+}
+
+// abandon gives up the commit c, still running at the shutdown's
+// deadline, and returns the error that says what it held. Its records
+// stay with it (the broker may still read them); its stores' writes are
+// dropped (restored from the changelog at the next start, whatever the
+// commit's outcome).
+func (w *worker) abandon(c *inflight) error {
+	for _, s := range c.states {
+		s.dropSent()
+	}
+	return fmt.Errorf("%w: abandoned a commit of generation %d still running: %d records (%d of them changelog) and the input offsets %s of tasks %s; the broker applies such a commit entirely or not at all",
+		w.app.shut.expired(), c.gen, len(c.records), c.changelog, formatOffsets(c.offsets), w.tasksOf(c.offsets))
+}
+
+// uncommitted describes the work of w not handed to a commit yet.
+func (w *worker) uncommitted() string {
+	offsets := map[broker.TopicPartition]int64{}
+	for _, t := range w.tasks {
+		addOffsets(offsets, t)
+	}
+	return fmt.Sprintf("%d output records, %d changelog records, and the input offsets %s of tasks %s",
+		len(w.out), w.pending, formatOffsets(offsets), w.tasksOf(offsets))
+}
+
+// tasksOf returns the ids of the tasks of w that read the partitions of
+// offsets, sorted.
+func (w *worker) tasksOf(offsets map[broker.TopicPartition]int64) string {
+	var ids []string
+	for tp := range offsets {
+		if ps := w.byTP[tp]; ps != nil && !slices.Contains(ids, ps.task.id.String()) {
+			ids = append(ids, ps.task.id.String())
+		}
+	}
+	slices.Sort(ids)
+	return "[" + strings.Join(ids, " ") + "]"
+}
+
+// formatOffsets returns offsets as "[topic/partition@offset ...]", sorted.
+func formatOffsets(offsets map[broker.TopicPartition]int64) string {
+	s := make([]string, 0, len(offsets))
+	for tp, off := range offsets {
+		s = append(s, fmt.Sprintf("%s/%d@%d", tp.Topic, tp.Partition, off))
+	}
+	slices.Sort(s)
+	return "[" + strings.Join(s, " ") + "]"
 }
 
 // poll returns the outcome of the commit in flight if it has finished.

@@ -20,6 +20,7 @@ const (
 	DefaultCacheMaxBytes         = 10 << 20
 	DefaultMaxTaskIdle           = 10 * time.Second
 	DefaultRepartitionPurge      = 30 * time.Second
+	DefaultShutdownTimeout       = 30 * time.Second
 )
 
 // Config is what the root package's options set, one field per option
@@ -54,6 +55,9 @@ type Config struct {
 	MaxTaskIdle              time.Duration
 	IdleStreamTimeAdvance    time.Duration
 	RepartitionPurgeInterval time.Duration
+	// ShutdownTimeout bounds how long Run waits for broker calls once it
+	// stops (see shutdown).
+	ShutdownTimeout time.Duration
 }
 
 // DefaultConfig returns the defaults: GOMAXPROCS workers, the Default
@@ -70,6 +74,7 @@ func DefaultConfig() Config {
 		Clock:                    time.Now,
 		MaxTaskIdle:              DefaultMaxTaskIdle,
 		RepartitionPurgeInterval: DefaultRepartitionPurge,
+		ShutdownTimeout:          DefaultShutdownTimeout,
 	}
 }
 
@@ -109,6 +114,9 @@ func (c *Config) validate() error {
 	}
 	if c.RepartitionPurgeInterval < 0 {
 		bad("RepartitionPurgeInterval(%v): must be 0 (off) or positive", c.RepartitionPurgeInterval)
+	}
+	if c.ShutdownTimeout <= 0 {
+		bad("ShutdownTimeout(%v): must be positive", c.ShutdownTimeout)
 	}
 	if c.Clock == nil {
 		bad("Clock(nil): a clock function is required")

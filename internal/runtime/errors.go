@@ -37,6 +37,11 @@ var (
 	// ErrNotOwned is matched by a *[NotOwnedError]: the key's partition is
 	// assigned to another instance of the app.
 	ErrNotOwned = errors.New("duality: store partition not owned by this instance")
+	// ErrShutdownTimeout is matched by the error [App.Run] returns when
+	// broker calls were still running ShutdownTimeout after it began to
+	// stop, and it abandoned them (see [Config].ShutdownTimeout): the
+	// error says what was not committed.
+	ErrShutdownTimeout = errors.New("duality: shutdown timed out")
 )
 
 // MissingTopicsError is returned by [App.Run] when external source or sink

@@ -88,10 +88,15 @@ func (w *worker) finishPurge(ctx context.Context, r *purgeRun) {
 }
 
 // awaitPurge waits for the purge in flight, if any, and records its
-// outcome.
+// outcome. At the shutdown's deadline it leaves the purge running: a
+// purge deletes only committed records, so abandoning it loses nothing.
 func (w *worker) awaitPurge(ctx context.Context) {
 	if r := w.purging; r != nil {
-		<-r.done
-		w.finishPurge(ctx, r)
+		select {
+		case <-r.done:
+			w.finishPurge(ctx, r)
+		case <-w.app.shut.ctx.Done():
+			w.purging = nil
+		}
 	}
 }

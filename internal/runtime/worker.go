@@ -68,8 +68,10 @@ type worker struct {
 // run opens the worker's tasks, processes until gctx ends, then commits
 // according to the generation's stop reason and closes the tasks. It
 // returns only fatal errors.
-func (w *worker) run(runCtx, gctx context.Context) (err error) {
-	ctx := context.WithoutCancel(runCtx) // processing and commits finish during shutdown
+func (w *worker) run(gctx context.Context) (err error) {
+	// Processing and commits finish when the generation stops, until the
+	// shutdown's deadline.
+	ctx := w.app.shut.ctx
 	cfg := &w.app.cfg
 	w.changelogs = map[broker.TopicPartition]*taskStore{}
 	w.timed = cfg.IdleStreamTimeAdvance > 0
