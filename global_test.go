@@ -385,3 +385,74 @@ func TestGlobalFollowFails(t *testing.T) {
 	require.GreaterOrEqual(t, fetches.Load(), int32(4))
 	requireRuntimeGone(t)
 }
+
+// TestGlobalRebuildInvisible: when following a global topic hits an
+// offset out of range (records deleted under the store's position), the
+// store is rebuilt from the beginning of the topic; meanwhile tasks and
+// queries keep reading the complete store as it was, the rebuilt one
+// replaces it once caught up, and a restart from the state directory
+// keeps the rebuilt store without bootstrapping it again.
+func TestGlobalRebuildInvisible(t *testing.T) {
+	b := globalSetup(t, 5)
+	dir := t.TempDir()
+	var phase atomic.Int32 // 1: fail the next follow fetch; 2: hold the rebuild
+	rebuilding, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	faulty := &globalFetches{Broker: b.(*embedded.Broker), hook: func(ctx context.Context, reqs []broker.FetchRequest) error {
+		switch {
+		case len(reqs) > 1 && phase.CompareAndSwap(1, 2): // follow: every partition at once
+			offs, err := b.ListOffsets(ctx, "customers", reqs[0].Partition)
+			if err != nil {
+				return err
+			}
+			return &broker.OffsetOutOfRangeError{Topic: "customers", Partition: reqs[0].Partition, Offset: reqs[0].Offset, Offsets: offs}
+		case len(reqs) == 1 && phase.Load() == 2: // bootstrap: one partition
+			once.Do(func() { close(rebuilding) })
+			select {
+			case <-release:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		return nil
+	}}
+	var bootstrapped atomic.Int64
+	onRestore := duality.OnRestore(func(p duality.RestoreProgress) {
+		if p.Done {
+			bootstrapped.Add(p.Restored)
+		}
+	})
+	app := newGlobalApp(t, faulty, duality.StateDir(dir), onRestore)
+	stop, _ := runApp(t, app)
+	produceKV(t, b, "orders", "o1", "c1")
+	awaitRecords(t, b, "out", 1)
+	require.EqualValues(t, 5, bootstrapped.Load())
+
+	phase.Store(1)
+	<-rebuilding
+	produceKV(t, b, "orders", "o2", "c2")
+	awaitRecords(t, b, "out", 2)
+	q, err := duality.Query(app, globalStore, codec.String(), codec.String())
+	require.NoError(t, err)
+	v, ok, err := q.Get(t.Context(), "c3")
+	require.NoError(t, err)
+	require.True(t, ok, "a query during the rebuild sees the complete store")
+	require.Equal(t, "n3", v)
+
+	close(release)
+	produceKV(t, b, "customers", "c5", "n5")
+	produceKV(t, b, "orders", "o3", "c5")
+	awaitRecords(t, b, "out", 3)
+	require.NoError(t, stop())
+	require.Equal(t, map[string]string{"o1": "n1", "o2": "n2", "o3": "n5"}, joined(t, b))
+
+	// The rebuilt store is the one kept: a restart bootstraps nothing.
+	bootstrapped.Store(0)
+	app = newGlobalApp(t, b, duality.StateDir(dir), onRestore)
+	stop, _ = runApp(t, app)
+	produceKV(t, b, "orders", "o4", "c4", "o5", "c5")
+	awaitRecords(t, b, "out", 5)
+	require.NoError(t, stop())
+	require.Zero(t, bootstrapped.Load())
+	require.Equal(t, map[string]string{"o1": "n1", "o2": "n2", "o3": "n5", "o4": "n4", "o5": "n5"}, joined(t, b))
+}

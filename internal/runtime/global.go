@@ -8,6 +8,7 @@ import (
 	"iter"
 	"log/slog"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/duality-streams/duality/broker"
@@ -18,20 +19,45 @@ import (
 // globalData, and the next offset to read of each partition of its topic
 // behind globalPos (4-byte big-endian partition -> 8-byte big-endian
 // offset). Data and positions are written in one batch, so the positions
-// say exactly which prefix of each partition the data reflects.
+// say exactly which prefix of each partition the data reflects. The key
+// globalEpoch holds the store's epoch (8 bytes big-endian; absent: 0),
+// raised by each rebuild (see globalStore).
 const (
-	globalPos  = 0x00
-	globalData = 0x01
+	globalPos   = 0x00
+	globalData  = 0x01
+	globalEpoch = 0x02
 )
 
+var globalEpochKey = []byte{globalEpoch}
+
 // globalStore is a global store of a running app: every partition of its
-// topic in one store.Store, written by the app's global goroutine and read
-// concurrently by tasks and queries.
+// topic, written by the app's global goroutine and read concurrently by
+// tasks and queries.
+//
+// It lives in two store.Store slots of the DB, partitions 0 and 1 of its
+// name. Readers see the active one; the other is empty, or holds a
+// rebuild in progress: when following the topic finds the store's
+// position out of range (records deleted under it), the store is rebuilt
+// from the beginning of the topic into the other slot, which replaces the
+// active one only once it has caught up (rebuild). Readers therefore always
+// see a complete store, never one dropped or half rebuilt. A completed
+// rebuild raises the slot's epoch; at the next start the slot with the
+// larger epoch is active (slot 0 on a tie, which is also where a store
+// written before slots existed lives), and the other is dropped.
 type globalStore struct {
 	name, topic string
-	st          store.Store
-	// next is the next offset to read of each partition; owned by the
-	// goroutine that bootstraps and follows the store.
+	slots       [2]store.Store
+	// mu guards active against the swap of a rebuild: readers hold it
+	// shared while they call the active slot, so none uses the old slot
+	// once the swap returns.
+	mu     sync.RWMutex
+	active int
+	// The fields below are owned by the goroutine that bootstraps and
+	// follows the store. w is the slot written (the active one, or the
+	// rebuild's); epoch is the active slot's epoch; next is w's next
+	// offset to read of each partition.
+	w     int
+	epoch uint64
 	next  []int64
 	batch store.Batch
 }
@@ -44,7 +70,9 @@ func globalPosKey(p int32) []byte {
 // the store key.
 func (g *globalStore) get(buf, key []byte) ([]byte, bool, []byte, error) {
 	buf = append(append(buf[:0], globalData), key...)
-	v, ok, err := g.st.Get(buf)
+	g.mu.RLock()
+	v, ok, err := g.slots[g.active].Get(buf)
+	g.mu.RUnlock()
 	return v, ok, buf, err
 }
 
@@ -56,7 +84,31 @@ func (g *globalStore) rangeData(start, end []byte) store.Cursor {
 	if end != nil {
 		e = append([]byte{globalData}, end...)
 	}
-	return dataCursor{g.st.Range(s, e)}
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	return dataCursor{g.slots[g.active].Range(s, e)} // a snapshot: valid after a swap
+}
+
+// st returns the slot the global goroutine writes.
+func (g *globalStore) st() store.Store { return g.slots[g.w] }
+
+// readEpoch returns the epoch of slot i.
+func (g *globalStore) readEpoch(i int) (uint64, error) {
+	b, ok, err := g.slots[i].Get(globalEpochKey)
+	if err != nil || !ok {
+		return 0, err
+	}
+	if len(b) != 8 {
+		return 0, fmt.Errorf("global store %s: epoch of %d bytes", g.name, len(b))
+	}
+	return binary.BigEndian.Uint64(b), nil
+}
+
+// writeEpoch records epoch in the slot being written.
+func (g *globalStore) writeEpoch(epoch uint64) error {
+	g.batch.Reset()
+	g.batch.Put(globalEpochKey, binary.BigEndian.AppendUint64(nil, epoch))
+	return g.st().Apply(&g.batch)
 }
 
 // dataCursor strips the data prefix from a cursor's keys.
@@ -107,12 +159,18 @@ type globals struct {
 func (a *App) openGlobals(ctx context.Context, topics map[string]int32) (*globals, error) {
 	g := &globals{a: a, byTP: map[broker.TopicPartition]*globalStore{}}
 	for _, gp := range a.plan.globals {
-		st, err := a.db.Store(gp.name, 0)
-		if err != nil {
-			return g, fmt.Errorf("open global store %s: %w", gp.name, err)
+		gs := &globalStore{name: gp.name, topic: gp.topic, next: make([]int64, topics[gp.topic])}
+		for i := range gs.slots {
+			st, err := a.db.Store(gp.name, int32(i))
+			if err != nil {
+				return g, fmt.Errorf("open global store %s: %w", gp.name, err)
+			}
+			gs.slots[i] = st
 		}
-		gs := &globalStore{name: gp.name, topic: gp.topic, st: st, next: make([]int64, topics[gp.topic])}
 		g.stores = append(g.stores, gs)
+		if err := gs.pickSlot(); err != nil {
+			return g, err
+		}
 		for p := range gs.next {
 			tp := broker.TopicPartition{Topic: gs.topic, Partition: int32(p)}
 			g.byTP[tp] = gs
@@ -125,10 +183,34 @@ func (a *App) openGlobals(ctx context.Context, topics map[string]int32) (*global
 	return g, nil
 }
 
+// pickSlot makes the slot with the larger epoch active (slot 0 on a tie)
+// and drops the other, which may hold a rebuild a stop interrupted.
+func (g *globalStore) pickSlot() error {
+	var epochs [2]uint64
+	for i := range g.slots {
+		e, err := g.readEpoch(i)
+		if err != nil {
+			return fmt.Errorf("global store %s: read epoch: %w", g.name, err)
+		}
+		epochs[i] = e
+	}
+	g.active = 0
+	if epochs[1] > epochs[0] {
+		g.active = 1
+	}
+	g.w, g.epoch = g.active, epochs[g.active]
+	if err := g.slots[1-g.active].Drop(); err != nil {
+		return fmt.Errorf("global store %s: drop: %w", g.name, err)
+	}
+	return nil
+}
+
 // bootstrap catches gs up with every partition of its topic: from the
 // positions it recorded, or from the beginning when it has none or one
 // does not fit its partition (the topic was recreated, or records were
-// deleted), in which case the store is dropped and rebuilt.
+// deleted), in which case the store is dropped and rebuilt. It writes
+// the slot gs.w: the active one, before tasks and queries read it, or a
+// rebuild's (see rebuild).
 func (g *globals) bootstrap(ctx context.Context, gs *globalStore) error {
 	log := g.a.log.With(slog.String("store", gs.name), slog.String("topic", gs.topic))
 	latest := make([]int64, len(gs.next))
@@ -144,7 +226,7 @@ func (g *globals) bootstrap(ctx context.Context, gs *globalStore) error {
 		}
 		latest[p], earliest[p] = offs.Latest, offs.Earliest
 		gs.next[p] = offs.Earliest
-		b, ok, err := gs.st.Get(globalPosKey(int32(p)))
+		b, ok, err := gs.st().Get(globalPosKey(int32(p)))
 		if err != nil {
 			return fmt.Errorf("global store %s: read position of partition %d: %w", gs.name, p, err)
 		}
@@ -165,8 +247,14 @@ func (g *globals) bootstrap(ctx context.Context, gs *globalStore) error {
 		gs.next[p] = next
 	}
 	if rebuild || !anyPos {
-		if err := gs.st.Drop(); err != nil {
+		if err := gs.st().Drop(); err != nil {
 			return fmt.Errorf("global store %s: drop: %w", gs.name, err)
+		}
+		if gs.w == gs.active && gs.epoch > 0 {
+			// Keep the slot's epoch (see pickSlot).
+			if err := gs.writeEpoch(gs.epoch); err != nil {
+				return fmt.Errorf("global store %s: write epoch: %w", gs.name, err)
+			}
 		}
 		copy(gs.next, earliest)
 	}
@@ -261,7 +349,7 @@ func (g *globals) apply(recs []broker.Record) error {
 			g.key = binary.BigEndian.AppendUint64(g.key[:0], uint64(gs.next[p]))
 			gs.batch.Put(globalPosKey(p), g.key)
 		}
-		if err := gs.st.Apply(&gs.batch); err != nil {
+		if err := gs.st().Apply(&gs.batch); err != nil {
 			return fmt.Errorf("global store %s: apply: %w", gs.name, err)
 		}
 		recs = recs[n:]
@@ -288,14 +376,10 @@ func (g *globals) follow(ctx context.Context) error {
 				// was recreated: rebuild the store from the beginning.
 				gs := g.byTP[broker.TopicPartition{Topic: oor.Topic, Partition: oor.Partition}]
 				if gs != nil {
-					g.a.log.Warn("global store position out of range: rebuilding it",
+					g.a.log.Warn("global store position out of range: rebuilding it; readers see the store as it is until then",
 						slog.String("store", gs.name), slog.String("topic", oor.Topic),
 						slog.Int("partition", int(oor.Partition)), slog.Int64("offset", oor.Offset))
-					if err := gs.st.Drop(); err != nil {
-						return fmt.Errorf("global store %s: drop: %w", gs.name, err)
-					}
-					clear(gs.next)
-					if err := g.bootstrap(ctx, gs); err != nil && ctx.Err() == nil {
+					if err := g.rebuild(ctx, gs); err != nil && ctx.Err() == nil {
 						return err
 					}
 					continue
@@ -310,11 +394,47 @@ func (g *globals) follow(ctx context.Context) error {
 	return nil
 }
 
+// rebuild rebuilds gs from the beginning of its topic into its other
+// slot and, once caught up, makes that slot active: readers see the
+// complete old store until the swap, then the complete new one. If ctx
+// ends first, the old slot stays active (and the partial one is dropped
+// at the next start), but gs.next are the partial slot's positions: the
+// caller stops following.
+func (g *globals) rebuild(ctx context.Context, gs *globalStore) error {
+	gs.w = 1 - gs.active
+	if err := gs.st().Drop(); err != nil {
+		return fmt.Errorf("global store %s: drop: %w", gs.name, err)
+	}
+	clear(gs.next)
+	if err := g.bootstrap(ctx, gs); err != nil {
+		return err
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	if err := gs.writeEpoch(gs.epoch + 1); err != nil {
+		return fmt.Errorf("global store %s: write epoch: %w", gs.name, err)
+	}
+	old := gs.active
+	gs.mu.Lock()
+	gs.active = gs.w
+	gs.mu.Unlock()
+	gs.epoch++
+	if err := gs.slots[old].Drop(); err != nil {
+		return fmt.Errorf("global store %s: drop the replaced store: %w", gs.name, err)
+	}
+	return nil
+}
+
 // close closes the global stores.
 func (g *globals) close() error {
 	var errs []error
 	for _, gs := range g.stores {
-		errs = append(errs, gs.st.Close())
+		for _, st := range gs.slots {
+			if st != nil {
+				errs = append(errs, st.Close())
+			}
+		}
 	}
 	return errors.Join(errs...)
 }
