@@ -145,7 +145,8 @@ func (a *App) RunToEnd(ctx context.Context) error { return a.rt.RunToEnd(ctx) }
 func (a *App) Metrics() Metrics { return a.rt.Metrics() }
 
 // Metrics is a snapshot of an app's counters since New, returned by
-// [App.Metrics]: records processed, skipped and produced, changelog
+// [App.Metrics]: records processed, skipped and produced, items skipped,
+// changelog
 // records, early commits of full caches, records processed while waiting
 // for a lagging partition, punctuations, late records dropped, purges,
 // commits and the last commit's duration, tasks and assignments. The

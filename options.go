@@ -250,6 +250,18 @@ func FailOnError() ErrorPolicy { return ErrorPolicy{} }
 // and callback, when not nil, is called with the error from the worker's
 // goroutine (it must not block for long; it may be called concurrently by
 // several workers).
+//
+// Steps also emit items on their own, which run the steps downstream of
+// them: the changes table's EmitPerCommit holds and the updates window's
+// CacheUpdates holds (emitted when the task flushes before a commit),
+// windows' final results and joins' unmatched records (emitted while a
+// record or punctuation moves stream time). Each item is a unit of its
+// own: one that fails is skipped alone (its output and state changes are
+// undone, the flush, record or punctuation goes on, and the item is not
+// emitted again), logged at Warn, counted in [Metrics].ItemsSkipped, and
+// passed to callback with a [ProcessingError] whose Step and Item name
+// it (and Flush is set for a flush). Under [FailOnError] a failed item
+// stops the app like a failed record.
 func SkipOnError(callback func(*ProcessingError)) ErrorPolicy {
 	return ErrorPolicy{skip: true, callback: callback}
 }

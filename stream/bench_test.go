@@ -47,8 +47,9 @@ func (e *countingEnv) Schedule(time.Duration, topology.PunctuationType, topology
 func (e *countingEnv) StreamTimer(topology.Punctuator) (func(int64), func(), error) {
 	return nil, nil, errNoState
 }
-func (e *countingEnv) RestoreStreamTime(int64) {}
-func (e *countingEnv) CountLate()              {}
+func (e *countingEnv) RestoreStreamTime(int64)                          {}
+func (e *countingEnv) CountLate()                                       {}
+func (e *countingEnv) Item(ctx context.Context, it topology.Item) error { return it.Emit(ctx) }
 
 // BenchmarkFilterMapValuesTo runs the benchmark pipeline (100-byte
 // values) through one task, without a broker.

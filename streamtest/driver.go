@@ -498,3 +498,8 @@ func (e *taskEnv) TopicName(logical string, internal bool) string {
 func (e *taskEnv) Send(_ context.Context, rec broker.Record) error {
 	return e.d.append(rec)
 }
+
+// Item emits it (topology.TaskEnv.Item). The driver has no error policy:
+// a failing item fails the pipe (or the flush) it was emitted in, which
+// returns the error to the test, as a failing record does.
+func (e *taskEnv) Item(ctx context.Context, it topology.Item) error { return it.Emit(ctx) }

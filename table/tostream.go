@@ -25,7 +25,10 @@ import (
 // is too small merges fewer updates but loses none. Only the change
 // stream is deduplicated: the table itself, its store and changelog, and
 // the steps that consume it as a table (joins, GroupBy, Filter) see every
-// update. The step is named "to-stream-per-commit-<n>".
+// update. Each held change is emitted as a unit of work of its own under
+// the app's error policy (see duality.SkipOnError): one that fails
+// downstream is skipped alone and leaves the buffer, and the commit goes
+// on. The step is named "to-stream-per-commit-<n>".
 //
 // Build reports maxKeys < 1 (stream.ErrInvalidOption), and a key type
 // that is neither comparable nor known to the table with a codec
@@ -42,12 +45,70 @@ func EmitPerCommit(maxKeys int) stream.Option {
 	})
 }
 
-// heldChange is the newest change of one key held by EmitPerCommit.
+// heldChange is the newest change of one key held by EmitPerCommit; id
+// is the key as byKey indexes it.
 type heldChange[K, V any] struct {
 	k    K
 	v    V
 	tomb bool
 	rc   stream.RecordContext
+	id   any
+}
+
+// heldUndo undoes one change to the held changes by a unit of work the
+// runtime may skip: held[i] was replaced (prev), or appended (byKey's
+// entry for id was prevIdx, if hadIdx).
+type heldUndo[K, V any] struct {
+	i        int
+	replaced bool
+	prev     heldChange[K, V]
+	id       any
+	prevIdx  int
+	hadIdx   bool
+}
+
+// heldSnap is the held changes' state at the start of a unit of work: the
+// length of the undo log and the number of changes emitted.
+type heldSnap struct{ undo, emitted int }
+
+// heldItem is a held change emitted on its own (dsl.Task.Item).
+type heldItem[K, V any] struct {
+	task *dsl.Task
+	n    *dsl.Node
+	next []emit[K, V]
+	h    *heldChange[K, V]
+	rc   stream.RecordContext
+}
+
+func (it *heldItem[K, V]) Emit(ctx context.Context) (err error) {
+	it.rc = it.h.rc
+	it.rc.Tombstone = it.h.tomb
+	defer func() {
+		if r := recover(); r != nil {
+			cur := it.task.Current
+			if cur == nil {
+				cur = it.n
+			}
+			err = &stream.NodeError{Node: cur.Name, Topic: it.rc.Topic, Partition: it.rc.Partition, Offset: it.rc.Offset,
+				Err: &stream.PanicError{Value: r, Stack: debug.Stack()}}
+		}
+	}()
+	for _, f := range it.next {
+		it.task.Current = it.n
+		if err := f(ctx, &it.rc, it.h.k, it.h.v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (it *heldItem[K, V]) Step() string { return it.n.Name }
+
+func (it *heldItem[K, V]) String() string {
+	if it.h.tomb {
+		return fmt.Sprintf("deletion of key %v", it.h.k)
+	}
+	return fmt.Sprintf("change of key %v", it.h.k)
 }
 
 func (t Table[K, V]) toStream(opts []stream.Option) stream.Stream[K, V] {
@@ -77,42 +138,88 @@ func (t Table[K, V]) toStream(opts []stream.Option) stream.Stream[K, V] {
 		if err != nil {
 			return nil, err
 		}
+		// held are the newest changes since the last flush, by first
+		// update; byKey indexes them by key. Each is emitted as an item of
+		// its own (dsl.Task.Item) at the flush, or when one key too many
+		// is held. Such an overflow emits them within the record or
+		// punctuation being run, so they leave held only when that unit
+		// ends (the next unit or flush: compact); until then they are the
+		// first emitted of held, and if the runtime skips the unit, which
+		// drops what it emitted, they are held again, not emitted. undo
+		// logs the changes of the unit being run, for skip.
 		var (
-			held  []heldChange[K, V]
-			byKey = map[any]int{} // index in held, by key or encoded key
-			kbuf  []byte
-			rc    stream.RecordContext
+			held    []heldChange[K, V]
+			byKey   = map[any]int{}
+			emitted int
+			undo    []heldUndo[K, V]
+			snaps   dsl.Snapshots[heldSnap]
+			kbuf    []byte
 		)
-		emitHeld := func(ctx context.Context) (err error) {
-			defer func() {
-				if r := recover(); r != nil {
-					cur := task.Current
-					if cur == nil {
-						cur = n
-					}
-					err = &stream.NodeError{Node: cur.Name, Topic: rc.Topic, Partition: rc.Partition, Offset: rc.Offset,
-						Err: &stream.PanicError{Value: r, Stack: debug.Stack()}}
-				}
-			}()
-			defer func() {
-				clear(held)
-				held = held[:0]
-				clear(byKey)
-			}()
+		item := &heldItem[K, V]{task: task, n: n, next: next}
+		compact := func() {
+			if emitted == 0 {
+				return
+			}
+			clear(byKey)
+			kept := copy(held, held[emitted:])
+			clear(held[kept:])
+			held, emitted = held[:kept], 0
 			for i := range held {
-				h := &held[i]
-				rc = h.rc
-				rc.Tombstone = h.tomb
-				for _, f := range next {
-					task.Current = n
-					if err := f(ctx, &rc, h.k, h.v); err != nil {
-						return err
-					}
+				byKey[held[i].id] = i
+			}
+		}
+		begin := func() {
+			snaps.Take(task, func(outer bool) heldSnap {
+				if outer {
+					compact() // the unit that emitted them ended
+					undo = undo[:0]
+				}
+				return heldSnap{len(undo), emitted}
+			})
+		}
+		task.OnSkip(func() {
+			s, ok := snaps.Skipped(task)
+			if !ok {
+				return
+			}
+			for i := len(undo) - 1; i >= s.undo; i-- {
+				u := &undo[i]
+				if u.replaced {
+					held[u.i] = u.prev
+					continue
+				}
+				held[len(held)-1] = heldChange[K, V]{} // appended last, undone first
+				held = held[:len(held)-1]
+				if u.hadIdx {
+					byKey[u.id] = u.prevIdx
+				} else {
+					delete(byKey, u.id)
+				}
+			}
+			clear(undo[s.undo:])
+			undo, emitted = undo[:s.undo], s.emitted
+		})
+		// emitHeld emits the held changes not emitted yet, each as an item.
+		emitHeld := func(ctx context.Context) error {
+			for i := emitted; i < len(held); i++ {
+				item.h = &held[i]
+				emitted = i + 1 // a failed item is skipped, not emitted again
+				if err := task.Item(ctx, item); err != nil {
+					return err
 				}
 			}
 			return nil
 		}
-		task.OnFlush(emitHeld)
+		task.OnFlush(func(ctx context.Context) error {
+			compact()
+			undo = undo[:0]
+			defer func() {
+				clear(held)
+				held, emitted = held[:0], 0
+				clear(byKey)
+			}()
+			return emitHeld(ctx)
+		})
 		return func(ctx context.Context, in *stream.RecordContext, k K, _ V, _ bool, nv V, hasNew bool) error {
 			var id any
 			if kc != nil {
@@ -124,16 +231,20 @@ func (t Table[K, V]) toStream(opts []stream.Option) stream.Stream[K, V] {
 			} else {
 				id = any(k)
 			}
-			h := heldChange[K, V]{k: k, v: nv, tomb: !hasNew, rc: *in}
-			if i, ok := byKey[id]; ok {
+			begin()
+			h := heldChange[K, V]{k: k, v: nv, tomb: !hasNew, rc: *in, id: id}
+			i, ok := byKey[id]
+			if ok && i >= emitted {
+				undo = append(undo, heldUndo[K, V]{i: i, replaced: true, prev: held[i]})
 				held[i] = h
 				return nil
 			}
-			if len(held) >= maxKeys {
+			if len(held)-emitted >= maxKeys {
 				if err := emitHeld(ctx); err != nil {
 					return err
 				}
 			}
+			undo = append(undo, heldUndo[K, V]{i: len(held), id: id, prevIdx: i, hadIdx: ok})
 			byKey[id] = len(held)
 			held = append(held, h)
 			return nil

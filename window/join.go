@@ -349,12 +349,12 @@ type joinProc[K, V1, V2, VR any] struct {
 	timer                 *stepTimer
 	minSeg, nextUnmatched int64
 
-	// snap is the in-memory state at the start of the unit of work
-	// (record or punctuation) of generation snapGen (dsl.Task.Gen),
-	// restored when the runtime skips that unit (dsl.Task.OnSkip).
-	snap    joinSnap
-	snapGen uint64
-	snapOK  bool
+	// snaps is the in-memory state at the start of the units of work
+	// being run, restored when the runtime skips one (dsl.Task.OnSkip).
+	snaps dsl.Snapshots[joinSnap]
+	// item is the unmatched record being emitted on its own
+	// (dsl.Task.Item).
+	item unmatchedItem[K, V1, V2, VR]
 }
 
 // joinSnap is the in-memory state of a joinProc that a record changes.
@@ -363,23 +363,21 @@ type joinSnap struct {
 	seq                    uint64
 }
 
-// begin snapshots p's in-memory state the first time p runs in a new
-// unit of work of the task.
+// begin snapshots p's in-memory state the first time p runs in a unit of
+// work of the task.
 func (p *joinProc[K, V1, V2, VR]) begin() {
-	if g := p.t.Gen(); !p.snapOK || p.snapGen != g {
-		p.snap = joinSnap{p.st, p.lowSeg, p.closedUpTo, p.seq}
-		p.snapGen, p.snapOK = g, true
-	}
+	p.snaps.Take(p.t, func(bool) joinSnap { return joinSnap{p.st, p.lowSeg, p.closedUpTo, p.seq} })
 }
 
 // skip restores the state of the unit of work being skipped, when p ran
-// in it (a sibling step failed after p succeeded).
+// in it (a sibling step failed after p succeeded, or a step downstream of
+// an item p ran in).
 func (p *joinProc[K, V1, V2, VR]) skip() {
-	if !p.snapOK || p.snapGen != p.t.Gen() {
+	s, ok := p.snaps.Skipped(p.t)
+	if !ok {
 		return
 	}
-	p.st, p.lowSeg, p.closedUpTo, p.seq = p.snap.st, p.snap.lowSeg, p.snap.closedUpTo, p.snap.seq
-	p.snapOK = false
+	p.st, p.lowSeg, p.closedUpTo, p.seq = s.st, s.lowSeg, s.closedUpTo, s.seq
 	p.resetTimer()
 }
 
@@ -643,29 +641,77 @@ func (p *joinProc[K, V1, V2, VR]) emitUnmatched(ctx context.Context, rc *stream.
 		if !found {
 			continue
 		}
-		k, err := p.jn.kc.Decode(raw)
-		if err != nil {
-			return fmt.Errorf("store %q: decode the stored key: %w", p.jn.store, err)
-		}
-		var out VR
-		if side == 0 {
-			v1, err := p.jn.v1c.Decode(val)
-			if err != nil {
-				return fmt.Errorf("store %q: decode a stored left value: %w", p.jn.store, err)
-			}
-			out = p.jn.joiner(k, v1, true, *new(V2), false)
-		} else {
-			v2, err := p.jn.v2c.Decode(val)
-			if err != nil {
-				return fmt.Errorf("store %q: decode a stored right value: %w", p.jn.store, err)
-			}
-			out = p.jn.joiner(k, *new(V1), false, v2, true)
-		}
-		if err := p.emit(ctx, rc, k, out, ts); err != nil {
+		// An item of its own: one that fails (in the joiner or
+		// downstream) is skipped alone (under the skip policy), and its
+		// unmatched entry, deleted above, keeps it from being emitted
+		// again.
+		p.item = unmatchedItem[K, V1, V2, VR]{p: p, rc: rc, side: side, raw: raw, val: val, ts: ts}
+		if err := p.t.Item(ctx, &p.item); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// unmatchedItem is an unmatched record a left or outer join emits on its
+// own (dsl.Task.Item) once it can no longer join: Emit decodes its stored
+// key and value and runs the joiner.
+type unmatchedItem[K, V1, V2, VR any] struct {
+	p        *joinProc[K, V1, V2, VR]
+	rc       *stream.RecordContext
+	side     byte
+	raw, val []byte
+	ts       int64
+	k        K
+	decoded  bool
+}
+
+func (it *unmatchedItem[K, V1, V2, VR]) Emit(ctx context.Context) (err error) {
+	p := it.p
+	defer func() {
+		if r := recover(); r != nil {
+			cur := p.t.Current
+			if cur == nil {
+				cur = p.node
+			}
+			err = &stream.NodeError{Node: cur.Name, Topic: it.rc.Topic, Partition: it.rc.Partition, Offset: it.rc.Offset,
+				Err: &stream.PanicError{Value: r, Stack: debug.Stack()}}
+		}
+	}()
+	p.t.Current = p.node
+	k, err := p.jn.kc.Decode(it.raw)
+	if err != nil {
+		return fmt.Errorf("store %q: decode the stored key: %w", p.jn.store, err)
+	}
+	it.k, it.decoded = k, true
+	var out VR
+	if it.side == 0 {
+		v1, err := p.jn.v1c.Decode(it.val)
+		if err != nil {
+			return fmt.Errorf("store %q: decode a stored left value: %w", p.jn.store, err)
+		}
+		out = p.jn.joiner(k, v1, true, *new(V2), false)
+	} else {
+		v2, err := p.jn.v2c.Decode(it.val)
+		if err != nil {
+			return fmt.Errorf("store %q: decode a stored right value: %w", p.jn.store, err)
+		}
+		out = p.jn.joiner(k, *new(V1), false, v2, true)
+	}
+	return p.emit(ctx, it.rc, k, out, it.ts)
+}
+
+func (it *unmatchedItem[K, V1, V2, VR]) Step() string { return it.p.jn.n.Name }
+
+func (it *unmatchedItem[K, V1, V2, VR]) String() string {
+	side := "left"
+	if it.side == 1 {
+		side = "right"
+	}
+	if !it.decoded {
+		return fmt.Sprintf("unmatched %s record at %s of the stored key %q", side, time.UnixMilli(it.ts).UTC().Format(time.RFC3339Nano), it.raw)
+	}
+	return fmt.Sprintf("unmatched %s record at %s of key %v", side, time.UnixMilli(it.ts).UTC().Format(time.RFC3339Nano), it.k)
 }
 
 // expire deletes the segments of records that can no longer join, with

@@ -87,43 +87,48 @@ type proc[K, V, A any] struct {
 
 	// CacheUpdates: the newest update per window since the last flush
 	// (nil without the option), in first-update order, with the undo log
-	// of the record being processed and the metadata of the last one.
+	// of the unit of work being run and the metadata of the last record.
 	cache map[string]cacheEntry[K, A]
 	order []string
 	undo  []cacheUndo[K, A]
 	last  stream.RecordContext
 
-	// snap is the in-memory state at the start of the unit of work
-	// (record or punctuation) of generation snapGen (dsl.Task.Gen),
-	// restored when the runtime skips that unit (dsl.Task.OnSkip); the
-	// cache's undo log covers the same unit.
-	snap    procSnap
-	snapGen uint64
-	snapOK  bool
+	// snaps is the in-memory state at the start of the units of work
+	// being run, restored when the runtime skips one (dsl.Task.OnSkip);
+	// the cache's undo log covers the outer unit.
+	snaps dsl.Snapshots[procSnap]
+	// item is the item being emitted on its own (dsl.Task.Item).
+	item windowItem[K, V, A]
 }
 
-// procSnap is the in-memory state of a proc that a failed record changes.
-type procSnap struct{ st, lowSeg, nextClose, closedUpTo int64 }
+// procSnap is the in-memory state of a proc that a failed unit of work
+// changes; undo is the length of the cache's undo log.
+type procSnap struct {
+	st, lowSeg, nextClose, closedUpTo int64
+	undo                              int
+}
 
-// begin snapshots p's in-memory state the first time p runs in a new
-// unit of work of the task.
+// begin snapshots p's in-memory state the first time p runs in a unit
+// of work of the task.
 func (p *proc[K, V, A]) begin() {
-	if g := p.t.Gen(); !p.snapOK || p.snapGen != g {
-		p.snap = procSnap{p.st, p.lowSeg, p.nextClose, p.closedUpTo}
-		p.snapGen, p.snapOK = g, true
-		p.undo = p.undo[:0]
-	}
+	p.snaps.Take(p.t, func(outer bool) procSnap {
+		if outer {
+			p.undo = p.undo[:0]
+		}
+		return procSnap{p.st, p.lowSeg, p.nextClose, p.closedUpTo, len(p.undo)}
+	})
 }
 
 // skip restores the state of the unit of work being skipped, when p ran
-// in it (a sibling step failed after p succeeded).
+// in it (a sibling step failed after p succeeded, or a step downstream of
+// an item p ran in).
 func (p *proc[K, V, A]) skip() {
-	if !p.snapOK || p.snapGen != p.t.Gen() {
+	s, ok := p.snaps.Skipped(p.t)
+	if !ok {
 		return
 	}
-	p.st, p.lowSeg, p.nextClose, p.closedUpTo = p.snap.st, p.snap.lowSeg, p.snap.nextClose, p.snap.closedUpTo
-	p.rollbackCache()
-	p.snapOK = false
+	p.st, p.lowSeg, p.nextClose, p.closedUpTo = s.st, s.lowSeg, s.nextClose, s.closedUpTo
+	p.rollbackCache(s.undo)
 	p.resetTimer()
 }
 
@@ -162,6 +167,7 @@ func newProc[K, V, A any](t *dsl.Task, n *dsl.Node, store string, w Windows, cfg
 	if p.stats == nil {
 		p.stats = new(Stats)
 	}
+	p.item.p = p
 	t.OnSkip(p.skip)
 	if cfg.cache {
 		p.cache = map[string]cacheEntry[K, A]{}
@@ -215,12 +221,12 @@ func (p *proc[K, V, A]) process(ctx context.Context, rc *stream.RecordContext, k
 	// goes on with the next record): so must the in-memory stream time
 	// and expiry progress.
 	p.begin()
-	st, lowSeg := p.st, p.lowSeg
+	st, lowSeg, undo := p.st, p.lowSeg, len(p.undo)
 	ok := false
 	defer func() {
 		if !ok {
 			p.st, p.lowSeg, p.nextClose, p.closedUpTo = st, lowSeg, noTime, noTime
-			p.rollbackCache()
+			p.rollbackCache(undo)
 		}
 	}()
 	err := p.processRecord(ctx, rc, k, v)
@@ -499,9 +505,9 @@ type cacheUndo[K, A any] struct {
 	existed bool
 }
 
-// rollbackCache undoes the cache changes of the current record.
-func (p *proc[K, V, A]) rollbackCache() {
-	for i := len(p.undo) - 1; i >= 0; i-- {
+// rollbackCache undoes the cache changes logged after the first n.
+func (p *proc[K, V, A]) rollbackCache(n int) {
+	for i := len(p.undo) - 1; i >= n; i-- {
 		u := p.undo[i]
 		if u.existed {
 			p.cache[u.key] = u.prev
@@ -510,28 +516,95 @@ func (p *proc[K, V, A]) rollbackCache() {
 		delete(p.cache, u.key)
 		p.order = p.order[:len(p.order)-1] // appended last, undone first
 	}
-	p.undo = p.undo[:0]
+	clear(p.undo[n:])
+	p.undo = p.undo[:n]
 }
 
 // flushCache emits the newest update of every buffered window, in the
 // order of their first buffered update; the runtime calls it before every
-// commit.
+// commit. Each update is an item of its own (dsl.Task.Item): one that
+// fails downstream is skipped alone (under the skip policy) and, like the
+// others, leaves the cache.
 func (p *proc[K, V, A]) flushCache(ctx context.Context) error {
 	order := p.order
 	p.order = p.order[:0]
-	p.undo, p.snapOK = p.undo[:0], false
+	p.undo = p.undo[:0]
 	defer clear(p.cache)
-	rc := p.last
 	for _, key := range order {
 		e := p.cache[key]
 		if e.tomb && e.fresh {
 			continue // created and deleted since the last flush: never emitted
 		}
-		if err := p.send(ctx, &rc, e.k, e.sp, e.a, e.ts, nil, e.tomb); err != nil {
+		p.item.set("cached update", &p.last, e.k, e.sp, e.a, e.ts, e.tomb)
+		if err := p.t.Item(ctx, &p.item); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// windowItem is an item a windowed aggregation emits on its own
+// (dsl.Task.Item): an update held by CacheUpdates, or a final result,
+// whose stored key and aggregate Emit decodes.
+type windowItem[K, V, A any] struct {
+	p    *proc[K, V, A]
+	what string
+	rc   stream.RecordContext
+	sp   span
+	ts   int64
+	tomb bool
+	k    K
+	a    A
+	// raw and agg are a final result's stored key and aggregate (raw nil:
+	// k and a are set); decoded says k was decoded from raw.
+	raw, agg []byte
+	decoded  bool
+}
+
+// set makes it the update of window sp of k to a.
+func (it *windowItem[K, V, A]) set(what string, rc *stream.RecordContext, k K, sp span, a A, ts int64, tomb bool) {
+	*it = windowItem[K, V, A]{p: it.p, what: what, rc: *rc, k: k, sp: sp, a: a, ts: ts, tomb: tomb}
+}
+
+// setFinal makes it the final result of window sp of the stored key raw
+// with the stored aggregate agg.
+func (it *windowItem[K, V, A]) setFinal(rc *stream.RecordContext, raw []byte, sp span, agg []byte, ts int64) {
+	*it = windowItem[K, V, A]{p: it.p, what: "final result", rc: *rc, raw: raw, sp: sp, agg: agg, ts: ts}
+}
+
+func (it *windowItem[K, V, A]) Emit(ctx context.Context) (err error) {
+	p := it.p
+	defer func() {
+		if r := recover(); r != nil {
+			cur := p.t.Current
+			if cur == nil {
+				cur = p.n
+			}
+			err = &stream.NodeError{Node: cur.Name, Topic: it.rc.Topic, Partition: it.rc.Partition, Offset: it.rc.Offset,
+				Err: &stream.PanicError{Value: r, Stack: debug.Stack()}}
+		}
+	}()
+	if it.raw != nil {
+		if it.k, err = p.kc.Decode(it.raw); err != nil {
+			return p.nodeErr(&it.rc, fmt.Errorf("store %q: decode the stored key: %w", p.store, err))
+		}
+		it.decoded = true
+		if it.a, err = p.decode(it.agg); err != nil {
+			return p.nodeErr(&it.rc, err)
+		}
+	}
+	return p.send(ctx, &it.rc, it.k, it.sp, it.a, it.ts, nil, it.tomb)
+}
+
+func (it *windowItem[K, V, A]) Step() string { return it.p.n.Name }
+
+func (it *windowItem[K, V, A]) String() string {
+	start, end := it.sp.times()
+	if it.raw != nil && !it.decoded {
+		return fmt.Sprintf("%s of window [%s, %s) of the stored key %q", it.what,
+			start.UTC().Format(time.RFC3339Nano), end.UTC().Format(time.RFC3339Nano), it.raw)
+	}
+	return fmt.Sprintf("%s of %v", it.what, Windowed[K]{Key: it.k, Start: start, End: end})
 }
 
 func (p *proc[K, V, A]) send(ctx context.Context, rc *stream.RecordContext, k K, sp span, a A, ts int64, headers []broker.Header, tombstone bool) error {
@@ -833,16 +906,12 @@ func (p *proc[K, V, A]) emitClosed(ctx context.Context, rc *stream.RecordContext
 		if !found {
 			continue
 		}
-		k, err := p.kc.Decode(raw)
-		if err != nil {
-			return fmt.Errorf("store %q: decode the stored key: %w", p.store, err)
-		}
-		a, err := p.decode(w.agg)
-		if err != nil {
-			return err
-		}
 		p.stats.final.Add(1)
-		if err := p.send(ctx, rc, k, sp, a, w.maxTs, nil, false); err != nil {
+		// An item of its own: a final result that fails downstream is
+		// skipped alone (under the skip policy), and its close index
+		// entry, deleted above, keeps it from being emitted again.
+		p.item.setFinal(rc, raw, sp, w.agg, w.maxTs)
+		if err := p.t.Item(ctx, &p.item); err != nil {
 			return err
 		}
 	}

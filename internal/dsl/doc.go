@@ -43,7 +43,10 @@
 // [Children], which asserts each child's behaviour to the parent's typed
 // output function once per task, never per record) and dispatches input
 // records by topic to the [SourceFunc] of the source reading it. Nodes register close and flush hooks with [Task.OnClose] and
-// [Task.OnFlush].
+// [Task.OnFlush], and skip hooks with [Task.OnSkip], which restore the
+// state [Snapshots] keeps. What a node emits on its own (a flushed cache
+// entry, a final result) goes through [Task.Item], one unit of work under
+// the app's error policy per item.
 //
 // # Conventions of package stream
 //

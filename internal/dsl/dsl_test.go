@@ -44,8 +44,9 @@ func (e *env) Schedule(time.Duration, topology.PunctuationType, topology.Punctua
 func (e *env) StreamTimer(topology.Punctuator) (func(int64), func(), error) {
 	return nil, nil, errNoState
 }
-func (e *env) RestoreStreamTime(int64) {}
-func (e *env) CountLate()              {}
+func (e *env) RestoreStreamTime(int64)                          {}
+func (e *env) CountLate()                                       {}
+func (e *env) Item(ctx context.Context, it topology.Item) error { return it.Emit(ctx) }
 
 // untyped builds nodes whose behaviour passes records on as
 // func(string) error, recording the path in log.
@@ -247,4 +248,86 @@ func TestSkipHooks(t *testing.T) {
 	p.Begin()
 	p.Skip() // a unit the node did not run in
 	require.Equal(t, 1, state)
+}
+
+// skipEnv is env whose Item applies a skip policy, as the runtime does:
+// a failed item's processor is told to Skip, and Item returns nil.
+type skipEnv struct {
+	env
+	p       topology.Processor
+	skipped int
+}
+
+func (e *skipEnv) Item(ctx context.Context, it topology.Item) error {
+	if err := it.Emit(ctx); err != nil {
+		e.skipped++
+		e.p.Skip()
+	}
+	return nil
+}
+
+// funcItem is an item whose Emit is f.
+type funcItem func(context.Context) error
+
+func (f funcItem) Emit(ctx context.Context) error { return f(ctx) }
+func (f funcItem) Step() string                   { return "step" }
+func (f funcItem) String() string                 { return "item" }
+
+// TestItemSnapshots: Snapshots keeps a node's state at the start of the
+// record (or flushed item) and of an item nested in it; skipping the item
+// restores only what changed in it, skipping the record what changed in
+// the whole record, item included.
+func TestItemSnapshots(t *testing.T) {
+	g := dsl.NewGraph()
+	var a, b int // the states of the source and of the node below the items
+	var sa, sb dsl.Snapshots[int]
+	down := func(tk *dsl.Task, fail bool) funcItem {
+		return func(context.Context) error {
+			sb.Take(tk, func(bool) int { return b })
+			b++
+			if fail {
+				return errors.New("boom")
+			}
+			return nil
+		}
+	}
+	n := &dsl.Node{Op: "source", Kind: dsl.KindSource, Topics: []string{"t"}}
+	n.Instantiate = func(tk *dsl.Task) (any, error) {
+		tk.OnSkip(func() {
+			if s, ok := sa.Skipped(tk); ok {
+				a = s
+			}
+			if s, ok := sb.Skipped(tk); ok {
+				b = s
+			}
+		})
+		tk.OnFlush(func(ctx context.Context) error { return tk.Item(ctx, down(tk, true)) })
+		return dsl.SourceFunc(func(ctx context.Context, rec *broker.Record) error {
+			sa.Take(tk, func(bool) int { return a })
+			a++
+			if err := tk.Item(ctx, down(tk, false)); err != nil {
+				return err
+			}
+			return tk.Item(ctx, down(tk, string(rec.Value) == "fail"))
+		}), nil
+	}
+	g.AddNode(n)
+	built, err := dsl.Build(g)
+	require.NoError(t, err)
+	e := &skipEnv{}
+	p, err := dsl.Unwrap(built).SubTopologies[0].NewTask(e)
+	require.NoError(t, err)
+	e.p = p
+
+	p.Begin()
+	require.NoError(t, p.Process(t.Context(), &broker.Record{Topic: "t", Value: []byte("fail")}))
+	require.Equal(t, []int{1, 1, 1}, []int{a, b, e.skipped}, "the failed item alone is undone")
+	p.Skip()
+	require.Equal(t, []int{0, 0}, []int{a, b}, "skipping the record undoes its items too")
+
+	p.Begin()
+	require.NoError(t, p.Process(t.Context(), &broker.Record{Topic: "t"}))
+	require.Equal(t, []int{1, 2}, []int{a, b})
+	require.NoError(t, p.Flush(t.Context()))
+	require.Equal(t, []int{1, 2, 2}, []int{a, b, e.skipped}, "a flushed item is a unit of its own")
 }

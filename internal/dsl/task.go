@@ -27,7 +27,12 @@ type Task struct {
 	flushers []func(context.Context) error
 	stampers map[*Node]func(*broker.Record) (time.Time, bool)
 	skippers []func()
-	gen      uint64
+	// gen numbers the units of work begun; outer is the record,
+	// punctuation or flushed item being run, inner the item nested in it
+	// (0: none). flushing says the runtime is in Flush; inItem that an
+	// item is being emitted.
+	gen, outer, inner uint64
+	flushing, inItem  bool
 
 	// Current is the node running user code, set by node behaviours
 	// before they call user functions or codecs; sources read it to name
@@ -47,19 +52,85 @@ func (t *Task) OnClose(f func() error) { t.closers = append(t.closers, f) }
 // in reverse registration order: nodes instantiate their children before
 // registering, so upstream nodes flush first, and what an upstream hook
 // emits reaches a downstream node before that node flushes. Stateful
-// nodes write their caches out here.
+// nodes write their caches out here, each cached item through
+// [Task.Item], so that each is a unit of work under the error policy.
 func (t *Task) OnFlush(f func(context.Context) error) { t.flushers = append(t.flushers, f) }
 
 // OnSkip registers f to run when the runtime discards the unit of work
-// (record or punctuation) last begun, which failed (topology.Processor.Skip): f
-// restores the node's in-memory state to what it was when that unit
-// began. Nodes find out where a unit begins with [Task.Gen]: they
-// snapshot their state the first time they run with a new generation.
+// last begun, which failed (topology.Processor.Skip): a record, a
+// punctuation, or an item (see [Task.Item]). f restores the node's
+// in-memory state to what it was when that unit began. Nodes keep that
+// state with [Snapshots].
 func (t *Task) OnSkip(f func()) { t.skippers = append(t.skippers, f) }
 
-// Gen returns the generation of the unit of work being run: it changes
-// each time the runtime begins one (topology.Processor.Begin).
-func (t *Task) Gen() uint64 { return t.gen }
+// Gen returns the generation of the unit of work being run (the item,
+// inside one): it changes each time a unit begins.
+func (t *Task) Gen() uint64 {
+	if t.inner != 0 {
+		return t.inner
+	}
+	return t.outer
+}
+
+// Item emits it as a unit of work of its own under the app's error policy
+// (topology.TaskEnv.Item): a node emits through Item what it emits on its
+// own rather than for the record being processed (a held change, a
+// cached update, a final result), so that an item that fails downstream
+// fails alone and is not emitted again. In a flush the item is a unit
+// like a record; in a record or punctuation it is nested in that unit;
+// inside another item it is part of that item. Under the skip policy a
+// failed item's effects are undone ([Task.OnSkip] hooks see the item as
+// the unit skipped) and Item returns nil; otherwise it returns the
+// failure, which the node must return. it.Emit must recover the panics of
+// the steps it runs (as sources do).
+func (t *Task) Item(ctx context.Context, it topology.Item) error {
+	if t.inItem {
+		return it.Emit(ctx)
+	}
+	t.gen++
+	if t.flushing {
+		t.outer, t.inner = t.gen, 0
+	} else {
+		t.inner = t.gen
+	}
+	t.inItem = true
+	err := t.env.Item(ctx, it)
+	t.inItem, t.inner = false, 0
+	return err
+}
+
+// Snapshots keeps a node's in-memory state S as it was at the start of
+// the units of work being run, so that the node's skip hook
+// ([Task.OnSkip]) can restore it: the state at the start of the record,
+// punctuation or flushed item, and, inside an item nested in one of
+// those, the state at the start of the item. The zero value is ready.
+type Snapshots[S any] struct {
+	s   [2]S
+	gen [2]uint64
+}
+
+// Take keeps the state snap returns as the state at the start of each
+// unit being run that the node has not run in yet: the outer unit first
+// (snap(true): the node may reset logs it keeps per unit), then the item.
+// Call it each time the node runs, before it changes its state.
+func (u *Snapshots[S]) Take(t *Task, snap func(outer bool) S) {
+	if u.gen[0] != t.outer {
+		u.s[0], u.gen[0] = snap(true), t.outer
+	}
+	if t.inner != 0 && u.gen[1] != t.inner {
+		u.s[1], u.gen[1] = snap(false), t.inner
+	}
+}
+
+// Skipped returns, from the node's skip hook, the state to restore: the
+// node's state at the start of the unit being skipped, and false when the
+// node did not run in that unit.
+func (u *Snapshots[S]) Skipped(t *Task) (S, bool) {
+	if t.inner != 0 {
+		return u.s[1], u.gen[1] == t.inner
+	}
+	return u.s[0], u.gen[0] == t.outer
+}
 
 // OnTimestamp registers f as the timestamp extractor of source n (see
 // topology.Processor.Timestamp): f returns the event time of a record of
@@ -192,7 +263,11 @@ func (p *taskProcessor) Process(ctx context.Context, rec *broker.Record) error {
 }
 
 // Begin starts a new unit of work (topology.Processor).
-func (p *taskProcessor) Begin() { p.task.gen++ }
+func (p *taskProcessor) Begin() {
+	t := p.task
+	t.gen++
+	t.outer, t.inner = t.gen, 0
+}
 
 // Skip runs the skip hooks of the task's nodes (topology.Processor).
 func (p *taskProcessor) Skip() {
@@ -226,6 +301,8 @@ func (p *taskProcessor) Timestamp(rec *broker.Record) (int64, bool) {
 // (see [Task.OnFlush]); stateless nodes register none, so for them it does
 // nothing.
 func (p *taskProcessor) Flush(ctx context.Context) error {
+	p.task.flushing = true
+	defer func() { p.task.flushing = false }()
 	for i := len(p.task.flushers) - 1; i >= 0; i-- {
 		if err := p.task.flushers[i](ctx); err != nil {
 			return err

@@ -41,7 +41,11 @@ func (w *worker) commit(ctx context.Context, gen int64, keep map[broker.TopicPar
 		if t.proc == nil {
 			continue // not created: the generation stopped during a restore
 		}
-		if err := t.proc.Flush(ctx); err != nil {
+		err := t.proc.Flush(ctx)
+		if pe := t.itemFailure(); pe != nil {
+			return false, pe
+		}
+		if err != nil {
 			return false, fmt.Errorf("task %s: flush: %w", t.id, err)
 		}
 	}

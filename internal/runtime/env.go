@@ -166,3 +166,56 @@ func (e *taskEnv) RestoreStreamTime(ts int64) {
 // CountLate counts a record a windowed step dropped as late
 // (Metrics.LateRecordsDropped).
 func (e *taskEnv) CountLate() { e.w.app.m.late.Add(1) }
+
+// Item runs it as a unit of work of its own under the app's error policy
+// (topology.TaskEnv.Item): in a flush, a unit like a record; in a record
+// or punctuation, a unit nested in it, whose store writes and output are
+// marked so that they can be undone alone.
+func (e *taskEnv) Item(ctx context.Context, it topology.Item) error {
+	w, t := e.w, e.t
+	if t.inItem {
+		return it.Emit(ctx) // nested in an item: one with it
+	}
+	nested := t.rec != nil || t.punct != 0
+	mark := len(w.out)
+	t.marks = t.marks[:0]
+	for _, s := range t.stores {
+		if !nested {
+			s.beginRecord()
+		}
+		t.marks = append(t.marks, s.mark())
+	}
+	t.inItem = true
+	err := it.Emit(ctx)
+	t.inItem = false
+	if err == nil {
+		return nil
+	}
+	pe := &ProcessingError{Task: t.id, Partition: -1, Offset: -1, Step: it.Step(), Item: it.String(), Err: err}
+	switch {
+	case t.rec != nil:
+		pe.Topic, pe.Partition, pe.Offset = t.rec.Topic, t.rec.Partition, t.rec.Offset
+	case t.punct != 0:
+		pe.Punctuation = t.punct.String()
+	default:
+		pe.Flush = true
+	}
+	if !w.app.cfg.SkipOnError {
+		t.itemErr = pe
+		return pe
+	}
+	for i, s := range t.stores {
+		s.undoTo(t.marks[i])
+	}
+	t.proc.Skip() // the item's in-memory effects
+	clear(w.out[mark:])
+	w.out, w.owner = w.out[:mark], w.owner[:mark]
+	w.itemsSkipped++
+	t.log.Warn("skipping an item after processing error", slog.String("step", pe.Step), slog.String("item", pe.Item),
+		slog.String("topic", pe.Topic), slog.Int("partition", int(pe.Partition)), slog.Int64("offset", pe.Offset),
+		slog.Bool("flush", pe.Flush), slog.String("punctuation", pe.Punctuation), slog.Any("error", pe.Err))
+	if cb := w.app.cfg.OnSkip; cb != nil {
+		cb(pe)
+	}
+	return nil
+}

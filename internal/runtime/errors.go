@@ -60,32 +60,58 @@ func (e *MissingTopicsError) Error() string {
 // Is reports whether target is [broker.ErrUnknownTopic].
 func (e *MissingTopicsError) Is(target error) bool { return target == broker.ErrUnknownTopic }
 
-// ProcessingError is a processor's failure on one input record, or a
-// punctuator's failure (duality.ProcessingError is this type). Under the
-// default policy, duality.FailOnError, [App.Run] returns it (wrapped);
-// under duality.SkipOnError ([Config].SkipOnError) it is passed to the
-// callback. Its message names the record (or punctuation), once: the
-// errors it wraps name only what they add.
+// ProcessingError is a processor's failure on one input record, a
+// punctuator's failure, or the failure of an item a step emitted as a
+// unit of its own (topology.TaskEnv.Item) while the task processed a
+// record, ran a punctuation or flushed before a commit
+// (duality.ProcessingError is this type). Under the default policy,
+// duality.FailOnError, [App.Run] returns it (wrapped); under
+// duality.SkipOnError ([Config].SkipOnError) it is passed to the
+// callback. Its message names the record (or punctuation, or flush) and
+// the item, once: the errors it wraps name only what they add.
 type ProcessingError struct {
 	// Task is the sub-topology and partition of the failing task.
 	Task topology.TaskID
 	// Topic, Partition and Offset name the input record. For a
-	// punctuator, Topic is empty and Partition and Offset are -1.
+	// punctuator or a flush, Topic is empty and Partition and Offset
+	// are -1.
 	Topic     string
 	Partition int32
 	Offset    int64
 	// Punctuation is "stream-time" or "wall-clock" for a punctuator's
-	// failure, empty for a record's.
+	// failure (or an item's it emitted), empty otherwise.
 	Punctuation string
+	// Flush is set for the failure of an item emitted while the task
+	// flushed before a commit (a change held by table.EmitPerCommit, an
+	// update held by window.CacheUpdates).
+	Flush bool
+	// Step and Item are set for the failure of an item a step emitted
+	// as a unit of its own: Step is the step's name and Item says what
+	// the item was, e.g. `change of key a` or
+	// `final result of a@[2026-05-01T10:00:00Z,2026-05-01T10:01:00Z)`.
+	// Under SkipOnError only that item is skipped: the record,
+	// punctuation or flush it was emitted in goes on.
+	Step, Item string
 	// Err is the processor's error.
 	Err error
 }
 
 func (e *ProcessingError) Error() string {
-	if e.Punctuation != "" {
-		return fmt.Sprintf("task %s: %s punctuation: %v", e.Task, e.Punctuation, e.Err)
+	var b strings.Builder
+	fmt.Fprintf(&b, "task %s: ", e.Task)
+	switch {
+	case e.Flush:
+		b.WriteString("flush: ")
+	case e.Punctuation != "":
+		fmt.Fprintf(&b, "%s punctuation: ", e.Punctuation)
+	default:
+		fmt.Fprintf(&b, "processing record %s/%d at offset %d: ", e.Topic, e.Partition, e.Offset)
 	}
-	return fmt.Sprintf("task %s: processing record %s/%d at offset %d: %v", e.Task, e.Topic, e.Partition, e.Offset, e.Err)
+	if e.Step != "" {
+		fmt.Fprintf(&b, "%s emitted by step %q: ", e.Item, e.Step)
+	}
+	fmt.Fprintf(&b, "%v", e.Err)
+	return b.String()
 }
 
 // Unwrap returns the processor's error.

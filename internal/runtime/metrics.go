@@ -14,6 +14,13 @@ type Metrics struct {
 	RecordsProcessed uint64
 	// RecordsSkipped counts input records skipped under duality.SkipOnError.
 	RecordsSkipped uint64
+	// ItemsSkipped counts the items that steps emit as units of their own
+	// (a change held by table.EmitPerCommit, an update held by
+	// window.CacheUpdates, a window's final result, a join's unmatched
+	// record) skipped under duality.SkipOnError because a step downstream
+	// failed on them. The record, punctuation or flush that emitted them
+	// went on: it is counted as processed, not skipped.
+	ItemsSkipped uint64
 	// RecordsProduced counts output records appended by successful commits,
 	// including the changelog records of state stores.
 	RecordsProduced uint64
@@ -58,7 +65,7 @@ type Metrics struct {
 type metrics struct {
 	processed, skipped, produced, commits, rebalances atomic.Uint64
 	changelog, cacheFlushes, enforced, punctuations   atomic.Uint64
-	late, purges                                      atomic.Uint64
+	late, purges, itemsSkipped                        atomic.Uint64
 	lastCommit                                        atomic.Int64
 	tasks                                             atomic.Int64
 }
@@ -70,6 +77,7 @@ func (a *App) Metrics() Metrics {
 	return Metrics{
 		RecordsProcessed:   a.m.processed.Load(),
 		RecordsSkipped:     a.m.skipped.Load(),
+		ItemsSkipped:       a.m.itemsSkipped.Load(),
 		RecordsProduced:    a.m.produced.Load(),
 		ChangelogRecords:   a.m.changelog.Load(),
 		CacheFlushes:       a.m.cacheFlushes.Load(),
@@ -92,6 +100,10 @@ func (w *worker) flushMetrics() {
 	if w.skipped > 0 {
 		w.app.m.skipped.Add(w.skipped)
 		w.skipped = 0
+	}
+	if w.itemsSkipped > 0 {
+		w.app.m.itemsSkipped.Add(w.itemsSkipped)
+		w.itemsSkipped = 0
 	}
 	if w.enforced > 0 {
 		w.app.m.enforced.Add(w.enforced)

@@ -98,7 +98,14 @@ func (w *worker) punctuate(ctx context.Context, t *task, typ topology.Punctuatio
 			t.beginRecord()
 		}
 		t.proc.Begin()
-		if perr := s.f(ctx, now); perr != nil {
+		t.punct = typ
+		perr := s.f(ctx, now)
+		t.punct = 0
+		if pe := t.itemFailure(); pe != nil {
+			t.due()
+			return false, pe
+		}
+		if perr != nil {
 			pe := &ProcessingError{Task: t.id, Partition: -1, Offset: -1, Punctuation: typ.String(), Err: perr}
 			if !w.app.cfg.SkipOnError {
 				t.due()

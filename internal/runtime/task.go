@@ -43,6 +43,18 @@ type task struct {
 	scheds               []*schedule
 	nextStream, nextWall int64
 	dueBuf               []*schedule // scratch of punctuate
+
+	// The unit of work being run, for the items its steps emit as units
+	// of their own (taskEnv.Item): rec is the record being processed and
+	// punct the punctuation being run (neither: a flush). inItem says an
+	// item is being emitted; itemErr is an item's failure under
+	// FailOnError, which fails the unit it was emitted in. marks is
+	// taskEnv.Item's scratch.
+	rec     *broker.Record
+	punct   topology.PunctuationType
+	inItem  bool
+	itemErr *ProcessingError
+	marks   []storeMark
 }
 
 // partState is the position of a task in one of its input partitions.
@@ -110,6 +122,15 @@ func (t *task) skipRecord() {
 	for _, s := range t.stores {
 		s.skipRecord()
 	}
+}
+
+// itemFailure returns and clears the failure of an item the unit of work
+// just run emitted, under FailOnError (see taskEnv.Item): the unit's
+// error, which wraps it, is reported as it, since it names the item.
+func (t *task) itemFailure() *ProcessingError {
+	pe := t.itemErr
+	t.itemErr = nil
+	return pe
 }
 
 // due recomputes the earliest due times of t's punctuations and drops the

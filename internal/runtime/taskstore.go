@@ -596,7 +596,21 @@ func (s *taskStore) beginRecord() {
 
 // skipRecord undoes the writes of the record being processed.
 func (s *taskStore) skipRecord() {
-	for i := len(s.undo) - 1; i >= 0; i-- {
+	s.undoTo(storeMark{log: s.undoLog})
+	s.tracking = false
+}
+
+// storeMark is a position in a store's record of changes: the writes
+// after it can be undone (undoTo) while the rest of the record's stay.
+type storeMark struct{ undo, log int }
+
+// mark returns the position of the changes recorded so far, which
+// beginRecord has started recording.
+func (s *taskStore) mark() storeMark { return storeMark{len(s.undo), len(s.log)} }
+
+// undoTo undoes the writes recorded after m; those before stay recorded.
+func (s *taskStore) undoTo(m storeMark) {
+	for i := len(s.undo) - 1; i >= m.undo; i-- {
 		u := s.undo[i]
 		switch {
 		case u.rng:
@@ -629,11 +643,12 @@ func (s *taskStore) skipRecord() {
 		}
 	}
 	if s.noCache {
-		s.w.pending -= len(s.log) - s.undoLog
-		clear(s.log[s.undoLog:])
-		s.log = s.log[:s.undoLog]
+		s.w.pending -= len(s.log) - m.log
+		clear(s.log[m.log:])
+		s.log = s.log[:m.log]
 	}
-	s.undo, s.tracking = s.undo[:0], false
+	clear(s.undo[m.undo:])
+	s.undo = s.undo[:m.undo]
 }
 
 func (s *taskStore) close() error {

@@ -174,6 +174,30 @@ func taskStoreModel(t *testing.T, seed uint64, noCache bool) {
 				cur, curR = before, beforeR
 				require.Equal(t, pending, w.pending)
 				require.Equal(t, cached, w.cacheBytes)
+			case op == 9 && rng.IntN(2) == 0: // a record writes, an item nested in it writes and is skipped alone
+				tk.beginRecord()
+				for range rng.IntN(3) {
+					k := key()
+					v := k + "r"
+					require.NoError(t, s.Put([]byte(k), []byte(v)))
+					cur[k] = &v
+					writes = append(writes, k+"="+v)
+				}
+				before, beforeR, beforeW := maps.Clone(cur), slices.Clone(curR), slices.Clone(writes)
+				pending, cached := w.pending, w.cacheBytes
+				m := s.mark()
+				for range rng.IntN(4) {
+					if rng.IntN(3) == 0 {
+						deleteRange()
+						continue
+					}
+					k := key()
+					require.NoError(t, s.Put([]byte(k), []byte("skipped")))
+				}
+				s.undoTo(m)
+				cur, curR, writes = before, beforeR, beforeW
+				require.Equal(t, pending, w.pending)
+				require.Equal(t, cached, w.cacheBytes)
 			default: // range scan with random bounds
 				var start, end []byte
 				if rng.IntN(2) == 0 {

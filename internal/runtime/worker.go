@@ -46,7 +46,7 @@ type worker struct {
 	purging    *purgeRun
 	lastPurge  time.Time
 
-	processed, skipped, enforced, punctuated uint64 // not yet added to the app's metrics
+	processed, skipped, enforced, punctuated, itemsSkipped uint64 // not yet added to the app's metrics
 
 	// fetches counts the worker's fetches: a partition's listed end
 	// offset is current until the next one.
@@ -491,7 +491,12 @@ func (w *worker) processHead(ctx context.Context, t *task, ps *partState) (fence
 		t.beginRecord()
 	}
 	t.proc.Begin()
+	t.rec = rec
 	perr := t.proc.Process(ctx, rec)
+	t.rec = nil
+	if pe := t.itemFailure(); pe != nil {
+		return false, pe
+	}
 	if perr != nil {
 		pe := &ProcessingError{Task: t.id, Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset, Err: perr}
 		if !cfg.SkipOnError {

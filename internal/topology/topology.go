@@ -245,6 +245,44 @@ type TaskEnv interface {
 	// CountLate counts one record a windowed step dropped as late, for
 	// the runtime's app-wide metrics (duality.Metrics.LateRecordsDropped).
 	CountLate()
+	// Item runs it.Emit as a unit of work of its own under the app's
+	// error policy, so that one item a step emits on its own (a change
+	// held by table's EmitPerCommit, an update held by window's
+	// CacheUpdates, a window's final result, a join's unmatched record)
+	// that fails downstream fails alone, and is never emitted again.
+	//
+	// Called from Flush, the item is a unit of work like a record. Called
+	// while the task runs a record or a punctuation (Process, a
+	// Punctuator), the item is nested in that unit: its effects belong to
+	// the unit (undone with it), but its failure is its own. Called from
+	// within another item's Emit, it just runs it.Emit (the items are one).
+	//
+	// The runtime marks the task's output and store writes, then calls
+	// it.Emit. On success Item returns nil. On failure, under the skip
+	// policy, the runtime undoes the output and store writes Emit made,
+	// calls the processor's Skip (the processor knows it is in an item
+	// and undoes the item's in-memory effects only; it does not call
+	// Begin for an item), logs, counts and reports the failure, and
+	// returns nil: the processor goes on as if the item had been emitted.
+	// Under the fail policy Item returns the failure, which the processor
+	// must return from Flush, Process or the punctuator (the app then
+	// stops with it).
+	Item(ctx context.Context, it Item) error
+}
+
+// Item is one item a step emits as a unit of work of its own (see
+// [TaskEnv.Item]). A step keeps one Item value per task and reuses it,
+// so that emitting costs no allocation.
+type Item interface {
+	// Emit emits the item to the steps downstream of the one that
+	// emits it.
+	Emit(ctx context.Context) error
+	// Step returns the name of the step that emits the item.
+	Step() string
+	// String says what the item is, for errors and logs (for example
+	// `change of key a`). It is called only after Emit failed, before the
+	// step emits another item.
+	String() string
 }
 
 // NoTime is the stream time of a task that has processed no record yet.
@@ -357,7 +395,9 @@ type Processor interface {
 	// Begin starts a unit of work whose state writes the runtime may undo
 	// on its own: the runtime calls it before each record and each
 	// punctuation (streamtest: before each piped record with the
-	// punctuations it makes due, or each wall-clock advance).
+	// punctuations it makes due, or each wall-clock advance). Items
+	// ([TaskEnv.Item]) are units too, but the processor starts them
+	// itself: the runtime calls no Begin for them.
 	Begin()
 	// Skip undoes the in-memory effects of the unit of work last begun,
 	// which failed. When the runtime discards such a unit (a skip error
@@ -366,10 +406,13 @@ type Processor interface {
 	// must restore the in-memory state derived from its stores (stream
 	// time, caches, progress markers) to what it was at Begin, in every
 	// step, including the steps that succeeded (a sibling step of the
-	// same record may have failed).
+	// same record may have failed). When the unit is an item, Skip is
+	// called from within [TaskEnv.Item] and undoes the item's effects
+	// only: the record or punctuation it is nested in goes on.
 	Skip()
 	// Flush is called before every commit; processors with caches write
-	// them out here (through Send).
+	// them out here (through Send), each cached item through
+	// [TaskEnv.Item]. A returned error stops the app.
 	Flush(ctx context.Context) error
 	// Close releases the task's resources.
 	Close() error
