@@ -5,7 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -78,6 +78,11 @@ func New(appID string, topo *topology.Topology, b broker.Broker, cfg Config) (*A
 	}, nil
 }
 
+// ExternalTopics returns the topics of a's topology that Run needs to
+// exist and does not create (see MissingTopicsError): the external source
+// and sink topics and the topics of the global stores, sorted.
+func (a *App) ExternalTopics() []string { return slices.Clone(a.plan.external) }
+
 // Run runs the app until ctx is canceled or a fatal error occurs (see
 // duality.App.Run for the contract): it checks and creates the topics
 // (plan.ensureTopics), opens the state (StateDir, or memory), bootstraps
@@ -129,25 +134,14 @@ func (a *App) run(ctx context.Context, bounded bool) (err error) {
 		}
 		return fmt.Errorf("duality: app %q: %w", a.appID, err)
 	}
-	if a.plan.hasStores() {
-		if a.cfg.StateDirSet {
-			opts := append([]store.Option{store.WithLogger(a.log)}, a.cfg.StateOptions...)
-			db, err := store.OpenPebble(a.cfg.StateDir, opts...)
-			if err != nil {
-				return fmt.Errorf("duality: app %q: open state: %w", a.appID, err)
-			}
-			a.db = db
-		} else {
-			a.db = store.NewMemoryDB()
-		}
-		defer func() {
-			a.iq.stop() // waits for the queries in flight
-			if cerr := a.db.Close(); cerr != nil && err == nil {
-				err = fmt.Errorf("duality: app %q: close state: %w", a.appID, cerr)
-			}
-		}()
-		a.iq.setPartitions(a.plan, topics)
+	if err := a.openState(topics); err != nil {
+		return fmt.Errorf("duality: app %q: %w", a.appID, err)
 	}
+	defer func() {
+		if cerr := a.closeState(); cerr != nil && err == nil {
+			err = fmt.Errorf("duality: app %q: %w", a.appID, cerr)
+		}
+	}()
 	var globalErr <-chan error
 	if len(a.plan.globals) > 0 {
 		// Global stores are bootstrapped before any task starts, then
@@ -201,6 +195,41 @@ func (a *App) run(ctx context.Context, bounded bool) (err error) {
 		return fmt.Errorf("duality: app %q: %w", a.appID, err)
 	}
 	a.log.Info("stopped")
+	return nil
+}
+
+// openState opens the database of the app's stores, when the topology
+// has any: Pebble in StateDir, or memory. topics are the partition counts
+// of the existing topics, which give the stores' partition counts to
+// queries.
+func (a *App) openState(topics map[string]int32) error {
+	if !a.plan.hasStores() {
+		return nil
+	}
+	if a.cfg.StateDirSet {
+		opts := append([]store.Option{store.WithLogger(a.log)}, a.cfg.StateOptions...)
+		db, err := store.OpenPebble(a.cfg.StateDir, opts...)
+		if err != nil {
+			return fmt.Errorf("open state: %w", err)
+		}
+		a.db = db
+	} else {
+		a.db = store.NewMemoryDB()
+	}
+	a.iq.setPartitions(a.plan, topics)
+	return nil
+}
+
+// closeState closes what openState opened, once the queries in flight
+// are done.
+func (a *App) closeState() error {
+	if a.db == nil {
+		return nil
+	}
+	a.iq.stop() // waits for the queries in flight
+	if err := a.db.Close(); err != nil {
+		return fmt.Errorf("close state: %w", err)
+	}
 	return nil
 }
 
@@ -342,35 +371,8 @@ func (g *generation) stop(r stopReason) error {
 // and starts the workers.
 func (a *App) start(ctx context.Context, m broker.Membership, asg broker.Assignment, topics map[string]int32) (*generation, error) {
 	tasks := a.plan.tasksFor(asg)
-	var tps []broker.TopicPartition
-	for _, t := range tasks {
-		for _, ps := range t.parts {
-			tps = append(tps, ps.tp)
-		}
-	}
-	// FetchOffsets is stable: it includes every commit the broker accepted
-	// before it, in particular one of the previous generation that passed
-	// its fence check just before the rebalance, so no record is processed
-	// twice (the broker conformance suite checks this).
-	committed, err := a.b.FetchOffsets(ctx, a.appID, tps)
-	if err != nil {
-		return nil, fmt.Errorf("fetch committed offsets: %w", err)
-	}
-	for _, t := range tasks {
-		for _, ps := range t.parts {
-			if a.end != nil {
-				ps.stop = a.end.stop(ps.tp, a.plan.staged[ps.tp.Topic])
-			}
-			if off, ok := committed[ps.tp]; ok {
-				ps.next, ps.known, ps.committed = off, true, off
-				continue
-			}
-			offs, err := a.b.ListOffsets(ctx, ps.tp.Topic, ps.tp.Partition)
-			if err != nil {
-				return nil, fmt.Errorf("list offsets of %s/%d: %w", ps.tp.Topic, ps.tp.Partition, err)
-			}
-			ps.next = offs.Earliest
-		}
+	if err := a.resume(ctx, tasks); err != nil {
+		return nil, err
 	}
 	n := min(a.cfg.Workers, len(tasks))
 	a.iq.assign(tasks)
@@ -388,14 +390,11 @@ func (a *App) start(ctx context.Context, m broker.Membership, asg broker.Assignm
 		cacheMax = max(1, a.cfg.CacheMaxBytes/int64(n))
 	}
 	for i := range workers {
-		workers[i] = &worker{app: a, gen: g, memberID: m.MemberID(), byTP: map[broker.TopicPartition]*partState{},
-			topics: maps.Clone(topics), cacheMax: cacheMax}
+		workers[i] = newWorker(a, g, m.MemberID(), topics, cacheMax)
 	}
 	g.workers = workers
 	for i, t := range tasks {
-		w := workers[i%n]
-		t.idx = int32(len(w.tasks))
-		w.tasks = append(w.tasks, t)
+		workers[i%n].add(t)
 	}
 	for _, w := range workers {
 		g.wg.Add(1)
@@ -407,4 +406,41 @@ func (a *App) start(ctx context.Context, m broker.Membership, asg broker.Assignm
 		}()
 	}
 	return g, nil
+}
+
+// resume sets the position of every partition of tasks: the group's
+// committed offset, or the partition's earliest offset when none was
+// committed.
+func (a *App) resume(ctx context.Context, tasks []*task) error {
+	var tps []broker.TopicPartition
+	for _, t := range tasks {
+		for _, ps := range t.parts {
+			tps = append(tps, ps.tp)
+		}
+	}
+	// FetchOffsets is stable: it includes every commit the broker accepted
+	// before it, in particular one of the previous generation that passed
+	// its fence check just before the rebalance, so no record is processed
+	// twice (the broker conformance suite checks this).
+	committed, err := a.b.FetchOffsets(ctx, a.appID, tps)
+	if err != nil {
+		return fmt.Errorf("fetch committed offsets: %w", err)
+	}
+	for _, t := range tasks {
+		for _, ps := range t.parts {
+			if a.end != nil {
+				ps.stop = a.end.stop(ps.tp, a.plan.staged[ps.tp.Topic])
+			}
+			if off, ok := committed[ps.tp]; ok {
+				ps.next, ps.known, ps.committed = off, true, off
+				continue
+			}
+			offs, err := a.b.ListOffsets(ctx, ps.tp.Topic, ps.tp.Partition)
+			if err != nil {
+				return fmt.Errorf("list offsets of %s/%d: %w", ps.tp.Topic, ps.tp.Partition, err)
+			}
+			ps.next = offs.Earliest
+		}
+	}
+	return nil
 }

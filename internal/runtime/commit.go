@@ -200,6 +200,9 @@ func (w *worker) await() (fenced bool, err error) {
 			s.dropSent()
 		}
 	}
+	if err == nil && w.committed != nil {
+		w.committed(c.records)
+	}
 	if err == nil {
 		for tp, off := range c.offsets {
 			if ps := w.byTP[tp]; ps != nil && ps.purge {

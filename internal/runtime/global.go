@@ -361,33 +361,7 @@ func (g *globals) apply(recs []broker.Record) error {
 // only fatal errors (nil when ctx ends).
 func (g *globals) follow(ctx context.Context) error {
 	for ctx.Err() == nil {
-		for i := range g.reqs {
-			r := &g.reqs[i]
-			r.Offset = g.byTP[broker.TopicPartition{Topic: r.Topic, Partition: r.Partition}].next[r.Partition]
-		}
-		recs, err := g.fetch(ctx, g.reqs, g.a.cfg.FetchMaxWait)
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			var oor *broker.OffsetOutOfRangeError
-			if errors.As(err, &oor) {
-				// Records were deleted under our position, or the topic
-				// was recreated: rebuild the store from the beginning.
-				gs := g.byTP[broker.TopicPartition{Topic: oor.Topic, Partition: oor.Partition}]
-				if gs != nil {
-					g.a.log.Warn("global store position out of range: rebuilding it; readers see the store as it is until then",
-						slog.String("store", gs.name), slog.String("topic", oor.Topic),
-						slog.Int("partition", int(oor.Partition)), slog.Int64("offset", oor.Offset))
-					if err := g.rebuild(ctx, gs); err != nil && ctx.Err() == nil {
-						return err
-					}
-					continue
-				}
-			}
-			return err
-		}
-		if err := g.apply(recs); err != nil {
+		if _, err := g.poll(ctx, g.a.cfg.FetchMaxWait); err != nil {
 			return err
 		}
 	}
@@ -424,6 +398,54 @@ func (g *globals) rebuild(ctx context.Context, gs *globalStore) error {
 		return fmt.Errorf("global store %s: drop the replaced store: %w", gs.name, err)
 	}
 	return nil
+}
+
+// poll fetches the records after the stores' positions, waiting up to
+// wait for some, and applies them. It returns whether the stores moved
+// (records applied, or a store rebuilt), and only fatal errors (nil when
+// ctx ends).
+func (g *globals) poll(ctx context.Context, wait time.Duration) (moved bool, err error) {
+	for i := range g.reqs {
+		r := &g.reqs[i]
+		r.Offset = g.byTP[broker.TopicPartition{Topic: r.Topic, Partition: r.Partition}].next[r.Partition]
+	}
+	recs, err := g.fetch(ctx, g.reqs, wait)
+	if err != nil {
+		if ctx.Err() != nil {
+			return false, nil
+		}
+		var oor *broker.OffsetOutOfRangeError
+		if errors.As(err, &oor) {
+			// Records were deleted under our position, or the topic
+			// was recreated: rebuild the store from the beginning.
+			gs := g.byTP[broker.TopicPartition{Topic: oor.Topic, Partition: oor.Partition}]
+			if gs != nil {
+				g.a.log.Warn("global store position out of range: rebuilding it; readers see the store as it is until then",
+					slog.String("store", gs.name), slog.String("topic", oor.Topic),
+					slog.Int("partition", int(oor.Partition)), slog.Int64("offset", oor.Offset))
+				if err := g.rebuild(ctx, gs); err != nil && ctx.Err() == nil {
+					return false, err
+				}
+				return true, nil
+			}
+		}
+		return false, err
+	}
+	if err := g.apply(recs); err != nil {
+		return false, err
+	}
+	return len(recs) > 0, nil
+}
+
+// catchUp brings the global stores up to the end of their topics, as of
+// now, without waiting for records.
+func (g *globals) catchUp(ctx context.Context) error {
+	for {
+		moved, err := g.poll(ctx, 0)
+		if err != nil || !moved {
+			return err
+		}
+	}
 }
 
 // close closes the global stores.

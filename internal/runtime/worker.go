@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math"
 	"time"
 
@@ -38,6 +39,15 @@ type worker struct {
 	last                 time.Time       // last commit (or start)
 	inflight             *inflight       // commit running in the background
 	spare                []broker.Record // the buffer of the previous commit, for reuse
+	// committed, when not nil, is called with the records of each
+	// successful commit, their partitions and offsets set, before their
+	// buffer is reused (the Stepper hands them to its caller).
+	committed func([]broker.Record)
+	// keyOrder makes the tasks' stores index their writes from the
+	// start, so that a commit's changelog records of one store are in
+	// key order (the Stepper's output is deterministic) rather than in
+	// the record cache's map order.
+	keyOrder bool
 
 	// purgeParts are the partitions the worker purges; purging is the
 	// purge running in the background, lastPurge when the last one
@@ -65,6 +75,20 @@ type worker struct {
 	lastParts int32
 }
 
+// newWorker returns a worker of generation g without tasks. topics are
+// the partition counts of the topics known to exist; cacheMax is the
+// worker's share of CacheMaxBytes.
+func newWorker(a *App, g *generation, memberID string, topics map[string]int32, cacheMax int64) *worker {
+	return &worker{app: a, gen: g, memberID: memberID, byTP: map[broker.TopicPartition]*partState{},
+		topics: maps.Clone(topics), cacheMax: cacheMax}
+}
+
+// add gives t to w, before w opens its tasks.
+func (w *worker) add(t *task) {
+	t.idx = int32(len(w.tasks))
+	w.tasks = append(w.tasks, t)
+}
+
 // run opens the worker's tasks, processes until gctx ends, then commits
 // according to the generation's stop reason and closes the tasks. It
 // returns only fatal errors.
@@ -73,32 +97,9 @@ func (w *worker) run(gctx context.Context) (err error) {
 	// shutdown's deadline.
 	ctx := w.app.shut.ctx
 	cfg := &w.app.cfg
-	w.changelogs = map[broker.TopicPartition]*taskStore{}
-	w.timed = cfg.IdleStreamTimeAdvance > 0
-	for _, t := range w.tasks {
-		t.log = w.app.log.With(slog.String("task", t.id.String()))
-		if err := w.openStores(gctx, t); err != nil {
-			if gctx.Err() != nil {
-				break // stopping during a restore: state stays a prefix
-			}
-			return errors.Join(fmt.Errorf("task %s: %w", t.id, err), w.close())
-		}
-		t.streamTime, t.nextStream, t.nextWall = topology.NoTime, math.MaxInt64, math.MaxInt64
-		proc, err := t.sub.st.NewTask(&taskEnv{w: w, t: t})
-		if err != nil {
-			return errors.Join(fmt.Errorf("task %s: create: %w", t.id, err), w.close())
-		}
-		t.proc = proc
-		for _, ps := range t.parts {
-			ps.fetch = ps.next
-			w.parts = append(w.parts, ps)
-			w.byTP[ps.tp] = ps
-			if ps.purge {
-				w.purgeParts = append(w.purgeParts, ps)
-			}
-		}
+	if err := w.open(gctx); err != nil {
+		return errors.Join(err, w.close())
 	}
-	w.reqs = make([]broker.FetchRequest, 0, len(w.parts))
 	defer func() {
 		_, cerr := w.await() // a fenced commit needs no report here
 		w.awaitPurge(gctx)
@@ -250,6 +251,40 @@ func assigned(a *broker.Assignment) map[broker.TopicPartition]bool {
 		m[tp] = true
 	}
 	return m
+}
+
+// open opens the worker's tasks: it restores each task's stores, creates
+// its processor and starts it at its partitions' positions (ps.next).
+// When ctx ends during a restore it stops there and returns nil: the
+// tasks not created yet have a nil proc, and every step skips them.
+func (w *worker) open(ctx context.Context) error {
+	w.changelogs = map[broker.TopicPartition]*taskStore{}
+	w.timed = w.app.cfg.IdleStreamTimeAdvance > 0
+	for _, t := range w.tasks {
+		t.log = w.app.log.With(slog.String("task", t.id.String()))
+		if err := w.openStores(ctx, t); err != nil {
+			if ctx.Err() != nil {
+				break // stopping during a restore: state stays a prefix
+			}
+			return fmt.Errorf("task %s: %w", t.id, err)
+		}
+		t.streamTime, t.nextStream, t.nextWall = topology.NoTime, math.MaxInt64, math.MaxInt64
+		proc, err := t.sub.st.NewTask(&taskEnv{w: w, t: t})
+		if err != nil {
+			return fmt.Errorf("task %s: create: %w", t.id, err)
+		}
+		t.proc = proc
+		for _, ps := range t.parts {
+			ps.fetch = ps.next
+			w.parts = append(w.parts, ps)
+			w.byTP[ps.tp] = ps
+			if ps.purge {
+				w.purgeParts = append(w.purgeParts, ps)
+			}
+		}
+	}
+	w.reqs = make([]broker.FetchRequest, 0, len(w.parts))
+	return nil
 }
 
 func (w *worker) dirty() bool { return w.advanced || len(w.out) > 0 || w.pending > 0 }
