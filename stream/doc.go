@@ -95,8 +95,8 @@
 // store from it on start and after rebalances, so the state always matches
 // the committed output. A store belongs to one sub-topology: steps on both
 // sides of a repartition cannot share it (ErrStoreConflict). Package
-// streamtest provides in-memory stores with the same semantics, committing
-// after every piped record, and lets tests read them.
+// streamtest runs the same stores in memory, committing after every
+// piped record, and lets tests read them.
 //
 // # Time and punctuation
 //

@@ -223,7 +223,8 @@ func TestToFunc(t *testing.T) {
 	require.Empty(t, sinks(topo), "per-record topics are not listed as sinks")
 	require.Contains(t, topo.Describe(), "Sink: sink-1 (topic chosen per record)")
 
-	d := newDriver(t, b)
+	// Topics chosen per record must exist, as for the runtime.
+	d := newDriver(t, b, streamtest.Partitions("in-x", 1), streamtest.Partitions("in-y", 1))
 	in := streamtest.Input(d, "in", str, str)
 	pipeAll(t, in, []kv{{Key: "a", Value: "x"}, {Key: "b", Value: "y"}, {Key: "c", Value: "x"}})
 	require.Equal(t, []kv{{Key: "a", Value: "x"}, {Key: "c", Value: "x"}}, readKVs(t, d, "in-x"))

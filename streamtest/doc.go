@@ -1,6 +1,6 @@
-// Package streamtest runs a stream.Topology synchronously, without a
-// broker, so that topologies are tested as plain Go tests, like Kafka
-// Streams' TopologyTestDriver.
+// Package streamtest runs a stream.Topology synchronously, so that
+// topologies are tested as plain Go tests, like Kafka Streams'
+// TopologyTestDriver.
 //
 //	d, err := streamtest.New(topo)
 //	in := streamtest.Input(d, "orders", codec.String(), codec.JSON[Order]())
@@ -10,32 +10,41 @@
 //
 // # Semantics
 //
-// The [Driver] creates one task per partition of every sub-topology, as
-// the runtime does, and implements the runtime's task environment. Each
-// piped record is processed by the task of its partition before the pipe
-// returns; records that tasks write to topics the topology reads
-// (repartition topics, or topics read by other sub-topologies) are
-// processed right after, breadth-first and deterministically. Partitions
-// are chosen from encoded keys by Kafka's default partitioner (partition 0
-// for records without a key); topics have one partition unless set with
-// [Partitions] or [DefaultPartitions]. Timestamps come from the driver's
-// clock ([StartTime], [Driver.Advance]) unless given.
+// The [Driver] runs the topology on the runtime that runs apps (the
+// duality package's), over an in-memory embedded broker: the same tasks,
+// stores, stream time, punctuations, error handling and commits, driven
+// one record at a time instead of by fetches. New creates the topology's
+// external topics (sources, sinks with a fixed topic, global tables'
+// topics, and those named by [Partitions]); the runtime creates the
+// internal ones (repartition topics, changelogs). The Driver owns every
+// partition: it creates one task per partition of every sub-topology, as
+// the runtime does. Each piped record is processed by the task of its
+// partition before the pipe returns; records that tasks write to topics
+// the topology reads (repartition topics, or topics read by other
+// sub-topologies) are processed right after, breadth-first and
+// deterministically. Partitions are chosen from encoded keys by Kafka's
+// default partitioner (partition 0 for piped records without a key;
+// records that steps write without a key are spread by the broker, as in
+// the runtime); topics have one partition unless set with [Partitions] or
+// [DefaultPartitions]. Timestamps come from the driver's clock
+// ([StartTime], [Driver.Advance]) unless given. A record sent to a topic
+// that does not exist (a stream.ToFunc step choosing its topic per
+// record) fails as in the runtime: declare such topics with [Partitions].
 //
 // # State stores
 //
-// The driver provides the state stores that [stream.Process] steps declare
-// with [stream.WithStores], with the runtime's semantics: each task gets
-// its own partition of each store of its sub-topology (in one in-memory
-// store.MemoryDB per Driver), reads see the task's own writes (Get and
-// Range), and committed writes are logged to the changelog topic
-// "<app-id>-<store>-changelog", one record per written key with its
-// newest value (nil for a Delete), on the task's partition. In the driver
-// every record a task processes is its own commit: after it, the task is
-// flushed (as the runtime flushes before each commit), the changelog
-// records are written (read them with [Driver.Records] or [Output]) and
-// the writes are applied to the store. Writes made by a
-// processor's Init are committed when the task is created; writes made
-// from its Close are not written, as in the runtime.
+// Tasks get the state stores of their sub-topology with the runtime's
+// semantics: each task has its own partition of each store, reads see
+// the task's own writes (Get and Range), and committed writes are logged
+// to the changelog topic "<app-id>-<store>-changelog", one record per
+// written key with its newest value (nil for a Delete), on the task's
+// partition. In the driver every record a task processes is its own
+// commit: after it, the tasks are flushed (as the runtime flushes before
+// each commit), the output and changelog records are written (a commit's
+// changelog records of one store in key order; read them with
+// [Driver.Records] or [Output]) and the writes are applied to the store.
+// Writes made by a processor's Init are committed when the task is
+// created; writes made from its Close are not written, as in the runtime.
 //
 // Assert on state with [Driver.StoreGet] and [Driver.StoreAll] (bytes, by
 // partition) or the typed [Store] view. A store has one partition per
@@ -51,23 +60,32 @@
 // Each task's stream time is the largest timestamp of the records it has
 // processed ([Driver.StreamTime]); stream-time punctuations of
 // stream.Process processors fire after the record that moves it past
-// their due time. Wall-clock punctuations fire only when the test moves
-// the driver's clock with [Driver.AdvanceWallClock] (each task's due
-// punctuations as one commit, then the records they wrote are
-// processed); [Driver.Advance] moves the clock without running them.
+// their due time. The driver's clock is the runtime's wall clock.
+// Wall-clock punctuations fire only when the test moves it with
+// [Driver.AdvanceWallClock] (every task's due punctuations, then one
+// commit, then the records they wrote are processed);
+// [Driver.Advance] moves the clock without running them.
 //
 // # Global stores
 //
-// A topology's global stores (table.Global) are kept in the driver's
-// memory: a record piped to (or written to) a global table's topic
-// updates its store before the pipe returns, so later records see it. The
-// driver reads a global store as one partition (partition 0): StoreGet,
-// StoreAll and [Store] views work on it.
+// A record piped to (or written to) a global table's topic updates its
+// store before the pipe goes on, so later records see it. A global store
+// has one partition (partition 0): StoreGet, StoreAll and [Store] views
+// work on it.
 //
 // # Errors
 //
 // Processing errors are returned by the pipe call (usually a
-// *stream.NodeError); records written before the error stay written, but
-// the state writes of the record that failed are undone, as the runtime
-// does for a record its error policy skips.
+// *stream.NodeError; the runtime logs them at Warn on the [Logger]). The
+// record that failed is dropped as the runtime's SkipOnError policy drops
+// it: its state writes and its output, also what its steps wrote before
+// the one that failed, are undone, and the driver goes on with the next
+// pipe. Records written by records processed before it, in the same pipe
+// or earlier, stay written; the records queued behind it in the same pipe
+// are not processed. A punctuation that fails is dropped the same way,
+// without undoing the record that made it due.
+//
+// New reports the runtime's checks of the topology: [ErrCoPartition]
+// (stream.ErrNotCoPartitioned) when a sub-topology that keeps state reads
+// topics with different partition counts.
 package streamtest

@@ -8,19 +8,25 @@ import (
 	"slices"
 	"time"
 
+	"github.com/cockroachdb/pebble/v2/vfs"
+
 	"github.com/duality-streams/duality/broker"
+	"github.com/duality-streams/duality/broker/embedded"
 	"github.com/duality-streams/duality/internal/dsl"
+	"github.com/duality-streams/duality/internal/runtime"
 	"github.com/duality-streams/duality/internal/topology"
-	"github.com/duality-streams/duality/store"
 	"github.com/duality-streams/duality/stream"
 )
 
 var (
 	// ErrClosed is returned by calls on a closed Driver.
 	ErrClosed = errors.New("streamtest: driver closed")
-	// ErrCoPartition is matched by the error of New when the source topics
-	// of one sub-topology have different partition counts.
-	ErrCoPartition = errors.New("streamtest: source topics are not co-partitioned")
+	// ErrCoPartition is matched by the error of New when a sub-topology
+	// that keeps state (an aggregation, a table, a join) reads topics with
+	// different partition counts: the runtime's check, so it is
+	// [stream.ErrNotCoPartitioned]. A stateless sub-topology may read
+	// topics of different counts, as in the runtime.
+	ErrCoPartition = stream.ErrNotCoPartitioned
 	// ErrLoop is returned when one piped record causes more records to be
 	// processed than MaxRecordsPerPipe allows: topics feeding each other
 	// through several sub-topologies.
@@ -59,9 +65,11 @@ func AppID(id string) Option {
 
 // Partitions sets the partition count of a topic the topology reads or
 // writes (not of internal topics, whose counts the topology decides). The
-// default is DefaultPartitions. n must be >= 1 and topic a valid topic
-// name; New reports violations (broker.ErrInvalidPartitions,
-// broker.ErrInvalidTopicName).
+// default is DefaultPartitions. New creates the topic, also when the
+// topology does not name it: a topic that a stream.ToFunc step chooses
+// per record must be declared this way, as it must exist for the
+// runtime. n must be >= 1 and topic a valid topic name; New reports
+// violations (broker.ErrInvalidPartitions, broker.ErrInvalidTopicName).
 func Partitions(topic string, n int32) Option {
 	return optionFunc(func(c *config) {
 		if err := broker.ValidateTopicName(topic); err != nil {
@@ -76,8 +84,9 @@ func Partitions(topic string, n int32) Option {
 	})
 }
 
-// DefaultPartitions sets the partition count of topics without a
-// Partitions option. The default is 1; n must be >= 1
+// DefaultPartitions sets the partition count of the topology's external
+// topics (sources, sinks with a fixed topic, global tables' topics)
+// without a Partitions option. The default is 1; n must be >= 1
 // (broker.ErrInvalidPartitions).
 func DefaultPartitions(n int32) Option {
 	return optionFunc(func(c *config) {
@@ -90,14 +99,16 @@ func DefaultPartitions(n int32) Option {
 }
 
 // StartTime sets the driver's clock at start: the timestamp of records
-// piped without one, and what TaskEnv.Now returns. The default is the
-// Unix epoch (1970-01-01T00:00:00Z), so tests are deterministic. Move the
-// clock with [Driver.Advance].
+// piped without one, the runtime's wall clock (what TaskEnv.Now returns)
+// and the broker's. The default is the Unix epoch
+// (1970-01-01T00:00:00Z), so tests are deterministic. Move the clock with
+// [Driver.Advance].
 func StartTime(t time.Time) Option {
 	return optionFunc(func(c *config) { c.start = t })
 }
 
-// Logger sets the logger the tasks get. The default discards everything.
+// Logger sets the runtime's logger, which the tasks get (their lines
+// carry the attributes app and task). The default discards everything.
 func Logger(l *slog.Logger) Option {
 	return optionFunc(func(c *config) {
 		if l != nil {
@@ -122,59 +133,49 @@ func MaxRecordsPerPipe(n int) Option {
 
 // topicLog is one topic's records, by partition and in arrival order.
 type topicLog struct {
-	name       string
 	partitions int32
-	parts      [][]broker.Record // records by partition; offset = index
+	parts      [][]broker.Record // records by partition, in offset order
 	all        []broker.Record   // every record in arrival order
 	cursor     int               // first record of all not yet read by Output
-	readers    []int             // sub-topologies reading the topic
-	global     store.Store       // the global store the topic feeds, if any
 }
 
-// Driver runs a topology synchronously, without a broker: every piped
-// record goes through the tasks of the sub-topologies reading its topic
-// before the pipe call returns, and records written to topics the
-// topology reads (repartition topics, or topics of other sub-topologies)
-// are processed right away, breadth-first, in the order they were
-// written. It keeps every written record in memory for [Output] and
-// [Driver.Records].
+// Driver runs a topology synchronously on the runtime that runs apps,
+// over an in-memory embedded broker: every piped record goes through the
+// task of its partition before the pipe call returns, and records written
+// to topics the topology reads (repartition topics, or topics of other
+// sub-topologies) are processed right away, breadth-first, in the order
+// they were written. It keeps every written record in memory for
+// [Output] and [Driver.Records].
 //
-// A topology's tasks are created by New, one per partition of each
-// sub-topology, as the runtime would; records reach the task of their
-// partition, chosen from the key by Kafka's default partitioner
-// (partition 0 for records without a key).
+// New creates the topology's tasks, one per partition of each
+// sub-topology, as the runtime does for an app that owns every partition;
+// records reach the task of their partition, chosen from the key by
+// Kafka's default partitioner (partition 0 for piped records without a
+// key).
 //
 // Tasks get the state stores their sub-topology declares; each record a
-// task processes is one commit of its state (see the package
-// documentation, # State stores).
+// task processes is one commit (see the package documentation, # State
+// stores).
 //
-// Records written before a processing error stay written; the state
-// writes of the record that failed are undone. A Driver is not safe for
-// concurrent use.
+// Records written by records processed before a processing error stay
+// written; the record that failed leaves no output and no state writes.
+// A Driver is not safe for concurrent use.
 type Driver struct {
 	topo   *topology.Topology
 	cfg    config
 	now    time.Time
+	b      *embedded.Broker
+	st     *runtime.Stepper
 	topics map[string]*topicLog
-	tasks  [][]task // by sub-topology, then partition
 	queue  []broker.Record
-	db     *store.MemoryDB      // the state of every store
-	stores map[string]storeInfo // by store name
 	closed bool
-	// storesClosed is set once the tasks are closed.
-	storesClosed bool
 }
 
-// task is an instantiated task and its environment.
-type task struct {
-	proc topology.Processor
-	env  *taskEnv
-}
-
-// New instantiates the tasks of topo and returns a Driver for it. It
-// fails with the joined errors of invalid options, with ErrCoPartition
-// when the source topics of a sub-topology have different partition
-// counts, and with the first task instantiation error (for example an Init
+// New creates an in-memory broker with the topology's topics, creates
+// the tasks of topo and returns a Driver for it. It fails with the joined
+// errors of invalid options, with an error matching ErrCoPartition when
+// a sub-topology that keeps state reads topics with different partition
+// counts, and with the first task creation error (for example an Init
 // error of a stream.Process step).
 func New(topo *stream.Topology, opts ...Option) (*Driver, error) {
 	cfg := config{appID: "test", defaultPart: 1, partitions: make(map[string]int32), start: time.Unix(0, 0).UTC(), logger: slog.New(slog.DiscardHandler), maxPerPipe: 100_000}
@@ -190,159 +191,68 @@ func New(topo *stream.Topology, opts ...Option) (*Driver, error) {
 	if len(cfg.errs) > 0 {
 		return nil, errors.Join(cfg.errs...)
 	}
-	d := &Driver{
-		topo:   raw,
-		cfg:    cfg,
-		now:    cfg.start,
-		topics: make(map[string]*topicLog),
-		db:     store.NewMemoryDB(),
-		stores: make(map[string]storeInfo),
+	d := &Driver{topo: raw, cfg: cfg, now: cfg.start, topics: make(map[string]*topicLog)}
+	// The broker's clock stamps changelog records; cleanup never runs.
+	b, err := embedded.Open("/broker", embedded.WithFS(vfs.NewMem()), embedded.WithClock(d.Now),
+		embedded.WithCleanupInterval(-1))
+	if err != nil {
+		return nil, fmt.Errorf("streamtest: open broker: %w", err)
 	}
-	if err := d.layout(); err != nil {
-		return nil, errors.Join(err, d.db.Close())
-	}
-	if err := d.openGlobals(); err != nil {
-		return nil, errors.Join(err, d.db.Close())
-	}
-	for st, sub := range d.topo.SubTopologies {
-		n := d.topics[d.topicName(sub.Sources[0].Topic, sub.Sources[0].Internal)].partitions
-		for _, ss := range sub.Stores {
-			// Build rejects a store used by two sub-topologies.
-			info := storeInfo{sub: st, changelog: d.changelogTopic(ss.Name), partitions: n}
-			d.stores[ss.Name] = info
-			d.log(info.changelog, n)
-		}
-		d.tasks = append(d.tasks, make([]task, n))
-		for p := range n {
-			env := &taskEnv{d: d, id: topology.TaskID{SubTopology: sub.ID, Partition: p}, streamTime: topology.NoTime}
-			env.logger = cfg.logger.With("task", stream.TaskID{SubTopology: sub.ID, Partition: p}.String())
-			d.tasks[st][p].env = env
-			if err := d.openStores(env, sub); err != nil {
-				return nil, errors.Join(err, d.Close())
-			}
-			proc, err := sub.NewTask(env)
-			if err != nil {
-				return nil, errors.Join(fmt.Errorf("streamtest: task %d_%d: %w", sub.ID, p, err), d.Close())
-			}
-			d.tasks[st][p].proc = proc
-			// Writes made by Init are committed with the task's creation.
-			if err := env.commitStores(); err != nil {
-				return nil, errors.Join(fmt.Errorf("streamtest: task %d_%d: %w", sub.ID, p, err), d.Close())
-			}
-		}
+	d.b = b
+	if err := d.start(); err != nil {
+		return nil, errors.Join(err, d.Close())
 	}
 	return d, nil
 }
 
-// layout decides every known topic's partition count and readers.
-func (d *Driver) layout() error {
-	internalParts := make(map[string]int32)
-	likeOf := make(map[string]*topology.Source)
-	for _, it := range d.topo.InternalTopics {
-		internalParts[it.Name] = it.Partitions
-		likeOf[it.Name] = it.PartitionsLike
+// start creates the topics the runtime needs to exist, then the tasks.
+func (d *Driver) start() error {
+	ctx := context.Background()
+	rc := runtime.DefaultConfig()
+	rc.Workers = 1
+	rc.Logger = d.cfg.logger
+	rc.Clock = d.Now
+	rc.RepartitionPurgeInterval = 0
+	app, err := runtime.New(d.cfg.appID, d.topo, d.b, rc)
+	if err != nil {
+		return fmt.Errorf("streamtest: %w", err)
 	}
-	writerOf := make(map[string]int)
-	for _, it := range d.topo.InternalTopics {
-		writerOf[it.Name] = it.WrittenBy
+	topics := app.ExternalTopics()
+	for name := range d.cfg.partitions {
+		if !slices.Contains(topics, name) {
+			topics = append(topics, name)
+		}
 	}
-	// Partition counts of sub-topologies (as many as their sources) and
-	// of internal topics (as given, or as their writer's) depend on each
-	// other; resolve them recursively.
-	subParts := make(map[int]int32)
-	visiting := make(map[int]bool)
-	var sourceParts func(st int) (int32, error)
-	var topicParts func(src topology.Source) (int32, error)
-	topicParts = func(src topology.Source) (int32, error) {
-		if !src.Internal {
-			if n, ok := d.cfg.partitions[src.Topic]; ok {
-				return n, nil
-			}
-			return d.cfg.defaultPart, nil
-		}
-		if n := internalParts[src.Topic]; n > 0 {
-			return n, nil
-		}
-		if like := likeOf[src.Topic]; like != nil && *like != src {
-			return topicParts(*like)
-		}
-		w, ok := writerOf[src.Topic]
+	for _, name := range topics {
+		n, ok := d.cfg.partitions[name]
 		if !ok {
-			return d.cfg.defaultPart, nil
+			n = d.cfg.defaultPart
 		}
-		return sourceParts(w)
-	}
-	sourceParts = func(st int) (int32, error) {
-		if n, ok := subParts[st]; ok {
-			return n, nil
-		}
-		if visiting[st] || st < 0 || st >= len(d.topo.SubTopologies) {
-			return 0, fmt.Errorf("streamtest: cannot size the internal topics of sub-topology %d", st)
-		}
-		visiting[st] = true
-		defer delete(visiting, st)
-		sub := d.topo.SubTopologies[st]
-		var n int32
-		var errs []error
-		for _, src := range sub.Sources {
-			m, err := topicParts(src)
-			if err != nil {
-				return 0, err
-			}
-			if n != 0 && m != n {
-				errs = append(errs, fmt.Errorf("%w: sub-topology %d reads topics with %d and %d partitions", ErrCoPartition, st, n, m))
-			}
-			n = max(n, m)
-		}
-		if len(errs) > 0 {
-			return 0, errors.Join(errs...)
-		}
-		subParts[st] = n
-		return n, nil
-	}
-	var errs []error
-	for st, sub := range d.topo.SubTopologies {
-		if _, err := sourceParts(st); err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		for _, src := range sub.Sources {
-			n, _ := topicParts(src)
-			l := d.log(d.topicName(src.Topic, src.Internal), n)
-			l.readers = append(l.readers, st)
+		if err := d.b.CreateTopic(ctx, name, broker.TopicConfig{Partitions: n}); err != nil {
+			return fmt.Errorf("streamtest: create topic %q: %w", name, err)
 		}
 	}
-	for _, it := range d.topo.InternalTopics {
-		n, _ := topicParts(topology.Source{Topic: it.Name, Internal: true})
-		if n > 0 {
-			d.log(d.topicName(it.Name, true), n)
-		}
+	st, recs, err := app.Step(ctx)
+	if err != nil {
+		return fmt.Errorf("streamtest: %w", err)
 	}
-	return errors.Join(errs...)
+	d.st = st
+	return d.written(ctx, recs)
 }
 
-// log returns the topic's log, creating it with n partitions (or the
-// configured count when n is 0).
-func (d *Driver) log(name string, n int32) *topicLog {
-	if l, ok := d.topics[name]; ok {
-		return l
+// log returns the log of topic, which exists in the broker.
+func (d *Driver) log(ctx context.Context, topic string) (*topicLog, error) {
+	if l, ok := d.topics[topic]; ok {
+		return l, nil
 	}
-	if n == 0 {
-		n = d.cfg.defaultPart
-		if m, ok := d.cfg.partitions[name]; ok {
-			n = m
-		}
+	info, err := d.b.DescribeTopic(ctx, topic)
+	if err != nil {
+		return nil, err
 	}
-	l := &topicLog{name: name, partitions: n, parts: make([][]broker.Record, n)}
-	d.topics[name] = l
-	return l
-}
-
-func (d *Driver) topicName(logical string, internal bool) string {
-	if internal {
-		return d.cfg.appID + "-" + logical
-	}
-	return logical
+	n := info.Config.Partitions
+	l := &topicLog{partitions: n, parts: make([][]broker.Record, n)}
+	d.topics[topic] = l
+	return l, nil
 }
 
 // Now returns the driver's clock.
@@ -352,36 +262,32 @@ func (d *Driver) Now() time.Time { return d.now }
 // runs no punctuation: [Driver.AdvanceWallClock] does.
 func (d *Driver) Advance(dt time.Duration) { d.now = d.now.Add(dt) }
 
-// append stores rec in its topic: it resolves PartitionByKey (partition 0
-// for a nil key), assigns the offset, stamps a zero timestamp with the
-// clock, and queues the record if a sub-topology reads the topic.
-func (d *Driver) append(rec broker.Record) error {
-	if err := broker.ValidateTopicName(rec.Topic); err != nil {
+// add logs rec, written to the broker, and queues it when a task reads
+// its topic. A zero timestamp is the driver's clock, which the broker
+// stamped it with; the broker keeps milliseconds.
+func (d *Driver) add(ctx context.Context, rec broker.Record) error {
+	l, err := d.log(ctx, rec.Topic)
+	if err != nil {
 		return err
-	}
-	l := d.log(rec.Topic, 0)
-	switch {
-	case rec.Partition == broker.PartitionByKey && rec.Key == nil:
-		rec.Partition = 0
-	case rec.Partition == broker.PartitionByKey:
-		rec.Partition = broker.KeyPartition(rec.Key, l.partitions)
-	case rec.Partition < 0 || rec.Partition >= l.partitions:
-		return &broker.TopicError{Topic: rec.Topic, Partition: rec.Partition, Err: broker.ErrUnknownPartition}
 	}
 	if rec.Timestamp.IsZero() {
 		rec.Timestamp = d.now
 	}
 	rec.Timestamp = rec.Timestamp.Truncate(time.Millisecond)
-	rec.Offset = int64(len(l.parts[rec.Partition]))
 	l.parts[rec.Partition] = append(l.parts[rec.Partition], rec)
 	l.all = append(l.all, rec)
-	if l.global != nil {
-		if err := applyGlobal(l.global, &rec); err != nil {
+	if tasks, _ := d.st.Reads(rec.Topic); tasks {
+		d.queue = append(d.queue, rec)
+	}
+	return nil
+}
+
+// written logs the records a commit wrote.
+func (d *Driver) written(ctx context.Context, recs []broker.Record) error {
+	for _, rec := range recs {
+		if err := d.add(ctx, rec); err != nil {
 			return err
 		}
-	}
-	if len(l.readers) > 0 {
-		d.queue = append(d.queue, rec)
 	}
 	return nil
 }
@@ -399,15 +305,41 @@ func (d *Driver) PipeRaw(ctx context.Context, rec broker.Record) error {
 	if d.closed {
 		return ErrClosed
 	}
-	if l, ok := d.topics[rec.Topic]; !ok || len(l.readers) == 0 && l.global == nil {
+	tasks, global := d.st.Reads(rec.Topic)
+	if !tasks && !global {
 		return &broker.TopicError{Topic: rec.Topic, Partition: -1, Err: fmt.Errorf("no sub-topology reads it: %w", broker.ErrUnknownTopic)}
 	}
-	if err := d.append(rec); err != nil {
+	l, err := d.log(ctx, rec.Topic)
+	if err != nil {
 		return err
+	}
+	switch {
+	case rec.Partition == broker.PartitionByKey && rec.Key == nil:
+		rec.Partition = 0
+	case rec.Partition == broker.PartitionByKey:
+		rec.Partition = broker.KeyPartition(rec.Key, l.partitions)
+	case rec.Partition < 0 || rec.Partition >= l.partitions:
+		return &broker.TopicError{Topic: rec.Topic, Partition: rec.Partition, Err: broker.ErrUnknownPartition}
+	}
+	if rec.Timestamp.IsZero() {
+		rec.Timestamp = d.now
+	}
+	recs := []broker.Record{rec}
+	if err := d.b.Produce(ctx, recs); err != nil {
+		return err
+	}
+	if err := d.add(ctx, recs[0]); err != nil {
+		return err
+	}
+	if global {
+		if err := d.st.CatchUpGlobals(ctx); err != nil {
+			return err
+		}
 	}
 	return d.drain(ctx)
 }
 
+// drain processes the queued records, breadth-first.
 func (d *Driver) drain(ctx context.Context) error {
 	defer func() {
 		clear(d.queue)
@@ -420,20 +352,61 @@ func (d *Driver) drain(ctx context.Context) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		rec := d.queue[i]
-		for _, st := range d.topics[rec.Topic].readers {
-			// Each task gets its own copy, as from a broker fetch.
-			in := rec
-			// Every processed record is a commit of its task.
-			if err := d.tasks[st][rec.Partition].process(ctx, &in); err != nil {
-				// Named here, once, as the runtime's ProcessingError does:
-				// the steps' errors name only themselves.
-				return fmt.Errorf("streamtest: task %d_%d: processing record %s/%d at offset %d: %w",
-					st, rec.Partition, rec.Topic, rec.Partition, rec.Offset, err)
-			}
+		recs, err := d.st.Process(ctx, d.queue[i])
+		if err := d.step(ctx, recs, err); err != nil {
+			return err
 		}
 	}
 	return nil
+}
+
+// step logs the records a step of the runtime wrote and returns its
+// error: a failed record's or punctuation's *ProcessingError (wrapping
+// the step's error, usually a *stream.NodeError), or the runtime's.
+func (d *Driver) step(ctx context.Context, recs []broker.Record, err error) error {
+	// A failure is the runtime's *ProcessingError: it names the task and
+	// the record once, and wraps the step's error.
+	return errors.Join(err, d.written(ctx, recs))
+}
+
+// AdvanceWallClock moves the driver's clock forward by dt and runs the
+// wall-clock punctuations that are due, as the runtime does when its
+// clock moves: every task's due punctuations, then one commit; then the
+// records they wrote to topics the topology reads are processed, as after
+// a pipe (Kafka Streams' TopologyTestDriver.advanceWallClockTime). A
+// punctuation that several due times passed runs once. It returns the
+// first error (a punctuator's, usually a *stream.NodeError, whose output
+// and state writes are dropped), ErrClosed on a closed driver, or ctx's
+// error. dt must not be negative.
+func (d *Driver) AdvanceWallClock(ctx context.Context, dt time.Duration) error {
+	if d.closed {
+		return ErrClosed
+	}
+	if dt < 0 {
+		return fmt.Errorf("streamtest: AdvanceWallClock(%v): must not be negative", dt)
+	}
+	d.now = d.now.Add(dt)
+	recs, err := d.st.Tick(ctx)
+	if err := d.step(ctx, recs, err); err != nil {
+		clear(d.queue)
+		d.queue = d.queue[:0]
+		return err
+	}
+	return d.drain(ctx)
+}
+
+// StreamTime returns the stream time of the task of sub-topology sub and
+// partition p: the largest timestamp of the records it has processed. ok
+// is false before its first record or for an unknown task.
+func (d *Driver) StreamTime(sub int, p int32) (t time.Time, ok bool) {
+	if d.closed || sub < 0 || sub >= len(d.topo.SubTopologies) {
+		return time.Time{}, false
+	}
+	ms, ok := d.st.StreamTime(topology.TaskID{SubTopology: d.topo.SubTopologies[sub].ID, Partition: p})
+	if !ok {
+		return time.Time{}, false
+	}
+	return time.UnixMilli(ms).UTC(), true
 }
 
 // Records returns the records written to topic so far, by partition and
@@ -453,53 +426,16 @@ func (d *Driver) Records(topic string) []broker.Record {
 }
 
 // Close closes every task (calling Close of stream.Process processors;
-// their store writes are not written) and then the state stores. Later
-// pipes and store reads return ErrClosed. Close is idempotent.
+// their store writes are not written), the state stores and the broker.
+// Later pipes and store reads return ErrClosed. Close is idempotent.
 func (d *Driver) Close() error {
 	if d.closed {
 		return nil
 	}
 	d.closed = true
 	var errs []error
-	for _, tasks := range d.tasks {
-		for _, t := range tasks {
-			if t.proc != nil {
-				errs = append(errs, t.proc.Close())
-			}
-		}
+	if d.st != nil {
+		errs = append(errs, d.st.Close())
 	}
-	// Store writes made from Close are not written, as in the runtime.
-	d.storesClosed = true
-	errs = append(errs, d.db.Close())
-	return errors.Join(errs...)
+	return errors.Join(append(errs, d.b.Close())...)
 }
-
-// taskEnv is the topology.TaskEnv of one task.
-type taskEnv struct {
-	d      *Driver
-	id     topology.TaskID
-	logger *slog.Logger
-	stores map[string]*taskStore // by name
-	order  []*taskStore          // stores in declaration order
-	// streamTime is the largest timestamp (ms) the task has processed
-	// (topology.NoTime before any); scheds are its punctuations.
-	streamTime int64
-	scheds     []*schedule
-}
-
-func (e *taskEnv) AppID() string           { return e.d.cfg.appID }
-func (e *taskEnv) TaskID() topology.TaskID { return e.id }
-func (e *taskEnv) Logger() *slog.Logger    { return e.logger }
-func (e *taskEnv) Now() time.Time          { return e.d.now }
-func (e *taskEnv) TopicName(logical string, internal bool) string {
-	return e.d.topicName(logical, internal)
-}
-
-func (e *taskEnv) Send(_ context.Context, rec broker.Record) error {
-	return e.d.append(rec)
-}
-
-// Item emits it (topology.TaskEnv.Item). The driver has no error policy:
-// a failing item fails the pipe (or the flush) it was emitted in, which
-// returns the error to the test, as a failing record does.
-func (e *taskEnv) Item(ctx context.Context, it topology.Item) error { return it.Emit(ctx) }

@@ -50,18 +50,20 @@ func TestNewErrors(t *testing.T) {
 			text: "streamtest: AppID: empty id",
 		},
 		{
-			name: "sources not co-partitioned",
+			name: "sources of a stateful step not co-partitioned",
 			topo: func(b *stream.Builder) {
-				stream.FromTopics(b, []string{"a", "b"}, str, str).To("out")
+				stream.Process(stream.FromTopics(b, []string{"a", "b"}, str, str),
+					func() stream.Processor[string, string, string, int64] { return &counter{} }, stream.WithStores(stream.BytesStore("counts")))
 			},
 			opts: []streamtest.Option{streamtest.Partitions("a", 2)},
-			is:   []error{streamtest.ErrCoPartition},
-			text: "sub-topology 0 reads topics with 2 and 1 partitions",
+			is:   []error{streamtest.ErrCoPartition, stream.ErrNotCoPartitioned},
+			text: "sub-topology 0 keeps state and reads topics with different partition counts (a: 2, b: 1)",
 		},
 		{
-			name: "merged sources not co-partitioned",
+			name: "merged sources of a stateful step not co-partitioned",
 			topo: func(b *stream.Builder) {
-				stream.From(b, "a", str, str).Merge(stream.From(b, "b", str, str)).To("out")
+				s := stream.From(b, "a", str, str).Merge(stream.From(b, "b", str, str))
+				stream.Process(s, func() stream.Processor[string, string, string, int64] { return &counter{} }, stream.WithStores(stream.BytesStore("counts")))
 			},
 			opts: []streamtest.Option{streamtest.Partitions("b", 3)},
 			is:   []error{streamtest.ErrCoPartition},
@@ -83,6 +85,24 @@ func TestNewErrors(t *testing.T) {
 			require.ErrorContains(t, err, tt.text)
 		})
 	}
+}
+
+// TestStatelessSourcesNotCoPartitioned: a stateless sub-topology may read
+// topics with different partition counts, as in the runtime: the task of
+// partition p reads partition p of the topics that have it.
+func TestStatelessSourcesNotCoPartitioned(t *testing.T) {
+	d, err := streamtest.New(build(t, func(b *stream.Builder) {
+		stream.FromTopics(b, []string{"a", "b"}, str, str).To("out")
+	}), streamtest.Partitions("a", 2))
+	require.NoError(t, err)
+	defer d.Close()
+	require.NoError(t, d.PipeRaw(t.Context(), broker.Record{Topic: "a", Partition: 1, Value: []byte("a1")}))
+	require.NoError(t, d.PipeRaw(t.Context(), broker.Record{Topic: "b", Partition: 0, Value: []byte("b0")}))
+	vs, err := streamtest.Output(d, "out", str, str).ReadValues()
+	require.NoError(t, err)
+	require.Equal(t, []string{"a1", "b0"}, vs)
+	_, ok := d.StreamTime(0, 1)
+	require.True(t, ok, "task 0_1 reads partition 1 of a")
 }
 
 func TestPipeErrors(t *testing.T) {
@@ -265,7 +285,33 @@ func (p *clockProc) Process(ctx context.Context, r stream.Record[string, string]
 	return p.pc.Forward(ctx, r)
 }
 
+// TestErrorKeepsEarlierOutputs: the records of a pipe are committed one
+// by one, so the output of those processed before the failing one stays
+// written; the failing record's own output is dropped with its state
+// writes, as the runtime drops a record its error policy skips.
 func TestErrorKeepsEarlierOutputs(t *testing.T) {
+	errStop := errors.New("stop")
+	topo := build(t, func(b *stream.Builder) {
+		stream.FlatMapValues(stream.From(b, "in", str, str), func(v string) iter.Seq[string] {
+			return slices.Values(strings.Split(v, ","))
+		}).To("words")
+		s := stream.From(b, "words", str, str)
+		s.To("out")
+		stream.Process(s, func() stream.Processor[string, string, string, string] { return &failOn{value: "x", err: errStop} })
+	})
+	d, err := streamtest.New(topo)
+	require.NoError(t, err)
+	defer d.Close()
+	require.ErrorIs(t, streamtest.Input(d, "in", str, str).Pipe(t.Context(), "k", "a,x,b"), errStop)
+	vs, err := streamtest.Output(d, "out", str, str).ReadValues()
+	require.NoError(t, err)
+	require.Equal(t, []string{"a"}, vs, "a was committed before x failed; x's output is dropped; b is never reached")
+	require.Len(t, d.Records("words"), 3, "the first record's output was committed whole")
+}
+
+// TestErrorDropsRecordOutput: a record that fails leaves no output, also
+// the output its steps wrote before the failing one.
+func TestErrorDropsRecordOutput(t *testing.T) {
 	errStop := errors.New("stop")
 	topo := build(t, func(b *stream.Builder) {
 		s := stream.FlatMapValues(stream.From(b, "in", str, str), func(v string) iter.Seq[string] {
@@ -277,10 +323,13 @@ func TestErrorKeepsEarlierOutputs(t *testing.T) {
 	d, err := streamtest.New(topo)
 	require.NoError(t, err)
 	defer d.Close()
-	require.ErrorIs(t, streamtest.Input(d, "in", str, str).Pipe(t.Context(), "k", "a,x,b"), errStop)
+	in := streamtest.Input(d, "in", str, str)
+	require.ErrorIs(t, in.Pipe(t.Context(), "k", "a,x,b"), errStop)
+	require.Empty(t, d.Records("out"), "a was written before x failed, in the same record")
+	require.NoError(t, in.Pipe(t.Context(), "k", "c"))
 	vs, err := streamtest.Output(d, "out", str, str).ReadValues()
 	require.NoError(t, err)
-	require.Equal(t, []string{"a", "x"}, vs, "written before the error; b is never reached")
+	require.Equal(t, []string{"c"}, vs, "the driver goes on after the failed record")
 }
 
 type failOn struct {
@@ -315,7 +364,7 @@ func TestLogger(t *testing.T) {
 	d, err := streamtest.New(topo, streamtest.Logger(logger), streamtest.Partitions("in", 2))
 	require.NoError(t, err)
 	defer d.Close()
-	require.Equal(t, "level=INFO msg=init task=0_0 node=logger\nlevel=INFO msg=init task=0_1 node=logger\n", buf.String())
+	require.Equal(t, "level=INFO msg=init app=test task=0_0 node=logger\nlevel=INFO msg=init app=test task=0_1 node=logger\n", buf.String())
 }
 
 type logProc struct{}

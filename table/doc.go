@@ -66,9 +66,10 @@
 // The table's store is local to a task, so the stream and the table must
 // be co-partitioned: the join puts the stream's steps into the table's
 // sub-topology, whose tasks read partition p of both topics, so the topics
-// must have the same partition count (the runtime and streamtest refuse
-// to run a sub-topology whose source topics differ, streamtest with
-// streamtest.ErrCoPartition). Build fails with [stream.ErrNotCoPartitioned] for
+// must have the same partition count (the runtime refuses to run a
+// sub-topology that keeps state and whose source topics differ, with
+// [stream.ErrNotCoPartitioned], and so does streamtest, which runs the
+// runtime). Build fails with [stream.ErrNotCoPartitioned] for
 // a stream whose keys may have changed since it was read (Map, SelectKey,
 // FlatMap, Process) and for a stream computed in a sub-topology that
 // feeds the table's through an internal topic; in both cases call

@@ -1,7 +1,8 @@
 // Package topology is the contract between the DSL packages (stream, table,
-// window), which build a processing graph, and the runtimes that execute
-// it (internal/runtime, streamtest). Everything here is bytes at the
-// edges: codecs live inside the closures that NewTask creates.
+// window), which build a processing graph, and the runtime that executes
+// it (internal/runtime, which package streamtest drives too). Everything
+// here is bytes at the edges: codecs live inside the closures that
+// NewTask creates.
 //
 // A runtime gives each task a [TaskEnv], whose Store returns a [KV], and
 // drives the task's [Processor]; each of the three interfaces is
@@ -163,9 +164,9 @@ type TaskID struct {
 // String returns "<sub-topology>_<partition>", Kafka Streams' notation.
 func (id TaskID) String() string { return fmt.Sprintf("%d_%d", id.SubTopology, id.Partition) }
 
-// TaskEnv is what a task's processors get from the runtime: every runtime
-// (the app runtime, streamtest) implements all of it. It is used by one
-// goroutine at a time, the task's.
+// TaskEnv is what a task's processors get from the runtime
+// (internal/runtime implements all of it). It is used by one goroutine
+// at a time, the task's.
 type TaskEnv interface {
 	AppID() string
 	TaskID() TaskID
@@ -394,14 +395,12 @@ type Processor interface {
 	Timestamp(rec *broker.Record) (int64, bool)
 	// Begin starts a unit of work whose state writes the runtime may undo
 	// on its own: the runtime calls it before each record and each
-	// punctuation (streamtest: before each piped record with the
-	// punctuations it makes due, or each wall-clock advance). Items
-	// ([TaskEnv.Item]) are units too, but the processor starts them
-	// itself: the runtime calls no Begin for them.
+	// punctuation. Items ([TaskEnv.Item]) are units too, but the processor
+	// starts them itself: the runtime calls no Begin for them.
 	Begin()
 	// Skip undoes the in-memory effects of the unit of work last begun,
-	// which failed. When the runtime discards such a unit (a skip error
-	// policy, or streamtest after a failed pipe), it undoes that unit's
+	// which failed. When the runtime discards such a unit (the skip error
+	// policy, which streamtest uses too), it undoes that unit's
 	// store writes and drops its output, then calls Skip: the processor
 	// must restore the in-memory state derived from its stores (stream
 	// time, caches, progress markers) to what it was at Begin, in every
