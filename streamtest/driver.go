@@ -399,7 +399,7 @@ func (d *Driver) AdvanceWallClock(ctx context.Context, dt time.Duration) error {
 // partition p: the largest timestamp of the records it has processed. ok
 // is false before its first record or for an unknown task.
 func (d *Driver) StreamTime(sub int, p int32) (t time.Time, ok bool) {
-	if d.closed || sub < 0 || sub >= len(d.topo.SubTopologies) {
+	if sub < 0 || sub >= len(d.topo.SubTopologies) {
 		return time.Time{}, false
 	}
 	ms, ok := d.st.StreamTime(topology.TaskID{SubTopology: d.topo.SubTopologies[sub].ID, Partition: p})

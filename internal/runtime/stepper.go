@@ -48,7 +48,9 @@ type Stepper struct {
 // The Stepper overrides three fields of a's Config: SkipOnError (a
 // failing record or punctuation is undone as SkipOnError undoes it, and
 // the step that ran it returns its *ProcessingError), OnSkip, and
-// MaxTaskIdle (0: a task processes a record as soon as it is given).
+// MaxTaskIdle (0: a task processes a record as soon as it is given). Its
+// stores index their writes from the start, so that a commit's changelog
+// records of one store are in key order: its output is deterministic.
 // Step and Run may be called once between them; a second call returns
 // [ErrRunCalled]. The caller must Close the Stepper, also after an error
 // of a step.
