@@ -12,6 +12,9 @@
 //     generations.
 //   - end.go: bounded runs (RunToEnd): the end offsets, the completion
 //     check, the end advance in topological order.
+//   - stepper.go: [Stepper], the synchronous step mode behind package
+//     streamtest: one worker driven a record (or a clock tick) at a
+//     time, each step one commit.
 //   - config.go: [Config], its defaults and validation.
 //   - plan.go: the topology resolved to broker topic names with the app
 //     id; ensureTopics checks and creates topics; the tasks of an
@@ -43,5 +46,7 @@
 // generation, the commit and purge in flight of each worker, and the one
 // following the global stores. A task and its stores are used by their
 // worker's goroutine only; queries read the stores concurrently through
-// the registry, which hands out only committed state.
+// the registry, which hands out only committed state. A [Stepper] runs
+// its worker on the caller's goroutine (its commits on one goroutine
+// each, awaited before the step returns) and starts no other.
 package runtime
