@@ -17,7 +17,7 @@ import (
 
 const (
 	group   = "g"
-	records = 1000
+	records = 10000
 	step    = 10 // records a commit of the committer
 	kills   = 3
 )
