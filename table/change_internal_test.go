@@ -9,6 +9,7 @@ import (
 
 	"github.com/duality-streams/duality/codec"
 	"github.com/duality-streams/duality/internal/dsl"
+	"github.com/duality-streams/duality/internal/tablecore"
 	"github.com/duality-streams/duality/stream"
 	"github.com/duality-streams/duality/streamtest"
 )
@@ -17,7 +18,7 @@ import (
 // gets to *got as "key: old -> new" ("-" for an absent value).
 func recordChanges[V any](t Table[string, V], got *[]string) {
 	n := &dsl.Node{Op: "record-changes", Kind: dsl.KindProcessor}
-	t.attachChanges(n, true, func(*dsl.Task) (changeFn[string, V], error) {
+	t.core().AttachChanges(n, true, func(*dsl.Task) (tablecore.ChangeFn[string, V], error) {
 		return func(_ context.Context, rc *stream.RecordContext, k string, old V, hasOld bool, nv V, hasNew bool) error {
 			if rc.Tombstone != !hasNew {
 				return fmt.Errorf("rc.Tombstone %v with hasNew %v", rc.Tombstone, hasNew)
@@ -48,7 +49,7 @@ func TestChangesCarryOldValues(t *testing.T) {
 	recordChanges(counts, &counted)
 	// A Filter whose children do not ask for old values gets none.
 	n := &dsl.Node{Op: "no-old", Kind: dsl.KindProcessor}
-	users.FilterNot(func(string, int64) bool { return false }).attachChanges(n, false, func(*dsl.Task) (changeFn[string, int64], error) {
+	users.FilterNot(func(string, int64) bool { return false }).core().AttachChanges(n, false, func(*dsl.Task) (tablecore.ChangeFn[string, int64], error) {
 		return func(_ context.Context, _ *stream.RecordContext, k string, old int64, hasOld bool, nv int64, hasNew bool) error {
 			unwatched = append(unwatched, fmt.Sprintf("%s %d %v %d %v", k, old, hasOld, nv, hasNew))
 			return nil

@@ -12,6 +12,7 @@ import (
 	"github.com/duality-streams/duality/broker"
 	"github.com/duality-streams/duality/codec"
 	"github.com/duality-streams/duality/internal/dsl"
+	"github.com/duality-streams/duality/internal/tablecore"
 	"github.com/duality-streams/duality/internal/topology"
 	"github.com/duality-streams/duality/stream"
 )
@@ -140,7 +141,7 @@ type fkSend = func(ctx context.Context, rc *stream.RecordContext, key, value []b
 // calls it: the edge puts it in the left table's sub-topology, whose
 // store it reads.
 func fkJoin[K, V, KO, VO, VR any](sp fkSpec[K, V, KO, VO, VR]) Table[K, VR] {
-	ln, rn := sp.left.node(), sp.right.node()
+	ln, rn := sp.left.core().Node(), sp.right.core().Node()
 	if ln == nil && rn == nil {
 		return Table[K, VR]{}
 	}
@@ -164,7 +165,7 @@ func fkJoin[K, V, KO, VO, VR any](sp fkSpec[K, V, KO, VO, VR]) Table[K, VR] {
 	// Left side: the subscribe step and the subscription sink.
 	subscribe := &dsl.Node{Op: sp.op + "-subscribe", Name: partName(cfg, "subscribe"), Kind: dsl.KindProcessor}
 	subSink := &dsl.Node{Op: sp.op + "-subscription-sink", Name: partName(cfg, "subscription-sink"), Kind: dsl.KindSink, Topics: []string{subTopic}, Internal: true}
-	sp.left.attachChanges(subscribe, true, func(task *dsl.Task) (changeFn[K, V], error) {
+	sp.left.core().AttachChanges(subscribe, true, func(task *dsl.Task) (tablecore.ChangeFn[K, V], error) {
 		return sp.subscribe(task, subscribe, subSink)
 	})
 	subSink.Instantiate = fkSink(subSink, subTopic)
@@ -175,7 +176,7 @@ func fkJoin[K, V, KO, VO, VR any](sp fkSpec[K, V, KO, VO, VR]) Table[K, VR] {
 	subSource := &dsl.Node{Op: sp.op + "-subscription-source", Name: partName(cfg, "subscription-source"), Kind: dsl.KindSource, Topics: []string{subTopic}, Internal: true}
 	subSource.Instantiate = fkSource(subSource)
 	g.AddNode(subSource)
-	subscription := &dsl.Node{Op: sp.op + "-subscription", Name: partName(cfg, "subscription"), Kind: dsl.KindProcessor, Stores: append([]string{subStore}, sp.right.readStores()...)}
+	subscription := &dsl.Node{Op: sp.op + "-subscription", Name: partName(cfg, "subscription"), Kind: dsl.KindProcessor, Stores: append([]string{subStore}, sp.right.core().ReadStores()...)}
 	foreign := &dsl.Node{Op: sp.op + "-foreign", Name: partName(cfg, "foreign"), Kind: dsl.KindProcessor, Stores: []string{subStore}}
 	respSink := &dsl.Node{Op: sp.op + "-response-sink", Name: partName(cfg, "response-sink"), Kind: dsl.KindSink, Topics: []string{respTopic}, Internal: true}
 	claimStore(g, subscription, subStore, "a foreign-key join's subscription store belongs to the join")
@@ -183,7 +184,7 @@ func fkJoin[K, V, KO, VO, VR any](sp fkSpec[K, V, KO, VO, VR]) Table[K, VR] {
 		return sp.subscriptions(task, subscription, respSink, subStore, subTopic)
 	}
 	g.AddNode(subscription, subSource)
-	sp.right.attachChanges(foreign, true, func(task *dsl.Task) (changeFn[KO, VO], error) {
+	sp.right.core().AttachChanges(foreign, true, func(task *dsl.Task) (tablecore.ChangeFn[KO, VO], error) {
 		return sp.foreign(task, foreign, respSink, subStore)
 	})
 	respSink.Instantiate = fkSink(respSink, respTopic)
@@ -193,7 +194,7 @@ func fkJoin[K, V, KO, VO, VR any](sp fkSpec[K, V, KO, VO, VR]) Table[K, VR] {
 	respSource := &dsl.Node{Op: sp.op + "-response-source", Name: partName(cfg, "response-source"), Kind: dsl.KindSource, Topics: []string{respTopic}, Internal: true}
 	respSource.Instantiate = fkSource(respSource)
 	g.AddNode(respSource)
-	result := &dsl.Node{Op: sp.op, Name: cfg.Name, Kind: dsl.KindProcessor, Stores: append([]string{sp.store}, sp.left.readStores()...)}
+	result := &dsl.Node{Op: sp.op, Name: cfg.Name, Kind: dsl.KindProcessor, Stores: append([]string{sp.store}, sp.left.core().ReadStores()...)}
 	claimStore(g, result, sp.store, "a foreign-key join needs a store of its own")
 	result.Instantiate = func(task *dsl.Task) (any, error) { return sp.results(task, result) }
 	g.AddNode(result, respSource, subscribe)
@@ -216,7 +217,7 @@ func fkJoin[K, V, KO, VO, VR any](sp fkSpec[K, V, KO, VO, VR]) Table[K, VR] {
 			g.AddError(fmt.Errorf("%s %q: %s: %w", sp.op, result.Name, c.name, stream.ErrNilCodec))
 		}
 	}
-	return Table[K, VR]{s: dsl.NewStream(result, sp.kc, sp.vrc), store: sp.store, lookup: storeLookup(sp.store, sp.kc, sp.vrc)}
+	return Table[K, VR](tablecore.Stored(dsl.NewStream(result, sp.kc, sp.vrc), sp.store, storeLookup(sp.store, sp.kc, sp.vrc)))
 }
 
 // sourceOf returns the first source topic above n: a topic of n's
@@ -238,7 +239,7 @@ func sourceOf(n *dsl.Node) *topology.Source {
 // subscribe returns the left side's change function: it tells right's
 // side which foreign key each left row refers to (Kafka Streams'
 // SubscriptionSendProcessorSupplier).
-func (sp fkSpec[K, V, KO, VO, VR]) subscribe(task *dsl.Task, n, sink *dsl.Node) (changeFn[K, V], error) {
+func (sp fkSpec[K, V, KO, VO, VR]) subscribe(task *dsl.Task, n, sink *dsl.Node) (tablecore.ChangeFn[K, V], error) {
 	v, err := task.Get(sink)
 	if err != nil {
 		return nil, err
@@ -325,7 +326,7 @@ func (sp fkSpec[K, V, KO, VO, VR]) subscriptions(task *dsl.Task, n, sink *dsl.No
 	if err != nil {
 		return nil, err
 	}
-	get, err := sp.right.lookup(task, n)
+	get, err := sp.right.core().Lookup()(task, n)
 	if err != nil {
 		return nil, err
 	}
@@ -385,7 +386,7 @@ func (sp fkSpec[K, V, KO, VO, VR]) subscriptions(task *dsl.Task, n, sink *dsl.No
 // foreign returns the right side's change function: a right row's change
 // is sent to every left row subscribed to its key (Kafka Streams'
 // ForeignTableJoinProcessorSupplier).
-func (sp fkSpec[K, V, KO, VO, VR]) foreign(task *dsl.Task, n, sink *dsl.Node, subStore string) (changeFn[KO, VO], error) {
+func (sp fkSpec[K, V, KO, VO, VR]) foreign(task *dsl.Task, n, sink *dsl.Node, subStore string) (tablecore.ChangeFn[KO, VO], error) {
 	v, err := task.Get(sink)
 	if err != nil {
 		return nil, err
@@ -442,7 +443,7 @@ func (sp fkSpec[K, V, KO, VO, VR]) foreign(task *dsl.Task, n, sink *dsl.Node, su
 // left's current value and materialises it (Kafka Streams'
 // ResponseJoinProcessorSupplier followed by the result table's source).
 func (sp fkSpec[K, V, KO, VO, VR]) results(task *dsl.Task, n *dsl.Node) (any, error) {
-	out, err := tableOutput[K, VR](task, n)
+	out, err := tablecore.NewOutput[K, VR](task, n)
 	if err != nil {
 		return nil, err
 	}
@@ -450,7 +451,7 @@ func (sp fkSpec[K, V, KO, VO, VR]) results(task *dsl.Task, n *dsl.Node) (any, er
 	if err != nil {
 		return nil, err
 	}
-	get, err := sp.left.lookup(task, n)
+	get, err := sp.left.core().Lookup()(task, n)
 	if err != nil {
 		return nil, err
 	}
@@ -517,7 +518,7 @@ func (sp fkSpec[K, V, KO, VO, VR]) results(task *dsl.Task, n *dsl.Node) (any, er
 		if !hasNew && !hasOld {
 			return nil
 		}
-		if hasOld && out.wantsOld {
+		if hasOld && out.WantsOld() {
 			if old, err = sp.vrc.Decode(b); err != nil {
 				return nodeErr(fmt.Errorf("store %q: decode the stored value: %w", sp.store, err))
 			}
@@ -532,7 +533,7 @@ func (sp fkSpec[K, V, KO, VO, VR]) results(task *dsl.Task, n *dsl.Node) (any, er
 		} else if err := kv.Delete(key); err != nil {
 			return nodeErr(fmt.Errorf("store %q: delete: %w", sp.store, err))
 		}
-		return out.emit(ctx, rc, k, old, hasOld, vr, hasNew)
+		return out.Emit(ctx, rc, k, old, hasOld, vr, hasNew)
 	}), nil
 }
 

@@ -7,6 +7,7 @@ import (
 
 	"github.com/duality-streams/duality/codec"
 	"github.com/duality-streams/duality/internal/dsl"
+	"github.com/duality-streams/duality/internal/tablecore"
 	"github.com/duality-streams/duality/stream"
 )
 
@@ -141,7 +142,7 @@ func (c rowChangeCodec[V]) OrderPreserving() bool { return false }
 // (stream.ErrNilFunc), nil codecs (stream.ErrNilCodec) and an invalid name
 // (stream.ErrInvalidOption, broker.ErrInvalidTopicName).
 func GroupBy[K, V, K2, V2 any](t Table[K, V], selector func(K, V) (K2, V2), opts ...stream.Option) GroupedTable[K2, V2] {
-	p := t.node()
+	p := t.core().Node()
 	if p == nil {
 		return GroupedTable[K2, V2]{}
 	}
@@ -150,7 +151,7 @@ func GroupBy[K, V, K2, V2 any](t Table[K, V], selector func(K, V) (K2, V2), opts
 	kc2 := dsl.KeyCodec(cfg, dsl.CodecFor[K2](t.KeyCodec(), t.ValueCodec()))
 	vc2 := dsl.ValueCodec(cfg, dsl.CodecFor[V2](t.ValueCodec(), t.KeyCodec()))
 	n := &dsl.Node{Op: "table-group-by", Kind: dsl.KindProcessor}
-	t.attachChanges(n, true, func(task *dsl.Task) (changeFn[K, V], error) {
+	t.core().AttachChanges(n, true, func(task *dsl.Task) (tablecore.ChangeFn[K, V], error) {
 		next, err := dsl.Children[emit[K2, rowChange[V2]]](task, n)
 		if err != nil {
 			return nil, err
@@ -316,7 +317,7 @@ func groupedAggregate[K, V, A any](g GroupedTable[K, V], op, store string, opts 
 	ac = dsl.ValueCodec(cfg, ac)
 	n := &dsl.Node{Op: op, Kind: dsl.KindProcessor, Name: cfg.Name, Stores: []string{store}}
 	n.Instantiate = func(t *dsl.Task) (any, error) {
-		out, err := tableOutput[K, A](t, n)
+		out, err := tablecore.NewOutput[K, A](t, n)
 		if err != nil {
 			return nil, err
 		}
@@ -390,7 +391,7 @@ func groupedAggregate[K, V, A any](g GroupedTable[K, V], op, store string, opts 
 			if err := kv.Put(kbuf, vbuf); err != nil {
 				return nodeErr(fmt.Errorf("store %q: put: %w", store, err))
 			}
-			return out.emit(ctx, rc, k, prev, found, a, true)
+			return out.Emit(ctx, rc, k, prev, found, a, true)
 		}), nil
 	}
 	gr.AddNode(n, p)
@@ -404,5 +405,5 @@ func groupedAggregate[K, V, A any](g GroupedTable[K, V], op, store string, opts 
 	if ac == nil && (op == "table-aggregate" || cfg.ValueCodec != nil) {
 		gr.AddError(fmt.Errorf("%s %q: aggregate codec: %w", op, n.Name, stream.ErrNilCodec))
 	}
-	return Table[K, A]{s: dsl.NewStream(n, kc, ac), store: store, lookup: storeLookup(store, kc, ac)}
+	return Table[K, A](tablecore.Stored(dsl.NewStream(n, kc, ac), store, storeLookup(store, kc, ac)))
 }

@@ -55,7 +55,7 @@ func LeftJoin[K, V, VT, VR any](s stream.Stream[K, V], t Table[K, VT], joiner fu
 
 func join[K, V, VT, VR any](s stream.Stream[K, V], t Table[K, VT], op string, joiner func(K, V, VT, bool) (VR, bool), opts []stream.Option) stream.Stream[K, VR] {
 	sn := dsl.StreamNode(dsl.Stream[K, V](s))
-	tn := t.node()
+	tn := t.core().Node()
 	if sn == nil && tn == nil {
 		return stream.Stream[K, VR]{}
 	}
@@ -69,9 +69,10 @@ func join[K, V, VT, VR any](s stream.Stream[K, V], t Table[K, VT], op string, jo
 		g.AddError(fmt.Errorf("%s: %w: the stream and the table belong to different builders (or one is the zero value)", op, stream.ErrForeignStream))
 		return stream.Stream[K, VR]{}
 	}
-	lookup := t.lookup
+	lookup := t.core().Lookup()
+	store, _ := t.core().Store()
 	cfg := dsl.ApplyOptions(opts)
-	n := &dsl.Node{Op: op, Kind: dsl.KindProcessor, Name: cfg.Name, Stores: t.readStores()}
+	n := &dsl.Node{Op: op, Kind: dsl.KindProcessor, Name: cfg.Name, Stores: t.core().ReadStores()}
 	n.Instantiate = func(task *dsl.Task) (any, error) {
 		next, err := dsl.Children[emit[K, VR]](task, n)
 		if err != nil {
@@ -81,7 +82,7 @@ func join[K, V, VT, VR any](s stream.Stream[K, V], t Table[K, VT], op string, jo
 		if err != nil {
 			return nil, err
 		}
-		logger := task.Env().Logger().With("node", n.Name, "store", t.store)
+		logger := task.Env().Logger().With("node", n.Name, "store", store)
 		return emit[K, V](func(ctx context.Context, rc *stream.RecordContext, k K, v V) error {
 			if rc.NoKey || rc.Tombstone {
 				logger.Debug("dropped a record with an absent key or value",

@@ -7,6 +7,7 @@ import (
 
 	"github.com/duality-streams/duality/codec"
 	"github.com/duality-streams/duality/internal/dsl"
+	"github.com/duality-streams/duality/internal/tablecore"
 	"github.com/duality-streams/duality/stream"
 )
 
@@ -55,7 +56,7 @@ func From[K, V any](b *stream.Builder, topic string, kc codec.Codec[K], vc codec
 	gr := p.Graph()
 	n := &dsl.Node{Op: "table", Kind: dsl.KindProcessor, Name: cfg.Name, Stores: []string{store}}
 	n.Instantiate = func(t *dsl.Task) (any, error) {
-		out, err := tableOutput[K, V](t, n)
+		out, err := tablecore.NewOutput[K, V](t, n)
 		if err != nil {
 			return nil, err
 		}
@@ -99,7 +100,7 @@ func From[K, V any](b *stream.Builder, topic string, kc codec.Codec[K], vc codec
 				}
 			}
 			var old V
-			if hasOld && out.wantsOld {
+			if hasOld && out.WantsOld() {
 				t.Current = n
 				if old, err = vc.Decode(stored); err != nil {
 					return nodeErr(fmt.Errorf("store %q: decode the stored value: %w", store, err))
@@ -109,17 +110,17 @@ func From[K, V any](b *stream.Builder, topic string, kc codec.Codec[K], vc codec
 				if err := kv.Delete(kbuf); err != nil {
 					return nodeErr(fmt.Errorf("store %q: delete: %w", store, err))
 				}
-				return out.emit(ctx, rc, k, old, hasOld, v, false)
+				return out.Emit(ctx, rc, k, old, hasOld, v, false)
 			}
 			if err := kv.Put(kbuf, vbuf); err != nil {
 				return nodeErr(fmt.Errorf("store %q: put: %w", store, err))
 			}
-			return out.emit(ctx, rc, k, old, hasOld, v, true)
+			return out.Emit(ctx, rc, k, old, hasOld, v, true)
 		}), nil
 	}
 	gr.AddNode(n, p)
 	claimStore(gr, n, store, "a table needs a store of its own")
-	return Table[K, V]{s: dsl.NewStream(n, kc, vc), store: store, lookup: storeLookup(store, kc, vc)}
+	return Table[K, V](tablecore.Stored(dsl.NewStream(n, kc, vc), store, storeLookup(store, kc, vc)))
 }
 
 // Filter returns the table of the rows of t for which pred returns true.
@@ -142,15 +143,15 @@ func (t Table[K, V]) FilterNot(pred func(K, V) bool, opts ...stream.Option) Tabl
 }
 
 func (t Table[K, V]) filter(op string, pred func(K, V) bool, keep bool, opts []stream.Option) Table[K, V] {
-	p := t.node()
+	p := t.core().Node()
 	if p == nil {
 		return Table[K, V]{}
 	}
 	gr := p.Graph()
 	cfg := dsl.ApplyOptions(opts)
 	n := &dsl.Node{Op: op, Kind: dsl.KindProcessor, Name: cfg.Name}
-	t.attach(n, func(task *dsl.Task) (*changeInput[K, V], error) {
-		out, err := tableOutput[K, V](task, n)
+	t.core().Attach(n, func(task *dsl.Task) (*tablecore.ChangeInput[K, V], error) {
+		out, err := tablecore.NewOutput[K, V](task, n)
 		if err != nil {
 			return nil, err
 		}
@@ -163,17 +164,17 @@ func (t Table[K, V]) filter(op string, pred func(K, V) bool, keep bool, opts []s
 				// The row leaves (or never enters) the filtered table.
 				hasNew = false
 			}
-			return out.emit(ctx, rc, k, old, hasOld, nv, hasNew)
+			return out.Emit(ctx, rc, k, old, hasOld, nv, hasNew)
 		}
-		return &changeInput[K, V]{f: f, wantsOld: out.wantsOld}, nil
+		return &tablecore.ChangeInput[K, V]{F: f, WantsOld: out.WantsOld()}, nil
 	})
 	cfg.Report(gr, op, n.Name, namedOnly...)
 	if pred == nil {
 		gr.AddError(fmt.Errorf("%s %q: %w", op, n.Name, stream.ErrNilFunc))
 	}
-	parent := t.lookup
-	return Table[K, V]{s: dsl.NewStream(n, t.KeyCodec(), t.ValueCodec()), store: t.store, stores: t.stores,
-		lookup: func(task *dsl.Task, user *dsl.Node) (getter[K, V], error) {
+	parent := t.core().Lookup()
+	return Table[K, V](tablecore.Derived(dsl.NewStream(n, t.KeyCodec(), t.ValueCodec()), t.core().ReadStores(),
+		func(task *dsl.Task, user *dsl.Node) (tablecore.Getter[K, V], error) {
 			get, err := parent(task, user)
 			if err != nil {
 				return nil, err
@@ -190,7 +191,7 @@ func (t Table[K, V]) filter(op string, pred func(K, V) bool, keep bool, opts []s
 				}
 				return v, true, nil
 			}, nil
-		}}
+		}))
 }
 
 // MapValues returns the table of fn applied to every value of t, with
@@ -202,7 +203,7 @@ func (t Table[K, V]) filter(op string, pred func(K, V) bool, keep bool, opts []s
 // "table-map-values-<n>"), stream.WithValueCodec. Build reports a nil fn
 // (stream.ErrNilFunc).
 func MapValues[K, V, V2 any](t Table[K, V], fn func(V) V2, opts ...stream.Option) Table[K, V2] {
-	p := t.node()
+	p := t.core().Node()
 	if p == nil {
 		return Table[K, V2]{}
 	}
@@ -210,8 +211,8 @@ func MapValues[K, V, V2 any](t Table[K, V], fn func(V) V2, opts ...stream.Option
 	cfg := dsl.ApplyOptions(opts)
 	vc2 := dsl.ValueCodec(cfg, dsl.CodecFor[V2](t.ValueCodec()))
 	n := &dsl.Node{Op: "table-map-values", Kind: dsl.KindProcessor, Name: cfg.Name}
-	t.attach(n, func(task *dsl.Task) (*changeInput[K, V], error) {
-		out, err := tableOutput[K, V2](task, n)
+	t.core().Attach(n, func(task *dsl.Task) (*tablecore.ChangeInput[K, V], error) {
+		out, err := tablecore.NewOutput[K, V2](task, n)
 		if err != nil {
 			return nil, err
 		}
@@ -224,17 +225,17 @@ func MapValues[K, V, V2 any](t Table[K, V], fn func(V) V2, opts ...stream.Option
 			if hasNew {
 				new2 = fn(nv)
 			}
-			return out.emit(ctx, rc, k, old2, hasOld, new2, hasNew)
+			return out.Emit(ctx, rc, k, old2, hasOld, new2, hasNew)
 		}
-		return &changeInput[K, V]{f: f, wantsOld: out.wantsOld}, nil
+		return &tablecore.ChangeInput[K, V]{F: f, WantsOld: out.WantsOld()}, nil
 	})
 	cfg.Report(gr, n.Op, n.Name, valueOpts...)
 	if fn == nil {
 		gr.AddError(fmt.Errorf("%s %q: %w", "table-map-values", n.Name, stream.ErrNilFunc))
 	}
-	parent := t.lookup
-	return Table[K, V2]{s: dsl.NewStream(n, t.KeyCodec(), vc2), store: t.store, stores: t.stores,
-		lookup: func(task *dsl.Task, user *dsl.Node) (getter[K, V2], error) {
+	parent := t.core().Lookup()
+	return Table[K, V2](tablecore.Derived(dsl.NewStream(n, t.KeyCodec(), vc2), t.core().ReadStores(),
+		func(task *dsl.Task, user *dsl.Node) (tablecore.Getter[K, V2], error) {
 			get, err := parent(task, user)
 			if err != nil {
 				return nil, err
@@ -248,7 +249,7 @@ func MapValues[K, V, V2 any](t Table[K, V], fn func(V) V2, opts ...stream.Option
 				task.Current = n
 				return fn(v), true, nil
 			}, nil
-		}}
+		}))
 }
 
 // Materialize keeps the rows of t in the state store named store, encoded
@@ -267,7 +268,7 @@ func MapValues[K, V, V2 any](t Table[K, V], fn func(V) V2, opts ...stream.Option
 // (stream.ErrInvalidOption) and a store name already used by another step
 // (stream.ErrStoreConflict).
 func Materialize[K, V any](t Table[K, V], store string, opts ...stream.Option) Table[K, V] {
-	p := t.node()
+	p := t.core().Node()
 	if p == nil {
 		return Table[K, V]{}
 	}
@@ -275,8 +276,8 @@ func Materialize[K, V any](t Table[K, V], store string, opts ...stream.Option) T
 	cfg := dsl.ApplyOptions(opts)
 	kc, vc := dsl.KeyCodec(cfg, t.KeyCodec()), dsl.ValueCodec(cfg, t.ValueCodec())
 	n := &dsl.Node{Op: "table-materialize", Kind: dsl.KindProcessor, Name: cfg.Name, Stores: []string{store}}
-	t.attach(n, func(task *dsl.Task) (*changeInput[K, V], error) {
-		out, err := tableOutput[K, V](task, n)
+	t.core().Attach(n, func(task *dsl.Task) (*tablecore.ChangeInput[K, V], error) {
+		out, err := tablecore.NewOutput[K, V](task, n)
 		if err != nil {
 			return nil, err
 		}
@@ -307,10 +308,10 @@ func Materialize[K, V any](t Table[K, V], store string, opts ...stream.Option) T
 					return nodeErr(fmt.Errorf("store %q: delete: %w", store, err))
 				}
 			}
-			return out.emit(ctx, rc, k, old, hasOld, nv, hasNew)
+			return out.Emit(ctx, rc, k, old, hasOld, nv, hasNew)
 		}
 		// The old row says whether a delete has anything to delete.
-		return &changeInput[K, V]{f: f, wantsOld: true}, nil
+		return &tablecore.ChangeInput[K, V]{F: f, WantsOld: true}, nil
 	})
 	cfg.Report(gr, n.Op, n.Name, codecOpts...)
 	claimStore(gr, n, store, "a materialized table needs a store of its own")
@@ -320,5 +321,5 @@ func Materialize[K, V any](t Table[K, V], store string, opts ...stream.Option) T
 	if vc == nil {
 		gr.AddError(fmt.Errorf("%s %q: value codec: %w", n.Op, n.Name, stream.ErrNilCodec))
 	}
-	return Table[K, V]{s: dsl.NewStream(n, kc, vc), store: store, lookup: storeLookup(store, kc, vc)}
+	return Table[K, V](tablecore.Stored(dsl.NewStream(n, kc, vc), store, storeLookup(store, kc, vc)))
 }

@@ -7,54 +7,37 @@ import (
 
 	"github.com/duality-streams/duality/codec"
 	"github.com/duality-streams/duality/internal/dsl"
+	"github.com/duality-streams/duality/internal/tablecore"
 	"github.com/duality-streams/duality/internal/topology"
 	"github.com/duality-streams/duality/stream"
 )
 
 // Table is a typed handle on a table inside a stream.Builder: the newest
 // value per key, kept in a state store (or derived from stores by Filter,
-// MapValues and table-table joins) and changed by every update. A Table is a small value; copy
-// it freely. The zero Table belongs to no builder, ToStream on it returns
-// the zero stream.Stream, and steps on it return zero values.
-type Table[K, V any] struct {
-	s dsl.Stream[K, V]
-	// store is the state store the table's values are read from (for a
-	// derived table, its parent's store).
-	store string
-	// stores are all the stores lookup reads, when they are more than
-	// store (a table-table join reads both sides' stores).
-	stores []string
-	// lookup returns the per-task reader of the table's current values.
-	lookup func(t *dsl.Task, user *dsl.Node) (getter[K, V], error)
-}
+// MapValues and table-table joins) and changed by every update. A Table is
+// a small value; copy it freely. The zero Table belongs to no builder,
+// ToStream on it returns the zero stream.Stream, and steps on it return
+// zero values.
+type Table[K, V any] tablecore.Table[K, V]
 
-// readStores returns the stores t's lookup reads.
-func (t Table[K, V]) readStores() []string {
-	if t.stores != nil {
-		return slices.Clone(t.stores)
-	}
-	return []string{t.store}
-}
+// core returns t's representation, shared with package window.
+func (t Table[K, V]) core() tablecore.Table[K, V] { return tablecore.Table[K, V](t) }
 
 // KeyCodec returns the codec of the table's keys: the codec its store
 // keys are encoded with, for a table that has a store (from From, an
 // aggregation, Materialize, a foreign-key join), and the one its changes
 // are written with by ToStream().To.
 func (t Table[K, V]) KeyCodec() codec.Codec[K] {
-	kc, _ := dsl.StreamCodecs(t.s)
+	kc, _ := dsl.StreamCodecs(t.core().Stream())
 	return kc
 }
 
 // ValueCodec returns the codec of the table's values (see
 // [Table.KeyCodec]).
 func (t Table[K, V]) ValueCodec() codec.Codec[V] {
-	_, vc := dsl.StreamCodecs(t.s)
+	_, vc := dsl.StreamCodecs(t.core().Stream())
 	return vc
 }
-
-// getter returns the current value of k in one task's partition of a
-// table, and whether k has one.
-type getter[K, V any] func(k K) (V, bool, error)
 
 // ToStream returns the stream of the table's changes: one record per
 // update, with the key and the key's new value, the timestamp and headers
@@ -69,14 +52,10 @@ type getter[K, V any] func(k K) (V, bool, error)
 // stream.ErrInvalidOption.
 func (t Table[K, V]) ToStream(opts ...stream.Option) stream.Stream[K, V] {
 	if len(opts) == 0 {
-		return stream.Stream[K, V](t.s)
+		return stream.Stream[K, V](t.core().Stream())
 	}
 	return t.toStream(opts)
 }
-
-// node returns the node whose output is the table's changes, or nil for
-// the zero Table.
-func (t Table[K, V]) node() *dsl.Node { return dsl.StreamNode(t.s) }
 
 // openStore returns the task's partition of store for the node n.
 func openStore(t *dsl.Task, n *dsl.Node, store string) (topology.KV, error) {
@@ -89,8 +68,8 @@ func openStore(t *dsl.Task, n *dsl.Node, store string) (topology.KV, error) {
 
 // storeLookup returns the lookup of a table kept in store with the codecs
 // kc and vc.
-func storeLookup[K, V any](store string, kc codec.Codec[K], vc codec.Codec[V]) func(*dsl.Task, *dsl.Node) (getter[K, V], error) {
-	return func(t *dsl.Task, user *dsl.Node) (getter[K, V], error) {
+func storeLookup[K, V any](store string, kc codec.Codec[K], vc codec.Codec[V]) tablecore.Lookup[K, V] {
+	return func(t *dsl.Task, user *dsl.Node) (tablecore.Getter[K, V], error) {
 		kv, err := openStore(t, user, store)
 		if err != nil {
 			return nil, err
@@ -209,7 +188,7 @@ func aggregate[K, V, A any](g stream.Grouped[K, V], op, store string, opts []str
 	ac = dsl.ValueCodec(cfg, ac)
 	n := &dsl.Node{Op: op, Kind: dsl.KindProcessor, Name: cfg.Name, Stores: []string{store}}
 	n.Instantiate = func(t *dsl.Task) (any, error) {
-		out, err := tableOutput[K, A](t, n)
+		out, err := tablecore.NewOutput[K, A](t, n)
 		if err != nil {
 			return nil, err
 		}
@@ -244,7 +223,7 @@ func aggregate[K, V, A any](g stream.Grouped[K, V], op, store string, opts []str
 					return nodeErr(fmt.Errorf("store %q: decode the stored aggregate: %w", store, err))
 				}
 				a = prev
-				if out.wantsOld {
+				if out.WantsOld() {
 					// fold may modify a (a map or a slice aggregate)
 					// in place: keep an independent copy of the old one.
 					if prev, err = ac.Decode(old); err != nil {
@@ -262,7 +241,7 @@ func aggregate[K, V, A any](g stream.Grouped[K, V], op, store string, opts []str
 			if err := kv.Put(kbuf, vbuf); err != nil {
 				return nodeErr(fmt.Errorf("store %q: put: %w", store, err))
 			}
-			return out.emit(ctx, rc, k, prev, found, a, true)
+			return out.Emit(ctx, rc, k, prev, found, a, true)
 		}), nil
 	}
 	gr.AddNode(n, p)
@@ -276,5 +255,5 @@ func aggregate[K, V, A any](g stream.Grouped[K, V], op, store string, opts []str
 	if ac == nil && (op == "aggregate" || cfg.ValueCodec != nil) {
 		gr.AddError(fmt.Errorf("%s %q: aggregate codec: %w", op, n.Name, stream.ErrNilCodec))
 	}
-	return Table[K, A]{s: dsl.NewStream(n, kc, ac), store: store, lookup: storeLookup(store, kc, ac)}
+	return Table[K, A](tablecore.Stored(dsl.NewStream(n, kc, ac), store, storeLookup(store, kc, ac)))
 }

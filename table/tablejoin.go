@@ -6,6 +6,7 @@ import (
 	"slices"
 
 	"github.com/duality-streams/duality/internal/dsl"
+	"github.com/duality-streams/duality/internal/tablecore"
 	"github.com/duality-streams/duality/stream"
 )
 
@@ -78,7 +79,7 @@ func OuterJoinTables[K, V, VO, VR any](t Table[K, V], other Table[K, VO], joiner
 // row exists only when t (other) has a row for its key.
 func joinTables[K, V, VO, VR any](t Table[K, V], other Table[K, VO], op string, needThis, needOther bool,
 	joiner func(k K, v V, hasV bool, vo VO, hasVO bool) VR, opts []stream.Option) Table[K, VR] {
-	tn, on := t.node(), other.node()
+	tn, on := t.core().Node(), other.core().Node()
 	if tn == nil && on == nil {
 		return Table[K, VR]{}
 	}
@@ -104,22 +105,22 @@ func joinTables[K, V, VO, VR any](t Table[K, V], other Table[K, VO], op string, 
 	cfg := dsl.ApplyOptions(opts)
 	merge := &dsl.Node{Op: op, Kind: dsl.KindProcessor, Name: cfg.Name}
 	merge.Instantiate = func(task *dsl.Task) (any, error) {
-		out, err := tableOutput[K, VR](task, merge)
+		out, err := tablecore.NewOutput[K, VR](task, merge)
 		if err != nil {
 			return nil, err
 		}
-		return &changeInput[K, VR]{f: out.emit, wantsOld: out.wantsOld}, nil
+		return &tablecore.ChangeInput[K, VR]{F: out.Emit, WantsOld: out.WantsOld()}, nil
 	}
 	// Each side's changes are joined with the other side's current value
 	// (read through its lookup) by a node below that side.
-	thisNode := &dsl.Node{Op: op + "-this", Kind: dsl.KindProcessor, Name: partName(cfg, "this"), Stores: other.readStores()}
-	otherNode := &dsl.Node{Op: op + "-other", Kind: dsl.KindProcessor, Name: partName(cfg, "other"), Stores: t.readStores()}
-	t.attach(thisNode, func(task *dsl.Task) (*changeInput[K, V], error) {
-		next, err := dsl.Children[*changeInput[K, VR]](task, thisNode)
+	thisNode := &dsl.Node{Op: op + "-this", Kind: dsl.KindProcessor, Name: partName(cfg, "this"), Stores: other.core().ReadStores()}
+	otherNode := &dsl.Node{Op: op + "-other", Kind: dsl.KindProcessor, Name: partName(cfg, "other"), Stores: t.core().ReadStores()}
+	t.core().Attach(thisNode, func(task *dsl.Task) (*tablecore.ChangeInput[K, V], error) {
+		next, err := dsl.Children[*tablecore.ChangeInput[K, VR]](task, thisNode)
 		if err != nil {
 			return nil, err
 		}
-		get, err := other.lookup(task, thisNode)
+		get, err := other.core().Lookup()(task, thisNode)
 		if err != nil {
 			return nil, err
 		}
@@ -136,14 +137,14 @@ func joinTables[K, V, VO, VR any](t Table[K, V], other Table[K, VO], op string, 
 				func() VR { return joiner(k, old, hasOld, vo, hasVO) },
 				func() VR { return joiner(k, nv, hasNew, vo, hasVO) })
 		}
-		return &changeInput[K, V]{f: f, wantsOld: true}, nil
+		return &tablecore.ChangeInput[K, V]{F: f, WantsOld: true}, nil
 	})
-	other.attach(otherNode, func(task *dsl.Task) (*changeInput[K, VO], error) {
-		next, err := dsl.Children[*changeInput[K, VR]](task, otherNode)
+	other.core().Attach(otherNode, func(task *dsl.Task) (*tablecore.ChangeInput[K, VO], error) {
+		next, err := dsl.Children[*tablecore.ChangeInput[K, VR]](task, otherNode)
 		if err != nil {
 			return nil, err
 		}
-		get, err := t.lookup(task, otherNode)
+		get, err := t.core().Lookup()(task, otherNode)
 		if err != nil {
 			return nil, err
 		}
@@ -160,7 +161,7 @@ func joinTables[K, V, VO, VR any](t Table[K, V], other Table[K, VO], op string, 
 				func() VR { return joiner(k, v, hasV, old, hasOld) },
 				func() VR { return joiner(k, v, hasV, nv, hasNew) })
 		}
-		return &changeInput[K, VO]{f: f, wantsOld: true}, nil
+		return &tablecore.ChangeInput[K, VO]{F: f, WantsOld: true}, nil
 	})
 	g.AddNode(merge, thisNode, otherNode)
 	vrc := dsl.ValueCodec(cfg, dsl.CodecFor[VR](t.ValueCodec(), other.ValueCodec()))
@@ -168,10 +169,10 @@ func joinTables[K, V, VO, VR any](t Table[K, V], other Table[K, VO], op string, 
 	if joiner == nil {
 		g.AddError(fmt.Errorf("%s %q: %w", op, merge.Name, stream.ErrNilFunc))
 	}
-	getT, getO := t.lookup, other.lookup
-	return Table[K, VR]{s: dsl.NewStream(merge, t.KeyCodec(), vrc), store: t.store,
-		stores: slices.Concat(t.readStores(), other.readStores()),
-		lookup: func(task *dsl.Task, user *dsl.Node) (getter[K, VR], error) {
+	getT, getO := t.core().Lookup(), other.core().Lookup()
+	return Table[K, VR](tablecore.Derived(dsl.NewStream(merge, t.KeyCodec(), vrc),
+		slices.Concat(t.core().ReadStores(), other.core().ReadStores()),
+		func(task *dsl.Task, user *dsl.Node) (tablecore.Getter[K, VR], error) {
 			gt, err := getT(task, user)
 			if err != nil {
 				return nil, err
@@ -196,7 +197,7 @@ func joinTables[K, V, VO, VR any](t Table[K, V], other Table[K, VO], op string, 
 				task.Current = merge
 				return joiner(k, v, hasV, vo, hasVO), true, nil
 			}, nil
-		}}
+		}))
 }
 
 // emitJoined sends the change of a joined row to the result node: the row
@@ -204,7 +205,7 @@ func joinTables[K, V, VO, VR any](t Table[K, V], other Table[K, VO], op string, 
 // compute its values. Nothing is sent when the row neither existed nor
 // exists, so a delete is sent only for a row that existed. The old row is
 // computed only when the result's children want old values.
-func emitJoined[K, VR any](ctx context.Context, rc *stream.RecordContext, next []*changeInput[K, VR], k K,
+func emitJoined[K, VR any](ctx context.Context, rc *stream.RecordContext, next []*tablecore.ChangeInput[K, VR], k K,
 	hadRow, hasRow bool, oldRow, newRow func() VR) error {
 	if !hadRow && !hasRow {
 		return nil
@@ -215,10 +216,10 @@ func emitJoined[K, VR any](ctx context.Context, rc *stream.RecordContext, next [
 	}
 	for _, c := range next {
 		var old VR
-		if hadRow && c.wantsOld {
+		if hadRow && c.WantsOld {
 			old = oldRow()
 		}
-		if err := c.f(ctx, rc, k, old, hadRow && c.wantsOld, nv, hasRow); err != nil {
+		if err := c.F(ctx, rc, k, old, hadRow && c.WantsOld, nv, hasRow); err != nil {
 			return err
 		}
 	}

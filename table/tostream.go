@@ -7,6 +7,7 @@ import (
 	"runtime/debug"
 
 	"github.com/duality-streams/duality/internal/dsl"
+	"github.com/duality-streams/duality/internal/tablecore"
 	"github.com/duality-streams/duality/stream"
 )
 
@@ -112,7 +113,7 @@ func (it *heldItem[K, V]) String() string {
 }
 
 func (t Table[K, V]) toStream(opts []stream.Option) stream.Stream[K, V] {
-	p := t.node()
+	p := t.core().Node()
 	if p == nil {
 		return stream.Stream[K, V]{}
 	}
@@ -126,14 +127,14 @@ func (t Table[K, V]) toStream(opts []stream.Option) stream.Stream[K, V] {
 		if cfg.Has(dsl.OptNamed) && !cfg.Has(optEmitPerCommit) {
 			gr.AddError(fmt.Errorf("%w: ToStream of %q: Named names the step EmitPerCommit adds; a plain ToStream adds no step", stream.ErrInvalidOption, p.Name))
 		}
-		return stream.Stream[K, V](t.s)
+		return stream.Stream[K, V](t.core().Stream())
 	}
 	kc := t.KeyCodec()
 	kt := reflect.TypeFor[K]()
 	comparable := kt.Kind() != reflect.Interface && kt.Comparable()
 	n := &dsl.Node{Op: "to-stream-per-commit", Kind: dsl.KindProcessor, Name: cfg.Name,
 		Detail: fmt.Sprintf("emit: newest change per key per commit, at most %d keys held", maxKeys)}
-	t.attachChanges(n, false, func(task *dsl.Task) (changeFn[K, V], error) {
+	t.core().AttachChanges(n, false, func(task *dsl.Task) (tablecore.ChangeFn[K, V], error) {
 		next, err := dsl.Children[emit[K, V]](task, n)
 		if err != nil {
 			return nil, err
