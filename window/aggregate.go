@@ -3,10 +3,11 @@ package window
 import (
 	"context"
 	"fmt"
-	"time"
 
 	"github.com/duality-streams/duality/codec"
 	"github.com/duality-streams/duality/internal/dsl"
+	"github.com/duality-streams/duality/internal/topology"
+	"github.com/duality-streams/duality/internal/windowstore"
 	"github.com/duality-streams/duality/stream"
 )
 
@@ -178,8 +179,13 @@ func aggregate[K, V, A any](g stream.Grouped[K, V], w Windows, op, store string,
 	kc := g.KeyCodec()
 	n := &dsl.Node{Op: op, Kind: dsl.KindProcessor, Name: sc.Name, Stores: []string{store}, Detail: aggregateDetail(w, cfg)}
 	if ret := w.Retention(); ret > 0 {
-		// The changelog drops expired windows by time (KV.DeleteRange).
-		n.StoreRetention = map[string]time.Duration{store: ret}
+		// The changelog drops expired windows by time (KV.DeleteRange);
+		// queries read the store's layout.
+		kind := topology.StoreWindow
+		if w.kind == KindSession {
+			kind = topology.StoreSession
+		}
+		n.StoreSpecs = map[string]topology.StoreSpec{store: {Kind: kind, Retention: ret, Segment: windowstore.SegmentInterval(ret)}}
 	}
 	lateLog := new(lateLog) // the step's, over all its tasks
 	n.Instantiate = func(t *dsl.Task) (any, error) {

@@ -14,6 +14,7 @@ import (
 	"github.com/duality-streams/duality/codec"
 	"github.com/duality-streams/duality/internal/dsl"
 	"github.com/duality-streams/duality/internal/topology"
+	"github.com/duality-streams/duality/internal/windowstore"
 	"github.com/duality-streams/duality/stream"
 )
 
@@ -180,8 +181,8 @@ func join[K, V1, V2, VR any](left stream.Grouped[K, V1], right stream.Grouped[K,
 	rn := &dsl.Node{Op: op + "-right", Kind: dsl.KindProcessor, Stores: []string{store}}
 	if len(w.validate()) == 0 {
 		// The changelog drops expired records by time (KV.DeleteRange).
-		ret := map[string]time.Duration{store: w.retention()}
-		ln.StoreRetention, rn.StoreRetention = ret, ret
+		spec := map[string]topology.StoreSpec{store: {Kind: topology.StoreJoinBuffer, Retention: w.retention()}}
+		ln.StoreSpecs, rn.StoreSpecs = spec, spec
 	}
 	if sc.Name != "" {
 		ln.Name, rn.Name = sc.Name+"-left", sc.Name+"-right"
@@ -301,7 +302,7 @@ func (jn *joinNode[K, V1, V2, VR]) instantiate(t *dsl.Task, side *dsl.Node) (*jo
 	if p.stats == nil {
 		p.stats = new(Stats)
 	}
-	b, found, err := kv.Get(metaKey)
+	b, found, err := kv.Get(windowstore.MetaKey)
 	if err != nil {
 		return nil, fmt.Errorf("%s %q: store %q: read stream time: %w", jn.n.Op, jn.n.Name, jn.store, err)
 	}
@@ -309,7 +310,7 @@ func (jn *joinNode[K, V1, V2, VR]) instantiate(t *dsl.Task, side *dsl.Node) (*jo
 		if len(b) != 16 {
 			return nil, fmt.Errorf("%s %q: store %q: stream time: %w: %d bytes", jn.n.Op, jn.n.Name, jn.store, codec.ErrInvalid, len(b))
 		}
-		p.st, p.seq = readTime(b), binary.BigEndian.Uint64(b[8:])
+		p.st, p.seq = windowstore.ReadTime(b), binary.BigEndian.Uint64(b[8:])
 		if p.st < -MaxTimestamp || p.st > MaxTimestamp {
 			return nil, fmt.Errorf("%s %q: store %q: stream time: %w: %d ms", jn.n.Op, jn.n.Name, jn.store, codec.ErrInvalid, p.st)
 		}
@@ -428,8 +429,8 @@ func (p *joinProc[K, V1, V2, VR]) punctuate(ctx context.Context, n *dsl.Node, ts
 	p.node = n
 	p.t.Current = n
 	p.st = ts
-	meta := appendTime(nil, p.st)
-	if err := p.kv.Put(metaKey, binary.BigEndian.AppendUint64(meta, p.seq)); err != nil {
+	meta := windowstore.AppendTime(nil, p.st)
+	if err := p.kv.Put(windowstore.MetaKey, binary.BigEndian.AppendUint64(meta, p.seq)); err != nil {
 		return fmt.Errorf("store %q: put: %w", p.jn.store, err)
 	}
 	if err := p.emitUnmatched(ctx, rc); err != nil {
@@ -460,20 +461,20 @@ func (p *joinProc[K, V1, V2, VR]) emitsUnmatched(side byte) bool {
 }
 
 func (p *joinProc[K, V1, V2, VR]) recordKey(side byte, ekey []byte, ts int64, seq uint64) []byte {
-	b := append(p.key[:0], spaceWindow)
-	b = appendTime(b, floorDiv(ts, p.seg))
+	b := append(p.key[:0], windowstore.SpaceWindow)
+	b = windowstore.AppendTime(b, windowstore.FloorDiv(ts, p.seg))
 	b = append(b, side)
 	b = append(b, ekey...)
-	b = appendTime(b, ts)
+	b = windowstore.AppendTime(b, ts)
 	p.key = binary.BigEndian.AppendUint64(b, seq)
 	return p.key
 }
 
 func (p *joinProc[K, V1, V2, VR]) unmatchedKey(side byte, ekey []byte, ts int64, seq uint64) []byte {
-	b := appendTime([]byte{spaceClose}, p.closeTime(ts))
+	b := windowstore.AppendTime([]byte{windowstore.SpaceClose}, p.closeTime(ts))
 	b = append(b, side)
 	b = append(b, ekey...)
-	b = appendTime(b, ts)
+	b = windowstore.AppendTime(b, ts)
 	return binary.BigEndian.AppendUint64(b, seq)
 }
 
@@ -507,7 +508,7 @@ func (p *joinProc[K, V1, V2, VR]) processRecord(ctx context.Context, rc *stream.
 	if p.kbuf, err = p.jn.kc.Append(p.kbuf[:0], k); err != nil {
 		return &codec.EncodeError{Topic: p.jn.store, Part: "key", Err: err}
 	}
-	p.ekey = appendEscaped(p.ekey[:0], p.kbuf)
+	p.ekey = windowstore.AppendEscaped(p.ekey[:0], p.kbuf)
 	seq := p.seq
 	p.seq++
 	if side == 0 {
@@ -522,22 +523,22 @@ func (p *joinProc[K, V1, V2, VR]) processRecord(ctx context.Context, rc *stream.
 		return fmt.Errorf("store %q: put: %w", p.jn.store, err)
 	}
 	if p.minSeg != noTime {
-		p.minSeg = min(p.minSeg, floorDiv(ts, p.seg))
+		p.minSeg = min(p.minSeg, windowstore.FloorDiv(ts, p.seg))
 	}
-	meta := appendTime(nil, p.st)
-	if err := p.kv.Put(metaKey, binary.BigEndian.AppendUint64(meta, p.seq)); err != nil {
+	meta := windowstore.AppendTime(nil, p.st)
+	if err := p.kv.Put(windowstore.MetaKey, binary.BigEndian.AppendUint64(meta, p.seq)); err != nil {
 		return fmt.Errorf("store %q: put: %w", p.jn.store, err)
 	}
 	// Join with the other side's records of the key in the window.
 	other := 1 - side
 	lo, hi := p.window(side, ts)
 	matched := false
-	for s := floorDiv(lo, p.seg); s <= floorDiv(hi, p.seg); s++ {
-		from := appendTime([]byte{spaceWindow}, s)
+	for s := windowstore.FloorDiv(lo, p.seg); s <= windowstore.FloorDiv(hi, p.seg); s++ {
+		from := windowstore.AppendTime([]byte{windowstore.SpaceWindow}, s)
 		from = append(from, other)
 		from = append(from, p.ekey...)
-		to := appendTime(bytes.Clone(from), hi+1)
-		from = appendTime(from, lo)
+		to := windowstore.AppendTime(bytes.Clone(from), hi+1)
+		from = windowstore.AppendTime(from, lo)
 		type match struct {
 			ts  int64
 			seq uint64
@@ -547,7 +548,7 @@ func (p *joinProc[K, V1, V2, VR]) processRecord(ctx context.Context, rc *stream.
 		seqIt, errf := p.kv.Range(from, to)
 		for key, val := range seqIt {
 			rest := key[len(from)-8:]
-			ms = append(ms, match{readTime(rest), binary.BigEndian.Uint64(rest[8:]), bytes.Clone(val)})
+			ms = append(ms, match{windowstore.ReadTime(rest), binary.BigEndian.Uint64(rest[8:]), bytes.Clone(val)})
 		}
 		if err := errf(); err != nil {
 			return fmt.Errorf("store %q: range: %w", p.jn.store, err)
@@ -605,12 +606,12 @@ func (p *joinProc[K, V1, V2, VR]) emitUnmatched(ctx context.Context, rc *stream.
 	if p.jn.kind == innerJoin || p.st == p.closedUpTo {
 		return nil
 	}
-	from := []byte{spaceClose}
+	from := []byte{windowstore.SpaceClose}
 	if p.closedUpTo != noTime {
-		from = appendTime(from, p.closedUpTo+1)
+		from = windowstore.AppendTime(from, p.closedUpTo+1)
 	}
 	p.closedUpTo = p.st
-	to := appendTime([]byte{spaceClose}, p.st+1)
+	to := windowstore.AppendTime([]byte{windowstore.SpaceClose}, p.st+1)
 	var keys [][]byte
 	seq, errf := p.kv.Range(from, to)
 	for key := range seq {
@@ -629,12 +630,12 @@ func (p *joinProc[K, V1, V2, VR]) emitUnmatched(ctx context.Context, rc *stream.
 			return fmt.Errorf("store %q: %w: unmatched entry", p.jn.store, codec.ErrInvalid)
 		}
 		side := ik[9]
-		raw, rest, err := unescape(ik[10:])
+		raw, rest, err := windowstore.Unescape(ik[10:])
 		if err != nil || len(rest) != 16 {
 			return fmt.Errorf("store %q: %w: unmatched entry", p.jn.store, codec.ErrInvalid)
 		}
-		ts, sq := readTime(rest), binary.BigEndian.Uint64(rest[8:])
-		val, found, err := p.kv.Get(p.recordKey(side, appendEscaped(nil, raw), ts, sq))
+		ts, sq := windowstore.ReadTime(rest), binary.BigEndian.Uint64(rest[8:])
+		val, found, err := p.kv.Get(p.recordKey(side, windowstore.AppendEscaped(nil, raw), ts, sq))
 		if err != nil {
 			return fmt.Errorf("store %q: get: %w", p.jn.store, err)
 		}
@@ -720,15 +721,15 @@ func (p *joinProc[K, V1, V2, VR]) expire() error {
 	if p.st-p.ret < math.MinInt64/2 {
 		return nil
 	}
-	cut := floorDiv(p.st-p.ret, p.seg)
+	cut := windowstore.FloorDiv(p.st-p.ret, p.seg)
 	if p.lowSeg != noTime && cut <= p.lowSeg {
 		return nil
 	}
-	from := []byte{spaceWindow}
+	from := []byte{windowstore.SpaceWindow}
 	if p.lowSeg != noTime {
-		from = appendTime(from, p.lowSeg)
+		from = windowstore.AppendTime(from, p.lowSeg)
 	}
-	if err := p.kv.DeleteRange(from, appendTime([]byte{spaceWindow}, cut)); err != nil {
+	if err := p.kv.DeleteRange(from, windowstore.AppendTime([]byte{windowstore.SpaceWindow}, cut)); err != nil {
 		return fmt.Errorf("store %q: delete range: %w", p.jn.store, err)
 	}
 	p.lowSeg = cut
@@ -741,7 +742,7 @@ func (p *joinProc[K, V1, V2, VR]) expire() error {
 // proc.cleanRestored.
 func (p *joinProc[K, V1, V2, VR]) cleanRestored() error {
 	if p.jn.kind != innerJoin {
-		if err := p.kv.DeleteRange([]byte{spaceClose}, appendTime([]byte{spaceClose}, p.st+1)); err != nil {
+		if err := p.kv.DeleteRange([]byte{windowstore.SpaceClose}, windowstore.AppendTime([]byte{windowstore.SpaceClose}, p.st+1)); err != nil {
 			return fmt.Errorf("store %q: delete range: %w", p.jn.store, err)
 		}
 		p.closedUpTo = p.st

@@ -13,31 +13,11 @@ import (
 	"github.com/duality-streams/duality/codec"
 	"github.com/duality-streams/duality/internal/dsl"
 	"github.com/duality-streams/duality/internal/topology"
+	"github.com/duality-streams/duality/internal/windowstore"
 	"github.com/duality-streams/duality/stream"
 )
 
-// Store layout. Every key starts with a one-byte space:
-//
-//	0x00                                         stream time (8 bytes)
-//	0x01 segment(8) key(escaped) start(8) end(8)  maxTs(8) aggregate
-//	0x02 close(8)   key(escaped) start(8) end(8)  (empty; EmitOnWindowClose)
-//
-// Times are epoch milliseconds encoded by appendTime (big-endian, sign bit
-// flipped), keys are escaped and terminated as in WindowedCodec. The
-// segment is floor(T / interval), T being a window's start (a session's
-// last record time), so expired windows are whole key ranges at the
-// front of space 0x01, and one key's windows in a segment are contiguous
-// and ordered by start. Space 0x02 orders the windows waiting for their
-// final result by close time. Expired segments and emitted close index
-// entries are removed by range deletion (topology.KV.DeleteRange), without changelog
-// records.
-const (
-	spaceMeta   = 0x00
-	spaceWindow = 0x01
-	spaceClose  = 0x02
-)
-
-var metaKey = []byte{spaceMeta}
+// The store's layout is package internal/windowstore's.
 
 // noTime is the stream time before any record.
 const noTime = math.MinInt64
@@ -158,7 +138,7 @@ func newProc[K, V, A any](t *dsl.Task, n *dsl.Node, store string, w Windows, cfg
 	p = &proc[K, V, A]{
 		t: t, n: n, store: store, kv: kv, timer: timer,
 		kind: w.kind, size: w.size.Milliseconds(), advance: w.advance.Milliseconds(),
-		grace: w.grace.Milliseconds(), ret: ret, seg: max(ret/2, 1),
+		grace: w.grace.Milliseconds(), ret: ret, seg: windowstore.SegmentInterval(w.Retention()).Milliseconds(),
 		final: cfg.final, stats: cfg.stats, late: late, lateLog: lateLog,
 		kc: kc, ac: ac, f: f, next: next,
 		logger: t.Env().Logger().With("node", n.Name, "store", store),
@@ -173,7 +153,7 @@ func newProc[K, V, A any](t *dsl.Task, n *dsl.Node, store string, w Windows, cfg
 		p.cache = map[string]cacheEntry[K, A]{}
 		t.OnFlush(p.flushCache)
 	}
-	b, ok, err := kv.Get(metaKey)
+	b, ok, err := kv.Get(windowstore.MetaKey)
 	if err != nil {
 		return nil, fmt.Errorf("%s %q: store %q: read stream time: %w", n.Op, n.Name, store, err)
 	}
@@ -181,7 +161,7 @@ func newProc[K, V, A any](t *dsl.Task, n *dsl.Node, store string, w Windows, cfg
 		if len(b) != 8 {
 			return nil, fmt.Errorf("%s %q: store %q: stream time: %w: %d bytes", n.Op, n.Name, store, codec.ErrInvalid, len(b))
 		}
-		p.st = readTime(b)
+		p.st = windowstore.ReadTime(b)
 		if p.st < -MaxTimestamp || p.st > MaxTimestamp {
 			return nil, fmt.Errorf("%s %q: store %q: stream time: %w: %d ms", n.Op, n.Name, store, codec.ErrInvalid, p.st)
 		}
@@ -207,7 +187,7 @@ func newProc[K, V, A any](t *dsl.Task, n *dsl.Node, store string, w Windows, cfg
 // the task's committed state after its first commit sees them.
 func (p *proc[K, V, A]) cleanRestored() error {
 	if p.final {
-		if err := p.kv.DeleteRange([]byte{spaceClose}, appendTime([]byte{spaceClose}, p.st+1)); err != nil {
+		if err := p.kv.DeleteRange([]byte{windowstore.SpaceClose}, windowstore.AppendTime([]byte{windowstore.SpaceClose}, p.st+1)); err != nil {
 			return p.storeErr("delete range", err)
 		}
 		p.closedUpTo = p.st
@@ -260,7 +240,7 @@ func (p *proc[K, V, A]) punctuate(ctx context.Context, ts int64) (err error) {
 	}()
 	p.t.Current = p.n
 	p.st = ts
-	if err := p.kv.Put(metaKey, appendTime(p.vbuf[:0], ts)); err != nil {
+	if err := p.kv.Put(windowstore.MetaKey, windowstore.AppendTime(p.vbuf[:0], ts)); err != nil {
 		return p.storeErr("put", err)
 	}
 	if p.final {
@@ -293,7 +273,7 @@ func (p *proc[K, V, A]) processRecord(ctx context.Context, rc *stream.RecordCont
 	advanced := st > p.st
 	if advanced {
 		p.st = st
-		if err := p.kv.Put(metaKey, appendTime(p.vbuf[:0], st)); err != nil {
+		if err := p.kv.Put(windowstore.MetaKey, windowstore.AppendTime(p.vbuf[:0], st)); err != nil {
 			return p.nodeErr(rc, p.storeErr("put", err))
 		}
 	}
@@ -302,7 +282,7 @@ func (p *proc[K, V, A]) processRecord(ctx context.Context, rc *stream.RecordCont
 	if err != nil {
 		return p.nodeErr(rc, &codec.EncodeError{Topic: p.store, Part: "key", Err: err})
 	}
-	p.ekey = appendEscaped(p.ekey[:0], p.kbuf)
+	p.ekey = windowstore.AppendEscaped(p.ekey[:0], p.kbuf)
 	var updated bool
 	switch p.kind {
 	case KindTumbling, KindHopping:
@@ -362,37 +342,18 @@ func (p *proc[K, V, A]) closeTime(end int64) int64 {
 
 // segTime is the time a window is segmented and expired by.
 func (p *proc[K, V, A]) segTime(sp span) int64 {
-	if p.kind == KindSession {
-		return sp.end - 1
-	}
-	return sp.start
-}
-
-func floorDiv(a, b int64) int64 {
-	q := a / b
-	if a%b != 0 && (a < 0) != (b < 0) {
-		q--
-	}
-	return q
+	return windowstore.SegmentTime(p.kind == KindSession, sp.start, sp.end)
 }
 
 // windowKey returns the store key of the window sp of the current key
 // (in a buffer reused by the next call).
 func (p *proc[K, V, A]) windowKey(sp span) []byte {
-	b := append(p.key[:0], spaceWindow)
-	b = appendTime(b, floorDiv(p.segTime(sp), p.seg))
-	b = append(b, p.ekey...)
-	b = appendTime(b, sp.start)
-	p.key = appendTime(b, sp.end)
+	p.key = windowstore.AppendWindowKey(p.key[:0], windowstore.FloorDiv(p.segTime(sp), p.seg), p.ekey, sp.start, sp.end)
 	return p.key
 }
 
 func (p *proc[K, V, A]) indexKey(sp span) []byte {
-	b := append(p.ikey[:0], spaceClose)
-	b = appendTime(b, p.closeTime(sp.end))
-	b = append(b, p.ekey...)
-	b = appendTime(b, sp.start)
-	p.ikey = appendTime(b, sp.end)
+	p.ikey = windowstore.AppendCloseKey(p.ikey[:0], p.closeTime(sp.end), p.ekey, sp.start, sp.end)
 	return p.ikey
 }
 
@@ -412,7 +373,7 @@ func (p *proc[K, V, A]) get(sp span) (stored, bool, error) {
 	if len(b) < 8 {
 		return stored{}, false, fmt.Errorf("store %q: %w: window value of %d bytes", p.store, codec.ErrInvalid, len(b))
 	}
-	return stored{span: sp, maxTs: readTime(b), agg: b[8:]}, true, nil
+	return stored{span: sp, maxTs: windowstore.ReadTime(b), agg: b[8:]}, true, nil
 }
 
 func (p *proc[K, V, A]) decode(b []byte) (A, error) {
@@ -426,7 +387,7 @@ func (p *proc[K, V, A]) decode(b []byte) (A, error) {
 // put stores the window sp of the current key with aggregate a; a new
 // window is added to the close index of final results.
 func (p *proc[K, V, A]) put(sp span, maxTs int64, a A, isNew bool) error {
-	b := appendTime(p.vbuf[:0], maxTs)
+	b := windowstore.AppendTime(p.vbuf[:0], maxTs)
 	b, err := p.ac.Append(b, a)
 	if err != nil {
 		return &codec.EncodeError{Topic: p.store, Part: "value", Err: err}
@@ -436,7 +397,7 @@ func (p *proc[K, V, A]) put(sp span, maxTs int64, a A, isNew bool) error {
 		return p.storeErr("put", err)
 	}
 	if p.minSeg != noTime {
-		p.minSeg = min(p.minSeg, floorDiv(p.segTime(sp), p.seg))
+		p.minSeg = min(p.minSeg, windowstore.FloorDiv(p.segTime(sp), p.seg))
 	}
 	if isNew && p.final {
 		if err := p.kv.Put(p.indexKey(sp), nil); err != nil {
@@ -654,12 +615,12 @@ func (p *proc[K, V, A]) timeWindows(ctx context.Context, rc *stream.RecordContex
 // hi], ordered by segment time, then start.
 func (p *proc[K, V, A]) scanKey(lo, hi int64) ([]stored, error) {
 	var out []stored
-	first := floorDiv(lo, p.seg)
+	first := windowstore.FloorDiv(lo, p.seg)
 	if p.lowSeg != noTime {
 		first = max(first, p.lowSeg) // below: expired, empty
 	}
-	for s := first; s <= floorDiv(hi, p.seg); s++ {
-		from := appendTime([]byte{spaceWindow}, s)
+	for s := first; s <= windowstore.FloorDiv(hi, p.seg); s++ {
+		from := windowstore.AppendTime([]byte{windowstore.SpaceWindow}, s)
 		from = append(from, p.ekey...)
 		// The escaped key ends with 0x00 0x01; ending with 0x00 0x02
 		// instead bounds every window of the key and no other key.
@@ -671,11 +632,11 @@ func (p *proc[K, V, A]) scanKey(lo, hi int64) ([]stored, error) {
 			if len(rest) != 16 || len(val) < 8 {
 				return nil, fmt.Errorf("store %q: %w: window entry", p.store, codec.ErrInvalid)
 			}
-			sp := span{readTime(rest), readTime(rest[8:])}
+			sp := span{windowstore.ReadTime(rest), windowstore.ReadTime(rest[8:])}
 			if t := p.segTime(sp); t < lo || t > hi {
 				continue
 			}
-			out = append(out, stored{span: sp, maxTs: readTime(val), agg: bytes.Clone(val[8:])})
+			out = append(out, stored{span: sp, maxTs: windowstore.ReadTime(val), agg: bytes.Clone(val[8:])})
 		}
 		if err := errf(); err != nil {
 			return nil, p.storeErr("range", err)
@@ -865,19 +826,19 @@ func (p *proc[K, V, A]) emitClosed(ctx context.Context, rc *stream.RecordContext
 	}
 	var keys [][]byte
 	p.nextClose = math.MaxInt64
-	from := []byte{spaceClose}
+	from := []byte{windowstore.SpaceClose}
 	if p.closedUpTo != noTime {
-		from = appendTime(from, p.closedUpTo+1)
+		from = windowstore.AppendTime(from, p.closedUpTo+1)
 	}
 	// Windows are indexed while open, when their close time is after
 	// stream time, so no entry at or below p.st appears after this scan.
 	p.closedUpTo = p.st
-	seq, errf := p.kv.Range(from, []byte{spaceClose + 1})
+	seq, errf := p.kv.Range(from, []byte{windowstore.SpaceClose + 1})
 	for key := range seq {
 		if len(key) < 9 {
 			return fmt.Errorf("store %q: %w: close index entry", p.store, codec.ErrInvalid)
 		}
-		if c := readTime(key[1:9]); c > p.st {
+		if c := windowstore.ReadTime(key[1:9]); c > p.st {
 			p.nextClose = c
 			break
 		}
@@ -888,17 +849,17 @@ func (p *proc[K, V, A]) emitClosed(ctx context.Context, rc *stream.RecordContext
 	}
 	if len(keys) > 0 {
 		// The entries scanned are those of [from, close p.st].
-		if err := p.kv.DeleteRange(from, appendTime([]byte{spaceClose}, p.st+1)); err != nil {
+		if err := p.kv.DeleteRange(from, windowstore.AppendTime([]byte{windowstore.SpaceClose}, p.st+1)); err != nil {
 			return p.storeErr("delete range", err)
 		}
 	}
 	for _, ik := range keys {
-		raw, rest, err := unescape(ik[9:])
+		raw, rest, err := windowstore.Unescape(ik[9:])
 		if err != nil || len(rest) != 16 {
 			return fmt.Errorf("store %q: %w: close index entry", p.store, codec.ErrInvalid)
 		}
-		sp := span{readTime(rest), readTime(rest[8:])}
-		p.ekey = appendEscaped(p.ekey[:0], raw)
+		sp := span{windowstore.ReadTime(rest), windowstore.ReadTime(rest[8:])}
+		p.ekey = windowstore.AppendEscaped(p.ekey[:0], raw)
 		w, found, err := p.get(sp)
 		if err != nil {
 			return err
@@ -921,15 +882,15 @@ func (p *proc[K, V, A]) emitClosed(ctx context.Context, rc *stream.RecordContext
 // expire deletes the segments whose windows are all older than stream
 // time - retention, with one range deletion (KV.DeleteRange).
 func (p *proc[K, V, A]) expire() error {
-	cut := floorDiv(p.st-p.ret, p.seg)
+	cut := windowstore.FloorDiv(p.st-p.ret, p.seg)
 	if p.lowSeg != noTime && cut <= p.lowSeg {
 		return nil
 	}
-	from := []byte{spaceWindow}
+	from := []byte{windowstore.SpaceWindow}
 	if p.lowSeg != noTime {
-		from = appendTime(from, p.lowSeg)
+		from = windowstore.AppendTime(from, p.lowSeg)
 	}
-	if err := p.kv.DeleteRange(from, appendTime([]byte{spaceWindow}, cut)); err != nil {
+	if err := p.kv.DeleteRange(from, windowstore.AppendTime([]byte{windowstore.SpaceWindow}, cut)); err != nil {
 		return p.storeErr("delete range", err)
 	}
 	p.lowSeg = cut

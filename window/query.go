@@ -4,11 +4,11 @@ import (
 	"context"
 	"fmt"
 	"iter"
-	"math"
 	"time"
 
 	"github.com/duality-streams/duality"
 	"github.com/duality-streams/duality/codec"
+	"github.com/duality-streams/duality/internal/windowstore"
 )
 
 // ReadOnlyStore is a typed, read-only view of a windowed aggregation's
@@ -18,11 +18,10 @@ import (
 // partitions this instance owns, [duality.ErrStoreNotReady] while the app
 // is not running, rebalancing or restoring. It is safe for concurrent use.
 type ReadOnlyStore[K, V any] struct {
-	raw  *duality.ReadOnlyStore[[]byte, []byte]
-	kc   codec.Codec[K]
-	vc   codec.Codec[V]
-	kind Kind
-	seg  int64
+	raw *duality.ReadOnlyStore[[]byte, []byte]
+	kc  codec.Codec[K]
+	vc  codec.Codec[V]
+	l   windowstore.Layout
 }
 
 // Query returns a read-only view of t's store in app, which must run the
@@ -38,7 +37,8 @@ func Query[K, V any](app *duality.App, t Table[K, V]) (*ReadOnlyStore[K, V], err
 	if err != nil {
 		return nil, err
 	}
-	return &ReadOnlyStore[K, V]{raw: raw, kc: t.kc, vc: t.vc, kind: t.w.kind, seg: max(t.w.Retention().Milliseconds()/2, 1)}, nil
+	l := windowstore.Layout{Session: t.w.kind == KindSession, Segment: windowstore.SegmentInterval(t.w.Retention()).Milliseconds()}
+	return &ReadOnlyStore[K, V]{raw: raw, kc: t.kc, vc: t.vc, l: l}, nil
 }
 
 // Fetch returns the windows of key whose start lies in [from, to), with
@@ -65,18 +65,11 @@ func (s *ReadOnlyStore[K, V]) Fetch(ctx context.Context, key K, from, to time.Ti
 		if _, _, err = s.raw.Get(ctx, kb); err != nil {
 			return
 		}
-		ekey := appendEscaped(nil, kb)
-		lo, hi := from.UnixMilli(), to.UnixMilli()
-		tlo, thi := lo, hi-1 // segment times: window starts...
-		if s.kind == KindSession {
-			thi = math.MaxInt64 - 1 // ...or the last record time of sessions, after the start
+		var derr error
+		err = s.l.Fetch(s.scan(ctx), windowstore.AppendEscaped(nil, kb), from.UnixMilli(), to.UnixMilli(), s.decode(yield, &derr))
+		if derr != nil {
+			err = derr
 		}
-		err = s.segments(ctx, tlo, thi, func(seg []byte) (bool, error) {
-			prefix := append(seg[:len(seg):len(seg)], ekey...)
-			from := appendTime(prefix[:len(prefix):len(prefix)], lo)
-			to := appendTime(prefix[:len(prefix):len(prefix)], hi)
-			return s.scan(ctx, from, to, lo, hi, yield)
-		})
 	}
 	return seq, func() error { return err }
 }
@@ -90,77 +83,34 @@ func (s *ReadOnlyStore[K, V]) Fetch(ctx context.Context, key K, from, to time.Ti
 func (s *ReadOnlyStore[K, V]) FetchAll(ctx context.Context, from, to time.Time) (iter.Seq2[Windowed[K], V], func() error) {
 	var err error
 	seq := func(yield func(Windowed[K], V) bool) {
-		err = nil
-		lo, hi := from.UnixMilli(), to.UnixMilli()
-		thi := hi - 1
-		if s.kind == KindSession {
-			thi = math.MaxInt64 - 1
+		var derr error
+		err = s.l.FetchAll(s.scan(ctx), from.UnixMilli(), to.UnixMilli(), s.decode(yield, &derr))
+		if derr != nil {
+			err = derr
 		}
-		err = s.segments(ctx, lo, thi, func(seg []byte) (bool, error) {
-			next := appendTime([]byte{spaceWindow}, readTime(seg[1:])+1)
-			return s.scan(ctx, seg, next, lo, hi, yield)
-		})
 	}
 	return seq, func() error { return err }
 }
 
-// segments calls f with the prefix (space and segment) of every segment
-// present in the store with segment time in [tlo, thi], in order, until f
-// returns false or an error.
-func (s *ReadOnlyStore[K, V]) segments(ctx context.Context, tlo, thi int64, f func(seg []byte) (bool, error)) error {
-	if tlo > thi {
-		return nil
-	}
-	end := appendTime([]byte{spaceWindow}, floorDiv(thi, s.seg)+1)
-	for cur := floorDiv(tlo, s.seg); ; {
-		// Seek to the first segment present at or after cur.
-		start := appendTime([]byte{spaceWindow}, cur)
-		seq, errf := s.raw.Scan(ctx, &start, &end)
-		found := false
-		for k := range seq {
-			if len(k) >= 9 {
-				cur, found = readTime(k[1:9]), true
-			}
-			break
-		}
-		if err := errf(); err != nil {
-			return err
-		}
-		if !found {
-			return nil
-		}
-		more, err := f(appendTime([]byte{spaceWindow}, cur))
-		if err != nil || !more {
-			return err
-		}
-		cur++
+func (s *ReadOnlyStore[K, V]) scan(ctx context.Context) windowstore.ScanFunc {
+	return func(start, end []byte) (iter.Seq2[[]byte, []byte], func() error) {
+		return s.raw.Scan(ctx, &start, &end)
 	}
 }
 
-// scan yields the windows stored in [from, to) whose start is in [lo,
-// hi); it returns false when yield asked to stop.
-func (s *ReadOnlyStore[K, V]) scan(ctx context.Context, from, to []byte, lo, hi int64, yield func(Windowed[K], V) bool) (bool, error) {
-	seq, errf := s.raw.Scan(ctx, &from, &to)
-	for k, v := range seq {
-		raw, rest, err := unescape(k[9:])
-		if err != nil || len(rest) != 16 || len(v) < 8 {
-			return false, fmt.Errorf("window: query: %w: window entry", codec.ErrInvalid)
+func (s *ReadOnlyStore[K, V]) decode(yield func(Windowed[K], V) bool, err *error) func(wkey, value []byte) bool {
+	wc := WindowedCodec(s.kc)
+	return func(wkey, value []byte) bool {
+		w, kerr := wc.Decode(wkey)
+		if kerr != nil {
+			*err = fmt.Errorf("window: query: decode key: %w", kerr)
+			return false
 		}
-		start, end := readTime(rest), readTime(rest[8:])
-		if start < lo || start >= hi {
-			continue
+		v, verr := s.vc.Decode(value)
+		if verr != nil {
+			*err = fmt.Errorf("window: query: decode value: %w", verr)
+			return false
 		}
-		key, err := s.kc.Decode(raw)
-		if err != nil {
-			return false, fmt.Errorf("window: query: decode key: %w", err)
-		}
-		val, err := s.vc.Decode(v[8:])
-		if err != nil {
-			return false, fmt.Errorf("window: query: decode value: %w", err)
-		}
-		if !yield(Windowed[K]{Key: key, Start: time.UnixMilli(start), End: time.UnixMilli(end)}, val) {
-			return false, errf()
-		}
+		return yield(w, v)
 	}
-	return true, errf()
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/duality-streams/duality/broker"
 	"github.com/duality-streams/duality/broker/embedded"
 	"github.com/duality-streams/duality/codec"
+	"github.com/duality-streams/duality/internal/windowstore"
 	"github.com/duality-streams/duality/stream"
 )
 
@@ -714,7 +715,7 @@ func TestExpiryAfterRestore(t *testing.T) {
 	st := all[len(all)-1].ts
 	want := map[wkey]int64{}
 	for k, n := range model(tumbling, all) {
-		if floorDiv(k.start, 20) >= floorDiv(st-40, 20) {
+		if windowstore.FloorDiv(k.start, 20) >= windowstore.FloorDiv(st-40, 20) {
 			want[k] = n
 		}
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/duality-streams/duality/codec"
+	"github.com/duality-streams/duality/internal/windowstore"
 	"github.com/duality-streams/duality/stream"
 	"github.com/duality-streams/duality/streamtest"
 )
@@ -196,10 +197,10 @@ func (s *script) store(t *testing.T) string {
 	seq, errf := s.d.StoreAll("windows", 0)
 	var lines []string
 	for k, v := range seq {
-		if len(k) == 0 || k[0] != spaceWindow {
+		if len(k) == 0 || k[0] != windowstore.SpaceWindow {
 			continue
 		}
-		raw, rest, err := unescape(k[9:])
+		raw, rest, err := windowstore.Unescape(k[9:])
 		require.NoError(t, err)
 		var val string
 		if s.count {
@@ -209,7 +210,7 @@ func (s *script) store(t *testing.T) string {
 		} else {
 			val = string(v[8:])
 		}
-		lines = append(lines, fmt.Sprintf("%s = %s (%d)\n", fmtWindow(string(raw), time.UnixMilli(readTime(rest)), time.UnixMilli(readTime(rest[8:]))), val, readTime(v)))
+		lines = append(lines, fmt.Sprintf("%s = %s (%d)\n", fmtWindow(string(raw), time.UnixMilli(windowstore.ReadTime(rest)), time.UnixMilli(windowstore.ReadTime(rest[8:]))), val, windowstore.ReadTime(v)))
 	}
 	require.NoError(t, errf())
 	if len(lines) == 0 {

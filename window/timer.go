@@ -9,6 +9,7 @@ import (
 	"github.com/duality-streams/duality/codec"
 	"github.com/duality-streams/duality/internal/dsl"
 	"github.com/duality-streams/duality/internal/topology"
+	"github.com/duality-streams/duality/internal/windowstore"
 	"github.com/duality-streams/duality/stream"
 )
 
@@ -108,7 +109,7 @@ func firstTime(kv topology.KV, from []byte) (int64, error) {
 		if len(key) < 9 {
 			bad = len(key)
 		} else {
-			t = readTime(key[1:9])
+			t = windowstore.ReadTime(key[1:9])
 		}
 		break
 	}
@@ -127,7 +128,7 @@ func spaceFrom(space byte, t int64) []byte {
 	if t == noTime {
 		return []byte{space}
 	}
-	return appendTime([]byte{space}, t)
+	return windowstore.AppendTime([]byte{space}, t)
 }
 
 // fire is the timer's punctuator of a windowed aggregation: it moves the
@@ -163,9 +164,9 @@ func (p *proc[K, V, A]) rearm() error {
 	if p.final {
 		if p.nextClose == noTime {
 			// The index holds no entry at or below closedUpTo.
-			from := []byte{spaceClose}
+			from := []byte{windowstore.SpaceClose}
 			if p.closedUpTo != noTime {
-				from = appendTime(from, p.closedUpTo+1)
+				from = windowstore.AppendTime(from, p.closedUpTo+1)
 			}
 			c, err := firstTime(p.kv, from)
 			if err != nil {
@@ -176,7 +177,7 @@ func (p *proc[K, V, A]) rearm() error {
 		next = p.nextClose
 	}
 	if p.minSeg == noTime || (p.lowSeg != noTime && p.minSeg < p.lowSeg) {
-		s, err := firstTime(p.kv, spaceFrom(spaceWindow, p.lowSeg))
+		s, err := firstTime(p.kv, spaceFrom(windowstore.SpaceWindow, p.lowSeg))
 		if err != nil {
 			return p.storeErr("windows", err)
 		}
@@ -230,9 +231,9 @@ func (p *joinProc[K, V1, V2, VR]) rearm() error {
 	if p.jn.kind != innerJoin {
 		if p.nextUnmatched == noTime || p.nextUnmatched <= p.st {
 			// The entries at or below closedUpTo were emitted.
-			from := []byte{spaceClose}
+			from := []byte{windowstore.SpaceClose}
 			if p.closedUpTo != noTime {
-				from = appendTime(from, p.closedUpTo+1)
+				from = windowstore.AppendTime(from, p.closedUpTo+1)
 			}
 			c, err := firstTime(p.kv, from)
 			if err != nil {
@@ -243,7 +244,7 @@ func (p *joinProc[K, V1, V2, VR]) rearm() error {
 		next = p.nextUnmatched
 	}
 	if p.minSeg == noTime || (p.lowSeg != noTime && p.minSeg < p.lowSeg) {
-		s, err := firstTime(p.kv, spaceFrom(spaceWindow, p.lowSeg))
+		s, err := firstTime(p.kv, spaceFrom(windowstore.SpaceWindow, p.lowSeg))
 		if err != nil {
 			return fmt.Errorf("store %q: records: %w", p.jn.store, err)
 		}

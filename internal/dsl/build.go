@@ -156,13 +156,22 @@ func Build(g *Graph) (*Topology, error) {
 				if owner, ok := storeOwner[name]; ok {
 					if owner != id {
 						errs = append(errs, fmt.Errorf("%w: store %q is used by sub-topologies %d and %d (step %q); a store belongs to one sub-topology", ErrStoreConflict, name, owner, id, n.Name))
-					} else if i := slices.IndexFunc(st.Stores, func(ss topology.StoreSpec) bool { return ss.Name == name }); i >= 0 {
-						st.Stores[i].Retention = max(st.Stores[i].Retention, n.StoreRetention[name])
+					} else if d, ok := n.StoreSpecs[name]; ok {
+						cur := &st.Stores[slices.IndexFunc(st.Stores, func(ss topology.StoreSpec) bool { return ss.Name == name })]
+						switch {
+						case cur.Kind == topology.StoreKeyValue && cur.Segment == 0:
+							cur.Kind, cur.Segment = d.Kind, d.Segment
+						case cur.Kind != d.Kind || cur.Segment != d.Segment:
+							errs = append(errs, fmt.Errorf("%w: store %q is declared as a %s store with segments of %v and as a %s store with segments of %v (step %q)", ErrStoreConflict, name, cur.Kind, cur.Segment, d.Kind, d.Segment, n.Name))
+						}
+						cur.Retention = max(cur.Retention, d.Retention)
 					}
 					continue
 				}
 				storeOwner[name] = id
-				st.Stores = append(st.Stores, topology.StoreSpec{Name: name, Retention: n.StoreRetention[name]})
+				spec := n.StoreSpecs[name]
+				spec.Name = name
+				st.Stores = append(st.Stores, spec)
 			}
 			switch n.Kind {
 			case KindSink:

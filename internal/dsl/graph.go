@@ -3,7 +3,6 @@ package dsl
 import (
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/duality-streams/duality/codec"
 	"github.com/duality-streams/duality/internal/topology"
@@ -74,12 +73,15 @@ type Node struct {
 	// Stores are the state stores the node uses, by name. Nodes of one
 	// sub-topology may share a store; nodes of two may not.
 	Stores []string
-	// StoreRetention gives the retention of windowed stores among Stores
-	// (topology.StoreSpec.Retention): their changelogs are created with
-	// broker.CleanupCompactDelete. A store absent here is a plain store;
-	// when nodes of a sub-topology give one store different retentions,
-	// the largest applies.
-	StoreRetention map[string]time.Duration
+	// StoreSpecs declare the layout of stores among Stores that are not
+	// plain key-value stores (windowed aggregations and joins): the Kind,
+	// Segment and Retention of their topology.StoreSpec (Build sets the
+	// Name). A store with a Retention has a changelog created with
+	// broker.CleanupCompactDelete. A store that no node of its
+	// sub-topology declares here is a plain key-value store; when nodes
+	// declare one store with different retentions, the largest applies,
+	// and with different kinds or segments, Build fails.
+	StoreSpecs map[string]topology.StoreSpec
 	// GlobalStores are the global stores the node reads (see
 	// Graph.AddGlobalStore), for Describe.
 	GlobalStores []string

@@ -44,22 +44,33 @@ func TestInternalTopicSizingAndSelfRead(t *testing.T) {
 	require.ErrorContains(t, err, `internal topic "loop" is sized like topic "nowhere", which no source reads`)
 }
 
-// TestStoreRetention checks that a node's StoreRetention reaches the
-// topology's StoreSpec (the largest when two nodes of a sub-topology give
-// one store different retentions), and that a store without one is plain.
+// TestStoreRetention checks that a node's StoreSpecs reach the
+// topology's StoreSpec (the largest retention when two nodes of a
+// sub-topology give one store different retentions), that a store
+// without one is plain, and that two layouts of one store are an error.
 func TestStoreRetention(t *testing.T) {
-	var log []string
-	u := untyped{g: dsl.NewGraph(), log: &log}
-	a := u.source("a", false, "t")
-	m := u.step("m", dsl.KindProcessor, nil, false, a)
-	m.Stores = []string{"win", "plain"}
-	m.StoreRetention = map[string]time.Duration{"win": time.Hour}
-	n := u.step("n", dsl.KindProcessor, nil, false, m)
-	n.Stores = []string{"win"}
-	n.StoreRetention = map[string]time.Duration{"win": 2 * time.Hour}
-	built, err := dsl.Build(u.g)
+	build := func(nSpec topology.StoreSpec) (*topology.Topology, error) {
+		var log []string
+		u := untyped{g: dsl.NewGraph(), log: &log}
+		a := u.source("a", false, "t")
+		m := u.step("m", dsl.KindProcessor, nil, false, a)
+		m.Stores = []string{"win", "plain"}
+		m.StoreSpecs = map[string]topology.StoreSpec{"win": {Kind: topology.StoreWindow, Retention: time.Hour, Segment: 30 * time.Minute}}
+		n := u.step("n", dsl.KindProcessor, nil, false, m)
+		n.Stores = []string{"win"}
+		n.StoreSpecs = map[string]topology.StoreSpec{"win": nSpec}
+		built, err := dsl.Build(u.g)
+		if err != nil {
+			return nil, err
+		}
+		return dsl.Unwrap(built), nil
+	}
+	topo, err := build(topology.StoreSpec{Kind: topology.StoreWindow, Retention: 2 * time.Hour, Segment: 30 * time.Minute})
 	require.NoError(t, err)
-	topo := dsl.Unwrap(built)
 	require.Len(t, topo.SubTopologies, 1)
-	require.Equal(t, []topology.StoreSpec{{Name: "win", Retention: 2 * time.Hour}, {Name: "plain"}}, topo.SubTopologies[0].Stores)
+	require.Equal(t, []topology.StoreSpec{{Name: "win", Kind: topology.StoreWindow, Retention: 2 * time.Hour, Segment: 30 * time.Minute}, {Name: "plain"}}, topo.SubTopologies[0].Stores)
+
+	_, err = build(topology.StoreSpec{Kind: topology.StoreSession, Retention: time.Hour, Segment: 30 * time.Minute})
+	require.ErrorIs(t, err, dsl.ErrStoreConflict)
+	require.ErrorContains(t, err, `store "win" is declared as a window store with segments of 30m0s and as a session store`)
 }

@@ -3,6 +3,7 @@ package dsl
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/duality-streams/duality/broker"
 	"github.com/duality-streams/duality/internal/topology"
@@ -109,6 +110,18 @@ func validate(t *topology.Topology) error {
 			}
 			if ss.Retention < 0 {
 				bad("store %q: negative retention %v", ss.Name, ss.Retention)
+			}
+			switch ss.Kind {
+			case topology.StoreWindow, topology.StoreSession:
+				if ss.Segment < time.Millisecond || ss.Segment%time.Millisecond != 0 || ss.Retention <= 0 {
+					bad("%s store %q: segment interval %v and retention %v must be positive whole milliseconds", ss.Kind, ss.Name, ss.Segment, ss.Retention)
+				}
+			case topology.StoreKeyValue, topology.StoreJoinBuffer:
+				if ss.Segment != 0 {
+					bad("%s store %q: segment interval %v; only window and session stores have segments", ss.Kind, ss.Name, ss.Segment)
+				}
+			default:
+				bad("store %q: unknown kind %s", ss.Name, ss.Kind)
 			}
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -130,6 +131,25 @@ func TestValidate(t *testing.T) {
 			},
 			is:    []error{broker.ErrInvalidTopicName},
 			wants: []string{`store "a/b": it must be a valid topic name`, `store "": it must be a valid topic name`, `store "w": negative retention -1ns`},
+		},
+		{
+			name: "store layouts",
+			topo: &topology.Topology{
+				SubTopologies: []*topology.SubTopology{{ID: 0, Sources: []topology.Source{{Topic: "in"}},
+					Stores: []topology.StoreSpec{
+						{Name: "ok", Kind: topology.StoreWindow, Retention: time.Hour, Segment: 30 * time.Minute},
+						{Name: "w", Kind: topology.StoreWindow, Retention: time.Hour},
+						{Name: "s", Kind: topology.StoreSession, Segment: time.Second},
+						{Name: "kv", Segment: time.Second},
+						{Name: "x", Kind: 9},
+					}, NewTask: unusedTask}},
+			},
+			wants: []string{
+				`window store "w": segment interval 0s and retention 1h0m0s must be positive whole milliseconds`,
+				`session store "s": segment interval 1s and retention 0s must be positive whole milliseconds`,
+				`key-value store "kv": segment interval 1s; only window and session stores have segments`,
+				`store "x": unknown kind StoreKind(9)`,
+			},
 		},
 	}
 	for _, tt := range tests {

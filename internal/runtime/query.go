@@ -229,6 +229,7 @@ func notReady(name string, err error) error {
 type StoreReader struct {
 	q      *queries
 	name   string
+	spec   topology.StoreSpec
 	global bool
 }
 
@@ -238,15 +239,15 @@ type StoreReader struct {
 // (stream.ErrUnknownStore) when the topology declares no such store.
 func (a *App) StoreReader(name string) (*StoreReader, error) {
 	for _, sp := range a.plan.subs {
-		for _, s := range sp.stores {
-			if s.name == name {
-				return &StoreReader{q: &a.iq, name: name}, nil
+		for _, s := range sp.st.Stores {
+			if s.Name == name {
+				return &StoreReader{q: &a.iq, name: name, spec: s}, nil
 			}
 		}
 	}
 	for _, g := range a.plan.globals {
 		if g.name == name {
-			return &StoreReader{q: &a.iq, name: name, global: true}, nil
+			return &StoreReader{q: &a.iq, name: name, spec: topology.StoreSpec{Name: name}, global: true}, nil
 		}
 	}
 	return nil, fmt.Errorf("%w: %q", topology.ErrUnknownStore, name)
@@ -254,6 +255,10 @@ func (a *App) StoreReader(name string) (*StoreReader, error) {
 
 // Name returns the store's name.
 func (r *StoreReader) Name() string { return r.name }
+
+// Spec returns the store's declaration, whose Kind says how to read its
+// keys and values (a global store is a key-value store).
+func (r *StoreReader) Spec() topology.StoreSpec { return r.spec }
 
 // Get returns a copy of the committed value of key and true, or false,
 // and the partition it read: the one [broker.KeyPartition] routes key to
@@ -304,6 +309,25 @@ func (r *StoreReader) Get(key []byte) (value []byte, ok bool, partition int32, e
 // error (checked before every pair), and store errors. Run's shutdown
 // waits for scans being iterated.
 func (r *StoreReader) Scan(ctx context.Context, start, end []byte) (iter.Seq2[[]byte, []byte], func() error) {
+	return r.scan(ctx, nil, start, end)
+}
+
+// ScanPartitionOf is Scan over the one partition that [broker.KeyPartition]
+// routes key to, as Get does (the whole store for a global store): for a
+// store whose entries of one record key, in whatever encoding, all sit in
+// the partition of that key, such as a windowed store. It fails with a
+// *[NotOwnedError] when another instance owns that partition, besides
+// Scan's errors.
+func (r *StoreReader) ScanPartitionOf(ctx context.Context, key, start, end []byte) (iter.Seq2[[]byte, []byte], func() error) {
+	if key == nil {
+		key = []byte{}
+	}
+	return r.scan(ctx, key, start, end)
+}
+
+// scan is Scan over every owned partition (key nil), or over the
+// partition of key.
+func (r *StoreReader) scan(ctx context.Context, key, start, end []byte) (iter.Seq2[[]byte, []byte], func() error) {
 	var err error
 	seq := func(yield func([]byte, []byte) bool) {
 		err = nil
@@ -324,6 +348,18 @@ func (r *StoreReader) Scan(ctx context.Context, start, end []byte) (iter.Seq2[[]
 				return
 			}
 			sts = append(sts, g.rangeData)
+		} else if key != nil {
+			n := q.partitionCount(r.name)
+			if n <= 0 {
+				err = fmt.Errorf("store %s: app not running: %w", r.name, ErrStoreNotReady)
+				return
+			}
+			st, lerr := q.lookup(r.name, broker.KeyPartition(key, n))
+			if lerr != nil {
+				err = lerr
+				return
+			}
+			sts = append(sts, st.Range)
 		} else {
 			owned, lerr := q.ownedStores(r.name)
 			if lerr != nil {

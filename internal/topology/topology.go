@@ -99,6 +99,17 @@ type StoreSpec struct {
 	// Name names the store; "<name>-changelog" is its changelog topic's
 	// logical name, so Name follows the rules of topic names.
 	Name string
+	// Kind is the layout of the store's keys and values, which queries
+	// of the store depend on: StoreKeyValue (the zero value) for a store
+	// whose keys and values are the encoded keys and values of a table or
+	// a processor's state, StoreWindow and StoreSession for a windowed
+	// aggregation's store (package internal/windowstore), StoreJoinBuffer
+	// for the record buffers of a windowed stream-stream join.
+	Kind StoreKind
+	// Segment is the segment interval of a window or session store's
+	// layout (windowstore.SegmentInterval of its retention); 0 for the
+	// other kinds.
+	Segment time.Duration
 	// Retention, when positive, declares a windowed store whose entries
 	// older than Retention are removed by its processors (with
 	// KV.DeleteRange): its changelog is created with
@@ -107,6 +118,37 @@ type StoreSpec struct {
 	// changelog without tombstones. 0 (the default) is a plain store with a
 	// compacted changelog; negative is invalid.
 	Retention time.Duration
+}
+
+// StoreKind is the layout of a state store (StoreSpec.Kind).
+type StoreKind uint8
+
+const (
+	// StoreKeyValue is a store of encoded keys and values.
+	StoreKeyValue StoreKind = iota
+	// StoreWindow is a windowed aggregation's store of time windows
+	// (tumbling, hopping or sliding).
+	StoreWindow
+	// StoreSession is a windowed aggregation's store of session windows.
+	StoreSession
+	// StoreJoinBuffer is the record buffers of a windowed stream-stream
+	// join; it is not queryable.
+	StoreJoinBuffer
+)
+
+// String returns "key-value", "window", "session" or "join buffer".
+func (k StoreKind) String() string {
+	switch k {
+	case StoreKeyValue:
+		return "key-value"
+	case StoreWindow:
+		return "window"
+	case StoreSession:
+		return "session"
+	case StoreJoinBuffer:
+		return "join buffer"
+	}
+	return fmt.Sprintf("StoreKind(%d)", uint8(k))
 }
 
 // WindowChangelogExtraRetention is what a windowed store's changelog keeps
