@@ -8,7 +8,7 @@ import (
 // Errors of [New], [App.Run] and the queries. They are defined once, by
 // the runtime; match them with errors.Is. Run also returns
 // stream.ErrNotCoPartitioned (a sub-topology that keeps state reads
-// topics with different partition counts), and [Query]
+// topics with different partition counts), and the queries
 // stream.ErrUnknownStore.
 var (
 	// ErrInvalidConfig is matched by every error New returns for a bad
@@ -40,6 +40,13 @@ var (
 	// error says which records and input offsets were not committed, or
 	// may not have been.
 	ErrShutdownTimeout = runtime.ErrShutdownTimeout
+	// ErrWrongStoreKind is matched by the error of [Query] or
+	// [QueryTable] for a windowed aggregation's store (query it with
+	// [QueryWindows]), of [QueryWindows] for a store that is not one, and
+	// of a query of a table that has no store of its own. Queries check
+	// the kind when they are made, so a query never reads a store in a
+	// layout it does not know.
+	ErrWrongStoreKind = runtime.ErrWrongStoreKind
 )
 
 // MissingTopicsError is returned by [App.Run] when external source or sink

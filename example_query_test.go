@@ -15,6 +15,7 @@ import (
 	"github.com/duality-streams/duality/codec"
 	"github.com/duality-streams/duality/stream"
 	"github.com/duality-streams/duality/table"
+	"github.com/duality-streams/duality/window"
 )
 
 // Interactive queries of a word count while it runs: Get a key, range over
@@ -99,4 +100,87 @@ func ExampleQuery() {
 	// cat 2
 	// dog 1
 	// range error: <nil>
+}
+
+// Interactive queries of a windowed aggregation while it runs: the
+// clicks of one user per minute over a time range (Fetch), and of every
+// user (FetchAll).
+func ExampleQueryWindows() {
+	dir, err := os.MkdirTemp("", "query-windows-example")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer os.RemoveAll(dir)
+	b, err := embedded.Open(dir)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer b.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if err := b.CreateTopic(ctx, "clicks", broker.TopicConfig{Partitions: 2}); err != nil {
+		fmt.Println(err)
+		return
+	}
+	start := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	var recs []broker.Record
+	for _, c := range []struct {
+		user string
+		sec  int
+	}{{"alice", 5}, {"bob", 20}, {"alice", 40}, {"alice", 70}, {"bob", 125}} {
+		recs = append(recs, broker.Record{Topic: "clicks", Partition: broker.PartitionByKey,
+			Key: []byte(c.user), Value: []byte("/page"), Timestamp: start.Add(time.Duration(c.sec) * time.Second)})
+	}
+	if err := b.Produce(ctx, recs); err != nil {
+		fmt.Println(err)
+		return
+	}
+	sb := stream.NewBuilder()
+	byUser := stream.GroupByKey(stream.From(sb, "clicks", codec.String(), codec.String()))
+	// Windows are kept for a day, so that queries can read closed ones.
+	perMinute := window.Count(byUser, window.Tumbling(time.Minute, window.NoGrace).WithRetention(24*time.Hour), "clicks-1m")
+	topo, err := sb.Build()
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	app, err := duality.New("clicks", topo, b, duality.CommitInterval(5*time.Millisecond))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	clicks, err := duality.QueryWindows(app, perMinute)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	done := make(chan error, 1)
+	go func() { done <- app.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	from, to := start, start.Add(time.Hour)
+	// Wait until the five clicks are counted and committed.
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		var total int64
+		seq, errf := clicks.FetchAll(ctx, from, to)
+		for _, n := range seq {
+			total += n
+		}
+		if errf() == nil && total == 5 {
+			break
+		}
+	}
+	seq, errf := clicks.Fetch(ctx, "alice", from, to)
+	for w, n := range seq {
+		fmt.Printf("%s [%s, %s): %d\n", w.Key, w.Start.UTC().Format("15:04"), w.End.UTC().Format("15:04"), n)
+	}
+	fmt.Println("fetch error:", errf())
+	_, err = duality.Query(app, "clicks-1m", codec.String(), codec.Int64())
+	fmt.Println(errors.Is(err, duality.ErrWrongStoreKind))
+	// Output:
+	// alice [12:00, 12:01): 2
+	// alice [12:01, 12:02): 1
+	// fetch error: <nil>
+	// true
 }

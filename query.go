@@ -5,9 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"iter"
+	"slices"
 
 	"github.com/duality-streams/duality/codec"
 	"github.com/duality-streams/duality/internal/runtime"
+	"github.com/duality-streams/duality/internal/tablecore"
+	"github.com/duality-streams/duality/internal/topology"
+	"github.com/duality-streams/duality/table"
 )
 
 // IsRetryableQueryError reports whether an error of a [ReadOnlyStore]
@@ -34,26 +38,84 @@ type ReadOnlyStore[K, V any] struct {
 	r  *runtime.StoreReader
 	kc codec.Codec[K]
 	vc codec.Codec[V]
+	// route returns the partition key of an encoded key (nil: the key
+	// itself; see tablecore.Table.Route).
+	route func([]byte) ([]byte, error)
 }
 
-// Query returns a read-only view of the store named name of a's topology,
-// with the codecs of its keys and values (for table.Count, the grouping's
-// key codec and codec.Int64()). name may be a global store (table.Global),
-// which every instance holds in full: Get then answers every key, Range and
-// All scan the whole store, reads see the records applied so far (there
-// are no commits), and ErrStoreNotReady means the app is not running or is
-// still bootstrapping it. It may be called before or while a runs.
+// Query returns a read-only view of the key-value store named name of
+// a's topology, with the codecs of its keys and values (for table.Count,
+// the grouping's key codec and codec.Int64()): the store of a table (see
+// also [QueryTable], which knows its name and codecs), of a stream.Process
+// step, or a global store (table.Global), which every instance holds in
+// full: Get then answers every key, Range and All scan the whole store,
+// reads see the records applied so far (there are no commits), and
+// ErrStoreNotReady means the app is not running or is still bootstrapping
+// it. It may be called before or while a runs.
+//
 // It returns an error matching stream.ErrUnknownStore when the topology
-// has no such store, and [ErrInvalidConfig] for a nil app or codec.
+// has no such store, [ErrWrongStoreKind] for the store of a windowed
+// aggregation (query it with [QueryWindows]) or of a windowed join, and
+// [ErrInvalidConfig] for a nil app or codec.
 func Query[K, V any](a *App, name string, kc codec.Codec[K], vc codec.Codec[V]) (*ReadOnlyStore[K, V], error) {
 	if a == nil || kc == nil || vc == nil {
 		return nil, fmt.Errorf("%w: query %q: nil app or codec", ErrInvalidConfig, name)
 	}
-	r, err := a.rt.StoreReader(name)
+	r, err := storeReader(a, name, topology.StoreKeyValue)
 	if err != nil {
 		return nil, err
 	}
 	return &ReadOnlyStore[K, V]{r: r, kc: kc, vc: vc}, nil
+}
+
+// QueryTable is [Query] of the store of t, with t's codecs: a table from
+// table.From, an aggregation of package table, table.Materialize or a
+// foreign-key join. A table derived by Filter, MapValues or a table-table
+// join has no store of its own (Materialize it to query it), and the
+// table of a windowed aggregation is queried with [QueryWindows]: both are
+// errors matching [ErrWrongStoreKind].
+func QueryTable[K, V any](a *App, t table.Table[K, V]) (*ReadOnlyStore[K, V], error) {
+	r, err := queryTable(a, t, topology.StoreKeyValue)
+	if err != nil {
+		return nil, err
+	}
+	return &ReadOnlyStore[K, V]{r: r, kc: t.KeyCodec(), vc: t.ValueCodec(), route: tablecore.Table[K, V](t).Route()}, nil
+}
+
+// queryTable returns the reader of t's own store, which must be of one of
+// the kinds.
+func queryTable[K, V any](a *App, t table.Table[K, V], kinds ...topology.StoreKind) (*runtime.StoreReader, error) {
+	name, own := tablecore.Table[K, V](t).Store()
+	switch {
+	case a == nil || name == "" || t.KeyCodec() == nil || t.ValueCodec() == nil:
+		return nil, fmt.Errorf("%w: query %q: nil app, or the zero Table", ErrInvalidConfig, name)
+	case !own:
+		return nil, fmt.Errorf("%w: query: the table is derived from the table of store %q (by Filter, MapValues or a join) and has no store of its own: Materialize it, or query %q", ErrWrongStoreKind, name, name)
+	}
+	return storeReader(a, name, kinds...)
+}
+
+// storeReader returns the reader of the store name of a, which must be
+// of one of the kinds.
+func storeReader(a *App, name string, kinds ...topology.StoreKind) (*runtime.StoreReader, error) {
+	r, err := a.rt.StoreReader(name)
+	if err != nil {
+		return nil, err
+	}
+	kind := r.Spec().Kind
+	if slices.Contains(kinds, kind) {
+		return r, nil
+	}
+	var hint string
+	switch kind {
+	case topology.StoreWindow, topology.StoreSession:
+		hint = ": query it with duality.QueryWindows"
+	case topology.StoreKeyValue:
+		hint = ": query it with duality.Query or duality.QueryTable"
+	case topology.StoreJoinBuffer:
+		hint = " of a windowed join, which cannot be queried"
+	}
+	return nil, fmt.Errorf("%w: store %q is a %s store%s", ErrWrongStoreKind, name, kind, hint)
 }
 
 // Name returns the store's name.
@@ -65,6 +127,9 @@ func (s *ReadOnlyStore[K, V]) Name() string { return s.r.Name() }
 // partitions records by key. This assumes that a store's keys are the keys
 // its input was partitioned by, as for table aggregations; a low-level
 // processor's store with other keys is read with Range or All instead.
+// A view made by [QueryTable] of a table with windowed keys (a
+// materialised windowed table) routes a key by its record key, as the
+// windows of a key were partitioned.
 // Errors: a *[NotOwnedError] when another instance owns
 // that partition, [ErrStoreNotReady] (retryable) while the app is not
 // running, rebalancing or restoring the partition, ctx's error, and codec
@@ -78,7 +143,13 @@ func (s *ReadOnlyStore[K, V]) Get(ctx context.Context, key K) (V, bool, error) {
 	if err != nil {
 		return zero, false, fmt.Errorf("store %s: encode key: %w", s.r.Name(), err)
 	}
-	b, ok, p, err := s.r.Get(k)
+	pk := k
+	if s.route != nil {
+		if pk, err = s.route(k); err != nil {
+			return zero, false, fmt.Errorf("store %s: encode key: %w", s.r.Name(), err)
+		}
+	}
+	b, ok, p, err := s.r.GetPartitionOf(pk, k)
 	if err != nil || !ok {
 		return zero, false, err
 	}

@@ -217,7 +217,8 @@ func fkJoin[K, V, KO, VO, VR any](sp fkSpec[K, V, KO, VO, VR]) Table[K, VR] {
 			g.AddError(fmt.Errorf("%s %q: %s: %w", sp.op, result.Name, c.name, stream.ErrNilCodec))
 		}
 	}
-	return Table[K, VR](tablecore.Stored(dsl.NewStream(result, sp.kc, sp.vrc), sp.store, storeLookup(sp.store, sp.kc, sp.vrc)))
+	return Table[K, VR](tablecore.Stored(dsl.NewStream(result, sp.kc, sp.vrc), sp.store, storeLookup(sp.store, sp.kc, sp.vrc)).
+		Routed(sp.left.core().Route()))
 }
 
 // sourceOf returns the first source topic above n: a topic of n's

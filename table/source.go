@@ -191,7 +191,7 @@ func (t Table[K, V]) filter(op string, pred func(K, V) bool, keep bool, opts []s
 				}
 				return v, true, nil
 			}, nil
-		}))
+		}).Routed(t.core().Route()))
 }
 
 // MapValues returns the table of fn applied to every value of t, with
@@ -249,7 +249,7 @@ func MapValues[K, V, V2 any](t Table[K, V], fn func(V) V2, opts ...stream.Option
 				task.Current = n
 				return fn(v), true, nil
 			}, nil
-		}))
+		}).Routed(t.core().Route()))
 }
 
 // Materialize keeps the rows of t in the state store named store, encoded
@@ -321,5 +321,22 @@ func Materialize[K, V any](t Table[K, V], store string, opts ...stream.Option) T
 	if vc == nil {
 		gr.AddError(fmt.Errorf("%s %q: value codec: %w", n.Op, n.Name, stream.ErrNilCodec))
 	}
-	return Table[K, V](tablecore.Stored(dsl.NewStream(n, kc, vc), store, storeLookup(store, kc, vc)))
+	route := t.core().Route()
+	if route != nil && cfg.KeyCodec != nil && kc != nil {
+		// The store's keys are encoded with kc; t's partitions follow
+		// its own encoding of the same keys.
+		tkc := t.KeyCodec()
+		route = func(b []byte) ([]byte, error) {
+			k, err := kc.Decode(b)
+			if err != nil {
+				return nil, err
+			}
+			tb, err := tkc.Append(nil, k)
+			if err != nil {
+				return nil, err
+			}
+			return t.core().Route()(tb)
+		}
+	}
+	return Table[K, V](tablecore.Stored(dsl.NewStream(n, kc, vc), store, storeLookup(store, kc, vc)).Routed(route))
 }

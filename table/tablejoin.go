@@ -197,7 +197,7 @@ func joinTables[K, V, VO, VR any](t Table[K, V], other Table[K, VO], op string, 
 				task.Current = merge
 				return joiner(k, v, hasV, vo, hasVO), true, nil
 			}, nil
-		}))
+		}).Routed(t.core().Route()))
 }
 
 // emitJoined sends the change of a joined row to the result node: the row

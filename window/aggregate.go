@@ -6,50 +6,16 @@ import (
 
 	"github.com/duality-streams/duality/codec"
 	"github.com/duality-streams/duality/internal/dsl"
+	"github.com/duality-streams/duality/internal/tablecore"
 	"github.com/duality-streams/duality/internal/topology"
 	"github.com/duality-streams/duality/internal/windowstore"
 	"github.com/duality-streams/duality/stream"
+	"github.com/duality-streams/duality/table"
 )
 
 // emit is the per-task input function of stream nodes (see internal/dsl,
 // "Conventions of package stream").
 type emit[K, V any] = func(ctx context.Context, rc *stream.RecordContext, k K, v V) error
-
-// Table is the result of a windowed aggregation: the newest aggregate per
-// key and window, kept in a state store. It is a small value; copy it
-// freely. The zero Table belongs to no builder and its ToStream returns
-// the zero stream.Stream.
-type Table[K, V any] struct {
-	s     dsl.Stream[Windowed[K], V]
-	store string
-	w     Windows
-	kc    codec.Codec[K]
-	vc    codec.Codec[V]
-}
-
-// ToStream returns the stream of the table's changes, keyed by
-// [Windowed] keys: by default one record per update of a window (with the
-// window's new aggregate), or with [EmitOnWindowClose] one final record
-// per window. A session merged into a larger one is deleted from the
-// table, and in the default mode its key is emitted as a tombstone
-// (sinks write a nil value; the value passed to steps is V's zero value).
-// Records carry the largest timestamp of the records in their window.
-//
-// The stream carries the table's codecs: [WindowedCodec] of the grouping's
-// key codec for keys, the aggregation's value codec for values, so
-// ToStream().To(topic) writes them. The partition is then chosen from the
-// whole windowed key, so the windows of one key may land in different
-// partitions; map the key to the inner key first if consumers need them
-// together.
-func (t Table[K, V]) ToStream() stream.Stream[Windowed[K], V] {
-	return stream.Stream[Windowed[K], V](t.s)
-}
-
-// StoreName returns the name of the state store that holds the table.
-func (t Table[K, V]) StoreName() string { return t.store }
-
-// Windows returns the window definition of the table.
-func (t Table[K, V]) Windows() Windows { return t.w }
 
 // fns is the typed fold of an aggregation.
 type fns[K, V, A any] struct {
@@ -81,7 +47,7 @@ type fns[K, V, A any] struct {
 // (stream.ErrInvalidOption). At run time a record with a negative
 // timestamp, or one after [MaxTimestamp], fails with an error matching
 // [ErrInvalidTimestamp].
-func Count[K, V any](g stream.Grouped[K, V], w Windows, store string, opts ...stream.Option) Table[K, int64] {
+func Count[K, V any](g stream.Grouped[K, V], w Windows, store string, opts ...stream.Option) table.Table[Windowed[K], int64] {
 	return aggregate(g, w, "windowed-count", store, opts, false, fns[K, V, int64]{
 		init:  func() (int64, bool) { return 0, true },
 		fold:  func(_ K, _ V, n int64, _ bool) int64 { return n + 1 },
@@ -96,7 +62,7 @@ func Count[K, V any](g stream.Grouped[K, V], w Windows, store string, opts ...st
 // should be associative). Values are stored with g's value codec. Store,
 // dropped records, options and errors as for [Count]; Build also reports
 // a nil fn (stream.ErrNilFunc). The step is named "windowed-reduce-<n>".
-func Reduce[K, V any](g stream.Grouped[K, V], w Windows, fn func(agg, v V) V, store string, opts ...stream.Option) Table[K, V] {
+func Reduce[K, V any](g stream.Grouped[K, V], w Windows, fn func(agg, v V) V, store string, opts ...stream.Option) table.Table[Windowed[K], V] {
 	f := fns[K, V, V]{init: func() (V, bool) { var zero V; return zero, false }}
 	if fn != nil {
 		f.fold = func(_ K, v V, a V, has bool) V {
@@ -120,14 +86,14 @@ func Reduce[K, V any](g stream.Grouped[K, V], w Windows, fn func(agg, v V) V, st
 // as for [Count]; Build also reports nil init or agg (stream.ErrNilFunc)
 // and a nil codec (stream.ErrNilCodec). The step is named
 // "windowed-aggregate-<n>".
-func Aggregate[K, V, A any](g stream.Grouped[K, V], w Windows, init func() A, agg func(k K, v V, a A) A, store string, opts ...stream.Option) Table[K, A] {
+func Aggregate[K, V, A any](g stream.Grouped[K, V], w Windows, init func() A, agg func(k K, v V, a A) A, store string, opts ...stream.Option) table.Table[Windowed[K], A] {
 	f := fns[K, V, A]{}
 	if init != nil && agg != nil {
 		f.init = func() (A, bool) { return init(), true }
 		f.fold = func(k K, v V, a A, _ bool) A { return agg(k, v, a) }
 	}
 	t := aggregate(g, w, "windowed-aggregate", store, opts, init == nil || agg == nil, f, dsl.CodecFor[A](g.ValueCodec()))
-	if n := dsl.StreamNode(t.s); n != nil && w.kind == KindSession {
+	if n := tableNode(t); n != nil && w.kind == KindSession {
 		n.Graph().AddError(fmt.Errorf("%w: %s %q: session windows merge aggregates; use window.AggregateSessions with a merger", ErrInvalidWindow, n.Op, n.Name))
 	}
 	return t
@@ -140,14 +106,14 @@ func Aggregate[K, V, A any](g stream.Grouped[K, V], w Windows, init func() A, ag
 // Build reports windows other than sessions (ErrInvalidWindow) and a nil
 // merge (stream.ErrNilFunc), besides what Aggregate reports. The step is
 // named "session-aggregate-<n>".
-func AggregateSessions[K, V, A any](g stream.Grouped[K, V], w Windows, init func() A, agg func(k K, v V, a A) A, merge func(k K, a1, a2 A) A, store string, opts ...stream.Option) Table[K, A] {
+func AggregateSessions[K, V, A any](g stream.Grouped[K, V], w Windows, init func() A, agg func(k K, v V, a A) A, merge func(k K, a1, a2 A) A, store string, opts ...stream.Option) table.Table[Windowed[K], A] {
 	f := fns[K, V, A]{merge: merge}
 	if init != nil && agg != nil {
 		f.init = func() (A, bool) { return init(), true }
 		f.fold = func(k K, v V, a A, _ bool) A { return agg(k, v, a) }
 	}
 	t := aggregate(g, w, "session-aggregate", store, opts, init == nil || agg == nil || merge == nil, f, dsl.CodecFor[A](g.ValueCodec()))
-	if n := dsl.StreamNode(t.s); n != nil && w.kind != KindSession && w.kind != 0 {
+	if n := tableNode(t); n != nil && w.kind != KindSession && w.kind != 0 {
 		n.Graph().AddError(fmt.Errorf("%w: %s %q: AggregateSessions needs session windows, got %s", ErrInvalidWindow, n.Op, n.Name, w))
 	}
 	return t
@@ -155,10 +121,10 @@ func AggregateSessions[K, V, A any](g stream.Grouped[K, V], w Windows, init func
 
 // aggregate adds the node of a windowed aggregation, which stores
 // aggregates with ac unless WithValueCodec gives a codec.
-func aggregate[K, V, A any](g stream.Grouped[K, V], w Windows, op, store string, opts []stream.Option, nilFunc bool, f fns[K, V, A], ac codec.Codec[A]) Table[K, A] {
+func aggregate[K, V, A any](g stream.Grouped[K, V], w Windows, op, store string, opts []stream.Option, nilFunc bool, f fns[K, V, A], ac codec.Codec[A]) table.Table[Windowed[K], A] {
 	p := dsl.StreamNode(dsl.Stream[K, V](g.Stream()))
 	if p == nil {
-		return Table[K, A]{}
+		return table.Table[Windowed[K], A]{}
 	}
 	gr := p.Graph()
 	sc := dsl.ApplyOptions(opts)
@@ -211,7 +177,26 @@ func aggregate[K, V, A any](g stream.Grouped[K, V], w Windows, op, store string,
 	if ac == nil && (op != "windowed-reduce" || sc.ValueCodec != nil) {
 		gr.AddError(fmt.Errorf("%s %q: aggregate codec: %w", op, n.Name, stream.ErrNilCodec))
 	}
-	return Table[K, A]{s: dsl.NewStream(n, WindowedCodec(kc), ac), store: store, w: w, kc: kc, vc: ac}
+	lookup := windowLookup(store, w, cfg.final, kc, ac)
+	return table.Table[Windowed[K], A](tablecore.Stored(dsl.NewStream(n, WindowedCodec(kc), ac), store, lookup).Routed(recordKey))
+}
+
+// recordKey returns the encoded record key of an encoded windowed key
+// (see WindowedCodec), which the windows of the key are partitioned by.
+func recordKey(wkey []byte) ([]byte, error) {
+	key, rest, err := windowstore.Unescape(wkey)
+	if err != nil {
+		return nil, err
+	}
+	if len(rest) != 16 {
+		return nil, fmt.Errorf("%w: windowed key needs 16 bytes of start and end after the key, got %d", codec.ErrInvalid, len(rest))
+	}
+	return key, nil
+}
+
+// tableNode returns the node of t, nil for the zero Table.
+func tableNode[K, A any](t table.Table[Windowed[K], A]) *dsl.Node {
+	return tablecore.Table[Windowed[K], A](t).Node()
 }
 
 func contains(s []string, v string) bool {

@@ -8,6 +8,7 @@ import (
 	"github.com/duality-streams/duality/codec"
 	"github.com/duality-streams/duality/stream"
 	"github.com/duality-streams/duality/streamtest"
+	"github.com/duality-streams/duality/table"
 	"github.com/duality-streams/duality/window"
 )
 
@@ -71,6 +72,62 @@ func ExampleCount() {
 	// alice [12:01:00, 12:02:00): 1
 	// bob [12:01:00, 12:02:00): 1
 	// late: 1
+}
+
+// The result of a windowed aggregation is a table keyed by windows: here
+// the final clicks per user and minute are filtered for busy users
+// (two clicks or more) and labelled, with the steps of package table. A
+// final result the filter rejects is a tombstone for its window, as for
+// every table update a filter rejects.
+func Example_tableSteps() {
+	b := stream.NewBuilder()
+	byUser := stream.GroupByKey(stream.From(b, "clicks", codec.String(), codec.String()))
+	perMinute := window.Count(byUser, window.Tumbling(time.Minute, window.NoGrace), "clicks-1m",
+		window.EmitOnWindowClose())
+	busy := perMinute.Filter(func(_ window.Windowed[string], n int64) bool { return n >= 2 })
+	table.MapValues(busy, func(n int64) string { return fmt.Sprintf("busy: %d clicks", n) }).
+		ToStream().To("busy-users")
+	topo, err := b.Build()
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	d, err := streamtest.New(topo)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer d.Close()
+
+	ctx := context.Background()
+	in := streamtest.Input(d, "clicks", codec.String(), codec.String())
+	start := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	for _, c := range []struct {
+		user string
+		sec  int
+	}{{"alice", 5}, {"bob", 20}, {"alice", 40}, {"alice", 70}, {"bob", 125}} {
+		if err := in.PipeAt(ctx, c.user, "/page", start.Add(time.Duration(c.sec)*time.Second)); err != nil {
+			fmt.Println(err)
+			return
+		}
+	}
+	recs, err := streamtest.Output(d, "busy-users", window.WindowedCodec(codec.String()), codec.String()).ReadAll()
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	for _, r := range recs {
+		w := fmt.Sprintf("%s [%s, %s)", r.Key.Key, r.Key.Start.UTC().Format("15:04"), r.Key.End.UTC().Format("15:04"))
+		if r.Tombstone {
+			fmt.Println(w, "not busy")
+			continue
+		}
+		fmt.Println(w, r.Value)
+	}
+	// Output:
+	// alice [12:00, 12:01) busy: 2 clicks
+	// bob [12:00, 12:01) not busy
+	// alice [12:01, 12:02) not busy
 }
 
 // User sessions with a 30-minute inactivity gap and 20 minutes of grace

@@ -1,4 +1,4 @@
-package window
+package window_test
 
 import (
 	"context"
@@ -14,6 +14,7 @@ import (
 	"github.com/duality-streams/duality/broker/embedded"
 	"github.com/duality-streams/duality/codec"
 	"github.com/duality-streams/duality/stream"
+	"github.com/duality-streams/duality/window"
 )
 
 // TestIdleQuiet: a step WithTaskStreamTime under IdleStreamTimeAdvance
@@ -36,7 +37,7 @@ func TestIdleQuiet(t *testing.T) {
 		name: "final-count",
 		build: func(sb *stream.Builder) {
 			g := stream.GroupByKey(stream.From(sb, "events", str, str))
-			Count(g, Tumbling(100*time.Millisecond, 0), "counts", EmitOnWindowClose(), WithTaskStreamTime()).
+			window.Count(g, window.Tumbling(100*time.Millisecond, 0), "counts", window.EmitOnWindowClose(), window.WithTaskStreamTime()).
 				ToStream().To("out")
 		},
 		in: "events",
@@ -45,9 +46,9 @@ func TestIdleQuiet(t *testing.T) {
 		build: func(sb *stream.Builder) {
 			l := stream.GroupByKey(stream.From(sb, "events", str, str))
 			r := stream.GroupByKey(stream.From(sb, "views", str, str))
-			LeftJoin(l, r, JoinTimeDifference(50*time.Millisecond, 0), func(_, v1, v2 string, ok bool) string {
+			window.LeftJoin(l, r, window.JoinTimeDifference(50*time.Millisecond, 0), func(_, v1, v2 string, ok bool) string {
 				return v1 + "+" + v2
-			}, "j", WithTaskStreamTime()).To("out")
+			}, "j", window.WithTaskStreamTime()).To("out")
 		},
 		in: "events",
 	}}
@@ -119,8 +120,8 @@ func TestIdleSkipRearm(t *testing.T) {
 	str := codec.String()
 	sb := stream.NewBuilder()
 	src := stream.From(sb, "in", str, str)
-	Count(stream.GroupByKey(src), Tumbling(10*time.Millisecond, NoGrace).WithRetention(time.Hour), "counts",
-		EmitOnWindowClose(), WithTaskStreamTime()).ToStream().To("out")
+	window.Count(stream.GroupByKey(src), window.Tumbling(10*time.Millisecond, window.NoGrace).WithRetention(time.Hour), "counts",
+		window.EmitOnWindowClose(), window.WithTaskStreamTime()).ToStream().To("out")
 	src.Peek(func(_ string, v string) {
 		if v == "boom" {
 			panic("boom")
@@ -155,11 +156,11 @@ func TestIdleSkipRearm(t *testing.T) {
 	require.NoError(t, <-done)
 	recs := readTopic(t, b, "out")
 	require.Len(t, recs, 1)
-	w, err := WindowedCodec(str).Decode(recs[0].Key)
+	w, err := window.WindowedCodec(str).Decode(recs[0].Key)
 	require.NoError(t, err)
 	n, err := codec.Int64().Decode(recs[0].Value)
 	require.NoError(t, err)
-	require.Equal(t, "a@[0,10)=1", formatWindowed(Windowed[string]{Key: w.Key, Start: time.UnixMilli(w.Start.UnixMilli() - t0), End: time.UnixMilli(w.End.UnixMilli() - t0)}, n))
+	require.Equal(t, "a@[0,10)=1", formatWindowed(window.Windowed[string]{Key: w.Key, Start: time.UnixMilli(w.Start.UnixMilli() - t0), End: time.UnixMilli(w.End.UnixMilli() - t0)}, n))
 	require.Equal(t, uint64(1), app.Metrics().RecordsSkipped)
 }
 
@@ -180,7 +181,7 @@ func TestIdleAdvanceAfterRestart(t *testing.T) {
 	}
 	sb := stream.NewBuilder()
 	g := stream.GroupByKey(stream.From(sb, "events", str, str))
-	Count(g, Tumbling(100*time.Millisecond, 0), "counts", EmitOnWindowClose(), WithTaskStreamTime()).
+	window.Count(g, window.Tumbling(100*time.Millisecond, 0), "counts", window.EmitOnWindowClose(), window.WithTaskStreamTime()).
 		ToStream().To("out")
 	topo, err := sb.Build()
 	require.NoError(t, err)

@@ -15,11 +15,13 @@ import (
 	"github.com/duality-streams/duality/streamtest"
 )
 
+// joinRec is an input record of a join model: its side, key, value (an
+// id) and time (ms).
 type joinRec struct {
-	left bool
-	key  string
-	id   string
-	ts   int64
+	Left bool
+	Key  string
+	ID   string
+	TS   int64
 }
 
 // joinModel returns the results of a join of recs by the definition:
@@ -30,24 +32,24 @@ func joinModel(kind joinKind, before, after int64, recs []joinRec) []string {
 	var out []string
 	matched := map[string]bool{}
 	for _, l := range recs {
-		if !l.left {
+		if !l.Left {
 			continue
 		}
 		for _, r := range recs {
-			if !r.left && r.key == l.key && r.ts >= l.ts-before && r.ts <= l.ts+after {
-				out = append(out, l.key+":"+l.id+"+"+r.id)
-				matched[l.id], matched[r.id] = true, true
+			if !r.Left && r.Key == l.Key && r.TS >= l.TS-before && r.TS <= l.TS+after {
+				out = append(out, l.Key+":"+l.ID+"+"+r.ID)
+				matched[l.ID], matched[r.ID] = true, true
 			}
 		}
 	}
 	for _, r := range recs {
-		if matched[r.id] || (kind == innerJoin) || (kind == leftJoin && !r.left) {
+		if matched[r.ID] || (kind == innerJoin) || (kind == leftJoin && !r.Left) {
 			continue
 		}
-		if r.left {
-			out = append(out, r.key+":"+r.id+"+-")
+		if r.Left {
+			out = append(out, r.Key+":"+r.ID+"+-")
 		} else {
-			out = append(out, r.key+":-+"+r.id)
+			out = append(out, r.Key+":-+"+r.ID)
 		}
 	}
 	slices.Sort(out)
@@ -87,10 +89,10 @@ func runJoin(t *testing.T, kind joinKind, w JoinWindows, recs []joinRec) []strin
 	li, ri := streamtest.Input(d, "l", str, str), streamtest.Input(d, "r", str, str)
 	for _, rec := range recs {
 		in := ri
-		if rec.left {
+		if rec.Left {
 			in = li
 		}
-		require.NoError(t, in.PipeAt(t.Context(), rec.key, rec.id, time.UnixMilli(rec.ts)))
+		require.NoError(t, in.PipeAt(t.Context(), rec.Key, rec.ID, time.UnixMilli(rec.TS)))
 	}
 	// Far ahead on both partitions of both topics: every window closes.
 	for i := range 8 {
@@ -127,7 +129,7 @@ func TestJoinModel(t *testing.T) {
 					if left {
 						id = fmt.Sprint("L", i)
 					}
-					ordered = append(ordered, joinRec{left: left, key: fmt.Sprint("k", rng.IntN(4)), id: id, ts: ts})
+					ordered = append(ordered, joinRec{Left: left, Key: fmt.Sprint("k", rng.IntN(4)), ID: id, TS: ts})
 				}
 				shuffled := slices.Clone(ordered)
 				for i := range shuffled {
@@ -142,16 +144,16 @@ func TestJoinModel(t *testing.T) {
 				kept := shuffled[:0]
 				for _, r := range shuffled {
 					reach := int64(7)
-					if r.left {
+					if r.Left {
 						reach = 4
 					}
-					if r.ts+reach+grace >= maxTs {
+					if r.TS+reach+grace >= maxTs {
 						kept = append(kept, r)
-						maxTs = max(maxTs, r.ts)
+						maxTs = max(maxTs, r.TS)
 					}
 				}
 				ordered = slices.Clone(kept)
-				slices.SortStableFunc(ordered, func(a, b joinRec) int { return cmp.Compare(a.ts, b.ts) })
+				slices.SortStableFunc(ordered, func(a, b joinRec) int { return cmp.Compare(a.TS, b.TS) })
 				want := joinModel(kind, 7, 4, ordered)
 				require.NotEmpty(t, want)
 				require.Equal(t, want, runJoin(t, kind, w, ordered), "ordered")

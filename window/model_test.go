@@ -15,14 +15,16 @@ import (
 	"github.com/duality-streams/duality/streamtest"
 )
 
+// rec is an input record of a model: a key at a time (ms).
 type rec struct {
-	key string
-	ts  int64
+	Key string
+	TS  int64
 }
 
+// wkey is a window of a key (ms) in a model's results.
 type wkey struct {
-	key        string
-	start, end int64
+	Key        string
+	Start, End int64
 }
 
 // model returns the count per window of recs under w, from the
@@ -33,7 +35,7 @@ func model(w Windows, recs []rec) map[wkey]int64 {
 	size, adv := w.size.Milliseconds(), w.advance.Milliseconds()
 	byKey := map[string][]int64{}
 	for _, r := range recs {
-		byKey[r.key] = append(byKey[r.key], r.ts)
+		byKey[r.Key] = append(byKey[r.Key], r.TS)
 	}
 	for k, tss := range byKey {
 		slices.Sort(tss)
@@ -93,7 +95,7 @@ func runCount(t *testing.T, w Windows, recs []rec) (final, updates map[wkey]int6
 	defer func() { require.NoError(t, d.Close()) }()
 	in := streamtest.Input(d, "in", codec.String(), codec.String())
 	for _, r := range recs {
-		require.NoError(t, in.PipeAt(t.Context(), r.key, "v", time.UnixMilli(r.ts)))
+		require.NoError(t, in.PipeAt(t.Context(), r.Key, "v", time.UnixMilli(r.TS)))
 	}
 	// A record far ahead closes every window.
 	require.NoError(t, in.PipeAt(t.Context(), "~flush", "v", time.UnixMilli(1<<40)))
@@ -122,7 +124,7 @@ func runCount(t *testing.T, w Windows, recs []rec) (final, updates map[wkey]int6
 	}
 	for _, m := range []map[wkey]int64{final, updates} {
 		for k := range m {
-			if k.key == "~flush" {
+			if k.Key == "~flush" {
 				delete(m, k)
 			}
 		}
@@ -150,14 +152,14 @@ func TestModel(t *testing.T) {
 				ts := int64(rng.IntN(30))
 				for range 120 {
 					ts += int64(rng.IntN(6))
-					ordered = append(ordered, rec{key: fmt.Sprint("k", rng.IntN(3)), ts: ts})
+					ordered = append(ordered, rec{Key: fmt.Sprint("k", rng.IntN(3)), TS: ts})
 				}
 				// Shuffle: every record is at most grace behind the
 				// largest timestamp before it.
 				shuffled := slices.Clone(ordered)
 				for i := range shuffled {
 					j := i + rng.IntN(8)
-					if j < len(shuffled) && shuffled[j].ts-shuffled[i].ts < grace.Milliseconds() {
+					if j < len(shuffled) && shuffled[j].TS-shuffled[i].TS < grace.Milliseconds() {
 						shuffled[i], shuffled[j] = shuffled[j], shuffled[i]
 					}
 				}
@@ -165,17 +167,17 @@ func TestModel(t *testing.T) {
 				var maxTs int64
 				kept := shuffled[:0]
 				for _, r := range shuffled {
-					if r.ts >= maxTs-grace.Milliseconds() {
+					if r.TS >= maxTs-grace.Milliseconds() {
 						kept = append(kept, r)
-						maxTs = max(maxTs, r.ts)
+						maxTs = max(maxTs, r.TS)
 					}
 				}
 				shuffled = kept
 				ordered = slices.Clone(kept)
-				slices.SortStableFunc(ordered, func(a, b rec) int { return cmp.Compare(a.ts, b.ts) })
+				slices.SortStableFunc(ordered, func(a, b rec) int { return cmp.Compare(a.TS, b.TS) })
 				inversions := 0
 				for i := 1; i < len(shuffled); i++ {
-					if shuffled[i].ts < shuffled[i-1].ts {
+					if shuffled[i].TS < shuffled[i-1].TS {
 						inversions++
 					}
 				}

@@ -12,6 +12,7 @@ import (
 	"github.com/duality-streams/duality/broker"
 	"github.com/duality-streams/duality/codec"
 	"github.com/duality-streams/duality/internal/dsl"
+	"github.com/duality-streams/duality/internal/tablecore"
 	"github.com/duality-streams/duality/internal/topology"
 	"github.com/duality-streams/duality/internal/windowstore"
 	"github.com/duality-streams/duality/stream"
@@ -41,7 +42,7 @@ type proc[K, V, A any] struct {
 	kc      codec.Codec[K]
 	ac      codec.Codec[A]
 	f       fns[K, V, A]
-	next    emit[Windowed[K], A]
+	out     *tablecore.Output[Windowed[K], A]
 	logger  *slog.Logger
 
 	st     int64 // stream time
@@ -63,7 +64,7 @@ type proc[K, V, A any] struct {
 	minSeg int64
 
 	kbuf, ekey, key, ikey, vbuf []byte
-	out                         stream.RecordContext
+	rc                          stream.RecordContext // of the records sent
 
 	// CacheUpdates: the newest update per window since the last flush
 	// (nil without the option), in first-update order, with the undo log
@@ -118,17 +119,9 @@ func newProc[K, V, A any](t *dsl.Task, n *dsl.Node, store string, w Windows, cfg
 	if err != nil {
 		return nil, fmt.Errorf("%s %q: stream-time timer: %w", n.Op, n.Name, err)
 	}
-	fs, err := dsl.Children[emit[Windowed[K], A]](t, n)
+	out, err := tablecore.NewOutput[Windowed[K], A](t, n)
 	if err != nil {
 		return nil, err
-	}
-	next := func(ctx context.Context, rc *stream.RecordContext, k Windowed[K], a A) error {
-		for _, f := range fs {
-			if err := f(ctx, rc, k, a); err != nil {
-				return err
-			}
-		}
-		return nil
 	}
 	kv, err := t.Env().Store(store)
 	if err != nil {
@@ -140,7 +133,7 @@ func newProc[K, V, A any](t *dsl.Task, n *dsl.Node, store string, w Windows, cfg
 		kind: w.kind, size: w.size.Milliseconds(), advance: w.advance.Milliseconds(),
 		grace: w.grace.Milliseconds(), ret: ret, seg: windowstore.SegmentInterval(w.Retention()).Milliseconds(),
 		final: cfg.final, stats: cfg.stats, late: late, lateLog: lateLog,
-		kc: kc, ac: ac, f: f, next: next,
+		kc: kc, ac: ac, f: f, out: out,
 		logger: t.Env().Logger().With("node", n.Name, "store", store),
 		st:     noTime, lowSeg: noTime, nextClose: noTime, closedUpTo: noTime, minSeg: noTime,
 	}
@@ -376,6 +369,19 @@ func (p *proc[K, V, A]) get(sp span) (stored, bool, error) {
 	return stored{span: sp, maxTs: windowstore.ReadTime(b), agg: b[8:]}, true, nil
 }
 
+// old decodes b, the aggregate of a window before an update, as the old
+// value of the update's change, when a child of the table wants old
+// values; otherwise it returns hasOld false (and decodes nothing). The
+// aggregate being updated is decoded apart, since folds may change it in
+// place.
+func (p *proc[K, V, A]) old(b []byte) (old A, hasOld bool, err error) {
+	if p.final || !p.out.WantsOld() {
+		return old, false, nil
+	}
+	old, err = p.decode(b)
+	return old, err == nil, err
+}
+
 func (p *proc[K, V, A]) decode(b []byte) (A, error) {
 	a, err := p.ac.Decode(b)
 	if err != nil {
@@ -424,21 +430,25 @@ func (p *proc[K, V, A]) remove(sp span) error {
 }
 
 // forward emits an update of window sp (default emit mode only), or
-// buffers it with CacheUpdates. isNew says the window did not exist
-// before the update.
-func (p *proc[K, V, A]) forward(ctx context.Context, rc *stream.RecordContext, k K, sp span, a A, ts int64, tombstone, isNew bool) error {
+// buffers it with CacheUpdates: the window's aggregate changes from old
+// (absent when !hasOld) to a (absent when tombstone). isNew says the
+// window did not exist before the update. old is read only when a child
+// wants old values (see wantsOld).
+func (p *proc[K, V, A]) forward(ctx context.Context, rc *stream.RecordContext, k K, sp span, old A, hasOld bool, a A, ts int64, tombstone, isNew bool) error {
 	if p.final {
 		return nil
 	}
 	if p.cache == nil {
-		return p.send(ctx, rc, k, sp, a, ts, rc.Headers, tombstone)
+		return p.send(ctx, rc, k, sp, old, hasOld, a, ts, rc.Headers, tombstone)
 	}
 	key := string(p.windowKey(sp))
 	prev, ok := p.cache[key]
 	p.undo = append(p.undo, cacheUndo[K, A]{key: key, prev: prev, existed: ok})
-	e := cacheEntry[K, A]{k: k, sp: sp, a: a, ts: ts, tomb: tombstone, fresh: isNew}
+	e := cacheEntry[K, A]{k: k, sp: sp, old: old, hasOld: hasOld, a: a, ts: ts, tomb: tombstone, fresh: isNew}
 	if ok {
-		e.fresh = prev.fresh
+		// The change since the last flush starts from the window's
+		// aggregate then.
+		e.fresh, e.old, e.hasOld = prev.fresh, prev.old, prev.hasOld
 	} else {
 		p.order = append(p.order, key)
 	}
@@ -447,13 +457,16 @@ func (p *proc[K, V, A]) forward(ctx context.Context, rc *stream.RecordContext, k
 	return nil
 }
 
-// cacheEntry is the newest buffered update of a window.
+// cacheEntry is the newest buffered update of a window, with the
+// window's aggregate at the last flush (old, hasOld).
 type cacheEntry[K, A any] struct {
-	k    K
-	sp   span
-	a    A
-	ts   int64
-	tomb bool
+	k      K
+	sp     span
+	old    A
+	hasOld bool
+	a      A
+	ts     int64
+	tomb   bool
 	// fresh says the window was created since the last flush, so its
 	// deletion need not be emitted.
 	fresh bool
@@ -496,7 +509,7 @@ func (p *proc[K, V, A]) flushCache(ctx context.Context) error {
 		if e.tomb && e.fresh {
 			continue // created and deleted since the last flush: never emitted
 		}
-		p.item.set("cached update", &p.last, e.k, e.sp, e.a, e.ts, e.tomb)
+		p.item.set("cached update", &p.last, e.k, e.sp, e.old, e.hasOld, e.a, e.ts, e.tomb)
 		if err := p.t.Item(ctx, &p.item); err != nil {
 			return err
 		}
@@ -516,19 +529,25 @@ type windowItem[K, V, A any] struct {
 	tomb bool
 	k    K
 	a    A
+	// old and hasOld are the window's aggregate before the change (the
+	// table change protocol's old value; a final result has none).
+	old    A
+	hasOld bool
 	// raw and agg are a final result's stored key and aggregate (raw nil:
 	// k and a are set); decoded says k was decoded from raw.
 	raw, agg []byte
 	decoded  bool
 }
 
-// set makes it the update of window sp of k to a.
-func (it *windowItem[K, V, A]) set(what string, rc *stream.RecordContext, k K, sp span, a A, ts int64, tomb bool) {
-	*it = windowItem[K, V, A]{p: it.p, what: what, rc: *rc, k: k, sp: sp, a: a, ts: ts, tomb: tomb}
+// set makes it the update of window sp of k from old (absent when
+// !hasOld) to a (absent when tomb).
+func (it *windowItem[K, V, A]) set(what string, rc *stream.RecordContext, k K, sp span, old A, hasOld bool, a A, ts int64, tomb bool) {
+	*it = windowItem[K, V, A]{p: it.p, what: what, rc: *rc, k: k, sp: sp, old: old, hasOld: hasOld, a: a, ts: ts, tomb: tomb}
 }
 
 // setFinal makes it the final result of window sp of the stored key raw
-// with the stored aggregate agg.
+// with the stored aggregate agg. Before its final result the window is
+// not in the table (see windowLookup): the change has no old value.
 func (it *windowItem[K, V, A]) setFinal(rc *stream.RecordContext, raw []byte, sp span, agg []byte, ts int64) {
 	*it = windowItem[K, V, A]{p: it.p, what: "final result", rc: *rc, raw: raw, sp: sp, agg: agg, ts: ts}
 }
@@ -554,7 +573,7 @@ func (it *windowItem[K, V, A]) Emit(ctx context.Context) (err error) {
 			return p.nodeErr(&it.rc, err)
 		}
 	}
-	return p.send(ctx, &it.rc, it.k, it.sp, it.a, it.ts, nil, it.tomb)
+	return p.send(ctx, &it.rc, it.k, it.sp, it.old, it.hasOld, it.a, it.ts, nil, it.tomb)
 }
 
 func (it *windowItem[K, V, A]) Step() string { return it.p.n.Name }
@@ -568,11 +587,13 @@ func (it *windowItem[K, V, A]) String() string {
 	return fmt.Sprintf("%s of %v", it.what, Windowed[K]{Key: it.k, Start: start, End: end})
 }
 
-func (p *proc[K, V, A]) send(ctx context.Context, rc *stream.RecordContext, k K, sp span, a A, ts int64, headers []broker.Header, tombstone bool) error {
-	p.out = stream.RecordContext{Topic: rc.Topic, Partition: rc.Partition, Offset: rc.Offset,
+// send emits the change of window sp from old (absent when !hasOld) to a
+// (absent when tombstone) to the table's children.
+func (p *proc[K, V, A]) send(ctx context.Context, rc *stream.RecordContext, k K, sp span, old A, hasOld bool, a A, ts int64, headers []broker.Header, tombstone bool) error {
+	p.rc = stream.RecordContext{Topic: rc.Topic, Partition: rc.Partition, Offset: rc.Offset,
 		Timestamp: time.UnixMilli(ts), Headers: headers, Tombstone: tombstone}
 	start, end := sp.times()
-	err := p.next(ctx, &p.out, Windowed[K]{Key: k, Start: start, End: end}, a)
+	err := p.out.Emit(ctx, &p.rc, Windowed[K]{Key: k, Start: start, End: end}, old, hasOld, a, !tombstone)
 	p.t.Current = p.n
 	return err
 }
@@ -588,11 +609,14 @@ func (p *proc[K, V, A]) timeWindows(ctx context.Context, rc *stream.RecordContex
 		if err != nil {
 			return updated, err
 		}
-		var a A
-		has := found
+		var a, prev A
+		has, hasPrev := found, false
 		maxTs := ts
 		if found {
 			if a, err = p.decode(old.agg); err != nil {
+				return updated, err
+			}
+			if prev, hasPrev, err = p.old(old.agg); err != nil {
 				return updated, err
 			}
 			maxTs = max(maxTs, old.maxTs)
@@ -604,7 +628,7 @@ func (p *proc[K, V, A]) timeWindows(ctx context.Context, rc *stream.RecordContex
 			return updated, err
 		}
 		updated = true
-		if err := p.forward(ctx, rc, k, sp, a, maxTs, false, !found); err != nil {
+		if err := p.forward(ctx, rc, k, sp, prev, hasPrev, a, maxTs, false, !found); err != nil {
 			return updated, err
 		}
 	}
@@ -683,11 +707,16 @@ func (p *proc[K, V, A]) slidingWindows(ctx context.Context, rc *stream.RecordCon
 		}
 	}
 	updated := false
+	var none A // the old aggregate of a new window
 	for _, w := range wins {
 		if w.start < ts-d || w.start > ts || !p.open(w.end) {
 			continue
 		}
 		a, err := p.decode(w.agg)
+		if err != nil {
+			return updated, err
+		}
+		prev, hasPrev, err := p.old(w.agg)
 		if err != nil {
 			return updated, err
 		}
@@ -697,7 +726,7 @@ func (p *proc[K, V, A]) slidingWindows(ctx context.Context, rc *stream.RecordCon
 			return updated, err
 		}
 		updated = true
-		if err := p.forward(ctx, rc, k, w.span, a, maxTs, false, false); err != nil {
+		if err := p.forward(ctx, rc, k, w.span, prev, hasPrev, a, maxTs, false, false); err != nil {
 			return updated, err
 		}
 	}
@@ -717,7 +746,7 @@ func (p *proc[K, V, A]) slidingWindows(ctx context.Context, rc *stream.RecordCon
 			return updated, err
 		}
 		updated = true
-		if err := p.forward(ctx, rc, k, left, a, ts, false, true); err != nil {
+		if err := p.forward(ctx, rc, k, left, none, false, a, ts, false, true); err != nil {
 			return updated, err
 		}
 	}
@@ -730,7 +759,7 @@ func (p *proc[K, V, A]) slidingWindows(ctx context.Context, rc *stream.RecordCon
 			return updated, err
 		}
 		updated = true
-		if err := p.forward(ctx, rc, k, pr, a, ts, false, true); err != nil {
+		if err := p.forward(ctx, rc, k, pr, none, false, a, ts, false, true); err != nil {
 			return updated, err
 		}
 	}
@@ -743,7 +772,7 @@ func (p *proc[K, V, A]) slidingWindows(ctx context.Context, rc *stream.RecordCon
 			return updated, err
 		}
 		updated = true
-		if err := p.forward(ctx, rc, k, right, a, rightCand.maxTs, false, true); err != nil {
+		if err := p.forward(ctx, rc, k, right, none, false, a, rightCand.maxTs, false, true); err != nil {
 			return updated, err
 		}
 	}
@@ -797,24 +826,28 @@ func (p *proc[K, V, A]) sessionWindows(ctx context.Context, rc *stream.RecordCon
 		}
 	}
 	a = p.f.fold(k, v, a, has)
-	exists := false
+	var zero, prev A
+	exists, hasPrev := false, false
 	for _, s := range olds {
+		old, hasOld, err := p.old(s.agg)
+		if err != nil {
+			return true, err
+		}
 		if s.span == merged {
-			exists = true
+			exists, prev, hasPrev = true, old, hasOld
 			continue
 		}
 		if err := p.remove(s.span); err != nil {
 			return true, err
 		}
-		var zero A
-		if err := p.forward(ctx, rc, k, s.span, zero, ts, true, false); err != nil {
+		if err := p.forward(ctx, rc, k, s.span, old, hasOld, zero, ts, true, false); err != nil {
 			return true, err
 		}
 	}
 	if err := p.put(merged, merged.end-1, a, !exists); err != nil {
 		return true, err
 	}
-	return true, p.forward(ctx, rc, k, merged, a, merged.end-1, false, !exists)
+	return true, p.forward(ctx, rc, k, merged, prev, hasPrev, a, merged.end-1, false, !exists)
 }
 
 // emitClosed emits the final result of every window that closed by the

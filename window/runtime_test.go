@@ -1,4 +1,4 @@
-package window
+package window_test
 
 import (
 	"context"
@@ -20,6 +20,8 @@ import (
 	"github.com/duality-streams/duality/codec"
 	"github.com/duality-streams/duality/internal/windowstore"
 	"github.com/duality-streams/duality/stream"
+	"github.com/duality-streams/duality/table"
+	"github.com/duality-streams/duality/window"
 )
 
 // readTopic returns every record of topic, partition by partition.
@@ -87,13 +89,13 @@ func TestRestore(t *testing.T) {
 	for _, topic := range []string{"events", "final", "sessions"} {
 		require.NoError(t, b.CreateTopic(ctx, topic, broker.TopicConfig{Partitions: parts}))
 	}
-	hopping := Hopping(40*time.Millisecond, 10*time.Millisecond, 15*time.Millisecond)
-	session := Session(9*time.Millisecond, 10*time.Millisecond)
+	hopping := window.Hopping(40*time.Millisecond, 10*time.Millisecond, 15*time.Millisecond)
+	session := window.Session(9*time.Millisecond, 10*time.Millisecond)
 	sb := stream.NewBuilder()
 	g := stream.GroupByKey(stream.From(sb, "events", codec.String(), codec.String()))
-	wc := WindowedCodec(codec.String())
-	Count(g, hopping, "hop-counts", EmitOnWindowClose()).ToStream().To("final")
-	Count(g, session, "session-counts").ToStream().To("sessions")
+	wc := window.WindowedCodec(codec.String())
+	window.Count(g, hopping, "hop-counts", window.EmitOnWindowClose()).ToStream().To("final")
+	window.Count(g, session, "session-counts").ToStream().To("sessions")
 	topo, err := sb.Build()
 	require.NoError(t, err)
 	dir := filepath.Join(t.TempDir(), "state")
@@ -102,24 +104,24 @@ func TestRestore(t *testing.T) {
 	// base, so stream time of each partition is the largest timestamp
 	// produced to it.
 	base := time.Now().Add(-time.Hour).UnixMilli()
-	var all []rec
+	var all []window.Rec
 	streamTime := map[int32]int64{}
 	for run := range 3 {
 		var batch []broker.Record
 		for i := run * step; i < (run+1)*step; i++ {
-			r := rec{key: fmt.Sprint("k", i%keys), ts: base + int64(i)*2 + int64(i%3)*4}
+			r := window.Rec{Key: fmt.Sprint("k", i%keys), TS: base + int64(i)*2 + int64(i%3)*4}
 			all = append(all, r)
-			p := broker.KeyPartition([]byte(r.key), parts)
-			streamTime[p] = max(streamTime[p], r.ts)
-			batch = append(batch, broker.Record{Topic: "events", Partition: p, Key: []byte(r.key), Value: []byte("v"), Timestamp: time.UnixMilli(r.ts)})
+			p := broker.KeyPartition([]byte(r.Key), parts)
+			streamTime[p] = max(streamTime[p], r.TS)
+			batch = append(batch, broker.Record{Topic: "events", Partition: p, Key: []byte(r.Key), Value: []byte("v"), Timestamp: time.UnixMilli(r.TS)})
 		}
 		require.NoError(t, b.Produce(ctx, batch))
 
 		// The final results due by now: the model's windows closed by
 		// their partition's stream time.
 		due := 0
-		for k := range model(hopping, all) {
-			if k.end+hopping.grace.Milliseconds() <= streamTime[broker.KeyPartition([]byte(k.key), parts)] {
+		for k := range window.Model(hopping, all) {
+			if k.End+hopping.Grace().Milliseconds() <= streamTime[broker.KeyPartition([]byte(k.Key), parts)] {
 				due++
 			}
 		}
@@ -145,19 +147,19 @@ func TestRestore(t *testing.T) {
 
 	// Every window closed by now was emitted exactly once, with the
 	// model's count.
-	want := map[wkey]int64{}
-	for k, n := range model(hopping, all) {
-		if k.end+hopping.grace.Milliseconds() <= streamTime[broker.KeyPartition([]byte(k.key), parts)] {
+	want := map[window.WKey]int64{}
+	for k, n := range window.Model(hopping, all) {
+		if k.End+hopping.Grace().Milliseconds() <= streamTime[broker.KeyPartition([]byte(k.Key), parts)] {
 			want[k] = n
 		}
 	}
-	got := map[wkey]int64{}
+	got := map[window.WKey]int64{}
 	for _, r := range readTopic(t, b, "final") {
 		w, err := wc.Decode(r.Key)
 		require.NoError(t, err)
 		n, err := codec.Int64().Decode(r.Value)
 		require.NoError(t, err)
-		k := wkey{w.Key, w.Start.UnixMilli(), w.End.UnixMilli()}
+		k := window.WKey{w.Key, w.Start.UnixMilli(), w.End.UnixMilli()}
 		_, dup := got[k]
 		require.False(t, dup, "final result of %v emitted twice", k)
 		got[k] = n
@@ -167,12 +169,12 @@ func TestRestore(t *testing.T) {
 
 	// The newest session updates (tombstones delete) are the model's
 	// sessions.
-	sessions := map[wkey]int64{}
+	sessions := map[window.WKey]int64{}
 	tombstones := 0
 	for _, r := range readTopic(t, b, "sessions") {
 		w, err := wc.Decode(r.Key)
 		require.NoError(t, err)
-		k := wkey{w.Key, w.Start.UnixMilli(), w.End.UnixMilli()}
+		k := window.WKey{w.Key, w.Start.UnixMilli(), w.End.UnixMilli()}
 		if r.Value == nil {
 			tombstones++
 			delete(sessions, k)
@@ -182,7 +184,7 @@ func TestRestore(t *testing.T) {
 		require.NoError(t, err)
 		sessions[k] = n
 	}
-	require.Equal(t, model(session, all), sessions)
+	require.Equal(t, window.Model(session, all), sessions)
 	require.Greater(t, len(sessions), keys, "gaps split sessions")
 	require.Positive(t, tombstones, "sessions grew and merged")
 
@@ -212,36 +214,36 @@ func TestQuery(t *testing.T) {
 	for _, topic := range []string{"events", "counts", "sessions"} {
 		require.NoError(t, b.CreateTopic(ctx, topic, broker.TopicConfig{Partitions: parts}))
 	}
-	tumbling := Tumbling(10*time.Millisecond, 0).WithRetention(time.Hour)
-	session := Session(5*time.Millisecond, 0).WithRetention(time.Hour)
+	tumbling := window.Tumbling(10*time.Millisecond, 0).WithRetention(time.Hour)
+	session := window.Session(5*time.Millisecond, 0).WithRetention(time.Hour)
 	sb := stream.NewBuilder()
 	g := stream.GroupByKey(stream.From(sb, "events", codec.String(), codec.String()))
-	counts := Count(g, tumbling, "counts")
+	counts := window.Count(g, tumbling, "counts")
 	counts.ToStream().To("counts")
-	sessions := Count(g, session, "sessions")
+	sessions := window.Count(g, session, "sessions")
 	sessions.ToStream().To("sessions")
-	sliding := Sliding(4*time.Millisecond, 0).WithRetention(time.Hour)
-	slides := Count(g, sliding, "slides")
+	sliding := window.Sliding(4*time.Millisecond, 0).WithRetention(time.Hour)
+	slides := window.Count(g, sliding, "slides")
 	topo, err := sb.Build()
 	require.NoError(t, err)
 
 	base := time.Now().Add(-time.Hour).UnixMilli() / 1000 * 1000
-	var all []rec
+	var all []window.Rec
 	var batch []broker.Record
 	for i := range 200 {
-		r := rec{key: fmt.Sprint("k", i%5), ts: base + int64(i)*3 + int64(i%4)}
+		r := window.Rec{Key: fmt.Sprint("k", i%5), TS: base + int64(i)*3 + int64(i%4)}
 		all = append(all, r)
-		batch = append(batch, broker.Record{Topic: "events", Partition: broker.PartitionByKey, Key: []byte(r.key), Value: []byte("v"), Timestamp: time.UnixMilli(r.ts)})
+		batch = append(batch, broker.Record{Topic: "events", Partition: broker.PartitionByKey, Key: []byte(r.Key), Value: []byte("v"), Timestamp: time.UnixMilli(r.TS)})
 	}
 	require.NoError(t, b.Produce(ctx, batch))
 
 	app, err := duality.New("q", topo, b, duality.CommitInterval(5*time.Millisecond))
 	require.NoError(t, err)
-	qc, err := Query(app, counts)
+	qc, err := duality.QueryWindows(app, counts)
 	require.NoError(t, err)
-	qs, err := Query(app, sessions)
+	qs, err := duality.QueryWindows(app, sessions)
 	require.NoError(t, err)
-	ql, err := Query(app, slides)
+	ql, err := duality.QueryWindows(app, slides)
 	require.NoError(t, err)
 	_, errf := qc.FetchAll(ctx, time.UnixMilli(0), time.Now())
 	require.NoError(t, errf(), "the error function reports nothing before the loop")
@@ -260,19 +262,19 @@ func TestQuery(t *testing.T) {
 	awaitRecords(t, b, "counts", len(all))
 	awaitRecords(t, b, "sessions", len(all))
 
-	collect := func(seq iter.Seq2[Windowed[string], int64], errf func() error) map[wkey]int64 {
+	collect := func(seq iter.Seq2[window.Windowed[string], int64], errf func() error) map[window.WKey]int64 {
 		t.Helper()
-		got := map[wkey]int64{}
+		got := map[window.WKey]int64{}
 		for w, n := range seq {
-			got[wkey{w.Key, w.Start.UnixMilli(), w.End.UnixMilli()}] = n
+			got[window.WKey{w.Key, w.Start.UnixMilli(), w.End.UnixMilli()}] = n
 		}
 		require.NoError(t, errf())
 		return got
 	}
-	in := func(m map[wkey]int64, key string, lo, hi int64) map[wkey]int64 {
-		out := map[wkey]int64{}
+	in := func(m map[window.WKey]int64, key string, lo, hi int64) map[window.WKey]int64 {
+		out := map[window.WKey]int64{}
 		for k, n := range m {
-			if (key == "" || k.key == key) && k.start >= lo && k.start < hi {
+			if (key == "" || k.Key == key) && k.Start >= lo && k.Start < hi {
 				out[k] = n
 			}
 		}
@@ -281,7 +283,7 @@ func TestQuery(t *testing.T) {
 	lo, hi := base+100, base+400
 	// Queries read committed state, which the stores may reflect a little
 	// after the output became visible: wait until every record is counted.
-	for _, q := range []*ReadOnlyStore[string, int64]{qc, qs} {
+	for _, q := range []*duality.ReadOnlyWindowStore[string, int64]{qc, qs} {
 		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
 			var total int64
 			seq, errf := q.FetchAll(ctx, time.UnixMilli(0), time.UnixMilli(base+10_000))
@@ -295,11 +297,11 @@ func TestQuery(t *testing.T) {
 		}
 	}
 	for name, tc := range map[string]struct {
-		q *ReadOnlyStore[string, int64]
-		w Windows
+		q *duality.ReadOnlyWindowStore[string, int64]
+		w window.Windows
 	}{"tumbling": {qc, tumbling}, "session": {qs, session}, "sliding": {ql, sliding}} {
 		t.Run(name, func(t *testing.T) {
-			want := model(tc.w, all)
+			want := window.Model(tc.w, all)
 			require.Equal(t, want, collect(tc.q.FetchAll(ctx, time.UnixMilli(0), time.UnixMilli(base+10_000))))
 			require.Equal(t, in(want, "", lo, hi), collect(tc.q.FetchAll(ctx, time.UnixMilli(lo), time.UnixMilli(hi))))
 			for i := range 5 {
@@ -331,28 +333,28 @@ func TestQueryNotOwned(t *testing.T) {
 	require.NoError(t, err)
 	t.Cleanup(func() { require.NoError(t, b.Close()) })
 	require.NoError(t, b.CreateTopic(ctx, "events", broker.TopicConfig{Partitions: parts}))
-	w := Tumbling(10*time.Millisecond, 0).WithRetention(time.Hour)
+	w := window.Tumbling(10*time.Millisecond, 0).WithRetention(time.Hour)
 	sb := stream.NewBuilder()
 	g := stream.GroupByKey(stream.From(sb, "events", codec.String(), codec.String()))
-	counts := Count(g, w, "counts")
+	counts := window.Count(g, w, "counts")
 	topo, err := sb.Build()
 	require.NoError(t, err)
 	base := time.Now().Add(-time.Hour).UnixMilli()
-	var all []rec
+	var all []window.Rec
 	var batch []broker.Record
 	for i := range 120 {
-		r := rec{key: fmt.Sprint("k", i%9), ts: base + int64(i)*2}
+		r := window.Rec{Key: fmt.Sprint("k", i%9), TS: base + int64(i)*2}
 		all = append(all, r)
-		batch = append(batch, broker.Record{Topic: "events", Partition: broker.PartitionByKey, Key: []byte(r.key), Value: []byte("v"), Timestamp: time.UnixMilli(r.ts)})
+		batch = append(batch, broker.Record{Topic: "events", Partition: broker.PartitionByKey, Key: []byte(r.Key), Value: []byte("v"), Timestamp: time.UnixMilli(r.TS)})
 	}
 	require.NoError(t, b.Produce(ctx, batch))
-	want := model(w, all)
+	want := window.Model(w, all)
 
-	var views []*ReadOnlyStore[string, int64]
+	var views []*duality.ReadOnlyWindowStore[string, int64]
 	for range 2 {
 		app, err := duality.New("q2", topo, b, duality.CommitInterval(5*time.Millisecond))
 		require.NoError(t, err)
-		q, err := Query(app, counts)
+		q, err := duality.QueryWindows(app, counts)
 		require.NoError(t, err)
 		views = append(views, q)
 		runCtx, stop := context.WithCancel(ctx)
@@ -365,13 +367,13 @@ func TestQueryNotOwned(t *testing.T) {
 	}
 	from, to := time.UnixMilli(base-100), time.UnixMilli(base+10_000)
 	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		union := map[wkey]int64{}
+		union := map[window.WKey]int64{}
 		owners := 0
 		for _, q := range views {
 			seq, errf := q.FetchAll(ctx, from, to)
 			n := 0
 			for w, c := range seq {
-				union[wkey{w.Key, w.Start.UnixMilli(), w.End.UnixMilli()}] = c
+				union[window.WKey{w.Key, w.Start.UnixMilli(), w.End.UnixMilli()}] = c
 				n++
 			}
 			if errf() == nil && n > 0 {
@@ -388,9 +390,9 @@ func TestQueryNotOwned(t *testing.T) {
 		served := 0
 		for _, q := range views {
 			seq, errf := q.Fetch(ctx, key, from, to)
-			got := map[wkey]int64{}
+			got := map[window.WKey]int64{}
 			for w, c := range seq {
-				got[wkey{w.Key, w.Start.UnixMilli(), w.End.UnixMilli()}] = c
+				got[window.WKey{w.Key, w.Start.UnixMilli(), w.End.UnixMilli()}] = c
 			}
 			if err := errf(); err != nil {
 				var no *duality.NotOwnedError
@@ -400,9 +402,9 @@ func TestQueryNotOwned(t *testing.T) {
 				continue
 			}
 			served++
-			wantKey := map[wkey]int64{}
+			wantKey := map[window.WKey]int64{}
 			for k, n := range want {
-				if k.key == key {
+				if k.Key == key {
 					wantKey[k] = n
 				}
 			}
@@ -429,12 +431,12 @@ func TestJoinRestore(t *testing.T) {
 		require.NoError(t, b.CreateTopic(ctx, topic, broker.TopicConfig{Partitions: parts}))
 	}
 	const before, after, grace = 6, 3, 10
-	w := JoinTimeDifference(0, grace*time.Millisecond).Before(before * time.Millisecond).After(after * time.Millisecond)
+	w := window.JoinTimeDifference(0, grace*time.Millisecond).Before(before * time.Millisecond).After(after * time.Millisecond)
 	sb := stream.NewBuilder()
 	str := codec.String()
 	l := stream.GroupByKey(stream.From(sb, "clicks", str, str))
 	r := stream.GroupByKey(stream.From(sb, "views", str, str))
-	LeftJoin(l, r, w, func(_, v1, v2 string, ok bool) string {
+	window.LeftJoin(l, r, w, func(_, v1, v2 string, ok bool) string {
 		if !ok {
 			v2 = "-"
 		}
@@ -445,34 +447,34 @@ func TestJoinRestore(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "state")
 
 	base := time.Now().Add(-time.Hour).UnixMilli()
-	var all []joinRec
+	var all []window.JoinRec
 	streamTime := map[int32]int64{}
 	for run := range 3 {
 		var batch []broker.Record
 		for i := run * step; i < (run+1)*step; i++ {
-			rec := joinRec{left: i%3 != 0, key: fmt.Sprint("k", i%5), ts: base + int64(i)*2 + int64(i%4)}
+			rec := window.JoinRec{Left: i%3 != 0, Key: fmt.Sprint("k", i%5), TS: base + int64(i)*2 + int64(i%4)}
 			topic := "views"
-			rec.id = fmt.Sprint("R", i)
-			if rec.left {
-				topic, rec.id = "clicks", fmt.Sprint("L", i)
+			rec.ID = fmt.Sprint("R", i)
+			if rec.Left {
+				topic, rec.ID = "clicks", fmt.Sprint("L", i)
 			}
 			all = append(all, rec)
-			p := broker.KeyPartition([]byte(rec.key), parts)
-			streamTime[p] = max(streamTime[p], rec.ts)
-			batch = append(batch, broker.Record{Topic: topic, Partition: p, Key: []byte(rec.key), Value: []byte(rec.id), Timestamp: time.UnixMilli(rec.ts)})
+			p := broker.KeyPartition([]byte(rec.Key), parts)
+			streamTime[p] = max(streamTime[p], rec.TS)
+			batch = append(batch, broker.Record{Topic: topic, Partition: p, Key: []byte(rec.Key), Value: []byte(rec.ID), Timestamp: time.UnixMilli(rec.TS)})
 		}
 		require.NoError(t, b.Produce(ctx, batch))
 		// Expected by now: every pair, and the unmatched left records
 		// whose partition's stream time passed their close time.
 		var want []string
-		for _, s := range joinModel(leftJoin, before, after, all) {
+		for _, s := range window.LeftJoinModel(before, after, all) {
 			if !strings.HasSuffix(s, "+-") {
 				want = append(want, s)
 				continue
 			}
 			for _, rec := range all {
-				if rec.left && s == rec.key+":"+rec.id+"+-" &&
-					rec.ts+before+after+grace < streamTime[broker.KeyPartition([]byte(rec.key), parts)] {
+				if rec.Left && s == rec.Key+":"+rec.ID+"+-" &&
+					rec.TS+before+after+grace < streamTime[broker.KeyPartition([]byte(rec.Key), parts)] {
 					want = append(want, s)
 				}
 			}
@@ -517,23 +519,23 @@ func TestCacheUpdates(t *testing.T) {
 	for _, topic := range []string{"events", "hops", "sessions"} {
 		require.NoError(t, b.CreateTopic(ctx, topic, broker.TopicConfig{Partitions: parts}))
 	}
-	hopping := Hopping(40*time.Millisecond, 10*time.Millisecond, 15*time.Millisecond)
-	session := Session(9*time.Millisecond, 10*time.Millisecond)
+	hopping := window.Hopping(40*time.Millisecond, 10*time.Millisecond, 15*time.Millisecond)
+	session := window.Session(9*time.Millisecond, 10*time.Millisecond)
 	sb := stream.NewBuilder()
 	g := stream.GroupByKey(stream.From(sb, "events", codec.String(), codec.String()))
-	wc := WindowedCodec(codec.String())
-	Count(g, hopping, "hop-counts", CacheUpdates()).ToStream().To("hops")
-	Count(g, session, "session-counts", CacheUpdates()).ToStream().To("sessions")
+	wc := window.WindowedCodec(codec.String())
+	window.Count(g, hopping, "hop-counts", window.CacheUpdates()).ToStream().To("hops")
+	window.Count(g, session, "session-counts", window.CacheUpdates()).ToStream().To("sessions")
 	topo, err := sb.Build()
 	require.NoError(t, err)
 
 	base := time.Now().Add(-time.Hour).UnixMilli()
-	var all []rec
+	var all []window.Rec
 	var batch []broker.Record
 	for i := range 600 {
-		r := rec{key: fmt.Sprint("k", i%7), ts: base + int64(i)*2 + int64(i%3)*4}
+		r := window.Rec{Key: fmt.Sprint("k", i%7), TS: base + int64(i)*2 + int64(i%3)*4}
 		all = append(all, r)
-		batch = append(batch, broker.Record{Topic: "events", Partition: broker.PartitionByKey, Key: []byte(r.key), Value: []byte("v"), Timestamp: time.UnixMilli(r.ts)})
+		batch = append(batch, broker.Record{Topic: "events", Partition: broker.PartitionByKey, Key: []byte(r.Key), Value: []byte("v"), Timestamp: time.UnixMilli(r.TS)})
 	}
 	require.NoError(t, b.Produce(ctx, batch))
 	app, err := duality.New("cache", topo, b, duality.CommitInterval(20*time.Millisecond))
@@ -551,14 +553,14 @@ func TestCacheUpdates(t *testing.T) {
 	stop()
 	require.NoError(t, <-done)
 
-	newest := func(topic string) (map[wkey]int64, int) {
-		m := map[wkey]int64{}
-		emitted := map[wkey]bool{}
+	newest := func(topic string) (map[window.WKey]int64, int) {
+		m := map[window.WKey]int64{}
+		emitted := map[window.WKey]bool{}
 		recs := readTopic(t, b, topic)
 		for _, r := range recs {
 			w, err := wc.Decode(r.Key)
 			require.NoError(t, err)
-			k := wkey{w.Key, w.Start.UnixMilli(), w.End.UnixMilli()}
+			k := window.WKey{w.Key, w.Start.UnixMilli(), w.End.UnixMilli()}
 			if r.Value == nil {
 				require.True(t, emitted[k], "tombstone for %v, which was never emitted", k)
 				delete(m, k)
@@ -572,11 +574,79 @@ func TestCacheUpdates(t *testing.T) {
 		return m, len(recs)
 	}
 	hops, n := newest("hops")
-	require.Equal(t, model(hopping, all), hops)
+	require.Equal(t, window.Model(hopping, all), hops)
 	t.Logf("%d updates emitted for %d records of 4 windows each", n, len(all))
 	require.Less(t, n, 4*len(all), "each record updates 4 windows; the cache emits fewer updates")
 	sessions, _ := newest("sessions")
-	require.Equal(t, model(session, all), sessions)
+	require.Equal(t, window.Model(session, all), sessions)
+}
+
+// TestCacheUpdatesTableSteps regroups the tables of hopping and session
+// counts with CacheUpdates by key on the embedded broker and sums their
+// counts: the sums need the old value of every change (the count of a
+// window at the previous flush, the count of every merged session), so
+// each key's sum ends as its records times the windows per record.
+func TestCacheUpdatesTableSteps(t *testing.T) {
+	const parts = 2
+	ctx := t.Context()
+	b, err := embedded.Open(t.TempDir())
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, b.Close()) })
+	require.NoError(t, b.CreateTopic(ctx, "events", broker.TopicConfig{Partitions: parts}))
+	sb := stream.NewBuilder()
+	g := stream.GroupByKey(stream.From(sb, "events", codec.String(), codec.String()))
+	sum := func(a, n int64) int64 { return a + n }
+	sub := func(a, n int64) int64 { return a - n }
+	byKey := func(w window.Windowed[string], n int64) (string, int64) { return w.Key, n }
+	hops := window.Count(g, window.Hopping(40*time.Millisecond, 10*time.Millisecond, 15*time.Millisecond), "hop-counts", window.CacheUpdates())
+	hopSums := table.GroupBy(hops, byKey).Reduce(sum, sub, "hop-sums")
+	sessions := window.Count(g, window.Session(9*time.Millisecond, 10*time.Millisecond), "session-counts", window.CacheUpdates())
+	sessionSums := table.GroupBy(sessions, byKey).Reduce(sum, sub, "session-sums")
+	topo, err := sb.Build()
+	require.NoError(t, err)
+
+	base := time.Now().Add(-time.Hour).UnixMilli()
+	perKey := map[string]int64{}
+	var batch []broker.Record
+	for i := range 600 {
+		r := window.Rec{Key: fmt.Sprint("k", i%7), TS: base + int64(i)*2 + int64(i%3)*4}
+		perKey[r.Key]++
+		batch = append(batch, broker.Record{Topic: "events", Partition: broker.PartitionByKey, Key: []byte(r.Key), Value: []byte("v"), Timestamp: time.UnixMilli(r.TS)})
+	}
+	require.NoError(t, b.Produce(ctx, batch))
+	app, err := duality.New("cache-steps", topo, b, duality.CommitInterval(20*time.Millisecond))
+	require.NoError(t, err)
+	qh, err := duality.QueryTable(app, hopSums)
+	require.NoError(t, err)
+	qs, err := duality.QueryTable(app, sessionSums)
+	require.NoError(t, err)
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- app.Run(runCtx) }()
+	defer func() {
+		stop()
+		require.NoError(t, <-done)
+	}()
+	wantHops := map[string]int64{}
+	for k, n := range perKey {
+		wantHops[k] = 4 * n // every record is in 4 hopping windows
+	}
+	for _, tc := range []struct {
+		q    *duality.ReadOnlyStore[string, int64]
+		want map[string]int64
+	}{{qh, wantHops}, {qs, perKey}} {
+		for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+			got := map[string]int64{}
+			seq, errf := tc.q.All(ctx)
+			for k, n := range seq {
+				got[k] = n
+			}
+			if errf() == nil && maps.Equal(got, tc.want) {
+				break
+			}
+			require.True(t, time.Now().Before(deadline), "%s: sums %v, want %v, error %v", tc.q.Name(), got, tc.want, errf())
+		}
+	}
 }
 
 // TestIdleAdvance runs a final-only tumbling count WithTaskStreamTime on
@@ -593,24 +663,24 @@ func TestIdleAdvance(t *testing.T) {
 	for _, topic := range []string{"events", "final"} {
 		require.NoError(t, b.CreateTopic(ctx, topic, broker.TopicConfig{Partitions: parts}))
 	}
-	w := Tumbling(10*time.Millisecond, 5*time.Millisecond)
+	w := window.Tumbling(10*time.Millisecond, 5*time.Millisecond)
 	sb := stream.NewBuilder()
 	g := stream.GroupByKey(stream.From(sb, "events", codec.String(), codec.String()))
-	wc := WindowedCodec(codec.String())
-	Count(g, w, "counts", EmitOnWindowClose(), WithTaskStreamTime()).ToStream().To("final")
+	wc := window.WindowedCodec(codec.String())
+	window.Count(g, w, "counts", window.EmitOnWindowClose(), window.WithTaskStreamTime()).ToStream().To("final")
 	topo, err := sb.Build()
 	require.NoError(t, err)
 
 	base := time.Now().Add(-time.Hour).UnixMilli()
-	var all []rec
+	var all []window.Rec
 	var batch []broker.Record
 	for i := range 100 {
-		r := rec{key: fmt.Sprint("k", i%5), ts: base + int64(i)}
+		r := window.Rec{Key: fmt.Sprint("k", i%5), TS: base + int64(i)}
 		all = append(all, r)
-		batch = append(batch, broker.Record{Topic: "events", Partition: broker.PartitionByKey, Key: []byte(r.key), Value: []byte("v"), Timestamp: time.UnixMilli(r.ts)})
+		batch = append(batch, broker.Record{Topic: "events", Partition: broker.PartitionByKey, Key: []byte(r.Key), Value: []byte("v"), Timestamp: time.UnixMilli(r.TS)})
 	}
 	require.NoError(t, b.Produce(ctx, batch))
-	want := model(w, all)
+	want := window.Model(w, all)
 
 	app, err := duality.New("idle", topo, b, duality.CommitInterval(5*time.Millisecond), duality.IdleStreamTimeAdvance(20*time.Millisecond))
 	require.NoError(t, err)
@@ -620,13 +690,13 @@ func TestIdleAdvance(t *testing.T) {
 	awaitRecords(t, b, "final", len(want))
 	stop()
 	require.NoError(t, <-done)
-	got := map[wkey]int64{}
+	got := map[window.WKey]int64{}
 	for _, r := range readTopic(t, b, "final") {
 		k, err := wc.Decode(r.Key)
 		require.NoError(t, err)
 		n, err := codec.Int64().Decode(r.Value)
 		require.NoError(t, err)
-		key := wkey{k.Key, k.Start.UnixMilli(), k.End.UnixMilli()}
+		key := window.WKey{k.Key, k.Start.UnixMilli(), k.End.UnixMilli()}
 		_, dup := got[key]
 		require.False(t, dup, "final result of %v emitted twice", key)
 		got[key] = n
@@ -649,12 +719,12 @@ func TestJoinIdleAdvance(t *testing.T) {
 	str := codec.String()
 	l := stream.GroupByKey(stream.From(sb, "clicks", str, str))
 	r := stream.GroupByKey(stream.From(sb, "views", str, str))
-	LeftJoin(l, r, JoinTimeDifference(5*time.Millisecond, 5*time.Millisecond), func(_, v1, v2 string, ok bool) string {
+	window.LeftJoin(l, r, window.JoinTimeDifference(5*time.Millisecond, 5*time.Millisecond), func(_, v1, v2 string, ok bool) string {
 		if !ok {
 			v2 = "-"
 		}
 		return v1 + "+" + v2
-	}, "j", WithTaskStreamTime()).To("joined")
+	}, "j", window.WithTaskStreamTime()).To("joined")
 	topo, err := sb.Build()
 	require.NoError(t, err)
 	base := time.Now().Add(-time.Hour).UnixMilli()
@@ -696,30 +766,30 @@ func TestExpiryAfterRestore(t *testing.T) {
 	for _, topic := range []string{"events", "counts"} {
 		require.NoError(t, b.CreateTopic(ctx, topic, broker.TopicConfig{Partitions: 1}))
 	}
-	tumbling := Tumbling(10*time.Millisecond, 0).WithRetention(40 * time.Millisecond)
+	tumbling := window.Tumbling(10*time.Millisecond, 0).WithRetention(40 * time.Millisecond)
 	sb := stream.NewBuilder()
 	g := stream.GroupByKey(stream.From(sb, "events", codec.String(), codec.String()))
-	counts := Count(g, tumbling, "counts")
+	counts := window.Count(g, tumbling, "counts")
 	counts.ToStream().To("counts")
 	topo, err := sb.Build()
 	require.NoError(t, err)
 
 	base := time.Now().Add(-time.Hour).UnixMilli() / 1000 * 1000
-	var all []rec
+	var all []window.Rec
 	for i := range 300 {
-		all = append(all, rec{key: fmt.Sprint("k", i%3), ts: base + int64(i)})
+		all = append(all, window.Rec{Key: fmt.Sprint("k", i%3), TS: base + int64(i)})
 	}
 	// The windows left once stream time is the last timestamp: those of
 	// segments (20 ms, half the retention) not wholly older than stream
 	// time minus the retention.
-	st := all[len(all)-1].ts
-	want := map[wkey]int64{}
-	for k, n := range model(tumbling, all) {
-		if windowstore.FloorDiv(k.start, 20) >= windowstore.FloorDiv(st-40, 20) {
+	st := all[len(all)-1].TS
+	want := map[window.WKey]int64{}
+	for k, n := range window.Model(tumbling, all) {
+		if windowstore.FloorDiv(k.Start, 20) >= windowstore.FloorDiv(st-40, 20) {
 			want[k] = n
 		}
 	}
-	require.Less(t, len(want), len(model(tumbling, all))/4, "most windows expire")
+	require.Less(t, len(want), len(window.Model(tumbling, all))/4, "most windows expire")
 
 	dir := filepath.Join(t.TempDir(), "state")
 	for run := range 2 {
@@ -728,7 +798,7 @@ func TestExpiryAfterRestore(t *testing.T) {
 		}
 		app, err := duality.New("exp", topo, b, duality.CommitInterval(5*time.Millisecond), duality.StateDir(dir))
 		require.NoError(t, err)
-		q, err := Query(app, counts)
+		q, err := duality.QueryWindows(app, counts)
 		require.NoError(t, err)
 		runCtx, stop := context.WithCancel(ctx)
 		done := make(chan error, 1)
@@ -740,7 +810,7 @@ func TestExpiryAfterRestore(t *testing.T) {
 			for i := 0; i < len(all); i += 30 {
 				var batch []broker.Record
 				for _, r := range all[i : i+30] {
-					batch = append(batch, broker.Record{Topic: "events", Partition: 0, Key: []byte(r.key), Value: []byte("v"), Timestamp: time.UnixMilli(r.ts)})
+					batch = append(batch, broker.Record{Topic: "events", Partition: 0, Key: []byte(r.Key), Value: []byte("v"), Timestamp: time.UnixMilli(r.TS)})
 				}
 				require.NoError(t, b.Produce(ctx, batch))
 				awaitRecords(t, b, "counts", i+30)
@@ -748,13 +818,13 @@ func TestExpiryAfterRestore(t *testing.T) {
 		}
 		// Queries read committed state, which follows the commits a
 		// little later: wait until it holds exactly the windows left.
-		var got map[wkey]int64
+		var got map[window.WKey]int64
 		var qerr error
 		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
-			got = map[wkey]int64{}
+			got = map[window.WKey]int64{}
 			seq, errf := q.FetchAll(ctx, time.UnixMilli(0), time.UnixMilli(st+1))
 			for w, n := range seq {
-				got[wkey{w.Key, w.Start.UnixMilli(), w.End.UnixMilli()}] = n
+				got[window.WKey{w.Key, w.Start.UnixMilli(), w.End.UnixMilli()}] = n
 			}
 			if qerr = errf(); qerr == nil && maps.Equal(got, want) {
 				break
@@ -790,9 +860,9 @@ func TestLateMetric(t *testing.T) {
 	}
 	sb := stream.NewBuilder()
 	g := stream.GroupByKey(stream.From(sb, "events", str, str))
-	Count(g, Tumbling(10*time.Millisecond, 0), "counts").ToStream().To("counts")
+	window.Count(g, window.Tumbling(10*time.Millisecond, 0), "counts").ToStream().To("counts")
 	v := stream.GroupByKey(stream.From(sb, "views", str, str))
-	Join(v, g, JoinTimeDifference(10*time.Millisecond, 0), func(_, a, b string) string { return a + b }, "j").To("joined")
+	window.Join(v, g, window.JoinTimeDifference(10*time.Millisecond, 0), func(_, a, b string) string { return a + b }, "j").To("joined")
 	topo, err := sb.Build()
 	require.NoError(t, err)
 	t0 := time.Now().Add(-time.Hour).UnixMilli()

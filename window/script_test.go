@@ -14,6 +14,7 @@ import (
 	"github.com/duality-streams/duality/internal/windowstore"
 	"github.com/duality-streams/duality/stream"
 	"github.com/duality-streams/duality/streamtest"
+	"github.com/duality-streams/duality/table"
 )
 
 // TestScripts runs the window scripts in testdata/windows. Commands:
@@ -120,7 +121,7 @@ func newScript(t *testing.T, td *datadriven.TestData) (*script, error) {
 		stream.MapValues(counts.ToStream(), func(n int64) string { return strconv.FormatInt(n, 10) }).
 			To("out")
 	case "concat":
-		var tbl Table[string, string]
+		var tbl table.Table[Windowed[string], string]
 		if kind == "session" {
 			tbl = AggregateSessions(g, w, func() string { return "" },
 				func(_ string, v, a string) string {

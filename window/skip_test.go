@@ -1,4 +1,4 @@
-package window
+package window_test
 
 import (
 	"context"
@@ -14,6 +14,7 @@ import (
 	"github.com/duality-streams/duality/codec"
 	"github.com/duality-streams/duality/stream"
 	"github.com/duality-streams/duality/streamtest"
+	"github.com/duality-streams/duality/window"
 )
 
 // siblingCase is a windowed count next to a Peek that panics on "boom":
@@ -36,7 +37,7 @@ var siblingCases = []siblingCase{
 		// The failed record at 25 must not move stream time: 12 is on
 		// time, and 40 closes [0,10) and [10,20).
 		name: "emit on close",
-		opts: []stream.Option{EmitOnWindowClose()},
+		opts: []stream.Option{window.EmitOnWindowClose()},
 		in: []struct {
 			k, v string
 			ts   int64
@@ -46,7 +47,7 @@ var siblingCases = []siblingCase{
 	{
 		// The failed record's buffered update must not be emitted.
 		name: "cache updates",
-		opts: []stream.Option{CacheUpdates()},
+		opts: []stream.Option{window.CacheUpdates()},
 		in: []struct {
 			k, v string
 			ts   int64
@@ -60,7 +61,7 @@ func siblingTopology(t *testing.T, opts []stream.Option) *stream.Topology {
 	b := stream.NewBuilder()
 	src := stream.From(b, "in", codec.String(), codec.String())
 	g := stream.GroupByKey(src)
-	Count(g, Tumbling(10*time.Millisecond, NoGrace), "counts", opts...).
+	window.Count(g, window.Tumbling(10*time.Millisecond, window.NoGrace), "counts", opts...).
 		ToStream().To("out")
 	src.Peek(func(_ string, v string) {
 		if v == "boom" {
@@ -72,7 +73,7 @@ func siblingTopology(t *testing.T, opts []stream.Option) *stream.Topology {
 	return topo
 }
 
-func formatWindowed(w Windowed[string], n int64) string {
+func formatWindowed(w window.Windowed[string], n int64) string {
 	return fmt.Sprintf("%s@[%d,%d)=%d", w.Key, w.Start.UnixMilli(), w.End.UnixMilli(), n)
 }
 
@@ -80,12 +81,12 @@ func formatWindowed(w Windowed[string], n int64) string {
 func TestSiblingFailure(t *testing.T) {
 	for _, tc := range siblingCases {
 		t.Run(tc.name, func(t *testing.T) {
-			stats := new(Stats)
-			d, err := streamtest.New(siblingTopology(t, append(tc.opts, WithStats(stats))))
+			stats := new(window.Stats)
+			d, err := streamtest.New(siblingTopology(t, append(tc.opts, window.WithStats(stats))))
 			require.NoError(t, err)
 			defer func() { require.NoError(t, d.Close()) }()
 			in := streamtest.Input(d, "in", codec.String(), codec.String())
-			out := streamtest.Output(d, "out", WindowedCodec(codec.String()), codec.Int64())
+			out := streamtest.Output(d, "out", window.WindowedCodec(codec.String()), codec.Int64())
 			for _, r := range tc.in {
 				err := in.PipeAt(t.Context(), r.k, r.v, time.UnixMilli(r.ts))
 				if r.v == "boom" {
@@ -118,8 +119,8 @@ func TestSiblingFailureRuntime(t *testing.T) {
 			for _, topic := range []string{"in", "out", "audit"} {
 				require.NoError(t, b.CreateTopic(ctx, topic, broker.TopicConfig{Partitions: 1}))
 			}
-			stats := new(Stats)
-			topo := siblingTopology(t, append(tc.opts, WithStats(stats)))
+			stats := new(window.Stats)
+			topo := siblingTopology(t, append(tc.opts, window.WithStats(stats)))
 			var recs []broker.Record
 			for _, r := range tc.in {
 				recs = append(recs, broker.Record{Topic: "in", Partition: 0, Key: []byte(r.k), Value: []byte(r.v), Timestamp: time.UnixMilli(r.ts)})
@@ -141,7 +142,7 @@ func TestSiblingFailureRuntime(t *testing.T) {
 			require.Len(t, skipped, 1)
 			var got []string
 			for _, r := range readTopic(t, b, "out") {
-				w, err := WindowedCodec(codec.String()).Decode(r.Key)
+				w, err := window.WindowedCodec(codec.String()).Decode(r.Key)
 				require.NoError(t, err)
 				n, err := codec.Int64().Decode(r.Value)
 				require.NoError(t, err)
@@ -160,9 +161,9 @@ func TestSiblingFailureJoin(t *testing.T) {
 	b := stream.NewBuilder()
 	left := stream.From(b, "left", codec.String(), codec.String())
 	right := stream.From(b, "right", codec.String(), codec.String())
-	stats := new(Stats)
-	Join(stream.GroupByKey(left), stream.GroupByKey(right),
-		JoinTimeDifference(10*time.Millisecond, NoGrace), func(_ string, a, b string) string { return a + b }, "joins", WithStats(stats)).
+	stats := new(window.Stats)
+	window.Join(stream.GroupByKey(left), stream.GroupByKey(right),
+		window.JoinTimeDifference(10*time.Millisecond, window.NoGrace), func(_ string, a, b string) string { return a + b }, "joins", window.WithStats(stats)).
 		To("out")
 	left.Peek(func(_ string, v string) {
 		if v == "boom" {

@@ -42,6 +42,10 @@ var (
 	// stop, and it abandoned them (see [Config].ShutdownTimeout): the
 	// error says what was not committed.
 	ErrShutdownTimeout = errors.New("duality: shutdown timed out")
+	// ErrWrongStoreKind is matched by the error of a query of a store
+	// whose kind (topology.StoreSpec.Kind) the query cannot read: a
+	// windowed store queried as a key-value store, or the reverse.
+	ErrWrongStoreKind = errors.New("duality: wrong kind of store for this query")
 )
 
 // MissingTopicsError is returned by [App.Run] when external source or sink

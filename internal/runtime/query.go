@@ -269,6 +269,14 @@ func (r *StoreReader) Spec() topology.StoreSpec { return r.spec }
 // rebalancing or restoring the partition (or bootstrapping a global
 // store), and store errors.
 func (r *StoreReader) Get(key []byte) (value []byte, ok bool, partition int32, err error) {
+	return r.GetPartitionOf(key, key)
+}
+
+// GetPartitionOf is Get of key in the partition that
+// [broker.KeyPartition] routes pkey to: for a store whose keys are not
+// the keys its records were partitioned by, such as a table with windowed
+// keys (partitioned by the record key).
+func (r *StoreReader) GetPartitionOf(pkey, key []byte) (value []byte, ok bool, partition int32, err error) {
 	q := r.q
 	if !q.gate.enter() {
 		return nil, false, 0, errStopped(r.name)
@@ -285,7 +293,7 @@ func (r *StoreReader) Get(key []byte) (value []byte, ok bool, partition int32, e
 		if n <= 0 {
 			return nil, false, 0, fmt.Errorf("store %s: app not running: %w", r.name, ErrStoreNotReady)
 		}
-		partition = broker.KeyPartition(key, n)
+		partition = broker.KeyPartition(pkey, n)
 		st, lerr := q.lookup(r.name, partition)
 		if lerr != nil {
 			return nil, false, partition, lerr

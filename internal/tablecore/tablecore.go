@@ -20,6 +20,9 @@ type Table[K, V any] struct {
 	stores []string
 	own    bool
 	lookup Lookup[K, V]
+	// route returns the partition key of an encoded key (nil: the
+	// encoded key itself).
+	route func(key []byte) ([]byte, error)
 }
 
 // Getter returns the current value of k in one task's partition of a
@@ -64,6 +67,21 @@ func (t Table[K, V]) ReadStores() []string { return slices.Clone(t.stores) }
 
 // Lookup returns t's lookup (nil for the zero Table).
 func (t Table[K, V]) Lookup() Lookup[K, V] { return t.lookup }
+
+// Route returns the function that maps an encoded key of t to the bytes
+// its records were partitioned by, when these are not the encoded key
+// itself: the table of a windowed aggregation, and the tables that keep
+// its keys (Filter, MapValues, Materialize, joins), hold the windows of a
+// record key in that key's partition. Nil means the encoded key. Queries
+// route a key to its partition with it.
+func (t Table[K, V]) Route() func(key []byte) ([]byte, error) { return t.route }
+
+// Routed returns t with the route of [Table.Route]; a step whose table
+// keeps the keys of its input table passes the input's route on.
+func (t Table[K, V]) Routed(route func(key []byte) ([]byte, error)) Table[K, V] {
+	t.route = route
+	return t
+}
 
 // emit is the input function of a stream child (see internal/dsl,
 // "Conventions of package stream").
