@@ -2,36 +2,65 @@
 // [duality.App] over HTTP as JSON, with net/http only, so that a store can
 // be read with curl while the app runs:
 //
-//	h, err := httpquery.Handler(app, httpquery.StringKeys("word-counts", codec.Int64()))
+//	h, err := httpquery.Handler(app,
+//		httpquery.StringKeys("word-counts", codec.Int64()),
+//		httpquery.Windows(perMinute, func(s string) (string, error) { return s, nil }))
 //	go http.ListenAndServe("127.0.0.1:8080", h)
 //
+//	curl http://127.0.0.1:8080/
+//	{"stores":[{"name":"word-counts","kind":"key-value"},{"name":"words-1m","kind":"windows"}]}
 //	curl http://127.0.0.1:8080/stores/word-counts/keys/cat
 //	{"key":"cat","value":2}
 //	curl 'http://127.0.0.1:8080/stores/word-counts?from=a&to=d'
 //	{"items":[{"key":"a","value":1},{"key":"cat","value":2}],"more":false}
+//	curl 'http://127.0.0.1:8080/stores/words-1m/keys/cat?from=2026-01-01T12:00:00Z'
+//	{"items":[{"key":"cat","start":"2026-01-01T12:00:00Z","end":"2026-01-01T12:01:00Z","value":2}],"more":false}
 //
 // # Routes
 //
-// GET /stores/{name}/keys/{key} returns {"key":..., "value":...} (404 when
-// the key is absent). GET /stores/{name} returns the pairs of the range
-// [from, to) (both optional query parameters) over the partitions this
-// instance owns, in encoded key order, at most limit of them (query
-// parameter, default 1000, at most 100000) with "more" set when there are
-// more; ask again from the last key to page.
+// GET / lists the stores served, by name, with their kind: "key-value"
+// (a [Spec] made by [Store] or [StringKeys]) or "windows" (made by
+// [Windows], for the table of a windowed aggregation).
+//
+// For a key-value store, GET /stores/{name}/keys/{key} returns
+// {"key":..., "value":...} (404 when the key is absent), and GET
+// /stores/{name} returns the pairs of the range [from, to) (both optional
+// query parameters, parsed as keys) over the partitions this instance
+// owns, in encoded key order, at most limit of them (query parameter,
+// default 1000, at most 100000) with "more" set when there are more; ask
+// again from the last key to page.
+//
+// For a windowed store, GET /stores/{name}/keys/{key} returns the windows
+// of the key, and GET /stores/{name} the windows of every key of the
+// partitions this instance owns, whose start lies in [from, to): both
+// optional, RFC 3339 times or Unix milliseconds, every window when
+// absent. Each item is {"key":..., "start":..., "end":..., "value":...}
+// with the window's start and end (exclusive) as RFC 3339 times in UTC; a
+// key's windows come in start order, all windows in the order of
+// duality.ReadOnlyWindowStore.FetchAll. At most limit items are returned,
+// with "more" set when there are more; narrow the time range to page.
 //
 // # Keys and values
 //
 // Keys in the URL are strings, decoded from their URL escaping; a [Spec]
-// made by [Store] parses them into other key types. Keys and values are
-// rendered with encoding/json.
+// made by [Store] or [Windows] parses them into other key types. Keys and
+// values are rendered with encoding/json.
+//
+// # Setup errors
+//
+// [Handler] makes the queries of its specs when it is created, so that
+// a store that does not exist, or is not of the kind its Spec says (a
+// windowed store served with [StringKeys]), is an error then, matching
+// stream.ErrUnknownStore or duality.ErrWrongStoreKind, not a failure of
+// every request.
 //
 // # Errors
 //
-// Every error is a JSON object {"error": "..."} with a status: 400 for a
-// key or parameter that does not parse, 404 for an unknown store or a
-// missing key, 405 for a method other than GET or HEAD, 409 (with
-// "partition") when the key's partition is owned by another instance of
-// the app (requests are not forwarded to it), 503 (with Retry-After) while
-// the app is not running, rebalancing or restoring, and 500 otherwise. The
-// handler never panics on bad input.
+// Every error of a request is a JSON object {"error": "..."} with a
+// status: 400 for a key, time or parameter that does not parse, 404 for
+// an unknown store or a missing key, 405 for a method other than GET or
+// HEAD, 409 (with "partition") when the key's partition is owned by
+// another instance of the app (requests are not forwarded to it), 503
+// (with Retry-After) while the app is not running, rebalancing or
+// restoring, and 500 otherwise. The handler never panics on bad input.
 package httpquery

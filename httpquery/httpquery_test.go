@@ -26,6 +26,7 @@ import (
 	"github.com/duality-streams/duality/httpquery"
 	"github.com/duality-streams/duality/stream"
 	"github.com/duality-streams/duality/table"
+	"github.com/duality-streams/duality/window"
 )
 
 func wordCount(t *testing.T) *stream.Topology {
@@ -252,19 +253,23 @@ func TestHandlerNotOwned(t *testing.T) {
 func FuzzHandler(f *testing.F) {
 	for _, s := range []string{"/stores/counts/keys/w01", "/stores/counts?from=a&to=b&limit=3",
 		"/stores/%ff/keys/%00", "/stores//keys/", "/stores/counts?limit=0", "/stores/counts?from=%zz",
-		"/stores/counts/keys/a/b/c", "/", "/stores"} {
+		"/stores/counts/keys/a/b/c", "/", "/stores",
+		"/stores/counts-1m/keys/w01?from=0&to=2026-01-01T00:00:00Z", "/stores/counts-1m?from=x"} {
 		f.Add(s)
 	}
 	b, err := embedded.Open(f.TempDir())
 	require.NoError(f, err)
 	f.Cleanup(func() { b.Close() })
 	bld := stream.NewBuilder()
-	table.Count(stream.GroupByKey(stream.From(bld, "words", codec.String(), codec.String())), "counts")
+	byWord := stream.GroupByKey(stream.From(bld, "words", codec.String(), codec.String()))
+	table.Count(byWord, "counts")
+	perMinute := window.Count(byWord, window.Tumbling(time.Minute, window.NoGrace), "counts-1m")
 	topo, err := bld.Build()
 	require.NoError(f, err)
 	app, err := duality.New("fz", topo, b)
 	require.NoError(f, err)
-	h, err := httpquery.Handler(app, httpquery.StringKeys("counts", codec.Int64()))
+	h, err := httpquery.Handler(app, httpquery.StringKeys("counts", codec.Int64()),
+		httpquery.Windows(perMinute, func(s string) (string, error) { return s, nil }))
 	require.NoError(f, err)
 	f.Fuzz(func(t *testing.T, target string) {
 		u, err := url.ParseRequestURI(target)
@@ -281,9 +286,14 @@ func FuzzHandler(f *testing.F) {
 		case http.StatusMovedPermanently, http.StatusTemporaryRedirect, http.StatusPermanentRedirect:
 			return // ServeMux cleaning the path
 		}
-		require.Contains(t, []int{http.StatusBadRequest, http.StatusNotFound, http.StatusServiceUnavailable}, rec.Code, rec.Body.String())
 		var m map[string]any
 		require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &m), rec.Body.String())
+		if req.URL.Path == "/" {
+			require.Equal(t, http.StatusOK, rec.Code, "the list of stores")
+			require.NotEmpty(t, m["stores"])
+			return
+		}
+		require.Contains(t, []int{http.StatusBadRequest, http.StatusNotFound, http.StatusServiceUnavailable}, rec.Code, rec.Body.String())
 		require.NotEmpty(t, m["error"])
 	})
 }
