@@ -238,14 +238,32 @@
 //
 // # Interactive queries
 //
-// [Query] gives a typed, read-only view of a store of a running App
-// (*[ReadOnlyStore]); a global store answers every key. For the other
+// Queries read the stores of a running App, typed, with one mechanism for
+// every kind of store:
+//
+//	counts := table.Count(byWord, "word-counts")
+//	perMinute := window.Count(byWord, window.Tumbling(time.Minute, window.NoGrace), "words-1m")
+//	...
+//	q, err := duality.QueryTable(app, counts)          // *ReadOnlyStore[string, int64]
+//	n, ok, err := q.Get(ctx, "cat")
+//	w, err := duality.QueryWindows(app, perMinute)    // *ReadOnlyWindowStore[string, int64]
+//	seq, errf := w.Fetch(ctx, "cat", from, to)        // window.Windowed[string] keys
+//
+// [QueryTable] reads the store of a table with the table's codecs;
+// [Query] reads a key-value store by name with given codecs (a table's, a
+// stream.Process step's, or a global store, which answers every key).
+// Both give a *[ReadOnlyStore]. [QueryWindows] reads the store of a
+// windowed aggregation (*[ReadOnlyWindowStore]): a key's windows, or every
+// window, with starts in a time range. The topology declares each store's
+// kind, so a query of the wrong kind of store (a windowed store with
+// Query) fails when it is made, with [ErrWrongStoreKind]. For key-value
 // stores, Get routes a key to its partition with
 // [broker.KeyPartition] of the encoded key over the store's partition
 // count, as the runtime partitions records; Range, Scan and All merge the
 // partitions this instance owns in encoded key order (key order when the
-// key codec preserves order), each read from a snapshot. Only this
-// instance's partitions are served: a key owned by another instance fails
+// key codec preserves order), each read from a snapshot; FetchAll merges
+// a windowed store's partitions likewise. Only this instance's partitions
+// are served: a key owned by another instance fails
 // with a *[NotOwnedError] ([ErrNotOwned]) naming the partition. As in
 // Kafka Streams, reaching the owner needs an RPC layer between instances,
 // which Duality does not provide. Reads see committed state only (the

@@ -215,6 +215,25 @@
 // and belong to one aggregation. Process steps of the same sub-topology
 // may read the store by declaring it with stream.WithStores.
 //
+// # Queries
+//
+// A table with a store of its own (from [From], an aggregation,
+// [Materialize], a foreign-key join) is read while the app runs with
+// duality.QueryTable(app, t), which knows the store's name and the
+// table's codecs (or duality.Query by store name). A table that Filter,
+// MapValues or a table-table join derives has no store: Materialize it to
+// query it.
+//
+// # Windowed tables
+//
+// The windowed aggregations of package window (window.Count, Reduce,
+// Aggregate, AggregateSessions) return tables of this package keyed by
+// window.Windowed keys, kept in windowed stores: every step of this
+// package takes them (see package window, "Windowed tables", for what
+// their changes and lookups are, also with final results only). Their
+// stores are queried with duality.QueryWindows; a Materialize of one is a
+// key-value store of windowed keys, queried with duality.QueryTable.
+//
 // # Updates and dropped records
 //
 // [Table.ToStream] emits one record per update: the key and its new

@@ -3,6 +3,9 @@
 // period for out-of-order records, windowed state kept in the runtime's
 // state stores (logged to a changelog and restored like every store), and
 // a choice between emitting every update and emitting only final results.
+// An aggregation's result is a table keyed by windows
+// (table.Table[window.Windowed[K], V]): filter, map, join, materialise
+// and query it like any table.
 //
 //	b := stream.NewBuilder()
 //	clicks := stream.From(b, "clicks", codec.String(), codec.String())
@@ -105,9 +108,9 @@
 // # Aggregations
 //
 // [Count], [Reduce] and [Aggregate] aggregate a stream.Grouped per window
-// into a [Table]; [AggregateSessions] is Aggregate for sessions, with a
-// merger for the aggregates of merged sessions. [Table.ToStream] is the
-// stream of results:
+// into a table.Table[Windowed[K], V]; [AggregateSessions] is Aggregate for
+// sessions, with a merger for the aggregates of merged sessions. The
+// table's ToStream is the stream of results:
 //
 //   - By default every update of a window is emitted, with the window's
 //     new aggregate. When sessions merge, the keys of the merged sessions
@@ -123,6 +126,35 @@
 //     loses nor repeats one.
 //
 // Results carry the largest timestamp of the records in their window.
+// The stream carries the table's codecs, [WindowedCodec] of the grouping's
+// key codec and the aggregate's, so ToStream().To(topic) writes them; a
+// sink partitions by the whole windowed key, so the windows of one key
+// may land in different partitions (map the key to the record key first
+// if consumers need them together).
+//
+// # Windowed tables
+//
+// The table of an aggregation is a table of package table like any
+// other, keyed by [Windowed] keys: Filter, FilterNot, table.MapValues,
+// table.Materialize, table.GroupBy, the table-table joins (by windowed
+// key: two aggregations of one grouping, say a count and a sum per
+// window, join into a mean per window) and the stream-table joins work on
+// it. Its rows are the windows of its store: a window is deleted, and
+// table steps get a delete, when a session merges into a larger one; a
+// window that expires after the retention leaves the store without a
+// change (as in Kafka Streams), so a table downstream that keeps rows
+// (Materialize, an aggregation of GroupBy) keeps it.
+//
+// With [EmitOnWindowClose] the table is Kafka Streams' windowed KTable
+// after suppress(untilWindowCloses): what its table steps see is what
+// ToStream emits. Each window enters the table once, with its final
+// result, when it closes (a change with no old value); a lookup of the
+// table (the other side of a join) does not find a window until its final
+// result is out, as the value getter of Kafka Streams' suppress hides a
+// buffered window. The aggregation's store, and so a query of it, holds
+// every window, open ones included. With [CacheUpdates], table steps get
+// the newest update of each window per commit, from the window's value at
+// the previous commit; lookups read the store, so they see every update.
 //
 // # State
 //
@@ -169,13 +201,19 @@
 //
 // # Interactive queries
 //
-// [Query] gives a running app's windowed store as a [ReadOnlyStore]:
-// [ReadOnlyStore.Fetch] returns a key's windows with starts in a time range
-// (one short scan per time segment), [ReadOnlyStore.FetchAll] every
-// window with a start in a time range, over the partitions this instance
-// owns. Both read committed state through duality.Query, with its errors
-// (duality.ErrStoreNotReady, *duality.NotOwnedError for a key of another
-// instance).
+// duality.QueryWindows(app, table) gives the store of a running app's
+// windowed aggregation as a duality.ReadOnlyWindowStore: its Fetch returns
+// a key's windows with starts in a time range (one short scan per time
+// segment), its FetchAll every window with a start in a time range, over
+// the partitions this instance owns, from committed state
+// (duality.ErrStoreNotReady while the app is not ready,
+// *duality.NotOwnedError for a key of another instance). A windowed store
+// is not a key-value store: duality.Query of it fails when it is made,
+// with duality.ErrWrongStoreKind. A table derived from an aggregation
+// (Filter, MapValues) is queried after table.Materialize, with
+// duality.QueryTable: its store is a key-value store keyed by encoded
+// windowed keys, which keeps every window it was given (it does not
+// expire them). httpquery.Windows serves a windowed store over HTTP.
 //
 // # Differences from Kafka Streams
 //
