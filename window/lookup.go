@@ -34,11 +34,7 @@ func windowLookup[K, A any](store string, w Windows, final bool, kc codec.Codec[
 			ekey = windowstore.AppendEscaped(ekey[:0], kbuf)
 			start, end := wk.Start.UnixMilli(), wk.End.UnixMilli()
 			if final {
-				closeAt := end + grace
-				if session {
-					closeAt += gap
-				}
-				key = windowstore.AppendCloseKey(key[:0], closeAt, ekey, start, end)
+				key = windowstore.AppendCloseKey(key[:0], closeTime(session, gap, grace, end), ekey, start, end)
 				_, pending, err := kv.Get(key)
 				if err != nil {
 					return zero, false, fmt.Errorf("store %q: get: %w", store, err)

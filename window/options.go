@@ -59,10 +59,13 @@ func windowConfig(c *dsl.StepConfig) config { return *dsl.Ext[config](c, extKey)
 // the aggregation's store, so a restart neither loses nor repeats a final
 // result: the emitted records and the store's progress commit together.
 // Sessions merged away before closing are never emitted, so no tombstones
-// are emitted in this mode. Each final result is emitted as a unit of
-// work of its own under the app's error policy (see
-// duality.SkipOnError): one that fails downstream is skipped alone and
-// never emitted again, while the record that closed its window goes on.
+// are emitted in this mode. The table steps below the aggregation see the
+// final results only, and its lookups find a window once its final result
+// is out (see the package documentation, "Windowed tables"). Each final
+// result is emitted as a unit of work of its own under the app's error
+// policy (see duality.SkipOnError): one that fails downstream is skipped
+// alone and never emitted again, while the record that closed its window
+// goes on.
 func EmitOnWindowClose() stream.Option {
 	return windowOption(optEmitOnWindowClose, "windowed aggregations", func(c *config) { c.final = true })
 }
@@ -79,10 +82,11 @@ func EmitOnWindowClose() stream.Option {
 // error (stream.ErrInvalidOption at Build): final results are emitted
 // once anyway. Default: off, every update is emitted as it happens. The
 // test driver (streamtest) flushes after every record, so there it only
-// merges the updates one record makes. Each buffered update is emitted as
-// a unit of work of its own under the app's error policy (see
-// duality.SkipOnError): one that fails downstream is skipped alone and
-// leaves the buffer.
+// merges the updates one record makes. The table steps below the
+// aggregation get the same changes, each from the window's value at the
+// previous flush. Each buffered update is emitted as a unit of work of its
+// own under the app's error policy (see duality.SkipOnError): one that
+// fails downstream is skipped alone and leaves the buffer.
 func CacheUpdates() stream.Option {
 	return windowOption(optCacheUpdates, "windowed aggregations", func(c *config) { c.cache = true })
 }

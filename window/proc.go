@@ -327,10 +327,17 @@ func (p *proc[K, V, A]) open(end int64) bool { return end+p.grace > p.st }
 
 // closeTime is the stream time at which the window [start, end) closes.
 func (p *proc[K, V, A]) closeTime(end int64) int64 {
-	if p.kind == KindSession {
-		return end + p.size + p.grace
+	return closeTime(p.kind == KindSession, p.size, p.grace, end)
+}
+
+// closeTime is the stream time at which a window [start, end) closes, in
+// ms: a window accepts records until stream time reaches its end plus
+// grace, a session until it reaches its end plus the gap plus grace.
+func closeTime(session bool, gap, grace, end int64) int64 {
+	if session {
+		return end + gap + grace
 	}
-	return end + p.grace
+	return end + grace
 }
 
 // segTime is the time a window is segmented and expired by.
