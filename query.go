@@ -14,8 +14,8 @@ import (
 	"github.com/duality-streams/duality/table"
 )
 
-// IsRetryableQueryError reports whether an error of a [ReadOnlyStore]
-// read may go away by itself, after a rebalance or a restore: it matches
+// IsRetryableQueryError reports whether an error of a [ReadOnlyStore] or
+// [ReadOnlyWindowStore] read may go away by itself, after a rebalance or a restore: it matches
 // [ErrStoreNotReady] or [ErrNotOwned] (ownership moves with rebalances).
 // It classifies query errors only; broker.IsRetryable classifies broker
 // errors.
@@ -23,8 +23,8 @@ func IsRetryableQueryError(err error) bool {
 	return errors.Is(err, ErrStoreNotReady) || errors.Is(err, ErrNotOwned)
 }
 
-// ReadOnlyStore is a typed, read-only view of a store of a running [App],
-// made by [Query]. It serves the partitions this instance owns and only
+// ReadOnlyStore is a typed, read-only view of a key-value store of a
+// running [App], made by [Query] or [QueryTable]. It serves the partitions this instance owns and only
 // those: a key of another instance's partition fails with a
 // *[NotOwnedError] (as in Kafka Streams, finding and asking the owner needs
 // an RPC layer between instances, which Duality does not provide).
