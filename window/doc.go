@@ -156,6 +156,23 @@
 // the newest update of each window per commit, from the window's value at
 // the previous commit; lookups read the store, so they see every update.
 //
+// A final result, or an update held by [CacheUpdates], is emitted as a
+// unit of work of its own under the app's error policy. Under
+// duality.SkipOnError one that fails in a step below the aggregation is
+// skipped with everything the steps below did for it (their store writes
+// and output: a table.Materialize below does not get the row, a join
+// below does not emit for it), and is never emitted again; the record,
+// punctuation or flush that emitted it goes on. The window itself stays
+// in the aggregation's table, as Kafka Streams reads a window its
+// suppress buffer evicted from the aggregation's store whatever happened
+// downstream: a skipped final result has left the close index, so lookups
+// find the window and queries of the store hold it; only the steps below,
+// which never got the change, lack it. The next change of a window after
+// a skipped update starts from the value the skipped one set (the
+// window's value at the previous flush, as Kafka Streams' caching store
+// reads old values from the store), so a table aggregation below that
+// subtracts old values (table.GroupBy) misses the skipped change.
+//
 // # State
 //
 // Each aggregation keeps its windows in its own state store (the name
