@@ -8,12 +8,23 @@
 // time from the value (stream.WithTimestamp), groups views into sessions
 // per user with a 30-minute inactivity gap and 5 minutes of grace, and
 // writes one final record per session (window.EmitOnWindowClose) to the
-// topic "sessions": the user, start, end, page count and length. It prints
-// a summary and exits 0; on any failure (the app's included) it prints the
-// error and exits 1.
+// topic "sessions": the user, start, end, page count and length. It then
+// checks the sessions against sessions computed from the simulated views
+// without the framework, prints a summary and exits 0. It exits 1, after
+// printing the error, on a mismatch, on any view dropped as late (views
+// arrive within the grace, so none may be), and on any other failure (the
+// app's included).
 //
 //	go run ./examples/sessions
 //	go run ./examples/sessions -users 20000 -dir /tmp/sessions
+//
+// With -dir the data directory (the log: the topics, the app's committed
+// offsets and its store's changelog) is kept for inspection, and a second
+// run needs a fresh one: the command refuses a directory that holds its
+// topics. A bounded run leaves the app's state at the end of time (every
+// window closed), so a second run of the app id would drop every view as
+// late; a bounded run of a windowed topology gets its own app id, or, as
+// here, its own data.
 //
 // A session is final once the stream time of its partition (the latest
 // event time seen there) passes its last view + 30 minutes + grace. The
@@ -115,7 +126,11 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 	defer func() { err = errors.Join(err, b.Close()) }()
 	for _, topic := range []string{"page-views", "sessions"} {
 		err := b.CreateTopic(ctx, topic, broker.TopicConfig{Partitions: int32(*partitions)})
-		if err != nil && !errors.Is(err, broker.ErrTopicExists) {
+		if errors.Is(err, broker.ErrTopicExists) {
+			return fmt.Errorf("topic %q exists in %s: sessions needs a fresh data directory "+
+				"(the previous run left the app's windows closed at the end of time: every view would be dropped as late)", topic, *dir)
+		}
+		if err != nil {
 			return err
 		}
 	}
@@ -162,7 +177,100 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 		inSessions += s.Pages
 	}
 	fmt.Fprintf(stdout, "%d page views are in final sessions\n", inSessions)
+	if err := check(views, sessions, stats.LateRecords()); err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, "every session matches the model computed without the framework")
 	return nil
+}
+
+// check compares the final sessions with ExpectedSessions of the views,
+// and fails if any view was dropped as late: views reach the broker at
+// most maxDelay after they happened, within the grace, so none may be.
+func check(views []PageView, got []Session, late int64) error {
+	var problems []error
+	if late > 0 {
+		problems = append(problems, fmt.Errorf("%d views dropped as late, want none: views arrive at most %v late, within the %v grace",
+			late, maxDelay, grace))
+	}
+	type sessionID struct {
+		user  string
+		start int64
+	}
+	if err := compare("sessions", got, ExpectedSessions(views),
+		func(s Session) sessionID { return sessionID{s.User, s.Start.UnixMilli()} },
+		func(a, b Session) bool { return a.End.Equal(b.End) && a.Pages == b.Pages && a.LengthMs == b.LengthMs }); err != nil {
+		problems = append(problems, err)
+	}
+	return errors.Join(problems...)
+}
+
+// compare matches the records of topic (got) with the expected ones by
+// id and reports the missing, unexpected (absent from want, or written
+// twice) and different ones, with an example, or nil if they match.
+func compare[T any, ID comparable](topic string, got, want []T, id func(T) ID, same func(got, want T) bool) error {
+	byID := make(map[ID]T, len(want))
+	for _, w := range want {
+		byID[id(w)] = w
+	}
+	var unexpected, differ int
+	var example string
+	note := func(format string, args ...any) {
+		if example == "" {
+			example = fmt.Sprintf(format, args...)
+		}
+	}
+	for _, g := range got {
+		w, ok := byID[id(g)]
+		switch {
+		case !ok:
+			unexpected++
+			note("unexpected %+v", g)
+		case !same(g, w):
+			differ++
+			note("got %+v, want %+v", g, w)
+		}
+		delete(byID, id(g))
+	}
+	for _, w := range byID {
+		note("missing %+v", w)
+		break
+	}
+	if unexpected+differ+len(byID) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%q: %d records, want %d: %d missing, %d unexpected, %d differ from the model computed without the framework (e.g. %s)",
+		topic, len(got), len(want), len(byID), unexpected, differ, example)
+}
+
+// ExpectedSessions computes the final sessions of the views without the
+// framework: per user, views sorted by event time, split where two views
+// are more than the gap apart. The app runs to the end of the input, so
+// every session is final.
+func ExpectedSessions(views []PageView) []Session {
+	byUser := map[string][]time.Time{}
+	for _, v := range views {
+		byUser[v.User] = append(byUser[v.User], v.At)
+	}
+	var out []Session
+	for user, ats := range byUser {
+		slices.SortFunc(ats, time.Time.Compare)
+		s := Session{User: user, Start: ats[0], End: ats[0], Pages: 1}
+		flush := func() {
+			s.LengthMs = s.End.Sub(s.Start).Milliseconds()
+			out = append(out, s)
+		}
+		for _, at := range ats[1:] {
+			if at.Sub(s.End) > gap {
+				flush()
+				s = Session{User: user, Start: at, End: at}
+			}
+			s.End = at
+			s.Pages++
+		}
+		flush()
+	}
+	return out
 }
 
 // Topology builds the app: page views keyed by user, event time from the

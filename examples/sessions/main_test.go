@@ -3,7 +3,6 @@ package main
 import (
 	"cmp"
 	"fmt"
-	"io"
 	"slices"
 	"strings"
 	"testing"
@@ -13,41 +12,10 @@ import (
 
 	"github.com/duality-streams/duality/broker"
 	"github.com/duality-streams/duality/broker/embedded"
-	"github.com/duality-streams/duality/codec"
 	"github.com/duality-streams/duality/examples/internal/exampletest"
 )
 
 func TestMain(m *testing.M) { exampletest.Main(m, main) }
-
-// expected computes the final sessions from the simulated views without
-// the framework: per user, views sorted by event time, split where two
-// views are more than the gap apart. The run goes to the end of the
-// input, so every session is final.
-func expected(views []PageView) []Session {
-	byUser := map[string][]time.Time{}
-	for _, v := range views {
-		byUser[v.User] = append(byUser[v.User], v.At)
-	}
-	var out []Session
-	for user, ats := range byUser {
-		slices.SortFunc(ats, time.Time.Compare)
-		s := Session{User: user, Start: ats[0], End: ats[0], Pages: 1}
-		flush := func() {
-			s.LengthMs = s.End.Sub(s.Start).Milliseconds()
-			out = append(out, s)
-		}
-		for _, at := range ats[1:] {
-			if at.Sub(s.End) > gap {
-				flush()
-				s = Session{User: user, Start: at, End: at}
-			}
-			s.End = at
-			s.Pages++
-		}
-		flush()
-	}
-	return out
-}
 
 func sortSessions(s []Session) {
 	slices.SortFunc(s, func(a, b Session) int {
@@ -72,7 +40,7 @@ func TestRun(t *testing.T) {
 	got, err := ReadSessions(t.Context(), b)
 	require.NoError(t, err)
 	views := Simulate(users, 1)
-	want := expected(views)
+	want := ExpectedSessions(views)
 	sortSessions(got)
 	sortSessions(want)
 	for i := range got {
@@ -85,25 +53,63 @@ func TestRun(t *testing.T) {
 	require.Regexp(t, fmt.Sprintf(`(?m)^%d sessions final, 0 late views dropped$`, len(want)), text)
 	// The run closed the day's last sessions too: every view is in one.
 	require.Regexp(t, fmt.Sprintf(`(?m)^%d page views are in final sessions$`, len(views)), text)
+	require.Contains(t, text, "every session matches the model computed without the framework")
+}
+
+// TestRerunSameDirFails runs the command twice with the same kept data
+// directory. The first run closed the app's windows at the end of time;
+// the second must not drop its views as late, print the first run's
+// sessions and exit 0, as it did: it refuses the directory and exits 1.
+func TestRerunSameDirFails(t *testing.T) {
+	args := []string{"-users", "30", "-partitions", "2", "-dir", t.TempDir()}
+	first := exampletest.Run(t, time.Minute, args...)
+	require.Equal(t, 0, first.ExitCode, "stdout:\n%s\nstderr:\n%s", first.Stdout, first.Stderr)
+	require.Contains(t, first.Stdout, " 0 late views dropped")
+
+	second := exampletest.Run(t, time.Minute, args...)
+	require.Equal(t, 1, second.ExitCode, "stdout:\n%s\nstderr:\n%s", second.Stdout, second.Stderr)
+	require.Contains(t, second.Stderr, `sessions: topic "page-views" exists`)
+	require.Contains(t, second.Stderr, "sessions needs a fresh data directory")
+	require.Empty(t, second.Stdout, "no summary of the first run's sessions")
+}
+
+// TestCheck: the command's check fails on views dropped as late and on
+// sessions that differ from the model, saying how.
+func TestCheck(t *testing.T) {
+	views := Simulate(20, 3)
+	want := ExpectedSessions(views)
+	require.NoError(t, check(views, want, 0))
+
+	err := check(views, want, 7)
+	require.ErrorContains(t, err, "7 views dropped as late, want none")
+
+	short := slices.Clone(want[1:])
+	err = check(views, short, 0)
+	require.ErrorContains(t, err, fmt.Sprintf(`"sessions": %d records, want %d: 1 missing, 0 unexpected, 0 differ`, len(want)-1, len(want)))
+
+	changed := slices.Clone(want)
+	changed[0].Pages++
+	twice := append(slices.Clone(want), want[0])
+	err = check(views, changed, 0)
+	require.ErrorContains(t, err, "0 missing, 0 unexpected, 1 differ")
+	err = check(views, twice, 0)
+	require.ErrorContains(t, err, "0 missing, 1 unexpected, 0 differ")
 }
 
 // TestAppFailureExits: when the app fails, the command prints the error
 // and exits 1.
-// The app fails on a page view seen before 1970, whose event time the
-// default error policy does not skip.
+// sessions needs a fresh data directory, so no input record can be
+// planted before it runs; the app fails instead as it starts, on its
+// store's changelog topic left with another partition count.
 func TestAppFailureExits(t *testing.T) {
 	dir := t.TempDir()
-	require.NoError(t, run(t.Context(), []string{"-users", "20", "-partitions", "2", "-dir", dir}, io.Discard))
 	b, err := embedded.Open(dir)
 	require.NoError(t, err)
-	v, err := codec.JSON[PageView]().Append(nil, PageView{User: "user-old", Path: "/", At: time.UnixMilli(-5)})
-	require.NoError(t, err)
-	require.NoError(t, b.Produce(t.Context(), []broker.Record{{Topic: "page-views", Partition: broker.PartitionByKey,
-		Key: []byte("user-old"), Value: v, Timestamp: time.Now()}}))
+	require.NoError(t, b.CreateTopic(t.Context(), appID+"-user-sessions-changelog", broker.TopicConfig{Partitions: 1}))
 	require.NoError(t, b.Close())
 
-	res := exampletest.Run(t, time.Minute, "-users", "1", "-partitions", "2", "-dir", dir)
+	res := exampletest.Run(t, time.Minute, "-users", "20", "-partitions", "2", "-dir", dir)
 	require.Equal(t, 1, res.ExitCode, "stdout:\n%s\nstderr:\n%s", res.Stdout, res.Stderr)
 	require.Contains(t, res.Stderr, "sessions: ")
-	require.Contains(t, res.Stderr, "invalid record timestamp")
+	require.Contains(t, res.Stderr, `topic "sessions-user-sessions-changelog" has 1 partitions, the topology needs 2`)
 }
