@@ -21,13 +21,25 @@
 //
 // The cold path reads the committed "car-minutes" topic and writes it as
 // JSON lines files, one per hour of event time, for batch jobs
-// (-out, default: a directory under the data directory).
+// (-out, default: a directory under the data directory). The directory
+// mirrors the topic: files of other hours, left by an earlier run, are
+// removed.
 //
-// The command prints a summary and exits 0; on any failure (the app's
-// included) it prints the error and exits 1.
+// The command checks the minutes and alerts against those computed from
+// the simulated readings without the framework, prints a summary and
+// exits 0. It exits 1, after printing the error, on a mismatch, on any
+// reading dropped as late (readings arrive within the grace, so none may
+// be), and on any other failure (the app's included).
 //
 //	go run ./examples/connectedcars
 //	go run ./examples/connectedcars -cars 500 -minutes 60 -out /tmp/cold
+//
+// With -dir the data directory (the log and the default -out) is kept for
+// inspection, and a second run needs a fresh one: the command refuses a
+// directory that holds its topics. A bounded run leaves the app's state at
+// the end of time (every window closed), so a second run of the app id
+// would drop every reading as late; a backfill of a windowed topology gets
+// its own app id, or, as here, its own data.
 package main
 
 import (
@@ -147,7 +159,11 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 	defer func() { err = errors.Join(err, b.Close()) }()
 	for _, topic := range []string{"car-readings", "car-minutes", "car-alerts"} {
 		err := b.CreateTopic(ctx, topic, broker.TopicConfig{Partitions: int32(*partitions)})
-		if err != nil && !errors.Is(err, broker.ErrTopicExists) {
+		if errors.Is(err, broker.ErrTopicExists) {
+			return fmt.Errorf("topic %q exists in %s: connectedcars needs a fresh data directory "+
+				"(the previous run left the app's windows closed at the end of time: every reading would be dropped as late)", topic, *dir)
+		}
+		if err != nil {
 			return err
 		}
 	}
@@ -179,7 +195,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 	if err != nil {
 		return err
 	}
-	files, err := ColdPath(mins, *out)
+	files, removed, err := ColdPath(mins, *out)
 	if err != nil {
 		return err
 	}
@@ -194,8 +210,130 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 		a := alerts[0]
 		fmt.Fprintf(stdout, "e.g. %s %s in the minute from %s (%.1f)\n", a.Car, a.Kind, a.Minute.Format(time.TimeOnly), a.Value)
 	}
-	fmt.Fprintf(stdout, "cold path: %d JSON lines files in %s\n", len(files), *out)
+	fmt.Fprintf(stdout, "cold path: %d JSON lines files in %s", len(files), *out)
+	if removed > 0 {
+		fmt.Fprintf(stdout, " (%d files of other hours removed)", removed)
+	}
+	fmt.Fprintln(stdout)
+	if err := check(readings, mins, alerts, stats.LateRecords()); err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, "every car-minute and alert matches the model computed without the framework")
 	return nil
+}
+
+// check compares the car-minutes and alerts with ExpectedMinutes of the
+// readings, and fails if any reading was dropped as late: readings reach
+// the broker at most maxDelay after they were measured, within the grace,
+// so none may be.
+func check(readings []Reading, mins []Minute, alerts []Alert, late int64) error {
+	var problems []error
+	if late > 0 {
+		problems = append(problems, fmt.Errorf("%d readings dropped as late, want none: readings arrive at most %v late, within the %v grace",
+			late, maxDelay, windowGrace))
+	}
+	wantMins, wantAlerts := ExpectedMinutes(readings)
+	type minuteID struct {
+		car   string
+		start int64
+	}
+	sameMinute := func(a, b Minute) bool {
+		near := func(x, y float64) bool { return math.Abs(x-y) <= 1e-9*max(1, math.Abs(y)) }
+		return a.Readings == b.Readings && near(a.AvgSpeedKmh, b.AvgSpeedKmh) && near(a.AvgTempC, b.AvgTempC) &&
+			a.MinTempC == b.MinTempC && a.MinFuelPct == b.MinFuelPct
+	}
+	if err := compare("car-minutes", mins, wantMins,
+		func(m Minute) minuteID { return minuteID{m.Car, m.Start.UnixMilli()} }, sameMinute); err != nil {
+		problems = append(problems, err)
+	}
+	type alertID struct {
+		car    string
+		minute int64
+		kind   string
+	}
+	if err := compare("car-alerts", alerts, wantAlerts,
+		func(a Alert) alertID { return alertID{a.Car, a.Minute.UnixMilli(), a.Kind} },
+		func(a, b Alert) bool { return a.Value == b.Value }); err != nil {
+		problems = append(problems, err)
+	}
+	return errors.Join(problems...)
+}
+
+// compare matches the records of topic (got) with the expected ones by
+// id and reports the missing, unexpected (absent from want, or written
+// twice) and different ones, with an example, or nil if they match.
+func compare[T any, ID comparable](topic string, got, want []T, id func(T) ID, same func(got, want T) bool) error {
+	byID := make(map[ID]T, len(want))
+	for _, w := range want {
+		byID[id(w)] = w
+	}
+	var unexpected, differ int
+	var example string
+	note := func(format string, args ...any) {
+		if example == "" {
+			example = fmt.Sprintf(format, args...)
+		}
+	}
+	for _, g := range got {
+		w, ok := byID[id(g)]
+		switch {
+		case !ok:
+			unexpected++
+			note("unexpected %+v", g)
+		case !same(g, w):
+			differ++
+			note("got %+v, want %+v", g, w)
+		}
+		delete(byID, id(g))
+	}
+	for _, w := range byID {
+		note("missing %+v", w)
+		break
+	}
+	if unexpected+differ+len(byID) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%q: %d records, want %d: %d missing, %d unexpected, %d differ from the model computed without the framework (e.g. %s)",
+		topic, len(got), len(want), len(byID), unexpected, differ, example)
+}
+
+// ExpectedMinutes computes the final car-minutes and alerts of the
+// readings without the framework: readings summed per car and minute in
+// arrival order (the app's order: a car's readings are in one partition).
+// The app runs to the end of the input, so every minute is final.
+func ExpectedMinutes(readings []Reading) ([]Minute, []Alert) {
+	type key struct {
+		car   string
+		start time.Time
+	}
+	accs := map[key]*Minute{}
+	for _, r := range readings {
+		k := key{r.Car, r.At.Truncate(windowSize)}
+		m := accs[k]
+		if m == nil {
+			m = &Minute{Car: r.Car, Start: k.start, MinTempC: math.Inf(1), MinFuelPct: math.Inf(1)}
+			accs[k] = m
+		}
+		m.Readings++
+		m.AvgSpeedKmh += r.SpeedKmh
+		m.AvgTempC += r.EngineTempC
+		m.MinTempC = min(m.MinTempC, r.EngineTempC)
+		m.MinFuelPct = min(m.MinFuelPct, r.FuelPct)
+	}
+	var mins []Minute
+	var alerts []Alert
+	for _, m := range accs {
+		m.AvgSpeedKmh /= float64(m.Readings)
+		m.AvgTempC /= float64(m.Readings)
+		mins = append(mins, *m)
+		if m.MinTempC > overheatC {
+			alerts = append(alerts, Alert{Car: m.Car, Minute: m.Start, Kind: "overheat", Value: m.MinTempC})
+		}
+		if m.MinFuelPct < lowFuelPct {
+			alerts = append(alerts, Alert{Car: m.Car, Minute: m.Start, Kind: "low-fuel", Value: m.MinFuelPct})
+		}
+	}
+	return mins, alerts
 }
 
 // Topology builds the app: readings keyed by car, event time from the
@@ -340,11 +478,17 @@ func ReadTopic[T any](ctx context.Context, b broker.Broker, topic string) ([]T, 
 
 // ColdPath writes the car-minutes as JSON lines files, one per hour of
 // event time ("car-minutes-2026-11-23T08.jsonl"), sorted by minute and
-// car, and returns the files' paths. Existing files are replaced: the
-// topic is the source of truth.
-func ColdPath(mins []Minute, dir string) ([]string, error) {
+// car, and returns the files' paths and the number of files it removed.
+// The topic is the source of truth: existing files are replaced, and
+// files of other hours (left by an earlier run) are removed, so that the
+// directory holds the topic's minutes only.
+func ColdPath(mins []Minute, dir string) (files []string, removed int, err error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, err
+		return nil, 0, err
+	}
+	old, err := filepath.Glob(filepath.Join(dir, "car-minutes-*.jsonl"))
+	if err != nil {
+		return nil, 0, err
 	}
 	mins = slices.Clone(mins)
 	slices.SortFunc(mins, func(a, b Minute) int {
@@ -353,25 +497,33 @@ func ColdPath(mins []Minute, dir string) ([]string, error) {
 		}
 		return cmp.Compare(a.Car, b.Car)
 	})
-	var files []string
 	for i := 0; i < len(mins); {
 		hour := mins[i].Start.Truncate(time.Hour)
 		path := filepath.Join(dir, "car-minutes-"+hour.Format("2006-01-02T15")+".jsonl")
 		f, err := os.Create(path)
 		if err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 		w := bufio.NewWriter(f)
 		enc := json.NewEncoder(w)
 		for ; i < len(mins) && mins[i].Start.Truncate(time.Hour).Equal(hour); i++ {
 			if err := enc.Encode(mins[i]); err != nil {
-				return nil, errors.Join(err, f.Close())
+				return nil, 0, errors.Join(err, f.Close())
 			}
 		}
 		if err := errors.Join(w.Flush(), f.Close()); err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 		files = append(files, path)
 	}
-	return files, nil
+	for _, path := range old {
+		if slices.Contains(files, path) {
+			continue
+		}
+		if err := os.Remove(path); err != nil {
+			return nil, 0, err
+		}
+		removed++
+	}
+	return files, removed, nil
 }

@@ -3,8 +3,6 @@ package main
 import (
 	"cmp"
 	"fmt"
-	"io"
-	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -16,50 +14,10 @@ import (
 
 	"github.com/duality-streams/duality/broker"
 	"github.com/duality-streams/duality/broker/embedded"
-	"github.com/duality-streams/duality/codec"
 	"github.com/duality-streams/duality/examples/internal/exampletest"
 )
 
 func TestMain(m *testing.M) { exampletest.Main(m, main) }
-
-// expected computes the final car-minutes and alerts from the simulated
-// readings without the framework: readings summed per car and minute in
-// arrival order. The run goes to the end of the input, so every minute is
-// final.
-func expected(readings []Reading) ([]Minute, []Alert) {
-	type key struct {
-		car   string
-		start time.Time
-	}
-	accs := map[key]*Minute{}
-	for _, r := range readings {
-		k := key{r.Car, r.At.Truncate(time.Minute)}
-		m := accs[k]
-		if m == nil {
-			m = &Minute{Car: r.Car, Start: k.start, MinTempC: math.Inf(1), MinFuelPct: math.Inf(1)}
-			accs[k] = m
-		}
-		m.Readings++
-		m.AvgSpeedKmh += r.SpeedKmh
-		m.AvgTempC += r.EngineTempC
-		m.MinTempC = min(m.MinTempC, r.EngineTempC)
-		m.MinFuelPct = min(m.MinFuelPct, r.FuelPct)
-	}
-	var mins []Minute
-	var alerts []Alert
-	for _, m := range accs {
-		m.AvgSpeedKmh /= float64(m.Readings)
-		m.AvgTempC /= float64(m.Readings)
-		mins = append(mins, *m)
-		if m.MinTempC > overheatC {
-			alerts = append(alerts, Alert{Car: m.Car, Minute: m.Start, Kind: "overheat", Value: m.MinTempC})
-		}
-		if m.MinFuelPct < lowFuelPct {
-			alerts = append(alerts, Alert{Car: m.Car, Minute: m.Start, Kind: "low-fuel", Value: m.MinFuelPct})
-		}
-	}
-	return mins, alerts
-}
 
 func sortMinutes(ms []Minute) {
 	slices.SortFunc(ms, func(a, b Minute) int { return cmp.Or(cmp.Compare(a.Car, b.Car), a.Start.Compare(b.Start)) })
@@ -91,7 +49,7 @@ func TestRun(t *testing.T) {
 	gotAlerts, err := ReadTopic[Alert](t.Context(), b, "car-alerts")
 	require.NoError(t, err)
 	readings := Simulate(cars, minutes, 1)
-	wantMins, wantAlerts := expected(readings)
+	wantMins, wantAlerts := ExpectedMinutes(readings)
 	require.Len(t, wantMins, cars*minutes, "every minute of every car is final")
 	sortMinutes(gotMins)
 	sortMinutes(wantMins)
@@ -135,25 +93,83 @@ func TestRun(t *testing.T) {
 		lines += strings.Count(string(data), "\n")
 	}
 	require.Equal(t, len(wantMins), lines)
+	require.Contains(t, text, "every car-minute and alert matches the model computed without the framework")
+}
+
+// TestRerunSameDirFails runs the command twice with the same kept data
+// directory. The first run closed the app's windows at the end of time;
+// the second must not drop its readings as late, print the first run's
+// minutes and exit 0, as it did: it refuses the directory and exits 1.
+func TestRerunSameDirFails(t *testing.T) {
+	args := []string{"-cars", "3", "-minutes", "3", "-partitions", "2", "-dir", t.TempDir()}
+	first := exampletest.Run(t, time.Minute, args...)
+	require.Equal(t, 0, first.ExitCode, "stdout:\n%s\nstderr:\n%s", first.Stdout, first.Stderr)
+	require.Contains(t, first.Stdout, ", 0 late readings dropped")
+
+	second := exampletest.Run(t, time.Minute, args...)
+	require.Equal(t, 1, second.ExitCode, "stdout:\n%s\nstderr:\n%s", second.Stdout, second.Stderr)
+	require.Contains(t, second.Stderr, `connectedcars: topic "car-readings" exists`)
+	require.Contains(t, second.Stderr, "connectedcars needs a fresh data directory")
+	require.Empty(t, second.Stdout, "no summary of the first run's minutes")
+}
+
+// TestColdPathReusedOut runs the command twice with fresh data
+// directories and the same -out: the second run's drive is shorter, and
+// the file of the hour only the first run had is removed, so the
+// directory holds the second run's minutes only.
+func TestColdPathReusedOut(t *testing.T) {
+	cold := t.TempDir()
+	var out strings.Builder
+	require.NoError(t, run(t.Context(), []string{"-cars", "2", "-minutes", "70", "-partitions", "2", "-dir", t.TempDir(), "-out", cold}, &out))
+	require.Contains(t, out.String(), "cold path: 2 JSON lines files in "+cold+"\n")
+
+	out.Reset()
+	require.NoError(t, run(t.Context(), []string{"-cars", "2", "-minutes", "5", "-partitions", "2", "-dir", t.TempDir(), "-out", cold}, &out))
+	require.Contains(t, out.String(), "cold path: 1 JSON lines files in "+cold+" (1 files of other hours removed)\n")
+	files, err := filepath.Glob(filepath.Join(cold, "car-minutes-*.jsonl"))
+	require.NoError(t, err)
+	require.Equal(t, []string{filepath.Join(cold, "car-minutes-2026-11-23T08.jsonl")}, files)
+	data, err := os.ReadFile(files[0])
+	require.NoError(t, err)
+	require.Equal(t, 2*5, strings.Count(string(data), "\n"), "the second run's minutes only")
+}
+
+// TestCheck: the command's check fails on readings dropped as late and on
+// minutes or alerts that differ from the model, saying how.
+func TestCheck(t *testing.T) {
+	readings := Simulate(4, 6, 2)
+	mins, alerts := ExpectedMinutes(readings)
+	require.NotEmpty(t, alerts)
+	require.NoError(t, check(readings, mins, alerts, 0))
+
+	require.ErrorContains(t, check(readings, mins, alerts, 5), "5 readings dropped as late, want none")
+
+	err := check(readings, mins[1:], alerts, 0)
+	require.ErrorContains(t, err, fmt.Sprintf(`"car-minutes": %d records, want %d: 1 missing, 0 unexpected, 0 differ`, len(mins)-1, len(mins)))
+
+	changed := slices.Clone(mins)
+	changed[0].AvgSpeedKmh += 0.5
+	require.ErrorContains(t, check(readings, changed, alerts, 0), "0 missing, 0 unexpected, 1 differ")
+
+	twice := append(slices.Clone(alerts), alerts[0])
+	require.ErrorContains(t, check(readings, mins, twice, 0),
+		fmt.Sprintf(`"car-alerts": %d records, want %d: 0 missing, 1 unexpected, 0 differ`, len(alerts)+1, len(alerts)))
 }
 
 // TestAppFailureExits: when the app fails, the command prints the error
 // and exits 1.
-// The app fails on a reading measured before 1970, whose event time the
-// default error policy does not skip.
+// connectedcars needs a fresh data directory, so no input record can be
+// planted before it runs; the app fails instead as it starts, on its
+// store's changelog topic left with another partition count.
 func TestAppFailureExits(t *testing.T) {
 	dir := t.TempDir()
-	require.NoError(t, run(t.Context(), []string{"-cars", "2", "-minutes", "2", "-partitions", "2", "-dir", dir}, io.Discard))
 	b, err := embedded.Open(filepath.Join(dir, "log"))
 	require.NoError(t, err)
-	v, err := codec.JSON[Reading]().Append(nil, Reading{Car: "car-old", At: time.UnixMilli(-5), SpeedKmh: 50, FuelPct: 50, EngineTempC: 90})
-	require.NoError(t, err)
-	require.NoError(t, b.Produce(t.Context(), []broker.Record{{Topic: "car-readings", Partition: broker.PartitionByKey,
-		Key: []byte("car-old"), Value: v, Timestamp: time.Now()}}))
+	require.NoError(t, b.CreateTopic(t.Context(), appID+"-car-minute-aggregates-changelog", broker.TopicConfig{Partitions: 1}))
 	require.NoError(t, b.Close())
 
-	res := exampletest.Run(t, time.Minute, "-cars", "1", "-minutes", "1", "-partitions", "2", "-dir", dir)
+	res := exampletest.Run(t, time.Minute, "-cars", "2", "-minutes", "2", "-partitions", "2", "-dir", dir)
 	require.Equal(t, 1, res.ExitCode, "stdout:\n%s\nstderr:\n%s", res.Stdout, res.Stderr)
 	require.Contains(t, res.Stderr, "connectedcars: ")
-	require.Contains(t, res.Stderr, "invalid record timestamp")
+	require.Contains(t, res.Stderr, `topic "connectedcars-car-minute-aggregates-changelog" has 1 partitions, the topology needs 2`)
 }
