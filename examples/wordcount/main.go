@@ -7,8 +7,10 @@
 // "word-counts", whose state lives in Pebble and is logged to a changelog
 // topic. Every update of a count goes to the topic "word-counts"; reading
 // that topic as upserts (newest value per word) gives the table, from
-// which the command prints the top words. It exits 0; on any failure (the
-// app's included) it prints the error and exits 1.
+// which the command prints the top words. It checks the table against the
+// words of every line of "text-lines", counted without the framework, and
+// exits 0; on a mismatch, and on any other failure (the app's included),
+// it prints the error and exits 1.
 //
 // The lines appended are a bounded input: the app runs with
 // duality.App.RunToEnd, which returns once every line is counted.
@@ -18,7 +20,11 @@
 //
 // With -dir the data directory is kept, and a second run appends more
 // lines and continues the counts from the stored state: a bounded run
-// resumes from the offsets the previous one committed.
+// resumes from the offsets the previous one committed. (This holds for a
+// topology without windows; a bounded run of a windowed one leaves its
+// app id's state at the end of time, see examples/sessions.) The topics
+// keep their partition count: a -partitions given that differs from it is
+// an error.
 //
 // With -serve the same topology runs on the hot path instead
 // (duality.App.Run): the app keeps running after the summary and answers
@@ -74,7 +80,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 	fs := flag.NewFlagSet("wordcount", flag.ContinueOnError)
 	n := fs.Int("lines", 20_000, "lines of text to append")
 	top := fs.Int("top", 10, "number of top words to print")
-	partitions := fs.Int("partitions", 4, "partitions of every topic")
+	partitions := fs.Int("partitions", 4, "partitions of every topic (a kept data directory's topics keep theirs)")
 	dir := fs.String("dir", "", "data directory (default: a temporary one, removed at exit)")
 	verbose := fs.Bool("v", false, "log the runtime's steps")
 	serve := fs.String("serve", "", "after the summary, keep running and serve queries of the word-counts store over HTTP at this address (e.g. 127.0.0.1:8080) until interrupted")
@@ -102,11 +108,8 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 		return err
 	}
 	defer func() { err = errors.Join(err, b.Close()) }()
-	for _, topic := range []string{linesTopic, countTopic} {
-		err := b.CreateTopic(ctx, topic, broker.TopicConfig{Partitions: int32(*partitions)})
-		if err != nil && !errors.Is(err, broker.ErrTopicExists) {
-			return err
-		}
+	if err := createTopics(ctx, b, *partitions, flagSet(fs, "partitions"), linesTopic, countTopic); err != nil {
+		return err
 	}
 
 	have, err := count(ctx, b, linesTopic)
@@ -160,8 +163,79 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 	for _, wc := range topWords(counts, *top) {
 		fmt.Fprintf(stdout, "  %-10s %d\n", wc.word, wc.n)
 	}
+	if err := check(ctx, b, counts); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "every count matches the words of %q counted without the framework\n", linesTopic)
 	if *serve != "" {
 		return serveQueries(ctx, stdout, app, *serve, stopped)
+	}
+	return nil
+}
+
+// createTopics creates the topics with the given number of partitions. A
+// topic a kept data directory already holds keeps its number, which must
+// be partitions if explicit (-partitions was given).
+func createTopics(ctx context.Context, b broker.Broker, partitions int, explicit bool, topics ...string) error {
+	for _, topic := range topics {
+		err := b.CreateTopic(ctx, topic, broker.TopicConfig{Partitions: int32(partitions)})
+		if errors.Is(err, broker.ErrTopicExists) && !explicit {
+			continue
+		}
+		if errors.Is(err, broker.ErrTopicExists) {
+			info, err := b.DescribeTopic(ctx, topic)
+			if err != nil {
+				return err
+			}
+			if info.Config.Partitions != int32(partitions) {
+				return fmt.Errorf("topic %q of the data directory has %d partitions, not %d (-partitions): a topic keeps its partition count",
+					topic, info.Config.Partitions, partitions)
+			}
+			continue
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// flagSet reports whether the flag name was given on the command line.
+func flagSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
+}
+
+// check compares the counts with the words of every line of the lines
+// topic, counted without the framework: each line is counted once, in
+// this run or an earlier one on the same data directory.
+func check(ctx context.Context, b broker.Broker, counts map[string]int64) error {
+	want := map[string]int64{}
+	err := forEach(ctx, b, linesTopic, func(r broker.Record) error {
+		for w := range tokens(string(r.Value)) {
+			want[w]++
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	var differ []string
+	for w, n := range want {
+		if counts[w] != n {
+			differ = append(differ, fmt.Sprintf("%q: %d, want %d", w, counts[w], n))
+		}
+	}
+	for w, n := range counts {
+		if _, ok := want[w]; !ok {
+			differ = append(differ, fmt.Sprintf("%q: %d, want 0", w, n))
+		}
+	}
+	slices.Sort(differ)
+	if len(differ) > 0 {
+		return fmt.Errorf("table %q: %d words' counts differ from the words of %q counted without the framework: %s",
+			countTopic, len(differ), linesTopic, strings.Join(differ[:min(5, len(differ))], ", "))
 	}
 	return nil
 }
@@ -327,35 +401,46 @@ func waitCaughtUp(ctx context.Context, b broker.Broker, stopped <-chan struct{})
 // readTable reads the topic of count updates as a table: the newest count
 // of each word wins.
 func readTable(ctx context.Context, b broker.Broker) (map[string]int64, error) {
-	info, err := b.DescribeTopic(ctx, countTopic)
-	if err != nil {
-		return nil, err
-	}
 	counts := map[string]int64{}
-	for p := range info.Config.Partitions {
-		o, err := b.ListOffsets(ctx, countTopic, p)
+	err := forEach(ctx, b, countTopic, func(r broker.Record) error {
+		n, err := codec.Int64().Decode(r.Value)
 		if err != nil {
-			return nil, err
+			return fmt.Errorf("%s/%d@%d: %w", countTopic, r.Partition, r.Offset, err)
+		}
+		counts[string(r.Key)] = n
+		return nil
+	})
+	return counts, err
+}
+
+// forEach calls fn with every record of topic, partition by partition.
+func forEach(ctx context.Context, b broker.Broker, topic string, fn func(broker.Record) error) error {
+	info, err := b.DescribeTopic(ctx, topic)
+	if err != nil {
+		return err
+	}
+	for p := range info.Config.Partitions {
+		o, err := b.ListOffsets(ctx, topic, p)
+		if err != nil {
+			return err
 		}
 		for off := o.Earliest; off < o.Latest; {
-			recs, err := b.Fetch(ctx, []broker.FetchRequest{{Topic: countTopic, Partition: p, Offset: off}}, broker.FetchOptions{})
+			recs, err := b.Fetch(ctx, []broker.FetchRequest{{Topic: topic, Partition: p, Offset: off}}, broker.FetchOptions{})
 			if err != nil {
-				return nil, err
+				return err
 			}
 			if len(recs) == 0 {
 				break
 			}
 			for _, r := range recs {
-				n, err := codec.Int64().Decode(r.Value)
-				if err != nil {
-					return nil, fmt.Errorf("%s/%d@%d: %w", countTopic, p, r.Offset, err)
+				if err := fn(r); err != nil {
+					return err
 				}
-				counts[string(r.Key)] = n
 			}
 			off = recs[len(recs)-1].Offset + 1
 		}
 	}
-	return counts, nil
+	return nil
 }
 
 type wordCount struct {

@@ -68,6 +68,44 @@ func TestRun(t *testing.T) {
 	out.Reset()
 	require.NoError(t, run(t.Context(), []string{"-lines", "500", "-partitions", "3", "-top", "8", "-dir", dir}, &out))
 	requireTop(t, out.String(), 2500, 8)
+	require.Contains(t, out.String(), `every count matches the words of "text-lines" counted without the framework`)
+}
+
+// TestKeptDirPartitions: the topics of a kept data directory keep their
+// partition count. A second run given another -partitions exits 1 and
+// says so, instead of ignoring the flag; without -partitions it uses the
+// topics' count.
+func TestKeptDirPartitions(t *testing.T) {
+	dir := t.TempDir()
+	require.NoError(t, run(t.Context(), []string{"-lines", "300", "-partitions", "3", "-dir", dir}, io.Discard))
+
+	res := exampletest.Run(t, time.Minute, "-lines", "100", "-partitions", "2", "-dir", dir)
+	require.Equal(t, 1, res.ExitCode, "stdout:\n%s\nstderr:\n%s", res.Stdout, res.Stderr)
+	require.Contains(t, res.Stderr, `wordcount: topic "text-lines" of the data directory has 3 partitions, not 2 (-partitions)`)
+	require.Empty(t, res.Stdout)
+
+	res = exampletest.Run(t, time.Minute, "-lines", "100", "-top", "4", "-dir", dir)
+	require.Equal(t, 0, res.ExitCode, "stdout:\n%s\nstderr:\n%s", res.Stdout, res.Stderr)
+	requireTop(t, res.Stdout, 400, 4)
+}
+
+// TestCheck: the command's check fails when the table's counts differ
+// from the words of the lines topic, naming the words.
+func TestCheck(t *testing.T) {
+	dir := t.TempDir()
+	require.NoError(t, run(t.Context(), []string{"-lines", "200", "-partitions", "2", "-dir", dir}, io.Discard))
+	b, err := embedded.Open(filepath.Join(dir, "log"))
+	require.NoError(t, err)
+	defer func() { require.NoError(t, b.Close()) }()
+	counts, err := readTable(t.Context(), b)
+	require.NoError(t, err)
+	require.NoError(t, check(t.Context(), b, counts))
+
+	want := counts["the"]
+	counts["the"]--
+	counts["zebra"] = 1
+	require.EqualError(t, check(t.Context(), b, counts), fmt.Sprintf(
+		`table "word-counts": 2 words' counts differ from the words of "text-lines" counted without the framework: "the": %d, want %d, "zebra": 1, want 0`, want-1, want))
 }
 
 // TestAppFailureExits: when the app fails, the command prints the error
