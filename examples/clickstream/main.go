@@ -6,14 +6,23 @@
 // page's section and the visitor's device, and routes events by type to
 // the topics "clicks", "purchases" and "views". The generated events are a
 // bounded input: the app runs with duality.App.RunToEnd, which returns once
-// every event is routed. It prints a short summary and exits 0; on any
-// failure (the app's included) it prints the error and exits 1.
+// every event is routed. It prints a short summary, checks that each
+// routed topic holds as many events as routing the page views of
+// "page-views" without the framework gives it, and exits 0; on a
+// mismatch, and on any other failure (the app's included), it prints the
+// error and exits 1.
 //
 //	go run ./examples/clickstream
 //	go run ./examples/clickstream -events 1000000 -dir /tmp/clicks
 //
-// With -dir the data directory is kept, and a second run resumes where the
-// first stopped: the app's committed offsets live in the same log.
+// With -dir the data directory is kept, and a second run appends more page
+// views (later ones) and resumes where the first stopped: the app's
+// committed offsets live in the same log, so it routes only the new ones.
+// The topics' counts are then those of every run. (This holds for a
+// topology without windows; a bounded run of a windowed one leaves its app
+// id's state at the end of time, see examples/sessions.) The topics keep
+// their partition count: a -partitions given that differs from it is an
+// error.
 package main
 
 import (
@@ -63,7 +72,7 @@ func main() {
 func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 	fs := flag.NewFlagSet("clickstream", flag.ContinueOnError)
 	events := fs.Int("events", 200_000, "page views to generate")
-	partitions := fs.Int("partitions", 4, "partitions of every topic")
+	partitions := fs.Int("partitions", 4, "partitions of every topic (a kept data directory's topics keep theirs)")
 	dir := fs.String("dir", "", "data directory (default: a temporary one, removed at exit)")
 	verbose := fs.Bool("v", false, "log the runtime's steps")
 	if err := fs.Parse(args); err != nil {
@@ -95,15 +104,17 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 	}
 	defer func() { err = errors.Join(err, b.Close()) }()
 
-	for _, topic := range []string{"page-views", "clicks", "purchases", "views"} {
-		err := b.CreateTopic(ctx, topic, broker.TopicConfig{Partitions: int32(*partitions)})
-		if err != nil && !errors.Is(err, broker.ErrTopicExists) {
-			return err
-		}
+	err = createTopics(ctx, b, *partitions, flagSet(fs, "partitions"), append([]string{"page-views"}, routes...)...)
+	if err != nil {
+		return err
 	}
 
+	have, err := count(ctx, b, "page-views")
+	if err != nil {
+		return err
+	}
 	start := time.Now()
-	if err := generate(ctx, b, *events); err != nil {
+	if err := generate(ctx, b, have, *events); err != nil {
 		return err
 	}
 	genTime := time.Since(start)
@@ -129,21 +140,95 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 	fmt.Fprintf(stdout, "processed %d records in %v (%.0f records/s), %d commits\n",
 		m.RecordsProcessed, procTime.Round(time.Millisecond),
 		float64(m.RecordsProcessed)/procTime.Seconds(), m.Commits)
-	var routed int64
-	for _, topic := range []string{"clicks", "purchases", "views"} {
+	want, err := expectedRoutes(ctx, b)
+	if err != nil {
+		return err
+	}
+	if have > 0 {
+		fmt.Fprintf(stdout, "the topics hold the page views of every run on %s (%d before this one):\n", *dir, have)
+	}
+	var problems []error
+	for _, topic := range routes {
 		n, sample, err := summarize(ctx, b, topic)
 		if err != nil {
 			return err
 		}
-		routed += n
 		fmt.Fprintf(stdout, "%-9s %7d records, e.g. %s\n", topic, n, sample)
+		if n != want[topic] {
+			problems = append(problems, fmt.Errorf("%q: %d records, want %d", topic, n, want[topic]))
+		}
 	}
-	input, err := count(ctx, b, "page-views")
-	if err != nil {
-		return err
+	fmt.Fprintf(stdout, "%-9s %7d page views dropped (bots and crawlers)\n", "bots", want[bots])
+	if len(problems) > 0 {
+		return fmt.Errorf("the routed topics differ from the page views of %q routed without the framework: %w", "page-views", errors.Join(problems...))
 	}
-	fmt.Fprintf(stdout, "%-9s %7d page views dropped (bots and crawlers)\n", "bots", input-routed)
+	fmt.Fprintln(stdout, "every routed topic matches the page views routed without the framework")
 	return nil
+}
+
+// routes are the topics the page views are routed to, and bots the
+// pseudo-route of those dropped.
+var routes = []string{"clicks", "purchases", "views"}
+
+const bots = "bots"
+
+// expectedRoutes routes every page view of the topic "page-views" without
+// the framework and returns how many go to each route (bots included).
+func expectedRoutes(ctx context.Context, b broker.Broker) (map[string]int64, error) {
+	vc := codec.Msgpack[PageView]()
+	n := map[string]int64{}
+	err := forEach(ctx, b, "page-views", func(r broker.Record) error {
+		v, err := vc.Decode(r.Value)
+		if err != nil {
+			return fmt.Errorf("page-views/%d@%d: %w", r.Partition, r.Offset, err)
+		}
+		switch {
+		case isBot(v.UserAgent):
+			n[bots]++
+		case v.Type == "click":
+			n["clicks"]++
+		case v.Type == "purchase":
+			n["purchases"]++
+		default:
+			n["views"]++
+		}
+		return nil
+	})
+	return n, err
+}
+
+// createTopics creates the topics with the given number of partitions. A
+// topic a kept data directory already holds keeps its number, which must
+// be partitions if explicit (-partitions was given).
+func createTopics(ctx context.Context, b broker.Broker, partitions int, explicit bool, topics ...string) error {
+	for _, topic := range topics {
+		err := b.CreateTopic(ctx, topic, broker.TopicConfig{Partitions: int32(partitions)})
+		if errors.Is(err, broker.ErrTopicExists) && !explicit {
+			continue
+		}
+		if errors.Is(err, broker.ErrTopicExists) {
+			info, err := b.DescribeTopic(ctx, topic)
+			if err != nil {
+				return err
+			}
+			if info.Config.Partitions != int32(partitions) {
+				return fmt.Errorf("topic %q of the data directory has %d partitions, not %d (-partitions): a topic keeps its partition count",
+					topic, info.Config.Partitions, partitions)
+			}
+			continue
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// flagSet reports whether the flag name was given on the command line.
+func flagSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
 }
 
 // topology builds the pipeline: filter bots, enrich, route by type.
@@ -199,11 +284,13 @@ var (
 	}
 )
 
-// generate appends n page views in batches, as a tracker's producer would.
-func generate(ctx context.Context, b broker.Broker, n int) error {
-	rng := rand.New(rand.NewPCG(1, 2))
+// generate appends n page views in batches, as a tracker's producer would,
+// after the from page views of earlier runs: page view i happens i ms
+// after 09:00, and the views of each run are drawn from their own seed.
+func generate(ctx context.Context, b broker.Broker, from int64, n int) error {
+	rng := rand.New(rand.NewPCG(1, 2+uint64(from)))
 	vc := codec.Msgpack[PageView]()
-	base := time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC)
+	base := time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC).Add(time.Duration(from) * time.Millisecond)
 	const batch = 1000
 	recs := make([]broker.Record, 0, batch)
 	for i := range n {
@@ -229,6 +316,36 @@ func generate(ctx context.Context, b broker.Broker, n int) error {
 				return fmt.Errorf("generate: %w", err)
 			}
 			recs = recs[:0]
+		}
+	}
+	return nil
+}
+
+// forEach calls fn with every record of topic, partition by partition.
+func forEach(ctx context.Context, b broker.Broker, topic string, fn func(broker.Record) error) error {
+	info, err := b.DescribeTopic(ctx, topic)
+	if err != nil {
+		return err
+	}
+	for p := range info.Config.Partitions {
+		o, err := b.ListOffsets(ctx, topic, p)
+		if err != nil {
+			return err
+		}
+		for off := o.Earliest; off < o.Latest; {
+			recs, err := b.Fetch(ctx, []broker.FetchRequest{{Topic: topic, Partition: p, Offset: off}}, broker.FetchOptions{})
+			if err != nil {
+				return err
+			}
+			if len(recs) == 0 {
+				break
+			}
+			for _, r := range recs {
+				if err := fn(r); err != nil {
+					return err
+				}
+			}
+			off = recs[len(recs)-1].Offset + 1
 		}
 	}
 	return nil
