@@ -34,7 +34,12 @@
 // error.
 //
 //	go run ./examples/cdc
-//	go run ./examples/cdc -customers 5000 -rounds 5 -orders 20000
+//	go run ./examples/cdc -customers 5000 -rounds 5 -orders 20000 -dir /tmp/cdc
+//
+// With -dir the data directory is kept for inspection, and a second run
+// needs a fresh one: the command refuses a directory that holds its
+// topics, because the model it checks against is that of one run's
+// changes, and the topics would hold the earlier runs' too.
 package main
 
 import (
@@ -140,16 +145,20 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 		return err
 	}
 	defer func() { err = errors.Join(err, b.Close()) }()
-	topics := map[string]broker.CleanupPolicy{
-		customersTopic: broker.CleanupCompact,
-		ordersTopic:    broker.CleanupDelete,
-		enrichedTopic:  broker.CleanupDelete,
-		countsTopic:    broker.CleanupCompact,
+	topics := []struct {
+		name    string
+		cleanup broker.CleanupPolicy
+	}{
+		{customersTopic, broker.CleanupCompact},
+		{ordersTopic, broker.CleanupDelete},
+		{enrichedTopic, broker.CleanupDelete},
+		{countsTopic, broker.CleanupCompact},
 	}
-	for topic, cleanup := range topics {
-		err := b.CreateTopic(ctx, topic, broker.TopicConfig{Partitions: int32(p.partitions), Cleanup: cleanup})
+	for _, topic := range topics {
+		err := b.CreateTopic(ctx, topic.name, broker.TopicConfig{Partitions: int32(p.partitions), Cleanup: topic.cleanup})
 		if errors.Is(err, broker.ErrTopicExists) {
-			return fmt.Errorf("topic %q exists: cdc needs a fresh data directory", topic)
+			return fmt.Errorf("topic %q exists in %s: cdc needs a fresh data directory "+
+				"(its check models the changes of one run; the topics would hold an earlier run's too)", topic.name, *dir)
 		}
 		if err != nil {
 			return err

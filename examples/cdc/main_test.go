@@ -54,6 +54,22 @@ func TestAppFailureExits(t *testing.T) {
 	require.Contains(t, res.Stderr, `topic "cdc-by-country-repartition" has 1 partitions, the topology needs 2`)
 }
 
+// TestRerunSameDirFails runs the command twice with the same kept data
+// directory: the second run refuses it and exits 1, saying why, rather
+// than checking its outputs against a model of its own changes only.
+func TestRerunSameDirFails(t *testing.T) {
+	args := []string{"-customers", "50", "-rounds", "2", "-orders", "50", "-partitions", "2", "-dir", t.TempDir()}
+	first := exampletest.Run(t, time.Minute, args...)
+	require.Equal(t, 0, first.ExitCode, "stdout:\n%s\nstderr:\n%s", first.Stdout, first.Stderr)
+	require.Contains(t, first.Stdout, "every output matches the model")
+
+	second := exampletest.Run(t, time.Minute, args...)
+	require.Equal(t, 1, second.ExitCode, "stdout:\n%s\nstderr:\n%s", second.Stdout, second.Stderr)
+	require.Contains(t, second.Stderr, `cdc: topic "customers" exists`)
+	require.Contains(t, second.Stderr, "cdc needs a fresh data directory")
+	require.Empty(t, second.Stdout)
+}
+
 // TestRunRejectsBadFlags checks flag validation.
 func TestRunRejectsBadFlags(t *testing.T) {
 	for _, args := range [][]string{{"-customers", "0"}, {"-rounds", "0"}, {"-orders", "-1"}, {"-partitions", "0"}} {
