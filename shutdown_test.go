@@ -77,3 +77,148 @@ func TestShutdownTimeoutAbandonsHungCommit(t *testing.T) {
 	require.Empty(t, readTopic(t, eb, "out"))
 	require.Zero(t, app.Metrics().Commits)
 }
+
+// faultyBroker wraps an embedded broker with faults injected once a
+// channel is closed (fault injection): failOffsets makes FetchOffsets
+// fail (an error that is not retryable); hangCommits makes Commit, and
+// hangLeave the Leave of the memberships it hands out, block until
+// release is closed, ignoring their context (a hung broker).
+type faultyBroker struct {
+	*embedded.Broker
+	failOffsets, hangCommits, hangLeave chan struct{}
+	release                             chan struct{}
+}
+
+// newFaultyBroker returns a faultyBroker over a new embedded broker, with
+// no fault armed. Its hung calls are released before the broker closes.
+func newFaultyBroker(t *testing.T) *faultyBroker {
+	b := &faultyBroker{Broker: openBroker(t), failOffsets: make(chan struct{}), hangCommits: make(chan struct{}),
+		hangLeave: make(chan struct{}), release: make(chan struct{})}
+	t.Cleanup(func() { close(b.release) })
+	return b
+}
+
+func armed(c chan struct{}) bool {
+	select {
+	case <-c:
+		return true
+	default:
+		return false
+	}
+}
+
+func (b *faultyBroker) FetchOffsets(ctx context.Context, group string, tps []broker.TopicPartition) (map[broker.TopicPartition]int64, error) {
+	if armed(b.failOffsets) {
+		return nil, errors.New("injected offset fetch failure")
+	}
+	return b.Broker.FetchOffsets(ctx, group, tps)
+}
+
+func (b *faultyBroker) Commit(ctx context.Context, req broker.CommitRequest) error {
+	if armed(b.hangCommits) {
+		<-b.release
+		return errors.New("released after the test")
+	}
+	return b.Broker.Commit(ctx, req)
+}
+
+func (b *faultyBroker) JoinGroup(ctx context.Context, group string, topics []string) (broker.Membership, error) {
+	m, err := b.Broker.JoinGroup(ctx, group, topics)
+	if err != nil {
+		return nil, err
+	}
+	return &faultyMember{Membership: m, b: b}, nil
+}
+
+type faultyMember struct {
+	broker.Membership
+	b *faultyBroker
+}
+
+func (m *faultyMember) Leave(ctx context.Context) error {
+	if armed(m.b.hangLeave) {
+		<-m.b.release
+		return errors.Join(errors.New("released after the test"), m.Membership.Leave(context.WithoutCancel(ctx)))
+	}
+	return m.Membership.Leave(ctx)
+}
+
+// awaitStop waits for the error of a Run or RunToEnd that must return on
+// its own, and fails the test after a bound far above the shutdown
+// timeouts of the tests (100 ms).
+func awaitStop(t *testing.T, errc <-chan error) error {
+	t.Helper()
+	select {
+	case err := <-errc:
+		return err
+	case <-time.After(20 * time.Second):
+		t.Fatal("Run did not return: a hung broker call blocks its stop")
+		return nil
+	}
+}
+
+// TestShutdownTimeoutBoundsFatalStops: on the fatal paths that stop an
+// app without its ctx ending, the shutdown's deadline starts, so a broker
+// call that hangs while the app stops (ignoring its context) is abandoned
+// ShutdownTimeout later, and Run or RunToEnd returns an error matching
+// ErrShutdownTimeout beside the error that stopped it.
+func TestShutdownTimeoutBoundsFatalStops(t *testing.T) {
+	newApp := func(t *testing.T, b *faultyBroker, opts ...duality.Option) *duality.App {
+		createTopic(t, b, "in", 1)
+		createTopic(t, b, "out", 1)
+		opts = append([]duality.Option{duality.Workers(1), duality.ShutdownTimeout(100 * time.Millisecond)}, opts...)
+		app, err := duality.New("faulty", mapTopology(t, []string{"in"}, "out", prefixTo("out")), b, opts...)
+		require.NoError(t, err)
+		return app
+	}
+
+	t.Run("generation start fails", func(t *testing.T) {
+		b := newFaultyBroker(t)
+		app := newApp(t, b)
+		close(b.failOffsets) // the generation cannot resume its tasks
+		close(b.hangLeave)
+		errc := make(chan error, 1)
+		go func() { errc <- app.Run(t.Context()) }()
+		err := awaitStop(t, errc)
+		require.ErrorContains(t, err, "fetch committed offsets: injected offset fetch failure")
+		require.ErrorIs(t, err, duality.ErrShutdownTimeout)
+		require.ErrorContains(t, err, "leave group: duality: shutdown timed out after 100ms")
+	})
+
+	t.Run("bounded run reaches its end", func(t *testing.T) {
+		b := newFaultyBroker(t)
+		app := newApp(t, b)
+		produceN(t, b, "in", 0, 5)
+		close(b.hangLeave)
+		errc := make(chan error, 1)
+		go func() { errc <- app.RunToEnd(t.Context()) }()
+		err := awaitStop(t, errc)
+		require.ErrorIs(t, err, duality.ErrShutdownTimeout)
+		require.ErrorContains(t, err, "leave group: duality: shutdown timed out after 100ms")
+		requireExactlyOnce(t, b, "out", 5) // the run's work is committed
+	})
+
+	t.Run("bounded run's completion check fails", func(t *testing.T) {
+		b := newFaultyBroker(t)
+		// Nothing is committed before the stop: the final commit has
+		// the work to do, and hangs.
+		fn, done := counting(3, prefixTo("out"))
+		createTopic(t, b, "in", 1)
+		createTopic(t, b, "out", 1)
+		app, err := duality.New("faulty", mapTopology(t, []string{"in"}, "out", fn), b, duality.Workers(1),
+			duality.ShutdownTimeout(100*time.Millisecond), duality.CommitInterval(time.Hour))
+		require.NoError(t, err)
+		produceN(t, b, "in", 0, 3)
+		errc := make(chan error, 1)
+		go func() { errc <- app.RunToEnd(t.Context()) }()
+		<-done
+		close(b.hangCommits)
+		close(b.failOffsets) // the next completion check fails
+		err = awaitStop(t, errc)
+		require.ErrorContains(t, err, "bounded run: fetch committed offsets: injected offset fetch failure")
+		require.ErrorIs(t, err, duality.ErrShutdownTimeout)
+		require.ErrorContains(t, err, "shutdown timed out after 100ms: abandoned a commit of generation 1 still running: "+
+			"3 records (0 of them changelog) and the input offsets [in/0@3] of tasks [0_0]")
+		require.Empty(t, readTopic(t, b, "out"))
+	})
+}

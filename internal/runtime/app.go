@@ -187,9 +187,14 @@ func (a *App) run(ctx context.Context, bounded bool) (err error) {
 	if err == nil {
 		err = a.loop(ctx, m, topics, globalErr)
 	}
+	// The app stops, also when ctx has not ended (a fatal error, a
+	// bounded run at its end): leaving the group is bounded too.
+	a.shut.start()
 	a.m.tasks.Store(0)
-	if lerr := a.shut.call(m.Leave); lerr != nil && err == nil {
-		err = fmt.Errorf("leave group: %w", lerr)
+	if lerr := a.shut.call(m.Leave); lerr != nil {
+		// Also beside a fatal error: an abandoned Leave is part of what
+		// the shutdown's error reports.
+		err = errors.Join(err, fmt.Errorf("leave group: %w", lerr))
 	}
 	if err != nil {
 		return fmt.Errorf("duality: app %q: %w", a.appID, err)
@@ -269,17 +274,14 @@ func (a *App) loop(ctx context.Context, m broker.Membership, topics map[string]i
 			return err
 		case err := <-failed:
 			// Stop the other workers; they commit their own work.
-			a.shut.start()
 			return errors.Join(err, gen.stop(stopReason{}))
 		case err := <-globalErr:
-			a.shut.start()
 			if gen != nil {
 				err = errors.Join(err, gen.stop(stopReason{}))
 			}
 			return err
 		case asg, ok := <-m.Assignments():
 			if !ok {
-				a.shut.start()
 				err := errors.New("group membership ended")
 				if gen != nil {
 					err = errors.Join(err, gen.stop(stopReason{}))
@@ -342,6 +344,7 @@ type stopReason struct {
 type generation struct {
 	asg     broker.Assignment
 	workers []*worker
+	shut    *shutdown
 	cancel  context.CancelFunc
 	reason  stopReason
 	decided chan struct{} // closed once reason is set
@@ -350,8 +353,13 @@ type generation struct {
 }
 
 // stop tells the workers why they stop, interrupts their fetches and waits
-// until all have exited. It returns their errors.
+// until all have exited. It returns their errors. Without a next
+// assignment the app stops: the shutdown's deadline starts, so that the
+// workers' last commits are bounded whatever stopped the app.
 func (g *generation) stop(r stopReason) error {
+	if r.next == nil {
+		g.shut.start()
+	}
 	g.reason = r
 	close(g.decided)
 	g.cancel()
@@ -381,7 +389,7 @@ func (a *App) start(ctx context.Context, m broker.Membership, asg broker.Assignm
 		slog.Int("partitions", len(asg.Partitions)), slog.Int("tasks", len(tasks)), slog.Int("workers", n))
 
 	gctx, cancel := context.WithCancel(ctx)
-	g := &generation{asg: asg, cancel: cancel, decided: make(chan struct{}), errc: make(chan error, n)}
+	g := &generation{asg: asg, shut: a.shut, cancel: cancel, decided: make(chan struct{}), errc: make(chan error, n)}
 	workers := make([]*worker, n)
 	// CacheMaxBytes is the instance's bound: each worker gets an equal
 	// share (at least a byte) for the record caches of its tasks' stores.

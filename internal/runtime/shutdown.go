@@ -11,7 +11,10 @@ import (
 // with its context, which Run's ctx does not cancel (the work done when
 // ctx ends is still flushed and committed), but which is canceled, with
 // cause ErrShutdownTimeout, Config.ShutdownTimeout after the stop began:
-// after Run's ctx ended or a fatal error stopped the app (start). Waits
+// after Run's ctx ended, or when the app stops without it (start): the
+// last generation stops (a fatal error, a bounded run at its end) or the
+// group loop returns without one (a failed start, the membership ended).
+// Waits
 // for broker calls (await, awaitPurge, call) give up at that deadline
 // even when the call ignores its context, so a hung broker cannot make
 // Run hang; the abandoned call's goroutine exits when the call returns.
