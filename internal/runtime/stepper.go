@@ -63,19 +63,21 @@ func (a *App) Step(ctx context.Context) (_ *Stepper, recs []broker.Record, err e
 	// Steps wait for their broker calls; Close bounds its own as Run's
 	// shutdown does (ShutdownTimeout).
 	a.shut = newShutdown(context.WithoutCancel(ctx), a.cfg.ShutdownTimeout)
-	topics, err := a.plan.ensureTopics(ctx, a.b)
-	if err != nil {
-		return nil, nil, fmt.Errorf("duality: app %q: %w", a.appID, err)
-	}
-	if err := a.openState(topics); err != nil {
-		return nil, nil, fmt.Errorf("duality: app %q: %w", a.appID, err)
-	}
 	defer func() {
 		if err != nil {
+			// Close closes what was opened and ends the shutdown's
+			// goroutine, whatever step failed.
 			err = fmt.Errorf("duality: app %q: %w", a.appID, errors.Join(err, s.Close()))
 			recs = nil
 		}
 	}()
+	topics, err := a.plan.ensureTopics(ctx, a.b)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := a.openState(topics); err != nil {
+		return nil, nil, err
+	}
 	if len(a.plan.globals) > 0 {
 		s.g, err = a.openGlobals(ctx, topics)
 		if err != nil {
