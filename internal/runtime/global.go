@@ -371,11 +371,20 @@ func (g *globals) follow(ctx context.Context) error {
 // rebuild rebuilds gs from the beginning of its topic into its other
 // slot and, once caught up, makes that slot active: readers see the
 // complete old store until the swap, then the complete new one. If ctx
-// ends first, the old slot stays active (and the partial one is dropped
-// at the next start), but gs.next are the partial slot's positions: the
-// caller stops following.
+// ends first or the rebuild fails, the old slot stays active and is
+// written again from its positions (the partial slot is dropped by the
+// next rebuild or start): a later poll, such as the Stepper's next
+// CatchUpGlobals with a ctx of its own, finds the position out of range
+// again and starts over, rather than writing a slot no reader sees.
 func (g *globals) rebuild(ctx context.Context, gs *globalStore) error {
+	active := slices.Clone(gs.next)
 	gs.w = 1 - gs.active
+	defer func() {
+		if gs.w != gs.active { // not swapped
+			gs.w = gs.active
+			copy(gs.next, active)
+		}
+	}()
 	if err := gs.st().Drop(); err != nil {
 		return fmt.Errorf("global store %s: drop: %w", gs.name, err)
 	}
@@ -423,7 +432,10 @@ func (g *globals) poll(ctx context.Context, wait time.Duration) (moved bool, err
 				g.a.log.Warn("global store position out of range: rebuilding it; readers see the store as it is until then",
 					slog.String("store", gs.name), slog.String("topic", oor.Topic),
 					slog.Int("partition", int(oor.Partition)), slog.Int64("offset", oor.Offset))
-				if err := g.rebuild(ctx, gs); err != nil && ctx.Err() == nil {
+				if err := g.rebuild(ctx, gs); err != nil {
+					if ctx.Err() != nil {
+						return false, nil
+					}
 					return false, err
 				}
 				return true, nil
