@@ -294,26 +294,15 @@ func (g *globals) bootstrap(ctx context.Context, gs *globalStore) error {
 	return nil
 }
 
-// fetch fetches reqs, retrying retryable errors until ctx ends.
+// fetch fetches reqs, waiting up to wait for records, and retries
+// retryable errors until ctx ends.
 func (g *globals) fetch(ctx context.Context, reqs []broker.FetchRequest, wait time.Duration) ([]broker.Record, error) {
-	backoff := 10 * time.Millisecond
-	for {
-		recs, err := g.a.b.Fetch(ctx, reqs, broker.FetchOptions{MaxWait: wait, MaxRecords: g.a.cfg.FetchMaxRecords})
-		if err == nil || !broker.IsRetryable(err) || ctx.Err() != nil {
-			if err != nil {
-				return nil, fmt.Errorf("fetch: %w", err)
-			}
-			return recs, nil
-		}
-		g.a.log.Debug("global store fetch failed, retrying", slog.Any("error", err))
-		t := time.NewTimer(backoff)
-		select {
-		case <-ctx.Done():
-		case <-t.C:
-		}
-		t.Stop()
-		backoff = min(2*backoff, time.Second)
+	recs, err := g.a.fetchRetrying(ctx, reqs, broker.FetchOptions{MaxWait: wait, MaxRecords: g.a.cfg.FetchMaxRecords},
+		g.a.log, "global store fetch failed, retrying")
+	if err != nil {
+		return nil, fmt.Errorf("fetch: %w", err)
 	}
+	return recs, nil
 }
 
 // apply writes fetched records to their stores, one batch per store with

@@ -1,6 +1,7 @@
 package runtime
 
 import (
+	"cmp"
 	"context"
 	"log/slog"
 	"math"
@@ -82,7 +83,7 @@ func (w *worker) punctuate(ctx context.Context, t *task, typ topology.Punctuatio
 		}
 	}
 	if len(due) > 1 {
-		slices.SortStableFunc(due, func(a, b *schedule) int { return cmpInt64(a.next, b.next) })
+		slices.SortStableFunc(due, func(a, b *schedule) int { return cmp.Compare(a.next, b.next) })
 	}
 	defer func() {
 		clear(due)
@@ -122,16 +123,6 @@ func (w *worker) punctuate(ctx context.Context, t *task, typ topology.Punctuatio
 	}
 	t.due()
 	return false, nil
-}
-
-func cmpInt64(a, b int64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // tick runs what the clock makes due: wall-clock punctuations, and the

@@ -84,25 +84,13 @@ func (w *worker) restore(ctx context.Context, s *taskStore) error {
 	logged := start
 	var restored int64
 	req := []broker.FetchRequest{{Topic: s.changelog, Partition: p}}
-	backoff := 10 * time.Millisecond
 	for next < offs.Latest {
 		req[0].Offset = next
-		recs, err := w.app.b.Fetch(ctx, req, broker.FetchOptions{MaxRecords: w.app.cfg.FetchMaxRecords})
-		if err != nil && broker.IsRetryable(err) && ctx.Err() == nil {
-			log.Debug("restore fetch failed, retrying", slog.Any("error", err))
-			t := time.NewTimer(backoff)
-			select {
-			case <-ctx.Done():
-			case <-t.C:
-			}
-			t.Stop()
-			backoff = min(2*backoff, time.Second)
-			continue
-		}
+		recs, err := w.app.fetchRetrying(ctx, req, broker.FetchOptions{MaxRecords: w.app.cfg.FetchMaxRecords},
+			log, "restore fetch failed, retrying")
 		if err != nil {
 			return fmt.Errorf("restore %s/%d at offset %d: %w", s.name, p, next, err)
 		}
-		backoff = 10 * time.Millisecond
 		if len(recs) == 0 {
 			break // the rest was compacted away
 		}

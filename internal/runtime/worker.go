@@ -109,7 +109,7 @@ func (w *worker) run(gctx context.Context) (err error) {
 
 	w.last = time.Now()
 	w.lastPurge = w.last
-	backoff := 10 * time.Millisecond
+	var bo backoff // of the fetch
 	for gctx.Err() == nil {
 		// Process the buffered records of the tasks that may go on, run
 		// the punctuations that are due, commit if due, then fetch for
@@ -201,18 +201,13 @@ func (w *worker) run(gctx context.Context) (err error) {
 				}
 			}
 			if broker.IsRetryable(err) {
-				t := time.NewTimer(backoff)
-				select {
-				case <-gctx.Done():
-				case <-t.C:
-				}
-				t.Stop()
-				backoff = min(2*backoff, time.Second)
+				// Retried through the loop (see fetchRetrying).
+				bo.wait(gctx)
 				continue
 			}
 			return fmt.Errorf("fetch: %w", err)
 		}
-		backoff = 10 * time.Millisecond
+		bo.reset()
 		if err := w.received(gctx, recs); err != nil {
 			return err
 		}
