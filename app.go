@@ -145,11 +145,27 @@ func (a *App) RunToEnd(ctx context.Context) error { return a.rt.RunToEnd(ctx) }
 func (a *App) Metrics() Metrics { return a.rt.Metrics() }
 
 // Metrics is a snapshot of an app's counters since New, returned by
-// [App.Metrics]: records processed, skipped and produced, items skipped,
-// changelog
-// records, early commits of full caches, records processed while waiting
-// for a lagging partition, punctuations, late records dropped, purges,
-// commits and the last commit's duration, tasks and assignments. The
-// counters cover the whole app (all workers, all generations); each
-// field's comment says what it counts.
+// [App.Metrics]. The counters cover the whole app (all workers, all
+// generations):
+//
+//   - RecordsProcessed counts the input records processed without error,
+//     also those whose output a later failure or fencing discarded;
+//     RecordsSkipped those skipped under [SkipOnError]; ItemsSkipped the
+//     items steps emitted on their own that SkipOnError skipped (the
+//     record, punctuation or flush that emitted them went on).
+//   - Commits counts the successful broker commits, LastCommitDuration is
+//     how long the latest took, RecordsProduced counts the records they
+//     appended, of which ChangelogRecords went to changelogs, and
+//     CacheFlushes counts the commits made early because the record
+//     caches held more than [CacheMaxBytes].
+//   - EnforcedProcessing counts the records processed after waiting
+//     [MaxTaskIdle] for a lagging partition (possibly out of timestamp
+//     order).
+//   - Punctuations counts the punctuator calls that succeeded.
+//   - LateRecordsDropped counts the records windowed steps dropped as
+//     late, attempts included: a record processed again counts again.
+//   - RepartitionPurges counts the purges of internal topics' partitions
+//     up to their committed offset (see [RepartitionPurgeInterval]).
+//   - Tasks is the number of tasks of the current assignment (0 while
+//     not running); Assignments counts the group assignments received.
 type Metrics = runtime.Metrics

@@ -280,9 +280,19 @@
 //
 // When Run's context is canceled, the workers stop between two records
 // (what was fetched but not processed is processed by the next run), flush
-// and commit, the tasks are closed and the
-// instance leaves its group. Run returns only after every goroutine it
-// started has exited. An App runs once.
+// and commit, the tasks are closed and the instance leaves its group; Run
+// then returns nil. A fatal error stops the app the same way (the other
+// workers commit their work) and Run returns it; [App.RunToEnd] stops the
+// same way once its input is processed. Run waits for every goroutine it
+// started, processors included: a step that never returns blocks it.
+// Broker calls are bounded instead: [ShutdownTimeout] (default 30 s) after
+// the stop began, Run abandons the commits, purges and the Leave still
+// running, even calls that ignore their context (a hung broker), and
+// returns an error matching [ErrShutdownTimeout] that says which records
+// and input offsets were not committed, or may not have been (the broker
+// applies a commit entirely or not at all; a restart resumes from the
+// offsets it finds committed). An abandoned call's goroutine exits when
+// the call returns, after Run. An App runs once.
 //
 // # Observability
 //

@@ -34,11 +34,11 @@ var (
 	// ErrNotOwned is matched by a *[NotOwnedError]: the key's partition is
 	// assigned to another instance of the app.
 	ErrNotOwned = runtime.ErrNotOwned
-	// ErrShutdownTimeout is matched by the error [App.Run] returns when a
-	// broker call (a commit, a purge, leaving the group) was still running
-	// [ShutdownTimeout] after Run began to stop, and Run abandoned it: the
-	// error says which records and input offsets were not committed, or
-	// may not have been.
+	// ErrShutdownTimeout is matched by the error [App.Run] (or
+	// [App.RunToEnd]) returns when a broker call (a commit, a purge,
+	// leaving the group) was still running [ShutdownTimeout] after Run
+	// began to stop, and Run abandoned it: the error says which records
+	// and input offsets were not committed, or may not have been.
 	ErrShutdownTimeout = runtime.ErrShutdownTimeout
 	// ErrWrongStoreKind is matched by the error of [Query] or
 	// [QueryTable] for a windowed aggregation's store (query it with
@@ -50,19 +50,38 @@ var (
 )
 
 // MissingTopicsError is returned by [App.Run] when external source or sink
-// topics do not exist: its Topics lists them, sorted. The runtime creates
-// only internal topics; external ones must be created by the operator. It
-// matches broker.ErrUnknownTopic.
+// topics (or the topics of global stores) do not exist: its field Topics
+// lists their names, sorted. The runtime creates only internal topics;
+// external ones must be created by the operator. It matches
+// broker.ErrUnknownTopic.
 type MissingTopicsError = runtime.MissingTopicsError
 
-// ProcessingError is a processor's failure on one input record, or a
-// punctuator's failure: it names the task, the record (Topic, Partition,
-// Offset; -1 for a punctuator, with Punctuation set to "stream-time" or
-// "wall-clock") and wraps the processor's error. Under the default
-// [FailOnError] policy [App.Run] returns it (wrapped); under
-// [SkipOnError] it is passed to the callback. Its message names the
-// record once; the errors it wraps (a *stream.NodeError naming the step, a
-// *codec.DecodeError naming the key or value) name only what they add.
+// ProcessingError is the failure of one unit of work of a task: a
+// processor's on an input record, a punctuator's, or that of an item a
+// step emitted as a unit of its own (a change held by
+// table.EmitPerCommit, an update held by window.CacheUpdates, a window's
+// final result, a join's unmatched record; see [SkipOnError]). Its fields
+// say which:
+//
+//   - Task is the failing task: its sub-topology and partition.
+//   - Topic, Partition and Offset name the input record being processed;
+//     for a punctuation or a flush, Topic is empty and Partition and
+//     Offset are -1.
+//   - Punctuation is "stream-time" or "wall-clock" when a punctuator
+//     failed or emitted the failed item, empty otherwise.
+//   - Flush is set when the failed item was emitted while the task
+//     flushed before a commit (the held changes and updates).
+//   - Step and Item are set for an item's failure: the name of the step
+//     that emitted it, and what it was (e.g. "change of key a").
+//   - Err is the error of the processor, punctuator or step downstream
+//     (Unwrap returns it).
+//
+// Under the default [FailOnError] policy [App.Run] returns it (wrapped);
+// under [SkipOnError] the record, punctuation or item is skipped and the
+// error passed to the callback. Its message names the record (or
+// punctuation, or flush) and the item once; the errors it wraps (a
+// *stream.NodeError naming the step, a *codec.DecodeError naming the key
+// or value) name only what they add.
 //
 // A record that fails every time (a poison record: one its codec cannot
 // decode, or that breaks a step) stops a [FailOnError] app again after
@@ -72,15 +91,19 @@ type MissingTopicsError = runtime.MissingTopicsError
 // own), and processing goes on after it.
 type ProcessingError = runtime.ProcessingError
 
-// NotOwnedError is returned by a query for a key whose partition (Store,
-// Partition) this instance does not own. It matches [ErrNotOwned].
-// Another instance of the app may own it; Duality does not forward
-// queries between instances.
+// NotOwnedError is returned by a query for a key whose partition this
+// instance does not own: its fields Store and Partition name the store and
+// the key's partition. It matches [ErrNotOwned]. Another instance of the
+// app may own the partition; Duality does not forward queries between
+// instances.
 type NotOwnedError = runtime.NotOwnedError
 
-// RestoreProgress reports the restoration of one store partition from its
-// changelog (Store, Partition; Restored of Total offsets, Done at the
-// last report), for the [OnRestore] hook.
+// RestoreProgress reports, to the [OnRestore] hook, the restoration of one
+// store partition from its changelog, or the bootstrap of a global store
+// from one partition of its topic. Store and Partition name the store and
+// the partition; Restored is the number of records applied so far and
+// Total the number of offsets to read (an upper bound of the records:
+// compaction leaves gaps); Done is set on the last report.
 type RestoreProgress = runtime.RestoreProgress
 
 // TaskID names a task: a sub-topology and a partition number, the type of

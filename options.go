@@ -179,7 +179,8 @@ func RepartitionPurgeInterval(d time.Duration) Option {
 }
 
 // ShutdownTimeout bounds how long [App.Run] waits for the broker once it
-// stops (its context ended, or a fatal error): the workers stop between
+// stops (its context ended, a fatal error, or the end of [App.RunToEnd]'s
+// input): the workers stop between
 // two records, flush and commit, and the app leaves its group, and d
 // after the stop began Run gives up waiting for the broker calls still
 // running, even calls that ignore their context (a hung broker). What it
