@@ -49,7 +49,12 @@ type task struct {
 	// punct the punctuation being run (neither: a flush). inItem says an
 	// item is being emitted; itemErr is an item's failure under
 	// FailOnError, which fails the unit it was emitted in. marks is
-	// taskEnv.Item's scratch.
+	// taskEnv.Item's scratch. Package dsl's Task keeps its own view of
+	// the nesting (dsl.Task.Item): generation numbers of the units for
+	// the steps' in-memory snapshots, which the runtime does not see;
+	// this one serves what only the runtime does (undoing store writes
+	// and output, naming the unit in errors) for any processor, also one
+	// that calls Item from within an item, as the contract allows.
 	rec     *broker.Record
 	punct   topology.PunctuationType
 	inItem  bool
