@@ -77,13 +77,18 @@
 //
 // Processing errors are returned by the pipe call (usually a
 // *stream.NodeError; the runtime logs them at Warn on the [Logger]). The
-// record that failed is dropped as the runtime's SkipOnError policy drops
+// record that failed is skipped as the runtime's SkipOnError policy skips
 // it: its state writes and its output, also what its steps wrote before
-// the one that failed, are undone, and the driver goes on with the next
-// pipe. Records written by records processed before it, in the same pipe
-// or earlier, stay written; the records queued behind it in the same pipe
-// are not processed. A punctuation that fails is dropped the same way,
-// without undoing the record that made it due.
+// the one that failed, are undone. Records written by records processed
+// before it, in the same pipe or earlier, stay written, and the records
+// queued behind it in the same pipe (in repartition topics, say) are
+// processed, as the runtime would process them: the pipe returns once
+// every record is processed, with the failed record's error, or
+// errors.Join of the errors when several failed. A punctuation that fails
+// is skipped the same way, without undoing the record that made it due.
+// A pipe stops early, dropping the records still queued, only when its
+// context ends, on [ErrLoop], and on an error of the runtime that is not
+// a record's (the in-memory broker failing a commit).
 //
 // New reports the runtime's checks of the topology: [ErrCoPartition]
 // (stream.ErrNotCoPartitioned) when a sub-topology that keeps state reads

@@ -157,9 +157,12 @@ type topicLog struct {
 // task processes is one commit (see the package documentation, # State
 // stores).
 //
-// Records written by records processed before a processing error stay
-// written; the record that failed leaves no output and no state writes.
-// A Driver is not safe for concurrent use.
+// A record that fails is skipped as the runtime's SkipOnError policy
+// skips it: it leaves no output and no state writes, the records
+// processed before it stay written, and the records queued behind it are
+// processed; the pipe returns its error once every record is processed
+// (see the package documentation, # Errors). A Driver is not safe for
+// concurrent use.
 type Driver struct {
 	topo   *topology.Topology
 	cfg    config
@@ -297,10 +300,17 @@ func (d *Driver) written(ctx context.Context, recs []broker.Record) error {
 // feed bytes a codec cannot produce, such as corrupt records. rec.Topic
 // must be read by the topology (else an error matching
 // broker.ErrUnknownTopic); rec.Partition may be broker.PartitionByKey; a
-// zero rec.Timestamp means the driver's clock. It returns the first
-// processing error (usually wrapping a *stream.NodeError; its message
-// names the task and the record), or ctx's error if ctx ends before every
-// record is processed.
+// zero rec.Timestamp means the driver's clock.
+//
+// A record that fails (the piped one or one it causes) does not stop the
+// pipe: it is skipped as under the runtime's SkipOnError policy, and the
+// records queued behind it are processed. PipeRaw returns the processing
+// errors once every record is processed: the error of the one record
+// that failed (usually wrapping a *stream.NodeError; its message names
+// the task and the record), or errors.Join of them when several failed.
+// It stops early, dropping the records still queued, when ctx ends (its
+// error), when the pipe causes more records than MaxRecordsPerPipe
+// (ErrLoop) and on an error of the runtime that is not a record's.
 func (d *Driver) PipeRaw(ctx context.Context, rec broker.Record) error {
 	if d.closed {
 		return ErrClosed
@@ -336,37 +346,71 @@ func (d *Driver) PipeRaw(ctx context.Context, rec broker.Record) error {
 			return err
 		}
 	}
-	return d.drain(ctx)
+	return pipeError(d.drain(ctx, nil))
 }
 
-// drain processes the queued records, breadth-first.
-func (d *Driver) drain(ctx context.Context) error {
+// drain processes the queued records, breadth-first. A record that
+// fails is skipped as the runtime's SkipOnError policy skips it, and the
+// records queued behind it are processed: drain returns failed with the
+// errors of the records that failed appended. It stops early, dropping
+// the records still queued, with err: ErrLoop, ctx's error or an error
+// of the runtime that is not a record's (a failed commit).
+func (d *Driver) drain(ctx context.Context, failed []error) (_ []error, err error) {
 	defer func() {
 		clear(d.queue)
 		d.queue = d.queue[:0]
 	}()
 	for i := 0; i < len(d.queue); i++ {
 		if i >= d.cfg.maxPerPipe {
-			return ErrLoop
+			return failed, ErrLoop
 		}
 		if err := ctx.Err(); err != nil {
-			return err
+			return failed, err
 		}
 		recs, err := d.st.Process(ctx, d.queue[i])
-		if err := d.step(ctx, recs, err); err != nil {
-			return err
+		if failed, err = d.step(ctx, failed, recs, err); err != nil {
+			return failed, err
 		}
 	}
-	return nil
+	return failed, nil
 }
 
-// step logs the records a step of the runtime wrote and returns its
-// error: a failed record's or punctuation's *ProcessingError (wrapping
-// the step's error, usually a *stream.NodeError), or the runtime's.
-func (d *Driver) step(ctx context.Context, recs []broker.Record, err error) error {
-	// A failure is the runtime's *ProcessingError: it names the task and
-	// the record once, and wraps the step's error.
-	return errors.Join(err, d.written(ctx, recs))
+// drainAfter logs the records of a step that is not a record's (recs
+// and err are what it returned) and drains what they queued, as drain
+// does.
+func (d *Driver) drainAfter(ctx context.Context, failed []error, recs []broker.Record, err error) ([]error, error) {
+	if failed, err = d.step(ctx, failed, recs, err); err != nil {
+		clear(d.queue)
+		d.queue = d.queue[:0]
+		return failed, err
+	}
+	return d.drain(ctx, failed)
+}
+
+// pipeError returns the error of a pipe: nil, the one error of failed
+// and err, or errors.Join of them.
+func pipeError(failed []error, err error) error {
+	if err != nil {
+		failed = append(failed, err)
+	}
+	if len(failed) == 1 {
+		return failed[0]
+	}
+	return errors.Join(failed...)
+}
+
+// step logs the records a step of the runtime wrote and sorts its error
+// serr. A *ProcessingError (a record or punctuation that failed,
+// wrapping the step's error, usually a *stream.NodeError; its message
+// names the task and the record once), whose work is undone while the
+// rest of the step is committed, is appended to failed. Any other error,
+// the runtime's or the failure to log the records, is returned as err.
+func (d *Driver) step(ctx context.Context, failed []error, recs []broker.Record, serr error) (_ []error, err error) {
+	err = d.written(ctx, recs)
+	if pe, ok := serr.(*runtime.ProcessingError); ok {
+		return append(failed, pe), err
+	}
+	return failed, errors.Join(serr, err)
 }
 
 // AdvanceWallClock moves the driver's clock forward by dt and runs the
@@ -374,10 +418,11 @@ func (d *Driver) step(ctx context.Context, recs []broker.Record, err error) erro
 // clock moves: every task's due punctuations, then one commit; then the
 // records they wrote to topics the topology reads are processed, as after
 // a pipe (Kafka Streams' TopologyTestDriver.advanceWallClockTime). A
-// punctuation that several due times passed runs once. It returns the
-// first error (a punctuator's, usually a *stream.NodeError, whose output
-// and state writes are dropped), ErrClosed on a closed driver, or ctx's
-// error. dt must not be negative.
+// punctuation that several due times passed runs once. A punctuation or
+// record that fails does not stop the others; the errors are returned
+// as by [Driver.PipeRaw] (a punctuator's is usually a *stream.NodeError;
+// its output and state writes are dropped). It returns ErrClosed on a
+// closed driver. dt must not be negative.
 func (d *Driver) AdvanceWallClock(ctx context.Context, dt time.Duration) error {
 	if d.closed {
 		return ErrClosed
@@ -387,12 +432,7 @@ func (d *Driver) AdvanceWallClock(ctx context.Context, dt time.Duration) error {
 	}
 	d.now = d.now.Add(dt)
 	recs, err := d.st.Tick(ctx)
-	if err := d.step(ctx, recs, err); err != nil {
-		clear(d.queue)
-		d.queue = d.queue[:0]
-		return err
-	}
-	return d.drain(ctx)
+	return pipeError(d.drainAfter(ctx, nil, recs, err))
 }
 
 // StreamTime returns the stream time of the task of sub-topology sub and

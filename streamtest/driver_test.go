@@ -288,7 +288,8 @@ func (p *clockProc) Process(ctx context.Context, r stream.Record[string, string]
 // TestErrorKeepsEarlierOutputs: the records of a pipe are committed one
 // by one, so the output of those processed before the failing one stays
 // written; the failing record's own output is dropped with its state
-// writes, as the runtime drops a record its error policy skips.
+// writes, as the runtime drops a record its error policy skips, and the
+// records after it are processed.
 func TestErrorKeepsEarlierOutputs(t *testing.T) {
 	errStop := errors.New("stop")
 	topo := build(t, func(b *stream.Builder) {
@@ -305,7 +306,7 @@ func TestErrorKeepsEarlierOutputs(t *testing.T) {
 	require.ErrorIs(t, streamtest.Input(d, "in", str, str).Pipe(t.Context(), "k", "a,x,b"), errStop)
 	vs, err := streamtest.Output(d, "out", str, str).ReadValues()
 	require.NoError(t, err)
-	require.Equal(t, []string{"a"}, vs, "a was committed before x failed; x's output is dropped; b is never reached")
+	require.Equal(t, []string{"a", "b"}, vs, "a was committed before x failed; x's output is dropped; b comes after it")
 	require.Len(t, d.Records("words"), 3, "the first record's output was committed whole")
 }
 
@@ -391,3 +392,102 @@ func TestPipeStopsWhenContextEnds(t *testing.T) {
 	require.NoError(t, streamtest.Input(d, "in", str, str).Pipe(t.Context(), "k", "v"))
 	require.Len(t, d.Records("out"), 1)
 }
+
+// TestErrorKeepsQueuedRecords: a record that fails does not stop the
+// records queued behind it, in topics the topology reads: they are
+// processed as the runtime processes them under SkipOnError, and a later
+// pipe does not move their partitions' positions past them.
+func TestErrorKeepsQueuedRecords(t *testing.T) {
+	topo := build(t, func(b *stream.Builder) {
+		words := stream.FlatMapValues(stream.From(b, "in", str, str), func(v string) iter.Seq[string] {
+			return strings.FieldsSeq(v)
+		})
+		stream.SelectKey(words, func(_, w string) string { return w }).
+			Repartition(stream.Named("words")).
+			Filter(func(_, w string) bool {
+				if w == "a" {
+					panic("no a")
+				}
+				return true
+			}).
+			To("out")
+	})
+	d, err := streamtest.New(topo)
+	require.NoError(t, err)
+	defer d.Close()
+	in := streamtest.Input(d, "in", str, str)
+	for range 2 {
+		err := in.Pipe(t.Context(), "k", "a b")
+		var pe *stream.PanicError
+		require.ErrorAs(t, err, &pe)
+		require.Equal(t, "no a", pe.Value)
+	}
+	require.Len(t, d.Records("test-words-repartition"), 4)
+	vs, err := streamtest.Output(d, "out", str, str).ReadValues()
+	require.NoError(t, err)
+	require.Equal(t, []string{"b", "b"}, vs, "b comes after the failed a in the repartition topic")
+}
+
+// TestErrorsOfOnePipeJoined: each record of a pipe that fails is in the
+// pipe's error.
+func TestErrorsOfOnePipeJoined(t *testing.T) {
+	errA, errB := errors.New("a failed"), errors.New("b failed")
+	topo := build(t, func(b *stream.Builder) {
+		stream.FlatMapValues(stream.From(b, "in", str, str), func(v string) iter.Seq[string] {
+			return strings.FieldsSeq(v)
+		}).To("words")
+		s := stream.From(b, "words", str, str)
+		stream.Process(s, func() stream.Processor[string, string, string, string] { return &failOn{value: "a", err: errA} })
+		stream.Process(s, func() stream.Processor[string, string, string, string] { return &failOn{value: "b", err: errB} })
+		s.To("out")
+	})
+	d, err := streamtest.New(topo)
+	require.NoError(t, err)
+	defer d.Close()
+	err = streamtest.Input(d, "in", str, str).Pipe(t.Context(), "k", "a c b")
+	require.ErrorIs(t, err, errA)
+	require.ErrorIs(t, err, errB)
+	vs, err := streamtest.Output(d, "out", str, str).ReadValues()
+	require.NoError(t, err)
+	require.Equal(t, []string{"c"}, vs)
+}
+
+// TestFailedPunctuationKeepsOthers: a wall-clock punctuation that fails
+// does not stop the others, nor the processing of what they wrote.
+func TestFailedPunctuationKeepsOthers(t *testing.T) {
+	errTick := errors.New("tick failed")
+	topo := build(t, func(b *stream.Builder) {
+		stream.Process(stream.From(b, "in", str, str), func() stream.Processor[string, string, string, string] {
+			return &ticker{err: errTick}
+		}).To("ticks")
+		stream.From(b, "ticks", str, str).To("out")
+	})
+	d, err := streamtest.New(topo, streamtest.Partitions("in", 2))
+	require.NoError(t, err)
+	defer d.Close()
+	err = d.AdvanceWallClock(t.Context(), time.Minute)
+	require.ErrorIs(t, err, errTick)
+	vs, err := streamtest.Output(d, "out", str, str).ReadValues()
+	require.NoError(t, err)
+	require.Equal(t, []string{"tick 0_1"}, vs, "task 0_1's punctuation output reaches out through ticks")
+}
+
+// ticker forwards "tick <task>" every wall-clock minute; task 0_0's
+// punctuation fails with err.
+type ticker struct {
+	pc  stream.ProcessorContext[string, string]
+	err error
+}
+
+func (p *ticker) Init(pc stream.ProcessorContext[string, string]) error {
+	p.pc = pc
+	_, err := pc.Schedule(time.Minute, stream.PunctuateWallClock, func(ctx context.Context, _ time.Time) error {
+		if pc.TaskID().Partition == 0 {
+			return p.err
+		}
+		return pc.Forward(ctx, stream.Record[string, string]{Key: "k", Value: "tick " + pc.TaskID().String()})
+	})
+	return err
+}
+func (p *ticker) Close() error                                                 { return nil }
+func (p *ticker) Process(context.Context, stream.Record[string, string]) error { return nil }

@@ -55,8 +55,9 @@ func Input[K, V any](d *Driver, topic string, kc codec.Codec[K], vc codec.Codec[
 // Pipe writes one record with the driver's clock as timestamp and
 // processes it (and everything it causes) before returning. A key that
 // encodes to zero bytes is written as no key (nil), as stream sinks do. It
-// returns encode errors (*codec.EncodeError) and the first processing
-// error (usually a *stream.NodeError).
+// returns encode errors (*codec.EncodeError) and the processing errors as
+// [Driver.PipeRaw] does: a record that fails (usually with a
+// *stream.NodeError) does not stop the others.
 func (in *InputTopic[K, V]) Pipe(ctx context.Context, k K, v V) error {
 	return in.PipeRecord(ctx, Record[K, V]{Key: k, Value: v})
 }
