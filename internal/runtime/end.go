@@ -34,7 +34,9 @@ import (
 // the stages downstream process what that emitted, and only then is the
 // next group advanced, so a downstream window never sees the final
 // results of an upstream one as late. After the last group and a last
-// check, the run stops as Run does on cancellation.
+// check, the run stops as Run does on cancellation. A Stepper runs the
+// same advance, group by group (Stepper.EndOrder, Stepper.AdvanceToEnd),
+// for streamtest's Driver.AdvanceToEnd.
 
 // endRun is the state of a bounded run, owned by the goroutine running
 // App.loop; workers read only ends (through start) and poke progress.
@@ -245,9 +247,19 @@ func (m *mailbox) fetchContext(parent context.Context) (ctx context.Context, don
 }
 
 // toEnd advances the worker's tasks of the sub-topologies subs to the end
-// (advanceTask), then commits and waits for the commit, so that their
+// (advanceToEnd), then commits and waits for the commit, so that their
 // output is in the broker when the controller hears of it.
 func (w *worker) toEnd(ctx context.Context, subs map[int]bool) (fenced bool, err error) {
+	if fenced, err := w.advanceToEnd(ctx, subs); err != nil || fenced {
+		return fenced, err
+	}
+	return w.commit(ctx, w.gen.asg.Generation, nil, true)
+}
+
+// advanceToEnd advances the worker's tasks of the sub-topologies subs to
+// the end (advanceTask), without committing. Stepper.AdvanceToEnd runs it
+// too.
+func (w *worker) advanceToEnd(ctx context.Context, subs map[int]bool) (fenced bool, err error) {
 	for _, t := range w.tasks {
 		if t.proc == nil || !subs[t.sub.st.ID] {
 			continue
@@ -256,7 +268,7 @@ func (w *worker) toEnd(ctx context.Context, subs map[int]bool) (fenced bool, err
 			return fenced, err
 		}
 	}
-	return w.commit(ctx, w.gen.asg.Generation, nil, true)
+	return false, nil
 }
 
 // advanceTask moves t's stream time to the end of time

@@ -182,6 +182,34 @@ func (s *Stepper) Tick(ctx context.Context) ([]broker.Record, error) {
 	return s.commit(ctx)
 }
 
+// EndOrder returns the sub-topology IDs in the groups and the order in
+// which a bounded run (App.RunToEnd) advances them to the end of time:
+// each group after every group that writes a topic it reads.
+func (s *Stepper) EndOrder() [][]int { return s.a.plan.endOrder() }
+
+// AdvanceToEnd moves the stream time of the tasks of the sub-topologies
+// subs (IDs, a group of EndOrder) to the end of time, as a bounded run
+// does once its input is processed: through the due times of their
+// one-shot stream-time timers (a window's close, a join's unmatched
+// record) to topology.MaxTimestamp, running the stream-time punctuations
+// due at each. Then it commits. It returns like Process. A caller
+// following a bounded run advances the groups in EndOrder's order and
+// processes the records each group wrote to topics the topology reads
+// before advancing the next.
+func (s *Stepper) AdvanceToEnd(ctx context.Context, subs []int) ([]broker.Record, error) {
+	if s.closed {
+		return nil, errStepperClosed
+	}
+	set := make(map[int]bool, len(subs))
+	for _, id := range subs {
+		set[id] = true
+	}
+	if _, err := s.w.advanceToEnd(ctx, set); err != nil {
+		return s.abort(err)
+	}
+	return s.commit(ctx)
+}
+
 // commit flushes and commits the work of the step, waits for the commit
 // and returns what it wrote and the step's failure.
 func (s *Stepper) commit(ctx context.Context) ([]broker.Record, error) {
