@@ -66,6 +66,19 @@
 // commit, then the records they wrote are processed);
 // [Driver.Advance] moves the clock without running them.
 //
+// [Driver.AdvanceToEnd] moves stream time to the end of time, as the
+// runtime's bounded run (RunToEnd) does once its input is processed:
+// every window closes and every final result and unmatched join record
+// comes out, without a flush record far ahead in time. Test final
+// results this way:
+//
+//	// pipe the input, then:
+//	err := d.AdvanceToEnd(ctx)
+//	final, err := out.ReadAll()
+//
+// Afterwards the driver is at the end of time: records piped later are
+// late for windowed steps.
+//
 // # Global stores
 //
 // A record piped to (or written to) a global table's topic updates its

@@ -435,6 +435,36 @@ func (d *Driver) AdvanceWallClock(ctx context.Context, dt time.Duration) error {
 	return pipeError(d.drainAfter(ctx, nil, recs, err))
 }
 
+// AdvanceToEnd moves stream time to the end of time, as the runtime's
+// bounded run (RunToEnd) does once its input is processed, so that every
+// window closes and every final result and unmatched join record comes
+// out without a flush record: the tasks of each sub-topology move their
+// stream time through the due times of their timers (a window's close,
+// a join's unmatched record) to stream.MaxTimestamp, running the
+// stream-time punctuations due at each, and commit; the records they
+// wrote to topics the topology reads are processed, as after a pipe,
+// before the sub-topologies that read them are advanced (in topological
+// order). It returns the errors as [Driver.PipeRaw] does, and ErrClosed
+// on a closed driver.
+//
+// Afterwards the driver's state is at the end of time: every task's
+// stream time is stream.MaxTimestamp, so windowed steps drop records
+// piped later as late, and stream-time punctuations do not fire again.
+// Call it once, after the input, and read the final output.
+func (d *Driver) AdvanceToEnd(ctx context.Context) error {
+	if d.closed {
+		return ErrClosed
+	}
+	var failed []error
+	for _, g := range d.st.EndOrder() {
+		recs, err := d.st.AdvanceToEnd(ctx, g)
+		if failed, err = d.drainAfter(ctx, failed, recs, err); err != nil {
+			return pipeError(failed, err)
+		}
+	}
+	return pipeError(failed, nil)
+}
+
 // StreamTime returns the stream time of the task of sub-topology sub and
 // partition p: the largest timestamp of the records it has processed. ok
 // is false before its first record or for an unknown task.
