@@ -501,7 +501,7 @@ func (p *joinProc[K, V1, V2, VR]) processRecord(ctx context.Context, rc *stream.
 	if _, hi := p.window(side, ts); hi+p.grace < p.st {
 		p.stats.late.Add(1)
 		p.t.Env().CountLate()
-		p.jn.lateLog.drop(p.logger, p.t.Env().Now(), rc, ts, p.st, p.grace)
+		p.jn.lateLog.drop(ctx, p.logger, p.t.Env().Now(), rc, ts, p.st, p.grace)
 		return nil
 	}
 	var err error

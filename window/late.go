@@ -1,6 +1,7 @@
 package window
 
 import (
+	"context"
 	"log/slog"
 	"sync/atomic"
 	"time"
@@ -31,21 +32,25 @@ type lateLog struct {
 
 // drop counts one record dropped as late and writes a line when one is
 // due. lateness is stream time minus the record's timestamp (ms); grace is
-// the step's grace period (ms); now is the app's clock.
-func (l *lateLog) drop(logger *slog.Logger, now time.Time, rc *stream.RecordContext, ts, st, grace int64) {
+// the step's grace period (ms); now is the app's clock. Between two
+// lines it allocates nothing unless Debug is on: a backlog can make a
+// large share of the records late.
+func (l *lateLog) drop(ctx context.Context, logger *slog.Logger, now time.Time, rc *stream.RecordContext, ts, st, grace int64) {
 	l.dropped.Add(1)
 	lateness := st - ts
 	for w := l.worst.Load(); lateness > w && !l.worst.CompareAndSwap(w, lateness); w = l.worst.Load() {
 	}
-	logger.Debug("dropped a late record: its windows are closed",
-		"topic", rc.Topic, "partition", rc.Partition, "offset", rc.Offset,
-		"timestamp", ts, "stream_time", st)
+	if logger.Enabled(ctx, slog.LevelDebug) {
+		logger.DebugContext(ctx, "dropped a late record: its windows are closed",
+			"topic", rc.Topic, "partition", rc.Partition, "offset", rc.Offset,
+			"timestamp", ts, "stream_time", st)
+	}
 	t := now.UnixNano()
 	next := l.next.Load()
 	if (next != 0 && t < next) || !l.next.CompareAndSwap(next, t+int64(lateLogInterval)) {
 		return
 	}
-	logger.Warn("dropped late records: their windows had closed (see the window package docs on grace)",
+	logger.WarnContext(ctx, "dropped late records: their windows had closed (see the window package docs on grace)",
 		"dropped", l.dropped.Swap(0),
 		"lateness", time.Duration(l.worst.Swap(0))*time.Millisecond,
 		"grace", time.Duration(grace)*time.Millisecond,

@@ -97,3 +97,21 @@ func TestLateDropsLoggedAtWarn(t *testing.T) {
 		})
 	}
 }
+
+// TestLateDropAllocatesNothing: a late record dropped between two Warn
+// lines costs no allocation when Debug is off (a backlog can make half
+// the records late).
+func TestLateDropAllocatesNothing(t *testing.T) {
+	var lines []map[string]any
+	logger := slog.New(logLines{level: slog.LevelInfo, mu: new(sync.Mutex), lines: &lines})
+	var l lateLog
+	rc := &stream.RecordContext{Topic: "in", Partition: 3, Offset: 1 << 40}
+	now := time.Unix(1000, 0)
+	l.drop(t.Context(), logger, now, rc, 1<<41, 1<<42, 5000) // the Warn line
+	require.Len(t, lines, 1)
+	allocs := testing.AllocsPerRun(100, func() {
+		l.drop(t.Context(), logger, now, rc, 1<<41, 1<<42, 5000)
+	})
+	require.Zero(t, allocs)
+	require.Len(t, lines, 1)
+}

@@ -291,7 +291,7 @@ func (p *proc[K, V, A]) processRecord(ctx context.Context, rc *stream.RecordCont
 	if !updated {
 		p.stats.late.Add(1)
 		p.t.Env().CountLate()
-		p.lateLog.drop(p.logger, p.t.Env().Now(), rc, ts, p.st, p.grace)
+		p.lateLog.drop(ctx, p.logger, p.t.Env().Now(), rc, ts, p.st, p.grace)
 		if p.late != nil {
 			p.late(LateRecord[K, V]{Key: k, Value: v, Timestamp: rc.Timestamp, StreamTime: time.UnixMilli(p.st),
 				Topic: rc.Topic, Partition: rc.Partition, Offset: rc.Offset})
