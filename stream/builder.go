@@ -1,7 +1,6 @@
 package stream
 
 import (
-	"fmt"
 	"time"
 
 	"github.com/duality-streams/duality/broker"
@@ -167,37 +166,16 @@ type TaskID = topology.TaskID
 // user function or codec (wrapping a *[PanicError]). Its message names the
 // step only: the error that wraps it (duality.ProcessingError, or
 // streamtest's) names the input record, once.
-type NodeError struct {
-	// Node is the name of the failing step.
-	Node string
-	// Topic, Partition and Offset locate the input record (empty and 0
-	// for a punctuation).
-	Topic     string
-	Partition int32
-	Offset    int64
-	// Err is the cause.
-	Err error
-}
-
-func (e *NodeError) Error() string { return fmt.Sprintf("stream: step %q: %v", e.Node, e.Err) }
-
-// Unwrap returns the cause.
-func (e *NodeError) Unwrap() error { return e.Err }
+//
+// Its fields: Node, the name of the failing step; Topic, Partition and
+// Offset, the input record (empty and 0 for a punctuation); Err, the
+// cause, which Unwrap returns. It is defined in an internal package so
+// that packages table and window build it too.
+type NodeError = dsl.NodeError
 
 // PanicError is a panic recovered in a user function or codec, turned into
 // an error so one bad record fails the record instead of the process.
-type PanicError struct {
-	// Value is the value passed to panic.
-	Value any
-	// Stack is the goroutine's stack at the panic.
-	Stack []byte
-}
-
-func (e *PanicError) Error() string { return fmt.Sprintf("panic: %v", e.Value) }
-
-// Unwrap returns Value if it is an error (a panic with an error value),
-// else nil.
-func (e *PanicError) Unwrap() error {
-	err, _ := e.Value.(error)
-	return err
-}
+// Value is the value passed to panic, Stack the goroutine's stack at the
+// panic; Unwrap returns Value if it is an error (a panic with an error
+// value), else nil.
+type PanicError = dsl.PanicError

@@ -3,7 +3,6 @@ package stream
 import (
 	"context"
 	"fmt"
-	"runtime/debug"
 	"time"
 
 	"github.com/duality-streams/duality/broker"
@@ -189,16 +188,7 @@ func addSource[K, V any](g *dsl.Graph, name string, topics []string, internal bo
 			})
 		}
 		return dsl.SourceFunc(func(ctx context.Context, rec *broker.Record) (err error) {
-			defer func() {
-				if r := recover(); r != nil {
-					cur := t.Current
-					if cur == nil {
-						cur = n
-					}
-					err = &NodeError{Node: cur.Name, Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset,
-						Err: &PanicError{Value: r, Stack: debug.Stack()}}
-				}
-			}()
+			defer t.RecoverStep(&err, n, rec.Topic, rec.Partition, rec.Offset)
 			t.Current = n
 			*rc = RecordContext{Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset, Timestamp: rec.Timestamp, Headers: rec.Headers,
 				Tombstone: rec.Value == nil, NoKey: rec.Key == nil}

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
-	"runtime/debug"
 
 	"github.com/duality-streams/duality/broker"
 	"github.com/duality-streams/duality/codec"
@@ -549,16 +548,7 @@ func fkSource(n *dsl.Node) func(*dsl.Task) (any, error) {
 		}
 		rc := new(stream.RecordContext)
 		return dsl.SourceFunc(func(ctx context.Context, rec *broker.Record) (err error) {
-			defer func() {
-				if r := recover(); r != nil {
-					cur := t.Current
-					if cur == nil {
-						cur = n
-					}
-					err = &stream.NodeError{Node: cur.Name, Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset,
-						Err: &stream.PanicError{Value: r, Stack: debug.Stack()}}
-				}
-			}()
+			defer t.RecoverStep(&err, n, rec.Topic, rec.Partition, rec.Offset)
 			t.Current = n
 			*rc = stream.RecordContext{Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset, Timestamp: rec.Timestamp, Headers: rec.Headers}
 			if err := dsl.CheckTimestamp(rec.Timestamp); err != nil {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"reflect"
-	"runtime/debug"
 
 	"github.com/duality-streams/duality/internal/dsl"
 	"github.com/duality-streams/duality/internal/tablecore"
@@ -84,16 +83,7 @@ type heldItem[K, V any] struct {
 func (it *heldItem[K, V]) Emit(ctx context.Context) (err error) {
 	it.rc = it.h.rc
 	it.rc.Tombstone = it.h.tomb
-	defer func() {
-		if r := recover(); r != nil {
-			cur := it.task.Current
-			if cur == nil {
-				cur = it.n
-			}
-			err = &stream.NodeError{Node: cur.Name, Topic: it.rc.Topic, Partition: it.rc.Partition, Offset: it.rc.Offset,
-				Err: &stream.PanicError{Value: r, Stack: debug.Stack()}}
-		}
-	}()
+	defer it.task.RecoverStep(&err, it.n, it.rc.Topic, it.rc.Partition, it.rc.Offset)
 	for _, f := range it.next {
 		it.task.Current = it.n
 		if err := f(ctx, &it.rc, it.h.k, it.h.v); err != nil {

@@ -669,16 +669,7 @@ type unmatchedItem[K, V1, V2, VR any] struct {
 
 func (it *unmatchedItem[K, V1, V2, VR]) Emit(ctx context.Context) (err error) {
 	p := it.p
-	defer func() {
-		if r := recover(); r != nil {
-			cur := p.t.Current
-			if cur == nil {
-				cur = p.node
-			}
-			err = &stream.NodeError{Node: cur.Name, Topic: it.rc.Topic, Partition: it.rc.Partition, Offset: it.rc.Offset,
-				Err: &stream.PanicError{Value: r, Stack: debug.Stack()}}
-		}
-	}()
+	defer p.t.RecoverStep(&err, p.node, it.rc.Topic, it.rc.Partition, it.rc.Offset)
 	p.t.Current = p.node
 	k, err := p.jn.kc.Decode(it.raw)
 	if err != nil {

@@ -561,16 +561,7 @@ func (it *windowItem[K, V, A]) setFinal(rc *stream.RecordContext, raw []byte, sp
 
 func (it *windowItem[K, V, A]) Emit(ctx context.Context) (err error) {
 	p := it.p
-	defer func() {
-		if r := recover(); r != nil {
-			cur := p.t.Current
-			if cur == nil {
-				cur = p.n
-			}
-			err = &stream.NodeError{Node: cur.Name, Topic: it.rc.Topic, Partition: it.rc.Partition, Offset: it.rc.Offset,
-				Err: &stream.PanicError{Value: r, Stack: debug.Stack()}}
-		}
-	}()
+	defer p.t.RecoverStep(&err, p.n, it.rc.Topic, it.rc.Partition, it.rc.Offset)
 	if it.raw != nil {
 		if it.k, err = p.kc.Decode(it.raw); err != nil {
 			return p.nodeErr(&it.rc, fmt.Errorf("store %q: decode the stored key: %w", p.store, err))

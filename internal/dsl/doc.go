@@ -55,9 +55,10 @@
 // [SourceFunc]; every other node that takes K, V records returns
 // func(context.Context, *stream.RecordContext, K, V) error (an unnamed
 // func type, so any package can assert to it). A node sets Task.Current
-// to itself before calling user code so that a recovered panic names it,
-// returns *stream.NodeError for its own failures, and passes errors from
-// its children through unchanged. A stream handle for node n with codecs
+// to itself before calling user code so that a recovered panic names it
+// (sources, and items emitted through [Task.Item], recover with
+// [Task.RecoverStep]), returns a *[NodeError] (stream.NodeError) for its
+// own failures, and passes errors from its children through unchanged. A stream handle for node n with codecs
 // kc and vc is stream.Stream[K, V](dsl.NewStream(n, kc, vc)).
 //
 // # Errors

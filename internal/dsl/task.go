@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime/debug"
 	"time"
 
 	"github.com/duality-streams/duality/broker"
@@ -82,7 +83,7 @@ func (t *Task) Gen() uint64 {
 // failed item's effects are undone ([Task.OnSkip] hooks see the item as
 // the unit skipped) and Item returns nil; otherwise it returns the
 // failure, which the node must return. it.Emit must recover the panics of
-// the steps it runs (as sources do).
+// the steps it runs, with [Task.RecoverStep], as sources do.
 func (t *Task) Item(ctx context.Context, it topology.Item) error {
 	if t.inItem {
 		return it.Emit(ctx)
@@ -97,6 +98,30 @@ func (t *Task) Item(ctx context.Context, it topology.Item) error {
 	err := t.env.Item(ctx, it)
 	t.inItem, t.inner = false, 0
 	return err
+}
+
+// RecoverStep turns a panic of the steps a node runs into the node's
+// error: a *NodeError naming the step that panicked (t.Current, or n
+// when no step has set it) and the input record at topic, partition and
+// offset, wrapping a *PanicError, stored in *errp. Nodes that run steps
+// below them on their own (sources, and what a node emits through
+// [Task.Item]) defer it, so that a panic fails the record or item and not
+// the process:
+//
+//	defer t.RecoverStep(&err, n, rec.Topic, rec.Partition, rec.Offset)
+//
+// It must be the deferred call itself (recover works only there).
+func (t *Task) RecoverStep(errp *error, n *Node, topic string, partition int32, offset int64) {
+	r := recover()
+	if r == nil {
+		return
+	}
+	cur := t.Current
+	if cur == nil {
+		cur = n
+	}
+	*errp = &NodeError{Node: cur.Name, Topic: topic, Partition: partition, Offset: offset,
+		Err: &PanicError{Value: r, Stack: debug.Stack()}}
 }
 
 // Snapshots keeps a node's in-memory state S as it was at the start of
