@@ -277,6 +277,6 @@ func TestFailedItemStopsFailOnError(t *testing.T) {
 	require.True(t, pe.Flush)
 	require.Equal(t, "change of key boom", pe.Item)
 	require.True(t, strings.HasPrefix(err.Error(),
-		`duality: app "items-fail": task 0_0: flush: change of key boom emitted by step "to-stream-per-commit-2": stream: step "peek-3": panic: boom`), err.Error())
+		`duality: app "items-fail": task 0_0: flush: change of key boom emitted by step "to-stream-per-commit-2": step "peek-3": panic: boom`), err.Error())
 	require.Empty(t, readTopic(t, b, "out"))
 }

@@ -45,7 +45,7 @@ func TestPoisonRecordNamedOnce(t *testing.T) {
 	err := app.Run(t.Context())
 	require.ErrorIs(t, err, codec.ErrInvalid)
 	require.EqualError(t, err, `duality: app "poison": task 0_0: processing record in/0 at offset 1: `+
-		`stream: step "src": codec: decode value: codec: invalid encoding: int64 needs 8 bytes, got 3`)
+		`step "src": decode value: codec: invalid encoding: int64 needs 8 bytes, got 3`)
 	require.Equal(t, 1, strings.Count(err.Error(), "offset"))
 	ne, ok := errors.AsType[*stream.NodeError](err)
 	require.True(t, ok)

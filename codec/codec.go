@@ -28,6 +28,8 @@ var ErrInvalid = errors.New("codec: invalid encoding")
 // Partition and Offset say which record it was, and Error names it; the
 // runtime leaves them empty (Topic "") because the error that wraps this
 // one (duality.ProcessingError) names the record, once.
+// Its message has no package prefix: the codec's error it wraps says
+// "codec:" (ErrInvalid), once.
 type DecodeError struct {
 	Topic     string
 	Partition int32
@@ -38,23 +40,37 @@ type DecodeError struct {
 
 func (e *DecodeError) Error() string {
 	if e.Topic == "" {
-		return fmt.Sprintf("codec: decode %s: %v", e.Part, e.Err)
+		return fmt.Sprintf("decode %s: %v", e.Part, e.Err)
 	}
-	return fmt.Sprintf("codec: decode %s of record at topic %q partition %d offset %d: %v",
+	return fmt.Sprintf("decode %s of record at topic %q partition %d offset %d: %v",
 		e.Part, e.Topic, e.Partition, e.Offset, e.Err)
 }
 
 func (e *DecodeError) Unwrap() error { return e.Err }
 
-// EncodeError ties an encode failure to the topic it was meant for.
+// EncodeError ties an encode failure to where the encoding was going: a
+// topic (a sink's record) or a state store (a store's key or value).
+// Both are empty for an encoding that went to neither (a key encoded to
+// be compared) or when the error that wraps it says where. Like
+// [DecodeError]'s, its message has no package prefix.
 type EncodeError struct {
+	// Topic is the topic the record was for ("" for a store's encoding).
 	Topic string
+	// Store is the state store the key or value was for ("" for a
+	// record).
+	Store string
 	Part  string // "key" or "value"
 	Err   error
 }
 
 func (e *EncodeError) Error() string {
-	return fmt.Sprintf("codec: encode %s for topic %q: %v", e.Part, e.Topic, e.Err)
+	switch {
+	case e.Store != "":
+		return fmt.Sprintf("encode %s for store %q: %v", e.Part, e.Store, e.Err)
+	case e.Topic != "":
+		return fmt.Sprintf("encode %s for topic %q: %v", e.Part, e.Topic, e.Err)
+	}
+	return fmt.Sprintf("encode %s: %v", e.Part, e.Err)
 }
 
 func (e *EncodeError) Unwrap() error { return e.Err }

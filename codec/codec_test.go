@@ -521,20 +521,20 @@ func TestConcurrentPooledCodecs(t *testing.T) {
 func TestDecodeError(t *testing.T) {
 	_, cause := codec.Int64().Decode([]byte{1})
 	err := error(&codec.DecodeError{Topic: "clicks", Partition: 3, Offset: 42, Part: "key", Err: cause})
-	require.EqualError(t, err, `codec: decode key of record at topic "clicks" partition 3 offset 42: codec: invalid encoding: int64 needs 8 bytes, got 1`)
+	require.EqualError(t, err, `decode key of record at topic "clicks" partition 3 offset 42: codec: invalid encoding: int64 needs 8 bytes, got 1`)
 	require.ErrorIs(t, err, codec.ErrInvalid)
 	var de *codec.DecodeError
 	require.ErrorAs(t, fmt.Errorf("task 0_3: %w", err), &de)
 	require.Equal(t, int64(42), de.Offset)
 	// Without a topic an outer error names the record: this one does not.
 	err = &codec.DecodeError{Part: "value", Err: cause}
-	require.EqualError(t, err, `codec: decode value: codec: invalid encoding: int64 needs 8 bytes, got 1`)
+	require.EqualError(t, err, `decode value: codec: invalid encoding: int64 needs 8 bytes, got 1`)
 }
 
 func TestEncodeError(t *testing.T) {
 	_, cause := codec.JSON[any]().Append(nil, func() {})
 	require.Error(t, cause)
 	err := error(&codec.EncodeError{Topic: "out", Part: "value", Err: cause})
-	require.EqualError(t, err, `codec: encode value for topic "out": codec: json encode func(): json: unsupported type: func()`)
+	require.EqualError(t, err, `encode value for topic "out": codec: json encode func(): json: unsupported type: func()`)
 	require.Same(t, cause, errors.Unwrap(err))
 }

@@ -134,7 +134,7 @@ func ExampleDecodeError() {
 	fmt.Println(err)
 	fmt.Println(errors.Is(err, codec.ErrInvalid))
 	// Output:
-	// codec: decode key of record at topic "clicks" partition 2 offset 17: codec: invalid encoding: int64 needs 8 bytes, got 3
+	// decode key of record at topic "clicks" partition 2 offset 17: codec: invalid encoding: int64 needs 8 bytes, got 3
 	// true
 }
 

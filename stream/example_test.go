@@ -134,7 +134,7 @@ func ExampleProcess() {
 	fmt.Println(vs)
 	// Output:
 	// failed step: dedup
-	// task 0_0: processing record status/0 at offset 4: stream: step "dedup": empty value at offset 4
+	// task 0_0: processing record status/0 at offset 4: step "dedup": empty value at offset 4
 	// [up down up]
 }
 

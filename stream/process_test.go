@@ -92,7 +92,7 @@ func TestProcess(t *testing.T) {
 	require.True(t, ok)
 	require.Equal(t, &stream.NodeError{Node: "explode", Topic: "in", Partition: p, Offset: 1, Err: ne.Err}, ne)
 	require.Contains(t, err.Error(), `processing record in/`)
-	require.Contains(t, err.Error(), `stream: step "explode": `)
+	require.Contains(t, err.Error(), `step "explode": `)
 
 	require.NoError(t, d.Close())
 	require.Equal(t, 2, closes)

@@ -109,9 +109,9 @@ func (s *KeyValueStore[K, V]) Open(pc StoreOpener) (*Store[K, V], error) {
 // are buffered until the task's commit and logged to the changelog with
 // it, reads see the task's own writes, and a record that fails under a
 // skip error policy leaves no writes behind. Entries are ordered by their
-// encoded keys. Codec failures are returned as errors wrapping a
-// *codec.EncodeError or the codec's decode error, naming the store. Not
-// safe for concurrent use.
+// encoded keys. Codec failures name the store: an encode failure is a
+// *codec.EncodeError (its Store set), a decode failure an error wrapping
+// the codec's. Not safe for concurrent use.
 type Store[K, V any] struct {
 	kv   KVStore
 	name string
@@ -127,7 +127,7 @@ func (s *Store[K, V]) Name() string { return s.name }
 func (s *Store[K, V]) key(k K) ([]byte, error) {
 	b, err := s.kc.Append(s.kbuf[:0], k)
 	if err != nil {
-		return nil, fmt.Errorf("store %q: %w", s.name, &codec.EncodeError{Topic: s.name, Part: "key", Err: err})
+		return nil, &codec.EncodeError{Store: s.name, Part: "key", Err: err}
 	}
 	s.kbuf = b
 	return b, nil
@@ -160,7 +160,7 @@ func (s *Store[K, V]) Put(k K, v V) error {
 	}
 	vb, err := s.vc.Append(s.vbuf[:0], v)
 	if err != nil {
-		return fmt.Errorf("store %q: %w", s.name, &codec.EncodeError{Topic: s.name, Part: "value", Err: err})
+		return &codec.EncodeError{Store: s.name, Part: "value", Err: err}
 	}
 	s.vbuf = vb
 	return s.kv.Put(kb, vb)
@@ -194,7 +194,7 @@ func (s *Store[K, V]) Range(from, to *K) (iter.Seq2[K, V], func() error) {
 			continue
 		}
 		if *b.dst, err = s.kc.Append(nil, *b.k); err != nil {
-			err = fmt.Errorf("store %q: %w", s.name, &codec.EncodeError{Topic: s.name, Part: "key", Err: err})
+			err = &codec.EncodeError{Store: s.name, Part: "key", Err: err}
 			return func(func(K, V) bool) {}, func() error { return err }
 		}
 		if *b.dst == nil {

@@ -2,6 +2,7 @@ package stream_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -239,6 +240,7 @@ func TestInvalidTimestampRepartition(t *testing.T) {
 	require.ErrorAs(t, err, &ne)
 	require.Equal(t, "rp-source", ne.Node)
 	require.Equal(t, int64(1), ne.Offset)
+	require.Equal(t, 1, strings.Count(err.Error(), "stream:"), "the prefix is said once: %v", err)
 	require.NoError(t, in.Pipe(t.Context(), "k", "good"))
 	vals, err := streamtest.Output(d, "out", str, str).ReadValues()
 	require.NoError(t, err)

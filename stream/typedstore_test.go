@@ -181,7 +181,8 @@ func TestTypedStoreErrors(t *testing.T) {
 		err := streamtest.Input(d, "in", str, str).Pipe(t.Context(), "k", "v")
 		var ee *codec.EncodeError
 		require.ErrorAs(t, err, &ee)
-		require.Equal(t, "key", ee.Part)
-		require.ErrorContains(t, err, `store "bad"`)
+		require.Equal(t, &codec.EncodeError{Store: "bad", Part: "key", Err: ee.Err}, ee)
+		require.ErrorContains(t, err, `step "process-1": encode key for store "bad": `)
+		require.NotContains(t, err.Error(), "topic \"bad\"")
 	})
 }

@@ -151,7 +151,7 @@ func (s *StoreView[K, V]) GetPartition(partition int32, k K) (V, bool, error) {
 func (s *StoreView[K, V]) key(k K) ([]byte, error) {
 	key, err := s.kc.Append(nil, k)
 	if err != nil {
-		return nil, &codec.EncodeError{Topic: s.d.changelogTopic(s.name), Part: "key", Err: err}
+		return nil, &codec.EncodeError{Store: s.name, Part: "key", Err: err}
 	}
 	return key, nil
 }

@@ -411,7 +411,7 @@ func (sp fkSpec[K, V, KO, VO, VR]) foreign(task *dsl.Task, n, sink *dsl.Node, su
 		}
 		fkb, err := sp.koc.Append(make([]byte, 0, 16), k)
 		if err != nil {
-			return nodeErr(&codec.EncodeError{Topic: subStore, Part: "key", Err: err})
+			return nodeErr(&codec.EncodeError{Store: subStore, Part: "key", Err: err})
 		}
 		var right []byte
 		if hasNew {
@@ -484,7 +484,7 @@ func (sp fkSpec[K, V, KO, VO, VR]) results(task *dsl.Task, n *dsl.Node) (any, er
 		if found {
 			task.Current = n
 			if vbuf, err = sp.vc.Append(vbuf[:0], cur); err != nil {
-				return nodeErr(&codec.EncodeError{Topic: sp.store, Part: "value", Err: err})
+				return nodeErr(&codec.EncodeError{Store: sp.store, Part: "value", Err: err})
 			}
 			current = resp.hash != nil && *resp.hash == hashOf(vbuf)
 		} else {
@@ -525,7 +525,7 @@ func (sp fkSpec[K, V, KO, VO, VR]) results(task *dsl.Task, n *dsl.Node) (any, er
 		}
 		if hasNew {
 			if vbuf, err = sp.vrc.Append(vbuf[:0], vr); err != nil {
-				return nodeErr(&codec.EncodeError{Topic: sp.store, Part: "value", Err: err})
+				return nodeErr(&codec.EncodeError{Store: sp.store, Part: "value", Err: err})
 			}
 			if err := kv.Put(key, vbuf); err != nil {
 				return nodeErr(fmt.Errorf("store %q: put: %w", sp.store, err))

@@ -143,7 +143,7 @@ func joinGlobal[K, V, GK, GV, VR any](s stream.Stream[K, V], gt GlobalTable[GK, 
 			gk := keyMapper(k, v)
 			var err error
 			if kbuf, err = kc.Append(kbuf[:0], gk); err != nil {
-				return nodeErr(&codec.EncodeError{Topic: store, Part: "key", Err: err})
+				return nodeErr(&codec.EncodeError{Store: store, Part: "key", Err: err})
 			}
 			raw, found, err := kv.Get(kbuf)
 			if err != nil {

@@ -188,7 +188,7 @@ func GroupBy[K, V, K2, V2 any](t Table[K, V], selector func(K, V) (K2, V2), opts
 				}
 				if err != nil {
 					return &stream.NodeError{Node: n.Name, Topic: rc.Topic, Partition: rc.Partition, Offset: rc.Offset,
-						Err: &codec.EncodeError{Topic: n.Name, Part: "key", Err: err}}
+						Err: &codec.EncodeError{Part: "key", Err: err}}
 				}
 				if string(oldKB) == string(newKB) {
 					return send(ctx, rc, newKey, rowChange[V2]{old: oldVal, hasOld: true, new: newVal, hasNew: true})
@@ -339,7 +339,7 @@ func groupedAggregate[K, V, A any](g GroupedTable[K, V], op, store string, opts 
 			}
 			var err error
 			if kbuf, err = kc.Append(kbuf[:0], k); err != nil {
-				return nodeErr(&codec.EncodeError{Topic: store, Part: "key", Err: err})
+				return nodeErr(&codec.EncodeError{Store: store, Part: "key", Err: err})
 			}
 			stored, found, err := kv.Get(kbuf)
 			if err != nil {
@@ -386,7 +386,7 @@ func groupedAggregate[K, V, A any](g GroupedTable[K, V], op, store string, opts 
 				return nil
 			}
 			if vbuf, err = ac.Append(vbuf[:0], a); err != nil {
-				return nodeErr(&codec.EncodeError{Topic: store, Part: "value", Err: err})
+				return nodeErr(&codec.EncodeError{Store: store, Part: "value", Err: err})
 			}
 			if err := kv.Put(kbuf, vbuf); err != nil {
 				return nodeErr(fmt.Errorf("store %q: put: %w", store, err))

@@ -78,7 +78,7 @@ func From[K, V any](b *stream.Builder, topic string, kc codec.Codec[K], vc codec
 			}
 			var err error
 			if kbuf, err = kc.Append(kbuf[:0], k); err != nil {
-				return nodeErr(&codec.EncodeError{Topic: store, Part: "key", Err: err})
+				return nodeErr(&codec.EncodeError{Store: store, Part: "key", Err: err})
 			}
 			stored, hasOld, err := kv.Get(kbuf)
 			if err != nil {
@@ -91,7 +91,7 @@ func From[K, V any](b *stream.Builder, topic string, kc codec.Codec[K], vc codec
 			}
 			if !rc.Tombstone {
 				if vbuf, err = vc.Append(vbuf[:0], v); err != nil {
-					return nodeErr(&codec.EncodeError{Topic: store, Part: "value", Err: err})
+					return nodeErr(&codec.EncodeError{Store: store, Part: "value", Err: err})
 				}
 				if hasOld && bytes.Equal(stored, vbuf) {
 					logger.Debug("dropped an update that does not change the row",
@@ -293,12 +293,12 @@ func Materialize[K, V any](t Table[K, V], store string, opts ...stream.Option) T
 			}
 			var err error
 			if kbuf, err = kc.Append(kbuf[:0], k); err != nil {
-				return nodeErr(&codec.EncodeError{Topic: store, Part: "key", Err: err})
+				return nodeErr(&codec.EncodeError{Store: store, Part: "key", Err: err})
 			}
 			switch {
 			case hasNew:
 				if vbuf, err = vc.Append(vbuf[:0], nv); err != nil {
-					return nodeErr(&codec.EncodeError{Topic: store, Part: "value", Err: err})
+					return nodeErr(&codec.EncodeError{Store: store, Part: "value", Err: err})
 				}
 				if err := kv.Put(kbuf, vbuf); err != nil {
 					return nodeErr(fmt.Errorf("store %q: put: %w", store, err))

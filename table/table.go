@@ -80,7 +80,7 @@ func storeLookup[K, V any](store string, kc codec.Codec[K], vc codec.Codec[V]) t
 			var err error
 			kbuf, err = kc.Append(kbuf[:0], k)
 			if err != nil {
-				return zero, false, &codec.EncodeError{Topic: store, Part: "key", Err: err}
+				return zero, false, &codec.EncodeError{Store: store, Part: "key", Err: err}
 			}
 			b, ok, err := kv.Get(kbuf)
 			if err != nil {
@@ -211,7 +211,7 @@ func aggregate[K, V, A any](g stream.Grouped[K, V], op, store string, opts []str
 			}
 			kbuf, err = kc.Append(kbuf[:0], k)
 			if err != nil {
-				return nodeErr(&codec.EncodeError{Topic: store, Part: "key", Err: err})
+				return nodeErr(&codec.EncodeError{Store: store, Part: "key", Err: err})
 			}
 			old, found, err := kv.Get(kbuf)
 			if err != nil {
@@ -236,7 +236,7 @@ func aggregate[K, V, A any](g stream.Grouped[K, V], op, store string, opts []str
 			a = fold(k, v, a, found)
 			vbuf, err = ac.Append(vbuf[:0], a)
 			if err != nil {
-				return nodeErr(&codec.EncodeError{Topic: store, Part: "value", Err: err})
+				return nodeErr(&codec.EncodeError{Store: store, Part: "value", Err: err})
 			}
 			if err := kv.Put(kbuf, vbuf); err != nil {
 				return nodeErr(fmt.Errorf("store %q: put: %w", store, err))

@@ -506,7 +506,7 @@ func (p *joinProc[K, V1, V2, VR]) processRecord(ctx context.Context, rc *stream.
 	}
 	var err error
 	if p.kbuf, err = p.jn.kc.Append(p.kbuf[:0], k); err != nil {
-		return &codec.EncodeError{Topic: p.jn.store, Part: "key", Err: err}
+		return &codec.EncodeError{Store: p.jn.store, Part: "key", Err: err}
 	}
 	p.ekey = windowstore.AppendEscaped(p.ekey[:0], p.kbuf)
 	seq := p.seq
@@ -517,7 +517,7 @@ func (p *joinProc[K, V1, V2, VR]) processRecord(ctx context.Context, rc *stream.
 		p.vbuf, err = p.jn.v2c.Append(p.vbuf[:0], v2)
 	}
 	if err != nil {
-		return &codec.EncodeError{Topic: p.jn.store, Part: "value", Err: err}
+		return &codec.EncodeError{Store: p.jn.store, Part: "value", Err: err}
 	}
 	if err := p.kv.Put(p.recordKey(side, p.ekey, ts, seq), p.vbuf); err != nil {
 		return fmt.Errorf("store %q: put: %w", p.jn.store, err)

@@ -29,7 +29,7 @@ func windowLookup[K, A any](store string, w Windows, final bool, kc codec.Codec[
 			var zero A
 			var err error
 			if kbuf, err = kc.Append(kbuf[:0], wk.Key); err != nil {
-				return zero, false, &codec.EncodeError{Topic: store, Part: "key", Err: err}
+				return zero, false, &codec.EncodeError{Store: store, Part: "key", Err: err}
 			}
 			ekey = windowstore.AppendEscaped(ekey[:0], kbuf)
 			start, end := wk.Start.UnixMilli(), wk.End.UnixMilli()

@@ -273,7 +273,7 @@ func (p *proc[K, V, A]) processRecord(ctx context.Context, rc *stream.RecordCont
 	var err error
 	p.kbuf, err = p.kc.Append(p.kbuf[:0], k)
 	if err != nil {
-		return p.nodeErr(rc, &codec.EncodeError{Topic: p.store, Part: "key", Err: err})
+		return p.nodeErr(rc, &codec.EncodeError{Store: p.store, Part: "key", Err: err})
 	}
 	p.ekey = windowstore.AppendEscaped(p.ekey[:0], p.kbuf)
 	var updated bool
@@ -403,7 +403,7 @@ func (p *proc[K, V, A]) put(sp span, maxTs int64, a A, isNew bool) error {
 	b := windowstore.AppendTime(p.vbuf[:0], maxTs)
 	b, err := p.ac.Append(b, a)
 	if err != nil {
-		return &codec.EncodeError{Topic: p.store, Part: "value", Err: err}
+		return &codec.EncodeError{Store: p.store, Part: "value", Err: err}
 	}
 	p.vbuf = b
 	if err := p.kv.Put(p.windowKey(sp), b); err != nil {

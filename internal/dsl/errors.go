@@ -17,7 +17,11 @@ type NodeError struct {
 	Err error
 }
 
-func (e *NodeError) Error() string { return fmt.Sprintf("stream: step %q: %v", e.Node, e.Err) }
+// Error names the step and the cause. Like the codec's errors, it has no
+// package prefix: it adds context to its cause, whose own message says
+// where it comes from (stream.ErrInvalidTimestamp's "stream: ..."), so
+// the prefix is said once.
+func (e *NodeError) Error() string { return fmt.Sprintf("step %q: %v", e.Node, e.Err) }
 
 // Unwrap returns the cause.
 func (e *NodeError) Unwrap() error { return e.Err }
