@@ -38,7 +38,7 @@ func ExampleCacheMaxBytes() {
 	b := stream.NewBuilder()
 	views := stream.From(b, "page-views", codec.String(), codec.String())
 	stream.Process(views, func() stream.Processor[string, string, string, string] { return &viewCounter{} },
-		stream.WithStores(stream.BytesStore("views"))).
+		stream.WithStores(stream.BytesStoreSpec("views"))).
 		To("view-counts")
 	topo, err := b.Build()
 	if err != nil {

@@ -20,7 +20,7 @@ import (
 // forwards each user's running count.
 type viewCounter struct {
 	pc    stream.ProcessorContext[string, string]
-	views stream.KVStore
+	views stream.BytesStore
 }
 
 func (c *viewCounter) Init(pc stream.ProcessorContext[string, string]) (err error) {
@@ -69,7 +69,7 @@ func Example_stateStore() {
 	b := stream.NewBuilder()
 	views := stream.From(b, "page-views", codec.String(), codec.String())
 	stream.Process(views, func() stream.Processor[string, string, string, string] { return &viewCounter{} },
-		stream.WithStores(stream.BytesStore("views"))).
+		stream.WithStores(stream.BytesStoreSpec("views"))).
 		To("view-counts")
 	topo, err := b.Build()
 	if err != nil {

@@ -26,7 +26,7 @@ var errPunct = errors.New("punctuation failed")
 type tickCounter struct {
 	failAt int
 	pc     stream.ProcessorContext[string, string]
-	ticks  stream.KVStore
+	ticks  stream.BytesStore
 }
 
 func (p *tickCounter) Init(pc stream.ProcessorContext[string, string]) error {
@@ -93,7 +93,7 @@ func TestPunctuationExactlyOnce(t *testing.T) {
 	failAt := 3
 	stream.Process(stream.From(sb, "in", codec.String(), codec.String()), func() stream.Processor[string, string, string, string] {
 		return &tickCounter{failAt: failAt}
-	}, stream.WithStores(stream.BytesStore("ticks")), stream.Named("ticker")).To("out")
+	}, stream.WithStores(stream.BytesStoreSpec("ticks")), stream.Named("ticker")).To("out")
 	topo, err := sb.Build()
 	require.NoError(t, err)
 	var clock atomic.Int64 // ms
@@ -157,7 +157,7 @@ func TestIdleStreamTimeAdvance(t *testing.T) {
 	sb := stream.NewBuilder()
 	stream.Process(stream.From(sb, "in", codec.String(), codec.String()), func() stream.Processor[string, string, string, string] {
 		return &tickCounter{}
-	}, stream.WithStores(stream.BytesStore("ticks"))).To("out")
+	}, stream.WithStores(stream.BytesStoreSpec("ticks"))).To("out")
 	topo, err := sb.Build()
 	require.NoError(t, err)
 	var clock atomic.Int64 // ms

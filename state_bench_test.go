@@ -111,7 +111,7 @@ func benchCount(b *testing.B, opts ...duality.Option) {
 	var count atomic.Int64
 	all := make(chan struct{})
 	stream.Process(stream.From(sb, "in", codec.String(), codec.String()),
-		func() stream.Processor[string, string, string, string] { return &counter{} }, stream.WithStores(stream.BytesStore(countStore))).
+		func() stream.Processor[string, string, string, string] { return &counter{} }, stream.WithStores(stream.BytesStoreSpec(countStore))).
 		Peek(func(_, _ string) {
 			if count.Add(1) == int64(n) {
 				close(all)

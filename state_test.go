@@ -34,7 +34,7 @@ const (
 // running count.
 type counter struct {
 	pc    stream.ProcessorContext[string, string]
-	store stream.KVStore
+	store stream.BytesStore
 }
 
 func (c *counter) Init(pc stream.ProcessorContext[string, string]) error {
@@ -76,7 +76,7 @@ func buildCounter() (*stream.Topology, error) {
 	b := stream.NewBuilder()
 	in := stream.From(b, "in", codec.String(), codec.String())
 	stream.Process(in, func() stream.Processor[string, string, string, string] { return &counter{} },
-		stream.Named("count"), stream.WithStores(stream.BytesStore(countStore))).
+		stream.Named("count"), stream.WithStores(stream.BytesStoreSpec(countStore))).
 		To("out")
 	return b.Build()
 }
@@ -253,7 +253,7 @@ func TestStateReadYourWrites(t *testing.T) {
 	createTopic(t, b, "out", 1)
 	bld := stream.NewBuilder()
 	in := stream.From(bld, "in", codec.String(), codec.String())
-	stream.Process(in, func() stream.Processor[string, string, string, string] { return &scanner{} }, stream.WithStores(stream.BytesStore("kv"))).
+	stream.Process(in, func() stream.Processor[string, string, string, string] { return &scanner{} }, stream.WithStores(stream.BytesStoreSpec("kv"))).
 		To("out")
 	topo, err := bld.Build()
 	require.NoError(t, err)
@@ -295,7 +295,7 @@ func TestStateReadYourWrites(t *testing.T) {
 // sees the write, and forwards a scan of the whole store.
 type scanner struct {
 	pc stream.ProcessorContext[string, string]
-	kv stream.KVStore
+	kv stream.BytesStore
 }
 
 func (s *scanner) Init(pc stream.ProcessorContext[string, string]) (err error) {
@@ -391,7 +391,7 @@ func TestStateSkippedRecord(t *testing.T) {
 	createTopic(t, b, "out", 1)
 	bld := stream.NewBuilder()
 	in := stream.From(bld, "in", codec.String(), codec.String())
-	counted := stream.Process(in, func() stream.Processor[string, string, string, string] { return &counter{} }, stream.WithStores(stream.BytesStore(countStore)))
+	counted := stream.Process(in, func() stream.Processor[string, string, string, string] { return &counter{} }, stream.WithStores(stream.BytesStoreSpec(countStore)))
 	counted.Filter(func(_, v string) bool { return true }).To("out")
 	stream.Process(counted, func() stream.Processor[string, string, string, string] { return &failOnValue{bad: "2"} }).
 		To("never")
@@ -534,9 +534,9 @@ func TestStateUnknownStore(t *testing.T) {
 	createTopic(t, b, "in", 1)
 	bld := stream.NewBuilder()
 	stream.Process(stream.From(bld, "in", codec.String(), codec.String()),
-		func() stream.Processor[string, string, string, string] { return undeclared{} }, stream.WithStores(stream.BytesStore("mine")))
+		func() stream.Processor[string, string, string, string] { return undeclared{} }, stream.WithStores(stream.BytesStoreSpec("mine")))
 	stream.Process(stream.From(bld, "in2", codec.String(), codec.String()),
-		func() stream.Processor[string, string, string, string] { return nop{} }, stream.WithStores(stream.BytesStore("elsewhere")))
+		func() stream.Processor[string, string, string, string] { return nop{} }, stream.WithStores(stream.BytesStoreSpec("elsewhere")))
 	createTopic(t, b, "in2", 1)
 	topo, err := bld.Build()
 	require.NoError(t, err)
@@ -621,7 +621,7 @@ func TestStateFencedCommit(t *testing.T) {
 	stream.Process(stream.From(bld, "in", codec.String(), codec.String()),
 		func() stream.Processor[string, string, string, string] {
 			return &blockingCounter{seen: &seen, blocked: blocked, release: release}
-		}, stream.WithStores(stream.BytesStore(countStore))).
+		}, stream.WithStores(stream.BytesStoreSpec(countStore))).
 		To("out")
 	topo, err := bld.Build()
 	require.NoError(t, err)
@@ -753,7 +753,7 @@ func TestStatePutTooLarge(t *testing.T) {
 	createTopic(t, b, "in", 1)
 	bld := stream.NewBuilder()
 	stream.Process(stream.From(bld, "in", codec.String(), codec.String()),
-		func() stream.Processor[string, string, string, string] { return &bigPut{} }, stream.WithStores(stream.BytesStore(countStore)))
+		func() stream.Processor[string, string, string, string] { return &bigPut{} }, stream.WithStores(stream.BytesStoreSpec(countStore)))
 	topo, err := bld.Build()
 	require.NoError(t, err)
 	produceKeyed(t, b, 0, 2, 1)

@@ -16,14 +16,14 @@ import (
 )
 
 // typedCounts is the typed store of typedCounter.
-var typedCounts = stream.NewKeyValueStore("counts", codec.String(), codec.Int64())
+var typedCounts = stream.NewKeyValueStoreSpec("counts", codec.String(), codec.Int64())
 
 // typedCounter counts records per key in typedCounts and forwards the
 // running count; every 50th record of a task it also scans the store and
 // checks that the scan sees the count it just wrote.
 type typedCounter struct {
 	pc    stream.ProcessorContext[string, string]
-	store *stream.Store[string, int64]
+	store *stream.KeyValueStore[string, int64]
 	seen  int
 }
 

@@ -78,13 +78,14 @@
 //
 // A [Process] step can keep key-value state in stores it declares with
 // [WithStores]. A typed store is declared once with its name and codecs
-// ([NewKeyValueStore]) and opened by the processor in Init
-// ([KeyValueStore.Open]) as a [Store] of K and V (Get, Put, Delete, and
-// Range in encoded-key order); a store of byte strings is named with
-// [BytesStore] and opened with [ProcessorContext].Store as a [KVStore].
-// Both are views of the same kind of store:
+// ([NewKeyValueStoreSpec]) and opened by the processor in Init
+// ([KeyValueStoreSpec.Open]) as a [KeyValueStore] of K and V (Get, Put,
+// Delete, and Range in encoded-key order); a store of byte strings is
+// declared with [BytesStoreSpec] and opened with [ProcessorContext].Store
+// as a [BytesStore]. Specs are declarations, stores the handles a task
+// opens. Both handles are views of the same kind of store:
 //
-//	counts := stream.NewKeyValueStore("counts", codec.String(), codec.Int64())
+//	counts := stream.NewKeyValueStoreSpec("counts", codec.String(), codec.Int64())
 //	stream.Process(s, newCounter, stream.WithStores(counts))
 //	// in the processor's Init:
 //	c.store, err = counts.Open(pc)

@@ -16,7 +16,7 @@ import (
 // report with their counts, then clears the store.
 type heartbeat struct {
 	pc     stream.ProcessorContext[string, int64]
-	clicks stream.KVStore
+	clicks stream.BytesStore
 }
 
 func (h *heartbeat) Init(pc stream.ProcessorContext[string, int64]) (err error) {
@@ -73,7 +73,7 @@ func ExampleProcessorContext_schedule() {
 	b := stream.NewBuilder()
 	clicks := stream.From(b, "clicks", codec.String(), codec.String())
 	stream.Process(clicks, func() stream.Processor[string, string, string, int64] { return &heartbeat{} },
-		stream.WithStores(stream.BytesStore("clicks"))).
+		stream.WithStores(stream.BytesStoreSpec("clicks"))).
 		To("clicks-per-minute")
 	topo, err := b.Build()
 	if err != nil {

@@ -10,13 +10,13 @@ import (
 )
 
 // visits is a typed state store, declared once with its codecs.
-var visits = stream.NewKeyValueStore("visits", codec.String(), codec.Int64())
+var visits = stream.NewKeyValueStoreSpec("visits", codec.String(), codec.Int64())
 
 // visitCounter counts the visits of each user in the store visits and
 // forwards each user's running count.
 type visitCounter struct {
 	pc    stream.ProcessorContext[string, int64]
-	store *stream.Store[string, int64]
+	store *stream.KeyValueStore[string, int64]
 }
 
 func (c *visitCounter) Init(pc stream.ProcessorContext[string, int64]) error {
@@ -42,7 +42,7 @@ func (c *visitCounter) Close() error { return nil }
 
 // A Process step with a typed store: the store is declared with its
 // codecs, given to the step with WithStores and opened in Init.
-func ExampleNewKeyValueStore() {
+func ExampleNewKeyValueStoreSpec() {
 	b := stream.NewBuilder()
 	views := stream.From(b, "page-views", codec.String(), codec.String())
 	counts := stream.Process(views, func() stream.Processor[string, string, string, int64] { return &visitCounter{} },

@@ -56,9 +56,10 @@ func Named(name string) Option {
 }
 
 // WithStores declares the state stores a [Process] step's processor uses:
-// typed stores made by [NewKeyValueStore], which the processor opens with
-// [KeyValueStore.Open], and stores of byte strings named with
-// [BytesStore], which it opens with [ProcessorContext].Store. Each store
+// typed stores declared with [NewKeyValueStoreSpec], which the processor
+// opens with [KeyValueStoreSpec.Open], and stores of byte strings
+// declared with [BytesStoreSpec], which it opens with
+// [ProcessorContext].Store. Each store
 // is a key-value store per task, logged to the compacted changelog topic
 // "<app-id>-<name>-changelog" and restored from it, so a name must form a
 // valid topic name (else Build reports ErrInvalidOption). Steps of one

@@ -13,9 +13,9 @@ import (
 // it does not take, naming itself and the option.
 func TestOptionNotTaken(t *testing.T) {
 	b := stream.NewBuilder()
-	s := stream.From(b, "in", str, str, stream.WithStores(stream.BytesStore("s")))
+	s := stream.From(b, "in", str, str, stream.WithStores(stream.BytesStoreSpec("s")))
 	s = s.Filter(func(string, string) bool { return true }, stream.Partitions(2), stream.Named("keep"))
-	m := stream.MapValues(s, func(v string) string { return v }, stream.WithStores(stream.BytesStore("s")))
+	m := stream.MapValues(s, func(v string) string { return v }, stream.WithStores(stream.BytesStoreSpec("s")))
 	m.Repartition(window.WithStats(new(window.Stats)))
 	stream.Process(m, func() stream.Processor[string, string, string, string] { return nil }, stream.Partitions(1))
 	m.To("out", window.EmitOnWindowClose())

@@ -112,16 +112,16 @@ type ProcessorContext[K, V any] interface {
 	Now() time.Time
 	// Store returns the task's partition of the state store name, which
 	// the step declared with [WithStores], as a store of byte strings (a
-	// typed store declared with [NewKeyValueStore] is opened with
-	// [KeyValueStore.Open], which calls Store); otherwise it returns an
-	// error matching ErrUnknownStore.
+	// typed store declared with [NewKeyValueStoreSpec] is opened with
+	// [KeyValueStoreSpec.Open], which calls Store); otherwise it returns
+	// an error matching ErrUnknownStore.
 	// The store is restored from its changelog before Init is called and
 	// is valid until Close. Call it from Init or Process; not safe for
 	// concurrent use.
-	Store(name string) (KVStore, error)
+	Store(name string) (BytesStore, error)
 }
 
-// KVStore is a task's partition of a state store: an ordered key-value
+// BytesStore is a task's partition of a state store: an ordered key-value
 // store of byte strings (keys ordered by bytes.Compare). Writes are
 // buffered until the task's next commit, which logs the newest value of
 // each written key (one record per key and commit, however often it was
@@ -130,7 +130,7 @@ type ProcessorContext[K, V any] interface {
 // exactly the one that matches the committed output. Reads see the task's
 // own uncommitted writes. A record that fails under a skip error policy
 // leaves no writes behind. Not safe for concurrent use.
-type KVStore interface {
+type BytesStore interface {
 	// Get returns a copy of key's value and true, or nil and false if
 	// key is absent.
 	Get(key []byte) ([]byte, bool, error)
@@ -223,7 +223,7 @@ func (pc *processorContext[K, V]) RecordContext() RecordContext {
 
 func (pc *processorContext[K, V]) TaskID() TaskID { return pc.t.Env().TaskID() }
 
-func (pc *processorContext[K, V]) Store(name string) (KVStore, error) {
+func (pc *processorContext[K, V]) Store(name string) (BytesStore, error) {
 	if !slices.Contains(pc.stores, name) {
 		return nil, fmt.Errorf("%w: step %q did not declare store %q (use stream.WithStores)", ErrUnknownStore, pc.n.Name, name)
 	}

@@ -24,7 +24,7 @@ var errTick = errors.New("tick failed")
 type ticker struct {
 	cancelAfter, failAt int
 	pc                  stream.ProcessorContext[string, string]
-	ticks               stream.KVStore
+	ticks               stream.BytesStore
 	wall                stream.Cancellable
 	seen                []string // record value and stream time in Process
 }
@@ -84,7 +84,7 @@ func tickerDriver(t *testing.T, p *ticker) *streamtest.Driver {
 	t.Helper()
 	b := stream.NewBuilder()
 	stream.Process(stream.From(b, "in", str, str), func() stream.Processor[string, string, string, string] { return p },
-		stream.WithStores(stream.BytesStore("ticks")), stream.Named("ticker")).
+		stream.WithStores(stream.BytesStoreSpec("ticks")), stream.Named("ticker")).
 		To("out")
 	topo, err := b.Build()
 	require.NoError(t, err)

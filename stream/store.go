@@ -8,8 +8,10 @@ import (
 )
 
 // StoreSpec declares a state store for [WithStores]: a typed store made by
-// [NewKeyValueStore], or a store of byte strings named with [BytesStore].
-// Only this package implements it.
+// [NewKeyValueStoreSpec], or a store of byte strings named with
+// [BytesStoreSpec]. A declaration is a description shared by every task;
+// each task's processor opens its own partition of the store, a handle:
+// a [KeyValueStore] or a [BytesStore]. Only this package implements it.
 type StoreSpec interface {
 	// StoreName returns the store's name.
 	StoreName() string
@@ -17,38 +19,39 @@ type StoreSpec interface {
 	check() error
 }
 
-// BytesStore declares the state store name as a store of byte strings,
-// which the processor opens with [ProcessorContext].Store as a [KVStore]:
+// BytesStoreSpec declares the state store name as a store of byte
+// strings, which the processor opens with [ProcessorContext].Store as a
+// [BytesStore]:
 //
-//	stream.Process(s, newDedup, stream.WithStores(stream.BytesStore("seen")))
+//	stream.Process(s, newDedup, stream.WithStores(stream.BytesStoreSpec("seen")))
 //
-// It is the same store as a [KeyValueStore] of that name: only the view
+// It is the same store as a [KeyValueStoreSpec] of that name: only the view
 // differs.
-type BytesStore string
+type BytesStoreSpec string
 
 // StoreName returns the store's name.
-func (s BytesStore) StoreName() string { return string(s) }
+func (s BytesStoreSpec) StoreName() string { return string(s) }
 
-func (s BytesStore) check() error { return nil }
+func (s BytesStoreSpec) check() error { return nil }
 
-// KeyValueStore declares a typed state store, once, with its name and
+// KeyValueStoreSpec declares a typed state store, once, with its name and
 // codecs: pass it to [WithStores] on the [Process] steps that use it and
-// open it in their processors' Init with [KeyValueStore.Open]:
+// open it in their processors' Init with [KeyValueStoreSpec.Open]:
 //
-//	counts := stream.NewKeyValueStore("counts", codec.String(), codec.Int64())
+//	counts := stream.NewKeyValueStoreSpec("counts", codec.String(), codec.Int64())
 //	stream.Process(s, newCounter, stream.WithStores(counts))
 //	// in Init:
 //	st, err := counts.Open(pc)
 //
 // It is a description, shared by every task; each task opens its own
-// [Store]. A KeyValueStore is safe for concurrent use.
-type KeyValueStore[K, V any] struct {
+// [KeyValueStore]. A KeyValueStoreSpec is safe for concurrent use.
+type KeyValueStoreSpec[K, V any] struct {
 	name string
 	kc   codec.Codec[K]
 	vc   codec.Codec[V]
 }
 
-// NewKeyValueStore declares the state store name whose keys are encoded
+// NewKeyValueStoreSpec declares the state store name whose keys are encoded
 // with kc and values with vc. The store is a key-value store per task,
 // logged to the changelog topic "<app-id>-<name>-changelog" and restored
 // from it, as every store declared with [WithStores]; Build reports an
@@ -56,23 +59,23 @@ type KeyValueStore[K, V any] struct {
 // steps that declare it. Entries are ordered by their encoded keys, so
 // ranges follow K's order only with an order-preserving kc (see package
 // codec, "Order preservation").
-func NewKeyValueStore[K, V any](name string, kc codec.Codec[K], vc codec.Codec[V]) *KeyValueStore[K, V] {
-	return &KeyValueStore[K, V]{name: name, kc: kc, vc: vc}
+func NewKeyValueStoreSpec[K, V any](name string, kc codec.Codec[K], vc codec.Codec[V]) *KeyValueStoreSpec[K, V] {
+	return &KeyValueStoreSpec[K, V]{name: name, kc: kc, vc: vc}
 }
 
 // StoreName returns the store's name.
-func (s *KeyValueStore[K, V]) StoreName() string { return s.name }
+func (s *KeyValueStoreSpec[K, V]) StoreName() string { return s.name }
 
 // KeyCodec returns the codec of the store's keys.
-func (s *KeyValueStore[K, V]) KeyCodec() codec.Codec[K] { return s.kc }
+func (s *KeyValueStoreSpec[K, V]) KeyCodec() codec.Codec[K] { return s.kc }
 
 // ValueCodec returns the codec of the store's values.
-func (s *KeyValueStore[K, V]) ValueCodec() codec.Codec[V] { return s.vc }
+func (s *KeyValueStoreSpec[K, V]) ValueCodec() codec.Codec[V] { return s.vc }
 
-func (s *KeyValueStore[K, V]) check() error {
+func (s *KeyValueStoreSpec[K, V]) check() error {
 	switch {
 	case s == nil:
-		return fmt.Errorf("%w: WithStores with a nil *KeyValueStore", ErrInvalidOption)
+		return fmt.Errorf("%w: WithStores with a nil *KeyValueStoreSpec", ErrInvalidOption)
 	case s.kc == nil:
 		return fmt.Errorf("store %q: key codec: %w", s.name, ErrNilCodec)
 	case s.vc == nil:
@@ -82,17 +85,17 @@ func (s *KeyValueStore[K, V]) check() error {
 }
 
 // StoreOpener opens the task's partition of a store by name. Every
-// [ProcessorContext] is one; [KeyValueStore.Open] takes it.
+// [ProcessorContext] is one; [KeyValueStoreSpec.Open] takes it.
 type StoreOpener interface {
-	Store(name string) (KVStore, error)
+	Store(name string) (BytesStore, error)
 }
 
 // Open returns the task's partition of the store, typed: call it from the
 // processor's Init with its [ProcessorContext]. It fails as
 // [ProcessorContext].Store does: with an error matching ErrUnknownStore
-// when the step did not declare the store with [WithStores]. The Store is
+// when the step did not declare the store with [WithStores]. The store is
 // valid until the processor's Close.
-func (s *KeyValueStore[K, V]) Open(pc StoreOpener) (*Store[K, V], error) {
+func (s *KeyValueStoreSpec[K, V]) Open(pc StoreOpener) (*KeyValueStore[K, V], error) {
 	if err := s.check(); err != nil {
 		return nil, err
 	}
@@ -100,20 +103,21 @@ func (s *KeyValueStore[K, V]) Open(pc StoreOpener) (*Store[K, V], error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Store[K, V]{kv: kv, name: s.name, kc: s.kc, vc: s.vc}, nil
+	return &KeyValueStore[K, V]{kv: kv, name: s.name, kc: s.kc, vc: s.vc}, nil
 }
 
-// Store is a task's partition of a typed state store (see
-// [KeyValueStore]): a [KVStore] whose keys and values are encoded and
-// decoded with the store's codecs. It has the KVStore's semantics: writes
+// KeyValueStore is a task's partition of a typed state store, the handle
+// that [KeyValueStoreSpec.Open] returns: a [BytesStore] whose keys and
+// values are encoded and decoded with the store's codecs. It has the
+// BytesStore's semantics: writes
 // are buffered until the task's commit and logged to the changelog with
 // it, reads see the task's own writes, and a record that fails under a
 // skip error policy leaves no writes behind. Entries are ordered by their
 // encoded keys. Codec failures name the store: an encode failure is a
 // *codec.EncodeError (its Store set), a decode failure an error wrapping
 // the codec's. Not safe for concurrent use.
-type Store[K, V any] struct {
-	kv   KVStore
+type KeyValueStore[K, V any] struct {
+	kv   BytesStore
 	name string
 	kc   codec.Codec[K]
 	vc   codec.Codec[V]
@@ -122,9 +126,9 @@ type Store[K, V any] struct {
 }
 
 // Name returns the store's name.
-func (s *Store[K, V]) Name() string { return s.name }
+func (s *KeyValueStore[K, V]) Name() string { return s.name }
 
-func (s *Store[K, V]) key(k K) ([]byte, error) {
+func (s *KeyValueStore[K, V]) key(k K) ([]byte, error) {
 	b, err := s.kc.Append(s.kbuf[:0], k)
 	if err != nil {
 		return nil, &codec.EncodeError{Store: s.name, Part: "key", Err: err}
@@ -135,7 +139,7 @@ func (s *Store[K, V]) key(k K) ([]byte, error) {
 
 // Get returns k's value and true, or V's zero value and false if k is
 // absent.
-func (s *Store[K, V]) Get(k K) (V, bool, error) {
+func (s *KeyValueStore[K, V]) Get(k K) (V, bool, error) {
 	var zero V
 	kb, err := s.key(k)
 	if err != nil {
@@ -153,7 +157,7 @@ func (s *Store[K, V]) Get(k K) (V, bool, error) {
 }
 
 // Put sets k to v.
-func (s *Store[K, V]) Put(k K, v V) error {
+func (s *KeyValueStore[K, V]) Put(k K, v V) error {
 	kb, err := s.key(k)
 	if err != nil {
 		return err
@@ -168,7 +172,7 @@ func (s *Store[K, V]) Put(k K, v V) error {
 
 // Delete deletes k (a tombstone in the changelog, even for an absent
 // key).
-func (s *Store[K, V]) Delete(k K) error {
+func (s *KeyValueStore[K, V]) Delete(k K) error {
 	kb, err := s.key(k)
 	if err != nil {
 		return err
@@ -183,7 +187,7 @@ func (s *Store[K, V]) Delete(k K) error {
 // key or value that does not decode (check it after the loop). With an
 // order-preserving key codec the range is [*from, *to) in K's order.
 // Writes made during the iteration are not seen by it.
-func (s *Store[K, V]) Range(from, to *K) (iter.Seq2[K, V], func() error) {
+func (s *KeyValueStore[K, V]) Range(from, to *K) (iter.Seq2[K, V], func() error) {
 	var start, end []byte
 	var err error
 	for _, b := range []struct {

@@ -26,29 +26,29 @@ func TestWithStoresBuild(t *testing.T) {
 		want  []error // nil: Build succeeds
 	}{
 		{"one store", func(b *stream.Builder) {
-			stream.Process(stream.From(b, "in", str, str), nopSupplier, stream.WithStores(stream.BytesStore("counts")))
+			stream.Process(stream.From(b, "in", str, str), nopSupplier, stream.WithStores(stream.BytesStoreSpec("counts")))
 		}, nil},
 		{"two steps of one sub-topology share a store", func(b *stream.Builder) {
-			s := stream.Process(stream.From(b, "in", str, str), nopSupplier, stream.WithStores(stream.BytesStore("counts")))
-			stream.Process(s, nopSupplier, stream.WithStores(stream.BytesStore("counts"), stream.BytesStore("other")), stream.WithStores(stream.BytesStore("counts")))
+			s := stream.Process(stream.From(b, "in", str, str), nopSupplier, stream.WithStores(stream.BytesStoreSpec("counts")))
+			stream.Process(s, nopSupplier, stream.WithStores(stream.BytesStoreSpec("counts"), stream.BytesStoreSpec("other")), stream.WithStores(stream.BytesStoreSpec("counts")))
 		}, nil},
 		{"invalid store name", func(b *stream.Builder) {
-			stream.Process(stream.From(b, "in", str, str), nopSupplier, stream.WithStores(stream.BytesStore("no spaces")))
+			stream.Process(stream.From(b, "in", str, str), nopSupplier, stream.WithStores(stream.BytesStoreSpec("no spaces")))
 		}, []error{stream.ErrInvalidOption}},
 		{"empty store name", func(b *stream.Builder) {
-			stream.Process(stream.From(b, "in", str, str), nopSupplier, stream.WithStores(stream.BytesStore("")))
+			stream.Process(stream.From(b, "in", str, str), nopSupplier, stream.WithStores(stream.BytesStoreSpec("")))
 		}, []error{stream.ErrInvalidOption}},
 		{"WithStores without a name", func(b *stream.Builder) {
 			stream.Process(stream.From(b, "in", str, str), nopSupplier, stream.WithStores())
 		}, []error{stream.ErrInvalidOption}},
 		{"store of two sub-topologies", func(b *stream.Builder) {
-			stream.Process(stream.From(b, "a", str, str), nopSupplier, stream.WithStores(stream.BytesStore("counts")))
-			stream.Process(stream.From(b, "b", str, str), nopSupplier, stream.WithStores(stream.BytesStore("counts")))
+			stream.Process(stream.From(b, "a", str, str), nopSupplier, stream.WithStores(stream.BytesStoreSpec("counts")))
+			stream.Process(stream.From(b, "b", str, str), nopSupplier, stream.WithStores(stream.BytesStoreSpec("counts")))
 		}, []error{stream.ErrStoreConflict}},
 		{"store on both sides of a repartition", func(b *stream.Builder) {
-			s := stream.Process(stream.From(b, "a", str, str), nopSupplier, stream.WithStores(stream.BytesStore("counts")))
+			s := stream.Process(stream.From(b, "a", str, str), nopSupplier, stream.WithStores(stream.BytesStoreSpec("counts")))
 			r := s.Repartition(stream.Named("r"))
-			stream.Process(r, nopSupplier, stream.WithStores(stream.BytesStore("counts")))
+			stream.Process(r, nopSupplier, stream.WithStores(stream.BytesStoreSpec("counts")))
 		}, []error{stream.ErrStoreConflict}},
 	}
 	for _, tt := range tests {

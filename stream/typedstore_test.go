@@ -17,11 +17,11 @@ import (
 // "put k v", "del k", "get k", "range [from|-] [to|-]", "junk k" (writes a
 // value that does not decode, through the bytes view of the same store).
 func TestTypedStore(t *testing.T) {
-	scores := stream.NewKeyValueStore("scores", codec.String(), codec.Int64())
+	scores := stream.NewKeyValueStoreSpec("scores", codec.String(), codec.Int64())
 	b := stream.NewBuilder()
 	stream.Process(stream.From(b, "ops", str, str), func() stream.Processor[string, string, string, string] {
-		var st *stream.Store[string, int64]
-		var raw stream.KVStore
+		var st *stream.KeyValueStore[string, int64]
+		var raw stream.BytesStore
 		return &funcProcessor[string, string, string, string]{
 			init: func(pc stream.ProcessorContext[string, string]) error {
 				var err error
@@ -135,10 +135,10 @@ func TestTypedStoreErrors(t *testing.T) {
 	t.Run("build", func(t *testing.T) {
 		b := stream.NewBuilder()
 		s := stream.From(b, "in", str, str)
-		stream.Process(s, nopSupplier, stream.WithStores(stream.NewKeyValueStore[string, int64]("a", nil, codec.Int64())))
-		stream.Process(s, nopSupplier, stream.WithStores(stream.NewKeyValueStore[string, int64]("b", str, nil)))
-		stream.Process(s, nopSupplier, stream.WithStores(stream.NewKeyValueStore("no spaces", str, str)))
-		var nilStore *stream.KeyValueStore[string, string]
+		stream.Process(s, nopSupplier, stream.WithStores(stream.NewKeyValueStoreSpec[string, int64]("a", nil, codec.Int64())))
+		stream.Process(s, nopSupplier, stream.WithStores(stream.NewKeyValueStoreSpec[string, int64]("b", str, nil)))
+		stream.Process(s, nopSupplier, stream.WithStores(stream.NewKeyValueStoreSpec("no spaces", str, str)))
+		var nilStore *stream.KeyValueStoreSpec[string, string]
 		stream.Process(s, nopSupplier, stream.WithStores(nilStore))
 		_, err := b.Build()
 		require.ErrorIs(t, err, stream.ErrNilCodec)
@@ -146,27 +146,27 @@ func TestTypedStoreErrors(t *testing.T) {
 		require.ErrorContains(t, err, `store "a": key codec: stream: nil codec`)
 		require.ErrorContains(t, err, `store "b": value codec: stream: nil codec`)
 		require.ErrorContains(t, err, `store name "no spaces"`)
-		require.ErrorContains(t, err, `WithStores with a nil *KeyValueStore`)
+		require.ErrorContains(t, err, `WithStores with a nil *KeyValueStoreSpec`)
 	})
 	t.Run("undeclared", func(t *testing.T) {
-		other := stream.NewKeyValueStore("other", str, str)
+		other := stream.NewKeyValueStoreSpec("other", str, str)
 		b := stream.NewBuilder()
 		stream.Process(stream.From(b, "in", str, str), func() stream.Processor[string, string, string, string] {
 			return &funcProcessor[string, string, string, string]{init: func(pc stream.ProcessorContext[string, string]) error {
 				_, err := other.Open(pc)
 				return err
 			}}
-		}, stream.WithStores(stream.BytesStore("mine")))
+		}, stream.WithStores(stream.BytesStoreSpec("mine")))
 		topo, err := b.Build()
 		require.NoError(t, err)
 		_, err = streamtest.New(topo)
 		require.ErrorIs(t, err, stream.ErrUnknownStore)
 	})
 	t.Run("encode", func(t *testing.T) {
-		bad := stream.NewKeyValueStore("bad", codec.Codec[string](failingCodec{}), str)
+		bad := stream.NewKeyValueStoreSpec("bad", codec.Codec[string](failingCodec{}), str)
 		b := stream.NewBuilder()
 		stream.Process(stream.From(b, "in", str, str), func() stream.Processor[string, string, string, string] {
-			var st *stream.Store[string, string]
+			var st *stream.KeyValueStore[string, string]
 			return &funcProcessor[string, string, string, string]{
 				init: func(pc stream.ProcessorContext[string, string]) (err error) {
 					st, err = bad.Open(pc)

@@ -53,7 +53,7 @@ func TestNewErrors(t *testing.T) {
 			name: "sources of a stateful step not co-partitioned",
 			topo: func(b *stream.Builder) {
 				stream.Process(stream.FromTopics(b, []string{"a", "b"}, str, str),
-					func() stream.Processor[string, string, string, int64] { return &counter{} }, stream.WithStores(stream.BytesStore("counts")))
+					func() stream.Processor[string, string, string, int64] { return &counter{} }, stream.WithStores(stream.BytesStoreSpec("counts")))
 			},
 			opts: []streamtest.Option{streamtest.Partitions("a", 2)},
 			is:   []error{streamtest.ErrCoPartition, stream.ErrNotCoPartitioned},
@@ -63,7 +63,7 @@ func TestNewErrors(t *testing.T) {
 			name: "merged sources of a stateful step not co-partitioned",
 			topo: func(b *stream.Builder) {
 				s := stream.From(b, "a", str, str).Merge(stream.From(b, "b", str, str))
-				stream.Process(s, func() stream.Processor[string, string, string, int64] { return &counter{} }, stream.WithStores(stream.BytesStore("counts")))
+				stream.Process(s, func() stream.Processor[string, string, string, int64] { return &counter{} }, stream.WithStores(stream.BytesStoreSpec("counts")))
 			},
 			opts: []streamtest.Option{streamtest.Partitions("b", 3)},
 			is:   []error{streamtest.ErrCoPartition},

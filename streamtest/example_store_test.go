@@ -12,7 +12,7 @@ import (
 // visitCounter counts visits per user in the store "visits".
 type visitCounter struct {
 	pc    stream.ProcessorContext[string, int64]
-	store stream.KVStore
+	store stream.BytesStore
 }
 
 func (c *visitCounter) Init(pc stream.ProcessorContext[string, int64]) error {
@@ -52,7 +52,7 @@ func ExampleStore() {
 	b := stream.NewBuilder()
 	visits := stream.From(b, "page-views", codec.String(), codec.String())
 	stream.Process(visits, func() stream.Processor[string, string, string, int64] { return &visitCounter{} },
-		stream.WithStores(stream.BytesStore("visits"))).
+		stream.WithStores(stream.BytesStoreSpec("visits"))).
 		To("visit-counts")
 	topo, err := b.Build()
 	if err != nil {

@@ -26,7 +26,7 @@ var (
 // "boom" increments and then fails the record.
 type counter struct {
 	pc stream.ProcessorContext[string, int64]
-	kv stream.KVStore
+	kv stream.BytesStore
 }
 
 func (c *counter) Init(pc stream.ProcessorContext[string, int64]) error {
@@ -88,7 +88,7 @@ func countTopology(repartition bool) func(b *stream.Builder) {
 			s = s.Repartition(stream.Named("rekeyed"))
 		}
 		stream.Process(s, func() stream.Processor[string, string, string, int64] { return &counter{} },
-			stream.WithStores(stream.BytesStore("counts"))).To("counts")
+			stream.WithStores(stream.BytesStoreSpec("counts"))).To("counts")
 	}
 }
 
@@ -259,7 +259,7 @@ func TestStoreErrorUndoesRecordWrites(t *testing.T) {
 // that Range does not see).
 type scanner struct {
 	pc stream.ProcessorContext[string, string]
-	kv stream.KVStore
+	kv stream.BytesStore
 }
 
 func (s *scanner) Init(pc stream.ProcessorContext[string, string]) error {
@@ -308,7 +308,7 @@ func (s *scanner) Close() error { return nil }
 func TestStoreRangeSeesOwnWrites(t *testing.T) {
 	d, err := streamtest.New(build(t, func(b *stream.Builder) {
 		stream.Process(stream.From(b, "in", str, str), func() stream.Processor[string, string, string, string] { return &scanner{} },
-			stream.WithStores(stream.BytesStore("kv"))).To("out")
+			stream.WithStores(stream.BytesStoreSpec("kv"))).To("out")
 	}))
 	require.NoError(t, err)
 	defer d.Close()
@@ -352,7 +352,7 @@ func (undeclared) Close() error                                                 
 func TestStoreErrors(t *testing.T) {
 	_, err := streamtest.New(build(t, func(b *stream.Builder) {
 		stream.Process(stream.From(b, "in", str, str), func() stream.Processor[string, string, string, string] { return undeclared{} },
-			stream.WithStores(stream.BytesStore("mine")))
+			stream.WithStores(stream.BytesStoreSpec("mine")))
 	}))
 	require.ErrorIs(t, err, stream.ErrUnknownStore, "a store the step did not declare")
 
@@ -400,7 +400,7 @@ func TestStoreErrors(t *testing.T) {
 
 // lifecycle writes "init" in Init, fails every record after writing its
 // key, and writes "close" in Close.
-type lifecycle struct{ kv stream.KVStore }
+type lifecycle struct{ kv stream.BytesStore }
 
 func (l *lifecycle) Init(pc stream.ProcessorContext[string, string]) error {
 	var err error
@@ -422,7 +422,7 @@ func (l *lifecycle) Close() error { return l.kv.Put([]byte("close"), []byte("1")
 func TestStoreInitAndCloseWrites(t *testing.T) {
 	d, err := streamtest.New(build(t, func(b *stream.Builder) {
 		stream.Process(stream.From(b, "in", str, str), func() stream.Processor[string, string, string, string] { return &lifecycle{} },
-			stream.WithStores(stream.BytesStore("kv")))
+			stream.WithStores(stream.BytesStoreSpec("kv")))
 	}), streamtest.DefaultPartitions(2))
 	require.NoError(t, err)
 	for p := range int32(2) {

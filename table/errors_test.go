@@ -31,7 +31,7 @@ func TestBuildErrors(t *testing.T) {
 			name: "a store of a Process step",
 			build: func(b *stream.Builder) {
 				s := stream.From(b, "in", str, i64)
-				stream.Process(s, func() stream.Processor[string, int64, string, int64] { return nil }, stream.WithStores(stream.BytesStore("s")))
+				stream.Process(s, func() stream.Processor[string, int64, string, int64] { return nil }, stream.WithStores(stream.BytesStoreSpec("s")))
 				table.Count(stream.GroupByKey(s), "s")
 			},
 			want: []error{stream.ErrStoreConflict},
