@@ -258,7 +258,9 @@
 // of several steps the names of the parts), and a step reports at Build
 // an option it does not take (stream.ErrInvalidOption). [From] also takes
 // stream.WithTimestamp, [GroupBy] stream.Partitions, and
-// [Table.ToStream] [EmitPerCommit].
+// [Table.ToStream] [EmitPerCommit]. [Global] takes stream.Named only,
+// which names the global table in the topology's description (it is no
+// step of a sub-topology).
 //
 // # Errors
 //

@@ -1,6 +1,7 @@
 package table
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 
@@ -42,25 +43,41 @@ func (t GlobalTable[K, V]) Store() string { return t.store }
 // lookups and values decoded with vc when read; a value vc cannot decode
 // fails the stream record that reads it.
 //
+// Options: stream.Named names the global table (Kafka Streams'
+// Consumed.as on a globalTable): the name is shown in the topology's
+// description, beside the store in its global stores section, and names
+// the table in Build's errors. A global table is no step of a
+// sub-topology (the runtime reads its topic outside them, as Kafka
+// Streams' global stores), so by default it has no name of its own and
+// errors name it by its store. It takes no other option: the store keeps
+// no timestamps (stream.WithTimestamp), and the codecs are kc and vc.
+//
 // Build reports nil codecs (stream.ErrNilCodec), an invalid store name
 // (stream.ErrInvalidOption), a store name used by another store
-// (stream.ErrStoreConflict), an invalid topic name, and a topic also read
+// (stream.ErrStoreConflict), a name a step or another global table has
+// (stream.ErrDuplicateName), an option other than Named
+// (stream.ErrInvalidOption), an invalid topic name, and a topic also read
 // by a stream or by another global table (stream.ErrTopicConflict). The
 // runtime reports a missing topic like a missing source topic. A nil
 // builder gives the zero GlobalTable.
-func Global[K, V any](b *stream.Builder, topic string, kc codec.Codec[K], vc codec.Codec[V], store string) GlobalTable[K, V] {
+func Global[K, V any](b *stream.Builder, topic string, kc codec.Codec[K], vc codec.Codec[V], store string, opts ...stream.Option) GlobalTable[K, V] {
 	g := (*dsl.Builder)(b).Graph()
 	if g == nil {
 		return GlobalTable[K, V]{}
 	}
+	cfg := dsl.ApplyOptions(opts)
 	step := fmt.Sprintf("global table %q", store)
+	if cfg.Name != "" {
+		step = fmt.Sprintf("global table %q (store %q)", cfg.Name, store)
+	}
+	cfg.Report(g, "global table", cmp.Or(cfg.Name, store), namedOnly...)
 	if kc == nil {
 		g.AddError(fmt.Errorf("%s: key codec: %w", step, stream.ErrNilCodec))
 	}
 	if vc == nil {
 		g.AddError(fmt.Errorf("%s: value codec: %w", step, stream.ErrNilCodec))
 	}
-	g.AddGlobalStore(dsl.GlobalStore{Name: store, Topic: topic, Step: step})
+	g.AddGlobalStore(dsl.GlobalStore{Name: store, Topic: topic, Table: cfg.Name, Step: step})
 	return GlobalTable[K, V]{g: g, store: store, kc: kc, vc: vc}
 }
 

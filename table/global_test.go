@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -142,6 +143,22 @@ func TestGlobalBuildErrors(t *testing.T) {
 			table.LeftJoinGlobal[string, string, string, string, string](stream.From(b, "in2", str, str), g,
 				func(k, v string) string { return v }, nil)
 		}, stream.ErrNilFunc, `left-join-global`},
+		{"named, nil key codec", func(b *stream.Builder) {
+			table.Global[string, string](b, "g", nil, str, "gs", stream.Named("customers"))
+		}, stream.ErrNilCodec, `global table "customers" (store "gs"): key codec`},
+		{"timestamp extractor", func(b *stream.Builder) {
+			table.Global(b, "g", str, str, "gs", stream.WithTimestamp(func(_, _ string, ts time.Time) time.Time { return ts }))
+		}, stream.ErrInvalidOption, `global table "gs" does not take WithTimestamp`},
+		{"codec option", func(b *stream.Builder) {
+			table.Global(b, "g", str, str, "gs", stream.Named("customers"), stream.WithValueCodec(str))
+		}, stream.ErrInvalidOption, `global table "customers" does not take WithValueCodec`},
+		{"name of a step", func(b *stream.Builder) {
+			table.Global(b, "g", str, str, "gs", stream.Named("source-0"))
+		}, stream.ErrDuplicateName, `"source-0" names both a source step and global table of store "gs"`},
+		{"name of two global tables", func(b *stream.Builder) {
+			table.Global(b, "g1", str, str, "gs1", stream.Named("customers"))
+			table.Global(b, "g2", str, str, "gs2", stream.Named("customers"))
+		}, stream.ErrDuplicateName, `"customers" names two global tables`},
 		{"other builder", func(b *stream.Builder) {
 			g := table.Global(stream.NewBuilder(), "g", str, str, "gs")
 			table.JoinGlobal(stream.From(b, "in2", str, str), g, func(k, v string) string { return v },
@@ -166,6 +183,20 @@ func TestGlobalDescribe(t *testing.T) {
 	require.True(t, strings.HasSuffix(desc, "  Global stores\n    customers-global (topic: customers, every partition on every instance)\n"), desc)
 	require.Regexp(t, `Processor: join-global-\d+ \(global stores: \[customers-global\]\)`, desc)
 	require.Regexp(t, `Processor: left-join-global-\d+ \(global stores: \[customers-global\]\)`, desc)
+}
+
+// TestGlobalDescribeNamed: a global table named with stream.Named shows
+// its name beside its store.
+func TestGlobalDescribeNamed(t *testing.T) {
+	str := codec.String()
+	b := stream.NewBuilder()
+	g := table.Global(b, "customers", str, str, "customers-global", stream.Named("customers-table"))
+	table.JoinGlobal(stream.From(b, "orders", str, str), g, func(_, v string) string { return v },
+		func(_, v, name string) string { return name + ": " + v }).To("out")
+	topo, err := b.Build()
+	require.NoError(t, err)
+	require.True(t, strings.HasSuffix(topo.Describe(),
+		"  Global stores\n    customers-global (global table: customers-table, topic: customers, every partition on every instance)\n"), topo.Describe())
 }
 
 // ExampleJoinGlobal enriches orders with a global table of customers,

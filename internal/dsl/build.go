@@ -50,6 +50,18 @@ func Build(g *Graph) (*Topology, error) {
 		}
 		byName[n.Name] = n
 	}
+	globalTables := map[string]bool{}
+	for _, gs := range g.globals {
+		if gs.Table == "" {
+			continue
+		}
+		if prev, ok := byName[gs.Table]; ok {
+			errs = append(errs, fmt.Errorf("%w: %q names both a %s step and global table of store %q", ErrDuplicateName, gs.Table, prev.Op, gs.Name))
+		} else if globalTables[gs.Table] {
+			errs = append(errs, fmt.Errorf("%w: %q names two global tables", ErrDuplicateName, gs.Table))
+		}
+		globalTables[gs.Table] = true
+	}
 
 	readers := make(map[topicKey]*Node)
 	nSources := 0
@@ -220,6 +232,14 @@ func Build(g *Graph) (*Topology, error) {
 	}
 	t.steps = comps
 	t.children = children
+	for _, gs := range g.globals {
+		if gs.Table != "" {
+			if t.globalTables == nil {
+				t.globalTables = map[string]string{}
+			}
+			t.globalTables[gs.Name] = gs.Table
+		}
+	}
 	return t, nil
 }
 

@@ -18,7 +18,8 @@ const AppIDPlaceholder = "<app-id>"
 // children ("-->") and parents ("<--"), a processor with its operation
 // (when it was named) and stores, and a step's [Node.Detail] on a line of
 // its own; then the internal topics, the stores with their changelog
-// topics and the global stores with their topics.
+// topics and the global stores with their topics (and the name of their
+// global table, when it was named).
 //
 // Topics are named as the runtime of the app appID names them on the
 // broker: an internal topic (repartition, foreign-key join, changelog)
@@ -116,7 +117,11 @@ func (t *Topology) Describe(appID string) string {
 	if gss := t.t.GlobalStores; len(gss) > 0 {
 		b.WriteString("  Global stores\n")
 		for _, gs := range gss {
-			fmt.Fprintf(&b, "    %s (topic: %s, every partition on every instance)\n", gs.Name, gs.Topic)
+			fmt.Fprintf(&b, "    %s (", gs.Name)
+			if name, ok := t.globalTables[gs.Name]; ok {
+				fmt.Fprintf(&b, "global table: %s, ", name)
+			}
+			fmt.Fprintf(&b, "topic: %s, every partition on every instance)\n", gs.Topic)
 		}
 	}
 	return b.String()

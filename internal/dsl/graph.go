@@ -135,6 +135,10 @@ type GlobalStore struct {
 	Name string
 	// Topic is the external topic that feeds it.
 	Topic string
+	// Table is the name of the global table that reads Topic into the
+	// store, given with stream.Named ("" for none): Describe shows it,
+	// and Build checks that no step has it.
+	Table string
 	// Step names the step that declared it, for errors.
 	Step string
 }

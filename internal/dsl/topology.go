@@ -29,6 +29,9 @@ type Topology struct {
 	// [Topology.Describe]; nil for a topology written by hand.
 	steps    [][]*Node
 	children [][]*Node
+	// globalTables are the names of the global tables that were named
+	// (stream.Named), by store, for Describe.
+	globalTables map[string]string
 }
 
 // Wrap validates t, a topology written by hand (tests of the runtimes
