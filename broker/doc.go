@@ -39,7 +39,7 @@
 //
 // Errors match the package's sentinels with errors.Is ([ErrUnknownTopic],
 // [ErrInvalidTopicName], [ErrInvalidPartitions], [ErrRecordTooLarge],
-// [ErrFenced], [ErrCorrupt], [ErrClosed]); errors with data are structs
+// [ErrFenced], [ErrCorrupt], [ErrDiskFull], [ErrClosed]); errors with data are structs
 // ([TopicError], [OffsetOutOfRangeError], [RecordTooLargeError]). Topic names
 // follow Kafka's rules ([ValidateTopicName]).
 package broker

@@ -28,6 +28,11 @@ var (
 	ErrFenced = errors.New("broker: fenced by a newer group generation")
 	// ErrCorrupt is matched by errors about damaged stored data.
 	ErrCorrupt = errors.New("broker: corrupt data")
+	// ErrDiskFull is matched by errors about a write or an open refused
+	// because the file system is (nearly) full. Such a refusal wrote
+	// nothing and is retryable (IsRetryable): the call may succeed once
+	// space is freed.
+	ErrDiskFull = errors.New("broker: disk full")
 )
 
 // TopicError ties an error to a topic (and partition, when >= 0).
@@ -77,7 +82,8 @@ func (e *RecordTooLargeError) Is(target error) bool { return target == ErrRecord
 
 // IsRetryable reports whether err is transient: retrying the same call may
 // succeed. Offset-out-of-range, unknown topics, invalid input, fencing,
-// corruption and closed brokers are not retryable.
+// corruption and closed brokers are not retryable; a write refused for lack
+// of disk space (ErrDiskFull) is.
 func IsRetryable(err error) bool {
 	var r interface{ Retryable() bool }
 	if errors.As(err, &r) {

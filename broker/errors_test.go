@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/duality-streams/duality/broker"
+	"github.com/duality-streams/duality/internal/diskspace"
 )
 
 func TestValidateTopicName(t *testing.T) {
@@ -158,6 +159,7 @@ func TestIsRetryable(t *testing.T) {
 		{"says not retryable", retryable{false}, false},
 		{"wrapped retryable", fmt.Errorf("fetch: %w", &broker.TopicError{Topic: "t", Partition: 1, Err: retryable{true}}), true},
 		{"joined", errors.Join(errors.New("a"), retryable{true}), true},
+		{"disk full", fmt.Errorf("produce: %w", &diskspace.FullError{Sentinel: broker.ErrDiskFull, Op: "write"}), true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			require.Equal(t, tc.want, broker.IsRetryable(tc.err))

@@ -15,6 +15,7 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 
 	"github.com/duality-streams/duality/broker"
+	"github.com/duality-streams/duality/internal/diskspace"
 	"github.com/duality-streams/duality/internal/logfmt"
 	"github.com/duality-streams/duality/internal/pebblelog"
 )
@@ -61,6 +62,7 @@ type Broker struct {
 
 	groups coordinator
 	m      metrics
+	space  *diskspace.Guard // admits writes while the disk has room
 
 	// cleanupMu serializes retention and compaction runs.
 	cleanupMu sync.Mutex
@@ -111,7 +113,10 @@ func (p *partition) snapshot() (partitionValue, chan struct{}, bool) {
 //
 // Errors: an invalid option gives an error matching broker.ErrInvalidConfig;
 // a directory already opened by this or another process gives an error
-// matching ErrLocked; damaged data gives an error matching broker.ErrCorrupt
+// matching ErrLocked; a file system too full to replay the write-ahead log
+// gives an error matching broker.ErrDiskFull (see WithDiskReserve), at
+// once, instead of an open that waits for space; damaged data gives an
+// error matching broker.ErrCorrupt
 // where it is detected at open (Pebble recovers the valid prefix of a torn
 // write-ahead log tail, which only ever holds unacknowledged writes in the
 // default sync mode).
@@ -154,10 +159,15 @@ func Open(dir string, opts ...Option) (*Broker, error) {
 	}
 	b.mu.topics = make(map[string]*topic)
 	b.groups.init(b)
-	if err := b.openDB(); err != nil {
+	opened, err := b.openSpace()
+	if err == nil {
+		err = b.openDB()
+	}
+	if err != nil {
 		_ = lock.Close()
 		return nil, fmt.Errorf("embedded: open %q: %w", dir, err)
 	}
+	opened()
 	b.w.init(b)
 	go b.w.run()
 	go b.syncGroups()

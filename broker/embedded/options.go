@@ -32,6 +32,7 @@ type config struct {
 	clock           func() time.Time
 	logger          *slog.Logger
 	cleanupInterval time.Duration
+	diskReserve     int64 // 0: default; negative: no checks
 	pebbleOpts      []func(*pebble.Options)
 }
 

@@ -210,9 +210,7 @@ func (w *writer) handle(op *writeOp) {
 		if err := w.b.syncWAL(); err != nil {
 			// Acknowledged writes may not be durable and Pebble's state
 			// is unknown: refuse further writes.
-			err = fmt.Errorf("embedded: sync write-ahead log: %w", err)
-			w.fail(err)
-			op.done <- err
+			op.done <- w.fail(fmt.Errorf("embedded: sync write-ahead log: %w", err))
 			return
 		}
 		op.done <- nil
@@ -444,11 +442,14 @@ func (w *writer) applyNoSyncWait(batch *pebble.Batch) (err error) {
 
 // fail makes the writer refuse all later writes with err: Pebble's state
 // after a failed write-ahead log write or sync is unknown, so the broker
-// must be reopened.
-func (w *writer) fail(err error) {
+// must be reopened. A failure for lack of space matches broker.ErrDiskFull
+// (but is not retryable: the broker must be reopened).
+func (w *writer) fail(err error) error {
+	err = diskFull(err)
 	if w.b.failed.CompareAndSwap(nil, &err) {
 		w.b.log.Error("embedded: write failed; the broker refuses further writes", "error", err)
 	}
+	return err
 }
 
 // commitGroup is a committed group of operations waiting for its sync.
@@ -481,10 +482,15 @@ func (w *writer) flush() {
 		}
 	}
 	w.lastLen = min(w.batch.Len(), 16<<20)
+	if err := w.admitGroup(); err != nil {
+		// Refused before Pebble saw it: nothing written, the broker
+		// stays usable.
+		w.failGroup(err)
+		return
+	}
 	if !w.b.syncEvery {
 		if err := w.apply(w.batch, w.b.wo); err != nil {
-			w.fail(err)
-			w.failGroup(err)
+			w.failGroup(w.fail(err))
 			return
 		}
 		for i := range w.pend {
@@ -496,7 +502,7 @@ func (w *writer) flush() {
 		return
 	}
 	if err := w.applyNoSyncWait(w.batch); err != nil {
-		w.fail(err)
+		err = w.fail(err)
 		for _, op := range w.ops {
 			op.done <- err
 		}
@@ -565,8 +571,7 @@ func (b *Broker) syncGroups() {
 		}
 		err := g.batch.SyncWait()
 		if err != nil {
-			err = fmt.Errorf("embedded: sync write-ahead log: %w", err)
-			b.w.fail(err)
+			b.w.fail(fmt.Errorf("embedded: sync write-ahead log: %w", err))
 		}
 		if f := b.failed.Load(); f != nil {
 			// A group after a failed one fails too, even if its own sync
@@ -589,6 +594,9 @@ func (w *writer) createTopic(name string, cfg broker.TopicConfig) error {
 	if w.b.mu.topics[name] != nil {
 		return &broker.TopicError{Topic: name, Partition: -1, Err: broker.ErrTopicExists}
 	}
+	if err := w.b.space.Admit(int64(64 + 16*cfg.Partitions)); err != nil {
+		return &broker.TopicError{Topic: name, Partition: -1, Err: err}
+	}
 	id := w.nextTopicID
 	batch := w.b.db.NewBatch()
 	defer batch.Close()
@@ -601,8 +609,7 @@ func (w *writer) createTopic(name string, cfg broker.TopicConfig) error {
 		_ = batch.Set(partitionKey(id, p), partitionValue{}.appendTo(v[:0]), nil)
 	}
 	if err := w.apply(batch, pebble.Sync); err != nil {
-		w.fail(err)
-		return err
+		return w.fail(err)
 	}
 	w.nextTopicID++
 	t := newTopic(name, id, cfg)
@@ -618,6 +625,9 @@ func (w *writer) deleteTopic(name string) error {
 	if t == nil {
 		return unknownTopic(name)
 	}
+	if err := w.b.space.AdmitSmall(); err != nil {
+		return &broker.TopicError{Topic: name, Partition: -1, Err: err}
+	}
 	batch := w.b.db.NewBatch()
 	defer batch.Close()
 	_ = batch.Delete(topicKey(name), nil)
@@ -626,8 +636,7 @@ func (w *writer) deleteTopic(name string) error {
 		_ = batch.DeleteRange(start, end, nil)
 	}
 	if err := w.apply(batch, pebble.Sync); err != nil {
-		w.fail(err)
-		return err
+		return w.fail(err)
 	}
 	w.b.mu.Lock()
 	delete(w.b.mu.topics, name)

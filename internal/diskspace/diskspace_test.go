@@ -1,0 +1,124 @@
+package diskspace
+
+import (
+	"errors"
+	"os"
+	"testing"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/stretchr/testify/require"
+)
+
+var errFull = errors.New("test: disk full")
+
+func memFS(t *testing.T, free uint64) *vfs.MemFS {
+	t.Helper()
+	fs := vfs.NewMem()
+	require.NoError(t, fs.MkdirAll("db", 0o755))
+	fs.TestingSetDiskUsage(vfs.DiskUsage{AvailBytes: free, TotalBytes: 100 << 20, UsedBytes: 100<<20 - free})
+	return fs
+}
+
+func TestAdmit(t *testing.T) {
+	fs := memFS(t, 10<<20)
+	g := New(Config{FS: fs, Dir: "db", Sentinel: errFull, Reserve: 2 << 20})
+	require.True(t, g.Enabled())
+	var unflushed int64
+	g.SetUnflushed(func() int64 { return unflushed })
+
+	// 10 MiB free, 2 MiB reserve: a write of n costs 2.25n, so 3.5 MiB fit.
+	require.NoError(t, g.Admit(3<<20))
+	unflushed = 3 << 20 // what the write left in the write-ahead log
+	fs.TestingSetDiskUsage(vfs.DiskUsage{AvailBytes: 7 << 20, TotalBytes: 100 << 20})
+	g.expire() // as if the measure were old
+	err := g.Admit(1 << 20)
+	require.ErrorIs(t, err, errFull)
+	var fe *FullError
+	require.ErrorAs(t, err, &fe)
+	require.True(t, fe.Retryable())
+	require.Equal(t, int64(7<<20), fe.Free)
+	require.Equal(t, int64(2<<20+3<<20*5/4+cost(1<<20)), fe.Needed)
+	require.Contains(t, err.Error(), "7.0 MiB free")
+
+	// Space returns: admitted again at once (a refusal measures anew).
+	fs.TestingSetDiskUsage(vfs.DiskUsage{AvailBytes: 50 << 20, TotalBytes: 100 << 20})
+	require.NoError(t, g.Admit(1<<20))
+
+	// Between measures, admissions add up against half the margin.
+	unflushed = 0
+	fs.TestingSetDiskUsage(vfs.DiskUsage{AvailBytes: 12 << 20, TotalBytes: 100 << 20})
+	g.expire()
+	require.NoError(t, g.Admit(1<<20)) // measured: margin 10 MiB
+	require.NoError(t, g.Admit(1<<20)) // spent 4.5 of 5: no measure
+	fs.TestingSetDiskUsage(vfs.DiskUsage{AvailBytes: 2 << 20, TotalBytes: 100 << 20})
+	require.ErrorIs(t, g.Admit(1<<20), errFull, "past half the margin it measures again")
+}
+
+func TestAdmitSmall(t *testing.T) {
+	fs := memFS(t, 1<<20)
+	g := New(Config{FS: fs, Dir: "db", Sentinel: errFull, Reserve: 4 << 20})
+	require.ErrorIs(t, g.Admit(1), errFull)
+	require.ErrorIs(t, g.AdmitSmall(), errFull, "less than half the reserve free")
+	fs.TestingSetDiskUsage(vfs.DiskUsage{AvailBytes: 3 << 20, TotalBytes: 100 << 20})
+	require.ErrorIs(t, g.Admit(1), errFull)
+	require.NoError(t, g.AdmitSmall(), "a small write needs half the reserve")
+}
+
+func TestDisabled(t *testing.T) {
+	g := New(Config{FS: vfs.NewMem(), Dir: "db", Sentinel: errFull})
+	require.False(t, g.Enabled(), "a file system without free space figures")
+	require.NoError(t, g.Admit(1<<40))
+	g = New(Config{FS: memFS(t, 0), Dir: "db", Sentinel: errFull, Reserve: -1})
+	require.False(t, g.Enabled(), "a negative reserve")
+	require.NoError(t, g.Admit(1<<40))
+}
+
+func TestDefaultReserve(t *testing.T) {
+	require.Equal(t, int64(MinReserve), DefaultReserve(20<<20))
+	require.Equal(t, int64(10<<30/1000), DefaultReserve(10<<30))
+	require.Equal(t, int64(MaxReserve), DefaultReserve(1<<40))
+}
+
+func TestOpenAndBallast(t *testing.T) {
+	fs := memFS(t, 50<<20)
+	writeFile := func(name string, size int) {
+		f, err := fs.Create(fs.PathJoin("db", name), vfs.WriteCategoryUnspecified)
+		require.NoError(t, err)
+		_, err = f.Write(make([]byte, size))
+		require.NoError(t, err)
+		require.NoError(t, f.Close())
+	}
+	writeFile("000004.log", 4<<20)
+	g := New(Config{FS: fs, Dir: "db", Sentinel: errFull, Reserve: 2 << 20})
+	replays := 0
+	walBytes := func() (int64, error) { replays++; return 4 << 20, nil }
+	established, err := g.Open(walBytes)
+	require.NoError(t, err)
+	require.Zero(t, replays, "enough room for every log: no replay to measure")
+	established()
+	fi, err := fs.Stat(fs.PathJoin("db", BallastFile))
+	require.NoError(t, err)
+	require.Equal(t, int64(2<<20), fi.Size())
+
+	// Nearly full: 4 MiB of log need 5 MiB plus half the reserve. The
+	// ballast goes (MemFS reports the free space set, so it stays short).
+	fs.TestingSetDiskUsage(vfs.DiskUsage{AvailBytes: 3 << 20, TotalBytes: 100 << 20})
+	_, err = g.Open(walBytes)
+	require.ErrorIs(t, err, errFull)
+	var fe *FullError
+	require.ErrorAs(t, err, &fe)
+	require.Equal(t, "open", fe.Op)
+	require.Equal(t, int64(1<<20+5<<20), fe.Needed)
+	require.Equal(t, 1, replays, "short of the logs' total: the replay is measured")
+	_, err = fs.Stat(fs.PathJoin("db", BallastFile))
+	require.ErrorIs(t, err, os.ErrNotExist, "the ballast is removed")
+
+	// A little space freed: it opens, and the ballast is not recreated
+	// until a quarter of the free space covers it.
+	fs.TestingSetDiskUsage(vfs.DiskUsage{AvailBytes: 7 << 20, TotalBytes: 100 << 20})
+	established, err = g.Open(walBytes)
+	require.NoError(t, err)
+	established()
+	_, err = fs.Stat(fs.PathJoin("db", BallastFile))
+	require.ErrorIs(t, err, os.ErrNotExist, "7 MiB free: no room for a 2 MiB ballast yet")
+}
