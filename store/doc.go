@@ -67,13 +67,35 @@
 //
 // # Errors
 //
-// Errors wrap ErrClosed, ErrInvalid, ErrInvalidConfig or ErrCorrupt (or
-// the underlying Pebble or file system error) with the store's name,
-// partition and operation. Bad arguments return errors, never panics.
-// Storage failures that Pebble cannot continue from (a failed write-ahead
-// log or manifest write) are returned by OpenPebble, and end the process
-// (status 70, message on stderr) anywhere else, as Pebble does by default:
-// state is rebuilt from the changelog on the next start.
+// Errors wrap ErrClosed, ErrInvalid, ErrInvalidConfig, ErrCorrupt or
+// ErrDiskFull (or the underlying Pebble or file system error) with the
+// store's name, partition and operation. Bad arguments return errors,
+// never panics.
+//
+// # A full disk
+//
+// Pebble cannot continue after a failed write-ahead log write (its next
+// log rotation panics in a way no recover catches), so a PebbleDB refuses
+// a write before the file system is full: Apply, Drop and store creation
+// fail with ErrDiskFull, having written nothing, while the free space
+// minus the room to flush the write-ahead log is below a reserve (see
+// WithDiskReserve); they succeed again once space is freed. OpenPebble
+// fails at once with ErrDiskFull when the write-ahead log it would replay
+// cannot be flushed, instead of retrying the flush forever; the emergency
+// ballast file it keeps in the directory is deleted first if that makes
+// room.
+//
+// Storage failures that Pebble cannot continue from (a failed manifest
+// write in a background flush or compaction, a write-ahead log write that
+// failed because another process filled the disk between two measures of
+// the free space) are returned by OpenPebble, and end the process (status
+// 70, message "store: fatal storage error: ..." on stderr) anywhere else,
+// as Pebble does by default: state is rebuilt from the changelog on the
+// next start. One path remains outside that policy: if a write-ahead log
+// write fails anyway, Pebble's next log rotation panics (Go's "fatal
+// error: sync: unlock of unlocked mutex", exit status 2). The reserve
+// exists so that this needs another process to fill the disk faster than
+// the store measures it.
 //
 // # Testing
 //

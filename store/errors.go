@@ -5,6 +5,8 @@ import (
 	"fmt"
 
 	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/duality-streams/duality/internal/diskspace"
 )
 
 // Sentinel errors. Errors returned by this package wrap one of them (or an
@@ -24,10 +26,18 @@ var (
 	// entry or an offset written by something else, a directory that holds
 	// a Pebble database that is not a store) or Pebble reports corruption.
 	ErrCorrupt = errors.New("store: corrupt")
+	// ErrDiskFull is returned when a write (or OpenPebble) is refused
+	// because the file system is (nearly) full: see WithDiskReserve. A
+	// refused write wrote nothing and may succeed once space is freed.
+	ErrDiskFull = errors.New("store: disk full")
 )
 
-// wrap adds context to err, and ErrCorrupt if Pebble reports corruption.
+// wrap adds context to err, ErrCorrupt if Pebble reports corruption, and
+// ErrDiskFull if the file system says it has no space left.
 func wrap(name string, partition int32, op string, err error) error {
+	if diskspace.IsNoSpace(err) && !errors.Is(err, ErrDiskFull) {
+		return fmt.Errorf("store %s/%d: %s: %w: %w", name, partition, op, ErrDiskFull, err)
+	}
 	if pebble.IsCorruptionError(err) && !errors.Is(err, ErrCorrupt) {
 		return fmt.Errorf("store %s/%d: %s: %w: %w", name, partition, op, ErrCorrupt, err)
 	}

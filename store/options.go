@@ -30,6 +30,7 @@ type config struct {
 	sync           bool
 	fs             vfs.FS
 	logger         *slog.Logger
+	diskReserve    int64 // 0: default; negative: no checks
 	pebbleOpts     []func(*pebble.Options)
 }
 

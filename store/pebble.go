@@ -12,6 +12,7 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/bloom"
 
+	"github.com/duality-streams/duality/internal/diskspace"
 	"github.com/duality-streams/duality/internal/pebblelog"
 )
 
@@ -84,6 +85,7 @@ type PebbleDB struct {
 	cfg    config
 	db     *pebble.DB
 	wo     *pebble.WriteOptions
+	space  *diskspace.Guard // admits writes while the disk has room
 	closed atomic.Bool
 	mu     struct {
 		sync.Mutex
@@ -96,8 +98,10 @@ type PebbleDB struct {
 // OpenPebble opens or creates the Pebble database in dir (on the file
 // system of WithFS). It returns an error matching ErrInvalidConfig for bad
 // options, ErrCorrupt if dir holds a Pebble database that is not a store
-// or an unreadable catalog, and Pebble's error if the database cannot be
-// opened (for example because another process has it open).
+// or an unreadable catalog, ErrDiskFull, at once, if the file system has
+// no room to flush the write-ahead log the open replays (see
+// WithDiskReserve), and Pebble's error if the database cannot be opened
+// (for example because another process has it open).
 func OpenPebble(dir string, opts ...Option) (db *PebbleDB, err error) {
 	cfg := defaultConfig()
 	for _, o := range opts {
@@ -137,6 +141,10 @@ func OpenPebble(dir string, opts ...Option) (db *PebbleDB, err error) {
 			panic(r) // a bug after Pebble opened
 		}
 	}()
+	opened, err := d.openSpace()
+	if err != nil {
+		return nil, fmt.Errorf("store: open %s: %w", dir, err)
+	}
 	pdb, err := pebble.Open(dir, d.pebbleOptions())
 	if err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", dir, err)
@@ -149,6 +157,7 @@ func OpenPebble(dir string, opts ...Option) (db *PebbleDB, err error) {
 		}
 		return nil, fmt.Errorf("store: open %s: %w", dir, err)
 	}
+	opened()
 	return d, nil
 }
 
@@ -292,6 +301,9 @@ func (d *PebbleDB) Store(name string, partition int32) (Store, error) {
 	k := storeKey{name, partition}
 	id, ok := d.mu.ids[k]
 	if !ok {
+		if err := d.space.Admit(int64(len(name) + 32)); err != nil {
+			return nil, wrap(name, partition, "open", err)
+		}
 		id = d.mu.next
 		if err := d.db.Set(catalogKey(name, partition), binary.AppendUvarint(nil, id), d.wo); err != nil {
 			return nil, wrap(name, partition, "open", err)
@@ -445,6 +457,9 @@ func (s *pebbleStore) Apply(b *Batch) error {
 			return wrap(s.name, s.partition, "apply", err)
 		}
 	}
+	if err := s.db.space.Admit(int64(pb.Len())); err != nil {
+		return wrap(s.name, s.partition, "apply", err)
+	}
 	if err := pb.Commit(s.db.wo); err != nil {
 		return wrap(s.name, s.partition, "apply", err)
 	}
@@ -479,6 +494,9 @@ func (s *pebbleStore) Drop() error {
 		return wrap(s.name, s.partition, "drop", err)
 	}
 	if err := pb.Delete(s.offsetKey, nil); err != nil {
+		return wrap(s.name, s.partition, "drop", err)
+	}
+	if err := s.db.space.AdmitSmall(); err != nil {
 		return wrap(s.name, s.partition, "drop", err)
 	}
 	if err := pb.Commit(s.db.wo); err != nil {

@@ -27,6 +27,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"regexp"
 	"sync"
 	"sync/atomic"
@@ -138,7 +139,7 @@ func New(cfg Config) *Guard {
 	if cfg.Reserve < 0 {
 		return g
 	}
-	du, err := cfg.FS.GetDiskUsage(cfg.Dir)
+	du, err := g.usage()
 	if err != nil {
 		g.cfg.Log.Debug("disk space: free space unknown, writes are not limited", "dir", cfg.Dir, "error", err)
 		return g
@@ -150,6 +151,23 @@ func New(cfg Config) *Guard {
 		g.reserve = DefaultReserve(int64(du.TotalBytes))
 	}
 	return g
+}
+
+// usage returns the disk usage of the file system of g's directory, or of
+// its nearest existing parent before the directory is created.
+func (g *Guard) usage() (vfs.DiskUsage, error) {
+	fs, path := g.cfg.FS, g.cfg.Dir
+	for {
+		du, err := fs.GetDiskUsage(path)
+		if err == nil || !errors.Is(err, os.ErrNotExist) {
+			return du, err
+		}
+		parent := fs.PathDir(path)
+		if parent == path {
+			return du, err
+		}
+		path = parent
+	}
 }
 
 // Enabled reports whether g limits writes.
@@ -196,7 +214,7 @@ func (g *Guard) AdmitSmall() error {
 	if !g.enabled {
 		return nil
 	}
-	du, err := g.cfg.FS.GetDiskUsage(g.cfg.Dir)
+	du, err := g.usage()
 	if err != nil {
 		return nil
 	}
@@ -210,7 +228,7 @@ func (g *Guard) AdmitSmall() error {
 func (g *Guard) measure(c int64) error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	du, err := g.cfg.FS.GetDiskUsage(g.cfg.Dir)
+	du, err := g.usage()
 	if err != nil {
 		// Free space unknown this time: do not refuse on a guess, and
 		// try again at the next admission.
@@ -290,13 +308,18 @@ func (g *Guard) Open(walBytes func() (int64, error)) (established func(), err er
 	if free < needed(logs) {
 		return nil, &FullError{Sentinel: g.cfg.Sentinel, Op: "open", Dir: dir, Free: free, Needed: needed(logs)}
 	}
-	return func() { g.establishBallast(ballast) }, nil
+	return g.EstablishBallast, nil
 }
 
-// establishBallast creates the ballast file if it is missing or short and
-// a quarter of the free space covers it (CockroachDB's rule).
-func (g *Guard) establishBallast(path string) {
+// EstablishBallast creates the emergency ballast file if it is missing or
+// short and a quarter of the free space covers it (CockroachDB's rule).
+// Call it once the database is open.
+func (g *Guard) EstablishBallast() {
+	if !g.enabled {
+		return
+	}
 	fs, size := g.cfg.FS, g.reserve
+	path := fs.PathJoin(g.cfg.Dir, BallastFile)
 	var have int64
 	if fi, err := fs.Stat(path); err == nil {
 		have = fi.Size()

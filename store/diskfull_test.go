@@ -1,0 +1,208 @@
+package store_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/duality-streams/duality/internal/smallfs"
+	"github.com/duality-streams/duality/store"
+)
+
+// The disk-full test fills a small tmpfs through Apply in child processes
+// (a Pebble panic on a full disk would kill the test binary), each bounded
+// by a timeout so that a hang fails the test.
+
+const (
+	storeFullEnv     = "STORE_DISKFULL_CHILD"
+	storeFullFS      = 20 << 20
+	storeFullTimeout = 30 * time.Second
+)
+
+// storeFullBatch fills b with batch i: 16 keys of 1 KiB incompressible
+// values, and offset i.
+func storeFullBatch(b *store.Batch, i int64) {
+	b.Reset()
+	rng := rand.New(rand.NewPCG(uint64(i), 7))
+	for j := range 16 {
+		v := make([]byte, 1<<10)
+		for k := range v {
+			v[k] = byte(rng.Uint32())
+		}
+		b.Put(fmt.Appendf(nil, "k%06d/%02d", i, j), v)
+	}
+	b.SetOffset(i)
+}
+
+func storeFullRun(t *testing.T, mode, dir string) []string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), storeFullTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestDiskFullChild$", "-test.count=1")
+	cmd.Env = append(os.Environ(), storeFullEnv+"="+mode+" "+dir)
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGQUIT) } // stacks, then kill
+	cmd.WaitDelay = 5 * time.Second
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	s := stderr.String()
+	if len(s) > 20000 {
+		s = s[:20000]
+	}
+	require.NoError(t, ctx.Err(), "child %s hung; stderr:\n%s", mode, s)
+	require.NoError(t, err, "child %s did not exit cleanly; stderr:\n%s", mode, s)
+	var lines []string
+	for sc := bufio.NewScanner(&stdout); sc.Scan(); {
+		lines = append(lines, sc.Text())
+	}
+	return lines
+}
+
+func storeFullLine(t *testing.T, lines []string, prefix string) string {
+	t.Helper()
+	for _, l := range lines {
+		if strings.HasPrefix(l, prefix) {
+			return l
+		}
+	}
+	require.FailNow(t, "missing output line", "no line %q in %q", prefix, lines)
+	return ""
+}
+
+// TestDiskFull fills a 20 MiB tmpfs through Apply (WithSync, so that an
+// applied batch is durable): the Apply that would fill it fails with
+// ErrDiskFull and writes nothing; the process then dies without Close.
+// Another writer fills the disk: OpenPebble fails at once with
+// ErrDiskFull. With space freed it opens with every applied batch, and a
+// grown file system takes more.
+func TestDiskFull(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs child processes; skipped under -short")
+	}
+	mnt := filepath.Join(t.TempDir(), "fs")
+	require.NoError(t, os.Mkdir(mnt, 0o755))
+	fs, reason := smallfs.New(mnt, storeFullFS)
+	if fs == nil {
+		t.Skip(reason)
+	}
+	t.Cleanup(func() { require.NoError(t, fs.Close()) })
+	dir := filepath.Join(mnt, "db")
+
+	out := storeFullRun(t, "fill", dir)
+	full := storeFullLine(t, out, "full ")
+	require.Contains(t, full, "full true ", "the refusal matches ErrDiskFull")
+	applied, err := strconv.Atoi(strings.Fields(storeFullLine(t, out, "applied "))[1])
+	require.NoError(t, err)
+	require.Greater(t, applied, 100, "refused too early")
+	t.Logf("%d batches applied, then %s", applied, full)
+
+	_, err = fs.Fill("filler", 0)
+	require.NoError(t, err)
+	openErr := storeFullLine(t, storeFullRun(t, "open", dir), "openerr ")
+	require.Contains(t, openErr, "openerr true ", "a full disk at open matches ErrDiskFull")
+	t.Logf("open on a full disk: %s", openErr)
+
+	require.NoError(t, fs.Free("filler", -1))
+	out = storeFullRun(t, "verify", dir)
+	require.Equal(t, fmt.Sprintf("verified %d", applied-1), storeFullLine(t, out, "verified "), "every applied batch is there")
+
+	require.NoError(t, fs.Resize(2*storeFullFS))
+	out = storeFullRun(t, "fill", dir)
+	more, err := strconv.Atoi(strings.Fields(storeFullLine(t, out, "applied "))[1])
+	require.NoError(t, err)
+	require.Greater(t, more, applied+100, "a grown file system takes more")
+	out = storeFullRun(t, "verify", dir)
+	require.Equal(t, fmt.Sprintf("verified %d", more-1), storeFullLine(t, out, "verified "))
+}
+
+// TestDiskFullChild is the child process of TestDiskFull.
+func TestDiskFullChild(t *testing.T) {
+	spec := os.Getenv(storeFullEnv)
+	if spec == "" {
+		t.Skip("child process of TestDiskFull; runs only when re-executed by it")
+	}
+	mode, dir, _ := strings.Cut(spec, " ")
+	if err := storeFullChild(mode, dir); err != nil {
+		fmt.Fprintf(os.Stderr, "disk-full child: %v\n", err)
+		os.Exit(3)
+	}
+	os.Exit(0)
+}
+
+func storeFullChild(mode, dir string) error {
+	db, err := store.OpenPebble(dir, store.WithSync(true))
+	if err != nil {
+		if mode == "open" {
+			fmt.Printf("openerr %t %v\n", errors.Is(err, store.ErrDiskFull), err)
+			return nil
+		}
+		return err
+	}
+	s, err := db.Store("s", 0)
+	if err != nil {
+		return err
+	}
+	next := int64(0)
+	if off, ok, err := s.Offset(); err != nil {
+		return err
+	} else if ok {
+		next = off + 1
+	}
+	switch mode {
+	case "open":
+		return db.Close()
+	case "verify":
+		// Every batch up to the offset, whole.
+		var b store.Batch
+		for i := range next {
+			storeFullBatch(&b, i)
+			for j := range 16 {
+				k := fmt.Appendf(nil, "k%06d/%02d", i, j)
+				v, ok, err := s.Get(k)
+				if err != nil || !ok {
+					return fmt.Errorf("batch %d key %s: found %t, %v", i, k, ok, err)
+				}
+				if len(v) != 1<<10 {
+					return fmt.Errorf("batch %d key %s: %d bytes", i, k, len(v))
+				}
+			}
+		}
+		fmt.Printf("verified %d\n", next-1)
+		return db.Close()
+	case "fill":
+		var b store.Batch
+		i := next
+		for ; ; i++ {
+			storeFullBatch(&b, i)
+			if err := s.Apply(&b); err != nil {
+				fmt.Printf("full %t %v\n", errors.Is(err, store.ErrDiskFull), err)
+				if !errors.Is(err, store.ErrDiskFull) {
+					return err
+				}
+				break
+			}
+		}
+		fmt.Printf("applied %d\n", i) // batches 0..i-1
+		// The refused batch wrote nothing: the offset is the last applied.
+		if off, _, err := s.Offset(); err != nil {
+			return err
+		} else {
+			fmt.Printf("offset %d\n", off)
+		}
+		os.Exit(0) // die without Close, as a crash would
+	}
+	return fmt.Errorf("unknown mode %q", mode)
+}
