@@ -150,3 +150,39 @@ func BenchmarkDeleteRecords(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkAppendDiskGuard measures the cost of the disk space checks
+// (WithDiskReserve) on Produce of batches of 100 100-byte records by one
+// producer: guard=on is the default, guard=off disables the checks. Run
+// the two interleaved and compare medians: these machines are noisy.
+func BenchmarkAppendDiskGuard(b *testing.B) {
+	for _, mode := range []struct {
+		name string
+		opts []Option
+	}{
+		{"sync", nil},
+		{"interval", []Option{WithSyncInterval(100 * time.Millisecond)}},
+	} {
+		for _, guard := range []bool{true, false} {
+			b.Run(fmt.Sprintf("%s/guard=%s", mode.name, map[bool]string{true: "on", false: "off"}[guard]), func(b *testing.B) {
+				opts := append(mode.opts, WithCleanupInterval(-1))
+				if !guard {
+					opts = append(opts, WithDiskReserve(-1))
+				}
+				br := open(b, opts...)
+				require.Equal(b, guard, br.space.Enabled())
+				require.NoError(b, br.CreateTopic(b.Context(), "bench", broker.TopicConfig{Partitions: 1}))
+				recs := benchRecords(100, 0)
+				b.ReportAllocs()
+				n := 0
+				for b.Loop() {
+					if err := br.Produce(b.Context(), recs); err != nil {
+						b.Fatal(err)
+					}
+					n += len(recs)
+				}
+				reportRecords(b, n)
+			})
+		}
+	}
+}

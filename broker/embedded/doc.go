@@ -120,6 +120,38 @@
 // sync mode, but such damage loses the acknowledged writes after it (a
 // suffix of each partition) silently, as in any write-ahead-log engine.
 //
+// # A full disk
+//
+// Pebble cannot survive a full disk: after a failed write-ahead log write
+// its next log rotation panics in a way no recover catches, a failed
+// manifest write is fatal, and a flush that fails while it opens is
+// retried forever. So the broker refuses writes first. The writer admits
+// each group before committing it: when the free space (statfs), minus the
+// room to flush the write-ahead log (5/4 of it) and a reserve
+// ([WithDiskReserve]: a thousandth of the file system, 1 to 64 MiB), would
+// not cover the group, every call of the group fails with an error
+// matching [broker.ErrDiskFull] and writes nothing. The broker stays
+// usable: reads go on, offset commits, topic deletion and retention need
+// only half the reserve, and the same call succeeds once space is freed
+// ([broker.IsRetryable] says so). The free space is measured at most every
+// 100 ms, or sooner when the writes since could have used half the margin,
+// so the check costs an admission two atomic additions and a clock read
+// (BenchmarkAppendDiskGuard).
+//
+// Open checks first that the write-ahead log it replays can be flushed
+// (Pebble flushes it while opening) and fails at once with
+// [broker.ErrDiskFull] otherwise, instead of an open that never ends. The
+// reserve is also held by an emergency ballast file, EMERGENCY-BALLAST in
+// the data directory (CockroachDB's idea): Open deletes it when the
+// directory could not be opened otherwise, say because another process
+// filled the disk, and creates it again at a later Open once a quarter of
+// the free space covers it.
+//
+// A write that fails with ENOSPC anyway (another process filled the disk
+// between two measures) fails the broker as any failed write does (see
+// WithSyncInterval): the error matches [broker.ErrDiskFull] but is not
+// retryable, and the broker must be reopened.
+//
 // # Metrics
 //
 // [Broker.Metrics] returns counters since Open: acknowledged writes, records

@@ -122,3 +122,27 @@ func TestOpenAndBallast(t *testing.T) {
 	_, err = fs.Stat(fs.PathJoin("db", BallastFile))
 	require.ErrorIs(t, err, os.ErrNotExist, "7 MiB free: no room for a 2 MiB ballast yet")
 }
+
+// BenchmarkAdmit measures an admission on the operating system's file
+// system: mostly the fast path, with a measure (statfs) every 100 ms.
+func BenchmarkAdmit(b *testing.B) {
+	g := New(Config{FS: vfs.Default, Dir: b.TempDir(), Sentinel: errFull})
+	require.True(b, g.Enabled())
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := g.Admit(10 << 10); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkMeasure measures a measure: statfs and the bookkeeping.
+func BenchmarkMeasure(b *testing.B) {
+	g := New(Config{FS: vfs.Default, Dir: b.TempDir(), Sentinel: errFull})
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := g.measure(1); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
