@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/stretchr/testify/require"
 
 	"github.com/duality-streams/duality"
@@ -45,17 +46,15 @@ func TestDiskFullState(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "app")
 	mount := func(dir string, size int64) *smallfs.FS {
 		require.NoError(t, os.MkdirAll(dir, 0o755))
-		fs, reason := smallfs.New(dir, size)
-		if fs == nil {
-			t.Skip(reason)
-		}
+		fs := smallfs.New(dir, size)
 		t.Cleanup(func() { require.NoError(t, fs.Close()) })
 		return fs
 	}
-	mount(dir, 200<<20)
+	logFS := mount(dir, 200<<20)
 	state := mount(filepath.Join(dir, "state"), 4<<20)
+	t.Logf("file systems: %s, state %s", logFS.Spec(), state.Spec())
 
-	b, err := embedded.Open(filepath.Join(dir, "log"))
+	b, err := embedded.Open(filepath.Join(dir, "log"), embedded.WithFS(logFS.VFS()))
 	require.NoError(t, err)
 	for _, topic := range []string{"in", "counts"} {
 		require.NoError(t, b.CreateTopic(t.Context(), topic, broker.TopicConfig{Partitions: 2}))
@@ -70,14 +69,14 @@ func TestDiskFullState(t *testing.T) {
 	}
 	require.NoError(t, b.Close())
 
-	out := diskFullApp(t, dir)
+	out := diskFullApp(t, dir, logFS, state)
 	require.True(t, strings.HasPrefix(out, "err true "), "the app stops with store.ErrDiskFull: %s", out)
 	t.Logf("state store full: %s", out)
 
 	require.NoError(t, state.Resize(100<<20))
-	require.Equal(t, "ok", diskFullApp(t, dir))
+	require.Equal(t, "ok", diskFullApp(t, dir, logFS, state))
 
-	b, err = embedded.Open(filepath.Join(dir, "log"))
+	b, err = embedded.Open(filepath.Join(dir, "log"), embedded.WithFS(logFS.VFS()))
 	require.NoError(t, err)
 	defer func() { require.NoError(t, b.Close()) }()
 	counts := map[string]int64{}
@@ -102,12 +101,12 @@ func TestDiskFullState(t *testing.T) {
 }
 
 // diskFullApp runs the app in a child process and returns its one line.
-func diskFullApp(t *testing.T, dir string) string {
+func diskFullApp(t *testing.T, dir string, logFS, stateFS *smallfs.FS) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestDiskFullStateChild$", "-test.count=1")
-	cmd.Env = append(os.Environ(), diskFullEnv+"="+dir)
+	cmd.Env = append(os.Environ(), diskFullEnv+"="+strings.Join([]string{dir, logFS.Spec(), stateFS.Spec()}, " "))
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGQUIT) } // stacks, then kill
 	cmd.WaitDelay = 5 * time.Second
 	var stdout, stderr bytes.Buffer
@@ -120,11 +119,13 @@ func diskFullApp(t *testing.T, dir string) string {
 
 // TestDiskFullStateChild is the child process of TestDiskFullState.
 func TestDiskFullStateChild(t *testing.T) {
-	dir := os.Getenv(diskFullEnv)
-	if dir == "" {
+	spec := os.Getenv(diskFullEnv)
+	if spec == "" {
 		t.Skip("child process of TestDiskFullState; runs only when re-executed by it")
 	}
-	if err := diskFullRunApp(dir); err != nil {
+	f := strings.Fields(spec)
+	dir := f[0]
+	if err := diskFullRunApp(dir, smallfs.FromSpec(dir, f[1]), smallfs.FromSpec(filepath.Join(dir, "state"), f[2])); err != nil {
 		fmt.Printf("err %t %t %v\n", errors.Is(err, store.ErrDiskFull), errors.Is(err, broker.ErrDiskFull), err)
 	} else {
 		fmt.Println("ok")
@@ -132,8 +133,8 @@ func TestDiskFullStateChild(t *testing.T) {
 	os.Exit(0)
 }
 
-func diskFullRunApp(dir string) (err error) {
-	b, err := embedded.Open(filepath.Join(dir, "log"))
+func diskFullRunApp(dir string, logFS, stateFS vfs.FS) (err error) {
+	b, err := embedded.Open(filepath.Join(dir, "log"), embedded.WithFS(logFS))
 	if err != nil {
 		return err
 	}
@@ -145,7 +146,7 @@ func diskFullRunApp(dir string) (err error) {
 	if err != nil {
 		return err
 	}
-	app, err := duality.New("diskfull", topo, b, duality.StateDir(filepath.Join(dir, "state")))
+	app, err := duality.New("diskfull", topo, b, duality.StateDir(filepath.Join(dir, "state"), store.WithFS(stateFS)))
 	if err != nil {
 		return err
 	}

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/stretchr/testify/require"
 
 	"github.com/duality-streams/duality/internal/smallfs"
@@ -47,12 +48,12 @@ func storeFullBatch(b *store.Batch, i int64) {
 	b.SetOffset(i)
 }
 
-func storeFullRun(t *testing.T, mode, dir string) []string {
+func storeFullRun(t *testing.T, fs *smallfs.FS, mode, dir string) []string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), storeFullTimeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestDiskFullChild$", "-test.count=1")
-	cmd.Env = append(os.Environ(), storeFullEnv+"="+mode+" "+dir)
+	cmd.Env = append(os.Environ(), storeFullEnv+"="+strings.Join([]string{mode, dir, fs.Dir, fs.Spec()}, " "))
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGQUIT) } // stacks, then kill
 	cmd.WaitDelay = 5 * time.Second
 	var stdout, stderr bytes.Buffer
@@ -94,14 +95,12 @@ func TestDiskFull(t *testing.T) {
 	}
 	mnt := filepath.Join(t.TempDir(), "fs")
 	require.NoError(t, os.Mkdir(mnt, 0o755))
-	fs, reason := smallfs.New(mnt, storeFullFS)
-	if fs == nil {
-		t.Skip(reason)
-	}
+	fs := smallfs.New(mnt, storeFullFS)
 	t.Cleanup(func() { require.NoError(t, fs.Close()) })
+	t.Logf("file system: %s", fs.Spec())
 	dir := filepath.Join(mnt, "db")
 
-	out := storeFullRun(t, "fill", dir)
+	out := storeFullRun(t, fs, "fill", dir)
 	full := storeFullLine(t, out, "full ")
 	require.Contains(t, full, "full true ", "the refusal matches ErrDiskFull")
 	applied, err := strconv.Atoi(strings.Fields(storeFullLine(t, out, "applied "))[1])
@@ -111,20 +110,20 @@ func TestDiskFull(t *testing.T) {
 
 	_, err = fs.Fill("filler", 0)
 	require.NoError(t, err)
-	openErr := storeFullLine(t, storeFullRun(t, "open", dir), "openerr ")
+	openErr := storeFullLine(t, storeFullRun(t, fs, "open", dir), "openerr ")
 	require.Contains(t, openErr, "openerr true ", "a full disk at open matches ErrDiskFull")
 	t.Logf("open on a full disk: %s", openErr)
 
 	require.NoError(t, fs.Free("filler", -1))
-	out = storeFullRun(t, "verify", dir)
+	out = storeFullRun(t, fs, "verify", dir)
 	require.Equal(t, fmt.Sprintf("verified %d", applied-1), storeFullLine(t, out, "verified "), "every applied batch is there")
 
 	require.NoError(t, fs.Resize(2*storeFullFS))
-	out = storeFullRun(t, "fill", dir)
+	out = storeFullRun(t, fs, "fill", dir)
 	more, err := strconv.Atoi(strings.Fields(storeFullLine(t, out, "applied "))[1])
 	require.NoError(t, err)
 	require.Greater(t, more, applied+100, "a grown file system takes more")
-	out = storeFullRun(t, "verify", dir)
+	out = storeFullRun(t, fs, "verify", dir)
 	require.Equal(t, fmt.Sprintf("verified %d", more-1), storeFullLine(t, out, "verified "))
 }
 
@@ -134,16 +133,16 @@ func TestDiskFullChild(t *testing.T) {
 	if spec == "" {
 		t.Skip("child process of TestDiskFull; runs only when re-executed by it")
 	}
-	mode, dir, _ := strings.Cut(spec, " ")
-	if err := storeFullChild(mode, dir); err != nil {
+	f := strings.Fields(spec)
+	if err := storeFullChild(f[0], f[1], smallfs.FromSpec(f[2], f[3])); err != nil {
 		fmt.Fprintf(os.Stderr, "disk-full child: %v\n", err)
 		os.Exit(3)
 	}
 	os.Exit(0)
 }
 
-func storeFullChild(mode, dir string) error {
-	db, err := store.OpenPebble(dir, store.WithSync(true))
+func storeFullChild(mode, dir string, fs vfs.FS) error {
+	db, err := store.OpenPebble(dir, store.WithFS(fs), store.WithSync(true))
 	if err != nil {
 		if mode == "open" {
 			fmt.Printf("openerr %t %v\n", errors.Is(err, store.ErrDiskFull), err)

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/stretchr/testify/require"
 
 	"github.com/duality-streams/duality/broker"
@@ -57,12 +58,12 @@ func diskFullBatch(id string, p int32) []broker.Record {
 
 // diskFullRun runs a child mode on dir with extra arguments and returns its
 // output lines; the child must exit with status 0 within diskFullChild.
-func diskFullRun(t *testing.T, mode, dir string, args ...string) []string {
+func diskFullRun(t *testing.T, fs *smallfs.FS, mode, dir string, args ...string) []string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), diskFullChild)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestDiskFullChild$", "-test.count=1")
-	cmd.Env = append(os.Environ(), diskFullEnv+"="+strings.Join(append([]string{mode, dir}, args...), " "))
+	cmd.Env = append(os.Environ(), diskFullEnv+"="+strings.Join(append([]string{mode, dir, fs.Dir, fs.Spec()}, args...), " "))
 	// On a hang, ask for the goroutines' stacks (SIGQUIT), then kill.
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGQUIT) }
 	cmd.WaitDelay = 5 * time.Second
@@ -141,16 +142,14 @@ func TestDiskFullProduce(t *testing.T) {
 	}
 	mnt := filepath.Join(t.TempDir(), "fs")
 	require.NoError(t, os.Mkdir(mnt, 0o755))
-	fs, reason := smallfs.New(mnt, diskFullFS)
-	if fs == nil {
-		t.Skip(reason)
-	}
+	fs := smallfs.New(mnt, diskFullFS)
 	t.Cleanup(func() { require.NoError(t, fs.Close()) })
+	t.Logf("file system: %s", fs.Spec())
 	dir := filepath.Join(mnt, "data")
 	acked := map[string]string{}
 
 	// 1. Fill through Produce, die without Close.
-	out := diskFullAcks(t, diskFullRun(t, "fill", dir, "a", "die"), acked)
+	out := diskFullAcks(t, diskFullRun(t, fs, "fill", dir, "a", "die"), acked)
 	full := lineWith(t, out, "full ")
 	require.Contains(t, full, "full true true ", "the refusal matches ErrDiskFull and is retryable")
 	require.Contains(t, lineWith(t, out, "again "), "again true", "refused again while the disk is full")
@@ -163,7 +162,7 @@ func TestDiskFullProduce(t *testing.T) {
 	// 2. Another writer fills the disk: Open fails at once with ErrDiskFull.
 	_, err = fs.Fill("filler", 0)
 	require.NoError(t, err)
-	out = diskFullRun(t, "open", dir)
+	out = diskFullRun(t, fs, "open", dir)
 	openErr := lineWith(t, out, "openerr ")
 	require.Contains(t, openErr, "openerr true true ", "a full disk at open matches ErrDiskFull and is retryable")
 	t.Logf("open on a full disk: %s", openErr)
@@ -171,11 +170,11 @@ func TestDiskFullProduce(t *testing.T) {
 	// 3. Free some space: it opens with everything acknowledged, fills up
 	// again, and a refused Produce succeeds once the filler is gone.
 	require.NoError(t, fs.Free("filler", 10<<20))
-	out = diskFullRun(t, "verify", dir)
+	out = diskFullRun(t, fs, "verify", dir)
 	require.Contains(t, out, "opened")
 	diskFullVerify(t, out, acked)
 	before := len(acked)
-	out = diskFullAcks(t, diskFullRun(t, "fill", dir, "b", "free:"+filepath.Join(mnt, "filler")), acked)
+	out = diskFullAcks(t, diskFullRun(t, fs, "fill", dir, "b", "free:"+filepath.Join(mnt, "filler")), acked)
 	require.Contains(t, lineWith(t, out, "full "), "full true true ")
 	require.Equal(t, "retried <nil>", lineWith(t, out, "retried "), "the refused Produce succeeds once space is freed")
 	require.Equal(t, "closed <nil>", lineWith(t, out, "closed "))
@@ -183,13 +182,13 @@ func TestDiskFullProduce(t *testing.T) {
 
 	// 4. Grow the file system: everything is there, and it takes more.
 	require.NoError(t, fs.Resize(2*diskFullFS))
-	out = diskFullRun(t, "verify", dir)
+	out = diskFullRun(t, fs, "verify", dir)
 	diskFullVerify(t, out, acked)
 	before = len(acked)
-	out = diskFullAcks(t, diskFullRun(t, "fill", dir, "c", "close"), acked)
+	out = diskFullAcks(t, diskFullRun(t, fs, "fill", dir, "c", "close"), acked)
 	require.Contains(t, lineWith(t, out, "full "), "full true true ")
 	require.Greater(t, len(acked), before+100, "a grown file system takes more records")
-	out = diskFullRun(t, "verify", dir)
+	out = diskFullRun(t, fs, "verify", dir)
 	diskFullVerify(t, out, acked)
 }
 
@@ -200,17 +199,17 @@ func TestDiskFullChild(t *testing.T) {
 		t.Skip("child process of the disk-full tests; runs only when re-executed by them")
 	}
 	f := strings.Fields(spec)
-	if err := diskFullChildRun(f[0], f[1], f[2:]); err != nil {
+	if err := diskFullChildRun(f[0], f[1], smallfs.FromSpec(f[2], f[3]), f[4:]); err != nil {
 		fmt.Fprintf(os.Stderr, "disk-full child: %v\n", err)
 		os.Exit(3)
 	}
 	os.Exit(0)
 }
 
-func diskFullChildRun(mode, dir string, args []string) error {
+func diskFullChildRun(mode, dir string, fs vfs.FS, args []string) error {
 	ctx := context.Background()
 	start := time.Now()
-	b, err := embedded.Open(dir, embedded.WithCleanupInterval(-1))
+	b, err := embedded.Open(dir, embedded.WithFS(fs), embedded.WithCleanupInterval(-1))
 	if err != nil {
 		if mode == "open" {
 			fmt.Printf("openerr %t %t %v %v\n", errors.Is(err, broker.ErrDiskFull), broker.IsRetryable(err), time.Since(start).Round(time.Millisecond), err)

@@ -2,14 +2,17 @@
 
 package smallfs
 
-// New returns the reason a small file system cannot be made: mounting a
-// tmpfs is implemented on Linux only.
-func New(dir string, size int64) (*FS, string) {
-	return nil, "a small file system (tmpfs mount) is implemented on Linux only"
+// NewMount returns the reason a tmpfs cannot be mounted: that is
+// implemented on Linux only.
+func NewMount(dir string, size int64) (*FS, string) {
+	return nil, "mounting a tmpfs is implemented on Linux only"
 }
 
-// Resize is not supported off Linux.
-func (f *FS) Resize(size int64) error { panic("unreachable") }
+// Resize changes the size of the file system.
+func (f *FS) Resize(size int64) error {
+	f.quota = size
+	return nil
+}
 
-// Close is not supported off Linux.
+// Close does nothing: off Linux the file system is a quota.
 func (f *FS) Close() error { return nil }

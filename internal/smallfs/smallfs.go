@@ -1,6 +1,8 @@
 // Package smallfs gives tests a small file system to fill: a tmpfs mounted
-// for the test when the process may mount (root on Linux). Tests that need
-// one call New and skip, with the reason it returns, when none can be made.
+// for the test when the process may mount (root on Linux), else a
+// directory under a quota enforced by a Pebble vfs.FS ([QuotaFS]) that the
+// code under test must use (FS.VFS; FromSpec in a child process). Set
+// DUALITY_SMALLFS=quota to use the quota even as root.
 package smallfs
 
 import (
@@ -8,18 +10,30 @@ import (
 	"os"
 	"path/filepath"
 	"syscall"
-
-	"github.com/cockroachdb/pebble/v2/vfs"
 )
 
-// FS is a small file system mounted at Dir.
+// FS is a small file system at Dir.
 type FS struct {
-	Dir string
+	Dir   string
+	quota int64 // > 0: a QuotaFS of this size, not a mount
+}
+
+// New makes a small file system of size bytes at dir, which must exist and
+// be empty: a tmpfs mount where the process may mount, a quota otherwise.
+// Tests that cannot use a quota (they run code that takes no vfs.FS) call
+// NewMount instead, which says why it cannot mount.
+func New(dir string, size int64) *FS {
+	if os.Getenv("DUALITY_SMALLFS") != "quota" {
+		if fs, _ := NewMount(dir, size); fs != nil {
+			return fs
+		}
+	}
+	return &FS{Dir: dir, quota: size}
 }
 
 // Usage returns the free and total bytes of the file system.
 func (f *FS) Usage() (free, total int64, err error) {
-	du, err := vfs.Default.GetDiskUsage(f.Dir)
+	du, err := f.VFS().GetDiskUsage(f.Dir)
 	if err != nil {
 		return 0, 0, err
 	}
