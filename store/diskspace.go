@@ -17,6 +17,10 @@ import (
 // Pebble writes on its own (see package internal/diskspace): Apply, Drop
 // and store creation admit each write before Pebble sees it, and
 // OpenPebble checks that the write-ahead log it replays can be flushed.
+// The FS given to Pebble is watched (diskspace.Guard.WatchFS): once a
+// write-ahead log write has failed (another process filled the disk
+// between two measures), every later write is refused before it can reach
+// Pebble's log rotation, and the DB must be reopened.
 
 // WithDiskReserve sets the space, in bytes, that the DB keeps free on the
 // file system of its directory for Pebble's own writes (manifest and

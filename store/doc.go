@@ -86,16 +86,19 @@
 // room.
 //
 // Storage failures that Pebble cannot continue from (a failed manifest
-// write in a background flush or compaction, a write-ahead log write that
-// failed because another process filled the disk between two measures of
-// the free space) are returned by OpenPebble, and end the process (status
-// 70, message "store: fatal storage error: ..." on stderr) anywhere else,
-// as Pebble does by default: state is rebuilt from the changelog on the
-// next start. One path remains outside that policy: if a write-ahead log
-// write fails anyway, Pebble's next log rotation panics (Go's "fatal
-// error: sync: unlock of unlocked mutex", exit status 2). The reserve
-// exists so that this needs another process to fill the disk faster than
-// the store measures it.
+// write in a background flush or compaction, a commit whose write-ahead
+// log write failed) are returned by OpenPebble, and end the process
+// (status 70, message "store: fatal storage error: ..." on stderr)
+// anywhere else, as Pebble does by default: state is rebuilt from the
+// changelog on the next start. With the guard, that needs another process
+// to fill the disk between two measures of the free space (at most 100 ms
+// apart); a log write that fails in the background is noticed (the file
+// system given to Pebble is watched) and every later write is refused
+// with ErrDiskFull until the DB is reopened. One path remains outside the
+// policy: without WithSync, if the failing log write is the one Pebble
+// makes while rotating its log, Pebble panics with its mutex unlocked (Go's
+// "fatal error: sync: unlock of unlocked mutex", exit status 2), which no
+// recover catches (TestDiskFullOutsider describes both cases).
 //
 // # Testing
 //

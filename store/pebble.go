@@ -201,7 +201,7 @@ func (d *PebbleDB) pebbleOptions() *pebble.Options {
 	for _, f := range d.cfg.pebbleOpts {
 		f(o)
 	}
-	o.FS = d.cfg.fs
+	o.FS = d.space.WatchFS(d.cfg.fs) // see diskspace.go
 	o.Comparer = pebble.DefaultComparer
 	o.Merger = pebble.DefaultMerger
 	o.ReadOnly = false
@@ -351,6 +351,9 @@ func (d *PebbleDB) Dir() string { return d.dir }
 func (d *PebbleDB) Flush() error {
 	if d.closed.Load() {
 		return fmt.Errorf("store: flush: %w", ErrClosed)
+	}
+	if err := d.space.Failed(); err != nil {
+		return fmt.Errorf("store: flush: %w", err)
 	}
 	if err := d.db.Flush(); err != nil {
 		return fmt.Errorf("store: flush: %w", err)

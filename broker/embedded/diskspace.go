@@ -75,6 +75,11 @@ func (b *Broker) replayBytes() (int64, error) {
 // offsets or edits retention (which frees space) only needs half the
 // reserve.
 func (w *writer) admitGroup() error {
+	if err := w.b.space.Failed(); err != nil {
+		// A write-ahead log write failed: Pebble would panic at its next
+		// log rotation. Refuse this and every later write.
+		return w.fail(err)
+	}
 	for _, op := range w.ops {
 		if op.kind == opAppend && len(op.records) > 0 {
 			return w.b.space.Admit(int64(w.batch.Len()))
@@ -82,6 +87,10 @@ func (w *writer) admitGroup() error {
 	}
 	return w.b.space.AdmitSmall()
 }
+
+// The FS given to Pebble is watched (diskspace.Guard.WatchFS), so that a
+// write-ahead log write that fails in the background fails the broker
+// before its next commit reaches Pebble's log rotation.
 
 // diskFull makes a Pebble write error that says the disk is full match
 // broker.ErrDiskFull; other errors are returned as they are.

@@ -42,7 +42,7 @@ func (b *Broker) pebbleOptions() *pebble.Options {
 	for _, f := range b.cfg.pebbleOpts {
 		f(o)
 	}
-	o.FS = b.cfg.fs
+	o.FS = b.space.WatchFS(b.cfg.fs) // see diskspace.go
 	o.Logger = logger
 	o.ReadOnly = false
 	o.DisableWAL = false

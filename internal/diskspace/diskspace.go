@@ -110,6 +110,8 @@ type Guard struct {
 	// sstables (its live write-ahead log); set by SetUnflushed.
 	unflushed atomic.Pointer[func() int64]
 
+	walErr atomic.Pointer[error] // see WatchFS
+
 	mu sync.Mutex // serializes measures
 
 	margin atomic.Int64 // free - reserve - room to flush, at the last measure
@@ -194,6 +196,9 @@ func cost(n int64) int64 { return n + n*flushCost/4 }
 // would leave less free than the reserve plus the room to flush everything
 // unflushed.
 func (g *Guard) Admit(n int64) error {
+	if err := g.Failed(); err != nil {
+		return err
+	}
 	if !g.enabled {
 		return nil
 	}
@@ -211,6 +216,9 @@ func (g *Guard) Admit(n int64) error {
 // go on (deleting a topic or records, a sync): it is refused only when
 // less than half the reserve is free.
 func (g *Guard) AdmitSmall() error {
+	if err := g.Failed(); err != nil {
+		return err
+	}
 	if !g.enabled {
 		return nil
 	}

@@ -151,12 +151,16 @@ func (f *FS) Spec() string {
 	return "quota:" + strconv.FormatInt(f.quota, 10)
 }
 
-// FromSpec returns the vfs.FS a child process uses for the file system at
-// dir that Spec described.
-func FromSpec(dir, spec string) vfs.FS {
+// Attach returns the small file system at dir that Spec described, in a
+// child process.
+func Attach(dir, spec string) *FS {
+	f := &FS{Dir: dir}
 	if s, ok := strings.CutPrefix(spec, "quota:"); ok {
-		n, _ := strconv.ParseInt(s, 10, 64)
-		return NewQuota(dir, n)
+		f.quota, _ = strconv.ParseInt(s, 10, 64)
 	}
-	return vfs.Default
+	return f
 }
+
+// FromSpec returns the vfs.FS a child process uses for the file system at
+// dir that Spec described: Attach(dir, spec).VFS().
+func FromSpec(dir, spec string) vfs.FS { return Attach(dir, spec).VFS() }

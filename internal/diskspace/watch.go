@@ -1,0 +1,117 @@
+package diskspace
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
+)
+
+// A write-ahead log write that fails (the disk filled up between two
+// measures, because of another process) breaks Pebble's log writer for
+// good: the next log rotation, in the commit that fills the memtable,
+// panics. WatchFS notices the failure as it happens, so that the guard
+// refuses every later write before it reaches Pebble: the database must be
+// reopened.
+
+// WatchFS returns fs wrapped so that a failed write or sync of a
+// write-ahead log file (*.log) is recorded in g (see Failed). Pass it to
+// Pebble as Options.FS.
+func (g *Guard) WatchFS(fs vfs.FS) vfs.FS { return &watchFS{FS: fs, g: g} }
+
+// Failed returns the error of the first failed write-ahead log write or
+// sync, or nil. Admit returns it too: a database whose log failed takes no
+// more writes.
+func (g *Guard) Failed() error {
+	if p := g.walErr.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+func (g *Guard) walFailed(op, path string, err error) {
+	if IsNoSpace(err) {
+		err = fmt.Errorf("%w: %s %s: %w; reopen once space is freed", g.cfg.Sentinel, op, path, err)
+	} else {
+		err = fmt.Errorf("%s %s: %w; reopen", op, path, err)
+	}
+	e := fmt.Errorf("write-ahead log failed: %w", err)
+	if g.walErr.CompareAndSwap(nil, &e) {
+		g.cfg.Log.Error("disk space: write-ahead log write failed, refusing writes", "dir", g.cfg.Dir, "error", err)
+	}
+}
+
+type watchFS struct {
+	vfs.FS
+	g *Guard
+}
+
+func (w *watchFS) Unwrap() vfs.FS { return w.FS }
+
+func (w *watchFS) watch(name string, f vfs.File, err error) (vfs.File, error) {
+	if err != nil || !strings.HasSuffix(name, ".log") {
+		return f, err
+	}
+	return &watchFile{File: f, g: w.g, name: name}, nil
+}
+
+func (w *watchFS) Create(name string, c vfs.DiskWriteCategory) (vfs.File, error) {
+	f, err := w.FS.Create(name, c)
+	return w.watch(name, f, err)
+}
+
+func (w *watchFS) OpenReadWrite(name string, c vfs.DiskWriteCategory, opts ...vfs.OpenOption) (vfs.File, error) {
+	f, err := w.FS.OpenReadWrite(name, c, opts...)
+	return w.watch(name, f, err)
+}
+
+func (w *watchFS) ReuseForWrite(oldname, newname string, c vfs.DiskWriteCategory) (vfs.File, error) {
+	f, err := w.FS.ReuseForWrite(oldname, newname, c)
+	return w.watch(newname, f, err)
+}
+
+type watchFile struct {
+	vfs.File
+	g    *Guard
+	name string
+}
+
+func (f *watchFile) Write(p []byte) (int, error) {
+	n, err := f.File.Write(p)
+	if err != nil {
+		f.g.walFailed("write", f.name, err)
+	}
+	return n, err
+}
+
+func (f *watchFile) WriteAt(p []byte, off int64) (int, error) {
+	n, err := f.File.WriteAt(p, off)
+	if err != nil {
+		f.g.walFailed("write", f.name, err)
+	}
+	return n, err
+}
+
+func (f *watchFile) Sync() error {
+	err := f.File.Sync()
+	if err != nil {
+		f.g.walFailed("sync", f.name, err)
+	}
+	return err
+}
+
+func (f *watchFile) SyncData() error {
+	err := f.File.SyncData()
+	if err != nil {
+		f.g.walFailed("sync", f.name, err)
+	}
+	return err
+}
+
+func (f *watchFile) SyncTo(length int64) (bool, error) {
+	full, err := f.File.SyncTo(length)
+	if err != nil {
+		f.g.walFailed("sync", f.name, err)
+	}
+	return full, err
+}
