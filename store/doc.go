@@ -91,14 +91,15 @@
 // (status 70, message "store: fatal storage error: ..." on stderr)
 // anywhere else, as Pebble does by default: state is rebuilt from the
 // changelog on the next start. With the guard, that needs another process
-// to fill the disk between two measures of the free space (at most 100 ms
-// apart); a log write that fails in the background is noticed (the file
+// to fill the disk between the free space measure of an Apply (a statfs at
+// every Apply; the runtime applies once per commit and store) and its
+// write; a log write that fails in the background is noticed (the file
 // system given to Pebble is watched) and every later write is refused
 // with ErrDiskFull until the DB is reopened. One path remains outside the
 // policy: without WithSync, if the failing log write is the one Pebble
 // makes while rotating its log, Pebble panics with its mutex unlocked (Go's
 // "fatal error: sync: unlock of unlocked mutex", exit status 2), which no
-// recover catches (TestDiskFullOutsider describes both cases).
+// recover catches. TestDiskFullOutsider measures how rare that became.
 //
 // # Testing
 //

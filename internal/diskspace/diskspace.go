@@ -98,6 +98,12 @@ type Config struct {
 	// DefaultReserve), negative disables the guard.
 	Reserve int64
 	Log     *slog.Logger
+	// Eager measures the free space at every admission (a statfs, about
+	// 5 us), for writers whose writes are few and large (the state
+	// store's, one per commit): another process filling the disk is then
+	// noticed at the next write. The unflushed bytes are still read at
+	// most every 100 ms.
+	Eager bool
 }
 
 // Guard admits writes to one database. It is safe for concurrent use.
@@ -113,6 +119,10 @@ type Guard struct {
 	walErr atomic.Pointer[error] // see WatchFS
 
 	mu sync.Mutex // serializes measures
+	// flush is the room to flush the unflushed bytes, read at flushAt,
+	// plus that of the writes admitted since; guarded by mu.
+	flush   int64
+	flushAt int64
 
 	margin atomic.Int64 // free - reserve - room to flush, at the last measure
 	spent  atomic.Int64 // cost of the writes admitted since
@@ -181,7 +191,10 @@ func (g *Guard) Reserve() int64 { return g.reserve }
 // SetUnflushed sets the function that returns the bytes the database
 // holds unflushed (its live write-ahead log), called at each measure.
 func (g *Guard) SetUnflushed(f func() int64) {
+	g.mu.Lock()
 	g.unflushed.Store(&f)
+	g.flushAt = 0
+	g.mu.Unlock()
 	g.expire()
 }
 
@@ -203,13 +216,13 @@ func (g *Guard) Admit(n int64) error {
 		return nil
 	}
 	c := cost(n)
-	if !g.full.Load() && now()-g.at.Load() < int64(refreshEvery) {
+	if !g.cfg.Eager && !g.full.Load() && now()-g.at.Load() < int64(refreshEvery) {
 		if g.spent.Add(c) <= g.margin.Load()/2 {
 			return nil
 		}
 		g.spent.Add(-c)
 	}
-	return g.measure(c)
+	return g.measure(n)
 }
 
 // AdmitSmall admits a small write that frees space or that Pebble needs to
@@ -232,8 +245,9 @@ func (g *Guard) AdmitSmall() error {
 	return nil
 }
 
-// measure measures the free space and admits a write costing c.
-func (g *Guard) measure(c int64) error {
+// measure measures the free space and admits a write of n bytes.
+func (g *Guard) measure(n int64) error {
+	c := cost(n)
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	du, err := g.usage()
@@ -245,14 +259,15 @@ func (g *Guard) measure(c int64) error {
 		return nil
 	}
 	free := int64(du.AvailBytes)
-	var flush int64
-	if f := g.unflushed.Load(); f != nil {
-		flush = (*f)() * flushCost / 4
+	t := now()
+	if f := g.unflushed.Load(); f != nil && (!g.cfg.Eager || g.flushAt == 0 || t-g.flushAt >= int64(refreshEvery)) {
+		g.flush, g.flushAt = (*f)()*flushCost/4, max(t, 1)
 	}
+	flush := g.flush
 	margin := free - g.reserve - flush
 	g.margin.Store(margin)
 	g.spent.Store(0)
-	g.at.Store(now())
+	g.at.Store(t)
 	if c > margin {
 		if !g.full.Swap(true) {
 			g.cfg.Log.Error("disk space: file system nearly full, refusing writes", "dir", g.cfg.Dir,
@@ -264,6 +279,7 @@ func (g *Guard) measure(c int64) error {
 		g.cfg.Log.Info("disk space: space available again, accepting writes", "dir", g.cfg.Dir, "free", free)
 	}
 	g.spent.Store(c)
+	g.flush += n * flushCost / 4 // until the next read of the unflushed bytes
 	return nil
 }
 

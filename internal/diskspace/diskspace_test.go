@@ -146,3 +146,28 @@ func BenchmarkMeasure(b *testing.B) {
 		}
 	}
 }
+
+func TestAdmitEager(t *testing.T) {
+	fs := memFS(t, 50<<20)
+	g := New(Config{FS: fs, Dir: "db", Sentinel: errFull, Reserve: 2 << 20, Eager: true})
+	reads := 0
+	g.SetUnflushed(func() int64 { reads++; return 0 })
+	require.NoError(t, g.Admit(1<<20))
+	require.Equal(t, 1, reads)
+	// Another process fills the disk: the next admission sees it.
+	fs.TestingSetDiskUsage(vfs.DiskUsage{AvailBytes: 1 << 20, TotalBytes: 100 << 20})
+	require.ErrorIs(t, g.Admit(1), errFull)
+	require.Equal(t, 1, reads, "the unflushed bytes are read at most every 100 ms")
+	// Until then, the writes admitted count as unflushed: besides what
+	// their write-ahead log takes, 4 MiB of writes need 5 MiB to flush.
+	fs.TestingSetDiskUsage(vfs.DiskUsage{AvailBytes: 20 << 20, TotalBytes: 100 << 20})
+	require.NoError(t, g.Admit(2<<20))
+	fs.TestingSetDiskUsage(vfs.DiskUsage{AvailBytes: 18 << 20, TotalBytes: 100 << 20})
+	require.NoError(t, g.Admit(2<<20))
+	fs.TestingSetDiskUsage(vfs.DiskUsage{AvailBytes: 16 << 20, TotalBytes: 100 << 20})
+	err := g.Admit(4 << 20)
+	require.ErrorIs(t, err, errFull, "16 MiB free, 2 reserved, 6.25 to flush: 9 do not fit")
+	var fe *FullError
+	require.ErrorAs(t, err, &fe)
+	require.Equal(t, int64(2<<20+(1<<20+4<<20)*5/4+cost(4<<20)), fe.Needed)
+}
