@@ -17,7 +17,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/stretchr/testify/require"
 
 	"github.com/duality-streams/duality/broker"
@@ -30,10 +29,11 @@ import (
 // each bounded by a timeout so that a hang fails the test.
 
 const (
-	diskFullEnv   = "DUALITY_DISKFULL_CHILD"
-	diskFullTopic = "full"
-	diskFullFS    = 20 << 20 // the tmpfs of the issue
-	diskFullChild = 15 * time.Second
+	diskFullEnv     = "DUALITY_DISKFULL_CHILD"
+	diskFullSpecEnv = "DUALITY_DISKFULL_FS"
+	diskFullTopic   = "full"
+	diskFullFS      = 20 << 20 // the tmpfs of the issue
+	diskFullChild   = 15 * time.Second
 	// Records of 1 KiB of incompressible bytes, 16 to a batch: the
 	// sstables of a flush are as large as the write-ahead log.
 	diskFullRecords = 16
@@ -63,7 +63,7 @@ func diskFullRun(t *testing.T, fs *smallfs.FS, mode, dir string, args ...string)
 	ctx, cancel := context.WithTimeout(t.Context(), diskFullChild)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestDiskFullChild$", "-test.count=1")
-	cmd.Env = append(os.Environ(), diskFullEnv+"="+strings.Join(append([]string{mode, dir, fs.Dir, fs.Spec()}, args...), " "))
+	cmd.Env = append(os.Environ(), diskFullEnv+"="+strings.Join(append([]string{mode, dir, fs.Dir, fs.Spec()}, args...), " "), diskFullSpecEnv+"="+fs.Spec())
 	// On a hang, ask for the goroutines' stacks (SIGQUIT), then kill.
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGQUIT) }
 	cmd.WaitDelay = 5 * time.Second
@@ -192,6 +192,77 @@ func TestDiskFullProduce(t *testing.T) {
 	diskFullVerify(t, out, acked)
 }
 
+// TestDiskFullOutsider: another process fills the disk while the broker
+// takes writes, between two measures of the free space, in sync and
+// interval mode. Every later write fails with an error matching
+// broker.ErrDiskFull (retryable if refused by the guard, not if a Pebble
+// write failed and the broker must be reopened), the process neither
+// crashes nor hangs, and once space is freed the broker reopens with
+// every batch acknowledged (in sync mode; in interval mode a prefix).
+func TestDiskFullOutsider(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs child processes; skipped under -short")
+	}
+	for _, mode := range []string{"sync", "interval"} {
+		t.Run(mode, func(t *testing.T) {
+			mnt := filepath.Join(t.TempDir(), "fs")
+			require.NoError(t, os.Mkdir(mnt, 0o755))
+			fs := smallfs.New(mnt, diskFullFS)
+			t.Cleanup(func() { require.NoError(t, fs.Close()) })
+			dir := filepath.Join(mnt, "data")
+			acked := map[string]string{}
+			out := diskFullAcks(t, diskFullRun(t, fs, "outsider", dir, mode, filepath.Join(mnt, "filler")), acked)
+			refused := lineWith(t, out, "refused ")
+			require.Contains(t, refused, "refused true ", "later writes fail with ErrDiskFull")
+			t.Logf("%d batches acknowledged; %s", len(acked), refused)
+			require.NoError(t, fs.Free("filler", -1))
+			found := diskFullRun(t, fs, "verify", dir)
+			if mode == "sync" {
+				diskFullVerify(t, found, acked)
+			}
+		})
+	}
+}
+
+// diskFullOutsider produces ten batches, fills the disk as another process
+// would (args[1] is the filler's path), then tries 200 more.
+func diskFullOutsider(ctx context.Context, b *embedded.Broker, args []string) error {
+	if err := b.CreateTopic(ctx, diskFullTopic, broker.TopicConfig{Partitions: 2, RetentionTime: -1}); err != nil {
+		return err
+	}
+	produce := func(n int) error {
+		id := "o" + strconv.Itoa(n)
+		recs := diskFullBatch(id, int32(n%2))
+		if err := b.Produce(ctx, recs); err != nil {
+			return err
+		}
+		fmt.Printf("ack %d %d %s\n", recs[0].Partition, recs[0].Offset, id)
+		return nil
+	}
+	for n := range 10 {
+		if err := produce(n); err != nil {
+			return err
+		}
+	}
+	small := &smallfs.FS{Dir: filepath.Dir(args[1])}
+	if _, err := smallfs.Attach(small.Dir, os.Getenv(diskFullSpecEnv)).Fill(filepath.Base(args[1]), 0); err != nil {
+		return err
+	}
+	var errs []error
+	for n := 10; n < 210; n++ {
+		if err := produce(n); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if len(errs) == 0 {
+		return errors.New("no Produce failed on a full disk")
+	}
+	last := errs[len(errs)-1]
+	fmt.Printf("refused %t %t %d %v\n", errors.Is(last, broker.ErrDiskFull), broker.IsRetryable(last), len(errs), last)
+	fmt.Printf("closed %v\n", b.Close())
+	return nil
+}
+
 // TestDiskFullChild is the child process of the disk-full tests.
 func TestDiskFullChild(t *testing.T) {
 	spec := os.Getenv(diskFullEnv)
@@ -199,17 +270,21 @@ func TestDiskFullChild(t *testing.T) {
 		t.Skip("child process of the disk-full tests; runs only when re-executed by them")
 	}
 	f := strings.Fields(spec)
-	if err := diskFullChildRun(f[0], f[1], smallfs.FromSpec(f[2], f[3]), f[4:]); err != nil {
+	if err := diskFullChildRun(f[0], f[1], smallfs.Attach(f[2], f[3]), f[4:]); err != nil {
 		fmt.Fprintf(os.Stderr, "disk-full child: %v\n", err)
 		os.Exit(3)
 	}
 	os.Exit(0)
 }
 
-func diskFullChildRun(mode, dir string, fs vfs.FS, args []string) error {
+func diskFullChildRun(mode, dir string, small *smallfs.FS, args []string) error {
 	ctx := context.Background()
 	start := time.Now()
-	b, err := embedded.Open(dir, embedded.WithFS(fs), embedded.WithCleanupInterval(-1))
+	opts := []embedded.Option{embedded.WithFS(small.VFS()), embedded.WithCleanupInterval(-1)}
+	if mode == "outsider" && args[0] == "interval" {
+		opts = append(opts, embedded.WithSyncInterval(100*time.Millisecond))
+	}
+	b, err := embedded.Open(dir, opts...)
 	if err != nil {
 		if mode == "open" {
 			fmt.Printf("openerr %t %t %v %v\n", errors.Is(err, broker.ErrDiskFull), broker.IsRetryable(err), time.Since(start).Round(time.Millisecond), err)
@@ -228,6 +303,8 @@ func diskFullChildRun(mode, dir string, fs vfs.FS, args []string) error {
 		return b.Close()
 	case "fill":
 		return diskFullFill(ctx, b, args)
+	case "outsider":
+		return diskFullOutsider(ctx, b, args)
 	}
 	return fmt.Errorf("unknown mode %q", mode)
 }

@@ -1,6 +1,7 @@
 package embedded
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/duality-streams/duality/broker"
@@ -95,7 +96,7 @@ func (w *writer) admitGroup() error {
 // diskFull makes a Pebble write error that says the disk is full match
 // broker.ErrDiskFull; other errors are returned as they are.
 func diskFull(err error) error {
-	if diskspace.IsNoSpace(err) {
+	if diskspace.IsNoSpace(err) && !errors.Is(err, broker.ErrDiskFull) {
 		return fmt.Errorf("%w: %w", broker.ErrDiskFull, err)
 	}
 	return err

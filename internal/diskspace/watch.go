@@ -30,14 +30,14 @@ func (g *Guard) Failed() error {
 }
 
 func (g *Guard) walFailed(op, path string, err error) {
+	// err names the file (an *os.PathError) but perhaps not the operation.
 	if IsNoSpace(err) {
-		err = fmt.Errorf("%w: %s %s: %w; reopen once space is freed", g.cfg.Sentinel, op, path, err)
+		err = fmt.Errorf("%w: write-ahead log %s failed: %w; reopen once space is freed", g.cfg.Sentinel, op, err)
 	} else {
-		err = fmt.Errorf("%s %s: %w; reopen", op, path, err)
+		err = fmt.Errorf("write-ahead log %s failed: %w; reopen", op, err)
 	}
-	e := fmt.Errorf("write-ahead log failed: %w", err)
-	if g.walErr.CompareAndSwap(nil, &e) {
-		g.cfg.Log.Error("disk space: write-ahead log write failed, refusing writes", "dir", g.cfg.Dir, "error", err)
+	if g.walErr.CompareAndSwap(nil, &err) {
+		g.cfg.Log.Error("disk space: write-ahead log failed, refusing writes", "dir", g.cfg.Dir, "file", path, "error", err)
 	}
 }
 
