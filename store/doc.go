@@ -59,6 +59,19 @@
 // scans) and applies one Batch per commit, with the offset of the
 // changelog records the commit wrote.
 //
+// # Corruption and quarantine
+//
+// Damage to a database's files gives errors matching ErrCorrupt: from
+// OpenPebble for what opening reads (manifest, markers, OPTIONS, a file
+// the manifest lists that is missing or of the wrong size, the blocks
+// the catalog is in), from the read that meets it otherwise (a corrupt
+// block of an sstable). State is a copy of its changelogs, so the remedy
+// is to rebuild it: QuarantinePebble moves the closed database into a
+// directory of its own under dir/quarantine (QuarantineDir), where it is
+// kept for inspection, and the next OpenPebble starts an empty one. The
+// move holds the database's lock and survives a crash (OpenPebble
+// finishes it).
+//
 // # Ownership and concurrency
 //
 // Stores and DBs are safe for concurrent use (except DB.Close); cursors

@@ -1,9 +1,11 @@
 package store_test
 
 import (
+	"errors"
 	"fmt"
 	"log"
 	"os"
+	"path/filepath"
 
 	"github.com/duality-streams/duality/store"
 )
@@ -100,4 +102,46 @@ func ExampleCursor() {
 	// Output:
 	// t3: event at t3
 	// t2: event at t2
+}
+
+// ExampleQuarantinePebble moves a database that fails to open as corrupt
+// aside, keeping it for inspection, and opens an empty one in its place,
+// to be rebuilt from the changelogs (what duality.App does on its own).
+func ExampleQuarantinePebble() {
+	dir, err := os.MkdirTemp("", "store-quarantine")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	// A directory with a manifest but no marker naming it: damaged.
+	if err := os.WriteFile(filepath.Join(dir, "MANIFEST-000001"), []byte("x"), 0o644); err != nil {
+		log.Fatal(err)
+	}
+
+	db, err := store.OpenPebble(dir)
+	if errors.Is(err, store.ErrCorrupt) {
+		path, qerr := store.QuarantinePebble(dir)
+		if qerr != nil {
+			log.Fatal(qerr)
+		}
+		rel, _ := filepath.Rel(dir, filepath.Dir(path))
+		fmt.Println("quarantined under", rel)
+		db, err = store.OpenPebble(dir)
+	}
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer db.Close()
+	st, err := db.Store("counts", 0)
+	if err != nil {
+		log.Fatal(err)
+	}
+	_, ok, err := st.Offset()
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("restore from the changelog's start:", !ok)
+	// Output:
+	// quarantined under quarantine
+	// restore from the changelog's start: true
 }

@@ -96,12 +96,18 @@ type PebbleDB struct {
 }
 
 // OpenPebble opens or creates the Pebble database in dir (on the file
-// system of WithFS). It returns an error matching ErrInvalidConfig for bad
-// options, ErrCorrupt if dir holds a Pebble database that is not a store
-// or an unreadable catalog, ErrDiskFull, at once, if the file system has
-// no room to flush the write-ahead log the open replays (see
-// WithDiskReserve), and Pebble's error if the database cannot be opened
-// (for example because another process has it open).
+// system of WithFS), first finishing a QuarantinePebble of dir that a
+// crash interrupted. It returns an error matching ErrInvalidConfig for bad
+// options; ErrCorrupt if dir holds a damaged database (a checksum
+// mismatch, a malformed manifest, OPTIONS file or write-ahead log, a file
+// the manifest lists missing or of the wrong size, database files without
+// a manifest marker or a format marker), a Pebble database that is not a
+// store or an unreadable catalog; ErrDiskFull, at once, if the file system
+// has no room to flush the write-ahead log the open replays (see
+// WithDiskReserve); and Pebble's or the file system's error if the
+// database cannot be opened otherwise (for example because another
+// process has it open). Damage that only a read reaches (a corrupt block
+// of an sstable) is reported by that read, as ErrCorrupt.
 func OpenPebble(dir string, opts ...Option) (db *PebbleDB, err error) {
 	cfg := defaultConfig()
 	for _, o := range opts {
@@ -141,13 +147,19 @@ func OpenPebble(dir string, opts ...Option) (db *PebbleDB, err error) {
 			panic(r) // a bug after Pebble opened
 		}
 	}()
+	if err := finishQuarantine(cfg.fs, dir); err != nil {
+		return nil, fmt.Errorf("store: open %s: %w", dir, err)
+	}
+	if err := checkManifestMarker(cfg.fs, dir); err != nil {
+		return nil, fmt.Errorf("store: open %s: %w", dir, err)
+	}
 	opened, err := d.openSpace()
 	if err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", dir, err)
 	}
 	pdb, err := pebble.Open(dir, d.pebbleOptions())
 	if err != nil {
-		return nil, fmt.Errorf("store: open %s: %w", dir, err)
+		return nil, fmt.Errorf("store: open %s: %w", dir, openError(err))
 	}
 	d.db = pdb
 	if err := d.load(); err != nil {
