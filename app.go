@@ -168,4 +168,9 @@ func (a *App) Metrics() Metrics { return a.rt.Metrics() }
 //     up to their committed offset (see [RepartitionPurgeInterval]).
 //   - Tasks is the number of tasks of the current assignment (0 while
 //     not running); Assignments counts the group assignments received.
+//   - StateQuarantines counts the times the app found its [StateDir]
+//     state corrupt (at open, or on a store's read or write), moved it
+//     into the directory's quarantine directory and rebuilt every store
+//     from its changelog (see the package documentation's "Corrupt
+//     state").
 type Metrics = runtime.Metrics

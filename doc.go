@@ -196,6 +196,27 @@
 // startup reads every changelog in full. Deleting a state directory is
 // safe; it is rebuilt the same way.
 //
+// # Corrupt state
+//
+// The changelogs are the source of truth, so a [StateDir] that is damaged
+// heals itself. When the database fails to open as corrupt (a checksum
+// mismatch, a missing, truncated or malformed file, see
+// [store.OpenPebble]), or a read or write of a store fails with an error
+// matching [store.ErrCorrupt] while the app runs, Run moves the whole
+// database into a new directory under dir/quarantine
+// ([store.QuarantinePebble]; kept for inspection, never deleted), logs it
+// at Error ("local state is corrupt", with the attributes "quarantine",
+// "error", and "task" and "store" when a task met it), counts it in
+// [Metrics].StateQuarantines, and goes on from an empty database: every
+// store and global store is restored from its changelog or topic, and the
+// tasks resume from the committed offsets, their work since the last
+// commit dropped and redone, so the output stays exactly once. A task
+// stops at the record that met the corruption whatever its processor did
+// with the error; [SkipOnError] does not skip it. The database is shared
+// by all tasks of the instance, so all of them restore. State found
+// corrupt again before any commit since it was rebuilt points at the disk,
+// not at a one-off damage: Run then fails with the error.
+//
 // # Global stores
 //
 // A global store (table.Global; Kafka Streams' GlobalKTable) is held in

@@ -207,7 +207,9 @@ func ShutdownTimeout(d time.Duration) Option {
 // state in memory, rebuilt from the changelog topics at every start —
 // correct, but a start then reads every changelog from its beginning. dir
 // must not be empty; invalid opts make Run fail with an error matching
-// store.ErrInvalidConfig.
+// store.ErrInvalidConfig. A corrupt database is moved aside under
+// dir/quarantine and rebuilt from the changelogs (see "Corrupt state" in
+// the package documentation).
 func StateDir(dir string, opts ...store.Option) Option {
 	return optionFunc(func(c *runtime.Config) { c.StateDir, c.StateDirSet, c.StateOptions = dir, true, opts })
 }

@@ -40,6 +40,12 @@ type App struct {
 	end *endRun
 	// shut bounds the stop of Run, which sets it.
 	shut *shutdown
+	// glob runs the global stores while Run runs (nil without them).
+	glob *globalRun
+	// healed says Run has quarantined its state, when the commit count
+	// was healCommits (see heal).
+	healed      bool
+	healCommits uint64
 }
 
 // New returns an App that runs topo, a topology package dsl validated, on
@@ -142,34 +148,18 @@ func (a *App) run(ctx context.Context, bounded bool) (err error) {
 			err = fmt.Errorf("duality: app %q: %w", a.appID, cerr)
 		}
 	}()
-	var globalErr <-chan error
 	if len(a.plan.globals) > 0 {
 		// Global stores are bootstrapped before any task starts, then
 		// followed by a goroutine of their own until Run returns.
-		g, gerr := a.openGlobals(ctx, topics)
-		if gerr != nil {
+		if gerr := a.startGlobals(ctx, topics); gerr != nil {
 			if canceled(gerr) {
-				return g.close()
+				return nil
 			}
-			return fmt.Errorf("duality: app %q: %w", a.appID, errors.Join(gerr, g.close()))
+			return fmt.Errorf("duality: app %q: %w", a.appID, gerr)
 		}
-		a.iq.setGlobals(g.stores)
-		gctx, cancel := context.WithCancel(ctx)
-		errc := make(chan error, 1)
-		done := make(chan struct{})
-		go func() {
-			defer close(done)
-			if ferr := g.follow(gctx); ferr != nil {
-				errc <- fmt.Errorf("global stores: %w", ferr)
-			}
-		}()
-		globalErr = errc
 		defer func() {
-			cancel()
-			<-done
-			a.iq.setGlobals(nil)
-			if cerr := g.close(); cerr != nil && err == nil {
-				err = fmt.Errorf("duality: app %q: close global stores: %w", a.appID, cerr)
+			if cerr := a.stopGlobals(); cerr != nil && err == nil {
+				err = fmt.Errorf("duality: app %q: %w", a.appID, cerr)
 			}
 		}()
 	}
@@ -185,7 +175,7 @@ func (a *App) run(ctx context.Context, bounded bool) (err error) {
 		a.end, err = a.startEnd(ctx, topics)
 	}
 	if err == nil {
-		err = a.loop(ctx, m, topics, globalErr)
+		err = a.loop(ctx, m, topics)
 	}
 	// The app stops, also when ctx has not ended (a fatal error, a
 	// bounded run at its end): leaving the group is bounded too.
@@ -204,16 +194,16 @@ func (a *App) run(ctx context.Context, bounded bool) (err error) {
 }
 
 // openState opens the database of the app's stores, when the topology
-// has any: Pebble in StateDir, or memory. topics are the partition counts
-// of the existing topics, which give the stores' partition counts to
+// has any: Pebble in StateDir (quarantined and opened empty when it is
+// corrupt, see openPebble), or memory. topics are the partition counts of
+// the existing topics, which give the stores' partition counts to
 // queries.
 func (a *App) openState(topics map[string]int32) error {
 	if !a.plan.hasStores() {
 		return nil
 	}
 	if a.cfg.StateDirSet {
-		opts := append([]store.Option{store.WithLogger(a.log)}, a.cfg.StateOptions...)
-		db, err := store.OpenPebble(a.cfg.StateDir, opts...)
+		db, err := a.openPebble()
 		if err != nil {
 			return fmt.Errorf("open state: %w", err)
 		}
@@ -239,10 +229,11 @@ func (a *App) closeState() error {
 }
 
 // loop follows the group's assignments until ctx ends, a worker fails or
-// the goroutine following the global stores fails (globalErr); in a
-// bounded run (a.end) also until the input is processed to the end.
+// the goroutine following the global stores fails; in a bounded run
+// (a.end) also until the input is processed to the end. A failure that
+// corrupt local state caused is healed (see heal) and the loop goes on.
 // topics are the partition counts of the topics known to exist.
-func (a *App) loop(ctx context.Context, m broker.Membership, topics map[string]int32, globalErr <-chan error) error {
+func (a *App) loop(ctx context.Context, m broker.Membership, topics map[string]int32) error {
 	var gen *generation
 	e := a.end
 	var progress <-chan struct{}
@@ -262,6 +253,10 @@ func (a *App) loop(ctx context.Context, m broker.Membership, topics map[string]i
 		if e != nil && e.req != nil {
 			advanced = e.req.done
 		}
+		var globalErr <-chan error
+		if a.glob != nil {
+			globalErr = a.glob.errc
+		}
 		select {
 		case <-ctx.Done():
 			var err error
@@ -273,9 +268,25 @@ func (a *App) loop(ctx context.Context, m broker.Membership, topics map[string]i
 			}
 			return err
 		case err := <-failed:
+			if a.healable(err) {
+				gen, err = a.heal(ctx, m, gen, topics, err)
+				if err != nil {
+					return a.stopped(ctx, err)
+				}
+				e.restarted()
+				break
+			}
 			// Stop the other workers; they commit their own work.
 			return errors.Join(err, gen.stop(stopReason{}))
 		case err := <-globalErr:
+			if a.healable(err) {
+				gen, err = a.heal(ctx, m, gen, topics, err)
+				if err != nil {
+					return a.stopped(ctx, err)
+				}
+				e.restarted()
+				break
+			}
 			if gen != nil {
 				err = errors.Join(err, gen.stop(stopReason{}))
 			}
@@ -297,17 +308,9 @@ func (a *App) loop(ctx context.Context, m broker.Membership, topics map[string]i
 			a.m.rebalances.Add(1)
 			var err error
 			if gen, err = a.start(ctx, m, asg, topics); err != nil {
-				if e == nil && ctx.Err() != nil && errors.Is(err, ctx.Err()) {
-					return nil
-				}
-				return err
+				return a.stopped(ctx, err)
 			}
-			if e != nil {
-				// An advance in progress was lost with the old
-				// generation's workers: check again, then redo it.
-				e.req = nil
-				e.poke()
-			}
+			e.restarted()
 		case <-tick:
 			e.poke()
 		case <-progress:
@@ -335,9 +338,12 @@ func (a *App) loop(ctx context.Context, m broker.Membership, topics map[string]i
 }
 
 // stopReason says why a generation stops: next is the new assignment of a
-// rebalance, nil for a shutdown.
+// rebalance, nil for a shutdown; heal says the local state is corrupt
+// (see App.heal): the workers drop their uncommitted work, which the
+// next generation redoes from the committed offsets, and the app goes on.
 type stopReason struct {
 	next *broker.Assignment
+	heal bool
 }
 
 // generation is the set of workers running one assignment.
@@ -357,7 +363,7 @@ type generation struct {
 // assignment the app stops: the shutdown's deadline starts, so that the
 // workers' last commits are bounded whatever stopped the app.
 func (g *generation) stop(r stopReason) error {
-	if r.next == nil {
+	if r.next == nil && !r.heal {
 		g.shut.start()
 	}
 	g.reason = r
@@ -373,6 +379,62 @@ func (g *generation) stop(r stopReason) error {
 			return errors.Join(errs...)
 		}
 	}
+}
+
+// stopped returns err, the failure of a (re)start of the tasks or of the
+// state under them, as loop returns it: nil when it is Run's ctx ending
+// (a bounded run reports it, as it did not reach the end).
+func (a *App) stopped(ctx context.Context, err error) error {
+	if a.end == nil && ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+		return nil
+	}
+	return err
+}
+
+// globalRun is the goroutine that follows the global stores.
+type globalRun struct {
+	g      *globals
+	cancel context.CancelFunc
+	done   chan struct{}
+	errc   chan error // its failure (buffered)
+}
+
+// startGlobals opens the global stores in a.db, bootstraps them, makes
+// them readable and starts following them (a.glob) until stopGlobals. On
+// failure it closes what it opened.
+func (a *App) startGlobals(ctx context.Context, topics map[string]int32) error {
+	g, err := a.openGlobals(ctx, topics)
+	if err != nil {
+		return errors.Join(err, g.close())
+	}
+	a.iq.setGlobals(g.stores)
+	gctx, cancel := context.WithCancel(ctx)
+	r := &globalRun{g: g, cancel: cancel, done: make(chan struct{}), errc: make(chan error, 1)}
+	go func() {
+		defer close(r.done)
+		if ferr := g.follow(gctx); ferr != nil {
+			r.errc <- fmt.Errorf("global stores: %w", ferr)
+		}
+	}()
+	a.glob = r
+	return nil
+}
+
+// stopGlobals stops following the global stores, makes them unreadable
+// and closes them; without global stores running it does nothing.
+func (a *App) stopGlobals() error {
+	r := a.glob
+	if r == nil {
+		return nil
+	}
+	a.glob = nil
+	r.cancel()
+	<-r.done
+	a.iq.setGlobals(nil)
+	if err := r.g.close(); err != nil {
+		return fmt.Errorf("close global stores: %w", err)
+	}
+	return nil
 }
 
 // start creates the tasks of asg, resumes them from the committed offsets

@@ -31,6 +31,8 @@
 //     record, the hand-off to a commit.
 //   - restore.go: opening a task's stores and restoring them from their
 //     changelogs.
+//   - quarantine.go: corrupt local state: the failure that reports it,
+//     moving the state aside and rebuilding it from the changelogs.
 //   - punctuate.go: punctuation schedules, stream-time timers and the
 //     idle advance of stream time.
 //   - global.go: global stores: bootstrap and follow.

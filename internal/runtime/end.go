@@ -97,6 +97,17 @@ func (e *endRun) poke() {
 	}
 }
 
+// restarted tells a bounded run (nil: none) that the tasks were started
+// again, after a rebalance or a heal of their state: an advance in
+// progress was lost with the old generation's workers, so check again,
+// then redo it.
+func (e *endRun) restarted() {
+	if e != nil {
+		e.req = nil
+		e.poke()
+	}
+}
+
 // stop returns the offset at which a worker stops reading tp: its end
 // offset for a bounded source (0 for a partition that did not exist when
 // the run started), none (math.MaxInt64) for a staged one.

@@ -78,7 +78,7 @@ func (e *taskEnv) Store(name string) (topology.KV, error) {
 // GlobalStore returns a reader of the global store name.
 func (e *taskEnv) GlobalStore(name string) (topology.GlobalKV, error) {
 	if gs := e.w.app.iq.globalStore(name); gs != nil {
-		return &globalKV{g: gs}, nil
+		return &globalKV{g: gs, t: e.t}, nil
 	}
 	return nil, fmt.Errorf("duality: no global store %q: %w", name, topology.ErrUnknownStore)
 }

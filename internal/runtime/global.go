@@ -129,6 +129,7 @@ func (c dataCursor) All() iter.Seq2[[]byte, []byte] {
 // globalKV is a task's reader of a global store (topology.GlobalKV).
 type globalKV struct {
 	g   *globalStore
+	t   *task // the reading task
 	buf []byte
 }
 
@@ -136,6 +137,7 @@ func (r *globalKV) Get(key []byte) ([]byte, bool, error) {
 	v, ok, buf, err := r.g.get(r.buf, key)
 	r.buf = buf
 	if err != nil {
+		r.t.noteCorrupt(r.g.name, err)
 		return nil, false, fmt.Errorf("global store %s: %w", r.g.name, err)
 	}
 	return v, ok, nil

@@ -60,12 +60,17 @@ type Metrics struct {
 	Tasks int
 	// Assignments counts the group assignments the app has received.
 	Assignments uint64
+	// StateQuarantines counts the times the app found its local state
+	// (duality.StateDir) corrupt, when opening it or on a read or write
+	// of a store, moved it aside into the state directory's quarantine
+	// directory and rebuilt every store from its changelog.
+	StateQuarantines uint64
 }
 
 type metrics struct {
 	processed, skipped, produced, commits, rebalances atomic.Uint64
 	changelog, cacheFlushes, enforced, punctuations   atomic.Uint64
-	late, purges, itemsSkipped                        atomic.Uint64
+	late, purges, itemsSkipped, quarantines           atomic.Uint64
 	lastCommit                                        atomic.Int64
 	tasks                                             atomic.Int64
 }
@@ -89,6 +94,7 @@ func (a *App) Metrics() Metrics {
 		LastCommitDuration: time.Duration(a.m.lastCommit.Load()),
 		Tasks:              int(a.m.tasks.Load()),
 		Assignments:        a.m.rebalances.Load(),
+		StateQuarantines:   a.m.quarantines.Load(),
 	}
 }
 

@@ -142,6 +142,13 @@ func (g *gate) leave() {
 	}
 }
 
+// reopen lets queries in again after close.
+func (g *gate) reopen() {
+	g.mu.Lock()
+	g.closing = false
+	g.mu.Unlock()
+}
+
 func (g *gate) close() {
 	g.mu.Lock()
 	g.closing = true

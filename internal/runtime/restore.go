@@ -40,6 +40,7 @@ func (w *worker) openStores(ctx context.Context, t *task) error {
 			ranged: w.keyOrder}
 		t.stores = append(t.stores, s)
 		if err := w.restore(ctx, s); err != nil {
+			t.noteCorrupt(s.name, err)
 			return err
 		}
 		w.app.iq.open(s.name, t.id.Partition, st)

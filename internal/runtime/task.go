@@ -60,6 +60,9 @@ type task struct {
 	inItem  bool
 	itemErr *ProcessingError
 	marks   []storeMark
+	// corrupt is set by the first read or write of the task's state
+	// that met corruption (noteCorrupt); it ends the unit of work.
+	corrupt *corruptState
 }
 
 // partState is the position of a task in one of its input partitions.
@@ -129,12 +132,21 @@ func (t *task) skipRecord() {
 	}
 }
 
-// itemFailure returns and clears the failure of an item the unit of work
-// just run emitted, under FailOnError (see taskEnv.Item): the unit's
-// error, which wraps it, is reported as it, since it names the item.
-func (t *task) itemFailure() *ProcessingError {
+// itemFailure returns the failure that ends the unit of work just run,
+// whatever the unit returned: corrupt local state it read or wrote (see
+// noteCorrupt), which the app heals by rebuilding the state; otherwise
+// the failure, which it clears, of an item the unit emitted under
+// FailOnError (see taskEnv.Item): the unit's error, which wraps it, is
+// reported as it, since it names the item.
+func (t *task) itemFailure() error {
+	if t.corrupt != nil {
+		return t.corrupt
+	}
 	pe := t.itemErr
 	t.itemErr = nil
+	if pe == nil {
+		return nil
+	}
 	return pe
 }
 

@@ -204,7 +204,11 @@ func (s *taskStore) Get(key []byte) ([]byte, bool, error) {
 	if covered(s.sentRanges, k) {
 		return nil, false, nil
 	}
-	return s.st.Get(key)
+	v, ok, err := s.st.Get(key)
+	if err != nil {
+		s.t.noteCorrupt(s.name, err)
+	}
+	return v, ok, err
 }
 
 // set makes p key's uncommitted write. It returns the key as cur holds
@@ -427,7 +431,11 @@ func (s *taskStore) Range(start, end []byte) (iter.Seq2[[]byte, []byte], func() 
 		cur.seek(btreemap.GE(string(start)))
 		sent.seek(btreemap.GE(string(start)))
 		c := s.st.Range(start, end)
-		defer func() { err = errors.Join(err, c.Close()) }()
+		defer func() {
+			if err = errors.Join(err, c.Close()); err != nil {
+				s.t.noteCorrupt(s.name, err)
+			}
+		}()
 		ok := c.Next()
 		for {
 			// The smallest key of the three sources; on a tie cur
@@ -583,6 +591,7 @@ func (s *taskStore) applySent() error {
 		s.batch.SetOffset(s.sentOff)
 	}
 	if err := s.st.Apply(&s.batch); err != nil {
+		s.t.noteCorrupt(s.name, err)
 		return fmt.Errorf("store %s/%d: apply commit: %w", s.name, s.t.id.Partition, err)
 	}
 	return nil

@@ -219,6 +219,12 @@ func (w *worker) run(gctx context.Context) (err error) {
 
 	// Stopping: wait for the controller's reason, then commit.
 	<-w.gen.decided
+	if w.gen.reason.heal {
+		// The state is rebuilt and the tasks started again: their work
+		// since the last commit is redone then.
+		w.drop()
+		return nil
+	}
 	if next := w.gen.reason.next; next != nil {
 		if next.Generation == w.gen.asg.Generation+1 {
 			// One rebalance: a partition kept in next had no other owner
