@@ -7,7 +7,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/stretchr/testify/require"
 
 	"github.com/duality-streams/duality"
@@ -241,4 +243,58 @@ func TestStateDamagedGlobal(t *testing.T) {
 	require.Len(t, lines, 1)
 	require.Equal(t, globalStore, lines[0].Attrs["store"])
 	require.DirExists(t, lines[0].Attrs["quarantine"].(string))
+}
+
+// corruptReads is a file system whose sstables read back corrupt, every
+// byte inverted, as from a disk that damages what it stores.
+type corruptReads struct{ vfs.FS }
+
+func (fs corruptReads) Open(name string, opts ...vfs.OpenOption) (vfs.File, error) {
+	f, err := fs.FS.Open(name, opts...)
+	if err != nil || !strings.HasSuffix(name, ".sst") {
+		return f, err
+	}
+	return corruptFile{f}, nil
+}
+
+type corruptFile struct{ vfs.File }
+
+func (f corruptFile) ReadAt(p []byte, off int64) (int, error) {
+	n, err := f.File.ReadAt(p, off)
+	for i := range p[:n] {
+		p[i] ^= 0xff
+	}
+	return n, err
+}
+
+// TestStateCorruptAgain checks that state found corrupt again, before any
+// commit since it was rebuilt, fails the run instead of quarantining it
+// again and again: on a disk whose sstables all read back corrupt, the
+// state fails to open, is quarantined and rebuilt (flushed to sstables by
+// small memtables), and the first lookup in the rebuilt state fails
+// before the run commits (commits only at the end).
+func TestStateCorruptAgain(t *testing.T) {
+	const keys = 10000
+	b := openBroker(t)
+	createTopic(t, b, "in", 1)
+	createTopic(t, b, "out", 1)
+	dir := filepath.Join(t.TempDir(), "state")
+	produceKeyed(t, b, 0, keys, keys)
+	require.NoError(t, newCounter(t, b, duality.StateDir(dir)).RunToEnd(t.Context()))
+	db, err := store.OpenPebble(dir)
+	require.NoError(t, err)
+	require.NoError(t, db.Flush())
+	require.NoError(t, db.Close())
+
+	produceKeyed(t, b, keys, 2*keys, keys)
+	app := newCounter(t, b, duality.CommitInterval(time.Hour),
+		duality.StateDir(dir, store.WithFS(corruptReads{vfs.Default}), store.WithMemTableSize(64<<10)))
+	err = app.RunToEnd(t.Context())
+	require.ErrorIs(t, err, store.ErrCorrupt)
+	require.ErrorContains(t, err, "corrupt again before any commit")
+	require.Equal(t, uint64(1), app.Metrics().StateQuarantines)
+	entries, err := os.ReadDir(filepath.Join(dir, store.QuarantineDir))
+	require.NoError(t, err)
+	require.Len(t, entries, 1)
+	requireCounts(t, b, keys, keys) // the second run committed nothing
 }
