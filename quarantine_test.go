@@ -1,6 +1,7 @@
 package duality_test
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -13,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/duality-streams/duality"
+	"github.com/duality-streams/duality/codec"
 	"github.com/duality-streams/duality/store"
 )
 
@@ -297,4 +299,59 @@ func TestStateCorruptAgain(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, entries, 1)
 	requireCounts(t, b, keys, keys) // the second run committed nothing
+}
+
+// TestStateDamagedQueries runs the counter app over a state directory
+// damaged in the middle of its sstable, with Run rather than RunToEnd,
+// while a goroutine queries the store: the state is healed under the
+// queries, which fail only as not ready (the state being rebuilt) or as
+// corrupt (a query reading the damage before the heal), and the counts
+// end exact.
+func TestStateDamagedQueries(t *testing.T) {
+	b := openBroker(t)
+	createTopic(t, b, "in", 3)
+	createTopic(t, b, "out", 3)
+	dir := filepath.Join(t.TempDir(), "state")
+	produceKeyed(t, b, 0, damagePhase, damageKeys)
+	require.NoError(t, newCounter(t, b, duality.StateDir(dir)).RunToEnd(t.Context()))
+	db, err := store.OpenPebble(dir)
+	require.NoError(t, err)
+	require.NoError(t, db.Flush())
+	require.NoError(t, db.Close())
+	for _, p := range stateFiles(t, dir, "*.sst") {
+		flipAt(t, p, 0.5)
+	}
+
+	produceKeyed(t, b, damagePhase, 2*damagePhase, damageKeys)
+	app := newCounter(t, b, duality.StateDir(dir))
+	q, err := duality.Query(app, countStore, codec.String(), codec.String())
+	require.NoError(t, err)
+	stopQueries := make(chan struct{})
+	queried := make(chan error, 1)
+	go func() {
+		var errs []error
+		for i := 0; ; i++ {
+			select {
+			case <-stopQueries:
+				queried <- errors.Join(errs...)
+				return
+			default:
+			}
+			v, ok, err := q.Get(t.Context(), fmt.Sprintf("k%d", i%damageKeys))
+			switch {
+			case errors.Is(err, duality.ErrStoreNotReady), errors.Is(err, store.ErrCorrupt):
+			case err != nil:
+				errs = append(errs, err)
+			case ok && v != "1" && v != "2":
+				errs = append(errs, fmt.Errorf("k%d counted %s", i%damageKeys, v))
+			}
+		}
+	}()
+	stop, _ := runApp(t, app)
+	awaitRecords(t, b, "out", 2*damagePhase)
+	require.NoError(t, stop())
+	close(stopQueries)
+	require.NoError(t, <-queried)
+	requireCounts(t, b, 2*damagePhase, damageKeys)
+	require.Equal(t, uint64(1), app.Metrics().StateQuarantines)
 }
