@@ -174,11 +174,10 @@ func checkManifestMarker(fs vfs.FS, dir string) error {
 	}
 	var dbFile string
 	for _, n := range names {
-		switch {
-		case strings.HasPrefix(n, "marker.manifest."), n == "CURRENT":
+		if strings.HasPrefix(n, "marker.manifest.") || n == "CURRENT" {
 			return nil
-		case strings.HasPrefix(n, "MANIFEST-"), strings.HasSuffix(n, ".sst"),
-			strings.HasSuffix(n, ".log"), strings.HasSuffix(n, ".blob"):
+		}
+		if pebbleFile(n) {
 			dbFile = n
 		}
 	}
@@ -186,6 +185,29 @@ func checkManifestMarker(fs vfs.FS, dir string) error {
 		return fmt.Errorf("%w: database file %s but no manifest marker (marker.manifest.*)", ErrCorrupt, dbFile)
 	}
 	return nil
+}
+
+// pebbleFile reports whether name is that of a manifest, an sstable, a
+// write-ahead log or a blob file of Pebble: MANIFEST-<n>, <n>.sst, <n>.log
+// or <n>.blob, n decimal.
+func pebbleFile(name string) bool {
+	num, ok := strings.CutPrefix(name, "MANIFEST-")
+	if !ok {
+		var ext string
+		num, ext, ok = strings.Cut(name, ".")
+		if !ok || (ext != "sst" && ext != "log" && ext != "blob") {
+			return false
+		}
+	}
+	if num == "" {
+		return false
+	}
+	for _, c := range num {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 // openError classifies an error of pebble.Open: damage to the database's

@@ -160,3 +160,16 @@ func TestOpenPebbleDamaged(t *testing.T) {
 		})
 	}
 }
+
+// TestOpenPebbleForeignFiles checks that files which are not Pebble's
+// (a user's log, say) in a directory without a database do not make it
+// look like a database that lost its manifest marker.
+func TestOpenPebbleForeignFiles(t *testing.T) {
+	dir := t.TempDir()
+	for _, name := range []string{"app.log", "notes.sst", "MANIFEST-x", "1.txt"} {
+		require.NoError(t, os.WriteFile(filepath.Join(dir, name), []byte("x"), 0o644))
+	}
+	db, err := store.OpenPebble(dir)
+	require.NoError(t, err)
+	require.NoError(t, db.Close())
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 
 	"github.com/duality-streams/duality/broker"
 	"github.com/duality-streams/duality/internal/topology"
@@ -121,7 +122,7 @@ func (a *App) heal(ctx context.Context, m broker.Membership, gen *generation, to
 	}
 	if a.healed && a.m.commits.Load() == a.healCommits {
 		return nil, fmt.Errorf("local state corrupt again before any commit since it was rebuilt (the previous copy is under %s): %w",
-			a.cfg.StateDir+"/"+store.QuarantineDir, cause)
+			filepath.Join(a.cfg.StateDir, store.QuarantineDir), cause)
 	}
 	if err := a.stopGlobals(); err != nil {
 		a.log.Warn("closing the global stores of corrupt state failed", slog.Any("error", err))
