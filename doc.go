@@ -202,8 +202,9 @@
 // heals itself. When the database fails to open as corrupt (a checksum
 // mismatch, a missing, truncated or malformed file, see
 // [store.OpenPebble]), or a read or write of a store fails with an error
-// matching [store.ErrCorrupt] while the app runs, Run moves the whole
-// database into a new directory under dir/quarantine
+// matching [store.ErrCorrupt] while the app runs, or Pebble reports
+// corruption no caller sees (a background compaction's, a query's), Run
+// moves the whole database into a new directory under dir/quarantine
 // ([store.QuarantinePebble]; kept for inspection, never deleted), logs it
 // at Error ("local state is corrupt", with the attributes "quarantine",
 // "error", and "task" and "store" when a task met it), counts it in

@@ -355,3 +355,61 @@ func TestStateDamagedQueries(t *testing.T) {
 	requireCounts(t, b, 2*damagePhase, damageKeys)
 	require.Equal(t, uint64(1), app.Metrics().StateQuarantines)
 }
+
+// TestStateCorruptionFoundByQuery checks that corruption no task meets,
+// here found by a query (a background compaction is reported the same
+// way), heals the state too: the query fails as corrupt, the app
+// quarantines and rebuilds the state, the key reads right again, and
+// processing goes on exactly once.
+func TestStateCorruptionFoundByQuery(t *testing.T) {
+	b := openBroker(t)
+	createTopic(t, b, "in", 3)
+	createTopic(t, b, "out", 3)
+	dir := filepath.Join(t.TempDir(), "state")
+	produceKeyed(t, b, 0, damagePhase, damageKeys)
+	require.NoError(t, newCounter(t, b, duality.StateDir(dir)).RunToEnd(t.Context()))
+	db, err := store.OpenPebble(dir)
+	require.NoError(t, err)
+	require.NoError(t, db.Flush())
+	require.NoError(t, db.Close())
+	for _, p := range stateFiles(t, dir, "*.sst") {
+		flipAt(t, p, 0.5)
+	}
+
+	logs := newLogRecorder()
+	app := newCounter(t, b, duality.StateDir(dir), duality.Logger(slog.New(logs)))
+	q, err := duality.Query(app, countStore, codec.String(), codec.String())
+	require.NoError(t, err)
+	stop, _ := runApp(t, app)
+	bad := ""
+	eventually(t, "a query meets the damage", func() bool {
+		for i := range damageKeys {
+			k := fmt.Sprintf("k%d", i)
+			if _, _, err := q.Get(t.Context(), k); errors.Is(err, store.ErrCorrupt) {
+				bad = k
+				return true
+			}
+		}
+		return false
+	})
+	eventually(t, "the state is quarantined", func() bool { return app.Metrics().StateQuarantines == 1 })
+	eventually(t, "the key reads right again", func() bool {
+		v, ok, err := q.Get(t.Context(), bad)
+		return err == nil && ok && v == "1"
+	})
+	produceKeyed(t, b, damagePhase, 2*damagePhase, damageKeys)
+	awaitRecords(t, b, "out", 2*damagePhase)
+	require.NoError(t, stop())
+	requireCounts(t, b, 2*damagePhase, damageKeys)
+	require.Equal(t, uint64(1), app.Metrics().StateQuarantines)
+	var lines []loggedRecord
+	for _, r := range logs.at(slog.LevelError) {
+		if strings.Contains(r.Message, "local state is corrupt") {
+			lines = append(lines, r)
+		}
+	}
+	require.Len(t, lines, 1)
+	require.DirExists(t, lines[0].Attrs["quarantine"].(string))
+	require.ErrorIs(t, lines[0].Attrs["error"].(error), store.ErrCorrupt)
+	require.Nil(t, lines[0].Attrs["task"], "no task met it")
+}

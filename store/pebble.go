@@ -87,7 +87,12 @@ type PebbleDB struct {
 	wo     *pebble.WriteOptions
 	space  *diskspace.Guard // admits writes while the disk has room
 	closed atomic.Bool
-	mu     struct {
+	// corrupt is closed when Pebble first reports on-disk corruption,
+	// which corruptErr (set before) describes.
+	corrupt     chan struct{}
+	corruptOnce sync.Once
+	corruptErr  error
+	mu          struct {
 		sync.Mutex
 		ids     map[storeKey]uint64
 		next    uint64
@@ -118,7 +123,7 @@ func OpenPebble(dir string, opts ...Option) (db *PebbleDB, err error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	d := &PebbleDB{dir: dir, cfg: cfg, wo: pebble.NoSync}
+	d := &PebbleDB{dir: dir, cfg: cfg, wo: pebble.NoSync, corrupt: make(chan struct{})}
 	if cfg.sync {
 		d.wo = pebble.Sync
 	}
@@ -196,11 +201,16 @@ func (d *PebbleDB) pebbleOptions() *pebble.Options {
 		L0StopWritesThreshold: l0StopWritesThreshold,
 		Logger:                logger,
 		EventListener: &pebble.EventListener{
-			// Pebble's default exits the process on a corrupt block. The
+			// Pebble's default exits the process on a corrupt block. A
 			// read that found it returns an error matching ErrCorrupt
-			// anyway, so log it and carry on.
+			// anyway, and a compaction's is signalled (Corrupted), so
+			// log it and carry on.
 			DataCorruption: func(info pebble.DataCorruptionInfo) {
 				d.cfg.logger.Error("store: on-disk corruption", "path", info.Path, "error", info.Details)
+				d.corruptOnce.Do(func() {
+					d.corruptErr = fmt.Errorf("%w: %s: %w", ErrCorrupt, info.Path, info.Details)
+					close(d.corrupt)
+				})
 			},
 		},
 	}
@@ -352,6 +362,25 @@ func (d *PebbleDB) Close() error {
 		return fmt.Errorf("store: close: %w", err)
 	}
 	return nil
+}
+
+// Corrupted returns a channel closed when Pebble first reports on-disk
+// corruption in the database: found by a read, which also returns an
+// error matching ErrCorrupt to its caller, or by a background compaction,
+// which returns no error to anyone (and fails again when retried).
+// CorruptionError then says what was found.
+func (d *PebbleDB) Corrupted() <-chan struct{} { return d.corrupt }
+
+// CorruptionError returns the first on-disk corruption Pebble reported
+// (see Corrupted), matching ErrCorrupt and naming the file, or nil when
+// there was none.
+func (d *PebbleDB) CorruptionError() error {
+	select {
+	case <-d.corrupt:
+		return d.corruptErr
+	default:
+		return nil
+	}
 }
 
 // Dir returns the directory the DB was opened in.

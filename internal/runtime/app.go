@@ -231,7 +231,8 @@ func (a *App) closeState() error {
 // loop follows the group's assignments until ctx ends, a worker fails or
 // the goroutine following the global stores fails; in a bounded run
 // (a.end) also until the input is processed to the end. A failure that
-// corrupt local state caused is healed (see heal) and the loop goes on.
+// corrupt local state caused, or corruption Pebble reports on its own
+// (store.PebbleDB.Corrupted), is healed (see heal) and the loop goes on.
 // topics are the partition counts of the topics known to exist.
 func (a *App) loop(ctx context.Context, m broker.Membership, topics map[string]int32) error {
 	var gen *generation
@@ -257,6 +258,13 @@ func (a *App) loop(ctx context.Context, m broker.Membership, topics map[string]i
 		if a.glob != nil {
 			globalErr = a.glob.errc
 		}
+		// Corruption Pebble found where no caller gets an error: a
+		// background compaction, a query.
+		var corrupted <-chan struct{}
+		pdb, _ := a.db.(*store.PebbleDB)
+		if pdb != nil {
+			corrupted = pdb.Corrupted()
+		}
 		select {
 		case <-ctx.Done():
 			var err error
@@ -278,6 +286,13 @@ func (a *App) loop(ctx context.Context, m broker.Membership, topics map[string]i
 			}
 			// Stop the other workers; they commit their own work.
 			return errors.Join(err, gen.stop(stopReason{}))
+		case <-corrupted:
+			var err error
+			gen, err = a.heal(ctx, m, gen, topics, pdb.CorruptionError())
+			if err != nil {
+				return a.stopped(ctx, err)
+			}
+			e.restarted()
 		case err := <-globalErr:
 			if a.healable(err) {
 				gen, err = a.heal(ctx, m, gen, topics, err)

@@ -99,7 +99,8 @@ func (a *App) quarantine(cause error) error {
 }
 
 // heal rebuilds the corrupt local state that cause (a worker's or the
-// global stores' failure, healable) reports, and resumes processing: it
+// global stores' failure, healable, or the database's report) reports,
+// and resumes processing: it
 // stops gen (nil: none yet), whose workers drop their uncommitted work
 // instead of committing it, stops the global stores, closes the state and
 // quarantines it, then opens an empty state, bootstraps the global stores
@@ -116,8 +117,16 @@ func (a *App) heal(ctx context.Context, m broker.Membership, gen *generation, to
 		asg = gen.asg
 		// The stopped workers' errors are their commits' and their
 		// stores'; state errors among them are the corruption healed.
-		if err := gen.stop(stopReason{heal: true}); err != nil && !errors.Is(err, store.ErrCorrupt) {
+		err := gen.stop(stopReason{heal: true})
+		if err != nil && !errors.Is(err, store.ErrCorrupt) {
 			return nil, errors.Join(cause, err)
+		}
+		if _, ok := errors.AsType[*corruptState](cause); !ok && err != nil {
+			// Pebble's report came first; the task that met the
+			// corruption says which store.
+			if _, ok := errors.AsType[*corruptState](err); ok {
+				cause = err
+			}
 		}
 	}
 	if a.healed && a.m.commits.Load() == a.healCommits {
