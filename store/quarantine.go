@@ -10,6 +10,8 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
+
+	"github.com/duality-streams/duality/internal/diskspace"
 )
 
 // QuarantineDir is the directory, inside a Pebble database's directory,
@@ -123,8 +125,10 @@ func lockDB(fs vfs.FS, dir string) (unlock func(), err error) {
 	return func() { _ = l.Close() }, nil
 }
 
-// moveInto moves every entry of dir but the quarantine directory and the
-// lock file into partial, a directory ending in ".partial" under
+// moveInto moves every entry of dir but the quarantine directory, the
+// lock file and the disk reserve's ballast (diskspace.BallastFile: the
+// directory's reserve, not part of the database, and up to 64 MiB that a
+// copy kept for inspection must not hold) into partial, a directory ending in ".partial" under
 // dir/quarantine, then renames partial without its suffix and returns the
 // new name. It can run again on what an interrupted run left.
 func moveInto(fs vfs.FS, dir, partial string) (string, error) {
@@ -133,7 +137,7 @@ func moveInto(fs vfs.FS, dir, partial string) (string, error) {
 		return "", err
 	}
 	for _, n := range names {
-		if n == QuarantineDir || n == lockFile {
+		if n == QuarantineDir || n == lockFile || n == diskspace.BallastFile {
 			continue
 		}
 		if err := fs.Rename(fs.PathJoin(dir, n), fs.PathJoin(partial, n)); err != nil {

@@ -73,8 +73,12 @@ func TestQuarantinePebble(t *testing.T) {
 	left, err := os.ReadDir(dir)
 	require.NoError(t, err)
 	for _, e := range left {
-		require.Contains(t, []string{store.QuarantineDir, "LOCK"}, e.Name())
+		// The disk reserve's ballast stays: it is the directory's, not
+		// the database's.
+		require.Contains(t, []string{store.QuarantineDir, "LOCK", "EMERGENCY-BALLAST"}, e.Name())
 	}
+	_, err = os.Stat(filepath.Join(path, "EMERGENCY-BALLAST"))
+	require.ErrorIs(t, err, os.ErrNotExist, "the quarantined copy holds no ballast")
 	// dir opens empty, the copy opens with the data, and a second
 	// quarantine gets a directory of its own.
 	requireStore(t, dir, 0)
