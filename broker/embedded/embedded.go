@@ -10,6 +10,7 @@ import (
 	"sort"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -199,7 +200,7 @@ func (b *Broker) openDB() error {
 	if fileID == nil {
 		db, err := openPebble(b.dir, b.pebbleOptions())
 		if err != nil {
-			return wrapRead("create database", err)
+			return fmt.Errorf("create database: %w", err)
 		}
 		if err := db.Close(); err != nil {
 			return fmt.Errorf("create database: %w", err)
@@ -210,10 +211,6 @@ func (b *Broker) openDB() error {
 	popts.ErrorIfNotExists = true
 	b.db, err = openPebble(b.dir, popts)
 	if err != nil {
-		if pebble.IsCorruptionError(err) || errors.Is(err, os.ErrNotExist) || errors.Is(err, pebble.ErrDBDoesNotExist) {
-			// Files of an existing database are missing or damaged.
-			return fmt.Errorf("%w: %w", broker.ErrCorrupt, err)
-		}
 		return err
 	}
 	if err := b.loadRecovering(fileID); err != nil {
@@ -227,6 +224,10 @@ func (b *Broker) openDB() error {
 // errors. Pebble panics on some failed fsyncs during Open (it never returns
 // a half-open DB: it releases what it opened and re-panics), so recovering
 // there is safe.
+//
+// Errors that mean the database's files are missing or damaged match
+// broker.ErrCorrupt (see damagedOpen); a Pebble fatal error (a failed
+// fsync) and the operating system refusing an operation do not.
 func openPebble(dir string, o *pebble.Options) (db *pebble.DB, err error) {
 	defer enterRecoverable()()
 	defer func() {
@@ -236,11 +237,35 @@ func openPebble(dir string, o *pebble.Options) (db *pebble.DB, err error) {
 			err = fmt.Errorf("embedded: storage failed: %s", r.Msg)
 		case error:
 			err = fmt.Errorf("embedded: storage failed: %w", r)
+			if damagedOpen(r) {
+				err = fmt.Errorf("%w: %w", broker.ErrCorrupt, err)
+			}
 		default:
-			err = fmt.Errorf("embedded: storage failed: %v", r)
+			// Pebble panics on some malformed records it replays.
+			err = fmt.Errorf("%w: embedded: storage failed: %v", broker.ErrCorrupt, r)
 		}
 	}()
-	return pebble.Open(dir, o)
+	db, err = pebble.Open(dir, o)
+	if err != nil && damagedOpen(err) && !errors.Is(err, broker.ErrCorrupt) {
+		err = fmt.Errorf("%w: %w", broker.ErrCorrupt, err)
+	}
+	return db, err
+}
+
+// damagedOpen reports whether err, from opening a Pebble database, means
+// that its files are missing or damaged. Pebble marks only some such errors
+// as corruption: a truncated sstable gives "object size mismatch", a
+// deleted marker file an unrelated-looking error, a damaged OPTIONS file a
+// parse error. So every error is damage except the operating system
+// refusing an operation (permissions, a full disk, too many open files, an
+// I/O error), which says nothing about the files' contents; a missing file
+// (ENOENT) is damage.
+func damagedOpen(err error) bool {
+	if errors.Is(err, os.ErrNotExist) {
+		return true
+	}
+	var errno syscall.Errno
+	return !errors.As(err, &errno)
 }
 
 func (b *Broker) loadRecovering(fileID []byte) (err error) {
@@ -620,14 +645,17 @@ func (b *Broker) ListOffsets(ctx context.Context, topic string, partition int32)
 	return broker.Offsets{Earliest: st.logStart, Latest: st.next}, nil
 }
 
-// Close stops the broker: blocked Fetch calls return broker.ErrClosed, calls
-// in flight finish, group memberships end (their Assignments channels close),
-// the writer and background goroutines exit, and the database is closed and
-// unlocked. Later calls return broker.ErrClosed; Close is idempotent.
 // MaxRecordBytes is the record size limit set by [WithMaxRecordBytes]; it
 // implements broker.RecordLimiter.
 func (b *Broker) MaxRecordBytes() int { return b.cfg.maxRecordBytes }
 
+// Close stops the broker: blocked Fetch calls return broker.ErrClosed, calls
+// in flight finish, group memberships end (their Assignments channels close),
+// the writer and background goroutines exit, the memtables are flushed to
+// sstables (so that a cleanly closed directory holds nothing that exists
+// only in a write-ahead log), and the database is closed and unlocked.
+// After a failed write (see WithSyncInterval) nothing is flushed. Later
+// calls return broker.ErrClosed; Close is idempotent.
 func (b *Broker) Close() error {
 	b.closeOnce.Do(func() {
 		close(b.closing)
@@ -640,6 +668,11 @@ func (b *Broker) Close() error {
 		b.bg.Wait()
 		b.groups.closeAll()
 		var errs []error
+		if b.failed.Load() == nil {
+			if err := b.flushDB(); err != nil {
+				errs = append(errs, fmt.Errorf("embedded: flush on close: %w", err))
+			}
+		}
 		if err := b.db.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("embedded: close database: %w", err))
 		}
@@ -670,6 +703,13 @@ func (b *Broker) syncLoop() {
 			return // closed, or failed: no write will be accepted again
 		}
 	}
+}
+
+// flushDB writes the memtables to sstables and waits for it.
+func (b *Broker) flushDB() (err error) {
+	defer enterRecoverable()()
+	defer recoverFatal(&err)
+	return b.db.Flush()
 }
 
 // syncWAL makes every write acknowledged so far durable.
