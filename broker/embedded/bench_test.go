@@ -33,13 +33,15 @@ func reportRecords(b *testing.B, records int) {
 
 // BenchmarkAppend measures Produce of 100-byte values in batches, by one
 // producer or several concurrent ones (each to its own partition), with
-// sync-per-commit (group commit) and interval sync.
+// sync-per-commit (group commit), the same with the acknowledgement record
+// synced before each acknowledgement (WithAckRecordSync), and interval sync.
 func BenchmarkAppend(b *testing.B) {
 	modes := []struct {
 		name string
 		opts []Option
 	}{
 		{"sync", nil},
+		{"syncstrict", []Option{WithAckRecordSync(true)}},
 		{"interval", []Option{WithSyncInterval(100 * time.Millisecond)}},
 	}
 	for _, mode := range modes {

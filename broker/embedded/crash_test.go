@@ -563,6 +563,8 @@ func TestCrashChild(t *testing.T) {
 			os.Exit(0)
 		}
 		err = fmt.Errorf("second open: %v, want ErrLocked", err)
+	case "twolog", "twolog-strict":
+		err = twoLogChild(f[3], f[0] == "twolog-strict") // returns only with an error
 	case "verify", "errorfs", "enospc":
 		var start int
 		if start, err = strconv.Atoi(f[2]); err == nil {

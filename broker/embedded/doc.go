@@ -100,7 +100,7 @@
 //
 // # Files and locking
 //
-// The data directory holds Pebble's files and two of the broker's own:
+// The data directory holds Pebble's files and three of the broker's own:
 //
 //   - duality.lock: Open locks it with flock(2), so that a second Open of
 //     the same directory, from this process or another, fails with an
@@ -110,15 +110,51 @@
 //     it. If damaged Pebble files (a lost or corrupt MANIFEST) would make
 //     Pebble open an empty or different database without complaint, Open
 //     fails with an error matching [broker.ErrCorrupt] instead.
+//   - duality.acked.0 and duality.acked.1: the acknowledgement record (see
+//     below), written in turn so that a write torn by a crash leaves the
+//     other whole.
 //
-// Pebble detects damaged sstables and write-ahead logs by their checksums;
-// Open and the reads that meet them return errors matching
-// [broker.ErrCorrupt]. The exception is the end of the newest write-ahead
-// log: Pebble cannot tell damage there (in its last 32 KiB block, or the
-// log cut short or deleted) from a write torn by a crash, and recovers the
-// valid prefix without an error. A torn write holds no acknowledged data in
-// sync mode, but such damage loses the acknowledged writes after it (a
-// suffix of each partition) silently, as in any write-ahead-log engine.
+// # Damaged files
+//
+// Close flushes Pebble's memtables, so a cleanly closed directory holds
+// nothing that exists only in a write-ahead log. Pebble detects damaged
+// sstables, MANIFESTs and write-ahead logs by their checksums; Open and the
+// reads that meet them return errors matching [broker.ErrCorrupt], and so
+// does every other failure to open an existing database that is not the
+// operating system refusing an operation (a truncated sstable, a missing
+// file or marker, a damaged OPTIONS file).
+//
+// Pebble alone cannot tell damage at the end of its newest write-ahead log
+// (in its last 32 KiB block, or the log cut short or deleted) from a write
+// torn by a crash: it recovers the valid prefix without an error. Nor does
+// it notice an older log that is missing or empty. Two checks make such
+// losses of acknowledged writes errors, a [*LostWritesError] matching
+// [broker.ErrCorrupt] that names the logs present and the partitions and
+// offset ranges lost:
+//
+//   - The write chain: every Pebble batch of the broker has a sequence
+//     number and writes a key for it; after recovery the numbers must be
+//     contiguous, so the batches of a missing or damaged log in the middle
+//     cannot vanish while later ones survive. Keys of batches already in
+//     sstables are deleted as Pebble flushes.
+//   - The acknowledgement record: the sequence number of the last durable
+//     batch and the next offset of every partition, checksummed and
+//     fsynced; after recovery the chain must reach that number and every
+//     partition that offset. In sync mode it is written in the background
+//     after write-ahead log syncs, at most every 50 ms, so it trails the
+//     acknowledgements by up to about that; [WithAckRecordSync] syncs it
+//     before each acknowledgement instead, at the cost of a second fsync
+//     per acknowledgement. In interval mode it is written at each interval
+//     sync (covering what a crash cannot lose), and by Close.
+//
+// The one loss still not reported is damage confined to the end of the
+// newest write-ahead log of a process that crashed, destroying only writes
+// acknowledged in the moment before the crash that the record does not
+// cover yet (none with WithAckRecordSync; those of the last 50 ms at most
+// by default). A damaged acknowledgement record is itself reported unless the
+// other file holds a valid, older record, which is then used. Nothing is
+// repaired: the directory is left as it is, for inspection or for restoring
+// from a copy.
 //
 // # A full disk
 //

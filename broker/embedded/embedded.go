@@ -36,6 +36,13 @@ type Broker struct {
 	lock io.Closer
 	log  *slog.Logger
 	wo   *pebble.WriteOptions // for appends and offset commits
+	acks *ackRecorder         // the acknowledgement record; see acked.go
+
+	// applying is the sequence number of the next batch the writer
+	// applies; rotatedAt is its value when Pebble last switched to a new
+	// write-ahead log (and memtable): the batches before it are in older
+	// ones. See writer.trimChain.
+	applying, rotatedAt atomic.Uint64
 
 	mu struct {
 		sync.RWMutex
@@ -175,6 +182,12 @@ func Open(dir string, opts ...Option) (*Broker, error) {
 	if cfg.syncInterval > 0 {
 		b.bg.Add(1)
 		go b.syncLoop()
+	} else if !cfg.ackRecordSync {
+		b.bg.Add(1)
+		go func() {
+			defer b.bg.Done()
+			b.acks.run(b.closing, func(err error) { b.w.fail(err) })
+		}()
 	}
 	if cfg.cleanupInterval > 0 {
 		b.bg.Add(1)
@@ -209,12 +222,16 @@ func (b *Broker) openDB() error {
 	popts := b.pebbleOptions()
 	// An existing database must not be silently replaced by a new one.
 	popts.ErrorIfNotExists = true
+	logs := listLogs(b.cfg.fs, b.dir) // before Pebble recycles or deletes them
 	b.db, err = openPebble(b.dir, popts)
 	if err != nil {
 		return err
 	}
-	if err := b.loadRecovering(fileID); err != nil {
+	if err := b.loadRecovering(fileID, logs); err != nil {
 		_ = b.db.Close()
+		if b.acks != nil {
+			_ = b.acks.close()
+		}
 		return err
 	}
 	return nil
@@ -268,18 +285,35 @@ func damagedOpen(err error) bool {
 	return !errors.As(err, &errno)
 }
 
-func (b *Broker) loadRecovering(fileID []byte) (err error) {
+// loadRecovering loads the metadata and checks that no acknowledged write
+// is missing (see acked.go). Acknowledged writes found missing are
+// reported first: they explain the inconsistencies load may find.
+func (b *Broker) loadRecovering(fileID []byte, logs []string) (err error) {
 	defer enterRecoverable()()
 	defer recoverFatal(&err)
-	return b.load(fileID)
+	if err := b.checkIdentity(fileID); err != nil {
+		return err
+	}
+	acks, err := b.readAckState()
+	if err != nil {
+		return err
+	}
+	loadErr := b.load()
+	if err := b.checkAcked(acks, logs, loadErr == nil); err != nil {
+		if loadErr != nil {
+			return errors.Join(err, loadErr)
+		}
+		return err
+	}
+	if loadErr != nil {
+		return loadErr
+	}
+	return b.startAcked(acks)
 }
 
 // load reads the metadata into memory and checks that it agrees with the
 // stored records.
-func (b *Broker) load(fileID []byte) error {
-	if err := b.checkIdentity(fileID); err != nil {
-		return err
-	}
+func (b *Broker) load() error {
 	nextID, err := b.getUint64(keyNextTopicID)
 	if err != nil {
 		return err
@@ -668,10 +702,19 @@ func (b *Broker) Close() error {
 		b.bg.Wait()
 		b.groups.closeAll()
 		var errs []error
-		if b.failed.Load() == nil {
+		// The flush needs room for its sstables: on a disk the guard says
+		// is full, Pebble would retry a failed flush forever, so the
+		// directory is left depending on its (synced) write-ahead log,
+		// as before flushes on Close.
+		if b.failed.Load() == nil && b.space.Failed() == nil && b.space.AdmitSmall() == nil {
 			if err := b.flushDB(); err != nil {
 				errs = append(errs, fmt.Errorf("embedded: flush on close: %w", err))
+			} else if err := b.acks.write(); err != nil {
+				errs = append(errs, err)
 			}
+		}
+		if err := b.acks.close(); err != nil {
+			errs = append(errs, fmt.Errorf("embedded: close acknowledgement record: %w", err))
 		}
 		if err := b.db.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("embedded: close database: %w", err))

@@ -21,7 +21,14 @@ const (
 var (
 	keyFormat      = []byte("mformat")
 	keyNextTopicID = []byte("mnext-topic-id")
+	// chainPrefix starts the write chain's keys, mw<be64 sequence number>
+	// (see acked.go); chainEnd bounds them.
+	chainPrefix = []byte("mw")
+	chainEnd    = []byte("mx")
 )
+
+// chainKey is the write chain's key of batch seq.
+func chainKey(seq uint64) []byte { return binary.BigEndian.AppendUint64([]byte("mw"), seq) }
 
 // formatVersion is the layout version stored under keyFormat.
 const formatVersion = 1

@@ -44,6 +44,20 @@ func (b *Broker) pebbleOptions() *pebble.Options {
 	}
 	o.FS = b.space.WatchFS(b.cfg.fs) // see diskspace.go
 	o.Logger = logger
+	var el pebble.EventListener
+	if o.EventListener != nil {
+		el = *o.EventListener
+	}
+	walCreated := el.WALCreated
+	o.EventListener = &el
+	el.WALCreated = func(info pebble.WALCreateInfo) {
+		// Called by the goroutine whose commit rotated the log: the
+		// writer, while it applies batch b.applying.
+		b.rotatedAt.Store(b.applying.Load())
+		if walCreated != nil {
+			walCreated(info)
+		}
+	}
 	o.ReadOnly = false
 	o.DisableWAL = false
 	return o

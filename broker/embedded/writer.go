@@ -122,6 +122,12 @@ type writer struct {
 
 	lastLen int // size of the last group's batch, to size the next one
 
+	// seq is the sequence number of the last batch committed; chainFirst
+	// the first key of the write chain not trimmed; trimWait counts the
+	// groups since trimChain last looked (see acked.go).
+	seq, chainFirst uint64
+	trimWait        int
+
 	groupRecords, groupBytes uint64 // appended by the staged group
 
 	// Scratch space reused across operations.
@@ -207,10 +213,18 @@ func (w *writer) handle(op *writeOp) {
 		return
 	case opSync:
 		w.flush()
-		if err := w.b.syncWAL(); err != nil {
+		w.b.applying.Store(w.seq + 1)
+		err := w.b.syncWAL()
+		if err != nil {
 			// Acknowledged writes may not be durable and Pebble's state
 			// is unknown: refuse further writes.
-			op.done <- w.fail(fmt.Errorf("embedded: sync write-ahead log: %w", err))
+			err = fmt.Errorf("embedded: sync write-ahead log: %w", err)
+		} else {
+			// Everything noted is durable now: record it.
+			err = w.b.acks.write()
+		}
+		if err != nil {
+			op.done <- w.fail(err)
 			return
 		}
 		op.done <- nil
@@ -455,6 +469,7 @@ func (w *writer) fail(err error) error {
 // commitGroup is a committed group of operations waiting for its sync.
 type commitGroup struct {
 	batch          *pebble.Batch
+	seq            uint64 // the batch's sequence number
 	ops            []*writeOp
 	pend           []pendingPart
 	records, bytes uint64 // appended, for Metrics
@@ -481,6 +496,12 @@ func (w *writer) flush() {
 			return
 		}
 	}
+	seq := w.seq + 1
+	if err := w.batch.Set(chainKey(seq), nil, nil); err != nil {
+		w.failGroup(err)
+		return
+	}
+	w.trimChain(w.batch)
 	w.lastLen = min(w.batch.Len(), 16<<20)
 	if err := w.admitGroup(); err != nil {
 		// Refused before Pebble saw it: nothing written, the broker
@@ -488,14 +509,18 @@ func (w *writer) flush() {
 		w.failGroup(err)
 		return
 	}
+	w.b.applying.Store(seq)
 	if !w.b.syncEvery {
 		if err := w.apply(w.batch, w.b.wo); err != nil {
 			w.failGroup(w.fail(err))
 			return
 		}
+		w.seq = seq
 		for i := range w.pend {
 			w.pend[i].p.wstate = w.pend[i].st
 		}
+		// Recorded at the next sync (opSync), which makes it durable.
+		w.b.acks.note(seq, w.pend)
 		w.b.countGroup(w.ops, w.groupRecords, w.groupBytes)
 		publish(w.pend, w.ops)
 		w.reset()
@@ -513,10 +538,11 @@ func (w *writer) flush() {
 		w.reset()
 		return
 	}
+	w.seq = seq
 	for i := range w.pend {
 		w.pend[i].p.wstate = w.pend[i].st
 	}
-	w.b.syncCh <- &commitGroup{batch: w.batch, ops: w.ops, pend: w.pend, records: w.groupRecords, bytes: w.groupBytes}
+	w.b.syncCh <- &commitGroup{batch: w.batch, seq: seq, ops: w.ops, pend: w.pend, records: w.groupRecords, bytes: w.groupBytes}
 	w.batch, w.ops, w.pend = nil, nil, nil
 	w.reset()
 }
@@ -571,7 +597,18 @@ func (b *Broker) syncGroups() {
 		}
 		err := g.batch.SyncWait()
 		if err != nil {
-			b.w.fail(fmt.Errorf("embedded: sync write-ahead log: %w", err))
+			err = fmt.Errorf("embedded: sync write-ahead log: %w", err)
+			b.w.fail(err)
+		} else if b.failed.Load() == nil {
+			// Durable: record it (see WithAckRecordSync).
+			if b.cfg.ackRecordSync {
+				b.acks.note(g.seq, g.pend)
+				if err = b.acks.write(); err != nil {
+					b.w.fail(err)
+				}
+			} else {
+				b.acks.noteAsync(g.seq, g.pend)
+			}
 		}
 		if f := b.failed.Load(); f != nil {
 			// A group after a failed one fails too, even if its own sync
@@ -608,11 +645,19 @@ func (w *writer) createTopic(name string, cfg broker.TopicConfig) error {
 	for p := range cfg.Partitions {
 		_ = batch.Set(partitionKey(id, p), partitionValue{}.appendTo(v[:0]), nil)
 	}
+	seq := w.seq + 1
+	_ = batch.Set(chainKey(seq), nil, nil)
+	w.b.applying.Store(seq)
 	if err := w.apply(batch, pebble.Sync); err != nil {
 		return w.fail(err)
 	}
+	w.seq = seq
 	w.nextTopicID++
 	t := newTopic(name, id, cfg)
+	if err := w.b.acks.createTopic(seq, t); err != nil {
+		w.fail(err)
+		return err
+	}
 	w.b.mu.Lock()
 	w.b.mu.topics[name] = t
 	w.b.mu.Unlock()
@@ -635,8 +680,16 @@ func (w *writer) deleteTopic(name string) error {
 		start, end := topicSpan(prefix, t.id)
 		_ = batch.DeleteRange(start, end, nil)
 	}
+	seq := w.seq + 1
+	_ = batch.Set(chainKey(seq), nil, nil)
+	w.b.applying.Store(seq)
 	if err := w.apply(batch, pebble.Sync); err != nil {
 		return w.fail(err)
+	}
+	w.seq = seq
+	if err := w.b.acks.deleteTopic(seq, t); err != nil {
+		w.fail(err)
+		return err
 	}
 	w.b.mu.Lock()
 	delete(w.b.mu.topics, name)
@@ -650,4 +703,27 @@ func (w *writer) deleteTopic(name string) error {
 	}
 	w.b.log.Info("embedded: deleted topic", "topic", name)
 	return nil
+}
+
+// trimChain adds to batch the deletion of the write chain's keys whose
+// batches are all in sstables (see acked.go), keeping the last of them as
+// the anchor of the rest. Those are the batches before the last rotation
+// of the write-ahead log once Pebble has flushed every memtable but the
+// mutable one; the writer is the only goroutine that commits, so no
+// rotation happens between the check and the commit of batch. It looks at
+// most once per 64 groups after a rotation, as Metrics takes Pebble's lock.
+func (w *writer) trimChain(batch *pebble.Batch) {
+	r := w.b.rotatedAt.Load()
+	if r < 2 || r-1 <= w.chainFirst {
+		return
+	}
+	if w.trimWait++; w.trimWait < 64 {
+		return
+	}
+	w.trimWait = 0
+	if w.b.db.Metrics().MemTable.Count != 1 {
+		return
+	}
+	_ = batch.DeleteRange(chainKey(w.chainFirst), chainKey(r-1), nil)
+	w.chainFirst = r - 1
 }
