@@ -114,6 +114,22 @@
 // "fatal error: sync: unlock of unlocked mutex", exit status 2), which no
 // recover catches. TestDiskFullOutsider measures how rare that became.
 //
+// # Damaged files
+//
+// PebbleDB.Close flushes the memtables, so a cleanly closed directory does
+// not depend on a write-ahead log. OpenPebble returns an error matching
+// ErrCorrupt for every failure to open an existing database that is not
+// the operating system refusing an operation: checksum mismatches, a
+// truncated or missing sstable, a damaged or missing MANIFEST, marker or
+// OPTIONS file. A store's data and offset are written in one batch, so
+// Pebble recovering the valid prefix of a damaged newest write-ahead log
+// leaves every store consistent at an older offset, from which the
+// changelog restores the rest. A missing or damaged older log would not:
+// Pebble replays the newer logs over a state that lacks its batches. So
+// every batch carries a sequence number (a key of the write chain), and
+// OpenPebble fails with ErrCorrupt when the numbers it finds after
+// recovery have a hole. Reads that meet a damaged block return ErrCorrupt.
+//
 // # Testing
 //
 // Package storetest is the conformance suite that every DB passes.

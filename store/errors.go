@@ -3,8 +3,13 @@ package store
 import (
 	"errors"
 	"fmt"
+	"os"
+	"slices"
+	"strings"
+	"syscall"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
 
 	"github.com/duality-streams/duality/internal/diskspace"
 )
@@ -24,13 +29,64 @@ var (
 	ErrInvalid = errors.New("store: invalid argument")
 	// ErrCorrupt is returned when stored data cannot be decoded (a catalog
 	// entry or an offset written by something else, a directory that holds
-	// a Pebble database that is not a store) or Pebble reports corruption.
+	// a Pebble database that is not a store), when Pebble reports
+	// corruption, and by OpenPebble for every failure to open an existing
+	// database other than the operating system refusing an operation (a
+	// truncated sstable, a missing or damaged MANIFEST, marker or OPTIONS
+	// file).
 	ErrCorrupt = errors.New("store: corrupt")
 	// ErrDiskFull is returned when a write (or OpenPebble) is refused
 	// because the file system is (nearly) full: see WithDiskReserve. A
 	// refused write wrote nothing and may succeed once space is freed.
 	ErrDiskFull = errors.New("store: disk full")
 )
+
+// damagedOpen reports whether err, from opening an existing Pebble
+// database, means that its files are missing or damaged. Pebble marks only
+// some such errors as corruption (a truncated sstable gives "object size
+// mismatch", a deleted marker or a damaged OPTIONS file other errors), so
+// every error is damage except the operating system refusing an operation
+// (permissions, a full disk, too many open files, an I/O error), which
+// says nothing about the files; a missing file is damage.
+func damagedOpen(err error) bool {
+	if errors.Is(err, os.ErrNotExist) {
+		return true
+	}
+	var errno syscall.Errno
+	return !errors.As(err, &errno)
+}
+
+// hasPebbleFiles reports whether dir holds files of a Pebble database
+// (sstables, manifests, write-ahead logs or OPTIONS).
+func hasPebbleFiles(fs vfs.FS, dir string) bool {
+	names, err := fs.List(dir)
+	if err != nil {
+		return false
+	}
+	for _, n := range names {
+		if strings.HasSuffix(n, ".sst") || strings.HasSuffix(n, ".log") ||
+			strings.HasPrefix(n, "MANIFEST-") || strings.HasPrefix(n, "OPTIONS-") {
+			return true
+		}
+	}
+	return false
+}
+
+// listLogs returns the names of the write-ahead logs in dir, sorted.
+func listLogs(fs vfs.FS, dir string) []string {
+	names, err := fs.List(dir)
+	if err != nil {
+		return nil
+	}
+	var logs []string
+	for _, n := range names {
+		if strings.HasSuffix(n, ".log") {
+			logs = append(logs, n)
+		}
+	}
+	slices.Sort(logs)
+	return logs
+}
 
 // wrap adds context to err, ErrCorrupt if Pebble reports corruption, and
 // ErrDiskFull if the file system says it has no space left.

@@ -92,7 +92,19 @@ type PebbleDB struct {
 	corrupt     chan struct{}
 	corruptOnce sync.Once
 	corruptErr  error
-	mu          struct {
+	logs        []string // the write-ahead logs present at open, for errors
+
+	// chain orders the commits of the write chain (see chain.go);
+	// applying is the sequence number of the batch being committed and
+	// rotatedAt its value when Pebble last switched to a new log.
+	chain struct {
+		sync.Mutex
+		seq, first uint64
+		trimWait   int
+	}
+	applying, rotatedAt atomic.Uint64
+
+	mu struct {
 		sync.Mutex
 		ids     map[storeKey]uint64
 		next    uint64
@@ -162,9 +174,17 @@ func OpenPebble(dir string, opts ...Option) (db *PebbleDB, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", dir, err)
 	}
-	pdb, err := pebble.Open(dir, d.pebbleOptions())
+	d.logs = listLogs(cfg.fs, dir) // before Pebble recycles or deletes them
+	popts := d.pebbleOptions()
+	// A directory with Pebble's files but no manifest marker is damaged:
+	// Pebble would silently create an empty database in it.
+	popts.ErrorIfNotExists = hasPebbleFiles(cfg.fs, dir)
+	pdb, err := pebble.Open(dir, popts)
 	if err != nil {
-		return nil, fmt.Errorf("store: open %s: %w", dir, openError(err))
+		if err = openError(err); damagedOpen(err) && !errors.Is(err, ErrCorrupt) {
+			err = fmt.Errorf("%w: %w", ErrCorrupt, err)
+		}
+		return nil, fmt.Errorf("store: open %s: %w", dir, err)
 	}
 	d.db = pdb
 	if err := d.load(); err != nil {
@@ -224,6 +244,20 @@ func (d *PebbleDB) pebbleOptions() *pebble.Options {
 		f(o)
 	}
 	o.FS = d.space.WatchFS(d.cfg.fs) // see diskspace.go
+	var el pebble.EventListener
+	if o.EventListener != nil {
+		el = *o.EventListener
+	}
+	walCreated := el.WALCreated
+	el.WALCreated = func(info pebble.WALCreateInfo) {
+		// Called by the goroutine whose commit (under d.chain) or Flush
+		// rotated the log; see trimChain.
+		d.rotatedAt.Store(d.applying.Load())
+		if walCreated != nil {
+			walCreated(info)
+		}
+	}
+	o.EventListener = &el
 	o.Comparer = pebble.DefaultComparer
 	o.Merger = pebble.DefaultMerger
 	o.ReadOnly = false
@@ -281,7 +315,10 @@ func (d *PebbleDB) load() error {
 		d.mu.ids[storeKey{name, partition}] = id
 		d.mu.next = max(d.mu.next, id+1)
 	}
-	return it.Error()
+	if err := it.Error(); err != nil {
+		return err
+	}
+	return d.loadChain()
 }
 
 func catalogKey(name string, partition int32) []byte {
@@ -327,7 +364,11 @@ func (d *PebbleDB) Store(name string, partition int32) (Store, error) {
 			return nil, wrap(name, partition, "open", err)
 		}
 		id = d.mu.next
-		if err := d.db.Set(catalogKey(name, partition), binary.AppendUvarint(nil, id), d.wo); err != nil {
+		pb := d.db.NewBatch()
+		_ = pb.Set(catalogKey(name, partition), binary.AppendUvarint(nil, id), nil)
+		err := d.commit(pb, d.wo)
+		_ = pb.Close()
+		if err != nil {
 			return nil, wrap(name, partition, "open", err)
 		}
 		d.mu.next++
@@ -342,8 +383,10 @@ func (d *PebbleDB) Store(name string, partition int32) (Store, error) {
 	}, nil
 }
 
-// Close implements DB: it closes the cursors still open and the Pebble
-// database. Closing twice returns nil.
+// Close implements DB: it closes the cursors still open, flushes the
+// memtables to sstables (so that a cleanly closed directory holds nothing
+// that exists only in a write-ahead log) and closes the Pebble database.
+// Closing twice returns nil.
 func (d *PebbleDB) Close() error {
 	if d.closed.Swap(true) {
 		return nil
@@ -357,6 +400,9 @@ func (d *PebbleDB) Close() error {
 	}
 	d.mu.cursors = nil
 	d.mu.Unlock()
+	if err := d.flushRecovering(); err != nil {
+		errs = append(errs, fmt.Errorf("flush: %w", err))
+	}
 	errs = append(errs, d.db.Close())
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("store: close: %w", err)
@@ -400,6 +446,19 @@ func (d *PebbleDB) Flush() error {
 		return fmt.Errorf("store: flush: %w", err)
 	}
 	return nil
+}
+
+// flushRecovering flushes the memtables, turning a Pebble fatal error
+// into an error.
+func (d *PebbleDB) flushRecovering() (err error) {
+	exit := pebblelog.Enter()
+	defer exit()
+	defer func() {
+		if r := recover(); r != nil {
+			err = pebblelog.FromPanic(r, "store: storage failed")
+		}
+	}()
+	return d.db.Flush()
 }
 
 // pebbleStore is a handle on one store of a PebbleDB.
@@ -504,7 +563,7 @@ func (s *pebbleStore) Apply(b *Batch) error {
 	if err := s.db.space.Admit(int64(pb.Len())); err != nil {
 		return wrap(s.name, s.partition, "apply", err)
 	}
-	if err := pb.Commit(s.db.wo); err != nil {
+	if err := s.db.commit(pb, s.db.wo); err != nil {
 		return wrap(s.name, s.partition, "apply", err)
 	}
 	return nil
@@ -543,7 +602,7 @@ func (s *pebbleStore) Drop() error {
 	if err := s.db.space.AdmitSmall(); err != nil {
 		return wrap(s.name, s.partition, "drop", err)
 	}
-	if err := pb.Commit(s.db.wo); err != nil {
+	if err := s.db.commit(pb, s.db.wo); err != nil {
 		return wrap(s.name, s.partition, "drop", err)
 	}
 	return nil
