@@ -6,6 +6,8 @@ import (
 	"strings"
 
 	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/duality-streams/duality/internal/pebblelog"
 )
 
 // The write chain. Pebble recovers the valid prefix of its newest
@@ -31,8 +33,25 @@ var (
 
 func chainKey(seq uint64) []byte { return binary.BigEndian.AppendUint64([]byte{tagMeta, 0x00}, seq) }
 
-// commit commits pb with wo as the next batch of the chain.
+// commit commits pb with wo as the next batch of the chain. Only the
+// write to the log happens under d.chain: a sync waits outside it, so that
+// concurrent commits still share fsyncs (Pebble's group commit).
 func (d *PebbleDB) commit(pb *pebble.Batch, wo *pebble.WriteOptions) error {
+	if err := d.commitOrdered(pb, wo); err != nil {
+		return err
+	}
+	if wo.Sync {
+		if err := pb.SyncWait(); err != nil {
+			// What Pebble's Commit does on a failed sync (its commit
+			// pipeline is broken): see package pebblelog.
+			pebblelog.Logger{Log: d.cfg.logger, Name: "store"}.Fatalf("pebble: fatal commit error: %v", err)
+			return err // inside a recovering section Fatalf panics instead
+		}
+	}
+	return nil
+}
+
+func (d *PebbleDB) commitOrdered(pb *pebble.Batch, wo *pebble.WriteOptions) error {
 	d.chain.Lock()
 	defer d.chain.Unlock()
 	seq := d.chain.seq + 1
@@ -41,7 +60,13 @@ func (d *PebbleDB) commit(pb *pebble.Batch, wo *pebble.WriteOptions) error {
 	}
 	d.trimChain(pb)
 	d.applying.Store(seq)
-	if err := pb.Commit(wo); err != nil {
+	var err error
+	if wo.Sync {
+		err = d.db.ApplyNoSyncWait(pb, wo)
+	} else {
+		err = pb.Commit(wo)
+	}
+	if err != nil {
 		return err
 	}
 	d.chain.seq = seq
