@@ -345,6 +345,8 @@ type LostWritesError struct {
 	Partitions []LostRange
 }
 
+// Error describes the loss: the directory, the missing batches, the logs
+// present and up to eight lost offset ranges.
 func (e *LostWritesError) Error() string {
 	var sb strings.Builder
 	fmt.Fprintf(&sb, "%v: acknowledged writes lost in the write-ahead log of %s: %s", broker.ErrCorrupt, e.Dir, e.Writes)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log"
 	"os"
+	"path/filepath"
 
 	"github.com/duality-streams/duality/broker"
 	"github.com/duality-streams/duality/broker/embedded"
@@ -106,4 +107,73 @@ func ExampleBroker_Commit() {
 	// Output:
 	// out: HELLO, next input offset: 1
 	// stale generation fenced: true
+}
+
+// Open reports acknowledged writes that a damaged or missing write-ahead
+// log lost, instead of opening without them. Here a copy of a directory is
+// taken while its broker runs (as a crash would leave it, the newest writes
+// only in the log) and the copy's logs are deleted.
+func ExampleLostWritesError() {
+	dir, err := os.MkdirTemp("", "duality-example")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	ctx := context.Background()
+	produce := func(b *embedded.Broker, values ...string) {
+		for _, v := range values {
+			if err := b.Produce(ctx, []broker.Record{{Topic: "orders", Value: []byte(v)}}); err != nil {
+				log.Fatal(err)
+			}
+		}
+	}
+
+	live := filepath.Join(dir, "live")
+	b, err := embedded.Open(live, embedded.WithAckRecordSync(true))
+	if err != nil {
+		log.Fatal(err)
+	}
+	if err := b.CreateTopic(ctx, "orders", broker.TopicConfig{Partitions: 1}); err != nil {
+		log.Fatal(err)
+	}
+	produce(b, "a", "b")
+	if err := b.Close(); err != nil { // flushes: a and b are in sstables
+		log.Fatal(err)
+	}
+	if b, err = embedded.Open(live, embedded.WithAckRecordSync(true)); err != nil {
+		log.Fatal(err)
+	}
+	defer b.Close()
+	produce(b, "c", "d", "e") // acknowledged, in the write-ahead log only
+
+	crashed := filepath.Join(dir, "crashed")
+	if err := os.CopyFS(crashed, os.DirFS(live)); err != nil {
+		log.Fatal(err)
+	}
+	logs, err := filepath.Glob(filepath.Join(crashed, "*.log"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	for _, name := range logs {
+		if err := os.Remove(name); err != nil {
+			log.Fatal(err)
+		}
+	}
+
+	c, err := embedded.Open(crashed)
+	if err == nil {
+		c.Close()
+		log.Fatal("the lost writes went unnoticed")
+	}
+	var lost *embedded.LostWritesError
+	if !errors.As(err, &lost) {
+		log.Fatal(err)
+	}
+	fmt.Println("corrupt:", errors.Is(err, broker.ErrCorrupt))
+	for _, r := range lost.Partitions {
+		fmt.Printf("lost %s/%d offsets [%d, %d)\n", r.Topic, r.Partition, r.From, r.To)
+	}
+	// Output:
+	// corrupt: true
+	// lost orders/0 offsets [2, 5)
 }
