@@ -164,44 +164,58 @@ func TestDamageMatrix(t *testing.T) {
 		applicable           bool
 		st                   *crashState
 	}
-	root := memTempDir(t)
 	var cases []dcase
 	for _, base := range bases {
 		for _, k := range kinds {
 			files := k.files(base.dir)
 			for _, op := range ops {
-				c := dcase{base: base.name, kind: k.name, op: op.name, applicable: len(files) > 0, st: base.st}
-				if c.applicable {
-					dir := filepath.Join(root, strconv.Itoa(len(cases)))
-					copyDir(t, base.dir, dir)
-					var did []string
-					for _, f := range files {
-						what, err := op.fn(filepath.Join(dir, filepath.Base(f)))
-						require.NoError(t, err)
-						did = append(did, filepath.Base(f)+": "+what)
-					}
-					c.what = strings.Join(did, "; ")
-				}
-				cases = append(cases, c)
+				cases = append(cases, dcase{base: base.name, kind: k.name, op: op.name, applicable: len(files) > 0, st: base.st})
 			}
 		}
 	}
-	// The verify jobs are numbered by directory; the inapplicable cases
-	// have none, so renumber the applicable ones contiguously.
-	jobOf := map[int]int{}
-	jobs := 0
-	for i, c := range cases {
-		if c.applicable {
-			if jobs != i {
-				require.NoError(t, os.Rename(filepath.Join(root, strconv.Itoa(i)), filepath.Join(root, strconv.Itoa(jobs))))
-			}
-			jobOf[i] = jobs
-			jobs++
-		}
+	// The applicable cases in chunks: each a directory root/<j> per case
+	// (a copy of its base, damaged) verified by runJobs, which removes it.
+	results := map[int]*jobResult{}
+	baseDir := map[string]string{}
+	for _, base := range bases {
+		baseDir[base.name] = base.dir
+	}
+	kindOf := map[string]damageKind{}
+	for _, k := range kinds {
+		kindOf[k.name] = k
+	}
+	opOf := map[string]damageOp{}
+	for _, op := range ops {
+		opOf[op.name] = op
 	}
 	start := time.Now()
-	results := runJobs(t, "verify", root)
-	t.Logf("%d cases verified in child processes in %v", jobs, time.Since(start).Round(time.Millisecond))
+	verified := 0
+	for first := 0; first < len(cases); {
+		root := memTempDir(t)
+		var chunk []int
+		for ; first < len(cases) && len(chunk) < 100; first++ {
+			c := &cases[first]
+			if !c.applicable {
+				continue
+			}
+			dir := filepath.Join(root, strconv.Itoa(len(chunk)))
+			copyDir(t, baseDir[c.base], dir)
+			var did []string
+			for _, f := range kindOf[c.kind].files(baseDir[c.base]) {
+				what, err := opOf[c.op].fn(filepath.Join(dir, filepath.Base(f)))
+				require.NoError(t, err)
+				did = append(did, filepath.Base(f)+": "+what)
+			}
+			c.what = strings.Join(did, "; ")
+			chunk = append(chunk, first)
+		}
+		for j, r := range runJobs(t, "verify", root) {
+			results[chunk[j]] = r
+		}
+		verified += len(chunk)
+		require.NoError(t, os.RemoveAll(root))
+	}
+	t.Logf("%d cases verified in child processes in %v", verified, time.Since(start).Round(time.Millisecond))
 
 	outcome := map[[3]string]string{}
 	for i, c := range cases {
@@ -211,7 +225,7 @@ func TestDamageMatrix(t *testing.T) {
 			continue
 		}
 		t.Run(c.base+"/"+c.kind+"/"+c.op, func(t *testing.T) {
-			res := parseVerify(t, results[jobOf[i]])
+			res := parseVerify(t, results[i])
 			outcome[key] = checkDamage(t, res, c.st, c.what)
 		})
 	}
