@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/stretchr/testify/require"
 
@@ -84,7 +85,7 @@ func TestDamageMatrix(t *testing.T) {
 	runTwoLogChild(t, killed, "twolog-strict", st)
 	runTwoLogChild(t, idle, "twolog", idleSt)
 	for _, dir := range []string{killed, idle} {
-		require.Len(t, nonEmpty(t, matchFiles(t, dir, "*.log")), 2, "the killed base has two logs: %s", listFiles(t, dir))
+		require.GreaterOrEqual(t, len(nonEmpty(t, matchFiles(t, dir, "*.log"))), 2, "the killed base has two logs: %s", listFiles(t, dir))
 	}
 
 	clean := filepath.Join(memTempDir(t), "clean")
@@ -388,15 +389,22 @@ func (fs blockSSTFS) Create(name string, category vfs.DiskWriteCategory) (vfs.Fi
 
 // twoLogChild reopens dir, blocks flushes and produces batches to
 // crashTopic (which must exist) until Pebble has rotated its write-ahead
-// log at least once and the newest log holds several blocks, printing an
+// log at least once and the newest log holds two blocks, printing an
 // "ack" line per batch and then "two logs". Then it waits to be killed.
 // With strict it opens the broker WithAckRecordSync(true) and says "two
 // logs" at once; without, a second after the last acknowledgement: the
 // idle time before the crash in which the background record catches up.
 func twoLogChild(dir string, strict bool) error {
+	before, err := filepath.Glob(filepath.Join(dir, "*.log"))
+	if err != nil {
+		return err
+	}
 	var block atomic.Bool
 	b, err := embedded.Open(dir, embedded.WithFS(blockSSTFS{vfs.Default, &block}), embedded.WithCleanupInterval(-1),
-		embedded.WithAckRecordSync(strict))
+		embedded.WithAckRecordSync(strict),
+		// Small memtables rotate the log after 64 KiB, which keeps the
+		// test's data, and its verification, small.
+		embedded.WithPebbleOptions(func(o *pebble.Options) { o.MemTableSize = 64 << 10 }))
 	if err != nil {
 		return err
 	}
@@ -416,13 +424,13 @@ func twoLogChild(dir string, strict bool) error {
 		if err != nil {
 			return err
 		}
-		var sizes []int64
+		var sizes []int64 // of the logs this run wrote
 		for _, l := range logs {
-			if fi, err := os.Stat(l); err == nil && fi.Size() > 0 {
+			if fi, err := os.Stat(l); err == nil && fi.Size() > 0 && !slices.Contains(before, l) {
 				sizes = append(sizes, fi.Size())
 			}
 		}
-		if len(sizes) >= 2 && sizes[len(sizes)-1] >= 4*32<<10 {
+		if len(sizes) >= 2 && sizes[len(sizes)-1] >= 40<<10 {
 			if !strict {
 				time.Sleep(time.Second)
 			}
