@@ -123,11 +123,12 @@ func (p *partition) snapshot() (partitionValue, chan struct{}, bool) {
 // a directory already opened by this or another process gives an error
 // matching ErrLocked; a file system too full to replay the write-ahead log
 // gives an error matching broker.ErrDiskFull (see WithDiskReserve), at
-// once, instead of an open that waits for space; damaged data gives an
-// error matching broker.ErrCorrupt
-// where it is detected at open (Pebble recovers the valid prefix of a torn
-// write-ahead log tail, which only ever holds unacknowledged writes in the
-// default sync mode).
+// once, instead of an open that waits for space; damaged or missing files
+// give an error matching broker.ErrCorrupt, a *LostWritesError when
+// acknowledged writes are gone from a damaged, truncated or deleted
+// write-ahead log (see "Damaged files" in the package documentation).
+// Damage inside sstable data blocks is found when they are read: Fetch
+// returns an error matching broker.ErrCorrupt.
 func Open(dir string, opts ...Option) (*Broker, error) {
 	cfg := defaultConfig()
 	for _, o := range opts {
