@@ -400,8 +400,14 @@ func (d *PebbleDB) Close() error {
 	}
 	d.mu.cursors = nil
 	d.mu.Unlock()
-	if err := d.flushRecovering(); err != nil {
-		errs = append(errs, fmt.Errorf("flush: %w", err))
+	// The flush needs room for its sstables: after a failed log write,
+	// or on a disk the guard says is full, Pebble would crash or retry a
+	// failed flush forever, so the database is left depending on its
+	// write-ahead log, which the next open replays.
+	if d.space.Failed() == nil && d.space.AdmitSmall() == nil {
+		if err := d.flushRecovering(); err != nil {
+			errs = append(errs, fmt.Errorf("flush: %w", err))
+		}
 	}
 	errs = append(errs, d.db.Close())
 	if err := errors.Join(errs...); err != nil {
