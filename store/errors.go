@@ -57,15 +57,15 @@ func damagedOpen(err error) bool {
 }
 
 // hasPebbleFiles reports whether dir holds files of a Pebble database
-// (sstables, manifests, write-ahead logs or OPTIONS).
+// (sstables, manifests, write-ahead logs, blob files; by Pebble's names, see
+// pebbleFile, so that a user's app.log does not count).
 func hasPebbleFiles(fs vfs.FS, dir string) bool {
 	names, err := fs.List(dir)
 	if err != nil {
 		return false
 	}
 	for _, n := range names {
-		if strings.HasSuffix(n, ".sst") || strings.HasSuffix(n, ".log") ||
-			strings.HasPrefix(n, "MANIFEST-") || strings.HasPrefix(n, "OPTIONS-") {
+		if pebbleFile(n) {
 			return true
 		}
 	}
