@@ -157,11 +157,41 @@ type CommitRequest struct {
 	Offsets map[TopicPartition]int64
 }
 
+// JoinOptions configure a member joining a group. The zero value is a
+// dynamic member without user data.
+type JoinOptions struct {
+	// InstanceID is the member's stable identity across restarts (Kafka's
+	// static membership, group.instance.id); empty for a dynamic member.
+	InstanceID string
+	// UserData is shared with the other members through the assignment
+	// (Assignment.Members), e.g. the instance's query endpoint. At most
+	// MaxUserData bytes; more is an error matching ErrInvalidConfig.
+	UserData []byte
+}
+
+// MaxUserData is the largest JoinOptions.UserData a broker accepts.
+const MaxUserData = 64 << 10
+
 // Assignment is a group member's share of the subscribed partitions in one
 // generation.
 type Assignment struct {
 	Generation int64
-	Partitions []TopicPartition // sorted by partition, then topic
+	// Partitions are this member's, sorted by partition, then topic.
+	Partitions []TopicPartition
+	// Members are every member of the generation, this one included,
+	// with its UserData and partitions, sorted by member id.
+	Members []Member
+}
+
+// Member is one member of a group's generation, as every member's
+// Assignment describes it.
+type Member struct {
+	// ID is the member id (Membership.MemberID).
+	ID string
+	// UserData is the member's JoinOptions.UserData.
+	UserData []byte
+	// Partitions are the member's, sorted by partition, then topic.
+	Partitions []TopicPartition
 }
 
 // Membership is one member of a consumer group. Inside a group every
