@@ -122,8 +122,8 @@ func (b *faultyBroker) Commit(ctx context.Context, req broker.CommitRequest) err
 	return b.Broker.Commit(ctx, req)
 }
 
-func (b *faultyBroker) JoinGroup(ctx context.Context, group string, topics []string) (broker.Membership, error) {
-	m, err := b.Broker.JoinGroup(ctx, group, topics)
+func (b *faultyBroker) JoinGroup(ctx context.Context, group string, topics []string, opts broker.JoinOptions) (broker.Membership, error) {
+	m, err := b.Broker.JoinGroup(ctx, group, topics, opts)
 	if err != nil {
 		return nil, err
 	}

@@ -633,7 +633,7 @@ func TestStateFencedCommit(t *testing.T) {
 	stop, _ := runApp(t, app)
 
 	<-blocked
-	other, err := b.JoinGroup(t.Context(), countApp, []string{"in"})
+	other, err := b.JoinGroup(t.Context(), countApp, []string{"in"}, broker.JoinOptions{})
 	require.NoError(t, err)
 	asg := <-other.Assignments()
 	require.Len(t, asg.Partitions, 1)

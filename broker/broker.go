@@ -173,7 +173,8 @@ type JoinOptions struct {
 const MaxUserData = 64 << 10
 
 // Assignment is a group member's share of the subscribed partitions in one
-// generation.
+// generation. Its slices are read-only: a broker may share them between
+// the assignments of the members.
 type Assignment struct {
 	Generation int64
 	// Partitions are this member's, sorted by partition, then topic.
@@ -239,6 +240,9 @@ type Broker interface {
 	// may or may not have been written: a retry may duplicate them, as
 	// with a Kafka producer without idempotence.
 	Produce(ctx context.Context, records []Record) error
+	// NewConsumer returns a Consumer with no partitions assigned. Limits
+	// of opts below zero give an error matching ErrInvalidConfig.
+	NewConsumer(opts ConsumerOptions) (Consumer, error)
 	// Fetch returns records from the requested partitions, in offset
 	// order per partition, waiting up to opts.MaxWait for any to arrive.
 	// A request at the latest offset is valid and waits; one below the
@@ -267,8 +271,17 @@ type Broker interface {
 	// partitions; partitions without a stored offset are absent.
 	FetchOffsets(ctx context.Context, group string, partitions []TopicPartition) (map[TopicPartition]int64, error)
 	// JoinGroup joins group as a new member subscribed to topics; every
-	// member of a group must subscribe to the same topics.
-	JoinGroup(ctx context.Context, group string, topics []string) (Membership, error)
+	// member of a group must subscribe to the same topics. opts may name
+	// the member's stable instance (static membership: it replaces a
+	// member of the same InstanceID) and carry user data that every
+	// member's Assignment lists (Assignment.Members).
+	JoinGroup(ctx context.Context, group string, topics []string, opts JoinOptions) (Membership, error)
+	// NewCommitter returns the committer with the given id, unique per
+	// writer of the app and stable across its restarts (the app id, the
+	// instance id and the worker's index): opening one fences any older
+	// committer with the same id (a zombie), whose next Commit fails with
+	// ErrFenced. An empty id gives an error matching ErrInvalidConfig.
+	NewCommitter(ctx context.Context, id string) (Committer, error)
 	// Commit performs an atomic CommitRequest. As with Produce, after a
 	// storage error the commit may or may not have happened, but never in
 	// part: the caller resumes from the committed offsets it reads back.

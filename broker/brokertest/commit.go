@@ -75,7 +75,7 @@ func testFetchOffsetsAfterRebalance(t *testing.T, b broker.Broker) {
 	for round := range 5 {
 		group := fmt.Sprintf("g%d", round)
 		ctx := t.Context()
-		m1, err := b.JoinGroup(ctx, group, []string{"in"})
+		m1, err := b.JoinGroup(ctx, group, []string{"in"}, broker.JoinOptions{})
 		require.NoError(t, err)
 		a1 := recvAssignment(t, m1, func(broker.Assignment) bool { return true })
 
@@ -100,7 +100,7 @@ func testFetchOffsetsAfterRebalance(t *testing.T, b broker.Broker) {
 			}
 		}()
 		<-started
-		m2, err := b.JoinGroup(ctx, group, []string{"in"})
+		m2, err := b.JoinGroup(ctx, group, []string{"in"}, broker.JoinOptions{})
 		require.NoError(t, err)
 		recvAssignment(t, m2, func(a broker.Assignment) bool { return a.Generation > a1.Generation })
 		// Leaving hands every partition to m2 in a newer generation, so
@@ -254,7 +254,7 @@ func testCommitFenced(t *testing.T, b broker.Broker) {
 	createTopic(t, b, "out", 1)
 	inTP := broker.TopicPartition{Topic: "in", Partition: 0}
 
-	m1, err := b.JoinGroup(ctx, "g", []string{"in"})
+	m1, err := b.JoinGroup(ctx, "g", []string{"in"}, broker.JoinOptions{})
 	require.NoError(t, err)
 	a1 := recvAssignment(t, m1, func(broker.Assignment) bool { return true })
 	require.NoError(t, b.Commit(ctx, broker.CommitRequest{
@@ -263,7 +263,7 @@ func testCommitFenced(t *testing.T, b broker.Broker) {
 		Offsets: map[broker.TopicPartition]int64{inTP: 1},
 	}))
 
-	m2, err := b.JoinGroup(ctx, "g", []string{"in"})
+	m2, err := b.JoinGroup(ctx, "g", []string{"in"}, broker.JoinOptions{})
 	require.NoError(t, err)
 	a2 := recvAssignment(t, m2, func(a broker.Assignment) bool { return a.Generation > a1.Generation })
 	b1 := recvAssignment(t, m1, func(a broker.Assignment) bool { return a.Generation >= a2.Generation })
@@ -334,7 +334,7 @@ func testClose(t *testing.T, b broker.Broker) {
 	require.ErrorIs(t, b.CreateTopic(ctx, "u", broker.TopicConfig{Partitions: 1}), broker.ErrClosed)
 	_, err := b.ListTopics(ctx)
 	require.ErrorIs(t, err, broker.ErrClosed)
-	_, err = b.JoinGroup(ctx, "g", []string{"t"})
+	_, err = b.JoinGroup(ctx, "g", []string{"t"}, broker.JoinOptions{})
 	require.ErrorIs(t, err, broker.ErrClosed)
 	require.ErrorIs(t, b.CommitOffsets(ctx, "g", map[broker.TopicPartition]int64{{Topic: "t"}: 1}), broker.ErrClosed)
 	_, err = b.FetchOffsets(ctx, "g", []broker.TopicPartition{{Topic: "t"}})
@@ -407,7 +407,7 @@ func testConcurrentMembers(t *testing.T, b broker.Broker) {
 	}
 	var members []broker.Membership
 	for range 3 {
-		m, err := b.JoinGroup(ctx, "g", []string{"in"})
+		m, err := b.JoinGroup(ctx, "g", []string{"in"}, broker.JoinOptions{})
 		require.NoError(t, err)
 		members = append(members, m)
 	}

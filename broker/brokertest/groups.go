@@ -58,7 +58,7 @@ func testJoinOne(t *testing.T, b broker.Broker) {
 	ctx := t.Context()
 	createTopic(t, b, "a", 3)
 	createTopic(t, b, "b", 3)
-	m, err := b.JoinGroup(ctx, "g", []string{"b", "a"})
+	m, err := b.JoinGroup(ctx, "g", []string{"b", "a"}, broker.JoinOptions{})
 	require.NoError(t, err)
 	require.NotEmpty(t, m.MemberID())
 	a := recvAssignment(t, m, func(broker.Assignment) bool { return true })
@@ -76,12 +76,12 @@ func testRebalance(t *testing.T, b broker.Broker) {
 	topics := []string{"a", "b"}
 	all := allPartitions(n, topics...)
 
-	m1, err := b.JoinGroup(ctx, "g", topics)
+	m1, err := b.JoinGroup(ctx, "g", topics, broker.JoinOptions{})
 	require.NoError(t, err)
 	a1 := recvAssignment(t, m1, func(broker.Assignment) bool { return true })
 	require.Equal(t, all, a1.Partitions)
 
-	m2, err := b.JoinGroup(ctx, "g", topics)
+	m2, err := b.JoinGroup(ctx, "g", topics, broker.JoinOptions{})
 	require.NoError(t, err)
 	require.NotEqual(t, m1.MemberID(), m2.MemberID())
 	a2 := recvAssignment(t, m2, func(a broker.Assignment) bool { return a.Generation > a1.Generation })
@@ -147,9 +147,9 @@ func requireClosed(t *testing.T, m broker.Membership) {
 func testIndependentGroups(t *testing.T, b broker.Broker) {
 	ctx := t.Context()
 	createTopic(t, b, "t", 2)
-	m1, err := b.JoinGroup(ctx, "g1", []string{"t"})
+	m1, err := b.JoinGroup(ctx, "g1", []string{"t"}, broker.JoinOptions{})
 	require.NoError(t, err)
-	m2, err := b.JoinGroup(ctx, "g2", []string{"t"})
+	m2, err := b.JoinGroup(ctx, "g2", []string{"t"}, broker.JoinOptions{})
 	require.NoError(t, err)
 	// Distinct groups each get every partition (pub/sub).
 	for _, m := range []broker.Membership{m1, m2} {
@@ -169,11 +169,11 @@ func testUnequalPartitionCounts(t *testing.T, b broker.Broker) {
 	createTopic(t, b, "b", 2)
 	all := []broker.TopicPartition{{Topic: "a", Partition: 0}, {Topic: "b", Partition: 0},
 		{Topic: "a", Partition: 1}, {Topic: "b", Partition: 1}, {Topic: "a", Partition: 2}, {Topic: "a", Partition: 3}}
-	m1, err := b.JoinGroup(ctx, "g", []string{"a", "b"})
+	m1, err := b.JoinGroup(ctx, "g", []string{"a", "b"}, broker.JoinOptions{})
 	require.NoError(t, err)
 	a1 := recvAssignment(t, m1, func(broker.Assignment) bool { return true })
 	require.Equal(t, all, a1.Partitions)
-	m2, err := b.JoinGroup(ctx, "g", []string{"a", "b"})
+	m2, err := b.JoinGroup(ctx, "g", []string{"a", "b"}, broker.JoinOptions{})
 	require.NoError(t, err)
 	a2 := recvAssignment(t, m2, func(a broker.Assignment) bool { return a.Generation > a1.Generation })
 	b1 := recvAssignment(t, m1, func(a broker.Assignment) bool { return a.Generation >= a2.Generation })

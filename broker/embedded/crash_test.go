@@ -702,7 +702,7 @@ func crashChild(spec string) error {
 			return err
 		}
 	}
-	m, err := b.JoinGroup(ctx, crashGroup, []string{crashIn})
+	m, err := b.JoinGroup(ctx, crashGroup, []string{crashIn}, broker.JoinOptions{})
 	if err != nil {
 		return err
 	}

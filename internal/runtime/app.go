@@ -173,7 +173,7 @@ func (a *App) run(ctx context.Context, bounded bool) (err error) {
 			}
 		}()
 	}
-	m, err := a.b.JoinGroup(ctx, a.appID, a.plan.sourceTopics)
+	m, err := a.b.JoinGroup(ctx, a.appID, a.plan.sourceTopics, broker.JoinOptions{})
 	if err != nil {
 		if canceled(err) {
 			return nil
