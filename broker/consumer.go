@@ -30,9 +30,10 @@ type Consumer interface {
 	// Assign adds partitions or moves the positions of assigned ones:
 	// each partition is read next from the offset given (a seek). A
 	// paused partition stays paused. An offset below the partition's
-	// earliest offset, or above its latest, is an *OffsetOutOfRangeError
-	// from the next Poll, which then reads none of the partitions; an
-	// unknown topic or partition is likewise an error from Poll.
+	// earliest offset is an *OffsetOutOfRangeError from Poll (one beyond
+	// the partition's end may be one too); an unknown topic or partition
+	// is likewise an error from Poll. A Poll that returns an error
+	// returns no records: those of other partitions come in later Polls.
 	Assign(positions map[TopicPartition]int64)
 	// Unassign stops reading the partitions and forgets their positions.
 	// Records of them already polled stay the caller's. Unassigning a

@@ -36,6 +36,8 @@ func Run(t *testing.T, newBroker func(t *testing.T) broker.Broker) {
 	cases = append(cases, produceCases...)
 	cases = append(cases, groupCases...)
 	cases = append(cases, commitCases...)
+	cases = append(cases, consumerCases...)
+	cases = append(cases, committerCases...)
 	cases = append(cases, cleanupCases...)
 	cases = append(cases, deleteRecordsCases...)
 	cases = append(cases, testCase{"Close", testClose})
