@@ -42,7 +42,8 @@ func (b *Broker) Fetch(ctx context.Context, reqs []broker.FetchRequest, opts bro
 // to the end of the partition of reqs[i] when the records returned read
 // it up to its end (its next offset as of the read), and to -1
 // otherwise; after a wait that found nothing, ends are those of the last
-// read.
+// read. A read that finds no records but an end past a requested offset
+// returns at once.
 func (b *Broker) fetch(ctx context.Context, reqs []broker.FetchRequest, opts broker.FetchOptions, ends []int64) ([]broker.Record, error) {
 	if opts.MaxRecords <= 0 {
 		opts.MaxRecords = DefaultFetchMaxRecords
@@ -66,7 +67,7 @@ func (b *Broker) fetch(ctx context.Context, reqs []broker.FetchRequest, opts bro
 		recs, w, err := b.fetchOnce(reqs, opts, waits[:0], ends)
 		b.leave()
 		waits = w
-		if err != nil || len(recs) > 0 || opts.MaxWait <= 0 {
+		if err != nil || len(recs) > 0 || opts.MaxWait <= 0 || skipped(reqs, ends) {
 			b.m.fetched.Add(uint64(len(recs)))
 			return recs, err
 		}
@@ -104,6 +105,18 @@ func (b *Broker) fetch(ctx context.Context, reqs []broker.FetchRequest, opts bro
 			return nil, broker.ErrClosed
 		}
 	}
+}
+
+// skipped reports whether ends has a partition read to an end past its
+// requested offset: offsets without records (compacted) were skipped,
+// which the caller learns at once rather than after a wait.
+func skipped(reqs []broker.FetchRequest, ends []int64) bool {
+	for i, end := range ends {
+		if end > reqs[i].Offset {
+			return true
+		}
+	}
+	return false
 }
 
 // fetchOnce reads what is available without waiting. When it finds no
