@@ -22,9 +22,9 @@ type reader struct {
 	parts map[broker.TopicPartition]*readPart
 
 	// Scratch space of fetch.
-	assign          map[broker.TopicPartition]int64
-	pause, resume   []broker.TopicPartition
-	asked           uint64 // fetch count, for readPart.asked
+	assign        map[broker.TopicPartition]int64
+	pause, resume []broker.TopicPartition
+	asked         uint64 // fetch count, for readPart.asked
 }
 
 // readPart is an assigned partition of a reader.

@@ -23,11 +23,11 @@ type worker struct {
 	// slot holds the consumer the worker reads its input with and the
 	// committer it commits with; the worker releases the consumer's
 	// partitions when it ends.
-	slot     *workerSlot
-	tasks    []*task
-	parts    []*partState
-	byTP     map[broker.TopicPartition]*partState
-	reqs     []broker.FetchRequest
+	slot  *workerSlot
+	tasks []*task
+	parts []*partState
+	byTP  map[broker.TopicPartition]*partState
+	reqs  []broker.FetchRequest
 	// changelogs maps the changelog partitions of the tasks' stores to
 	// their stores.
 	changelogs map[broker.TopicPartition]*taskStore
