@@ -22,7 +22,7 @@ type Header struct {
 // set by the broker. Timestamp is kept with millisecond precision; a zero
 // Timestamp is replaced by the broker's clock at append time.
 //
-// Records returned by Fetch are owned by the caller: the broker never
+// Records a Consumer returns are owned by the caller: the broker never
 // modifies them afterwards, and they stay valid after later calls.
 type Record struct {
 	Key       []byte
@@ -109,14 +109,15 @@ type TopicPartition struct {
 	Partition int32
 }
 
-// FetchRequest asks for records of one partition from Offset on.
+// FetchRequest asks for records of one partition from Offset on: a
+// position, as broker/embedded's own Fetch takes them.
 type FetchRequest struct {
 	Topic     string
 	Partition int32
 	Offset    int64
 }
 
-// FetchOptions bound a Fetch.
+// FetchOptions bound a read by position (broker/embedded's Fetch).
 type FetchOptions struct {
 	// MaxWait is how long Fetch waits for data when none of the requested
 	// partitions has any at the requested offsets. 0 returns at once.
@@ -138,9 +139,10 @@ type Offsets struct {
 	Latest   int64
 }
 
-// CommitRequest is an atomic step: every record in Records is appended and
-// every offset in Offsets is stored for Group, all together or not at all.
-// Records are visible to fetchers only once the commit succeeds.
+// CommitRequest is an atomic step of a Committer: every record in Records
+// is appended and every offset in Offsets is stored for Group, all
+// together or not at all. Records are visible to consumers only once the
+// commit succeeds.
 type CommitRequest struct {
 	// Records to append; each names its Topic and Partition (or
 	// PartitionByKey). On success the broker sets their Partition and
@@ -218,7 +220,7 @@ type Membership interface {
 //
 // Errors: unknown topics give an error matching ErrUnknownTopic (errors.Is),
 // invalid names ErrInvalidTopicName, bad partition counts ErrInvalidPartitions,
-// oversized records ErrRecordTooLarge, fetches outside the log and record
+// oversized records ErrRecordTooLarge, reads outside the log and record
 // deletions beyond it an *OffsetOutOfRangeError, calls after Close
 // ErrClosed.
 type Broker interface {
@@ -243,11 +245,6 @@ type Broker interface {
 	// NewConsumer returns a Consumer with no partitions assigned. Limits
 	// of opts below zero give an error matching ErrInvalidConfig.
 	NewConsumer(opts ConsumerOptions) (Consumer, error)
-	// Fetch returns records from the requested partitions, in offset
-	// order per partition, waiting up to opts.MaxWait for any to arrive.
-	// A request at the latest offset is valid and waits; one below the
-	// earliest or above the latest gives *OffsetOutOfRangeError.
-	Fetch(ctx context.Context, reqs []FetchRequest, opts FetchOptions) ([]Record, error)
 	// ListOffsets returns the earliest and latest offsets of a partition.
 	ListOffsets(ctx context.Context, topic string, partition int32) (Offsets, error)
 	// DeleteRecords deletes the records of a partition below offset
@@ -282,10 +279,6 @@ type Broker interface {
 	// committer with the same id (a zombie), whose next Commit fails with
 	// ErrFenced. An empty id gives an error matching ErrInvalidConfig.
 	NewCommitter(ctx context.Context, id string) (Committer, error)
-	// Commit performs an atomic CommitRequest. As with Produce, after a
-	// storage error the commit may or may not have happened, but never in
-	// part: the caller resumes from the committed offsets it reads back.
-	Commit(ctx context.Context, req CommitRequest) error
 
 	// Close releases the broker. Blocked calls return ErrClosed.
 	Close() error
