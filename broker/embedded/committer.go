@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 
 	"github.com/duality-streams/duality/broker"
 )
@@ -47,12 +48,12 @@ type committer struct {
 	id     string
 	s      *committerID
 	epoch  uint64
-	closed bool
+	closed atomic.Bool // Close may race with a commit its owner abandoned
 }
 
 // Commit commits req atomically; see broker.Committer and Broker.Commit.
 func (c *committer) Commit(ctx context.Context, req broker.CommitRequest) error {
-	if c.closed {
+	if c.closed.Load() {
 		return broker.ErrClosed
 	}
 	c.s.mu.Lock()
@@ -65,6 +66,6 @@ func (c *committer) Commit(ctx context.Context, req broker.CommitRequest) error 
 
 // Close releases the committer; later Commits return broker.ErrClosed.
 func (c *committer) Close() error {
-	c.closed = true
+	c.closed.Store(true)
 	return nil
 }
