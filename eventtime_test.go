@@ -165,21 +165,17 @@ type retryableErr struct{}
 func (retryableErr) Error() string   { return "stalled" }
 func (retryableErr) Retryable() bool { return true }
 
-func (s *stallingBroker) Fetch(ctx context.Context, reqs []broker.FetchRequest, opts broker.FetchOptions) ([]broker.Record, error) {
-	if s.released.Load() {
-		return s.Broker.Fetch(ctx, reqs, opts)
-	}
-	var keep []broker.FetchRequest
-	for _, r := range reqs {
-		if r.Topic != s.topic {
-			keep = append(keep, r)
+func (s *stallingBroker) NewConsumer(opts broker.ConsumerOptions) (broker.Consumer, error) {
+	return newHookedConsumer(s.Broker, opts, func(_ context.Context, reqs []broker.FetchRequest) (func(broker.TopicPartition) bool, error) {
+		if s.released.Load() {
+			return nil, nil
 		}
-	}
-	if len(keep) == 0 {
-		s.stalled.Add(1)
-		return nil, retryableErr{}
-	}
-	return s.Broker.Fetch(ctx, keep, opts)
+		if !slices.ContainsFunc(reqs, func(r broker.FetchRequest) bool { return r.Topic != s.topic }) {
+			s.stalled.Add(1)
+			return nil, retryableErr{}
+		}
+		return func(tp broker.TopicPartition) bool { return tp.Topic == s.topic }, nil
+	})
 }
 
 // TestMaxTaskIdleBoundsTheWait: when a partition the task needs has

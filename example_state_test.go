@@ -76,7 +76,13 @@ func Example_stateStore() {
 		log.Fatal(err)
 	}
 
-	next := int64(0) // next offset of view-counts to print
+	// A consumer of view-counts prints what each run adds.
+	counts, err := brk.NewConsumer(broker.ConsumerOptions{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer counts.Close()
+	counts.Assign(map[broker.TopicPartition]int64{{Topic: "view-counts"}: 0})
 	run := func(users ...string) {
 		var input []broker.Record
 		for _, u := range users {
@@ -93,13 +99,12 @@ func Example_stateStore() {
 		done := make(chan error, 1)
 		go func() { done <- app.Run(runCtx) }()
 		for printed := 0; printed < len(users); {
-			recs, err := brk.Fetch(ctx, []broker.FetchRequest{{Topic: "view-counts", Offset: next}}, broker.FetchOptions{MaxWait: time.Second})
+			polled, err := counts.Poll(ctx, time.Second)
 			if err != nil {
 				log.Fatal(err)
 			}
-			for _, r := range recs {
+			for _, r := range polled.Records {
 				fmt.Printf("%s: %s\n", r.Key, r.Value)
-				next = r.Offset + 1
 				printed++
 			}
 		}

@@ -68,16 +68,20 @@ func Example() {
 
 	// Read the output until the three checkout views arrived, then stop
 	// the app: Run commits and returns nil.
-	reqs := []broker.FetchRequest{{Topic: "checkout-views", Partition: 0}, {Topic: "checkout-views", Partition: 1}}
+	out, err := brk.NewConsumer(broker.ConsumerOptions{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer out.Close()
+	out.Assign(map[broker.TopicPartition]int64{{Topic: "checkout-views", Partition: 0}: 0, {Topic: "checkout-views", Partition: 1}: 0})
 	var lines []string
 	for len(lines) < 3 {
-		recs, err := brk.Fetch(ctx, reqs, broker.FetchOptions{MaxWait: time.Second})
+		polled, err := out.Poll(ctx, time.Second)
 		if err != nil {
 			log.Fatal(err)
 		}
-		for _, r := range recs {
+		for _, r := range polled.Records {
 			lines = append(lines, fmt.Sprintf("%s: %s", r.Key, r.Value))
-			reqs[r.Partition].Offset = r.Offset + 1
 		}
 	}
 	stop()

@@ -74,7 +74,7 @@ func TestFencedCommitDropsWork(t *testing.T) {
 	stop, _ := runApp(t, app)
 
 	<-blocked
-	other, err := b.JoinGroup(t.Context(), "fence", []string{"in"})
+	other, err := b.JoinGroup(t.Context(), "fence", []string{"in"}, broker.JoinOptions{})
 	require.NoError(t, err)
 	asg := <-other.Assignments()
 	require.Len(t, asg.Partitions, 1, "the other member owns one partition")

@@ -304,20 +304,21 @@ func TestGlobalTopicRecreated(t *testing.T) {
 	require.Equal(t, map[string]string{"o1": "n1", "o2": "new1", "o3": "?"}, joined(t, b))
 }
 
-// globalFetches calls hook before every fetch that reads the "customers"
-// topic; an error it returns is the fetch's.
+// globalFetches calls hook before every Poll of a consumer that reads the
+// "customers" topic, with the partitions it reads; an error it returns is
+// the Poll's.
 type globalFetches struct {
 	*embedded.Broker
 	hook func(ctx context.Context, reqs []broker.FetchRequest) error
 }
 
-func (g *globalFetches) Fetch(ctx context.Context, reqs []broker.FetchRequest, opts broker.FetchOptions) ([]broker.Record, error) {
-	if len(reqs) > 0 && reqs[0].Topic == "customers" {
-		if err := g.hook(ctx, reqs); err != nil {
-			return nil, err
+func (g *globalFetches) NewConsumer(opts broker.ConsumerOptions) (broker.Consumer, error) {
+	return newHookedConsumer(g.Broker, opts, func(ctx context.Context, reqs []broker.FetchRequest) (func(broker.TopicPartition) bool, error) {
+		if len(reqs) > 0 && reqs[0].Topic == "customers" {
+			return nil, g.hook(ctx, reqs)
 		}
-	}
-	return g.Broker.Fetch(ctx, reqs, opts)
+		return nil, nil
+	})
 }
 
 // requireRuntimeGone waits (yielding, 5 s at most) until no goroutine of

@@ -125,46 +125,33 @@ func counting(n int64, fn func(context.Context, topology.TaskEnv, *broker.Record
 // readTopic returns every record of topic, partition by partition.
 func readTopic(t *testing.T, b broker.Broker, topic string) []broker.Record {
 	t.Helper()
-	ctx := t.Context()
-	info, err := b.DescribeTopic(ctx, topic)
+	recs, err := broker.ReadAll(t.Context(), b, topic)
 	require.NoError(t, err)
-	var all []broker.Record
-	for p := range info.Config.Partitions {
-		offs, err := b.ListOffsets(ctx, topic, p)
-		require.NoError(t, err)
-		for off := offs.Earliest; off < offs.Latest; {
-			recs, err := b.Fetch(ctx, []broker.FetchRequest{{Topic: topic, Partition: p, Offset: off}}, broker.FetchOptions{})
-			require.NoError(t, err)
-			require.NotEmpty(t, recs)
-			all = append(all, recs...)
-			off = recs[len(recs)-1].Offset + 1
-		}
-	}
-	return all
+	return recs
 }
 
-// awaitRecords long-polls topic until it holds at least n records, and
-// fails the test after a generous bound.
+// awaitRecords polls topic until it holds at least n records, and fails
+// the test after a generous bound.
 func awaitRecords(t *testing.T, b broker.Broker, topic string, n int) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	defer cancel()
 	info, err := b.DescribeTopic(ctx, topic)
 	require.NoError(t, err)
-	reqs := make([]broker.FetchRequest, info.Config.Partitions)
-	for p := range reqs {
-		offs, err := b.ListOffsets(ctx, topic, int32(p))
+	c, err := b.NewConsumer(broker.ConsumerOptions{})
+	require.NoError(t, err)
+	defer c.Close()
+	from := map[broker.TopicPartition]int64{}
+	for p := range info.Config.Partitions {
+		offs, err := b.ListOffsets(ctx, topic, p)
 		require.NoError(t, err)
-		reqs[p] = broker.FetchRequest{Topic: topic, Partition: int32(p), Offset: offs.Earliest}
+		from[broker.TopicPartition{Topic: topic, Partition: p}] = offs.Earliest
 	}
-	seen := 0
-	for seen < n {
-		recs, err := b.Fetch(ctx, reqs, broker.FetchOptions{MaxWait: time.Second})
+	c.Assign(from)
+	for seen := 0; seen < n; {
+		polled, err := c.Poll(ctx, time.Second)
 		require.NoError(t, err, "waiting for %d records in %q, have %d", n, topic, seen)
-		for _, r := range recs {
-			reqs[r.Partition].Offset = r.Offset + 1
-		}
-		seen += len(recs)
+		seen += len(polled.Records)
 	}
 }
 

@@ -214,6 +214,27 @@ func StateDir(dir string, opts ...store.Option) Option {
 	return optionFunc(func(c *runtime.Config) { c.StateDir, c.StateDirSet, c.StateOptions = dir, true, opts })
 }
 
+// InstanceID sets the app instance's stable identity: the same id across
+// restarts of one instance, a different one for every instance of the
+// app running at the same time. Each worker commits through a committer
+// whose id is "<app id>-<instance id>-<worker index>" (on Kafka, its
+// transactional id); a restarted instance's committers fence those of its
+// previous run, so a zombie of that run (a process that stalled rather
+// than died) can no longer commit. With an id set, or kept in the state
+// directory, the instance also joins the group as a static member of that
+// id (Kafka's group.instance.id): a restart within the session timeout
+// keeps its partitions.
+//
+// Default: the id kept in the [StateDir] directory, in the file
+// DUALITY-INSTANCE-ID, which the first run writes with a random id, so
+// each state directory is one instance; without StateDir, a random id per
+// run, which fences no zombie of an earlier run. Two instances running
+// with the same id fence each other: give each its own. id must be 1 to
+// 200 ASCII letters, digits, '.', '_' or '-'.
+func InstanceID(id string) Option {
+	return optionFunc(func(c *runtime.Config) { c.InstanceID, c.InstanceIDSet = id, true })
+}
+
 // OnRestore sets a hook that reports the restoration of a store partition
 // from its changelog, before its task processes input: called from the
 // worker that restores it after each applied batch of changelog records

@@ -13,7 +13,7 @@ import (
 	"github.com/duality-streams/duality/broker/embedded"
 )
 
-// hangingCommits wraps an embedded broker whose Commit calls, once armed,
+// hangingCommits wraps an embedded broker whose commits, once armed,
 // block until release is closed, ignoring their context: the worst case
 // of a hung broker (fault injection).
 type hangingCommits struct {
@@ -23,15 +23,17 @@ type hangingCommits struct {
 	release chan struct{}
 }
 
-func (b *hangingCommits) Commit(ctx context.Context, req broker.CommitRequest) error {
-	select {
-	case <-b.armed:
-	default:
-		return b.Broker.Commit(ctx, req)
-	}
-	b.hung <- struct{}{}
-	<-b.release
-	return errors.New("released after the test")
+func (b *hangingCommits) NewCommitter(ctx context.Context, id string) (broker.Committer, error) {
+	return newHookedCommitter(ctx, b.Broker, id, func(ctx context.Context, _ broker.CommitRequest, commit func() error) error {
+		select {
+		case <-b.armed:
+		default:
+			return commit()
+		}
+		b.hung <- struct{}{}
+		<-b.release
+		return errors.New("released after the test")
+	})
 }
 
 // TestShutdownTimeoutAbandonsHungCommit: a commit that hangs (ignoring
@@ -80,7 +82,7 @@ func TestShutdownTimeoutAbandonsHungCommit(t *testing.T) {
 
 // faultyBroker wraps an embedded broker with faults injected once a
 // channel is closed (fault injection): failOffsets makes FetchOffsets
-// fail (an error that is not retryable); hangCommits makes Commit, and
+// fail (an error that is not retryable); hangCommits makes commits, and
 // hangLeave the Leave of the memberships it hands out, block until
 // release is closed, ignoring their context (a hung broker).
 type faultyBroker struct {
@@ -114,16 +116,18 @@ func (b *faultyBroker) FetchOffsets(ctx context.Context, group string, tps []bro
 	return b.Broker.FetchOffsets(ctx, group, tps)
 }
 
-func (b *faultyBroker) Commit(ctx context.Context, req broker.CommitRequest) error {
-	if armed(b.hangCommits) {
-		<-b.release
-		return errors.New("released after the test")
-	}
-	return b.Broker.Commit(ctx, req)
+func (b *faultyBroker) NewCommitter(ctx context.Context, id string) (broker.Committer, error) {
+	return newHookedCommitter(ctx, b.Broker, id, func(ctx context.Context, _ broker.CommitRequest, commit func() error) error {
+		if armed(b.hangCommits) {
+			<-b.release
+			return errors.New("released after the test")
+		}
+		return commit()
+	})
 }
 
-func (b *faultyBroker) JoinGroup(ctx context.Context, group string, topics []string) (broker.Membership, error) {
-	m, err := b.Broker.JoinGroup(ctx, group, topics)
+func (b *faultyBroker) JoinGroup(ctx context.Context, group string, topics []string, opts broker.JoinOptions) (broker.Membership, error) {
+	m, err := b.Broker.JoinGroup(ctx, group, topics, opts)
 	if err != nil {
 		return nil, err
 	}

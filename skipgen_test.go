@@ -31,8 +31,8 @@ type coalescingMember struct {
 
 func (m *coalescingMember) Assignments() <-chan broker.Assignment { return m.ch }
 
-func (g *coalescingBroker) JoinGroup(ctx context.Context, group string, topics []string) (broker.Membership, error) {
-	m, err := g.Broker.JoinGroup(ctx, group, topics)
+func (g *coalescingBroker) JoinGroup(ctx context.Context, group string, topics []string, opts broker.JoinOptions) (broker.Membership, error) {
+	m, err := g.Broker.JoinGroup(ctx, group, topics, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -91,7 +91,7 @@ func TestSkippedGenerationDropsWork(t *testing.T) {
 	g.mu.Lock()
 	g.hold = true
 	g.mu.Unlock()
-	y, err := eb.JoinGroup(t.Context(), "skip", []string{"in"})
+	y, err := eb.JoinGroup(t.Context(), "skip", []string{"in"}, broker.JoinOptions{})
 	require.NoError(t, err)
 	asg := <-y.Assignments()
 	require.Equal(t, []broker.TopicPartition{{Topic: "in", Partition: 1}}, asg.Partitions)

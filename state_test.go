@@ -633,7 +633,7 @@ func TestStateFencedCommit(t *testing.T) {
 	stop, _ := runApp(t, app)
 
 	<-blocked
-	other, err := b.JoinGroup(t.Context(), countApp, []string{"in"})
+	other, err := b.JoinGroup(t.Context(), countApp, []string{"in"}, broker.JoinOptions{})
 	require.NoError(t, err)
 	asg := <-other.Assignments()
 	require.Len(t, asg.Partitions, 1)
@@ -693,11 +693,13 @@ type flakyRestore struct {
 	failures atomic.Int32
 }
 
-func (f *flakyRestore) Fetch(ctx context.Context, reqs []broker.FetchRequest, opts broker.FetchOptions) ([]broker.Record, error) {
-	if len(reqs) == 1 && reqs[0].Topic == countLog && f.failures.Add(-1) >= 0 {
-		return nil, fmt.Errorf("fetch: %w", transient{})
-	}
-	return f.Broker.Fetch(ctx, reqs, opts)
+func (f *flakyRestore) NewConsumer(opts broker.ConsumerOptions) (broker.Consumer, error) {
+	return newHookedConsumer(f.Broker, opts, func(_ context.Context, reqs []broker.FetchRequest) (func(broker.TopicPartition) bool, error) {
+		if len(reqs) == 1 && reqs[0].Topic == countLog && f.failures.Add(-1) >= 0 {
+			return nil, fmt.Errorf("fetch: %w", transient{})
+		}
+		return nil, nil
+	})
 }
 
 // TestStateRestoreRetries checks that a restore retries retryable fetch

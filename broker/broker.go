@@ -22,7 +22,7 @@ type Header struct {
 // set by the broker. Timestamp is kept with millisecond precision; a zero
 // Timestamp is replaced by the broker's clock at append time.
 //
-// Records returned by Fetch are owned by the caller: the broker never
+// Records a Consumer returns are owned by the caller: the broker never
 // modifies them afterwards, and they stay valid after later calls.
 type Record struct {
 	Key       []byte
@@ -109,14 +109,15 @@ type TopicPartition struct {
 	Partition int32
 }
 
-// FetchRequest asks for records of one partition from Offset on.
+// FetchRequest asks for records of one partition from Offset on: a
+// position, as broker/embedded's own Fetch takes them.
 type FetchRequest struct {
 	Topic     string
 	Partition int32
 	Offset    int64
 }
 
-// FetchOptions bound a Fetch.
+// FetchOptions bound a read by position (broker/embedded's Fetch).
 type FetchOptions struct {
 	// MaxWait is how long Fetch waits for data when none of the requested
 	// partitions has any at the requested offsets. 0 returns at once.
@@ -138,9 +139,10 @@ type Offsets struct {
 	Latest   int64
 }
 
-// CommitRequest is an atomic step: every record in Records is appended and
-// every offset in Offsets is stored for Group, all together or not at all.
-// Records are visible to fetchers only once the commit succeeds.
+// CommitRequest is an atomic step of a Committer: every record in Records
+// is appended and every offset in Offsets is stored for Group, all
+// together or not at all. Records are visible to consumers only once the
+// commit succeeds.
 type CommitRequest struct {
 	// Records to append; each names its Topic and Partition (or
 	// PartitionByKey). On success the broker sets their Partition and
@@ -157,11 +159,42 @@ type CommitRequest struct {
 	Offsets map[TopicPartition]int64
 }
 
+// JoinOptions configure a member joining a group. The zero value is a
+// dynamic member without user data.
+type JoinOptions struct {
+	// InstanceID is the member's stable identity across restarts (Kafka's
+	// static membership, group.instance.id); empty for a dynamic member.
+	InstanceID string
+	// UserData is shared with the other members through the assignment
+	// (Assignment.Members), e.g. the instance's query endpoint. At most
+	// MaxUserData bytes; more is an error matching ErrInvalidConfig.
+	UserData []byte
+}
+
+// MaxUserData is the largest JoinOptions.UserData a broker accepts.
+const MaxUserData = 64 << 10
+
 // Assignment is a group member's share of the subscribed partitions in one
-// generation.
+// generation. Its slices are read-only: a broker may share them between
+// the assignments of the members.
 type Assignment struct {
 	Generation int64
-	Partitions []TopicPartition // sorted by partition, then topic
+	// Partitions are this member's, sorted by partition, then topic.
+	Partitions []TopicPartition
+	// Members are every member of the generation, this one included,
+	// with its UserData and partitions, sorted by member id.
+	Members []Member
+}
+
+// Member is one member of a group's generation, as every member's
+// Assignment describes it.
+type Member struct {
+	// ID is the member id (Membership.MemberID).
+	ID string
+	// UserData is the member's JoinOptions.UserData.
+	UserData []byte
+	// Partitions are the member's, sorted by partition, then topic.
+	Partitions []TopicPartition
 }
 
 // Membership is one member of a consumer group. Inside a group every
@@ -187,7 +220,7 @@ type Membership interface {
 //
 // Errors: unknown topics give an error matching ErrUnknownTopic (errors.Is),
 // invalid names ErrInvalidTopicName, bad partition counts ErrInvalidPartitions,
-// oversized records ErrRecordTooLarge, fetches outside the log and record
+// oversized records ErrRecordTooLarge, reads outside the log and record
 // deletions beyond it an *OffsetOutOfRangeError, calls after Close
 // ErrClosed.
 type Broker interface {
@@ -209,11 +242,9 @@ type Broker interface {
 	// may or may not have been written: a retry may duplicate them, as
 	// with a Kafka producer without idempotence.
 	Produce(ctx context.Context, records []Record) error
-	// Fetch returns records from the requested partitions, in offset
-	// order per partition, waiting up to opts.MaxWait for any to arrive.
-	// A request at the latest offset is valid and waits; one below the
-	// earliest or above the latest gives *OffsetOutOfRangeError.
-	Fetch(ctx context.Context, reqs []FetchRequest, opts FetchOptions) ([]Record, error)
+	// NewConsumer returns a Consumer with no partitions assigned. Limits
+	// of opts below zero give an error matching ErrInvalidConfig.
+	NewConsumer(opts ConsumerOptions) (Consumer, error)
 	// ListOffsets returns the earliest and latest offsets of a partition.
 	ListOffsets(ctx context.Context, topic string, partition int32) (Offsets, error)
 	// DeleteRecords deletes the records of a partition below offset
@@ -237,12 +268,17 @@ type Broker interface {
 	// partitions; partitions without a stored offset are absent.
 	FetchOffsets(ctx context.Context, group string, partitions []TopicPartition) (map[TopicPartition]int64, error)
 	// JoinGroup joins group as a new member subscribed to topics; every
-	// member of a group must subscribe to the same topics.
-	JoinGroup(ctx context.Context, group string, topics []string) (Membership, error)
-	// Commit performs an atomic CommitRequest. As with Produce, after a
-	// storage error the commit may or may not have happened, but never in
-	// part: the caller resumes from the committed offsets it reads back.
-	Commit(ctx context.Context, req CommitRequest) error
+	// member of a group must subscribe to the same topics. opts may name
+	// the member's stable instance (static membership: it replaces a
+	// member of the same InstanceID) and carry user data that every
+	// member's Assignment lists (Assignment.Members).
+	JoinGroup(ctx context.Context, group string, topics []string, opts JoinOptions) (Membership, error)
+	// NewCommitter returns the committer with the given id, unique per
+	// writer of the app and stable across its restarts (the app id, the
+	// instance id and the worker's index): opening one fences any older
+	// committer with the same id (a zombie), whose next Commit fails with
+	// ErrFenced. An empty id gives an error matching ErrInvalidConfig.
+	NewCommitter(ctx context.Context, id string) (Committer, error)
 
 	// Close releases the broker. Blocked calls return ErrClosed.
 	Close() error

@@ -20,19 +20,26 @@
 // # Offsets and groups
 //
 // Offsets of a partition are contiguous and never reused: a record's offset
-// is its identity. Consumers own their position; a consumer group stores
-// offsets ([Broker.CommitOffsets]) and shares partitions among its members
-// ([Broker.JoinGroup]): inside a group every partition has one owner (queue
-// semantics), across groups every group sees every record (pub/sub).
-// Partitions are assigned by number, so partition p of every subscribed topic
-// goes to the same member and co-partitioned topics stay together.
+// is its identity. Consumers own their position: a [Consumer]
+// ([Broker.NewConsumer]) reads the partitions assigned to it, each from its
+// own position, and reports the end of each partition it read to the end
+// ([Polled]); [Read] and [ReadAll] read partitions up to their current
+// ends. A consumer group stores offsets ([Broker.CommitOffsets]) and shares
+// partitions among its members ([Broker.JoinGroup]): inside a group every
+// partition has one owner (queue semantics), across groups every group sees
+// every record (pub/sub). Partitions are assigned by number, so partition p
+// of every subscribed topic goes to the same member and co-partitioned
+// topics stay together; every member's [Assignment] lists all members with
+// the user data they joined with ([JoinOptions]).
 //
 // # Atomic commits
 //
-// [Broker.Commit] appends records to several partitions and stores a
-// group's offsets in one step: all become visible together or none do. A
-// commit carrying a group generation is fenced ([ErrFenced]) once a
-// rebalance has given its partitions to another member, so a zombie cannot
+// A [Committer] ([Broker.NewCommitter]) appends records to several
+// partitions and stores a group's offsets in one step: all become visible
+// together or none do, and readers never see the records of a commit that
+// failed. A commit carrying a group generation is fenced ([ErrFenced]) once
+// a rebalance has given its partitions to another member, and a committer
+// is fenced once a newer one with the same id is opened, so a zombie cannot
 // commit.
 //
 // # Errors

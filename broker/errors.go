@@ -51,9 +51,9 @@ func (e *TopicError) Error() string {
 
 func (e *TopicError) Unwrap() error { return e.Err }
 
-// OffsetOutOfRangeError is returned by Fetch for an offset outside
-// [Earliest, Latest] of its partition, and by DeleteRecords for an offset
-// beyond Latest (or negative).
+// OffsetOutOfRangeError is returned by Consumer.Poll for a position
+// outside [Earliest, Latest] of its partition, and by DeleteRecords for an
+// offset beyond Latest (or negative).
 type OffsetOutOfRangeError struct {
 	Topic     string
 	Partition int32

@@ -58,18 +58,12 @@ func fkEndOffsets(t *testing.T, b broker.Broker, topic string) []broker.FetchReq
 // offsets to their current ends.
 func fkReadFrom(t *testing.T, b broker.Broker, reqs []broker.FetchRequest) []broker.Record {
 	t.Helper()
-	var recs []broker.Record
-	for _, req := range reqs {
-		offs, err := b.ListOffsets(t.Context(), req.Topic, req.Partition)
-		require.NoError(t, err)
-		for req.Offset < offs.Latest {
-			got, err := b.Fetch(t.Context(), []broker.FetchRequest{req}, broker.FetchOptions{})
-			require.NoError(t, err)
-			require.NotEmpty(t, got)
-			recs = append(recs, got...)
-			req.Offset = got[len(got)-1].Offset + 1
-		}
+	from := make(map[broker.TopicPartition]int64, len(reqs))
+	for _, r := range reqs {
+		from[broker.TopicPartition{Topic: r.Topic, Partition: r.Partition}] = r.Offset
 	}
+	recs, err := broker.Read(t.Context(), b, from)
+	require.NoError(t, err)
 	return recs
 }
 
@@ -83,8 +77,10 @@ func awaitLatest(t *testing.T, b broker.Broker, reqs []broker.FetchRequest, want
 	topic := reqs[0].Topic
 	latest := map[string]string{}
 	var all []broker.Record
+	c := consumeFrom(t, b, reqs)
 	for !maps.Equal(latest, want) || len(all) < minRecords {
-		recs, err := b.Fetch(ctx, reqs, broker.FetchOptions{MaxWait: time.Second})
+		polled, err := c.Poll(ctx, time.Second)
+		recs := polled.Records
 		require.NoError(t, err, "waiting for the newest values of %q; have %d keys, want %d", topic, len(latest), len(want))
 		for _, r := range recs {
 			reqs[r.Partition].Offset = r.Offset + 1
@@ -285,8 +281,10 @@ func BenchmarkJoinByForeignKeyRuntime(b *testing.B) {
 		reqs[p] = broker.FetchRequest{Topic: "enriched-changes", Partition: int32(p)}
 	}
 	seen := map[string]bool{}
+	c := consumeFrom(b, brk, reqs)
 	for len(seen) < b.N {
-		got, err := brk.Fetch(ctx, reqs, broker.FetchOptions{MaxWait: time.Second})
+		polled, err := c.Poll(ctx, time.Second)
+		got := polled.Records
 		require.NoError(b, err)
 		for _, r := range got {
 			reqs[r.Partition].Offset = r.Offset + 1

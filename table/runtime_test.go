@@ -40,22 +40,24 @@ func wordCountTopology(t *testing.T) *stream.Topology {
 // readAll returns every record of topic, partition by partition.
 func readAll(t *testing.T, b broker.Broker, topic string) []broker.Record {
 	t.Helper()
-	ctx := t.Context()
-	info, err := b.DescribeTopic(ctx, topic)
+	recs, err := broker.ReadAll(t.Context(), b, topic)
 	require.NoError(t, err)
-	var all []broker.Record
-	for p := range info.Config.Partitions {
-		offs, err := b.ListOffsets(ctx, topic, p)
-		require.NoError(t, err)
-		for off := offs.Earliest; off < offs.Latest; {
-			recs, err := b.Fetch(ctx, []broker.FetchRequest{{Topic: topic, Partition: p, Offset: off}}, broker.FetchOptions{})
-			require.NoError(t, err)
-			require.NotEmpty(t, recs)
-			all = append(all, recs...)
-			off = recs[len(recs)-1].Offset + 1
-		}
+	return recs
+}
+
+// consumeFrom returns a consumer of b assigned the partitions of reqs at
+// their offsets, closed with the test.
+func consumeFrom(tb testing.TB, b broker.Broker, reqs []broker.FetchRequest) broker.Consumer {
+	tb.Helper()
+	c, err := b.NewConsumer(broker.ConsumerOptions{})
+	require.NoError(tb, err)
+	tb.Cleanup(func() { _ = c.Close() })
+	from := make(map[broker.TopicPartition]int64, len(reqs))
+	for _, r := range reqs {
+		from[broker.TopicPartition{Topic: r.Topic, Partition: r.Partition}] = r.Offset
 	}
-	return all
+	c.Assign(from)
+	return c
 }
 
 // awaitCount long-polls topic until it holds n records (bounded by 20 s).
@@ -69,8 +71,10 @@ func awaitCount(t *testing.T, b broker.Broker, topic string, n int) {
 	for p := range reqs {
 		reqs[p] = broker.FetchRequest{Topic: topic, Partition: int32(p)}
 	}
+	c := consumeFrom(t, b, reqs)
 	for seen := 0; seen < n; {
-		recs, err := b.Fetch(ctx, reqs, broker.FetchOptions{MaxWait: time.Second})
+		polled, err := c.Poll(ctx, time.Second)
+		recs := polled.Records
 		require.NoError(t, err, "waiting for %d records in %q, have %d", n, topic, seen)
 		for _, r := range recs {
 			reqs[r.Partition].Offset = r.Offset + 1

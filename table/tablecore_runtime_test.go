@@ -29,8 +29,10 @@ func newestFrom(t *testing.T, b broker.Broker, reqs []broker.FetchRequest, newes
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	defer cancel()
 	var all []broker.Record
+	c := consumeFrom(t, b, reqs)
 	for !maps.Equal(newest, want) {
-		recs, err := b.Fetch(ctx, reqs, broker.FetchOptions{MaxWait: time.Second})
+		polled, err := c.Poll(ctx, time.Second)
+		recs := polled.Records
 		require.NoError(t, err, "waiting for the newest values of %q: have %d keys, want %d", reqs[0].Topic, len(newest), len(want))
 		for _, r := range recs {
 			reqs[r.Partition].Offset = r.Offset + 1

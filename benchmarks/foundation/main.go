@@ -16,6 +16,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"maps"
 	"os"
 	"runtime"
 	"runtime/pprof"
@@ -216,26 +217,30 @@ func appendAndFetch(ctx context.Context) error {
 	return nil
 }
 
-// fetchAll reads every partition of topic from the start with one reader.
+// fetchAll reads every partition of topic from the start with one
+// consumer.
 func fetchAll(ctx context.Context, b broker.Broker, topic string) (result, error) {
-	reqs := make([]broker.FetchRequest, *partitions)
-	for p := range reqs {
-		reqs[p] = broker.FetchRequest{Topic: topic, Partition: int32(p)}
+	c, err := b.NewConsumer(broker.ConsumerOptions{MaxRecords: 10000})
+	if err != nil {
+		return result{}, err
 	}
+	defer c.Close()
+	from := make(map[broker.TopicPartition]int64, *partitions)
+	for p := range *partitions {
+		from[broker.TopicPartition{Topic: topic, Partition: int32(p)}] = 0
+	}
+	c.Assign(from)
 	start := time.Now()
 	n := 0
 	for n < *records {
-		recs, err := b.Fetch(ctx, reqs, broker.FetchOptions{MaxRecords: 10000})
+		polled, err := c.Poll(ctx, time.Second)
 		if err != nil {
 			return result{}, err
 		}
-		if len(recs) == 0 {
-			return result{}, fmt.Errorf("fetch: no records after %d of %d", n, *records)
+		if len(polled.Records) == 0 {
+			return result{}, fmt.Errorf("poll: no records after %d of %d", n, *records)
 		}
-		for _, r := range recs {
-			reqs[r.Partition].Offset = r.Offset + 1
-		}
-		n += len(recs)
+		n += len(polled.Records)
 	}
 	return result{n, time.Since(start)}, nil
 }
@@ -304,7 +309,7 @@ func pipeline(ctx context.Context) error {
 	perRecord := *valueSize + len(key(0))
 	fmt.Printf("Stateless pipeline Filter+MapValues+To, input already in the log, commit every 100 ms (%d workers):\n", runtime.GOMAXPROCS(0))
 	report("duality (stream DSL + runtime)", fw, perRecord)
-	report("raw baseline (fetch, sync commit)", raw, perRecord)
+	report("raw baseline (poll, sync commit)", raw, perRecord)
 	fmt.Printf("  ratio duality / baseline (medians): %.2f (the baseline waits for each commit; the runtime overlaps it with processing)\n", median(fw).rate()/median(raw).rate())
 	return nil
 }
@@ -358,63 +363,68 @@ func runRaw(ctx context.Context, b broker.Broker, round int) (result, error) {
 	errs := make(chan error, workers)
 	for w := range workers {
 		wg.Go(func() {
-			var reqs []broker.FetchRequest
-			end := map[int32]int64{}
-			for p := w; p < *partitions; p += workers {
-				reqs = append(reqs, broker.FetchRequest{Topic: "input", Partition: int32(p)})
-				o, err := b.ListOffsets(ctx, "input", int32(p))
+			errs <- func() error {
+				c, err := b.NewConsumer(broker.ConsumerOptions{MaxRecords: 10000})
 				if err != nil {
-					errs <- err
-					return
+					return err
 				}
-				end[int32(p)] = o.Latest
-			}
-			var buf []broker.Record
-			last := time.Now()
-			for {
-				recs, err := b.Fetch(ctx, reqs, broker.FetchOptions{MaxRecords: 10000})
+				defer c.Close()
+				com, err := b.NewCommitter(ctx, fmt.Sprintf("%s-%d", group, w))
 				if err != nil {
-					errs <- err
-					return
+					return err
 				}
-				for _, r := range recs {
-					if keep(r.Value) {
-						buf = append(buf, broker.Record{Topic: out, Partition: broker.PartitionByKey, Key: r.Key, Value: transform(r.Value), Timestamp: r.Timestamp})
+				defer com.Close()
+				next := map[broker.TopicPartition]int64{}
+				end := map[broker.TopicPartition]int64{}
+				for p := w; p < *partitions; p += workers {
+					tp := broker.TopicPartition{Topic: "input", Partition: int32(p)}
+					o, err := b.ListOffsets(ctx, "input", int32(p))
+					if err != nil {
+						return err
 					}
-					for i := range reqs {
-						if reqs[i].Partition == r.Partition {
-							reqs[i].Offset = r.Offset + 1
+					next[tp], end[tp] = 0, o.Latest
+				}
+				c.Assign(next)
+				var buf []broker.Record
+				last := time.Now()
+				for {
+					polled, err := c.Poll(ctx, time.Second)
+					if err != nil {
+						return err
+					}
+					for _, r := range polled.Records {
+						if keep(r.Value) {
+							buf = append(buf, broker.Record{Topic: out, Partition: broker.PartitionByKey, Key: r.Key, Value: transform(r.Value), Timestamp: r.Timestamp})
+						}
+						next[broker.TopicPartition{Topic: r.Topic, Partition: r.Partition}] = r.Offset + 1
+					}
+					finished := true
+					for tp, off := range next {
+						if off < end[tp] {
+							finished = false
 						}
 					}
-				}
-				finished := true
-				for _, r := range reqs {
-					if r.Offset < end[r.Partition] {
-						finished = false
+					if finished || time.Since(last) >= 100*time.Millisecond {
+						err := com.Commit(ctx, broker.CommitRequest{Records: buf, Group: group, Offsets: maps.Clone(next)})
+						if err != nil {
+							return err
+						}
+						buf = buf[:0]
+						last = time.Now()
+					}
+					if finished {
+						return nil
 					}
 				}
-				if finished || time.Since(last) >= 100*time.Millisecond {
-					offsets := make(map[broker.TopicPartition]int64, len(reqs))
-					for _, r := range reqs {
-						offsets[broker.TopicPartition{Topic: "input", Partition: r.Partition}] = r.Offset
-					}
-					if err := b.Commit(ctx, broker.CommitRequest{Records: buf, Group: group, Offsets: offsets}); err != nil {
-						errs <- err
-						return
-					}
-					buf = buf[:0]
-					last = time.Now()
-				}
-				if finished {
-					return
-				}
-			}
+			}()
 		})
 	}
 	wg.Wait()
 	close(errs)
-	if err := <-errs; err != nil {
-		return result{}, err
+	for err := range errs {
+		if err != nil {
+			return result{}, err
+		}
 	}
 	return result{*records, time.Since(start)}, nil
 }

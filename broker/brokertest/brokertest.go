@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -36,6 +37,8 @@ func Run(t *testing.T, newBroker func(t *testing.T) broker.Broker) {
 	cases = append(cases, produceCases...)
 	cases = append(cases, groupCases...)
 	cases = append(cases, commitCases...)
+	cases = append(cases, consumerCases...)
+	cases = append(cases, committerCases...)
 	cases = append(cases, cleanupCases...)
 	cases = append(cases, deleteRecordsCases...)
 	cases = append(cases, testCase{"Close", testClose})
@@ -77,26 +80,54 @@ func produceValues(t *testing.T, b broker.Broker, topic string, partition int32,
 }
 
 // fetchAll reads topic/partition from offset from up to its latest offset
-// (as of the call) without waiting, checking offsets are contiguous.
+// (as of the call) with broker.Read, checking offsets are contiguous.
 func fetchAll(t *testing.T, b broker.Broker, topic string, partition int32, from int64) []broker.Record {
 	t.Helper()
+	out, err := broker.Read(t.Context(), b, map[broker.TopicPartition]int64{{Topic: topic, Partition: partition}: from})
+	require.NoError(t, err)
+	next := from
+	for _, r := range out {
+		require.Equal(t, topic, r.Topic)
+		require.Equal(t, partition, r.Partition)
+		require.Equal(t, next, r.Offset, "offsets must be contiguous")
+		next++
+	}
 	offs, err := b.ListOffsets(t.Context(), topic, partition)
 	require.NoError(t, err)
-	var out []broker.Record
-	next := from
-	for next < offs.Latest {
-		got, err := b.Fetch(t.Context(), []broker.FetchRequest{{Topic: topic, Partition: partition, Offset: next}}, broker.FetchOptions{})
-		require.NoError(t, err)
-		require.NotEmpty(t, got, "fetch %s/%d at %d below latest %d returned nothing", topic, partition, next, offs.Latest)
-		for _, r := range got {
-			require.Equal(t, topic, r.Topic)
-			require.Equal(t, partition, r.Partition)
-			require.Equal(t, next, r.Offset, "offsets must be contiguous")
-			next++
-		}
-		out = append(out, got...)
-	}
+	require.GreaterOrEqual(t, offs.Latest, next)
 	return out
+}
+
+// fetch reads the partitions of reqs, each from its Offset, in one Poll
+// of a new Consumer of b limited as opts says, waiting up to
+// opts.MaxWait: what a single read of a reader at those positions
+// returns.
+func fetch(ctx context.Context, b broker.Broker, reqs []broker.FetchRequest, opts broker.FetchOptions) ([]broker.Record, error) {
+	c, err := b.NewConsumer(broker.ConsumerOptions{MaxRecords: opts.MaxRecords, MaxBytes: opts.MaxBytes})
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	positions := make(map[broker.TopicPartition]int64, len(reqs))
+	for _, r := range reqs {
+		positions[broker.TopicPartition{Topic: r.Topic, Partition: r.Partition}] = r.Offset
+	}
+	c.Assign(positions)
+	p, err := c.Poll(ctx, opts.MaxWait)
+	return p.Records, err
+}
+
+// committers numbers the committers commit opens.
+var committers atomic.Int64
+
+// commit performs req through a new Committer of b with an id of its own.
+func commit(ctx context.Context, b broker.Broker, req broker.CommitRequest) error {
+	c, err := b.NewCommitter(ctx, fmt.Sprintf("brokertest-%d", committers.Add(1)))
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	return c.Commit(ctx, req)
 }
 
 // values returns the values of recs as strings.
@@ -222,8 +253,8 @@ func topicCalls(topic string) map[string]func(context.Context, broker.Broker) er
 		"ProduceByKey": func(ctx context.Context, b broker.Broker) error {
 			return b.Produce(ctx, []broker.Record{rec(topic, broker.PartitionByKey, "k", "v")})
 		},
-		"Fetch": func(ctx context.Context, b broker.Broker) error {
-			_, err := b.Fetch(ctx, []broker.FetchRequest{{Topic: topic}}, broker.FetchOptions{})
+		"Poll": func(ctx context.Context, b broker.Broker) error {
+			_, err := fetch(ctx, b, []broker.FetchRequest{{Topic: topic}}, broker.FetchOptions{})
 			return err
 		},
 		"ListOffsets": func(ctx context.Context, b broker.Broker) error {
@@ -238,7 +269,7 @@ func topicCalls(topic string) map[string]func(context.Context, broker.Broker) er
 			return err
 		},
 		"Commit": func(ctx context.Context, b broker.Broker) error {
-			return b.Commit(ctx, broker.CommitRequest{Records: []broker.Record{rec(topic, 0, "k", "v")}})
+			return commit(ctx, b, broker.CommitRequest{Records: []broker.Record{rec(topic, 0, "k", "v")}})
 		},
 	}
 }

@@ -59,7 +59,7 @@ func testCompactDelete(t *testing.T, b broker.Broker) {
 	offs, err := b.ListOffsets(ctx, "cd", 0)
 	require.NoError(t, err)
 	require.Equal(t, broker.Offsets{Earliest: 3, Latest: 6}, offs, "retention dropped offsets 0-1, compaction offset 2")
-	got, err := b.Fetch(ctx, []broker.FetchRequest{{Topic: "cd", Partition: 0, Offset: offs.Earliest}}, broker.FetchOptions{})
+	got, err := fetch(ctx, b, []broker.FetchRequest{{Topic: "cd", Partition: 0, Offset: offs.Earliest}}, broker.FetchOptions{})
 	require.NoError(t, err)
 	var keys, vals []string
 	var offsets []int64

@@ -39,7 +39,7 @@ func testOffsetsNotBeforeRecords(t *testing.T, b broker.Broker) {
 		done <- func() error {
 			for c := range commits {
 				// Commit c writes one record and stores offset c+1.
-				err := b.Commit(ctx, broker.CommitRequest{
+				err := commit(ctx, b, broker.CommitRequest{
 					Records: []broker.Record{rec("out", 0, "k", fmt.Sprint(c))},
 					Group:   "g",
 					Offsets: map[broker.TopicPartition]int64{inTP: int64(c + 1)},
@@ -75,7 +75,7 @@ func testFetchOffsetsAfterRebalance(t *testing.T, b broker.Broker) {
 	for round := range 5 {
 		group := fmt.Sprintf("g%d", round)
 		ctx := t.Context()
-		m1, err := b.JoinGroup(ctx, group, []string{"in"})
+		m1, err := b.JoinGroup(ctx, group, []string{"in"}, broker.JoinOptions{})
 		require.NoError(t, err)
 		a1 := recvAssignment(t, m1, func(broker.Assignment) bool { return true })
 
@@ -84,7 +84,7 @@ func testFetchOffsetsAfterRebalance(t *testing.T, b broker.Broker) {
 		go func() {
 			acked := int64(0)
 			for i := int64(1); ; i++ {
-				err := b.Commit(ctx, broker.CommitRequest{
+				err := commit(ctx, b, broker.CommitRequest{
 					Records: []broker.Record{rec("out", 0, "k", fmt.Sprint(i))},
 					Group:   group, Generation: a1.Generation, MemberID: m1.MemberID(),
 					Offsets: map[broker.TopicPartition]int64{inTP: i},
@@ -100,7 +100,7 @@ func testFetchOffsetsAfterRebalance(t *testing.T, b broker.Broker) {
 			}
 		}()
 		<-started
-		m2, err := b.JoinGroup(ctx, group, []string{"in"})
+		m2, err := b.JoinGroup(ctx, group, []string{"in"}, broker.JoinOptions{})
 		require.NoError(t, err)
 		recvAssignment(t, m2, func(a broker.Assignment) bool { return a.Generation > a1.Generation })
 		// Leaving hands every partition to m2 in a newer generation, so
@@ -135,7 +135,7 @@ func testCommitAtomic(t *testing.T, b broker.Broker) {
 		Group:   "g",
 		Offsets: map[broker.TopicPartition]int64{inTP: 3},
 	}
-	require.NoError(t, b.Commit(ctx, req))
+	require.NoError(t, commit(ctx, b, req))
 
 	// Partition and Offset are set in place.
 	byKey := broker.KeyPartition([]byte("by-key"), 2)
@@ -159,15 +159,15 @@ func testCommitAtomic(t *testing.T, b broker.Broker) {
 	require.Equal(t, []string{"o2-0"}, values(fetchAll(t, b, "out2", 0, 0)))
 
 	// Offsets only, and records only, are valid commits too.
-	require.NoError(t, b.Commit(ctx, broker.CommitRequest{Group: "g", Offsets: map[broker.TopicPartition]int64{inTP: 5}}))
-	require.NoError(t, b.Commit(ctx, broker.CommitRequest{Records: []broker.Record{rec("out2", 0, "k", "o2-1")}}))
+	require.NoError(t, commit(ctx, b, broker.CommitRequest{Group: "g", Offsets: map[broker.TopicPartition]int64{inTP: 5}}))
+	require.NoError(t, commit(ctx, b, broker.CommitRequest{Records: []broker.Record{rec("out2", 0, "k", "o2-1")}}))
 	got, err = b.FetchOffsets(ctx, "g", []broker.TopicPartition{inTP})
 	require.NoError(t, err)
 	require.Equal(t, map[broker.TopicPartition]int64{inTP: 5}, got)
 	require.Equal(t, []string{"o2-0", "o2-1"}, values(fetchAll(t, b, "out2", 0, 0)))
 
 	// A commit naming an unknown topic writes nothing, offsets included.
-	err = b.Commit(ctx, broker.CommitRequest{
+	err = commit(ctx, b, broker.CommitRequest{
 		Records: []broker.Record{rec("out2", 0, "k", "lost"), rec("missing", 0, "k", "v")},
 		Group:   "g",
 		Offsets: map[broker.TopicPartition]int64{inTP: 1},
@@ -192,7 +192,7 @@ func testCommitWholeToFetchers(t *testing.T, b broker.Broker) {
 		watchErr <- func() error {
 			next := []int64{0, 0}
 			for next[0] < commits*perPartition || next[1] < commits*perPartition {
-				recs, err := b.Fetch(ctx, []broker.FetchRequest{
+				recs, err := fetch(ctx, b, []broker.FetchRequest{
 					{Topic: "out", Partition: 0, Offset: next[0]},
 					{Topic: "out", Partition: 1, Offset: next[1]},
 				}, broker.FetchOptions{MaxWait: waitBound})
@@ -225,7 +225,7 @@ func testCommitWholeToFetchers(t *testing.T, b broker.Broker) {
 				recs = append(recs, rec("out", p, "k", fmt.Sprintf("c%d/%d", c, i)))
 			}
 		}
-		require.NoError(t, b.Commit(t.Context(), broker.CommitRequest{
+		require.NoError(t, commit(t.Context(), b, broker.CommitRequest{
 			Records: recs,
 			Group:   "g",
 			Offsets: map[broker.TopicPartition]int64{inTP: int64(c + 1)},
@@ -254,16 +254,16 @@ func testCommitFenced(t *testing.T, b broker.Broker) {
 	createTopic(t, b, "out", 1)
 	inTP := broker.TopicPartition{Topic: "in", Partition: 0}
 
-	m1, err := b.JoinGroup(ctx, "g", []string{"in"})
+	m1, err := b.JoinGroup(ctx, "g", []string{"in"}, broker.JoinOptions{})
 	require.NoError(t, err)
 	a1 := recvAssignment(t, m1, func(broker.Assignment) bool { return true })
-	require.NoError(t, b.Commit(ctx, broker.CommitRequest{
+	require.NoError(t, commit(ctx, b, broker.CommitRequest{
 		Records: []broker.Record{rec("out", 0, "k", "gen1")}, Group: "g",
 		Generation: a1.Generation, MemberID: m1.MemberID(),
 		Offsets: map[broker.TopicPartition]int64{inTP: 1},
 	}))
 
-	m2, err := b.JoinGroup(ctx, "g", []string{"in"})
+	m2, err := b.JoinGroup(ctx, "g", []string{"in"}, broker.JoinOptions{})
 	require.NoError(t, err)
 	a2 := recvAssignment(t, m2, func(a broker.Assignment) bool { return a.Generation > a1.Generation })
 	b1 := recvAssignment(t, m1, func(a broker.Assignment) bool { return a.Generation >= a2.Generation })
@@ -271,7 +271,7 @@ func testCommitFenced(t *testing.T, b broker.Broker) {
 
 	fenced := func(name string, gen int64, member string) {
 		t.Helper()
-		err := b.Commit(ctx, broker.CommitRequest{
+		err := commit(ctx, b, broker.CommitRequest{
 			Records: []broker.Record{rec("out", 0, "k", "zombie-"+name)}, Group: "g",
 			Generation: gen, MemberID: member,
 			Offsets: map[broker.TopicPartition]int64{inTP: 99},
@@ -284,7 +284,7 @@ func testCommitFenced(t *testing.T, b broker.Broker) {
 	fenced("future generation", a2.Generation+1, m1.MemberID())
 	requireUnchanged(t, b, "g", inTP, 1, "out", 0, 1)
 
-	require.NoError(t, b.Commit(ctx, broker.CommitRequest{
+	require.NoError(t, commit(ctx, b, broker.CommitRequest{
 		Records: []broker.Record{rec("out", 0, "k", "gen2")}, Group: "g",
 		Generation: a2.Generation, MemberID: m2.MemberID(),
 		Offsets: map[broker.TopicPartition]int64{inTP: 2},
@@ -298,7 +298,7 @@ func testCommitFenced(t *testing.T, b broker.Broker) {
 	requireUnchanged(t, b, "g", inTP, 2, "out", 0, 2)
 	require.Equal(t, []string{"gen1", "gen2"}, values(fetchAll(t, b, "out", 0, 0)))
 
-	require.NoError(t, b.Commit(ctx, broker.CommitRequest{
+	require.NoError(t, commit(ctx, b, broker.CommitRequest{
 		Group: "g", Generation: c1.Generation, MemberID: m1.MemberID(),
 		Offsets: map[broker.TopicPartition]int64{inTP: 3},
 	}))
@@ -334,12 +334,12 @@ func testClose(t *testing.T, b broker.Broker) {
 	require.ErrorIs(t, b.CreateTopic(ctx, "u", broker.TopicConfig{Partitions: 1}), broker.ErrClosed)
 	_, err := b.ListTopics(ctx)
 	require.ErrorIs(t, err, broker.ErrClosed)
-	_, err = b.JoinGroup(ctx, "g", []string{"t"})
+	_, err = b.JoinGroup(ctx, "g", []string{"t"}, broker.JoinOptions{})
 	require.ErrorIs(t, err, broker.ErrClosed)
 	require.ErrorIs(t, b.CommitOffsets(ctx, "g", map[broker.TopicPartition]int64{{Topic: "t"}: 1}), broker.ErrClosed)
 	_, err = b.FetchOffsets(ctx, "g", []broker.TopicPartition{{Topic: "t"}})
 	require.ErrorIs(t, err, broker.ErrClosed)
-	require.ErrorIs(t, b.Commit(ctx, broker.CommitRequest{Group: "g", Offsets: map[broker.TopicPartition]int64{{Topic: "t"}: 1}}), broker.ErrClosed)
+	require.ErrorIs(t, commit(ctx, b, broker.CommitRequest{Group: "g", Offsets: map[broker.TopicPartition]int64{{Topic: "t"}: 1}}), broker.ErrClosed)
 }
 
 // testConcurrentMembers runs three members committing concurrently, each
@@ -387,7 +387,7 @@ func testConcurrentMembers(t *testing.T, b broker.Broker) {
 				offsets[tp] = a.Generation*1_000_000 + int64(n)
 			}
 			value := fmt.Sprintf("m%d-g%d-n%d", idx, a.Generation, n)
-			err := b.Commit(ctx, broker.CommitRequest{
+			err := commit(ctx, b, broker.CommitRequest{
 				Records: []broker.Record{rec("out", 0, "k", value)},
 				Group:   "g", Generation: a.Generation, MemberID: m.MemberID(), Offsets: offsets,
 			})
@@ -407,7 +407,7 @@ func testConcurrentMembers(t *testing.T, b broker.Broker) {
 	}
 	var members []broker.Membership
 	for range 3 {
-		m, err := b.JoinGroup(ctx, "g", []string{"in"})
+		m, err := b.JoinGroup(ctx, "g", []string{"in"}, broker.JoinOptions{})
 		require.NoError(t, err)
 		members = append(members, m)
 	}

@@ -55,7 +55,7 @@ func testDeleteRecordsEarliest(t *testing.T, b broker.Broker) {
 	require.NoError(t, err)
 	require.Equal(t, broker.Offsets{Earliest: 4, Latest: 9}, offs)
 	for _, off := range []int64{0, 3} {
-		_, err := b.Fetch(ctx, []broker.FetchRequest{{Topic: "t", Partition: 0, Offset: off}}, broker.FetchOptions{})
+		_, err := fetch(ctx, b, []broker.FetchRequest{{Topic: "t", Partition: 0, Offset: off}}, broker.FetchOptions{})
 		requireOutOfRange(t, err, "t", 0, off, offs)
 	}
 	got := fetchAll(t, b, "t", 0, 4)
@@ -107,9 +107,9 @@ func testDeleteRecordsAll(t *testing.T, b broker.Broker) {
 	offs, err := b.ListOffsets(ctx, "t", 0)
 	require.NoError(t, err)
 	require.Equal(t, broker.Offsets{Earliest: 4, Latest: 4}, offs)
-	_, err = b.Fetch(ctx, []broker.FetchRequest{{Topic: "t", Partition: 0, Offset: 3}}, broker.FetchOptions{})
+	_, err = fetch(ctx, b, []broker.FetchRequest{{Topic: "t", Partition: 0, Offset: 3}}, broker.FetchOptions{})
 	requireOutOfRange(t, err, "t", 0, 3, offs)
-	got, err := b.Fetch(ctx, []broker.FetchRequest{{Topic: "t", Partition: 0, Offset: 4}}, broker.FetchOptions{})
+	got, err := fetch(ctx, b, []broker.FetchRequest{{Topic: "t", Partition: 0, Offset: 4}}, broker.FetchOptions{})
 	require.NoError(t, err)
 	require.Empty(t, got)
 	at, err := b.OffsetForTime(ctx, "t", 0, time.UnixMilli(0))

@@ -20,7 +20,7 @@
 //     recreate after delete gives an empty topic; ErrTopicExists,
 //     ErrUnknownTopic, ErrInvalidTopicName and ErrInvalidPartitions on every
 //     call that takes a topic or a partition count.
-//   - Produce and Fetch: key, value (nil and empty are distinct), headers,
+//   - Produce and reads (one Poll of a new Consumer): key, value (nil and empty are distinct), headers,
 //     millisecond timestamps and the broker's clock for a zero timestamp;
 //     record buffers owned by the caller on both sides;
 //     per-partition order with contiguous offsets from 0; [broker.KeyPartition]
@@ -33,7 +33,19 @@
 //     JoinGroup, rebalances with increasing generations on join and leave,
 //     disjoint assignments that cover every partition and keep partition p of
 //     every subscribed topic together, also when the topics' partition
-//     counts differ.
+//     counts differ; Assignment.Members with every member's user data and
+//     partitions, the MaxUserData bound, a static member (InstanceID)
+//     replacing its old self, which is fenced.
+//   - Consumer: assign and poll, seek by Assign, Pause/Resume, Unassign,
+//     Polled.Ends equal to ListOffsets' Latest for partitions read to the
+//     end (and absent for one with records left), long-poll woken by a
+//     produce, ctx, an out-of-range position and the seek that recovers,
+//     read_committed (records of fenced or refused commits never returned),
+//     Close; broker.Read and broker.ReadAll.
+//   - Committer: records and offsets atomic, Partition and Offset set in
+//     place, a refused commit leaving nothing; ErrFenced for an old
+//     generation and for a committer whose id was opened again, with
+//     nothing of the fenced commit visible; empty id, Close.
 //   - Commit: records and offsets visible together once it returns, each
 //     commit's records seen whole by concurrent fetchers, ErrFenced for a
 //     stale generation, an unknown member or a member that left, with nothing
@@ -54,7 +66,7 @@
 // The suite asserts only what the [broker.Broker] documentation promises and
 // what a Kafka cluster can also provide, so that the same body runs against
 // every backend. Two promises need care on Kafka: records and offsets of a
-// Commit must be readable (Fetch, ListOffsets, FetchOffsets) as soon as
+// Commit must be readable (Poll, ListOffsets, FetchOffsets) as soon as
 // Commit returns, so a Kafka backend waits until its transaction's markers
 // have moved the last stable offset; and invalid topic names, partitions
 // and closed brokers are refused before any request is sent. It waits on

@@ -2,6 +2,7 @@ package brokertest
 
 import (
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -16,6 +17,104 @@ var groupCases = []testCase{
 	{"Groups/Rebalance", testRebalance},
 	{"Groups/Independent", testIndependentGroups},
 	{"Groups/UnequalPartitionCounts", testUnequalPartitionCounts},
+	{"Groups/Members", testGroupMembers},
+	{"Groups/UserDataTooLarge", testUserDataTooLarge},
+	{"Groups/StaticMember", testStaticMember},
+}
+
+// testGroupMembers joins two members with user data: the assignments of
+// a generation list both, sorted by id, with their user data and the
+// partitions each member got.
+func testGroupMembers(t *testing.T, b broker.Broker) {
+	ctx := t.Context()
+	createTopic(t, b, "a", 4)
+	createTopic(t, b, "b", 4)
+	topics := []string{"a", "b"}
+	m1, err := b.JoinGroup(ctx, "g", topics, broker.JoinOptions{UserData: []byte("http://one:8080")})
+	require.NoError(t, err)
+	a1 := recvAssignment(t, m1, func(broker.Assignment) bool { return true })
+	require.Equal(t, []broker.Member{{ID: m1.MemberID(), UserData: []byte("http://one:8080"), Partitions: a1.Partitions}}, a1.Members)
+
+	m2, err := b.JoinGroup(ctx, "g", topics, broker.JoinOptions{UserData: []byte("http://two:8080")})
+	require.NoError(t, err)
+	a2 := recvAssignment(t, m2, func(a broker.Assignment) bool { return a.Generation > a1.Generation })
+	b1 := recvAssignment(t, m1, func(a broker.Assignment) bool { return a.Generation >= a2.Generation })
+	if b1.Generation > a2.Generation {
+		a2 = recvAssignment(t, m2, func(a broker.Assignment) bool { return a.Generation >= b1.Generation })
+	}
+	require.Equal(t, b1.Generation, a2.Generation)
+	requireSplit(t, allPartitions(4, topics...), b1.Partitions, a2.Partitions)
+	want := []broker.Member{
+		{ID: m1.MemberID(), UserData: []byte("http://one:8080"), Partitions: b1.Partitions},
+		{ID: m2.MemberID(), UserData: []byte("http://two:8080"), Partitions: a2.Partitions},
+	}
+	slices.SortFunc(want, func(x, y broker.Member) int { return strings.Compare(x.ID, y.ID) })
+	require.Equal(t, want, b1.Members, "every member's assignment lists every member")
+	require.Equal(t, want, a2.Members, "every member's assignment lists every member")
+	require.NoError(t, m1.Leave(ctx))
+	require.NoError(t, m2.Leave(ctx))
+}
+
+func testUserDataTooLarge(t *testing.T, b broker.Broker) {
+	createTopic(t, b, "t", 1)
+	_, err := b.JoinGroup(t.Context(), "g", []string{"t"}, broker.JoinOptions{UserData: make([]byte, broker.MaxUserData+1)})
+	require.ErrorIs(t, err, broker.ErrInvalidConfig)
+	m, err := b.JoinGroup(t.Context(), "g", []string{"t"}, broker.JoinOptions{UserData: make([]byte, broker.MaxUserData)})
+	require.NoError(t, err, "MaxUserData bytes are accepted")
+	a := recvAssignment(t, m, func(broker.Assignment) bool { return true })
+	require.Len(t, a.Members, 1)
+	require.Len(t, a.Members[0].UserData, broker.MaxUserData)
+	require.NoError(t, m.Leave(t.Context()))
+}
+
+// testStaticMember restarts a static member: the member joining with the
+// InstanceID of a current one takes its partitions, and the old member's
+// commits are fenced.
+func testStaticMember(t *testing.T, b broker.Broker) {
+	ctx := t.Context()
+	const n = 4
+	createTopic(t, b, "in", n)
+	createTopic(t, b, "out", 1)
+	all := allPartitions(n, "in")
+	s1, err := b.JoinGroup(ctx, "g", []string{"in"}, broker.JoinOptions{InstanceID: "i-1"})
+	require.NoError(t, err)
+	recvAssignment(t, s1, func(broker.Assignment) bool { return true })
+	d, err := b.JoinGroup(ctx, "g", []string{"in"}, broker.JoinOptions{})
+	require.NoError(t, err)
+	ad := recvAssignment(t, d, func(a broker.Assignment) bool { return len(a.Members) == 2 })
+	a1 := recvAssignment(t, s1, func(a broker.Assignment) bool { return a.Generation >= ad.Generation })
+	requireSplit(t, all, a1.Partitions, ad.Partitions)
+
+	s2, err := b.JoinGroup(ctx, "g", []string{"in"}, broker.JoinOptions{InstanceID: "i-1"})
+	require.NoError(t, err)
+	require.NotEqual(t, s1.MemberID(), s2.MemberID())
+	a2 := recvAssignment(t, s2, func(a broker.Assignment) bool {
+		return slices.ContainsFunc(a.Members, func(m broker.Member) bool { return m.ID == s2.MemberID() })
+	})
+	require.Len(t, a2.Members, 2, "the new instance replaced the old one: %+v", a2.Members)
+	require.False(t, slices.ContainsFunc(a2.Members, func(m broker.Member) bool { return m.ID == s1.MemberID() }))
+	require.Equal(t, a1.Partitions, a2.Partitions, "the restarted static member keeps its partitions")
+
+	c := newCommitter(t, b, "app-i-1-0")
+	tp := a1.Partitions[0]
+	err = c.Commit(ctx, broker.CommitRequest{
+		Records: []broker.Record{rec("out", 0, "k", "zombie")}, Group: "g",
+		Generation: a1.Generation, MemberID: s1.MemberID(), Offsets: map[broker.TopicPartition]int64{tp: 1},
+	})
+	require.ErrorIs(t, err, broker.ErrFenced, "the replaced member is fenced")
+	got, err := b.FetchOffsets(ctx, "g", []broker.TopicPartition{tp})
+	require.NoError(t, err)
+	require.Empty(t, got)
+	require.NoError(t, c.Commit(ctx, broker.CommitRequest{
+		Records: []broker.Record{rec("out", 0, "k", "live")}, Group: "g",
+		Generation: a2.Generation, MemberID: s2.MemberID(), Offsets: map[broker.TopicPartition]int64{tp: 1},
+	}))
+	recs, err := broker.ReadAll(ctx, b, "out")
+	require.NoError(t, err)
+	require.Equal(t, []string{"live"}, values(recs))
+	require.NoError(t, s2.Leave(ctx))
+	require.NoError(t, d.Leave(ctx))
+	_ = s1.Leave(ctx) // replaced: leaving is a no-op or an error, by backend
 }
 
 func testGroupOffsets(t *testing.T, b broker.Broker) {
@@ -58,7 +157,7 @@ func testJoinOne(t *testing.T, b broker.Broker) {
 	ctx := t.Context()
 	createTopic(t, b, "a", 3)
 	createTopic(t, b, "b", 3)
-	m, err := b.JoinGroup(ctx, "g", []string{"b", "a"})
+	m, err := b.JoinGroup(ctx, "g", []string{"b", "a"}, broker.JoinOptions{})
 	require.NoError(t, err)
 	require.NotEmpty(t, m.MemberID())
 	a := recvAssignment(t, m, func(broker.Assignment) bool { return true })
@@ -76,12 +175,12 @@ func testRebalance(t *testing.T, b broker.Broker) {
 	topics := []string{"a", "b"}
 	all := allPartitions(n, topics...)
 
-	m1, err := b.JoinGroup(ctx, "g", topics)
+	m1, err := b.JoinGroup(ctx, "g", topics, broker.JoinOptions{})
 	require.NoError(t, err)
 	a1 := recvAssignment(t, m1, func(broker.Assignment) bool { return true })
 	require.Equal(t, all, a1.Partitions)
 
-	m2, err := b.JoinGroup(ctx, "g", topics)
+	m2, err := b.JoinGroup(ctx, "g", topics, broker.JoinOptions{})
 	require.NoError(t, err)
 	require.NotEqual(t, m1.MemberID(), m2.MemberID())
 	a2 := recvAssignment(t, m2, func(a broker.Assignment) bool { return a.Generation > a1.Generation })
@@ -147,9 +246,9 @@ func requireClosed(t *testing.T, m broker.Membership) {
 func testIndependentGroups(t *testing.T, b broker.Broker) {
 	ctx := t.Context()
 	createTopic(t, b, "t", 2)
-	m1, err := b.JoinGroup(ctx, "g1", []string{"t"})
+	m1, err := b.JoinGroup(ctx, "g1", []string{"t"}, broker.JoinOptions{})
 	require.NoError(t, err)
-	m2, err := b.JoinGroup(ctx, "g2", []string{"t"})
+	m2, err := b.JoinGroup(ctx, "g2", []string{"t"}, broker.JoinOptions{})
 	require.NoError(t, err)
 	// Distinct groups each get every partition (pub/sub).
 	for _, m := range []broker.Membership{m1, m2} {
@@ -169,11 +268,11 @@ func testUnequalPartitionCounts(t *testing.T, b broker.Broker) {
 	createTopic(t, b, "b", 2)
 	all := []broker.TopicPartition{{Topic: "a", Partition: 0}, {Topic: "b", Partition: 0},
 		{Topic: "a", Partition: 1}, {Topic: "b", Partition: 1}, {Topic: "a", Partition: 2}, {Topic: "a", Partition: 3}}
-	m1, err := b.JoinGroup(ctx, "g", []string{"a", "b"})
+	m1, err := b.JoinGroup(ctx, "g", []string{"a", "b"}, broker.JoinOptions{})
 	require.NoError(t, err)
 	a1 := recvAssignment(t, m1, func(broker.Assignment) bool { return true })
 	require.Equal(t, all, a1.Partitions)
-	m2, err := b.JoinGroup(ctx, "g", []string{"a", "b"})
+	m2, err := b.JoinGroup(ctx, "g", []string{"a", "b"}, broker.JoinOptions{})
 	require.NoError(t, err)
 	a2 := recvAssignment(t, m2, func(a broker.Assignment) bool { return a.Generation > a1.Generation })
 	b1 := recvAssignment(t, m1, func(a broker.Assignment) bool { return a.Generation >= a2.Generation })

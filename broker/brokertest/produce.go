@@ -126,13 +126,13 @@ func testUnknownPartition(t *testing.T, b broker.Broker) {
 	for _, p := range []int32{3, 100, -2} {
 		err := b.Produce(ctx, []broker.Record{rec("t", 0, "ok", "ok"), rec("t", p, "k", "v")})
 		require.ErrorIs(t, err, broker.ErrUnknownPartition, "produce to partition %d", p)
-		_, err = b.Fetch(ctx, []broker.FetchRequest{{Topic: "t", Partition: p}}, broker.FetchOptions{})
+		_, err = fetch(ctx, b, []broker.FetchRequest{{Topic: "t", Partition: p}}, broker.FetchOptions{})
 		require.ErrorIs(t, err, broker.ErrUnknownPartition, "fetch partition %d", p)
 		_, err = b.ListOffsets(ctx, "t", p)
 		require.ErrorIs(t, err, broker.ErrUnknownPartition, "list offsets of partition %d", p)
 		_, err = b.OffsetForTime(ctx, "t", p, time.UnixMilli(0))
 		require.ErrorIs(t, err, broker.ErrUnknownPartition, "offset for time of partition %d", p)
-		err = b.Commit(ctx, broker.CommitRequest{Records: []broker.Record{rec("t", p, "k", "v")}})
+		err = commit(ctx, b, broker.CommitRequest{Records: []broker.Record{rec("t", p, "k", "v")}})
 		require.ErrorIs(t, err, broker.ErrUnknownPartition, "commit to partition %d", p)
 	}
 	offs, err := b.ListOffsets(ctx, "t", 0)
@@ -208,7 +208,7 @@ func testFetchManyPartitions(t *testing.T, b broker.Broker) {
 	produceValues(t, b, "a", 0, "a0-0", "a0-1", "a0-2")
 	produceValues(t, b, "a", 1, "a1-0")
 	produceValues(t, b, "b", 0, "b0-0", "b0-1")
-	got, err := b.Fetch(ctx, []broker.FetchRequest{
+	got, err := fetch(ctx, b, []broker.FetchRequest{
 		{Topic: "a", Partition: 0, Offset: 1},
 		{Topic: "a", Partition: 1, Offset: 1}, // at latest: nothing, but valid
 		{Topic: "b", Partition: 0, Offset: 0},
@@ -240,7 +240,7 @@ func goFetch(ctx context.Context, b broker.Broker, reqs []broker.FetchRequest, o
 	go func() {
 		close(s)
 		start := time.Now()
-		recs, err := b.Fetch(ctx, reqs, opts)
+		recs, err := fetch(ctx, b, reqs, opts)
 		res <- fetchResult{recs, err, time.Since(start)}
 	}()
 	return s, res
@@ -283,19 +283,19 @@ func testFetchNoWait(t *testing.T, b broker.Broker) {
 	req := []broker.FetchRequest{{Topic: "t", Partition: 0, Offset: 0}}
 
 	start := time.Now()
-	got, err := b.Fetch(ctx, req, broker.FetchOptions{MaxWait: 0})
+	got, err := fetch(ctx, b, req, broker.FetchOptions{MaxWait: 0})
 	require.NoError(t, err)
 	require.Empty(t, got)
 	require.Less(t, time.Since(start), 2*time.Second, "MaxWait 0 returns at once")
 
 	// A short MaxWait with nothing arriving returns empty, without error.
-	got, err = b.Fetch(ctx, req, broker.FetchOptions{MaxWait: 50 * time.Millisecond})
+	got, err = fetch(ctx, b, req, broker.FetchOptions{MaxWait: 50 * time.Millisecond})
 	require.NoError(t, err)
 	require.Empty(t, got)
 
 	produceValues(t, b, "t", 0, "v")
 	req[0].Offset = 1
-	got, err = b.Fetch(ctx, req, broker.FetchOptions{})
+	got, err = fetch(ctx, b, req, broker.FetchOptions{})
 	require.NoError(t, err)
 	require.Empty(t, got, "at latest after a produce")
 }
@@ -306,7 +306,7 @@ func testFetchCanceled(t *testing.T, b broker.Broker) {
 
 	canceled, cancel := context.WithCancel(t.Context())
 	cancel()
-	_, err := b.Fetch(canceled, req, broker.FetchOptions{MaxWait: waitBound})
+	_, err := fetch(canceled, b, req, broker.FetchOptions{MaxWait: waitBound})
 	require.ErrorIs(t, err, context.Canceled, "a canceled context ends a fetch")
 
 	ctx, cancel := context.WithCancel(t.Context())
@@ -318,7 +318,7 @@ func testFetchCanceled(t *testing.T, b broker.Broker) {
 
 	ctx, cancel = context.WithTimeout(t.Context(), 20*time.Millisecond)
 	defer cancel()
-	_, err = b.Fetch(ctx, req, broker.FetchOptions{MaxWait: waitBound})
+	_, err = fetch(ctx, b, req, broker.FetchOptions{MaxWait: waitBound})
 	require.ErrorIs(t, err, context.DeadlineExceeded, "a context deadline before MaxWait ends the fetch")
 }
 
@@ -327,7 +327,7 @@ func testOffsetOutOfRange(t *testing.T, b broker.Broker) {
 	createTopic(t, b, "t", 2)
 	produceValues(t, b, "t", 1, seq("v", 5)...)
 	for _, off := range []int64{6, 1000, -1} {
-		_, err := b.Fetch(ctx, []broker.FetchRequest{{Topic: "t", Partition: 1, Offset: off}}, broker.FetchOptions{})
+		_, err := fetch(ctx, b, []broker.FetchRequest{{Topic: "t", Partition: 1, Offset: off}}, broker.FetchOptions{})
 		var oor *broker.OffsetOutOfRangeError
 		require.ErrorAs(t, err, &oor, "offset %d", off)
 		require.Equal(t, "t", oor.Topic)
@@ -336,13 +336,13 @@ func testOffsetOutOfRange(t *testing.T, b broker.Broker) {
 		require.Equal(t, broker.Offsets{Earliest: 0, Latest: 5}, oor.Offsets)
 		require.False(t, broker.IsRetryable(err))
 	}
-	_, err := b.Fetch(ctx, []broker.FetchRequest{{Topic: "t", Partition: 0, Offset: 1}}, broker.FetchOptions{})
+	_, err := fetch(ctx, b, []broker.FetchRequest{{Topic: "t", Partition: 0, Offset: 1}}, broker.FetchOptions{})
 	var oor *broker.OffsetOutOfRangeError
 	require.ErrorAs(t, err, &oor, "offset 1 of an empty partition")
 	require.Equal(t, broker.Offsets{}, oor.Offsets)
 
 	// The latest offset itself is valid and empty.
-	got, err := b.Fetch(ctx, []broker.FetchRequest{{Topic: "t", Partition: 1, Offset: 5}}, broker.FetchOptions{})
+	got, err := fetch(ctx, b, []broker.FetchRequest{{Topic: "t", Partition: 1, Offset: 5}}, broker.FetchOptions{})
 	require.NoError(t, err)
 	require.Empty(t, got)
 }
@@ -356,13 +356,13 @@ func testMaxRecords(t *testing.T, b broker.Broker) {
 	for i := range 30 {
 		produceValues(t, b, "single", 0, fmt.Sprintf("s%d", i))
 	}
-	got, err := b.Fetch(ctx, []broker.FetchRequest{{Topic: "single"}}, broker.FetchOptions{MaxRecords: 10})
+	got, err := fetch(ctx, b, []broker.FetchRequest{{Topic: "single"}}, broker.FetchOptions{MaxRecords: 10})
 	require.NoError(t, err)
 	require.NotEmpty(t, got)
 	require.LessOrEqual(t, len(got), 10)
 	var all []string
 	for next := int64(0); next < 30; {
-		got, err := b.Fetch(ctx, []broker.FetchRequest{{Topic: "single", Offset: next}}, broker.FetchOptions{MaxRecords: 7})
+		got, err := fetch(ctx, b, []broker.FetchRequest{{Topic: "single", Offset: next}}, broker.FetchOptions{MaxRecords: 7})
 		require.NoError(t, err)
 		require.NotEmpty(t, got)
 		require.LessOrEqual(t, len(got), 7)
@@ -377,13 +377,13 @@ func testMaxRecords(t *testing.T, b broker.Broker) {
 	// One call of 40 records: the broker may exceed MaxRecords by less than
 	// that batch, and must return at least one record.
 	produceValues(t, b, "batch", 0, seq("b", 40)...)
-	got, err = b.Fetch(ctx, []broker.FetchRequest{{Topic: "batch"}}, broker.FetchOptions{MaxRecords: 5})
+	got, err = fetch(ctx, b, []broker.FetchRequest{{Topic: "batch"}}, broker.FetchOptions{MaxRecords: 5})
 	require.NoError(t, err)
 	require.NotEmpty(t, got)
 	require.Less(t, len(got), 5+40)
 
 	// Over several partitions MaxRecords bounds the total.
-	got, err = b.Fetch(ctx, []broker.FetchRequest{{Topic: "single"}, {Topic: "batch", Offset: 39}}, broker.FetchOptions{MaxRecords: 3})
+	got, err = fetch(ctx, b, []broker.FetchRequest{{Topic: "single"}, {Topic: "batch", Offset: 39}}, broker.FetchOptions{MaxRecords: 3})
 	require.NoError(t, err)
 	require.NotEmpty(t, got)
 	require.LessOrEqual(t, len(got), 3)
@@ -395,7 +395,7 @@ func testMaxBytes(t *testing.T, b broker.Broker) {
 	for i := range 5 {
 		produceValues(t, b, "t", 0, fmt.Sprintf("value-%d-%s", i, make([]byte, 100)))
 	}
-	got, err := b.Fetch(ctx, []broker.FetchRequest{{Topic: "t", Offset: 2}}, broker.FetchOptions{MaxBytes: 1})
+	got, err := fetch(ctx, b, []broker.FetchRequest{{Topic: "t", Offset: 2}}, broker.FetchOptions{MaxBytes: 1})
 	require.NoError(t, err)
 	require.NotEmpty(t, got, "at least one record is returned when any is available")
 	require.Less(t, len(got), 5-2, "MaxBytes bounds the response")

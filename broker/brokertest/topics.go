@@ -160,7 +160,7 @@ func testDeleteRecreate(t *testing.T, b broker.Broker) {
 		offs, err := b.ListOffsets(ctx, "t", p)
 		require.NoError(t, err)
 		require.Equal(t, broker.Offsets{}, offs, "recreated topic partition %d is empty", p)
-		got, err := b.Fetch(ctx, []broker.FetchRequest{{Topic: "t", Partition: p}}, broker.FetchOptions{})
+		got, err := fetch(ctx, b, []broker.FetchRequest{{Topic: "t", Partition: p}}, broker.FetchOptions{})
 		require.NoError(t, err)
 		require.Empty(t, got)
 	}

@@ -51,7 +51,7 @@ func TestBadTopicNames(t *testing.T) {
 	require.NoError(t, err)
 	defer func() { require.NoError(t, b.Close()) }()
 	require.NoError(t, b.CreateTopic(ctx, "ok", broker.TopicConfig{Partitions: 1}))
-	m, err := b.JoinGroup(ctx, "g", []string{"ok"})
+	m, err := b.JoinGroup(ctx, "g", []string{"ok"}, broker.JoinOptions{})
 	require.NoError(t, err)
 	var a broker.Assignment
 	select {
@@ -84,7 +84,7 @@ func TestBadTopicNames(t *testing.T) {
 			is(b.CommitOffsets(ctx, "g", map[broker.TopicPartition]int64{{Topic: name}: 1}), "CommitOffsets")
 			_, err = b.FetchOffsets(ctx, "g", []broker.TopicPartition{{Topic: name}})
 			is(err, "FetchOffsets")
-			_, err = b.JoinGroup(ctx, "g2", []string{name})
+			_, err = b.JoinGroup(ctx, "g2", []string{name}, broker.JoinOptions{})
 			is(err, "JoinGroup")
 			is(b.Commit(ctx, broker.CommitRequest{Records: []broker.Record{{Topic: name, Value: []byte("v")}}}), "Commit records")
 			is(b.Commit(ctx, broker.CommitRequest{Group: "g", Generation: a.Generation, MemberID: m.MemberID(),
@@ -137,7 +137,7 @@ func TestBadUnknownTopicsAndPartitions(t *testing.T) {
 	require.ErrorIs(t, err, broker.ErrUnknownTopic)
 	_, err = b.FetchOffsets(ctx, "g", []broker.TopicPartition{{Topic: "nope"}})
 	require.ErrorIs(t, err, broker.ErrUnknownTopic)
-	_, err = b.JoinGroup(ctx, "g", []string{"t", "nope"})
+	_, err = b.JoinGroup(ctx, "g", []string{"t", "nope"}, broker.JoinOptions{})
 	require.ErrorIs(t, err, broker.ErrUnknownTopic)
 
 	for _, p := range []int32{2, -1, -2, math.MaxInt32, math.MinInt32} {
@@ -351,15 +351,15 @@ func TestBadGroupCalls(t *testing.T) {
 	b := openForTest(t)
 	require.NoError(t, b.CreateTopic(ctx, "a", broker.TopicConfig{Partitions: 2}))
 	require.NoError(t, b.CreateTopic(ctx, "b", broker.TopicConfig{Partitions: 2}))
-	m, err := b.JoinGroup(ctx, "g", []string{"a"})
+	m, err := b.JoinGroup(ctx, "g", []string{"a"}, broker.JoinOptions{})
 	require.NoError(t, err)
 	tp := broker.TopicPartition{Topic: "a"}
 
-	_, err = b.JoinGroup(ctx, "", []string{"a"})
+	_, err = b.JoinGroup(ctx, "", []string{"a"}, broker.JoinOptions{})
 	require.ErrorIs(t, err, broker.ErrInvalidConfig, "empty group")
-	_, err = b.JoinGroup(ctx, "g2", nil)
+	_, err = b.JoinGroup(ctx, "g2", nil, broker.JoinOptions{})
 	require.ErrorIs(t, err, broker.ErrInvalidConfig, "no topics")
-	_, err = b.JoinGroup(ctx, "g", []string{"b"})
+	_, err = b.JoinGroup(ctx, "g", []string{"b"}, broker.JoinOptions{})
 	require.ErrorIs(t, err, broker.ErrInvalidConfig, "a member subscribing to other topics than the group's")
 	require.ErrorIs(t, b.CommitOffsets(ctx, "", map[broker.TopicPartition]int64{tp: 1}), broker.ErrInvalidConfig, "empty group")
 	require.ErrorIs(t, b.CommitOffsets(ctx, "g", map[broker.TopicPartition]int64{tp: -5}), broker.ErrInvalidConfig, "negative offset")

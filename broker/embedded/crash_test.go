@@ -484,17 +484,12 @@ func readPartition(t *testing.T, b broker.Broker, topic string, partition int32)
 	offs, err := b.ListOffsets(t.Context(), topic, partition)
 	require.NoError(t, err)
 	require.Equal(t, int64(0), offs.Earliest, "%s/%d: nothing was deleted", topic, partition)
-	var out []broker.Record
-	for next := int64(0); next < offs.Latest; {
-		got, err := b.Fetch(t.Context(), []broker.FetchRequest{{Topic: topic, Partition: partition, Offset: next}}, broker.FetchOptions{})
-		require.NoError(t, err)
-		require.NotEmpty(t, got, "%s/%d: nothing at %d below latest %d", topic, partition, next, offs.Latest)
-		for _, r := range got {
-			require.Equal(t, next, r.Offset, "%s/%d: offsets are contiguous", topic, partition)
-			next++
-		}
-		out = append(out, got...)
+	out, err := broker.Read(t.Context(), b, map[broker.TopicPartition]int64{{Topic: topic, Partition: partition}: 0})
+	require.NoError(t, err)
+	for i, r := range out {
+		require.Equal(t, int64(i), r.Offset, "%s/%d: offsets are contiguous", topic, partition)
 	}
+	require.Len(t, out, int(offs.Latest), "%s/%d: every offset below latest holds a record", topic, partition)
 	return out
 }
 
@@ -704,7 +699,7 @@ func crashChild(spec string) error {
 			return err
 		}
 	}
-	m, err := b.JoinGroup(ctx, crashGroup, []string{crashIn})
+	m, err := b.JoinGroup(ctx, crashGroup, []string{crashIn}, broker.JoinOptions{})
 	if err != nil {
 		return err
 	}
@@ -844,19 +839,13 @@ func readLog(t *testing.T, b broker.Broker, topic string, partition int32) ([]br
 	t.Helper()
 	offs, err := b.ListOffsets(t.Context(), topic, partition)
 	require.NoError(t, err)
-	var out []broker.Record
-	for next := offs.Earliest; next < offs.Latest; {
-		got, err := b.Fetch(t.Context(), []broker.FetchRequest{{Topic: topic, Partition: partition, Offset: next}}, broker.FetchOptions{})
-		require.NoError(t, err)
-		if len(got) == 0 {
-			break // the rest is compacted away
-		}
-		for _, r := range got {
-			require.GreaterOrEqual(t, r.Offset, next, "%s/%d: offsets increase", topic, partition)
-			require.Less(t, r.Offset, offs.Latest, "%s/%d: offsets stay below latest", topic, partition)
-			next = r.Offset + 1
-		}
-		out = append(out, got...)
+	out, err := broker.Read(t.Context(), b, map[broker.TopicPartition]int64{{Topic: topic, Partition: partition}: offs.Earliest})
+	require.NoError(t, err)
+	next := offs.Earliest
+	for _, r := range out {
+		require.GreaterOrEqual(t, r.Offset, next, "%s/%d: offsets increase", topic, partition)
+		require.Less(t, r.Offset, offs.Latest, "%s/%d: offsets stay below latest", topic, partition)
+		next = r.Offset + 1
 	}
 	return out, offs
 }

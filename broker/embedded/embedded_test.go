@@ -514,7 +514,7 @@ func TestFencingInGroupCommit(t *testing.T) {
 	ctx := t.Context()
 	b := open(t)
 	require.NoError(t, b.CreateTopic(ctx, "out", broker.TopicConfig{Partitions: 1}))
-	m, err := b.JoinGroup(ctx, "g", []string{"out"})
+	m, err := b.JoinGroup(ctx, "g", []string{"out"}, broker.JoinOptions{})
 	require.NoError(t, err)
 	a := <-m.Assignments()
 	var wg sync.WaitGroup

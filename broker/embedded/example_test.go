@@ -74,7 +74,7 @@ func ExampleBroker_Commit() {
 		log.Fatal(err)
 	}
 
-	m, err := b.JoinGroup(ctx, "uppercaser", []string{"in"})
+	m, err := b.JoinGroup(ctx, "uppercaser", []string{"in"}, broker.JoinOptions{})
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -99,7 +99,7 @@ func ExampleBroker_Commit() {
 	fmt.Printf("out: %s, next input offset: %d\n", out[0].Value, offs[broker.TopicPartition{Topic: "in", Partition: 0}])
 
 	// After a rebalance the old generation is fenced.
-	m2, _ := b.JoinGroup(ctx, "uppercaser", []string{"in"})
+	m2, _ := b.JoinGroup(ctx, "uppercaser", []string{"in"}, broker.JoinOptions{})
 	err = b.Commit(ctx, req)
 	fmt.Println("stale generation fenced:", errors.Is(err, broker.ErrFenced))
 	_ = m2.Leave(ctx)

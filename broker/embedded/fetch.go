@@ -35,6 +35,16 @@ const (
 // Each record's Key and Value are copies owned by the caller (the records
 // of one stored batch share one allocation, with capacities clipped).
 func (b *Broker) Fetch(ctx context.Context, reqs []broker.FetchRequest, opts broker.FetchOptions) ([]broker.Record, error) {
+	return b.fetch(ctx, reqs, opts, nil)
+}
+
+// fetch is Fetch. When ends is not nil (len(reqs) long), it sets ends[i]
+// to the end of the partition of reqs[i] when the records returned read
+// it up to its end (its next offset as of the read), and to -1
+// otherwise; after a wait that found nothing, ends are those of the last
+// read. A read that finds no records but an end past a requested offset
+// returns at once.
+func (b *Broker) fetch(ctx context.Context, reqs []broker.FetchRequest, opts broker.FetchOptions, ends []int64) ([]broker.Record, error) {
 	if opts.MaxRecords <= 0 {
 		opts.MaxRecords = DefaultFetchMaxRecords
 	}
@@ -54,10 +64,10 @@ func (b *Broker) Fetch(ctx context.Context, reqs []broker.FetchRequest, opts bro
 		if err := b.enter(); err != nil {
 			return nil, err
 		}
-		recs, w, err := b.fetchOnce(reqs, opts, waits[:0])
+		recs, w, err := b.fetchOnce(reqs, opts, waits[:0], ends)
 		b.leave()
 		waits = w
-		if err != nil || len(recs) > 0 || opts.MaxWait <= 0 {
+		if err != nil || len(recs) > 0 || opts.MaxWait <= 0 || skipped(reqs, ends) {
 			b.m.fetched.Add(uint64(len(recs)))
 			return recs, err
 		}
@@ -97,17 +107,34 @@ func (b *Broker) Fetch(ctx context.Context, reqs []broker.FetchRequest, opts bro
 	}
 }
 
+// skipped reports whether ends has a partition read to an end past its
+// requested offset: offsets without records (compacted) were skipped,
+// which the caller learns at once rather than after a wait.
+func skipped(reqs []broker.FetchRequest, ends []int64) bool {
+	for i, end := range ends {
+		if end > reqs[i].Offset {
+			return true
+		}
+	}
+	return false
+}
+
 // fetchOnce reads what is available without waiting. When it finds no
 // records it returns the channels that signal a change of the requested
-// partitions, taken atomically with the states it read.
-func (b *Broker) fetchOnce(reqs []broker.FetchRequest, opts broker.FetchOptions, waits []chan struct{}) ([]broker.Record, []chan struct{}, error) {
+// partitions, taken atomically with the states it read. It fills ends as
+// fetch documents, when not nil.
+func (b *Broker) fetchOnce(reqs []broker.FetchRequest, opts broker.FetchOptions, waits []chan struct{}, ends []int64) ([]broker.Record, []chan struct{}, error) {
 	type span struct {
 		p      *partition
 		offset int64
 		next   int64
+		req    int // index in reqs
+	}
+	for i := range ends {
+		ends[i] = -1
 	}
 	spans := make([]span, 0, len(reqs))
-	for _, r := range reqs {
+	for i, r := range reqs {
 		p, err := b.lookupPartition(r.Topic, r.Partition)
 		if err != nil {
 			return nil, nil, err
@@ -122,7 +149,9 @@ func (b *Broker) fetchOnce(reqs []broker.FetchRequest, opts broker.FetchOptions,
 		}
 		waits = append(waits, wake)
 		if r.Offset < st.next {
-			spans = append(spans, span{p: p, offset: r.Offset, next: st.next})
+			spans = append(spans, span{p: p, offset: r.Offset, next: st.next, req: i})
+		} else if ends != nil {
+			ends[i] = st.next
 		}
 	}
 	if len(spans) == 0 {
@@ -168,6 +197,9 @@ func (b *Broker) fetchOnce(reqs []broker.FetchRequest, opts broker.FetchOptions,
 		if f.full {
 			break
 		}
+		if !more && ends != nil {
+			ends[s.req] = s.next // read to its end
+		}
 	}
 	pass1 := len(f.out)
 	if n > 1 && !f.full {
@@ -183,6 +215,9 @@ func (b *Broker) fetchOnce(reqs []broker.FetchRequest, opts broker.FetchOptions,
 			parts[i].extraEnd = len(f.out)
 			if f.full {
 				break
+			}
+			if ends != nil {
+				ends[s.req] = s.next
 			}
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 
 	"github.com/duality-streams/duality/broker"
@@ -18,6 +19,8 @@ type coordinator struct {
 		groups map[string]*group
 		seq    uint64 // member ids
 		closed bool
+		// committers are the ids of the committers opened (NewCommitter).
+		committers map[string]*committerID
 	}
 }
 
@@ -30,10 +33,12 @@ type group struct {
 
 // member is a broker.Membership.
 type member struct {
-	c  *coordinator
-	g  *group
-	id string
-	ch chan broker.Assignment
+	c        *coordinator
+	g        *group
+	id       string
+	instance string // JoinOptions.InstanceID
+	userData []byte // JoinOptions.UserData, copied
+	ch       chan broker.Assignment
 	// left is guarded by coordinator.mu.
 	left bool
 }
@@ -52,10 +57,16 @@ func (c *coordinator) init(b *Broker) {
 // join order (member ids sort in join order); partition p of every
 // subscribed topic goes to the member dealt p.
 //
-// Errors: an empty group name or topic list, or a topic list different from
-// the group's current members' (order and duplicates do not matter), matches
-// broker.ErrInvalidConfig; a missing topic broker.ErrUnknownTopic.
-func (b *Broker) JoinGroup(ctx context.Context, groupName string, topics []string) (broker.Membership, error) {
+// Static membership: a member joining with the InstanceID of a current
+// member replaces it, in its place in the join order (so it gets the same
+// partitions): the old member's Assignments channel closes and its commits
+// are fenced by the new generation.
+//
+// Errors: an empty group name or topic list, a topic list different from
+// the group's current members' (order and duplicates do not matter), or
+// UserData over broker.MaxUserData bytes matches broker.ErrInvalidConfig;
+// a missing topic broker.ErrUnknownTopic.
+func (b *Broker) JoinGroup(ctx context.Context, groupName string, topics []string, opts broker.JoinOptions) (broker.Membership, error) {
 	if err := b.enter(); err != nil {
 		return nil, err
 	}
@@ -68,6 +79,10 @@ func (b *Broker) JoinGroup(ctx context.Context, groupName string, topics []strin
 	}
 	if len(topics) == 0 {
 		return nil, fmt.Errorf("%w: group %q: no topics to subscribe to", broker.ErrInvalidConfig, groupName)
+	}
+	if len(opts.UserData) > broker.MaxUserData {
+		return nil, fmt.Errorf("%w: group %q: user data of %d bytes, more than %d", broker.ErrInvalidConfig,
+			groupName, len(opts.UserData), broker.MaxUserData)
 	}
 	sorted := slices.Compact(slices.Sorted(slices.Values(topics)))
 	for _, t := range sorted {
@@ -91,8 +106,24 @@ func (b *Broker) JoinGroup(ctx context.Context, groupName string, topics []strin
 	}
 	g.topics = sorted
 	c.mu.seq++
-	m := &member{c: c, g: g, id: fmt.Sprintf("%s-%010d", groupName, c.mu.seq), ch: make(chan broker.Assignment, 1)}
-	g.members = append(g.members, m)
+	m := &member{c: c, g: g, id: fmt.Sprintf("%s-%010d", groupName, c.mu.seq), instance: opts.InstanceID,
+		userData: slices.Clone(opts.UserData), ch: make(chan broker.Assignment, 1)}
+	replaced := false
+	if m.instance != "" {
+		for i, old := range g.members {
+			if old.instance == m.instance {
+				old.left = true
+				close(old.ch)
+				g.members[i] = m
+				replaced = true
+				b.log.Debug("embedded: static member replaced", "group", groupName, "member", old.id, "instance", m.instance)
+				break
+			}
+		}
+	}
+	if !replaced {
+		g.members = append(g.members, m)
+	}
 	c.rebalance(g)
 	b.log.Debug("embedded: member joined", "group", groupName, "member", m.id, "generation", g.generation)
 	return m, nil
@@ -115,15 +146,26 @@ func (c *coordinator) rebalance(g *group) {
 		}
 	}
 	c.b.mu.RUnlock()
+	// Every member's share, then the generation's member list, which
+	// every assignment carries (sorted by id; ids are not in join order
+	// once a static member replaced another).
+	shares := make([][]broker.TopicPartition, len(g.members))
+	members := make([]broker.Member, len(g.members))
 	for i, m := range g.members {
-		a := broker.Assignment{Generation: g.generation, Partitions: []broker.TopicPartition{}}
+		share := []broker.TopicPartition{}
 		for p := int32(i); p < n; p += int32(len(g.members)) {
 			for ti, name := range g.topics {
 				if p < counts[ti] {
-					a.Partitions = append(a.Partitions, broker.TopicPartition{Topic: name, Partition: p})
+					share = append(share, broker.TopicPartition{Topic: name, Partition: p})
 				}
 			}
 		}
+		shares[i] = share
+		members[i] = broker.Member{ID: m.id, UserData: m.userData, Partitions: share}
+	}
+	slices.SortFunc(members, func(x, y broker.Member) int { return strings.Compare(x.ID, y.ID) })
+	for i, m := range g.members {
+		a := broker.Assignment{Generation: g.generation, Partitions: shares[i], Members: members}
 		// Drain and replace: the channel holds only the newest.
 		select {
 		case <-m.ch:
@@ -151,6 +193,21 @@ func (c *coordinator) checkMember(groupName string, generation int64, memberID s
 		}
 	}
 	return fmt.Errorf("%w: %q is not a member of group %q", broker.ErrFenced, memberID, groupName)
+}
+
+// committerID returns the shared state of the committers with id.
+func (c *coordinator) committerID(id string) *committerID {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	s := c.mu.committers[id]
+	if s == nil {
+		if c.mu.committers == nil {
+			c.mu.committers = map[string]*committerID{}
+		}
+		s = &committerID{}
+		c.mu.committers[id] = s
+	}
+	return s
 }
 
 // closeAll ends every membership; JoinGroup fails afterwards.

@@ -423,37 +423,21 @@ func check(ctx context.Context, b broker.Broker, m *model, stdout io.Writer) err
 // readAll returns every record of topic, partition by partition, with
 // values decoded by vc (nil for a tombstone).
 func readAll[V any](ctx context.Context, b broker.Broker, topic string, vc codec.Codec[V]) ([]keyed[*V], error) {
-	info, err := b.DescribeTopic(ctx, topic)
+	recs, err := broker.ReadAll(ctx, b, topic)
 	if err != nil {
 		return nil, err
 	}
-	var out []keyed[*V]
-	for p := range info.Config.Partitions {
-		o, err := b.ListOffsets(ctx, topic, p)
-		if err != nil {
-			return nil, err
-		}
-		for off := o.Earliest; off < o.Latest; {
-			recs, err := b.Fetch(ctx, []broker.FetchRequest{{Topic: topic, Partition: p, Offset: off}}, broker.FetchOptions{})
+	out := make([]keyed[*V], 0, len(recs))
+	for _, r := range recs {
+		k := keyed[*V]{key: string(r.Key)}
+		if r.Value != nil {
+			v, err := vc.Decode(r.Value)
 			if err != nil {
-				return nil, err
+				return nil, fmt.Errorf("%s/%d@%d: %w", topic, r.Partition, r.Offset, err)
 			}
-			if len(recs) == 0 {
-				break
-			}
-			for _, r := range recs {
-				k := keyed[*V]{key: string(r.Key)}
-				if r.Value != nil {
-					v, err := vc.Decode(r.Value)
-					if err != nil {
-						return nil, fmt.Errorf("%s/%d@%d: %w", topic, p, r.Offset, err)
-					}
-					k.value = &v
-				}
-				out = append(out, k)
-			}
-			off = recs[len(recs)-1].Offset + 1
+			k.value = &v
 		}
+		out = append(out, k)
 	}
 	return out, nil
 }

@@ -323,29 +323,13 @@ func generate(ctx context.Context, b broker.Broker, from int64, n int) error {
 
 // forEach calls fn with every record of topic, partition by partition.
 func forEach(ctx context.Context, b broker.Broker, topic string, fn func(broker.Record) error) error {
-	info, err := b.DescribeTopic(ctx, topic)
+	recs, err := broker.ReadAll(ctx, b, topic)
 	if err != nil {
 		return err
 	}
-	for p := range info.Config.Partitions {
-		o, err := b.ListOffsets(ctx, topic, p)
-		if err != nil {
+	for _, r := range recs {
+		if err := fn(r); err != nil {
 			return err
-		}
-		for off := o.Earliest; off < o.Latest; {
-			recs, err := b.Fetch(ctx, []broker.FetchRequest{{Topic: topic, Partition: p, Offset: off}}, broker.FetchOptions{})
-			if err != nil {
-				return err
-			}
-			if len(recs) == 0 {
-				break
-			}
-			for _, r := range recs {
-				if err := fn(r); err != nil {
-					return err
-				}
-			}
-			off = recs[len(recs)-1].Offset + 1
 		}
 	}
 	return nil
@@ -378,22 +362,38 @@ func summarize(ctx context.Context, b broker.Broker, topic string) (int64, strin
 	if err != nil {
 		return 0, "", err
 	}
+	c, err := b.NewConsumer(broker.ConsumerOptions{MaxRecords: 1})
+	if err != nil {
+		return 0, "", err
+	}
+	defer c.Close()
 	for p := range info.Config.Partitions {
 		o, err := b.ListOffsets(ctx, topic, p)
 		if err != nil {
 			return 0, "", err
 		}
-		recs, err := b.Fetch(ctx, []broker.FetchRequest{{Topic: topic, Partition: p, Offset: o.Earliest}}, broker.FetchOptions{MaxRecords: 1})
-		if err != nil {
-			return 0, "", err
+		if o.Earliest == o.Latest {
+			continue
 		}
-		if len(recs) > 0 {
-			e, err := codec.Msgpack[Enriched]().Decode(recs[0].Value)
+		tp := broker.TopicPartition{Topic: topic, Partition: p}
+		c.Assign(map[broker.TopicPartition]int64{tp: o.Earliest})
+		for {
+			polled, err := c.Poll(ctx, time.Second)
 			if err != nil {
 				return 0, "", err
 			}
-			return total, fmt.Sprintf("%s %s %s on %s (section %s)", e.UserID, e.Type, e.Path, e.Device, e.Section), nil
+			if len(polled.Records) > 0 {
+				e, err := codec.Msgpack[Enriched]().Decode(polled.Records[0].Value)
+				if err != nil {
+					return 0, "", err
+				}
+				return total, fmt.Sprintf("%s %s %s on %s (section %s)", e.UserID, e.Type, e.Path, e.Device, e.Section), nil
+			}
+			if _, end := polled.Ends[tp]; end {
+				break // records deleted or compacted away
+			}
 		}
+		c.Unassign(tp)
 	}
 	return total, "(none)", nil
 }

@@ -444,34 +444,18 @@ func produce(ctx context.Context, b broker.Broker, readings []Reading) error {
 // ReadTopic returns the JSON values of every record of topic, partition
 // by partition.
 func ReadTopic[T any](ctx context.Context, b broker.Broker, topic string) ([]T, error) {
-	info, err := b.DescribeTopic(ctx, topic)
+	recs, err := broker.ReadAll(ctx, b, topic)
 	if err != nil {
 		return nil, err
 	}
 	vc := codec.JSON[T]()
-	var out []T
-	for p := range info.Config.Partitions {
-		o, err := b.ListOffsets(ctx, topic, p)
+	out := make([]T, 0, len(recs))
+	for _, r := range recs {
+		v, err := vc.Decode(r.Value)
 		if err != nil {
 			return nil, err
 		}
-		for off := o.Earliest; off < o.Latest; {
-			recs, err := b.Fetch(ctx, []broker.FetchRequest{{Topic: topic, Partition: p, Offset: off}}, broker.FetchOptions{})
-			if err != nil {
-				return nil, err
-			}
-			if len(recs) == 0 {
-				break
-			}
-			for _, r := range recs {
-				v, err := vc.Decode(r.Value)
-				if err != nil {
-					return nil, err
-				}
-				out = append(out, v)
-			}
-			off = recs[len(recs)-1].Offset + 1
-		}
+		out = append(out, v)
 	}
 	return out, nil
 }

@@ -359,34 +359,18 @@ func produce(ctx context.Context, b broker.Broker, views []PageView) error {
 
 // ReadSessions returns the records of the topic "sessions".
 func ReadSessions(ctx context.Context, b broker.Broker) ([]Session, error) {
-	info, err := b.DescribeTopic(ctx, "sessions")
+	recs, err := broker.ReadAll(ctx, b, "sessions")
 	if err != nil {
 		return nil, err
 	}
 	vc := codec.JSON[Session]()
-	var out []Session
-	for p := range info.Config.Partitions {
-		o, err := b.ListOffsets(ctx, "sessions", p)
+	out := make([]Session, 0, len(recs))
+	for _, r := range recs {
+		s, err := vc.Decode(r.Value)
 		if err != nil {
 			return nil, err
 		}
-		for off := o.Earliest; off < o.Latest; {
-			recs, err := b.Fetch(ctx, []broker.FetchRequest{{Topic: "sessions", Partition: p, Offset: off}}, broker.FetchOptions{})
-			if err != nil {
-				return nil, err
-			}
-			if len(recs) == 0 {
-				break
-			}
-			for _, r := range recs {
-				s, err := vc.Decode(r.Value)
-				if err != nil {
-					return nil, err
-				}
-				out = append(out, s)
-			}
-			off = recs[len(recs)-1].Offset + 1
-		}
+		out = append(out, s)
 	}
 	return out, nil
 }

@@ -415,29 +415,13 @@ func readTable(ctx context.Context, b broker.Broker) (map[string]int64, error) {
 
 // forEach calls fn with every record of topic, partition by partition.
 func forEach(ctx context.Context, b broker.Broker, topic string, fn func(broker.Record) error) error {
-	info, err := b.DescribeTopic(ctx, topic)
+	recs, err := broker.ReadAll(ctx, b, topic)
 	if err != nil {
 		return err
 	}
-	for p := range info.Config.Partitions {
-		o, err := b.ListOffsets(ctx, topic, p)
-		if err != nil {
+	for _, r := range recs {
+		if err := fn(r); err != nil {
 			return err
-		}
-		for off := o.Earliest; off < o.Latest; {
-			recs, err := b.Fetch(ctx, []broker.FetchRequest{{Topic: topic, Partition: p, Offset: off}}, broker.FetchOptions{})
-			if err != nil {
-				return err
-			}
-			if len(recs) == 0 {
-				break
-			}
-			for _, r := range recs {
-				if err := fn(r); err != nil {
-					return err
-				}
-			}
-			off = recs[len(recs)-1].Offset + 1
 		}
 	}
 	return nil

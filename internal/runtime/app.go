@@ -46,6 +46,11 @@ type App struct {
 	// was healCommits (see heal).
 	healed      bool
 	healCommits uint64
+	// instanceID is Config.InstanceID or the id derived for it; slots are
+	// the workers' consumers and committers (see workerSlot), created as
+	// generations need them and closed when Run returns.
+	instanceID string
+	slots      []*workerSlot
 }
 
 // New returns an App that runs topo, a topology package dsl validated, on
@@ -140,11 +145,20 @@ func (a *App) run(ctx context.Context, bounded bool) (err error) {
 		}
 		return fmt.Errorf("duality: app %q: %w", a.appID, err)
 	}
+	stable, err := a.resolveInstanceID()
+	if err != nil {
+		return fmt.Errorf("duality: app %q: %w", a.appID, err)
+	}
 	if err := a.openState(topics); err != nil {
 		return fmt.Errorf("duality: app %q: %w", a.appID, err)
 	}
 	defer func() {
 		if cerr := a.closeState(); cerr != nil && err == nil {
+			err = fmt.Errorf("duality: app %q: %w", a.appID, cerr)
+		}
+	}()
+	defer func() {
+		if cerr := a.closeSlots(); cerr != nil && err == nil {
 			err = fmt.Errorf("duality: app %q: %w", a.appID, cerr)
 		}
 	}()
@@ -163,14 +177,19 @@ func (a *App) run(ctx context.Context, bounded bool) (err error) {
 			}
 		}()
 	}
-	m, err := a.b.JoinGroup(ctx, a.appID, a.plan.sourceTopics)
+	var join broker.JoinOptions
+	if stable {
+		join.InstanceID = a.instanceID
+	}
+	m, err := a.b.JoinGroup(ctx, a.appID, a.plan.sourceTopics, join)
 	if err != nil {
 		if canceled(err) {
 			return nil
 		}
 		return fmt.Errorf("duality: app %q: join group: %w", a.appID, err)
 	}
-	a.log.Info("joined group", slog.String("member", m.MemberID()), slog.Any("topics", a.plan.sourceTopics))
+	a.log.Info("joined group", slog.String("member", m.MemberID()), slog.String("instance", a.instanceID),
+		slog.Any("topics", a.plan.sourceTopics))
 	if bounded {
 		a.end, err = a.startEnd(ctx, topics)
 	}
@@ -475,7 +494,12 @@ func (a *App) start(ctx context.Context, m broker.Membership, asg broker.Assignm
 		cacheMax = max(1, a.cfg.CacheMaxBytes/int64(n))
 	}
 	for i := range workers {
-		workers[i] = newWorker(a, g, m.MemberID(), topics, cacheMax)
+		s, err := a.workerSlot(ctx, i)
+		if err != nil {
+			cancel()
+			return nil, err
+		}
+		workers[i] = newWorker(a, g, m.MemberID(), s, topics, cacheMax)
 	}
 	g.workers = workers
 	for i, t := range tasks {

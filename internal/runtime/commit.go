@@ -130,7 +130,7 @@ func (w *worker) commit(ctx context.Context, gen int64, keep map[broker.TopicPar
 	w.inflight = c
 	go func() {
 		start := time.Now()
-		err := w.app.b.Commit(ctx, broker.CommitRequest{
+		err := w.slot.com.Commit(ctx, broker.CommitRequest{
 			Records:    c.records,
 			Group:      w.app.appID,
 			Generation: gen,
@@ -218,6 +218,7 @@ func (w *worker) await() (fenced bool, err error) {
 		w.spare = c.records[:0]
 	}
 	if errors.Is(err, broker.ErrFenced) {
+		w.slot.fenced = true // replaced before the slot's next worker starts
 		w.app.log.Info("commit fenced by a newer generation: dropping uncommitted work",
 			slog.Int64("generation", c.gen), slog.Int("records", len(c.records)))
 		return true, nil

@@ -58,6 +58,11 @@ type Config struct {
 	// ShutdownTimeout bounds how long Run waits for broker calls once it
 	// stops (see shutdown).
 	ShutdownTimeout time.Duration
+	// InstanceID, when InstanceIDSet, is the app instance's stable
+	// identity (duality.InstanceID); otherwise it is derived (see
+	// App.resolveInstanceID).
+	InstanceID    string
+	InstanceIDSet bool
 }
 
 // DefaultConfig returns the defaults: GOMAXPROCS workers, the Default
@@ -117,6 +122,11 @@ func (c *Config) validate() error {
 	}
 	if c.ShutdownTimeout <= 0 {
 		bad("ShutdownTimeout(%v): must be positive", c.ShutdownTimeout)
+	}
+	if c.InstanceIDSet {
+		if err := validInstanceID(c.InstanceID); err != nil {
+			errs = append(errs, fmt.Errorf("InstanceID: %w", err))
+		}
 	}
 	if c.Clock == nil {
 		bad("Clock(nil): a clock function is required")

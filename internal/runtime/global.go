@@ -150,6 +150,8 @@ type globals struct {
 	stores []*globalStore
 	byTP   map[broker.TopicPartition]*globalStore
 	reqs   []broker.FetchRequest
+	// rd reads the stores' topics (nil until openGlobals created it).
+	rd *reader
 	// touched and key are apply's buffers.
 	touched []int32
 	key     []byte
@@ -160,6 +162,11 @@ type globals struct {
 // existing topics.
 func (a *App) openGlobals(ctx context.Context, topics map[string]int32) (*globals, error) {
 	g := &globals{a: a, byTP: map[broker.TopicPartition]*globalStore{}}
+	rd, err := newReader(a.b, a.cfg.FetchMaxRecords)
+	if err != nil {
+		return g, fmt.Errorf("global stores: consumer: %w", err)
+	}
+	g.rd = rd
 	for _, gp := range a.plan.globals {
 		gs := &globalStore{name: gp.name, topic: gp.topic, next: make([]int64, topics[gp.topic])}
 		for i := range gs.slots {
@@ -272,18 +279,18 @@ func (g *globals) bootstrap(ctx context.Context, gs *globalStore) error {
 		req := []broker.FetchRequest{{Topic: gs.topic, Partition: int32(p)}}
 		for gs.next[p] < latest[p] {
 			req[0].Offset = gs.next[p]
-			recs, err := g.fetch(ctx, req, 0)
+			polled, err := g.fetch(ctx, req, g.a.cfg.FetchMaxWait)
 			if err != nil {
 				return fmt.Errorf("global store %s: bootstrap partition %d: %w", gs.name, p, err)
 			}
-			if len(recs) == 0 {
-				break // the rest was compacted away
-			}
-			if err := g.apply(recs); err != nil {
+			if err := g.apply(polled.Records); err != nil {
 				return err
 			}
-			restored += int64(len(recs))
-			if hook != nil && gs.next[p] < latest[p] {
+			restored += int64(len(polled.Records))
+			if g.atEnds(polled) {
+				break // the rest, if any, was compacted away
+			}
+			if hook != nil && len(polled.Records) > 0 && gs.next[p] < latest[p] {
 				hook(RestoreProgress{Store: gs.name, Partition: int32(p), Restored: restored, Total: total})
 			}
 		}
@@ -298,13 +305,24 @@ func (g *globals) bootstrap(ctx context.Context, gs *globalStore) error {
 
 // fetch fetches reqs, waiting up to wait for records, and retries
 // retryable errors until ctx ends.
-func (g *globals) fetch(ctx context.Context, reqs []broker.FetchRequest, wait time.Duration) ([]broker.Record, error) {
-	recs, err := g.a.fetchRetrying(ctx, reqs, broker.FetchOptions{MaxWait: wait, MaxRecords: g.a.cfg.FetchMaxRecords},
-		g.a.log, "global store fetch failed, retrying")
+func (g *globals) fetch(ctx context.Context, reqs []broker.FetchRequest, wait time.Duration) (broker.Polled, error) {
+	polled, err := g.rd.fetchRetrying(ctx, reqs, wait, g.a.log, "global store fetch failed, retrying")
 	if err != nil {
-		return nil, fmt.Errorf("fetch: %w", err)
+		return polled, fmt.Errorf("fetch: %w", err)
 	}
-	return recs, nil
+	return polled, nil
+}
+
+// atEnds moves the position of every partition polled read to its end
+// there (offsets up to it hold no more records), and reports whether
+// there was any such partition.
+func (g *globals) atEnds(polled broker.Polled) bool {
+	for tp, end := range polled.Ends {
+		if gs := g.byTP[tp]; gs != nil && end > gs.next[tp.Partition] {
+			gs.next[tp.Partition] = end
+		}
+	}
+	return len(polled.Ends) > 0
 }
 
 // apply writes fetched records to their stores, one batch per store with
@@ -409,7 +427,7 @@ func (g *globals) poll(ctx context.Context, wait time.Duration) (moved bool, err
 		r := &g.reqs[i]
 		r.Offset = g.byTP[broker.TopicPartition{Topic: r.Topic, Partition: r.Partition}].next[r.Partition]
 	}
-	recs, err := g.fetch(ctx, g.reqs, wait)
+	polled, err := g.fetch(ctx, g.reqs, wait)
 	if err != nil {
 		if ctx.Err() != nil {
 			return false, nil
@@ -434,18 +452,41 @@ func (g *globals) poll(ctx context.Context, wait time.Duration) (moved bool, err
 		}
 		return false, err
 	}
-	if err := g.apply(recs); err != nil {
+	if err := g.apply(polled.Records); err != nil {
 		return false, err
 	}
-	return len(recs) > 0, nil
+	g.atEnds(polled)
+	return len(polled.Records) > 0, nil
 }
 
 // catchUp brings the global stores up to the end of their topics, as of
-// now, without waiting for records.
+// now: it reads until every partition is at the end it had when catchUp
+// started, or ctx ends.
 func (g *globals) catchUp(ctx context.Context) error {
+	type target struct {
+		gs  *globalStore
+		p   int32
+		end int64
+	}
+	var targets []target
+	for _, gs := range g.stores {
+		for p := range gs.next {
+			offs, err := g.a.b.ListOffsets(ctx, gs.topic, int32(p))
+			if err != nil {
+				return fmt.Errorf("global store %s: list offsets of partition %d: %w", gs.name, p, err)
+			}
+			targets = append(targets, target{gs, int32(p), offs.Latest})
+		}
+	}
 	for {
-		moved, err := g.poll(ctx, 0)
-		if err != nil || !moved {
+		behind := false
+		for _, t := range targets {
+			behind = behind || t.gs.next[t.p] < t.end
+		}
+		if !behind || ctx.Err() != nil {
+			return nil
+		}
+		if _, err := g.poll(ctx, g.a.cfg.FetchMaxWait); err != nil {
 			return err
 		}
 	}
@@ -454,6 +495,9 @@ func (g *globals) catchUp(ctx context.Context) error {
 // close closes the global stores.
 func (g *globals) close() error {
 	var errs []error
+	if g.rd != nil {
+		errs = append(errs, g.rd.close())
+	}
 	for _, gs := range g.stores {
 		for _, st := range gs.slots {
 			if st != nil {

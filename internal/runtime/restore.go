@@ -84,37 +84,38 @@ func (w *worker) restore(ctx context.Context, s *taskStore) error {
 	start := time.Now()
 	logged := start
 	var restored int64
+	rd := w.slot.restore
+	defer rd.release()
+	tp := broker.TopicPartition{Topic: s.changelog, Partition: p}
 	req := []broker.FetchRequest{{Topic: s.changelog, Partition: p}}
 	for next < offs.Latest {
 		req[0].Offset = next
-		recs, err := w.app.fetchRetrying(ctx, req, broker.FetchOptions{MaxRecords: w.app.cfg.FetchMaxRecords},
-			log, "restore fetch failed, retrying")
+		polled, err := rd.fetchRetrying(ctx, req, w.app.cfg.FetchMaxWait, log, "restore fetch failed, retrying")
 		if err != nil {
 			return fmt.Errorf("restore %s/%d at offset %d: %w", s.name, p, next, err)
 		}
-		if len(recs) == 0 {
-			break // the rest was compacted away
-		}
-		s.batch.Reset()
-		for i := range recs {
-			r := &recs[i]
-			if r.Value == nil {
-				s.batch.Delete(r.Key)
-			} else {
-				s.batch.Put(r.Key, r.Value)
+		if recs := polled.Records; len(recs) > 0 {
+			s.batch.Reset()
+			for i := range recs {
+				r := &recs[i]
+				if r.Value == nil {
+					s.batch.Delete(r.Key)
+				} else {
+					s.batch.Put(r.Key, r.Value)
+				}
 			}
+			last := recs[len(recs)-1].Offset
+			s.batch.SetOffset(last)
+			if err := s.st.Apply(&s.batch); err != nil {
+				return fmt.Errorf("restore %s/%d: %w", s.name, p, err)
+			}
+			restored += int64(len(recs))
+			next = last + 1
 		}
-		last := recs[len(recs)-1].Offset
-		s.batch.SetOffset(last)
-		if err := s.st.Apply(&s.batch); err != nil {
-			return fmt.Errorf("restore %s/%d: %w", s.name, p, err)
+		if _, ok := polled.Ends[tp]; ok || next >= offs.Latest {
+			break // at the end (the rest, if any, was compacted away)
 		}
-		restored += int64(len(recs))
-		next = last + 1
-		if next >= offs.Latest {
-			break
-		}
-		if hook != nil {
+		if hook != nil && len(polled.Records) > 0 {
 			hook(RestoreProgress{Store: s.name, Partition: p, Restored: restored, Total: total})
 		}
 		if time.Since(logged) >= restoreLogInterval {

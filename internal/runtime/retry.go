@@ -2,10 +2,7 @@ package runtime
 
 import (
 	"context"
-	"log/slog"
 	"time"
-
-	"github.com/duality-streams/duality/broker"
 )
 
 // Bounds of backoff's waits.
@@ -31,19 +28,3 @@ func (b *backoff) wait(ctx context.Context) {
 
 // reset starts the waits over, after a call succeeded.
 func (b *backoff) reset() { b.next = 0 }
-
-// fetchRetrying fetches reqs, retrying retryable errors with a backoff
-// (each logged at Debug on log with msg) until ctx ends. The worker's
-// fetch does not use it: it retries through its loop, which meanwhile
-// commits, punctuates and stops waiting for a stalled partition.
-func (a *App) fetchRetrying(ctx context.Context, reqs []broker.FetchRequest, opts broker.FetchOptions, log *slog.Logger, msg string) ([]broker.Record, error) {
-	var bo backoff
-	for {
-		recs, err := a.b.Fetch(ctx, reqs, opts)
-		if err == nil || !broker.IsRetryable(err) || ctx.Err() != nil {
-			return recs, err
-		}
-		log.Debug(msg, slog.Any("error", err))
-		bo.wait(ctx)
-	}
-}

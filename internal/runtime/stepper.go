@@ -100,7 +100,14 @@ func (a *App) Step(ctx context.Context) (_ *Stepper, recs []broker.Record, err e
 	}
 	a.iq.assign(tasks)
 	a.m.tasks.Store(int64(len(tasks)))
-	s.w = newWorker(a, &generation{asg: asg}, "", topics, a.cfg.CacheMaxBytes)
+	if _, err := a.resolveInstanceID(); err != nil {
+		return nil, nil, err
+	}
+	slot, err := a.workerSlot(ctx, 0)
+	if err != nil {
+		return nil, nil, err
+	}
+	s.w = newWorker(a, &generation{asg: asg}, "", slot, topics, a.cfg.CacheMaxBytes)
 	s.w.committed, s.w.keyOrder = s.log, true
 	for _, t := range tasks {
 		s.w.add(t)
@@ -354,6 +361,6 @@ func (s *Stepper) Close() error {
 		s.a.iq.setGlobals(nil)
 		errs = append(errs, s.g.close())
 	}
-	errs = append(errs, s.a.closeState())
+	errs = append(errs, s.a.closeSlots(), s.a.closeState())
 	return errors.Join(errs...)
 }

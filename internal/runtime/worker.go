@@ -20,10 +20,14 @@ type worker struct {
 	app      *App
 	gen      *generation
 	memberID string
-	tasks    []*task
-	parts    []*partState
-	byTP     map[broker.TopicPartition]*partState
-	reqs     []broker.FetchRequest
+	// slot holds the consumer the worker reads its input with and the
+	// committer it commits with; the worker releases the consumer's
+	// partitions when it ends.
+	slot  *workerSlot
+	tasks []*task
+	parts []*partState
+	byTP  map[broker.TopicPartition]*partState
+	reqs  []broker.FetchRequest
 	// changelogs maps the changelog partitions of the tasks' stores to
 	// their stores.
 	changelogs map[broker.TopicPartition]*taskStore
@@ -78,8 +82,8 @@ type worker struct {
 // newWorker returns a worker of generation g without tasks. topics are
 // the partition counts of the topics known to exist; cacheMax is the
 // worker's share of CacheMaxBytes.
-func newWorker(a *App, g *generation, memberID string, topics map[string]int32, cacheMax int64) *worker {
-	return &worker{app: a, gen: g, memberID: memberID, byTP: map[broker.TopicPartition]*partState{},
+func newWorker(a *App, g *generation, memberID string, s *workerSlot, topics map[string]int32, cacheMax int64) *worker {
+	return &worker{app: a, gen: g, memberID: memberID, slot: s, byTP: map[broker.TopicPartition]*partState{},
 		topics: maps.Clone(topics), cacheMax: cacheMax}
 }
 
@@ -106,6 +110,9 @@ func (w *worker) run(gctx context.Context) (err error) {
 		w.flushMetrics()
 		err = errors.Join(err, cerr, w.close())
 	}()
+	// The next generation's worker of the slot assigns its own
+	// partitions, from the committed offsets.
+	defer w.slot.rd.release()
 
 	w.last = time.Now()
 	w.lastPurge = w.last
@@ -173,10 +180,10 @@ func (w *worker) run(gctx context.Context) (err error) {
 				continue // the controller posted an advance
 			}
 		}
-		var recs []broker.Record
+		var polled broker.Polled
 		var err error
 		if len(w.reqs) > 0 {
-			recs, err = w.app.b.Fetch(fctx, w.reqs, broker.FetchOptions{MaxWait: wait, MaxRecords: cfg.FetchMaxRecords})
+			polled, err = w.slot.rd.fetch(fctx, w.reqs, wait)
 		} else {
 			// Nothing to fetch (a bounded run's inputs are at their
 			// ends): wait as a fetch of nothing would.
@@ -208,7 +215,7 @@ func (w *worker) run(gctx context.Context) (err error) {
 			return fmt.Errorf("fetch: %w", err)
 		}
 		bo.reset()
-		if err := w.received(gctx, recs); err != nil {
+		if err := w.received(polled); err != nil {
 			return err
 		}
 		if fenced, err := w.poll(); err != nil || fenced {
@@ -290,10 +297,15 @@ func (w *worker) open(ctx context.Context) error {
 
 func (w *worker) dirty() bool { return w.advanced || len(w.out) > 0 || w.pending > 0 }
 
-// received adds fetched records to the buffers of their partitions.
-func (w *worker) received(ctx context.Context, recs []broker.Record) error {
+// received adds polled records to the buffers of their partitions, and
+// moves the fetch offset of every partition the poll read to its end
+// there: the offsets up to the end hold no more records (compacted away,
+// or offsets without records), so a task does not wait for them, and a
+// bounded run's partition whose end is at or past its stop offset is at
+// its stop.
+func (w *worker) received(polled broker.Polled) error {
 	w.fetches++
-	var bytes int
+	recs := polled.Records
 	for i := 0; i < len(recs); {
 		rec := &recs[i]
 		ps := w.byTP[broker.TopicPartition{Topic: rec.Topic, Partition: rec.Partition}]
@@ -305,24 +317,19 @@ func (w *worker) received(ctx context.Context, recs []broker.Record) error {
 		for j < len(recs) && recs[j].Partition == rec.Partition && recs[j].Topic == rec.Topic {
 			j++
 		}
-		for k := i; k < j; k++ {
-			bytes += len(recs[k].Key) + len(recs[k].Value)
-		}
 		w.buffer(ps, recs[i:j:j])
 		i = j
 	}
-	// A partition a task waits for, listed with records beyond its fetch
-	// offset, that a fetch which was not full returned nothing of holds
-	// no records there (compacted away, or offsets without records):
-	// stop waiting for it.
-	if len(recs) < w.app.cfg.FetchMaxRecords && bytes < fullFetchBytes {
-		for _, r := range w.reqs {
-			ps := w.byTP[broker.TopicPartition{Topic: r.Topic, Partition: r.Partition}]
-			if len(ps.buf) == 0 && ps.end > ps.fetch {
-				ps.end, ps.listed = ps.fetch, w.fetches
-			}
-			if len(ps.buf) == 0 && ps.fetch < ps.stop && ps.stop != math.MaxInt64 {
-				w.probe(ctx, ps)
+	for tp, end := range polled.Ends {
+		ps := w.byTP[tp]
+		if ps == nil {
+			continue
+		}
+		ps.end, ps.listed = end, w.fetches
+		if end > ps.fetch && ps.fetch < ps.stop {
+			ps.fetch = min(end, ps.stop)
+			if ps.fetch >= ps.stop {
+				w.atStop(ps)
 			}
 		}
 	}
@@ -354,28 +361,6 @@ func (w *worker) buffer(ps *partState, run []broker.Record) {
 	}
 }
 
-// probe fetches ps alone, a partition of a bounded source that a fetch
-// which was not full returned nothing of before its stop offset: the
-// records it returns are buffered, and when there are none below stop the
-// partition holds no more input (offsets left without records by
-// compaction or transaction markers), so it is at its end. A failed
-// probe is left to the next fetch.
-func (w *worker) probe(ctx context.Context, ps *partState) {
-	recs, err := w.app.b.Fetch(ctx, []broker.FetchRequest{{Topic: ps.tp.Topic, Partition: ps.tp.Partition, Offset: ps.fetch}},
-		broker.FetchOptions{MaxRecords: 1})
-	if err != nil {
-		ps.task.log.Debug("probe of a partition before its end failed", slog.String("topic", ps.tp.Topic),
-			slog.Int("partition", int(ps.tp.Partition)), slog.Int64("offset", ps.fetch), slog.Any("error", err))
-		return
-	}
-	if len(recs) == 0 {
-		ps.fetch = ps.stop
-		w.atStop(ps)
-		return
-	}
-	w.buffer(ps, recs)
-}
-
 // atStop moves the position of ps, a partition of a bounded source whose
 // records before its stop offset were all fetched, to stop once they are
 // processed, so that the commit says the input is consumed although the
@@ -398,10 +383,6 @@ func sleep(ctx context.Context, d time.Duration) error {
 		return nil
 	}
 }
-
-// fullFetchBytes is a fetch size beyond which a fetch may have left out
-// partitions with records (half of the brokers' default byte limit).
-const fullFetchBytes = 8 << 20
 
 // processReady processes the buffered records of every task, each task in
 // timestamp order over its partitions (see pick), until every task has
