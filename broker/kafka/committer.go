@@ -177,18 +177,16 @@ func (c *committer) Commit(ctx context.Context, req broker.CommitRequest) error 
 	return c.waitVisible(ctx, krs)
 }
 
-// commit runs one transaction, aborting it on failure.
+// commit runs one transaction, aborting it on failure. The offsets go
+// first: a commit the group fences (or a zombie's, fenced by its producer
+// epoch) then fails before any record is appended, so it leaves the
+// output partitions as they were, offsets included.
 func (c *committer) commit(ctx context.Context, req broker.CommitRequest, krs []*kgo.Record) error {
 	cl := c.cl
 	if err := cl.BeginTransaction(); err != nil {
 		return c.fail(ctx, false, err)
 	}
 	offsetsAdded := false
-	if len(krs) > 0 {
-		if err := c.b.produce(ctx, cl, krs, nil); err != nil {
-			return c.fail(ctx, offsetsAdded, err)
-		}
-	}
 	if len(req.Offsets) > 0 {
 		id, epoch, err := cl.ProducerID(ctx)
 		if err != nil {
@@ -213,6 +211,9 @@ func (c *committer) commit(ctx context.Context, req broker.CommitRequest, krs []
 			}
 			return nil
 		}
+	}
+	if err := c.b.produce(ctx, cl, krs, nil); err != nil {
+		return c.fail(ctx, offsetsAdded, err)
 	}
 	if err := cl.EndTransaction(ctx, kgo.TryCommit); err != nil {
 		return c.fail(ctx, offsetsAdded, err)

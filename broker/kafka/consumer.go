@@ -115,8 +115,9 @@ type partState struct {
 	next    int64
 	lso     int64
 	fetched bool
-	// endSent: Ends reported pos as the end since the last move.
-	endSent bool
+	// atEnd: every record before lso was returned; Polls report lso
+	// in Polled.Ends until the position moves.
+	atEnd bool
 	// err is returned by Poll until the partition is reassigned.
 	err error
 	// oor asks Poll to report an *OffsetOutOfRangeError (it lists the
@@ -163,7 +164,7 @@ func (c *consumer) Assign(positions map[broker.TopicPartition]int64) {
 		}
 		ps.seq++
 		ps.pos = off
-		ps.buf, ps.fetched, ps.endSent, ps.err, ps.oor = nil, false, false, nil, false
+		ps.buf, ps.fetched, ps.atEnd, ps.err, ps.oor = nil, false, false, nil, false
 		if err := checkTopic(tp.Topic); err != nil {
 			ps.err = err
 		} else if tp.Partition < 0 {
@@ -199,8 +200,11 @@ func (c *consumer) Resume(tps ...broker.TopicPartition) {
 
 // Poll returns the next records of the assigned, unpaused partitions; see
 // broker.Consumer. It returns at once when records are buffered or a
-// partition newly reached its end, else it fetches, each request waiting
-// at most 500ms at the brokers, until records arrive or maxWait passes.
+// partition newly reached its end. Otherwise it first asks every leader
+// for what is readable now (requests that do not wait) and returns all
+// of it; when there is nothing and maxWait is positive it long-polls the
+// leaders, each request waiting at most 500ms at the broker, until
+// records arrive or maxWait passes.
 func (c *consumer) Poll(ctx context.Context, maxWait time.Duration) (broker.Polled, error) {
 	if err := c.check(); err != nil {
 		return broker.Polled{}, err
@@ -208,69 +212,80 @@ func (c *consumer) Poll(ctx context.Context, maxWait time.Duration) (broker.Poll
 	if err := ctx.Err(); err != nil {
 		return broker.Polled{}, err
 	}
+	deadline := time.Now().Add(max(maxWait, 0))
+	// Phase one: what is readable now, from every leader.
 	c.pollSeq++
 	seq := c.pollSeq
-	deadline := time.Now().Add(max(maxWait, 0))
-	for {
-		c.drainResults()
-		if err := c.partErr(ctx); err != nil {
+	if out, ok, err := c.ready(ctx); ok || err != nil {
+		return out, err
+	}
+	c.send(seq, 0)
+	for c.pending(seq) {
+		if err := c.wait(ctx, nil); err != nil {
 			return broker.Polled{}, err
 		}
-		if out, ok := c.take(); ok {
-			return out, nil
-		}
+	}
+	if out, ok, err := c.ready(ctx); ok || err != nil || maxWait <= 0 {
+		return out, err
+	}
+	// Phase two: long polls until records arrive or maxWait passes.
+	for {
 		now := time.Now()
 		remaining := deadline.Sub(now)
-		if remaining < 0 {
-			remaining = 0
-		}
-		if err := c.refreshMeta(ctx); err != nil {
-			return broker.Polled{}, err
-		}
-		if err := c.partErr(ctx); err != nil {
-			return broker.Polled{}, err
-		}
-		c.send(seq, min(remaining, maxFetchWait))
-		// Wait for a result. With maxWait 0, wait only for this Poll's
-		// requests (which do not wait at the brokers); otherwise until
-		// the deadline.
-		var timer *time.Timer
-		var timerC <-chan time.Time
-		if maxWait > 0 {
-			if remaining <= 0 {
-				return c.takeEnds(), nil
-			}
-			timer = time.NewTimer(min(remaining, c.untilBackoff(now)))
-			timerC = timer.C
-		} else if !c.pending(seq) {
-			return c.takeEnds(), nil
-		}
-		var err error
-		select {
-		case r := <-c.results:
-			c.apply(r)
-		case <-timerC:
-		case <-ctx.Done():
-			err = ctx.Err()
-		case <-c.ctx.Done():
-			err = broker.ErrClosed
-		case <-c.b.closedCh:
-			err = broker.ErrClosed
-		}
-		if timer != nil {
-			timer.Stop()
-		}
-		if err != nil {
-			return broker.Polled{}, err
-		}
-		if maxWait == 0 && !c.pending(seq) {
-			c.drainResults()
-			if err := c.partErr(ctx); err != nil {
-				return broker.Polled{}, err
-			}
+		if remaining <= 0 {
 			out, _ := c.take()
 			return out, nil
 		}
+		c.pollSeq++
+		c.send(c.pollSeq, min(remaining, maxFetchWait))
+		timer := time.NewTimer(min(remaining, c.untilBackoff(now)))
+		err := c.wait(ctx, timer.C)
+		timer.Stop()
+		if err != nil {
+			return broker.Polled{}, err
+		}
+		if out, ok, err := c.ready(ctx); ok || err != nil {
+			return out, err
+		}
+	}
+}
+
+// ready applies the results that arrived, refreshes the leaders of
+// partitions that need them, and returns the partitions' first error or
+// what take returns.
+func (c *consumer) ready(ctx context.Context) (broker.Polled, bool, error) {
+	c.drainResults()
+	if err := c.partErr(ctx); err != nil {
+		return broker.Polled{}, false, err
+	}
+	out, ok := c.take()
+	if ok {
+		return out, true, nil
+	}
+	if err := c.refreshMeta(ctx); err != nil {
+		return broker.Polled{}, false, err
+	}
+	if err := c.partErr(ctx); err != nil {
+		return broker.Polled{}, false, err
+	}
+	return out, false, nil
+}
+
+// wait applies one fetch result, or returns when timer fires, or with
+// ctx's error, or ErrClosed.
+func (c *consumer) wait(ctx context.Context, timer <-chan time.Time) error {
+	select {
+	case r := <-c.results:
+		c.apply(r)
+		return nil
+	case <-timer:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-c.ctx.Done():
+		return broker.ErrClosed
+	case <-c.b.closedCh:
+		return broker.ErrClosed
 	}
 }
 
@@ -342,61 +357,48 @@ func (c *consumer) sorted() []broker.TopicPartition {
 }
 
 // take returns buffered records of unpaused partitions within the
-// limits, and the partitions found at their end; ok is false when there
-// is nothing to report.
+// limits, and the partitions at their end; ok tells whether there are
+// records.
 func (c *consumer) take() (broker.Polled, bool) {
 	var out broker.Polled
 	bytes := 0
 	for _, tp := range c.sorted() {
 		ps := c.parts[tp]
-		if ps.paused || !ps.fetched {
+		if ps.paused {
 			continue
 		}
-		n := 0
-		for n < len(ps.buf) && len(out.Records) < c.opts.MaxRecords {
-			r := ps.buf[n]
-			size := len(r.Key) + len(r.Value)
-			if len(out.Records) > 0 && bytes+size > c.opts.MaxBytes {
-				break
-			}
-			bytes += size
-			out.Records = append(out.Records, r)
-			n++
-		}
-		if n > 0 {
-			ps.pos = ps.buf[n-1].Offset + 1
-			ps.buf = ps.buf[n:]
-			ps.endSent = false
-		}
-		if len(ps.buf) == 0 {
-			ps.buf = nil
-			ps.pos = max(ps.pos, ps.next)
-			if ps.pos >= ps.lso && !ps.endSent {
-				if out.Ends == nil {
-					out.Ends = make(map[broker.TopicPartition]int64)
+		if ps.fetched {
+			n := 0
+			for n < len(ps.buf) && len(out.Records) < c.opts.MaxRecords {
+				r := ps.buf[n]
+				size := len(r.Key) + len(r.Value)
+				if len(out.Records) > 0 && bytes+size > c.opts.MaxBytes {
+					break
 				}
-				out.Ends[tp] = ps.lso
-				ps.endSent = true
+				bytes += size
+				out.Records = append(out.Records, r)
+				n++
 			}
-			ps.fetched = false
+			if n > 0 {
+				ps.pos = ps.buf[n-1].Offset + 1
+				ps.buf = ps.buf[n:]
+				ps.atEnd = false
+			}
+			if len(ps.buf) == 0 {
+				ps.buf = nil
+				ps.pos = max(ps.pos, ps.next)
+				ps.atEnd = ps.pos >= ps.lso
+				ps.fetched = false
+			}
 		}
-	}
-	return out, len(out.Records) > 0 || len(out.Ends) > 0
-}
-
-// takeEnds is take at the end of a Poll that found no records: it
-// reports the ends again even when already reported.
-func (c *consumer) takeEnds() broker.Polled {
-	out, _ := c.take()
-	for tp, ps := range c.parts {
-		if !ps.paused && ps.endSent && ps.buf == nil {
+		if ps.atEnd {
 			if out.Ends == nil {
 				out.Ends = make(map[broker.TopicPartition]int64)
 			}
 			out.Ends[tp] = ps.lso
 		}
 	}
-	return out
+	return out, len(out.Records) > 0
 }
 
 // refreshMeta loads the leaders of the topics of partitions to fetch

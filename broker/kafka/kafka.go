@@ -11,6 +11,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/duality-streams/duality/broker"
 )
@@ -270,23 +271,64 @@ func (m *metaCache) partitions(ctx context.Context, topics []string, refresh boo
 	if len(missing) == 0 {
 		return out, nil
 	}
-	md, err := m.b.adm.Metadata(ctx, missing...)
+	md, err := m.b.metadata(ctx, missing)
 	if err != nil {
-		return nil, m.b.mapErr(err, "", -1)
+		return nil, err
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for _, t := range missing {
-		d, ok := md.Topics[t]
+		d, ok := md[t]
 		if !ok {
 			return nil, m.b.mapErr(kerr.UnknownTopicOrPartition, t, -1)
 		}
-		if d.Err != nil {
-			return nil, m.b.mapErr(d.Err, t, -1)
+		if d.err != nil {
+			return nil, m.b.mapErr(d.err, t, -1)
 		}
-		tm := topicMeta{partitions: int32(len(d.Partitions)), id: d.ID, fetched: now}
+		tm := topicMeta{partitions: d.partitions, id: d.id, fetched: now}
 		m.mu.topics[t] = tm
 		out[t] = tm
+	}
+	return out, nil
+}
+
+// topicInfo is a topic as a metadata response describes it.
+type topicInfo struct {
+	partitions int32
+	id         [16]byte
+	internal   bool
+	err        error
+}
+
+// metadata asks the cluster for topics (all when nil), bypassing
+// franz-go's metadata cache (kadm's answers may be seconds old, which
+// would show a deleted and recreated topic as it was).
+func (b *Broker) metadata(ctx context.Context, topics []string) (map[string]topicInfo, error) {
+	req := kmsg.NewPtrMetadataRequest()
+	req.AllowAutoTopicCreation = false
+	if topics != nil {
+		req.Topics = make([]kmsg.MetadataRequestTopic, 0, len(topics))
+		for _, t := range topics {
+			rt := kmsg.NewMetadataRequestTopic()
+			rt.Topic = kmsg.StringPtr(t)
+			req.Topics = append(req.Topics, rt)
+		}
+	}
+	resp, err := req.RequestWith(ctx, b.cl)
+	if err != nil {
+		return nil, b.mapErr(err, "", -1)
+	}
+	out := make(map[string]topicInfo, len(resp.Topics))
+	for _, rt := range resp.Topics {
+		if rt.Topic == nil {
+			continue
+		}
+		out[*rt.Topic] = topicInfo{
+			partitions: int32(len(rt.Partitions)),
+			id:         rt.TopicID,
+			internal:   rt.IsInternal,
+			err:        kerr.ErrorForCode(rt.ErrorCode),
+		}
 	}
 	return out, nil
 }

@@ -56,8 +56,17 @@ func (b *Broker) listOffset(ctx context.Context, topic string, partition int32, 
 	rp.Timestamp = timestamp
 	rt.Partitions = append(rt.Partitions, rp)
 	req.Topics = append(req.Topics, rt)
-	for {
+	for attempt := 0; ; attempt++ {
 		resp, err := req.RequestWith(ctx, b.cl)
+		if errors.Is(err, kerr.UnknownTopicID) && attempt < 10 {
+			// franz-go's metadata still knows an older topic of
+			// the name (deleted and recreated): refresh it.
+			b.cl.ForceMetadataRefresh()
+			if err := sleep(ctx, b.closedCh, 20*time.Millisecond); err != nil {
+				return 0, b.mapErr(err, topic, partition)
+			}
+			continue
+		}
 		if err != nil {
 			return 0, b.mapErr(err, topic, partition)
 		}

@@ -3,6 +3,7 @@ package kafka
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -103,7 +104,7 @@ func (b *Broker) CreateTopic(ctx context.Context, name string, cfg broker.TopicC
 	if err != nil {
 		return &broker.TopicError{Topic: name, Partition: -1, Err: err}
 	}
-	b.meta.forget(name)
+	b.forget(name)
 	resp, err := b.adm.CreateTopic(ctx, cfg.Partitions, b.cfg.replicationFactor, configs, name)
 	if err == nil {
 		err = resp.Err
@@ -124,7 +125,7 @@ func (b *Broker) DeleteTopic(ctx context.Context, name string) error {
 	if err := checkTopic(name); err != nil {
 		return err
 	}
-	b.meta.forget(name)
+	b.forget(name)
 	resp, err := b.adm.DeleteTopic(ctx, name)
 	if err == nil {
 		err = resp.Err
@@ -138,14 +139,18 @@ func (b *Broker) ListTopics(ctx context.Context) ([]broker.TopicInfo, error) {
 	if err := b.enter(); err != nil {
 		return nil, err
 	}
-	details, err := b.adm.ListTopics(ctx)
+	md, err := b.metadata(ctx, nil)
 	if err != nil {
-		return nil, b.mapErr(err, "", -1)
+		return nil, err
 	}
-	if err := details.Error(); err != nil {
-		return nil, b.mapErr(err, "", -1)
+	partitions := make(map[string]int32, len(md))
+	for name, t := range md {
+		if t.internal || t.err != nil {
+			continue
+		}
+		partitions[name] = t.partitions
 	}
-	return b.describe(ctx, details)
+	return b.describe(ctx, partitions)
 }
 
 // DescribeTopic returns a topic's partition count and its configuration
@@ -158,27 +163,28 @@ func (b *Broker) DescribeTopic(ctx context.Context, name string) (broker.TopicIn
 	if err := checkTopic(name); err != nil {
 		return broker.TopicInfo{}, err
 	}
-	details, err := b.adm.ListTopics(ctx, name)
+	md, err := b.metadata(ctx, []string{name})
 	if err != nil {
-		return broker.TopicInfo{}, b.mapErr(err, name, -1)
+		return broker.TopicInfo{}, err
 	}
-	d, ok := details[name]
+	t, ok := md[name]
 	if !ok {
-		return broker.TopicInfo{}, b.mapErr(errUnknownTopic, name, -1)
+		t.err = errUnknownTopic
 	}
-	if d.Err != nil {
-		return broker.TopicInfo{}, b.mapErr(d.Err, name, -1)
+	if t.err != nil {
+		return broker.TopicInfo{}, b.mapErr(t.err, name, -1)
 	}
-	infos, err := b.describe(ctx, details)
+	infos, err := b.describe(ctx, map[string]int32{name: t.partitions})
 	if err != nil {
 		return broker.TopicInfo{}, err
 	}
 	return infos[0], nil
 }
 
-// describe reads the configs of the topics in details.
-func (b *Broker) describe(ctx context.Context, details kadm.TopicDetails) ([]broker.TopicInfo, error) {
-	names := details.Names()
+// describe reads the configs of topics (by name, with their partition
+// counts), sorted by name.
+func (b *Broker) describe(ctx context.Context, topics map[string]int32) ([]broker.TopicInfo, error) {
+	names := slices.Sorted(maps.Keys(topics))
 	if len(names) == 0 {
 		return []broker.TopicInfo{}, nil
 	}
@@ -203,7 +209,7 @@ func (b *Broker) describe(ctx context.Context, details kadm.TopicDetails) ([]bro
 		if err != nil {
 			return nil, fmt.Errorf("kafka: topic %q: %w", name, err)
 		}
-		cfg.Partitions = int32(len(details[name].Partitions))
+		cfg.Partitions = topics[name]
 		infos = append(infos, broker.TopicInfo{Name: name, Config: cfg})
 	}
 	slices.SortFunc(infos, func(x, y broker.TopicInfo) int { return strings.Compare(x.Name, y.Name) })
@@ -250,4 +256,15 @@ func parseTopicConfig(configs []kadm.Config) (broker.TopicConfig, error) {
 		}
 	}
 	return cfg, nil
+}
+
+// forget drops what the broker and its producer know of topic, which is
+// being created or deleted: a topic recreated under the same name is
+// another topic (another id), which a producer with the old one's state
+// could not write to.
+func (b *Broker) forget(topic string) {
+	b.meta.forget(topic)
+	b.produceMu.Lock()
+	defer b.produceMu.Unlock()
+	b.cl.PurgeTopicsFromClient(topic)
 }
