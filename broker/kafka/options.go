@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"reflect"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -135,10 +136,10 @@ func checkClientOpts(cl *kgo.Client) error {
 	if g, _ := cl.OptValue(kgo.ConsumerGroup).(string); g != "" {
 		errs = append(errs, fmt.Errorf("kgo.ConsumerGroup(%q): groups are joined with JoinGroup", g))
 	}
-	if ts, _ := cl.OptValue(kgo.ConsumeTopics).([]string); len(ts) > 0 {
-		errs = append(errs, fmt.Errorf("kgo.ConsumeTopics(%v): records are read with NewConsumer", ts))
+	if nonEmpty(cl.OptValue(kgo.ConsumeTopics)) {
+		errs = append(errs, errors.New("kgo.ConsumeTopics: records are read with NewConsumer"))
 	}
-	if ps, _ := cl.OptValue(kgo.ConsumePartitions).(map[string]map[int32]kgo.Offset); len(ps) > 0 {
+	if nonEmpty(cl.OptValue(kgo.ConsumePartitions)) {
 		errs = append(errs, errors.New("kgo.ConsumePartitions: records are read with NewConsumer"))
 	}
 	if id, _ := cl.OptValue(kgo.TransactionalID).(string); id != "" {
@@ -148,6 +149,17 @@ func checkClientOpts(cl *kgo.Client) error {
 		return fmt.Errorf("kafka: invalid client options: %w", errors.Join(errs...))
 	}
 	return nil
+}
+
+// nonEmpty reports whether v, an option's value (a map or slice), has
+// elements.
+func nonEmpty(v any) bool {
+	rv := reflect.ValueOf(v)
+	switch rv.Kind() {
+	case reflect.Map, reflect.Slice:
+		return rv.Len() > 0
+	}
+	return false
 }
 
 // slogLogger adapts a *slog.Logger to kgo.Logger.
