@@ -359,25 +359,54 @@ func (c *committer) retryConcurrent(ctx context.Context, fn func() error) error 
 
 // waitVisible waits until the partitions' last stable offsets passed the
 // records just committed: Kafka writes the transaction markers after
-// EndTxn returns.
+// EndTxn returns. It asks for all partitions in one request (franz-go
+// sends it to their leaders).
 func (c *committer) waitVisible(ctx context.Context, krs []*kgo.Record) error {
 	last := make(map[broker.TopicPartition]int64)
 	for _, kr := range krs {
 		tp := broker.TopicPartition{Topic: kr.Topic, Partition: kr.Partition}
 		last[tp] = max(last[tp], kr.Offset)
 	}
-	for tp, off := range last {
-		for {
-			lso, err := c.b.listOffset(ctx, tp.Topic, tp.Partition, listLatest)
-			if err != nil {
-				return err
+	for len(last) > 0 {
+		req := kmsg.NewPtrListOffsetsRequest()
+		req.ReplicaID = -1
+		req.IsolationLevel = 1
+		byTopic := make(map[string]int)
+		for tp := range last {
+			i, ok := byTopic[tp.Topic]
+			if !ok {
+				rt := kmsg.NewListOffsetsRequestTopic()
+				rt.Topic = tp.Topic
+				req.Topics = append(req.Topics, rt)
+				i = len(req.Topics) - 1
+				byTopic[tp.Topic] = i
 			}
-			if lso > off {
-				break
+			rp := kmsg.NewListOffsetsRequestTopicPartition()
+			rp.Partition = tp.Partition
+			rp.CurrentLeaderEpoch = -1
+			rp.Timestamp = listLatest
+			req.Topics[i].Partitions = append(req.Topics[i].Partitions, rp)
+		}
+		resp, err := req.RequestWith(ctx, c.b.cl)
+		if err != nil {
+			return c.b.mapErr(err, "", -1)
+		}
+		for _, rt := range resp.Topics {
+			for _, rp := range rt.Partitions {
+				tp := broker.TopicPartition{Topic: rt.Topic, Partition: rp.Partition}
+				if err := kerr.ErrorForCode(rp.ErrorCode); err != nil && !kerr.IsRetriable(err) {
+					return c.b.mapErr(err, tp.Topic, tp.Partition)
+				}
+				if off, ok := last[tp]; ok && rp.ErrorCode == 0 && rp.Offset > off {
+					delete(last, tp)
+				}
 			}
-			if err := sleep(ctx, c.b.closedCh, 5*time.Millisecond); err != nil {
-				return err
-			}
+		}
+		if len(last) == 0 {
+			return nil
+		}
+		if err := sleep(ctx, c.b.closedCh, 5*time.Millisecond); err != nil {
+			return err
 		}
 	}
 	return nil
