@@ -85,6 +85,7 @@ func (c *committer) init(ctx context.Context) error {
 		kgo.TransactionTimeout(c.b.cfg.txnTimeout),
 		kgo.RecordPartitioner(kgo.ManualPartitioner()),
 		kgo.RequiredAcks(kgo.AllISRAcks()),
+		kgo.ProducerLinger(0), // a Commit waits for its records: lingering only delays it
 		kgo.MaxVersions(txnVersions()),
 	)
 	if err != nil {

@@ -155,3 +155,27 @@ func TestCommitterAbortOnFailure(t *testing.T) {
 	require.NoError(t, cm.Commit(ctx, broker.CommitRequest{Records: []broker.Record{rec("out", 0, "next")}, Group: "g", Offsets: map[broker.TopicPartition]int64{in: 2}}))
 	require.Equal(t, []string{"next"}, values(readAll(t, b, "out", 0, 0)))
 }
+
+// TestMaxRecordBytes produces records at and over the limit the broker
+// reports to the runtime (broker.RecordLimiter).
+func TestMaxRecordBytes(t *testing.T) {
+	b := newBroker(t, newCluster(t))
+	ctx := t.Context()
+	require.NoError(t, b.CreateTopic(ctx, "t", broker.TopicConfig{Partitions: 1}))
+	limit := b.MaxRecordBytes()
+	require.Greater(t, limit, 900_000)
+	at := broker.Record{Topic: "t", Partition: 0, Key: []byte("k"), Value: make([]byte, limit-2),
+		Headers: []broker.Header{{Key: "h", Value: []byte{}}}}
+	require.Equal(t, limit, broker.RecordSize(&at))
+	require.NoError(t, b.Produce(ctx, []broker.Record{at}))
+	over := broker.Record{Topic: "t", Partition: 0, Value: make([]byte, limit+recordOverheadForTest)}
+	require.ErrorIs(t, b.Produce(ctx, []broker.Record{over}), broker.ErrRecordTooLarge)
+	cm, err := b.NewCommitter(ctx, "w")
+	require.NoError(t, err)
+	defer cm.Close()
+	require.NoError(t, cm.Commit(ctx, broker.CommitRequest{Records: []broker.Record{at}}))
+}
+
+// recordOverheadForTest makes a record surely over the producer's batch
+// limit.
+const recordOverheadForTest = 1024

@@ -69,6 +69,7 @@ func New(ctx context.Context, seeds []string, opts ...Option) (*Broker, error) {
 	cl, err := b.newClient(
 		kgo.RecordPartitioner(kgo.ManualPartitioner()),
 		kgo.RequiredAcks(kgo.AllISRAcks()),
+		kgo.ProducerLinger(0), // Produce waits for its records: lingering only delays it
 	)
 	if err != nil {
 		return nil, fmt.Errorf("kafka: %w", err)

@@ -152,3 +152,20 @@ func (b *Broker) produce(ctx context.Context, cl *kgo.Client, krs []*kgo.Record,
 	}
 	return nil
 }
+
+// recordOverhead bounds what a record adds to its key, value and headers
+// in a record batch of its own: the batch header (61 bytes) and the
+// record's length, attributes, deltas and varint lengths.
+const recordOverhead = 512
+
+// MaxRecordBytes is the largest broker.RecordSize a record may have: the
+// producers' batch limit (kgo.ProducerBatchMaxBytes, 1000012 bytes by
+// default, which also must not exceed the topics' max.message.bytes)
+// less a record batch's overhead. Larger records fail with an error
+// matching broker.ErrRecordTooLarge. It implements broker.RecordLimiter.
+func (b *Broker) MaxRecordBytes() int {
+	limit, _ := b.cl.OptValue(kgo.ProducerBatchMaxBytes).(int32)
+	return int(limit) - recordOverhead
+}
+
+var _ broker.RecordLimiter = (*Broker)(nil)
