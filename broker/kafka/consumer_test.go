@@ -229,3 +229,41 @@ func TestEmptyKeyIsNotNilKey(t *testing.T) {
 	require.Equal(t, []string{`""`, "nil", `""`, "nil"}, keys)
 	require.Equal(t, []string{`""`, "nil", `""`, "nil"}, vals)
 }
+
+// TestConsumerFollowsLeader moves partition leaders between polls and
+// commits: the consumer, the committer and the producer find the new
+// leaders (NOT_LEADER_OR_FOLLOWER, then fresh metadata) and nothing is
+// lost or read twice.
+func TestConsumerFollowsLeader(t *testing.T) {
+	c := newCluster(t)
+	b := newBroker(t, c)
+	ctx := t.Context()
+	require.NoError(t, b.CreateTopic(ctx, "t", broker.TopicConfig{Partitions: 2}))
+	cm, err := b.NewCommitter(ctx, "w")
+	require.NoError(t, err)
+	defer cm.Close()
+	con, err := b.NewConsumer(broker.ConsumerOptions{})
+	require.NoError(t, err)
+	defer con.Close()
+	con.Assign(map[broker.TopicPartition]int64{{Topic: "t", Partition: 0}: 0, {Topic: "t", Partition: 1}: 0})
+	var want, got []string
+	for round := range 6 {
+		v := fmt.Sprintf("r%d", round)
+		if round%2 == 0 {
+			require.NoError(t, b.Produce(ctx, []broker.Record{rec("t", int32(round%4/2), v)}))
+		} else {
+			require.NoError(t, cm.Commit(ctx, broker.CommitRequest{Records: []broker.Record{rec("t", 1, v)}}))
+		}
+		want = append(want, v)
+		for len(got) < len(want) {
+			p, err := con.Poll(ctx, waitBound)
+			require.NoError(t, err)
+			got = append(got, values(p.Records)...)
+		}
+		c.ShufflePartitionLeaders()
+	}
+	require.ElementsMatch(t, want, got)
+	p, err := con.Poll(ctx, 0)
+	require.NoError(t, err)
+	require.Empty(t, p.Records, "nothing read twice")
+}
