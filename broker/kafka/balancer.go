@@ -35,8 +35,10 @@ type balancer struct {
 		// owned are the partition numbers this member was assigned
 		// last, sent with its next join for stickiness.
 		owned []int32
-		// members of the last assignment received.
-		members []broker.Member
+		// members of the last assignment received, and this
+		// member's partitions in it.
+		members  []broker.Member
+		assigned []broker.TopicPartition
 	}
 }
 
@@ -58,8 +60,11 @@ func (b *balancer) JoinGroupMetadata(topics []string, _ map[string][]int32, _ in
 	return meta.AppendTo(nil)
 }
 
-// ParseSyncAssignment decodes this member's partitions and keeps the
-// group's members for the assignment callback.
+// ParseSyncAssignment decodes this member's partitions and keeps them,
+// with the group's members, for the assignment callback. It tells kgo
+// that nothing is assigned: the member's client takes part in the group
+// but never fetches nor looks up committed offsets (Consumers read the
+// partitions).
 func (b *balancer) ParseSyncAssignment(data []byte) (map[string][]int32, error) {
 	var a kmsg.ConsumerMemberAssignment
 	if err := a.ReadFrom(data); err != nil {
@@ -69,29 +74,32 @@ func (b *balancer) ParseSyncAssignment(data []byte) (map[string][]int32, error) 
 	if err != nil {
 		return nil, err
 	}
-	out := make(map[string][]int32, len(a.Topics))
+	assigned := []broker.TopicPartition{}
 	var owned []int32
 	for _, t := range a.Topics {
-		out[t.Topic] = append(out[t.Topic], t.Partitions...)
 		for _, p := range t.Partitions {
+			assigned = append(assigned, broker.TopicPartition{Topic: t.Topic, Partition: p})
 			if !slices.Contains(owned, p) {
 				owned = append(owned, p)
 			}
 		}
 	}
 	slices.Sort(owned)
+	slices.SortFunc(assigned, compareTP)
 	b.mu.Lock()
 	b.mu.owned = owned
 	b.mu.members = members
+	b.mu.assigned = assigned
 	b.mu.Unlock()
-	return out, nil
+	return map[string][]int32{}, nil
 }
 
-// lastMembers returns the members of the last assignment.
-func (b *balancer) lastMembers() []broker.Member {
+// last returns this member's partitions and the group's members of the
+// last assignment.
+func (b *balancer) last() (assigned []broker.TopicPartition, members []broker.Member) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return b.mu.members
+	return b.mu.assigned, b.mu.members
 }
 
 // joinMember is a member as the leader sees it in JoinGroup.

@@ -490,8 +490,9 @@ func (c *consumer) send(seq uint64, wait time.Duration) {
 			continue
 		}
 		leader := t.leaders[tp.Partition]
-		if leader < 0 {
+		if leader < 0 { // no leader now (an election): ask again soon
 			ps.stale = true
+			c.backoff = now.Add(retryBackoff)
 			continue
 		}
 		if c.inflight[leader] {

@@ -69,7 +69,6 @@ func (b *Broker) JoinGroup(ctx context.Context, group string, topics []string, o
 		kgo.ConsumeTopics(sorted...),
 		kgo.Balancers(m.bal),
 		kgo.DisableAutoCommit(),
-		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.OnPartitionsAssigned(m.onAssigned),
 		kgo.OnPartitionsRevoked(func(context.Context, *kgo.Client, map[string][]int32) {}),
 		kgo.OnPartitionsLost(func(context.Context, *kgo.Client, map[string][]int32) {}),
@@ -82,7 +81,8 @@ func (b *Broker) JoinGroup(ctx context.Context, group string, topics []string, o
 		return nil, fmt.Errorf("kafka: group %q: %w", group, err)
 	}
 	// The member only takes part in the group: its partitions are read
-	// by Consumers, so it never fetches.
+	// by Consumers. kgo is told that nothing is assigned (see the
+	// balancer), and the topics are paused as well.
 	cl.PauseFetchTopics(sorted...)
 	m.cl = cl
 	if err := b.track(m); err != nil {
@@ -120,17 +120,12 @@ type member struct {
 }
 
 // onAssigned delivers a generation's assignment: kgo calls it after
-// every rebalance, also when nothing is assigned.
-func (m *member) onAssigned(_ context.Context, cl *kgo.Client, assigned map[string][]int32) {
+// every rebalance, also when nothing is assigned (always, for kgo: the
+// balancer keeps the partitions to itself, see ParseSyncAssignment).
+func (m *member) onAssigned(_ context.Context, cl *kgo.Client, _ map[string][]int32) {
 	id, gen := cl.GroupMetadata()
-	a := broker.Assignment{Generation: int64(gen), Partitions: []broker.TopicPartition{}}
-	for t, ps := range assigned {
-		for _, p := range ps {
-			a.Partitions = append(a.Partitions, broker.TopicPartition{Topic: t, Partition: p})
-		}
-	}
-	slices.SortFunc(a.Partitions, compareTP)
-	members := m.bal.lastMembers()
+	assigned, members := m.bal.last()
+	a := broker.Assignment{Generation: int64(gen), Partitions: slices.Clone(assigned)}
 	a.Members = make([]broker.Member, len(members))
 	for i, mm := range members {
 		a.Members[i] = broker.Member{ID: mm.ID, UserData: mm.UserData, Partitions: slices.Clone(mm.Partitions)}
