@@ -45,9 +45,12 @@
 // (AddOffsetsToTxn and TxnOffsetCommit with the group's generation and
 // member id, KIP-447), then EndTxn. Any failure aborts it. Opening a
 // Committer with an id fences the older one (its next Commit fails with
-// [broker.ErrFenced]); so does a stale generation or member id. Commit
-// returns once the records are readable (the last stable offsets passed
-// them) and the offsets are stable.
+// [broker.ErrFenced]); so does a stale generation or member id. The
+// offsets go into the transaction before the records, so a fenced commit
+// appends nothing. Commit returns once its records are readable (the
+// partitions' last stable offsets passed them); [Broker.FetchOffsets]
+// waits for pending transactional offsets (RequireStable), so it sees the
+// commit's offsets too.
 //
 // # Groups
 //
@@ -58,6 +61,26 @@
 // generations where balance allows, and every member's user data and
 // partitions reach every member ([broker.Assignment].Members). With an
 // instance id the member is static (KIP-345). Rebalances are eager.
+//
+// # Costs and limits
+//
+//   - Every Consumer, Committer and Membership has its own franz-go
+//     client, so its own connections to the brokers it talks to.
+//   - A Commit takes about six round trips (AddOffsetsToTxn,
+//     TxnOffsetCommit, AddPartitionsToTxn, Produce, EndTxn, and the
+//     ListOffsets that waits for the markers); its records go out as one
+//     batch per partition.
+//   - Transactions use the classic protocol (transaction.version 1, every
+//     Kafka since 2.5); Kafka 4's transaction.version 2 is not used.
+//   - After a failed commit whose abort failed too (the cluster
+//     unreachable), the next Commit initializes a new producer id for the
+//     committer's id, which aborts what was left open.
+//   - A position above a partition's last stable offset is out of range,
+//     as on the embedded broker, although Kafka would wait there.
+//   - Rebalances are eager: every member gives up its partitions, then
+//     gets its new ones.
+//   - Broker.Fetch and Broker.Commit, which remain while broker.Broker
+//     has them, make a Consumer or a Committer (a producer id) per call.
 //
 // # Testing on kfake
 //
