@@ -95,3 +95,37 @@ func TestGroupStaticMember(t *testing.T) {
 	default:
 	}
 }
+
+// TestBrokerCloseEndsEverything closes the broker under a member, a
+// committer and a consumer: the member's assignments channel closes and
+// the others return broker.ErrClosed.
+func TestBrokerCloseEndsEverything(t *testing.T) {
+	b := newBroker(t, newCluster(t))
+	ctx := t.Context()
+	require.NoError(t, b.CreateTopic(ctx, "t", broker.TopicConfig{Partitions: 2}))
+	m, err := b.JoinGroup(ctx, "g", []string{"t"}, broker.JoinOptions{})
+	require.NoError(t, err)
+	recvAssignment(t, m, func(broker.Assignment) bool { return true })
+	cm, err := b.NewCommitter(ctx, "w")
+	require.NoError(t, err)
+	con, err := b.NewConsumer(broker.ConsumerOptions{})
+	require.NoError(t, err)
+	con.Assign(map[broker.TopicPartition]int64{{Topic: "t"}: 0})
+
+	require.NoError(t, b.Close())
+	select {
+	case _, open := <-m.Assignments():
+		require.False(t, open, "the assignments channel is closed")
+	case <-time.After(waitBound):
+		require.FailNow(t, "assignments not closed")
+	}
+	require.NoError(t, m.Leave(ctx), "leaving after the broker closed is a no-op")
+	require.ErrorIs(t, cm.Commit(ctx, broker.CommitRequest{Records: []broker.Record{rec("t", 0, "v")}}), broker.ErrClosed)
+	_, err = con.Poll(ctx, 0)
+	require.ErrorIs(t, err, broker.ErrClosed)
+	_, err = b.NewCommitter(ctx, "w2")
+	require.ErrorIs(t, err, broker.ErrClosed)
+	_, err = b.NewConsumer(broker.ConsumerOptions{})
+	require.ErrorIs(t, err, broker.ErrClosed)
+	require.NoError(t, b.Close(), "closing twice")
+}
