@@ -25,7 +25,10 @@ const (
 // topicConfigs returns the Kafka configs for cfg. Every field is set
 // explicitly, defaults included, so that a topic behaves as
 // broker.TopicConfig documents whatever the cluster's defaults are, and
-// DescribeTopic reads back what was asked.
+// DescribeTopic reads back what was asked. A compact-only topic without
+// a RetentionTime gets retention.ms=-1: no time retention, as on Kafka
+// and on the embedded broker, also on clusters (kfake) that would apply
+// one.
 func topicConfigs(cfg broker.TopicConfig) (map[string]*string, error) {
 	if !cfg.Cleanup.Valid() {
 		return nil, fmt.Errorf("%w: cleanup policy %d", broker.ErrInvalidConfig, cfg.Cleanup)
@@ -35,6 +38,11 @@ func topicConfigs(cfg broker.TopicConfig) (map[string]*string, error) {
 	}
 	retention := cfg.RetentionTime
 	switch {
+	case retention == 0 && cfg.Cleanup == broker.CleanupCompact:
+		// Kafka applies no time retention to a compact-only topic
+		// (nor does the embedded broker), but kfake does: forever
+		// keeps a changelog's old records there too.
+		retention = -time.Millisecond
 	case retention == 0:
 		retention = broker.DefaultRetentionTime
 	case retention < 0:
