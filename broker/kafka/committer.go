@@ -107,9 +107,15 @@ func (c *committer) init(ctx context.Context) error {
 
 // fencedBy reports whether err says that the producer was fenced (a newer
 // one with the same id exists) or that the group fenced the commit.
+//
+// INVALID_PRODUCER_EPOCH is not producer fencing: a partition leader
+// answers it to a produce whose transaction the coordinator aborted at
+// its timeout (KIP-588, recovered by the abort); a zombie is told
+// PRODUCER_FENCED by the coordinator, which every commit asks first
+// (AddOffsetsToTxn, AddPartitionsToTxn) and every abort asks last.
 func fencedBy(err error) (producer, group bool) {
 	switch {
-	case errors.Is(err, kerr.ProducerFenced), errors.Is(err, kerr.InvalidProducerEpoch):
+	case errors.Is(err, kerr.ProducerFenced):
 		return true, false
 	case errors.Is(err, kerr.IllegalGeneration), errors.Is(err, kerr.UnknownMemberID),
 		errors.Is(err, kerr.FencedInstanceID), errors.Is(err, kerr.RebalanceInProgress):

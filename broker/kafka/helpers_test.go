@@ -30,11 +30,13 @@ func newCluster(t testing.TB) *kfake.Cluster {
 	return c
 }
 
-// groupTiming makes rebalances quick on kfake.
+// groupTiming makes rebalances quick on kfake (members learn of one
+// within a heartbeat) and keeps a slow member, on a loaded machine, in
+// the group.
 var groupTiming = kafka.WithClientOptions(
-	kgo.SessionTimeout(2*time.Second),
+	kgo.SessionTimeout(10*time.Second),
 	kgo.HeartbeatInterval(50*time.Millisecond),
-	kgo.RebalanceTimeout(5*time.Second),
+	kgo.RebalanceTimeout(10*time.Second),
 )
 
 // newBroker returns a Broker on c, closed at the end of the test.
