@@ -79,8 +79,6 @@
 //     as on the embedded broker, although Kafka would wait there.
 //   - Rebalances are eager: every member gives up its partitions, then
 //     gets its new ones.
-//   - Broker.Fetch and Broker.Commit, which remain while broker.Broker
-//     has them, make a Consumer or a Committer (a producer id) per call.
 //
 // # Testing on kfake
 //
