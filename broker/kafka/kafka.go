@@ -333,4 +333,5 @@ func (b *Broker) metadata(ctx context.Context, topics []string) (map[string]topi
 	}
 	return out, nil
 }
+
 var _ broker.Broker = (*Broker)(nil)
