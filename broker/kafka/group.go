@@ -1,0 +1,195 @@
+package kafka
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/duality-streams/duality/broker"
+)
+
+// JoinGroup joins group through Kafka's group protocol (a classic
+// consumer group, protocol ProtocolName) as a member subscribed to
+// topics; see broker.Broker. The member is a franz-go group client of its
+// own that never fetches records (its topics are paused): the caller
+// reads its partitions with a Consumer. It returns once the first
+// assignment is in the Assignments channel.
+//
+// Partitions are assigned by the group leader's balancer: partition p of
+// every subscribed topic goes to one member, the members' shares differ by
+// at most one partition number, a member keeps the numbers it had as far
+// as balance allows, and Assignment.Members lists every member with its
+// opts.UserData and partitions. Rebalances are eager (every member gives
+// up its partitions, then gets its new ones).
+//
+// With opts.InstanceID the member is static (KIP-345): a restart with
+// the same id within the session timeout takes its place without a
+// rebalance, and Leave does not leave the group (the partitions move
+// after the session timeout, kgo.SessionTimeout, 45s by default).
+//
+// Errors: an empty group or topic list, or opts.UserData over
+// broker.MaxUserData, match broker.ErrInvalidConfig; an unknown topic
+// broker.ErrUnknownTopic; ctx's error if it ends before the first
+// assignment.
+func (b *Broker) JoinGroup(ctx context.Context, group string, topics []string, opts broker.JoinOptions) (broker.Membership, error) {
+	if err := b.enter(); err != nil {
+		return nil, err
+	}
+	if group == "" {
+		return nil, fmt.Errorf("%w: empty group name", broker.ErrInvalidConfig)
+	}
+	if len(topics) == 0 {
+		return nil, fmt.Errorf("%w: group %q: no topics to subscribe to", broker.ErrInvalidConfig, group)
+	}
+	if len(opts.UserData) > broker.MaxUserData {
+		return nil, fmt.Errorf("%w: group %q: user data of %d bytes, at most %d allowed", broker.ErrInvalidConfig, group, len(opts.UserData), broker.MaxUserData)
+	}
+	sorted := slices.Compact(slices.Sorted(slices.Values(topics)))
+	for _, t := range sorted {
+		if err := checkTopic(t); err != nil {
+			return nil, err
+		}
+	}
+	if _, err := b.meta.partitions(ctx, sorted, true); err != nil {
+		return nil, err
+	}
+	m := &member{
+		b:     b,
+		group: group,
+		bal:   &balancer{userData: slices.Clone(opts.UserData)},
+		ch:    make(chan broker.Assignment, 1),
+		first: make(chan struct{}),
+	}
+	kopts := []kgo.Opt{
+		kgo.ConsumerGroup(group),
+		kgo.ConsumeTopics(sorted...),
+		kgo.Balancers(m.bal),
+		kgo.DisableAutoCommit(),
+		kgo.OnPartitionsAssigned(m.onAssigned),
+		kgo.OnPartitionsRevoked(func(context.Context, *kgo.Client, map[string][]int32) {}),
+		kgo.OnPartitionsLost(func(context.Context, *kgo.Client, map[string][]int32) {}),
+	}
+	if opts.InstanceID != "" {
+		kopts = append(kopts, kgo.InstanceID(opts.InstanceID))
+	}
+	cl, err := b.newClient(kopts...)
+	if err != nil {
+		return nil, fmt.Errorf("kafka: group %q: %w", group, err)
+	}
+	// The member only takes part in the group: its partitions are read
+	// by Consumers. kgo is told that nothing is assigned (see the
+	// balancer), and the topics are paused as well.
+	cl.PauseFetchTopics(sorted...)
+	m.cl = cl
+	if err := b.track(m); err != nil {
+		cl.Close()
+		return nil, err
+	}
+	select {
+	case <-m.first:
+		return m, nil
+	case <-ctx.Done():
+		m.close()
+		b.untrack(m)
+		return nil, ctx.Err()
+	case <-b.closedCh:
+		return nil, broker.ErrClosed
+	}
+}
+
+// member is a broker.Membership.
+type member struct {
+	b     *Broker
+	group string
+	cl    *kgo.Client
+	bal   *balancer
+	ch    chan broker.Assignment
+	first chan struct{}
+
+	mu struct {
+		sync.Mutex
+		id     string
+		left   bool
+		gotOne bool
+	}
+	leaveOnce sync.Once
+}
+
+// onAssigned delivers a generation's assignment: kgo calls it after
+// every rebalance, also when nothing is assigned (always, for kgo: the
+// balancer keeps the partitions to itself, see ParseSyncAssignment).
+func (m *member) onAssigned(_ context.Context, cl *kgo.Client, _ map[string][]int32) {
+	id, gen := cl.GroupMetadata()
+	assigned, members := m.bal.last()
+	a := broker.Assignment{Generation: int64(gen), Partitions: slices.Clone(assigned)}
+	a.Members = make([]broker.Member, len(members))
+	for i, mm := range members {
+		a.Members[i] = broker.Member{ID: mm.ID, UserData: mm.UserData, Partitions: slices.Clone(mm.Partitions)}
+	}
+	slices.SortFunc(a.Members, func(x, y broker.Member) int { return cmp.Compare(x.ID, y.ID) })
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.mu.left {
+		return
+	}
+	m.mu.id = id
+	select {
+	case <-m.ch:
+	default:
+	}
+	m.ch <- a
+	if !m.mu.gotOne {
+		m.mu.gotOne = true
+		close(m.first)
+	}
+	m.b.log.Debug("kafka: assigned", "group", m.group, "member", id, "generation", gen, "partitions", len(a.Partitions))
+}
+
+func compareTP(x, y broker.TopicPartition) int {
+	return cmp.Or(cmp.Compare(x.Partition, y.Partition), cmp.Compare(x.Topic, y.Topic))
+}
+
+// MemberID returns the member id the coordinator gave the member at its
+// last assignment.
+func (m *member) MemberID() string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.mu.id
+}
+
+// Assignments delivers the newest assignment; it is closed by Leave and
+// by the broker's Close.
+func (m *member) Assignments() <-chan broker.Assignment { return m.ch }
+
+// Leave leaves the group (a static member does not: see JoinGroup) and
+// closes the member's client and the Assignments channel. Leaving twice
+// is a no-op.
+func (m *member) Leave(ctx context.Context) error {
+	m.b.untrack(m)
+	var err error
+	m.leaveOnce.Do(func() {
+		err = m.cl.LeaveGroupContext(ctx)
+		m.finish()
+	})
+	if err != nil {
+		return m.b.mapErr(err, "", -1)
+	}
+	return nil
+}
+
+// close is Leave at the broker's Close.
+func (m *member) close() {
+	m.leaveOnce.Do(m.finish)
+}
+
+func (m *member) finish() {
+	m.mu.Lock()
+	m.mu.left = true
+	close(m.ch)
+	m.mu.Unlock()
+	m.cl.Close()
+}
