@@ -25,8 +25,10 @@ import (
 // children killed; its address is the brokers' addresses, comma-separated.
 // Its clients are kafka.Brokers with group timing for quick recovery: a
 // killed member's session expires after 2 s (cmd/kfake is started with a
-// minimum session timeout of 100 ms), and a transaction it left open is
-// aborted after 5 s unless its restarted committer fences it first.
+// minimum session timeout of 100 ms), a rebalance waits at most 3 s for
+// members to rejoin (a member killed during one is dropped then), and a
+// transaction it left open is aborted after 5 s unless its restarted
+// committer fences it first.
 var Kafka Backend = kafkaBackend{}
 
 type kafkaBackend struct{}
@@ -103,7 +105,7 @@ func (kafkaBackend) Open(addr string) (broker.Broker, error) {
 		kafka.WithClientOptions(
 			kgo.SessionTimeout(2*time.Second),
 			kgo.HeartbeatInterval(100*time.Millisecond),
-			kgo.RebalanceTimeout(10*time.Second),
+			kgo.RebalanceTimeout(3*time.Second),
 		))
 	if err != nil {
 		return nil, fmt.Errorf("crashtest: %w", err)
