@@ -31,14 +31,13 @@ func build(t *testing.T) string {
 func start(t *testing.T, bin string, args ...string) ([]string, *exec.Cmd) {
 	t.Helper()
 	cmd := exec.Command(bin, args...)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
+	cmd.Stderr = os.Stderr // kfake's own errors, if any, show in the test's output
 	stdout, err := cmd.StdoutPipe()
 	require.NoError(t, err)
 	require.NoError(t, cmd.Start())
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
 	line, err := bufio.NewReader(stdout).ReadString('\n')
-	require.NoError(t, err, "kfake printed no addresses; stderr: %s", stderr.String())
+	require.NoError(t, err, "kfake printed no addresses")
 	return strings.Split(strings.TrimSpace(line), ","), cmd
 }
 
