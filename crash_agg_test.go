@@ -98,12 +98,19 @@ func aggRecords(rng *rand.Rand, n int) []broker.Record {
 // directory: both times every table read through duality.Query equals the
 // table computed from the input and the run outputs nothing; the second
 // run then processes more input, which continues from the rebuilt tables.
-func TestAggKill9(t *testing.T) {
+func TestAggKill9(t *testing.T) { aggKill9(t, crashtest.Embedded) }
+
+// TestAggKill9Kafka is TestAggKill9 on the Kafka backend: a kfake cluster
+// in a process of its own (cmd/kfake) that the kills leave running, each
+// commit a Kafka transaction, every check read read_committed.
+func TestAggKill9Kafka(t *testing.T) { aggKill9(t, crashtest.Kafka) }
+
+func aggKill9(t *testing.T, backend crashtest.Backend) {
 	kills := aggKills
 	if testing.Short() {
 		kills = 2
 	}
-	x := crashtest.New(t, crashtest.Embedded)
+	x := crashtest.New(t, backend)
 	b := x.Open()
 	ctx := t.Context()
 	for _, topic := range []string{"agg-in", "agg-counts-out", "agg-sums-out", "agg-users-out"} {
@@ -383,7 +390,12 @@ const aggCacheOff = "cache off"
 // TestAggKill9Child is the child process of TestAggKill9: it runs the app
 // until the group has committed every input partition and repartition
 // topic partition to its end.
-func TestAggKill9Child(t *testing.T) {
+func TestAggKill9Child(t *testing.T) { aggKill9Child(t) }
+
+// TestAggKill9KafkaChild is the child process of TestAggKill9Kafka.
+func TestAggKill9KafkaChild(t *testing.T) { aggKill9Child(t) }
+
+func aggKill9Child(t *testing.T) {
 	crashtest.RunChild(t, crashtest.Child{
 		App: func(env *crashtest.Env) (crashtest.App, error) {
 			topo, err := aggTopology()

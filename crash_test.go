@@ -33,7 +33,23 @@ func TestKill9(t *testing.T) {
 	if testing.Short() {
 		t.Skip("re-executes the test binary")
 	}
-	x := crashtest.New(t, crashtest.Embedded)
+	kill9(t, crashtest.Embedded, crashKills)
+}
+
+// TestKill9Kafka is TestKill9 on the Kafka backend: the app in the child
+// runs on a kfake cluster served by a process of its own (cmd/kfake),
+// which the kills leave running; every commit is a Kafka transaction, and
+// the checks read the topics read_committed.
+func TestKill9Kafka(t *testing.T) {
+	if testing.Short() {
+		t.Skip("re-executes the test binary")
+	}
+	kill9(t, crashtest.Kafka, crashKills)
+}
+
+// kill9 runs TestKill9 on backend, with kills kills.
+func kill9(t *testing.T, backend crashtest.Backend, kills int) {
+	x := crashtest.New(t, backend)
 	b := x.Open()
 	ctx := t.Context()
 	require.NoError(t, b.CreateTopic(ctx, "in", broker.TopicConfig{Partitions: crashParts}))
@@ -42,8 +58,8 @@ func TestKill9(t *testing.T) {
 	require.NoError(t, b.Close())
 
 	x.Run(crashtest.Plan{
-		Kills: crashKills, MinKills: crashKills,
-		Schedule: crashtest.Spread(crashInput, crashKills, 10*time.Millisecond),
+		Kills: kills, MinKills: kills,
+		Schedule: crashtest.Spread(crashInput, kills, 10*time.Millisecond),
 		Check:    checkCommittedOutput,
 	})
 
@@ -94,7 +110,12 @@ func checkStage(t *testing.T, b broker.Broker, src, dst, prefix string) int {
 
 // TestKill9Child is the child process of TestKill9: it runs the app until
 // the group's committed offsets reach the end of every input partition.
-func TestKill9Child(t *testing.T) {
+func TestKill9Child(t *testing.T) { kill9Child(t) }
+
+// TestKill9KafkaChild is the child process of TestKill9Kafka.
+func TestKill9KafkaChild(t *testing.T) { kill9Child(t) }
+
+func kill9Child(t *testing.T) {
 	crashtest.RunChild(t, crashtest.Child{App: newCrashApp, Poll: func(ctx context.Context, env *crashtest.Env) (crashtest.Progress, error) {
 		offs, err := crashtest.GroupOffsets(ctx, env.Broker, "crash", "in", crashRep, "out")
 		// Group offsets can be readable a moment before the records of the

@@ -113,12 +113,20 @@ func winRecords(rng *rand.Rand, n, m int) []broker.Record {
 // once. At the end it also checks that the hopping store's changelog holds
 // no tombstone: its windows leave by range deletion, and what a restore
 // brings back is deleted again before it can be emitted.
-func TestWindowKill9(t *testing.T) {
+func TestWindowKill9(t *testing.T) { windowKill9(t, crashtest.Embedded) }
+
+// TestWindowKill9Kafka is TestWindowKill9 on the Kafka backend: a kfake
+// cluster in a process of its own (cmd/kfake) that the kills leave
+// running, each commit a Kafka transaction, every check read
+// read_committed.
+func TestWindowKill9Kafka(t *testing.T) { windowKill9(t, crashtest.Kafka) }
+
+func windowKill9(t *testing.T, backend crashtest.Backend) {
 	kills := winKills
 	if testing.Short() {
 		kills = 4
 	}
-	x := crashtest.New(t, crashtest.Embedded)
+	x := crashtest.New(t, backend)
 	b := x.Open()
 	ctx := t.Context()
 	for _, topic := range []string{"win-in", "win-left", "win-right", "win-hop-out", "win-sess-out", "win-join-out"} {
@@ -357,7 +365,12 @@ func requireSameMap[K comparable, V comparable](t *testing.T, want, got map[K]V,
 
 // TestWindowKill9Child is the child process of TestWindowKill9: it runs
 // the app until the group has committed every input partition to its end.
-func TestWindowKill9Child(t *testing.T) {
+func TestWindowKill9Child(t *testing.T) { windowKill9Child(t) }
+
+// TestWindowKill9KafkaChild is the child process of TestWindowKill9Kafka.
+func TestWindowKill9KafkaChild(t *testing.T) { windowKill9Child(t) }
+
+func windowKill9Child(t *testing.T) {
 	crashtest.RunChild(t, crashtest.Child{
 		App: func(env *crashtest.Env) (crashtest.App, error) {
 			topo, err := winTopology()

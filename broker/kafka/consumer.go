@@ -648,6 +648,10 @@ func (c *consumer) applyPartition(tp broker.TopicPartition, fr fetchReq, rp *kms
 	ps.next = max(next, fr.offset)
 	ps.lso = rp.LastStableOffset
 	ps.fetched = true
+	// The partition is at its new end only once these records are
+	// returned (take): a Poll whose MaxRecords other partitions fill
+	// must not report it at its end with records of it unreturned.
+	ps.atEnd = false
 }
 
 // Close releases the consumer; see broker.Consumer.

@@ -267,3 +267,65 @@ func TestConsumerFollowsLeader(t *testing.T) {
 	require.NoError(t, err)
 	require.Empty(t, p.Records, "nothing read twice")
 }
+
+// TestConsumerEndsOnlyWhenRead checks that Ends never reports a partition
+// whose records are fetched but not yet returned: a partition found at its
+// end by one Poll, then fetched again with new records while the
+// MaxRecords of the next Polls are taken by another partition, is not at
+// its end until those records are returned. (A reader that trusts Ends
+// moves its position there and would skip them.)
+func TestConsumerEndsOnlyWhenRead(t *testing.T) {
+	c := newCluster(t)
+	b := newBroker(t, c)
+	ctx := t.Context()
+	require.NoError(t, b.CreateTopic(ctx, "in", broker.TopicConfig{Partitions: 2}))
+	con, err := b.NewConsumer(broker.ConsumerOptions{MaxRecords: 3})
+	require.NoError(t, err)
+	defer con.Close()
+	tps := []broker.TopicPartition{{Topic: "in", Partition: 0}, {Topic: "in", Partition: 1}}
+	con.Assign(map[broker.TopicPartition]int64{tps[0]: 0, tps[1]: 0})
+	for p := range 1000 {
+		polled, err := con.Poll(ctx, time.Second)
+		require.NoError(t, err)
+		if len(polled.Ends) == 2 {
+			break
+		}
+		require.Less(t, p, 999, "both empty partitions at their end")
+	}
+
+	for round := range 3 {
+		var recs []broker.Record
+		for p := range int32(2) {
+			for i := range 10 {
+				recs = append(recs, broker.Record{Topic: "in", Partition: p, Value: fmt.Appendf(nil, "%d-%d-%d", round, p, i)})
+			}
+		}
+		require.NoError(t, b.Produce(ctx, recs))
+		want := map[broker.TopicPartition]int64{}
+		for _, tp := range tps {
+			offs, err := b.ListOffsets(ctx, tp.Topic, tp.Partition)
+			require.NoError(t, err)
+			want[tp] = offs.Latest
+		}
+		next := map[broker.TopicPartition]int64{}
+		for _, tp := range tps {
+			next[tp] = want[tp] - 10
+		}
+		deadline := time.Now().Add(waitBound)
+		for next[tps[0]] < want[tps[0]] || next[tps[1]] < want[tps[1]] {
+			require.True(t, time.Now().Before(deadline), "round %d: read %v of %v", round, next, want)
+			polled, err := con.Poll(ctx, time.Second)
+			require.NoError(t, err)
+			for _, r := range polled.Records {
+				tp := broker.TopicPartition{Topic: r.Topic, Partition: r.Partition}
+				require.Equal(t, next[tp], r.Offset, "round %d: %s/%d", round, r.Topic, r.Partition)
+				next[tp]++
+			}
+			for tp, end := range polled.Ends {
+				require.Equal(t, want[tp], end, "round %d: end of %s/%d", round, tp.Topic, tp.Partition)
+				require.Equal(t, want[tp], next[tp], "round %d: %s/%d reported at its end %d with records before it not returned",
+					round, tp.Topic, tp.Partition, end)
+			}
+		}
+	}
+}

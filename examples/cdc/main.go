@@ -1,5 +1,5 @@
-// Command cdc is Duality's change-data-capture example on the embedded
-// broker: a compacted topic of customer records becomes a table, orders are
+// Command cdc is Duality's change-data-capture example, on the
+// embedded broker or on Kafka: a compacted topic of customer records becomes a table, orders are
 // enriched with it, and customers are counted per country.
 //
 // The topic "customers" holds the change log of a customer database: one
@@ -36,6 +36,14 @@
 //	go run ./examples/cdc
 //	go run ./examples/cdc -customers 5000 -rounds 5 -orders 20000 -dir /tmp/cdc
 //
+// With -kfake it runs on an in-process kfake cluster (a Kafka test
+// cluster started for the run), with -brokers host:port,... on a Kafka
+// cluster, such as the one go run ./cmd/kfake serves; the topology is the
+// same, only the broker's constructor differs:
+//
+//	go run ./examples/cdc -kfake
+//	go run ./examples/cdc -brokers 127.0.0.1:9092
+//
 // With -dir the data directory is kept for inspection, and a second run
 // needs a fresh one: the command refuses a directory that holds its
 // topics, because the model it checks against is that of one run's
@@ -59,8 +67,8 @@ import (
 
 	"github.com/duality-streams/duality"
 	"github.com/duality-streams/duality/broker"
-	"github.com/duality-streams/duality/broker/embedded"
 	"github.com/duality-streams/duality/codec"
+	"github.com/duality-streams/duality/examples/internal/exbroker"
 	"github.com/duality-streams/duality/stream"
 	"github.com/duality-streams/duality/table"
 )
@@ -121,6 +129,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 	fs.Uint64Var(&p.seed, "seed", 1, "seed of the generated changes and orders")
 	dir := fs.String("dir", "", "data directory (default: a temporary one, removed at exit)")
 	verbose := fs.Bool("v", false, "log the runtime's steps")
+	brokerFlags := exbroker.Register(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -140,11 +149,14 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	}
 
-	b, err := embedded.Open(filepath.Join(*dir, "log"), embedded.WithLogger(logger))
+	b, err := brokerFlags.Open(ctx, filepath.Join(*dir, "log"), logger)
 	if err != nil {
 		return err
 	}
 	defer func() { err = errors.Join(err, b.Close()) }()
+	if brokerFlags.Kafka() {
+		fmt.Fprintf(stdout, "topics %s\n", b.Where)
+	}
 	topics := []struct {
 		name    string
 		cleanup broker.CleanupPolicy
@@ -157,8 +169,8 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 	for _, topic := range topics {
 		err := b.CreateTopic(ctx, topic.name, broker.TopicConfig{Partitions: int32(p.partitions), Cleanup: topic.cleanup})
 		if errors.Is(err, broker.ErrTopicExists) {
-			return fmt.Errorf("topic %q exists in %s: cdc needs a fresh data directory "+
-				"(its check models the changes of one run; the topics would hold an earlier run's too)", topic.name, *dir)
+			return fmt.Errorf("topic %q exists %s: cdc needs a fresh data directory, or on Kafka a cluster without its topics "+
+				"(its check models the changes of one run; the topics would hold an earlier run's too)", topic.name, b.Where)
 		}
 		if err != nil {
 			return err

@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -75,4 +76,46 @@ func TestRunRejectsBadFlags(t *testing.T) {
 	for _, args := range [][]string{{"-customers", "0"}, {"-rounds", "0"}, {"-orders", "-1"}, {"-partitions", "0"}} {
 		require.Error(t, run(t.Context(), append(args, "-dir", t.TempDir()), &bytes.Buffer{}), args)
 	}
+}
+
+// results returns what the command's output says of the outputs that
+// does not depend on commit timing: the enriched orders line and the
+// customers per country (not the number of count updates, which the
+// record cache coalesces between commits).
+func results(t *testing.T, text string) string {
+	t.Helper()
+	orders := regexp.MustCompile(`(?m)^"orders-enriched": .*$`).FindString(text)
+	_, countries, ok := strings.Cut(text, " updates; ")
+	require.True(t, ok && orders != "", text)
+	return orders + "\n" + countries
+}
+
+// TestKfake runs the example on an in-process kfake cluster (-kfake):
+// every output matches the model, and the results are those of the run
+// on the embedded broker.
+func TestKfake(t *testing.T) {
+	args := []string{"-customers", "300", "-rounds", "3", "-orders", "600", "-partitions", "3"}
+	var embeddedOut bytes.Buffer
+	require.NoError(t, run(t.Context(), append(args, "-dir", t.TempDir()), &embeddedOut))
+
+	res := exampletest.Run(t, 2*time.Minute, append(args, "-kfake")...)
+	require.Equal(t, 0, res.ExitCode, "stdout:\n%s\nstderr:\n%s", res.Stdout, res.Stderr)
+	require.Contains(t, res.Stdout, "topics on the in-process kfake cluster at 127.0.0.1:")
+	require.Contains(t, res.Stdout, "every output matches the model")
+	require.Equal(t, results(t, embeddedOut.String()), results(t, res.Stdout))
+}
+
+// TestBrokersRerunFails runs the example on a Kafka cluster served by
+// another process (-brokers), twice: the second run finds the topics of
+// the first on the cluster and refuses them, exiting 1.
+func TestBrokersRerunFails(t *testing.T) {
+	addrs := exampletest.KafkaCluster(t)
+	args := []string{"-customers", "50", "-rounds", "2", "-orders", "50", "-partitions", "2", "-brokers", addrs}
+	first := exampletest.Run(t, 2*time.Minute, args...)
+	require.Equal(t, 0, first.ExitCode, "stdout:\n%s\nstderr:\n%s", first.Stdout, first.Stderr)
+	require.Contains(t, first.Stdout, "every output matches the model")
+
+	second := exampletest.Run(t, time.Minute, args...)
+	require.Equal(t, 1, second.ExitCode, "stdout:\n%s\nstderr:\n%s", second.Stdout, second.Stderr)
+	require.Contains(t, second.Stderr, `cdc: topic "customers" exists on the Kafka cluster at `+addrs+": cdc needs a fresh data directory, or on Kafka a cluster without its topics")
 }

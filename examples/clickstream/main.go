@@ -1,5 +1,5 @@
-// Command clickstream is Duality's activity-tracking example on the
-// embedded broker.
+// Command clickstream is Duality's activity-tracking example, on the
+// embedded broker or on Kafka.
 //
 // It generates page-view events into the topic "page-views", then runs a
 // stateless topology that drops bot traffic, enriches every event with the
@@ -14,6 +14,14 @@
 //
 //	go run ./examples/clickstream
 //	go run ./examples/clickstream -events 1000000 -dir /tmp/clicks
+//
+// With -kfake it runs on an in-process kfake cluster (a Kafka test
+// cluster started for the run), with -brokers host:port,... on a Kafka
+// cluster, such as the one go run ./cmd/kfake serves; the topology is the
+// same, only the broker's constructor differs:
+//
+//	go run ./examples/clickstream -kfake
+//	go run ./examples/clickstream -brokers 127.0.0.1:9092
 //
 // With -dir the data directory is kept, and a second run appends more page
 // views (later ones) and resumes where the first stopped: the app's
@@ -39,8 +47,8 @@ import (
 
 	"github.com/duality-streams/duality"
 	"github.com/duality-streams/duality/broker"
-	"github.com/duality-streams/duality/broker/embedded"
 	"github.com/duality-streams/duality/codec"
+	"github.com/duality-streams/duality/examples/internal/exbroker"
 	"github.com/duality-streams/duality/stream"
 )
 
@@ -75,6 +83,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 	partitions := fs.Int("partitions", 4, "partitions of every topic (a kept data directory's topics keep theirs)")
 	dir := fs.String("dir", "", "data directory (default: a temporary one, removed at exit)")
 	verbose := fs.Bool("v", false, "log the runtime's steps")
+	brokerFlags := exbroker.Register(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -98,13 +107,18 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
-	b, err := embedded.Open(*dir, embedded.WithLogger(logger))
+	b, err := brokerFlags.Open(ctx, *dir, logger)
 	if err != nil {
 		return err
 	}
 	defer func() { err = errors.Join(err, b.Close()) }()
+	where := "of the data directory"
+	if brokerFlags.Kafka() {
+		fmt.Fprintf(stdout, "topics %s\n", b.Where)
+		where = b.Where
+	}
 
-	err = createTopics(ctx, b, *partitions, flagSet(fs, "partitions"), append([]string{"page-views"}, routes...)...)
+	err = createTopics(ctx, b, where, *partitions, flagSet(fs, "partitions"), append([]string{"page-views"}, routes...)...)
 	if err != nil {
 		return err
 	}
@@ -199,8 +213,9 @@ func expectedRoutes(ctx context.Context, b broker.Broker) (map[string]int64, err
 
 // createTopics creates the topics with the given number of partitions. A
 // topic a kept data directory already holds keeps its number, which must
-// be partitions if explicit (-partitions was given).
-func createTopics(ctx context.Context, b broker.Broker, partitions int, explicit bool, topics ...string) error {
+// be partitions if explicit (-partitions was given); where says where
+// the topics live, for the error.
+func createTopics(ctx context.Context, b broker.Broker, where string, partitions int, explicit bool, topics ...string) error {
 	for _, topic := range topics {
 		err := b.CreateTopic(ctx, topic, broker.TopicConfig{Partitions: int32(partitions)})
 		if errors.Is(err, broker.ErrTopicExists) && !explicit {
@@ -212,8 +227,8 @@ func createTopics(ctx context.Context, b broker.Broker, partitions int, explicit
 				return err
 			}
 			if info.Config.Partitions != int32(partitions) {
-				return fmt.Errorf("topic %q of the data directory has %d partitions, not %d (-partitions): a topic keeps its partition count",
-					topic, info.Config.Partitions, partitions)
+				return fmt.Errorf("topic %q %s has %d partitions, not %d (-partitions): a topic keeps its partition count",
+					topic, where, info.Config.Partitions, partitions)
 			}
 			continue
 		}
@@ -335,21 +350,15 @@ func forEach(ctx context.Context, b broker.Broker, topic string, fn func(broker.
 	return nil
 }
 
-// count returns the number of records a topic holds.
+// count returns the number of records a topic holds, read: not its
+// offset range, where a Kafka transaction's commit marker takes an offset
+// too.
 func count(ctx context.Context, b broker.Broker, topic string) (int64, error) {
-	info, err := b.DescribeTopic(ctx, topic)
+	recs, err := broker.ReadAll(ctx, b, topic)
 	if err != nil {
 		return 0, err
 	}
-	var total int64
-	for p := range info.Config.Partitions {
-		o, err := b.ListOffsets(ctx, topic, p)
-		if err != nil {
-			return 0, err
-		}
-		total += o.Latest - o.Earliest
-	}
-	return total, nil
+	return int64(len(recs)), nil
 }
 
 // summarize counts a topic's records and decodes the first one.

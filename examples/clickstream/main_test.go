@@ -125,3 +125,13 @@ func TestAppFailureExits(t *testing.T) {
 	require.Contains(t, res.Stderr, "clickstream: ")
 	require.Contains(t, res.Stderr, "invalid record timestamp")
 }
+
+// TestKfake runs the example on an in-process kfake cluster (-kfake): the
+// command checks every routed topic against the page views routed
+// without the framework and exits 0 only if they match.
+func TestKfake(t *testing.T) {
+	res := exampletest.Run(t, 2*time.Minute, "-events", "3000", "-partitions", "2", "-kfake")
+	require.Equal(t, 0, res.ExitCode, "stdout:\n%s\nstderr:\n%s", res.Stdout, res.Stderr)
+	require.Contains(t, res.Stdout, "topics on the in-process kfake cluster at 127.0.0.1:")
+	require.Contains(t, res.Stdout, "every routed topic matches the page views routed without the framework")
+}

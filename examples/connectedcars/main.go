@@ -1,5 +1,5 @@
 // Command connectedcars is a lambda architecture for connected cars, on
-// the embedded broker: one topology serves the hot path and batch runs.
+// the embedded broker or on Kafka: one topology serves the hot path and batch runs.
 //
 // Simulated cars send a reading every second: speed, fuel level and
 // engine temperature, stamped with the time the car measured it (event
@@ -34,6 +34,14 @@
 //	go run ./examples/connectedcars
 //	go run ./examples/connectedcars -cars 500 -minutes 60 -out /tmp/cold
 //
+// With -kfake it runs on an in-process kfake cluster (a Kafka test
+// cluster started for the run), with -brokers host:port,... on a Kafka
+// cluster, such as the one go run ./cmd/kfake serves; the topology is the
+// same, only the broker's constructor differs:
+//
+//	go run ./examples/connectedcars -kfake
+//	go run ./examples/connectedcars -brokers 127.0.0.1:9092
+//
 // With -dir the data directory (the log and the default -out) is kept for
 // inspection, and a second run needs a fresh one: the command refuses a
 // directory that holds its topics. A bounded run leaves the app's state at
@@ -62,8 +70,8 @@ import (
 
 	"github.com/duality-streams/duality"
 	"github.com/duality-streams/duality/broker"
-	"github.com/duality-streams/duality/broker/embedded"
 	"github.com/duality-streams/duality/codec"
+	"github.com/duality-streams/duality/examples/internal/exbroker"
 	"github.com/duality-streams/duality/stream"
 	"github.com/duality-streams/duality/window"
 )
@@ -131,6 +139,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 	out := fs.String("out", "", "directory of the cold path's JSON lines files (default: <dir>/cold)")
 	seed := fs.Uint64("seed", 1, "seed of the simulation")
 	verbose := fs.Bool("v", false, "log the runtime's steps")
+	brokerFlags := exbroker.Register(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -152,16 +161,19 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 	if *verbose {
 		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	}
-	b, err := embedded.Open(filepath.Join(*dir, "log"), embedded.WithLogger(logger))
+	b, err := brokerFlags.Open(ctx, filepath.Join(*dir, "log"), logger)
 	if err != nil {
 		return err
 	}
 	defer func() { err = errors.Join(err, b.Close()) }()
+	if brokerFlags.Kafka() {
+		fmt.Fprintf(stdout, "topics %s\n", b.Where)
+	}
 	for _, topic := range []string{"car-readings", "car-minutes", "car-alerts"} {
 		err := b.CreateTopic(ctx, topic, broker.TopicConfig{Partitions: int32(*partitions)})
 		if errors.Is(err, broker.ErrTopicExists) {
-			return fmt.Errorf("topic %q exists in %s: connectedcars needs a fresh data directory "+
-				"(the previous run left the app's windows closed at the end of time: every reading would be dropped as late)", topic, *dir)
+			return fmt.Errorf("topic %q exists %s: connectedcars needs a fresh data directory, or on Kafka a cluster without its topics "+
+				"(the previous run left the app's windows closed at the end of time: every reading would be dropped as late)", topic, b.Where)
 		}
 		if err != nil {
 			return err

@@ -1,5 +1,5 @@
-// Command sessions is Duality's clickstream sessionization example on the
-// embedded broker.
+// Command sessions is Duality's clickstream sessionization example, on
+// the embedded broker or on Kafka.
 //
 // It simulates a day of page views by a few thousand users into the topic
 // "page-views". Each view carries the time the user saw the page (event
@@ -17,6 +17,14 @@
 //
 //	go run ./examples/sessions
 //	go run ./examples/sessions -users 20000 -dir /tmp/sessions
+//
+// With -kfake it runs on an in-process kfake cluster (a Kafka test
+// cluster started for the run), with -brokers host:port,... on a Kafka
+// cluster, such as the one go run ./cmd/kfake serves; the topology is the
+// same, only the broker's constructor differs:
+//
+//	go run ./examples/sessions -kfake
+//	go run ./examples/sessions -brokers 127.0.0.1:9092
 //
 // With -dir the data directory (the log: the topics, the app's committed
 // offsets and its store's changelog) is kept for inspection, and a second
@@ -50,8 +58,8 @@ import (
 
 	"github.com/duality-streams/duality"
 	"github.com/duality-streams/duality/broker"
-	"github.com/duality-streams/duality/broker/embedded"
 	"github.com/duality-streams/duality/codec"
+	"github.com/duality-streams/duality/examples/internal/exbroker"
 	"github.com/duality-streams/duality/stream"
 	"github.com/duality-streams/duality/window"
 )
@@ -100,6 +108,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 	dir := fs.String("dir", "", "data directory (default: a temporary one, removed at exit)")
 	seed := fs.Uint64("seed", 1, "seed of the simulation")
 	verbose := fs.Bool("v", false, "log the runtime's steps")
+	brokerFlags := exbroker.Register(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -119,16 +128,19 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	}
 
-	b, err := embedded.Open(*dir, embedded.WithLogger(logger))
+	b, err := brokerFlags.Open(ctx, *dir, logger)
 	if err != nil {
 		return err
 	}
 	defer func() { err = errors.Join(err, b.Close()) }()
+	if brokerFlags.Kafka() {
+		fmt.Fprintf(stdout, "topics %s\n", b.Where)
+	}
 	for _, topic := range []string{"page-views", "sessions"} {
 		err := b.CreateTopic(ctx, topic, broker.TopicConfig{Partitions: int32(*partitions)})
 		if errors.Is(err, broker.ErrTopicExists) {
-			return fmt.Errorf("topic %q exists in %s: sessions needs a fresh data directory "+
-				"(the previous run left the app's windows closed at the end of time: every view would be dropped as late)", topic, *dir)
+			return fmt.Errorf("topic %q exists %s: sessions needs a fresh data directory, or on Kafka a cluster without its topics "+
+				"(the previous run left the app's windows closed at the end of time: every view would be dropped as late)", topic, b.Where)
 		}
 		if err != nil {
 			return err

@@ -113,3 +113,13 @@ func TestAppFailureExits(t *testing.T) {
 	require.Contains(t, res.Stderr, "sessions: ")
 	require.Contains(t, res.Stderr, `topic "sessions-user-sessions-changelog" has 1 partitions, the topology needs 2`)
 }
+
+// TestKfake runs the example on an in-process kfake cluster (-kfake): the
+// command checks every session against the model and exits 0 only if
+// they match.
+func TestKfake(t *testing.T) {
+	res := exampletest.Run(t, 2*time.Minute, "-users", "150", "-partitions", "2", "-kfake")
+	require.Equal(t, 0, res.ExitCode, "stdout:\n%s\nstderr:\n%s", res.Stdout, res.Stderr)
+	require.Contains(t, res.Stdout, "topics on the in-process kfake cluster at 127.0.0.1:")
+	require.Contains(t, res.Stdout, "every session matches the model computed without the framework")
+}

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"path/filepath"
 	"regexp"
@@ -184,4 +185,72 @@ func TestServe(t *testing.T) {
 
 	cancel()
 	require.NoError(t, <-errc)
+}
+
+// summary returns the lines of the command's output that report the
+// counts: the table line and the top words.
+func summary(text string) string {
+	_, after, ok := strings.Cut(text, "\ntable ")
+	if !ok {
+		return ""
+	}
+	return "table " + after
+}
+
+// TestKfake runs the command on an in-process kfake cluster (-kfake): it
+// prints the same counts as the run on the embedded broker.
+func TestKfake(t *testing.T) {
+	var embeddedOut bytes.Buffer
+	require.NoError(t, run(t.Context(), []string{"-lines", "2000", "-partitions", "3", "-top", "5", "-dir", t.TempDir()}, &embeddedOut))
+
+	res := exampletest.Run(t, 2*time.Minute, "-kfake", "-lines", "2000", "-partitions", "3", "-top", "5")
+	require.Equal(t, 0, res.ExitCode, "stdout:\n%s\nstderr:\n%s", res.Stdout, res.Stderr)
+	require.Contains(t, res.Stdout, "topics on the in-process kfake cluster at 127.0.0.1:")
+	requireTop(t, res.Stdout, 2000, 5)
+	require.NotEmpty(t, summary(res.Stdout))
+	require.Equal(t, summary(embeddedOut.String()), summary(res.Stdout))
+}
+
+// TestBrokers runs the command twice on a Kafka cluster served by another
+// process (-brokers): the second run appends more lines and its counts
+// continue from the first's, restored from the changelog into a fresh
+// state directory.
+func TestBrokers(t *testing.T) {
+	addrs := exampletest.KafkaCluster(t)
+	res := exampletest.Run(t, 2*time.Minute, "-brokers", addrs, "-lines", "1500", "-partitions", "3", "-top", "5")
+	require.Equal(t, 0, res.ExitCode, "stdout:\n%s\nstderr:\n%s", res.Stdout, res.Stderr)
+	require.Contains(t, res.Stdout, "topics on the Kafka cluster at "+addrs)
+	requireTop(t, res.Stdout, 1500, 5)
+
+	res = exampletest.Run(t, 2*time.Minute, "-brokers", addrs, "-lines", "500", "-top", "8")
+	require.Equal(t, 0, res.ExitCode, "stdout:\n%s\nstderr:\n%s", res.Stdout, res.Stderr)
+	requireTop(t, res.Stdout, 2000, 8)
+	require.Contains(t, res.Stdout, `every count matches the words of "text-lines" counted without the framework`)
+
+	res = exampletest.Run(t, time.Minute, "-brokers", addrs, "-lines", "10", "-partitions", "2")
+	require.Equal(t, 1, res.ExitCode, "stdout:\n%s\nstderr:\n%s", res.Stdout, res.Stderr)
+	require.Contains(t, res.Stderr, `wordcount: topic "text-lines" on the Kafka cluster at `+addrs+` has 3 partitions, not 2 (-partitions)`)
+}
+
+// TestBadBrokerFlags: a broker choice that cannot work is an error the
+// command prints before exiting 1, promptly.
+func TestBadBrokerFlags(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	closed := ln.Addr().String() // nothing listens there once closed
+	require.NoError(t, ln.Close())
+	for _, c := range []struct {
+		args []string
+		err  string
+	}{
+		{[]string{"-brokers", "nonsense"}, `wordcount: -brokers: "nonsense" is not a host:port address`},
+		{[]string{"-brokers", "127.0.0.1:9092,"}, `wordcount: -brokers: "" is not a host:port address`},
+		{[]string{"-kfake", "-brokers", "127.0.0.1:9092"}, "wordcount: -brokers and -kfake exclude each other"},
+		{[]string{"-brokers", closed}, "wordcount: -brokers: kafka: cluster at [" + closed + "] does not answer"},
+	} {
+		res := exampletest.Run(t, time.Minute, c.args...)
+		require.Equal(t, 1, res.ExitCode, "%v\nstdout:\n%s\nstderr:\n%s", c.args, res.Stdout, res.Stderr)
+		require.Contains(t, res.Stderr, c.err, "%v", c.args)
+		require.Empty(t, res.Stdout, "%v", c.args)
+	}
 }

@@ -41,8 +41,11 @@ func (embeddedBackend) Open(dir string) (broker.Broker, error) {
 
 // backendNamed returns the backend named name, for a child.
 func backendNamed(name string) (Backend, error) {
-	if name == Embedded.Name() {
+	switch name {
+	case Embedded.Name():
 		return Embedded, nil
+	case Kafka.Name():
+		return Kafka, nil
 	}
 	return nil, fmt.Errorf("crashtest: unknown backend %q", name)
 }

@@ -43,5 +43,7 @@
 // parent starts it once and passes its address to every child through
 // the environment, and the parent and each child open their own client on
 // that address. [Embedded] keeps the broker in a directory (the address);
-// a Kafka backend would run a cluster in the parent and pass its address.
+// [Kafka] runs a kfake cluster in a process of its own (cmd/kfake, built
+// for the test), so that only the app is killed, and passes its brokers'
+// addresses.
 package crashtest

@@ -85,7 +85,7 @@ type partState struct {
 	// stop is the offset at which a bounded run stops reading the
 	// partition, its end when the run started (math.MaxInt64: never).
 	// Once fetch reaches it the records below are buffered or processed,
-	// and next moves to it when they are (atStop).
+	// and next moves to it when they are (caughtUp).
 	stop int64
 	// purge says the partition is of an internal topic the worker purges
 	// (see RepartitionPurgeInterval); committed is the newest offset

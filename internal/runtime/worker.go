@@ -328,10 +328,8 @@ func (w *worker) received(polled broker.Polled) error {
 		ps.end, ps.listed = end, w.fetches
 		if end > ps.fetch && ps.fetch < ps.stop {
 			ps.fetch = min(end, ps.stop)
-			if ps.fetch >= ps.stop {
-				w.atStop(ps)
-			}
 		}
+		w.caughtUp(ps)
 	}
 	return nil
 }
@@ -357,17 +355,21 @@ func (w *worker) buffer(ps *partState, run []broker.Record) {
 	}
 	if beyond {
 		ps.fetch = ps.stop
-		w.atStop(ps)
+		w.caughtUp(ps)
 	}
 }
 
-// atStop moves the position of ps, a partition of a bounded source whose
-// records before its stop offset were all fetched, to stop once they are
-// processed, so that the commit says the input is consumed although the
-// last offsets hold no records.
-func (w *worker) atStop(ps *partState) {
-	if len(ps.buf) == 0 && ps.fetch >= ps.stop && ps.next < ps.stop {
-		ps.next, ps.known = ps.stop, true
+// caughtUp moves the position of ps to its fetch offset once every
+// record buffered is processed: the offsets up to it hold no other
+// records. A fetch offset moved to a partition's end (Polled.Ends) or a
+// bounded run's stop may lie past the last record: on Kafka a
+// transaction's commit marker takes an offset, and compaction leaves
+// gaps. Committing that position, as Kafka's consumers do, says the
+// partition is fully consumed, which a bounded run's completion check
+// (App.complete: committed >= latest) and a group's lag rely on.
+func (w *worker) caughtUp(ps *partState) {
+	if len(ps.buf) == 0 && ps.next < ps.fetch {
+		ps.next, ps.known = ps.fetch, true
 		w.advanced = true
 	}
 }
@@ -528,9 +530,7 @@ func (w *worker) processHead(ctx context.Context, t *task, ps *partState) (fence
 	}
 	ps.next, ps.known = rec.Offset+1, true
 	w.advanced = true
-	if ps.fetch >= ps.stop {
-		w.atStop(ps)
-	}
+	w.caughtUp(ps)
 	if t.streamTime >= t.nextStream {
 		if fenced, err := w.punctuate(ctx, t, topology.StreamTimePunctuation, t.streamTime); err != nil || fenced {
 			return fenced, err

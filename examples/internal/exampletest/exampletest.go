@@ -13,8 +13,11 @@ import (
 	"errors"
 	"os"
 	"os/exec"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/twmb/franz-go/pkg/kfake"
 )
 
 // envMain tells a test binary started by Run to run main instead of tests.
@@ -64,4 +67,19 @@ func Run(t testing.TB, timeout time.Duration, args ...string) Result {
 		t.Fatalf("run %v: %v", args, err)
 	}
 	return res
+}
+
+// KafkaCluster starts a kfake cluster (franz-go's in-process Kafka test
+// cluster) of three brokers on 127.0.0.1 for the test and returns its
+// addresses as -brokers takes them, so that a command started by [Run]
+// runs on a Kafka cluster served by another process. The cluster stops
+// at the end of the test.
+func KafkaCluster(t testing.TB) string {
+	t.Helper()
+	c, err := kfake.NewCluster(kfake.NumBrokers(3), kfake.GroupMinSessionTimeout(100*time.Millisecond))
+	if err != nil {
+		t.Fatalf("start kfake: %v", err)
+	}
+	t.Cleanup(c.Close)
+	return strings.Join(c.ListenAddrs(), ",")
 }
