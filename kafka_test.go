@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -27,6 +28,13 @@ import (
 // newKafkaBroker starts a kfake cluster of three brokers on 127.0.0.1 and
 // returns a kafka.Broker on it; both end with the test.
 func newKafkaBroker(t *testing.T) *kafka.Broker {
+	b, _ := newKafkaCluster(t)
+	return b
+}
+
+// newKafkaCluster is newKafkaBroker that also returns the cluster's
+// addresses, for clients of the test's own.
+func newKafkaCluster(t *testing.T) (*kafka.Broker, []string) {
 	t.Helper()
 	c, err := kfake.NewCluster(kfake.NumBrokers(3), kfake.GroupMinSessionTimeout(100*time.Millisecond))
 	require.NoError(t, err)
@@ -42,7 +50,24 @@ func newKafkaBroker(t *testing.T) *kafka.Broker {
 	))
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = b.Close() })
-	return b
+	return b, c.ListenAddrs()
+}
+
+// requireGroupEmpty checks that group has no members: an app without an
+// explicit InstanceID is a dynamic member, which leaves when it stops, so
+// the next run (on another state directory, with another kept id) does
+// not wait out the session timeout of the one before.
+func requireGroupEmpty(t *testing.T, addrs []string, group string) {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addrs...))
+	require.NoError(t, err)
+	defer cl.Close()
+	groups, err := kadm.NewClient(cl).DescribeGroups(t.Context(), group)
+	require.NoError(t, err)
+	g, ok := groups[group]
+	require.True(t, ok, "group %q described", group)
+	require.NoError(t, g.Err)
+	require.Empty(t, g.Members, "members left in group %q after the app stopped", group)
 }
 
 const (
@@ -136,7 +161,7 @@ func newKafkaCountApp(t *testing.T, b broker.Broker, stateDir string) *duality.A
 // repartition topic's last offset is a transaction marker: the run ends
 // only because the workers commit the position past it (Polled.Ends).
 func TestKafkaRunToEnd(t *testing.T) {
-	b := newKafkaBroker(t)
+	b, addrs := newKafkaCluster(t)
 	createTopic(t, b, kafkaWords, 4)
 	createTopic(t, b, kafkaCounts, 4)
 	model := map[string]int64{}
@@ -144,6 +169,7 @@ func TestKafkaRunToEnd(t *testing.T) {
 	produceKafkaWords(t, b, 0, 1500, model)
 	runToEnd(t, newKafkaCountApp(t, b, t.TempDir()))
 	requireKafkaCounts(t, b, model)
+	requireGroupEmpty(t, addrs, "kafka-count")
 
 	produceKafkaWords(t, b, 1500, 2500, model)
 	runToEnd(t, newKafkaCountApp(t, b, t.TempDir()))

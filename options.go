@@ -220,15 +220,18 @@ func StateDir(dir string, opts ...store.Option) Option {
 // whose id is "<app id>-<instance id>-<worker index>" (on Kafka, its
 // transactional id); a restarted instance's committers fence those of its
 // previous run, so a zombie of that run (a process that stalled rather
-// than died) can no longer commit. With an id set, or kept in the state
-// directory, the instance also joins the group as a static member of that
-// id (Kafka's group.instance.id): a restart within the session timeout
-// keeps its partitions.
+// than died) can no longer commit. With an id set, the instance also
+// joins the group as a static member of that id (Kafka's
+// group.instance.id): a restart within the session timeout keeps its
+// partitions, and a stop does not leave the group (its partitions wait
+// for the restart, or for the session timeout).
 //
 // Default: the id kept in the [StateDir] directory, in the file
 // DUALITY-INSTANCE-ID, which the first run writes with a random id, so
-// each state directory is one instance; without StateDir, a random id per
-// run, which fences no zombie of an earlier run. Two instances running
+// each state directory is one instance (its committers fence their
+// zombies; the member is dynamic, as in Kafka Streams without
+// group.instance.id); without StateDir, a random id per run, which fences
+// no zombie of an earlier run. Two instances running
 // with the same id fence each other: give each its own. id must be 1 to
 // 200 ASCII letters, digits, '.', '_' or '-'.
 func InstanceID(id string) Option {

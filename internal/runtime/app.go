@@ -145,7 +145,7 @@ func (a *App) run(ctx context.Context, bounded bool) (err error) {
 		}
 		return fmt.Errorf("duality: app %q: %w", a.appID, err)
 	}
-	stable, err := a.resolveInstanceID()
+	static, err := a.resolveInstanceID()
 	if err != nil {
 		return fmt.Errorf("duality: app %q: %w", a.appID, err)
 	}
@@ -178,7 +178,7 @@ func (a *App) run(ctx context.Context, bounded bool) (err error) {
 		}()
 	}
 	var join broker.JoinOptions
-	if stable {
+	if static {
 		join.InstanceID = a.instanceID
 	}
 	m, err := a.b.JoinGroup(ctx, a.appID, a.plan.sourceTopics, join)

@@ -86,9 +86,13 @@ const instanceFile = "DUALITY-INSTANCE-ID"
 // resolveInstanceID sets a.instanceID: Config.InstanceID when set; else
 // the id kept in the state directory (created there, random, on the
 // first run) when StateDir is set; else a random id for this run.
-// stable says the id survives a restart, so that it names the group
-// member statically.
-func (a *App) resolveInstanceID() (stable bool, err error) {
+// static says the id was given (Config.InstanceID), so that it names the
+// group member statically. As in Kafka Streams, where group.instance.id
+// is only ever configured, an id kept in the state directory names the
+// committers but not the member: a static member does not leave the group
+// when it stops, so a run on a new state directory would wait out the
+// session timeout of the one before.
+func (a *App) resolveInstanceID() (static bool, err error) {
 	if a.cfg.InstanceIDSet {
 		a.instanceID = a.cfg.InstanceID
 		return true, nil
@@ -103,7 +107,7 @@ func (a *App) resolveInstanceID() (stable bool, err error) {
 		id := strings.TrimSpace(string(b))
 		if validInstanceID(id) == nil {
 			a.instanceID = id
-			return true, nil
+			return false, nil
 		}
 		a.log.Warn("instance id file holds no valid id: writing a new one", "path", path)
 	} else if !errors.Is(err, os.ErrNotExist) {
@@ -121,7 +125,7 @@ func (a *App) resolveInstanceID() (stable bool, err error) {
 		return false, fmt.Errorf("write instance id: %w", err)
 	}
 	a.instanceID = id
-	return true, nil
+	return false, nil
 }
 
 // randomID returns 16 random hex digits.
