@@ -442,6 +442,12 @@ func TestGlobalRebuildInvisible(t *testing.T) {
 
 	close(release)
 	produceKV(t, b, "customers", "c5", "n5")
+	// A global store follows its topic on its own goroutine: an order
+	// joins c5 once the store holds it (queries see the rebuilt store).
+	eventually(t, "c5 in the rebuilt global store", func() bool {
+		v, ok, err := q.Get(t.Context(), "c5")
+		return err == nil && ok && v == "n5"
+	})
 	produceKV(t, b, "orders", "o3", "c5")
 	awaitRecords(t, b, "out", 3)
 	require.NoError(t, stop())
