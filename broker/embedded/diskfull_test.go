@@ -177,7 +177,12 @@ func TestDiskFullProduce(t *testing.T) {
 	out = diskFullAcks(t, diskFullRun(t, fs, "fill", dir, "b", "free:"+filepath.Join(mnt, "filler")), acked)
 	require.Contains(t, lineWith(t, out, "full "), "full true true ")
 	require.Equal(t, "retried <nil>", lineWith(t, out, "retried "), "the refused Produce succeeds once space is freed")
-	require.Equal(t, "closed <nil>", lineWith(t, out, "closed "))
+	// The retried batch used the space freed: Close's flush may then fail
+	// to finish Pebble's new write-ahead log. That is a disk-full error,
+	// never a hang or a crash, and step 4 finds every acknowledged batch.
+	if closed := lineWith(t, out, "closed "); closed != "closed <nil>" {
+		require.Contains(t, closed, "broker: disk full", "Close on a full disk fails only with ErrDiskFull")
+	}
 	require.Greater(t, len(acked), before+1)
 
 	// 4. Grow the file system: everything is there, and it takes more.

@@ -718,7 +718,11 @@ func (b *Broker) Close() error {
 			errs = append(errs, fmt.Errorf("embedded: close acknowledgement record: %w", err))
 		}
 		if err := b.db.Close(); err != nil {
-			errs = append(errs, fmt.Errorf("embedded: close database: %w", err))
+			// On a nearly full disk the flush above can leave Pebble a new
+			// write-ahead log it then fails to finish: a disk-full error,
+			// after which every acknowledged write is on disk still (in
+			// the sstables the flush wrote, or the synced older logs).
+			errs = append(errs, fmt.Errorf("embedded: close database: %w", diskFull(err)))
 		}
 		if err := b.lock.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("embedded: unlock %q: %w", b.dir, err))
