@@ -38,7 +38,7 @@ func (w *writer) stageCleanup(e *cleanupEdit) error {
 	if w.b.mu.topics[e.p.t.name] != e.p.t {
 		return errTopicGone
 	}
-	w.ensureBatch()
+	w.ensureBatch(0)
 	var err error
 	if e.rangeStart != nil {
 		err = errors.Join(err, w.batch.DeleteRange(e.rangeStart, e.rangeEnd, nil))

@@ -259,10 +259,22 @@ func (f *fetcher) read(p *partition, offset, next int64, capRecords, capBytes in
 	f.lower = recordKey(f.lower[:0], id, p.num, 0)
 	f.upper = recordKey(f.upper[:0], id, p.num, next)
 	f.it.SetBounds(f.lower, f.upper)
-	f.seek = recordKey(f.seek[:0], id, p.num, offset+1)
-	valid := f.it.SeekLT(f.seek)
+	// A read usually starts where a batch does (the next batch after the
+	// last read): SeekGE finds it going forward. Only a position inside a
+	// batch needs SeekLT, which steps backward, and a backward step makes
+	// Pebble copy the batch's value into the iterator, which keeps that
+	// copy (as large as the batch) until it moves on.
+	f.seek = recordKey(f.seek[:0], id, p.num, offset)
+	valid := f.it.SeekGE(f.seek)
+	if valid {
+		start, _ := recordKeyOffset(f.it.Key())
+		valid = start == offset
+	}
 	if !valid {
-		valid = f.it.First()
+		f.seek = recordKey(f.seek[:0], id, p.num, offset+1)
+		if valid = f.it.SeekLT(f.seek); !valid {
+			valid = f.it.First()
+		}
 	}
 	count, size := 0, 0
 	for ; valid; valid = f.it.Next() {

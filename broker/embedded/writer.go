@@ -248,12 +248,30 @@ func (w *writer) pending(p *partition) *partitionValue {
 	return &w.pend[i].st
 }
 
-func (w *writer) ensureBatch() {
+// ensureBatch starts the group's batch when it has none, with room for
+// need bytes (the first op's records) or the last group's size.
+func (w *writer) ensureBatch(need int) {
 	if w.batch == nil {
 		// Pebble pools batches; let it keep buffers of large groups too,
-		// so that big appends do not regrow one every time.
-		w.batch = w.b.db.NewBatchWithSize(w.lastLen, pebble.WithMaxRetainedSizeBytes(16<<20))
+		// so that big appends do not regrow one every time. The initial
+		// size is given twice: Pebble sizes a batch's first write by
+		// doubling its initial size, ignoring the room the batch has, so
+		// a 100 MiB record would otherwise take a 128 MiB buffer after
+		// the 100 MiB one.
+		n := max(w.lastLen, need, 1<<10)
+		w.batch = w.b.db.NewBatchWithSize(n, pebble.WithInitialSizeBytes(n), pebble.WithMaxRetainedSizeBytes(16<<20))
 	}
+}
+
+// stagedSize bounds the bytes that staging records takes in a batch: the
+// records, their log format's overhead and the keys of their partitions'
+// batches and metadata.
+func stagedSize(records []broker.Record) int {
+	n := 1 << 10
+	for i := range records {
+		n += broker.RecordSize(&records[i]) + 64 + 16*len(records[i].Headers)
+	}
+	return n
 }
 
 // stageAppend validates op completely, then stages its records and offsets.
@@ -307,7 +325,7 @@ func (w *writer) stageAppend(op *writeOp) error {
 	}
 
 	// Everything is valid: stage it.
-	w.ensureBatch()
+	w.ensureBatch(stagedSize(op.records))
 	if len(op.records) > 0 {
 		if err := w.stageRecords(op.records); err != nil {
 			// Only an internal limit (over 2^32 records) can get here;
