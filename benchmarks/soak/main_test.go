@@ -1,0 +1,38 @@
+package main
+
+import (
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// TestSoakShort runs the soak for a few seconds: it samples, reports a
+// trend per metric, and the app keeps up with its input.
+func TestSoakShort(t *testing.T) {
+	var out strings.Builder
+	cfg := config{duration: 4 * time.Second, sample: 500 * time.Millisecond, rate: 1000, keys: 100, dir: t.TempDir()}
+	require.NoError(t, run(t.Context(), cfg, &out))
+	var samples, trends int
+	var lastLag int64
+	for line := range strings.Lines(out.String()) {
+		fields := strings.Fields(line)
+		switch {
+		case strings.HasPrefix(line, "sample "):
+			samples++
+			lag, ok := strings.CutPrefix(fields[len(fields)-1], "lag=")
+			require.True(t, ok, line)
+			var err error
+			lastLag, err = strconv.ParseInt(lag, 10, 64)
+			require.NoError(t, err, line)
+		case strings.HasPrefix(line, "trend "):
+			trends++
+			require.Contains(t, line, "slope_per_hour=")
+		}
+	}
+	require.GreaterOrEqual(t, samples, 4, out.String())
+	require.Equal(t, 5, trends, out.String())
+	require.Less(t, lastLag, int64(cfg.rate), "the app falls behind its input:\n%s", out.String())
+}
