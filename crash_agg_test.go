@@ -106,7 +106,7 @@ func TestAggKill9(t *testing.T) { aggKill9(t, crashtest.Embedded) }
 func TestAggKill9Kafka(t *testing.T) { aggKill9(t, crashtest.Kafka) }
 
 func aggKill9(t *testing.T, backend crashtest.Backend) {
-	kills := aggKills
+	kills := crashtest.Kills(aggKills)
 	if testing.Short() {
 		kills = 2
 	}

@@ -18,7 +18,7 @@ import (
 const (
 	crashInput = 20000
 	crashParts = 4
-	crashKills = 6
+	crashKills = 7
 	crashRep   = "crash-rep" // the app's internal topic
 )
 
@@ -33,7 +33,7 @@ func TestKill9(t *testing.T) {
 	if testing.Short() {
 		t.Skip("re-executes the test binary")
 	}
-	kill9(t, crashtest.Embedded, crashKills)
+	kill9(t, crashtest.Embedded, crashtest.Kills(crashKills))
 }
 
 // TestKill9Kafka is TestKill9 on the Kafka backend: the app in the child
@@ -44,7 +44,7 @@ func TestKill9Kafka(t *testing.T) {
 	if testing.Short() {
 		t.Skip("re-executes the test binary")
 	}
-	kill9(t, crashtest.Kafka, crashKills)
+	kill9(t, crashtest.Kafka, crashtest.Kills(crashKills))
 }
 
 // kill9 runs TestKill9 on backend, with kills kills.

@@ -122,7 +122,7 @@ func TestWindowKill9(t *testing.T) { windowKill9(t, crashtest.Embedded) }
 func TestWindowKill9Kafka(t *testing.T) { windowKill9(t, crashtest.Kafka) }
 
 func windowKill9(t *testing.T, backend crashtest.Backend) {
-	kills := winKills
+	kills := crashtest.Kills(winKills)
 	if testing.Short() {
 		kills = 4
 	}

@@ -58,12 +58,13 @@ func TestGlobalKill9(t *testing.T) {
 	require.NoError(t, b.Close())
 
 	check := func(t *testing.T, _ broker.Broker) int { return checkGlobalPrefix(t, x.StateDir(), topic) }
+	kills := crashtest.Kills(globalCrashKills)
 	x.Run(crashtest.Plan{
 		// A kill due shortly before the end may come after the child has
 		// finished; the run is still meaningful with most kills done.
-		Kills: globalCrashKills, MinKills: globalCrashKills - 1,
+		Kills: kills, MinKills: kills - 1,
 		Schedule: func(rng *rand.Rand, _ int) (int64, time.Duration) {
-			return int64(rng.IntN(globalCrashRecords / (2 * globalCrashKills))), crashtest.RandDelay(rng, 3*time.Millisecond)
+			return int64(rng.IntN(globalCrashRecords / (2 * kills))), crashtest.RandDelay(rng, 3*time.Millisecond)
 		},
 		Check: check,
 	})

@@ -453,12 +453,13 @@ func TestStateKill9(t *testing.T) {
 	produceKeyed(t, b, 0, stateCrashInput, stateCrashKeys)
 	require.NoError(t, b.Close())
 
+	kills := crashtest.Kills(stateCrashKills)
 	x.Run(crashtest.Plan{
 		// A kill due shortly before the end may come after the child has
 		// finished (the kill delay is random, and a loaded machine
 		// stretches it); the run is still meaningful with most kills done.
-		Kills: stateCrashKills, MinKills: stateCrashKills - 1,
-		Schedule:  crashtest.Spread(stateCrashInput, stateCrashKills, 5*time.Millisecond),
+		Kills: kills, MinKills: kills - 1,
+		Schedule:  crashtest.Spread(stateCrashInput, kills, 5*time.Millisecond),
 		Check:     checkCommittedCounts,
 		WipeState: true,
 	})

@@ -66,11 +66,12 @@ func TestJoinByForeignKeyKill9(t *testing.T) {
 	require.NoError(t, b.Close())
 
 	total := fkCrashOrders * fkCrashRounds
+	kills := crashtest.Kills(fkCrashKills)
 	x.Run(crashtest.Plan{
 		// A kill due shortly before the end may come after the child has
 		// finished.
-		Kills: fkCrashKills, MinKills: fkCrashKills - 1,
-		Schedule: crashtest.Spread(total, fkCrashKills, 10*time.Millisecond),
+		Kills: kills, MinKills: kills - 1,
+		Schedule: crashtest.Spread(total, kills, 10*time.Millisecond),
 		MaxTime:  fkCrashMaxTime,
 	})
 

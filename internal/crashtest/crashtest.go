@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"cmp"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -20,6 +21,19 @@ import (
 
 	"github.com/duality-streams/duality/broker"
 )
+
+// scale is the -crash.scale flag of the test binaries that import the
+// package.
+var scale = flag.Int("crash.scale", 1, "multiply the kills of every kill -9 test (e.g. 20 for hundreds of kills)")
+
+// Kills returns n, the kills a crash test makes by default (in CI),
+// multiplied by the -crash.scale flag of the test binary:
+//
+//	go test -run Kill9 -crash.scale 20 -timeout 2h .
+//
+// runs every kill -9 test with 20 times its kills. A scale below 1 is
+// taken as 1.
+func Kills(n int) int { return n * max(1, *scale) }
 
 // DefaultMaxTime bounds a child's run when [Plan.MaxTime] is zero.
 const DefaultMaxTime = 20 * time.Second
