@@ -82,7 +82,7 @@ func (w *worker) restore(ctx context.Context, s *taskStore) error {
 			return fmt.Errorf("restore %s/%d at offset %d: %w", s.name, p, next, err)
 		}
 		if recs := polled.Records; len(recs) > 0 {
-			if err := applyChangelog(s.st, &s.batch, recs); err != nil {
+			if err := applyChangelog(s.st, &s.batch, recs, recs[len(recs)-1].Offset); err != nil {
 				return fmt.Errorf("restore %s/%d: %w", s.name, p, err)
 			}
 			restored += int64(len(recs))
@@ -137,9 +137,10 @@ func changelogStart(ctx context.Context, b broker.Broker, st store.Store, change
 }
 
 // applyChangelog writes recs, changelog records of st's partition in
-// offset order, to st in one batch (b, reset first) with the offset of
-// the last one: a record without value deletes its key.
-func applyChangelog(st store.Store, b *store.Batch, recs []broker.Record) error {
+// offset order, to st in one batch (b, reset first) with the offset off
+// (the last record's, or a later one up to which the changelog holds no
+// other record): a record without value deletes its key.
+func applyChangelog(st store.Store, b *store.Batch, recs []broker.Record, off int64) error {
 	b.Reset()
 	for i := range recs {
 		r := &recs[i]
@@ -149,6 +150,6 @@ func applyChangelog(st store.Store, b *store.Batch, recs []broker.Record) error 
 			b.Put(r.Key, r.Value)
 		}
 	}
-	b.SetOffset(recs[len(recs)-1].Offset)
+	b.SetOffset(off)
 	return st.Apply(b)
 }

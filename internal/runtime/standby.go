@@ -24,7 +24,10 @@ import (
 // A standby copy is a store partition like an active one: the same
 // name and partition in the same database, holding a prefix of its
 // changelog and the offset of that prefix's last record (the checkpoint
-// changelogStart reads). Only committed records are applied (the
+// changelogStart reads), or of the last offset before the end a fetch
+// read the changelog to: offsets without records (on Kafka, the
+// transaction markers after each commit's records) count as read, so
+// that a restore from a caught-up copy reads nothing. Only committed records are applied (the
 // consumer reads read_committed), so the copy is always state the
 // active task committed. Standby copies are written by one goroutine of
 // the instance (standbyRun.follow), for all its standby tasks, beside
@@ -79,11 +82,12 @@ type standbyStore struct {
 	tp    broker.TopicPartition // its changelog partition
 	st    store.Store           // nil until opened
 	batch store.Batch
-	// next is the next changelog offset to read; end is the
-	// changelog's end as last known (a listing, or a fetch that read
-	// the partition to its end, which atEnd says was the last one).
-	next, end int64
-	atEnd     bool
+	// next is the next changelog offset to read; ckpt the offset the
+	// store recorded (-1: none); end is the changelog's end as last
+	// known (a listing, or a fetch that read the partition to its end,
+	// which atEnd says was the last one).
+	next, ckpt, end int64
+	atEnd           bool
 }
 
 // standbyRun follows the changelogs of a generation's standby tasks.
@@ -203,7 +207,7 @@ func (r *standbyRun) open(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("standby store %s/%d: %w", s.name, s.tp.Partition, err)
 		}
-		s.next, s.end, s.atEnd = next, offs.Latest, next >= offs.Latest
+		s.next, s.ckpt, s.end, s.atEnd = next, next-1, offs.Latest, next >= offs.Latest
 		r.reqs = append(r.reqs, broker.FetchRequest{Topic: s.tp.Topic, Partition: s.tp.Partition})
 	}
 	r.listed = time.Now()
@@ -228,26 +232,44 @@ func (r *standbyRun) poll(ctx context.Context, rd *reader) error {
 	recs := polled.Records
 	var applied uint64
 	for i := 0; i < len(recs); {
-		s := r.byTP[broker.TopicPartition{Topic: recs[i].Topic, Partition: recs[i].Partition}]
+		tp := broker.TopicPartition{Topic: recs[i].Topic, Partition: recs[i].Partition}
+		s := r.byTP[tp]
 		if s == nil {
-			return fmt.Errorf("fetch returned a record of unrequested partition %s/%d", recs[i].Topic, recs[i].Partition)
+			return fmt.Errorf("fetch returned a record of unrequested partition %s/%d", tp.Topic, tp.Partition)
 		}
 		j := i + 1
-		for j < len(recs) && recs[j].Partition == recs[i].Partition && recs[j].Topic == recs[i].Topic {
+		for j < len(recs) && recs[j].Partition == tp.Partition && recs[j].Topic == tp.Topic {
 			j++
 		}
-		if err := applyChangelog(s.st, &s.batch, recs[i:j]); err != nil {
+		s.next, s.atEnd = recs[j-1].Offset+1, false
+		if end, ok := polled.Ends[tp]; ok {
+			s.next, s.atEnd = max(s.next, end), true
+		}
+		if err := applyChangelog(s.st, &s.batch, recs[i:j], s.next-1); err != nil {
 			return fmt.Errorf("standby store %s/%d: %w", s.name, s.tp.Partition, err)
 		}
+		s.ckpt = s.next - 1
+		s.end = max(s.end, s.next)
 		applied += uint64(j - i)
-		s.next = recs[j-1].Offset + 1
-		s.end, s.atEnd = max(s.end, s.next), false
 		i = j
 	}
 	for tp, end := range polled.Ends {
-		if s := r.byTP[tp]; s != nil {
-			s.next = max(s.next, end)
-			s.end, s.atEnd = s.next, true
+		s := r.byTP[tp]
+		if s == nil {
+			continue
+		}
+		s.next = max(s.next, end)
+		s.end, s.atEnd = s.next, true
+		if s.ckpt < s.next-1 {
+			// Offsets without records (transaction markers, aborted
+			// or compacted records) up to the end: record them too,
+			// so that a restore from here reads nothing.
+			s.batch.Reset()
+			s.batch.SetOffset(s.next - 1)
+			if err := s.st.Apply(&s.batch); err != nil {
+				return fmt.Errorf("standby store %s/%d: %w", s.name, s.tp.Partition, err)
+			}
+			s.ckpt = s.next - 1
 		}
 	}
 	r.a.m.standbyRecords.Add(applied)
