@@ -263,6 +263,13 @@ func InstanceID(id string) Option {
 // rebuilt with the rest of it (see "Corrupt state" in the package
 // documentation). Default 0 (no standby replicas). n must not be
 // negative.
+//
+// Measured (benchmarks/failover, a 1M-key count store, the time from the
+// stop of its instance until another has processed a new record, medians
+// on a loaded 2-core machine): 5.9 s without standby and 0.42 s with one
+// on the embedded broker, 14.8 s and 0.41 s on Kafka (kfake); with the
+// standby, the other instance restored no record and the takeover was
+// the stopping instance's own stop.
 func NumStandbyReplicas(n int) Option {
 	return optionFunc(func(c *runtime.Config) { c.NumStandbyReplicas = n })
 }

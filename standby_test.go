@@ -92,7 +92,13 @@ func testStandbyFailover(t *testing.T, b broker.Broker, standbys int, idle bool)
 	produceKeyed(t, b, 400, mid, keys)
 	awaitRecords(t, b, "out", mid)
 	if standbys > 0 {
-		// A is idle: its changelog records are all written.
+		// A is idle: its changelog records are all written, and counted
+		// once its metrics count the commit of its last output (they
+		// count a commit's records just after the broker has it).
+		eventually(t, "A's metrics counted its commits", func() bool {
+			m := appA.Metrics()
+			return m.RecordsProduced-m.ChangelogRecords == uint64(mid)
+		})
 		logged := appA.Metrics().ChangelogRecords
 		require.NotZero(t, logged)
 		eventually(t, "B's standby caught up", func() bool {
