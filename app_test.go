@@ -407,15 +407,17 @@ func TestNewReportsEveryProblem(t *testing.T) {
 	_, err := duality.New("bad app id", mapTopology(t, []string{"in"}, "out", prefixTo("out")), b,
 		duality.Workers(0), duality.CommitInterval(-time.Second), duality.MaxUncommittedRecords(0),
 		duality.FetchMaxWait(0), duality.FetchMaxRecords(-1), duality.Logger(nil), duality.Clock(nil),
-		duality.CacheMaxBytes(-1), duality.RepartitionPurgeInterval(-time.Second), duality.ShutdownTimeout(0))
+		duality.CacheMaxBytes(-1), duality.RepartitionPurgeInterval(-time.Second), duality.ShutdownTimeout(0),
+		duality.NumStandbyReplicas(-1))
 	require.ErrorIs(t, err, duality.ErrInvalidConfig)
 	for _, want := range []string{"app id", "Workers(0)", "CommitInterval(-1s)", "MaxUncommittedRecords(0)",
 		"FetchMaxWait(0s)", "FetchMaxRecords(-1)", "Logger(nil)", "Clock(nil)",
 		"CacheMaxBytes(-1): must be 0 (no record cache) or positive",
-		"RepartitionPurgeInterval(-1s): must be 0 (off) or positive", "ShutdownTimeout(0s): must be positive"} {
+		"RepartitionPurgeInterval(-1s): must be 0 (off) or positive", "ShutdownTimeout(0s): must be positive",
+		"NumStandbyReplicas(-1): must be 0 (none) or positive"} {
 		require.ErrorContains(t, err, want)
 	}
-	require.Len(t, strings.Split(err.Error(), "\n"), 11)
+	require.Len(t, strings.Split(err.Error(), "\n"), 12)
 
 	_, err = duality.New("app", nil, nil)
 	require.ErrorIs(t, err, duality.ErrInvalidConfig)

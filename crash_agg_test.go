@@ -2,12 +2,15 @@ package duality_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"math/rand/v2"
 	"os"
+	"path/filepath"
 	"reflect"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -98,14 +101,27 @@ func aggRecords(rng *rand.Rand, n int) []broker.Record {
 // directory: both times every table read through duality.Query equals the
 // table computed from the input and the run outputs nothing; the second
 // run then processes more input, which continues from the rebuilt tables.
-func TestAggKill9(t *testing.T) { aggKill9(t, crashtest.Embedded) }
+func TestAggKill9(t *testing.T) { aggKill9(t, crashtest.Embedded, false) }
 
 // TestAggKill9Kafka is TestAggKill9 on the Kafka backend: a kfake cluster
 // in a process of its own (cmd/kfake) that the kills leave running, each
 // commit a Kafka transaction, every check read read_committed.
-func TestAggKill9Kafka(t *testing.T) { aggKill9(t, crashtest.Kafka) }
+func TestAggKill9Kafka(t *testing.T) { aggKill9(t, crashtest.Kafka, false) }
 
-func aggKill9(t *testing.T, backend crashtest.Backend) {
+// TestAggKill9Standby is TestAggKill9 with standbys on: each child runs
+// two instances of the app (see standbyPair), each with its own state
+// directory and a standby replica of the other's tasks, started in an
+// order each child picks at random, so that after a kill tasks move
+// between the instances and restore from the standby copies the kills
+// left behind.
+func TestAggKill9Standby(t *testing.T) { aggKill9(t, crashtest.Embedded, true) }
+
+// TestAggKill9StandbyKafka is TestAggKill9Standby on the Kafka backend,
+// where a standby copy records the changelog offsets past its last
+// record (transaction markers, aborted records) as read.
+func TestAggKill9StandbyKafka(t *testing.T) { aggKill9(t, crashtest.Kafka, true) }
+
+func aggKill9(t *testing.T, backend crashtest.Backend, standby bool) {
 	kills := crashtest.Kills(aggKills)
 	if testing.Short() {
 		kills = 2
@@ -127,10 +143,14 @@ func aggKill9(t *testing.T, backend crashtest.Backend) {
 		// The record cache changes the changelog (newest value per key, or
 		// every write in order): each run picks one at random.
 		Variant: func(rng *rand.Rand) string {
+			v := "cache on"
 			if rng.IntN(2) == 0 {
-				return aggCacheOff
+				v = aggCacheOff
 			}
-			return "cache on"
+			if standby {
+				v += []string{", " + standbyAFirst, ", " + standbyBFirst}[rng.IntN(2)]
+			}
+			return v
 		},
 		Check:     func(t *testing.T, b broker.Broker) int { return checkAggOutputs(t, b, false) },
 		WipeState: true,
@@ -146,13 +166,17 @@ func aggKill9(t *testing.T, backend crashtest.Backend) {
 	// through Query equals the one computed from the input, and the run
 	// outputs nothing. The second run then processes more input, which
 	// must continue from the rebuilt tables, each update output once.
+	stateDir := x.StateDir()
+	if standby {
+		stateDir = filepath.Join(stateDir, "a") // one of the pair's
+	}
 	for i, run := range []string{"on the state left behind", "after deleting the state directory"} {
 		if i == 1 {
 			require.NoError(t, os.RemoveAll(x.StateDir()))
 		}
 		topo, err := aggTopology()
 		require.NoError(t, err)
-		app, err := duality.New(aggApp, topo, b, duality.StateDir(x.StateDir()))
+		app, err := duality.New(aggApp, topo, b, duality.StateDir(stateDir))
 		require.NoError(t, err)
 		stop, _ := runApp(t, app)
 		requireAggTables(t, app, b, run)
@@ -390,23 +414,48 @@ const aggCacheOff = "cache off"
 // TestAggKill9Child is the child process of TestAggKill9: it runs the app
 // until the group has committed every input partition and repartition
 // topic partition to its end.
-func TestAggKill9Child(t *testing.T) { aggKill9Child(t) }
+func TestAggKill9Child(t *testing.T) { aggKill9Child(t, false) }
 
 // TestAggKill9KafkaChild is the child process of TestAggKill9Kafka.
-func TestAggKill9KafkaChild(t *testing.T) { aggKill9Child(t) }
+func TestAggKill9KafkaChild(t *testing.T) { aggKill9Child(t, false) }
 
-func aggKill9Child(t *testing.T) {
+// TestAggKill9StandbyChild is the child process of TestAggKill9Standby.
+func TestAggKill9StandbyChild(t *testing.T) { aggKill9Child(t, true) }
+
+// TestAggKill9StandbyKafkaChild is the child process of
+// TestAggKill9StandbyKafka.
+func TestAggKill9StandbyKafkaChild(t *testing.T) { aggKill9Child(t, true) }
+
+func aggKill9Child(t *testing.T, standby bool) {
 	crashtest.RunChild(t, crashtest.Child{
 		App: func(env *crashtest.Env) (crashtest.App, error) {
-			topo, err := aggTopology()
-			if err != nil {
-				return nil, err
+			newApp := func(stateDir string, more ...duality.Option) (*duality.App, error) {
+				topo, err := aggTopology()
+				if err != nil {
+					return nil, err
+				}
+				opts := crashOptions(env)
+				if strings.Contains(env.Variant, aggCacheOff) {
+					opts = append(opts, duality.CacheMaxBytes(0))
+				}
+				opts = append(opts, duality.StateDir(stateDir))
+				return duality.New(aggApp, topo, env.Broker, append(opts, more...)...)
 			}
-			opts := crashOptions(env)
-			if env.Variant == aggCacheOff {
-				opts = append(opts, duality.CacheMaxBytes(0))
+			if !standby {
+				return newApp(env.StateDir)
 			}
-			return duality.New(aggApp, topo, env.Broker, opts...)
+			var pair standbyPair
+			for i, name := range []string{"a", "b"} {
+				app, err := newApp(filepath.Join(env.StateDir, name), duality.NumStandbyReplicas(1))
+				if err != nil {
+					return nil, err
+				}
+				pair.apps[i] = app
+			}
+			if strings.Contains(env.Variant, standbyBFirst) {
+				pair.apps[0], pair.apps[1] = pair.apps[1], pair.apps[0]
+			}
+			return &pair, nil
 		},
 		Poll: func(ctx context.Context, env *crashtest.Env) (crashtest.Progress, error) {
 			offs, err := crashtest.GroupOffsets(ctx, env.Broker, aggApp, "agg-in", "agg-users", aggRegroup)
@@ -414,4 +463,41 @@ func aggKill9Child(t *testing.T) {
 			return crashtest.Progress{N: n, Done: offs.CaughtUp() && n == aggInput}, err
 		},
 	})
+}
+
+// The variants of TestAggKill9Standby's child: which instance joins the
+// group first, and so gets which partitions.
+const (
+	standbyAFirst = "instance a first"
+	standbyBFirst = "instance b first"
+)
+
+// standbyPair runs two instances of an app in one process, as a
+// crashtest.App: the second joins once the first has its assignment, and
+// both stop when either fails or ctx ends.
+type standbyPair struct {
+	apps [2]*duality.App
+}
+
+// Run runs both apps until ctx ends or one of them fails, and returns
+// their errors.
+func (p *standbyPair) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errc := make(chan error, 2)
+	run := func(app *duality.App) {
+		go func() {
+			err := app.Run(ctx)
+			cancel() // one stopped: stop the other
+			errc <- err
+		}()
+	}
+	run(p.apps[0])
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	for p.apps[0].Metrics().Assignments == 0 && ctx.Err() == nil {
+		<-tick.C
+	}
+	run(p.apps[1])
+	return errors.Join(<-errc, <-errc)
 }

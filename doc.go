@@ -187,7 +187,10 @@
 // [OnRestore] hook. When a task moves to another instance its store
 // handles are closed and the state stays on disk: its next owner restores
 // it from the changelog, and an instance that gets it back catches up from
-// its own offset.
+// its own offset. With [NumStandbyReplicas] other instances keep standby
+// copies of each stateful task's stores, applying its committed changelog
+// records as they come, so the instance a task moves to restores only the
+// records its copy had not applied yet (none when it was caught up).
 //
 // With [StateDir] the stores of an App live in one Pebble database in that
 // directory, so a restart reads only the changelog records written since
@@ -214,7 +217,8 @@
 // commit dropped and redone, so the output stays exactly once. A task
 // stops at the record that met the corruption whatever its processor did
 // with the error; [SkipOnError] does not skip it. The database is shared
-// by all tasks of the instance, so all of them restore. State found
+// by all tasks of the instance, so all of them restore, and the standby
+// copies it holds (see [NumStandbyReplicas]) start over. State found
 // corrupt again before any commit since it was rebuilt points at the disk,
 // not at a one-off damage: Run then fails with the error.
 //

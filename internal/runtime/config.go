@@ -63,6 +63,9 @@ type Config struct {
 	// App.resolveInstanceID).
 	InstanceID    string
 	InstanceIDSet bool
+	// NumStandbyReplicas is the number of standby copies of each
+	// stateful task kept on other instances (see standby.go); 0: none.
+	NumStandbyReplicas int
 }
 
 // DefaultConfig returns the defaults: GOMAXPROCS workers, the Default
@@ -127,6 +130,9 @@ func (c *Config) validate() error {
 		if err := validInstanceID(c.InstanceID); err != nil {
 			errs = append(errs, fmt.Errorf("InstanceID: %w", err))
 		}
+	}
+	if c.NumStandbyReplicas < 0 {
+		bad("NumStandbyReplicas(%d): must be 0 (none) or positive", c.NumStandbyReplicas)
 	}
 	if c.Clock == nil {
 		bad("Clock(nil): a clock function is required")

@@ -31,6 +31,9 @@
 //     record, the hand-off to a commit.
 //   - restore.go: opening a task's stores and restoring them from their
 //     changelogs.
+//   - standby.go: standby replicas: their placement from the
+//     assignment's members, and the goroutine that keeps their copies
+//     current from the changelogs.
 //   - quarantine.go: corrupt local state: the failure that reports it,
 //     moving the state aside and rebuilding it from the changelogs.
 //   - punctuate.go: punctuation schedules, stream-time timers and the
@@ -45,7 +48,8 @@
 // # Concurrency
 //
 // Run owns every goroutine it starts: one per worker of the current
-// generation, the commit and purge in flight of each worker, and the one
+// generation, the commit and purge in flight of each worker, the one
+// following the changelogs of the generation's standby tasks, and the one
 // following the global stores. A task and its stores are used by their
 // worker's goroutine only; queries read the stores concurrently through
 // the registry, which hands out only committed state. A [Stepper] runs

@@ -65,14 +65,28 @@ type Metrics struct {
 	// of a store, moved it aside into the state directory's quarantine
 	// directory and rebuilt every store from its changelog.
 	StateQuarantines uint64
+	// StandbyTasks is the number of standby tasks of the current
+	// assignment (see duality.NumStandbyReplicas): tasks active on other
+	// instances whose stores this one keeps warm copies of.
+	StandbyTasks int
+	// StandbyRecords counts the changelog records the standby tasks
+	// applied to their copies.
+	StandbyRecords uint64
+	// StandbyLag is how many changelog offsets the standby tasks' copies
+	// are behind the changelogs' ends, as last known: the end a fetch
+	// found, or a listing, made at most every 10 s while a copy is behind
+	// (0 without standby tasks). It bounds what a restore reads when a
+	// task moves here.
+	StandbyLag int64
 }
 
 type metrics struct {
 	processed, skipped, produced, commits, rebalances atomic.Uint64
 	changelog, cacheFlushes, enforced, punctuations   atomic.Uint64
 	late, purges, itemsSkipped, quarantines           atomic.Uint64
+	standbyRecords                                    atomic.Uint64
 	lastCommit                                        atomic.Int64
-	tasks                                             atomic.Int64
+	tasks, standbyTasks, standbyLag                   atomic.Int64
 }
 
 // Metrics returns a snapshot of the app's counters. It is cheap and safe
@@ -95,6 +109,9 @@ func (a *App) Metrics() Metrics {
 		Tasks:              int(a.m.tasks.Load()),
 		Assignments:        a.m.rebalances.Load(),
 		StateQuarantines:   a.m.quarantines.Load(),
+		StandbyTasks:       int(a.m.standbyTasks.Load()),
+		StandbyRecords:     a.m.standbyRecords.Load(),
+		StandbyLag:         a.m.standbyLag.Load(),
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/duality-streams/duality/broker"
+	"github.com/duality-streams/duality/store"
 )
 
 // RestoreProgress reports the restoration of one store partition from its
@@ -51,29 +52,15 @@ func (w *worker) openStores(ctx context.Context, t *task) error {
 
 // restore catches s up with its changelog partition: from the store's
 // offset, or from the beginning when the store has none or its offset
-// does not fit the changelog (deleted or recreated).
+// does not fit the changelog (deleted or recreated). A standby replica
+// of the task on this instance (see standby.go) kept the store's offset
+// current, so that only the tail is read.
 func (w *worker) restore(ctx context.Context, s *taskStore) error {
 	p := s.t.id.Partition
 	log := s.t.log.With(slog.String("store", s.name), slog.Int("partition", int(p)))
-	offs, err := w.app.b.ListOffsets(ctx, s.changelog, p)
-	if err != nil {
-		return fmt.Errorf("restore %s/%d: list offsets: %w", s.name, p, err)
-	}
-	next := offs.Earliest
-	off, ok, err := s.st.Offset()
+	next, offs, err := changelogStart(ctx, w.app.b, s.st, s.changelog, log)
 	if err != nil {
 		return fmt.Errorf("restore %s/%d: %w", s.name, p, err)
-	}
-	if ok {
-		if off+1 > offs.Latest || off+1 < offs.Earliest {
-			log.Warn("local state does not match the changelog: rebuilding it",
-				slog.Int64("offset", off), slog.Int64("earliest", offs.Earliest), slog.Int64("latest", offs.Latest))
-			if err := s.st.Drop(); err != nil {
-				return fmt.Errorf("restore %s/%d: drop: %w", s.name, p, err)
-			}
-		} else {
-			next = off + 1
-		}
 	}
 	total := offs.Latest - next
 	if total <= 0 {
@@ -95,22 +82,11 @@ func (w *worker) restore(ctx context.Context, s *taskStore) error {
 			return fmt.Errorf("restore %s/%d at offset %d: %w", s.name, p, next, err)
 		}
 		if recs := polled.Records; len(recs) > 0 {
-			s.batch.Reset()
-			for i := range recs {
-				r := &recs[i]
-				if r.Value == nil {
-					s.batch.Delete(r.Key)
-				} else {
-					s.batch.Put(r.Key, r.Value)
-				}
-			}
-			last := recs[len(recs)-1].Offset
-			s.batch.SetOffset(last)
-			if err := s.st.Apply(&s.batch); err != nil {
+			if err := applyChangelog(s.st, &s.batch, recs, recs[len(recs)-1].Offset); err != nil {
 				return fmt.Errorf("restore %s/%d: %w", s.name, p, err)
 			}
 			restored += int64(len(recs))
-			next = last + 1
+			next = recs[len(recs)-1].Offset + 1
 		}
 		if _, ok := polled.Ends[tp]; ok || next >= offs.Latest {
 			break // at the end (the rest, if any, was compacted away)
@@ -129,4 +105,51 @@ func (w *worker) restore(ctx context.Context, s *taskStore) error {
 	log.Info("restored store", slog.Int64("restored", restored), slog.Int64("total", total),
 		slog.Duration("took", time.Since(start)))
 	return nil
+}
+
+// changelogStart returns the offset from which st, a store partition
+// logged to changelog (its partition is st's), catches up with it, and
+// the changelog's offsets: the offset after the one st recorded, or the
+// changelog's earliest offset when st recorded none, or when its offset
+// does not fit the changelog (records deleted under it, or the topic
+// recreated): st is then dropped, and the mismatch logged on log at Warn.
+func changelogStart(ctx context.Context, b broker.Broker, st store.Store, changelog string, log *slog.Logger) (int64, broker.Offsets, error) {
+	offs, err := b.ListOffsets(ctx, changelog, st.Partition())
+	if err != nil {
+		return 0, offs, fmt.Errorf("list offsets: %w", err)
+	}
+	off, ok, err := st.Offset()
+	if err != nil {
+		return 0, offs, err
+	}
+	if !ok {
+		return offs.Earliest, offs, nil
+	}
+	if off+1 > offs.Latest || off+1 < offs.Earliest {
+		log.Warn("local state does not match the changelog: rebuilding it",
+			slog.Int64("offset", off), slog.Int64("earliest", offs.Earliest), slog.Int64("latest", offs.Latest))
+		if err := st.Drop(); err != nil {
+			return 0, offs, fmt.Errorf("drop: %w", err)
+		}
+		return offs.Earliest, offs, nil
+	}
+	return off + 1, offs, nil
+}
+
+// applyChangelog writes recs, changelog records of st's partition in
+// offset order, to st in one batch (b, reset first) with the offset off
+// (the last record's, or a later one up to which the changelog holds no
+// other record): a record without value deletes its key.
+func applyChangelog(st store.Store, b *store.Batch, recs []broker.Record, off int64) error {
+	b.Reset()
+	for i := range recs {
+		r := &recs[i]
+		if r.Value == nil {
+			b.Delete(r.Key)
+		} else {
+			b.Put(r.Key, r.Value)
+		}
+	}
+	b.SetOffset(off)
+	return st.Apply(b)
 }
