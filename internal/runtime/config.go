@@ -63,6 +63,10 @@ type Config struct {
 	// App.resolveInstanceID).
 	InstanceID    string
 	InstanceIDSet bool
+	// Endpoint, when EndpointSet, is the URL the instance advertises to
+	// the other members of its group (duality.Endpoint, see memberMeta).
+	Endpoint    string
+	EndpointSet bool
 }
 
 // DefaultConfig returns the defaults: GOMAXPROCS workers, the Default
@@ -126,6 +130,11 @@ func (c *Config) validate() error {
 	if c.InstanceIDSet {
 		if err := validInstanceID(c.InstanceID); err != nil {
 			errs = append(errs, fmt.Errorf("InstanceID: %w", err))
+		}
+	}
+	if c.EndpointSet {
+		if err := validEndpoint(c.Endpoint); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	if c.Clock == nil {
