@@ -64,7 +64,7 @@
 // 503 with Retry-After (the group will move its partitions if it has
 // failed). These errors carry "store", "partition" and "owner" (the
 // owner's endpoint). A key whose owner advertises no endpoint, or whose
-// partition is unassigned, is answered 409 as before.
+// partition is unassigned, is answered 409 with the partition.
 //
 // Range requests (GET /stores/{name}) read the partitions of the
 // instance that receives them, as before: to read a whole store, ask

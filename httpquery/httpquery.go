@@ -63,14 +63,20 @@ func (f optionFunc) apply(c *config) { f(c) }
 // key with 307 Temporary Redirect to that instance (Location: its
 // duality.Endpoint followed by the request's path and query), for
 // clients that reach every instance and follow redirects, instead of
-// forwarding the request there. Default: forward (see "Across instances"
-// in the package documentation).
+// forwarding the request there. A redirect carries no mark, so while the
+// group rebalances and two instances' views differ, a client may be sent
+// back and forth until the views agree or its redirect limit stops it
+// (ten for net/http's client). Default: forward, once at most (see
+// "Across instances" in the package documentation).
 func Redirect() Option { return optionFunc(func(c *config) { c.redirect = true }) }
 
 // ForwardClient sets the client that forwards key requests to the
 // instance owning the key, e.g. with TLS settings or another timeout. The
 // handler sends each forwarded request with the incoming request's
-// context, so a client that goes away cancels it. Default: a client with
+// context, so a client that goes away cancels it, and with the incoming
+// request's method, path, query and Accept header only: give a client
+// whose Transport adds credentials when the instances require them of
+// each other. Default: a client with
 // http.DefaultTransport and a 10 s timeout that follows no redirect. A
 // nil client is an error of [Handler].
 func ForwardClient(c *http.Client) Option {
