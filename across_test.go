@@ -292,3 +292,74 @@ func TestEndpointInvalid(t *testing.T) {
 	_, err := duality.New("good-endpoint", topo, b, duality.Endpoint("http://10.0.0.7:8080"))
 	require.NoError(t, err)
 }
+
+// TestKeyOwner: Owner before, during and after Run, and an owner that
+// advertises no endpoint: of two instances, one with an endpoint and one
+// without, the first names no owner for the second's keys, the second
+// names the first for its keys.
+func TestKeyOwner(t *testing.T) {
+	b := openBroker(t)
+	createTopic(t, b, acrossLines, 4)
+	model := map[string]int64{}
+	produceLines(t, b, 0, 100, model)
+	topo, _ := acrossTopology(t)
+	const endpoint = "http://10.0.0.7:8080"
+	var views [2]*duality.ReadOnlyStore[string, int64]
+	var stops [2]func() error
+	for i, opts := range [][]duality.Option{{duality.Endpoint(endpoint)}, nil} {
+		app, err := duality.New("key-owner", topo, b, append(opts, duality.CommitInterval(5*time.Millisecond))...)
+		require.NoError(t, err)
+		views[i], err = duality.Query(app, "counts", codec.String(), codec.Int64())
+		require.NoError(t, err)
+		if i == 0 {
+			_, err = views[0].Owner("w01")
+			require.ErrorIs(t, err, duality.ErrStoreNotReady, "before Run")
+		}
+		stops[i], _ = runApp(t, app)
+	}
+	within(t, 20*time.Second, "both instances own some words", func() error {
+		var owns [2]int
+		for w := range model {
+			for i, v := range views {
+				o, err := v.Owner(w)
+				if err != nil {
+					return err
+				}
+				if o.Local {
+					owns[i]++
+				}
+			}
+		}
+		if owns[0] == 0 || owns[1] == 0 || owns[0]+owns[1] != len(model) {
+			return fmt.Errorf("owned words %v of %d", owns, len(model))
+		}
+		return nil
+	})
+	for w := range model {
+		o0, err := views[0].Owner(w)
+		require.NoError(t, err)
+		o1, err := views[1].Owner(w)
+		require.NoError(t, err)
+		require.Equal(t, o0.Partition, o1.Partition)
+		require.Equal(t, broker.KeyPartition([]byte(w), 4), o0.Partition)
+		if o0.Local {
+			require.Equal(t, duality.KeyOwner{Store: "counts", Partition: o0.Partition, Endpoint: endpoint, Local: true}, o0)
+			require.Equal(t, duality.KeyOwner{Store: "counts", Partition: o0.Partition, Endpoint: endpoint}, o1)
+			_, _, err := views[1].Get(t.Context(), w)
+			var no *duality.NotOwnedError
+			require.ErrorAs(t, err, &no)
+			require.Equal(t, endpoint, no.Owner)
+			require.ErrorContains(t, err, "owner "+endpoint)
+		} else {
+			require.Equal(t, duality.KeyOwner{Store: "counts", Partition: o0.Partition}, o0, "the owner advertises no endpoint")
+			require.Equal(t, duality.KeyOwner{Store: "counts", Partition: o0.Partition, Local: true}, o1)
+			_, _, err := views[0].Get(t.Context(), w)
+			var no *duality.NotOwnedError
+			require.ErrorAs(t, err, &no)
+			require.Empty(t, no.Owner, "the owner advertises no endpoint")
+		}
+	}
+	require.NoError(t, stops[0]())
+	_, err := views[0].Owner("w01")
+	require.ErrorIs(t, err, duality.ErrStoreNotReady, "after Run")
+}
