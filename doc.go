@@ -290,9 +290,12 @@
 // key codec preserves order), each read from a snapshot; FetchAll merges
 // a windowed store's partitions likewise. Only this instance's partitions
 // are served: a key owned by another instance fails
-// with a *[NotOwnedError] ([ErrNotOwned]) naming the partition. As in
-// Kafka Streams, reaching the owner needs an RPC layer between instances,
-// which Duality does not provide. Reads see committed state only (the
+// with a *[NotOwnedError] ([ErrNotOwned]) naming the partition and, when
+// the owner advertises one with the option [Endpoint], the owner's
+// endpoint; [ReadOnlyStore.Owner] tells which instance owns a key without
+// reading it (Kafka Streams' queryMetadataForKey). Package httpquery
+// forwards a request for another instance's key to its owner, so that
+// any instance answers any key. Reads see committed state only (the
 // store as of the task's last successful commit, never its uncommitted
 // writes), so values match the committed output. While the app is not
 // running, rebalancing or restoring a partition, queries fail with

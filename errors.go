@@ -93,10 +93,24 @@ type ProcessingError = runtime.ProcessingError
 
 // NotOwnedError is returned by a query for a key whose partition this
 // instance does not own: its fields Store and Partition name the store and
-// the key's partition. It matches [ErrNotOwned]. Another instance of the
-// app may own the partition; Duality does not forward queries between
-// instances.
+// the key's partition, and Owner the [Endpoint] of the instance that owns
+// it in this instance's current assignment (empty when that instance
+// advertises none, or the partition is unassigned while the group
+// rebalances). It matches [ErrNotOwned]. Ask the owner (package httpquery
+// forwards the request there), and retry when the owner says it does not
+// own the key either: the group is rebalancing.
 type NotOwnedError = runtime.NotOwnedError
+
+// KeyOwner says which instance of an [App] owns a key of a store, as
+// [ReadOnlyStore.Owner] and [ReadOnlyWindowStore.Owner] return it
+// (Kafka Streams' KeyQueryMetadata): Store and Partition name the store
+// and the key's partition; Local is true when the asking instance owns
+// it; Endpoint is the owner's [Endpoint] (this instance's own when
+// Local), empty when the owner advertises none or the partition is
+// unassigned. It reflects the asking instance's current assignment, which
+// a rebalance may change at any time: a query sent to the owner may still
+// fail with [ErrNotOwned] or [ErrStoreNotReady], and be retried.
+type KeyOwner = runtime.KeyOwner
 
 // RestoreProgress reports, to the [OnRestore] hook, the restoration of one
 // store partition from its changelog, or the bootstrap of a global store

@@ -184,3 +184,110 @@ func ExampleQueryWindows() {
 	// fetch error: <nil>
 	// true
 }
+
+// Which instance owns a key: two instances of a word count in one group,
+// each advertising an endpoint, and a lookup that sends each Get to the
+// instance owning the key, as a query service of your own between
+// instances would (package httpquery does this over HTTP).
+func ExampleReadOnlyStore_Owner() {
+	dir, err := os.MkdirTemp("", "owner-example")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer os.RemoveAll(dir)
+	b, err := embedded.Open(dir)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer b.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if err := b.CreateTopic(ctx, "text-lines", broker.TopicConfig{Partitions: 4}); err != nil {
+		fmt.Println(err)
+		return
+	}
+	var recs []broker.Record
+	for i, line := range []string{"the cat sat", "the dog sat", "a cat"} {
+		recs = append(recs, broker.Record{Topic: "text-lines", Partition: broker.PartitionByKey,
+			Key: fmt.Appendf(nil, "line-%d", i), Value: []byte(line)})
+	}
+	if err := b.Produce(ctx, recs); err != nil {
+		fmt.Println(err)
+		return
+	}
+	sb := stream.NewBuilder()
+	lines := stream.From(sb, "text-lines", codec.String(), codec.String())
+	words := stream.FlatMapValues(lines, func(line string) iter.Seq[string] { return strings.FieldsSeq(line) })
+	byWord := stream.GroupBy(words, func(_, w string) string { return w })
+	table.Count(byWord, "word-counts")
+	topo, err := sb.Build()
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+
+	// Two instances of the app, as two processes would run them; each
+	// store view is reached by its instance's endpoint.
+	views := map[string]*duality.ReadOnlyStore[string, int64]{}
+	var runs []chan error
+	defer func() {
+		cancel()
+		for _, done := range runs {
+			<-done
+		}
+	}()
+	for _, endpoint := range []string{"http://instance-a:8080", "http://instance-b:8080"} {
+		app, err := duality.New("wc", topo, b, duality.Endpoint(endpoint), duality.CommitInterval(5*time.Millisecond))
+		if err != nil {
+			fmt.Println(err)
+			return
+		}
+		if views[endpoint], err = duality.Query(app, "word-counts", codec.String(), codec.Int64()); err != nil {
+			fmt.Println(err)
+			return
+		}
+		done := make(chan error, 1)
+		go func() { done <- app.Run(ctx) }()
+		runs = append(runs, done)
+	}
+
+	// get asks instance a which instance owns word, and that instance
+	// for its count.
+	get := func(word string) (int64, error) {
+		o, err := views["http://instance-a:8080"].Owner(word)
+		if err != nil {
+			return 0, err
+		}
+		owner, ok := views[o.Endpoint]
+		if !ok {
+			return 0, fmt.Errorf("%s: owner %q unknown", word, o.Endpoint)
+		}
+		n, _, err := owner.Get(ctx, word)
+		return n, err
+	}
+	want := map[string]int64{"a": 1, "cat": 2, "dog": 1, "sat": 2, "the": 2}
+	// Retry while the group forms and the counts are committed.
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		right := 0
+		for w, n := range want {
+			if got, err := get(w); err == nil && got == n {
+				right++
+			}
+		}
+		if right == len(want) {
+			break
+		}
+	}
+	for _, w := range []string{"a", "cat", "dog", "sat", "the"} {
+		n, err := get(w)
+		fmt.Println(w, n, err)
+	}
+	// Output:
+	// a 1 <nil>
+	// cat 2 <nil>
+	// dog 1 <nil>
+	// sat 2 <nil>
+	// the 2 <nil>
+}

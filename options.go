@@ -274,6 +274,27 @@ func NumStandbyReplicas(n int) Option {
 	return optionFunc(func(c *runtime.Config) { c.NumStandbyReplicas = n })
 }
 
+// Endpoint sets the URL at which this instance answers queries, which it
+// advertises to the other instances of the app through the group (in its
+// member metadata): an absolute http or https URL with a host and an
+// optional path, e.g. "http://10.0.0.7:8080", reachable by the other
+// instances, where an [httpquery] handler (or a query service of your
+// own) is served. With it, a query on another instance for a key this
+// instance owns fails with a *[NotOwnedError] whose Owner is endpoint,
+// [ReadOnlyStore.Owner] names it, and httpquery forwards such requests
+// here, so that any instance answers any key (see "Queries across
+// instances" in the README). Default: none; the instance's keys are
+// still answered by itself, and other instances report them as owned by
+// an instance without endpoint. An endpoint that is not such a URL, has
+// user information (every member of the group sees it), a query or a
+// fragment, or exceeds 2048 bytes is an error of [New] matching
+// [ErrInvalidConfig].
+//
+// [httpquery]: https://pkg.go.dev/github.com/duality-streams/duality/httpquery
+func Endpoint(endpoint string) Option {
+	return optionFunc(func(c *runtime.Config) { c.Endpoint, c.EndpointSet = endpoint, true })
+}
+
 // OnRestore sets a hook that reports the restoration of a store partition
 // from its changelog, before its task processes input: called from the
 // worker that restores it after each applied batch of changelog records

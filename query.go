@@ -24,10 +24,12 @@ func IsRetryableQueryError(err error) bool {
 }
 
 // ReadOnlyStore is a typed, read-only view of a key-value store of a
-// running [App], made by [Query] or [QueryTable]. It serves the partitions this instance owns and only
-// those: a key of another instance's partition fails with a
-// *[NotOwnedError] (as in Kafka Streams, finding and asking the owner needs
-// an RPC layer between instances, which Duality does not provide).
+// running [App], made by [Query] or [QueryTable]. It serves the
+// partitions this instance owns and only those: a key of another
+// instance's partition fails with a *[NotOwnedError] that names the
+// owner's [Endpoint], which [ReadOnlyStore.Owner] also tells without
+// reading; package httpquery asks the owner over HTTP, so that any
+// instance answers any key.
 //
 // Reads see committed state only: the store as of the last successful
 // commit of its task, never the task's uncommitted writes, so the values
@@ -158,6 +160,25 @@ func (s *ReadOnlyStore[K, V]) Get(ctx context.Context, key K) (V, bool, error) {
 		return zero, false, fmt.Errorf("store %s partition %d: decode value: %w", s.r.Name(), p, err)
 	}
 	return v, true, nil
+}
+
+// Owner returns which instance owns key, routed to its partition as
+// [ReadOnlyStore.Get] routes it, in this instance's current assignment,
+// without reading the store (Kafka Streams' queryMetadataForKey): this
+// instance (Local) or another, named by its [Endpoint]. A global store's
+// keys are all local. Errors: [ErrStoreNotReady] before the app's first
+// assignment and after it stops, and codec errors.
+func (s *ReadOnlyStore[K, V]) Owner(key K) (KeyOwner, error) {
+	k, err := s.kc.Append(nil, key)
+	if err != nil {
+		return KeyOwner{}, fmt.Errorf("store %s: encode key: %w", s.r.Name(), err)
+	}
+	if s.route != nil {
+		if k, err = s.route(k); err != nil {
+			return KeyOwner{}, fmt.Errorf("store %s: encode key: %w", s.r.Name(), err)
+		}
+	}
+	return s.r.OwnerOf(k)
 }
 
 // Range returns the committed pairs with from <= key < to (compared as

@@ -71,18 +71,9 @@ func (s *ReadOnlyWindowStore[K, V]) Fetch(ctx context.Context, key K, from, to t
 	var err error
 	seq := func(yield func(window.Windowed[K], V) bool) {
 		err = nil
-		// The windowed key codec encodes the escaped key, then the
-		// window's start and end (8 bytes each), as the store's keys
-		// hold it; the partition is the record key's.
-		wk, kerr := s.wc.Append(nil, window.Windowed[K]{Key: key})
+		ekey, raw, kerr := s.encodeKey(key)
 		if kerr != nil {
-			err = fmt.Errorf("store %s: encode key: %w", s.r.Name(), kerr)
-			return
-		}
-		ekey := wk[:max(len(wk)-16, 0)]
-		raw, rest, kerr := windowstore.Unescape(ekey)
-		if kerr != nil || len(rest) != 0 {
-			err = fmt.Errorf("store %s: encode key: %w: not a windowed key encoding", s.r.Name(), codec.ErrInvalid)
+			err = kerr
 			return
 		}
 		scan := func(start, end []byte) (iter.Seq2[[]byte, []byte], func() error) {
@@ -95,6 +86,36 @@ func (s *ReadOnlyWindowStore[K, V]) Fetch(ctx context.Context, key K, from, to t
 		}
 	}
 	return seq, func() error { return err }
+}
+
+// encodeKey returns the escaped encoding of key as the store's keys hold
+// it (ekey), and the record key it escapes (raw), whose partition is the
+// key's: the windowed key codec encodes the escaped key, then the
+// window's start and end (8 bytes each).
+func (s *ReadOnlyWindowStore[K, V]) encodeKey(key K) (ekey, raw []byte, err error) {
+	wk, err := s.wc.Append(nil, window.Windowed[K]{Key: key})
+	if err != nil {
+		return nil, nil, fmt.Errorf("store %s: encode key: %w", s.r.Name(), err)
+	}
+	ekey = wk[:max(len(wk)-16, 0)]
+	raw, rest, err := windowstore.Unescape(ekey)
+	if err != nil || len(rest) != 0 {
+		return nil, nil, fmt.Errorf("store %s: encode key: %w: not a windowed key encoding", s.r.Name(), codec.ErrInvalid)
+	}
+	return ekey, raw, nil
+}
+
+// Owner returns which instance owns the windows of key, as
+// [ReadOnlyStore.Owner] does: this instance (Local) or another, named by
+// its [Endpoint], in this instance's current assignment. Errors:
+// [ErrStoreNotReady] before the app's first assignment and after it
+// stops, and codec errors.
+func (s *ReadOnlyWindowStore[K, V]) Owner(key K) (KeyOwner, error) {
+	_, raw, err := s.encodeKey(key)
+	if err != nil {
+		return KeyOwner{}, err
+	}
+	return s.r.OwnerOf(raw)
 }
 
 // FetchAll returns the windows of every key, in the partitions this

@@ -40,6 +40,36 @@
 // duality.ReadOnlyWindowStore.FetchAll. At most limit items are returned,
 // with "more" set when there are more; narrow the time range to page.
 //
+// # Across instances
+//
+// A store's partitions are spread over the instances of the app (the
+// members of its consumer group). When every instance advertises where
+// its handler is served, with the option duality.Endpoint, any instance
+// answers any key: a key request (GET /stores/{name}/keys/{key}, of a
+// key-value or a windowed store) for a key another instance owns is
+// forwarded to that instance, whose response is relayed with the header
+// [ForwardedHeader] naming it. Forwarding is the default because it asks
+// nothing of the client: the instances' endpoints need only be reachable
+// from each other (their addresses inside a cluster), not from the
+// client, which may come through a load balancer and need not follow
+// redirects. With the option [Redirect] the handler answers 307
+// Temporary Redirect to the owner instead, saving the hop's bandwidth
+// when clients reach every instance.
+//
+// A request is forwarded once at most: it carries [ForwardedHeader], and
+// an instance that receives a forwarded request for a key it does not own
+// (the group is rebalancing and the two instances' views differ) answers
+// 421 Misdirected Request, which the first instance turns into 503 with
+// Retry-After for its client. An owner that cannot be reached is also
+// 503 with Retry-After (the group will move its partitions if it has
+// failed). These errors carry "store", "partition" and "owner" (the
+// owner's endpoint). A key whose owner advertises no endpoint, or whose
+// partition is unassigned, is answered 409 with the partition.
+//
+// Range requests (GET /stores/{name}) read the partitions of the
+// instance that receives them, as before: to read a whole store, ask
+// every instance.
+//
 // # Keys and values
 //
 // Keys in the URL are strings, decoded from their URL escaping; a [Spec]
@@ -60,7 +90,8 @@
 // status: 400 for a key, time or parameter that does not parse, 404 for
 // an unknown store or a missing key, 405 for a method other than GET or
 // HEAD, 409 (with "partition") when the key's partition is owned by
-// another instance of the app (requests are not forwarded to it), 503
-// (with Retry-After) while the app is not running, rebalancing or
-// restoring, and 500 otherwise. The handler never panics on bad input.
+// another instance of the app that advertises no endpoint, 421 and 503
+// for a key another instance owns (see "Across instances"), 503 (with
+// Retry-After) while the app is not running, rebalancing or restoring,
+// and 500 otherwise. The handler never panics on bad input.
 package httpquery

@@ -34,11 +34,59 @@ var ErrBadKey = errors.New("httpquery: bad key")
 
 // Spec describes a store served by [Handler]: its name, its kind and how
 // to parse its keys and read it. Make one with [Store], [StringKeys] or
-// [Windows].
+// [Windows]. A Spec is an [Option] of Handler.
 type Spec struct {
 	name string
 	kind string // "key-value" or "windows"
 	bind func(app *duality.App) (reader, error)
+}
+
+func (s Spec) apply(c *config) { c.specs = append(c.specs, s) }
+
+// Option configures a [Handler]: a [Spec], a store to serve, or one of
+// the settings [Redirect] and [ForwardClient].
+type Option interface{ apply(*config) }
+
+// config is what the options of a Handler set.
+type config struct {
+	specs    []Spec
+	redirect bool
+	client   *http.Client
+	errs     []error
+}
+
+type optionFunc func(*config)
+
+func (f optionFunc) apply(c *config) { f(c) }
+
+// Redirect makes the handler answer a key request for another instance's
+// key with 307 Temporary Redirect to that instance (Location: its
+// duality.Endpoint followed by the request's path and query), for
+// clients that reach every instance and follow redirects, instead of
+// forwarding the request there. A redirect carries no mark, so while the
+// group rebalances and two instances' views differ, a client may be sent
+// back and forth until the views agree or its redirect limit stops it
+// (ten for net/http's client). Default: forward, once at most (see
+// "Across instances" in the package documentation).
+func Redirect() Option { return optionFunc(func(c *config) { c.redirect = true }) }
+
+// ForwardClient sets the client that forwards key requests to the
+// instance owning the key, e.g. with TLS settings or another timeout. The
+// handler sends each forwarded request with the incoming request's
+// context, so a client that goes away cancels it, and with the incoming
+// request's method, path, query and Accept header only: give a client
+// whose Transport adds credentials when the instances require them of
+// each other. Default: a client with
+// http.DefaultTransport and a 10 s timeout that follows no redirect. A
+// nil client is an error of [Handler].
+func ForwardClient(c *http.Client) Option {
+	return optionFunc(func(cfg *config) {
+		if c == nil {
+			cfg.errs = append(cfg.errs, errors.New("httpquery: ForwardClient(nil)"))
+			return
+		}
+		cfg.client = c
+	})
 }
 
 // reader reads one store with keys given as strings.
@@ -223,18 +271,29 @@ func timeRange(q url.Values) (from, to time.Time, err error) {
 }
 
 // Handler returns an http.Handler serving queries of the stores of app
-// described by specs (see the package documentation for the routes and
-// status codes). It may be created before app runs; requests get 503 until
-// app's partitions are ready. It returns an error for an unknown store, a
-// store of another kind than its Spec says, a duplicate store or a nil
-// app, all at once. The handler is safe for concurrent use.
-func Handler(app *duality.App, specs ...Spec) (http.Handler, error) {
+// described by the [Spec] values among opts, configured by the other
+// options (see the package documentation for the routes, the status codes
+// and the requests for keys other instances own). It may be created
+// before app runs; requests get 503 until app's partitions are ready. It
+// returns an error for an unknown store, a store of another kind than its
+// Spec says, a duplicate store, an invalid option or a nil app, all at
+// once. The handler is safe for concurrent use.
+func Handler(app *duality.App, opts ...Option) (http.Handler, error) {
 	if app == nil {
 		return nil, errors.New("httpquery: nil app")
 	}
-	h := &handler{readers: map[string]reader{}}
-	var errs []error
-	for _, sp := range specs {
+	var cfg config
+	for _, o := range opts {
+		if o != nil {
+			o.apply(&cfg)
+		}
+	}
+	if cfg.client == nil {
+		cfg.client = defaultForwardClient()
+	}
+	h := &handler{readers: map[string]reader{}, redirect: cfg.redirect, client: cfg.client}
+	errs := cfg.errs
+	for _, sp := range cfg.specs {
 		if sp.bind == nil {
 			errs = append(errs, errors.New("httpquery: zero Spec"))
 			continue
@@ -268,6 +327,10 @@ func Handler(app *duality.App, specs ...Spec) (http.Handler, error) {
 type handler struct {
 	readers map[string]reader
 	stores  []storeInfo // by name
+	// redirect answers a key another instance owns with a redirect
+	// (Redirect), instead of forwarding the request with client.
+	redirect bool
+	client   *http.Client
 }
 
 // storeInfo is an entry of the list of stores.
@@ -326,6 +389,11 @@ func (h *handler) get(w http.ResponseWriter, r *http.Request) {
 	key := r.PathValue("key")
 	body, found, err := rd.key(r.Context(), key, r.URL.Query(), limit)
 	if err != nil {
+		var no *duality.NotOwnedError
+		if errors.As(err, &no) {
+			h.notOwned(w, r, no)
+			return
+		}
 		writeQueryError(w, err)
 		return
 	}

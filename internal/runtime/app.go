@@ -82,14 +82,16 @@ func New(appID string, topo *topology.Topology, b broker.Broker, cfg Config) (*A
 	if l, ok := b.(broker.RecordLimiter); ok {
 		maxRecordBytes = l.MaxRecordBytes()
 	}
-	return &App{
+	a := &App{
 		maxRecordBytes: maxRecordBytes,
 		appID:          appID,
 		plan:           p,
 		b:              b,
 		cfg:            cfg,
 		log:            cfg.Logger.With(slog.String("app", appID)),
-	}, nil
+	}
+	a.iq.endpoint = cfg.Endpoint
+	return a, nil
 }
 
 // ExternalTopics returns the topics of a's topology that Run needs to
@@ -184,6 +186,7 @@ func (a *App) run(ctx context.Context, bounded bool) (err error) {
 	if static {
 		join.InstanceID = a.instanceID
 	}
+	join.UserData = memberMeta{Endpoint: a.cfg.Endpoint}.encode()
 	m, err := a.b.JoinGroup(ctx, a.appID, a.plan.sourceTopics, join)
 	if err != nil {
 		if canceled(err) {
@@ -483,7 +486,7 @@ func (a *App) start(ctx context.Context, m broker.Membership, asg broker.Assignm
 		return nil, err
 	}
 	n := min(a.cfg.Workers, len(tasks))
-	a.iq.assign(tasks)
+	a.iq.assign(tasks, a.owners(asg))
 	a.m.tasks.Store(int64(len(tasks)))
 	a.log.Info("assigned", slog.Int64("generation", asg.Generation),
 		slog.Int("partitions", len(asg.Partitions)), slog.Int("tasks", len(tasks)), slog.Int("workers", n))

@@ -66,6 +66,10 @@ type Config struct {
 	// NumStandbyReplicas is the number of standby copies of each
 	// stateful task kept on other instances (see standby.go); 0: none.
 	NumStandbyReplicas int
+	// Endpoint, when EndpointSet, is the URL the instance advertises to
+	// the other members of its group (duality.Endpoint, see memberMeta).
+	Endpoint    string
+	EndpointSet bool
 }
 
 // DefaultConfig returns the defaults: GOMAXPROCS workers, the Default
@@ -133,6 +137,11 @@ func (c *Config) validate() error {
 	}
 	if c.NumStandbyReplicas < 0 {
 		bad("NumStandbyReplicas(%d): must be 0 (none) or positive", c.NumStandbyReplicas)
+	}
+	if c.EndpointSet {
+		if err := validEndpoint(c.Endpoint); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	if c.Clock == nil {
 		bad("Clock(nil): a clock function is required")

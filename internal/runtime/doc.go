@@ -41,6 +41,10 @@
 //   - global.go: global stores: bootstrap and follow.
 //   - query.go: the registry of store partitions open for queries and
 //     the byte-level reads ([StoreReader]).
+//   - membermeta.go: the metadata an instance advertises to the other
+//     members of its group (JoinOptions.UserData: its endpoint), its
+//     versioned, extensible encoding, and the owners of the store
+//     partitions in an assignment.
 //   - metrics.go: [Metrics] and the counters behind it.
 //   - errors.go: sentinels and error types, re-exported by package
 //     duality.

@@ -123,17 +123,38 @@ func (e *ProcessingError) Unwrap() error { return e.Err }
 
 // NotOwnedError is returned by a query for a key whose partition this
 // instance does not own (duality.NotOwnedError is this type). It matches
-// [ErrNotOwned]. Another instance of the app may own it; Duality does not
-// forward queries between instances.
+// [ErrNotOwned]. Owner is the endpoint (Config.Endpoint) of the instance
+// that owns the partition in this instance's current assignment, empty
+// when that instance advertises none or the partition is unassigned.
 type NotOwnedError struct {
 	// Store is the store's name.
 	Store string
 	// Partition is the key's partition, owned by another instance.
 	Partition int32
+	// Owner is the endpoint of the partition's owner, or empty.
+	Owner string
 }
 
 func (e *NotOwnedError) Error() string {
+	if e.Owner != "" {
+		return fmt.Sprintf("duality: store %s partition %d is not owned by this instance: owner %s", e.Store, e.Partition, e.Owner)
+	}
 	return fmt.Sprintf("duality: store %s partition %d is not owned by this instance", e.Store, e.Partition)
+}
+
+// KeyOwner says which instance of an app owns the partition of a key of
+// a store, in the asking instance's current assignment
+// (duality.KeyOwner is this type).
+type KeyOwner struct {
+	// Store is the store's name.
+	Store string
+	// Partition is the key's partition (0 for a global store).
+	Partition int32
+	// Endpoint is the owner's endpoint (Config.Endpoint), empty when it
+	// advertises none or the partition is unassigned.
+	Endpoint string
+	// Local is true when this instance owns the partition.
+	Local bool
 }
 
 // Is reports whether target is [ErrNotOwned].

@@ -35,7 +35,14 @@ type queries struct {
 		owned map[string]map[int32]store.Store
 		// globals are the bootstrapped global stores, by name.
 		globals map[string]*globalStore
+		// owners maps each store to the endpoint advertised by the owner
+		// of each of its partitions in the current assignment (see
+		// App.owners); a partition is absent when its owner advertises
+		// none or it is unassigned.
+		owners map[string]map[int32]string
 	}
+	// endpoint is this instance's Config.Endpoint, set by New.
+	endpoint string
 }
 
 // setGlobals makes the global stores readable once bootstrapped (nil:
@@ -72,8 +79,9 @@ func (q *queries) setPartitions(p *plan, topics map[string]int32) {
 	q.mu.Unlock()
 }
 
-// assign records the store partitions of a new assignment, not open yet.
-func (q *queries) assign(tasks []*task) {
+// assign records the store partitions of a new assignment, not open yet,
+// and the endpoints of their owners (nil: none known).
+func (q *queries) assign(tasks []*task, owners map[string]map[int32]string) {
 	owned := map[string]map[int32]store.Store{}
 	for _, t := range tasks {
 		for _, sp := range t.sub.stores {
@@ -84,7 +92,7 @@ func (q *queries) assign(tasks []*task) {
 		}
 	}
 	q.mu.Lock()
-	q.mu.running, q.mu.owned = true, owned
+	q.mu.running, q.mu.owned, q.mu.owners = true, owned, owners
 	q.mu.Unlock()
 }
 
@@ -107,7 +115,7 @@ func (q *queries) set(name string, p int32, st store.Store) {
 // queries in flight, before Run closes the DB.
 func (q *queries) stop() {
 	q.mu.Lock()
-	q.mu.running, q.mu.owned = false, nil
+	q.mu.running, q.mu.owned, q.mu.owners = false, nil, nil
 	q.mu.Unlock()
 	q.gate.close()
 }
@@ -182,12 +190,28 @@ func (q *queries) lookup(name string, p int32) (store.Store, error) {
 	}
 	st, ok := q.mu.owned[name][p]
 	if !ok {
-		return nil, &NotOwnedError{Store: name, Partition: p}
+		return nil, &NotOwnedError{Store: name, Partition: p, Owner: q.mu.owners[name][p]}
 	}
 	if st == nil {
 		return nil, fmt.Errorf("store %s partition %d: opening or restoring: %w", name, p, ErrStoreNotReady)
 	}
 	return st, nil
+}
+
+// owner returns the owner of partition p of name in the current
+// assignment: ErrStoreNotReady before the first one.
+func (q *queries) owner(name string, p int32) (KeyOwner, error) {
+	q.mu.RLock()
+	defer q.mu.RUnlock()
+	if !q.mu.running {
+		return KeyOwner{}, fmt.Errorf("store %s partition %d: app not running: %w", name, p, ErrStoreNotReady)
+	}
+	_, local := q.mu.owned[name][p]
+	o := KeyOwner{Store: name, Partition: p, Local: local, Endpoint: q.mu.owners[name][p]}
+	if local {
+		o.Endpoint = q.endpoint
+	}
+	return o, nil
 }
 
 // ownedStores returns the open stores of the partitions of name this
@@ -311,6 +335,27 @@ func (r *StoreReader) GetPartitionOf(pkey, key []byte) (value []byte, ok bool, p
 		return nil, false, partition, notReady(r.name, err)
 	}
 	return value, ok, partition, nil
+}
+
+// OwnerOf returns the owner of the partition that [broker.KeyPartition]
+// routes pkey to, as Get routes it, in the current assignment: this
+// instance (Local) or another, named by the endpoint it advertises. For
+// a global store, which every instance holds, it is this instance. It
+// errs with [ErrStoreNotReady] before the app's first assignment (before
+// the global store is bootstrapped) and after Run returns.
+func (r *StoreReader) OwnerOf(pkey []byte) (KeyOwner, error) {
+	q := r.q
+	if r.global {
+		if q.globalStore(r.name) == nil {
+			return KeyOwner{}, errNoGlobal(r.name)
+		}
+		return KeyOwner{Store: r.name, Local: true, Endpoint: q.endpoint}, nil
+	}
+	n := q.partitionCount(r.name)
+	if n <= 0 {
+		return KeyOwner{}, fmt.Errorf("store %s: app not running: %w", r.name, ErrStoreNotReady)
+	}
+	return q.owner(r.name, broker.KeyPartition(pkey, n))
 }
 
 // Scan returns the committed pairs with start <= key < end (nil start:

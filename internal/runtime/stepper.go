@@ -98,7 +98,7 @@ func (a *App) Step(ctx context.Context) (_ *Stepper, recs []broker.Record, err e
 	if err := a.resume(ctx, tasks); err != nil {
 		return nil, nil, err
 	}
-	a.iq.assign(tasks)
+	a.iq.assign(tasks, nil)
 	a.m.tasks.Store(int64(len(tasks)))
 	if _, err := a.resolveInstanceID(); err != nil {
 		return nil, nil, err
