@@ -18,9 +18,13 @@
 //	go run ./benchmarks/nexmark -events 200000 -queries q0,q5
 //	go run ./benchmarks/nexmark -json /tmp/nexmark      # also write events and outputs as JSON lines
 //
-// The generator and the queries are in internal/gen and internal/queries;
-// the events and the JSON lines exchange format follow
-// ../shared/NEXMARK.md. A mismatch with the reference, or a record dropped
+// The generator and the queries are in internal/gen and internal/queries.
+// With -json, events.jsonl holds one event per line,
+// {"kind":"bid","bid":{...}} (and "person", "auction"), with camelCase
+// field names, times in epoch milliseconds and prices in cents, and
+// <query>.jsonl the query's final output, one record per line, sorted;
+// windowed results carry windowStart and windowEnd (epoch ms, end
+// exclusive). A mismatch with the reference, or a record dropped
 // as late, makes the command exit 1.
 package main
 
@@ -38,6 +42,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -49,13 +54,14 @@ import (
 
 var (
 	events     = flag.Int64("events", 1_000_000, "events of the input")
-	queryList  = flag.String("queries", "", "comma-separated queries to run (default: all: q0,q1,q2,q3,q4,q5,q7,q8,q11,q13,q20)")
+	queryList  = flag.String("queries", "", "comma-separated queries to run (default: all: q0,q1,q2,q3,q4,q5,q6,q7,q8,q11,q13,q20)")
 	jsonDir    = flag.String("json", "", "if set, write the events (events.jsonl) and each query's final output (<query>.jsonl) as JSON lines into this directory")
 	seed       = flag.Uint64("seed", 1, "generator seed")
 	rate       = flag.Int("rate", 10_000, "events per second of event time")
 	partitions = flag.Int("partitions", 2, "partitions of the events topic (and of the topics the queries create)")
 	workers    = flag.Int("workers", 0, "duality.Workers (0: GOMAXPROCS)")
 	grace      = flag.Duration("grace", 30*time.Second, "grace of the windows and joins (event time)")
+	cpuProfile = flag.String("cpuprofile", "", "write a CPU profile of each query's run to this file with the query's name appended")
 
 	child = flag.String("child", "", "internal: run this one query and print its result as JSON")
 )
@@ -162,6 +168,9 @@ func runCase(ctx context.Context, name string) (result, error) {
 		fmt.Sprintf("-events=%d", *events), fmt.Sprintf("-seed=%d", *seed), fmt.Sprintf("-rate=%d", *rate),
 		fmt.Sprintf("-partitions=%d", *partitions), fmt.Sprintf("-workers=%d", *workers),
 		"-grace="+grace.String(), "-json="+*jsonDir)
+	if *cpuProfile != "" {
+		cmd.Args = append(cmd.Args, "-cpuprofile="+*cpuProfile+"."+name)
+	}
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, io.MultiWriter(os.Stderr, &stderr)
 	if err := cmd.Run(); err != nil {
@@ -187,13 +196,27 @@ func runChild(ctx context.Context, name string) (err error) {
 	}
 	defer os.RemoveAll(dir)
 	cfg := gen.Config{Seed: *seed, Rate: *rate}
+	var prof *os.File
+	if *cpuProfile != "" {
+		if prof, err = os.Create(*cpuProfile); err != nil {
+			return err
+		}
+		defer prof.Close()
+	}
 	var hwm int64
 	res, err := queries.Run(ctx, q, queries.RunConfig{
 		Dir: dir, Gen: cfg, Events: *events, Partitions: *partitions, Grace: *grace, Workers: *workers,
-		// The peak RSS of the run, not of producing the input (Linux:
-		// writing 5 to clear_refs resets VmHWM).
-		BeforeRun: func() { _ = os.WriteFile("/proc/self/clear_refs", []byte("5"), 0) },
+		BeforeRun: func() {
+			// The peak RSS of the run, not of producing the input (Linux:
+			// writing 5 to clear_refs resets VmHWM).
+			_ = os.WriteFile("/proc/self/clear_refs", []byte("5"), 0)
+			if prof != nil {
+				_ = pprof.StartCPUProfile(prof)
+			}
+		},
 		AfterRun: func() {
+			pprof.StopCPUProfile()
+			var err error
 			if hwm, err = procStatus("VmHWM"); err != nil {
 				hwm = -1
 			}

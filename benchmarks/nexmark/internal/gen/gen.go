@@ -1,5 +1,5 @@
-// Package gen generates Nexmark events deterministically, as described in
-// ../shared/NEXMARK.md (after Beam's and nexmark-rs' generators): event n is
+// Package gen generates Nexmark events deterministically, after the
+// generators of Apache Beam's Nexmark and of nexmark-rs: event n is
 // a function of the seed and n alone, so any event can be regenerated on its
 // own and generators can split the event numbers between them (parallelism)
 // without changing a single event. Event time follows the configured rate of

@@ -64,7 +64,7 @@ type Query struct {
 
 // All returns the queries of the suite, in order.
 func All() []Query {
-	return []Query{q0(), q1(), q2(), q3(), q4(), q5(), q7(), q8(), q11(), q13(), q20()}
+	return []Query{q0(), q1(), q2(), q3(), q4(), q5(), q6(), q7(), q8(), q11(), q13(), q20()}
 }
 
 // ByName returns the query named name.
