@@ -85,14 +85,14 @@ func TestBidAuctionSpan(t *testing.T) {
 	require.NoError(t, err)
 	before, after := g.BidAuctionSpan()
 	created := map[int64]int64{}
-	const count = 200_000
+	const count = 60_000
 	// Auctions are created in order; a bid may name one created later.
 	for _, e := range g.Events(0, count, 1) {
 		if e.Kind == KindAuction {
 			created[e.Auction.ID] = e.Auction.DateTime
 		}
 	}
-	for _, e := range g.Events(0, count-10_000, 1) {
+	for _, e := range g.Events(0, count-5_000, 1) {
 		if e.Kind != KindBid {
 			continue
 		}

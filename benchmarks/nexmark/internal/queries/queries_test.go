@@ -8,11 +8,11 @@ import (
 	"github.com/duality-streams/duality/benchmarks/nexmark/internal/gen"
 )
 
-// testEvents events at 1000 events/s of event time: 20 s, two tumbling
+// testEvents events at 500 events/s of event time: 20 s, two tumbling
 // windows of 10 s and more hopping ones.
-const testEvents = 20_000
+const testEvents = 10_000
 
-var testGen = gen.Config{Seed: 7, Rate: 1000}
+var testGen = gen.Config{Seed: 7, Rate: 500}
 
 // TestQueries runs every query to the end of a small input on the
 // embedded broker and compares its final output with the reference.
