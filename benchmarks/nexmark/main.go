@@ -1,0 +1,334 @@
+// Command nexmark runs the Nexmark queries on Duality, each over a bounded
+// input to its end (duality.App.RunToEnd on the embedded broker, state in
+// Pebble), checks each query's final output against a plain-Go reference
+// computed from the same events, and prints per query:
+//
+//	result query=q5 events=1000000 ev_per_s=... ev_per_s_per_core=... rss_mb=... outputs=... check=ok
+//
+// ev_per_s is the events divided by the wall-clock time of RunToEnd (from
+// its start to its return: startup, processing every stage, the end of the
+// windows); ev_per_s_per_core divides the events by the CPU time (user +
+// system) the process used meanwhile; rss_mb is the peak RSS during the run
+// (the embedded broker included: it runs in the process); outputs is the
+// number of records in the query's output topic. Generating and producing
+// the input is not timed. Every query runs in a child process (this program
+// re-executed), so that its peak RSS and CPU time are its own.
+//
+//	go run ./benchmarks/nexmark                         # every query, 1M events
+//	go run ./benchmarks/nexmark -events 200000 -queries q0,q5
+//	go run ./benchmarks/nexmark -json /tmp/nexmark      # also write events and outputs as JSON lines
+//
+// The generator and the queries are in internal/gen and internal/queries.
+// With -json, events.jsonl holds one event per line,
+// {"kind":"bid","bid":{...}} (and "person", "auction"), with camelCase
+// field names, times in epoch milliseconds and prices in cents, and
+// <query>.jsonl the query's final output, one record per line, sorted;
+// windowed results carry windowStart and windowEnd (epoch ms, end
+// exclusive). A mismatch with the reference, or a record dropped
+// as late, makes the command exit 1.
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"runtime/pprof"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/duality-streams/duality/benchmarks/nexmark/internal/gen"
+	"github.com/duality-streams/duality/benchmarks/nexmark/internal/queries"
+)
+
+var (
+	events     = flag.Int64("events", 1_000_000, "events of the input")
+	queryList  = flag.String("queries", "", "comma-separated queries to run (default: all: q0,q1,q2,q3,q4,q5,q6,q7,q8,q11,q13,q20)")
+	jsonDir    = flag.String("json", "", "if set, write the events (events.jsonl) and each query's final output (<query>.jsonl) as JSON lines into this directory")
+	seed       = flag.Uint64("seed", 1, "generator seed")
+	rate       = flag.Int("rate", 10_000, "events per second of event time")
+	partitions = flag.Int("partitions", 2, "partitions of the events topic (and of the topics the queries create)")
+	workers    = flag.Int("workers", 0, "duality.Workers (0: GOMAXPROCS)")
+	grace      = flag.Duration("grace", 0, "grace of the windows and joins, in event time (default: the input's event-time span plus 10s, so that no record is late)")
+	cpuProfile = flag.String("cpuprofile", "", "write a CPU profile of each query's run to this file with the query's name appended")
+
+	child = flag.String("child", "", "internal: run this one query and print its result as JSON")
+)
+
+// targets are the per-core targets of issue 12, in events/s per core.
+var targets = map[string]float64{"q0": 400e3, "q1": 400e3, "q2": 400e3, "q5": 75e3, "q7": 25e3, "q8": 160e3}
+
+func main() {
+	flag.Parse()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	var err error
+	if *child != "" {
+		err = runChild(ctx, *child)
+	} else {
+		err = run(ctx)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "nexmark:", err)
+		os.Exit(1)
+	}
+}
+
+// result is what a child reports.
+type result struct {
+	Query   string        `json:"query"`
+	Events  int64         `json:"events"`
+	Produce time.Duration `json:"produce"`
+	Wall    time.Duration `json:"wall"`
+	CPU     time.Duration `json:"cpu"`
+	HWM     int64         `json:"hwm"` // peak RSS during the run, bytes
+	Outputs int64         `json:"outputs"`
+	Rows    int           `json:"rows"`
+	Late    int64         `json:"late"`
+}
+
+func run(ctx context.Context) error {
+	if *events < 1 || *partitions < 1 || *workers < 0 {
+		return errors.New("invalid flags: -events and -partitions must be at least 1, -workers at least 0")
+	}
+	var names []string
+	if *queryList == "" {
+		for _, q := range queries.All() {
+			names = append(names, q.Name)
+		}
+	} else {
+		for n := range strings.SplitSeq(*queryList, ",") {
+			n = strings.TrimSpace(n)
+			if _, ok := queries.ByName(n); !ok {
+				return fmt.Errorf("-queries: unknown query %q", n)
+			}
+			names = append(names, n)
+		}
+	}
+	g, err := gen.New(gen.Config{Seed: *seed, Rate: *rate})
+	if err != nil {
+		return err
+	}
+	if *jsonDir != "" {
+		if err := writeEvents(g); err != nil {
+			return err
+		}
+	}
+	if *grace == 0 {
+		// Over a backlog, the tasks that read the events partitions drift
+		// apart in event time (as far as tens of seconds over 1M events),
+		// so a window or join behind a repartition topic sees records
+		// that far behind its stream time: with a grace of the whole
+		// input, none is late, as in a batch engine.
+		*grace = g.EventSpan(*events) + 10*time.Second
+	}
+	fmt.Printf("Nexmark on Duality: %d events (seed %d, %d events/s of event time), %d partitions, grace %v, embedded broker, Pebble state, GOMAXPROCS=%d, %d cores, load average %s\n",
+		*events, *seed, *rate, *partitions, *grace, runtime.GOMAXPROCS(0), runtime.NumCPU(), loadAvg())
+	var failed []string
+	for _, name := range names {
+		r, err := runCase(ctx, name)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "%s: %v\n", name, err)
+			fmt.Printf("result query=%s error=%q\n", name, firstLine(err.Error()))
+			failed = append(failed, name)
+			if ctx.Err() != nil {
+				break
+			}
+			continue
+		}
+		perCore := float64(r.Events) / r.CPU.Seconds()
+		line := fmt.Sprintf("result query=%s events=%d ev_per_s=%.0f ev_per_s_per_core=%.0f rss_mb=%.0f outputs=%d check=ok",
+			name, r.Events, float64(r.Events)/r.Wall.Seconds(), perCore, float64(r.HWM)/(1<<20), r.Outputs)
+		if t, ok := targets[name]; ok {
+			line += fmt.Sprintf(" target_per_core=%.0f of_target=%.2f", t, perCore/t)
+		}
+		fmt.Println(line)
+	}
+	fmt.Printf("load average at the end: %s\n", loadAvg())
+	if len(failed) > 0 {
+		return fmt.Errorf("failed: %s", strings.Join(failed, ", "))
+	}
+	return nil
+}
+
+func firstLine(s string) string {
+	l, _, _ := strings.Cut(s, "\n")
+	return l
+}
+
+func runCase(ctx context.Context, name string) (result, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return result{}, err
+	}
+	cmd := exec.CommandContext(ctx, exe, "-child="+name,
+		fmt.Sprintf("-events=%d", *events), fmt.Sprintf("-seed=%d", *seed), fmt.Sprintf("-rate=%d", *rate),
+		fmt.Sprintf("-partitions=%d", *partitions), fmt.Sprintf("-workers=%d", *workers),
+		"-grace="+grace.String(), "-json="+*jsonDir)
+	if *cpuProfile != "" {
+		cmd.Args = append(cmd.Args, "-cpuprofile="+*cpuProfile+"."+name)
+	}
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, io.MultiWriter(os.Stderr, &stderr)
+	if err := cmd.Run(); err != nil {
+		return result{}, fmt.Errorf("%w\n%s", err, stderr.String())
+	}
+	var r result
+	if err := json.Unmarshal(stdout.Bytes(), &r); err != nil {
+		return result{}, fmt.Errorf("bad result %q: %w", stdout.String(), err)
+	}
+	return r, nil
+}
+
+// runChild runs one query in this process, checks its output and prints
+// its result as JSON.
+func runChild(ctx context.Context, name string) (err error) {
+	q, ok := queries.ByName(name)
+	if !ok {
+		return fmt.Errorf("unknown query %q", name)
+	}
+	dir, err := os.MkdirTemp("", "duality-nexmark-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	cfg := gen.Config{Seed: *seed, Rate: *rate}
+	var prof *os.File
+	if *cpuProfile != "" {
+		if prof, err = os.Create(*cpuProfile); err != nil {
+			return err
+		}
+		defer prof.Close()
+	}
+	var hwm int64
+	res, err := queries.Run(ctx, q, queries.RunConfig{
+		Dir: dir, Gen: cfg, Events: *events, Partitions: *partitions, Grace: *grace, Workers: *workers,
+		BeforeRun: func() {
+			// The peak RSS of the run, not of producing the input (Linux:
+			// writing 5 to clear_refs resets VmHWM).
+			_ = os.WriteFile("/proc/self/clear_refs", []byte("5"), 0)
+			if prof != nil {
+				_ = pprof.StartCPUProfile(prof)
+			}
+		},
+		AfterRun: func() {
+			pprof.StopCPUProfile()
+			var err error
+			if hwm, err = procStatus("VmHWM"); err != nil {
+				hwm = -1
+			}
+		},
+	})
+	if err != nil {
+		return err
+	}
+	if res.Late != 0 {
+		return fmt.Errorf("%s: %d records dropped as late: raise -grace", name, res.Late)
+	}
+	g, err := gen.New(cfg)
+	if err != nil {
+		return err
+	}
+	if *jsonDir != "" {
+		if err := writeRows(filepath.Join(*jsonDir, name+".jsonl"), res.Rows); err != nil {
+			return err
+		}
+	}
+	if err := queries.Check(q, g, *events, res.Rows); err != nil {
+		return err
+	}
+	return json.NewEncoder(os.Stdout).Encode(result{Query: name, Events: res.Events, Produce: res.Produce,
+		Wall: res.Wall, CPU: res.CPU, HWM: hwm, Outputs: res.Outputs, Rows: len(res.Rows), Late: res.Late})
+}
+
+// writeEvents writes the events as JSON lines, in event order.
+func writeEvents(g *gen.Generator) (err error) {
+	if err := os.MkdirAll(*jsonDir, 0o755); err != nil {
+		return err
+	}
+	f, err := os.Create(filepath.Join(*jsonDir, "events.jsonl"))
+	if err != nil {
+		return err
+	}
+	defer func() { err = errors.Join(err, f.Close()) }()
+	w := bufio.NewWriter(f)
+	enc := json.NewEncoder(w)
+	for _, e := range g.Events(0, *events, 1) {
+		if err := enc.Encode(e); err != nil {
+			return err
+		}
+	}
+	return w.Flush()
+}
+
+// writeRows writes rows as sorted JSON lines (the output of a bounded run
+// is a multiset; sorted, two runs compare with diff).
+func writeRows(path string, rows []any) (err error) {
+	lines := make([]string, len(rows))
+	for i, r := range rows {
+		b, err := json.Marshal(r)
+		if err != nil {
+			return err
+		}
+		lines[i] = string(b)
+	}
+	slices.Sort(lines)
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	defer func() { err = errors.Join(err, f.Close()) }()
+	w := bufio.NewWriter(f)
+	for _, l := range lines {
+		w.WriteString(l)
+		w.WriteByte('\n')
+	}
+	return w.Flush()
+}
+
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "unknown"
+	}
+	return strings.Join(f[:3], " ")
+}
+
+func procStatus(field string) (int64, error) {
+	f, err := os.Open("/proc/self/status")
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		name, rest, ok := strings.Cut(sc.Text(), ":")
+		if !ok || name != field {
+			continue
+		}
+		kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("/proc/self/status %s: %w", field, err)
+		}
+		return kb << 10, nil
+	}
+	if err := sc.Err(); err != nil {
+		return 0, err
+	}
+	return 0, fmt.Errorf("/proc/self/status has no %s", field)
+}
