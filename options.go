@@ -263,6 +263,21 @@ func InstanceID(id string) Option {
 // broker it changes nothing: a commit is one Pebble batch behind one
 // write-ahead-log sync whichever the guarantee, so the broker keeps its
 // atomic commits and an app gets exactly-once there at the same cost.
+//
+// Measured on an in-process kfake cluster (go run ./benchmarks/guarantee;
+// figures in the README, "Moving from the embedded broker to Kafka"): a
+// commit of 100 records and one offset takes 0.54 ms instead of 1.6 ms,
+// and a keyed count runs about 1.2 times as fast with 10 to 22% less CPU
+// per record, a gain close to the noise of the 2-core machine measured.
+// The saving is per commit (the transaction's round trips and markers),
+// so it grows with the network's round-trip time and with the number of
+// commits.
+//
+// Switching an app from ExactlyOnce to AtLeastOnce after a run that
+// crashed: the transactions that run left open hold back read_committed
+// readers of the partitions it wrote until the cluster aborts them at
+// their timeout (kafka.WithTransactionTimeout), since the new run opens
+// no transactional producer that would abort them at once.
 func ProcessingGuarantee(g Guarantee) Option {
 	return optionFunc(func(c *runtime.Config) { c.Guarantee = g })
 }
