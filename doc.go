@@ -141,6 +141,16 @@
 // Side effects outside the broker (a Foreach that calls a web service) are
 // at-least-once.
 //
+// [ProcessingGuarantee]([AtLeastOnce]) trades that for cheaper commits
+// where atomicity costs: on Kafka a commit is then an idempotent,
+// non-transactional append of the output and changelog records, and once
+// every record is acknowledged an offset commit fenced by the generation,
+// as Kafka Streams' processing.guarantee=at_least_once. No input is lost,
+// but a crash between the two redoes the commit's input: its output
+// appears twice, and aggregates restored from changelog records of that
+// commit count its input twice. On the embedded broker the option changes
+// nothing (its commits stay atomic, at the same cost).
+//
 // On a rebalance the workers stop between two records, the work of tasks
 // the instance keeps is committed in the new generation, the work of tasks
 // that moved is dropped (their new owner redoes it from the committed

@@ -279,6 +279,17 @@ type Broker interface {
 	// committer with the same id (a zombie), whose next Commit fails with
 	// ErrFenced. An empty id gives an error matching ErrInvalidConfig.
 	NewCommitter(ctx context.Context, id string) (Committer, error)
+	// NewAtLeastOnceCommitter returns a committer for at-least-once
+	// processing (Kafka Streams' processing.guarantee=at_least_once):
+	// its Commit makes the records durable first and only then commits
+	// the offsets, fenced by the generation, so a failed or interrupted
+	// commit may leave records visible without the offsets (a retry
+	// duplicates them) but never offsets without their records. A
+	// backend whose atomic commit costs no more may return the committer
+	// NewCommitter returns (the embedded broker does). Opening one with an
+	// id need not fence an older one with that id. An empty id gives an
+	// error matching ErrInvalidConfig.
+	NewAtLeastOnceCommitter(ctx context.Context, id string) (Committer, error)
 
 	// Close releases the broker. Blocked calls return ErrClosed.
 	Close() error

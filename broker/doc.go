@@ -32,7 +32,7 @@
 // topics stay together; every member's [Assignment] lists all members with
 // the user data they joined with ([JoinOptions]).
 //
-// # Atomic commits
+// # Commits
 //
 // A [Committer] ([Broker.NewCommitter]) appends records to several
 // partitions and stores a group's offsets in one step: all become visible
@@ -41,6 +41,13 @@
 // a rebalance has given its partitions to another member, and a committer
 // is fenced once a newer one with the same id is opened, so a zombie cannot
 // commit.
+//
+// An at-least-once committer ([Broker.NewAtLeastOnceCommitter]) gives up
+// the atomicity where it costs (on Kafka, the transaction): it appends the
+// records, waits for them to be acknowledged, then commits the offsets,
+// still fenced by the generation. A commit cut short can leave records
+// without their offsets, which are redone (duplicates), never offsets
+// without their records (losses).
 //
 // # Errors
 //

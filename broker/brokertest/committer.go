@@ -1,6 +1,7 @@
 package brokertest
 
 import (
+	"context"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -9,22 +10,49 @@ import (
 )
 
 var committerCases = []testCase{
-	{"Committer/Atomic", testCommitterAtomic},
+	{"Committer/Atomic", func(t *testing.T, b broker.Broker) { testCommitterCommit(t, b, atomicKind) }},
 	{"Committer/FencedByGeneration", testCommitterFencedByGeneration},
 	{"Committer/FencedBySameID", testCommitterFencedBySameID},
-	{"Committer/Invalid", testCommitterInvalid},
+	{"Committer/Invalid", func(t *testing.T, b broker.Broker) { testCommitterInvalid(t, b, atomicKind) }},
+	// What an at-least-once committer promises is what an atomic one
+	// does but for a commit that failed after it was sent: its records
+	// may be visible, its offsets are not. A backend may hand out its
+	// atomic committer, which passes these too.
+	{"Committer/AtLeastOnce/Commit", func(t *testing.T, b broker.Broker) { testCommitterCommit(t, b, atLeastOnce) }},
+	{"Committer/AtLeastOnce/FencedByGeneration", testAtLeastOnceFencedByGeneration},
+	{"Committer/AtLeastOnce/OffsetsAlone", testAtLeastOnceOffsetsAlone},
+	{"Committer/AtLeastOnce/Invalid", func(t *testing.T, b broker.Broker) { testCommitterInvalid(t, b, atLeastOnce) }},
 }
 
-// newCommitter returns b's committer with id, which the test closes.
+// committerKind opens a committer of one kind: atomicKind or atLeastOnce.
+type committerKind func(b broker.Broker, ctx context.Context, id string) (broker.Committer, error)
+
+var (
+	atomicKind  committerKind = broker.Broker.NewCommitter
+	atLeastOnce committerKind = broker.Broker.NewAtLeastOnceCommitter
+)
+
+// newCommitter returns b's atomic committer with id, which the test
+// closes.
 func newCommitter(t *testing.T, b broker.Broker, id string) broker.Committer {
 	t.Helper()
-	c, err := b.NewCommitter(t.Context(), id)
+	return newCommitterOf(t, b, atomicKind, id)
+}
+
+// newCommitterOf returns b's committer of kind with id, which the test
+// closes.
+func newCommitterOf(t *testing.T, b broker.Broker, kind committerKind, id string) broker.Committer {
+	t.Helper()
+	c, err := kind(b, t.Context(), id)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = c.Close() })
 	return c
 }
 
-func testCommitterAtomic(t *testing.T, b broker.Broker) {
+// testCommitterCommit commits records to several partitions with offsets
+// through a committer of kind: all visible once Commit returned; a commit
+// refused before anything was sent (an unknown topic) leaves nothing.
+func testCommitterCommit(t *testing.T, b broker.Broker, kind committerKind) {
 	ctx := t.Context()
 	createTopic(t, b, "in", 2)
 	createTopic(t, b, "out1", 2)
@@ -33,7 +61,7 @@ func testCommitterAtomic(t *testing.T, b broker.Broker) {
 	m, err := b.JoinGroup(ctx, "g", []string{"in"}, broker.JoinOptions{})
 	require.NoError(t, err)
 	a := recvAssignment(t, m, func(broker.Assignment) bool { return true })
-	c := newCommitter(t, b, "app-instance-0")
+	c := newCommitterOf(t, b, kind, "app-instance-0")
 	req := broker.CommitRequest{
 		Records: []broker.Record{rec("out1", 0, "k", "x0"), rec("out2", 0, "k", "y0"), rec("out1", 1, "k", "x1"),
 			rec("out1", 0, "k", "x0b"), rec("out1", broker.PartitionByKey, "by-key", "z")},
@@ -150,11 +178,11 @@ func testCommitterFencedBySameID(t *testing.T, b broker.Broker) {
 	require.NoError(t, m.Leave(ctx))
 }
 
-func testCommitterInvalid(t *testing.T, b broker.Broker) {
-	_, err := b.NewCommitter(t.Context(), "")
+func testCommitterInvalid(t *testing.T, b broker.Broker, kind committerKind) {
+	_, err := kind(b, t.Context(), "")
 	require.ErrorIs(t, err, broker.ErrInvalidConfig)
 	createTopic(t, b, "out", 1)
-	c, err := b.NewCommitter(t.Context(), "app-x-0")
+	c, err := kind(b, t.Context(), "app-x-0")
 	require.NoError(t, err)
 	require.NoError(t, c.Close())
 	require.NoError(t, c.Close(), "closing twice")
@@ -163,4 +191,77 @@ func testCommitterInvalid(t *testing.T, b broker.Broker) {
 	offs, err := b.ListOffsets(t.Context(), "out", 0)
 	require.NoError(t, err)
 	require.Equal(t, int64(0), offs.Latest)
+}
+
+// testAtLeastOnceFencedByGeneration commits through an at-least-once
+// committer in a generation a rebalance ended: ErrFenced, and the
+// offsets stay as they were. The zombie's record may have been appended
+// (a backend that commits atomically appends nothing), at most once.
+func testAtLeastOnceFencedByGeneration(t *testing.T, b broker.Broker) {
+	ctx := t.Context()
+	createTopic(t, b, "in", 2)
+	createTopic(t, b, "out", 1)
+	inTP := broker.TopicPartition{Topic: "in", Partition: 0}
+	m1, err := b.JoinGroup(ctx, "g", []string{"in"}, broker.JoinOptions{})
+	require.NoError(t, err)
+	a1 := recvAssignment(t, m1, func(broker.Assignment) bool { return true })
+	c1 := newCommitterOf(t, b, atLeastOnce, "app-one-0")
+	require.NoError(t, c1.Commit(ctx, broker.CommitRequest{
+		Records: []broker.Record{rec("out", 0, "k", "gen1")}, Group: "g",
+		Generation: a1.Generation, MemberID: m1.MemberID(), Offsets: map[broker.TopicPartition]int64{inTP: 1},
+	}))
+
+	m2, err := b.JoinGroup(ctx, "g", []string{"in"}, broker.JoinOptions{})
+	require.NoError(t, err)
+	a2 := recvAssignment(t, m2, func(a broker.Assignment) bool { return a.Generation > a1.Generation })
+	err = c1.Commit(ctx, broker.CommitRequest{
+		Records: []broker.Record{rec("out", 0, "k", "zombie")}, Group: "g",
+		Generation: a1.Generation, MemberID: m1.MemberID(), Offsets: map[broker.TopicPartition]int64{inTP: 7},
+	})
+	require.ErrorIs(t, err, broker.ErrFenced)
+	require.False(t, broker.IsRetryable(err))
+	got, err := b.FetchOffsets(ctx, "g", []broker.TopicPartition{inTP})
+	require.NoError(t, err)
+	require.Equal(t, map[broker.TopicPartition]int64{inTP: 1}, got, "a fenced commit stores no offsets")
+
+	c2 := newCommitterOf(t, b, atLeastOnce, "app-two-0")
+	require.NoError(t, c2.Commit(ctx, broker.CommitRequest{
+		Records: []broker.Record{rec("out", 0, "k", "gen2")}, Group: "g",
+		Generation: a2.Generation, MemberID: m2.MemberID(), Offsets: map[broker.TopicPartition]int64{inTP: 2},
+	}))
+	got, err = b.FetchOffsets(ctx, "g", []broker.TopicPartition{inTP})
+	require.NoError(t, err)
+	require.Equal(t, map[broker.TopicPartition]int64{inTP: 2}, got)
+	recs, err := broker.ReadAll(ctx, b, "out")
+	require.NoError(t, err)
+	if vs := values(recs); len(vs) == 2 {
+		require.Equal(t, []string{"gen1", "gen2"}, vs)
+	} else {
+		require.Equal(t, []string{"gen1", "zombie", "gen2"}, vs)
+	}
+	require.NoError(t, m1.Leave(ctx))
+	require.NoError(t, m2.Leave(ctx))
+}
+
+// testAtLeastOnceOffsetsAlone commits offsets without records, and
+// records without offsets, through an at-least-once committer.
+func testAtLeastOnceOffsetsAlone(t *testing.T, b broker.Broker) {
+	ctx := t.Context()
+	createTopic(t, b, "in", 1)
+	createTopic(t, b, "out", 1)
+	inTP := broker.TopicPartition{Topic: "in", Partition: 0}
+	m, err := b.JoinGroup(ctx, "g", []string{"in"}, broker.JoinOptions{})
+	require.NoError(t, err)
+	a := recvAssignment(t, m, func(broker.Assignment) bool { return true })
+	c := newCommitterOf(t, b, atLeastOnce, "app-alone-0")
+	require.NoError(t, c.Commit(ctx, broker.CommitRequest{
+		Group: "g", Generation: a.Generation, MemberID: m.MemberID(),
+		Offsets: map[broker.TopicPartition]int64{inTP: 3},
+	}))
+	requireUnchanged(t, b, "g", inTP, 3, "out", 0, 0)
+	recs := []broker.Record{rec("out", 0, "k", "v")}
+	require.NoError(t, c.Commit(ctx, broker.CommitRequest{Records: recs}))
+	require.Equal(t, int64(0), recs[0].Offset, "Offset set in place")
+	requireUnchanged(t, b, "g", inTP, 3, "out", 0, 1)
+	require.NoError(t, m.Leave(ctx))
 }

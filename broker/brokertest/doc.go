@@ -46,6 +46,10 @@
 //     place, a refused commit leaving nothing; ErrFenced for an old
 //     generation and for a committer whose id was opened again, with
 //     nothing of the fenced commit visible; empty id, Close.
+//   - At-least-once committer: the same commit and invalid-use checks;
+//     ErrFenced for an old generation with the offsets unchanged (the
+//     fenced commit's records may be visible, at most once); offsets
+//     alone and records alone.
 //   - Commit: records and offsets visible together once it returns, each
 //     commit's records seen whole by concurrent fetchers, ErrFenced for a
 //     stale generation, an unknown member or a member that left, with nothing

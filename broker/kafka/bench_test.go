@@ -1,6 +1,7 @@
 package kafka_test
 
 import (
+	"context"
 	"fmt"
 	"testing"
 	"time"
@@ -8,16 +9,25 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/duality-streams/duality/broker"
+	"github.com/duality-streams/duality/broker/kafka"
 )
 
 // BenchmarkCommit commits 100 records of 100 bytes over 4 partitions and
 // one input offset per transaction, as a worker's commit does, on kfake.
-func BenchmarkCommit(b *testing.B) {
+func BenchmarkCommit(b *testing.B) { benchCommit(b, (*kafka.Broker).NewCommitter) }
+
+// BenchmarkAtLeastOnceCommit is BenchmarkCommit with an at-least-once
+// committer: the records acknowledged, then the offset committed.
+func BenchmarkAtLeastOnceCommit(b *testing.B) {
+	benchCommit(b, (*kafka.Broker).NewAtLeastOnceCommitter)
+}
+
+func benchCommit(b *testing.B, open func(*kafka.Broker, context.Context, string) (broker.Committer, error)) {
 	brk := newBroker(b, newCluster(b))
 	ctx := b.Context()
 	require.NoError(b, brk.CreateTopic(ctx, "out", broker.TopicConfig{Partitions: 4}))
 	require.NoError(b, brk.CreateTopic(ctx, "in", broker.TopicConfig{Partitions: 1}))
-	cm, err := brk.NewCommitter(ctx, "bench")
+	cm, err := open(brk, ctx, "bench")
 	require.NoError(b, err)
 	defer cm.Close()
 	value := make([]byte, 100)

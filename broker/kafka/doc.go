@@ -52,6 +52,15 @@
 // waits for pending transactional offsets (RequireStable), so it sees the
 // commit's offsets too.
 //
+// An at-least-once committer ([Broker.NewAtLeastOnceCommitter], for
+// Kafka Streams' processing.guarantee=at_least_once) is an idempotent
+// producer without transactions: a Commit produces the records, waits for
+// every acknowledgement (acks=all), then commits the offsets with
+// OffsetCommit, fenced by the generation and member id. It saves the
+// transaction's round trips and markers; a commit that fails or is cut
+// by a crash after its records were acknowledged leaves them readable,
+// and they are written again when the work is redone.
+//
 // # Groups
 //
 // [Broker.JoinGroup] joins a classic Kafka consumer group with the

@@ -238,8 +238,12 @@ func (w *worker) abandon(c *inflight) error {
 	for _, s := range c.states {
 		s.dropSent()
 	}
-	return fmt.Errorf("%w: abandoned a commit of generation %d still running: %d records (%d of them changelog) and the input offsets %s of tasks %s; the broker applies such a commit entirely or not at all",
-		w.app.shut.expired(), c.gen, len(c.records), c.changelog, formatOffsets(c.offsets), w.tasksOf(c.offsets))
+	outcome := "the broker applies such a commit entirely or not at all"
+	if w.app.cfg.Guarantee == AtLeastOnce {
+		outcome = "at least once: its records may be stored without its offsets, never the offsets without its records"
+	}
+	return fmt.Errorf("%w: abandoned a commit of generation %d still running: %d records (%d of them changelog) and the input offsets %s of tasks %s; %s",
+		w.app.shut.expired(), c.gen, len(c.records), c.changelog, formatOffsets(c.offsets), w.tasksOf(c.offsets), outcome)
 }
 
 // uncommitted describes the work of w not handed to a commit yet.

@@ -70,6 +70,37 @@ type Config struct {
 	// the other members of its group (duality.Endpoint, see memberMeta).
 	Endpoint    string
 	EndpointSet bool
+	// Guarantee is the processing guarantee (duality.ProcessingGuarantee):
+	// which kind of committer the workers open.
+	Guarantee Guarantee
+}
+
+// Guarantee is a processing guarantee: what a commit promises about the
+// input it covers (duality.Guarantee is this type).
+type Guarantee uint8
+
+// The processing guarantees.
+const (
+	// ExactlyOnce commits each worker's output, changelog records and
+	// input offsets atomically (broker.Broker.NewCommitter).
+	ExactlyOnce Guarantee = iota
+	// AtLeastOnce makes the output and changelog records durable first,
+	// then commits the input offsets
+	// (broker.Broker.NewAtLeastOnceCommitter).
+	AtLeastOnce
+)
+
+// String returns the name Kafka Streams gives the guarantee in its
+// processing.guarantee setting: "exactly_once_v2" (a transactional
+// producer per worker, as EOS v2 has per thread) or "at_least_once".
+func (g Guarantee) String() string {
+	switch g {
+	case ExactlyOnce:
+		return "exactly_once_v2"
+	case AtLeastOnce:
+		return "at_least_once"
+	}
+	return fmt.Sprintf("Guarantee(%d)", uint8(g))
 }
 
 // DefaultConfig returns the defaults: GOMAXPROCS workers, the Default
@@ -142,6 +173,9 @@ func (c *Config) validate() error {
 		if err := validEndpoint(c.Endpoint); err != nil {
 			errs = append(errs, err)
 		}
+	}
+	if c.Guarantee != ExactlyOnce && c.Guarantee != AtLeastOnce {
+		bad("ProcessingGuarantee(%v): must be ExactlyOnce or AtLeastOnce", c.Guarantee)
 	}
 	if c.Clock == nil {
 		bad("Clock(nil): a clock function is required")

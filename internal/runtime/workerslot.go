@@ -18,7 +18,10 @@ import (
 // Its consumers are reassigned by each worker (reader.release at the
 // worker's end), and its committer, whose id is
 // "<app id>-<instance id>-<i>", fences the committer of the same id of an
-// older run of the instance (a zombie) when it is created.
+// older run of the instance (a zombie) when it is created. Under
+// AtLeastOnce the committer is the broker's at-least-once one, which
+// need not fence by id: a zombie's commits are fenced by the generation
+// only.
 type workerSlot struct {
 	id string
 	// rd reads the tasks' input; restore reads their changelogs.
@@ -54,7 +57,11 @@ func (a *App) workerSlot(ctx context.Context, i int) (*workerSlot, error) {
 			}
 			s.com = nil
 		}
-		com, err := a.b.NewCommitter(ctx, s.id)
+		open := a.b.NewCommitter
+		if a.cfg.Guarantee == AtLeastOnce {
+			open = a.b.NewAtLeastOnceCommitter
+		}
+		com, err := open(ctx, s.id)
 		if err != nil {
 			return nil, fmt.Errorf("worker %d: committer %s: %w", i, s.id, err)
 		}
