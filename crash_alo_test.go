@@ -103,9 +103,10 @@ func aloKill9(t *testing.T, backend crashtest.Backend, exact bool) {
 	require.NoError(t, b.Produce(ctx, recs))
 	require.NoError(t, b.Close())
 
+	want := crashtest.Kills(aloKills)
 	kills := x.Run(crashtest.Plan{
-		Kills: aloKills, MinKills: aloKills,
-		Schedule:  crashtest.Spread(aloInput, aloKills, 5*time.Millisecond),
+		Kills: want, MinKills: want,
+		Schedule:  crashtest.Spread(aloInput, want, 5*time.Millisecond),
 		Check:     func(t *testing.T, b broker.Broker) int { return checkALO(t, b, -1, exact) },
 		WipeState: true,
 	})

@@ -3,6 +3,8 @@ package duality_test
 import (
 	"context"
 	"fmt"
+	"log/slog"
+	"sync"
 	"testing"
 	"time"
 
@@ -15,6 +17,7 @@ import (
 	"github.com/duality-streams/duality/broker"
 	"github.com/duality-streams/duality/broker/kafka"
 	"github.com/duality-streams/duality/codec"
+	"github.com/duality-streams/duality/internal/topology"
 	"github.com/duality-streams/duality/stream"
 	"github.com/duality-streams/duality/table"
 )
@@ -218,4 +221,81 @@ func TestKafkaRun(t *testing.T) {
 	}
 	runUntilCaughtUp(0, 1500)
 	runUntilCaughtUp(1500, 3000)
+}
+
+// TestKafkaInstanceIDFencesZombie is TestInstanceIDFencesZombie on Kafka:
+// an instance stalls in the middle of its input (a zombie), its
+// replacement starts with the same InstanceID and takes the static group
+// membership (the zombie's member is fenced, FENCED_INSTANCE_ID) and the
+// transactional ids of its committers (the zombie's producers are
+// fenced). Once the replacement's output is complete the zombie wakes up:
+// what it outputs from then on is refused (its commit fails with
+// broker.ErrFenced) and never visible to read_committed readers, it does
+// not rejoin the group, and its Run ends.
+func TestKafkaInstanceIDFencesZombie(t *testing.T) {
+	b := newKafkaBroker(t)
+	createTopic(t, b, "in", 2)
+	createTopic(t, b, "out", 2)
+	const n = 200
+	produceN(t, b, "in", 0, n)
+
+	blocked, release := make(chan struct{}), make(chan struct{})
+	wake := sync.OnceFunc(func() { close(release) })
+	t.Cleanup(wake) // also when the test fails before it wakes the zombie
+	var once sync.Once
+	var mu sync.Mutex
+	count := 0
+	stalling := func(ctx context.Context, env topology.TaskEnv, rec *broker.Record) error {
+		mu.Lock()
+		count++
+		c := count
+		mu.Unlock()
+		if c == 50 {
+			once.Do(func() { close(blocked) })
+			<-release
+		}
+		select {
+		case <-release:
+			// Woken up, replaced: whatever the zombie outputs now
+			// must never be read.
+			return env.Send(ctx, broker.Record{Topic: env.TopicName("out", false), Partition: broker.PartitionByKey,
+				Key: rec.Key, Value: append([]byte("zombie-"), rec.Value...)})
+		default:
+			return prefixTo("out")(ctx, env, rec)
+		}
+	}
+	opts := []duality.Option{duality.InstanceID("shop-1"), duality.Workers(1),
+		duality.MaxUncommittedRecords(1), duality.CommitInterval(time.Hour)}
+	var zombieLogs syncBuffer
+	zombie, err := duality.New("zombie", mapTopology(t, []string{"in"}, "out", stalling), b,
+		append(opts, duality.Logger(slog.New(slog.NewTextHandler(&zombieLogs, nil))))...)
+	require.NoError(t, err)
+	zctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	zombieDone := make(chan error, 1)
+	go func() { zombieDone <- zombie.Run(zctx) }()
+	<-blocked
+
+	var logs syncBuffer
+	fresh, err := duality.New("zombie", mapTopology(t, []string{"in"}, "out", prefixTo("out")), b,
+		append(opts, duality.Logger(slog.New(slog.NewTextHandler(&logs, nil))))...)
+	require.NoError(t, err)
+	stop, freshDone := runApp(t, fresh)
+	awaitRecords(t, b, "out", n)
+	wake() // the zombie wakes up, outputs and tries to commit
+	select {
+	case err := <-zombieDone:
+		require.ErrorContains(t, err, "group membership ended", "the replaced instance stops")
+	case <-time.After(20 * time.Second):
+		t.Fatal("the replaced instance did not stop")
+	}
+	require.Contains(t, zombieLogs.String(), "commit fenced by a newer generation", "the zombie's commit fails with ErrFenced")
+	select {
+	case err := <-freshDone:
+		require.FailNow(t, "the replacement stopped: the zombie took the membership back", "%v", err)
+	default:
+	}
+	require.NoError(t, stop())
+	requireExactlyOnce(t, b, "out", n) // no zombie- record: read_committed readers never see them
+	require.Contains(t, logs.String(), "instance=shop-1")
 }

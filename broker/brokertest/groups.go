@@ -68,8 +68,8 @@ func testUserDataTooLarge(t *testing.T, b broker.Broker) {
 }
 
 // testStaticMember restarts a static member: the member joining with the
-// InstanceID of a current one takes its partitions, and the old member's
-// commits are fenced.
+// InstanceID of a current one takes its partitions, the old member's
+// Assignments channel closes, and its commits are fenced.
 func testStaticMember(t *testing.T, b broker.Broker) {
 	ctx := t.Context()
 	const n = 4
@@ -94,6 +94,10 @@ func testStaticMember(t *testing.T, b broker.Broker) {
 	require.Len(t, a2.Members, 2, "the new instance replaced the old one: %+v", a2.Members)
 	require.False(t, slices.ContainsFunc(a2.Members, func(m broker.Member) bool { return m.ID == s1.MemberID() }))
 	require.Equal(t, a1.Partitions, a2.Partitions, "the restarted static member keeps its partitions")
+	// The replaced member is done: its Assignments channel closes (on
+	// Kafka once its next heartbeat is answered FENCED_INSTANCE_ID), and
+	// it never rejoins, which would take the id back from s2.
+	requireClosed(t, s1)
 
 	c := newCommitter(t, b, "app-i-1-0")
 	tp := a1.Partitions[0]
@@ -226,8 +230,8 @@ func requireSplit(t *testing.T, all, x, y []broker.TopicPartition) {
 	}
 }
 
-// requireClosed asserts that m's assignment channel is closed (after
-// draining at most one pending assignment).
+// requireClosed waits, at most waitBound, for m's Assignments channel to
+// close, dropping the assignments still delivered.
 func requireClosed(t *testing.T, m broker.Membership) {
 	t.Helper()
 	timeout := time.After(waitBound)
@@ -238,7 +242,7 @@ func requireClosed(t *testing.T, m broker.Membership) {
 				return
 			}
 		case <-timeout:
-			require.FailNow(t, "assignments not closed after Leave", "member %s", m.MemberID())
+			require.FailNow(t, "assignments not closed", "member %s: waited %v", m.MemberID(), waitBound)
 		}
 	}
 }

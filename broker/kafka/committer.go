@@ -225,6 +225,24 @@ func (c *committer) commit(ctx context.Context, req broker.CommitRequest, krs []
 	if err := cl.EndTransaction(ctx, kgo.TryCommit); err != nil {
 		return c.fail(ctx, offsetsAdded, err)
 	}
+	// franz-go sends EndTxn only if it saw a partition added to the
+	// transaction, and under load it was seen to send none after
+	// AddPartitionsToTxn and every produce had succeeded (it logged "no
+	// records were produced during the commit"): the transaction then
+	// stayed open until the coordinator aborted it at its timeout, and
+	// the commit, reported a success, was lost. So the commit is
+	// confirmed here: an EndTxn(commit) of a transaction that already
+	// committed is a retry the coordinator answers with success (after
+	// CONCURRENT_TRANSACTIONS while its markers are written); one that
+	// franz-go did not end is committed now; one the coordinator aborted
+	// fails (PRODUCER_FENCED, its epoch was bumped).
+	id, epoch, err := cl.ProducerID(ctx)
+	if err == nil {
+		err = c.endTxn(ctx, id, epoch, true)
+	}
+	if err != nil {
+		return c.fail(ctx, true, err)
+	}
 	return nil
 }
 

@@ -3,10 +3,12 @@ package kafka
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/duality-streams/duality/broker"
@@ -29,12 +31,18 @@ import (
 // With opts.InstanceID the member is static (KIP-345): a restart with
 // the same id within the session timeout takes its place without a
 // rebalance, and Leave does not leave the group (the partitions move
-// after the session timeout, kgo.SessionTimeout, 45s by default).
+// after the session timeout, kgo.SessionTimeout, 45s by default). A
+// member replaced by a newer one with its InstanceID (the coordinator
+// answers FENCED_INSTANCE_ID to it, at its next heartbeat) is done: its
+// Assignments channel closes and it never rejoins, as a Java consumer
+// stops at FencedInstanceIdException (two instances with one id would
+// otherwise take the membership from each other in turn).
 //
 // Errors: an empty group or topic list, or opts.UserData over
 // broker.MaxUserData, match broker.ErrInvalidConfig; an unknown topic
 // broker.ErrUnknownTopic; ctx's error if it ends before the first
-// assignment.
+// assignment; broker.ErrFenced if a newer member with opts.InstanceID
+// replaced this one before it.
 func (b *Broker) JoinGroup(ctx context.Context, group string, topics []string, opts broker.JoinOptions) (broker.Membership, error) {
 	if err := b.enter(); err != nil {
 		return nil, err
@@ -57,14 +65,20 @@ func (b *Broker) JoinGroup(ctx context.Context, group string, topics []string, o
 	if _, err := b.meta.partitions(ctx, sorted, true); err != nil {
 		return nil, err
 	}
+	mctx, cancel := context.WithCancel(context.Background())
 	m := &member{
-		b:     b,
-		group: group,
-		bal:   &balancer{userData: slices.Clone(opts.UserData)},
-		ch:    make(chan broker.Assignment, 1),
-		first: make(chan struct{}),
+		b:      b,
+		group:  group,
+		bal:    &balancer{userData: slices.Clone(opts.UserData)},
+		ch:     make(chan broker.Assignment, 1),
+		first:  make(chan struct{}),
+		cancel: cancel,
 	}
 	kopts := []kgo.Opt{
+		// Canceled when the member is fenced, so that kgo's group
+		// loop ends instead of rejoining (see fencedHook).
+		kgo.WithContext(mctx),
+		kgo.WithHooks(fencedHook{m}),
 		kgo.ConsumerGroup(group),
 		kgo.ConsumeTopics(sorted...),
 		kgo.Balancers(m.bal),
@@ -78,6 +92,7 @@ func (b *Broker) JoinGroup(ctx context.Context, group string, topics []string, o
 	}
 	cl, err := b.newClient(kopts...)
 	if err != nil {
+		cancel()
 		return nil, fmt.Errorf("kafka: group %q: %w", group, err)
 	}
 	// The member only takes part in the group: its partitions are read
@@ -87,6 +102,7 @@ func (b *Broker) JoinGroup(ctx context.Context, group string, topics []string, o
 	m.cl = cl
 	if err := b.track(m); err != nil {
 		cl.Close()
+		cancel()
 		return nil, err
 	}
 	select {
@@ -98,6 +114,17 @@ func (b *Broker) JoinGroup(ctx context.Context, group string, topics []string, o
 		return nil, ctx.Err()
 	case <-b.closedCh:
 		return nil, broker.ErrClosed
+	case <-mctx.Done():
+		// Fenced before the first assignment: another member joined
+		// with opts.InstanceID meanwhile.
+		select {
+		case <-m.first:
+			return m, nil
+		default:
+		}
+		m.close()
+		b.untrack(m)
+		return nil, fmt.Errorf("%w: group %q: a newer member joined with instance id %q", broker.ErrFenced, group, opts.InstanceID)
 	}
 }
 
@@ -109,6 +136,8 @@ type member struct {
 	bal   *balancer
 	ch    chan broker.Assignment
 	first chan struct{}
+	// cancel ends the client's context: kgo's group loop stops.
+	cancel context.CancelFunc
 
 	mu struct {
 		sync.Mutex
@@ -192,4 +221,27 @@ func (m *member) finish() {
 	close(m.ch)
 	m.mu.Unlock()
 	m.cl.Close()
+	m.cancel()
+}
+
+// fencedHook ends its member when the group fences it: a newer member
+// joined with its InstanceID.
+type fencedHook struct{ m *member }
+
+// OnGroupManageError implements kgo.HookGroupManageError. kgo calls it
+// on its group loop, before it backs off and rejoins: canceling the
+// client's context here ends the loop (no rejoin, which would fence the
+// newer member in turn); the rest of the closing, which waits for that
+// loop, runs on a goroutine of its own.
+func (h fencedHook) OnGroupManageError(err error) {
+	if !errors.Is(err, kerr.FencedInstanceID) {
+		return
+	}
+	m := h.m
+	m.cancel()
+	m.b.log.Info("kafka: member fenced: a newer member has its instance id", "group", m.group, "member", m.MemberID(), "err", err)
+	go func() {
+		m.b.untrack(m)
+		m.close()
+	}()
 }
