@@ -12,11 +12,19 @@ import (
 	"github.com/duality-streams/duality/broker"
 )
 
-// maybeCommit commits early when the uncommitted output or the record
-// caches are over their bounds.
+// maybeCommit commits, between two records or punctuations, when the
+// uncommitted output or the record caches are over their bounds, or
+// (unless w is untimed) once CommitInterval has passed since the last
+// commit and that commit has finished: a slow step does not hold a commit
+// back until the fetched batch is processed, and a slow broker does not
+// hold processing back (the worker goes on until the commit in flight
+// ends). Reading the monotonic clock once a record costs a few
+// nanoseconds.
 func (w *worker) maybeCommit(ctx context.Context) (fenced bool, err error) {
 	full := w.cacheMax > 0 && w.cacheBytes > w.cacheMax
-	if full || len(w.out)+w.pending > w.app.cfg.MaxUncommittedRecords {
+	due := !w.untimed && time.Since(w.last) >= w.app.cfg.CommitInterval &&
+		(w.inflight == nil || len(w.inflight.done) > 0)
+	if full || due || len(w.out)+w.pending > w.app.cfg.MaxUncommittedRecords {
 		if full {
 			w.app.m.cacheFlushes.Add(1)
 		}

@@ -108,7 +108,7 @@ func (a *App) Step(ctx context.Context) (_ *Stepper, recs []broker.Record, err e
 		return nil, nil, err
 	}
 	s.w = newWorker(a, &generation{asg: asg}, "", slot, topics, a.cfg.CacheMaxBytes)
-	s.w.committed, s.w.keyOrder = s.log, true
+	s.w.committed, s.w.keyOrder, s.w.untimed = s.log, true, true
 	for _, t := range tasks {
 		s.w.add(t)
 	}
@@ -168,7 +168,7 @@ func (s *Stepper) Process(ctx context.Context, rec broker.Record) ([]broker.Reco
 			Err: fmt.Errorf("no task of the topology reads it: %w", broker.ErrUnknownTopic)}
 	}
 	ps.buf, ps.headOK, ps.fetch = []broker.Record{rec}, false, rec.Offset+1
-	if _, err := s.w.processReady(ctx, nil); err != nil {
+	if _, _, err := s.w.processReady(ctx, nil); err != nil {
 		ps.buf, ps.headOK = nil, false
 		return s.abort(err)
 	}
