@@ -316,7 +316,7 @@ func (s *Stepper) StoreGet(name string, p int32, key []byte) ([]byte, bool, erro
 		v, ok, _, err := g.get(nil, key)
 		return v, ok, err
 	}
-	st, err := s.a.iq.lookup(name, p)
+	st, err := s.a.iq.lookup(context.Background(), name, p) // every step's commit is written: no wait
 	if err != nil {
 		return nil, false, err
 	}
@@ -333,7 +333,7 @@ func (s *Stepper) StoreRange(name string, p int32) (store.Cursor, error) {
 	if g := s.a.iq.globalStore(name); g != nil && p == 0 {
 		return g.rangeData(nil, nil), nil
 	}
-	st, err := s.a.iq.lookup(name, p)
+	st, err := s.a.iq.lookup(context.Background(), name, p) // every step's commit is written: no wait
 	if err != nil {
 		return nil, err
 	}

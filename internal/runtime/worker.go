@@ -28,9 +28,6 @@ type worker struct {
 	parts []*partState
 	byTP  map[broker.TopicPartition]*partState
 	reqs  []broker.FetchRequest
-	// changelogs maps the changelog partitions of the tasks' stores to
-	// their stores.
-	changelogs map[broker.TopicPartition]*taskStore
 
 	out     []broker.Record // output since the last commit
 	pending int             // changelog records the tasks' store writes since the last commit make
@@ -278,7 +275,6 @@ func assigned(a *broker.Assignment) map[broker.TopicPartition]bool {
 // When ctx ends during a restore it stops there and returns nil: the
 // tasks not created yet have a nil proc, and every step skips them.
 func (w *worker) open(ctx context.Context) error {
-	w.changelogs = map[broker.TopicPartition]*taskStore{}
 	w.timed = w.app.cfg.IdleStreamTimeAdvance > 0
 	for _, t := range w.tasks {
 		t.log = w.app.log.With(slog.String("task", t.id.String()))
