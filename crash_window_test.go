@@ -41,6 +41,11 @@ const (
 	winKeys     = 12
 	winJoinKeys = 8
 	winKills    = 8 // 4 with -short
+	// winMaxTime bounds a child's run: the last one processes the whole
+	// input from the last commit, committing every 2 ms (crashOptions)
+	// also between the records of a fetch, which under -race on two busy
+	// cores takes up to about 20 s.
+	winMaxTime  = 45 * time.Second
 	winDisorder = 8 // ms, below every grace
 
 	winHopSize, winHopAdvance, winHopGrace = 40, 20, 10 // ms
@@ -150,6 +155,7 @@ func windowKill9(t *testing.T, backend crashtest.Backend) {
 		},
 		Check:     func(t *testing.T, b broker.Broker) int { return winCheck(t, b, false) },
 		WipeState: true,
+		MaxTime:   winMaxTime,
 	})
 
 	b = x.Open()

@@ -36,8 +36,12 @@ func Workers(n int) Option { return optionFunc(func(c *runtime.Config) { c.Worke
 
 // CommitInterval sets how often a worker commits: it flushes its tasks and
 // appends their output together with their input offsets in one atomic
-// broker commit. Default [DefaultCommitInterval] (100 ms). d must be
-// positive.
+// broker commit. The interval is kept however slow the steps are: once it
+// has passed (and the commit before has finished), the worker commits
+// between two records, also in the middle of a fetched batch. It also
+// bounds the work a crash makes the app redo and, with the broker's
+// latency, how long output waits to be visible. Default
+// [DefaultCommitInterval] (100 ms). d must be positive.
 func CommitInterval(d time.Duration) Option {
 	return optionFunc(func(c *runtime.Config) { c.CommitInterval = d })
 }

@@ -33,7 +33,12 @@ func IsRetryableQueryError(err error) bool {
 //
 // Reads see committed state only: the store as of the last successful
 // commit of its task, never the task's uncommitted writes, so the values
-// match the output the app has committed. A ReadOnlyStore is safe for
+// match the output the app has committed. And never older: a commit's
+// writes are visible to reads as soon as its input offsets are visible
+// to the broker's clients, so once the group's lag is 0
+// (broker.GroupLag) a read holds every input record. A read of a
+// partition whose task is committing waits for that commit, at most its
+// duration or until ctx ends. A ReadOnlyStore is safe for
 // concurrent use, including while the app's workers write and rebalance,
 // and stays valid across rebalances.
 type ReadOnlyStore[K, V any] struct {
@@ -151,7 +156,7 @@ func (s *ReadOnlyStore[K, V]) Get(ctx context.Context, key K) (V, bool, error) {
 			return zero, false, fmt.Errorf("store %s: encode key: %w", s.r.Name(), err)
 		}
 	}
-	b, ok, p, err := s.r.GetPartitionOf(pk, k)
+	b, ok, p, err := s.r.GetPartitionOf(ctx, pk, k)
 	if err != nil || !ok {
 		return zero, false, err
 	}

@@ -7,16 +7,25 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/duality-streams/duality/broker"
 )
 
-// maybeCommit commits early when the uncommitted output or the record
-// caches are over their bounds.
+// maybeCommit commits, between two records or punctuations, when the
+// uncommitted output or the record caches are over their bounds, or
+// (unless w is untimed) once CommitInterval has passed since the last
+// commit and that commit has finished: a slow step does not hold a commit
+// back until the fetched batch is processed, and a slow broker does not
+// hold processing back (the worker goes on until the commit in flight
+// ends). Reading the monotonic clock once a record costs a few
+// nanoseconds.
 func (w *worker) maybeCommit(ctx context.Context) (fenced bool, err error) {
 	full := w.cacheMax > 0 && w.cacheBytes > w.cacheMax
-	if full || len(w.out)+w.pending > w.app.cfg.MaxUncommittedRecords {
+	due := !w.untimed && time.Since(w.last) >= w.app.cfg.CommitInterval &&
+		(w.inflight == nil || len(w.inflight.done) > 0)
+	if full || due || len(w.out)+w.pending > w.app.cfg.MaxUncommittedRecords {
 		if full {
 			w.app.m.cacheFlushes.Add(1)
 		}
@@ -127,7 +136,16 @@ func (w *worker) commit(ctx context.Context, gen int64, keep map[broker.TopicPar
 		return false, nil
 	}
 	c := &inflight{records: out, offsets: offsets, gen: gen, states: states, changelog: changelog, done: make(chan error, 1)}
+	if len(states) > 0 {
+		c.applyErrs = make([]error, len(states))
+	}
 	w.inflight = c
+	// Queries of the stores wait from before the broker makes the
+	// offsets visible until the stores hold the writes (see
+	// commitFence).
+	for _, s := range states {
+		s.fence.hold()
+	}
 	go func() {
 		start := time.Now()
 		err := w.slot.com.Commit(ctx, broker.CommitRequest{
@@ -143,6 +161,7 @@ func (w *worker) commit(ctx context.Context, gen int64, keep map[broker.TopicPar
 			w.app.m.changelog.Add(uint64(c.changelog))
 			w.app.m.lastCommit.Store(int64(time.Since(start)))
 		}
+		c.settle(err == nil)
 		c.done <- err
 	}()
 	if wait {
@@ -160,6 +179,44 @@ type inflight struct {
 	// changelog is the number of changelog records among records.
 	changelog int
 	done      chan error
+
+	// mu orders settle, on the commit's goroutine, and abandon: once
+	// abandoned, the goroutine leaves the stores alone (the worker
+	// closes them).
+	mu        sync.Mutex
+	settled   bool
+	applyErrs []error // applyErrs[i]: writing states[i] failed
+}
+
+// settle ends the commit's hold on its stores, once: when the broker
+// commit succeeded (ok) it first writes each store's writes with the
+// offset the broker gave its last changelog record, so that queries see
+// them as soon as the offsets are visible; otherwise the stores stay as
+// they were. It runs on the commit's goroutine, and from abandon.
+func (c *inflight) settle(ok bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.settled {
+		return
+	}
+	c.settled = true
+	if ok && len(c.states) > 0 {
+		for i := range c.records {
+			r := &c.records[i]
+			for _, s := range c.states {
+				if s.changelog == r.Topic && s.t.id.Partition == r.Partition {
+					s.sentOff = r.Offset
+					break
+				}
+			}
+		}
+		for i, s := range c.states {
+			c.applyErrs[i] = s.writeSent()
+		}
+	}
+	for _, s := range c.states {
+		s.fence.release()
+	}
 }
 
 // await waits for the commit in flight, if any, and returns its outcome.
@@ -181,23 +238,15 @@ func (w *worker) await() (fenced bool, err error) {
 			return false, w.abandon(c)
 		}
 	}
-	if err == nil && len(c.states) > 0 {
-		// The broker set the changelog records' offsets: apply each
-		// store's writes with the offset of its last record.
-		for i := range c.records {
-			r := &c.records[i]
-			if s := w.changelogs[broker.TopicPartition{Topic: r.Topic, Partition: r.Partition}]; s != nil {
-				s.sentOff = r.Offset
-			}
-		}
-		for _, s := range c.states {
-			if aerr := s.applySent(); aerr != nil && err == nil {
+	// The commit's goroutine has written the stores (settle) if it
+	// succeeded: forget what was sent.
+	for i, s := range c.states {
+		s.dropSent()
+		if err == nil {
+			if aerr := c.applyErrs[i]; aerr != nil {
+				s.t.noteCorrupt(s.name, aerr)
 				err = aerr
 			}
-		}
-	} else {
-		for _, s := range c.states {
-			s.dropSent()
 		}
 	}
 	if err == nil && w.committed != nil {
@@ -235,6 +284,7 @@ func (w *worker) await() (fenced bool, err error) {
 // dropped (restored from the changelog at the next start, whatever the
 // commit's outcome).
 func (w *worker) abandon(c *inflight) error {
+	c.settle(false) // unless the goroutine did
 	for _, s := range c.states {
 		s.dropSent()
 	}

@@ -19,6 +19,23 @@ import (
 // over the partitions this instance owns. The root package's Query adds
 // the codecs.
 
+// openPart is a store partition open for queries.
+type openPart struct {
+	st store.Store
+	// fence is held while a commit of the partition's task writes the
+	// store (see commitFence).
+	fence *commitFence
+}
+
+// committed returns the store once the commit in flight that writes it,
+// if any, has written it (or failed), or ctx's error.
+func (p *openPart) committed(ctx context.Context) (store.Store, error) {
+	if err := p.fence.wait(ctx); err != nil {
+		return nil, err
+	}
+	return p.st, nil
+}
+
 // queries is an app's registry of the store partitions open for queries.
 type queries struct {
 	// gate counts the queries using a store, so that Run closes the DB
@@ -32,7 +49,7 @@ type queries struct {
 		partitions map[string]int32
 		// owned maps each store to its assigned partitions, with the
 		// open store (nil while it is not open or being restored).
-		owned map[string]map[int32]store.Store
+		owned map[string]map[int32]*openPart
 		// globals are the bootstrapped global stores, by name.
 		globals map[string]*globalStore
 		// owners maps each store to the endpoint advertised by the owner
@@ -82,11 +99,11 @@ func (q *queries) setPartitions(p *plan, topics map[string]int32) {
 // assign records the store partitions of a new assignment, not open yet,
 // and the endpoints of their owners (nil: none known).
 func (q *queries) assign(tasks []*task, owners map[string]map[int32]string) {
-	owned := map[string]map[int32]store.Store{}
+	owned := map[string]map[int32]*openPart{}
 	for _, t := range tasks {
 		for _, sp := range t.sub.stores {
 			if owned[sp.name] == nil {
-				owned[sp.name] = map[int32]store.Store{}
+				owned[sp.name] = map[int32]*openPart{}
 			}
 			owned[sp.name][t.id.Partition] = nil
 		}
@@ -96,12 +113,14 @@ func (q *queries) assign(tasks []*task, owners map[string]map[int32]string) {
 	q.mu.Unlock()
 }
 
-// open makes a restored store partition readable; closed makes it
-// unreadable again, before the store is closed.
-func (q *queries) open(name string, p int32, st store.Store) { q.set(name, p, st) }
-func (q *queries) closed(name string, p int32)               { q.set(name, p, nil) }
+// open makes a restored store partition readable, its reads waiting at
+// fence; closed makes it unreadable again, before the store is closed.
+func (q *queries) open(name string, p int32, st store.Store, fence *commitFence) {
+	q.set(name, p, &openPart{st: st, fence: fence})
+}
+func (q *queries) closed(name string, p int32) { q.set(name, p, nil) }
 
-func (q *queries) set(name string, p int32, st store.Store) {
+func (q *queries) set(name string, p int32, st *openPart) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if m := q.mu.owned[name]; m != nil {
@@ -181,21 +200,31 @@ func errNoGlobal(name string) error {
 	return fmt.Errorf("global store %s: app not running or still bootstrapping the store: %w", name, ErrStoreNotReady)
 }
 
-// lookup returns the open store of partition p of name.
-func (q *queries) lookup(name string, p int32) (store.Store, error) {
+// lookup returns the open store of partition p of name, once it holds
+// the writes of its task's commit in flight (see commitFence).
+func (q *queries) lookup(ctx context.Context, name string, p int32) (store.Store, error) {
+	op, err := q.part(name, p)
+	if err != nil {
+		return nil, err
+	}
+	return op.committed(ctx)
+}
+
+// part returns the open partition p of name.
+func (q *queries) part(name string, p int32) (*openPart, error) {
 	q.mu.RLock()
 	defer q.mu.RUnlock()
 	if !q.mu.running {
 		return nil, fmt.Errorf("store %s partition %d: app not running or rebalancing: %w", name, p, ErrStoreNotReady)
 	}
-	st, ok := q.mu.owned[name][p]
+	op, ok := q.mu.owned[name][p]
 	if !ok {
 		return nil, &NotOwnedError{Store: name, Partition: p, Owner: q.mu.owners[name][p]}
 	}
-	if st == nil {
+	if op == nil {
 		return nil, fmt.Errorf("store %s partition %d: opening or restoring: %w", name, p, ErrStoreNotReady)
 	}
-	return st, nil
+	return op, nil
 }
 
 // owner returns the owner of partition p of name in the current
@@ -215,24 +244,43 @@ func (q *queries) owner(name string, p int32) (KeyOwner, error) {
 }
 
 // ownedStores returns the open stores of the partitions of name this
-// instance owns, in partition order.
-func (q *queries) ownedStores(name string) ([]store.Store, error) {
+// instance owns, in partition order, once each holds the writes of its
+// task's commit in flight.
+func (q *queries) ownedStores(ctx context.Context, name string) ([]store.Store, error) {
+	parts, err := q.ownedParts(name)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]store.Store, 0, len(parts))
+	for _, op := range parts {
+		st, err := op.committed(ctx)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, st)
+	}
+	return out, nil
+}
+
+// ownedParts returns the open partitions of name this instance owns, in
+// partition order.
+func (q *queries) ownedParts(name string) ([]*openPart, error) {
 	q.mu.RLock()
 	defer q.mu.RUnlock()
 	if !q.mu.running {
 		return nil, fmt.Errorf("store %s: app not running or rebalancing: %w", name, ErrStoreNotReady)
 	}
 	n := q.mu.partitions[name]
-	var out []store.Store
+	var out []*openPart
 	for p := range n {
-		st, ok := q.mu.owned[name][p]
+		op, ok := q.mu.owned[name][p]
 		if !ok {
 			continue
 		}
-		if st == nil {
+		if op == nil {
 			return nil, fmt.Errorf("store %s partition %d: opening or restoring: %w", name, p, ErrStoreNotReady)
 		}
-		out = append(out, st)
+		out = append(out, op)
 	}
 	return out, nil
 }
@@ -257,6 +305,13 @@ func notReady(name string, err error) error {
 // documents the semantics. It serves the partitions this instance owns
 // (all of a global store), reads committed state only, and is safe for
 // concurrent use, also while the app's workers write and rebalance.
+//
+// A read is never older than the input offsets committed when it starts:
+// the writes of a commit are visible to reads as soon as its offsets are
+// to the broker's clients (a group lag of 0 means every input record is
+// in the state read). A read of a partition whose task is committing
+// waits for that commit to write the store, at most the commit's
+// duration (or until its ctx ends).
 type StoreReader struct {
 	q      *queries
 	name   string
@@ -298,16 +353,17 @@ func (r *StoreReader) Spec() topology.StoreSpec { return r.spec }
 // store only. Errors: a *[NotOwnedError] when another instance owns the
 // partition, [ErrStoreNotReady] while the app is not running,
 // rebalancing or restoring the partition (or bootstrapping a global
-// store), and store errors.
-func (r *StoreReader) Get(key []byte) (value []byte, ok bool, partition int32, err error) {
-	return r.GetPartitionOf(key, key)
+// store), ctx's error (while it waits for a commit in flight), and store
+// errors.
+func (r *StoreReader) Get(ctx context.Context, key []byte) (value []byte, ok bool, partition int32, err error) {
+	return r.GetPartitionOf(ctx, key, key)
 }
 
 // GetPartitionOf is Get of key in the partition that
 // [broker.KeyPartition] routes pkey to: for a store whose keys are not
 // the keys its records were partitioned by, such as a table with windowed
 // keys (partitioned by the record key).
-func (r *StoreReader) GetPartitionOf(pkey, key []byte) (value []byte, ok bool, partition int32, err error) {
+func (r *StoreReader) GetPartitionOf(ctx context.Context, pkey, key []byte) (value []byte, ok bool, partition int32, err error) {
 	q := r.q
 	if !q.gate.enter() {
 		return nil, false, 0, errStopped(r.name)
@@ -325,7 +381,7 @@ func (r *StoreReader) GetPartitionOf(pkey, key []byte) (value []byte, ok bool, p
 			return nil, false, 0, fmt.Errorf("store %s: app not running: %w", r.name, ErrStoreNotReady)
 		}
 		partition = broker.KeyPartition(pkey, n)
-		st, lerr := q.lookup(r.name, partition)
+		st, lerr := q.lookup(ctx, r.name, partition)
 		if lerr != nil {
 			return nil, false, partition, lerr
 		}
@@ -414,14 +470,14 @@ func (r *StoreReader) scan(ctx context.Context, key, start, end []byte) (iter.Se
 				err = fmt.Errorf("store %s: app not running: %w", r.name, ErrStoreNotReady)
 				return
 			}
-			st, lerr := q.lookup(r.name, broker.KeyPartition(key, n))
+			st, lerr := q.lookup(ctx, r.name, broker.KeyPartition(key, n))
 			if lerr != nil {
 				err = lerr
 				return
 			}
 			sts = append(sts, st.Range)
 		} else {
-			owned, lerr := q.ownedStores(r.name)
+			owned, lerr := q.ownedStores(ctx, r.name)
 			if lerr != nil {
 				err = lerr
 				return

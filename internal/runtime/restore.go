@@ -44,8 +44,7 @@ func (w *worker) openStores(ctx context.Context, t *task) error {
 			t.noteCorrupt(s.name, err)
 			return err
 		}
-		w.app.iq.open(s.name, t.id.Partition, st)
-		w.changelogs[broker.TopicPartition{Topic: s.changelog, Partition: t.id.Partition}] = s
+		w.app.iq.open(s.name, t.id.Partition, st, &s.fence)
 	}
 	return nil
 }

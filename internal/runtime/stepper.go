@@ -108,7 +108,7 @@ func (a *App) Step(ctx context.Context) (_ *Stepper, recs []broker.Record, err e
 		return nil, nil, err
 	}
 	s.w = newWorker(a, &generation{asg: asg}, "", slot, topics, a.cfg.CacheMaxBytes)
-	s.w.committed, s.w.keyOrder = s.log, true
+	s.w.committed, s.w.keyOrder, s.w.untimed = s.log, true, true
 	for _, t := range tasks {
 		s.w.add(t)
 	}
@@ -168,7 +168,7 @@ func (s *Stepper) Process(ctx context.Context, rec broker.Record) ([]broker.Reco
 			Err: fmt.Errorf("no task of the topology reads it: %w", broker.ErrUnknownTopic)}
 	}
 	ps.buf, ps.headOK, ps.fetch = []broker.Record{rec}, false, rec.Offset+1
-	if _, err := s.w.processReady(ctx, nil); err != nil {
+	if _, _, err := s.w.processReady(ctx, nil); err != nil {
 		ps.buf, ps.headOK = nil, false
 		return s.abort(err)
 	}
@@ -316,7 +316,7 @@ func (s *Stepper) StoreGet(name string, p int32, key []byte) ([]byte, bool, erro
 		v, ok, _, err := g.get(nil, key)
 		return v, ok, err
 	}
-	st, err := s.a.iq.lookup(name, p)
+	st, err := s.a.iq.lookup(context.Background(), name, p) // every step's commit is written: no wait
 	if err != nil {
 		return nil, false, err
 	}
@@ -333,7 +333,7 @@ func (s *Stepper) StoreRange(name string, p int32) (store.Cursor, error) {
 	if g := s.a.iq.globalStore(name); g != nil && p == 0 {
 		return g.rangeData(nil, nil), nil
 	}
-	st, err := s.a.iq.lookup(name, p)
+	st, err := s.a.iq.lookup(context.Background(), name, p) // every step's commit is written: no wait
 	if err != nil {
 		return nil, err
 	}

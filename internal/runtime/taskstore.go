@@ -146,7 +146,10 @@ type undoEntry struct {
 // The commit hands cur (and log) over as sent, and once the commit
 // succeeds sent is applied to the store, in one batch with the offset of
 // its last changelog record. State is therefore always a prefix of the
-// changelog.
+// changelog. The commit's goroutine applies it as soon as the broker
+// call returns (writeSent), while the worker may read sent and the store
+// (the two agree on every key sent writes); the worker forgets sent when
+// it awaits the commit.
 //
 // cur and sent (overlay) index their writes in key order, so that Range
 // visits only the writes in its range. A Range iteration holds the
@@ -180,6 +183,9 @@ type taskStore struct {
 	// commit in flight. cur and sent hold only writes made after their
 	// ranges: a range hides older writes and stored keys.
 	curRanges, sentRanges []keyRange
+	// fence holds queries of the store back while a commit of its
+	// writes is in flight (see commitFence).
+	fence commitFence
 }
 
 func (s *taskStore) Get(key []byte) ([]byte, bool, error) {
@@ -543,13 +549,23 @@ func (s *taskStore) discard() {
 // dropSent forgets the writes of a commit that failed.
 func (s *taskStore) dropSent() { s.sent, s.sentLog, s.sentRanges = nil, nil, nil }
 
-// applySent writes sent to the store with the offset of its last
+// applySent writes sent to the store (writeSent) and forgets it.
+func (s *taskStore) applySent() error {
+	err := s.writeSent()
+	s.dropSent()
+	if err != nil {
+		s.t.noteCorrupt(s.name, err)
+	}
+	return err
+}
+
+// writeSent writes sent to the store with the offset of its last
 // changelog record, after the commit that wrote them succeeded. Without
 // record cache the batch holds every write in write order, as the
-// changelog does.
-func (s *taskStore) applySent() error {
+// changelog does. It changes no field of s but its batch, so that the
+// commit's goroutine may call it while the worker reads s.
+func (s *taskStore) writeSent() error {
 	sent, sentLog, sentRanges := s.sent, s.sentLog, s.sentRanges
-	s.dropSent()
 	if (sent == nil || len(sent.m) == 0) && len(sentRanges) == 0 {
 		return nil
 	}
@@ -582,7 +598,9 @@ func (s *taskStore) applySent() error {
 			delRange(&sentRanges[i])
 		}
 		if sent != nil {
-			for k, sl := range sent.all() {
+			// The map, not the index: a Range of the worker may build
+			// sent's index meanwhile. The batch needs no key order.
+			for k, sl := range sent.m {
 				add(k, sl.p)
 			}
 		}
@@ -591,7 +609,6 @@ func (s *taskStore) applySent() error {
 		s.batch.SetOffset(s.sentOff)
 	}
 	if err := s.st.Apply(&s.batch); err != nil {
-		s.t.noteCorrupt(s.name, err)
 		return fmt.Errorf("store %s/%d: apply commit: %w", s.name, s.t.id.Partition, err)
 	}
 	return nil

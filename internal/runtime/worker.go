@@ -28,9 +28,6 @@ type worker struct {
 	parts []*partState
 	byTP  map[broker.TopicPartition]*partState
 	reqs  []broker.FetchRequest
-	// changelogs maps the changelog partitions of the tasks' stores to
-	// their stores.
-	changelogs map[broker.TopicPartition]*taskStore
 
 	out     []broker.Record // output since the last commit
 	pending int             // changelog records the tasks' store writes since the last commit make
@@ -52,6 +49,15 @@ type worker struct {
 	// key order (the Stepper's output is deterministic) rather than in
 	// the record cache's map order.
 	keyOrder bool
+	// untimed says the worker commits only when told and processes
+	// everything buffered in one processReady (the Stepper); otherwise it
+	// commits once CommitInterval has passed since the last commit, also
+	// between two records of a fetched batch.
+	untimed bool
+	// nextTask is the index of the task processReady starts with: after
+	// a commit ends it early, the next call starts with the task after
+	// the one it stopped in, so that the tasks take turns.
+	nextTask int
 
 	// purgeParts are the partitions the worker purges; purging is the
 	// purge running in the background, lastPurge when the last one
@@ -121,7 +127,8 @@ func (w *worker) run(gctx context.Context) (err error) {
 		// Process the buffered records of the tasks that may go on, run
 		// the punctuations that are due, commit if due, then fetch for
 		// the partitions whose buffers are empty.
-		if fenced, err := w.processReady(ctx, gctx.Done()); err != nil || fenced {
+		more, fenced, err := w.processReady(ctx, gctx.Done())
+		if err != nil || fenced {
 			return err
 		}
 		w.flushMetrics()
@@ -167,10 +174,12 @@ func (w *worker) run(gctx context.Context) (err error) {
 			}
 			blocked = blocked || ps.task.waiting
 		}
-		if blocked {
+		if blocked || more {
 			// A task waits for records that exist: fetch them at once
 			// (an empty answer means the offsets up to the end hold no
-			// records, see received).
+			// records, see received). Or records are still buffered:
+			// fetch what is there for the partitions that have none and
+			// process on.
 			wait = 0
 		}
 		fctx, fetched := gctx, func() {}
@@ -181,10 +190,10 @@ func (w *worker) run(gctx context.Context) (err error) {
 			}
 		}
 		var polled broker.Polled
-		var err error
+		err = nil
 		if len(w.reqs) > 0 {
 			polled, err = w.slot.rd.fetch(fctx, w.reqs, wait)
-		} else {
+		} else if !more {
 			// Nothing to fetch (a bounded run's inputs are at their
 			// ends): wait as a fetch of nothing would.
 			err = sleep(fctx, wait)
@@ -266,7 +275,6 @@ func assigned(a *broker.Assignment) map[broker.TopicPartition]bool {
 // When ctx ends during a restore it stops there and returns nil: the
 // tasks not created yet have a nil proc, and every step skips them.
 func (w *worker) open(ctx context.Context) error {
-	w.changelogs = map[broker.TopicPartition]*taskStore{}
 	w.timed = w.app.cfg.IdleStreamTimeAdvance > 0
 	for _, t := range w.tasks {
 		t.log = w.app.log.With(slog.String("task", t.id.String()))
@@ -392,8 +400,19 @@ func sleep(ctx context.Context, d time.Duration) error {
 // records, once stop is closed (a rebalance or shutdown): the records left
 // are not marked processed, so they are fetched again by whoever owns
 // their partition next.
-func (w *worker) processReady(ctx context.Context, stop <-chan struct{}) (fenced bool, err error) {
-	for _, t := range w.tasks {
+//
+// Unless w is untimed, it also returns early, with more set, after a
+// commit between two records (processHead commits once CommitInterval
+// has passed): a fetched batch takes at most about CommitInterval
+// however slow the steps are, and the worker's loop runs what it has
+// to on time (wall-clock punctuations, a bounded run's advances, purges,
+// fetching for the partitions whose buffers are empty) before
+// processReady goes on with the records left.
+func (w *worker) processReady(ctx context.Context, stop <-chan struct{}) (more, fenced bool, err error) {
+	last := w.last
+	for i := range w.tasks {
+		ti := (w.nextTask + i) % len(w.tasks)
+		t := w.tasks[ti]
 		if t.proc == nil {
 			continue // not created: the generation stopped during a restore
 		}
@@ -405,19 +424,27 @@ func (w *worker) processReady(ctx context.Context, stop <-chan struct{}) (fenced
 			}
 			select {
 			case <-stop:
-				return false, nil
+				return false, false, nil
 			default:
 			}
 			if fenced, err := w.processHead(ctx, t, ps); err != nil || fenced {
-				return fenced, err
+				return false, fenced, err
 			}
 			n++
+			if !w.untimed && w.last != last {
+				more = true // committed: back to the loop
+				w.nextTask = (ti + 1) % len(w.tasks)
+				break
+			}
 		}
 		if n > 0 && w.app.cfg.IdleStreamTimeAdvance > 0 {
 			t.lastInput, t.inputTime = w.app.cfg.Clock(), t.streamTime
 		}
+		if more {
+			return true, false, nil
+		}
 	}
-	return false, nil
+	return false, false, nil
 }
 
 // pick returns the partition of t whose buffered head record t processes
