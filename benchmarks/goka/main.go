@@ -46,13 +46,13 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/duality-streams/duality/benchmarks/internal/proc"
 	"io"
 	"os"
 	"os/exec"
@@ -61,7 +61,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 )
 
@@ -147,7 +146,7 @@ type meter struct {
 // clocks.
 func startMeasure() meter {
 	runtime.GC()
-	_ = os.WriteFile("/proc/self/clear_refs", []byte("5"), 0) // without it the peak includes writing the input
+	proc.ResetPeak() // without it the peak includes writing the input
 	var m meter
 	if *profile != "" {
 		if f, err := os.Create(*profile); err == nil {
@@ -158,52 +157,18 @@ func startMeasure() meter {
 			}
 		}
 	}
-	m.start, m.cpu = time.Now(), cpuTime()
+	m.start, m.cpu = time.Now(), proc.CPUTime()
 	return m
 }
 
 func (m meter) stop() measured {
-	d, cpu := time.Since(m.start), cpuTime()-m.cpu
+	d, cpu := time.Since(m.start), proc.CPUTime()-m.cpu
 	if m.profile != nil {
 		pprof.StopCPUProfile()
 		m.profile.Close()
 	}
-	hwm, _ := procStatus("VmHWM")
+	hwm, _ := proc.Status("VmHWM")
 	return measured{Dur: d, CPU: cpu, HWM: hwm}
-}
-
-// cpuTime returns the user+system CPU time of this process so far.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
-// procStatus returns a field of /proc/self/status given in kB, in bytes.
-func procStatus(field string) (int64, error) {
-	f, err := os.Open("/proc/self/status")
-	if err != nil {
-		return 0, err
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		name, rest, ok := strings.Cut(sc.Text(), ":")
-		if !ok || name != field {
-			continue
-		}
-		kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
-		if err != nil {
-			return 0, fmt.Errorf("/proc/self/status %s: %w", field, err)
-		}
-		return kb << 10, nil
-	}
-	if err := sc.Err(); err != nil {
-		return 0, err
-	}
-	return 0, fmt.Errorf("/proc/self/status has no %s", field)
 }
 
 func flagSizes() sizes {

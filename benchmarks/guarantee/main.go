@@ -32,11 +32,11 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/duality-streams/duality/benchmarks/internal/proc"
 	"os"
 	"slices"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
@@ -186,12 +186,12 @@ func runCase(ctx context.Context, backend string, g duality.Guarantee, round int
 	if err != nil {
 		return result{}, err
 	}
-	cpu0 := cpuTime()
+	cpu0 := proc.CPUTime()
 	start := time.Now()
 	if err := app.RunToEnd(ctx); err != nil {
 		return result{}, err
 	}
-	r := result{backend: backend, guarantee: g, round: round, dur: time.Since(start), cpu: cpuTime() - cpu0}
+	r := result{backend: backend, guarantee: g, round: round, dur: time.Since(start), cpu: proc.CPUTime() - cpu0}
 	r.commits = timed.latencies()
 	return r, checkCounts(ctx, b, out)
 }
@@ -348,13 +348,4 @@ func median(rs []result, f func(result) float64) float64 {
 		return vs[len(vs)/2]
 	}
 	return (vs[len(vs)/2-1] + vs[len(vs)/2]) / 2
-}
-
-// cpuTime returns the user and system CPU time of the process so far.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

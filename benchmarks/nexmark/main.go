@@ -36,6 +36,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/duality-streams/duality/benchmarks/internal/proc"
 	"io"
 	"os"
 	"os/exec"
@@ -44,7 +45,6 @@ import (
 	"runtime"
 	"runtime/pprof"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -217,7 +217,7 @@ func runChild(ctx context.Context, name string) (err error) {
 		BeforeRun: func() {
 			// The peak RSS of the run, not of producing the input (Linux:
 			// writing 5 to clear_refs resets VmHWM).
-			_ = os.WriteFile("/proc/self/clear_refs", []byte("5"), 0)
+			proc.ResetPeak()
 			if prof != nil {
 				_ = pprof.StartCPUProfile(prof)
 			}
@@ -225,7 +225,7 @@ func runChild(ctx context.Context, name string) (err error) {
 		AfterRun: func() {
 			pprof.StopCPUProfile()
 			var err error
-			if hwm, err = procStatus("VmHWM"); err != nil {
+			if hwm, err = proc.Status("VmHWM"); err != nil {
 				hwm = -1
 			}
 		},
@@ -307,28 +307,4 @@ func loadAvg() string {
 		return "unknown"
 	}
 	return strings.Join(f[:3], " ")
-}
-
-func procStatus(field string) (int64, error) {
-	f, err := os.Open("/proc/self/status")
-	if err != nil {
-		return 0, err
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		name, rest, ok := strings.Cut(sc.Text(), ":")
-		if !ok || name != field {
-			continue
-		}
-		kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
-		if err != nil {
-			return 0, fmt.Errorf("/proc/self/status %s: %w", field, err)
-		}
-		return kb << 10, nil
-	}
-	if err := sc.Err(); err != nil {
-		return 0, err
-	}
-	return 0, fmt.Errorf("/proc/self/status has no %s", field)
 }

@@ -31,6 +31,7 @@ import (
 	"time"
 
 	"github.com/duality-streams/duality"
+	"github.com/duality-streams/duality/benchmarks/internal/proc"
 	"github.com/duality-streams/duality/broker"
 	"github.com/duality-streams/duality/broker/embedded"
 	"github.com/duality-streams/duality/codec"
@@ -204,19 +205,11 @@ func produce(ctx context.Context, b broker.Broker, cfg config) error {
 // read samples the process's resources and the app's lag.
 func read(ctx context.Context, b broker.Broker, at time.Duration) (sample, error) {
 	s := sample{at: at, goroutines: runtime.NumGoroutine()}
-	status, err := os.ReadFile("/proc/self/status")
+	rss, err := proc.Status("VmRSS")
 	if err != nil {
 		return s, fmt.Errorf("read RSS: %w", err)
 	}
-	for line := range strings.Lines(string(status)) {
-		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			kib, err := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 64)
-			if err != nil {
-				return s, fmt.Errorf("read RSS from %q: %w", line, err)
-			}
-			s.rssMB = kib / 1024
-		}
-	}
+	s.rssMB = float64(rss) / (1 << 20)
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	s.heapMB = float64(ms.HeapAlloc) / (1 << 20)

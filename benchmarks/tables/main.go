@@ -28,13 +28,13 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/duality-streams/duality/benchmarks/internal/proc"
 	"io"
 	"io/fs"
 	"os"
@@ -47,7 +47,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/duality-streams/duality"
@@ -127,15 +126,6 @@ func (r result) rate() float64 { return float64(r.Records) / r.Dur.Seconds() }
 // cpuPerRecord is the CPU time per record in µs: less sensitive than the
 // rate to other processes competing for the cores.
 func (r result) cpuPerRecord() float64 { return float64(r.CPU.Microseconds()) / float64(r.Records) }
-
-// cpuTime returns the user+system CPU time of this process so far.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
 
 // spec is a case the parent runs in a child.
 type spec struct {
@@ -398,7 +388,7 @@ func runChild() (err error) {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	r.Heap, r.GoSys = ms.HeapInuse, ms.Sys
-	if r.HWM, err = procStatus("VmHWM"); err != nil {
+	if r.HWM, err = proc.Status("VmHWM"); err != nil {
 		return err
 	}
 	if r.StateDir, err = dirSize(filepath.Join(dir, "state")); err != nil {
@@ -481,7 +471,7 @@ func countCase(ctx context.Context, b *embedded.Broker, dir string) (result, err
 	runCtx, stop := context.WithCancel(ctx)
 	defer stop()
 	errc := make(chan error, 1)
-	start, cpu0 := time.Now(), cpuTime()
+	start, cpu0 := time.Now(), proc.CPUTime()
 	go func() { errc <- app.Run(runCtx) }()
 	produced := make(chan error, 1)
 	var produceDur atomic.Int64
@@ -498,7 +488,7 @@ func countCase(ctx context.Context, b *embedded.Broker, dir string) (result, err
 		stop()
 		return result{}, errors.Join(err, <-errc)
 	}
-	d, cpu := time.Since(start), cpuTime()-cpu0
+	d, cpu := time.Since(start), proc.CPUTime()-cpu0
 	stop()
 	if err := <-errc; err != nil {
 		return result{}, err
@@ -647,14 +637,14 @@ func restoreCase(ctx context.Context, b *embedded.Broker, dir string) (result, e
 	runCtx, stop := context.WithCancel(ctx)
 	defer stop()
 	errc := make(chan error, 1)
-	start, cpu0 := time.Now(), cpuTime()
+	start, cpu0 := time.Now(), proc.CPUTime()
 	go func() { errc <- app.Run(runCtx) }()
 	select {
 	case <-done:
 	case err := <-errc:
 		return result{}, fmt.Errorf("app stopped during the restoration: %v", err)
 	}
-	d, cpu := time.Since(start), cpuTime()-cpu0
+	d, cpu := time.Since(start), proc.CPUTime()-cpu0
 	stop()
 	if err := <-errc; err != nil {
 		return result{}, err
@@ -679,31 +669,6 @@ func endOffsets(ctx context.Context, b broker.Broker, topic string) (int64, erro
 	return sum, nil
 }
 
-// procStatus returns a field of /proc/self/status given in kB, in bytes.
-func procStatus(field string) (int64, error) {
-	f, err := os.Open("/proc/self/status")
-	if err != nil {
-		return 0, err
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		name, rest, ok := strings.Cut(sc.Text(), ":")
-		if !ok || name != field {
-			continue
-		}
-		kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
-		if err != nil {
-			return 0, fmt.Errorf("/proc/self/status %s: %w", field, err)
-		}
-		return kb << 10, nil
-	}
-	if err := sc.Err(); err != nil {
-		return 0, err
-	}
-	return 0, fmt.Errorf("/proc/self/status has no %s", field)
-}
-
 // watchPeak samples the RSS every 200 ms and, with a profile path, writes
 // a heap profile each time the RSS exceeds the last profiled peak by 5%,
 // so the file ends up holding the heap near the process's peak. The
@@ -724,7 +689,7 @@ func watchPeak(path string) (stop func()) {
 				return
 			case <-tick.C:
 			}
-			rss, err := procStatus("VmRSS")
+			rss, err := proc.Status("VmRSS")
 			if err != nil || rss < profiled+profiled/20 {
 				continue
 			}

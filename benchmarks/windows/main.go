@@ -23,13 +23,13 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/duality-streams/duality/benchmarks/internal/proc"
 	"io"
 	"os"
 	"os/exec"
@@ -37,7 +37,6 @@ import (
 	"runtime"
 	"runtime/pprof"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -285,7 +284,7 @@ func runChild() (err error) {
 	if r.Log, err = endOffsets(ctx, b, changelog); err != nil {
 		return err
 	}
-	if r.HWM, err = procStatus("VmHWM"); err != nil {
+	if r.HWM, err = proc.Status("VmHWM"); err != nil {
 		return err
 	}
 	return json.NewEncoder(os.Stdout).Encode(r)
@@ -356,28 +355,4 @@ func endOffsets(ctx context.Context, b broker.Broker, topic string) (int64, erro
 		total += o.Latest
 	}
 	return total, nil
-}
-
-func procStatus(field string) (int64, error) {
-	f, err := os.Open("/proc/self/status")
-	if err != nil {
-		return 0, err
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		name, rest, ok := strings.Cut(sc.Text(), ":")
-		if !ok || name != field {
-			continue
-		}
-		kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
-		if err != nil {
-			return 0, fmt.Errorf("/proc/self/status %s: %w", field, err)
-		}
-		return kb << 10, nil
-	}
-	if err := sc.Err(); err != nil {
-		return 0, err
-	}
-	return 0, fmt.Errorf("/proc/self/status has no %s", field)
 }

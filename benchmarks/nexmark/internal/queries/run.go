@@ -4,10 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/duality-streams/duality/benchmarks/internal/proc"
 	"path/filepath"
 	"slices"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/duality-streams/duality"
@@ -106,12 +106,12 @@ func Run(ctx context.Context, q Query, cfg RunConfig) (res Result, err error) {
 	if cfg.BeforeRun != nil {
 		cfg.BeforeRun()
 	}
-	cpu0 := cpuTime()
+	cpu0 := proc.CPUTime()
 	start = time.Now()
 	if err := app.RunToEnd(ctx); err != nil {
 		return res, fmt.Errorf("%s: %w", q.Name, err)
 	}
-	res.Wall, res.CPU = time.Since(start), cpuTime()-cpu0
+	res.Wall, res.CPU = time.Since(start), proc.CPUTime()-cpu0
 	res.Late = env.Stats.LateRecords()
 	if cfg.AfterRun != nil {
 		cfg.AfterRun()
@@ -214,13 +214,4 @@ func readOutput(ctx context.Context, brk broker.Broker, q Query) (int64, []any, 
 		rows = append(rows, rs...)
 	}
 	return total, rows, nil
-}
-
-// cpuTime returns the CPU time the process used so far.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
