@@ -152,9 +152,24 @@
 // table (the other side of a join) does not find a window until its final
 // result is out, as the value getter of Kafka Streams' suppress hides a
 // buffered window. The aggregation's store, and so a query of it, holds
-// every window, open ones included. With [CacheUpdates], table steps get
-// the newest update of each window per commit, from the window's value at
-// the previous commit; lookups read the store, so they see every update.
+// every window, open ones included.
+//
+// Two such tables joined (table.JoinTables) have a row per window that
+// both hold, from both final results: the side whose final result comes
+// out first finds the other side's window waiting, and the other side's
+// final result finds the first side's window in its store, also when one
+// record, or the end of a bounded run (duality.App.RunToEnd), moves
+// stream time past the close and the expiry of the window at once (see
+// "State"). Without [WithTaskStreamTime] each side's stream time follows
+// its own records: when the two sides read different topics, a side that
+// has moved past a window's expiry and advanced again before the other
+// side's final result of the window looks it up has dropped it (as Kafka
+// Streams' window store has): make the retention cover the skew between
+// the sides, or let both follow the task's stream time.
+//
+// With [CacheUpdates], table steps get the newest update of each window
+// per commit, from the window's value at the previous commit; lookups
+// read the store, so they see every update.
 //
 // A final result, or an update held by [CacheUpdates], is emitted as a
 // unit of work of its own under the app's error policy. Under
@@ -182,8 +197,12 @@
 // the retention), then key, then start, so that a key's windows in a time
 // range are one short scan per segment, and expiry deletes whole segments
 // at the front of the store once they are older than stream time minus
-// the retention. Expiry is one range deletion per call, which writes no
-// changelog record; final results leave the close index the same way.
+// the retention. A window outlives the advance of stream time that
+// expires it, and goes with the step's next advance, so that the steps
+// of the task that run at that stream time still read it (see the joins
+// of final results above). Expiry is one range deletion per call, which
+// writes no changelog record; final results leave the close index the
+// same way.
 // Instead of tombstones, the store's changelog is created with the
 // compact,delete cleanup policy and a retention of the window retention
 // plus 24 hours (Kafka Streams' windowstore.changelog.additional.retention.ms),

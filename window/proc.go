@@ -47,6 +47,9 @@ type proc[K, V, A any] struct {
 
 	st     int64 // stream time
 	lowSeg int64 // segments below are empty (noTime: unknown)
+	// expAt is the stream time the store's expiry has reached (noTime:
+	// none): the stream time before the step's last advance (see expire).
+	expAt int64
 	// nextClose is a lower bound of the close times in the close index
 	// (math.MaxInt64: empty; noTime: unknown), so that emitClosed scans
 	// the index only when a window is due.
@@ -85,8 +88,8 @@ type proc[K, V, A any] struct {
 // procSnap is the in-memory state of a proc that a failed unit of work
 // changes; undo is the length of the cache's undo log.
 type procSnap struct {
-	st, lowSeg, nextClose, closedUpTo int64
-	undo                              int
+	st, lowSeg, expAt, nextClose, closedUpTo int64
+	undo                                     int
 }
 
 // begin snapshots p's in-memory state the first time p runs in a unit
@@ -96,7 +99,7 @@ func (p *proc[K, V, A]) begin() {
 		if outer {
 			p.undo = p.undo[:0]
 		}
-		return procSnap{p.st, p.lowSeg, p.nextClose, p.closedUpTo, len(p.undo)}
+		return procSnap{p.st, p.lowSeg, p.expAt, p.nextClose, p.closedUpTo, len(p.undo)}
 	})
 }
 
@@ -108,7 +111,7 @@ func (p *proc[K, V, A]) skip() {
 	if !ok {
 		return
 	}
-	p.st, p.lowSeg, p.nextClose, p.closedUpTo = s.st, s.lowSeg, s.nextClose, s.closedUpTo
+	p.st, p.lowSeg, p.expAt, p.nextClose, p.closedUpTo = s.st, s.lowSeg, s.expAt, s.nextClose, s.closedUpTo
 	p.rollbackCache(s.undo)
 	p.resetTimer()
 }
@@ -135,7 +138,7 @@ func newProc[K, V, A any](t *dsl.Task, n *dsl.Node, store string, w Windows, cfg
 		final: cfg.final, stats: cfg.stats, late: late, lateLog: lateLog,
 		kc: kc, ac: ac, f: f, out: out,
 		logger: t.Env().Logger().With("node", n.Name, "store", store),
-		st:     noTime, lowSeg: noTime, nextClose: noTime, closedUpTo: noTime, minSeg: noTime,
+		st:     noTime, lowSeg: noTime, expAt: noTime, nextClose: noTime, closedUpTo: noTime, minSeg: noTime,
 	}
 	if p.stats == nil {
 		p.stats = new(Stats)
@@ -151,12 +154,8 @@ func newProc[K, V, A any](t *dsl.Task, n *dsl.Node, store string, w Windows, cfg
 		return nil, fmt.Errorf("%s %q: store %q: read stream time: %w", n.Op, n.Name, store, err)
 	}
 	if ok {
-		if len(b) != 8 {
-			return nil, fmt.Errorf("%s %q: store %q: stream time: %w: %d bytes", n.Op, n.Name, store, codec.ErrInvalid, len(b))
-		}
-		p.st = windowstore.ReadTime(b)
-		if p.st < -MaxTimestamp || p.st > MaxTimestamp {
-			return nil, fmt.Errorf("%s %q: store %q: stream time: %w: %d ms", n.Op, n.Name, store, codec.ErrInvalid, p.st)
+		if p.st, p.expAt, err = readMeta(b); err != nil {
+			return nil, fmt.Errorf("%s %q: store %q: %w", n.Op, n.Name, store, err)
 		}
 		if p.timer.follow {
 			p.timer.restoreStreamTime(p.st)
@@ -171,13 +170,46 @@ func newProc[K, V, A any](t *dsl.Task, n *dsl.Node, store string, w Windows, cfg
 	return p.process, nil
 }
 
+// readMeta decodes the value of windowstore.MetaKey: the stream time st
+// and the stream time expiry has reached (exp; an older store holds the
+// stream time alone, expired up to it).
+func readMeta(b []byte) (st, exp int64, err error) {
+	if len(b) != 8 && len(b) != 16 {
+		return 0, 0, fmt.Errorf("stream time: %w: %d bytes", codec.ErrInvalid, len(b))
+	}
+	st, exp = windowstore.ReadTime(b), windowstore.ReadTime(b)
+	if len(b) == 16 {
+		exp = windowstore.ReadTime(b[8:])
+	}
+	if st < -MaxTimestamp || st > MaxTimestamp {
+		return 0, 0, fmt.Errorf("stream time: %w: %d ms", codec.ErrInvalid, st)
+	}
+	if exp != noTime && (exp < -MaxTimestamp || exp > st) {
+		return 0, 0, fmt.Errorf("expiry time: %w: %d ms at stream time %d ms", codec.ErrInvalid, exp, st)
+	}
+	return st, exp, nil
+}
+
+// advanceTo moves p's stream time to st (> p.st) and persists it with
+// the stream time before (expAt, which expire then reaches).
+func (p *proc[K, V, A]) advanceTo(st int64) error {
+	p.expAt, p.st = p.st, st
+	b := windowstore.AppendTime(p.vbuf[:0], st)
+	p.vbuf = windowstore.AppendTime(b, p.expAt)
+	if err := p.kv.Put(windowstore.MetaKey, p.vbuf); err != nil {
+		return p.storeErr("put", err)
+	}
+	return nil
+}
+
 // cleanRestored deletes what a restore from the changelog may have
 // brought back although the step had deleted it by range (KV.DeleteRange):
-// the expired segments and, with final results, the close index entries
-// at or below stream time (their windows were emitted). It is idempotent
-// and cheap when there is nothing to delete, so it runs whenever a task
-// starts with a stream time, before any record, punctuation or query of
-// the task's committed state after its first commit sees them.
+// the segments expired at expAt and, with final results, the close index
+// entries at or below stream time (their windows were emitted). It is
+// idempotent and cheap when there is nothing to delete, so it runs
+// whenever a task starts with a stream time, before any record,
+// punctuation or query of the task's committed state after its first
+// commit sees them.
 func (p *proc[K, V, A]) cleanRestored() error {
 	if p.final {
 		if err := p.kv.DeleteRange([]byte{windowstore.SpaceClose}, windowstore.AppendTime([]byte{windowstore.SpaceClose}, p.st+1)); err != nil {
@@ -194,11 +226,11 @@ func (p *proc[K, V, A]) process(ctx context.Context, rc *stream.RecordContext, k
 	// goes on with the next record): so must the in-memory stream time
 	// and expiry progress.
 	p.begin()
-	st, lowSeg, undo := p.st, p.lowSeg, len(p.undo)
+	st, lowSeg, expAt, undo := p.st, p.lowSeg, p.expAt, len(p.undo)
 	ok := false
 	defer func() {
 		if !ok {
-			p.st, p.lowSeg, p.nextClose, p.closedUpTo = st, lowSeg, noTime, noTime
+			p.st, p.lowSeg, p.expAt, p.nextClose, p.closedUpTo = st, lowSeg, expAt, noTime, noTime
 			p.rollbackCache(undo)
 		}
 	}()
@@ -220,21 +252,20 @@ func (p *proc[K, V, A]) punctuate(ctx context.Context, ts int64) (err error) {
 		return nil
 	}
 	p.begin()
-	st, lowSeg := p.st, p.lowSeg
+	st, lowSeg, expAt := p.st, p.lowSeg, p.expAt
 	rc := &stream.RecordContext{Timestamp: time.UnixMilli(ts)}
 	defer func() {
 		if r := recover(); r != nil {
 			err = &stream.PanicError{Value: r, Stack: debug.Stack()}
 		}
 		if err != nil {
-			p.st, p.lowSeg, p.nextClose, p.closedUpTo = st, lowSeg, noTime, noTime
+			p.st, p.lowSeg, p.expAt, p.nextClose, p.closedUpTo = st, lowSeg, expAt, noTime, noTime
 			err = p.nodeErr(rc, err)
 		}
 	}()
 	p.t.Current = p.n
-	p.st = ts
-	if err := p.kv.Put(windowstore.MetaKey, windowstore.AppendTime(p.vbuf[:0], ts)); err != nil {
-		return p.storeErr("put", err)
+	if err := p.advanceTo(ts); err != nil {
+		return err
 	}
 	if p.final {
 		if err := p.emitClosed(ctx, rc); err != nil {
@@ -265,9 +296,8 @@ func (p *proc[K, V, A]) processRecord(ctx context.Context, rc *stream.RecordCont
 	}
 	advanced := st > p.st
 	if advanced {
-		p.st = st
-		if err := p.kv.Put(windowstore.MetaKey, windowstore.AppendTime(p.vbuf[:0], st)); err != nil {
-			return p.nodeErr(rc, p.storeErr("put", err))
+		if err := p.advanceTo(st); err != nil {
+			return p.nodeErr(rc, err)
 		}
 	}
 	var err error
@@ -910,10 +940,19 @@ func (p *proc[K, V, A]) emitClosed(ctx context.Context, rc *stream.RecordContext
 	return nil
 }
 
-// expire deletes the segments whose windows are all older than stream
-// time - retention, with one range deletion (KV.DeleteRange).
+// expire deletes the segments whose windows were all older than
+// retention at expAt, the stream time before the step's last advance,
+// with one range deletion (KV.DeleteRange). A window thus outlives the
+// advance of stream time that expires it: every step of the task that
+// runs at that stream time still reads it, such as the other side of a
+// table join emitting the final result of the same window (the advance
+// that emits a final result may be the one that expires the window, as
+// at the end of a bounded run).
 func (p *proc[K, V, A]) expire() error {
-	cut := windowstore.FloorDiv(p.st-p.ret, p.seg)
+	if p.expAt == noTime {
+		return nil
+	}
+	cut := windowstore.FloorDiv(p.expAt-p.ret, p.seg)
 	if p.lowSeg != noTime && cut <= p.lowSeg {
 		return nil
 	}

@@ -761,7 +761,8 @@ func TestJoinIdleAdvance(t *testing.T) {
 // which a restore from the changelog brings back, are deleted again when
 // the task starts: after the state directory is deleted, a restart with no
 // new input ends with exactly the unexpired windows in the store, and the
-// changelog never got a tombstone.
+// changelog never got a tombstone. The last record jumps ahead: the
+// windows it expires outlive its advance, also across the restore.
 func TestExpiryAfterRestore(t *testing.T) {
 	ctx := t.Context()
 	b, err := embedded.Open(t.TempDir())
@@ -780,16 +781,18 @@ func TestExpiryAfterRestore(t *testing.T) {
 
 	base := time.Now().Add(-time.Hour).UnixMilli() / 1000 * 1000
 	var all []window.Rec
-	for i := range 300 {
+	for i := range 299 {
 		all = append(all, window.Rec{Key: fmt.Sprint("k", i%3), TS: base + int64(i)})
 	}
+	all = append(all, window.Rec{Key: "k0", TS: base + 400})
 	// The windows left once stream time is the last timestamp: those of
-	// segments (20 ms, half the retention) not wholly older than stream
-	// time minus the retention.
-	st := all[len(all)-1].TS
+	// segments (20 ms, half the retention) not wholly older than the
+	// stream time before the last advance (the one expiry reaches) minus
+	// the retention.
+	st, expAt := all[len(all)-1].TS, all[len(all)-2].TS
 	want := map[window.WKey]int64{}
 	for k, n := range window.Model(tumbling, all) {
-		if windowstore.FloorDiv(k.Start, 20) >= windowstore.FloorDiv(st-40, 20) {
+		if windowstore.FloorDiv(k.Start, 20) >= windowstore.FloorDiv(expAt-40, 20) {
 			want[k] = n
 		}
 	}

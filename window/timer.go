@@ -148,7 +148,9 @@ func (p *proc[K, V, A]) fire(ctx context.Context, ts int64) error {
 // (WithTaskStreamTime): the close time of the next final result
 // (nextClose, found with one seek of the close index when unknown) and
 // the expiry of the oldest stored window's segment (minSeg, found with one
-// seek when unknown or expired). It runs after every record and firing,
+// seek when unknown or expired; expire deletes it at the first advance
+// after the one that reaches its expiry, the timer then being armed at
+// the next millisecond). It runs after every record and firing,
 // so p punctuates only when something is due. Without the option, p's
 // timer waits for the end of time (endDue).
 func (p *proc[K, V, A]) rearm() error {

@@ -141,7 +141,9 @@ func Session(gap, grace time.Duration) Windows {
 // 2 * difference + 1ms + grace for sliding windows, whose new windows are
 // derived from older ones); a shorter retention is an
 // ErrInvalidWindow at Build. State is dropped in segments of half the
-// retention, so a window may be kept up to that much longer.
+// retention, so a window may be kept up to that much longer, and with
+// the step's advance of stream time after the one that expired it (see
+// "State" in the package documentation).
 func (w Windows) WithRetention(retention time.Duration) Windows {
 	w.retention = retention
 	return w

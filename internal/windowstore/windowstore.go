@@ -7,14 +7,17 @@
 //
 // Every key starts with a one-byte space:
 //
-//	0x00                                         stream time (8 bytes)
+//	0x00                                         stream time(8) expired(8)
 //	0x01 segment(8) key(escaped) start(8) end(8)  maxTs(8) aggregate
 //	0x02 close(8)   key(escaped) start(8) end(8)  (empty; EmitOnWindowClose)
 //
 // Times are epoch milliseconds encoded by [AppendTime] (big-endian, sign
 // bit flipped, so that encodings sort numerically); keys are the encoded
 // record keys escaped and terminated by [AppendEscaped], so that they are
-// self-delimiting and keep their byte order. The segment is
+// self-delimiting and keep their byte order. The meta key 0x00 holds the
+// stream time and the stream time expiry has reached (the one before the
+// last advance; a store written before this field holds the stream time
+// alone). The segment is
 // floor(T / interval), T being a window's start, or a session's last
 // record time ([SegmentTime]), and the interval half the retention
 // ([SegmentInterval]): expired windows are whole key ranges at the front
@@ -47,7 +50,8 @@ const (
 	SpaceClose  = 0x02
 )
 
-// MetaKey is the key of the stream time of a windowed store.
+// MetaKey is the key of the stream time of a windowed store (and of the
+// stream time its expiry has reached, for an aggregation).
 var MetaKey = []byte{SpaceMeta}
 
 // AppendTime appends ms as 8 bytes big-endian with the sign bit flipped,

@@ -203,18 +203,15 @@ func q8() Query {
 				func(_ []byte, e gen.Event) (int64, string) { return e.Person.ID, e.Person.Name }, stream.Named("person-by-id"))
 			sellers := stream.Map(ev.Filter(isAuction, stream.Named("auctions")),
 				func(_ []byte, e gen.Event) (int64, int64) { return e.Auction.Seller, e.Auction.ID }, stream.Named("auction-by-seller"))
-			// The join reads a window of one side when the other's closes:
-			// keep closed windows a while after their grace, and let both
-			// sides follow the task's stream time, so that they close a
-			// window at the same stream time (also at the end of the input:
-			// without it, RunToEnd advances each side to the end of time
-			// on its own, and the side advanced first expires its windows
-			// before the other side's final results look them up).
+			// The join reads a window of one side when the other side's
+			// final result of it comes out: each side's stream time follows
+			// its own repartition topic, so keep closed windows a while
+			// after their grace, for the side that runs behind.
 			w := window.Tumbling(windowSize, env.Grace).WithRetention(windowSize + env.Grace + time.Minute)
 			names := window.Reduce(stream.GroupByKey(persons), w, func(name, _ string) string { return name }, "q8-persons",
-				window.EmitOnWindowClose(), window.WithTaskStreamTime(), window.WithStats(env.Stats))
+				window.EmitOnWindowClose(), window.WithStats(env.Stats))
 			auctions := window.Count(stream.GroupByKey(sellers), w, "q8-sellers",
-				window.EmitOnWindowClose(), window.WithTaskStreamTime(), window.WithStats(env.Stats))
+				window.EmitOnWindowClose(), window.WithStats(env.Stats))
 			joined := table.JoinTables(names, auctions, func(k window.Windowed[int64], name string, _ int64) Q8Row {
 				return Q8Row{k.Key, name, k.Start.UnixMilli(), k.End.UnixMilli()}
 			}, stream.Named("new-sellers"))
