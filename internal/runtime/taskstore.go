@@ -609,7 +609,7 @@ func (s *taskStore) writeSent() error {
 		s.batch.SetOffset(s.sentOff)
 	}
 	if err := s.st.Apply(&s.batch); err != nil {
-		return fmt.Errorf("store %s/%d: apply commit: %w", s.name, s.t.id.Partition, err)
+		return fmt.Errorf("commit: %w", err) // the store names itself
 	}
 	return nil
 }
