@@ -8,6 +8,7 @@
 //
 //	go run ./benchmarks/soak                      # 30 minutes, 3,000 records/s
 //	go run ./benchmarks/soak -duration 2h -rate 10000
+//	go run ./benchmarks/soak -heapprofiles /tmp/soak  # then: go tool pprof -base /tmp/soak/heap-00180.pprof /tmp/soak/heap-01800.pprof
 //
 // The app is a keyed count and a tumbling-window count over 10,000 keys
 // on the embedded broker with state in Pebble, the input appended at
@@ -26,6 +27,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"time"
@@ -47,6 +49,7 @@ func main() {
 	flag.DurationVar(&cfg.sample, "sample", 10*time.Second, "interval between samples")
 	flag.IntVar(&cfg.keys, "keys", 10_000, "distinct keys")
 	flag.StringVar(&cfg.dir, "dir", "", "data directory (default: a temporary one, removed at the end)")
+	flag.StringVar(&cfg.heapProfiles, "heapprofiles", "", "if set, write a heap profile into this directory at the end of each tenth of the run\n(heap-<seconds>.pprof, after a GC); compare two with go tool pprof -base")
 	flag.Parse()
 	if err := run(context.Background(), cfg, os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "soak:", err)
@@ -58,6 +61,7 @@ type config struct {
 	duration, sample time.Duration
 	rate, keys       int
 	dir              string
+	heapProfiles     string
 }
 
 // sample is one reading of the process's resources.
@@ -120,6 +124,7 @@ func run(ctx context.Context, cfg config, out io.Writer) (err error) {
 	tick := time.NewTicker(cfg.sample)
 	defer tick.Stop()
 	var samples []sample
+	nextProfile := cfg.duration / 10
 	for done := false; !done; {
 		select {
 		case <-runCtx.Done():
@@ -144,6 +149,13 @@ func run(ctx context.Context, cfg config, out io.Writer) (err error) {
 			samples = append(samples, s)
 			fmt.Fprintf(out, "sample t_s=%.0f rss_mb=%.1f heap_mb=%.1f goroutines=%d open_files=%d lag=%d\n",
 				s.at.Seconds(), s.rssMB, s.heapMB, s.goroutines, s.files, s.lag)
+			if cfg.heapProfiles != "" && s.at >= nextProfile {
+				nextProfile += cfg.duration / 10
+				if err := writeHeapProfile(cfg.heapProfiles, s.at); err != nil {
+					stop()
+					return err
+				}
+			}
 		}
 	}
 	if err := <-appErr; err != nil {
@@ -167,6 +179,24 @@ func run(ctx context.Context, cfg config, out io.Writer) (err error) {
 			m.name, peaks[0].v, peaks[len(peaks)-1].v, slopePerHour(peaks), formatPeaks(peaks))
 	}
 	return nil
+}
+
+// writeHeapProfile writes the heap profile of live objects after a GC into
+// dir as heap-<seconds>.pprof.
+func writeHeapProfile(dir string, at time.Duration) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	f, err := os.Create(filepath.Join(dir, fmt.Sprintf("heap-%05.0f.pprof", at.Seconds())))
+	if err != nil {
+		return err
+	}
+	runtime.GC()
+	if err := pprof.Lookup("heap").WriteTo(f, 0); err != nil {
+		f.Close()
+		return fmt.Errorf("heap profile: %w", err)
+	}
+	return f.Close()
 }
 
 // produce appends cfg.rate records per second, in batches every 100 ms,

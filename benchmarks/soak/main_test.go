@@ -1,6 +1,8 @@
 package main
 
 import (
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -13,7 +15,8 @@ import (
 // trend per metric, and the app keeps up with its input.
 func TestSoakShort(t *testing.T) {
 	var out strings.Builder
-	cfg := config{duration: 4 * time.Second, sample: 500 * time.Millisecond, rate: 1000, keys: 100, dir: t.TempDir()}
+	profiles := t.TempDir()
+	cfg := config{duration: 4 * time.Second, sample: 500 * time.Millisecond, rate: 1000, keys: 100, dir: t.TempDir(), heapProfiles: profiles}
 	require.NoError(t, run(t.Context(), cfg, &out))
 	var samples, trends int
 	var lastLag int64
@@ -35,4 +38,12 @@ func TestSoakShort(t *testing.T) {
 	require.GreaterOrEqual(t, samples, 4, out.String())
 	require.Equal(t, 5, trends, out.String())
 	require.Less(t, lastLag, int64(cfg.rate), "the app falls behind its input:\n%s", out.String())
+	heaps, err := filepath.Glob(filepath.Join(profiles, "heap-*.pprof"))
+	require.NoError(t, err)
+	require.GreaterOrEqual(t, len(heaps), 4, "a heap profile per tenth of the run")
+	for _, h := range heaps {
+		b, err := os.ReadFile(h)
+		require.NoError(t, err)
+		require.True(t, len(b) > 2 && b[0] == 0x1f && b[1] == 0x8b, "%s is not a gzipped pprof profile", h)
+	}
 }
