@@ -55,7 +55,7 @@ type result struct {
 
 // duality runs the binary with args and stdin and returns its output and
 // exit code. It fails the test if the binary panicked.
-func duality(t *testing.T, stdin string, args ...string) result {
+func runDuality(t *testing.T, stdin string, args ...string) result {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), waitBound)
 	defer cancel()
@@ -76,7 +76,7 @@ func duality(t *testing.T, stdin string, args ...string) result {
 // ok runs the binary and requires exit code 0; it returns stdout.
 func ok(t *testing.T, stdin string, args ...string) string {
 	t.Helper()
-	r := duality(t, stdin, args...)
+	r := runDuality(t, stdin, args...)
 	require.Equal(t, 0, r.code, "duality %q: %s", args, r.stderr)
 	return r.stdout
 }
@@ -199,11 +199,11 @@ func TestTopics(t *testing.T) {
 		require.Contains(t, text, "cleanup.policy:    delete")
 		require.Regexp(t, `(?m)^2\s+0\s+3$`, text)
 
-		r := duality(t, "", be.args("topics", "create", "orders")...)
+		r := runDuality(t, "", be.args("topics", "create", "orders")...)
 		require.Equal(t, 1, r.code)
 		require.Contains(t, r.stderr, "already exists")
 
-		r = duality(t, "", be.args("topics", "delete", "users", "nope")...)
+		r = runDuality(t, "", be.args("topics", "delete", "users", "nope")...)
 		require.Equal(t, 1, r.code, "an unknown topic among them deletes nothing")
 		require.Contains(t, r.stderr, `"nope"`)
 		require.Contains(t, ok(t, "", be.args("topics", "delete", "users")...), "deleted topic users")
@@ -218,7 +218,7 @@ func TestProduceConsume(t *testing.T) {
 		ok(t, "", be.args("topics", "create", "t", "-p", "2")...)
 
 		// key<tab>value to partition 1; a header on every record.
-		r := duality(t, "a\tone\nb\ttwo\n\nc\tthree\n", be.args("produce", "t", "-p", "1", "-H", "src=cli")...)
+		r := runDuality(t, "a\tone\nb\ttwo\n\nc\tthree\n", be.args("produce", "t", "-p", "1", "-H", "src=cli")...)
 		require.Equal(t, 0, r.code, r.stderr)
 		require.Equal(t, "produced 3 records to t\n", r.stderr)
 		// JSON lines: own partition, headers in order, timestamps, a tombstone.
@@ -336,7 +336,7 @@ func TestErrors(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			r := duality(t, c.stdin, c.args...)
+			r := runDuality(t, c.stdin, c.args...)
 			require.Equal(t, c.code, r.code, "stderr: %s", r.stderr)
 			require.Contains(t, r.stderr, c.say)
 			require.True(t, strings.HasPrefix(r.stderr, "duality: "), "one error line: %q", r.stderr)
@@ -357,7 +357,7 @@ func TestBadInputLine(t *testing.T) {
 			{"kv", "a\t1\nb\t2\nno separator\nc\t3\n", `line 3: no separator "\t"`},
 			{"json", `{"key":"a","value":"1"}` + "\n" + `{"key":"b","value":"2"}` + "\n" + `{"key":"x","vaule":"typo"}` + "\n" + `{"key":"c","value":"3"}`, `line 3: not a JSON object`},
 		} {
-			r := duality(t, c.input, be.args("produce", "t", "-f", c.format)...)
+			r := runDuality(t, c.input, be.args("produce", "t", "-f", c.format)...)
 			require.Equal(t, 1, r.code)
 			require.Contains(t, r.stderr, c.say)
 			require.Contains(t, r.stderr, "2 records before it produced, none after it")
@@ -372,7 +372,7 @@ func TestLocked(t *testing.T) {
 	be := embeddedBackend(t)
 	ok(t, "", be.args("topics", "create", "t")...)
 	_, closeBroker := be.open(t) // as a running app does
-	r := duality(t, "", be.args("topics", "list")...)
+	r := runDuality(t, "", be.args("topics", "list")...)
 	require.Equal(t, 1, r.code)
 	require.Contains(t, r.stderr, "in use by a running app")
 	require.Contains(t, r.stderr, fmt.Sprintf("locked by process %d", os.Getpid()))
