@@ -175,7 +175,7 @@ func msgpackToJSON(b []byte) (json.RawMessage, error) {
 		return nil, err
 	}
 	dec := msgpack.NewDecoder(bytes.NewReader(raw))
-	dec.SetMapDecoder(func(d *msgpack.Decoder) (any, error) { return d.DecodeUntypedMap() })
+	dec.SetMapDecoder(decodeStringKeyedMap)
 	v, err := dec.DecodeInterface()
 	if err != nil {
 		return nil, fmt.Errorf("msgpack: %w", err)
@@ -183,16 +183,46 @@ func msgpackToJSON(b []byte) (json.RawMessage, error) {
 	return json.Marshal(jsonable(v))
 }
 
+// decodeStringKeyedMap decodes a MessagePack map whose keys may be of any
+// type (an array too, which no Go map could hold) into a map keyed by the
+// keys' JSON text, strings as they are.
+func decodeStringKeyedMap(d *msgpack.Decoder) (any, error) {
+	n, err := d.DecodeMapLen()
+	if err != nil || n < 0 {
+		return nil, err
+	}
+	m := make(map[string]any, min(n, 1024))
+	for range n {
+		k, err := d.DecodeInterface()
+		if err != nil {
+			return nil, err
+		}
+		v, err := d.DecodeInterface()
+		if err != nil {
+			return nil, err
+		}
+		var key string
+		switch k := k.(type) {
+		case string:
+			key = k
+		case []byte:
+			key = string(k)
+		default:
+			b, err := json.Marshal(jsonable(k))
+			if err != nil {
+				return nil, fmt.Errorf("map key %v: %w", k, err)
+			}
+			key = string(b)
+		}
+		m[key] = v
+	}
+	return m, nil
+}
+
 // jsonable turns what the msgpack decoder returns into values
 // encoding/json accepts: maps keyed by strings, no NaN or infinities.
 func jsonable(v any) any {
 	switch v := v.(type) {
-	case map[any]any:
-		m := make(map[string]any, len(v))
-		for k, e := range v {
-			m[fmt.Sprint(k)] = jsonable(e)
-		}
-		return m
 	case map[string]any:
 		for k, e := range v {
 			v[k] = jsonable(e)
