@@ -35,7 +35,7 @@ type valueCodec struct {
 var codecNames = []string{"string", "bytes", "int64", "json", "msgpack"}
 
 // codecHelp is the flag help shared by the codec flags.
-const codecHelp = "string (UTF-8 text), bytes (shown as base64), int64 (codec.Int64), json (codec.JSON) or msgpack (codec.Msgpack, shown as JSON)"
+const codecHelp = "string, bytes (as base64), int64, json or msgpack (as JSON)"
 
 // lookupCodec returns the codec called name, for the flag flag.
 func lookupCodec(flag, name string) (*valueCodec, error) {

@@ -62,7 +62,7 @@ are never shown.`,
 		RunE: func(cmd *cobra.Command, args []string) error { return c.consume(cmd.Context(), args[0], o) },
 	}
 	f := cmd.Flags()
-	f.Int32VarP(&o.partition, "partition", "p", -1, "read only this partition (default: all)")
+	f.Int32VarP(&o.partition, "partition", "p", -1, "read only this partition; -1: all")
 	f.StringVar(&o.from, "from", "beginning", "where to start: beginning, end, OFFSET, -N, a time (RFC 3339) or -DURATION")
 	f.BoolVarP(&o.follow, "follow", "F", false, "keep waiting for new records")
 	f.IntVarP(&o.max, "max", "n", 0, "stop after this many records (0: no limit)")

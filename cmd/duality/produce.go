@@ -66,7 +66,7 @@ produced and before any after it.`,
 		RunE: func(cmd *cobra.Command, args []string) error { return c.produce(cmd.Context(), args[0], o) },
 	}
 	f := cmd.Flags()
-	f.Int32VarP(&o.partition, "partition", "p", broker.PartitionByKey, "partition to write to (default: the key's partition)")
+	f.Int32VarP(&o.partition, "partition", "p", broker.PartitionByKey, "partition to write to; -1: the key's partition")
 	f.StringVarP(&o.format, "format", "f", "kv", "input format: kv, value or json")
 	f.StringVar(&o.separator, "separator", "\t", "separator of key and value (--format kv)")
 	f.StringVar(&o.keyCodec, "key-codec", "string", "codec of keys: "+codecHelp)
