@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -392,7 +393,7 @@ func TestFollow(t *testing.T) {
 	cmd := exec.CommandContext(ctx, binary, be.args("consume", "t", "--follow")...)
 	stdout, err := cmd.StdoutPipe()
 	require.NoError(t, err)
-	var stderr bytes.Buffer
+	var stderr lockedBuffer // written by exec's goroutine while the test reads lines
 	cmd.Stderr = &stderr
 	require.NoError(t, cmd.Start())
 	lines := bufio.NewScanner(stdout)
@@ -425,4 +426,23 @@ func valuesSorted(recs []consumed) []string {
 	v := values(recs)
 	slices.Sort(v)
 	return v
+}
+
+// lockedBuffer is a bytes.Buffer safe for one writer and concurrent
+// readers of String.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
