@@ -30,7 +30,10 @@
 // every record (pub/sub). Partitions are assigned by number, so partition p
 // of every subscribed topic goes to the same member and co-partitioned
 // topics stay together; every member's [Assignment] lists all members with
-// the user data they joined with ([JoinOptions]).
+// the user data they joined with ([JoinOptions]). [GroupAdmin], which
+// both backends implement, lists groups and describes their members and
+// committed offsets for tools (the duality command's groups subcommand);
+// [GroupLag] sums a group's lag.
 //
 // # Commits
 //

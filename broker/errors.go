@@ -13,6 +13,9 @@ var (
 	ErrUnknownTopic = errors.New("broker: unknown topic")
 	// ErrUnknownPartition is matched by errors about a partition outside a topic.
 	ErrUnknownPartition = errors.New("broker: unknown partition")
+	// ErrUnknownGroup is matched by errors about a consumer group that
+	// has neither members nor committed offsets.
+	ErrUnknownGroup = errors.New("broker: unknown group")
 	// ErrTopicExists is returned when creating a topic that exists.
 	ErrTopicExists = errors.New("broker: topic already exists")
 	// ErrInvalidTopicName is matched by errors about a name Kafka would refuse.

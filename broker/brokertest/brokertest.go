@@ -28,6 +28,7 @@ type testCase struct {
 // subtest calls newBroker once and expects a fresh broker with no topics and
 // no groups; newBroker owns its cleanup (t.Cleanup) and must tolerate the
 // broker having been closed by the test already (the Close subtest closes it).
+// The brokers must implement broker.GroupAdmin too.
 //
 // Run fails t through its subtests; it never skips.
 func Run(t *testing.T, newBroker func(t *testing.T) broker.Broker) {
@@ -36,6 +37,7 @@ func Run(t *testing.T, newBroker func(t *testing.T) broker.Broker) {
 	cases = append(cases, topicCases...)
 	cases = append(cases, produceCases...)
 	cases = append(cases, groupCases...)
+	cases = append(cases, groupAdminCases...)
 	cases = append(cases, commitCases...)
 	cases = append(cases, consumerCases...)
 	cases = append(cases, committerCases...)

@@ -3,6 +3,7 @@ package embedded
 import (
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -457,6 +458,8 @@ func TestLocked(t *testing.T) {
 		_, err = Open(dir)
 		require.ErrorIs(t, err, ErrLocked)
 		require.Contains(t, err.Error(), dir)
+		require.Contains(t, err.Error(), "in use by a running app")
+		require.Contains(t, err.Error(), fmt.Sprintf("locked by process %d", os.Getpid()), "the error names the holder")
 		require.NoError(t, b.Close())
 		b, err = Open(dir)
 		require.NoError(t, err, "Close releases the lock")

@@ -177,3 +177,53 @@ func ExampleLostWritesError() {
 	// corrupt: true
 	// lost orders/0 offsets [2, 5)
 }
+
+// DescribeGroup shows a consumer group's committed offsets (and, while
+// members are joined through this broker, its members): what `duality
+// groups describe` prints with the lag.
+func ExampleBroker_DescribeGroup() {
+	dir, err := os.MkdirTemp("", "duality-example")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	b, err := embedded.Open(dir)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer b.Close()
+
+	ctx := context.Background()
+	if err := b.CreateTopic(ctx, "orders", broker.TopicConfig{Partitions: 1}); err != nil {
+		log.Fatal(err)
+	}
+	orders := make([]broker.Record, 5)
+	for i := range orders {
+		orders[i] = broker.Record{Topic: "orders", Value: []byte(fmt.Sprint("order-", i))}
+	}
+	if err := b.Produce(ctx, orders); err != nil {
+		log.Fatal(err)
+	}
+	tp := broker.TopicPartition{Topic: "orders", Partition: 0}
+	if err := b.CommitOffsets(ctx, "billing", map[broker.TopicPartition]int64{tp: 3}); err != nil {
+		log.Fatal(err)
+	}
+
+	groups, err := b.ListGroups(ctx)
+	if err != nil {
+		log.Fatal(err)
+	}
+	d, err := b.DescribeGroup(ctx, "billing")
+	if err != nil {
+		log.Fatal(err)
+	}
+	offs, err := b.ListOffsets(ctx, "orders", 0)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("groups:", groups)
+	fmt.Printf("%s: %s, %d members, committed %d, lag %d\n", d.Name, d.State, len(d.Members), d.Offsets[tp], offs.Latest-d.Offsets[tp])
+	// Output:
+	// groups: [billing]
+	// billing: Empty, 0 members, committed 3, lag 2
+}

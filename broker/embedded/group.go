@@ -39,8 +39,10 @@ type member struct {
 	instance string // JoinOptions.InstanceID
 	userData []byte // JoinOptions.UserData, copied
 	ch       chan broker.Assignment
-	// left is guarded by coordinator.mu.
-	left bool
+	// left and share are guarded by coordinator.mu; share is the
+	// member's partitions in the current generation.
+	left  bool
+	share []broker.TopicPartition
 }
 
 func (c *coordinator) init(b *Broker) {
@@ -161,6 +163,7 @@ func (c *coordinator) rebalance(g *group) {
 			}
 		}
 		shares[i] = share
+		m.share = share
 		members[i] = broker.Member{ID: m.id, UserData: m.userData, Partitions: share}
 	}
 	slices.SortFunc(members, func(x, y broker.Member) int { return strings.Compare(x.ID, y.ID) })

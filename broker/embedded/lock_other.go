@@ -13,7 +13,7 @@ import (
 func flockFile(name, dir string) (io.Closer, error) {
 	c, err := vfs.Default.Lock(name)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %s: %v", ErrLocked, dir, err)
+		return nil, fmt.Errorf("%w: %v", lockedError(dir, ""), err)
 	}
 	return c, nil
 }

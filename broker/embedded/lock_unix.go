@@ -23,7 +23,11 @@ func flockFile(name, dir string) (io.Closer, error) {
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		_ = f.Close()
 		if errors.Is(err, syscall.EWOULDBLOCK) {
-			return nil, fmt.Errorf("%w: %s", ErrLocked, dir)
+			// The holder wrote its pid into the file (below); reading
+			// it without the lock may see it half written, which
+			// lockedError tolerates.
+			holder, _ := os.ReadFile(name)
+			return nil, lockedError(dir, string(holder))
 		}
 		return nil, fmt.Errorf("embedded: lock %s: %w", dir, err)
 	}

@@ -257,6 +257,23 @@ func (b *Broker) FetchOffsets(ctx context.Context, group string, partitions []br
 			return nil, err
 		}
 	}
+	resp, err := b.stableOffsets(ctx, group)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[broker.TopicPartition]int64)
+	for _, tp := range partitions {
+		if r, ok := resp.Lookup(tp.Topic, tp.Partition); ok && r.At >= 0 {
+			out[tp] = r.At
+		}
+	}
+	return out, nil
+}
+
+// stableOffsets fetches every committed offset of group, waiting for
+// those of open transactions (see FetchOffsets). A group the cluster does
+// not know has none.
+func (b *Broker) stableOffsets(ctx context.Context, group string) (kadm.OffsetResponses, error) {
 	for {
 		resp, err := b.adm.FetchOffsets(kadm.RequireStable(ctx), group)
 		if err == nil {
@@ -269,17 +286,11 @@ func (b *Broker) FetchOffsets(ctx context.Context, group string, partitions []br
 			continue
 		}
 		if errors.Is(err, kerr.GroupIDNotFound) {
-			return map[broker.TopicPartition]int64{}, nil
+			return kadm.OffsetResponses{}, nil
 		}
 		if err != nil {
 			return nil, b.mapErr(err, "", -1)
 		}
-		out := make(map[broker.TopicPartition]int64)
-		for _, tp := range partitions {
-			if r, ok := resp.Lookup(tp.Topic, tp.Partition); ok && r.At >= 0 {
-				out[tp] = r.At
-			}
-		}
-		return out, nil
+		return resp, nil
 	}
 }

@@ -1,0 +1,75 @@
+// Command duality inspects and feeds the log of a Duality app: an
+// embedded data directory or a Kafka cluster.
+//
+//	go install github.com/duality-streams/duality/cmd/duality@latest
+//
+//	duality --dir DIR COMMAND ...               # the directory the app gives embedded.Open
+//	duality --brokers host:port,... COMMAND ... # a Kafka cluster, through broker/kafka
+//
+// # Commands
+//
+//	topics list                    topics with partitions, cleanup policy and retention
+//	topics create TOPIC            -p partitions, --cleanup, --retention, --retention-bytes,
+//	                               --delete-retention; with --dir it may create the directory
+//	topics describe TOPIC...       configuration and each partition's start and end offsets
+//	topics delete TOPIC...         all named topics must exist, or none is deleted
+//	produce TOPIC                  records from standard input, one a line
+//	consume TOPIC                  records as JSON lines
+//	groups list                    consumer groups with members or committed offsets
+//	groups describe GROUP          members, and per partition committed offset, end and lag
+//
+// list and describe take -o json for scripts. duality COMMAND --help
+// describes every flag.
+//
+// # Producing
+//
+// produce reads key<TAB>value lines (--format kv, --separator to change
+// the tab), whole lines as values (--format value) or JSON objects
+// (--format json):
+//
+//	{"key": "alice", "value": {"total": 42}, "headers": {"source": "web"},
+//	 "timestamp": "2026-03-01T12:00:00Z", "partition": 0}
+//
+// Every field may be left out; a null value is a tombstone. Records go to
+// their key's partition (Kafka's murmur2 partitioner, as the app's sinks)
+// unless the line or --partition names one. --key-codec and --value-codec
+// encode keys and values as package codec does: string, bytes (base64
+// input), int64, json, msgpack (JSON input). A line that cannot be read
+// stops the command with its line number: the lines before it are
+// produced, none after it.
+//
+// # Consuming
+//
+// consume prints one JSON object a record, with its topic, partition,
+// offset, timestamp, key, value and headers, keys and values decoded with
+// --key-codec and --value-codec (the same names; bytes are shown as
+// base64, msgpack as JSON). A key or value the codec cannot decode is
+// shown with its error and its bytes, and consumption goes on.
+//
+//	duality --dir data consume word-counts --value-codec int64 --from -10
+//
+// --from chooses the start in each partition: beginning (the default),
+// end, an offset (with --partition), -N (the last N records), a time in
+// RFC 3339 or a negative duration (-1h: an hour ago). consume stops at
+// the ends the partitions had when it started, or after --max records;
+// with --follow (on Kafka) it waits for new ones until interrupted.
+//
+// # Embedded data directories
+//
+// A data directory is open in one process at a time. While an app runs on
+// it, duality refuses it with an error that names the app's process
+// (embedded.ErrLocked); stop the app first. The same holds the other way:
+// an app cannot open the directory while duality has it open. duality
+// refuses a directory that does not exist or is not a data directory
+// (except topics create, which may create one), so a typo does not leave
+// an empty log behind. It runs no retention or compaction of its own.
+//
+// # Exit codes
+//
+// 0 on success, 1 when the command failed (an unknown topic, an unreadable
+// or locked directory, a cluster that does not answer), 2 for a mistake in
+// the command line (an unknown command or flag, a bad flag value, a
+// missing argument). Errors are one line on standard error; produce
+// reports the count of records written there too (-q silences it), so
+// standard output carries only data.
+package main
