@@ -157,7 +157,7 @@ func OpenPebble(dir string, opts ...Option) (db *PebbleDB, err error) {
 		f, fatal := r.(pebblelog.Fatal)
 		switch {
 		case fatal:
-			db, err = nil, fmt.Errorf("store: open %s: %s", dir, f.Msg)
+			db, err = nil, fmt.Errorf("store: open %s: %w", dir, f.Error())
 		case d.db == nil:
 			db, err = nil, fmt.Errorf("store: open %s: %w: pebble: %v", dir, ErrInvalidConfig, r)
 		default:

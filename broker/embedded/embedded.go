@@ -252,7 +252,7 @@ func openPebble(dir string, o *pebble.Options) (db *pebble.DB, err error) {
 		switch r := recover().(type) {
 		case nil:
 		case pebblelog.Fatal:
-			err = fmt.Errorf("embedded: storage failed: %s", r.Msg)
+			err = fmt.Errorf("embedded: storage failed: %w", r.Error())
 		case error:
 			err = fmt.Errorf("embedded: storage failed: %w", r)
 			if damagedOpen(r) {

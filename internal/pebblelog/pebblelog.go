@@ -51,14 +51,35 @@ func (l Logger) Fatalf(format string, args ...any) {
 	msg := fmt.Sprintf(format, args...)
 	l.Log.Log(context.Background(), slog.LevelError+4, "pebble: fatal: "+msg)
 	if _, ok := recovering.Load(goid()); ok {
-		panic(Fatal{Msg: msg})
+		f := Fatal{Msg: msg}
+		for _, a := range args {
+			if err, ok := a.(error); ok {
+				f.Err = err // e.g. the ENOSPC of a failed log write
+				break
+			}
+		}
+		panic(f)
 	}
 	fmt.Fprintf(os.Stderr, "%s: fatal storage error: %s\n", l.Name, msg)
 	os.Exit(ExitCode)
 }
 
 // Fatal is the panic value of Logger.Fatalf inside a recovering section.
-type Fatal struct{ Msg string }
+// Msg is Pebble's message; Err is the first error among its arguments
+// (nil if none), so that the cause still matches errors.Is, e.g.
+// syscall.ENOSPC.
+type Fatal struct {
+	Msg string
+	Err error
+}
+
+// Error returns an error with Msg as its text that unwraps to Err.
+func (f Fatal) Error() error { return fatalError(f) }
+
+type fatalError Fatal
+
+func (e fatalError) Error() string { return e.Msg }
+func (e fatalError) Unwrap() error { return e.Err }
 
 // recovering holds the ids of the goroutines inside a recovering section.
 var recovering sync.Map // goroutine id -> struct{}
@@ -77,7 +98,7 @@ func Enter() (exit func()) {
 // only there).
 func FromPanic(r any, prefix string) error {
 	if f, ok := r.(Fatal); ok {
-		return fmt.Errorf("%s: %s", prefix, f.Msg)
+		return fmt.Errorf("%s: %w", prefix, f.Error())
 	}
 	panic(r)
 }
