@@ -103,8 +103,8 @@
 // [IdleStreamTimeAdvance] offers a bound: once a task has had no input
 // for that long by the [Clock], its stream time follows the clock (that
 // far behind its last input) and stream-time punctuations fire. The
-// runtime does not persist a task's stream time: after a restart or a
-// rebalance it starts again with the task's first record, unless a step
+// runtime does not persist a task's stream time: after a restart, or when
+// a task moves, it starts again with the task's first record, unless a step
 // of the task restores the stream time it persisted in its store
 // (windowed aggregations and joins persist their own; with
 // window.WithTaskStreamTime they also restore the task's): the task then
@@ -151,12 +151,24 @@
 // commit count its input twice. On the embedded broker the option changes
 // nothing (its commits stay atomic, at the same cost).
 //
-// On a rebalance the workers stop between two records, the work of tasks
-// the instance keeps is committed in the new generation, the work of tasks
-// that moved is dropped (their new owner redoes it from the committed
-// offsets), and the new task set starts. A commit refused with
-// [broker.ErrFenced] drops all uncommitted work of its worker the same way,
-// including work processed while that commit was in flight.
+// Rebalances are cooperative: when the group's next generation arrives,
+// each worker, between two records, commits the work of its tasks that
+// stay in the new generation and goes on with them (their processors,
+// stores and fetched records kept: no pause, no restore), drops the work
+// of its tasks that moved (their new owner redoes it from the committed
+// offsets) and closes them, and the tasks that moved here are opened,
+// restoring their stores. A partition moves in one step; the generation
+// fences its old owner's commits, so the overlap costs work, never a
+// duplicate (see [broker.Assignment]). A commit the group fenced because
+// the rebalance overtook it is held and made again in the new generation
+// for the tasks that stay. After skipped generations, in a bounded run,
+// and when the member fell out of the group ([broker.Assignment].Lost:
+// the tasks stop at once, their uncommitted work dropped, until the
+// member has rejoined) every task starts again from the committed
+// offsets. Metrics.TasksOpened counts the tasks opened. A commit refused
+// with [broker.ErrFenced] otherwise drops all uncommitted work of its
+// worker the same way, including work processed while that commit was in
+// flight.
 //
 // An input partition without a committed offset is read from its earliest
 // offset (Kafka Streams' default); one whose committed offset is no longer

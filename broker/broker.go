@@ -177,6 +177,17 @@ const MaxUserData = 64 << 10
 // Assignment is a group member's share of the subscribed partitions in one
 // generation. Its slices are read-only: a broker may share them between
 // the assignments of the members.
+//
+// A rebalance moves a partition in one step: its new owner gets it in
+// generation g+1 while its old owner, until it hears of g+1, may still
+// work on it in g. The broker refuses every commit with generation g once
+// the group is at g+1 (a Committer's Commit fails with ErrFenced and
+// leaves nothing visible), and FetchOffsets includes every commit it
+// accepted, so the new owner resumes exactly where the old owner's last
+// commit left the partition: the overlap costs work, never a duplicate.
+// A member's partitions that stay with it in g+1 had no other owner in
+// between: its work on them, uncommitted at the rebalance, may be
+// committed in g+1 (a cooperative rebalance: they keep being processed).
 type Assignment struct {
 	Generation int64
 	// Partitions are this member's, sorted by partition, then topic.
@@ -184,6 +195,16 @@ type Assignment struct {
 	// Members are every member of the generation, this one included,
 	// with its UserData and partitions, sorted by member id.
 	Members []Member
+	// Lost says the member fell out of the group (its session timed
+	// out, the coordinator no longer knows it, a rejoin failed): the
+	// partitions of its last assignment may already be another
+	// member's, so its work on them that is not committed must be
+	// dropped, not committed (such a commit is fenced anyway).
+	// Generation is the generation lost; Partitions and Members are
+	// empty. The member rejoins on its own: a new assignment follows.
+	// A broker whose members cannot fall out of the group (the
+	// embedded broker's) never sends one.
+	Lost bool
 }
 
 // Member is one member of a group's generation, as every member's
@@ -208,8 +229,10 @@ type Membership interface {
 	// MemberID identifies the member within its group.
 	MemberID() string
 	// Assignments delivers the member's assignment, first after joining
-	// and then after every rebalance. The channel has a buffer of one and
-	// holds only the newest assignment; it is closed by Leave.
+	// and then after every rebalance, and a lost assignment
+	// (Assignment.Lost) when the member falls out of the group. The
+	// channel has a buffer of one and holds only the newest assignment;
+	// it is closed by Leave.
 	Assignments() <-chan Assignment
 	// Leave leaves the group, which rebalances the remaining members.
 	Leave(ctx context.Context) error

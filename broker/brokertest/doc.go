@@ -35,7 +35,11 @@
 //     every subscribed topic together, also when the topics' partition
 //     counts differ; Assignment.Members with every member's user data and
 //     partitions, the MaxUserData bound, a static member (InstanceID)
-//     replacing its old self, which is fenced.
+//     replacing its old self, which is fenced; a member joining two takes
+//     its share and nothing else moves (sticky), and a partition that
+//     moves does so in one step: its old owner's commit in the old
+//     generation is fenced and leaves nothing visible, the old members'
+//     and the new member's commits pass in the new one.
 //   - Consumer: assign and poll, seek by Assign, Pause/Resume, Unassign,
 //     Polled.Ends equal to ListOffsets' Latest for partitions read to the
 //     end (and absent for one with records left), long-poll woken by a

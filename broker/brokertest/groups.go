@@ -20,6 +20,96 @@ var groupCases = []testCase{
 	{"Groups/Members", testGroupMembers},
 	{"Groups/UserDataTooLarge", testUserDataTooLarge},
 	{"Groups/StaticMember", testStaticMember},
+	{"Groups/OnePhaseMove", testOnePhaseMove},
+}
+
+// testOnePhaseMove has a third member join two: the two keep the
+// partitions they had but the third's share (sticky), and the
+// partitions that move do so in one step, safely (see
+// broker.Assignment): a commit of a moved partition in the old
+// generation is fenced and leaves nothing visible, while the old
+// members' commits of what they kept, and the new member's of what it
+// got, pass in the new generation.
+func testOnePhaseMove(t *testing.T, b broker.Broker) {
+	ctx := t.Context()
+	const n = 6
+	createTopic(t, b, "in", n)
+	createTopic(t, b, "out", 1)
+	topics := []string{"in"}
+	m1, err := b.JoinGroup(ctx, "g", topics, broker.JoinOptions{})
+	require.NoError(t, err)
+	defer m1.Leave(ctx)
+	m2, err := b.JoinGroup(ctx, "g", topics, broker.JoinOptions{})
+	require.NoError(t, err)
+	defer m2.Leave(ctx)
+	two := recvSameGeneration(t, m1, m2)
+	requireSplit(t, allPartitions(n, topics...), two[0].Partitions, two[1].Partitions)
+
+	m3, err := b.JoinGroup(ctx, "g", topics, broker.JoinOptions{})
+	require.NoError(t, err)
+	defer m3.Leave(ctx)
+	three := recvSameGeneration(t, m1, m2, m3)
+	for i, a := range three {
+		require.Len(t, a.Partitions, n/3, "member %d: an equal share", i+1)
+		if i < 2 {
+			require.Subset(t, two[i].Partitions, a.Partitions, "member %d keeps what it had but the new member's share", i+1)
+		}
+	}
+	// A partition that moved from m1 to m3, and one m1 kept.
+	var moved, kept broker.TopicPartition
+	for _, tp := range two[0].Partitions {
+		if slices.Contains(three[2].Partitions, tp) {
+			moved = tp
+		} else {
+			kept = tp
+		}
+	}
+	require.Contains(t, three[2].Partitions, moved, "m3 took a partition of m1's")
+	gen := three[0].Generation
+
+	old := broker.CommitRequest{Group: "g", Generation: two[0].Generation, MemberID: m1.MemberID(),
+		Records: []broker.Record{rec("out", 0, "k", "zombie")}, Offsets: map[broker.TopicPartition]int64{moved: 10}}
+	require.ErrorIs(t, commit(ctx, b, old), broker.ErrFenced, "the old owner's commit in the old generation")
+	require.NoError(t, commit(ctx, b, broker.CommitRequest{Group: "g", Generation: gen, MemberID: m1.MemberID(),
+		Records: []broker.Record{rec("out", 0, "k", "kept")}, Offsets: map[broker.TopicPartition]int64{kept: 5}}))
+	require.NoError(t, commit(ctx, b, broker.CommitRequest{Group: "g", Generation: gen, MemberID: m3.MemberID(),
+		Records: []broker.Record{rec("out", 0, "k", "moved")}, Offsets: map[broker.TopicPartition]int64{moved: 7}}))
+	offsets, err := b.FetchOffsets(ctx, "g", []broker.TopicPartition{moved, kept})
+	require.NoError(t, err)
+	require.Equal(t, map[broker.TopicPartition]int64{moved: 7, kept: 5}, offsets)
+	require.Equal(t, []string{"kept", "moved"}, values(fetchAll(t, b, "out", 0, 0)), "nothing of the fenced commit is visible")
+}
+
+// recvSameGeneration waits until every member has an assignment of one
+// generation with all of them in it, and returns those assignments.
+func recvSameGeneration(t *testing.T, ms ...broker.Membership) []broker.Assignment {
+	t.Helper()
+	out := make([]broker.Assignment, len(ms))
+	var gen int64
+	for {
+		done := true
+		for i, m := range ms {
+			if out[i].Generation >= gen && len(out[i].Members) == len(ms) && !out[i].Lost {
+				continue
+			}
+			out[i] = recvAssignment(t, m, func(a broker.Assignment) bool {
+				return a.Generation >= gen && len(a.Members) == len(ms) && !a.Lost
+			})
+			if out[i].Generation > gen {
+				gen, done = out[i].Generation, false
+			}
+		}
+		if done {
+			for _, a := range out {
+				if a.Generation != gen {
+					done = false
+				}
+			}
+		}
+		if done {
+			return out
+		}
+	}
 }
 
 // testGroupMembers joins two members with user data: the assignments of

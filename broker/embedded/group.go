@@ -38,7 +38,10 @@ type member struct {
 	id       string
 	instance string // JoinOptions.InstanceID
 	userData []byte // JoinOptions.UserData, copied
-	ch       chan broker.Assignment
+	// owned are the partition numbers of the member's last assignment
+	// (guarded by coordinator.mu), which it keeps where balance allows.
+	owned []int32
+	ch    chan broker.Assignment
 	// left and share are guarded by coordinator.mu; share is the
 	// member's partitions in the current generation.
 	left  bool
@@ -55,14 +58,19 @@ func (c *coordinator) init(b *Broker) {
 // membership's Assignments channel when JoinGroup returns.
 //
 // Assignment: the partition numbers 0..n-1, n being the largest partition
-// count of the subscribed topics, are dealt round-robin to the members in
-// join order (member ids sort in join order); partition p of every
-// subscribed topic goes to the member dealt p.
+// count of the subscribed topics, are dealt to the members (see deal):
+// each gets n/members or one more, keeping the numbers it had as far as
+// that allows (sticky: a member joining or leaving moves only the numbers
+// balance needs), and the others go round-robin in join order (member
+// ids sort in join order); partition p of every subscribed topic goes to
+// the member dealt p. Every member gets the new generation's assignment
+// at once: one rebalance moves a partition (see broker.Assignment), and
+// the new generation fences the commits of its old owner.
 //
 // Static membership: a member joining with the InstanceID of a current
-// member replaces it, in its place in the join order (so it gets the same
-// partitions): the old member's Assignments channel closes and its commits
-// are fenced by the new generation.
+// member replaces it, in its place in the join order, with its partitions:
+// the old member's Assignments channel closes and its commits are fenced
+// by the new generation.
 //
 // Errors: an empty group name or topic list, a topic list different from
 // the group's current members' (order and duplicates do not matter), or
@@ -116,6 +124,7 @@ func (b *Broker) JoinGroup(ctx context.Context, groupName string, topics []strin
 			if old.instance == m.instance {
 				old.left = true
 				close(old.ch)
+				m.owned = old.owned
 				g.members[i] = m
 				replaced = true
 				b.log.Debug("embedded: static member replaced", "group", groupName, "member", old.id, "instance", m.instance)
@@ -153,9 +162,11 @@ func (c *coordinator) rebalance(g *group) {
 	// once a static member replaced another).
 	shares := make([][]broker.TopicPartition, len(g.members))
 	members := make([]broker.Member, len(g.members))
+	numbers := deal(g.members, n)
 	for i, m := range g.members {
+		m.owned = numbers[i]
 		share := []broker.TopicPartition{}
-		for p := int32(i); p < n; p += int32(len(g.members)) {
+		for _, p := range numbers[i] {
 			for ti, name := range g.topics {
 				if p < counts[ti] {
 					share = append(share, broker.TopicPartition{Topic: name, Partition: p})
@@ -176,6 +187,58 @@ func (c *coordinator) rebalance(g *group) {
 		}
 		m.ch <- a
 	}
+}
+
+// deal deals the partition numbers 0..n-1 to members (in join order):
+// each gets n/len(members) of them or one more, as the Kafka backend's
+// balancer does. A member first keeps the numbers it owned, up to its
+// share (one more while some member may still get one more); the
+// numbers left go, in order, to the member below its share with the
+// fewest (the earliest on ties): round-robin when no member owns any.
+func deal(members []*member, n int32) [][]int32 {
+	out := make([][]int32, len(members))
+	if len(members) == 0 {
+		return out
+	}
+	base, extra := int(n)/len(members), int(n)%len(members)
+	limit := func() int {
+		if extra > 0 {
+			return base + 1
+		}
+		return base
+	}
+	taken := make([]bool, n)
+	for i, m := range members {
+		q := limit()
+		for _, p := range m.owned {
+			if p >= 0 && p < n && !taken[p] && len(out[i]) < q {
+				taken[p] = true
+				out[i] = append(out[i], p)
+			}
+		}
+		if len(out[i]) > base {
+			extra--
+		}
+	}
+	for p := range n {
+		if taken[p] {
+			continue
+		}
+		best := -1
+		for i := range members {
+			if len(out[i]) < limit() && (best < 0 || len(out[i]) < len(out[best])) {
+				best = i
+			}
+		}
+		out[best] = append(out[best], p)
+		if len(out[best]) > base {
+			extra--
+		}
+	}
+	for i := range out {
+		slices.Sort(out[i])
+	}
+	return out
 }
 
 // checkMember returns an error matching broker.ErrFenced unless group is at

@@ -45,7 +45,14 @@ type balancer struct {
 var _ kgo.GroupBalancer = (*balancer)(nil)
 
 func (*balancer) ProtocolName() string { return ProtocolName }
-func (*balancer) IsCooperative() bool  { return false }
+
+// IsCooperative is false: kgo's cooperative protocol (give up what moves,
+// then a second rebalance assigns it) is about the partitions kgo's
+// client owns, and the member's client owns none (see
+// ParseSyncAssignment). A partition moves in one step, fenced by the
+// generation, and the runtime keeps the partitions that stay running:
+// see broker.Assignment.
+func (*balancer) IsCooperative() bool { return false }
 
 // JoinGroupMetadata sends the topics, the member's user data and the
 // partition numbers it owns.

@@ -69,7 +69,11 @@
 // shares differ by at most one, members keep their partitions across
 // generations where balance allows, and every member's user data and
 // partitions reach every member ([broker.Assignment].Members). With an
-// instance id the member is static (KIP-345). Rebalances are eager.
+// instance id the member is static (KIP-345). A rebalance moves a
+// partition in one step, fenced by the generation, so the partitions that
+// stay with a member keep being processed (cooperative, see
+// [broker.Assignment]); a member that falls out of the group says so at
+// once ([broker.Assignment].Lost) and rejoins.
 //
 // # Costs and limits
 //
@@ -86,8 +90,9 @@
 //     committer's id, which aborts what was left open.
 //   - A position above a partition's last stable offset is out of range,
 //     as on the embedded broker, although Kafka would wait there.
-//   - Rebalances are eager: every member gives up its partitions, then
-//     gets its new ones.
+//   - A partition that moves may be processed by its old owner until it
+//     hears of the new generation, in which its commits are fenced: the
+//     overlap costs work, never a duplicate (see [broker.Assignment]).
 //
 // # Testing on kfake
 //

@@ -25,8 +25,14 @@ import (
 // every subscribed topic goes to one member, the members' shares differ by
 // at most one partition number, a member keeps the numbers it had as far
 // as balance allows, and Assignment.Members lists every member with its
-// opts.UserData and partitions. Rebalances are eager (every member gives
-// up its partitions, then gets its new ones).
+// opts.UserData and partitions. A rebalance moves a partition in one
+// step: its new owner gets it in the new generation, whose number fences
+// the commits of its old owner (KIP-447); every member gets its new
+// assignment, and the runtime keeps the partitions that stay running
+// (see broker.Assignment). A member that falls out of the group (its
+// session timed out, the coordinator forgot it, a rejoin failed)
+// delivers a lost assignment (broker.Assignment.Lost) at once, then
+// rejoins and delivers the next assignment.
 //
 // With opts.InstanceID the member is static (KIP-345): a restart with
 // the same id within the session timeout takes its place without a
@@ -85,7 +91,7 @@ func (b *Broker) JoinGroup(ctx context.Context, group string, topics []string, o
 		kgo.DisableAutoCommit(),
 		kgo.OnPartitionsAssigned(m.onAssigned),
 		kgo.OnPartitionsRevoked(func(context.Context, *kgo.Client, map[string][]int32) {}),
-		kgo.OnPartitionsLost(func(context.Context, *kgo.Client, map[string][]int32) {}),
+		kgo.OnPartitionsLost(m.onLost),
 	}
 	if opts.InstanceID != "" {
 		kopts = append(kopts, kgo.InstanceID(opts.InstanceID))
@@ -144,6 +150,10 @@ type member struct {
 		id     string
 		left   bool
 		gotOne bool
+		// gen is the generation of the last assignment delivered;
+		// lost says it was lost since (onLost).
+		gen  int64
+		lost bool
 	}
 	leaveOnce sync.Once
 }
@@ -166,16 +176,42 @@ func (m *member) onAssigned(_ context.Context, cl *kgo.Client, _ map[string][]in
 		return
 	}
 	m.mu.id = id
-	select {
-	case <-m.ch:
-	default:
-	}
-	m.ch <- a
+	m.mu.gen, m.mu.lost = a.Generation, false
+	m.deliver(a)
 	if !m.mu.gotOne {
 		m.mu.gotOne = true
 		close(m.first)
 	}
 	m.b.log.Debug("kafka: assigned", "group", m.group, "member", id, "generation", gen, "partitions", len(a.Partitions))
+}
+
+// onLost delivers a lost assignment (broker.Assignment.Lost): kgo calls
+// it when its group session ended in an error (a heartbeat or rejoin
+// the coordinator refused: the member timed out or is unknown, a
+// request failed), before it backs off and rejoins. The partitions may
+// be another member's by now, so the runtime must stop working on
+// them at once rather than at its next, fenced, commit. Nothing is
+// delivered before the first assignment, nor twice for one loss.
+func (m *member) onLost(_ context.Context, _ *kgo.Client, _ map[string][]int32) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.mu.left || !m.mu.gotOne || m.mu.lost {
+		return
+	}
+	m.mu.lost = true
+	m.deliver(broker.Assignment{Generation: m.mu.gen, Partitions: []broker.TopicPartition{}, Lost: true})
+	m.b.log.Info("kafka: assignment lost: the member fell out of the group and rejoins",
+		"group", m.group, "member", m.mu.id, "generation", m.mu.gen)
+}
+
+// deliver replaces the assignment in m.ch, if any, by a. m.mu must be
+// held.
+func (m *member) deliver(a broker.Assignment) {
+	select {
+	case <-m.ch:
+	default:
+	}
+	m.ch <- a
 }
 
 func compareTP(x, y broker.TopicPartition) int {

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/duality-streams/duality/broker"
 )
@@ -128,4 +130,47 @@ func TestBrokerCloseEndsEverything(t *testing.T) {
 	_, err = b.NewConsumer(broker.ConsumerOptions{})
 	require.ErrorIs(t, err, broker.ErrClosed)
 	require.NoError(t, b.Close(), "closing twice")
+}
+
+// TestGroupLostAssignment makes the coordinator forget a member (one
+// heartbeat answered UNKNOWN_MEMBER_ID, as after a session timeout): the
+// member delivers a lost assignment of its generation at once, its
+// commits with that generation are fenced, and it rejoins and gets a new
+// assignment.
+func TestGroupLostAssignment(t *testing.T) {
+	c := newCluster(t)
+	b := newBroker(t, c)
+	ctx := t.Context()
+	require.NoError(t, b.CreateTopic(ctx, "t", broker.TopicConfig{Partitions: 2}))
+	m, err := b.JoinGroup(ctx, "g", []string{"t"}, broker.JoinOptions{})
+	require.NoError(t, err)
+	defer m.Leave(context.Background())
+	first := recvAssignment(t, m, func(broker.Assignment) bool { return true })
+	require.False(t, first.Lost)
+	require.Len(t, first.Partitions, 2)
+	id := m.MemberID()
+
+	c.ControlKey(int16(kmsg.Heartbeat), func(kreq kmsg.Request) (kmsg.Response, error, bool) {
+		resp := kreq.ResponseKind().(*kmsg.HeartbeatResponse)
+		resp.ErrorCode = kerr.UnknownMemberID.Code
+		return resp, nil, true
+	})
+	lost := recvAssignment(t, m, func(broker.Assignment) bool { return true })
+	require.True(t, lost.Lost, "the member's next assignment says it is lost")
+	require.Equal(t, first.Generation, lost.Generation)
+	require.Empty(t, lost.Partitions)
+	require.Empty(t, lost.Members)
+
+	again := recvAssignment(t, m, func(a broker.Assignment) bool { return !a.Lost })
+	require.Greater(t, again.Generation, first.Generation)
+	require.Equal(t, first.Partitions, again.Partitions, "the rejoined member gets the partitions again")
+
+	// The lost generation's commits are fenced; the new one's pass.
+	cm, err := b.NewCommitter(ctx, "w")
+	require.NoError(t, err)
+	defer cm.Close()
+	offsets := map[broker.TopicPartition]int64{{Topic: "t"}: 0}
+	err = cm.Commit(ctx, broker.CommitRequest{Group: "g", Generation: first.Generation, MemberID: id, Offsets: offsets})
+	require.ErrorIs(t, err, broker.ErrFenced)
+	require.NoError(t, cm.Commit(ctx, broker.CommitRequest{Group: "g", Generation: again.Generation, MemberID: m.MemberID(), Offsets: offsets}))
 }

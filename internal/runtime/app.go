@@ -339,13 +339,36 @@ func (a *App) loop(ctx context.Context, m broker.Membership, topics map[string]i
 				}
 				return err
 			}
+			if asg.Lost {
+				// The partitions may be another member's by now: stop
+				// at once, dropping the uncommitted work, and start
+				// again when the member has rejoined.
+				a.log.Warn("assignment lost: the member fell out of the group; stopping the tasks until it rejoins",
+					slog.Int64("generation", asg.Generation))
+				if gen != nil {
+					if err := gen.stop(stopReason{lost: true}); err != nil {
+						return err
+					}
+					gen = nil
+				}
+				a.m.tasks.Store(0)
+				a.iq.assign(nil, nil)
+				break
+			}
+			a.m.rebalances.Add(1)
 			if gen != nil {
+				moved, err := a.rebalance(ctx, gen, asg)
+				if err != nil {
+					return a.stopped(ctx, errors.Join(err, gen.stop(stopReason{})))
+				}
+				if moved {
+					break
+				}
 				if err := gen.stop(stopReason{next: &asg}); err != nil {
 					return err
 				}
 				gen = nil
 			}
-			a.m.rebalances.Add(1)
 			var err error
 			if gen, err = a.start(ctx, m, asg, topics); err != nil {
 				return a.stopped(ctx, err)
@@ -384,18 +407,32 @@ func (a *App) loop(ctx context.Context, m broker.Membership, topics map[string]i
 type stopReason struct {
 	next *broker.Assignment
 	heal bool
+	// lost says the member fell out of the group (Assignment.Lost): the
+	// workers drop their uncommitted work, as for heal, and the tasks
+	// start again at the next assignment.
+	lost bool
 }
 
-// generation is the set of workers running one assignment.
+// generation is the set of workers running one assignment, and the ones
+// after it that cooperative rebalances moved it to (see rebalance.go).
+// Only the app's loop reads and writes its fields but errc and wg.
 type generation struct {
-	asg     broker.Assignment
-	workers []*worker
-	shut    *shutdown
-	cancel  context.CancelFunc
-	reason  stopReason
-	decided chan struct{} // closed once reason is set
-	wg      sync.WaitGroup
-	errc    chan error // buffered: one slot per worker, one for the standby tasks
+	asg      broker.Assignment
+	workers  []*worker
+	shut     *shutdown
+	ctx      context.Context // the workers' and standby tasks'
+	cancel   context.CancelFunc
+	reason   stopReason
+	decided  chan struct{} // closed once reason is set
+	wg       sync.WaitGroup
+	errc     chan error // buffered: one slot per worker slot, one for the standby tasks
+	memberID string
+	topics   map[string]int32
+	cacheMax int64 // each worker's share of CacheMaxBytes
+	// owner gives the worker (index in workers) running each task.
+	owner map[topology.TaskID]int
+	// standby runs the standby tasks (nil: none).
+	standby *standbyHandle
 }
 
 // stop tells the workers why they stop, interrupts their fetches and waits
@@ -492,38 +529,61 @@ func (a *App) start(ctx context.Context, m broker.Membership, asg broker.Assignm
 		slog.Int("partitions", len(asg.Partitions)), slog.Int("tasks", len(tasks)), slog.Int("workers", n))
 
 	gctx, cancel := context.WithCancel(ctx)
-	// One slot per worker, and one for the standby tasks (standby.go).
-	g := &generation{asg: asg, shut: a.shut, cancel: cancel, decided: make(chan struct{}), errc: make(chan error, n+1)}
-	workers := make([]*worker, n)
+	// One slot per worker slot (a cooperative rebalance may start
+	// workers up to Workers), and one for the standby tasks (standby.go).
+	g := &generation{asg: asg, shut: a.shut, ctx: gctx, cancel: cancel, decided: make(chan struct{}),
+		errc: make(chan error, a.cfg.Workers+1), memberID: m.MemberID(), topics: topics,
+		owner: map[topology.TaskID]int{}}
 	// CacheMaxBytes is the instance's bound: each worker gets an equal
 	// share (at least a byte) for the record caches of its tasks' stores.
-	var cacheMax int64
-	if a.cfg.CacheMaxBytes > 0 && n > 0 {
-		cacheMax = max(1, a.cfg.CacheMaxBytes/int64(n))
+	// A cooperative rebalance that starts more workers shares it anew.
+	if a.cfg.CacheMaxBytes > 0 {
+		g.cacheMax = max(1, a.cfg.CacheMaxBytes/int64(max(n, 1)))
 	}
+	workers := make([]*worker, n)
 	for i := range workers {
-		s, err := a.workerSlot(ctx, i)
+		w, err := a.newSlotWorker(ctx, g, i)
 		if err != nil {
 			cancel()
 			return nil, err
 		}
-		workers[i] = newWorker(a, g, m.MemberID(), s, topics, cacheMax)
+		workers[i] = w
 	}
 	g.workers = workers
 	for i, t := range tasks {
 		workers[i%n].add(t)
+		g.owner[t.id] = i % n
 	}
 	for _, w := range workers {
-		g.wg.Add(1)
-		go func() {
-			defer g.wg.Done()
-			if err := w.run(gctx); err != nil {
-				g.errc <- err
-			}
-		}()
+		g.startWorker(w)
 	}
-	a.startStandbys(gctx, g, m.MemberID())
+	a.startStandbys(g)
 	return g, nil
+}
+
+// newSlotWorker returns a worker of g, without tasks, on the app's worker
+// slot i.
+func (a *App) newSlotWorker(ctx context.Context, g *generation, i int) (*worker, error) {
+	s, err := a.workerSlot(ctx, i)
+	if err != nil {
+		return nil, err
+	}
+	w := newWorker(a, g, g.memberID, s, g.topics, g.cacheMax)
+	w.idx = i
+	w.exited = make(chan struct{})
+	return w, nil
+}
+
+// startWorker runs w, a worker of g, on a goroutine of g.
+func (g *generation) startWorker(w *worker) {
+	g.wg.Add(1)
+	go func() {
+		defer g.wg.Done()
+		defer close(w.exited)
+		if err := w.run(g.ctx); err != nil {
+			g.errc <- err
+		}
+	}()
 }
 
 // resume sets the position of every partition of tasks: the group's

@@ -29,7 +29,7 @@ func (w *worker) maybeCommit(ctx context.Context) (fenced bool, err error) {
 		if full {
 			w.app.m.cacheFlushes.Add(1)
 		}
-		return w.commit(ctx, w.gen.asg.Generation, nil, false)
+		return w.commit(ctx, w.genNum, nil, false)
 	}
 	return false, nil
 }
@@ -46,6 +46,9 @@ func (w *worker) maybeCommit(ctx context.Context) (fenced bool, err error) {
 // drops all uncommitted work and returns fenced: work processed after it
 // must not be committed, or the fenced records would be lost.
 func (w *worker) commit(ctx context.Context, gen int64, keep map[broker.TopicPartition]bool, wait bool) (fenced bool, err error) {
+	if w.refused != nil {
+		return true, nil // nothing commits before the held commit (see onFenced)
+	}
 	for _, t := range w.tasks {
 		if t.proc == nil {
 			continue // not created: the generation stopped during a restore
@@ -62,7 +65,9 @@ func (w *worker) commit(ctx context.Context, gen int64, keep map[broker.TopicPar
 		if errors.Is(err, ErrShutdownTimeout) && w.dirty() {
 			err = fmt.Errorf("%w; dropped the uncommitted work after it: %s", err, w.uncommitted())
 		}
-		w.drop()
+		if w.refused == nil {
+			w.drop()
+		}
 		return fenced, err
 	}
 	if !w.dirty() {
@@ -71,6 +76,9 @@ func (w *worker) commit(ctx context.Context, gen int64, keep map[broker.TopicPar
 	}
 	offsets := make(map[broker.TopicPartition]int64, len(w.parts))
 	out := w.out
+	// owner[i] is the index of the task of out[i], changelog records
+	// included, should the commit be held and committed again (recommit).
+	owner := make([]int32, 0, len(out)+w.pending)
 	var kept []bool
 	if keep != nil {
 		kept = make([]bool, len(w.tasks))
@@ -87,6 +95,7 @@ func (w *worker) commit(ctx context.Context, gen int64, keep map[broker.TopicPar
 		for i := range out {
 			if kept[w.owner[i]] {
 				out[n] = out[i]
+				owner = append(owner, w.owner[i])
 				n++
 			}
 		}
@@ -98,10 +107,12 @@ func (w *worker) commit(ctx context.Context, gen int64, keep map[broker.TopicPar
 			}
 		}
 	} else {
+		owner = append(owner, w.owner[:len(out)]...)
 		for _, t := range w.tasks {
 			addOffsets(offsets, t)
 		}
 	}
+	outLen := len(out)
 	var states []*taskStore
 	changelog := 0
 	for i, t := range w.tasks {
@@ -115,6 +126,9 @@ func (w *worker) commit(ctx context.Context, gen int64, keep map[broker.TopicPar
 				n := len(out)
 				out = s.appendChangelog(out)
 				changelog += len(out) - n
+				for range len(out) - n {
+					owner = append(owner, t.idx)
+				}
 			}
 			s.handOff()
 		}
@@ -135,17 +149,30 @@ func (w *worker) commit(ctx context.Context, gen int64, keep map[broker.TopicPar
 		}
 		return false, nil
 	}
-	c := &inflight{records: out, offsets: offsets, gen: gen, states: states, changelog: changelog, done: make(chan error, 1)}
-	if len(states) > 0 {
-		c.applyErrs = make([]error, len(states))
+	c := &inflight{records: out, owner: owner, outLen: outLen, offsets: offsets, gen: gen, states: states, changelog: changelog}
+	w.launch(ctx, c)
+	if wait {
+		return w.await()
+	}
+	return false, nil
+}
+
+// launch starts the broker commit of c on a goroutine of its own.
+func (w *worker) launch(ctx context.Context, c *inflight) {
+	c.done = make(chan error, 1)
+	c.settled = false
+	c.applyErrs = nil
+	if len(c.states) > 0 {
+		c.applyErrs = make([]error, len(c.states))
 	}
 	w.inflight = c
 	// Queries of the stores wait from before the broker makes the
 	// offsets visible until the stores hold the writes (see
 	// commitFence).
-	for _, s := range states {
+	for _, s := range c.states {
 		s.fence.hold()
 	}
+	gen, offsets := c.gen, c.offsets
 	go func() {
 		start := time.Now()
 		err := w.slot.com.Commit(ctx, broker.CommitRequest{
@@ -164,15 +191,15 @@ func (w *worker) commit(ctx context.Context, gen int64, keep map[broker.TopicPar
 		c.settle(err == nil)
 		c.done <- err
 	}()
-	if wait {
-		return w.await()
-	}
-	return false, nil
 }
 
 // inflight is a commit running in the background.
 type inflight struct {
 	records []broker.Record
+	// owner[i] is the index of the task records[i] is of; the first
+	// outLen records are output, the others changelog records.
+	owner   []int32
+	outLen  int
 	offsets map[broker.TopicPartition]int64 // the input offsets it commits
 	gen     int64
 	states  []*taskStore // stores whose writes the commit logs
@@ -237,6 +264,15 @@ func (w *worker) await() (fenced bool, err error) {
 		default:
 			return false, w.abandon(c)
 		}
+	}
+	if errors.Is(err, broker.ErrFenced) && w.exited != nil && w.app.end == nil {
+		// Held for the rebalance that fenced it, if one comes (see
+		// onFenced): its stores keep what it sent.
+		w.slot.fenced = true // unless committed again
+		w.refused = c
+		w.app.log.Info("commit fenced by a newer generation: holding it for the rebalance",
+			slog.Int64("generation", c.gen), slog.Int("records", len(c.records)))
+		return true, nil
 	}
 	// The commit's goroutine has written the stores (settle) if it
 	// succeeded: forget what was sent.

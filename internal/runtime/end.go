@@ -210,14 +210,49 @@ func (g *generation) advance(subs []int) *advanceReq {
 }
 
 // mailbox carries the controller's advance to a worker of a bounded run,
-// and interrupts the worker's fetch so that it sees it at once.
+// and a cooperative rebalance (see change) to any worker, and interrupts
+// the worker's fetch so that it sees them at once.
 type mailbox struct {
-	mu struct {
+	// changing says a change is posted: the worker stops processing
+	// its buffered records to apply it first. notify (buffered) is
+	// signaled by postChange, for a worker that waits for a change.
+	changing atomic.Bool
+	notify   chan struct{}
+	mu       struct {
 		sync.Mutex
-		req *advanceReq
+		req    *advanceReq
+		change *change
 		// cancel cancels the worker's fetch in progress (nil: none).
 		cancel context.CancelFunc
 	}
+}
+
+// postChange posts c, a rebalance, to the worker.
+func (m *mailbox) postChange(c *change) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.mu.change = c
+	m.changing.Store(true)
+	if m.mu.cancel != nil {
+		m.mu.cancel()
+	}
+	select {
+	case m.notify <- struct{}{}:
+	default:
+	}
+}
+
+// takeChange returns the change posted, if any, and empties its slot.
+func (m *mailbox) takeChange() *change {
+	if !m.changing.Load() {
+		return nil
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	c := m.mu.change
+	m.mu.change = nil
+	m.changing.Store(false)
+	return c
 }
 
 func (m *mailbox) post(r *advanceReq) {
@@ -239,12 +274,12 @@ func (m *mailbox) take() *advanceReq {
 }
 
 // fetchContext returns the context of the worker's next fetch, which post
-// cancels, and the function to call when the fetch returns; ok is false
-// when an advance is waiting already.
+// and postChange cancel, and the function to call when the fetch
+// returns; ok is false when an advance or a change is waiting already.
 func (m *mailbox) fetchContext(parent context.Context) (ctx context.Context, done func(), ok bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.mu.req != nil {
+	if m.mu.req != nil || m.mu.change != nil {
 		return nil, nil, false
 	}
 	ctx, cancel := context.WithCancel(parent)
@@ -264,7 +299,7 @@ func (w *worker) toEnd(ctx context.Context, subs map[int]bool) (fenced bool, err
 	if fenced, err := w.advanceToEnd(ctx, subs); err != nil || fenced {
 		return fenced, err
 	}
-	return w.commit(ctx, w.gen.asg.Generation, nil, true)
+	return w.commit(ctx, w.genNum, nil, true)
 }
 
 // advanceToEnd advances the worker's tasks of the sub-topologies subs to

@@ -58,6 +58,16 @@ type Metrics struct {
 	// Tasks is the number of tasks of the current assignment (0 when the
 	// app is not running).
 	Tasks int
+	// TasksOpened counts the times a task was opened: its stores
+	// restored from their changelogs as far as the local state lags
+	// (see duality.OnRestore), its processor created, its input fetched
+	// from the committed offsets. Every assignment opens the tasks that
+	// move to this instance; a cooperative rebalance (the next
+	// generation's assignment) keeps the tasks that stay running, so it
+	// opens no other. After a skipped generation, a lost assignment, a
+	// commit fenced by the rebalance or in a bounded run, the tasks
+	// kept are opened again too.
+	TasksOpened uint64
 	// Assignments counts the group assignments the app has received.
 	Assignments uint64
 	// StateQuarantines counts the times the app found its local state
@@ -87,6 +97,7 @@ type metrics struct {
 	standbyRecords                                    atomic.Uint64
 	lastCommit                                        atomic.Int64
 	tasks, standbyTasks, standbyLag                   atomic.Int64
+	tasksOpened                                       atomic.Uint64
 }
 
 // Metrics returns a snapshot of the app's counters. It is cheap and safe
@@ -107,6 +118,7 @@ func (a *App) Metrics() Metrics {
 		Commits:            a.m.commits.Load(),
 		LastCommitDuration: time.Duration(a.m.lastCommit.Load()),
 		Tasks:              int(a.m.tasks.Load()),
+		TasksOpened:        a.m.tasksOpened.Load(),
 		Assignments:        a.m.rebalances.Load(),
 		StateQuarantines:   a.m.quarantines.Load(),
 		StandbyTasks:       int(a.m.standbyTasks.Load()),

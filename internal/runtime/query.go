@@ -96,7 +96,8 @@ func (q *queries) setPartitions(p *plan, topics map[string]int32) {
 	q.mu.Unlock()
 }
 
-// assign records the store partitions of a new assignment, not open yet,
+// assign records the store partitions of a new assignment, not open yet
+// unless they stay open (their tasks go on in a cooperative rebalance),
 // and the endpoints of their owners (nil: none known).
 func (q *queries) assign(tasks []*task, owners map[string]map[int32]string) {
 	owned := map[string]map[int32]*openPart{}
@@ -109,6 +110,13 @@ func (q *queries) assign(tasks []*task, owners map[string]map[int32]string) {
 		}
 	}
 	q.mu.Lock()
+	// A store partition that stays (a cooperative rebalance keeps its
+	// task running) stays readable.
+	for name, parts := range owned {
+		for p := range parts {
+			parts[p] = q.mu.owned[name][p]
+		}
+	}
 	q.mu.running, q.mu.owned, q.mu.owners = true, owned, owners
 	q.mu.Unlock()
 }

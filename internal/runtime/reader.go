@@ -136,5 +136,19 @@ func (r *reader) release() {
 	clear(r.parts)
 }
 
+// drop unassigns tps from r.
+func (r *reader) drop(tps ...broker.TopicPartition) {
+	var gone []broker.TopicPartition
+	for _, tp := range tps {
+		if _, ok := r.parts[tp]; ok {
+			delete(r.parts, tp)
+			gone = append(gone, tp)
+		}
+	}
+	if len(gone) > 0 {
+		r.c.Unassign(gone...)
+	}
+}
+
 // close releases the consumer.
 func (r *reader) close() error { return r.c.Close() }

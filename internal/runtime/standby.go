@@ -111,8 +111,8 @@ const standbyLagInterval = 10 * time.Second
 // failure of theirs that corrupt local state caused is sent to g.errc
 // (which must have room for it) and healed like a worker's; others are
 // logged and retried, since the active tasks do not depend on them.
-func (a *App) startStandbys(ctx context.Context, g *generation, memberID string) {
-	tasks := a.plan.standbyTasks(g.asg, memberID, a.cfg.NumStandbyReplicas)
+func (a *App) startStandbys(g *generation) {
+	tasks := a.plan.standbyTasks(g.asg, g.memberID, a.cfg.NumStandbyReplicas)
 	if len(tasks) == 0 {
 		return
 	}
@@ -128,13 +128,33 @@ func (a *App) startStandbys(ctx context.Context, g *generation, memberID string)
 	}
 	a.m.standbyTasks.Store(int64(len(tasks)))
 	a.log.Info("standby tasks assigned", slog.Int64("generation", g.asg.Generation), slog.Any("tasks", ids))
+	ctx, cancel := context.WithCancel(g.ctx)
+	h := &standbyHandle{cancel: cancel, done: make(chan struct{})}
+	g.standby = h
 	g.wg.Add(1)
 	go func() {
 		defer g.wg.Done()
+		defer close(h.done)
 		if err := r.run(ctx); err != nil {
 			g.errc <- err
 		}
 	}()
+}
+
+// standbyHandle stops a generation's standby tasks.
+type standbyHandle struct {
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// stopStandbys stops g's standby tasks, if any, and waits until they
+// have closed their stores. A failure of theirs is in g.errc.
+func (g *generation) stopStandbys() {
+	if h := g.standby; h != nil {
+		g.standby = nil
+		h.cancel()
+		<-h.done
+	}
 }
 
 // run keeps the standby copies current until ctx ends, then closes

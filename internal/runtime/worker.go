@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"maps"
 	"math"
+	"slices"
 	"time"
 
 	"github.com/duality-streams/duality/broker"
@@ -20,6 +21,14 @@ type worker struct {
 	app      *App
 	gen      *generation
 	memberID string
+	// genNum is the group generation the worker commits in: its
+	// generation's at the start, moved on by each cooperative rebalance
+	// it applies (see change).
+	genNum int64
+	// idx is the worker's slot index; exited is closed when its run
+	// has returned (nil for the Stepper's worker).
+	idx    int
+	exited chan struct{}
 	// slot holds the consumer the worker reads its input with and the
 	// committer it commits with; the worker releases the consumer's
 	// partitions when it ends.
@@ -40,6 +49,9 @@ type worker struct {
 	last                 time.Time       // last commit (or start)
 	inflight             *inflight       // commit running in the background
 	spare                []broker.Record // the buffer of the previous commit, for reuse
+	// refused is a commit the group fenced, held for the rebalance
+	// that fenced it (see onFenced); nothing commits before it.
+	refused *inflight
 	// committed, when not nil, is called with the records of each
 	// successful commit, their partitions and offsets set, before their
 	// buffer is reused (the Stepper hands them to its caller).
@@ -89,8 +101,10 @@ type worker struct {
 // the partition counts of the topics known to exist; cacheMax is the
 // worker's share of CacheMaxBytes.
 func newWorker(a *App, g *generation, memberID string, s *workerSlot, topics map[string]int32, cacheMax int64) *worker {
-	return &worker{app: a, gen: g, memberID: memberID, slot: s, byTP: map[broker.TopicPartition]*partState{},
-		topics: maps.Clone(topics), cacheMax: cacheMax}
+	w := &worker{app: a, gen: g, memberID: memberID, genNum: g.asg.Generation, slot: s,
+		byTP: map[broker.TopicPartition]*partState{}, topics: maps.Clone(topics), cacheMax: cacheMax}
+	w.mail.notify = make(chan struct{}, 1)
+	return w
 }
 
 // add gives t to w, before w opens its tasks.
@@ -128,12 +142,27 @@ func (w *worker) run(gctx context.Context) (err error) {
 		// the punctuations that are due, commit if due, then fetch for
 		// the partitions whose buffers are empty.
 		more, fenced, err := w.processReady(ctx, gctx.Done())
-		if err != nil || fenced {
+		if err != nil {
 			return err
+		}
+		if fenced {
+			if goOn, err := w.onFenced(ctx, gctx); !goOn {
+				return err
+			}
+			continue
 		}
 		w.flushMetrics()
 		if gctx.Err() != nil {
 			break
+		}
+		if c := w.mail.takeChange(); c != nil {
+			// A cooperative rebalance: the tasks that stay go on.
+			fenced, err := w.apply(ctx, gctx, c)
+			c.done <- changeResult{fenced: fenced, err: err}
+			if err != nil || fenced {
+				return err // fenced: the work is dropped, the tasks start again elsewhere
+			}
+			continue
 		}
 		if w.app.end != nil {
 			if r := w.mail.take(); r != nil {
@@ -148,8 +177,14 @@ func (w *worker) run(gctx context.Context) (err error) {
 		wait := cfg.FetchMaxWait
 		if w.timed {
 			due, fenced, err := w.tick(ctx)
-			if err != nil || fenced {
+			if err != nil {
 				return err
+			}
+			if fenced {
+				if goOn, err := w.onFenced(ctx, gctx); !goOn {
+					return err
+				}
+				continue
 			}
 			wait = min(wait, max(due, time.Millisecond))
 		}
@@ -159,8 +194,14 @@ func (w *worker) run(gctx context.Context) (err error) {
 		if w.dirty() {
 			due := cfg.CommitInterval - time.Since(w.last)
 			if due <= 0 {
-				if fenced, err := w.commit(ctx, w.gen.asg.Generation, nil, false); err != nil || fenced {
+				fenced, err := w.commit(ctx, w.genNum, nil, false)
+				if err != nil {
 					return err
+				}
+				if fenced {
+					if goOn, err := w.onFenced(ctx, gctx); !goOn {
+						return err
+					}
 				}
 				continue
 			}
@@ -182,12 +223,11 @@ func (w *worker) run(gctx context.Context) (err error) {
 			// process on.
 			wait = 0
 		}
-		fctx, fetched := gctx, func() {}
-		if w.app.end != nil {
-			var ok bool
-			if fctx, fetched, ok = w.mail.fetchContext(gctx); !ok {
-				continue // the controller posted an advance
-			}
+		// The fetch ends early when the controller posts an advance
+		// (a bounded run) or a rebalance.
+		fctx, fetched, ok := w.mail.fetchContext(gctx)
+		if !ok {
+			continue
 		}
 		var polled broker.Polled
 		err = nil
@@ -198,13 +238,14 @@ func (w *worker) run(gctx context.Context) (err error) {
 			// ends): wait as a fetch of nothing would.
 			err = sleep(fctx, wait)
 		}
+		interrupted := fctx.Err() != nil // before fetched cancels it
 		fetched()
 		if err != nil {
 			if gctx.Err() != nil {
 				break
 			}
-			if fctx.Err() != nil {
-				continue // interrupted by the controller's advance
+			if interrupted {
+				continue // by the controller's advance or rebalance
 			}
 			var oor *broker.OffsetOutOfRangeError
 			if errors.As(err, &oor) {
@@ -227,22 +268,35 @@ func (w *worker) run(gctx context.Context) (err error) {
 		if err := w.received(polled); err != nil {
 			return err
 		}
-		if fenced, err := w.poll(); err != nil || fenced {
+		fenced, perr := w.poll()
+		if perr != nil {
 			w.drop()
-			return err
+			return perr
+		}
+		if fenced {
+			if goOn, err := w.onFenced(ctx, gctx); !goOn {
+				return err
+			}
 		}
 	}
 
 	// Stopping: wait for the controller's reason, then commit.
 	<-w.gen.decided
-	if w.gen.reason.heal {
-		// The state is rebuilt and the tasks started again: their work
-		// since the last commit is redone then.
+	if w.refused != nil {
+		// A commit was fenced: what came after it cannot be committed
+		// without it.
+		w.giveUp()
+		return nil
+	}
+	if w.gen.reason.heal || w.gen.reason.lost {
+		// The state is rebuilt and the tasks started again, or the
+		// partitions may be another member's already: the work since
+		// the last commit is redone by whoever owns them next.
 		w.drop()
 		return nil
 	}
 	if next := w.gen.reason.next; next != nil {
-		if next.Generation == w.gen.asg.Generation+1 {
+		if next.Generation == w.genNum+1 {
 			// One rebalance: a partition kept in next had no other owner
 			// in between, so its work is still valid in next.
 			_, err := w.commit(ctx, next.Generation, assigned(next), true)
@@ -254,11 +308,11 @@ func (w *worker) run(gctx context.Context) (err error) {
 		// output or move offsets back. Drop it all; the new tasks resume
 		// from the committed offsets.
 		w.app.log.Info("rebalance skipped generations: dropping uncommitted work",
-			slog.Int64("generation", w.gen.asg.Generation), slog.Int64("next", next.Generation))
+			slog.Int64("generation", w.genNum), slog.Int64("next", next.Generation))
 		w.drop()
 		return nil
 	}
-	_, err = w.commit(ctx, w.gen.asg.Generation, nil, true)
+	_, err = w.commit(ctx, w.genNum, nil, true)
 	return err
 }
 
@@ -276,7 +330,12 @@ func assigned(a *broker.Assignment) map[broker.TopicPartition]bool {
 // tasks not created yet have a nil proc, and every step skips them.
 func (w *worker) open(ctx context.Context) error {
 	w.timed = w.app.cfg.IdleStreamTimeAdvance > 0
-	for _, t := range w.tasks {
+	return w.openTasks(ctx, w.tasks)
+}
+
+// openTasks opens tasks, tasks of w, as open does.
+func (w *worker) openTasks(ctx context.Context, tasks []*task) error {
+	for _, t := range tasks {
 		t.log = w.app.log.With(slog.String("task", t.id.String()))
 		if err := w.openStores(ctx, t); err != nil {
 			if ctx.Err() != nil {
@@ -290,6 +349,7 @@ func (w *worker) open(ctx context.Context) error {
 			return fmt.Errorf("task %s: create: %w", t.id, err)
 		}
 		t.proc = proc
+		w.app.m.tasksOpened.Add(1)
 		for _, ps := range t.parts {
 			ps.fetch = ps.next
 			w.parts = append(w.parts, ps)
@@ -299,7 +359,7 @@ func (w *worker) open(ctx context.Context) error {
 			}
 		}
 	}
-	w.reqs = make([]broker.FetchRequest, 0, len(w.parts))
+	w.reqs = slices.Grow(w.reqs[:0], len(w.parts))
 	return nil
 }
 
@@ -426,6 +486,9 @@ func (w *worker) processReady(ctx context.Context, stop <-chan struct{}) (more, 
 			case <-stop:
 				return false, false, nil
 			default:
+			}
+			if w.mail.changing.Load() {
+				return true, false, nil // a rebalance first (see run)
 			}
 			if fenced, err := w.processHead(ctx, t, ps); err != nil || fenced {
 				return false, fenced, err
@@ -583,9 +646,13 @@ func (w *worker) skip(t *task, mark int, pe *ProcessingError) {
 }
 
 // close closes every opened task.
-func (w *worker) close() error {
+func (w *worker) close() error { return closeTasks(w.tasks) }
+
+// closeTasks closes the opened tasks among tasks: their processors, and
+// their stores, which queries stop reading.
+func closeTasks(tasks []*task) error {
 	var errs []error
-	for _, t := range w.tasks {
+	for _, t := range tasks {
 		if t.proc != nil {
 			if err := t.proc.Close(); err != nil {
 				errs = append(errs, fmt.Errorf("task %s: close: %w", t.id, err))
