@@ -36,6 +36,7 @@ func Run(t *testing.T, newBroker func(t *testing.T) broker.Broker) {
 	cases = append(cases, topicCases...)
 	cases = append(cases, produceCases...)
 	cases = append(cases, groupCases...)
+	cases = append(cases, balanceCases...)
 	cases = append(cases, commitCases...)
 	cases = append(cases, consumerCases...)
 	cases = append(cases, committerCases...)

@@ -35,7 +35,10 @@
 //     every subscribed topic together, also when the topics' partition
 //     counts differ; Assignment.Members with every member's user data and
 //     partitions, the MaxUserData bound, a static member (InstanceID)
-//     replacing its old self, which is fenced.
+//     replacing its old self, which is fenced; a JoinOptions.Balance that
+//     assigns the numbers, with Assignment.Data for every member, user
+//     data from UserDataFunc at every join, Membership.Rebalance, and an
+//     invalid Balance ignored for the broker's own rule.
 //   - Consumer: assign and poll, seek by Assign, Pause/Resume, Unassign,
 //     Polled.Ends equal to ListOffsets' Latest for partitions read to the
 //     end (and absent for one with records left), long-poll woken by a
