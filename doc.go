@@ -212,7 +212,9 @@
 // its own offset. With [NumStandbyReplicas] other instances keep standby
 // copies of each stateful task's stores, applying its committed changelog
 // records as they come, so the instance a task moves to restores only the
-// records its copy had not applied yet (none when it was caught up).
+// records its copy had not applied yet (none when it was caught up). A
+// task moves only to an instance whose copy of its state is caught up:
+// an instance that joins first warms up a copy (see [MaxWarmupReplicas]).
 //
 // With [StateDir] the stores of an App live in one Pebble database in that
 // directory, so a restart reads only the changelog records written since

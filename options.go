@@ -255,13 +255,12 @@ func InstanceID(id string) Option {
 // the changelogs. [Metrics] reports StandbyTasks, StandbyRecords and
 // StandbyLag.
 //
-// Placement needs no coordination: with the group's members sorted by
-// member id, the standbys of a task owned by the i-th member are the
-// members after it (i+1, ..., i+n, wrapping around), never the owner, and
-// fewer than n when the group has n members or fewer (none for a single
-// instance). Partitions are assigned as without standbys, so a task
-// moves to an instance that holds its standby copy when the assignment
-// gives it that one: with two instances and one standby, always. Copies
+// Standbys are placed with the tasks (see [MaxWarmupReplicas]): never on
+// the instance that runs the task nor on one that warms it up, first on
+// the instances whose copy of the task's state is the most advanced (a
+// standby stays where it is), then on the least loaded; fewer than n
+// when the group has n members or fewer (none for a single instance). A
+// task whose instance leaves moves to a caught-up standby. Copies
 // live in [StateDir] when set (memory otherwise, where they help only
 // while the instance runs); a standby copy of corrupt local state is
 // rebuilt with the rest of it (see "Corrupt state" in the package
@@ -276,6 +275,56 @@ func InstanceID(id string) Option {
 // the stopping instance's own stop.
 func NumStandbyReplicas(n int) Option {
 	return optionFunc(func(c *runtime.Config) { c.NumStandbyReplicas = n })
+}
+
+// MaxWarmupReplicas bounds the warm-up replicas of the group at once
+// (Kafka Streams' max.warmup.replicas). Tasks are placed as Kafka
+// Streams' high-availability assignor places them: every instance tells
+// the group, when it joins, how far its local copy of each stateful
+// task's state goes, and a stateful task goes only to an instance that
+// is caught up on it (within [AcceptableRecoveryLag]). When balance wants
+// a task on an instance that is not (a new instance, when the app scales
+// out), the task stays where it runs and the new instance gets a warm-up
+// replica of it: a copy of its stores it keeps current from their
+// changelogs, as a standby does ([NumStandbyReplicas]). Once the copy has
+// caught up, the instance asks for a probing rebalance (see
+// [ProbingRebalanceInterval]) that moves the task, which then restores
+// only the tail of its changelog: scaling out never pauses a task for a
+// full restore. At most n partitions are warmed up at once (the tasks
+// of all sub-topologies at one partition number move together, as they
+// are assigned together); the others wait for a later rebalance, on
+// their instance. [Metrics] reports
+// WarmupTasks and ProbingRebalances. Stateless tasks move at once.
+// Default 2; n must be at least 1.
+func MaxWarmupReplicas(n int) Option {
+	return optionFunc(func(c *runtime.Config) { c.MaxWarmupReplicas = n })
+}
+
+// AcceptableRecoveryLag is how many changelog offsets (summed over a
+// task's stores) an instance's copy of a task's state may be behind the
+// most advanced copy in the group and still count as caught up, so that
+// the task may move there with a short restore instead of a warm-up (see
+// [MaxWarmupReplicas]; Kafka Streams' acceptable.recovery.lag, whose
+// leader measures against the changelogs' end offsets: here the instance
+// that runs the task advertises its committed position, the end as of its
+// last commit). The instance that ran a task in the previous generation
+// is caught up whatever its lag. Default 10000; lag must not be
+// negative.
+func AcceptableRecoveryLag(lag int64) Option {
+	return optionFunc(func(c *runtime.Config) { c.AcceptableRecoveryLag = lag })
+}
+
+// ProbingRebalanceInterval is the most time an instance with warm-up
+// replicas (see [MaxWarmupReplicas]) waits before it asks the group for a
+// probing rebalance, which moves the tasks whose warm-ups have caught up
+// and places new warm-ups (Kafka Streams' probing.rebalance.interval.ms).
+// An instance asks at once when all its warm-ups have caught up, once per
+// set of warm-ups; the interval bounds the wait when they catch up
+// while their task moves on, and spaces out the probes after that. Every
+// probing rebalance is a rebalance of the group. Default 10 minutes; d
+// must be positive.
+func ProbingRebalanceInterval(d time.Duration) Option {
+	return optionFunc(func(c *runtime.Config) { c.ProbingRebalanceInterval = d })
 }
 
 // Endpoint sets the URL at which this instance answers queries, which it

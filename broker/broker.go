@@ -2,6 +2,7 @@ package broker
 
 import (
 	"context"
+	"fmt"
 	"time"
 )
 
@@ -169,6 +170,72 @@ type JoinOptions struct {
 	// (Assignment.Members), e.g. the instance's query endpoint. At most
 	// MaxUserData bytes; more is an error matching ErrInvalidConfig.
 	UserData []byte
+	// UserDataFunc, when not nil, gives the member's user data each
+	// time it joins or rejoins the group (every rebalance), in place of
+	// UserData, so that what a member shares may change from one
+	// generation to the next (how far its local state is behind, say).
+	// It must return quickly and must not call the broker: the embedded
+	// broker calls it while it rebalances. A result over MaxUserData
+	// bytes is shared as no user data.
+	UserDataFunc func() []byte
+	// Balance, when not nil, assigns the partition numbers in place of
+	// the broker's own rule whenever this member computes the group's
+	// assignment: on Kafka when it is the group's leader, on the
+	// embedded broker when it is the earliest member with a Balance. The
+	// broker keeps its own rule when Balance is nil or returns an
+	// invalid assignment (see BalanceFunc).
+	Balance BalanceFunc
+}
+
+// BalanceFunc assigns the partition numbers 0..numbers-1 of a group's
+// topics (partition p of every topic goes with number p) to members,
+// sorted by id. It returns each member's numbers, in the order of
+// members, and data the broker gives every member of the generation
+// (Assignment.Data). Every number must go to exactly one member; an
+// assignment that does not (a wrong length, a number out of range,
+// missing or given twice) is ignored in favour of the broker's rule, and
+// its data with it. It must return quickly and must not call the broker.
+type BalanceFunc func(members []BalanceMember, numbers int32) (assigned [][]int32, data []byte)
+
+// CheckBalance returns nil when assigned is a valid result of a
+// BalanceFunc for members members and partition numbers 0..numbers-1:
+// one entry per member, and every number in exactly one of them.
+// Otherwise it returns an error matching ErrInvalidConfig that says why.
+func CheckBalance(assigned [][]int32, members int, numbers int32) error {
+	if numbers < 0 {
+		return fmt.Errorf("%w: balance: %d partition numbers", ErrInvalidConfig, numbers)
+	}
+	if len(assigned) != members {
+		return fmt.Errorf("%w: balance: %d assignments for %d members", ErrInvalidConfig, len(assigned), members)
+	}
+	seen := make([]bool, numbers)
+	left := numbers
+	for _, nums := range assigned {
+		for _, p := range nums {
+			if p < 0 || p >= numbers {
+				return fmt.Errorf("%w: balance: partition number %d out of range [0, %d)", ErrInvalidConfig, p, numbers)
+			}
+			if seen[p] {
+				return fmt.Errorf("%w: balance: partition number %d assigned twice", ErrInvalidConfig, p)
+			}
+			seen[p] = true
+			left--
+		}
+	}
+	if left > 0 {
+		return fmt.Errorf("%w: balance: %d partition numbers not assigned", ErrInvalidConfig, left)
+	}
+	return nil
+}
+
+// BalanceMember is a member of a group as a BalanceFunc sees it.
+type BalanceMember struct {
+	ID string
+	// UserData is the member's, from its JoinOptions.
+	UserData []byte
+	// Owned are the partition numbers the member had in its previous
+	// generation, sorted (none for a member that just joined).
+	Owned []int32
 }
 
 // MaxUserData is the largest JoinOptions.UserData a broker accepts.
@@ -205,6 +272,9 @@ type Assignment struct {
 	// A broker whose members cannot fall out of the group (the
 	// embedded broker's) never sends one.
 	Lost bool
+	// Data is what the JoinOptions.Balance that assigned the generation
+	// returned for every member; nil under the broker's own rule.
+	Data []byte
 }
 
 // Member is one member of a group's generation, as every member's
@@ -236,6 +306,13 @@ type Membership interface {
 	Assignments() <-chan Assignment
 	// Leave leaves the group, which rebalances the remaining members.
 	Leave(ctx context.Context) error
+	// Rebalance asks the group for a new generation: every member
+	// rejoins, with its user data as its UserDataFunc then gives it, and
+	// gets a new assignment. It does not wait for the new generation. On
+	// Kafka a member that is not the group's leader triggers it only
+	// when its user data changed since it last joined (KIP-568). After
+	// Leave it is a no-op.
+	Rebalance(ctx context.Context) error
 }
 
 // Broker is what the runtime needs from a partitioned log. Implementations

@@ -38,3 +38,26 @@ func FuzzCatalogKey(f *testing.F) {
 		require.Equal(t, k, catalogKey(name, p))
 	})
 }
+
+// TestHas: Has knows the stores Store opened, in this process and after a
+// reopen, writes nothing, and is false after Close.
+func TestHas(t *testing.T) {
+	dir := t.TempDir()
+	db, err := OpenPebble(dir)
+	require.NoError(t, err)
+	require.False(t, db.Has("counts", 3))
+	st, err := db.Store("counts", 3)
+	require.NoError(t, err)
+	require.NoError(t, st.Close())
+	require.True(t, db.Has("counts", 3))
+	require.False(t, db.Has("counts", 2), "another partition")
+	require.False(t, db.Has("other", 3), "another store")
+	require.NoError(t, db.Close())
+	require.False(t, db.Has("counts", 3), "closed")
+
+	db, err = OpenPebble(dir)
+	require.NoError(t, err)
+	defer db.Close()
+	require.True(t, db.Has("counts", 3), "the catalog outlives the process")
+	require.False(t, db.Has("counts", 2), "Has, asked for it before, wrote no catalog entry")
+}

@@ -346,6 +346,20 @@ func parseCatalogKey(k []byte) (string, int32, error) {
 	return name, p, nil
 }
 
+// Has reports whether d holds the store name/partition: whether Store
+// has opened it since the database was created, in this process or an
+// earlier one (its data may be empty). Unlike Store it writes nothing. It
+// is false after Close.
+func (d *PebbleDB) Has(name string, partition int32) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed.Load() {
+		return false
+	}
+	_, ok := d.mu.ids[storeKey{name, partition}]
+	return ok
+}
+
 // Store implements DB. A new store's catalog entry is written with the
 // DB's write options (see WithSync).
 func (d *PebbleDB) Store(name string, partition int32) (Store, error) {

@@ -38,6 +38,7 @@ func Run(t *testing.T, newBroker func(t *testing.T) broker.Broker) {
 	cases = append(cases, produceCases...)
 	cases = append(cases, groupCases...)
 	cases = append(cases, groupAdminCases...)
+	cases = append(cases, balanceCases...)
 	cases = append(cases, commitCases...)
 	cases = append(cases, consumerCases...)
 	cases = append(cases, committerCases...)

@@ -39,7 +39,10 @@
 //     its share and nothing else moves (sticky), and a partition that
 //     moves does so in one step: its old owner's commit in the old
 //     generation is fenced and leaves nothing visible, the old members'
-//     and the new member's commits pass in the new one.
+//     and the new member's commits pass in the new one; a JoinOptions.Balance that
+//     assigns the numbers, with Assignment.Data for every member, user
+//     data from UserDataFunc at every join, Membership.Rebalance, and an
+//     invalid Balance ignored for the broker's own rule.
 //   - Consumer: assign and poll, seek by Assign, Pause/Resume, Unassign,
 //     Polled.Ends equal to ListOffsets' Latest for partitions read to the
 //     end (and absent for one with records left), long-poll woken by a

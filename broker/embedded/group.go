@@ -38,6 +38,9 @@ type member struct {
 	id       string
 	instance string // JoinOptions.InstanceID
 	userData []byte // JoinOptions.UserData, copied
+	// userDataFunc and balance are JoinOptions'.
+	userDataFunc func() []byte
+	balance      broker.BalanceFunc
 	// owned are the partition numbers of the member's last assignment
 	// (guarded by coordinator.mu), which it keeps where balance allows.
 	owned []int32
@@ -63,9 +66,12 @@ func (c *coordinator) init(b *Broker) {
 // that allows (sticky: a member joining or leaving moves only the numbers
 // balance needs), and the others go round-robin in join order (member
 // ids sort in join order); partition p of every subscribed topic goes to
-// the member dealt p. Every member gets the new generation's assignment
-// at once: one rebalance moves a partition (see broker.Assignment), and
-// the new generation fences the commits of its old owner.
+// the member dealt p. A member's opts.Balance deals them instead (the
+// earliest member's that has one, see broker.JoinOptions), with every
+// member's user data as its opts.UserDataFunc gives it at the rebalance.
+// Every member gets the new generation's assignment at once: one
+// rebalance moves a partition (see broker.Assignment), and the new
+// generation fences the commits of its old owner.
 //
 // Static membership: a member joining with the InstanceID of a current
 // member replaces it, in its place in the join order, with its partitions:
@@ -117,7 +123,8 @@ func (b *Broker) JoinGroup(ctx context.Context, groupName string, topics []strin
 	g.topics = sorted
 	c.mu.seq++
 	m := &member{c: c, g: g, id: fmt.Sprintf("%s-%010d", groupName, c.mu.seq), instance: opts.InstanceID,
-		userData: slices.Clone(opts.UserData), ch: make(chan broker.Assignment, 1)}
+		userData: slices.Clone(opts.UserData), userDataFunc: opts.UserDataFunc, balance: opts.Balance,
+		ch: make(chan broker.Assignment, 1)}
 	replaced := false
 	if m.instance != "" {
 		for i, old := range g.members {
@@ -160,9 +167,13 @@ func (c *coordinator) rebalance(g *group) {
 	// Every member's share, then the generation's member list, which
 	// every assignment carries (sorted by id; ids are not in join order
 	// once a static member replaced another).
+	userData := make([][]byte, len(g.members))
+	for i, m := range g.members {
+		userData[i] = m.currentUserData()
+	}
+	numbers, data := c.assignNumbers(g, userData, n)
 	shares := make([][]broker.TopicPartition, len(g.members))
 	members := make([]broker.Member, len(g.members))
-	numbers := deal(g.members, n)
 	for i, m := range g.members {
 		m.owned = numbers[i]
 		share := []broker.TopicPartition{}
@@ -175,11 +186,11 @@ func (c *coordinator) rebalance(g *group) {
 		}
 		shares[i] = share
 		m.share = share
-		members[i] = broker.Member{ID: m.id, UserData: m.userData, Partitions: share}
+		members[i] = broker.Member{ID: m.id, UserData: userData[i], Partitions: share}
 	}
 	slices.SortFunc(members, func(x, y broker.Member) int { return strings.Compare(x.ID, y.ID) })
 	for i, m := range g.members {
-		a := broker.Assignment{Generation: g.generation, Partitions: shares[i], Members: members}
+		a := broker.Assignment{Generation: g.generation, Partitions: shares[i], Members: members, Data: data}
 		// Drain and replace: the channel holds only the newest.
 		select {
 		case <-m.ch:
@@ -241,6 +252,51 @@ func deal(members []*member, n int32) [][]int32 {
 	return out
 }
 
+// currentUserData returns the user data m shares now: its UserDataFunc's
+// (nil when over broker.MaxUserData), or its UserData.
+func (m *member) currentUserData() []byte {
+	if m.userDataFunc == nil {
+		return m.userData
+	}
+	d := m.userDataFunc()
+	if len(d) > broker.MaxUserData {
+		m.c.b.log.Warn("embedded: user data too large, shared as none", "group", m.g.name, "member", m.id, "bytes", len(d))
+		return nil
+	}
+	return slices.Clone(d)
+}
+
+// assignNumbers deals the partition numbers 0..n-1 to g's members (in
+// join order), given their current user data: with the JoinOptions.Balance
+// of the earliest member that has one, when it returns a valid
+// assignment (see broker.BalanceFunc), and the data it returned;
+// otherwise as deal does, and no data. c.mu must be held.
+func (c *coordinator) assignNumbers(g *group, userData [][]byte, n int32) ([][]int32, []byte) {
+	numbers := make([][]int32, len(g.members))
+	if i := slices.IndexFunc(g.members, func(m *member) bool { return m.balance != nil }); i >= 0 {
+		order := make([]int, len(g.members)) // the members sorted by id
+		for j := range order {
+			order[j] = j
+		}
+		slices.SortFunc(order, func(x, y int) int { return strings.Compare(g.members[x].id, g.members[y].id) })
+		in := make([]broker.BalanceMember, len(order))
+		for j, k := range order {
+			m := g.members[k]
+			in[j] = broker.BalanceMember{ID: m.id, UserData: userData[k], Owned: slices.Clone(m.owned)}
+		}
+		assigned, data := g.members[i].balance(in, n)
+		err := broker.CheckBalance(assigned, len(in), n)
+		if err == nil {
+			for j, k := range order {
+				numbers[k] = slices.Sorted(slices.Values(assigned[j]))
+			}
+			return numbers, data
+		}
+		c.b.log.Warn("embedded: balance of a member ignored", "group", g.name, "member", g.members[i].id, "err", err)
+	}
+	return deal(g.members, n), nil
+}
+
 // checkMember returns an error matching broker.ErrFenced unless group is at
 // generation and member belongs to it.
 func (c *coordinator) checkMember(groupName string, generation int64, memberID string) error {
@@ -296,6 +352,23 @@ func (m *member) MemberID() string { return m.id }
 // Assignments delivers the newest assignment; see broker.Membership. It is
 // closed by Leave and by the broker's Close.
 func (m *member) Assignments() <-chan broker.Assignment { return m.ch }
+
+// Rebalance starts a new generation of the member's group, as a join or
+// a leave does; see broker.Membership. It is a no-op once the member left.
+func (m *member) Rebalance(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	c := m.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if m.left {
+		return nil
+	}
+	c.rebalance(m.g)
+	c.b.log.Debug("embedded: rebalance requested", "group", m.g.name, "member", m.id, "generation", m.g.generation)
+	return nil
+}
 
 // Leave leaves the group, which rebalances the remaining members, and
 // closes the Assignments channel. Leaving twice, or after the broker

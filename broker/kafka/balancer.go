@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"log/slog"
 	"maps"
 	"slices"
 	"sync"
@@ -29,6 +30,10 @@ const ProtocolName = "duality-copartitioned-v1"
 // assignment's user data.
 type balancer struct {
 	userData []byte
+	// userDataFunc and balance are the member's JoinOptions'.
+	userDataFunc func() []byte
+	balance      broker.BalanceFunc
+	log          *slog.Logger
 
 	mu struct {
 		sync.Mutex
@@ -39,7 +44,22 @@ type balancer struct {
 		// member's partitions in it.
 		members  []broker.Member
 		assigned []broker.TopicPartition
+		data     []byte // the assignment's Balance data
 	}
+}
+
+// currentUserData returns the user data the member joins with: its
+// UserDataFunc's (nil when over broker.MaxUserData), or its UserData.
+func (b *balancer) currentUserData() []byte {
+	if b.userDataFunc == nil {
+		return b.userData
+	}
+	d := b.userDataFunc()
+	if len(d) > broker.MaxUserData {
+		b.log.Warn("kafka: user data too large, shared as none", "bytes", len(d))
+		return nil
+	}
+	return d
 }
 
 var _ kgo.GroupBalancer = (*balancer)(nil)
@@ -63,7 +83,7 @@ func (b *balancer) JoinGroupMetadata(topics []string, _ map[string][]int32, _ in
 	meta := kmsg.NewConsumerMemberMetadata()
 	meta.Version = 0
 	meta.Topics = topics
-	meta.UserData = encodeJoinData(b.userData, owned)
+	meta.UserData = encodeJoinData(b.currentUserData(), owned)
 	return meta.AppendTo(nil)
 }
 
@@ -77,7 +97,7 @@ func (b *balancer) ParseSyncAssignment(data []byte) (map[string][]int32, error) 
 	if err := a.ReadFrom(data); err != nil {
 		return nil, fmt.Errorf("kafka: malformed assignment: %w", err)
 	}
-	members, err := decodeMembers(a.UserData)
+	members, data, err := decodeMembers(a.UserData)
 	if err != nil {
 		return nil, err
 	}
@@ -97,16 +117,17 @@ func (b *balancer) ParseSyncAssignment(data []byte) (map[string][]int32, error) 
 	b.mu.owned = owned
 	b.mu.members = members
 	b.mu.assigned = assigned
+	b.mu.data = data
 	b.mu.Unlock()
 	return map[string][]int32{}, nil
 }
 
-// last returns this member's partitions and the group's members of the
-// last assignment.
-func (b *balancer) last() (assigned []broker.TopicPartition, members []broker.Member) {
+// last returns this member's partitions, the group's members and the
+// Balance data of the last assignment.
+func (b *balancer) last() (assigned []broker.TopicPartition, members []broker.Member, data []byte) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return b.mu.assigned, b.mu.members
+	return b.mu.assigned, b.mu.members, b.mu.data
 }
 
 // joinMember is a member as the leader sees it in JoinGroup.
@@ -119,7 +140,7 @@ type joinMember struct {
 
 // MemberBalancer decodes the members' metadata.
 func (b *balancer) MemberBalancer(members []kmsg.JoinGroupResponseMember) (kgo.GroupMemberBalancer, map[string]struct{}, error) {
-	mb := &memberBalancer{}
+	mb := &memberBalancer{hook: b.balance, log: b.log}
 	topics := make(map[string]struct{})
 	for _, m := range members {
 		var meta kmsg.ConsumerMemberMetadata
@@ -140,29 +161,37 @@ func (b *balancer) MemberBalancer(members []kmsg.JoinGroupResponseMember) (kgo.G
 
 type memberBalancer struct {
 	members []joinMember
+	hook    broker.BalanceFunc
+	log     *slog.Logger
 }
 
 // Balance assigns the partitions; see balancer.
 func (mb *memberBalancer) Balance(topics map[string]int32) kgo.IntoSyncAssignment {
-	plan := balance(mb.members, topics)
+	plan := balance(mb.members, topics, mb.hook, mb.log)
 	return plan
 }
 
 // syncPlan is the leader's assignment of every member.
 type syncPlan struct {
 	members []broker.Member // sorted by id
+	data    []byte          // the hook's data, shared with every member
 }
 
-// balance computes the assignment: see balancer.
-func balance(members []joinMember, topics map[string]int32) *syncPlan {
+// balance computes the assignment: see balancer. hook, when not nil,
+// deals the partition numbers instead of assignNumbers (see
+// hookNumbers).
+func balance(members []joinMember, topics map[string]int32, hook broker.BalanceFunc, log *slog.Logger) *syncPlan {
 	members = slices.Clone(members)
 	slices.SortFunc(members, func(x, y joinMember) int { return cmp.Compare(x.id, y.id) })
 	var n int32
 	for _, count := range topics {
 		n = max(n, count)
 	}
-	numbers := assignNumbers(members, n)
-	plan := &syncPlan{}
+	numbers, data := hookNumbers(hook, members, n, log)
+	if numbers == nil {
+		numbers = assignNumbers(members, n)
+	}
+	plan := &syncPlan{data: data}
 	names := slices.Sorted(maps.Keys(topics))
 	for i, m := range members {
 		bm := broker.Member{ID: m.id, UserData: m.userData, Partitions: []broker.TopicPartition{}}
@@ -176,6 +205,29 @@ func balance(members []joinMember, topics map[string]int32) *syncPlan {
 		plan.members = append(plan.members, bm)
 	}
 	return plan
+}
+
+// hookNumbers deals the partition numbers 0..n-1 to members (sorted by
+// id) with hook, the leader's JoinOptions.Balance: nil when there is no
+// hook or its result is invalid (logged), and the data it returned.
+func hookNumbers(hook broker.BalanceFunc, members []joinMember, n int32, log *slog.Logger) ([][]int32, []byte) {
+	if hook == nil {
+		return nil, nil
+	}
+	in := make([]broker.BalanceMember, len(members))
+	for i, m := range members {
+		in[i] = broker.BalanceMember{ID: m.id, UserData: m.userData, Owned: slices.Sorted(slices.Values(m.owned))}
+	}
+	assigned, data := hook(in, n)
+	if err := broker.CheckBalance(assigned, len(in), n); err != nil {
+		log.Warn("kafka: the leader's balance ignored", "err", err)
+		return nil, nil
+	}
+	numbers := make([][]int32, len(assigned))
+	for i, nums := range assigned {
+		numbers[i] = slices.Sorted(slices.Values(nums))
+	}
+	return numbers, data
 }
 
 // assignNumbers deals partition numbers 0..n-1 to members (sorted by
@@ -245,7 +297,7 @@ func assignNumbers(members []joinMember, n int32) [][]int32 {
 // IntoSyncAssignment encodes each member's assignment, with every
 // member's user data and partitions in the user data.
 func (p *syncPlan) IntoSyncAssignment() []kmsg.SyncGroupRequestGroupAssignment {
-	shared := encodeMembers(p.members)
+	shared := encodeMembers(p.members, p.data)
 	out := make([]kmsg.SyncGroupRequestGroupAssignment, 0, len(p.members))
 	for _, m := range p.members {
 		a := kmsg.NewConsumerMemberAssignment()
@@ -348,8 +400,9 @@ func decodeJoinData(data []byte) (userData []byte, owned []int32, err error) {
 	return userData, owned, r.err
 }
 
-// encodeMembers encodes every member of an assignment.
-func encodeMembers(members []broker.Member) []byte {
+// encodeMembers encodes every member of an assignment, then the data of
+// the balance that made it (a field older decoders do not read).
+func encodeMembers(members []broker.Member, data []byte) []byte {
 	out := []byte{dataVersion}
 	out = binary.AppendUvarint(out, uint64(len(members)))
 	for _, m := range members {
@@ -361,12 +414,15 @@ func encodeMembers(members []broker.Member) []byte {
 			out = binary.AppendUvarint(out, uint64(tp.Partition))
 		}
 	}
+	if data != nil {
+		out = appendBytes(out, data)
+	}
 	return out
 }
 
-func decodeMembers(data []byte) ([]broker.Member, error) {
+func decodeMembers(data []byte) ([]broker.Member, []byte, error) {
 	if len(data) == 0 || data[0] != dataVersion {
-		return nil, fmt.Errorf("%w: assignment of version %v, want %d", errMalformed, data[:min(len(data), 1)], dataVersion)
+		return nil, nil, fmt.Errorf("%w: assignment of version %v, want %d", errMalformed, data[:min(len(data), 1)], dataVersion)
 	}
 	r := &reader{b: data[1:]}
 	n := r.uvarint()
@@ -380,8 +436,12 @@ func decodeMembers(data []byte) ([]broker.Member, error) {
 		}
 		members = append(members, m)
 	}
-	if r.err != nil {
-		return nil, r.err
+	var balanced []byte
+	if r.err == nil && len(r.b) > 0 {
+		balanced = r.bytes()
 	}
-	return members, nil
+	if r.err != nil {
+		return nil, nil, r.err
+	}
+	return members, balanced, nil
 }

@@ -90,7 +90,7 @@ func TestBalanceCoPartitioned(t *testing.T) {
 			for i := range tc.members {
 				ids = append(ids, fmt.Sprintf("m%d", i))
 			}
-			plan := balance(members(ids...), tc.topics)
+			plan := balance(members(ids...), tc.topics, nil, nil)
 			require.Len(t, plan.members, tc.members)
 			requireCoPartitioned(t, plan, tc.topics)
 		})
@@ -108,7 +108,7 @@ func TestBalanceSticky(t *testing.T) {
 		for _, id := range ids {
 			ms = append(ms, joinMember{id: id, topics: []string{"a", "b"}, owned: owned[id]})
 		}
-		plan = balance(ms, topics)
+		plan = balance(ms, topics, nil, nil)
 		requireCoPartitioned(t, plan, topics)
 		next := numbersOf(plan)
 		prevOwner := map[int32]string{}
@@ -172,7 +172,8 @@ func TestBalanceCarriesMembers(t *testing.T) {
 		got, err := b.ParseSyncAssignment(sa.MemberAssignment)
 		require.NoError(t, err)
 		require.Empty(t, got, "kgo is told nothing is assigned: its client never fetches")
-		assigned, ms := b.last()
+		assigned, ms, data := b.last()
+		require.Nil(t, data, "no Balance: no data")
 		require.Equal(t, []broker.TopicPartition{{Topic: "a", Partition: int32(i)}, {Topic: "b", Partition: int32(i)}}, assigned)
 		require.Equal(t, []broker.Member{
 			{ID: "member-1", UserData: []byte("host-1:8080"), Partitions: []broker.TopicPartition{{Topic: "a", Partition: 0}, {Topic: "b", Partition: 0}}},
@@ -195,29 +196,31 @@ func mustMeta(t *testing.T, b []byte) kmsg.ConsumerMemberMetadata {
 // errors, never panics.
 func TestDecodeMalformed(t *testing.T) {
 	join := encodeJoinData([]byte("endpoint"), []int32{0, 3, 7})
-	members := encodeMembers([]broker.Member{{ID: "m", UserData: []byte("u"), Partitions: []broker.TopicPartition{{Topic: "t", Partition: 2}}}})
+	members := encodeMembers([]broker.Member{{ID: "m", UserData: []byte("u"), Partitions: []broker.TopicPartition{{Topic: "t", Partition: 2}}}}, nil)
 	for i := range len(join) {
 		_, _, err := decodeJoinData(join[:i])
 		require.Error(t, err, "join data cut at %d", i)
 	}
 	for i := range len(members) {
-		_, err := decodeMembers(members[:i])
+		_, _, err := decodeMembers(members[:i])
 		require.Error(t, err, "members cut at %d", i)
 	}
 	_, _, err := decodeJoinData([]byte{0, 1, 2})
 	require.ErrorContains(t, err, "another Duality version")
-	_, err = decodeMembers([]byte{dataVersion, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01})
+	_, _, err = decodeMembers([]byte{dataVersion, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01})
 	require.Error(t, err)
 }
 
 func FuzzDecodeMembers(f *testing.F) {
-	f.Add(encodeMembers([]broker.Member{{ID: "m", UserData: []byte("u"), Partitions: []broker.TopicPartition{{Topic: "t", Partition: 2}}}}))
+	f.Add(encodeMembers([]broker.Member{{ID: "m", UserData: []byte("u"), Partitions: []broker.TopicPartition{{Topic: "t", Partition: 2}}}}, nil))
+	f.Add(encodeMembers([]broker.Member{{ID: "m", Partitions: []broker.TopicPartition{{Topic: "t", Partition: 0}}}}, []byte("placement")))
 	f.Add(encodeJoinData([]byte("x"), []int32{1, 2}))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		if ms, err := decodeMembers(data); err == nil {
-			again, err := decodeMembers(encodeMembers(ms))
+		if ms, balanced, err := decodeMembers(data); err == nil {
+			again, balanced2, err := decodeMembers(encodeMembers(ms, balanced))
 			require.NoError(t, err)
 			require.Equal(t, ms, again)
+			require.Equal(t, balanced, balanced2)
 		}
 		if ud, owned, err := decodeJoinData(data); err == nil {
 			ud2, owned2, err := decodeJoinData(encodeJoinData(ud, owned))

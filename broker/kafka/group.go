@@ -25,7 +25,9 @@ import (
 // every subscribed topic goes to one member, the members' shares differ by
 // at most one partition number, a member keeps the numbers it had as far
 // as balance allows, and Assignment.Members lists every member with its
-// opts.UserData and partitions. A rebalance moves a partition in one
+// opts.UserData and partitions; the leader's opts.Balance deals the
+// partition numbers instead, when it has one (see broker.JoinOptions).
+// A rebalance moves a partition in one
 // step: its new owner gets it in the new generation, whose number fences
 // the commits of its old owner (KIP-447); every member gets its new
 // assignment, and the runtime keeps the partitions that stay running
@@ -73,9 +75,10 @@ func (b *Broker) JoinGroup(ctx context.Context, group string, topics []string, o
 	}
 	mctx, cancel := context.WithCancel(context.Background())
 	m := &member{
-		b:      b,
-		group:  group,
-		bal:    &balancer{userData: slices.Clone(opts.UserData)},
+		b:     b,
+		group: group,
+		bal: &balancer{userData: slices.Clone(opts.UserData), userDataFunc: opts.UserDataFunc, balance: opts.Balance,
+			log: b.log},
 		ch:     make(chan broker.Assignment, 1),
 		first:  make(chan struct{}),
 		cancel: cancel,
@@ -163,8 +166,8 @@ type member struct {
 // balancer keeps the partitions to itself, see ParseSyncAssignment).
 func (m *member) onAssigned(_ context.Context, cl *kgo.Client, _ map[string][]int32) {
 	id, gen := cl.GroupMetadata()
-	assigned, members := m.bal.last()
-	a := broker.Assignment{Generation: int64(gen), Partitions: slices.Clone(assigned)}
+	assigned, members, data := m.bal.last()
+	a := broker.Assignment{Generation: int64(gen), Partitions: slices.Clone(assigned), Data: data}
 	a.Members = make([]broker.Member, len(members))
 	for i, mm := range members {
 		a.Members[i] = broker.Member{ID: mm.ID, UserData: mm.UserData, Partitions: slices.Clone(mm.Partitions)}
@@ -229,6 +232,23 @@ func (m *member) MemberID() string {
 // Assignments delivers the newest assignment; it is closed by Leave and
 // by the broker's Close.
 func (m *member) Assignments() <-chan broker.Assignment { return m.ch }
+
+// Rebalance makes the member rejoin the group (kgo's ForceRebalance),
+// with its user data as opts.UserDataFunc then gives it: the group
+// rebalances when the member is its leader or its user data changed
+// (KIP-568), else the member keeps its assignment. It does not wait.
+func (m *member) Rebalance(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	m.mu.Lock()
+	left := m.mu.left
+	m.mu.Unlock()
+	if !left {
+		m.cl.ForceRebalance()
+	}
+	return nil
+}
 
 // Leave leaves the group (a static member does not: see JoinGroup) and
 // closes the member's client and the Assignments channel. Leaving twice

@@ -54,6 +54,15 @@ type App struct {
 	// standbyRd reads the changelogs of the standby tasks (standby.go),
 	// created by the first generation that has some.
 	standbyRd *reader
+	// topics are the partition counts of the topics that exist, set
+	// before Run joins the group (the placement reads them).
+	topics map[string]int32
+	// copies are the local copies of stateful tasks (copies.go).
+	copies localCopies
+	// probed are the warm-up numbers of the last generation whose
+	// caught-up warm-ups made this member ask for a rebalance (see
+	// standbyRun.probe).
+	probed []int32
 }
 
 // New returns an App that runs topo, a topology package dsl validated, on
@@ -157,6 +166,11 @@ func (a *App) run(ctx context.Context, bounded bool) (err error) {
 	if err := a.openState(topics); err != nil {
 		return fmt.Errorf("duality: app %q: %w", a.appID, err)
 	}
+	a.topics = topics
+	if a.db != nil {
+		a.copies.reset(a.db)
+		a.copies.found(a.plan, topics)
+	}
 	defer func() {
 		if cerr := a.closeState(); cerr != nil && err == nil {
 			err = fmt.Errorf("duality: app %q: %w", a.appID, cerr)
@@ -187,6 +201,11 @@ func (a *App) run(ctx context.Context, bounded bool) (err error) {
 		join.InstanceID = a.instanceID
 	}
 	join.UserData = memberMeta{Endpoint: a.cfg.Endpoint}.encode()
+	// At every join the instance advertises its local copies, and the
+	// member that computes the group's assignment places the tasks
+	// (placement.go).
+	join.UserDataFunc = a.userData
+	join.Balance = a.balance
 	m, err := a.b.JoinGroup(ctx, a.appID, a.plan.sourceTopics, join)
 	if err != nil {
 		if canceled(err) {
@@ -247,6 +266,7 @@ func (a *App) closeState() error {
 		return nil
 	}
 	a.iq.stop() // waits for the queries in flight
+	a.copies.reset(nil)
 	if err := a.db.Close(); err != nil {
 		return fmt.Errorf("close state: %w", err)
 	}
@@ -433,6 +453,8 @@ type generation struct {
 	owner map[topology.TaskID]int
 	// standby runs the standby tasks (nil: none).
 	standby *standbyHandle
+	// rebalance asks the group for a rebalance (the membership's).
+	rebalance func(context.Context) error
 }
 
 // stop tells the workers why they stop, interrupts their fetches and waits
@@ -533,7 +555,7 @@ func (a *App) start(ctx context.Context, m broker.Membership, asg broker.Assignm
 	// workers up to Workers), and one for the standby tasks (standby.go).
 	g := &generation{asg: asg, shut: a.shut, ctx: gctx, cancel: cancel, decided: make(chan struct{}),
 		errc: make(chan error, a.cfg.Workers+1), memberID: m.MemberID(), topics: topics,
-		owner: map[topology.TaskID]int{}}
+		owner: map[topology.TaskID]int{}, rebalance: m.Rebalance}
 	// CacheMaxBytes is the instance's bound: each worker gets an equal
 	// share (at least a byte) for the record caches of its tasks' stores.
 	// A cooperative rebalance that starts more workers shares it anew.

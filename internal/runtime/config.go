@@ -21,6 +21,11 @@ const (
 	DefaultMaxTaskIdle           = 10 * time.Second
 	DefaultRepartitionPurge      = 30 * time.Second
 	DefaultShutdownTimeout       = 30 * time.Second
+	// The defaults of Kafka Streams' acceptable.recovery.lag,
+	// max.warmup.replicas and probing.rebalance.interval.ms.
+	DefaultAcceptableRecoveryLag    = 10_000
+	DefaultMaxWarmupReplicas        = 2
+	DefaultProbingRebalanceInterval = 10 * time.Minute
 )
 
 // Config is what the root package's options set, one field per option
@@ -66,6 +71,15 @@ type Config struct {
 	// NumStandbyReplicas is the number of standby copies of each
 	// stateful task kept on other instances (see standby.go); 0: none.
 	NumStandbyReplicas int
+	// AcceptableRecoveryLag, MaxWarmupReplicas and
+	// ProbingRebalanceInterval govern the placement of stateful tasks
+	// (placement.go): the changelog offsets a copy may be behind and
+	// still count as caught up, the warm-up replicas of the group at
+	// once, and the most time a member with warm-ups waits before it
+	// asks for a rebalance to probe them.
+	AcceptableRecoveryLag    int64
+	MaxWarmupReplicas        int
+	ProbingRebalanceInterval time.Duration
 	// Endpoint, when EndpointSet, is the URL the instance advertises to
 	// the other members of its group (duality.Endpoint, see memberMeta).
 	Endpoint    string
@@ -118,6 +132,9 @@ func DefaultConfig() Config {
 		MaxTaskIdle:              DefaultMaxTaskIdle,
 		RepartitionPurgeInterval: DefaultRepartitionPurge,
 		ShutdownTimeout:          DefaultShutdownTimeout,
+		AcceptableRecoveryLag:    DefaultAcceptableRecoveryLag,
+		MaxWarmupReplicas:        DefaultMaxWarmupReplicas,
+		ProbingRebalanceInterval: DefaultProbingRebalanceInterval,
 	}
 }
 
@@ -168,6 +185,15 @@ func (c *Config) validate() error {
 	}
 	if c.NumStandbyReplicas < 0 {
 		bad("NumStandbyReplicas(%d): must be 0 (none) or positive", c.NumStandbyReplicas)
+	}
+	if c.AcceptableRecoveryLag < 0 {
+		bad("AcceptableRecoveryLag(%d): must be 0 or positive", c.AcceptableRecoveryLag)
+	}
+	if c.MaxWarmupReplicas < 1 {
+		bad("MaxWarmupReplicas(%d): must be at least 1", c.MaxWarmupReplicas)
+	}
+	if c.ProbingRebalanceInterval <= 0 {
+		bad("ProbingRebalanceInterval(%v): must be positive", c.ProbingRebalanceInterval)
 	}
 	if c.EndpointSet {
 		if err := validEndpoint(c.Endpoint); err != nil {

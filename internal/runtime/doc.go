@@ -31,9 +31,15 @@
 //     record, the hand-off to a commit.
 //   - restore.go: opening a task's stores and restoring them from their
 //     changelogs.
-//   - standby.go: standby replicas: their placement from the
-//     assignment's members, and the goroutine that keeps their copies
-//     current from the changelogs.
+//   - placement.go: the placement of tasks, warm-up and standby replicas
+//     on the group's members (Kafka Streams' high-availability assignor),
+//     the broker's JoinOptions.Balance, and its encoding in the
+//     assignment.
+//   - copies.go: the instance's local copies of stateful tasks and their
+//     positions, which it advertises when it joins.
+//   - standby.go: standby and warm-up replicas: which are this member's,
+//     the goroutine that keeps their copies current from the changelogs,
+//     and the probing rebalances that move warmed-up tasks.
 //   - quarantine.go: corrupt local state: the failure that reports it,
 //     moving the state aside and rebuilding it from the changelogs.
 //   - punctuate.go: punctuation schedules, stream-time timers and the
@@ -42,7 +48,7 @@
 //   - query.go: the registry of store partitions open for queries and
 //     the byte-level reads ([StoreReader]).
 //   - membermeta.go: the metadata an instance advertises to the other
-//     members of its group (JoinOptions.UserData: its endpoint), its
+//     members of its group (its endpoint, its copies' positions), its
 //     versioned, extensible encoding, and the owners of the store
 //     partitions in an assignment.
 //   - metrics.go: [Metrics] and the counters behind it.

@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net/url"
 	"strconv"
 
 	"github.com/duality-streams/duality/broker"
+	"github.com/duality-streams/duality/internal/topology"
 )
 
 // This file holds the metadata an instance shares with the other members
@@ -30,6 +32,9 @@ import (
 // Tags:
 //
 //	1  endpoint: the URL of Config.Endpoint (UTF-8)
+//	2  copies: the positions of the instance's local copies of stateful
+//	   tasks (see taskPosition), each three uvarints: sub-topology,
+//	   partition, position; sorted by partition, then sub-topology
 //
 // A decoder skips the fields whose tags it does not know, so a field is
 // added with a new tag and no new version: an older instance in the same
@@ -48,7 +53,14 @@ const (
 // Tags of the fields of an encoded memberMeta.
 const (
 	tagEndpoint = 1
+	tagCopies   = 2
 )
+
+// maxCopies bounds the copies an instance advertises (at most 30 bytes
+// each, so that the encoded metadata stays below broker.MaxUserData);
+// the ones beyond it are left out, and their tasks placed as if the
+// instance had no copy.
+const maxCopies = 2000
 
 // maxEndpointLen bounds Config.Endpoint, so that the encoded metadata
 // stays far below broker.MaxUserData.
@@ -62,24 +74,70 @@ var errMemberMeta = errors.New("duality: malformed member metadata")
 type memberMeta struct {
 	// Endpoint is the instance's Config.Endpoint, empty when it has none.
 	Endpoint string
+	// Copies are the positions of the instance's local copies of
+	// stateful tasks, for the placement of tasks (placement.go).
+	Copies []taskPosition
+}
+
+// taskPosition is how far an instance's local copy of a stateful task's
+// stores goes: the sum, over the task's stores, of the changelog offset
+// from which the copy would catch up (the offset after the one the store
+// recorded; 0 for a store without one), as Kafka Streams' subscriptions
+// carry task offset sums.
+type taskPosition struct {
+	Task     topology.TaskID
+	Position int64
 }
 
 // encode returns m in the encoding above: nil for the zero memberMeta.
 func (m memberMeta) encode() []byte {
-	if m == (memberMeta{}) {
+	if m.Endpoint == "" && len(m.Copies) == 0 {
 		return nil
 	}
 	b := []byte{memberMetaMagic, memberMetaVersion}
-	field := func(tag uint64, v string) {
-		if v == "" {
+	field := func(tag uint64, v []byte) {
+		if len(v) == 0 {
 			return
 		}
 		b = binary.AppendUvarint(b, tag)
 		b = binary.AppendUvarint(b, uint64(len(v)))
 		b = append(b, v...)
 	}
-	field(tagEndpoint, m.Endpoint)
+	field(tagEndpoint, []byte(m.Endpoint))
+	var copies []byte
+	for _, c := range m.Copies[:min(len(m.Copies), maxCopies)] {
+		copies = binary.AppendUvarint(copies, uint64(c.Task.SubTopology))
+		copies = binary.AppendUvarint(copies, uint64(c.Task.Partition))
+		copies = binary.AppendUvarint(copies, uint64(c.Position))
+	}
+	field(tagCopies, copies)
 	return b
+}
+
+// decodeCopies decodes the value of a copies field.
+func decodeCopies(v []byte) ([]taskPosition, error) {
+	var copies []taskPosition
+	next := func(limit uint64) (uint64, bool) {
+		x, n := binary.Uvarint(v)
+		if n <= 0 || x > limit {
+			return 0, false
+		}
+		v = v[n:]
+		return x, true
+	}
+	for len(v) > 0 {
+		sub, ok1 := next(math.MaxInt32)
+		p, ok2 := next(math.MaxInt32)
+		pos, ok3 := next(math.MaxInt64)
+		if !ok1 || !ok2 || !ok3 {
+			return nil, fmt.Errorf("%w: copies: bad entry", errMemberMeta)
+		}
+		if len(copies) >= maxCopies {
+			return nil, fmt.Errorf("%w: copies: more than %d", errMemberMeta, maxCopies)
+		}
+		copies = append(copies, taskPosition{Task: topology.TaskID{SubTopology: int(sub), Partition: int32(p)}, Position: int64(pos)})
+	}
+	return copies, nil
 }
 
 // decodeMemberMeta decodes the UserData of a member: the zero memberMeta
@@ -120,6 +178,12 @@ func decodeMemberMeta(b []byte) (memberMeta, error) {
 		switch tag {
 		case tagEndpoint:
 			m.Endpoint = string(v)
+		case tagCopies:
+			copies, err := decodeCopies(v)
+			if err != nil {
+				return memberMeta{}, err
+			}
+			m.Copies = copies
 		}
 	}
 	return m, nil

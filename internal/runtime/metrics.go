@@ -88,15 +88,25 @@ type Metrics struct {
 	// (0 without standby tasks). It bounds what a restore reads when a
 	// task moves here.
 	StandbyLag int64
+	// WarmupTasks is the number of warm-up replicas of the current
+	// assignment (see duality.MaxWarmupReplicas): tasks that balance
+	// wants to move here, whose stores this instance copies from their
+	// changelogs, as a standby does, until they have caught up and a
+	// probing rebalance moves them. StandbyRecords and StandbyLag count
+	// them too.
+	WarmupTasks int
+	// ProbingRebalances counts the rebalances this instance asked for to
+	// move the tasks it warmed up (see duality.ProbingRebalanceInterval).
+	ProbingRebalances uint64
 }
 
 type metrics struct {
 	processed, skipped, produced, commits, rebalances atomic.Uint64
 	changelog, cacheFlushes, enforced, punctuations   atomic.Uint64
 	late, purges, itemsSkipped, quarantines           atomic.Uint64
-	standbyRecords                                    atomic.Uint64
+	standbyRecords, probes                            atomic.Uint64
 	lastCommit                                        atomic.Int64
-	tasks, standbyTasks, standbyLag                   atomic.Int64
+	tasks, standbyTasks, standbyLag, warmupTasks      atomic.Int64
 	tasksOpened                                       atomic.Uint64
 }
 
@@ -124,6 +134,8 @@ func (a *App) Metrics() Metrics {
 		StandbyTasks:       int(a.m.standbyTasks.Load()),
 		StandbyRecords:     a.m.standbyRecords.Load(),
 		StandbyLag:         a.m.standbyLag.Load(),
+		WarmupTasks:        int(a.m.warmupTasks.Load()),
+		ProbingRebalances:  a.m.probes.Load(),
 	}
 }
 

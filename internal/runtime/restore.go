@@ -40,6 +40,7 @@ func (w *worker) openStores(ctx context.Context, t *task) error {
 		s := &taskStore{w: w, t: t, name: sp.name, changelog: sp.changelog, st: st, noCache: w.app.cfg.CacheMaxBytes == 0,
 			ranged: w.keyOrder}
 		t.stores = append(t.stores, s)
+		w.app.copies.add(t.id, t.sub.stores)
 		if err := w.restore(ctx, s); err != nil {
 			t.noteCorrupt(s.name, err)
 			return err

@@ -35,21 +35,22 @@ import (
 // with the generation, before the next one restores its tasks, so a
 // store partition is never written by a standby and a task at once.
 // Standbys never write to changelogs and are not open for queries.
+//
+// Warm-up replicas (placement.go) are standby copies too: of tasks the
+// placement wants to move here while this instance's copy is behind.
+// They are followed the same way; once they have caught up, the instance
+// asks for a probing rebalance that moves the tasks (see probe).
 
 // standbyTasks returns the stateful tasks this member (self) keeps
 // standby copies of in asg, with n standby replicas per task, sorted by
-// partition, then sub-topology.
+// partition, then sub-topology, for an assignment that carries no
+// placement (see replicaTasks).
 //
-// Placement is computed by every member from the assignment alone, so
-// that it needs nothing from the broker beyond the member list
-// (broker.Assignment.Members): with the members sorted by id, the
-// standbys of a task whose active owner is the i-th member are the
-// members i+1, ..., i+n (modulo the member count), never the owner
-// itself, and fewer than n when the group has n members or fewer. A
-// leader-side assignor that places standbys (and warm-up replicas, as
-// Kafka Streams' high-availability assignor does, moving a task only
-// to a caught-up instance) could replace this, carrying the placement
-// in the assignment's user data.
+// It is computed by every member from the assignment alone: with the
+// members sorted by id, the standbys of a task whose active owner is the
+// i-th member are the members i+1, ..., i+n (modulo the member count),
+// never the owner itself, and fewer than n when the group has n members
+// or fewer.
 func (p *plan) standbyTasks(asg broker.Assignment, self string, n int) []*task {
 	members := slices.SortedFunc(slices.Values(asg.Members), func(x, y broker.Member) int { return cmp.Compare(x.ID, y.ID) })
 	me := slices.IndexFunc(members, func(m broker.Member) bool { return m.ID == self })
@@ -88,6 +89,8 @@ type standbyStore struct {
 	// which atEnd says was the last one).
 	next, ckpt, end int64
 	atEnd           bool
+	// warmup says the copy is a warm-up replica's (placement.go).
+	warmup bool
 }
 
 // standbyRun follows the changelogs of a generation's standby tasks.
@@ -99,35 +102,86 @@ type standbyRun struct {
 	log    *slog.Logger
 	// listed is when the changelogs' ends were last listed (for the lag).
 	listed time.Time
+	// probe is nil without warm-ups.
+	probe *probe
 }
 
 // standbyLagInterval is the least time between two listings of the
 // changelogs' ends for the standby lag, while a standby is behind.
 const standbyLagInterval = 10 * time.Second
 
+// replicaTasks returns the stateful tasks this member (self) keeps
+// standby and warm-up replicas of in asg, sorted by partition, then
+// sub-topology, and the partition numbers of the warm-ups: as the
+// placement in asg.Data says (placement.go), or, when asg carries none
+// (the group's assignment was computed by an instance without
+// placement), the standbys standbyTasks computes and no warm-ups.
+func (a *App) replicaTasks(asg broker.Assignment, self string) (standbys, warmups []*task, warmupNums []int32) {
+	if asg.Data == nil {
+		return a.plan.standbyTasks(asg, self, a.cfg.NumStandbyReplicas), nil, nil
+	}
+	pl, err := decodePlacement(asg.Data)
+	if err != nil {
+		a.log.Warn("placement unreadable: no standby or warm-up replicas this generation", slog.Any("error", err))
+		return nil, nil, nil
+	}
+	mine := pl[self]
+	return a.plan.statefulTasksAt(a.topics, mine.standbys), a.plan.statefulTasksAt(a.topics, mine.warmups), mine.warmups
+}
+
+// statefulTasksAt returns the tasks that keep state at the partition
+// numbers nums (topics gives the partition counts), sorted by partition,
+// then sub-topology.
+func (p *plan) statefulTasksAt(topics map[string]int32, nums []int32) []*task {
+	var tps []broker.TopicPartition
+	for _, n := range nums {
+		for _, src := range p.sourceTopics {
+			if n < topics[src] {
+				tps = append(tps, broker.TopicPartition{Topic: src, Partition: n})
+			}
+		}
+	}
+	return slices.DeleteFunc(p.tasksFor(broker.Assignment{Partitions: tps}), func(t *task) bool { return len(t.sub.stores) == 0 })
+}
+
 // startStandbys starts, on a goroutine of g (which stop waits for), the
-// standby tasks of this member (memberID) in g's assignment, when
-// NumStandbyReplicas asks for any and the placement gives it some. A
-// failure of theirs that corrupt local state caused is sent to g.errc
-// (which must have room for it) and healed like a worker's; others are
-// logged and retried, since the active tasks do not depend on them.
+// standby and warm-up replicas of this member (memberID) in g's
+// assignment (see replicaTasks). A failure of theirs that corrupt local
+// state caused is sent to g.errc (which must have room for it) and healed
+// like a worker's; others are logged and retried, since the active tasks
+// do not depend on them. With warm-ups, the goroutine asks for a probing
+// rebalance (see standbyRun.probe).
 func (a *App) startStandbys(g *generation) {
-	tasks := a.plan.standbyTasks(g.asg, g.memberID, a.cfg.NumStandbyReplicas)
-	if len(tasks) == 0 {
+	standbys, warmups, warmupNums := a.replicaTasks(g.asg, g.memberID)
+	if len(warmups) == 0 {
+		a.probed = nil
+	}
+	if len(standbys)+len(warmups) == 0 {
 		return
 	}
 	r := &standbyRun{a: a, byTP: map[broker.TopicPartition]*standbyStore{}, log: a.log.With(slog.String("role", "standby"))}
-	ids := make([]string, len(tasks))
-	for i, t := range tasks {
-		ids[i] = t.id.String()
+	var ids, warm []string
+	for i, t := range slices.Concat(standbys, warmups) {
+		isWarmup := i >= len(standbys)
+		if isWarmup {
+			warm = append(warm, t.id.String())
+		} else {
+			ids = append(ids, t.id.String())
+		}
+		a.copies.add(t.id, t.sub.stores)
 		for _, sp := range t.sub.stores {
-			s := &standbyStore{task: t.id, name: sp.name, tp: broker.TopicPartition{Topic: sp.changelog, Partition: t.id.Partition}}
+			s := &standbyStore{task: t.id, name: sp.name, tp: broker.TopicPartition{Topic: sp.changelog, Partition: t.id.Partition}, warmup: isWarmup}
 			r.stores = append(r.stores, s)
 			r.byTP[s.tp] = s
 		}
 	}
-	a.m.standbyTasks.Store(int64(len(tasks)))
-	a.log.Info("standby tasks assigned", slog.Int64("generation", g.asg.Generation), slog.Any("tasks", ids))
+	if len(warmups) > 0 {
+		r.probe = &probe{nums: warmupNums, early: !slices.Equal(a.probed, warmupNums),
+			next: time.Now().Add(a.cfg.ProbingRebalanceInterval), rebalance: g.rebalance}
+	}
+	a.m.standbyTasks.Store(int64(len(standbys)))
+	a.m.warmupTasks.Store(int64(len(warmups)))
+	a.log.Info("standby tasks assigned", slog.Int64("generation", g.asg.Generation), slog.Any("tasks", ids), slog.Any("warmups", warm))
 	ctx, cancel := context.WithCancel(g.ctx)
 	h := &standbyHandle{cancel: cancel, done: make(chan struct{})}
 	g.standby = h
@@ -157,6 +211,21 @@ func (g *generation) stopStandbys() {
 	}
 }
 
+// probe asks the group for a rebalance that moves the tasks this member
+// warms up, as Kafka Streams' probing rebalances do: once every warm-up
+// has caught up (at most AcceptableRecoveryLag behind the changelog ends
+// last known), and in any case every ProbingRebalanceInterval. Asking
+// early happens once per set of warm-ups: when the rebalance it caused
+// left the same warm-ups here (the owner had moved on meanwhile), the
+// member waits for the interval, so that probes never follow each other
+// back to back.
+type probe struct {
+	nums      []int32 // the warm-ups' partition numbers
+	early     bool    // may still ask once the warm-ups caught up
+	next      time.Time
+	rebalance func(context.Context) error
+}
+
 // run keeps the standby copies current until ctx ends, then closes
 // them. It returns only a failure caused by corrupt local state (see
 // quarantine.go); it retries others.
@@ -170,6 +239,7 @@ func (r *standbyRun) run(ctx context.Context) error {
 			}
 		}
 		r.a.m.standbyTasks.Store(0)
+		r.a.m.warmupTasks.Store(0)
 		r.a.m.standbyLag.Store(0)
 	}()
 	rd, err := r.a.standbyReader()
@@ -188,6 +258,7 @@ func (r *standbyRun) run(ctx context.Context) error {
 		if err == nil {
 			opened = true
 			bo.reset()
+			r.maybeProbe(ctx)
 			continue
 		}
 		if ctx.Err() != nil {
@@ -295,6 +366,48 @@ func (r *standbyRun) poll(ctx context.Context, rd *reader) error {
 	r.a.m.standbyRecords.Add(applied)
 	r.publishLag()
 	return nil
+}
+
+// maybeProbe asks for a probing rebalance when one is due (see probe).
+// A failed request is logged; the next is due an interval later.
+func (r *standbyRun) maybeProbe(ctx context.Context) {
+	p := r.probe
+	if p == nil {
+		return
+	}
+	now := time.Now()
+	early := p.early && r.warmupsCaughtUp()
+	if !early && now.Before(p.next) {
+		return
+	}
+	if early {
+		p.early = false
+		r.a.probed = p.nums
+	}
+	p.next = now.Add(r.a.cfg.ProbingRebalanceInterval)
+	r.a.m.probes.Add(1)
+	r.log.Info("asking for a probing rebalance", slog.Bool("caughtUp", early), slog.Any("warmups", p.nums))
+	if err := p.rebalance(ctx); err != nil && ctx.Err() == nil {
+		r.log.Warn("probing rebalance request failed", slog.Any("error", err))
+	}
+}
+
+// warmupsCaughtUp reports whether every warm-up task's copy is at most
+// AcceptableRecoveryLag changelog offsets, summed over its stores, behind
+// the ends last known.
+func (r *standbyRun) warmupsCaughtUp() bool {
+	lag := map[topology.TaskID]int64{}
+	for _, s := range r.stores {
+		if s.warmup {
+			lag[s.task] = satAdd(lag[s.task], max(0, s.end-s.next))
+		}
+	}
+	for _, l := range lag {
+		if l > r.a.cfg.AcceptableRecoveryLag {
+			return false
+		}
+	}
+	return true
 }
 
 // listEnds lists the changelogs' ends of the copies that are behind, for
