@@ -554,3 +554,42 @@ func TestBlockCacheNotEatenByMemTables(t *testing.T) {
 	require.Positive(t, m2.BlockCacheBytes, "the cache holds blocks")
 	require.Zero(t, m2.BlockCacheMisses-m1.BlockCacheMisses, "the second read finds every block in the cache")
 }
+
+// TestPebbleApplyLargeBatch checks batches large enough for Apply to
+// write them in key order (hundreds of puts and deletes of 40 keys, each
+// key written several times, a few batches with a range deletion among
+// them): the Pebble store ends in the state of the memory store, which
+// applies the operations in the order they were added.
+func TestPebbleApplyLargeBatch(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	pdb := openMem(t, vfs.NewMem())
+	defer pdb.Close()
+	mdb := store.NewMemoryDB()
+	defer mdb.Close()
+	ps, err := pdb.Store("s", 0)
+	require.NoError(t, err)
+	ms, err := mdb.Store("s", 0)
+	require.NoError(t, err)
+	for round := range 20 {
+		var b store.Batch
+		for i := range 300 + rng.IntN(300) {
+			k := fmt.Appendf(nil, "k%02d", rng.IntN(40))
+			switch {
+			case round%5 == 4 && i == 150:
+				b.DeleteRange([]byte("k10"), []byte("k20"))
+			case rng.IntN(4) == 0:
+				b.Delete(k)
+			default:
+				b.Put(k, fmt.Appendf(nil, "v%d-%d", round, i))
+			}
+		}
+		b.SetOffset(int64(round))
+		require.NoError(t, ps.Apply(&b))
+		require.NoError(t, ms.Apply(&b))
+		require.Equal(t, scan(t, ms.Range(nil, nil)), scan(t, ps.Range(nil, nil)), "round %d", round)
+		off, ok, err := ps.Offset()
+		require.NoError(t, err)
+		require.True(t, ok)
+		require.EqualValues(t, round, off)
+	}
+}

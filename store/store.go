@@ -112,6 +112,8 @@ type Batch struct {
 	buf       []byte
 	offset    int64
 	hasOffset bool
+	// order is Pebble's scratch: the indexes of ops in key order.
+	order []int32
 }
 
 type opKind uint8

@@ -407,6 +407,9 @@ func (s Stream[K, V]) ToFunc(topicFn func(k K, v V, rc RecordContext) string, op
 	}
 }
 
+// sinkChunk is the size of the buffers a sink encodes its records into.
+const sinkChunk = 32 << 10
+
 // addSink adds a sink below p writing to topic, or to the topic topicFn
 // chooses per record when dynamic.
 func addSink[K, V any](p *dsl.Node, name, topic string, internal, dynamic bool, topicFn func(K, V, RecordContext) string, kc codec.Codec[K], vc codec.Codec[V]) *dsl.Node {
@@ -425,6 +428,10 @@ func addSink[K, V any](p *dsl.Node, name, topic string, internal, dynamic bool, 
 		// broker name.
 		var lastTopic, lastName string
 		hint := 64
+		// The records' bytes are carved from chunk, sinkChunk bytes at
+		// a time: Send keeps them until the commit, and the records of
+		// a commit share a few allocations instead of one each.
+		var chunk []byte
 		return emit[K, V](func(ctx context.Context, rc *RecordContext, k K, v V) error {
 			t.Current = n
 			name := fixed
@@ -437,10 +444,12 @@ func addSink[K, V any](p *dsl.Node, name, topic string, internal, dynamic bool, 
 				}
 				name = lastName
 			}
-			// One allocation per record holds key and value: Send keeps
-			// the slices until the commit.
-			buf := make([]byte, 0, hint+hint/4+16)
-			buf, err := kc.Append(buf, k)
+			need := hint + hint/4 + 16
+			if cap(chunk)-len(chunk) < need {
+				chunk = make([]byte, 0, max(sinkChunk, need))
+			}
+			free := chunk[len(chunk):len(chunk)]
+			buf, err := kc.Append(free, k)
 			if err != nil {
 				return nodeError(n, rc, &codec.EncodeError{Topic: name, Part: "key", Err: err})
 			}
@@ -452,6 +461,9 @@ func addSink[K, V any](p *dsl.Node, name, topic string, internal, dynamic bool, 
 				}
 			}
 			hint = len(buf)
+			if cap(buf) == cap(free) {
+				chunk = chunk[:len(chunk)+len(buf)] // encoded in place
+			}
 			rec := broker.Record{
 				Topic:     name,
 				Partition: broker.PartitionByKey,

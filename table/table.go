@@ -197,7 +197,7 @@ func aggregate[K, V, A any](g stream.Grouped[K, V], op, store string, opts []str
 			return nil, err
 		}
 		logger := t.Env().Logger().With("node", n.Name, "store", store)
-		var kbuf, vbuf []byte
+		var kbuf, vbuf, obuf []byte
 		return emit[K, V](func(ctx context.Context, rc *stream.RecordContext, k K, v V) error {
 			t.Current = n
 			if rc.NoKey || rc.Tombstone {
@@ -213,7 +213,11 @@ func aggregate[K, V, A any](g stream.Grouped[K, V], op, store string, opts []str
 			if err != nil {
 				return nodeErr(&codec.EncodeError{Store: store, Part: "key", Err: err})
 			}
-			old, found, err := kv.Get(kbuf)
+			// The codec does not retain what it decodes: the stored
+			// aggregate is read into a buffer kept across records.
+			var found bool
+			obuf, found, err = kv.GetAppend(obuf[:0], kbuf)
+			old := obuf
 			if err != nil {
 				return nodeErr(fmt.Errorf("store %q: get: %w", store, err))
 			}

@@ -277,12 +277,16 @@ func (w *worker) await() (fenced bool, err error) {
 	// The commit's goroutine has written the stores (settle) if it
 	// succeeded: forget what was sent.
 	for i, s := range c.states {
-		s.dropSent()
 		if err == nil {
 			if aerr := c.applyErrs[i]; aerr != nil {
 				s.t.noteCorrupt(s.name, aerr)
 				err = aerr
 			}
+		}
+		if err == nil {
+			s.retireSent()
+		} else {
+			s.dropSent()
 		}
 	}
 	if err == nil && w.committed != nil {

@@ -37,8 +37,9 @@ func (w *worker) openStores(ctx context.Context, t *task) error {
 		if err != nil {
 			return fmt.Errorf("open store %s: %w", sp.name, err)
 		}
-		s := &taskStore{w: w, t: t, name: sp.name, changelog: sp.changelog, st: st, noCache: w.app.cfg.CacheMaxBytes == 0,
-			ranged: w.keyOrder}
+		noCache := w.app.cfg.CacheMaxBytes == 0
+		s := &taskStore{w: w, t: t, name: sp.name, changelog: sp.changelog, st: st, noCache: noCache,
+			ranged: w.keyOrder, recycle: !noCache && w.committed == nil}
 		t.stores = append(t.stores, s)
 		w.app.copies.add(t.id, t.sub.stores)
 		if err := w.restore(ctx, s); err != nil {

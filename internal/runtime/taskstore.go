@@ -88,8 +88,15 @@ type overlay struct {
 // to 31 items, as the memory store uses.
 const overlayDegree = 16
 
-func newOverlay(indexed bool) *overlay {
-	o := &overlay{m: map[string]*slot{}}
+func newOverlay(indexed bool) *overlay { return newOverlayMap(indexed, nil) }
+
+// newOverlayMap returns an empty overlay on m, an empty map (nil: a new
+// one).
+func newOverlayMap(indexed bool, m map[string]*slot) *overlay {
+	if m == nil {
+		m = map[string]*slot{}
+	}
+	o := &overlay{m: m}
 	if indexed {
 		o.idx = btreemap.New[string, *slot](overlayDegree, strings.Compare)
 	}
@@ -176,9 +183,24 @@ type taskStore struct {
 	sentLog   []write     // in the commit in flight (noCache only)
 	sentOff   int64       // offset of sent's last changelog record
 	undo      []undoEntry // cur's changes by the record being processed
+	undoBuf   []byte      // copies of the values undo holds whose bytes cur reused
 	undoLog   int         // len(log) when the record being processed began
 	tracking  bool        // undo is being recorded
 	batch     store.Batch
+	// cursorBufs are the buffers of Range's overlay cursors not in use.
+	cursorBufs [][]cursorEntry
+	// recycle says the overlay of a commit that succeeded is reused
+	// rather than left to the garbage collector: its slots, with their
+	// keys and value buffers, become the slots of the next writes of the
+	// same keys (done holds them until then), and its map, emptied, the
+	// map of a later overlay (freeMap). A store whose keys recur from
+	// one commit to the next then writes without allocating. Off without
+	// record cache (the write log holds the values) and for the Stepper
+	// (its caller keeps the committed records, whose values are the
+	// slots').
+	recycle bool
+	done    *overlay
+	freeMap map[string]*slot
 	// Range deletions (DeleteRange) since the last hand-off and in the
 	// commit in flight. cur and sent hold only writes made after their
 	// ranges: a range hides older writes and stored keys.
@@ -217,31 +239,95 @@ func (s *taskStore) Get(key []byte) ([]byte, bool, error) {
 	return v, ok, err
 }
 
-// set makes p key's uncommitted write. It returns the key as cur holds
-// it and the write it replaces.
-func (s *taskStore) set(key []byte, p pending) (ks string, prev pending, had bool) {
+// set makes a copy of value (del: a deletion) key's uncommitted write.
+// It returns the key as cur holds it, the write as cur holds it, and the
+// write it replaces (prev, had). When key's slot can be changed in place
+// (no Range iteration is live) and its value buffer fits value, the
+// bytes are copied into it: prev's bytes are then copied first, into
+// undoBuf, when keepPrev (undo keeps prev until the record ends).
+func (s *taskStore) set(key, value []byte, del, keepPrev bool) (ks string, p, prev pending, had bool) {
 	if s.cur == nil {
-		s.cur, s.idxShared = newOverlay(s.ranged), false
+		s.cur, s.idxShared = newOverlayMap(s.ranged, s.freeMap), false
+		s.freeMap = nil
 	}
 	if sl, ok := s.cur.m[string(key)]; ok {
 		if s.live == 0 {
-			prev, sl.p = sl.p, p
-			return sl.key, prev, true
+			prev = sl.p
+			if !s.noCache && !del && !prev.del && fits(prev.value, value) {
+				if keepPrev {
+					prev.value = s.keep(prev.value)
+				}
+				sl.p.value = append(sl.p.value[:0], value...)
+			} else {
+				sl.p = ownPending(value, del)
+			}
+			return sl.key, sl.p, prev, true
 		}
 		ks, prev, had = sl.key, sl.p, true
+	} else if sl := s.reuse(key); sl != nil {
+		// The slot of key in the last commit: its key and its buffer.
+		if !del && !sl.p.del && fits(sl.p.value, value) {
+			sl.p.value = append(sl.p.value[:0], value...)
+		} else {
+			sl.p = ownPending(value, del)
+		}
+		s.insert(sl)
+		return sl.key, sl.p, pending{}, false
 	} else {
 		ks = string(key)
 	}
 	if len(s.slab) == cap(s.slab) {
 		s.slab = make([]slot, 0, slabSize)
 	}
-	s.slab = append(s.slab, slot{key: ks, p: p})
+	s.slab = append(s.slab, slot{key: ks, p: ownPending(value, del)})
 	sl := &s.slab[len(s.slab)-1]
-	s.cur.m[ks] = sl
+	s.insert(sl)
+	return ks, sl.p, prev, had
+}
+
+// insert makes sl the slot of its key in cur.
+func (s *taskStore) insert(sl *slot) {
+	s.cur.m[sl.key] = sl
 	if s.cur.idx != nil {
-		s.index().ReplaceOrInsert(ks, sl)
+		s.index().ReplaceOrInsert(sl.key, sl)
 	}
-	return ks, prev, had
+}
+
+// reuse takes key's slot out of the overlay of the last commit (done),
+// nil if it has none.
+func (s *taskStore) reuse(key []byte) *slot {
+	if s.done == nil {
+		return nil
+	}
+	sl, ok := s.done.m[string(key)]
+	if !ok {
+		return nil
+	}
+	delete(s.done.m, sl.key)
+	return sl
+}
+
+// ownPending returns a write of a copy of value (never nil: nil is a
+// deletion), or a deletion when del.
+func ownPending(value []byte, del bool) pending {
+	if del {
+		return pending{del: true}
+	}
+	return pending{value: append([]byte{}, value...)}
+}
+
+// fits reports whether value may be copied into buf's memory: it fits,
+// and buf is not much larger (a value that shrank does not keep a large
+// buffer).
+func fits(buf, value []byte) bool {
+	return cap(buf) >= len(value) && cap(buf) <= 2*len(value)+64
+}
+
+// keep returns a copy of v in undoBuf, valid until the next record.
+func (s *taskStore) keep(v []byte) []byte {
+	n := len(s.undoBuf)
+	s.undoBuf = append(s.undoBuf, v...)
+	return s.undoBuf[n:len(s.undoBuf):len(s.undoBuf)]
 }
 
 // unset removes key's uncommitted write and returns it.
@@ -270,24 +356,62 @@ func pendingValue(p pending) ([]byte, bool, error) {
 	return bytes.Clone(p.value), true, nil
 }
 
-func (s *taskStore) Put(key, value []byte) error {
-	v := append([]byte{}, value...) // never nil: nil is a tombstone
-	return s.write(key, pending{value: v})
+// GetAppend implements topology.KV.GetAppend.
+func (s *taskStore) GetAppend(dst, key []byte) ([]byte, bool, error) {
+	if s.st == nil {
+		return dst, false, fmt.Errorf("store %s/%d: %w", s.name, s.t.id.Partition, store.ErrClosed)
+	}
+	k := unsafe.String(unsafe.SliceData(key), len(key))
+	if s.cur != nil {
+		if sl, ok := s.cur.m[k]; ok {
+			return appendPending(dst, sl.p)
+		}
+	}
+	if covered(s.curRanges, k) {
+		return dst, false, nil
+	}
+	if s.sent != nil {
+		if sl, ok := s.sent.m[k]; ok {
+			return appendPending(dst, sl.p)
+		}
+	}
+	if covered(s.sentRanges, k) {
+		return dst, false, nil
+	}
+	v, ok, err := s.st.Get(key)
+	if err != nil {
+		s.t.noteCorrupt(s.name, err)
+		return dst, false, err
+	}
+	if !ok {
+		return dst, false, nil
+	}
+	return append(dst, v...), true, nil
 }
 
-func (s *taskStore) Delete(key []byte) error { return s.write(key, pending{del: true}) }
+func appendPending(dst []byte, p pending) ([]byte, bool, error) {
+	if p.del {
+		return dst, false, nil
+	}
+	return append(dst, p.value...), true, nil
+}
 
-func (s *taskStore) write(key []byte, p pending) error {
+func (s *taskStore) Put(key, value []byte) error { return s.write(key, value, false) }
+
+func (s *taskStore) Delete(key []byte) error { return s.write(key, nil, true) }
+
+// write sets key to a copy of value, or deletes it (del).
+func (s *taskStore) write(key, value []byte, del bool) error {
 	if s.st == nil {
 		return fmt.Errorf("store %s/%d: %w", s.name, s.t.id.Partition, store.ErrClosed)
 	}
 	if limit := s.w.app.maxRecordBytes; limit > 0 {
-		rec := broker.Record{Topic: s.changelog, Partition: s.t.id.Partition, Key: key, Value: p.value}
+		rec := broker.Record{Topic: s.changelog, Partition: s.t.id.Partition, Key: key, Value: value}
 		if size := broker.RecordSize(&rec); size > limit {
 			return fmt.Errorf("store %s: %w", s.name, &broker.RecordTooLargeError{Topic: rec.Topic, Size: size, Max: limit})
 		}
 	}
-	ks, prev, had := s.set(key, p)
+	ks, p, prev, had := s.set(key, value, del, s.tracking)
 	if s.tracking {
 		s.undo = append(s.undo, undoEntry{key: ks, prev: prev, had: had})
 	}
@@ -383,7 +507,8 @@ func (s *taskStore) dirty() bool {
 // order.
 func (s *taskStore) appendChangelog(out []broker.Record) []broker.Record {
 	rec := func(k string, p pending) broker.Record {
-		r := broker.Record{Topic: s.changelog, Partition: s.t.id.Partition, Key: []byte(k)}
+		// The key's bytes are the string's: the broker only reads them.
+		r := broker.Record{Topic: s.changelog, Partition: s.t.id.Partition, Key: stringBytes(k)}
 		if !p.del {
 			r.Value = p.value
 		}
@@ -426,16 +551,21 @@ func (s *taskStore) Range(start, end []byte) (iter.Seq2[[]byte, []byte], func() 
 			hi = btreemap.LT(string(end))
 		}
 		curR, sentR := s.curRanges, s.sentRanges // append-only until hand-off
-		var cur, sent overlayCursor
+		var curIdx, sentIdx *slotIndex
 		if s.cur != nil {
-			cur = overlayCursor{idx: s.cur.index(), hi: hi}
+			curIdx = s.cur.index()
 			s.idxShared = true
 		}
 		if s.sent != nil {
-			sent = overlayCursor{idx: s.sent.index(), hi: hi}
+			sentIdx = s.sent.index()
 		}
-		cur.seek(btreemap.GE(string(start)))
-		sent.seek(btreemap.GE(string(start)))
+		cur, sent := s.cursor(curIdx, hi), s.cursor(sentIdx, hi)
+		defer func() {
+			cur.release(s)
+			sent.release(s)
+		}()
+		cur.seek(btreemap.GE(string(start)), cursorBatchMin)
+		sent.seek(btreemap.GE(string(start)), cursorBatchMin)
 		c := s.st.Range(start, end)
 		defer func() {
 			if err = errors.Join(err, c.Close()); err != nil {
@@ -482,12 +612,22 @@ func (s *taskStore) Range(start, end []byte) (iter.Seq2[[]byte, []byte], func() 
 			if sent.ok && sent.key == k {
 				sent.next()
 			}
-			if !p.del && !yield([]byte(k), p.value) {
+			// The yielded key may not be modified (KV.Range): the
+			// string's bytes serve.
+			if !p.del && !yield(stringBytes(k), p.value) {
 				return
 			}
 		}
 	}
 	return seq, func() error { return err }
+}
+
+// stringBytes returns the bytes of k, which must not be modified.
+func stringBytes(k string) []byte {
+	if k == "" {
+		return []byte{} // a key: not nil
+	}
+	return unsafe.Slice(unsafe.StringData(k), len(k))
 }
 
 // hidden reports whether a stored key is deleted by a range of curR or
@@ -501,30 +641,96 @@ func hidden(k []byte, curR, sentR []keyRange) bool {
 }
 
 // overlayCursor steps through the writes of an overlay's index below hi,
-// in key order, by seeking past the last key at each step (O(log n) a
-// step).
+// in key order. It reads the index in batches, one search of the B-tree
+// each, into a buffer it steps through: a step costs a copy, not a search.
+// The batches grow from cursorBatchMin to the buffer's capacity, so that a
+// narrow range (a window or session lookup) reads only a few writes it
+// does not visit. The index and its slots do not change while a Range
+// iteration is live (see taskStore), so the buffered writes are those a
+// search at each step would find.
 type overlayCursor struct {
-	idx *slotIndex // nil: no writes
-	hi  btreemap.UpperBound[string]
-	key string
-	p   pending
-	ok  bool
+	idx  *slotIndex // nil: no writes
+	hi   btreemap.UpperBound[string]
+	buf  []cursorEntry // the batch read; buf[pos] is the current write
+	pos  int
+	more bool // the batch was full: the index may hold writes after it
+	key  string
+	p    pending
+	ok   bool
 }
 
-// seek positions c at the first write from lo on.
-func (c *overlayCursor) seek(lo btreemap.LowerBound[string]) {
-	c.ok = false
+// cursorEntry is a write an overlayCursor has read.
+type cursorEntry struct {
+	key string
+	p   pending
+}
+
+// cursorBatchMin is the size of an overlayCursor's first batch; later
+// batches double, up to cursorBatchMax (the buffer's capacity).
+const (
+	cursorBatchMin = 8
+	cursorBatchMax = 256
+)
+
+// seek positions c at the first write from lo on, reading a batch of n
+// writes (at most the buffer's capacity).
+func (c *overlayCursor) seek(lo btreemap.LowerBound[string], n int) {
+	c.ok, c.more, c.pos = false, false, 0
 	if c.idx == nil {
 		return
 	}
+	n = min(n, cap(c.buf))
+	clear(c.buf)
+	c.buf = c.buf[:0]
 	c.idx.AscendFunc(lo, c.hi, func(k string, sl *slot) bool {
-		c.key, c.p, c.ok = k, sl.p, true
-		return false
+		c.buf = append(c.buf, cursorEntry{key: k, p: sl.p})
+		return len(c.buf) < n
 	})
+	c.more = len(c.buf) == n
+	c.set()
+}
+
+// set makes buf[pos] the current write, if any.
+func (c *overlayCursor) set() {
+	if c.ok = c.pos < len(c.buf); c.ok {
+		e := &c.buf[c.pos]
+		c.key, c.p = e.key, e.p
+	}
 }
 
 // next moves c to the write after its current one.
-func (c *overlayCursor) next() { c.seek(btreemap.GT(c.key)) }
+func (c *overlayCursor) next() {
+	c.pos++
+	if c.pos < len(c.buf) || !c.more {
+		c.set()
+		return
+	}
+	c.seek(btreemap.GT(c.key), 2*len(c.buf))
+}
+
+// release gives c's buffer back to s for the next cursor.
+func (c *overlayCursor) release(s *taskStore) {
+	if c.buf != nil {
+		clear(c.buf) // no references to the writes' values
+		s.cursorBufs = append(s.cursorBufs, c.buf[:0])
+		c.buf = nil
+	}
+}
+
+// cursor returns a cursor on idx (nil: no writes) below hi, with a buffer
+// of s's (release gives it back).
+func (s *taskStore) cursor(idx *slotIndex, hi btreemap.UpperBound[string]) overlayCursor {
+	c := overlayCursor{idx: idx, hi: hi}
+	if idx == nil {
+		return c
+	}
+	if n := len(s.cursorBufs); n > 0 {
+		c.buf, s.cursorBufs = s.cursorBufs[n-1], s.cursorBufs[:n-1]
+	} else {
+		c.buf = make([]cursorEntry, 0, cursorBatchMax)
+	}
+	return c
+}
 
 // handOff moves the uncommitted writes to sent, for the commit being
 // started. The previous commit has been awaited, so sent is empty.
@@ -548,6 +754,22 @@ func (s *taskStore) discard() {
 
 // dropSent forgets the writes of a commit that failed.
 func (s *taskStore) dropSent() { s.sent, s.sentLog, s.sentRanges = nil, nil, nil }
+
+// retireSent forgets the writes of a commit that succeeded, which the
+// store holds now. With recycle, their overlay becomes done, whose slots
+// the next writes of its keys take, and the previous done's map, emptied,
+// the map of the next overlay.
+func (s *taskStore) retireSent() {
+	if s.recycle && s.sent != nil {
+		if s.done != nil {
+			clear(s.done.m)
+			s.freeMap = s.done.m
+		}
+		s.done = s.sent
+		s.done.idx = nil // its slots move to other overlays
+	}
+	s.dropSent()
+}
 
 // applySent writes sent to the store (writeSent) and forgets it.
 func (s *taskStore) applySent() error {
@@ -618,6 +840,7 @@ func (s *taskStore) writeSent() error {
 // punctuation), so that skipRecord can undo them.
 func (s *taskStore) beginRecord() {
 	s.undo, s.undoLog, s.tracking = s.undo[:0], len(s.log), true
+	s.undoBuf = s.undoBuf[:0]
 }
 
 // skipRecord undoes the writes of the record being processed.
@@ -646,7 +869,7 @@ func (s *taskStore) undoTo(m storeMark) {
 			}
 			continue
 		case u.removed:
-			s.set([]byte(u.key), u.prev)
+			s.set([]byte(u.key), u.prev.value, u.prev.del, false)
 			if !s.noCache {
 				s.addBytes(cacheSize(u.key, u.prev))
 				s.w.pending++
@@ -655,7 +878,7 @@ func (s *taskStore) undoTo(m storeMark) {
 		}
 		var p pending // the write undone
 		if u.had {
-			_, p, _ = s.set([]byte(u.key), u.prev)
+			_, _, p, _ = s.set([]byte(u.key), u.prev.value, u.prev.del, false)
 		} else {
 			p = s.unset(u.key)
 		}
@@ -684,6 +907,6 @@ func (s *taskStore) close() error {
 	s.w.app.iq.closed(s.name, s.t.id.Partition)
 	err := s.st.Close()
 	s.discard()
-	s.st, s.sent, s.sentLog = nil, nil, nil
+	s.st, s.sent, s.sentLog, s.done, s.freeMap = nil, nil, nil, nil, nil
 	return err
 }

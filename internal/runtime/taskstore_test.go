@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"bytes"
+	"fmt"
 	"maps"
 	"math/rand/v2"
 	"slices"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/duality-streams/duality/broker"
 	"github.com/duality-streams/duality/internal/topology"
 	"github.com/duality-streams/duality/store"
 )
@@ -21,21 +23,26 @@ import (
 // overlay of its uncommitted writes over the committed state). The
 // changelog records a hand-off would write, and the worker's counts of
 // them and of cached bytes, are checked against the model too.
+//
+// With recycle, the overlays of the commits that succeed are reused (see
+// taskStore.recycle), and the changelog records of a commit are checked
+// again when it ends: the writes made while it was in flight, some into
+// reused value buffers, must not have changed them.
 func TestTaskStoreModel(t *testing.T) {
-	for _, noCache := range []bool{false, true} {
+	for _, mode := range []struct{ noCache, recycle bool }{{false, false}, {true, false}, {false, true}} {
 		for seed := range uint64(20) {
-			taskStoreModel(t, seed, noCache)
+			taskStoreModel(t, seed, mode.noCache, mode.recycle)
 		}
 	}
 }
 
-func taskStoreModel(t *testing.T, seed uint64, noCache bool) {
+func taskStoreModel(t *testing.T, seed uint64, noCache, recycle bool) {
 	{
 		rng := rand.New(rand.NewPCG(seed, 1))
 		w := &worker{app: &App{}}
 		tk := &task{id: topology.TaskID{Partition: 0}}
 		st := store.NewMemory("s", 0)
-		s := &taskStore{w: w, t: tk, name: "s", changelog: "app-s-changelog", st: st, noCache: noCache}
+		s := &taskStore{w: w, t: tk, name: "s", changelog: "app-s-changelog", st: st, noCache: noCache, recycle: recycle}
 		tk.stores = []*taskStore{s}
 		var writes []string              // uncommitted writes in order, "k=v" or "k" for a delete
 		committed := map[string]string{} // the store's state
@@ -44,6 +51,21 @@ func taskStoreModel(t *testing.T, seed uint64, noCache bool) {
 		key := func() string { return string(rune('a' + rng.IntN(12))) }
 		var curR, sentR [][2]string // range deletions [start, end) before cur and sentModel
 		inflight := false
+		// The changelog records of the commit in flight, and what they
+		// held at its hand-off.
+		var sentRecs []broker.Record
+		var sentWant []string
+		changelog := func(recs []broker.Record) []string {
+			var got []string
+			for _, r := range recs {
+				if r.Value == nil {
+					got = append(got, string(r.Key))
+				} else {
+					got = append(got, string(r.Key)+"="+string(r.Value))
+				}
+			}
+			return got
+		}
 		delRanges := func(m map[string]string, rs [][2]string) {
 			for _, r := range rs {
 				for k := range m {
@@ -102,14 +124,9 @@ func taskStoreModel(t *testing.T, seed uint64, noCache bool) {
 			case op == 8 && rng.IntN(2) == 0: // range deletion
 				deleteRange()
 			case op == 4 && !inflight: // hand off to a commit
-				var got []string
-				for _, r := range s.appendChangelog(nil) {
-					if r.Value == nil {
-						got = append(got, string(r.Key))
-					} else {
-						got = append(got, string(r.Key)+"="+string(r.Value))
-					}
-				}
+				sentRecs = s.appendChangelog(nil)
+				got := changelog(sentRecs)
+				sentWant = slices.Clone(got)
 				want := writes
 				if !noCache {
 					want = nil
@@ -130,11 +147,17 @@ func taskStoreModel(t *testing.T, seed uint64, noCache bool) {
 				require.Zero(t, w.pending)
 				require.Zero(t, w.cacheBytes)
 			case op == 5 && inflight: // the commit succeeded
+				require.Equal(t, sentWant, changelog(sentRecs), "seed %d: changelog records of the commit in flight", seed)
 				if len(sentModel) > 0 || len(sentR) > 0 {
 					offset++
 					s.sentOff = offset
 				}
-				require.NoError(t, s.applySent())
+				if recycle {
+					require.NoError(t, s.writeSent())
+					s.retireSent()
+				} else {
+					require.NoError(t, s.applySent())
+				}
 				delRanges(committed, sentR)
 				sentR, inflight = nil, false
 				for k, v := range sentModel {
@@ -153,6 +176,7 @@ func taskStoreModel(t *testing.T, seed uint64, noCache bool) {
 				require.True(t, ok)
 				require.Equal(t, offset, off)
 			case op == 6 && inflight: // the commit was fenced
+				require.Equal(t, sentWant, changelog(sentRecs), "seed %d: changelog records of the commit in flight", seed)
 				s.dropSent()
 				sentModel = nil
 				s.discard()
@@ -264,6 +288,10 @@ func taskStoreModel(t *testing.T, seed uint64, noCache bool) {
 				mv, mok := m[string(c)]
 				require.Equal(t, mok, ok, "seed %d key %c", seed, c)
 				require.True(t, bytes.Equal([]byte(mv), v) || (!ok && v == nil))
+				buf, ok, err := s.GetAppend([]byte("dst:"), []byte(string(c)))
+				require.NoError(t, err)
+				require.Equal(t, mok, ok, "seed %d key %c", seed, c)
+				require.Equal(t, "dst:"+mv, string(buf))
 			}
 		}
 		require.NoError(t, s.close())
@@ -359,4 +387,70 @@ func TestTaskStoreRangeSnapshot(t *testing.T) {
 			require.Equal(t, []string{"a=11", "b=2", "bb=new"}, scan("", "c"))
 		})
 	}
+}
+
+// TestTaskStoreRangeWide checks range scans that cross many of the
+// overlay cursors' batches: 2000 keys, stored, in a commit in flight and
+// uncommitted (some deleted), scanned over random bounds, with writes
+// during half of the scans, against a model of the store as of each
+// scan's start.
+func TestTaskStoreRangeWide(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 7))
+	w := &worker{app: &App{}}
+	tk := &task{id: topology.TaskID{Partition: 0}}
+	s := &taskStore{w: w, t: tk, name: "s", changelog: "app-s-changelog", st: store.NewMemory("s", 0), recycle: true}
+	tk.stores = []*taskStore{s}
+	const n = 2000
+	key := func(i int) []byte { return fmt.Appendf(nil, "k%05d", i) }
+	model := map[string]string{}
+	put := func(i int, v string) {
+		require.NoError(t, s.Put(key(i), []byte(v)))
+		model[string(key(i))] = v
+	}
+	for i := range n {
+		if i%3 == 0 {
+			put(i, "stored")
+		}
+	}
+	s.handOff()
+	require.NoError(t, s.writeSent())
+	s.retireSent()
+	for i := range n {
+		if i%3 == 1 {
+			put(i, "sent")
+		}
+	}
+	s.handOff()
+	for i := range n {
+		switch i % 5 {
+		case 0:
+			put(i, "cur")
+		case 1:
+			require.NoError(t, s.Delete(key(i)))
+			delete(model, string(key(i)))
+		}
+	}
+	for scan := range 40 {
+		a, b := rng.IntN(n+1), rng.IntN(n+1)
+		if a > b {
+			a, b = b, a
+		}
+		var want []string
+		for _, k := range slices.Sorted(maps.Keys(model)) {
+			if k >= string(key(a)) && k < string(key(b)) {
+				want = append(want, k+"="+model[k])
+			}
+		}
+		seq, errf := s.Range(key(a), key(b))
+		var got []string
+		for k, v := range seq {
+			got = append(got, string(k)+"="+string(v))
+			if scan%2 == 0 {
+				put(rng.IntN(n), fmt.Sprintf("during-%d", scan))
+			}
+		}
+		require.NoError(t, errf())
+		require.Equal(t, want, got, "scan %d [%d, %d)", scan, a, b)
+	}
+	require.NoError(t, s.close())
 }

@@ -394,6 +394,11 @@ type GlobalKV interface {
 type KV interface {
 	// Get returns a copy of key's value and true, or nil and false.
 	Get(key []byte) ([]byte, bool, error)
+	// GetAppend appends key's value to dst and returns the extended
+	// slice and true, or dst and false: Get into a buffer the caller
+	// reuses, so that reading a value costs no allocation once the
+	// buffer has grown to it.
+	GetAppend(dst, key []byte) ([]byte, bool, error)
 	// Put sets key to value (copied; a nil value is stored as empty).
 	Put(key, value []byte) error
 	// Delete deletes key; deleting an absent key writes a tombstone anyway.
