@@ -382,12 +382,23 @@ func (b *Broker) loadPartition(p *partition) error {
 		off, _ := recordKeyOffset(it.Key())
 		return fmt.Errorf("%w: batch at offset %d at or beyond the next offset %d", broker.ErrCorrupt, off, st.next)
 	}
+	if err := it.Error(); err != nil {
+		return wrapRead("check records", err)
+	}
+	if err := b.checkNoChunks(p, st.next); err != nil {
+		return err
+	}
 	if it.Last() {
 		v, err := it.ValueAndErr()
 		if err != nil {
 			return wrapRead("check records", err)
 		}
 		off, _ := recordKeyOffset(it.Key())
+		chunks := chunkReader{src: it}
+		defer chunks.close()
+		if v, err = chunks.view(p, off, v); err != nil {
+			return fmt.Errorf("batch at offset %d: %w", off, err)
+		}
 		var r logfmt.Reader
 		if err := r.Reset(v); err != nil {
 			return fmt.Errorf("batch at offset %d: %w", off, err)
