@@ -129,43 +129,85 @@ func (c *chunkReader) batch(p *partition, off int64, v []byte) ([]byte, error) {
 	if !chunked(v) {
 		return bytes.Clone(v), nil
 	}
-	n, size, hdr, err := parseStub(v)
+	_, size, hdr, err := parseStub(v)
 	if err != nil {
 		return nil, err
 	}
+	buf := make([]byte, 0, size)
+	buf = append(buf, hdr...)
+	err = c.each(p, off, v, func(chunk []byte) { buf = append(buf, chunk...) })
+	if err != nil {
+		return nil, err
+	}
+	return buf, nil
+}
+
+// each calls fn with each chunk of the chunked batch of p at offset off
+// whose stub is v, in order, after checking that it fits the batch's
+// length; it checks that the chunks add up to the batch. fn must not keep
+// its argument. Errors from damage match broker.ErrCorrupt.
+func (c *chunkReader) each(p *partition, off int64, v []byte, fn func([]byte)) error {
+	n, size, _, err := parseStub(v)
+	if err != nil {
+		return err
+	}
 	if c.it == nil {
 		if c.it, err = c.src.Clone(pebble.CloneOptions{IterOptions: &pebble.IterOptions{}}); err != nil {
-			return nil, wrapRead("read chunks", err)
+			return wrapRead("read chunks", err)
 		}
 	}
 	c.lo = chunkKey(c.lo[:0], p.t.id, p.num, off, 0)
 	c.hi = chunkKey(c.hi[:0], p.t.id, p.num, off+1, 0)[:recordKeyLen]
 	c.it.SetBounds(c.lo, c.hi)
-	buf := make([]byte, 0, size)
-	buf = append(buf, hdr...)
-	i := uint32(0)
+	i, got := uint32(0), logfmt.HeaderLen
 	for valid := c.it.First(); valid; valid = c.it.Next() {
 		k := c.it.Key()
 		if len(k) != chunkKeyLen || binary.BigEndian.Uint32(k[recordKeyLen:]) != i {
-			return nil, fmt.Errorf("%w: chunk %d of a batch of %d chunks: found key %x", broker.ErrCorrupt, i, n, k)
+			return fmt.Errorf("%w: chunk %d of a batch of %d chunks: found key %x", broker.ErrCorrupt, i, n, k)
 		}
 		cv, err := c.it.ValueAndErr()
 		if err != nil {
-			return nil, wrapRead("read chunks", err)
+			return wrapRead("read chunks", err)
 		}
-		if len(cv) == 0 || len(cv) > size-len(buf) {
-			return nil, fmt.Errorf("%w: chunk %d of %d bytes with %d of the batch's %d left", broker.ErrCorrupt, i, len(cv), size-len(buf), size)
+		if len(cv) == 0 || len(cv) > size-got {
+			return fmt.Errorf("%w: chunk %d of %d bytes with %d of the batch's %d left", broker.ErrCorrupt, i, len(cv), size-got, size)
 		}
-		buf = append(buf, cv...)
+		fn(cv)
+		got += len(cv)
 		i++
 	}
 	if err := c.it.Error(); err != nil {
-		return nil, wrapRead("read chunks", err)
+		return wrapRead("read chunks", err)
 	}
-	if i != n || len(buf) != size {
-		return nil, fmt.Errorf("%w: chunked batch has %d of its %d chunks, %d of its %d bytes", broker.ErrCorrupt, i, n, len(buf), size)
+	if i != n || got != size {
+		return fmt.Errorf("%w: chunked batch has %d of its %d chunks, %d of its %d bytes", broker.ErrCorrupt, i, n, got, size)
 	}
-	return buf, nil
+	return nil
+}
+
+// checkBatch checks the CRC of the stored batch v of p at offset off
+// (reading its chunks one by one if it has some) and returns its header.
+// Errors from damage match broker.ErrCorrupt.
+func (c *chunkReader) checkBatch(p *partition, off int64, v []byte) (logfmt.Header, error) {
+	if !chunked(v) {
+		var r logfmt.Reader
+		if err := r.Reset(v); err != nil {
+			return logfmt.Header{}, err
+		}
+		return r.Header(), nil
+	}
+	_, _, hdr, err := parseStub(v)
+	if err != nil {
+		return logfmt.Header{}, err
+	}
+	sum, err := logfmt.NewChecksum(hdr)
+	if err != nil {
+		return logfmt.Header{}, err
+	}
+	if err := c.each(p, off, v, sum.Add); err != nil {
+		return logfmt.Header{}, err
+	}
+	return sum.Header(), sum.Check()
 }
 
 // view returns the stored batch v as batch does, but v itself when it is

@@ -17,7 +17,6 @@ import (
 
 	"github.com/duality-streams/duality/broker"
 	"github.com/duality-streams/duality/internal/diskspace"
-	"github.com/duality-streams/duality/internal/logfmt"
 	"github.com/duality-streams/duality/internal/pebblelog"
 )
 
@@ -394,16 +393,14 @@ func (b *Broker) loadPartition(p *partition) error {
 			return wrapRead("check records", err)
 		}
 		off, _ := recordKeyOffset(it.Key())
+		// Its CRC, reading a chunked batch chunk by chunk.
 		chunks := chunkReader{src: it}
 		defer chunks.close()
-		if v, err = chunks.view(p, off, v); err != nil {
+		h, err := chunks.checkBatch(p, off, v)
+		if err != nil {
 			return fmt.Errorf("batch at offset %d: %w", off, err)
 		}
-		var r logfmt.Reader
-		if err := r.Reset(v); err != nil {
-			return fmt.Errorf("batch at offset %d: %w", off, err)
-		}
-		if h := r.Header(); h.BaseOffset != off || h.LastOffset() >= st.next {
+		if h.BaseOffset != off || h.LastOffset() >= st.next {
 			return fmt.Errorf("%w: batch at key offset %d covers [%d, %d], next offset %d", broker.ErrCorrupt, off, h.BaseOffset, h.LastOffset(), st.next)
 		}
 	}

@@ -479,3 +479,39 @@ func (w *pieceWriter) write(b []byte) {
 		w.cur, b = w.cur[c:], b[c:]
 	}
 }
+
+// Checksum checks the CRC of a batch read in pieces, without holding it in
+// one buffer: start it with the batch's header, add the bytes after the
+// header in order, then Check.
+type Checksum struct {
+	h   Header
+	crc uint32
+	hdr [HeaderLen]byte
+}
+
+// NewChecksum starts the check of the batch whose header is hdr. Errors
+// match broker.ErrCorrupt (see ReadHeader).
+func NewChecksum(hdr []byte) (*Checksum, error) {
+	h, err := ReadHeader(hdr)
+	if err != nil {
+		return nil, err
+	}
+	c := &Checksum{h: h, crc: crc32.Update(0, castagnoli, hdr[offBase:HeaderLen])}
+	copy(c.hdr[:], hdr)
+	return c, nil
+}
+
+// Add adds the next bytes of the batch.
+func (c *Checksum) Add(b []byte) { c.crc = crc32.Update(c.crc, castagnoli, b) }
+
+// Check returns an error matching broker.ErrCorrupt unless the bytes
+// added match the header's CRC.
+func (c *Checksum) Check() error {
+	if want := binary.BigEndian.Uint32(c.hdr[offCRC:]); want != c.crc {
+		return corruptf("checksum mismatch at base offset %d: stored %08x, computed %08x", c.h.BaseOffset, want, c.crc)
+	}
+	return nil
+}
+
+// Header returns the batch's header.
+func (c *Checksum) Header() Header { return c.h }

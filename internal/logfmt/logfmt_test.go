@@ -172,6 +172,22 @@ func TestWriteBatch(t *testing.T) {
 			got = append(got, p...)
 		}
 		require.Equal(t, want, got[:n], "piece %d", piece)
+
+		// Checksum checks the same pieces without joining them.
+		sum, err := NewChecksum(h[:])
+		require.NoError(t, err)
+		for i, p := range pieces {
+			if i == len(pieces)-1 {
+				p = p[:n-HeaderLen-i*piece]
+			}
+			sum.Add(p)
+		}
+		require.NoError(t, sum.Check(), "piece %d", piece)
+		require.Equal(t, uint32(len(recs)), sum.Header().Count)
+		sum, err = NewChecksum(h[:])
+		require.NoError(t, err)
+		sum.Add(want[HeaderLen : n-1])
+		require.ErrorIs(t, sum.Check(), broker.ErrCorrupt, "a byte short")
 		last := n - HeaderLen - (len(pieces)-1)*piece // bytes in the last piece
 		require.True(t, last > 0 && last <= piece, "piece %d: asked for a piece it did not need", piece)
 	}
