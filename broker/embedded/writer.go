@@ -273,7 +273,9 @@ func stagedSize(records []broker.Record) int {
 		n += size
 		total += size
 	}
-	return n + (total/chunkSize+len(records))*chunkOverhead
+	// Every chunked batch is over chunkSize: at most 2*total/chunkSize
+	// chunks in all.
+	return n + 2*(total/chunkSize)*chunkOverhead
 }
 
 // stageAppend validates op completely, then stages its records and offsets.
