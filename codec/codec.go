@@ -20,6 +20,18 @@ type Codec[T any] interface {
 	OrderPreserving() bool
 }
 
+// OwningDecoder is implemented by codecs that can decode a buffer its
+// caller gives up without copying it: DecodeOwned decodes src like
+// Decode, but its result may share memory with src, which the caller
+// hands over and neither reads nor writes afterwards. [Bytes] and
+// [String] implement it (their results are src itself). The runtime uses
+// it for the large values of the records a source reads (see
+// stream.From), whose fetched bytes are its own, so that a large record
+// is not copied once more on its way in.
+type OwningDecoder[T any] interface {
+	DecodeOwned(src []byte) (T, error)
+}
+
 // ErrInvalid is matched by every decode failure of the built-in codecs.
 var ErrInvalid = errors.New("codec: invalid encoding")
 

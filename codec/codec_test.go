@@ -10,6 +10,7 @@ import (
 	"slices"
 	"sync"
 	"testing"
+	"unsafe"
 
 	"github.com/stretchr/testify/require"
 
@@ -537,4 +538,28 @@ func TestEncodeError(t *testing.T) {
 	err := error(&codec.EncodeError{Topic: "out", Part: "value", Err: cause})
 	require.EqualError(t, err, `encode value for topic "out": codec: json encode func(): json: unsupported type: func()`)
 	require.Same(t, cause, errors.Unwrap(err))
+}
+
+// TestDecodeOwned checks that Bytes and String take over a buffer handed
+// to DecodeOwned instead of copying it, with Decode's nil and empty rules.
+func TestDecodeOwned(t *testing.T) {
+	src := []byte("handed over")
+	b, err := codec.Bytes().(codec.OwningDecoder[[]byte]).DecodeOwned(src)
+	require.NoError(t, err)
+	require.Equal(t, src, b)
+	require.Same(t, &src[0], &b[0], "no copy")
+	b, err = codec.Bytes().(codec.OwningDecoder[[]byte]).DecodeOwned(nil)
+	require.NoError(t, err)
+	require.Nil(t, b)
+	b, err = codec.Bytes().(codec.OwningDecoder[[]byte]).DecodeOwned([]byte{})
+	require.NoError(t, err)
+	require.NotNil(t, b)
+
+	s, err := codec.String().(codec.OwningDecoder[string]).DecodeOwned(src)
+	require.NoError(t, err)
+	require.Equal(t, "handed over", s)
+	require.Same(t, &src[0], unsafe.StringData(s), "no copy")
+	s, err = codec.String().(codec.OwningDecoder[string]).DecodeOwned(nil)
+	require.NoError(t, err)
+	require.Equal(t, "", s)
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"unsafe"
 )
 
 // lengthError reports a fixed-size encoding of the wrong length.
@@ -39,6 +40,12 @@ func (stringCodec) Append(dst []byte, v string) ([]byte, error) {
 
 func (stringCodec) Decode(src []byte) (string, error) { return string(src), nil }
 
+// DecodeOwned returns a string of src's bytes without copying them (see
+// OwningDecoder): src must not change afterwards.
+func (stringCodec) DecodeOwned(src []byte) (string, error) {
+	return unsafe.String(unsafe.SliceData(src), len(src)), nil
+}
+
 func (stringCodec) OrderPreserving() bool { return true }
 
 // Bytes returns the codec for byte slices: the encoding is the slice
@@ -63,6 +70,9 @@ func (bytesCodec) Append(dst []byte, v []byte) ([]byte, error) {
 }
 
 func (bytesCodec) Decode(src []byte) ([]byte, error) { return bytes.Clone(src), nil }
+
+// DecodeOwned returns src itself (see OwningDecoder).
+func (bytesCodec) DecodeOwned(src []byte) ([]byte, error) { return src, nil }
 
 func (bytesCodec) OrderPreserving() bool { return true }
 

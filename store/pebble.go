@@ -578,7 +578,7 @@ func (s *pebbleStore) Apply(b *Batch) error {
 	// write by doubling its initial size, ignoring the room the batch
 	// has, so a 100 MiB value would otherwise take a 128 MiB buffer after
 	// the 100 MiB one.
-	size := len(b.buf) + len(b.ops)*(len(s.prefix)+16) + 64
+	size := b.Size() + len(b.ops)*(len(s.prefix)+16) + 64
 	pb := s.db.db.NewBatchWithSize(size, pebble.WithInitialSizeBytes(size))
 	defer pb.Close()
 	var scratch, scratch2 []byte

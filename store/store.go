@@ -110,6 +110,7 @@ type Cursor interface {
 type Batch struct {
 	ops       []batchOp
 	buf       []byte
+	shared    int // bytes of the values of PutShared
 	offset    int64
 	hasOffset bool
 	// order is Pebble's scratch: the indexes of ops in key order.
@@ -125,15 +126,22 @@ const (
 )
 
 // batchOp is an operation; its key is buf[k:v] and its value (or the end
-// of a deleted range) buf[v:e].
+// of a deleted range) buf[v:e], or shared (PutShared).
 type batchOp struct {
 	kind    opKind
 	k, v, e int
-	endNil  bool // opDeleteRange without upper bound
+	endNil  bool   // opDeleteRange without upper bound
+	shared  []byte // the value of a PutShared
 }
 
-func (op *batchOp) key(buf []byte) []byte   { return buf[op.k:op.v:op.v] }
-func (op *batchOp) value(buf []byte) []byte { return buf[op.v:op.e:op.e] }
+func (op *batchOp) key(buf []byte) []byte { return buf[op.k:op.v:op.v] }
+
+func (op *batchOp) value(buf []byte) []byte {
+	if op.shared != nil {
+		return op.shared
+	}
+	return buf[op.v:op.e:op.e]
+}
 
 // Put sets key to value.
 func (b *Batch) Put(key, value []byte) {
@@ -142,6 +150,20 @@ func (b *Batch) Put(key, value []byte) {
 	v := len(b.buf)
 	b.buf = append(b.buf, value...)
 	b.ops = append(b.ops, batchOp{kind: opPut, k: k, v: v, e: len(b.buf)})
+}
+
+// PutShared sets key to value like Put, but keeps value rather than copy
+// it: the caller must not change value until the batch is applied and
+// Reset (or dropped). It saves a copy of large values the caller owns
+// anyway (the runtime's uncommitted writes).
+func (b *Batch) PutShared(key, value []byte) {
+	if value == nil {
+		value = []byte{}
+	}
+	k := len(b.buf)
+	b.buf = append(b.buf, key...)
+	b.ops = append(b.ops, batchOp{kind: opPut, k: k, v: len(b.buf), e: len(b.buf), shared: value})
+	b.shared += len(value)
 }
 
 // Delete deletes key. Deleting an absent key is not an error.
@@ -176,13 +198,16 @@ func (b *Batch) Offset() (int64, bool) { return b.offset, b.hasOffset }
 // Len returns the number of operations (Put, Delete, DeleteRange).
 func (b *Batch) Len() int { return len(b.ops) }
 
-// Size returns the number of key and value bytes the batch holds.
-func (b *Batch) Size() int { return len(b.buf) }
+// Size returns the number of key and value bytes the batch holds (shared
+// values included).
+func (b *Batch) Size() int { return len(b.buf) + b.shared }
 
 // Reset empties the batch and forgets its offset, keeping its memory.
 func (b *Batch) Reset() {
+	clear(b.ops) // drop the values of PutShared
 	b.ops = b.ops[:0]
 	b.buf = b.buf[:0]
+	b.shared = 0
 	b.offset, b.hasOffset = 0, false
 }
 

@@ -151,6 +151,7 @@ func addSource[K, V any](g *dsl.Graph, name string, topics []string, internal bo
 			return nil, err
 		}
 		rc := new(RecordContext)
+		decodeValue := ownedValues(vc)
 		// The runtime asks for the event time before processing a
 		// record (to order a task's partitions): keep what that decoded
 		// for the Process of the same record.
@@ -178,7 +179,7 @@ func addSource[K, V any](g *dsl.Graph, name string, topics []string, internal bo
 						return time.Time{}, false
 					}
 				}
-				v, err := vc.Decode(rec.Value)
+				v, err := decodeValue(rec.Value)
 				if err != nil {
 					return time.Time{}, false
 				}
@@ -215,7 +216,7 @@ func addSource[K, V any](g *dsl.Graph, name string, topics []string, internal bo
 				}
 			}
 			if rec.Value != nil {
-				if v, err = vc.Decode(rec.Value); err != nil {
+				if v, err = decodeValue(rec.Value); err != nil {
 					return nodeError(n, rc, &codec.DecodeError{Part: "value", Err: err})
 				}
 				if extract != nil {
@@ -231,6 +232,29 @@ func addSource[K, V any](g *dsl.Graph, name string, topics []string, internal bo
 	g.AddNode(n)
 	checkCodecs(g, n, kc, vc)
 	return n
+}
+
+// ownedMin is the size from which a source hands a fetched record value
+// to its codec without a copy (codec.OwningDecoder): the runtime's fetched
+// records are its own and it reads their values no more once decoded.
+// Smaller values are copied, so that keeping one does not keep the whole
+// fetched batch they share memory with.
+const ownedMin = 1 << 20
+
+// ownedValues returns the decoder of a source's record values: vc's
+// DecodeOwned for values of ownedMin bytes or more when vc has one,
+// otherwise vc's Decode.
+func ownedValues[V any](vc codec.Codec[V]) func([]byte) (V, error) {
+	od, ok := vc.(codec.OwningDecoder[V])
+	if !ok {
+		return vc.Decode
+	}
+	return func(b []byte) (V, error) {
+		if len(b) >= ownedMin {
+			return od.DecodeOwned(b)
+		}
+		return vc.Decode(b)
+	}
 }
 
 func checkCodecs[K, V any](g *dsl.Graph, n *dsl.Node, kc codec.Codec[K], vc codec.Codec[V]) {
@@ -460,7 +484,10 @@ func addSink[K, V any](p *dsl.Node, name, topic string, internal, dynamic bool, 
 					return nodeError(n, rc, &codec.EncodeError{Topic: name, Part: "value", Err: err})
 				}
 			}
-			hint = len(buf)
+			// The next record's is likely of the same size, but one
+			// large record must not make every later one allocate as
+			// much.
+			hint = min(len(buf), dsl.MaxScratch)
 			if cap(buf) == cap(free) {
 				chunk = chunk[:len(chunk)+len(buf)] // encoded in place
 			}

@@ -112,7 +112,9 @@ func From[K, V any](b *stream.Builder, topic string, kc codec.Codec[K], vc codec
 				}
 				return out.Emit(ctx, rc, k, old, hasOld, v, false)
 			}
-			if err := kv.Put(kbuf, vbuf); err != nil {
+			err = kv.Put(kbuf, vbuf) // copies vbuf
+			vbuf = dsl.Scratch(vbuf)
+			if err != nil {
 				return nodeErr(fmt.Errorf("store %q: put: %w", store, err))
 			}
 			return out.Emit(ctx, rc, k, old, hasOld, v, true)

@@ -11,7 +11,8 @@
 // started again with -phase), so that each peak is the child's alone:
 // one child produces the record into a fresh data directory, another
 // runs the app over it to the end (RunToEnd) and reports its peak RSS
-// (getrusage's maxrss). Two apps are measured: echo (a stream copied to
+// (getrusage's maxrss) then and after closing the broker; it then reopens
+// the broker and checks the output, which is not counted. Two apps are measured: echo (a stream copied to
 // an output topic) and table (the record kept in a table with a state
 // store, so it also goes through the store's batch and its changelog).
 package main
@@ -95,14 +96,22 @@ func produce() error {
 	return errors.Join(err, b.Close())
 }
 
-// runApp runs the -app over topic "in" to the end and checks the output.
+// runApp runs the -app over topic "in" to the end, closes the broker and
+// checks the output. It prints its peak RSS after the run and after the
+// broker's Close, before the check, whose reading of the output is the
+// benchmark's, not the app's.
 func runApp() error {
 	ctx := context.Background()
 	b, err := openBroker(*dir, *size)
 	if err != nil {
 		return err
 	}
-	defer b.Close()
+	closed := false
+	defer func() {
+		if !closed {
+			b.Close()
+		}
+	}()
 	if err := b.CreateTopic(ctx, "out", broker.TopicConfig{Partitions: 1}); err != nil {
 		return err
 	}
@@ -130,11 +139,11 @@ func runApp() error {
 	}
 	// The peak until here is the processing's; the broker's Close,
 	// which flushes the log's memtables to files, comes after.
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+	kib, err := peakKiB()
+	if err != nil {
 		return err
 	}
-	fmt.Printf("processing_peak_kib=%d\n", ru.Maxrss)
+	fmt.Printf("processing_peak_kib=%d\n", kib)
 	if *memProfile != "" {
 		f, err := os.Create(*memProfile)
 		if err != nil {
@@ -146,6 +155,18 @@ func runApp() error {
 			return err
 		}
 	}
+	closed = true
+	if err := b.Close(); err != nil {
+		return err
+	}
+	if kib, err = peakKiB(); err != nil {
+		return err
+	}
+	fmt.Printf("close_peak_kib=%d\n", kib)
+	if b, err = openBroker(*dir, *size); err != nil {
+		return err
+	}
+	defer b.Close()
 	recs, err := broker.ReadAll(ctx, b, "out")
 	if err != nil {
 		return err
@@ -156,8 +177,17 @@ func runApp() error {
 	return nil
 }
 
+// peakKiB returns the peak RSS of this process so far in KiB.
+func peakKiB() (int64, error) {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0, err
+	}
+	return ru.Maxrss, nil // KiB on Linux
+}
+
 // peaks are the peak RSS of a run child in MiB: while the app processed
-// (until RunToEnd returned) and in all (the broker's Close included).
+// (until RunToEnd returned) and until the broker's Close returned.
 type peaks struct{ processing, total float64 }
 
 // child runs this command with args and returns its peak RSS and its
@@ -196,15 +226,15 @@ func measure(app string, valueSize int) (peaks, error) {
 	if *memProfile != "" && valueSize > 1<<20 {
 		args = append(args, "-memprofile", *memProfile+"."+app)
 	}
-	total, out, err := child(args...)
+	_, out, err := child(args...)
 	if err != nil {
 		return peaks{}, err
 	}
-	var kib int64
-	if _, err := fmt.Sscanf(out, "processing_peak_kib=%d", &kib); err != nil {
+	var proc, closed int64
+	if _, err := fmt.Sscanf(out, "processing_peak_kib=%d\nclose_peak_kib=%d", &proc, &closed); err != nil {
 		return peaks{}, fmt.Errorf("run child printed %q: %w", out, err)
 	}
-	return peaks{processing: float64(kib) / 1024, total: total}, nil
+	return peaks{processing: float64(proc) / 1024, total: float64(closed) / 1024}, nil
 }
 
 func median(ps []peaks, get func(peaks) float64) float64 {

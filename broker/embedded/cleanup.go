@@ -38,16 +38,23 @@ func (w *writer) stageCleanup(e *cleanupEdit) error {
 	if w.b.mu.topics[e.p.t.name] != e.p.t {
 		return errTopicGone
 	}
-	w.ensureBatch(0)
+	need := 0
+	for _, kv := range e.sets {
+		need += len(kv.value) + (len(kv.value)/chunkSize+2)*chunkOverhead
+	}
+	w.ensureBatch(need)
 	var err error
 	if e.rangeStart != nil {
-		err = errors.Join(err, w.batch.DeleteRange(e.rangeStart, e.rangeEnd, nil))
+		// The batches' chunks go with them (see chunks.go).
+		err = errors.Join(err, w.batch.DeleteRange(e.rangeStart, e.rangeEnd, nil),
+			w.batch.DeleteRange(chunkBound(e.rangeStart), chunkBound(e.rangeEnd), nil))
 	}
 	for _, k := range e.deletes {
-		err = errors.Join(err, w.batch.Delete(k, nil))
+		lo, hi := chunkSpan(k)
+		err = errors.Join(err, w.batch.Delete(k, nil), w.batch.DeleteRange(lo, hi, nil))
 	}
 	for _, kv := range e.sets {
-		err = errors.Join(err, w.batch.Set(kv.key, kv.value, nil))
+		err = errors.Join(err, w.stageBatchBytes(kv.key, kv.value))
 	}
 	if err != nil {
 		w.failGroup(err)
@@ -202,7 +209,7 @@ func (b *Broker) retain(ctx context.Context, p *partition, now time.Time) error 
 			return wrapRead("read records", err)
 		}
 		off, _ := recordKeyOffset(it.Key())
-		h, err := logfmt.ReadHeader(v)
+		h, n, err := batchInfo(v)
 		if err != nil {
 			return fmt.Errorf("batch at offset %d: %w", off, err)
 		}
@@ -212,7 +219,7 @@ func (b *Broker) retain(ctx context.Context, p *partition, now time.Time) error 
 			keep = off
 			break
 		}
-		size := int64(len(v))
+		size := int64(n)
 		removed += size
 		remaining -= size
 	}
@@ -255,6 +262,8 @@ func (b *Broker) compact(ctx context.Context, p *partition, now time.Time, force
 		return err
 	}
 	defer it.Close()
+	chunks := chunkReader{src: it}
+	defer chunks.close()
 
 	// Pass 1: the newest offset of every key.
 	newest := make(map[string]int64)
@@ -268,6 +277,9 @@ func (b *Broker) compact(ctx context.Context, p *partition, now time.Time, force
 			return wrapRead("read records", err)
 		}
 		off, _ := recordKeyOffset(it.Key())
+		if v, err = chunks.view(p, off, v); err != nil {
+			return fmt.Errorf("batch at offset %d: %w", off, err)
+		}
 		if recs, _, err = logfmt.Decode(recs[:0], v); err != nil {
 			return fmt.Errorf("batch at offset %d: %w", off, err)
 		}
@@ -294,6 +306,9 @@ func (b *Broker) compact(ctx context.Context, p *partition, now time.Time, force
 			return wrapRead("read records", err)
 		}
 		off, _ := recordKeyOffset(it.Key())
+		if v, err = chunks.view(p, off, v); err != nil {
+			return fmt.Errorf("batch at offset %d: %w", off, err)
+		}
 		if recs, _, err = logfmt.Decode(recs[:0], v); err != nil {
 			return fmt.Errorf("batch at offset %d: %w", off, err)
 		}
@@ -322,7 +337,7 @@ func (b *Broker) compact(ctx context.Context, p *partition, now time.Time, force
 		case len(kept) == len(recs):
 			continue
 		case len(kept) == 0:
-			e.deletes = append(e.deletes, recordKey(nil, p.t.id, p.num, off))
+			e.deletes = append(e.deletes, recordKey(nil, p.t.id, p.num, off)) // and its chunks
 			e.removedBytes += int64(len(v))
 		default:
 			nv, err := logfmt.AppendBatch(nil, off, kept)
@@ -410,6 +425,21 @@ func (b *Broker) DeleteRecords(ctx context.Context, topic string, partition int3
 	for valid := it.First(); valid; valid = it.Next() {
 		lv := it.LazyValue()
 		lastSize = int64(lv.Len())
+		if lastSize == stubLen {
+			// Maybe a chunked batch's stub: its size is the batch's.
+			v, err := it.ValueAndErr()
+			if err != nil {
+				return wrapRead("read records", err)
+			}
+			if chunked(v) {
+				off, _ := recordKeyOffset(it.Key())
+				_, n, err := batchInfo(v)
+				if err != nil {
+					return batchError(p, off, err)
+				}
+				lastSize = int64(n)
+			}
+		}
 		removed += lastSize
 		lastKey = append(lastKey[:0], it.Key()...)
 	}
@@ -423,7 +453,7 @@ func (b *Broker) DeleteRecords(ctx context.Context, topic string, partition int3
 			return wrapRead("read records", err)
 		}
 		off, _ := recordKeyOffset(it.Key())
-		h, err := logfmt.ReadHeader(v)
+		h, _, err := batchInfo(v)
 		if err != nil {
 			return batchError(p, off, err)
 		}

@@ -20,6 +20,7 @@
 //	t<topic name>                      topic id and configuration
 //	p<topic id><partition>             log start offset, next offset, bytes
 //	r<topic id><partition><base offset> one batch of records (internal/logfmt)
+//	c<topic id><partition><base offset><chunk> a chunk of a large batch
 //	o<topic id><partition><group>      the group's next offset to consume
 //
 // A batch holds the records that one Produce or Commit call appends to one
@@ -27,6 +28,16 @@
 // key per batch instead of one per record. Each batch carries a CRC32C of
 // its contents; a damaged batch is reported as an error matching
 // [broker.ErrCorrupt] naming the topic, partition and offset.
+//
+// A batch larger than 1 MiB is stored in chunks of 1 MiB, with a small stub
+// (its header, length and number of chunks) under its record key, all in
+// the same Pebble batch: Pebble copies a value several times over when it
+// flushes or compacts it, so a large value would cost several times its
+// size in memory at every flush, while chunks cost a few MiB whatever the
+// record's size. Fetch reassembles a chunked batch in one buffer, which
+// the records it returns share (as they share a whole batch's copy). Data
+// directories written before chunking, whose large batches are whole
+// values, read as before.
 //
 // Topics get a fresh, never reused id at creation. Deleting a topic deletes
 // the key ranges of its id (records, partition state and group offsets);

@@ -17,7 +17,6 @@ import (
 
 	"github.com/duality-streams/duality/broker"
 	"github.com/duality-streams/duality/internal/diskspace"
-	"github.com/duality-streams/duality/internal/logfmt"
 	"github.com/duality-streams/duality/internal/pebblelog"
 )
 
@@ -382,17 +381,26 @@ func (b *Broker) loadPartition(p *partition) error {
 		off, _ := recordKeyOffset(it.Key())
 		return fmt.Errorf("%w: batch at offset %d at or beyond the next offset %d", broker.ErrCorrupt, off, st.next)
 	}
+	if err := it.Error(); err != nil {
+		return wrapRead("check records", err)
+	}
+	if err := b.checkNoChunks(p, st.next); err != nil {
+		return err
+	}
 	if it.Last() {
 		v, err := it.ValueAndErr()
 		if err != nil {
 			return wrapRead("check records", err)
 		}
 		off, _ := recordKeyOffset(it.Key())
-		var r logfmt.Reader
-		if err := r.Reset(v); err != nil {
+		// Its CRC, reading a chunked batch chunk by chunk.
+		chunks := chunkReader{src: it}
+		defer chunks.close()
+		h, err := chunks.checkBatch(p, off, v)
+		if err != nil {
 			return fmt.Errorf("batch at offset %d: %w", off, err)
 		}
-		if h := r.Header(); h.BaseOffset != off || h.LastOffset() >= st.next {
+		if h.BaseOffset != off || h.LastOffset() >= st.next {
 			return fmt.Errorf("%w: batch at key offset %d covers [%d, %d], next offset %d", broker.ErrCorrupt, off, h.BaseOffset, h.LastOffset(), st.next)
 		}
 	}

@@ -1,7 +1,6 @@
 package embedded
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"math"
@@ -167,8 +166,9 @@ func (b *Broker) fetchOnce(reqs []broker.FetchRequest, opts broker.FetchOptions,
 	for _, s := range spans {
 		avail += s.next - s.offset
 	}
-	f := fetcher{it: it, maxRecords: opts.MaxRecords, maxBytes: opts.MaxBytes,
+	f := fetcher{it: it, chunks: chunkReader{src: it}, maxRecords: opts.MaxRecords, maxBytes: opts.MaxBytes,
 		out: make([]broker.Record, 0, min(avail, int64(opts.MaxRecords)))}
+	defer f.chunks.close()
 
 	// Fairness: a first pass gives every partition an equal share of the
 	// limits, so that one partition with a backlog does not starve the
@@ -239,6 +239,7 @@ func (b *Broker) fetchOnce(reqs []broker.FetchRequest, opts broker.FetchOptions,
 // fetcher accumulates fetched records within the limits.
 type fetcher struct {
 	it         *pebble.Iterator
+	chunks     chunkReader // of it
 	r          logfmt.Reader
 	out        []broker.Record
 	bytes      int
@@ -291,16 +292,20 @@ func (f *fetcher) read(p *partition, offset, next int64, capRecords, capBytes in
 			return 0, false, &broker.TopicError{Topic: p.t.name, Partition: p.num, Err: wrapRead("read records", err)}
 		}
 		keyOff, _ := recordKeyOffset(f.it.Key())
-		h, err := logfmt.ReadHeader(v)
+		h, _, err := batchInfo(v)
 		if err != nil {
 			return 0, false, batchError(p, keyOff, err)
 		}
 		if h.LastOffset() < offset {
 			continue
 		}
-		// One copy per batch: the records slice it, so they own their
-		// bytes without a copy per record.
-		if err := f.r.Reset(bytes.Clone(v)); err != nil {
+		// One copy per batch (or its chunks reassembled): the records
+		// slice it, so they own their bytes without a copy per record.
+		own, err := f.chunks.batch(p, keyOff, v)
+		if err != nil {
+			return 0, false, batchError(p, keyOff, err)
+		}
+		if err := f.r.Reset(own); err != nil {
 			return 0, false, batchError(p, keyOff, err)
 		}
 		if h.BaseOffset != keyOff {
@@ -370,6 +375,8 @@ func (b *Broker) OffsetForTime(ctx context.Context, topic string, partition int3
 		return 0, wrapRead("offset for time", err)
 	}
 	defer it.Close()
+	chunks := chunkReader{src: it}
+	defer chunks.close()
 	var r logfmt.Reader
 	var rec broker.Record
 	for valid := it.First(); valid; valid = it.Next() {
@@ -378,12 +385,15 @@ func (b *Broker) OffsetForTime(ctx context.Context, topic string, partition int3
 			return 0, &broker.TopicError{Topic: topic, Partition: partition, Err: wrapRead("read records", err)}
 		}
 		keyOff, _ := recordKeyOffset(it.Key())
-		h, err := logfmt.ReadHeader(v)
+		h, _, err := batchInfo(v)
 		if err != nil {
 			return 0, batchError(p, keyOff, err)
 		}
 		if h.MaxTimestamp < want {
 			continue
+		}
+		if v, err = chunks.view(p, keyOff, v); err != nil {
+			return 0, batchError(p, keyOff, err)
 		}
 		if err := r.Reset(v); err != nil {
 			return 0, batchError(p, keyOff, err)

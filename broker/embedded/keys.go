@@ -16,6 +16,7 @@ const (
 	prefixPartition = 'p' // p<topic id><partition>: partitionValue
 	prefixRecords   = 'r' // r<topic id><partition><base offset>: logfmt batch
 	prefixOffsets   = 'o' // o<topic id><partition><group>: next offset
+	prefixChunks    = 'c' // c<topic id><partition><base offset><index>: a chunk of a large batch (chunks.go)
 )
 
 var (

@@ -264,14 +264,18 @@ func (w *writer) ensureBatch(need int) {
 }
 
 // stagedSize bounds the bytes that staging records takes in a batch: the
-// records, their log format's overhead and the keys of their partitions'
-// batches and metadata.
+// records, their log format's overhead, the keys of their partitions'
+// batches and metadata, and those of the chunks of large batches.
 func stagedSize(records []broker.Record) int {
-	n := 1 << 10
+	n, total := 1<<10, 0
 	for i := range records {
-		n += broker.RecordSize(&records[i]) + 64 + 16*len(records[i].Headers)
+		size := broker.RecordSize(&records[i]) + 64 + 16*len(records[i].Headers)
+		n += size
+		total += size
 	}
-	return n
+	// Every chunked batch is over chunkSize: at most 2*total/chunkSize
+	// chunks in all.
+	return n + 2*(total/chunkSize)*chunkOverhead
 }
 
 // stageAppend validates op completely, then stages its records and offsets.
@@ -408,19 +412,27 @@ func (w *writer) stagePartition(p *partition, records []broker.Record, idx []int
 	}
 	// Encode straight into the Pebble batch: one copy of the records.
 	size := logfmt.BatchSize(base, w.recs)
-	w.key = recordKey(w.key[:0], p.t.id, p.num, base)
-	op := w.batch.SetDeferred(len(w.key), size)
-	copy(op.Key, w.key)
-	out, err := logfmt.AppendBatch(op.Value[:0], base, w.recs)
-	clear(w.recs) // drop references to the caller's slices
-	if err == nil && len(out) != size {
-		err = fmt.Errorf("embedded: internal error: batch encoded to %d bytes, expected %d", len(out), size)
-	}
-	if err != nil {
-		return &broker.TopicError{Topic: p.t.name, Partition: p.num, Err: err}
-	}
-	if err := op.Finish(); err != nil {
-		return err
+	if size > chunkSize {
+		err := w.stageChunked(p, base, size)
+		clear(w.recs) // drop references to the caller's slices
+		if err != nil {
+			return &broker.TopicError{Topic: p.t.name, Partition: p.num, Err: err}
+		}
+	} else {
+		w.key = recordKey(w.key[:0], p.t.id, p.num, base)
+		op := w.batch.SetDeferred(len(w.key), size)
+		copy(op.Key, w.key)
+		out, err := logfmt.AppendBatch(op.Value[:0], base, w.recs)
+		clear(w.recs) // drop references to the caller's slices
+		if err == nil && len(out) != size {
+			err = fmt.Errorf("embedded: internal error: batch encoded to %d bytes, expected %d", len(out), size)
+		}
+		if err != nil {
+			return &broker.TopicError{Topic: p.t.name, Partition: p.num, Err: err}
+		}
+		if err := op.Finish(); err != nil {
+			return err
+		}
 	}
 	st.next = base + int64(len(w.recs))
 	st.bytes += int64(size)
@@ -694,7 +706,7 @@ func (w *writer) deleteTopic(name string) error {
 	batch := w.b.db.NewBatch()
 	defer batch.Close()
 	_ = batch.Delete(topicKey(name), nil)
-	for _, prefix := range []byte{prefixPartition, prefixRecords, prefixOffsets} {
+	for _, prefix := range []byte{prefixPartition, prefixRecords, prefixChunks, prefixOffsets} {
 		start, end := topicSpan(prefix, t.id)
 		_ = batch.DeleteRange(start, end, nil)
 	}

@@ -338,3 +338,17 @@ func (p *taskProcessor) Flush(ctx context.Context) error {
 
 // Close runs the close hooks of the task's nodes.
 func (p *taskProcessor) Close() error { return p.task.close() }
+
+// MaxScratch is the capacity above which a step drops a scratch buffer it
+// reuses across records (Scratch) rather than keep it: one large record
+// must not leave its size allocated for the task's lifetime.
+const MaxScratch = 64 << 10
+
+// Scratch returns b for reuse by the next record, or nil if b grew beyond
+// MaxScratch.
+func Scratch(b []byte) []byte {
+	if cap(b) > MaxScratch {
+		return nil
+	}
+	return b
+}

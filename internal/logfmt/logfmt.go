@@ -358,3 +358,160 @@ func Decode(dst []broker.Record, b []byte) ([]broker.Record, Header, error) {
 		}
 	}
 }
+
+// WriteBatch encodes recs as one batch at baseOffset, the same bytes as
+// AppendBatch, without holding the batch in one buffer: it writes the
+// bytes after the header into pieces that next provides, and returns the
+// header, which it can compute only at the end (its CRC covers them). next
+// returns the space for the following piece, which WriteBatch fills
+// completely before calling next again (except the last, which ends where
+// the batch does); its error ends the encoding. The records' requirements
+// are AppendBatch's; size is BatchSize(baseOffset, recs).
+//
+// broker/embedded uses it to store a large batch in chunks, copying each
+// record's bytes once, straight into the chunks.
+func WriteBatch(baseOffset int64, recs []broker.Record, next func() ([]byte, error)) (header [HeaderLen]byte, size int, err error) {
+	if len(recs) == 0 {
+		return header, 0, errors.New("logfmt: empty batch")
+	}
+	first := recs[0].Timestamp.UnixMilli()
+	maxTS := first
+	prev := baseOffset - 1
+	for i := range recs {
+		r := &recs[i]
+		if r.Offset <= prev {
+			return header, 0, fmt.Errorf("logfmt: record offsets not increasing: %d after %d", r.Offset, prev)
+		}
+		prev = r.Offset
+		if r.Offset-baseOffset > math.MaxUint32 {
+			return header, 0, errTooLarge
+		}
+		maxTS = max(maxTS, r.Timestamp.UnixMilli())
+	}
+	if uint64(len(recs)) > math.MaxUint32 {
+		return header, 0, errTooLarge
+	}
+	h := header[:]
+	h[offVersion] = Version
+	binary.BigEndian.PutUint64(h[offBase:], uint64(baseOffset))
+	binary.BigEndian.PutUint32(h[offLastDelta:], uint32(prev-baseOffset))
+	binary.BigEndian.PutUint32(h[offCount:], uint32(len(recs)))
+	binary.BigEndian.PutUint64(h[offFirstTS:], uint64(first))
+	binary.BigEndian.PutUint64(h[offMaxTS:], uint64(maxTS))
+	w := pieceWriter{next: next, crc: crc32.Update(0, castagnoli, h[offBase:]), n: HeaderLen,
+		buf: make([]byte, 0, pieceBuffer+pieceDirect)}
+	// Small fields gather in w.buf; large byte strings go straight to the
+	// pieces.
+	writeBytes := func(b []byte) {
+		if len(b) < pieceDirect {
+			w.buf = appendBytes(w.buf, b)
+			return
+		}
+		w.buf = binary.AppendVarint(w.buf, int64(len(b)))
+		w.flush()
+		w.write(b)
+	}
+	for i := range recs {
+		r := &recs[i]
+		w.buf = binary.AppendUvarint(w.buf, uint64(r.Offset-baseOffset))
+		w.buf = binary.AppendVarint(w.buf, r.Timestamp.UnixMilli()-first)
+		writeBytes(r.Key)
+		writeBytes(r.Value)
+		w.buf = binary.AppendUvarint(w.buf, uint64(len(r.Headers)))
+		for _, hd := range r.Headers {
+			w.buf = binary.AppendUvarint(w.buf, uint64(len(hd.Key)))
+			if len(hd.Key) < pieceDirect {
+				w.buf = append(w.buf, hd.Key...)
+			} else {
+				w.flush()
+				w.write([]byte(hd.Key))
+			}
+			writeBytes(hd.Value)
+		}
+		if len(w.buf) >= pieceBuffer {
+			w.flush()
+		}
+		if w.err != nil {
+			return header, 0, w.err
+		}
+	}
+	if w.flush(); w.err != nil {
+		return header, 0, w.err
+	}
+	binary.BigEndian.PutUint32(h[offCRC:], w.crc)
+	return header, w.n, nil
+}
+
+// pieceWriter's buffering: fields shorter than pieceDirect gather in its
+// buffer until it holds pieceBuffer bytes.
+const (
+	pieceBuffer = 32 << 10
+	pieceDirect = 4 << 10
+)
+
+// pieceWriter writes bytes into the pieces its next function provides,
+// keeping their CRC and count.
+type pieceWriter struct {
+	next func() ([]byte, error)
+	buf  []byte // gathered, not written yet
+	cur  []byte // space left in the current piece
+	crc  uint32
+	n    int
+	err  error
+}
+
+func (w *pieceWriter) flush() {
+	w.write(w.buf)
+	w.buf = w.buf[:0]
+}
+
+func (w *pieceWriter) write(b []byte) {
+	w.crc = crc32.Update(w.crc, castagnoli, b)
+	w.n += len(b)
+	for len(b) > 0 && w.err == nil {
+		if len(w.cur) == 0 {
+			if w.cur, w.err = w.next(); w.err == nil && len(w.cur) == 0 {
+				w.err = errors.New("logfmt: no space for the rest of the batch")
+			}
+			continue
+		}
+		c := copy(w.cur, b)
+		w.cur, b = w.cur[c:], b[c:]
+	}
+}
+
+// Checksum checks the CRC of a batch read in pieces, without holding it in
+// one buffer: start it with the batch's header, add the bytes after the
+// header in order, then Check.
+type Checksum struct {
+	h   Header
+	crc uint32
+	hdr [HeaderLen]byte
+}
+
+// NewChecksum starts the check of the batch whose header is hdr. Errors
+// match broker.ErrCorrupt (see ReadHeader).
+func NewChecksum(hdr []byte) (*Checksum, error) {
+	h, err := ReadHeader(hdr)
+	if err != nil {
+		return nil, err
+	}
+	c := &Checksum{h: h, crc: crc32.Update(0, castagnoli, hdr[offBase:HeaderLen])}
+	copy(c.hdr[:], hdr)
+	return c, nil
+}
+
+// Add adds the next bytes of the batch.
+func (c *Checksum) Add(b []byte) { c.crc = crc32.Update(c.crc, castagnoli, b) }
+
+// Check returns an error matching broker.ErrCorrupt unless the bytes
+// added match the header's CRC.
+func (c *Checksum) Check() error {
+	if want := binary.BigEndian.Uint32(c.hdr[offCRC:]); want != c.crc {
+		return corruptf("checksum mismatch at base offset %d: stored %08x, computed %08x", c.h.BaseOffset, want, c.crc)
+	}
+	return nil
+}
+
+// Header returns the batch's header.
+func (c *Checksum) Header() Header { return c.h }

@@ -3,6 +3,7 @@ package logfmt
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"hash/crc32"
 	"testing"
 	"time"
@@ -145,4 +146,57 @@ func FuzzDecodeBatch(f *testing.F) {
 			check(t, fixed)
 		}
 	})
+}
+
+// TestWriteBatch checks that WriteBatch writes AppendBatch's bytes, in
+// pieces of any size, and that next's error ends it.
+func TestWriteBatch(t *testing.T) {
+	recs := sampleRecords()
+	recs = append(recs, broker.Record{Key: []byte("big"), Value: bytes.Repeat([]byte("0123456789"), 1000),
+		Timestamp: recs[0].Timestamp, Offset: 20})
+	want, err := AppendBatch(nil, 10, recs)
+	require.NoError(t, err)
+	for _, piece := range []int{1, 2, 7, 64, 4096, len(want)} {
+		var pieces [][]byte
+		h, n, err := WriteBatch(10, recs, func() ([]byte, error) {
+			pieces = append(pieces, make([]byte, piece))
+			return pieces[len(pieces)-1], nil
+		})
+		require.NoError(t, err, "piece %d", piece)
+		require.Equal(t, len(want), n)
+		got := append([]byte(nil), h[:]...)
+		for i, p := range pieces {
+			if i < len(pieces)-1 {
+				require.Len(t, p, piece) // filled completely
+			}
+			got = append(got, p...)
+		}
+		require.Equal(t, want, got[:n], "piece %d", piece)
+
+		// Checksum checks the same pieces without joining them.
+		sum, err := NewChecksum(h[:])
+		require.NoError(t, err)
+		for i, p := range pieces {
+			if i == len(pieces)-1 {
+				p = p[:n-HeaderLen-i*piece]
+			}
+			sum.Add(p)
+		}
+		require.NoError(t, sum.Check(), "piece %d", piece)
+		require.Equal(t, uint32(len(recs)), sum.Header().Count)
+		sum, err = NewChecksum(h[:])
+		require.NoError(t, err)
+		sum.Add(want[HeaderLen : n-1])
+		require.ErrorIs(t, sum.Check(), broker.ErrCorrupt, "a byte short")
+		last := n - HeaderLen - (len(pieces)-1)*piece // bytes in the last piece
+		require.True(t, last > 0 && last <= piece, "piece %d: asked for a piece it did not need", piece)
+	}
+
+	stop := errors.New("stop")
+	_, _, err = WriteBatch(10, recs, func() ([]byte, error) { return nil, stop })
+	require.ErrorIs(t, err, stop)
+	_, _, err = WriteBatch(10, nil, func() ([]byte, error) { return make([]byte, 8), nil })
+	require.Error(t, err)
+	_, _, err = WriteBatch(10, []broker.Record{{Offset: 11}, {Offset: 11}}, func() ([]byte, error) { return make([]byte, 8), nil })
+	require.Error(t, err)
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	goruntime "runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -33,6 +34,11 @@ func (w *worker) maybeCommit(ctx context.Context) (fenced bool, err error) {
 	}
 	return false, nil
 }
+
+// collectBytes is the size of a record (key and value) from which the
+// worker collects garbage before its next commit (see commit): a full
+// collection costs little next to processing and storing that many bytes.
+const collectBytes = 32 << 20
 
 // commit flushes the tasks and commits their buffered output and input
 // offsets in generation gen, in the background unless wait is set: the
@@ -73,6 +79,15 @@ func (w *worker) commit(ctx context.Context, gen int64, keep map[broker.TopicPar
 	if !w.dirty() {
 		w.last = time.Now()
 		return false, nil
+	}
+	if w.collect {
+		// The large records processed since the last commit are
+		// garbage now, and the Go collector would run only once the
+		// heap doubled: at least one more copy of each in memory while
+		// the broker copies the output. Collecting now lets the
+		// commit's buffers reuse their memory.
+		w.collect = false
+		goruntime.GC()
 	}
 	offsets := make(map[broker.TopicPartition]int64, len(w.parts))
 	out := w.out

@@ -792,11 +792,13 @@ func (s *taskStore) writeSent() error {
 		return nil
 	}
 	s.batch.Reset()
+	defer s.batch.Reset() // drop its references to the values (PutShared)
 	add := func(k string, p pending) {
 		if p.del {
 			s.batch.Delete([]byte(k))
 		} else {
-			s.batch.Put([]byte(k), p.value)
+			// p.value is never changed (Put copies into it): no copy.
+			s.batch.PutShared([]byte(k), p.value)
 		}
 	}
 	delRange := func(r *keyRange) {

@@ -90,6 +90,10 @@ type worker struct {
 	// mail carries the controller's end advance in a bounded run.
 	mail mailbox
 
+	// collect says the worker processed a record of collectBytes or more
+	// since its last commit (see commit).
+	collect bool
+
 	// topics are the partition counts of the topics known to exist, for
 	// checking sent records; last is the most recent lookup.
 	topics    map[string]int32
@@ -603,6 +607,9 @@ func (w *worker) processHead(ctx context.Context, t *task, ps *partState) (fence
 	t.rec = rec
 	perr := t.proc.Process(ctx, rec)
 	t.rec = nil
+	if len(rec.Key)+len(rec.Value) >= collectBytes {
+		w.collect = true
+	}
 	if pe := t.itemFailure(); pe != nil {
 		return false, pe
 	}

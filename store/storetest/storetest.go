@@ -191,6 +191,11 @@ func testBatchSemantics(t *testing.T, cfg Config) {
 		{"put-delete", func(b *store.Batch) { b.Put([]byte("a"), []byte("1")); b.Delete([]byte("a")) }, nil},
 		{"delete-put", func(b *store.Batch) { b.Delete([]byte("a")); b.Put([]byte("a"), []byte("1")) }, []kv{{"a", "1"}}},
 		{"put-put", func(b *store.Batch) { b.Put([]byte("a"), []byte("1")); b.Put([]byte("a"), []byte("2")) }, []kv{{"a", "2"}}},
+		{"shared", func(b *store.Batch) {
+			b.PutShared([]byte("a"), []byte("shared"))
+			b.Put([]byte("b"), []byte("copied"))
+			b.PutShared([]byte("c"), nil) // an empty value, not a deletion
+		}, []kv{{"a", "shared"}, {"b", "copied"}, {"c", ""}}},
 		{"put-deleterange-put", func(b *store.Batch) {
 			b.Put([]byte("a"), []byte("1"))
 			b.Put([]byte("b"), []byte("1"))
