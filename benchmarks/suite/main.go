@@ -14,6 +14,9 @@
 //     version, load average before and after each program), and per
 //     program its arguments, its duration and its lines as objects of
 //     their fields;
+//   - results.md: the tables of benchmarks/README.md's results: the
+//     machine, Nexmark per query beside its ceiling and Flink's published
+//     per-core figures, the goka side-by-side and its ratios;
 //   - throughput.svg: a plot of throughput per workload and system:
 //     records/s of each goka side-by-side workload per system, and events/s
 //     per core of each Nexmark query beside its plain-Go ceiling and
@@ -27,6 +30,7 @@
 //	go run . -quick     # under a minute on a 2-core machine: small inputs, one round, no warm-up
 //	go run . -suites nexmark,goka,tables,windows -out /tmp/bench
 //	go run . -args 'nexmark:-events 200000' -args goka:-quick   # other arguments for a program
+//	go run . -render ../results   # write results.txt, results.md and the plot again from results.json
 //
 // The quick run's figures show that everything works and roughly where
 // things stand; its inputs are too small for the ratios to be quoted
@@ -60,6 +64,7 @@ var (
 	suites = flag.String("suites", "nexmark,goka", "comma-separated programs of benchmarks/ to run: "+strings.Join(suiteNames(), ", "))
 	// argsOf are the arguments -args gives programs, by program.
 	argsOf = map[string][]string{}
+	render = flag.String("render", "", "run nothing: read results.json in this directory and write its results.txt, results.md and throughput.svg again")
 )
 
 func init() {
@@ -115,6 +120,17 @@ func main() {
 }
 
 func run(ctx context.Context) error {
+	if *render != "" {
+		b, err := os.ReadFile(filepath.Join(*render, "results.json"))
+		if err != nil {
+			return err
+		}
+		var res Results
+		if err := json.Unmarshal(b, &res); err != nil {
+			return fmt.Errorf("%s: %w", filepath.Join(*render, "results.json"), err)
+		}
+		return writeResults(*render, res)
+	}
 	start := time.Now()
 	if err := checkRoot(*root); err != nil {
 		return err
@@ -335,8 +351,8 @@ func loadAvg() string {
 	return strings.Join(f[:3], " ")
 }
 
-// writeResults writes results.txt, results.json and throughput.svg into
-// dir.
+// writeResults writes results.txt, results.json, results.md and
+// throughput.svg into dir.
 func writeResults(dir string, res Results) error {
 	var txt strings.Builder
 	fmt.Fprintf(&txt, "# %s\n", res.Machine)
@@ -359,6 +375,9 @@ func writeResults(dir string, res Results) error {
 		return err
 	}
 	if err := os.WriteFile(filepath.Join(dir, "results.json"), append(j, '\n'), 0o644); err != nil {
+		return err
+	}
+	if err := writeMarkdown(filepath.Join(dir, "results.md"), res); err != nil {
 		return err
 	}
 	return writePlot(filepath.Join(dir, "throughput.svg"), res)

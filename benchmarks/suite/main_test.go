@@ -134,6 +134,40 @@ func TestWriteResults(t *testing.T) {
 		t.Errorf("results.txt holds the single rounds' run lines:\n%s", txt)
 	}
 
+	md, err := os.ReadFile(filepath.Join(dir, "results.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"| Test CPU | 2 |",
+		"| q0 | 91k | 347k | 400k | 0.87 | 379k | 155k | 450k | 0.76 (0.77), target 0.7 met: yes | 79 MiB | 27600 |",
+		"| q5 | failed: exit status 1: late records |",
+		"| q11 | 1.3k | 15k |  |  |  |  |  |  | 80 MiB | 700 |",
+		"| W1 | duality-kafka-alo | 20000 | 30k | 0.40 | 20.00 | 90 MiB | `0774a23486018479/13333` | 3.2 |",
+		"| W1 | duality-embedded/plain-embedded | 0.76 | plain-embedded/duality-embedded | 0.50 | 0.7 | yes |",
+	} {
+		if !strings.Contains(string(md), want) {
+			t.Errorf("results.md lacks %q:\n%s", want, md)
+		}
+	}
+
+	// -render writes the same files again from results.json alone.
+	for _, f := range []string{"results.txt", "results.md", "throughput.svg"} {
+		if err := os.Remove(filepath.Join(dir, f)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := writeResults(dir, back); err != nil {
+		t.Fatal(err)
+	}
+	md2, err := os.ReadFile(filepath.Join(dir, "results.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(md2) != string(md) {
+		t.Errorf("results.md from results.json differs:\n%s\nwant\n%s", md2, md)
+	}
+
 	svg, err := os.ReadFile(filepath.Join(dir, "throughput.svg"))
 	if err != nil {
 		t.Fatal(err)

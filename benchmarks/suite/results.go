@@ -34,7 +34,7 @@ type Line struct {
 	Kind   string            `json:"kind"` // result or ratio
 	Fields map[string]string `json:"fields"`
 	// Keys are the fields' keys in the line's order.
-	Keys []string `json:"-"`
+	Keys []string `json:"keys"`
 	Text string   `json:"text"`
 }
 
