@@ -19,7 +19,9 @@
 // over the event records it fetches from the same embedded broker, with
 // no DSL and no runtime (queries.RunPlain), its output checked against
 // the same reference. It prints a result line with system=plain and the
-// ratio of the query to it (issue 12's target: at least 0.7):
+// ratio of the query to it (issue 12's target: at least 0.7). With
+// -rounds n, each query and its ceiling run n times, interleaved, and
+// the lines give the runs with the median events/s:
 //
 //	result query=q0 system=plain events=1000000 ev_per_s=... ev_per_s_per_core=... rss_mb=... outputs=... check=ok
 //	ratio query=q0 duality/plain=... per_core_duality/plain=... target=0.7 met=yes
@@ -41,6 +43,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -74,6 +77,7 @@ var (
 	cpuProfile = flag.String("cpuprofile", "", "write a CPU profile of each query's run to this file with the query's name appended")
 
 	noPlain = flag.Bool("noplain", false, "do not run the plain-Go ceilings of q0, q1 and q2")
+	rounds  = flag.Int("rounds", 1, "runs of each query (and of its ceiling, interleaved with it); result lines give the run with the median events/s")
 
 	child      = flag.String("child", "", "internal: run this one query and print its result as JSON")
 	childPlain = flag.Bool("plain", false, "internal: the child runs the query's plain-Go ceiling")
@@ -116,8 +120,8 @@ type result struct {
 }
 
 func run(ctx context.Context) error {
-	if *events < 1 || *partitions < 1 || *workers < 0 {
-		return errors.New("invalid flags: -events and -partitions must be at least 1, -workers at least 0")
+	if *events < 1 || *partitions < 1 || *workers < 0 || *rounds < 1 {
+		return errors.New("invalid flags: -events, -partitions and -rounds must be at least 1, -workers at least 0")
 	}
 	var names []string
 	if *queryList == "" {
@@ -154,35 +158,48 @@ func run(ctx context.Context) error {
 		*events, *seed, *rate, *partitions, *grace, runtime.GOMAXPROCS(0), runtime.NumCPU(), loadAvg())
 	var failed []string
 	for _, name := range names {
-		r, err := runCase(ctx, name, false)
-		if err != nil {
-			fmt.Fprintf(os.Stderr, "%s: %v\n", name, err)
-			fmt.Printf("result query=%s system=duality error=%q\n", name, firstLine(err.Error()))
-			failed = append(failed, name)
-			if ctx.Err() != nil {
-				break
+		// Rounds of the query and of its ceiling, interleaved: query,
+		// ceiling, query, ceiling, ...
+		systems := []bool{false}
+		if q, _ := queries.ByName(name); q.Plain != nil && !*noPlain {
+			systems = append(systems, true)
+		}
+		runs := make([][]result, len(systems))
+	rounds:
+		for range *rounds {
+			for i, plain := range systems {
+				r, err := runCase(ctx, name, plain)
+				if err != nil {
+					sys := "duality"
+					if plain {
+						sys = "plain"
+					}
+					fmt.Fprintf(os.Stderr, "%s (%s): %v\n", name, sys, err)
+					fmt.Printf("result query=%s system=%s error=%q\n", name, sys, firstLine(err.Error()))
+					failed = append(failed, name+" ("+sys+")")
+					runs = nil
+					break rounds
+				}
+				runs[i] = append(runs[i], r)
 			}
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		if runs == nil {
 			continue
 		}
-		line := resultLine(name, "duality", r)
+		r := medianRate(runs[0])
+		line := resultLine(name, "duality", r, len(runs[0]))
 		if t, ok := targets[name]; ok {
 			line += fmt.Sprintf(" target_per_core=%.0f of_target=%.2f", t, r.perCore()/t)
 		}
 		fmt.Println(line)
-		if q, _ := queries.ByName(name); q.Plain == nil || *noPlain {
+		if len(runs) < 2 {
 			continue
 		}
-		p, err := runCase(ctx, name, true)
-		if err != nil {
-			fmt.Fprintf(os.Stderr, "%s (plain): %v\n", name, err)
-			fmt.Printf("result query=%s system=plain error=%q\n", name, firstLine(err.Error()))
-			failed = append(failed, name+" (plain)")
-			if ctx.Err() != nil {
-				break
-			}
-			continue
-		}
-		fmt.Println(resultLine(name, "plain", p))
+		p := medianRate(runs[1])
+		fmt.Println(resultLine(name, "plain", p, len(runs[1])))
 		ratio := r.rate() / p.rate()
 		met := "yes"
 		if ratio < ceilingTarget {
@@ -201,9 +218,22 @@ func run(ctx context.Context) error {
 func (r result) rate() float64    { return float64(r.Events) / r.Wall.Seconds() }
 func (r result) perCore() float64 { return float64(r.Events) / r.CPU.Seconds() }
 
-func resultLine(query, system string, r result) string {
-	return fmt.Sprintf("result query=%s system=%s events=%d ev_per_s=%.0f ev_per_s_per_core=%.0f rss_mb=%.0f outputs=%d check=ok",
+// resultLine is the result line of the median run r of n runs of a
+// query on a system; ev_per_s_per_core is r's own, not a median.
+func resultLine(query, system string, r result, n int) string {
+	line := fmt.Sprintf("result query=%s system=%s events=%d ev_per_s=%.0f ev_per_s_per_core=%.0f rss_mb=%.0f outputs=%d check=ok",
 		query, system, r.Events, r.rate(), r.perCore(), float64(r.HWM)/(1<<20), r.Outputs)
+	if n > 1 {
+		line += fmt.Sprintf(" runs=%d", n)
+	}
+	return line
+}
+
+// medianRate returns the run of rs with the median events/s.
+func medianRate(rs []result) result {
+	s := slices.Clone(rs)
+	slices.SortFunc(s, func(a, b result) int { return cmp.Compare(a.rate(), b.rate()) })
+	return s[len(s)/2]
 }
 
 func firstLine(s string) string {
