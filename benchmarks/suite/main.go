@@ -129,6 +129,15 @@ func run(ctx context.Context) error {
 		if err := json.Unmarshal(b, &res); err != nil {
 			return fmt.Errorf("%s: %w", filepath.Join(*render, "results.json"), err)
 		}
+		// Each line's text is what the program printed: parse it again
+		// (results.json of older runs lacks the keys' order).
+		for i := range res.Suites {
+			for j, l := range res.Suites[i].Lines {
+				if p, ok := ParseLine(l.Text); ok {
+					res.Suites[i].Lines[j] = p
+				}
+			}
+		}
 		return writeResults(*render, res)
 	}
 	start := time.Now()

@@ -20,14 +20,18 @@ func writeMarkdown(path string, res Results) error {
 	m := res.Machine
 	fmt.Fprintf(&b, "| CPU | cores | memory | OS | Go | commit | run | load average (1, 5, 15 min) before | after |\n")
 	fmt.Fprintf(&b, "|---|--:|--:|---|---|---|---|---|---|\n")
-	kind := "full"
+	kind := ""
 	if res.Quick {
-		kind = "quick"
+		kind = ", quick"
 	}
-	fmt.Fprintf(&b, "| %s | %d | %d MiB | %s | %s | %s | %s, %s, %.0f s | %s | %s |\n\n",
+	fmt.Fprintf(&b, "| %s | %d | %d MiB | %s | %s | %s | %s%s, %.0f s | %s | %s |\n\n",
 		m.CPU, m.Cores, m.MemoryMB, m.OS, m.Go, m.Commit, res.Started.Format(time.DateTime+" MST"), kind, res.Seconds, m.LoadStart, m.LoadEnd)
 	for _, s := range res.Suites {
-		fmt.Fprintf(&b, "`%s %s`: %.0f s, load average %s before, %s after.\n\n", s.Name, strings.Join(s.Args, " "), s.Seconds, s.LoadStart, s.LoadEnd)
+		cmd := "`" + strings.Join(append([]string{s.Name}, s.Args...), " ") + "`"
+		if len(s.Args) == 0 {
+			cmd += " (its defaults)"
+		}
+		fmt.Fprintf(&b, "%s: %.0f s, load average %s before, %s after.\n\n", cmd, s.Seconds, s.LoadStart, s.LoadEnd)
 		switch s.Name {
 		case "nexmark":
 			nexmarkTable(&b, s)

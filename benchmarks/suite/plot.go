@@ -148,6 +148,15 @@ func (p *panel) plot() (*plot.Plot, error) {
 	pl.Title.TextStyle.Font.Size = 10
 	pl.Y.Label.Text = p.yLabel
 	pl.Y.Min = 0
+	pl.Y.Tick.Marker = plot.TickerFunc(func(lo, hi float64) []plot.Tick {
+		ticks := plot.DefaultTicks{}.Ticks(lo, hi)
+		for i := range ticks {
+			if ticks[i].Label != "" {
+				ticks[i].Label = short(ticks[i].Value)
+			}
+		}
+		return ticks
+	})
 	pl.NominalX(p.groups...)
 	pl.Add(plotter.NewGrid())
 	// Bars share the width of a group (0.8 of it); the plot area is
@@ -197,7 +206,7 @@ func (p *panel) plot() (*plot.Plot, error) {
 	return pl, nil
 }
 
-// short formats v as the results tables do: 146k, 1.2M, 950.
+// short formats v as the results tables do: 146k, 1.2M, 950, 0.
 func short(v float64) string {
 	switch {
 	case v >= 10e6:
@@ -205,7 +214,7 @@ func short(v float64) string {
 	case v >= 1e6:
 		return fmt.Sprintf("%.1fM", v/1e6)
 	case v >= 10e3:
-		return fmt.Sprintf("%.0fk", v/1e3)
+		return fmt.Sprintf("%.3gk", v/1e3)
 	case v >= 1e3:
 		return fmt.Sprintf("%.1fk", v/1e3)
 	}
