@@ -56,7 +56,9 @@ func dualityTopology(w string) (*stream.Topology, table.Table[window.Windowed[st
 	return topo, windowed, err
 }
 
-// runDuality runs workload w on Duality over c (input written), from New
+// runDuality runs workload w on Duality over c (input written), with the
+// processing guarantee guarantee ("": exactly-once, the default; "alo":
+// at-least-once), from New
 // until the work is done: every input offset committed (with the output
 // and changelog records of the input, which the runtime commits with
 // them), or for W3 every changelog partition restored. It returns the
@@ -65,7 +67,7 @@ func dualityTopology(w string) (*stream.Topology, table.Table[window.Windowed[st
 // through duality.Query (W3: the restored table) or, once the app
 // stopped, duality.QueryWindows (W5: every window's count, see
 // windowChecksum).
-func runDuality(ctx context.Context, c *cluster, w string, s sizes, dir string) (measured, checksum, error) {
+func runDuality(ctx context.Context, c *cluster, w string, s sizes, dir, guarantee string) (measured, checksum, error) {
 	topo, _, err := dualityTopology(w)
 	if err != nil {
 		return measured{}, checksum{}, err
@@ -76,6 +78,13 @@ func runDuality(ctx context.Context, c *cluster, w string, s sizes, dir string) 
 	var opts []duality.Option
 	if stateKind == "disk" { // else the runtime's in-memory stores
 		opts = append(opts, duality.StateDir(filepath.Join(dir, "state")))
+	}
+	switch guarantee {
+	case "": // exactly-once, the default
+	case "alo":
+		opts = append(opts, duality.ProcessingGuarantee(duality.AtLeastOnce))
+	default:
+		return measured{}, checksum{}, fmt.Errorf("unknown guarantee %q: want alo or none (exactly-once)", guarantee)
 	}
 	if w == W3 {
 		opts = append(opts, duality.OnRestore(func(p duality.RestoreProgress) {

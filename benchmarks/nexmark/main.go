@@ -3,7 +3,7 @@
 // Pebble), checks each query's final output against a plain-Go reference
 // computed from the same events, and prints per query:
 //
-//	result query=q5 events=1000000 ev_per_s=... ev_per_s_per_core=... rss_mb=... outputs=... check=ok
+//	result query=q5 system=duality events=1000000 ev_per_s=... ev_per_s_per_core=... rss_mb=... outputs=... check=ok
 //
 // ev_per_s is the events divided by the wall-clock time of RunToEnd (from
 // its start to its return: startup, processing every stage, the end of the
@@ -13,6 +13,18 @@
 // number of records in the query's output topic. Generating and producing
 // the input is not timed. Every query runs in a child process (this program
 // re-executed), so that its peak RSS and CPU time are its own.
+//
+// The stateless queries q0, q1 and q2 also run their ceiling, in a child
+// process right after the query's: a plain-Go loop doing the same work
+// over the event records it fetches from the same embedded broker, with
+// no DSL and no runtime (queries.RunPlain), its output checked against
+// the same reference. It prints a result line with system=plain and the
+// ratio of the query to it (issue 12's target: at least 0.7). With
+// -rounds n, each query and its ceiling run n times, interleaved, and
+// the lines give the runs with the median events/s:
+//
+//	result query=q0 system=plain events=1000000 ev_per_s=... ev_per_s_per_core=... rss_mb=... outputs=... check=ok
+//	ratio query=q0 duality/plain=... per_core_duality/plain=... target=0.7 met=yes
 //
 //	go run ./benchmarks/nexmark                         # every query, 1M events
 //	go run ./benchmarks/nexmark -events 200000 -queries q0,q5
@@ -31,6 +43,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -63,11 +76,19 @@ var (
 	grace      = flag.Duration("grace", 0, "grace of the windows and joins, in event time (default: the input's event-time span plus 10s, so that no record is late)")
 	cpuProfile = flag.String("cpuprofile", "", "write a CPU profile of each query's run to this file with the query's name appended")
 
-	child = flag.String("child", "", "internal: run this one query and print its result as JSON")
+	noPlain = flag.Bool("noplain", false, "do not run the plain-Go ceilings of q0, q1 and q2")
+	rounds  = flag.Int("rounds", 1, "runs of each query (and of its ceiling, interleaved with it); result lines give the run with the median events/s")
+
+	child      = flag.String("child", "", "internal: run this one query and print its result as JSON")
+	childPlain = flag.Bool("plain", false, "internal: the child runs the query's plain-Go ceiling")
 )
 
 // targets are the per-core targets of issue 12, in events/s per core.
 var targets = map[string]float64{"q0": 400e3, "q1": 400e3, "q2": 400e3, "q5": 75e3, "q7": 25e3, "q8": 160e3}
+
+// ceilingTarget is issue 12's target for stateless work: the DSL
+// pipeline at least this fraction of its plain-Go ceiling's events/s.
+const ceilingTarget = 0.7
 
 func main() {
 	flag.Parse()
@@ -99,8 +120,8 @@ type result struct {
 }
 
 func run(ctx context.Context) error {
-	if *events < 1 || *partitions < 1 || *workers < 0 {
-		return errors.New("invalid flags: -events and -partitions must be at least 1, -workers at least 0")
+	if *events < 1 || *partitions < 1 || *workers < 0 || *rounds < 1 {
+		return errors.New("invalid flags: -events, -partitions and -rounds must be at least 1, -workers at least 0")
 	}
 	var names []string
 	if *queryList == "" {
@@ -137,23 +158,55 @@ func run(ctx context.Context) error {
 		*events, *seed, *rate, *partitions, *grace, runtime.GOMAXPROCS(0), runtime.NumCPU(), loadAvg())
 	var failed []string
 	for _, name := range names {
-		r, err := runCase(ctx, name)
-		if err != nil {
-			fmt.Fprintf(os.Stderr, "%s: %v\n", name, err)
-			fmt.Printf("result query=%s error=%q\n", name, firstLine(err.Error()))
-			failed = append(failed, name)
-			if ctx.Err() != nil {
-				break
+		// Rounds of the query and of its ceiling, interleaved: query,
+		// ceiling, query, ceiling, ...
+		systems := []bool{false}
+		if q, _ := queries.ByName(name); q.Plain != nil && !*noPlain {
+			systems = append(systems, true)
+		}
+		runs := make([][]result, len(systems))
+	rounds:
+		for range *rounds {
+			for i, plain := range systems {
+				r, err := runCase(ctx, name, plain)
+				if err != nil {
+					sys := "duality"
+					if plain {
+						sys = "plain"
+					}
+					fmt.Fprintf(os.Stderr, "%s (%s): %v\n", name, sys, err)
+					fmt.Printf("result query=%s system=%s error=%q\n", name, sys, firstLine(err.Error()))
+					failed = append(failed, name+" ("+sys+")")
+					runs = nil
+					break rounds
+				}
+				runs[i] = append(runs[i], r)
 			}
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		if runs == nil {
 			continue
 		}
-		perCore := float64(r.Events) / r.CPU.Seconds()
-		line := fmt.Sprintf("result query=%s events=%d ev_per_s=%.0f ev_per_s_per_core=%.0f rss_mb=%.0f outputs=%d check=ok",
-			name, r.Events, float64(r.Events)/r.Wall.Seconds(), perCore, float64(r.HWM)/(1<<20), r.Outputs)
+		r := medianRate(runs[0])
+		line := resultLine(name, "duality", r, len(runs[0]))
 		if t, ok := targets[name]; ok {
-			line += fmt.Sprintf(" target_per_core=%.0f of_target=%.2f", t, perCore/t)
+			line += fmt.Sprintf(" target_per_core=%.0f of_target=%.2f", t, r.perCore()/t)
 		}
 		fmt.Println(line)
+		if len(runs) < 2 {
+			continue
+		}
+		p := medianRate(runs[1])
+		fmt.Println(resultLine(name, "plain", p, len(runs[1])))
+		ratio := r.rate() / p.rate()
+		met := "yes"
+		if ratio < ceilingTarget {
+			met = "no"
+		}
+		fmt.Printf("ratio query=%s duality/plain=%.2f per_core_duality/plain=%.2f target=%g met=%s\n",
+			name, ratio, r.perCore()/p.perCore(), ceilingTarget, met)
 	}
 	fmt.Printf("load average at the end: %s\n", loadAvg())
 	if len(failed) > 0 {
@@ -162,12 +215,34 @@ func run(ctx context.Context) error {
 	return nil
 }
 
+func (r result) rate() float64    { return float64(r.Events) / r.Wall.Seconds() }
+func (r result) perCore() float64 { return float64(r.Events) / r.CPU.Seconds() }
+
+// resultLine is the result line of the median run r of n runs of a
+// query on a system; ev_per_s_per_core is r's own, not a median.
+func resultLine(query, system string, r result, n int) string {
+	line := fmt.Sprintf("result query=%s system=%s events=%d ev_per_s=%.0f ev_per_s_per_core=%.0f rss_mb=%.0f outputs=%d check=ok",
+		query, system, r.Events, r.rate(), r.perCore(), float64(r.HWM)/(1<<20), r.Outputs)
+	if n > 1 {
+		line += fmt.Sprintf(" runs=%d", n)
+	}
+	return line
+}
+
+// medianRate returns the run of rs with the median events/s.
+func medianRate(rs []result) result {
+	s := slices.Clone(rs)
+	slices.SortFunc(s, func(a, b result) int { return cmp.Compare(a.rate(), b.rate()) })
+	return s[len(s)/2]
+}
+
 func firstLine(s string) string {
 	l, _, _ := strings.Cut(s, "\n")
 	return l
 }
 
-func runCase(ctx context.Context, name string) (result, error) {
+// runCase runs query name, or its plain-Go ceiling, in a child process.
+func runCase(ctx context.Context, name string, plain bool) (result, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return result{}, err
@@ -175,9 +250,13 @@ func runCase(ctx context.Context, name string) (result, error) {
 	cmd := exec.CommandContext(ctx, exe, "-child="+name,
 		fmt.Sprintf("-events=%d", *events), fmt.Sprintf("-seed=%d", *seed), fmt.Sprintf("-rate=%d", *rate),
 		fmt.Sprintf("-partitions=%d", *partitions), fmt.Sprintf("-workers=%d", *workers),
-		"-grace="+grace.String(), "-json="+*jsonDir)
+		"-grace="+grace.String(), "-json="+*jsonDir, fmt.Sprintf("-plain=%v", plain))
 	if *cpuProfile != "" {
-		cmd.Args = append(cmd.Args, "-cpuprofile="+*cpuProfile+"."+name)
+		suffix := name
+		if plain {
+			suffix += ".plain"
+		}
+		cmd.Args = append(cmd.Args, "-cpuprofile="+*cpuProfile+"."+suffix)
 	}
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, io.MultiWriter(os.Stderr, &stderr)
@@ -212,7 +291,11 @@ func runChild(ctx context.Context, name string) (err error) {
 		defer prof.Close()
 	}
 	var hwm int64
-	res, err := queries.Run(ctx, q, queries.RunConfig{
+	runQuery := queries.Run
+	if *childPlain {
+		runQuery = queries.RunPlain
+	}
+	res, err := runQuery(ctx, q, queries.RunConfig{
 		Dir: dir, Gen: cfg, Events: *events, Partitions: *partitions, Grace: *grace, Workers: *workers,
 		BeforeRun: func() {
 			// The peak RSS of the run, not of producing the input (Linux:
@@ -240,7 +323,7 @@ func runChild(ctx context.Context, name string) (err error) {
 	if err != nil {
 		return err
 	}
-	if *jsonDir != "" {
+	if *jsonDir != "" && !*childPlain {
 		if err := writeRows(filepath.Join(*jsonDir, name+".jsonl"), res.Rows); err != nil {
 			return err
 		}

@@ -31,6 +31,32 @@ func TestQueries(t *testing.T) {
 	}
 }
 
+// TestPlain runs the plain-Go ceiling of every query that has one over
+// the same small input on more partitions than workers, and checks its
+// output against the reference as the query's is: the ceiling does the
+// query's work.
+func TestPlain(t *testing.T) {
+	g, err := gen.New(testGen)
+	require.NoError(t, err)
+	var ran []string
+	for _, q := range All() {
+		if q.Plain == nil {
+			continue
+		}
+		ran = append(ran, q.Name)
+		t.Run(q.Name, func(t *testing.T) {
+			res, err := RunPlain(t.Context(), q, RunConfig{Dir: t.TempDir(), Gen: testGen, Events: testEvents, Partitions: 3, Workers: 2})
+			require.NoError(t, err)
+			require.NotEmpty(t, res.Rows)
+			require.NoError(t, Check(q, g, testEvents, res.Rows))
+			require.Positive(t, res.Wall)
+		})
+	}
+	require.Equal(t, []string{"q0", "q1", "q2"}, ran, "the stateless queries have a ceiling")
+	_, err = RunPlain(t.Context(), q5(), RunConfig{Dir: t.TempDir(), Gen: testGen, Events: 10})
+	require.ErrorContains(t, err, "no plain-Go ceiling")
+}
+
 // TestCheckFindsDifferences: a row changed, dropped or repeated fails the
 // check.
 func TestCheckFindsDifferences(t *testing.T) {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/duality-streams/duality/benchmarks/nexmark/internal/gen"
+	"github.com/duality-streams/duality/broker"
 	"github.com/duality-streams/duality/codec"
 	"github.com/duality-streams/duality/stream"
 	"github.com/duality-streams/duality/window"
@@ -57,6 +58,12 @@ type Query struct {
 	Side bool
 	// Rows decodes one output record value into output rows.
 	Rows func(value []byte) ([]any, error)
+	// Plain, if set, is the query's ceiling (RunPlain): the same work in
+	// plain Go over one fetched event record, with no DSL and no runtime.
+	// It appends the output records of r to out and returns out, and is
+	// safe for concurrent use. The stateless queries q0, q1 and q2 have
+	// one.
+	Plain func(r broker.Record, out []broker.Record) ([]broker.Record, error)
 	// Reference computes the expected final output rows from the events
 	// without the framework.
 	Reference func(g *gen.Generator, events iter.Seq2[int64, gen.Event]) []any

@@ -50,6 +50,38 @@ type Result struct {
 // cfg.Dir, runs q over them to their end with duality.App.RunToEnd (state
 // in Pebble) and reads q's final output.
 func Run(ctx context.Context, q Query, cfg RunConfig) (res Result, err error) {
+	var stats *window.Stats
+	res, err = runOn(ctx, q, cfg, func(brk broker.Broker, g *gen.Generator, cfg RunConfig) (func(context.Context) error, error) {
+		env := Env{Gen: g, Stats: new(window.Stats), Grace: cfg.Grace}
+		stats = env.Stats
+		b := stream.NewBuilder()
+		q.Build(b, env)
+		topo, err := b.Build()
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", q.Name, err)
+		}
+		opts := []duality.Option{duality.StateDir(filepath.Join(cfg.Dir, "state"))}
+		if cfg.Workers > 0 {
+			opts = append(opts, duality.Workers(cfg.Workers))
+		}
+		app, err := duality.New("nexmark-"+q.Name, topo, brk, opts...)
+		if err != nil {
+			return nil, err
+		}
+		return app.RunToEnd, nil
+	})
+	if stats != nil {
+		res.Late = stats.LateRecords()
+	}
+	return res, err
+}
+
+// runOn produces cfg.Events events of cfg.Gen into a new embedded broker
+// in cfg.Dir, then calls prepare, times the function it returns (wall
+// and CPU time, between cfg.BeforeRun and cfg.AfterRun) and reads q's
+// final output.
+func runOn(ctx context.Context, q Query, cfg RunConfig,
+	prepare func(brk broker.Broker, g *gen.Generator, cfg RunConfig) (func(context.Context) error, error)) (res Result, err error) {
 	if cfg.Partitions == 0 {
 		cfg.Partitions = 2
 	}
@@ -88,18 +120,7 @@ func Run(ctx context.Context, q Query, cfg RunConfig) (res Result, err error) {
 	}
 	res.Events, res.Produce = cfg.Events, time.Since(start)
 
-	env := Env{Gen: g, Stats: new(window.Stats), Grace: cfg.Grace}
-	b := stream.NewBuilder()
-	q.Build(b, env)
-	topo, err := b.Build()
-	if err != nil {
-		return res, fmt.Errorf("%s: %w", q.Name, err)
-	}
-	opts := []duality.Option{duality.StateDir(filepath.Join(cfg.Dir, "state"))}
-	if cfg.Workers > 0 {
-		opts = append(opts, duality.Workers(cfg.Workers))
-	}
-	app, err := duality.New("nexmark-"+q.Name, topo, brk, opts...)
+	run, err := prepare(brk, g, cfg)
 	if err != nil {
 		return res, err
 	}
@@ -108,11 +129,10 @@ func Run(ctx context.Context, q Query, cfg RunConfig) (res Result, err error) {
 	}
 	cpu0 := proc.CPUTime()
 	start = time.Now()
-	if err := app.RunToEnd(ctx); err != nil {
+	if err := run(ctx); err != nil {
 		return res, fmt.Errorf("%s: %w", q.Name, err)
 	}
 	res.Wall, res.CPU = time.Since(start), proc.CPUTime()-cpu0
-	res.Late = env.Stats.LateRecords()
 	if cfg.AfterRun != nil {
 		cfg.AfterRun()
 	}

@@ -27,7 +27,8 @@ func q0() Query {
 		Build: func(b *stream.Builder, _ Env) {
 			bids(events(b)).To(OutputTopic("q0"))
 		},
-		Rows: decodeRows(gen.BidCodec()),
+		Rows:  decodeRows(gen.BidCodec()),
+		Plain: plainBids("q0", gen.BidCodec(), func(b gen.Bid) (gen.Bid, bool) { return b, true }),
 		Reference: func(_ *gen.Generator, events iter.Seq2[int64, gen.Event]) []any {
 			var out []any
 			for b := range refBids(events) {
@@ -54,6 +55,10 @@ func q1() Query {
 			euros.To(OutputTopic("q1"))
 		},
 		Rows: decodeRows(gen.BidCodec()),
+		Plain: plainBids("q1", gen.BidCodec(), func(b gen.Bid) (gen.Bid, bool) {
+			b.Price = dollarToEuro(b.Price)
+			return b, true
+		}),
 		Reference: func(_ *gen.Generator, events iter.Seq2[int64, gen.Event]) []any {
 			var out []any
 			for b := range refBids(events) {
@@ -82,6 +87,9 @@ func q2() Query {
 				To(OutputTopic("q2"))
 		},
 		Rows: decodeRows(codec.Msgpack[Q2Row]()),
+		Plain: plainBids("q2", codec.Msgpack[Q2Row](), func(b gen.Bid) (Q2Row, bool) {
+			return Q2Row{b.Auction, b.Price}, b.Auction%123 == 0
+		}),
 		Reference: func(_ *gen.Generator, events iter.Seq2[int64, gen.Event]) []any {
 			var out []any
 			for b := range refBids(events) {
