@@ -271,7 +271,7 @@ func (a *App) rebalance(ctx context.Context, g *generation, asg broker.Assignmen
 	// than the tasks: each gets an equal share of CacheMaxBytes.
 	workers := max(len(g.workers), min(a.cfg.Workers, len(next)))
 	if a.cfg.CacheMaxBytes > 0 {
-		g.cacheMax = max(1, a.cfg.CacheMaxBytes/int64(workers))
+		g.cacheMax = max(1, a.cfg.CacheMaxBytes/int64(max(workers, 1))) // none: only standbys or warm-ups here
 	}
 	changes := make([]*change, len(g.workers))
 	for i, w := range g.workers {
