@@ -13,6 +13,7 @@ import (
 	"github.com/RaduBerinde/btreemap"
 
 	"github.com/duality-streams/duality/broker"
+	"github.com/duality-streams/duality/internal/dsl"
 	"github.com/duality-streams/duality/store"
 )
 
@@ -842,7 +843,7 @@ func (s *taskStore) writeSent() error {
 // punctuation), so that skipRecord can undo them.
 func (s *taskStore) beginRecord() {
 	s.undo, s.undoLog, s.tracking = s.undo[:0], len(s.log), true
-	s.undoBuf = s.undoBuf[:0]
+	s.undoBuf = dsl.Scratch(s.undoBuf)[:0] // not kept after a huge value
 }
 
 // skipRecord undoes the writes of the record being processed.
