@@ -3,8 +3,6 @@ package kafka
 import (
 	"context"
 	"fmt"
-	"maps"
-	"slices"
 	"sync/atomic"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -94,13 +92,8 @@ func (c *aloCommitter) Commit(ctx context.Context, req broker.CommitRequest) err
 	if c.closed.Load() || c.b.closed() {
 		return broker.ErrClosed
 	}
-	if len(req.Offsets) > 0 && req.Group == "" {
-		return fmt.Errorf("%w: offsets without a group", broker.ErrInvalidConfig)
-	}
-	for tp := range req.Offsets {
-		if err := checkTopic(tp.Topic); err != nil {
-			return err
-		}
+	if err := checkCommitRequest(req); err != nil {
+		return err
 	}
 	if len(req.Records) > 0 {
 		krs, err := c.b.resolve(ctx, req.Records)
@@ -132,18 +125,12 @@ func (c *aloCommitter) commitOffsets(ctx context.Context, cr broker.CommitReques
 		req.Generation = int32(cr.Generation)
 		req.MemberID = cr.MemberID
 	}
-	byTopic := make(map[string][]int32)
-	for tp := range cr.Offsets {
-		byTopic[tp.Topic] = append(byTopic[tp.Topic], tp.Partition)
-	}
-	for _, topic := range slices.Sorted(maps.Keys(byTopic)) {
+	for topic, parts := range offsetsByTopic(cr.Offsets) {
 		rt := kmsg.NewOffsetCommitRequestTopic()
 		rt.Topic = topic
-		for _, p := range byTopic[topic] {
+		for _, po := range parts {
 			rp := kmsg.NewOffsetCommitRequestTopicPartition()
-			rp.Partition = p
-			rp.Offset = cr.Offsets[broker.TopicPartition{Topic: topic, Partition: p}]
-			rp.LeaderEpoch = -1
+			rp.Partition, rp.Offset, rp.LeaderEpoch = po.partition, po.offset, -1
 			rt.Partitions = append(rt.Partitions, rp)
 		}
 		req.Topics = append(req.Topics, rt)

@@ -1,9 +1,11 @@
 package kafka
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"iter"
 	"maps"
 	"slices"
 	"sync/atomic"
@@ -48,6 +50,45 @@ func (b *Broker) NewCommitter(ctx context.Context, id string) (broker.Committer,
 		return nil, err
 	}
 	return c, nil
+}
+
+// checkCommitRequest refuses, before anything is sent, offsets without a
+// group and offsets of invalid topic names.
+func checkCommitRequest(req broker.CommitRequest) error {
+	if len(req.Offsets) > 0 && req.Group == "" {
+		return fmt.Errorf("%w: offsets without a group", broker.ErrInvalidConfig)
+	}
+	for tp := range req.Offsets {
+		if err := checkTopic(tp.Topic); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// partitionOffset is one partition's offset to commit.
+type partitionOffset struct {
+	partition int32
+	offset    int64
+}
+
+// offsetsByTopic yields the offsets grouped by topic, topics in name
+// order and partitions in number order, as the offset commit requests
+// (OffsetCommit and TxnOffsetCommit) list them.
+func offsetsByTopic(offsets map[broker.TopicPartition]int64) iter.Seq2[string, []partitionOffset] {
+	byTopic := make(map[string][]partitionOffset)
+	for tp, off := range offsets {
+		byTopic[tp.Topic] = append(byTopic[tp.Topic], partitionOffset{tp.Partition, off})
+	}
+	return func(yield func(string, []partitionOffset) bool) {
+		for _, topic := range slices.Sorted(maps.Keys(byTopic)) {
+			parts := byTopic[topic]
+			slices.SortFunc(parts, func(a, b partitionOffset) int { return cmp.Compare(a.partition, b.partition) })
+			if !yield(topic, parts) {
+				return
+			}
+		}
+	}
 }
 
 // committer is a broker.Committer.
@@ -154,13 +195,8 @@ func (c *committer) Commit(ctx context.Context, req broker.CommitRequest) error 
 	if c.fenced != nil {
 		return c.fenced
 	}
-	if len(req.Offsets) > 0 && req.Group == "" {
-		return fmt.Errorf("%w: offsets without a group", broker.ErrInvalidConfig)
-	}
-	for tp := range req.Offsets {
-		if err := checkTopic(tp.Topic); err != nil {
-			return err
-		}
+	if err := checkCommitRequest(req); err != nil {
+		return err
 	}
 	if len(req.Records) == 0 && len(req.Offsets) == 0 {
 		return nil
@@ -313,18 +349,12 @@ func (c *committer) commitOffsets(ctx context.Context, id int64, epoch int16, cr
 		req.Generation = int32(cr.Generation)
 		req.MemberID = cr.MemberID
 	}
-	byTopic := make(map[string][]int32)
-	for tp := range cr.Offsets {
-		byTopic[tp.Topic] = append(byTopic[tp.Topic], tp.Partition)
-	}
-	for _, topic := range slices.Sorted(maps.Keys(byTopic)) {
+	for topic, parts := range offsetsByTopic(cr.Offsets) {
 		rt := kmsg.NewTxnOffsetCommitRequestTopic()
 		rt.Topic = topic
-		for _, p := range byTopic[topic] {
+		for _, po := range parts {
 			rp := kmsg.NewTxnOffsetCommitRequestTopicPartition()
-			rp.Partition = p
-			rp.Offset = cr.Offsets[broker.TopicPartition{Topic: topic, Partition: p}]
-			rp.LeaderEpoch = -1
+			rp.Partition, rp.Offset, rp.LeaderEpoch = po.partition, po.offset, -1
 			rt.Partitions = append(rt.Partitions, rp)
 		}
 		req.Topics = append(req.Topics, rt)
