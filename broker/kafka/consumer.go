@@ -369,17 +369,24 @@ func (c *consumer) take() (broker.Polled, bool) {
 		}
 		if ps.fetched {
 			n := 0
-			for n < len(ps.buf) && len(out.Records) < c.opts.MaxRecords {
-				r := ps.buf[n]
+			for n < len(ps.buf) && len(out.Records)+n < c.opts.MaxRecords {
+				r := &ps.buf[n]
 				size := len(r.Key) + len(r.Value)
-				if len(out.Records) > 0 && bytes+size > c.opts.MaxBytes {
+				if len(out.Records)+n > 0 && bytes+size > c.opts.MaxBytes {
 					break
 				}
 				bytes += size
-				out.Records = append(out.Records, r)
 				n++
 			}
 			if n > 0 {
+				// The first partition's records are handed over without
+				// a copy (capped, so that appending the next partition's
+				// cannot write over this one's rest).
+				if out.Records == nil {
+					out.Records = ps.buf[:n:n]
+				} else {
+					out.Records = append(out.Records, ps.buf[:n]...)
+				}
 				ps.pos = ps.buf[n-1].Offset + 1
 				ps.buf = ps.buf[n:]
 				ps.atEnd = false
