@@ -158,9 +158,13 @@ func newCrashApp(env *crashtest.Env) (crashtest.App, error) {
 // workers, a commit every 2 ms or 200 records, fetches of 100 records), so
 // that kills land in or next to a commit.
 func crashOptions(env *crashtest.Env) []duality.Option {
-	return []duality.Option{
+	opts := []duality.Option{
 		duality.StateDir(env.StateDir),
 		duality.Workers(2), duality.CommitInterval(2 * time.Millisecond),
 		duality.MaxUncommittedRecords(200), duality.FetchMaxRecords(100),
 	}
+	if l := crashtest.DebugLogger(env); l != nil {
+		opts = append(opts, duality.Logger(l)) // CRASHDEBUG
+	}
+	return opts
 }

@@ -118,4 +118,9 @@
 //   - Group coordination has no initial rebalance delay
 //     (group.initial.rebalance.delay.ms), so a group's first rebalances
 //     happen sooner than on Kafka.
+//   - A member whose client dies while its JoinGroup waits for the rest
+//     of the group may get no session timer: the group can turn stable
+//     with the dead member holding its partitions for good (Kafka removes
+//     it after its session timeout). cmd/kfake, which the kill -9 tests
+//     run, removes such members itself.
 package kafka

@@ -14,9 +14,17 @@
 // -data-dir), answers as one process, and skips some of Kafka's checks
 // (see broker/kafka's documentation). Use it to try things and to test, a
 // Kafka cluster to run.
+//
+// One of kfake's gaps the command closes, because killing apps is what it
+// is for: a consumer group member whose process dies while its JoinGroup
+// waits for the rest of the group can stay in the group for good, holding
+// its partitions (kfake starts its session timer only when a response
+// reaches it). The command removes every member whose client has been
+// gone for longer than its session timeout, as Kafka does.
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -29,6 +37,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 func main() {
@@ -102,10 +111,15 @@ func run(args []string, stdout, stderr io.Writer) error {
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
 	defer signal.Stop(sigs)
 
+	logger := kfake.BasicLogger(stderr, cfg.logLevel)
+	// Members whose client is gone are removed after their session
+	// timeout also where kfake would keep them (see sessions).
+	s := newSessions(func(format string, args ...any) { logger.Logf(kfake.LogLevelInfo, format, args...) })
 	opts := []kfake.Opt{
 		kfake.Ports(cfg.ports...),
+		kfake.ListenFn(s.listen),
 		kfake.GroupMinSessionTimeout(cfg.sessionTimeout),
-		kfake.WithLogger(kfake.BasicLogger(stderr, cfg.logLevel)),
+		kfake.WithLogger(logger),
 	}
 	if cfg.dataDir != "" {
 		opts = append(opts, kfake.DataDir(cfg.dataDir), kfake.SyncWrites())
@@ -114,10 +128,24 @@ func run(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("start cluster: %w", err)
 	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...))
+	if err != nil {
+		c.Close()
+		return fmt.Errorf("start cluster: %w", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	swept := make(chan struct{})
+	go func() {
+		defer close(swept)
+		s.run(ctx, cl)
+	}()
 	fmt.Fprintln(stdout, strings.Join(c.ListenAddrs(), ","))
 	<-sigs
 	done := make(chan struct{})
 	go func() {
+		cancel()
+		<-swept
+		cl.Close()
 		c.Close()
 		close(done)
 	}()

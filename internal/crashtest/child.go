@@ -26,11 +26,13 @@ const (
 
 // childEnv is what the parent tells a child.
 type childEnv struct {
-	Backend string        // the backend's Name
-	Addr    string        // the broker's address
-	Dir     string        // the directory the children share
-	Variant string        // Plan.Variant's pick, or ""
-	MaxTime time.Duration // the child's time bound
+	Backend  string        // the backend's Name
+	Addr     string        // the broker's address
+	Dir      string        // the directory the children share
+	Variant  string        // Plan.Variant's pick, or ""
+	MaxTime  time.Duration // the child's time bound
+	Instance int           // 0, or 1 for a companion (Plan.Companion)
+	Param    string        // Plan.Param
 }
 
 // Env is what a child's app gets.
@@ -40,12 +42,17 @@ type Env struct {
 	Broker broker.Broker
 	// Dir is the directory the test's children share.
 	Dir string
-	// StateDir is the app's state directory, Dir/state: a Plan can have it
-	// deleted after kills.
+	// StateDir is the app's state directory, Dir/state (Dir/state-1 for
+	// a companion): a Plan can have Dir/state deleted after kills.
 	StateDir string
+	// Instance is 0 for the child the parent kills, 1 for a companion
+	// (Plan.Companion).
+	Instance int
 	// Variant is the variant the parent picked for this child
 	// (Plan.Variant), or "".
 	Variant string
+	// Param is the test's Plan.Param, or "".
+	Param string
 }
 
 // App is an app a child runs: Run blocks until ctx is canceled or the app
@@ -108,7 +115,7 @@ func runChild(ctx context.Context, raw string, c Child) (err error) {
 		return err
 	}
 	defer func() { err = errors.Join(err, b.Close()) }()
-	env := &Env{Broker: b, Dir: ce.Dir, StateDir: stateDir(ce.Dir), Variant: ce.Variant}
+	env := &Env{Broker: b, Dir: ce.Dir, StateDir: stateDir(ce.Dir, ce.Instance), Variant: ce.Variant, Instance: ce.Instance, Param: ce.Param}
 	app, err := c.App(env)
 	if err != nil {
 		return err

@@ -46,4 +46,22 @@
 // [Kafka] runs a kfake cluster in a process of its own (cmd/kfake, built
 // for the test), so that only the app is killed, and passes its brokers'
 // addresses.
+//
+// # Two instances
+//
+// On Kafka, whose groups span processes, a [Plan] can run a companion:
+// a second instance of the app, in a child of its own that is never
+// killed, which takes over the killed instance's tasks until it restarts.
+// [Plan.Feed] then produces the input while the instances run, so that
+// every kill lands while both process, and the child learns the input's
+// size from [Plan.Param].
+//
+// # Debugging
+//
+// CRASHDEBUG=1 shows the children's standard error as they run, with
+// the apps' log (through [DebugLogger]) and the Kafka clients' log, and
+// the progress each child reports; CRASHDEBUG=2 logs the apps at Debug.
+// A child too slow fails the test with its standard error and the
+// broker's groups, their members (on Kafka each member's client id names
+// its process) and their partitions.
 package crashtest

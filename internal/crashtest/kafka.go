@@ -25,10 +25,12 @@ import (
 // children killed; its address is the brokers' addresses, comma-separated.
 // Its clients are kafka.Brokers with group timing for quick recovery: a
 // killed member's session expires after 2 s (cmd/kfake is started with a
-// minimum session timeout of 100 ms), a rebalance waits at most 3 s for
-// members to rejoin (a member killed during one is dropped then), and a
-// transaction it left open is aborted after 5 s unless its restarted
-// committer fences it first.
+// minimum session timeout of 100 ms; cmd/kfake also removes a member
+// killed during a rebalance, which kfake alone can keep), a rebalance
+// waits at most 3 s for members to rejoin, and a transaction it left
+// open is aborted after 5 s unless its restarted committer fences it
+// first. Each client's Kafka client id is "crashtest-<pid>", so that a
+// group's description tells the processes of its members apart.
 var Kafka Backend = kafkaBackend{}
 
 type kafkaBackend struct{}
@@ -100,13 +102,20 @@ func (kafkaBackend) Open(addr string) (broker.Broker, error) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
+	copts := []kgo.Opt{
+		// The client id names the process, in group descriptions.
+		kgo.ClientID(fmt.Sprintf("crashtest-%d", os.Getpid())),
+		kgo.SessionTimeout(2 * time.Second),
+		kgo.HeartbeatInterval(100 * time.Millisecond),
+		kgo.RebalanceTimeout(3 * time.Second),
+	}
+	if debugLevel() > 0 {
+		prefix := fmt.Sprintf("kgo pid %d ", os.Getpid())
+		copts = append(copts, kgo.WithLogger(kgo.BasicLogger(os.Stderr, kgo.LogLevelInfo, func() string { return prefix })))
+	}
 	b, err := kafka.New(ctx, strings.Split(addr, ","),
 		kafka.WithTransactionTimeout(5*time.Second),
-		kafka.WithClientOptions(
-			kgo.SessionTimeout(2*time.Second),
-			kgo.HeartbeatInterval(100*time.Millisecond),
-			kgo.RebalanceTimeout(3*time.Second),
-		))
+		kafka.WithClientOptions(copts...))
 	if err != nil {
 		return nil, fmt.Errorf("crashtest: %w", err)
 	}
