@@ -272,6 +272,12 @@ func TestDeadLetterConfigErrors(t *testing.T) {
 		require.ErrorIs(t, err, duality.ErrInvalidConfig, name)
 		require.ErrorContains(t, err, name)
 	}
+	long := strings.Repeat("a", 247) // a valid app id; "<id>-dlq" is too long
+	_, err := duality.New(long, dlTopology(t), b, duality.OnProcessingError(duality.DeadLetterOnError(nil)))
+	require.ErrorIs(t, err, duality.ErrInvalidConfig)
+	require.ErrorContains(t, err, "dead-letter topic")
+	_, err = duality.New(long, dlTopology(t), b)
+	require.NoError(t, err)
 
 	dlInput(t, b, 1, 4)
 	require.NoError(t, b.CreateTopic(t.Context(), "dl-app-dlq", broker.TopicConfig{Partitions: 1, Cleanup: broker.CleanupCompact}))
@@ -390,7 +396,12 @@ func TestDeadLetterKill9KafkaChild(t *testing.T) { dlKill9Child(t) }
 func dlKill9Child(t *testing.T) {
 	crashtest.RunChild(t, crashtest.Child{
 		App: func(env *crashtest.Env) (crashtest.App, error) {
-			return duality.New(dlCrashApp, dlTopology(t), env.Broker, duality.Workers(2),
+			// The state directory keeps the instance id across
+			// restarts: on Kafka the next run's committers fence the
+			// killed run's and abort its open transactions, which
+			// would otherwise hold back read_committed readers of the
+			// outputs until they time out.
+			return duality.New(dlCrashApp, dlTopology(t), env.Broker, duality.Workers(2), duality.StateDir(env.StateDir),
 				duality.CommitInterval(2*time.Millisecond), duality.FetchMaxRecords(50),
 				duality.OnProcessingError(duality.DeadLetterOnError(nil)))
 		},

@@ -170,10 +170,14 @@ func newPlan(appID string, topo *topology.Topology) (*plan, error) {
 }
 
 // checkDeadLetter reports, as an error matching ErrInvalidConfig, a
-// dead-letter topic name that is a topic of the topology: a source (its
+// dead-letter topic name that is not a valid topic name or is a topic
+// of the topology: a source (its
 // dead letters would be read again and fail again), a sink, a global
 // store's topic, an internal topic or a changelog.
 func (p *plan) checkDeadLetter(name string) error {
+	if err := broker.ValidateTopicName(name); err != nil {
+		return fmt.Errorf("%w: dead-letter topic: %w", ErrInvalidConfig, err) // "<app id>-dlq" too long
+	}
 	used := slices.Contains(p.external, name) || slices.Contains(p.sourceTopics, name) ||
 		slices.ContainsFunc(p.internal, func(it internalPlan) bool { return it.name == name })
 	for _, sp := range p.subs {
