@@ -281,10 +281,46 @@
 // failing worker's output since its last commit is discarded, so a restart
 // processes those records again. [SkipOnError] drops the record and its
 // partial output, logs it at Warn, counts it in [Metrics] and calls an
-// optional callback. A record sent to a topic that does not exist or to a
-// partition outside its topic is an error of the record being processed, so
-// the policy applies to it too. Commit and broker errors other than fencing
-// are fatal.
+// optional callback. [DeadLetterOnError] drops the partial output too and
+// writes the record to a dead-letter topic (see "Dead letters" below).
+// Errors of producing are errors of the record that made the output: a
+// sink that cannot encode a key or value, a record sent to a topic that
+// does not exist or to a partition outside its topic, and a record larger
+// than the broker accepts (checked against its limit,
+// broker.RecordLimiter, when the step sends it), so the policy applies to
+// them too. Commit and broker errors other than fencing are fatal.
+//
+// # Dead letters
+//
+// Under [DeadLetterOnError] a record that fails (a poison record: a key
+// or value its codec cannot decode, a timestamp before 1970 or after
+// 9999, a step that returns an error or panics, an output that cannot be
+// encoded or is too large) is written to the dead-letter topic,
+// "<app id>-dlq" by default ([DeadLetterTopic]), which Run creates like
+// the internal topics. The dead letter is the record as the app read it:
+// its key and value bytes, its timestamp, its headers, in the partition
+// of the same number. Headers follow its own, each a text value:
+//
+//	duality.error      the error, e.g. "decode value: codec: invalid encoding: int64 needs 8 bytes, got 5"
+//	duality.step       the step that failed, e.g. "parse-order" (absent when the error names none)
+//	duality.topic      the topic the record was read from
+//	duality.partition  its partition, in decimal
+//	duality.offset     its offset, in decimal
+//	duality.task       the task that read it, e.g. "0_2"
+//	duality.app        the app's id
+//
+// ([DeadLetterErrorHeader] and the constants beside it name them;
+// [ParseDeadLetter] reads them back.) The dead letter is part of the
+// worker's commit, with the record's input offset, so under [ExactlyOnce]
+// every input record is processed (its output committed) or in the
+// dead-letter topic, exactly once, on the embedded broker and on Kafka,
+// also across a crash. Under [AtLeastOnce] a dead letter may be written
+// twice, as output may.
+//
+// The command-line tool shows a dead-letter topic with its headers
+// decoded (duality consume), and writes dead letters back to the topic
+// and partition they were read from, once the app or the records are
+// fixed (duality replay); see the README's "Dead letters".
 //
 // # Interactive queries
 //

@@ -86,9 +86,10 @@ type MissingTopicsError = runtime.MissingTopicsError
 // A record that fails every time (a poison record: one its codec cannot
 // decode, or that breaks a step) stops a [FailOnError] app again after
 // every restart, since the restart processes it again. To get past it, run
-// with [SkipOnError]: the record is logged, counted and passed to the
-// callback, which may keep it (write it to a dead-letter topic of your
-// own), and processing goes on after it.
+// with [DeadLetterOnError]: the record goes to a dead-letter topic, with
+// headers that say what failed, in the commit of its input offset, and
+// processing goes on after it; or with [SkipOnError], which drops it
+// (logged, counted and passed to the callback).
 type ProcessingError = runtime.ProcessingError
 
 // NotOwnedError is returned by a query for a key whose partition this

@@ -419,16 +419,22 @@ func OnRestore(f func(RestoreProgress)) Option {
 }
 
 // OnProcessingError sets what happens when a processor returns an error for
-// an input record. Default [FailOnError].
+// an input record: [FailOnError] (the default), [SkipOnError] or
+// [DeadLetterOnError].
 func OnProcessingError(p ErrorPolicy) Option {
-	return optionFunc(func(c *runtime.Config) { c.SkipOnError, c.OnSkip = p.skip, p.callback })
+	return optionFunc(func(c *runtime.Config) {
+		c.SkipOnError, c.OnSkip = p.skip, p.callback
+		c.DeadLetter, c.DeadLetterTopic = p.deadLetter, p.topic
+	})
 }
 
 // ErrorPolicy says what the runtime does when a processor fails on a
 // record. The zero value is [FailOnError].
 type ErrorPolicy struct {
-	skip     bool
-	callback func(*ProcessingError)
+	skip       bool
+	callback   func(*ProcessingError)
+	deadLetter bool
+	topic      string
 }
 
 // FailOnError is the default policy: [App.Run] stops and returns the
@@ -436,7 +442,7 @@ type ErrorPolicy struct {
 // discarded, not committed, so after fixing the cause a restart processes
 // those records again from the last committed offsets. A record that can
 // never be processed (a poison record, see [ProcessingError]) fails
-// every restart: get past it with [SkipOnError].
+// every restart: get past it with [DeadLetterOnError] or [SkipOnError].
 func FailOnError() ErrorPolicy { return ErrorPolicy{} }
 
 // SkipOnError skips failing records: the record's partial output (records
@@ -459,4 +465,64 @@ func FailOnError() ErrorPolicy { return ErrorPolicy{} }
 // stops the app like a failed record.
 func SkipOnError(callback func(*ProcessingError)) ErrorPolicy {
 	return ErrorPolicy{skip: true, callback: callback}
+}
+
+// DeadLetterOnError sends failing records to a dead-letter topic: the
+// record's partial output and state changes are dropped as under
+// [SkipOnError], and the record itself (its key and value bytes,
+// timestamp and headers, as the app read them) is written to the
+// dead-letter topic in the same commit as its input offset, with headers
+// that say what failed (see "Dead letters" in the package documentation:
+// [DeadLetterErrorHeader], [DeadLetterStepHeader], [DeadLetterTopicHeader],
+// [DeadLetterPartitionHeader], [DeadLetterOffsetHeader],
+// [DeadLetterTaskHeader], [DeadLetterAppHeader]). Under [ExactlyOnce]
+// every input record is then either processed, its output committed, or
+// in the dead-letter topic, exactly once. The record is logged at Warn,
+// counted in [Metrics].RecordsDeadLettered, and passed to callback when
+// it is not nil (called from the worker's goroutine; it must not block
+// for long; it may be called concurrently by several workers).
+//
+// The topic is "<app id>-dlq" unless [DeadLetterTopic] names another.
+// [App.Run] creates it when it does not exist, with the partition count
+// of the app's source topic that has the most (a dead letter goes to its
+// record's partition number, modulo the count of an existing topic),
+// cleanup by deletion, and no time retention (dead letters keep their
+// records' timestamps, however old). An existing dead-letter topic that
+// is compacted makes Run fail. Its name must not be a topic of the
+// topology, or [New] fails with an error matching [ErrInvalidConfig].
+//
+// Errors that are not a record's (a punctuation's, or an item's a step
+// emitted on its own, see [SkipOnError]) have no record to send: they are
+// skipped as under SkipOnError, and passed to callback. An error that
+// wraps one the broker reports as retryable (broker.IsRetryable: the
+// broker failed, not the record, e.g. when a step sends to a topic and
+// the broker cannot describe it) stops the app as [FailOnError] does, so
+// that a good record never becomes a dead letter. A dead letter
+// larger than the broker's record limit (its record's size plus the
+// headers; the error text is cut after 8 KiB) stops the app as
+// [FailOnError] would: nothing is lost, and the next run meets the record
+// again.
+func DeadLetterOnError(callback func(*ProcessingError), opts ...DeadLetterOption) ErrorPolicy {
+	p := ErrorPolicy{skip: true, callback: callback, deadLetter: true}
+	for _, o := range opts {
+		if o != nil {
+			o.apply(&p)
+		}
+	}
+	return p
+}
+
+// DeadLetterOption configures [DeadLetterOnError].
+type DeadLetterOption interface{ apply(*ErrorPolicy) }
+
+type deadLetterOptionFunc func(*ErrorPolicy)
+
+func (f deadLetterOptionFunc) apply(p *ErrorPolicy) { f(p) }
+
+// DeadLetterTopic names the dead-letter topic of [DeadLetterOnError].
+// Default "<app id>-dlq". A name that is not a valid topic name makes
+// [New] fail with an error matching [ErrInvalidConfig]; an empty name
+// keeps the default.
+func DeadLetterTopic(name string) DeadLetterOption {
+	return deadLetterOptionFunc(func(p *ErrorPolicy) { p.topic = name })
 }

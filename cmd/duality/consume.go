@@ -13,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/duality-streams/duality"
 	"github.com/duality-streams/duality/broker"
 )
 
@@ -57,7 +58,15 @@ after that time.
 Without --follow consume stops at the partitions' ends as of its start;
 with --follow (on a Kafka cluster) it waits for new records until
 interrupted (Ctrl-C) or --max records were printed. Records of transactions not yet committed
-are never shown.`,
+are never shown.
+
+A record of a dead-letter topic (duality.DeadLetterOnError) also gets a
+"dead_letter" object decoded from its duality.* headers:
+
+  "dead_letter":{"error":"decode value: codec: invalid encoding: int64 needs 8 bytes, got 3",
+   "step":"parse-order","topic":"orders","partition":2,"offset":41,"task":"0_2","app":"orders-app"}
+
+duality replay writes such lines back to the topics they were read from.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error { return c.consume(cmd.Context(), args[0], o) },
 	}
@@ -257,6 +266,23 @@ type recordJSON struct {
 	ValueError  string          `json:"value_error,omitempty"`
 	ValueBase64 string          `json:"value_base64,omitempty"`
 	Headers     []headerJSON    `json:"headers,omitempty"`
+	// DeadLetter is what the dead-letter headers say, for a record of
+	// a dead-letter topic.
+	DeadLetter *deadLetterJSON `json:"dead_letter,omitempty"`
+}
+
+// deadLetterJSON shows the headers of a dead letter
+// (duality.DeadLetterOnError): the error, the step, and where the record
+// was read. Invalid says what is wrong with headers that do not parse.
+type deadLetterJSON struct {
+	Error     string `json:"error"`
+	Step      string `json:"step,omitempty"`
+	Topic     string `json:"topic"`
+	Partition int32  `json:"partition"`
+	Offset    int64  `json:"offset"`
+	Task      string `json:"task,omitempty"`
+	App       string `json:"app,omitempty"`
+	Invalid   string `json:"invalid,omitempty"`
 }
 
 // headerJSON is a header; a value that is not UTF-8 text is shown as
@@ -289,6 +315,13 @@ func newRecordJSON(r *broker.Record, keyCodec, valueCodec *valueCodec) recordJSO
 			hj.ValueBase64 = base64.StdEncoding.EncodeToString(h.Value)
 		}
 		out.Headers = append(out.Headers, hj)
+	}
+	if dl, _, err := duality.ParseDeadLetter(r.Headers); !errors.Is(err, duality.ErrNotDeadLetter) {
+		out.DeadLetter = &deadLetterJSON{Error: dl.Error, Step: dl.Step, Topic: dl.Topic, Partition: dl.Partition,
+			Offset: dl.Offset, Task: dl.Task, App: dl.App}
+		if err != nil {
+			out.DeadLetter.Invalid = err.Error()
+		}
 	}
 	return out
 }

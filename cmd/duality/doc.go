@@ -15,6 +15,7 @@
 //	topics delete TOPIC...         all named topics must exist, or none is deleted
 //	produce TOPIC                  records from standard input, one a line
 //	consume TOPIC                  records as JSON lines
+//	replay                         dead letters (consume's lines) back to their topics
 //	groups list                    consumer groups with members or committed offsets
 //	groups describe GROUP          members, and per partition committed offset, end and lag
 //
@@ -53,6 +54,21 @@
 // RFC 3339 or a negative duration (-1h: an hour ago). consume stops at
 // the ends the partitions had when it started, or after --max records;
 // with --follow (on Kafka) it waits for new ones until interrupted.
+//
+// # Dead letters
+//
+// consume shows a record of a dead-letter topic (an app's under
+// duality.DeadLetterOnError) with a "dead_letter" object decoded from its
+// duality.* headers: error, step, and the topic, partition and offset the
+// record was read from. replay reads such lines from standard input,
+// edited or not, and writes each record back to that topic and partition
+// (--to and --by-key write elsewhere) with its key, value, timestamp and
+// own headers, the duality.* ones removed. A key or value left null whose
+// line has "value_base64" (consume could not decode it) is written as
+// those bytes; give replay the codecs consume was given.
+//
+//	duality --dir data consume orders-app-dlq --value-codec json > dead.jsonl
+//	jq -c '.value.amount |= tonumber' dead.jsonl | duality --dir data replay --value-codec json
 //
 // # Embedded data directories
 //

@@ -55,7 +55,7 @@ before pointing duality at its directory.`,
 	f.StringVar(&c.brokers, "brokers", "", "Kafka brokers, host:port,... (some of the cluster's)")
 	f.DurationVar(&c.timeout, "timeout", 30*time.Second, "bound on reaching the Kafka cluster")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err} })
-	root.AddCommand(c.topicsCommand(), c.produceCommand(), c.consumeCommand(), c.groupsCommand())
+	root.AddCommand(c.topicsCommand(), c.produceCommand(), c.consumeCommand(), c.replayCommand(), c.groupsCommand())
 	return root
 }
 

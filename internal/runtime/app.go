@@ -33,6 +33,9 @@ type App struct {
 	// maxRecordBytes is the broker's record size limit (0: none known):
 	// Send refuses a larger record as an error of the record that made it.
 	maxRecordBytes int
+	// deadLetter is the dead-letter topic under the dead-letter policy
+	// (Config.DeadLetter), "" otherwise.
+	deadLetter string
 	// iq is the registry of store partitions open for queries.
 	iq queries
 	// end is the state of a bounded run (RunToEnd), nil for Run. It is
@@ -84,6 +87,10 @@ func New(appID string, topo *topology.Topology, b broker.Broker, cfg Config) (*A
 	errs = append(errs, cfg.validate())
 	p, err := newPlan(appID, topo)
 	errs = append(errs, err)
+	dlq := deadLetterName(appID, &cfg)
+	if p != nil && dlq != "" {
+		errs = append(errs, p.checkDeadLetter(dlq))
+	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
@@ -93,6 +100,7 @@ func New(appID string, topo *topology.Topology, b broker.Broker, cfg Config) (*A
 	}
 	a := &App{
 		maxRecordBytes: maxRecordBytes,
+		deadLetter:     dlq,
 		appID:          appID,
 		plan:           p,
 		b:              b,
@@ -152,7 +160,7 @@ func (a *App) run(ctx context.Context, bounded bool) (err error) {
 	}
 	a.shut = newShutdown(ctx, a.cfg.ShutdownTimeout)
 	defer a.shut.end()
-	topics, err := a.plan.ensureTopics(ctx, a.b)
+	topics, err := a.plan.ensureTopics(ctx, a.b, a.deadLetter)
 	if err != nil {
 		if canceled(err) {
 			return nil

@@ -7,6 +7,7 @@ import (
 	goruntime "runtime"
 	"time"
 
+	"github.com/duality-streams/duality/broker"
 	"github.com/duality-streams/duality/store"
 )
 
@@ -55,8 +56,14 @@ type Config struct {
 	// SkipOnError skips records and punctuations that fail, calling
 	// OnSkip (when not nil) with each failure; otherwise a failure stops
 	// the app (duality.ErrorPolicy).
-	SkipOnError              bool
-	OnSkip                   func(*ProcessingError)
+	SkipOnError bool
+	OnSkip      func(*ProcessingError)
+	// DeadLetter, with SkipOnError, writes each failing input record
+	// to the dead-letter topic (see worker.deadLetter) instead of
+	// dropping it: DeadLetterTopic, or "<app id>-dlq" when empty
+	// (duality.DeadLetterOnError).
+	DeadLetter               bool
+	DeadLetterTopic          string
 	MaxTaskIdle              time.Duration
 	IdleStreamTimeAdvance    time.Duration
 	RepartitionPurgeInterval time.Duration
@@ -168,6 +175,14 @@ func (c *Config) validate() error {
 	}
 	if c.StateDirSet && c.StateDir == "" {
 		bad("StateDir(\"\"): a directory is required (leave the option out for in-memory state)")
+	}
+	if c.DeadLetter && !c.SkipOnError {
+		bad("DeadLetterOnError: the dead-letter policy skips the failed record's own output (SkipOnError must be set)")
+	}
+	if c.DeadLetterTopic != "" {
+		if err := broker.ValidateTopicName(c.DeadLetterTopic); err != nil {
+			bad("DeadLetterTopic(%q): %v", c.DeadLetterTopic, err)
+		}
 	}
 	if c.IdleStreamTimeAdvance < 0 {
 		bad("IdleStreamTimeAdvance(%v): must be 0 (off) or positive", c.IdleStreamTimeAdvance)

@@ -24,6 +24,8 @@
 //   - commit.go: the commit path: flush, hand-off, the commit in flight,
 //     await, drop.
 //   - purge.go: purging repartition topics up to the committed offsets.
+//   - deadletter.go: the dead-letter policy: a failed record's dead
+//     letter, its headers, and their parser.
 //   - task.go: a task and the position in each of its partitions.
 //   - env.go: taskEnv, the task's topology.TaskEnv, with all its methods.
 //   - taskstore.go: a task's partition of a store: the write-back cache

@@ -21,6 +21,12 @@ type Metrics struct {
 	// failed on them. The record, punctuation or flush that emitted them
 	// went on: it is counted as processed, not skipped.
 	ItemsSkipped uint64
+	// RecordsDeadLettered counts input records sent to the dead-letter
+	// topic under duality.DeadLetterOnError (not counted as processed or
+	// skipped). Like RecordsProcessed it counts attempts: a record
+	// processed again after a failure or restart counts again (its
+	// dead letter is committed once under exactly-once).
+	RecordsDeadLettered uint64
 	// RecordsProduced counts output records appended by successful commits,
 	// including the changelog records of state stores.
 	RecordsProduced uint64
@@ -104,6 +110,7 @@ type metrics struct {
 	processed, skipped, produced, commits, rebalances atomic.Uint64
 	changelog, cacheFlushes, enforced, punctuations   atomic.Uint64
 	late, purges, itemsSkipped, quarantines           atomic.Uint64
+	deadLettered                                      atomic.Uint64
 	standbyRecords, probes                            atomic.Uint64
 	lastCommit                                        atomic.Int64
 	tasks, standbyTasks, standbyLag, warmupTasks      atomic.Int64
@@ -136,6 +143,8 @@ func (a *App) Metrics() Metrics {
 		StandbyLag:         a.m.standbyLag.Load(),
 		WarmupTasks:        int(a.m.warmupTasks.Load()),
 		ProbingRebalances:  a.m.probes.Load(),
+
+		RecordsDeadLettered: a.m.deadLettered.Load(),
 	}
 }
 
@@ -151,6 +160,10 @@ func (w *worker) flushMetrics() {
 	if w.itemsSkipped > 0 {
 		w.app.m.itemsSkipped.Add(w.itemsSkipped)
 		w.itemsSkipped = 0
+	}
+	if w.deadLettered > 0 {
+		w.app.m.deadLettered.Add(w.deadLettered)
+		w.deadLettered = 0
 	}
 	if w.enforced > 0 {
 		w.app.m.enforced.Add(w.enforced)

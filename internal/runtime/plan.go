@@ -169,6 +169,26 @@ func newPlan(appID string, topo *topology.Topology) (*plan, error) {
 	return p, nil
 }
 
+// checkDeadLetter reports, as an error matching ErrInvalidConfig, a
+// dead-letter topic name that is not a valid topic name or is a topic
+// of the topology: a source (its
+// dead letters would be read again and fail again), a sink, a global
+// store's topic, an internal topic or a changelog.
+func (p *plan) checkDeadLetter(name string) error {
+	if err := broker.ValidateTopicName(name); err != nil {
+		return fmt.Errorf("%w: dead-letter topic: %w", ErrInvalidConfig, err) // "<app id>-dlq" too long
+	}
+	used := slices.Contains(p.external, name) || slices.Contains(p.sourceTopics, name) ||
+		slices.ContainsFunc(p.internal, func(it internalPlan) bool { return it.name == name })
+	for _, sp := range p.subs {
+		used = used || slices.Contains(sp.sinks, name)
+	}
+	if used {
+		return fmt.Errorf("%w: dead-letter topic %q is a topic the topology reads or writes: dead letters need a topic of their own", ErrInvalidConfig, name)
+	}
+	return nil
+}
+
 func (p *plan) hasStores() bool {
 	if len(p.globals) > 0 {
 		return true
@@ -231,9 +251,11 @@ func (p *plan) tasksFor(asg broker.Assignment) []*task {
 // or resolved from its writer's sources, and an existing internal topic has
 // that count. Sources of one sub-topology may differ in partition count: a
 // task reads partition p of those that have it, unless the sub-topology
-// keeps state (topology.ErrNotCoPartitioned). It returns the partition
-// count of every topic that exists.
-func (p *plan) ensureTopics(ctx context.Context, b broker.Broker) (map[string]int32, error) {
+// keeps state (topology.ErrNotCoPartitioned). When deadLetter is not
+// empty it also checks or creates the dead-letter topic of that name (see
+// ensureDeadLetter). It returns the partition count of every topic that
+// exists.
+func (p *plan) ensureTopics(ctx context.Context, b broker.Broker, deadLetter string) (map[string]int32, error) {
 	infos, err := b.ListTopics(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("list topics: %w", err)
@@ -365,8 +387,51 @@ func (p *plan) ensureTopics(ctx context.Context, b broker.Broker) (map[string]in
 				topology.ErrNotCoPartitioned, sp.st.ID, strings.Join(desc, ", ")))
 		}
 	}
+	if deadLetter != "" && len(errs) == 0 {
+		var sources int32 = 1
+		for _, src := range p.sourceTopics {
+			sources = max(sources, existing[src])
+		}
+		n, err := ensureDeadLetter(ctx, b, infos, deadLetter, sources)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		existing[deadLetter] = n
+	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
 	return existing, nil
+}
+
+// ensureDeadLetter creates the dead-letter topic name when it is not
+// among infos (the topics that exist), as the internal topics are
+// created: partitions partitions (the most of any source topic, so that
+// a dead letter keeps its record's partition number), cleanup by
+// deletion, kept forever (a dead letter keeps its record's timestamp,
+// which time retention would judge). A dead-letter topic that exists is
+// used as it is, whatever its partition count, unless it is compacted:
+// compaction would keep only the newest dead letter of each key. It
+// returns the topic's partition count.
+func ensureDeadLetter(ctx context.Context, b broker.Broker, infos []broker.TopicInfo, name string, partitions int32) (int32, error) {
+	i := slices.IndexFunc(infos, func(ti broker.TopicInfo) bool { return ti.Name == name })
+	var ti broker.TopicInfo
+	if i >= 0 {
+		ti = infos[i]
+	} else {
+		err := b.CreateTopic(ctx, name, broker.TopicConfig{Partitions: partitions, Cleanup: broker.CleanupDelete, RetentionTime: -1})
+		if !errors.Is(err, broker.ErrTopicExists) { // else created concurrently by another instance
+			if err != nil {
+				return 0, fmt.Errorf("create dead-letter topic %q: %w", name, err)
+			}
+			return partitions, nil
+		}
+		if ti, err = b.DescribeTopic(ctx, name); err != nil {
+			return 0, fmt.Errorf("dead-letter topic %q: %w", name, err)
+		}
+	}
+	if c := ti.Config.Cleanup; c != broker.CleanupDelete {
+		return 0, fmt.Errorf("dead-letter topic %q has cleanup policy %v: compaction would keep only the newest dead letter of each key (use a topic with cleanup policy delete)", name, c)
+	}
+	return ti.Config.Partitions, nil
 }

@@ -45,10 +45,10 @@ type Stepper struct {
 // commits what their processors wrote while being created. It returns
 // the records that commit wrote.
 //
-// The Stepper overrides three fields of a's Config: SkipOnError (a
+// The Stepper overrides four fields of a's Config: SkipOnError (a
 // failing record or punctuation is undone as SkipOnError undoes it, and
-// the step that ran it returns its *ProcessingError), OnSkip, and
-// MaxTaskIdle (0: a task processes a record as soon as it is given). Its
+// the step that ran it returns its *ProcessingError), OnSkip, DeadLetter
+// (off: the failure is the step's to report), and MaxTaskIdle (0: a task processes a record as soon as it is given). Its
 // stores index their writes from the start, so that a commit's changelog
 // records of one store are in key order: its output is deterministic.
 // Step and Run may be called once between them; a second call returns
@@ -60,6 +60,7 @@ func (a *App) Step(ctx context.Context) (_ *Stepper, recs []broker.Record, err e
 	}
 	s := &Stepper{a: a, globalTopics: map[string]bool{}}
 	a.cfg.SkipOnError, a.cfg.OnSkip, a.cfg.MaxTaskIdle = true, s.fail, 0
+	a.cfg.DeadLetter, a.deadLetter = false, ""
 	// Steps wait for their broker calls; Close bounds its own as Run's
 	// shutdown does (ShutdownTimeout).
 	a.shut = newShutdown(context.WithoutCancel(ctx), a.cfg.ShutdownTimeout)
@@ -71,7 +72,7 @@ func (a *App) Step(ctx context.Context) (_ *Stepper, recs []broker.Record, err e
 			recs = nil
 		}
 	}()
-	topics, err := a.plan.ensureTopics(ctx, a.b)
+	topics, err := a.plan.ensureTopics(ctx, a.b, "")
 	if err != nil {
 		return nil, nil, err
 	}

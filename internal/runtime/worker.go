@@ -78,7 +78,7 @@ type worker struct {
 	purging    *purgeRun
 	lastPurge  time.Time
 
-	processed, skipped, enforced, punctuated, itemsSkipped uint64 // not yet added to the app's metrics
+	processed, skipped, enforced, punctuated, itemsSkipped, deadLettered uint64 // not yet added to the app's metrics
 
 	// fetches counts the worker's fetches: a partition's listed end
 	// offset is current until the next one.
@@ -619,9 +619,24 @@ func (w *worker) processHead(ctx context.Context, t *task, ps *partState) (fence
 			return false, pe
 		}
 		// Drop the record's partial output and state changes; it does
-		// not move stream time.
+		// not move stream time. Under the dead-letter policy the record
+		// goes to the dead-letter topic instead, in the commit that
+		// covers its offset.
 		t.streamTime = st
-		w.skip(t, mark, pe)
+		if cfg.DeadLetter {
+			if broker.IsRetryable(perr) {
+				// The broker failed, not the record (a topic's
+				// description when sending to it): a good record
+				// must not become a dead letter. Stop; a restart
+				// processes it again.
+				return false, pe
+			}
+			if err := w.deadLetter(t, mark, rec, pe); err != nil {
+				return false, err
+			}
+		} else {
+			w.skip(t, mark, pe)
+		}
 	} else {
 		w.processed++
 	}
@@ -639,10 +654,7 @@ func (w *worker) processHead(ctx context.Context, t *task, ps *partState) (fence
 // skip drops the partial output and state changes of a failed record or
 // punctuation under SkipOnError.
 func (w *worker) skip(t *task, mark int, pe *ProcessingError) {
-	t.skipRecord()
-	t.proc.Skip() // the steps' in-memory state, e.g. a window's stream time
-	clear(w.out[mark:])
-	w.out, w.owner = w.out[:mark], w.owner[:mark]
+	w.undo(t, mark)
 	w.skipped++
 	t.log.Warn("skipping record after processing error",
 		slog.String("topic", pe.Topic), slog.Int("partition", int(pe.Partition)),
@@ -650,6 +662,15 @@ func (w *worker) skip(t *task, mark int, pe *ProcessingError) {
 	if cb := w.app.cfg.OnSkip; cb != nil {
 		cb(pe)
 	}
+}
+
+// undo drops the state changes of t's failed record or punctuation and
+// the output it sent, from mark on.
+func (w *worker) undo(t *task, mark int) {
+	t.skipRecord()
+	t.proc.Skip() // the steps' in-memory state, e.g. a window's stream time
+	clear(w.out[mark:])
+	w.out, w.owner = w.out[:mark], w.owner[:mark]
 }
 
 // close closes every opened task.
