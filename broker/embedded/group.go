@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	"github.com/duality-streams/duality/broker"
+	"github.com/duality-streams/duality/internal/sticky"
 )
 
 // coordinator keeps consumer-group membership in memory: it does not
@@ -61,7 +62,7 @@ func (c *coordinator) init(b *Broker) {
 // membership's Assignments channel when JoinGroup returns.
 //
 // Assignment: the partition numbers 0..n-1, n being the largest partition
-// count of the subscribed topics, are dealt to the members (see deal):
+// count of the subscribed topics, are dealt to the members (see sticky.Deal):
 // each gets n/members or one more, keeping the numbers it had as far as
 // that allows (sticky: a member joining or leaving moves only the numbers
 // balance needs), and the others go round-robin in join order (member
@@ -200,58 +201,6 @@ func (c *coordinator) rebalance(g *group) {
 	}
 }
 
-// deal deals the partition numbers 0..n-1 to members (in join order):
-// each gets n/len(members) of them or one more, as the Kafka backend's
-// balancer does. A member first keeps the numbers it owned, up to its
-// share (one more while some member may still get one more); the
-// numbers left go, in order, to the member below its share with the
-// fewest (the earliest on ties): round-robin when no member owns any.
-func deal(members []*member, n int32) [][]int32 {
-	out := make([][]int32, len(members))
-	if len(members) == 0 {
-		return out
-	}
-	base, extra := int(n)/len(members), int(n)%len(members)
-	limit := func() int {
-		if extra > 0 {
-			return base + 1
-		}
-		return base
-	}
-	taken := make([]bool, n)
-	for i, m := range members {
-		q := limit()
-		for _, p := range m.owned {
-			if p >= 0 && p < n && !taken[p] && len(out[i]) < q {
-				taken[p] = true
-				out[i] = append(out[i], p)
-			}
-		}
-		if len(out[i]) > base {
-			extra--
-		}
-	}
-	for p := range n {
-		if taken[p] {
-			continue
-		}
-		best := -1
-		for i := range members {
-			if len(out[i]) < limit() && (best < 0 || len(out[i]) < len(out[best])) {
-				best = i
-			}
-		}
-		out[best] = append(out[best], p)
-		if len(out[best]) > base {
-			extra--
-		}
-	}
-	for i := range out {
-		slices.Sort(out[i])
-	}
-	return out
-}
-
 // currentUserData returns the user data m shares now: its UserDataFunc's
 // (nil when over broker.MaxUserData), or its UserData.
 func (m *member) currentUserData() []byte {
@@ -270,7 +219,7 @@ func (m *member) currentUserData() []byte {
 // join order), given their current user data: with the JoinOptions.Balance
 // of the earliest member that has one, when it returns a valid
 // assignment (see broker.BalanceFunc), and the data it returned;
-// otherwise as deal does, and no data. c.mu must be held.
+// otherwise as sticky.Deal does, and no data. c.mu must be held.
 func (c *coordinator) assignNumbers(g *group, userData [][]byte, n int32) ([][]int32, []byte) {
 	numbers := make([][]int32, len(g.members))
 	if i := slices.IndexFunc(g.members, func(m *member) bool { return m.balance != nil }); i >= 0 {
@@ -294,7 +243,11 @@ func (c *coordinator) assignNumbers(g *group, userData [][]byte, n int32) ([][]i
 		}
 		c.b.log.Warn("embedded: balance of a member ignored", "group", g.name, "member", g.members[i].id, "err", err)
 	}
-	return deal(g.members, n), nil
+	owned := make([][]int32, len(g.members))
+	for i, m := range g.members {
+		owned[i] = m.owned
+	}
+	return sticky.Deal(owned, n), nil
 }
 
 // checkMember returns an error matching broker.ErrFenced unless group is at
