@@ -14,8 +14,14 @@ import (
 // coordinator keeps consumer-group membership in memory: it does not
 // survive Close (group offsets do; they are in the database).
 type coordinator struct {
-	b  *Broker
-	mu struct {
+	b *Broker
+	// rebalancing serializes the changes of membership and the
+	// rebalances they trigger, so that the members' user data is read
+	// (their UserDataFunc called) without mu held: a member's function
+	// may read its local state, which takes time (see rebalanceGroup).
+	// It is taken before mu.
+	rebalancing sync.Mutex
+	mu          struct {
 		sync.Mutex
 		groups map[string]*group
 		seq    uint64 // member ids
@@ -108,6 +114,24 @@ func (b *Broker) JoinGroup(ctx context.Context, groupName string, topics []strin
 		}
 	}
 	c := &b.groups
+	c.rebalancing.Lock()
+	defer c.rebalancing.Unlock()
+	m, err := c.join(groupName, sorted, opts)
+	if err != nil {
+		return nil, err
+	}
+	if !c.rebalanceGroup(m.g) {
+		return nil, broker.ErrClosed // closeAll closed m's channel
+	}
+	b.log.Debug("embedded: member joined", "group", groupName, "member", m.id)
+	return m, nil
+}
+
+// join adds a member with opts to group groupName, subscribed to sorted
+// (its topics, sorted and without duplicates), or replaces the member
+// of the same instance id. c.rebalancing must be held.
+func (c *coordinator) join(groupName string, sorted []string, opts broker.JoinOptions) (*member, error) {
+	b := c.b
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.mu.closed {
@@ -143,14 +167,39 @@ func (b *Broker) JoinGroup(ctx context.Context, groupName string, topics []strin
 	if !replaced {
 		g.members = append(g.members, m)
 	}
-	c.rebalance(g)
-	b.log.Debug("embedded: member joined", "group", groupName, "member", m.id, "generation", g.generation)
 	return m, nil
 }
 
+// rebalanceGroup starts a new generation of g and sends every member its
+// assignment, with the user data each gives (currentUserData) read
+// without c.mu held. c.rebalancing must be held (and c.mu not): the
+// membership changes only under it, so the members whose user data was
+// read are the members the generation assigns; only closeAll may come
+// in between, and rebalanceGroup then returns false.
+func (c *coordinator) rebalanceGroup(g *group) bool {
+	c.mu.Lock()
+	members := slices.Clone(g.members)
+	closed := c.mu.closed
+	c.mu.Unlock()
+	if closed {
+		return false
+	}
+	userData := make([][]byte, len(members))
+	for i, m := range members {
+		userData[i] = m.currentUserData()
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.mu.closed {
+		return false
+	}
+	c.rebalance(g, userData)
+	return true
+}
+
 // rebalance starts a new generation of g and sends every member its
-// assignment. c.mu must be held.
-func (c *coordinator) rebalance(g *group) {
+// assignment; userData are the members' user data. c.mu must be held.
+func (c *coordinator) rebalance(g *group, userData [][]byte) {
 	g.generation++
 	if len(g.members) == 0 {
 		return
@@ -168,10 +217,6 @@ func (c *coordinator) rebalance(g *group) {
 	// Every member's share, then the generation's member list, which
 	// every assignment carries (sorted by id; ids are not in join order
 	// once a static member replaced another).
-	userData := make([][]byte, len(g.members))
-	for i, m := range g.members {
-		userData[i] = m.currentUserData()
-	}
 	numbers, data := c.assignNumbers(g, userData, n)
 	shares := make([][]broker.TopicPartition, len(g.members))
 	members := make([]broker.Member, len(g.members))
@@ -313,13 +358,16 @@ func (m *member) Rebalance(ctx context.Context) error {
 		return err
 	}
 	c := m.c
+	c.rebalancing.Lock()
+	defer c.rebalancing.Unlock()
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	if m.left {
+	left := m.left
+	c.mu.Unlock()
+	if left {
 		return nil
 	}
-	c.rebalance(m.g)
-	c.b.log.Debug("embedded: rebalance requested", "group", m.g.name, "member", m.id, "generation", m.g.generation)
+	c.rebalanceGroup(m.g)
+	c.b.log.Debug("embedded: rebalance requested", "group", m.g.name, "member", m.id)
 	return nil
 }
 
@@ -328,16 +376,19 @@ func (m *member) Rebalance(ctx context.Context) error {
 // closed, is a no-op.
 func (m *member) Leave(ctx context.Context) error {
 	c := m.c
+	c.rebalancing.Lock()
+	defer c.rebalancing.Unlock()
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	if m.left {
+		c.mu.Unlock()
 		return nil
 	}
 	m.left = true
 	close(m.ch)
 	g := m.g
 	g.members = slices.DeleteFunc(g.members, func(x *member) bool { return x == m })
-	c.rebalance(g)
-	c.b.log.Debug("embedded: member left", "group", g.name, "member", m.id, "generation", g.generation)
+	c.mu.Unlock()
+	c.rebalanceGroup(g)
+	c.b.log.Debug("embedded: member left", "group", g.name, "member", m.id)
 	return nil
 }
