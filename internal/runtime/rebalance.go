@@ -56,7 +56,7 @@ type change struct {
 
 // changeResult is how a worker applied a change: fenced says its commit
 // was fenced and it stopped (its tasks closed); err is its failure
-// (also sent to the generation's errc).
+// (also added to the generation's fails).
 type changeResult struct {
 	fenced bool
 	err    error
@@ -365,7 +365,7 @@ func (a *App) rebalance(ctx context.Context, g *generation, asg broker.Assignmen
 	}
 	for i, w := range g.workers {
 		if !fresh[i] && changes[i] != nil {
-			// A failure is in g.errc. A worker that stopped after a
+			// A failure is in g.fails. A worker that stopped after a
 			// fenced commit is replaced at the next rebalance, which
 			// the fencing generation makes.
 			awaitChange(g.ctx, w, changes[i])

@@ -147,7 +147,7 @@ func (p *plan) statefulTasksAt(topics map[string]int32, nums []int32) []*task {
 // startStandbys starts, on a goroutine of g (which stop waits for), the
 // standby and warm-up replicas of this member (memberID) in g's
 // assignment (see replicaTasks). A failure of theirs that corrupt local
-// state caused is sent to g.errc (which must have room for it) and healed
+// state caused is added to g.fails and healed
 // like a worker's; others are logged and retried, since the active tasks
 // do not depend on them. With warm-ups, the goroutine asks for a probing
 // rebalance (see standbyRun.probe).
@@ -190,7 +190,7 @@ func (a *App) startStandbys(g *generation) {
 		defer g.wg.Done()
 		defer close(h.done)
 		if err := r.run(ctx); err != nil {
-			g.errc <- err
+			g.fails.add(err)
 		}
 	}()
 }
@@ -202,7 +202,7 @@ type standbyHandle struct {
 }
 
 // stopStandbys stops g's standby tasks, if any, and waits until they
-// have closed their stores. A failure of theirs is in g.errc.
+// have closed their stores. A failure of theirs is in g.fails.
 func (g *generation) stopStandbys() {
 	if h := g.standby; h != nil {
 		g.standby = nil
