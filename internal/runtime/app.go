@@ -292,8 +292,9 @@ func (a *App) loop(ctx context.Context, m broker.Membership, topics map[string]i
 	}
 	for {
 		var failed <-chan struct{}
+		var restored <-chan *task
 		if gen != nil {
-			failed = gen.fails.signal
+			failed, restored = gen.fails.signal, gen.restored
 		}
 		var advanced <-chan struct{}
 		if e != nil && e.req != nil {
@@ -398,6 +399,10 @@ func (a *App) loop(ctx context.Context, m broker.Membership, topics map[string]i
 				return a.stopped(ctx, err)
 			}
 			e.restarted()
+		case t := <-restored:
+			if err := a.handOff(ctx, gen, t); err != nil {
+				return a.stopped(ctx, errors.Join(err, gen.stop(stopReason{})))
+			}
 		case <-tick:
 			e.poke()
 		case <-progress:
@@ -444,7 +449,7 @@ type generation struct {
 	asg      broker.Assignment
 	workers  []*worker
 	shut     *shutdown
-	ctx      context.Context // the workers' and standby tasks'
+	ctx      context.Context // the workers' and the replica run's
 	cancel   context.CancelFunc
 	reason   stopReason
 	decided  chan struct{} // closed once reason is set
@@ -455,14 +460,21 @@ type generation struct {
 	cacheMax int64 // each worker's share of CacheMaxBytes
 	// owner gives the worker (index in workers) running each task.
 	owner map[topology.TaskID]int
-	// standby runs the standby tasks (nil: none).
-	standby *standbyHandle
+	// replicas keeps the standby and warm-up replicas current and
+	// restores the tasks that move here in a cooperative rebalance
+	// (standby.go; nil: not started).
+	replicas *standbyRun
+	// restoring are the tasks of the assignment that replicas restores
+	// before a worker runs them; restored carries each once it is
+	// (see App.handOff).
+	restoring map[topology.TaskID]*task
+	restored  chan *task
 	// rebalance asks the group for a rebalance (the membership's).
 	rebalance func(context.Context) error
 }
 
 // failures collects the errors of a generation's goroutines (workers,
-// the replacements a cooperative rebalance starts, the standby runs):
+// the replacements a cooperative rebalance starts, the replica run):
 // adding one never blocks, however many there are.
 type failures struct {
 	mu struct {
@@ -582,8 +594,8 @@ func (a *App) start(ctx context.Context, m broker.Membership, asg broker.Assignm
 
 	gctx, cancel := context.WithCancel(ctx)
 	g := &generation{asg: asg, shut: a.shut, ctx: gctx, cancel: cancel, decided: make(chan struct{}),
-		fails: newFailures(), memberID: m.MemberID(), topics: topics,
-		owner: map[topology.TaskID]int{}, rebalance: m.Rebalance}
+		fails: newFailures(), memberID: m.MemberID(), topics: topics, owner: map[topology.TaskID]int{},
+		restoring: map[topology.TaskID]*task{}, restored: make(chan *task), rebalance: m.Rebalance}
 	// CacheMaxBytes is the instance's bound: each worker gets an equal
 	// share (at least a byte) for the record caches of its tasks' stores.
 	// A cooperative rebalance that starts more workers shares it anew.
@@ -607,7 +619,7 @@ func (a *App) start(ctx context.Context, m broker.Membership, asg broker.Assignm
 	for _, w := range workers {
 		g.startWorker(w)
 	}
-	a.startStandbys(g)
+	a.updateReplicas(g, nil, nil)
 	return g, nil
 }
 
