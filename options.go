@@ -320,9 +320,11 @@ func AcceptableRecoveryLag(lag int64) Option {
 // and places new warm-ups (Kafka Streams' probing.rebalance.interval.ms).
 // An instance asks at once when all its warm-ups have caught up, once per
 // set of warm-ups; the interval bounds the wait when they catch up
-// while their task moves on, and spaces out the probes after that. Every
-// probing rebalance is a rebalance of the group. Default 10 minutes; d
-// must be positive.
+// while their task moves on, and spaces out the probes after that: it
+// runs from the instance's first assignment with warm-ups, or its last
+// probe, and other cooperative rebalances meanwhile do not restart it.
+// Every probing rebalance is a rebalance of the group. Default 10
+// minutes; d must be positive.
 func ProbingRebalanceInterval(d time.Duration) Option {
 	return optionFunc(func(c *runtime.Config) { c.ProbingRebalanceInterval = d })
 }
@@ -407,13 +409,17 @@ const (
 )
 
 // OnRestore sets a hook that reports the restoration of a store partition
-// from its changelog, before its task processes input: called from the
-// worker that restores it after each applied batch of changelog records
-// but the last, then once with Done set. A partition already up to date
-// is not reported. The hook must not block for long; it may be called
-// concurrently by several workers. Restorations are also logged at Info
-// (at the start, every 5 s, at the end) with the attributes "store" and
-// "partition". Default: no hook.
+// from its changelog, before its task processes input: called after each
+// applied batch of changelog records but the last, then once with Done
+// set, from the goroutine that restores it: the worker that will run the
+// task when an assignment starts, or, for a task that moves here in a
+// cooperative rebalance, the instance's replica goroutine (the one that
+// keeps standby copies), while the workers go on with their tasks. A
+// partition already up to date is not reported. The hook must not block
+// for long: it holds up that goroutine; it may be called concurrently by
+// several of them. Restorations are also logged at Info (at the start,
+// every 5 s, at the end) with the attributes "store" and "partition".
+// Default: no hook.
 func OnRestore(f func(RestoreProgress)) Option {
 	return optionFunc(func(c *runtime.Config) { c.OnRestore = f })
 }

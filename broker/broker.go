@@ -174,9 +174,11 @@ type JoinOptions struct {
 	// time it joins or rejoins the group (every rebalance), in place of
 	// UserData, so that what a member shares may change from one
 	// generation to the next (how far its local state is behind, say).
-	// It must return quickly and must not call the broker: the embedded
-	// broker calls it while it rebalances. A result over MaxUserData
-	// bytes is shared as no user data.
+	// It should return quickly and must not join, leave or rebalance a
+	// group of the same broker: the embedded broker calls it while the
+	// rebalance it belongs to waits for it (without its locks held:
+	// the group's other calls go on meanwhile). A result over
+	// MaxUserData bytes is shared as no user data.
 	UserDataFunc func() []byte
 	// Balance, when not nil, assigns the partition numbers in place of
 	// the broker's own rule whenever this member computes the group's

@@ -8,13 +8,20 @@ import (
 	"sync"
 
 	"github.com/duality-streams/duality/broker"
+	"github.com/duality-streams/duality/internal/sticky"
 )
 
 // coordinator keeps consumer-group membership in memory: it does not
 // survive Close (group offsets do; they are in the database).
 type coordinator struct {
-	b  *Broker
-	mu struct {
+	b *Broker
+	// rebalancing serializes the changes of membership and the
+	// rebalances they trigger, so that the members' user data is read
+	// (their UserDataFunc called) without mu held: a member's function
+	// may read its local state, which takes time (see rebalanceGroup).
+	// It is taken before mu.
+	rebalancing sync.Mutex
+	mu          struct {
 		sync.Mutex
 		groups map[string]*group
 		seq    uint64 // member ids
@@ -61,7 +68,7 @@ func (c *coordinator) init(b *Broker) {
 // membership's Assignments channel when JoinGroup returns.
 //
 // Assignment: the partition numbers 0..n-1, n being the largest partition
-// count of the subscribed topics, are dealt to the members (see deal):
+// count of the subscribed topics, are dealt to the members (see sticky.Deal):
 // each gets n/members or one more, keeping the numbers it had as far as
 // that allows (sticky: a member joining or leaving moves only the numbers
 // balance needs), and the others go round-robin in join order (member
@@ -107,6 +114,24 @@ func (b *Broker) JoinGroup(ctx context.Context, groupName string, topics []strin
 		}
 	}
 	c := &b.groups
+	c.rebalancing.Lock()
+	defer c.rebalancing.Unlock()
+	m, err := c.join(groupName, sorted, opts)
+	if err != nil {
+		return nil, err
+	}
+	if !c.rebalanceGroup(m.g) {
+		return nil, broker.ErrClosed // closeAll closed m's channel
+	}
+	b.log.Debug("embedded: member joined", "group", groupName, "member", m.id)
+	return m, nil
+}
+
+// join adds a member with opts to group groupName, subscribed to sorted
+// (its topics, sorted and without duplicates), or replaces the member
+// of the same instance id. c.rebalancing must be held.
+func (c *coordinator) join(groupName string, sorted []string, opts broker.JoinOptions) (*member, error) {
+	b := c.b
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.mu.closed {
@@ -142,14 +167,39 @@ func (b *Broker) JoinGroup(ctx context.Context, groupName string, topics []strin
 	if !replaced {
 		g.members = append(g.members, m)
 	}
-	c.rebalance(g)
-	b.log.Debug("embedded: member joined", "group", groupName, "member", m.id, "generation", g.generation)
 	return m, nil
 }
 
+// rebalanceGroup starts a new generation of g and sends every member its
+// assignment, with the user data each gives (currentUserData) read
+// without c.mu held. c.rebalancing must be held (and c.mu not): the
+// membership changes only under it, so the members whose user data was
+// read are the members the generation assigns; only closeAll may come
+// in between, and rebalanceGroup then returns false.
+func (c *coordinator) rebalanceGroup(g *group) bool {
+	c.mu.Lock()
+	members := slices.Clone(g.members)
+	closed := c.mu.closed
+	c.mu.Unlock()
+	if closed {
+		return false
+	}
+	userData := make([][]byte, len(members))
+	for i, m := range members {
+		userData[i] = m.currentUserData()
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.mu.closed {
+		return false
+	}
+	c.rebalance(g, userData)
+	return true
+}
+
 // rebalance starts a new generation of g and sends every member its
-// assignment. c.mu must be held.
-func (c *coordinator) rebalance(g *group) {
+// assignment; userData are the members' user data. c.mu must be held.
+func (c *coordinator) rebalance(g *group, userData [][]byte) {
 	g.generation++
 	if len(g.members) == 0 {
 		return
@@ -167,10 +217,6 @@ func (c *coordinator) rebalance(g *group) {
 	// Every member's share, then the generation's member list, which
 	// every assignment carries (sorted by id; ids are not in join order
 	// once a static member replaced another).
-	userData := make([][]byte, len(g.members))
-	for i, m := range g.members {
-		userData[i] = m.currentUserData()
-	}
 	numbers, data := c.assignNumbers(g, userData, n)
 	shares := make([][]broker.TopicPartition, len(g.members))
 	members := make([]broker.Member, len(g.members))
@@ -200,58 +246,6 @@ func (c *coordinator) rebalance(g *group) {
 	}
 }
 
-// deal deals the partition numbers 0..n-1 to members (in join order):
-// each gets n/len(members) of them or one more, as the Kafka backend's
-// balancer does. A member first keeps the numbers it owned, up to its
-// share (one more while some member may still get one more); the
-// numbers left go, in order, to the member below its share with the
-// fewest (the earliest on ties): round-robin when no member owns any.
-func deal(members []*member, n int32) [][]int32 {
-	out := make([][]int32, len(members))
-	if len(members) == 0 {
-		return out
-	}
-	base, extra := int(n)/len(members), int(n)%len(members)
-	limit := func() int {
-		if extra > 0 {
-			return base + 1
-		}
-		return base
-	}
-	taken := make([]bool, n)
-	for i, m := range members {
-		q := limit()
-		for _, p := range m.owned {
-			if p >= 0 && p < n && !taken[p] && len(out[i]) < q {
-				taken[p] = true
-				out[i] = append(out[i], p)
-			}
-		}
-		if len(out[i]) > base {
-			extra--
-		}
-	}
-	for p := range n {
-		if taken[p] {
-			continue
-		}
-		best := -1
-		for i := range members {
-			if len(out[i]) < limit() && (best < 0 || len(out[i]) < len(out[best])) {
-				best = i
-			}
-		}
-		out[best] = append(out[best], p)
-		if len(out[best]) > base {
-			extra--
-		}
-	}
-	for i := range out {
-		slices.Sort(out[i])
-	}
-	return out
-}
-
 // currentUserData returns the user data m shares now: its UserDataFunc's
 // (nil when over broker.MaxUserData), or its UserData.
 func (m *member) currentUserData() []byte {
@@ -270,7 +264,7 @@ func (m *member) currentUserData() []byte {
 // join order), given their current user data: with the JoinOptions.Balance
 // of the earliest member that has one, when it returns a valid
 // assignment (see broker.BalanceFunc), and the data it returned;
-// otherwise as deal does, and no data. c.mu must be held.
+// otherwise as sticky.Deal does, and no data. c.mu must be held.
 func (c *coordinator) assignNumbers(g *group, userData [][]byte, n int32) ([][]int32, []byte) {
 	numbers := make([][]int32, len(g.members))
 	if i := slices.IndexFunc(g.members, func(m *member) bool { return m.balance != nil }); i >= 0 {
@@ -294,7 +288,11 @@ func (c *coordinator) assignNumbers(g *group, userData [][]byte, n int32) ([][]i
 		}
 		c.b.log.Warn("embedded: balance of a member ignored", "group", g.name, "member", g.members[i].id, "err", err)
 	}
-	return deal(g.members, n), nil
+	owned := make([][]int32, len(g.members))
+	for i, m := range g.members {
+		owned[i] = m.owned
+	}
+	return sticky.Deal(owned, n), nil
 }
 
 // checkMember returns an error matching broker.ErrFenced unless group is at
@@ -360,13 +358,16 @@ func (m *member) Rebalance(ctx context.Context) error {
 		return err
 	}
 	c := m.c
+	c.rebalancing.Lock()
+	defer c.rebalancing.Unlock()
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	if m.left {
+	left := m.left
+	c.mu.Unlock()
+	if left {
 		return nil
 	}
-	c.rebalance(m.g)
-	c.b.log.Debug("embedded: rebalance requested", "group", m.g.name, "member", m.id, "generation", m.g.generation)
+	c.rebalanceGroup(m.g)
+	c.b.log.Debug("embedded: rebalance requested", "group", m.g.name, "member", m.id)
 	return nil
 }
 
@@ -375,16 +376,19 @@ func (m *member) Rebalance(ctx context.Context) error {
 // closed, is a no-op.
 func (m *member) Leave(ctx context.Context) error {
 	c := m.c
+	c.rebalancing.Lock()
+	defer c.rebalancing.Unlock()
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	if m.left {
+		c.mu.Unlock()
 		return nil
 	}
 	m.left = true
 	close(m.ch)
 	g := m.g
 	g.members = slices.DeleteFunc(g.members, func(x *member) bool { return x == m })
-	c.rebalance(g)
-	c.b.log.Debug("embedded: member left", "group", g.name, "member", m.id, "generation", g.generation)
+	c.mu.Unlock()
+	c.rebalanceGroup(g)
+	c.b.log.Debug("embedded: member left", "group", g.name, "member", m.id)
 	return nil
 }

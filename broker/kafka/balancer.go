@@ -14,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/duality-streams/duality/broker"
+	"github.com/duality-streams/duality/internal/sticky"
 )
 
 // ProtocolName is the name of the group protocol (assignor) of the
@@ -178,7 +179,7 @@ type syncPlan struct {
 }
 
 // balance computes the assignment: see balancer. hook, when not nil,
-// deals the partition numbers instead of assignNumbers (see
+// deals the partition numbers instead of sticky.Deal (see
 // hookNumbers).
 func balance(members []joinMember, topics map[string]int32, hook broker.BalanceFunc, log *slog.Logger) *syncPlan {
 	members = slices.Clone(members)
@@ -189,7 +190,11 @@ func balance(members []joinMember, topics map[string]int32, hook broker.BalanceF
 	}
 	numbers, data := hookNumbers(hook, members, n, log)
 	if numbers == nil {
-		numbers = assignNumbers(members, n)
+		owned := make([][]int32, len(members))
+		for i, m := range members {
+			owned[i] = m.owned
+		}
+		numbers = sticky.Deal(owned, n)
 	}
 	plan := &syncPlan{data: data}
 	names := slices.Sorted(maps.Keys(topics))
@@ -228,70 +233,6 @@ func hookNumbers(hook broker.BalanceFunc, members []joinMember, n int32, log *sl
 		numbers[i] = slices.Sorted(slices.Values(nums))
 	}
 	return numbers, data
-}
-
-// assignNumbers deals partition numbers 0..n-1 to members (sorted by
-// id): each gets n/len or n/len+1 of them, keeping those it owned first.
-func assignNumbers(members []joinMember, n int32) [][]int32 {
-	out := make([][]int32, len(members))
-	if len(members) == 0 {
-		return out
-	}
-	base := int(n) / len(members)
-	extra := int(n) % len(members) // members that may hold base+1
-	taken := make([]bool, n)
-	quota := func(i int) int {
-		if extra > 0 {
-			return base + 1
-		}
-		return base
-	}
-	// Sticky pass: members keep owned numbers up to the quota; the
-	// members that keep base+1 use up the extra slots.
-	for i, m := range members {
-		q := quota(i)
-		for _, p := range m.owned {
-			if p < 0 || p >= n || taken[p] || len(out[i]) >= q {
-				continue
-			}
-			taken[p] = true
-			out[i] = append(out[i], p)
-		}
-		if len(out[i]) > base {
-			extra--
-		}
-	}
-	// Fill pass: free numbers go to members below their share, the
-	// fewest first (by index on ties).
-	for p := range n {
-		if taken[p] {
-			continue
-		}
-		best := -1
-		for i := range members {
-			limit := base
-			if extra > 0 {
-				limit = base + 1
-			}
-			if len(out[i]) >= limit {
-				continue
-			}
-			if best < 0 || len(out[i]) < len(out[best]) {
-				best = i
-			}
-		}
-		if best < 0 {
-			best = 0 // unreachable: the shares add up to n
-		}
-		out[best] = append(out[best], p)
-		if len(out[best]) > base {
-			extra--
-		}
-	}
-	for i := range out {
-		slices.Sort(out[i])
-	}
-	return out
 }
 
 // IntoSyncAssignment encodes each member's assignment, with every

@@ -299,9 +299,10 @@ func (a *App) loop(ctx context.Context, m broker.Membership, topics map[string]i
 		tick = t.C
 	}
 	for {
-		var failed <-chan error
+		var failed <-chan struct{}
+		var restored <-chan *task
 		if gen != nil {
-			failed = gen.errc
+			failed, restored = gen.fails.signal, gen.restored
 		}
 		var advanced <-chan struct{}
 		if e != nil && e.req != nil {
@@ -328,7 +329,11 @@ func (a *App) loop(ctx context.Context, m broker.Membership, topics map[string]i
 				err = errors.Join(err, fmt.Errorf("bounded run stopped before the end of its input: %w", ctx.Err()))
 			}
 			return err
-		case err := <-failed:
+		case <-failed:
+			err := gen.fails.take()
+			if err == nil {
+				break // taken by an earlier signal's take
+			}
 			if a.healable(err) {
 				gen, err = a.heal(ctx, m, gen, topics, err)
 				if err != nil {
@@ -402,6 +407,10 @@ func (a *App) loop(ctx context.Context, m broker.Membership, topics map[string]i
 				return a.stopped(ctx, err)
 			}
 			e.restarted()
+		case t := <-restored:
+			if err := a.handOff(ctx, gen, t); err != nil {
+				return a.stopped(ctx, errors.Join(err, gen.stop(stopReason{})))
+			}
 		case <-tick:
 			e.poke()
 		case <-progress:
@@ -443,26 +452,67 @@ type stopReason struct {
 
 // generation is the set of workers running one assignment, and the ones
 // after it that cooperative rebalances moved it to (see rebalance.go).
-// Only the app's loop reads and writes its fields but errc and wg.
+// Only the app's loop reads and writes its fields but fails and wg.
 type generation struct {
 	asg      broker.Assignment
 	workers  []*worker
 	shut     *shutdown
-	ctx      context.Context // the workers' and standby tasks'
+	ctx      context.Context // the workers' and the replica run's
 	cancel   context.CancelFunc
 	reason   stopReason
 	decided  chan struct{} // closed once reason is set
 	wg       sync.WaitGroup
-	errc     chan error // buffered: one slot per worker slot, one for the standby tasks
+	fails    failures // of its goroutines
 	memberID string
 	topics   map[string]int32
 	cacheMax int64 // each worker's share of CacheMaxBytes
 	// owner gives the worker (index in workers) running each task.
 	owner map[topology.TaskID]int
-	// standby runs the standby tasks (nil: none).
-	standby *standbyHandle
+	// replicas keeps the standby and warm-up replicas current and
+	// restores the tasks that move here in a cooperative rebalance
+	// (standby.go; nil: not started).
+	replicas *standbyRun
+	// restoring are the tasks of the assignment that replicas restores
+	// before a worker runs them; restored carries each once it is
+	// (see App.handOff).
+	restoring map[topology.TaskID]*task
+	restored  chan *task
 	// rebalance asks the group for a rebalance (the membership's).
 	rebalance func(context.Context) error
+}
+
+// failures collects the errors of a generation's goroutines (workers,
+// the replacements a cooperative rebalance starts, the replica run):
+// adding one never blocks, however many there are.
+type failures struct {
+	mu struct {
+		sync.Mutex
+		errs []error
+	}
+	// signal (buffered) is signaled by add; the loop then takes the errors.
+	signal chan struct{}
+}
+
+func newFailures() failures { return failures{signal: make(chan struct{}, 1)} }
+
+// add records err and signals it.
+func (f *failures) add(err error) {
+	f.mu.Lock()
+	f.mu.errs = append(f.mu.errs, err)
+	f.mu.Unlock()
+	select {
+	case f.signal <- struct{}{}:
+	default:
+	}
+}
+
+// take returns the errors added since the last take, joined (nil: none).
+func (f *failures) take() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	err := errors.Join(f.mu.errs...)
+	f.mu.errs = nil
+	return err
 }
 
 // stop tells the workers why they stop, interrupts their fetches and waits
@@ -477,15 +527,7 @@ func (g *generation) stop(r stopReason) error {
 	close(g.decided)
 	g.cancel()
 	g.wg.Wait()
-	var errs []error
-	for {
-		select {
-		case err := <-g.errc:
-			errs = append(errs, err)
-		default:
-			return errors.Join(errs...)
-		}
-	}
+	return g.fails.take()
 }
 
 // stopped returns err, the failure of a (re)start of the tasks or of the
@@ -559,11 +601,9 @@ func (a *App) start(ctx context.Context, m broker.Membership, asg broker.Assignm
 		slog.Int("partitions", len(asg.Partitions)), slog.Int("tasks", len(tasks)), slog.Int("workers", n))
 
 	gctx, cancel := context.WithCancel(ctx)
-	// One slot per worker slot (a cooperative rebalance may start
-	// workers up to Workers), and one for the standby tasks (standby.go).
 	g := &generation{asg: asg, shut: a.shut, ctx: gctx, cancel: cancel, decided: make(chan struct{}),
-		errc: make(chan error, a.cfg.Workers+1), memberID: m.MemberID(), topics: topics,
-		owner: map[topology.TaskID]int{}, rebalance: m.Rebalance}
+		fails: newFailures(), memberID: m.MemberID(), topics: topics, owner: map[topology.TaskID]int{},
+		restoring: map[topology.TaskID]*task{}, restored: make(chan *task), rebalance: m.Rebalance}
 	// CacheMaxBytes is the instance's bound: each worker gets an equal
 	// share (at least a byte) for the record caches of its tasks' stores.
 	// A cooperative rebalance that starts more workers shares it anew.
@@ -587,7 +627,7 @@ func (a *App) start(ctx context.Context, m broker.Membership, asg broker.Assignm
 	for _, w := range workers {
 		g.startWorker(w)
 	}
-	a.startStandbys(g)
+	a.updateReplicas(g, nil, nil)
 	return g, nil
 }
 
@@ -611,7 +651,7 @@ func (g *generation) startWorker(w *worker) {
 		defer g.wg.Done()
 		defer close(w.exited)
 		if err := w.run(g.ctx); err != nil {
-			g.errc <- err
+			g.fails.add(err)
 		}
 	}()
 }

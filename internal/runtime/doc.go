@@ -40,8 +40,10 @@
 //   - copies.go: the instance's local copies of stateful tasks and their
 //     positions, which it advertises when it joins.
 //   - standby.go: standby and warm-up replicas: which are this member's,
-//     the goroutine that keeps their copies current from the changelogs,
-//     and the probing rebalances that move warmed-up tasks.
+//     the replica run (the goroutine that keeps their copies current from
+//     the changelogs and restores the tasks that move here in a
+//     cooperative rebalance before a worker runs them), and the probing
+//     rebalances that move warmed-up tasks.
 //   - quarantine.go: corrupt local state: the failure that reports it,
 //     moving the state aside and rebuilding it from the changelogs.
 //   - punctuate.go: punctuation schedules, stream-time timers and the
@@ -60,9 +62,9 @@
 // # Concurrency
 //
 // Run owns every goroutine it starts: one per worker of the current
-// generation, the commit and purge in flight of each worker, the one
-// following the changelogs of the generation's standby tasks, and the one
-// following the global stores. A task and its stores are used by their
+// generation, the commit and purge in flight of each worker, the
+// generation's replica run (standby and warm-up copies, the restores of
+// the tasks that move here), and the one following the global stores. A task and its stores are used by their
 // worker's goroutine only; queries read the stores concurrently through
 // the registry, which hands out only committed state. A [Stepper] runs
 // its worker on the caller's goroutine (its commits on one goroutine

@@ -13,9 +13,12 @@ import (
 // (generation g+1 after g), the workers keep running. Each worker
 // switches its commits to g+1, drops the uncommitted work of its tasks
 // that moved away and closes them, and goes on with the tasks that stay,
-// without closing, restoring or refetching them; the tasks that moved
-// here are opened by the workers (new ones when there are fewer than
-// Workers) once their committed offsets are known.
+// without closing, restoring or refetching them. The tasks that moved
+// here, once their committed offsets are known, are opened by the
+// workers (new ones when there are fewer than Workers): the stateless
+// ones at once, the stateful ones when the replica run has restored
+// their stores in the background (standby.go, handOff), so that no
+// worker's tasks pause for another task's restore.
 //
 // A partition that moves goes in one step (one-phase), and generation
 // fencing makes that safe: its new owner starts in g+1 from the group's
@@ -56,7 +59,7 @@ type change struct {
 
 // changeResult is how a worker applied a change: fenced says its commit
 // was fenced and it stopped (its tasks closed); err is its failure
-// (also sent to the generation's errc).
+// (also added to the generation's fails).
 type changeResult struct {
 	fenced bool
 	err    error
@@ -278,9 +281,6 @@ func (a *App) rebalance(ctx context.Context, g *generation, asg broker.Assignmen
 		changes[i] = &change{keep: keep, gen: asg.Generation, cacheMax: g.cacheMax, done: make(chan changeResult, 1)}
 		w.mail.postChange(changes[i])
 	}
-	// The standby tasks stop meanwhile: a task that moves here may have
-	// its standby copy here, and a task that leaves may get one.
-	g.stopStandbys()
 	failed := map[int]bool{}
 	for i, w := range g.workers {
 		if !awaitChange(g.ctx, w, changes[i]) {
@@ -291,12 +291,26 @@ func (a *App) rebalance(ctx context.Context, g *generation, asg broker.Assignmen
 		return true, err // the workers wait for the stop's reason
 	}
 	g.asg = asg
+	// The tasks that were restoring and moved away are dropped.
+	var drop []*task
+	for id, t := range g.restoring {
+		if !t.keptIn(keep) {
+			drop = append(drop, t)
+			delete(g.restoring, id)
+		}
+	}
 	// Step two: the tasks new here, and those of the workers that
-	// stopped (a fenced commit), start from the committed offsets.
-	var pool []*task
+	// stopped (a fenced commit), start from the committed offsets; the
+	// stateful ones are restored by the replica run first (standby.go)
+	// and handed to a worker when restored (handOff).
+	var pool, restore []*task
 	owner := map[topology.TaskID]int{}
-	prevOwner, restarted := g.owner, 0
+	prevOwner, restarted, restoring := g.owner, 0, 0
 	for _, t := range next {
+		if g.restoring[t.id] != nil {
+			restoring++ // since a previous rebalance
+			continue
+		}
 		i, ok := prevOwner[t.id]
 		if ok && !failed[i] {
 			owner[t.id] = i
@@ -310,6 +324,15 @@ func (a *App) rebalance(ctx context.Context, g *generation, asg broker.Assignmen
 	if err := a.resume(ctx, pool); err != nil {
 		return true, err
 	}
+	started := len(pool)
+	pool = slices.DeleteFunc(pool, func(t *task) bool {
+		if len(t.sub.stores) == 0 {
+			return false
+		}
+		g.restoring[t.id] = t
+		restore = append(restore, t)
+		return true
+	})
 	a.iq.assign(next, a.owners(asg))
 	counts := make([]int, len(g.workers))
 	for _, i := range owner {
@@ -365,7 +388,7 @@ func (a *App) rebalance(ctx context.Context, g *generation, asg broker.Assignmen
 	}
 	for i, w := range g.workers {
 		if !fresh[i] && changes[i] != nil {
-			// A failure is in g.errc. A worker that stopped after a
+			// A failure is in g.fails. A worker that stopped after a
 			// fenced commit is replaced at the next rebalance, which
 			// the fencing generation makes.
 			awaitChange(g.ctx, w, changes[i])
@@ -374,14 +397,66 @@ func (a *App) rebalance(ctx context.Context, g *generation, asg broker.Assignmen
 	if err := g.ctx.Err(); err != nil {
 		return true, err
 	}
-	a.startStandbys(g)
+	a.updateReplicas(g, restore, drop)
 	a.m.tasks.Store(int64(len(next)))
+	kept := len(next) - started - restoring
 	a.log.Info("rebalanced cooperatively", slog.Int64("generation", asg.Generation),
 		slog.Int("partitions", len(asg.Partitions)), slog.Int("tasks", len(next)),
-		slog.Int("kept", len(next)-len(pool)), slog.Int("started", len(pool)),
-		slog.Int("moved away", len(prevOwner)-(len(next)-len(pool))-restarted), slog.Int("restarted", restarted),
-		slog.Int("workers", len(g.workers)))
+		slog.Int("kept", kept), slog.Int("started", len(pool)), slog.Int("restoring", len(restore)+restoring),
+		slog.Int("moved away", len(prevOwner)-kept-restarted), slog.Int("dropped while restoring", len(drop)),
+		slog.Int("restarted", restarted), slog.Int("workers", len(g.workers)))
 	return true, nil
+}
+
+// handOff gives t, a task of g that the replica run restored, to the
+// worker of g with the fewest tasks, unless t was revoked meanwhile (it is
+// no longer in g.restoring; the run closed its stores, and nothing of it
+// was processed). The worker opens it as any task that moves here (see
+// change): its restore reads what the changelog got since, normally
+// nothing. A worker that stopped (a fenced commit) meanwhile is replaced
+// at the next rebalance, whose fencing generation restarts its tasks, t
+// included. An error is the failure to start a worker.
+func (a *App) handOff(ctx context.Context, g *generation, t *task) error {
+	if g.restoring[t.id] != t {
+		return nil
+	}
+	delete(g.restoring, t.id)
+	if len(g.workers) == 0 {
+		w, err := a.newSlotWorker(ctx, g, 0)
+		if err != nil {
+			return err
+		}
+		g.workers = append(g.workers, w)
+		g.owner[t.id] = 0
+		w.add(t)
+		g.startWorker(w)
+		return nil
+	}
+	counts := make([]int, len(g.workers))
+	for _, i := range g.owner {
+		counts[i]++
+	}
+	i := -1
+	for j, w := range g.workers {
+		select {
+		case <-w.exited:
+			continue // stopped: replaced at the next rebalance
+		default:
+		}
+		if i < 0 || counts[j] < counts[i] {
+			i = j
+		}
+	}
+	if i < 0 {
+		i = 0 // all stopped: t starts again with their tasks
+	}
+	g.owner[t.id] = i
+	w := g.workers[i]
+	c := &change{add: []*task{t}, done: make(chan changeResult, 1)}
+	w.mail.postChange(c)
+	awaitChange(g.ctx, w, c) // a failure is in g.fails
+	a.log.Debug("restored task handed to a worker", slog.String("task", t.id.String()), slog.Int("worker", w.idx))
+	return nil
 }
 
 // awaitChange waits until w has applied c, or ctx, the generation's,

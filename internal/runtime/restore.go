@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/duality-streams/duality/broker"
@@ -153,4 +154,92 @@ func applyChangelog(st store.Store, b *store.Batch, recs []broker.Record, off in
 	}
 	b.SetOffset(off)
 	return st.Apply(b)
+}
+
+// startRestore starts, or goes on with after a failure, the restoration
+// of s, the replica run's copy of a store of a task that moved here
+// (standby.go), positioned at next: to the changelog's end latest as
+// listed now. It is reported as worker.restore reports its restorations.
+func (r *standbyRun) startRestore(s *standbyStore, next, latest int64) {
+	rs := s.rs
+	rs.target = latest
+	if rs.started.IsZero() {
+		rs.started = time.Now()
+		rs.logged = rs.started
+		rs.log = r.a.log.With(slog.String("task", s.task.String()), slog.String("store", s.name), slog.Int("partition", int(s.tp.Partition)))
+		rs.total = max(0, latest-next)
+		if rs.total > 0 {
+			rs.log.Info("restoring store", slog.Int64("offset", next), slog.Int64("latest", latest))
+		}
+	}
+	rs.done = false
+	if next >= latest {
+		r.finishRestore(s)
+	}
+}
+
+// restoredSome records that n changelog records were applied to s, a
+// copy that restores, and finishes its restoration once it reached its
+// target or the changelog's end.
+func (r *standbyRun) restoredSome(s *standbyStore, n int64) {
+	rs := s.rs
+	rs.restored += n
+	if s.next >= rs.target || s.atEnd {
+		r.finishRestore(s)
+		return
+	}
+	if n == 0 {
+		return
+	}
+	if hook := r.a.cfg.OnRestore; hook != nil {
+		hook(RestoreProgress{Store: s.name, Partition: s.tp.Partition, Restored: rs.restored, Total: rs.total})
+	}
+	if time.Since(rs.logged) >= restoreLogInterval {
+		rs.logged = time.Now()
+		rs.log.Info("restoring store", slog.Int64("restored", rs.restored), slog.Int64("total", rs.total))
+	}
+}
+
+// finishRestore marks s's restoration done and reports it.
+func (r *standbyRun) finishRestore(s *standbyStore) {
+	rs := s.rs
+	if rs.done {
+		return
+	}
+	rs.done = true
+	if rs.total <= 0 {
+		return // it was up to date: not reported
+	}
+	if hook := r.a.cfg.OnRestore; hook != nil {
+		hook(RestoreProgress{Store: s.name, Partition: s.tp.Partition, Restored: rs.restored, Total: rs.total, Done: true})
+	}
+	rs.log.Info("restored store", slog.Int64("restored", rs.restored), slog.Int64("total", rs.total),
+		slog.Duration("took", time.Since(rs.started)))
+}
+
+// handOver closes the stores of the tasks whose restoration is done and
+// hands each to the app's loop (standbyRun.restored). It returns false
+// when ctx ended first.
+func (r *standbyRun) handOver(ctx context.Context) bool {
+	for i := 0; i < len(r.restoring); {
+		rt := r.restoring[i]
+		done := !slices.ContainsFunc(rt.stores, func(s *standbyStore) bool { return !s.positioned || !s.rs.done })
+		if !done {
+			i++
+			continue
+		}
+		for _, s := range rt.stores {
+			r.closeStore(s)
+			delete(r.byTP, s.tp)
+			r.gone = append(r.gone, s.tp)
+		}
+		r.stores = slices.DeleteFunc(r.stores, func(s *standbyStore) bool { return slices.Contains(rt.stores, s) })
+		r.restoring = slices.Delete(r.restoring, i, i+1)
+		select {
+		case r.restored <- rt.t:
+		case <-ctx.Done():
+			return false
+		}
+	}
+	return true
 }

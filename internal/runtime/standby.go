@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/duality-streams/duality/broker"
@@ -14,12 +15,17 @@ import (
 	"github.com/duality-streams/duality/store"
 )
 
-// This file holds standby replicas (Kafka Streams' standby tasks,
-// Config.NumStandbyReplicas): warm copies of the stores of tasks active
-// on other instances, kept in the local state and current from the
+// This file holds the replica run: the goroutine of a generation that
+// keeps standby and warm-up replicas current and restores the tasks that
+// move here in a cooperative rebalance, as Kafka Streams' state updater
+// does.
+//
+// Standby replicas (Kafka Streams' standby tasks,
+// Config.NumStandbyReplicas) are warm copies of the stores of tasks
+// active on other instances, kept in the local state and current from the
 // stores' changelogs, so that when such a task moves here (its owner
-// stopped or failed) its restore (worker.restore) reads only the
-// changelog records the copy had not applied yet.
+// stopped or failed) its restore reads only the changelog records the
+// copy had not applied yet.
 //
 // A standby copy is a store partition like an active one: the same
 // name and partition in the same database, holding a prefix of its
@@ -27,22 +33,50 @@ import (
 // changelogStart reads), or of the last offset before the end a fetch
 // read the changelog to: offsets without records (on Kafka, the
 // transaction markers after each commit's records) count as read, so
-// that a restore from a caught-up copy reads nothing. Only committed records are applied (the
-// consumer reads read_committed), so the copy is always state the
-// active task committed. Standby copies are written by one goroutine of
-// the instance (standbyRun.follow), for all its standby tasks, beside
-// the workers of the same generation, which it belongs to: it stops
-// with the generation, before the next one restores its tasks, so a
-// store partition is never written by a standby and a task at once.
-// Standbys never write to changelogs and are not open for queries.
+// that a restore from a caught-up copy reads nothing. Only committed
+// records are applied (the consumer reads read_committed), so the copy
+// is always state the active task committed. Standbys never write to
+// changelogs and are not open for queries.
 //
 // Warm-up replicas (placement.go) are standby copies too: of tasks the
 // placement wants to move here while this instance's copy is behind.
 // They are followed the same way; once they have caught up, the instance
 // asks for a probing rebalance that moves the tasks (see probe).
+//
+// # Restoring in the background
+//
+// A stateful task that moves here in a cooperative rebalance is not
+// given to a worker at once: the worker would restore its stores before
+// processing anything else, and its tasks that stay would pause for the
+// whole restore. The replica run restores it instead, beside the
+// workers, up to the changelogs' ends as listed when its restoration
+// started, and then hands it to the app's loop (generation.restored),
+// which gives it to a worker (App.handOff). The worker opens it as any
+// task: its restore (worker.restore) reads only what was appended since,
+// normally nothing, since nobody else commits the task's partitions in
+// the generation. The task starts from the committed offsets its
+// assignment resumed (App.resume), which nobody else commits either, so
+// its restored state and its positions match. A task revoked while it
+// restores is dropped: its stores keep the prefix restored so far (a
+// copy like any other) and nothing of it was processed or committed.
+// While a task restores, the standbys and warm-ups wait (their
+// changelogs are not fetched), as Kafka Streams pauses standby
+// changelogs while active tasks restore.
+//
+// # One writer per store partition
+//
+// A store partition is never written by the run and a worker at once.
+// The run of a generation lives as long as the generation, across its
+// cooperative rebalances: each rebalance posts it the new replicas and
+// the tasks to restore and to drop (replicaUpdate) once the workers have
+// closed the tasks that moved away, so a task that leaves and gets a
+// standby copy here is closed before the run opens its copy; a task that
+// moves here goes through the run, which closes its stores before it
+// hands it over. The run stops with the generation, before the next one
+// opens its tasks. The run keeps its copies open and their positions
+// across the updates: only new copies list their changelogs, and the
+// probing rebalance's timer goes on.
 
-// standbyTasks returns the stateful tasks this member (self) keeps
-// standby copies of in asg, with n standby replicas per task, sorted by
 // partition, then sub-topology, for an assignment that carries no
 // placement (see replicaTasks).
 //
@@ -76,24 +110,56 @@ func (p *plan) standbyTasks(asg broker.Assignment, self string, n int) []*task {
 	return tasks
 }
 
-// standbyStore is a standby copy of one store partition.
+// replicaKind says what a copy of the replica run is for.
+type replicaKind uint8
+
+const (
+	kindStandby replicaKind = iota
+	kindWarmup              // a warm-up replica's (placement.go)
+	kindRestore             // a task's that moved here, restored before it runs
+)
+
+// standbyStore is a copy of one store partition kept by the replica run.
 type standbyStore struct {
 	task  topology.TaskID
 	name  string
 	tp    broker.TopicPartition // its changelog partition
 	st    store.Store           // nil until opened
 	batch store.Batch
+	kind  replicaKind
+	// positioned says next, ckpt and end are set (changelogStart): false
+	// for a new copy, after a failure, and when a copy starts restoring.
+	positioned bool
 	// next is the next changelog offset to read; ckpt the offset the
 	// store recorded (-1: none); end is the changelog's end as last
 	// known (a listing, or a fetch that read the partition to its end,
 	// which atEnd says was the last one).
 	next, ckpt, end int64
 	atEnd           bool
-	// warmup says the copy is a warm-up replica's (placement.go).
-	warmup bool
+	// rs is the restoration of a kindRestore copy.
+	rs *restoration
 }
 
-// standbyRun follows the changelogs of a generation's standby tasks.
+// restoration is the progress of a copy of a task that moved here: the
+// changelog end when it started (target), the records to read to it and
+// the records applied, for the OnRestore hook and the log.
+type restoration struct {
+	t               *task
+	target          int64
+	total, restored int64
+	started, logged time.Time
+	done            bool
+	log             *slog.Logger
+}
+
+// restoringTask is a task the replica run restores before a worker runs
+// it.
+type restoringTask struct {
+	t      *task
+	stores []*standbyStore
+}
+
+// standbyRun is the replica run of a generation (see above).
 type standbyRun struct {
 	a      *App
 	stores []*standbyStore
@@ -103,7 +169,92 @@ type standbyRun struct {
 	// listed is when the changelogs' ends were last listed (for the lag).
 	listed time.Time
 	// probe is nil without warm-ups.
-	probe *probe
+	probe     *probe
+	rebalance func(context.Context) error
+	// restoring are the tasks being restored; each goes to restored
+	// (the generation's) once its stores have caught up.
+	restoring []*restoringTask
+	restored  chan<- *task
+	mail      replicaMail
+	// gone are the changelog partitions of the copies closed since the
+	// reader last dropped them.
+	gone []broker.TopicPartition
+}
+
+// replicaUpdate is what the app's loop posts to the replica run: the
+// replicas of the generation (replacing the run's) and the tasks to
+// restore and to drop (added to those posted before).
+type replicaUpdate struct {
+	gen               int64
+	standbys, warmups []*task
+	warmupNums        []int32
+	restore, drop     []*task
+}
+
+// replicaMail carries updates to the replica run and interrupts its fetch
+// when one is posted.
+type replicaMail struct {
+	mu struct {
+		sync.Mutex
+		next   *replicaUpdate
+		cancel context.CancelFunc // of the fetch in progress (nil: none)
+	}
+	notify chan struct{} // buffered: signaled by post
+}
+
+// post posts u to the run, merged with an update not taken yet: u's
+// replicas replace its replicas; its tasks to restore and drop add up.
+// The replica metrics are u's from now on (see publishLag).
+func (r *standbyRun) post(u *replicaUpdate) {
+	m := &r.mail
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	r.a.m.standbyTasks.Store(int64(len(u.standbys)))
+	r.a.m.warmupTasks.Store(int64(len(u.warmups)))
+	if len(u.standbys)+len(u.warmups) == 0 {
+		r.a.m.standbyLag.Store(0)
+	}
+	if old := m.mu.next; old != nil {
+		restore := slices.DeleteFunc(old.restore, func(t *task) bool { return slices.Contains(u.drop, t) })
+		u.restore = append(restore, u.restore...)
+		u.drop = append(old.drop, u.drop...)
+	}
+	m.mu.next = u
+	if m.mu.cancel != nil {
+		m.mu.cancel()
+	}
+	select {
+	case m.notify <- struct{}{}:
+	default:
+	}
+}
+
+// take returns the update posted, if any, and empties the mailbox.
+func (m *replicaMail) take() *replicaUpdate {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	u := m.mu.next
+	m.mu.next = nil
+	return u
+}
+
+// fetchContext returns the context of the run's next fetch, which post
+// cancels, and the function to call when the fetch returns; ok is false
+// when an update is waiting already.
+func (m *replicaMail) fetchContext(parent context.Context) (ctx context.Context, done func(), ok bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.mu.next != nil {
+		return nil, nil, false
+	}
+	ctx, cancel := context.WithCancel(parent)
+	m.mu.cancel = cancel
+	return ctx, func() {
+		m.mu.Lock()
+		m.mu.cancel = nil
+		m.mu.Unlock()
+		cancel()
+	}, true
 }
 
 // standbyLagInterval is the least time between two listings of the
@@ -145,70 +296,153 @@ func (p *plan) statefulTasksAt(topics map[string]int32, nums []int32) []*task {
 }
 
 // startStandbys starts, on a goroutine of g (which stop waits for), the
-// standby and warm-up replicas of this member (memberID) in g's
-// assignment (see replicaTasks). A failure of theirs that corrupt local
-// state caused is sent to g.errc (which must have room for it) and healed
-// like a worker's; others are logged and retried, since the active tasks
-// do not depend on them. With warm-ups, the goroutine asks for a probing
-// rebalance (see standbyRun.probe).
-func (a *App) startStandbys(g *generation) {
+
+// updateReplicas posts g's replicas (see replicaTasks), and the tasks to
+// restore here and to drop (revoked while restoring), to g's replica
+// run, starting it, on a goroutine of g (which stop waits for), when
+// there is something to do and it has not started. A failure of the run
+// that corrupt local state caused is added to g.fails and healed like a
+// worker's; others are logged and retried, since the active tasks do not
+// depend on them. With warm-ups, the run asks for a probing rebalance
+// (see standbyRun.probe). The caller has closed the tasks that moved
+// away from the workers.
+func (a *App) updateReplicas(g *generation, restore, drop []*task) {
 	standbys, warmups, warmupNums := a.replicaTasks(g.asg, g.memberID)
+	u := &replicaUpdate{gen: g.asg.Generation, standbys: standbys, warmups: warmups, warmupNums: warmupNums,
+		restore: restore, drop: drop}
+	if r := g.replicas; r != nil {
+		r.post(u)
+		return
+	}
 	if len(warmups) == 0 {
 		a.probed = nil
 	}
-	if len(standbys)+len(warmups) == 0 {
+	if len(standbys)+len(warmups)+len(restore) == 0 {
 		return
 	}
-	r := &standbyRun{a: a, byTP: map[broker.TopicPartition]*standbyStore{}, log: a.log.With(slog.String("role", "standby"))}
-	var ids, warm []string
-	for i, t := range slices.Concat(standbys, warmups) {
-		isWarmup := i >= len(standbys)
-		if isWarmup {
-			warm = append(warm, t.id.String())
-		} else {
-			ids = append(ids, t.id.String())
-		}
-		a.copies.add(t.id, t.sub.stores)
-		for _, sp := range t.sub.stores {
-			s := &standbyStore{task: t.id, name: sp.name, tp: broker.TopicPartition{Topic: sp.changelog, Partition: t.id.Partition}, warmup: isWarmup}
-			r.stores = append(r.stores, s)
-			r.byTP[s.tp] = s
-		}
-	}
-	if len(warmups) > 0 {
-		r.probe = &probe{nums: warmupNums, early: !slices.Equal(a.probed, warmupNums),
-			next: time.Now().Add(a.cfg.ProbingRebalanceInterval), rebalance: g.rebalance}
-	}
-	a.m.standbyTasks.Store(int64(len(standbys)))
-	a.m.warmupTasks.Store(int64(len(warmups)))
-	a.log.Info("standby tasks assigned", slog.Int64("generation", g.asg.Generation), slog.Any("tasks", ids), slog.Any("warmups", warm))
-	ctx, cancel := context.WithCancel(g.ctx)
-	h := &standbyHandle{cancel: cancel, done: make(chan struct{})}
-	g.standby = h
+	r := &standbyRun{a: a, byTP: map[broker.TopicPartition]*standbyStore{}, log: a.log.With(slog.String("role", "standby")),
+		rebalance: g.rebalance, restored: g.restored}
+	r.mail.notify = make(chan struct{}, 1)
+	r.post(u)
+	g.replicas = r
 	g.wg.Add(1)
 	go func() {
 		defer g.wg.Done()
-		defer close(h.done)
-		if err := r.run(ctx); err != nil {
-			g.errc <- err
+		if err := r.run(g.ctx); err != nil {
+			g.fails.add(err)
 		}
 	}()
 }
 
-// standbyHandle stops a generation's standby tasks.
-type standbyHandle struct {
-	cancel context.CancelFunc
-	done   chan struct{}
+// update applies u (see replicaUpdate): it closes the copies no longer
+// wanted, keeps the others open where they are (a standby copy of a task
+// that moved here restores from where it is), adds the new ones, to be
+// positioned, and moves the probing rebalance's state on (see probe).
+func (r *standbyRun) update(u *replicaUpdate) {
+	a := r.a
+	type want struct {
+		t    *task
+		kind replicaKind
+		rt   *restoringTask
+	}
+	// The tasks restoring: those not dropped, and the new ones.
+	r.restoring = slices.DeleteFunc(r.restoring, func(rt *restoringTask) bool { return slices.Contains(u.drop, rt.t) })
+	for _, t := range u.restore {
+		r.restoring = append(r.restoring, &restoringTask{t: t})
+	}
+	wanted := map[broker.TopicPartition]want{}
+	add := func(t *task, kind replicaKind, rt *restoringTask) {
+		a.copies.add(t.id, t.sub.stores)
+		for _, sp := range t.sub.stores {
+			wanted[broker.TopicPartition{Topic: sp.changelog, Partition: t.id.Partition}] = want{t: t, kind: kind, rt: rt}
+		}
+	}
+	for _, t := range u.standbys {
+		add(t, kindStandby, nil)
+	}
+	for _, t := range u.warmups {
+		add(t, kindWarmup, nil)
+	}
+	for _, rt := range r.restoring {
+		add(rt.t, kindRestore, rt)
+		rt.stores = rt.stores[:0]
+	}
+	kept := r.stores[:0]
+	for _, s := range r.stores {
+		w, ok := wanted[s.tp]
+		if !ok {
+			r.closeStore(s)
+			delete(r.byTP, s.tp)
+			r.gone = append(r.gone, s.tp)
+			continue
+		}
+		delete(wanted, s.tp)
+		switch {
+		case w.kind == kindRestore && (s.kind != kindRestore || s.rs.t != w.t):
+			// It restores from where it is, to the end as listed now.
+			s.positioned, s.rs = false, &restoration{t: w.t}
+		case w.kind != kindRestore:
+			s.rs = nil
+		}
+		s.kind = w.kind
+		if w.rt != nil {
+			w.rt.stores = append(w.rt.stores, s)
+		}
+		kept = append(kept, s)
+	}
+	r.stores = kept
+	for tp, w := range wanted {
+		s := &standbyStore{task: w.t.id, tp: tp, kind: w.kind}
+		if w.kind == kindRestore {
+			s.rs = &restoration{t: w.t}
+		}
+		for _, sp := range w.t.sub.stores {
+			if sp.changelog == tp.Topic {
+				s.name = sp.name
+			}
+		}
+		r.stores = append(r.stores, s)
+		r.byTP[tp] = s
+		if w.rt != nil {
+			w.rt.stores = append(w.rt.stores, s)
+		}
+	}
+	slices.SortFunc(r.stores, func(x, y *standbyStore) int {
+		return cmp.Or(cmp.Compare(x.tp.Partition, y.tp.Partition), cmp.Compare(x.tp.Topic, y.tp.Topic))
+	})
+
+	// The probing rebalance: its timer goes on across rebalances; asking
+	// early happens once per set of warm-ups.
+	switch {
+	case len(u.warmups) == 0:
+		r.probe, a.probed = nil, nil
+	case r.probe == nil:
+		r.probe = &probe{nums: u.warmupNums, early: !slices.Equal(a.probed, u.warmupNums),
+			next: time.Now().Add(a.cfg.ProbingRebalanceInterval), rebalance: r.rebalance}
+	case !slices.Equal(r.probe.nums, u.warmupNums):
+		r.probe.nums, r.probe.early = u.warmupNums, !slices.Equal(a.probed, u.warmupNums)
+	}
+	ids := func(ts []*task) []string {
+		out := make([]string, len(ts))
+		for i, t := range ts {
+			out[i] = t.id.String()
+		}
+		return out
+	}
+	r.log.Info("standby tasks assigned", slog.Int64("generation", u.gen), slog.Any("tasks", ids(u.standbys)),
+		slog.Any("warmups", ids(u.warmups)), slog.Any("restoring", ids(u.restore)))
+	r.publishLag()
 }
 
-// stopStandbys stops g's standby tasks, if any, and waits until they
-// have closed their stores. A failure of theirs is in g.errc.
-func (g *generation) stopStandbys() {
-	if h := g.standby; h != nil {
-		g.standby = nil
-		h.cancel()
-		<-h.done
+// closeStore closes s's store, if open.
+func (r *standbyRun) closeStore(s *standbyStore) {
+	if s.st == nil {
+		return
 	}
+	if err := s.st.Close(); err != nil {
+		r.log.Debug("closing a standby store failed", slog.String("store", s.name), slog.Any("error", err))
+	}
+	s.st = nil
 }
 
 // probe asks the group for a rebalance that moves the tasks this member
@@ -218,7 +452,9 @@ func (g *generation) stopStandbys() {
 // early happens once per set of warm-ups: when the rebalance it caused
 // left the same warm-ups here (the owner had moved on meanwhile), the
 // member waits for the interval, so that probes never follow each other
-// back to back.
+// back to back. The interval runs from the first generation with
+// warm-ups, or the last probe: the cooperative rebalances in between do
+// not restart it.
 type probe struct {
 	nums      []int32 // the warm-ups' partition numbers
 	early     bool    // may still ask once the warm-ups caught up
@@ -226,17 +462,14 @@ type probe struct {
 	rebalance func(context.Context) error
 }
 
-// run keeps the standby copies current until ctx ends, then closes
-// them. It returns only a failure caused by corrupt local state (see
-// quarantine.go); it retries others.
+// run keeps the copies current, restores the tasks that move here and
+// hands them over, applying the updates posted meanwhile, until ctx ends;
+// then it closes the copies. It returns only a failure caused by corrupt
+// local state (see quarantine.go); it retries others.
 func (r *standbyRun) run(ctx context.Context) error {
 	defer func() {
 		for _, s := range r.stores {
-			if s.st != nil {
-				if err := s.st.Close(); err != nil {
-					r.log.Debug("closing a standby store failed", slog.String("store", s.name), slog.Any("error", err))
-				}
-			}
+			r.closeStore(s)
 		}
 		r.a.m.standbyTasks.Store(0)
 		r.a.m.warmupTasks.Store(0)
@@ -248,16 +481,42 @@ func (r *standbyRun) run(ctx context.Context) error {
 	}
 	defer rd.release()
 	var bo backoff
-	opened := false
 	for ctx.Err() == nil {
-		if !opened {
+		if u := r.mail.take(); u != nil {
+			r.update(u)
+			rd.drop(r.gone...)
+			r.gone = r.gone[:0]
+			continue
+		}
+		err = nil
+		switch {
+		case slices.ContainsFunc(r.stores, func(s *standbyStore) bool { return !s.positioned }):
 			err = r.open(ctx)
-		} else {
-			err = r.poll(ctx, rd)
+		case len(r.stores) == 0:
+			select {
+			case <-ctx.Done():
+			case <-r.mail.notify:
+			}
+			continue
+		default:
+			fctx, done, ok := r.mail.fetchContext(ctx)
+			if !ok {
+				continue
+			}
+			err = r.poll(fctx, rd)
+			interrupted := fctx.Err() != nil
+			done()
+			if err != nil && interrupted && ctx.Err() == nil {
+				continue // an update came
+			}
 		}
 		if err == nil {
-			opened = true
 			bo.reset()
+			if !r.handOver(ctx) {
+				return nil
+			}
+			rd.drop(r.gone...)
+			r.gone = r.gone[:0]
 			r.maybeProbe(ctx)
 			continue
 		}
@@ -273,19 +532,25 @@ func (r *standbyRun) run(ctx context.Context) error {
 		// Positions unknown or out of range: start over from the
 		// stores' offsets, which changelogStart checks.
 		r.log.Warn("standby tasks: following the changelogs failed, retrying", slog.Any("error", err))
-		opened = false
+		for _, s := range r.stores {
+			s.positioned = false
+		}
 		rd.release()
 		bo.wait(ctx)
 	}
 	return nil
 }
 
-// open opens the standby stores and positions each after its offset
-// (changelogStart: a store whose offset does not fit its changelog is
-// dropped and read from the changelog's beginning).
+// open opens the copies not positioned and positions each after its
+// offset (changelogStart: a store whose offset does not fit its
+// changelog is dropped and read from the changelog's beginning). A copy
+// of a task that moved here starts its restoration: to the changelog's
+// end as listed now.
 func (r *standbyRun) open(ctx context.Context) error {
-	r.reqs = r.reqs[:0]
 	for _, s := range r.stores {
+		if s.positioned {
+			continue
+		}
 		if s.st == nil {
 			st, err := r.a.db.Store(s.name, s.tp.Partition)
 			if err != nil {
@@ -299,7 +564,10 @@ func (r *standbyRun) open(ctx context.Context) error {
 			return fmt.Errorf("standby store %s/%d: %w", s.name, s.tp.Partition, err)
 		}
 		s.next, s.ckpt, s.end, s.atEnd = next, next-1, offs.Latest, next >= offs.Latest
-		r.reqs = append(r.reqs, broker.FetchRequest{Topic: s.tp.Topic, Partition: s.tp.Partition})
+		s.positioned = true
+		if s.kind == kindRestore {
+			r.startRestore(s, next, offs.Latest)
+		}
 	}
 	r.listed = time.Now()
 	r.publishLag()
@@ -307,14 +575,22 @@ func (r *standbyRun) open(ctx context.Context) error {
 }
 
 // poll fetches the changelog records after the copies' positions,
-// waiting up to FetchMaxWait for some, and applies them.
+// waiting up to FetchMaxWait for some, and applies them. While a task
+// that moved here restores, only its changelogs are fetched.
 func (r *standbyRun) poll(ctx context.Context, rd *reader) error {
 	if time.Since(r.listed) >= standbyLagInterval {
 		r.listEnds(ctx)
 	}
-	for i := range r.reqs {
-		q := &r.reqs[i]
-		q.Offset = r.byTP[broker.TopicPartition{Topic: q.Topic, Partition: q.Partition}].next
+	restoring := slices.ContainsFunc(r.stores, func(s *standbyStore) bool { return s.kind == kindRestore && !s.rs.done })
+	r.reqs = r.reqs[:0]
+	for _, s := range r.stores {
+		if restoring && (s.kind != kindRestore || s.rs.done) {
+			continue
+		}
+		r.reqs = append(r.reqs, broker.FetchRequest{Topic: s.tp.Topic, Partition: s.tp.Partition, Offset: s.next})
+	}
+	if len(r.reqs) == 0 {
+		return nil // the restored tasks wait for handOver
 	}
 	polled, err := rd.fetchRetrying(ctx, r.reqs, r.a.cfg.FetchMaxWait, r.log, "standby fetch failed, retrying")
 	if err != nil {
@@ -341,7 +617,11 @@ func (r *standbyRun) poll(ctx context.Context, rd *reader) error {
 		}
 		s.ckpt = s.next - 1
 		s.end = max(s.end, s.next)
-		applied += uint64(j - i)
+		if s.kind == kindRestore {
+			r.restoredSome(s, int64(j-i))
+		} else {
+			applied += uint64(j - i)
+		}
 		i = j
 	}
 	for tp, end := range polled.Ends {
@@ -361,6 +641,9 @@ func (r *standbyRun) poll(ctx context.Context, rd *reader) error {
 				return fmt.Errorf("standby store %s/%d: %w", s.name, s.tp.Partition, err)
 			}
 			s.ckpt = s.next - 1
+		}
+		if s.kind == kindRestore {
+			r.restoredSome(s, 0)
 		}
 	}
 	r.a.m.standbyRecords.Add(applied)
@@ -398,7 +681,7 @@ func (r *standbyRun) maybeProbe(ctx context.Context) {
 func (r *standbyRun) warmupsCaughtUp() bool {
 	lag := map[topology.TaskID]int64{}
 	for _, s := range r.stores {
-		if s.warmup {
+		if s.kind == kindWarmup {
 			lag[s.task] = satAdd(lag[s.task], max(0, s.end-s.next))
 		}
 	}
@@ -410,12 +693,12 @@ func (r *standbyRun) warmupsCaughtUp() bool {
 	return true
 }
 
-// listEnds lists the changelogs' ends of the copies that are behind, for
-// the lag; a failure leaves the ends as they were.
+// listEnds lists the changelogs' ends of the standby and warm-up copies
+// that are behind, for the lag; a failure leaves the ends as they were.
 func (r *standbyRun) listEnds(ctx context.Context) {
 	r.listed = time.Now()
 	for _, s := range r.stores {
-		if s.atEnd {
+		if s.atEnd || s.kind == kindRestore {
 			continue
 		}
 		offs, err := r.a.b.ListOffsets(ctx, s.tp.Topic, s.tp.Partition)
@@ -429,13 +712,21 @@ func (r *standbyRun) listEnds(ctx context.Context) {
 }
 
 // publishLag sets the standby lag metric: the changelog offsets the
-// copies are behind the ends last known.
+// standby and warm-up copies are behind the ends last known. While an
+// update waits, the copies are the old ones: the metric stays as post
+// set it.
 func (r *standbyRun) publishLag() {
 	var lag int64
 	for _, s := range r.stores {
-		lag += max(0, s.end-s.next)
+		if s.kind != kindRestore && s.positioned {
+			lag += max(0, s.end-s.next)
+		}
 	}
-	r.a.m.standbyLag.Store(lag)
+	r.mail.mu.Lock()
+	defer r.mail.mu.Unlock()
+	if r.mail.mu.next == nil {
+		r.a.m.standbyLag.Store(lag)
+	}
 }
 
 // standbyReader returns the reader of the standby tasks' changelogs,
