@@ -91,8 +91,9 @@ func tkAmount(v string) int64 {
 // throughout, and one that is killed with SIGKILL (tkKills times, more
 // with -crash.scale) and restarted, 50 ms to 2 s after the progress
 // passes its scheduled point, while the parent feeds the input at
-// tkRate records a second, so that every kill lands while both
-// instances process. Each kill leaves the killed instance's tasks (and
+// tkRate records a second (the last tkPerKill records once the kills are
+// made), so that every kill lands while both instances run and most
+// while both process. Each kill leaves the killed instance's tasks (and
 // maybe an open transaction) behind: the companion takes them over once
 // the group drops the dead member, and the restarted instance takes some
 // back. At the end the outputs must be exactly those of the input:
@@ -116,7 +117,9 @@ func TestKill9KafkaTakeover(t *testing.T) {
 	require.NoError(t, b.Close())
 
 	feedTime := time.Duration(total) * time.Second / tkRate
-	spread := crashtest.Spread(total, kills, time.Millisecond)
+	// The feed holds back the last tkPerKill records until the kills are
+	// made, so the kills are spread over the input before them.
+	spread := crashtest.Spread(total-tkPerKill, kills, time.Millisecond)
 	start := time.Now()
 	x.Run(crashtest.Plan{
 		Kills: kills, MinKills: kills,
@@ -125,8 +128,10 @@ func TestKill9KafkaTakeover(t *testing.T) {
 			return target, 50*time.Millisecond + crashtest.RandDelay(rng, 1950*time.Millisecond)
 		},
 		Companion: true,
-		Feed:      func(ctx context.Context, b broker.Broker) error { return feedTakeover(ctx, b, total) },
-		Param:     strconv.Itoa(total),
+		Feed: func(ctx context.Context, b broker.Broker, killed <-chan struct{}) error {
+			return feedTakeover(ctx, b, total, killed)
+		},
+		Param: strconv.Itoa(total),
 		// The last child runs until the feed ends and its input is
 		// processed.
 		MaxTime: feedTime + time.Minute,
@@ -140,15 +145,24 @@ func TestKill9KafkaTakeover(t *testing.T) {
 }
 
 // feedTakeover produces input records 0..total-1 at tkRate records a
-// second, in batches every 20 ms.
-func feedTakeover(ctx context.Context, b broker.Broker, total int) error {
+// second, in batches every 20 ms, holding the last tkPerKill back until
+// killed is closed: the instances cannot finish before the last kill,
+// however slowly the kills follow each other.
+func feedTakeover(ctx context.Context, b broker.Broker, total int, killed <-chan struct{}) error {
 	const every = 20 * time.Millisecond
 	perBatch := tkRate * int(every) / int(time.Second)
 	tick := time.NewTicker(every)
 	defer tick.Stop()
 	for i := 0; i < total; {
+		if i == total-tkPerKill {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-killed:
+			}
+		}
 		recs := make([]broker.Record, 0, perBatch)
-		for ; i < total && len(recs) < perBatch; i++ {
+		for ; i < total && len(recs) < perBatch && (i != total-tkPerKill || len(recs) == 0); i++ {
 			key, amount, ts := tkRecord(i)
 			recs = append(recs, broker.Record{Topic: "tk-in", Partition: broker.PartitionByKey, Timestamp: ts,
 				Key: []byte(key), Value: fmt.Appendf(nil, "%d:%d", i, amount)})

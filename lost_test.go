@@ -20,7 +20,9 @@ import (
 // member while it works (one heartbeat answered UNKNOWN_MEMBER_ID, as
 // after a session timeout): the app stops its tasks at once, dropping
 // their uncommitted work (broker.Assignment.Lost), starts them again
-// once its member has rejoined, and its output stays exact.
+// once its member has rejoined, and its output stays exact. It goes on
+// working for twice its ShutdownTimeout after the loss: the loss must not
+// start the shutdown's deadline, which would cancel its broker calls.
 func TestKafkaLostAssignment(t *testing.T) {
 	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.GroupMinSessionTimeout(100*time.Millisecond))
 	require.NoError(t, err)
@@ -38,9 +40,11 @@ func TestKafkaLostAssignment(t *testing.T) {
 	createTopic(t, b, kafkaCounts, 4)
 
 	var logs syncBuffer
+	const shutdownTimeout = 2 * time.Second
 	app, err := duality.New("kafka-count", kafkaCountTopology(t), b,
 		duality.StateDir(t.TempDir()), duality.CacheMaxBytes(0), duality.Workers(2),
 		duality.CommitInterval(20*time.Millisecond), duality.FetchMaxRecords(20),
+		duality.ShutdownTimeout(shutdownTimeout),
 		duality.Logger(slog.New(slog.NewTextHandler(&logs, nil))))
 	require.NoError(t, err)
 	stop, done := runApp(t, app)
@@ -61,6 +65,13 @@ func TestKafkaLostAssignment(t *testing.T) {
 	})
 	took := time.Since(lost)
 	awaitRecords(t, b, kafkaCounts, 1000)
+	// Work on past twice the shutdown timeout since the loss.
+	n := 1000
+	for time.Since(lost) < 2*shutdownTimeout {
+		produceKafkaWords(t, b, n, n+100, model)
+		n += 100
+		awaitRecords(t, b, kafkaCounts, n)
+	}
 	select {
 	case err := <-done:
 		require.FailNow(t, "app stopped", "%v", err)

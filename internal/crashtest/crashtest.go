@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -128,10 +129,12 @@ type Plan struct {
 	// Feed, if set, runs on a goroutine of the parent while the children
 	// run, with a client of the broker of its own (closed after it): it
 	// produces input as the children process it, so that kills land
-	// while the app is live. Run fails the test if it fails, and waits
-	// for it before the check at the end. It needs a broker that several
-	// processes share (Kafka).
-	Feed func(ctx context.Context, b broker.Broker) error
+	// while the app is live. killed is closed once the last kill is made:
+	// a feed that holds back the end of its input until then cannot run
+	// out of input before the kills are made, however slow the machine.
+	// Run fails the test if it fails, and waits for it before the check
+	// at the end. It needs a broker that several processes share (Kafka).
+	Feed func(ctx context.Context, b broker.Broker, killed <-chan struct{}) error
 	// Param, if set, is handed to every child ([Env.Param]): what the
 	// child cannot know by itself, such as the input size when it
 	// depends on the parent's flags.
@@ -171,12 +174,16 @@ func (x *Test) Run(p Plan) (kills int) {
 	t.Helper()
 	maxTime := cmp.Or(p.MaxTime, DefaultMaxTime)
 	var fed chan error
+	killed := make(chan struct{})
+	var killedOnce sync.Once
+	allKilled := func() { killedOnce.Do(func() { close(killed) }) }
+	defer allKilled()
 	if p.Feed != nil {
 		b := x.Open()
 		ctx, cancel := context.WithCancel(t.Context())
 		fed = make(chan error, 1)
 		go func() {
-			err := p.Feed(ctx, b)
+			err := p.Feed(ctx, b, killed)
 			fed <- errors.Join(err, b.Close())
 		}()
 		t.Cleanup(func() {
@@ -198,6 +205,8 @@ func (x *Test) Run(p Plan) (kills int) {
 		target, delay := int64(-1), time.Duration(0)
 		if kills < p.Kills {
 			target, delay = p.Schedule(x.rng, kills)
+		} else {
+			allKilled()
 		}
 		var variant string
 		if p.Variant != nil {

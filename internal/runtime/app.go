@@ -517,10 +517,14 @@ func (f *failures) take() error {
 
 // stop tells the workers why they stop, interrupts their fetches and waits
 // until all have exited. It returns their errors. Without a next
-// assignment the app stops: the shutdown's deadline starts, so that the
-// workers' last commits are bounded whatever stopped the app.
+// assignment, unless the app goes on (heal, a lost assignment), the app
+// stops: the shutdown's deadline starts, so that the workers' last
+// commits are bounded whatever stopped the app. (The deadline cannot be
+// taken back: started for a lost assignment, it canceled every broker
+// call of the app ShutdownTimeout later, and the app failed with
+// ErrShutdownTimeout while it ran on.)
 func (g *generation) stop(r stopReason) error {
-	if r.next == nil && !r.heal {
+	if r.next == nil && !r.heal && !r.lost {
 		g.shut.start()
 	}
 	g.reason = r
