@@ -6,6 +6,7 @@ import (
 	"github.com/duality-streams/duality/broker"
 	"github.com/duality-streams/duality/internal/dsl"
 	"github.com/duality-streams/duality/internal/runtime"
+	"github.com/duality-streams/duality/store"
 	"github.com/duality-streams/duality/stream"
 )
 
@@ -143,6 +144,19 @@ func (a *App) RunToEnd(ctx context.Context) error { return a.rt.RunToEnd(ctx) }
 // for concurrent use. Workers publish their record counts after every
 // fetched batch, so the counts lag processing by at most one batch.
 func (a *App) Metrics() Metrics { return a.rt.Metrics() }
+
+// StateMetrics returns the metrics of the app's state database (see
+// [StateDir]) while Run runs: its stores and size on disk, the memory its
+// Pebble holds in memtables (zombies included: flushed ones still read
+// or kept for reuse) and in its block cache, its open tables, write-ahead
+// log and compaction debt. Pebble allocates memtables and cached blocks
+// outside the Go heap, so they show in the process's resident memory but
+// not in runtime.MemStats. Without StateDir (state in memory), before Run
+// opens the state, after it closes it, and while corrupt state is being
+// rebuilt, it returns an error matching [ErrStoreNotReady]. It is safe
+// for concurrent use; it takes Pebble's lock briefly, so sample it every
+// few seconds rather than per record.
+func (a *App) StateMetrics() (store.Metrics, error) { return a.rt.StateMetrics() }
 
 // Metrics is a snapshot of an app's counters since New, returned by
 // [App.Metrics]. The counters cover the whole app (all workers, all

@@ -385,7 +385,9 @@
 //
 // # Observability
 //
-// [App.Metrics] returns a snapshot of counters. [Logger] sets a
+// [App.Metrics] returns a snapshot of counters; [App.StateMetrics] the
+// sizes of the Pebble state (memory, disk, write-ahead log) while Run
+// runs. [Logger] sets a
 // log/slog logger (silent by default) with the attribute keys "app",
 // "task", "topic", "partition", "offset" and "store".
 package duality

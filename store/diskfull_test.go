@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -27,9 +28,12 @@ import (
 // by a timeout so that a hang fails the test.
 
 const (
-	storeFullEnv     = "STORE_DISKFULL_CHILD"
-	storeFullFS      = 20 << 20
-	storeFullTimeout = 30 * time.Second
+	storeFullEnv = "STORE_DISKFULL_CHILD"
+	storeFullFS  = 20 << 20
+	// storeFullTimeout bounds a child: it detects a hang, not slowness
+	// (a verify child timed out at 30 s under -race with the other
+	// packages' tests on two cores at load 30).
+	storeFullTimeout = 2 * time.Minute
 )
 
 // storeFullBatch fills b with batch i: 16 keys of 1 KiB incompressible
@@ -39,8 +43,8 @@ func storeFullBatch(b *store.Batch, i int64) {
 	rng := rand.New(rand.NewPCG(uint64(i), 7))
 	for j := range 16 {
 		v := make([]byte, 1<<10)
-		for k := range v {
-			v[k] = byte(rng.Uint32())
+		for k := 0; k < len(v); k += 8 {
+			binary.LittleEndian.PutUint64(v[k:], rng.Uint64())
 		}
 		b.Put(fmt.Appendf(nil, "k%06d/%02d", i, j), v)
 	}

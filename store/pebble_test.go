@@ -468,6 +468,32 @@ func TestMetrics(t *testing.T) {
 	require.Positive(t, m.DiskBytes)
 	require.Equal(t, int64(1), m.Flushes)
 	require.Greater(t, m.BloomHits, int64(900), "%+v", m)
+	require.Equal(t, int64(1), m.MemTables, "the mutable one")
+	require.Positive(t, m.MemTableBytes)
+	require.Positive(t, m.TableCacheTables, "the Gets opened the flushed table")
+	require.Zero(t, m.TableIterators)
+	require.Positive(t, m.WALFiles)
+
+	// An open cursor pins the memtables it reads: flushed, they stay
+	// zombies until it closes (besides the one Pebble keeps for reuse).
+	c := s.Range(nil, nil)
+	require.True(t, c.Next())
+	for i := range 2 {
+		b.Reset()
+		b.Put(fmt.Appendf(nil, "new%d", i), []byte("value"))
+		require.NoError(t, s.Apply(&b))
+		require.NoError(t, db.Flush())
+	}
+	m, err = db.Metrics()
+	require.NoError(t, err)
+	require.Equal(t, int64(2), m.ZombieMemTables, "the pinned one and the one kept for reuse: %+v", m)
+	require.Positive(t, m.ZombieMemTableBytes)
+	require.Positive(t, m.TableIterators)
+	require.NoError(t, c.Close())
+	m, err = db.Metrics()
+	require.NoError(t, err)
+	require.LessOrEqual(t, m.ZombieMemTables, int64(1), "%+v", m)
+
 	require.NoError(t, db.Close())
 	_, err = db.Metrics()
 	require.ErrorIs(t, err, store.ErrClosed)

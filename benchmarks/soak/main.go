@@ -1,7 +1,25 @@
 // Command soak runs an app at a steady load for a long time and samples
-// its resources, so that a slow leak shows: resident memory (RSS), the Go
-// heap, goroutines, open files, and the group's lag, every -sample. At
-// the end it reports each resource's trend: the peak of each tenth of the
+// its resources, so that a slow leak shows, every -sample:
+//
+//   - resident memory (RSS; anonymous and file-backed), threads,
+//     goroutines, open files, and the group's lag;
+//   - the Go runtime's memory by class (runtime/metrics): live and dead
+//     heap objects, free heap kept, heap released to the OS, stacks,
+//     other runtime memory, and all it has mapped but not released;
+//   - for the Pebble database of the embedded log ("log_") and of the
+//     app's state ("state_"): memtables (count and MiB), zombie memtables
+//     (flushed, still held by an iterator or kept for reuse), block cache,
+//     tables open in the file cache, sstable iterators, write-ahead log
+//     files and unflushed MiB, and compaction debt.
+//
+// Pebble allocates memtables and cached blocks outside the Go heap (with
+// cgo), so RSS is about go_mapped_mb + pebble_alloc_mb (both databases'
+// memtables, zombies included, and block caches) + the binary's pages
+// (rss_file_mb); rest_mb is RSS less those three, which is the C
+// allocator's overhead and whatever else the process holds (negative
+// when allocated memtable pages are not touched yet).
+//
+// At the end it reports each series' trend: the peak of each tenth of the
 // run, and the slope of a least-squares line through those peaks, per
 // hour. A leak is a slope that stays positive however long the run; a
 // resource that levels off has peaks that stop rising.
@@ -27,6 +45,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/metrics"
 	"runtime/pprof"
 	"strconv"
 	"strings"
@@ -37,6 +56,7 @@ import (
 	"github.com/duality-streams/duality/broker"
 	"github.com/duality-streams/duality/broker/embedded"
 	"github.com/duality-streams/duality/codec"
+	"github.com/duality-streams/duality/store"
 	"github.com/duality-streams/duality/stream"
 	"github.com/duality-streams/duality/table"
 	"github.com/duality-streams/duality/window"
@@ -64,14 +84,43 @@ type config struct {
 	heapProfiles     string
 }
 
-// sample is one reading of the process's resources.
+// sample is one reading of the process's resources: values[i] is the
+// series names[i] (the same names, in the same order, for every sample).
 type sample struct {
-	at         time.Duration // since the start
-	rssMB      float64
-	heapMB     float64
-	goroutines int
-	files      int
-	lag        int64
+	at     time.Duration // since the start
+	names  []string
+	values []float64
+}
+
+func (s *sample) add(name string, v float64) {
+	s.names = append(s.names, name)
+	s.values = append(s.values, v)
+}
+
+// pebbleStats are the figures the soak samples of one Pebble database.
+type pebbleStats struct {
+	memTables, zombieMemTables         int64
+	memTableBytes, zombieMemTableBytes uint64
+	blockCacheBytes                    int64
+	tableCacheTables, tableIterators   int64
+	zombieTables, walFiles             int64
+	walBytes, compactionDebt           uint64
+}
+
+func logStats(m embedded.Metrics) pebbleStats {
+	return pebbleStats{m.MemTables, m.ZombieMemTables, m.MemTableBytes, m.ZombieMemTableBytes, m.BlockCacheBytes,
+		m.TableCacheTables, m.TableIterators, m.ZombieTables, m.WALFiles, m.WALBytes, m.CompactionDebt}
+}
+
+func stateStats(m store.Metrics) pebbleStats {
+	return pebbleStats{m.MemTables, m.ZombieMemTables, m.MemTableBytes, m.ZombieMemTableBytes, m.BlockCacheBytes,
+		m.TableCacheTables, m.TableIterators, m.ZombieTables, m.WALFiles, m.WALBytes, m.CompactionDebt}
+}
+
+// alloc is the memory Pebble allocated outside the Go heap for the
+// database: memtables, zombies included, and cached blocks.
+func (p pebbleStats) alloc() uint64 {
+	return p.memTableBytes + p.zombieMemTableBytes + uint64(p.blockCacheBytes)
 }
 
 func run(ctx context.Context, cfg config, out io.Writer) (err error) {
@@ -138,7 +187,10 @@ func run(ctx context.Context, cfg config, out io.Writer) (err error) {
 				return fmt.Errorf("producer: %w", err)
 			}
 		case <-tick.C:
-			s, err := read(runCtx, b, time.Since(start))
+			s, err := read(runCtx, b, app, time.Since(start))
+			if errors.Is(err, duality.ErrStoreNotReady) && runCtx.Err() == nil {
+				continue // the app has not opened its state yet
+			}
 			if err != nil {
 				if runCtx.Err() != nil {
 					done = true
@@ -147,8 +199,12 @@ func run(ctx context.Context, cfg config, out io.Writer) (err error) {
 				return err
 			}
 			samples = append(samples, s)
-			fmt.Fprintf(out, "sample t_s=%.0f rss_mb=%.1f heap_mb=%.1f goroutines=%d open_files=%d lag=%d\n",
-				s.at.Seconds(), s.rssMB, s.heapMB, s.goroutines, s.files, s.lag)
+			var line strings.Builder
+			fmt.Fprintf(&line, "sample t_s=%.0f", s.at.Seconds())
+			for i, name := range s.names {
+				fmt.Fprintf(&line, " %s=%.1f", name, s.values[i])
+			}
+			fmt.Fprintln(out, line.String())
 			if cfg.heapProfiles != "" && s.at >= nextProfile {
 				nextProfile += cfg.duration / 10
 				if err := writeHeapProfile(cfg.heapProfiles, s.at); err != nil {
@@ -164,19 +220,10 @@ func run(ctx context.Context, cfg config, out io.Writer) (err error) {
 	if len(samples) < 2 {
 		return errors.New("fewer than two samples: make -duration longer than twice -sample")
 	}
-	for _, m := range []struct {
-		name string
-		get  func(sample) float64
-	}{
-		{"rss_mb", func(s sample) float64 { return s.rssMB }},
-		{"heap_mb", func(s sample) float64 { return s.heapMB }},
-		{"goroutines", func(s sample) float64 { return float64(s.goroutines) }},
-		{"open_files", func(s sample) float64 { return float64(s.files) }},
-		{"lag", func(s sample) float64 { return float64(s.lag) }},
-	} {
-		peaks := tenthPeaks(samples, m.get)
+	for i, name := range samples[0].names {
+		peaks := tenthPeaks(samples, func(s sample) float64 { return s.values[i] })
 		fmt.Fprintf(out, "trend metric=%s first_peak=%.1f last_peak=%.1f slope_per_hour=%.2f peaks=%s\n",
-			m.name, peaks[0].v, peaks[len(peaks)-1].v, slopePerHour(peaks), formatPeaks(peaks))
+			name, peaks[0].v, peaks[len(peaks)-1].v, slopePerHour(peaks), formatPeaks(peaks))
 	}
 	return nil
 }
@@ -232,25 +279,106 @@ func produce(ctx context.Context, b broker.Broker, cfg config) error {
 	}
 }
 
-// read samples the process's resources and the app's lag.
-func read(ctx context.Context, b broker.Broker, at time.Duration) (sample, error) {
-	s := sample{at: at, goroutines: runtime.NumGoroutine()}
-	rss, err := proc.Status("VmRSS")
-	if err != nil {
-		return s, fmt.Errorf("read RSS: %w", err)
+// goMemory are the runtime/metrics memory classes the soak reads, by the
+// series they add to.
+var goMemory = []struct{ series, name string }{
+	{"go_heap_objects_mb", "/memory/classes/heap/objects:bytes"},
+	{"go_heap_free_mb", "/memory/classes/heap/free:bytes"},
+	{"go_heap_free_mb", "/memory/classes/heap/unused:bytes"},
+	{"go_heap_released_mb", "/memory/classes/heap/released:bytes"},
+	{"go_stacks_mb", "/memory/classes/heap/stacks:bytes"},
+	{"go_stacks_mb", "/memory/classes/os-stacks:bytes"},
+	{"go_other_mb", "/memory/classes/metadata/mcache/free:bytes"},
+	{"go_other_mb", "/memory/classes/metadata/mcache/inuse:bytes"},
+	{"go_other_mb", "/memory/classes/metadata/mspan/free:bytes"},
+	{"go_other_mb", "/memory/classes/metadata/mspan/inuse:bytes"},
+	{"go_other_mb", "/memory/classes/metadata/other:bytes"},
+	{"go_other_mb", "/memory/classes/other:bytes"},
+	{"go_other_mb", "/memory/classes/profiling/buckets:bytes"},
+	{"go_total_mb", "/memory/classes/total:bytes"},
+}
+
+const mib = 1 << 20
+
+// read samples the process's resources, its Pebble databases and the
+// app's lag.
+func read(ctx context.Context, b *embedded.Broker, app *duality.App, at time.Duration) (sample, error) {
+	s := sample{at: at}
+	var rss [3]int64
+	for i, field := range []string{"VmRSS", "RssAnon", "RssFile"} {
+		n, err := proc.Status(field)
+		if err != nil {
+			return s, fmt.Errorf("read RSS: %w", err)
+		}
+		rss[i] = n
 	}
-	s.rssMB = float64(rss) / (1 << 20)
+	s.add("rss_mb", float64(rss[0])/mib)
+	s.add("rss_anon_mb", float64(rss[1])/mib)
+	s.add("rss_file_mb", float64(rss[2])/mib)
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
-	s.heapMB = float64(ms.HeapAlloc) / (1 << 20)
+	s.add("heap_mb", float64(ms.HeapAlloc)/mib)
+
+	rms := make([]metrics.Sample, len(goMemory))
+	for i, m := range goMemory {
+		rms[i].Name = m.name
+	}
+	metrics.Read(rms)
+	goMB := map[string]float64{}
+	for i, m := range goMemory {
+		if rms[i].Value.Kind() != metrics.KindUint64 {
+			return s, fmt.Errorf("runtime/metrics has no %s", m.name)
+		}
+		goMB[m.series] += float64(rms[i].Value.Uint64()) / mib
+	}
+	goMapped := goMB["go_total_mb"] - goMB["go_heap_released_mb"]
+	for _, name := range []string{"go_heap_objects_mb", "go_heap_free_mb", "go_heap_released_mb", "go_stacks_mb", "go_other_mb"} {
+		s.add(name, goMB[name])
+	}
+	s.add("go_mapped_mb", goMapped)
+
+	sm, err := app.StateMetrics()
+	if err != nil {
+		return s, fmt.Errorf("state metrics: %w", err)
+	}
+	dbs := []struct {
+		prefix string
+		stats  pebbleStats
+	}{{"log_", logStats(b.Metrics())}, {"state_", stateStats(sm)}}
+	pebbleAlloc := float64(dbs[0].stats.alloc()+dbs[1].stats.alloc()) / mib
+	s.add("pebble_alloc_mb", pebbleAlloc)
+	s.add("rest_mb", float64(rss[0])/mib-goMapped-pebbleAlloc-float64(rss[2])/mib)
+	for _, db := range dbs {
+		p, st := db.prefix, db.stats
+		s.add(p+"memtables", float64(st.memTables))
+		s.add(p+"memtable_mb", float64(st.memTableBytes)/mib)
+		s.add(p+"zombie_memtables", float64(st.zombieMemTables))
+		s.add(p+"zombie_memtable_mb", float64(st.zombieMemTableBytes)/mib)
+		s.add(p+"block_cache_mb", float64(st.blockCacheBytes)/mib)
+		s.add(p+"table_cache_tables", float64(st.tableCacheTables))
+		s.add(p+"table_iterators", float64(st.tableIterators))
+		s.add(p+"zombie_tables", float64(st.zombieTables))
+		s.add(p+"wal_files", float64(st.walFiles))
+		s.add(p+"wal_mb", float64(st.walBytes)/mib)
+		s.add(p+"compaction_debt_mb", float64(st.compactionDebt)/mib)
+	}
+
+	threads, err := os.ReadDir("/proc/self/task")
+	if err != nil {
+		return s, fmt.Errorf("count threads: %w", err)
+	}
+	s.add("threads", float64(len(threads)))
+	s.add("goroutines", float64(runtime.NumGoroutine()))
 	fds, err := os.ReadDir("/proc/self/fd")
 	if err != nil {
 		return s, fmt.Errorf("count open files: %w", err)
 	}
-	s.files = len(fds)
-	if s.lag, err = broker.GroupLag(ctx, b, "soak", "events"); err != nil {
+	s.add("open_files", float64(len(fds)))
+	lag, err := broker.GroupLag(ctx, b, "soak", "events")
+	if err != nil {
 		return s, fmt.Errorf("lag: %w", err)
 	}
+	s.add("lag", float64(lag))
 	return s, nil
 }
 

@@ -19,25 +19,39 @@ func TestSoakShort(t *testing.T) {
 	cfg := config{duration: 4 * time.Second, sample: 500 * time.Millisecond, rate: 1000, keys: 100, dir: t.TempDir(), heapProfiles: profiles}
 	require.NoError(t, run(t.Context(), cfg, &out))
 	var samples, trends int
-	var lastLag int64
+	var last map[string]float64
 	for line := range strings.Lines(out.String()) {
 		fields := strings.Fields(line)
 		switch {
 		case strings.HasPrefix(line, "sample "):
 			samples++
-			lag, ok := strings.CutPrefix(fields[len(fields)-1], "lag=")
-			require.True(t, ok, line)
-			var err error
-			lastLag, err = strconv.ParseInt(lag, 10, 64)
-			require.NoError(t, err, line)
+			last = map[string]float64{}
+			for _, f := range fields[1:] {
+				name, v, ok := strings.Cut(f, "=")
+				require.True(t, ok, line)
+				x, err := strconv.ParseFloat(v, 64)
+				require.NoError(t, err, line)
+				last[name] = x
+			}
 		case strings.HasPrefix(line, "trend "):
 			trends++
 			require.Contains(t, line, "slope_per_hour=")
 		}
 	}
 	require.GreaterOrEqual(t, samples, 4, out.String())
-	require.Equal(t, 5, trends, out.String())
-	require.Less(t, lastLag, int64(cfg.rate), "the app falls behind its input:\n%s", out.String())
+	require.Equal(t, len(last)-1, trends, "a trend per series (t_s is none):\n%s", out.String())
+	require.Less(t, last["lag"], float64(cfg.rate), "the app falls behind its input:\n%s", out.String())
+	// What the samples say of the process's memory is consistent.
+	require.Positive(t, last["rss_mb"])
+	require.Positive(t, last["go_mapped_mb"])
+	require.Less(t, last["go_heap_objects_mb"], last["go_mapped_mb"])
+	require.Positive(t, last["threads"])
+	for _, db := range []string{"log_", "state_"} {
+		require.GreaterOrEqual(t, last[db+"memtables"], 1.0, "%s: the mutable memtable", db)
+		require.Positive(t, last[db+"memtable_mb"], db)
+		require.GreaterOrEqual(t, last[db+"wal_files"], 1.0, db)
+	}
+	require.GreaterOrEqual(t, last["pebble_alloc_mb"]+0.2, last["log_memtable_mb"]+last["state_memtable_mb"], "values are rounded to 0.1")
 	heaps, err := filepath.Glob(filepath.Join(profiles, "heap-*.pprof"))
 	require.NoError(t, err)
 	require.GreaterOrEqual(t, len(heaps), 4, "a heap profile per tenth of the run")

@@ -203,7 +203,9 @@
 //
 // [Broker.Metrics] returns counters since Open: acknowledged writes, records
 // and bytes appended, Pebble commits (groups), fetches and their waits,
-// cleanup runs and bytes removed, and Pebble's disk usage.
+// cleanup runs and bytes removed; and Pebble's disk usage and what it
+// holds: memtables (zombies too), block cache, open tables, write-ahead
+// log, compaction debt.
 //
 // # Limits
 //

@@ -667,8 +667,15 @@ func TestMetrics(t *testing.T) {
 	require.Equal(t, uint64(1), m.CleanupRuns)
 	require.Equal(t, m.BytesAppended, m.BytesRemoved, "a 1-byte retention removes every batch")
 	require.Positive(t, m.DiskUsage)
+	require.Positive(t, m.MemTables)
+	require.Positive(t, m.MemTableBytes)
+	require.Positive(t, m.WALFiles)
+	require.Positive(t, m.WALBytes, "nothing flushed yet")
 	require.NoError(t, b.Close())
-	require.Zero(t, b.Metrics().DiskUsage)
+	m = b.Metrics()
+	require.Zero(t, m.DiskUsage)
+	require.Zero(t, m.MemTables)
+	require.Zero(t, m.WALFiles)
 }
 
 // TestFetchFairness checks that a partition with a large backlog does not

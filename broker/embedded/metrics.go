@@ -2,7 +2,8 @@ package embedded
 
 import "sync/atomic"
 
-// Metrics is a snapshot of a broker's counters since Open.
+// Metrics is a snapshot of a broker's counters since Open and of the
+// sizes of its Pebble database.
 type Metrics struct {
 	// Writes counts acknowledged Produce, Commit and CommitOffsets calls.
 	Writes uint64
@@ -23,6 +24,41 @@ type Metrics struct {
 	CleanupRuns, BytesRemoved uint64
 	// DiskUsage is Pebble's estimate of the data directory's size in bytes.
 	DiskUsage uint64
+
+	// The fields below describe the broker's Pebble database, for
+	// watching its memory and disk; they are 0 after Close. Pebble
+	// allocates memtables and cached blocks outside the Go heap (with
+	// cgo), so they show in the process's resident memory, not in Go's
+	// memory statistics.
+
+	// MemTableBytes is the memory held by memtables: the mutable one and
+	// those queued for flushing, MemTables in all.
+	MemTableBytes uint64
+	MemTables     int64
+	// ZombieMemTables and ZombieMemTableBytes count the flushed memtables
+	// whose memory is still held: by an iterator opened before the flush,
+	// or kept for the next memtable to reuse (Pebble keeps one).
+	ZombieMemTables     int64
+	ZombieMemTableBytes uint64
+	// BlockCacheBytes is the memory held by the block cache.
+	BlockCacheBytes int64
+	// TableCacheTables is the number of sstables open in Pebble's file
+	// cache, TableCacheBytes the memory their readers hold;
+	// TableIterators is the number of sstable iterators open.
+	TableCacheTables, TableCacheBytes int64
+	TableIterators                    int64
+	// ZombieTables and ZombieTableBytes count the sstables compacted away
+	// but still read by an iterator: their space is freed once it closes.
+	ZombieTables     int64
+	ZombieTableBytes uint64
+	// WALFiles is the number of write-ahead log files in use (one per
+	// memtable), WALBytes their data not yet flushed to sstables.
+	WALFiles int64
+	WALBytes uint64
+	// CompactionDebt is Pebble's estimate of the bytes compactions must
+	// rewrite to bring the LSM back into shape; a debt that keeps growing
+	// means compactions do not keep up with writes.
+	CompactionDebt uint64
 }
 
 type metrics struct {
@@ -32,7 +68,7 @@ type metrics struct {
 }
 
 // Metrics returns a snapshot of the broker's counters. It is cheap and safe
-// for concurrent use; after Close, DiskUsage is 0.
+// for concurrent use; after Close, DiskUsage and the Pebble fields are 0.
 func (b *Broker) Metrics() Metrics {
 	m := Metrics{
 		Writes:          b.m.writes.Load(),
@@ -46,8 +82,17 @@ func (b *Broker) Metrics() Metrics {
 		BytesRemoved:    b.m.bytesRemoved.Load(),
 	}
 	if b.enter() == nil {
-		m.DiskUsage = b.db.Metrics().DiskSpaceUsage()
+		pm := b.db.Metrics()
 		b.leave()
+		m.DiskUsage = pm.DiskSpaceUsage()
+		m.MemTableBytes, m.MemTables = pm.MemTable.Size, pm.MemTable.Count
+		m.ZombieMemTables, m.ZombieMemTableBytes = pm.MemTable.ZombieCount, pm.MemTable.ZombieSize
+		m.BlockCacheBytes = pm.BlockCache.Size
+		m.TableCacheTables, m.TableCacheBytes = pm.FileCache.TableCount, pm.FileCache.Size
+		m.TableIterators = pm.TableIters
+		m.ZombieTables, m.ZombieTableBytes = pm.Table.ZombieCount, pm.Table.ZombieSize
+		m.WALFiles, m.WALBytes = pm.WAL.Files, pm.WAL.Size
+		m.CompactionDebt = pm.Compact.EstimatedDebt
 	}
 	return m
 }

@@ -123,6 +123,9 @@ type Guard struct {
 	// plus that of the writes admitted since; guarded by mu.
 	flush   int64
 	flushAt int64
+	// flushRoom is flush, for readers that must not take mu (see
+	// admitPreallocate).
+	flushRoom atomic.Int64
 
 	margin atomic.Int64 // free - reserve - room to flush, at the last measure
 	spent  atomic.Int64 // cost of the writes admitted since
@@ -264,6 +267,7 @@ func (g *Guard) measure(n int64) error {
 		g.flush, g.flushAt = (*f)()*flushCost/4, max(t, 1)
 	}
 	flush := g.flush
+	g.flushRoom.Store(flush)
 	margin := free - g.reserve - flush
 	g.margin.Store(margin)
 	g.spent.Store(0)
@@ -280,6 +284,7 @@ func (g *Guard) measure(n int64) error {
 	}
 	g.spent.Store(c)
 	g.flush += n * flushCost / 4 // until the next read of the unflushed bytes
+	g.flushRoom.Store(g.flush)
 	return nil
 }
 

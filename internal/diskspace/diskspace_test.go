@@ -171,3 +171,79 @@ func TestAdmitEager(t *testing.T) {
 	require.ErrorAs(t, err, &fe)
 	require.Equal(t, int64(2<<20+(1<<20+4<<20)*5/4+cost(4<<20)), fe.Needed)
 }
+
+// preallocFS is a MemFS that records the preallocations reaching the
+// files it creates.
+type preallocFS struct {
+	*vfs.MemFS
+	got []int64
+}
+
+func (fs *preallocFS) Create(name string, c vfs.DiskWriteCategory) (vfs.File, error) {
+	f, err := fs.MemFS.Create(name, c)
+	if err != nil {
+		return nil, err
+	}
+	return &preallocFile{File: f, fs: fs}, nil
+}
+
+type preallocFile struct {
+	vfs.File
+	fs *preallocFS
+}
+
+func (f *preallocFile) Preallocate(off, n int64) error {
+	f.fs.got = append(f.fs.got, n)
+	return f.File.Preallocate(off, n)
+}
+
+// TestPreallocate: a write-ahead log file is preallocated only while the
+// preallocation takes at most half of the margin above the reserve and
+// the room to flush; other files and a disabled guard are not limited.
+func TestPreallocate(t *testing.T) {
+	mem := memFS(t, 100<<20)
+	rec := &preallocFS{MemFS: mem}
+	g := New(Config{FS: mem, Dir: "db", Sentinel: errFull, Reserve: 2 << 20})
+	fs := g.WatchFS(rec)
+	wal, err := fs.Create("db/000002.log", vfs.WriteCategoryUnspecified)
+	require.NoError(t, err)
+	const size = 35 << 20 // Pebble's for 32 MiB memtables
+
+	// 100 MiB free: 35 is less than half of 98.
+	require.NoError(t, wal.Preallocate(0, size))
+	require.Equal(t, []int64{size}, rec.got)
+
+	// 60 MiB free: 35 is more than half of 58, so the file is not
+	// preallocated, and Pebble is told nothing went wrong.
+	mem.TestingSetDiskUsage(vfs.DiskUsage{AvailBytes: 60 << 20, TotalBytes: 100 << 20})
+	require.NoError(t, wal.Preallocate(size, size))
+	require.Equal(t, []int64{size}, rec.got)
+
+	// 80 MiB free, but 20 MiB unflushed need 25 to flush: half of 53
+	// does not take 35.
+	mem.TestingSetDiskUsage(vfs.DiskUsage{AvailBytes: 80 << 20, TotalBytes: 100 << 20})
+	g.SetUnflushed(func() int64 { return 20 << 20 })
+	require.NoError(t, g.Admit(1))
+	require.NoError(t, wal.Preallocate(size, size))
+	require.Equal(t, []int64{size}, rec.got)
+	g.SetUnflushed(func() int64 { return 0 })
+	require.NoError(t, g.Admit(1))
+	require.NoError(t, wal.Preallocate(size, size))
+	require.Equal(t, []int64{size, size}, rec.got, "with nothing to flush, 35 is less than half of 78")
+
+	// Only logs are limited: Pebble preallocates nothing else, but a
+	// ballast or a user's file may.
+	mem.TestingSetDiskUsage(vfs.DiskUsage{AvailBytes: 10 << 20, TotalBytes: 100 << 20})
+	other, err := fs.Create("db/ballast", vfs.WriteCategoryUnspecified)
+	require.NoError(t, err)
+	require.NoError(t, other.Preallocate(0, 8<<20))
+	require.NoError(t, wal.Preallocate(2*size, size))
+	require.Equal(t, []int64{size, size, 8 << 20}, rec.got)
+
+	// A guard that limits nothing does not limit preallocations.
+	off := New(Config{FS: mem, Dir: "db", Sentinel: errFull, Reserve: -1})
+	wal, err = off.WatchFS(rec).Create("db/000003.log", vfs.WriteCategoryUnspecified)
+	require.NoError(t, err)
+	require.NoError(t, wal.Preallocate(0, size))
+	require.Equal(t, []int64{size, size, 8 << 20, size}, rec.got)
+}

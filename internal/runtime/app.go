@@ -30,6 +30,10 @@ type App struct {
 	m     metrics
 	// db holds the stores while Run runs (nil without stores).
 	db store.DB
+	// pebble is db when it is a Pebble database that StateMetrics may
+	// read: set after the database opens, cleared with the query gate
+	// closed before it closes.
+	pebble atomic.Pointer[store.PebbleDB]
 	// maxRecordBytes is the broker's record size limit (0: none known):
 	// Send refuses a larger record as an error of the record that made it.
 	maxRecordBytes int
@@ -260,6 +264,7 @@ func (a *App) openState(topics map[string]int32) error {
 			return fmt.Errorf("open state: %w", err)
 		}
 		a.db = db
+		a.pebble.Store(db)
 	} else {
 		a.db = store.NewMemoryDB()
 	}
@@ -274,6 +279,7 @@ func (a *App) closeState() error {
 		return nil
 	}
 	a.iq.stop() // waits for the queries in flight
+	a.pebble.Store(nil)
 	a.copies.reset(nil)
 	if err := a.db.Close(); err != nil {
 		return fmt.Errorf("close state: %w", err)

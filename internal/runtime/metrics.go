@@ -1,8 +1,11 @@
 package runtime
 
 import (
+	"fmt"
 	"sync/atomic"
 	"time"
+
+	"github.com/duality-streams/duality/store"
 )
 
 // Metrics is a snapshot of an app's counters since New
@@ -146,6 +149,28 @@ func (a *App) Metrics() Metrics {
 
 		RecordsDeadLettered: a.m.deadLettered.Load(),
 	}
+}
+
+// StateMetrics returns the metrics of the app's Pebble state database
+// (Config.StateDir) while Run runs: its stores, its size on disk, and what
+// Pebble holds in memory (memtables, block cache) and in its write-ahead
+// log. Without a StateDir, before Run opens the database and after it
+// closes it (also while a corrupt state is rebuilt), it returns an error
+// matching ErrStoreNotReady. It is safe for concurrent use; it takes
+// Pebble's lock briefly.
+func (a *App) StateMetrics() (store.Metrics, error) {
+	notOpen := func() (store.Metrics, error) {
+		return store.Metrics{}, fmt.Errorf("%w: state metrics: no Pebble state open (StateDir not set, or the app not running)", ErrStoreNotReady)
+	}
+	if !a.iq.gate.enter() {
+		return notOpen()
+	}
+	defer a.iq.gate.leave()
+	db := a.pebble.Load()
+	if db == nil {
+		return notOpen()
+	}
+	return db.Metrics()
 }
 
 func (w *worker) flushMetrics() {

@@ -137,6 +137,7 @@ func (a *App) heal(ctx context.Context, m broker.Membership, gen *generation, to
 		a.log.Warn("closing the global stores of corrupt state failed", slog.Any("error", err))
 	}
 	a.iq.gate.close() // waits for the queries reading the state
+	a.pebble.Store(nil)
 	a.copies.reset(nil)
 	if err := a.db.Close(); err != nil {
 		a.log.Warn("closing corrupt state failed", slog.Any("error", err))
@@ -149,6 +150,7 @@ func (a *App) heal(ctx context.Context, m broker.Membership, gen *generation, to
 		return nil, fmt.Errorf("open state after quarantine: %w", err)
 	}
 	a.db = db
+	a.pebble.Store(db)
 	a.copies.reset(db)
 	a.iq.gate.reopen()
 	if len(a.plan.globals) > 0 {
