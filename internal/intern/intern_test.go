@@ -88,3 +88,34 @@ func TestGetBounded(t *testing.T) {
 		require.Equal(t, 1, s.Len(), "interning resumes after the pause")
 	})
 }
+
+// BenchmarkGet compares Get with a plain string conversion on keys from
+// working sets of 2500 and 100,000 strings (the second larger than a
+// table: Get pauses and copies).
+func BenchmarkGet(b *testing.B) {
+	for _, n := range []int{2500, 100_000} {
+		keys := make([][]byte, n)
+		for i := range keys {
+			keys[i] = fmt.Appendf(nil, "k%07d", i*7919%n)
+		}
+		b.Run(fmt.Sprintf("intern/keys=%d", n), func(b *testing.B) {
+			var s Strings
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				sink = s.Get(keys[i%n])
+				i++
+			}
+		})
+		b.Run(fmt.Sprintf("copy/keys=%d", n), func(b *testing.B) {
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				sink = string(keys[i%n])
+				i++
+			}
+		})
+	}
+}
+
+var sink string
