@@ -56,18 +56,21 @@ const (
 // the clock before the next that does, from the time the calls since the
 // last reading took each, so that readings are about clockEvery apart.
 func (w *worker) commitDue() bool {
-	now := time.Now()
+	now := time.Since(clockBase) // the monotonic clock alone
 	if w.clockCalls > 0 {
-		per := now.Sub(w.clockAt) / time.Duration(w.clockCalls)
+		per := (now - w.clockAt) / time.Duration(w.clockCalls)
 		w.clockSkip = maxClockSkip
 		if per > 0 {
-			w.clockSkip = int(min(clockEvery/per, maxClockSkip+1)) - 1
+			w.clockSkip = max(int(min(clockEvery/per, maxClockSkip+1))-1, 0)
 		}
 	}
 	w.clockAt, w.clockCalls = now, w.clockSkip+1
-	return now.Sub(w.last) >= w.app.cfg.CommitInterval &&
+	return now-w.last.Sub(clockBase) >= w.app.cfg.CommitInterval &&
 		(w.inflight == nil || len(w.inflight.done) > 0)
 }
+
+// clockBase is the origin of the monotonic readings of commitDue.
+var clockBase = time.Now()
 
 // collectBytes is the size of a record (key and value) from which the
 // worker collects garbage before its next commit (see commit): a full

@@ -74,7 +74,7 @@ type worker struct {
 	// clockAt is when commitDue last read the clock, clockCalls the
 	// calls of maybeCommit since then (that one included) and clockSkip
 	// those left that do not read it.
-	clockAt               time.Time
+	clockAt               time.Duration // since clockBase
 	clockCalls, clockSkip int
 
 	// purgeParts are the partitions the worker purges; purging is the
