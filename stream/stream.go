@@ -8,6 +8,7 @@ import (
 	"github.com/duality-streams/duality/broker"
 	"github.com/duality-streams/duality/codec"
 	"github.com/duality-streams/duality/internal/dsl"
+	"github.com/duality-streams/duality/internal/intern"
 )
 
 // Stream is a typed handle on a stream of key-value records inside a
@@ -151,7 +152,7 @@ func addSource[K, V any](g *dsl.Graph, name string, topics []string, internal bo
 			return nil, err
 		}
 		rc := new(RecordContext)
-		decodeValue := ownedValues(vc)
+		decodeKey, decodeValue := keyDecoder(kc), ownedValues(vc)
 		// The runtime asks for the event time before processing a
 		// record (to order a task's partitions): keep what that decoded
 		// for the Process of the same record.
@@ -175,7 +176,7 @@ func addSource[K, V any](g *dsl.Graph, name string, topics []string, internal bo
 				var k K
 				var err error
 				if rec.Key != nil {
-					if k, err = kc.Decode(rec.Key); err != nil {
+					if k, err = decodeKey(rec.Key); err != nil {
 						return time.Time{}, false
 					}
 				}
@@ -211,7 +212,7 @@ func addSource[K, V any](g *dsl.Graph, name string, topics []string, internal bo
 				}
 			}
 			if rec.Key != nil {
-				if k, err = kc.Decode(rec.Key); err != nil {
+				if k, err = decodeKey(rec.Key); err != nil {
 					return nodeError(n, rc, &codec.DecodeError{Part: "key", Err: err})
 				}
 			}
@@ -241,20 +242,51 @@ func addSource[K, V any](g *dsl.Graph, name string, topics []string, internal bo
 // fetched batch they share memory with.
 const ownedMin = 1 << 20
 
-// ownedValues returns the decoder of a source's record values: vc's
-// DecodeOwned for values of ownedMin bytes or more when vc has one,
-// otherwise vc's Decode.
+// ownedValues returns the decoder of one task's source's record values:
+// vc's DecodeOwned for values of ownedMin bytes or more when vc has one,
+// otherwise vc's Decode, or for codec.String the interning decoder of
+// internedStrings.
 func ownedValues[V any](vc codec.Codec[V]) func([]byte) (V, error) {
+	dec := vc.Decode
+	if f := internedStrings(vc); f != nil {
+		dec = f
+	}
 	od, ok := vc.(codec.OwningDecoder[V])
 	if !ok {
-		return vc.Decode
+		return dec
 	}
 	return func(b []byte) (V, error) {
 		if len(b) >= ownedMin {
 			return od.DecodeOwned(b)
 		}
-		return vc.Decode(b)
+		return dec(b)
 	}
+}
+
+// keyDecoder returns the decoder of one task's source's record keys: kc's
+// Decode, or for codec.String the interning decoder of internedStrings.
+func keyDecoder[K any](kc codec.Codec[K]) func([]byte) (K, error) {
+	if f := internedStrings(kc); f != nil {
+		return f
+	}
+	return kc.Decode
+}
+
+// internedStrings returns, when c is codec.String (whose decoding of a
+// string is its bytes), a decoder for one task that shares one string per
+// distinct short value among the records it decodes (package
+// internal/intern): a source of keys or values from a bounded set (ids,
+// names, kinds) decodes them without allocating once it has seen each.
+// For any other codec it returns nil.
+func internedStrings[T any](c codec.Codec[T]) func([]byte) (T, error) {
+	// Interfaces of different dynamic types compare unequal without
+	// comparing the values, so a codec of an incomparable type is safe.
+	if any(c) != any(codec.String()) {
+		return nil
+	}
+	in := new(intern.Strings)
+	f, _ := any(func(b []byte) (string, error) { return in.Get(b), nil }).(func([]byte) (T, error))
+	return f
 }
 
 func checkCodecs[K, V any](g *dsl.Graph, n *dsl.Node, kc codec.Codec[K], vc codec.Codec[V]) {

@@ -222,8 +222,14 @@
 // appends do not stall on compactions. [WithPebbleOptions] overrides any of
 // them. Measured with BenchmarkAppend (100-byte random values, batches of
 // 1000, 2 cores, CPU time per record so that other load does not skew it):
-// Snappy block compression (Pebble's default) costs no more CPU than none
-// and saves disk on compressible data, so it stays; a 256 MiB memtable
+// block compression costs no more CPU than none and saves disk on
+// compressible data. The sstables use MinLZ (Snappy on arm64), Pebble's
+// fastest profile, rather than its default Snappy: BenchmarkLogCompression
+// (small records and Nexmark-like JSON bids, 4 MiB memtable so that
+// flushes and compactions run, fetched back whole) measured the same CPU
+// within the noise and 2% to 10% less disk; no compression took as much
+// CPU or more (more bytes to write and read) and 1.5 to 4 times the disk,
+// zstd half the disk again at up to 1.5 times the CPU. A 256 MiB memtable
 // saves under 10% of CPU over 64 MiB at four times the memory, a 4 MiB one
 // costs 2.5x; Pebble's value separation (blob files) made no measurable
 // difference. Bloom filters are not configured: the log is read with

@@ -100,6 +100,10 @@ type partition struct {
 	// groups holds the published group offsets of the partition: a
 	// commit's offsets become readable when its records become fetchable.
 	groups map[string]int64
+	// staged counts the records of the op being staged that go to the
+	// partition, stagedAt is where their indexes start in writer.idx
+	// (see writer.stageRecords); writer only.
+	staged, stagedAt int
 
 	// Bookkeeping of the last compaction; guarded by Broker.cleanupMu.
 	compactedNext  int64 // next offset then; -1 before the first one

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -131,17 +132,16 @@ type writer struct {
 	groupRecords, groupBytes uint64 // appended by the staged group
 
 	// Scratch space reused across operations.
-	parts  []*partition
-	order  []*partition
-	byPart map[*partition][]int
-	recs   []broker.Record
-	key    []byte
+	parts []*partition
+	order []*partition
+	idx   []int // the indexes of an op's records, by partition (stageRecords)
+	recs  []broker.Record
+	key   []byte
 }
 
 func (w *writer) init(b *Broker) {
 	w.b = b
 	w.index = make(map[*partition]int)
-	w.byPart = make(map[*partition][]int)
 }
 
 func (w *writer) run() {
@@ -284,11 +284,13 @@ func (w *writer) stageAppend(op *writeOp) error {
 	topics := w.b.mu.topics // only this goroutine writes the map
 	w.parts = w.parts[:0]
 	total := 0
+	var t *topic // of the record before: records come in runs of one topic
 	for i := range op.records {
 		r := &op.records[i]
-		t := topics[r.Topic]
-		if t == nil {
-			return unknownTopic(r.Topic)
+		if t == nil || r.Topic != t.name {
+			if t = topics[r.Topic]; t == nil {
+				return unknownTopic(r.Topic)
+			}
 		}
 		n := int32(len(t.parts))
 		pn := r.Partition
@@ -367,22 +369,33 @@ func (w *writer) stageRecords(records []broker.Record) error {
 	if single {
 		return w.stagePartition(first, records, nil, now)
 	}
+	// Group the records' indexes by partition, in the order partitions
+	// first appear: count, then place (a counting sort into one buffer).
 	w.order = w.order[:0]
-	for i, p := range w.parts {
-		idx, ok := w.byPart[p]
-		if !ok {
+	for _, p := range w.parts {
+		if p.staged == 0 {
 			w.order = append(w.order, p)
 		}
-		w.byPart[p] = append(idx, i)
+		p.staged++
 	}
+	start := 0
 	for _, p := range w.order {
-		if err := w.stagePartition(p, records, w.byPart[p], now); err != nil {
-			return err
-		}
-		w.byPart[p] = w.byPart[p][:0]
+		p.stagedAt, start = start, start+p.staged
+		p.staged = 0
 	}
-	clear(w.byPart)
-	return nil
+	w.idx = slices.Grow(w.idx[:0], len(w.parts))[:len(w.parts)]
+	for i, p := range w.parts {
+		w.idx[p.stagedAt+p.staged] = i
+		p.staged++
+	}
+	var err error
+	for _, p := range w.order {
+		if err == nil {
+			err = w.stagePartition(p, records, w.idx[p.stagedAt:p.stagedAt+p.staged], now)
+		}
+		p.staged = 0 // even after an error: the next op starts afresh
+	}
+	return err
 }
 
 // stagePartition stages records[idx] (all records when idx is nil) as one
@@ -453,6 +466,9 @@ func (w *writer) reset() {
 	w.groupRecords, w.groupBytes = 0, 0
 	if cap(w.recs) > 1<<16 {
 		w.recs = nil
+	}
+	if cap(w.idx) > 1<<16 {
+		w.idx = nil
 	}
 	clear(w.ops)
 	w.ops = w.ops[:0]

@@ -209,6 +209,11 @@ type taskStore struct {
 	// fence holds queries of the store back while a commit of its
 	// writes is in flight (see commitFence).
 	fence commitFence
+	// hit is cur's slot of the key the last GetAppend found there (nil:
+	// none): the write of the same key that usually follows (an
+	// aggregation's read, modify, write) takes it without a second map
+	// lookup. Every change to cur's set of slots clears it.
+	hit *slot
 }
 
 func (s *taskStore) Get(key []byte) ([]byte, bool, error) {
@@ -251,7 +256,12 @@ func (s *taskStore) set(key, value []byte, del, keepPrev bool) (ks string, p, pr
 		s.cur, s.idxShared = newOverlayMap(s.ranged, s.freeMap), false
 		s.freeMap = nil
 	}
-	if sl, ok := s.cur.m[string(key)]; ok {
+	sl, ok := s.hit, true
+	s.hit = nil
+	if sl == nil || sl.key != string(key) {
+		sl, ok = s.cur.m[string(key)]
+	}
+	if ok {
 		if s.live == 0 {
 			prev = sl.p
 			if !s.noCache && !del && !prev.del && fits(prev.value, value) {
@@ -281,9 +291,9 @@ func (s *taskStore) set(key, value []byte, del, keepPrev bool) (ks string, p, pr
 		s.slab = make([]slot, 0, slabSize)
 	}
 	s.slab = append(s.slab, slot{key: ks, p: ownPending(value, del)})
-	sl := &s.slab[len(s.slab)-1]
-	s.insert(sl)
-	return ks, sl.p, prev, had
+	ns := &s.slab[len(s.slab)-1]
+	s.insert(ns)
+	return ks, ns.p, prev, had
 }
 
 // insert makes sl the slot of its key in cur.
@@ -333,6 +343,7 @@ func (s *taskStore) keep(v []byte) []byte {
 
 // unset removes key's uncommitted write and returns it.
 func (s *taskStore) unset(key string) pending {
+	s.hit = nil
 	sl := s.cur.m[key]
 	delete(s.cur.m, key)
 	if s.cur.idx != nil {
@@ -363,8 +374,10 @@ func (s *taskStore) GetAppend(dst, key []byte) ([]byte, bool, error) {
 		return dst, false, fmt.Errorf("store %s/%d: %w", s.name, s.t.id.Partition, store.ErrClosed)
 	}
 	k := unsafe.String(unsafe.SliceData(key), len(key))
+	s.hit = nil
 	if s.cur != nil {
 		if sl, ok := s.cur.m[k]; ok {
+			s.hit = sl
 			return appendPending(dst, sl.p)
 		}
 	}
@@ -738,7 +751,7 @@ func (s *taskStore) cursor(idx *slotIndex, hi btreemap.UpperBound[string]) overl
 func (s *taskStore) handOff() {
 	s.w.pending -= s.records()
 	s.addBytes(-s.bytes)
-	s.sent, s.cur, s.idxShared = s.cur, nil, false
+	s.sent, s.cur, s.idxShared, s.hit = s.cur, nil, false, nil
 	s.sentLog, s.log = s.log, nil
 	s.sentRanges, s.curRanges = s.curRanges, nil
 	s.sentOff = -1 // set by the commit if it holds changelog records of s
@@ -749,7 +762,7 @@ func (s *taskStore) handOff() {
 func (s *taskStore) discard() {
 	s.w.pending -= s.records()
 	s.addBytes(-s.bytes)
-	s.cur, s.idxShared, s.log, s.curRanges = nil, false, nil, nil
+	s.cur, s.idxShared, s.log, s.curRanges, s.hit = nil, false, nil, nil, nil
 	s.undo, s.tracking = s.undo[:0], false
 }
 

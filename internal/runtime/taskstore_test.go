@@ -111,6 +111,12 @@ func taskStoreModel(t *testing.T, seed uint64, noCache, recycle bool) {
 			switch op := rng.IntN(10); {
 			case op < 4: // write
 				k := key()
+				if rng.IntN(2) == 0 {
+					// An aggregation's read before its write: the write
+					// takes the slot the read found (taskStore.hit).
+					_, _, err := s.GetAppend(nil, []byte(k))
+					require.NoError(t, err)
+				}
 				if rng.IntN(3) == 0 {
 					require.NoError(t, s.Delete([]byte(k)))
 					cur[k] = nil

@@ -71,6 +71,12 @@ type worker struct {
 	// the one it stopped in, so that the tasks take turns.
 	nextTask int
 
+	// clockAt is when commitDue last read the clock, clockCalls the
+	// calls of maybeCommit since then (that one included) and clockSkip
+	// those left that do not read it.
+	clockAt               time.Duration // since clockBase
+	clockCalls, clockSkip int
+
 	// purgeParts are the partitions the worker purges; purging is the
 	// purge running in the background, lastPurge when the last one
 	// started (or the worker started).
