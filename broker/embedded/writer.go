@@ -461,10 +461,10 @@ func (w *writer) stagePartition(p *partition, records []broker.Record, idx []int
 
 // failGroup fails every op staged so far and discards the batch.
 func (w *writer) failGroup(err error) {
+	w.dropIngested() // before the ops learn of the failure
 	for _, op := range w.ops {
 		op.done <- err
 	}
-	w.dropIngested()
 	w.reset()
 }
 
