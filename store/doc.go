@@ -23,6 +23,23 @@
 // RangeReverse and Prefix return a Cursor over a snapshot of the store,
 // with Err and Close because a scan of Pebble can fail.
 //
+// # Large values
+//
+// Pebble copies a value whole whenever it flushes or compacts it, so a
+// PebbleDB stores a value over 1 MiB in chunks of 1 MiB under keys of
+// their own, with a short stub under the value's key, all in the batch of
+// the Apply that writes it (a large value is there whole or not at all).
+// Flushes and compactions then handle 1 MiB at a time, and Get and
+// cursors reassemble the value (a cursor into a buffer of its own, reused
+// for its next large value). A write that replaces or deletes a large
+// value deletes its chunks; a store that holds none pays only one tag
+// byte per value for this. Damage to a chunk or stub (missing, extra, of
+// the wrong length) is reported by the read that meets it, as ErrCorrupt.
+// Databases created by versions before chunking (format marker
+// duality-store-v1) open and work as before, storing large values whole;
+// a database created from scratch (or rebuilt from its changelogs after
+// deleting it) gets the new format.
+//
 // # Offsets and rebuilding
 //
 // State must always be a prefix of its changelog. Batch.SetOffset records

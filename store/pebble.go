@@ -25,15 +25,21 @@ import (
 //	0x00 uvarint(len(name)) name be32(partition) catalog: uvarint(id)
 //	0x01 uvarint(id) key                         data
 //	0x02 uvarint(id)                             offset: be64(offset)
+//	0x03 uvarint(id) escaped(key) be32(i)        chunk i of a value
+//	0x04 uvarint(id) key                         index of chunked values
 //
 // uvarint is prefix-free, so no store's data prefix is a prefix of
-// another's, and ids are never reused.
+// another's, and ids are never reused. The format marker says how values
+// are stored: formatV2 tags them and stores large ones in chunks (see
+// chunks.go); formatV1, written by earlier versions, stores them as they
+// are. A new database is of formatV2; an existing one keeps its format.
 const (
 	tagMeta   = 0x00
 	tagData   = 0x01
 	tagOffset = 0x02
 
-	formatValue = "duality-store-v1"
+	formatV1 = "duality-store-v1"
+	formatV2 = "duality-store-v2"
 )
 
 var (
@@ -89,6 +95,9 @@ type PebbleDB struct {
 	wo     *pebble.WriteOptions
 	space  *diskspace.Guard // admits writes while the disk has room
 	closed atomic.Bool
+	// tagged says the database is of formatV2: values are tagged and
+	// large ones chunked.
+	tagged bool
 	// corrupt is closed when Pebble first reports on-disk corruption,
 	// which corruptErr (set before) describes.
 	corrupt     chan struct{}
@@ -111,6 +120,7 @@ type PebbleDB struct {
 		ids     map[storeKey]uint64
 		next    uint64
 		cursors map[*pebbleCursor]struct{}
+		chunks  map[uint64]*chunkState // by store id
 	}
 }
 
@@ -143,6 +153,7 @@ func OpenPebble(dir string, opts ...Option) (db *PebbleDB, err error) {
 	}
 	d.mu.ids = make(map[storeKey]uint64)
 	d.mu.cursors = make(map[*pebbleCursor]struct{})
+	d.mu.chunks = make(map[uint64]*chunkState)
 	d.mu.next = 1
 
 	// Pebble panics on some invalid options (set through
@@ -283,16 +294,21 @@ func (d *PebbleDB) load() error {
 		if nonEmpty {
 			return fmt.Errorf("%w: not a store database (no format marker)", ErrCorrupt)
 		}
-		if err := d.db.Set(formatKey, []byte(formatValue), pebble.Sync); err != nil {
+		if err := d.db.Set(formatKey, []byte(formatV2), pebble.Sync); err != nil {
 			return err
 		}
+		d.tagged = true
 	case err != nil:
 		return err
 	default:
-		ok := string(v) == formatValue
+		format := string(v)
 		_ = closer.Close()
-		if !ok {
-			return fmt.Errorf("%w: unknown format marker", ErrCorrupt)
+		switch format {
+		case formatV1:
+		case formatV2:
+			d.tagged = true
+		default:
+			return fmt.Errorf("%w: unknown format marker %q", ErrCorrupt, format)
 		}
 	}
 
@@ -391,11 +407,19 @@ func (d *PebbleDB) Store(name string, partition int32) (Store, error) {
 		d.mu.ids[k] = id
 	}
 	prefix := binary.AppendUvarint([]byte{tagData}, id)
+	cs := d.mu.chunks[id]
+	if cs == nil {
+		cs = &chunkState{}
+		d.mu.chunks[id] = cs
+	}
 	return &pebbleStore{
 		db: d, name: name, partition: partition,
-		prefix:    prefix,
-		end:       PrefixEnd(prefix),
-		offsetKey: binary.AppendUvarint([]byte{tagOffset}, id),
+		prefix:      prefix,
+		end:         PrefixEnd(prefix),
+		offsetKey:   binary.AppendUvarint([]byte{tagOffset}, id),
+		chunkPrefix: binary.AppendUvarint([]byte{tagChunk}, id),
+		indexPrefix: binary.AppendUvarint([]byte{tagIndex}, id),
+		chunks:      cs,
 	}, nil
 }
 
@@ -412,7 +436,7 @@ func (d *PebbleDB) Close() error {
 	for c := range d.mu.cursors {
 		c.closed = true
 		c.err = wrap(c.store.name, c.store.partition, "range", ErrClosed)
-		errs = append(errs, c.it.Close())
+		errs = append(errs, c.chunks.close(), c.it.Close())
 	}
 	d.mu.cursors = nil
 	d.mu.Unlock()
@@ -491,7 +515,11 @@ type pebbleStore struct {
 	prefix    []byte // tagData uvarint(id)
 	end       []byte // PrefixEnd(prefix)
 	offsetKey []byte
-	closed    atomic.Bool
+	// chunkPrefix and indexPrefix start the keys of the store's chunks
+	// and of its index of chunked values (formatV2).
+	chunkPrefix, indexPrefix []byte
+	chunks                   *chunkState
+	closed                   atomic.Bool
 }
 
 func (s *pebbleStore) Name() string     { return s.name }
@@ -526,6 +554,21 @@ func (s *pebbleStore) Get(key []byte) ([]byte, bool, error) {
 	}
 	if err != nil {
 		return nil, false, wrap(s.name, s.partition, "get", err)
+	}
+	if s.db.tagged {
+		if len(v) == 0 || v[0] != valInline {
+			chunked, err := len(v) > 0 && v[0] == valChunked, badTag(v)
+			_ = closer.Close()
+			if chunked {
+				out, ok, err := s.getChunked(k)
+				if err != nil {
+					return nil, false, wrap(s.name, s.partition, "get", err)
+				}
+				return out, ok, nil
+			}
+			return nil, false, wrap(s.name, s.partition, "get", err)
+		}
+		v = v[1:]
 	}
 	out := make([]byte, len(v))
 	copy(out, v)
@@ -574,13 +617,33 @@ func (s *pebbleStore) Apply(b *Batch) error {
 	if b == nil || b.empty() {
 		return nil
 	}
+	cs := s.chunks
+	cs.Lock()
+	defer cs.Unlock()
+	// chunks writes the operations when the store has chunked values
+	// or gets some; nil otherwise, and always in a formatV1 database.
+	var chunks *chunkApply
+	extra := 0
+	if s.db.tagged {
+		if err := s.loadChunks(); err != nil {
+			return wrap(s.name, s.partition, "apply", err)
+		}
+		if cs.n > 0 || b.maxValue > chunkSize {
+			chunks = &chunkApply{s: s, state: make(map[string]bool)}
+			extra = s.chunkedBatchSize(b)
+		}
+	}
 	// The initial size is given twice: Pebble sizes a batch's first
 	// write by doubling its initial size, ignoring the room the batch
 	// has, so a 100 MiB value would otherwise take a 128 MiB buffer after
-	// the 100 MiB one.
-	size := b.Size() + len(b.ops)*(len(s.prefix)+16) + 64
+	// the 100 MiB one. 256 bytes cover the batch header, the offset and
+	// the write chain's keys.
+	size := b.Size() + len(b.ops)*(len(s.prefix)+17) + extra + 256
 	pb := s.db.db.NewBatchWithSize(size, pebble.WithInitialSizeBytes(size))
 	defer pb.Close()
+	if chunks != nil {
+		chunks.pb = pb
+	}
 	var scratch, scratch2 []byte
 	order := b.keyOrder()
 	for j := range b.ops {
@@ -590,35 +653,55 @@ func (s *pebbleStore) Apply(b *Batch) error {
 		}
 		op := &b.ops[i]
 		k := op.key(b.buf)
+		var err error
 		switch op.kind {
 		case opPut:
 			v := op.value(b.buf)
-			d := pb.SetDeferred(len(s.prefix)+len(k), len(v))
+			if chunks != nil {
+				scratch = append(append(scratch[:0], s.prefix...), k...)
+				err = chunks.put(scratch, k, v)
+				break
+			}
+			tag := 0
+			if s.db.tagged {
+				tag = 1
+			}
+			d := pb.SetDeferred(len(s.prefix)+len(k), tag+len(v))
 			copy(d.Key, s.prefix)
 			copy(d.Key[len(s.prefix):], k)
-			copy(d.Value, v)
-			if err := d.Finish(); err != nil {
-				return wrap(s.name, s.partition, "apply", err)
+			if tag == 1 {
+				d.Value[0] = valInline
 			}
+			copy(d.Value[tag:], v)
+			err = d.Finish()
 		case opDelete:
 			scratch = append(append(scratch[:0], s.prefix...), k...)
-			if err := pb.Delete(scratch, nil); err != nil {
-				return wrap(s.name, s.partition, "apply", err)
+			if chunks != nil {
+				err = chunks.delete(scratch, k)
+			} else {
+				err = pb.Delete(scratch, nil)
 			}
 		case opDeleteRange:
 			end := s.end
+			var e []byte
 			if !op.endNil {
-				e := op.value(b.buf)
+				e = op.value(b.buf)
 				if bytes.Compare(k, e) >= 0 {
 					continue
 				}
 				scratch2 = append(append(scratch2[:0], s.prefix...), e...)
 				end = scratch2
 			}
-			scratch = append(append(scratch[:0], s.prefix...), k...)
-			if err := pb.DeleteRange(scratch, end, nil); err != nil {
-				return wrap(s.name, s.partition, "apply", err)
+			if chunks != nil {
+				if err = chunks.deleteRange(k, e); err != nil {
+					break
+				}
 			}
+			scratch = append(append(scratch[:0], s.prefix...), k...)
+			err = pb.DeleteRange(scratch, end, nil)
+		}
+		if err != nil {
+			return wrap(s.name, s.partition, "apply", err)
 		}
 	}
 	if b.hasOffset {
@@ -631,6 +714,9 @@ func (s *pebbleStore) Apply(b *Batch) error {
 	}
 	if err := s.db.commit(pb, s.db.wo); err != nil {
 		return wrap(s.name, s.partition, "apply", err)
+	}
+	if chunks != nil {
+		cs.n += chunks.delta
 	}
 	return nil
 }
@@ -657,6 +743,9 @@ func (s *pebbleStore) Drop() error {
 	if err := s.check("drop"); err != nil {
 		return err
 	}
+	cs := s.chunks
+	cs.Lock()
+	defer cs.Unlock()
 	pb := s.db.db.NewBatch()
 	defer pb.Close()
 	if err := pb.DeleteRange(s.prefix, s.end, nil); err != nil {
@@ -665,12 +754,22 @@ func (s *pebbleStore) Drop() error {
 	if err := pb.Delete(s.offsetKey, nil); err != nil {
 		return wrap(s.name, s.partition, "drop", err)
 	}
+	if s.db.tagged {
+		if err := s.loadChunks(); err != nil {
+			return wrap(s.name, s.partition, "drop", err)
+		}
+		if cs.n > 0 {
+			_ = pb.DeleteRange(s.chunkPrefix, PrefixEnd(s.chunkPrefix), nil)
+			_ = pb.DeleteRange(s.indexPrefix, PrefixEnd(s.indexPrefix), nil)
+		}
+	}
 	if err := s.db.space.AdmitSmall(); err != nil {
 		return wrap(s.name, s.partition, "drop", err)
 	}
 	if err := s.db.commit(pb, s.db.wo); err != nil {
 		return wrap(s.name, s.partition, "drop", err)
 	}
+	cs.n = 0
 	return nil
 }
 
@@ -771,6 +870,7 @@ type pebbleCursor struct {
 	closed     bool
 	key, value []byte
 	err        error
+	chunks     chunkReader // reassembles chunked values
 }
 
 func (c *pebbleCursor) Next() bool {
@@ -789,15 +889,25 @@ func (c *pebbleCursor) Next() bool {
 		ok = c.it.Prev()
 	}
 	c.started = true
+	var err error
 	if ok {
-		v, err := c.it.ValueAndErr()
-		if err == nil {
-			c.key, c.value = c.it.Key()[len(c.store.prefix):], v
-			return true
+		var v []byte
+		if v, err = c.it.ValueAndErr(); err == nil {
+			key := c.it.Key()[len(c.store.prefix):]
+			if c.store.db.tagged {
+				v, err = c.chunks.value(c.store, c.it, key, v)
+			}
+			if err == nil {
+				c.key, c.value = key, v
+				return true
+			}
 		}
 	}
 	c.done, c.key, c.value = true, nil, nil
-	if err := c.it.Error(); err != nil {
+	if err == nil {
+		err = c.it.Error()
+	}
+	if err != nil {
 		c.err = wrap(c.store.name, c.store.partition, "range", err)
 	}
 	return false
@@ -820,7 +930,7 @@ func (c *pebbleCursor) Close() error {
 	}
 	c.closed, c.key, c.value = true, nil, nil
 	delete(d.mu.cursors, c)
-	if err := c.it.Close(); err != nil && c.err == nil {
+	if err := errors.Join(c.chunks.close(), c.it.Close()); err != nil && c.err == nil {
 		c.err = wrap(c.store.name, c.store.partition, "range", err)
 	}
 	return c.err

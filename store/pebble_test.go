@@ -1,6 +1,7 @@
 package store_test
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -146,7 +147,10 @@ func TestCorrupt(t *testing.T) {
 }
 
 // TestKeyLayout pins the on-disk layout: a catalog entry per store, data
-// under 0x01 uvarint(id), offset under 0x02 uvarint(id).
+// under 0x01 uvarint(id) (values tagged 0x00 inline, 0x01 chunked),
+// offset under 0x02 uvarint(id), chunks under 0x03 uvarint(id)
+// escaped(key) be32(i), the index of chunked values under 0x04
+// uvarint(id) key.
 func TestKeyLayout(t *testing.T) {
 	fs := vfs.NewMem()
 	db := openMem(t, fs)
@@ -158,6 +162,13 @@ func TestKeyLayout(t *testing.T) {
 		b.SetOffset(int64(i))
 		require.NoError(t, s.Apply(&b))
 	}
+	big := make([]byte, 1<<20+5)
+	big[1<<20] = 7
+	s, err := db.Store("s129", 129)
+	require.NoError(t, err)
+	var b store.Batch
+	b.Put([]byte("a\x00b"), big)
+	require.NoError(t, s.Apply(&b))
 	require.NoError(t, db.Close())
 
 	pdb, err := pebble.Open("db", &pebble.Options{FS: fs, Logger: quietLogger{}})
@@ -169,13 +180,21 @@ func TestKeyLayout(t *testing.T) {
 		defer c.Close()
 		return append([]byte(nil), v...)
 	}
-	require.Equal(t, []byte("duality-store-v1"), get([]byte{0}))
+	require.Equal(t, []byte("duality-store-v2"), get([]byte{0}))
 	name := "s129"
 	ck := append([]byte{0, byte(len(name))}, name...)
 	ck = binary.BigEndian.AppendUint32(ck, 129)
 	require.Equal(t, binary.AppendUvarint(nil, 130), get(ck))
-	require.Equal(t, []byte("v"), get(append(binary.AppendUvarint([]byte{1}, 130), 'k')))
+	require.Equal(t, []byte{0, 'v'}, get(append(binary.AppendUvarint([]byte{1}, 130), 'k')))
 	require.Equal(t, binary.BigEndian.AppendUint64(nil, 129), get(binary.AppendUvarint([]byte{2}, 130)))
+	// The chunked value: a stub (tag, 2 chunks, length), its chunks under
+	// the escaped key (0x00 as 0x00 0xff, then 0x00 0x01), an index entry.
+	stub := binary.BigEndian.AppendUint64(binary.BigEndian.AppendUint32([]byte{1}, 2), 1<<20+5)
+	require.Equal(t, stub, get(append(binary.AppendUvarint([]byte{1}, 130), "a\x00b"...)))
+	chunk := append(binary.AppendUvarint([]byte{3}, 130), 'a', 0, 0xff, 'b', 0, 1)
+	require.Equal(t, big[:1<<20], get(binary.BigEndian.AppendUint32(bytes.Clone(chunk), 0)))
+	require.Equal(t, big[1<<20:], get(binary.BigEndian.AppendUint32(bytes.Clone(chunk), 1)))
+	require.Empty(t, get(append(binary.AppendUvarint([]byte{4}, 130), "a\x00b"...)))
 }
 
 // TestCrashConsistency applies batches (each one sets keys and the offset)

@@ -111,6 +111,7 @@ type Batch struct {
 	ops       []batchOp
 	buf       []byte
 	shared    int // bytes of the values of PutShared
+	maxValue  int // length of the longest Put value
 	offset    int64
 	hasOffset bool
 	// order is Pebble's scratch: the indexes of ops in key order.
@@ -150,6 +151,7 @@ func (b *Batch) Put(key, value []byte) {
 	v := len(b.buf)
 	b.buf = append(b.buf, value...)
 	b.ops = append(b.ops, batchOp{kind: opPut, k: k, v: v, e: len(b.buf)})
+	b.maxValue = max(b.maxValue, len(value))
 }
 
 // PutShared sets key to value like Put, but keeps value rather than copy
@@ -164,6 +166,7 @@ func (b *Batch) PutShared(key, value []byte) {
 	b.buf = append(b.buf, key...)
 	b.ops = append(b.ops, batchOp{kind: opPut, k: k, v: len(b.buf), e: len(b.buf), shared: value})
 	b.shared += len(value)
+	b.maxValue = max(b.maxValue, len(value))
 }
 
 // Delete deletes key. Deleting an absent key is not an error.
@@ -207,7 +210,7 @@ func (b *Batch) Reset() {
 	clear(b.ops) // drop the values of PutShared
 	b.ops = b.ops[:0]
 	b.buf = b.buf[:0]
-	b.shared = 0
+	b.shared, b.maxValue = 0, 0
 	b.offset, b.hasOffset = 0, false
 }
 

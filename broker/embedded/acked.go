@@ -481,6 +481,10 @@ func (b *Broker) startAcked(s *ackState) error {
 	if !chained {
 		_ = batch.Set(chainKey(last), nil, nil)
 	}
+	for _, span := range b.orphans {
+		_ = batch.DeleteRange(span[0], span[1], nil)
+	}
+	b.orphans = nil
 	next := map[partID]int64{}
 	for _, t := range b.mu.topics {
 		for _, p := range t.parts {

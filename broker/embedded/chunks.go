@@ -26,8 +26,10 @@ import (
 // whole batch and the batch's header (logfmt.HeaderLen bytes, whose CRC
 // covers the chunks). A stored batch that is not chunked starts with
 // logfmt.Version instead. The stub and its chunks are written in one Pebble
-// batch, so a chunked batch is there whole or not at all; every deletion of
-// record keys deletes the chunks of the same offsets with them.
+// batch, so a chunked batch is there whole or not at all (a batch of
+// ingestMin bytes or more has its chunks ingested before the batch with
+// its stub commits; see ingest.go); every deletion of record keys deletes
+// the chunks of the same offsets with them.
 //
 // Readers that need only the header (retention, DeleteRecords, Fetch's
 // skipping) read the stub; those that need the records reassemble the batch
@@ -228,8 +230,12 @@ func (c *chunkReader) close() {
 
 // stageChunked stages the records of w.recs as the batch at base offset
 // base of p, of size bytes (logfmt.BatchSize), in chunks: each record's
-// bytes are copied once, into the chunks in the Pebble batch.
+// bytes are copied once, into the chunks in the Pebble batch, or from
+// ingestMin bytes on into the chunks of an sstable (see ingest.go).
 func (w *writer) stageChunked(p *partition, base int64, size int) error {
+	if size >= ingestMin {
+		return w.ingestChunked(p, base, size)
+	}
 	body := size - logfmt.HeaderLen
 	n := (body + chunkSize - 1) / chunkSize
 	var op *pebble.DeferredBatchOp
@@ -287,27 +293,4 @@ func (w *writer) stageBatchBytes(key, v []byte) error {
 	}
 	var stub [stubLen]byte
 	return w.batch.Set(key, appendStub(stub[:0], n, len(v), v[:logfmt.HeaderLen]), nil)
-}
-
-// checkNoChunks fails with an error matching broker.ErrCorrupt if p has
-// chunks at or beyond its next offset: they are written with their stubs,
-// which never lie there.
-func (b *Broker) checkNoChunks(p *partition, next int64) error {
-	it, err := b.db.NewIter(&pebble.IterOptions{
-		LowerBound: chunkBound(recordKey(nil, p.t.id, p.num, next)),
-		UpperBound: partKey(nil, prefixChunks, p.t.id, p.num+1),
-	})
-	if err != nil {
-		return wrapRead("check records", err)
-	}
-	defer it.Close()
-	if it.First() {
-		k := it.Key()
-		if len(k) != chunkKeyLen {
-			return fmt.Errorf("%w: chunk key %x", broker.ErrCorrupt, k)
-		}
-		off := int64(binary.BigEndian.Uint64(k[recordKeyLen-8:]))
-		return fmt.Errorf("%w: chunk of a batch at offset %d at or beyond the next offset %d", broker.ErrCorrupt, off, next)
-	}
-	return wrapRead("check records", it.Error())
 }

@@ -36,6 +36,12 @@ type Broker struct {
 	log  *slog.Logger
 	wo   *pebble.WriteOptions // for appends and offset commits
 	acks *ackRecorder         // the acknowledgement record; see acked.go
+	// popts are the options db was opened with, for the sstables of
+	// ingested chunks (ingest.go).
+	popts *pebble.Options
+	// orphans are the spans of chunks of batches that never committed,
+	// found by Open and deleted by startAcked (see findOrphans).
+	orphans [][2][]byte
 
 	// applying is the sequence number of the next batch the writer
 	// applies; rotatedAt is its value when Pebble last switched to a new
@@ -226,6 +232,11 @@ func (b *Broker) openDB() error {
 	popts := b.pebbleOptions()
 	// An existing database must not be silently replaced by a new one.
 	popts.ErrorIfNotExists = true
+	b.popts = popts
+	// An sstable of chunks that a crash left before its ingestion.
+	if err := b.cfg.fs.Remove(b.cfg.fs.PathJoin(b.dir, ingestFile)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("remove %s: %w", ingestFile, err)
+	}
 	logs := listLogs(b.cfg.fs, b.dir) // before Pebble recycles or deletes them
 	b.db, err = openPebble(b.dir, popts)
 	if err != nil {
@@ -388,7 +399,7 @@ func (b *Broker) loadPartition(p *partition) error {
 	if err := it.Error(); err != nil {
 		return wrapRead("check records", err)
 	}
-	if err := b.checkNoChunks(p, st.next); err != nil {
+	if err := b.findOrphans(p, st.next); err != nil {
 		return err
 	}
 	if it.Last() {

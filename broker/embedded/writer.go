@@ -137,6 +137,10 @@ type writer struct {
 	idx   []int // the indexes of an op's records, by partition (stageRecords)
 	recs  []broker.Record
 	key   []byte
+	chunk []byte // a chunk being encoded for an sstable (ingest.go)
+
+	// ingested are the batches whose chunks the staged group ingested.
+	ingested []ingested
 }
 
 func (w *writer) init(b *Broker) {
@@ -263,15 +267,29 @@ func (w *writer) ensureBatch(need int) {
 	}
 }
 
-// stagedSize bounds the bytes that staging records takes in a batch: the
-// records, their log format's overhead, the keys of their partitions'
-// batches and metadata, and those of the chunks of large batches.
-func stagedSize(records []broker.Record) int {
+// stagedSize bounds the bytes that staging records, whose partitions are
+// w.parts, takes in a batch: the records, their log format's overhead, the
+// keys of their partitions' batches and metadata, and those of the chunks
+// of large batches; but not the records of a partition whose batch is
+// ingested (ingest.go), which leave only a stub in the batch.
+func (w *writer) stagedSize(records []broker.Record) int {
 	n, total := 1<<10, 0
 	for i := range records {
 		size := broker.RecordSize(&records[i]) + 64 + 16*len(records[i].Headers)
 		n += size
 		total += size
+	}
+	if total >= ingestMin {
+		per := make(map[*partition]int)
+		for i := range records {
+			per[w.parts[i]] += broker.RecordSize(&records[i])
+		}
+		for _, size := range per {
+			if size >= ingestMin {
+				n -= size
+				total -= size
+			}
+		}
 	}
 	// Every chunked batch is over chunkSize: at most 2*total/chunkSize
 	// chunks in all.
@@ -331,7 +349,7 @@ func (w *writer) stageAppend(op *writeOp) error {
 	}
 
 	// Everything is valid: stage it.
-	w.ensureBatch(stagedSize(op.records))
+	w.ensureBatch(w.stagedSize(op.records))
 	if len(op.records) > 0 {
 		if err := w.stageRecords(op.records); err != nil {
 			// Only an internal limit (over 2^32 records) can get here;
@@ -456,6 +474,7 @@ func (w *writer) stagePartition(p *partition, records []broker.Record, idx []int
 
 // failGroup fails every op staged so far and discards the batch.
 func (w *writer) failGroup(err error) {
+	w.dropIngested() // before the ops learn of the failure
 	for _, op := range w.ops {
 		op.done <- err
 	}
@@ -475,6 +494,8 @@ func (w *writer) reset() {
 	clear(w.pend)
 	w.pend = w.pend[:0]
 	clear(w.index)
+	clear(w.ingested)
+	w.ingested = w.ingested[:0]
 	if w.batch != nil {
 		_ = w.batch.Close()
 		w.batch = nil

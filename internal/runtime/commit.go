@@ -117,6 +117,7 @@ func (w *worker) commit(ctx context.Context, gen int64, keep map[broker.TopicPar
 		w.last = time.Now()
 		return false, nil
 	}
+	collectAfter := false
 	if w.collect {
 		// The large records processed since the last commit are
 		// garbage now, and the Go collector would run only once the
@@ -125,6 +126,7 @@ func (w *worker) commit(ctx context.Context, gen int64, keep map[broker.TopicPar
 		// commit's buffers reuse their memory.
 		w.collect = false
 		goruntime.GC()
+		collectAfter = true
 	}
 	offsets := make(map[broker.TopicPartition]int64, len(w.parts))
 	out := w.out
@@ -201,7 +203,7 @@ func (w *worker) commit(ctx context.Context, gen int64, keep map[broker.TopicPar
 		}
 		return false, nil
 	}
-	c := &inflight{records: out, owner: owner, outLen: outLen, offsets: offsets, gen: gen, states: states, changelog: changelog}
+	c := &inflight{records: out, owner: owner, outLen: outLen, offsets: offsets, gen: gen, states: states, changelog: changelog, collect: collectAfter}
 	w.launch(ctx, c)
 	if wait {
 		return w.await()
@@ -257,7 +259,10 @@ type inflight struct {
 	states  []*taskStore // stores whose writes the commit logs
 	// changelog is the number of changelog records among records.
 	changelog int
-	done      chan error
+	// collect says the commit holds a large record (see collectBytes):
+	// await collects garbage once it is done.
+	collect bool
+	done    chan error
 
 	// mu orders settle, on the commit's goroutine, and abandon: once
 	// abandoned, the goroutine leaves the stores alone (the worker
@@ -357,6 +362,15 @@ func (w *worker) await() (fenced bool, err error) {
 	clear(c.records)
 	if w.spare == nil {
 		w.spare = c.records[:0]
+	}
+	if c.collect {
+		// The commit's large records and the buffers that wrote them
+		// (the broker's, the stores' batches) are garbage now. The heap
+		// goal was set while they were live: without a collection the
+		// heap would grow by their size again, with whatever garbage
+		// comes next (Pebble's compactions of them), before the
+		// collector runs.
+		goruntime.GC()
 	}
 	if errors.Is(err, broker.ErrFenced) {
 		w.slot.fenced = true // replaced before the slot's next worker starts
