@@ -49,6 +49,7 @@ func (e *countingEnv) StreamTimer(topology.Punctuator) (func(int64), func(), err
 }
 func (e *countingEnv) RestoreStreamTime(int64)                          {}
 func (e *countingEnv) CountLate()                                       {}
+func (e *countingEnv) StepCounters() []topology.StepCounts              { return nil }
 func (e *countingEnv) Item(ctx context.Context, it topology.Item) error { return it.Emit(ctx) }
 
 // BenchmarkFilterMapValuesTo runs the benchmark pipeline (100-byte

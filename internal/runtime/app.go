@@ -28,6 +28,7 @@ type App struct {
 	log   *slog.Logger
 	ran   atomic.Bool
 	m     metrics
+	obs   observed // per-task metrics and distributions (taskmetrics.go)
 	// db holds the stores while Run runs (nil without stores).
 	db store.DB
 	// maxRecordBytes is the broker's record size limit (0: none known):
@@ -100,6 +101,9 @@ func New(appID string, topo *topology.Topology, b broker.Broker, cfg Config) (*A
 		log:            cfg.Logger.With(slog.String("app", appID)),
 	}
 	a.iq.endpoint = cfg.Endpoint
+	if err := a.checkTopologyTopic(); err != nil {
+		return nil, err
+	}
 	return a, nil
 }
 
@@ -159,6 +163,7 @@ func (a *App) run(ctx context.Context, bounded bool) (err error) {
 		}
 		return fmt.Errorf("duality: app %q: %w", a.appID, err)
 	}
+	a.publishTopology(ctx)
 	static, err := a.resolveInstanceID()
 	if err != nil {
 		return fmt.Errorf("duality: app %q: %w", a.appID, err)

@@ -379,7 +379,7 @@ func (a *App) rebalance(ctx context.Context, g *generation, asg broker.Assignmen
 	a.log.Info("rebalanced cooperatively", slog.Int64("generation", asg.Generation),
 		slog.Int("partitions", len(asg.Partitions)), slog.Int("tasks", len(next)),
 		slog.Int("kept", len(next)-len(pool)), slog.Int("started", len(pool)),
-		slog.Int("moved away", len(prevOwner)-(len(next)-len(pool))-restarted), slog.Int("restarted", restarted),
+		slog.Int("moved_away", len(prevOwner)-(len(next)-len(pool))-restarted), slog.Int("restarted", restarted),
 		slog.Int("workers", len(g.workers)))
 	return true, nil
 }

@@ -209,6 +209,11 @@ type taskStore struct {
 	// fence holds queries of the store back while a commit of its
 	// writes is in flight (see commitFence).
 	fence commitFence
+	// m are the store partition's published metrics; hits and misses
+	// count the reads the uncommitted writes answered and those that
+	// read st, not published yet (taskmetrics.go).
+	m            *storeMetrics
+	hits, misses uint64
 }
 
 func (s *taskStore) Get(key []byte) ([]byte, bool, error) {
@@ -219,20 +224,25 @@ func (s *taskStore) Get(key []byte) ([]byte, bool, error) {
 	k := unsafe.String(unsafe.SliceData(key), len(key))
 	if s.cur != nil {
 		if sl, ok := s.cur.m[k]; ok {
+			s.hits++
 			return pendingValue(sl.p)
 		}
 	}
 	if covered(s.curRanges, k) {
+		s.hits++
 		return nil, false, nil
 	}
 	if s.sent != nil {
 		if sl, ok := s.sent.m[k]; ok {
+			s.hits++
 			return pendingValue(sl.p)
 		}
 	}
 	if covered(s.sentRanges, k) {
+		s.hits++
 		return nil, false, nil
 	}
+	s.misses++
 	v, ok, err := s.st.Get(key)
 	if err != nil {
 		s.t.noteCorrupt(s.name, err)
@@ -365,20 +375,25 @@ func (s *taskStore) GetAppend(dst, key []byte) ([]byte, bool, error) {
 	k := unsafe.String(unsafe.SliceData(key), len(key))
 	if s.cur != nil {
 		if sl, ok := s.cur.m[k]; ok {
+			s.hits++
 			return appendPending(dst, sl.p)
 		}
 	}
 	if covered(s.curRanges, k) {
+		s.hits++
 		return dst, false, nil
 	}
 	if s.sent != nil {
 		if sl, ok := s.sent.m[k]; ok {
+			s.hits++
 			return appendPending(dst, sl.p)
 		}
 	}
 	if covered(s.sentRanges, k) {
+		s.hits++
 		return dst, false, nil
 	}
+	s.misses++
 	v, ok, err := s.st.Get(key)
 	if err != nil {
 		s.t.noteCorrupt(s.name, err)
