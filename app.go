@@ -6,6 +6,7 @@ import (
 	"github.com/duality-streams/duality/broker"
 	"github.com/duality-streams/duality/internal/dsl"
 	"github.com/duality-streams/duality/internal/runtime"
+	"github.com/duality-streams/duality/internal/topology"
 	"github.com/duality-streams/duality/store"
 	"github.com/duality-streams/duality/stream"
 )
@@ -35,6 +36,13 @@ func New(appID string, topo *stream.Topology, b broker.Broker, opts ...Option) (
 			o.apply(&cfg)
 		}
 	}
+	if text := (*dsl.Topology)(topo).Describe(appID); text != "" {
+		// Published when Run starts, for duality describe.
+		cfg.Descriptions = map[string]string{
+			topology.DescriptionText:    text,
+			topology.DescriptionMermaid: (*dsl.Topology)(topo).Mermaid(appID),
+		}
+	}
 	rt, err := runtime.New(appID, dsl.Unwrap((*dsl.Topology)(topo)), b, cfg)
 	if err != nil {
 		return nil, err
@@ -49,11 +57,23 @@ func New(appID string, topo *stream.Topology, b broker.Broker, opts ...Option) (
 // for concurrent use.
 func (a *App) Describe() string { return a.topo.Describe(a.appID) }
 
+// Mermaid returns the app's topology as a Mermaid flowchart
+// ([stream.Topology.Mermaid]) with the names the app gives its internal
+// topics on the broker, as [App.Describe] does. It is safe for concurrent
+// use.
+func (a *App) Mermaid() string { return a.topo.Mermaid(a.appID) }
+
+// ID returns the app id the app was created with (see [New]).
+func (a *App) ID() string { return a.appID }
+
 // Run runs the app until ctx is canceled or a fatal error occurs.
 //
 // It first checks that every external source and sink topic exists (a
 // *[MissingTopicsError] lists those that do not), creates missing internal
-// topics, bootstraps the global stores (up to the end of their topics;
+// topics, publishes the topology's descriptions ([App.Describe],
+// [App.Mermaid]) to the compacted topic "<appID>-topology", where the
+// duality command's describe reads them (a failure to publish is logged
+// at Warn and the app goes on), bootstraps the global stores (up to the end of their topics;
 // then a goroutine follows the topics until Run returns) and joins the
 // group. On every assignment it creates the tasks for
 // the assigned partitions, resumes them from the group's committed offsets
@@ -187,4 +207,11 @@ func (a *App) StateMetrics() (store.Metrics, error) { return a.rt.StateMetrics()
 //     into the directory's quarantine directory and rebuilt every store
 //     from its changelog (see the package documentation's "Corrupt
 //     state").
+//   - ProcessLatency is the distribution of the steps' time per input
+//     record over every task (one record in [ProcessLatencySample]
+//     measured), CommitLatency that of the successful commits' durations
+//     and CommitRecords that of the records they appended.
+//
+// [App.TaskMetrics] breaks the counts down per task, partition, store and
+// step.
 type Metrics = runtime.Metrics

@@ -67,3 +67,36 @@ func TestAppDescribe(t *testing.T) {
 		}
 	}
 }
+
+// TestTopologyTopic checks that Run publishes the app's descriptions to
+// its topology topic, and that New refuses a topology that reads or
+// writes that topic.
+func TestTopologyTopic(t *testing.T) {
+	b := openBroker(t)
+	createTopic(t, b, "in", 1)
+	createTopic(t, b, "out", 1)
+	sb := stream.NewBuilder()
+	stream.From(sb, "in", codec.String(), codec.String()).To("out")
+	topo, err := sb.Build()
+	require.NoError(t, err)
+	app, err := duality.New("pub", topo, b)
+	require.NoError(t, err)
+	require.NoError(t, app.RunToEnd(t.Context()))
+	info, err := b.DescribeTopic(t.Context(), "pub-topology")
+	require.NoError(t, err)
+	require.Equal(t, int32(1), info.Config.Partitions)
+	require.Equal(t, broker.CleanupCompact, info.Config.Cleanup)
+	got := map[string]string{}
+	for _, r := range readTopic(t, b, "pub-topology") {
+		got[string(r.Key)] = string(r.Value)
+	}
+	require.Equal(t, map[string]string{"text": app.Describe(), "mermaid": app.Mermaid()}, got)
+
+	sb = stream.NewBuilder()
+	stream.From(sb, "in", codec.String(), codec.String()).To("pub-topology")
+	topo, err = sb.Build()
+	require.NoError(t, err)
+	_, err = duality.New("pub", topo, b)
+	require.ErrorIs(t, err, duality.ErrInvalidTopology)
+	require.ErrorContains(t, err, `topic "pub-topology" is where the app publishes its topology`)
+}

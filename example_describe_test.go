@@ -68,3 +68,66 @@ func ExampleApp_Describe() {
 	//   Stores
 	//     views-1m (sub-topology 1, changelog: clicks-views-1m-changelog, cleanup: compact,delete, retention: 24h1m10s)
 }
+
+// Draw a windowed count as a Mermaid flowchart (paste it into a
+// ```mermaid block on GitHub): the sub-topologies with their steps, the
+// repartition topic between them, the store and its changelog, and the
+// windows' size and grace.
+func ExampleApp_Mermaid() {
+	dir, err := os.MkdirTemp("", "duality-example")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	brk, err := embedded.Open(dir)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer brk.Close()
+
+	b := stream.NewBuilder()
+	views := stream.From(b, "page-views", codec.String(), codec.String())
+	byPage := stream.GroupBy(views, func(_, page string) string { return page }, stream.Named("by-page"))
+	window.Count(byPage, window.Tumbling(time.Minute, 10*time.Second), "views-1m",
+		stream.Named("count-views"), window.EmitOnWindowClose()).
+		ToStream().To("views-per-minute", stream.Named("write-views"))
+	topo, err := b.Build()
+	if err != nil {
+		log.Fatal(err)
+	}
+	app, err := duality.New("clicks", topo, brk)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Print(app.Mermaid())
+	// Output:
+	// flowchart TD
+	//   subgraph sub0["Sub-topology 0"]
+	//     n0["source-0<br/><i>source</i>"]
+	//     n1["by-page-key<br/><i>select-key</i>"]
+	//     n2["by-page-sink<br/><i>sink</i>"]
+	//   end
+	//   subgraph sub1["Sub-topology 1"]
+	//     n3["by-page-source<br/><i>source</i>"]
+	//     n4["count-views<br/><i>windowed-count</i><br/>windows: tumbling(size 1m0s, grace 10s), retention 1m10s, emit: on window close"]
+	//     s0[("views-1m")]:::store
+	//     n5["write-views<br/><i>sink</i>"]
+	//   end
+	//   t0[/"page-views"/]:::topic
+	//   t1[/"clicks-by-page-repartition"/]:::internal
+	//   t2[/"views-per-minute"/]:::topic
+	//   t3[/"clicks-views-1m-changelog"/]:::internal
+	//   n4 -.- s0
+	//   t0 --> n0
+	//   n0 --> n1
+	//   n1 --> n2
+	//   n2 --> t1
+	//   t1 --> n3
+	//   n3 --> n4
+	//   n4 --> n5
+	//   n5 --> t2
+	//   s0 -. changelog .-> t3
+	//   classDef topic fill:#eef,stroke:#669
+	//   classDef internal fill:#eee,stroke:#999,stroke-dasharray:3 3
+	//   classDef store fill:#efe,stroke:#696
+}

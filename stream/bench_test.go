@@ -21,6 +21,9 @@ import (
 type countingEnv struct {
 	sent  int
 	bytes int
+	// steps are the step counters handed out (nil: none, as a runtime
+	// that counts nothing).
+	steps []topology.StepCounts
 }
 
 func (e *countingEnv) AppID() string                           { return "bench" }
@@ -49,11 +52,24 @@ func (e *countingEnv) StreamTimer(topology.Punctuator) (func(int64), func(), err
 }
 func (e *countingEnv) RestoreStreamTime(int64)                          {}
 func (e *countingEnv) CountLate()                                       {}
+func (e *countingEnv) StepCounters() []topology.StepCounts              { return e.steps }
 func (e *countingEnv) Item(ctx context.Context, it topology.Item) error { return it.Emit(ctx) }
 
 // BenchmarkFilterMapValuesTo runs the benchmark pipeline (100-byte
 // values) through one task, without a broker.
 func BenchmarkFilterMapValuesTo(b *testing.B) {
+	// steps: the runtime's counting of each step's records in and out
+	// (duality.StepMetrics), as it runs in an app; none: without it.
+	for _, counted := range []bool{false, true} {
+		name := "steps=none"
+		if counted {
+			name = "steps=counted"
+		}
+		b.Run(name, func(b *testing.B) { benchFilterMapValuesTo(b, counted) })
+	}
+}
+
+func benchFilterMapValuesTo(b *testing.B, counted bool) {
 	sb := stream.NewBuilder()
 	s := stream.From(sb, "in", codec.Bytes(), codec.Bytes())
 	s = s.Filter(func(_, v []byte) bool { return v[0] != 'x' })
@@ -63,8 +79,12 @@ func BenchmarkFilterMapValuesTo(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	st := dsl.Unwrap((*dsl.Topology)(topo)).SubTopologies[0]
 	env := &countingEnv{}
-	proc, err := dsl.Unwrap((*dsl.Topology)(topo)).SubTopologies[0].NewTask(env)
+	if counted {
+		env.steps = make([]topology.StepCounts, len(st.Steps))
+	}
+	proc, err := st.NewTask(env)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -85,5 +105,8 @@ func BenchmarkFilterMapValuesTo(b *testing.B) {
 	}
 	if env.sent != i {
 		b.Fatalf("sent %d of %d", env.sent, i)
+	}
+	if counted && env.steps[len(env.steps)-1].In != uint64(i) {
+		b.Fatalf("sink counted %d of %d", env.steps[len(env.steps)-1].In, i)
 	}
 }

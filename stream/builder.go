@@ -126,6 +126,17 @@ type Topology dsl.Topology
 // text with the app id. It returns "" for a nil Topology.
 func (t *Topology) Describe() string { return (*dsl.Topology)(t).Describe("") }
 
+// Mermaid returns the topology as a Mermaid flowchart, which GitHub and
+// most Markdown viewers draw from a ```mermaid block: a subgraph per
+// sub-topology with its steps (their operation, and a windowed step's
+// windows with size and grace), the topics they read and write (internal
+// ones, repartition and changelog topics, dashed), the stores linked to
+// their steps and changelogs, and the global stores with their topics.
+// Internal topics are named as in [Topology.Describe], with the "<app-id>"
+// placeholder; duality.App.Mermaid names them with the app's id. It
+// returns "" for a nil or zero Topology.
+func (t *Topology) Mermaid() string { return (*dsl.Topology)(t).Mermaid("") }
+
 // RecordContext is the metadata of the record being processed: where the
 // input record came from, and the timestamp and headers the current record
 // carries (steps keep both; a [Process] step may forward new ones).

@@ -45,10 +45,10 @@ func (s Stream[K, V]) Split(opts ...Option) *Branches[K, V] {
 	cfg := dsl.ApplyOptions(opts)
 	b := &Branches[K, V]{preds: make(map[*dsl.Node]func(K, V) bool), names: make(map[string]bool)}
 	b.kc, b.vc = codecsOf(s)
-	n := &dsl.Node{Op: "split", Kind: dsl.KindProcessor, Name: cfg.Name}
+	n := &dsl.Node{Op: "split", Kind: dsl.KindProcessor, Name: cfg.Name, Routes: true}
 	n.Instantiate = func(t *dsl.Task) (any, error) {
 		kids := t.Children(n)
-		fs, err := dsl.Children[emit[K, V]](t, n)
+		fs, err := dsl.Children(t, n, dsl.CountRecords[*RecordContext, K, V])
 		if err != nil {
 			return nil, err
 		}

@@ -39,7 +39,7 @@ func codecsOf[K, V any](s Stream[K, V]) (codec.Codec[K], codec.Codec[V]) {
 
 // fanout returns one function that calls every child of n in order.
 func fanout[K, V any](t *dsl.Task, n *dsl.Node) (emit[K, V], error) {
-	fs, err := dsl.Children[emit[K, V]](t, n)
+	fs, err := dsl.Children(t, n, dsl.CountRecords[*RecordContext, K, V])
 	if err != nil {
 		return nil, err
 	}

@@ -125,6 +125,16 @@ func fkSubscriptionStore(store string) string { return store + "-subscription-st
 // broker.PartitionByKey for the subscription topic).
 type fkSend = func(ctx context.Context, rc *stream.RecordContext, key, value []byte, partition int32) error
 
+// countSend returns f counting each call in in and out (see
+// dsl.Task.EdgeCounters).
+func countSend(f fkSend, in, out *uint64) fkSend {
+	return func(ctx context.Context, rc *stream.RecordContext, key, value []byte, partition int32) error {
+		*in++
+		*out++
+		return f(ctx, rc, key, value, partition)
+	}
+}
+
 // fkJoin builds the join's graph. On the left table's sub-topology:
 //
 //	left table -> subscribe -> sink (subscription topic)
@@ -248,6 +258,9 @@ func (sp fkSpec[K, V, KO, VO, VR]) subscribe(task *dsl.Task, n, sink *dsl.Node) 
 	if !ok {
 		return nil, fmt.Errorf("stream: internal error: node %q takes %T", sink.Name, v)
 	}
+	if in, out, ok := task.EdgeCounters(n, sink); ok {
+		send = countSend(send, in, out)
+	}
 	partition := task.Env().TaskID().Partition
 	topic := fkSubscriptionTopic(sp.store)
 	var kbuf, vbuf []byte
@@ -322,6 +335,9 @@ func (sp fkSpec[K, V, KO, VO, VR]) subscriptions(task *dsl.Task, n, sink *dsl.No
 	if !ok {
 		return nil, fmt.Errorf("stream: internal error: node %q takes %T", sink.Name, v)
 	}
+	if in, out, ok := task.EdgeCounters(n, sink); ok {
+		send = countSend(send, in, out)
+	}
 	kv, err := openStore(task, n, subStore)
 	if err != nil {
 		return nil, err
@@ -394,6 +410,9 @@ func (sp fkSpec[K, V, KO, VO, VR]) foreign(task *dsl.Task, n, sink *dsl.Node, su
 	send, ok := v.(fkSend)
 	if !ok {
 		return nil, fmt.Errorf("stream: internal error: node %q takes %T", sink.Name, v)
+	}
+	if in, out, ok := task.EdgeCounters(n, sink); ok {
+		send = countSend(send, in, out)
 	}
 	kv, err := openStore(task, n, subStore)
 	if err != nil {
@@ -542,7 +561,7 @@ func (sp fkSpec[K, V, KO, VO, VR]) results(task *dsl.Task, n *dsl.Node) (any, er
 // a *stream.NodeError naming the step that panicked.
 func fkSource(n *dsl.Node) func(*dsl.Task) (any, error) {
 	return func(t *dsl.Task) (any, error) {
-		kids, err := dsl.Children[fkSend](t, n)
+		kids, err := dsl.Children(t, n, countSend)
 		if err != nil {
 			return nil, err
 		}

@@ -137,7 +137,7 @@ func joinGlobal[K, V, GK, GV, VR any](s stream.Stream[K, V], gt GlobalTable[GK, 
 	cfg := dsl.ApplyOptions(opts)
 	n := &dsl.Node{Op: op, Kind: dsl.KindProcessor, Name: cfg.Name, GlobalStores: []string{store}}
 	n.Instantiate = func(task *dsl.Task) (any, error) {
-		next, err := dsl.Children[emit[K, VR]](task, n)
+		next, err := dsl.Children(task, n, dsl.CountRecords[*stream.RecordContext, K, VR])
 		if err != nil {
 			return nil, err
 		}

@@ -152,7 +152,7 @@ func GroupBy[K, V, K2, V2 any](t Table[K, V], selector func(K, V) (K2, V2), opts
 	vc2 := dsl.ValueCodec(cfg, dsl.CodecFor[V2](t.ValueCodec(), t.KeyCodec()))
 	n := &dsl.Node{Op: "table-group-by", Kind: dsl.KindProcessor}
 	t.core().AttachChanges(n, true, func(task *dsl.Task) (tablecore.ChangeFn[K, V], error) {
-		next, err := dsl.Children[emit[K2, rowChange[V2]]](task, n)
+		next, err := dsl.Children(task, n, dsl.CountRecords[*stream.RecordContext, K2, rowChange[V2]])
 		if err != nil {
 			return nil, err
 		}

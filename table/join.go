@@ -74,7 +74,7 @@ func join[K, V, VT, VR any](s stream.Stream[K, V], t Table[K, VT], op string, jo
 	cfg := dsl.ApplyOptions(opts)
 	n := &dsl.Node{Op: op, Kind: dsl.KindProcessor, Name: cfg.Name, Stores: t.core().ReadStores()}
 	n.Instantiate = func(task *dsl.Task) (any, error) {
-		next, err := dsl.Children[emit[K, VR]](task, n)
+		next, err := dsl.Children(task, n, dsl.CountRecords[*stream.RecordContext, K, VR])
 		if err != nil {
 			return nil, err
 		}

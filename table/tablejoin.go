@@ -116,7 +116,7 @@ func joinTables[K, V, VO, VR any](t Table[K, V], other Table[K, VO], op string, 
 	thisNode := &dsl.Node{Op: op + "-this", Kind: dsl.KindProcessor, Name: partName(cfg, "this"), Stores: other.core().ReadStores()}
 	otherNode := &dsl.Node{Op: op + "-other", Kind: dsl.KindProcessor, Name: partName(cfg, "other"), Stores: t.core().ReadStores()}
 	t.core().Attach(thisNode, func(task *dsl.Task) (*tablecore.ChangeInput[K, V], error) {
-		next, err := dsl.Children[*tablecore.ChangeInput[K, VR]](task, thisNode)
+		next, err := dsl.Children(task, thisNode, tablecore.CountChangeInput[K, VR])
 		if err != nil {
 			return nil, err
 		}
@@ -140,7 +140,7 @@ func joinTables[K, V, VO, VR any](t Table[K, V], other Table[K, VO], op string, 
 		return &tablecore.ChangeInput[K, V]{F: f, WantsOld: true}, nil
 	})
 	other.core().Attach(otherNode, func(task *dsl.Task) (*tablecore.ChangeInput[K, VO], error) {
-		next, err := dsl.Children[*tablecore.ChangeInput[K, VR]](task, otherNode)
+		next, err := dsl.Children(task, otherNode, tablecore.CountChangeInput[K, VR])
 		if err != nil {
 			return nil, err
 		}

@@ -125,7 +125,7 @@ func (t Table[K, V]) toStream(opts []stream.Option) stream.Stream[K, V] {
 	n := &dsl.Node{Op: "to-stream-per-commit", Kind: dsl.KindProcessor, Name: cfg.Name,
 		Detail: fmt.Sprintf("emit: newest change per key per commit, at most %d keys held", maxKeys)}
 	t.core().AttachChanges(n, false, func(task *dsl.Task) (tablecore.ChangeFn[K, V], error) {
-		next, err := dsl.Children[emit[K, V]](task, n)
+		next, err := dsl.Children(task, n, dsl.CountRecords[*stream.RecordContext, K, V])
 		if err != nil {
 			return nil, err
 		}

@@ -162,7 +162,7 @@ func join[K, V1, V2, VR any](left stream.Grouped[K, V1], right stream.Grouped[K,
 	// node n.
 	n := &dsl.Node{Op: op, Kind: dsl.KindProcessor, Name: sc.Name, Detail: joinDetail(w, kind, cfg)}
 	n.Instantiate = func(t *dsl.Task) (any, error) {
-		fs, err := dsl.Children[emit[K, VR]](t, n)
+		fs, err := dsl.Children(t, n, dsl.CountRecords[*stream.RecordContext, K, VR])
 		if err != nil {
 			return nil, err
 		}
@@ -283,7 +283,7 @@ func (jn *joinNode[K, V1, V2, VR]) instantiate(t *dsl.Task, side *dsl.Node) (*jo
 	if err != nil {
 		return nil, fmt.Errorf("%s %q: stream-time timer: %w", jn.n.Op, jn.n.Name, err)
 	}
-	fs, err := dsl.Children[emit[K, VR]](t, side)
+	fs, err := dsl.Children(t, side, dsl.CountRecords[*stream.RecordContext, K, VR])
 	if err != nil {
 		return nil, err
 	}
@@ -500,7 +500,7 @@ func (p *joinProc[K, V1, V2, VR]) processRecord(ctx context.Context, rc *stream.
 	// every record of the other side it could join would be late.
 	if _, hi := p.window(side, ts); hi+p.grace < p.st {
 		p.stats.late.Add(1)
-		p.t.Env().CountLate()
+		p.t.CountLate(p.node)
 		p.jn.lateLog.drop(ctx, p.logger, p.t.Env().Now(), rc, ts, p.st, p.grace)
 		return nil
 	}

@@ -320,7 +320,7 @@ func (p *proc[K, V, A]) processRecord(ctx context.Context, rc *stream.RecordCont
 	}
 	if !updated {
 		p.stats.late.Add(1)
-		p.t.Env().CountLate()
+		p.t.CountLate(p.n)
 		p.lateLog.drop(ctx, p.logger, p.t.Env().Now(), rc, ts, p.st, p.grace)
 		if p.late != nil {
 			p.late(LateRecord[K, V]{Key: k, Value: v, Timestamp: rc.Timestamp, StreamTime: time.UnixMilli(p.st),

@@ -18,8 +18,12 @@
 //	replay                         dead letters (consume's lines) back to their topics
 //	groups list                    consumer groups with members or committed offsets
 //	groups describe GROUP          members, and per partition committed offset, end and lag
+//	describe APP                   the app's topology, as text or (--format mermaid) a Mermaid flowchart
 //
-// list and describe take -o json for scripts. duality COMMAND --help
+// describe reads what every app publishes when it starts, to the
+// compacted topic APP-topology of its log: the command does not link the
+// app. The list and describe subcommands of topics and groups take -o
+// json for scripts. duality COMMAND --help
 // describes every flag.
 //
 // # Producing

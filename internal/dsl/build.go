@@ -145,6 +145,13 @@ func Build(g *Graph) (*Topology, error) {
 		readByWriter[it.Name] = it.ReadByWriter
 	}
 	comps, compOf := components(nodes)
+	// stepOf is each node's index among the steps of its sub-topology.
+	stepOf := make([]int, len(nodes))
+	for _, comp := range comps {
+		for i, n := range comp {
+			stepOf[n.ID] = i
+		}
+	}
 	storeOwner := map[string]int{} // store name -> sub-topology
 	topo := &topology.Topology{}
 	for id, comp := range comps {
@@ -202,7 +209,10 @@ func Build(g *Graph) (*Topology, error) {
 			}
 		}
 		st.NewTask = func(env topology.TaskEnv) (topology.Processor, error) {
-			return newTask(env, children, sources)
+			return newTask(env, children, sources, stepOf)
+		}
+		for _, n := range comp {
+			st.Steps = append(st.Steps, topology.Step{Name: n.Name, Op: n.Op, Sink: n.Kind == KindSink})
 		}
 		topo.SubTopologies = append(topo.SubTopologies, st)
 	}

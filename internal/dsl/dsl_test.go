@@ -14,7 +14,11 @@ import (
 	"github.com/duality-streams/duality/internal/topology"
 )
 
-type env struct{ sent []broker.Record }
+type env struct {
+	sent []broker.Record
+	// counts are the step counters the env hands out (nil: none).
+	counts []topology.StepCounts
+}
 
 func (e *env) AppID() string           { return "app" }
 func (e *env) TaskID() topology.TaskID { return topology.TaskID{SubTopology: 1, Partition: 2} }
@@ -46,7 +50,17 @@ func (e *env) StreamTimer(topology.Punctuator) (func(int64), func(), error) {
 }
 func (e *env) RestoreStreamTime(int64)                          {}
 func (e *env) CountLate()                                       {}
+func (e *env) StepCounters() []topology.StepCounts              { return e.counts }
 func (e *env) Item(ctx context.Context, it topology.Item) error { return it.Emit(ctx) }
+
+// countString is the count argument of dsl.Children for untyped nodes.
+func countString(f func(string) error, in, out *uint64) func(string) error {
+	return func(s string) error {
+		*in++
+		*out++
+		return f(s)
+	}
+}
 
 // untyped builds nodes whose behaviour passes records on as
 // func(string) error, recording the path in log.
@@ -58,7 +72,7 @@ type untyped struct {
 func (u untyped) source(name string, internal bool, topics ...string) *dsl.Node {
 	n := &dsl.Node{Op: "source", Kind: dsl.KindSource, Name: name, Topics: topics, Internal: internal}
 	n.Instantiate = func(t *dsl.Task) (any, error) {
-		kids, err := dsl.Children[func(string) error](t, n)
+		kids, err := dsl.Children(t, n, countString)
 		if err != nil {
 			return nil, err
 		}
@@ -78,7 +92,7 @@ func (u untyped) source(name string, internal bool, topics ...string) *dsl.Node 
 func (u untyped) step(name string, kind dsl.Kind, topics []string, internal bool, parents ...*dsl.Node) *dsl.Node {
 	n := &dsl.Node{Op: "step", Kind: kind, Name: name, Topics: topics, Internal: internal}
 	n.Instantiate = func(t *dsl.Task) (any, error) {
-		kids, err := dsl.Children[func(string) error](t, n)
+		kids, err := dsl.Children(t, n, countString)
 		if err != nil {
 			return nil, err
 		}
@@ -330,4 +344,45 @@ func TestItemSnapshots(t *testing.T) {
 	require.Equal(t, []int{1, 2}, []int{a, b})
 	require.NoError(t, p.Flush(t.Context()))
 	require.Equal(t, []int{1, 2, 2}, []int{a, b, e.skipped}, "a flushed item is a unit of its own")
+}
+
+// TestStepCounts checks the counts of the steps' records: a source counts
+// what it reads, a node with two children counts a record out once, a
+// merge counts what both parents pass it, and Build lists the steps of
+// each sub-topology in the order of the counters.
+func TestStepCounts(t *testing.T) {
+	var log []string
+	u := untyped{g: dsl.NewGraph(), log: &log}
+	a := u.source("a", false, "t1")
+	b := u.source("b", false, "t2")
+	fan := u.step("fan", dsl.KindProcessor, nil, false, a)
+	left := u.step("left", dsl.KindProcessor, nil, false, fan)
+	u.step("merge", dsl.KindProcessor, nil, false, left, fan, b)
+	u.step("sink", dsl.KindSink, []string{"out"}, false, left)
+	built, err := dsl.Build(u.g)
+	require.NoError(t, err)
+	st := dsl.Unwrap(built).SubTopologies[0]
+	require.Equal(t, []topology.Step{{Name: "a", Op: "source"}, {Name: "b", Op: "source"}, {Name: "fan", Op: "step"},
+		{Name: "left", Op: "step"}, {Name: "merge", Op: "step"}, {Name: "sink", Op: "step", Sink: true}}, st.Steps)
+
+	e := &env{counts: make([]topology.StepCounts, len(st.Steps))}
+	p, err := st.NewTask(e)
+	require.NoError(t, err)
+	for range 3 {
+		require.NoError(t, p.Process(t.Context(), &broker.Record{Topic: "t1", Value: []byte("x")}))
+	}
+	require.NoError(t, p.Process(t.Context(), &broker.Record{Topic: "t2", Value: []byte("y")}))
+	require.Equal(t, []topology.StepCounts{
+		{In: 3, Out: 3}, // a
+		{In: 1, Out: 1}, // b
+		{In: 3, Out: 3}, // fan: to left and merge, counted once
+		{In: 3, Out: 3}, // left: to merge and sink
+		{In: 3 + 3 + 1}, // merge: from left, fan and b
+		{In: 3},         // sink (the runtime reports its out as its in)
+	}, e.counts)
+
+	// Without counters from the runtime, nothing is counted or wrapped.
+	p, err = st.NewTask(&env{})
+	require.NoError(t, err)
+	require.NoError(t, p.Process(t.Context(), &broker.Record{Topic: "t1", Value: []byte("x")}))
 }

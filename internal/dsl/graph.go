@@ -91,6 +91,10 @@ type Node struct {
 	// or keeps (a windowed aggregation's windows, retention and emit
 	// strategy; a source's timestamp extractor). "" prints nothing.
 	Detail string
+	// Routes says the node passes each record to one of its children
+	// at most (a split), not to all of them: each record passed to a
+	// child counts as a record out (see [Task.EdgeCounters]).
+	Routes bool
 	// Parents and Children are the in-process edges.
 	Parents  []*Node
 	Children []*Node

@@ -39,6 +39,52 @@ type Task struct {
 	// before they call user functions or codecs; sources read it to name
 	// the node when they recover a panic.
 	Current *Node
+
+	// counts are the counters of the sub-topology's steps, from the
+	// runtime (nil: it counts nothing); stepOf gives a node's index in
+	// counts by node ID. spare takes the counts nobody reads.
+	counts []topology.StepCounts
+	stepOf []int
+	spare  uint64
+}
+
+// EdgeCounters returns the counters a node increments each time it passes
+// a record to its child c: c's records in, and n's records out. A node
+// passes each record to all its children (so only its first child's edge
+// counts it out) unless it routes (Node.Routes: each edge counts). ok is
+// false when the runtime counts nothing: then the edge needs no counting.
+// Nodes that reach their children with [Children] get counted edges; the
+// others wrap each child's function with a counting one themselves.
+func (t *Task) EdgeCounters(n, c *Node) (in, out *uint64, ok bool) {
+	if t.counts == nil || n.ID >= len(t.stepOf) || c.ID >= len(t.stepOf) {
+		return nil, nil, false
+	}
+	in, out = &t.counts[t.stepOf[c.ID]].In, &t.spare
+	if n.Routes || (len(t.children[n.ID]) > 0 && t.children[n.ID][0] == c) {
+		out = &t.counts[t.stepOf[n.ID]].Out
+	}
+	return in, out, true
+}
+
+// CountLate counts one record n dropped as late: for the step's metrics
+// and the app's (topology.TaskEnv.CountLate).
+func (t *Task) CountLate(n *Node) {
+	if t.counts != nil && n.ID < len(t.stepOf) {
+		t.counts[t.stepOf[n.ID]].Late++
+	}
+	t.env.CountLate()
+}
+
+// CountRecords returns f, the input function of a child step taking
+// records of the shape (ctx, record context, key, value), counting each
+// call in in and out (see [Task.EdgeCounters]); the count argument of
+// [Children] for such steps.
+func CountRecords[R, K, V any](f func(context.Context, R, K, V) error, in, out *uint64) func(context.Context, R, K, V) error {
+	return func(ctx context.Context, rc R, k K, v V) error {
+		*in++
+		*out++
+		return f(ctx, rc, k, v)
+	}
 }
 
 // Env returns the task's environment.
@@ -199,9 +245,12 @@ func (t *Task) Get(n *Node) (any, error) {
 }
 
 // Children returns the per-task behaviours of n's children, each asserted
-// to E (the function type of n's output). The assertion happens here, once
-// per task, never per record.
-func Children[E any](t *Task, n *Node) ([]E, error) {
+// to E (the function type of n's output) and, when the runtime counts the
+// steps' records, wrapped with count and the edge's counters (see
+// [Task.EdgeCounters]): count returns a function that increments in and
+// out and calls f, such as [CountRecords]. The assertion and wrapping
+// happen here, once per task, never per record.
+func Children[E any](t *Task, n *Node, count func(f E, in, out *uint64) E) ([]E, error) {
 	kids := t.Children(n)
 	out := make([]E, 0, len(kids))
 	for _, c := range kids {
@@ -213,6 +262,9 @@ func Children[E any](t *Task, n *Node) ([]E, error) {
 		if !ok {
 			var want E
 			return nil, fmt.Errorf("stream: internal error: node %q takes %T, node %q emits %T", c.Name, v, n.Name, want)
+		}
+		if in, o, ok := t.EdgeCounters(n, c); ok {
+			f = count(f, in, o)
 		}
 		out = append(out, f)
 	}
@@ -234,19 +286,30 @@ type taskProcessor struct {
 	// one is the single source topic fast path.
 	oneTopic string
 	oneFunc  SourceFunc
-	byTopic  map[string]SourceFunc
+	oneIn    *uint64
+	byTopic  map[string]source
 	// stamps are the timestamp extractors by topic (nil: none).
 	stamps map[string]func(*broker.Record) (time.Time, bool)
 }
 
-func newTask(env topology.TaskEnv, children [][]*Node, sources []*Node) (topology.Processor, error) {
+// source is a source node's function and the counter of the records it
+// reads.
+type source struct {
+	f  SourceFunc
+	in *uint64
+}
+
+func newTask(env topology.TaskEnv, children [][]*Node, sources []*Node, stepOf []int) (topology.Processor, error) {
 	t := &Task{
 		env:      env,
 		children: children,
 		inst:     make([]any, len(children)),
 		busy:     make([]bool, len(children)),
 	}
-	p := &taskProcessor{task: t, byTopic: make(map[string]SourceFunc)}
+	if counts := env.StepCounters(); counts != nil && len(stepOf) == len(children) {
+		t.counts, t.stepOf = counts, stepOf
+	}
+	p := &taskProcessor{task: t, byTopic: make(map[string]source)}
 	for _, src := range sources {
 		v, err := t.Get(src)
 		if err != nil {
@@ -256,8 +319,12 @@ func newTask(env topology.TaskEnv, children [][]*Node, sources []*Node) (topolog
 		if !ok {
 			return nil, errors.Join(fmt.Errorf("stream: internal error: source %q instantiated as %T", src.Name, v), t.close())
 		}
+		in := &t.spare
+		if t.counts != nil {
+			in = &t.counts[t.stepOf[src.ID]].In
+		}
 		for _, topic := range src.Topics {
-			p.byTopic[env.TopicName(topic, src.Internal)] = f
+			p.byTopic[env.TopicName(topic, src.Internal)] = source{f: f, in: in}
 			if ts := t.stampers[src]; ts != nil {
 				if p.stamps == nil {
 					p.stamps = map[string]func(*broker.Record) (time.Time, bool){}
@@ -268,23 +335,26 @@ func newTask(env topology.TaskEnv, children [][]*Node, sources []*Node) (topolog
 	}
 	if len(p.byTopic) == 1 {
 		for k, v := range p.byTopic {
-			p.oneTopic, p.oneFunc = k, v
+			p.oneTopic, p.oneFunc, p.oneIn = k, v.f, v.in
 		}
 	}
 	return p, nil
 }
 
-// Process dispatches rec to the source that reads rec.Topic.
+// Process dispatches rec to the source that reads rec.Topic, counting it
+// as a record in of the source.
 func (p *taskProcessor) Process(ctx context.Context, rec *broker.Record) error {
 	if p.oneFunc != nil && rec.Topic == p.oneTopic {
+		*p.oneIn++
 		return p.oneFunc(ctx, rec)
 	}
-	f, ok := p.byTopic[rec.Topic]
+	s, ok := p.byTopic[rec.Topic]
 	if !ok {
 		return fmt.Errorf("stream: task %d_%d has no source for topic %q: %w",
 			p.task.env.TaskID().SubTopology, p.task.env.TaskID().Partition, rec.Topic, broker.ErrUnknownTopic)
 	}
-	return f(ctx, rec)
+	*s.in++
+	return s.f(ctx, rec)
 }
 
 // Begin starts a new unit of work (topology.Processor).

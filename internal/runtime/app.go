@@ -28,6 +28,7 @@ type App struct {
 	log   *slog.Logger
 	ran   atomic.Bool
 	m     metrics
+	obs   observed // per-task metrics and distributions (taskmetrics.go)
 	// db holds the stores while Run runs (nil without stores).
 	db store.DB
 	// pebble is db when it is a Pebble database that StateMetrics may
@@ -112,6 +113,9 @@ func New(appID string, topo *topology.Topology, b broker.Broker, cfg Config) (*A
 		log:            cfg.Logger.With(slog.String("app", appID)),
 	}
 	a.iq.endpoint = cfg.Endpoint
+	if err := a.checkTopologyTopic(); err != nil {
+		return nil, err
+	}
 	return a, nil
 }
 
@@ -171,6 +175,7 @@ func (a *App) run(ctx context.Context, bounded bool) (err error) {
 		}
 		return fmt.Errorf("duality: app %q: %w", a.appID, err)
 	}
+	a.publishTopology(ctx)
 	static, err := a.resolveInstanceID()
 	if err != nil {
 		return fmt.Errorf("duality: app %q: %w", a.appID, err)

@@ -142,7 +142,7 @@ func (w *worker) commit(ctx context.Context, gen int64, keep map[broker.TopicPar
 				kept[i] = kept[i] && keep[ps.tp]
 			}
 			if !kept[i] {
-				t.log.Info("task revoked by a rebalance: dropping its uncommitted work")
+				t.log.Debug("task revoked by a rebalance: dropping its uncommitted work")
 			}
 		}
 		n := 0
@@ -204,6 +204,7 @@ func (w *worker) commit(ctx context.Context, gen int64, keep map[broker.TopicPar
 		return false, nil
 	}
 	c := &inflight{records: out, owner: owner, outLen: outLen, offsets: offsets, gen: gen, states: states, changelog: changelog, collect: collectAfter}
+	c.produced = w.producedBy(owner[:outLen])
 	w.launch(ctx, c)
 	if wait {
 		return w.await()
@@ -237,10 +238,12 @@ func (w *worker) launch(ctx context.Context, c *inflight) {
 			Offsets:    offsets,
 		})
 		if err == nil {
+			took := time.Since(start)
 			w.app.m.commits.Add(1)
 			w.app.m.produced.Add(uint64(len(c.records)))
 			w.app.m.changelog.Add(uint64(c.changelog))
-			w.app.m.lastCommit.Store(int64(time.Since(start)))
+			w.app.m.lastCommit.Store(int64(took))
+			w.app.obs.committed(c.produced, took, len(c.records))
 		}
 		c.settle(err == nil)
 		c.done <- err
@@ -262,7 +265,9 @@ type inflight struct {
 	// collect says the commit holds a large record (see collectBytes):
 	// await collects garbage once it is done.
 	collect bool
-	done    chan error
+	// produced are the output records of each task among records.
+	produced []taskOutput
+	done     chan error
 
 	// mu orders settle, on the commit's goroutine, and abandon: once
 	// abandoned, the goroutine leaves the stores alone (the worker
@@ -353,6 +358,9 @@ func (w *worker) await() (fenced bool, err error) {
 		for tp, off := range c.offsets {
 			if ps := w.byTP[tp]; ps != nil && ps.purge {
 				ps.committed = max(ps.committed, off)
+			}
+			if ps := w.byTP[tp]; ps != nil && ps.m != nil {
+				ps.m.committed.Store(off)
 			}
 		}
 		if e := w.app.end; e != nil {

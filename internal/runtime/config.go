@@ -42,6 +42,10 @@ type Config struct {
 	FetchMaxWait    time.Duration
 	FetchMaxRecords int
 	Logger          *slog.Logger
+	// Descriptions are the descriptions of the topology by format
+	// (topology.DescriptionText, ...), which Run publishes to the app's
+	// topology topic (see publishTopology); none: nothing is published.
+	Descriptions map[string]string
 	// Clock is the app's wall clock (duality.Clock).
 	Clock func() time.Time
 	// StateDir, when StateDirSet, is the directory of the Pebble database

@@ -56,6 +56,13 @@
 //     versioned, extensible encoding, and the owners of the store
 //     partitions in an assignment.
 //   - metrics.go: [Metrics] and the counters behind it.
+//   - taskmetrics.go: [TaskMetrics] and [StoreSize]: the metrics of
+//     each task, its partitions, stores and steps, counted by the
+//     workers in plain fields and published after every fetched batch.
+//   - histogram.go: [Histogram], and the histograms workers and commits
+//     observe into.
+//   - describe.go: publishing the topology's descriptions to the app's
+//     topology topic, for the duality command's describe.
 //   - errors.go: sentinels and error types, re-exported by package
 //     duality.
 //

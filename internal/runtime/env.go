@@ -163,9 +163,18 @@ func (e *taskEnv) RestoreStreamTime(ts int64) {
 	}
 }
 
+// StepCounters returns the counters of the task's steps, which the
+// worker publishes after every fetched batch (task.publish).
+func (e *taskEnv) StepCounters() []topology.StepCounts { return e.t.steps }
+
 // CountLate counts a record a windowed step dropped as late
 // (Metrics.LateRecordsDropped).
-func (e *taskEnv) CountLate() { e.w.app.m.late.Add(1) }
+func (e *taskEnv) CountLate() {
+	e.w.app.m.late.Add(1)
+	if m := e.t.m; m != nil {
+		m.late.Add(1)
+	}
+}
 
 // Item runs it as a unit of work of its own under the app's error policy
 // (topology.TaskEnv.Item): in a flush, a unit like a record; in a record

@@ -107,6 +107,15 @@ type Metrics struct {
 	// ProbingRebalances counts the rebalances this instance asked for to
 	// move the tasks it warmed up (see duality.ProbingRebalanceInterval).
 	ProbingRebalances uint64
+	// ProcessLatency is the distribution of the time, in nanoseconds,
+	// the steps took for one input record, over every task (see
+	// TaskMetrics.ProcessLatency: one record in ProcessLatencySample is
+	// measured).
+	ProcessLatency Histogram
+	// CommitLatency is the distribution of the durations, in
+	// nanoseconds, of the successful commits, and CommitRecords that of
+	// the records they appended (output and changelog).
+	CommitLatency, CommitRecords Histogram
 }
 
 type metrics struct {
@@ -124,6 +133,15 @@ type metrics struct {
 // for concurrent use. Workers publish their record counts after every
 // fetched batch, so the counts lag processing by at most one batch.
 func (a *App) Metrics() Metrics {
+	m := a.counters()
+	m.ProcessLatency = a.obs.processLatency()
+	a.obs.commitLatency.load(&m.CommitLatency)
+	a.obs.commitRecords.load(&m.CommitRecords)
+	return m
+}
+
+// counters returns the flat counters of Metrics.
+func (a *App) counters() Metrics {
 	return Metrics{
 		RecordsProcessed:   a.m.processed.Load(),
 		RecordsSkipped:     a.m.skipped.Load(),
@@ -197,5 +215,8 @@ func (w *worker) flushMetrics() {
 	if w.punctuated > 0 {
 		w.app.m.punctuations.Add(w.punctuated)
 		w.punctuated = 0
+	}
+	for _, t := range w.tasks {
+		t.publish()
 	}
 }

@@ -115,6 +115,7 @@ func (w *worker) punctuate(ctx context.Context, t *task, typ topology.Punctuatio
 			w.skip(t, mark, pe)
 		} else {
 			w.punctuated++
+			t.mc.puncts++
 		}
 		if fenced, err := w.maybeCommit(ctx); err != nil || fenced {
 			t.due()

@@ -403,7 +403,7 @@ func (a *App) rebalance(ctx context.Context, g *generation, asg broker.Assignmen
 	a.log.Info("rebalanced cooperatively", slog.Int64("generation", asg.Generation),
 		slog.Int("partitions", len(asg.Partitions)), slog.Int("tasks", len(next)),
 		slog.Int("kept", kept), slog.Int("started", len(pool)), slog.Int("restoring", len(restore)+restoring),
-		slog.Int("moved away", len(prevOwner)-kept-restarted), slog.Int("dropped while restoring", len(drop)),
+		slog.Int("moved_away", len(prevOwner)-kept-restarted), slog.Int("dropped_while_restoring", len(drop)),
 		slog.Int("restarted", restarted), slog.Int("workers", len(g.workers)))
 	return true, nil
 }

@@ -40,7 +40,7 @@ func (w *worker) openStores(ctx context.Context, t *task) error {
 		}
 		noCache := w.app.cfg.CacheMaxBytes == 0
 		s := &taskStore{w: w, t: t, name: sp.name, changelog: sp.changelog, st: st, noCache: noCache,
-			ranged: w.keyOrder, recycle: !noCache && w.committed == nil}
+			ranged: w.keyOrder, recycle: !noCache && w.committed == nil, m: t.storeMetrics(sp.name)}
 		t.stores = append(t.stores, s)
 		w.app.copies.add(t.id, t.sub.stores)
 		if err := w.restore(ctx, s); err != nil {
@@ -70,6 +70,11 @@ func (w *worker) restore(ctx context.Context, s *taskStore) error {
 	}
 	hook := w.app.cfg.OnRestore
 	log.Info("restoring store", slog.Int64("offset", next), slog.Int64("latest", offs.Latest))
+	sm := s.m
+	sm.restored.Store(0)
+	sm.restoreTotal.Store(total)
+	sm.restoring.Store(true)
+	defer sm.restoring.Store(false)
 	start := time.Now()
 	logged := start
 	var restored int64
@@ -89,6 +94,7 @@ func (w *worker) restore(ctx context.Context, s *taskStore) error {
 			}
 			restored += int64(len(recs))
 			next = recs[len(recs)-1].Offset + 1
+			sm.restored.Store(restored)
 		}
 		if _, ok := polled.Ends[tp]; ok || next >= offs.Latest {
 			break // at the end (the rest, if any, was compacted away)

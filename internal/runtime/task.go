@@ -63,6 +63,14 @@ type task struct {
 	// corrupt is set by the first read or write of the task's state
 	// that met corruption (noteCorrupt); it ends the unit of work.
 	corrupt *corruptState
+	// m are the task's published metrics (taskmetrics.go), mc its
+	// counts not published yet.
+	m  *taskMetrics
+	mc taskCounts
+	// steps are the counts of the task's steps not published yet (see
+	// topology.TaskEnv.StepCounters), nil when its sub-topology lists
+	// no steps.
+	steps []topology.StepCounts
 }
 
 // partState is the position of a task in one of its input partitions.
@@ -93,6 +101,8 @@ type partState struct {
 	// successful purge deleted the records below.
 	purge             bool
 	committed, purged int64
+	// m is the partition's published position (taskmetrics.go).
+	m *partMetrics
 }
 
 // head returns the event time of ps's first buffered record (t is ps's

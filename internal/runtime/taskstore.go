@@ -214,6 +214,11 @@ type taskStore struct {
 	// aggregation's read, modify, write) takes it without a second map
 	// lookup. Every change to cur's set of slots clears it.
 	hit *slot
+	// m are the store partition's published metrics; hits and misses
+	// count the reads the uncommitted writes answered and those that
+	// read st, not published yet (taskmetrics.go).
+	m            *storeMetrics
+	hits, misses uint64
 }
 
 func (s *taskStore) Get(key []byte) ([]byte, bool, error) {
@@ -224,20 +229,25 @@ func (s *taskStore) Get(key []byte) ([]byte, bool, error) {
 	k := unsafe.String(unsafe.SliceData(key), len(key))
 	if s.cur != nil {
 		if sl, ok := s.cur.m[k]; ok {
+			s.hits++
 			return pendingValue(sl.p)
 		}
 	}
 	if covered(s.curRanges, k) {
+		s.hits++
 		return nil, false, nil
 	}
 	if s.sent != nil {
 		if sl, ok := s.sent.m[k]; ok {
+			s.hits++
 			return pendingValue(sl.p)
 		}
 	}
 	if covered(s.sentRanges, k) {
+		s.hits++
 		return nil, false, nil
 	}
+	s.misses++
 	v, ok, err := s.st.Get(key)
 	if err != nil {
 		s.t.noteCorrupt(s.name, err)
@@ -378,20 +388,25 @@ func (s *taskStore) GetAppend(dst, key []byte) ([]byte, bool, error) {
 	if s.cur != nil {
 		if sl, ok := s.cur.m[k]; ok {
 			s.hit = sl
+			s.hits++
 			return appendPending(dst, sl.p)
 		}
 	}
 	if covered(s.curRanges, k) {
+		s.hits++
 		return dst, false, nil
 	}
 	if s.sent != nil {
 		if sl, ok := s.sent.m[k]; ok {
+			s.hits++
 			return appendPending(dst, sl.p)
 		}
 	}
 	if covered(s.sentRanges, k) {
+		s.hits++
 		return dst, false, nil
 	}
+	s.misses++
 	v, ok, err := s.st.Get(key)
 	if err != nil {
 		s.t.noteCorrupt(s.name, err)

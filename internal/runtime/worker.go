@@ -85,6 +85,12 @@ type worker struct {
 	lastPurge  time.Time
 
 	processed, skipped, enforced, punctuated, itemsSkipped, deadLettered uint64 // not yet added to the app's metrics
+	// sample counts the records down to the next one whose process
+	// latency is measured (ProcessLatencySample); lastEnds is when the
+	// worker last listed the ends of the partitions it is behind in
+	// (listEnds).
+	sample   uint32
+	lastEnds time.Time
 
 	// fetches counts the worker's fetches: a partition's listed end
 	// offset is current until the next one.
@@ -184,6 +190,7 @@ func (w *worker) run(gctx context.Context) (err error) {
 			}
 		}
 		w.maybePurge(gctx)
+		w.listEnds(gctx)
 		wait := cfg.FetchMaxWait
 		if w.timed {
 			due, fenced, err := w.tick(ctx)
@@ -347,6 +354,7 @@ func (w *worker) open(ctx context.Context) error {
 func (w *worker) openTasks(ctx context.Context, tasks []*task) error {
 	for _, t := range tasks {
 		t.log = w.app.log.With(slog.String("task", t.id.String()))
+		w.attachMetrics(t)
 		if err := w.openStores(ctx, t); err != nil {
 			if ctx.Err() != nil {
 				break // stopping during a restore: state stays a prefix
@@ -606,6 +614,10 @@ func (w *worker) processHead(ctx context.Context, t *task, ps *partState) (fence
 		t.streamTime = ts
 	}
 	mark := len(w.out)
+	var start time.Time
+	if w.sample == 0 {
+		start = time.Now()
+	}
 	if len(t.stores) > 0 {
 		t.beginRecord()
 	}
@@ -613,6 +625,11 @@ func (w *worker) processHead(ctx context.Context, t *task, ps *partState) (fence
 	t.rec = rec
 	perr := t.proc.Process(ctx, rec)
 	t.rec = nil
+	if w.sample == 0 {
+		w.sample = ProcessLatencySample
+		t.mc.latency.observe(uint64(time.Since(start)))
+	}
+	w.sample--
 	if len(rec.Key)+len(rec.Value) >= collectBytes {
 		w.collect = true
 	}
@@ -645,6 +662,7 @@ func (w *worker) processHead(ctx context.Context, t *task, ps *partState) (fence
 		}
 	} else {
 		w.processed++
+		t.mc.processed++
 	}
 	ps.next, ps.known = rec.Offset+1, true
 	w.advanced = true
@@ -662,6 +680,7 @@ func (w *worker) processHead(ctx context.Context, t *task, ps *partState) (fence
 func (w *worker) skip(t *task, mark int, pe *ProcessingError) {
 	w.undo(t, mark)
 	w.skipped++
+	t.mc.skipped++
 	t.log.Warn("skipping record after processing error",
 		slog.String("topic", pe.Topic), slog.Int("partition", int(pe.Partition)),
 		slog.Int64("offset", pe.Offset), slog.Any("error", pe.Err))
@@ -687,6 +706,7 @@ func (w *worker) close() error { return closeTasks(w.tasks) }
 func closeTasks(tasks []*task) error {
 	var errs []error
 	for _, t := range tasks {
+		t.detach()
 		if t.proc != nil {
 			if err := t.proc.Close(); err != nil {
 				errs = append(errs, fmt.Errorf("task %s: close: %w", t.id, err))

@@ -120,11 +120,19 @@ func NewOutput[K, V any](t *dsl.Task, n *dsl.Node) (*Output[K, V], error) {
 		if err != nil {
 			return nil, err
 		}
+		in, o, counted := t.EdgeCounters(n, c)
 		switch f := v.(type) {
 		case emit[K, V]:
+			if counted {
+				f = dsl.CountRecords(f, in, o)
+			}
 			out.kids = append(out.kids, kid[K, V]{stream: f})
 		case *ChangeInput[K, V]:
-			out.kids = append(out.kids, kid[K, V]{change: f.F})
+			fn := f.F
+			if counted {
+				fn = countChanges(fn, in, o)
+			}
+			out.kids = append(out.kids, kid[K, V]{change: fn})
 			out.wantsOld = out.wantsOld || f.WantsOld
 		default:
 			var want emit[K, V]
@@ -132,6 +140,22 @@ func NewOutput[K, V any](t *dsl.Task, n *dsl.Node) (*Output[K, V], error) {
 		}
 	}
 	return out, nil
+}
+
+// countChanges returns f counting each call in in and out (see
+// dsl.Task.EdgeCounters).
+func countChanges[K, V any](f ChangeFn[K, V], in, out *uint64) ChangeFn[K, V] {
+	return func(ctx context.Context, rc *stream.RecordContext, k K, old V, hasOld bool, nv V, hasNew bool) error {
+		*in++
+		*out++
+		return f(ctx, rc, k, old, hasOld, nv, hasNew)
+	}
+}
+
+// CountChangeInput returns c with its function counting each call in in
+// and out: the count argument of dsl.Children for change children.
+func CountChangeInput[K, V any](c *ChangeInput[K, V], in, out *uint64) *ChangeInput[K, V] {
+	return &ChangeInput[K, V]{F: countChanges(c.F, in, out), WantsOld: c.WantsOld}
 }
 
 // WantsOld reports that a change child asked for old values; when false,

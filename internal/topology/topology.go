@@ -42,6 +42,21 @@ type Topology struct {
 // foreign-key join's topics and changelog topics are internal.
 func InternalTopicName(appID, logical string) string { return appID + "-" + logical }
 
+// TopologyTopic returns the broker name of the topic where the app appID
+// publishes the descriptions of its topology when it starts:
+// "<appID>-topology", one partition, compacted, one record per format
+// keyed by the format's name (DescriptionText, DescriptionMermaid), so
+// that tools that do not link the app (the duality command's describe)
+// can show it. It cannot collide with the other internal topics, whose
+// names end in -repartition, -changelog or a foreign-key join's suffixes.
+func TopologyTopic(appID string) string { return appID + "-topology" }
+
+// The keys of the records of an app's topology topic (see TopologyTopic).
+const (
+	DescriptionText    = "text"
+	DescriptionMermaid = "mermaid"
+)
+
 // ChangelogTopic returns the logical name of the changelog topic of the
 // store name: "<name>-changelog" (an internal topic, so its broker name
 // is "<app-id>-<name>-changelog").
@@ -92,6 +107,32 @@ type SubTopology struct {
 	// NewTask instantiates the graph for one task. It is called once per
 	// task, from the goroutine that will call the returned Processor.
 	NewTask func(env TaskEnv) (Processor, error)
+	// Steps are the steps of the sub-topology, in creation order, for
+	// their metrics (see TaskEnv.StepCounters); nil for a topology
+	// written by hand, whose steps are not counted.
+	Steps []Step
+}
+
+// Step is one step of a sub-topology, for its metrics.
+type Step struct {
+	// Name is the step's name, unique in the topology.
+	Name string
+	// Op names the step's operation ("filter", "count", ...).
+	Op string
+	// Sink says the step writes a topic: every record it takes it
+	// writes, so the records it passes on (StepCounts.Out) are the
+	// records it takes, which the processor does not count twice.
+	Sink bool
+}
+
+// StepCounts are the counts of one step of a task since the runtime last
+// read them (see TaskEnv.StepCounters). In counts the records the step
+// took (from its parents, or read from its topics for a source), Out the
+// records it passed on to its children (once a record however many
+// children take it), Late the records it dropped as late. They count
+// attempts: a record processed again counts again.
+type StepCounts struct {
+	In, Out, Late uint64
 }
 
 // StoreSpec declares a state store of a sub-topology.
@@ -288,6 +329,13 @@ type TaskEnv interface {
 	// CountLate counts one record a windowed step dropped as late, for
 	// the runtime's app-wide metrics (duality.Metrics.LateRecordsDropped).
 	CountLate()
+	// StepCounters returns the counters of the task's steps, one per
+	// Step of its sub-topology (SubTopology.Steps) in that order, or nil
+	// when the runtime counts nothing (then the processor counts
+	// nothing). The processor increments them on the task's goroutine;
+	// the runtime reads and resets them on that goroutine, between two
+	// units of work. The slice stays the same for the task's life.
+	StepCounters() []StepCounts
 	// Item runs it.Emit as a unit of work of its own under the app's
 	// error policy, so that one item a step emits on its own (a change
 	// held by table's EmitPerCommit, an update held by window's
