@@ -28,6 +28,7 @@ type consumeOptions struct {
 	from       string
 	follow     bool
 	max        int
+	quiet      bool
 	keyCodec   string
 	valueCodec string
 }
@@ -75,6 +76,7 @@ duality replay writes such lines back to the topics they were read from.`,
 	f.StringVar(&o.from, "from", "beginning", "where to start: beginning, end, OFFSET, -N, a time (RFC 3339) or -DURATION")
 	f.BoolVarP(&o.follow, "follow", "F", false, "keep waiting for new records")
 	f.IntVarP(&o.max, "max", "n", 0, "stop after this many records (0: no limit)")
+	f.BoolVarP(&o.quiet, "quiet", "q", false, "do not report the count of records printed on standard error")
 	f.StringVar(&o.keyCodec, "key-codec", "string", "codec of keys: "+codecHelp)
 	f.StringVar(&o.valueCodec, "value-codec", "string", "codec of values: "+codecHelp)
 	return cmd
@@ -167,7 +169,22 @@ func (c *cli) consume(ctx context.Context, topic string, o consumeOptions) error
 				ends[tp] = offs.Latest
 			}
 		}
-		return c.read(ctx, b, positions, ends, o, keyCodec, valueCodec)
+		work := progressWork{what: "consume " + topic}
+		if !o.follow {
+			for tp, end := range ends {
+				work.total += end - positions[tp] // an upper bound: transaction markers take offsets
+			}
+			if o.max > 0 {
+				work.total = min(work.total, int64(o.max))
+			}
+		}
+		p := c.newProgress(o.quiet, true, work)
+		printed, err := c.read(ctx, b, positions, ends, o, keyCodec, valueCodec, p)
+		if err != nil {
+			return err
+		}
+		p.Done(fmt.Sprintf("consumed %s from %s", records(printed), topic))
+		return nil
 	})
 }
 
@@ -193,13 +210,13 @@ func startOffset(ctx context.Context, b broker.Broker, tp broker.TopicPartition,
 // Without o.follow it stops when every partition in ends is read up to
 // its end there; a partition not in ends has nothing to read.
 func (c *cli) read(ctx context.Context, b broker.Broker, positions, ends map[broker.TopicPartition]int64,
-	o consumeOptions, keyCodec, valueCodec *valueCodec) error {
+	o consumeOptions, keyCodec, valueCodec *valueCodec, p progress) (printed int, err error) {
 	if len(ends) == 0 {
-		return nil
+		return 0, nil
 	}
 	cons, err := b.NewConsumer(broker.ConsumerOptions{})
 	if err != nil {
-		return err
+		return printed, err
 	}
 	defer cons.Close()
 	assign := make(map[broker.TopicPartition]int64, len(ends))
@@ -211,14 +228,14 @@ func (c *cli) read(ctx context.Context, b broker.Broker, positions, ends map[bro
 	defer out.Flush()
 	enc := json.NewEncoder(out)
 	enc.SetEscapeHTML(false)
-	printed := 0
+	shown := 0 // printed and counted on p
 	for len(ends) > 0 {
 		polled, err := cons.Poll(ctx, consumePollWait)
 		if err != nil {
 			if o.follow && errors.Is(err, context.Canceled) && ctx.Err() != nil {
-				return nil // interrupted: the way a follow ends
+				return printed, nil // interrupted: the way a follow ends
 			}
-			return err
+			return printed, err
 		}
 		for _, r := range polled.Records {
 			tp := broker.TopicPartition{Topic: r.Topic, Partition: r.Partition}
@@ -227,11 +244,12 @@ func (c *cli) read(ctx context.Context, b broker.Broker, positions, ends map[bro
 				continue
 			}
 			if err := enc.Encode(newRecordJSON(&r, keyCodec, valueCodec)); err != nil {
-				return err
+				return printed, err
 			}
 			printed++
 			if o.max > 0 && printed >= o.max {
-				return out.Flush()
+				p.Add(printed - shown)
+				return printed, out.Flush()
 			}
 			if !o.follow && r.Offset+1 >= end {
 				delete(ends, tp)
@@ -246,11 +264,13 @@ func (c *cli) read(ctx context.Context, b broker.Broker, positions, ends map[bro
 				}
 			}
 		}
+		p.Add(printed - shown)
+		shown = printed
 		if err := out.Flush(); err != nil {
-			return err
+			return printed, err
 		}
 	}
-	return nil
+	return printed, nil
 }
 
 // recordJSON is one line of consume's output.

@@ -89,7 +89,8 @@
 // 0 on success, 1 when the command failed (an unknown topic, an unreadable
 // or locked directory, a cluster that does not answer), 2 for a mistake in
 // the command line (an unknown command or flag, a bad flag value, a
-// missing argument). Errors are one line on standard error; produce
-// reports the count of records written there too (-q silences it), so
-// standard output carries only data.
+// missing argument). Errors are one line on standard error; produce and
+// consume report the count of records there too (-q silences it), as a
+// progress bar when standard error is a terminal, so standard output
+// carries only data.
 package main

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"os"
 	"slices"
 	"strings"
 	"time"
@@ -143,8 +144,15 @@ func (c *cli) produce(ctx context.Context, topic string, o produceOptions) error
 		if o.partition >= info.Config.Partitions {
 			return fmt.Errorf("--partition %d: topic %s has partitions 0 to %d", o.partition, topic, info.Config.Partitions-1)
 		}
-		p := &lineProgress{w: c.stderr, quiet: o.quiet}
-		n, err := produceLines(ctx, b, c.stdin, topic, info.Config.Partitions, o, headers, parse, p)
+		in := &countingReader{r: c.stdin}
+		work := progressWork{what: "produce " + topic, bytes: func() int64 { return in.n }}
+		if f, ok := c.stdin.(*os.File); ok {
+			if st, err := f.Stat(); err == nil && st.Mode().IsRegular() {
+				work.totalBytes = st.Size() // a file of known size: the bar has a total
+			}
+		}
+		p := c.newProgress(o.quiet, false, work)
+		n, err := produceLines(ctx, b, in, topic, info.Config.Partitions, o, headers, parse, p)
 		if err != nil {
 			return err // it says how many records were produced
 		}
