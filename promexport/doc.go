@@ -15,6 +15,7 @@
 // µs to 34 s), and every series has the label app (the app id). App-wide:
 //
 //   - duality_records_processed_total, duality_records_skipped_total,
+//     duality_records_dead_lettered_total,
 //     duality_items_skipped_total, duality_records_produced_total,
 //     duality_changelog_records_total, duality_commits_total,
 //     duality_cache_flushes_total, duality_enforced_processing_total,

@@ -44,6 +44,7 @@ var (
 	// App-wide.
 	recordsProcessed   = newDesc("duality_records_processed_total", "Input records processed without error.", counter)
 	recordsSkipped     = newDesc("duality_records_skipped_total", "Input records skipped after a processing error (SkipOnError).", counter)
+	recordsDeadLetter  = newDesc("duality_records_dead_lettered_total", "Input records sent to the dead-letter topic after a processing error (DeadLetterOnError).", counter)
 	itemsSkipped       = newDesc("duality_items_skipped_total", "Items emitted by steps on their own that failed and were skipped (SkipOnError).", counter)
 	recordsProduced    = newDesc("duality_records_produced_total", "Records appended by successful commits, changelog records included.", counter)
 	changelogRecords   = newDesc("duality_changelog_records_total", "Changelog records appended by successful commits.", counter)
@@ -93,7 +94,7 @@ var (
 	stepOut  = newDesc("duality_step_records_out_total", "Records the step passed on to its children (written, for a sink).", counter, "task", "step")
 	stepLate = newDesc("duality_step_late_records_dropped_total", "Records the step dropped as late.", counter, "task", "step")
 
-	all = []desc{recordsProcessed, recordsSkipped, itemsSkipped, recordsProduced, changelogRecords, commits,
+	all = []desc{recordsProcessed, recordsSkipped, recordsDeadLetter, itemsSkipped, recordsProduced, changelogRecords, commits,
 		cacheFlushes, enforcedProcessing, punctuations, lateDropped, purges, tasks, tasksOpened, assignments,
 		quarantines, standbyTasks, warmupTasks, standbyRecords, standbyLag, probes, commitLatency, commitRecords,
 		taskActive, taskProcessed, taskSkipped, taskProduced, taskLate, taskPuncts, taskLatency,
@@ -136,6 +137,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		v float64
 	}{
 		{recordsProcessed, float64(m.RecordsProcessed)}, {recordsSkipped, float64(m.RecordsSkipped)},
+		{recordsDeadLetter, float64(m.RecordsDeadLettered)},
 		{itemsSkipped, float64(m.ItemsSkipped)}, {recordsProduced, float64(m.RecordsProduced)},
 		{changelogRecords, float64(m.ChangelogRecords)}, {commits, float64(m.Commits)},
 		{cacheFlushes, float64(m.CacheFlushes)}, {enforcedProcessing, float64(m.EnforcedProcessing)},
