@@ -266,7 +266,7 @@ func TestDeadLetterTopicOption(t *testing.T) {
 // or a topic of the topology fails New; a compacted one fails Run.
 func TestDeadLetterConfigErrors(t *testing.T) {
 	b := openBroker(t)
-	for _, name := range []string{"bad name", "dl-in", "dl-out"} {
+	for _, name := range []string{"bad name", "dl-in", "dl-out", "dl-app-topology"} {
 		_, err := duality.New("dl-app", dlTopology(t), b,
 			duality.OnProcessingError(duality.DeadLetterOnError(nil, duality.DeadLetterTopic(name))))
 		require.ErrorIs(t, err, duality.ErrInvalidConfig, name)

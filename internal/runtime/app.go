@@ -95,6 +95,9 @@ func New(appID string, topo *topology.Topology, b broker.Broker, cfg Config) (*A
 	dlq := deadLetterName(appID, &cfg)
 	if p != nil && dlq != "" {
 		errs = append(errs, p.checkDeadLetter(dlq))
+		if len(cfg.Descriptions) > 0 && dlq == topology.TopologyTopic(appID) {
+			errs = append(errs, fmt.Errorf("%w: dead-letter topic %q is where the app publishes its topology: dead letters need a topic of their own", ErrInvalidConfig, dlq))
+		}
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
