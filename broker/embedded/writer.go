@@ -194,6 +194,13 @@ func (w *writer) handle(op *writeOp) {
 	var err error
 	switch op.kind {
 	case opAppend:
+		if w.batch != nil && recordsSize(op.records) >= ingestMin {
+			// op may ingest chunks (ingest.go), which can fail (a full
+			// disk) after part of op is staged: commit the ops staged
+			// before it first, so that such a failure fails op's group
+			// alone.
+			w.flush()
+		}
 		err = w.stageAppend(op)
 	case opCleanup:
 		err = w.stageCleanup(op.edit)
@@ -272,6 +279,15 @@ func (w *writer) ensureBatch(need int) {
 // keys of their partitions' batches and metadata, and those of the chunks
 // of large batches; but not the records of a partition whose batch is
 // ingested (ingest.go), which leave only a stub in the batch.
+// recordsSize is the total broker.RecordSize of records.
+func recordsSize(records []broker.Record) int {
+	n := 0
+	for i := range records {
+		n += broker.RecordSize(&records[i])
+	}
+	return n
+}
+
 func (w *writer) stagedSize(records []broker.Record) int {
 	n, total := 1<<10, 0
 	for i := range records {
@@ -352,8 +368,11 @@ func (w *writer) stageAppend(op *writeOp) error {
 	w.ensureBatch(w.stagedSize(op.records))
 	if len(op.records) > 0 {
 		if err := w.stageRecords(op.records); err != nil {
-			// Only an internal limit (over 2^32 records) can get here;
-			// part of op may be staged, so the whole group must fail.
+			// An internal limit (over 2^32 records) or the ingestion of
+			// a huge batch's chunks (a full disk, a Pebble error) can
+			// fail here, with part of op staged: the whole group must
+			// fail. An op that may ingest starts a group of its own
+			// (handle), so this fails no other producer's records.
 			w.failGroup(err)
 			return err
 		}
