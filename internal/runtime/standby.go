@@ -142,7 +142,9 @@ type standbyStore struct {
 
 // restoration is the progress of a copy of a task that moved here: the
 // changelog end when it started (target), the records to read to it and
-// the records applied, for the OnRestore hook and the log.
+// the records applied, for the OnRestore hook, the log and the task's
+// published metrics m (TaskMetrics shows the restoration from its start,
+// before the task runs).
 type restoration struct {
 	t               *task
 	target          int64
@@ -150,6 +152,34 @@ type restoration struct {
 	started, logged time.Time
 	done            bool
 	log             *slog.Logger
+	m               *storeMetrics
+}
+
+// newRestoration returns the restoration of t's store name, published in
+// t's task metrics (created here when t has not run on this instance
+// yet), which show t's positions, those its assignment resumed
+// (App.resume), from now on. Nothing else touches t until the run hands
+// it over: the app's loop set its positions before it posted t.
+func (r *standbyRun) newRestoration(t *task, name string) *restoration {
+	m := r.a.obs.taskMetrics(t)
+	for i, ps := range t.parts {
+		if i < len(m.parts) && m.parts[i].tp == ps.tp {
+			m.parts[i].position.Store(ps.next)
+			if ps.known {
+				m.parts[i].committed.Store(ps.next)
+			}
+		}
+	}
+	return &restoration{t: t, m: m.store(name)}
+}
+
+// abandon marks rs, a restoration not finished that the run gives up
+// (its task was revoked, or the run stops), as not restoring any more in
+// the task's metrics; nil does nothing.
+func (rs *restoration) abandon() {
+	if rs != nil && !rs.done {
+		rs.m.restoring.Store(false)
+	}
 }
 
 // restoringTask is a task the replica run restores before a worker runs
@@ -371,6 +401,7 @@ func (r *standbyRun) update(u *replicaUpdate) {
 	for _, s := range r.stores {
 		w, ok := wanted[s.tp]
 		if !ok {
+			s.rs.abandon()
 			r.closeStore(s)
 			delete(r.byTP, s.tp)
 			r.gone = append(r.gone, s.tp)
@@ -380,8 +411,10 @@ func (r *standbyRun) update(u *replicaUpdate) {
 		switch {
 		case w.kind == kindRestore && (s.kind != kindRestore || s.rs.t != w.t):
 			// It restores from where it is, to the end as listed now.
-			s.positioned, s.rs = false, &restoration{t: w.t}
+			s.rs.abandon()
+			s.positioned, s.rs = false, r.newRestoration(w.t, s.name)
 		case w.kind != kindRestore:
+			s.rs.abandon()
 			s.rs = nil
 		}
 		s.kind = w.kind
@@ -393,13 +426,13 @@ func (r *standbyRun) update(u *replicaUpdate) {
 	r.stores = kept
 	for tp, w := range wanted {
 		s := &standbyStore{task: w.t.id, tp: tp, kind: w.kind}
-		if w.kind == kindRestore {
-			s.rs = &restoration{t: w.t}
-		}
 		for _, sp := range w.t.sub.stores {
 			if sp.changelog == tp.Topic {
 				s.name = sp.name
 			}
+		}
+		if w.kind == kindRestore {
+			s.rs = r.newRestoration(w.t, s.name)
 		}
 		r.stores = append(r.stores, s)
 		r.byTP[tp] = s
@@ -469,6 +502,7 @@ type probe struct {
 func (r *standbyRun) run(ctx context.Context) error {
 	defer func() {
 		for _, s := range r.stores {
+			s.rs.abandon()
 			r.closeStore(s)
 		}
 		r.a.m.standbyTasks.Store(0)
@@ -695,9 +729,16 @@ func (r *standbyRun) warmupsCaughtUp() bool {
 
 // listEnds lists the changelogs' ends of the standby and warm-up copies
 // that are behind, for the lag; a failure leaves the ends as they were.
+// It gives up after standbyLagInterval, so that a slow or unreachable
+// broker holds the copies up by that much at most per interval.
 func (r *standbyRun) listEnds(ctx context.Context) {
 	r.listed = time.Now()
+	ctx, cancel := context.WithTimeout(ctx, standbyLagInterval)
+	defer cancel()
 	for _, s := range r.stores {
+		if ctx.Err() != nil {
+			return
+		}
 		if s.atEnd || s.kind == kindRestore {
 			continue
 		}

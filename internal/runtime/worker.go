@@ -87,10 +87,11 @@ type worker struct {
 	processed, skipped, enforced, punctuated, itemsSkipped, deadLettered uint64 // not yet added to the app's metrics
 	// sample counts the records down to the next one whose process
 	// latency is measured (ProcessLatencySample); lastEnds is when the
-	// worker last listed the ends of the partitions it is behind in
-	// (listEnds).
+	// worker last started listing the ends of the partitions it is
+	// behind in, and listing that listing while in flight (listEnds).
 	sample   uint32
 	lastEnds time.Time
+	listing  *endListing
 
 	// fetches counts the worker's fetches: a partition's listed end
 	// offset is current until the next one.
@@ -143,6 +144,7 @@ func (w *worker) run(gctx context.Context) (err error) {
 	defer func() {
 		_, cerr := w.await() // a fenced commit needs no report here
 		w.awaitPurge(gctx)
+		w.awaitEnds()
 		w.flushMetrics()
 		err = errors.Join(err, cerr, w.close())
 	}()
