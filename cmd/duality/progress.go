@@ -16,6 +16,9 @@ import (
 type progress interface {
 	// Add counts n more records done.
 	Add(n int)
+	// Note writes line, something the user should know about the work
+	// as it happens (records skipped), even when quiet.
+	Note(line string)
 	// Done ends the work; summary says what was done ("produced 10
 	// records to orders").
 	Done(summary string)
@@ -30,6 +33,8 @@ type lineProgress struct {
 }
 
 func (p *lineProgress) Add(n int) { p.n += n }
+
+func (p *lineProgress) Note(line string) { fmt.Fprintln(p.w, line) }
 
 func (p *lineProgress) Done(summary string) {
 	if !p.quiet {
@@ -108,6 +113,14 @@ func (p *barProgress) Add(n int) {
 		return
 	}
 	_ = p.bar.Add(n)
+}
+
+// Note clears the bar, writes line in its place and draws the bar again
+// below it.
+func (p *barProgress) Note(line string) {
+	_ = p.bar.Clear()
+	fmt.Fprintln(p.w, line)
+	_ = p.bar.RenderBlank()
 }
 
 func (p *barProgress) Done(summary string) {
