@@ -99,14 +99,15 @@
 // The copy is exactly once and resumable: each transaction on the
 // destination (an atomic commit of the embedded log, a Kafka transaction)
 // holds a batch of records and, as the committed offsets of consumer group
-// --group (default duality-mirror) on the destination topics, the next
-// source offset of each partition. A mirror killed at any instant resumes
-// there when started again; starting one fences a running one of the
-// same --group. Without --follow mirror stops at the source's ends as of
-// its start; with --follow (the source on Kafka) it copies new records
-// until interrupted. --groups copies consumer groups' committed offsets
-// too (an app's progress), translated to the destination's offsets, so
-// that an app moved to the destination resumes where it stopped.
+// --progress-group (default duality-mirror) on the destination topics,
+// the next source offset of each partition. A mirror killed at any
+// instant resumes there when started again; starting one fences a running
+// one of the same --progress-group. Without --follow mirror stops at the
+// source's ends as of its start; with --follow (the source on Kafka) it
+// copies new records until interrupted. --groups copies consumer groups'
+// committed offsets too (an app's progress), translated to the
+// destination's offsets, so that an app moved to the destination resumes
+// where it stopped.
 //
 // # Embedded data directories
 //

@@ -76,14 +76,15 @@ which offsets on standard error.
 
 Exactly once, resumable: records go to the destination in transactions
 (an embedded log's atomic commit, a Kafka transaction) that also store,
-as the committed offsets of consumer group --group on the destination's
-topics, the next source offset to copy of each partition (an offset of
-the source, not of the destination: ignore that group's lag). A mirror
-stopped at any instant, killed or interrupted, and started again with the
-same --group resumes there: every record is copied once. Starting a mirror
-fences a running one of the same --group (its next transaction fails), so
-give mirrors that share a destination their own --group. Deleting a
-destination topic deletes its progress: the next mirror copies it again.
+as the committed offsets of consumer group --progress-group on the
+destination's topics, the next source offset to copy of each partition
+(an offset of the source, not of the destination: ignore that group's
+lag). A mirror stopped at any instant, killed or interrupted, and started
+again with the same --progress-group resumes there: every record is
+copied once. Starting a mirror fences a running one of the same
+--progress-group (its next transaction fails), so give mirrors that share
+a destination their own. Deleting a destination topic deletes its
+progress: the next mirror copies it again.
 
 Without --follow mirror stops at the source partitions' ends as of its
 start. With --follow (the source on Kafka) it keeps copying new records
@@ -110,7 +111,7 @@ start again.`,
 	f.BoolVar(&o.all, "all", false, `mirror every topic of the source but the internal ones ("__" names)`)
 	f.StringVar(&o.pattern, "pattern", "", "mirror the topics whose whole name matches this regular expression")
 	f.StringVar(&o.prefix, "prefix", "", "name destination topics with this prefix before the source topic's name")
-	f.StringVar(&o.group, "group", "duality-mirror", "group on the destination that stores the mirror's progress (and its transactional id)")
+	f.StringVar(&o.group, "progress-group", "duality-mirror", "group on the destination that stores the mirror's progress (and its transactional id)")
 	f.BoolVarP(&o.follow, "follow", "F", false, "keep copying new records until interrupted (the source on Kafka)")
 	f.IntVar(&o.batchRecords, "batch-records", defaultMirrorBatchRecords, "most records one transaction copies")
 	f.IntVar(&o.batchBytes, "batch-bytes", defaultMirrorBatchBytes, "most key and value bytes one transaction copies (at least one record)")
@@ -143,7 +144,7 @@ func (c *cli) checkMirrorOptions(topics []string, o mirrorOptions) error {
 	case o.follow && c.dir != "":
 		return usagef("--follow needs --brokers: an embedded data directory is open in one process at a time, so nothing can write to it while duality reads it")
 	case o.group == "":
-		return usagef("--group: must not be empty")
+		return usagef("--progress-group: must not be empty")
 	case o.batchRecords < 1:
 		return usagef("--batch-records %d: must be at least 1", o.batchRecords)
 	case o.batchBytes < 1:
@@ -153,7 +154,7 @@ func (c *cli) checkMirrorOptions(topics []string, o mirrorOptions) error {
 	case slices.Contains(o.groups, ""):
 		return usagef("--groups: empty group name")
 	case slices.Contains(o.groups, o.group):
-		return usagef("--groups: %s is the mirror's own --group", o.group)
+		return usagef("--groups: %s is the mirror's own --progress-group", o.group)
 	}
 	for _, t := range topics {
 		if err := broker.ValidateTopicName(t); err != nil {
@@ -314,15 +315,18 @@ func (m *mirror) run(ctx context.Context, infos []broker.TopicInfo) error {
 	}
 	m.reportSkipped(ctx)
 	if err := m.readGroups(ctx); err != nil {
+		m.p.Fail()
 		return err
 	}
 	if err := m.copy(ctx, committer); err != nil {
+		m.p.Fail()
 		if errors.Is(err, broker.ErrFenced) {
-			err = fmt.Errorf("%w: another mirror with --group %s started on the destination; give mirrors that share a destination their own --group", err, m.o.group)
+			err = fmt.Errorf("%w: another mirror with --progress-group %s started on the destination; give mirrors that share a destination their own --progress-group", err, m.o.group)
 		}
 		return fmt.Errorf("%w (%s copied; run mirror again to resume)", err, records(m.total))
 	}
 	if err := m.writeGroups(context.WithoutCancel(ctx)); err != nil {
+		m.p.Fail()
 		return err
 	}
 	m.p.Done(m.summary())
@@ -529,7 +533,7 @@ func (m *mirror) plan(ctx context.Context, infos []broker.TopicInfo) error {
 		mp.next = offs.Earliest
 		if at, ok := done[mp.dst]; ok {
 			if at > offs.Latest {
-				return fmt.Errorf("group %s on the destination says %s was copied up to offset %d, but the source partition ends at %d: is it another source? Give another --group to copy it anew",
+				return fmt.Errorf("group %s on the destination says %s was copied up to offset %d, but the source partition ends at %d: is it another source? Give another --progress-group to copy it anew",
 					m.o.group, tpText(mp.src), at, offs.Latest)
 			}
 			mp.next, mp.committed = at, at

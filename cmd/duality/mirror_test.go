@@ -283,7 +283,7 @@ func TestMirrorErrors(t *testing.T) {
 		{"same directory", append(src.args("mirror", "orders", "--to-dir"), src.flags[1]), 2, "is the source directory"},
 		{"bad batch", mirrorArgs(src, dst, "orders", "--batch-records", "0"), 2, "--batch-records 0"},
 		{"bad replication", mirrorArgs(src, dst, "orders", "--replication-factor", "0"), 2, "--replication-factor 0"},
-		{"own group", mirrorArgs(src, dst, "orders", "--groups", "duality-mirror"), 2, "is the mirror's own --group"},
+		{"own group", mirrorArgs(src, dst, "orders", "--groups", "duality-mirror"), 2, "is the mirror's own --progress-group"},
 		{"bad destination brokers", src.args("mirror", "orders", "--to-brokers", "nohost"), 2, `--to-brokers: "nohost" is not host:port`},
 		{"unknown topic", mirrorArgs(src, dst, "nope"), 1, `topic "nope": broker: unknown topic`},
 		{"no match", mirrorArgs(src, dst, "--pattern", "nope.*"), 1, `no topic of the source matches --pattern "nope.*"`},
@@ -311,7 +311,7 @@ func TestMirrorErrors(t *testing.T) {
 	r := runDuality(t, "", mirrorArgs(other, dst, "users")...)
 	require.Equal(t, 1, r.code)
 	require.Contains(t, r.stderr, "group duality-mirror on the destination says users/0 was copied up to offset 2, but the source partition ends at 0: is it another source?")
-	ok(t, "", mirrorArgs(other, dst, "users", "--group", "from-other")...)
+	ok(t, "", mirrorArgs(other, dst, "users", "--progress-group", "from-other")...)
 }
 
 func listTopicNames(t *testing.T, be backend) string {

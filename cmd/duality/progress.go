@@ -22,6 +22,9 @@ type progress interface {
 	// Done ends the work; summary says what was done ("produced 10
 	// records to orders").
 	Done(summary string)
+	// Fail ends the work that failed, before its error is written:
+	// a bar stays as it was, with the error on the line below it.
+	Fail()
 }
 
 // lineProgress writes the summary as one line (to standard error, so
@@ -35,6 +38,8 @@ type lineProgress struct {
 func (p *lineProgress) Add(n int) { p.n += n }
 
 func (p *lineProgress) Note(line string) { fmt.Fprintln(p.w, line) }
+
+func (p *lineProgress) Fail() {}
 
 func (p *lineProgress) Done(summary string) {
 	if !p.quiet {
@@ -122,6 +127,8 @@ func (p *barProgress) Note(line string) {
 	fmt.Fprintln(p.w, line)
 	_ = p.bar.RenderBlank()
 }
+
+func (p *barProgress) Fail() { fmt.Fprintln(p.w) }
 
 func (p *barProgress) Done(summary string) {
 	_ = p.bar.Finish() // the full bar stays, the summary goes below it

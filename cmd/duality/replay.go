@@ -97,6 +97,7 @@ func (c *cli) replay(ctx context.Context, o replayOptions) error {
 		r := &replayer{b: b, o: o, keyCodec: keyCodec, valueCodec: valueCodec, partitions: map[string]int32{}, written: map[string]int{},
 			p: c.newProgress(o.quiet, false, work)}
 		if err := r.run(ctx, in); err != nil {
+			r.p.Fail()
 			return err // it says how many records were written
 		}
 		r.p.Done(r.summary())
