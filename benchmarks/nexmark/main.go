@@ -227,7 +227,7 @@ func (r result) perCore() float64 { return float64(r.Events) / r.CPU.Seconds() }
 // resultLine is the result line of the median run r of n runs of a
 // query on a system; ev_per_s_per_core is r's own, not a median.
 func resultLine(query, system string, r result, n int) string {
-	line := fmt.Sprintf("result query=%s system=%s events=%d ev_per_s=%.0f ev_per_s_per_core=%.0f allocs_per_event=%.1f rss_mb=%.0f outputs=%d check=ok",
+	line := fmt.Sprintf("result query=%s system=%s events=%d ev_per_s=%.0f ev_per_s_per_core=%.0f allocs_per_event=%.2f rss_mb=%.0f outputs=%d check=ok",
 		query, system, r.Events, r.rate(), r.perCore(), float64(r.Mallocs)/float64(r.Events), float64(r.HWM)/(1<<20), r.Outputs)
 	if n > 1 {
 		line += fmt.Sprintf(" runs=%d", n)
