@@ -112,8 +112,14 @@ func From[K, V any](b *stream.Builder, topic string, kc codec.Codec[K], vc codec
 				}
 				return out.Emit(ctx, rc, k, old, hasOld, v, false)
 			}
-			err = kv.Put(kbuf, vbuf) // copies vbuf
-			vbuf = dsl.Scratch(vbuf)
+			if cap(vbuf) > dsl.MaxScratch {
+				// A scratch buffer this large would be dropped after
+				// Put: the store takes it over instead of a copy.
+				err = kv.PutOwned(kbuf, vbuf)
+				vbuf = nil
+			} else {
+				err = kv.Put(kbuf, vbuf) // copies vbuf
+			}
 			if err != nil {
 				return nodeErr(fmt.Errorf("store %q: put: %w", store, err))
 			}

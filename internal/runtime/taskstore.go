@@ -68,6 +68,10 @@ type slot struct {
 	p   pending
 }
 
+// hugeValue is the length above which a value makes its overlay huge
+// (see taskStore.curHuge).
+const hugeValue = 1 << 20
+
 // slabSize is the number of slots allocated at once.
 const slabSize = 64
 
@@ -202,6 +206,11 @@ type taskStore struct {
 	recycle bool
 	done    *overlay
 	freeMap map[string]*slot
+	// curHuge and sentHuge say that cur and sent hold a value of more
+	// than hugeValue bytes: such an overlay is not recycled, so that a
+	// huge value is garbage once its commit is done rather than kept for
+	// a next write of its key that may never come.
+	curHuge, sentHuge bool
 	// Range deletions (DeleteRange) since the last hand-off and in the
 	// commit in flight. cur and sent hold only writes made after their
 	// ranges: a range hides older writes and stored keys.
@@ -255,13 +264,15 @@ func (s *taskStore) Get(key []byte) ([]byte, bool, error) {
 	return v, ok, err
 }
 
-// set makes a copy of value (del: a deletion) key's uncommitted write.
-// It returns the key as cur holds it, the write as cur holds it, and the
+// set makes a copy of value (del: a deletion) key's uncommitted write,
+// or value itself when own (the caller gave it up: see PutOwned). It
+// returns the key as cur holds it, the write as cur holds it, and the
 // write it replaces (prev, had). When key's slot can be changed in place
 // (no Range iteration is live) and its value buffer fits value, the
-// bytes are copied into it: prev's bytes are then copied first, into
-// undoBuf, when keepPrev (undo keeps prev until the record ends).
-func (s *taskStore) set(key, value []byte, del, keepPrev bool) (ks string, p, prev pending, had bool) {
+// bytes are copied into it (unless own): prev's bytes are then copied
+// first, into undoBuf, when keepPrev (undo keeps prev until the record
+// ends).
+func (s *taskStore) set(key, value []byte, del, keepPrev, own bool) (ks string, p, prev pending, had bool) {
 	if s.cur == nil {
 		s.cur, s.idxShared = newOverlayMap(s.ranged, s.freeMap), false
 		s.freeMap = nil
@@ -274,23 +285,23 @@ func (s *taskStore) set(key, value []byte, del, keepPrev bool) (ks string, p, pr
 	if ok {
 		if s.live == 0 {
 			prev = sl.p
-			if !s.noCache && !del && !prev.del && fits(prev.value, value) {
+			if !s.noCache && !del && !own && !prev.del && fits(prev.value, value) {
 				if keepPrev {
 					prev.value = s.keep(prev.value)
 				}
 				sl.p.value = append(sl.p.value[:0], value...)
 			} else {
-				sl.p = ownPending(value, del)
+				sl.p = newPending(value, del, own)
 			}
 			return sl.key, sl.p, prev, true
 		}
 		ks, prev, had = sl.key, sl.p, true
 	} else if sl := s.reuse(key); sl != nil {
 		// The slot of key in the last commit: its key and its buffer.
-		if !del && !sl.p.del && fits(sl.p.value, value) {
+		if !del && !own && !sl.p.del && fits(sl.p.value, value) {
 			sl.p.value = append(sl.p.value[:0], value...)
 		} else {
-			sl.p = ownPending(value, del)
+			sl.p = newPending(value, del, own)
 		}
 		s.insert(sl)
 		return sl.key, sl.p, pending{}, false
@@ -300,7 +311,7 @@ func (s *taskStore) set(key, value []byte, del, keepPrev bool) (ks string, p, pr
 	if len(s.slab) == cap(s.slab) {
 		s.slab = make([]slot, 0, slabSize)
 	}
-	s.slab = append(s.slab, slot{key: ks, p: ownPending(value, del)})
+	s.slab = append(s.slab, slot{key: ks, p: newPending(value, del, own)})
 	ns := &s.slab[len(s.slab)-1]
 	s.insert(ns)
 	return ks, ns.p, prev, had
@@ -328,11 +339,14 @@ func (s *taskStore) reuse(key []byte) *slot {
 	return sl
 }
 
-// ownPending returns a write of a copy of value (never nil: nil is a
-// deletion), or a deletion when del.
-func ownPending(value []byte, del bool) pending {
-	if del {
+// newPending returns a write of a copy of value, or of value itself when
+// own (never nil: nil is a deletion), or a deletion when del.
+func newPending(value []byte, del, own bool) pending {
+	switch {
+	case del:
 		return pending{del: true}
+	case own && value != nil:
+		return pending{value: value}
 	}
 	return pending{value: append([]byte{}, value...)}
 }
@@ -425,12 +439,17 @@ func appendPending(dst []byte, p pending) ([]byte, bool, error) {
 	return append(dst, p.value...), true, nil
 }
 
-func (s *taskStore) Put(key, value []byte) error { return s.write(key, value, false) }
+func (s *taskStore) Put(key, value []byte) error { return s.write(key, value, false, false) }
 
-func (s *taskStore) Delete(key []byte) error { return s.write(key, nil, true) }
+// PutOwned implements topology.KV.PutOwned: value becomes the write's
+// value without a copy.
+func (s *taskStore) PutOwned(key, value []byte) error { return s.write(key, value, false, true) }
 
-// write sets key to a copy of value, or deletes it (del).
-func (s *taskStore) write(key, value []byte, del bool) error {
+func (s *taskStore) Delete(key []byte) error { return s.write(key, nil, true, false) }
+
+// write sets key to a copy of value (value itself when own), or deletes
+// it (del).
+func (s *taskStore) write(key, value []byte, del, own bool) error {
 	if s.st == nil {
 		return fmt.Errorf("store %s/%d: %w", s.name, s.t.id.Partition, store.ErrClosed)
 	}
@@ -440,7 +459,10 @@ func (s *taskStore) write(key, value []byte, del bool) error {
 			return fmt.Errorf("store %s: %w", s.name, &broker.RecordTooLargeError{Topic: rec.Topic, Size: size, Max: limit})
 		}
 	}
-	ks, p, prev, had := s.set(key, value, del, s.tracking)
+	ks, p, prev, had := s.set(key, value, del, s.tracking, own)
+	if len(value) > hugeValue {
+		s.curHuge = true
+	}
 	if s.tracking {
 		s.undo = append(s.undo, undoEntry{key: ks, prev: prev, had: had})
 	}
@@ -767,6 +789,7 @@ func (s *taskStore) handOff() {
 	s.w.pending -= s.records()
 	s.addBytes(-s.bytes)
 	s.sent, s.cur, s.idxShared, s.hit = s.cur, nil, false, nil
+	s.sentHuge, s.curHuge = s.curHuge, false
 	s.sentLog, s.log = s.log, nil
 	s.sentRanges, s.curRanges = s.curRanges, nil
 	s.sentOff = -1 // set by the commit if it holds changelog records of s
@@ -778,18 +801,21 @@ func (s *taskStore) discard() {
 	s.w.pending -= s.records()
 	s.addBytes(-s.bytes)
 	s.cur, s.idxShared, s.log, s.curRanges, s.hit = nil, false, nil, nil, nil
+	s.curHuge = false
 	s.undo, s.tracking = s.undo[:0], false
 }
 
 // dropSent forgets the writes of a commit that failed.
-func (s *taskStore) dropSent() { s.sent, s.sentLog, s.sentRanges = nil, nil, nil }
+func (s *taskStore) dropSent() {
+	s.sent, s.sentLog, s.sentRanges, s.sentHuge = nil, nil, nil, false
+}
 
 // retireSent forgets the writes of a commit that succeeded, which the
 // store holds now. With recycle, their overlay becomes done, whose slots
 // the next writes of its keys take, and the previous done's map, emptied,
-// the map of the next overlay.
+// the map of the next overlay; unless it holds a huge value (sentHuge).
 func (s *taskStore) retireSent() {
-	if s.recycle && s.sent != nil {
+	if s.recycle && s.sent != nil && !s.sentHuge {
 		if s.done != nil {
 			clear(s.done.m)
 			s.freeMap = s.done.m
@@ -900,7 +926,7 @@ func (s *taskStore) undoTo(m storeMark) {
 			}
 			continue
 		case u.removed:
-			s.set([]byte(u.key), u.prev.value, u.prev.del, false)
+			s.set([]byte(u.key), u.prev.value, u.prev.del, false, false)
 			if !s.noCache {
 				s.addBytes(cacheSize(u.key, u.prev))
 				s.w.pending++
@@ -909,7 +935,7 @@ func (s *taskStore) undoTo(m storeMark) {
 		}
 		var p pending // the write undone
 		if u.had {
-			_, _, p, _ = s.set([]byte(u.key), u.prev.value, u.prev.del, false)
+			_, _, p, _ = s.set([]byte(u.key), u.prev.value, u.prev.del, false, false)
 		} else {
 			p = s.unset(u.key)
 		}

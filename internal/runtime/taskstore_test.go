@@ -123,7 +123,13 @@ func taskStoreModel(t *testing.T, seed uint64, noCache, recycle bool) {
 					writes = append(writes, k)
 				} else {
 					v := k + string(rune('0'+rng.IntN(10)))
-					require.NoError(t, s.Put([]byte(k), []byte(v)))
+					if rng.IntN(4) == 0 {
+						// A buffer given up (a table source's large
+						// encoding): the write keeps it.
+						require.NoError(t, s.PutOwned([]byte(k), []byte(v)))
+					} else {
+						require.NoError(t, s.Put([]byte(k), []byte(v)))
+					}
 					cur[k] = &v
 					writes = append(writes, k+"="+v)
 				}
@@ -459,4 +465,43 @@ func TestTaskStoreRangeWide(t *testing.T) {
 		require.Equal(t, want, got, "scan %d [%d, %d)", scan, a, b)
 	}
 	require.NoError(t, s.close())
+}
+
+// TestTaskStoreHugeNotRecycled checks that a commit holding a value of
+// more than hugeValue bytes is not recycled: its value is garbage once
+// the commit is done, while the overlay of a commit of small values is
+// kept for the next writes of its keys. A value given with PutOwned is
+// kept as it is, not copied.
+func TestTaskStoreHugeNotRecycled(t *testing.T) {
+	w := &worker{app: &App{}}
+	tk := &task{id: topology.TaskID{Partition: 0}}
+	st := store.NewMemory("s", 0)
+	s := &taskStore{w: w, t: tk, name: "s", changelog: "app-s-changelog", st: st, recycle: true}
+	tk.stores = []*taskStore{s}
+	commit := func(off int64) {
+		t.Helper()
+		s.handOff()
+		s.sentOff = off
+		require.NoError(t, s.writeSent())
+		s.retireSent()
+	}
+	require.NoError(t, s.Put([]byte("small"), []byte("v")))
+	commit(0)
+	require.NotNil(t, s.done)
+	small := s.done
+
+	huge := make([]byte, hugeValue+1)
+	require.NoError(t, s.PutOwned([]byte("huge"), huge))
+	require.Same(t, &huge[0], &s.cur.m["huge"].p.value[0], "PutOwned keeps the buffer")
+	commit(1)
+	require.Same(t, small, s.done, "the huge commit's overlay is not recycled")
+	v, ok, err := st.Get([]byte("huge"))
+	require.NoError(t, err)
+	require.True(t, ok)
+	require.Len(t, v, hugeValue+1)
+
+	require.NoError(t, s.Put([]byte("huge"), []byte("small now")))
+	commit(2)
+	require.NotSame(t, small, s.done)
+	require.Contains(t, s.done.m, "huge")
 }

@@ -449,6 +449,11 @@ type KV interface {
 	GetAppend(dst, key []byte) ([]byte, bool, error)
 	// Put sets key to value (copied; a nil value is stored as empty).
 	Put(key, value []byte) error
+	// PutOwned sets key to value like Put, without copying value: the
+	// caller gives value up and neither reads nor writes it afterwards.
+	// Steps use it for a large encoding they would drop after Put
+	// anyway (dsl.MaxScratch), saving one copy of a large value.
+	PutOwned(key, value []byte) error
 	// Delete deletes key; deleting an absent key writes a tombstone anyway.
 	Delete(key []byte) error
 	// Range returns a single-use iterator over the pairs with keys in
