@@ -72,7 +72,10 @@ func Refresh(d time.Duration) Option {
 // Handler returns an http.Handler serving the debug page of app and the
 // JSON it shows (see the package documentation for the routes). Mount it
 // at the root of a server or under a prefix with http.StripPrefix: the
-// page refers to everything relative to itself. It may be created before
+// page refers to everything relative to itself, and a request for the
+// prefix without its final slash ("/debug" for
+// http.StripPrefix("/debug", h)) is redirected to it with the slash
+// (301, a relative Location). It may be created before
 // app runs. It returns an error for a nil app, an invalid option and the
 // errors of httpquery.Handler for the [Queries] options, all at once. The
 // handler is safe for concurrent use.
