@@ -51,7 +51,10 @@ type worker struct {
 	spare                []broker.Record // the buffer of the previous commit, for reuse
 	// refused is a commit the group fenced, held for the rebalance
 	// that fenced it (see onFenced); nothing commits before it.
-	refused *inflight
+	// deferred are the tasks handed to the worker while it holds one
+	// (see apply): the rebalance's change opens those it keeps.
+	refused  *inflight
+	deferred []*task
 	// committed, when not nil, is called with the records of each
 	// successful commit, their partitions and offsets set, before their
 	// buffer is reused (the Stepper hands them to its caller).
