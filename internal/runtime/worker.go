@@ -102,7 +102,8 @@ type worker struct {
 	// advance is on, so the loop reads the clock.
 	timed bool
 
-	// mail carries the controller's end advance in a bounded run.
+	// mail carries the loop's changes (cooperative rebalances) and, in a
+	// bounded run, its end advances.
 	mail mailbox
 
 	// collect says the worker processed a record of collectBytes or more
@@ -122,7 +123,7 @@ type worker struct {
 func newWorker(a *App, g *generation, memberID string, s *workerSlot, topics map[string]int32, cacheMax int64) *worker {
 	w := &worker{app: a, gen: g, memberID: memberID, genNum: g.asg.Generation, slot: s,
 		byTP: map[broker.TopicPartition]*partState{}, topics: maps.Clone(topics), cacheMax: cacheMax}
-	w.mail.notify = make(chan struct{}, 1)
+	w.mail.init()
 	return w
 }
 
@@ -184,7 +185,7 @@ func (w *worker) run(gctx context.Context) (err error) {
 			continue
 		}
 		if w.app.end != nil {
-			if r := w.mail.take(); r != nil {
+			if r := w.mail.takeAdvance(); r != nil {
 				if fenced, err := w.toEnd(ctx, r.subs); err != nil || fenced {
 					return err
 				}
