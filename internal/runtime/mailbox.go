@@ -78,22 +78,19 @@ func (m *mailbox) postAdvance(r *advanceReq) {
 }
 
 // takeAdvance returns the advance posted, if any, and empties its slot.
-func (m *mailbox) takeAdvance() *advanceReq {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	r := m.mu.req
-	m.mu.req = nil
-	return r
-}
+func (m *mailbox) takeAdvance() *advanceReq { return take(m, &m.mu.req) }
 
 // takeUpdate returns the replica update posted (standbyRun.post), if
 // any, and empties its slot.
-func (m *mailbox) takeUpdate() *replicaUpdate {
+func (m *mailbox) takeUpdate() *replicaUpdate { return take(m, &m.mu.update) }
+
+// take returns what slot, one of m's, holds and empties it.
+func take[T any](m *mailbox, slot **T) *T {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	u := m.mu.update
-	m.mu.update = nil
-	return u
+	v := *slot
+	*slot = nil
+	return v
 }
 
 // fetchContext returns the context of the goroutine's next fetch, which

@@ -10,11 +10,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/stretchr/testify/require"
 
 	"github.com/duality-streams/duality/broker"
-	"github.com/duality-streams/duality/broker/embedded"
 	"github.com/duality-streams/duality/internal/topology"
 )
 
@@ -115,21 +113,7 @@ func TestHandOffWhileFencedCommitHeld(t *testing.T) {
 
 func testHandOffWhileHeld(t *testing.T, keep []int32) {
 	ctx := t.Context()
-	b, err := embedded.Open("/b", embedded.WithFS(vfs.NewMem()), embedded.WithCleanupInterval(-1))
-	require.NoError(t, err)
-	t.Cleanup(func() { require.NoError(t, b.Close()) })
-	for _, name := range []string{"in", "out"} {
-		require.NoError(t, b.CreateTopic(ctx, name, broker.TopicConfig{Partitions: 2}))
-	}
-	topo := &topology.Topology{SubTopologies: []*topology.SubTopology{{
-		Sources: []topology.Source{{Topic: "in"}},
-		Sinks:   []topology.Sink{{Topic: "out"}},
-		Stores:  []topology.StoreSpec{{Name: "counts"}},
-		NewTask: func(env topology.TaskEnv) (topology.Processor, error) {
-			kv, err := env.Store("counts")
-			return &counter{env: env, kv: kv}, err
-		},
-	}}}
+	b := memBroker(t, map[string]int32{"in": 2, "out": 2})
 	logs := newSignalLog()
 	cfg := DefaultConfig()
 	cfg.Workers = 1
@@ -137,7 +121,7 @@ func testHandOffWhileHeld(t *testing.T, keep []int32) {
 	cfg.CommitInterval = time.Hour
 	cfg.FetchMaxWait = 20 * time.Millisecond // the worker notices a commit's outcome after a fetch
 	cfg.Logger = slog.New(logs)
-	a, err := New("app", topo, b, cfg)
+	a, err := New("app", counterTopology("in"), b, cfg)
 	require.NoError(t, err)
 
 	// What Run does before its loop.
