@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
-	"sync"
 	"time"
 
 	"github.com/duality-streams/duality/broker"
@@ -205,7 +204,7 @@ type standbyRun struct {
 	// (the generation's) once its stores have caught up.
 	restoring []*restoringTask
 	restored  chan<- *task
-	mail      replicaMail
+	mail      mailbox // its updates (takeUpdate)
 	// gone are the changelog partitions of the copies closed since the
 	// reader last dropped them.
 	gone []broker.TopicPartition
@@ -221,17 +220,6 @@ type replicaUpdate struct {
 	restore, drop     []*task
 }
 
-// replicaMail carries updates to the replica run and interrupts its fetch
-// when one is posted.
-type replicaMail struct {
-	mu struct {
-		sync.Mutex
-		next   *replicaUpdate
-		cancel context.CancelFunc // of the fetch in progress (nil: none)
-	}
-	notify chan struct{} // buffered: signaled by post
-}
-
 // post posts u to the run, merged with an update not taken yet: u's
 // replicas replace its replicas; its tasks to restore and drop add up.
 // The replica metrics are u's from now on (see publishLag).
@@ -244,47 +232,13 @@ func (r *standbyRun) post(u *replicaUpdate) {
 	if len(u.standbys)+len(u.warmups) == 0 {
 		r.a.m.standbyLag.Store(0)
 	}
-	if old := m.mu.next; old != nil {
+	if old := m.mu.update; old != nil {
 		restore := slices.DeleteFunc(old.restore, func(t *task) bool { return slices.Contains(u.drop, t) })
 		u.restore = append(restore, u.restore...)
 		u.drop = append(old.drop, u.drop...)
 	}
-	m.mu.next = u
-	if m.mu.cancel != nil {
-		m.mu.cancel()
-	}
-	select {
-	case m.notify <- struct{}{}:
-	default:
-	}
-}
-
-// take returns the update posted, if any, and empties the mailbox.
-func (m *replicaMail) take() *replicaUpdate {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	u := m.mu.next
-	m.mu.next = nil
-	return u
-}
-
-// fetchContext returns the context of the run's next fetch, which post
-// cancels, and the function to call when the fetch returns; ok is false
-// when an update is waiting already.
-func (m *replicaMail) fetchContext(parent context.Context) (ctx context.Context, done func(), ok bool) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.mu.next != nil {
-		return nil, nil, false
-	}
-	ctx, cancel := context.WithCancel(parent)
-	m.mu.cancel = cancel
-	return ctx, func() {
-		m.mu.Lock()
-		m.mu.cancel = nil
-		m.mu.Unlock()
-		cancel()
-	}, true
+	m.mu.update = u
+	m.postedLocked()
 }
 
 // standbyLagInterval is the least time between two listings of the
@@ -325,8 +279,6 @@ func (p *plan) statefulTasksAt(topics map[string]int32, nums []int32) []*task {
 	return slices.DeleteFunc(p.tasksFor(broker.Assignment{Partitions: tps}), func(t *task) bool { return len(t.sub.stores) == 0 })
 }
 
-// startStandbys starts, on a goroutine of g (which stop waits for), the
-
 // updateReplicas posts g's replicas (see replicaTasks), and the tasks to
 // restore here and to drop (revoked while restoring), to g's replica
 // run, starting it, on a goroutine of g (which stop waits for), when
@@ -352,7 +304,7 @@ func (a *App) updateReplicas(g *generation, restore, drop []*task) {
 	}
 	r := &standbyRun{a: a, byTP: map[broker.TopicPartition]*standbyStore{}, log: a.log.With(slog.String("role", "standby")),
 		rebalance: g.rebalance, restored: g.restored}
-	r.mail.notify = make(chan struct{}, 1)
+	r.mail.init()
 	r.post(u)
 	g.replicas = r
 	g.wg.Add(1)
@@ -516,7 +468,7 @@ func (r *standbyRun) run(ctx context.Context) error {
 	defer rd.release()
 	var bo backoff
 	for ctx.Err() == nil {
-		if u := r.mail.take(); u != nil {
+		if u := r.mail.takeUpdate(); u != nil {
 			r.update(u)
 			rd.drop(r.gone...)
 			r.gone = r.gone[:0]
@@ -765,7 +717,7 @@ func (r *standbyRun) publishLag() {
 	}
 	r.mail.mu.Lock()
 	defer r.mail.mu.Unlock()
-	if r.mail.mu.next == nil {
+	if r.mail.mu.update == nil {
 		r.a.m.standbyLag.Store(lag)
 	}
 }

@@ -51,7 +51,10 @@ type worker struct {
 	spare                []broker.Record // the buffer of the previous commit, for reuse
 	// refused is a commit the group fenced, held for the rebalance
 	// that fenced it (see onFenced); nothing commits before it.
-	refused *inflight
+	// deferred are the tasks handed to the worker while it holds one
+	// (see apply): the rebalance's change opens those it keeps.
+	refused  *inflight
+	deferred []*task
 	// committed, when not nil, is called with the records of each
 	// successful commit, their partitions and offsets set, before their
 	// buffer is reused (the Stepper hands them to its caller).
@@ -100,7 +103,8 @@ type worker struct {
 	// advance is on, so the loop reads the clock.
 	timed bool
 
-	// mail carries the controller's end advance in a bounded run.
+	// mail carries the loop's changes (cooperative rebalances) and, in a
+	// bounded run, its end advances.
 	mail mailbox
 
 	// collect says the worker processed a record of collectBytes or more
@@ -120,7 +124,7 @@ type worker struct {
 func newWorker(a *App, g *generation, memberID string, s *workerSlot, topics map[string]int32, cacheMax int64) *worker {
 	w := &worker{app: a, gen: g, memberID: memberID, genNum: g.asg.Generation, slot: s,
 		byTP: map[broker.TopicPartition]*partState{}, topics: maps.Clone(topics), cacheMax: cacheMax}
-	w.mail.notify = make(chan struct{}, 1)
+	w.mail.init()
 	return w
 }
 
@@ -183,7 +187,7 @@ func (w *worker) run(gctx context.Context) (err error) {
 			continue
 		}
 		if w.app.end != nil {
-			if r := w.mail.take(); r != nil {
+			if r := w.mail.takeAdvance(); r != nil {
 				if fenced, err := w.toEnd(ctx, r.subs); err != nil || fenced {
 					return err
 				}
