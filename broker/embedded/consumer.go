@@ -44,6 +44,25 @@ type consumer struct {
 	reqs []broker.FetchRequest
 	at   []*position
 	ends []int64
+
+	// free holds record slices handed back by Recycle, cleared, for
+	// Poll to fill again; at most maxFree of them.
+	free [][]broker.Record
+}
+
+// maxFree bounds the record slices a consumer keeps for reuse: a caller
+// usually holds the records of one or two Polls while it fetches the
+// next.
+const maxFree = 4
+
+// Recycle hands back the records of a Poll for a later Poll to fill
+// again; see broker.Recycler.
+func (c *consumer) Recycle(recs []broker.Record) {
+	if c.closed || cap(recs) == 0 || len(c.free) >= maxFree {
+		return
+	}
+	clear(recs) // the keys and values are the caller's: hold no reference
+	c.free = append(c.free, recs[:0])
 }
 
 // position is an assigned partition's next offset and pause state.
@@ -118,7 +137,14 @@ func (c *consumer) Poll(ctx context.Context, maxWait time.Duration) (broker.Poll
 	c.ends = slices.Grow(c.ends[:0], len(c.reqs))[:len(c.reqs)]
 	opts := c.opts
 	opts.MaxWait = maxWait
-	recs, err := c.b.fetch(ctx, c.reqs, opts, c.ends)
+	var buf []broker.Record
+	if n := len(c.free); n > 0 {
+		buf, c.free = c.free[n-1], c.free[:n-1]
+	}
+	recs, err := c.b.fetch(ctx, c.reqs, opts, c.ends, buf)
+	if cap(buf) > 0 && (len(recs) == 0 || &recs[:1][0] != &buf[:1][0]) {
+		c.free = append(c.free, buf) // not used: still clear
+	}
 	if err != nil {
 		return broker.Polled{}, err
 	}
@@ -174,6 +200,6 @@ func (c *consumer) idle(ctx context.Context, maxWait time.Duration) error {
 // Close releases the consumer; later Polls return broker.ErrClosed.
 func (c *consumer) Close() error {
 	c.closed = true
-	c.pos, c.order = nil, nil
+	c.pos, c.order, c.free = nil, nil, nil
 	return nil
 }
