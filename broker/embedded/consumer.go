@@ -15,7 +15,8 @@ import (
 // become readable when it succeeds, never before. opts' zero limits mean
 // DefaultFetchMaxRecords and DefaultFetchMaxBytes. After Close of the
 // broker, Poll returns broker.ErrClosed. Negative limits give an error
-// matching broker.ErrInvalidConfig.
+// matching broker.ErrInvalidConfig. The consumer is a broker.Recycler:
+// records handed back with Recycle are filled again by a later Poll.
 func (b *Broker) NewConsumer(opts broker.ConsumerOptions) (broker.Consumer, error) {
 	if err := b.enter(); err != nil {
 		return nil, err
@@ -49,6 +50,8 @@ type consumer struct {
 	// Poll to fill again; at most maxFree of them.
 	free [][]broker.Record
 }
+
+var _ broker.Recycler = (*consumer)(nil)
 
 // maxFree bounds the record slices a consumer keeps for reuse: a caller
 // usually holds the records of one or two Polls while it fetches the
