@@ -66,8 +66,10 @@ type Consumer interface {
 type Recycler interface {
 	Consumer
 	// Recycle hands back recs, the Records of one Polled as Poll
-	// returned them (the whole slice). The caller must not use recs
-	// afterwards. Recycling nil or an empty slice does nothing.
+	// returned them: the whole slice, exactly once, and none of its
+	// records still in use (not a part of it, not twice). The caller must
+	// not use recs afterwards. Recycling nil or an empty slice does
+	// nothing.
 	Recycle(recs []Record)
 }
 

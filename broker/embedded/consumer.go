@@ -145,9 +145,14 @@ func (c *consumer) Poll(ctx context.Context, maxWait time.Duration) (broker.Poll
 		buf, c.free = c.free[n-1], c.free[:n-1]
 	}
 	recs, err := c.b.fetch(ctx, c.reqs, opts, c.ends, buf)
-	if cap(buf) > 0 && (len(recs) == 0 || &recs[:1][0] != &buf[:1][0]) {
-		c.free = append(c.free, buf) // not used: still clear
+	if cap(buf) > 0 && len(recs) == 0 {
+		// Not handed out; a failed fetch may have written into it.
+		clear(buf[:cap(buf)])
+		c.free = append(c.free, buf[:0])
 	}
+	// A buf too small for this fetch is dropped: kept, it would come
+	// back first every time and the larger slice would be the one
+	// Recycle finds no room for.
 	if err != nil {
 		return broker.Polled{}, err
 	}

@@ -442,8 +442,9 @@ func (w *worker) buffer(ps *partState, run []broker.Record) {
 		if len(ps.buf) == 0 {
 			ps.buf, ps.bufFetch = run, w.fetches
 		} else {
-			// run's capacity is clipped: a copy of its own.
-			ps.buf, ps.bufFetch = append(ps.buf, run...), 0
+			// A copy of its own (ps.buf's capacity clipped, so that
+			// the append cannot write into a fetch's array).
+			ps.buf, ps.bufFetch = append(ps.buf[:len(ps.buf):len(ps.buf)], run...), 0
 		}
 		ps.fetch = run[len(run)-1].Offset + 1
 	}
