@@ -157,7 +157,12 @@ func addSource[K, V any](g *dsl.Graph, name string, topics []string, internal bo
 		// record (to order a task's partitions): keep what that decoded
 		// for the Process of the same record.
 		var cache struct {
+			// rec, with its position: the runtime reuses the memory
+			// of processed records, so the same address may later
+			// hold another record.
 			rec  *broker.Record
+			at   broker.TopicPartition
+			off  int64
 			k    K
 			v    V
 			ts   time.Time
@@ -186,6 +191,7 @@ func addSource[K, V any](g *dsl.Graph, name string, topics []string, internal bo
 				}
 				ts = extract(k, v, rec.Timestamp)
 				cache.rec, cache.k, cache.v, cache.ts, cache.kept = rec, k, v, ts, true
+				cache.at, cache.off = broker.TopicPartition{Topic: rec.Topic, Partition: rec.Partition}, rec.Offset
 				return ts, true
 			})
 		}
@@ -197,7 +203,8 @@ func addSource[K, V any](g *dsl.Graph, name string, topics []string, internal bo
 			var k K
 			var v V
 			if cache.kept {
-				hit := cache.rec == rec
+				hit := cache.rec == rec && cache.off == rec.Offset &&
+					cache.at == broker.TopicPartition{Topic: rec.Topic, Partition: rec.Partition}
 				if hit {
 					k, v, rc.Timestamp = cache.k, cache.v, cache.ts
 				}
