@@ -2,7 +2,6 @@ package debughttp
 
 import (
 	"embed"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -12,6 +11,7 @@ import (
 
 	"github.com/duality-streams/duality"
 	"github.com/duality-streams/duality/httpquery"
+	"github.com/duality-streams/duality/internal/httpjson"
 	"github.com/duality-streams/duality/store"
 	"github.com/duality-streams/duality/stream"
 )
@@ -222,21 +222,6 @@ func (h *handler) asset(w http.ResponseWriter, r *http.Request, name string) {
 	http.ServeFileFS(w, r, assets, "assets/"+name)
 }
 
-func writeError(w http.ResponseWriter, status int, err error) {
-	writeJSON(w, status, map[string]string{"error": err.Error()})
-}
+func writeError(w http.ResponseWriter, status int, err error) { httpjson.Error(w, status, err) }
 
-// writeJSON encodes v before writing the status, so that a value
-// encoding/json cannot render becomes a 500.
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	b, err := json.Marshal(v)
-	if err != nil {
-		status = http.StatusInternalServerError
-		b, _ = json.Marshal(map[string]string{"error": "encode response: " + err.Error()})
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("X-Content-Type-Options", "nosniff")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	_, _ = w.Write(append(b, '\n'))
-}
+func writeJSON(w http.ResponseWriter, status int, v any) { httpjson.Write(w, status, v) }
