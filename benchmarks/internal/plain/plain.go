@@ -134,6 +134,11 @@ func runWorker(ctx context.Context, b broker.Broker, cfg Config, w int) (err err
 	c.Assign(maps.Clone(next))
 
 	work := cfg.New(w)
+	// The loop reuses what it can, as the runtime does: the output buffer
+	// across commits, and the fetched records' slices, handed back to a
+	// consumer that takes them (broker.Recycler) once processed (Process
+	// keeps copies of the records, not the slice).
+	recycler, _ := c.(broker.Recycler)
 	var out []broker.Record
 	uncommitted := 0
 	last := time.Now()
@@ -149,6 +154,9 @@ func runWorker(ctx context.Context, b broker.Broker, cfg Config, w int) (err err
 			next[broker.TopicPartition{Topic: r.Topic, Partition: r.Partition}] = r.Offset + 1
 		}
 		uncommitted += len(polled.Records)
+		if recycler != nil {
+			recycler.Recycle(polled.Records)
+		}
 		// Offsets without records (transaction markers) count as read
 		// once the consumer says the partition is read to its end.
 		for tp, off := range polled.Ends {
