@@ -1,8 +1,12 @@
 package embedded
 
 import (
+	"context"
 	"crypto/rand"
+	"encoding/binary"
 	"fmt"
+	"maps"
+	"sync"
 	"testing"
 	"time"
 
@@ -185,6 +189,121 @@ func BenchmarkAppendDiskGuard(b *testing.B) {
 				}
 				reportRecords(b, n)
 			})
+		}
+	}
+}
+
+// BenchmarkPipeline measures the log's share of a stateless pipeline, the
+// goka benchmark's W1 on the embedded broker with the work itself taken
+// out: b.N input records (8-byte keys and values, produced in batches of
+// 5000 by key over 4 partitions, not timed) read by two workers, each
+// polling two partitions with a consumer and handing the records back
+// (broker.Recycler), and two thirds of them written by key to an output
+// topic, committed with the input offsets through a committer every
+// 100,000 input records per worker, as Duality's runtime does by default
+// (sync mode: every commit waits for its fsync). Output values are slices
+// of a buffer each worker reuses after each commit, so that the figures
+// are the log's: cpu-ns/record is the process's CPU time (the goroutines
+// of the workers, the writer, Pebble and the GC) per input record, the
+// figure to compare on a shared machine. Run it with a fixed count, e.g.
+// -benchtime=1000000x.
+func BenchmarkPipeline(b *testing.B) {
+	br := open(b, WithCleanupInterval(-1))
+	ctx := b.Context()
+	const (
+		partitions  = 4
+		workers     = 2
+		uncommitted = 100_000
+	)
+	for _, t := range []string{"in", "out"} {
+		require.NoError(b, br.CreateTopic(ctx, t, broker.TopicConfig{Partitions: partitions}))
+	}
+	ts := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	batch := make([]broker.Record, 0, 5000)
+	for i := range b.N {
+		batch = append(batch, broker.Record{Topic: "in", Partition: broker.PartitionByKey,
+			Key: fmt.Appendf(nil, "k%07d", i%10000*7919%10000), Value: binary.BigEndian.AppendUint64(nil, uint64(i)),
+			Timestamp: ts.Add(time.Duration(i) * time.Millisecond)})
+		if len(batch) == cap(batch) || i == b.N-1 {
+			require.NoError(b, br.Produce(ctx, batch))
+			batch = batch[:0]
+		}
+	}
+	ends := make(map[broker.TopicPartition]int64)
+	for p := range int32(partitions) {
+		o, err := br.ListOffsets(ctx, "in", p)
+		require.NoError(b, err)
+		ends[broker.TopicPartition{Topic: "in", Partition: p}] = o.Latest
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	cpu0 := cpuTime()
+	var wg sync.WaitGroup
+	errs := make([]error, workers)
+	for w := range workers {
+		wg.Go(func() { errs[w] = pipelineWorker(ctx, br, w, workers, partitions, uncommitted, ends) })
+	}
+	wg.Wait()
+	b.StopTimer()
+	cpu := cpuTime() - cpu0
+	for _, err := range errs {
+		require.NoError(b, err)
+	}
+	b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N), "cpu-ns/record")
+}
+
+// pipelineWorker is worker w of BenchmarkPipeline: it reads partitions w,
+// w+workers, ... of "in" to their ends.
+func pipelineWorker(ctx context.Context, br *Broker, w, workers, partitions, uncommitted int, ends map[broker.TopicPartition]int64) error {
+	c, err := br.NewConsumer(broker.ConsumerOptions{})
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	com, err := br.NewCommitter(ctx, fmt.Sprintf("bench-%d", w))
+	if err != nil {
+		return err
+	}
+	defer com.Close()
+	next := map[broker.TopicPartition]int64{}
+	for p := w; p < partitions; p += workers {
+		next[broker.TopicPartition{Topic: "in", Partition: int32(p)}] = 0
+	}
+	c.Assign(maps.Clone(next))
+	out := make([]broker.Record, 0, uncommitted+DefaultFetchMaxRecords)
+	vals := make([]byte, 0, 8*cap(out))
+	n := 0
+	for {
+		polled, err := c.Poll(ctx, time.Second)
+		if err != nil {
+			return err
+		}
+		for i := range polled.Records {
+			r := &polled.Records[i]
+			if v := binary.BigEndian.Uint64(r.Value); v%3 != 0 {
+				vals = binary.BigEndian.AppendUint64(vals, 2*v+1)
+				out = append(out, broker.Record{Topic: "out", Partition: broker.PartitionByKey,
+					Key: r.Key, Value: vals[len(vals)-8:], Timestamp: r.Timestamp})
+			}
+			if i == len(polled.Records)-1 || polled.Records[i+1].Partition != r.Partition {
+				next[broker.TopicPartition{Topic: r.Topic, Partition: r.Partition}] = r.Offset + 1
+			}
+		}
+		n += len(polled.Records)
+		c.(broker.Recycler).Recycle(polled.Records)
+		done := true
+		for tp, off := range next {
+			done = done && off >= ends[tp]
+		}
+		if done || n >= uncommitted {
+			if err := com.Commit(ctx, broker.CommitRequest{Records: out, Group: "bench", Offsets: maps.Clone(next)}); err != nil {
+				return err
+			}
+			clear(out)
+			out, vals, n = out[:0], vals[:0], 0
+		}
+		if done {
+			return nil
 		}
 	}
 }

@@ -324,9 +324,16 @@ func (f *fetcher) read(p *partition, offset, next int64, capRecords, capBytes in
 		if h.BaseOffset != keyOff {
 			return 0, false, batchError(p, keyOff, fmt.Errorf("%w: batch says base offset %d", broker.ErrCorrupt, h.BaseOffset))
 		}
+		// Each record is decoded straight into the slot after f.out's
+		// last, which becomes part of the result only once the record is
+		// taken (Next and the Topic and Partition lines set every field);
+		// a record not taken is cleared from the slot.
 		for {
-			var rec broker.Record
-			ok, err := f.r.Next(&rec)
+			if len(f.out) == cap(f.out) {
+				f.out = slices.Grow(f.out, 1)
+			}
+			rec := &f.out[:len(f.out)+1][len(f.out)]
+			ok, err := f.r.Next(rec) // sets nothing unless ok
 			if err != nil {
 				return 0, false, batchError(p, keyOff, err)
 			}
@@ -334,22 +341,26 @@ func (f *fetcher) read(p *partition, offset, next int64, capRecords, capBytes in
 				break
 			}
 			if rec.Offset < offset {
+				*rec = broker.Record{} // hold no reference to the batch
 				continue
 			}
 			n := len(rec.Key) + len(rec.Value)
 			if len(f.out) >= f.maxRecords || (len(f.out) > 0 && f.bytes+n > f.maxBytes) {
+				*rec = broker.Record{}
 				f.full = true
 				return 0, false, nil
 			}
 			if count >= capRecords || (count > 0 && size+n > capBytes) {
-				return rec.Offset, true, nil
+				resume := rec.Offset
+				*rec = broker.Record{}
+				return resume, true, nil
 			}
 			count++
 			size += n
 			f.bytes += n
 			rec.Topic = p.t.name
 			rec.Partition = p.num
-			f.out = append(f.out, rec)
+			f.out = f.out[:len(f.out)+1]
 			offset = rec.Offset + 1
 		}
 	}

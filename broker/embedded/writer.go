@@ -436,33 +436,39 @@ func (w *writer) stageRecords(records []broker.Record) error {
 }
 
 // stagePartition stages records[idx] (all records when idx is nil) as one
-// batch of partition p.
+// batch of partition p. It sets their Partition and Offset, as Produce and
+// Commit document, and encodes them straight into the Pebble batch: one
+// copy of their bytes. A batch over chunkSize is staged in chunks from
+// copies of the records (stageChunked).
 func (w *writer) stagePartition(p *partition, records []broker.Record, idx []int, now time.Time) error {
 	st := w.pending(p)
 	base := st.next
-	w.recs = w.recs[:0]
-	add := func(r *broker.Record) {
+	n := len(records)
+	if idx != nil {
+		n = len(idx)
+	}
+	for i := range n {
+		r := &records[i]
+		if idx != nil {
+			r = &records[idx[i]]
+		}
 		r.Partition = p.num
-		r.Offset = base + int64(len(w.recs))
-		w.recs = append(w.recs, *r)
+		r.Offset = base + int64(i)
 	}
-	if idx == nil {
-		for i := range records {
-			add(&records[i])
-		}
-	} else {
-		for _, i := range idx {
-			add(&records[i])
-		}
-	}
-	for i := range w.recs {
-		if w.recs[i].Timestamp.IsZero() {
-			w.recs[i].Timestamp = now
-		}
-	}
-	// Encode straight into the Pebble batch: one copy of the records.
-	size := logfmt.BatchSize(base, w.recs)
+	nowMs := now.UnixMilli()
+	size := logfmt.RecordsSize(records, idx, nowMs)
 	if size > chunkSize {
+		w.recs = w.recs[:0]
+		for i := range n {
+			r := &records[i]
+			if idx != nil {
+				r = &records[idx[i]]
+			}
+			w.recs = append(w.recs, *r)
+			if r.Timestamp.IsZero() {
+				w.recs[i].Timestamp = now
+			}
+		}
 		err := w.stageChunked(p, base, size)
 		clear(w.recs) // drop references to the caller's slices
 		if err != nil {
@@ -472,21 +478,16 @@ func (w *writer) stagePartition(p *partition, records []broker.Record, idx []int
 		w.key = recordKey(w.key[:0], p.t.id, p.num, base)
 		op := w.batch.SetDeferred(len(w.key), size)
 		copy(op.Key, w.key)
-		out, err := logfmt.AppendBatch(op.Value[:0], base, w.recs)
-		clear(w.recs) // drop references to the caller's slices
-		if err == nil && len(out) != size {
-			err = fmt.Errorf("embedded: internal error: batch encoded to %d bytes, expected %d", len(out), size)
-		}
-		if err != nil {
+		if _, err := logfmt.AppendRecords(op.Value[:0], base, records, idx, nowMs, size); err != nil {
 			return &broker.TopicError{Topic: p.t.name, Partition: p.num, Err: err}
 		}
 		if err := op.Finish(); err != nil {
 			return err
 		}
 	}
-	st.next = base + int64(len(w.recs))
+	st.next = base + int64(n)
 	st.bytes += int64(size)
-	w.groupRecords += uint64(len(w.recs))
+	w.groupRecords += uint64(n)
 	w.groupBytes += uint64(size)
 	return nil
 }

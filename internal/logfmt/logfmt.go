@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"math"
+	"slices"
 	"time"
 
 	"github.com/duality-streams/duality/broker"
@@ -86,16 +87,7 @@ func AppendBatch(dst []byte, baseOffset int64, recs []broker.Record) ([]byte, er
 		}
 		ts := r.Timestamp.UnixMilli()
 		maxTS = max(maxTS, ts)
-		dst = binary.AppendUvarint(dst, uint64(delta))
-		dst = binary.AppendVarint(dst, ts-first)
-		dst = appendBytes(dst, r.Key)
-		dst = appendBytes(dst, r.Value)
-		dst = binary.AppendUvarint(dst, uint64(len(r.Headers)))
-		for _, h := range r.Headers {
-			dst = binary.AppendUvarint(dst, uint64(len(h.Key)))
-			dst = append(dst, h.Key...)
-			dst = appendBytes(dst, h.Value)
-		}
+		dst = appendRecord(dst, uint64(delta), ts-first, (*record)(r))
 	}
 	if uint64(len(recs)) > math.MaxUint32 {
 		return dst[:start], errTooLarge
@@ -111,6 +103,116 @@ func AppendBatch(dst []byte, baseOffset int64, recs []broker.Record) ([]byte, er
 	return dst, nil
 }
 
+// AppendRecords appends to dst the batch AppendBatch appends for the
+// records recs[idx[0]], recs[idx[1]], ... (all of recs, in order, when idx
+// is nil) at the consecutive offsets baseOffset, baseOffset+1, ..., each
+// with its Timestamp or, when that is zero, now (Unix milliseconds): the
+// same bytes as AppendBatch of copies of those records with those Offsets
+// and Timestamps, without making the copies. The records' Offset fields
+// are not read; they must select at least one record. size is
+// RecordsSize of the same arguments: the bytes appended, which it checks.
+//
+// broker/embedded encodes an append with it straight into a Pebble batch.
+func AppendRecords(dst []byte, baseOffset int64, recs []broker.Record, idx []int, now int64, size int) ([]byte, error) {
+	n := len(recs)
+	if idx != nil {
+		n = len(idx)
+	}
+	if n == 0 {
+		return dst, errors.New("logfmt: empty batch")
+	}
+	if uint64(n) > math.MaxUint32 {
+		return dst, errTooLarge
+	}
+	start := len(dst)
+	dst = slices.Grow(dst, size)[:start+HeaderLen]
+	first := recordAt(recs, idx, 0).stamp(now)
+	maxTS := first
+	for i := range n {
+		r := recordAt(recs, idx, i)
+		ts := r.stamp(now)
+		maxTS = max(maxTS, ts)
+		dst = appendRecord(dst, uint64(i), ts-first, r)
+	}
+	if len(dst)-start != size {
+		return dst[:start], fmt.Errorf("logfmt: internal error: batch of %d bytes, RecordsSize says %d", len(dst)-start, size)
+	}
+	h := dst[start : start+HeaderLen]
+	clear(h)
+	h[offVersion] = Version
+	binary.BigEndian.PutUint64(h[offBase:], uint64(baseOffset))
+	binary.BigEndian.PutUint32(h[offLastDelta:], uint32(n-1))
+	binary.BigEndian.PutUint32(h[offCount:], uint32(n))
+	binary.BigEndian.PutUint64(h[offFirstTS:], uint64(first))
+	binary.BigEndian.PutUint64(h[offMaxTS:], uint64(maxTS))
+	binary.BigEndian.PutUint32(h[offCRC:], crc32.Checksum(dst[start+offBase:], castagnoli))
+	return dst, nil
+}
+
+// RecordsSize returns the bytes AppendRecords appends for the same
+// records, without encoding them.
+func RecordsSize(recs []broker.Record, idx []int, now int64) int {
+	n := len(recs)
+	if idx != nil {
+		n = len(idx)
+	}
+	size := HeaderLen
+	if n == 0 {
+		return size
+	}
+	first := recordAt(recs, idx, 0).stamp(now)
+	for i := range n {
+		r := recordAt(recs, idx, i)
+		size += uvarintLen(uint64(i)) + varintLen(r.stamp(now)-first) + recordBodyLen(r)
+	}
+	return size
+}
+
+// record is a broker.Record being encoded.
+type record broker.Record
+
+// recordAt returns recs[idx[i]], or recs[i] when idx is nil.
+func recordAt(recs []broker.Record, idx []int, i int) *record {
+	if idx != nil {
+		i = idx[i]
+	}
+	return (*record)(&recs[i])
+}
+
+// stamp returns r's timestamp in Unix milliseconds, now if it has none.
+func (r *record) stamp(now int64) int64 {
+	if r.Timestamp.IsZero() {
+		return now
+	}
+	return r.Timestamp.UnixMilli()
+}
+
+// appendRecord appends the encoding of r at offset delta delta and
+// timestamp delta tsDelta.
+func appendRecord(dst []byte, delta uint64, tsDelta int64, r *record) []byte {
+	dst = binary.AppendUvarint(dst, delta)
+	dst = binary.AppendVarint(dst, tsDelta)
+	dst = appendBytes(dst, r.Key)
+	dst = appendBytes(dst, r.Value)
+	dst = binary.AppendUvarint(dst, uint64(len(r.Headers)))
+	for _, h := range r.Headers {
+		dst = binary.AppendUvarint(dst, uint64(len(h.Key)))
+		dst = append(dst, h.Key...)
+		dst = appendBytes(dst, h.Value)
+	}
+	return dst
+}
+
+// recordBodyLen is the length of r's encoding after its offset and
+// timestamp deltas.
+func recordBodyLen(r *record) int {
+	n := bytesLen(r.Key) + bytesLen(r.Value) + uvarintLen(uint64(len(r.Headers)))
+	for _, h := range r.Headers {
+		n += uvarintLen(uint64(len(h.Key))) + len(h.Key) + bytesLen(h.Value)
+	}
+	return n
+}
+
 // BatchSize returns len(AppendBatch(nil, baseOffset, recs)) for records that
 // AppendBatch accepts, without encoding them.
 func BatchSize(baseOffset int64, recs []broker.Record) int {
@@ -121,11 +223,7 @@ func BatchSize(baseOffset int64, recs []broker.Record) int {
 	first := recs[0].Timestamp.UnixMilli()
 	for i := range recs {
 		r := &recs[i]
-		n += uvarintLen(uint64(r.Offset-baseOffset)) + varintLen(r.Timestamp.UnixMilli()-first)
-		n += bytesLen(r.Key) + bytesLen(r.Value) + uvarintLen(uint64(len(r.Headers)))
-		for _, h := range r.Headers {
-			n += uvarintLen(uint64(len(h.Key))) + len(h.Key) + bytesLen(h.Value)
-		}
+		n += uvarintLen(uint64(r.Offset-baseOffset)) + varintLen(r.Timestamp.UnixMilli()-first) + recordBodyLen((*record)(r))
 	}
 	return n
 }
@@ -232,7 +330,8 @@ func (r *Reader) Header() Header { return r.h }
 
 // Next decodes the next record into rec (Key, Value, Headers, Timestamp and
 // Offset; Topic and Partition are left alone). It returns false at the end
-// of the batch or on an error, which Err then reports.
+// of the batch, and false with an error matching broker.ErrCorrupt when the
+// batch is damaged; it sets rec only when it returns true.
 func (r *Reader) Next(rec *broker.Record) (bool, error) {
 	if r.read == r.h.Count {
 		if len(r.buf) != 0 {
@@ -305,6 +404,17 @@ func (r *Reader) Next(rec *broker.Record) (bool, error) {
 }
 
 func (r *Reader) uvarint() (uint64, error) {
+	// Most varints of a batch of small records are one byte: lengths,
+	// deltas, header counts.
+	if len(r.buf) > 0 && r.buf[0] < 0x80 {
+		v := uint64(r.buf[0])
+		r.buf = r.buf[1:]
+		return v, nil
+	}
+	return r.uvarintLong()
+}
+
+func (r *Reader) uvarintLong() (uint64, error) {
 	v, n := binary.Uvarint(r.buf)
 	if n <= 0 {
 		return 0, corruptf("bad varint")

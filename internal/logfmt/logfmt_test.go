@@ -200,3 +200,42 @@ func TestWriteBatch(t *testing.T) {
 	_, _, err = WriteBatch(10, []broker.Record{{Offset: 11}, {Offset: 11}}, func() ([]byte, error) { return make([]byte, 8), nil })
 	require.Error(t, err)
 }
+
+// TestAppendRecords checks that AppendRecords writes AppendBatch's bytes
+// for copies of the selected records at consecutive offsets, zero
+// timestamps standing for now, and that RecordsSize is their length.
+func TestAppendRecords(t *testing.T) {
+	recs := sampleRecords()
+	recs = append(recs, broker.Record{Key: []byte("zero"), Value: []byte("ts")}) // no timestamp
+	now := recs[0].Timestamp.Add(time.Minute)
+	for _, idx := range [][]int{nil, {3, 1}, {2}, {3}, {0, 3, 2, 1}} {
+		var copies []broker.Record
+		if idx == nil {
+			copies = append(copies, recs...)
+		} else {
+			for _, i := range idx {
+				copies = append(copies, recs[i])
+			}
+		}
+		for i := range copies {
+			copies[i].Offset = 100 + int64(i)
+			if copies[i].Timestamp.IsZero() {
+				copies[i].Timestamp = now
+			}
+		}
+		want, err := AppendBatch([]byte("prefix"), 100, copies)
+		require.NoError(t, err)
+		size := RecordsSize(recs, idx, now.UnixMilli())
+		require.Equal(t, len(want)-len("prefix"), size, "idx %v", idx)
+		got, err := AppendRecords([]byte("prefix"), 100, recs, idx, now.UnixMilli(), size)
+		require.NoError(t, err)
+		require.Equal(t, want, got, "idx %v", idx)
+
+		_, err = AppendRecords(nil, 100, recs, idx, now.UnixMilli(), size-1)
+		require.Error(t, err, "a wrong size is an error")
+	}
+	_, err := AppendRecords(nil, 0, recs, []int{}, 0, HeaderLen)
+	require.Error(t, err, "no records")
+	_, err = AppendRecords(nil, 0, nil, nil, 0, HeaderLen)
+	require.Error(t, err, "no records")
+}
