@@ -123,8 +123,11 @@ func (w *worker) commit(ctx context.Context, gen int64, keep map[broker.TopicPar
 		// garbage now, and the Go collector would run only once the
 		// heap doubled: at least one more copy of each in memory while
 		// the broker copies the output. Collecting now lets the
-		// commit's buffers reuse their memory.
+		// commit's buffers reuse their memory. The fetches whose records
+		// are all processed are handed back first: until then their
+		// records hold the large values (see recycle).
 		w.collect = false
+		w.recycle()
 		goruntime.GC()
 		collectAfter = true
 	}
