@@ -194,6 +194,16 @@ type taskStore struct {
 	batch     store.Batch
 	// cursorBufs are the buffers of Range's overlay cursors not in use.
 	cursorBufs [][]cursorEntry
+	// kept is a cursor on st that Range keeps between its iterations
+	// and reseeks (store.Reseeker), so that a run of small lookups (a
+	// join's, a session's) costs a seek each rather than a new Pebble
+	// iterator; nil when none is kept. A cursor reads the store as of
+	// its creation: view numbers the store's states, and a cursor of an
+	// older one (keptView, or the view when Range took it) is closed
+	// rather than kept (see newView).
+	kept     store.Cursor
+	keptView uint64
+	view     uint64
 	// recycle says the overlay of a commit that succeeded is reused
 	// rather than left to the garbage collector: its slots, with their
 	// keys and value buffers, become the slots of the next writes of the
@@ -617,9 +627,9 @@ func (s *taskStore) Range(start, end []byte) (iter.Seq2[[]byte, []byte], func() 
 		}()
 		cur.seek(btreemap.GE(string(start)), cursorBatchMin)
 		sent.seek(btreemap.GE(string(start)), cursorBatchMin)
-		c := s.st.Range(start, end)
+		c, view := s.storeCursor(start, end)
 		defer func() {
-			if err = errors.Join(err, c.Close()); err != nil {
+			if err = errors.Join(err, s.releaseCursor(c, view)); err != nil {
 				s.t.noteCorrupt(s.name, err)
 			}
 		}()
@@ -671,6 +681,52 @@ func (s *taskStore) Range(start, end []byte) (iter.Seq2[[]byte, []byte], func() 
 		}
 	}
 	return seq, func() error { return err }
+}
+
+// storeCursor returns a cursor on st over [start, end) and the view it
+// reads: the kept cursor reseeked, when it reads the current view, else a
+// new one. Iterations nested in one another each get their own.
+func (s *taskStore) storeCursor(start, end []byte) (store.Cursor, uint64) {
+	if c := s.kept; c != nil {
+		s.kept = nil
+		if r, ok := c.(store.Reseeker); ok && s.keptView == s.view && r.Reseek(start, end) {
+			return c, s.view
+		}
+		// An older view, or a cursor that cannot be reused: its
+		// iteration reported any error it had.
+		_ = c.Close()
+	}
+	return s.st.Range(start, end), s.view
+}
+
+// releaseCursor keeps c, a cursor of storeCursor, for the next
+// iteration, or closes it: when it failed, reads an older view than the
+// current one, cannot be reseeked, or another cursor is kept. It returns
+// c's error.
+func (s *taskStore) releaseCursor(c store.Cursor, view uint64) error {
+	if err := c.Err(); err != nil || view != s.view || s.kept != nil {
+		return errors.Join(err, c.Close())
+	}
+	if _, ok := c.(store.Reseeker); !ok {
+		return c.Close()
+	}
+	s.kept, s.keptView = c, view
+	return nil
+}
+
+// newView closes the kept cursor: the store is about to change (a commit
+// is handed off, whose writes the commit's goroutine applies), or has
+// changed (a commit ended). A cursor opened before the writes of sent
+// were applied reads correct values only while sent is there to cover
+// them, so the views end at both steps; ending at each hand-off also
+// bounds how long a kept cursor pins the store's files to a commit
+// interval.
+func (s *taskStore) newView() {
+	s.view++
+	if c := s.kept; c != nil {
+		s.kept = nil
+		_ = c.Close() // its iterations reported its errors
+	}
 }
 
 // stringBytes returns the bytes of k, which must not be modified.
@@ -786,6 +842,7 @@ func (s *taskStore) cursor(idx *slotIndex, hi btreemap.UpperBound[string]) overl
 // handOff moves the uncommitted writes to sent, for the commit being
 // started. The previous commit has been awaited, so sent is empty.
 func (s *taskStore) handOff() {
+	s.newView()
 	s.w.pending -= s.records()
 	s.addBytes(-s.bytes)
 	s.sent, s.cur, s.idxShared, s.hit = s.cur, nil, false, nil
@@ -807,6 +864,7 @@ func (s *taskStore) discard() {
 
 // dropSent forgets the writes of a commit that failed.
 func (s *taskStore) dropSent() {
+	s.newView()
 	s.sent, s.sentLog, s.sentRanges, s.sentHuge = nil, nil, nil, false
 }
 
@@ -962,6 +1020,7 @@ func (s *taskStore) close() error {
 		return nil
 	}
 	s.w.app.iq.closed(s.name, s.t.id.Partition)
+	s.newView()
 	err := s.st.Close()
 	s.discard()
 	s.st, s.sent, s.sentLog, s.done, s.freeMap = nil, nil, nil, nil, nil
