@@ -138,7 +138,7 @@ type undoEntry struct {
 	key     string
 	prev    pending
 	had     bool
-	removed bool // key's write prev was removed by DeleteRange: put it back
+	removed bool // key's write prev was removed by DeleteRange or forgotten by Delete: put it back
 	rng     bool // a range was added to curRanges: drop it
 }
 
@@ -150,7 +150,9 @@ type undoEntry struct {
 // share of CacheMaxBytes (and whose keys against MaxUncommittedRecords);
 // crossing either bound commits early. A commit appends one changelog
 // record per key of cur, so repeated writes of a hot key between two
-// commits cost one changelog record and one store write. Without record
+// commits cost one changelog record and one store write, and a key
+// written and deleted between them, absent before, costs none (Delete).
+// Without record
 // cache (CacheMaxBytes(0)), every write is also kept in log, in write
 // order, and a commit appends one changelog record per write; cur then
 // only serves reads.
@@ -455,7 +457,67 @@ func (s *taskStore) Put(key, value []byte) error { return s.write(key, value, fa
 // value without a copy.
 func (s *taskStore) PutOwned(key, value []byte) error { return s.write(key, value, false, true) }
 
-func (s *taskStore) Delete(key []byte) error { return s.write(key, nil, true, false) }
+// Delete implements topology.KV.Delete. A key written since the last
+// hand-off and absent under that write (see absentBelow) is forgotten
+// rather than deleted: it makes no changelog record and no deletion in
+// the store. A key rewritten under a new name while it lives, as a
+// session is on each record that extends it, then leaves one deletion
+// per commit instead of one per rewrite, which every later range scan
+// of its neighbours would step over until Pebble compacts it away.
+func (s *taskStore) Delete(key []byte) error {
+	if s.st != nil && !s.noCache && s.cur != nil {
+		if sl, ok := s.cur.m[string(key)]; ok && !sl.p.del {
+			absent, err := s.absentBelow(key)
+			if err != nil {
+				return err
+			}
+			if absent {
+				s.forget(sl.key)
+				return nil
+			}
+		}
+	}
+	return s.write(key, nil, true, false)
+}
+
+// absentBelow reports whether key reads as absent once cur's write of it
+// is forgotten: deleted by a range deletion of cur or sent, deleted by
+// sent, or, unless sent writes it, absent from the store. Forgetting the
+// write then leaves the store, and a restore from the changelog, as a
+// deletion would: the changelog's last record of key (in sent's commit,
+// or committed before) is a deletion, or there is none, or a range
+// deletion has removed key since, which a restore leaves to the step that
+// made it, as for every key it removes (see DeleteRange).
+func (s *taskStore) absentBelow(key []byte) (bool, error) {
+	k := unsafe.String(unsafe.SliceData(key), len(key))
+	if covered(s.curRanges, k) {
+		return true, nil
+	}
+	if s.sent != nil {
+		if sl, ok := s.sent.m[k]; ok {
+			return sl.p.del, nil
+		}
+	}
+	if covered(s.sentRanges, k) {
+		return true, nil
+	}
+	_, ok, err := s.st.Get(key)
+	if err != nil {
+		s.t.noteCorrupt(s.name, err)
+		return false, err
+	}
+	return !ok, nil
+}
+
+// forget removes cur's write of k, which Delete found absent below it.
+func (s *taskStore) forget(k string) {
+	p := s.unset(k)
+	if s.tracking {
+		s.undo = append(s.undo, undoEntry{key: k, prev: p, had: true, removed: true})
+	}
+	s.addBytes(-cacheSize(k, p))
+	s.w.pending--
+}
 
 // write sets key to a copy of value (value itself when own), or deletes
 // it (del).
