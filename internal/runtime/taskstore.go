@@ -206,6 +206,14 @@ type taskStore struct {
 	kept     store.Cursor
 	keptView uint64
 	view     uint64
+	// heldIdx is cur's index as live Range iterations took it, and held
+	// how many of them hold it (heldIdx nil: none). When the last one
+	// ends and heldIdx is still cur's index, nothing holds it: idxShared
+	// is cleared, so that the writes after a scan (a join's next record)
+	// change the index in place rather than copy its nodes
+	// (copy-on-write) for a scan that is over.
+	heldIdx *slotIndex
+	held    int
 	// recycle says the overlay of a commit that succeeded is reused
 	// rather than left to the garbage collector: its slots, with their
 	// keys and value buffers, become the slots of the next writes of the
@@ -678,6 +686,21 @@ func (s *taskStore) Range(start, end []byte) (iter.Seq2[[]byte, []byte], func() 
 		if s.cur != nil {
 			curIdx = s.cur.index()
 			s.idxShared = true
+			if s.heldIdx != curIdx {
+				s.heldIdx, s.held = curIdx, 0 // an older index: its holders hold no more cur's
+			}
+			s.held++
+			defer func() {
+				if s.heldIdx != curIdx {
+					return // another index is cur's, or held since
+				}
+				if s.held--; s.held == 0 {
+					s.heldIdx = nil
+					if s.cur != nil && s.cur.idx == curIdx {
+						s.idxShared = false
+					}
+				}
+			}()
 		}
 		if s.sent != nil {
 			sentIdx = s.sent.index()

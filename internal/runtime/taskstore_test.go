@@ -423,6 +423,30 @@ func TestTaskStoreRangeSnapshot(t *testing.T) {
 			require.NoError(t, errf())
 			require.Equal(t, []string{"a=11", "b=2", "bb=new"}, got)
 			require.Equal(t, []string{"a=11", "b=2", "bb=new"}, scan("", "c"))
+
+			// Once no scan holds cur's index, writes change it in place
+			// (no copy-on-write); a scan that outlives a nested one
+			// still holds it: keys inserted after the nested scan ended,
+			// beyond the outer scan's first batch of the index, are not
+			// seen by it.
+			require.False(t, s.idxShared, "no scan holds the index")
+			for i := range 3 * cursorBatchMin {
+				put(fmt.Sprintf("m%02d", i), "m")
+			}
+			seq, errf = s.Range([]byte("m"), []byte("n"))
+			n := 0
+			for k := range seq {
+				if n == 0 {
+					require.Len(t, scan("m", "n"), 3*cursorBatchMin)
+					put("m20x", "inserted") // ahead, after the nested scan ended
+				}
+				require.NotEqual(t, "m20x", string(k), "a write made during the scan")
+				n++
+			}
+			require.NoError(t, errf())
+			require.Equal(t, 3*cursorBatchMin, n)
+			require.Len(t, scan("m", "n"), 3*cursorBatchMin+1)
+			require.False(t, s.idxShared, "no scan holds the index")
 		})
 	}
 }
