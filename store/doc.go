@@ -21,7 +21,10 @@
 // Store.Get returns a copy of a value. Writes go through a Batch (Put,
 // Delete, DeleteRange) that Store.Apply writes atomically. Range,
 // RangeReverse and Prefix return a Cursor over a snapshot of the store,
-// with Err and Close because a scan of Pebble can fail.
+// with Err and Close because a scan of Pebble can fail. The cursors of
+// both stores implement Reseeker: a reader doing many small scans keeps
+// one cursor and moves it to each next range of the same snapshot, a seek
+// rather than a new Pebble iterator each.
 //
 // # Large values
 //

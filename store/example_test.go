@@ -104,6 +104,44 @@ func ExampleCursor() {
 	// t2: event at t2
 }
 
+// ExampleReseeker looks up several small ranges with one cursor, moved
+// from range to range on the snapshot it was created on.
+func ExampleReseeker() {
+	s := store.NewMemory("orders", 0)
+	defer s.Close()
+	var b store.Batch
+	for _, k := range []string{"alice/1", "alice/2", "bob/1", "carol/1", "carol/2"} {
+		b.Put([]byte(k), []byte("order "+k))
+	}
+	if err := s.Apply(&b); err != nil {
+		log.Fatal(err)
+	}
+
+	c := s.Range(nil, nil) // moved to each range below, unread here
+	defer c.Close()
+	r, ok := c.(store.Reseeker)
+	if !ok {
+		log.Fatal("the cursor cannot be reseeked")
+	}
+	for _, customer := range []string{"carol", "alice"} {
+		prefix := []byte(customer + "/")
+		if !r.Reseek(prefix, store.PrefixEnd(prefix)) {
+			log.Fatal("reseek refused")
+		}
+		for c.Next() {
+			fmt.Printf("%s\n", c.Value())
+		}
+		if err := c.Err(); err != nil {
+			log.Fatal(err)
+		}
+	}
+	// Output:
+	// order carol/1
+	// order carol/2
+	// order alice/1
+	// order alice/2
+}
+
 // ExampleQuarantinePebble moves a database that fails to open as corrupt
 // aside, keeping it for inspection, and opens an empty one in its place,
 // to be rebuilt from the changelogs (what duality.App does on its own).

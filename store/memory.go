@@ -317,6 +317,18 @@ func (c *memCursor) refill() {
 	}
 }
 
+// Reseek implements Reseeker: the cursor reads the same snapshot.
+func (c *memCursor) Reseek(start, end []byte) bool {
+	if c.closed || c.err != nil || c.store.check("range") != nil {
+		return false
+	}
+	c.start = append(c.start[:0], start...)
+	c.end, c.endNil = append(c.end[:0], end...), end == nil
+	c.buf, c.pos, c.last, c.started = c.buf[:0], 0, nil, false
+	c.done = end != nil && bytes.Compare(start, end) >= 0
+	return true
+}
+
 func (c *memCursor) Key() []byte {
 	if c.done || c.closed || c.pos >= len(c.buf) || !c.started {
 		return nil

@@ -871,6 +871,29 @@ type pebbleCursor struct {
 	key, value []byte
 	err        error
 	chunks     chunkReader // reassembles chunked values
+	lo, hi     []byte      // Reseek's bounds (Pebble copies them)
+}
+
+// Reseek implements Reseeker: the iterator's bounds change (SetBounds),
+// its view does not.
+func (c *pebbleCursor) Reseek(start, end []byte) bool {
+	if c.closed || c.err != nil || c.store.check("range") != nil {
+		return false
+	}
+	c.started, c.key, c.value = false, nil, nil
+	if end != nil && bytes.Compare(start, end) >= 0 {
+		c.done = true // an empty range, as Range's
+		return true
+	}
+	c.done = false
+	c.lo = append(append(c.lo[:0], c.store.prefix...), start...)
+	hi := c.store.end
+	if end != nil {
+		c.hi = append(append(c.hi[:0], c.store.prefix...), end...)
+		hi = c.hi
+	}
+	c.it.SetBounds(c.lo, hi)
+	return true
 }
 
 func (c *pebbleCursor) Next() bool {

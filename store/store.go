@@ -103,6 +103,23 @@ type Cursor interface {
 	Close() error
 }
 
+// Reseeker is implemented by the cursors of the Pebble and the memory
+// stores (those of Range, RangeReverse and Prefix): Reseek moves a cursor
+// to another range of the view it reads, which costs a seek where a new
+// cursor costs a snapshot (on Pebble, a new iterator). A reader that
+// looks up many small ranges of a store that does not change meanwhile
+// (a join's lookups between two commits) keeps one cursor and reseeks it.
+type Reseeker interface {
+	// Reseek makes the cursor one over the keys in [start, end), with
+	// the bounds of Store.Range, in its direction, on the view it reads:
+	// the store as it was when the cursor was created, not as it is now.
+	// Call Next before reading the first pair; the slices Key and Value
+	// returned before are invalid. It reports false, and changes nothing,
+	// when the cursor is closed, has failed (see Cursor.Err) or its
+	// store handle is closed: create a new cursor then.
+	Reseek(start, end []byte) bool
+}
+
 // Batch collects writes for Store.Apply. It copies every key and value
 // passed to it, so the caller may reuse its slices at once. The zero Batch
 // is empty and ready to use; Reset empties it and keeps its memory. A

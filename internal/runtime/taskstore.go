@@ -138,7 +138,7 @@ type undoEntry struct {
 	key     string
 	prev    pending
 	had     bool
-	removed bool // key's write prev was removed by DeleteRange: put it back
+	removed bool // key's write prev was removed by DeleteRange or forgotten by Delete: put it back
 	rng     bool // a range was added to curRanges: drop it
 }
 
@@ -150,7 +150,9 @@ type undoEntry struct {
 // share of CacheMaxBytes (and whose keys against MaxUncommittedRecords);
 // crossing either bound commits early. A commit appends one changelog
 // record per key of cur, so repeated writes of a hot key between two
-// commits cost one changelog record and one store write. Without record
+// commits cost one changelog record and one store write, and a key
+// written and deleted between them, absent before, costs none (Delete).
+// Without record
 // cache (CacheMaxBytes(0)), every write is also kept in log, in write
 // order, and a commit appends one changelog record per write; cur then
 // only serves reads.
@@ -194,6 +196,24 @@ type taskStore struct {
 	batch     store.Batch
 	// cursorBufs are the buffers of Range's overlay cursors not in use.
 	cursorBufs [][]cursorEntry
+	// kept is a cursor on st that Range keeps between its iterations
+	// and reseeks (store.Reseeker), so that a run of small lookups (a
+	// join's, a session's) costs a seek each rather than a new Pebble
+	// iterator; nil when none is kept. A cursor reads the store as of
+	// its creation: view numbers the store's states, and a cursor of an
+	// older one (keptView, or the view when Range took it) is closed
+	// rather than kept (see newView).
+	kept     store.Cursor
+	keptView uint64
+	view     uint64
+	// heldIdx is cur's index as live Range iterations took it, and held
+	// how many of them hold it (heldIdx nil: none). When the last one
+	// ends and heldIdx is still cur's index, nothing holds it: idxShared
+	// is cleared, so that the writes after a scan (a join's next record)
+	// change the index in place rather than copy its nodes
+	// (copy-on-write) for a scan that is over.
+	heldIdx *slotIndex
+	held    int
 	// recycle says the overlay of a commit that succeeded is reused
 	// rather than left to the garbage collector: its slots, with their
 	// keys and value buffers, become the slots of the next writes of the
@@ -445,7 +465,67 @@ func (s *taskStore) Put(key, value []byte) error { return s.write(key, value, fa
 // value without a copy.
 func (s *taskStore) PutOwned(key, value []byte) error { return s.write(key, value, false, true) }
 
-func (s *taskStore) Delete(key []byte) error { return s.write(key, nil, true, false) }
+// Delete implements topology.KV.Delete. A key written since the last
+// hand-off and absent under that write (see absentBelow) is forgotten
+// rather than deleted: it makes no changelog record and no deletion in
+// the store. A key rewritten under a new name while it lives, as a
+// session is on each record that extends it, then leaves one deletion
+// per commit instead of one per rewrite, which every later range scan
+// of its neighbours would step over until Pebble compacts it away.
+func (s *taskStore) Delete(key []byte) error {
+	if s.st != nil && !s.noCache && s.cur != nil {
+		if sl, ok := s.cur.m[string(key)]; ok && !sl.p.del {
+			absent, err := s.absentBelow(key)
+			if err != nil {
+				return err
+			}
+			if absent {
+				s.forget(sl.key)
+				return nil
+			}
+		}
+	}
+	return s.write(key, nil, true, false)
+}
+
+// absentBelow reports whether key reads as absent once cur's write of it
+// is forgotten: deleted by a range deletion of cur or sent, deleted by
+// sent, or, unless sent writes it, absent from the store. Forgetting the
+// write then leaves the store, and a restore from the changelog, as a
+// deletion would: the changelog's last record of key (in sent's commit,
+// or committed before) is a deletion, or there is none, or a range
+// deletion has removed key since, which a restore leaves to the step that
+// made it, as for every key it removes (see DeleteRange).
+func (s *taskStore) absentBelow(key []byte) (bool, error) {
+	k := unsafe.String(unsafe.SliceData(key), len(key))
+	if covered(s.curRanges, k) {
+		return true, nil
+	}
+	if s.sent != nil {
+		if sl, ok := s.sent.m[k]; ok {
+			return sl.p.del, nil
+		}
+	}
+	if covered(s.sentRanges, k) {
+		return true, nil
+	}
+	_, ok, err := s.st.Get(key)
+	if err != nil {
+		s.t.noteCorrupt(s.name, err)
+		return false, err
+	}
+	return !ok, nil
+}
+
+// forget removes cur's write of k, which Delete found absent below it.
+func (s *taskStore) forget(k string) {
+	p := s.unset(k)
+	if s.tracking {
+		s.undo = append(s.undo, undoEntry{key: k, prev: p, had: true, removed: true})
+	}
+	s.addBytes(-cacheSize(k, p))
+	s.w.pending--
+}
 
 // write sets key to a copy of value (value itself when own), or deletes
 // it (del).
@@ -606,6 +686,21 @@ func (s *taskStore) Range(start, end []byte) (iter.Seq2[[]byte, []byte], func() 
 		if s.cur != nil {
 			curIdx = s.cur.index()
 			s.idxShared = true
+			if s.heldIdx != curIdx {
+				s.heldIdx, s.held = curIdx, 0 // an older index: its holders hold no more cur's
+			}
+			s.held++
+			defer func() {
+				if s.heldIdx != curIdx {
+					return // another index is cur's, or held since
+				}
+				if s.held--; s.held == 0 {
+					s.heldIdx = nil
+					if s.cur != nil && s.cur.idx == curIdx {
+						s.idxShared = false
+					}
+				}
+			}()
 		}
 		if s.sent != nil {
 			sentIdx = s.sent.index()
@@ -617,9 +712,9 @@ func (s *taskStore) Range(start, end []byte) (iter.Seq2[[]byte, []byte], func() 
 		}()
 		cur.seek(btreemap.GE(string(start)), cursorBatchMin)
 		sent.seek(btreemap.GE(string(start)), cursorBatchMin)
-		c := s.st.Range(start, end)
+		c, view := s.storeCursor(start, end)
 		defer func() {
-			if err = errors.Join(err, c.Close()); err != nil {
+			if err = errors.Join(err, s.releaseCursor(c, view)); err != nil {
 				s.t.noteCorrupt(s.name, err)
 			}
 		}()
@@ -671,6 +766,52 @@ func (s *taskStore) Range(start, end []byte) (iter.Seq2[[]byte, []byte], func() 
 		}
 	}
 	return seq, func() error { return err }
+}
+
+// storeCursor returns a cursor on st over [start, end) and the view it
+// reads: the kept cursor reseeked, when it reads the current view, else a
+// new one. Iterations nested in one another each get their own.
+func (s *taskStore) storeCursor(start, end []byte) (store.Cursor, uint64) {
+	if c := s.kept; c != nil {
+		s.kept = nil
+		if r, ok := c.(store.Reseeker); ok && s.keptView == s.view && r.Reseek(start, end) {
+			return c, s.view
+		}
+		// An older view, or a cursor that cannot be reused: its
+		// iteration reported any error it had.
+		_ = c.Close()
+	}
+	return s.st.Range(start, end), s.view
+}
+
+// releaseCursor keeps c, a cursor of storeCursor, for the next
+// iteration, or closes it: when it failed, reads an older view than the
+// current one, cannot be reseeked, or another cursor is kept. It returns
+// c's error.
+func (s *taskStore) releaseCursor(c store.Cursor, view uint64) error {
+	if err := c.Err(); err != nil || view != s.view || s.kept != nil {
+		return errors.Join(err, c.Close())
+	}
+	if _, ok := c.(store.Reseeker); !ok {
+		return c.Close()
+	}
+	s.kept, s.keptView = c, view
+	return nil
+}
+
+// newView closes the kept cursor: the store is about to change (a commit
+// is handed off, whose writes the commit's goroutine applies), or has
+// changed (a commit ended). A cursor opened before the writes of sent
+// were applied reads correct values only while sent is there to cover
+// them, so the views end at both steps; ending at each hand-off also
+// bounds how long a kept cursor pins the store's files to a commit
+// interval.
+func (s *taskStore) newView() {
+	s.view++
+	if c := s.kept; c != nil {
+		s.kept = nil
+		_ = c.Close() // its iterations reported its errors
+	}
 }
 
 // stringBytes returns the bytes of k, which must not be modified.
@@ -786,6 +927,7 @@ func (s *taskStore) cursor(idx *slotIndex, hi btreemap.UpperBound[string]) overl
 // handOff moves the uncommitted writes to sent, for the commit being
 // started. The previous commit has been awaited, so sent is empty.
 func (s *taskStore) handOff() {
+	s.newView()
 	s.w.pending -= s.records()
 	s.addBytes(-s.bytes)
 	s.sent, s.cur, s.idxShared, s.hit = s.cur, nil, false, nil
@@ -807,6 +949,7 @@ func (s *taskStore) discard() {
 
 // dropSent forgets the writes of a commit that failed.
 func (s *taskStore) dropSent() {
+	s.newView()
 	s.sent, s.sentLog, s.sentRanges, s.sentHuge = nil, nil, nil, false
 }
 
@@ -962,6 +1105,7 @@ func (s *taskStore) close() error {
 		return nil
 	}
 	s.w.app.iq.closed(s.name, s.t.id.Partition)
+	s.newView()
 	err := s.st.Close()
 	s.discard()
 	s.st, s.sent, s.sentLog, s.done, s.freeMap = nil, nil, nil, nil, nil

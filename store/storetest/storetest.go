@@ -38,6 +38,7 @@ func Run(t *testing.T, cfg Config) {
 		{"Prefix", testPrefix},
 		{"Cursor", testCursor},
 		{"Snapshot", testSnapshot},
+		{"Reseek", testReseek},
 		{"Atomicity", testAtomicity},
 		{"Offset", testOffset},
 		{"DropAndIsolation", testDropAndIsolation},
@@ -508,6 +509,65 @@ func testSnapshot(t *testing.T, cfg Config) {
 		require.Equal(t, 300, n, "the cursor sees the store as it was when it was created")
 	}
 	require.Empty(t, scan(t, s.Range(nil, nil)))
+}
+
+// testReseek checks store.Reseeker on the cursors of the store, when
+// they implement it: a reseeked cursor reads the new range of the view it
+// was created on, in its direction, as a new cursor on that view would.
+func testReseek(t *testing.T, cfg Config) {
+	s := openStore(t, open(t, cfg), "s", 0)
+	put(t, s, "a", "1", "b", "2", "c", "3", "d", "4")
+	reseek := func(c store.Cursor, start, end string, endNil bool) []kv {
+		t.Helper()
+		r, ok := c.(store.Reseeker)
+		if !ok {
+			t.Skip("the cursors do not implement store.Reseeker")
+		}
+		var e []byte
+		if !endNil {
+			e = []byte(end)
+		}
+		require.True(t, r.Reseek([]byte(start), e))
+		var out []kv
+		for c.Next() {
+			out = append(out, kv{string(c.Key()), string(c.Value())})
+		}
+		require.NoError(t, c.Err())
+		return out
+	}
+	c := s.Range(nil, nil)
+	rc := s.RangeReverse(nil, nil)
+	pc := s.Prefix([]byte("b"))
+	// Half-way through, then the store changes: the cursors keep their
+	// view.
+	require.True(t, c.Next())
+	require.True(t, rc.Next())
+	var b store.Batch
+	b.Delete([]byte("b"))
+	b.Put([]byte("c"), []byte("new"))
+	b.Put([]byte("bb"), []byte("new"))
+	require.NoError(t, s.Apply(&b))
+
+	require.Equal(t, []kv{{"b", "2"}, {"c", "3"}}, reseek(c, "b", "d", false))
+	require.Equal(t, []kv{{"c", "3"}, {"b", "2"}}, reseek(rc, "b", "d", false))
+	require.Equal(t, []kv{{"c", "3"}, {"d", "4"}}, reseek(pc, "c", "", true))
+	require.Equal(t, []kv{{"a", "1"}}, reseek(c, "", "b", false))
+	require.Empty(t, reseek(c, "c", "c", false), "an empty range")
+	require.Empty(t, reseek(c, "d", "a", false), "start after end")
+	require.Equal(t, []kv{{"a", "1"}, {"b", "2"}, {"c", "3"}, {"d", "4"}}, reseek(c, "", "", true))
+	// Stopped early, then reseeked.
+	r := c.(store.Reseeker)
+	require.True(t, r.Reseek([]byte("a"), nil))
+	require.True(t, c.Next())
+	require.Equal(t, "a", string(c.Key()))
+	require.Equal(t, []kv{{"d", "4"}}, reseek(c, "d", "", true))
+	for _, c := range []store.Cursor{c, rc, pc} {
+		require.NoError(t, c.Close())
+		require.False(t, c.(store.Reseeker).Reseek(nil, nil), "Reseek after Close")
+		require.False(t, c.Next())
+	}
+	// A new cursor sees the store as it is.
+	require.Equal(t, []kv{{"a", "1"}, {"bb", "new"}, {"c", "new"}, {"d", "4"}}, scan(t, s.Range(nil, nil)))
 }
 
 // testAtomicity checks that readers never see part of a batch: every batch
