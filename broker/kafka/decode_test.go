@@ -85,11 +85,13 @@ func requireSameDecode(t *testing.T, tp broker.TopicPartition, rp *kmsg.FetchRes
 }
 
 // TestDecodeMatchesFranzGo reads a partition written with every
-// compression codec, headers, nil and empty keys and values, and
-// interleaved committed and aborted transactions of two producers, from
-// every offset, whole and cut at every batch and in the middle of
-// batches: Poll's decoding returns exactly the records, in the same
-// form, and the same next offset as franz-go's ProcessFetchPartition.
+// compression codec (the written batches' attributes show each, a
+// transactional batch among the compressed ones), headers, nil and empty
+// keys and values, and interleaved committed and aborted transactions of
+// two producers, from every offset, whole and cut at every batch and in
+// the middle of batches: Poll's decoding returns exactly the records, in
+// the same form, and the same next offset as franz-go's
+// ProcessFetchPartition.
 func TestDecodeMatchesFranzGo(t *testing.T) {
 	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "t"))
 	require.NoError(t, err)
@@ -106,7 +108,9 @@ func TestDecodeMatchesFranzGo(t *testing.T) {
 	recs := func(k int) []*kgo.Record {
 		var out []*kgo.Record
 		for range k {
-			r := &kgo.Record{Value: fmt.Appendf(nil, "v%d", n), Timestamp: time.UnixMilli(1_700_000_000_000 + int64(n)*7)}
+			// franz-go sends a batch compressed only when that makes
+			// it smaller: the padding makes every batch compressible.
+			r := &kgo.Record{Value: fmt.Appendf(nil, "v%d-%0200d", n, n), Timestamp: time.UnixMilli(1_700_000_000_000 + int64(n)*7)}
 			switch n % 4 {
 			case 0:
 				r.Key = fmt.Appendf(nil, "k%d", n)
@@ -185,6 +189,23 @@ func TestDecodeMatchesFranzGo(t *testing.T) {
 	// a, 2+1 of b.
 	require.Len(t, all, 40+2+3+3+2)
 	require.NotEmpty(t, whole.AbortedTransactions)
+	// The batches as written: every codec, and a compressed batch of a
+	// transaction.
+	codecs := make(map[kgo.CompressionCodecType]int)
+	txnCompressed := 0
+	for raw := whole.RecordBatches; len(raw) >= batchHeaderLen; {
+		h := parseBatchHeader(raw)
+		codec := kgo.CompressionCodecType(h.attrs & attrCompression)
+		codecs[codec]++
+		if h.attrs&attrTransactional != 0 && h.attrs&attrControl == 0 && codec != kgo.CodecNone {
+			txnCompressed++
+		}
+		raw = raw[binary.BigEndian.Uint32(raw[8:])+12:]
+	}
+	for _, codec := range []kgo.CompressionCodecType{kgo.CodecNone, kgo.CodecGzip, kgo.CodecSnappy, kgo.CodecLz4, kgo.CodecZstd} {
+		require.NotZero(t, codecs[codec], "no batch of codec %d among %v", codec, codecs)
+	}
+	require.NotZero(t, txnCompressed, "no compressed transactional batch")
 	for from := int64(0); from <= lso; from++ {
 		rp := fetch(from, 1<<30)
 		requireSameDecode(t, tp, rp, from)
