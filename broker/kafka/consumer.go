@@ -36,6 +36,10 @@ const (
 	partitionFetchBytes = 1 << 20
 	// retryBackoff paces fetches of partitions whose leader moved.
 	retryBackoff = 50 * time.Millisecond
+	// maxDecompressBytes bounds what one compressed record batch may
+	// decompress to (franz-go's default is 1 GiB): a batch that would
+	// expand past it is an error, never a runaway allocation.
+	maxDecompressBytes = 256 << 20
 )
 
 // NewConsumer returns a Consumer with no partitions assigned; see
@@ -48,6 +52,12 @@ const (
 // The consumer is a broker.Recycler: Poll decodes records straight into
 // the slice it returns, and a slice handed back with Recycle is filled
 // again.
+//
+// A compressed record batch may decompress to at most 256 MiB, unless
+// WithClientOptions sets kgo.MaxDecompressBatchBytes (or
+// kgo.WithDecompressor, a decompressor of the user's that bounds itself):
+// Poll returns a larger one as an error matching broker.ErrCorrupt and
+// kgo.ErrMaxDecompress, naming its partition and offset.
 //
 // Errors: options out of range match broker.ErrInvalidConfig; ErrClosed
 // after Close.
@@ -65,9 +75,15 @@ func (b *Broker) NewConsumer(opts broker.ConsumerOptions) (broker.Consumer, erro
 		opts.MaxBytes = DefaultMaxPollBytes
 	}
 	opts.MaxBytes = min(opts.MaxBytes, 1<<30)
-	cl, err := b.newClient()
+	cl, err := b.newClientDefaults([]kgo.Opt{kgo.MaxDecompressBatchBytes(maxDecompressBytes)})
 	if err != nil {
 		return nil, fmt.Errorf("kafka: %w", err)
+	}
+	// The client's decompressor is bounded at MaxDecompressBatchBytes.
+	dec, ok := cl.OptValue(kgo.WithDecompressor).(kgo.Decompressor)
+	if !ok || dec == nil {
+		cl.Close()
+		return nil, fmt.Errorf("kafka: the client has no decompressor")
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	c := &consumer{
@@ -76,7 +92,7 @@ func (b *Broker) NewConsumer(opts broker.ConsumerOptions) (broker.Consumer, erro
 		opts:        opts,
 		ctx:         ctx,
 		cancel:      cancel,
-		dec:         kgo.DefaultDecompressor(),
+		dec:         dec,
 		parts:       make(map[broker.TopicPartition]*partState),
 		leaders:     make(map[string]*consumerTopic),
 		inflight:    make(map[int32]bool),

@@ -10,6 +10,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/duality-streams/duality/broker"
+	"github.com/duality-streams/duality/broker/kafka"
 )
 
 // TestConsumerEndsPastMarkers reads committed transactions: the records
@@ -328,4 +329,53 @@ func TestConsumerEndsOnlyWhenRead(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestConsumerDecompressBound reads a compressed batch that expands past
+// the bound on decompressed batches (kgo.MaxDecompressBatchBytes, here
+// 64 KiB): Poll returns the records before it, then an error matching
+// broker.ErrCorrupt that names the partition and the batch's offset;
+// seeking past the batch reads on.
+func TestConsumerDecompressBound(t *testing.T) {
+	c := newCluster(t)
+	b := newBroker(t, c, kafka.WithClientOptions(kgo.MaxDecompressBatchBytes(64<<10)))
+	ctx := t.Context()
+	require.NoError(t, b.CreateTopic(ctx, "t", broker.TopicConfig{Partitions: 1}))
+	p, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.RecordPartitioner(kgo.ManualPartitioner()),
+		kgo.ProducerBatchCompression(kgo.ZstdCompression()))
+	require.NoError(t, err)
+	defer p.Close()
+	bomb := make([]byte, 256<<10) // zeros: a few hundred bytes compressed
+	for _, v := range [][]byte{[]byte("a"), bomb, []byte("c")} {
+		require.NoError(t, p.ProduceSync(ctx, &kgo.Record{Topic: "t", Value: v}).FirstErr())
+	}
+
+	con, err := b.NewConsumer(broker.ConsumerOptions{})
+	require.NoError(t, err)
+	defer con.Close()
+	tp := broker.TopicPartition{Topic: "t"}
+	con.Assign(map[broker.TopicPartition]int64{tp: 0})
+	var got []broker.Record
+	for deadline := time.Now().Add(waitBound); ; {
+		require.True(t, time.Now().Before(deadline), "no error for the batch past the bound")
+		polled, err := con.Poll(ctx, time.Second)
+		if err != nil {
+			t.Log(err)
+			require.ErrorIs(t, err, broker.ErrCorrupt)
+			require.ErrorIs(t, err, kgo.ErrMaxDecompress)
+			var te *broker.TopicError
+			require.ErrorAs(t, err, &te)
+			require.Equal(t, broker.TopicError{Topic: "t", Partition: 0}, broker.TopicError{Topic: te.Topic, Partition: te.Partition})
+			require.Contains(t, err.Error(), "offset 1")
+			break
+		}
+		require.NotContains(t, polled.Ends, tp, "the end reported before the batch at offset 1")
+		got = append(got, polled.Records...)
+	}
+	require.Equal(t, []string{"a"}, values(got))
+
+	con.Assign(map[broker.TopicPartition]int64{tp: 2})
+	polled, err := con.Poll(ctx, waitBound)
+	require.NoError(t, err)
+	require.Equal(t, []string{"c"}, values(polled.Records))
 }
