@@ -33,7 +33,10 @@
 // the record batches itself, skipping aborted transactions and control
 // records as franz-go does (with franz-go's decompressors; the message
 // formats before record batches go through franz-go's decoder), straight
-// into the slice Poll returns: it is a [broker.Recycler].
+// into the slice Poll returns: it is a [broker.Recycler]. A compressed
+// batch may decompress to at most 256 MiB (kgo.MaxDecompressBatchBytes in
+// [WithClientOptions] changes it); a larger one is an error matching
+// [broker.ErrCorrupt].
 //
 // # Writing
 //
