@@ -1,9 +1,12 @@
 package kafka
 
 import (
+	"bytes"
 	"encoding/binary"
 	"fmt"
 	"hash/crc32"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -229,13 +232,24 @@ func TestDecodeMatchesFranzGo(t *testing.T) {
 // recordBatch encodes a record batch of magic 2 with attributes attrs,
 // from offset base, one record per value, with its CRC.
 func recordBatch(base int64, attrs int16, firstTS, maxTS int64, values ...string) []byte {
+	return keyedBatch(base, attrs, firstTS, maxTS, "k", values...)
+}
+
+// abortMarker is the control batch of producer -1 ending its aborted
+// transaction, at offset off.
+func abortMarker(off int64) []byte {
+	return keyedBatch(off, attrTransactional|attrControl, 3, 3, "\x00\x00\x00\x00", "\x00\x00\x00\x00\x00\x00")
+}
+
+// keyedBatch is recordBatch with the key key for every record.
+func keyedBatch(base int64, attrs int16, firstTS, maxTS int64, key string, values ...string) []byte {
 	var recs []byte
 	for i, v := range values {
 		var body []byte
 		body = append(body, 0)
 		body = kbin.AppendVarlong(body, int64(i))
 		body = kbin.AppendVarint(body, int32(i))
-		body = kbin.AppendVarintBytes(body, []byte("k"))
+		body = kbin.AppendVarintBytes(body, []byte(key))
 		body = kbin.AppendVarintBytes(body, []byte(v))
 		body = kbin.AppendVarint(body, 0)
 		recs = kbin.AppendVarint(recs, int32(len(body)))
@@ -255,6 +269,22 @@ func recordBatch(base int64, attrs int16, firstTS, maxTS int64, values ...string
 	b = binary.BigEndian.AppendUint32(b, ^uint32(0))
 	b = binary.BigEndian.AppendUint32(b, uint32(len(values)))
 	b = append(b, recs...)
+	binary.BigEndian.PutUint32(b[8:], uint32(len(b)-12))
+	binary.BigEndian.PutUint32(b[17:], crc32.Checksum(b[batchCRCFrom:], crc32c))
+	return b
+}
+
+// compressedBatch is recordBatch with its records compressed with codec
+// (kgo.DefaultCompressor), when that makes them smaller.
+func compressedBatch(codec kgo.CompressionCodec, base int64, attrs int16, values ...string) []byte {
+	plain := recordBatch(base, attrs, 1, 2, values...)
+	comp, err := kgo.DefaultCompressor(codec)
+	if err != nil {
+		panic(err)
+	}
+	recs, used := comp.Compress(new(bytes.Buffer), plain[batchHeaderLen:])
+	b := append(plain[:batchHeaderLen:batchHeaderLen], recs...)
+	binary.BigEndian.PutUint16(b[21:], uint16(attrs)|uint16(used))
 	binary.BigEndian.PutUint32(b[8:], uint32(len(b)-12))
 	binary.BigEndian.PutUint32(b[17:], crc32.Checksum(b[batchCRCFrom:], crc32c))
 	return b
@@ -305,6 +335,24 @@ func TestDecodeFormats(t *testing.T) {
 	require.Equal(t, []string{"y"}, values(got))
 	require.Equal(t, int32(3), got[0].Partition)
 
+	// Compressed batches, and an aborted transaction, its abort
+	// marker and a committed batch of the same producer after it.
+	long := strings.Repeat("x", 300)
+	for _, codec := range []kgo.CompressionCodec{kgo.GzipCompression(), kgo.ZstdCompression()} {
+		b := compressedBatch(codec, 0, 0, "a"+long, "b"+long)
+		require.NotZero(t, b[22]&attrCompression, "compressed")
+		got = requireSameDecode(t, tp, resp(b), 1)
+		require.Equal(t, []string{"b" + long}, values(got))
+	}
+	rp := resp(compressedBatch(kgo.GzipCompression(), 0, attrTransactional, "a"+long, "b"+long),
+		abortMarker(2),
+		recordBatch(3, attrTransactional, 1, 2, "c", "d"))
+	at := kmsg.NewFetchResponseTopicPartitionAbortedTransaction()
+	at.ProducerID = -1
+	rp.AbortedTransactions = append(rp.AbortedTransactions, at)
+	got = requireSameDecode(t, tp, rp, 0)
+	require.Equal(t, []string{"c", "d"}, values(got))
+
 	// A batch too short for its header, and one claiming more records
 	// than it holds, are corrupt.
 	short := recordBatch(0, 0, 0, 0, "a")[:50]
@@ -328,14 +376,24 @@ func values(recs []broker.Record) []string {
 
 // FuzzDecode reads arbitrary record batches, their CRCs made right so
 // that their records are decoded, from an arbitrary offset, with an
-// aborted transaction or none: the decoding never panics, and what it
+// aborted transaction or none: the decoding never panics, what it
 // returns lies at or after the fetch offset, in order, before the end
-// it reports.
+// it reports, and, when franz-go's ProcessFetchPartition decodes the
+// batches too, it returns the same records, or more when franz-go stops
+// earlier (a lower next offset).
 func FuzzDecode(f *testing.F) {
-	control := recordBatch(2, attrTransactional|attrControl, 3, 3, "\x00\x00\x00\x00")
+	control := abortMarker(2)
 	f.Add(recordBatch(0, 0, 1, 2, "a", "b"), int64(0), int64(-1))
 	f.Add(append(recordBatch(0, attrTransactional, 1, 2, "a", "b"), control...), int64(1), int64(0))
 	f.Add(append(messageV1(0, 5, "k", "v"), messageV1(1, 6, "k", "w")...), int64(0), int64(-1))
+	long := strings.Repeat("x", 300)
+	f.Add(compressedBatch(kgo.GzipCompression(), 0, 0, "a"+long, "b"+long), int64(0), int64(-1))
+	f.Add(append(compressedBatch(kgo.ZstdCompression(), 0, 0, "a"+long, "b"+long),
+		compressedBatch(kgo.ZstdCompression(), 2, 0, "c"+long)...), int64(1), int64(-1))
+	// An aborted transaction, its abort marker, and a committed batch
+	// of the same producer after it.
+	f.Add(slices.Concat(compressedBatch(kgo.GzipCompression(), 0, attrTransactional, "a"+long, "b"+long), control,
+		recordBatch(3, attrTransactional, 1, 2, "c", "d")), int64(0), int64(0))
 	f.Fuzz(func(t *testing.T, raw []byte, from, aborted int64) {
 		for in := raw; len(in) > batchHeaderLen; {
 			length := int64(int32(binary.BigEndian.Uint32(in[8:]))) + 12
@@ -354,7 +412,9 @@ func FuzzDecode(f *testing.F) {
 			at.ProducerID, at.FirstOffset = -1, aborted
 			rp.AbortedTransactions = append(rp.AbortedTransactions, at)
 		}
-		recs, end, err := decodeChunk(broker.TopicPartition{Topic: "t"}, &rp, from)
+		tp := broker.TopicPartition{Topic: "t"}
+		want, wantEnd, wantErr := decodeFranz(tp, &rp, from)
+		recs, end, err := decodeChunk(tp, &rp, from)
 		if err != nil {
 			return
 		}
@@ -365,5 +425,13 @@ func FuzzDecode(f *testing.F) {
 			}
 			last = r.Offset
 		}
+		if wantErr != nil {
+			return
+		}
+		if wantEnd < end {
+			require.GreaterOrEqual(t, len(recs), len(want), "franz-go stops at %d, Poll at %d", wantEnd, end)
+			recs = recs[:len(want)]
+		}
+		require.Equal(t, want, recs, "franz-go to %d, Poll to %d", wantEnd, end)
 	})
 }
