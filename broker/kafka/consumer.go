@@ -36,6 +36,10 @@ const (
 	partitionFetchBytes = 1 << 20
 	// retryBackoff paces fetches of partitions whose leader moved.
 	retryBackoff = 50 * time.Millisecond
+	// maxDecompressBytes bounds what one compressed record batch may
+	// decompress to (franz-go's default is 1 GiB): a batch that would
+	// expand past it is an error, never a runaway allocation.
+	maxDecompressBytes = 256 << 20
 )
 
 // NewConsumer returns a Consumer with no partitions assigned; see
@@ -44,6 +48,16 @@ const (
 // leaders: exactly the positions Assign gives, no automatic offset reset
 // (an offset outside the log is an *broker.OffsetOutOfRangeError from
 // Poll), and Polled.Ends from each fetch's last stable offset.
+//
+// The consumer is a broker.Recycler: Poll decodes records straight into
+// the slice it returns, and a slice handed back with Recycle is filled
+// again.
+//
+// A compressed record batch may decompress to at most 256 MiB, unless
+// WithClientOptions sets kgo.MaxDecompressBatchBytes (or
+// kgo.WithDecompressor, a decompressor of the user's that bounds itself):
+// Poll returns a larger one as an error matching broker.ErrCorrupt and
+// kgo.ErrMaxDecompress, naming its partition and offset.
 //
 // Errors: options out of range match broker.ErrInvalidConfig; ErrClosed
 // after Close.
@@ -61,9 +75,15 @@ func (b *Broker) NewConsumer(opts broker.ConsumerOptions) (broker.Consumer, erro
 		opts.MaxBytes = DefaultMaxPollBytes
 	}
 	opts.MaxBytes = min(opts.MaxBytes, 1<<30)
-	cl, err := b.newClient()
+	cl, err := b.newClientDefaults([]kgo.Opt{kgo.MaxDecompressBatchBytes(maxDecompressBytes)})
 	if err != nil {
 		return nil, fmt.Errorf("kafka: %w", err)
+	}
+	// The client's decompressor is bounded at MaxDecompressBatchBytes.
+	dec, ok := cl.OptValue(kgo.WithDecompressor).(kgo.Decompressor)
+	if !ok || dec == nil {
+		cl.Close()
+		return nil, fmt.Errorf("kafka: the client has no decompressor")
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	c := &consumer{
@@ -72,6 +92,7 @@ func (b *Broker) NewConsumer(opts broker.ConsumerOptions) (broker.Consumer, erro
 		opts:        opts,
 		ctx:         ctx,
 		cancel:      cancel,
+		dec:         dec,
 		parts:       make(map[broker.TopicPartition]*partState),
 		leaders:     make(map[string]*consumerTopic),
 		inflight:    make(map[int32]bool),
@@ -98,6 +119,7 @@ type consumer struct {
 	closeOnce sync.Once
 	closed    atomic.Bool
 
+	dec         kgo.Decompressor
 	parts       map[broker.TopicPartition]*partState
 	leaders     map[string]*consumerTopic // by topic
 	inflight    map[int32]bool            // brokers with a fetch in flight
@@ -105,6 +127,41 @@ type consumer struct {
 	results     chan fetchResult
 	pollSeq     uint64
 	backoff     time.Time // no fetch of a partition marked stale before
+
+	// free holds record slices handed back by Recycle, cleared, for
+	// Poll to fill again; at most maxFree of them.
+	free [][]broker.Record
+}
+
+var _ broker.Recycler = (*consumer)(nil)
+
+// maxFree bounds the record slices a consumer keeps for reuse: a caller
+// usually holds the records of one or two Polls while it fetches the
+// next.
+const maxFree = 4
+
+// Recycle hands back the records of a Poll for a later Poll to fill
+// again; see broker.Recycler.
+func (c *consumer) Recycle(recs []broker.Record) {
+	if c.closed.Load() || cap(recs) == 0 || len(c.free) >= maxFree {
+		return
+	}
+	clear(recs) // the keys and values are the caller's: hold no reference
+	c.free = append(c.free, recs[:0])
+}
+
+// records returns an empty slice for at least want records: a recycled
+// one, or a new one. A recycled slice too small is dropped: kept, it
+// would come first every time.
+func (c *consumer) records(want int) []broker.Record {
+	if n := len(c.free); n > 0 {
+		buf := c.free[n-1]
+		c.free = c.free[:n-1]
+		if cap(buf) >= want {
+			return buf
+		}
+	}
+	return make([]broker.Record, 0, want)
 }
 
 // partState is an assigned partition.
@@ -113,14 +170,12 @@ type partState struct {
 	paused bool
 	// seq changes at every seek; a fetch result for an older seq is stale.
 	seq uint64
-	// buf holds fetched records from pos on, not yet returned; next is
-	// the offset after them (past any transaction markers or aborted
-	// records), lso the fetch's last stable offset. fetched tells
-	// whether buf, next and lso are valid.
-	buf     []broker.Record
-	next    int64
-	lso     int64
-	fetched bool
+	// chunks hold what fetches returned from pos on, not yet returned
+	// by Poll, in offset order (one: a partition is fetched once all
+	// it had was returned). lso is the last fetch's last stable
+	// offset.
+	chunks []*chunk
+	lso    int64
 	// atEnd: every record before lso was returned; Polls report lso
 	// in Polled.Ends until the position moves.
 	atEnd bool
@@ -144,7 +199,10 @@ type fetchResult struct {
 	seq    uint64 // pollSeq of the Poll that sent it
 	req    map[broker.TopicPartition]fetchReq
 	resp   *kmsg.FetchResponse
-	err    error
+	// scans are the checks of the response's partitions' record
+	// batches, by topic and partition index of resp.
+	scans [][]scanned
+	err   error
 }
 
 type fetchReq struct {
@@ -170,7 +228,7 @@ func (c *consumer) Assign(positions map[broker.TopicPartition]int64) {
 		}
 		ps.seq++
 		ps.pos = off
-		ps.buf, ps.fetched, ps.atEnd, ps.err, ps.oor = nil, false, false, nil, false
+		ps.chunks, ps.atEnd, ps.err, ps.oor = nil, false, nil, false
 		if err := checkTopic(tp.Topic); err != nil {
 			ps.err = err
 		} else if tp.Partition < 0 {
@@ -363,45 +421,56 @@ func (c *consumer) sorted() []broker.TopicPartition {
 }
 
 // take returns buffered records of unpaused partitions within the
-// limits, and the partitions at their end; ok tells whether there are
-// records.
+// limits, decoded into one slice (see records), and the partitions at
+// their end; ok tells whether there are records.
 func (c *consumer) take() (broker.Polled, bool) {
 	var out broker.Polled
-	bytes := 0
-	for _, tp := range c.sorted() {
+	bytes, full := 0, false
+	tps := c.sorted()
+	for _, tp := range tps {
 		ps := c.parts[tp]
 		if ps.paused {
 			continue
 		}
-		if ps.fetched {
-			n := 0
-			for n < len(ps.buf) && len(out.Records)+n < c.opts.MaxRecords {
-				r := &ps.buf[n]
-				size := len(r.Key) + len(r.Value)
-				if len(out.Records)+n > 0 && bytes+size > c.opts.MaxBytes {
+		for len(ps.chunks) > 0 {
+			ch := ps.chunks[0]
+			for !full && !ch.done() && len(out.Records) < c.opts.MaxRecords {
+				var r broker.Record
+				ok, err := ch.peek(&r, tp, c.dec)
+				if err != nil {
+					ps.err = &broker.TopicError{Topic: tp.Topic, Partition: tp.Partition,
+						Err: fmt.Errorf("%w: %w", broker.ErrCorrupt, err)}
+					ps.chunks = nil
 					break
 				}
-				bytes += size
-				n++
-			}
-			if n > 0 {
-				// The first partition's records are handed over without
-				// a copy (capped, so that appending the next partition's
-				// cannot write over this one's rest).
-				if out.Records == nil {
-					out.Records = ps.buf[:n:n]
-				} else {
-					out.Records = append(out.Records, ps.buf[:n]...)
+				if !ok {
+					break
 				}
-				ps.pos = ps.buf[n-1].Offset + 1
-				ps.buf = ps.buf[n:]
+				size := len(r.Key) + len(r.Value)
+				if len(out.Records) > 0 && bytes+size > c.opts.MaxBytes {
+					full = true
+					break
+				}
+				if out.Records == nil {
+					out.Records = c.records(c.available(tps))
+				}
+				ch.take()
+				bytes += size
+				out.Records = append(out.Records, r)
+				ps.pos = r.Offset + 1
 				ps.atEnd = false
 			}
-			if len(ps.buf) == 0 {
-				ps.buf = nil
-				ps.pos = max(ps.pos, ps.next)
+			if ps.err != nil || !ch.done() {
+				break
+			}
+			// Past offsets without records to return: transaction
+			// markers, aborted or compacted records.
+			ps.pos = max(ps.pos, ch.end)
+			ps.chunks[0] = nil
+			ps.chunks = ps.chunks[1:]
+			if len(ps.chunks) == 0 {
+				ps.chunks = nil
 				ps.atEnd = ps.pos >= ps.lso
-				ps.fetched = false
 			}
 		}
 		if ps.atEnd {
@@ -414,12 +483,29 @@ func (c *consumer) take() (broker.Polled, bool) {
 	return out, len(out.Records) > 0
 }
 
+// available is an upper bound of the records take may return from tps,
+// within MaxRecords.
+func (c *consumer) available(tps []broker.TopicPartition) int {
+	n := 0
+	for _, tp := range tps {
+		if ps := c.parts[tp]; !ps.paused {
+			for _, ch := range ps.chunks {
+				n += ch.remaining()
+			}
+		}
+		if n >= c.opts.MaxRecords {
+			return c.opts.MaxRecords
+		}
+	}
+	return max(n, 1)
+}
+
 // refreshMeta loads the leaders of the topics of partitions to fetch
 // whose leader is unknown or stale.
 func (c *consumer) refreshMeta(ctx context.Context) error {
 	var topics []string
 	for tp, ps := range c.parts {
-		if ps.paused || ps.err != nil || ps.fetched {
+		if ps.paused || ps.err != nil || len(ps.chunks) > 0 {
 			continue
 		}
 		t := c.leaders[tp.Topic]
@@ -492,7 +578,7 @@ func (c *consumer) send(seq uint64, wait time.Duration) {
 	byBroker := make(map[int32]map[broker.TopicPartition]fetchReq)
 	now := time.Now()
 	for tp, ps := range c.parts {
-		if ps.paused || ps.err != nil || ps.oor || ps.fetched {
+		if ps.paused || ps.err != nil || ps.oor || len(ps.chunks) > 0 {
 			continue
 		}
 		if ps.stale && now.Before(c.backoff) {
@@ -553,6 +639,14 @@ func (c *consumer) send(seq uint64, wait time.Duration) {
 			r := fetchResult{broker: id, seq: seq, req: parts, err: err}
 			if err == nil {
 				r.resp = resp.(*kmsg.FetchResponse)
+				r.scans = make([][]scanned, len(r.resp.Topics))
+				for i := range r.resp.Topics {
+					rt := &r.resp.Topics[i]
+					r.scans[i] = make([]scanned, len(rt.Partitions))
+					for j := range rt.Partitions {
+						r.scans[i][j] = scanBatches(rt.Partitions[j].RecordBatches)
+					}
+				}
 			}
 			select {
 			case c.results <- r:
@@ -591,15 +685,17 @@ func (c *consumer) apply(r fetchResult) {
 			rp := &rt.Partitions[j]
 			tp := broker.TopicPartition{Topic: topic, Partition: rp.Partition}
 			fr, ok := r.req[tp]
-			if !ok || c.parts[tp] != fr.ps || fr.ps.seq != fr.seq || fr.ps.pos != fr.offset || fr.ps.fetched {
+			if !ok || c.parts[tp] != fr.ps || fr.ps.seq != fr.seq || fr.ps.pos != fr.offset || len(fr.ps.chunks) > 0 {
 				continue // stale: unassigned, seeked or already filled
 			}
-			c.applyPartition(tp, fr, rp)
+			c.applyPartition(tp, fr, rp, r.scans[i][j])
 		}
 	}
 }
 
-func (c *consumer) applyPartition(tp broker.TopicPartition, fr fetchReq, rp *kmsg.FetchResponseTopicPartition) {
+// applyPartition takes in the answer rp for partition tp of fetch fr,
+// whose batches scanBatches checked (s).
+func (c *consumer) applyPartition(tp broker.TopicPartition, fr fetchReq, rp *kmsg.FetchResponseTopicPartition, s scanned) {
 	ps := fr.ps
 	err := kerr.ErrorForCode(rp.ErrorCode)
 	switch {
@@ -618,49 +714,24 @@ func (c *consumer) applyPartition(tp broker.TopicPartition, fr fetchReq, rp *kms
 		ps.err = c.b.mapErr(err, tp.Topic, tp.Partition)
 		return
 	}
-	fp, next := kgo.ProcessFetchPartition(kgo.ProcessFetchPartitionOpts{
-		Offset:         fr.offset,
-		IsolationLevel: kgo.ReadCommitted(),
-		Topic:          tp.Topic,
-		Partition:      tp.Partition,
-	}, rp, kgo.DefaultDecompressor(), nil)
-	if fp.Err != nil {
+	ch, err := newChunk(tp, rp, fr.offset, s, c.dec)
+	if err == nil {
+		err = s.err
+	}
+	if err != nil {
 		ps.err = &broker.TopicError{Topic: tp.Topic, Partition: tp.Partition,
-			Err: fmt.Errorf("%w: %w", broker.ErrCorrupt, fp.Err)}
+			Err: fmt.Errorf("%w: %w", broker.ErrCorrupt, err)}
 		return
 	}
-	if fr.offset > rp.LastStableOffset && len(fp.Records) == 0 {
+	if fr.offset > rp.LastStableOffset && ch.remaining() == 0 {
 		// Kafka answers a position between the last stable offset and
 		// the high watermark with nothing; the broker package calls
 		// any position above the latest offset out of range.
 		ps.oor = true
 		return
 	}
-	recs := make([]broker.Record, 0, len(fp.Records))
-	for _, kr := range fp.Records {
-		if kr.Offset < fr.offset {
-			continue
-		}
-		r := broker.Record{
-			Key:       kr.Key,
-			Value:     kr.Value,
-			Timestamp: kr.Timestamp,
-			Topic:     tp.Topic,
-			Partition: tp.Partition,
-			Offset:    kr.Offset,
-		}
-		if len(kr.Headers) > 0 {
-			r.Headers = make([]broker.Header, len(kr.Headers))
-			for k, h := range kr.Headers {
-				r.Headers[k] = broker.Header{Key: h.Key, Value: h.Value}
-			}
-		}
-		recs = append(recs, r)
-	}
-	ps.buf = recs
-	ps.next = max(next, fr.offset)
+	ps.chunks = append(ps.chunks, ch)
 	ps.lso = rp.LastStableOffset
-	ps.fetched = true
 	// The partition is at its new end only once these records are
 	// returned (take): a Poll whose MaxRecords other partitions fill
 	// must not report it at its end with records of it unreturned.

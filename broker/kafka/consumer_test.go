@@ -10,6 +10,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/duality-streams/duality/broker"
+	"github.com/duality-streams/duality/broker/kafka"
 )
 
 // TestConsumerEndsPastMarkers reads committed transactions: the records
@@ -328,4 +329,114 @@ func TestConsumerEndsOnlyWhenRead(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestConsumerDecompressBound reads a compressed batch that expands past
+// the bound on decompressed batches (kgo.MaxDecompressBatchBytes, here
+// 64 KiB): Poll returns the records before it, then an error matching
+// broker.ErrCorrupt that names the partition and the batch's offset;
+// seeking past the batch reads on.
+func TestConsumerDecompressBound(t *testing.T) {
+	c := newCluster(t)
+	b := newBroker(t, c, kafka.WithClientOptions(kgo.MaxDecompressBatchBytes(64<<10)))
+	ctx := t.Context()
+	require.NoError(t, b.CreateTopic(ctx, "t", broker.TopicConfig{Partitions: 1}))
+	p, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.RecordPartitioner(kgo.ManualPartitioner()),
+		kgo.ProducerBatchCompression(kgo.ZstdCompression()))
+	require.NoError(t, err)
+	defer p.Close()
+	bomb := make([]byte, 256<<10) // zeros: a few hundred bytes compressed
+	for _, v := range [][]byte{[]byte("a"), bomb, []byte("c")} {
+		require.NoError(t, p.ProduceSync(ctx, &kgo.Record{Topic: "t", Value: v}).FirstErr())
+	}
+
+	con, err := b.NewConsumer(broker.ConsumerOptions{})
+	require.NoError(t, err)
+	defer con.Close()
+	tp := broker.TopicPartition{Topic: "t"}
+	con.Assign(map[broker.TopicPartition]int64{tp: 0})
+	var got []broker.Record
+	for deadline := time.Now().Add(waitBound); ; {
+		require.True(t, time.Now().Before(deadline), "no error for the batch past the bound")
+		polled, err := con.Poll(ctx, time.Second)
+		if err != nil {
+			t.Log(err)
+			require.ErrorIs(t, err, broker.ErrCorrupt)
+			require.ErrorIs(t, err, kgo.ErrMaxDecompress)
+			var te *broker.TopicError
+			require.ErrorAs(t, err, &te)
+			require.Equal(t, broker.TopicError{Topic: "t", Partition: 0}, broker.TopicError{Topic: te.Topic, Partition: te.Partition})
+			require.Contains(t, err.Error(), "offset 1")
+			break
+		}
+		require.NotContains(t, polled.Ends, tp, "the end reported before the batch at offset 1")
+		got = append(got, polled.Records...)
+	}
+	require.Equal(t, []string{"a"}, values(got))
+
+	con.Assign(map[broker.TopicPartition]int64{tp: 2})
+	polled, err := con.Poll(ctx, waitBound)
+	require.NoError(t, err)
+	require.Equal(t, []string{"c"}, values(polled.Records))
+}
+
+// TestConsumerRecycle checks broker.Recycler: a Poll after Recycle fills
+// the recycled slice again, with the right records, also from a later
+// fetch, and the keys and values of recycled records stay as they were.
+func TestConsumerRecycle(t *testing.T) {
+	b := newBroker(t, newCluster(t))
+	ctx := t.Context()
+	require.NoError(t, b.CreateTopic(ctx, "t", broker.TopicConfig{Partitions: 2}))
+	keyed := func(p int32, vals ...string) []broker.Record {
+		var out []broker.Record
+		for _, v := range vals {
+			out = append(out, broker.Record{Topic: "t", Partition: p, Key: []byte("k-" + v), Value: []byte(v)})
+		}
+		return out
+	}
+	require.NoError(t, b.Produce(ctx, keyed(0, "a", "b", "c", "d")))
+	require.NoError(t, b.Produce(ctx, keyed(1, "e", "f")))
+	c, err := b.NewConsumer(broker.ConsumerOptions{MaxRecords: 3})
+	require.NoError(t, err)
+	defer c.Close()
+	rc, ok := c.(broker.Recycler)
+	require.True(t, ok, "the Kafka consumer reuses records")
+	c.Assign(map[broker.TopicPartition]int64{{Topic: "t", Partition: 0}: 0, {Topic: "t", Partition: 1}: 0})
+
+	// The first Poll fetches both partitions and returns partition 0's
+	// first three records.
+	first, err := c.Poll(ctx, waitBound)
+	require.NoError(t, err)
+	require.Equal(t, []string{"a", "b", "c"}, values(first.Records))
+	keptKey, keptValue := first.Records[0].Key, first.Records[0].Value
+	slot := &first.Records[0]
+	rc.Recycle(first.Records)
+	require.Zero(t, first.Records[0], "recycled records are cleared")
+
+	// The rest of that fetch, in the recycled slice.
+	polled, err := c.Poll(ctx, waitBound)
+	require.NoError(t, err)
+	require.Equal(t, []string{"d", "e", "f"}, values(polled.Records))
+	require.Equal(t, []int32{0, 1, 1}, []int32{polled.Records[0].Partition, polled.Records[1].Partition, polled.Records[2].Partition})
+	require.Same(t, slot, &polled.Records[0], "the recycled slice is filled again")
+	rc.Recycle(polled.Records)
+
+	// A later fetch's records, in it again.
+	require.NoError(t, b.Produce(ctx, keyed(0, "g")))
+	var got []broker.Record
+	for deadline := time.Now().Add(waitBound); len(got) == 0; {
+		require.True(t, time.Now().Before(deadline), "no record g")
+		polled, err = c.Poll(ctx, time.Second)
+		require.NoError(t, err)
+		got = polled.Records
+	}
+	require.Equal(t, []string{"g"}, values(got))
+	require.Equal(t, "k-g", string(got[0].Key))
+	require.Same(t, slot, &got[0], "the recycled slice is filled again")
+
+	require.Equal(t, "k-a", string(keptKey), "a key kept from a recycled record is unchanged")
+	require.Equal(t, "a", string(keptValue), "a value kept from a recycled record is unchanged")
+	rc.Recycle(nil) // nothing to do
+	require.NoError(t, c.Close())
+	rc.Recycle(got) // after Close: dropped
 }

@@ -29,8 +29,14 @@
 // leaders, at exactly the positions Assign gave: there is no automatic
 // offset reset, a position outside the log is an
 // *[broker.OffsetOutOfRangeError]. Each fetch reports the partition's last
-// stable offset, which gives [broker.Polled].Ends. franz-go decodes the
-// record batches (compression, aborted transactions, control records).
+// stable offset, which gives [broker.Polled].Ends. The consumer decodes
+// the record batches itself, skipping aborted transactions and control
+// records as franz-go does (with franz-go's decompressors; the message
+// formats before record batches go through franz-go's decoder), straight
+// into the slice Poll returns: it is a [broker.Recycler]. A compressed
+// batch may decompress to at most 256 MiB (kgo.MaxDecompressBatchBytes in
+// [WithClientOptions] changes it); a larger one is an error matching
+// [broker.ErrCorrupt].
 //
 // # Writing
 //

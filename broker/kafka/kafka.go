@@ -91,8 +91,15 @@ func New(ctx context.Context, seeds []string, opts ...Option) (*Broker, error) {
 // newClient returns a franz-go client with the user's options, then
 // the broker's (which win).
 func (b *Broker) newClient(opts ...kgo.Opt) (*kgo.Client, error) {
-	all := make([]kgo.Opt, 0, len(b.cfg.clientOpts)+len(opts)+2)
+	return b.newClientDefaults(nil, opts...)
+}
+
+// newClientDefaults is newClient with defaults that the user's options
+// override.
+func (b *Broker) newClientDefaults(defaults []kgo.Opt, opts ...kgo.Opt) (*kgo.Client, error) {
+	all := make([]kgo.Opt, 0, len(defaults)+len(b.cfg.clientOpts)+len(opts)+2)
 	all = append(all, kgo.WithLogger(slogLogger{b.log}))
+	all = append(all, defaults...)
 	all = append(all, b.cfg.clientOpts...)
 	all = append(all, kgo.SeedBrokers(b.seeds...))
 	all = append(all, opts...)

@@ -88,18 +88,22 @@ func (w *worker) restore(ctx context.Context, s *taskStore) error {
 		if err != nil {
 			return fmt.Errorf("restore %s/%d at offset %d: %w", s.name, p, next, err)
 		}
-		if recs := polled.Records; len(recs) > 0 {
-			if err := applyChangelog(s.st, &s.batch, recs, recs[len(recs)-1].Offset); err != nil {
+		n := len(polled.Records)
+		if recs := polled.Records; n > 0 {
+			if err := applyChangelog(s.st, &s.batch, recs, recs[n-1].Offset); err != nil {
 				return fmt.Errorf("restore %s/%d: %w", s.name, p, err)
 			}
-			restored += int64(len(recs))
-			next = recs[len(recs)-1].Offset + 1
+			restored += int64(n)
+			next = recs[n-1].Offset + 1
 			sm.restored.Store(restored)
+			// The batch holds copies: the records go back to the
+			// consumer for its next fetch (broker.Recycler).
+			rd.recycle(recs)
 		}
 		if _, ok := polled.Ends[tp]; ok || next >= offs.Latest {
 			break // at the end (the rest, if any, was compacted away)
 		}
-		if hook != nil && len(polled.Records) > 0 {
+		if hook != nil && n > 0 {
 			hook(RestoreProgress{Store: s.name, Partition: p, Restored: restored, Total: total})
 		}
 		if time.Since(logged) >= restoreLogInterval {

@@ -610,6 +610,9 @@ func (r *standbyRun) poll(ctx context.Context, rd *reader) error {
 		}
 		i = j
 	}
+	// The batches hold copies: the records go back to the consumer for
+	// its next fetch (broker.Recycler).
+	rd.recycle(recs)
 	for tp, end := range polled.Ends {
 		s := r.byTP[tp]
 		if s == nil {
