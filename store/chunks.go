@@ -18,6 +18,8 @@ import (
 //
 //	valInline  value                       the value itself
 //	valChunked be32(n) be64(length)        a stub: the value is in n chunks
+//	valChunkedV be32(n) be64(length) version  a stub of versioned chunks
+//	                                          (formatV3: see ingest.go)
 //
 // A value longer than chunkSize is stored as a stub under its data key and
 // its bytes in chunks of chunkSize bytes (the last may be shorter):
@@ -97,7 +99,8 @@ func (s *pebbleStore) chunkBound(dst, key []byte) []byte {
 	return appendEscaped(append(dst, s.chunkPrefix...), key)
 }
 
-// chunkSpan returns the span of the chunk keys of key's value.
+// chunkSpan returns the span of the unversioned chunk keys of key's value
+// (a valChunked stub's).
 func (s *pebbleStore) chunkSpan(key []byte) (lo, hi []byte) {
 	lo = s.chunkBound(nil, key)
 	hi = bytes.Clone(lo)
@@ -117,18 +120,28 @@ func appendStub(dst []byte, n uint32, size int) []byte {
 }
 
 // parseStub returns the number of chunks and the length of the value of
-// stub v. Errors match ErrCorrupt.
-func parseStub(v []byte) (n uint32, size int, err error) {
-	if len(v) != stubLen {
-		return 0, 0, fmt.Errorf("%w: chunked value stub of %d bytes", ErrCorrupt, len(v))
+// stub v (tag valChunked or valChunkedV), and its version (versioned
+// true) for a valChunkedV stub. Errors match ErrCorrupt.
+func parseStub(v []byte) (n uint32, size int, ver version, versioned bool, err error) {
+	versioned = len(v) > 0 && v[0] == valChunkedV
+	want := stubLen
+	if versioned {
+		want = stubVLen
+	}
+	if len(v) != want {
+		return 0, 0, ver, false, fmt.Errorf("%w: chunked value stub of %d bytes", ErrCorrupt, len(v))
 	}
 	n = binary.BigEndian.Uint32(v[1:])
 	sz := binary.BigEndian.Uint64(v[5:])
 	if sz <= chunkSize || sz > maxChunkedLen || uint64(n) != (sz+chunkSize-1)/chunkSize {
-		return 0, 0, fmt.Errorf("%w: chunked value stub says %d bytes in %d chunks", ErrCorrupt, sz, n)
+		return 0, 0, ver, false, fmt.Errorf("%w: chunked value stub says %d bytes in %d chunks", ErrCorrupt, sz, n)
 	}
-	return n, int(sz), nil
+	copy(ver[:], v[stubLen:])
+	return n, int(sz), ver, versioned, nil
 }
+
+// isStub reports whether the stored value v (tag included) is a stub.
+func isStub(v []byte) bool { return len(v) > 0 && (v[0] == valChunked || v[0] == valChunkedV) }
 
 // numChunks returns the number of chunks of a value of size bytes.
 func numChunks(size int) int { return (size + chunkSize - 1) / chunkSize }
@@ -179,10 +192,10 @@ func (r *chunkReader) value(s *pebbleStore, src *pebble.Iterator, key, v []byte)
 	switch {
 	case len(v) > 0 && v[0] == valInline:
 		return v[1:], nil
-	case len(v) == 0 || v[0] != valChunked:
+	case !isStub(v):
 		return nil, badTag(v)
 	}
-	n, size, err := parseStub(v)
+	n, size, ver, versioned, err := parseStub(v)
 	if err != nil {
 		return nil, err
 	}
@@ -192,6 +205,9 @@ func (r *chunkReader) value(s *pebbleStore, src *pebble.Iterator, key, v []byte)
 		}
 	}
 	lo, hi := s.chunkSpan(key)
+	if versioned {
+		lo, hi = s.versionSpan(key, ver)
+	}
 	r.it.SetBounds(lo, hi)
 	if cap(r.buf) < size {
 		r.buf = make([]byte, 0, size)
@@ -298,7 +314,7 @@ func (c *chunkApply) had(key []byte) (bool, error) {
 // forget deletes the chunks and the index entry of key, which has a
 // chunked value (had).
 func (c *chunkApply) forget(key []byte) error {
-	lo, hi := c.s.chunkSpan(key)
+	lo, hi := c.s.keySpan(key)
 	if err := c.pb.DeleteRange(lo, hi, nil); err != nil {
 		return err
 	}
@@ -325,13 +341,13 @@ func (c *chunkApply) put(dk, key, v []byte) error {
 		c.state[string(key)] = false
 		return setInline(c.pb, dk, v)
 	}
-	if had {
-		// Its chunks go, including those past the new value's.
-		lo, hi := c.s.chunkSpan(key)
-		if err := c.pb.DeleteRange(lo, hi, nil); err != nil {
-			return err
-		}
-	} else {
+	// Its chunks go, including those past the new value's, and any that
+	// an ingestion whose batch did not commit left (see ingest.go).
+	lo, hi := c.s.keySpan(key)
+	if err := c.pb.DeleteRange(lo, hi, nil); err != nil {
+		return err
+	}
+	if !had {
 		c.delta++
 	}
 	c.state[string(key)] = true

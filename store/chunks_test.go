@@ -31,7 +31,13 @@ func bigValue(seed, n int) []byte {
 // first byte is tag.
 func rawCount(t *testing.T, fs vfs.FS, tag byte) int {
 	t.Helper()
-	pdb, err := pebble.Open("db", &pebble.Options{FS: fs, Logger: quietLogger{}})
+	return rawCountAt(t, fs, "db", tag)
+}
+
+// rawCountAt is rawCount for the database in dir.
+func rawCountAt(t *testing.T, fs vfs.FS, dir string, tag byte) int {
+	t.Helper()
+	pdb, err := pebble.Open(dir, &pebble.Options{FS: fs, Logger: quietLogger{}})
 	require.NoError(t, err)
 	defer pdb.Close()
 	it, err := pdb.NewIter(&pebble.IterOptions{LowerBound: []byte{tag}, UpperBound: []byte{tag + 1}})
@@ -50,8 +56,25 @@ func rawCount(t *testing.T, fs vfs.FS, tag byte) int {
 // 0xff bytes, to a Pebble store and to the memory store: after every
 // batch Get, Range, RangeReverse and Prefix agree, also after a reopen;
 // and in the end the database holds exactly the chunks and index entries
-// of the values left, none of those overwritten or deleted.
+// of the values left, none of those overwritten or deleted. It runs with
+// values written in the batch, and with those of 2 chunks or more
+// ingested (the others in the batch, so that both kinds replace each
+// other).
 func TestChunkedValues(t *testing.T) {
+	eachWay(t, testChunkedValues)
+}
+
+// eachWay runs test with the large values of batches written in the
+// batch, and with those of 2 chunks or more ingested (see ingest.go).
+func eachWay(t *testing.T, test func(t *testing.T)) {
+	t.Run("batch", test)
+	t.Run("ingested", func(t *testing.T) {
+		defer store.SetIngestMin(2 * chunk)()
+		test(t)
+	})
+}
+
+func testChunkedValues(t *testing.T) {
 	rng := rand.New(rand.NewPCG(5, 6))
 	fs := vfs.NewMem()
 	pdb := openMem(t, fs, store.WithMemTableSize(4<<20))
@@ -143,8 +166,13 @@ func numChunks(n int) int { return (n + chunk - 1) / chunk }
 
 // TestChunkedOneBatch writes the same key several times in one batch,
 // large and small, and range deletes large values written earlier in the
-// batch: the batch's last write wins and no chunk is left behind.
-func TestChunkedOneBatch(t *testing.T) {
+// batch: the batch's last write wins and no chunk is left behind. It
+// runs with the values of 2 chunks or more ingested too (eachWay): j and
+// l, the only writes of their keys (n's is left to the batch, as its key
+// has two; j's chunks go with the range deletion after it).
+func TestChunkedOneBatch(t *testing.T) { eachWay(t, testChunkedOneBatch) }
+
+func testChunkedOneBatch(t *testing.T) {
 	fs := vfs.NewMem()
 	db := openMem(t, fs)
 	s, err := db.Store("s", 0)
@@ -177,16 +205,43 @@ func TestChunkedOneBatch(t *testing.T) {
 // TestChunkedDamage damages the chunks and stub of a stored large value
 // in every way a reader can notice: each read of it (Get, Range) fails
 // with an error matching ErrCorrupt that names the store, and the other
-// values still read.
+// values still read. It runs with the value written in the batch and
+// ingested, whose chunk keys and stub have a version (the first of the
+// database: epoch 0, ingestion 1).
 func TestChunkedDamage(t *testing.T) {
+	t.Run("batch", func(t *testing.T) { testChunkedDamage(t, false) })
+	t.Run("ingested", func(t *testing.T) {
+		defer store.SetIngestMin(2 * chunk)()
+		testChunkedDamage(t, true)
+	})
+}
+
+func testChunkedDamage(t *testing.T, ingested bool) {
 	const size = 2*chunk + 10 // 3 chunks
+	lastByteError := "has 10 bytes, want 11"
+	if ingested {
+		lastByteError = "has 0 of its 3 chunks"
+	}
 	var (
 		dataKey  = []byte{1, 1, 'b', 'i', 'g'}
 		chunkKey = func(i uint32, extra ...byte) []byte {
-			return append(binary.BigEndian.AppendUint32([]byte{3, 1, 'b', 'i', 'g', 0, 1}, i), extra...)
+			k := []byte{3, 1, 'b', 'i', 'g', 0, 1}
+			if ingested {
+				k[len(k)-1] = 2
+				k = binary.BigEndian.AppendUint64(binary.BigEndian.AppendUint64(k, 0), 1)
+			}
+			return append(binary.BigEndian.AppendUint32(k, i), extra...)
 		}
 		stub = func(n uint32, size uint64) []byte {
-			return binary.BigEndian.AppendUint64(binary.BigEndian.AppendUint32([]byte{1}, n), size)
+			tag := byte(1)
+			if ingested {
+				tag = 2
+			}
+			v := binary.BigEndian.AppendUint64(binary.BigEndian.AppendUint32([]byte{tag}, n), size)
+			if ingested {
+				v = binary.BigEndian.AppendUint64(binary.BigEndian.AppendUint64(v, 0), 1)
+			}
+			return v
 		}
 	)
 	for _, tc := range []struct {
@@ -203,6 +258,12 @@ func TestChunkedDamage(t *testing.T) {
 		{"stub count", func(b *pebble.Batch) { _ = b.Set(dataKey, stub(2, size), nil) }, "stub says"},
 		{"stub length", func(b *pebble.Batch) { _ = b.Set(dataKey, stub(3, 3*chunk+1), nil) }, "stub says"},
 		{"stub too short", func(b *pebble.Batch) { _ = b.Set(dataKey, []byte{1, 0, 0}, nil) }, "stub of 3 bytes"},
+		{"versioned stub too short", func(b *pebble.Batch) { _ = b.Set(dataKey, stub(3, size)[:stubLen(ingested)-1], nil) }, "stub of"},
+		{"last byte of the stub", func(b *pebble.Batch) {
+			v := stub(3, size)
+			v[len(v)-1]++ // batch: one byte longer; ingested: another version, without chunks
+			_ = b.Set(dataKey, v, nil)
+		}, lastByteError},
 		{"small stub", func(b *pebble.Batch) { _ = b.Set(dataKey, stub(1, 10), nil) }, "stub says"},
 		{"unknown tag", func(b *pebble.Batch) { _ = b.Set(dataKey, []byte{7, 'x'}, nil) }, "unknown tag 0x7"},
 		{"no tag", func(b *pebble.Batch) { _ = b.Set(dataKey, nil, nil) }, "without tag"},
@@ -218,6 +279,9 @@ func TestChunkedDamage(t *testing.T) {
 			b.Put([]byte("z"), []byte("after"))
 			require.NoError(t, s.Apply(&b))
 			require.NoError(t, db.Close())
+			// The value is stored as the test expects.
+			require.Equal(t, 3, rawCount(t, fs, 0x03))
+			rawGet(t, fs, chunkKey(2))
 
 			pdb, err := pebble.Open("db", &pebble.Options{FS: fs, Logger: quietLogger{}})
 			require.NoError(t, err)
@@ -257,6 +321,27 @@ func TestChunkedDamage(t *testing.T) {
 			require.Equal(t, "new", string(v))
 		})
 	}
+}
+
+// stubLen is the length of a stub: 13 bytes, 29 when versioned.
+func stubLen(versioned bool) int {
+	if versioned {
+		return 29
+	}
+	return 13
+}
+
+// rawGet returns the value of key in the closed database in fs, which
+// must hold it.
+func rawGet(t *testing.T, fs vfs.FS, key []byte) []byte {
+	t.Helper()
+	pdb, err := pebble.Open("db", &pebble.Options{FS: fs, Logger: quietLogger{}})
+	require.NoError(t, err)
+	defer pdb.Close()
+	v, closer, err := pdb.Get(key)
+	require.NoError(t, err, "key %x", key)
+	defer closer.Close()
+	return bytes.Clone(v)
 }
 
 // TestFormatV1 opens a database written before values were tagged (format
@@ -392,4 +477,77 @@ func TestChunkedOffsetAndDrop(t *testing.T) {
 	require.NoError(t, db.Close())
 	require.Zero(t, rawCount(t, fs, 0x03), "Drop deletes the chunks")
 	require.Zero(t, rawCount(t, fs, 0x04), "and the index")
+}
+
+// TestFormatV2 opens a database written before huge values were ingested
+// (format marker duality-store-v2, chunked values with unversioned chunk
+// keys), which also holds the chunks of an ingestion whose batch did not
+// commit (versioned chunks of an earlier open that no stub names): it
+// reads as before and keeps its format through ordinary writes; the
+// first ingested value upgrades it to duality-store-v3, and its batch
+// deletes the key's older chunks, the orphans included.
+func TestFormatV2(t *testing.T) {
+	defer store.SetIngestMin(2 * chunk)()
+	fs := vfs.NewMem()
+	old := bigValue(1, chunk+5)
+	catalog := binary.BigEndian.AppendUint32([]byte{0, 1, 's'}, 0)
+	chunkKey := func(i uint32) []byte { return binary.BigEndian.AppendUint32([]byte{3, 1, 'k', 0, 1}, i) }
+	orphan := binary.BigEndian.AppendUint64(binary.BigEndian.AppendUint64([]byte{3, 1, 'k', 0, 2}, 3), 7)
+	rawSet(t, fs,
+		[]byte{0}, []byte("duality-store-v2"),
+		binary.BigEndian.AppendUint64([]byte{0, 0}, 5), nil, // the write chain's anchor
+		catalog, []byte{1},
+		[]byte{1, 1, 'k'}, binary.BigEndian.AppendUint64(binary.BigEndian.AppendUint32([]byte{1}, 2), uint64(len(old))),
+		chunkKey(0), old[:chunk],
+		chunkKey(1), old[chunk:],
+		[]byte{4, 1, 'k'}, nil,
+		binary.BigEndian.AppendUint32(orphan, 0), []byte("orphan"),
+		[]byte{1, 1, 's'}, []byte{0, 's'},
+	)
+	get := func(s store.Store, k string) []byte {
+		t.Helper()
+		v, ok, err := s.Get([]byte(k))
+		require.NoError(t, err)
+		require.True(t, ok, k)
+		return v
+	}
+	db := openMem(t, fs)
+	s, err := db.Store("s", 0)
+	require.NoError(t, err)
+	require.Equal(t, old, get(s, "k"))
+	require.Equal(t, []pair{{"k", string(old)}, {"s", "s"}}, scan(t, s.Range(nil, nil)))
+	var b store.Batch
+	b.Put([]byte("m"), bigValue(2, chunk+1)) // chunked in the batch
+	b.Put([]byte("s"), []byte("small"))
+	require.NoError(t, s.Apply(&b))
+	require.NoError(t, db.Close())
+	require.Equal(t, "duality-store-v2", string(rawGet(t, fs, []byte{0})))
+	require.Equal(t, 2+1+2, rawCount(t, fs, 0x03))
+
+	db = openMem(t, fs)
+	s, err = db.Store("s", 0)
+	require.NoError(t, err)
+	require.Equal(t, old, get(s, "k"))
+	b.Reset()
+	b.Put([]byte("k"), bigValue(3, 2*chunk+1)) // ingested
+	require.NoError(t, s.Apply(&b))
+	require.Equal(t, bigValue(3, 2*chunk+1), get(s, "k"))
+	require.Equal(t, bigValue(2, chunk+1), get(s, "m"))
+	require.NoError(t, db.Close())
+	require.Equal(t, "duality-store-v3", string(rawGet(t, fs, []byte{0})))
+	require.Equal(t, 3+2, rawCount(t, fs, 0x03), "the new value's chunks and m's: k's old chunks and the orphan are deleted")
+	require.Equal(t, 2, rawCount(t, fs, 0x04))
+
+	db = openMem(t, fs)
+	defer db.Close()
+	s, err = db.Store("s", 0)
+	require.NoError(t, err)
+	require.Equal(t, []pair{{"k", string(bigValue(3, 2*chunk+1))}, {"m", string(bigValue(2, chunk+1))}, {"s", "small"}}, scan(t, s.Range(nil, nil)))
+	// Back to a value written in the batch: the versioned chunks go.
+	b.Reset()
+	b.Put([]byte("k"), bigValue(4, chunk+1))
+	require.NoError(t, s.Apply(&b))
+	require.Equal(t, bigValue(4, chunk+1), get(s, "k"))
+	require.NoError(t, s.Drop())
+	require.Empty(t, scan(t, s.Range(nil, nil)))
 }

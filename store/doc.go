@@ -35,10 +35,24 @@
 // value deletes its chunks; a store that holds none pays only one tag
 // byte per value for this. Damage to a chunk or stub (missing, extra, of
 // the wrong length) is reported by the read that meets it, as ErrCorrupt.
+//
+// The chunks of a value of 16 MiB or more do not go through the batch:
+// they are written into an sstable, 1 MiB at a time, that Pebble ingests
+// before the batch with the stub commits, so that the value is not held
+// again in the batch, the write-ahead log and a memtable (a 100 MiB value
+// cost that much memory two or three times over). Such chunks have keys
+// of their own version, so that neither a reader nor a crash between the
+// ingestion and the commit mixes them with the value they replace; the
+// chunks of an ingestion whose batch did not commit stay on disk until
+// the key's next large value replaces them (the restore after a crash
+// writes the same value again) or a Drop.
+//
 // Databases created by versions before chunking (format marker
 // duality-store-v1) open and work as before, storing large values whole;
 // a database created from scratch (or rebuilt from its changelogs after
-// deleting it) gets the new format.
+// deleting it) gets the new format, duality-store-v2, which its first
+// ingested value upgrades to duality-store-v3 (versions before ingestion
+// refuse that with ErrCorrupt; they open a duality-store-v2 database).
 //
 // # Offsets and rebuilding
 //
