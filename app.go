@@ -63,6 +63,12 @@ func (a *App) Describe() string { return a.topo.Describe(a.appID) }
 // use.
 func (a *App) Mermaid() string { return a.topo.Mermaid(a.appID) }
 
+// Graph returns the app's topology as nodes and edges
+// ([stream.Topology.Graph]), the structure [App.Mermaid] draws, with the
+// names the app gives its internal topics on the broker. It is safe for
+// concurrent use.
+func (a *App) Graph() stream.Graph { return a.topo.Graph(a.appID) }
+
 // ID returns the app id the app was created with (see [New]).
 func (a *App) ID() string { return a.appID }
 

@@ -35,7 +35,7 @@ const (
 	tkApp     = "takeover"
 	tkParts   = 4
 	tkKeys    = 24
-	tkKills   = 20
+	tkKills   = 5                      // -crash.scale 4: the 20 of the long form
 	tkPerKill = 1200                   // input records per kill
 	tkRate    = 400                    // input records a second, fed while the instances run
 	tkWindow  = 500 * time.Millisecond // of event time: tkWindowN records
@@ -93,7 +93,16 @@ func tkAmount(v string) int64 {
 // passes its scheduled point, while the parent feeds the input at
 // tkRate records a second (the last tkPerKill records once the kills are
 // made), so that every kill lands while both instances run and most
-// while both process. Each kill leaves the killed instance's tasks (and
+// while both process.
+//
+// The input grows with the kills (tkPerKill records, 3 s of feed, per
+// kill): by default (CI) 5 kills in 15 s of feed, each landing before
+// the feed's tail is produced, as each of the long form's does; the long
+// form the test was written with, 20 kills in 60 s of feed, is
+//
+//	go test -run 'TestKill9KafkaTakeover$' -crash.scale 4 .
+//
+// and -crash.scale 20 makes it 100 kills in 5 minutes of feed. Each kill leaves the killed instance's tasks (and
 // maybe an open transaction) behind: the companion takes them over once
 // the group drops the dead member, and the restarted instance takes some
 // back. At the end the outputs must be exactly those of the input:

@@ -414,3 +414,54 @@ func dlKill9Child(t *testing.T) {
 		},
 	})
 }
+
+// TestTaskMetricsDeadLetters: the dead letters count per task and per
+// step that failed, in TaskMetrics. Partition 1 of "dl-in" gets one poison
+// record of each kind, partition 0 only good ones.
+func TestTaskMetricsDeadLetters(t *testing.T) {
+	b := openBroker(t)
+	createTopic(t, b, "dl-in", 2)
+	createTopic(t, b, "dl-out", 2)
+	var recs []broker.Record
+	for i := range 3 * dlCycle {
+		v, err := codec.Int64().Append(nil, int64(i))
+		require.NoError(t, err)
+		p := int32(0)
+		if dlKind(i) != 0 {
+			p = 1
+		}
+		if dlKind(i) == dlBadEncode {
+			v = []byte("bad")
+		}
+		recs = append(recs, broker.Record{Topic: "dl-in", Partition: p, Key: fmt.Appendf(nil, "k%d", i), Value: v,
+			Timestamp: dlBase.Add(time.Duration(i) * time.Second)})
+	}
+	require.NoError(t, b.Produce(t.Context(), recs))
+	app, err := duality.New("dl-app", dlTopology(t), b, duality.OnProcessingError(duality.DeadLetterOnError(nil)))
+	require.NoError(t, err)
+	require.NoError(t, app.RunToEnd(t.Context()))
+
+	// Per poison kind, three records each: parse fails on two kinds,
+	// compute on one, emit on two.
+	require.EqualValues(t, 15, app.Metrics().RecordsDeadLettered)
+	tms := app.TaskMetrics()
+	require.Len(t, tms, 2)
+	dead := map[string]map[string]uint64{}
+	for _, tm := range tms {
+		steps := map[string]uint64{}
+		for _, s := range tm.Steps {
+			steps[s.Step] = s.RecordsDeadLettered
+		}
+		dead[tm.Task.String()] = steps
+		if tm.Task.Partition == 0 {
+			require.Zero(t, tm.RecordsDeadLettered, "partition 0 had no poison")
+		} else {
+			require.EqualValues(t, 15, tm.RecordsDeadLettered)
+		}
+	}
+	require.Equal(t, map[string]map[string]uint64{
+		"0_0": {"parse": 0, "compute": 0, "emit": 0},
+		"0_1": {"parse": 6, "compute": 3, "emit": 6},
+	}, dead)
+	require.Equal(t, 3*dlCycle-15, int(app.Metrics().RecordsProcessed))
+}

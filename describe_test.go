@@ -100,3 +100,67 @@ func TestTopologyTopic(t *testing.T) {
 	require.ErrorIs(t, err, duality.ErrInvalidTopology)
 	require.ErrorContains(t, err, `topic "pub-topology" is where the app publishes its topology`)
 }
+
+// TestAppGraph: the graph of a topology with a global table, a split, a
+// sink choosing its topic per record and a foreign-key join names every
+// node once, links only nodes it has, and is what Mermaid draws: each
+// node and edge of the graph is a line of the flowchart.
+func TestAppGraph(t *testing.T) {
+	b := stream.NewBuilder()
+	orders := stream.From(b, "orders", codec.String(), codec.String())
+	names := table.Global(b, "products", codec.String(), codec.String(), "product-names", stream.Named("products-table"))
+	joined := table.JoinGlobal(orders, names, func(_, v string) string { return v },
+		func(_, _, name string) string { return name }, stream.Named("with-name"))
+	br := joined.Split(stream.Named("by-size"))
+	br.Branch("big", func(_, v string) bool { return len(v) > 3 }).
+		ToFunc(func(k, _ string, _ stream.RecordContext) string { return "out-" + k }, stream.Named("per-key"))
+	br.Branch("small", func(string, string) bool { return true }).To("small-orders", stream.Named("write-small"))
+	emps := table.From(b, "employees", codec.String(), codec.String(), "employees")
+	depts := table.From(b, "departments", codec.String(), codec.String(), "departments")
+	table.JoinByForeignKey(emps, depts, func(v string) string { return v }, func(v, d string) string { return v + d },
+		"emp-depts", stream.Named("emp-dept")).ToStream().To("emp-depts", stream.Named("write-emp-depts"))
+	topo, err := b.Build()
+	require.NoError(t, err)
+	app, err := duality.New("shop", topo, openBroker(t))
+	require.NoError(t, err)
+
+	g := app.Graph()
+	require.Equal(t, topo.Graph().Nodes[0], g.Nodes[0])
+	kinds := map[string]string{}
+	for _, n := range g.Nodes {
+		require.NotContains(t, kinds, n.ID, "node ids are unique")
+		kinds[n.ID] = n.Kind
+		require.Regexp(t, `^[nstg]\d+$`, n.ID)
+		require.NotContains(t, n.Name, "<app-id>", "the app's topic names")
+	}
+	for _, want := range []struct{ name, kind string }{
+		{"product-names", "global-store"}, {"products", "topic"}, {"per-key", "sink"},
+		{"employees", "store"}, {"emp-depts", "store"}, {"write-emp-depts", "sink"},
+	} {
+		found := false
+		for _, n := range g.Nodes {
+			found = found || (n.Name == want.name && n.Kind == want.kind)
+		}
+		require.True(t, found, "%+v", want)
+	}
+	internal := 0
+	for _, n := range g.Nodes {
+		if n.Kind == "internal-topic" {
+			internal++
+			require.True(t, strings.HasPrefix(n.Name, "shop-"), n.Name)
+		}
+	}
+	require.GreaterOrEqual(t, internal, 4, "changelogs and the foreign-key join's topics")
+	mermaid := app.Mermaid()
+	links := map[string]string{"records": "-->", "store": "-.-", "changelog": "-. changelog .->", "feeds": "-.->"}
+	for _, e := range g.Edges {
+		require.Contains(t, kinds, e.From)
+		require.Contains(t, kinds, e.To)
+		require.Contains(t, mermaid, "  "+e.From+" "+links[e.Kind]+" "+e.To+"\n")
+	}
+	for id := range kinds {
+		require.Regexp(t, `(?m)^ +`+id+`[\[(]`, mermaid)
+	}
+	require.Contains(t, mermaid, "global store</i><br/>products-table")
+	require.Contains(t, mermaid, "topic chosen per record")
+}

@@ -131,3 +131,63 @@ func ExampleApp_Mermaid() {
 	//   classDef internal fill:#eee,stroke:#999,stroke-dasharray:3 3
 	//   classDef store fill:#efe,stroke:#696
 }
+
+// The same windowed count as nodes and edges, for a program that draws
+// or checks a topology itself (package debughttp's page draws it): the
+// ids are those of the Mermaid flowchart.
+func ExampleApp_Graph() {
+	dir, err := os.MkdirTemp("", "duality-example")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	brk, err := embedded.Open(dir)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer brk.Close()
+
+	b := stream.NewBuilder()
+	views := stream.From(b, "page-views", codec.String(), codec.String())
+	byPage := stream.GroupBy(views, func(_, page string) string { return page }, stream.Named("by-page"))
+	window.Count(byPage, window.Tumbling(time.Minute, 10*time.Second), "views-1m",
+		stream.Named("count-views"), window.EmitOnWindowClose()).
+		ToStream().To("views-per-minute", stream.Named("write-views"))
+	topo, err := b.Build()
+	if err != nil {
+		log.Fatal(err)
+	}
+	app, err := duality.New("clicks", topo, brk)
+	if err != nil {
+		log.Fatal(err)
+	}
+	g := app.Graph()
+	for _, n := range g.Nodes {
+		fmt.Printf("%s %s %q sub-topology %d\n", n.ID, n.Kind, n.Name, n.SubTopology)
+	}
+	for _, e := range g.Edges {
+		fmt.Printf("%s -%s-> %s\n", e.From, e.Kind, e.To)
+	}
+	// Output:
+	// n0 source "source-0" sub-topology 0
+	// n1 processor "by-page-key" sub-topology 0
+	// n2 sink "by-page-sink" sub-topology 0
+	// n3 source "by-page-source" sub-topology 1
+	// n4 processor "count-views" sub-topology 1
+	// s0 store "views-1m" sub-topology 1
+	// n5 sink "write-views" sub-topology 1
+	// t0 topic "page-views" sub-topology -1
+	// t1 internal-topic "clicks-by-page-repartition" sub-topology -1
+	// t2 topic "views-per-minute" sub-topology -1
+	// t3 internal-topic "clicks-views-1m-changelog" sub-topology -1
+	// n4 -store-> s0
+	// t0 -records-> n0
+	// n0 -records-> n1
+	// n1 -records-> n2
+	// n2 -records-> t1
+	// t1 -records-> n3
+	// n3 -records-> n4
+	// n4 -records-> n5
+	// n5 -records-> t2
+	// s0 -changelog-> t3
+}

@@ -4,12 +4,15 @@ import "github.com/duality-streams/duality/internal/runtime"
 
 // TaskMetrics returns a snapshot of the metrics of every task that has run
 // on this instance since [New], sorted by task id: its records in
-// (processed, skipped) and out (produced), late drops, punctuations,
-// process latency, the position, committed offset and lag of each of its
-// input partitions, the cache hits and restore progress of each of its
-// stores, and the records in and out of each of its steps. A task that
-// moved to another instance keeps its counters (Active false), so that
-// counters never go back.
+// (processed, skipped) and out (produced, dead-lettered), late drops,
+// punctuations, process latency, the position, committed offset and lag
+// of each of its input partitions, the cache hits and restore progress of
+// each of its stores, and the records in and out of each of its steps
+// (and those dead-lettered after it failed on them). A task that moved to
+// another instance keeps its counters (Active false), so that counters
+// never go back. A stateful task that moves here in a cooperative
+// rebalance is listed from the moment its stores start restoring in the
+// background (not Active yet, its stores Restoring, with their progress).
 //
 // It is safe for concurrent use and cheap: the workers count on their own
 // goroutines, without locks or allocation per record, and add their
@@ -47,11 +50,13 @@ type PartitionMetrics = runtime.PartitionMetrics
 
 // StoreMetrics is a snapshot of a task's partition of a state store: the
 // reads its cache answered and those that read the store, and the
-// progress of its restoration from its changelog.
+// progress of its restoration from its changelog (also of one in the
+// background, before the task runs here).
 type StoreMetrics = runtime.StoreMetrics
 
 // StepMetrics is a snapshot of the records one step of a task took and
-// passed on, and those it dropped as late.
+// passed on, those it dropped as late, and the input records sent to the
+// dead-letter topic because it failed on them ([DeadLetterOnError]).
 type StepMetrics = runtime.StepMetrics
 
 // Histogram is a snapshot of a distribution in power-of-two buckets:
@@ -67,6 +72,8 @@ const (
 	// record whose latency it measures: one in 16.
 	ProcessLatencySample = runtime.ProcessLatencySample
 	// LagListInterval is the least time between two listings of the end
-	// offset of a partition a worker is behind in: 10 s.
+	// offset of a partition a worker is behind in: 10 s. A listing runs
+	// beside the worker, which goes on processing, and gives up after
+	// as long.
 	LagListInterval = runtime.LagListInterval
 )

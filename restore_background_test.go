@@ -189,3 +189,111 @@ func testRestoreInBackground(t *testing.T, b broker.Broker, revoked bool) {
 	defer mu.Unlock()
 	require.Empty(t, doneReports, "A's restore was dropped, not finished")
 }
+
+// TestTaskMetricsBackgroundRestore: the restoration of a task that moved
+// here, which the replica run does in the background before a worker
+// runs the task, shows in TaskMetrics from its start: the task is listed,
+// not active, its store restoring with its progress; then restored, and
+// active once handed to a worker. Two instances on the embedded broker,
+// as TestRestoreInBackground; A's OnRestore hook holds the restoration at
+// its first progress report, so that the test sees it under way.
+func TestTaskMetricsBackgroundRestore(t *testing.T) {
+	const big = 3000
+	b := openBroker(t)
+	createTopic(t, b, "in", 2)
+	createTopic(t, b, "out", 2)
+	model := map[string]int{}
+	opts := func(extra ...duality.Option) []duality.Option {
+		return append([]duality.Option{duality.StateDir(t.TempDir()), duality.Workers(1), duality.FetchMaxRecords(100),
+			duality.FetchMaxWait(50 * time.Millisecond)}, extra...)
+	}
+	restoring, release := make(chan struct{}), make(chan struct{})
+	var restoringOnce, releaseOnce sync.Once
+	hook := duality.OnRestore(func(p duality.RestoreProgress) {
+		if !p.Done {
+			restoringOnce.Do(func() { close(restoring) })
+			<-release
+		}
+	})
+	appA := newCounter(t, b, opts(hook)...)
+	appB := newCounter(t, b, opts()...)
+	_, _ = runApp(t, appA)
+	stopB, _ := runApp(t, appB)
+	t.Cleanup(func() { releaseOnce.Do(func() { close(release) }) }) // before the apps stop
+	eventually(t, "one task each", func() bool { return appA.Metrics().Tasks == 1 && appB.Metrics().Tasks == 1 })
+
+	// B's partition gets big distinct keys: its store, and changelog.
+	partInput(t, b, 0, 0, 1, 1, model)
+	awaitRecords(t, b, "out", 1)
+	eventually(t, "the record counted as processed", func() bool {
+		return appA.Metrics().RecordsProcessed+appB.Metrics().RecordsProcessed == 1
+	})
+	pB := int32(0)
+	if appA.Metrics().RecordsProcessed == 1 {
+		pB = 1
+	}
+	partInput(t, b, pB, 1, big, big, model)
+	awaitRecords(t, b, "out", 1+big)
+	eventually(t, "B committed what it processed", func() bool {
+		return appA.Metrics().RecordsProcessed+appB.Metrics().RecordsProcessed == 1+big
+	})
+	id := duality.TaskID{SubTopology: 0, Partition: pB}
+	taskOf := func(app *duality.App) (duality.TaskMetrics, bool) {
+		for _, tm := range app.TaskMetrics() {
+			if tm.Task == id {
+				return tm, true
+			}
+		}
+		return duality.TaskMetrics{}, false
+	}
+	if tm, ok := taskOf(appA); ok { // A ran it before B joined
+		require.False(t, tm.Active)
+	}
+
+	// B stops: A restores B's task in the background, held at its first
+	// progress report.
+	require.NoError(t, stopB())
+	select {
+	case <-restoring:
+	case <-time.After(20 * time.Second):
+		require.FailNow(t, "A never started restoring B's store")
+	}
+	var held duality.StoreMetrics
+	eventually(t, "the restoration under way in TaskMetrics", func() bool {
+		tm, ok := taskOf(appA)
+		if !ok || len(tm.Stores) != 1 {
+			return false
+		}
+		held = tm.Stores[0]
+		return held.Restoring && held.Restored > 0
+	})
+	tm, _ := taskOf(appA)
+	require.False(t, tm.Active, "not running yet")
+	require.Equal(t, countStore, held.Store)
+	require.Equal(t, pB, held.Partition)
+	require.GreaterOrEqual(t, held.RestoreTotal, int64(big), "every key of B's store to read")
+	require.Less(t, held.Restored, held.RestoreTotal, "held at its first report")
+	end := int64(big) // B's partition: big records, and the first one on partition 0
+	if pB == 0 {
+		end++
+	}
+	require.Equal(t, []duality.PartitionMetrics{{Topic: "in", Partition: pB, Position: end, Committed: end, End: -1}},
+		tm.Partitions, "the positions the task resumes from, committed by B")
+
+	// Released, the restoration ends, then a worker runs the task.
+	releaseOnce.Do(func() { close(release) })
+	eventually(t, "the task restored and active", func() bool {
+		tm, ok := taskOf(appA)
+		return ok && tm.Active && !tm.Stores[0].Restoring
+	})
+	tm, _ = taskOf(appA)
+	s := tm.Stores[0]
+	require.GreaterOrEqual(t, s.Restored, int64(big), "every key of B's store restored")
+	require.Equal(t, held.RestoreTotal, s.RestoreTotal, "the worker had nothing left to restore")
+	require.LessOrEqual(t, s.Restored, s.RestoreTotal)
+
+	// And it processes its partition.
+	partInput(t, b, pB, big+1, 10, big, model)
+	awaitRecords(t, b, "out", 1+big+10)
+	requireModelCounts(t, b, model)
+}

@@ -1,11 +1,14 @@
 package duality_test
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -195,6 +198,59 @@ func TestTaskMetricsLag(t *testing.T) {
 	})
 	require.NoError(t, stop())
 	require.False(t, app.TaskMetrics()[0].Active)
+}
+
+// stuckEnds is a broker whose listings of one topic's offsets, once
+// armed, hang until their context ends: a slow or unreachable broker as
+// the lag's listing meets it.
+type stuckEnds struct {
+	broker.Broker
+	topic   string
+	armed   atomic.Bool
+	once    sync.Once
+	entered chan struct{} // closed by the first listing that hangs
+}
+
+func (s *stuckEnds) ListOffsets(ctx context.Context, topic string, partition int32) (broker.Offsets, error) {
+	if topic != s.topic || !s.armed.Load() {
+		return s.Broker.ListOffsets(ctx, topic, partition)
+	}
+	s.once.Do(func() { close(s.entered) })
+	<-ctx.Done()
+	return broker.Offsets{}, ctx.Err()
+}
+
+// TestTaskMetricsLagListingDoesNotHoldTheWorker: the listing of a
+// partition's end for the lag (PartitionMetrics.End) runs beside the
+// worker, so a listing that hangs delays the lag, not the processing,
+// nor TaskMetrics, nor the app's stop.
+func TestTaskMetricsLagListingDoesNotHoldTheWorker(t *testing.T) {
+	const n = 500
+	eb := openBroker(t)
+	createTopic(t, eb, "in", 1)
+	createTopic(t, eb, "out", 1)
+	b := &stuckEnds{Broker: eb, topic: "in", entered: make(chan struct{})}
+	produceN(t, eb, "in", 0, 10)
+	app, err := duality.New("stuck-lag", mapTopology(t, []string{"in"}, "out", prefixTo("out")), b, duality.FetchMaxRecords(10))
+	require.NoError(t, err)
+	stop, _ := runApp(t, app)
+	awaitRecords(t, eb, "out", 10) // started: its position resumed, caught up
+	b.armed.Store(true)
+
+	// A backlog: the worker fetches past the end it knew and lists the
+	// end, which hangs; it processes the backlog meanwhile.
+	produceN(t, eb, "in", 10, n)
+	select {
+	case <-b.entered:
+	case <-time.After(20 * time.Second):
+		require.FailNow(t, "the worker never listed the end of the partition it was behind in")
+	}
+	awaitRecords(t, eb, "out", n)
+	eventually(t, "the backlog processed, its end known from the fetch", func() bool {
+		p := app.TaskMetrics()[0].Partitions[0]
+		return p.Position == n && p.End == n && p.Lag == 0
+	})
+	require.NoError(t, stop(), "the stop ends the hanging listing")
 }
 
 func TestStoreSizes(t *testing.T) {

@@ -18,8 +18,8 @@ package codec
 // The first six are order-preserving, so range scans over keys of those
 // types return them in value order; [Msgpack] is not, so a store keyed by
 // a struct scans in the order of its encodings. As for the codecs
-// themselves, the result is safe for concurrent use and costs nothing to
-// create.
+// themselves, the result is safe for concurrent use and costs next to
+// nothing to create.
 func For[T any]() Codec[T] {
 	var c any
 	switch any((*T)(nil)).(type) {

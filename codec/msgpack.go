@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"reflect"
 	"strings"
 	"sync"
+	"unsafe"
 
 	"github.com/vmihailenco/msgpack/v5"
 )
@@ -39,9 +41,33 @@ import (
 // src.
 //
 // Encoders and decoders are pooled and shared by all Msgpack codecs.
-func Msgpack[T any]() Codec[T] { return msgpackCodec[T]{} }
+//
+// Structs of plain data are encoded and decoded without reflection per
+// value: a struct whose encoded fields are all of the predeclared boolean,
+// integer, float and string types, structs of plain data, slices of those
+// (not []byte), or embedded structs of plain data (whose fields msgpack
+// inlines), tagged with at most a name and omitempty (not on a struct
+// field), is worked out once per type: its fields, names and offsets,
+// checked against the msgpack library on sample values. Append and
+// Decode then read and write the fields directly. The bytes are the
+// library's, byte for byte; missing fields decode as zero, and input the
+// direct decoder does not expect (an unknown field, a struct encoded as an
+// array, a value of another type, nil for a struct) goes to the library,
+// so such a struct reads what older or newer versions of it wrote, as any
+// struct does. Encoding allocates nothing beyond dst; decoding allocates
+// one copy of src that the string fields share (none when they are all
+// empty) and one array per non-empty slice. Other types (maps, pointers,
+// interfaces, named field types such as time.Time, types with encoders of
+// their own: msgpack.CustomEncoder, msgpack.Marshaler,
+// encoding.BinaryMarshaler, encoding.TextMarshaler, a `_msgpack` options
+// field) go through the library; where that shows in a profile, give the
+// step a [Codec] written for the type (its Append and Decode by hand, as
+// the Nexmark benchmark's event codec is).
+func Msgpack[T any]() Codec[T] { return msgpackCodec[T]{plan: planFor(reflect.TypeFor[T]())} }
 
-type msgpackCodec[T any] struct{}
+type msgpackCodec[T any] struct {
+	plan *structPlan // T's, or nil: the library encodes T by reflection
+}
 
 // appendWriter is the io.Writer (and io.ByteWriter, so msgpack does not
 // wrap it) that a pooled encoder writes into: it appends to b.
@@ -90,7 +116,15 @@ var (
 	}}
 )
 
-func (msgpackCodec[T]) Append(dst []byte, v T) ([]byte, error) {
+func (c msgpackCodec[T]) Append(dst []byte, v T) ([]byte, error) {
+	if c.plan != nil {
+		return c.plan.append(dst, unsafe.Pointer(&v)), nil
+	}
+	return appendMsgpack(dst, v)
+}
+
+// appendMsgpack is Append by the library.
+func appendMsgpack[T any](dst []byte, v T) ([]byte, error) {
 	e := msgpackEncoders.Get().(*msgpackEncoder)
 	e.w.b = dst
 	err := e.enc.Encode(v)
@@ -103,11 +137,22 @@ func (msgpackCodec[T]) Append(dst []byte, v T) ([]byte, error) {
 	return out, nil
 }
 
-func (msgpackCodec[T]) Decode(src []byte) (T, error) {
+func (c msgpackCodec[T]) Decode(src []byte) (T, error) {
 	if err := checkMsgpack(src); err != nil {
 		var zero T
 		return zero, err
 	}
+	if c.plan != nil {
+		var v T
+		if c.plan.decode(src, unsafe.Pointer(&v)) {
+			return v, nil
+		}
+	}
+	return decodeMsgpack[T](src)
+}
+
+// decodeMsgpack is Decode by the library, of a src checkMsgpack accepted.
+func decodeMsgpack[T any](src []byte) (T, error) {
 	d := msgpackDecoders.Get().(*msgpackDecoder)
 	d.r.Reset(src)
 	var v T

@@ -2,7 +2,6 @@ package httpquery
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"iter"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/duality-streams/duality"
 	"github.com/duality-streams/duality/codec"
+	"github.com/duality-streams/duality/internal/httpjson"
 	"github.com/duality-streams/duality/internal/tablecore"
 	"github.com/duality-streams/duality/table"
 	"github.com/duality-streams/duality/window"
@@ -435,20 +435,6 @@ func writeQueryError(w http.ResponseWriter, err error) {
 	}
 }
 
-func writeError(w http.ResponseWriter, status int, err error) {
-	writeJSON(w, status, map[string]string{"error": err.Error()})
-}
+func writeError(w http.ResponseWriter, status int, err error) { httpjson.Error(w, status, err) }
 
-// writeJSON encodes v before writing the status, so that a value
-// encoding/json cannot render becomes a 500.
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	b, err := json.Marshal(v)
-	if err != nil {
-		status = http.StatusInternalServerError
-		b, _ = json.Marshal(map[string]string{"error": "encode response: " + err.Error()})
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("X-Content-Type-Options", "nosniff")
-	w.WriteHeader(status)
-	_, _ = w.Write(append(b, '\n'))
-}
+func writeJSON(w http.ResponseWriter, status int, v any) { httpjson.Write(w, status, v) }

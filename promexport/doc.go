@@ -29,9 +29,11 @@
 //     (records per commit, buckets 1 to 2^20): histograms.
 //
 // Per task (label task, "<sub-topology>_<partition>"):
-// duality_task_active (0 once the task moved to another instance; its
-// counters stay), duality_task_records_processed_total,
+// duality_task_active (0 once the task moved to another instance, its
+// counters staying, and while a task that moved here is restored in the
+// background before it runs), duality_task_records_processed_total,
 // duality_task_records_skipped_total, duality_task_records_produced_total,
+// duality_task_records_dead_lettered_total,
 // duality_task_late_records_dropped_total, duality_task_punctuations_total
 // and the histogram duality_task_process_latency_seconds (one record in
 // 16 measured: its _count is not a record count).
@@ -46,13 +48,16 @@
 // (the hit ratio is hits / (hits + misses)), duality_store_restoring,
 // duality_store_restored_records and
 // duality_store_restore_target_offsets (the progress of the latest
-// restoration). Per store partition running on this instance (labels
+// restoration, also of one in the background before the task runs here).
+// Per store partition running on this instance (labels
 // store, partition): duality_store_keys, its approximate number of keys
 // (App.StoreSizes: each scrape reads the stores, up to a few MiB each).
 //
 // Per step of a task (labels task, step): duality_step_records_in_total,
-// duality_step_records_out_total and
-// duality_step_late_records_dropped_total.
+// duality_step_records_out_total,
+// duality_step_late_records_dropped_total and
+// duality_step_records_dead_lettered_total (the input records
+// dead-lettered because the step failed on them).
 //
 // # OpenTelemetry
 //

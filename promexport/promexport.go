@@ -71,6 +71,7 @@ var (
 	taskProcessed = newDesc("duality_task_records_processed_total", "Input records the task processed without error.", counter, "task")
 	taskSkipped   = newDesc("duality_task_records_skipped_total", "Input records and punctuations of the task skipped after an error.", counter, "task")
 	taskProduced  = newDesc("duality_task_records_produced_total", "Output records of the task appended by successful commits (changelog records not included).", counter, "task")
+	taskDead      = newDesc("duality_task_records_dead_lettered_total", "Input records of the task sent to the dead-letter topic after a processing error.", counter, "task")
 	taskLate      = newDesc("duality_task_late_records_dropped_total", "Records the task's windowed steps dropped as late.", counter, "task")
 	taskPuncts    = newDesc("duality_task_punctuations_total", "Punctuator calls of the task that succeeded.", counter, "task")
 	taskLatency   = newDesc("duality_task_process_latency_seconds", "Time the task's steps took for one input record (one record in 16 measured).", prometheus.UntypedValue, "task")
@@ -93,14 +94,15 @@ var (
 	stepIn   = newDesc("duality_step_records_in_total", "Records the step took (read, for a source).", counter, "task", "step")
 	stepOut  = newDesc("duality_step_records_out_total", "Records the step passed on to its children (written, for a sink).", counter, "task", "step")
 	stepLate = newDesc("duality_step_late_records_dropped_total", "Records the step dropped as late.", counter, "task", "step")
+	stepDead = newDesc("duality_step_records_dead_lettered_total", "Input records sent to the dead-letter topic because the step failed on them.", counter, "task", "step")
 
 	all = []desc{recordsProcessed, recordsSkipped, recordsDeadLetter, itemsSkipped, recordsProduced, changelogRecords, commits,
 		cacheFlushes, enforcedProcessing, punctuations, lateDropped, purges, tasks, tasksOpened, assignments,
 		quarantines, standbyTasks, warmupTasks, standbyRecords, standbyLag, probes, commitLatency, commitRecords,
-		taskActive, taskProcessed, taskSkipped, taskProduced, taskLate, taskPuncts, taskLatency,
+		taskActive, taskProcessed, taskSkipped, taskProduced, taskDead, taskLate, taskPuncts, taskLatency,
 		partPosition, partCommitted, partEnd, partLag,
 		storeHits, storeMisses, storeRestoring, storeRestored, storeToRestore, storeKeys,
-		stepIn, stepOut, stepLate}
+		stepIn, stepOut, stepLate, stepDead}
 )
 
 // Bucket bounds of the exported histograms, as indexes of
@@ -163,6 +165,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		send(taskProcessed, float64(t.RecordsProcessed), task)
 		send(taskSkipped, float64(t.RecordsSkipped), task)
 		send(taskProduced, float64(t.RecordsProduced), task)
+		send(taskDead, float64(t.RecordsDeadLettered), task)
 		send(taskLate, float64(t.LateRecordsDropped), task)
 		send(taskPuncts, float64(t.Punctuations), task)
 		ch <- histogram(taskLatency, &t.ProcessLatency, 1e-9, firstSecondsBucket, lastSecondsBucket, c.id, task)
@@ -193,6 +196,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 			send(stepIn, float64(s.RecordsIn), task, s.Step)
 			send(stepOut, float64(s.RecordsOut), task, s.Step)
 			send(stepLate, float64(s.LateRecordsDropped), task, s.Step)
+			send(stepDead, float64(s.RecordsDeadLettered), task, s.Step)
 		}
 	}
 	for _, s := range c.app.StoreSizes() {

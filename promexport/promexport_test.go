@@ -153,3 +153,55 @@ func TestScrape(t *testing.T) {
 	misses := fams["duality_store_cache_misses_total"].GetMetric()[0].GetCounter().GetValue()
 	require.Equal(t, 50.0, hits+misses, "the count reads its store once a record")
 }
+
+// TestCollectorDeadLetters: the dead letters per task and per step that
+// failed. A step panics on the one poison record, on partition 1 of two.
+func TestCollectorDeadLetters(t *testing.T) {
+	b, err := embedded.Open(t.TempDir())
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, b.Close()) })
+	for _, topic := range []string{"orders", "checked"} {
+		require.NoError(t, b.CreateTopic(t.Context(), topic, broker.TopicConfig{Partitions: 2}))
+	}
+	var recs []broker.Record
+	for i := range 10 {
+		recs = append(recs, broker.Record{Topic: "orders", Partition: int32(i % 2), Key: fmt.Appendf(nil, "o%d", i), Value: []byte("ok")})
+	}
+	recs = append(recs, broker.Record{Topic: "orders", Partition: 1, Key: []byte("o10"), Value: []byte("poison")})
+	require.NoError(t, b.Produce(t.Context(), recs))
+	sb := stream.NewBuilder()
+	stream.From(sb, "orders", codec.String(), codec.String(), stream.Named("orders")).
+		Peek(func(_, v string) {
+			if v == "poison" {
+				panic("poison order")
+			}
+		}, stream.Named("check")).
+		To("checked", stream.Named("out"))
+	topo, err := sb.Build()
+	require.NoError(t, err)
+	app, err := duality.New("orders", topo, b, duality.OnProcessingError(duality.DeadLetterOnError(nil)))
+	require.NoError(t, err)
+	require.NoError(t, app.RunToEnd(t.Context()))
+
+	c := promexport.New(app)
+	require.NoError(t, testutil.CollectAndCompare(c, strings.NewReader(`
+# HELP duality_records_dead_lettered_total Input records sent to the dead-letter topic after a processing error (DeadLetterOnError).
+# TYPE duality_records_dead_lettered_total counter
+duality_records_dead_lettered_total{app="orders"} 1
+# HELP duality_task_records_dead_lettered_total Input records of the task sent to the dead-letter topic after a processing error.
+# TYPE duality_task_records_dead_lettered_total counter
+duality_task_records_dead_lettered_total{app="orders",task="0_0"} 0
+duality_task_records_dead_lettered_total{app="orders",task="0_1"} 1
+# HELP duality_step_records_dead_lettered_total Input records sent to the dead-letter topic because the step failed on them.
+# TYPE duality_step_records_dead_lettered_total counter
+duality_step_records_dead_lettered_total{app="orders",step="check",task="0_0"} 0
+duality_step_records_dead_lettered_total{app="orders",step="check",task="0_1"} 1
+duality_step_records_dead_lettered_total{app="orders",step="orders",task="0_0"} 0
+duality_step_records_dead_lettered_total{app="orders",step="orders",task="0_1"} 0
+duality_step_records_dead_lettered_total{app="orders",step="out",task="0_0"} 0
+duality_step_records_dead_lettered_total{app="orders",step="out",task="0_1"} 0
+`), "duality_records_dead_lettered_total", "duality_task_records_dead_lettered_total", "duality_step_records_dead_lettered_total"))
+	problems, err := testutil.CollectAndLint(c)
+	require.NoError(t, err)
+	require.Empty(t, problems)
+}

@@ -137,6 +137,48 @@ func (t *Topology) Describe() string { return (*dsl.Topology)(t).Describe("") }
 // returns "" for a nil or zero Topology.
 func (t *Topology) Mermaid() string { return (*dsl.Topology)(t).Mermaid("") }
 
+// Graph returns the topology as nodes and edges, the structure
+// [Topology.Mermaid] draws, for programs that draw or inspect a topology
+// themselves: its steps, stores, global stores and topics, and the edges
+// between them, with ids as in the Mermaid flowchart. Internal topics are
+// named as in [Topology.Describe], with the "<app-id>" placeholder;
+// duality.App.Graph names them with the app's id. It returns the zero
+// Graph for a nil or zero Topology.
+func (t *Topology) Graph() Graph { return (*dsl.Topology)(t).Graph("") }
+
+// Graph is a topology as nodes and edges, returned by [Topology.Graph].
+// Its fields carry JSON tags (nodes, edges; id, kind, name, op, detail,
+// subTopology; from, to, kind), so encoding/json renders it for a page
+// that draws it (package debughttp serves it so).
+//
+// Nodes are the steps and stores of each sub-topology in order (a step,
+// then the stores it is the first to use), then the global stores, then
+// the topics in the order the edges first name them. A node's ID is "n<i>"
+// for a step, "s<i>" for a store, "g<i>" for a global store and "t<i>"
+// for a topic; its Kind is "source", "processor" or "sink" for a step,
+// "store", "global-store", "topic" for an external topic and
+// "internal-topic" for one the app creates (repartition, foreign-key
+// join, changelog). Its Name is the step's name (see [Named]), the
+// store's or the topic's as the app names it on the broker; Op is a
+// step's operation and Detail its settings that matter (a windowed
+// aggregation's windows and grace), or a global store's global table
+// when it was named; SubTopology is a step's or store's sub-topology, -1
+// for a topic or a global store.
+//
+// An edge goes From a node's id To another's. Its Kind is "records" for
+// records flowing (a topic to the source that reads it, a step to its
+// children, a sink to its topic), "store" for a step and a store it uses
+// (from the step, or from a global store to a step that reads it),
+// "changelog" from a store to its changelog topic and "feeds" from a
+// topic to the global store it feeds.
+type Graph = dsl.TopologyGraph
+
+// GraphNode is a node of a [Graph].
+type GraphNode = dsl.GraphNode
+
+// GraphEdge is an edge of a [Graph].
+type GraphEdge = dsl.GraphEdge
+
 // RecordContext is the metadata of the record being processed: where the
 // input record came from, and the timestamp and headers the current record
 // carries (steps keep both; a [Process] step may forward new ones).

@@ -16,7 +16,7 @@ func TestOwnedValues(t *testing.T) {
 	big := bytes.Repeat([]byte("x"), ownedMin)
 	small := []byte("small")
 
-	dec := ownedValues(codec.Bytes())
+	dec := ownedValues(nil, codec.Bytes())
 	v, err := dec(big)
 	require.NoError(t, err)
 	require.Same(t, &big[0], &v[0], "a large value is taken over")
@@ -25,7 +25,7 @@ func TestOwnedValues(t *testing.T) {
 	require.Equal(t, small, v)
 	require.NotSame(t, &small[0], &v[0], "a small value is copied")
 
-	js := ownedValues(codec.JSON[string]())
+	js := ownedValues(nil, codec.JSON[string]())
 	s, err := js([]byte(`"a"`))
 	require.NoError(t, err)
 	require.Equal(t, "a", s)

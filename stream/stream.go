@@ -152,12 +152,17 @@ func addSource[K, V any](g *dsl.Graph, name string, topics []string, internal bo
 			return nil, err
 		}
 		rc := new(RecordContext)
-		decodeKey, decodeValue := keyDecoder(kc), ownedValues(vc)
+		decodeKey, decodeValue := keyDecoder(t, kc), ownedValues(t, vc)
 		// The runtime asks for the event time before processing a
 		// record (to order a task's partitions): keep what that decoded
 		// for the Process of the same record.
 		var cache struct {
+			// rec, with its position: the runtime reuses the memory
+			// of processed records, so the same address may later
+			// hold another record.
 			rec  *broker.Record
+			at   broker.TopicPartition
+			off  int64
 			k    K
 			v    V
 			ts   time.Time
@@ -186,6 +191,7 @@ func addSource[K, V any](g *dsl.Graph, name string, topics []string, internal bo
 				}
 				ts = extract(k, v, rec.Timestamp)
 				cache.rec, cache.k, cache.v, cache.ts, cache.kept = rec, k, v, ts, true
+				cache.at, cache.off = broker.TopicPartition{Topic: rec.Topic, Partition: rec.Partition}, rec.Offset
 				return ts, true
 			})
 		}
@@ -197,7 +203,8 @@ func addSource[K, V any](g *dsl.Graph, name string, topics []string, internal bo
 			var k K
 			var v V
 			if cache.kept {
-				hit := cache.rec == rec
+				hit := cache.rec == rec && cache.off == rec.Offset &&
+					cache.at == broker.TopicPartition{Topic: rec.Topic, Partition: rec.Partition}
 				if hit {
 					k, v, rc.Timestamp = cache.k, cache.v, cache.ts
 				}
@@ -246,9 +253,9 @@ const ownedMin = 1 << 20
 // vc's DecodeOwned for values of ownedMin bytes or more when vc has one,
 // otherwise vc's Decode, or for codec.String the interning decoder of
 // internedStrings.
-func ownedValues[V any](vc codec.Codec[V]) func([]byte) (V, error) {
+func ownedValues[V any](t *dsl.Task, vc codec.Codec[V]) func([]byte) (V, error) {
 	dec := vc.Decode
-	if f := internedStrings(vc); f != nil {
+	if f := internedStrings(t, vc); f != nil {
 		dec = f
 	}
 	od, ok := vc.(codec.OwningDecoder[V])
@@ -265,26 +272,32 @@ func ownedValues[V any](vc codec.Codec[V]) func([]byte) (V, error) {
 
 // keyDecoder returns the decoder of one task's source's record keys: kc's
 // Decode, or for codec.String the interning decoder of internedStrings.
-func keyDecoder[K any](kc codec.Codec[K]) func([]byte) (K, error) {
-	if f := internedStrings(kc); f != nil {
+func keyDecoder[K any](t *dsl.Task, kc codec.Codec[K]) func([]byte) (K, error) {
+	if f := internedStrings(t, kc); f != nil {
 		return f
 	}
 	return kc.Decode
 }
 
 // internedStrings returns, when c is codec.String (whose decoding of a
-// string is its bytes), a decoder for one task that shares one string per
+// string is its bytes), a decoder for task t that shares one string per
 // distinct short value among the records it decodes (package
 // internal/intern): a source of keys or values from a bounded set (ids,
 // names, kinds) decodes them without allocating once it has seen each.
-// For any other codec it returns nil.
-func internedStrings[T any](c codec.Codec[T]) func([]byte) (T, error) {
+// Its table is released when t closes, so that only the open tasks'
+// tables count against the process's budget (intern.MaxTotal). For any
+// other codec it returns nil.
+func internedStrings[T any](t *dsl.Task, c codec.Codec[T]) func([]byte) (T, error) {
 	// Interfaces of different dynamic types compare unequal without
 	// comparing the values, so a codec of an incomparable type is safe.
 	if any(c) != any(codec.String()) {
 		return nil
 	}
 	in := new(intern.Strings)
+	t.OnClose(func() error {
+		in.Release()
+		return nil
+	})
 	f, _ := any(func(b []byte) (string, error) { return in.Get(b), nil }).(func([]byte) (T, error))
 	return f
 }

@@ -33,8 +33,10 @@
 // that starts its own broker, writes the input, then measures from the
 // construction of the app or processor until the work is done (see
 // runDuality and runGoka): wall time, CPU time of the whole process
-// (getrusage: the system, the client and, on kfake, the cluster) and the
-// peak RSS of that span (VmHWM, reset after writing the input). Runs are
+// (getrusage: the system, the client and, on kfake, the cluster), its
+// minor page faults (getrusage; first touches of fresh pages, costly on
+// a VM whose host reclaims free pages) and the peak RSS of that span
+// (VmHWM, reset after writing the input). Runs are
 // interleaved per workload (goka, Duality embedded, Duality Kafka, and
 // again) after a warm-up round that is not counted; medians are
 // reported. Each run prints the checksum of its result (the final table,
@@ -43,7 +45,7 @@
 //
 // Output, one line per run, per median and per ratio:
 //
-//	run workload=W2 system=goka backend=kafka round=1 records=... rec_per_s=... cpu_s=... rss_mb=... checksum=...
+//	run workload=W2 system=goka backend=kafka round=1 records=... rec_per_s=... cpu_s=... rss_mb=... checksum=... checksum_ok=true minflt=...
 //	result workload=W2 system=duality backend=embedded records=1000000 rec_per_s=... cpu_s=... rss_mb=... runs=3 checksum=...
 //	ratio workload=W2 duality-embedded/goka=... target=15 met=yes
 //	ratio workload=W2 duality-kafka-alo/duality-kafka=...
@@ -81,10 +83,12 @@ var (
 	systemsFlag = flag.String("systems", strings.Join(systemNames, ","), "comma-separated systems to run")
 	state       = flag.String("state", "disk", "local state of both systems: disk (goka's LevelDB and Duality's Pebble, their defaults) or memory (goka's in-memory storage and Duality's in-memory stores)")
 	cpuProfile  = flag.String("cpuprofile", "", "write a CPU profile of each run's measured span to this path with .<workload>.<system>.<round> appended")
+	memProfile  = flag.String("memprofile", "", "write the allocations of each run's measured span to this path with .<workload>.<system>.<round> appended (go tool pprof -sample_index=alloc_space -base <file>.base <file>)")
 	verbose     = flag.Bool("v", false, "pass the children's logs (goka logs its rebalances to stderr) through to stderr; without it they are shown only when a child fails")
 
 	// Set by the parent for a child process.
 	profile   = flag.String("profile", "", "internal: write a CPU profile of the child's measured span to this file")
+	allocs    = flag.String("allocs", "", "internal: write the allocation profiles at the start (with .base appended) and the end of the child's measured span to this file")
 	child     = flag.Bool("child", false, "internal: run one workload on one system in this process and print its result as JSON")
 	work      = flag.String("workload", "", "internal: the child's workload")
 	system    = flag.String("system", "", "internal: the child's system (duality, goka or plain)")
@@ -170,6 +174,9 @@ type measured struct {
 	Dur time.Duration `json:"dur"`
 	CPU time.Duration `json:"cpu"` // user+system CPU time of the process
 	HWM int64         `json:"hwm"` // peak RSS in bytes (VmHWM)
+	// Faults are the minor page faults of the process (first touches of
+	// pages the kernel supplies).
+	Faults int64 `json:"faults"`
 }
 
 // result is what a child reports.
@@ -187,6 +194,7 @@ type meter struct {
 	start   time.Time
 	cpu     time.Duration
 	profile *os.File // the CPU profile being written, or nil
+	faults  int64
 }
 
 // startMeasure collects garbage and resets the process's peak RSS (Linux
@@ -205,18 +213,33 @@ func startMeasure() meter {
 			}
 		}
 	}
-	m.start, m.cpu = time.Now(), proc.CPUTime()
+	writeAllocs(*allocs + ".base")
+	m.start, m.cpu, m.faults = time.Now(), proc.CPUTime(), proc.MinorFaults()
 	return m
 }
 
 func (m meter) stop() measured {
-	d, cpu := time.Since(m.start), proc.CPUTime()-m.cpu
+	d, cpu, faults := time.Since(m.start), proc.CPUTime()-m.cpu, proc.MinorFaults()-m.faults
 	if m.profile != nil {
 		pprof.StopCPUProfile()
 		m.profile.Close()
 	}
+	writeAllocs(*allocs)
 	hwm, _ := proc.Status("VmHWM")
-	return measured{Dur: d, CPU: cpu, HWM: hwm}
+	return measured{Dur: d, CPU: cpu, HWM: hwm, Faults: faults}
+}
+
+// writeAllocs writes the allocation profile so far to path when -allocs
+// is set: the profiles at the start and the end of the measured span,
+// the first as pprof's -base, give the span's allocations.
+func writeAllocs(path string) {
+	if *allocs == "" {
+		return
+	}
+	if f, err := os.Create(path); err == nil {
+		_ = pprof.Lookup("allocs").WriteTo(f, 0)
+		f.Close()
+	}
 }
 
 func flagSizes() sizes {
@@ -295,6 +318,9 @@ func runChildProcess(sp spec, round string) (result, error) {
 		"-state="+*state, fmt.Sprintf("-v=%v", *verbose))
 	if *cpuProfile != "" {
 		cmd.Args = append(cmd.Args, fmt.Sprintf("-profile=%s.%s.%s.%s", *cpuProfile, sp.Workload, sp.name(), round))
+	}
+	if *memProfile != "" {
+		cmd.Args = append(cmd.Args, fmt.Sprintf("-allocs=%s.%s.%s.%s", *memProfile, sp.Workload, sp.name(), round))
 	}
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout = &stdout
@@ -383,8 +409,8 @@ func run() error {
 					return err
 				}
 				ok := r.Checksum == want
-				fmt.Printf("run workload=%s system=%s backend=%s%s round=%s records=%d rec_per_s=%.0f cpu_s=%.2f rss_mb=%.0f checksum=%s checksum_ok=%v\n",
-					w, sp.System, sp.Backend, guaranteeField(sp), roundName(round), r.Records, r.rate(), r.CPU.Seconds(), mb(r.HWM), r.Checksum, ok)
+				fmt.Printf("run workload=%s system=%s backend=%s%s round=%s records=%d rec_per_s=%.0f cpu_s=%.2f rss_mb=%.0f checksum=%s checksum_ok=%v minflt=%d\n",
+					w, sp.System, sp.Backend, guaranteeField(sp), roundName(round), r.Records, r.rate(), r.CPU.Seconds(), mb(r.HWM), r.Checksum, ok, r.Faults)
 				if !ok {
 					failed = append(failed, fmt.Sprintf("%s on %s: checksum %s, want %s", w, sp.name(), r.Checksum, want))
 				}

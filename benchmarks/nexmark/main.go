@@ -3,12 +3,14 @@
 // Pebble), checks each query's final output against a plain-Go reference
 // computed from the same events, and prints per query:
 //
-//	result query=q5 system=duality events=1000000 ev_per_s=... ev_per_s_per_core=... rss_mb=... outputs=... check=ok
+//	result query=q5 system=duality events=1000000 ev_per_s=... ev_per_s_per_core=... allocs_per_event=... rss_mb=... outputs=... check=ok
 //
 // ev_per_s is the events divided by the wall-clock time of RunToEnd (from
 // its start to its return: startup, processing every stage, the end of the
 // windows); ev_per_s_per_core divides the events by the CPU time (user +
-// system) the process used meanwhile; rss_mb is the peak RSS during the run
+// system) the process used meanwhile; allocs_per_event the heap
+// allocations of the process meanwhile (runtime.MemStats.Mallocs) per
+// event; rss_mb is the peak RSS during the run
 // (the embedded broker included: it runs in the process); outputs is the
 // number of records in the query's output topic. Generating and producing
 // the input is not timed. Every query runs in a child process (this program
@@ -23,12 +25,14 @@
 // -rounds n, each query and its ceiling run n times, interleaved, and
 // the lines give the runs with the median events/s:
 //
-//	result query=q0 system=plain events=1000000 ev_per_s=... ev_per_s_per_core=... rss_mb=... outputs=... check=ok
+//	result query=q0 system=plain events=1000000 ev_per_s=... ev_per_s_per_core=... allocs_per_event=... rss_mb=... outputs=... check=ok
 //	ratio query=q0 duality/plain=... per_core_duality/plain=... target=0.7 met=yes
 //
 //	go run ./benchmarks/nexmark                         # every query, 1M events
 //	go run ./benchmarks/nexmark -events 200000 -queries q0,q5
 //	go run ./benchmarks/nexmark -json /tmp/nexmark      # also write events and outputs as JSON lines
+//	go run ./benchmarks/nexmark -queries q4 -cpuprofile /tmp/cpu -memprofile /tmp/mem
+//	go tool pprof -sample_index=alloc_objects -base /tmp/mem.q4.before /tmp/mem.q4  # the run's allocations
 //
 // The generator and the queries are in internal/gen and internal/queries.
 // With -json, events.jsonl holds one event per line,
@@ -75,6 +79,7 @@ var (
 	workers    = flag.Int("workers", 0, "duality.Workers (0: GOMAXPROCS)")
 	grace      = flag.Duration("grace", 0, "grace of the windows and joins, in event time (default: the input's event-time span plus 10s, so that no record is late)")
 	cpuProfile = flag.String("cpuprofile", "", "write a CPU profile of each query's run to this file with the query's name appended")
+	memProfile = flag.String("memprofile", "", "write the allocation profile of each query's process to this file with the query's name appended, taken at the end of the run, and the one taken at its start with .before appended (go tool pprof -base f.before f: the run's allocations)")
 
 	noPlain = flag.Bool("noplain", false, "do not run the plain-Go ceilings of q0, q1 and q2")
 	rounds  = flag.Int("rounds", 1, "runs of each query (and of its ceiling, interleaved with it); result lines give the run with the median events/s")
@@ -117,6 +122,7 @@ type result struct {
 	Outputs int64         `json:"outputs"`
 	Rows    int           `json:"rows"`
 	Late    int64         `json:"late"`
+	Mallocs uint64        `json:"mallocs"` // heap allocations during the run
 }
 
 func run(ctx context.Context) error {
@@ -221,8 +227,8 @@ func (r result) perCore() float64 { return float64(r.Events) / r.CPU.Seconds() }
 // resultLine is the result line of the median run r of n runs of a
 // query on a system; ev_per_s_per_core is r's own, not a median.
 func resultLine(query, system string, r result, n int) string {
-	line := fmt.Sprintf("result query=%s system=%s events=%d ev_per_s=%.0f ev_per_s_per_core=%.0f rss_mb=%.0f outputs=%d check=ok",
-		query, system, r.Events, r.rate(), r.perCore(), float64(r.HWM)/(1<<20), r.Outputs)
+	line := fmt.Sprintf("result query=%s system=%s events=%d ev_per_s=%.0f ev_per_s_per_core=%.0f allocs_per_event=%.2f rss_mb=%.0f outputs=%d check=ok",
+		query, system, r.Events, r.rate(), r.perCore(), float64(r.Mallocs)/float64(r.Events), float64(r.HWM)/(1<<20), r.Outputs)
 	if n > 1 {
 		line += fmt.Sprintf(" runs=%d", n)
 	}
@@ -251,12 +257,15 @@ func runCase(ctx context.Context, name string, plain bool) (result, error) {
 		fmt.Sprintf("-events=%d", *events), fmt.Sprintf("-seed=%d", *seed), fmt.Sprintf("-rate=%d", *rate),
 		fmt.Sprintf("-partitions=%d", *partitions), fmt.Sprintf("-workers=%d", *workers),
 		"-grace="+grace.String(), "-json="+*jsonDir, fmt.Sprintf("-plain=%v", plain))
+	suffix := name
+	if plain {
+		suffix += ".plain"
+	}
 	if *cpuProfile != "" {
-		suffix := name
-		if plain {
-			suffix += ".plain"
-		}
 		cmd.Args = append(cmd.Args, "-cpuprofile="+*cpuProfile+"."+suffix)
+	}
+	if *memProfile != "" {
+		cmd.Args = append(cmd.Args, "-memprofile="+*memProfile+"."+suffix)
 	}
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, io.MultiWriter(os.Stderr, &stderr)
@@ -291,6 +300,8 @@ func runChild(ctx context.Context, name string) (err error) {
 		defer prof.Close()
 	}
 	var hwm int64
+	var mem0, mem1 runtime.MemStats
+	var profErr error
 	runQuery := queries.Run
 	if *childPlain {
 		runQuery = queries.RunPlain
@@ -301,12 +312,20 @@ func runChild(ctx context.Context, name string) (err error) {
 			// The peak RSS of the run, not of producing the input (Linux:
 			// writing 5 to clear_refs resets VmHWM).
 			proc.ResetPeak()
+			if *memProfile != "" {
+				profErr = writeAllocs(*memProfile + ".before")
+			}
+			runtime.ReadMemStats(&mem0)
 			if prof != nil {
 				_ = pprof.StartCPUProfile(prof)
 			}
 		},
 		AfterRun: func() {
 			pprof.StopCPUProfile()
+			runtime.ReadMemStats(&mem1)
+			if *memProfile != "" {
+				profErr = errors.Join(profErr, writeAllocs(*memProfile))
+			}
 			var err error
 			if hwm, err = proc.Status("VmHWM"); err != nil {
 				hwm = -1
@@ -315,6 +334,9 @@ func runChild(ctx context.Context, name string) (err error) {
 	})
 	if err != nil {
 		return err
+	}
+	if profErr != nil {
+		return profErr
 	}
 	if res.Late != 0 {
 		return fmt.Errorf("%s: %d records dropped as late: raise -grace", name, res.Late)
@@ -332,7 +354,18 @@ func runChild(ctx context.Context, name string) (err error) {
 		return err
 	}
 	return json.NewEncoder(os.Stdout).Encode(result{Query: name, Events: res.Events, Produce: res.Produce,
-		Wall: res.Wall, CPU: res.CPU, HWM: hwm, Outputs: res.Outputs, Rows: len(res.Rows), Late: res.Late})
+		Wall: res.Wall, CPU: res.CPU, HWM: hwm, Outputs: res.Outputs, Rows: len(res.Rows), Late: res.Late,
+		Mallocs: mem1.Mallocs - mem0.Mallocs})
+}
+
+// writeAllocs writes the allocation profile of the process so far to path.
+func writeAllocs(path string) (err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	defer func() { err = errors.Join(err, f.Close()) }()
+	return pprof.Lookup("allocs").WriteTo(f, 0)
 }
 
 // writeEvents writes the events as JSON lines, in event order.

@@ -15,7 +15,8 @@ import (
 // become readable when it succeeds, never before. opts' zero limits mean
 // DefaultFetchMaxRecords and DefaultFetchMaxBytes. After Close of the
 // broker, Poll returns broker.ErrClosed. Negative limits give an error
-// matching broker.ErrInvalidConfig.
+// matching broker.ErrInvalidConfig. The consumer is a broker.Recycler:
+// records handed back with Recycle are filled again by a later Poll.
 func (b *Broker) NewConsumer(opts broker.ConsumerOptions) (broker.Consumer, error) {
 	if err := b.enter(); err != nil {
 		return nil, err
@@ -44,6 +45,27 @@ type consumer struct {
 	reqs []broker.FetchRequest
 	at   []*position
 	ends []int64
+
+	// free holds record slices handed back by Recycle, cleared, for
+	// Poll to fill again; at most maxFree of them.
+	free [][]broker.Record
+}
+
+var _ broker.Recycler = (*consumer)(nil)
+
+// maxFree bounds the record slices a consumer keeps for reuse: a caller
+// usually holds the records of one or two Polls while it fetches the
+// next.
+const maxFree = 4
+
+// Recycle hands back the records of a Poll for a later Poll to fill
+// again; see broker.Recycler.
+func (c *consumer) Recycle(recs []broker.Record) {
+	if c.closed || cap(recs) == 0 || len(c.free) >= maxFree {
+		return
+	}
+	clear(recs) // the keys and values are the caller's: hold no reference
+	c.free = append(c.free, recs[:0])
 }
 
 // position is an assigned partition's next offset and pause state.
@@ -118,7 +140,19 @@ func (c *consumer) Poll(ctx context.Context, maxWait time.Duration) (broker.Poll
 	c.ends = slices.Grow(c.ends[:0], len(c.reqs))[:len(c.reqs)]
 	opts := c.opts
 	opts.MaxWait = maxWait
-	recs, err := c.b.fetch(ctx, c.reqs, opts, c.ends)
+	var buf []broker.Record
+	if n := len(c.free); n > 0 {
+		buf, c.free = c.free[n-1], c.free[:n-1]
+	}
+	recs, err := c.b.fetch(ctx, c.reqs, opts, c.ends, buf)
+	if cap(buf) > 0 && len(recs) == 0 {
+		// Not handed out; a failed fetch may have written into it.
+		clear(buf[:cap(buf)])
+		c.free = append(c.free, buf[:0])
+	}
+	// A buf too small for this fetch is dropped: kept, it would come
+	// back first every time and the larger slice would be the one
+	// Recycle finds no room for.
 	if err != nil {
 		return broker.Polled{}, err
 	}
@@ -174,6 +208,6 @@ func (c *consumer) idle(ctx context.Context, maxWait time.Duration) error {
 // Close releases the consumer; later Polls return broker.ErrClosed.
 func (c *consumer) Close() error {
 	c.closed = true
-	c.pos, c.order = nil, nil
+	c.pos, c.order, c.free = nil, nil, nil
 	return nil
 }

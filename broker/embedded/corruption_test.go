@@ -445,12 +445,33 @@ func verifyDir(dir string, out func(format string, args ...any)) {
 }
 
 // memTempDir returns a temporary directory on tmpfs (/dev/shm) when there
-// is one, else t.TempDir(). The corruption and fault tests kill or stop
-// processes, never the machine, so the page cache is all the durability
-// they need; tmpfs spares them hundreds of fsyncs. TestCrash stays on the
-// real disk.
+// is one with room, else t.TempDir(). The corruption and fault tests kill
+// or stop processes, never the machine, so the page cache is all the
+// durability they need; tmpfs spares them hundreds of fsyncs. TestCrash
+// stays on the real disk.
+//
+// tmpfs is memory: a test binary killed by a timeout or the OOM killer
+// runs no cleanup, and its directory would hold that memory until the
+// machine restarts (22 GB of them once made the OOM killer stop test
+// binaries and builds). So it first removes such directories older than
+// staleShmDir, and uses tmpfs only while minShmFree of it is free.
 func memTempDir(t *testing.T) string {
 	t.Helper()
+	const (
+		staleShmDir = 3 * time.Hour
+		minShmFree  = 4 << 30
+	)
+	if old, err := filepath.Glob("/dev/shm/duality-test-*"); err == nil {
+		for _, d := range old {
+			if fi, err := os.Stat(d); err == nil && time.Since(fi.ModTime()) > staleShmDir {
+				_ = os.RemoveAll(d)
+			}
+		}
+	}
+	var st syscall.Statfs_t
+	if err := syscall.Statfs("/dev/shm", &st); err != nil || st.Bavail*uint64(st.Bsize) < minShmFree {
+		return t.TempDir()
+	}
 	dir, err := os.MkdirTemp("/dev/shm", "duality-test-")
 	if err != nil {
 		return t.TempDir()

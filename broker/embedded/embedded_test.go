@@ -769,3 +769,83 @@ func TestCompactDelete(t *testing.T) {
 	require.Equal(t, broker.Offsets{Earliest: 7, Latest: 7}, offs)
 	require.Zero(t, b.mu.topics["w"].parts[0].state.bytes)
 }
+
+// TestFetchFairnessSecondPass checks the second pass of a Fetch's
+// fairness, which hands what the shares left to several partitions: each
+// partition's records stay contiguous, in offset order, with their own
+// values, and partitions come in request order.
+func TestFetchFairnessSecondPass(t *testing.T) {
+	ctx := t.Context()
+	b := open(t)
+	require.NoError(t, b.CreateTopic(ctx, "t", broker.TopicConfig{Partitions: 3}))
+	vals := func(p, n int) []string {
+		v := make([]string, n)
+		for i := range v {
+			v[i] = fmt.Sprintf("%d-%d", p, i)
+		}
+		return v
+	}
+	produce(t, b, "t", 0, vals(0, 110)...)
+	produce(t, b, "t", 1, vals(1, 2)...)
+	produce(t, b, "t", 2, vals(2, 300)...)
+	reqs := []broker.FetchRequest{{Topic: "t", Partition: 0}, {Topic: "t", Partition: 1}, {Topic: "t", Partition: 2}}
+	recs, err := b.Fetch(ctx, reqs, broker.FetchOptions{MaxRecords: 300})
+	require.NoError(t, err)
+	// Shares of 100: 100, 2 and 100 first; the 98 left go to partition
+	// 0 (its last 10) and then partition 2 (88).
+	require.Len(t, recs, 300)
+	want := []struct{ p, n int }{{0, 110}, {1, 2}, {2, 188}}
+	i := 0
+	for _, w := range want {
+		for o := range w.n {
+			r := recs[i]
+			require.Equal(t, int32(w.p), r.Partition, "record %d", i)
+			require.Equal(t, int64(o), r.Offset, "record %d", i)
+			require.Equal(t, fmt.Sprintf("%d-%d", w.p, o), string(r.Value), "record %d", i)
+			i++
+		}
+	}
+}
+
+// TestConsumerRecycle checks broker.Recycler: a Poll after Recycle fills
+// the recycled slice again, with the right records, and the keys and
+// values of recycled records stay as they were.
+func TestConsumerRecycle(t *testing.T) {
+	ctx := t.Context()
+	b := open(t)
+	require.NoError(t, b.CreateTopic(ctx, "t", broker.TopicConfig{Partitions: 2}))
+	produce(t, b, "t", 0, "a", "b", "c", "d")
+	produce(t, b, "t", 1, "e", "f")
+	c, err := b.NewConsumer(broker.ConsumerOptions{MaxRecords: 3})
+	require.NoError(t, err)
+	defer c.Close()
+	rc, ok := c.(broker.Recycler)
+	require.True(t, ok, "the embedded consumer reuses records")
+	// One Assign each, so that partition 0 comes first.
+	c.Assign(map[broker.TopicPartition]int64{{Topic: "t", Partition: 0}: 0})
+	c.Assign(map[broker.TopicPartition]int64{{Topic: "t", Partition: 1}: 0})
+
+	first, err := c.Poll(ctx, 0)
+	require.NoError(t, err)
+	require.Len(t, first.Records, 3)
+	kept := first.Records[0].Value
+	require.Equal(t, "a", string(kept))
+	rc.Recycle(first.Records)
+	require.Zero(t, first.Records[0], "recycled records are cleared")
+
+	var got []string
+	for len(got) < 3 {
+		polled, err := c.Poll(ctx, 0)
+		require.NoError(t, err)
+		require.NotEmpty(t, polled.Records)
+		require.Same(t, &first.Records[:1][0], &polled.Records[0], "the recycled slice is filled again")
+		for _, r := range polled.Records {
+			got = append(got, fmt.Sprintf("%d:%s", r.Partition, r.Value))
+		}
+		rc.Recycle(polled.Records)
+	}
+	require.Equal(t, "a", string(kept), "a value kept from a recycled record is unchanged")
+	rc.Recycle(nil) // nothing to do
+	all := append([]string{"0:a", "0:b", "1:e"}, got...)
+	require.ElementsMatch(t, []string{"0:a", "0:b", "0:c", "0:d", "1:e", "1:f"}, all)
+}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"reflect"
+	"slices"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -34,7 +35,7 @@ const (
 // Each record's Key and Value are copies owned by the caller (the records
 // of one stored batch share one allocation, with capacities clipped).
 func (b *Broker) Fetch(ctx context.Context, reqs []broker.FetchRequest, opts broker.FetchOptions) ([]broker.Record, error) {
-	return b.fetch(ctx, reqs, opts, nil)
+	return b.fetch(ctx, reqs, opts, nil, nil)
 }
 
 // fetch is Fetch. When ends is not nil (len(reqs) long), it sets ends[i]
@@ -42,8 +43,10 @@ func (b *Broker) Fetch(ctx context.Context, reqs []broker.FetchRequest, opts bro
 // it up to its end (its next offset as of the read), and to -1
 // otherwise; after a wait that found nothing, ends are those of the last
 // read. A read that finds no records but an end past a requested offset
-// returns at once.
-func (b *Broker) fetch(ctx context.Context, reqs []broker.FetchRequest, opts broker.FetchOptions, ends []int64) ([]broker.Record, error) {
+// returns at once. The records are appended to buf, an empty slice to
+// fill again (see consumer.Recycle), when it has room for as many as the
+// read may return; otherwise to a new slice.
+func (b *Broker) fetch(ctx context.Context, reqs []broker.FetchRequest, opts broker.FetchOptions, ends []int64, buf []broker.Record) ([]broker.Record, error) {
 	if opts.MaxRecords <= 0 {
 		opts.MaxRecords = DefaultFetchMaxRecords
 	}
@@ -63,7 +66,7 @@ func (b *Broker) fetch(ctx context.Context, reqs []broker.FetchRequest, opts bro
 		if err := b.enter(); err != nil {
 			return nil, err
 		}
-		recs, w, err := b.fetchOnce(reqs, opts, waits[:0], ends)
+		recs, w, err := b.fetchOnce(reqs, opts, waits[:0], ends, buf)
 		b.leave()
 		waits = w
 		if err != nil || len(recs) > 0 || opts.MaxWait <= 0 || skipped(reqs, ends) {
@@ -121,8 +124,8 @@ func skipped(reqs []broker.FetchRequest, ends []int64) bool {
 // fetchOnce reads what is available without waiting. When it finds no
 // records it returns the channels that signal a change of the requested
 // partitions, taken atomically with the states it read. It fills ends as
-// fetch documents, when not nil.
-func (b *Broker) fetchOnce(reqs []broker.FetchRequest, opts broker.FetchOptions, waits []chan struct{}, ends []int64) ([]broker.Record, []chan struct{}, error) {
+// fetch documents, when not nil, and fills buf as fetch does.
+func (b *Broker) fetchOnce(reqs []broker.FetchRequest, opts broker.FetchOptions, waits []chan struct{}, ends []int64, buf []broker.Record) ([]broker.Record, []chan struct{}, error) {
 	type span struct {
 		p      *partition
 		offset int64
@@ -166,8 +169,10 @@ func (b *Broker) fetchOnce(reqs []broker.FetchRequest, opts broker.FetchOptions,
 	for _, s := range spans {
 		avail += s.next - s.offset
 	}
-	f := fetcher{it: it, chunks: chunkReader{src: it}, maxRecords: opts.MaxRecords, maxBytes: opts.MaxBytes,
-		out: make([]broker.Record, 0, min(avail, int64(opts.MaxRecords)))}
+	f := fetcher{it: it, chunks: chunkReader{src: it}, maxRecords: opts.MaxRecords, maxBytes: opts.MaxBytes, out: buf[:0]}
+	if want := int(min(avail, int64(opts.MaxRecords))); cap(f.out) < want {
+		f.out = make([]broker.Record, 0, want)
+	}
 	defer f.chunks.close()
 
 	// Fairness: a first pass gives every partition an equal share of the
@@ -228,12 +233,20 @@ func (b *Broker) fetchOnce(reqs []broker.FetchRequest, opts broker.FetchOptions,
 	if len(f.out) == pass1 {
 		return f.out, nil, nil
 	}
-	out := make([]broker.Record, 0, len(f.out))
-	for _, pt := range parts {
-		out = append(out, f.out[pt.start:pt.end]...)
-		out = append(out, f.out[pt.extraStart:pt.extraEnd]...)
+	// Make each partition's records contiguous in place: its pass-2
+	// records go right after its pass-1 ones. From the last partition
+	// back, every pass-1 run moves right (by the pass-2 records of the
+	// partitions before it), over space already moved out of.
+	extra := slices.Clone(f.out[pass1:])
+	end := len(f.out)
+	for i := n - 1; i >= 0; i-- {
+		pt := parts[i]
+		if pt.extraEnd > pt.extraStart {
+			end -= copy(f.out[end-(pt.extraEnd-pt.extraStart):end], extra[pt.extraStart-pass1:pt.extraEnd-pass1])
+		}
+		end -= copy(f.out[end-(pt.end-pt.start):end], f.out[pt.start:pt.end])
 	}
-	return out, nil, nil
+	return f.out, nil, nil
 }
 
 // fetcher accumulates fetched records within the limits.

@@ -13,15 +13,16 @@ import (
 
 // coordinator keeps consumer-group membership in memory: it does not
 // survive Close (group offsets do; they are in the database).
+//
+// Each group's changes of membership and the rebalances they trigger
+// are serialized by the group's turn (see group.lock), so that the
+// members' user data is read (their UserDataFunc called) without mu
+// held: a member's function may read its local state, which takes time
+// (see rebalanceGroup). Groups take their turns independently: one
+// group's rebalance does not hold up another's.
 type coordinator struct {
-	b *Broker
-	// rebalancing serializes the changes of membership and the
-	// rebalances they trigger, so that the members' user data is read
-	// (their UserDataFunc called) without mu held: a member's function
-	// may read its local state, which takes time (see rebalanceGroup).
-	// It is taken before mu.
-	rebalancing sync.Mutex
-	mu          struct {
+	b  *Broker
+	mu struct {
 		sync.Mutex
 		groups map[string]*group
 		seq    uint64 // member ids
@@ -31,11 +32,52 @@ type coordinator struct {
 	}
 }
 
+// group is a consumer group. Its fields but name and turn are guarded by
+// coordinator.mu, and change only with the turn held (but closeAll's).
 type group struct {
-	name       string
+	name string
+	// turn (capacity 1) is held by the change of membership or the
+	// rebalance in progress (see lock): taken before coordinator.mu.
+	turn       chan struct{}
 	topics     []string // sorted, without duplicates
 	generation int64    // never decreases, even when the group empties
 	members    []*member
+}
+
+// lock takes g's turn, waiting for the change in progress, or returns
+// ctx's error when ctx ends first; unlock gives it back.
+func (g *group) lock(ctx context.Context) error {
+	select {
+	case g.turn <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (g *group) unlock() { <-g.turn }
+
+// lockGroup returns group name, created without members if it is new,
+// with its turn taken (see group.lock): ctx's error when ctx ends first,
+// broker.ErrClosed once the broker closed. A group created by a join
+// that gives up stays without members, as one whose members left:
+// ListGroups and DescribeGroup do not show it.
+func (c *coordinator) lockGroup(ctx context.Context, name string) (*group, error) {
+	c.mu.Lock()
+	if c.mu.closed {
+		c.mu.Unlock()
+		return nil, broker.ErrClosed
+	}
+	g := c.mu.groups[name]
+	if g == nil {
+		g = &group{name: name, turn: make(chan struct{}, 1)}
+		c.mu.groups[name] = g
+	}
+	c.mu.Unlock()
+	if err := g.lock(ctx); err != nil {
+		return nil, err
+	}
+	return g, nil
 }
 
 // member is a broker.Membership.
@@ -80,6 +122,11 @@ func (c *coordinator) init(b *Broker) {
 // rebalance moves a partition (see broker.Assignment), and the new
 // generation fences the commits of its old owner.
 //
+// A join waits for the change of the group's membership in progress,
+// if any (another join, a leave, a rebalance reading its members' user
+// data), not for other groups'. When ctx ends while it waits, JoinGroup
+// returns ctx's error and the group is as if it had not been called.
+//
 // Static membership: a member joining with the InstanceID of a current
 // member replaces it, in its place in the join order, with its partitions:
 // the old member's Assignments channel closes and its commits are fenced
@@ -114,9 +161,12 @@ func (b *Broker) JoinGroup(ctx context.Context, groupName string, topics []strin
 		}
 	}
 	c := &b.groups
-	c.rebalancing.Lock()
-	defer c.rebalancing.Unlock()
-	m, err := c.join(groupName, sorted, opts)
+	g, err := c.lockGroup(ctx, groupName)
+	if err != nil {
+		return nil, err
+	}
+	defer g.unlock()
+	m, err := c.join(g, sorted, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -127,20 +177,16 @@ func (b *Broker) JoinGroup(ctx context.Context, groupName string, topics []strin
 	return m, nil
 }
 
-// join adds a member with opts to group groupName, subscribed to sorted
-// (its topics, sorted and without duplicates), or replaces the member
-// of the same instance id. c.rebalancing must be held.
-func (c *coordinator) join(groupName string, sorted []string, opts broker.JoinOptions) (*member, error) {
+// join adds a member with opts to g, subscribed to sorted (its topics,
+// sorted and without duplicates), or replaces the member of the same
+// instance id. g's turn must be held.
+func (c *coordinator) join(g *group, sorted []string, opts broker.JoinOptions) (*member, error) {
 	b := c.b
+	groupName := g.name
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.mu.closed {
 		return nil, broker.ErrClosed
-	}
-	g := c.mu.groups[groupName]
-	if g == nil {
-		g = &group{name: groupName}
-		c.mu.groups[groupName] = g
 	}
 	if len(g.members) > 0 && !slices.Equal(g.topics, sorted) {
 		return nil, fmt.Errorf("%w: group %q: members subscribe to %v, not %v", broker.ErrInvalidConfig, groupName, g.topics, sorted)
@@ -172,7 +218,7 @@ func (c *coordinator) join(groupName string, sorted []string, opts broker.JoinOp
 
 // rebalanceGroup starts a new generation of g and sends every member its
 // assignment, with the user data each gives (currentUserData) read
-// without c.mu held. c.rebalancing must be held (and c.mu not): the
+// without c.mu held. g's turn must be held (and c.mu not): the
 // membership changes only under it, so the members whose user data was
 // read are the members the generation assigns; only closeAll may come
 // in between, and rebalanceGroup then returns false.
@@ -353,13 +399,17 @@ func (m *member) Assignments() <-chan broker.Assignment { return m.ch }
 
 // Rebalance starts a new generation of the member's group, as a join or
 // a leave does; see broker.Membership. It is a no-op once the member left.
+// It waits for the change of the group's membership in progress, if any,
+// and returns ctx's error, starting nothing, when ctx ends first.
 func (m *member) Rebalance(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	c := m.c
-	c.rebalancing.Lock()
-	defer c.rebalancing.Unlock()
+	if err := m.g.lock(ctx); err != nil {
+		return err
+	}
+	defer m.g.unlock()
 	c.mu.Lock()
 	left := m.left
 	c.mu.Unlock()
@@ -373,11 +423,14 @@ func (m *member) Rebalance(ctx context.Context) error {
 
 // Leave leaves the group, which rebalances the remaining members, and
 // closes the Assignments channel. Leaving twice, or after the broker
-// closed, is a no-op.
-func (m *member) Leave(ctx context.Context) error {
+// closed, is a no-op. It waits for the change of the group's membership
+// in progress, if any, whatever ctx says: the group has no session
+// timeout, so a member that failed to leave would keep its partitions
+// for as long as the broker runs.
+func (m *member) Leave(context.Context) error {
 	c := m.c
-	c.rebalancing.Lock()
-	defer c.rebalancing.Unlock()
+	_ = m.g.lock(context.Background()) // never fails
+	defer m.g.unlock()
 	c.mu.Lock()
 	if m.left {
 		c.mu.Unlock()

@@ -181,6 +181,7 @@ func (c *cli) consume(ctx context.Context, topic string, o consumeOptions) error
 		p := c.newProgress(o.quiet, true, work)
 		printed, err := c.read(ctx, b, positions, ends, o, keyCodec, valueCodec, p)
 		if err != nil {
+			p.Fail()
 			return err
 		}
 		p.Done(fmt.Sprintf("consumed %s from %s", records(printed), topic))

@@ -16,6 +16,7 @@
 //	produce TOPIC                  records from standard input, one a line
 //	consume TOPIC                  records as JSON lines
 //	replay                         dead letters (consume's lines) back to their topics
+//	mirror [TOPIC...]              copy topics to another log (--to-dir or --to-brokers)
 //	groups list                    consumer groups with members or committed offsets
 //	groups describe GROUP          members, and per partition committed offset, end and lag
 //	describe APP                   the app's topology, as text or (--format mermaid) a Mermaid flowchart
@@ -74,6 +75,40 @@
 //	duality --dir data consume orders-app-dlq --value-codec json > dead.jsonl
 //	jq -c '.value.amount |= tonumber' dead.jsonl | duality --dir data replay --value-codec json
 //
+// # Mirroring
+//
+// mirror copies topics from the log --dir or --brokers names (the source)
+// to the log --to-dir or --to-brokers names (the destination): an
+// embedded data directory to a Kafka cluster and back, or between two of
+// a kind; Kafka's MirrorMaker for Duality's logs.
+//
+//	duality --dir /var/lib/orders/log mirror --all --to-brokers kafka-1:9092
+//	duality --brokers a:9092 mirror --pattern 'orders-.*' --to-brokers b:9092 --follow
+//
+// It copies the TOPICs named, those whose whole name matches --pattern, or
+// --all of them but Kafka's internal ones ("__" names), each to the
+// destination topic of the same name (after --prefix, if given). A
+// missing destination topic is created with the source's partition count
+// and cleanup settings; an existing one with fewer partitions than the
+// source is refused before anything is created or copied. Records keep
+// their partition, key, value (tombstones too), timestamp and headers, in
+// order per partition; offsets are the destination's own. Records the
+// source deleted before the mirror reached them (retention, DeleteRecords)
+// are skipped, and mirror says which offsets.
+//
+// The copy is exactly once and resumable: each transaction on the
+// destination (an atomic commit of the embedded log, a Kafka transaction)
+// holds a batch of records and, as the committed offsets of consumer group
+// --progress-group (default duality-mirror) on the destination topics,
+// the next source offset of each partition. A mirror killed at any
+// instant resumes there when started again; starting one fences a running
+// one of the same --progress-group. Without --follow mirror stops at the
+// source's ends as of its start; with --follow (the source on Kafka) it
+// copies new records until interrupted. --groups copies consumer groups'
+// committed offsets too (an app's progress), translated to the
+// destination's offsets, so that an app moved to the destination resumes
+// where it stopped.
+//
 // # Embedded data directories
 //
 // A data directory is open in one process at a time. While an app runs on
@@ -89,8 +124,8 @@
 // 0 on success, 1 when the command failed (an unknown topic, an unreadable
 // or locked directory, a cluster that does not answer), 2 for a mistake in
 // the command line (an unknown command or flag, a bad flag value, a
-// missing argument). Errors are one line on standard error; produce and
-// consume report the count of records there too (-q silences it), as a
-// progress bar when standard error is a terminal, so standard output
-// carries only data.
+// missing argument). Errors are one line on standard error; produce,
+// consume, replay and mirror report the count of records there too (-q
+// silences it), as a progress bar when standard error is a terminal, so
+// standard output carries only data.
 package main

@@ -106,6 +106,13 @@ func embeddedBackend(t *testing.T) backend {
 }
 
 func kafkaBackend(t *testing.T) backend {
+	be, _ := newKafkaBackend(t)
+	return be
+}
+
+// newKafkaBackend is kafkaBackend with its kfake cluster, for tests that
+// control the requests it handles.
+func newKafkaBackend(t *testing.T) (backend, *kfake.Cluster) {
 	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.GroupMinSessionTimeout(100*time.Millisecond))
 	require.NoError(t, err)
 	t.Cleanup(c.Close)
@@ -120,7 +127,7 @@ func kafkaBackend(t *testing.T) backend {
 			require.NoError(t, err)
 			return b, func() { require.NoError(t, b.Close()) }
 		},
-	}
+	}, c
 }
 
 // forEachBackend runs fn against a fresh embedded directory and a fresh

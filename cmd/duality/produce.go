@@ -154,6 +154,7 @@ func (c *cli) produce(ctx context.Context, topic string, o produceOptions) error
 		p := c.newProgress(o.quiet, false, work)
 		n, err := produceLines(ctx, b, in, topic, info.Config.Partitions, o, headers, parse, p)
 		if err != nil {
+			p.Fail()
 			return err // it says how many records were produced
 		}
 		p.Done(fmt.Sprintf("produced %s to %s", records(n), topic))

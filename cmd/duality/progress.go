@@ -16,9 +16,15 @@ import (
 type progress interface {
 	// Add counts n more records done.
 	Add(n int)
+	// Note writes line, something the user should know about the work
+	// as it happens (records skipped), even when quiet.
+	Note(line string)
 	// Done ends the work; summary says what was done ("produced 10
 	// records to orders").
 	Done(summary string)
+	// Fail ends the work that failed, before its error is written:
+	// a bar stays as it was, with the error on the line below it.
+	Fail()
 }
 
 // lineProgress writes the summary as one line (to standard error, so
@@ -30,6 +36,10 @@ type lineProgress struct {
 }
 
 func (p *lineProgress) Add(n int) { p.n += n }
+
+func (p *lineProgress) Note(line string) { fmt.Fprintln(p.w, line) }
+
+func (p *lineProgress) Fail() {}
 
 func (p *lineProgress) Done(summary string) {
 	if !p.quiet {
@@ -109,6 +119,16 @@ func (p *barProgress) Add(n int) {
 	}
 	_ = p.bar.Add(n)
 }
+
+// Note clears the bar, writes line in its place and draws the bar again
+// below it.
+func (p *barProgress) Note(line string) {
+	_ = p.bar.Clear()
+	fmt.Fprintln(p.w, line)
+	_ = p.bar.RenderBlank()
+}
+
+func (p *barProgress) Fail() { fmt.Fprintln(p.w) }
 
 func (p *barProgress) Done(summary string) {
 	_ = p.bar.Finish() // the full bar stays, the summary goes below it

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"os"
 	"slices"
 	"strings"
 
@@ -86,12 +87,20 @@ func (c *cli) replay(ctx context.Context, o replayOptions) error {
 		}
 	}
 	return c.withBroker(ctx, existing, func(b broker.Broker) error {
-		r := &replayer{b: b, o: o, keyCodec: keyCodec, valueCodec: valueCodec, partitions: map[string]int32{}, written: map[string]int{}}
-		if err := r.run(ctx, c.stdin); err != nil {
+		in := &countingReader{r: c.stdin}
+		work := progressWork{what: "replay", bytes: func() int64 { return in.n }}
+		if f, ok := c.stdin.(*os.File); ok {
+			if st, err := f.Stat(); err == nil && st.Mode().IsRegular() {
+				work.totalBytes = st.Size() // a file of known size: the bar has a total
+			}
+		}
+		r := &replayer{b: b, o: o, keyCodec: keyCodec, valueCodec: valueCodec, partitions: map[string]int32{}, written: map[string]int{},
+			p: c.newProgress(o.quiet, false, work)}
+		if err := r.run(ctx, in); err != nil {
+			r.p.Fail()
 			return err // it says how many records were written
 		}
-		p := &lineProgress{w: c.stderr, quiet: o.quiet}
-		p.Done(r.summary())
+		r.p.Done(r.summary())
 		return nil
 	})
 }
@@ -108,6 +117,8 @@ type replayer struct {
 	// produced counts the records written, written them per topic.
 	produced int
 	written  map[string]int
+	// p follows the records written.
+	p progress
 }
 
 // run reads the lines of in and writes their records.
@@ -157,6 +168,7 @@ func (r *replayer) flush(ctx context.Context, lineNo int) error {
 		return fmt.Errorf("write the records of lines up to %d: %w (%s before them written; these may or may not have been)", lineNo, err, records(r.produced))
 	}
 	r.produced += len(r.batch)
+	r.p.Add(len(r.batch))
 	for i := range r.batch {
 		r.written[r.batch[i].Topic]++
 	}

@@ -40,8 +40,9 @@ func (c *cli) rootCommand() *cobra.Command {
 		Long: `duality works on the log of a Duality app: an embedded data directory
 (--dir, the directory the app gives embedded.Open) or a Kafka cluster
 (--brokers). It lists, creates, describes and deletes topics, produces
-records from standard input, consumes them as JSON lines, shows
-consumer groups with their lag and an app's topology.
+records from standard input, consumes them as JSON lines, replays dead
+letters, shows consumer groups with their lag and an app's topology, and
+mirrors topics to another log (mirror --to-dir or --to-brokers).
 
 An embedded data directory is open in one process at a time: stop the app
 before pointing duality at its directory.`,
@@ -55,7 +56,7 @@ before pointing duality at its directory.`,
 	f.StringVar(&c.brokers, "brokers", "", "Kafka brokers, host:port,... (some of the cluster's)")
 	f.DurationVar(&c.timeout, "timeout", 30*time.Second, "bound on reaching the Kafka cluster")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err} })
-	root.AddCommand(c.topicsCommand(), c.produceCommand(), c.consumeCommand(), c.replayCommand(), c.groupsCommand(), c.describeCommand())
+	root.AddCommand(c.topicsCommand(), c.produceCommand(), c.consumeCommand(), c.replayCommand(), c.mirrorCommand(), c.groupsCommand(), c.describeCommand())
 	return root
 }
 

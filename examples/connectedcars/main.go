@@ -72,6 +72,7 @@ import (
 	"github.com/duality-streams/duality/broker"
 	"github.com/duality-streams/duality/codec"
 	"github.com/duality-streams/duality/examples/internal/exbroker"
+	"github.com/duality-streams/duality/examples/internal/excheck"
 	"github.com/duality-streams/duality/stream"
 	"github.com/duality-streams/duality/window"
 )
@@ -254,7 +255,7 @@ func check(readings []Reading, mins []Minute, alerts []Alert, late int64) error 
 		return a.Readings == b.Readings && near(a.AvgSpeedKmh, b.AvgSpeedKmh) && near(a.AvgTempC, b.AvgTempC) &&
 			a.MinTempC == b.MinTempC && a.MinFuelPct == b.MinFuelPct
 	}
-	if err := compare("car-minutes", mins, wantMins,
+	if err := excheck.Compare("car-minutes", mins, wantMins,
 		func(m Minute) minuteID { return minuteID{m.Car, m.Start.UnixMilli()} }, sameMinute); err != nil {
 		problems = append(problems, err)
 	}
@@ -263,50 +264,12 @@ func check(readings []Reading, mins []Minute, alerts []Alert, late int64) error 
 		minute int64
 		kind   string
 	}
-	if err := compare("car-alerts", alerts, wantAlerts,
+	if err := excheck.Compare("car-alerts", alerts, wantAlerts,
 		func(a Alert) alertID { return alertID{a.Car, a.Minute.UnixMilli(), a.Kind} },
 		func(a, b Alert) bool { return a.Value == b.Value }); err != nil {
 		problems = append(problems, err)
 	}
 	return errors.Join(problems...)
-}
-
-// compare matches the records of topic (got) with the expected ones by
-// id and reports the missing, unexpected (absent from want, or written
-// twice) and different ones, with an example, or nil if they match.
-func compare[T any, ID comparable](topic string, got, want []T, id func(T) ID, same func(got, want T) bool) error {
-	byID := make(map[ID]T, len(want))
-	for _, w := range want {
-		byID[id(w)] = w
-	}
-	var unexpected, differ int
-	var example string
-	note := func(format string, args ...any) {
-		if example == "" {
-			example = fmt.Sprintf(format, args...)
-		}
-	}
-	for _, g := range got {
-		w, ok := byID[id(g)]
-		switch {
-		case !ok:
-			unexpected++
-			note("unexpected %+v", g)
-		case !same(g, w):
-			differ++
-			note("got %+v, want %+v", g, w)
-		}
-		delete(byID, id(g))
-	}
-	for _, w := range byID {
-		note("missing %+v", w)
-		break
-	}
-	if unexpected+differ+len(byID) == 0 {
-		return nil
-	}
-	return fmt.Errorf("%q: %d records, want %d: %d missing, %d unexpected, %d differ from the model computed without the framework (e.g. %s)",
-		topic, len(got), len(want), len(byID), unexpected, differ, example)
 }
 
 // ExpectedMinutes computes the final car-minutes and alerts of the

@@ -60,6 +60,7 @@ import (
 	"github.com/duality-streams/duality/broker"
 	"github.com/duality-streams/duality/codec"
 	"github.com/duality-streams/duality/examples/internal/exbroker"
+	"github.com/duality-streams/duality/examples/internal/excheck"
 	"github.com/duality-streams/duality/stream"
 	"github.com/duality-streams/duality/window"
 )
@@ -209,50 +210,12 @@ func check(views []PageView, got []Session, late int64) error {
 		user  string
 		start int64
 	}
-	if err := compare("sessions", got, ExpectedSessions(views),
+	if err := excheck.Compare("sessions", got, ExpectedSessions(views),
 		func(s Session) sessionID { return sessionID{s.User, s.Start.UnixMilli()} },
 		func(a, b Session) bool { return a.End.Equal(b.End) && a.Pages == b.Pages && a.LengthMs == b.LengthMs }); err != nil {
 		problems = append(problems, err)
 	}
 	return errors.Join(problems...)
-}
-
-// compare matches the records of topic (got) with the expected ones by
-// id and reports the missing, unexpected (absent from want, or written
-// twice) and different ones, with an example, or nil if they match.
-func compare[T any, ID comparable](topic string, got, want []T, id func(T) ID, same func(got, want T) bool) error {
-	byID := make(map[ID]T, len(want))
-	for _, w := range want {
-		byID[id(w)] = w
-	}
-	var unexpected, differ int
-	var example string
-	note := func(format string, args ...any) {
-		if example == "" {
-			example = fmt.Sprintf(format, args...)
-		}
-	}
-	for _, g := range got {
-		w, ok := byID[id(g)]
-		switch {
-		case !ok:
-			unexpected++
-			note("unexpected %+v", g)
-		case !same(g, w):
-			differ++
-			note("got %+v, want %+v", g, w)
-		}
-		delete(byID, id(g))
-	}
-	for _, w := range byID {
-		note("missing %+v", w)
-		break
-	}
-	if unexpected+differ+len(byID) == 0 {
-		return nil
-	}
-	return fmt.Errorf("%q: %d records, want %d: %d missing, %d unexpected, %d differ from the model computed without the framework (e.g. %s)",
-		topic, len(got), len(want), len(byID), unexpected, differ, example)
 }
 
 // ExpectedSessions computes the final sessions of the views without the

@@ -122,7 +122,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 		fmt.Fprintf(stdout, "topics %s\n", b.Where)
 		where = b.Where
 	}
-	if err := createTopics(ctx, b, where, *partitions, flagSet(fs, "partitions"), linesTopic, countTopic); err != nil {
+	if err := exbroker.CreateTopics(ctx, b, where, *partitions, exbroker.FlagSet(fs, "partitions"), linesTopic, countTopic); err != nil {
 		return err
 	}
 
@@ -191,41 +191,6 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 		return serveQueries(ctx, stdout, app, *serve, stopped)
 	}
 	return nil
-}
-
-// createTopics creates the topics with the given number of partitions. A
-// topic a kept data directory already holds keeps its number, which must
-// be partitions if explicit (-partitions was given); where says where
-// the topics live, for the error.
-func createTopics(ctx context.Context, b broker.Broker, where string, partitions int, explicit bool, topics ...string) error {
-	for _, topic := range topics {
-		err := b.CreateTopic(ctx, topic, broker.TopicConfig{Partitions: int32(partitions)})
-		if errors.Is(err, broker.ErrTopicExists) && !explicit {
-			continue
-		}
-		if errors.Is(err, broker.ErrTopicExists) {
-			info, err := b.DescribeTopic(ctx, topic)
-			if err != nil {
-				return err
-			}
-			if info.Config.Partitions != int32(partitions) {
-				return fmt.Errorf("topic %q %s has %d partitions, not %d (-partitions): a topic keeps its partition count",
-					topic, where, info.Config.Partitions, partitions)
-			}
-			continue
-		}
-		if err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// flagSet reports whether the flag name was given on the command line.
-func flagSet(fs *flag.FlagSet, name string) bool {
-	set := false
-	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
-	return set
 }
 
 // check compares the counts with the words of every line of the lines

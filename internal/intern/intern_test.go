@@ -89,6 +89,94 @@ func TestGetBounded(t *testing.T) {
 	})
 }
 
+func TestBudget(t *testing.T) {
+	t.Run("tables together hold at most the budget", func(t *testing.T) {
+		// 100 tables (tasks) each read a working set of 300 recurring
+		// keys; the budget holds 1000 strings: the first three fill
+		// 300 each, the fourth 100, the others none and copy.
+		b := &budget{max: 1000}
+		tables := make([]*Strings, 100)
+		for i := range tables {
+			tables[i] = &Strings{b: b}
+			for range 3 {
+				for j := range 300 {
+					k := fmt.Appendf(nil, "t%d-%d", i, j)
+					require.Equal(t, string(k), tables[i].Get(k))
+				}
+			}
+		}
+		var held int
+		for _, s := range tables {
+			held += s.Len()
+		}
+		require.Equal(t, 1000, held)
+		require.EqualValues(t, 1000, b.used.Load())
+		require.Equal(t, []int{300, 300, 300, 100, 0}, []int{tables[0].Len(), tables[1].Len(), tables[2].Len(), tables[3].Len(), tables[4].Len()})
+
+		// The strings a table holds are still shared, budget spent or not.
+		first := tables[0].Get([]byte("t0-7"))
+		require.Same(t, unsafe.StringData(first), unsafe.StringData(tables[0].Get([]byte("t0-7"))))
+
+		// Released tables (closed tasks) give their strings back; a
+		// table that found the budget spent asks again after retry
+		// misses, and interns again.
+		tables[0].Release()
+		tables[1].Release()
+		require.Zero(t, tables[0].Len())
+		require.EqualValues(t, 400, b.used.Load())
+		s := tables[50]
+		wait := s.wait
+		require.Positive(t, wait)
+		require.LessOrEqual(t, wait, retry)
+		for j := range wait + 10 {
+			k := fmt.Appendf(nil, "t50-new%d", j)
+			require.Equal(t, string(k), s.Get(k))
+		}
+		require.Equal(t, 10, s.Len(), "the misses after the wait are interned")
+		require.EqualValues(t, 400+s.Len(), b.used.Load())
+		for _, s := range tables {
+			s.Release()
+		}
+		require.Zero(t, b.used.Load())
+	})
+	t.Run("starting over and pausing give the strings back", func(t *testing.T) {
+		b := &budget{max: MaxTotal}
+		s := &Strings{b: b}
+		for i := range MaxEntries {
+			s.Get(fmt.Appendf(nil, "u%d", i))
+		}
+		require.EqualValues(t, MaxEntries, b.used.Load())
+		s.Get([]byte("one more")) // full, unpaid: pauses, the map dropped
+		require.Equal(t, pause, s.off)
+		require.Zero(t, b.used.Load())
+
+		s = &Strings{b: b}
+		for range 5 {
+			for i := range MaxEntries {
+				s.Get(fmt.Appendf(nil, "r%d", i))
+			}
+		}
+		s.Get([]byte("one more")) // full, paid: starts over with it
+		require.Equal(t, 1, s.Len())
+		require.EqualValues(t, 1, b.used.Load())
+		s.Release()
+		require.Zero(t, b.used.Load())
+	})
+	t.Run("the zero value takes from the process's budget", func(t *testing.T) {
+		before := Held()
+		var s Strings
+		for i := range 100 {
+			s.Get(fmt.Appendf(nil, "z%d", i))
+		}
+		require.Equal(t, before+100, Held())
+		s.Release()
+		require.Equal(t, before, Held())
+		require.Equal(t, "z1", s.Get([]byte("z1")), "usable after Release")
+		require.Equal(t, 1, s.Len())
+		s.Release()
+	})
+}
+
 // BenchmarkGet compares Get with a plain string conversion on keys from
 // working sets of 2500 and 100,000 strings (the second larger than a
 // table: Get pauses and copies).

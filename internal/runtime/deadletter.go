@@ -208,6 +208,7 @@ func (w *worker) deadLetter(t *task, mark int, rec *broker.Record, pe *Processin
 	w.out = append(w.out, dl)
 	w.owner = append(w.owner, t.idx)
 	w.deadLettered++
+	t.deadLettered(step)
 	t.log.Warn("sending record to the dead-letter topic after processing error",
 		slog.String("topic", pe.Topic), slog.Int("partition", int(pe.Partition)),
 		slog.Int64("offset", pe.Offset), slog.String("dead_letter_topic", topic), slog.Any("error", pe.Err))

@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"math"
 	"slices"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -204,92 +203,9 @@ func (g *generation) advance(subs []int) *advanceReq {
 		close(r.done)
 	}
 	for _, w := range g.workers {
-		w.mail.post(r)
+		w.mail.postAdvance(r)
 	}
 	return r
-}
-
-// mailbox carries the controller's advance to a worker of a bounded run,
-// and a cooperative rebalance (see change) to any worker, and interrupts
-// the worker's fetch so that it sees them at once.
-type mailbox struct {
-	// changing says a change is posted: the worker stops processing
-	// its buffered records to apply it first. notify (buffered) is
-	// signaled by postChange, for a worker that waits for a change.
-	changing atomic.Bool
-	notify   chan struct{}
-	mu       struct {
-		sync.Mutex
-		req    *advanceReq
-		change *change
-		// cancel cancels the worker's fetch in progress (nil: none).
-		cancel context.CancelFunc
-	}
-}
-
-// postChange posts c, a rebalance, to the worker.
-func (m *mailbox) postChange(c *change) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.mu.change = c
-	m.changing.Store(true)
-	if m.mu.cancel != nil {
-		m.mu.cancel()
-	}
-	select {
-	case m.notify <- struct{}{}:
-	default:
-	}
-}
-
-// takeChange returns the change posted, if any, and empties its slot.
-func (m *mailbox) takeChange() *change {
-	if !m.changing.Load() {
-		return nil
-	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	c := m.mu.change
-	m.mu.change = nil
-	m.changing.Store(false)
-	return c
-}
-
-func (m *mailbox) post(r *advanceReq) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.mu.req = r
-	if m.mu.cancel != nil {
-		m.mu.cancel()
-	}
-}
-
-// take returns the advance posted, if any, and empties the mailbox.
-func (m *mailbox) take() *advanceReq {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	r := m.mu.req
-	m.mu.req = nil
-	return r
-}
-
-// fetchContext returns the context of the worker's next fetch, which post
-// and postChange cancel, and the function to call when the fetch
-// returns; ok is false when an advance or a change is waiting already.
-func (m *mailbox) fetchContext(parent context.Context) (ctx context.Context, done func(), ok bool) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.mu.req != nil || m.mu.change != nil {
-		return nil, nil, false
-	}
-	ctx, cancel := context.WithCancel(parent)
-	m.mu.cancel = cancel
-	return ctx, func() {
-		m.mu.Lock()
-		m.mu.cancel = nil
-		m.mu.Unlock()
-		cancel()
-	}, true
 }
 
 // toEnd advances the worker's tasks of the sub-topologies subs to the end

@@ -150,5 +150,21 @@ func (r *reader) drop(tps ...broker.TopicPartition) {
 	}
 }
 
+// recycles says whether the reader's consumer reuses the memory of the
+// records it returned (broker.Recycler).
+func (r *reader) recycles() bool {
+	_, ok := r.c.(broker.Recycler)
+	return ok
+}
+
+// recycle hands the records of a fetch, whole, back to the consumer for
+// reuse when it takes them (see broker.Recycler): the caller holds none
+// of them any more.
+func (r *reader) recycle(recs []broker.Record) {
+	if rc, ok := r.c.(broker.Recycler); ok {
+		rc.Recycle(recs)
+	}
+}
+
 // close releases the consumer.
 func (r *reader) close() error { return r.c.Close() }

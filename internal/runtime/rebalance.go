@@ -34,10 +34,13 @@ import (
 // by one owner only: the overlap costs work, never correctness.
 //
 // A worker whose commit in g failed because the group had moved to g+1
-// before it heard of it (a race with the rebalance) has dropped its
-// uncommitted work and stopped: its tasks start again, from the
-// committed offsets, on a new worker in its slot, as after an eager
-// rebalance. Skipped generations (Assignments keeps only the newest),
+// before it heard of it (a race with the rebalance) holds that commit
+// and waits for g+1's change, which commits it again in g+1 for the
+// tasks that stay (onFenced); tasks handed to it meanwhile wait for that
+// change too (apply). When the change cannot take it (the group moved on
+// again), the worker drops its uncommitted work and stops: its tasks
+// start again, from the committed offsets, on a new worker in its slot,
+// as after an eager rebalance. Skipped generations (Assignments keeps only the newest),
 // a bounded run (RunToEnd) and a lost assignment take the eager path:
 // the workers stop and the new assignment's start afresh.
 
@@ -67,10 +70,25 @@ type changeResult struct {
 
 // apply applies c (see change), between two records. The continuing
 // tasks keep their processors, stores, buffered records and positions.
+//
+// While w holds a fenced commit (onFenced), a change that only adds
+// tasks (a restored task handed over, the second step of a rebalance)
+// is deferred: the rebalance that fenced the commit is on its way, and
+// its change, which commits the held commit again for the tasks that
+// stay, decides which of the added tasks w keeps; it opens those then.
+// They wait unopened: nothing of them is processed or committed before,
+// and nobody else commits their partitions meanwhile (this member owns
+// them in the generation that handed them over and, those kept, in the
+// next one), so they start from the offsets they were resumed at.
 func (w *worker) apply(ctx, gctx context.Context, c *change) (fenced bool, err error) {
 	if c.cacheMax > 0 {
 		w.cacheMax = c.cacheMax
 	}
+	if c.keep == nil && w.refused != nil {
+		w.deferred = append(w.deferred, c.add...)
+		return false, nil
+	}
+	add := c.add
 	if c.keep != nil {
 		// The commit in flight, of the old generation, first: the
 		// group fenced it if it moved on before the commit reached
@@ -79,8 +97,8 @@ func (w *worker) apply(ctx, gctx context.Context, c *change) (fenced bool, err e
 			return false, err
 		}
 	}
-	if w.refused != nil {
-		if c.keep == nil || c.gen != w.refused.gen+1 {
+	if w.refused != nil { // c.keep is set: refused was nil or is awaited above
+		if c.gen != w.refused.gen+1 {
 			w.giveUp()
 			return true, nil
 		}
@@ -121,12 +139,23 @@ func (w *worker) apply(ctx, gctx context.Context, c *change) (fenced bool, err e
 			}
 			w.nextTask = 0
 		}
+		if len(w.deferred) > 0 {
+			for _, t := range w.deferred {
+				if t.keptIn(c.keep) {
+					add = append(add, t)
+				} else {
+					w.app.log.Debug("task handed over while a fenced commit was held moved away before it opened",
+						slog.String("task", t.id.String()))
+				}
+			}
+			w.deferred = nil
+		}
 	}
-	if len(c.add) > 0 {
-		for _, t := range c.add {
+	if len(add) > 0 {
+		for _, t := range add {
 			w.add(t)
 		}
-		if err := w.openTasks(gctx, c.add); err != nil {
+		if err := w.openTasks(gctx, add); err != nil {
 			return false, err
 		}
 	}
@@ -136,10 +165,11 @@ func (w *worker) apply(ctx, gctx context.Context, c *change) (fenced bool, err e
 // onFenced is run's answer to a commit of w that the group fenced. A
 // held commit (w.refused) waits for the rebalance that fenced it, whose
 // change commits it again in the new generation for the tasks that stay
-// (apply): the worker goes on (goOn) and its tasks lose nothing. A
-// commit not held, or one the rebalance cannot take (see apply), drops
-// the uncommitted work: the worker stops and its tasks start again, on
-// this instance or another, from the committed offsets.
+// (apply): the worker goes on (goOn) and its tasks lose nothing. The
+// changes that only add tasks, posted meanwhile, are deferred to it (see
+// apply). A commit not held, or one the rebalance cannot take (see
+// apply), drops the uncommitted work: the worker stops and its tasks
+// start again, on this instance or another, from the committed offsets.
 func (w *worker) onFenced(ctx, gctx context.Context) (goOn bool, err error) {
 	if w.refused == nil {
 		w.drop()
@@ -149,7 +179,13 @@ func (w *worker) onFenced(ctx, gctx context.Context) (goOn bool, err error) {
 		if c := w.mail.takeChange(); c != nil {
 			fenced, err := w.apply(ctx, gctx, c)
 			c.done <- changeResult{fenced: fenced, err: err}
-			return err == nil && !fenced, err
+			if err != nil || fenced {
+				return false, err
+			}
+			if w.refused == nil {
+				return true, nil
+			}
+			continue // adds deferred: still held
 		}
 		select {
 		case <-gctx.Done():
@@ -220,6 +256,7 @@ func (w *worker) recommit(ctx context.Context, gen int64, keep map[broker.TopicP
 // it: the worker stops, and its tasks start again from the committed
 // offsets.
 func (w *worker) giveUp() {
+	w.deferred = nil // never opened
 	if c := w.refused; c != nil {
 		w.refused = nil
 		for _, s := range c.states {
@@ -413,7 +450,9 @@ func (a *App) rebalance(ctx context.Context, g *generation, asg broker.Assignmen
 // no longer in g.restoring; the run closed its stores, and nothing of it
 // was processed). The worker opens it as any task that moves here (see
 // change): its restore reads what the changelog got since, normally
-// nothing. A worker that stopped (a fenced commit) meanwhile is replaced
+// nothing; a worker that holds a fenced commit opens it with the change
+// of the rebalance that fenced the commit, if that keeps it (see apply).
+// A worker that stopped (a fenced commit) meanwhile is replaced
 // at the next rebalance, whose fencing generation restarts its tasks, t
 // included. An error is the failure to start a worker.
 func (a *App) handOff(ctx context.Context, g *generation, t *task) error {

@@ -165,7 +165,9 @@ func applyChangelog(st store.Store, b *store.Batch, recs []broker.Record, off in
 // startRestore starts, or goes on with after a failure, the restoration
 // of s, the replica run's copy of a store of a task that moved here
 // (standby.go), positioned at next: to the changelog's end latest as
-// listed now. It is reported as worker.restore reports its restorations.
+// listed now. It is reported as worker.restore reports its restorations,
+// in the task's metrics too (StoreMetrics.Restoring, Restored and
+// RestoreTotal) from now on.
 func (r *standbyRun) startRestore(s *standbyStore, next, latest int64) {
 	rs := s.rs
 	rs.target = latest
@@ -176,9 +178,12 @@ func (r *standbyRun) startRestore(s *standbyStore, next, latest int64) {
 		rs.total = max(0, latest-next)
 		if rs.total > 0 {
 			rs.log.Info("restoring store", slog.Int64("offset", next), slog.Int64("latest", latest))
+			rs.m.restored.Store(0)
+			rs.m.restoreTotal.Store(rs.total)
 		}
 	}
 	rs.done = false
+	rs.m.restoring.Store(rs.total > 0)
 	if next >= latest {
 		r.finishRestore(s)
 	}
@@ -190,6 +195,9 @@ func (r *standbyRun) startRestore(s *standbyStore, next, latest int64) {
 func (r *standbyRun) restoredSome(s *standbyStore, n int64) {
 	rs := s.rs
 	rs.restored += n
+	if n > 0 {
+		rs.m.restored.Store(rs.restored)
+	}
 	if s.next >= rs.target || s.atEnd {
 		r.finishRestore(s)
 		return
@@ -213,6 +221,7 @@ func (r *standbyRun) finishRestore(s *standbyStore) {
 		return
 	}
 	rs.done = true
+	rs.m.restoring.Store(false)
 	if rs.total <= 0 {
 		return // it was up to date: not reported
 	}

@@ -9,12 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/stretchr/testify/require"
-
-	"github.com/duality-streams/duality/broker"
-	"github.com/duality-streams/duality/broker/embedded"
-	"github.com/duality-streams/duality/internal/topology"
 )
 
 // shutdownGoroutines returns the stacks of the goroutines timing a
@@ -46,25 +41,12 @@ func TestStepFailureEndsShutdown(t *testing.T) {
 		{"state cannot be opened", func(c *Config) { c.StateDir, c.StateDirSet = notDir, true }, "open state"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			b, err := embedded.Open("/b", embedded.WithFS(vfs.NewMem()), embedded.WithCleanupInterval(-1))
-			require.NoError(t, err)
-			t.Cleanup(func() { require.NoError(t, b.Close()) })
-			for _, topic := range []string{"in", "out"} {
-				require.NoError(t, b.CreateTopic(t.Context(), topic, broker.TopicConfig{Partitions: 1}))
-			}
-			sources := []topology.Source{{Topic: "in"}}
+			b := memBroker(t, map[string]int32{"in": 1, "out": 1})
+			sources := []string{"in"}
 			if tc.name == "missing topics" {
-				sources = append(sources, topology.Source{Topic: "absent"})
+				sources = append(sources, "absent")
 			}
-			topo := &topology.Topology{SubTopologies: []*topology.SubTopology{{
-				Sources: sources,
-				Sinks:   []topology.Sink{{Topic: "out"}},
-				Stores:  []topology.StoreSpec{{Name: "counts"}},
-				NewTask: func(env topology.TaskEnv) (topology.Processor, error) {
-					kv, err := env.Store("counts")
-					return &counter{env: env, kv: kv}, err
-				},
-			}}}
+			topo := counterTopology(sources...)
 			cfg := DefaultConfig()
 			tc.cfg(&cfg)
 			for range 10 {

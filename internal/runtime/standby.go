@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
-	"sync"
 	"time"
 
 	"github.com/duality-streams/duality/broker"
@@ -142,7 +141,9 @@ type standbyStore struct {
 
 // restoration is the progress of a copy of a task that moved here: the
 // changelog end when it started (target), the records to read to it and
-// the records applied, for the OnRestore hook and the log.
+// the records applied, for the OnRestore hook, the log and the task's
+// published metrics m (TaskMetrics shows the restoration from its start,
+// before the task runs).
 type restoration struct {
 	t               *task
 	target          int64
@@ -150,6 +151,34 @@ type restoration struct {
 	started, logged time.Time
 	done            bool
 	log             *slog.Logger
+	m               *storeMetrics
+}
+
+// newRestoration returns the restoration of t's store name, published in
+// t's task metrics (created here when t has not run on this instance
+// yet), which show t's positions, those its assignment resumed
+// (App.resume), from now on. Nothing else touches t until the run hands
+// it over: the app's loop set its positions before it posted t.
+func (r *standbyRun) newRestoration(t *task, name string) *restoration {
+	m := r.a.obs.taskMetrics(t)
+	for i, ps := range t.parts {
+		if i < len(m.parts) && m.parts[i].tp == ps.tp {
+			m.parts[i].position.Store(ps.next)
+			if ps.known {
+				m.parts[i].committed.Store(ps.next)
+			}
+		}
+	}
+	return &restoration{t: t, m: m.store(name)}
+}
+
+// abandon marks rs, a restoration not finished that the run gives up
+// (its task was revoked, or the run stops), as not restoring any more in
+// the task's metrics; nil does nothing.
+func (rs *restoration) abandon() {
+	if rs != nil && !rs.done {
+		rs.m.restoring.Store(false)
+	}
 }
 
 // restoringTask is a task the replica run restores before a worker runs
@@ -175,7 +204,7 @@ type standbyRun struct {
 	// (the generation's) once its stores have caught up.
 	restoring []*restoringTask
 	restored  chan<- *task
-	mail      replicaMail
+	mail      mailbox // its updates (takeUpdate)
 	// gone are the changelog partitions of the copies closed since the
 	// reader last dropped them.
 	gone []broker.TopicPartition
@@ -191,17 +220,6 @@ type replicaUpdate struct {
 	restore, drop     []*task
 }
 
-// replicaMail carries updates to the replica run and interrupts its fetch
-// when one is posted.
-type replicaMail struct {
-	mu struct {
-		sync.Mutex
-		next   *replicaUpdate
-		cancel context.CancelFunc // of the fetch in progress (nil: none)
-	}
-	notify chan struct{} // buffered: signaled by post
-}
-
 // post posts u to the run, merged with an update not taken yet: u's
 // replicas replace its replicas; its tasks to restore and drop add up.
 // The replica metrics are u's from now on (see publishLag).
@@ -214,47 +232,13 @@ func (r *standbyRun) post(u *replicaUpdate) {
 	if len(u.standbys)+len(u.warmups) == 0 {
 		r.a.m.standbyLag.Store(0)
 	}
-	if old := m.mu.next; old != nil {
+	if old := m.mu.update; old != nil {
 		restore := slices.DeleteFunc(old.restore, func(t *task) bool { return slices.Contains(u.drop, t) })
 		u.restore = append(restore, u.restore...)
 		u.drop = append(old.drop, u.drop...)
 	}
-	m.mu.next = u
-	if m.mu.cancel != nil {
-		m.mu.cancel()
-	}
-	select {
-	case m.notify <- struct{}{}:
-	default:
-	}
-}
-
-// take returns the update posted, if any, and empties the mailbox.
-func (m *replicaMail) take() *replicaUpdate {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	u := m.mu.next
-	m.mu.next = nil
-	return u
-}
-
-// fetchContext returns the context of the run's next fetch, which post
-// cancels, and the function to call when the fetch returns; ok is false
-// when an update is waiting already.
-func (m *replicaMail) fetchContext(parent context.Context) (ctx context.Context, done func(), ok bool) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.mu.next != nil {
-		return nil, nil, false
-	}
-	ctx, cancel := context.WithCancel(parent)
-	m.mu.cancel = cancel
-	return ctx, func() {
-		m.mu.Lock()
-		m.mu.cancel = nil
-		m.mu.Unlock()
-		cancel()
-	}, true
+	m.mu.update = u
+	m.postedLocked()
 }
 
 // standbyLagInterval is the least time between two listings of the
@@ -295,8 +279,6 @@ func (p *plan) statefulTasksAt(topics map[string]int32, nums []int32) []*task {
 	return slices.DeleteFunc(p.tasksFor(broker.Assignment{Partitions: tps}), func(t *task) bool { return len(t.sub.stores) == 0 })
 }
 
-// startStandbys starts, on a goroutine of g (which stop waits for), the
-
 // updateReplicas posts g's replicas (see replicaTasks), and the tasks to
 // restore here and to drop (revoked while restoring), to g's replica
 // run, starting it, on a goroutine of g (which stop waits for), when
@@ -322,7 +304,7 @@ func (a *App) updateReplicas(g *generation, restore, drop []*task) {
 	}
 	r := &standbyRun{a: a, byTP: map[broker.TopicPartition]*standbyStore{}, log: a.log.With(slog.String("role", "standby")),
 		rebalance: g.rebalance, restored: g.restored}
-	r.mail.notify = make(chan struct{}, 1)
+	r.mail.init()
 	r.post(u)
 	g.replicas = r
 	g.wg.Add(1)
@@ -371,6 +353,7 @@ func (r *standbyRun) update(u *replicaUpdate) {
 	for _, s := range r.stores {
 		w, ok := wanted[s.tp]
 		if !ok {
+			s.rs.abandon()
 			r.closeStore(s)
 			delete(r.byTP, s.tp)
 			r.gone = append(r.gone, s.tp)
@@ -380,8 +363,10 @@ func (r *standbyRun) update(u *replicaUpdate) {
 		switch {
 		case w.kind == kindRestore && (s.kind != kindRestore || s.rs.t != w.t):
 			// It restores from where it is, to the end as listed now.
-			s.positioned, s.rs = false, &restoration{t: w.t}
+			s.rs.abandon()
+			s.positioned, s.rs = false, r.newRestoration(w.t, s.name)
 		case w.kind != kindRestore:
+			s.rs.abandon()
 			s.rs = nil
 		}
 		s.kind = w.kind
@@ -393,13 +378,13 @@ func (r *standbyRun) update(u *replicaUpdate) {
 	r.stores = kept
 	for tp, w := range wanted {
 		s := &standbyStore{task: w.t.id, tp: tp, kind: w.kind}
-		if w.kind == kindRestore {
-			s.rs = &restoration{t: w.t}
-		}
 		for _, sp := range w.t.sub.stores {
 			if sp.changelog == tp.Topic {
 				s.name = sp.name
 			}
+		}
+		if w.kind == kindRestore {
+			s.rs = r.newRestoration(w.t, s.name)
 		}
 		r.stores = append(r.stores, s)
 		r.byTP[tp] = s
@@ -469,6 +454,7 @@ type probe struct {
 func (r *standbyRun) run(ctx context.Context) error {
 	defer func() {
 		for _, s := range r.stores {
+			s.rs.abandon()
 			r.closeStore(s)
 		}
 		r.a.m.standbyTasks.Store(0)
@@ -482,7 +468,7 @@ func (r *standbyRun) run(ctx context.Context) error {
 	defer rd.release()
 	var bo backoff
 	for ctx.Err() == nil {
-		if u := r.mail.take(); u != nil {
+		if u := r.mail.takeUpdate(); u != nil {
 			r.update(u)
 			rd.drop(r.gone...)
 			r.gone = r.gone[:0]
@@ -695,9 +681,16 @@ func (r *standbyRun) warmupsCaughtUp() bool {
 
 // listEnds lists the changelogs' ends of the standby and warm-up copies
 // that are behind, for the lag; a failure leaves the ends as they were.
+// It gives up after standbyLagInterval, so that a slow or unreachable
+// broker holds the copies up by that much at most per interval.
 func (r *standbyRun) listEnds(ctx context.Context) {
 	r.listed = time.Now()
+	ctx, cancel := context.WithTimeout(ctx, standbyLagInterval)
+	defer cancel()
 	for _, s := range r.stores {
+		if ctx.Err() != nil {
+			return
+		}
 		if s.atEnd || s.kind == kindRestore {
 			continue
 		}
@@ -724,7 +717,7 @@ func (r *standbyRun) publishLag() {
 	}
 	r.mail.mu.Lock()
 	defer r.mail.mu.Unlock()
-	if r.mail.mu.next == nil {
+	if r.mail.mu.update == nil {
 		r.a.m.standbyLag.Store(lag)
 	}
 }

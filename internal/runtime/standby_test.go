@@ -101,10 +101,10 @@ func TestReplicaUpdate(t *testing.T) {
 	}
 	t0, t1, t2 := taskAt(0), taskAt(1), taskAt(2)
 	r := &standbyRun{a: a, byTP: map[broker.TopicPartition]*standbyStore{}, log: a.log}
-	r.mail.notify = make(chan struct{}, 1)
+	r.mail.init()
 	apply := func(u *replicaUpdate) {
 		r.post(u)
-		got := r.mail.take()
+		got := r.mail.takeUpdate()
 		require.Same(t, u, got)
 		r.update(got)
 	}
@@ -169,7 +169,7 @@ func TestReplicaUpdate(t *testing.T) {
 	t1active := taskAt(1)
 	r.post(&replicaUpdate{gen: 5, restore: []*task{t1active}})
 	r.post(&replicaUpdate{gen: 6, restore: []*task{t2}, drop: []*task{t1active}})
-	u := r.mail.take()
+	u := r.mail.takeUpdate()
 	require.Equal(t, []*task{t2}, u.restore)
 	require.Equal(t, []*task{t1active}, u.drop)
 	r.update(u)

@@ -168,7 +168,7 @@ func (s *Stepper) Process(ctx context.Context, rec broker.Record) ([]broker.Reco
 		return nil, &broker.TopicError{Topic: rec.Topic, Partition: rec.Partition,
 			Err: fmt.Errorf("no task of the topology reads it: %w", broker.ErrUnknownTopic)}
 	}
-	ps.buf, ps.headOK, ps.fetch = []broker.Record{rec}, false, rec.Offset+1
+	ps.buf, ps.bufFetch, ps.headOK, ps.fetch = []broker.Record{rec}, 0, false, rec.Offset+1
 	if _, _, err := s.w.processReady(ctx, nil); err != nil {
 		ps.buf, ps.headOK = nil, false
 		return s.abort(err)

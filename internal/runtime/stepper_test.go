@@ -17,9 +17,9 @@ import (
 	"github.com/duality-streams/duality/internal/topology"
 )
 
-// newStepper opens an in-memory embedded broker with the topics (name:
-// partitions), and steps an app "app" running topo on it.
-func newStepper(t *testing.T, topo *topology.Topology, topics map[string]int32) (*App, *Stepper, broker.Broker) {
+// memBroker opens an in-memory embedded broker, closed when the test
+// ends, with the topics (name: partitions).
+func memBroker(t *testing.T, topics map[string]int32) *embedded.Broker {
 	t.Helper()
 	b, err := embedded.Open("/b", embedded.WithFS(vfs.NewMem()), embedded.WithCleanupInterval(-1))
 	require.NoError(t, err)
@@ -27,6 +27,14 @@ func newStepper(t *testing.T, topo *topology.Topology, topics map[string]int32) 
 	for name, n := range topics {
 		require.NoError(t, b.CreateTopic(t.Context(), name, broker.TopicConfig{Partitions: n}))
 	}
+	return b
+}
+
+// newStepper opens an in-memory embedded broker with the topics (name:
+// partitions), and steps an app "app" running topo on it.
+func newStepper(t *testing.T, topo *topology.Topology, topics map[string]int32) (*App, *Stepper, broker.Broker) {
+	t.Helper()
+	b := memBroker(t, topics)
 	cfg := DefaultConfig()
 	cfg.Workers = 1
 	a, err := New("app", topo, b, cfg)
@@ -80,21 +88,29 @@ func (c *counter) Skip()                                  {}
 func (c *counter) Flush(context.Context) error            { return nil }
 func (c *counter) Close() error                           { return nil }
 
+// counterTopology is one sub-topology that reads the topics sources and
+// counts their records' keys in the store "counts" (see counter).
+func counterTopology(sources ...string) *topology.Topology {
+	st := &topology.SubTopology{
+		Sinks:  []topology.Sink{{Topic: "out"}},
+		Stores: []topology.StoreSpec{{Name: "counts"}},
+		NewTask: func(env topology.TaskEnv) (topology.Processor, error) {
+			kv, err := env.Store("counts")
+			return &counter{env: env, kv: kv}, err
+		},
+	}
+	for _, s := range sources {
+		st.Sources = append(st.Sources, topology.Source{Topic: s})
+	}
+	return &topology.Topology{SubTopologies: []*topology.SubTopology{st}}
+}
+
 // TestStepperProcess: each Process is one commit, which writes the
 // record's output and changelog records and the input offset; a failing
 // record is undone as under SkipOnError and Process returns its
 // *ProcessingError.
 func TestStepperProcess(t *testing.T) {
-	topo := &topology.Topology{SubTopologies: []*topology.SubTopology{{
-		Sources: []topology.Source{{Topic: "in"}},
-		Sinks:   []topology.Sink{{Topic: "out"}},
-		Stores:  []topology.StoreSpec{{Name: "counts"}},
-		NewTask: func(env topology.TaskEnv) (topology.Processor, error) {
-			kv, err := env.Store("counts")
-			return &counter{env: env, kv: kv}, err
-		},
-	}}}
-	a, s, b := newStepper(t, topo, map[string]int32{"in": 2, "out": 2})
+	a, s, b := newStepper(t, counterTopology("in"), map[string]int32{"in": 2, "out": 2})
 	ctx := t.Context()
 	tasks, global := s.Reads("in")
 	require.True(t, tasks)

@@ -83,6 +83,10 @@ type partState struct {
 	// fetch is the offset to fetch next (past the buffered records).
 	buf   []broker.Record
 	fetch int64
+	// bufFetch is the worker's fetch (worker.fetches) whose records buf
+	// is a part of, 0 when buf is a slice of its own (see
+	// worker.recycle).
+	bufFetch uint64
 	// headTS is the event time of buf[0] when headOK.
 	headTS int64
 	headOK bool

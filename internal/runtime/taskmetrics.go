@@ -3,6 +3,7 @@ package runtime
 import (
 	"cmp"
 	"context"
+	"fmt"
 	"log/slog"
 	"slices"
 	"sync"
@@ -21,7 +22,10 @@ import (
 type TaskMetrics struct {
 	// Task is the task's id.
 	Task topology.TaskID
-	// Active says the task runs on this instance now.
+	// Active says the task runs on this instance now. A stateful task
+	// that moved here in a cooperative rebalance is listed, not active
+	// yet, from the moment the restoration of its stores starts in the
+	// background (its Stores say Restoring) until a worker runs it.
 	Active bool
 	// RecordsProcessed counts the task's input records processed without
 	// error (attempts: a record processed again after a failure or
@@ -31,6 +35,11 @@ type TaskMetrics struct {
 	// RecordsProduced counts the output records of the task that
 	// successful commits appended (changelog records not included).
 	RecordsProduced uint64
+	// RecordsDeadLettered counts the task's input records sent to the
+	// dead-letter topic under duality.DeadLetterOnError (attempts, as
+	// Metrics.RecordsDeadLettered, whose share of the task it is); the
+	// task's Steps say which step failed when the error names one.
+	RecordsDeadLettered uint64
 	// LateRecordsDropped counts the records the task's windowed steps
 	// dropped as late (attempts, as Metrics.LateRecordsDropped).
 	LateRecordsDropped uint64
@@ -70,6 +79,13 @@ type StepMetrics struct {
 	// LateRecordsDropped counts the records the step dropped as late (a
 	// windowed aggregation or join).
 	LateRecordsDropped uint64
+	// RecordsDeadLettered counts the input records of the task sent to
+	// the dead-letter topic under duality.DeadLetterOnError because this
+	// step failed on them (the step of the dead letter's
+	// duality.DeadLetterStepHeader). A failure that names no step (a
+	// topology written by hand) counts in TaskMetrics.RecordsDeadLettered
+	// only.
+	RecordsDeadLettered uint64
 }
 
 // ProcessLatencySample is how many records a worker processes per record
@@ -99,7 +115,9 @@ type PartitionMetrics struct {
 }
 
 // LagListInterval is the least time between two listings of the end
-// offset of a partition a worker is behind in (PartitionMetrics.End).
+// offset of a partition a worker is behind in (PartitionMetrics.End),
+// and the longest a listing runs: it runs beside the worker, which goes
+// on processing meanwhile.
 const LagListInterval = 10 * time.Second
 
 // StoreMetrics is a snapshot of a task's partition of a state store
@@ -113,9 +131,14 @@ type StoreMetrics struct {
 	// that read the store.
 	CacheHits, CacheMisses uint64
 	// Restoring says the store is being restored from its changelog
-	// now; Restored and RestoreTotal are the changelog records applied
-	// and the offsets to read of the latest restoration (see
-	// RestoreProgress), both 0 when none was needed.
+	// now: by the worker that opens the task, or, for a task that moved
+	// here in a cooperative rebalance, in the background before the task
+	// runs (its TaskMetrics not Active yet). Restored and RestoreTotal
+	// are the changelog records applied so far and the offsets to read
+	// (to the changelog's end when it started) of the latest restoration
+	// that had something to read (see RestoreProgress), both 0 while
+	// none had. They are published as the records are applied: a
+	// snapshot shows the progress of a restoration under way.
 	Restoring              bool
 	Restored, RestoreTotal int64
 }
@@ -127,6 +150,7 @@ type taskMetrics struct {
 	id                                         topology.TaskID
 	active                                     atomic.Bool
 	processed, skipped, produced, late, puncts atomic.Uint64
+	deadLettered                               atomic.Uint64
 	latency                                    atomicHist
 	parts                                      []*partMetrics
 	stores                                     []*storeMetrics
@@ -136,6 +160,7 @@ type taskMetrics struct {
 type stepMetrics struct {
 	step          topology.Step
 	in, out, late atomic.Uint64
+	deadLettered  atomic.Uint64
 }
 
 type partMetrics struct {
@@ -220,10 +245,17 @@ func (w *worker) attachMetrics(t *task) {
 // storeMetrics returns the published metrics of t's store name.
 func (t *task) storeMetrics(name string) *storeMetrics {
 	if t.m != nil {
-		for _, sm := range t.m.stores {
-			if sm.name == name {
-				return sm
-			}
+		return t.m.store(name)
+	}
+	return &storeMetrics{name: name}
+}
+
+// store returns the published metrics of the task's store name (metrics
+// of their own, published nowhere, for a name the task does not have).
+func (m *taskMetrics) store(name string) *storeMetrics {
+	for _, sm := range m.stores {
+		if sm.name == name {
+			return sm
 		}
 	}
 	return &storeMetrics{name: name}
@@ -287,6 +319,26 @@ func (t *task) publish() {
 	}
 }
 
+// deadLettered counts a dead letter of t, whose failure was in step
+// (the step's name; "" when unknown), in t's metrics. Dead letters are
+// rare: it adds to the published atomics at once.
+func (t *task) deadLettered(step string) {
+	m := t.m
+	if m == nil {
+		return
+	}
+	m.deadLettered.Add(1)
+	if step == "" {
+		return
+	}
+	for _, sm := range m.steps {
+		if sm.step.Name == step {
+			sm.deadLettered.Add(1)
+			return
+		}
+	}
+}
+
 // detach publishes t's last counts and marks it inactive, when it
 // closes.
 func (t *task) detach() {
@@ -297,27 +349,102 @@ func (t *task) detach() {
 	t.m.active.Store(false)
 }
 
-// listEnds lists the end offsets of the partitions w may be behind in
-// (fetched past their last known end), at most every LagListInterval, so
-// that their lag is known (PartitionMetrics.End). A failed listing is
+// endListing is a listing of the end offsets of partitions a worker is
+// behind in, running in the background (listEnds): ends[i] is the end of
+// tps[i], -1 where the listing failed or did not get to.
+type endListing struct {
+	parts []*partState
+	tps   []broker.TopicPartition
+	ends  []int64
+	err   error
+	// at is the worker's fetch count when the listing started.
+	at     uint64
+	cancel context.CancelFunc
+	done   chan struct{} // closed when the listing returned
+}
+
+// listEnds lists, in the background, the end offsets of the partitions w
+// may be behind in (fetched past their last known end), at most every
+// LagListInterval, so that their lag is known (PartitionMetrics.End).
+// The listing never holds the worker up: at most one is in flight, it
+// runs on a goroutine of its own with ctx (the generation's) and ends
+// after LagListInterval at most, so a slow or unreachable broker delays
+// the lag, not the processing; its outcome is collected by a later call,
+// or dropped by awaitEnds when the worker stops. A failed listing is
 // retried at the next interval.
 func (w *worker) listEnds(ctx context.Context) {
-	now := time.Now()
-	if now.Sub(w.lastEnds) < LagListInterval {
+	if l := w.listing; l != nil {
+		select {
+		case <-l.done:
+			w.finishEnds(l)
+		default:
+			return
+		}
+	}
+	if time.Since(w.lastEnds) < LagListInterval {
 		return
 	}
-	w.lastEnds = now
+	var l *endListing
 	for _, ps := range w.parts {
 		if ps.fetch <= ps.end || ps.fetch >= ps.stop || ps.task.proc == nil {
 			continue
 		}
-		offs, err := w.app.b.ListOffsets(ctx, ps.tp.Topic, ps.tp.Partition)
-		if err != nil {
-			ps.task.log.Debug("list offsets for the lag failed", slog.String("topic", ps.tp.Topic),
-				slog.Int("partition", int(ps.tp.Partition)), slog.Any("error", err))
-			return
+		if l == nil {
+			l = &endListing{at: w.fetches, done: make(chan struct{})}
 		}
-		ps.end, ps.listed = offs.Latest, w.fetches
+		l.parts = append(l.parts, ps)
+		l.tps = append(l.tps, ps.tp)
+	}
+	if l == nil {
+		return // behind in none: listed as soon as it is
+	}
+	w.lastEnds = time.Now()
+	l.ends = make([]int64, len(l.tps))
+	var lctx context.Context
+	lctx, l.cancel = context.WithTimeout(ctx, LagListInterval)
+	w.listing = l
+	b := w.app.b
+	go func() {
+		defer close(l.done)
+		for i, tp := range l.tps {
+			l.ends[i] = -1
+			if l.err != nil {
+				continue
+			}
+			offs, err := b.ListOffsets(lctx, tp.Topic, tp.Partition)
+			if err != nil {
+				l.err = fmt.Errorf("list offsets %s/%d: %w", tp.Topic, tp.Partition, err)
+				continue
+			}
+			l.ends[i] = offs.Latest
+		}
+	}()
+}
+
+// finishEnds records the ends l listed for the partitions still w's
+// whose end nothing newer has reported (a fetch or a listing since l
+// started, see pick).
+func (w *worker) finishEnds(l *endListing) {
+	w.listing = nil
+	l.cancel()
+	if l.err != nil {
+		w.app.log.Debug("list offsets for the lag failed", slog.Any("error", l.err))
+	}
+	for i, ps := range l.parts {
+		if l.ends[i] < 0 || w.byTP[ps.tp] != ps || ps.listed > l.at || l.ends[i] < ps.end {
+			continue
+		}
+		ps.end, ps.listed = l.ends[i], l.at
+	}
+}
+
+// awaitEnds stops the listing in flight, if any, and waits for its
+// goroutine; its outcome is dropped.
+func (w *worker) awaitEnds() {
+	if l := w.listing; l != nil {
+		w.listing = nil
+		l.cancel()
+		<-l.done
 	}
 }
 
@@ -343,6 +470,7 @@ func (a *App) TaskMetrics() []TaskMetrics {
 		tm.RecordsProcessed = m.processed.Load()
 		tm.RecordsSkipped = m.skipped.Load()
 		tm.RecordsProduced = m.produced.Load()
+		tm.RecordsDeadLettered = m.deadLettered.Load()
 		tm.LateRecordsDropped = m.late.Load()
 		tm.Punctuations = m.puncts.Load()
 		m.latency.load(&tm.ProcessLatency)
@@ -364,7 +492,7 @@ func (a *App) TaskMetrics() []TaskMetrics {
 		tm.Steps = make([]StepMetrics, len(m.steps))
 		for j, sm := range m.steps {
 			s := StepMetrics{Step: sm.step.Name, Op: sm.step.Op, RecordsIn: sm.in.Load(),
-				RecordsOut: sm.out.Load(), LateRecordsDropped: sm.late.Load()}
+				RecordsOut: sm.out.Load(), LateRecordsDropped: sm.late.Load(), RecordsDeadLettered: sm.deadLettered.Load()}
 			if sm.step.Sink {
 				s.RecordsOut = s.RecordsIn
 			}

@@ -51,7 +51,10 @@ type worker struct {
 	spare                []broker.Record // the buffer of the previous commit, for reuse
 	// refused is a commit the group fenced, held for the rebalance
 	// that fenced it (see onFenced); nothing commits before it.
-	refused *inflight
+	// deferred are the tasks handed to the worker while it holds one
+	// (see apply): the rebalance's change opens those it keeps.
+	refused  *inflight
+	deferred []*task
 	// committed, when not nil, is called with the records of each
 	// successful commit, their partitions and offsets set, before their
 	// buffer is reused (the Stepper hands them to its caller).
@@ -87,19 +90,24 @@ type worker struct {
 	processed, skipped, enforced, punctuated, itemsSkipped, deadLettered uint64 // not yet added to the app's metrics
 	// sample counts the records down to the next one whose process
 	// latency is measured (ProcessLatencySample); lastEnds is when the
-	// worker last listed the ends of the partitions it is behind in
-	// (listEnds).
+	// worker last started listing the ends of the partitions it is
+	// behind in, and listing that listing while in flight (listEnds).
 	sample   uint32
 	lastEnds time.Time
+	listing  *endListing
 
 	// fetches counts the worker's fetches: a partition's listed end
 	// offset is current until the next one.
 	fetches uint64
+	// polls are the records of the fetches some partition's buffer may
+	// still hold, when the consumer reuses them (see recycle).
+	polls []fetchedRecords
 	// timed says some task has wall-clock punctuations or the idle
 	// advance is on, so the loop reads the clock.
 	timed bool
 
-	// mail carries the controller's end advance in a bounded run.
+	// mail carries the loop's changes (cooperative rebalances) and, in a
+	// bounded run, its end advances.
 	mail mailbox
 
 	// collect says the worker processed a record of collectBytes or more
@@ -119,7 +127,7 @@ type worker struct {
 func newWorker(a *App, g *generation, memberID string, s *workerSlot, topics map[string]int32, cacheMax int64) *worker {
 	w := &worker{app: a, gen: g, memberID: memberID, genNum: g.asg.Generation, slot: s,
 		byTP: map[broker.TopicPartition]*partState{}, topics: maps.Clone(topics), cacheMax: cacheMax}
-	w.mail.notify = make(chan struct{}, 1)
+	w.mail.init()
 	return w
 }
 
@@ -143,6 +151,7 @@ func (w *worker) run(gctx context.Context) (err error) {
 	defer func() {
 		_, cerr := w.await() // a fenced commit needs no report here
 		w.awaitPurge(gctx)
+		w.awaitEnds()
 		w.flushMetrics()
 		err = errors.Join(err, cerr, w.close())
 	}()
@@ -181,7 +190,7 @@ func (w *worker) run(gctx context.Context) (err error) {
 			continue
 		}
 		if w.app.end != nil {
-			if r := w.mail.take(); r != nil {
+			if r := w.mail.takeAdvance(); r != nil {
 				if fenced, err := w.toEnd(ctx, r.subs); err != nil || fenced {
 					return err
 				}
@@ -249,6 +258,7 @@ func (w *worker) run(gctx context.Context) (err error) {
 		var polled broker.Polled
 		err = nil
 		if len(w.reqs) > 0 {
+			w.recycle()
 			polled, err = w.slot.rd.fetch(fctx, w.reqs, wait)
 		} else if !more {
 			// Nothing to fetch (a bounded run's inputs are at their
@@ -392,6 +402,9 @@ func (w *worker) dirty() bool { return w.advanced || len(w.out) > 0 || w.pending
 func (w *worker) received(polled broker.Polled) error {
 	w.fetches++
 	recs := polled.Records
+	if len(recs) > 0 && w.slot.rd.recycles() {
+		w.polls = append(w.polls, fetchedRecords{fetch: w.fetches, recs: recs})
+	}
 	for i := 0; i < len(recs); {
 		rec := &recs[i]
 		ps := w.byTP[broker.TopicPartition{Topic: rec.Topic, Partition: rec.Partition}]
@@ -433,9 +446,11 @@ func (w *worker) buffer(ps *partState, run []broker.Record) {
 	}
 	if len(run) > 0 {
 		if len(ps.buf) == 0 {
-			ps.buf = run
+			ps.buf, ps.bufFetch = run, w.fetches
 		} else {
-			ps.buf = append(ps.buf, run...)
+			// A copy of its own (ps.buf's capacity clipped, so that
+			// the append cannot write into a fetch's array).
+			ps.buf, ps.bufFetch = append(ps.buf[:len(ps.buf):len(ps.buf)], run...), 0
 		}
 		ps.fetch = run[len(run)-1].Offset + 1
 	}
@@ -443,6 +458,38 @@ func (w *worker) buffer(ps *partState, run []broker.Record) {
 		ps.fetch = ps.stop
 		w.caughtUp(ps)
 	}
+}
+
+// fetchedRecords are the records of the worker's fetch number fetch.
+type fetchedRecords struct {
+	fetch uint64
+	recs  []broker.Record
+}
+
+// recycle hands the records of the fetches that no partition's buffer
+// holds any more back to the consumer, to fill again: a small record's
+// broker.Record takes more memory than its bytes, and reusing it spares
+// allocating, zeroing and first touching fresh memory for every record
+// read. It runs between fetches, when no record is being processed (a
+// Processor keeps no *broker.Record past its Process).
+func (w *worker) recycle() {
+	kept := w.polls[:0]
+	for _, f := range w.polls {
+		held := false
+		for _, ps := range w.parts {
+			if len(ps.buf) > 0 && ps.bufFetch == f.fetch {
+				held = true
+				break
+			}
+		}
+		if held {
+			kept = append(kept, f)
+		} else {
+			w.slot.rd.recycle(f.recs)
+		}
+	}
+	clear(w.polls[len(kept):])
+	w.polls = kept
 }
 
 // caughtUp moves the position of ps to its fetch offset once every

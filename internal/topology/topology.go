@@ -479,7 +479,10 @@ type KV interface {
 type Processor interface {
 	// Process runs one input record through the graph. rec.Topic is the
 	// broker topic name. A returned error fails the record; the runtime
-	// applies the app's error policy.
+	// applies the app's error policy. *rec is valid during the call (and
+	// from a Timestamp call for it up to its Process) only: the runtime
+	// reuses the memory of processed records for later fetches (its key,
+	// value and headers stay valid).
 	Process(ctx context.Context, rec *broker.Record) error
 	// Timestamp returns rec's event time in milliseconds as the task's
 	// steps will see it, and true; or false when rec's broker timestamp

@@ -139,3 +139,38 @@ func parseAddrs(s string) ([]string, error) {
 	}
 	return addrs, nil
 }
+
+// CreateTopics creates the topics with the given number of partitions. A
+// topic a kept data directory already holds keeps its number, which must
+// be partitions if explicit (-partitions was given); where says where
+// the topics live, for the error.
+func CreateTopics(ctx context.Context, b broker.Broker, where string, partitions int, explicit bool, topics ...string) error {
+	for _, topic := range topics {
+		err := b.CreateTopic(ctx, topic, broker.TopicConfig{Partitions: int32(partitions)})
+		if errors.Is(err, broker.ErrTopicExists) && !explicit {
+			continue
+		}
+		if errors.Is(err, broker.ErrTopicExists) {
+			info, err := b.DescribeTopic(ctx, topic)
+			if err != nil {
+				return err
+			}
+			if info.Config.Partitions != int32(partitions) {
+				return fmt.Errorf("topic %q %s has %d partitions, not %d (-partitions): a topic keeps its partition count",
+					topic, where, info.Config.Partitions, partitions)
+			}
+			continue
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// FlagSet reports whether the flag name was given on the command line.
+func FlagSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
+}
