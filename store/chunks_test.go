@@ -50,6 +50,39 @@ func rawCountAt(t *testing.T, fs vfs.FS, dir string, tag byte) int {
 	return n
 }
 
+// storedChunks returns the chunks that the stubs of the closed database in
+// dir name (the sum of their counts) and the number of stubs.
+func storedChunks(t *testing.T, fs vfs.FS, dir string) (chunks, stubs int) {
+	t.Helper()
+	pdb, err := pebble.Open(dir, &pebble.Options{FS: fs, Logger: quietLogger{}})
+	require.NoError(t, err)
+	defer pdb.Close()
+	it, err := pdb.NewIter(&pebble.IterOptions{LowerBound: []byte{0x01}, UpperBound: []byte{0x02}})
+	require.NoError(t, err)
+	for ok := it.First(); ok; ok = it.Next() {
+		v, err := it.ValueAndErr()
+		require.NoError(t, err)
+		if len(v) >= 5 && (v[0] == 1 || v[0] == 2) {
+			chunks += int(binary.BigEndian.Uint32(v[1:]))
+			stubs++
+		}
+	}
+	require.NoError(t, it.Close())
+	return chunks, stubs
+}
+
+// requireNoOrphans checks that the closed database in dir holds exactly
+// the chunks and index entries of its chunked values, and no intent of an
+// ingestion.
+func requireNoOrphans(t *testing.T, fs vfs.FS, dir string) (stubs int) {
+	t.Helper()
+	chunks, stubs := storedChunks(t, fs, dir)
+	require.Equal(t, chunks, rawCountAt(t, fs, dir, 0x03), "chunk keys")
+	require.Equal(t, stubs, rawCountAt(t, fs, dir, 0x04), "index entries")
+	require.Zero(t, rawCountAt(t, fs, dir, 0x05), "intents")
+	return stubs
+}
+
 // TestChunkedValues applies random batches of small and large values
 // (empty, a few bytes, exactly one chunk, one byte more, several chunks),
 // deletions, range deletions and drops, on keys that contain 0x00 and
@@ -139,15 +172,13 @@ func testChunkedValues(t *testing.T) {
 
 	// Every chunk and index entry left belongs to a value of the model
 	// (or to the other store's).
-	chunks, index := numChunks(2*chunk+1), 1
+	index := 1
 	for _, p := range scan(t, ms.Range(nil, nil)) {
 		if len(p.v) > chunk {
-			chunks += numChunks(len(p.v))
 			index++
 		}
 	}
-	require.Equal(t, chunks, rawCount(t, fs, 0x03), "chunk keys")
-	require.Equal(t, index, rawCount(t, fs, 0x04), "index entries")
+	require.Equal(t, index, requireNoOrphans(t, fs, "db"), "chunked values")
 
 	pdb = openMem(t, fs)
 	defer pdb.Close()
@@ -161,8 +192,6 @@ func testChunkedValues(t *testing.T) {
 	require.True(t, ok)
 	require.Equal(t, bigValue(99, 2*chunk+1), v)
 }
-
-func numChunks(n int) int { return (n + chunk - 1) / chunk }
 
 // TestChunkedOneBatch writes the same key several times in one batch,
 // large and small, and range deletes large values written earlier in the
@@ -198,8 +227,7 @@ func testChunkedOneBatch(t *testing.T) {
 	}
 	require.Equal(t, want, scan(t, s.Range(nil, nil)))
 	require.NoError(t, db.Close())
-	require.Equal(t, 2+2+2, rawCount(t, fs, 0x03))
-	require.Equal(t, 3, rawCount(t, fs, 0x04))
+	require.Equal(t, 3, requireNoOrphans(t, fs, "db"))
 }
 
 // TestChunkedDamage damages the chunks and stub of a stored large value
@@ -212,6 +240,7 @@ func TestChunkedDamage(t *testing.T) {
 	t.Run("batch", func(t *testing.T) { testChunkedDamage(t, false) })
 	t.Run("ingested", func(t *testing.T) {
 		defer store.SetIngestMin(2 * chunk)()
+		defer store.SetIngestChunk(chunk)() // the same chunks as in the batch
 		testChunkedDamage(t, true)
 	})
 }
@@ -232,23 +261,21 @@ func testChunkedDamage(t *testing.T, ingested bool) {
 			}
 			return append(binary.BigEndian.AppendUint32(k, i), extra...)
 		}
-		stub = func(n uint32, size uint64) []byte {
+		stubOf = func(n uint32, size uint64, chunkLen uint32) []byte {
 			tag := byte(1)
 			if ingested {
 				tag = 2
 			}
 			v := binary.BigEndian.AppendUint64(binary.BigEndian.AppendUint32([]byte{tag}, n), size)
 			if ingested {
+				v = binary.BigEndian.AppendUint32(v, chunkLen)
 				v = binary.BigEndian.AppendUint64(binary.BigEndian.AppendUint64(v, 0), 1)
 			}
 			return v
 		}
+		stub = func(n uint32, size uint64) []byte { return stubOf(n, size, chunk) }
 	)
-	for _, tc := range []struct {
-		name   string
-		damage func(b *pebble.Batch)
-		want   string
-	}{
+	cases := []damageCase{
 		{"missing chunk", func(b *pebble.Batch) { _ = b.Delete(chunkKey(1), nil) }, "chunk 1 of a value of 3 chunks"},
 		{"missing last chunk", func(b *pebble.Batch) { _ = b.Delete(chunkKey(2), nil) }, "2 of its 3 chunks"},
 		{"extra chunk", func(b *pebble.Batch) { _ = b.Set(chunkKey(3), []byte("x"), nil) }, "chunk 3 of a value of 3 chunks"},
@@ -267,7 +294,17 @@ func testChunkedDamage(t *testing.T, ingested bool) {
 		{"small stub", func(b *pebble.Batch) { _ = b.Set(dataKey, stub(1, 10), nil) }, "stub says"},
 		{"unknown tag", func(b *pebble.Batch) { _ = b.Set(dataKey, []byte{7, 'x'}, nil) }, "unknown tag 0x7"},
 		{"no tag", func(b *pebble.Batch) { _ = b.Set(dataKey, nil, nil) }, "without tag"},
-	} {
+	}
+	if ingested {
+		// The length of the chunks, which a versioned stub says.
+		cases = append(cases,
+			damageCase{"stub chunk length zero", func(b *pebble.Batch) { _ = b.Set(dataKey, stubOf(3, size, 0), nil) }, "chunks of 0 bytes"},
+			damageCase{"stub chunk length too long", func(b *pebble.Batch) { _ = b.Set(dataKey, stubOf(1, size, 4*chunk), nil) }, "chunks of 4194304 bytes"},
+			damageCase{"stub chunk length", func(b *pebble.Batch) { _ = b.Set(dataKey, stubOf(3, size, chunk/2), nil) }, "stub says"},
+			damageCase{"stub chunk length and count", func(b *pebble.Batch) { _ = b.Set(dataKey, stubOf(5, size, chunk/2), nil) }, "has 1048576 bytes, want 524288"},
+		)
+	}
+	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			fs := vfs.NewMem()
 			db := openMem(t, fs)
@@ -281,6 +318,7 @@ func testChunkedDamage(t *testing.T, ingested bool) {
 			require.NoError(t, db.Close())
 			// The value is stored as the test expects.
 			require.Equal(t, 3, rawCount(t, fs, 0x03))
+			require.Equal(t, stub(3, size), rawGet(t, fs, dataKey))
 			rawGet(t, fs, chunkKey(2))
 
 			pdb, err := pebble.Open("db", &pebble.Options{FS: fs, Logger: quietLogger{}})
@@ -323,10 +361,17 @@ func testChunkedDamage(t *testing.T, ingested bool) {
 	}
 }
 
-// stubLen is the length of a stub: 13 bytes, 29 when versioned.
+// damageCase is a case of TestChunkedDamage.
+type damageCase struct {
+	name   string
+	damage func(b *pebble.Batch)
+	want   string
+}
+
+// stubLen is the length of a stub: 13 bytes, 33 when versioned.
 func stubLen(versioned bool) int {
 	if versioned {
-		return 29
+		return 33
 	}
 	return 13
 }
@@ -481,18 +526,15 @@ func TestChunkedOffsetAndDrop(t *testing.T) {
 
 // TestFormatV2 opens a database written before huge values were ingested
 // (format marker duality-store-v2, chunked values with unversioned chunk
-// keys), which also holds the chunks of an ingestion whose batch did not
-// commit (versioned chunks of an earlier open that no stub names): it
-// reads as before and keeps its format through ordinary writes; the
-// first ingested value upgrades it to duality-store-v3, and its batch
-// deletes the key's older chunks, the orphans included.
+// keys): it reads as before and keeps its format through ordinary writes;
+// the first ingested value upgrades it to duality-store-v3, and its batch
+// deletes the key's older chunks.
 func TestFormatV2(t *testing.T) {
 	defer store.SetIngestMin(2 * chunk)()
 	fs := vfs.NewMem()
 	old := bigValue(1, chunk+5)
 	catalog := binary.BigEndian.AppendUint32([]byte{0, 1, 's'}, 0)
 	chunkKey := func(i uint32) []byte { return binary.BigEndian.AppendUint32([]byte{3, 1, 'k', 0, 1}, i) }
-	orphan := binary.BigEndian.AppendUint64(binary.BigEndian.AppendUint64([]byte{3, 1, 'k', 0, 2}, 3), 7)
 	rawSet(t, fs,
 		[]byte{0}, []byte("duality-store-v2"),
 		binary.BigEndian.AppendUint64([]byte{0, 0}, 5), nil, // the write chain's anchor
@@ -501,7 +543,6 @@ func TestFormatV2(t *testing.T) {
 		chunkKey(0), old[:chunk],
 		chunkKey(1), old[chunk:],
 		[]byte{4, 1, 'k'}, nil,
-		binary.BigEndian.AppendUint32(orphan, 0), []byte("orphan"),
 		[]byte{1, 1, 's'}, []byte{0, 's'},
 	)
 	get := func(s store.Store, k string) []byte {
@@ -522,7 +563,8 @@ func TestFormatV2(t *testing.T) {
 	require.NoError(t, s.Apply(&b))
 	require.NoError(t, db.Close())
 	require.Equal(t, "duality-store-v2", string(rawGet(t, fs, []byte{0})))
-	require.Equal(t, 2+1+2, rawCount(t, fs, 0x03))
+	require.Equal(t, 2, requireNoOrphans(t, fs, "db"))
+	require.Equal(t, 2+2, rawCount(t, fs, 0x03))
 
 	db = openMem(t, fs)
 	s, err = db.Store("s", 0)
@@ -535,8 +577,7 @@ func TestFormatV2(t *testing.T) {
 	require.Equal(t, bigValue(2, chunk+1), get(s, "m"))
 	require.NoError(t, db.Close())
 	require.Equal(t, "duality-store-v3", string(rawGet(t, fs, []byte{0})))
-	require.Equal(t, 3+2, rawCount(t, fs, 0x03), "the new value's chunks and m's: k's old chunks and the orphan are deleted")
-	require.Equal(t, 2, rawCount(t, fs, 0x04))
+	require.Equal(t, 2, requireNoOrphans(t, fs, "db"), "k's old chunks are deleted")
 
 	db = openMem(t, fs)
 	defer db.Close()

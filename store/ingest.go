@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync/atomic"
 
+	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/objstorage/objstorageprovider"
 	"github.com/cockroachdb/pebble/v2/sstable"
 	"github.com/cockroachdb/pebble/v2/vfs"
@@ -19,7 +20,7 @@ import (
 // Pebble batch is held whole in the batch's buffer, then in Pebble's
 // write-ahead log blocks and in a flushable batch until it is flushed: a
 // 100 MiB value cost two or three times its size in memory there. The
-// chunks of a value of ingestMin bytes or more are written, 1 MiB at a
+// chunks of a value of ingestMin bytes or more are written, one at a
 // time, into an sstable that Pebble ingests before the Apply's batch
 // commits (the file is synced and linked into the database, without a
 // write-ahead log or memtable copy); the batch then holds the value's
@@ -30,7 +31,8 @@ import (
 // only with the batch: the chunks of one key's values must not share
 // keys, or a reader (or a crash) between the ingestion and the commit
 // would pair the old stub with new chunks. So ingested chunks have
-// versioned keys, and their stub (valChunkedV) names the version:
+// versioned keys, and their stub (valChunkedV) names the version and the
+// chunks' length:
 //
 //	0x03 uvarint(id) body(key) 0x00 0x02 be64(epoch) be64(n) be32(i)
 //
@@ -47,20 +49,23 @@ import (
 // so a version is never used twice, not even after a crash lost batches
 // that were not synced. n counts the ingestions of the process. The batch
 // that commits a version deletes the key's chunks below it: unversioned
-// ones, older versions, and the chunks of ingestions whose batch never
-// committed (a crash between the two, or a failed Apply) if any. Such
-// orphans are not looked for: they are deleted with the key's chunks by
-// the next chunked value written to the key, by any write of the key
-// that has a chunked value, by a range deletion over it while the store
-// has chunked values, and by a Drop. After a crash the restore
-// writes the same value again (the store's offset is behind the changelog
-// records of a batch that did not commit); an Apply that fails after its
-// ingestion deletes its chunks at once if it can.
+// ones and older versions.
 //
-// The first versioned stub upgrades the database's format marker to
-// formatV3 in the batch that writes it: a formatV2 database that never
-// held a value of ingestMin bytes keeps its format, and versions that
-// do not know valChunkedV refuse a formatV3 database at open.
+// An ingestion whose batch does not commit (the process dies between the
+// two, or the Apply fails) must not leave its chunks behind: nothing
+// names them, and a 100 MiB value would stay on disk for good. So before
+// it writes the sstable an Apply commits, synced, an intent naming the
+// version and the keys:
+//
+//	0x05 uvarint(id) version               uvarint(len(key)) key, ...
+//
+// The Apply's batch deletes the intent with the stubs; a failed Apply
+// deletes the ingested chunks and the intent; and OpenPebble deletes the
+// chunks of every intent it finds, then the intent (dropOrphans). The
+// intent's batch also upgrades the database's format marker to formatV3,
+// before anything of that format is on disk: a formatV2 database that
+// never held a value of ingestMin bytes keeps its format, and versions
+// that do not know valChunkedV refuse a formatV3 database at open.
 
 // ingestMin is the length from which a value's chunks are ingested
 // (tests lower it: see export_test.go).
@@ -68,10 +73,18 @@ var ingestMin atomic.Int64
 
 func init() { ingestMin.Store(16 << 20) }
 
+// ingestChunk is the length of the chunks of ingested values (tests
+// change it: see export_test.go); each stub says the length of its
+// chunks.
+var ingestChunk atomic.Int64
+
+func init() { ingestChunk.Store(chunkSize) }
+
 const (
 	valChunkedV = 0x02
 	versionLen  = 16
-	stubVLen    = stubLen + versionLen
+	stubVLen    = stubLen + 4 + versionLen
+	tagIntent   = 0x05
 	// ingestPrefix and ingestSuffix frame the names of the sstables
 	// being written for ingestion, in the database's directory; Pebble
 	// links an ingested one into the database under a name of its own,
@@ -108,44 +121,73 @@ func (s *pebbleStore) keySpan(key []byte) (lo, hi []byte) {
 }
 
 // versionPrefix appends the prefix of the chunk keys of key's value of
-// version v.
-func (s *pebbleStore) versionPrefix(dst, key []byte, v version) []byte {
-	dst = appendBody(append(dst, s.chunkPrefix...), key)
+// version v, in the store whose chunk keys start with chunkPrefix.
+func versionPrefix(dst, chunkPrefix, key []byte, v version) []byte {
+	dst = appendBody(append(dst, chunkPrefix...), key)
 	dst = append(dst, 0x00, 0x02)
 	return append(dst, v[:]...)
 }
 
 // versionSpan returns the span of the chunk keys of key's value of
-// version v.
-func (s *pebbleStore) versionSpan(key []byte, v version) (lo, hi []byte) {
-	lo = s.versionPrefix(nil, key, v)
+// version v, in the store whose chunk keys start with chunkPrefix.
+func versionSpan(chunkPrefix, key []byte, v version) (lo, hi []byte) {
+	lo = versionPrefix(nil, chunkPrefix, key, v)
 	return lo, PrefixEnd(lo)
 }
 
+func (s *pebbleStore) versionSpan(key []byte, v version) (lo, hi []byte) {
+	return versionSpan(s.chunkPrefix, key, v)
+}
+
+// intentKey returns the key of the intent of the ingestion of version v
+// in the store of id.
+func intentKey(id []byte, v version) []byte {
+	return append(append([]byte{tagIntent}, id...), v[:]...)
+}
+
 // appendStubV appends the stub of a value of size bytes in n chunks of
-// version v.
-func appendStubV(dst []byte, n uint32, size int, v version) []byte {
+// chunk bytes of version v.
+func appendStubV(dst []byte, n uint32, size, chunk int, v version) []byte {
 	dst = appendStub(dst, n, size)
 	dst[len(dst)-stubLen] = valChunkedV
+	dst = binary.BigEndian.AppendUint32(dst, uint32(chunk))
 	return append(dst, v[:]...)
 }
 
-// ingestion is the ingested part of an Apply: the indexes of the batch's
-// operations whose chunks were ingested, and their version.
-type ingestion struct {
-	ops map[int]bool
-	ver version
+// afterIngest, when not nil, is called by an Apply that ingested chunks
+// before it commits its batch; an error fails the Apply (tests set it:
+// see export_test.go).
+var afterIngest func() error
+
+func afterIngested(in *ingestion) error {
+	if in == nil || afterIngest == nil {
+		return nil
+	}
+	return afterIngest()
 }
 
+// ingestion is the ingested part of an Apply: the indexes of the batch's
+// operations whose chunks were ingested, their version and the length of
+// their chunks.
+type ingestion struct {
+	ops   []int // in key order
+	ver   version
+	chunk int
+}
+
+func (in *ingestion) has(i int) bool { return slices.Contains(in.ops, i) }
+
 // planIngest returns the indexes of the puts of b whose values are of
-// ingestMin bytes or more, in key order; nil if none. A put is left to
-// the batch when its key has other point writes in b or a range deletion
+// ingestMin bytes or more, in key order; nil if none. A put is left to the
+// batch when its key has other point writes in b or a range deletion
 // before it covers it: those delete the key's chunks in the batch, which
 // commits after the ingestion and would delete the ingested ones too.
 // (The store's commits write each key once; the range deletions of
 // windowed stores cover old keys.)
 func planIngest(b *Batch) []int {
-	lim := int(ingestMin.Load())
+	// Only values of more than one chunk (chunked: Apply writes them
+	// through a chunkApply).
+	lim := max(int(ingestMin.Load()), chunkSize+1)
 	if b.maxValue < lim {
 		return nil
 	}
@@ -193,8 +235,10 @@ func rangeDeleted(b *Batch, n int, key string) bool {
 	return false
 }
 
-// ingest writes the chunks of the values of b's operations ops (in key
-// order) with a new version into an sstable and ingests it.
+// ingest commits the intent of the ingestion of the values of b's
+// operations ops, writes their chunks with a new version into an sstable
+// and ingests it. If it fails, it leaves neither chunks nor intent
+// behind, if it can (see dropIngested).
 func (s *pebbleStore) ingest(b *Batch, ops []int) (*ingestion, error) {
 	d := s.db
 	total := 0
@@ -204,62 +248,104 @@ func (s *pebbleStore) ingest(b *Batch, ops []int) (*ingestion, error) {
 	if err := d.space.Admit(int64(total)); err != nil {
 		return nil, err
 	}
+	in := &ingestion{ops: ops, ver: d.nextVersion(), chunk: int(ingestChunk.Load())}
+	if err := s.commitIntent(b, in); err != nil {
+		return nil, err
+	}
+	if err := s.writeIngest(b, in); err != nil {
+		s.dropIngested(b, in)
+		return nil, err
+	}
+	return in, nil
+}
+
+// commitIntent commits, synced, the intent of in (and the formatV3
+// marker if the database is not of that format yet).
+func (s *pebbleStore) commitIntent(b *Batch, in *ingestion) error {
+	var keys []byte
+	for _, i := range in.ops {
+		k := b.ops[i].key(b.buf)
+		keys = append(binary.AppendUvarint(keys, uint64(len(k))), k...)
+	}
+	pb := s.db.db.NewBatch()
+	defer pb.Close()
+	_ = pb.Set(intentKey(s.id(), in.ver), keys, nil)
+	v3 := s.db.v3.Load()
+	if !v3 {
+		_ = pb.Set(formatKey, []byte(formatV3), nil)
+	}
+	if err := s.db.commit(pb, pebble.Sync); err != nil {
+		return err
+	}
+	if !v3 {
+		s.db.v3.Store(true)
+	}
+	return nil
+}
+
+// writeIngest writes the chunks of in into an sstable and ingests it.
+func (s *pebbleStore) writeIngest(b *Batch, in *ingestion) (err error) {
+	d := s.db
 	fs := d.popts.FS
 	path := fs.PathJoin(d.dir, fmt.Sprintf("%s%d%s", ingestPrefix, d.ingestFiles.Add(1), ingestSuffix))
 	f, err := fs.Create(path, vfs.WriteCategoryUnspecified)
 	if err != nil {
-		return nil, fmt.Errorf("ingest: %w", err)
+		return fmt.Errorf("ingest: %w", err)
 	}
 	defer func() { _ = fs.Remove(path) }()
 	sw := sstable.NewWriter(objstorageprovider.NewFileWritable(f), d.popts.MakeWriterOptions(0, d.db.TableFormat()))
-	in := &ingestion{ops: make(map[int]bool, len(ops)), ver: d.nextVersion()}
 	var key []byte
-	for _, i := range ops {
+	for _, i := range in.ops {
 		op := &b.ops[i]
 		v := op.value(b.buf)
-		key = s.versionPrefix(key[:0], op.key(b.buf), in.ver)
+		key = versionPrefix(key[:0], s.chunkPrefix, op.key(b.buf), in.ver)
 		base := len(key)
-		for j := range numChunks(len(v)) {
+		for j := range numChunks(len(v), in.chunk) {
 			key = binary.BigEndian.AppendUint32(key[:base], uint32(j))
 			// Set copies the chunk into the writer's block.
-			if err = sw.Set(key, v[j*chunkSize:min(len(v), (j+1)*chunkSize)]); err != nil {
+			if err = sw.Set(key, v[j*in.chunk:min(len(v), (j+1)*in.chunk)]); err != nil {
 				break
 			}
 		}
 		if err != nil {
 			break
 		}
-		in.ops[i] = true
 	}
+	// Close syncs the file (Pebble requires ingested files synced).
 	if err = errors.Join(err, sw.Close()); err != nil {
-		return nil, fmt.Errorf("ingest: %w", err)
+		return fmt.Errorf("ingest: %w", err)
 	}
 	if err := d.db.Ingest(context.Background(), []string{path}); err != nil {
-		return nil, fmt.Errorf("ingest: %w", err)
+		return fmt.Errorf("ingest: %w", err)
 	}
-	return in, nil
+	return nil
 }
 
-// dropIngested deletes the chunks that in ingested for an Apply of b
-// that failed, in a batch of its own, if it can: else the next write of
-// their keys deletes them (see above).
+// dropIngested deletes the chunks that in ingested (or may have) for an
+// Apply of b that failed, and its intent, in a batch of its own, if it
+// can: else the next OpenPebble does (dropOrphans).
 func (s *pebbleStore) dropIngested(b *Batch, in *ingestion) {
-	pb := s.db.db.NewBatch()
-	defer pb.Close()
-	for i := range in.ops {
-		lo, hi := s.versionSpan(b.ops[i].key(b.buf), in.ver)
-		_ = pb.DeleteRange(lo, hi, nil)
+	err := s.db.space.AdmitSmall()
+	if err == nil {
+		pb := s.db.db.NewBatch()
+		for _, i := range in.ops {
+			lo, hi := s.versionSpan(b.ops[i].key(b.buf), in.ver)
+			_ = pb.DeleteRange(lo, hi, nil)
+		}
+		_ = pb.Delete(intentKey(s.id(), in.ver), nil)
+		err = s.db.commit(pb, s.db.wo)
+		_ = pb.Close()
 	}
-	if err := s.db.commit(pb, s.db.wo); err != nil {
-		s.db.cfg.logger.Warn("store: cannot delete the chunks of a failed write; the next write of their keys will",
+	if err != nil {
+		s.db.cfg.logger.Warn("store: cannot delete the chunks of a failed write; the next open will",
 			"store", s.name, "partition", s.partition, "error", err)
 	}
 }
 
 // putIngested sets the data key dk (the store's prefix and key) to the
-// stub of v, whose chunks of version ver are ingested, and deletes key's
+// stub of v, whose chunks of in's version are ingested, and deletes key's
 // older chunks.
-func (c *chunkApply) putIngested(dk, key, v []byte, ver version) error {
+func (c *chunkApply) putIngested(dk, key, v []byte, in *ingestion) error {
 	had, err := c.had(key)
 	if err != nil {
 		return err
@@ -269,7 +355,7 @@ func (c *chunkApply) putIngested(dk, key, v []byte, ver version) error {
 	}
 	c.state[string(key)] = true
 	lo, _ := c.s.keySpan(key)
-	if err := c.pb.DeleteRange(lo, c.s.versionPrefix(nil, key, ver), nil); err != nil {
+	if err := c.pb.DeleteRange(lo, c.s.versionPrefix(nil, key, in.ver), nil); err != nil {
 		return err
 	}
 	c.scratch = c.s.indexKey(c.scratch[:0], key)
@@ -277,23 +363,76 @@ func (c *chunkApply) putIngested(dk, key, v []byte, ver version) error {
 		return err
 	}
 	var stub [stubVLen]byte
-	return c.pb.Set(dk, appendStubV(stub[:0], uint32(numChunks(len(v))), len(v), ver), nil)
+	return c.pb.Set(dk, appendStubV(stub[:0], uint32(numChunks(len(v), in.chunk)), len(v), in.chunk, in.ver), nil)
 }
+
+func (s *pebbleStore) versionPrefix(dst, key []byte, v version) []byte {
+	return versionPrefix(dst, s.chunkPrefix, key, v)
+}
+
+// id returns the uvarint of s's id.
+func (s *pebbleStore) id() []byte { return s.chunkPrefix[1:] }
 
 // ingestedBatchSize is what the operations of b that in ingested take
 // in the Pebble batch of s less what chunkedBatchSize and Batch.Size
 // count for them.
 func (s *pebbleStore) ingestedBatchSize(b *Batch, in *ingestion) int {
 	const entry = 1 + 2*5
-	n := 0
-	for i := range in.ops {
+	n := entry + 1 + len(s.id()) + versionLen // the intent's deletion
+	for _, i := range in.ops {
 		op := &b.ops[i]
 		k, v := op.key(b.buf), op.value(b.buf)
 		esc := len(s.chunkPrefix) + 2*len(k) + 2 + 4
-		n -= len(v) + numChunks(len(v))*(entry+esc) + stubLen
+		n -= len(v) + numChunks(len(v), chunkSize)*(entry+esc) + stubLen
 		n += entry + 2*esc + versionLen + stubVLen
 	}
 	return n
+}
+
+// dropOrphans deletes the chunks of the ingestions whose batch did not
+// commit, which their intents name, and the intents (see above). Open
+// calls it once the write chain is loaded.
+func (d *PebbleDB) dropOrphans() error {
+	it, err := d.db.NewIter(&pebble.IterOptions{LowerBound: []byte{tagIntent}, UpperBound: []byte{tagIntent + 1}})
+	if err != nil {
+		return err
+	}
+	defer it.Close()
+	pb := d.db.NewBatch()
+	defer pb.Close()
+	n := 0
+	for valid := it.First(); valid; valid = it.Next() {
+		k := it.Key()
+		_, l := binary.Uvarint(k[1:])
+		if l <= 0 || len(k) != 1+l+versionLen {
+			return fmt.Errorf("%w: ingestion intent key %x", ErrCorrupt, k)
+		}
+		id, ver := k[1:1+l], version(k[1+l:])
+		chunkPrefix := append([]byte{tagChunk}, id...)
+		v, err := it.ValueAndErr()
+		if err != nil {
+			return err
+		}
+		for len(v) > 0 {
+			kl, l := binary.Uvarint(v)
+			if l <= 0 || kl > uint64(len(v)-l) {
+				return fmt.Errorf("%w: ingestion intent %x: bad key list", ErrCorrupt, k)
+			}
+			lo, hi := versionSpan(chunkPrefix, v[l:l+int(kl)], ver)
+			_ = pb.DeleteRange(lo, hi, nil)
+			v = v[l+int(kl):]
+		}
+		_ = pb.Delete(k, nil)
+		n++
+	}
+	if err := it.Error(); err != nil {
+		return err
+	}
+	if n == 0 {
+		return nil
+	}
+	d.cfg.logger.Info("store: deleting the chunks of writes that did not commit", "dir", d.dir, "writes", n)
+	return d.commit(pb, d.wo)
 }
 
 // removeIngestFiles removes the sstables that a crash left being written

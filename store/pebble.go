@@ -27,15 +27,16 @@ import (
 //	0x02 uvarint(id)                             offset: be64(offset)
 //	0x03 uvarint(id) escaped(key) be32(i)        chunk i of a value
 //	0x04 uvarint(id) key                         index of chunked values
+//	0x05 uvarint(id) version                     intent of an ingestion
 //
 // uvarint is prefix-free, so no store's data prefix is a prefix of
 // another's, and ids are never reused. The format marker says how values
 // are stored: formatV2 tags them and stores large ones in chunks (see
-// chunks.go); formatV3 also has stubs of versioned chunks, which huge
-// values are ingested as (see ingest.go); formatV1, written by earlier
-// versions, stores them as they are. A new database is of formatV2, which
-// its first ingested value upgrades to formatV3; a formatV1 database
-// keeps its format.
+// chunks.go); formatV3 also has stubs of versioned chunks and intents,
+// which huge values are ingested with (see ingest.go); formatV1, written
+// by earlier versions, stores them as they are. A new database is of
+// formatV2, which its first ingestion upgrades to formatV3; a formatV1
+// database keeps its format.
 const (
 	tagMeta   = 0x00
 	tagData   = 0x01
@@ -356,7 +357,13 @@ func (d *PebbleDB) load() error {
 	if err := it.Error(); err != nil {
 		return err
 	}
-	return d.loadChain()
+	if err := d.loadChain(); err != nil {
+		return err
+	}
+	if !d.tagged {
+		return nil
+	}
+	return d.dropOrphans()
 }
 
 func catalogKey(name string, partition int32) []byte {
@@ -661,7 +668,11 @@ func (s *pebbleStore) Apply(b *Batch) error {
 			extra += s.ingestedBatchSize(b, in)
 		}
 	}
-	if err := s.apply(b, chunks, in, extra); err != nil {
+	err := afterIngested(in)
+	if err == nil {
+		err = s.apply(b, chunks, in, extra)
+	}
+	if err != nil {
 		if in != nil {
 			s.dropIngested(b, in)
 		}
@@ -670,16 +681,14 @@ func (s *pebbleStore) Apply(b *Batch) error {
 	if chunks != nil {
 		cs.n += chunks.delta
 	}
-	if in != nil {
-		s.db.v3.Store(true)
-	}
 	return nil
 }
 
 // apply writes b to the store in one Pebble batch: its chunked values
 // through chunks (nil: b has none, nor has the store), those of in
-// (nil: none) as stubs of the chunks that were ingested. extra is the
-// room the batch needs beyond b's operations.
+// (nil: none) as stubs of the chunks that were ingested, with the
+// deletion of in's intent. extra is the room the batch needs beyond b's
+// operations.
 func (s *pebbleStore) apply(b *Batch, chunks *chunkApply, in *ingestion, extra int) error {
 	// The initial size is given twice: Pebble sizes a batch's first
 	// write by doubling its initial size, ignoring the room the batch
@@ -707,8 +716,8 @@ func (s *pebbleStore) apply(b *Batch, chunks *chunkApply, in *ingestion, extra i
 			v := op.value(b.buf)
 			if chunks != nil {
 				scratch = append(append(scratch[:0], s.prefix...), k...)
-				if in != nil && in.ops[i] {
-					err = chunks.putIngested(scratch, k, v, in.ver)
+				if in != nil && in.has(i) {
+					err = chunks.putIngested(scratch, k, v, in)
 				} else {
 					err = chunks.put(scratch, k, v)
 				}
@@ -761,8 +770,8 @@ func (s *pebbleStore) apply(b *Batch, chunks *chunkApply, in *ingestion, extra i
 			return err
 		}
 	}
-	if in != nil && !s.db.v3.Load() {
-		if err := pb.Set(formatKey, []byte(formatV3), nil); err != nil {
+	if in != nil {
+		if err := pb.Delete(intentKey(s.id(), in.ver), nil); err != nil {
 			return err
 		}
 	}
@@ -810,6 +819,8 @@ func (s *pebbleStore) Drop() error {
 		// ingestion whose batch did not commit may be there (ingest.go).
 		_ = pb.DeleteRange(s.chunkPrefix, PrefixEnd(s.chunkPrefix), nil)
 		_ = pb.DeleteRange(s.indexPrefix, PrefixEnd(s.indexPrefix), nil)
+		intents := append([]byte{tagIntent}, s.id()...)
+		_ = pb.DeleteRange(intents, PrefixEnd(intents), nil)
 	}
 	if err := s.db.space.AdmitSmall(); err != nil {
 		return wrap(s.name, s.partition, "drop", err)
