@@ -37,10 +37,11 @@
 // the wrong length) is reported by the read that meets it, as ErrCorrupt.
 //
 // The chunks of a value of 16 MiB or more do not go through the batch:
-// they are written into an sstable, one at a time, that Pebble ingests
-// before the batch with the stub commits, so that the value is not held
-// again in the batch, the write-ahead log and a memtable (a 100 MiB value
-// cost that much memory two or three times over). Such chunks have keys
+// they are written, in chunks of 192 KiB (so that Pebble reuses its
+// block buffers), into an sstable that Pebble ingests before the batch
+// with the stub commits, so that the value is not held again in the
+// batch, the write-ahead log and a memtable (a 100 MiB value cost that
+// much memory two or three times over). Such chunks have keys
 // of their own version, so that neither a reader nor a crash between the
 // ingestion and the commit mixes them with the value they replace. A
 // small synced record of the ingestion, written before it and deleted

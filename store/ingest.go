@@ -75,16 +75,24 @@ func init() { ingestMin.Store(16 << 20) }
 
 // ingestChunk is the length of the chunks of ingested values (tests
 // change it: see export_test.go); each stub says the length of its
-// chunks.
+// chunks. Pebble's sstable writer puts each chunk in a block of its own
+// and keeps its block buffers for reuse only up to 256 KiB (colblk's
+// maxBlockRetainedSize, block.tempBufferMaxReusedSize): 1 MiB chunks
+// left 1 MiB of garbage each, 100 MiB for a 100 MiB value, which the
+// garbage collector lets pile up to the size of the live heap. 192 KiB
+// and the block's keys stay under 256 KiB even compressed (Snappy's
+// worst case is 32 + n + n/6 bytes: 224 KiB).
 var ingestChunk atomic.Int64
 
-func init() { ingestChunk.Store(chunkSize) }
+func init() { ingestChunk.Store(ingestChunkSize) }
 
 const (
 	valChunkedV = 0x02
 	versionLen  = 16
 	stubVLen    = stubLen + 4 + versionLen
-	tagIntent   = 0x05
+	// ingestChunkSize is the default of ingestChunk.
+	ingestChunkSize = 192 << 10
+	tagIntent       = 0x05
 	// ingestPrefix and ingestSuffix frame the names of the sstables
 	// being written for ingestion, in the database's directory; Pebble
 	// links an ingested one into the database under a name of its own,
