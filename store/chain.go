@@ -97,8 +97,9 @@ func (d *PebbleDB) trimChain(pb *pebble.Batch) {
 	d.chain.first = r - 1
 }
 
-// loadChain checks the chain after Pebble's replay and trims it to its
-// last key (every replayed batch is in sstables once Open returns).
+// loadChain checks the chain after Pebble's replay, trims it (every
+// replayed batch is in sstables once Open returns) and commits the
+// open's batch, the chain's next number.
 func (d *PebbleDB) loadChain() error {
 	it, err := d.db.NewIter(&pebble.IterOptions{LowerBound: chainPrefix, UpperBound: chainEnd})
 	if err != nil {
@@ -129,18 +130,23 @@ func (d *PebbleDB) loadChain() error {
 		return fmt.Errorf("%w: batches %s are missing between later ones: a write-ahead log was lost or damaged (logs present at open: %s)",
 			ErrCorrupt, strings.Join(holes, ", "), strings.Join(d.logs, ", "))
 	}
+	// The open's batch takes the next number, synced, whatever the
+	// state: it is the epoch of the chunk versions of this open (see
+	// ingest.go), greater than any earlier open's even if a crash lost
+	// batches that were not synced after it.
+	next := uint64(0)
+	if chained {
+		next = last + 1
+	}
 	pb := d.db.NewBatch()
 	defer pb.Close()
-	if !chained {
-		_ = pb.Set(chainKey(0), nil, nil)
-	} else if first < last {
-		_ = pb.DeleteRange(chainKey(first), chainKey(last), nil)
+	if chained {
+		_ = pb.DeleteRange(chainKey(first), chainKey(next), nil)
 	}
-	if pb.Count() > 0 {
-		if err := pb.Commit(pebble.Sync); err != nil {
-			return err
-		}
+	_ = pb.Set(chainKey(next), nil, nil)
+	if err := pb.Commit(pebble.Sync); err != nil {
+		return err
 	}
-	d.chain.seq, d.chain.first = last, last
+	d.chain.seq, d.chain.first, d.epoch = next, next, next
 	return nil
 }

@@ -18,6 +18,10 @@ import (
 //
 //	valInline  value                       the value itself
 //	valChunked be32(n) be64(length)        a stub: the value is in n chunks
+//	valChunkedV be32(n) be64(length) be32(chunk) version
+//	                                       a stub of versioned chunks of
+//	                                       chunk bytes (formatV3: see
+//	                                       ingest.go)
 //
 // A value longer than chunkSize is stored as a stub under its data key and
 // its bytes in chunks of chunkSize bytes (the last may be shorter):
@@ -97,7 +101,8 @@ func (s *pebbleStore) chunkBound(dst, key []byte) []byte {
 	return appendEscaped(append(dst, s.chunkPrefix...), key)
 }
 
-// chunkSpan returns the span of the chunk keys of key's value.
+// chunkSpan returns the span of the unversioned chunk keys of key's value
+// (a valChunked stub's).
 func (s *pebbleStore) chunkSpan(key []byte) (lo, hi []byte) {
 	lo = s.chunkBound(nil, key)
 	hi = bytes.Clone(lo)
@@ -116,40 +121,69 @@ func appendStub(dst []byte, n uint32, size int) []byte {
 	return binary.BigEndian.AppendUint64(dst, uint64(size))
 }
 
-// parseStub returns the number of chunks and the length of the value of
-// stub v. Errors match ErrCorrupt.
-func parseStub(v []byte) (n uint32, size int, err error) {
-	if len(v) != stubLen {
-		return 0, 0, fmt.Errorf("%w: chunked value stub of %d bytes", ErrCorrupt, len(v))
-	}
-	n = binary.BigEndian.Uint32(v[1:])
-	sz := binary.BigEndian.Uint64(v[5:])
-	if sz <= chunkSize || sz > maxChunkedLen || uint64(n) != (sz+chunkSize-1)/chunkSize {
-		return 0, 0, fmt.Errorf("%w: chunked value stub says %d bytes in %d chunks", ErrCorrupt, sz, n)
-	}
-	return n, int(sz), nil
+// stubInfo is a parsed stub.
+type stubInfo struct {
+	n         uint32 // chunks
+	size      int    // bytes of the value
+	chunk     int    // bytes of each chunk but the last
+	versioned bool   // valChunkedV: the chunks' keys have version ver
+	ver       version
 }
 
-// numChunks returns the number of chunks of a value of size bytes.
-func numChunks(size int) int { return (size + chunkSize - 1) / chunkSize }
+// parseStub parses the stored value v, whose tag is valChunked or
+// valChunkedV. Errors match ErrCorrupt.
+func parseStub(v []byte) (stubInfo, error) {
+	st := stubInfo{chunk: chunkSize, versioned: len(v) > 0 && v[0] == valChunkedV}
+	want := stubLen
+	if st.versioned {
+		want = stubVLen
+	}
+	if len(v) != want {
+		return stubInfo{}, fmt.Errorf("%w: chunked value stub of %d bytes", ErrCorrupt, len(v))
+	}
+	n := binary.BigEndian.Uint32(v[1:])
+	sz := binary.BigEndian.Uint64(v[5:])
+	if st.versioned {
+		st.chunk = int(binary.BigEndian.Uint32(v[stubLen:]))
+		copy(st.ver[:], v[stubLen+4:])
+		if st.chunk < 1 || st.chunk > chunkSize {
+			return stubInfo{}, fmt.Errorf("%w: chunked value stub says chunks of %d bytes", ErrCorrupt, st.chunk)
+		}
+	}
+	c := uint64(st.chunk)
+	// A chunked value is longer than chunkSize (ingested ones too, see
+	// planIngest).
+	if sz <= chunkSize || sz > maxChunkedLen || uint64(n) != (sz+c-1)/c {
+		return stubInfo{}, fmt.Errorf("%w: chunked value stub says %d bytes in %d chunks", ErrCorrupt, sz, n)
+	}
+	st.n, st.size = n, int(sz)
+	return st, nil
+}
 
-// readChunks calls fn with each chunk of the value of n chunks and size
-// bytes whose chunk span it's bounds are set to, in order, after checking
-// its key and length. fn must not keep its argument. Errors from damage
-// match ErrCorrupt.
-func readChunks(it *pebble.Iterator, spanLen int, n uint32, size int, fn func([]byte)) error {
+// isStub reports whether the stored value v (tag included) is a stub.
+func isStub(v []byte) bool { return len(v) > 0 && (v[0] == valChunked || v[0] == valChunkedV) }
+
+// numChunks returns the number of chunks of chunk bytes of a value of
+// size bytes.
+func numChunks(size, chunk int) int { return (size + chunk - 1) / chunk }
+
+// readChunks calls fn with each chunk of the value of stub st whose chunk
+// span it's bounds are set to (keys of spanLen bytes and the chunk's
+// index), in order, after checking its key and length. fn must not keep
+// its argument. Errors from damage match ErrCorrupt.
+func readChunks(it *pebble.Iterator, spanLen int, st stubInfo, fn func([]byte)) error {
 	i, got := uint32(0), 0
 	for valid := it.First(); valid; valid = it.Next() {
 		k := it.Key()
-		if len(k) != spanLen+4 || binary.BigEndian.Uint32(k[spanLen:]) != i || i >= n {
-			return fmt.Errorf("%w: chunk %d of a value of %d chunks: found key %x", ErrCorrupt, i, n, k)
+		if len(k) != spanLen+4 || binary.BigEndian.Uint32(k[spanLen:]) != i || i >= st.n {
+			return fmt.Errorf("%w: chunk %d of a value of %d chunks: found key %x", ErrCorrupt, i, st.n, k)
 		}
 		cv, err := it.ValueAndErr()
 		if err != nil {
 			return err
 		}
-		if want := min(chunkSize, size-got); len(cv) != want {
-			return fmt.Errorf("%w: chunk %d of a value of %d bytes has %d bytes, want %d", ErrCorrupt, i, size, len(cv), want)
+		if want := min(st.chunk, st.size-got); len(cv) != want {
+			return fmt.Errorf("%w: chunk %d of a value of %d bytes has %d bytes, want %d", ErrCorrupt, i, st.size, len(cv), want)
 		}
 		fn(cv)
 		got += len(cv)
@@ -158,8 +192,8 @@ func readChunks(it *pebble.Iterator, spanLen int, n uint32, size int, fn func([]
 	if err := it.Error(); err != nil {
 		return err
 	}
-	if i != n {
-		return fmt.Errorf("%w: chunked value has %d of its %d chunks", ErrCorrupt, i, n)
+	if i != st.n {
+		return fmt.Errorf("%w: chunked value has %d of its %d chunks", ErrCorrupt, i, st.n)
 	}
 	return nil
 }
@@ -179,10 +213,10 @@ func (r *chunkReader) value(s *pebbleStore, src *pebble.Iterator, key, v []byte)
 	switch {
 	case len(v) > 0 && v[0] == valInline:
 		return v[1:], nil
-	case len(v) == 0 || v[0] != valChunked:
+	case !isStub(v):
 		return nil, badTag(v)
 	}
-	n, size, err := parseStub(v)
+	st, err := parseStub(v)
 	if err != nil {
 		return nil, err
 	}
@@ -192,12 +226,15 @@ func (r *chunkReader) value(s *pebbleStore, src *pebble.Iterator, key, v []byte)
 		}
 	}
 	lo, hi := s.chunkSpan(key)
+	if st.versioned {
+		lo, hi = s.versionSpan(key, st.ver)
+	}
 	r.it.SetBounds(lo, hi)
-	if cap(r.buf) < size {
-		r.buf = make([]byte, 0, size)
+	if cap(r.buf) < st.size {
+		r.buf = make([]byte, 0, st.size)
 	}
 	r.buf = r.buf[:0]
-	if err := readChunks(r.it, len(lo), n, size, func(c []byte) { r.buf = append(r.buf, c...) }); err != nil {
+	if err := readChunks(r.it, len(lo), st, func(c []byte) { r.buf = append(r.buf, c...) }); err != nil {
 		return nil, err
 	}
 	return r.buf, nil
@@ -298,7 +335,7 @@ func (c *chunkApply) had(key []byte) (bool, error) {
 // forget deletes the chunks and the index entry of key, which has a
 // chunked value (had).
 func (c *chunkApply) forget(key []byte) error {
-	lo, hi := c.s.chunkSpan(key)
+	lo, hi := c.s.keySpan(key)
 	if err := c.pb.DeleteRange(lo, hi, nil); err != nil {
 		return err
 	}
@@ -325,17 +362,17 @@ func (c *chunkApply) put(dk, key, v []byte) error {
 		c.state[string(key)] = false
 		return setInline(c.pb, dk, v)
 	}
-	if had {
-		// Its chunks go, including those past the new value's.
-		lo, hi := c.s.chunkSpan(key)
-		if err := c.pb.DeleteRange(lo, hi, nil); err != nil {
-			return err
-		}
-	} else {
+	// Its chunks go, including those past the new value's, and any that
+	// an ingestion whose batch did not commit left (see ingest.go).
+	lo, hi := c.s.keySpan(key)
+	if err := c.pb.DeleteRange(lo, hi, nil); err != nil {
+		return err
+	}
+	if !had {
 		c.delta++
 	}
 	c.state[string(key)] = true
-	n := numChunks(len(v))
+	n := numChunks(len(v), chunkSize)
 	ck := c.s.chunkBound(nil, key)
 	base := len(ck)
 	for i := range n {
@@ -442,7 +479,7 @@ func (s *pebbleStore) chunkedBatchSize(b *Batch) int {
 		// its index entry.
 		n += 2*entry + 2*esc(k) + idx(k)
 		if op.kind == opPut && len(v) > chunkSize {
-			n += numChunks(len(v))*(entry+esc(k)) + stubLen
+			n += numChunks(len(v), chunkSize)*(entry+esc(k)) + stubLen
 		}
 	}
 	return n

@@ -20,10 +20,20 @@ import (
 )
 
 // crashBatch fills b with batch i of the crash test's sequence: a function
-// of i alone, so the parent can replay what the child applied.
-func crashBatch(b *store.Batch, i int64) {
+// of i alone, so the parent can replay what the child applied. With large,
+// one batch in 8 also puts a large value, of 1 chunk and a byte (chunked
+// in the batch) or of 2 chunks and more (ingested: see killChild), to one
+// of 3 keys.
+func crashBatch(b *store.Batch, i int64, large bool) {
 	b.Reset()
 	rng := rand.New(rand.NewPCG(uint64(i), 99))
+	if large && rng.IntN(8) == 0 {
+		size := chunk + 1
+		if rng.IntN(2) == 0 {
+			size = 2*chunk + rng.IntN(chunk)
+		}
+		b.Put(fmt.Appendf(nil, "big%d", rng.IntN(3)), bigValue(int(i), size))
+	}
 	for range 1 + rng.IntN(30) {
 		k := fmt.Appendf(nil, "k%03d", rng.IntN(300))
 		switch r := rng.IntN(20); {
@@ -44,21 +54,27 @@ func crashBatch(b *store.Batch, i int64) {
 // the state after the batch its offset names (replayed into a memory
 // store), and with WithSync no printed batch is lost. Each round restarts
 // the child on the same directory, continuing after the recovered offset.
+// The large variant adds large values, some ingested: each is whole, the
+// one the offset's batch left, and in the end the database holds no chunk
+// but those of its values (a kill between an ingestion and its batch
+// leaves chunks that the next open deletes).
 func TestKillNine(t *testing.T) {
 	if dir := os.Getenv("STORE_KILL_CHILD"); dir != "" {
-		killChild(dir, os.Getenv("STORE_KILL_SYNC") == "1")
+		killChild(dir, os.Getenv("STORE_KILL_SYNC") == "1", os.Getenv("STORE_KILL_LARGE") == "1")
 		return
 	}
 	if testing.Short() {
 		t.Skip("starts child processes")
 	}
-	for _, sync := range []bool{false, true} {
-		t.Run(fmt.Sprintf("sync=%v", sync), func(t *testing.T) {
+	for _, v := range []struct{ sync, large bool }{{false, false}, {true, false}, {false, true}} {
+		sync, large := v.sync, v.large
+		t.Run(fmt.Sprintf("sync=%v/large=%v", sync, large), func(t *testing.T) {
 			dir := t.TempDir()
 			rng := rand.New(rand.NewPCG(5, 6))
 			for round := range 3 {
 				cmd := exec.Command(os.Args[0], "-test.run=^TestKillNine$")
-				cmd.Env = append(os.Environ(), "STORE_KILL_CHILD="+dir, "STORE_KILL_SYNC="+map[bool]string{true: "1"}[sync])
+				cmd.Env = append(os.Environ(), "STORE_KILL_CHILD="+dir, "STORE_KILL_SYNC="+map[bool]string{true: "1"}[sync],
+					"STORE_KILL_LARGE="+map[bool]string{true: "1"}[large])
 				out, err := cmd.StdoutPipe()
 				require.NoError(t, err)
 				require.NoError(t, cmd.Start())
@@ -82,7 +98,7 @@ func TestKillNine(t *testing.T) {
 				if ok {
 					var b store.Batch
 					for i := int64(0); i <= off; i++ {
-						crashBatch(&b, i)
+						crashBatch(&b, i, large)
 						require.NoError(t, want.Apply(&b))
 					}
 				}
@@ -95,13 +111,22 @@ func TestKillNine(t *testing.T) {
 				require.NoError(t, want.Close())
 				require.NoError(t, db.Close())
 			}
+			if large {
+				// The open after the last kill deleted the chunks of any
+				// ingestion that it cut before its batch.
+				requireNoOrphans(t, vfs.Default, dir)
+			}
 		})
 	}
 }
 
 // killChild applies batches until it is killed, starting after the
 // store's offset, and prints each batch number once Apply has returned.
-func killChild(dir string, sync bool) {
+// With large, the values of 2 chunks or more are ingested.
+func killChild(dir string, sync, large bool) {
+	if large {
+		store.SetIngestMin(2 * chunk)
+	}
 	db, err := store.OpenPebble(dir, store.WithSync(sync))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -124,7 +149,7 @@ func killChild(dir string, sync bool) {
 	w := bufio.NewWriter(os.Stdout)
 	var b store.Batch
 	for i := next; ; i++ {
-		crashBatch(&b, i)
+		crashBatch(&b, i, large)
 		if err := s.Apply(&b); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)

@@ -255,7 +255,7 @@ func checkStoreDamage(t *testing.T, dir, what string, last int64, complete bool)
 // damageBatch is crashBatch plus a key of its own, so that a batch missing
 // from the state shows even when later ones overwrite all its other keys.
 func damageBatch(b *store.Batch, i int64) {
-	crashBatch(b, i)
+	crashBatch(b, i, false)
 	b.Put(fmt.Appendf(nil, "z%06d", i), []byte("x"))
 }
 

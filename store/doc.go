@@ -38,10 +38,28 @@
 // value deletes its chunks; a store that holds none pays only one tag
 // byte per value for this. Damage to a chunk or stub (missing, extra, of
 // the wrong length) is reported by the read that meets it, as ErrCorrupt.
+//
+// The chunks of a value of 16 MiB or more do not go through the batch:
+// they are written, in chunks of 192 KiB (so that Pebble reuses its
+// block buffers), into an sstable that Pebble ingests before the batch
+// with the stub commits, so that the value is not held again in the
+// batch, the write-ahead log and a memtable (a 100 MiB value cost that
+// much memory two or three times over). Such chunks have keys
+// of their own version, so that neither a reader nor a crash between the
+// ingestion and the commit mixes them with the value they replace. A
+// small synced record of the ingestion, written before it and deleted
+// with the stub, lets OpenPebble delete the chunks of an ingestion whose
+// batch did not commit (the process died in between); an Apply that
+// fails deletes them at once. This costs one more synced write per value
+// of 16 MiB or more, and nothing for smaller ones.
+//
 // Databases created by versions before chunking (format marker
 // duality-store-v1) open and work as before, storing large values whole;
 // a database created from scratch (or rebuilt from its changelogs after
-// deleting it) gets the new format.
+// deleting it) gets the new format, duality-store-v2, which its first
+// value of 16 MiB or more upgrades to duality-store-v3 (versions before
+// ingestion refuse that with ErrCorrupt; they open a duality-store-v2
+// database).
 //
 // # Offsets and rebuilding
 //

@@ -27,12 +27,16 @@ import (
 //	0x02 uvarint(id)                             offset: be64(offset)
 //	0x03 uvarint(id) escaped(key) be32(i)        chunk i of a value
 //	0x04 uvarint(id) key                         index of chunked values
+//	0x05 uvarint(id) version                     intent of an ingestion
 //
 // uvarint is prefix-free, so no store's data prefix is a prefix of
 // another's, and ids are never reused. The format marker says how values
 // are stored: formatV2 tags them and stores large ones in chunks (see
-// chunks.go); formatV1, written by earlier versions, stores them as they
-// are. A new database is of formatV2; an existing one keeps its format.
+// chunks.go); formatV3 also has stubs of versioned chunks and intents,
+// which huge values are ingested with (see ingest.go); formatV1, written
+// by earlier versions, stores them as they are. A new database is of
+// formatV2, which its first ingestion upgrades to formatV3; a formatV1
+// database keeps its format.
 const (
 	tagMeta   = 0x00
 	tagData   = 0x01
@@ -40,6 +44,7 @@ const (
 
 	formatV1 = "duality-store-v1"
 	formatV2 = "duality-store-v2"
+	formatV3 = "duality-store-v3"
 )
 
 var (
@@ -95,9 +100,18 @@ type PebbleDB struct {
 	wo     *pebble.WriteOptions
 	space  *diskspace.Guard // admits writes while the disk has room
 	closed atomic.Bool
-	// tagged says the database is of formatV2: values are tagged and
-	// large ones chunked.
+	// tagged says the database is of formatV2 or formatV3: values are
+	// tagged and large ones chunked; v3 that it is of formatV3.
 	tagged bool
+	v3     atomic.Bool
+	// popts are the options Pebble was opened with (ingest.go writes
+	// sstables with them).
+	popts *pebble.Options
+	// epoch is the write chain's number of the batch that the open
+	// committed; ingestions counts the chunk versions given out since
+	// and ingestFiles names the sstables written for ingestion.
+	epoch                   uint64
+	ingestions, ingestFiles atomic.Uint64
 	// corrupt is closed when Pebble first reports on-disk corruption,
 	// which corruptErr (set before) describes.
 	corrupt     chan struct{}
@@ -183,6 +197,9 @@ func OpenPebble(dir string, opts ...Option) (db *PebbleDB, err error) {
 	if err := checkManifestMarker(cfg.fs, dir); err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", dir, err)
 	}
+	if err := removeIngestFiles(cfg.fs, dir); err != nil {
+		return nil, fmt.Errorf("store: open %s: %w", dir, err)
+	}
 	opened, err := d.openSpace()
 	if err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", dir, err)
@@ -192,6 +209,7 @@ func OpenPebble(dir string, opts ...Option) (db *PebbleDB, err error) {
 	// A directory with Pebble's files but no manifest marker is damaged:
 	// Pebble would silently create an empty database in it.
 	popts.ErrorIfNotExists = hasPebbleFiles(cfg.fs, dir)
+	d.popts = popts
 	pdb, err := pebble.Open(dir, popts)
 	if err != nil {
 		if err = openError(err); damagedOpen(err) && !errors.Is(err, ErrCorrupt) {
@@ -307,6 +325,9 @@ func (d *PebbleDB) load() error {
 		case formatV1:
 		case formatV2:
 			d.tagged = true
+		case formatV3:
+			d.tagged = true
+			d.v3.Store(true)
 		default:
 			return fmt.Errorf("%w: unknown format marker %q", ErrCorrupt, format)
 		}
@@ -336,7 +357,13 @@ func (d *PebbleDB) load() error {
 	if err := it.Error(); err != nil {
 		return err
 	}
-	return d.loadChain()
+	if err := d.loadChain(); err != nil {
+		return err
+	}
+	if !d.tagged {
+		return nil
+	}
+	return d.dropOrphans()
 }
 
 func catalogKey(name string, partition int32) []byte {
@@ -557,7 +584,7 @@ func (s *pebbleStore) Get(key []byte) ([]byte, bool, error) {
 	}
 	if s.db.tagged {
 		if len(v) == 0 || v[0] != valInline {
-			chunked, err := len(v) > 0 && v[0] == valChunked, badTag(v)
+			chunked, err := isStub(v), badTag(v)
 			_ = closer.Close()
 			if chunked {
 				out, ok, err := s.getChunked(k)
@@ -623,6 +650,7 @@ func (s *pebbleStore) Apply(b *Batch) error {
 	// chunks writes the operations when the store has chunked values
 	// or gets some; nil otherwise, and always in a formatV1 database.
 	var chunks *chunkApply
+	var in *ingestion // the values whose chunks are ingested
 	extra := 0
 	if s.db.tagged {
 		if err := s.loadChunks(); err != nil {
@@ -632,7 +660,36 @@ func (s *pebbleStore) Apply(b *Batch) error {
 			chunks = &chunkApply{s: s, state: make(map[string]bool)}
 			extra = s.chunkedBatchSize(b)
 		}
+		if ops := planIngest(b); ops != nil {
+			var err error
+			if in, err = s.ingest(b, ops); err != nil {
+				return wrap(s.name, s.partition, "apply", err)
+			}
+			extra += s.ingestedBatchSize(b, in)
+		}
 	}
+	err := afterIngested(in)
+	if err == nil {
+		err = s.apply(b, chunks, in, extra)
+	}
+	if err != nil {
+		if in != nil {
+			s.dropIngested(b, in)
+		}
+		return wrap(s.name, s.partition, "apply", err)
+	}
+	if chunks != nil {
+		cs.n += chunks.delta
+	}
+	return nil
+}
+
+// apply writes b to the store in one Pebble batch: its chunked values
+// through chunks (nil: b has none, nor has the store), those of in
+// (nil: none) as stubs of the chunks that were ingested, with the
+// deletion of in's intent. extra is the room the batch needs beyond b's
+// operations.
+func (s *pebbleStore) apply(b *Batch, chunks *chunkApply, in *ingestion, extra int) error {
 	// The initial size is given twice: Pebble sizes a batch's first
 	// write by doubling its initial size, ignoring the room the batch
 	// has, so a 100 MiB value would otherwise take a 128 MiB buffer after
@@ -659,7 +716,11 @@ func (s *pebbleStore) Apply(b *Batch) error {
 			v := op.value(b.buf)
 			if chunks != nil {
 				scratch = append(append(scratch[:0], s.prefix...), k...)
-				err = chunks.put(scratch, k, v)
+				if in != nil && in.has(i) {
+					err = chunks.putIngested(scratch, k, v, in)
+				} else {
+					err = chunks.put(scratch, k, v)
+				}
 				break
 			}
 			tag := 0
@@ -701,24 +762,23 @@ func (s *pebbleStore) Apply(b *Batch) error {
 			err = pb.DeleteRange(scratch, end, nil)
 		}
 		if err != nil {
-			return wrap(s.name, s.partition, "apply", err)
+			return err
 		}
 	}
 	if b.hasOffset {
 		if err := pb.Set(s.offsetKey, binary.BigEndian.AppendUint64(nil, uint64(b.offset)), nil); err != nil {
-			return wrap(s.name, s.partition, "apply", err)
+			return err
+		}
+	}
+	if in != nil {
+		if err := pb.Delete(intentKey(s.id(), in.ver), nil); err != nil {
+			return err
 		}
 	}
 	if err := s.db.space.Admit(int64(pb.Len())); err != nil {
-		return wrap(s.name, s.partition, "apply", err)
+		return err
 	}
-	if err := s.db.commit(pb, s.db.wo); err != nil {
-		return wrap(s.name, s.partition, "apply", err)
-	}
-	if chunks != nil {
-		cs.n += chunks.delta
-	}
-	return nil
+	return s.db.commit(pb, s.db.wo)
 }
 
 func (s *pebbleStore) Offset() (int64, bool, error) {
@@ -755,13 +815,12 @@ func (s *pebbleStore) Drop() error {
 		return wrap(s.name, s.partition, "drop", err)
 	}
 	if s.db.tagged {
-		if err := s.loadChunks(); err != nil {
-			return wrap(s.name, s.partition, "drop", err)
-		}
-		if cs.n > 0 {
-			_ = pb.DeleteRange(s.chunkPrefix, PrefixEnd(s.chunkPrefix), nil)
-			_ = pb.DeleteRange(s.indexPrefix, PrefixEnd(s.indexPrefix), nil)
-		}
+		// Also when the store has no chunked value: the chunks of an
+		// ingestion whose batch did not commit may be there (ingest.go).
+		_ = pb.DeleteRange(s.chunkPrefix, PrefixEnd(s.chunkPrefix), nil)
+		_ = pb.DeleteRange(s.indexPrefix, PrefixEnd(s.indexPrefix), nil)
+		intents := append([]byte{tagIntent}, s.id()...)
+		_ = pb.DeleteRange(intents, PrefixEnd(intents), nil)
 	}
 	if err := s.db.space.AdmitSmall(); err != nil {
 		return wrap(s.name, s.partition, "drop", err)
