@@ -138,7 +138,9 @@ type BytesStore interface {
 	// an empty value (use Delete to delete).
 	Put(key, value []byte) error
 	// Delete deletes key (a tombstone in the changelog, even for an
-	// absent key).
+	// absent key). A key put since the last commit that was absent
+	// before that Put is forgotten instead: the changelog gets neither
+	// record.
 	Delete(key []byte) error
 	// Range returns a single-use iterator over the pairs whose keys are
 	// in [start, end), ascending (nil start: from the first key; nil end:

@@ -171,7 +171,8 @@ func (s *KeyValueStore[K, V]) Put(k K, v V) error {
 }
 
 // Delete deletes k (a tombstone in the changelog, even for an absent
-// key).
+// key). A key put since the last commit that was absent before that Put
+// is forgotten instead: the changelog gets neither record.
 func (s *KeyValueStore[K, V]) Delete(k K) error {
 	kb, err := s.key(k)
 	if err != nil {

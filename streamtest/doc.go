@@ -37,8 +37,9 @@
 // semantics: each task has its own partition of each store, reads see
 // the task's own writes (Get and Range), and committed writes are logged
 // to the changelog topic "<app-id>-<store>-changelog", one record per
-// written key with its newest value (nil for a Delete), on the task's
-// partition. In the driver every record a task processes is its own
+// written key with its newest value (nil for a Delete; none for a key put
+// and deleted since the last commit that was absent before), on the
+// task's partition. In the driver every record a task processes is its own
 // commit: after it, the tasks are flushed (as the runtime flushes before
 // each commit), the output and changelog records are written (a commit's
 // changelog records of one store in key order; read them with

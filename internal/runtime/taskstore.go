@@ -152,10 +152,9 @@ type undoEntry struct {
 // record per key of cur, so repeated writes of a hot key between two
 // commits cost one changelog record and one store write, and a key
 // written and deleted between them, absent before, costs none (Delete).
-// Without record
-// cache (CacheMaxBytes(0)), every write is also kept in log, in write
-// order, and a commit appends one changelog record per write; cur then
-// only serves reads.
+// Without record cache (CacheMaxBytes(0)), every write is also kept in
+// log, in write order, and a commit appends one changelog record per
+// write; cur then only serves reads.
 //
 // The commit hands cur (and log) over as sent, and once the commit
 // succeeds sent is applied to the store, in one batch with the offset of

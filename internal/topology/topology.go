@@ -454,7 +454,9 @@ type KV interface {
 	// Steps use it for a large encoding they would drop after Put
 	// anyway (dsl.MaxScratch), saving one copy of a large value.
 	PutOwned(key, value []byte) error
-	// Delete deletes key; deleting an absent key writes a tombstone anyway.
+	// Delete deletes key; deleting an absent key writes a tombstone
+	// anyway, except for a key put since the last hand-off that was
+	// absent before that Put: the Put is forgotten and neither is logged.
 	Delete(key []byte) error
 	// Range returns a single-use iterator over the pairs with keys in
 	// [start, end) in ascending order (nil start: from the first key; nil
