@@ -802,9 +802,9 @@ func (s *taskStore) releaseCursor(c store.Cursor, view uint64) error {
 // is handed off, whose writes the commit's goroutine applies), or has
 // changed (a commit ended). A cursor opened before the writes of sent
 // were applied reads correct values only while sent is there to cover
-// them, so the views end at both steps; ending at each hand-off also
-// bounds how long a kept cursor pins the store's files to a commit
-// interval.
+// them, so the views end at both steps; ending at each hand-off, and
+// when the worker waits for input with nothing to commit, also bounds
+// how long a kept cursor pins the store's files.
 func (s *taskStore) newView() {
 	s.view++
 	if c := s.kept; c != nil {

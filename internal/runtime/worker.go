@@ -249,6 +249,16 @@ func (w *worker) run(gctx context.Context) (err error) {
 			// process on.
 			wait = 0
 		}
+		if wait > 0 && !w.dirty() {
+			// Idle until input arrives, with no commit to come: a
+			// cursor kept by a scan (a punctuation's, say) would pin
+			// its store's files all that time.
+			for _, t := range w.tasks {
+				for _, s := range t.stores {
+					s.newView()
+				}
+			}
+		}
 		// The fetch ends early when the controller posts an advance
 		// (a bounded run) or a rebalance.
 		fctx, fetched, ok := w.mail.fetchContext(gctx)
