@@ -197,9 +197,6 @@ func OpenPebble(dir string, opts ...Option) (db *PebbleDB, err error) {
 	if err := checkManifestMarker(cfg.fs, dir); err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", dir, err)
 	}
-	if err := removeIngestFiles(cfg.fs, dir); err != nil {
-		return nil, fmt.Errorf("store: open %s: %w", dir, err)
-	}
 	opened, err := d.openSpace()
 	if err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", dir, err)
@@ -218,6 +215,13 @@ func OpenPebble(dir string, opts ...Option) (db *PebbleDB, err error) {
 		return nil, fmt.Errorf("store: open %s: %w", dir, err)
 	}
 	d.db = pdb
+	// Only now, under Pebble's lock on dir: an open of a directory that
+	// another process has open fails at the lock, and must not delete
+	// that process's ingestion in progress first.
+	if err := removeIngestFiles(cfg.fs, dir); err != nil {
+		_ = pdb.Close()
+		return nil, fmt.Errorf("store: open %s: %w", dir, err)
+	}
 	if err := d.load(); err != nil {
 		_ = pdb.Close()
 		if pebble.IsCorruptionError(err) && !errors.Is(err, ErrCorrupt) {
