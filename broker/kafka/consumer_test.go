@@ -323,8 +323,11 @@ func TestConsumerEndsOnlyWhenRead(t *testing.T) {
 				next[tp]++
 			}
 			for tp, end := range polled.Ends {
-				require.Equal(t, want[tp], end, "round %d: end of %s/%d", round, tp.Topic, tp.Partition)
-				require.Equal(t, want[tp], next[tp], "round %d: %s/%d reported at its end %d with records before it not returned",
+				// An end may be an earlier fetch's (the partition's
+				// fetch with this round's records has not come back
+				// yet): it is then where the reader is, never past it.
+				require.LessOrEqual(t, end, want[tp], "round %d: end of %s/%d", round, tp.Topic, tp.Partition)
+				require.Equal(t, end, next[tp], "round %d: %s/%d reported at its end %d with records before it not returned",
 					round, tp.Topic, tp.Partition, end)
 			}
 		}
