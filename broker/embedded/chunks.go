@@ -16,7 +16,7 @@ import (
 // checksummed, and the same on the way back), so one 100 MiB record would
 // cost several times its size in memory at every flush. A batch whose
 // encoding is larger than chunkSize is stored as a stub under its record
-// key and its bytes after the header in chunks of chunkSize bytes (the
+// key and its bytes after the header in chunks of chunkLen bytes (the
 // last may be shorter):
 //
 //	r<topic id><partition><base offset>            stub
@@ -25,7 +25,10 @@ import (
 // The stub is stubTag, the be32 number of chunks, the be64 length of the
 // whole batch and the batch's header (logfmt.HeaderLen bytes, whose CRC
 // covers the chunks). A stored batch that is not chunked starts with
-// logfmt.Version instead. The stub and its chunks are written in one Pebble
+// logfmt.Version instead. Readers take the chunks as they find them, of
+// any length, checking only that they add up to the stub's length: logs
+// written with the 1 MiB chunks of earlier versions read as before, and
+// the other way round. The stub and its chunks are written in one Pebble
 // batch, so a chunked batch is there whole or not at all (a batch of
 // ingestMin bytes or more has its chunks ingested before the batch with
 // its stub commits; see ingest.go); every deletion of record keys deletes
@@ -35,10 +38,24 @@ import (
 // skipping) read the stub; those that need the records reassemble the batch
 // in one buffer, reading the chunks through a clone of the iterator that
 // found the stub, so both see the same state.
+//
+// Chunks are chunkLen bytes, not chunkSize: Pebble's sstable writer
+// (flushes, compactions, ingestion) puts each chunk in a block of its own
+// and keeps its block and compression buffers for reuse only up to
+// 256 KiB (colblk's maxBlockRetainedSize, block.tempBufferMaxReusedSize),
+// so 1 MiB chunks left 1 MiB of garbage each, 100 MiB for a 100 MiB
+// record, which the garbage collector lets pile up to the size of the
+// live heap. 192 KiB and a block's keys stay under 256 KiB even
+// compressed (MinLZ's worst case is n + 2 bytes, Snappy's 32 + n + n/6:
+// 224 KiB); the state store's ingested chunks are the same length
+// (store/ingest.go). Chunks of 64 KiB measured no better (bigrecord).
 const (
 	chunkSize = 1 << 20
-	stubTag   = 0x80
-	stubLen   = 1 + 4 + 8 + logfmt.HeaderLen
+	// chunkLen is the length of the chunks written (tests change it:
+	// config.chunkLen).
+	chunkLen = 192 << 10
+	stubTag  = 0x80
+	stubLen  = 1 + 4 + 8 + logfmt.HeaderLen
 	// chunkOverhead bounds the bytes a chunk takes in a Pebble batch
 	// besides its value: its key and the batch's entry encoding.
 	chunkOverhead = 64
@@ -236,8 +253,8 @@ func (w *writer) stageChunked(p *partition, base int64, size int) error {
 	if size >= ingestMin {
 		return w.ingestChunked(p, base, size)
 	}
-	body := size - logfmt.HeaderLen
-	n := (body + chunkSize - 1) / chunkSize
+	body, cl := size-logfmt.HeaderLen, w.b.cfg.chunkLen
+	n := (body + cl - 1) / cl
 	var op *pebble.DeferredBatchOp
 	i := 0
 	next := func() ([]byte, error) {
@@ -251,7 +268,7 @@ func (w *writer) stageChunked(p *partition, base int64, size int) error {
 			return nil, fmt.Errorf("embedded: internal error: batch longer than its %d bytes", size)
 		}
 		w.key = chunkKey(w.key[:0], p.t.id, p.num, base, uint32(i))
-		op = w.batch.SetDeferred(len(w.key), min(chunkSize, body-i*chunkSize))
+		op = w.batch.SetDeferred(len(w.key), min(cl, body-i*cl))
 		copy(op.Key, w.key)
 		i++
 		return op.Value, nil
@@ -272,8 +289,8 @@ func (w *writer) stageChunked(p *partition, base int64, size int) error {
 }
 
 // stageBatchBytes stages the encoded batch v as the batch at record key
-// key, in chunks when it is larger than chunkSize, after deleting the
-// chunks of the batch it replaces.
+// key, in chunks of chunkLen bytes when it is larger than chunkSize,
+// after deleting the chunks of the batch it replaces.
 func (w *writer) stageBatchBytes(key, v []byte) error {
 	lo, hi := chunkSpan(key)
 	if err := w.batch.DeleteRange(lo, hi, nil); err != nil {
@@ -285,7 +302,7 @@ func (w *writer) stageBatchBytes(key, v []byte) error {
 	body := v[logfmt.HeaderLen:]
 	n := uint32(0)
 	for ; len(body) > 0; n++ {
-		c := body[:min(chunkSize, len(body))]
+		c := body[:min(w.b.cfg.chunkLen, len(body))]
 		body = body[len(c):]
 		if err := w.batch.Set(binary.BigEndian.AppendUint32(bytes.Clone(lo), n), c, nil); err != nil {
 			return err

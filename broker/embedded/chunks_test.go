@@ -3,6 +3,7 @@ package embedded
 import (
 	"bytes"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -37,6 +38,23 @@ func chunkKeys(t *testing.T, b *Broker, topic string) int {
 	return n
 }
 
+// withChunkLen makes the broker write chunks of n bytes instead of
+// chunkLen's: chunkSize writes the layout of the versions before chunkLen.
+func withChunkLen(n int) Option { return optionFunc(func(c *config) { c.chunkLen = n }) }
+
+// stubChunks returns the number of chunks that the stub of the batch at
+// offset off of topic's partition 0 says, after checking that it is the
+// number of chunks of n bytes its length takes.
+func stubChunks(t *testing.T, b *Broker, topic string, off int64, n int) int {
+	t.Helper()
+	v := storedValue(t, b, recordKey(nil, b.mu.topics[topic].id, 0, off))
+	require.True(t, chunked(v), "the batch at offset %d is chunked", off)
+	count, size, _, err := parseStub(v)
+	require.NoError(t, err)
+	require.Equal(t, (size-logfmt.HeaderLen+n-1)/n, int(count), "the batch at offset %d in chunks of %d bytes", off, n)
+	return int(count)
+}
+
 func storedValue(t *testing.T, b *Broker, key []byte) []byte {
 	t.Helper()
 	v, closer, err := b.db.Get(key)
@@ -69,7 +87,7 @@ func TestChunkedBatches(t *testing.T) {
 	stub := storedValue(t, b, recordKey(nil, id, 0, 0))
 	require.True(t, chunked(stub))
 	require.Len(t, stub, stubLen)
-	require.Equal(t, 4, chunkKeys(t, b, "t"))
+	require.Equal(t, stubChunks(t, b, "t", 0, chunkLen), chunkKeys(t, b, "t"))
 	require.False(t, chunked(storedValue(t, b, recordKey(nil, id, 0, 3))))
 	_, size, err := batchInfo(stub)
 	require.NoError(t, err)
@@ -135,6 +153,79 @@ func TestUnchunkedLargeBatchReads(t *testing.T) {
 	require.Equal(t, int64(1), offs.Earliest)
 }
 
+// TestChunkLenChange writes chunked batches in the 1 MiB chunks of the
+// versions before chunkLen (in the group's batch and ingested), then
+// reopens the log as today's broker: they read back whole, a new batch
+// gets chunks of chunkLen, compaction rewrites an old batch in chunks of
+// chunkLen, and retention deletes old batches with their chunks. Then an
+// old broker (1 MiB chunks) reopens the log and reads back the batches in
+// chunks of chunkLen: the layout is readable both ways.
+func TestChunkLenChange(t *testing.T) {
+	ctx := t.Context()
+	dir := t.TempDir()
+	opts := []Option{WithMaxRecordBytes(ingestMin + 4<<20), WithCleanupInterval(-1)}
+	old := append(slices.Clone(opts), withChunkLen(chunkSize))
+	big := func(tag byte) []byte { return bigValue(tag, 3*chunkSize+5) }
+	huge := bigValue('h', ingestMin+chunkSize+3)
+
+	b, err := Open(dir, old...)
+	require.NoError(t, err)
+	// Retention keeps the last 4 MiB: the batch of offset 2 and after.
+	require.NoError(t, b.CreateTopic(ctx, "r", broker.TopicConfig{Partitions: 1, RetentionBytes: 4 << 20}))
+	require.NoError(t, b.CreateTopic(ctx, "c", broker.TopicConfig{Partitions: 1, Cleanup: broker.CleanupCompact}))
+	require.NoError(t, b.Produce(ctx, []broker.Record{{Topic: "r", Value: big('a')}}))
+	require.NoError(t, b.Produce(ctx, []broker.Record{{Topic: "r", Value: huge}})) // ingested
+	require.NoError(t, b.Produce(ctx, []broker.Record{
+		{Topic: "c", Key: []byte("x"), Value: big('b')},
+		{Topic: "c", Key: []byte("y"), Value: big('c')},
+	}))
+	require.NoError(t, b.Produce(ctx, []broker.Record{{Topic: "c", Key: []byte("x"), Value: []byte("small")}}))
+	oldChunks := stubChunks(t, b, "r", 0, chunkSize) + stubChunks(t, b, "r", 1, chunkSize)
+	require.Equal(t, oldChunks, chunkKeys(t, b, "r"))
+	require.Equal(t, stubChunks(t, b, "c", 0, chunkSize), chunkKeys(t, b, "c"))
+	require.NoError(t, b.Close())
+
+	b, err = Open(dir, opts...)
+	require.NoError(t, err)
+	require.Equal(t, [][]byte{big('a'), huge}, valueBytes(fetchAll(t, b, "r", 0, 0)))
+	got := fetchAll(t, b, "c", 0, 0)
+	require.Equal(t, [][]byte{big('b'), big('c'), []byte("small")}, valueBytes(got))
+	require.NoError(t, b.Produce(ctx, []broker.Record{{Topic: "r", Value: big('d')}}))
+	produce(t, b, "r", 0, "small")
+	newChunks := stubChunks(t, b, "r", 2, chunkLen)
+	require.Equal(t, oldChunks+newChunks, chunkKeys(t, b, "r"))
+
+	require.NoError(t, b.Cleanup(ctx))
+	offs, err := b.ListOffsets(ctx, "r", 0)
+	require.NoError(t, err)
+	require.Equal(t, broker.Offsets{Earliest: 2, Latest: 4}, offs)
+	require.Equal(t, newChunks, chunkKeys(t, b, "r"), "the old batches' chunks are deleted")
+	require.Equal(t, stubChunks(t, b, "c", 0, chunkLen), chunkKeys(t, b, "c"), "the compacted batch in new chunks")
+	check := func(b *Broker) {
+		t.Helper()
+		require.Equal(t, [][]byte{big('d'), []byte("small")}, valueBytes(fetchAll(t, b, "r", 0, 2)))
+		got := fetchAll(t, b, "c", 0, 1)
+		require.Equal(t, []int64{1, 2}, offsets(got))
+		require.Equal(t, [][]byte{big('c'), []byte("small")}, valueBytes(got))
+	}
+	check(b)
+	require.NoError(t, b.Close())
+
+	b, err = Open(dir, old...)
+	require.NoError(t, err)
+	defer func() { _ = b.Close() }()
+	check(b)
+}
+
+// valueBytes returns the values of recs.
+func valueBytes(recs []broker.Record) [][]byte {
+	out := make([][]byte, len(recs))
+	for i := range recs {
+		out[i] = recs[i].Value
+	}
+	return out
+}
+
 // TestChunkedCleanup checks that retention, DeleteRecords, compaction and
 // DeleteTopic delete the chunks of the batches they delete, count the
 // batches' whole sizes, and that compaction rewrites a large batch in
@@ -142,7 +233,7 @@ func TestUnchunkedLargeBatchReads(t *testing.T) {
 func TestChunkedCleanup(t *testing.T) {
 	ctx := t.Context()
 	b := open(t, WithMaxRecordBytes(8<<20), WithCleanupInterval(-1))
-	big := func(tag byte) []byte { return bigValue(tag, chunkSize+chunkSize/2) } // two chunks
+	big := func(tag byte) []byte { return bigValue(tag, chunkSize+chunkSize/2) } // chunked
 
 	t.Run("retention", func(t *testing.T) {
 		require.NoError(t, b.CreateTopic(ctx, "r", broker.TopicConfig{Partitions: 1, RetentionBytes: chunkSize}))
@@ -150,7 +241,7 @@ func TestChunkedCleanup(t *testing.T) {
 			require.NoError(t, b.Produce(ctx, []broker.Record{{Topic: "r", Value: big(tag)}}))
 		}
 		produce(t, b, "r", 0, "small")
-		require.Equal(t, 4, chunkKeys(t, b, "r"))
+		require.Equal(t, stubChunks(t, b, "r", 0, chunkLen)+stubChunks(t, b, "r", 1, chunkLen), chunkKeys(t, b, "r"))
 		require.NoError(t, b.Cleanup(ctx))
 		offs, err := b.ListOffsets(ctx, "r", 0)
 		require.NoError(t, err)
@@ -166,7 +257,7 @@ func TestChunkedCleanup(t *testing.T) {
 		}
 		before := b.mu.topics["d"].parts[0].state.bytes
 		require.NoError(t, b.DeleteRecords(ctx, "d", 0, 1))
-		require.Equal(t, 2, chunkKeys(t, b, "d"))
+		require.Equal(t, stubChunks(t, b, "d", 1, chunkLen), chunkKeys(t, b, "d"))
 		require.Equal(t, before/2, b.mu.topics["d"].parts[0].state.bytes)
 		got := fetchAll(t, b, "d", 0, 1)
 		require.Len(t, got, 1)
@@ -176,20 +267,22 @@ func TestChunkedCleanup(t *testing.T) {
 	t.Run("compaction", func(t *testing.T) {
 		require.NoError(t, b.CreateTopic(ctx, "c", broker.TopicConfig{Partitions: 1, Cleanup: broker.CleanupCompact}))
 		// Batch 0: a big "x" that a later "x" replaces, and a big "y"
-		// that stays (four chunks): rewritten, in two. Batch 2: the
-		// big "x" again (two chunks), replaced whole by batch 3.
+		// that stays: rewritten, in half as many chunks. Batch 2: the
+		// big "x" again, replaced whole by batch 3.
 		require.NoError(t, b.Produce(ctx, []broker.Record{
 			{Topic: "c", Key: []byte("x"), Value: big('a')},
 			{Topic: "c", Key: []byte("y"), Value: big('b')},
 		}))
 		require.NoError(t, b.Produce(ctx, []broker.Record{{Topic: "c", Key: []byte("x"), Value: big('c')}}))
 		require.NoError(t, b.Produce(ctx, []broker.Record{{Topic: "c", Key: []byte("x"), Value: []byte("small")}}))
-		require.Equal(t, 4+2, chunkKeys(t, b, "c"))
+		before := stubChunks(t, b, "c", 0, chunkLen)
+		require.Equal(t, before+stubChunks(t, b, "c", 2, chunkLen), chunkKeys(t, b, "c"))
 		require.NoError(t, b.Cleanup(ctx))
 		got := fetchAll(t, b, "c", 0, 1) // the log starts at the first record kept
 		require.Equal(t, []int64{1, 3}, offsets(got))
 		require.Equal(t, big('b'), got[0].Value)
-		require.Equal(t, 2, chunkKeys(t, b, "c"), "the rewritten batch's chunks only")
+		require.Equal(t, stubChunks(t, b, "c", 0, chunkLen), chunkKeys(t, b, "c"), "the rewritten batch's chunks only")
+		require.Less(t, chunkKeys(t, b, "c"), before)
 		id := b.mu.topics["c"].id
 		require.True(t, chunked(storedValue(t, b, recordKey(nil, id, 0, 0))))
 		var stored int64
@@ -228,7 +321,11 @@ func TestChunkDamage(t *testing.T) {
 			return b.db.Delete(chunkKey(nil, id, 0, 1, 1), pebble.Sync)
 		}},
 		{"extra chunk", func(b *Broker, id uint64) error {
-			return b.db.Set(chunkKey(nil, id, 0, 1, 3), []byte("x"), pebble.Sync)
+			n, _, _, err := parseStub(storedValue(t, b, recordKey(nil, id, 0, 1)))
+			if err != nil {
+				return err
+			}
+			return b.db.Set(chunkKey(nil, id, 0, 1, n), []byte("x"), pebble.Sync)
 		}},
 		{"flipped byte", func(b *Broker, id uint64) error {
 			v := storedValue(t, b, chunkKey(nil, id, 0, 1, 1))
@@ -253,7 +350,7 @@ func TestChunkDamage(t *testing.T) {
 			require.NoError(t, b.CreateTopic(ctx, "t", broker.TopicConfig{Partitions: 1}))
 			produce(t, b, "t", 0, "first")
 			later := time.Now().Add(time.Hour)
-			require.NoError(t, b.Produce(ctx, []broker.Record{{Topic: "t", Value: bigValue('a', 2*chunkSize+7), Timestamp: later}})) // 3 chunks
+			require.NoError(t, b.Produce(ctx, []broker.Record{{Topic: "t", Value: bigValue('a', 2*chunkSize+7), Timestamp: later}})) // chunked
 			require.NoError(t, tc.damage(b, b.mu.topics["t"].id))
 
 			recs, err := b.Fetch(ctx, []broker.FetchRequest{{Topic: "t", Offset: 0}}, broker.FetchOptions{MaxRecords: 1})

@@ -40,7 +40,7 @@ func (w *writer) stageCleanup(e *cleanupEdit) error {
 	}
 	need := 0
 	for _, kv := range e.sets {
-		need += len(kv.value) + (len(kv.value)/chunkSize+2)*chunkOverhead
+		need += len(kv.value) + (len(kv.value)/w.b.cfg.chunkLen+2)*chunkOverhead // chunks and stub
 	}
 	w.ensureBatch(need)
 	var err error

@@ -29,15 +29,17 @@
 // its contents; a damaged batch is reported as an error matching
 // [broker.ErrCorrupt] naming the topic, partition and offset.
 //
-// A batch larger than 1 MiB is stored in chunks of 1 MiB, with a small stub
-// (its header, length and number of chunks) under its record key, all in
-// the same Pebble batch: Pebble copies a value several times over when it
-// flushes or compacts it, so a large value would cost several times its
+// A batch larger than 1 MiB is stored in chunks of 192 KiB, with a small
+// stub (its header, length and number of chunks) under its record key, all
+// in the same Pebble batch: Pebble copies a value several times over when
+// it flushes or compacts it, so a large value would cost several times its
 // size in memory at every flush, while chunks cost a few MiB whatever the
-// record's size. Fetch reassembles a chunked batch in one buffer, which
-// the records it returns share (as they share a whole batch's copy). Data
-// directories written before chunking, whose large batches are whole
-// values, read as before.
+// record's size, and chunks of 192 KiB fit the block buffers that Pebble's
+// sstable writer reuses. Fetch reassembles a chunked batch in one buffer,
+// which the records it returns share (as they share a whole batch's copy).
+// Data directories written before chunking, whose large batches are whole
+// values, read as before, and so do those written with the 1 MiB chunks of
+// earlier versions (and earlier versions read 192 KiB chunks).
 //
 // Topics get a fresh, never reused id at creation. Deleting a topic deletes
 // the key ranges of its id (records, partition state and group offsets);

@@ -20,7 +20,7 @@ import (
 // write-ahead log blocks (which its log writer keeps until the log
 // rotates) and in a memtable or a flushable batch until it is flushed:
 // one 100 MiB record cost two or three times its size there. A batch of
-// ingestMin bytes or more has its chunks written, 1 MiB at a time, into
+// ingestMin bytes or more has its chunks written, one at a time, into
 // an sstable that Pebble ingests before the group commits: the file is
 // synced and linked into the database, without a write-ahead log or
 // memtable copy. The stub follows in the group's batch, as for other
@@ -53,8 +53,8 @@ type ingested struct {
 // marker, ingests it, and stages the stub and the marker's deletion in
 // the group's batch.
 func (w *writer) ingestChunked(p *partition, base int64, size int) (err error) {
-	body := size - logfmt.HeaderLen
-	n := (body + chunkSize - 1) / chunkSize
+	body, cl := size-logfmt.HeaderLen, w.b.cfg.chunkLen
+	n := (body + cl - 1) / cl
 	if err := w.b.space.Admit(int64(size)); err != nil {
 		return err
 	}
@@ -72,8 +72,8 @@ func (w *writer) ingestChunked(p *partition, base int64, size int) (err error) {
 			_ = sw.Close()
 		}
 	}()
-	if cap(w.chunk) < chunkSize {
-		w.chunk = make([]byte, chunkSize)
+	if cap(w.chunk) < cl {
+		w.chunk = make([]byte, cl)
 	}
 	var filled []byte // the chunk last handed to WriteBatch
 	i := 0
@@ -91,7 +91,7 @@ func (w *writer) ingestChunked(p *partition, base int64, size int) (err error) {
 		if i >= n {
 			return nil, fmt.Errorf("embedded: internal error: batch longer than its %d bytes", size)
 		}
-		filled = w.chunk[:min(chunkSize, body-i*chunkSize)]
+		filled = w.chunk[:min(cl, body-i*cl)]
 		i++
 		return filled, nil
 	}

@@ -35,6 +35,7 @@ type config struct {
 	diskReserve     int64 // 0: default; negative: no checks
 	ackRecordSync   bool
 	pebbleOpts      []func(*pebble.Options)
+	chunkLen        int // the length of a chunked batch's chunks (chunks.go)
 }
 
 func defaultConfig() config {
@@ -44,6 +45,7 @@ func defaultConfig() config {
 		clock:           time.Now,
 		logger:          slog.New(slog.DiscardHandler),
 		cleanupInterval: DefaultCleanupInterval,
+		chunkLen:        chunkLen,
 	}
 }
 

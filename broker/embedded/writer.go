@@ -307,9 +307,9 @@ func (w *writer) stagedSize(records []broker.Record) int {
 			}
 		}
 	}
-	// Every chunked batch is over chunkSize: at most 2*total/chunkSize
-	// chunks in all.
-	return n + 2*(total/chunkSize)*chunkOverhead
+	// A chunked batch of s bytes has at most s/chunkLen+1 chunks, and
+	// is over chunkSize: at most total/chunkLen+total/chunkSize in all.
+	return n + (total/w.b.cfg.chunkLen+total/chunkSize)*chunkOverhead
 }
 
 // stageAppend validates op completely, then stages its records and offsets.
