@@ -60,6 +60,9 @@ func (e *taskEnv) Send(ctx context.Context, rec broker.Record) error {
 			return fmt.Errorf("send: %w", &broker.RecordTooLargeError{Topic: rec.Topic, Size: size, Max: limit})
 		}
 	}
+	if len(w.out) == cap(w.out) {
+		w.growOut()
+	}
 	w.out = append(w.out, rec)
 	w.owner = append(w.owner, e.t.idx)
 	return nil

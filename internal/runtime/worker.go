@@ -44,11 +44,14 @@ type worker struct {
 	// beyond cacheMax (this worker's share of CacheMaxBytes; 0 without
 	// record cache) the worker commits early.
 	cacheBytes, cacheMax int64
-	owner                []int32         // owner[i] is the index of the task that sent out[i]
-	advanced             bool            // input offsets moved since the last commit
-	last                 time.Time       // last commit (or start)
-	inflight             *inflight       // commit running in the background
-	spare                []broker.Record // the buffer of the previous commit, for reuse
+	owner                []int32   // owner[i] is the index of the task that sent out[i]
+	advanced             bool      // input offsets moved since the last commit
+	last                 time.Time // last commit (or start)
+	inflight             *inflight // commit running in the background
+	// spare and spareOwner are the buffers of out and owner of the
+	// previous commit, for reuse once it has finished (see growOut).
+	spare      []broker.Record
+	spareOwner []int32
 	// refused is a commit the group fenced, held for the rebalance
 	// that fenced it (see onFenced); nothing commits before it.
 	// deferred are the tasks handed to the worker while it holds one
