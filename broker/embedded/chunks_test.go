@@ -3,6 +3,7 @@ package embedded
 import (
 	"bytes"
 	"fmt"
+	"math"
 	"slices"
 	"testing"
 	"time"
@@ -41,6 +42,11 @@ func chunkKeys(t *testing.T, b *Broker, topic string) int {
 // withChunkLen makes the broker write chunks of n bytes instead of
 // chunkLen's: chunkSize writes the layout of the versions before chunkLen.
 func withChunkLen(n int) Option { return optionFunc(func(c *config) { c.chunkLen = n }) }
+
+// withOneBatch makes the broker write an append's records for a partition
+// as one batch, as the versions before batchLen did, chunked when over
+// chunkSize: logs hold such batches of several records.
+func withOneBatch() Option { return optionFunc(func(c *config) { c.batchLen = math.MaxInt }) }
 
 // stubChunks returns the number of chunks that the stub of the batch at
 // offset off of topic's partition 0 says, after checking that it is the
@@ -83,15 +89,21 @@ func TestChunkedBatches(t *testing.T) {
 	require.NoError(t, b.Produce(ctx, recs))
 	produce(t, b, "t", 0, "after") // offset 3, not chunked
 
+	// The big record makes a batch alone, chunked; the small ones
+	// around it batches of their own.
 	id := b.mu.topics["t"].id
-	stub := storedValue(t, b, recordKey(nil, id, 0, 0))
+	stub := storedValue(t, b, recordKey(nil, id, 0, 1))
 	require.True(t, chunked(stub))
 	require.Len(t, stub, stubLen)
-	require.Equal(t, stubChunks(t, b, "t", 0, chunkLen), chunkKeys(t, b, "t"))
-	require.False(t, chunked(storedValue(t, b, recordKey(nil, id, 0, 3))))
+	require.Equal(t, stubChunks(t, b, "t", 1, chunkLen), chunkKeys(t, b, "t"))
 	_, size, err := batchInfo(stub)
 	require.NoError(t, err)
-	wantBytes := int64(size) + int64(len(storedValue(t, b, recordKey(nil, id, 0, 3))))
+	wantBytes := int64(size)
+	for _, off := range []int64{0, 2, 3} {
+		v := storedValue(t, b, recordKey(nil, id, 0, off))
+		require.False(t, chunked(v))
+		wantBytes += int64(len(v))
+	}
 	require.Equal(t, wantBytes, b.mu.topics["t"].parts[0].state.bytes)
 
 	check := func(b *Broker) {
@@ -154,7 +166,8 @@ func TestUnchunkedLargeBatchReads(t *testing.T) {
 }
 
 // TestChunkLenChange writes chunked batches in the 1 MiB chunks of the
-// versions before chunkLen (in the group's batch and ingested), then
+// versions before chunkLen (in the group's batch and ingested; one of two
+// big records, as the versions before batchLen wrote them), then
 // reopens the log as today's broker: they read back whole, a new batch
 // gets chunks of chunkLen, compaction rewrites an old batch in chunks of
 // chunkLen, and retention deletes old batches with their chunks. Then an
@@ -164,7 +177,7 @@ func TestChunkLenChange(t *testing.T) {
 	ctx := t.Context()
 	dir := t.TempDir()
 	opts := []Option{WithMaxRecordBytes(ingestMin + 4<<20), WithCleanupInterval(-1)}
-	old := append(slices.Clone(opts), withChunkLen(chunkSize))
+	old := append(slices.Clone(opts), withChunkLen(chunkSize), withOneBatch())
 	big := func(tag byte) []byte { return bigValue(tag, 3*chunkSize+5) }
 	huge := bigValue('h', ingestMin+chunkSize+3)
 
@@ -229,10 +242,12 @@ func valueBytes(recs []broker.Record) [][]byte {
 // TestChunkedCleanup checks that retention, DeleteRecords, compaction and
 // DeleteTopic delete the chunks of the batches they delete, count the
 // batches' whole sizes, and that compaction rewrites a large batch in
-// chunks.
+// chunks. Appends write one batch per partition, as the versions before
+// batchLen did, so that compaction finds a chunked batch of two records
+// to rewrite.
 func TestChunkedCleanup(t *testing.T) {
 	ctx := t.Context()
-	b := open(t, WithMaxRecordBytes(8<<20), WithCleanupInterval(-1))
+	b := open(t, WithMaxRecordBytes(8<<20), WithCleanupInterval(-1), withOneBatch())
 	big := func(tag byte) []byte { return bigValue(tag, chunkSize+chunkSize/2) } // chunked
 
 	t.Run("retention", func(t *testing.T) {
@@ -383,4 +398,87 @@ func TestChunkDamage(t *testing.T) {
 		require.ErrorIs(t, err, broker.ErrCorrupt)
 		require.Contains(t, err.Error(), fmt.Sprintf("offset %d at or beyond the next offset %d", 1, 1))
 	})
+}
+
+// batchKeys returns the offsets of the batches stored for topic's
+// partition p, and checks that none is chunked and none is over limit
+// bytes unless it holds one record.
+func batchKeys(t *testing.T, b *Broker, topic string, p int32, limit int) []int64 {
+	t.Helper()
+	id := b.mu.topics[topic].id
+	lo := recordKey(nil, id, p, 0)
+	hi := recordKey(nil, id, p, math.MaxInt64)
+	it, err := b.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
+	require.NoError(t, err)
+	defer it.Close()
+	var bases []int64
+	for valid := it.First(); valid; valid = it.Next() {
+		v := it.Value()
+		require.False(t, chunked(v))
+		h, err := logfmt.ReadHeader(v)
+		require.NoError(t, err)
+		require.True(t, len(v) <= limit || h.Count == 1, "batch at %d: %d bytes, %d records", h.BaseOffset, len(v), h.Count)
+		bases = append(bases, h.BaseOffset)
+	}
+	require.NoError(t, it.Error())
+	return bases
+}
+
+// TestAppendSplit produces, in one call, more bytes to a partition than
+// batchLen: they are stored as consecutive batches of at most batchLen
+// bytes (a record over it alone), none chunked, and read back whole and
+// in order, from any offset, before and after a reopen; for records of
+// one partition (staged without an index) and of several interleaved.
+func TestAppendSplit(t *testing.T) {
+	ctx := t.Context()
+	dir := t.TempDir()
+	const limit = 1000
+	opts := []Option{WithCleanupInterval(-1), optionFunc(func(c *config) { c.batchLen = limit })}
+	b, err := Open(dir, opts...)
+	require.NoError(t, err)
+	require.NoError(t, b.CreateTopic(ctx, "one", broker.TopicConfig{Partitions: 1}))
+	require.NoError(t, b.CreateTopic(ctx, "two", broker.TopicConfig{Partitions: 2}))
+	var one, two []broker.Record
+	for i := range 100 {
+		v := fmt.Appendf(nil, "value %d %040d", i, i)
+		if i == 50 {
+			v = bigValue('z', 3*limit) // over batchLen, under chunkSize
+		}
+		one = append(one, broker.Record{Topic: "one", Key: fmt.Appendf(nil, "k%d", i), Value: v})
+		two = append(two, broker.Record{Topic: "two", Partition: int32(i % 2), Key: fmt.Appendf(nil, "k%d", i), Value: v})
+	}
+	require.NoError(t, b.Produce(ctx, slices.Clone(one)))
+	require.NoError(t, b.Produce(ctx, slices.Clone(two)))
+	produce(t, b, "one", 0, "after")
+
+	check := func(b *Broker) {
+		t.Helper()
+		bases := batchKeys(t, b, "one", 0, limit)
+		require.Greater(t, len(bases), 4, "split into batches")
+		got := fetchAll(t, b, "one", 0, 0)
+		require.Equal(t, valueBytes(append(slices.Clone(one), broker.Record{Value: []byte("after")})), valueBytes(got))
+		for i, r := range got {
+			require.Equal(t, int64(i), r.Offset)
+		}
+		require.Contains(t, bases, int64(50), "the big record makes a batch")
+		require.Contains(t, bases, int64(51))
+		from := fetchAll(t, b, "one", 0, 37) // inside a batch
+		require.Equal(t, int64(37), from[0].Offset)
+		require.Equal(t, valueBytes(got[37:]), valueBytes(from))
+		for p := range int32(2) {
+			require.Greater(t, len(batchKeys(t, b, "two", p, limit)), 1)
+			got := fetchAll(t, b, "two", p, 0)
+			require.Len(t, got, 50)
+			for i, r := range got {
+				require.Equal(t, int64(i), r.Offset)
+				require.Equal(t, two[2*i+int(p)].Value, r.Value)
+			}
+		}
+	}
+	check(b)
+	require.NoError(t, b.Close())
+	b, err = Open(dir, opts...)
+	require.NoError(t, err)
+	defer func() { _ = b.Close() }()
+	check(b)
 }

@@ -23,13 +23,17 @@
 //	c<topic id><partition><base offset><chunk> a chunk of a large batch
 //	o<topic id><partition><group>      the group's next offset to consume
 //
-// A batch holds the records that one Produce or Commit call appends to one
+// A batch holds records that one Produce or Commit call appends to one
 // partition, in one Pebble value: appends and sequential fetches touch one
-// key per batch instead of one per record. Each batch carries a CRC32C of
-// its contents; a damaged batch is reported as an error matching
-// [broker.ErrCorrupt] naming the topic, partition and offset.
+// key per batch instead of one per record. A call's records for one
+// partition go into consecutive batches of at most 192 KiB (a larger
+// record makes a batch alone), which Pebble's sstable writer builds in
+// reused block buffers (earlier versions wrote one batch per call and
+// partition, whatever its size; those read as before). Each batch carries
+// a CRC32C of its contents; a damaged batch is reported as an error
+// matching [broker.ErrCorrupt] naming the topic, partition and offset.
 //
-// A batch larger than 1 MiB is stored in chunks of 192 KiB, with a small
+// A batch larger than 1 MiB (one large record) is stored in chunks of 192 KiB, with a small
 // stub (its header, length and number of chunks) under its record key, all
 // in the same Pebble batch: Pebble copies a value several times over when
 // it flushes or compacts it, so a large value would cost several times its

@@ -60,7 +60,7 @@ func TestIngestedBatches(t *testing.T) {
 		require.Equal(t, huge, got[1].Value)
 		require.Equal(t, "after", string(got[2].Value))
 		require.Equal(t, []string{"other partition"}, values(fetchAll(t, b, "t", 1, 0)))
-		require.Equal(t, stubChunks(t, b, "t", 0, chunkLen), chunkKeys(t, b, "t"))
+		require.Equal(t, stubChunks(t, b, "t", 1, chunkLen), chunkKeys(t, b, "t"))
 		require.Zero(t, pendingMarkers(t, b, "t"))
 	}
 	check(b)

@@ -36,6 +36,7 @@ type config struct {
 	ackRecordSync   bool
 	pebbleOpts      []func(*pebble.Options)
 	chunkLen        int // the length of a chunked batch's chunks (chunks.go)
+	batchLen        int // the bytes of the batches an append is split into (writer.go)
 }
 
 func defaultConfig() config {
@@ -46,6 +47,7 @@ func defaultConfig() config {
 		logger:          slog.New(slog.DiscardHandler),
 		cleanupInterval: DefaultCleanupInterval,
 		chunkLen:        chunkLen,
+		batchLen:        batchLen,
 	}
 }
 

@@ -274,11 +274,6 @@ func (w *writer) ensureBatch(need int) {
 	}
 }
 
-// stagedSize bounds the bytes that staging records, whose partitions are
-// w.parts, takes in a batch: the records, their log format's overhead, the
-// keys of their partitions' batches and metadata, and those of the chunks
-// of large batches; but not the records of a partition whose batch is
-// ingested (ingest.go), which leave only a stub in the batch.
 // recordsSize is the total broker.RecordSize of records.
 func recordsSize(records []broker.Record) int {
 	n := 0
@@ -288,6 +283,11 @@ func recordsSize(records []broker.Record) int {
 	return n
 }
 
+// stagedSize bounds the bytes that staging records, whose partitions are
+// w.parts, takes in a batch: the records, their log format's overhead, the
+// keys of their batches and metadata, and those of the chunks of large
+// records; but not the records whose batch is ingested (ingest.go), which
+// leave only a stub in the batch.
 func (w *writer) stagedSize(records []broker.Record) int {
 	n, total := 1<<10, 0
 	for i := range records {
@@ -296,12 +296,10 @@ func (w *writer) stagedSize(records []broker.Record) int {
 		total += size
 	}
 	if total >= ingestMin {
-		per := make(map[*partition]int)
+		// A record of ingestMin bytes or more makes a batch alone,
+		// which is ingested.
 		for i := range records {
-			per[w.parts[i]] += broker.RecordSize(&records[i])
-		}
-		for _, size := range per {
-			if size >= ingestMin {
+			if size := broker.RecordSize(&records[i]); size >= ingestMin {
 				n -= size
 				total -= size
 			}
@@ -435,11 +433,21 @@ func (w *writer) stageRecords(records []broker.Record) error {
 	return err
 }
 
-// stagePartition stages records[idx] (all records when idx is nil) as one
-// batch of partition p. It sets their Partition and Offset, as Produce and
-// Commit document, and encodes them straight into the Pebble batch: one
-// copy of their bytes. A batch over chunkSize is staged in chunks from
-// copies of the records (stageChunked).
+// batchLen bounds the batches an append's records for one partition are
+// split into (tests change it: config.batchLen); a record over it makes
+// a batch alone. One batch per commit and partition was chunked (copied
+// first, stageChunked) whenever a commit wrote over chunkSize to one
+// partition, 25k records of W1's in a 100k-record commit; and Pebble's
+// sstable writer (flushes, compactions) keeps the buffer of a block, a
+// batch here, for reuse only up to 256 KiB, as for chunks (chunks.go).
+const batchLen = chunkLen
+
+// stagePartition stages records[idx] (all records when idx is nil) at
+// the partition's next offsets, in batches of at most batchLen bytes (a
+// record over it alone). It sets their Partition and Offset, as Produce
+// and Commit document, and encodes them straight into the Pebble batch:
+// one copy of their bytes. A batch over chunkSize (one large record) is
+// staged in chunks from a copy of the record (stageChunked).
 func (w *writer) stagePartition(p *partition, records []broker.Record, idx []int, now time.Time) error {
 	st := w.pending(p)
 	base := st.next
@@ -456,40 +464,59 @@ func (w *writer) stagePartition(p *partition, records []broker.Record, idx []int
 		r.Offset = base + int64(i)
 	}
 	nowMs := now.UnixMilli()
-	size := logfmt.RecordsSize(records, idx, nowMs)
-	if size > chunkSize {
-		w.recs = w.recs[:0]
-		for i := range n {
-			r := &records[i]
-			if idx != nil {
-				r = &records[idx[i]]
-			}
-			w.recs = append(w.recs, *r)
-			if r.Timestamp.IsZero() {
-				w.recs[i].Timestamp = now
-			}
+	for done := 0; done < n; {
+		recs, sub := records[done:], []int(nil)
+		if idx != nil {
+			recs, sub = records, idx[done:]
 		}
-		err := w.stageChunked(p, base, size)
-		clear(w.recs) // drop references to the caller's slices
-		if err != nil {
+		k, size := logfmt.RecordsFit(recs, sub, nowMs, w.b.cfg.batchLen)
+		if sub != nil {
+			sub = sub[:k]
+		} else {
+			recs = recs[:k]
+		}
+		if err := w.stageBatch(p, base+int64(done), recs, sub, now, size); err != nil {
 			return &broker.TopicError{Topic: p.t.name, Partition: p.num, Err: err}
 		}
-	} else {
+		done += k
+		st.next = base + int64(done)
+		st.bytes += int64(size)
+		w.groupRecords += uint64(k)
+		w.groupBytes += uint64(size)
+	}
+	return nil
+}
+
+// stageBatch stages records[idx] (all records when idx is nil), whose
+// encoding is size bytes, as the batch at offset base of partition p.
+func (w *writer) stageBatch(p *partition, base int64, records []broker.Record, idx []int, now time.Time, size int) error {
+	if size <= chunkSize {
 		w.key = recordKey(w.key[:0], p.t.id, p.num, base)
 		op := w.batch.SetDeferred(len(w.key), size)
 		copy(op.Key, w.key)
-		if _, err := logfmt.AppendRecords(op.Value[:0], base, records, idx, nowMs, size); err != nil {
-			return &broker.TopicError{Topic: p.t.name, Partition: p.num, Err: err}
-		}
-		if err := op.Finish(); err != nil {
+		if _, err := logfmt.AppendRecords(op.Value[:0], base, records, idx, now.UnixMilli(), size); err != nil {
 			return err
 		}
+		return op.Finish()
 	}
-	st.next = base + int64(n)
-	st.bytes += int64(size)
-	w.groupRecords += uint64(n)
-	w.groupBytes += uint64(size)
-	return nil
+	n := len(records)
+	if idx != nil {
+		n = len(idx)
+	}
+	w.recs = w.recs[:0]
+	for i := range n {
+		r := &records[i]
+		if idx != nil {
+			r = &records[idx[i]]
+		}
+		w.recs = append(w.recs, *r)
+		if r.Timestamp.IsZero() {
+			w.recs[i].Timestamp = now
+		}
+	}
+	err := w.stageChunked(p, base, size)
+	clear(w.recs) // drop references to the caller's slices
+	return err
 }
 
 // failGroup fails every op staged so far and discards the batch.

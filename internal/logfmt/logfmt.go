@@ -168,6 +168,29 @@ func RecordsSize(recs []broker.Record, idx []int, now int64) int {
 	return size
 }
 
+// RecordsFit returns how many of the records recs[idx[0]], recs[idx[1]],
+// ... (all of recs when idx is nil) AppendRecords can take, from the
+// first on, in a batch of at most limit bytes, and that batch's size
+// (RecordsSize of those records): at least one record, even when the
+// first alone is over limit. There must be at least one record.
+func RecordsFit(recs []broker.Record, idx []int, now int64, limit int) (n, size int) {
+	total := len(recs)
+	if idx != nil {
+		total = len(idx)
+	}
+	size = HeaderLen
+	first := recordAt(recs, idx, 0).stamp(now)
+	for i := range total {
+		r := recordAt(recs, idx, i)
+		s := uvarintLen(uint64(i)) + varintLen(r.stamp(now)-first) + recordBodyLen(r)
+		if i > 0 && size+s > limit {
+			return i, size
+		}
+		size += s
+	}
+	return total, size
+}
+
 // record is a broker.Record being encoded.
 type record broker.Record
 

@@ -239,3 +239,35 @@ func TestAppendRecords(t *testing.T) {
 	_, err = AppendRecords(nil, 0, nil, nil, 0, HeaderLen)
 	require.Error(t, err, "no records")
 }
+
+// TestRecordsFit checks that RecordsFit takes the longest run of records
+// from the first whose RecordsSize is within the limit, at least one, and
+// returns that size.
+func TestRecordsFit(t *testing.T) {
+	recs := sampleRecords()
+	recs = append(recs, broker.Record{Key: []byte("zero"), Value: []byte("ts")}) // no timestamp
+	now := recs[0].Timestamp.Add(time.Minute).UnixMilli()
+	for _, idx := range [][]int{nil, {3, 1}, {2}, {0, 3, 2, 1}} {
+		total := len(recs)
+		if idx != nil {
+			total = len(idx)
+		}
+		prefix := func(k int) ([]broker.Record, []int) {
+			if idx == nil {
+				return recs[:k], nil
+			}
+			return recs, idx[:k]
+		}
+		for limit := 0; limit <= RecordsSize(recs, idx, now)+1; limit++ {
+			n, size := RecordsFit(recs, idx, now, limit)
+			r, i := prefix(n)
+			require.Equal(t, RecordsSize(r, i, now), size, "idx %v limit %d", idx, limit)
+			require.GreaterOrEqual(t, n, 1)
+			require.True(t, size <= limit || n == 1, "idx %v limit %d: %d records, %d bytes", idx, limit, n, size)
+			if n < total {
+				r, i := prefix(n + 1)
+				require.Greater(t, RecordsSize(r, i, now), limit, "idx %v limit %d: one more fits", idx, limit)
+			}
+		}
+	}
+}
