@@ -7,8 +7,10 @@
 // them with a [broker.Consumer], hands every record to the workload's
 // [Worker.Process], and commits the output records (and what
 // [Worker.Flush] adds, such as changelog records) with the input offsets,
-// every commit interval or maximum of uncommitted records, as Duality's
-// runtime does by default, through the committer of the same guarantee
+// every commit interval or when its output records pass the maximum of
+// uncommitted records, as Duality's runtime does by default (it counts its
+// output records too, and the changelog records it will write, which
+// Flush makes here), through the committer of the same guarantee
 // (the atomic one of [broker.Broker.NewCommitter], or
 // [broker.Broker.NewAtLeastOnceCommitter]). It returns when every input
 // partition is read to the end offset it had when Run started and that
@@ -59,8 +61,9 @@ type Config struct {
 	// CommitInterval is the longest time between commits; 0 means
 	// duality.DefaultCommitInterval.
 	CommitInterval time.Duration
-	// MaxUncommitted is the number of input records after which a worker
-	// commits before its interval; 0 means
+	// MaxUncommitted is the number of output records buffered above
+	// which a worker commits before its interval, as
+	// duality.MaxUncommittedRecords; 0 means
 	// duality.DefaultMaxUncommittedRecords.
 	MaxUncommitted int
 	// AtLeastOnce commits through broker.Broker.NewAtLeastOnceCommitter
@@ -140,7 +143,6 @@ func runWorker(ctx context.Context, b broker.Broker, cfg Config, w int) (err err
 	// keeps copies of the records, not the slice).
 	recycler, _ := c.(broker.Recycler)
 	var out []broker.Record
-	uncommitted := 0
 	last := time.Now()
 	for {
 		polled, err := c.Poll(ctx, duality.DefaultFetchMaxWait)
@@ -153,7 +155,6 @@ func runWorker(ctx context.Context, b broker.Broker, cfg Config, w int) (err err
 			}
 			next[broker.TopicPartition{Topic: r.Topic, Partition: r.Partition}] = r.Offset + 1
 		}
-		uncommitted += len(polled.Records)
 		if recycler != nil {
 			recycler.Recycle(polled.Records)
 		}
@@ -171,7 +172,7 @@ func runWorker(ctx context.Context, b broker.Broker, cfg Config, w int) (err err
 				break
 			}
 		}
-		if finished || uncommitted >= cfg.MaxUncommitted || time.Since(last) >= cfg.CommitInterval {
+		if finished || len(out) > cfg.MaxUncommitted || time.Since(last) >= cfg.CommitInterval {
 			if work.Flush != nil {
 				out = work.Flush(out)
 			}
@@ -179,7 +180,7 @@ func runWorker(ctx context.Context, b broker.Broker, cfg Config, w int) (err err
 				return err
 			}
 			clear(out) // the committed records are the broker's now
-			out, uncommitted, last = out[:0], 0, time.Now()
+			out, last = out[:0], time.Now()
 		}
 		if finished {
 			return nil
