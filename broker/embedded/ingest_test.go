@@ -3,6 +3,7 @@ package embedded
 import (
 	"encoding/binary"
 	"os"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -60,7 +61,9 @@ func TestIngestedBatches(t *testing.T) {
 		require.Equal(t, huge, got[1].Value)
 		require.Equal(t, "after", string(got[2].Value))
 		require.Equal(t, []string{"other partition"}, values(fetchAll(t, b, "t", 1, 0)))
-		require.Equal(t, stubChunks(t, b, "t", 1, chunkLen), chunkKeys(t, b, "t"))
+		// Partition 0's records take ingestMin bytes or more: one
+		// batch, ingested.
+		require.Equal(t, stubChunks(t, b, "t", 0, chunkLen), chunkKeys(t, b, "t"))
 		require.Zero(t, pendingMarkers(t, b, "t"))
 	}
 	check(b)
@@ -71,6 +74,34 @@ func TestIngestedBatches(t *testing.T) {
 	require.NoError(t, b.DeleteRecords(ctx, "t", 0, 2))
 	require.Zero(t, chunkKeys(t, b, "t"))
 	require.Equal(t, []string{"after"}, values(fetchAll(t, b, "t", 0, 2)))
+}
+
+// TestIngestedCall produces, in one call, records under batchLen's
+// split that take ingestMin bytes or more for one partition: they stay one
+// batch, ingested (not split into batches that would go through the
+// write-ahead log and a memtable), and read back whole; the other
+// partition's records of the call are split as usual.
+func TestIngestedCall(t *testing.T) {
+	ctx := t.Context()
+	b := open(t, WithCleanupInterval(-1))
+	require.NoError(t, b.CreateTopic(ctx, "t", broker.TopicConfig{Partitions: 2}))
+	var recs []broker.Record
+	for i := range 20 {
+		recs = append(recs, broker.Record{Topic: "t", Partition: 0, Value: bigValue(byte(i), 900<<10)})
+	}
+	for i := range 10 {
+		recs = append(recs, broker.Record{Topic: "t", Partition: 1, Value: bigValue(byte(i), 100<<10)})
+	}
+	require.NoError(t, b.Produce(ctx, slices.Clone(recs)))
+	h, size, err := batchInfo(storedValue(t, b, recordKey(nil, b.mu.topics["t"].id, 0, 0)))
+	require.NoError(t, err)
+	require.Equal(t, uint32(20), h.Count, "one batch")
+	require.GreaterOrEqual(t, size, ingestMin)
+	require.Equal(t, stubChunks(t, b, "t", 0, chunkLen), chunkKeys(t, b, "t"))
+	require.Zero(t, pendingMarkers(t, b, "t"))
+	require.Len(t, batchKeys(t, b, "t", 1, batchLen), 10, "partition 1: a batch per 100 KiB record")
+	require.Equal(t, valueBytes(recs[:20]), valueBytes(fetchAll(t, b, "t", 0, 0)))
+	require.Equal(t, valueBytes(recs[20:]), valueBytes(fetchAll(t, b, "t", 1, 0)))
 }
 
 // TestIngestOrphans leaves, at a partition's next offset, the chunks and

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"math"
 	"slices"
 	"time"
 
@@ -194,7 +195,7 @@ func (w *writer) handle(op *writeOp) {
 	var err error
 	switch op.kind {
 	case opAppend:
-		if w.batch != nil && recordsSize(op.records) >= ingestMin {
+		if w.batch != nil && recordsSize(op.records, nil) >= ingestMin {
 			// op may ingest chunks (ingest.go), which can fail (a full
 			// disk) after part of op is staged: commit the ops staged
 			// before it first, so that such a failure fails op's group
@@ -274,9 +275,16 @@ func (w *writer) ensureBatch(need int) {
 	}
 }
 
-// recordsSize is the total broker.RecordSize of records.
-func recordsSize(records []broker.Record) int {
+// recordsSize is the total broker.RecordSize of records[idx] (all of
+// records when idx is nil).
+func recordsSize(records []broker.Record, idx []int) int {
 	n := 0
+	if idx != nil {
+		for _, i := range idx {
+			n += broker.RecordSize(&records[i])
+		}
+		return n
+	}
 	for i := range records {
 		n += broker.RecordSize(&records[i])
 	}
@@ -286,8 +294,8 @@ func recordsSize(records []broker.Record) int {
 // stagedSize bounds the bytes that staging records, whose partitions are
 // w.parts, takes in a batch: the records, their log format's overhead, the
 // keys of their batches and metadata, and those of the chunks of large
-// records; but not the records whose batch is ingested (ingest.go), which
-// leave only a stub in the batch.
+// batches; but not the records of a partition whose batch is ingested
+// (ingest.go), which leave only a stub in the batch.
 func (w *writer) stagedSize(records []broker.Record) int {
 	n, total := 1<<10, 0
 	for i := range records {
@@ -296,10 +304,12 @@ func (w *writer) stagedSize(records []broker.Record) int {
 		total += size
 	}
 	if total >= ingestMin {
-		// A record of ingestMin bytes or more makes a batch alone,
-		// which is ingested.
+		per := make(map[*partition]int)
 		for i := range records {
-			if size := broker.RecordSize(&records[i]); size >= ingestMin {
+			per[w.parts[i]] += broker.RecordSize(&records[i])
+		}
+		for _, size := range per {
+			if size >= ingestMin {
 				n -= size
 				total -= size
 			}
@@ -390,7 +400,8 @@ func (w *writer) stageAppend(op *writeOp) error {
 	return nil
 }
 
-// stageRecords assigns offsets and stages one batch per partition.
+// stageRecords assigns offsets and stages each partition's records
+// (stagePartition).
 func (w *writer) stageRecords(records []broker.Record) error {
 	now := w.b.cfg.clock()
 	first := w.parts[0]
@@ -440,11 +451,16 @@ func (w *writer) stageRecords(records []broker.Record) error {
 // partition, 25k records of W1's in a 100k-record commit; and Pebble's
 // sstable writer (flushes, compactions) keeps the buffer of a block, a
 // batch here, for reuse only up to 256 KiB, as for chunks (chunks.go).
+// Records of ingestMin bytes or more for one partition stay one batch,
+// which is ingested (ingest.go): split, they would go through the
+// write-ahead log and a memtable, two or three times their size in
+// memory.
 const batchLen = chunkLen
 
 // stagePartition stages records[idx] (all records when idx is nil) at
 // the partition's next offsets, in batches of at most batchLen bytes (a
-// record over it alone). It sets their Partition and Offset, as Produce
+// record over it alone), or in one batch when they take ingestMin bytes
+// or more (see batchLen). It sets their Partition and Offset, as Produce
 // and Commit document, and encodes them straight into the Pebble batch:
 // one copy of their bytes. A batch over chunkSize (one large record) is
 // staged in chunks from a copy of the record (stageChunked).
@@ -464,12 +480,16 @@ func (w *writer) stagePartition(p *partition, records []broker.Record, idx []int
 		r.Offset = base + int64(i)
 	}
 	nowMs := now.UnixMilli()
+	limit := w.b.cfg.batchLen
+	if recordsSize(records, idx) >= ingestMin {
+		limit = math.MaxInt
+	}
 	for done := 0; done < n; {
 		recs, sub := records[done:], []int(nil)
 		if idx != nil {
 			recs, sub = records, idx[done:]
 		}
-		k, size := logfmt.RecordsFit(recs, sub, nowMs, w.b.cfg.batchLen)
+		k, size := logfmt.RecordsFit(recs, sub, nowMs, limit)
 		if sub != nil {
 			sub = sub[:k]
 		} else {

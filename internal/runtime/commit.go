@@ -234,7 +234,7 @@ const (
 // it fills and the one in flight, once; a commit touches only the pages
 // its records take.
 func (w *worker) growOut() {
-	c, n := cap(w.out), min(w.app.cfg.MaxUncommittedRecords+1, jumpOut)
+	c, n := cap(w.out), min(w.app.cfg.MaxUncommittedRecords, jumpOut-1)+1 // no overflow at math.MaxInt
 	if c < busyOut || c >= n {
 		return
 	}
